@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef CLOISTER_CLI_H
+#define CLOISTER_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cloister/error.h"
+#include "cloister/keyprovider.h"
+
+enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} cli_command;
+
+int cmd_seal(int argc, char **argv);
+int cmd_unseal(int argc, char **argv);
+int cmd_key(int argc, char **argv);
+int cmd_fernet(int argc, char **argv);
+
+/* Prints "cloister: error: <message>" for the thread's last error and returns
+ * the exit code for it (2 for usage errors, 1 otherwise). */
+int cli_report(cl_status rc);
+/* Prints a usage error for `cmd` and returns 2. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) CL_PRINTF(2, 3);
+/* Resolves --key: a key file path for the local provider, or a KMS key id. */
+CL_MUST_USE cl_status cli_open_key_provider(const char *key, cl_key_provider **out);
+
+/* A progress bar on stderr, drawn only when stderr is a terminal and the
+ * input is over 64 MiB. */
+typedef struct cli_progress {
+    bool enabled;
+    uint64_t total;
+    int last_percent;
+    const char *label;
+} cli_progress;
+void cli_progress_init(cli_progress *p, const char *label, uint64_t total);
+void cli_progress_update(void *arg, uint64_t done);
+void cli_progress_finish(cli_progress *p);
+
+#endif

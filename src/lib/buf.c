@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "cloister/buf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cloister/mem.h"
+
+static const uint8_t cl_buf_empty[1] = {0};
+
+void cl_buf_init(cl_buf *b, size_t max)
+{
+    memset(b, 0, sizeof(*b));
+    b->max = max;
+}
+
+void cl_buf_init_secret(cl_buf *b, size_t max)
+{
+    cl_buf_init(b, max);
+    b->secret = true;
+}
+
+static void cl_buf_release(uint8_t *p, size_t cap, bool secret)
+{
+    if (p == NULL) return;
+    if (secret) {
+        cl_secure_free(p); /* wipes */
+    } else {
+        cl_memzero(p, cap);
+        free(p);
+    }
+}
+
+void cl_buf_free(cl_buf *b)
+{
+    cl_buf_release(b->data, b->cap, b->secret);
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+void cl_buf_reset(cl_buf *b)
+{
+    if (b->data != NULL) {
+        cl_memzero(b->data, b->len);
+        b->data[0] = 0;
+    }
+    b->len = 0;
+}
+
+cl_status cl_buf_reserve(cl_buf *b, size_t extra)
+{
+    CL_ENSURE(extra <= b->max && b->len <= b->max - extra, CL_ERR_LIMIT,
+              "buffer limit of %zu bytes exceeded (have %zu, need %zu more)", b->max, b->len, extra);
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap) return CL_OK;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    if (cap > b->max + 1) cap = b->max + 1;
+    uint8_t *p;
+    if (b->secret) {
+        /* Never realloc a secret: that could leave a stale copy behind. */
+        p = cl_secure_alloc(cap);
+        CL_ENSURE(p != NULL, CL_ERR_NOMEM, "cannot allocate %zu bytes of locked memory", cap);
+        if (b->data != NULL) memcpy(p, b->data, b->len + 1);
+        cl_buf_release(b->data, b->cap, true);
+    } else {
+        p = realloc(b->data, cap);
+        CL_ENSURE(p != NULL, CL_ERR_NOMEM, "cannot allocate %zu bytes", cap);
+    }
+    if (b->data == NULL) p[0] = 0;
+    b->data = p;
+    b->cap = cap;
+    return CL_OK;
+}
+
+cl_status cl_buf_append(cl_buf *b, const void *p, size_t n)
+{
+    CL_GUARD(cl_buf_reserve(b, n));
+    if (n > 0) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = 0;
+    return CL_OK;
+}
+
+cl_status cl_buf_append_str(cl_buf *b, const char *s) { return cl_buf_append(b, s, strlen(s)); }
+
+cl_status cl_buf_append_u8(cl_buf *b, uint8_t v) { return cl_buf_append(b, &v, 1); }
+
+cl_status cl_buf_append_u16be(cl_buf *b, uint16_t v)
+{
+    uint8_t t[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+    return cl_buf_append(b, t, sizeof(t));
+}
+
+cl_status cl_buf_append_u32be(cl_buf *b, uint32_t v)
+{
+    uint8_t t[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    return cl_buf_append(b, t, sizeof(t));
+}
+
+cl_status cl_buf_append_u64be(cl_buf *b, uint64_t v)
+{
+    CL_GUARD(cl_buf_append_u32be(b, (uint32_t)(v >> 32)));
+    return cl_buf_append_u32be(b, (uint32_t)v);
+}
+
+cl_status cl_buf_printf(cl_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    CL_ENSURE(n >= 0, CL_ERR_INTERNAL, "bad format string");
+    CL_GUARD(cl_buf_reserve(b, (size_t)n));
+    va_start(ap, fmt);
+    (void)vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return CL_OK;
+}
+
+void cl_buf_truncate(cl_buf *b, size_t n)
+{
+    if (n >= b->len) return;
+    cl_memzero(b->data + n, b->len - n);
+    b->len = n;
+    b->data[n] = 0;
+}
+
+cl_status cl_buf_resize(cl_buf *b, size_t n)
+{
+    if (n > b->len) {
+        size_t old = b->len;
+        CL_GUARD(cl_buf_reserve(b, n - old));
+        memset(b->data + old, 0, n - old);
+    } else if (b->data != NULL) {
+        cl_memzero(b->data + n, b->len - n);
+    }
+    b->len = n;
+    if (b->data != NULL) b->data[n] = 0;
+    return CL_OK;
+}
+
+cl_status cl_buf_read_file(cl_buf *b, const char *path)
+{
+    cl_status rc = CL_OK;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) CL_FAIL_ERRNO(CL_ERR_IO, "cannot open %s", path);
+    for (;;) {
+        uint8_t chunk[16384];
+        ssize_t got = read(fd, chunk, sizeof(chunk));
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot read %s", path);
+        if (got == 0) break;
+        CL_GUARD_CTX_GOTO(cl_buf_append(b, chunk, (size_t)got), "reading %s", path);
+        cl_memzero(chunk, (size_t)got);
+    }
+out:
+    close(fd);
+    return rc;
+}
+
+cl_status cl_buf_append_hex(cl_buf *b, const uint8_t *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    CL_ENSURE(n <= SIZE_MAX / 2, CL_ERR_LIMIT, "hex input too large");
+    CL_GUARD(cl_buf_reserve(b, 2 * n));
+    for (size_t i = 0; i < n; i++) {
+        b->data[b->len++] = (uint8_t)digits[p[i] >> 4];
+        b->data[b->len++] = (uint8_t)digits[p[i] & 15];
+    }
+    b->data[b->len] = 0;
+    return CL_OK;
+}
+
+const char *cl_buf_cstr(const cl_buf *b) { return b->data ? (const char *)b->data : (const char *)cl_buf_empty; }
+
+static int cl_hex_value(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+cl_status cl_hex_decode(const char *hex, size_t hex_len, cl_buf *out)
+{
+    CL_ENSURE(hex_len % 2 == 0, CL_ERR_FORMAT, "hex string has odd length %zu", hex_len);
+    CL_GUARD(cl_buf_reserve(out, hex_len / 2));
+    for (size_t i = 0; i < hex_len; i += 2) {
+        int hi = cl_hex_value(hex[i]);
+        int lo = cl_hex_value(hex[i + 1]);
+        CL_ENSURE(hi >= 0 && lo >= 0, CL_ERR_FORMAT, "not a hex digit at position %zu", hi < 0 ? i : i + 1);
+        out->data[out->len++] = (uint8_t)(hi << 4 | lo);
+    }
+    out->data[out->len] = 0;
+    return CL_OK;
+}
+
+/* --- reader --------------------------------------------------------------- */
+
+cl_reader cl_reader_make(const void *data, size_t len)
+{
+    cl_reader r = {.data = data, .len = data ? len : 0, .pos = 0};
+    return r;
+}
+
+size_t cl_reader_remaining(const cl_reader *r) { return r->len - r->pos; }
+
+cl_status cl_reader_bytes(cl_reader *r, size_t n, const uint8_t **out)
+{
+    CL_ENSURE(n <= cl_reader_remaining(r), CL_ERR_FORMAT,
+              "truncated: need %zu bytes at offset %zu, only %zu remain", n, r->pos, cl_reader_remaining(r));
+    *out = r->data + r->pos;
+    r->pos += n;
+    return CL_OK;
+}
+
+cl_status cl_reader_copy(cl_reader *r, void *dst, size_t n)
+{
+    const uint8_t *p = NULL;
+    CL_GUARD(cl_reader_bytes(r, n, &p));
+    if (n > 0) memcpy(dst, p, n);
+    return CL_OK;
+}
+
+cl_status cl_reader_skip(cl_reader *r, size_t n)
+{
+    const uint8_t *p = NULL;
+    return cl_reader_bytes(r, n, &p);
+}
+
+cl_status cl_reader_u8(cl_reader *r, uint8_t *out) { return cl_reader_copy(r, out, 1); }
+
+cl_status cl_reader_u16be(cl_reader *r, uint16_t *out)
+{
+    const uint8_t *p = NULL;
+    CL_GUARD(cl_reader_bytes(r, 2, &p));
+    *out = (uint16_t)(p[0] << 8 | p[1]);
+    return CL_OK;
+}
+
+cl_status cl_reader_u32be(cl_reader *r, uint32_t *out)
+{
+    const uint8_t *p = NULL;
+    CL_GUARD(cl_reader_bytes(r, 4, &p));
+    *out = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    return CL_OK;
+}
+
+cl_status cl_reader_u64be(cl_reader *r, uint64_t *out)
+{
+    uint32_t hi, lo;
+    CL_GUARD(cl_reader_u32be(r, &hi));
+    CL_GUARD(cl_reader_u32be(r, &lo));
+    *out = (uint64_t)hi << 32 | lo;
+    return CL_OK;
+}
+
+cl_status cl_reader_expect_end(const cl_reader *r)
+{
+    CL_ENSURE(r->pos == r->len, CL_ERR_FORMAT, "%zu unexpected trailing bytes at offset %zu",
+              r->len - r->pos, r->pos);
+    return CL_OK;
+}

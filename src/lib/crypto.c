@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "cloister/crypto.h"
+
+#include <limits.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
+#include <string.h>
+
+#include "cloister/mem.h"
+
+cl_status cl_random(void *out, size_t n)
+{
+    CL_ENSURE(n <= INT_MAX, CL_ERR_LIMIT, "random request of %zu bytes too large", n);
+    if (RAND_bytes(out, (int)n) != 1) CL_FAIL_SSL(CL_ERR_CRYPTO, "random generator failed");
+    return CL_OK;
+}
+
+cl_status cl_random_secret(void *out, size_t n)
+{
+    CL_ENSURE(n <= INT_MAX, CL_ERR_LIMIT, "random request of %zu bytes too large", n);
+    if (RAND_priv_bytes(out, (int)n) != 1) CL_FAIL_SSL(CL_ERR_CRYPTO, "random generator failed");
+    return CL_OK;
+}
+
+cl_status cl_hkdf_sha256(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt_len,
+                         const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len)
+{
+    cl_status rc = CL_OK;
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *kctx = NULL;
+    if (kdf == NULL) CL_FAIL_SSL(CL_ERR_CRYPTO, "HKDF is not available");
+    kctx = EVP_KDF_CTX_new(kdf);
+    if (kctx == NULL) CL_FAIL_SSL_GOTO(CL_ERR_NOMEM, "HKDF context");
+    /* OpenSSL takes non-const pointers in OSSL_PARAM; it does not write them. */
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)ikm, ikm_len),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len),
+        OSSL_PARAM_construct_end(),
+    };
+    if (EVP_KDF_derive(kctx, out, out_len, params) != 1) CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "HKDF-SHA256 failed");
+out:
+    EVP_KDF_CTX_free(kctx);
+    EVP_KDF_free(kdf);
+    return rc;
+}
+
+cl_status cl_sha256(const void *data, size_t n, uint8_t out[CL_SHA256_LEN])
+{
+    if (EVP_Digest(data, n, out, NULL, EVP_sha256(), NULL) != 1) CL_FAIL_SSL(CL_ERR_CRYPTO, "SHA-256 failed");
+    return CL_OK;
+}
+
+cl_status cl_hmac_sha256(const uint8_t *key, size_t key_len, const void *data, size_t n, uint8_t out[CL_SHA256_LEN])
+{
+    size_t out_len = 0;
+    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, key_len, data, n, out, CL_SHA256_LEN, &out_len) == NULL ||
+        out_len != CL_SHA256_LEN) {
+        CL_FAIL_SSL(CL_ERR_CRYPTO, "HMAC-SHA256 failed");
+    }
+    return CL_OK;
+}
+
+cl_status cl_gcm_init(cl_gcm *g, const uint8_t key[CL_AES256_KEY_LEN], bool encrypt)
+{
+    memset(g, 0, sizeof(*g));
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    if (ctx == NULL) CL_FAIL_SSL(CL_ERR_NOMEM, "cipher context");
+    if (EVP_CipherInit_ex2(ctx, EVP_aes_256_gcm(), key, NULL, encrypt ? 1 : 0, NULL) != 1) {
+        EVP_CIPHER_CTX_free(ctx);
+        CL_FAIL_SSL(CL_ERR_CRYPTO, "AES-256-GCM key setup failed");
+    }
+    g->ctx = ctx;
+    g->encrypt = encrypt;
+    return CL_OK;
+}
+
+static cl_status cl_gcm_start(cl_gcm *g, const uint8_t nonce[CL_GCM_NONCE_LEN], const uint8_t *aad, size_t aad_len)
+{
+    EVP_CIPHER_CTX *ctx = g->ctx;
+    int outl = 0;
+    CL_ENSURE(ctx != NULL, CL_ERR_INTERNAL, "GCM context used before init");
+    CL_ENSURE(aad_len <= INT_MAX, CL_ERR_LIMIT, "associated data too large");
+    if (EVP_CipherInit_ex2(ctx, NULL, NULL, nonce, g->encrypt ? 1 : 0, NULL) != 1)
+        CL_FAIL_SSL(CL_ERR_CRYPTO, "AES-256-GCM nonce setup failed");
+    if (aad_len > 0 && EVP_CipherUpdate(ctx, NULL, &outl, aad, (int)aad_len) != 1)
+        CL_FAIL_SSL(CL_ERR_CRYPTO, "AES-256-GCM associated data failed");
+    return CL_OK;
+}
+
+/* EVP_CipherUpdate takes an int length: feed large messages in slices. */
+static cl_status cl_gcm_update(cl_gcm *g, const uint8_t *in, size_t n, uint8_t *out)
+{
+    const size_t slice = (size_t)1 << 30;
+    while (n > 0) {
+        size_t take = n < slice ? n : slice;
+        int outl = 0;
+        if (EVP_CipherUpdate(g->ctx, out, &outl, in, (int)take) != 1 || (size_t)outl != take)
+            CL_FAIL_SSL(CL_ERR_CRYPTO, "AES-256-GCM failed");
+        in += take;
+        out += take;
+        n -= take;
+    }
+    return CL_OK;
+}
+
+cl_status cl_gcm_seal(cl_gcm *g, const uint8_t nonce[CL_GCM_NONCE_LEN], const uint8_t *aad, size_t aad_len,
+                      const uint8_t *in, size_t n, uint8_t *out, uint8_t tag[CL_GCM_TAG_LEN])
+{
+    int outl = 0;
+    CL_ENSURE(g->encrypt, CL_ERR_INTERNAL, "GCM context was set up for decryption");
+    CL_GUARD(cl_gcm_start(g, nonce, aad, aad_len));
+    CL_GUARD(cl_gcm_update(g, in, n, out));
+    if (EVP_CipherFinal_ex(g->ctx, out + n, &outl) != 1) CL_FAIL_SSL(CL_ERR_CRYPTO, "AES-256-GCM final failed");
+    if (EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_GET_TAG, CL_GCM_TAG_LEN, tag) != 1)
+        CL_FAIL_SSL(CL_ERR_CRYPTO, "AES-256-GCM tag failed");
+    return CL_OK;
+}
+
+cl_status cl_gcm_open(cl_gcm *g, const uint8_t nonce[CL_GCM_NONCE_LEN], const uint8_t *aad, size_t aad_len,
+                      const uint8_t *in, size_t n, const uint8_t tag[CL_GCM_TAG_LEN], uint8_t *out)
+{
+    int outl = 0;
+    CL_ENSURE(!g->encrypt, CL_ERR_INTERNAL, "GCM context was set up for encryption");
+    CL_GUARD(cl_gcm_start(g, nonce, aad, aad_len));
+    CL_GUARD(cl_gcm_update(g, in, n, out));
+    if (EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_SET_TAG, CL_GCM_TAG_LEN, (void *)tag) != 1)
+        CL_FAIL_SSL(CL_ERR_CRYPTO, "AES-256-GCM set tag failed");
+    if (EVP_CipherFinal_ex(g->ctx, out + n, &outl) != 1) {
+        ERR_clear_error();
+        /* Unauthenticated plaintext must not survive a failed check. */
+        cl_memzero(out, n);
+        CL_FAIL(CL_ERR_AUTH, "authentication tag mismatch");
+    }
+    return CL_OK;
+}
+
+void cl_gcm_free(cl_gcm *g)
+{
+    EVP_CIPHER_CTX_free(g->ctx); /* cleanses the key schedule */
+    g->ctx = NULL;
+}
+
+/* --- base64 ---------------------------------------------------------------- */
+
+cl_status cl_base64_encode(const uint8_t *in, size_t n, bool url, cl_buf *out)
+{
+    CL_ENSURE(n <= (size_t)INT_MAX / 4 * 3 - 3, CL_ERR_LIMIT, "base64 input of %zu bytes too large", n);
+    size_t enc_len = 4 * ((n + 2) / 3);
+    CL_GUARD(cl_buf_reserve(out, enc_len));
+    uint8_t *dst = out->data + out->len;
+    int w = EVP_EncodeBlock(dst, in, (int)n);
+    CL_ENSURE(w >= 0 && (size_t)w == enc_len, CL_ERR_CRYPTO, "base64 encoding failed");
+    if (url) {
+        for (size_t i = 0; i < enc_len; i++) {
+            if (dst[i] == '+') dst[i] = '-';
+            else if (dst[i] == '/') dst[i] = '_';
+        }
+    }
+    out->len += enc_len;
+    out->data[out->len] = 0;
+    return CL_OK;
+}
+
+static bool cl_base64_alphabet(uint8_t c, bool url)
+{
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) return true;
+    return url ? (c == '-' || c == '_') : (c == '+' || c == '/');
+}
+
+cl_status cl_base64_decode(const char *in, size_t n, bool url, cl_buf *out)
+{
+    cl_status rc = CL_OK;
+    const uint8_t *s = (const uint8_t *)in;
+    CL_ENSURE(n % 4 == 0, CL_ERR_FORMAT, "base64 length %zu is not a multiple of 4", n);
+    CL_ENSURE(n <= INT_MAX, CL_ERR_LIMIT, "base64 input too large");
+    size_t pad = 0;
+    if (n >= 1 && s[n - 1] == '=') pad++;
+    if (n >= 2 && s[n - 2] == '=') pad++;
+    for (size_t i = 0; i < n - pad; i++) {
+        CL_ENSURE(cl_base64_alphabet(s[i], url), CL_ERR_FORMAT, "invalid base64%s character at position %zu",
+                  url ? "url" : "", i);
+    }
+    if (n == 0) return CL_OK;
+    /* EVP_DecodeBlock speaks the standard alphabet: translate a copy. */
+    cl_buf tmp;
+    cl_buf_init(&tmp, n);
+    CL_GUARD_GOTO(cl_buf_append(&tmp, s, n));
+    if (url) {
+        for (size_t i = 0; i < n; i++) {
+            if (tmp.data[i] == '-') tmp.data[i] = '+';
+            else if (tmp.data[i] == '_') tmp.data[i] = '/';
+        }
+    }
+    size_t dec_len = n / 4 * 3;
+    CL_GUARD_GOTO(cl_buf_reserve(out, dec_len));
+    int w = EVP_DecodeBlock(out->data + out->len, tmp.data, (int)n);
+    CL_ENSURE_GOTO(w >= 0 && (size_t)w == dec_len, CL_ERR_FORMAT, "invalid base64");
+    /* Non-canonical encodings (stray bits in the last symbol) are refused so
+     * each byte string has exactly one encoding. */
+    if (pad > 0) {
+        uint8_t last = tmp.data[n - pad - 1];
+        static const char std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const char *pos = memchr(std, last, 64);
+        CL_ENSURE_GOTO(pos != NULL, CL_ERR_FORMAT, "invalid base64");
+        unsigned v = (unsigned)(pos - std);
+        unsigned mask = pad == 1 ? 0x3u : 0xFu;
+        CL_ENSURE_GOTO((v & mask) == 0, CL_ERR_FORMAT, "non-canonical base64 padding bits");
+    }
+    out->len += dec_len - pad;
+    out->data[out->len] = 0;
+out:
+    cl_buf_free(&tmp);
+    return rc;
+}

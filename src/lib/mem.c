@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "cloister/mem.h"
+
+#include <openssl/crypto.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "cloister/log.h"
+
+/* Layout of one allocation, in pages:
+ *   [header][guard][data ... data][guard]
+ * The header page holds the total mapping size and the user size; the pointer
+ * returned is the first data byte. */
+typedef struct cl_secure_header {
+    size_t total;
+    size_t size;
+} cl_secure_header;
+
+static atomic_int cl_secure_all_locked = 1;
+
+static size_t cl_page_size(void)
+{
+    long ps = sysconf(_SC_PAGESIZE);
+    return ps > 0 ? (size_t)ps : 4096u;
+}
+
+void *cl_secure_alloc(size_t size)
+{
+    size_t page = cl_page_size();
+    if (size == 0) size = 1;
+    if (size > SIZE_MAX - 4 * page) return NULL;
+    size_t data_len = (size + page - 1) / page * page;
+    size_t total = data_len + 3 * page;
+    uint8_t *base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) return NULL;
+    uint8_t *data = base + 2 * page;
+    if (mprotect(base + page, page, PROT_NONE) != 0 ||
+        mprotect(data + data_len, page, PROT_NONE) != 0) {
+        munmap(base, total);
+        return NULL;
+    }
+#ifdef MADV_DONTDUMP
+    (void)madvise(base, total, MADV_DONTDUMP);
+#endif
+    if (mlock(data, data_len) != 0) {
+        if (atomic_exchange(&cl_secure_all_locked, 0) == 1) {
+            CL_LOG_DEBUG("mlock of secret memory failed (RLIMIT_MEMLOCK?); secrets may be swapped");
+        }
+    }
+    cl_secure_header *hdr = (cl_secure_header *)base;
+    hdr->total = total;
+    hdr->size = size;
+    return data;
+}
+
+void cl_secure_free(void *p)
+{
+    if (p == NULL) return;
+    size_t page = cl_page_size();
+    uint8_t *data = p;
+    uint8_t *base = data - 2 * page;
+    cl_secure_header *hdr = (cl_secure_header *)base;
+    size_t total = hdr->total;
+    size_t data_len = total - 3 * page;
+    OPENSSL_cleanse(data, data_len);
+    (void)munlock(data, data_len);
+    munmap(base, total);
+}
+
+int cl_secure_locked(void) { return atomic_load(&cl_secure_all_locked); }
+
+void cl_memzero(void *p, size_t n)
+{
+    if (p != NULL && n > 0) OPENSSL_cleanse(p, n);
+}
+
+int cl_ct_equal(const void *a, const void *b, size_t n) { return CRYPTO_memcmp(a, b, n) == 0; }

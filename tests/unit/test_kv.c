@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdio.h>
+#include <string.h>
+
+#include "cloister/kv.h"
+#include "test_util.h"
+
+static void test_sorted_unique(void **state)
+{
+    (void)state;
+    cl_kvlist l;
+    cl_kvlist_init(&l);
+    assert_ok(cl_kvlist_add_arg(&l, "zeta=1"));
+    assert_ok(cl_kvlist_add_arg(&l, "alpha=2"));
+    assert_ok(cl_kvlist_add_arg(&l, "Beta=x=y")); /* '=' in a value is kept */
+    assert_int_equal(l.count, 3);
+    assert_string_equal(l.items[0].key, "Beta"); /* byte order: 'B' < 'a' */
+    assert_string_equal(l.items[1].key, "alpha");
+    assert_string_equal(l.items[2].key, "zeta");
+    assert_string_equal(cl_kvlist_get(&l, "Beta"), "x=y");
+    assert_null(cl_kvlist_get(&l, "beta"));
+    assert_fails(cl_kvlist_add_arg(&l, "alpha=3"), CL_ERR_USAGE, "given twice");
+    assert_int_equal(l.count, 3);
+    cl_kvlist_free(&l);
+}
+
+static void test_rejects_bad_entries(void **state)
+{
+    (void)state;
+    cl_kvlist l;
+    cl_kvlist_init(&l);
+    assert_fails(cl_kvlist_add_arg(&l, "novalue"), CL_ERR_USAGE, "key=value");
+    assert_fails(cl_kvlist_add_arg(&l, "=v"), CL_ERR_USAGE, "key=value");
+    assert_fails(cl_kvlist_add(&l, "a\0b", 3, "v", 1), CL_ERR_FORMAT, "NUL");
+    char big[CL_KV_MAX_ITEM + 2];
+    memset(big, 'k', sizeof(big));
+    assert_fails(cl_kvlist_add(&l, big, sizeof(big), "v", 1), CL_ERR_LIMIT, "longer than");
+    for (int i = 0; i < CL_KV_MAX_COUNT; i++) {
+        char k[16];
+        (void)snprintf(k, sizeof(k), "k%03d", i);
+        assert_ok(cl_kvlist_add(&l, k, strlen(k), "", 0));
+    }
+    assert_fails(cl_kvlist_add(&l, "more", 4, "", 0), CL_ERR_LIMIT, "entries");
+    cl_kvlist_free(&l);
+}
+
+static void test_equal(void **state)
+{
+    (void)state;
+    cl_kvlist a, b;
+    cl_kvlist_init(&a);
+    cl_kvlist_init(&b);
+    assert_true(cl_kvlist_equal(&a, &b));
+    assert_ok(cl_kvlist_add_arg(&a, "x=1"));
+    assert_ok(cl_kvlist_add_arg(&a, "y=2"));
+    assert_ok(cl_kvlist_add_arg(&b, "y=2"));
+    assert_false(cl_kvlist_equal(&a, &b));
+    assert_ok(cl_kvlist_add_arg(&b, "x=1"));
+    assert_true(cl_kvlist_equal(&a, &b));
+    cl_kvlist_free(&b);
+    cl_kvlist_init(&b);
+    assert_ok(cl_kvlist_add_arg(&b, "x=1"));
+    assert_ok(cl_kvlist_add_arg(&b, "y=3"));
+    assert_false(cl_kvlist_equal(&a, &b));
+    cl_kvlist_free(&a);
+    cl_kvlist_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sorted_unique),
+        cmocka_unit_test(test_rejects_bad_entries),
+        cmocka_unit_test(test_equal),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
