@@ -43,13 +43,11 @@ typedef struct cl_gcm {
 
 CL_MUST_USE cl_status cl_gcm_init(cl_gcm *g, const uint8_t key[CL_AES256_KEY_LEN], bool encrypt);
 /* out may equal in. */
-CL_MUST_USE cl_status cl_gcm_seal(cl_gcm *g, const uint8_t nonce[CL_GCM_NONCE_LEN], const uint8_t *aad,
-                                  size_t aad_len, const uint8_t *in, size_t n, uint8_t *out,
-                                  uint8_t tag[CL_GCM_TAG_LEN]);
+CL_MUST_USE cl_status cl_gcm_seal(cl_gcm *g, const uint8_t nonce[CL_GCM_NONCE_LEN], const uint8_t *aad, size_t aad_len,
+                                  const uint8_t *in, size_t n, uint8_t *out, uint8_t tag[CL_GCM_TAG_LEN]);
 /* CL_ERR_AUTH when the tag does not verify; out then holds no plaintext. */
-CL_MUST_USE cl_status cl_gcm_open(cl_gcm *g, const uint8_t nonce[CL_GCM_NONCE_LEN], const uint8_t *aad,
-                                  size_t aad_len, const uint8_t *in, size_t n, const uint8_t tag[CL_GCM_TAG_LEN],
-                                  uint8_t *out);
+CL_MUST_USE cl_status cl_gcm_open(cl_gcm *g, const uint8_t nonce[CL_GCM_NONCE_LEN], const uint8_t *aad, size_t aad_len,
+                                  const uint8_t *in, size_t n, const uint8_t tag[CL_GCM_TAG_LEN], uint8_t *out);
 void cl_gcm_free(cl_gcm *g);
 
 /* Base64 (RFC 4648 section 4) and base64url (section 5), padded. Decoding is

@@ -15,7 +15,9 @@
 #include "cloister/kv.h"
 #include "cloister/stream.h"
 
-#define CL_ENVELOPE_MAGIC "\x89" "CLSEAL\n"
+#define CL_ENVELOPE_MAGIC \
+    "\x89" \
+    "CLSEAL\n"
 #define CL_ENVELOPE_MAGIC_LEN 8
 #define CL_ENVELOPE_VERSION 1
 #define CL_ENVELOPE_ALG_AES256GCM_HKDF 1

@@ -60,14 +60,11 @@ const char *cl_status_name(cl_status s);
 void cl_error_clear(void);
 
 /* Records an error and returns `code`, so raising is one statement. */
-cl_status cl_error_set(cl_status code, const char *file, int line, const char *fmt, ...)
-    CL_PRINTF(4, 5);
+cl_status cl_error_set(cl_status code, const char *file, int line, const char *fmt, ...) CL_PRINTF(4, 5);
 /* As cl_error_set, then appends the OpenSSL error queue (and empties it). */
-cl_status cl_error_set_ssl(cl_status code, const char *file, int line, const char *fmt, ...)
-    CL_PRINTF(4, 5);
+cl_status cl_error_set_ssl(cl_status code, const char *file, int line, const char *fmt, ...) CL_PRINTF(4, 5);
 /* As cl_error_set, then appends strerror(errno). */
-cl_status cl_error_set_errno(cl_status code, const char *file, int line, const char *fmt, ...)
-    CL_PRINTF(4, 5);
+cl_status cl_error_set_errno(cl_status code, const char *file, int line, const char *fmt, ...) CL_PRINTF(4, 5);
 /* Prefixes the current message with what the caller was doing ("ctx: msg");
  * returns the current code unchanged. */
 cl_status cl_error_wrap(const char *fmt, ...) CL_PRINTF(1, 2);

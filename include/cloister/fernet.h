@@ -13,7 +13,7 @@
 #include "cloister/buf.h"
 #include "cloister/error.h"
 
-#define CL_FERNET_KEY_LEN 32      /* signing key (16) || encryption key (16) */
+#define CL_FERNET_KEY_LEN 32        /* signing key (16) || encryption key (16) */
 #define CL_FERNET_MAX_CLOCK_SKEW 60 /* seconds, as in Python cryptography */
 #define CL_FERNET_NO_TTL (-1)
 
@@ -29,8 +29,8 @@ CL_MUST_USE cl_status cl_fernet_encrypt(const uint8_t key[CL_FERNET_KEY_LEN], co
                                         uint64_t now, const uint8_t *iv, cl_buf *token);
 /* ttl < 0: no age limit. Fails with CL_ERR_FORMAT (not a token),
  * CL_ERR_AUTH (wrong key or tampered) or CL_ERR_EXPIRED. */
-CL_MUST_USE cl_status cl_fernet_decrypt(const uint8_t key[CL_FERNET_KEY_LEN], const char *token, size_t n,
-                                        uint64_t now, int64_t ttl, cl_buf *plaintext);
+CL_MUST_USE cl_status cl_fernet_decrypt(const uint8_t key[CL_FERNET_KEY_LEN], const char *token, size_t n, uint64_t now,
+                                        int64_t ttl, cl_buf *plaintext);
 /* Reads the timestamp of an authentic token. */
 CL_MUST_USE cl_status cl_fernet_timestamp(const uint8_t key[CL_FERNET_KEY_LEN], const char *token, size_t n,
                                           uint64_t *timestamp);

@@ -12,8 +12,8 @@
 
 #include "cloister/error.h"
 
-#define CL_KV_MAX_ITEM 4096  /* bytes in one key or one value */
-#define CL_KV_MAX_COUNT 64   /* pairs in one list */
+#define CL_KV_MAX_ITEM 4096 /* bytes in one key or one value */
+#define CL_KV_MAX_COUNT 64  /* pairs in one list */
 
 typedef struct cl_kv {
     char *key;
@@ -30,8 +30,7 @@ void cl_kvlist_free(cl_kvlist *l);
 /* Inserts in order. Fails on a duplicate key, an empty key, an embedded NUL or
  * a size over the limits. Lengths are explicit: the bytes need not be
  * NUL-terminated. */
-CL_MUST_USE cl_status cl_kvlist_add(cl_kvlist *l, const char *key, size_t key_len, const char *value,
-                                    size_t value_len);
+CL_MUST_USE cl_status cl_kvlist_add(cl_kvlist *l, const char *key, size_t key_len, const char *value, size_t value_len);
 /* Parses "key=value" as typed on a command line. */
 CL_MUST_USE cl_status cl_kvlist_add_arg(cl_kvlist *l, const char *arg);
 const char *cl_kvlist_get(const cl_kvlist *l, const char *key);

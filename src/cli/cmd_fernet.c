@@ -8,11 +8,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
 #include "cloister/buf.h"
 #include "cloister/fernet.h"
 #include "cloister/fs.h"
 #include "cloister/stream.h"
+
+#include "cli.h"
 
 #define FERNET_CLI_MAX_INPUT ((size_t)256 << 20)
 

@@ -4,9 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
 #include "cloister/buf.h"
 #include "cloister/keyprovider.h"
+
+#include "cli.h"
 
 static const char key_usage[] =
     "Usage: cloister key <command> [options]\n"

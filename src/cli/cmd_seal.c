@@ -9,9 +9,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli.h"
 #include "cloister/envelope.h"
 #include "cloister/fs.h"
+
+#include "cli.h"
 
 static const char seal_usage[] =
     "Usage: cloister seal --key KEY [--context k=v]... [--chunk-size BYTES] [--force] IN -o OUT\n"
@@ -53,9 +54,12 @@ static int seal_parse(int argc, char **argv, bool sealing, seal_args *a)
 {
     const char *cmd = sealing ? "seal" : "unseal";
     static const struct option opts[] = {
-        {"key", required_argument, NULL, 'k'},   {"context", required_argument, NULL, 'c'},
-        {"output", required_argument, NULL, 'o'}, {"force", no_argument, NULL, 'f'},
-        {"chunk-size", required_argument, NULL, 'C'}, {"help", no_argument, NULL, 'h'},
+        {"key", required_argument, NULL, 'k'},
+        {"context", required_argument, NULL, 'c'},
+        {"output", required_argument, NULL, 'o'},
+        {"force", no_argument, NULL, 'f'},
+        {"chunk-size", required_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c;

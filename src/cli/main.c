@@ -3,8 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
 #include "cloister/log.h"
+
+#include "cli.h"
 
 static const cli_command cli_commands[] = {
     {"seal", "encrypt a file into a sealed envelope", cmd_seal},

@@ -216,8 +216,8 @@ size_t cl_reader_remaining(const cl_reader *r) { return r->len - r->pos; }
 
 cl_status cl_reader_bytes(cl_reader *r, size_t n, const uint8_t **out)
 {
-    CL_ENSURE(n <= cl_reader_remaining(r), CL_ERR_FORMAT,
-              "truncated: need %zu bytes at offset %zu, only %zu remain", n, r->pos, cl_reader_remaining(r));
+    CL_ENSURE(n <= cl_reader_remaining(r), CL_ERR_FORMAT, "truncated: need %zu bytes at offset %zu, only %zu remain", n,
+              r->pos, cl_reader_remaining(r));
     *out = r->data + r->pos;
     r->pos += n;
     return CL_OK;
@@ -266,7 +266,6 @@ cl_status cl_reader_u64be(cl_reader *r, uint64_t *out)
 
 cl_status cl_reader_expect_end(const cl_reader *r)
 {
-    CL_ENSURE(r->pos == r->len, CL_ERR_FORMAT, "%zu unexpected trailing bytes at offset %zu",
-              r->len - r->pos, r->pos);
+    CL_ENSURE(r->pos == r->len, CL_ERR_FORMAT, "%zu unexpected trailing bytes at offset %zu", r->len - r->pos, r->pos);
     return CL_OK;
 }

@@ -25,8 +25,8 @@ cl_status cl_random_secret(void *out, size_t n)
     return CL_OK;
 }
 
-cl_status cl_hkdf_sha256(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt_len,
-                         const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len)
+cl_status cl_hkdf_sha256(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt_len, const uint8_t *info,
+                         size_t info_len, uint8_t *out, size_t out_len)
 {
     cl_status rc = CL_OK;
     EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
@@ -157,8 +157,10 @@ cl_status cl_base64_encode(const uint8_t *in, size_t n, bool url, cl_buf *out)
     CL_ENSURE(w >= 0 && (size_t)w == enc_len, CL_ERR_CRYPTO, "base64 encoding failed");
     if (url) {
         for (size_t i = 0; i < enc_len; i++) {
-            if (dst[i] == '+') dst[i] = '-';
-            else if (dst[i] == '/') dst[i] = '_';
+            if (dst[i] == '+')
+                dst[i] = '-';
+            else if (dst[i] == '/')
+                dst[i] = '_';
         }
     }
     out->len += enc_len;
@@ -192,8 +194,10 @@ cl_status cl_base64_decode(const char *in, size_t n, bool url, cl_buf *out)
     CL_GUARD_GOTO(cl_buf_append(&tmp, s, n));
     if (url) {
         for (size_t i = 0; i < n; i++) {
-            if (tmp.data[i] == '-') tmp.data[i] = '+';
-            else if (tmp.data[i] == '_') tmp.data[i] = '/';
+            if (tmp.data[i] == '-')
+                tmp.data[i] = '+';
+            else if (tmp.data[i] == '_')
+                tmp.data[i] = '/';
         }
     }
     size_t dec_len = n / 4 * 3;

@@ -16,6 +16,7 @@
 
 #include "cloister/crypto.h"
 #include "cloister/mem.h"
+
 #include "envelope_internal.h"
 
 #define CL_ENVELOPE_KDF_INFO "cloister/envelope/v1/chunk-key"
@@ -159,8 +160,7 @@ static void cl_envelope_nonce(const uint8_t *prefix, uint32_t index, bool last, 
 }
 
 static cl_status cl_envelope_build_header(const char *provider, const cl_buf *key_id, const cl_buf *wrapped,
-                                          const cl_kvlist *ctx, uint32_t chunk_size, const uint8_t *salt,
-                                          cl_buf *hdr)
+                                          const cl_kvlist *ctx, uint32_t chunk_size, const uint8_t *salt, cl_buf *hdr)
 {
     size_t plen = strlen(provider);
     CL_ENSURE(cl_envelope_provider_name_ok((const uint8_t *)provider, plen), CL_ERR_INTERNAL,
@@ -268,14 +268,15 @@ static cl_status cl_envelope_read_header(cl_stream *in, cl_buf *hdr)
     uint32_t header_len = 0;
     CL_GUARD(cl_stream_read_full(in, fixed, sizeof(fixed), &got));
     CL_ENSURE(got > 0, CL_ERR_FORMAT, "%s is empty: not a sealed file", in->name);
-    if (got < sizeof(fixed) && got >= CL_ENVELOPE_MAGIC_LEN && memcmp(fixed, cl_envelope_magic, CL_ENVELOPE_MAGIC_LEN) == 0)
+    if (got < sizeof(fixed) && got >= CL_ENVELOPE_MAGIC_LEN &&
+        memcmp(fixed, cl_envelope_magic, CL_ENVELOPE_MAGIC_LEN) == 0)
         CL_FAIL(CL_ERR_FORMAT, "%s is truncated: the envelope header is cut short", in->name);
     CL_GUARD_CTX(cl_envelope_header_length(fixed, got, &header_len), "%s", in->name);
     CL_GUARD(cl_buf_append(hdr, fixed, sizeof(fixed)));
     CL_GUARD(cl_buf_resize(hdr, header_len));
     CL_GUARD(cl_stream_read_full(in, hdr->data + sizeof(fixed), header_len - sizeof(fixed), &got));
-    CL_ENSURE(got == header_len - sizeof(fixed), CL_ERR_FORMAT,
-              "%s is truncated: the envelope header is cut short", in->name);
+    CL_ENSURE(got == header_len - sizeof(fixed), CL_ERR_FORMAT, "%s is truncated: the envelope header is cut short",
+              in->name);
     return CL_OK;
 }
 
@@ -284,8 +285,7 @@ static cl_status cl_envelope_check_context(const cl_kvlist *want, const cl_kvlis
     if (want == NULL || cl_kvlist_equal(want, have)) return CL_OK;
     for (size_t i = 0; i < want->count; i++) {
         const char *v = cl_kvlist_get(have, want->items[i].key);
-        CL_ENSURE(v != NULL, CL_ERR_AUTH, "wrong encryption context: the file has no key \"%s\"",
-                  want->items[i].key);
+        CL_ENSURE(v != NULL, CL_ERR_AUTH, "wrong encryption context: the file has no key \"%s\"", want->items[i].key);
         CL_ENSURE(strcmp(v, want->items[i].value) == 0, CL_ERR_AUTH,
                   "wrong encryption context: \"%s\" is \"%s\" in the file, not \"%s\"", want->items[i].key, v,
                   want->items[i].value);
@@ -321,12 +321,11 @@ cl_status cl_envelope_unseal(cl_key_provider *kp, const cl_envelope_opts *opts, 
     have_header = true;
     memcpy(key_id, h.key_id, h.key_id_len);
     key_id[h.key_id_len] = '\0';
-    CL_ENSURE_GOTO(h.provider_len == strlen(kp->name) && memcmp(h.provider, kp->name, h.provider_len) == 0,
-                   CL_ERR_KEY, "wrong key: %s was sealed with the %.*s key provider (key %s), not %s", in->name,
+    CL_ENSURE_GOTO(h.provider_len == strlen(kp->name) && memcmp(h.provider, kp->name, h.provider_len) == 0, CL_ERR_KEY,
+                   "wrong key: %s was sealed with the %.*s key provider (key %s), not %s", in->name,
                    (int)h.provider_len, (const char *)h.provider, key_id, kp->name);
     CL_GUARD_CTX_GOTO(cl_envelope_check_context(opts->context, &h.context), "%s", in->name);
-    CL_GUARD_CTX_GOTO(kp->unwrap(kp, key_id, h.wrapped_key, h.wrapped_key_len, &h.context, &data_key), "%s",
-                      in->name);
+    CL_GUARD_CTX_GOTO(kp->unwrap(kp, key_id, h.wrapped_key, h.wrapped_key_len, &h.context, &data_key), "%s", in->name);
     CL_GUARD_GOTO(cl_sha256(hdr.data, hdr.len, aad));
     CL_GUARD_GOTO(cl_envelope_derive(&data_key, h.salt, &derived));
     CL_GUARD_GOTO(cl_gcm_init(&gcm, derived.data, false));
@@ -345,8 +344,8 @@ cl_status cl_envelope_unseal(cl_key_provider *kp, const cl_envelope_opts *opts, 
         size_t avail = pending + got;
         bool last = avail <= unit;
         size_t n = last ? avail : unit;
-        CL_ENSURE_GOTO(n >= CL_GCM_TAG_LEN, CL_ERR_AUTH,
-                       "%s is truncated: chunk %u is missing or cut short", in->name, index);
+        CL_ENSURE_GOTO(n >= CL_GCM_TAG_LEN, CL_ERR_AUTH, "%s is truncated: chunk %u is missing or cut short", in->name,
+                       index);
         CL_ENSURE_GOTO(last || index != UINT32_MAX, CL_ERR_FORMAT, "%s has more than 2^32 chunks", in->name);
         uint8_t lookahead = last ? 0 : chunk[unit];
         size_t pt_len = n - CL_GCM_TAG_LEN;

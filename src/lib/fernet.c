@@ -155,9 +155,9 @@ cl_status cl_fernet_decrypt(const uint8_t key[CL_FERNET_KEY_LEN], const char *to
         CL_ENSURE_GOTO(ts > UINT64_MAX - (uint64_t)ttl || ts + (uint64_t)ttl >= now, CL_ERR_EXPIRED,
                        "Fernet token expired: made at %llu, %llu s before now, TTL %lld s", (unsigned long long)ts,
                        (unsigned long long)(now - ts), (long long)ttl);
-    CL_ENSURE_GOTO(now > UINT64_MAX - CL_FERNET_MAX_CLOCK_SKEW || now + CL_FERNET_MAX_CLOCK_SKEW >= ts,
-                   CL_ERR_EXPIRED, "Fernet token is from the future (timestamp %llu, now %llu): check clocks",
-                   (unsigned long long)ts, (unsigned long long)now);
+    CL_ENSURE_GOTO(now > UINT64_MAX - CL_FERNET_MAX_CLOCK_SKEW || now + CL_FERNET_MAX_CLOCK_SKEW >= ts, CL_ERR_EXPIRED,
+                   "Fernet token is from the future (timestamp %llu, now %llu): check clocks", (unsigned long long)ts,
+                   (unsigned long long)now);
     size_t ct_len = raw.len - CL_FERNET_OVERHEAD;
     size_t at = plaintext->len;
     CL_GUARD_GOTO(cl_buf_resize(plaintext, at + ct_len + CL_FERNET_BLOCK));

@@ -17,7 +17,8 @@ cl_status cl_fs_sync_parent(const char *path)
     CL_ENSURE(copy != NULL, CL_ERR_NOMEM, "out of memory");
     char *slash = strrchr(copy, '/');
     const char *dir = ".";
-    if (slash == copy) dir = "/";
+    if (slash == copy)
+        dir = "/";
     else if (slash != NULL) {
         *slash = '\0';
         dir = copy;
@@ -44,8 +45,7 @@ cl_status cl_outfile_open(cl_outfile *o, const char *path, bool force, mode_t mo
     o->fd = -1;
     o->force = force;
     struct stat sb;
-    if (!force && lstat(path, &sb) == 0)
-        CL_FAIL(CL_ERR_EXISTS, "%s already exists; use --force to replace it", path);
+    if (!force && lstat(path, &sb) == 0) CL_FAIL(CL_ERR_EXISTS, "%s already exists; use --force to replace it", path);
     uint8_t rnd[6];
     CL_GUARD(cl_random(rnd, sizeof(rnd)));
     size_t n = strlen(path) + 32;

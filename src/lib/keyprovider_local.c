@@ -18,6 +18,7 @@
 #include "cloister/crypto.h"
 #include "cloister/keyprovider.h"
 #include "cloister/mem.h"
+
 #include "envelope_internal.h"
 
 #define CL_LOCAL_MAGIC "CLOISTER-LOCAL-KEY-V1 "
@@ -210,7 +211,8 @@ cl_status cl_local_key_create(const char *path, cl_buf *key_id)
     CL_GUARD_GOTO(cl_buf_append_hex(&text, key.data, CL_DATA_KEY_LEN));
     CL_GUARD_GOTO(cl_buf_append_str(&text, "\n"));
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 && errno == EEXIST) CL_FAIL_GOTO(CL_ERR_EXISTS, "%s already exists; a key file is never overwritten", path);
+    if (fd < 0 && errno == EEXIST)
+        CL_FAIL_GOTO(CL_ERR_EXISTS, "%s already exists; a key file is never overwritten", path);
     if (fd < 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot create key file %s", path);
     size_t off = 0;
     while (off < text.len) {

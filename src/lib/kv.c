@@ -39,8 +39,7 @@ cl_status cl_kvlist_add(cl_kvlist *l, const char *key, size_t key_len, const cha
               "encryption context entry longer than %d bytes", CL_KV_MAX_ITEM);
     CL_ENSURE(memchr(key, 0, key_len) == NULL && memchr(value, 0, value_len) == NULL, CL_ERR_FORMAT,
               "encryption context entry contains a NUL byte");
-    CL_ENSURE(l->count < CL_KV_MAX_COUNT, CL_ERR_LIMIT, "more than %d encryption context entries",
-              CL_KV_MAX_COUNT);
+    CL_ENSURE(l->count < CL_KV_MAX_COUNT, CL_ERR_LIMIT, "more than %d encryption context entries", CL_KV_MAX_COUNT);
     char *k = cl_kv_dup(key, key_len);
     char *v = cl_kv_dup(value, value_len);
     cl_kv *items = (k && v) ? realloc(l->items, (l->count + 1) * sizeof(cl_kv)) : NULL;
@@ -54,8 +53,8 @@ cl_status cl_kvlist_add(cl_kvlist *l, const char *key, size_t key_len, const cha
     for (size_t i = 0; i < l->count; i++) {
         int c = cl_kv_compare(k, items[i].key);
         if (c == 0) {
-            cl_status rc = cl_error_set(CL_ERR_USAGE, __FILE__, __LINE__,
-                                        "encryption context key \"%s\" given twice", k);
+            cl_status rc =
+                cl_error_set(CL_ERR_USAGE, __FILE__, __LINE__, "encryption context key \"%s\" given twice", k);
             free(k);
             free(v);
             return rc;

@@ -49,7 +49,7 @@ void cl_log_write(cl_log_level level, const char *file, int line, const char *fm
         fprintf(stderr, "%s.%03ldZ %s %s: %s (%s:%d)\n", when, ts.tv_nsec / 1000000L, cl_log_program,
                 cl_log_level_names[level], msg, file, line);
     } else {
-        fprintf(stderr, "%s.%03ldZ %s %s: %s\n", when, ts.tv_nsec / 1000000L, cl_log_program,
-                cl_log_level_names[level], msg);
+        fprintf(stderr, "%s.%03ldZ %s %s: %s\n", when, ts.tv_nsec / 1000000L, cl_log_program, cl_log_level_names[level],
+                msg);
     }
 }

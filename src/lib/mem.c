@@ -36,8 +36,7 @@ void *cl_secure_alloc(size_t size)
     uint8_t *base = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED) return NULL;
     uint8_t *data = base + 2 * page;
-    if (mprotect(base + page, page, PROT_NONE) != 0 ||
-        mprotect(data + data_len, page, PROT_NONE) != 0) {
+    if (mprotect(base + page, page, PROT_NONE) != 0 || mprotect(data + data_len, page, PROT_NONE) != 0) {
         munmap(base, total);
         return NULL;
     }

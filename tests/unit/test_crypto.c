@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cloister/crypto.h"
+
 #include "test_util.h"
 
 static void test_sha256_fips180(void **state)
@@ -51,10 +52,12 @@ static void test_gcm_mcgrew_viega_case16(void **state)
     (void)state;
     cl_buf k, p, a, iv, c, t;
     t_hex(&k, "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308");
-    t_hex(&p, "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39");
+    t_hex(&p, "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5"
+              "aa0de657ba637b39");
     t_hex(&a, "feedfacedeadbeeffeedfacedeadbeefabaddad2");
     t_hex(&iv, "cafebabefacedbaddecaf888");
-    t_hex(&c, "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662");
+    t_hex(&c, "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e63"
+              "93ba7a0abcc9f662");
     t_hex(&t, "76fc6ece0f4e1768cddf8853bb2d551b");
     uint8_t out[64], tag[16], back[64];
     cl_gcm enc, dec;
@@ -81,8 +84,7 @@ static void test_gcm_mcgrew_viega_case16(void **state)
     t.data[15] ^= 1;
     assert_ok(cl_gcm_open(&dec, iv.data, a.data, a.len, c.data, c.len, t.data, back));
     /* A context is for one direction only. */
-    assert_fails(cl_gcm_open(&enc, iv.data, a.data, a.len, c.data, c.len, t.data, back), CL_ERR_INTERNAL,
-                 "encryption");
+    assert_fails(cl_gcm_open(&enc, iv.data, a.data, a.len, c.data, c.len, t.data, back), CL_ERR_INTERNAL, "encryption");
     cl_gcm_free(&enc);
     cl_gcm_free(&dec);
     cl_buf_free(&k);
@@ -97,8 +99,12 @@ static void test_gcm_mcgrew_viega_case16(void **state)
 static void test_base64_rfc4648(void **state)
 {
     (void)state;
-    static const char *const vec[][2] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
-                                         {"foo", "Zm9v"},  {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
+    static const char *const vec[][2] = {{"", ""},
+                                         {"f", "Zg=="},
+                                         {"fo", "Zm8="},
+                                         {"foo", "Zm9v"},
+                                         {"foob", "Zm9vYg=="},
+                                         {"fooba", "Zm9vYmE="},
                                          {"foobar", "Zm9vYmFy"}};
     for (size_t i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
         cl_buf enc, dec;
@@ -152,12 +158,9 @@ static void test_random_differs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sha256_fips180),
-        cmocka_unit_test(test_hmac_rfc4231_case2),
-        cmocka_unit_test(test_hkdf_rfc5869_case1),
-        cmocka_unit_test(test_gcm_mcgrew_viega_case16),
-        cmocka_unit_test(test_base64_rfc4648),
-        cmocka_unit_test(test_base64url_alphabet_and_strictness),
+        cmocka_unit_test(test_sha256_fips180),     cmocka_unit_test(test_hmac_rfc4231_case2),
+        cmocka_unit_test(test_hkdf_rfc5869_case1), cmocka_unit_test(test_gcm_mcgrew_viega_case16),
+        cmocka_unit_test(test_base64_rfc4648),     cmocka_unit_test(test_base64url_alphabet_and_strictness),
         cmocka_unit_test(test_random_differs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

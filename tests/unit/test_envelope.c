@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cloister/envelope.h"
+
 #include "test_util.h"
 
 /* --- a key provider with fixed keys, as the vectors specify ------------------ */
@@ -68,8 +69,8 @@ static void context_from_json(json_t *obj, cl_kvlist *ctx)
     const char *k;
     json_t *v;
     cl_kvlist_init(ctx);
-    json_object_foreach(obj, k, v) assert_ok(cl_kvlist_add(ctx, k, strlen(k), json_string_value(v),
-                                                            strlen(json_string_value(v))));
+    json_object_foreach(obj, k, v)
+        assert_ok(cl_kvlist_add(ctx, k, strlen(k), json_string_value(v), strlen(json_string_value(v))));
 }
 
 /* --- committed vectors ------------------------------------------------------- */
@@ -86,8 +87,7 @@ static void test_vectors_reproduce_byte_for_byte(void **state)
     {
         fixed_provider fp;
         fixed_init(&fp, json_string_value(json_object_get(c, "provider")),
-                   json_string_value(json_object_get(c, "key_id")),
-                   json_string_value(json_object_get(c, "data_key")),
+                   json_string_value(json_object_get(c, "key_id")), json_string_value(json_object_get(c, "data_key")),
                    json_string_value(json_object_get(c, "wrapped_key")));
         cl_kvlist ctx;
         context_from_json(json_object_get(c, "context"), &ctx);
@@ -139,8 +139,8 @@ static void test_local_wrap_vectors(void **state)
         cl_key_provider *kp = NULL;
         assert_ok(cl_local_provider_from_key(kek.data, &kp));
         assert_string_equal(cl_local_provider_key_id(kp), json_string_value(json_object_get(c, "key_id")));
-        assert_ok(kp->unwrap(kp, json_string_value(json_object_get(c, "key_id")), wrapped.data, wrapped.len, &ctx,
-                             &back));
+        assert_ok(
+            kp->unwrap(kp, json_string_value(json_object_get(c, "key_id")), wrapped.data, wrapped.len, &ctx, &back));
         assert_memory_equal(back.data, dk.data, 32);
         cl_key_provider_destroy(kp);
         cl_kvlist_free(&ctx);
@@ -416,7 +416,10 @@ static void header_bytes(cl_buf *h, uint32_t cs, const char *provider, const cha
                          const char *const *kv, size_t kv_count, size_t salt_len, size_t trailing)
 {
     cl_buf_init(h, 1 << 20);
-    assert_ok(cl_buf_append(h, "\x89" "CLSEAL\n\x01\x01\0\0\0\0", 14));
+    assert_ok(cl_buf_append(h,
+                            "\x89"
+                            "CLSEAL\n\x01\x01\0\0\0\0",
+                            14));
     assert_ok(cl_buf_append_u32be(h, cs));
     assert_ok(cl_buf_append_u8(h, (uint8_t)strlen(provider)));
     assert_ok(cl_buf_append_str(h, provider));

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "cloister/fernet.h"
+
 #include "test_util.h"
 
 /* "1985-10-26T01:20:00-07:00" -> Unix seconds. */
@@ -74,7 +75,8 @@ static void test_spec_verify(void **state)
         key_of(v, &key);
         cl_buf_init(&pt, 1 << 20);
         const char *tok = json_string_value(json_object_get(v, "token"));
-        assert_ok(cl_fernet_decrypt(key.data, tok, strlen(tok), parse_time(json_string_value(json_object_get(v, "now"))),
+        assert_ok(cl_fernet_decrypt(key.data, tok, strlen(tok),
+                                    parse_time(json_string_value(json_object_get(v, "now"))),
                                     json_integer_value(json_object_get(v, "ttl_sec")), &pt));
         assert_string_equal(cl_buf_cstr(&pt), json_string_value(json_object_get(v, "src")));
         cl_buf_free(&key);
@@ -96,9 +98,9 @@ static void test_spec_invalid(void **state)
         key_of(v, &key);
         cl_buf_init(&pt, 1 << 20);
         const char *tok = json_string_value(json_object_get(v, "token"));
-        cl_status rc = cl_fernet_decrypt(key.data, tok, strlen(tok),
-                                         parse_time(json_string_value(json_object_get(v, "now"))),
-                                         json_integer_value(json_object_get(v, "ttl_sec")), &pt);
+        cl_status rc =
+            cl_fernet_decrypt(key.data, tok, strlen(tok), parse_time(json_string_value(json_object_get(v, "now"))),
+                              json_integer_value(json_object_get(v, "ttl_sec")), &pt);
         if (rc == CL_OK) fail_msg("invalid vector accepted: %s", json_string_value(json_object_get(v, "desc")));
         assert_int_equal(pt.len, 0);
         cl_buf_free(&key);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cloister/fs.h"
+
 #include "test_util.h"
 
 static int count_entries(const char *dir)

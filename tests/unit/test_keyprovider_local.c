@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include "cloister/keyprovider.h"
+
 #include "test_util.h"
 
 static void key_path(char *out, size_t n, const char *name) { (void)snprintf(out, n, "%s/%s", t_tmpdir(), name); }
@@ -85,7 +86,10 @@ static void test_bad_key_files(void **state)
     assert_fails(cl_local_provider_open(path, &kp), CL_ERR_IO, "cannot open key file");
 
     key_path(path, sizeof(path), "open.key");
-    write_file(path, "CLOISTER-LOCAL-KEY-V1 " "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", 0644);
+    write_file(path,
+               "CLOISTER-LOCAL-KEY-V1 "
+               "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+               0644);
     assert_fails(cl_local_provider_open(path, &kp), CL_ERR_DENIED, "chmod 600");
     assert_int_equal(chmod(path, 0600), 0);
     assert_ok(cl_local_provider_open(path, &kp));
@@ -96,7 +100,10 @@ static void test_bad_key_files(void **state)
     assert_fails(cl_local_provider_open(path, &kp), CL_ERR_FORMAT, "not a cloister local key file");
 
     key_path(path, sizeof(path), "nothex.key");
-    write_file(path, "CLOISTER-LOCAL-KEY-V1 " "zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", 0600);
+    write_file(path,
+               "CLOISTER-LOCAL-KEY-V1 "
+               "zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+               0600);
     assert_fails(cl_local_provider_open(path, &kp), CL_ERR_FORMAT, "64 hex digits");
 
     key_path(path, sizeof(path), "fernet.key");

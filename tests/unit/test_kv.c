@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cloister/kv.h"
+
 #include "test_util.h"
 
 static void test_sorted_unique(void **state)

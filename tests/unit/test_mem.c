@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cloister/mem.h"
+
 #include "test_util.h"
 
 static void test_alloc_is_usable_and_zeroed(void **state)

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "cloister/stream.h"
+
 #include "test_util.h"
 
 static void test_memory_stream_reads_in_pieces(void **state)
