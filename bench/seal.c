@@ -116,9 +116,12 @@ int main(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 's') size_mib = strtol(optarg, NULL, 10);
-        else if (c == 'd') dir = optarg;
-        else if (c == 'c') cli = optarg;
+        if (c == 's')
+            size_mib = strtol(optarg, NULL, 10);
+        else if (c == 'd')
+            dir = optarg;
+        else if (c == 'c')
+            cli = optarg;
         else {
             fprintf(stderr, "usage: %s [--size MiB] [--dir DIR] [--cloister PATH]\n", argv[0]);
             return 2;

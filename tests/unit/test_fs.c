@@ -121,10 +121,8 @@ static void test_unwritable_directory(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_commit_creates_whole_file),
-        cmocka_unit_test(test_abort_leaves_nothing),
-        cmocka_unit_test(test_existing_target),
-        cmocka_unit_test(test_never_replaces_special_files),
+        cmocka_unit_test(test_commit_creates_whole_file), cmocka_unit_test(test_abort_leaves_nothing),
+        cmocka_unit_test(test_existing_target),           cmocka_unit_test(test_never_replaces_special_files),
         cmocka_unit_test(test_unwritable_directory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
