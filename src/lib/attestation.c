@@ -166,6 +166,12 @@ static cl_status cbor_decode(const uint8_t *p, size_t n, const char *what, cbor_
     return CL_OK;
 }
 
+/* cbor_is_null() of libcbor 0.8 asserts (aborts) when given a float: check the kind first. */
+static bool item_is_null(const cbor_item_t *it)
+{
+    return cbor_isa_float_ctrl(it) && cbor_float_ctrl_is_ctrl(it) && cbor_ctrl_value(it) == CBOR_CTRL_NULL;
+}
+
 static const char *cbor_type_name(const cbor_item_t *it)
 {
     switch (cbor_typeof(it)) {
@@ -176,7 +182,7 @@ static const char *cbor_type_name(const cbor_item_t *it)
     case CBOR_TYPE_ARRAY: return "an array";
     case CBOR_TYPE_MAP: return "a map";
     case CBOR_TYPE_TAG: return "a tag";
-    default: return cbor_is_null(it) ? "null" : "a simple value";
+    default: return item_is_null(it) ? "null" : cbor_float_ctrl_is_ctrl(it) ? "a simple value" : "a float";
     }
 }
 
@@ -315,7 +321,7 @@ static cl_status parse_cabundle(const cbor_item_t *a, cl_attest_doc *doc)
 
 static cl_status parse_optional(const cbor_item_t *v, const char *name, size_t min, bool *has, cl_buf *out)
 {
-    if (cbor_is_null(v)) { /* real documents encode absent optional fields as null */
+    if (item_is_null(v)) { /* real documents encode absent optional fields as null */
         *has = false;
         return CL_OK;
     }

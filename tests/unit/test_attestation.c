@@ -597,6 +597,12 @@ static void test_cbor_bounds(void **state)
     static const uint8_t map[] = {0xa0};
     assert_fails(cl_attest_doc_parse(map, 1, &d), CL_ERR_FORMAT,
                  "attestation document is a map, expected a COSE_Sign1");
+    /* found by fuzzing: libcbor 0.8's cbor_is_null() aborts on floats */
+    static const uint8_t flt[] = {0xfa, 0xf5, 0xfa, 0xf5, 0x0a};
+    assert_fails(cl_attest_doc_parse(flt, sizeof(flt), &d), CL_ERR_FORMAT, "attestation document is a float");
+    static const uint8_t flt_sig[] = {0x84, 0x44, 0xa1, 0x01, 0x38, 0x22, 0xa0, 0x41, 0x00, 0xf9, 0x3c, 0x00};
+    assert_fails(cl_attest_doc_parse(flt_sig, sizeof(flt_sig), &d), CL_ERR_FORMAT,
+                 "COSE signature is a float, expected a byte string");
     static const uint8_t arr3[] = {0x83, 0x40, 0xa0, 0x40};
     assert_fails(cl_attest_doc_parse(arr3, sizeof(arr3), &d), CL_ERR_FORMAT, "COSE_Sign1 has 3 elements, expected 4");
     cl_buf big;
