@@ -35,11 +35,11 @@ static const char attest_usage[] =
 /* "2023-09-18T17:18:00Z" or Unix seconds. */
 static bool parse_time_arg(const char *s, int64_t *out)
 {
-    int y, mo, d, h, mi, sec;
-    char z, extra;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c%c", &y, &mo, &d, &h, &mi, &sec, &z, &extra) == 7 && z == 'Z') {
-        if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return false;
-        struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = sec};
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (rest != NULL) {
+        if (*rest != '\0') return false;
         *out = (int64_t)timegm(&tm);
         return *out > 0;
     }

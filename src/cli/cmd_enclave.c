@@ -69,7 +69,7 @@ static int enclave_init_root(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *dir = NULL;
-    long root_days = 30 * 365, platform_days = 365;
+    long root_days = 30L * 365, platform_days = 365;
     bool force = false;
     int c;
     optind = 1;
