@@ -45,6 +45,8 @@
 /* A document's timestamp may be this far after the verification time (clock skew
  * between the signer and the verifier) before it is refused as from the future. */
 #define CL_ATTEST_CLOCK_SKEW_MS ((uint64_t)60000)
+/* Latest verification time accepted (9999-12-31T23:59:59Z), so that milliseconds never overflow. */
+#define CL_ATTEST_MAX_TIME ((int64_t)253402300799)
 
 /* A decoded document. Everything is copied out of the input. */
 typedef struct cl_attest_doc {

@@ -348,8 +348,14 @@ static cl_status parse_payload(cl_attest_doc *doc)
         for (int j = 0; j < F_COUNT; j++) {
             if (strlen(field_names[j]) == klen && memcmp(field_names[j], cbor_string_handle(k), klen) == 0) f = j;
         }
-        CL_ENSURE_GOTO(f >= 0, CL_ERR_FORMAT, "payload has an unknown field \"%.*s\"", (int)(klen > 64 ? 64 : klen),
-                       (const char *)cbor_string_handle(k));
+        if (f < 0) {
+            char shown[68];
+            size_t shown_len = klen > 64 ? 64 : klen;
+            const uint8_t *kp = cbor_string_handle(k);
+            for (size_t j = 0; j < shown_len; j++) shown[j] = kp[j] >= 0x20 && kp[j] < 0x7f ? (char)kp[j] : '?';
+            shown[shown_len] = '\0';
+            CL_FAIL_GOTO(CL_ERR_FORMAT, "payload has an unknown field \"%s\"%s", shown, klen > 64 ? "..." : "");
+        }
         CL_ENSURE_GOTO(!seen[f], CL_ERR_FORMAT, "payload field %s appears twice", field_names[f]);
         seen[f] = true;
         switch ((doc_field)f) {
@@ -808,7 +814,8 @@ cl_status cl_attest_check_policy(const cl_attest_doc *doc, const cl_attest_polic
 {
     char a[100], b[100], ts[32], at[32];
     CL_ENSURE(policy != NULL, CL_ERR_USAGE, "no verification policy (the verification time is required)");
-    CL_ENSURE(policy->verify_at > 0, CL_ERR_USAGE, "the verification time must be after 1970");
+    CL_ENSURE(policy->verify_at > 0 && policy->verify_at <= CL_ATTEST_MAX_TIME, CL_ERR_USAGE,
+              "the verification time must be between 1970 and 9999");
     uint64_t at_ms = (uint64_t)policy->verify_at * 1000u;
     cl_attest_fmt_time((int64_t)(doc->timestamp_ms / 1000u), ts, sizeof(ts));
     cl_attest_fmt_time(policy->verify_at, at, sizeof(at));
@@ -856,6 +863,8 @@ cl_status cl_attest_verify(const uint8_t *p, size_t n, const cl_attest_roots *ro
     EVP_PKEY *key = NULL;
     if (out == NULL) cl_attest_doc_init(&local);
     CL_ENSURE_GOTO(policy != NULL, CL_ERR_USAGE, "no verification policy (the verification time is required)");
+    CL_ENSURE_GOTO(policy->verify_at > 0 && policy->verify_at <= CL_ATTEST_MAX_TIME, CL_ERR_USAGE,
+                   "the verification time must be between 1970 and 9999");
     CL_GUARD_GOTO(cl_attest_doc_parse(p, n, doc));
     CL_GUARD_GOTO(verify_chain(doc, roots, policy->verify_at, &key));
     CL_GUARD_GOTO(verify_signature(doc, key));

@@ -293,6 +293,12 @@ static void test_policy(void **state)
     assert_fails(cl_attest_verify(e.data, e.len, &r, &pe, NULL), CL_ERR_EXPIRED,
                  "document is too old: created 2023-09-18T15:03:30Z, 8069140 ms before the verification time "
                  "2023-09-18T17:18:00Z; maximum age 8069139 ms");
+    /* the verification time is checked */
+    cl_attest_policy bad_time = {.verify_at = 0};
+    assert_fails(cl_attest_verify(e.data, e.len, &r, &bad_time, NULL), CL_ERR_USAGE, "between 1970 and 9999");
+    bad_time.verify_at = INT64_MAX / 10;
+    assert_fails(cl_attest_verify(e.data, e.len, &r, &bad_time, NULL), CL_ERR_USAGE, "between 1970 and 9999");
+    assert_fails(cl_attest_verify(e.data, e.len, &r, NULL, NULL), CL_ERR_USAGE, "no verification policy");
     /* nitrite's timestamp is 0.545 s after its stated verification time: inside the allowed skew */
     assert_true(d.timestamp_ms > (uint64_t)t_utc("2024-09-07T14:37:39Z") * 1000);
 
