@@ -6,6 +6,9 @@
  * refuses documents whose certificates or payload break the rules, even when
  * correctly signed.
  */
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,6 +255,96 @@ static void test_bad_certificates(void **state)
     pki_free(&k);
 }
 
+/* A leaf made with OpenSSL directly, for certificates our issuer would never make. */
+static void raw_leaf(EVP_PKEY *subject, const char *key_usage, const sim_pki *k, cl_buf *out)
+{
+    X509 *x = X509_new();
+    const uint8_t *q = k->inter.data;
+    X509 *iss = d2i_X509(NULL, &q, (long)k->inter.len);
+    assert_non_null(x);
+    assert_non_null(iss);
+    assert_int_equal(X509_set_version(x, X509_VERSION_3), 1);
+    assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), 7), 1);
+    assert_non_null(ASN1_TIME_set(X509_getm_notBefore(x), T_LEAF_FROM));
+    assert_non_null(ASN1_TIME_set(X509_getm_notAfter(x), T_LEAF_UNTIL));
+    X509_NAME *nm = X509_get_subject_name(x);
+    assert_int_equal(X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC, (const unsigned char *)"raw-leaf", -1, -1, 0),
+                     1);
+    assert_int_equal(X509_set_issuer_name(x, X509_get_subject_name(iss)), 1);
+    assert_int_equal(X509_set_pubkey(x, subject), 1);
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, iss, x, NULL, NULL, 0);
+    X509_EXTENSION *bc = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:FALSE");
+    X509_EXTENSION *ku = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage, key_usage);
+    assert_non_null(bc);
+    assert_non_null(ku);
+    assert_int_equal(X509_add_ext(x, bc, -1), 1);
+    assert_int_equal(X509_add_ext(x, ku, -1), 1);
+    assert_true(X509_sign(x, k->inter_key.pkey, EVP_sha384()) > 0);
+    uint8_t *der = NULL;
+    int len = i2d_X509(x, &der);
+    assert_true(len > 0);
+    cl_buf_reset(out);
+    assert_ok(cl_buf_append(out, der, (size_t)len));
+    OPENSSL_free(der);
+    X509_EXTENSION_free(bc);
+    X509_EXTENSION_free(ku);
+    X509_free(iss);
+    X509_free(x);
+}
+
+static void test_leaf_rules(void **state)
+{
+    (void)state;
+    sim_pki k;
+    doc_inputs in;
+    cl_buf doc;
+    cl_buf_init(&doc, 1 << 16);
+    pki_init(&k, false, true);
+    /* a leaf without digitalSignature (3.2.3.3) */
+    raw_leaf(k.leaf_key.pkey, "critical,keyAgreement", &k, &k.leaf);
+    inputs_init(&in, &k, true);
+    assert_ok(cl_attest_doc_create(&in.p, &k.leaf_key, &doc));
+    assert_fails(verify_sim(&k, &doc, T_AT, NULL), CL_ERR_AUTH,
+                 "the document's certificate (CN=raw-leaf) lacks the digitalSignature key usage");
+    /* a P-256 leaf: ES384 needs P-384 */
+    EVP_PKEY *p256 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    assert_non_null(p256);
+    raw_leaf(p256, "critical,digitalSignature", &k, &k.leaf);
+    inputs_init(&in, &k, true);
+    cl_buf payload;
+    cl_buf_init(&payload, 1 << 16);
+    assert_ok(cl_attest_payload_encode(&in.p, &payload));
+    cl_buf_reset(&doc);
+    assert_ok(cl_attest_cose_sign(&k.leaf_key, payload.data, payload.len, false, &doc));
+    assert_fails(verify_sim(&k, &doc, T_AT, NULL), CL_ERR_AUTH, "does not hold an EC P-384 key");
+    EVP_PKEY_free(p256);
+    cl_buf_free(&payload);
+    pki_free(&k);
+    /* a path longer than the platform CA's pathlen 0 allows (3.2.3.2) */
+    pki_init(&k, false, true);
+    cl_attest_key sub;
+    cl_buf sub_der;
+    cl_buf_init(&sub_der, 4096);
+    assert_ok(cl_attest_key_generate(&sub));
+    cl_attest_cert_params sp = {"cloister-sim-sub-ca", T_ROOT_FROM, T_ROOT_UNTIL, true, -1};
+    cl_attest_cert_params lp = {"cloister-sim-enclave", T_LEAF_FROM, T_LEAF_UNTIL, false, -1};
+    assert_ok(cl_attest_cert_issue(&sub, &sp, &k.inter_key, k.inter.data, k.inter.len, &sub_der));
+    cl_buf_reset(&k.leaf);
+    assert_ok(cl_attest_cert_issue(&k.leaf_key, &lp, &sub, sub_der.data, sub_der.len, &k.leaf));
+    inputs_init(&in, &k, true);
+    cl_attest_blob cab3[3] = {in.cab[0], in.cab[1], {sub_der.data, sub_der.len}};
+    in.p.cabundle = cab3;
+    in.p.cabundle_len = 3;
+    cl_buf_reset(&doc);
+    assert_ok(cl_attest_doc_create(&in.p, &k.leaf_key, &doc));
+    assert_fails(verify_sim(&k, &doc, T_AT, NULL), CL_ERR_AUTH, "path length constraint exceeded");
+    cl_attest_key_free(&sub);
+    cl_buf_free(&sub_der);
+    cl_buf_free(&doc);
+    pki_free(&k);
+}
+
 static void test_keys(void **state)
 {
     (void)state;
@@ -471,6 +564,7 @@ int main(void)
         cmocka_unit_test(test_null_fields_and_nonce),
         cmocka_unit_test(test_indefinite_and_tagged),
         cmocka_unit_test(test_bad_certificates),
+        cmocka_unit_test(test_leaf_rules),
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_payload_syntax),
         cmocka_unit_test(test_python_reference_verifier),
