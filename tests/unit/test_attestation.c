@@ -160,7 +160,11 @@ static void test_windows(void **state)
         verify_at(&e, "2023-09-24T00:00:00Z", NULL), CL_ERR_EXPIRED,
         "cabundle[2] (CN=c4f9d06c60d7cb92.zonal.us-east-1.aws.nitro-enclaves) expired at 2023-09-23T14:03:53Z");
     /* before the root existed */
-    assert_fails(verify_at(&e, "2019-01-01T00:00:00Z", NULL), CL_ERR_EXPIRED, "is not valid before");
+    assert_fails(verify_at(&e, "2019-01-01T00:00:00Z", NULL), CL_ERR_EXPIRED,
+                 "cabundle[0] (CN=aws.nitro-enclaves) is not valid before 2019-10-28T13:28:05Z");
+    /* and after it expires (Nitro 3.2.3.1: the root's validity is checked too) */
+    assert_fails(verify_at(&e, "2049-12-01T00:00:00Z", NULL), CL_ERR_EXPIRED,
+                 "cabundle[0] (CN=aws.nitro-enclaves) expired at 2049-10-28T14:28:05Z");
     cl_buf_free(&e);
     cl_buf_free(&n);
 }
