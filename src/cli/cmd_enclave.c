@@ -5,13 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "cloister/attestation.h"
-#include "cloister/buf.h"
-#include "cloister/fs.h"
 
 #include "cli.h"
 
@@ -25,27 +21,6 @@ static const char enclave_usage[] =
     "                              the launcher issues each enclave's short-lived signing certificate\n"
     "                              with it, so attestation documents carry cabundle [root, platform]\n"
     "Keys are PKCS#8 PEM, mode 0600. Existing files are kept unless --force.\n";
-
-static cl_status write_out(const char *dir, const char *name, const cl_buf *b, mode_t mode, bool force)
-{
-    char path[4096];
-    cl_status rc = CL_OK;
-    cl_outfile of = {.fd = -1};
-    int n = snprintf(path, sizeof(path), "%s/%s", dir, name);
-    CL_ENSURE(n > 0 && (size_t)n < sizeof(path), CL_ERR_USAGE, "path too long: %s/%s", dir, name);
-    CL_GUARD(cl_outfile_open(&of, path, force, mode));
-    size_t off = 0;
-    while (off < b->len) {
-        ssize_t w = write(of.fd, b->data + off, b->len - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "writing %s", path);
-        off += (size_t)w;
-    }
-    CL_GUARD_GOTO(cl_outfile_commit(&of));
-out:
-    cl_outfile_abort(&of);
-    return rc;
-}
 
 static bool parse_days(const char *s, long *out)
 {
@@ -91,41 +66,10 @@ static int enclave_init_root(int argc, char **argv)
     if (optind != argc) return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (platform_days > root_days) return cli_usage_error(cmd, "the platform CA cannot outlive the root");
 
-    cl_status rc = CL_OK;
-    cl_attest_key root_key = {NULL}, plat_key = {NULL};
-    cl_buf root_der, plat_der, pem, key_pem;
-    cl_buf_init(&root_der, 4096);
-    cl_buf_init(&plat_der, 4096);
-    cl_buf_init(&pem, 8192);
-    cl_buf_init_secret(&key_pem, 8192);
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "creating %s", dir);
-    int64_t now = (int64_t)time(NULL);
-    /* Back-date by an hour so hosts with slightly slow clocks accept the new certificates. */
-    cl_attest_cert_params rp = {"cloister-sim-root", now - 3600, now + root_days * 86400, true, -1};
-    cl_attest_cert_params pp = {"cloister-sim-platform", now - 3600, now + platform_days * 86400, true, 0};
-    CL_GUARD_GOTO(cl_attest_key_generate(&root_key));
-    CL_GUARD_GOTO(cl_attest_key_generate(&plat_key));
-    CL_GUARD_GOTO(cl_attest_cert_issue(&root_key, &rp, NULL, NULL, 0, &root_der));
-    CL_GUARD_GOTO(cl_attest_cert_issue(&plat_key, &pp, &root_key, root_der.data, root_der.len, &plat_der));
-    /* keys first: a directory with certificates but no keys would be useless */
-    CL_GUARD_GOTO(cl_attest_key_to_pem(&root_key, &key_pem));
-    CL_GUARD_GOTO(write_out(dir, "root.key", &key_pem, 0600, force));
-    cl_buf_reset(&key_pem);
-    CL_GUARD_GOTO(cl_attest_key_to_pem(&plat_key, &key_pem));
-    CL_GUARD_GOTO(write_out(dir, "platform.key", &key_pem, 0600, force));
-    CL_GUARD_GOTO(cl_attest_cert_to_pem(root_der.data, root_der.len, &pem));
-    CL_GUARD_GOTO(write_out(dir, "root.pem", &pem, 0644, force));
-    cl_buf_reset(&pem);
-    CL_GUARD_GOTO(cl_attest_cert_to_pem(plat_der.data, plat_der.len, &pem));
-    CL_GUARD_GOTO(write_out(dir, "platform.pem", &pem, 0644, force));
-    printf("attestation root and platform CA written to %s (root.pem, root.key, platform.pem, platform.key)\n", dir);
-out:
-    cl_attest_key_free(&root_key);
-    cl_attest_key_free(&plat_key);
-    cl_buf_free(&root_der);
-    cl_buf_free(&plat_der);
-    cl_buf_free(&pem);
-    cl_buf_free(&key_pem);
+    cl_status rc = cl_attest_pki_create(dir, (int64_t)time(NULL), (int)root_days, (int)platform_days, force);
+    if (rc == CL_OK)
+        printf("attestation root and platform CA written to %s (root.pem, root.key, platform.pem, platform.key)\n",
+               dir);
     return rc == CL_OK ? CLI_EXIT_OK : cli_report(rc);
 }
 
