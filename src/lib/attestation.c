@@ -27,7 +27,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -468,8 +470,132 @@ out:
 
 void cl_attest_roots_init(cl_attest_roots *r) { memset(r, 0, sizeof(*r)); }
 
+/* --- verified-chain cache ------------------------------------------------ */
+
+typedef struct chain_entry {
+    bool used;
+    uint8_t key[CL_SHA256_LEN];
+    int64_t from, until; /* every certificate valid when from <= t < until (OpenSSL's rule) */
+    EVP_PKEY *leaf_key;
+} chain_entry;
+
+typedef struct chain_cache {
+    pthread_mutex_t lock;
+    size_t n, next;
+    uint64_t hits;
+    chain_entry e[];
+} chain_cache;
+
+#define CHAIN_CACHE_MAX 65536
+
+static void chain_cache_free(chain_cache *c)
+{
+    if (c == NULL) return;
+    for (size_t i = 0; i < c->n; i++) EVP_PKEY_free(c->e[i].leaf_key);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+cl_status cl_attest_roots_enable_cache(cl_attest_roots *r, size_t entries)
+{
+    CL_ENSURE(entries >= 1 && entries <= CHAIN_CACHE_MAX, CL_ERR_USAGE, "chain cache size must be 1 to %d",
+              CHAIN_CACHE_MAX);
+    CL_ENSURE(r->cache == NULL, CL_ERR_STATE, "the chain cache is already enabled");
+    chain_cache *c = calloc(1, sizeof(*c) + entries * sizeof(chain_entry));
+    CL_ENSURE(c != NULL, CL_ERR_NOMEM, "out of memory for a chain cache of %zu entries", entries);
+    if (pthread_mutex_init(&c->lock, NULL) != 0) {
+        free(c);
+        CL_FAIL(CL_ERR_INTERNAL, "pthread_mutex_init failed");
+    }
+    c->n = entries;
+    r->cache = c;
+    return CL_OK;
+}
+
+uint64_t cl_attest_roots_cache_hits(const cl_attest_roots *r)
+{
+    chain_cache *c = r->cache;
+    if (c == NULL) return 0;
+    (void)pthread_mutex_lock(&c->lock);
+    uint64_t h = c->hits;
+    (void)pthread_mutex_unlock(&c->lock);
+    return h;
+}
+
+/* SHA-256 over the length-prefixed certificate and cabundle entries. */
+static cl_status chain_key(const cl_attest_doc *doc, uint8_t key[CL_SHA256_LEN])
+{
+    cl_buf b;
+    cl_buf_init(&b, (size_t)(CL_ATTEST_MAX_CABUNDLE + 1) * (CL_ATTEST_MAX_CERT_LEN + 4));
+    cl_status rc = cl_buf_append_u32be(&b, (uint32_t)doc->certificate.len);
+    if (rc == CL_OK) rc = cl_buf_append(&b, doc->certificate.data, doc->certificate.len);
+    for (size_t i = 0; rc == CL_OK && i < doc->cabundle_len; i++) {
+        rc = cl_buf_append_u32be(&b, (uint32_t)doc->cabundle[i].len);
+        if (rc == CL_OK) rc = cl_buf_append(&b, doc->cabundle[i].data, doc->cabundle[i].len);
+    }
+    if (rc == CL_OK) rc = cl_sha256(b.data, b.len, key);
+    cl_buf_free(&b);
+    return rc;
+}
+
+/* The cached leaf key (a new reference) when the chain is known and valid at `at`. */
+static EVP_PKEY *chain_cache_get(chain_cache *c, const uint8_t key[CL_SHA256_LEN], int64_t at)
+{
+    EVP_PKEY *k = NULL;
+    (void)pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->n; i++) {
+        chain_entry *e = &c->e[i];
+        if (e->used && memcmp(e->key, key, CL_SHA256_LEN) == 0) {
+            if (at >= e->from && at < e->until && EVP_PKEY_up_ref(e->leaf_key) == 1) {
+                k = e->leaf_key;
+                c->hits++;
+            }
+            break;
+        }
+    }
+    (void)pthread_mutex_unlock(&c->lock);
+    return k;
+}
+
+static void chain_cache_put(chain_cache *c, const uint8_t key[CL_SHA256_LEN], int64_t from, int64_t until,
+                            EVP_PKEY *leaf_key)
+{
+    if (EVP_PKEY_up_ref(leaf_key) != 1) return;
+    (void)pthread_mutex_lock(&c->lock);
+    size_t n = c->n, slot = c->next;
+    if (n == 0) { /* never: enable_cache makes at least one entry */
+        (void)pthread_mutex_unlock(&c->lock);
+        EVP_PKEY_free(leaf_key);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (c->e[i].used && memcmp(c->e[i].key, key, CL_SHA256_LEN) == 0) {
+            slot = i;
+            break;
+        }
+    }
+    if (slot == c->next) c->next = (c->next + 1) % n;
+    chain_entry *e = &c->e[slot];
+    EVP_PKEY_free(e->leaf_key);
+    e->used = true;
+    memcpy(e->key, key, CL_SHA256_LEN);
+    e->from = from;
+    e->until = until;
+    e->leaf_key = leaf_key;
+    (void)pthread_mutex_unlock(&c->lock);
+}
+
+static bool asn1_to_unix(const ASN1_TIME *t, int64_t *out)
+{
+    struct tm tm;
+    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1) return false;
+    *out = (int64_t)timegm(&tm);
+    return true;
+}
+
 void cl_attest_roots_free(cl_attest_roots *r)
 {
+    chain_cache_free(r->cache);
     X509_STORE_free(r->store);
     for (size_t i = 0; i < r->count; i++) X509_free(r->certs[i]);
     cl_attest_roots_init(r);
@@ -644,8 +770,16 @@ static cl_status verify_chain(const cl_attest_doc *doc, const cl_attest_roots *r
     X509_STORE_CTX *ctx = NULL;
     char nm[256], when[32], at_s[32];
     cl_attest_fmt_time(at, at_s, sizeof(at_s));
+    uint8_t cache_key[CL_SHA256_LEN];
+    chain_cache *cache = NULL;
     CL_ENSURE(roots != NULL && roots->count > 0, CL_ERR_USAGE,
               "no attestation root is configured (give the sim root or AWS Nitro Root-G1)");
+    if (roots->cache != NULL) {
+        CL_GUARD(chain_key(doc, cache_key));
+        cache = roots->cache;
+        *leaf_key = chain_cache_get(cache, cache_key, at);
+        if (*leaf_key != NULL) return CL_OK;
+    }
     CL_GUARD_GOTO(decode_cert(&doc->certificate, "the document's certificate", &c.leaf));
     for (size_t i = 0; i < doc->cabundle_len; i++) {
         char name[32];
@@ -712,6 +846,17 @@ static cl_status verify_chain(const cl_attest_doc *doc, const cl_attest_roots *r
     CL_GUARD_GOTO(check_extensions(&c));
     *leaf_key = X509_get_pubkey(c.leaf);
     if (*leaf_key == NULL) CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "cannot read the document certificate's key");
+    if (cache != NULL) {
+        int64_t from = 0, until = 0, t = 0;
+        bool ok = asn1_to_unix(X509_get0_notBefore(c.leaf), &from) && asn1_to_unix(X509_get0_notAfter(c.leaf), &until);
+        for (size_t i = 0; ok && i < c.n; i++) {
+            ok = asn1_to_unix(X509_get0_notBefore(c.ca[i]), &t);
+            if (ok && t > from) from = t;
+            ok = ok && asn1_to_unix(X509_get0_notAfter(c.ca[i]), &t);
+            if (ok && t < until) until = t;
+        }
+        if (ok && from <= at && at < until) chain_cache_put(cache, cache_key, from, until, *leaf_key);
+    }
 out:
     X509_STORE_CTX_free(ctx);
     sk_X509_free(untrusted);

@@ -7,6 +7,7 @@
 #include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/obj_mac.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -573,6 +574,101 @@ static void test_tampered_chain(void **state)
     cl_buf_free(&other);
 }
 
+static void test_chain_cache(void **state)
+{
+    (void)state;
+    cl_buf e, n;
+    cl_attest_roots r;
+    load_doc(EVERVAULT, &e);
+    load_doc(NITRITE, &n);
+    aws_roots(&r);
+    assert_fails(cl_attest_roots_enable_cache(&r, 0), CL_ERR_USAGE, "chain cache size");
+    assert_ok(cl_attest_roots_enable_cache(&r, 2));
+    cl_attest_policy pe = {.verify_at = t_utc("2023-09-18T17:18:00Z")};
+    cl_attest_policy pn = {.verify_at = t_utc("2024-09-07T14:37:39Z")};
+    assert_ok(cl_attest_verify(e.data, e.len, &r, &pe, NULL));
+    assert_int_equal(cl_attest_roots_cache_hits(&r), 0);
+    assert_ok(cl_attest_verify(e.data, e.len, &r, &pe, NULL));
+    assert_int_equal(cl_attest_roots_cache_hits(&r), 1);
+    /* the cached window is the chain's: the last valid second hits, the next one fails as before */
+    pe.verify_at = t_utc("2023-09-18T17:37:11Z");
+    assert_ok(cl_attest_verify(e.data, e.len, &r, &pe, NULL));
+    assert_int_equal(cl_attest_roots_cache_hits(&r), 2);
+    pe.verify_at = t_utc("2023-09-18T17:37:12Z");
+    assert_fails(cl_attest_verify(e.data, e.len, &r, &pe, NULL), CL_ERR_EXPIRED,
+                 "the document's certificate (CN=i-0918f6c55e3b61d89-enc018aa8b8e2285d13.us-east-1.aws) expired at "
+                 "2023-09-18T17:37:12Z");
+    pe.verify_at = t_utc("2023-09-18T14:37:08Z");
+    assert_fails(cl_attest_verify(e.data, e.len, &r, &pe, NULL), CL_ERR_EXPIRED, "is not valid before");
+    assert_int_equal(cl_attest_roots_cache_hits(&r), 2);
+    /* a cached chain never skips the signature or the policy */
+    pe.verify_at = t_utc("2023-09-18T17:18:00Z");
+    e.data[e.len - 1] ^= 1;
+    assert_fails(cl_attest_verify(e.data, e.len, &r, &pe, NULL), CL_ERR_AUTH, "COSE signature does not verify");
+    e.data[e.len - 1] ^= 1;
+    assert_int_equal(cl_attest_roots_cache_hits(&r), 3);
+    pe.max_age_ms = 1000;
+    assert_fails(cl_attest_verify(e.data, e.len, &r, &pe, NULL), CL_ERR_EXPIRED, "document is too old");
+    pe.max_age_ms = 0;
+    /* two chains fit; a third evicts the oldest */
+    assert_ok(cl_attest_verify(n.data, n.len, &r, &pn, NULL));
+    assert_ok(cl_attest_verify(n.data, n.len, &r, &pn, NULL));
+    assert_ok(cl_attest_verify(e.data, e.len, &r, &pe, NULL));
+    assert_int_equal(cl_attest_roots_cache_hits(&r), 6);
+    cl_attest_roots_free(&r);
+
+    aws_roots(&r);
+    assert_ok(cl_attest_roots_enable_cache(&r, 1));
+    assert_ok(cl_attest_verify(e.data, e.len, &r, &pe, NULL));
+    assert_ok(cl_attest_verify(n.data, n.len, &r, &pn, NULL));
+    assert_ok(cl_attest_verify(e.data, e.len, &r, &pe, NULL));
+    assert_int_equal(cl_attest_roots_cache_hits(&r), 0);
+    assert_ok(cl_attest_verify(e.data, e.len, &r, &pe, NULL));
+    assert_int_equal(cl_attest_roots_cache_hits(&r), 1);
+    cl_attest_roots_free(&r);
+    cl_buf_free(&e);
+    cl_buf_free(&n);
+}
+
+typedef struct shared_verify {
+    const cl_buf *doc;
+    cl_attest_roots *roots;
+    int failures;
+} shared_verify;
+
+static void *verify_thread(void *arg)
+{
+    shared_verify *sv = arg;
+    cl_attest_policy pol = {.verify_at = t_utc("2024-09-07T14:37:39Z")};
+    for (int i = 0; i < 10; i++)
+        if (cl_attest_verify(sv->doc->data, sv->doc->len, sv->roots, &pol, NULL) != CL_OK) sv->failures++;
+    return NULL;
+}
+
+/* One roots object with its cache, shared by threads, as the KMS will share it. */
+static void test_chain_cache_threads(void **state)
+{
+    (void)state;
+    cl_buf n;
+    cl_attest_roots r;
+    load_doc(NITRITE, &n);
+    aws_roots(&r);
+    assert_ok(cl_attest_roots_enable_cache(&r, 4));
+    pthread_t th[4];
+    shared_verify sv[4];
+    for (int i = 0; i < 4; i++) {
+        sv[i] = (shared_verify){&n, &r, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, verify_thread, &sv[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(sv[i].failures, 0);
+    }
+    assert_true(cl_attest_roots_cache_hits(&r) >= 36);
+    cl_attest_roots_free(&r);
+    cl_buf_free(&n);
+}
+
 /* --- the CBOR layer -------------------------------------------------------- */
 
 static void test_cbor_bounds(void **state)
@@ -637,6 +733,8 @@ int main(void)
         cmocka_unit_test(test_reencode_is_identical),
         cmocka_unit_test(test_tampered_fields),
         cmocka_unit_test(test_tampered_chain),
+        cmocka_unit_test(test_chain_cache),
+        cmocka_unit_test(test_chain_cache_threads),
         cmocka_unit_test(test_cbor_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
