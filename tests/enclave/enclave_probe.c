@@ -43,7 +43,7 @@ static size_t read_small(const char *path, char *out, size_t size)
     ssize_t n = read(fd, out, size - 1);
     close(fd);
     if (n < 0) n = 0;
-    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r')) n--;
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' ')) n--;
     out[n] = '\0';
     return (size_t)n;
 }
