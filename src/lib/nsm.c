@@ -81,6 +81,9 @@ static bool add(cbor_item_t *m, const char *key, cbor_item_t *v)
     return cbor_map_add(m, (struct cbor_pair){.key = cbor_move(cbor_build_string(key)), .value = cbor_move(v)});
 }
 
+/* Smallest encoding, as serde_cbor (the NSM's encoder) writes integers. */
+static cbor_item_t *build_u16(uint16_t v) { return v <= 0xff ? cbor_build_uint8((uint8_t)v) : cbor_build_uint16(v); }
+
 static cbor_item_t *field_item(const cl_nsm_field *f)
 {
     return f->present ? cbor_build_bytestring(f->data, f->len) : cbor_new_null();
@@ -96,17 +99,17 @@ cl_status cl_nsm_request_encode(const cl_nsm_request *req, cl_buf *out)
     case CL_NSM_OP_LOCK_PCR:
         name = req->op == CL_NSM_OP_DESCRIBE_PCR ? "DescribePCR" : "LockPCR";
         body = cbor_new_definite_map(1);
-        ok = body != NULL && add(body, "index", cbor_build_uint16(req->index));
+        ok = body != NULL && add(body, "index", build_u16(req->index));
         break;
     case CL_NSM_OP_LOCK_PCRS:
         name = "LockPCRs";
         body = cbor_new_definite_map(1);
-        ok = body != NULL && add(body, "range", cbor_build_uint16(req->index));
+        ok = body != NULL && add(body, "range", build_u16(req->index));
         break;
     case CL_NSM_OP_EXTEND_PCR:
         name = "ExtendPCR";
         body = cbor_new_definite_map(2);
-        ok = body != NULL && add(body, "index", cbor_build_uint16(req->index)) &&
+        ok = body != NULL && add(body, "index", build_u16(req->index)) &&
              add(body, "data", cbor_build_bytestring(req->data.data, req->data.len));
         break;
     case CL_NSM_OP_ATTESTATION:
@@ -160,13 +163,12 @@ cl_status cl_nsm_response_encode(const cl_nsm_response *resp, cl_buf *out)
         for (unsigned i = 0; i < 32; i++) nlocked += (resp->locked_mask >> i) & 1U;
         cbor_item_t *locked = cbor_new_definite_array(nlocked);
         for (unsigned i = 0; locked != NULL && i < 32; i++)
-            if ((resp->locked_mask >> i) & 1U)
-                ok = ok && cbor_array_push(locked, cbor_move(cbor_build_uint16((uint16_t)i)));
-        ok = ok && body != NULL && locked != NULL && add(body, "version_major", cbor_build_uint16(resp->version[0])) &&
-             add(body, "version_minor", cbor_build_uint16(resp->version[1])) &&
-             add(body, "version_patch", cbor_build_uint16(resp->version[2])) &&
+            if ((resp->locked_mask >> i) & 1U) ok = ok && cbor_array_push(locked, cbor_move(build_u16((uint16_t)i)));
+        ok = ok && body != NULL && locked != NULL && add(body, "version_major", build_u16(resp->version[0])) &&
+             add(body, "version_minor", build_u16(resp->version[1])) &&
+             add(body, "version_patch", build_u16(resp->version[2])) &&
              add(body, "module_id", cbor_build_string(resp->module_id)) &&
-             add(body, "max_pcrs", cbor_build_uint16(resp->max_pcrs)) && add(body, "locked_pcrs", locked) &&
+             add(body, "max_pcrs", build_u16(resp->max_pcrs)) && add(body, "locked_pcrs", locked) &&
              add(body, "digest", cbor_build_string("SHA384"));
         if (!ok && locked != NULL && body == NULL) cbor_decref(&locked);
         break;
