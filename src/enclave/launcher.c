@@ -14,11 +14,12 @@
  *  - keeps exactly two channels to the outside, file descriptors the launcher
  *    made: CL_NSM_FD, the attestation device, and CL_VSOCK_FD, the vsock emulation.
  * The program file is installed execute-only (0111): the kernel then marks the
- * process non-dumpable at exec (would_dump() in fs/exec.c), which forbids ptrace
- * attach and /proc/PID/mem by other processes of the same user that lack
- * CAP_SYS_PTRACE over the enclave's user namespace. The host user that owns
- * that namespace (and root) still has that power: the sim backend does not protect
- * the enclave from its host (docs: threat model), as SGX simulation mode does not.
+ * process non-dumpable at exec (would_dump() in fs/exec.c; a PR_SET_DUMPABLE made
+ * before exec would be reset), so no core dumps, and no ptrace or /proc/PID/mem for
+ * processes lacking CAP_SYS_PTRACE over the enclave's user namespace. That is defence
+ * in depth only: the user who launched the enclave owns the namespace (and root owns
+ * everything), so the sim backend does not protect the enclave from its host (docs:
+ * threat model), as SGX simulation mode does not.
  *
  * The launcher itself measures the image, answers the device's requests with the
  * PCRs it measured, forwards the connections the enclave opens to the destinations
@@ -303,6 +304,11 @@ static cl_status child_setup(child_args *a)
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 ||
         prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
         CL_FAIL_ERRNO(CL_ERR_INTERNAL, "enclave: prctl");
+    /* The launcher blocks SIGTERM/SIGINT/SIGHUP for its signalfd; the program starts
+     * with none blocked. */
+    sigset_t none;
+    sigemptyset(&none);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) CL_FAIL_ERRNO(CL_ERR_INTERNAL, "enclave: sigprocmask");
     CL_GUARD(seccomp_install());
     return CL_OK;
 }
@@ -330,6 +336,7 @@ static int child_main(void *arg)
 
 typedef struct relay_args {
     int enclave_fd;
+    uint32_t port;         /* what the enclave asked for */
     cl_enclave_proxy dest; /* port 0: not allowed */
     char id[64];
 } relay_args;
@@ -375,7 +382,7 @@ static void *relay_main(void *arg)
     }
     if (write_all(r->enclave_fd, &status, 1) != CL_OK || status != 0) {
         if (status == 1)
-            CL_LOG_WARN("enclave %s: refused a connection to vsock port %u (not proxied)", r->id, r->dest.port);
+            CL_LOG_WARN("enclave %s: refused a connection to vsock port %u (not proxied)", r->id, r->port);
         if (status == 2)
             CL_LOG_WARN("enclave %s: proxy to %s:%s failed: cannot connect", r->id, r->dest.host, r->dest.service);
         goto done;
@@ -519,10 +526,9 @@ static void handle_ctl(launcher *l, int ctl)
     }
     r->enclave_fd = fd;
     (void)snprintf(r->id, sizeof(r->id), "%s", l->id);
-    r->dest.port = 0;
+    r->port = port;
     for (size_t i = 0; i < l->cfg->proxy_count; i++)
         if (l->cfg->proxies[i].port == port) r->dest = l->cfg->proxies[i];
-    if (r->dest.port == 0) r->dest.port = 0;
     pthread_t t;
     pthread_attr_t attr;
     (void)pthread_attr_init(&attr);
