@@ -135,6 +135,12 @@ static cl_status isolate_fs(const child_args *a)
     return CL_OK;
 }
 
+/* SCMP_A0 leaves datum_b out, which clang's -Wmissing-field-initializers refuses. */
+static struct scmp_arg_cmp arg0(enum scmp_compare op, uint64_t a, uint64_t b)
+{
+    return (struct scmp_arg_cmp){.arg = 0, .op = op, .datum_a = a, .datum_b = b};
+}
+
 static cl_status seccomp_install(void)
 {
     /* What a C program, its dynamic loader, libc, libcrypto and libcbor need to run and
@@ -238,15 +244,15 @@ static cl_status seccomp_install(void)
     int r = 0;
     for (size_t i = 0; i < sizeof(allow) / sizeof(allow[0]) && r == 0; i++)
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allow[i], 0);
-    if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+    if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1, arg0(SCMP_CMP_EQ, AF_UNIX, 0));
     if (r == 0) {
         const uint64_t ns =
             CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
-        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1, SCMP_A0(SCMP_CMP_MASKED_EQ, ns, 0));
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1, arg0(SCMP_CMP_MASKED_EQ, ns, 0));
     }
     if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-    if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, SCMP_A0(SCMP_CMP_EQ, PR_GET_DUMPABLE));
-    if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
+    if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, arg0(SCMP_CMP_EQ, PR_GET_DUMPABLE, 0));
+    if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, arg0(SCMP_CMP_EQ, PR_SET_NAME, 0));
     if (r == 0) r = seccomp_load(ctx);
     if (r != 0) {
         errno = -r;
@@ -381,8 +387,7 @@ static void *relay_main(void *arg)
         status = host >= 0 ? 0 : 2;
     }
     if (write_all(r->enclave_fd, &status, 1) != CL_OK || status != 0) {
-        if (status == 1)
-            CL_LOG_WARN("enclave %s: refused a connection to vsock port %u (not proxied)", r->id, r->port);
+        if (status == 1) CL_LOG_WARN("enclave %s: refused a connection to vsock port %u (not proxied)", r->id, r->port);
         if (status == 2)
             CL_LOG_WARN("enclave %s: proxy to %s:%s failed: cannot connect", r->id, r->dest.host, r->dest.service);
         goto done;
