@@ -389,7 +389,7 @@ static int enclave_by_id(int argc, char **argv)
     /* The launcher removes the enclave's state directory when the enclave is gone. */
     (void)snprintf(path, sizeof(path), "%s/%s", cl_buf_cstr(&sd), id);
     for (int i = 0; i < 500 && access(path, F_OK) == 0; i++) {
-        struct timespec ts = {0, 10 * 1000 * 1000};
+        struct timespec ts = {0, 10L * 1000 * 1000};
         (void)nanosleep(&ts, NULL);
     }
     printf("{\n  \"EnclaveID\": \"%s\",\n  \"Terminated\": %s\n}\n", id, access(path, F_OK) == 0 ? "false" : "true");

@@ -13,7 +13,7 @@ static const cli_command cli_commands[] = {
     {"key", "create and inspect keys", cmd_key},
     {"fernet", "encrypt and decrypt Fernet tokens", cmd_fernet},
     {"attest", "verify attestation documents (AWS Nitro format)", cmd_attest},
-    {"enclave", "the sim enclave backend: attestation root, images, launcher (init-root, build, run, ...)", cmd_enclave},
+    {"enclave", "sim enclaves: images, launcher, attestation root (build, run, init-root, ...)", cmd_enclave},
 };
 
 static void cli_print_usage(FILE *f)

@@ -27,7 +27,7 @@
 extern char **environ;
 
 static const uint8_t image_magic[8] = {'C', 'L', 'E', 'N', 'C', 'I', 'M', 'G'};
-static const uint8_t sig_magic[8] = {'C', 'L', 'E', 'N', 'C', 'S', 'I', 'G'};
+static const uint8_t trailer_magic[8] = {'C', 'L', 'E', 'N', 'C', 'S', 'I', 'G'};
 #define IMAGE_VERSION 1U
 #define MAX_CERT_LEN 8192U
 #define MAX_SIG_LEN 256U
@@ -181,7 +181,7 @@ static cl_status parse_raw(cl_image *img)
         uint32_t cert_len = 0, sig_len = 0;
         const uint8_t *sig = NULL;
         CL_GUARD_CTX_GOTO(cl_reader_bytes(&r, 8, &magic), "enclave image: signature");
-        CL_ENSURE_GOTO(memcmp(magic, sig_magic, 8) == 0, CL_ERR_FORMAT,
+        CL_ENSURE_GOTO(memcmp(magic, trailer_magic, 8) == 0, CL_ERR_FORMAT,
                        "enclave image: unexpected bytes after the last entry");
         CL_GUARD_CTX_GOTO(cl_reader_u32be(&r, &cert_len), "enclave image: signature");
         CL_ENSURE_GOTO(cert_len > 0 && cert_len <= MAX_CERT_LEN, CL_ERR_LIMIT, "enclave image: certificate of %u bytes",
@@ -371,7 +371,7 @@ static cl_status sign_body(const cl_image_build_params *p, cl_buf *raw)
     if (EVP_DigestSignInit(ctx, NULL, EVP_sha384(), NULL, (EVP_PKEY *)key.pkey) != 1 ||
         EVP_DigestSign(ctx, sig, &sig_len, raw->data, raw->len) != 1)
         CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "signing the enclave image failed");
-    CL_GUARD_GOTO(cl_buf_append(raw, sig_magic, 8));
+    CL_GUARD_GOTO(cl_buf_append(raw, trailer_magic, 8));
     CL_GUARD_GOTO(cl_buf_append_u32be(raw, (uint32_t)dl));
     CL_GUARD_GOTO(cl_buf_append(raw, der, (size_t)dl));
     CL_GUARD_GOTO(cl_buf_append_u32be(raw, (uint32_t)sig_len));
