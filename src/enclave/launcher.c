@@ -286,10 +286,6 @@ static cl_status child_setup(child_args *a)
     if (read(a->sync_rd, &c, 1) != 1) CL_FAIL(CL_ERR_STATE, "enclave: the launcher went away");
     CL_GUARD(isolate_fs(a));
     if (sethostname("enclave", 7) != 0) CL_FAIL_ERRNO(CL_ERR_IO, "enclave: sethostname");
-    struct rlimit as = {.rlim_cur = (rlim_t)a->cfg->memory_mib << 20, .rlim_max = (rlim_t)a->cfg->memory_mib << 20};
-    struct rlimit zero = {0, 0}, nofile = {256, 256};
-    if (setrlimit(RLIMIT_AS, &as) != 0 || setrlimit(RLIMIT_CORE, &zero) != 0 || setrlimit(RLIMIT_NOFILE, &nofile) != 0)
-        CL_FAIL_ERRNO(CL_ERR_IO, "enclave: setrlimit");
     /* Move every descriptor we keep above the ones we place, then place them. */
     int *fds[] = {&a->nsm_fd, &a->ctl_fd, &a->console_fd, &a->null_fd, &a->err_wr};
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
@@ -316,6 +312,12 @@ static cl_status child_setup(child_args *a)
     sigemptyset(&none);
     if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) CL_FAIL_ERRNO(CL_ERR_INTERNAL, "enclave: sigprocmask");
     CL_GUARD(seccomp_install());
+    /* Last, right before exec: nothing of the launcher's own code (nor a sanitizer
+     * runtime, in test builds) has to allocate under the enclave's limit. */
+    struct rlimit as = {.rlim_cur = (rlim_t)a->cfg->memory_mib << 20, .rlim_max = (rlim_t)a->cfg->memory_mib << 20};
+    struct rlimit zero = {0, 0}, nofile = {256, 256};
+    if (setrlimit(RLIMIT_AS, &as) != 0 || setrlimit(RLIMIT_CORE, &zero) != 0 || setrlimit(RLIMIT_NOFILE, &nofile) != 0)
+        CL_FAIL_ERRNO(CL_ERR_IO, "enclave: setrlimit");
     return CL_OK;
 }
 

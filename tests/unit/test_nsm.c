@@ -35,7 +35,7 @@ static void test_request_bytes(void **state)
     /* Unit variants are bare strings: "GetRandom" */
     req = (cl_nsm_request){.op = CL_NSM_OP_GET_RANDOM};
     encode_req(&req, &b);
-    cl_buf_reset(&want);
+    cl_buf_free(&want); /* t_hex makes a fresh buffer */
     t_hex(&want, "6947657452616e646f6d");
     assert_int_equal(b.len, want.len);
     assert_memory_equal(b.data, want.data, b.len);
