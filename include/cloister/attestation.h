@@ -185,7 +185,7 @@ CL_MUST_USE cl_status cl_attest_doc_create(const cl_attest_create_params *params
 /* --- the sim platform: the attestation PKI on disk, and documents signed with it --- */
 
 /* Lifetime of an enclave's signing certificate, as Nitro's (about three hours). */
-#define CL_ATTEST_LEAF_SECONDS (3 * 3600)
+#define CL_ATTEST_LEAF_SECONDS ((int64_t)3 * 3600)
 
 /*
  * Creates DIR (0700 if missing) with root.pem + root.key (a self-signed P-384 root CA,

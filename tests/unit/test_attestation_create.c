@@ -407,13 +407,14 @@ enum twist {
     TW_NONCE_1025,
     TW_TS_TEXT,
     TW_EMPTY_CAB,
-    TW_BAD_UTF
+    TW_BAD_UTF,
+    TW_NO_CERT
 };
 
 static void twisted_payload(const sim_pki *k, enum twist tw, cl_buf *b)
 {
     uint8_t pcr[64] = {0}, big[1025] = {0};
-    size_t fields = 9 + (tw == TW_UNKNOWN || tw == TW_DUP) - (tw == TW_NO_PCRS);
+    size_t fields = 9 + (tw == TW_UNKNOWN || tw == TW_DUP) - (tw == TW_NO_PCRS || tw == TW_NO_CERT);
     assert_ok(cl_attest_cbor_head(b, 5, fields));
     put_text(b, "module_id");
     put_text(b, tw == TW_BAD_UTF ? "i-\x01" : "i-sim");
@@ -430,8 +431,10 @@ static void twisted_payload(const sim_pki *k, enum twist tw, cl_buf *b)
         assert_ok(cl_attest_cbor_head(b, 0, tw == TW_PCR32 ? 32 : 0));
         put_bytes(b, pcr, tw == TW_PCR_SHORT ? 32 : 48);
     }
-    put_text(b, "certificate");
-    put_bytes(b, k->leaf.data, k->leaf.len);
+    if (tw != TW_NO_CERT) {
+        put_text(b, "certificate");
+        put_bytes(b, k->leaf.data, k->leaf.len);
+    }
     put_text(b, "cabundle");
     if (tw == TW_EMPTY_CAB) {
         assert_ok(cl_attest_cbor_head(b, 4, 0));
@@ -474,6 +477,7 @@ static void test_payload_syntax(void **state)
         {TW_TS_TEXT, CL_ERR_FORMAT, "timestamp is a text string, expected an unsigned integer"},
         {TW_EMPTY_CAB, CL_ERR_FORMAT, "cabundle is empty"},
         {TW_BAD_UTF, CL_ERR_FORMAT, "module_id contains a byte 0x01"},
+        {TW_NO_CERT, CL_ERR_FORMAT, "payload lacks the mandatory field certificate"},
     };
     sim_pki k;
     pki_init(&k, false, true);
