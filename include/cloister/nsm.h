@@ -118,7 +118,18 @@ CL_MUST_USE cl_status cl_nsm_response_parse(const uint8_t *p, size_t n, cl_nsm_r
 /* --- the enclave side ------------------------------------------------------ */
 
 /*
- * Sends one request on the device socket `fd` (CL_NSM_FD in an enclave) and decodes
+ * Opens the attestation device: in a Cloister sim enclave (the launcher sets
+ * CLOISTER_ENCLAVE=sim) the socket it placed at CL_NSM_FD; elsewhere /dev/nsm, the
+ * Nitro Secure Module driver, so that one program runs on both. CL_ERR_NOT_FOUND
+ * when neither is there.
+ */
+CL_MUST_USE cl_status cl_nsm_open(int *fd);
+/* The vsock control descriptor to pass to cl_vsock_*: CL_VSOCK_FD in a sim enclave,
+ * -1 elsewhere (real AF_VSOCK, as inside a Nitro enclave). */
+int cl_vsock_ctl(void);
+
+/*
+ * Sends one request to the device `fd` (from cl_nsm_open) and decodes
  * the answer. A response {"Error": ...} is returned as CL_ERR_REMOTE naming the code
  * (and resp->error holds it), any other mismatch as CL_ERR_FORMAT.
  */
@@ -144,7 +155,8 @@ CL_MUST_USE cl_status cl_nsm_get_attestation_doc(int fd, const uint8_t *user_dat
  *   cl_vsock_listen(port)   host programs may then connect to the Unix socket
  *                           <state dir>/vsock-<port>.sock; cl_vsock_accept returns each.
  * Each connection is a fresh socketpair whose one end is handed over with SCM_RIGHTS, so
- * the enclave never holds a host socket.
+ * the enclave never holds a host socket. With ctl_fd -1 the same calls use AF_VSOCK
+ * itself (connect to CID 3, the parent; listen on any CID), as on Nitro hardware.
  */
 CL_MUST_USE cl_status cl_vsock_connect(int ctl_fd, uint32_t port, int *out_fd);
 CL_MUST_USE cl_status cl_vsock_listen(int ctl_fd, uint32_t port, int *listener_fd);

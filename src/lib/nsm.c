@@ -13,10 +13,14 @@
 
 #include <cbor.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/vm_sockets.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cloister/mem.h"
@@ -453,6 +457,66 @@ cl_status cl_nsm_response_parse(const uint8_t *p, size_t n, cl_nsm_response *res
 
 /* --- the enclave-side client ---------------------------------------------- */
 
+/* The Nitro driver's ioctl (Linux include/uapi/linux/nsm.h: struct nsm_raw, NSM_IOCTL_RAW;
+ * the same layout as nsm-api's NsmMessage of two iovecs on 64-bit). */
+typedef struct nsm_raw_io {
+    uint64_t req_addr, req_len;
+    uint64_t resp_addr, resp_len;
+} nsm_raw_io;
+#define CL_NSM_IOCTL_RAW _IOWR(0x0A, 0x0, nsm_raw_io)
+
+cl_status cl_nsm_open(int *fd)
+{
+    const char *env = getenv("CLOISTER_ENCLAVE");
+    if (env != NULL && strcmp(env, "sim") == 0) {
+        struct stat sb;
+        CL_ENSURE(fstat(CL_NSM_FD, &sb) == 0 && S_ISSOCK(sb.st_mode), CL_ERR_NOT_FOUND,
+                  "NSM: CLOISTER_ENCLAVE=sim but descriptor %d is not the launcher's device socket", CL_NSM_FD);
+        *fd = CL_NSM_FD;
+        return CL_OK;
+    }
+    int d = open("/dev/nsm", O_RDWR | O_CLOEXEC);
+    if (d < 0)
+        CL_FAIL_ERRNO(CL_ERR_NOT_FOUND, "NSM: no attestation device (not in a Cloister sim enclave, and /dev/nsm "
+                                        "cannot be opened: not in a Nitro enclave?)");
+    *fd = d;
+    return CL_OK;
+}
+
+int cl_vsock_ctl(void)
+{
+    const char *env = getenv("CLOISTER_ENCLAVE");
+    return env != NULL && strcmp(env, "sim") == 0 ? CL_VSOCK_FD : -1;
+}
+
+/* One exchange: a message on the sim device socket, or the Nitro driver's ioctl. */
+static cl_status exchange(int fd, const cl_buf *msg, uint8_t *in, size_t *in_len)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) CL_FAIL_ERRNO(CL_ERR_IO, "NSM call: descriptor %d", fd);
+    if (S_ISCHR(sb.st_mode)) {
+        nsm_raw_io io = {(uint64_t)(uintptr_t)msg->data, msg->len, (uint64_t)(uintptr_t)in, *in_len};
+        if (ioctl(fd, CL_NSM_IOCTL_RAW, &io) != 0) CL_FAIL_ERRNO(CL_ERR_IO, "NSM call: ioctl on /dev/nsm");
+        CL_ENSURE(io.resp_len <= *in_len, CL_ERR_LIMIT, "NSM call: the answer is over %zu bytes", *in_len);
+        *in_len = (size_t)io.resp_len;
+        return CL_OK;
+    }
+    ssize_t w;
+    do {
+        w = send(fd, msg->data, msg->len, MSG_NOSIGNAL);
+    } while (w < 0 && errno == EINTR);
+    if (w != (ssize_t)msg->len) CL_FAIL_ERRNO(CL_ERR_IO, "NSM call: cannot send the request to the device (fd %d)", fd);
+    ssize_t r;
+    do {
+        r = recv(fd, in, *in_len, MSG_TRUNC);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) CL_FAIL_ERRNO(CL_ERR_IO, "NSM call: cannot read the device's answer");
+    CL_ENSURE(r > 0, CL_ERR_IO, "NSM call: the device closed (is this running in a Cloister enclave?)");
+    CL_ENSURE((size_t)r <= *in_len, CL_ERR_LIMIT, "NSM call: the answer is over %zu bytes", *in_len);
+    *in_len = (size_t)r;
+    return CL_OK;
+}
+
 cl_status cl_nsm_call(int fd, const cl_nsm_request *req, cl_nsm_response *resp)
 {
     cl_status rc = CL_OK;
@@ -461,21 +525,9 @@ cl_status cl_nsm_call(int fd, const cl_nsm_request *req, cl_nsm_response *resp)
     uint8_t *in = malloc(CL_NSM_MAX_RESPONSE);
     CL_ENSURE_GOTO(in != NULL, CL_ERR_NOMEM, "NSM call: out of memory");
     CL_GUARD_GOTO(cl_nsm_request_encode(req, &msg));
-    ssize_t w;
-    do {
-        w = send(fd, msg.data, msg.len, MSG_NOSIGNAL);
-    } while (w < 0 && errno == EINTR);
-    if (w != (ssize_t)msg.len)
-        CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "NSM call: cannot send the request to the device (fd %d)", fd);
-    ssize_t r;
-    do {
-        r = recv(fd, in, CL_NSM_MAX_RESPONSE, MSG_TRUNC);
-    } while (r < 0 && errno == EINTR);
-    if (r < 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "NSM call: cannot read the device's answer");
-    CL_ENSURE_GOTO(r > 0, CL_ERR_IO, "NSM call: the device closed (is this running in a Cloister enclave?)");
-    CL_ENSURE_GOTO((size_t)r <= CL_NSM_MAX_RESPONSE, CL_ERR_LIMIT, "NSM call: the answer is over %d bytes",
-                   CL_NSM_MAX_RESPONSE);
-    CL_GUARD_GOTO(cl_nsm_response_parse(in, (size_t)r, resp));
+    size_t got = CL_NSM_MAX_RESPONSE;
+    CL_GUARD_GOTO(exchange(fd, &msg, in, &got));
+    CL_GUARD_GOTO(cl_nsm_response_parse(in, got, resp));
     if (resp->op == CL_NSM_OP_ERROR)
         CL_FAIL_GOTO(CL_ERR_REMOTE, "NSM: the device refused the request: %s", cl_nsm_error_name(resp->error));
     CL_ENSURE_GOTO(resp->op == req->op, CL_ERR_FORMAT, "NSM call: the answer is for another operation");
@@ -656,8 +708,21 @@ static cl_status ctl_send(int ctl_fd, char kind, uint32_t port, int fd)
     return cl_fd_send(ctl_fd, msg, sizeof(msg), fd);
 }
 
+#define VSOCK_PARENT_CID 3U /* VMADDR_CID_HOST: the parent instance, as on Nitro */
+
 cl_status cl_vsock_connect(int ctl_fd, uint32_t port, int *out_fd)
 {
+    if (ctl_fd < 0) {
+        int s = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0) CL_FAIL_ERRNO(CL_ERR_UNSUPPORTED, "vsock connect to port %u: no AF_VSOCK here", port);
+        struct sockaddr_vm sa = {.svm_family = AF_VSOCK, .svm_cid = VSOCK_PARENT_CID, .svm_port = port};
+        if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+            (void)close(s);
+            CL_FAIL_ERRNO(CL_ERR_IO, "vsock connect to CID %u port %u", VSOCK_PARENT_CID, port);
+        }
+        *out_fd = s;
+        return CL_OK;
+    }
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         CL_FAIL_ERRNO(CL_ERR_IO, "vsock connect to port %u: socketpair", port);
@@ -684,6 +749,17 @@ cl_status cl_vsock_connect(int ctl_fd, uint32_t port, int *out_fd)
 
 cl_status cl_vsock_listen(int ctl_fd, uint32_t port, int *listener_fd)
 {
+    if (ctl_fd < 0) {
+        int s = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0) CL_FAIL_ERRNO(CL_ERR_UNSUPPORTED, "vsock listen on port %u: no AF_VSOCK here", port);
+        struct sockaddr_vm sa = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = port};
+        if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(s, 16) != 0) {
+            (void)close(s);
+            CL_FAIL_ERRNO(CL_ERR_IO, "vsock listen on port %u", port);
+        }
+        *listener_fd = s;
+        return CL_OK;
+    }
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
         CL_FAIL_ERRNO(CL_ERR_IO, "vsock listen on port %u: socketpair", port);
@@ -699,6 +775,17 @@ cl_status cl_vsock_listen(int ctl_fd, uint32_t port, int *listener_fd)
 
 cl_status cl_vsock_accept(int listener_fd, int *out_fd)
 {
+    int so_type = 0;
+    socklen_t tl = sizeof(so_type);
+    if (getsockopt(listener_fd, SOL_SOCKET, SO_TYPE, &so_type, &tl) == 0 && so_type == SOCK_STREAM) {
+        int c; /* a real AF_VSOCK listener (cl_vsock_listen with ctl_fd -1) */
+        do {
+            c = accept4(listener_fd, NULL, NULL, SOCK_CLOEXEC);
+        } while (c < 0 && errno == EINTR);
+        if (c < 0) CL_FAIL_ERRNO(CL_ERR_IO, "vsock accept");
+        *out_fd = c;
+        return CL_OK;
+    }
     uint8_t msg[8];
     size_t len = sizeof(msg);
     int fd = -1;

@@ -28,6 +28,7 @@
 #include "cloister/nsm.h"
 
 static int failures;
+static int nsm = -1, vsock = -1;
 
 static void result(const char *name, int ok, const char *why)
 {
@@ -85,35 +86,35 @@ static int probe(void)
     uint8_t v[48];
     bool locked = false;
     char hx[97];
-    cl_status rc = cl_nsm_describe_pcr(CL_NSM_FD, 0, v, &locked);
+    cl_status rc = cl_nsm_describe_pcr(nsm, 0, v, &locked);
     hex(v, 48, hx);
     result("pcr0_locked", rc == CL_OK && locked, hx);
     printf("PCR0 %s\n", hx);
-    rc = cl_nsm_extend_pcr(CL_NSM_FD, 0, (const uint8_t *)"x", 1, v);
+    rc = cl_nsm_extend_pcr(nsm, 0, (const uint8_t *)"x", 1, v);
     result("pcr0_read_only", rc == CL_ERR_REMOTE && strstr(cl_error_message(), "ReadOnlyIndex") != NULL,
            cl_error_message());
-    rc = cl_nsm_extend_pcr(CL_NSM_FD, 16, (const uint8_t *)"abc", 3, v);
+    rc = cl_nsm_extend_pcr(nsm, 16, (const uint8_t *)"abc", 3, v);
     hex(v, 48, hx);
     result("pcr16_extend", rc == CL_OK, hx);
     printf("PCR16 %s\n", hx);
-    rc = cl_nsm_lock_pcr(CL_NSM_FD, 16);
+    rc = cl_nsm_lock_pcr(nsm, 16);
     result("pcr16_lock", rc == CL_OK, NULL);
-    rc = cl_nsm_extend_pcr(CL_NSM_FD, 16, (const uint8_t *)"abc", 3, v);
+    rc = cl_nsm_extend_pcr(nsm, 16, (const uint8_t *)"abc", 3, v);
     result("pcr16_locked", rc == CL_ERR_REMOTE, NULL);
-    rc = cl_nsm_describe_pcr(CL_NSM_FD, 32, v, &locked);
+    rc = cl_nsm_describe_pcr(nsm, 32, v, &locked);
     result("pcr32_invalid", rc == CL_ERR_REMOTE && strstr(cl_error_message(), "InvalidIndex") != NULL, NULL);
     uint8_t rnd[300];
     memset(rnd, 0, sizeof(rnd));
-    rc = cl_nsm_get_random(CL_NSM_FD, rnd, sizeof(rnd));
+    rc = cl_nsm_get_random(nsm, rnd, sizeof(rnd));
     int nonzero = 0;
     for (size_t i = 0; i < sizeof(rnd); i++) nonzero += rnd[i] != 0;
     result("get_random", rc == CL_OK && nonzero > 200, NULL);
     /* Raw garbage on the device is answered with an error, and the device keeps working. */
-    ssize_t w = send(CL_NSM_FD, "\xff\x00garbage", 9, 0);
+    ssize_t w = send(nsm, "\xff\x00garbage", 9, 0);
     uint8_t resp[256];
-    ssize_t r = recv(CL_NSM_FD, resp, sizeof(resp), 0);
+    ssize_t r = recv(nsm, resp, sizeof(resp), 0);
     result("garbage_answered", w == 9 && r > 0 && memmem(resp, (size_t)r, "InvalidArgument", 15) != NULL, NULL);
-    rc = cl_nsm_describe_pcr(CL_NSM_FD, 1, v, &locked);
+    rc = cl_nsm_describe_pcr(nsm, 1, v, &locked);
     result("device_alive", rc == CL_OK, NULL);
     printf("DONE %d\n", failures);
     fflush(stdout);
@@ -123,7 +124,7 @@ static int probe(void)
 static int send_report(const uint8_t *p, size_t n)
 {
     int fd = -1;
-    if (cl_vsock_connect(CL_VSOCK_FD, 5000, &fd) != CL_OK) return 3;
+    if (cl_vsock_connect(vsock, 5000, &fd) != CL_OK) return 3;
     uint8_t len[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
     if (write(fd, len, 4) != 4 || write(fd, p, n) != (ssize_t)n) return 4;
     shutdown(fd, SHUT_WR);
@@ -140,8 +141,8 @@ static int attest(void)
     size_t nl = read_small("/files/nonce", nonce, sizeof(nonce));
     cl_buf doc;
     cl_buf_init(&doc, 1 << 16);
-    cl_status rc = cl_nsm_get_attestation_doc(CL_NSM_FD, (const uint8_t *)"probe-user-data", 15, (const uint8_t *)nonce,
-                                              nl, NULL, 0, &doc);
+    cl_status rc = cl_nsm_get_attestation_doc(nsm, (const uint8_t *)"probe-user-data", 15, (const uint8_t *)nonce, nl,
+                                              NULL, 0, &doc);
     if (rc != CL_OK) {
         const char *m = cl_error_message();
         return send_report((const uint8_t *)m, strlen(m)) == 0 ? 2 : 5;
@@ -154,7 +155,7 @@ static int attest(void)
 static int listen_once(void)
 {
     int l = -1, c = -1;
-    if (cl_vsock_listen(CL_VSOCK_FD, 5005, &l) != CL_OK) return 3;
+    if (cl_vsock_listen(vsock, 5005, &l) != CL_OK) return 3;
     if (cl_vsock_accept(l, &c) != CL_OK) return 4;
     char line[256];
     ssize_t n = read(c, line, sizeof(line));
@@ -169,7 +170,7 @@ static int listen_once(void)
 static int deny(void)
 {
     int fd = -1;
-    cl_status rc = cl_vsock_connect(CL_VSOCK_FD, 5001, &fd);
+    cl_status rc = cl_vsock_connect(vsock, 5001, &fd);
     const char *m = rc == CL_OK ? "CONNECTED" : cl_error_message();
     return send_report((const uint8_t *)m, strlen(m));
 }
@@ -178,6 +179,12 @@ int main(void)
 {
     char mode[64];
     read_small("/files/mode", mode, sizeof(mode));
+    /* The same calls a program makes on Nitro hardware: /dev/nsm and AF_VSOCK there. */
+    if (cl_nsm_open(&nsm) != CL_OK) {
+        printf("cl_nsm_open: %s\n", cl_error_message());
+        return 70;
+    }
+    vsock = cl_vsock_ctl();
     if (strcmp(mode, "probe") == 0) return probe();
     if (strcmp(mode, "attest") == 0) return attest();
     if (strcmp(mode, "listen") == 0) return listen_once();

@@ -6,6 +6,7 @@
  */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -293,12 +294,65 @@ static void test_vsock_fd_passing(void **state)
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) (void)close(fds[i]);
 }
 
+static void test_open_outside_an_enclave(void **state)
+{
+    (void)state;
+    int fd = -1;
+    assert_int_equal(unsetenv("CLOISTER_ENCLAVE"), 0);
+    assert_int_equal(cl_vsock_ctl(), -1);
+    if (access("/dev/nsm", F_OK) != 0) assert_fails(cl_nsm_open(&fd), CL_ERR_NOT_FOUND, "/dev/nsm");
+    /* CLOISTER_ENCLAVE=sim without the launcher's socket at descriptor 3 */
+    assert_int_equal(setenv("CLOISTER_ENCLAVE", "sim", 1), 0);
+    assert_int_equal(cl_vsock_ctl(), CL_VSOCK_FD);
+    int saved = dup(CL_NSM_FD); /* whatever the test runner left there */
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    assert_true(dup2(p[0], CL_NSM_FD) == CL_NSM_FD);
+    assert_fails(cl_nsm_open(&fd), CL_ERR_NOT_FOUND, "not the launcher's device socket");
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+    assert_true(dup2(sv[0], CL_NSM_FD) == CL_NSM_FD);
+    assert_ok(cl_nsm_open(&fd));
+    assert_int_equal(fd, CL_NSM_FD);
+    if (saved >= 0) {
+        assert_true(dup2(saved, CL_NSM_FD) == CL_NSM_FD);
+        (void)close(saved);
+    } else {
+        (void)close(CL_NSM_FD);
+    }
+    int fds[] = {p[0], p[1], sv[0], sv[1]};
+    for (size_t i = 0; i < 4; i++) (void)close(fds[i]);
+    assert_int_equal(unsetenv("CLOISTER_ENCLAVE"), 0);
+}
+
+static void test_real_vsock(void **state)
+{
+    (void)state;
+    /* Outside a VM the parent CID does not answer (or AF_VSOCK is missing): a clear
+     * failure, never a hang or a crash. */
+    int fd = -1;
+    cl_status rc = cl_vsock_connect(-1, 5000, &fd);
+    assert_true(rc == CL_ERR_IO || rc == CL_ERR_UNSUPPORTED);
+    assert_non_null(strstr(cl_error_message(), "vsock"));
+    /* accept on a stream listener is a plain accept (the AF_VSOCK path) */
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    assert_fails(cl_vsock_accept(sv[0], &fd), CL_ERR_IO, "vsock accept");
+    (void)close(sv[0]);
+    (void)close(sv[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_request_bytes),    cmocka_unit_test(test_request_round_trip),
-        cmocka_unit_test(test_request_refusals), cmocka_unit_test(test_response_round_trip),
-        cmocka_unit_test(test_client),           cmocka_unit_test(test_vsock_fd_passing),
+        cmocka_unit_test(test_request_bytes),
+        cmocka_unit_test(test_request_round_trip),
+        cmocka_unit_test(test_request_refusals),
+        cmocka_unit_test(test_response_round_trip),
+        cmocka_unit_test(test_client),
+        cmocka_unit_test(test_vsock_fd_passing),
+        cmocka_unit_test(test_open_outside_an_enclave),
+        cmocka_unit_test(test_real_vsock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
