@@ -333,6 +333,16 @@ static int enclave_describe(int argc, char **argv)
         (void)snprintf(path, sizeof(path), "%s/%s/info.json", cl_buf_cstr(&sd), de->d_name);
         cl_buf_reset(&info);
         if (cl_buf_read_file(&info, path) != CL_OK) continue;
+        /* Skip what a launcher killed with SIGKILL left behind. */
+        (void)snprintf(path, sizeof(path), "%s/%s/pid", cl_buf_cstr(&sd), de->d_name);
+        char pidtext[32] = "";
+        FILE *pf = fopen(path, "r");
+        uint64_t pid = 0;
+        if (pf != NULL) {
+            if (fgets(pidtext, sizeof(pidtext), pf) != NULL) pidtext[strcspn(pidtext, "\n")] = '\0';
+            (void)fclose(pf);
+        }
+        if (!parse_u64(pidtext, 2, INT32_MAX, &pid) || (kill((pid_t)pid, 0) != 0 && errno == ESRCH)) continue;
         fputs(first ? "\n" : ",\n", stdout);
         first = false;
         /* info.json ends with "}\n": print it without the newline, as one array element. */

@@ -750,6 +750,16 @@ cl_status cl_enclave_run(const cl_enclave_config *cfg, int *exit_code)
     cl_nsm_device_init(&l->dev, &img, cfg->debug, l->id, cfg->pki_dir != NULL ? &platform : NULL);
 
     CL_GUARD_GOTO(make_dirs(cfg->state_dir));
+    {
+        /* The default lives under /tmp when there is no XDG_RUNTIME_DIR: refuse a
+         * directory someone else made for us (sockets and the console go there). */
+        struct stat sb;
+        if (lstat(cfg->state_dir, &sb) != 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "state directory %s", cfg->state_dir);
+        CL_ENSURE_GOTO(S_ISDIR(sb.st_mode) && sb.st_uid == getuid() && (sb.st_mode & 022) == 0, CL_ERR_DENIED,
+                       "state directory %s is not a directory of ours that only we can write (mode %o, owner %u); "
+                       "choose another with --state-dir",
+                       cfg->state_dir, (unsigned)(sb.st_mode & 07777), (unsigned)sb.st_uid);
+    }
     (void)snprintf(l->dir, sizeof(l->dir), "%s/%s", cfg->state_dir, l->id);
     if (mkdir(l->dir, 0700) != 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot create %s", l->dir);
     state_made = true;

@@ -263,6 +263,11 @@ def test_describe_terminate(tmp):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     children.append(p)
     d = wait_for(lambda: enclave_dir(state)() and os.path.exists(os.path.join(enclave_dir(state)(), "info.json")))
+    # A directory a SIGKILLed launcher left behind is not listed.
+    stale = os.path.join(state, "i-sim-enc00")
+    os.makedirs(stale)
+    open(os.path.join(stale, "info.json"), "w").write('{"EnclaveID": "i-sim-enc00"}\n')
+    open(os.path.join(stale, "pid"), "w").write("999999999\n")
     r = run("enclave", "describe", "--state-dir", state)
     desc = json.loads(r.stdout) if r.returncode == 0 else []
     check(len(desc) == 1 and desc[0]["Measurements"]["PCR0"] == m["PCR0"] and desc[0]["MemoryMiB"] == 32,

@@ -3,8 +3,10 @@
  * The launcher's helpers (src/enclave/launcher.c). The launcher itself is exercised
  * end to end, from inside the enclave, by tests/integration/enclave_run.py.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cloister/enclave.h"
 
@@ -50,6 +52,30 @@ static void test_run_refusals(void **state)
     assert_fails(cl_enclave_run(&cfg, &code), CL_ERR_USAGE, "--memory");
     cfg.memory_mib = 64;
     assert_fails(cl_enclave_run(&cfg, &code), CL_ERR_IO, "/nonexistent.img");
+
+    /* A state directory others can write is refused before anything starts. */
+    char exe[512], img_path[512], shared[512];
+    (void)snprintf(exe, sizeof(exe), "%s/prog", t_tmpdir());
+    (void)snprintf(img_path, sizeof(img_path), "%s/prog.img", t_tmpdir());
+    (void)snprintf(shared, sizeof(shared), "%s/shared", t_tmpdir());
+    FILE *f = fopen(exe, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs("x", f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+    cl_image img;
+    cl_image_init(&img);
+    cl_image_build_params p = {.exe = exe};
+    assert_ok(cl_image_build(&p, &img));
+    f = fopen(img_path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(img.raw.data, 1, img.raw.len, f), img.raw.len);
+    assert_int_equal(fclose(f), 0);
+    cl_image_free(&img);
+    assert_int_equal(mkdir(shared, 0700), 0);
+    assert_int_equal(chmod(shared, 0777), 0);
+    cfg.image_path = img_path;
+    cfg.state_dir = shared;
+    assert_fails(cl_enclave_run(&cfg, &code), CL_ERR_DENIED, "only we can write");
 }
 
 int main(void)
