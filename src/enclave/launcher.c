@@ -59,6 +59,9 @@
 #define ENCLAVE_UID 1000
 #define MAX_LISTENERS 8
 #define CHILD_STACK ((size_t)1 << 20)
+#define MAX_RELAYS 64 /* proxied connections open at once (one thread each) */
+
+static atomic_int active_relays;
 
 typedef struct child_args {
     const cl_enclave_config *cfg;
@@ -429,6 +432,7 @@ done:
     if (host >= 0) (void)close(host);
     (void)close(r->enclave_fd);
     free(r);
+    atomic_fetch_sub(&active_relays, 1);
     return NULL;
 }
 
@@ -501,6 +505,8 @@ static void handle_listen(launcher *l, uint32_t port, int enclave_fd)
         (void)close(enclave_fd);
         return;
     }
+    /* Never block the launcher's loop on an enclave that does not accept. */
+    (void)fcntl(enclave_fd, F_SETFL, fcntl(enclave_fd, F_GETFL) | O_NONBLOCK);
     s->port = port;
     s->host_fd = fd;
     s->enclave_fd = enclave_fd;
@@ -526,6 +532,12 @@ static void handle_ctl(launcher *l, int ctl)
         (void)close(fd);
         return;
     }
+    /* An enclave cannot make the launcher start threads without bound. */
+    if (atomic_load(&active_relays) >= MAX_RELAYS) {
+        CL_LOG_WARN("enclave %s: %d proxied connections already open; refusing another", l->id, MAX_RELAYS);
+        (void)close(fd);
+        return;
+    }
     relay_args *r = calloc(1, sizeof(*r));
     if (r == NULL) {
         (void)close(fd);
@@ -540,7 +552,9 @@ static void handle_ctl(launcher *l, int ctl)
     pthread_attr_t attr;
     (void)pthread_attr_init(&attr);
     (void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    atomic_fetch_add(&active_relays, 1);
     if (pthread_create(&t, &attr, relay_main, r) != 0) {
+        atomic_fetch_sub(&active_relays, 1);
         (void)close(fd);
         free(r);
     }
