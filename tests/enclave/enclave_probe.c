@@ -9,11 +9,14 @@
  *           sends it, length-prefixed, to vsock port 5000 (proxied by the test)
  *   listen  listens on vsock port 5005 and answers one host connection: "enclave:" + line
  *   deny    connects to vsock port 5001 (not proxied) and reports the refusal on port 5000
+ *   echo    sends 1 MiB through the proxy on port 5000 to an echo server and checks
+ *           that the same bytes come back (printed as RESULT lines; run with --debug)
  *   spin    waits forever (for describe / terminate)
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,6 +178,39 @@ static int deny(void)
     return send_report((const uint8_t *)m, strlen(m));
 }
 
+static int echo(void)
+{
+    enum { N = 1 << 20 };
+    static uint8_t out[N], in[N];
+    for (size_t i = 0; i < N; i++) out[i] = (uint8_t)(i * 7 + (i >> 11));
+    int fd = -1;
+    cl_status rc = cl_vsock_connect(vsock, 5000, &fd);
+    result("echo_connect", rc == CL_OK, rc == CL_OK ? NULL : cl_error_message());
+    if (rc != CL_OK) return 1;
+    /* Write and read at once, so that neither side's buffers have to hold it all. */
+    size_t sent = 0, got = 0;
+    while (got < N) {
+        struct pollfd p = {.fd = fd, .events = POLLIN | (sent < N ? POLLOUT : 0)};
+        if (poll(&p, 1, 10000) <= 0) break;
+        if ((p.revents & POLLOUT) && sent < N) {
+            ssize_t w = write(fd, out + sent, N - sent > 65536 ? 65536 : N - sent);
+            if (w <= 0) break;
+            sent += (size_t)w;
+            if (sent == N) shutdown(fd, SHUT_WR);
+        }
+        if (p.revents & (POLLIN | POLLHUP)) {
+            ssize_t r = read(fd, in + got, N - got);
+            if (r <= 0) break;
+            got += (size_t)r;
+        }
+    }
+    close(fd);
+    result("echo_bytes", got == N && memcmp(in, out, N) == 0, NULL);
+    printf("DONE %d\n", failures);
+    fflush(stdout);
+    return failures == 0 ? 0 : 1;
+}
+
 int main(void)
 {
     char mode[64];
@@ -189,6 +225,7 @@ int main(void)
     if (strcmp(mode, "attest") == 0) return attest();
     if (strcmp(mode, "listen") == 0) return listen_once();
     if (strcmp(mode, "deny") == 0) return deny();
+    if (strcmp(mode, "echo") == 0) return echo();
     if (strcmp(mode, "spin") == 0) {
         for (;;) pause();
     }

@@ -218,6 +218,34 @@ def test_deny(tmp):
     coll.sock.close()
 
 
+def test_echo(tmp):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def serve():
+        try:
+            c, _ = srv.accept()
+        except OSError:
+            return
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            c.sendall(d)
+        c.shutdown(socket.SHUT_WR)
+        c.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    img, _ = build(tmp, "echo", "echo")
+    p = start(tmp, img, "--debug", "--attach-console", "--quiet", "--proxy",
+              f"5000=127.0.0.1:{srv.getsockname()[1]}")
+    out, err = p.communicate(timeout=60)
+    srv.close()
+    check("RESULT echo_bytes ok" in out, "1 MiB goes through the proxy and back unchanged")
+    check("1048576 bytes out, 1048576 bytes in" in err, "and the relay logs exactly those byte counts")
+
+
 def wait_for(pred, timeout=20):
     end = time.time() + timeout
     while time.time() < end:
@@ -298,6 +326,7 @@ def main():
             return 0
         test_attest(tmp)
         test_deny(tmp)
+        test_echo(tmp)
         test_listen(tmp)
         test_describe_terminate(tmp)
     finally:
