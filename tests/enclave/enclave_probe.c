@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,9 @@ static int probe(void)
     result("no_unshare", unshare(CLONE_NEWUSER) != 0, strerror(errno));
     result("not_dumpable", prctl(PR_GET_DUMPABLE) == 0, NULL);
     result("uid", getuid() == 1000, NULL);
+    /* Its own PID namespace: it is process 1 and no host process can be signalled. */
+    result("pid_namespace", getpid() == 1, NULL);
+    result("no_host_processes", kill(2, 0) != 0 && (errno == ESRCH || errno == EPERM), strerror(errno));
     char host[64] = "";
     gethostname(host, sizeof(host));
     result("hostname", strcmp(host, "enclave") == 0, host);
