@@ -1,0 +1,930 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The KMS operations. Request and response members are those of botocore's
+ * kms/2014-11-01/service-2.json; limits and key-state rules are those of the
+ * AWS KMS API Reference ("Key states of AWS KMS keys").
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cloister/crypto.h"
+#include "cloister/mem.h"
+
+#include "policy.h"
+#include "server.h"
+
+#define KMS_LIST_MAX 1000
+#define KMS_LIST_DEFAULT 100
+#define KMS_RANDOM_MAX 1024
+#define KMS_DAY 86400
+
+/* --- request members ---------------------------------------------------- */
+
+static cl_status kms_null_member(kms_call *c, const char *member)
+{
+    KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE,
+                "1 validation error detected: Value null at '%c%s' failed to satisfy constraint: Member must not be "
+                "null",
+                member[0] + ('a' - 'A'), member + 1);
+}
+
+/* A string member: NULL in *out when absent and optional. */
+static cl_status kms_str(kms_call *c, const char *member, bool required, size_t min, size_t max, const char **out)
+{
+    json_t *v = json_object_get(c->req, member);
+    *out = NULL;
+    if (v == NULL || json_is_null(v)) {
+        if (required) return kms_null_member(c, member);
+        return CL_OK;
+    }
+    if (!json_is_string(v))
+        KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s must be a string", member);
+    size_t len = json_string_length(v);
+    if (len < min || len > max || strlen(json_string_value(v)) != len)
+        KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE,
+                    "1 validation error detected: Value at '%s' failed to satisfy constraint: Member must have length "
+                    "between %zu and %zu",
+                    member, min, max);
+    *out = json_string_value(v);
+    return CL_OK;
+}
+
+static cl_status kms_int(kms_call *c, const char *member, bool *present, long long min, long long max,
+                         long long *out)
+{
+    json_t *v = json_object_get(c->req, member);
+    *present = v != NULL && !json_is_null(v);
+    if (!*present) return CL_OK;
+    if (!json_is_integer(v))
+        KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s must be an integer", member);
+    *out = json_integer_value(v);
+    if (*out < min || *out > max)
+        KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE,
+                    "1 validation error detected: Value '%lld' at '%s' failed to satisfy constraint: Member must have "
+                    "value between %lld and %lld",
+                    *out, member, min, max);
+    return CL_OK;
+}
+
+/* A blob member (base64 on the wire). */
+static cl_status kms_blob_member(kms_call *c, const char *member, bool required, size_t max, cl_buf *out)
+{
+    const char *b64;
+    CL_GUARD(kms_str(c, member, required, 0, max * 2, &b64));
+    if (b64 == NULL) return CL_OK;
+    if (cl_base64_decode(b64, strlen(b64), false, out) != CL_OK)
+        KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s is not valid base64", member);
+    if (out->len < 1 || out->len > max)
+        KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE,
+                    "1 validation error detected: Value at '%s' failed to satisfy constraint: Member must have length "
+                    "between 1 and %zu",
+                    member, max);
+    return CL_OK;
+}
+
+/* EncryptionContextType: a map of string to string. */
+static cl_status kms_context(kms_call *c, const char *member, cl_kvlist *out)
+{
+    json_t *v = json_object_get(c->req, member);
+    if (v == NULL || json_is_null(v)) return CL_OK;
+    if (!json_is_object(v))
+        KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s must be a map of strings", member);
+    const char *k;
+    json_t *val;
+    json_object_foreach(v, k, val)
+    {
+        if (!json_is_string(val))
+            KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s values must be strings", member);
+        if (cl_kvlist_add(out, k, strlen(k), json_string_value(val), json_string_length(val)) != CL_OK)
+            KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE, "invalid %s: %s", member, cl_error_message());
+    }
+    return CL_OK;
+}
+
+static cl_status kms_set_blob(kms_call *c, const char *member, const uint8_t *p, size_t n)
+{
+    cl_buf b64;
+    cl_buf_init_secret(&b64, 1 << 20);
+    cl_status rc = cl_base64_encode(p, n, false, &b64);
+    if (rc == CL_OK) {
+        json_t *s = json_stringn((const char *)b64.data, b64.len);
+        rc = s != NULL && json_object_set_new(c->resp, member, s) == 0 ? CL_OK : CL_ERR_NOMEM;
+    }
+    cl_buf_free(&b64);
+    CL_ENSURE(rc == CL_OK, rc, "cannot encode %s", member);
+    return CL_OK;
+}
+
+/* --- keys ----------------------------------------------------------------- */
+
+static void kms_key_arn(const kms_call *c, const char *account, const char *key_id, char *out, size_t cap)
+{
+    (void)snprintf(out, cap, "arn:aws:kms:%s:%s:key/%s", c->kms->cfg->region, account, key_id);
+}
+
+static bool kms_is_key_id(const char *s)
+{
+    if (strlen(s) != KMS_KEY_ID_LEN) return false;
+    for (size_t i = 0; i < KMS_KEY_ID_LEN; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        bool hex = (s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f');
+        if (dash ? s[i] != '-' : !hex) return false;
+    }
+    return true;
+}
+
+static const char *kms_state_name(kms_key_state s)
+{
+    switch (s) {
+    case KMS_KEY_ENABLED: return "Enabled";
+    case KMS_KEY_DISABLED: return "Disabled";
+    case KMS_KEY_PENDING_DELETION: return "PendingDeletion";
+    }
+    return "Unavailable";
+}
+
+static cl_status kms_not_found_key(kms_call *c, const char *id)
+{
+    KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Key '%s' does not exist", id);
+}
+
+/* Resolves every identifier form AWS accepts (KeyIdType: key id, key ARN,
+ * alias name, alias ARN) to a key of the caller's account. A key pending
+ * deletion whose date has passed is deleted here, so it is gone as soon as
+ * it is due. */
+static cl_status kms_load_key(kms_call *c, const char *id, bool allow_alias, kms_key_rec *k)
+{
+    const char *account = c->principal->account;
+    char arn_prefix[128];
+    (void)snprintf(arn_prefix, sizeof(arn_prefix), "arn:aws:kms:%s:%s:", c->kms->cfg->region, account);
+    size_t plen = strlen(arn_prefix);
+    const char *key_id = NULL;
+    kms_alias_rec alias;
+    char alias_name[KMS_ALIAS_MAX + 1];
+    const char *aname = NULL;
+    if (strncmp(id, "alias/", 6) == 0) {
+        aname = id;
+    } else if (strncmp(id, arn_prefix, plen) == 0 && strncmp(id + plen, "alias/", 6) == 0) {
+        aname = id + plen;
+    } else if (strncmp(id, arn_prefix, plen) == 0 && strncmp(id + plen, "key/", 4) == 0) {
+        key_id = id + plen + 4;
+    } else if (strncmp(id, "arn:", 4) == 0) {
+        KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Invalid arn %s", id);
+    } else {
+        key_id = id;
+    }
+    if (aname != NULL) {
+        if (!allow_alias) KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Invalid keyId %s", id);
+        (void)snprintf(alias_name, sizeof(alias_name), "%s", aname);
+        cl_status rc = c->kms->store->ops->get_alias(c->kms->store, account, alias_name, &alias);
+        if (rc == CL_ERR_NOT_FOUND)
+            KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Alias %s%s is not found.", arn_prefix, alias_name);
+        CL_GUARD(rc);
+        key_id = alias.key_id;
+    }
+    if (!kms_is_key_id(key_id)) return kms_not_found_key(c, id);
+    cl_status rc = c->kms->store->ops->get_key(c->kms->store, key_id, k);
+    if (rc == CL_ERR_NOT_FOUND) {
+        char arn[KMS_ARN_MAX + 1];
+        kms_key_arn(c, account, key_id, arn, sizeof(arn));
+        return kms_not_found_key(c, arn);
+    }
+    CL_GUARD(rc);
+    if (strcmp(k->account, account) != 0) {
+        kms_key_rec_clear(k);
+        return kms_not_found_key(c, id);
+    }
+    if (k->state == KMS_KEY_PENDING_DELETION && k->deletion_date <= c->now) {
+        char arn[KMS_ARN_MAX + 1];
+        (void)snprintf(arn, sizeof(arn), "%s", k->arn);
+        kms_key_rec_clear(k);
+        CL_GUARD(c->kms->store->ops->delete_key(c->kms->store, key_id));
+        return kms_not_found_key(c, arn);
+    }
+    (void)snprintf(c->key_arn, sizeof(c->key_arn), "%s", k->arn);
+    return CL_OK;
+}
+
+/* The key policy decides (no IAM policies here: a key policy granting the
+ * account root stands for every principal of the account). */
+static cl_status kms_authorize(kms_call *c, const kms_key_rec *k, const char *action, const cl_kvlist *ctx)
+{
+    kms_policy *p = NULL;
+    if (kms_policy_parse(k->policy, strlen(k->policy), &p) != CL_OK)
+        KMS_FAIL_AS(c, "KMSInternalException", CL_ERR_INTERNAL, "stored policy of %s does not parse", k->arn);
+    kms_policy_request r = {.principal_arn = c->principal->arn,
+                            .principal_account = c->principal->account,
+                            .action = action,
+                            .resource = k->arn,
+                            .encryption_context = ctx};
+    kms_decision d = kms_policy_evaluate(p, &r);
+    kms_policy_free(p);
+    if (d != KMS_DECISION_ALLOW)
+        KMS_FAIL_AS(c, "AccessDeniedException", CL_ERR_DENIED,
+                    "User: %s is not authorized to perform: %s on resource: %s because %s", c->principal->arn, action,
+                    k->arn, d == KMS_DECISION_EXPLICIT_DENY ? "of an explicit deny in the key policy"
+                                                            : "no resource-based policy allows the action");
+    return CL_OK;
+}
+
+/* Cryptographic operations need an enabled key. */
+static cl_status kms_require_enabled(kms_call *c, const kms_key_rec *k)
+{
+    if (k->state == KMS_KEY_DISABLED) KMS_FAIL_AS(c, "DisabledException", CL_ERR_STATE, "%s is disabled.", k->arn);
+    if (k->state == KMS_KEY_PENDING_DELETION)
+        KMS_FAIL_AS(c, "KMSInvalidStateException", CL_ERR_STATE, "%s is pending deletion.", k->arn);
+    if (strcmp(k->key_usage, "ENCRYPT_DECRYPT") != 0)
+        KMS_FAIL_AS(c, "InvalidKeyUsageException", CL_ERR_STATE, "%s key usage is %s, not ENCRYPT_DECRYPT", k->arn,
+                    k->key_usage);
+    return CL_OK;
+}
+
+static cl_status kms_material(kms_call *c, const kms_key_rec *k, uint32_t version, cl_buf *material)
+{
+    cl_buf wrapped;
+    cl_buf_init(&wrapped, 4096);
+    cl_status rc = c->kms->store->ops->get_material(c->kms->store, k->key_id, version, &wrapped);
+    if (rc == CL_ERR_NOT_FOUND) {
+        c->exception = "InvalidCiphertextException";
+    } else if (rc == CL_OK) {
+        rc = kms_material_unwrap(&c->kms->root, k->arn, version, wrapped.data, wrapped.len, material);
+        if (rc != CL_OK) c->exception = "KMSInternalException";
+    }
+    cl_buf_free(&wrapped);
+    return rc;
+}
+
+static cl_status kms_key_metadata(kms_call *c, const kms_key_rec *k, json_t **out)
+{
+    json_t *m = json_pack("{s:s, s:s, s:s, s:I, s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:[s], s:b}", "AWSAccountId",
+                          k->account, "KeyId", k->key_id, "Arn", k->arn, "CreationDate", (json_int_t)k->created,
+                          "Enabled", k->state == KMS_KEY_ENABLED, "Description", k->description, "KeyUsage",
+                          k->key_usage, "KeyState", kms_state_name(k->state), "Origin", "AWS_KMS", "KeyManager",
+                          "CUSTOMER", "CustomerMasterKeySpec", k->key_spec, "KeySpec", k->key_spec,
+                          "EncryptionAlgorithms", "SYMMETRIC_DEFAULT", "MultiRegion", 0);
+    CL_ENSURE(m != NULL, CL_ERR_NOMEM, "out of memory");
+    if (k->state == KMS_KEY_PENDING_DELETION) {
+        json_object_set_new(m, "DeletionDate", json_integer(k->deletion_date));
+        json_object_set_new(m, "PendingDeletionWindowInDays", json_integer(k->pending_days));
+    }
+    *out = m;
+    return CL_OK;
+}
+
+static cl_status kms_new_key_id(char out[KMS_KEY_ID_LEN + 1])
+{
+    uint8_t r[16];
+    CL_GUARD(cl_random(r, sizeof(r)));
+    r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);
+    r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
+    (void)snprintf(out, KMS_KEY_ID_LEN + 1, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
+                   r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
+    return CL_OK;
+}
+
+/* --- operations ------------------------------------------------------------- */
+
+static cl_status kms_op_create_key(kms_call *c)
+{
+    cl_status rc = CL_OK;
+    kms_key_rec k;
+    memset(&k, 0, sizeof(k));
+    cl_buf material, wrapped;
+    cl_buf_init_secret(&material, KMS_MATERIAL_LEN);
+    cl_buf_init(&wrapped, 4096);
+    kms_policy *pol = NULL;
+    json_t *meta = NULL;
+    const char *policy, *desc, *usage, *spec, *cmk_spec, *origin;
+    CL_GUARD_GOTO(kms_str(c, "Policy", false, 1, KMS_POLICY_MAX, &policy));
+    CL_GUARD_GOTO(kms_str(c, "Description", false, 0, KMS_DESCRIPTION_MAX, &desc));
+    CL_GUARD_GOTO(kms_str(c, "KeyUsage", false, 1, 64, &usage));
+    CL_GUARD_GOTO(kms_str(c, "KeySpec", false, 1, 64, &spec));
+    CL_GUARD_GOTO(kms_str(c, "CustomerMasterKeySpec", false, 1, 64, &cmk_spec));
+    CL_GUARD_GOTO(kms_str(c, "Origin", false, 1, 64, &origin));
+    if (spec == NULL) spec = cmk_spec;
+    if (usage != NULL && strcmp(usage, "ENCRYPT_DECRYPT") != 0)
+        KMS_FAIL_AS_GOTO(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED,
+                         "KeyUsage %s is not supported by this server yet", usage);
+    if (spec != NULL && strcmp(spec, "SYMMETRIC_DEFAULT") != 0)
+        KMS_FAIL_AS_GOTO(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED,
+                         "KeySpec %s is not supported by this server yet", spec);
+    if (origin != NULL && strcmp(origin, "AWS_KMS") != 0)
+        KMS_FAIL_AS_GOTO(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED, "Origin %s is not supported", origin);
+    if (policy != NULL) {
+        if (kms_policy_parse(policy, strlen(policy), &pol) != CL_OK)
+            KMS_FAIL_AS_GOTO(c, "MalformedPolicyDocumentException", CL_ERR_FORMAT, "%s", cl_error_message());
+        k.policy = strdup(policy);
+        CL_ENSURE_GOTO(k.policy != NULL, CL_ERR_NOMEM, "out of memory");
+    } else {
+        CL_GUARD_GOTO(kms_policy_default(c->principal->account, &k.policy));
+    }
+    CL_GUARD_GOTO(kms_new_key_id(k.key_id));
+    (void)snprintf(k.account, sizeof(k.account), "%s", c->principal->account);
+    kms_key_arn(c, k.account, k.key_id, k.arn, sizeof(k.arn));
+    k.created = c->now;
+    k.state = KMS_KEY_ENABLED;
+    (void)snprintf(k.description, sizeof(k.description), "%s", desc ? desc : "");
+    (void)snprintf(k.key_usage, sizeof(k.key_usage), "ENCRYPT_DECRYPT");
+    (void)snprintf(k.key_spec, sizeof(k.key_spec), "SYMMETRIC_DEFAULT");
+    k.current_version = 1;
+    CL_GUARD_GOTO(cl_buf_resize(&material, KMS_MATERIAL_LEN));
+    CL_GUARD_GOTO(cl_random_secret(material.data, KMS_MATERIAL_LEN));
+    CL_GUARD_GOTO(kms_material_wrap(&c->kms->root, k.arn, 1, material.data, &wrapped));
+    CL_GUARD_GOTO(c->kms->store->ops->create_key(c->kms->store, &k, wrapped.data, wrapped.len));
+    (void)snprintf(c->key_arn, sizeof(c->key_arn), "%s", k.arn);
+    CL_GUARD_GOTO(kms_key_metadata(c, &k, &meta));
+    json_object_set_new(c->resp, "KeyMetadata", meta);
+out:
+    kms_policy_free(pol);
+    kms_key_rec_clear(&k);
+    cl_buf_free(&material);
+    cl_buf_free(&wrapped);
+    return rc;
+}
+
+static cl_status kms_op_describe_key(kms_call *c)
+{
+    const char *id;
+    CL_GUARD(kms_str(c, "KeyId", true, 1, 2048, &id));
+    kms_key_rec k;
+    CL_GUARD(kms_load_key(c, id, true, &k));
+    cl_status rc = kms_authorize(c, &k, "kms:DescribeKey", NULL);
+    json_t *meta = NULL;
+    if (rc == CL_OK) rc = kms_key_metadata(c, &k, &meta);
+    if (rc == CL_OK) json_object_set_new(c->resp, "KeyMetadata", meta);
+    kms_key_rec_clear(&k);
+    return rc;
+}
+
+static cl_status kms_marker(kms_call *c, const char **after)
+{
+    CL_GUARD(kms_str(c, "Marker", false, 1, 1024, after));
+    if (*after == NULL) *after = "";
+    return CL_OK;
+}
+
+static cl_status kms_op_list_keys(kms_call *c)
+{
+    long long limit = KMS_LIST_DEFAULT;
+    bool have;
+    const char *after;
+    CL_GUARD(kms_int(c, "Limit", &have, 1, KMS_LIST_MAX, &limit));
+    CL_GUARD(kms_marker(c, &after));
+    char(*ids)[KMS_KEY_ID_LEN + 1] = calloc((size_t)limit, sizeof(*ids));
+    CL_ENSURE(ids != NULL, CL_ERR_NOMEM, "out of memory");
+    size_t n;
+    bool more;
+    cl_status rc = c->kms->store->ops->list_keys(c->kms->store, c->principal->account, after, (size_t)limit, ids, &n,
+                                                  &more);
+    if (rc == CL_OK) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n; i++) {
+            char arn[KMS_ARN_MAX + 1];
+            kms_key_arn(c, c->principal->account, ids[i], arn, sizeof(arn));
+            json_array_append_new(arr, json_pack("{s:s, s:s}", "KeyId", ids[i], "KeyArn", arn));
+        }
+        json_object_set_new(c->resp, "Keys", arr);
+        json_object_set_new(c->resp, "Truncated", json_boolean(more));
+        if (more && n > 0) json_object_set_new(c->resp, "NextMarker", json_string(ids[n - 1]));
+    }
+    free(ids);
+    return rc;
+}
+
+static cl_status kms_set_state(kms_call *c, const char *action, kms_key_state to)
+{
+    const char *id;
+    CL_GUARD(kms_str(c, "KeyId", true, 1, 2048, &id));
+    kms_key_rec k;
+    CL_GUARD(kms_load_key(c, id, false, &k));
+    cl_status rc = CL_OK;
+    CL_GUARD_GOTO(kms_authorize(c, &k, action, NULL));
+    if (k.state == KMS_KEY_PENDING_DELETION)
+        KMS_FAIL_AS_GOTO(c, "KMSInvalidStateException", CL_ERR_STATE, "%s is pending deletion.", k.arn);
+    k.state = to;
+    CL_GUARD_GOTO(c->kms->store->ops->update_key(c->kms->store, &k));
+out:
+    kms_key_rec_clear(&k);
+    return rc;
+}
+
+static cl_status kms_op_enable_key(kms_call *c) { return kms_set_state(c, "kms:EnableKey", KMS_KEY_ENABLED); }
+static cl_status kms_op_disable_key(kms_call *c) { return kms_set_state(c, "kms:DisableKey", KMS_KEY_DISABLED); }
+
+static cl_status kms_op_schedule_key_deletion(kms_call *c)
+{
+    const char *id;
+    long long days = 30;
+    bool have;
+    CL_GUARD(kms_str(c, "KeyId", true, 1, 2048, &id));
+    CL_GUARD(kms_int(c, "PendingWindowInDays", &have, 7, 30, &days));
+    kms_key_rec k;
+    CL_GUARD(kms_load_key(c, id, false, &k));
+    cl_status rc = CL_OK;
+    CL_GUARD_GOTO(kms_authorize(c, &k, "kms:ScheduleKeyDeletion", NULL));
+    if (k.state == KMS_KEY_PENDING_DELETION)
+        KMS_FAIL_AS_GOTO(c, "KMSInvalidStateException", CL_ERR_STATE, "%s is pending deletion.", k.arn);
+    k.state = KMS_KEY_PENDING_DELETION;
+    k.pending_days = (int)days;
+    k.deletion_date = c->now + days * KMS_DAY;
+    CL_GUARD_GOTO(c->kms->store->ops->update_key(c->kms->store, &k));
+    json_object_set_new(c->resp, "KeyId", json_string(k.arn));
+    json_object_set_new(c->resp, "DeletionDate", json_integer(k.deletion_date));
+    json_object_set_new(c->resp, "KeyState", json_string("PendingDeletion"));
+    json_object_set_new(c->resp, "PendingWindowInDays", json_integer(days));
+out:
+    kms_key_rec_clear(&k);
+    return rc;
+}
+
+static cl_status kms_op_cancel_key_deletion(kms_call *c)
+{
+    const char *id;
+    CL_GUARD(kms_str(c, "KeyId", true, 1, 2048, &id));
+    kms_key_rec k;
+    CL_GUARD(kms_load_key(c, id, false, &k));
+    cl_status rc = CL_OK;
+    CL_GUARD_GOTO(kms_authorize(c, &k, "kms:CancelKeyDeletion", NULL));
+    if (k.state != KMS_KEY_PENDING_DELETION)
+        KMS_FAIL_AS_GOTO(c, "KMSInvalidStateException", CL_ERR_STATE, "%s is not pending deletion.", k.arn);
+    /* AWS leaves a cancelled key Disabled. */
+    k.state = KMS_KEY_DISABLED;
+    k.deletion_date = 0;
+    k.pending_days = 0;
+    CL_GUARD_GOTO(c->kms->store->ops->update_key(c->kms->store, &k));
+    json_object_set_new(c->resp, "KeyId", json_string(k.arn));
+out:
+    kms_key_rec_clear(&k);
+    return rc;
+}
+
+/* Encrypts under a key's current version into blob. */
+static cl_status kms_encrypt_with(kms_call *c, const kms_key_rec *k, const cl_kvlist *ctx, const uint8_t *pt,
+                                  size_t pt_len, cl_buf *blob)
+{
+    cl_buf material;
+    cl_buf_init_secret(&material, KMS_MATERIAL_LEN);
+    cl_status rc = kms_material(c, k, k->current_version, &material);
+    if (rc == CL_OK) rc = kms_blob_seal(material.data, k->key_id, k->current_version, ctx, pt, pt_len, blob);
+    cl_buf_free(&material);
+    return rc;
+}
+
+/* Decrypts a blob: finds its key (checking KeyId when given), authorizes
+ * `action`, checks state, opens. k is filled for the caller. */
+static cl_status kms_decrypt_blob(kms_call *c, const cl_buf *blob, const char *expect_key, const char *action,
+                                  const cl_kvlist *ctx, kms_key_rec *k, cl_buf *pt)
+{
+    kms_blob b;
+    if (kms_blob_parse(blob->data, blob->len, &b) != CL_OK)
+        KMS_FAIL_AS(c, "InvalidCiphertextException", CL_ERR_AUTH, "The ciphertext is not a valid ciphertext blob");
+    CL_GUARD(kms_load_key(c, b.key_id, false, k));
+    cl_status rc = CL_OK;
+    cl_buf material;
+    cl_buf_init_secret(&material, KMS_MATERIAL_LEN);
+    if (expect_key != NULL) {
+        kms_key_rec want;
+        char saved[KMS_ARN_MAX + 1];
+        (void)snprintf(saved, sizeof(saved), "%s", c->key_arn);
+        CL_GUARD_GOTO(kms_load_key(c, expect_key, true, &want));
+        bool same = strcmp(want.key_id, k->key_id) == 0;
+        kms_key_rec_clear(&want);
+        (void)snprintf(c->key_arn, sizeof(c->key_arn), "%s", saved);
+        if (!same)
+            KMS_FAIL_AS_GOTO(c, "IncorrectKeyException", CL_ERR_KEY,
+                             "The key ID in the request does not identify a KMS key that can perform this operation.");
+    }
+    CL_GUARD_GOTO(kms_authorize(c, k, action, ctx));
+    CL_GUARD_GOTO(kms_require_enabled(c, k));
+    CL_GUARD_GOTO(kms_material(c, k, b.version, &material));
+    rc = kms_blob_open(material.data, &b, ctx, pt);
+    if (rc != CL_OK) c->exception = "InvalidCiphertextException";
+out:
+    cl_buf_free(&material);
+    if (rc != CL_OK) kms_key_rec_clear(k);
+    return rc;
+}
+
+static cl_status kms_check_algorithm(kms_call *c, const char *member)
+{
+    const char *alg;
+    CL_GUARD(kms_str(c, member, false, 1, 64, &alg));
+    if (alg != NULL && strcmp(alg, "SYMMETRIC_DEFAULT") != 0)
+        KMS_FAIL_AS(c, "InvalidKeyUsageException", CL_ERR_UNSUPPORTED,
+                    "%s %s is not valid for a symmetric encryption key", member, alg);
+    return CL_OK;
+}
+
+static cl_status kms_op_encrypt(kms_call *c)
+{
+    cl_status rc = CL_OK;
+    const char *id;
+    kms_key_rec k;
+    memset(&k, 0, sizeof(k));
+    cl_buf pt, blob;
+    cl_buf_init_secret(&pt, KMS_PLAINTEXT_MAX);
+    cl_buf_init(&blob, KMS_BLOB_MAX);
+    CL_GUARD_GOTO(kms_str(c, "KeyId", true, 1, 2048, &id));
+    CL_GUARD_GOTO(kms_blob_member(c, "Plaintext", true, KMS_PLAINTEXT_MAX, &pt));
+    CL_GUARD_GOTO(kms_context(c, "EncryptionContext", &c->audit_ctx));
+    CL_GUARD_GOTO(kms_check_algorithm(c, "EncryptionAlgorithm"));
+    CL_GUARD_GOTO(kms_load_key(c, id, true, &k));
+    CL_GUARD_GOTO(kms_authorize(c, &k, "kms:Encrypt", &c->audit_ctx));
+    CL_GUARD_GOTO(kms_require_enabled(c, &k));
+    CL_GUARD_GOTO(kms_encrypt_with(c, &k, &c->audit_ctx, pt.data, pt.len, &blob));
+    CL_GUARD_GOTO(kms_set_blob(c, "CiphertextBlob", blob.data, blob.len));
+    json_object_set_new(c->resp, "KeyId", json_string(k.arn));
+    json_object_set_new(c->resp, "EncryptionAlgorithm", json_string("SYMMETRIC_DEFAULT"));
+out:
+    kms_key_rec_clear(&k);
+    cl_buf_free(&pt);
+    cl_buf_free(&blob);
+    return rc;
+}
+
+static cl_status kms_op_decrypt(kms_call *c)
+{
+    cl_status rc = CL_OK;
+    const char *id;
+    kms_key_rec k;
+    memset(&k, 0, sizeof(k));
+    cl_buf blob, pt;
+    cl_buf_init(&blob, KMS_BLOB_MAX);
+    cl_buf_init_secret(&pt, KMS_BLOB_MAX);
+    CL_GUARD_GOTO(kms_blob_member(c, "CiphertextBlob", true, KMS_BLOB_MAX, &blob));
+    CL_GUARD_GOTO(kms_context(c, "EncryptionContext", &c->audit_ctx));
+    CL_GUARD_GOTO(kms_str(c, "KeyId", false, 1, 2048, &id));
+    CL_GUARD_GOTO(kms_check_algorithm(c, "EncryptionAlgorithm"));
+    if (json_object_get(c->req, "Recipient") != NULL)
+        KMS_FAIL_AS_GOTO(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED,
+                         "Recipient (attested key release) is not supported by this server yet");
+    CL_GUARD_GOTO(kms_decrypt_blob(c, &blob, id, "kms:Decrypt", &c->audit_ctx, &k, &pt));
+    CL_GUARD_GOTO(kms_set_blob(c, "Plaintext", pt.data, pt.len));
+    json_object_set_new(c->resp, "KeyId", json_string(k.arn));
+    json_object_set_new(c->resp, "EncryptionAlgorithm", json_string("SYMMETRIC_DEFAULT"));
+out:
+    kms_key_rec_clear(&k);
+    cl_buf_free(&blob);
+    cl_buf_free(&pt);
+    return rc;
+}
+
+static cl_status kms_op_re_encrypt(kms_call *c)
+{
+    cl_status rc = CL_OK;
+    const char *src_id, *dst_id;
+    kms_key_rec src, dst;
+    memset(&src, 0, sizeof(src));
+    memset(&dst, 0, sizeof(dst));
+    cl_kvlist dctx;
+    cl_kvlist_init(&dctx);
+    cl_buf blob, pt, out_blob;
+    cl_buf_init(&blob, KMS_BLOB_MAX);
+    cl_buf_init_secret(&pt, KMS_BLOB_MAX);
+    cl_buf_init(&out_blob, KMS_BLOB_MAX);
+    CL_GUARD_GOTO(kms_blob_member(c, "CiphertextBlob", true, KMS_BLOB_MAX, &blob));
+    CL_GUARD_GOTO(kms_context(c, "SourceEncryptionContext", &c->audit_ctx));
+    CL_GUARD_GOTO(kms_str(c, "SourceKeyId", false, 1, 2048, &src_id));
+    CL_GUARD_GOTO(kms_str(c, "DestinationKeyId", true, 1, 2048, &dst_id));
+    CL_GUARD_GOTO(kms_context(c, "DestinationEncryptionContext", &dctx));
+    CL_GUARD_GOTO(kms_check_algorithm(c, "SourceEncryptionAlgorithm"));
+    CL_GUARD_GOTO(kms_check_algorithm(c, "DestinationEncryptionAlgorithm"));
+    CL_GUARD_GOTO(kms_decrypt_blob(c, &blob, src_id, "kms:ReEncryptFrom", &c->audit_ctx, &src, &pt));
+    CL_GUARD_GOTO(kms_load_key(c, dst_id, true, &dst));
+    CL_GUARD_GOTO(kms_authorize(c, &dst, "kms:ReEncryptTo", &dctx));
+    CL_GUARD_GOTO(kms_require_enabled(c, &dst));
+    CL_GUARD_GOTO(kms_encrypt_with(c, &dst, &dctx, pt.data, pt.len, &out_blob));
+    CL_GUARD_GOTO(kms_set_blob(c, "CiphertextBlob", out_blob.data, out_blob.len));
+    json_object_set_new(c->resp, "SourceKeyId", json_string(src.arn));
+    json_object_set_new(c->resp, "KeyId", json_string(dst.arn));
+    json_object_set_new(c->resp, "SourceEncryptionAlgorithm", json_string("SYMMETRIC_DEFAULT"));
+    json_object_set_new(c->resp, "DestinationEncryptionAlgorithm", json_string("SYMMETRIC_DEFAULT"));
+out:
+    kms_key_rec_clear(&src);
+    kms_key_rec_clear(&dst);
+    cl_kvlist_free(&dctx);
+    cl_buf_free(&blob);
+    cl_buf_free(&pt);
+    cl_buf_free(&out_blob);
+    return rc;
+}
+
+static cl_status kms_generate_data_key(kms_call *c, bool with_plaintext)
+{
+    cl_status rc = CL_OK;
+    const char *id, *spec;
+    long long nbytes = 0;
+    bool have_n;
+    kms_key_rec k;
+    memset(&k, 0, sizeof(k));
+    cl_buf dk, blob;
+    cl_buf_init_secret(&dk, KMS_RANDOM_MAX);
+    cl_buf_init(&blob, KMS_BLOB_MAX);
+    CL_GUARD_GOTO(kms_str(c, "KeyId", true, 1, 2048, &id));
+    CL_GUARD_GOTO(kms_context(c, "EncryptionContext", &c->audit_ctx));
+    CL_GUARD_GOTO(kms_str(c, "KeySpec", false, 1, 32, &spec));
+    CL_GUARD_GOTO(kms_int(c, "NumberOfBytes", &have_n, 1, KMS_RANDOM_MAX, &nbytes));
+    if (json_object_get(c->req, "Recipient") != NULL)
+        KMS_FAIL_AS_GOTO(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED,
+                         "Recipient (attested key release) is not supported by this server yet");
+    /* Exactly one of KeySpec and NumberOfBytes (API reference, GenerateDataKey). */
+    if ((spec != NULL) == have_n)
+        KMS_FAIL_AS_GOTO(c, "ValidationException", CL_ERR_USAGE,
+                         "Please specify either number of bytes or key spec.");
+    if (spec != NULL) {
+        if (strcmp(spec, "AES_256") == 0) {
+            nbytes = 32;
+        } else if (strcmp(spec, "AES_128") == 0) {
+            nbytes = 16;
+        } else {
+            KMS_FAIL_AS_GOTO(c, "ValidationException", CL_ERR_USAGE,
+                             "1 validation error detected: Value '%s' at 'keySpec' failed to satisfy constraint: "
+                             "Member must satisfy enum value set: [AES_256, AES_128]",
+                             spec);
+        }
+    }
+    CL_GUARD_GOTO(kms_load_key(c, id, true, &k));
+    CL_GUARD_GOTO(kms_authorize(c, &k,
+                                with_plaintext ? "kms:GenerateDataKey" : "kms:GenerateDataKeyWithoutPlaintext",
+                                &c->audit_ctx));
+    CL_GUARD_GOTO(kms_require_enabled(c, &k));
+    CL_GUARD_GOTO(cl_buf_resize(&dk, (size_t)nbytes));
+    CL_GUARD_GOTO(cl_random_secret(dk.data, dk.len));
+    CL_GUARD_GOTO(kms_encrypt_with(c, &k, &c->audit_ctx, dk.data, dk.len, &blob));
+    CL_GUARD_GOTO(kms_set_blob(c, "CiphertextBlob", blob.data, blob.len));
+    if (with_plaintext) CL_GUARD_GOTO(kms_set_blob(c, "Plaintext", dk.data, dk.len));
+    json_object_set_new(c->resp, "KeyId", json_string(k.arn));
+out:
+    kms_key_rec_clear(&k);
+    cl_buf_free(&dk);
+    cl_buf_free(&blob);
+    return rc;
+}
+
+static cl_status kms_op_generate_data_key(kms_call *c) { return kms_generate_data_key(c, true); }
+static cl_status kms_op_generate_data_key_wo(kms_call *c) { return kms_generate_data_key(c, false); }
+
+static cl_status kms_op_generate_random(kms_call *c)
+{
+    long long n = 0;
+    bool have;
+    CL_GUARD(kms_int(c, "NumberOfBytes", &have, 1, KMS_RANDOM_MAX, &n));
+    if (!have) return kms_null_member(c, "NumberOfBytes");
+    if (json_object_get(c->req, "Recipient") != NULL)
+        KMS_FAIL_AS(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED,
+                    "Recipient (attested key release) is not supported by this server yet");
+    cl_buf r;
+    cl_buf_init_secret(&r, KMS_RANDOM_MAX);
+    cl_status rc = cl_buf_resize(&r, (size_t)n);
+    if (rc == CL_OK) rc = cl_random_secret(r.data, r.len);
+    if (rc == CL_OK) rc = kms_set_blob(c, "Plaintext", r.data, r.len);
+    cl_buf_free(&r);
+    return rc;
+}
+
+/* --- aliases ------------------------------------------------------------------ */
+
+/* AliasNameType: ^[a-zA-Z0-9:/_-]+$, 1..256, "alias/" prefix; "alias/aws/"
+ * is reserved for AWS managed keys. */
+static cl_status kms_check_alias_name(kms_call *c, const char *name)
+{
+    bool ok = strncmp(name, "alias/", 6) == 0 && strlen(name) > 6;
+    for (const char *p = name; ok && *p; p++)
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == ':' ||
+             *p == '/' || *p == '_' || *p == '-';
+    if (!ok) KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE, "Alias must start with the prefix \"alias/\" and "
+                                                                 "contain only [a-zA-Z0-9:/_-].");
+    if (strncmp(name, "alias/aws/", 10) == 0)
+        KMS_FAIL_AS(c, "NotAuthorizedException", CL_ERR_DENIED, "Cannot create, update or delete alias %s: the prefix "
+                                                                 "alias/aws/ is reserved for AWS managed keys",
+                    name);
+    return CL_OK;
+}
+
+static cl_status kms_alias_target(kms_call *c, const char *action, kms_key_rec *k)
+{
+    const char *target;
+    CL_GUARD(kms_str(c, "TargetKeyId", true, 1, 2048, &target));
+    if (strncmp(target, "alias/", 6) == 0 || strstr(target, ":alias/") != NULL)
+        KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE, "Aliases must refer to keys. Not aliases");
+    CL_GUARD(kms_load_key(c, target, false, k));
+    cl_status rc = kms_authorize(c, k, action, NULL);
+    if (rc == CL_OK && k->state == KMS_KEY_PENDING_DELETION) {
+        c->exception = "KMSInvalidStateException";
+        rc = cl_error_set(CL_ERR_STATE, __FILE__, __LINE__, "%s is pending deletion.", k->arn);
+    }
+    if (rc != CL_OK) kms_key_rec_clear(k);
+    return rc;
+}
+
+static cl_status kms_op_create_alias(kms_call *c)
+{
+    const char *name;
+    CL_GUARD(kms_str(c, "AliasName", true, 1, KMS_ALIAS_MAX, &name));
+    CL_GUARD(kms_check_alias_name(c, name));
+    kms_key_rec k;
+    CL_GUARD(kms_alias_target(c, "kms:CreateAlias", &k));
+    kms_alias_rec a;
+    memset(&a, 0, sizeof(a));
+    (void)snprintf(a.name, sizeof(a.name), "%s", name);
+    (void)snprintf(a.key_id, sizeof(a.key_id), "%s", k.key_id);
+    a.created = a.updated = c->now;
+    cl_status rc = c->kms->store->ops->create_alias(c->kms->store, c->principal->account, &a);
+    if (rc == CL_ERR_EXISTS) {
+        c->exception = "AlreadyExistsException";
+        rc = cl_error_set(CL_ERR_EXISTS, __FILE__, __LINE__, "An alias with the name arn:aws:kms:%s:%s:%s already exists",
+                          c->kms->cfg->region, c->principal->account, name);
+    }
+    kms_key_rec_clear(&k);
+    return rc;
+}
+
+static cl_status kms_op_update_alias(kms_call *c)
+{
+    const char *name;
+    CL_GUARD(kms_str(c, "AliasName", true, 1, KMS_ALIAS_MAX, &name));
+    CL_GUARD(kms_check_alias_name(c, name));
+    kms_alias_rec a;
+    cl_status rc = c->kms->store->ops->get_alias(c->kms->store, c->principal->account, name, &a);
+    if (rc == CL_ERR_NOT_FOUND)
+        KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Alias arn:aws:kms:%s:%s:%s is not found.",
+                    c->kms->cfg->region, c->principal->account, name);
+    CL_GUARD(rc);
+    /* Both the old and the new key must allow it (kms:UpdateAlias on each). */
+    kms_key_rec old;
+    if (kms_load_key(c, a.key_id, false, &old) == CL_OK) {
+        rc = kms_authorize(c, &old, "kms:UpdateAlias", NULL);
+        kms_key_rec_clear(&old);
+        CL_GUARD(rc);
+    }
+    c->exception = NULL;
+    cl_error_clear();
+    kms_key_rec k;
+    CL_GUARD(kms_alias_target(c, "kms:UpdateAlias", &k));
+    (void)snprintf(a.key_id, sizeof(a.key_id), "%s", k.key_id);
+    a.updated = c->now;
+    rc = c->kms->store->ops->update_alias(c->kms->store, c->principal->account, &a);
+    kms_key_rec_clear(&k);
+    return rc;
+}
+
+static cl_status kms_op_delete_alias(kms_call *c)
+{
+    const char *name;
+    CL_GUARD(kms_str(c, "AliasName", true, 1, KMS_ALIAS_MAX, &name));
+    CL_GUARD(kms_check_alias_name(c, name));
+    kms_alias_rec a;
+    cl_status rc = c->kms->store->ops->get_alias(c->kms->store, c->principal->account, name, &a);
+    if (rc == CL_ERR_NOT_FOUND)
+        KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Alias arn:aws:kms:%s:%s:%s is not found.",
+                    c->kms->cfg->region, c->principal->account, name);
+    CL_GUARD(rc);
+    kms_key_rec k;
+    if (kms_load_key(c, a.key_id, false, &k) == CL_OK) {
+        rc = kms_authorize(c, &k, "kms:DeleteAlias", NULL);
+        kms_key_rec_clear(&k);
+        CL_GUARD(rc);
+    }
+    c->exception = NULL;
+    return c->kms->store->ops->delete_alias(c->kms->store, c->principal->account, name);
+}
+
+static cl_status kms_op_list_aliases(kms_call *c)
+{
+    long long limit = KMS_LIST_DEFAULT;
+    bool have;
+    const char *after, *id;
+    CL_GUARD(kms_int(c, "Limit", &have, 1, KMS_LIST_MAX, &limit));
+    CL_GUARD(kms_marker(c, &after));
+    CL_GUARD(kms_str(c, "KeyId", false, 1, 2048, &id));
+    char key_id[KMS_KEY_ID_LEN + 1] = "";
+    if (id != NULL) {
+        kms_key_rec k;
+        CL_GUARD(kms_load_key(c, id, false, &k));
+        (void)snprintf(key_id, sizeof(key_id), "%s", k.key_id);
+        kms_key_rec_clear(&k);
+    }
+    kms_alias_rec *as = calloc((size_t)limit, sizeof(*as));
+    CL_ENSURE(as != NULL, CL_ERR_NOMEM, "out of memory");
+    size_t n;
+    bool more;
+    cl_status rc = c->kms->store->ops->list_aliases(c->kms->store, c->principal->account, id ? key_id : NULL, after,
+                                                     (size_t)limit, as, &n, &more);
+    if (rc == CL_OK) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n; i++) {
+            char arn[KMS_ARN_MAX + 1];
+            (void)snprintf(arn, sizeof(arn), "arn:aws:kms:%s:%s:%s", c->kms->cfg->region, c->principal->account,
+                           as[i].name);
+            json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:I, s:I}", "AliasName", as[i].name, "AliasArn", arn,
+                                                 "TargetKeyId", as[i].key_id, "CreationDate", (json_int_t)as[i].created,
+                                                 "LastUpdatedDate", (json_int_t)as[i].updated));
+        }
+        json_object_set_new(c->resp, "Aliases", arr);
+        json_object_set_new(c->resp, "Truncated", json_boolean(more));
+        if (more && n > 0) json_object_set_new(c->resp, "NextMarker", json_string(as[n - 1].name));
+    }
+    free(as);
+    return rc;
+}
+
+/* --- key policies ---------------------------------------------------------------- */
+
+static cl_status kms_policy_name(kms_call *c)
+{
+    const char *name;
+    CL_GUARD(kms_str(c, "PolicyName", false, 1, 128, &name));
+    if (name != NULL && strcmp(name, "default") != 0)
+        KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "No such policy exists");
+    return CL_OK;
+}
+
+static cl_status kms_op_get_key_policy(kms_call *c)
+{
+    const char *id;
+    CL_GUARD(kms_str(c, "KeyId", true, 1, 2048, &id));
+    CL_GUARD(kms_policy_name(c));
+    kms_key_rec k;
+    CL_GUARD(kms_load_key(c, id, false, &k));
+    cl_status rc = kms_authorize(c, &k, "kms:GetKeyPolicy", NULL);
+    if (rc == CL_OK) {
+        json_object_set_new(c->resp, "Policy", json_string(k.policy));
+        json_object_set_new(c->resp, "PolicyName", json_string("default"));
+    }
+    kms_key_rec_clear(&k);
+    return rc;
+}
+
+static cl_status kms_op_put_key_policy(kms_call *c)
+{
+    const char *id, *policy;
+    CL_GUARD(kms_str(c, "KeyId", true, 1, 2048, &id));
+    CL_GUARD(kms_policy_name(c));
+    CL_GUARD(kms_str(c, "Policy", true, 1, KMS_POLICY_MAX, &policy));
+    kms_policy *p = NULL;
+    if (kms_policy_parse(policy, strlen(policy), &p) != CL_OK)
+        KMS_FAIL_AS(c, "MalformedPolicyDocumentException", CL_ERR_FORMAT, "%s", cl_error_message());
+    kms_policy_free(p);
+    kms_key_rec k;
+    CL_GUARD(kms_load_key(c, id, false, &k));
+    cl_status rc = CL_OK;
+    CL_GUARD_GOTO(kms_authorize(c, &k, "kms:PutKeyPolicy", NULL));
+    if (k.state == KMS_KEY_PENDING_DELETION)
+        KMS_FAIL_AS_GOTO(c, "KMSInvalidStateException", CL_ERR_STATE, "%s is pending deletion.", k.arn);
+    free(k.policy);
+    k.policy = strdup(policy);
+    CL_ENSURE_GOTO(k.policy != NULL, CL_ERR_NOMEM, "out of memory");
+    CL_GUARD_GOTO(c->kms->store->ops->update_key(c->kms->store, &k));
+out:
+    kms_key_rec_clear(&k);
+    return rc;
+}
+
+static cl_status kms_op_list_key_policies(kms_call *c)
+{
+    const char *id;
+    CL_GUARD(kms_str(c, "KeyId", true, 1, 2048, &id));
+    kms_key_rec k;
+    CL_GUARD(kms_load_key(c, id, false, &k));
+    cl_status rc = kms_authorize(c, &k, "kms:ListKeyPolicies", NULL);
+    if (rc == CL_OK) {
+        json_object_set_new(c->resp, "PolicyNames", json_pack("[s]", "default"));
+        json_object_set_new(c->resp, "Truncated", json_false());
+    }
+    kms_key_rec_clear(&k);
+    return rc;
+}
+
+static const struct {
+    const char *name;
+    kms_op_fn fn;
+} kms_op_table[] = {
+    {"CancelKeyDeletion", kms_op_cancel_key_deletion},
+    {"CreateAlias", kms_op_create_alias},
+    {"CreateKey", kms_op_create_key},
+    {"Decrypt", kms_op_decrypt},
+    {"DeleteAlias", kms_op_delete_alias},
+    {"DescribeKey", kms_op_describe_key},
+    {"DisableKey", kms_op_disable_key},
+    {"EnableKey", kms_op_enable_key},
+    {"Encrypt", kms_op_encrypt},
+    {"GenerateDataKey", kms_op_generate_data_key},
+    {"GenerateDataKeyWithoutPlaintext", kms_op_generate_data_key_wo},
+    {"GenerateRandom", kms_op_generate_random},
+    {"GetKeyPolicy", kms_op_get_key_policy},
+    {"ListAliases", kms_op_list_aliases},
+    {"ListKeyPolicies", kms_op_list_key_policies},
+    {"ListKeys", kms_op_list_keys},
+    {"PutKeyPolicy", kms_op_put_key_policy},
+    {"ReEncrypt", kms_op_re_encrypt},
+    {"ScheduleKeyDeletion", kms_op_schedule_key_deletion},
+    {"UpdateAlias", kms_op_update_alias},
+};
+
+kms_op_fn kms_op_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(kms_op_table) / sizeof(kms_op_table[0]); i++)
+        if (strcmp(kms_op_table[i].name, name) == 0) return kms_op_table[i].fn;
+    return NULL;
+}

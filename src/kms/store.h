@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The key store interface. SQLite (store_sqlite.c) is the embedded default;
+ * a PostgreSQL backend implements the same table of functions. The store
+ * only ever sees key material wrapped under the root key (keys.c): a stolen
+ * database file reveals no key.
+ *
+ * Every write is durable when it returns (SQLite: WAL, synchronous=FULL), so
+ * a key whose creation was acknowledged survives a crash.
+ */
+#ifndef CLOISTER_KMS_STORE_H
+#define CLOISTER_KMS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cloister/buf.h"
+#include "cloister/error.h"
+
+#define KMS_KEY_ID_LEN 36
+#define KMS_ARN_MAX 512
+#define KMS_DESCRIPTION_MAX 8192
+#define KMS_ALIAS_MAX 256
+#define KMS_ACCOUNT_LEN 12
+
+typedef enum kms_key_state {
+    KMS_KEY_ENABLED = 0,
+    KMS_KEY_DISABLED,
+    KMS_KEY_PENDING_DELETION,
+} kms_key_state;
+
+typedef struct kms_key_rec {
+    char key_id[KMS_KEY_ID_LEN + 1];
+    char arn[KMS_ARN_MAX + 1];
+    char account[KMS_ACCOUNT_LEN + 1];
+    int64_t created;
+    kms_key_state state;
+    char description[KMS_DESCRIPTION_MAX + 1];
+    char key_usage[32]; /* ENCRYPT_DECRYPT */
+    char key_spec[32];  /* SYMMETRIC_DEFAULT */
+    int64_t deletion_date;
+    int pending_days;
+    uint32_t current_version;
+    char *policy; /* JSON text, owned (free with kms_key_rec_clear) */
+} kms_key_rec;
+
+void kms_key_rec_clear(kms_key_rec *k);
+
+typedef struct kms_alias_rec {
+    char name[KMS_ALIAS_MAX + 1]; /* "alias/..." */
+    char key_id[KMS_KEY_ID_LEN + 1];
+    int64_t created;
+    int64_t updated;
+} kms_alias_rec;
+
+typedef struct kms_store kms_store;
+typedef struct kms_store_ops {
+    /* Adds a key and its version-1 wrapped material in one transaction. */
+    cl_status (*create_key)(kms_store *s, const kms_key_rec *k, const uint8_t *wrapped, size_t wrapped_len);
+    cl_status (*get_key)(kms_store *s, const char *key_id, kms_key_rec *out); /* CL_ERR_NOT_FOUND */
+    /* Writes state, description, deletion fields and policy. */
+    cl_status (*update_key)(kms_store *s, const kms_key_rec *k);
+    /* Removes a key, its material and its aliases (deletion when due). */
+    cl_status (*delete_key)(kms_store *s, const char *key_id);
+    /* Keys of an account in key id order, after `after` ("" for the start);
+     * up to `limit` ids into out (each KMS_KEY_ID_LEN + 1); *more when others follow. */
+    cl_status (*list_keys)(kms_store *s, const char *account, const char *after, size_t limit, char (*out)[KMS_KEY_ID_LEN + 1],
+                           size_t *n, bool *more);
+    cl_status (*get_material)(kms_store *s, const char *key_id, uint32_t version, cl_buf *wrapped);
+    cl_status (*create_alias)(kms_store *s, const char *account, const kms_alias_rec *a); /* CL_ERR_EXISTS */
+    cl_status (*get_alias)(kms_store *s, const char *account, const char *name, kms_alias_rec *out);
+    cl_status (*update_alias)(kms_store *s, const char *account, const kms_alias_rec *a);
+    cl_status (*delete_alias)(kms_store *s, const char *account, const char *name);
+    /* Aliases after `after` in name order, optionally only those of key_id. */
+    cl_status (*list_aliases)(kms_store *s, const char *account, const char *key_id, const char *after, size_t limit,
+                              kms_alias_rec *out, size_t *n, bool *more);
+    void (*close)(kms_store *s);
+} kms_store_ops;
+
+struct kms_store {
+    const kms_store_ops *ops;
+    void *impl;
+};
+
+CL_MUST_USE cl_status kms_store_open_sqlite(const char *path, kms_store **out);
+void kms_store_close(kms_store *s);
+
+#endif
