@@ -73,9 +73,10 @@ static cl_status kms_blob_member(kms_call *c, const char *member, bool required,
     const char *b64;
     CL_GUARD(kms_str(c, member, required, 0, max * 2, &b64));
     if (b64 == NULL) return CL_OK;
-    if (cl_base64_decode(b64, strlen(b64), false, out) != CL_OK)
+    cl_status rc = cl_base64_decode(b64, strlen(b64), false, out);
+    if (rc != CL_OK && rc != CL_ERR_LIMIT)
         KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s is not valid base64", member);
-    if (out->len < 1 || out->len > max)
+    if (rc == CL_ERR_LIMIT || out->len < 1 || out->len > max)
         KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE,
                     "1 validation error detected: Value at '%s' failed to satisfy constraint: Member must have length "
                     "between 1 and %zu",
