@@ -12,6 +12,7 @@ static const cli_command cli_commands[] = {
     {"unseal", "decrypt a sealed envelope", cmd_unseal},
     {"key", "create and inspect keys", cmd_key},
     {"fernet", "encrypt and decrypt Fernet tokens", cmd_fernet},
+    {"kms", "manage KMS keys; verify the KMS audit log", cmd_kms},
 };
 
 static void cli_print_usage(FILE *f)
