@@ -37,10 +37,14 @@ typedef struct kms_args {
 static int kms_parse(int argc, char **argv, kms_args *a)
 {
     static const struct option opts[] = {
-        {"kms-endpoint", required_argument, NULL, 'E'}, {"description", required_argument, NULL, 'd'},
-        {"policy", required_argument, NULL, 'p'},       {"key-id", required_argument, NULL, 'k'},
-        {"alias-name", required_argument, NULL, 'a'},   {"target-key-id", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0},
+        {"kms-endpoint", required_argument, NULL, 'E'},
+        {"description", required_argument, NULL, 'd'},
+        {"policy", required_argument, NULL, 'p'},
+        {"key-id", required_argument, NULL, 'k'},
+        {"alias-name", required_argument, NULL, 'a'},
+        {"target-key-id", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int c;
     optind = 1;

@@ -42,9 +42,12 @@ static int kms_parse_listen(const char *arg, kms_config *cfg)
 int main(int argc, char **argv)
 {
     cl_log_init("cloister-kms");
-    static const struct option opts[] = {{"dev", no_argument, NULL, 'd'},          {"listen", required_argument, NULL, 'l'},
-                                         {"data", required_argument, NULL, 'D'},   {"threads", required_argument, NULL, 't'},
-                                         {"max-body", required_argument, NULL, 'm'}, {"help", no_argument, NULL, 'h'},
+    static const struct option opts[] = {{"dev", no_argument, NULL, 'd'},
+                                         {"listen", required_argument, NULL, 'l'},
+                                         {"data", required_argument, NULL, 'D'},
+                                         {"threads", required_argument, NULL, 't'},
+                                         {"max-body", required_argument, NULL, 'm'},
+                                         {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     kms_config cfg;
     memset(&cfg, 0, sizeof(cfg));

@@ -38,8 +38,7 @@ static cl_status kms_str(kms_call *c, const char *member, bool required, size_t 
         if (required) return kms_null_member(c, member);
         return CL_OK;
     }
-    if (!json_is_string(v))
-        KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s must be a string", member);
+    if (!json_is_string(v)) KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s must be a string", member);
     size_t len = json_string_length(v);
     if (len < min || len > max || strlen(json_string_value(v)) != len)
         KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE,
@@ -50,14 +49,12 @@ static cl_status kms_str(kms_call *c, const char *member, bool required, size_t 
     return CL_OK;
 }
 
-static cl_status kms_int(kms_call *c, const char *member, bool *present, long long min, long long max,
-                         long long *out)
+static cl_status kms_int(kms_call *c, const char *member, bool *present, long long min, long long max, long long *out)
 {
     json_t *v = json_object_get(c->req, member);
     *present = v != NULL && !json_is_null(v);
     if (!*present) return CL_OK;
-    if (!json_is_integer(v))
-        KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s must be an integer", member);
+    if (!json_is_integer(v)) KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s must be an integer", member);
     *out = json_integer_value(v);
     if (*out < min || *out > max)
         KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE,
@@ -224,8 +221,9 @@ static cl_status kms_authorize(kms_call *c, const kms_key_rec *k, const char *ac
     if (d != KMS_DECISION_ALLOW)
         KMS_FAIL_AS(c, "AccessDeniedException", CL_ERR_DENIED,
                     "User: %s is not authorized to perform: %s on resource: %s because %s", c->principal->arn, action,
-                    k->arn, d == KMS_DECISION_EXPLICIT_DENY ? "of an explicit deny in the key policy"
-                                                            : "no resource-based policy allows the action");
+                    k->arn,
+                    d == KMS_DECISION_EXPLICIT_DENY ? "of an explicit deny in the key policy"
+                                                    : "no resource-based policy allows the action");
     return CL_OK;
 }
 
@@ -258,12 +256,12 @@ static cl_status kms_material(kms_call *c, const kms_key_rec *k, uint32_t versio
 
 static cl_status kms_key_metadata(kms_call *c, const kms_key_rec *k, json_t **out)
 {
-    json_t *m = json_pack("{s:s, s:s, s:s, s:I, s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:[s], s:b}", "AWSAccountId",
-                          k->account, "KeyId", k->key_id, "Arn", k->arn, "CreationDate", (json_int_t)k->created,
-                          "Enabled", k->state == KMS_KEY_ENABLED, "Description", k->description, "KeyUsage",
-                          k->key_usage, "KeyState", kms_state_name(k->state), "Origin", "AWS_KMS", "KeyManager",
-                          "CUSTOMER", "CustomerMasterKeySpec", k->key_spec, "KeySpec", k->key_spec,
-                          "EncryptionAlgorithms", "SYMMETRIC_DEFAULT", "MultiRegion", 0);
+    json_t *m =
+        json_pack("{s:s, s:s, s:s, s:I, s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:[s], s:b}", "AWSAccountId",
+                  k->account, "KeyId", k->key_id, "Arn", k->arn, "CreationDate", (json_int_t)k->created, "Enabled",
+                  k->state == KMS_KEY_ENABLED, "Description", k->description, "KeyUsage", k->key_usage, "KeyState",
+                  kms_state_name(k->state), "Origin", "AWS_KMS", "KeyManager", "CUSTOMER", "CustomerMasterKeySpec",
+                  k->key_spec, "KeySpec", k->key_spec, "EncryptionAlgorithms", "SYMMETRIC_DEFAULT", "MultiRegion", 0);
     CL_ENSURE(m != NULL, CL_ERR_NOMEM, "out of memory");
     if (k->state == KMS_KEY_PENDING_DELETION) {
         json_object_set_new(m, "DeletionDate", json_integer(k->deletion_date));
@@ -279,8 +277,9 @@ static cl_status kms_new_key_id(char out[KMS_KEY_ID_LEN + 1])
     CL_GUARD(cl_random(r, sizeof(r)));
     r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);
     r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
-    (void)snprintf(out, KMS_KEY_ID_LEN + 1, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
-                   r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
+    (void)snprintf(out, KMS_KEY_ID_LEN + 1, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                   r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14],
+                   r[15]);
     return CL_OK;
 }
 
@@ -376,8 +375,8 @@ static cl_status kms_op_list_keys(kms_call *c)
     CL_ENSURE(ids != NULL, CL_ERR_NOMEM, "out of memory");
     size_t n;
     bool more;
-    cl_status rc = c->kms->store->ops->list_keys(c->kms->store, c->principal->account, after, (size_t)limit, ids, &n,
-                                                  &more);
+    cl_status rc =
+        c->kms->store->ops->list_keys(c->kms->store, c->principal->account, after, (size_t)limit, ids, &n, &more);
     if (rc == CL_OK) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++) {
@@ -631,8 +630,7 @@ static cl_status kms_generate_data_key(kms_call *c, bool with_plaintext)
                          "Recipient (attested key release) is not supported by this server yet");
     /* Exactly one of KeySpec and NumberOfBytes (API reference, GenerateDataKey). */
     if ((spec != NULL) == have_n)
-        KMS_FAIL_AS_GOTO(c, "ValidationException", CL_ERR_USAGE,
-                         "Please specify either number of bytes or key spec.");
+        KMS_FAIL_AS_GOTO(c, "ValidationException", CL_ERR_USAGE, "Please specify either number of bytes or key spec.");
     if (spec != NULL) {
         if (strcmp(spec, "AES_256") == 0) {
             nbytes = 32;
@@ -646,8 +644,7 @@ static cl_status kms_generate_data_key(kms_call *c, bool with_plaintext)
         }
     }
     CL_GUARD_GOTO(kms_load_key(c, id, true, &k));
-    CL_GUARD_GOTO(kms_authorize(c, &k,
-                                with_plaintext ? "kms:GenerateDataKey" : "kms:GenerateDataKeyWithoutPlaintext",
+    CL_GUARD_GOTO(kms_authorize(c, &k, with_plaintext ? "kms:GenerateDataKey" : "kms:GenerateDataKeyWithoutPlaintext",
                                 &c->audit_ctx));
     CL_GUARD_GOTO(kms_require_enabled(c, &k));
     CL_GUARD_GOTO(cl_buf_resize(&dk, (size_t)nbytes));
@@ -694,11 +691,14 @@ static cl_status kms_check_alias_name(kms_call *c, const char *name)
     for (const char *p = name; ok && *p; p++)
         ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == ':' ||
              *p == '/' || *p == '_' || *p == '-';
-    if (!ok) KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE, "Alias must start with the prefix \"alias/\" and "
-                                                                 "contain only [a-zA-Z0-9:/_-].");
+    if (!ok)
+        KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE,
+                    "Alias must start with the prefix \"alias/\" and "
+                    "contain only [a-zA-Z0-9:/_-].");
     if (strncmp(name, "alias/aws/", 10) == 0)
-        KMS_FAIL_AS(c, "NotAuthorizedException", CL_ERR_DENIED, "Cannot create, update or delete alias %s: the prefix "
-                                                                 "alias/aws/ is reserved for AWS managed keys",
+        KMS_FAIL_AS(c, "NotAuthorizedException", CL_ERR_DENIED,
+                    "Cannot create, update or delete alias %s: the prefix "
+                    "alias/aws/ is reserved for AWS managed keys",
                     name);
     return CL_OK;
 }
@@ -734,8 +734,9 @@ static cl_status kms_op_create_alias(kms_call *c)
     cl_status rc = c->kms->store->ops->create_alias(c->kms->store, c->principal->account, &a);
     if (rc == CL_ERR_EXISTS) {
         c->exception = "AlreadyExistsException";
-        rc = cl_error_set(CL_ERR_EXISTS, __FILE__, __LINE__, "An alias with the name arn:aws:kms:%s:%s:%s already exists",
-                          c->kms->cfg->region, c->principal->account, name);
+        rc = cl_error_set(CL_ERR_EXISTS, __FILE__, __LINE__,
+                          "An alias with the name arn:aws:kms:%s:%s:%s already exists", c->kms->cfg->region,
+                          c->principal->account, name);
     }
     kms_key_rec_clear(&k);
     return rc;
@@ -811,7 +812,7 @@ static cl_status kms_op_list_aliases(kms_call *c)
     size_t n;
     bool more;
     cl_status rc = c->kms->store->ops->list_aliases(c->kms->store, c->principal->account, id ? key_id : NULL, after,
-                                                     (size_t)limit, as, &n, &more);
+                                                    (size_t)limit, as, &n, &more);
     if (rc == CL_OK) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++) {

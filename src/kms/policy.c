@@ -363,8 +363,8 @@ static cl_status kms_check_statement(json_t *st, size_t idx)
     json_t *v;
     json_object_foreach(st, k, v)
     {
-        static const char *known[] = {"Sid", "Effect", "Principal", "Action", "NotAction", "Resource", "NotResource",
-                                      "Condition"};
+        static const char *known[] = {"Sid",       "Effect",   "Principal",   "Action",
+                                      "NotAction", "Resource", "NotResource", "Condition"};
         bool ok = false;
         for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) ok = ok || strcmp(k, known[i]) == 0;
         CL_ENSURE(ok, CL_ERR_FORMAT, "statement %zu has an unsupported element %s", idx, k);

@@ -59,16 +59,11 @@ static const struct {
     const char *exception;
     int http;
 } kms_error_table[] = {
-    {CL_ERR_USAGE, "ValidationException", 400},
-    {CL_ERR_FORMAT, "ValidationException", 400},
-    {CL_ERR_LIMIT, "ValidationException", 400},
-    {CL_ERR_AUTH, "InvalidCiphertextException", 400},
-    {CL_ERR_KEY, "IncorrectKeyException", 400},
-    {CL_ERR_EXISTS, "AlreadyExistsException", 400},
-    {CL_ERR_NOT_FOUND, "NotFoundException", 400},
-    {CL_ERR_STATE, "KMSInvalidStateException", 400},
-    {CL_ERR_DENIED, "AccessDeniedException", 400},
-    {CL_ERR_UNSUPPORTED, "UnsupportedOperationException", 400},
+    {CL_ERR_USAGE, "ValidationException", 400},         {CL_ERR_FORMAT, "ValidationException", 400},
+    {CL_ERR_LIMIT, "ValidationException", 400},         {CL_ERR_AUTH, "InvalidCiphertextException", 400},
+    {CL_ERR_KEY, "IncorrectKeyException", 400},         {CL_ERR_EXISTS, "AlreadyExistsException", 400},
+    {CL_ERR_NOT_FOUND, "NotFoundException", 400},       {CL_ERR_STATE, "KMSInvalidStateException", 400},
+    {CL_ERR_DENIED, "AccessDeniedException", 400},      {CL_ERR_UNSUPPORTED, "UnsupportedOperationException", 400},
     {CL_ERR_EXPIRED, "InvalidSignatureException", 400},
 };
 
@@ -151,8 +146,7 @@ static cl_status kms_authenticate(kms_server *s, struct evhttp_request *req, con
     *exc = "InvalidSignatureException";
     CL_ENSURE(strcmp(a.region, s->cfg.region) == 0, CL_ERR_DENIED,
               "Credential should be scoped to a valid region, not '%s'.", a.region);
-    CL_ENSURE(strcmp(a.service, "kms") == 0, CL_ERR_DENIED,
-              "Credential should be scoped to correct service: 'kms'.");
+    CL_ENSURE(strcmp(a.service, "kms") == 0, CL_ERR_DENIED, "Credential should be scoped to correct service: 'kms'.");
     if (t < now - KMS_SIGNATURE_SKEW || t > now + KMS_SIGNATURE_SKEW) {
         char nowtxt[17];
         cl_sigv4_format_amz_date(now, nowtxt);
@@ -263,9 +257,9 @@ out:
     if (rc != CL_OK) {
         const char *name = exc != NULL ? exc : kms_exception_for(&c, rc, &status);
         if (exc != NULL && strcmp(exc, "MissingAuthenticationTokenException") == 0) status = 403;
-        if (exc != NULL && (strcmp(exc, "UnrecognizedClientException") == 0 ||
-                            strcmp(exc, "InvalidSignatureException") == 0 ||
-                            strcmp(exc, "IncompleteSignatureException") == 0))
+        if (exc != NULL &&
+            (strcmp(exc, "UnrecognizedClientException") == 0 || strcmp(exc, "InvalidSignatureException") == 0 ||
+             strcmp(exc, "IncompleteSignatureException") == 0))
             status = 400;
         if (status >= 500) CL_LOG_ERROR("%s %s: %s", op, c.request_id, cl_error_message());
         kms_send_error(req, c.request_id, status, name, cl_error_message());
@@ -303,8 +297,8 @@ static cl_status kms_listen(kms_server *s)
     int one = 1;
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 1024) != 0) {
-        cl_status rc = cl_error_set_errno(CL_ERR_IO, __FILE__, __LINE__, "cannot listen on %s:%d", s->cfg.host,
-                                          s->cfg.port);
+        cl_status rc =
+            cl_error_set_errno(CL_ERR_IO, __FILE__, __LINE__, "cannot listen on %s:%d", s->cfg.host, s->cfg.port);
         close(fd);
         return rc;
     }

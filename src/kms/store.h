@@ -65,8 +65,8 @@ typedef struct kms_store_ops {
     cl_status (*delete_key)(kms_store *s, const char *key_id);
     /* Keys of an account in key id order, after `after` ("" for the start);
      * up to `limit` ids into out (each KMS_KEY_ID_LEN + 1); *more when others follow. */
-    cl_status (*list_keys)(kms_store *s, const char *account, const char *after, size_t limit, char (*out)[KMS_KEY_ID_LEN + 1],
-                           size_t *n, bool *more);
+    cl_status (*list_keys)(kms_store *s, const char *account, const char *after, size_t limit,
+                           char (*out)[KMS_KEY_ID_LEN + 1], size_t *n, bool *more);
     cl_status (*get_material)(kms_store *s, const char *key_id, uint32_t version, cl_buf *wrapped);
     cl_status (*create_alias)(kms_store *s, const char *account, const kms_alias_rec *a); /* CL_ERR_EXISTS */
     cl_status (*get_alias)(kms_store *s, const char *account, const char *name, kms_alias_rec *out);

@@ -289,8 +289,8 @@ static cl_status kms_sqlite_get_alias(kms_store *s, const char *account, const c
     cl_status rc = CL_OK;
     sqlite3_stmt *st = NULL;
     pthread_mutex_lock(&q->mu);
-    if (sqlite3_prepare_v2(q->db, "SELECT name,key_id,created,updated FROM aliases WHERE account=? AND name=?", -1,
-                           &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(q->db, "SELECT name,key_id,created,updated FROM aliases WHERE account=? AND name=?", -1, &st,
+                           NULL) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);

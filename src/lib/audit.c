@@ -39,8 +39,8 @@ static cl_status cl_audit_check_line(const char *line, size_t len, const char *p
 {
     CL_ENSURE(len > CL_AUDIT_SUFFIX_LEN + 1, CL_ERR_AUTH, "audit line %zu is too short", lineno);
     const char *suf = line + len - CL_AUDIT_SUFFIX_LEN;
-    CL_ENSURE(memcmp(suf, ",\"hash\":\"", 9) == 0 && memcmp(suf + 9 + CL_AUDIT_HASH_HEX, "\"}", 2) == 0,
-              CL_ERR_AUTH, "audit line %zu does not end with its hash", lineno);
+    CL_ENSURE(memcmp(suf, ",\"hash\":\"", 9) == 0 && memcmp(suf + 9 + CL_AUDIT_HASH_HEX, "\"}", 2) == 0, CL_ERR_AUTH,
+              "audit line %zu does not end with its hash", lineno);
     cl_buf body;
     cl_buf_init(&body, CL_AUDIT_MAX_LINE);
     cl_status rc = CL_OK;

@@ -368,8 +368,8 @@ cl_status cl_kms_decrypt(cl_kms_client *c, const char *key_id, const uint8_t *bl
     cl_buf b64;
     cl_buf_init(&b64, 1 << 16);
     CL_GUARD_GOTO(cl_base64_encode(blob, blob_len, false, &b64));
-    json_t *req = json_pack("{s:s, s:o}", "CiphertextBlob", cl_buf_cstr(&b64), "EncryptionContext",
-                            cl_kms_context_json(ctx));
+    json_t *req =
+        json_pack("{s:s, s:o}", "CiphertextBlob", cl_buf_cstr(&b64), "EncryptionContext", cl_kms_context_json(ctx));
     if (req != NULL && key_id != NULL) json_object_set_new(req, "KeyId", json_string(key_id));
     CL_GUARD_GOTO(cl_kms_json_call(c, "Decrypt", req, &resp));
     CL_GUARD_GOTO(cl_kms_member_blob(resp, "Plaintext", plaintext));
@@ -387,8 +387,8 @@ typedef struct cl_kms_provider_state {
     char *key_id;
 } cl_kms_provider_state;
 
-static cl_status cl_kms_provider_generate(cl_key_provider *kp, const cl_kvlist *ctx, cl_buf *data_key,
-                                          cl_buf *wrapped, cl_buf *key_id)
+static cl_status cl_kms_provider_generate(cl_key_provider *kp, const cl_kvlist *ctx, cl_buf *data_key, cl_buf *wrapped,
+                                          cl_buf *key_id)
 {
     cl_kms_provider_state *st = kp->state;
     CL_GUARD_CTX(cl_kms_generate_data_key(st->client, st->key_id, ctx, data_key, wrapped, key_id),

@@ -39,8 +39,13 @@ static void test_chain(void **state)
     cl_kvlist_init(&ctx);
     assert_ok(cl_kvlist_add_arg(&ctx, "patient=SECRET-VALUE"));
     for (int i = 0; i < 4; i++) {
-        cl_audit_event ev = {.time = 1000 + i, .request_id = "r", .principal = "p", .operation = "Decrypt",
-                             .key_arn = i % 2 ? "arn:k" : NULL, .context = &ctx, .outcome = "ok"};
+        cl_audit_event ev = {.time = 1000 + i,
+                             .request_id = "r",
+                             .principal = "p",
+                             .operation = "Decrypt",
+                             .key_arn = i % 2 ? "arn:k" : NULL,
+                             .context = &ctx,
+                             .outcome = "ok"};
         assert_ok(cl_audit_append(a, &ev));
     }
     cl_audit_close(a);

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include "keys.h"
-
 #include "test_util.h"
 
 #define ARN1 "arn:aws:kms:us-east-1:111122223333:key/8e28b0e3-7804-4034-8195-9843a308fa81"
