@@ -202,6 +202,9 @@ cl_status kms_blob_open(const uint8_t material[KMS_MATERIAL_LEN], const kms_blob
     cl_buf aad;
     cl_buf_init(&aad, 1 << 20);
     CL_GUARD_GOTO(kms_blob_aad(b->header, b->header_len, ctx, &aad));
+    /* Reserve first so data is never NULL, even for an empty plaintext
+     * (cl_gcm_open computes out + n). */
+    CL_GUARD_GOTO(cl_buf_reserve(plaintext, 1));
     CL_GUARD_GOTO(cl_buf_resize(plaintext, b->ct_len));
     CL_GUARD_GOTO(cl_gcm_init(&g, material, false));
     rc = cl_gcm_open(&g, b->nonce, aad.data, aad.len, b->ct, b->ct_len, b->tag, plaintext->data);

@@ -4,6 +4,7 @@
  * kms/2014-11-01/service-2.json; limits and key-state rules are those of the
  * AWS KMS API Reference ("Key states of AWS KMS keys").
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,9 @@
 #define KMS_LIST_DEFAULT 100
 #define KMS_RANDOM_MAX 1024
 #define KMS_DAY 86400
+#define KMS_ROTATION_DEFAULT_DAYS 365 /* RotationPeriodInDaysType: 90..2560, default 365 */
+#define KMS_ROTATION_MIN_DAYS 90
+#define KMS_ROTATION_MAX_DAYS 2560
 
 /* --- request members ---------------------------------------------------- */
 
@@ -147,6 +151,28 @@ static cl_status kms_not_found_key(kms_call *c, const char *id)
     KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Key '%s' does not exist", id);
 }
 
+/* Adds a fresh key version and makes it current. Old versions stay, so
+ * every earlier ciphertext still decrypts (the blob names its version). */
+static cl_status kms_rotate(kms_call *c, kms_key_rec *k, bool on_demand)
+{
+    cl_buf material, wrapped;
+    cl_buf_init_secret(&material, KMS_MATERIAL_LEN);
+    cl_buf_init(&wrapped, 4096);
+    cl_status rc = cl_buf_resize(&material, KMS_MATERIAL_LEN);
+    if (rc == CL_OK) rc = cl_random_secret(material.data, KMS_MATERIAL_LEN);
+    if (rc == CL_OK) rc = kms_material_wrap(&c->kms->root, k->arn, k->current_version + 1, material.data, &wrapped);
+    if (rc == CL_OK)
+        rc = c->kms->store->ops->add_version(c->kms->store, k->key_id, k->current_version, wrapped.data, wrapped.len,
+                                             c->now, on_demand);
+    if (rc == CL_OK) {
+        k->current_version++;
+        k->last_rotated = c->now;
+    }
+    cl_buf_free(&material);
+    cl_buf_free(&wrapped);
+    return rc;
+}
+
 /* Resolves every identifier form AWS accepts (KeyIdType: key id, key ARN,
  * alias name, alias ARN) to a key of the caller's account. A key pending
  * deletion whose date has passed is deleted here, so it is gone as soon as
@@ -199,6 +225,18 @@ static cl_status kms_load_key(kms_call *c, const char *id, bool allow_alias, kms
         kms_key_rec_clear(k);
         CL_GUARD(c->kms->store->ops->delete_key(c->kms->store, key_id));
         return kms_not_found_key(c, arn);
+    }
+    /* Automatic rotation happens when the key is next used after it is due. */
+    if (k->rotation_enabled && k->state == KMS_KEY_ENABLED &&
+        c->now >= k->last_rotated + (int64_t)k->rotation_period_days * KMS_DAY) {
+        cl_status rr = kms_rotate(c, k, false);
+        if (rr == CL_ERR_STATE) {
+            /* Another request rotated it first: use what it made current. */
+            kms_key_rec_clear(k);
+            CL_GUARD(c->kms->store->ops->get_key(c->kms->store, key_id, k));
+        } else {
+            CL_GUARD(rr);
+        }
     }
     (void)snprintf(c->key_arn, sizeof(c->key_arn), "%s", k->arn);
     return CL_OK;
@@ -328,6 +366,8 @@ static cl_status kms_op_create_key(kms_call *c)
     (void)snprintf(k.key_usage, sizeof(k.key_usage), "ENCRYPT_DECRYPT");
     (void)snprintf(k.key_spec, sizeof(k.key_spec), "SYMMETRIC_DEFAULT");
     k.current_version = 1;
+    k.rotation_period_days = KMS_ROTATION_DEFAULT_DAYS;
+    k.last_rotated = c->now;
     CL_GUARD_GOTO(cl_buf_resize(&material, KMS_MATERIAL_LEN));
     CL_GUARD_GOTO(cl_random_secret(material.data, KMS_MATERIAL_LEN));
     CL_GUARD_GOTO(kms_material_wrap(&c->kms->root, k.arn, 1, material.data, &wrapped));
@@ -898,6 +938,132 @@ static cl_status kms_op_list_key_policies(kms_call *c)
     return rc;
 }
 
+/* --- rotation ------------------------------------------------------------------ */
+
+/* Rotation settings need an enabled key (AWS: DisabledException for a
+ * disabled key, KMSInvalidStateException pending deletion). */
+static cl_status kms_rotation_key(kms_call *c, const char *action, kms_key_rec *k)
+{
+    const char *id;
+    CL_GUARD(kms_str(c, "KeyId", true, 1, 2048, &id));
+    CL_GUARD(kms_load_key(c, id, false, k));
+    cl_status rc = kms_authorize(c, k, action, NULL);
+    if (rc == CL_OK) rc = kms_require_enabled(c, k);
+    if (rc != CL_OK) kms_key_rec_clear(k);
+    return rc;
+}
+
+static cl_status kms_op_enable_key_rotation(kms_call *c)
+{
+    long long days = KMS_ROTATION_DEFAULT_DAYS;
+    bool have;
+    CL_GUARD(kms_int(c, "RotationPeriodInDays", &have, KMS_ROTATION_MIN_DAYS, KMS_ROTATION_MAX_DAYS, &days));
+    kms_key_rec k;
+    CL_GUARD(kms_rotation_key(c, "kms:EnableKeyRotation", &k));
+    if (!k.rotation_enabled) {
+        /* The period counts from when rotation is turned on. */
+        k.last_rotated = c->now;
+    }
+    k.rotation_enabled = true;
+    k.rotation_period_days = (int)days;
+    cl_status rc = c->kms->store->ops->update_key(c->kms->store, &k);
+    kms_key_rec_clear(&k);
+    return rc;
+}
+
+static cl_status kms_op_disable_key_rotation(kms_call *c)
+{
+    kms_key_rec k;
+    CL_GUARD(kms_rotation_key(c, "kms:DisableKeyRotation", &k));
+    k.rotation_enabled = false;
+    cl_status rc = c->kms->store->ops->update_key(c->kms->store, &k);
+    kms_key_rec_clear(&k);
+    return rc;
+}
+
+static cl_status kms_op_get_key_rotation_status(kms_call *c)
+{
+    const char *id;
+    CL_GUARD(kms_str(c, "KeyId", true, 1, 2048, &id));
+    kms_key_rec k;
+    CL_GUARD(kms_load_key(c, id, false, &k));
+    cl_status rc = kms_authorize(c, &k, "kms:GetKeyRotationStatus", NULL);
+    if (rc == CL_OK) {
+        json_object_set_new(c->resp, "KeyRotationEnabled", json_boolean(k.rotation_enabled));
+        json_object_set_new(c->resp, "KeyId", json_string(k.arn));
+        if (k.rotation_enabled) {
+            json_object_set_new(c->resp, "RotationPeriodInDays", json_integer(k.rotation_period_days));
+            json_object_set_new(c->resp, "NextRotationDate",
+                                json_integer(k.last_rotated + (int64_t)k.rotation_period_days * KMS_DAY));
+        }
+    }
+    kms_key_rec_clear(&k);
+    return rc;
+}
+
+static cl_status kms_op_rotate_key_on_demand(kms_call *c)
+{
+    kms_key_rec k;
+    CL_GUARD(kms_rotation_key(c, "kms:RotateKeyOnDemand", &k));
+    cl_status rc = kms_rotate(c, &k, true);
+    if (rc == CL_ERR_STATE) {
+        c->exception = "ConflictException";
+        rc = cl_error_set(CL_ERR_STATE, __FILE__, __LINE__, "%s is already being rotated", k.arn);
+    }
+    if (rc == CL_OK) json_object_set_new(c->resp, "KeyId", json_string(k.arn));
+    kms_key_rec_clear(&k);
+    return rc;
+}
+
+static cl_status kms_op_list_key_rotations(kms_call *c)
+{
+    const char *id, *marker;
+    long long limit = KMS_LIST_DEFAULT;
+    bool have;
+    CL_GUARD(kms_str(c, "KeyId", true, 1, 2048, &id));
+    CL_GUARD(kms_int(c, "Limit", &have, 1, KMS_LIST_MAX, &limit));
+    CL_GUARD(kms_marker(c, &marker));
+    /* The marker is the last version returned; version 1 is never listed (it
+     * is the original material, not a rotation). */
+    uint32_t after = 1;
+    if (marker[0] != '\0') {
+        char *end = NULL;
+        unsigned long v = strtoul(marker, &end, 10);
+        if (end == marker || *end != '\0' || v < 1 || v > UINT32_MAX)
+            KMS_FAIL_AS(c, "InvalidMarkerException", CL_ERR_USAGE, "Marker %s is not valid", marker);
+        after = (uint32_t)v;
+    }
+    kms_key_rec k;
+    CL_GUARD(kms_load_key(c, id, false, &k));
+    cl_status rc = CL_OK;
+    uint32_t *vers = calloc((size_t)limit, sizeof(*vers));
+    int64_t *when = calloc((size_t)limit, sizeof(*when));
+    bool *od = calloc((size_t)limit, sizeof(*od));
+    CL_ENSURE_GOTO(vers && when && od, CL_ERR_NOMEM, "out of memory");
+    CL_GUARD_GOTO(kms_authorize(c, &k, "kms:ListKeyRotations", NULL));
+    size_t n;
+    bool more;
+    CL_GUARD_GOTO(
+        c->kms->store->ops->list_versions(c->kms->store, k.key_id, after, (size_t)limit, vers, when, od, &n, &more));
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_pack("{s:s, s:I, s:s}", "KeyId", k.key_id, "RotationDate", (json_int_t)when[i],
+                                             "RotationType", od[i] ? "ON_DEMAND" : "AUTOMATIC"));
+    json_object_set_new(c->resp, "Rotations", arr);
+    json_object_set_new(c->resp, "Truncated", json_boolean(more));
+    if (more && n > 0) {
+        char m[16];
+        (void)snprintf(m, sizeof(m), "%u", vers[n - 1]);
+        json_object_set_new(c->resp, "NextMarker", json_string(m));
+    }
+out:
+    free(vers);
+    free(when);
+    free(od);
+    kms_key_rec_clear(&k);
+    return rc;
+}
+
 static const struct {
     const char *name;
     kms_op_fn fn;
@@ -909,17 +1075,22 @@ static const struct {
     {"DeleteAlias", kms_op_delete_alias},
     {"DescribeKey", kms_op_describe_key},
     {"DisableKey", kms_op_disable_key},
+    {"DisableKeyRotation", kms_op_disable_key_rotation},
     {"EnableKey", kms_op_enable_key},
+    {"EnableKeyRotation", kms_op_enable_key_rotation},
     {"Encrypt", kms_op_encrypt},
     {"GenerateDataKey", kms_op_generate_data_key},
     {"GenerateDataKeyWithoutPlaintext", kms_op_generate_data_key_wo},
     {"GenerateRandom", kms_op_generate_random},
     {"GetKeyPolicy", kms_op_get_key_policy},
+    {"GetKeyRotationStatus", kms_op_get_key_rotation_status},
     {"ListAliases", kms_op_list_aliases},
     {"ListKeyPolicies", kms_op_list_key_policies},
+    {"ListKeyRotations", kms_op_list_key_rotations},
     {"ListKeys", kms_op_list_keys},
     {"PutKeyPolicy", kms_op_put_key_policy},
     {"ReEncrypt", kms_op_re_encrypt},
+    {"RotateKeyOnDemand", kms_op_rotate_key_on_demand},
     {"ScheduleKeyDeletion", kms_op_schedule_key_deletion},
     {"UpdateAlias", kms_op_update_alias},
 };

@@ -42,7 +42,10 @@ typedef struct kms_key_rec {
     int64_t deletion_date;
     int pending_days;
     uint32_t current_version;
-    char *policy; /* JSON text, owned (free with kms_key_rec_clear) */
+    bool rotation_enabled;
+    int rotation_period_days;
+    int64_t last_rotated; /* when current_version became current */
+    char *policy;         /* JSON text, owned (free with kms_key_rec_clear) */
 } kms_key_rec;
 
 void kms_key_rec_clear(kms_key_rec *k);
@@ -59,7 +62,7 @@ typedef struct kms_store_ops {
     /* Adds a key and its version-1 wrapped material in one transaction. */
     cl_status (*create_key)(kms_store *s, const kms_key_rec *k, const uint8_t *wrapped, size_t wrapped_len);
     cl_status (*get_key)(kms_store *s, const char *key_id, kms_key_rec *out); /* CL_ERR_NOT_FOUND */
-    /* Writes state, description, deletion fields and policy. */
+    /* Writes state, description, deletion fields, rotation settings and policy. */
     cl_status (*update_key)(kms_store *s, const kms_key_rec *k);
     /* Removes a key, its material and its aliases (deletion when due). */
     cl_status (*delete_key)(kms_store *s, const char *key_id);
@@ -68,6 +71,14 @@ typedef struct kms_store_ops {
     cl_status (*list_keys)(kms_store *s, const char *account, const char *after, size_t limit,
                            char (*out)[KMS_KEY_ID_LEN + 1], size_t *n, bool *more);
     cl_status (*get_material)(kms_store *s, const char *key_id, uint32_t version, cl_buf *wrapped);
+    /* Rotation: adds version `from + 1` and makes it current, in one
+     * transaction, only if `from` is still current (CL_ERR_STATE otherwise:
+     * a concurrent rotation won). */
+    cl_status (*add_version)(kms_store *s, const char *key_id, uint32_t from, const uint8_t *wrapped,
+                             size_t wrapped_len, int64_t now, bool on_demand);
+    /* Versions of a key (version 1 first), for ListKeyRotations. */
+    cl_status (*list_versions)(kms_store *s, const char *key_id, uint32_t after, size_t limit, uint32_t *versions,
+                               int64_t *created, bool *on_demand, size_t *n, bool *more);
     cl_status (*create_alias)(kms_store *s, const char *account, const kms_alias_rec *a); /* CL_ERR_EXISTS */
     cl_status (*get_alias)(kms_store *s, const char *account, const char *name, kms_alias_rec *out);
     cl_status (*update_alias)(kms_store *s, const char *account, const kms_alias_rec *a);

@@ -31,11 +31,12 @@ static const char *kms_schema =
     " key_id TEXT PRIMARY KEY, arn TEXT NOT NULL, account TEXT NOT NULL, created INTEGER NOT NULL,"
     " state INTEGER NOT NULL, description TEXT NOT NULL, key_usage TEXT NOT NULL, key_spec TEXT NOT NULL,"
     " deletion_date INTEGER NOT NULL, pending_days INTEGER NOT NULL, current_version INTEGER NOT NULL,"
+    " rotation_enabled INTEGER NOT NULL, rotation_period INTEGER NOT NULL, last_rotated INTEGER NOT NULL,"
     " policy TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS keys_account ON keys(account, key_id);"
     "CREATE TABLE IF NOT EXISTS key_versions("
     " key_id TEXT NOT NULL, version INTEGER NOT NULL, wrapped BLOB NOT NULL, created INTEGER NOT NULL,"
-    " PRIMARY KEY(key_id, version));"
+    " on_demand INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(key_id, version));"
     "CREATE TABLE IF NOT EXISTS aliases("
     " account TEXT NOT NULL, name TEXT NOT NULL, key_id TEXT NOT NULL, created INTEGER NOT NULL,"
     " updated INTEGER NOT NULL, PRIMARY KEY(account, name));";
@@ -67,7 +68,8 @@ static cl_status kms_sqlite_create_key(kms_store *s, const kms_key_rec *k, const
     in_tx = true;
     if (sqlite3_prepare_v2(q->db,
                            "INSERT INTO keys(key_id,arn,account,created,state,description,key_usage,key_spec,"
-                           "deletion_date,pending_days,current_version,policy) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+                           "deletion_date,pending_days,current_version,rotation_enabled,rotation_period,last_rotated,"
+                           "policy) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                            -1, &st, NULL) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, k->key_id, -1, SQLITE_STATIC);
@@ -81,7 +83,10 @@ static cl_status kms_sqlite_create_key(kms_store *s, const kms_key_rec *k, const
     sqlite3_bind_int64(st, 9, k->deletion_date);
     sqlite3_bind_int(st, 10, k->pending_days);
     sqlite3_bind_int64(st, 11, k->current_version);
-    sqlite3_bind_text(st, 12, k->policy ? k->policy : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 12, k->rotation_enabled);
+    sqlite3_bind_int(st, 13, k->rotation_period_days);
+    sqlite3_bind_int64(st, 14, k->last_rotated);
+    sqlite3_bind_text(st, 15, k->policy ? k->policy : "", -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "insert key");
     if (sqlite3_prepare_v2(q->db, "INSERT INTO key_versions(key_id,version,wrapped,created) VALUES(?,?,?,?)", -1, &st2,
                            NULL) != SQLITE_OK)
@@ -110,7 +115,8 @@ static cl_status kms_sqlite_get_key(kms_store *s, const char *key_id, kms_key_re
     pthread_mutex_lock(&q->mu);
     if (sqlite3_prepare_v2(q->db,
                            "SELECT key_id,arn,account,created,state,description,key_usage,key_spec,deletion_date,"
-                           "pending_days,current_version,policy FROM keys WHERE key_id=?",
+                           "pending_days,current_version,rotation_enabled,rotation_period,last_rotated,policy "
+                           "FROM keys WHERE key_id=?",
                            -1, &st, NULL) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
@@ -128,7 +134,10 @@ static cl_status kms_sqlite_get_key(kms_store *s, const char *key_id, kms_key_re
     out->deletion_date = sqlite3_column_int64(st, 8);
     out->pending_days = sqlite3_column_int(st, 9);
     out->current_version = (uint32_t)sqlite3_column_int64(st, 10);
-    const unsigned char *pol = sqlite3_column_text(st, 11);
+    out->rotation_enabled = sqlite3_column_int(st, 11) != 0;
+    out->rotation_period_days = sqlite3_column_int(st, 12);
+    out->last_rotated = sqlite3_column_int64(st, 13);
+    const unsigned char *pol = sqlite3_column_text(st, 14);
     out->policy = strdup(pol ? (const char *)pol : "");
     if (out->policy == NULL) CL_FAIL_GOTO(CL_ERR_NOMEM, "out of memory for a key policy");
 out:
@@ -144,8 +153,8 @@ static cl_status kms_sqlite_update_key(kms_store *s, const kms_key_rec *k)
     sqlite3_stmt *st = NULL;
     pthread_mutex_lock(&q->mu);
     if (sqlite3_prepare_v2(q->db,
-                           "UPDATE keys SET state=?,description=?,deletion_date=?,pending_days=?,policy=? "
-                           "WHERE key_id=?",
+                           "UPDATE keys SET state=?,description=?,deletion_date=?,pending_days=?,policy=?,"
+                           "rotation_enabled=?,rotation_period=? WHERE key_id=?",
                            -1, &st, NULL) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_int(st, 1, (int)k->state);
@@ -153,7 +162,9 @@ static cl_status kms_sqlite_update_key(kms_store *s, const kms_key_rec *k)
     sqlite3_bind_int64(st, 3, k->deletion_date);
     sqlite3_bind_int(st, 4, k->pending_days);
     sqlite3_bind_text(st, 5, k->policy ? k->policy : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, k->key_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 6, k->rotation_enabled);
+    sqlite3_bind_int(st, 7, k->rotation_period_days);
+    sqlite3_bind_text(st, 8, k->key_id, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "update key");
     if (sqlite3_changes(q->db) != 1) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no key %s", k->key_id);
 out:
@@ -234,6 +245,81 @@ static cl_status kms_sqlite_get_material(kms_store *s, const char *key_id, uint3
     if (step == SQLITE_DONE) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no version %u of key %s", version, key_id);
     if (step != SQLITE_ROW) KMS_SQL_FAIL(q->db, "read key material");
     CL_GUARD_GOTO(cl_buf_append(wrapped, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0)));
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static cl_status kms_sqlite_add_version(kms_store *s, const char *key_id, uint32_t from, const uint8_t *wrapped,
+                                        size_t wrapped_len, int64_t now, bool on_demand)
+{
+    kms_sqlite *q = s->impl;
+    cl_status rc = CL_OK;
+    sqlite3_stmt *st = NULL, *st2 = NULL;
+    pthread_mutex_lock(&q->mu);
+    bool in_tx = false;
+    CL_GUARD_GOTO(kms_sqlite_exec(q->db, "BEGIN IMMEDIATE"));
+    in_tx = true;
+    if (sqlite3_prepare_v2(q->db,
+                           "UPDATE keys SET current_version=?, last_rotated=? WHERE key_id=? AND current_version=?", -1,
+                           &st, NULL) != SQLITE_OK)
+        KMS_SQL_FAIL(q->db, "prepare");
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)from + 1);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_text(st, 3, key_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, from);
+    if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "rotate key");
+    if (sqlite3_changes(q->db) != 1) CL_FAIL_GOTO(CL_ERR_STATE, "key %s was rotated concurrently", key_id);
+    if (sqlite3_prepare_v2(q->db,
+                           "INSERT INTO key_versions(key_id,version,wrapped,created,on_demand) VALUES(?,?,?,?,?)", -1,
+                           &st2, NULL) != SQLITE_OK)
+        KMS_SQL_FAIL(q->db, "prepare");
+    sqlite3_bind_text(st2, 1, key_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st2, 2, (sqlite3_int64)from + 1);
+    sqlite3_bind_blob(st2, 3, wrapped, (int)wrapped_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st2, 4, now);
+    sqlite3_bind_int(st2, 5, on_demand);
+    if (sqlite3_step(st2) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "insert key material");
+    CL_GUARD_GOTO(kms_sqlite_exec(q->db, "COMMIT"));
+    in_tx = false;
+out:
+    if (in_tx) (void)kms_sqlite_exec(q->db, "ROLLBACK");
+    sqlite3_finalize(st);
+    sqlite3_finalize(st2);
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static cl_status kms_sqlite_list_versions(kms_store *s, const char *key_id, uint32_t after, size_t limit,
+                                          uint32_t *versions, int64_t *created, bool *on_demand, size_t *n, bool *more)
+{
+    kms_sqlite *q = s->impl;
+    cl_status rc = CL_OK;
+    sqlite3_stmt *st = NULL;
+    *n = 0;
+    *more = false;
+    pthread_mutex_lock(&q->mu);
+    if (sqlite3_prepare_v2(q->db,
+                           "SELECT version,created,on_demand FROM key_versions WHERE key_id=? AND version>? "
+                           "ORDER BY version LIMIT ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        KMS_SQL_FAIL(q->db, "prepare");
+    sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, after);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == limit) {
+            *more = true;
+            break;
+        }
+        versions[*n] = (uint32_t)sqlite3_column_int64(st, 0);
+        created[*n] = sqlite3_column_int64(st, 1);
+        on_demand[*n] = sqlite3_column_int(st, 2) != 0;
+        (*n)++;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE) KMS_SQL_FAIL(q->db, "list key versions");
 out:
     sqlite3_finalize(st);
     pthread_mutex_unlock(&q->mu);
@@ -375,6 +461,8 @@ static const kms_store_ops kms_sqlite_ops = {
     .delete_key = kms_sqlite_delete_key,
     .list_keys = kms_sqlite_list_keys,
     .get_material = kms_sqlite_get_material,
+    .add_version = kms_sqlite_add_version,
+    .list_versions = kms_sqlite_list_versions,
     .create_alias = kms_sqlite_create_alias,
     .get_alias = kms_sqlite_get_alias,
     .update_alias = kms_sqlite_update_alias,

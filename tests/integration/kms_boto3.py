@@ -239,6 +239,48 @@ class KmsBoto3(unittest.TestCase):
             self.kms.cancel_key_deletion(KeyId=kid)
         self.assertEqual(code(e), "KMSInvalidStateException")
 
+    def test_rotation(self):
+        kid = self.new_key()["KeyId"]
+        st = self.kms.get_key_rotation_status(KeyId=kid)
+        self.assertFalse(st["KeyRotationEnabled"])
+        old = self.kms.encrypt(KeyId=kid, Plaintext=b"v1", EncryptionContext={"a": "1"})["CiphertextBlob"]
+        self.assertEqual(int.from_bytes(old[38:42], "big"), 1)
+        for days in (89, 2561):  # boto3 refuses these itself: send them raw
+            status, j = self.raw(json.dumps({"KeyId": kid, "RotationPeriodInDays": days}).encode(),
+                                 target="TrentService.EnableKeyRotation")
+            self.assertEqual((status, j["__type"]), (400, "ValidationException"))
+        self.kms.enable_key_rotation(KeyId=kid, RotationPeriodInDays=90)
+        st = self.kms.get_key_rotation_status(KeyId=kid)
+        self.assertTrue(st["KeyRotationEnabled"])
+        self.assertEqual(st["RotationPeriodInDays"], 90)
+        self.assertIn("NextRotationDate", st)
+        self.assertEqual(self.kms.list_key_rotations(KeyId=kid)["Rotations"], [])
+        for _ in range(2):
+            self.assertTrue(self.kms.rotate_key_on_demand(KeyId=kid)["KeyId"].endswith(kid))
+        rot = self.kms.list_key_rotations(KeyId=kid)["Rotations"]
+        self.assertEqual([r["RotationType"] for r in rot], ["ON_DEMAND", "ON_DEMAND"])
+        new = self.kms.encrypt(KeyId=kid, Plaintext=b"v3", EncryptionContext={"a": "1"})["CiphertextBlob"]
+        self.assertEqual(int.from_bytes(new[38:42], "big"), 3)
+        # Old ciphertexts still decrypt after rotation; ReEncrypt moves them to the current version.
+        self.assertEqual(self.kms.decrypt(CiphertextBlob=old, EncryptionContext={"a": "1"})["Plaintext"], b"v1")
+        self.assertEqual(self.kms.decrypt(CiphertextBlob=new, EncryptionContext={"a": "1"})["Plaintext"], b"v3")
+        re = self.kms.re_encrypt(CiphertextBlob=old, SourceEncryptionContext={"a": "1"}, DestinationKeyId=kid,
+                                 DestinationEncryptionContext={"a": "1"})["CiphertextBlob"]
+        self.assertEqual(int.from_bytes(re[38:42], "big"), 3)
+        page = self.kms.list_key_rotations(KeyId=kid, Limit=1)
+        self.assertTrue(page["Truncated"])
+        page2 = self.kms.list_key_rotations(KeyId=kid, Limit=1, Marker=page["NextMarker"])
+        self.assertEqual(len(page2["Rotations"]), 1)
+        self.assertFalse(page2["Truncated"])
+        self.kms.disable_key_rotation(KeyId=kid)
+        self.assertFalse(self.kms.get_key_rotation_status(KeyId=kid)["KeyRotationEnabled"])
+        self.kms.disable_key(KeyId=kid)
+        for call in (lambda: self.kms.enable_key_rotation(KeyId=kid),
+                     lambda: self.kms.rotate_key_on_demand(KeyId=kid)):
+            with self.assertRaises(ClientError) as e:
+                call()
+            self.assertEqual(code(e), "DisabledException")
+
     def test_not_found(self):
         for ident in ("00000000-0000-4000-8000-000000000000", "alias/none",
                       "arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000000", "not-a-key"):
