@@ -262,11 +262,14 @@ out:
              strcmp(exc, "IncompleteSignatureException") == 0))
             status = 400;
         if (status >= 500) CL_LOG_ERROR("%s %s: %s", op, c.request_id, cl_error_message());
-        kms_send_error(req, c.request_id, status, name, cl_error_message());
+        char msg[sizeof(((cl_error *)0)->msg)];
+        (void)snprintf(msg, sizeof(msg), "%s", cl_error_message());
+        /* Audit first: no answer leaves without its line in the log. */
         kms_audit(s, &c, principal, op, name);
+        kms_send_error(req, c.request_id, status, name, msg);
     } else {
-        kms_send(req, 200, c.request_id, out);
         kms_audit(s, &c, principal, op, "ok");
+        kms_send(req, 200, c.request_id, out);
     }
     /* Responses can hold plaintext (Decrypt, GenerateDataKey): wipe them. */
     if (out != NULL) cl_memzero(out, strlen(out));

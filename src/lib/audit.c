@@ -12,6 +12,7 @@
 
 #include "cloister/buf.h"
 #include "cloister/crypto.h"
+#include "cloister/log.h"
 
 #define CL_AUDIT_SUFFIX_LEN (9 + CL_AUDIT_HASH_HEX + 2) /* ,"hash":"<hex>"} */
 #define CL_AUDIT_MAX_LINE ((size_t)1 << 20)
@@ -65,9 +66,15 @@ out:
     return rc;
 }
 
-/* Walks the file; calls back nothing, just verifies and returns the last hash. */
-static cl_status cl_audit_walk(const char *path, size_t *lines, char last[CL_AUDIT_HASH_HEX + 1], bool missing_ok)
+/* Walks the file, verifying, and returns the last hash. When opening for
+ * append (for_append), a last line without its newline is what a crash in
+ * the middle of a write leaves: *torn is set to the offset where it starts,
+ * so the caller can cut it off; the lines before it are verified as usual. */
+static cl_status cl_audit_walk(const char *path, size_t *lines, char last[CL_AUDIT_HASH_HEX + 1], bool for_append,
+                               long *torn)
 {
+    bool missing_ok = for_append;
+    if (torn != NULL) *torn = -1;
     memset(last, '0', CL_AUDIT_HASH_HEX);
     last[CL_AUDIT_HASH_HEX] = '\0';
     *lines = 0;
@@ -78,9 +85,15 @@ static cl_status cl_audit_walk(const char *path, size_t *lines, char last[CL_AUD
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
+    long start = 0;
     while ((n = getline(&line, &cap, f)) > 0) {
         CL_ENSURE_GOTO((size_t)n <= CL_AUDIT_MAX_LINE, CL_ERR_LIMIT, "audit line %zu is too long", *lines + 1);
+        if (line[n - 1] != '\n' && for_append && torn != NULL) {
+            *torn = start;
+            break;
+        }
         CL_ENSURE_GOTO(line[n - 1] == '\n', CL_ERR_AUTH, "audit line %zu is incomplete", *lines + 1);
+        start += (long)n;
         char h[CL_AUDIT_HASH_HEX + 1];
         CL_GUARD_GOTO(cl_audit_check_line(line, (size_t)n - 1, last, *lines + 1, h));
         memcpy(last, h, sizeof(h));
@@ -95,7 +108,7 @@ out:
 
 cl_status cl_audit_verify(const char *path, size_t *lines, char last_hash[CL_AUDIT_HASH_HEX + 1])
 {
-    return cl_audit_walk(path, lines, last_hash, false);
+    return cl_audit_walk(path, lines, last_hash, false, NULL);
 }
 
 cl_status cl_audit_open(const char *path, cl_audit **out)
@@ -105,10 +118,19 @@ cl_status cl_audit_open(const char *path, cl_audit **out)
     size_t lines;
     /* Refuse to extend a chain that is already broken: the break would be
      * hidden behind new, valid lines. */
-    cl_status rc = cl_audit_walk(path, &lines, a->prev, true);
+    long torn;
+    cl_status rc = cl_audit_walk(path, &lines, a->prev, true, &torn);
     if (rc != CL_OK) {
         free(a);
         return cl_error_wrap("opening audit log %s", path);
+    }
+    if (torn >= 0) {
+        CL_LOG_WARN("audit log %s: cutting off an incomplete last line at byte %ld (a write interrupted by a crash)",
+                    path, torn);
+        if (truncate(path, torn) != 0) {
+            free(a);
+            CL_FAIL_ERRNO(CL_ERR_IO, "cannot cut the incomplete last line off %s", path);
+        }
     }
     a->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (a->fd < 0) {

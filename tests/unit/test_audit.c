@@ -87,8 +87,37 @@ static void test_chain(void **state)
     unlink(path);
 }
 
+static void test_torn_last_line(void **state)
+{
+    (void)state;
+    char path[512];
+    (void)snprintf(path, sizeof(path), "%s/torn.log", t_tmpdir());
+    unlink(path);
+    cl_audit *a = NULL;
+    assert_ok(cl_audit_open(path, &a));
+    cl_audit_event ev = {.time = 1, .operation = "CreateKey", .outcome = "ok"};
+    assert_ok(cl_audit_append(a, &ev));
+    assert_ok(cl_audit_append(a, &ev));
+    cl_audit_close(a);
+    /* A crash in the middle of the third line's write. */
+    FILE *f = fopen(path, "a");
+    assert_non_null(f);
+    fputs("{\"context_keys\":[],\"key_a", f);
+    fclose(f);
+    size_t lines;
+    char last[CL_AUDIT_HASH_HEX + 1];
+    assert_fails(cl_audit_verify(path, &lines, last), CL_ERR_AUTH, "line 3 is incomplete");
+    /* Reopening cuts the torn tail off and continues the chain. */
+    assert_ok(cl_audit_open(path, &a));
+    assert_ok(cl_audit_append(a, &ev));
+    cl_audit_close(a);
+    assert_ok(cl_audit_verify(path, &lines, last));
+    assert_int_equal(lines, 3);
+    unlink(path);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_chain)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_chain), cmocka_unit_test(test_torn_last_line)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
