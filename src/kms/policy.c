@@ -201,15 +201,12 @@ static void kms_lookup(const kms_policy_request *r, const char *key, kms_cond_va
         for (size_t i = 0; r->encryption_context && i < r->encryption_context->count && i < KMS_COND_MAX_VALUES; i++)
             out->v[out->n++] = r->encryption_context->items[i].key;
         out->present = out->n > 0;
-    } else if (strcasecmp(key, "kms:CallerAccount") == 0) {
+    } else if (strcasecmp(key, "kms:CallerAccount") == 0 || strcasecmp(key, "aws:PrincipalAccount") == 0) {
         out->present = r->principal_account != NULL;
         if (out->present) out->v[out->n++] = r->principal_account;
     } else if (strcasecmp(key, "aws:PrincipalArn") == 0) {
         out->present = r->principal_arn != NULL;
         if (out->present) out->v[out->n++] = r->principal_arn;
-    } else if (strcasecmp(key, "aws:PrincipalAccount") == 0) {
-        out->present = r->principal_account != NULL;
-        if (out->present) out->v[out->n++] = r->principal_account;
     } else if (strcasecmp(key, "kms:GrantOperations") == 0) {
         for (size_t i = 0; r->grant_operations && r->grant_operations[i] && i < KMS_COND_MAX_VALUES; i++)
             out->v[out->n++] = r->grant_operations[i];

@@ -55,16 +55,16 @@ struct kms_server {
 /* One table from status to AWS exception (used when an operation did not
  * name a more specific one). */
 static const struct {
-    cl_status code;
     const char *exception;
+    cl_status code;
     int http;
 } kms_error_table[] = {
-    {CL_ERR_USAGE, "ValidationException", 400},         {CL_ERR_FORMAT, "ValidationException", 400},
-    {CL_ERR_LIMIT, "ValidationException", 400},         {CL_ERR_AUTH, "InvalidCiphertextException", 400},
-    {CL_ERR_KEY, "IncorrectKeyException", 400},         {CL_ERR_EXISTS, "AlreadyExistsException", 400},
-    {CL_ERR_NOT_FOUND, "NotFoundException", 400},       {CL_ERR_STATE, "KMSInvalidStateException", 400},
-    {CL_ERR_DENIED, "AccessDeniedException", 400},      {CL_ERR_UNSUPPORTED, "UnsupportedOperationException", 400},
-    {CL_ERR_EXPIRED, "InvalidSignatureException", 400},
+    {"ValidationException", CL_ERR_USAGE, 400},         {"ValidationException", CL_ERR_FORMAT, 400},
+    {"ValidationException", CL_ERR_LIMIT, 400},         {"InvalidCiphertextException", CL_ERR_AUTH, 400},
+    {"IncorrectKeyException", CL_ERR_KEY, 400},         {"AlreadyExistsException", CL_ERR_EXISTS, 400},
+    {"NotFoundException", CL_ERR_NOT_FOUND, 400},       {"KMSInvalidStateException", CL_ERR_STATE, 400},
+    {"AccessDeniedException", CL_ERR_DENIED, 400},      {"UnsupportedOperationException", CL_ERR_UNSUPPORTED, 400},
+    {"InvalidSignatureException", CL_ERR_EXPIRED, 400},
 };
 
 const char *kms_exception_for(const kms_call *c, cl_status rc, int *http_status)
@@ -165,7 +165,7 @@ static cl_status kms_authenticate(kms_server *s, struct evhttp_request *req, con
     uint8_t d[CL_SHA256_LEN];
     char ph[65];
     CL_GUARD(cl_sha256(body, body_len, d));
-    for (int i = 0; i < 32; i++) (void)snprintf(ph + 2 * i, 3, "%02x", d[i]);
+    for (size_t i = 0; i < 32; i++) (void)snprintf(ph + 2 * i, 3, "%02x", d[i]);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     cl_sigv4_request sr = {.method = "POST",
                            .path = uri ? evhttp_uri_get_path(uri) : "/",

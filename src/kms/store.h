@@ -57,6 +57,32 @@ typedef struct kms_alias_rec {
     int64_t updated;
 } kms_alias_rec;
 
+#define KMS_GRANT_ID_LEN 64
+#define KMS_GRANT_OPS_MAX 512
+#define KMS_GRANT_NAME_MAX 256
+
+typedef struct kms_grant_rec {
+    char grant_id[KMS_GRANT_ID_LEN + 1];
+    char key_id[KMS_KEY_ID_LEN + 1];
+    char grantee[KMS_ARN_MAX + 1];
+    char retiring[KMS_ARN_MAX + 1]; /* "" when none */
+    char issuing_account[KMS_ACCOUNT_LEN + 1];
+    char operations[KMS_GRANT_OPS_MAX + 1]; /* "Decrypt,Encrypt" */
+    char name[KMS_GRANT_NAME_MAX + 1];
+    char *constraints; /* JSON text of the Constraints member, "" when none; owned */
+    int64_t created;
+} kms_grant_rec;
+
+void kms_grant_rec_clear(kms_grant_rec *g);
+
+/* Which grants a listing returns. */
+typedef struct kms_grant_filter {
+    const char *key_id;   /* NULL: any */
+    const char *grantee;  /* NULL: any */
+    const char *retiring; /* NULL: any */
+    const char *grant_id; /* NULL: any */
+} kms_grant_filter;
+
 typedef struct kms_store kms_store;
 typedef struct kms_store_ops {
     /* Adds a key and its version-1 wrapped material in one transaction. */
@@ -86,6 +112,13 @@ typedef struct kms_store_ops {
     /* Aliases after `after` in name order, optionally only those of key_id. */
     cl_status (*list_aliases)(kms_store *s, const char *account, const char *key_id, const char *after, size_t limit,
                               kms_alias_rec *out, size_t *n, bool *more);
+    cl_status (*create_grant)(kms_store *s, const kms_grant_rec *g);
+    cl_status (*get_grant)(kms_store *s, const char *grant_id, kms_grant_rec *out); /* CL_ERR_NOT_FOUND */
+    cl_status (*delete_grant)(kms_store *s, const char *grant_id);                  /* CL_ERR_NOT_FOUND */
+    /* Grants matching f in grant id order after `after`; out entries must be
+     * cleared by the caller. */
+    cl_status (*list_grants)(kms_store *s, const kms_grant_filter *f, const char *after, size_t limit,
+                             kms_grant_rec *out, size_t *n, bool *more);
     void (*close)(kms_store *s);
 } kms_store_ops;
 

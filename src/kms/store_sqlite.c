@@ -20,6 +20,12 @@ typedef struct kms_sqlite {
 
 #define KMS_SQL_FAIL(db, what) CL_FAIL_GOTO(CL_ERR_IO, "key store: %s: %s", what, sqlite3_errmsg(db))
 
+void kms_grant_rec_clear(kms_grant_rec *g)
+{
+    free(g->constraints);
+    memset(g, 0, sizeof(*g));
+}
+
 void kms_key_rec_clear(kms_key_rec *k)
 {
     free(k->policy);
@@ -39,7 +45,12 @@ static const char *kms_schema =
     " on_demand INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(key_id, version));"
     "CREATE TABLE IF NOT EXISTS aliases("
     " account TEXT NOT NULL, name TEXT NOT NULL, key_id TEXT NOT NULL, created INTEGER NOT NULL,"
-    " updated INTEGER NOT NULL, PRIMARY KEY(account, name));";
+    " updated INTEGER NOT NULL, PRIMARY KEY(account, name));"
+    "CREATE TABLE IF NOT EXISTS grants("
+    " grant_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, grantee TEXT NOT NULL, retiring TEXT NOT NULL,"
+    " issuing_account TEXT NOT NULL, operations TEXT NOT NULL, name TEXT NOT NULL, constraints TEXT NOT NULL,"
+    " created INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS grants_key ON grants(key_id, grant_id);";
 
 static void kms_copy(char *dst, size_t cap, const unsigned char *src)
 {
@@ -177,13 +188,13 @@ static cl_status kms_sqlite_delete_key(kms_store *s, const char *key_id)
 {
     kms_sqlite *q = s->impl;
     cl_status rc = CL_OK;
-    static const char *sql[] = {"DELETE FROM aliases WHERE key_id=?", "DELETE FROM key_versions WHERE key_id=?",
-                                "DELETE FROM keys WHERE key_id=?"};
+    static const char *sql[] = {"DELETE FROM aliases WHERE key_id=?", "DELETE FROM grants WHERE key_id=?",
+                                "DELETE FROM key_versions WHERE key_id=?", "DELETE FROM keys WHERE key_id=?"};
     pthread_mutex_lock(&q->mu);
     bool in_tx = false;
     CL_GUARD_GOTO(kms_sqlite_exec(q->db, "BEGIN IMMEDIATE"));
     in_tx = true;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
         sqlite3_stmt *st = NULL;
         if (sqlite3_prepare_v2(q->db, sql[i], -1, &st, NULL) != SQLITE_OK) KMS_SQL_FAIL(q->db, "prepare");
         sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
@@ -443,6 +454,127 @@ out:
     return rc;
 }
 
+static cl_status kms_sqlite_create_grant(kms_store *s, const kms_grant_rec *g)
+{
+    kms_sqlite *q = s->impl;
+    cl_status rc = CL_OK;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (sqlite3_prepare_v2(q->db,
+                           "INSERT INTO grants(grant_id,key_id,grantee,retiring,issuing_account,operations,name,"
+                           "constraints,created) VALUES(?,?,?,?,?,?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK)
+        KMS_SQL_FAIL(q->db, "prepare");
+    sqlite3_bind_text(st, 1, g->grant_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, g->key_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, g->grantee, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, g->retiring, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, g->issuing_account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, g->operations, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, g->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 8, g->constraints ? g->constraints : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, g->created);
+    if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "insert grant");
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+#define KMS_GRANT_COLS "grant_id,key_id,grantee,retiring,issuing_account,operations,name,constraints,created"
+
+static cl_status kms_grant_from_row(sqlite3_stmt *st, kms_grant_rec *g)
+{
+    memset(g, 0, sizeof(*g));
+    kms_copy(g->grant_id, sizeof(g->grant_id), sqlite3_column_text(st, 0));
+    kms_copy(g->key_id, sizeof(g->key_id), sqlite3_column_text(st, 1));
+    kms_copy(g->grantee, sizeof(g->grantee), sqlite3_column_text(st, 2));
+    kms_copy(g->retiring, sizeof(g->retiring), sqlite3_column_text(st, 3));
+    kms_copy(g->issuing_account, sizeof(g->issuing_account), sqlite3_column_text(st, 4));
+    kms_copy(g->operations, sizeof(g->operations), sqlite3_column_text(st, 5));
+    kms_copy(g->name, sizeof(g->name), sqlite3_column_text(st, 6));
+    const unsigned char *c = sqlite3_column_text(st, 7);
+    g->constraints = strdup(c ? (const char *)c : "");
+    g->created = sqlite3_column_int64(st, 8);
+    CL_ENSURE(g->constraints != NULL, CL_ERR_NOMEM, "out of memory for a grant");
+    return CL_OK;
+}
+
+static cl_status kms_sqlite_get_grant(kms_store *s, const char *grant_id, kms_grant_rec *out)
+{
+    kms_sqlite *q = s->impl;
+    cl_status rc = CL_OK;
+    sqlite3_stmt *st = NULL;
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&q->mu);
+    if (sqlite3_prepare_v2(q->db, "SELECT " KMS_GRANT_COLS " FROM grants WHERE grant_id=?", -1, &st, NULL) != SQLITE_OK)
+        KMS_SQL_FAIL(q->db, "prepare");
+    sqlite3_bind_text(st, 1, grant_id, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_DONE) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no grant %s", grant_id);
+    if (step != SQLITE_ROW) KMS_SQL_FAIL(q->db, "read grant");
+    CL_GUARD_GOTO(kms_grant_from_row(st, out));
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static cl_status kms_sqlite_delete_grant(kms_store *s, const char *grant_id)
+{
+    kms_sqlite *q = s->impl;
+    cl_status rc = CL_OK;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (sqlite3_prepare_v2(q->db, "DELETE FROM grants WHERE grant_id=?", -1, &st, NULL) != SQLITE_OK)
+        KMS_SQL_FAIL(q->db, "prepare");
+    sqlite3_bind_text(st, 1, grant_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "delete grant");
+    if (sqlite3_changes(q->db) != 1) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no grant %s", grant_id);
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static cl_status kms_sqlite_list_grants(kms_store *s, const kms_grant_filter *f, const char *after, size_t limit,
+                                        kms_grant_rec *out, size_t *n, bool *more)
+{
+    kms_sqlite *q = s->impl;
+    cl_status rc = CL_OK;
+    sqlite3_stmt *st = NULL;
+    *n = 0;
+    *more = false;
+    pthread_mutex_lock(&q->mu);
+    if (sqlite3_prepare_v2(q->db,
+                           "SELECT " KMS_GRANT_COLS " FROM grants WHERE grant_id>?1 "
+                           "AND (?2 IS NULL OR key_id=?2) AND (?3 IS NULL OR grantee=?3) "
+                           "AND (?4 IS NULL OR retiring=?4) AND (?5 IS NULL OR grant_id=?5) "
+                           "ORDER BY grant_id LIMIT ?6",
+                           -1, &st, NULL) != SQLITE_OK)
+        KMS_SQL_FAIL(q->db, "prepare");
+    sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
+    if (f->key_id) sqlite3_bind_text(st, 2, f->key_id, -1, SQLITE_STATIC);
+    if (f->grantee) sqlite3_bind_text(st, 3, f->grantee, -1, SQLITE_STATIC);
+    if (f->retiring) sqlite3_bind_text(st, 4, f->retiring, -1, SQLITE_STATIC);
+    if (f->grant_id) sqlite3_bind_text(st, 5, f->grant_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)limit + 1);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == limit) {
+            *more = true;
+            break;
+        }
+        CL_GUARD_GOTO(kms_grant_from_row(st, &out[*n]));
+        (*n)++;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE) KMS_SQL_FAIL(q->db, "list grants");
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
 static void kms_sqlite_close(kms_store *s)
 {
     kms_sqlite *q = s->impl;
@@ -468,6 +600,10 @@ static const kms_store_ops kms_sqlite_ops = {
     .update_alias = kms_sqlite_update_alias,
     .delete_alias = kms_sqlite_delete_alias,
     .list_aliases = kms_sqlite_list_aliases,
+    .create_grant = kms_sqlite_create_grant,
+    .get_grant = kms_sqlite_get_grant,
+    .delete_grant = kms_sqlite_delete_grant,
+    .list_grants = kms_sqlite_list_grants,
     .close = kms_sqlite_close,
 };
 
@@ -488,9 +624,8 @@ cl_status kms_store_open_sqlite(const char *path, kms_store **out)
         SQLITE_OK)
         CL_FAIL_GOTO(CL_ERR_IO, "cannot open key store %s: %s", path, q->db ? sqlite3_errmsg(q->db) : "no memory");
     sqlite3_busy_timeout(q->db, 5000);
-    CL_GUARD_CTX_GOTO(kms_sqlite_exec(q->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"),
-                      "opening key store %s", path);
-    CL_GUARD_CTX_GOTO(kms_sqlite_exec(q->db, kms_schema), "creating the schema of %s", path);
+    CL_GUARD_GOTO(kms_sqlite_exec(q->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
+    CL_GUARD_GOTO(kms_sqlite_exec(q->db, kms_schema));
     *out = s;
 out:
     if (rc != CL_OK) kms_sqlite_close(s);

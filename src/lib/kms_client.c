@@ -197,7 +197,7 @@ static cl_status cl_kms_attempt(cl_kms_client *c, const char *op, const char *bo
     uint8_t d[CL_SHA256_LEN];
     char ph[65];
     CL_GUARD(cl_sha256(body, strlen(body), d));
-    for (int i = 0; i < 32; i++) (void)snprintf(ph + 2 * i, 3, "%02x", d[i]);
+    for (size_t i = 0; i < 32; i++) (void)snprintf(ph + 2 * i, 3, "%02x", d[i]);
     cl_kv hdrs[5] = {{"Content-Type", "application/x-amz-json-1.1"},
                      {"Host", c->host},
                      {"X-Amz-Date", date},

@@ -49,10 +49,14 @@ typedef struct cl_sigv4_pair {
     size_t val_len;
 } cl_sigv4_pair;
 
+/* Byte order, as the canonical query string is sorted (no locale). */
 static int cl_sigv4_cmp_bytes(const char *a, size_t an, const char *b, size_t bn)
 {
-    int c = memcmp(a, b, an < bn ? an : bn);
-    if (c != 0) return c;
+    size_t n = an < bn ? an : bn;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x != y) return x < y ? -1 : 1;
+    }
     return an < bn ? -1 : an > bn ? 1 : 0;
 }
 
@@ -239,7 +243,7 @@ cl_status cl_sigv4_authorization(const char *access_key_id, const char *secret, 
 static cl_status cl_sigv4_take(cl_reader *r, char stop, char *dst, size_t cap, const char *what)
 {
     size_t n = 0;
-    while (cl_reader_remaining(r) > 0 && r->data[r->pos] != stop && r->data[r->pos] != ',') {
+    while (cl_reader_remaining(r) > 0 && r->data[r->pos] != (uint8_t)stop && r->data[r->pos] != ',') {
         uint8_t c = r->data[r->pos++];
         CL_ENSURE(c > 0x20 && c < 0x7f, CL_ERR_FORMAT, "invalid byte in %s", what);
         CL_ENSURE(n < cap, CL_ERR_FORMAT, "%s longer than %zu bytes", what, cap);
@@ -256,7 +260,7 @@ static cl_status cl_sigv4_expect(cl_reader *r, const char *lit)
     const uint8_t *p;
     CL_ENSURE(cl_reader_remaining(r) >= n, CL_ERR_FORMAT, "Authorization header: expected %s", lit);
     CL_GUARD(cl_reader_bytes(r, n, &p));
-    CL_ENSURE(memcmp(p, lit, n) == 0, CL_ERR_FORMAT, "Authorization header: expected %s", lit);
+    CL_ENSURE(strncmp((const char *)p, lit, n) == 0, CL_ERR_FORMAT, "Authorization header: expected %s", lit);
     return CL_OK;
 }
 
@@ -277,7 +281,7 @@ cl_status cl_sigv4_parse_authorization(const char *value, size_t len, cl_sigv4_a
         cl_sigv4_skip_space(&r);
         size_t rem = cl_reader_remaining(&r);
         const char *p = (const char *)r.data + r.pos;
-        if (rem >= 11 && memcmp(p, "Credential=", 11) == 0 && !have_cred) {
+        if (rem >= 11 && strncmp(p, "Credential=", 11) == 0 && !have_cred) {
             CL_GUARD(cl_reader_skip(&r, 11));
             char date[CL_SIGV4_MAX_FIELD + 1], term[CL_SIGV4_MAX_FIELD + 1];
             CL_GUARD(cl_sigv4_take(&r, '/', out->access_key_id, CL_SIGV4_MAX_FIELD, "access key id"));
@@ -293,11 +297,11 @@ cl_status cl_sigv4_parse_authorization(const char *value, size_t len, cl_sigv4_a
             CL_GUARD(cl_sigv4_take(&r, ',', term, CL_SIGV4_MAX_FIELD, "credential terminator"));
             CL_ENSURE(strcmp(term, "aws4_request") == 0, CL_ERR_FORMAT, "credential scope must end with aws4_request");
             have_cred = true;
-        } else if (rem >= 14 && memcmp(p, "SignedHeaders=", 14) == 0 && !have_sh) {
+        } else if (rem >= 14 && strncmp(p, "SignedHeaders=", 14) == 0 && !have_sh) {
             CL_GUARD(cl_reader_skip(&r, 14));
             CL_GUARD(cl_sigv4_take(&r, ',', out->signed_headers, CL_SIGV4_MAX_SIGNED_HEADERS, "SignedHeaders"));
             have_sh = true;
-        } else if (rem >= 10 && memcmp(p, "Signature=", 10) == 0 && !have_sig) {
+        } else if (rem >= 10 && strncmp(p, "Signature=", 10) == 0 && !have_sig) {
             CL_GUARD(cl_reader_skip(&r, 10));
             CL_GUARD(cl_sigv4_take(&r, ',', out->signature, CL_SIGV4_SIG_HEX_LEN, "Signature"));
             CL_ENSURE(strlen(out->signature) == CL_SIGV4_SIG_HEX_LEN, CL_ERR_FORMAT, "Signature must be 64 hex digits");
