@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -202,9 +204,9 @@ cl_status kms_blob_open(const uint8_t material[KMS_MATERIAL_LEN], const kms_blob
     cl_buf aad;
     cl_buf_init(&aad, 1 << 20);
     CL_GUARD_GOTO(kms_blob_aad(b->header, b->header_len, ctx, &aad));
-    /* Reserve first so data is never NULL, even for an empty plaintext
-     * (cl_gcm_open computes out + n). */
-    CL_GUARD_GOTO(cl_buf_reserve(plaintext, 1));
+    /* One allocation of the final size (secret buffers never realloc), and
+     * data never NULL, even for an empty plaintext (cl_gcm_open computes out + n). */
+    CL_GUARD_GOTO(cl_buf_reserve(plaintext, b->ct_len + 1));
     CL_GUARD_GOTO(cl_buf_resize(plaintext, b->ct_len));
     CL_GUARD_GOTO(cl_gcm_init(&g, material, false));
     rc = cl_gcm_open(&g, b->nonce, aad.data, aad.len, b->ct, b->ct_len, b->tag, plaintext->data);
@@ -215,4 +217,90 @@ out:
     cl_gcm_free(&g);
     cl_buf_free(&aad);
     return rc;
+}
+
+typedef struct kms_cache_slot {
+    char key_id[KMS_KEY_ID_LEN + 1];
+    uint32_t version;
+    bool used;
+} kms_cache_slot;
+
+struct kms_material_cache {
+    pthread_rwlock_t lock;
+    size_t slots;
+    kms_cache_slot *index; /* ordinary memory: ids and versions are not secret */
+    uint8_t *material;     /* secure memory: slots * KMS_MATERIAL_LEN */
+};
+
+cl_status kms_cache_new(size_t slots, kms_material_cache **out)
+{
+    kms_material_cache *mc = calloc(1, sizeof(*mc));
+    CL_ENSURE(mc != NULL, CL_ERR_NOMEM, "out of memory for the key cache");
+    mc->slots = slots;
+    mc->index = calloc(slots, sizeof(*mc->index));
+    mc->material = cl_secure_alloc(slots * KMS_MATERIAL_LEN);
+    if (mc->index == NULL || mc->material == NULL) {
+        free(mc->index);
+        cl_secure_free(mc->material);
+        free(mc);
+        CL_FAIL(CL_ERR_NOMEM, "out of memory for the key cache");
+    }
+    pthread_rwlock_init(&mc->lock, NULL);
+    *out = mc;
+    return CL_OK;
+}
+
+void kms_cache_free(kms_material_cache *mc)
+{
+    if (mc == NULL) return;
+    pthread_rwlock_destroy(&mc->lock);
+    free(mc->index);
+    cl_secure_free(mc->material); /* wipes */
+    free(mc);
+}
+
+/* Direct-mapped on a hash of (key id, version): a collision replaces. */
+static size_t kms_cache_slot_of(const kms_material_cache *mc, const char *key_id, uint32_t version)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const char *p = key_id; *p != '\0'; p++) h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    h = (h ^ version) * 1099511628211ULL;
+    return (size_t)(h % mc->slots);
+}
+
+bool kms_cache_get(kms_material_cache *mc, const char *key_id, uint32_t version, uint8_t *out)
+{
+    size_t i = kms_cache_slot_of(mc, key_id, version);
+    bool hit = false;
+    pthread_rwlock_rdlock(&mc->lock);
+    if (mc->index[i].used && mc->index[i].version == version && strcmp(mc->index[i].key_id, key_id) == 0) {
+        memcpy(out, mc->material + i * KMS_MATERIAL_LEN, KMS_MATERIAL_LEN);
+        hit = true;
+    }
+    pthread_rwlock_unlock(&mc->lock);
+    return hit;
+}
+
+void kms_cache_put(kms_material_cache *mc, const char *key_id, uint32_t version, const uint8_t *material)
+{
+    if (strlen(key_id) != KMS_KEY_ID_LEN) return;
+    size_t i = kms_cache_slot_of(mc, key_id, version);
+    pthread_rwlock_wrlock(&mc->lock);
+    memcpy(mc->index[i].key_id, key_id, KMS_KEY_ID_LEN + 1);
+    mc->index[i].version = version;
+    mc->index[i].used = true;
+    memcpy(mc->material + i * KMS_MATERIAL_LEN, material, KMS_MATERIAL_LEN);
+    pthread_rwlock_unlock(&mc->lock);
+}
+
+void kms_cache_evict_key(kms_material_cache *mc, const char *key_id)
+{
+    pthread_rwlock_wrlock(&mc->lock);
+    for (size_t i = 0; i < mc->slots; i++) {
+        if (mc->index[i].used && strcmp(mc->index[i].key_id, key_id) == 0) {
+            mc->index[i].used = false;
+            cl_memzero(mc->material + i * KMS_MATERIAL_LEN, KMS_MATERIAL_LEN);
+        }
+    }
+    pthread_rwlock_unlock(&mc->lock);
 }

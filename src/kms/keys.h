@@ -6,6 +6,7 @@
 #ifndef CLOISTER_KMS_KEYS_H
 #define CLOISTER_KMS_KEYS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,21 @@ CL_MUST_USE cl_status kms_material_wrap(const kms_root_key *rk, const char *arn,
 /* material must be a secret buffer. CL_ERR_AUTH when the row was altered. */
 CL_MUST_USE cl_status kms_material_unwrap(const kms_root_key *rk, const char *arn, uint32_t version,
                                           const uint8_t *wrapped, size_t wrapped_len, cl_buf *material);
+
+/*
+ * Unwrapped key material, cached per (key id, version). Material never
+ * changes once written (rotation adds versions), so an entry cannot go
+ * stale; deleting a key evicts its entries. One locked, guarded allocation
+ * holds every slot (cl_secure_alloc), wiped on eviction and on free.
+ * Thread-safe (a read-write lock: lookups run in parallel).
+ */
+typedef struct kms_material_cache kms_material_cache;
+CL_MUST_USE cl_status kms_cache_new(size_t slots, kms_material_cache **out);
+void kms_cache_free(kms_material_cache *mc);
+/* Copies the material into out (KMS_MATERIAL_LEN bytes) if cached. */
+bool kms_cache_get(kms_material_cache *mc, const char *key_id, uint32_t version, uint8_t *out);
+void kms_cache_put(kms_material_cache *mc, const char *key_id, uint32_t version, const uint8_t *material);
+void kms_cache_evict_key(kms_material_cache *mc, const char *key_id);
 
 /* The parsed header of a ciphertext blob; pointers borrow the blob. */
 typedef struct kms_blob {

@@ -74,7 +74,9 @@ static cl_status kms_blob_member(kms_call *c, const char *member, bool required,
     const char *b64;
     CL_GUARD(kms_str(c, member, required, 0, max * 2, &b64));
     if (b64 == NULL) return CL_OK;
-    cl_status rc = cl_base64_decode(b64, strlen(b64), false, out);
+    size_t b64_len = strlen(b64);
+    cl_status rc = cl_buf_reserve(out, b64_len / 4 * 3 + 3 <= max ? b64_len / 4 * 3 + 3 : max);
+    if (rc == CL_OK) rc = cl_base64_decode(b64, b64_len, false, out);
     if (rc != CL_OK && rc != CL_ERR_LIMIT)
         KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s is not valid base64", member);
     if (rc == CL_ERR_LIMIT || out->len < 1 || out->len > max)
@@ -108,7 +110,10 @@ static cl_status kms_set_blob(kms_call *c, const char *member, const uint8_t *p,
 {
     cl_buf b64;
     cl_buf_init_secret(&b64, 1 << 20);
-    cl_status rc = cl_base64_encode(p, n, false, &b64);
+    /* Exact size up front: a secret buffer that grows is reallocated in new
+     * locked pages each time. */
+    cl_status rc = cl_buf_reserve(&b64, 4 * ((n + 2) / 3) + 1);
+    if (rc == CL_OK) rc = cl_base64_encode(p, n, false, &b64);
     if (rc == CL_OK) {
         json_t *s = json_stringn((const char *)b64.data, b64.len);
         rc = s != NULL && json_object_set_new(c->resp, member, s) == 0 ? CL_OK : CL_ERR_NOMEM;
@@ -224,6 +229,7 @@ static cl_status kms_load_key(kms_call *c, const char *id, bool allow_alias, kms
         (void)snprintf(arn, sizeof(arn), "%s", k->arn);
         kms_key_rec_clear(k);
         CL_GUARD(c->kms->store->ops->delete_key(c->kms->store, key_id));
+        if (c->kms->cache != NULL) kms_cache_evict_key(c->kms->cache, key_id);
         return kms_not_found_key(c, arn);
     }
     /* Automatic rotation happens when the key is next used after it is due. */
@@ -373,6 +379,12 @@ static cl_status kms_require_enabled(kms_call *c, const kms_key_rec *k)
 
 static cl_status kms_material(kms_call *c, const kms_key_rec *k, uint32_t version, cl_buf *material)
 {
+    kms_material_cache *mc = c->kms->cache;
+    if (mc != NULL) {
+        CL_GUARD(cl_buf_resize(material, KMS_MATERIAL_LEN));
+        if (kms_cache_get(mc, k->key_id, version, material->data)) return CL_OK;
+        cl_buf_reset(material);
+    }
     cl_buf wrapped;
     cl_buf_init(&wrapped, 4096);
     cl_status rc = c->kms->store->ops->get_material(c->kms->store, k->key_id, version, &wrapped);
@@ -381,6 +393,7 @@ static cl_status kms_material(kms_call *c, const kms_key_rec *k, uint32_t versio
     } else if (rc == CL_OK) {
         rc = kms_material_unwrap(&c->kms->root, k->arn, version, wrapped.data, wrapped.len, material);
         if (rc != CL_OK) c->exception = "KMSInternalException";
+        if (rc == CL_OK && mc != NULL) kms_cache_put(mc, k->key_id, version, material->data);
     }
     cl_buf_free(&wrapped);
     return rc;
@@ -415,6 +428,45 @@ static cl_status kms_new_key_id(char out[KMS_KEY_ID_LEN + 1])
     return CL_OK;
 }
 
+/* --- tags ---------------------------------------------------------------------- */
+
+#define KMS_MAX_TAGS 50
+
+/* TagList: [{"TagKey": 1..128 chars, "TagValue": 0..256 chars}]; keys
+ * beginning "aws:" are reserved for AWS (TagException). */
+static cl_status kms_tags_member(kms_call *c, const char *member, cl_kvlist *out)
+{
+    json_t *t = json_object_get(c->req, member);
+    if (t == NULL || json_is_null(t)) return CL_OK;
+    if (!json_is_array(t)) KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s must be a list", member);
+    if (json_array_size(t) > KMS_MAX_TAGS)
+        KMS_FAIL_AS(c, "TagException", CL_ERR_LIMIT, "at most %d tags per request", KMS_MAX_TAGS);
+    size_t i;
+    json_t *e;
+    json_array_foreach(t, i, e)
+    {
+        json_t *k = json_object_get(e, "TagKey"), *v = json_object_get(e, "TagValue");
+        if (!json_is_string(k) || !json_is_string(v))
+            KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "a tag needs TagKey and TagValue strings");
+        size_t kl = json_string_length(k), vl = json_string_length(v);
+        if (kl < 1 || kl > 128 || vl > 256)
+            KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE, "TagKey must be 1-128 characters, TagValue 0-256");
+        if (strncmp(json_string_value(k), "aws:", 4) == 0)
+            KMS_FAIL_AS(c, "TagException", CL_ERR_USAGE, "Tag keys beginning with aws: are reserved");
+        if (cl_kvlist_add(out, json_string_value(k), kl, json_string_value(v), vl) != CL_OK)
+            KMS_FAIL_AS(c, "TagException", CL_ERR_USAGE, "invalid tag: %s", cl_error_message());
+    }
+    return CL_OK;
+}
+
+static cl_status kms_store_tags(kms_call *c, const char *key_id, const cl_kvlist *tags)
+{
+    if (tags->count == 0) return CL_OK;
+    cl_status rc = c->kms->store->ops->tag(c->kms->store, key_id, tags, KMS_MAX_TAGS);
+    if (rc == CL_ERR_LIMIT) c->exception = "LimitExceededException";
+    return rc;
+}
+
 /* --- operations ------------------------------------------------------------- */
 
 static cl_status kms_op_create_key(kms_call *c)
@@ -427,6 +479,8 @@ static cl_status kms_op_create_key(kms_call *c)
     cl_buf_init(&wrapped, 4096);
     kms_policy *pol = NULL;
     json_t *meta = NULL;
+    cl_kvlist tags;
+    cl_kvlist_init(&tags);
     const char *policy, *desc, *usage, *spec, *cmk_spec, *origin;
     CL_GUARD_GOTO(kms_str(c, "Policy", false, 1, KMS_POLICY_MAX, &policy));
     CL_GUARD_GOTO(kms_str(c, "Description", false, 0, KMS_DESCRIPTION_MAX, &desc));
@@ -434,6 +488,7 @@ static cl_status kms_op_create_key(kms_call *c)
     CL_GUARD_GOTO(kms_str(c, "KeySpec", false, 1, 64, &spec));
     CL_GUARD_GOTO(kms_str(c, "CustomerMasterKeySpec", false, 1, 64, &cmk_spec));
     CL_GUARD_GOTO(kms_str(c, "Origin", false, 1, 64, &origin));
+    CL_GUARD_GOTO(kms_tags_member(c, "Tags", &tags));
     if (spec == NULL) spec = cmk_spec;
     if (usage != NULL && strcmp(usage, "ENCRYPT_DECRYPT") != 0)
         KMS_FAIL_AS_GOTO(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED,
@@ -467,9 +522,11 @@ static cl_status kms_op_create_key(kms_call *c)
     CL_GUARD_GOTO(kms_material_wrap(&c->kms->root, k.arn, 1, material.data, &wrapped));
     CL_GUARD_GOTO(c->kms->store->ops->create_key(c->kms->store, &k, wrapped.data, wrapped.len));
     (void)snprintf(c->key_arn, sizeof(c->key_arn), "%s", k.arn);
+    CL_GUARD_GOTO(kms_store_tags(c, k.key_id, &tags));
     CL_GUARD_GOTO(kms_key_metadata(c, &k, &meta));
     json_object_set_new(c->resp, "KeyMetadata", meta);
 out:
+    cl_kvlist_free(&tags);
     kms_policy_free(pol);
     kms_key_rec_clear(&k);
     cl_buf_free(&material);
@@ -1422,6 +1479,89 @@ out:
     return rc;
 }
 
+/* --- tag operations ---------------------------------------------------------------- */
+
+static cl_status kms_tag_key(kms_call *c, const char *action, kms_key_rec *k)
+{
+    const char *id;
+    CL_GUARD(kms_str(c, "KeyId", true, 1, 2048, &id));
+    CL_GUARD(kms_load_key(c, id, false, k));
+    cl_status rc = kms_authorize(c, k, action, NULL);
+    if (rc == CL_OK && k->state == KMS_KEY_PENDING_DELETION && strcmp(action, "kms:ListResourceTags") != 0) {
+        c->exception = "KMSInvalidStateException";
+        rc = cl_error_set(CL_ERR_STATE, __FILE__, __LINE__, "%s is pending deletion.", k->arn);
+    }
+    if (rc != CL_OK) kms_key_rec_clear(k);
+    return rc;
+}
+
+static cl_status kms_op_tag_resource(kms_call *c)
+{
+    cl_kvlist tags;
+    cl_kvlist_init(&tags);
+    kms_key_rec k;
+    memset(&k, 0, sizeof(k));
+    cl_status rc = CL_OK;
+    if (json_object_get(c->req, "Tags") == NULL) CL_GUARD_GOTO(kms_null_member(c, "Tags"));
+    CL_GUARD_GOTO(kms_tags_member(c, "Tags", &tags));
+    CL_GUARD_GOTO(kms_tag_key(c, "kms:TagResource", &k));
+    CL_GUARD_GOTO(kms_store_tags(c, k.key_id, &tags));
+out:
+    kms_key_rec_clear(&k);
+    cl_kvlist_free(&tags);
+    return rc;
+}
+
+static cl_status kms_op_untag_resource(kms_call *c)
+{
+    json_t *keys = json_object_get(c->req, "TagKeys");
+    if (keys == NULL || json_is_null(keys)) return kms_null_member(c, "TagKeys");
+    if (!json_is_array(keys)) KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "TagKeys must be a list");
+    if (json_array_size(keys) > KMS_MAX_TAGS)
+        KMS_FAIL_AS(c, "TagException", CL_ERR_LIMIT, "at most %d tag keys", KMS_MAX_TAGS);
+    const char *names[KMS_MAX_TAGS];
+    size_t n = 0, i;
+    json_t *e;
+    json_array_foreach(keys, i, e)
+    {
+        if (!json_is_string(e)) KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "TagKeys: strings");
+        names[n++] = json_string_value(e);
+    }
+    kms_key_rec k;
+    CL_GUARD(kms_tag_key(c, "kms:UntagResource", &k));
+    cl_status rc = c->kms->store->ops->untag(c->kms->store, k.key_id, names, n);
+    kms_key_rec_clear(&k);
+    return rc;
+}
+
+static cl_status kms_op_list_resource_tags(kms_call *c)
+{
+    long long limit = KMS_MAX_TAGS;
+    bool have;
+    const char *after;
+    CL_GUARD(kms_int(c, "Limit", &have, 1, KMS_MAX_TAGS, &limit));
+    CL_GUARD(kms_marker(c, &after));
+    kms_key_rec k;
+    CL_GUARD(kms_tag_key(c, "kms:ListResourceTags", &k));
+    cl_kvlist tags;
+    cl_kvlist_init(&tags);
+    bool more = false;
+    cl_status rc = c->kms->store->ops->list_tags(c->kms->store, k.key_id, after, (size_t)limit, &tags, &more);
+    if (rc == CL_OK) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < tags.count; i++)
+            json_array_append_new(
+                arr, json_pack("{s:s, s:s}", "TagKey", tags.items[i].key, "TagValue", tags.items[i].value));
+        json_object_set_new(c->resp, "Tags", arr);
+        json_object_set_new(c->resp, "Truncated", json_boolean(more));
+        if (more && tags.count > 0)
+            json_object_set_new(c->resp, "NextMarker", json_string(tags.items[tags.count - 1].key));
+    }
+    cl_kvlist_free(&tags);
+    kms_key_rec_clear(&k);
+    return rc;
+}
+
 static const struct {
     const char *name;
     kms_op_fn fn;
@@ -1448,6 +1588,7 @@ static const struct {
     {"ListKeyPolicies", kms_op_list_key_policies},
     {"ListKeyRotations", kms_op_list_key_rotations},
     {"ListKeys", kms_op_list_keys},
+    {"ListResourceTags", kms_op_list_resource_tags},
     {"ListRetirableGrants", kms_op_list_retirable_grants},
     {"PutKeyPolicy", kms_op_put_key_policy},
     {"ReEncrypt", kms_op_re_encrypt},
@@ -1455,6 +1596,8 @@ static const struct {
     {"RevokeGrant", kms_op_revoke_grant},
     {"RotateKeyOnDemand", kms_op_rotate_key_on_demand},
     {"ScheduleKeyDeletion", kms_op_schedule_key_deletion},
+    {"TagResource", kms_op_tag_resource},
+    {"UntagResource", kms_op_untag_resource},
     {"UpdateAlias", kms_op_update_alias},
 };
 

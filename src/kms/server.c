@@ -271,8 +271,11 @@ out:
         kms_audit(s, &c, principal, op, "ok");
         kms_send(req, 200, c.request_id, out);
     }
-    /* Responses can hold plaintext (Decrypt, GenerateDataKey): wipe them. */
+    /* Responses can hold plaintext (Decrypt, GenerateDataKey, GenerateRandom):
+     * wipe the serialised body and the member's string before jansson frees them. */
     if (out != NULL) cl_memzero(out, strlen(out));
+    const char *ptv = json_string_value(json_object_get(c.resp, "Plaintext"));
+    if (ptv != NULL) cl_memzero((void *)ptv, strlen(ptv));
     free(out);
     json_decref(c.req);
     json_decref(c.resp);
@@ -324,6 +327,7 @@ cl_status kms_server_start(const kms_config *cfg, kms_server **out)
     CL_GUARD_CTX_GOTO(kms_root_key_load(path, &s->ctx.root), "loading the root key");
     (void)snprintf(path, sizeof(path), "%s/keys.db", cfg->data_dir);
     CL_GUARD_GOTO(kms_store_open_sqlite(path, &s->ctx.store));
+    CL_GUARD_GOTO(kms_cache_new(4096, &s->ctx.cache));
     (void)snprintf(path, sizeof(path), "%s/audit.log", cfg->data_dir);
     CL_GUARD_GOTO(cl_audit_open(path, &s->ctx.audit));
     CL_GUARD_GOTO(kms_listen(s));
@@ -387,7 +391,10 @@ void kms_server_free(kms_server *s)
     if (s == NULL) return;
     for (int i = 0; s->workers != NULL && i < s->n_workers; i++) {
         if (s->workers[i].started) {
-            event_base_loopbreak(s->workers[i].base);
+            /* loopexit, not loopbreak: it is an event, so it also stops a
+             * loop that has not started dispatching yet (loopbreak's flag
+             * is reset when the loop starts). */
+            event_base_loopexit(s->workers[i].base, NULL);
             pthread_join(s->workers[i].thread, NULL);
         }
     }
@@ -399,6 +406,7 @@ void kms_server_free(kms_server *s)
     if (s->listen_fd >= 0) close(s->listen_fd);
     cl_audit_close(s->ctx.audit);
     kms_store_close(s->ctx.store);
+    kms_cache_free(s->ctx.cache);
     kms_root_key_free(&s->ctx.root);
     free(s);
 }

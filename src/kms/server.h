@@ -44,6 +44,7 @@ typedef struct kms_ctx {
     kms_store *store;
     kms_root_key root;
     cl_audit *audit;
+    kms_material_cache *cache; /* NULL: no caching */
 } kms_ctx;
 
 typedef struct kms_call {

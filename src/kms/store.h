@@ -17,6 +17,7 @@
 
 #include "cloister/buf.h"
 #include "cloister/error.h"
+#include "cloister/kv.h"
 
 #define KMS_KEY_ID_LEN 36
 #define KMS_ARN_MAX 512
@@ -119,6 +120,13 @@ typedef struct kms_store_ops {
      * cleared by the caller. */
     cl_status (*list_grants)(kms_store *s, const kms_grant_filter *f, const char *after, size_t limit,
                              kms_grant_rec *out, size_t *n, bool *more);
+    /* Tags: set (insert or replace) all of `tags` in one transaction, failing
+     * with CL_ERR_LIMIT if the key would end up with more than max_tags. */
+    cl_status (*tag)(kms_store *s, const char *key_id, const cl_kvlist *tags, size_t max_tags);
+    cl_status (*untag)(kms_store *s, const char *key_id, const char *const *keys, size_t n);
+    /* Tags in key order after `after`, appended to out. */
+    cl_status (*list_tags)(kms_store *s, const char *key_id, const char *after, size_t limit, cl_kvlist *out,
+                           bool *more);
     void (*close)(kms_store *s);
 } kms_store_ops;
 

@@ -50,7 +50,9 @@ static const char *kms_schema =
     " grant_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, grantee TEXT NOT NULL, retiring TEXT NOT NULL,"
     " issuing_account TEXT NOT NULL, operations TEXT NOT NULL, name TEXT NOT NULL, constraints TEXT NOT NULL,"
     " created INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS grants_key ON grants(key_id, grant_id);";
+    "CREATE INDEX IF NOT EXISTS grants_key ON grants(key_id, grant_id);"
+    "CREATE TABLE IF NOT EXISTS tags("
+    " key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL, PRIMARY KEY(key_id, tag_key));";
 
 static void kms_copy(char *dst, size_t cap, const unsigned char *src)
 {
@@ -189,7 +191,8 @@ static cl_status kms_sqlite_delete_key(kms_store *s, const char *key_id)
     kms_sqlite *q = s->impl;
     cl_status rc = CL_OK;
     static const char *sql[] = {"DELETE FROM aliases WHERE key_id=?", "DELETE FROM grants WHERE key_id=?",
-                                "DELETE FROM key_versions WHERE key_id=?", "DELETE FROM keys WHERE key_id=?"};
+                                "DELETE FROM tags WHERE key_id=?", "DELETE FROM key_versions WHERE key_id=?",
+                                "DELETE FROM keys WHERE key_id=?"};
     pthread_mutex_lock(&q->mu);
     bool in_tx = false;
     CL_GUARD_GOTO(kms_sqlite_exec(q->db, "BEGIN IMMEDIATE"));
@@ -575,6 +578,101 @@ out:
     return rc;
 }
 
+static cl_status kms_sqlite_tag(kms_store *s, const char *key_id, const cl_kvlist *tags, size_t max_tags)
+{
+    kms_sqlite *q = s->impl;
+    cl_status rc = CL_OK;
+    sqlite3_stmt *st = NULL, *cnt = NULL;
+    pthread_mutex_lock(&q->mu);
+    bool in_tx = false;
+    CL_GUARD_GOTO(kms_sqlite_exec(q->db, "BEGIN IMMEDIATE"));
+    in_tx = true;
+    if (sqlite3_prepare_v2(q->db, "INSERT OR REPLACE INTO tags(key_id,tag_key,tag_value) VALUES(?,?,?)", -1, &st,
+                           NULL) != SQLITE_OK)
+        KMS_SQL_FAIL(q->db, "prepare");
+    for (size_t i = 0; i < tags->count; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, tags->items[i].key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, tags->items[i].value, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "write tag");
+    }
+    if (sqlite3_prepare_v2(q->db, "SELECT count(*) FROM tags WHERE key_id=?", -1, &cnt, NULL) != SQLITE_OK)
+        KMS_SQL_FAIL(q->db, "prepare");
+    sqlite3_bind_text(cnt, 1, key_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(cnt) != SQLITE_ROW) KMS_SQL_FAIL(q->db, "count tags");
+    if ((size_t)sqlite3_column_int64(cnt, 0) > max_tags)
+        CL_FAIL_GOTO(CL_ERR_LIMIT, "a key can have at most %zu tags", max_tags);
+    CL_GUARD_GOTO(kms_sqlite_exec(q->db, "COMMIT"));
+    in_tx = false;
+out:
+    sqlite3_finalize(st);
+    sqlite3_finalize(cnt);
+    if (in_tx) (void)kms_sqlite_exec(q->db, "ROLLBACK");
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static cl_status kms_sqlite_untag(kms_store *s, const char *key_id, const char *const *keys, size_t n)
+{
+    kms_sqlite *q = s->impl;
+    cl_status rc = CL_OK;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&q->mu);
+    bool in_tx = false;
+    CL_GUARD_GOTO(kms_sqlite_exec(q->db, "BEGIN IMMEDIATE"));
+    in_tx = true;
+    if (sqlite3_prepare_v2(q->db, "DELETE FROM tags WHERE key_id=? AND tag_key=?", -1, &st, NULL) != SQLITE_OK)
+        KMS_SQL_FAIL(q->db, "prepare");
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, keys[i], -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "delete tag");
+    }
+    CL_GUARD_GOTO(kms_sqlite_exec(q->db, "COMMIT"));
+    in_tx = false;
+out:
+    sqlite3_finalize(st);
+    if (in_tx) (void)kms_sqlite_exec(q->db, "ROLLBACK");
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static cl_status kms_sqlite_list_tags(kms_store *s, const char *key_id, const char *after, size_t limit, cl_kvlist *out,
+                                      bool *more)
+{
+    kms_sqlite *q = s->impl;
+    cl_status rc = CL_OK;
+    sqlite3_stmt *st = NULL;
+    *more = false;
+    pthread_mutex_lock(&q->mu);
+    if (sqlite3_prepare_v2(q->db,
+                           "SELECT tag_key,tag_value FROM tags WHERE key_id=? AND tag_key>? ORDER BY tag_key LIMIT ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        KMS_SQL_FAIL(q->db, "prepare");
+    sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, after, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1);
+    int step;
+    size_t n = 0;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == limit) {
+            *more = true;
+            break;
+        }
+        const char *k = (const char *)sqlite3_column_text(st, 0);
+        const char *v = (const char *)sqlite3_column_text(st, 1);
+        CL_GUARD_GOTO(cl_kvlist_add(out, k ? k : "", k ? strlen(k) : 0, v ? v : "", v ? strlen(v) : 0));
+        n++;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE) KMS_SQL_FAIL(q->db, "list tags");
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
 static void kms_sqlite_close(kms_store *s)
 {
     kms_sqlite *q = s->impl;
@@ -604,6 +702,9 @@ static const kms_store_ops kms_sqlite_ops = {
     .get_grant = kms_sqlite_get_grant,
     .delete_grant = kms_sqlite_delete_grant,
     .list_grants = kms_sqlite_list_grants,
+    .tag = kms_sqlite_tag,
+    .untag = kms_sqlite_untag,
+    .list_tags = kms_sqlite_list_tags,
     .close = kms_sqlite_close,
 };
 

@@ -281,6 +281,26 @@ class KmsBoto3(unittest.TestCase):
                 call()
             self.assertEqual(code(e), "DisabledException")
 
+    def test_tags(self):
+        kid = self.new_key(Tags=[{"TagKey": "owner", "TagValue": "radiology"}])["KeyId"]
+        self.kms.tag_resource(KeyId=kid, Tags=[{"TagKey": "env", "TagValue": "test"},
+                                               {"TagKey": "owner", "TagValue": "oncology"}])
+        tags = self.kms.list_resource_tags(KeyId=kid)["Tags"]
+        self.assertEqual(tags, [{"TagKey": "env", "TagValue": "test"}, {"TagKey": "owner", "TagValue": "oncology"}])
+        page = self.kms.list_resource_tags(KeyId=kid, Limit=1)
+        self.assertTrue(page["Truncated"])
+        self.assertEqual(self.kms.list_resource_tags(KeyId=kid, Marker=page["NextMarker"])["Tags"],
+                         [{"TagKey": "owner", "TagValue": "oncology"}])
+        self.kms.untag_resource(KeyId=kid, TagKeys=["env"])
+        self.assertEqual([t["TagKey"] for t in self.kms.list_resource_tags(KeyId=kid)["Tags"]], ["owner"])
+        with self.assertRaises(ClientError) as e:
+            self.kms.tag_resource(KeyId=kid, Tags=[{"TagKey": "aws:x", "TagValue": "y"}])
+        self.assertEqual(code(e), "TagException")
+        with self.assertRaises(ClientError) as e:
+            self.kms.tag_resource(KeyId=kid, Tags=[{"TagKey": "t%d" % i, "TagValue": ""} for i in range(50)])
+        self.assertEqual(code(e), "LimitExceededException")
+        self.assertEqual(len(self.kms.list_resource_tags(KeyId=kid)["Tags"]), 1)  # all or nothing
+
     def test_not_found(self):
         for ident in ("00000000-0000-4000-8000-000000000000", "alias/none",
                       "arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000000", "not-a-key"):

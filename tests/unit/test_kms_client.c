@@ -76,7 +76,7 @@ static void fake_start(fake *f)
 
 static void fake_stop(fake *f)
 {
-    event_base_loopbreak(f->base);
+    event_base_loopexit(f->base, NULL); /* also stops a loop not yet dispatching */
     pthread_join(f->thread, NULL);
     evhttp_free(f->http);
     event_base_free(f->base);
