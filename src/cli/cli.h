@@ -22,14 +22,17 @@ int cmd_key(int argc, char **argv);
 int cmd_fernet(int argc, char **argv);
 int cmd_attest(int argc, char **argv);
 int cmd_enclave(int argc, char **argv);
+int cmd_kms(int argc, char **argv);
 
 /* Prints "cloister: error: <message>" for the thread's last error and returns
  * the exit code for it (2 for usage errors, 1 otherwise). */
 int cli_report(cl_status rc);
 /* Prints a usage error for `cmd` and returns 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) CL_PRINTF(2, 3);
-/* Resolves --key: a key file path for the local provider, or a KMS key id. */
-CL_MUST_USE cl_status cli_open_key_provider(const char *key, cl_key_provider **out);
+/* Resolves --key: a key file path for the local provider, or a KMS key
+ * (alias/NAME, key id, key or alias ARN) reached at kms_endpoint (NULL: the
+ * AWS environment's endpoint). */
+CL_MUST_USE cl_status cli_open_key_provider(const char *key, const char *kms_endpoint, cl_key_provider **out);
 
 /* A progress bar on stderr, drawn only when stderr is a terminal and the
  * input is over 64 MiB. */

@@ -19,7 +19,10 @@ static const char seal_usage[] =
     "\n"
     "Encrypts IN into the sealed envelope OUT under a fresh data key wrapped by KEY.\n"
     "\n"
-    "  -k, --key KEY         a local key file (cloister key local-create) or a KMS key id\n"
+    "  -k, --key KEY         a local key file (cloister key local-create) or a KMS key:\n"
+    "                        alias/NAME, key id, key ARN or alias ARN\n"
+    "      --kms-endpoint URL  KMS endpoint (default: AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL,\n"
+    "                        or AWS KMS in AWS_REGION); credentials from the AWS environment\n"
     "  -c, --context k=v     encryption context entry; repeat for more. Unsealing must give\n"
     "                        the same context (or none, to accept the file's)\n"
     "      --chunk-size N    bytes per authenticated chunk (4096..67108864, default 1048576)\n"
@@ -34,6 +37,7 @@ static const char unseal_usage[] =
     "authenticates; on any failure nothing is left behind.\n"
     "\n"
     "  -k, --key KEY         the local key file or KMS key the file was sealed with\n"
+    "      --kms-endpoint URL  KMS endpoint (as for seal)\n"
     "  -c, --context k=v     required encryption context; repeat for more. If given, it\n"
     "                        must equal the file's context exactly\n"
     "  -o, --output OUT      output file\n"
@@ -42,6 +46,7 @@ static const char unseal_usage[] =
 
 typedef struct seal_args {
     const char *key;
+    const char *kms_endpoint;
     const char *in;
     const char *out;
     bool force;
@@ -59,6 +64,7 @@ static int seal_parse(int argc, char **argv, bool sealing, seal_args *a)
         {"output", required_argument, NULL, 'o'},
         {"force", no_argument, NULL, 'f'},
         {"chunk-size", required_argument, NULL, 'C'},
+        {"kms-endpoint", required_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -67,6 +73,7 @@ static int seal_parse(int argc, char **argv, bool sealing, seal_args *a)
     while ((c = getopt_long(argc, argv, "k:c:o:fh", opts, NULL)) != -1) {
         switch (c) {
         case 'k': a->key = optarg; break;
+        case 'E': a->kms_endpoint = optarg; break;
         case 'c':
             if (cl_kvlist_add_arg(&a->context, optarg) != CL_OK) return cli_usage_error(cmd, "%s", cl_error_message());
             a->have_context = true;
@@ -114,7 +121,7 @@ static int seal_run(int argc, char **argv, bool sealing)
     if (in_fd < 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot read %s", a.in);
     if (fstat(in_fd, &sb) != 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot stat %s", a.in);
     CL_ENSURE_GOTO(!S_ISDIR(sb.st_mode), CL_ERR_USAGE, "%s is a directory", a.in);
-    CL_GUARD_GOTO(cli_open_key_provider(a.key, &kp));
+    CL_GUARD_GOTO(cli_open_key_provider(a.key, a.kms_endpoint, &kp));
     /* Plaintext is written 0600; a sealed file is not secret but stays private too. */
     CL_GUARD_GOTO(cl_outfile_open(&of, a.out, a.force, 0600));
 

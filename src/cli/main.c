@@ -14,6 +14,7 @@ static const cli_command cli_commands[] = {
     {"fernet", "encrypt and decrypt Fernet tokens", cmd_fernet},
     {"attest", "verify attestation documents (AWS Nitro format)", cmd_attest},
     {"enclave", "sim enclaves: images, launcher, attestation root (build, run, init-root, ...)", cmd_enclave},
+    {"kms", "manage KMS keys; verify the KMS audit log", cmd_kms},
 };
 
 static void cli_print_usage(FILE *f)

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cloister/kms_client.h"
+
 #include "cli.h"
 
 #define CLI_PROGRESS_MIN ((uint64_t)64 << 20)
@@ -32,15 +34,15 @@ static bool cli_looks_like_kms_key(const char *key)
            (strlen(key) == 36 && key[8] == '-' && key[13] == '-' && key[18] == '-' && key[23] == '-');
 }
 
-cl_status cli_open_key_provider(const char *key, cl_key_provider **out)
+cl_status cli_open_key_provider(const char *key, const char *kms_endpoint, cl_key_provider **out)
 {
     struct stat sb;
     if (stat(key, &sb) == 0) return cl_local_provider_open(key, out);
-    if (cli_looks_like_kms_key(key))
-        CL_FAIL(CL_ERR_UNSUPPORTED,
-                "%s names a KMS key, and this build has no KMS key provider yet; use a local key file "
-                "(cloister key local-create -o FILE)",
-                key);
+    if (cli_looks_like_kms_key(key)) {
+        cl_kms_client *client = NULL;
+        CL_GUARD_CTX(cl_kms_client_from_env(kms_endpoint, &client), "opening KMS key %s", key);
+        return cl_kms_provider_open(client, key, out);
+    }
     CL_FAIL(CL_ERR_NOT_FOUND, "no key file %s (create one with: cloister key local-create -o %s)", key, key);
 }
 

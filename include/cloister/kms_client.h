@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A client for the AWS KMS JSON API (cloister-kms, AWS KMS, moto): requests
+ * signed with SigV4 (cloister/sigv4.h), sent with libcurl, retried with
+ * exponential backoff and full jitter on throttling, 5xx and transport
+ * errors (AWS SDKs' "standard" retry mode: 3 attempts, base 100 ms, cap 20 s).
+ *
+ * An AWS error answer becomes a cl_status with the exception name first in
+ * the message ("NotFoundException: Alias ... is not found."):
+ * AccessDeniedException -> CL_ERR_DENIED, NotFoundException -> CL_ERR_NOT_FOUND,
+ * DisabledException / KMSInvalidStateException -> CL_ERR_STATE,
+ * InvalidCiphertextException -> CL_ERR_AUTH, anything else -> CL_ERR_REMOTE.
+ */
+#ifndef CLOISTER_KMS_CLIENT_H
+#define CLOISTER_KMS_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cloister/buf.h"
+#include "cloister/error.h"
+#include "cloister/keyprovider.h"
+#include "cloister/kv.h"
+
+typedef struct cl_kms_client_config {
+    const char *endpoint; /* "http://127.0.0.1:4599"; NULL: https://kms.<region>.amazonaws.com */
+    const char *region;
+    const char *access_key_id;
+    const char *secret_access_key;
+    const char *session_token; /* NULL when none */
+    int max_attempts;          /* 0: 3 */
+    long timeout_ms;           /* 0: 30000 */
+} cl_kms_client_config;
+
+typedef struct cl_kms_client cl_kms_client;
+
+CL_MUST_USE cl_status cl_kms_client_new(const cl_kms_client_config *cfg, cl_kms_client **out);
+/* From the usual AWS environment: AWS_ENDPOINT_URL_KMS, then AWS_ENDPOINT_URL
+ * (unless endpoint is given), AWS_REGION or AWS_DEFAULT_REGION,
+ * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN. */
+CL_MUST_USE cl_status cl_kms_client_from_env(const char *endpoint, cl_kms_client **out);
+void cl_kms_client_free(cl_kms_client *c);
+
+/* Calls TrentService.<op> with a JSON request body; the JSON response body
+ * is appended to resp. */
+CL_MUST_USE cl_status cl_kms_call(cl_kms_client *c, const char *op, const char *json_body, cl_buf *resp);
+
+/* GenerateDataKey(KeySpec AES_256): plaintext key into data_key (a secret
+ * buffer), CiphertextBlob into blob, the key ARN KMS used into key_arn. */
+CL_MUST_USE cl_status cl_kms_generate_data_key(cl_kms_client *c, const char *key_id, const cl_kvlist *ctx,
+                                               cl_buf *data_key, cl_buf *blob, cl_buf *key_arn);
+/* Decrypt; key_id may be NULL. plaintext must be a secret buffer. */
+CL_MUST_USE cl_status cl_kms_decrypt(cl_kms_client *c, const char *key_id, const uint8_t *blob, size_t blob_len,
+                                     const cl_kvlist *ctx, cl_buf *plaintext);
+
+/* The `kms` key provider of sealed envelopes: data keys from GenerateDataKey
+ * under key_id (any identifier form), recovered with Decrypt. Takes
+ * ownership of client (freed with the provider, also on failure). */
+CL_MUST_USE cl_status cl_kms_provider_open(cl_kms_client *client, const char *key_id, cl_key_provider **out);
+
+#endif

@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "keys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cloister/mem.h"
+
+#define KMS_MATERIAL_AAD "cloister-kms/key-material/v1"
+#define KMS_BLOB_AAD "cloister-kms/ciphertext/v1"
+
+static cl_status kms_write_all(int fd, const uint8_t *p, size_t n, const char *path)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) CL_FAIL_ERRNO(CL_ERR_IO, "cannot write %s", path);
+        p += w;
+        n -= (size_t)w;
+    }
+    return CL_OK;
+}
+
+cl_status kms_root_key_load(const char *path, kms_root_key *out)
+{
+    cl_status rc = CL_OK;
+    out->key = cl_secure_alloc(CL_AES256_KEY_LEN);
+    CL_ENSURE(out->key != NULL, CL_ERR_NOMEM, "out of memory for the root key");
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        /* First start: O_EXCL so two servers starting at once cannot both
+         * create (and one overwrite) the key. */
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot create root key %s", path);
+        CL_GUARD_GOTO(cl_random_secret(out->key, CL_AES256_KEY_LEN));
+        CL_GUARD_GOTO(kms_write_all(fd, out->key, CL_AES256_KEY_LEN, path));
+        if (fsync(fd) != 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot sync root key %s", path);
+        goto out;
+    }
+    if (fd < 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot open root key %s", path);
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot stat %s", path);
+    CL_ENSURE_GOTO((sb.st_mode & 077) == 0, CL_ERR_DENIED, "root key %s is readable by group or others (chmod 600 it)",
+                   path);
+    CL_ENSURE_GOTO(sb.st_size == CL_AES256_KEY_LEN, CL_ERR_FORMAT, "root key %s is %lld bytes, expected %d", path,
+                   (long long)sb.st_size, CL_AES256_KEY_LEN);
+    size_t got = 0;
+    while (got < CL_AES256_KEY_LEN) {
+        ssize_t r = read(fd, out->key + got, CL_AES256_KEY_LEN - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot read root key %s", path);
+        got += (size_t)r;
+    }
+out:
+    if (fd >= 0) close(fd);
+    if (rc != CL_OK) kms_root_key_free(out);
+    return rc;
+}
+
+void kms_root_key_free(kms_root_key *rk)
+{
+    cl_secure_free(rk->key);
+    rk->key = NULL;
+}
+
+static cl_status kms_material_aad(const char *arn, uint32_t version, cl_buf *aad)
+{
+    CL_GUARD(cl_buf_append(aad, KMS_MATERIAL_AAD, sizeof(KMS_MATERIAL_AAD)));
+    CL_GUARD(cl_buf_append(aad, arn, strlen(arn) + 1));
+    return cl_buf_append_u32be(aad, version);
+}
+
+cl_status kms_material_wrap(const kms_root_key *rk, const char *arn, uint32_t version,
+                            const uint8_t material[KMS_MATERIAL_LEN], cl_buf *wrapped)
+{
+    cl_status rc = CL_OK;
+    cl_gcm g = {0};
+    cl_buf aad;
+    cl_buf_init(&aad, 4096);
+    uint8_t nonce[CL_GCM_NONCE_LEN], tag[CL_GCM_TAG_LEN], ct[KMS_MATERIAL_LEN];
+    CL_GUARD_GOTO(kms_material_aad(arn, version, &aad));
+    CL_GUARD_GOTO(cl_random(nonce, sizeof(nonce)));
+    CL_GUARD_GOTO(cl_gcm_init(&g, rk->key, true));
+    CL_GUARD_GOTO(cl_gcm_seal(&g, nonce, aad.data, aad.len, material, KMS_MATERIAL_LEN, ct, tag));
+    CL_GUARD_GOTO(cl_buf_append(wrapped, nonce, sizeof(nonce)));
+    CL_GUARD_GOTO(cl_buf_append(wrapped, ct, sizeof(ct)));
+    CL_GUARD_GOTO(cl_buf_append(wrapped, tag, sizeof(tag)));
+out:
+    cl_gcm_free(&g);
+    cl_buf_free(&aad);
+    return rc;
+}
+
+cl_status kms_material_unwrap(const kms_root_key *rk, const char *arn, uint32_t version, const uint8_t *wrapped,
+                              size_t wrapped_len, cl_buf *material)
+{
+    CL_ENSURE(wrapped_len == KMS_WRAPPED_LEN, CL_ERR_FORMAT, "stored key material of %s is %zu bytes, expected %d", arn,
+              wrapped_len, KMS_WRAPPED_LEN);
+    cl_status rc = CL_OK;
+    cl_gcm g = {0};
+    cl_buf aad;
+    cl_buf_init(&aad, 4096);
+    CL_GUARD_GOTO(kms_material_aad(arn, version, &aad));
+    CL_GUARD_GOTO(cl_buf_resize(material, KMS_MATERIAL_LEN));
+    CL_GUARD_GOTO(cl_gcm_init(&g, rk->key, false));
+    rc = cl_gcm_open(&g, wrapped, aad.data, aad.len, wrapped + CL_GCM_NONCE_LEN, KMS_MATERIAL_LEN,
+                     wrapped + CL_GCM_NONCE_LEN + KMS_MATERIAL_LEN, material->data);
+    if (rc == CL_ERR_AUTH)
+        CL_FAIL_GOTO(CL_ERR_AUTH, "stored key material of %s version %u does not verify under the root key", arn,
+                     version);
+out:
+    if (rc != CL_OK) cl_buf_reset(material);
+    cl_gcm_free(&g);
+    cl_buf_free(&aad);
+    return rc;
+}
+
+cl_status kms_blob_parse(const uint8_t *blob, size_t len, kms_blob *out)
+{
+    memset(out, 0, sizeof(*out));
+    CL_ENSURE(len <= KMS_BLOB_MAX, CL_ERR_FORMAT, "ciphertext blob longer than %d bytes", KMS_BLOB_MAX);
+    cl_reader r = cl_reader_make(blob, len);
+    uint8_t ver, id_len;
+    const uint8_t *id;
+    CL_GUARD(cl_reader_u8(&r, &ver));
+    CL_ENSURE(ver == KMS_BLOB_VERSION, CL_ERR_FORMAT, "ciphertext blob version %u is not %d", ver, KMS_BLOB_VERSION);
+    CL_GUARD(cl_reader_u8(&r, &id_len));
+    CL_ENSURE(id_len == KMS_KEY_ID_LEN, CL_ERR_FORMAT, "ciphertext blob key id length %u", id_len);
+    CL_GUARD(cl_reader_bytes(&r, id_len, &id));
+    for (size_t i = 0; i < id_len; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        bool hex = (id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f');
+        CL_ENSURE(dash ? id[i] == '-' : hex, CL_ERR_FORMAT, "ciphertext blob key id is not a key id");
+    }
+    memcpy(out->key_id, id, id_len);
+    out->key_id[id_len] = '\0';
+    CL_GUARD(cl_reader_u32be(&r, &out->version));
+    CL_ENSURE(out->version >= 1, CL_ERR_FORMAT, "ciphertext blob key version 0");
+    CL_GUARD(cl_reader_bytes(&r, CL_GCM_NONCE_LEN, &out->nonce));
+    out->header = blob;
+    out->header_len = r.pos;
+    CL_ENSURE(cl_reader_remaining(&r) >= CL_GCM_TAG_LEN, CL_ERR_FORMAT, "ciphertext blob truncated");
+    out->ct_len = cl_reader_remaining(&r) - CL_GCM_TAG_LEN;
+    CL_GUARD(cl_reader_bytes(&r, out->ct_len, &out->ct));
+    CL_GUARD(cl_reader_bytes(&r, CL_GCM_TAG_LEN, &out->tag));
+    return cl_reader_expect_end(&r);
+}
+
+/* AAD = label NUL || blob header || u16 count || (u16 len, key, u16 len, value)... in key byte order. */
+static cl_status kms_blob_aad(const uint8_t *header, size_t header_len, const cl_kvlist *ctx, cl_buf *aad)
+{
+    CL_GUARD(cl_buf_append(aad, KMS_BLOB_AAD, sizeof(KMS_BLOB_AAD)));
+    CL_GUARD(cl_buf_append(aad, header, header_len));
+    size_t n = ctx != NULL ? ctx->count : 0;
+    CL_GUARD(cl_buf_append_u16be(aad, (uint16_t)n));
+    for (size_t i = 0; i < n; i++) {
+        size_t kl = strlen(ctx->items[i].key), vl = strlen(ctx->items[i].value);
+        CL_GUARD(cl_buf_append_u16be(aad, (uint16_t)kl));
+        CL_GUARD(cl_buf_append(aad, ctx->items[i].key, kl));
+        CL_GUARD(cl_buf_append_u16be(aad, (uint16_t)vl));
+        CL_GUARD(cl_buf_append(aad, ctx->items[i].value, vl));
+    }
+    return CL_OK;
+}
+
+cl_status kms_blob_seal(const uint8_t material[KMS_MATERIAL_LEN], const char *key_id, uint32_t version,
+                        const cl_kvlist *ctx, const uint8_t *pt, size_t pt_len, cl_buf *blob)
+{
+    CL_ENSURE(strlen(key_id) == KMS_KEY_ID_LEN, CL_ERR_INTERNAL, "bad key id");
+    CL_ENSURE(pt_len <= KMS_PLAINTEXT_MAX, CL_ERR_LIMIT, "plaintext longer than %d bytes", KMS_PLAINTEXT_MAX);
+    cl_status rc = CL_OK;
+    cl_gcm g = {0};
+    cl_buf aad;
+    cl_buf_init(&aad, 1 << 20);
+    uint8_t nonce[CL_GCM_NONCE_LEN], tag[CL_GCM_TAG_LEN];
+    CL_GUARD_GOTO(cl_random(nonce, sizeof(nonce)));
+    CL_GUARD_GOTO(cl_buf_append_u8(blob, KMS_BLOB_VERSION));
+    CL_GUARD_GOTO(cl_buf_append_u8(blob, KMS_KEY_ID_LEN));
+    CL_GUARD_GOTO(cl_buf_append(blob, key_id, KMS_KEY_ID_LEN));
+    CL_GUARD_GOTO(cl_buf_append_u32be(blob, version));
+    CL_GUARD_GOTO(cl_buf_append(blob, nonce, sizeof(nonce)));
+    size_t hlen = blob->len;
+    CL_GUARD_GOTO(kms_blob_aad(blob->data, hlen, ctx, &aad));
+    CL_GUARD_GOTO(cl_buf_resize(blob, hlen + pt_len + CL_GCM_TAG_LEN));
+    CL_GUARD_GOTO(cl_gcm_init(&g, material, true));
+    CL_GUARD_GOTO(cl_gcm_seal(&g, nonce, aad.data, aad.len, pt, pt_len, blob->data + hlen, tag));
+    memcpy(blob->data + hlen + pt_len, tag, sizeof(tag));
+out:
+    cl_gcm_free(&g);
+    cl_buf_free(&aad);
+    return rc;
+}
+
+cl_status kms_blob_open(const uint8_t material[KMS_MATERIAL_LEN], const kms_blob *b, const cl_kvlist *ctx,
+                        cl_buf *plaintext)
+{
+    cl_status rc = CL_OK;
+    cl_gcm g = {0};
+    cl_buf aad;
+    cl_buf_init(&aad, 1 << 20);
+    CL_GUARD_GOTO(kms_blob_aad(b->header, b->header_len, ctx, &aad));
+    /* One allocation of the final size (secret buffers never realloc), and
+     * data never NULL, even for an empty plaintext (cl_gcm_open computes out + n). */
+    CL_GUARD_GOTO(cl_buf_reserve(plaintext, b->ct_len + 1));
+    CL_GUARD_GOTO(cl_buf_resize(plaintext, b->ct_len));
+    CL_GUARD_GOTO(cl_gcm_init(&g, material, false));
+    rc = cl_gcm_open(&g, b->nonce, aad.data, aad.len, b->ct, b->ct_len, b->tag, plaintext->data);
+    if (rc == CL_ERR_AUTH)
+        CL_FAIL_GOTO(CL_ERR_AUTH, "ciphertext does not verify: wrong encryption context or altered ciphertext");
+out:
+    if (rc != CL_OK) cl_buf_reset(plaintext);
+    cl_gcm_free(&g);
+    cl_buf_free(&aad);
+    return rc;
+}
+
+typedef struct kms_cache_slot {
+    char key_id[KMS_KEY_ID_LEN + 1];
+    uint32_t version;
+    bool used;
+} kms_cache_slot;
+
+struct kms_material_cache {
+    pthread_rwlock_t lock;
+    size_t slots;
+    kms_cache_slot *index; /* ordinary memory: ids and versions are not secret */
+    uint8_t *material;     /* secure memory: slots * KMS_MATERIAL_LEN */
+};
+
+cl_status kms_cache_new(size_t slots, kms_material_cache **out)
+{
+    kms_material_cache *mc = calloc(1, sizeof(*mc));
+    CL_ENSURE(mc != NULL, CL_ERR_NOMEM, "out of memory for the key cache");
+    mc->slots = slots;
+    mc->index = calloc(slots, sizeof(*mc->index));
+    mc->material = cl_secure_alloc(slots * KMS_MATERIAL_LEN);
+    if (mc->index == NULL || mc->material == NULL) {
+        free(mc->index);
+        cl_secure_free(mc->material);
+        free(mc);
+        CL_FAIL(CL_ERR_NOMEM, "out of memory for the key cache");
+    }
+    pthread_rwlock_init(&mc->lock, NULL);
+    *out = mc;
+    return CL_OK;
+}
+
+void kms_cache_free(kms_material_cache *mc)
+{
+    if (mc == NULL) return;
+    pthread_rwlock_destroy(&mc->lock);
+    free(mc->index);
+    cl_secure_free(mc->material); /* wipes */
+    free(mc);
+}
+
+/* Direct-mapped on a hash of (key id, version): a collision replaces. */
+static size_t kms_cache_slot_of(const kms_material_cache *mc, const char *key_id, uint32_t version)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const char *p = key_id; *p != '\0'; p++) h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+    h = (h ^ version) * 1099511628211ULL;
+    return (size_t)(h % mc->slots);
+}
+
+bool kms_cache_get(kms_material_cache *mc, const char *key_id, uint32_t version, uint8_t *out)
+{
+    size_t i = kms_cache_slot_of(mc, key_id, version);
+    bool hit = false;
+    pthread_rwlock_rdlock(&mc->lock);
+    if (mc->index[i].used && mc->index[i].version == version && strcmp(mc->index[i].key_id, key_id) == 0) {
+        memcpy(out, mc->material + i * KMS_MATERIAL_LEN, KMS_MATERIAL_LEN);
+        hit = true;
+    }
+    pthread_rwlock_unlock(&mc->lock);
+    return hit;
+}
+
+void kms_cache_put(kms_material_cache *mc, const char *key_id, uint32_t version, const uint8_t *material)
+{
+    if (strlen(key_id) != KMS_KEY_ID_LEN) return;
+    size_t i = kms_cache_slot_of(mc, key_id, version);
+    pthread_rwlock_wrlock(&mc->lock);
+    memcpy(mc->index[i].key_id, key_id, KMS_KEY_ID_LEN + 1);
+    mc->index[i].version = version;
+    mc->index[i].used = true;
+    memcpy(mc->material + i * KMS_MATERIAL_LEN, material, KMS_MATERIAL_LEN);
+    pthread_rwlock_unlock(&mc->lock);
+}
+
+void kms_cache_evict_key(kms_material_cache *mc, const char *key_id)
+{
+    pthread_rwlock_wrlock(&mc->lock);
+    for (size_t i = 0; i < mc->slots; i++) {
+        if (mc->index[i].used && strcmp(mc->index[i].key_id, key_id) == 0) {
+            mc->index[i].used = false;
+            cl_memzero(mc->material + i * KMS_MATERIAL_LEN, KMS_MATERIAL_LEN);
+        }
+    }
+    pthread_rwlock_unlock(&mc->lock);
+}

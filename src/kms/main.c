@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cloister-kms: a key management service that speaks the AWS KMS API. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cloister/log.h"
+
+#include "server.h"
+
+static void kms_usage(FILE *f)
+{
+    fputs("Usage: cloister-kms --dev [--listen HOST:PORT] [--data DIR] [--threads N] [--max-body BYTES]\n"
+          "                   [--principal ACCESS_KEY_ID:SECRET:ARN]...\n"
+          "\n"
+          "  --dev             embedded defaults, no config file: plain HTTP on loopback, region\n"
+          "                    us-east-1, one principal (access key id 'test', secret 'test') as\n"
+          "                    arn:aws:iam::111122223333:user/dev; root key generated in DIR\n"
+          "  --listen H:P      address to listen on (default 127.0.0.1:4599; port 0 picks a free one)\n"
+          "  --data DIR        state directory: root.key, keys.db, audit.log (default ./cloister-kms-data)\n"
+          "  --threads N       worker threads (default 2)\n"
+          "  --max-body BYTES  largest request body accepted (default 262144)\n"
+          "  --principal A:S:ARN  one more principal: access key id A, secret S, acting as the IAM\n"
+          "                    ARN (arn:aws:iam::ACCOUNT:user/NAME or :role/NAME); repeatable\n"
+          "\nStops cleanly on SIGINT or SIGTERM.\n",
+          f);
+}
+
+#define KMS_MAX_PRINCIPALS 16
+
+/* ACCESS_KEY_ID:SECRET:arn:aws:iam::ACCOUNT:... */
+static int kms_parse_principal(const char *arg, kms_principal *p)
+{
+    memset(p, 0, sizeof(*p));
+    const char *c1 = strchr(arg, ':');
+    const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (c1 == NULL || c2 == NULL || c1 == arg || c2 == c1 + 1) return -1;
+    if ((size_t)(c1 - arg) >= sizeof(p->access_key_id) || (size_t)(c2 - c1 - 1) >= sizeof(p->secret)) return -1;
+    const char *arn = c2 + 1;
+    if (strncmp(arn, "arn:aws:iam::", 13) != 0 || strlen(arn) >= sizeof(p->arn)) return -1;
+    const char *acct = arn + 13;
+    const char *end = strchr(acct, ':');
+    if (end == NULL || end - acct != KMS_ACCOUNT_LEN) return -1;
+    for (const char *q = acct; q < end; q++)
+        if (*q < '0' || *q > '9') return -1;
+    (void)snprintf(p->access_key_id, sizeof(p->access_key_id), "%.*s", (int)(c1 - arg), arg);
+    (void)snprintf(p->secret, sizeof(p->secret), "%.*s", (int)(c2 - c1 - 1), c1 + 1);
+    (void)snprintf(p->arn, sizeof(p->arn), "%s", arn);
+    (void)snprintf(p->account, sizeof(p->account), "%.*s", KMS_ACCOUNT_LEN, acct);
+    return 0;
+}
+
+static int kms_parse_listen(const char *arg, kms_config *cfg)
+{
+    const char *colon = strrchr(arg, ':');
+    if (colon == NULL || (size_t)(colon - arg) >= sizeof(cfg->host) || colon == arg) return -1;
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end != '\0' || port < 0 || port > 65535) return -1;
+    (void)snprintf(cfg->host, sizeof(cfg->host), "%.*s", (int)(colon - arg), arg);
+    cfg->port = (int)port;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    cl_log_init("cloister-kms");
+    static const struct option opts[] = {{"dev", no_argument, NULL, 'd'},
+                                         {"listen", required_argument, NULL, 'l'},
+                                         {"data", required_argument, NULL, 'D'},
+                                         {"threads", required_argument, NULL, 't'},
+                                         {"max-body", required_argument, NULL, 'm'},
+                                         {"principal", required_argument, NULL, 'p'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    kms_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    (void)snprintf(cfg.host, sizeof(cfg.host), "127.0.0.1");
+    cfg.port = 4599;
+    cfg.threads = 2;
+    cfg.max_body = KMS_MAX_BODY_DEFAULT;
+    (void)snprintf(cfg.data_dir, sizeof(cfg.data_dir), "./cloister-kms-data");
+    (void)snprintf(cfg.region, sizeof(cfg.region), "us-east-1");
+    bool dev = false;
+    static kms_principal principals[KMS_MAX_PRINCIPALS] = {{.access_key_id = "test",
+                                                            .secret = "test",
+                                                            .arn = "arn:aws:iam::111122223333:user/dev",
+                                                            .account = "111122223333"}};
+    size_t n_principals = 1;
+    int c;
+    char *end;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': dev = true; break;
+        case 'l':
+            if (kms_parse_listen(optarg, &cfg) != 0) {
+                fprintf(stderr, "cloister-kms: --listen wants HOST:PORT, not %s\n", optarg);
+                return 2;
+            }
+            break;
+        case 'D': (void)snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", optarg); break;
+        case 't':
+            cfg.threads = (int)strtol(optarg, &end, 10);
+            if (*end != '\0' || cfg.threads < 1 || cfg.threads > 256) {
+                fprintf(stderr, "cloister-kms: --threads wants 1..256\n");
+                return 2;
+            }
+            break;
+        case 'm':
+            cfg.max_body = (size_t)strtoull(optarg, &end, 10);
+            if (*end != '\0' || cfg.max_body < 1024 || cfg.max_body > ((size_t)64 << 20)) {
+                fprintf(stderr, "cloister-kms: --max-body wants 1024..67108864\n");
+                return 2;
+            }
+            break;
+        case 'p':
+            if (n_principals == KMS_MAX_PRINCIPALS || kms_parse_principal(optarg, &principals[n_principals]) != 0) {
+                fprintf(stderr,
+                        "cloister-kms: --principal wants ACCESS_KEY_ID:SECRET:arn:aws:iam::ACCOUNT:..."
+                        " (at most %d)\n",
+                        KMS_MAX_PRINCIPALS - 1);
+                return 2;
+            }
+            n_principals++;
+            break;
+        case 'h': kms_usage(stdout); return 0;
+        default: kms_usage(stderr); return 2;
+        }
+    }
+    if (!dev || optind != argc) {
+        fprintf(stderr, "cloister-kms: only --dev mode is available in this build (no config file yet)\n");
+        kms_usage(stderr);
+        return 2;
+    }
+    cfg.principals = principals;
+    cfg.n_principals = n_principals;
+    if (mkdir(cfg.data_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "cloister-kms: cannot create %s: %s\n", cfg.data_dir, strerror(errno));
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    kms_server *s = NULL;
+    if (kms_server_start(&cfg, &s) != CL_OK) {
+        fprintf(stderr, "cloister-kms: %s\n", cl_error_message());
+        return 1;
+    }
+    cl_status rc = kms_server_run(s);
+    kms_server_free(s);
+    if (rc != CL_OK) {
+        fprintf(stderr, "cloister-kms: %s\n", cl_error_message());
+        return 1;
+    }
+    return 0;
+}

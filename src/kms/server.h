@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cloister-kms: configuration, server state and the per-request call. */
+#ifndef CLOISTER_KMS_SERVER_H
+#define CLOISTER_KMS_SERVER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cloister/audit.h"
+#include "cloister/error.h"
+#include "cloister/kv.h"
+
+#include "keys.h"
+#include "store.h"
+
+#define KMS_MAX_BODY_DEFAULT ((size_t)256 << 10)
+#define KMS_SIGNATURE_SKEW 900 /* seconds: AWS accepts X-Amz-Date within 15 minutes */
+
+typedef struct kms_principal {
+    char access_key_id[129];
+    char secret[129];
+    char arn[KMS_ARN_MAX + 1];
+    char account[KMS_ACCOUNT_LEN + 1];
+} kms_principal;
+
+typedef struct kms_config {
+    char host[64];
+    int port; /* 0: the kernel picks one (printed at start) */
+    int threads;
+    char data_dir[1024];
+    char region[32];
+    size_t max_body;
+    kms_principal *principals;
+    size_t n_principals;
+} kms_config;
+
+typedef struct kms_server kms_server;
+
+/* Shared state the operations use. */
+typedef struct kms_ctx {
+    const kms_config *cfg;
+    kms_store *store;
+    kms_root_key root;
+    cl_audit *audit;
+    kms_material_cache *cache; /* NULL: no caching */
+} kms_ctx;
+
+typedef struct kms_call {
+    kms_ctx *kms;
+    const kms_principal *principal;
+    const char *operation;
+    json_t *req;  /* the request body (an object) */
+    json_t *resp; /* the response object the operation fills */
+    /* The AWS exception to answer with when the operation fails; NULL maps
+     * the status through the table in server.c. */
+    const char *exception;
+    char request_id[37];
+    char key_arn[KMS_ARN_MAX + 1]; /* for the audit line */
+    cl_kvlist audit_ctx;           /* encryption context (keys are logged) */
+    int64_t now;
+} kms_call;
+
+/* Raises an error answered with a specific AWS exception. */
+#define KMS_FAIL_AS(call, exc, code, ...) \
+    do { \
+        (call)->exception = (exc); \
+        CL_FAIL((code), __VA_ARGS__); \
+    } while (0)
+#define KMS_FAIL_AS_GOTO(call, exc, code, ...) \
+    do { \
+        (call)->exception = (exc); \
+        CL_FAIL_GOTO((code), __VA_ARGS__); \
+    } while (0)
+
+typedef cl_status (*kms_op_fn)(kms_call *c);
+/* The operation named by X-Amz-Target's suffix, or NULL. */
+kms_op_fn kms_op_find(const char *name);
+
+/* The AWS exception name and HTTP status for a failed call. */
+const char *kms_exception_for(const kms_call *c, cl_status rc, int *http_status);
+
+CL_MUST_USE cl_status kms_server_start(const kms_config *cfg, kms_server **out);
+/* Runs until SIGINT/SIGTERM, then stops the workers. */
+CL_MUST_USE cl_status kms_server_run(kms_server *s);
+void kms_server_free(kms_server *s);
+
+#endif

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The key store interface. SQLite (store_sqlite.c) is the embedded default;
+ * a PostgreSQL backend implements the same table of functions. The store
+ * only ever sees key material wrapped under the root key (keys.c): a stolen
+ * database file reveals no key.
+ *
+ * Every write is durable when it returns (SQLite: WAL, synchronous=FULL), so
+ * a key whose creation was acknowledged survives a crash.
+ */
+#ifndef CLOISTER_KMS_STORE_H
+#define CLOISTER_KMS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cloister/buf.h"
+#include "cloister/error.h"
+#include "cloister/kv.h"
+
+#define KMS_KEY_ID_LEN 36
+#define KMS_ARN_MAX 512
+#define KMS_DESCRIPTION_MAX 8192
+#define KMS_ALIAS_MAX 256
+#define KMS_ACCOUNT_LEN 12
+
+typedef enum kms_key_state {
+    KMS_KEY_ENABLED = 0,
+    KMS_KEY_DISABLED,
+    KMS_KEY_PENDING_DELETION,
+} kms_key_state;
+
+typedef struct kms_key_rec {
+    char key_id[KMS_KEY_ID_LEN + 1];
+    char arn[KMS_ARN_MAX + 1];
+    char account[KMS_ACCOUNT_LEN + 1];
+    int64_t created;
+    kms_key_state state;
+    char description[KMS_DESCRIPTION_MAX + 1];
+    char key_usage[32]; /* ENCRYPT_DECRYPT */
+    char key_spec[32];  /* SYMMETRIC_DEFAULT */
+    int64_t deletion_date;
+    int pending_days;
+    uint32_t current_version;
+    bool rotation_enabled;
+    int rotation_period_days;
+    int64_t last_rotated; /* when current_version became current */
+    char *policy;         /* JSON text, owned (free with kms_key_rec_clear) */
+} kms_key_rec;
+
+void kms_key_rec_clear(kms_key_rec *k);
+
+typedef struct kms_alias_rec {
+    char name[KMS_ALIAS_MAX + 1]; /* "alias/..." */
+    char key_id[KMS_KEY_ID_LEN + 1];
+    int64_t created;
+    int64_t updated;
+} kms_alias_rec;
+
+#define KMS_GRANT_ID_LEN 64
+#define KMS_GRANT_OPS_MAX 512
+#define KMS_GRANT_NAME_MAX 256
+
+typedef struct kms_grant_rec {
+    char grant_id[KMS_GRANT_ID_LEN + 1];
+    char key_id[KMS_KEY_ID_LEN + 1];
+    char grantee[KMS_ARN_MAX + 1];
+    char retiring[KMS_ARN_MAX + 1]; /* "" when none */
+    char issuing_account[KMS_ACCOUNT_LEN + 1];
+    char operations[KMS_GRANT_OPS_MAX + 1]; /* "Decrypt,Encrypt" */
+    char name[KMS_GRANT_NAME_MAX + 1];
+    char *constraints; /* JSON text of the Constraints member, "" when none; owned */
+    int64_t created;
+} kms_grant_rec;
+
+void kms_grant_rec_clear(kms_grant_rec *g);
+
+/* Which grants a listing returns. */
+typedef struct kms_grant_filter {
+    const char *key_id;   /* NULL: any */
+    const char *grantee;  /* NULL: any */
+    const char *retiring; /* NULL: any */
+    const char *grant_id; /* NULL: any */
+} kms_grant_filter;
+
+typedef struct kms_store kms_store;
+typedef struct kms_store_ops {
+    /* Adds a key and its version-1 wrapped material in one transaction. */
+    cl_status (*create_key)(kms_store *s, const kms_key_rec *k, const uint8_t *wrapped, size_t wrapped_len);
+    cl_status (*get_key)(kms_store *s, const char *key_id, kms_key_rec *out); /* CL_ERR_NOT_FOUND */
+    /* Writes state, description, deletion fields, rotation settings and policy. */
+    cl_status (*update_key)(kms_store *s, const kms_key_rec *k);
+    /* Removes a key, its material and its aliases (deletion when due). */
+    cl_status (*delete_key)(kms_store *s, const char *key_id);
+    /* Keys of an account in key id order, after `after` ("" for the start);
+     * up to `limit` ids into out (each KMS_KEY_ID_LEN + 1); *more when others follow. */
+    cl_status (*list_keys)(kms_store *s, const char *account, const char *after, size_t limit,
+                           char (*out)[KMS_KEY_ID_LEN + 1], size_t *n, bool *more);
+    cl_status (*get_material)(kms_store *s, const char *key_id, uint32_t version, cl_buf *wrapped);
+    /* Rotation: adds version `from + 1` and makes it current, in one
+     * transaction, only if `from` is still current (CL_ERR_STATE otherwise:
+     * a concurrent rotation won). */
+    cl_status (*add_version)(kms_store *s, const char *key_id, uint32_t from, const uint8_t *wrapped,
+                             size_t wrapped_len, int64_t now, bool on_demand);
+    /* Versions of a key (version 1 first), for ListKeyRotations. */
+    cl_status (*list_versions)(kms_store *s, const char *key_id, uint32_t after, size_t limit, uint32_t *versions,
+                               int64_t *created, bool *on_demand, size_t *n, bool *more);
+    cl_status (*create_alias)(kms_store *s, const char *account, const kms_alias_rec *a); /* CL_ERR_EXISTS */
+    cl_status (*get_alias)(kms_store *s, const char *account, const char *name, kms_alias_rec *out);
+    cl_status (*update_alias)(kms_store *s, const char *account, const kms_alias_rec *a);
+    cl_status (*delete_alias)(kms_store *s, const char *account, const char *name);
+    /* Aliases after `after` in name order, optionally only those of key_id. */
+    cl_status (*list_aliases)(kms_store *s, const char *account, const char *key_id, const char *after, size_t limit,
+                              kms_alias_rec *out, size_t *n, bool *more);
+    cl_status (*create_grant)(kms_store *s, const kms_grant_rec *g);
+    cl_status (*get_grant)(kms_store *s, const char *grant_id, kms_grant_rec *out); /* CL_ERR_NOT_FOUND */
+    cl_status (*delete_grant)(kms_store *s, const char *grant_id);                  /* CL_ERR_NOT_FOUND */
+    /* Grants matching f in grant id order after `after`; out entries must be
+     * cleared by the caller. */
+    cl_status (*list_grants)(kms_store *s, const kms_grant_filter *f, const char *after, size_t limit,
+                             kms_grant_rec *out, size_t *n, bool *more);
+    /* Tags: set (insert or replace) all of `tags` in one transaction, failing
+     * with CL_ERR_LIMIT if the key would end up with more than max_tags. */
+    cl_status (*tag)(kms_store *s, const char *key_id, const cl_kvlist *tags, size_t max_tags);
+    cl_status (*untag)(kms_store *s, const char *key_id, const char *const *keys, size_t n);
+    /* Tags in key order after `after`, appended to out. */
+    cl_status (*list_tags)(kms_store *s, const char *key_id, const char *after, size_t limit, cl_kvlist *out,
+                           bool *more);
+    void (*close)(kms_store *s);
+} kms_store_ops;
+
+struct kms_store {
+    const kms_store_ops *ops;
+    void *impl;
+};
+
+CL_MUST_USE cl_status kms_store_open_sqlite(const char *path, kms_store **out);
+void kms_store_close(kms_store *s);
+
+#endif

@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "cloister/kms_client.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cloister/crypto.h"
+#include "cloister/log.h"
+#include "cloister/mem.h"
+#include "cloister/sigv4.h"
+
+#define CL_KMS_MAX_RESPONSE ((size_t)1 << 20)
+#define CL_KMS_BACKOFF_BASE_MS 100
+#define CL_KMS_BACKOFF_CAP_MS 20000
+
+struct cl_kms_client {
+    CURL *curl;
+    char *endpoint; /* scheme://host[:port]/path */
+    char *host;     /* Host header value */
+    char *path;
+    char *region;
+    char *access_key_id;
+    cl_buf secret; /* secret buffer, NUL-terminated */
+    char *session_token;
+    int max_attempts;
+    long timeout_ms;
+};
+
+static pthread_once_t cl_curl_once = PTHREAD_ONCE_INIT;
+static void cl_curl_init(void) { (void)curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+static char *cl_dup(const char *s) { return s != NULL ? strdup(s) : NULL; }
+
+void cl_kms_client_free(cl_kms_client *c)
+{
+    if (c == NULL) return;
+    if (c->curl) curl_easy_cleanup(c->curl);
+    free(c->endpoint);
+    free(c->host);
+    free(c->path);
+    free(c->region);
+    free(c->access_key_id);
+    cl_buf_free(&c->secret);
+    if (c->session_token) cl_memzero(c->session_token, strlen(c->session_token));
+    free(c->session_token);
+    free(c);
+}
+
+/* Splits the endpoint with libcurl's URL parser (no hand-made URL parsing). */
+static cl_status cl_kms_parse_endpoint(cl_kms_client *c)
+{
+    cl_status rc = CL_OK;
+    CURLU *u = curl_url();
+    char *host = NULL, *port = NULL, *path = NULL, *scheme = NULL;
+    CL_ENSURE(u != NULL, CL_ERR_NOMEM, "out of memory");
+    if (curl_url_set(u, CURLUPART_URL, c->endpoint, 0) != CURLUE_OK)
+        CL_FAIL_GOTO(CL_ERR_USAGE, "KMS endpoint %s is not a URL", c->endpoint);
+    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
+        CL_FAIL_GOTO(CL_ERR_USAGE, "KMS endpoint %s must be http:// or https://", c->endpoint);
+    if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+        CL_FAIL_GOTO(CL_ERR_USAGE, "KMS endpoint %s has no host", c->endpoint);
+    (void)curl_url_get(u, CURLUPART_PORT, &port, 0);
+    (void)curl_url_get(u, CURLUPART_PATH, &path, 0);
+    size_t n = strlen(host) + (port ? strlen(port) + 1 : 0) + 1;
+    c->host = malloc(n);
+    CL_ENSURE_GOTO(c->host != NULL, CL_ERR_NOMEM, "out of memory");
+    /* Host as botocore signs it: the port only when the URL names one. */
+    (void)snprintf(c->host, n, "%s%s%s", host, port ? ":" : "", port ? port : "");
+    c->path = strdup(path && path[0] ? path : "/");
+    CL_ENSURE_GOTO(c->path != NULL, CL_ERR_NOMEM, "out of memory");
+out:
+    curl_free(host);
+    curl_free(port);
+    curl_free(path);
+    curl_free(scheme);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+cl_status cl_kms_client_new(const cl_kms_client_config *cfg, cl_kms_client **out)
+{
+    CL_ENSURE(cfg->region != NULL && cfg->region[0] != '\0', CL_ERR_USAGE,
+              "no AWS region: set AWS_REGION or AWS_DEFAULT_REGION");
+    CL_ENSURE(cfg->access_key_id != NULL && cfg->secret_access_key != NULL, CL_ERR_USAGE,
+              "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+    pthread_once(&cl_curl_once, cl_curl_init);
+    cl_status rc = CL_OK;
+    cl_kms_client *c = calloc(1, sizeof(*c));
+    CL_ENSURE(c != NULL, CL_ERR_NOMEM, "out of memory");
+    cl_buf_init_secret(&c->secret, 4096);
+    char def[256];
+    (void)snprintf(def, sizeof(def), "https://kms.%s.amazonaws.com/", cfg->region);
+    c->endpoint = cl_dup(cfg->endpoint != NULL && cfg->endpoint[0] ? cfg->endpoint : def);
+    c->region = cl_dup(cfg->region);
+    c->access_key_id = cl_dup(cfg->access_key_id);
+    c->session_token = cl_dup(cfg->session_token);
+    c->curl = curl_easy_init();
+    CL_ENSURE_GOTO(c->endpoint && c->region && c->access_key_id && c->curl &&
+                       (cfg->session_token == NULL || c->session_token),
+                   CL_ERR_NOMEM, "out of memory");
+    CL_GUARD_GOTO(cl_buf_append_str(&c->secret, cfg->secret_access_key));
+    CL_GUARD_GOTO(cl_kms_parse_endpoint(c));
+    c->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 3;
+    c->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 30000;
+    *out = c;
+out:
+    if (rc != CL_OK) cl_kms_client_free(c);
+    return rc;
+}
+
+static const char *cl_env(const char *name)
+{
+    const char *v = getenv(name);
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+cl_status cl_kms_client_from_env(const char *endpoint, cl_kms_client **out)
+{
+    cl_kms_client_config cfg = {0};
+    cfg.endpoint = endpoint != NULL ? endpoint : cl_env("AWS_ENDPOINT_URL_KMS");
+    if (cfg.endpoint == NULL) cfg.endpoint = cl_env("AWS_ENDPOINT_URL");
+    cfg.region = cl_env("AWS_REGION");
+    if (cfg.region == NULL) cfg.region = cl_env("AWS_DEFAULT_REGION");
+    cfg.access_key_id = cl_env("AWS_ACCESS_KEY_ID");
+    cfg.secret_access_key = cl_env("AWS_SECRET_ACCESS_KEY");
+    cfg.session_token = cl_env("AWS_SESSION_TOKEN");
+    return cl_kms_client_new(&cfg, out);
+}
+
+static size_t cl_kms_write(char *p, size_t size, size_t n, void *arg)
+{
+    cl_buf *b = arg;
+    return cl_buf_append(b, p, size * n) == CL_OK ? size * n : 0;
+}
+
+/* The exception name of an AWS JSON error: "__type", possibly
+ * "namespace#Name" (awsJson1_1 error shape), or the x-amzn-ErrorType header. */
+static cl_status cl_kms_remote_error(long status, const cl_buf *body, char *name, size_t cap)
+{
+    json_t *j = json_loadb((const char *)body->data, body->len, 0, NULL);
+    const char *type = json_string_value(json_object_get(j, "__type"));
+    const char *msg = json_string_value(json_object_get(j, "message"));
+    if (msg == NULL) msg = json_string_value(json_object_get(j, "Message"));
+    if (type != NULL && strchr(type, '#') != NULL) type = strchr(type, '#') + 1;
+    (void)snprintf(name, cap, "%s", type ? type : "");
+    cl_status code = CL_ERR_REMOTE;
+    if (type == NULL) {
+        code = CL_ERR_REMOTE;
+    } else if (strcmp(type, "AccessDeniedException") == 0) {
+        code = CL_ERR_DENIED;
+    } else if (strcmp(type, "NotFoundException") == 0) {
+        code = CL_ERR_NOT_FOUND;
+    } else if (strcmp(type, "DisabledException") == 0 || strcmp(type, "KMSInvalidStateException") == 0) {
+        code = CL_ERR_STATE;
+    } else if (strcmp(type, "InvalidCiphertextException") == 0) {
+        code = CL_ERR_AUTH;
+    }
+    cl_status rc = cl_error_set(code, __FILE__, __LINE__, "%s: %s (HTTP %ld)", type ? type : "KMS error",
+                                msg ? msg : "no message", status);
+    json_decref(j);
+    return rc;
+}
+
+static bool cl_kms_retryable(long status, const char *exc)
+{
+    if (status >= 500) return true;
+    return strcmp(exc, "ThrottlingException") == 0 || strcmp(exc, "LimitExceededException") == 0 ||
+           strcmp(exc, "RequestLimitExceeded") == 0 || strcmp(exc, "KMSInternalException") == 0;
+}
+
+static void cl_kms_sleep_backoff(int attempt)
+{
+    long cap = CL_KMS_BACKOFF_BASE_MS << (attempt < 10 ? attempt : 10);
+    if (cap > CL_KMS_BACKOFF_CAP_MS) cap = CL_KMS_BACKOFF_CAP_MS;
+    uint32_t r = 0;
+    if (cl_random(&r, sizeof(r)) != CL_OK) r = 0;
+    long ms = (long)(r % (uint32_t)(cap + 1)); /* full jitter */
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* One signed attempt. *retry says whether another attempt may help. */
+static cl_status cl_kms_attempt(cl_kms_client *c, const char *op, const char *body, cl_buf *resp, bool *retry)
+{
+    *retry = false;
+    cl_status rc = CL_OK;
+    char date[17], target[160];
+    cl_sigv4_format_amz_date((int64_t)time(NULL), date);
+    (void)snprintf(target, sizeof(target), "TrentService.%s", op);
+    uint8_t d[CL_SHA256_LEN];
+    char ph[65];
+    CL_GUARD(cl_sha256(body, strlen(body), d));
+    for (size_t i = 0; i < 32; i++) (void)snprintf(ph + 2 * i, 3, "%02x", d[i]);
+    cl_kv hdrs[5] = {{"Content-Type", "application/x-amz-json-1.1"},
+                     {"Host", c->host},
+                     {"X-Amz-Date", date},
+                     {"X-Amz-Target", target},
+                     {"X-Amz-Security-Token", c->session_token}};
+    size_t nh = c->session_token ? 5 : 4;
+    cl_sigv4_request sr = {.method = "POST",
+                           .path = c->path,
+                           .headers = hdrs,
+                           .n_headers = nh,
+                           .signed_headers = c->session_token ? "content-type;host;x-amz-date;x-amz-security-token;"
+                                                                "x-amz-target"
+                                                              : "content-type;host;x-amz-date;x-amz-target",
+                           .payload_sha256_hex = ph,
+                           .amz_date = date,
+                           .region = c->region,
+                           .service = "kms"};
+    cl_buf auth, line;
+    cl_buf_init(&auth, 4096);
+    cl_buf_init_secret(&line, 8192);
+    struct curl_slist *list = NULL;
+    CL_GUARD_GOTO(cl_sigv4_authorization(c->access_key_id, cl_buf_cstr(&c->secret), &sr, &auth));
+    for (size_t i = 0; i < nh; i++) {
+        if (strcmp(hdrs[i].key, "Host") == 0) continue; /* curl sends it from the URL */
+        cl_buf_reset(&line);
+        CL_GUARD_GOTO(cl_buf_printf(&line, "%s: %s", hdrs[i].key, hdrs[i].value));
+        struct curl_slist *nl = curl_slist_append(list, cl_buf_cstr(&line));
+        CL_ENSURE_GOTO(nl != NULL, CL_ERR_NOMEM, "out of memory");
+        list = nl;
+    }
+    cl_buf_reset(&line);
+    CL_GUARD_GOTO(cl_buf_printf(&line, "Authorization: %s", cl_buf_cstr(&auth)));
+    struct curl_slist *nl = curl_slist_append(list, cl_buf_cstr(&line));
+    CL_ENSURE_GOTO(nl != NULL, CL_ERR_NOMEM, "out of memory");
+    list = nl;
+    nl = curl_slist_append(list, "Expect:");
+    CL_ENSURE_GOTO(nl != NULL, CL_ERR_NOMEM, "out of memory");
+    list = nl;
+
+    CURL *h = c->curl;
+    curl_easy_reset(h);
+    curl_easy_setopt(h, CURLOPT_URL, c->endpoint);
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, cl_kms_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    CURLcode cc = curl_easy_perform(h);
+    if (cc != CURLE_OK) {
+        *retry = cc == CURLE_COULDNT_CONNECT || cc == CURLE_OPERATION_TIMEDOUT || cc == CURLE_RECV_ERROR ||
+                 cc == CURLE_SEND_ERROR || cc == CURLE_GOT_NOTHING;
+        CL_FAIL_GOTO(CL_ERR_IO, "KMS request %s to %s failed: %s", op, c->endpoint, curl_easy_strerror(cc));
+    }
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    if (status != 200) {
+        char exc[128];
+        rc = cl_kms_remote_error(status, resp, exc, sizeof(exc));
+        *retry = cl_kms_retryable(status, exc);
+        goto out;
+    }
+out:
+    curl_slist_free_all(list);
+    cl_buf_free(&auth);
+    cl_buf_free(&line);
+    return rc;
+}
+
+cl_status cl_kms_call(cl_kms_client *c, const char *op, const char *json_body, cl_buf *resp)
+{
+    size_t start = resp->len;
+    for (int attempt = 0;; attempt++) {
+        bool retry;
+        cl_buf_truncate(resp, start);
+        cl_status rc = cl_kms_attempt(c, op, json_body, resp, &retry);
+        if (rc == CL_OK) return CL_OK;
+        if (!retry || attempt + 1 >= c->max_attempts) {
+            cl_buf_truncate(resp, start);
+            return rc;
+        }
+        CL_LOG_INFO("KMS %s: attempt %d failed (%s), retrying", op, attempt + 1, cl_error_message());
+        cl_kms_sleep_backoff(attempt);
+    }
+}
+
+static json_t *cl_kms_context_json(const cl_kvlist *ctx)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o != NULL && ctx != NULL && i < ctx->count; i++)
+        json_object_set_new(o, ctx->items[i].key, json_string(ctx->items[i].value));
+    return o;
+}
+
+/* Decodes a base64 member of a response into out. */
+static cl_status cl_kms_member_blob(json_t *resp, const char *member, cl_buf *out)
+{
+    const char *v = json_string_value(json_object_get(resp, member));
+    CL_ENSURE(v != NULL, CL_ERR_REMOTE, "KMS response has no %s", member);
+    /* Decoded in a scratch secret buffer: the caller's may be capped at the
+     * exact key size, which base64 decoding overshoots while it works. */
+    cl_buf tmp;
+    cl_buf_init_secret(&tmp, CL_KMS_MAX_RESPONSE);
+    cl_status rc = cl_base64_decode(v, strlen(v), false, &tmp);
+    if (rc == CL_OK) rc = cl_buf_append(out, tmp.data, tmp.len);
+    cl_buf_free(&tmp);
+    CL_GUARD_CTX(rc, "KMS response member %s", member);
+    return CL_OK;
+}
+
+/* Runs op with req (consumed); parses the response into *out. The raw
+ * response may hold a plaintext: it lives in a secret buffer. */
+static cl_status cl_kms_json_call(cl_kms_client *c, const char *op, json_t *req, json_t **out)
+{
+    cl_status rc = CL_OK;
+    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    cl_buf resp;
+    cl_buf_init_secret(&resp, CL_KMS_MAX_RESPONSE);
+    CL_ENSURE_GOTO(body != NULL, CL_ERR_NOMEM, "cannot build the %s request", op);
+    CL_GUARD_GOTO(cl_kms_call(c, op, body, &resp));
+    *out = json_loadb((const char *)resp.data, resp.len, 0, NULL);
+    CL_ENSURE_GOTO(json_is_object(*out), CL_ERR_REMOTE, "KMS %s response is not a JSON object", op);
+out:
+    free(body);
+    cl_buf_free(&resp);
+    return rc;
+}
+
+/* jansson keeps decoded strings in ordinary heap memory: wipe the plaintext
+ * member before the object is released. */
+static void cl_kms_wipe_member(json_t *resp, const char *member)
+{
+    json_t *v = json_object_get(resp, member);
+    const char *s = json_string_value(v);
+    if (s != NULL) cl_memzero((void *)s, strlen(s));
+}
+
+cl_status cl_kms_generate_data_key(cl_kms_client *c, const char *key_id, const cl_kvlist *ctx, cl_buf *data_key,
+                                   cl_buf *blob, cl_buf *key_arn)
+{
+    json_t *resp = NULL;
+    cl_status rc = CL_OK;
+    json_t *req = json_pack("{s:s, s:s, s:o}", "KeyId", key_id, "KeySpec", "AES_256", "EncryptionContext",
+                            cl_kms_context_json(ctx));
+    CL_GUARD_GOTO(cl_kms_json_call(c, "GenerateDataKey", req, &resp));
+    CL_GUARD_GOTO(cl_kms_member_blob(resp, "Plaintext", data_key));
+    CL_ENSURE_GOTO(data_key->len == CL_DATA_KEY_LEN, CL_ERR_REMOTE, "KMS returned a %zu-byte data key", data_key->len);
+    CL_GUARD_GOTO(cl_kms_member_blob(resp, "CiphertextBlob", blob));
+    const char *arn = json_string_value(json_object_get(resp, "KeyId"));
+    CL_ENSURE_GOTO(arn != NULL, CL_ERR_REMOTE, "KMS GenerateDataKey response has no KeyId");
+    CL_GUARD_GOTO(cl_buf_append_str(key_arn, arn));
+out:
+    if (rc != CL_OK) cl_buf_reset(data_key);
+    cl_kms_wipe_member(resp, "Plaintext");
+    json_decref(resp);
+    return rc;
+}
+
+cl_status cl_kms_decrypt(cl_kms_client *c, const char *key_id, const uint8_t *blob, size_t blob_len,
+                         const cl_kvlist *ctx, cl_buf *plaintext)
+{
+    json_t *resp = NULL;
+    cl_status rc = CL_OK;
+    cl_buf b64;
+    cl_buf_init(&b64, 1 << 16);
+    CL_GUARD_GOTO(cl_base64_encode(blob, blob_len, false, &b64));
+    json_t *req =
+        json_pack("{s:s, s:o}", "CiphertextBlob", cl_buf_cstr(&b64), "EncryptionContext", cl_kms_context_json(ctx));
+    if (req != NULL && key_id != NULL) json_object_set_new(req, "KeyId", json_string(key_id));
+    CL_GUARD_GOTO(cl_kms_json_call(c, "Decrypt", req, &resp));
+    CL_GUARD_GOTO(cl_kms_member_blob(resp, "Plaintext", plaintext));
+out:
+    cl_kms_wipe_member(resp, "Plaintext");
+    json_decref(resp);
+    cl_buf_free(&b64);
+    return rc;
+}
+
+/* --- the kms key provider ----------------------------------------------------- */
+
+typedef struct cl_kms_provider_state {
+    cl_kms_client *client;
+    char *key_id;
+} cl_kms_provider_state;
+
+static cl_status cl_kms_provider_generate(cl_key_provider *kp, const cl_kvlist *ctx, cl_buf *data_key, cl_buf *wrapped,
+                                          cl_buf *key_id)
+{
+    cl_kms_provider_state *st = kp->state;
+    CL_GUARD_CTX(cl_kms_generate_data_key(st->client, st->key_id, ctx, data_key, wrapped, key_id),
+                 "generating a data key under %s", st->key_id);
+    return CL_OK;
+}
+
+static cl_status cl_kms_provider_unwrap(cl_key_provider *kp, const char *key_id, const uint8_t *wrapped,
+                                        size_t wrapped_len, const cl_kvlist *ctx, cl_buf *data_key)
+{
+    cl_kms_provider_state *st = kp->state;
+    /* The header's key id goes to KMS as KeyId, so KMS itself checks that the
+     * blob belongs to that key (IncorrectKeyException otherwise). */
+    CL_GUARD_CTX(cl_kms_decrypt(st->client, key_id, wrapped, wrapped_len, ctx, data_key),
+                 "decrypting the data key with %s", key_id);
+    if (data_key->len != CL_DATA_KEY_LEN) {
+        cl_buf_reset(data_key);
+        CL_FAIL(CL_ERR_REMOTE, "KMS returned a data key of the wrong length");
+    }
+    return CL_OK;
+}
+
+static void cl_kms_provider_destroy(cl_key_provider *kp)
+{
+    cl_kms_provider_state *st = kp->state;
+    if (st != NULL) {
+        cl_kms_client_free(st->client);
+        free(st->key_id);
+    }
+    free(st);
+    free(kp);
+}
+
+cl_status cl_kms_provider_open(cl_kms_client *client, const char *key_id, cl_key_provider **out)
+{
+    cl_key_provider *kp = calloc(1, sizeof(*kp));
+    cl_kms_provider_state *st = calloc(1, sizeof(*st));
+    char *id = strdup(key_id);
+    if (kp == NULL || st == NULL || id == NULL) {
+        free(kp);
+        free(st);
+        free(id);
+        cl_kms_client_free(client);
+        CL_FAIL(CL_ERR_NOMEM, "out of memory for a key provider");
+    }
+    st->client = client;
+    st->key_id = id;
+    kp->name = "kms";
+    kp->generate = cl_kms_provider_generate;
+    kp->unwrap = cl_kms_provider_unwrap;
+    kp->destroy = cl_kms_provider_destroy;
+    kp->state = st;
+    *out = kp;
+    return CL_OK;
+}

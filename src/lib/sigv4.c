@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * AWS Signature Version 4. Each function cites the step of "Create a signed
+ * AWS API request" (IAM User Guide) it implements; where the guide leaves a
+ * choice open, botocore's auth.SigV4Auth is the reference (the tests check
+ * signatures botocore computed).
+ */
+#include "cloister/sigv4.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cloister/crypto.h"
+#include "cloister/mem.h"
+
+#define CL_SIGV4_MAX_CANON ((size_t)1 << 20)
+
+static bool cl_sigv4_unreserved(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+           c == '.' || c == '~';
+}
+
+/* Step 1, CanonicalURI: botocore quotes the path as sent once more with
+ * safe='/~' for every service but S3, so "%20" becomes "%2520". */
+static cl_status cl_sigv4_canonical_uri(const char *path, cl_buf *out)
+{
+    if (path == NULL || path[0] == '\0') return cl_buf_append_u8(out, '/');
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)path; *p != '\0'; p++) {
+        if (cl_sigv4_unreserved(*p) || *p == '/') {
+            CL_GUARD(cl_buf_append_u8(out, *p));
+        } else {
+            char enc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            CL_GUARD(cl_buf_append(out, enc, 3));
+        }
+    }
+    return CL_OK;
+}
+
+typedef struct cl_sigv4_pair {
+    const char *key;
+    size_t key_len;
+    const char *val;
+    size_t val_len;
+} cl_sigv4_pair;
+
+/* Byte order, as the canonical query string is sorted (no locale). */
+static int cl_sigv4_cmp_bytes(const char *a, size_t an, const char *b, size_t bn)
+{
+    size_t n = an < bn ? an : bn;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x != y) return x < y ? -1 : 1;
+    }
+    return an < bn ? -1 : an > bn ? 1 : 0;
+}
+
+static int cl_sigv4_pair_cmp(const void *x, const void *y)
+{
+    const cl_sigv4_pair *a = x, *b = y;
+    int c = cl_sigv4_cmp_bytes(a->key, a->key_len, b->key, b->key_len);
+    return c != 0 ? c : cl_sigv4_cmp_bytes(a->val, a->val_len, b->val, b->val_len);
+}
+
+/* Step 1, CanonicalQueryString: pairs sorted by name then value, as sent
+ * (botocore _canonical_query_string_url); a bare name gets "=". */
+static cl_status cl_sigv4_canonical_query(const char *query, cl_buf *out)
+{
+    if (query == NULL || query[0] == '\0') return CL_OK;
+    size_t n = 1;
+    for (const char *p = query; *p != '\0'; p++) n += *p == '&';
+    CL_ENSURE(n <= 1024, CL_ERR_LIMIT, "query string has more than 1024 parameters");
+    cl_sigv4_pair *pairs = calloc(n, sizeof(*pairs));
+    CL_ENSURE(pairs != NULL, CL_ERR_NOMEM, "out of memory for the query string");
+    size_t count = 0;
+    const char *p = query;
+    while (true) {
+        const char *end = strchr(p, '&');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (len > 0) {
+            const char *eq = memchr(p, '=', len);
+            cl_sigv4_pair *pr = &pairs[count++];
+            pr->key = p;
+            pr->key_len = eq != NULL ? (size_t)(eq - p) : len;
+            pr->val = eq != NULL ? eq + 1 : p + len;
+            pr->val_len = eq != NULL ? len - pr->key_len - 1 : 0;
+        }
+        if (end == NULL) break;
+        p = end + 1;
+    }
+    qsort(pairs, count, sizeof(*pairs), cl_sigv4_pair_cmp);
+    cl_status rc = CL_OK;
+    for (size_t i = 0; i < count && rc == CL_OK; i++) {
+        if (i > 0) rc = cl_buf_append_u8(out, '&');
+        if (rc == CL_OK) rc = cl_buf_append(out, pairs[i].key, pairs[i].key_len);
+        if (rc == CL_OK) rc = cl_buf_append_u8(out, '=');
+        if (rc == CL_OK) rc = cl_buf_append(out, pairs[i].val, pairs[i].val_len);
+    }
+    free(pairs);
+    return rc;
+}
+
+/* Step 1, CanonicalHeaders value: leading and trailing spaces trimmed,
+ * inner runs of spaces collapsed to one (botocore _header_value). */
+static cl_status cl_sigv4_append_trimmed(cl_buf *out, const char *v)
+{
+    while (*v == ' ' || *v == '\t') v++;
+    bool space = false;
+    for (; *v != '\0'; v++) {
+        if (*v == ' ' || *v == '\t') {
+            space = true;
+            continue;
+        }
+        if (space) CL_GUARD(cl_buf_append_u8(out, ' '));
+        space = false;
+        CL_GUARD(cl_buf_append_u8(out, (uint8_t)*v));
+    }
+    return CL_OK;
+}
+
+static cl_status cl_sigv4_canonical_headers(const cl_sigv4_request *req, cl_buf *out)
+{
+    const char *sh = req->signed_headers;
+    CL_ENSURE(sh != NULL && sh[0] != '\0', CL_ERR_FORMAT, "no signed headers");
+    while (*sh != '\0') {
+        const char *end = strchr(sh, ';');
+        size_t len = end != NULL ? (size_t)(end - sh) : strlen(sh);
+        CL_ENSURE(len > 0, CL_ERR_FORMAT, "empty name in SignedHeaders");
+        for (size_t i = 0; i < len; i++)
+            CL_ENSURE(sh[i] < 'A' || sh[i] > 'Z', CL_ERR_FORMAT, "SignedHeaders must be lower case");
+        CL_GUARD(cl_buf_append(out, sh, len));
+        CL_GUARD(cl_buf_append_u8(out, ':'));
+        bool found = false;
+        for (size_t i = 0; i < req->n_headers; i++) {
+            const char *name = req->headers[i].key;
+            if (strlen(name) != len || strncasecmp(name, sh, len) != 0) continue;
+            if (found) CL_GUARD(cl_buf_append_u8(out, ','));
+            CL_GUARD(cl_sigv4_append_trimmed(out, req->headers[i].value));
+            found = true;
+        }
+        CL_ENSURE(found, CL_ERR_FORMAT, "signed header %.*s is not in the request", (int)len, sh);
+        CL_GUARD(cl_buf_append_u8(out, '\n'));
+        if (end == NULL) break;
+        sh = end + 1;
+    }
+    return CL_OK;
+}
+
+cl_status cl_sigv4_canonical_request(const cl_sigv4_request *req, cl_buf *out)
+{
+    CL_ENSURE(req->method != NULL && req->payload_sha256_hex != NULL &&
+                  strlen(req->payload_sha256_hex) == CL_SIGV4_SIG_HEX_LEN,
+              CL_ERR_USAGE, "incomplete request to sign");
+    /* HTTPMethod \n CanonicalURI \n CanonicalQueryString \n CanonicalHeaders \n
+     * SignedHeaders \n HashedPayload */
+    CL_GUARD(cl_buf_append_str(out, req->method));
+    CL_GUARD(cl_buf_append_u8(out, '\n'));
+    CL_GUARD(cl_sigv4_canonical_uri(req->path, out));
+    CL_GUARD(cl_buf_append_u8(out, '\n'));
+    CL_GUARD(cl_sigv4_canonical_query(req->query, out));
+    CL_GUARD(cl_buf_append_u8(out, '\n'));
+    CL_GUARD(cl_sigv4_canonical_headers(req, out));
+    CL_GUARD(cl_buf_append_u8(out, '\n'));
+    CL_GUARD(cl_buf_append_str(out, req->signed_headers));
+    CL_GUARD(cl_buf_append_u8(out, '\n'));
+    return cl_buf_append_str(out, req->payload_sha256_hex);
+}
+
+static cl_status cl_sigv4_check_date(const char *amz_date)
+{
+    CL_ENSURE(amz_date != NULL && strlen(amz_date) == 16, CL_ERR_FORMAT, "X-Amz-Date must be YYYYMMDDTHHMMSSZ");
+    int64_t t;
+    return cl_sigv4_parse_amz_date(amz_date, 16, &t);
+}
+
+cl_status cl_sigv4_string_to_sign(const cl_sigv4_request *req, cl_buf *out)
+{
+    CL_GUARD(cl_sigv4_check_date(req->amz_date));
+    CL_ENSURE(req->region != NULL && req->service != NULL, CL_ERR_USAGE, "region and service are required");
+    cl_buf canon;
+    cl_buf_init(&canon, CL_SIGV4_MAX_CANON);
+    uint8_t digest[CL_SHA256_LEN];
+    cl_status rc = CL_OK;
+    /* Step 2: hash the canonical request. */
+    CL_GUARD_GOTO(cl_sigv4_canonical_request(req, &canon));
+    CL_GUARD_GOTO(cl_sha256(canon.data, canon.len, digest));
+    /* Step 3: Algorithm \n RequestDateTime \n CredentialScope \n HashedCanonicalRequest */
+    CL_GUARD_GOTO(cl_buf_printf(out, "%s\n%s\n%.8s/%s/%s/aws4_request\n", CL_SIGV4_ALGORITHM, req->amz_date,
+                                req->amz_date, req->region, req->service));
+    CL_GUARD_GOTO(cl_buf_append_hex(out, digest, sizeof(digest)));
+out:
+    cl_buf_free(&canon);
+    return rc;
+}
+
+cl_status cl_sigv4_signature(const char *secret, const cl_sigv4_request *req, char out[CL_SIGV4_SIG_HEX_LEN + 1])
+{
+    cl_status rc = CL_OK;
+    cl_buf sts, key;
+    cl_buf_init(&sts, CL_SIGV4_MAX_CANON);
+    cl_buf_init_secret(&key, 4096);
+    uint8_t k[CL_SHA256_LEN];
+    uint8_t sig[CL_SHA256_LEN];
+    CL_GUARD_GOTO(cl_sigv4_string_to_sign(req, &sts));
+    /* Step 4: kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request") */
+    CL_GUARD_GOTO(cl_buf_append_str(&key, "AWS4"));
+    CL_GUARD_GOTO(cl_buf_append_str(&key, secret));
+    CL_GUARD_GOTO(cl_hmac_sha256(key.data, key.len, req->amz_date, 8, k));
+    CL_GUARD_GOTO(cl_hmac_sha256(k, sizeof(k), req->region, strlen(req->region), k));
+    CL_GUARD_GOTO(cl_hmac_sha256(k, sizeof(k), req->service, strlen(req->service), k));
+    CL_GUARD_GOTO(cl_hmac_sha256(k, sizeof(k), "aws4_request", 12, k));
+    /* Step 5: signature = hex(HMAC(kSigning, StringToSign)) */
+    CL_GUARD_GOTO(cl_hmac_sha256(k, sizeof(k), sts.data, sts.len, sig));
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof(sig); i++) {
+        out[2 * i] = hex[sig[i] >> 4];
+        out[2 * i + 1] = hex[sig[i] & 15];
+    }
+    out[CL_SIGV4_SIG_HEX_LEN] = '\0';
+out:
+    cl_memzero(k, sizeof(k));
+    cl_buf_free(&key);
+    cl_buf_free(&sts);
+    return rc;
+}
+
+cl_status cl_sigv4_authorization(const char *access_key_id, const char *secret, const cl_sigv4_request *req,
+                                 cl_buf *out)
+{
+    char sig[CL_SIGV4_SIG_HEX_LEN + 1];
+    CL_GUARD(cl_sigv4_signature(secret, req, sig));
+    return cl_buf_printf(out, "%s Credential=%s/%.8s/%s/%s/aws4_request, SignedHeaders=%s, Signature=%s",
+                         CL_SIGV4_ALGORITHM, access_key_id, req->amz_date, req->region, req->service,
+                         req->signed_headers, sig);
+}
+
+/* Copies one bounded field out of the reader up to (not including) `stop`. */
+static cl_status cl_sigv4_take(cl_reader *r, char stop, char *dst, size_t cap, const char *what)
+{
+    size_t n = 0;
+    while (cl_reader_remaining(r) > 0 && r->data[r->pos] != (uint8_t)stop && r->data[r->pos] != ',') {
+        uint8_t c = r->data[r->pos++];
+        CL_ENSURE(c > 0x20 && c < 0x7f, CL_ERR_FORMAT, "invalid byte in %s", what);
+        CL_ENSURE(n < cap, CL_ERR_FORMAT, "%s longer than %zu bytes", what, cap);
+        dst[n++] = (char)c;
+    }
+    dst[n] = '\0';
+    CL_ENSURE(n > 0, CL_ERR_FORMAT, "empty %s", what);
+    return CL_OK;
+}
+
+static cl_status cl_sigv4_expect(cl_reader *r, const char *lit)
+{
+    size_t n = strlen(lit);
+    const uint8_t *p;
+    CL_ENSURE(cl_reader_remaining(r) >= n, CL_ERR_FORMAT, "Authorization header: expected %s", lit);
+    CL_GUARD(cl_reader_bytes(r, n, &p));
+    CL_ENSURE(strncmp((const char *)p, lit, n) == 0, CL_ERR_FORMAT, "Authorization header: expected %s", lit);
+    return CL_OK;
+}
+
+static void cl_sigv4_skip_space(cl_reader *r)
+{
+    while (cl_reader_remaining(r) > 0 && (r->data[r->pos] == ' ' || r->data[r->pos] == ',')) r->pos++;
+}
+
+cl_status cl_sigv4_parse_authorization(const char *value, size_t len, cl_sigv4_auth *out)
+{
+    memset(out, 0, sizeof(*out));
+    CL_ENSURE(len <= 4096, CL_ERR_FORMAT, "Authorization header longer than 4096 bytes");
+    cl_reader r = cl_reader_make(value, len);
+    CL_GUARD(cl_sigv4_expect(&r, CL_SIGV4_ALGORITHM " "));
+    bool have_cred = false, have_sh = false, have_sig = false;
+    /* The three components in any order, separated by ", " (AWS accepts "," alone). */
+    for (int i = 0; i < 3; i++) {
+        cl_sigv4_skip_space(&r);
+        size_t rem = cl_reader_remaining(&r);
+        const char *p = (const char *)r.data + r.pos;
+        if (rem >= 11 && strncmp(p, "Credential=", 11) == 0 && !have_cred) {
+            CL_GUARD(cl_reader_skip(&r, 11));
+            char date[CL_SIGV4_MAX_FIELD + 1], term[CL_SIGV4_MAX_FIELD + 1];
+            CL_GUARD(cl_sigv4_take(&r, '/', out->access_key_id, CL_SIGV4_MAX_FIELD, "access key id"));
+            CL_GUARD(cl_sigv4_expect(&r, "/"));
+            CL_GUARD(cl_sigv4_take(&r, '/', date, CL_SIGV4_MAX_FIELD, "credential date"));
+            CL_ENSURE(strlen(date) == 8, CL_ERR_FORMAT, "credential date must be YYYYMMDD");
+            memcpy(out->date, date, 9);
+            CL_GUARD(cl_sigv4_expect(&r, "/"));
+            CL_GUARD(cl_sigv4_take(&r, '/', out->region, CL_SIGV4_MAX_FIELD, "credential region"));
+            CL_GUARD(cl_sigv4_expect(&r, "/"));
+            CL_GUARD(cl_sigv4_take(&r, '/', out->service, CL_SIGV4_MAX_FIELD, "credential service"));
+            CL_GUARD(cl_sigv4_expect(&r, "/"));
+            CL_GUARD(cl_sigv4_take(&r, ',', term, CL_SIGV4_MAX_FIELD, "credential terminator"));
+            CL_ENSURE(strcmp(term, "aws4_request") == 0, CL_ERR_FORMAT, "credential scope must end with aws4_request");
+            have_cred = true;
+        } else if (rem >= 14 && strncmp(p, "SignedHeaders=", 14) == 0 && !have_sh) {
+            CL_GUARD(cl_reader_skip(&r, 14));
+            CL_GUARD(cl_sigv4_take(&r, ',', out->signed_headers, CL_SIGV4_MAX_SIGNED_HEADERS, "SignedHeaders"));
+            have_sh = true;
+        } else if (rem >= 10 && strncmp(p, "Signature=", 10) == 0 && !have_sig) {
+            CL_GUARD(cl_reader_skip(&r, 10));
+            CL_GUARD(cl_sigv4_take(&r, ',', out->signature, CL_SIGV4_SIG_HEX_LEN, "Signature"));
+            CL_ENSURE(strlen(out->signature) == CL_SIGV4_SIG_HEX_LEN, CL_ERR_FORMAT, "Signature must be 64 hex digits");
+            have_sig = true;
+        } else {
+            CL_FAIL(CL_ERR_FORMAT, "Authorization header needs Credential, SignedHeaders and Signature");
+        }
+    }
+    cl_sigv4_skip_space(&r);
+    return cl_reader_expect_end(&r);
+}
+
+static cl_status cl_sigv4_digits(const char *s, size_t n, int *out)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        CL_ENSURE(s[i] >= '0' && s[i] <= '9', CL_ERR_FORMAT, "X-Amz-Date must be YYYYMMDDTHHMMSSZ");
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return CL_OK;
+}
+
+cl_status cl_sigv4_parse_amz_date(const char *s, size_t len, int64_t *epoch)
+{
+    CL_ENSURE(len == 16 && s[8] == 'T' && s[15] == 'Z', CL_ERR_FORMAT, "X-Amz-Date must be YYYYMMDDTHHMMSSZ");
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, se = 0;
+    CL_GUARD(cl_sigv4_digits(s, 4, &y));
+    CL_GUARD(cl_sigv4_digits(s + 4, 2, &mo));
+    CL_GUARD(cl_sigv4_digits(s + 6, 2, &d));
+    CL_GUARD(cl_sigv4_digits(s + 9, 2, &h));
+    CL_GUARD(cl_sigv4_digits(s + 11, 2, &mi));
+    CL_GUARD(cl_sigv4_digits(s + 13, 2, &se));
+    CL_ENSURE(y >= 1970 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 && se <= 60, CL_ERR_FORMAT,
+              "X-Amz-Date is not a valid time");
+    struct tm tm = {0};
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = se;
+    time_t t = timegm(&tm);
+    CL_ENSURE(t != (time_t)-1, CL_ERR_FORMAT, "X-Amz-Date is not a valid time");
+    *epoch = (int64_t)t;
+    return CL_OK;
+}
+
+void cl_sigv4_format_amz_date(int64_t epoch, char out[17])
+{
+    time_t t = (time_t)epoch;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    (void)strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+}

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""`cloister seal/unseal --key alias/...` and `cloister kms ...` through the
+libcloister KMS client, against cloister-kms AND against moto_server (an
+independent implementation of the KMS protocol), plus audit-verify."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import kms_harness  # noqa: E402
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def run(args, env, check=True):
+    p = subprocess.run([kms_harness.CLI_BIN, *args], env=env, capture_output=True, text=True, timeout=120)
+    if check and p.returncode != 0:
+        raise AssertionError("cloister %s failed (%d): %s" % (" ".join(args), p.returncode, p.stderr))
+    return p
+
+
+class SealRoundTrip:
+    """Shared by both servers: endpoint in self.endpoint."""
+
+    def env(self, **extra):
+        e = dict(os.environ)
+        for k in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KMS", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+            e.pop(k, None)
+        e.update(kms_harness.DEV_ENV)
+        e.update(extra)
+        return e
+
+    def test_cli_create_alias_seal_unseal(self):
+        env = self.env(AWS_ENDPOINT_URL=self.endpoint)
+        meta = json.loads(run(["kms", "create-key", "--description", "seal test"], env).stdout)["KeyMetadata"]
+        kid = meta["KeyId"]
+        alias = "alias/seal-%s" % kid[:8]
+        run(["kms", "create-alias", "--alias-name", alias, "--target-key-id", kid], env)
+        d = json.loads(run(["kms", "describe-key", "--key-id", alias], env).stdout)["KeyMetadata"]
+        self.assertEqual(d["KeyId"], kid)
+        keys = json.loads(run(["kms", "list-keys"], env).stdout)["Keys"]
+        self.assertIn(kid, [k["KeyId"] for k in keys])
+        with tempfile.TemporaryDirectory() as tmp:
+            src, sealed, back = (os.path.join(tmp, n) for n in ("in.bin", "in.sealed", "out.bin"))
+            data = os.urandom(300000)
+            write(src, data)
+            run(["seal", "--key", alias, "-c", "patient=42", src, "-o", sealed], env)
+            self.assertNotIn(data[:64], read(sealed))
+            run(["unseal", "--key", alias, "-c", "patient=42", sealed, "-o", back], env)
+            self.assertEqual(read(back), data)
+            # Without --context the file's own context is used.
+            os.unlink(back)
+            run(["unseal", "--key", alias, sealed, "-o", back], env)
+            self.assertEqual(read(back), data)
+            os.unlink(back)
+            p = run(["unseal", "--key", alias, "-c", "patient=43", sealed, "-o", back], env, check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertFalse(os.path.exists(back))
+            # --kms-endpoint instead of the environment.
+            env2 = self.env()
+            run(["unseal", "--kms-endpoint", self.endpoint, "--key", alias, sealed, "-o", back], env2)
+            self.assertEqual(read(back), data)
+
+    def test_missing_credentials(self):
+        env = self.env(AWS_ENDPOINT_URL=self.endpoint)
+        env.pop("AWS_SECRET_ACCESS_KEY")
+        p = run(["kms", "list-keys"], env, check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("AWS_SECRET_ACCESS_KEY", p.stderr)
+
+
+class AgainstCloisterKms(SealRoundTrip, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.cm = kms_harness.kms_server()
+        cls.srv = cls.cm.__enter__()
+        cls.endpoint = cls.srv.endpoint
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cm.__exit__(None, None, None)
+
+    def test_errors_reach_the_user(self):
+        env = self.env(AWS_ENDPOINT_URL=self.endpoint)
+        p = run(["kms", "describe-key", "--key-id", "alias/absent"], env, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("NotFoundException", p.stderr)
+        p = run(["kms", "list-keys"], self.env(AWS_ENDPOINT_URL=self.endpoint, AWS_SECRET_ACCESS_KEY="bad"),
+                check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("InvalidSignatureException", p.stderr)
+
+    def test_disabled_key_cannot_unseal(self):
+        env = self.env(AWS_ENDPOINT_URL=self.endpoint)
+        kms = kms_harness.boto_client(self.endpoint)
+        kid = kms.create_key()["KeyMetadata"]["KeyId"]
+        with tempfile.TemporaryDirectory() as tmp:
+            src, sealed, back = (os.path.join(tmp, n) for n in ("in", "sealed", "out"))
+            write(src, b"hello")
+            run(["seal", "--key", kid, src, "-o", sealed], env)
+            kms.disable_key(KeyId=kid)
+            p = run(["unseal", "--key", kid, sealed, "-o", back], env, check=False)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("DisabledException", p.stderr)
+
+    def test_audit_verify(self):
+        kms = kms_harness.boto_client(self.endpoint)
+        kms.create_key()
+        for _ in range(3):
+            kms.list_keys()
+        log = os.path.join(self.srv.data_dir, "audit.log")
+        p = run(["kms", "audit-verify", log], self.env())
+        self.assertIn("chain intact", p.stdout)
+        lines = read(log).splitlines(keepends=True)
+        self.assertGreaterEqual(len(lines), 4)
+        with tempfile.TemporaryDirectory() as tmp:
+            cases = {
+                "edited": lines[:1] + [lines[1].replace(b'"ok"', b'"no"')] + lines[2:],
+                "removed": lines[:1] + lines[2:],  # a line after it remains, so the break shows
+                "reordered": [lines[1], lines[0]] + lines[2:],
+                "first removed": lines[1:],
+            }
+            for name, content in cases.items():
+                path = os.path.join(tmp, "audit.log")
+                write(path, b"".join(content))
+                p = run(["kms", "audit-verify", path], self.env(), check=False)
+                self.assertEqual(p.returncode, 1, name)
+                self.assertIn("line", p.stderr, name)
+
+
+class AgainstMoto(SealRoundTrip, unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.cm = kms_harness.moto_server()
+        cls.endpoint = cls.cm.__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cm.__exit__(None, None, None)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

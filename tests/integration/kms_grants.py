@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Key policies and grants with several principals, through boto3: a
+principal the policy does not name is refused; a grant lets it in at once,
+within its operations and encryption-context constraints; a revoked or
+retired grant stops working at once; an explicit Deny beats a grant;
+CreateGrant condition keys (kms:GranteePrincipal, kms:GrantOperations)."""
+import json
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import kms_harness  # noqa: E402
+
+from botocore.exceptions import ClientError  # noqa: E402
+
+ACCT = "111122223333"
+DEV = "arn:aws:iam::%s:user/dev" % ACCT
+ALICE = "arn:aws:iam::%s:user/alice" % ACCT
+CAROL = "arn:aws:iam::%s:role/carol" % ACCT
+BOB = "arn:aws:iam::444455556666:user/bob"
+
+
+def code(e):
+    return e.exception.response["Error"]["Code"]
+
+
+def policy(*statements):
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+DEV_ONLY = {"Effect": "Allow", "Principal": {"AWS": DEV}, "Action": "kms:*", "Resource": "*"}
+
+
+class Grants(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.cm = kms_harness.kms_server(extra_args=(
+            "--principal", "alice:alice-secret:" + ALICE,
+            "--principal", "carol:carol-secret:" + CAROL,
+            "--principal", "bob:bob-secret:" + BOB))
+        cls.srv = cls.cm.__enter__()
+        cls.dev = kms_harness.boto_client(cls.srv.endpoint)
+        cls.alice = kms_harness.boto_client(cls.srv.endpoint, key="alice", secret="alice-secret")
+        cls.carol = kms_harness.boto_client(cls.srv.endpoint, key="carol", secret="carol-secret")
+        cls.bob = kms_harness.boto_client(cls.srv.endpoint, key="bob", secret="bob-secret")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cm.__exit__(None, None, None)
+
+    def key(self, *statements):
+        return self.dev.create_key(Policy=policy(*(statements or (DEV_ONLY,))))["KeyMetadata"]["KeyId"]
+
+    def denied(self, fn):
+        with self.assertRaises(ClientError) as e:
+            fn()
+        self.assertEqual(code(e), "AccessDeniedException")
+
+    def test_principal_not_allowed(self):
+        kid = self.key()
+        self.denied(lambda: self.alice.encrypt(KeyId=kid, Plaintext=b"x"))
+        self.denied(lambda: self.alice.describe_key(KeyId=kid))
+        # The default policy (account root) lets every principal of the account in.
+        k2 = self.dev.create_key()["KeyMetadata"]["KeyId"]
+        self.alice.encrypt(KeyId=k2, Plaintext=b"x")
+        # Keys are per account: bob's account has no such key.
+        with self.assertRaises(ClientError) as e:
+            self.bob.describe_key(KeyId="arn:aws:kms:us-east-1:%s:key/%s" % (ACCT, k2))
+        self.assertEqual(code(e), "NotFoundException")
+
+    def test_grant_works_at_once_then_revoked(self):
+        kid = self.key()
+        g = self.dev.create_grant(KeyId=kid, GranteePrincipal=ALICE, Operations=["Encrypt", "Decrypt"],
+                                  Constraints={"EncryptionContextSubset": {"tenant": "h1"}}, Name="alice-h1")
+        self.assertEqual(len(g["GrantId"]), 64)
+        ct = self.alice.encrypt(KeyId=kid, Plaintext=b"x", EncryptionContext={"tenant": "h1", "f": "a"},
+                                GrantTokens=[g["GrantToken"]])["CiphertextBlob"]
+        pt = self.alice.decrypt(CiphertextBlob=ct, EncryptionContext={"tenant": "h1", "f": "a"})
+        self.assertEqual(pt["Plaintext"], b"x")
+        self.denied(lambda: self.alice.encrypt(KeyId=kid, Plaintext=b"x", EncryptionContext={"tenant": "h2"}))
+        self.denied(lambda: self.alice.encrypt(KeyId=kid, Plaintext=b"x"))
+        self.denied(lambda: self.alice.generate_data_key(KeyId=kid, KeySpec="AES_256",
+                                                         EncryptionContext={"tenant": "h1"}))
+        grants = self.dev.list_grants(KeyId=kid)["Grants"]
+        self.assertEqual(len(grants), 1)
+        gr = grants[0]
+        self.assertEqual((gr["GrantId"], gr["GranteePrincipal"], gr["Name"]), (g["GrantId"], ALICE, "alice-h1"))
+        self.assertEqual(sorted(gr["Operations"]), ["Decrypt", "Encrypt"])
+        self.assertEqual(gr["Constraints"], {"EncryptionContextSubset": {"tenant": "h1"}})
+        self.assertEqual(gr["IssuingAccount"], "arn:aws:iam::%s:root" % ACCT)
+        self.dev.revoke_grant(KeyId=kid, GrantId=g["GrantId"])
+        self.denied(lambda: self.alice.decrypt(CiphertextBlob=ct, EncryptionContext={"tenant": "h1", "f": "a"}))
+        self.assertEqual(self.dev.list_grants(KeyId=kid)["Grants"], [])
+        with self.assertRaises(ClientError) as e:
+            self.dev.revoke_grant(KeyId=kid, GrantId=g["GrantId"])
+        self.assertEqual(code(e), "NotFoundException")
+
+    def test_encryption_context_equals(self):
+        kid = self.key()
+        self.dev.create_grant(KeyId=kid, GranteePrincipal=ALICE, Operations=["Encrypt"],
+                              Constraints={"EncryptionContextEquals": {"a": "1"}})
+        self.alice.encrypt(KeyId=kid, Plaintext=b"x", EncryptionContext={"a": "1"})
+        self.denied(lambda: self.alice.encrypt(KeyId=kid, Plaintext=b"x", EncryptionContext={"a": "1", "b": "2"}))
+
+    def test_retire_by_retiring_principal(self):
+        kid = self.key()
+        g = self.dev.create_grant(KeyId=kid, GranteePrincipal=ALICE, RetiringPrincipal=CAROL,
+                                  Operations=["GenerateDataKey"])
+        self.alice.generate_data_key(KeyId=kid, KeySpec="AES_256")
+        ret = self.dev.list_retirable_grants(RetiringPrincipal=CAROL)["Grants"]
+        self.assertIn(g["GrantId"], [x["GrantId"] for x in ret])
+        self.denied(lambda: self.alice.retire_grant(GrantToken=g["GrantToken"]))  # grantee without RetireGrant
+        self.carol.retire_grant(GrantToken=g["GrantToken"])
+        self.denied(lambda: self.alice.generate_data_key(KeyId=kid, KeySpec="AES_256"))
+        with self.assertRaises(ClientError) as e:
+            self.carol.retire_grant(GrantToken=g["GrantToken"])
+        self.assertEqual(code(e), "InvalidGrantTokenException")
+
+    def test_grantee_retires_own_grant(self):
+        kid = self.key()
+        g = self.dev.create_grant(KeyId=kid, GranteePrincipal=ALICE, Operations=["Decrypt", "RetireGrant"])
+        self.alice.retire_grant(KeyId=kid, GrantId=g["GrantId"])
+        self.assertEqual(self.dev.list_grants(KeyId=kid)["Grants"], [])
+
+    def test_explicit_deny_beats_grant(self):
+        kid = self.key(DEV_ONLY, {"Effect": "Deny", "Principal": {"AWS": ALICE}, "Action": "kms:Encrypt",
+                                  "Resource": "*"})
+        self.dev.create_grant(KeyId=kid, GranteePrincipal=ALICE, Operations=["Encrypt"])
+        self.denied(lambda: self.alice.encrypt(KeyId=kid, Plaintext=b"x"))
+
+    def test_create_grant_condition_keys(self):
+        # dev may create grants only for alice, and never for Decrypt.
+        kid = self.key(
+            {"Effect": "Allow", "Principal": {"AWS": DEV}, "NotAction": "kms:CreateGrant", "Resource": "*"},
+            {"Effect": "Allow", "Principal": {"AWS": DEV}, "Action": "kms:CreateGrant", "Resource": "*",
+             "Condition": {"StringEquals": {"kms:GranteePrincipal": ALICE},
+                           "ForAllValues:StringEquals": {"kms:GrantOperations": ["Encrypt", "DescribeKey"]}}})
+        self.dev.create_grant(KeyId=kid, GranteePrincipal=ALICE, Operations=["Encrypt"])
+        self.denied(lambda: self.dev.create_grant(KeyId=kid, GranteePrincipal=CAROL, Operations=["Encrypt"]))
+        self.denied(lambda: self.dev.create_grant(KeyId=kid, GranteePrincipal=ALICE,
+                                                  Operations=["Encrypt", "Decrypt"]))
+        # A principal without CreateGrant cannot hand out access.
+        self.denied(lambda: self.alice.create_grant(KeyId=kid, GranteePrincipal=CAROL, Operations=["Encrypt"]))
+
+    def test_grant_validation(self):
+        kid = self.key()
+        for kw in ({"Operations": ["Encrypt"]}, {"GranteePrincipal": ALICE, "Operations": []}):
+            with self.assertRaises(Exception):
+                self.dev.create_grant(KeyId=kid, **kw)
+        status_body = {"KeyId": kid, "GranteePrincipal": ALICE, "Operations": ["MakeCoffee"]}
+        import http.client
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+        body = json.dumps(status_body).encode()
+        req = AWSRequest(method="POST", url=self.srv.endpoint + "/", data=body,
+                         headers={"Content-Type": "application/x-amz-json-1.1",
+                                  "X-Amz-Target": "TrentService.CreateGrant"})
+        SigV4Auth(Credentials("test", "test"), "kms", "us-east-1").add_auth(req)
+        conn = http.client.HTTPConnection("127.0.0.1", self.srv.port, timeout=10)
+        conn.request("POST", "/", body=body, headers=dict(req.headers.items()))
+        r = conn.getresponse()
+        j = json.loads(r.read())
+        conn.close()
+        self.assertEqual((r.status, j["__type"]), (400, "ValidationException"))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
