@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Internals of the inference runtime shared by the loader, executor and kernels. */
+#ifndef CLOISTER_INFER_INTERNAL_H
+#define CLOISTER_INFER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cloister/infer.h"
+
+/* Newest default-domain opset whose semantics the kernels implement. */
+#define INFER_OPSET_MAX 17
+/* Graph limits: bound the loader's work on hostile input. */
+#define INFER_MAX_NODES 100000
+#define INFER_MAX_VALUES 400000
+/* Largest single tensor (elements), independent of the byte cap. */
+#define INFER_MAX_ELEMS ((int64_t)1 << 32)
+
+/* Accounting for every byte the model holds; allocation beyond max fails. */
+typedef struct infer_mem {
+    size_t used;
+    size_t peak;
+    size_t max;
+} infer_mem;
+
+typedef struct infer_value {
+    const char *name;
+    cl_infer_tensor t; /* the initializer, or the value during a run */
+    bool is_init;
+    bool is_input;
+    bool is_output;
+    bool defined; /* produced by something before the current node (load-time check) */
+    int last_use; /* last node reading it; -1 when none */
+    /* declared type of a graph input (for run-time checks) */
+    cl_infer_dtype decl_dtype;
+    int decl_rank; /* -1 when the shape is not declared */
+    int64_t decl_dims[CL_INFER_MAX_RANK];
+} infer_value;
+
+struct infer_op;
+
+typedef struct infer_node {
+    const void *proto; /* Onnx__NodeProto, owned by the model's protobuf tree */
+    const char *name;  /* the node's name, or "<op>#<index>" when unnamed */
+    char anon[48];
+    const char *op;
+    const struct infer_op *def;
+    int n_in;
+    int n_out;
+    int *in;  /* value index, -1 for an omitted optional input */
+    int *out; /* value index, -1 for an omitted optional output */
+} infer_node;
+
+struct cl_infer_model {
+    void *proto; /* Onnx__ModelProto */
+    void *pb_alloc;
+    infer_mem mem;
+    int64_t opset;
+    infer_value *values;
+    size_t n_values;
+    infer_node *nodes;
+    size_t n_nodes;
+    int *inputs; /* graph inputs that are not initializers */
+    size_t n_inputs;
+    int *outputs;
+    size_t n_outputs;
+    int threads;
+};
+
+typedef struct infer_ctx {
+    cl_infer_model *m;
+    const infer_node *node;
+    infer_mem *mem;
+    int64_t opset;
+} infer_ctx;
+
+/* A kernel: computes output shapes, allocates outputs through ctx->mem and
+ * fills them. in[i] is NULL for an omitted optional input, out[i] NULL for an
+ * omitted optional output. */
+typedef cl_status (*infer_kernel_fn)(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out);
+/* Load-time check of a node's attributes. */
+typedef cl_status (*infer_check_fn)(const infer_node *n, int64_t opset);
+
+typedef struct infer_op {
+    const char *name;
+    int min_in, max_in, min_out, max_out;
+    infer_kernel_fn run;
+    infer_check_fn check;
+} infer_op;
+
+const infer_op *infer_op_find(const char *name);
+/* Comma-separated list of supported op types (for error messages and docs). */
+const char *infer_op_list(void);
+
+/* --- tensors and memory ------------------------------------------------- */
+CL_MUST_USE cl_status infer_shape_count(int rank, const int64_t *dims, size_t *count);
+CL_MUST_USE cl_status infer_tensor_new(infer_mem *mem, cl_infer_tensor *t, cl_infer_dtype dtype, int rank,
+                                       const int64_t *dims);
+void infer_tensor_release(infer_mem *mem, cl_infer_tensor *t);
+/* A new tensor with the same dtype and shape as src and a copy of its data. */
+CL_MUST_USE cl_status infer_tensor_clone(infer_mem *mem, cl_infer_tensor *dst, const cl_infer_tensor *src);
+/* Reads element i of any numeric tensor as double / int64. */
+double infer_get_f64(const cl_infer_tensor *t, size_t i);
+int64_t infer_get_i64(const cl_infer_tensor *t, size_t i);
+void infer_set_f64(cl_infer_tensor *t, size_t i, double v);
+void infer_set_i64(cl_infer_tensor *t, size_t i, int64_t v);
+bool infer_dtype_is_float(cl_infer_dtype t);
+/* Numpy broadcasting of n shapes (ONNX "Broadcasting in ONNX", multidirectional). */
+CL_MUST_USE cl_status infer_broadcast_shape(const cl_infer_tensor *const *ts, int n, int *rank, int64_t *dims);
+/* Element strides of t viewed with `rank` dims aligned right, 0 on broadcast dims. */
+void infer_broadcast_strides(const cl_infer_tensor *t, int rank, const int64_t *dims, int64_t *strides);
+/* Normalises a possibly negative axis against rank; fails naming the node. */
+CL_MUST_USE cl_status infer_axis(const infer_ctx *c, int64_t axis, int rank, int *out);
+const char *infer_shape_str(const cl_infer_tensor *t, char *buf, size_t n);
+
+/* --- attributes (found only when present with the right type) ------------- */
+CL_MUST_USE cl_status infer_attr_int(const infer_node *n, const char *name, int64_t def, int64_t *out);
+CL_MUST_USE cl_status infer_attr_float(const infer_node *n, const char *name, float def, float *out);
+/* Copies a string attribute into buf (NUL-terminated); def when absent. */
+CL_MUST_USE cl_status infer_attr_string(const infer_node *n, const char *name, const char *def, char *buf,
+                                        size_t bufsz);
+/* Borrows an ints / floats attribute; *count = 0 and *found = false when absent. */
+CL_MUST_USE cl_status infer_attr_ints(const infer_node *n, const char *name, const int64_t **v, size_t *count,
+                                      bool *found);
+CL_MUST_USE cl_status infer_attr_floats(const infer_node *n, const char *name, const float **v, size_t *count,
+                                        bool *found);
+bool infer_attr_has(const infer_node *n, const char *name);
+/* Converts a tensor attribute into a fresh tensor; *found false when absent. */
+CL_MUST_USE cl_status infer_attr_tensor(infer_mem *mem, const infer_node *n, const char *name, cl_infer_tensor *out,
+                                        bool *found);
+
+#endif
