@@ -22,6 +22,7 @@ typedef struct infer_mem {
     size_t used;
     size_t peak;
     size_t max;
+    bool cap_hit; /* an allocation was refused for the cap */
 } infer_mem;
 
 typedef struct infer_value {

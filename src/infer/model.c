@@ -33,7 +33,10 @@ static void *infer_pb_malloc(void *data, size_t size)
 {
     infer_mem *mem = data;
     size_t total = size + INFER_PB_HDR;
-    if (total < size || total > mem->max || mem->used > mem->max - total) return NULL;
+    if (total < size || total > mem->max || mem->used > mem->max - total) {
+        mem->cap_hit = true;
+        return NULL;
+    }
     unsigned char *p = malloc(total);
     if (p == NULL) return NULL;
     memcpy(p, &total, sizeof(total));
@@ -149,7 +152,7 @@ static void infer_pb_drop_payload(infer_pb_alloc *pa, Onnx__TensorProto *p)
 cl_status cl_infer_tensor_parse(const void *bytes, size_t len, cl_infer_tensor *out)
 {
     cl_status rc = CL_OK;
-    infer_mem mem = {0, 0, CL_INFER_MAX_BYTES_DEFAULT};
+    infer_mem mem = {.max = CL_INFER_MAX_BYTES_DEFAULT};
     infer_pb_alloc pa;
     infer_pb_alloc_init(&pa, &mem);
     cl_infer_tensor t = {0};
@@ -390,6 +393,8 @@ static cl_status infer_node_bind(cl_infer_model *m, infer_names *nt, size_t idx,
     for (size_t i = 0; i < np->n_input; i++) {
         const char *in = np->input[i];
         if (in == NULL || in[0] == '\0') {
+            CL_ENSURE((int)i >= d->min_in, CL_ERR_FORMAT, "node '%s' (%s): required input %zu has no name", n->name,
+                      n->op, i);
             n->in[i] = -1;
             continue;
         }
@@ -505,10 +510,11 @@ cl_status cl_infer_model_load(const void *bytes, size_t len, const cl_infer_opti
 
     Onnx__ModelProto *mp = onnx__model_proto__unpack(&pa->a, len, bytes);
     m->proto = mp;
-    CL_ENSURE_GOTO(mp != NULL, m->mem.used > m->mem.max / 2 ? CL_ERR_LIMIT : CL_ERR_FORMAT,
-                   "%zu bytes are not a valid ONNX model (protobuf decoding failed, or it needs more than the "
-                   "%zu-byte memory cap)",
+    CL_ENSURE_GOTO(mp != NULL || !m->mem.cap_hit, CL_ERR_LIMIT,
+                   "decoding the %zu-byte model needs more than the %zu-byte memory cap; raise max_bytes if the model "
+                   "is trusted to need it",
                    len, m->mem.max);
+    CL_ENSURE_GOTO(mp != NULL, CL_ERR_FORMAT, "%zu bytes are not a valid ONNX model (protobuf decoding failed)", len);
     CL_ENSURE_GOTO(mp->has_ir_version && mp->ir_version >= 3, CL_ERR_UNSUPPORTED,
                    "the model's IR version %lld is missing or older than 3", (long long)mp->ir_version);
     CL_ENSURE_GOTO(mp->graph != NULL, CL_ERR_FORMAT, "the model has no graph");

@@ -267,6 +267,8 @@ INFER_KERNEL(infer_op_transpose)
 
 INFER_CHECK(infer_check_concat)
 {
+    int64_t axis;
+    CL_GUARD(infer_attr_int(n, "axis", 0, &axis));
     CL_ENSURE(infer_attr_has(n, "axis"), CL_ERR_FORMAT, "node '%s' (Concat) is missing the required attribute 'axis'",
               n->name);
     return CL_OK;
