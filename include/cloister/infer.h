@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cloister/buf.h"
 #include "cloister/error.h"
 
 #ifdef __cplusplus
@@ -95,6 +96,13 @@ CL_MUST_USE cl_status cl_infer_run(cl_infer_model *m, const cl_infer_tensor *inp
 
 /* Parses one serialised ONNX TensorProto (the backend tests' .pb files). */
 CL_MUST_USE cl_status cl_infer_tensor_parse(const void *bytes, size_t len, cl_infer_tensor *out);
+
+/* NumPy .npy (format 1.0 to 3.0, C order, little-endian or byte-sized
+ * elements) to and from tensors. Parsing is bounded: the header is at most
+ * 64 KiB and the data must be exactly what the shape says. */
+CL_MUST_USE cl_status cl_infer_npy_parse(const void *bytes, size_t len, cl_infer_tensor *out);
+/* Appends the tensor as a format 1.0 .npy file to out. */
+CL_MUST_USE cl_status cl_infer_npy_write(const cl_infer_tensor *t, cl_buf *out);
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,7 @@ int cmd_seal(int argc, char **argv);
 int cmd_unseal(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_fernet(int argc, char **argv);
+int cmd_infer_local(int argc, char **argv);
 
 /* Prints "cloister: error: <message>" for the thread's last error and returns
  * the exit code for it (2 for usage errors, 1 otherwise). */
