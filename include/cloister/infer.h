@@ -52,10 +52,22 @@ typedef struct cl_infer_tensor {
     bool borrowed;
 } cl_infer_tensor;
 
+/* Which kernels run Conv, ConvTranspose, Gemm and MatMul. Every other op, and
+ * any configuration the fast path does not cover, uses the reference kernels. */
+typedef enum cl_infer_backend {
+    CL_INFER_BACKEND_DEFAULT = 0, /* oneDNN when this build has it */
+    CL_INFER_BACKEND_REFERENCE,   /* plain-C reference kernels only */
+    CL_INFER_BACKEND_ONEDNN,      /* oneDNN (fails to load if not built in) */
+} cl_infer_backend;
+
 typedef struct cl_infer_options {
     size_t max_bytes; /* cap on all memory the model may hold at once; 0 = default */
     int threads;      /* 0 = all cores */
+    cl_infer_backend backend;
 } cl_infer_options;
+
+/* Whether this build has the oneDNN kernels. */
+bool cl_infer_onednn_available(void);
 
 #define CL_INFER_MAX_BYTES_DEFAULT ((size_t)4 << 30)
 

@@ -14,50 +14,50 @@
 #include "ops.h"
 
 static const infer_op infer_ops[] = {
-    {"Abs", 1, 1, 1, 1, infer_op_unary, NULL},
-    {"Add", 2, 2, 1, 1, infer_op_binary, NULL},
-    {"AveragePool", 1, 1, 1, 1, infer_op_avgpool, infer_check_pool},
-    {"BatchNormalization", 5, 5, 1, 1, infer_op_batchnorm, infer_check_batchnorm},
-    {"Cast", 1, 1, 1, 1, infer_op_cast, infer_check_cast},
-    {"Ceil", 1, 1, 1, 1, infer_op_unary, NULL},
-    {"Clip", 1, 3, 1, 1, infer_op_clip, NULL},
-    {"Concat", 1, 1 << 20, 1, 1, infer_op_concat, infer_check_concat},
-    {"Constant", 0, 0, 1, 1, infer_op_constant, infer_check_constant},
-    {"Conv", 2, 3, 1, 1, infer_op_conv, infer_check_conv},
-    {"ConvTranspose", 2, 3, 1, 1, infer_op_convtranspose, infer_check_conv},
-    {"Div", 2, 2, 1, 1, infer_op_binary, NULL},
-    {"Dropout", 1, 3, 1, 2, infer_op_dropout, NULL},
-    {"Erf", 1, 1, 1, 1, infer_op_unary, NULL},
-    {"Exp", 1, 1, 1, 1, infer_op_unary, NULL},
-    {"Flatten", 1, 1, 1, 1, infer_op_flatten, NULL},
-    {"Floor", 1, 1, 1, 1, infer_op_unary, NULL},
-    {"Gather", 2, 2, 1, 1, infer_op_gather, NULL},
-    {"Gemm", 2, 3, 1, 1, infer_op_gemm, NULL},
-    {"GlobalAveragePool", 1, 1, 1, 1, infer_op_globalavgpool, NULL},
-    {"Identity", 1, 1, 1, 1, infer_op_identity, NULL},
-    {"LeakyRelu", 1, 1, 1, 1, infer_op_unary, NULL},
-    {"Log", 1, 1, 1, 1, infer_op_unary, NULL},
-    {"LogSoftmax", 1, 1, 1, 1, infer_op_softmax, NULL},
-    {"MatMul", 2, 2, 1, 1, infer_op_matmul, NULL},
-    {"MaxPool", 1, 1, 1, 2, infer_op_maxpool, infer_check_pool},
-    {"Mul", 2, 2, 1, 1, infer_op_binary, NULL},
-    {"Neg", 1, 1, 1, 1, infer_op_unary, NULL},
-    {"Pad", 1, 4, 1, 1, infer_op_pad, infer_check_pad},
-    {"Pow", 2, 2, 1, 1, infer_op_binary, NULL},
-    {"Reciprocal", 1, 1, 1, 1, infer_op_unary, NULL},
-    {"ReduceMean", 1, 2, 1, 1, infer_op_reducemean, NULL},
-    {"Relu", 1, 1, 1, 1, infer_op_unary, NULL},
-    {"Reshape", 2, 2, 1, 1, infer_op_reshape, NULL},
-    {"Resize", 1, 4, 1, 1, infer_op_resize, infer_check_resize},
-    {"Shape", 1, 1, 1, 1, infer_op_shape, NULL},
-    {"Sigmoid", 1, 1, 1, 1, infer_op_unary, NULL},
-    {"Softmax", 1, 1, 1, 1, infer_op_softmax, NULL},
-    {"Sqrt", 1, 1, 1, 1, infer_op_unary, NULL},
-    {"Squeeze", 1, 2, 1, 1, infer_op_squeeze, NULL},
-    {"Sub", 2, 2, 1, 1, infer_op_binary, NULL},
-    {"Tanh", 1, 1, 1, 1, infer_op_unary, NULL},
-    {"Transpose", 1, 1, 1, 1, infer_op_transpose, NULL},
-    {"Unsqueeze", 1, 2, 1, 1, infer_op_unsqueeze, NULL},
+    {"Abs", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
+    {"Add", 2, 2, 1, 1, infer_op_binary, NULL, NULL},
+    {"AveragePool", 1, 1, 1, 1, infer_op_avgpool, infer_check_pool, NULL},
+    {"BatchNormalization", 5, 5, 1, 1, infer_op_batchnorm, infer_check_batchnorm, NULL},
+    {"Cast", 1, 1, 1, 1, infer_op_cast, infer_check_cast, NULL},
+    {"Ceil", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
+    {"Clip", 1, 3, 1, 1, infer_op_clip, NULL, NULL},
+    {"Concat", 1, 1 << 20, 1, 1, infer_op_concat, infer_check_concat, NULL},
+    {"Constant", 0, 0, 1, 1, infer_op_constant, infer_check_constant, NULL},
+    {"Conv", 2, 3, 1, 1, infer_op_conv, infer_check_conv, infer_dnnl_conv},
+    {"ConvTranspose", 2, 3, 1, 1, infer_op_convtranspose, infer_check_conv, infer_dnnl_convtranspose},
+    {"Div", 2, 2, 1, 1, infer_op_binary, NULL, NULL},
+    {"Dropout", 1, 3, 1, 2, infer_op_dropout, NULL, NULL},
+    {"Erf", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
+    {"Exp", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
+    {"Flatten", 1, 1, 1, 1, infer_op_flatten, NULL, NULL},
+    {"Floor", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
+    {"Gather", 2, 2, 1, 1, infer_op_gather, NULL, NULL},
+    {"Gemm", 2, 3, 1, 1, infer_op_gemm, NULL, infer_dnnl_gemm},
+    {"GlobalAveragePool", 1, 1, 1, 1, infer_op_globalavgpool, NULL, NULL},
+    {"Identity", 1, 1, 1, 1, infer_op_identity, NULL, NULL},
+    {"LeakyRelu", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
+    {"Log", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
+    {"LogSoftmax", 1, 1, 1, 1, infer_op_softmax, NULL, NULL},
+    {"MatMul", 2, 2, 1, 1, infer_op_matmul, NULL, infer_dnnl_matmul},
+    {"MaxPool", 1, 1, 1, 2, infer_op_maxpool, infer_check_pool, NULL},
+    {"Mul", 2, 2, 1, 1, infer_op_binary, NULL, NULL},
+    {"Neg", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
+    {"Pad", 1, 4, 1, 1, infer_op_pad, infer_check_pad, NULL},
+    {"Pow", 2, 2, 1, 1, infer_op_binary, NULL, NULL},
+    {"Reciprocal", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
+    {"ReduceMean", 1, 2, 1, 1, infer_op_reducemean, NULL, NULL},
+    {"Relu", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
+    {"Reshape", 2, 2, 1, 1, infer_op_reshape, NULL, NULL},
+    {"Resize", 1, 4, 1, 1, infer_op_resize, infer_check_resize, NULL},
+    {"Shape", 1, 1, 1, 1, infer_op_shape, NULL, NULL},
+    {"Sigmoid", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
+    {"Softmax", 1, 1, 1, 1, infer_op_softmax, NULL, NULL},
+    {"Sqrt", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
+    {"Squeeze", 1, 2, 1, 1, infer_op_squeeze, NULL, NULL},
+    {"Sub", 2, 2, 1, 1, infer_op_binary, NULL, NULL},
+    {"Tanh", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
+    {"Transpose", 1, 1, 1, 1, infer_op_transpose, NULL, NULL},
+    {"Unsqueeze", 1, 2, 1, 1, infer_op_unsqueeze, NULL, NULL},
 };
 
 #define INFER_N_OPS (sizeof(infer_ops) / sizeof(infer_ops[0]))
@@ -130,8 +130,11 @@ static cl_status infer_node_run(cl_infer_model *m, size_t idx)
     }
     for (int i = 0; i < n->n_in; i++) in[i] = n->in[i] >= 0 ? &m->values[n->in[i]].t : NULL;
     for (int i = 0; i < n->n_out; i++) outl[i] = n->out[i] >= 0 ? &m->values[n->out[i]].t : NULL;
-    infer_ctx c = {m, n, &m->mem, m->opset};
-    rc = n->def->run(&c, in, n->n_in, outl, n->n_out);
+    infer_ctx c = {m, n, &m->mem, m->opset, m->fast ? &m->fast[idx] : NULL};
+    bool handled = false;
+    if (m->use_onednn && n->def->fast != NULL) rc = n->def->fast(&c, in, n->n_in, outl, n->n_out, &handled);
+    if (rc == CL_OK && !handled) rc = n->def->run(&c, in, n->n_in, outl, n->n_out);
+    m->fast_runs += handled;
     if (rc != CL_OK) rc = cl_error_wrap("node '%s' (%s)", n->name, n->op);
     if (in != inl) free(in);
     return rc;

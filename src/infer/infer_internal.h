@@ -67,6 +67,10 @@ struct cl_infer_model {
     int *outputs;
     size_t n_outputs;
     int threads;
+    bool use_onednn;
+    void *dnnl;       /* engine and stream (onednn.c) */
+    void **fast;      /* per node: the fast path's cached primitive, or NULL */
+    size_t fast_runs; /* nodes run by the fast path (tests check it is used) */
 };
 
 typedef struct infer_ctx {
@@ -74,6 +78,7 @@ typedef struct infer_ctx {
     const infer_node *node;
     infer_mem *mem;
     int64_t opset;
+    void **fast; /* this node's slot in m->fast */
 } infer_ctx;
 
 /* A kernel: computes output shapes, allocates outputs through ctx->mem and
@@ -83,12 +88,30 @@ typedef cl_status (*infer_kernel_fn)(infer_ctx *c, cl_infer_tensor **in, int n_i
 /* Load-time check of a node's attributes. */
 typedef cl_status (*infer_check_fn)(const infer_node *n, int64_t opset);
 
+/* A fast-path kernel: sets *handled = false (and returns CL_OK) when the
+ * configuration is one it does not cover, so the reference kernel runs. */
+typedef cl_status (*infer_fast_fn)(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                                   bool *handled);
+
 typedef struct infer_op {
     const char *name;
     int min_in, max_in, min_out, max_out;
     infer_kernel_fn run;
     infer_check_fn check;
+    infer_fast_fn fast;
 } infer_op;
+
+/* --- oneDNN (onednn.c; stubs when the build has no oneDNN) ---------------- */
+CL_MUST_USE cl_status infer_dnnl_init(cl_infer_model *m);
+void infer_dnnl_free(cl_infer_model *m);
+CL_MUST_USE cl_status infer_dnnl_conv(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                                      bool *handled);
+CL_MUST_USE cl_status infer_dnnl_convtranspose(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out,
+                                               int n_out, bool *handled);
+CL_MUST_USE cl_status infer_dnnl_gemm(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                                      bool *handled);
+CL_MUST_USE cl_status infer_dnnl_matmul(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                                        bool *handled);
 
 const infer_op *infer_op_find(const char *name);
 /* Comma-separated list of supported op types (for error messages and docs). */

@@ -521,6 +521,15 @@ cl_status cl_infer_model_load(const void *bytes, size_t len, const cl_infer_opti
     CL_ENSURE_GOTO(mp->n_functions == 0, CL_ERR_UNSUPPORTED, "model-local functions are not supported");
     CL_GUARD_GOTO(infer_opset_find(mp, &m->opset));
     CL_GUARD_GOTO(infer_graph_bind(m, pa));
+    cl_infer_backend be = opts ? opts->backend : CL_INFER_BACKEND_DEFAULT;
+    CL_ENSURE_GOTO(be != CL_INFER_BACKEND_ONEDNN || cl_infer_onednn_available(), CL_ERR_UNSUPPORTED,
+                   "the oneDNN backend was asked for, but this build has no oneDNN");
+    m->use_onednn = be != CL_INFER_BACKEND_REFERENCE && cl_infer_onednn_available();
+    if (m->use_onednn) {
+        m->fast = calloc(m->n_nodes + 1, sizeof(void *));
+        CL_ENSURE_GOTO(m->fast != NULL, CL_ERR_NOMEM, "out of memory");
+        CL_GUARD_GOTO(infer_dnnl_init(m));
+    }
     CL_LOG_DEBUG("loaded ONNX model: opset %lld, %zu nodes, %zu values, %zu bytes held", (long long)m->opset,
                  m->n_nodes, m->n_values, m->mem.used);
     *out = m;
@@ -533,6 +542,8 @@ out:
 void cl_infer_model_free(cl_infer_model *m)
 {
     if (m == NULL) return;
+    infer_dnnl_free(m);
+    free(m->fast);
     for (size_t i = 0; i < m->n_values; i++) infer_tensor_release(&m->mem, &m->values[i].t);
     for (size_t i = 0; i < m->n_nodes; i++) free(m->nodes[i].in);
     free(m->values);

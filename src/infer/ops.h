@@ -17,6 +17,22 @@ INFER_KERNEL(infer_op_cast);
 INFER_CHECK(infer_check_cast);
 
 /* ops_nn.c */
+#define SP 3 /* spatial dimensions every window problem is widened to */
+
+/* Geometry of a Conv / pool / ConvTranspose window, widened to 3 spatial
+ * dims with leading unit dims (index SP - nsp + i is real spatial dim i). */
+typedef struct infer_window {
+    int nsp; /* the problem's real spatial rank, 1..3 */
+    int64_t in[SP], k[SP], out[SP], stride[SP], dil[SP], pad_b[SP], pad_e[SP];
+} infer_window;
+
+CL_MUST_USE cl_status infer_window_make(const infer_ctx *c, const cl_infer_tensor *x, const int64_t *kernel,
+                                        bool ceil_mode, bool has_dilations, infer_window *w);
+CL_MUST_USE cl_status infer_conv_kernel(const infer_ctx *c, const cl_infer_tensor *x, const cl_infer_tensor *w,
+                                        int64_t *k);
+/* ConvTranspose geometry; *m_out = output channels. */
+CL_MUST_USE cl_status infer_convt_window(const infer_ctx *c, const cl_infer_tensor *x, const cl_infer_tensor *wt,
+                                         int64_t *m_out, infer_window *w);
 INFER_KERNEL(infer_op_conv);
 INFER_KERNEL(infer_op_convtranspose);
 INFER_CHECK(infer_check_conv);

@@ -9,13 +9,6 @@
 
 #include "ops.h"
 
-#define SP 3 /* spatial dimensions every problem is widened to */
-
-typedef struct infer_window {
-    int nsp; /* the problem's real spatial rank, 1..3 */
-    int64_t in[SP], k[SP], out[SP], stride[SP], dil[SP], pad_b[SP], pad_e[SP];
-} infer_window;
-
 static cl_status infer_auto_pad(const infer_node *n, char *buf, size_t bufsz)
 {
     CL_GUARD(infer_attr_string(n, "auto_pad", "NOTSET", buf, bufsz));
@@ -38,8 +31,8 @@ static cl_status infer_ints_n(const infer_node *n, const char *name, size_t want
 
 /* Window geometry shared by Conv and the pools (ONNX Conv / MaxPool "auto_pad",
  * "pads", "strides", "dilations", and the pools' ceil_mode). */
-static cl_status infer_window_make(const infer_ctx *c, const cl_infer_tensor *x, const int64_t *kernel, bool ceil_mode,
-                                   bool has_dilations, infer_window *w)
+cl_status infer_window_make(const infer_ctx *c, const cl_infer_tensor *x, const int64_t *kernel, bool ceil_mode,
+                            bool has_dilations, infer_window *w)
 {
     const infer_node *n = c->node;
     char ap[16];
@@ -100,7 +93,7 @@ INFER_CHECK(infer_check_conv)
 }
 
 /* The kernel's spatial shape: the attribute if given, else W's trailing dims. */
-static cl_status infer_conv_kernel(const infer_ctx *c, const cl_infer_tensor *x, const cl_infer_tensor *w, int64_t *k)
+cl_status infer_conv_kernel(const infer_ctx *c, const cl_infer_tensor *x, const cl_infer_tensor *w, int64_t *k)
 {
     const infer_node *n = c->node;
     int nsp = x->rank - 2;
@@ -189,10 +182,10 @@ INFER_KERNEL(infer_op_conv)
 /* ONNX ConvTranspose: each input pixel scatters W into the output at
  * in*stride + k*dilation - pad_begin. The output shape follows the operator's
  * formula, or output_shape with the padding derived from it. */
-INFER_KERNEL(infer_op_convtranspose)
+cl_status infer_convt_window(const infer_ctx *c, const cl_infer_tensor *x, const cl_infer_tensor *wt, int64_t *m_out,
+                             infer_window *wout)
 {
     const infer_node *nd = c->node;
-    const cl_infer_tensor *x = in[0], *wt = in[1], *b = n_in > 2 ? in[2] : NULL;
     INFER_NEED_FLOAT(c, x, "input");
     INFER_NEED_FLOAT(c, wt, "weight");
     CL_ENSURE(x->rank >= 3 && x->rank <= 2 + SP, CL_ERR_UNSUPPORTED,
@@ -201,15 +194,10 @@ INFER_KERNEL(infer_op_convtranspose)
     int64_t k[SP], group;
     CL_GUARD(infer_conv_kernel(c, x, wt, k));
     CL_GUARD(infer_attr_int(nd, "group", 1, &group));
-    int64_t N = x->dims[0], C = x->dims[1], Mg = wt->dims[1], M = Mg * group;
+    int64_t C = x->dims[1], Mg = wt->dims[1], M = Mg * group;
     CL_ENSURE(wt->dims[0] == C && C % group == 0, CL_ERR_FORMAT,
               "ConvTranspose: weight has %lld input channels, input has %lld (group %lld)", (long long)wt->dims[0],
               (long long)C, (long long)group);
-    if (b != NULL) {
-        INFER_NEED_FLOAT(c, b, "bias");
-        CL_ENSURE(b->rank == 1 && b->dims[0] == M, CL_ERR_FORMAT, "ConvTranspose: bias must have %lld values",
-                  (long long)M);
-    }
     char ap[16];
     const int64_t *strides, *dil, *pads, *opad, *oshape;
     bool fs, fd, fp, fo, fos;
@@ -262,6 +250,25 @@ INFER_KERNEL(infer_op_convtranspose)
         CL_ENSURE(w.out[i] >= 1, CL_ERR_FORMAT, "ConvTranspose: output dimension %d would be %lld", i,
                   (long long)w.out[i]);
     }
+    *m_out = M;
+    *wout = w;
+    return CL_OK;
+}
+
+INFER_KERNEL(infer_op_convtranspose)
+{
+    const cl_infer_tensor *x = in[0], *wt = in[1], *b = n_in > 2 ? in[2] : NULL;
+    infer_window w;
+    int64_t M, group;
+    CL_GUARD(infer_convt_window(c, x, wt, &M, &w));
+    CL_GUARD(infer_attr_int(c->node, "group", 1, &group));
+    if (b != NULL) {
+        INFER_NEED_FLOAT(c, b, "bias");
+        CL_ENSURE(b->rank == 1 && b->dims[0] == M, CL_ERR_FORMAT, "ConvTranspose: bias must have %lld values",
+                  (long long)M);
+    }
+    int nsp = w.nsp;
+    int64_t N = x->dims[0], C = x->dims[1], Mg = M / group;
     int64_t od[CL_INFER_MAX_RANK] = {N, M};
     for (int i = 0; i < nsp; i++) od[2 + i] = w.out[SP - nsp + i];
     CL_GUARD(infer_tensor_new(c->mem, out[0], CL_INFER_FLOAT, x->rank, od));

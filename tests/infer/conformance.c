@@ -4,7 +4,7 @@
  * suite whose operators this runtime supports, compares each output with the
  * reference data ONNX generated (numpy), and prints pass/fail per op.
  *
- *   infer_conformance DATA_DIR/node XFAIL_FILE
+ *   infer_conformance DATA_DIR/node XFAIL_FILE [reference|onednn]
  *
  * A case is "unsupported" when loading reports CL_ERR_UNSUPPORTED (an op,
  * attribute value or element type outside the runtime's documented set) or a
@@ -42,6 +42,7 @@ typedef struct op_stat {
 static op_stat stats[MAX_OPS];
 static int n_stats;
 static char *xfail_text;
+static cl_infer_options options;
 
 static op_stat *stat_for(const char *op)
 {
@@ -215,8 +216,19 @@ int main(int argc, char **argv)
         }
         xfail_text = (char *)cl_buf_cstr(&xf);
     }
+    if (argc > 3) {
+        if (strcmp(argv[3], "reference") == 0)
+            options.backend = CL_INFER_BACKEND_REFERENCE;
+        else if (strcmp(argv[3], "onednn") == 0)
+            options.backend = CL_INFER_BACKEND_ONEDNN;
+        else {
+            fprintf(stderr, "unknown backend %s\n", argv[3]);
+            return 2;
+        }
+    }
     char **cases = NULL;
     int n_cases = list_dir(argv[1], "test_", &cases);
+    size_t fast_runs = 0;
     if (n_cases <= 0) {
         fprintf(stderr, "no test cases in %s\n", argv[1]);
         return 1;
@@ -233,7 +245,7 @@ int main(int argc, char **argv)
         char mpath[4200];
         snprintf(mpath, sizeof(mpath), "%s/model.onnx", path);
         cl_status rc = cl_buf_read_file(&mb, mpath);
-        if (rc == CL_OK) rc = cl_infer_model_load(mb.data, mb.len, NULL, &m);
+        if (rc == CL_OK) rc = cl_infer_model_load(mb.data, mb.len, &options, &m);
         if (rc != CL_OK) {
             snprintf(why, sizeof(why), "%s", cl_error_message());
             res = rc == CL_ERR_UNSUPPORTED ? CASE_UNSUPPORTED : CASE_FAIL;
@@ -285,7 +297,14 @@ int main(int argc, char **argv)
             unsup_known_ops += n_ops > 0;
             if (getenv("CONFORMANCE_VERBOSE")) printf("UNSUP %s: %s\n", cases[i], why);
         }
+        if (m != NULL) fast_runs += m->fast_runs;
         cl_infer_model_free(m);
+    }
+    printf("\nbackend: %s (%zu nodes run by oneDNN)\n",
+           options.backend == CL_INFER_BACKEND_REFERENCE ? "reference kernels" : "oneDNN where it applies", fast_runs);
+    if (options.backend == CL_INFER_BACKEND_ONEDNN && fast_runs == 0) {
+        printf("FAIL: the oneDNN backend ran no node\n");
+        unexpected++;
     }
     printf("\nper-op results (cases using a supported op; unsupported = an attribute value or type outside the "
            "runtime's set):\n");

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Compares the runtime with PyTorch on the reference models of tests/models/:
- *   infer_model_check DIR...        runs DIR/model.onnx on DIR/input.npy and
- *                                   compares with DIR/expected.npy (PyTorch's output)
+ *   infer_model_check DIR...        runs DIR/model.onnx on DIR/input.npy with the
+ *                                   reference kernels and with oneDNN, and compares
+ *                                   each with DIR/expected.npy (PyTorch's output)
  *   infer_model_check --npy GOT WANT  compares two .npy files (the CLI's output)
  * Tolerance: |got - want| <= 1e-4 * |want| + 1e-5 for every element.
  */
@@ -12,6 +13,8 @@
 
 #include "cloister/buf.h"
 #include "cloister/infer.h"
+
+#include "infer_internal.h"
 
 static cl_status read_npy(const char *path, cl_infer_tensor *t)
 {
@@ -46,8 +49,12 @@ static int compare(const char *what, const cl_infer_tensor *got, const cl_infer_
     return bad != 0;
 }
 
-static int check_dir(const char *dir)
+static int check_dir(const char *dir, cl_infer_backend backend)
 {
+    cl_infer_options opts = {.backend = backend};
+    const char *bname = backend == CL_INFER_BACKEND_REFERENCE ? "reference" : "oneDNN";
+    char what[4200];
+    snprintf(what, sizeof(what), "%s [%s]", dir, bname);
     char path[4096];
     cl_buf mb;
     cl_infer_model *m = NULL;
@@ -55,7 +62,7 @@ static int check_dir(const char *dir)
     int fails = 1;
     cl_buf_init(&mb, (size_t)1 << 31);
     snprintf(path, sizeof(path), "%s/model.onnx", dir);
-    if (cl_buf_read_file(&mb, path) != CL_OK || cl_infer_model_load(mb.data, mb.len, NULL, &m) != CL_OK) {
+    if (cl_buf_read_file(&mb, path) != CL_OK || cl_infer_model_load(mb.data, mb.len, &opts, &m) != CL_OK) {
         printf("FAIL %s: %s\n", dir, cl_error_message());
         goto out;
     }
@@ -67,8 +74,13 @@ static int check_dir(const char *dir)
         printf("FAIL %s: %s\n", dir, cl_error_message());
         goto out;
     }
-    fails = compare(dir, &out, &want);
-    printf("     peak memory %.1f MiB\n", (double)cl_infer_model_peak_bytes(m) / 1048576.0);
+    fails = compare(what, &out, &want);
+    printf("     peak memory %.1f MiB, %zu nodes run by oneDNN\n", (double)cl_infer_model_peak_bytes(m) / 1048576.0,
+           m->fast_runs);
+    if (backend == CL_INFER_BACKEND_ONEDNN && m->fast_runs == 0) {
+        printf("FAIL %s: oneDNN ran no node\n", what);
+        fails = 1;
+    }
 out:
     cl_infer_tensor_free(&in);
     cl_infer_tensor_free(&want);
@@ -93,6 +105,9 @@ int main(int argc, char **argv)
         return 2;
     }
     int fails = 0;
-    for (int i = 1; i < argc; i++) fails += check_dir(argv[i]);
+    for (int i = 1; i < argc; i++) {
+        fails += check_dir(argv[i], CL_INFER_BACKEND_REFERENCE);
+        if (cl_infer_onednn_available()) fails += check_dir(argv[i], CL_INFER_BACKEND_ONEDNN);
+    }
     return fails != 0;
 }
