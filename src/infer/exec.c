@@ -125,7 +125,8 @@ static cl_status infer_node_run(cl_infer_model *m, size_t idx)
     cl_infer_tensor **in = inl;
     cl_status rc = CL_OK;
     if (n->n_in > 64) {
-        in = calloc((size_t)n->n_in, sizeof(*in));
+        in = calloc((size_t)n->n_in,
+                    sizeof(cl_infer_tensor *)); // NOLINT(bugprone-sizeof-expression): an array of pointers
         CL_ENSURE(in != NULL, CL_ERR_NOMEM, "out of memory running node '%s'", n->name);
     }
     for (int i = 0; i < n->n_in; i++) in[i] = n->in[i] >= 0 ? &m->values[n->in[i]].t : NULL;

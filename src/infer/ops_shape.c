@@ -591,7 +591,7 @@ INFER_KERNEL(infer_op_resize)
     const cl_infer_tensor *src = x;
     for (int a = 0; a < x->rank; a++) {
         double roi_s = crop ? infer_get_f64(roi, (size_t)a) : 0.0,
-               roi_e = crop ? infer_get_f64(roi, (size_t)(a + x->rank)) : 1.0;
+               roi_e = crop ? infer_get_f64(roi, (size_t)a + (size_t)x->rank) : 1.0;
         double scale;
         int64_t out_len;
         if (scales) {

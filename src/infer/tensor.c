@@ -14,16 +14,16 @@
 size_t cl_infer_dtype_size(cl_infer_dtype t)
 {
     switch (t) {
-    case CL_INFER_FLOAT: return 4;
-    case CL_INFER_UINT8: return 1;
-    case CL_INFER_INT8: return 1;
-    case CL_INFER_UINT16: return 2;
-    case CL_INFER_INT16: return 2;
-    case CL_INFER_INT32: return 4;
-    case CL_INFER_INT64: return 8;
+    case CL_INFER_UINT8:
+    case CL_INFER_INT8:
     case CL_INFER_BOOL: return 1;
-    case CL_INFER_DOUBLE: return 8;
+    case CL_INFER_UINT16:
+    case CL_INFER_INT16: return 2;
+    case CL_INFER_FLOAT:
+    case CL_INFER_INT32:
     case CL_INFER_UINT32: return 4;
+    case CL_INFER_INT64:
+    case CL_INFER_DOUBLE:
     case CL_INFER_UINT64: return 8;
     case CL_INFER_UNDEFINED: return 0;
     }
