@@ -32,6 +32,9 @@ typedef struct dnnl_cache {
     size_t key_n;
     dnnl_primitive_t prim;
     dnnl_memory_desc_t src_md, w_user_md, w_md, b_md, dst_md;
+    /* Activations are plain in the graph; the primitive may want them blocked. */
+    dnnl_memory_desc_t src_user_md, dst_user_md;
+    dnnl_primitive_t src_reorder, dst_reorder; /* NULL when the layouts agree */
     bool has_bias;
     bool reorder_w; /* oneDNN wants the weights in another layout */
     void *w_buf;    /* the reordered weights */
@@ -64,6 +67,8 @@ static void dnnl_cache_free(cl_infer_model *m, dnnl_cache *k)
 {
     if (k == NULL) return;
     if (k->prim) dnnl_primitive_destroy(k->prim);
+    if (k->src_reorder) dnnl_primitive_destroy(k->src_reorder);
+    if (k->dst_reorder) dnnl_primitive_destroy(k->dst_reorder);
     if (k->w_buf) {
         cl_memzero(k->w_buf, k->w_bytes);
         free(k->w_buf);
@@ -156,7 +161,21 @@ out:
     return rc;
 }
 
-/* Creates the primitive from an op descriptor and notes the weights layout it chose. */
+static cl_status dnnl_reorder_make(infer_dnnl *d, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                                   dnnl_primitive_t *out)
+{
+    cl_status rc = CL_OK;
+    dnnl_primitive_desc_t rpd = NULL;
+    DNNL_TRY(dnnl_reorder_primitive_desc_create(&rpd, from, d->eng, to, d->eng, NULL), "reorder descriptor");
+    DNNL_TRY(dnnl_primitive_create(out, rpd), "reorder creation");
+out:
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    return rc;
+}
+
+/* Creates the primitive from an op descriptor and notes the layouts it chose
+ * for weights, source and destination (k->src_md / dst_md hold the plain
+ * layouts on entry). */
 static cl_status dnnl_prim_make(infer_ctx *c, dnnl_cache *k, const_dnnl_op_desc_t desc)
 {
     cl_status rc = CL_OK;
@@ -164,12 +183,59 @@ static cl_status dnnl_prim_make(infer_ctx *c, dnnl_cache *k, const_dnnl_op_desc_
     dnnl_primitive_desc_t pd = NULL;
     DNNL_TRY(dnnl_primitive_desc_create(&pd, desc, NULL, d->eng, NULL), "primitive descriptor");
     const dnnl_memory_desc_t *w = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    CL_ENSURE_GOTO(w != NULL, CL_ERR_INTERNAL, "oneDNN primitive has no weights descriptor");
+    const dnnl_memory_desc_t *src = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *dst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    CL_ENSURE_GOTO(w != NULL && src != NULL && dst != NULL, CL_ERR_INTERNAL,
+                   "oneDNN primitive lacks a memory descriptor");
     k->w_md = *w;
     k->reorder_w = !dnnl_memory_desc_equal(&k->w_md, &k->w_user_md);
+    k->src_user_md = k->src_md;
+    k->dst_user_md = k->dst_md;
+    k->src_md = *src;
+    k->dst_md = *dst;
+    if (!dnnl_memory_desc_equal(&k->src_md, &k->src_user_md))
+        CL_GUARD_GOTO(dnnl_reorder_make(d, &k->src_user_md, &k->src_md, &k->src_reorder));
+    if (!dnnl_memory_desc_equal(&k->dst_md, &k->dst_user_md))
+        CL_GUARD_GOTO(dnnl_reorder_make(d, &k->dst_md, &k->dst_user_md, &k->dst_reorder));
     DNNL_TRY(dnnl_primitive_create(&k->prim, pd), "primitive creation");
 out:
     if (pd) dnnl_primitive_desc_destroy(pd);
+    return rc;
+}
+
+/* A scratch buffer for a blocked activation, counted against the cap. */
+static cl_status dnnl_scratch(infer_ctx *c, const dnnl_memory_desc_t *md, void **p, size_t *bytes)
+{
+    *bytes = dnnl_memory_desc_get_size(md);
+    CL_ENSURE(*bytes <= c->mem->max && c->mem->used <= c->mem->max - *bytes, CL_ERR_LIMIT,
+              "a %zu-byte oneDNN buffer would exceed the model's memory cap of %zu bytes", *bytes, c->mem->max);
+    *p = aligned_alloc(64, (*bytes + 63) / 64 * 64);
+    CL_ENSURE(*p != NULL, CL_ERR_NOMEM, "out of memory for a %zu-byte oneDNN buffer", *bytes);
+    c->mem->used += *bytes;
+    if (c->mem->used > c->mem->peak) c->mem->peak = c->mem->used;
+    return CL_OK;
+}
+
+static void dnnl_scratch_free(infer_ctx *c, void *p, size_t bytes)
+{
+    if (p == NULL) return;
+    cl_memzero(p, bytes);
+    free(p);
+    c->mem->used -= bytes;
+}
+
+static cl_status dnnl_reorder_run(infer_dnnl *d, dnnl_primitive_t r, const dnnl_memory_desc_t *from_md, void *from,
+                                  const dnnl_memory_desc_t *to_md, void *to)
+{
+    cl_status rc = CL_OK;
+    dnnl_memory_t mf = NULL, mt = NULL;
+    DNNL_TRY(dnnl_memory_create(&mf, from_md, d->eng, from), "memory");
+    DNNL_TRY(dnnl_memory_create(&mt, to_md, d->eng, to), "memory");
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, mf}, {DNNL_ARG_TO, mt}};
+    DNNL_TRY(dnnl_primitive_execute(r, d->stream, 2, args), "reorder");
+out:
+    if (mf) dnnl_memory_destroy(mf);
+    if (mt) dnnl_memory_destroy(mt);
     return rc;
 }
 
@@ -179,7 +245,18 @@ static cl_status dnnl_run(infer_ctx *c, dnnl_cache *k, const void *src, const vo
     cl_status rc = CL_OK;
     infer_dnnl *d = c->m->dnnl;
     dnnl_memory_t ms = NULL, mw = NULL, mb = NULL, md = NULL;
+    void *bsrc = NULL, *bdst = NULL, *user_dst = dst;
+    size_t bsrc_n = 0, bdst_n = 0;
     dnnl_threads(c->m);
+    if (k->src_reorder != NULL) {
+        CL_GUARD_GOTO(dnnl_scratch(c, &k->src_md, &bsrc, &bsrc_n));
+        CL_GUARD_GOTO(dnnl_reorder_run(d, k->src_reorder, &k->src_user_md, (void *)src, &k->src_md, bsrc));
+        src = bsrc;
+    }
+    if (k->dst_reorder != NULL) {
+        CL_GUARD_GOTO(dnnl_scratch(c, &k->dst_md, &bdst, &bdst_n));
+        dst = bdst;
+    }
     DNNL_TRY(dnnl_memory_create(&ms, &k->src_md, d->eng, (void *)src), "memory");
     DNNL_TRY(dnnl_memory_create(&mw, &k->w_md, d->eng, (void *)w), "memory");
     DNNL_TRY(dnnl_memory_create(&md, &k->dst_md, d->eng, dst), "memory");
@@ -190,8 +267,12 @@ static cl_status dnnl_run(infer_ctx *c, dnnl_cache *k, const void *src, const vo
         args[n++].memory = mb;
     }
     DNNL_TRY(dnnl_primitive_execute(k->prim, d->stream, n, args), "execution");
+    if (k->dst_reorder != NULL)
+        CL_GUARD_GOTO(dnnl_reorder_run(d, k->dst_reorder, &k->dst_md, bdst, &k->dst_user_md, user_dst));
     DNNL_TRY(dnnl_stream_wait(d->stream), "execution");
 out:
+    dnnl_scratch_free(c, bsrc, bsrc_n);
+    dnnl_scratch_free(c, bdst, bdst_n);
     if (ms) dnnl_memory_destroy(ms);
     if (mw) dnnl_memory_destroy(mw);
     if (mb) dnnl_memory_destroy(mb);
@@ -277,9 +358,13 @@ static cl_status dnnl_conv_common(infer_ctx *c, cl_infer_tensor **in, int n_in, 
         k->has_bias = b != NULL;
         k->out_rank = r;
         for (int i = 0; i < r; i++) k->out_dims[i] = dd[i];
-        dnnl_memory_desc_t w_any;
+        dnnl_memory_desc_t w_any, src_any, dst_any;
         DNNL_TRY(dnnl_memory_desc_init_by_tag(&k->src_md, r, sd, dnnl_f32, dnnl_plain[r]), "memory descriptor");
         DNNL_TRY(dnnl_memory_desc_init_by_tag(&k->dst_md, r, dd, dnnl_f32, dnnl_plain[r]), "memory descriptor");
+        /* Let oneDNN pick blocked activation layouts: its direct kernels on
+         * them beat the plain-layout GEMM path by far, reorders included. */
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&src_any, r, sd, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst_any, r, dd, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
         DNNL_TRY(dnnl_memory_desc_init_by_tag(&k->w_user_md, wr, wd, dnnl_f32, wtag), "memory descriptor");
         DNNL_TRY(dnnl_memory_desc_init_by_tag(&w_any, wr, wd, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
         if (b != NULL) {
@@ -290,15 +375,14 @@ static cl_status dnnl_conv_common(infer_ctx *c, cl_infer_tensor **in, int n_in, 
         if (transpose) {
             dnnl_deconvolution_desc_t desc;
             DNNL_TRY(dnnl_dilated_deconvolution_forward_desc_init(&desc, dnnl_forward_inference,
-                                                                  dnnl_deconvolution_direct, &k->src_md, &w_any, bmd,
-                                                                  &k->dst_md, strides, dil, pl, pr),
+                                                                  dnnl_deconvolution_direct, &src_any, &w_any, bmd,
+                                                                  &dst_any, strides, dil, pl, pr),
                      "deconvolution descriptor");
             CL_GUARD_GOTO(dnnl_prim_make(c, k, &desc));
         } else {
             dnnl_convolution_desc_t desc;
             DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct,
-                                                                &k->src_md, &w_any, bmd, &k->dst_md, strides, dil, pl,
-                                                                pr),
+                                                                &src_any, &w_any, bmd, &dst_any, strides, dil, pl, pr),
                      "convolution descriptor");
             CL_GUARD_GOTO(dnnl_prim_make(c, k, &desc));
         }
