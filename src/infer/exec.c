@@ -134,7 +134,14 @@ static cl_status infer_node_run(cl_infer_model *m, size_t idx)
     infer_ctx c = {m, n, &m->mem, m->opset, m->fast ? &m->fast[idx] : NULL};
     bool handled = false;
     if (m->use_onednn && n->def->fast != NULL) rc = n->def->fast(&c, in, n->n_in, outl, n->n_out, &handled);
-    if (rc == CL_OK && !handled) rc = n->def->run(&c, in, n->n_in, outl, n->n_out);
+    if (rc == CL_OK && !handled) {
+        rc = n->def->run(&c, in, n->n_in, outl, n->n_out);
+        if (rc == CL_OK && n->fuse_relu && outl[0]->dtype == CL_INFER_FLOAT) {
+            float *y = outl[0]->data;
+            size_t cnt = cl_infer_tensor_count(outl[0]);
+            for (size_t i = 0; i < cnt; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+        }
+    }
     m->fast_runs += handled;
     if (rc != CL_OK) rc = cl_error_wrap("node '%s' (%s)", n->name, n->op);
     if (in != inl) free(in);
@@ -156,6 +163,7 @@ cl_status cl_infer_run(cl_infer_model *m, const cl_infer_tensor *inputs, size_t 
         v->t.borrowed = true;
     }
     for (size_t i = 0; i < m->n_nodes; i++) {
+        if (m->nodes[i].skip) continue;
         CL_GUARD_GOTO(infer_node_run(m, i));
         const infer_node *n = &m->nodes[i];
         for (int k = 0; k < n->n_out; k++) {

@@ -17,13 +17,29 @@
 /* Largest single tensor (elements), independent of the byte cap. */
 #define INFER_MAX_ELEMS ((int64_t)1 << 32)
 
-/* Accounting for every byte the model holds; allocation beyond max fails. */
+#define INFER_POOL_SLOTS 64
+/* Buffers at least this large are kept for reuse when released. */
+#define INFER_POOL_MIN_BYTES ((size_t)64 << 10)
+
+/* Accounting for every byte the model holds; allocation beyond max fails.
+ * Released tensor buffers are wiped and kept in a small pool, so a run after
+ * the first reuses them instead of mapping fresh pages (sizes repeat from run
+ * to run); pooled bytes count as held. */
 typedef struct infer_mem {
     size_t used;
     size_t peak;
     size_t max;
-    bool cap_hit; /* an allocation was refused for the cap */
+    bool cap_hit;  /* an allocation was refused for the cap */
+    size_t pooled; /* bytes in the pool (included in used) */
+    size_t n_pool;
+    struct {
+        void *p;
+        size_t n;
+    } pool[INFER_POOL_SLOTS];
 } infer_mem;
+
+/* Frees every pooled buffer (at model unload). */
+void infer_mem_pool_drain(infer_mem *mem);
 
 typedef struct infer_value {
     const char *name;
@@ -33,6 +49,8 @@ typedef struct infer_value {
     bool is_output;
     bool defined; /* produced by something before the current node (load-time check) */
     int last_use; /* last node reading it; -1 when none */
+    int producer; /* node writing it; -1 for initializers and graph inputs */
+    int n_uses;   /* node inputs reading it */
     /* declared type of a graph input (for run-time checks) */
     cl_infer_dtype decl_dtype;
     int decl_rank; /* -1 when the shape is not declared */
@@ -49,8 +67,10 @@ typedef struct infer_node {
     const struct infer_op *def;
     int n_in;
     int n_out;
-    int *in;  /* value index, -1 for an omitted optional input */
-    int *out; /* value index, -1 for an omitted optional output */
+    int *in;        /* value index, -1 for an omitted optional input */
+    int *out;       /* value index, -1 for an omitted optional output */
+    bool skip;      /* folded into its producer by a graph rewrite */
+    bool fuse_relu; /* a following Relu was fused: apply it to out[0] */
 } infer_node;
 
 struct cl_infer_model {

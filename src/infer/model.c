@@ -305,6 +305,7 @@ static int infer_value_add(cl_infer_model *m, infer_names *nt, const char *name)
     memset(v, 0, sizeof(*v));
     v->name = name;
     v->last_use = -1;
+    v->producer = -1;
     v->decl_rank = -1;
     size_t i = infer_hash(name) & nt->mask;
     while (nt->slots[i] != 0) i = (i + 1) & nt->mask;
@@ -405,6 +406,7 @@ static cl_status infer_node_bind(cl_infer_model *m, infer_names *nt, size_t idx,
                   n->name, n->op, in);
         n->in[i] = v;
         m->values[v].last_use = (int)idx;
+        m->values[v].n_uses++;
     }
     for (size_t i = 0; i < np->n_output; i++) {
         const char *o = np->output[i];
@@ -417,6 +419,7 @@ static cl_status infer_node_bind(cl_infer_model *m, infer_names *nt, size_t idx,
                   n->name, n->op, o);
         v = infer_value_add(m, nt, o);
         m->values[v].defined = true;
+        m->values[v].producer = (int)idx;
         n->out[i] = v;
     }
     CL_ENSURE(n->def->min_out > 0 ? n->out[0] >= 0 : true, CL_ERR_FORMAT, "node '%s' (%s) has no output name", n->name,
@@ -491,6 +494,26 @@ out:
     return rc;
 }
 
+/* Conv followed by Relu as the only reader of its output: the Relu becomes a
+ * oneDNN post-op of the convolution (or is applied right after the reference
+ * kernel when oneDNN does not take the node). */
+static void infer_graph_fuse(cl_infer_model *m)
+{
+    for (size_t i = 0; i < m->n_nodes; i++) {
+        infer_node *r = &m->nodes[i];
+        if (strcmp(r->op, "Relu") != 0 || r->n_in != 1 || r->in[0] < 0 || r->out[0] < 0) continue;
+        infer_value *v = &m->values[r->in[0]];
+        if (v->producer < 0 || v->is_output || v->n_uses != 1) continue;
+        infer_node *p = &m->nodes[v->producer];
+        if (strcmp(p->op, "Conv") != 0 || p->fuse_relu || p->n_out != 1) continue;
+        p->fuse_relu = true;
+        p->out[0] = r->out[0];
+        m->values[r->out[0]].producer = v->producer;
+        v->producer = -1;
+        r->skip = true;
+    }
+}
+
 cl_status cl_infer_model_load(const void *bytes, size_t len, const cl_infer_options *opts, cl_infer_model **out)
 {
     cl_status rc = CL_OK;
@@ -529,6 +552,7 @@ cl_status cl_infer_model_load(const void *bytes, size_t len, const cl_infer_opti
         m->fast = calloc(m->n_nodes + 1, sizeof(void *));
         CL_ENSURE_GOTO(m->fast != NULL, CL_ERR_NOMEM, "out of memory");
         CL_GUARD_GOTO(infer_dnnl_init(m));
+        infer_graph_fuse(m);
     }
     CL_LOG_DEBUG("loaded ONNX model: opset %lld, %zu nodes, %zu values, %zu bytes held", (long long)m->opset,
                  m->n_nodes, m->n_values, m->mem.used);
@@ -545,6 +569,7 @@ void cl_infer_model_free(cl_infer_model *m)
     infer_dnnl_free(m);
     free(m->fast);
     for (size_t i = 0; i < m->n_values; i++) infer_tensor_release(&m->mem, &m->values[i].t);
+    infer_mem_pool_drain(&m->mem);
     for (size_t i = 0; i < m->n_nodes; i++) free(m->nodes[i].in);
     free(m->values);
     free(m->nodes);

@@ -181,7 +181,15 @@ static cl_status dnnl_prim_make(infer_ctx *c, dnnl_cache *k, const_dnnl_op_desc_
     cl_status rc = CL_OK;
     infer_dnnl *d = c->m->dnnl;
     dnnl_primitive_desc_t pd = NULL;
-    DNNL_TRY(dnnl_primitive_desc_create(&pd, desc, NULL, d->eng, NULL), "primitive descriptor");
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    if (c->node->fuse_relu) {
+        DNNL_TRY(dnnl_post_ops_create(&po), "post-ops");
+        DNNL_TRY(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f), "post-ops");
+        DNNL_TRY(dnnl_primitive_attr_create(&attr), "attributes");
+        DNNL_TRY(dnnl_primitive_attr_set_post_ops(attr, po), "attributes");
+    }
+    DNNL_TRY(dnnl_primitive_desc_create(&pd, desc, attr, d->eng, NULL), "primitive descriptor");
     const dnnl_memory_desc_t *w = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     const dnnl_memory_desc_t *src = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
     const dnnl_memory_desc_t *dst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
@@ -200,6 +208,8 @@ static cl_status dnnl_prim_make(infer_ctx *c, dnnl_cache *k, const_dnnl_op_desc_
     DNNL_TRY(dnnl_primitive_create(&k->prim, pd), "primitive creation");
 out:
     if (pd) dnnl_primitive_desc_destroy(pd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (po) dnnl_post_ops_destroy(po);
     return rc;
 }
 

@@ -118,10 +118,33 @@ void cl_infer_tensor_free(cl_infer_tensor *t)
     memset(t, 0, sizeof(*t));
 }
 
+static void infer_pool_evict(infer_mem *mem, size_t i)
+{
+    free(mem->pool[i].p);
+    mem->used -= mem->pool[i].n;
+    mem->pooled -= mem->pool[i].n;
+    mem->pool[i] = mem->pool[--mem->n_pool];
+}
+
+void infer_mem_pool_drain(infer_mem *mem)
+{
+    while (mem->n_pool > 0) infer_pool_evict(mem, mem->n_pool - 1);
+}
+
 cl_status infer_tensor_new(infer_mem *mem, cl_infer_tensor *t, cl_infer_dtype dtype, int rank, const int64_t *dims)
 {
     size_t nbytes;
     CL_GUARD(infer_tensor_shape_set(t, dtype, rank, dims, &nbytes));
+    /* A pooled buffer of the same size is already zero (wiped on release). */
+    for (size_t i = 0; i < mem->n_pool; i++) {
+        if (mem->pool[i].n != nbytes) continue;
+        t->data = mem->pool[i].p;
+        t->nbytes = nbytes;
+        mem->pooled -= nbytes;
+        mem->pool[i] = mem->pool[--mem->n_pool];
+        return CL_OK;
+    }
+    while (mem->n_pool > 0 && !(nbytes <= mem->max && mem->used <= mem->max - nbytes)) infer_pool_evict(mem, 0);
     CL_ENSURE(nbytes <= mem->max && mem->used <= mem->max - nbytes, CL_ERR_LIMIT,
               "allocating a %zu-byte tensor would exceed the model's memory cap of %zu bytes (%zu in use); "
               "raise max_bytes if the model is trusted to need it",
@@ -136,6 +159,16 @@ cl_status infer_tensor_new(infer_mem *mem, cl_infer_tensor *t, cl_infer_dtype dt
 
 void infer_tensor_release(infer_mem *mem, cl_infer_tensor *t)
 {
+    if (t->data != NULL && !t->borrowed && t->nbytes >= INFER_POOL_MIN_BYTES) {
+        cl_memzero(t->data, t->nbytes);
+        if (mem->n_pool == INFER_POOL_SLOTS) infer_pool_evict(mem, 0);
+        mem->pool[mem->n_pool].p = t->data;
+        mem->pool[mem->n_pool].n = t->nbytes;
+        mem->n_pool++;
+        mem->pooled += t->nbytes;
+        memset(t, 0, sizeof(*t));
+        return;
+    }
     if (t->data != NULL && !t->borrowed) mem->used -= t->nbytes;
     cl_infer_tensor_free(t);
 }
