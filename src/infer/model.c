@@ -5,6 +5,7 @@
  * that counts every byte against the model's cap and wipes what it frees. Then
  * the graph is validated in full before anything runs.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -494,6 +495,68 @@ out:
     return rc;
 }
 
+/* An initializer only this one input reads (so it may be rewritten in place). */
+static bool infer_private_init(const cl_infer_model *m, int v)
+{
+    return v >= 0 && m->values[v].is_init && m->values[v].n_uses == 1 && m->values[v].t.dtype == CL_INFER_FLOAT;
+}
+
+/* Folds BatchNormalization (inference) into the Conv before it when every
+ * parameter is an initializer read only there: with a = scale / sqrt(var + eps),
+ * W'[m] = W[m] * a[m] and b'[m] = (b[m] - mean[m]) * a[m] + B[m] (ONNX
+ * BatchNormalization). Without a Conv bias, BN's B initializer becomes it. */
+static cl_status infer_graph_fold_bn(cl_infer_model *m)
+{
+    for (size_t i = 0; i < m->n_nodes; i++) {
+        infer_node *r = &m->nodes[i];
+        if (strcmp(r->op, "BatchNormalization") != 0 || r->skip || r->n_out != 1 || r->in[0] < 0) continue;
+        infer_value *x = &m->values[r->in[0]];
+        if (x->producer < 0 || x->is_output || x->n_uses != 1) continue;
+        infer_node *p = &m->nodes[x->producer];
+        if (strcmp(p->op, "Conv") != 0 || p->n_out != 1 || p->fuse_relu || !infer_private_init(m, p->in[1])) continue;
+        bool has_bias = p->n_in > 2 && p->in[2] >= 0;
+        if (has_bias && !infer_private_init(m, p->in[2])) continue;
+        bool ok = true;
+        for (int k = 1; k < 5; k++) ok &= infer_private_init(m, r->in[k]);
+        if (!ok) continue;
+        cl_infer_tensor *w = &m->values[p->in[1]].t;
+        int64_t M = w->rank >= 1 ? w->dims[0] : 0;
+        for (int k = 1; k < 5; k++) ok &= cl_infer_tensor_count(&m->values[r->in[k]].t) == (size_t)M;
+        if (has_bias) ok &= cl_infer_tensor_count(&m->values[p->in[2]].t) == (size_t)M;
+        if (!ok || M <= 0) continue;
+        float eps;
+        CL_GUARD(infer_attr_float(r, "epsilon", 1e-5f, &eps));
+        const float *scale = m->values[r->in[1]].t.data, *mean = m->values[r->in[3]].t.data;
+        const float *var = m->values[r->in[4]].t.data;
+        float *bn_b = m->values[r->in[2]].t.data, *W = w->data;
+        float *cb = has_bias ? m->values[p->in[2]].t.data : NULL;
+        size_t per = cl_infer_tensor_count(w) / (size_t)M;
+        for (int64_t ch = 0; ch < M; ch++) {
+            float a = scale[ch] / sqrtf(var[ch] + eps);
+            for (size_t j = 0; j < per; j++) W[(size_t)ch * per + j] *= a;
+            float b0 = cb ? cb[ch] : 0.0f;
+            bn_b[ch] = (b0 - mean[ch]) * a + bn_b[ch];
+        }
+        /* The Conv now reads BN's B as its bias and writes BN's output. */
+        int *io = calloc((size_t)3 + (size_t)p->n_out + 1, sizeof(int));
+        CL_ENSURE(io != NULL, CL_ERR_NOMEM, "out of memory rewriting node '%s'", p->name);
+        io[0] = p->in[0];
+        io[1] = p->in[1];
+        io[2] = r->in[2];
+        io[3] = r->out[0];
+        if (has_bias) m->values[p->in[2]].n_uses = 0;
+        m->values[r->in[2]].last_use = (int)x->producer;
+        free(p->in);
+        p->in = io;
+        p->out = io + 3;
+        p->n_in = 3;
+        m->values[r->out[0]].producer = x->producer;
+        x->producer = -1;
+        r->skip = true;
+    }
+    return CL_OK;
+}
+
 /* Conv followed by Relu as the only reader of its output: the Relu becomes a
  * oneDNN post-op of the convolution (or is applied right after the reference
  * kernel when oneDNN does not take the node). */
@@ -552,6 +615,7 @@ cl_status cl_infer_model_load(const void *bytes, size_t len, const cl_infer_opti
         m->fast = calloc(m->n_nodes + 1, sizeof(void *));
         CL_ENSURE_GOTO(m->fast != NULL, CL_ERR_NOMEM, "out of memory");
         CL_GUARD_GOTO(infer_dnnl_init(m));
+        CL_GUARD_GOTO(infer_graph_fold_bn(m));
         infer_graph_fuse(m);
     }
     CL_LOG_DEBUG("loaded ONNX model: opset %lld, %zu nodes, %zu values, %zu bytes held", (long long)m->opset,

@@ -215,6 +215,76 @@ static void test_matmul(void **state)
     matmul_case(3, a3, b3x, false);
 }
 
+static size_t skipped(const cl_infer_model *m)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_nodes; i++) n += m->nodes[i].skip;
+    return n;
+}
+
+/* Conv -> BatchNormalization -> Relu: folded and fused on the oneDNN path only,
+ * same results; a weight shared by two convs is not folded. */
+static void test_fold_and_fuse(void **state)
+{
+    (void)state;
+    if (!cl_infer_onednn_available()) skip();
+    for (int shared = 0; shared < 2; shared++) {
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            tm_model *t = tm_new(13);
+            const int64_t xd[4] = {1, 3, 8, 8}, wd[4] = {4, 3, 3, 3}, cd[1] = {4};
+            const int64_t pads[4] = {1, 1, 1, 1};
+            tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 4, xd);
+            init_random(t, "W", 4, wd, 21);
+            init_random(t, "CB", 1, cd, 22);
+            init_random(t, "S", 1, cd, 23);
+            init_random(t, "B", 1, cd, 24);
+            init_random(t, "Mu", 1, cd, 25);
+            /* variances must be positive */
+            const float var[4] = {0.5f, 1.0f, 1.5f, 2.0f};
+            tm_init_f32(t, "V", 1, cd, var, false);
+            Onnx__NodeProto *n = tm_node(t, "Conv", "c1", with_bias ? "X,W,CB" : "X,W", "C1");
+            tm_attr_ints(t, n, "pads", 4, pads);
+            tm_node(t, "BatchNormalization", "bn", "C1,S,B,Mu,V", "N1");
+            tm_node(t, "Relu", "r", "N1", "Y");
+            tm_output(t, "Y");
+            if (shared) {
+                n = tm_node(t, "Conv", "c2", "X,W", "Y2");
+                tm_attr_ints(t, n, "pads", 4, pads);
+                tm_output(t, "Y2");
+            }
+            if (!shared) compare_backends(t, 4, xd, true);
+            cl_buf b;
+            tm_pack(t, &b);
+            cl_infer_options o = {.backend = CL_INFER_BACKEND_ONEDNN}, r = {.backend = CL_INFER_BACKEND_REFERENCE};
+            cl_infer_model *dm = NULL, *rm = NULL;
+            assert_ok(cl_infer_model_load(b.data, b.len, &o, &dm));
+            assert_ok(cl_infer_model_load(b.data, b.len, &r, &rm));
+            /* BN folded and Relu fused, unless the weight is shared: then BN stays and the Relu follows it. */
+            assert_int_equal(skipped(dm), shared ? 0 : 2);
+            assert_int_equal(skipped(rm), 0);
+            if (shared) {
+                float x[192];
+                unsigned seed = 5;
+                for (int i = 0; i < 192; i++) x[i] = frand(&seed);
+                cl_infer_tensor in = tm_f32(4, xd, x), a[2], d[2];
+                assert_ok(cl_infer_run(rm, &in, 1, a, 2));
+                assert_ok(cl_infer_run(dm, &in, 1, d, 2));
+                for (int k = 0; k < 2; k++) {
+                    const float *pa = a[k].data, *pd = d[k].data;
+                    for (size_t i = 0; i < cl_infer_tensor_count(&a[k]); i++)
+                        assert_true(fabsf(pa[i] - pd[i]) <= 1e-4f * fabsf(pa[i]) + 1e-5f);
+                    cl_infer_tensor_free(&a[k]);
+                    cl_infer_tensor_free(&d[k]);
+                }
+            }
+            cl_infer_model_free(dm);
+            cl_infer_model_free(rm);
+            cl_buf_free(&b);
+            tm_free(t);
+        }
+    }
+}
+
 /* A new input shape invalidates the cached primitive. */
 static void test_shape_change(void **state)
 {
@@ -248,7 +318,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv),   cmocka_unit_test(test_convtranspose), cmocka_unit_test(test_gemm),
-        cmocka_unit_test(test_matmul), cmocka_unit_test(test_shape_change),
+        cmocka_unit_test(test_matmul), cmocka_unit_test(test_shape_change),  cmocka_unit_test(test_fold_and_fuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
