@@ -18,7 +18,7 @@
 #define INFER_CLI_PRINT_MAX 32
 
 static const char infer_usage[] =
-    "Usage: cloister infer-local MODEL INPUT [-o OUT] [--threads N] [--bench N] [--force]\n"
+    "Usage: cloister infer-local MODEL INPUT [-o OUT] [--threads N] [--bench N] [--reference] [--force]\n"
     "\n"
     "Runs the ONNX model MODEL on INPUT with the runtime the enclave uses.\n"
     "INPUT is a .npy array (C order) fed to the model's only input; with -o OUT.npy\n"
@@ -27,7 +27,8 @@ static const char infer_usage[] =
     "\n"
     "Options:\n"
     "  -o, --output FILE   write the first output as .npy (refuses to overwrite without --force)\n"
-    "  -t, --threads N     worker threads (0 = all cores; the reference kernels run on one)\n"
+    "  -t, --threads N     oneDNN worker threads (0 = all cores; the reference kernels run on one)\n"
+    "  -r, --reference     plain-C reference kernels only (no oneDNN)\n"
     "  -b, --bench N       run N more times and print median and p99 latency and peak memory\n"
     "  -f, --force         overwrite OUT\n"
     "  -h, --help          this help\n";
@@ -104,7 +105,7 @@ out:
 }
 
 static cl_status infer_local(const char *model_path, const char *input_path, const char *out_path, bool force,
-                             int threads, int bench)
+                             int threads, int bench, bool reference)
 {
     cl_status rc = CL_OK;
     cl_buf mb, ib;
@@ -116,7 +117,8 @@ static cl_status infer_local(const char *model_path, const char *input_path, con
     cl_buf_init_secret(&mb, INFER_CLI_MAX_MODEL);
     cl_buf_init(&ib, INFER_CLI_MAX_INPUT);
     CL_GUARD_CTX_GOTO(cl_buf_read_file(&mb, model_path), "reading model %s", model_path);
-    cl_infer_options opts = {.threads = threads};
+    cl_infer_options opts = {.threads = threads,
+                             .backend = reference ? CL_INFER_BACKEND_REFERENCE : CL_INFER_BACKEND_DEFAULT};
     CL_GUARD_CTX_GOTO(cl_infer_model_load(mb.data, mb.len, &opts, &m), "loading model %s", model_path);
     cl_buf_free(&mb);
     size_t len = strlen(input_path);
@@ -164,15 +166,19 @@ static bool infer_parse_int(const char *s, int lo, int hi, int *out)
 int cmd_infer_local(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"output", required_argument, NULL, 'o'}, {"threads", required_argument, NULL, 't'},
-        {"bench", required_argument, NULL, 'b'},  {"force", no_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"output", required_argument, NULL, 'o'},
+        {"threads", required_argument, NULL, 't'},
+        {"bench", required_argument, NULL, 'b'},
+        {"force", no_argument, NULL, 'f'},
+        {"reference", no_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *out = NULL;
     int threads = 0, bench = 0, c;
-    bool force = false;
+    bool force = false, reference = false;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:t:b:fh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:t:b:frh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 't':
@@ -184,11 +190,14 @@ int cmd_infer_local(int argc, char **argv)
                 return cli_usage_error("infer-local", "--bench wants 1 to 1000000 runs, not '%s'", optarg);
             break;
         case 'f': force = true; break;
+        case 'r': reference = true; break;
         case 'h': fputs(infer_usage, stdout); return CLI_EXIT_OK;
         default: return cli_usage_error("infer-local", "unknown option");
         }
     }
     if (argc - optind != 2) return cli_usage_error("infer-local", "expected MODEL and INPUT");
-    cl_status rc = infer_local(argv[optind], argv[optind + 1], out, force, threads, bench);
-    return rc == CL_OK ? CLI_EXIT_OK : cli_report(rc);
+    cl_status rc = infer_local(argv[optind], argv[optind + 1], out, force, threads, bench, reference);
+    /* The command line was well formed: an input that does not fit the model
+     * is a failed operation (exit 1), not a usage error. */
+    return rc == CL_OK ? CLI_EXIT_OK : cli_report(rc == CL_ERR_USAGE ? CL_ERR_FORMAT : rc);
 }

@@ -19,5 +19,18 @@ for m in mlp unet_small_bn resnet_small; do
   "$CLOISTER_BIN" infer-local "$out/$m/model.onnx" "$out/$m/input.npy" -o "$out/$m/cli.npy"
   "$checker" --npy "$out/$m/cli.npy" "$out/$m/expected.npy"
 done
+# The reference kernels through the CLI too.
+"$CLOISTER_BIN" infer-local --reference "$out/unet_small/model.onnx" "$out/unet_small/input.npy" \
+  -o "$out/unet_small/cli_ref.npy"
+"$checker" --npy "$out/unet_small/cli_ref.npy" "$out/unet_small/expected.npy"
+# Usage errors exit 2, failures 1.
+set +e
+"$CLOISTER_BIN" infer-local "$out/mlp/model.onnx" >/dev/null 2>&1; [ $? -eq 2 ] || { echo "missing INPUT: expected exit 2"; exit 1; }
+"$CLOISTER_BIN" infer-local "$out/mlp/input.npy" "$out/mlp/input.npy" >/dev/null 2>&1
+[ $? -eq 1 ] || { echo "a .npy as model: expected exit 1"; exit 1; }
+"$CLOISTER_BIN" infer-local "$out/unet_small/model.onnx" "$out/mlp/input.npy" 2>"$out/err.txt"
+[ $? -eq 1 ] && grep -q "input 'input' has shape \[4,30\]" "$out/err.txt" || { echo "wrong input shape not reported"; exit 1; }
+set -e
+"$CLOISTER_BIN" infer-local --help | grep -q '^Usage: cloister infer-local'
 # The printed form names the output and its shape.
 "$CLOISTER_BIN" infer-local "$out/mlp/model.onnx" "$out/mlp/input.npy" | grep -q '^output: float32 \[4, 2\]'
