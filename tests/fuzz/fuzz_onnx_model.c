@@ -3,7 +3,9 @@
  * The ONNX model loader (and, for small models, the executor) on arbitrary
  * bytes: malformed protobuf, inconsistent shapes, huge dimensions, cycles.
  * Every input must give a clean error or a model; nothing may crash or
- * allocate beyond the cap (ASan's allocator would report it, and the cap is
+ * allocate beyond the cap. Runs use the reference kernels (for throughput);
+ * the default (oneDNN) backend's load, with its graph rewrites, is exercised
+ * on every model that loads (ASan's allocator would report it, and the cap is
  * far below libFuzzer's RSS limit).
  */
 #include <stddef.h>
@@ -44,7 +46,7 @@ static void fuzz_run(cl_infer_model *m)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    cl_infer_options o = {.max_bytes = (size_t)1 << 20};
+    cl_infer_options o = {.max_bytes = (size_t)1 << 20, .backend = CL_INFER_BACKEND_REFERENCE};
     cl_infer_model *m = NULL;
     cl_status rc = cl_infer_model_load(data, size, &o, &m);
     if (rc != CL_OK) {
@@ -54,6 +56,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (cl_infer_model_output_count(m) == 0) __builtin_trap();
     fuzz_run(m);
     if (cl_infer_model_peak_bytes(m) > o.max_bytes) __builtin_trap();
+    cl_infer_model_free(m);
+    /* The default backend's load also rewrites the graph (BatchNorm folding,
+     * Relu fusion) on attacker-shaped graphs; it must load the same models. */
+    cl_infer_options d = {.max_bytes = (size_t)1 << 20};
+    m = NULL;
+    if (cl_infer_model_load(data, size, &d, &m) != CL_OK) __builtin_trap();
     cl_infer_model_free(m);
     return 0;
 }
