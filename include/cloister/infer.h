@@ -116,6 +116,18 @@ CL_MUST_USE cl_status cl_infer_npy_parse(const void *bytes, size_t len, cl_infer
 /* Appends the tensor as a format 1.0 .npy file to out. */
 CL_MUST_USE cl_status cl_infer_npy_write(const cl_infer_tensor *t, cl_buf *out);
 
+/* Decodes a PNG (8- or 16-bit, gray or RGB, alpha dropped, palette expanded)
+ * into a float32 [1, channels, H, W] tensor for a model input: gray is
+ * replicated to 3 channels or RGB averaged to 1 as `channels` asks; the image
+ * is resized bilinearly (half-pixel centres) to out_h x out_w when those are
+ * positive and differ; then normalised per image to zero mean and unit
+ * standard deviation (z-score over all pixels and channels). */
+CL_MUST_USE cl_status cl_infer_png_read(const void *bytes, size_t len, int channels, int64_t out_h, int64_t out_w,
+                                        cl_infer_tensor *out);
+/* Encodes a probability map ([H, W] or [1, 1, H, W] float32) as an 8-bit gray
+ * PNG mask: 255 where p >= threshold, 0 elsewhere. Appends to out. */
+CL_MUST_USE cl_status cl_infer_png_write_mask(const cl_infer_tensor *prob, float threshold, cl_buf *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,12 +21,14 @@ static const char infer_usage[] =
     "Usage: cloister infer-local MODEL INPUT [-o OUT] [--threads N] [--bench N] [--reference] [--force]\n"
     "\n"
     "Runs the ONNX model MODEL on INPUT with the runtime the enclave uses.\n"
-    "INPUT is a .npy array (C order) fed to the model's only input; with -o OUT.npy\n"
-    "the first output is written as .npy (float32 stays float32), otherwise every\n"
+    "INPUT is a .npy array (C order) or a .png image (8/16-bit gray or RGB; resized\n"
+    "to the model's input size, z-score normalised) fed to the model's only input.\n"
+    "With -o OUT.npy the first output is written as .npy; with -o OUT.png it is\n"
+    "written as a mask (255 where the probability is >= 0.5); otherwise every\n"
     "output's name, shape and first values are printed.\n"
     "\n"
     "Options:\n"
-    "  -o, --output FILE   write the first output as .npy (refuses to overwrite without --force)\n"
+    "  -o, --output FILE   write the first output as .npy or mask .png (no overwrite without --force)\n"
     "  -t, --threads N     oneDNN worker threads (0 = all cores; the reference kernels run on one)\n"
     "  -r, --reference     plain-C reference kernels only (no oneDNN)\n"
     "  -b, --bench N       run N more times and print median and p99 latency and peak memory\n"
@@ -64,13 +66,23 @@ static void infer_print_tensor(const char *name, const cl_infer_tensor *t)
     printf("%s\n", n > INFER_CLI_PRINT_MAX ? " ..." : "");
 }
 
-static cl_status infer_write_npy(const char *path, bool force, const cl_infer_tensor *t)
+static bool infer_has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* Writes .npy, or for a .png path the mask of a probability map (p >= 0.5). */
+static cl_status infer_write(const char *path, bool force, const cl_infer_tensor *t)
 {
     cl_status rc = CL_OK;
     cl_buf b;
     cl_outfile of = {.fd = -1};
     cl_buf_init(&b, t->nbytes + 4096);
-    CL_GUARD_GOTO(cl_infer_npy_write(t, &b));
+    if (infer_has_suffix(path, ".png"))
+        CL_GUARD_GOTO(cl_infer_png_write_mask(t, 0.5f, &b));
+    else
+        CL_GUARD_GOTO(cl_infer_npy_write(t, &b));
     CL_GUARD_GOTO(cl_outfile_open(&of, path, force, 0600));
     cl_stream s = cl_stream_fd(of.fd, path);
     CL_GUARD_GOTO(s.write(&s, b.data, b.len));
@@ -121,14 +133,26 @@ static cl_status infer_local(const char *model_path, const char *input_path, con
                              .backend = reference ? CL_INFER_BACKEND_REFERENCE : CL_INFER_BACKEND_DEFAULT};
     CL_GUARD_CTX_GOTO(cl_infer_model_load(mb.data, mb.len, &opts, &m), "loading model %s", model_path);
     cl_buf_free(&mb);
-    size_t len = strlen(input_path);
-    CL_ENSURE_GOTO(len > 4 && strcmp(input_path + len - 4, ".npy") == 0, CL_ERR_UNSUPPORTED,
-                   "input %s: only .npy inputs are supported so far (PNG input is not implemented yet)", input_path);
+    bool png_in = infer_has_suffix(input_path, ".png");
+    CL_ENSURE_GOTO(png_in || infer_has_suffix(input_path, ".npy"), CL_ERR_UNSUPPORTED,
+                   "input %s: expected a .npy array or a .png image", input_path);
     CL_ENSURE_GOTO(cl_infer_model_input_count(m) == 1, CL_ERR_USAGE,
                    "model %s takes %zu inputs; infer-local feeds exactly one", model_path,
                    cl_infer_model_input_count(m));
     CL_GUARD_CTX_GOTO(cl_buf_read_file(&ib, input_path), "reading input %s", input_path);
-    CL_GUARD_CTX_GOTO(cl_infer_npy_parse(ib.data, ib.len, &in), "input %s", input_path);
+    if (png_in) {
+        /* The image becomes [1, C, H, W] at the model's declared size. */
+        cl_infer_dtype dt;
+        int rank;
+        int64_t dims[CL_INFER_MAX_RANK];
+        CL_GUARD_GOTO(cl_infer_model_input_info(m, 0, NULL, &dt, &rank, dims));
+        CL_ENSURE_GOTO(dt == CL_INFER_FLOAT && rank == 4 && (dims[1] == 1 || dims[1] == 3), CL_ERR_UNSUPPORTED,
+                       "model %s does not take an image: its input is not float32 [N, 1 or 3, H, W]", model_path);
+        CL_GUARD_CTX_GOTO(cl_infer_png_read(ib.data, ib.len, (int)dims[1], dims[2], dims[3], &in), "input %s",
+                          input_path);
+    } else {
+        CL_GUARD_CTX_GOTO(cl_infer_npy_parse(ib.data, ib.len, &in), "input %s", input_path);
+    }
     n_out = cl_infer_model_output_count(m);
     outs = calloc(n_out, sizeof(*outs));
     CL_ENSURE_GOTO(outs != NULL, CL_ERR_NOMEM, "out of memory");
@@ -136,7 +160,7 @@ static cl_status infer_local(const char *model_path, const char *input_path, con
     CL_GUARD_GOTO(cl_infer_run(m, &in, 1, outs, n_out));
     double t1 = infer_now_ms();
     if (out_path != NULL) {
-        CL_GUARD_CTX_GOTO(infer_write_npy(out_path, force, &outs[0]), "writing %s", out_path);
+        CL_GUARD_CTX_GOTO(infer_write(out_path, force, &outs[0]), "writing %s", out_path);
     } else {
         for (size_t i = 0; i < n_out; i++) infer_print_tensor(cl_infer_model_output_name(m, i), &outs[i]);
     }
