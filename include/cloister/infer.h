@@ -99,8 +99,9 @@ const char *cl_infer_model_output_name(const cl_infer_model *m, size_t i);
 /* Largest number of bytes held at once (weights included) so far. */
 size_t cl_infer_model_peak_bytes(const cl_infer_model *m);
 
-/* Runs the model. `inputs` are the graph inputs that are not initializers, in
- * declaration order; the caller's tensors are only read. On success `outputs`
+/* Runs the model, one inference at a time (the model holds the run's
+ * intermediates: use one model per thread). `inputs` are the graph inputs that
+ * are not initializers, in declaration order; the caller's tensors are only read. On success `outputs`
  * (n_outputs == cl_infer_model_output_count) receive fresh tensors the caller
  * frees with cl_infer_tensor_free. */
 CL_MUST_USE cl_status cl_infer_run(cl_infer_model *m, const cl_infer_tensor *inputs, size_t n_inputs,

@@ -5,6 +5,7 @@
  * actual shapes; an intermediate is wiped and released right after its last
  * reader, so memory held at once stays near the graph's widest cut.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,24 +70,16 @@ const infer_op *infer_op_find(const char *name)
     return NULL;
 }
 
-const char *infer_op_list(void)
+const char *infer_op_list(char *buf, size_t n)
 {
-    static char list[1024];
-    if (list[0] == '\0') {
-        size_t pos = 0;
-        for (size_t i = 0; i < INFER_N_OPS; i++) {
-            size_t n = strlen(infer_ops[i].name);
-            if (pos + n + 3 >= sizeof(list)) break;
-            if (i) {
-                memcpy(list + pos, ", ", 2);
-                pos += 2;
-            }
-            memcpy(list + pos, infer_ops[i].name, n);
-            pos += n;
-        }
-        list[pos] = '\0';
+    size_t pos = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < INFER_N_OPS; i++) {
+        int w = snprintf(buf + pos, n - pos, "%s%s", i ? ", " : "", infer_ops[i].name);
+        if (w < 0 || (size_t)w >= n - pos) break;
+        pos += (size_t)w;
     }
-    return list;
+    return buf;
 }
 
 static cl_status infer_input_check(const infer_value *v, const cl_infer_tensor *t)

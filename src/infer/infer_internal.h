@@ -134,8 +134,9 @@ CL_MUST_USE cl_status infer_dnnl_matmul(infer_ctx *c, cl_infer_tensor **in, int 
                                         bool *handled);
 
 const infer_op *infer_op_find(const char *name);
-/* Comma-separated list of supported op types (for error messages and docs). */
-const char *infer_op_list(void);
+/* Writes the comma-separated list of supported op types into buf (for error
+ * messages); returns buf. */
+const char *infer_op_list(char *buf, size_t n);
 
 /* --- tensors and memory ------------------------------------------------- */
 CL_MUST_USE cl_status infer_shape_count(int rank, const int64_t *dims, size_t *count);

@@ -378,8 +378,11 @@ static cl_status infer_node_bind(cl_infer_model *m, infer_names *nt, size_t idx,
               "node '%s' (%s) is in domain '%s'; only the default ONNX domain is supported", n->name, n->op,
               np->domain);
     n->def = infer_op_find(n->op);
-    CL_ENSURE(n->def != NULL, CL_ERR_UNSUPPORTED, "node '%s': op type '%s' is not supported (supported: %s)", n->name,
-              n->op, infer_op_list());
+    if (n->def == NULL) {
+        char ops[768];
+        CL_FAIL(CL_ERR_UNSUPPORTED, "node '%s': op type '%s' is not supported (supported: %s)", n->name, n->op,
+                infer_op_list(ops, sizeof(ops)));
+    }
     const infer_op *d = n->def;
     CL_ENSURE((int)np->n_input >= d->min_in && (int)np->n_input <= d->max_in, CL_ERR_FORMAT,
               "node '%s' (%s) has %zu inputs; %s takes %d to %d", n->name, n->op, np->n_input, n->op, d->min_in,
