@@ -64,6 +64,7 @@ typedef struct cl_infer_options {
     size_t max_bytes; /* cap on all memory the model may hold at once; 0 = default */
     int threads;      /* 0 = all cores */
     cl_infer_backend backend;
+    bool profile; /* time every node (see cl_infer_model_profile) */
 } cl_infer_options;
 
 /* Whether this build has the oneDNN kernels. */
@@ -96,6 +97,11 @@ size_t cl_infer_model_output_count(const cl_infer_model *m);
 CL_MUST_USE cl_status cl_infer_model_input_info(const cl_infer_model *m, size_t i, const char **name,
                                                 cl_infer_dtype *dtype, int *rank, int64_t dims[CL_INFER_MAX_RANK]);
 const char *cl_infer_model_output_name(const cl_infer_model *m, size_t i);
+/* With options.profile: the i-th op type run so far, its node executions and
+ * total wall time in ms, and how many of them oneDNN ran. Returns false past
+ * the last op type. */
+bool cl_infer_model_profile(const cl_infer_model *m, size_t i, const char **op, size_t *runs, double *ms,
+                            size_t *fast_runs);
 /* Largest number of bytes held at once (weights included) so far. */
 size_t cl_infer_model_peak_bytes(const cl_infer_model *m);
 

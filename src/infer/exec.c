@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cloister/log.h"
 
@@ -141,6 +142,41 @@ static cl_status infer_node_run(cl_infer_model *m, size_t idx)
     return rc;
 }
 
+static double infer_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void infer_profile_add(cl_infer_model *m, const infer_node *n, double ms, bool fast)
+{
+    if (m->prof == NULL) {
+        m->prof = calloc(INFER_N_OPS, sizeof(*m->prof));
+        if (m->prof == NULL) return; /* profiling is best effort */
+    }
+    size_t i = 0;
+    while (i < m->n_prof && m->prof[i].op != n->def->name) i++;
+    if (i == m->n_prof) {
+        if (m->n_prof == INFER_N_OPS) return;
+        m->prof[m->n_prof++].op = n->def->name;
+    }
+    m->prof[i].runs++;
+    m->prof[i].fast += fast;
+    m->prof[i].ms += ms;
+}
+
+bool cl_infer_model_profile(const cl_infer_model *m, size_t i, const char **op, size_t *runs, double *ms,
+                            size_t *fast_runs)
+{
+    if (i >= m->n_prof) return false;
+    *op = m->prof[i].op;
+    *runs = m->prof[i].runs;
+    *ms = m->prof[i].ms;
+    *fast_runs = m->prof[i].fast;
+    return true;
+}
+
 cl_status cl_infer_run(cl_infer_model *m, const cl_infer_tensor *inputs, size_t n_inputs, cl_infer_tensor *outputs,
                        size_t n_outputs)
 {
@@ -157,7 +193,10 @@ cl_status cl_infer_run(cl_infer_model *m, const cl_infer_tensor *inputs, size_t 
     }
     for (size_t i = 0; i < m->n_nodes; i++) {
         if (m->nodes[i].skip) continue;
+        double t0 = m->profile ? infer_now_ms() : 0;
+        size_t fast_before = m->fast_runs;
         CL_GUARD_GOTO(infer_node_run(m, i));
+        if (m->profile) infer_profile_add(m, &m->nodes[i], infer_now_ms() - t0, m->fast_runs != fast_before);
         const infer_node *n = &m->nodes[i];
         for (int k = 0; k < n->n_out; k++) {
             infer_value *v = n->out[k] >= 0 ? &m->values[n->out[k]] : NULL;

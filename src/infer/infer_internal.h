@@ -91,6 +91,13 @@ struct cl_infer_model {
     void *dnnl;       /* engine and stream (onednn.c) */
     void **fast;      /* per node: the fast path's cached primitive, or NULL */
     size_t fast_runs; /* nodes run by the fast path (tests check it is used) */
+    bool profile;
+    struct infer_prof {
+        const char *op;
+        size_t runs, fast;
+        double ms;
+    } * prof; /* per op type, when profiling */
+    size_t n_prof;
 };
 
 typedef struct infer_ctx {

@@ -598,6 +598,7 @@ cl_status cl_infer_model_load(const void *bytes, size_t len, const cl_infer_opti
     m->pb_alloc = pa;
     m->mem.max = (opts && opts->max_bytes) ? opts->max_bytes : CL_INFER_MAX_BYTES_DEFAULT;
     m->threads = opts ? opts->threads : 0;
+    m->profile = opts ? opts->profile : false;
     infer_pb_alloc_init(pa, &m->mem);
 
     Onnx__ModelProto *mp = onnx__model_proto__unpack(&pa->a, len, bytes);
@@ -638,6 +639,7 @@ void cl_infer_model_free(cl_infer_model *m)
     if (m == NULL) return;
     infer_dnnl_free(m);
     free(m->fast);
+    free(m->prof);
     for (size_t i = 0; i < m->n_values; i++) infer_tensor_release(&m->mem, &m->values[i].t);
     infer_mem_pool_drain(&m->mem);
     for (size_t i = 0; i < m->n_nodes; i++) free(m->nodes[i].in);

@@ -32,5 +32,11 @@ set +e
 [ $? -eq 1 ] && grep -q "input 'input' has shape \[4,30\]" "$out/err.txt" || { echo "wrong input shape not reported"; exit 1; }
 set -e
 "$CLOISTER_BIN" infer-local --help | grep -q '^Usage: cloister infer-local'
+# --bench and --profile report latency and per-op time (all 19 Conv nodes of the U-Net ran in oneDNN, 3 runs).
+"$CLOISTER_BIN" infer-local "$out/unet_small/model.onnx" "$out/unet_small/input.npy" --bench 2 --profile \
+  >/dev/null 2>"$out/profile.txt"
+grep -qE '^profile \(all runs\): Conv +57 +57 ' "$out/profile.txt" || { cat "$out/profile.txt"; exit 1; }
+"$CLOISTER_BIN" infer-local "$out/unet_small/model.onnx" "$out/unet_small/input.npy" --bench 2 |
+  grep -qE '^bench: 2 runs, median [0-9.]+ ms, p99 [0-9.]+ ms'
 # The printed form names the output and its shape.
 "$CLOISTER_BIN" infer-local "$out/mlp/model.onnx" "$out/mlp/input.npy" | grep -q '^output: float32 \[4, 2\]'
