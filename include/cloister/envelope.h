@@ -54,7 +54,7 @@ CL_MUST_USE cl_status cl_envelope_header_length(const uint8_t *p, size_t n, uint
 typedef struct cl_envelope_opts {
     uint32_t chunk_size;      /* 0: CL_ENVELOPE_CHUNK_DEFAULT */
     const cl_kvlist *context; /* seal: bound to the data; unseal: must equal the file's (NULL: no check) */
-    void (*progress)(void *arg, uint64_t plaintext_bytes);
+    void (*progress)(void *arg, uint64_t input_bytes); /* called after each chunk with the input consumed */
     void *progress_arg;
     const uint8_t *fixed_salt; /* test vectors only: NULL draws a random salt */
 } cl_envelope_opts;

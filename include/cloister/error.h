@@ -70,9 +70,11 @@ cl_status cl_error_set_errno(cl_status code, const char *file, int line, const c
 cl_status cl_error_wrap(const char *fmt, ...) CL_PRINTF(1, 2);
 
 /* --- raise and return ------------------------------------------------------ */
-#define CL_FAIL(code, ...) return cl_error_set((code), __FILE__, __LINE__, __VA_ARGS__)
-#define CL_FAIL_SSL(code, ...) return cl_error_set_ssl((code), __FILE__, __LINE__, __VA_ARGS__)
-#define CL_FAIL_ERRNO(code, ...) return cl_error_set_errno((code), __FILE__, __LINE__, __VA_ARGS__)
+/* The code is returned as written (not via the setter's result) so that static
+ * analysis sees a failure path return a failure. */
+#define CL_FAIL(code, ...) return ((void)cl_error_set((code), __FILE__, __LINE__, __VA_ARGS__), (code))
+#define CL_FAIL_SSL(code, ...) return ((void)cl_error_set_ssl((code), __FILE__, __LINE__, __VA_ARGS__), (code))
+#define CL_FAIL_ERRNO(code, ...) return ((void)cl_error_set_errno((code), __FILE__, __LINE__, __VA_ARGS__), (code))
 #define CL_ENSURE(cond, code, ...) \
     do { \
         if (!(cond)) CL_FAIL((code), __VA_ARGS__); \
@@ -90,17 +92,20 @@ cl_status cl_error_wrap(const char *fmt, ...) CL_PRINTF(1, 2);
 /* --- raise and jump to `out:` (the function declares `cl_status rc`) ------- */
 #define CL_FAIL_GOTO(code, ...) \
     do { \
-        rc = cl_error_set((code), __FILE__, __LINE__, __VA_ARGS__); \
+        (void)cl_error_set((code), __FILE__, __LINE__, __VA_ARGS__); \
+        rc = (code); \
         goto out; \
     } while (0)
 #define CL_FAIL_SSL_GOTO(code, ...) \
     do { \
-        rc = cl_error_set_ssl((code), __FILE__, __LINE__, __VA_ARGS__); \
+        (void)cl_error_set_ssl((code), __FILE__, __LINE__, __VA_ARGS__); \
+        rc = (code); \
         goto out; \
     } while (0)
 #define CL_FAIL_ERRNO_GOTO(code, ...) \
     do { \
-        rc = cl_error_set_errno((code), __FILE__, __LINE__, __VA_ARGS__); \
+        (void)cl_error_set_errno((code), __FILE__, __LINE__, __VA_ARGS__); \
+        rc = (code); \
         goto out; \
     } while (0)
 #define CL_ENSURE_GOTO(cond, code, ...) \

@@ -44,7 +44,6 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(cli_commands) / sizeof(cli_commands[0]); i++) {
         if (strcmp(argv[1], cli_commands[i].name) == 0) return cli_commands[i].run(argc - 1, argv + 1);
     }
-    fprintf(stderr, "cloister: unknown command '%s'\n", argv[1]);
-    cli_print_usage(stderr);
+    fprintf(stderr, "cloister: unknown command '%s'\nTry 'cloister --help'.\n", argv[1]);
     return CLI_EXIT_USAGE;
 }

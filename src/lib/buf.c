@@ -218,7 +218,9 @@ cl_status cl_reader_bytes(cl_reader *r, size_t n, const uint8_t **out)
 {
     CL_ENSURE(n <= cl_reader_remaining(r), CL_ERR_FORMAT, "truncated: need %zu bytes at offset %zu, only %zu remain", n,
               r->pos, cl_reader_remaining(r));
-    *out = r->data + r->pos;
+    /* Only an empty reader may have no data; say so for the analyzer too. */
+    CL_ENSURE(r->data != NULL || n == 0, CL_ERR_INTERNAL, "read from a reader without data");
+    *out = r->data != NULL ? r->data + r->pos : NULL; /* NULL + 0 is undefined in C */
     r->pos += n;
     return CL_OK;
 }

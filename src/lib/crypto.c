@@ -174,6 +174,15 @@ static bool cl_base64_alphabet(uint8_t c, bool url)
     return url ? (c == '-' || c == '_') : (c == '+' || c == '/');
 }
 
+/* The 6-bit value of a standard-alphabet character (already validated). */
+static unsigned cl_base64_value(uint8_t c)
+{
+    if (c >= 'A' && c <= 'Z') return (unsigned)(c - 'A');
+    if (c >= 'a' && c <= 'z') return (unsigned)(c - 'a' + 26);
+    if (c >= '0' && c <= '9') return (unsigned)(c - '0' + 52);
+    return c == '+' ? 62u : 63u;
+}
+
 cl_status cl_base64_decode(const char *in, size_t n, bool url, cl_buf *out)
 {
     cl_status rc = CL_OK;
@@ -208,10 +217,7 @@ cl_status cl_base64_decode(const char *in, size_t n, bool url, cl_buf *out)
      * each byte string has exactly one encoding. */
     if (pad > 0) {
         uint8_t last = tmp.data[n - pad - 1];
-        static const char std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        const char *pos = memchr(std, last, 64);
-        CL_ENSURE_GOTO(pos != NULL, CL_ERR_FORMAT, "invalid base64");
-        unsigned v = (unsigned)(pos - std);
+        unsigned v = cl_base64_value(last);
         unsigned mask = pad == 1 ? 0x3u : 0xFu;
         CL_ENSURE_GOTO((v & mask) == 0, CL_ERR_FORMAT, "non-canonical base64 padding bits");
     }

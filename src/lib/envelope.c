@@ -336,7 +336,7 @@ cl_status cl_envelope_unseal(cl_key_provider *kp, const cl_envelope_opts *opts, 
     chunk = malloc(chunk_alloc);
     CL_ENSURE_GOTO(chunk != NULL, CL_ERR_NOMEM, "cannot allocate a %zu-byte chunk buffer", chunk_alloc);
     size_t pending = 0;
-    uint64_t done = 0;
+    uint64_t done = hdr.len;
     for (uint32_t index = 0;; index++) {
         size_t got = 0;
         uint8_t nonce[CL_GCM_NONCE_LEN];
@@ -357,7 +357,7 @@ cl_status cl_envelope_unseal(cl_key_provider *kp, const cl_envelope_opts *opts, 
                          in->name, index);
         CL_GUARD_GOTO(rc);
         CL_GUARD_GOTO(out->write(out, chunk, pt_len));
-        done += pt_len;
+        done += n;
         if (opts->progress != NULL) opts->progress(opts->progress_arg, done);
         if (last) break;
         chunk[0] = lookahead;

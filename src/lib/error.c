@@ -45,6 +45,7 @@ const char *cl_error_message(void)
 
 void cl_error_clear(void) { memset(&cl_last_error, 0, sizeof(cl_last_error)); }
 
+CL_PRINTF(4, 0)
 static void cl_error_vset(cl_status code, const char *file, int line, const char *fmt, va_list ap)
 {
     cl_last_error.code = code;

@@ -45,7 +45,12 @@ cl_status cl_outfile_open(cl_outfile *o, const char *path, bool force, mode_t mo
     o->fd = -1;
     o->force = force;
     struct stat sb;
-    if (!force && lstat(path, &sb) == 0) CL_FAIL(CL_ERR_EXISTS, "%s already exists; use --force to replace it", path);
+    if (lstat(path, &sb) == 0) {
+        /* --force replaces a file; it must never replace a device, a directory
+         * or a link (renaming over /dev/null would destroy it). */
+        CL_ENSURE(S_ISREG(sb.st_mode), CL_ERR_USAGE, "%s exists and is not a regular file; give a file path", path);
+        CL_ENSURE(force, CL_ERR_EXISTS, "%s already exists; use --force to replace it", path);
+    }
     uint8_t rnd[6];
     CL_GUARD(cl_random(rnd, sizeof(rnd)));
     size_t n = strlen(path) + 32;

@@ -182,10 +182,10 @@ cl_status cl_local_provider_open(const char *path, cl_key_provider **out)
     size_t magic_len = strlen(CL_LOCAL_MAGIC);
     size_t n = text.len;
     if (n > 0 && text.data[n - 1] == '\n') n--;
-    CL_ENSURE_GOTO(n == magic_len + 2 * CL_DATA_KEY_LEN && memcmp(text.data, CL_LOCAL_MAGIC, magic_len) == 0,
+    CL_ENSURE_GOTO(n == magic_len + (size_t)2 * CL_DATA_KEY_LEN && memcmp(text.data, CL_LOCAL_MAGIC, magic_len) == 0,
                    CL_ERR_FORMAT, "%s is not a cloister local key file (expected \"%s<64 hex digits>\")", path,
                    CL_LOCAL_MAGIC);
-    rc = cl_hex_decode((const char *)text.data + magic_len, 2 * CL_DATA_KEY_LEN, &key);
+    rc = cl_hex_decode((const char *)text.data + magic_len, (size_t)2 * CL_DATA_KEY_LEN, &key);
     if (rc != CL_OK) CL_FAIL_GOTO(CL_ERR_FORMAT, "%s: the key is not 64 hex digits", path);
     CL_GUARD_GOTO(cl_local_provider_from_key(key.data, out));
 out:

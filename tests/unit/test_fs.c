@@ -91,6 +91,26 @@ static void test_existing_target(void **state)
     assert_int_equal(sb.st_size, 3);
 }
 
+static void test_never_replaces_special_files(void **state)
+{
+    (void)state;
+    const char *dir = fresh_dir("special");
+    char fifo[600], link[600];
+    (void)snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+    (void)snprintf(link, sizeof(link), "%s/link", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(symlink("fifo", link), 0);
+    cl_outfile o;
+    assert_fails(cl_outfile_open(&o, fifo, true, 0600), CL_ERR_USAGE, "not a regular file");
+    assert_fails(cl_outfile_open(&o, link, true, 0600), CL_ERR_USAGE, "not a regular file");
+    assert_fails(cl_outfile_open(&o, dir, true, 0600), CL_ERR_USAGE, "not a regular file");
+    assert_fails(cl_outfile_open(&o, "/dev/null", true, 0600), CL_ERR_USAGE, "not a regular file");
+    struct stat sb;
+    assert_int_equal(lstat(fifo, &sb), 0);
+    assert_true(S_ISFIFO(sb.st_mode));
+    assert_int_equal(count_entries(dir), 2);
+}
+
 static void test_unwritable_directory(void **state)
 {
     (void)state;
@@ -101,9 +121,8 @@ static void test_unwritable_directory(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_commit_creates_whole_file),
-        cmocka_unit_test(test_abort_leaves_nothing),
-        cmocka_unit_test(test_existing_target),
+        cmocka_unit_test(test_commit_creates_whole_file), cmocka_unit_test(test_abort_leaves_nothing),
+        cmocka_unit_test(test_existing_target),           cmocka_unit_test(test_never_replaces_special_files),
         cmocka_unit_test(test_unwritable_directory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
