@@ -218,7 +218,8 @@ cl_status cl_infer_run(cl_infer_model *m, const cl_infer_tensor *inputs, size_t 
             continue;
         }
         CL_GUARD_GOTO(cl_infer_tensor_alloc(&outputs[i], v->t.dtype, v->t.rank, v->t.dims));
-        if (v->t.nbytes) memcpy(outputs[i].data, v->t.data, v->t.nbytes);
+        if (v->t.nbytes && outputs[i].data != NULL && v->t.data != NULL)
+            memcpy(outputs[i].data, v->t.data, v->t.nbytes);
     }
 out:
     infer_run_cleanup(m);

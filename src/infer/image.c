@@ -140,7 +140,7 @@ cl_status cl_infer_png_read(const void *bytes, size_t len, int channels, int64_t
     float *f = full.data;
     size_t plane = (size_t)w * h;
     for (size_t i = 0; i < plane; i++) {
-        double v[3];
+        double v[3] = {0, 0, 0};
         for (int k = 0; k < ch; k++)
             v[k] = bits == 16 ? (double)((const uint16_t *)d.pixels)[i * (size_t)ch + (size_t)k]
                               : (double)d.pixels[i * (size_t)ch + (size_t)k];

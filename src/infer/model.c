@@ -295,7 +295,8 @@ static int infer_value_find(const cl_infer_model *m, const infer_names *nt, cons
     for (size_t i = infer_hash(name) & nt->mask;; i = (i + 1) & nt->mask) {
         int s = nt->slots[i];
         if (s == 0) return -1;
-        if (strcmp(m->values[s - 1].name, name) == 0) return s - 1;
+        const char *vn = m->values[s - 1].name;
+        if (vn != NULL && strcmp(vn, name) == 0) return s - 1;
     }
 }
 

@@ -327,7 +327,7 @@ static cl_status dnnl_conv_common(infer_ctx *c, cl_infer_tensor **in, int n_in, 
         }
         if (b != NULL && (b->rank != 1 || b->dims[0] != M)) return CL_OK;
         int nsp = w.nsp, r = x->rank;
-        dnnl_dims_t sd, wd, bd, dd, strides, dil, pl, pr;
+        dnnl_dims_t sd = {0}, wd = {0}, bd = {0}, dd = {0}, strides = {0}, dil = {0}, pl = {0}, pr = {0};
         dnnl_dims(sd, r, x->dims);
         dd[0] = x->dims[0];
         dd[1] = M;
