@@ -35,6 +35,10 @@ typedef struct dnnl_cache {
     /* Activations are plain in the graph; the primitive may want them blocked. */
     dnnl_memory_desc_t src_user_md, dst_user_md;
     dnnl_primitive_t src_reorder, dst_reorder; /* NULL when the layouts agree */
+    /* The primitive's scratchpad is ours (user mode), so it can be wiped:
+     * oneDNN keeps partial results of the data in it. */
+    dnnl_memory_desc_t sp_md;
+    bool has_sp;
     bool has_bias;
     bool reorder_w; /* oneDNN wants the weights in another layout */
     void *w_buf;    /* the reordered weights */
@@ -183,10 +187,11 @@ static cl_status dnnl_prim_make(infer_ctx *c, dnnl_cache *k, const_dnnl_op_desc_
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
+    DNNL_TRY(dnnl_primitive_attr_create(&attr), "attributes");
+    DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attributes");
     if (c->node->fuse_relu) {
         DNNL_TRY(dnnl_post_ops_create(&po), "post-ops");
         DNNL_TRY(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f), "post-ops");
-        DNNL_TRY(dnnl_primitive_attr_create(&attr), "attributes");
         DNNL_TRY(dnnl_primitive_attr_set_post_ops(attr, po), "attributes");
     }
     DNNL_TRY(dnnl_primitive_desc_create(&pd, desc, attr, d->eng, NULL), "primitive descriptor");
@@ -197,6 +202,9 @@ static cl_status dnnl_prim_make(infer_ctx *c, dnnl_cache *k, const_dnnl_op_desc_
                    "oneDNN primitive lacks a memory descriptor");
     k->w_md = *w;
     k->reorder_w = !dnnl_memory_desc_equal(&k->w_md, &k->w_user_md);
+    const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    k->has_sp = sp != NULL && dnnl_memory_desc_get_size(sp) > 0;
+    if (k->has_sp) k->sp_md = *sp;
     k->src_user_md = k->src_md;
     k->dst_user_md = k->dst_md;
     k->src_md = *src;
@@ -254,9 +262,9 @@ static cl_status dnnl_run(infer_ctx *c, dnnl_cache *k, const void *src, const vo
 {
     cl_status rc = CL_OK;
     infer_dnnl *d = c->m->dnnl;
-    dnnl_memory_t ms = NULL, mw = NULL, mb = NULL, md = NULL;
-    void *bsrc = NULL, *bdst = NULL, *user_dst = dst;
-    size_t bsrc_n = 0, bdst_n = 0;
+    dnnl_memory_t ms = NULL, mw = NULL, mb = NULL, md = NULL, msp = NULL;
+    void *bsrc = NULL, *bdst = NULL, *sp = NULL, *user_dst = dst;
+    size_t bsrc_n = 0, bdst_n = 0, sp_n = 0;
     dnnl_threads(c->m);
     if (k->src_reorder != NULL) {
         CL_GUARD_GOTO(dnnl_scratch(c, &k->src_md, &bsrc, &bsrc_n));
@@ -270,11 +278,18 @@ static cl_status dnnl_run(infer_ctx *c, dnnl_cache *k, const void *src, const vo
     DNNL_TRY(dnnl_memory_create(&ms, &k->src_md, d->eng, (void *)src), "memory");
     DNNL_TRY(dnnl_memory_create(&mw, &k->w_md, d->eng, (void *)w), "memory");
     DNNL_TRY(dnnl_memory_create(&md, &k->dst_md, d->eng, dst), "memory");
-    dnnl_exec_arg_t args[4] = {{arg_src, ms}, {arg_w, mw}, {DNNL_ARG_DST, md}, {DNNL_ARG_BIAS, NULL}};
+    dnnl_exec_arg_t args[5] = {{arg_src, ms}, {arg_w, mw}, {DNNL_ARG_DST, md}};
     int n = 3;
     if (k->has_bias) {
         DNNL_TRY(dnnl_memory_create(&mb, &k->b_md, d->eng, (void *)b), "memory");
+        args[n].arg = DNNL_ARG_BIAS;
         args[n++].memory = mb;
+    }
+    if (k->has_sp) {
+        CL_GUARD_GOTO(dnnl_scratch(c, &k->sp_md, &sp, &sp_n));
+        DNNL_TRY(dnnl_memory_create(&msp, &k->sp_md, d->eng, sp), "memory");
+        args[n].arg = DNNL_ARG_SCRATCHPAD;
+        args[n++].memory = msp;
     }
     DNNL_TRY(dnnl_primitive_execute(k->prim, d->stream, n, args), "execution");
     if (k->dst_reorder != NULL)
@@ -283,6 +298,8 @@ static cl_status dnnl_run(infer_ctx *c, dnnl_cache *k, const void *src, const vo
 out:
     dnnl_scratch_free(c, bsrc, bsrc_n);
     dnnl_scratch_free(c, bdst, bdst_n);
+    dnnl_scratch_free(c, sp, sp_n);
+    if (msp) dnnl_memory_destroy(msp);
     if (ms) dnnl_memory_destroy(ms);
     if (mw) dnnl_memory_destroy(mw);
     if (mb) dnnl_memory_destroy(mb);
