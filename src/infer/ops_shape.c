@@ -455,6 +455,8 @@ typedef struct infer_resize_cfg {
     char ctm[32];
     char nearest[24];
     float extrapolation;
+    float cubic_a;
+    int64_t exclude_outside;
 } infer_resize_cfg;
 
 static cl_status infer_resize_cfg_get(const infer_node *n, int64_t opset, infer_resize_cfg *r)
@@ -466,8 +468,11 @@ static cl_status infer_resize_cfg_get(const infer_node *n, int64_t opset, infer_
     CL_GUARD(infer_attr_string(n, "nearest_mode", opset < 11 ? "floor" : "round_prefer_floor", r->nearest,
                                sizeof(r->nearest)));
     CL_GUARD(infer_attr_float(n, "extrapolation_value", 0.0f, &r->extrapolation));
-    CL_ENSURE(strcmp(r->mode, "nearest") == 0 || strcmp(r->mode, "linear") == 0, CL_ERR_UNSUPPORTED,
-              "node '%s' (Resize): mode '%s' is not supported (nearest, linear are)", n->name, r->mode);
+    CL_GUARD(infer_attr_float(n, "cubic_coeff_a", -0.75f, &r->cubic_a));
+    CL_GUARD(infer_attr_int(n, "exclude_outside", 0, &r->exclude_outside));
+    CL_ENSURE(strcmp(r->mode, "nearest") == 0 || strcmp(r->mode, "linear") == 0 || strcmp(r->mode, "cubic") == 0,
+              CL_ERR_UNSUPPORTED, "node '%s' (Resize): mode '%s' is not supported (nearest, linear, cubic are)",
+              n->name, r->mode);
     static const char *const ctms[] = {"half_pixel", "pytorch_half_pixel",   "align_corners",
                                        "asymmetric", "tf_half_pixel_for_nn", "tf_crop_and_resize"};
     bool ok = false;
@@ -515,6 +520,36 @@ static int64_t infer_resize_nearest(const infer_resize_cfg *r, double x, double 
     return (int64_t)round(x);
 }
 
+/* ONNX Resize mode "cubic": Keys' cubic convolution with coefficient A over the
+ * 4 taps floor(x)-1 .. floor(x)+2, edge samples repeated beyond the ends; with
+ * exclude_outside the out-of-range taps get weight 0 and the rest are
+ * renormalised. */
+static void infer_resize_cubic(const infer_resize_cfg *r, const cl_infer_tensor *x, cl_infer_tensor *o, double xi,
+                               int64_t in_len, size_t sbase, size_t dbase, size_t inner)
+{
+    double a = r->cubic_a, f = floor(xi), t = xi - f, w[4];
+    double d[4] = {t + 1, t, 1 - t, 2 - t};
+    for (int k = 0; k < 4; k++) {
+        double z = d[k];
+        w[k] = z <= 1 ? ((a + 2) * z - (a + 3)) * z * z + 1 : ((a * z - 5 * a) * z + 8 * a) * z - 4 * a;
+    }
+    int64_t idx[4];
+    double sum = 0;
+    for (int k = 0; k < 4; k++) {
+        idx[k] = (int64_t)f - 1 + k;
+        if (r->exclude_outside && (idx[k] < 0 || idx[k] >= in_len)) w[k] = 0;
+        sum += w[k];
+        idx[k] = idx[k] < 0 ? 0 : idx[k] >= in_len ? in_len - 1 : idx[k];
+    }
+    if (r->exclude_outside && sum != 0)
+        for (int k = 0; k < 4; k++) w[k] /= sum;
+    for (size_t j = 0; j < inner; j++) {
+        double v = 0;
+        for (int k = 0; k < 4; k++) v += w[k] * infer_get_f64(x, sbase + (size_t)idx[k] * inner + j);
+        infer_set_f64(o, dbase + j, v);
+    }
+}
+
 /* Resizes one axis: [outer, in_len, inner] -> [outer, out_len, inner]. Linear
  * interpolation is separable, so N-linear Resize is one such pass per axis. */
 static cl_status infer_resize_axis(infer_ctx *c, const infer_resize_cfg *r, const cl_infer_tensor *x, int axis,
@@ -529,6 +564,7 @@ static cl_status infer_resize_axis(infer_ctx *c, const infer_resize_cfg *r, cons
     for (int i = axis + 1; i < x->rank; i++) inner *= (size_t)d[i];
     int64_t in_len = x->dims[axis];
     bool linear = strcmp(r->mode, "linear") == 0, crop = strcmp(r->ctm, "tf_crop_and_resize") == 0;
+    bool cubic = strcmp(r->mode, "cubic") == 0;
     const unsigned char *src = x->data;
     unsigned char *dst = o->data;
     for (int64_t xo = 0; xo < out_len; xo++) {
@@ -539,6 +575,10 @@ static cl_status infer_resize_axis(infer_ctx *c, const infer_resize_cfg *r, cons
             size_t sbase = ou * (size_t)in_len * inner;
             if (extrap) {
                 for (size_t k = 0; k < inner; k++) infer_set_f64(o, dbase + k, r->extrapolation);
+                continue;
+            }
+            if (cubic) {
+                infer_resize_cubic(r, x, o, xi, in_len, sbase, dbase, inner);
                 continue;
             }
             if (!linear) {
@@ -568,7 +608,7 @@ INFER_KERNEL(infer_op_resize)
     infer_resize_cfg r;
     CL_GUARD(infer_resize_cfg_get(c->node, c->opset, &r));
     CL_ENSURE(strcmp(r.mode, "nearest") == 0 || infer_dtype_is_float(x->dtype), CL_ERR_UNSUPPORTED,
-              "Resize linear on %s tensors is not supported", cl_infer_dtype_name(x->dtype));
+              "Resize %s on %s tensors is not supported", r.mode, cl_infer_dtype_name(x->dtype));
     const cl_infer_tensor *roi = NULL, *scales, *sizes = NULL;
     if (c->opset < 11) {
         CL_ENSURE(n_in == 2, CL_ERR_FORMAT, "Resize-10 takes X and scales");
