@@ -20,6 +20,8 @@ int cmd_seal(int argc, char **argv);
 int cmd_unseal(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_fernet(int argc, char **argv);
+int cmd_attest(int argc, char **argv);
+int cmd_enclave(int argc, char **argv);
 int cmd_infer_local(int argc, char **argv);
 
 /* Prints "cloister: error: <message>" for the thread's last error and returns

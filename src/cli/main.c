@@ -12,6 +12,8 @@ static const cli_command cli_commands[] = {
     {"unseal", "decrypt a sealed envelope", cmd_unseal},
     {"key", "create and inspect keys", cmd_key},
     {"fernet", "encrypt and decrypt Fernet tokens", cmd_fernet},
+    {"attest", "verify attestation documents (AWS Nitro format)", cmd_attest},
+    {"enclave", "sim enclaves: images, launcher, attestation root (build, run, init-root, ...)", cmd_enclave},
     {"infer-local", "run an ONNX model on a local input", cmd_infer_local},
 };
 

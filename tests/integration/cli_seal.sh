@@ -39,11 +39,14 @@ head -c 40 scan.bin.sealed > header-only.sealed
 expect 1 "truncated" -- "$C" unseal --key hospital.key header-only.sealed -o o3b
 absent o3b
 cp scan.bin.sealed tampered.sealed
-printf '\x00' | dd of=tampered.sealed bs=1 seek=2500000 conv=notrunc status=none
+flip_byte() { # file offset: invert one byte (writing a constant would be a no-op 1 time in 256)
+  "$PYTHON3" -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0xFF]))' "$1" "$2"
+}
+flip_byte tampered.sealed 2500000
 expect 1 "failed authentication" -- "$C" unseal --key hospital.key tampered.sealed -o o4
 absent o4
 cp scan.bin.sealed header-tampered.sealed
-printf 'X' | dd of=header-tampered.sealed bs=1 seek=30 conv=notrunc status=none
+flip_byte header-tampered.sealed 30
 expect 1 "" -- "$C" unseal --key hospital.key header-tampered.sealed -o o5
 absent o5
 expect 1 "not a sealed file" -- "$C" unseal --key hospital.key scan.bin -o o6

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The sim enclave backend, host side (library cloister_enclave): enclave images and
+ * their measurements, the attestation device the launcher serves, and the launcher.
+ *
+ * Image format and measurements: docs/formats/enclave-image.md. In short, an image is
+ * a sorted list of (kind, path, mode, bytes) entries; the PCRs are those NSM ExtendPCR
+ * gives from an all-zero register, PCR = SHA-384(0^48 || SHA-384(measured bytes)):
+ *   PCR0  the whole image without its signature      (Nitro: the enclave image file)
+ *   PCR1  the runtime entries: loader and libraries  (Nitro: kernel and bootstrap)
+ *   PCR2  the application entries: exe and files     (Nitro: user application)
+ *   PCR8  the signing certificate (DER), when signed (Nitro: the same)
+ */
+#ifndef CLOISTER_ENCLAVE_H
+#define CLOISTER_ENCLAVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cloister/attestation.h"
+#include "cloister/buf.h"
+#include "cloister/error.h"
+#include "cloister/nsm.h"
+
+#define CL_IMAGE_MAX_LEN ((size_t)1 << 30)
+#define CL_IMAGE_MAX_ENTRIES 4096
+#define CL_IMAGE_MAX_PATH 255
+
+typedef enum cl_image_kind {
+    CL_IMAGE_EXE = 1,     /* the program the launcher runs (exactly one) */
+    CL_IMAGE_RUNTIME = 2, /* the dynamic loader and shared libraries */
+    CL_IMAGE_FILE = 3,    /* data files given with --file */
+} cl_image_kind;
+
+typedef struct cl_image_entry {
+    cl_image_kind kind;
+    uint16_t mode; /* normalised: 0555 (exe, runtime) or 0444 (files) */
+    char path[CL_IMAGE_MAX_PATH + 1];
+    const uint8_t *data; /* points into the image */
+    uint64_t size;
+} cl_image_entry;
+
+typedef struct cl_image {
+    cl_buf raw;      /* the whole image file */
+    size_t body_len; /* bytes covered by PCR0 and the signature */
+    size_t count;
+    cl_image_entry *entries; /* sorted by path */
+    size_t exe;              /* index of the CL_IMAGE_EXE entry */
+    bool signed_;
+    const uint8_t *cert; /* DER, inside raw */
+    size_t cert_len;
+    uint8_t pcr0[48], pcr1[48], pcr2[48], pcr8[48];
+} cl_image;
+
+/* An input for cl_image_build. */
+typedef struct cl_image_input {
+    cl_image_kind kind;
+    const char *src;  /* file on the host */
+    const char *path; /* absolute path inside the enclave */
+} cl_image_input;
+
+typedef struct cl_image_build_params {
+    const char *exe;             /* host path of the program */
+    const cl_image_input *files; /* --file SRC[:DEST] */
+    size_t file_count;
+    bool with_libraries;              /* add the exe's loader and libraries (via ldd) */
+    const char *sign_key, *sign_cert; /* PEM files; both or neither */
+} cl_image_build_params;
+
+void cl_image_init(cl_image *img);
+void cl_image_free(cl_image *img);
+
+/* Builds an image in memory (out->raw) and measures it. Same inputs, same bytes. */
+CL_MUST_USE cl_status cl_image_build(const cl_image_build_params *params, cl_image *out);
+/* Parses and measures an image (untrusted bytes), checking its signature if any. */
+CL_MUST_USE cl_status cl_image_parse(const uint8_t *p, size_t n, cl_image *out);
+CL_MUST_USE cl_status cl_image_load(const char *path, cl_image *out);
+/* {"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": ..., ...}} as nitro-cli prints. */
+CL_MUST_USE cl_status cl_image_measurements_json(const cl_image *img, cl_buf *out);
+/* PCR = SHA-384(pcr || SHA-384(data)) */
+CL_MUST_USE cl_status cl_image_pcr_extend_digest(uint8_t pcr[48], const uint8_t *data, size_t len);
+/* The libraries `exe` needs, from `ldd`: absolute paths, one per line in out. */
+CL_MUST_USE cl_status cl_image_list_libraries(const char *exe, cl_buf *out);
+
+/* --- the attestation device ------------------------------------------------ */
+
+typedef struct cl_nsm_device {
+    uint8_t pcrs[CL_NSM_MAX_PCRS][CL_NSM_PCR_LEN];
+    uint32_t locked; /* bit i: PCR i is read-only */
+    char module_id[80];
+    cl_attest_platform *platform; /* signs documents; NULL: Attestation is InternalError */
+    int64_t (*now_ms)(void);      /* the clock documents are stamped with (tests fix it) */
+} cl_nsm_device;
+
+/*
+ * Starts the device the way the Nitro hypervisor does: PCR0, 1, 2 and 8 hold the
+ * launcher's measurements of the image (all zero for PCR0-2 in debug mode), PCRs 0-15
+ * are locked (the enclave can extend only 16-31, as on Nitro), the rest are zero.
+ */
+void cl_nsm_device_init(cl_nsm_device *dev, const cl_image *img, bool debug, const char *module_id,
+                        cl_attest_platform *platform);
+/*
+ * Answers one request from the enclave. Malformed requests are answered
+ * {"Error": "InvalidArgument"} (never a failure of the launcher); a failure is
+ * returned only when no answer could be encoded.
+ */
+CL_MUST_USE cl_status cl_nsm_device_handle(cl_nsm_device *dev, const uint8_t *req, size_t n, cl_buf *resp);
+
+/* --- the launcher ------------------------------------------------------------ */
+
+#define CL_ENCLAVE_MAX_PROXIES 8
+
+typedef struct cl_enclave_proxy {
+    uint32_t port;  /* vsock port the enclave connects to */
+    char host[256]; /* where the launcher connects */
+    char service[16];
+} cl_enclave_proxy;
+
+typedef struct cl_enclave_config {
+    const char *image_path;
+    const char *pki_dir;   /* cloister enclave init-root's directory; NULL: no attestation */
+    const char *state_dir; /* parent of the per-enclave directories */
+    bool debug;
+    uint64_t memory_mib;
+    uint32_t cid;
+    cl_enclave_proxy proxies[CL_ENCLAVE_MAX_PROXIES];
+    size_t proxy_count;
+    bool quiet;          /* no start-up JSON on stdout */
+    bool attach_console; /* debug: the enclave's console is the launcher's stdout */
+} cl_enclave_config;
+
+/* Parses "PORT=HOST:PORT". */
+CL_MUST_USE cl_status cl_enclave_parse_proxy(const char *spec, cl_enclave_proxy *out);
+/* The default state directory: $CLOISTER_STATE_DIR, else $XDG_RUNTIME_DIR/cloister, else /tmp/cloister-UID. */
+CL_MUST_USE cl_status cl_enclave_default_state_dir(cl_buf *out);
+/*
+ * Runs an enclave until it exits (or the launcher gets SIGTERM/SIGINT): measures the
+ * image, starts the program isolated, serves the device and the vsock emulation, and
+ * removes its state directory at the end. *exit_code is the program's exit status
+ * (128 + signal when killed).
+ */
+CL_MUST_USE cl_status cl_enclave_run(const cl_enclave_config *cfg, int *exit_code);
+
+#endif

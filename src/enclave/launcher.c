@@ -1,0 +1,881 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The sim backend's launcher: `cloister enclave run`.
+ *
+ * The enclave is the image's program in a child created with clone() into fresh user,
+ * mount, network, PID, IPC and UTS namespaces. Before it runs the program, the child
+ *  - mounts a private tmpfs, writes the image's files into it, pivot_roots into it and
+ *    remounts it read-only: the host's file system is gone from its view, only the
+ *    image's files exist (no /proc, no /dev, no /tmp);
+ *  - has no network interface but a downed loopback (its own network namespace);
+ *  - limits its address space (RLIMIT_AS, --memory) and its core size (0);
+ *  - becomes uid 1000 of its namespace with no capabilities, sets no_new_privs,
+ *    and installs a seccomp allowlist (libseccomp; anything else fails EPERM);
+ *  - keeps exactly two channels to the outside, file descriptors the launcher
+ *    made: CL_NSM_FD, the attestation device, and CL_VSOCK_FD, the vsock emulation.
+ * The program file is installed execute-only (0111): the kernel then marks the
+ * process non-dumpable at exec (would_dump() in fs/exec.c; a PR_SET_DUMPABLE made
+ * before exec would be reset), so no core dumps, and no ptrace or /proc/PID/mem for
+ * processes lacking CAP_SYS_PTRACE over the enclave's user namespace. That is defence
+ * in depth only: the user who launched the enclave owns the namespace (and root owns
+ * everything), so the sim backend does not protect the enclave from its host (docs:
+ * threat model), as SGX simulation mode does not.
+ *
+ * The launcher itself measures the image, answers the device's requests with the
+ * PCRs it measured, forwards the connections the enclave opens to the destinations
+ * allowed by --proxy (as vsock-proxy does; bytes only, so TLS ends inside the
+ * enclave), and hands the enclave the connections host programs make to its
+ * listening vsock ports (<state>/<id>/vsock-<port>.sock).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cloister/crypto.h"
+#include "cloister/enclave.h"
+#include "cloister/log.h"
+
+#define ENCLAVE_UID 1000
+#define MAX_LISTENERS 8
+#define CHILD_STACK ((size_t)1 << 20)
+#define MAX_RELAYS 64 /* proxied connections open at once (one thread each) */
+
+static atomic_int active_relays;
+
+typedef struct child_args {
+    const cl_enclave_config *cfg;
+    const cl_image *img;
+    const char *root; /* mount point for the enclave's root */
+    const char *id;
+    int sync_rd, err_wr, nsm_fd, ctl_fd, console_fd, null_fd;
+} child_args;
+
+/* --- the child: isolation, then exec -------------------------------------- */
+
+static cl_status mkdirs(char *path)
+{
+    for (char *s = path + 1; *s != '\0'; s++) {
+        if (*s != '/') continue;
+        *s = '\0';
+        int r = mkdir(path, 0755);
+        int e = errno;
+        *s = '/';
+        if (r != 0 && e != EEXIST) {
+            errno = e;
+            CL_FAIL_ERRNO(CL_ERR_IO, "enclave root: mkdir for %s", path);
+        }
+    }
+    return CL_OK;
+}
+
+static cl_status populate(const child_args *a)
+{
+    char path[4096];
+    for (size_t i = 0; i < a->img->count; i++) {
+        const cl_image_entry *e = &a->img->entries[i];
+        (void)snprintf(path, sizeof(path), "%s%s", a->root, e->path);
+        CL_GUARD(mkdirs(path));
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) CL_FAIL_ERRNO(CL_ERR_IO, "enclave root: cannot create %s", e->path);
+        uint64_t off = 0;
+        while (off < e->size) {
+            ssize_t w = write(fd, e->data + off, (size_t)(e->size - off));
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) {
+                (void)close(fd);
+                CL_FAIL_ERRNO(CL_ERR_IO, "enclave root: cannot write %s (image larger than the tmpfs?)", e->path);
+            }
+            off += (uint64_t)w;
+        }
+        /* The program execute-only: see the top of this file. */
+        mode_t mode = e->kind == CL_IMAGE_EXE ? 0111 : e->mode;
+        if (fchmod(fd, mode) != 0 || close(fd) != 0) CL_FAIL_ERRNO(CL_ERR_IO, "enclave root: %s", e->path);
+    }
+    return CL_OK;
+}
+
+static cl_status isolate_fs(const child_args *a)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < a->img->count; i++) total += (size_t)a->img->entries[i].size + 4096;
+    char opts[64];
+    (void)snprintf(opts, sizeof(opts), "size=%zu,mode=0755", total + ((size_t)1 << 20));
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        CL_FAIL_ERRNO(CL_ERR_IO, "enclave: cannot make the mounts private");
+    if (mount("tmpfs", a->root, "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0)
+        CL_FAIL_ERRNO(CL_ERR_IO, "enclave: cannot mount a tmpfs on %s", a->root);
+    CL_GUARD(populate(a));
+    char old[4200];
+    (void)snprintf(old, sizeof(old), "%s/.old", a->root);
+    if (mkdir(old, 0700) != 0) CL_FAIL_ERRNO(CL_ERR_IO, "enclave: mkdir %s", old);
+    if (syscall(SYS_pivot_root, a->root, old) != 0) CL_FAIL_ERRNO(CL_ERR_IO, "enclave: pivot_root");
+    if (chdir("/") != 0) CL_FAIL_ERRNO(CL_ERR_IO, "enclave: chdir /");
+    if (umount2("/.old", MNT_DETACH) != 0) CL_FAIL_ERRNO(CL_ERR_IO, "enclave: cannot detach the host's file system");
+    if (rmdir("/.old") != 0) CL_FAIL_ERRNO(CL_ERR_IO, "enclave: rmdir /.old");
+    if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0)
+        CL_FAIL_ERRNO(CL_ERR_IO, "enclave: cannot make the root read-only");
+    return CL_OK;
+}
+
+/* SCMP_A0 leaves datum_b out, which clang's -Wmissing-field-initializers refuses. */
+static struct scmp_arg_cmp arg0(enum scmp_compare op, uint64_t a, uint64_t b)
+{
+    return (struct scmp_arg_cmp){.arg = 0, .op = op, .datum_a = a, .datum_b = b};
+}
+
+static cl_status seccomp_install(void)
+{
+    /* What a C program, its dynamic loader, libc, libcrypto and libcbor need to run and
+     * to talk over the two descriptors it was given, and nothing to reach past them: no
+     * socket(), connect(), bind() (no network), no ptrace, mount, namespaces, bpf,
+     * keyctl, perf, io_uring, process_vm_*. clone3 answers ENOSYS (its flags cannot be
+     * inspected) so that libc falls back to clone, whose flags can. */
+    static const int allow[] = {
+        SCMP_SYS(read),
+        SCMP_SYS(write),
+        SCMP_SYS(readv),
+        SCMP_SYS(writev),
+        SCMP_SYS(pread64),
+        SCMP_SYS(pwrite64),
+        SCMP_SYS(close),
+        SCMP_SYS(openat),
+        SCMP_SYS(open),
+        SCMP_SYS(newfstatat),
+        SCMP_SYS(fstat),
+        SCMP_SYS(stat),
+        SCMP_SYS(lstat),
+        SCMP_SYS(statx),
+        SCMP_SYS(lseek),
+        SCMP_SYS(mmap),
+        SCMP_SYS(mprotect),
+        SCMP_SYS(munmap),
+        SCMP_SYS(mremap),
+        SCMP_SYS(brk),
+        SCMP_SYS(madvise),
+        SCMP_SYS(rt_sigaction),
+        SCMP_SYS(rt_sigprocmask),
+        SCMP_SYS(rt_sigreturn),
+        SCMP_SYS(sigaltstack),
+        SCMP_SYS(access),
+        SCMP_SYS(faccessat),
+        SCMP_SYS(faccessat2),
+        SCMP_SYS(readlink),
+        SCMP_SYS(readlinkat),
+        SCMP_SYS(getcwd),
+        SCMP_SYS(getdents64),
+        SCMP_SYS(getpid),
+        SCMP_SYS(gettid),
+        SCMP_SYS(getppid),
+        SCMP_SYS(getuid),
+        SCMP_SYS(geteuid),
+        SCMP_SYS(getgid),
+        SCMP_SYS(getegid),
+        SCMP_SYS(arch_prctl),
+        SCMP_SYS(set_tid_address),
+        SCMP_SYS(set_robust_list),
+        SCMP_SYS(get_robust_list),
+        SCMP_SYS(rseq),
+        SCMP_SYS(prlimit64),
+        SCMP_SYS(getrlimit),
+        SCMP_SYS(futex),
+        SCMP_SYS(clock_gettime),
+        SCMP_SYS(clock_getres),
+        SCMP_SYS(gettimeofday),
+        SCMP_SYS(time),
+        SCMP_SYS(nanosleep),
+        SCMP_SYS(clock_nanosleep),
+        SCMP_SYS(sched_yield),
+        SCMP_SYS(sched_getaffinity),
+        SCMP_SYS(getrandom),
+        SCMP_SYS(exit),
+        SCMP_SYS(exit_group),
+        SCMP_SYS(uname),
+        SCMP_SYS(sendmsg),
+        SCMP_SYS(recvmsg),
+        SCMP_SYS(sendto),
+        SCMP_SYS(recvfrom),
+        SCMP_SYS(shutdown),
+        SCMP_SYS(poll),
+        SCMP_SYS(ppoll),
+        SCMP_SYS(epoll_create1),
+        SCMP_SYS(epoll_ctl),
+        SCMP_SYS(epoll_wait),
+        SCMP_SYS(epoll_pwait),
+        SCMP_SYS(select),
+        SCMP_SYS(pselect6),
+        SCMP_SYS(pipe2),
+        SCMP_SYS(dup),
+        SCMP_SYS(dup2),
+        SCMP_SYS(dup3),
+        SCMP_SYS(fcntl),
+        SCMP_SYS(execve),
+        SCMP_SYS(wait4),
+        SCMP_SYS(tgkill),
+        SCMP_SYS(membarrier),
+        SCMP_SYS(mincore),
+        SCMP_SYS(getsockopt),
+        SCMP_SYS(restart_syscall),
+        SCMP_SYS(mlock),
+        SCMP_SYS(munlock),
+        SCMP_SYS(mlockall),
+        SCMP_SYS(munlockall),
+    };
+    cl_status rc = CL_OK;
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+    CL_ENSURE(ctx != NULL, CL_ERR_NOMEM, "seccomp: init failed");
+    int r = 0;
+    for (size_t i = 0; i < sizeof(allow) / sizeof(allow[0]) && r == 0; i++)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allow[i], 0);
+    if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1, arg0(SCMP_CMP_EQ, AF_UNIX, 0));
+    if (r == 0) {
+        const uint64_t ns =
+            CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1, arg0(SCMP_CMP_MASKED_EQ, ns, 0));
+    }
+    if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, arg0(SCMP_CMP_EQ, PR_GET_DUMPABLE, 0));
+    if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, arg0(SCMP_CMP_EQ, PR_SET_NAME, 0));
+    if (r == 0) r = seccomp_load(ctx);
+    if (r != 0) {
+        errno = -r;
+        rc = cl_error_set_errno(CL_ERR_INTERNAL, __FILE__, __LINE__, "seccomp: cannot install the allowlist");
+    }
+    seccomp_release(ctx);
+    return rc;
+}
+
+static cl_status drop_capabilities(void)
+{
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct d[2];
+    memset(d, 0, sizeof(d));
+    if (syscall(SYS_capset, &h, d) != 0) CL_FAIL_ERRNO(CL_ERR_INTERNAL, "enclave: cannot drop capabilities");
+    return CL_OK;
+}
+
+/* Places fd at `target`, wherever both are now. */
+static cl_status place_fd(int *fd, int target)
+{
+    if (*fd == target) return fcntl(target, F_SETFD, 0) == 0 ? CL_OK : CL_ERR_IO;
+    if (dup2(*fd, target) < 0) CL_FAIL_ERRNO(CL_ERR_IO, "enclave: dup2 to %d", target);
+    *fd = target;
+    return CL_OK;
+}
+
+static cl_status child_setup(child_args *a)
+{
+    char c;
+    if (read(a->sync_rd, &c, 1) != 1) CL_FAIL(CL_ERR_STATE, "enclave: the launcher went away");
+    CL_GUARD(isolate_fs(a));
+    if (sethostname("enclave", 7) != 0) CL_FAIL_ERRNO(CL_ERR_IO, "enclave: sethostname");
+    /* Move every descriptor we keep above the ones we place, then place them. */
+    int *fds[] = {&a->nsm_fd, &a->ctl_fd, &a->console_fd, &a->null_fd, &a->err_wr};
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+        int hi = fcntl(*fds[i], F_DUPFD_CLOEXEC, 64);
+        if (hi < 0) CL_FAIL_ERRNO(CL_ERR_IO, "enclave: dup");
+        *fds[i] = hi;
+    }
+    int err_fd = a->err_wr;
+    CL_GUARD(place_fd(&a->null_fd, 0));
+    CL_GUARD(place_fd(&a->console_fd, 1));
+    if (dup2(1, 2) < 0) CL_FAIL_ERRNO(CL_ERR_IO, "enclave: dup2");
+    CL_GUARD(place_fd(&a->nsm_fd, CL_NSM_FD));
+    CL_GUARD(place_fd(&a->ctl_fd, CL_VSOCK_FD));
+    if (dup3(err_fd, 5, O_CLOEXEC) < 0) CL_FAIL_ERRNO(CL_ERR_IO, "enclave: dup3");
+    a->err_wr = 5;
+    if (syscall(SYS_close_range, 6U, ~0U, 0U) != 0) CL_FAIL_ERRNO(CL_ERR_IO, "enclave: close_range");
+    CL_GUARD(drop_capabilities());
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 ||
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+        CL_FAIL_ERRNO(CL_ERR_INTERNAL, "enclave: prctl");
+    /* The launcher blocks SIGTERM/SIGINT/SIGHUP for its signalfd; the program starts
+     * with none blocked. */
+    sigset_t none;
+    sigemptyset(&none);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) CL_FAIL_ERRNO(CL_ERR_INTERNAL, "enclave: sigprocmask");
+    CL_GUARD(seccomp_install());
+    /* Last, right before exec: nothing of the launcher's own code (nor a sanitizer
+     * runtime, in test builds) has to allocate under the enclave's limit. */
+    struct rlimit as = {.rlim_cur = (rlim_t)a->cfg->memory_mib << 20, .rlim_max = (rlim_t)a->cfg->memory_mib << 20};
+    struct rlimit zero = {0, 0}, nofile = {256, 256};
+    if (setrlimit(RLIMIT_AS, &as) != 0 || setrlimit(RLIMIT_CORE, &zero) != 0 || setrlimit(RLIMIT_NOFILE, &nofile) != 0)
+        CL_FAIL_ERRNO(CL_ERR_IO, "enclave: setrlimit");
+    return CL_OK;
+}
+
+static int child_main(void *arg)
+{
+    child_args *a = arg;
+    if (child_setup(a) == CL_OK) {
+        const cl_image_entry *exe = &a->img->entries[a->img->exe];
+        const char *base = strrchr(exe->path, '/') + 1;
+        char idenv[128];
+        (void)snprintf(idenv, sizeof(idenv), "CLOISTER_ENCLAVE_ID=%s", a->id);
+        char *argv[] = {(char *)(uintptr_t)base, NULL};
+        char *envp[] = {(char *)"PATH=/app", (char *)"CLOISTER_ENCLAVE=sim", idenv, NULL};
+        execve(exe->path, argv, envp);
+        (void)cl_error_set_errno(CL_ERR_IO, __FILE__, __LINE__, "enclave: cannot execute %s", exe->path);
+    }
+    const char *m = cl_error_message();
+    ssize_t w = write(a->err_wr, m, strlen(m));
+    (void)w;
+    _exit(127);
+}
+
+/* --- the launcher: state, the device, vsock, the proxy -------------------- */
+
+typedef struct relay_args {
+    int enclave_fd;
+    uint32_t port;         /* what the enclave asked for */
+    cl_enclave_proxy dest; /* port 0: not allowed */
+    char id[64];
+} relay_args;
+
+static cl_status write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) CL_FAIL_ERRNO(CL_ERR_IO, "relay: write");
+        p += w;
+        n -= (size_t)w;
+    }
+    return CL_OK;
+}
+
+static int dial(const cl_enclave_proxy *d)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC}, *res = NULL;
+    if (getaddrinfo(d->host, d->service, &hints, &res) != 0) return -1;
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+            (void)close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+/* One proxied connection: connect, answer the enclave's status byte, copy bytes both
+ * ways until both sides have finished, then log the byte counts (never the bytes). */
+static void *relay_main(void *arg)
+{
+    relay_args *r = arg;
+    uint8_t status = 1;
+    int host = -1;
+    if (r->dest.port != 0) {
+        host = dial(&r->dest);
+        status = host >= 0 ? 0 : 2;
+    }
+    if (write_all(r->enclave_fd, &status, 1) != CL_OK || status != 0) {
+        if (status == 1) CL_LOG_WARN("enclave %s: refused a connection to vsock port %u (not proxied)", r->id, r->port);
+        if (status == 2)
+            CL_LOG_WARN("enclave %s: proxy to %s:%s failed: cannot connect", r->id, r->dest.host, r->dest.service);
+        goto done;
+    }
+    uint64_t out = 0, in = 0;
+    bool eof_e = false, eof_h = false;
+    while (!eof_e || !eof_h) {
+        struct pollfd p[2] = {{.fd = eof_e ? -1 : r->enclave_fd, .events = POLLIN},
+                              {.fd = eof_h ? -1 : host, .events = POLLIN}};
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (p[i].revents == 0) continue;
+            int from = i == 0 ? r->enclave_fd : host, to = i == 0 ? host : r->enclave_fd;
+            uint8_t buf[16384];
+            ssize_t n = recv(from, buf, sizeof(buf), 0);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0 || write_all(to, buf, (size_t)n) != CL_OK) {
+                if (i == 0)
+                    eof_e = true;
+                else
+                    eof_h = true;
+                (void)shutdown(to, SHUT_WR);
+                continue;
+            }
+            if (i == 0)
+                out += (uint64_t)n;
+            else
+                in += (uint64_t)n;
+        }
+    }
+    CL_LOG_INFO("enclave %s: proxy vsock port %u -> %s:%s closed: %llu bytes out, %llu bytes in", r->id, r->dest.port,
+                r->dest.host, r->dest.service, (unsigned long long)out, (unsigned long long)in);
+done:
+    if (host >= 0) (void)close(host);
+    (void)close(r->enclave_fd);
+    free(r);
+    atomic_fetch_sub(&active_relays, 1);
+    return NULL;
+}
+
+typedef struct listener {
+    uint32_t port;
+    int host_fd;    /* listening Unix socket */
+    int enclave_fd; /* SEQPACKET to the enclave's cl_vsock_accept */
+    char path[4200];
+} listener;
+
+typedef struct launcher {
+    const cl_enclave_config *cfg;
+    char id[64];
+    char dir[4096];
+    cl_nsm_device dev;
+    listener listeners[MAX_LISTENERS];
+    size_t nlisteners;
+} launcher;
+
+static void handle_nsm(launcher *l, int fd)
+{
+    uint8_t *req = malloc(CL_NSM_MAX_REQUEST + 1);
+    cl_buf resp;
+    cl_buf_init(&resp, CL_NSM_MAX_RESPONSE);
+    if (req == NULL) return;
+    ssize_t n = recv(fd, req, CL_NSM_MAX_REQUEST + 1, MSG_DONTWAIT | MSG_TRUNC);
+    if (n > 0) {
+        /* A request over the NSM's size limit is answered InputTooLarge by the parser. */
+        size_t len = (size_t)n > CL_NSM_MAX_REQUEST + 1 ? CL_NSM_MAX_REQUEST + 1 : (size_t)n;
+        if (cl_nsm_device_handle(&l->dev, req, len, &resp) == CL_OK) {
+            ssize_t w = send(fd, resp.data, resp.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w != (ssize_t)resp.len) CL_LOG_WARN("enclave %s: the device could not answer", l->id);
+        } else {
+            CL_LOG_ERROR("enclave %s: attestation device: %s", l->id, cl_error_message());
+        }
+    }
+    free(req);
+    cl_buf_free(&resp);
+}
+
+static void handle_listen(launcher *l, uint32_t port, int enclave_fd)
+{
+    listener *s = NULL;
+    for (size_t i = 0; i < l->nlisteners; i++)
+        if (l->listeners[i].port == port) {
+            CL_LOG_WARN("enclave %s: vsock port %u is already listening", l->id, port);
+            (void)close(enclave_fd);
+            return;
+        }
+    if (l->nlisteners == MAX_LISTENERS) {
+        CL_LOG_WARN("enclave %s: too many vsock listeners", l->id);
+        (void)close(enclave_fd);
+        return;
+    }
+    s = &l->listeners[l->nlisteners];
+    (void)snprintf(s->path, sizeof(s->path), "%s/vsock-%u.sock", l->dir, port);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd = -1;
+    if (strlen(s->path) >= sizeof(sa.sun_path)) {
+        CL_LOG_ERROR("enclave %s: socket path too long: %s (use a shorter --state-dir)", l->id, s->path);
+        (void)close(enclave_fd);
+        return;
+    }
+    memcpy(sa.sun_path, s->path, strlen(s->path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || chmod(s->path, 0600) != 0 ||
+        listen(fd, 16) != 0) {
+        CL_LOG_ERROR("enclave %s: cannot listen on %s: %s", l->id, s->path, strerror(errno));
+        if (fd >= 0) (void)close(fd);
+        (void)close(enclave_fd);
+        return;
+    }
+    /* Never block the launcher's loop on an enclave that does not accept. */
+    (void)fcntl(enclave_fd, F_SETFL, fcntl(enclave_fd, F_GETFL) | O_NONBLOCK);
+    s->port = port;
+    s->host_fd = fd;
+    s->enclave_fd = enclave_fd;
+    l->nlisteners++;
+}
+
+static void handle_ctl(launcher *l, int ctl)
+{
+    uint8_t msg[16];
+    size_t len = sizeof(msg);
+    int fd = -1;
+    if (cl_fd_recv(ctl, msg, &len, &fd) != CL_OK) return;
+    if (fd < 0 || len != 5) {
+        if (fd >= 0) (void)close(fd);
+        return;
+    }
+    uint32_t port = (uint32_t)msg[1] << 24 | (uint32_t)msg[2] << 16 | (uint32_t)msg[3] << 8 | msg[4];
+    if (msg[0] == 'L') {
+        handle_listen(l, port, fd);
+        return;
+    }
+    if (msg[0] != 'C') {
+        (void)close(fd);
+        return;
+    }
+    /* An enclave cannot make the launcher start threads without bound. */
+    if (atomic_load(&active_relays) >= MAX_RELAYS) {
+        CL_LOG_WARN("enclave %s: %d proxied connections already open; refusing another", l->id, MAX_RELAYS);
+        (void)close(fd);
+        return;
+    }
+    relay_args *r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        (void)close(fd);
+        return;
+    }
+    r->enclave_fd = fd;
+    (void)snprintf(r->id, sizeof(r->id), "%s", l->id);
+    r->port = port;
+    for (size_t i = 0; i < l->cfg->proxy_count; i++)
+        if (l->cfg->proxies[i].port == port) r->dest = l->cfg->proxies[i];
+    pthread_t t;
+    pthread_attr_t attr;
+    (void)pthread_attr_init(&attr);
+    (void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    atomic_fetch_add(&active_relays, 1);
+    if (pthread_create(&t, &attr, relay_main, r) != 0) {
+        atomic_fetch_sub(&active_relays, 1);
+        (void)close(fd);
+        free(r);
+    }
+    (void)pthread_attr_destroy(&attr);
+}
+
+static cl_status write_text(const char *dir, const char *name, const char *text)
+{
+    char path[4300];
+    (void)snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) CL_FAIL_ERRNO(CL_ERR_IO, "cannot write %s", path);
+    size_t n = strlen(text);
+    ssize_t w = write(fd, text, n);
+    if (close(fd) != 0 || w != (ssize_t)n) CL_FAIL_ERRNO(CL_ERR_IO, "cannot write %s", path);
+    return CL_OK;
+}
+
+static cl_status describe_json(const launcher *l, const cl_image *img, pid_t pid, cl_buf *out)
+{
+    const cl_enclave_config *c = l->cfg;
+    CL_GUARD(cl_buf_printf(out,
+                           "{\n  \"EnclaveName\": \"%s\",\n  \"EnclaveID\": \"%s\",\n  \"ProcessID\": %d,\n"
+                           "  \"EnclaveCID\": %u,\n  \"NumberOfCPUs\": 1,\n  \"MemoryMiB\": %llu,\n"
+                           "  \"State\": \"RUNNING\",\n  \"Flags\": \"%s\",\n  \"StateDir\": \"%s\",\n",
+                           l->id, l->id, (int)pid, c->cid, (unsigned long long)c->memory_mib,
+                           c->debug ? "DEBUG_MODE" : "NONE", l->dir));
+    cl_buf m;
+    cl_buf_init(&m, 4096);
+    cl_status rc = cl_image_measurements_json(img, &m);
+    if (rc == CL_OK) {
+        /* Re-indent the measurements object into this one. */
+        const char *s = cl_buf_cstr(&m) + 2; /* skip "{\n" */
+        size_t n = strlen(s);
+        rc = cl_buf_append(out, s, n >= 2 ? n - 2 : 0); /* drop the closing "}\n" */
+    }
+    cl_buf_free(&m);
+    CL_GUARD(rc);
+    return cl_buf_append_str(out, "}\n");
+}
+
+static void remove_state(launcher *l)
+{
+    char path[4300];
+    for (size_t i = 0; i < l->nlisteners; i++) (void)unlink(l->listeners[i].path);
+    static const char *const names[] = {"info.json", "console.log", "pid"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        (void)snprintf(path, sizeof(path), "%s/%s", l->dir, names[i]);
+        (void)unlink(path);
+    }
+    (void)snprintf(path, sizeof(path), "%s/root", l->dir);
+    (void)rmdir(path);
+    (void)rmdir(l->dir);
+}
+
+cl_status cl_enclave_parse_proxy(const char *spec, cl_enclave_proxy *out)
+{
+    memset(out, 0, sizeof(*out));
+    const char *eq = strchr(spec, '=');
+    const char *colon = eq != NULL ? strrchr(eq, ':') : NULL;
+    char *end = NULL;
+    unsigned long port = eq != NULL ? strtoul(spec, &end, 10) : 0;
+    CL_ENSURE(eq != NULL && colon != NULL && end == eq && port > 0 && port <= UINT32_MAX && colon > eq + 1 &&
+                  colon[1] != '\0' && (size_t)(colon - eq - 1) < sizeof(out->host) &&
+                  strlen(colon + 1) < sizeof(out->service),
+              CL_ERR_USAGE, "--proxy '%s': expected VSOCKPORT=HOST:PORT (e.g. 8000=kms.example:443)", spec);
+    out->port = (uint32_t)port;
+    const char *h = eq + 1;
+    size_t hl = (size_t)(colon - h);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') { /* [v6]:port */
+        h++;
+        hl -= 2;
+    }
+    memcpy(out->host, h, hl);
+    out->host[hl] = '\0';
+    (void)snprintf(out->service, sizeof(out->service), "%s", colon + 1);
+    return CL_OK;
+}
+
+cl_status cl_enclave_default_state_dir(cl_buf *out)
+{
+    const char *env = getenv("CLOISTER_STATE_DIR");
+    if (env != NULL && env[0] != '\0') return cl_buf_append_str(out, env);
+    env = getenv("XDG_RUNTIME_DIR");
+    if (env != NULL && env[0] != '\0') return cl_buf_printf(out, "%s/cloister/enclaves", env);
+    return cl_buf_printf(out, "/tmp/cloister-%u/enclaves", (unsigned)getuid());
+}
+
+static cl_status make_dirs(const char *dir)
+{
+    char path[4096];
+    (void)snprintf(path, sizeof(path), "%s/", dir);
+    for (char *s = path + 1; *s != '\0'; s++) {
+        if (*s != '/') continue;
+        *s = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) CL_FAIL_ERRNO(CL_ERR_IO, "cannot create %s", path);
+        *s = '/';
+    }
+    return CL_OK;
+}
+
+static cl_status write_id_maps(pid_t pid)
+{
+    char path[64], text[64];
+    (void)snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
+    (void)snprintf(text, sizeof(text), "%d %u 1\n", ENCLAVE_UID, (unsigned)getuid());
+    CL_GUARD(write_text("/", path + 1, text));
+    (void)snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)pid);
+    CL_GUARD(write_text("/", path + 1, "deny\n"));
+    (void)snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
+    (void)snprintf(text, sizeof(text), "%d %u 1\n", ENCLAVE_UID, (unsigned)getgid());
+    return write_text("/", path + 1, text);
+}
+
+static cl_status serve(launcher *l, pid_t pid, int nsm, int ctl, int sigfd, int *exit_code)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0) CL_FAIL_ERRNO(CL_ERR_IO, "pidfd_open");
+    for (;;) {
+        struct pollfd p[4 + MAX_LISTENERS];
+        size_t n = 0;
+        p[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
+        p[n++] = (struct pollfd){.fd = sigfd, .events = POLLIN};
+        p[n++] = (struct pollfd){.fd = nsm, .events = POLLIN};
+        p[n++] = (struct pollfd){.fd = ctl, .events = POLLIN};
+        for (size_t i = 0; i < l->nlisteners; i++)
+            p[n++] = (struct pollfd){.fd = l->listeners[i].host_fd, .events = POLLIN};
+        if (poll(p, n, -1) < 0) {
+            if (errno == EINTR) continue;
+            (void)close(pidfd);
+            CL_FAIL_ERRNO(CL_ERR_IO, "launcher: poll");
+        }
+        if (p[1].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+                CL_LOG_INFO("enclave %s: terminating (signal %u)", l->id, si.ssi_signo);
+            (void)kill(pid, SIGKILL);
+        }
+        if (p[2].revents & POLLIN) handle_nsm(l, nsm);
+        if (p[2].revents & (POLLHUP | POLLERR)) nsm = -1; /* poll ignores negative fds */
+        if (p[3].revents & POLLIN)
+            handle_ctl(l, ctl);
+        else if (p[3].revents & (POLLHUP | POLLERR))
+            ctl = -1;
+        for (size_t i = 0; i < l->nlisteners; i++) {
+            if (!(p[4 + i].revents & POLLIN)) continue;
+            int c = accept4(l->listeners[i].host_fd, NULL, NULL, SOCK_CLOEXEC);
+            if (c < 0) continue;
+            if (cl_fd_send(l->listeners[i].enclave_fd, "A", 1, c) != CL_OK)
+                CL_LOG_WARN("enclave %s: could not hand a connection on port %u to the enclave", l->id,
+                            l->listeners[i].port);
+            (void)close(c);
+        }
+        if (p[0].revents & POLLIN) {
+            int st = 0;
+            while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+            }
+            *exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+            (void)close(pidfd);
+            return CL_OK;
+        }
+    }
+}
+
+cl_status cl_enclave_run(const cl_enclave_config *cfg, int *exit_code)
+{
+    cl_status rc = CL_OK;
+    cl_image img;
+    cl_image_init(&img);
+    cl_attest_platform platform;
+    cl_attest_platform_init(&platform);
+    launcher *l = calloc(1, sizeof(*l));
+    child_args a = {0};
+    int nsm[2] = {-1, -1}, ctl[2] = {-1, -1}, sync[2] = {-1, -1}, err[2] = {-1, -1};
+    int console = -1, devnull = -1, sigfd = -1;
+    char *stack = NULL;
+    pid_t pid = -1;
+    bool state_made = false;
+    cl_buf info;
+    cl_buf_init(&info, 1 << 16);
+    char root[4200];
+    sigset_t mask, oldmask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, &oldmask);
+
+    CL_ENSURE_GOTO(l != NULL, CL_ERR_NOMEM, "out of memory");
+    l->cfg = cfg;
+    CL_ENSURE_GOTO(cfg->memory_mib >= 16 && cfg->memory_mib <= ((uint64_t)1 << 20), CL_ERR_USAGE,
+                   "--memory %llu MiB: give 16 MiB to 1 TiB", (unsigned long long)cfg->memory_mib);
+    CL_GUARD_GOTO(cl_image_load(cfg->image_path, &img));
+    {
+        uint8_t rnd[8];
+        CL_GUARD_GOTO(cl_random(rnd, sizeof(rnd)));
+        int k = snprintf(l->id, sizeof(l->id), "i-sim-enc");
+        for (size_t i = 0; i < sizeof(rnd); i++) k += snprintf(l->id + k, sizeof(l->id) - (size_t)k, "%02x", rnd[i]);
+    }
+    if (cfg->pki_dir != NULL) {
+        CL_GUARD_CTX_GOTO(cl_attest_platform_load(&platform, cfg->pki_dir), "attestation PKI %s", cfg->pki_dir);
+        CL_GUARD_GOTO(cl_attest_platform_start_enclave(&platform, l->id, (int64_t)time(NULL)));
+    } else {
+        CL_LOG_WARN("no --pki: the enclave's attestation requests will fail (create one with 'cloister enclave "
+                    "init-root')");
+    }
+    cl_nsm_device_init(&l->dev, &img, cfg->debug, l->id, cfg->pki_dir != NULL ? &platform : NULL);
+
+    CL_GUARD_GOTO(make_dirs(cfg->state_dir));
+    {
+        /* The default lives under /tmp when there is no XDG_RUNTIME_DIR: refuse a
+         * directory someone else made for us (sockets and the console go there). */
+        struct stat sb;
+        if (lstat(cfg->state_dir, &sb) != 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "state directory %s", cfg->state_dir);
+        CL_ENSURE_GOTO(S_ISDIR(sb.st_mode) && sb.st_uid == getuid() && (sb.st_mode & 022) == 0, CL_ERR_DENIED,
+                       "state directory %s is not a directory of ours that only we can write (mode %o, owner %u); "
+                       "choose another with --state-dir",
+                       cfg->state_dir, (unsigned)(sb.st_mode & 07777), (unsigned)sb.st_uid);
+    }
+    (void)snprintf(l->dir, sizeof(l->dir), "%s/%s", cfg->state_dir, l->id);
+    if (mkdir(l->dir, 0700) != 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot create %s", l->dir);
+    state_made = true;
+    (void)snprintf(root, sizeof(root), "%s/root", l->dir);
+    if (mkdir(root, 0700) != 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot create %s", root);
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, nsm) != 0 ||
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) != 0 || pipe2(sync, O_CLOEXEC) != 0 ||
+        pipe2(err, O_CLOEXEC) != 0)
+        CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "launcher: socketpair/pipe");
+    devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull < 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot open /dev/null");
+    if (cfg->debug && cfg->attach_console) {
+        console = fcntl(1, F_DUPFD_CLOEXEC, 3);
+        if (console < 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "launcher: dup stdout");
+    } else if (cfg->debug) {
+        char path[4300];
+        (void)snprintf(path, sizeof(path), "%s/console.log", l->dir);
+        console = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (console < 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot create %s", path);
+    }
+    a = (child_args){.cfg = cfg,
+                     .img = &img,
+                     .root = root,
+                     .id = l->id,
+                     .sync_rd = sync[0],
+                     .err_wr = err[1],
+                     .nsm_fd = nsm[1],
+                     .ctl_fd = ctl[1],
+                     .console_fd = console >= 0 ? console : devnull,
+                     .null_fd = devnull};
+    stack = malloc(CHILD_STACK);
+    CL_ENSURE_GOTO(stack != NULL, CL_ERR_NOMEM, "out of memory");
+    pid = clone(child_main, stack + CHILD_STACK,
+                CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | SIGCHLD, &a);
+    if (pid < 0) {
+        if (errno == EPERM || errno == EINVAL || errno == ENOSPC || errno == EACCES)
+            CL_FAIL_ERRNO_GOTO(CL_ERR_UNSUPPORTED,
+                               "the kernel forbids unprivileged user namespaces, which the sim enclave needs "
+                               "(sysctl kernel.unprivileged_userns_clone / user.max_user_namespaces)");
+        CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "launcher: clone");
+    }
+    (void)close(sync[0]);
+    sync[0] = -1;
+    (void)close(err[1]);
+    err[1] = -1;
+    (void)close(nsm[1]);
+    nsm[1] = -1;
+    (void)close(ctl[1]);
+    ctl[1] = -1;
+    CL_GUARD_CTX_GOTO(write_id_maps(pid), "launcher: user namespace id maps");
+    if (write(sync[1], "g", 1) != 1) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "launcher: cannot start the child");
+    {
+        char msg[1100];
+        ssize_t n;
+        do {
+            n = read(err[0], msg, sizeof(msg) - 1);
+        } while (n < 0 && errno == EINTR);
+        if (n > 0) {
+            msg[n] = '\0';
+            int st;
+            (void)waitpid(pid, &st, 0);
+            pid = -1;
+            CL_FAIL_GOTO(CL_ERR_STATE, "the enclave did not start: %s", msg);
+        }
+    }
+    sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
+    if (sigfd < 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "signalfd");
+    CL_GUARD_GOTO(describe_json(l, &img, getpid(), &info));
+    CL_GUARD_GOTO(write_text(l->dir, "info.json", cl_buf_cstr(&info)));
+    {
+        char pidtext[32];
+        (void)snprintf(pidtext, sizeof(pidtext), "%d\n", (int)getpid());
+        CL_GUARD_GOTO(write_text(l->dir, "pid", pidtext));
+    }
+    if (!cfg->quiet) {
+        fputs(cl_buf_cstr(&info), stdout);
+        (void)fflush(stdout);
+    }
+    CL_GUARD_GOTO(serve(l, pid, nsm[0], ctl[0], sigfd, exit_code));
+    pid = -1;
+out:
+    if (pid > 0) {
+        int st;
+        (void)kill(pid, SIGKILL);
+        (void)waitpid(pid, &st, 0);
+    }
+    int fds[] = {nsm[0], nsm[1], ctl[0], ctl[1], sync[0], sync[1], err[0], err[1], console, devnull, sigfd};
+    for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        if (fds[i] >= 0) (void)close(fds[i]);
+    if (l != NULL) {
+        for (size_t i = 0; i < l->nlisteners; i++) {
+            (void)close(l->listeners[i].host_fd);
+            (void)close(l->listeners[i].enclave_fd);
+        }
+        if (state_made) remove_state(l);
+    }
+    free(stack);
+    free(l);
+    cl_buf_free(&info);
+    cl_attest_platform_free(&platform);
+    cl_image_free(&img);
+    sigprocmask(SIG_SETMASK, &oldmask, NULL);
+    return rc;
+}
