@@ -15,13 +15,14 @@ static const cli_command cli_commands[] = {
     {"attest", "verify attestation documents (AWS Nitro format)", cmd_attest},
     {"enclave", "sim enclaves: images, launcher, attestation root (build, run, init-root, ...)", cmd_enclave},
     {"kms", "manage KMS keys; verify the KMS audit log", cmd_kms},
+    {"infer-local", "run an ONNX model on a local input", cmd_infer_local},
 };
 
 static void cli_print_usage(FILE *f)
 {
     fputs("Usage: cloister <command> [options]\n\nCommands:\n", f);
     for (size_t i = 0; i < sizeof(cli_commands) / sizeof(cli_commands[0]); i++)
-        fprintf(f, "  %-10s %s\n", cli_commands[i].name, cli_commands[i].summary);
+        fprintf(f, "  %-12s %s\n", cli_commands[i].name, cli_commands[i].summary);
     fputs("\nRun 'cloister <command> --help' for a command's options.\n"
           "Exit status: 0 success, 1 the operation failed, 2 usage error.\n"
           "Set CLOISTER_LOG=debug|info|warn|error for diagnostics on stderr.\n",

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The enclave's ONNX inference runtime.
+ *
+ * A model is loaded from memory (inside the enclave it arrives decrypted and
+ * never touches disk), validated in full before anything runs (types, shapes,
+ * topological order, opset, initializer sizes, a cap on total allocation), and
+ * executed with plain-C reference kernels. Every tensor the runtime owns --
+ * weights and intermediates -- is wiped when it is released, and all of them
+ * when the model is unloaded.
+ */
+#ifndef CLOISTER_INFER_H
+#define CLOISTER_INFER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cloister/buf.h"
+#include "cloister/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Element types, numbered as ONNX's TensorProto.DataType. */
+typedef enum cl_infer_dtype {
+    CL_INFER_UNDEFINED = 0,
+    CL_INFER_FLOAT = 1,
+    CL_INFER_UINT8 = 2,
+    CL_INFER_INT8 = 3,
+    CL_INFER_UINT16 = 4,
+    CL_INFER_INT16 = 5,
+    CL_INFER_INT32 = 6,
+    CL_INFER_INT64 = 7,
+    CL_INFER_BOOL = 9,
+    CL_INFER_DOUBLE = 11,
+    CL_INFER_UINT32 = 12,
+    CL_INFER_UINT64 = 13,
+} cl_infer_dtype;
+
+#define CL_INFER_MAX_RANK 8
+
+/* A dense tensor in C (row-major) order. `data` is owned by whoever filled the
+ * struct unless `borrowed` is set; cl_infer_tensor_free wipes and releases it. */
+typedef struct cl_infer_tensor {
+    cl_infer_dtype dtype;
+    int rank;
+    int64_t dims[CL_INFER_MAX_RANK];
+    void *data;
+    size_t nbytes;
+    bool borrowed;
+} cl_infer_tensor;
+
+/* Which kernels run Conv, ConvTranspose, Gemm and MatMul. Every other op, and
+ * any configuration the fast path does not cover, uses the reference kernels. */
+typedef enum cl_infer_backend {
+    CL_INFER_BACKEND_DEFAULT = 0, /* oneDNN when this build has it */
+    CL_INFER_BACKEND_REFERENCE,   /* plain-C reference kernels only */
+    CL_INFER_BACKEND_ONEDNN,      /* oneDNN (fails to load if not built in) */
+} cl_infer_backend;
+
+typedef struct cl_infer_options {
+    size_t max_bytes; /* cap on all memory the model may hold at once; 0 = default */
+    int threads;      /* 0 = all cores */
+    cl_infer_backend backend;
+    bool profile; /* time every node (see cl_infer_model_profile) */
+} cl_infer_options;
+
+/* Whether this build has the oneDNN kernels. */
+bool cl_infer_onednn_available(void);
+
+#define CL_INFER_MAX_BYTES_DEFAULT ((size_t)4 << 30)
+
+typedef struct cl_infer_model cl_infer_model;
+
+/* Bytes per element of a supported dtype; 0 for an unsupported one. */
+size_t cl_infer_dtype_size(cl_infer_dtype t);
+const char *cl_infer_dtype_name(cl_infer_dtype t);
+
+/* Allocates a zeroed tensor of the given shape (at most 1 GiB). */
+CL_MUST_USE cl_status cl_infer_tensor_alloc(cl_infer_tensor *t, cl_infer_dtype dtype, int rank, const int64_t *dims);
+/* Wipes and releases the data (unless borrowed); leaves an empty tensor. */
+void cl_infer_tensor_free(cl_infer_tensor *t);
+/* Number of elements (1 for a scalar). */
+size_t cl_infer_tensor_count(const cl_infer_tensor *t);
+
+/* Parses and validates an ONNX model. `bytes` is only read during the call. */
+CL_MUST_USE cl_status cl_infer_model_load(const void *bytes, size_t len, const cl_infer_options *opts,
+                                          cl_infer_model **out);
+/* Wipes every weight and intermediate and releases the model. NULL is fine. */
+void cl_infer_model_free(cl_infer_model *m);
+
+size_t cl_infer_model_input_count(const cl_infer_model *m);
+size_t cl_infer_model_output_count(const cl_infer_model *m);
+/* Name, dtype and declared shape of an input (dims -1 where symbolic). */
+CL_MUST_USE cl_status cl_infer_model_input_info(const cl_infer_model *m, size_t i, const char **name,
+                                                cl_infer_dtype *dtype, int *rank, int64_t dims[CL_INFER_MAX_RANK]);
+const char *cl_infer_model_output_name(const cl_infer_model *m, size_t i);
+/* With options.profile: the i-th op type run so far, its node executions and
+ * total wall time in ms, and how many of them oneDNN ran. Returns false past
+ * the last op type. */
+bool cl_infer_model_profile(const cl_infer_model *m, size_t i, const char **op, size_t *runs, double *ms,
+                            size_t *fast_runs);
+/* Largest number of bytes held at once (weights included) so far. */
+size_t cl_infer_model_peak_bytes(const cl_infer_model *m);
+
+/* Runs the model, one inference at a time (the model holds the run's
+ * intermediates: use one model per thread). `inputs` are the graph inputs that
+ * are not initializers, in declaration order; the caller's tensors are only read. On success `outputs`
+ * (n_outputs == cl_infer_model_output_count) receive fresh tensors the caller
+ * frees with cl_infer_tensor_free. */
+CL_MUST_USE cl_status cl_infer_run(cl_infer_model *m, const cl_infer_tensor *inputs, size_t n_inputs,
+                                   cl_infer_tensor *outputs, size_t n_outputs);
+
+/* Parses one serialised ONNX TensorProto (the backend tests' .pb files). */
+CL_MUST_USE cl_status cl_infer_tensor_parse(const void *bytes, size_t len, cl_infer_tensor *out);
+
+/* NumPy .npy (format 1.0 to 3.0, C order, little-endian or byte-sized
+ * elements) to and from tensors. Parsing is bounded: the header is at most
+ * 64 KiB and the data must be exactly what the shape says. */
+CL_MUST_USE cl_status cl_infer_npy_parse(const void *bytes, size_t len, cl_infer_tensor *out);
+/* Appends the tensor as a format 1.0 .npy file to out. */
+CL_MUST_USE cl_status cl_infer_npy_write(const cl_infer_tensor *t, cl_buf *out);
+
+/* Decodes a PNG (8- or 16-bit, gray or RGB, alpha dropped, palette expanded)
+ * into a float32 [1, channels, H, W] tensor for a model input: gray is
+ * replicated to 3 channels or RGB averaged to 1 as `channels` asks; the image
+ * is resized bilinearly (half-pixel centres) to out_h x out_w when those are
+ * positive and differ; then normalised per image to zero mean and unit
+ * standard deviation (z-score over all pixels and channels). */
+CL_MUST_USE cl_status cl_infer_png_read(const void *bytes, size_t len, int channels, int64_t out_h, int64_t out_w,
+                                        cl_infer_tensor *out);
+/* Encodes a probability map ([H, W] or [1, 1, H, W] float32) as an 8-bit gray
+ * PNG mask: 255 where p >= threshold, 0 elsewhere. Appends to out. */
+CL_MUST_USE cl_status cl_infer_png_write_mask(const cl_infer_tensor *prob, float threshold, cl_buf *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Internals of the inference runtime shared by the loader, executor and kernels. */
+#ifndef CLOISTER_INFER_INTERNAL_H
+#define CLOISTER_INFER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cloister/infer.h"
+
+/* Newest default-domain opset whose semantics the kernels implement. */
+#define INFER_OPSET_MAX 17
+/* Graph limits: bound the loader's work on hostile input. */
+#define INFER_MAX_NODES 100000
+#define INFER_MAX_VALUES 400000
+/* Largest single tensor (elements), independent of the byte cap. */
+#define INFER_MAX_ELEMS ((int64_t)1 << 32)
+
+#define INFER_POOL_SLOTS 64
+/* Buffers at least this large are kept for reuse when released. */
+#define INFER_POOL_MIN_BYTES ((size_t)64 << 10)
+
+/* Accounting for every byte the model holds; allocation beyond max fails.
+ * Released tensor buffers are wiped and kept in a small pool, so a run after
+ * the first reuses them instead of mapping fresh pages (sizes repeat from run
+ * to run); pooled bytes count as held. */
+typedef struct infer_mem {
+    size_t used;
+    size_t peak;
+    size_t max;
+    bool cap_hit;  /* an allocation was refused for the cap */
+    size_t pooled; /* bytes in the pool (included in used) */
+    size_t n_pool;
+    struct {
+        void *p;
+        size_t n;
+    } pool[INFER_POOL_SLOTS];
+} infer_mem;
+
+/* Frees every pooled buffer (at model unload). */
+void infer_mem_pool_drain(infer_mem *mem);
+
+typedef struct infer_value {
+    const char *name;
+    cl_infer_tensor t; /* the initializer, or the value during a run */
+    bool is_init;
+    bool is_input;
+    bool is_output;
+    bool defined; /* produced by something before the current node (load-time check) */
+    int last_use; /* last node reading it; -1 when none */
+    int producer; /* node writing it; -1 for initializers and graph inputs */
+    int n_uses;   /* node inputs reading it */
+    /* declared type of a graph input (for run-time checks) */
+    cl_infer_dtype decl_dtype;
+    int decl_rank; /* -1 when the shape is not declared */
+    int64_t decl_dims[CL_INFER_MAX_RANK];
+} infer_value;
+
+struct infer_op;
+
+typedef struct infer_node {
+    const void *proto; /* Onnx__NodeProto, owned by the model's protobuf tree */
+    const char *name;  /* the node's name, or "<op>#<index>" when unnamed */
+    char anon[48];
+    const char *op;
+    const struct infer_op *def;
+    int n_in;
+    int n_out;
+    int *in;        /* value index, -1 for an omitted optional input */
+    int *out;       /* value index, -1 for an omitted optional output */
+    bool skip;      /* folded into its producer by a graph rewrite */
+    bool fuse_relu; /* a following Relu was fused: apply it to out[0] */
+} infer_node;
+
+struct cl_infer_model {
+    void *proto; /* Onnx__ModelProto */
+    void *pb_alloc;
+    infer_mem mem;
+    int64_t opset;
+    infer_value *values;
+    size_t n_values;
+    infer_node *nodes;
+    size_t n_nodes;
+    int *inputs; /* graph inputs that are not initializers */
+    size_t n_inputs;
+    int *outputs;
+    size_t n_outputs;
+    int threads;
+    bool use_onednn;
+    void *dnnl;       /* engine and stream (onednn.c) */
+    void **fast;      /* per node: the fast path's cached primitive, or NULL */
+    size_t fast_runs; /* nodes run by the fast path (tests check it is used) */
+    bool profile;
+    struct infer_prof {
+        const char *op;
+        size_t runs, fast;
+        double ms;
+    } * prof; /* per op type, when profiling */
+    size_t n_prof;
+};
+
+typedef struct infer_ctx {
+    cl_infer_model *m;
+    const infer_node *node;
+    infer_mem *mem;
+    int64_t opset;
+    void **fast; /* this node's slot in m->fast */
+} infer_ctx;
+
+/* A kernel: computes output shapes, allocates outputs through ctx->mem and
+ * fills them. in[i] is NULL for an omitted optional input, out[i] NULL for an
+ * omitted optional output. */
+typedef cl_status (*infer_kernel_fn)(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out);
+/* Load-time check of a node's attributes. */
+typedef cl_status (*infer_check_fn)(const infer_node *n, int64_t opset);
+
+/* A fast-path kernel: sets *handled = false (and returns CL_OK) when the
+ * configuration is one it does not cover, so the reference kernel runs. */
+typedef cl_status (*infer_fast_fn)(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                                   bool *handled);
+
+typedef struct infer_op {
+    const char *name;
+    int min_in, max_in, min_out, max_out;
+    infer_kernel_fn run;
+    infer_check_fn check;
+    infer_fast_fn fast;
+} infer_op;
+
+/* --- oneDNN (onednn.c; stubs when the build has no oneDNN) ---------------- */
+CL_MUST_USE cl_status infer_dnnl_init(cl_infer_model *m);
+void infer_dnnl_free(cl_infer_model *m);
+CL_MUST_USE cl_status infer_dnnl_conv(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                                      bool *handled);
+CL_MUST_USE cl_status infer_dnnl_convtranspose(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out,
+                                               int n_out, bool *handled);
+CL_MUST_USE cl_status infer_dnnl_gemm(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                                      bool *handled);
+CL_MUST_USE cl_status infer_dnnl_matmul(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                                        bool *handled);
+
+const infer_op *infer_op_find(const char *name);
+/* Writes the comma-separated list of supported op types into buf (for error
+ * messages); returns buf. */
+const char *infer_op_list(char *buf, size_t n);
+
+/* --- tensors and memory ------------------------------------------------- */
+CL_MUST_USE cl_status infer_shape_count(int rank, const int64_t *dims, size_t *count);
+CL_MUST_USE cl_status infer_tensor_new(infer_mem *mem, cl_infer_tensor *t, cl_infer_dtype dtype, int rank,
+                                       const int64_t *dims);
+void infer_tensor_release(infer_mem *mem, cl_infer_tensor *t);
+/* A new tensor with the same dtype and shape as src and a copy of its data. */
+CL_MUST_USE cl_status infer_tensor_clone(infer_mem *mem, cl_infer_tensor *dst, const cl_infer_tensor *src);
+/* Reads element i of any numeric tensor as double / int64. */
+double infer_get_f64(const cl_infer_tensor *t, size_t i);
+int64_t infer_get_i64(const cl_infer_tensor *t, size_t i);
+void infer_set_f64(cl_infer_tensor *t, size_t i, double v);
+void infer_set_i64(cl_infer_tensor *t, size_t i, int64_t v);
+bool infer_dtype_is_float(cl_infer_dtype t);
+/* Numpy broadcasting of n shapes (ONNX "Broadcasting in ONNX", multidirectional). */
+CL_MUST_USE cl_status infer_broadcast_shape(const cl_infer_tensor *const *ts, int n, int *rank, int64_t *dims);
+/* Element strides of t viewed with `rank` dims aligned right, 0 on broadcast dims. */
+void infer_broadcast_strides(const cl_infer_tensor *t, int rank, const int64_t *dims, int64_t *strides);
+/* Normalises a possibly negative axis against rank; fails naming the node. */
+CL_MUST_USE cl_status infer_axis(const infer_ctx *c, int64_t axis, int rank, int *out);
+const char *infer_shape_str(const cl_infer_tensor *t, char *buf, size_t n);
+
+/* --- attributes (found only when present with the right type) ------------- */
+CL_MUST_USE cl_status infer_attr_int(const infer_node *n, const char *name, int64_t def, int64_t *out);
+CL_MUST_USE cl_status infer_attr_float(const infer_node *n, const char *name, float def, float *out);
+/* Copies a string attribute into buf (NUL-terminated); def when absent. */
+CL_MUST_USE cl_status infer_attr_string(const infer_node *n, const char *name, const char *def, char *buf,
+                                        size_t bufsz);
+/* Borrows an ints / floats attribute; *count = 0 and *found = false when absent. */
+CL_MUST_USE cl_status infer_attr_ints(const infer_node *n, const char *name, const int64_t **v, size_t *count,
+                                      bool *found);
+CL_MUST_USE cl_status infer_attr_floats(const infer_node *n, const char *name, const float **v, size_t *count,
+                                        bool *found);
+bool infer_attr_has(const infer_node *n, const char *name);
+/* Converts a tensor attribute into a fresh tensor; *found false when absent. */
+CL_MUST_USE cl_status infer_attr_tensor(infer_mem *mem, const infer_node *n, const char *name, cl_infer_tensor *out,
+                                        bool *found);
+
+#endif

@@ -1,0 +1,595 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The oneDNN fast path (libdnnl-dev, v2 C API) for Conv, ConvTranspose, Gemm
+ * and MatMul. Activations stay in plain NC[D]HW layout; weights go to the
+ * layout oneDNN chooses, reordered once per model when they are initializers.
+ * A primitive is created per node on first use and kept while the input shape
+ * stays the same. Configurations not covered here fall back to the reference
+ * kernels, which tests also use to check this path.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cloister/mem.h"
+
+#include "infer_internal.h"
+#include "ops.h"
+
+#ifdef CLOISTER_HAVE_ONEDNN
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
+
+bool cl_infer_onednn_available(void) { return true; }
+
+typedef struct infer_dnnl {
+    dnnl_engine_t eng;
+    dnnl_stream_t stream;
+} infer_dnnl;
+
+/* A node's primitive, valid for one input shape. */
+typedef struct dnnl_cache {
+    int64_t key[3 * CL_INFER_MAX_RANK + 4];
+    size_t key_n;
+    dnnl_primitive_t prim;
+    dnnl_memory_desc_t src_md, w_user_md, w_md, b_md, dst_md;
+    /* Activations are plain in the graph; the primitive may want them blocked. */
+    dnnl_memory_desc_t src_user_md, dst_user_md;
+    dnnl_primitive_t src_reorder, dst_reorder; /* NULL when the layouts agree */
+    /* The primitive's scratchpad is ours (user mode), so it can be wiped:
+     * oneDNN keeps partial results of the data in it. */
+    dnnl_memory_desc_t sp_md;
+    bool has_sp;
+    bool has_bias;
+    bool reorder_w; /* oneDNN wants the weights in another layout */
+    void *w_buf;    /* the reordered weights */
+    size_t w_bytes;
+    const void *w_from; /* the initializer they were reordered from */
+    int out_rank;
+    int64_t out_dims[CL_INFER_MAX_RANK];
+} dnnl_cache;
+
+#define DNNL_TRY(expr, what) \
+    do { \
+        dnnl_status_t dnnl_s_ = (expr); \
+        if (dnnl_s_ != dnnl_success) \
+            CL_FAIL_GOTO(CL_ERR_INTERNAL, "oneDNN %s failed (status %d)", (what), (int)dnnl_s_); \
+    } while (0)
+
+cl_status infer_dnnl_init(cl_infer_model *m)
+{
+    cl_status rc = CL_OK;
+    infer_dnnl *d = calloc(1, sizeof(*d));
+    CL_ENSURE(d != NULL, CL_ERR_NOMEM, "out of memory");
+    m->dnnl = d;
+    DNNL_TRY(dnnl_engine_create(&d->eng, dnnl_cpu, 0), "engine creation");
+    DNNL_TRY(dnnl_stream_create(&d->stream, d->eng, dnnl_stream_default_flags), "stream creation");
+out:
+    return rc;
+}
+
+static void dnnl_cache_free(cl_infer_model *m, dnnl_cache *k)
+{
+    if (k == NULL) return;
+    if (k->prim) dnnl_primitive_destroy(k->prim);
+    if (k->src_reorder) dnnl_primitive_destroy(k->src_reorder);
+    if (k->dst_reorder) dnnl_primitive_destroy(k->dst_reorder);
+    if (k->w_buf) {
+        cl_memzero(k->w_buf, k->w_bytes);
+        free(k->w_buf);
+        m->mem.used -= k->w_bytes;
+    }
+    free(k);
+}
+
+void infer_dnnl_free(cl_infer_model *m)
+{
+    for (size_t i = 0; m->fast != NULL && i < m->n_nodes; i++) {
+        dnnl_cache_free(m, m->fast[i]);
+        m->fast[i] = NULL;
+    }
+    infer_dnnl *d = m->dnnl;
+    if (d == NULL) return;
+    if (d->stream) dnnl_stream_destroy(d->stream);
+    if (d->eng) dnnl_engine_destroy(d->eng);
+    free(d);
+    m->dnnl = NULL;
+}
+
+static void dnnl_key_add(int64_t *key, size_t *n, const cl_infer_tensor *t)
+{
+    key[(*n)++] = t ? t->rank : -1;
+    for (int i = 0; t && i < t->rank; i++) key[(*n)++] = t->dims[i];
+}
+
+/* The cached primitive for this shape, or NULL after dropping a stale one. */
+static dnnl_cache *dnnl_cache_lookup(infer_ctx *c, const int64_t *key, size_t key_n)
+{
+    dnnl_cache *k = *c->fast;
+    if (k != NULL && k->key_n == key_n && memcmp(k->key, key, key_n * sizeof(int64_t)) == 0) return k;
+    dnnl_cache_free(c->m, k);
+    *c->fast = NULL;
+    return NULL;
+}
+
+static bool dnnl_input_is_init(const infer_ctx *c, int i)
+{
+    int v = c->node->in[i];
+    return v >= 0 && c->m->values[v].is_init;
+}
+
+static void dnnl_threads(const cl_infer_model *m)
+{
+    if (m->threads > 0) omp_set_num_threads(m->threads);
+}
+
+/* Brings the weights into the primitive's layout (once, for initializers). */
+static cl_status dnnl_weights_ready(infer_ctx *c, dnnl_cache *k, const cl_infer_tensor *wt, void **wp)
+{
+    cl_status rc = CL_OK;
+    infer_dnnl *d = c->m->dnnl;
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_primitive_t r = NULL;
+    dnnl_memory_t from = NULL, to = NULL;
+    *wp = wt->data;
+    if (!k->reorder_w) return CL_OK;
+    if (k->w_buf != NULL && k->w_from == wt->data && dnnl_input_is_init(c, 1)) {
+        *wp = k->w_buf;
+        return CL_OK;
+    }
+    if (k->w_buf == NULL) {
+        size_t bytes = dnnl_memory_desc_get_size(&k->w_md);
+        CL_ENSURE(bytes <= c->mem->max && c->mem->used <= c->mem->max - bytes, CL_ERR_LIMIT,
+                  "reordering %zu bytes of weights would exceed the model's memory cap of %zu bytes", bytes,
+                  c->mem->max);
+        k->w_buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        CL_ENSURE(k->w_buf != NULL, CL_ERR_NOMEM, "out of memory reordering weights");
+        k->w_bytes = bytes;
+        c->mem->used += bytes;
+        if (c->mem->used > c->mem->peak) c->mem->peak = c->mem->used;
+    }
+    DNNL_TRY(dnnl_reorder_primitive_desc_create(&rpd, &k->w_user_md, d->eng, &k->w_md, d->eng, NULL),
+             "weights reorder");
+    DNNL_TRY(dnnl_primitive_create(&r, rpd), "weights reorder");
+    DNNL_TRY(dnnl_memory_create(&from, &k->w_user_md, d->eng, wt->data), "memory");
+    DNNL_TRY(dnnl_memory_create(&to, &k->w_md, d->eng, k->w_buf), "memory");
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+    DNNL_TRY(dnnl_primitive_execute(r, d->stream, 2, args), "weights reorder");
+    DNNL_TRY(dnnl_stream_wait(d->stream), "weights reorder");
+    k->w_from = wt->data;
+    *wp = k->w_buf;
+out:
+    if (from) dnnl_memory_destroy(from);
+    if (to) dnnl_memory_destroy(to);
+    if (r) dnnl_primitive_destroy(r);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    return rc;
+}
+
+static cl_status dnnl_reorder_make(infer_dnnl *d, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                                   dnnl_primitive_t *out)
+{
+    cl_status rc = CL_OK;
+    dnnl_primitive_desc_t rpd = NULL;
+    DNNL_TRY(dnnl_reorder_primitive_desc_create(&rpd, from, d->eng, to, d->eng, NULL), "reorder descriptor");
+    DNNL_TRY(dnnl_primitive_create(out, rpd), "reorder creation");
+out:
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    return rc;
+}
+
+/* Creates the primitive from an op descriptor and notes the layouts it chose
+ * for weights, source and destination (k->src_md / dst_md hold the plain
+ * layouts on entry). */
+static cl_status dnnl_prim_make(infer_ctx *c, dnnl_cache *k, const_dnnl_op_desc_t desc)
+{
+    cl_status rc = CL_OK;
+    infer_dnnl *d = c->m->dnnl;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    DNNL_TRY(dnnl_primitive_attr_create(&attr), "attributes");
+    DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attributes");
+    if (c->node->fuse_relu) {
+        DNNL_TRY(dnnl_post_ops_create(&po), "post-ops");
+        DNNL_TRY(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f), "post-ops");
+        DNNL_TRY(dnnl_primitive_attr_set_post_ops(attr, po), "attributes");
+    }
+    DNNL_TRY(dnnl_primitive_desc_create(&pd, desc, attr, d->eng, NULL), "primitive descriptor");
+    const dnnl_memory_desc_t *w = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    const dnnl_memory_desc_t *src = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *dst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    CL_ENSURE_GOTO(w != NULL && src != NULL && dst != NULL, CL_ERR_INTERNAL,
+                   "oneDNN primitive lacks a memory descriptor");
+    k->w_md = *w;
+    k->reorder_w = !dnnl_memory_desc_equal(&k->w_md, &k->w_user_md);
+    const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    k->has_sp = sp != NULL && dnnl_memory_desc_get_size(sp) > 0;
+    if (k->has_sp) k->sp_md = *sp;
+    k->src_user_md = k->src_md;
+    k->dst_user_md = k->dst_md;
+    k->src_md = *src;
+    k->dst_md = *dst;
+    if (!dnnl_memory_desc_equal(&k->src_md, &k->src_user_md))
+        CL_GUARD_GOTO(dnnl_reorder_make(d, &k->src_user_md, &k->src_md, &k->src_reorder));
+    if (!dnnl_memory_desc_equal(&k->dst_md, &k->dst_user_md))
+        CL_GUARD_GOTO(dnnl_reorder_make(d, &k->dst_md, &k->dst_user_md, &k->dst_reorder));
+    DNNL_TRY(dnnl_primitive_create(&k->prim, pd), "primitive creation");
+out:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (po) dnnl_post_ops_destroy(po);
+    return rc;
+}
+
+/* A scratch buffer for a blocked activation, counted against the cap. */
+static cl_status dnnl_scratch(infer_ctx *c, const dnnl_memory_desc_t *md, void **p, size_t *bytes)
+{
+    *bytes = dnnl_memory_desc_get_size(md);
+    CL_ENSURE(*bytes <= c->mem->max && c->mem->used <= c->mem->max - *bytes, CL_ERR_LIMIT,
+              "a %zu-byte oneDNN buffer would exceed the model's memory cap of %zu bytes", *bytes, c->mem->max);
+    *p = aligned_alloc(64, (*bytes + 63) / 64 * 64);
+    CL_ENSURE(*p != NULL, CL_ERR_NOMEM, "out of memory for a %zu-byte oneDNN buffer", *bytes);
+    c->mem->used += *bytes;
+    if (c->mem->used > c->mem->peak) c->mem->peak = c->mem->used;
+    return CL_OK;
+}
+
+static void dnnl_scratch_free(infer_ctx *c, void *p, size_t bytes)
+{
+    if (p == NULL) return;
+    cl_memzero(p, bytes);
+    free(p);
+    c->mem->used -= bytes;
+}
+
+static cl_status dnnl_reorder_run(infer_dnnl *d, dnnl_primitive_t r, const dnnl_memory_desc_t *from_md, void *from,
+                                  const dnnl_memory_desc_t *to_md, void *to)
+{
+    cl_status rc = CL_OK;
+    dnnl_memory_t mf = NULL, mt = NULL;
+    DNNL_TRY(dnnl_memory_create(&mf, from_md, d->eng, from), "memory");
+    DNNL_TRY(dnnl_memory_create(&mt, to_md, d->eng, to), "memory");
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, mf}, {DNNL_ARG_TO, mt}};
+    DNNL_TRY(dnnl_primitive_execute(r, d->stream, 2, args), "reorder");
+out:
+    if (mf) dnnl_memory_destroy(mf);
+    if (mt) dnnl_memory_destroy(mt);
+    return rc;
+}
+
+static cl_status dnnl_run(infer_ctx *c, dnnl_cache *k, const void *src, const void *w, const void *b, void *dst,
+                          int arg_src, int arg_w)
+{
+    cl_status rc = CL_OK;
+    infer_dnnl *d = c->m->dnnl;
+    dnnl_memory_t ms = NULL, mw = NULL, mb = NULL, md = NULL, msp = NULL;
+    void *bsrc = NULL, *bdst = NULL, *sp = NULL, *user_dst = dst;
+    size_t bsrc_n = 0, bdst_n = 0, sp_n = 0;
+    dnnl_threads(c->m);
+    if (k->src_reorder != NULL) {
+        CL_GUARD_GOTO(dnnl_scratch(c, &k->src_md, &bsrc, &bsrc_n));
+        CL_GUARD_GOTO(dnnl_reorder_run(d, k->src_reorder, &k->src_user_md, (void *)src, &k->src_md, bsrc));
+        src = bsrc;
+    }
+    if (k->dst_reorder != NULL) {
+        CL_GUARD_GOTO(dnnl_scratch(c, &k->dst_md, &bdst, &bdst_n));
+        dst = bdst;
+    }
+    DNNL_TRY(dnnl_memory_create(&ms, &k->src_md, d->eng, (void *)src), "memory");
+    DNNL_TRY(dnnl_memory_create(&mw, &k->w_md, d->eng, (void *)w), "memory");
+    DNNL_TRY(dnnl_memory_create(&md, &k->dst_md, d->eng, dst), "memory");
+    dnnl_exec_arg_t args[5] = {{arg_src, ms}, {arg_w, mw}, {DNNL_ARG_DST, md}};
+    int n = 3;
+    if (k->has_bias) {
+        DNNL_TRY(dnnl_memory_create(&mb, &k->b_md, d->eng, (void *)b), "memory");
+        args[n].arg = DNNL_ARG_BIAS;
+        args[n++].memory = mb;
+    }
+    if (k->has_sp) {
+        CL_GUARD_GOTO(dnnl_scratch(c, &k->sp_md, &sp, &sp_n));
+        DNNL_TRY(dnnl_memory_create(&msp, &k->sp_md, d->eng, sp), "memory");
+        args[n].arg = DNNL_ARG_SCRATCHPAD;
+        args[n++].memory = msp;
+    }
+    DNNL_TRY(dnnl_primitive_execute(k->prim, d->stream, n, args), "execution");
+    if (k->dst_reorder != NULL)
+        CL_GUARD_GOTO(dnnl_reorder_run(d, k->dst_reorder, &k->dst_md, bdst, &k->dst_user_md, user_dst));
+    DNNL_TRY(dnnl_stream_wait(d->stream), "execution");
+out:
+    dnnl_scratch_free(c, bsrc, bsrc_n);
+    dnnl_scratch_free(c, bdst, bdst_n);
+    dnnl_scratch_free(c, sp, sp_n);
+    if (msp) dnnl_memory_destroy(msp);
+    if (ms) dnnl_memory_destroy(ms);
+    if (mw) dnnl_memory_destroy(mw);
+    if (mb) dnnl_memory_destroy(mb);
+    if (md) dnnl_memory_destroy(md);
+    return rc;
+}
+
+static void dnnl_dims(dnnl_dims_t out, int rank, const int64_t *dims)
+{
+    for (int i = 0; i < rank; i++) out[i] = dims[i];
+}
+
+static const dnnl_format_tag_t dnnl_plain[] = {dnnl_a, dnnl_a, dnnl_ab, dnnl_abc, dnnl_abcd, dnnl_abcde, dnnl_abcdef};
+
+/* Conv and ConvTranspose share everything but the descriptor and the weights layout. */
+static cl_status dnnl_conv_common(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, bool transpose,
+                                  bool *handled)
+{
+    cl_status rc = CL_OK;
+    const cl_infer_tensor *x = in[0], *wt = in[1], *b = n_in > 2 ? in[2] : NULL;
+    *handled = false;
+    if (x->dtype != CL_INFER_FLOAT || wt->dtype != CL_INFER_FLOAT || (b && b->dtype != CL_INFER_FLOAT) || x->rank < 3 ||
+        x->rank > 5 || wt->rank != x->rank)
+        return CL_OK;
+    int64_t key[3 * CL_INFER_MAX_RANK + 4];
+    size_t key_n = 0;
+    dnnl_key_add(key, &key_n, x);
+    dnnl_key_add(key, &key_n, wt);
+    dnnl_key_add(key, &key_n, b);
+    dnnl_cache *k = dnnl_cache_lookup(c, key, key_n);
+    if (k == NULL) {
+        infer_window w;
+        int64_t group, M, k_sp[SP];
+        CL_GUARD(infer_attr_int(c->node, "group", 1, &group));
+        if (transpose) {
+            if (infer_convt_window(c, x, wt, &M, &w) != CL_OK) return CL_OK; /* the reference reports it */
+        } else {
+            if (infer_conv_kernel(c, x, wt, k_sp) != CL_OK || infer_window_make(c, x, k_sp, false, true, &w) != CL_OK)
+                return CL_OK;
+            M = wt->dims[0];
+            if (x->dims[1] != wt->dims[1] * group || M % group != 0) return CL_OK;
+        }
+        if (b != NULL && (b->rank != 1 || b->dims[0] != M)) return CL_OK;
+        int nsp = w.nsp, r = x->rank;
+        dnnl_dims_t sd = {0}, wd = {0}, bd = {0}, dd = {0}, strides = {0}, dil = {0}, pl = {0}, pr = {0};
+        dnnl_dims(sd, r, x->dims);
+        dd[0] = x->dims[0];
+        dd[1] = M;
+        for (int i = 0; i < nsp; i++) {
+            int j = SP - nsp + i;
+            dd[2 + i] = w.out[j];
+            strides[i] = w.stride[j];
+            dil[i] = w.dil[j] - 1; /* oneDNN counts the gaps */
+            pl[i] = w.pad_b[j];
+            pr[i] = w.pad_e[j];
+            if (transpose) {
+                /* oneDNN derives the output size from the padding: no output_padding. */
+                int64_t ext = (w.k[j] - 1) * w.dil[j] + 1;
+                pr[i] = (w.in[j] - 1) * w.stride[j] + ext - w.pad_b[j] - w.out[j];
+                if (pr[i] < 0) return CL_OK;
+            }
+        }
+        int wr = r + (group > 1);
+        dnnl_format_tag_t wtag;
+        if (group > 1) {
+            /* ONNX Conv W is [M, C/g, k] = [g, M/g, C/g, k]; ConvTranspose W is [C, M/g, k] = [g, C/g, M/g, k]. */
+            wd[0] = group;
+            wd[1] = M / group;
+            wd[2] = x->dims[1] / group;
+            for (int i = 0; i < nsp; i++) wd[3 + i] = wt->dims[2 + i];
+            wtag = transpose ? (nsp == 1 ? dnnl_acbd : nsp == 2 ? dnnl_acbde : dnnl_acbdef) : dnnl_plain[wr];
+        } else {
+            wd[0] = M;
+            wd[1] = x->dims[1];
+            for (int i = 0; i < nsp; i++) wd[2 + i] = wt->dims[2 + i];
+            wtag = transpose ? (nsp == 1 ? dnnl_bac : nsp == 2 ? dnnl_bacd : dnnl_bacde) : dnnl_plain[wr];
+        }
+        k = calloc(1, sizeof(*k));
+        CL_ENSURE(k != NULL, CL_ERR_NOMEM, "out of memory");
+        *c->fast = k;
+        memcpy(k->key, key, key_n * sizeof(int64_t));
+        k->key_n = key_n;
+        k->has_bias = b != NULL;
+        k->out_rank = r;
+        for (int i = 0; i < r; i++) k->out_dims[i] = dd[i];
+        dnnl_memory_desc_t w_any, src_any, dst_any;
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&k->src_md, r, sd, dnnl_f32, dnnl_plain[r]), "memory descriptor");
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&k->dst_md, r, dd, dnnl_f32, dnnl_plain[r]), "memory descriptor");
+        /* Let oneDNN pick blocked activation layouts: its direct kernels on
+         * them beat the plain-layout GEMM path by far, reorders included. */
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&src_any, r, sd, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst_any, r, dd, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&k->w_user_md, wr, wd, dnnl_f32, wtag), "memory descriptor");
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&w_any, wr, wd, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
+        if (b != NULL) {
+            bd[0] = M;
+            DNNL_TRY(dnnl_memory_desc_init_by_tag(&k->b_md, 1, bd, dnnl_f32, dnnl_a), "memory descriptor");
+        }
+        const dnnl_memory_desc_t *bmd = b ? &k->b_md : NULL;
+        if (transpose) {
+            dnnl_deconvolution_desc_t desc;
+            DNNL_TRY(dnnl_dilated_deconvolution_forward_desc_init(&desc, dnnl_forward_inference,
+                                                                  dnnl_deconvolution_direct, &src_any, &w_any, bmd,
+                                                                  &dst_any, strides, dil, pl, pr),
+                     "deconvolution descriptor");
+            CL_GUARD_GOTO(dnnl_prim_make(c, k, &desc));
+        } else {
+            dnnl_convolution_desc_t desc;
+            DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct,
+                                                                &src_any, &w_any, bmd, &dst_any, strides, dil, pl, pr),
+                     "convolution descriptor");
+            CL_GUARD_GOTO(dnnl_prim_make(c, k, &desc));
+        }
+    }
+    void *wp;
+    CL_GUARD(dnnl_weights_ready(c, k, wt, &wp));
+    CL_GUARD(infer_tensor_new(c->mem, out[0], CL_INFER_FLOAT, k->out_rank, k->out_dims));
+    CL_GUARD(dnnl_run(c, k, x->data, wp, b ? b->data : NULL, out[0]->data, DNNL_ARG_SRC, DNNL_ARG_WEIGHTS));
+    *handled = true;
+    return CL_OK;
+out:
+    /* A descriptor oneDNN refused: forget it and let the reference kernel run. */
+    dnnl_cache_free(c->m, *c->fast);
+    *c->fast = NULL;
+    cl_error_clear();
+    return CL_OK;
+}
+
+cl_status infer_dnnl_conv(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out, bool *handled)
+{
+    return dnnl_conv_common(c, in, n_in, out, false, handled);
+}
+
+cl_status infer_dnnl_convtranspose(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                                   bool *handled)
+{
+    return dnnl_conv_common(c, in, n_in, out, true, handled);
+}
+
+/* Row-major strides of dims, or those of the transposed matrix in the last two. */
+static void dnnl_strides(dnnl_dims_t st, int r, const dnnl_dims_t d, bool trans)
+{
+    int64_t s = 1;
+    for (int i = r - 1; i >= 0; i--) {
+        st[i] = s;
+        s *= d[i];
+    }
+    if (trans) {
+        st[r - 1] = d[r - 2];
+        st[r - 2] = 1;
+    }
+}
+
+/* A [batch.., M, K] x [batch.., K, N] (+ bias) through dnnl_matmul. */
+static cl_status dnnl_matmul_common(infer_ctx *c, const cl_infer_tensor *a, bool ta, const cl_infer_tensor *bm, bool tb,
+                                    const cl_infer_tensor *bias, int r, const int64_t *ad, const int64_t *bdm,
+                                    const int64_t *od, cl_infer_tensor *out, bool *handled)
+{
+    cl_status rc = CL_OK;
+    int64_t key[3 * CL_INFER_MAX_RANK + 4];
+    size_t key_n = 0;
+    dnnl_key_add(key, &key_n, a);
+    dnnl_key_add(key, &key_n, bm);
+    dnnl_key_add(key, &key_n, bias);
+    dnnl_cache *k = dnnl_cache_lookup(c, key, key_n);
+    if (k == NULL) {
+        k = calloc(1, sizeof(*k));
+        CL_ENSURE(k != NULL, CL_ERR_NOMEM, "out of memory");
+        *c->fast = k;
+        memcpy(k->key, key, key_n * sizeof(int64_t));
+        k->key_n = key_n;
+        k->out_rank = r;
+        memcpy(k->out_dims, od, (size_t)r * sizeof(int64_t));
+        dnnl_dims_t sa, sb, so, st, w_any_d;
+        dnnl_dims(sa, r, ad);
+        dnnl_dims(sb, r, bdm);
+        dnnl_dims(so, r, od);
+        dnnl_strides(st, r, sa, ta);
+        DNNL_TRY(dnnl_memory_desc_init_by_strides(&k->src_md, r, sa, dnnl_f32, st), "memory descriptor");
+        dnnl_strides(st, r, sb, tb);
+        DNNL_TRY(dnnl_memory_desc_init_by_strides(&k->w_user_md, r, sb, dnnl_f32, st), "memory descriptor");
+        dnnl_dims(w_any_d, r, bdm);
+        dnnl_memory_desc_t w_any;
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&w_any, r, w_any_d, dnnl_f32,
+                                              dnnl_input_is_init(c, 1) ? dnnl_format_tag_any : dnnl_plain[r]),
+                 "memory descriptor");
+        if (!dnnl_input_is_init(c, 1)) w_any = k->w_user_md;
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&k->dst_md, r, so, dnnl_f32, dnnl_plain[r]), "memory descriptor");
+        if (bias != NULL) {
+            dnnl_dims_t bd;
+            for (int i = 0; i < r; i++) bd[i] = 1;
+            bd[r - 1] = od[r - 1];
+            if (bias->rank == 2) bd[r - 2] = bias->dims[0];
+            DNNL_TRY(dnnl_memory_desc_init_by_tag(&k->b_md, r, bd, dnnl_f32, dnnl_plain[r]), "memory descriptor");
+            k->has_bias = true;
+        }
+        dnnl_matmul_desc_t desc;
+        DNNL_TRY(dnnl_matmul_desc_init(&desc, &k->src_md, &w_any, bias ? &k->b_md : NULL, &k->dst_md),
+                 "matmul descriptor");
+        CL_GUARD_GOTO(dnnl_prim_make(c, k, &desc));
+    }
+    void *wp;
+    CL_GUARD(dnnl_weights_ready(c, k, bm, &wp));
+    CL_GUARD(infer_tensor_new(c->mem, out, CL_INFER_FLOAT, k->out_rank, k->out_dims));
+    CL_GUARD(dnnl_run(c, k, a->data, wp, bias ? bias->data : NULL, out->data, DNNL_ARG_SRC, DNNL_ARG_WEIGHTS));
+    *handled = true;
+    return CL_OK;
+out:
+    dnnl_cache_free(c->m, *c->fast);
+    *c->fast = NULL;
+    cl_error_clear();
+    return CL_OK;
+}
+
+/* Gemm with alpha = 1 and a bias C (beta = 1) of shape [N], [1, N] or [M, N]. */
+cl_status infer_dnnl_gemm(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out, bool *handled)
+{
+    const cl_infer_tensor *a = in[0], *b = in[1], *cc = n_in > 2 ? in[2] : NULL;
+    *handled = false;
+    int64_t ta, tb;
+    float alpha, beta;
+    CL_GUARD(infer_attr_int(c->node, "transA", 0, &ta));
+    CL_GUARD(infer_attr_int(c->node, "transB", 0, &tb));
+    CL_GUARD(infer_attr_float(c->node, "alpha", 1.0f, &alpha));
+    CL_GUARD(infer_attr_float(c->node, "beta", 1.0f, &beta));
+    if (a->dtype != CL_INFER_FLOAT || b->dtype != CL_INFER_FLOAT || a->rank != 2 || b->rank != 2 || alpha != 1.0f)
+        return CL_OK;
+    int64_t M = ta ? a->dims[1] : a->dims[0], K = ta ? a->dims[0] : a->dims[1];
+    int64_t Kb = tb ? b->dims[1] : b->dims[0], N = tb ? b->dims[0] : b->dims[1];
+    if (K != Kb || M == 0 || N == 0 || K == 0) return CL_OK;
+    if (cc != NULL) {
+        bool shape_ok = cc->dtype == CL_INFER_FLOAT &&
+                        ((cc->rank == 1 && cc->dims[0] == N) ||
+                         (cc->rank == 2 && cc->dims[1] == N && (cc->dims[0] == 1 || cc->dims[0] == M)));
+        if (!shape_ok || beta != 1.0f) return CL_OK;
+    }
+    int64_t ad[2] = {M, K}, bd[2] = {K, N}, od[2] = {M, N};
+    return dnnl_matmul_common(c, a, ta != 0, b, tb != 0, cc, 2, ad, bd, od, out[0], handled);
+}
+
+/* MatMul of operands of equal rank >= 2 with equal batch dimensions. */
+cl_status infer_dnnl_matmul(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                            bool *handled)
+{
+    const cl_infer_tensor *a = in[0], *b = in[1];
+    *handled = false;
+    if (a->dtype != CL_INFER_FLOAT || b->dtype != CL_INFER_FLOAT || a->rank < 2 || a->rank != b->rank || a->rank > 6)
+        return CL_OK;
+    int r = a->rank;
+    for (int i = 0; i < r - 2; i++)
+        if (a->dims[i] != b->dims[i]) return CL_OK;
+    if (a->dims[r - 1] != b->dims[r - 2] || cl_infer_tensor_count(a) == 0 || cl_infer_tensor_count(b) == 0)
+        return CL_OK;
+    int64_t od[CL_INFER_MAX_RANK];
+    memcpy(od, a->dims, sizeof(od));
+    od[r - 1] = b->dims[r - 1];
+    return dnnl_matmul_common(c, a, false, b, false, NULL, r, a->dims, b->dims, od, out[0], handled);
+}
+
+#else /* no oneDNN in this build */
+
+bool cl_infer_onednn_available(void) { return false; }
+
+cl_status infer_dnnl_init(cl_infer_model *m) { CL_FAIL(CL_ERR_UNSUPPORTED, "this build has no oneDNN"); }
+
+void infer_dnnl_free(cl_infer_model *m) { (void)m; }
+
+cl_status infer_dnnl_conv(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out, bool *handled)
+{
+    *handled = false;
+    return CL_OK;
+}
+
+cl_status infer_dnnl_convtranspose(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                                   bool *handled)
+{
+    *handled = false;
+    return CL_OK;
+}
+
+cl_status infer_dnnl_gemm(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out, bool *handled)
+{
+    *handled = false;
+    return CL_OK;
+}
+
+cl_status infer_dnnl_matmul(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                            bool *handled)
+{
+    *handled = false;
+    return CL_OK;
+}
+#endif

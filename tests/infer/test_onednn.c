@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The oneDNN fast path against the reference kernels: the same model, loaded
+ * once per backend, must give the same outputs (|a - b| <= 1e-4 |b| + 1e-5) on
+ * random data, over Conv / ConvTranspose / Gemm / MatMul configurations; and
+ * the fast path must really have run (or, where it does not apply, not run).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "infer_internal.h"
+#include "infer_test_util.h"
+#include "test_util.h"
+
+static float frand(unsigned *seed)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return (float)((*seed >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static size_t count(int rank, const int64_t *d)
+{
+    size_t n = 1;
+    for (int i = 0; i < rank; i++) n *= (size_t)d[i];
+    return n;
+}
+
+/* A random float initializer. */
+static void init_random(tm_model *t, const char *name, int rank, const int64_t *d, unsigned seed)
+{
+    size_t n = count(rank, d);
+    float *v = malloc(n * sizeof(float));
+    assert_non_null(v);
+    for (size_t i = 0; i < n; i++) v[i] = frand(&seed);
+    tm_init_f32(t, name, rank, d, v, false);
+    free(v);
+}
+
+/* Runs the model's single input X (shape xd) through both backends, twice
+ * (the second time from oneDNN's cache), and compares. */
+static void compare_backends(tm_model *t, int xr, const int64_t *xd, bool expect_fast)
+{
+    if (!cl_infer_onednn_available()) skip();
+    cl_buf b;
+    tm_pack(t, &b);
+    cl_infer_options ref_o = {.backend = CL_INFER_BACKEND_REFERENCE}, dnn_o = {.backend = CL_INFER_BACKEND_ONEDNN};
+    cl_infer_model *ref = NULL, *dnn = NULL;
+    assert_ok(cl_infer_model_load(b.data, b.len, &ref_o, &ref));
+    assert_ok(cl_infer_model_load(b.data, b.len, &dnn_o, &dnn));
+    size_t n = count(xr, xd);
+    float *x = malloc(n * sizeof(float));
+    assert_non_null(x);
+    unsigned seed = 99;
+    for (size_t i = 0; i < n; i++) x[i] = frand(&seed);
+    cl_infer_tensor in = tm_f32(xr, xd, x);
+    for (int round = 0; round < 2; round++) {
+        cl_infer_tensor a, o;
+        assert_ok(cl_infer_run(ref, &in, 1, &a, 1));
+        assert_ok(cl_infer_run(dnn, &in, 1, &o, 1));
+        assert_int_equal(a.rank, o.rank);
+        for (int i = 0; i < a.rank; i++) assert_int_equal(a.dims[i], o.dims[i]);
+        size_t m = cl_infer_tensor_count(&a);
+        assert_true(m > 0);
+        const float *pa = a.data, *po = o.data;
+        for (size_t i = 0; i < m; i++)
+            if (!(fabsf(pa[i] - po[i]) <= 1e-4f * fabsf(pa[i]) + 1e-5f))
+                fail_msg("element %zu: reference %.9g, oneDNN %.9g", i, (double)pa[i], (double)po[i]);
+        cl_infer_tensor_free(&a);
+        cl_infer_tensor_free(&o);
+    }
+    assert_int_equal(ref->fast_runs, 0);
+    if (expect_fast)
+        assert_int_equal(dnn->fast_runs, 2);
+    else
+        assert_int_equal(dnn->fast_runs, 0);
+    free(x);
+    cl_infer_model_free(ref);
+    cl_infer_model_free(dnn);
+    cl_buf_free(&b);
+}
+
+typedef struct conv_case {
+    const char *op;
+    int nsp;
+    int64_t n, c, m, group;
+    int64_t in[3], k[3], strides[3], dil[3], pads[6], opad[3];
+    bool bias, opad_given, expect_fast;
+} conv_case;
+
+static void run_conv_case(const conv_case *cc)
+{
+    bool tr = strcmp(cc->op, "ConvTranspose") == 0;
+    int r = cc->nsp + 2;
+    int64_t xd[5] = {cc->n, cc->c}, wd[5], bd[1] = {cc->m};
+    for (int i = 0; i < cc->nsp; i++) {
+        xd[2 + i] = cc->in[i];
+        wd[2 + i] = cc->k[i];
+    }
+    wd[0] = tr ? cc->c : cc->m;
+    wd[1] = tr ? cc->m / cc->group : cc->c / cc->group;
+    tm_model *t = tm_new(13);
+    tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, r, xd);
+    init_random(t, "W", r, wd, 7);
+    if (cc->bias) init_random(t, "B", 1, bd, 11);
+    Onnx__NodeProto *n = tm_node(t, cc->op, "conv", cc->bias ? "X,W,B" : "X,W", "Y");
+    tm_attr_ints(t, n, "strides", (size_t)cc->nsp, cc->strides);
+    tm_attr_ints(t, n, "dilations", (size_t)cc->nsp, cc->dil);
+    tm_attr_ints(t, n, "pads", 2 * (size_t)cc->nsp, cc->pads);
+    tm_attr_int(t, n, "group", cc->group);
+    if (cc->opad_given) tm_attr_ints(t, n, "output_padding", (size_t)cc->nsp, cc->opad);
+    tm_output(t, "Y");
+    compare_backends(t, r, xd, cc->expect_fast);
+    tm_free(t);
+}
+
+static void test_conv(void **state)
+{
+    (void)state;
+    static const conv_case cases[] = {
+        /* U-Net's 3x3 pad 1 */
+        {"Conv", 2, 2, 4, 6, 1, {9, 7}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, {0}, true, false, true},
+        /* strided, dilated, grouped, asymmetric pads, no bias */
+        {"Conv", 2, 1, 4, 6, 2, {11, 10}, {3, 2}, {2, 1}, {2, 1}, {0, 1, 1, 0}, {0}, false, false, true},
+        /* depthwise */
+        {"Conv", 2, 1, 8, 8, 8, {6, 6}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, {0}, true, false, true},
+        /* 1x1 (U-Net's head) */
+        {"Conv", 2, 1, 5, 1, 1, {8, 8}, {1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, {0}, true, false, true},
+        /* 1-D and 3-D */
+        {"Conv", 1, 1, 3, 5, 1, {11}, {3}, {2}, {1}, {1, 0}, {0}, true, false, true},
+        {"Conv", 3, 1, 2, 3, 1, {5, 6, 4}, {2, 3, 2}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1, 0, 1, 0}, {0}, true, false, true},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) run_conv_case(&cases[i]);
+}
+
+static void test_convtranspose(void **state)
+{
+    (void)state;
+    static const conv_case cases[] = {
+        /* U-Net's 2x2 stride 2 upsampling */
+        {"ConvTranspose", 2, 1, 8, 4, 1, {5, 6}, {2, 2}, {2, 2}, {1, 1}, {0, 0, 0, 0}, {0}, true, false, true},
+        /* padded, grouped, dilated */
+        {"ConvTranspose", 2, 2, 4, 6, 2, {4, 5}, {3, 3}, {2, 1}, {1, 2}, {1, 0, 1, 1}, {0}, true, false, true},
+        {"ConvTranspose", 1, 1, 3, 2, 1, {7}, {3}, {1}, {1}, {0, 0}, {0}, false, false, true},
+        {"ConvTranspose",
+         3,
+         1,
+         2,
+         3,
+         1,
+         {3, 4, 3},
+         {2, 2, 2},
+         {2, 2, 2},
+         {1, 1, 1},
+         {0, 0, 0, 0, 0, 0},
+         {0},
+         true,
+         false,
+         true},
+        /* output_padding beyond the end padding: oneDNN cannot express it, the reference runs */
+        {"ConvTranspose", 2, 1, 3, 2, 1, {4, 4}, {3, 3}, {2, 2}, {1, 1}, {0, 0, 0, 0}, {1, 1}, true, true, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) run_conv_case(&cases[i]);
+}
+
+static void gemm_case(int64_t M, int64_t K, int64_t N, int ta, int tb, int bias_rank, float alpha, bool fast)
+{
+    tm_model *t = tm_new(13);
+    int64_t ad[2] = {ta ? K : M, ta ? M : K}, bd[2] = {tb ? N : K, tb ? K : N};
+    int64_t cd[2] = {bias_rank == 2 ? M : N, N};
+    tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 2, ad);
+    init_random(t, "B", 2, bd, 3);
+    if (bias_rank == 1) init_random(t, "C", 1, &cd[1], 5);
+    if (bias_rank == 2) init_random(t, "C", 2, cd, 5);
+    Onnx__NodeProto *n = tm_node(t, "Gemm", "fc", bias_rank ? "X,B,C" : "X,B", "Y");
+    tm_attr_int(t, n, "transA", ta);
+    tm_attr_int(t, n, "transB", tb);
+    tm_attr_float(t, n, "alpha", alpha);
+    tm_output(t, "Y");
+    compare_backends(t, 2, ad, fast);
+    tm_free(t);
+}
+
+static void test_gemm(void **state)
+{
+    (void)state;
+    gemm_case(4, 30, 64, 0, 1, 1, 1.0f, true); /* PyTorch's Linear: B transposed, bias [N] */
+    gemm_case(5, 7, 3, 0, 0, 2, 1.0f, true);
+    gemm_case(5, 7, 3, 1, 0, 0, 1.0f, true);
+    gemm_case(5, 7, 3, 1, 1, 1, 1.0f, true);
+    gemm_case(5, 7, 3, 0, 0, 1, 0.5f, false); /* alpha != 1: the reference runs */
+}
+
+static void matmul_case(int r, const int64_t *ad, const int64_t *bd, bool fast)
+{
+    tm_model *t = tm_new(13);
+    tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, r, ad);
+    init_random(t, "W", r, bd, 13);
+    tm_node(t, "MatMul", "mm", "X,W", "Y");
+    tm_output(t, "Y");
+    compare_backends(t, r, ad, fast);
+    tm_free(t);
+}
+
+static void test_matmul(void **state)
+{
+    (void)state;
+    const int64_t a2[2] = {6, 5}, b2[2] = {5, 4};
+    const int64_t a3[3] = {3, 6, 5}, b3[3] = {3, 5, 4};
+    const int64_t a4[4] = {2, 3, 4, 5}, b4[4] = {2, 3, 5, 2};
+    const int64_t b3x[3] = {1, 5, 4}; /* broadcast batch: the reference runs */
+    matmul_case(2, a2, b2, true);
+    matmul_case(3, a3, b3, true);
+    matmul_case(4, a4, b4, true);
+    matmul_case(3, a3, b3x, false);
+}
+
+static size_t skipped(const cl_infer_model *m)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_nodes; i++) n += m->nodes[i].skip;
+    return n;
+}
+
+/* Conv -> BatchNormalization -> Relu: folded and fused on the oneDNN path only,
+ * same results; a weight shared by two convs is not folded. */
+static void test_fold_and_fuse(void **state)
+{
+    (void)state;
+    if (!cl_infer_onednn_available()) skip();
+    for (int shared = 0; shared < 2; shared++) {
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            tm_model *t = tm_new(13);
+            const int64_t xd[4] = {1, 3, 8, 8}, wd[4] = {4, 3, 3, 3}, cd[1] = {4};
+            const int64_t pads[4] = {1, 1, 1, 1};
+            tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 4, xd);
+            init_random(t, "W", 4, wd, 21);
+            init_random(t, "CB", 1, cd, 22);
+            init_random(t, "S", 1, cd, 23);
+            init_random(t, "B", 1, cd, 24);
+            init_random(t, "Mu", 1, cd, 25);
+            /* variances must be positive */
+            const float var[4] = {0.5f, 1.0f, 1.5f, 2.0f};
+            tm_init_f32(t, "V", 1, cd, var, false);
+            Onnx__NodeProto *n = tm_node(t, "Conv", "c1", with_bias ? "X,W,CB" : "X,W", "C1");
+            tm_attr_ints(t, n, "pads", 4, pads);
+            tm_node(t, "BatchNormalization", "bn", "C1,S,B,Mu,V", "N1");
+            tm_node(t, "Relu", "r", "N1", "Y");
+            tm_output(t, "Y");
+            if (shared) {
+                n = tm_node(t, "Conv", "c2", "X,W", "Y2");
+                tm_attr_ints(t, n, "pads", 4, pads);
+                tm_output(t, "Y2");
+            }
+            if (!shared) compare_backends(t, 4, xd, true);
+            cl_buf b;
+            tm_pack(t, &b);
+            cl_infer_options o = {.backend = CL_INFER_BACKEND_ONEDNN}, r = {.backend = CL_INFER_BACKEND_REFERENCE};
+            cl_infer_model *dm = NULL, *rm = NULL;
+            assert_ok(cl_infer_model_load(b.data, b.len, &o, &dm));
+            assert_ok(cl_infer_model_load(b.data, b.len, &r, &rm));
+            /* BN folded and Relu fused, unless the weight is shared: then BN stays and the Relu follows it. */
+            assert_int_equal(skipped(dm), shared ? 0 : 2);
+            assert_int_equal(skipped(rm), 0);
+            if (shared) {
+                float x[192];
+                unsigned seed = 5;
+                for (int i = 0; i < 192; i++) x[i] = frand(&seed);
+                cl_infer_tensor in = tm_f32(4, xd, x), a[2], d[2];
+                assert_ok(cl_infer_run(rm, &in, 1, a, 2));
+                assert_ok(cl_infer_run(dm, &in, 1, d, 2));
+                for (int k = 0; k < 2; k++) {
+                    const float *pa = a[k].data, *pd = d[k].data;
+                    for (size_t i = 0; i < cl_infer_tensor_count(&a[k]); i++)
+                        assert_true(fabsf(pa[i] - pd[i]) <= 1e-4f * fabsf(pa[i]) + 1e-5f);
+                    cl_infer_tensor_free(&a[k]);
+                    cl_infer_tensor_free(&d[k]);
+                }
+            }
+            cl_infer_model_free(dm);
+            cl_infer_model_free(rm);
+            cl_buf_free(&b);
+            tm_free(t);
+        }
+    }
+}
+
+/* A new input shape invalidates the cached primitive. */
+static void test_shape_change(void **state)
+{
+    (void)state;
+    if (!cl_infer_onednn_available()) skip();
+    tm_model *t = tm_new(13);
+    const int64_t xd[4] = {-1, 2, -1, -1}, wd[4] = {3, 2, 3, 3};
+    tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 4, xd);
+    init_random(t, "W", 4, wd, 1);
+    tm_node(t, "Conv", "c", "X,W", "Y");
+    tm_output(t, "Y");
+    const int64_t s1[4] = {1, 2, 5, 5}, s2[4] = {2, 2, 7, 4};
+    compare_backends(t, 4, s1, true);
+    compare_backends(t, 4, s2, true);
+    cl_infer_model *m = tm_load(t);
+    float x1[50] = {0}, x2[112] = {0};
+    cl_infer_tensor in1 = tm_f32(4, s1, x1), in2 = tm_f32(4, s2, x2), o;
+    assert_ok(cl_infer_run(m, &in1, 1, &o, 1));
+    assert_int_equal(o.dims[2], 3);
+    cl_infer_tensor_free(&o);
+    assert_ok(cl_infer_run(m, &in2, 1, &o, 1));
+    assert_int_equal(o.dims[0], 2);
+    assert_int_equal(o.dims[2], 5);
+    assert_int_equal(o.dims[3], 2);
+    cl_infer_tensor_free(&o);
+    cl_infer_model_free(m);
+    tm_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv),   cmocka_unit_test(test_convtranspose), cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_matmul), cmocka_unit_test(test_shape_change),  cmocka_unit_test(test_fold_and_fuse),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
