@@ -135,6 +135,52 @@ CL_MUST_USE cl_status cl_infer_png_read(const void *bytes, size_t len, int chann
  * PNG mask: 255 where p >= threshold, 0 elsewhere. Appends to out. */
 CL_MUST_USE cl_status cl_infer_png_write_mask(const cl_infer_tensor *prob, float threshold, cl_buf *out);
 
+/* The value of a model's metadata_props entry `key`, or NULL when absent. */
+const char *cl_infer_model_metadata(const cl_infer_model *m, const char *key);
+
+/*
+ * Classifier I/O: one record of named measurements in, class probabilities
+ * out, for any model that says it is a classifier in its metadata_props
+ * (cloister train-local writes them; so can any exporter):
+ *   cloister.classifier.labels    "benign,malignant": one label per output column, in order (required)
+ *   cloister.classifier.features  "f1,f2,...": the input columns, in order (optional; without it only
+ *                                 arrays are accepted and the count comes from the input's shape)
+ * The model's only input is float [N, F]; its first output float [N, K] holds
+ * probabilities for the K labels. The CLI and the enclave worker share this code.
+ */
+#define CL_INFER_CLASSIFIER_MAX_FEATURES 4096
+#define CL_INFER_CLASSIFIER_MAX_LABELS 256
+#define CL_INFER_CLASSIFIER_MAX_NAME 64
+/* Largest input record, in bytes: one patient's measurements are well under 1 KiB. */
+#define CL_INFER_CLASSIFIER_MAX_INPUT ((size_t)1 << 20)
+
+typedef struct cl_infer_classifier cl_infer_classifier;
+
+typedef enum cl_infer_record_format {
+    CL_INFER_RECORD_JSON, /* an object keyed by feature name, or an array of F numbers */
+    CL_INFER_RECORD_CSV,  /* one row of F numbers, optionally after a header row naming the features */
+} cl_infer_record_format;
+
+/* CL_ERR_NOT_FOUND when the model carries no cloister.classifier.labels. */
+CL_MUST_USE cl_status cl_infer_classifier_from_model(const cl_infer_model *m, cl_infer_classifier **out);
+/* From the metadata strings themselves; `features` may be NULL when n_features > 0 is given. */
+CL_MUST_USE cl_status cl_infer_classifier_make(const char *labels, const char *features, size_t n_features,
+                                               cl_infer_classifier **out);
+void cl_infer_classifier_free(cl_infer_classifier *c);
+size_t cl_infer_classifier_feature_count(const cl_infer_classifier *c);
+/* Parses one record into a float [1, F] tensor. Bounded and strict: every
+ * feature exactly once, finite numbers within float range; errors name the
+ * feature (or line and column) at fault. */
+CL_MUST_USE cl_status cl_infer_classifier_parse(const cl_infer_classifier *c, cl_infer_record_format fmt,
+                                                const void *bytes, size_t len, cl_infer_tensor *out);
+/* Appends {"label": L, "probabilities": {"l1": p1, ...}} for the first row of
+ * a float [N, K] probability tensor; L is the most probable label. */
+CL_MUST_USE cl_status cl_infer_classifier_format(const cl_infer_classifier *c, const cl_infer_tensor *probs,
+                                                 cl_buf *out);
+/* Parse, run, format: one record through the model. */
+CL_MUST_USE cl_status cl_infer_classifier_run(cl_infer_model *m, const cl_infer_classifier *c,
+                                              cl_infer_record_format fmt, const void *bytes, size_t len, cl_buf *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -24,6 +24,11 @@ static const char infer_usage[] =
     "Runs the ONNX model MODEL on INPUT with the runtime the enclave uses.\n"
     "INPUT is a .npy array (C order) or a .png image (8/16-bit gray or RGB; resized\n"
     "to the model's input size, z-score normalised) fed to the model's only input.\n"
+    "For a classifier (a model whose metadata names its labels, as 'cloister\n"
+    "train-local' writes), INPUT may be one record of measurements: .json (an object\n"
+    "keyed by feature name, or an array of numbers) or .csv (one row of numbers,\n"
+    "optionally after a header row of feature names); the result is printed as\n"
+    "{\"label\": ..., \"probabilities\": {...}}.\n"
     "With -o OUT.npy the first output is written as .npy; with -o OUT.png it is\n"
     "written as a mask (255 where the probability is >= 0.5); otherwise every\n"
     "output's name, shape and first values are printed.\n"
@@ -138,7 +143,10 @@ static cl_status infer_local(const char *model_path, const char *input_path, con
     cl_infer_model *m = NULL;
     cl_infer_tensor in = {0};
     cl_infer_tensor *outs = NULL;
+    cl_infer_classifier *cls = NULL;
+    cl_buf res;
     size_t n_out = 0;
+    cl_buf_init(&res, (size_t)1 << 20);
     /* The model is the owner's secret: it is read into locked, wiped memory. */
     cl_buf_init_secret(&mb, INFER_CLI_MAX_MODEL);
     cl_buf_init(&ib, INFER_CLI_MAX_INPUT);
@@ -149,13 +157,22 @@ static cl_status infer_local(const char *model_path, const char *input_path, con
     CL_GUARD_CTX_GOTO(cl_infer_model_load(mb.data, mb.len, &opts, &m), "loading model %s", model_path);
     cl_buf_free(&mb);
     bool png_in = infer_has_suffix(input_path, ".png");
-    CL_ENSURE_GOTO(png_in || infer_has_suffix(input_path, ".npy"), CL_ERR_UNSUPPORTED,
-                   "input %s: expected a .npy array or a .png image", input_path);
+    bool json_in = infer_has_suffix(input_path, ".json"), csv_in = infer_has_suffix(input_path, ".csv");
+    CL_ENSURE_GOTO(png_in || json_in || csv_in || infer_has_suffix(input_path, ".npy"), CL_ERR_UNSUPPORTED,
+                   "input %s: expected a .npy array, a .png image, or a .json or .csv record", input_path);
     CL_ENSURE_GOTO(cl_infer_model_input_count(m) == 1, CL_ERR_USAGE,
                    "model %s takes %zu inputs; infer-local feeds exactly one", model_path,
                    cl_infer_model_input_count(m));
     CL_GUARD_CTX_GOTO(cl_buf_read_file(&ib, input_path), "reading input %s", input_path);
-    if (png_in) {
+    if (json_in || csv_in) {
+        /* The model's own metadata says how to read the record and name the result. */
+        CL_ENSURE_GOTO(out_path == NULL, CL_ERR_USAGE,
+                       "-o writes arrays and masks; a classifier's result is printed (redirect it instead)");
+        CL_GUARD_CTX_GOTO(cl_infer_classifier_from_model(m, &cls), "model %s cannot read %s", model_path, input_path);
+        CL_GUARD_CTX_GOTO(
+            cl_infer_classifier_parse(cls, json_in ? CL_INFER_RECORD_JSON : CL_INFER_RECORD_CSV, ib.data, ib.len, &in),
+            "input %s", input_path);
+    } else if (png_in) {
         /* The image becomes [1, C, H, W] at the model's declared size. */
         cl_infer_dtype dt;
         int rank;
@@ -174,7 +191,10 @@ static cl_status infer_local(const char *model_path, const char *input_path, con
     double t0 = infer_now_ms();
     CL_GUARD_GOTO(cl_infer_run(m, &in, 1, outs, n_out));
     double t1 = infer_now_ms();
-    if (out_path != NULL) {
+    if (cls != NULL) {
+        CL_GUARD_CTX_GOTO(cl_infer_classifier_format(cls, &outs[0], &res), "model %s", model_path);
+        printf("%s\n", cl_buf_cstr(&res));
+    } else if (out_path != NULL) {
         CL_GUARD_CTX_GOTO(infer_write(out_path, force, &outs[0]), "writing %s", out_path);
     } else {
         for (size_t i = 0; i < n_out; i++) infer_print_tensor(cl_infer_model_output_name(m, i), &outs[i]);
@@ -188,7 +208,9 @@ out:
     for (size_t i = 0; outs != NULL && i < n_out; i++) cl_infer_tensor_free(&outs[i]);
     free(outs);
     cl_infer_tensor_free(&in);
+    cl_infer_classifier_free(cls);
     cl_infer_model_free(m);
+    cl_buf_free(&res);
     cl_buf_free(&mb);
     cl_buf_free(&ib);
     return rc;
