@@ -27,9 +27,11 @@ static double train_softplus(double z) { return z > 0 ? z + log1p(exp(-z)) : log
 static cl_status train_solve(double *h, const double *g, double *x, size_t n)
 {
     for (size_t j = 0; j < n; j++) {
-        double s = h[j * n + j];
+        double s = h[j * n + j], diag = s;
         for (size_t k = 0; k < j; k++) s -= h[j * n + k] * h[j * n + k];
-        CL_ENSURE(s > 1e-300 && isfinite(s), CL_ERR_STATE,
+        /* A pivot that cancelled to rounding noise of its diagonal means a
+         * direction of (numerically) zero curvature: no unique optimum. */
+        CL_ENSURE(s > 1e-10 * diag && s > 0 && isfinite(s), CL_ERR_STATE,
                   "the Hessian is singular (pivot %zu is %g): without regularisation the classes are separable or a "
                   "feature is redundant; train with --l2 greater than 0",
                   j, s);
