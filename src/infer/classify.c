@@ -206,7 +206,7 @@ static cl_status classify_parse_json(const cl_infer_classifier *c, const void *b
     CL_ENSURE(seen != NULL, CL_ERR_NOMEM, "out of memory");
     /* jansson parses with an explicit length, rejects NaN/Infinity literals
      * and number overflow, and bounds nesting depth. */
-    json_t *j = json_loadb(bytes, len, JSON_REJECT_DUPLICATES, &err);
+    json_t *j = json_loadb(bytes, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
     if (j == NULL) {
         size_t tl = strnlen(err.text, sizeof(err.text));
         CL_FAIL_GOTO(CL_ERR_FORMAT, "not valid JSON at line %d, column %d: %s", err.line, err.column,
