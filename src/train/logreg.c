@@ -146,10 +146,11 @@ cl_status cl_train_logreg_fit(const cl_train_dataset *d, const size_t *rows, siz
         double slope = 0;
         for (size_t j = 0; j < np; j++) slope += g[j] * step[j];
         double t = 1.0, next = loss;
-        for (int k = 0; k < 40; k++, t *= 0.5) {
+        for (int k = 0; k < 40; k++) {
             for (size_t j = 0; j < np; j++) trial[j] = theta[j] - t * step[j];
             next = train_loss(z, n, p, y, trial, o->l2);
             if (next <= loss - 1e-4 * t * slope) break;
+            t *= 0.5;
         }
         if (!(next < loss)) { /* no decrease left to find: at the optimum to rounding */
             converged = true;
