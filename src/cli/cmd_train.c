@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cloister train-local: train the breast-cancer classifier from a CSV table and write it as ONNX. */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -125,8 +126,10 @@ int cmd_train_local(int argc, char **argv)
         case 'o': out = optarg; break;
         case 's': {
             char *end;
+            errno = 0;
             unsigned long long v = strtoull(optarg, &end, 10);
-            if (*optarg == '\0' || *optarg == '-' || *end != '\0')
+            /* strtoull would wrap "-3" and saturate past 2^64-1: neither is the seed asked for. */
+            if (*optarg < '0' || *optarg > '9' || *end != '\0' || errno == ERANGE)
                 return cli_usage_error("train-local", "--seed wants a non-negative integer, not '%s'", optarg);
             o.seed = v;
             break;
