@@ -237,4 +237,18 @@ r = run("infer-local", model_path, os.path.join(OUT, "bad.csv"))
 check(r.returncode == 1 and "CSV input, line 1: more than 30 columns" in r.stderr,
       f"a training table as patient input: exit 1 ({r.stderr.strip()})")
 
+# The same shapes without the metadata: infer-local must not guess it is a classifier.
+from onnx import TensorProto, helper
+
+plain = os.path.join(OUT, "plain.onnx")
+g = helper.make_graph([helper.make_node("Sigmoid", ["x"], ["y"])], "g",
+                      [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 30])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 30])])
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), plain)
+r = run("infer-local", plain, os.path.join(OUT, "patient0.obj.json"))
+check(r.returncode == 1 and "carries no 'cloister.classifier.labels' metadata" in r.stderr,
+      "a record for a model without classifier metadata: exit 1, says why")
+r = run("infer-local", model_path, os.path.join(OUT, "patient0.obj.json"), "-o", os.path.join(OUT, "x.npy"))
+check(r.returncode == 1 and "result is printed" in r.stderr, "-o with a record: refused, says why")
+
 sys.exit(1 if failures else 0)
