@@ -145,6 +145,7 @@ const char *cl_infer_model_metadata(const cl_infer_model *m, const char *key);
  *   cloister.classifier.labels    "benign,malignant": one label per output column, in order (required)
  *   cloister.classifier.features  "f1,f2,...": the input columns, in order (optional; without it only
  *                                 arrays are accepted and the count comes from the input's shape)
+ *   cloister.classifier.input     the input's name (optional; checked against the graph when present)
  * The model's only input is float [N, F]; its first output float [N, K] holds
  * probabilities for the K labels. The CLI and the enclave worker share this code.
  */

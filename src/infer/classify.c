@@ -14,6 +14,7 @@
 
 #define CLASSIFY_META_LABELS "cloister.classifier.labels"
 #define CLASSIFY_META_FEATURES "cloister.classifier.features"
+#define CLASSIFY_META_INPUT "cloister.classifier.input"
 /* Longest metadata value read: 4096 names of 64 bytes and their commas. */
 #define CLASSIFY_META_MAX ((size_t)CL_INFER_CLASSIFIER_MAX_FEATURES * (CL_INFER_CLASSIFIER_MAX_NAME + 1))
 /* A probability row may miss 1 by float rounding of a softmax; more is not a probability vector. */
@@ -144,7 +145,14 @@ cl_status cl_infer_classifier_from_model(const cl_infer_model *m, cl_infer_class
     cl_infer_dtype dt;
     int rank;
     int64_t dims[CL_INFER_MAX_RANK];
-    CL_GUARD(cl_infer_model_input_info(m, 0, NULL, &dt, &rank, dims));
+    const char *in_name = NULL;
+    CL_GUARD(cl_infer_model_input_info(m, 0, &in_name, &dt, &rank, dims));
+    /* The metadata describes one input; if it names it, it must be this one,
+     * or the feature list may describe a different graph than the one shipped. */
+    const char *meta_in = cl_infer_model_metadata(m, CLASSIFY_META_INPUT);
+    CL_ENSURE(meta_in == NULL || (in_name != NULL && strcmp(meta_in, in_name) == 0), CL_ERR_FORMAT,
+              "the model's metadata describes input '%.64s', but its input is '%.64s'", meta_in,
+              in_name ? in_name : "");
     CL_ENSURE(dt == CL_INFER_FLOAT && rank == 2, CL_ERR_FORMAT,
               "the classifier model's input is not float32 [N, features] (dtype %s, rank %d)", cl_infer_dtype_name(dt),
               rank);

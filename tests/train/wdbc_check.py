@@ -248,6 +248,16 @@ onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), pla
 r = run("infer-local", plain, os.path.join(OUT, "patient0.obj.json"))
 check(r.returncode == 1 and "carries no 'cloister.classifier.labels' metadata" in r.stderr,
       "a record for a model without classifier metadata: exit 1, says why")
+# Metadata that names another input than the graph's: refused, not trusted.
+renamed = onnx.load(model_path)
+for p_ in renamed.metadata_props:
+    if p_.key == "cloister.classifier.input":
+        p_.value = "other"
+renamed_path = os.path.join(OUT, "renamed.onnx")
+onnx.save(renamed, renamed_path)
+r = run("infer-local", renamed_path, os.path.join(OUT, "patient0.obj.json"))
+check(r.returncode == 1 and "describes input 'other', but its input is 'features'" in r.stderr,
+      "metadata naming another input: exit 1, says why")
 r = run("infer-local", model_path, os.path.join(OUT, "patient0.obj.json"), "-o", os.path.join(OUT, "x.npy"))
 check(r.returncode == 1 and "result is printed" in r.stderr, "-o with a record: refused, says why")
 
