@@ -115,7 +115,10 @@ cl_status cl_gcm_seal(cl_gcm *g, const uint8_t nonce[CL_GCM_NONCE_LEN], const ui
     CL_ENSURE(g->encrypt, CL_ERR_INTERNAL, "GCM context was set up for decryption");
     CL_GUARD(cl_gcm_start(g, nonce, aad, aad_len));
     CL_GUARD(cl_gcm_update(g, in, n, out));
-    if (EVP_CipherFinal_ex(g->ctx, out + n, &outl) != 1) CL_FAIL_SSL(CL_ERR_CRYPTO, "AES-256-GCM final failed");
+    /* GCM's final step writes no bytes; a scratch target keeps `out + n`
+     * (undefined when out is NULL for an empty chunk) out of the picture. */
+    uint8_t none[16];
+    if (EVP_CipherFinal_ex(g->ctx, none, &outl) != 1) CL_FAIL_SSL(CL_ERR_CRYPTO, "AES-256-GCM final failed");
     if (EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_GET_TAG, CL_GCM_TAG_LEN, tag) != 1)
         CL_FAIL_SSL(CL_ERR_CRYPTO, "AES-256-GCM tag failed");
     return CL_OK;
@@ -130,7 +133,8 @@ cl_status cl_gcm_open(cl_gcm *g, const uint8_t nonce[CL_GCM_NONCE_LEN], const ui
     CL_GUARD(cl_gcm_update(g, in, n, out));
     if (EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_SET_TAG, CL_GCM_TAG_LEN, (void *)tag) != 1)
         CL_FAIL_SSL(CL_ERR_CRYPTO, "AES-256-GCM set tag failed");
-    if (EVP_CipherFinal_ex(g->ctx, out + n, &outl) != 1) {
+    uint8_t none[16]; /* GCM's final step writes no bytes (see cl_gcm_seal) */
+    if (EVP_CipherFinal_ex(g->ctx, none, &outl) != 1) {
         ERR_clear_error();
         /* Unauthenticated plaintext must not survive a failed check. */
         cl_memzero(out, n);

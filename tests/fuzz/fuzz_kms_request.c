@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "server.h"
 
@@ -25,10 +26,27 @@ static const char *const fz_ops[] = {
     "GetKeyPolicy",   "PutKeyPolicy", "ListKeyPolicies", "ScheduleKeyDeletion", "CancelKeyDeletion",
 };
 
+static char fz_dir[] = "/tmp/cloister-fuzz-kms-XXXXXX";
+
+/* libFuzzer leaves through exit(): remove the scratch store so smoke runs do
+ * not pile up directories in /tmp. Unlinking files SQLite still holds open is
+ * fine on Linux. */
+static void fz_cleanup(void)
+{
+    static const char *const files[] = {"root.key", "keys.db", "keys.db-wal", "keys.db-shm", "keys.db-journal"};
+    char path[256];
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        (void)snprintf(path, sizeof(path), "%s/%s", fz_dir, files[i]);
+        (void)unlink(path);
+    }
+    (void)rmdir(fz_dir);
+}
+
 static void fz_init(void)
 {
-    char dir[] = "/tmp/cloister-fuzz-kms-XXXXXX";
-    if (mkdtemp(dir) == NULL) abort();
+    if (mkdtemp(fz_dir) == NULL) abort();
+    if (atexit(fz_cleanup) != 0) abort();
+    const char *dir = fz_dir;
     char path[256];
     (void)snprintf(path, sizeof(path), "%s/root.key", dir);
     if (kms_root_key_load(path, &fz_ctx.root) != CL_OK) abort();

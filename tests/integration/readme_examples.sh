@@ -3,19 +3,32 @@
 # The README's examples, pasted into a shell as a new user would: they must work.
 source "$(dirname "$0")/lib.sh"
 README="$CLOISTER_SOURCE_DIR/README.md"
-mkdir -p bin && ln -s "$C" bin/cloister
+mkdir -p bin && ln -s "$C" bin/cloister && ln -s "$(dirname "$C")/cloister-kms" bin/cloister-kms
+# The README's KMS example listens on 4599; here a free port stands in for it, so
+# the test does not collide with anything else on the machine.
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 ln -s "$CLOISTER_SOURCE_DIR/data" data # the training example reads data/wdbc/wdbc.csv
 
 # Every ```sh block after the two-commands section, run in this directory.
 awk '/^## Seal and unseal/{on=1} on && /^```sh$/{inb=1; next} inb && /^```$/{inb=0; next} inb{print}' "$README" |
-  sed "s#^export PATH=.*#export PATH=\"$T/bin:\$PATH\"#" > examples.sh
+  sed -e "s#^export PATH=.*#export PATH=\"$T/bin:\$PATH\"#" -e "s#4599#$PORT#g" \
+      -e "s#tests/vectors/#$CLOISTER_SOURCE_DIR/tests/vectors/#g" > examples.sh.body
+# A background server the examples start must not outlive them, even when one fails.
+{ echo "trap 'kill \$(jobs -p) 2>/dev/null' EXIT"; cat examples.sh.body; } > examples.sh
 lines=$(wc -l < examples.sh)
 [ "$lines" -ge 8 ] && ok "extracted $lines example lines" || bad "only $lines example lines extracted"
-out=$(bash examples.sh 2>&1)
+out=$(timeout 300 bash examples.sh 2>&1)
 grep -q "round trip ok" <<<"$out" && ok "seal/unseal example round-trips" || bad "seal/unseal example: $out"
 grep -q 'wrong encryption context: "patient" is "1234" in the file, not "9999"' <<<"$out" \
   && ok "wrong-context example prints the documented error" || bad "wrong-context example: $out"
 grep -qx "age,radius,texture" <<<"$out" && ok "fernet example round-trips" || bad "fernet example: $out"
+grep -qx "kms round trip ok" <<<"$out" && ok "cloister-kms example: aws CLI makes the key, seal/unseal round-trip" \
+  || bad "kms example: $out"
+grep -q "^cloister-kms listening on http://127.0.0.1:$PORT" <<<"$out" && ok "cloister-kms prints where it listens" \
+  || bad "kms listen line: $out"
+grep -qx "nitro document verified" <<<"$out" && ok "real Nitro document example verifies" || bad "attest example: $out"
+if ss -ltn "sport = :$PORT" | grep -q LISTEN; then bad "cloister-kms still listening on $PORT after the examples"
+else ok "the example's cloister-kms stopped"; fi
 grep -q "^test: accuracy 0.9735  roc_auc 0.9990" <<<"$out" && ok "training example prints the documented figures" \
   || bad "training example: $out"
 # The label and layout, not the last digits: oneDNN's Gemm may round differently on another CPU.
