@@ -108,7 +108,7 @@ static cl_status kms_kdf_b64(json_t *o, const char *member, size_t min, size_t m
     json_t *v = json_object_get(o, member);
     CL_ENSURE(json_is_string(v), CL_ERR_FORMAT, "root.kdf: '%s' must be a base64 string", member);
     cl_buf b;
-    cl_buf_init(&b, max);
+    cl_buf_init(&b, max + 4); /* room for the decoder's padding arithmetic; the length is checked below */
     cl_status rc = cl_base64_decode(json_string_value(v), json_string_length(v), false, &b);
     if (rc == CL_OK && (b.len < min || b.len > max)) rc = CL_ERR_FORMAT;
     if (rc == CL_OK) {
