@@ -21,12 +21,23 @@
 /* Key spec reference: RSA keys sign with all six RSASSA algorithms; an ECC
  * key with the one ECDSA digest of its curve; HMAC_256 with HMAC_SHA_256. */
 static const kms_spec_info kms_specs[] = {
-    {"SYMMETRIC_DEFAULT", KMS_KIND_SYMMETRIC, "ENCRYPT_DECRYPT", 0, NULL, {"SYMMETRIC_DEFAULT", NULL}},
-    {"RSA_2048", KMS_KIND_RSA, "SIGN_VERIFY", 2048, NULL, KMS_RSA_ALGS},
-    {"RSA_3072", KMS_KIND_RSA, "SIGN_VERIFY", 3072, NULL, KMS_RSA_ALGS},
-    {"ECC_NIST_P256", KMS_KIND_EC, "SIGN_VERIFY", 0, "prime256v1", {"ECDSA_SHA_256", NULL}},
-    {"ECC_NIST_P384", KMS_KIND_EC, "SIGN_VERIFY", 0, "secp384r1", {"ECDSA_SHA_384", NULL}},
-    {"HMAC_256", KMS_KIND_HMAC, "GENERATE_VERIFY_MAC", 0, NULL, {"HMAC_SHA_256", NULL}},
+    {.name = "SYMMETRIC_DEFAULT",
+     .kind = KMS_KIND_SYMMETRIC,
+     .usage = "ENCRYPT_DECRYPT",
+     .algs = {"SYMMETRIC_DEFAULT", NULL}},
+    {.name = "RSA_2048", .kind = KMS_KIND_RSA, .usage = "SIGN_VERIFY", .rsa_bits = 2048, .algs = KMS_RSA_ALGS},
+    {.name = "RSA_3072", .kind = KMS_KIND_RSA, .usage = "SIGN_VERIFY", .rsa_bits = 3072, .algs = KMS_RSA_ALGS},
+    {.name = "ECC_NIST_P256",
+     .kind = KMS_KIND_EC,
+     .usage = "SIGN_VERIFY",
+     .curve = "prime256v1",
+     .algs = {"ECDSA_SHA_256", NULL}},
+    {.name = "ECC_NIST_P384",
+     .kind = KMS_KIND_EC,
+     .usage = "SIGN_VERIFY",
+     .curve = "secp384r1",
+     .algs = {"ECDSA_SHA_384", NULL}},
+    {.name = "HMAC_256", .kind = KMS_KIND_HMAC, .usage = "GENERATE_VERIFY_MAC", .algs = {"HMAC_SHA_256", NULL}},
 };
 
 /* KeySpec enum of botocore's kms/2014-11-01/service-2.json. */

@@ -29,11 +29,11 @@ typedef enum kms_key_kind {
 
 typedef struct kms_spec_info {
     const char *name;                   /* KeySpec value */
-    kms_key_kind kind;                  /* */
     const char *usage;                  /* the one KeyUsage this build creates it with */
-    unsigned rsa_bits;                  /* KMS_KIND_RSA */
     const char *curve;                  /* KMS_KIND_EC: OpenSSL group name */
     const char *algs[KMS_ALGS_MAX + 1]; /* SigningAlgorithms / MacAlgorithms / EncryptionAlgorithms, NULL-ended */
+    kms_key_kind kind;
+    unsigned rsa_bits; /* KMS_KIND_RSA */
 } kms_spec_info;
 
 /* The spec this build implements, or NULL. */
