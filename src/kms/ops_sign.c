@@ -224,9 +224,18 @@ static cl_status kms_sig_request(kms_call *c, cl_buf *msg, kms_sig_req *r)
     return CL_OK;
 }
 
+/* A DIGEST message must be exactly as long as the algorithm's digest. */
+static cl_status kms_check_digest_len(kms_call *c, const kms_sig_req *r, const kms_sig_alg *alg, size_t len)
+{
+    if (r->digest && len != alg->md_len)
+        KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE,
+                    "Digest is invalid length for algorithm %s: %zu bytes, expected %zu", alg->name, len, alg->md_len);
+    return CL_OK;
+}
+
 /* Loads, authorizes and checks the key of a Sign or Verify request; then
  * its private key into *pkey. k is filled (and must be cleared) on success. */
-static cl_status kms_sig_key(kms_call *c, const kms_sig_req *r, const char *action, kms_key_rec *k,
+static cl_status kms_sig_key(kms_call *c, const kms_sig_req *r, size_t msg_len, const char *action, kms_key_rec *k,
                              const kms_sig_alg **alg, EVP_PKEY **pkey)
 {
     CL_GUARD(kms_key_load(c, r->key, k));
@@ -239,20 +248,12 @@ static cl_status kms_sig_key(kms_call *c, const kms_sig_req *r, const char *acti
     if (*alg == NULL || !kms_spec_allows(s, r->alg_name))
         KMS_FAIL_AS_GOTO(c, "InvalidKeyUsageException", CL_ERR_KEY,
                          "Algorithm %s is incompatible with key spec %s of %s.", r->alg_name, k->key_spec, k->arn);
+    CL_GUARD_GOTO(kms_check_digest_len(c, r, *alg, msg_len));
     CL_GUARD_GOTO(kms_dry_run(c, r->dry_run));
     CL_GUARD_GOTO(kms_private_key(c, k, s, pkey));
 out:
     if (rc != CL_OK) kms_key_rec_clear(k);
     return rc;
-}
-
-/* A DIGEST message must be exactly as long as the algorithm's digest. */
-static cl_status kms_check_digest_len(kms_call *c, const kms_sig_req *r, const kms_sig_alg *alg, size_t len)
-{
-    if (r->digest && len != alg->md_len)
-        KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE,
-                    "Digest is invalid length for algorithm %s: %zu bytes, expected %zu", alg->name, len, alg->md_len);
-    return CL_OK;
 }
 
 cl_status kms_op_sign(kms_call *c)
@@ -267,8 +268,7 @@ cl_status kms_op_sign(kms_call *c)
     cl_buf_init_secret(&msg, KMS_MESSAGE_MAX);
     cl_buf_init(&sig, KMS_SIGNATURE_MAX);
     CL_GUARD_GOTO(kms_sig_request(c, &msg, &r));
-    CL_GUARD_GOTO(kms_sig_key(c, &r, "kms:Sign", &k, &alg, &pkey));
-    CL_GUARD_GOTO(kms_check_digest_len(c, &r, alg, msg.len));
+    CL_GUARD_GOTO(kms_sig_key(c, &r, msg.len, "kms:Sign", &k, &alg, &pkey));
     CL_GUARD_GOTO(kms_asym_sign(pkey, alg, r.digest, msg.data, msg.len, &sig));
     CL_GUARD_GOTO(kms_resp_blob(c, "Signature", sig.data, sig.len));
     json_object_set_new(c->resp, "KeyId", json_string(k.arn));
@@ -295,8 +295,7 @@ cl_status kms_op_verify(kms_call *c)
     cl_buf_init(&sig, KMS_SIG_BLOB_MAX);
     CL_GUARD_GOTO(kms_sig_request(c, &msg, &r));
     CL_GUARD_GOTO(kms_req_blob(c, "Signature", true, KMS_SIG_BLOB_MAX, &sig));
-    CL_GUARD_GOTO(kms_sig_key(c, &r, "kms:Verify", &k, &alg, &pkey));
-    CL_GUARD_GOTO(kms_check_digest_len(c, &r, alg, msg.len));
+    CL_GUARD_GOTO(kms_sig_key(c, &r, msg.len, "kms:Verify", &k, &alg, &pkey));
     CL_GUARD_GOTO(kms_asym_verify(pkey, alg, r.digest, msg.data, msg.len, sig.data, sig.len, &valid));
     /* AWS answers an invalid signature with an error, never SignatureValid false. */
     if (!valid)
