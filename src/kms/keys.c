@@ -135,8 +135,9 @@ cl_status kms_kdf_parse(const char *text, size_t len, kms_kdf_params *out)
     CL_ENSURE(len <= KMS_KDF_FILE_MAX, CL_ERR_LIMIT, "root.kdf is %zu bytes, over %d", len, KMS_KDF_FILE_MAX);
     json_error_t jerr;
     json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    CL_ENSURE(json_is_object(o), CL_ERR_FORMAT, "root.kdf is not a JSON object (line %d: %s)", jerr.line, jerr.text);
     cl_status rc = CL_OK;
+    if (o == NULL) CL_FAIL(CL_ERR_FORMAT, "root.kdf is not JSON (line %d: %s)", jerr.line, jerr.text);
+    CL_ENSURE_GOTO(json_is_object(o), CL_ERR_FORMAT, "root.kdf is not a JSON object");
     static const char *const known[] = {"kdf", "n", "r", "p", "salt", "check"};
     const char *key;
     json_t *v;

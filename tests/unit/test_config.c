@@ -170,6 +170,7 @@ static void test_kdf_parse(void **state)
          CL_ERR_FORMAT, "'check' must be"},
         {"{\"kdf\": \"scrypt\", \"extra\": 1}", CL_ERR_FORMAT, "unknown member 'extra'"},
         {"[]", CL_ERR_FORMAT, "not a JSON object"},
+        {"{\"kdf\":", CL_ERR_FORMAT, "not JSON"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         cl_status rc = kms_kdf_parse(cases[i].text, strlen(cases[i].text), &k);
