@@ -1092,6 +1092,12 @@ static cl_status kms_rotation_key(kms_call *c, const char *action, kms_key_rec *
     CL_GUARD(kms_str(c, "KeyId", true, 1, 2048, &id));
     CL_GUARD(kms_load_key(c, id, false, k));
     cl_status rc = kms_authorize(c, k, action, NULL);
+    /* AWS rotates symmetric encryption keys only. */
+    if (rc == CL_OK && strcmp(k->key_spec, "SYMMETRIC_DEFAULT") != 0) {
+        c->exception = "UnsupportedOperationException";
+        rc = cl_error_set(CL_ERR_UNSUPPORTED, __FILE__, __LINE__,
+                          "%s is a %s key: only symmetric encryption keys rotate", k->arn, k->key_spec);
+    }
     if (rc == CL_OK) rc = kms_require_enabled(c, k);
     if (rc != CL_OK) kms_key_rec_clear(k);
     return rc;

@@ -268,11 +268,13 @@ class KmsSign(unittest.TestCase):
         self.kms.cancel_key_deletion(KeyId=kid)
         self.kms.enable_key(KeyId=kid)
         self.kms.sign(KeyId=kid, Message=b"x", SigningAlgorithm="ECDSA_SHA_256")
-        # Asymmetric keys do not rotate.
-        self.assertNotEqual(
-            self.kms.get_key_rotation_status(KeyId=kid)["KeyRotationEnabled"], True)
-        with self.assertRaises(ClientError):
-            self.kms.enable_key_rotation(KeyId=kid)
+        # Asymmetric and HMAC keys do not rotate (AWS: UnsupportedOperationException).
+        self.kms.enable_key(KeyId=hk)
+        for k in (kid, hk):
+            self.assert_fails("UnsupportedOperationException", self.kms.enable_key_rotation, KeyId=k)
+            self.assert_fails("UnsupportedOperationException", self.kms.rotate_key_on_demand, KeyId=k)
+            self.assertFalse(self.kms.get_key_rotation_status(KeyId=k)["KeyRotationEnabled"])
+        self.kms.sign(KeyId=kid, Message=b"x", SigningAlgorithm="ECDSA_SHA_256")
 
     def test_not_found_and_aliases(self):
         self.assert_fails("NotFoundException", self.kms.sign, KeyId="alias/nope", Message=b"x",
