@@ -49,10 +49,7 @@ cl_status kms_principal_make(const char *access_key_id, const char *secret, cons
 
 void kms_config_free(kms_config *cfg)
 {
-    if (cfg->principals != NULL) {
-        cl_memzero(cfg->principals, cfg->n_principals * sizeof(*cfg->principals));
-        free(cfg->principals);
-    }
+    cl_secure_free(cfg->principals); /* wipes the secrets */
     cfg->principals = NULL;
     cfg->n_principals = 0;
 }
@@ -209,8 +206,10 @@ static cl_status kms_cfg_principals(json_t *a, kms_config *cfg)
     static const char *const known[] = {"access_key_id", "secret", "arn"};
     CL_ENSURE(json_is_array(a) && json_array_size(a) >= 1 && json_array_size(a) <= KMS_CONFIG_PRINCIPALS_MAX,
               CL_ERR_USAGE, "'principals' must be a list of 1..%d principals", KMS_CONFIG_PRINCIPALS_MAX);
-    cfg->principals = calloc(json_array_size(a), sizeof(*cfg->principals));
+    /* Locked, guarded memory: the principals' secrets live as long as the server. */
+    cfg->principals = cl_secure_alloc(json_array_size(a) * sizeof(*cfg->principals));
     CL_ENSURE(cfg->principals != NULL, CL_ERR_NOMEM, "out of memory");
+    memset(cfg->principals, 0, json_array_size(a) * sizeof(*cfg->principals));
     size_t i;
     json_t *e;
     json_array_foreach(a, i, e)

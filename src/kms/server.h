@@ -56,7 +56,7 @@ typedef struct kms_config {
 CL_MUST_USE cl_status kms_config_load(const char *path, kms_config *cfg);
 /* The same from text already in memory; base_dir resolves relative paths. */
 CL_MUST_USE cl_status kms_config_parse(const char *text, size_t len, const char *base_dir, kms_config *cfg);
-/* Wipes the principals' secrets and frees them. */
+/* Wipes the principals' secrets and frees them (secure memory). */
 void kms_config_free(kms_config *cfg);
 /* Checks and fills one principal (the --principal option and the config file). */
 CL_MUST_USE cl_status kms_principal_make(const char *access_key_id, const char *secret, const char *arn,
