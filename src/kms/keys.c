@@ -3,6 +3,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +70,175 @@ void kms_root_key_free(kms_root_key *rk)
 {
     cl_secure_free(rk->key);
     rk->key = NULL;
+}
+
+/* --- passphrase-derived root key ----------------------------------------------- */
+
+#define KMS_KDF_FILE_MAX 4096
+#define KMS_KDF_CHECK_LABEL "cloister-kms root key check v1"
+
+cl_status kms_scrypt(const uint8_t *pass, size_t pass_len, const uint8_t *salt, size_t salt_len, uint64_t n, uint32_t r,
+                     uint32_t p, uint8_t *out, size_t out_len)
+{
+    cl_status rc = CL_OK;
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
+    EVP_KDF_CTX *kctx = kdf != NULL ? EVP_KDF_CTX_new(kdf) : NULL;
+    /* 128 * r * N for the main array, with room for p and the rest. */
+    uint64_t maxmem = (uint64_t)128 * r * n + ((uint64_t)64 << 20);
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, (void *)pass, pass_len),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len),
+        OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n),
+        OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r),
+        OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &p),
+        OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem),
+        OSSL_PARAM_construct_end(),
+    };
+    if (kctx == NULL) CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "OpenSSL has no SCRYPT KDF");
+    if (EVP_KDF_derive(kctx, out, out_len, params) != 1)
+        CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "scrypt (N=%llu, r=%u, p=%u) failed", (unsigned long long)n, r, p);
+out:
+    EVP_KDF_CTX_free(kctx);
+    EVP_KDF_free(kdf);
+    return rc;
+}
+
+static cl_status kms_kdf_b64(json_t *o, const char *member, size_t min, size_t max, uint8_t *out, size_t *out_len)
+{
+    json_t *v = json_object_get(o, member);
+    CL_ENSURE(json_is_string(v), CL_ERR_FORMAT, "root.kdf: '%s' must be a base64 string", member);
+    cl_buf b;
+    cl_buf_init(&b, max + 4); /* room for the decoder's padding arithmetic; the length is checked below */
+    cl_status rc = cl_base64_decode(json_string_value(v), json_string_length(v), false, &b);
+    if (rc == CL_OK && (b.len < min || b.len > max)) rc = CL_ERR_FORMAT;
+    if (rc == CL_OK) {
+        memcpy(out, b.data, b.len);
+        *out_len = b.len;
+    }
+    cl_buf_free(&b);
+    CL_ENSURE(rc == CL_OK, CL_ERR_FORMAT, "root.kdf: '%s' must be %zu..%zu bytes of base64", member, min, max);
+    return CL_OK;
+}
+
+static cl_status kms_kdf_int(json_t *o, const char *member, json_int_t min, json_int_t max, json_int_t *out)
+{
+    json_t *v = json_object_get(o, member);
+    CL_ENSURE(json_is_integer(v) && json_integer_value(v) >= min && json_integer_value(v) <= max, CL_ERR_FORMAT,
+              "root.kdf: '%s' must be an integer %lld..%lld", member, (long long)min, (long long)max);
+    *out = json_integer_value(v);
+    return CL_OK;
+}
+
+cl_status kms_kdf_parse(const char *text, size_t len, kms_kdf_params *out)
+{
+    memset(out, 0, sizeof(*out));
+    CL_ENSURE(len <= KMS_KDF_FILE_MAX, CL_ERR_LIMIT, "root.kdf is %zu bytes, over %d", len, KMS_KDF_FILE_MAX);
+    json_error_t jerr;
+    json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    cl_status rc = CL_OK;
+    if (o == NULL) CL_FAIL(CL_ERR_FORMAT, "root.kdf is not JSON (line %d: %s)", jerr.line, jerr.text);
+    CL_ENSURE_GOTO(json_is_object(o), CL_ERR_FORMAT, "root.kdf is not a JSON object");
+    static const char *const known[] = {"kdf", "n", "r", "p", "salt", "check"};
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v)
+    {
+        bool ok = false;
+        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) ok = ok || strcmp(key, known[i]) == 0;
+        CL_ENSURE_GOTO(ok, CL_ERR_FORMAT, "root.kdf: unknown member '%s'", key);
+    }
+    json_t *kdf = json_object_get(o, "kdf");
+    CL_ENSURE_GOTO(json_is_string(kdf) && strcmp(json_string_value(kdf), "scrypt") == 0, CL_ERR_UNSUPPORTED,
+                   "root.kdf: 'kdf' must be \"scrypt\"");
+    json_int_t n, r, p;
+    CL_GUARD_GOTO(kms_kdf_int(o, "n", (json_int_t)1 << 14, (json_int_t)1 << 20, &n));
+    CL_ENSURE_GOTO((n & (n - 1)) == 0, CL_ERR_FORMAT, "root.kdf: 'n' must be a power of two");
+    CL_GUARD_GOTO(kms_kdf_int(o, "r", 1, 32, &r));
+    CL_GUARD_GOTO(kms_kdf_int(o, "p", 1, 16, &p));
+    size_t check_len = 0;
+    CL_GUARD_GOTO(kms_kdf_b64(o, "salt", 16, sizeof(out->salt), out->salt, &out->salt_len));
+    CL_GUARD_GOTO(kms_kdf_b64(o, "check", sizeof(out->check), sizeof(out->check), out->check, &check_len));
+    out->n = (uint64_t)n;
+    out->r = (uint32_t)r;
+    out->p = (uint32_t)p;
+out:
+    json_decref(o);
+    return rc;
+}
+
+static cl_status kms_kdf_create(const char *path, const kms_kdf_params *k)
+{
+    cl_status rc = CL_OK;
+    cl_buf salt, check;
+    cl_buf_init(&salt, 256);
+    cl_buf_init(&check, 256);
+    char *text = NULL;
+    int fd = -1;
+    CL_GUARD_GOTO(cl_base64_encode(k->salt, k->salt_len, false, &salt));
+    CL_GUARD_GOTO(cl_base64_encode(k->check, sizeof(k->check), false, &check));
+    json_t *o =
+        json_pack("{s:s, s:I, s:I, s:I, s:s, s:s}", "kdf", "scrypt", "n", (json_int_t)k->n, "r", (json_int_t)k->r, "p",
+                  (json_int_t)k->p, "salt", (const char *)salt.data, "check", (const char *)check.data);
+    text = o != NULL ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    CL_ENSURE_GOTO(text != NULL, CL_ERR_NOMEM, "out of memory");
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot create %s", path);
+    CL_GUARD_GOTO(kms_write_all(fd, (const uint8_t *)text, strlen(text), path));
+    CL_GUARD_GOTO(kms_write_all(fd, (const uint8_t *)"\n", 1, path));
+    if (fsync(fd) != 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot sync %s", path);
+out:
+    if (fd >= 0) close(fd);
+    if (rc != CL_OK && fd >= 0) unlink(path);
+    free(text);
+    cl_buf_free(&salt);
+    cl_buf_free(&check);
+    return rc;
+}
+
+cl_status kms_root_key_derive(const uint8_t *pass, size_t pass_len, const char *kdf_path, unsigned log2_n,
+                              kms_root_key *out)
+{
+    CL_ENSURE(pass_len >= KMS_PASSPHRASE_MIN && pass_len <= KMS_PASSPHRASE_MAX, CL_ERR_USAGE,
+              "the root key passphrase must be %d..%d bytes", KMS_PASSPHRASE_MIN, KMS_PASSPHRASE_MAX);
+    if (log2_n == 0) log2_n = KMS_SCRYPT_LOG2_N_DEFAULT;
+    CL_ENSURE(log2_n >= 14 && log2_n <= 20, CL_ERR_USAGE, "scrypt cost 2^%u is outside 2^14..2^20", log2_n);
+    cl_status rc = CL_OK;
+    kms_kdf_params k;
+    memset(&k, 0, sizeof(k));
+    uint8_t check[CL_SHA256_LEN];
+    bool fresh = false;
+    cl_buf text;
+    cl_buf_init(&text, KMS_KDF_FILE_MAX);
+    out->key = cl_secure_alloc(CL_AES256_KEY_LEN);
+    CL_ENSURE(out->key != NULL, CL_ERR_NOMEM, "out of memory for the root key");
+    struct stat sb;
+    if (lstat(kdf_path, &sb) != 0 && errno == ENOENT) {
+        fresh = true;
+        k.n = (uint64_t)1 << log2_n;
+        k.r = 8;
+        k.p = 1;
+        k.salt_len = 32;
+        CL_GUARD_GOTO(cl_random(k.salt, k.salt_len));
+    } else {
+        CL_GUARD_CTX_GOTO(cl_buf_read_file(&text, kdf_path), "reading the root key parameters");
+        CL_GUARD_CTX_GOTO(kms_kdf_parse((const char *)text.data, text.len, &k), "%s", kdf_path);
+    }
+    CL_GUARD_GOTO(kms_scrypt(pass, pass_len, k.salt, k.salt_len, k.n, k.r, k.p, out->key, CL_AES256_KEY_LEN));
+    CL_GUARD_GOTO(
+        cl_hmac_sha256(out->key, CL_AES256_KEY_LEN, KMS_KDF_CHECK_LABEL, sizeof(KMS_KDF_CHECK_LABEL) - 1, check));
+    if (fresh) {
+        memcpy(k.check, check, sizeof(check));
+        CL_GUARD_GOTO(kms_kdf_create(kdf_path, &k));
+    } else {
+        CL_ENSURE_GOTO(cl_ct_equal(check, k.check, sizeof(check)), CL_ERR_AUTH,
+                       "the root key passphrase is not the one %s was created with", kdf_path);
+    }
+out:
+    cl_memzero(check, sizeof(check));
+    cl_buf_free(&text);
+    if (rc != CL_OK) kms_root_key_free(out);
+    return rc;
 }
 
 static cl_status kms_material_aad(const char *arn, uint32_t version, cl_buf *aad)

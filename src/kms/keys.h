@@ -33,6 +33,32 @@ typedef struct kms_root_key {
 CL_MUST_USE cl_status kms_root_key_load(const char *path, kms_root_key *out);
 void kms_root_key_free(kms_root_key *rk);
 
+/* Root key from a passphrase: scrypt (RFC 7914) with the parameters and salt
+ * of kdf_path, a small JSON file created (0600, fresh 32-byte salt, N =
+ * 2^log2_n, r = 8, p = 1) on first start. The file also holds a check value
+ * (HMAC-SHA256 of a fixed label under the derived key), so a wrong passphrase
+ * is refused at start (CL_ERR_AUTH) rather than failing every request. */
+#define KMS_SCRYPT_LOG2_N_DEFAULT 17 /* 128 MiB with r = 8 */
+#define KMS_PASSPHRASE_MIN 8
+#define KMS_PASSPHRASE_MAX 1024
+CL_MUST_USE cl_status kms_root_key_derive(const uint8_t *pass, size_t pass_len, const char *kdf_path, unsigned log2_n,
+                                          kms_root_key *out);
+
+typedef struct kms_kdf_params {
+    uint64_t n;
+    uint32_t r, p;
+    uint8_t salt[64];
+    size_t salt_len;
+    uint8_t check[32];
+} kms_kdf_params;
+/* Parses root.kdf: exactly the members kdf ("scrypt"), n (a power of two,
+ * 2^14..2^20), r (1..32), p (1..16), salt (16..64 bytes, base64), check (32
+ * bytes, base64); at most 4 KiB. */
+CL_MUST_USE cl_status kms_kdf_parse(const char *text, size_t len, kms_kdf_params *out);
+/* scrypt into out (EVP_KDF "SCRYPT"). */
+CL_MUST_USE cl_status kms_scrypt(const uint8_t *pass, size_t pass_len, const uint8_t *salt, size_t salt_len, uint64_t n,
+                                 uint32_t r, uint32_t p, uint8_t *out, size_t out_len);
+
 /* Key material under the root key: nonce || ct || tag, AAD binding the key ARN
  * and version so rows cannot be swapped between keys or versions. */
 CL_MUST_USE cl_status kms_material_wrap(const kms_root_key *rk, const char *arn, uint32_t version,

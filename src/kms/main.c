@@ -9,14 +9,20 @@
 #include <sys/stat.h>
 
 #include "cloister/log.h"
+#include "cloister/mem.h"
 
 #include "server.h"
 
 static void kms_usage(FILE *f)
 {
-    fputs("Usage: cloister-kms --dev [--listen HOST:PORT] [--data DIR] [--threads N] [--max-body BYTES]\n"
-          "                   [--principal ACCESS_KEY_ID:SECRET:ARN]...\n"
+    fputs("Usage: cloister-kms --config FILE\n"
+          "       cloister-kms --dev [--listen HOST:PORT] [--data DIR] [--threads N] [--max-body BYTES]\n"
+          "                          [--principal ACCESS_KEY_ID:SECRET:ARN]...\n"
           "\n"
+          "  --config FILE     run as FILE says (JSON; docs/kms.md, \"Configuration file\"): listen\n"
+          "                    address, threads, TLS certificate and key (HTTPS, TLS 1.2/1.3), data\n"
+          "                    directory, store, root key file or passphrase (scrypt), region,\n"
+          "                    principals, audit log. Unknown keys and bad values are refused (exit 2).\n"
           "  --dev             embedded defaults, no config file: plain HTTP on loopback, region\n"
           "                    us-east-1, one principal (access key id 'test', secret 'test') as\n"
           "                    arn:aws:iam::111122223333:user/dev; root key generated in DIR\n"
@@ -26,7 +32,9 @@ static void kms_usage(FILE *f)
           "  --max-body BYTES  largest request body accepted (default 262144)\n"
           "  --principal A:S:ARN  one more principal: access key id A, secret S, acting as the IAM\n"
           "                    ARN (arn:aws:iam::ACCOUNT:user/NAME or :role/NAME); repeatable\n"
-          "\nStops cleanly on SIGINT or SIGTERM.\n",
+          "\nThe options after --dev only apply to --dev; with --config, the file says it all.\n"
+          "Prints the address it listens on (http:// or https://) once ready.\n"
+          "Stops cleanly on SIGINT or SIGTERM.\n",
           f);
 }
 
@@ -35,23 +43,16 @@ static void kms_usage(FILE *f)
 /* ACCESS_KEY_ID:SECRET:arn:aws:iam::ACCOUNT:... */
 static int kms_parse_principal(const char *arg, kms_principal *p)
 {
-    memset(p, 0, sizeof(*p));
+    char id[129], secret[129];
     const char *c1 = strchr(arg, ':');
     const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-    if (c1 == NULL || c2 == NULL || c1 == arg || c2 == c1 + 1) return -1;
-    if ((size_t)(c1 - arg) >= sizeof(p->access_key_id) || (size_t)(c2 - c1 - 1) >= sizeof(p->secret)) return -1;
-    const char *arn = c2 + 1;
-    if (strncmp(arn, "arn:aws:iam::", 13) != 0 || strlen(arn) >= sizeof(p->arn)) return -1;
-    const char *acct = arn + 13;
-    const char *end = strchr(acct, ':');
-    if (end == NULL || end - acct != KMS_ACCOUNT_LEN) return -1;
-    for (const char *q = acct; q < end; q++)
-        if (*q < '0' || *q > '9') return -1;
-    (void)snprintf(p->access_key_id, sizeof(p->access_key_id), "%.*s", (int)(c1 - arg), arg);
-    (void)snprintf(p->secret, sizeof(p->secret), "%.*s", (int)(c2 - c1 - 1), c1 + 1);
-    (void)snprintf(p->arn, sizeof(p->arn), "%s", arn);
-    (void)snprintf(p->account, sizeof(p->account), "%.*s", KMS_ACCOUNT_LEN, acct);
-    return 0;
+    if (c1 == NULL || c2 == NULL) return -1;
+    if ((size_t)(c1 - arg) >= sizeof(id) || (size_t)(c2 - c1 - 1) >= sizeof(secret)) return -1;
+    (void)snprintf(id, sizeof(id), "%.*s", (int)(c1 - arg), arg);
+    (void)snprintf(secret, sizeof(secret), "%.*s", (int)(c2 - c1 - 1), c1 + 1);
+    int rc = kms_principal_make(id, secret, c2 + 1, p) == CL_OK ? 0 : -1;
+    cl_memzero(secret, sizeof(secret));
+    return rc;
 }
 
 static int kms_parse_listen(const char *arg, kms_config *cfg)
@@ -70,6 +71,7 @@ int main(int argc, char **argv)
 {
     cl_log_init("cloister-kms");
     static const struct option opts[] = {{"dev", no_argument, NULL, 'd'},
+                                         {"config", required_argument, NULL, 'c'},
                                          {"listen", required_argument, NULL, 'l'},
                                          {"data", required_argument, NULL, 'D'},
                                          {"threads", required_argument, NULL, 't'},
@@ -86,6 +88,8 @@ int main(int argc, char **argv)
     (void)snprintf(cfg.data_dir, sizeof(cfg.data_dir), "./cloister-kms-data");
     (void)snprintf(cfg.region, sizeof(cfg.region), "us-east-1");
     bool dev = false;
+    const char *config = NULL;
+    const char *dev_only = NULL; /* the first --dev option given */
     static kms_principal principals[KMS_MAX_PRINCIPALS] = {{.access_key_id = "test",
                                                             .secret = "test",
                                                             .arn = "arn:aws:iam::111122223333:user/dev",
@@ -96,6 +100,7 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dev = true; break;
+        case 'c': config = optarg; break;
         case 'l':
             if (kms_parse_listen(optarg, &cfg) != 0) {
                 fprintf(stderr, "cloister-kms: --listen wants HOST:PORT, not %s\n", optarg);
@@ -130,29 +135,55 @@ int main(int argc, char **argv)
         case 'h': kms_usage(stdout); return 0;
         default: kms_usage(stderr); return 2;
         }
+        if (dev_only == NULL) {
+            for (const struct option *o = opts; o->name != NULL; o++)
+                if (o->val == c && c != 'd' && c != 'c') dev_only = o->name;
+        }
     }
-    if (!dev || optind != argc) {
-        fprintf(stderr, "cloister-kms: only --dev mode is available in this build (no config file yet)\n");
+    if (optind != argc) {
+        fprintf(stderr, "cloister-kms: unexpected argument %s\n", argv[optind]);
+        return 2;
+    }
+    if (config != NULL && (dev || dev_only != NULL)) {
+        fprintf(stderr, "cloister-kms: --config cannot be combined with --%s: put the setting in %s\n",
+                dev ? "dev" : dev_only, config);
+        return 2;
+    }
+    if (config == NULL && !dev) {
+        fprintf(stderr, "cloister-kms: give --config FILE, or --dev for a local server with embedded defaults\n");
         kms_usage(stderr);
         return 2;
     }
-    cfg.principals = principals;
-    cfg.n_principals = n_principals;
+    if (config != NULL) {
+        if (kms_config_load(config, &cfg) != CL_OK) {
+            fprintf(stderr, "cloister-kms: %s\n", cl_error_message());
+            return 2;
+        }
+    } else {
+        cfg.principals = principals;
+        cfg.n_principals = n_principals;
+    }
+    int exit_code = 1;
+    kms_server *s = NULL;
     if (mkdir(cfg.data_dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "cloister-kms: cannot create %s: %s\n", cfg.data_dir, strerror(errno));
-        return 1;
+        goto out;
     }
     signal(SIGPIPE, SIG_IGN);
-    kms_server *s = NULL;
     if (kms_server_start(&cfg, &s) != CL_OK) {
         fprintf(stderr, "cloister-kms: %s\n", cl_error_message());
-        return 1;
+        goto out;
     }
     cl_status rc = kms_server_run(s);
     kms_server_free(s);
+    s = NULL;
     if (rc != CL_OK) {
         fprintf(stderr, "cloister-kms: %s\n", cl_error_message());
-        return 1;
+        goto out;
     }
-    return 0;
+    exit_code = 0;
+out:
+    if (config != NULL) kms_config_free(&cfg);
+    cl_memzero(principals, sizeof(principals));
+    return exit_code;
 }

@@ -12,6 +12,7 @@
 #include "cloister/crypto.h"
 #include "cloister/mem.h"
 
+#include "ops_internal.h"
 #include "policy.h"
 #include "server.h"
 
@@ -408,6 +409,7 @@ static cl_status kms_key_metadata(kms_call *c, const kms_key_rec *k, json_t **ou
                   kms_state_name(k->state), "Origin", "AWS_KMS", "KeyManager", "CUSTOMER", "CustomerMasterKeySpec",
                   k->key_spec, "KeySpec", k->key_spec, "EncryptionAlgorithms", "SYMMETRIC_DEFAULT", "MultiRegion", 0);
     CL_ENSURE(m != NULL, CL_ERR_NOMEM, "out of memory");
+    kms_keyspec_describe(k, m);
     if (k->state == KMS_KEY_PENDING_DELETION) {
         json_object_set_new(m, "DeletionDate", json_integer(k->deletion_date));
         json_object_set_new(m, "PendingDeletionWindowInDays", json_integer(k->pending_days));
@@ -474,9 +476,9 @@ static cl_status kms_op_create_key(kms_call *c)
     cl_status rc = CL_OK;
     kms_key_rec k;
     memset(&k, 0, sizeof(k));
-    cl_buf material, wrapped;
-    cl_buf_init_secret(&material, KMS_MATERIAL_LEN);
-    cl_buf_init(&wrapped, 4096);
+    cl_buf wrapped;
+    cl_buf_init(&wrapped, KMS_PRIVATE_WRAPPED_MAX);
+    const kms_spec_info *si = NULL;
     kms_policy *pol = NULL;
     json_t *meta = NULL;
     cl_kvlist tags;
@@ -489,13 +491,7 @@ static cl_status kms_op_create_key(kms_call *c)
     CL_GUARD_GOTO(kms_str(c, "CustomerMasterKeySpec", false, 1, 64, &cmk_spec));
     CL_GUARD_GOTO(kms_str(c, "Origin", false, 1, 64, &origin));
     CL_GUARD_GOTO(kms_tags_member(c, "Tags", &tags));
-    if (spec == NULL) spec = cmk_spec;
-    if (usage != NULL && strcmp(usage, "ENCRYPT_DECRYPT") != 0)
-        KMS_FAIL_AS_GOTO(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED,
-                         "KeyUsage %s is not supported by this server yet", usage);
-    if (spec != NULL && strcmp(spec, "SYMMETRIC_DEFAULT") != 0)
-        KMS_FAIL_AS_GOTO(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED,
-                         "KeySpec %s is not supported by this server yet", spec);
+    CL_GUARD_GOTO(kms_keyspec_choose(c, usage, spec, cmk_spec, &si));
     if (origin != NULL && strcmp(origin, "AWS_KMS") != 0)
         KMS_FAIL_AS_GOTO(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED, "Origin %s is not supported", origin);
     if (policy != NULL) {
@@ -512,14 +508,12 @@ static cl_status kms_op_create_key(kms_call *c)
     k.created = c->now;
     k.state = KMS_KEY_ENABLED;
     (void)snprintf(k.description, sizeof(k.description), "%s", desc ? desc : "");
-    (void)snprintf(k.key_usage, sizeof(k.key_usage), "ENCRYPT_DECRYPT");
-    (void)snprintf(k.key_spec, sizeof(k.key_spec), "SYMMETRIC_DEFAULT");
+    (void)snprintf(k.key_usage, sizeof(k.key_usage), "%s", si->usage);
+    (void)snprintf(k.key_spec, sizeof(k.key_spec), "%s", si->name);
     k.current_version = 1;
     k.rotation_period_days = KMS_ROTATION_DEFAULT_DAYS;
     k.last_rotated = c->now;
-    CL_GUARD_GOTO(cl_buf_resize(&material, KMS_MATERIAL_LEN));
-    CL_GUARD_GOTO(cl_random_secret(material.data, KMS_MATERIAL_LEN));
-    CL_GUARD_GOTO(kms_material_wrap(&c->kms->root, k.arn, 1, material.data, &wrapped));
+    CL_GUARD_GOTO(kms_keyspec_material(c, si, k.arn, &wrapped));
     CL_GUARD_GOTO(c->kms->store->ops->create_key(c->kms->store, &k, wrapped.data, wrapped.len));
     (void)snprintf(c->key_arn, sizeof(c->key_arn), "%s", k.arn);
     CL_GUARD_GOTO(kms_store_tags(c, k.key_id, &tags));
@@ -529,7 +523,6 @@ out:
     cl_kvlist_free(&tags);
     kms_policy_free(pol);
     kms_key_rec_clear(&k);
-    cl_buf_free(&material);
     cl_buf_free(&wrapped);
     return rc;
 }
@@ -1099,6 +1092,12 @@ static cl_status kms_rotation_key(kms_call *c, const char *action, kms_key_rec *
     CL_GUARD(kms_str(c, "KeyId", true, 1, 2048, &id));
     CL_GUARD(kms_load_key(c, id, false, k));
     cl_status rc = kms_authorize(c, k, action, NULL);
+    /* AWS rotates symmetric encryption keys only. */
+    if (rc == CL_OK && strcmp(k->key_spec, "SYMMETRIC_DEFAULT") != 0) {
+        c->exception = "UnsupportedOperationException";
+        rc = cl_error_set(CL_ERR_UNSUPPORTED, __FILE__, __LINE__,
+                          "%s is a %s key: only symmetric encryption keys rotate", k->arn, k->key_spec);
+    }
     if (rc == CL_OK) rc = kms_require_enabled(c, k);
     if (rc != CL_OK) kms_key_rec_clear(k);
     return rc;
@@ -1580,9 +1579,11 @@ static const struct {
     {"Encrypt", kms_op_encrypt},
     {"GenerateDataKey", kms_op_generate_data_key},
     {"GenerateDataKeyWithoutPlaintext", kms_op_generate_data_key_wo},
+    {"GenerateMac", kms_op_generate_mac},
     {"GenerateRandom", kms_op_generate_random},
     {"GetKeyPolicy", kms_op_get_key_policy},
     {"GetKeyRotationStatus", kms_op_get_key_rotation_status},
+    {"GetPublicKey", kms_op_get_public_key},
     {"ListAliases", kms_op_list_aliases},
     {"ListGrants", kms_op_list_grants},
     {"ListKeyPolicies", kms_op_list_key_policies},
@@ -1596,9 +1597,12 @@ static const struct {
     {"RevokeGrant", kms_op_revoke_grant},
     {"RotateKeyOnDemand", kms_op_rotate_key_on_demand},
     {"ScheduleKeyDeletion", kms_op_schedule_key_deletion},
+    {"Sign", kms_op_sign},
     {"TagResource", kms_op_tag_resource},
     {"UntagResource", kms_op_untag_resource},
     {"UpdateAlias", kms_op_update_alias},
+    {"Verify", kms_op_verify},
+    {"VerifyMac", kms_op_verify_mac},
 };
 
 kms_op_fn kms_op_find(const char *name)
@@ -1606,4 +1610,35 @@ kms_op_fn kms_op_find(const char *name)
     for (size_t i = 0; i < sizeof(kms_op_table) / sizeof(kms_op_table[0]); i++)
         if (strcmp(kms_op_table[i].name, name) == 0) return kms_op_table[i].fn;
     return NULL;
+}
+
+/* --- shared with ops_sign.c (ops_internal.h) -------------------------------------- */
+
+cl_status kms_req_str(kms_call *c, const char *member, bool required, size_t min, size_t max, const char **out)
+{
+    return kms_str(c, member, required, min, max, out);
+}
+
+cl_status kms_req_blob(kms_call *c, const char *member, bool required, size_t max, cl_buf *out)
+{
+    return kms_blob_member(c, member, required, max, out);
+}
+
+cl_status kms_req_grant_tokens(kms_call *c) { return kms_grant_tokens(c); }
+
+cl_status kms_resp_blob(kms_call *c, const char *member, const uint8_t *p, size_t n)
+{
+    return kms_set_blob(c, member, p, n);
+}
+
+cl_status kms_key_load(kms_call *c, const char *id, kms_key_rec *k) { return kms_load_key(c, id, true, k); }
+
+cl_status kms_key_authorize(kms_call *c, const kms_key_rec *k, const char *action)
+{
+    return kms_authorize(c, k, action, NULL);
+}
+
+cl_status kms_key_material_get(kms_call *c, const kms_key_rec *k, uint32_t version, cl_buf *material)
+{
+    return kms_material(c, k, version, material);
 }

@@ -14,11 +14,15 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -47,6 +51,7 @@ typedef struct kms_worker {
 struct kms_server {
     kms_config cfg;
     kms_ctx ctx;
+    SSL_CTX *tls; /* NULL: plain HTTP */
     int listen_fd;
     kms_worker *workers;
     int n_workers;
@@ -314,6 +319,79 @@ static cl_status kms_listen(kms_server *s)
     return CL_OK;
 }
 
+/* Encrypted PEM keys are refused rather than prompted for on a terminal. */
+static int kms_tls_no_password(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return 0;
+}
+
+/* TLS 1.2 and 1.3 only (RFC 8996 deprecates 1.0 and 1.1), OpenSSL's default
+ * cipher suites, the certificate chain and key of the config file. */
+static cl_status kms_tls_setup(kms_server *s)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) CL_FAIL_SSL(CL_ERR_CRYPTO, "cannot create a TLS context");
+    cl_status rc = CL_OK;
+    SSL_CTX_set_default_passwd_cb(ctx, kms_tls_no_password);
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+        CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "cannot require TLS 1.2");
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, s->cfg.tls_cert) != 1)
+        CL_FAIL_SSL_GOTO(CL_ERR_FORMAT, "cannot load the TLS certificate chain %s (tls.cert, PEM)", s->cfg.tls_cert);
+    if (SSL_CTX_use_PrivateKey_file(ctx, s->cfg.tls_key, SSL_FILETYPE_PEM) != 1)
+        CL_FAIL_SSL_GOTO(CL_ERR_FORMAT, "cannot load the TLS private key %s (tls.key, unencrypted PEM)",
+                         s->cfg.tls_key);
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        CL_FAIL_SSL_GOTO(CL_ERR_KEY, "TLS key %s does not match certificate %s", s->cfg.tls_key, s->cfg.tls_cert);
+    s->tls = ctx;
+    ctx = NULL;
+out:
+    SSL_CTX_free(ctx);
+    return rc;
+}
+
+/* evhttp asks for each accepted connection's bufferevent: a TLS one. */
+static struct bufferevent *kms_tls_bev(struct event_base *base, void *arg)
+{
+    kms_server *s = arg;
+    SSL *ssl = SSL_new(s->tls);
+    if (ssl == NULL) return NULL;
+    struct bufferevent *bev =
+        bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    /* Clients that close without close_notify (most HTTP clients) are not an error. */
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+/* The root key: a key file, or a passphrase through scrypt. */
+static cl_status kms_root_key_open(kms_server *s)
+{
+    const kms_config *cfg = &s->cfg;
+    char path[KMS_PATH_MAX + 16];
+    if (cfg->passphrase_file[0] == '\0' && cfg->passphrase_env[0] == '\0') {
+        if (cfg->root_key_file[0] != '\0')
+            (void)snprintf(path, sizeof(path), "%s", cfg->root_key_file);
+        else
+            (void)snprintf(path, sizeof(path), "%s/root.key", cfg->data_dir);
+        return kms_root_key_load(path, &s->ctx.root);
+    }
+    cl_buf pass;
+    cl_buf_init_secret(&pass, KMS_PASSPHRASE_MAX + 2);
+    (void)snprintf(path, sizeof(path), "%s/root.kdf", cfg->data_dir);
+    cl_status rc = kms_passphrase_read(cfg, &pass);
+    if (rc == CL_OK) rc = kms_root_key_derive(pass.data, pass.len, path, cfg->scrypt_log2_n, &s->ctx.root);
+    cl_buf_free(&pass);
+    return rc;
+}
+
 cl_status kms_server_start(const kms_config *cfg, kms_server **out)
 {
     cl_status rc = CL_OK;
@@ -322,13 +400,19 @@ cl_status kms_server_start(const kms_config *cfg, kms_server **out)
     s->cfg = *cfg;
     s->listen_fd = -1;
     s->ctx.cfg = &s->cfg;
-    char path[1200];
-    (void)snprintf(path, sizeof(path), "%s/root.key", cfg->data_dir);
-    CL_GUARD_CTX_GOTO(kms_root_key_load(path, &s->ctx.root), "loading the root key");
-    (void)snprintf(path, sizeof(path), "%s/keys.db", cfg->data_dir);
+    char path[KMS_PATH_MAX + 16];
+    CL_GUARD_CTX_GOTO(kms_root_key_open(s), "loading the root key");
+    if (cfg->tls_cert[0] != '\0') CL_GUARD_GOTO(kms_tls_setup(s));
+    if (cfg->store_path[0] != '\0')
+        (void)snprintf(path, sizeof(path), "%s", cfg->store_path);
+    else
+        (void)snprintf(path, sizeof(path), "%s/keys.db", cfg->data_dir);
     CL_GUARD_GOTO(kms_store_open_sqlite(path, &s->ctx.store));
     CL_GUARD_GOTO(kms_cache_new(4096, &s->ctx.cache));
-    (void)snprintf(path, sizeof(path), "%s/audit.log", cfg->data_dir);
+    if (cfg->audit_path[0] != '\0')
+        (void)snprintf(path, sizeof(path), "%s", cfg->audit_path);
+    else
+        (void)snprintf(path, sizeof(path), "%s/audit.log", cfg->data_dir);
     CL_GUARD_GOTO(cl_audit_open(path, &s->ctx.audit));
     CL_GUARD_GOTO(kms_listen(s));
     CL_ENSURE_GOTO(evthread_use_pthreads() == 0, CL_ERR_INTERNAL, "libevent has no pthreads support");
@@ -347,6 +431,7 @@ cl_status kms_server_start(const kms_config *cfg, kms_server **out)
         evhttp_set_timeout(w->http, 60);
         evhttp_set_allowed_methods(w->http, EVHTTP_REQ_POST | EVHTTP_REQ_GET);
         evhttp_set_gencb(w->http, kms_handle, s);
+        if (s->tls != NULL) evhttp_set_bevcb(w->http, kms_tls_bev, s);
         CL_ENSURE_GOTO(evhttp_accept_socket(w->http, s->listen_fd) == 0, CL_ERR_IO, "cannot accept on the socket");
     }
     for (int i = 0; i < s->n_workers; i++) {
@@ -369,8 +454,8 @@ static void kms_on_signal(evutil_socket_t sig, short ev, void *arg)
 
 cl_status kms_server_run(kms_server *s)
 {
-    printf("cloister-kms listening on http://%s:%d (region %s, %d worker threads)\n", s->cfg.host, s->cfg.port,
-           s->cfg.region, s->n_workers);
+    printf("cloister-kms listening on %s://%s:%d (region %s, %d worker threads)\n", s->tls ? "https" : "http",
+           s->cfg.host, s->cfg.port, s->cfg.region, s->n_workers);
     fflush(stdout);
     struct event_base *base = event_base_new();
     CL_ENSURE(base != NULL, CL_ERR_NOMEM, "out of memory");
@@ -408,5 +493,6 @@ void kms_server_free(kms_server *s)
     kms_store_close(s->ctx.store);
     kms_cache_free(s->ctx.cache);
     kms_root_key_free(&s->ctx.root);
+    SSL_CTX_free(s->tls);
     free(s);
 }

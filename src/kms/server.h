@@ -25,16 +25,45 @@ typedef struct kms_principal {
     char account[KMS_ACCOUNT_LEN + 1];
 } kms_principal;
 
+#define KMS_PATH_MAX 1024
+
 typedef struct kms_config {
     char host[64];
     int port; /* 0: the kernel picks one (printed at start) */
     int threads;
-    char data_dir[1024];
+    char data_dir[KMS_PATH_MAX];
     char region[32];
     size_t max_body;
     kms_principal *principals;
     size_t n_principals;
+    /* Paths left empty default to files in data_dir (root.key, keys.db, audit.log). */
+    char root_key_file[KMS_PATH_MAX];
+    char store_path[KMS_PATH_MAX];
+    char audit_path[KMS_PATH_MAX];
+    /* Root key derived from a passphrase (scrypt, parameters and salt in
+     * data_dir/root.kdf) instead of read from a key file: at most one set. */
+    char passphrase_file[KMS_PATH_MAX];
+    char passphrase_env[128];
+    unsigned scrypt_log2_n; /* cost of a new root.kdf; 0: KMS_SCRYPT_LOG2_N_DEFAULT */
+    /* HTTPS when both are set (PEM files). */
+    char tls_cert[KMS_PATH_MAX];
+    char tls_key[KMS_PATH_MAX];
 } kms_config;
+
+/* Reads a config file (docs/kms.md, "Configuration file") into cfg, whose
+ * principals it allocates (free with kms_config_free). CL_ERR_USAGE naming
+ * the key for an unknown key or a bad value. */
+CL_MUST_USE cl_status kms_config_load(const char *path, kms_config *cfg);
+/* The same from text already in memory; base_dir resolves relative paths. */
+CL_MUST_USE cl_status kms_config_parse(const char *text, size_t len, const char *base_dir, kms_config *cfg);
+/* Wipes the principals' secrets and frees them (secure memory). */
+void kms_config_free(kms_config *cfg);
+/* Checks and fills one principal (the --principal option and the config file). */
+CL_MUST_USE cl_status kms_principal_make(const char *access_key_id, const char *secret, const char *arn,
+                                         kms_principal *p);
+/* The root key passphrase named by cfg (file or environment variable) into
+ * pass, a secret buffer. An environment variable is wiped and unset once read. */
+CL_MUST_USE cl_status kms_passphrase_read(const kms_config *cfg, cl_buf *pass);
 
 typedef struct kms_server kms_server;
 

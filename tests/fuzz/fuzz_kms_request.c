@@ -24,6 +24,7 @@ static const char *const fz_ops[] = {
     "Encrypt",        "Decrypt",      "ReEncrypt",       "GenerateDataKey",     "GenerateDataKeyWithoutPlaintext",
     "GenerateRandom", "CreateAlias",  "UpdateAlias",     "DeleteAlias",         "ListAliases",
     "GetKeyPolicy",   "PutKeyPolicy", "ListKeyPolicies", "ScheduleKeyDeletion", "CancelKeyDeletion",
+    "Sign",           "Verify",       "GetPublicKey",    "GenerateMac",         "VerifyMac",
 };
 
 static char fz_dir[] = "/tmp/cloister-fuzz-kms-XXXXXX";
@@ -93,6 +94,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char body[128];
         int n = snprintf(body, sizeof(body), "{\"AliasName\":\"alias/fuzz\",\"TargetKeyId\":\"%s\"}", fz_key_id);
         if (fz_run("CreateAlias", body, (size_t)n) != CL_OK) abort();
+        /* And a signing key (alias/fuzz-sign) and an HMAC key (alias/fuzz-mac). */
+        static const char *const more[][2] = {
+            {"{\"KeySpec\":\"ECC_NIST_P256\",\"KeyUsage\":\"SIGN_VERIFY\"}", "alias/fuzz-sign"},
+            {"{\"KeySpec\":\"HMAC_256\",\"KeyUsage\":\"GENERATE_VERIFY_MAC\"}", "alias/fuzz-mac"}};
+        for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++) {
+            fz_key_id[0] = '\0';
+            if (fz_run("CreateKey", more[i][0], strlen(more[i][0])) != CL_OK) abort();
+            n = snprintf(body, sizeof(body), "{\"AliasName\":\"%s\",\"TargetKeyId\":\"%s\"}", more[i][1], fz_key_id);
+            if (fz_run("CreateAlias", body, (size_t)n) != CL_OK) abort();
+        }
         ready = 1;
     }
     if (size < 1) return 0;

@@ -107,3 +107,38 @@ def boto_client(endpoint, **kw):
     return boto3.client("kms", endpoint_url=endpoint, region_name=kw.pop("region", "us-east-1"),
                         aws_access_key_id=kw.pop("key", "test"), aws_secret_access_key=kw.pop("secret", "test"),
                         config=Config(retries={"max_attempts": 1}), **kw)
+
+
+class KmsConfigServer(KmsServer):
+    """cloister-kms --config FILE; the endpoint is http:// or https:// as the file says."""
+
+    def __init__(self, config, env=None):  # pylint: disable=super-init-not-called
+        self.data_dir = None
+        self.proc = subprocess.Popen([KMS_BIN, "--config", config], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=env)
+        line = self.proc.stdout.readline()
+        m = re.search(r"(https?)://127\.0\.0\.1:(\d+)", line)
+        if not m:
+            _stop(self.proc)
+            err = self.proc.stderr.read()
+            self.proc.stderr.close()
+            raise RuntimeError("cloister-kms did not start: %r %r" % (line, err))
+        self.port = int(m.group(2))
+        self.endpoint = "%s://127.0.0.1:%d" % (m.group(1), self.port)
+
+    def stop(self):
+        rc = super().stop()
+        self.stderr_text = self.proc.stderr.read()
+        self.proc.stderr.close()
+        return rc
+
+
+@contextlib.contextmanager
+def kms_server_config(config, env=None):
+    srv = KmsConfigServer(config, env=env)
+    try:
+        yield srv
+    finally:
+        rc = srv.stop()
+        if rc not in (0, None, -signal.SIGKILL):
+            raise RuntimeError("cloister-kms exited with %s" % rc)

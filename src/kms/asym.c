@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "asym.h"
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <string.h>
+
+#include "cloister/crypto.h"
+#include "cloister/mem.h"
+
+#define KMS_PRIVATE_AAD "cloister-kms/private-key/v1"
+
+#define KMS_RSA_ALGS \
+    { \
+        "RSASSA_PSS_SHA_256", "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_512", "RSASSA_PKCS1_V1_5_SHA_256", \
+            "RSASSA_PKCS1_V1_5_SHA_384", "RSASSA_PKCS1_V1_5_SHA_512", NULL \
+    }
+
+/* Key spec reference: RSA keys sign with all six RSASSA algorithms; an ECC
+ * key with the one ECDSA digest of its curve; HMAC_256 with HMAC_SHA_256. */
+static const kms_spec_info kms_specs[] = {
+    {.name = "SYMMETRIC_DEFAULT",
+     .kind = KMS_KIND_SYMMETRIC,
+     .usage = "ENCRYPT_DECRYPT",
+     .algs = {"SYMMETRIC_DEFAULT", NULL}},
+    {.name = "RSA_2048", .kind = KMS_KIND_RSA, .usage = "SIGN_VERIFY", .rsa_bits = 2048, .algs = KMS_RSA_ALGS},
+    {.name = "RSA_3072", .kind = KMS_KIND_RSA, .usage = "SIGN_VERIFY", .rsa_bits = 3072, .algs = KMS_RSA_ALGS},
+    {.name = "ECC_NIST_P256",
+     .kind = KMS_KIND_EC,
+     .usage = "SIGN_VERIFY",
+     .curve = "prime256v1",
+     .algs = {"ECDSA_SHA_256", NULL}},
+    {.name = "ECC_NIST_P384",
+     .kind = KMS_KIND_EC,
+     .usage = "SIGN_VERIFY",
+     .curve = "secp384r1",
+     .algs = {"ECDSA_SHA_384", NULL}},
+    {.name = "HMAC_256", .kind = KMS_KIND_HMAC, .usage = "GENERATE_VERIFY_MAC", .algs = {"HMAC_SHA_256", NULL}},
+};
+
+/* KeySpec enum of botocore's kms/2014-11-01/service-2.json. */
+static const char *const kms_model_specs[] = {"RSA_2048",
+                                              "RSA_3072",
+                                              "RSA_4096",
+                                              "ECC_NIST_P256",
+                                              "ECC_NIST_P384",
+                                              "ECC_NIST_P521",
+                                              "ECC_SECG_P256K1",
+                                              "SYMMETRIC_DEFAULT",
+                                              "HMAC_224",
+                                              "HMAC_256",
+                                              "HMAC_384",
+                                              "HMAC_512",
+                                              "SM2",
+                                              "ML_DSA_44",
+                                              "ML_DSA_65",
+                                              "ML_DSA_87",
+                                              "ECC_NIST_EDWARDS25519"};
+
+static const kms_sig_alg kms_sig_algs[] = {
+    {"RSASSA_PSS_SHA_256", KMS_SIG_RSA_PSS, "SHA256", 32},
+    {"RSASSA_PSS_SHA_384", KMS_SIG_RSA_PSS, "SHA384", 48},
+    {"RSASSA_PSS_SHA_512", KMS_SIG_RSA_PSS, "SHA512", 64},
+    {"RSASSA_PKCS1_V1_5_SHA_256", KMS_SIG_RSA_PKCS1, "SHA256", 32},
+    {"RSASSA_PKCS1_V1_5_SHA_384", KMS_SIG_RSA_PKCS1, "SHA384", 48},
+    {"RSASSA_PKCS1_V1_5_SHA_512", KMS_SIG_RSA_PKCS1, "SHA512", 64},
+    {"ECDSA_SHA_256", KMS_SIG_ECDSA, "SHA256", 32},
+    {"ECDSA_SHA_384", KMS_SIG_ECDSA, "SHA384", 48},
+};
+
+const kms_spec_info *kms_spec_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(kms_specs) / sizeof(kms_specs[0]); i++)
+        if (strcmp(kms_specs[i].name, name) == 0) return &kms_specs[i];
+    return NULL;
+}
+
+bool kms_spec_in_model(const char *name)
+{
+    for (size_t i = 0; i < sizeof(kms_model_specs) / sizeof(kms_model_specs[0]); i++)
+        if (strcmp(kms_model_specs[i], name) == 0) return true;
+    return false;
+}
+
+bool kms_spec_allows(const kms_spec_info *s, const char *alg)
+{
+    for (size_t i = 0; s->algs[i] != NULL; i++)
+        if (strcmp(s->algs[i], alg) == 0) return true;
+    return false;
+}
+
+const kms_sig_alg *kms_sig_alg_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(kms_sig_algs) / sizeof(kms_sig_algs[0]); i++)
+        if (strcmp(kms_sig_algs[i].name, name) == 0) return &kms_sig_algs[i];
+    return NULL;
+}
+
+cl_status kms_asym_generate(const kms_spec_info *s, cl_buf *der)
+{
+    EVP_PKEY *pkey = NULL;
+    if (s->kind == KMS_KIND_RSA)
+        pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)s->rsa_bits);
+    else if (s->kind == KMS_KIND_EC)
+        pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", s->curve);
+    else
+        CL_FAIL(CL_ERR_INTERNAL, "%s is not an asymmetric key spec", s->name);
+    if (pkey == NULL) CL_FAIL_SSL(CL_ERR_CRYPTO, "cannot generate a %s key", s->name);
+    cl_status rc = CL_OK;
+    int n = i2d_PrivateKey(pkey, NULL);
+    CL_ENSURE_GOTO(n > 0 && n <= KMS_PRIVATE_MAX, CL_ERR_CRYPTO, "cannot encode the %s private key", s->name);
+    /* i2d writes straight into the secret buffer: no plain copy in between. */
+    CL_GUARD_GOTO(cl_buf_reserve(der, (size_t)n + 1));
+    CL_GUARD_GOTO(cl_buf_resize(der, (size_t)n));
+    unsigned char *p = der->data;
+    if (i2d_PrivateKey(pkey, &p) != n) CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "cannot encode the %s private key", s->name);
+out:
+    if (rc != CL_OK) cl_buf_reset(der);
+    EVP_PKEY_free(pkey);
+    return rc;
+}
+
+cl_status kms_asym_load(const kms_spec_info *s, const uint8_t *der, size_t len, EVP_PKEY **out)
+{
+    *out = NULL;
+    CL_ENSURE(s->kind == KMS_KIND_RSA || s->kind == KMS_KIND_EC, CL_ERR_INTERNAL, "%s has no private key", s->name);
+    CL_ENSURE(len > 0 && len <= KMS_PRIVATE_MAX, CL_ERR_FORMAT, "private key of %zu bytes", len);
+    const unsigned char *p = der;
+    EVP_PKEY *pkey =
+        d2i_PrivateKey_ex(s->kind == KMS_KIND_RSA ? EVP_PKEY_RSA : EVP_PKEY_EC, NULL, &p, (long)len, NULL, NULL);
+    if (pkey == NULL) CL_FAIL_SSL(CL_ERR_FORMAT, "stored %s private key does not parse", s->name);
+    cl_status rc = CL_OK;
+    CL_ENSURE_GOTO(p == der + len, CL_ERR_FORMAT, "stored %s private key has trailing bytes", s->name);
+    if (s->kind == KMS_KIND_RSA) {
+        CL_ENSURE_GOTO(EVP_PKEY_get_bits(pkey) == (int)s->rsa_bits, CL_ERR_FORMAT,
+                       "stored private key is RSA-%d, not %s", EVP_PKEY_get_bits(pkey), s->name);
+    } else {
+        char group[64] = "";
+        size_t glen = 0;
+        CL_ENSURE_GOTO(EVP_PKEY_get_group_name(pkey, group, sizeof(group), &glen) == 1 && strcmp(group, s->curve) == 0,
+                       CL_ERR_FORMAT, "stored private key is on curve %s, not %s", group, s->name);
+    }
+    *out = pkey;
+out:
+    if (rc != CL_OK) EVP_PKEY_free(pkey);
+    return rc;
+}
+
+cl_status kms_asym_public_der(EVP_PKEY *pkey, cl_buf *out)
+{
+    int n = i2d_PUBKEY(pkey, NULL);
+    CL_ENSURE(n > 0 && n <= KMS_PUBLIC_MAX, CL_ERR_CRYPTO, "cannot encode the public key");
+    CL_GUARD(cl_buf_resize(out, (size_t)n));
+    unsigned char *p = out->data;
+    if (i2d_PUBKEY(pkey, &p) != n) CL_FAIL_SSL(CL_ERR_CRYPTO, "cannot encode the public key");
+    return CL_OK;
+}
+
+/* The digest signed: the caller's (checked for length) or one computed here. */
+static cl_status kms_sig_digest(const kms_sig_alg *alg, bool digest, const uint8_t *msg, size_t len,
+                                uint8_t out[EVP_MAX_MD_SIZE])
+{
+    if (digest) {
+        CL_ENSURE(len == alg->md_len, CL_ERR_USAGE, "Digest is invalid length for algorithm %s: %zu bytes, not %zu",
+                  alg->name, len, alg->md_len);
+        memcpy(out, msg, len);
+        return CL_OK;
+    }
+    unsigned int n = 0;
+    EVP_MD *md = EVP_MD_fetch(NULL, alg->md, NULL);
+    cl_status rc = CL_OK;
+    if (md == NULL || EVP_Digest(msg, len, out, &n, md, NULL) != 1 || n != alg->md_len)
+        rc = cl_error_set_ssl(CL_ERR_CRYPTO, __FILE__, __LINE__, "%s digest failed", alg->md);
+    EVP_MD_free(md);
+    return rc;
+}
+
+/* A sign or verify context with alg's padding and digest (RFC 8017 8.1 / 8.2;
+ * FIPS 186-4 ECDSA). */
+static cl_status kms_sig_ctx(EVP_PKEY *pkey, const kms_sig_alg *alg, bool sign, EVP_PKEY_CTX **out)
+{
+    *out = NULL;
+    bool rsa = EVP_PKEY_is_a(pkey, "RSA");
+    CL_ENSURE(rsa == (alg->scheme != KMS_SIG_ECDSA), CL_ERR_KEY, "%s does not apply to this key", alg->name);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+    EVP_MD *md = EVP_MD_fetch(NULL, alg->md, NULL);
+    cl_status rc = CL_OK;
+    if (ctx == NULL || md == NULL) CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "cannot set up %s", alg->name);
+    if ((sign ? EVP_PKEY_sign_init(ctx) : EVP_PKEY_verify_init(ctx)) != 1 ||
+        EVP_PKEY_CTX_set_signature_md(ctx, md) != 1)
+        CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "cannot set up %s", alg->name);
+    if (alg->scheme == KMS_SIG_RSA_PKCS1 && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1)
+        CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "cannot set up %s", alg->name);
+    if (alg->scheme == KMS_SIG_RSA_PSS &&
+        (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) != 1 || EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md) != 1 ||
+         EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, RSA_PSS_SALTLEN_DIGEST) != 1))
+        CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "cannot set up %s", alg->name);
+    *out = ctx;
+    ctx = NULL;
+out:
+    EVP_MD_free(md);
+    EVP_PKEY_CTX_free(ctx);
+    return rc;
+}
+
+cl_status kms_asym_sign(EVP_PKEY *pkey, const kms_sig_alg *alg, bool digest, const uint8_t *msg, size_t len,
+                        cl_buf *sig)
+{
+    uint8_t d[EVP_MAX_MD_SIZE];
+    CL_GUARD(kms_sig_digest(alg, digest, msg, len, d));
+    EVP_PKEY_CTX *ctx = NULL;
+    cl_status rc = CL_OK;
+    size_t n = 0;
+    CL_GUARD_GOTO(kms_sig_ctx(pkey, alg, true, &ctx));
+    if (EVP_PKEY_sign(ctx, NULL, &n, d, alg->md_len) != 1) CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "%s failed", alg->name);
+    CL_ENSURE_GOTO(n > 0 && n <= KMS_SIGNATURE_MAX, CL_ERR_CRYPTO, "%s signature of %zu bytes", alg->name, n);
+    CL_GUARD_GOTO(cl_buf_resize(sig, n));
+    if (EVP_PKEY_sign(ctx, sig->data, &n, d, alg->md_len) != 1) CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "%s failed", alg->name);
+    cl_buf_truncate(sig, n); /* ECDSA DER is often shorter than the bound */
+out:
+    cl_memzero(d, sizeof(d));
+    EVP_PKEY_CTX_free(ctx);
+    return rc;
+}
+
+cl_status kms_asym_verify(EVP_PKEY *pkey, const kms_sig_alg *alg, bool digest, const uint8_t *msg, size_t len,
+                          const uint8_t *sig, size_t sig_len, bool *valid)
+{
+    *valid = false;
+    uint8_t d[EVP_MAX_MD_SIZE];
+    CL_GUARD(kms_sig_digest(alg, digest, msg, len, d));
+    EVP_PKEY_CTX *ctx = NULL;
+    cl_status rc = CL_OK;
+    CL_GUARD_GOTO(kms_sig_ctx(pkey, alg, false, &ctx));
+    /* 1 is valid; 0 or a negative value (a malformed signature, say) is not. */
+    *valid = EVP_PKEY_verify(ctx, sig, sig_len, d, alg->md_len) == 1;
+    ERR_clear_error();
+out:
+    EVP_PKEY_CTX_free(ctx);
+    return rc;
+}
+
+static cl_status kms_private_aad(const char *arn, uint32_t version, cl_buf *aad)
+{
+    CL_GUARD(cl_buf_append(aad, KMS_PRIVATE_AAD, sizeof(KMS_PRIVATE_AAD)));
+    CL_GUARD(cl_buf_append(aad, arn, strlen(arn) + 1));
+    return cl_buf_append_u32be(aad, version);
+}
+
+cl_status kms_private_wrap(const kms_root_key *rk, const char *arn, uint32_t version, const uint8_t *der, size_t len,
+                           cl_buf *wrapped)
+{
+    CL_ENSURE(len > 0 && len <= KMS_PRIVATE_MAX, CL_ERR_INTERNAL, "private key of %zu bytes", len);
+    cl_status rc = CL_OK;
+    cl_gcm g = {0};
+    cl_buf aad;
+    cl_buf_init(&aad, 4096);
+    uint8_t nonce[CL_GCM_NONCE_LEN], tag[CL_GCM_TAG_LEN];
+    CL_GUARD_GOTO(kms_private_aad(arn, version, &aad));
+    CL_GUARD_GOTO(cl_random(nonce, sizeof(nonce)));
+    CL_GUARD_GOTO(cl_buf_resize(wrapped, CL_GCM_NONCE_LEN + len + CL_GCM_TAG_LEN));
+    memcpy(wrapped->data, nonce, sizeof(nonce));
+    CL_GUARD_GOTO(cl_gcm_init(&g, rk->key, true));
+    CL_GUARD_GOTO(cl_gcm_seal(&g, nonce, aad.data, aad.len, der, len, wrapped->data + CL_GCM_NONCE_LEN, tag));
+    memcpy(wrapped->data + CL_GCM_NONCE_LEN + len, tag, sizeof(tag));
+out:
+    if (rc != CL_OK) cl_buf_reset(wrapped);
+    cl_gcm_free(&g);
+    cl_buf_free(&aad);
+    return rc;
+}
+
+cl_status kms_private_unwrap(const kms_root_key *rk, const char *arn, uint32_t version, const uint8_t *wrapped,
+                             size_t wrapped_len, cl_buf *der)
+{
+    cl_reader r = cl_reader_make(wrapped, wrapped_len);
+    const uint8_t *nonce, *ct, *tag;
+    CL_ENSURE(wrapped_len > CL_GCM_NONCE_LEN + CL_GCM_TAG_LEN && wrapped_len <= KMS_PRIVATE_WRAPPED_MAX, CL_ERR_FORMAT,
+              "stored private key of %s is %zu bytes, outside %d..%d", arn, wrapped_len,
+              CL_GCM_NONCE_LEN + CL_GCM_TAG_LEN + 1, KMS_PRIVATE_WRAPPED_MAX);
+    size_t ct_len = wrapped_len - CL_GCM_NONCE_LEN - CL_GCM_TAG_LEN;
+    CL_GUARD(cl_reader_bytes(&r, CL_GCM_NONCE_LEN, &nonce));
+    CL_GUARD(cl_reader_bytes(&r, ct_len, &ct));
+    CL_GUARD(cl_reader_bytes(&r, CL_GCM_TAG_LEN, &tag));
+    CL_GUARD(cl_reader_expect_end(&r));
+    cl_status rc = CL_OK;
+    cl_gcm g = {0};
+    cl_buf aad;
+    cl_buf_init(&aad, 4096);
+    CL_GUARD_GOTO(kms_private_aad(arn, version, &aad));
+    /* The final size at once: secret buffers are not grown. */
+    CL_GUARD_GOTO(cl_buf_reserve(der, ct_len + 1));
+    CL_GUARD_GOTO(cl_buf_resize(der, ct_len));
+    CL_GUARD_GOTO(cl_gcm_init(&g, rk->key, false));
+    rc = cl_gcm_open(&g, nonce, aad.data, aad.len, ct, ct_len, tag, der->data);
+    if (rc == CL_ERR_AUTH)
+        CL_FAIL_GOTO(CL_ERR_AUTH, "stored private key of %s version %u does not verify under the root key", arn,
+                     version);
+out:
+    if (rc != CL_OK) cl_buf_reset(der);
+    cl_gcm_free(&g);
+    cl_buf_free(&aad);
+    return rc;
+}

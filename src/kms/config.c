@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The cloister-kms configuration file (docs/kms.md, "Configuration file"):
+ * one JSON object. Every key is known or refused, every value checked
+ * against its bounds, and an error names the key at fault.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cloister/log.h"
+#include "cloister/mem.h"
+
+#include "server.h"
+
+#define KMS_CONFIG_MAX ((size_t)1 << 20)
+#define KMS_CONFIG_PRINCIPALS_MAX 64
+
+cl_status kms_principal_make(const char *access_key_id, const char *secret, const char *arn, kms_principal *p)
+{
+    memset(p, 0, sizeof(*p));
+    size_t al = strlen(access_key_id), sl = strlen(secret), rl = strlen(arn);
+    CL_ENSURE(al >= 1 && al < sizeof(p->access_key_id), CL_ERR_USAGE, "an access key id must be 1..%zu characters",
+              sizeof(p->access_key_id) - 1);
+    for (size_t i = 0; i < al; i++)
+        CL_ENSURE(access_key_id[i] > ' ' && access_key_id[i] < 0x7f && access_key_id[i] != ':' &&
+                      access_key_id[i] != '/',
+                  CL_ERR_USAGE, "access key id %s has a character SigV4 cannot carry (space, ':', '/')", access_key_id);
+    /* Never the secret itself in a message. */
+    CL_ENSURE(sl >= 1 && sl < sizeof(p->secret), CL_ERR_USAGE, "the secret of %s must be 1..%zu characters",
+              access_key_id, sizeof(p->secret) - 1);
+    CL_ENSURE(strncmp(arn, "arn:aws:iam::", 13) == 0 && rl < sizeof(p->arn), CL_ERR_USAGE,
+              "principal ARN %s is not arn:aws:iam::ACCOUNT:user/NAME or :role/NAME", arn);
+    const char *acct = arn + 13;
+    const char *end = strchr(acct, ':');
+    bool digits = end != NULL && end - acct == KMS_ACCOUNT_LEN;
+    for (const char *q = acct; digits && q < end; q++) digits = *q >= '0' && *q <= '9';
+    CL_ENSURE(digits && end[1] != '\0', CL_ERR_USAGE, "principal ARN %s needs a 12-digit account and a name", arn);
+    (void)snprintf(p->access_key_id, sizeof(p->access_key_id), "%s", access_key_id);
+    (void)snprintf(p->secret, sizeof(p->secret), "%s", secret);
+    (void)snprintf(p->arn, sizeof(p->arn), "%s", arn);
+    (void)snprintf(p->account, sizeof(p->account), "%.*s", KMS_ACCOUNT_LEN, acct);
+    return CL_OK;
+}
+
+void kms_config_free(kms_config *cfg)
+{
+    cl_secure_free(cfg->principals); /* wipes the secrets */
+    cfg->principals = NULL;
+    cfg->n_principals = 0;
+}
+
+/* --- values ------------------------------------------------------------------ */
+
+static cl_status kms_cfg_unknown(const char *where, const char *key, const char *const *known, size_t n)
+{
+    char list[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < n && used < sizeof(list); i++) {
+        int w = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", known[i]);
+        if (w < 0) break;
+        used += (size_t)w;
+    }
+    CL_FAIL(CL_ERR_USAGE, "unknown key '%s%s' (known: %s)", where, key, list);
+}
+
+/* Refuses any key of o not in known. */
+static cl_status kms_cfg_keys(json_t *o, const char *where, const char *const *known, size_t n)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v)
+    {
+        bool ok = false;
+        for (size_t i = 0; i < n && !ok; i++) ok = strcmp(key, known[i]) == 0;
+        if (!ok) return kms_cfg_unknown(where, key, known, n);
+    }
+    return CL_OK;
+}
+
+static cl_status kms_cfg_string(json_t *o, const char *where, const char *key, size_t max, const char **out)
+{
+    json_t *v = json_object_get(o, key);
+    *out = NULL;
+    if (v == NULL) return CL_OK;
+    CL_ENSURE(json_is_string(v), CL_ERR_USAGE, "'%s%s' must be a string", where, key);
+    size_t len = json_string_length(v);
+    CL_ENSURE(len >= 1 && len <= max && strlen(json_string_value(v)) == len, CL_ERR_USAGE,
+              "'%s%s' must be 1..%zu characters, no NUL", where, key, max);
+    *out = json_string_value(v);
+    return CL_OK;
+}
+
+static cl_status kms_cfg_int(json_t *o, const char *key, long long min, long long max, bool *set, long long *out)
+{
+    json_t *v = json_object_get(o, key);
+    *set = v != NULL;
+    if (v == NULL) return CL_OK;
+    CL_ENSURE(json_is_integer(v) && json_integer_value(v) >= min && json_integer_value(v) <= max, CL_ERR_USAGE,
+              "'%s' must be an integer %lld..%lld", key, min, max);
+    *out = json_integer_value(v);
+    return CL_OK;
+}
+
+/* A path: absolute, or relative to the config file's directory. */
+static cl_status kms_cfg_path(json_t *o, const char *where, const char *key, const char *base_dir, char *out,
+                              size_t cap)
+{
+    const char *s;
+    CL_GUARD(kms_cfg_string(o, where, key, cap - 1, &s));
+    if (s == NULL) return CL_OK;
+    int n = s[0] == '/' ? snprintf(out, cap, "%s", s) : snprintf(out, cap, "%s/%s", base_dir, s);
+    CL_ENSURE(n > 0 && (size_t)n < cap, CL_ERR_USAGE, "'%s%s' is longer than %zu characters", where, key, cap - 1);
+    return CL_OK;
+}
+
+static cl_status kms_cfg_listen(const char *s, kms_config *cfg)
+{
+    const char *colon = strrchr(s, ':');
+    CL_ENSURE(colon != NULL && colon != s && (size_t)(colon - s) < sizeof(cfg->host), CL_ERR_USAGE,
+              "'listen' must be HOST:PORT, not %s", s);
+    char *end = NULL;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    CL_ENSURE(end != colon + 1 && *end == '\0' && errno == 0 && port >= 0 && port <= 65535, CL_ERR_USAGE,
+              "'listen' port must be 0..65535, not %s", colon + 1);
+    (void)snprintf(cfg->host, sizeof(cfg->host), "%.*s", (int)(colon - s), s);
+    cfg->port = (int)port;
+    return CL_OK;
+}
+
+static cl_status kms_cfg_region(const char *s, kms_config *cfg)
+{
+    size_t n = strlen(s);
+    bool ok = n >= 1 && n < sizeof(cfg->region);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-';
+    CL_ENSURE(ok, CL_ERR_USAGE, "'region' must be 1..%zu of [a-z0-9-], like us-east-1", sizeof(cfg->region) - 1);
+    (void)snprintf(cfg->region, sizeof(cfg->region), "%s", s);
+    return CL_OK;
+}
+
+/* --- sections ------------------------------------------------------------------ */
+
+static cl_status kms_cfg_root_key(json_t *o, const char *base_dir, kms_config *cfg)
+{
+    static const char *const known[] = {"file", "passphrase_file", "passphrase_env", "scrypt_log2_n"};
+    CL_ENSURE(json_is_object(o), CL_ERR_USAGE, "'root_key' must be an object");
+    CL_GUARD(kms_cfg_keys(o, "root_key.", known, sizeof(known) / sizeof(known[0])));
+    const char *env;
+    CL_GUARD(kms_cfg_path(o, "root_key.", "file", base_dir, cfg->root_key_file, sizeof(cfg->root_key_file)));
+    CL_GUARD(
+        kms_cfg_path(o, "root_key.", "passphrase_file", base_dir, cfg->passphrase_file, sizeof(cfg->passphrase_file)));
+    CL_GUARD(kms_cfg_string(o, "root_key.", "passphrase_env", sizeof(cfg->passphrase_env) - 1, &env));
+    if (env != NULL) {
+        bool ok = !(env[0] >= '0' && env[0] <= '9');
+        for (const char *p = env; ok && *p; p++)
+            ok = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_';
+        CL_ENSURE(ok, CL_ERR_USAGE, "'root_key.passphrase_env' must be an environment variable name, not %s", env);
+        (void)snprintf(cfg->passphrase_env, sizeof(cfg->passphrase_env), "%s", env);
+    }
+    int set = (cfg->root_key_file[0] != '\0') + (cfg->passphrase_file[0] != '\0') + (env != NULL);
+    CL_ENSURE(set == 1, CL_ERR_USAGE,
+              "'root_key' must give exactly one of 'file', 'passphrase_file' and 'passphrase_env' (it gives %d)", set);
+    json_t *n = json_object_get(o, "scrypt_log2_n");
+    if (n != NULL) {
+        CL_ENSURE(cfg->root_key_file[0] == '\0', CL_ERR_USAGE,
+                  "'root_key.scrypt_log2_n' applies to a passphrase, not to a key 'file'");
+        CL_ENSURE(json_is_integer(n) && json_integer_value(n) >= 14 && json_integer_value(n) <= 20, CL_ERR_USAGE,
+                  "'root_key.scrypt_log2_n' must be an integer 14..20");
+        cfg->scrypt_log2_n = (unsigned)json_integer_value(n);
+    }
+    return CL_OK;
+}
+
+static cl_status kms_cfg_tls(json_t *o, const char *base_dir, kms_config *cfg)
+{
+    static const char *const known[] = {"cert", "key"};
+    CL_ENSURE(json_is_object(o), CL_ERR_USAGE, "'tls' must be an object");
+    CL_GUARD(kms_cfg_keys(o, "tls.", known, sizeof(known) / sizeof(known[0])));
+    CL_GUARD(kms_cfg_path(o, "tls.", "cert", base_dir, cfg->tls_cert, sizeof(cfg->tls_cert)));
+    CL_GUARD(kms_cfg_path(o, "tls.", "key", base_dir, cfg->tls_key, sizeof(cfg->tls_key)));
+    CL_ENSURE(cfg->tls_cert[0] != '\0' && cfg->tls_key[0] != '\0', CL_ERR_USAGE,
+              "'tls' needs both 'cert' and 'key' (PEM files)");
+    return CL_OK;
+}
+
+static cl_status kms_cfg_store(json_t *o, const char *base_dir, kms_config *cfg)
+{
+    static const char *const known[] = {"type", "path"};
+    CL_ENSURE(json_is_object(o), CL_ERR_USAGE, "'store' must be an object");
+    CL_GUARD(kms_cfg_keys(o, "store.", known, sizeof(known) / sizeof(known[0])));
+    const char *type;
+    CL_GUARD(kms_cfg_string(o, "store.", "type", 32, &type));
+    CL_ENSURE(type == NULL || strcmp(type, "sqlite") == 0, CL_ERR_USAGE,
+              "'store.type' %s is not available in this build (sqlite is)", type);
+    return kms_cfg_path(o, "store.", "path", base_dir, cfg->store_path, sizeof(cfg->store_path));
+}
+
+static cl_status kms_cfg_principals(json_t *a, kms_config *cfg)
+{
+    static const char *const known[] = {"access_key_id", "secret", "arn"};
+    CL_ENSURE(json_is_array(a) && json_array_size(a) >= 1 && json_array_size(a) <= KMS_CONFIG_PRINCIPALS_MAX,
+              CL_ERR_USAGE, "'principals' must be a list of 1..%d principals", KMS_CONFIG_PRINCIPALS_MAX);
+    /* Locked, guarded memory: the principals' secrets live as long as the server. */
+    cfg->principals = cl_secure_alloc(json_array_size(a) * sizeof(*cfg->principals));
+    CL_ENSURE(cfg->principals != NULL, CL_ERR_NOMEM, "out of memory");
+    memset(cfg->principals, 0, json_array_size(a) * sizeof(*cfg->principals));
+    size_t i;
+    json_t *e;
+    json_array_foreach(a, i, e)
+    {
+        char where[48];
+        (void)snprintf(where, sizeof(where), "principals[%zu].", i);
+        CL_ENSURE(json_is_object(e), CL_ERR_USAGE, "'principals[%zu]' must be an object", i);
+        CL_GUARD(kms_cfg_keys(e, where, known, sizeof(known) / sizeof(known[0])));
+        const char *id, *secret, *arn;
+        CL_GUARD(kms_cfg_string(e, where, "access_key_id", 128, &id));
+        CL_GUARD(kms_cfg_string(e, where, "secret", 128, &secret));
+        CL_GUARD(kms_cfg_string(e, where, "arn", KMS_ARN_MAX, &arn));
+        CL_ENSURE(id != NULL && secret != NULL && arn != NULL, CL_ERR_USAGE,
+                  "'principals[%zu]' needs access_key_id, secret and arn", i);
+        CL_GUARD_CTX(kms_principal_make(id, secret, arn, &cfg->principals[i]), "'principals[%zu]'", i);
+        for (size_t j = 0; j < i; j++)
+            CL_ENSURE(strcmp(cfg->principals[j].access_key_id, id) != 0, CL_ERR_USAGE,
+                      "'principals[%zu].access_key_id' %s is also principals[%zu]'s", i, id, j);
+        cfg->n_principals = i + 1;
+    }
+    return CL_OK;
+}
+
+static cl_status kms_cfg_apply(json_t *root, const char *base_dir, kms_config *cfg)
+{
+    static const char *const known[] = {"listen", "threads",  "max_body", "region",    "data_dir",
+                                        "store",  "root_key", "tls",      "audit_log", "principals"};
+    CL_ENSURE(json_is_object(root), CL_ERR_USAGE, "the configuration must be a JSON object");
+    CL_GUARD(kms_cfg_keys(root, "", known, sizeof(known) / sizeof(known[0])));
+    const char *s;
+    bool set;
+    long long v = 0;
+    CL_GUARD(kms_cfg_string(root, "", "listen", 128, &s));
+    if (s != NULL) CL_GUARD(kms_cfg_listen(s, cfg));
+    CL_GUARD(kms_cfg_int(root, "threads", 1, 256, &set, &v));
+    if (set) cfg->threads = (int)v;
+    CL_GUARD(kms_cfg_int(root, "max_body", 1024, (long long)64 << 20, &set, &v));
+    if (set) cfg->max_body = (size_t)v;
+    CL_GUARD(kms_cfg_string(root, "", "region", 64, &s));
+    if (s != NULL) CL_GUARD(kms_cfg_region(s, cfg));
+    CL_ENSURE(json_object_get(root, "data_dir") != NULL, CL_ERR_USAGE, "'data_dir' is required");
+    CL_GUARD(kms_cfg_path(root, "", "data_dir", base_dir, cfg->data_dir, sizeof(cfg->data_dir)));
+    CL_GUARD(kms_cfg_path(root, "", "audit_log", base_dir, cfg->audit_path, sizeof(cfg->audit_path)));
+    json_t *o;
+    if ((o = json_object_get(root, "store")) != NULL) CL_GUARD(kms_cfg_store(o, base_dir, cfg));
+    if ((o = json_object_get(root, "root_key")) != NULL) CL_GUARD(kms_cfg_root_key(o, base_dir, cfg));
+    if ((o = json_object_get(root, "tls")) != NULL) CL_GUARD(kms_cfg_tls(o, base_dir, cfg));
+    o = json_object_get(root, "principals");
+    CL_ENSURE(o != NULL, CL_ERR_USAGE, "'principals' is required: nobody could call a KMS without one");
+    CL_GUARD(kms_cfg_principals(o, cfg));
+    return CL_OK;
+}
+
+cl_status kms_config_parse(const char *text, size_t len, const char *base_dir, kms_config *cfg)
+{
+    CL_ENSURE(len <= KMS_CONFIG_MAX, CL_ERR_USAGE, "the configuration is %zu bytes, over %zu", len, KMS_CONFIG_MAX);
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    CL_ENSURE(root != NULL, CL_ERR_USAGE, "not JSON: line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+    cl_status rc = kms_cfg_apply(root, base_dir, cfg);
+    if (rc != CL_OK) kms_config_free(cfg);
+    /* The document holds the principals' secrets: wipe its strings. */
+    json_t *ps = json_object_get(root, "principals");
+    size_t i;
+    json_t *e;
+    json_array_foreach(ps, i, e)
+    {
+        const char *sv = json_string_value(json_object_get(e, "secret"));
+        if (sv != NULL) cl_memzero((void *)sv, strlen(sv));
+    }
+    json_decref(root);
+    return rc;
+}
+
+cl_status kms_config_load(const char *path, kms_config *cfg)
+{
+    cl_status rc = CL_OK;
+    cl_buf text;
+    cl_buf_init_secret(&text, KMS_CONFIG_MAX);
+    CL_GUARD_CTX_GOTO(cl_buf_reserve(&text, 64 << 10), "config %s", path);
+    char base[KMS_PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        (void)snprintf(base, sizeof(base), ".");
+    else
+        (void)snprintf(base, sizeof(base), "%.*s", (int)(slash == path ? 1 : slash - path), path);
+    rc = cl_buf_read_file(&text, path);
+    if (rc == CL_ERR_LIMIT) CL_FAIL_GOTO(CL_ERR_USAGE, "config %s is over %zu bytes", path, KMS_CONFIG_MAX);
+    if (rc != CL_OK) {
+        (void)cl_error_wrap("config %s", path);
+        goto out;
+    }
+    struct stat sb;
+    if (stat(path, &sb) == 0 && (sb.st_mode & 077) != 0)
+        CL_LOG_WARN("config %s is readable by group or others and holds principals' secrets (chmod 600 it)", path);
+    CL_GUARD_CTX_GOTO(kms_config_parse((const char *)text.data, text.len, base, cfg), "config %s", path);
+out:
+    cl_buf_free(&text);
+    return rc;
+}
+
+cl_status kms_passphrase_read(const kms_config *cfg, cl_buf *pass)
+{
+    CL_GUARD(cl_buf_reserve(pass, KMS_PASSPHRASE_MAX + 2));
+    if (cfg->passphrase_env[0] != '\0') {
+        char *v = getenv(cfg->passphrase_env);
+        CL_ENSURE(v != NULL, CL_ERR_USAGE, "environment variable %s (root_key.passphrase_env) is not set",
+                  cfg->passphrase_env);
+        size_t n = strlen(v);
+        cl_status rc = n <= KMS_PASSPHRASE_MAX ? cl_buf_append(pass, v, n) : CL_ERR_LIMIT;
+        /* Out of /proc/PID/environ and of any child's environment. */
+        cl_memzero(v, n);
+        (void)unsetenv(cfg->passphrase_env);
+        CL_ENSURE(rc == CL_OK, CL_ERR_USAGE, "the passphrase in %s is over %d bytes", cfg->passphrase_env,
+                  KMS_PASSPHRASE_MAX);
+        return CL_OK;
+    }
+    const char *path = cfg->passphrase_file;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) CL_FAIL_ERRNO(CL_ERR_IO, "cannot open passphrase file %s", path);
+    cl_status rc = CL_OK;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot stat %s", path);
+    CL_ENSURE_GOTO((sb.st_mode & 077) == 0, CL_ERR_DENIED,
+                   "passphrase file %s is readable by group or others (chmod 600 it)", path);
+    CL_ENSURE_GOTO(S_ISREG(sb.st_mode) && sb.st_size <= KMS_PASSPHRASE_MAX + 1, CL_ERR_USAGE,
+                   "passphrase file %s must be a regular file of at most %d bytes", path, KMS_PASSPHRASE_MAX);
+    CL_GUARD_GOTO(cl_buf_resize(pass, (size_t)sb.st_size));
+    size_t got = 0;
+    while (got < pass->len) {
+        ssize_t r = read(fd, pass->data + got, pass->len - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot read %s", path);
+        got += (size_t)r;
+    }
+    /* One trailing newline is the editor's, not the passphrase's. */
+    if (pass->len > 0 && pass->data[pass->len - 1] == '\n') cl_buf_truncate(pass, pass->len - 1);
+    if (pass->len > 0 && pass->data[pass->len - 1] == '\r') cl_buf_truncate(pass, pass->len - 1);
+out:
+    close(fd);
+    if (rc != CL_OK) cl_buf_reset(pass);
+    return rc;
+}

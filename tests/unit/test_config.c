@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The cloister-kms config file (src/kms/config.c) and the passphrase-derived
+ * root key (scrypt, root.kdf; src/kms/keys.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "server.h"
+#include "test_util.h"
+
+#define PRINCIPAL \
+    "{\"access_key_id\": \"AKIA1\", \"secret\": \"s3cret\", \"arn\": \"arn:aws:iam::123456789012:user/a\"}"
+
+static cl_status t_parse(const char *text, kms_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    return kms_config_parse(text, strlen(text), "/etc/kms", cfg);
+}
+
+static void test_config_full(void **state)
+{
+    (void)state;
+    kms_config cfg;
+    assert_ok(t_parse("{\"listen\": \"0.0.0.0:443\", \"threads\": 8, \"max_body\": 65536, \"region\": \"eu-west-1\","
+                      " \"data_dir\": \"/var/lib/kms\", \"store\": {\"type\": \"sqlite\", \"path\": \"db/keys.db\"},"
+                      " \"root_key\": {\"passphrase_env\": \"KMS_PASS\", \"scrypt_log2_n\": 15},"
+                      " \"tls\": {\"cert\": \"tls/cert.pem\", \"key\": \"/k.pem\"}, \"audit_log\": \"audit.log\","
+                      " \"principals\": [" PRINCIPAL ", {\"access_key_id\": \"B\", \"secret\": \"x\","
+                      " \"arn\": \"arn:aws:iam::000000000001:role/r\"}]}",
+                      &cfg));
+    assert_string_equal(cfg.host, "0.0.0.0");
+    assert_int_equal(cfg.port, 443);
+    assert_int_equal(cfg.threads, 8);
+    assert_int_equal(cfg.max_body, 65536);
+    assert_string_equal(cfg.region, "eu-west-1");
+    assert_string_equal(cfg.data_dir, "/var/lib/kms");
+    assert_string_equal(cfg.store_path, "/etc/kms/db/keys.db");
+    assert_string_equal(cfg.passphrase_env, "KMS_PASS");
+    assert_int_equal(cfg.scrypt_log2_n, 15);
+    assert_string_equal(cfg.tls_cert, "/etc/kms/tls/cert.pem");
+    assert_string_equal(cfg.tls_key, "/k.pem");
+    assert_string_equal(cfg.audit_path, "/etc/kms/audit.log");
+    assert_int_equal(cfg.n_principals, 2);
+    assert_string_equal(cfg.principals[0].account, "123456789012");
+    assert_string_equal(cfg.principals[1].arn, "arn:aws:iam::000000000001:role/r");
+    assert_string_equal(cfg.principals[1].secret, "x");
+    kms_config_free(&cfg);
+    assert_null(cfg.principals);
+}
+
+static void test_config_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        const char *needle;
+    } cases[] = {
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"listen_addr\": \"x\"}", "unknown key 'listen_addr'"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"tls\": {\"cert\": \"c\", \"key\": \"k\", \"v\": 1}}",
+         "unknown key 'tls.v'"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"threads\": 257}", "'threads' must be an integer"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"threads\": -1}", "'threads'"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"threads\": 1e3}", "'threads'"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"max_body\": 67108865}", "'max_body'"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"listen\": \":80\"}", "HOST:PORT"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"listen\": \"h:80x\"}", "port must be"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"listen\": \"h:99999999999999999999\"}",
+         "port must be"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"region\": \"a/b\"}", "'region'"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"region\": \"\"}", "'region'"},
+        {"{\"data_dir\": \"\", \"principals\": [" PRINCIPAL "]}", "'data_dir' must be 1.."},
+        {"{\"principals\": [" PRINCIPAL "]}", "'data_dir' is required"},
+        {"{\"data_dir\": \"d\"}", "'principals' is required"},
+        {"{\"data_dir\": \"d\", \"principals\": [{}]}", "needs access_key_id"},
+        {"{\"data_dir\": \"d\", \"principals\": [{\"access_key_id\": \"a:b\", \"secret\": \"s\", \"arn\": "
+         "\"arn:aws:iam::123456789012:user/a\"}]}",
+         "SigV4 cannot carry"},
+        {"{\"data_dir\": \"d\", \"principals\": [{\"access_key_id\": \"a\", \"secret\": \"s\", \"arn\": "
+         "\"arn:aws:iam::123456789012:\"}]}",
+         "12-digit account and a name"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"root_key\": {\"file\": \"f\", \"passphrase_file\": "
+         "\"p\"}}",
+         "exactly one"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"root_key\": {\"passphrase_env\": \"P\", "
+         "\"scrypt_log2_n\": 13}}",
+         "14..20"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"store\": {\"type\": \"redis\"}}", "not available"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"tls\": {\"key\": \"k\"}}", "both 'cert' and 'key'"},
+        {"{\"data_dir\": \"d\", \"data_dir\": \"e\", \"principals\": [" PRINCIPAL "]}", "duplicate"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "]", "not JSON: line 1"},
+        {"[1, 2]", "must be a JSON object"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        kms_config cfg;
+        cl_status rc = t_parse(cases[i].text, &cfg);
+        if (rc != CL_ERR_USAGE || strstr(cl_error_message(), cases[i].needle) == NULL)
+            fail_msg("case %zu: %s: got %s: %s", i, cases[i].text, cl_status_name(rc), cl_error_message());
+        assert_null(cfg.principals); /* freed on failure */
+        assert_null(strstr(cl_error_message(), "s3cret"));
+    }
+    /* A path longer than the buffer once the config directory is prefixed. */
+    char big[1200];
+    char path[1100];
+    memset(path, 'p', sizeof(path) - 1);
+    path[sizeof(path) - 1] = '\0';
+    (void)snprintf(big, sizeof(big), "{\"data_dir\": \"%.1020s\", \"principals\": [" PRINCIPAL "]}", path);
+    kms_config cfg;
+    assert_fails(t_parse(big, &cfg), CL_ERR_USAGE, "'data_dir' is longer than 1023");
+}
+
+static void test_principal_make(void **state)
+{
+    (void)state;
+    kms_principal p;
+    assert_ok(kms_principal_make("test", "test", "arn:aws:iam::111122223333:user/dev", &p));
+    assert_string_equal(p.account, "111122223333");
+    assert_fails(kms_principal_make("", "s", "arn:aws:iam::111122223333:user/dev", &p), CL_ERR_USAGE, "1..128");
+    assert_fails(kms_principal_make("a", "", "arn:aws:iam::111122223333:user/dev", &p), CL_ERR_USAGE, "secret of a");
+    assert_fails(kms_principal_make("a", "s", "arn:aws:iam::11112222333x:user/dev", &p), CL_ERR_USAGE, "12-digit");
+    assert_fails(kms_principal_make("a", "s", "arn:aws:iam::1111222233334:user/dev", &p), CL_ERR_USAGE, "12-digit");
+}
+
+/* RFC 7914 section 12, the second and third test vectors. */
+static void test_scrypt_rfc7914(void **state)
+{
+    (void)state;
+    uint8_t out[64];
+    cl_buf want;
+    assert_ok(kms_scrypt((const uint8_t *)"password", 8, (const uint8_t *)"NaCl", 4, 1024, 8, 16, out, 64));
+    t_hex(&want, "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b373162"
+                 "2eaf30d92e22a3886ff109279d9830dac727afb94a83ee6d8360cbdfa2cc0640");
+    assert_memory_equal(out, want.data, 64);
+    cl_buf_free(&want);
+    assert_ok(
+        kms_scrypt((const uint8_t *)"pleaseletmein", 13, (const uint8_t *)"SodiumChloride", 14, 16384, 8, 1, out, 64));
+    t_hex(&want, "7023bdcb3afd7348461c06cd81fd38ebfda8fbba904f8e3ea9b543f6545da1f2"
+                 "d5432955613f0fcf62d49705242a9af9e61e85dc0d651e40dfcf017b45575887");
+    assert_memory_equal(out, want.data, 64);
+    cl_buf_free(&want);
+    assert_fails(kms_scrypt((const uint8_t *)"p", 1, (const uint8_t *)"s", 1, 1000, 8, 1, out, 64), CL_ERR_CRYPTO,
+                 "scrypt");
+}
+
+static void test_kdf_parse(void **state)
+{
+    (void)state;
+    kms_kdf_params k;
+    const char *good = "{\"kdf\": \"scrypt\", \"n\": 16384, \"r\": 8, \"p\": 1, \"salt\": "
+                       "\"AAAAAAAAAAAAAAAAAAAAAA==\", \"check\": \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}";
+    assert_ok(kms_kdf_parse(good, strlen(good), &k));
+    assert_int_equal(k.n, 16384);
+    assert_int_equal(k.salt_len, 16);
+    static const struct {
+        const char *text;
+        cl_status code;
+        const char *needle;
+    } cases[] = {
+        {"{\"kdf\": \"argon2\", \"n\": 16384, \"r\": 8, \"p\": 1}", CL_ERR_UNSUPPORTED, "'kdf' must be"},
+        {"{\"kdf\": \"scrypt\", \"n\": 16385, \"r\": 8, \"p\": 1}", CL_ERR_FORMAT, "power of two"},
+        {"{\"kdf\": \"scrypt\", \"n\": 8192, \"r\": 8, \"p\": 1}", CL_ERR_FORMAT, "'n' must be"},
+        {"{\"kdf\": \"scrypt\", \"n\": 2097152, \"r\": 8, \"p\": 1}", CL_ERR_FORMAT, "'n' must be"},
+        {"{\"kdf\": \"scrypt\", \"n\": 16384, \"r\": 33, \"p\": 1}", CL_ERR_FORMAT, "'r' must be"},
+        {"{\"kdf\": \"scrypt\", \"n\": 16384, \"r\": 8, \"p\": 0}", CL_ERR_FORMAT, "'p' must be"},
+        {"{\"kdf\": \"scrypt\", \"n\": 16384, \"r\": 8, \"p\": 1, \"salt\": \"AAAA\"}", CL_ERR_FORMAT,
+         "'salt' must be"},
+        {"{\"kdf\": \"scrypt\", \"n\": 16384, \"r\": 8, \"p\": 1, \"salt\": \"AAAAAAAAAAAAAAAAAAAAAA==\", \"check\": "
+         "\"AAAA\"}",
+         CL_ERR_FORMAT, "'check' must be"},
+        {"{\"kdf\": \"scrypt\", \"extra\": 1}", CL_ERR_FORMAT, "unknown member 'extra'"},
+        {"[]", CL_ERR_FORMAT, "not a JSON object"},
+        {"{\"kdf\":", CL_ERR_FORMAT, "not JSON"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cl_status rc = kms_kdf_parse(cases[i].text, strlen(cases[i].text), &k);
+        if (rc != cases[i].code || strstr(cl_error_message(), cases[i].needle) == NULL)
+            fail_msg("case %zu: got %s: %s", i, cl_status_name(rc), cl_error_message());
+    }
+    char huge[5000];
+    memset(huge, ' ', sizeof(huge));
+    assert_fails(kms_kdf_parse(huge, sizeof(huge), &k), CL_ERR_LIMIT, "over 4096");
+}
+
+static void test_root_key_derive(void **state)
+{
+    (void)state;
+    char path[512];
+    (void)snprintf(path, sizeof(path), "%s/root-%d.kdf", t_tmpdir(), (int)getpid());
+    unlink(path);
+    const uint8_t pass[] = "a long enough passphrase";
+    kms_root_key a = {0}, b = {0};
+    assert_ok(kms_root_key_derive(pass, sizeof(pass) - 1, path, 14, &a));
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    /* The second start reads the parameters (its own cost argument is ignored). */
+    assert_ok(kms_root_key_derive(pass, sizeof(pass) - 1, path, 20, &b));
+    assert_memory_equal(a.key, b.key, 32);
+    kms_root_key_free(&b);
+    assert_fails(kms_root_key_derive(pass, sizeof(pass) - 2, path, 14, &b), CL_ERR_AUTH, "passphrase is not the one");
+    assert_null(b.key);
+    assert_fails(kms_root_key_derive(pass, 7, path, 14, &b), CL_ERR_USAGE, "8..1024");
+    assert_fails(kms_root_key_derive(pass, sizeof(pass) - 1, path, 13, &b), CL_ERR_USAGE, "2^14..2^20");
+    /* Another file (another salt) gives another key from the same passphrase. */
+    unlink(path);
+    assert_ok(kms_root_key_derive(pass, sizeof(pass) - 1, path, 14, &b));
+    assert_memory_not_equal(a.key, b.key, 32);
+    kms_root_key_free(&a);
+    kms_root_key_free(&b);
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_full),    cmocka_unit_test(test_config_refused),
+        cmocka_unit_test(test_principal_make), cmocka_unit_test(test_scrypt_rfc7914),
+        cmocka_unit_test(test_kdf_parse),      cmocka_unit_test(test_root_key_derive),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
