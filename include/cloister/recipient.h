@@ -57,6 +57,8 @@ CL_MUST_USE cl_status cl_recipient_private_pem(const cl_recipient *r, cl_buf *ou
 CL_MUST_USE cl_status cl_recipient_attest(const cl_recipient *r, int nsm_fd, const uint8_t *nonce, size_t nonce_len,
                                           cl_buf *doc);
 
+/* The KMS side: CL_OK when `spki` is a key cl_recipient_seal can encrypt to. */
+CL_MUST_USE cl_status cl_recipient_check_public_key(const uint8_t *spki, size_t spki_len);
 /*
  * The KMS side: encrypts `pt` to the RSA public key `spki` (DER SubjectPublicKeyInfo, as in a
  * document's public_key) as described at the top of this file; DER ContentInfo into out.

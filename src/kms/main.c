@@ -15,7 +15,8 @@
 static void kms_usage(FILE *f)
 {
     fputs("Usage: cloister-kms --dev [--listen HOST:PORT] [--data DIR] [--threads N] [--max-body BYTES]\n"
-          "                   [--principal ACCESS_KEY_ID:SECRET:ARN]...\n"
+          "                   [--principal ACCESS_KEY_ID:SECRET:ARN]... [--attestation-root PEM]...\n"
+          "                   [--attestation-max-age SECONDS]\n"
           "\n"
           "  --dev             embedded defaults, no config file: plain HTTP on loopback, region\n"
           "                    us-east-1, one principal (access key id 'test', secret 'test') as\n"
@@ -26,6 +27,10 @@ static void kms_usage(FILE *f)
           "  --max-body BYTES  largest request body accepted (default 262144)\n"
           "  --principal A:S:ARN  one more principal: access key id A, secret S, acting as the IAM\n"
           "                    ARN (arn:aws:iam::ACCOUNT:user/NAME or :role/NAME); repeatable\n"
+          "  --attestation-root PEM  trust attestation documents chaining to this root for the\n"
+          "                    Recipient parameter (the sim root from `cloister enclave init-root`,\n"
+          "                    or AWS's Nitro root G1); repeatable. Without one, Recipient is refused\n"
+          "  --attestation-max-age SECONDS  oldest attestation document accepted (default 300)\n"
           "\nStops cleanly on SIGINT or SIGTERM.\n",
           f);
 }
@@ -75,6 +80,8 @@ int main(int argc, char **argv)
                                          {"threads", required_argument, NULL, 't'},
                                          {"max-body", required_argument, NULL, 'm'},
                                          {"principal", required_argument, NULL, 'p'},
+                                         {"attestation-root", required_argument, NULL, 'r'},
+                                         {"attestation-max-age", required_argument, NULL, 'a'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     kms_config cfg;
@@ -91,6 +98,9 @@ int main(int argc, char **argv)
                                                             .arn = "arn:aws:iam::111122223333:user/dev",
                                                             .account = "111122223333"}};
     size_t n_principals = 1;
+    static cl_attest_roots roots;
+    cl_attest_roots_init(&roots);
+    cfg.attest_max_age_ms = KMS_ATTEST_MAX_AGE_DEFAULT_MS;
     int c;
     char *end;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -127,6 +137,21 @@ int main(int argc, char **argv)
             }
             n_principals++;
             break;
+        case 'r':
+            if (cl_attest_roots_add_file(&roots, optarg) != CL_OK) {
+                fprintf(stderr, "cloister-kms: --attestation-root %s: %s\n", optarg, cl_error_message());
+                return 2;
+            }
+            break;
+        case 'a': {
+            unsigned long long secs = strtoull(optarg, &end, 10);
+            if (*end != '\0' || secs < 1 || secs > 86400) {
+                fprintf(stderr, "cloister-kms: --attestation-max-age wants 1..86400 seconds\n");
+                return 2;
+            }
+            cfg.attest_max_age_ms = secs * 1000;
+            break;
+        }
         case 'h': kms_usage(stdout); return 0;
         default: kms_usage(stderr); return 2;
         }
@@ -135,6 +160,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "cloister-kms: only --dev mode is available in this build (no config file yet)\n");
         kms_usage(stderr);
         return 2;
+    }
+    if (roots.count > 0) {
+        /* Verified chains are remembered, so that an attested call costs one signature check. */
+        if (cl_attest_roots_enable_cache(&roots, 1024) != CL_OK) {
+            fprintf(stderr, "cloister-kms: %s\n", cl_error_message());
+            return 1;
+        }
+        cfg.attest_roots = &roots;
     }
     cfg.principals = principals;
     cfg.n_principals = n_principals;
@@ -150,6 +183,7 @@ int main(int argc, char **argv)
     }
     cl_status rc = kms_server_run(s);
     kms_server_free(s);
+    cl_attest_roots_free(&roots);
     if (rc != CL_OK) {
         fprintf(stderr, "cloister-kms: %s\n", cl_error_message());
         return 1;

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cloister/attestation.h"
 #include "cloister/audit.h"
 #include "cloister/error.h"
 #include "cloister/kv.h"
@@ -34,7 +35,15 @@ typedef struct kms_config {
     size_t max_body;
     kms_principal *principals;
     size_t n_principals;
+    /* Attested key release (Recipient): the roots documents must chain to (NULL or empty:
+     * Recipient is refused) and the oldest document accepted. */
+    cl_attest_roots *attest_roots;
+    uint64_t attest_max_age_ms;
 } kms_config;
+
+#define KMS_ATTEST_MAX_AGE_DEFAULT_MS ((uint64_t)5 * 60 * 1000)
+
+struct kms_recipient;
 
 typedef struct kms_server kms_server;
 
@@ -60,6 +69,9 @@ typedef struct kms_call {
     char key_arn[KMS_ARN_MAX + 1]; /* for the audit line */
     cl_kvlist audit_ctx;           /* encryption context (keys are logged) */
     int64_t now;
+    /* The verified Recipient of this request, when it has one: its document's PCRs are the
+     * kms:RecipientAttestation:* condition keys. */
+    const struct kms_recipient *recipient;
 } kms_call;
 
 /* Raises an error answered with a specific AWS exception. */

@@ -158,6 +158,19 @@ out:
     return rc;
 }
 
+cl_status cl_recipient_check_public_key(const uint8_t *spki, size_t spki_len)
+{
+    CL_ENSURE(spki_len > 0 && spki_len <= CL_RECIPIENT_MAX_SPKI, CL_ERR_LIMIT,
+              "recipient public key of %zu bytes is out of range", spki_len);
+    const unsigned char *p = spki;
+    EVP_PKEY *pub = d2i_PUBKEY(NULL, &p, (long)spki_len);
+    if (pub == NULL) CL_FAIL_SSL(CL_ERR_FORMAT, "recipient public key is not a DER SubjectPublicKeyInfo");
+    cl_status rc = p == spki + spki_len ? cl_rsa_check(pub, "the recipient public key") : CL_ERR_FORMAT;
+    EVP_PKEY_free(pub);
+    if (rc == CL_ERR_FORMAT) CL_FAIL(CL_ERR_FORMAT, "recipient public key has bytes after its end");
+    return rc;
+}
+
 cl_status cl_recipient_seal(const uint8_t *spki, size_t spki_len, const uint8_t *pt, size_t n, cl_buf *out)
 {
     CL_ENSURE(spki_len > 0 && spki_len <= CL_RECIPIENT_MAX_SPKI, CL_ERR_LIMIT,
