@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "cloister/crypto.h"
 #include "cloister/log.h"
 #include "cloister/nsm.h"
 
@@ -158,35 +159,79 @@ out:
     return rc;
 }
 
-cl_status cl_recipient_check_public_key(const uint8_t *spki, size_t spki_len)
-{
-    CL_ENSURE(spki_len > 0 && spki_len <= CL_RECIPIENT_MAX_SPKI, CL_ERR_LIMIT,
-              "recipient public key of %zu bytes is out of range", spki_len);
-    const unsigned char *p = spki;
-    EVP_PKEY *pub = d2i_PUBKEY(NULL, &p, (long)spki_len);
-    if (pub == NULL) CL_FAIL_SSL(CL_ERR_FORMAT, "recipient public key is not a DER SubjectPublicKeyInfo");
-    cl_status rc = p == spki + spki_len ? cl_rsa_check(pub, "the recipient public key") : CL_ERR_FORMAT;
-    EVP_PKEY_free(pub);
-    if (rc == CL_ERR_FORMAT) CL_FAIL(CL_ERR_FORMAT, "recipient public key has bytes after its end");
-    return rc;
-}
+/*
+ * Carriers of the keys recently sealed to, by SHA-256 of their SubjectPublicKeyInfo. An
+ * enclave makes one key and sends it with each of its KMS calls; decoding the key and making
+ * its carrier costs more than the RSA encryption itself (OpenSSL 3's decoders), so the KMS
+ * keeps the last few. Entries are immutable once made and shared by reference.
+ */
+#define CL_CARRIER_CACHE 64
 
-cl_status cl_recipient_seal(const uint8_t *spki, size_t spki_len, const uint8_t *pt, size_t n, cl_buf *out)
+static pthread_mutex_t cl_carrier_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    uint8_t id[CL_SHA256_LEN];
+    X509 *x;
+} cl_carriers[CL_CARRIER_CACHE];
+static size_t cl_carrier_next;
+
+/* A carrier (new reference) for the RSA key `spki`, from the cache or made and cached. */
+static cl_status cl_recipient_carrier_for(const uint8_t *spki, size_t spki_len, X509 **out)
 {
     CL_ENSURE(spki_len > 0 && spki_len <= CL_RECIPIENT_MAX_SPKI, CL_ERR_LIMIT,
               "recipient public key of %zu bytes is out of range", spki_len);
-    CL_ENSURE(n <= CL_RECIPIENT_MAX_PLAINTEXT, CL_ERR_LIMIT, "%zu bytes is too much to seal for a recipient", n);
-    cl_status rc = CL_OK;
+    uint8_t id[CL_SHA256_LEN];
+    CL_GUARD(cl_sha256(spki, spki_len, id));
     X509 *x = NULL;
-    CMS_ContentInfo *cms = NULL;
-    BIO *in = NULL;
-    unsigned char *der = NULL;
+    (void)pthread_mutex_lock(&cl_carrier_lock);
+    for (size_t i = 0; i < CL_CARRIER_CACHE && x == NULL; i++)
+        if (cl_carriers[i].x != NULL && memcmp(cl_carriers[i].id, id, sizeof(id)) == 0 &&
+            X509_up_ref(cl_carriers[i].x) == 1)
+            x = cl_carriers[i].x;
+    (void)pthread_mutex_unlock(&cl_carrier_lock);
+    if (x != NULL) {
+        *out = x;
+        return CL_OK;
+    }
+    cl_status rc = CL_OK;
     const unsigned char *p = spki;
     EVP_PKEY *pub = d2i_PUBKEY(NULL, &p, (long)spki_len);
     if (pub == NULL) CL_FAIL_SSL_GOTO(CL_ERR_FORMAT, "recipient public key is not a DER SubjectPublicKeyInfo");
     CL_ENSURE_GOTO(p == spki + spki_len, CL_ERR_FORMAT, "recipient public key has bytes after its end");
     CL_GUARD_GOTO(cl_rsa_check(pub, "the recipient public key"));
     CL_GUARD_GOTO(cl_recipient_keyid_cert(pub, &x));
+    /* Cached extensions are computed now, before other threads share it. */
+    CL_ENSURE_GOTO(X509_get0_subject_key_id(x) != NULL, CL_ERR_CRYPTO, "recipient key identifier missing");
+    (void)pthread_mutex_lock(&cl_carrier_lock);
+    if (X509_up_ref(x) == 1) {
+        X509_free(cl_carriers[cl_carrier_next].x);
+        memcpy(cl_carriers[cl_carrier_next].id, id, sizeof(id));
+        cl_carriers[cl_carrier_next].x = x;
+        cl_carrier_next = (cl_carrier_next + 1) % CL_CARRIER_CACHE;
+    }
+    (void)pthread_mutex_unlock(&cl_carrier_lock);
+    *out = x;
+out:
+    EVP_PKEY_free(pub);
+    return rc;
+}
+
+cl_status cl_recipient_check_public_key(const uint8_t *spki, size_t spki_len)
+{
+    X509 *x = NULL;
+    CL_GUARD(cl_recipient_carrier_for(spki, spki_len, &x));
+    X509_free(x);
+    return CL_OK;
+}
+
+cl_status cl_recipient_seal(const uint8_t *spki, size_t spki_len, const uint8_t *pt, size_t n, cl_buf *out)
+{
+    CL_ENSURE(n <= CL_RECIPIENT_MAX_PLAINTEXT, CL_ERR_LIMIT, "%zu bytes is too much to seal for a recipient", n);
+    cl_status rc = CL_OK;
+    X509 *x = NULL;
+    CMS_ContentInfo *cms = NULL;
+    BIO *in = NULL;
+    unsigned char *der = NULL;
+    CL_GUARD_GOTO(cl_recipient_carrier_for(spki, spki_len, &x));
     cms = CMS_EnvelopedData_create(EVP_aes_256_cbc()); /* RFC 3565: AES-256-CBC content */
     if (cms == NULL) CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "cannot create an EnvelopedData");
     /* CMS_USE_KEYID: rid = subjectKeyIdentifier (ktri version 2, RFC 5652 section 6.2.1);
@@ -210,7 +255,6 @@ out:
     BIO_free(in);
     CMS_ContentInfo_free(cms);
     X509_free(x);
-    EVP_PKEY_free(pub);
     return rc;
 }
 
