@@ -500,7 +500,7 @@ static bool sig_cache_has(chain_cache *c, const uint8_t key[CL_SHA256_LEN])
     bool found = false;
     (void)pthread_mutex_lock(&c->lock);
     for (size_t i = 0; i < SIG_CACHE_ENTRIES && !found; i++)
-        found = c->sig_used[i] && memcmp(c->sig_ok[i], key, CL_SHA256_LEN) == 0;
+        found = c->sig_used[i] && cl_ct_equal(c->sig_ok[i], key, CL_SHA256_LEN);
     (void)pthread_mutex_unlock(&c->lock);
     return found;
 }
