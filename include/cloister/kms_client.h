@@ -30,6 +30,11 @@ typedef struct cl_kms_client_config {
     const char *session_token; /* NULL when none */
     int max_attempts;          /* 0: 3 */
     long timeout_ms;           /* 0: 30000 */
+    /* Nonzero: reach the endpoint through vsock port `vsock_port` of the parent instead of
+     * TCP (inside an enclave, whose only way out is the launcher's proxy, or vsock-proxy on
+     * Nitro): each connection is cl_vsock_connect(cl_vsock_ctl(), vsock_port). The URL
+     * still names the endpoint (Host header, SigV4, TLS name). */
+    uint32_t vsock_port;
 } cl_kms_client_config;
 
 typedef struct cl_kms_client cl_kms_client;
@@ -37,12 +42,14 @@ typedef struct cl_kms_client cl_kms_client;
 CL_MUST_USE cl_status cl_kms_client_new(const cl_kms_client_config *cfg, cl_kms_client **out);
 /* From the usual AWS environment: AWS_ENDPOINT_URL_KMS, then AWS_ENDPOINT_URL
  * (unless endpoint is given), AWS_REGION or AWS_DEFAULT_REGION,
- * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN. */
+ * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN; and
+ * CLOISTER_KMS_VSOCK_PORT for vsock_port. */
 CL_MUST_USE cl_status cl_kms_client_from_env(const char *endpoint, cl_kms_client **out);
 void cl_kms_client_free(cl_kms_client *c);
 
 /* Calls TrentService.<op> with a JSON request body; the JSON response body
- * is appended to resp. */
+ * is appended to resp. resp should be a secret buffer when the answer may hold
+ * a plaintext. */
 CL_MUST_USE cl_status cl_kms_call(cl_kms_client *c, const char *op, const char *json_body, cl_buf *resp);
 
 /* GenerateDataKey(KeySpec AES_256): plaintext key into data_key (a secret

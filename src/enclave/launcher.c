@@ -254,6 +254,12 @@ static cl_status seccomp_install(void)
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1, arg0(SCMP_CMP_MASKED_EQ, ns, 0));
     }
     if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    /* connect() is skipped and reports success. The enclave cannot create a socket (socket()
+     * is refused), so the only ones it holds are socketpair ends, already connected, that the
+     * launcher handed over; there is nothing to connect. libcurl needs it: 7.88 calls connect()
+     * even when CURLOPT_SOCKOPTFUNCTION says CURL_SOCKOPT_ALREADY_CONNECTED (curl issue #10626,
+     * fixed in 8.0), which is how the KMS client uses a vsock stream from inside. */
+    if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(0), SCMP_SYS(connect), 0);
     if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, arg0(SCMP_CMP_EQ, PR_GET_DUMPABLE, 0));
     if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, arg0(SCMP_CMP_EQ, PR_SET_NAME, 0));
     if (r == 0) r = seccomp_load(ctx);

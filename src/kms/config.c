@@ -233,10 +233,34 @@ static cl_status kms_cfg_principals(json_t *a, kms_config *cfg)
     return CL_OK;
 }
 
+/* "attestation_roots": PEM files of the roots Recipient documents must chain to. */
+static cl_status kms_cfg_attest_roots(json_t *o, const char *base_dir, kms_config *cfg)
+{
+    CL_ENSURE(json_is_array(o) && json_array_size(o) >= 1 && json_array_size(o) <= KMS_ATTEST_ROOT_FILES_MAX,
+              CL_ERR_USAGE, "'attestation_roots' must be an array of 1..%d PEM file paths", KMS_ATTEST_ROOT_FILES_MAX);
+    size_t i;
+    json_t *e;
+    json_array_foreach(o, i, e)
+    {
+        size_t len = json_string_length(e);
+        const char *sv = json_string_value(e);
+        CL_ENSURE(sv != NULL && len >= 1 && strlen(sv) == len, CL_ERR_USAGE,
+                  "'attestation_roots[%zu]' must be a path (a non-empty string)", i);
+        char *out = cfg->attest_root_files[i];
+        int n = sv[0] == '/' ? snprintf(out, KMS_PATH_MAX, "%s", sv)
+                             : snprintf(out, KMS_PATH_MAX, "%s/%s", base_dir, sv);
+        CL_ENSURE(n > 0 && n < KMS_PATH_MAX, CL_ERR_USAGE, "'attestation_roots[%zu]' is longer than %d characters",
+                  i, KMS_PATH_MAX - 1);
+    }
+    cfg->n_attest_root_files = json_array_size(o);
+    return CL_OK;
+}
+
 static cl_status kms_cfg_apply(json_t *root, const char *base_dir, kms_config *cfg)
 {
-    static const char *const known[] = {"listen", "threads",  "max_body", "region",    "data_dir",
-                                        "store",  "root_key", "tls",      "audit_log", "principals"};
+    static const char *const known[] = {"listen",    "threads",    "max_body",          "region",
+                                        "data_dir",  "store",      "root_key",          "tls",
+                                        "audit_log", "principals", "attestation_roots", "attestation_max_age"};
     CL_ENSURE(json_is_object(root), CL_ERR_USAGE, "the configuration must be a JSON object");
     CL_GUARD(kms_cfg_keys(root, "", known, sizeof(known) / sizeof(known[0])));
     const char *s;
@@ -257,6 +281,9 @@ static cl_status kms_cfg_apply(json_t *root, const char *base_dir, kms_config *c
     if ((o = json_object_get(root, "store")) != NULL) CL_GUARD(kms_cfg_store(o, base_dir, cfg));
     if ((o = json_object_get(root, "root_key")) != NULL) CL_GUARD(kms_cfg_root_key(o, base_dir, cfg));
     if ((o = json_object_get(root, "tls")) != NULL) CL_GUARD(kms_cfg_tls(o, base_dir, cfg));
+    if ((o = json_object_get(root, "attestation_roots")) != NULL) CL_GUARD(kms_cfg_attest_roots(o, base_dir, cfg));
+    CL_GUARD(kms_cfg_int(root, "attestation_max_age", 1, 86400, &set, &v));
+    if (set) cfg->attest_max_age_ms = (uint64_t)v * 1000;
     o = json_object_get(root, "principals");
     CL_ENSURE(o != NULL, CL_ERR_USAGE, "'principals' is required: nobody could call a KMS without one");
     CL_GUARD(kms_cfg_principals(o, cfg));

@@ -17,7 +17,8 @@ static void kms_usage(FILE *f)
 {
     fputs("Usage: cloister-kms --config FILE\n"
           "       cloister-kms --dev [--listen HOST:PORT] [--data DIR] [--threads N] [--max-body BYTES]\n"
-          "                          [--principal ACCESS_KEY_ID:SECRET:ARN]...\n"
+          "                          [--principal ACCESS_KEY_ID:SECRET:ARN]... [--attestation-root PEM]...\n"
+          "                          [--attestation-max-age SECONDS]\n"
           "\n"
           "  --config FILE     run as FILE says (JSON; docs/kms.md, \"Configuration file\"): listen\n"
           "                    address, threads, TLS certificate and key (HTTPS, TLS 1.2/1.3), data\n"
@@ -32,6 +33,10 @@ static void kms_usage(FILE *f)
           "  --max-body BYTES  largest request body accepted (default 262144)\n"
           "  --principal A:S:ARN  one more principal: access key id A, secret S, acting as the IAM\n"
           "                    ARN (arn:aws:iam::ACCOUNT:user/NAME or :role/NAME); repeatable\n"
+          "  --attestation-root PEM  trust attestation documents chaining to this root for the\n"
+          "                    Recipient parameter (the sim root from `cloister enclave init-root`,\n"
+          "                    or AWS's Nitro root G1); repeatable. Without one, Recipient is refused\n"
+          "  --attestation-max-age SECONDS  oldest attestation document accepted (default 300)\n"
           "\nThe options after --dev only apply to --dev; with --config, the file says it all.\n"
           "Prints the address it listens on (http:// or https://) once ready.\n"
           "Stops cleanly on SIGINT or SIGTERM.\n",
@@ -77,6 +82,8 @@ int main(int argc, char **argv)
                                          {"threads", required_argument, NULL, 't'},
                                          {"max-body", required_argument, NULL, 'm'},
                                          {"principal", required_argument, NULL, 'p'},
+                                         {"attestation-root", required_argument, NULL, 'r'},
+                                         {"attestation-max-age", required_argument, NULL, 'a'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     kms_config cfg;
@@ -95,6 +102,9 @@ int main(int argc, char **argv)
                                                             .arn = "arn:aws:iam::111122223333:user/dev",
                                                             .account = "111122223333"}};
     size_t n_principals = 1;
+    static cl_attest_roots roots;
+    cl_attest_roots_init(&roots);
+    cfg.attest_max_age_ms = KMS_ATTEST_MAX_AGE_DEFAULT_MS;
     int c;
     char *end;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -132,6 +142,21 @@ int main(int argc, char **argv)
             }
             n_principals++;
             break;
+        case 'r':
+            if (cl_attest_roots_add_file(&roots, optarg) != CL_OK) {
+                fprintf(stderr, "cloister-kms: --attestation-root %s: %s\n", optarg, cl_error_message());
+                return 2;
+            }
+            break;
+        case 'a': {
+            unsigned long long secs = strtoull(optarg, &end, 10);
+            if (*end != '\0' || secs < 1 || secs > 86400) {
+                fprintf(stderr, "cloister-kms: --attestation-max-age wants 1..86400 seconds\n");
+                return 2;
+            }
+            cfg.attest_max_age_ms = secs * 1000;
+            break;
+        }
         case 'h': kms_usage(stdout); return 0;
         default: kms_usage(stderr); return 2;
         }
@@ -159,12 +184,28 @@ int main(int argc, char **argv)
             fprintf(stderr, "cloister-kms: %s\n", cl_error_message());
             return 2;
         }
+        for (size_t i = 0; i < cfg.n_attest_root_files; i++) {
+            if (cl_attest_roots_add_file(&roots, cfg.attest_root_files[i]) != CL_OK) {
+                fprintf(stderr, "cloister-kms: config %s: attestation_roots[%zu]: %s\n", config, i,
+                        cl_error_message());
+                kms_config_free(&cfg);
+                return 2;
+            }
+        }
     } else {
         cfg.principals = principals;
         cfg.n_principals = n_principals;
     }
     int exit_code = 1;
     kms_server *s = NULL;
+    if (roots.count > 0) {
+        /* Verified chains are remembered, so that an attested call costs one signature check. */
+        if (cl_attest_roots_enable_cache(&roots, 1024) != CL_OK) {
+            fprintf(stderr, "cloister-kms: %s\n", cl_error_message());
+            goto out;
+        }
+        cfg.attest_roots = &roots;
+    }
     if (mkdir(cfg.data_dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "cloister-kms: cannot create %s: %s\n", cfg.data_dir, strerror(errno));
         goto out;
@@ -184,6 +225,7 @@ int main(int argc, char **argv)
     exit_code = 0;
 out:
     if (config != NULL) kms_config_free(&cfg);
+    cl_attest_roots_free(&roots);
     cl_memzero(principals, sizeof(principals));
     return exit_code;
 }

@@ -11,9 +11,11 @@
 
 #include "cloister/crypto.h"
 #include "cloister/mem.h"
+#include "cloister/recipient.h"
 
 #include "ops_internal.h"
 #include "policy.h"
+#include "recipient.h"
 #include "server.h"
 
 #define KMS_LIST_MAX 1000
@@ -348,8 +350,11 @@ static cl_status kms_authorize(kms_call *c, const kms_key_rec *k, const char *ac
                             .principal_account = c->principal->account,
                             .action = action,
                             .resource = k->arn,
-                            .encryption_context = ctx};
-    kms_decision d = kms_policy_evaluate(p, &r);
+                            .encryption_context = ctx,
+                            .lookup = kms_recipient_lookup,
+                            .lookup_arg = (void *)c->recipient};
+    char why[KMS_POLICY_WHY_MAX] = "";
+    kms_decision d = kms_policy_evaluate_why(p, &r, why, sizeof(why));
     kms_policy_free(p);
     /* Grants add permissions; they cannot override an explicit deny. */
     if (d == KMS_DECISION_IMPLICIT_DENY && strncmp(action, "kms:", 4) == 0) {
@@ -357,12 +362,20 @@ static cl_status kms_authorize(kms_call *c, const kms_key_rec *k, const char *ac
         CL_GUARD(kms_grant_allows(c, k, action + 4, ctx, &granted));
         if (granted) return CL_OK;
     }
-    if (d != KMS_DECISION_ALLOW)
+    /* AWS's message, then what decided the refusal (AWS does not say; naming the failed
+     * condition key, never the expected value, is what makes a refused attestation debuggable). */
+    if (d != KMS_DECISION_ALLOW) {
+        char suffix[KMS_POLICY_WHY_MAX + 32] = "";
+        if (why[0] != '\0')
+            (void)snprintf(suffix, sizeof(suffix), " (%s%s)",
+                           d == KMS_DECISION_IMPLICIT_DENY ? "failed condition: " : "", why);
         KMS_FAIL_AS(c, "AccessDeniedException", CL_ERR_DENIED,
-                    "User: %s is not authorized to perform: %s on resource: %s because %s", c->principal->arn, action,
+                    "User: %s is not authorized to perform: %s on resource: %s because %s%s", c->principal->arn, action,
                     k->arn,
                     d == KMS_DECISION_EXPLICIT_DENY ? "of an explicit deny in the key policy"
-                                                    : "no resource-based policy allows the action");
+                                                    : "no resource-based policy allows the action",
+                    suffix);
+    }
     return CL_OK;
 }
 
@@ -727,10 +740,26 @@ out:
     return rc;
 }
 
+/* With a Recipient, the plaintext goes out only as CiphertextForRecipient and the Plaintext
+ * member is left out ("If the response includes the CiphertextForRecipient field, the
+ * Plaintext field is null or empty", DecryptResponse in the service model). */
+static cl_status kms_answer_plaintext(kms_call *c, const kms_recipient *rcpt, const uint8_t *pt, size_t n)
+{
+    if (!rcpt->present) return kms_set_blob(c, "Plaintext", pt, n);
+    cl_buf cms;
+    cl_buf_init(&cms, CL_RECIPIENT_MAX_CMS);
+    cl_status rc = kms_recipient_seal(c, rcpt, pt, n, &cms);
+    if (rc == CL_OK) rc = kms_set_blob(c, "CiphertextForRecipient", cms.data, cms.len);
+    cl_buf_free(&cms);
+    return rc;
+}
+
 static cl_status kms_op_decrypt(kms_call *c)
 {
     cl_status rc = CL_OK;
     const char *id;
+    kms_recipient rcpt;
+    kms_recipient_init(&rcpt);
     kms_key_rec k;
     memset(&k, 0, sizeof(k));
     cl_buf blob, pt;
@@ -740,14 +769,14 @@ static cl_status kms_op_decrypt(kms_call *c)
     CL_GUARD_GOTO(kms_context(c, "EncryptionContext", &c->audit_ctx));
     CL_GUARD_GOTO(kms_str(c, "KeyId", false, 1, 2048, &id));
     CL_GUARD_GOTO(kms_check_algorithm(c, "EncryptionAlgorithm"));
-    if (json_object_get(c->req, "Recipient") != NULL)
-        KMS_FAIL_AS_GOTO(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED,
-                         "Recipient (attested key release) is not supported by this server yet");
+    CL_GUARD_GOTO(kms_recipient_read(c, &rcpt));
     CL_GUARD_GOTO(kms_decrypt_blob(c, &blob, id, "kms:Decrypt", &c->audit_ctx, &k, &pt));
-    CL_GUARD_GOTO(kms_set_blob(c, "Plaintext", pt.data, pt.len));
+    CL_GUARD_GOTO(kms_answer_plaintext(c, &rcpt, pt.data, pt.len));
     json_object_set_new(c->resp, "KeyId", json_string(k.arn));
     json_object_set_new(c->resp, "EncryptionAlgorithm", json_string("SYMMETRIC_DEFAULT"));
 out:
+    c->recipient = NULL;
+    kms_recipient_free(&rcpt);
     kms_key_rec_clear(&k);
     cl_buf_free(&blob);
     cl_buf_free(&pt);
@@ -800,6 +829,8 @@ static cl_status kms_generate_data_key(kms_call *c, bool with_plaintext)
     const char *id, *spec;
     long long nbytes = 0;
     bool have_n;
+    kms_recipient rcpt;
+    kms_recipient_init(&rcpt);
     kms_key_rec k;
     memset(&k, 0, sizeof(k));
     cl_buf dk, blob;
@@ -809,9 +840,9 @@ static cl_status kms_generate_data_key(kms_call *c, bool with_plaintext)
     CL_GUARD_GOTO(kms_context(c, "EncryptionContext", &c->audit_ctx));
     CL_GUARD_GOTO(kms_str(c, "KeySpec", false, 1, 32, &spec));
     CL_GUARD_GOTO(kms_int(c, "NumberOfBytes", &have_n, 1, KMS_RANDOM_MAX, &nbytes));
-    if (json_object_get(c->req, "Recipient") != NULL)
-        KMS_FAIL_AS_GOTO(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED,
-                         "Recipient (attested key release) is not supported by this server yet");
+    if (!with_plaintext && json_object_get(c->req, "Recipient") != NULL)
+        KMS_FAIL_AS_GOTO(c, "ValidationException", CL_ERR_USAGE,
+                         "GenerateDataKeyWithoutPlaintext has no Recipient parameter");
     /* Exactly one of KeySpec and NumberOfBytes (API reference, GenerateDataKey). */
     if ((spec != NULL) == have_n)
         KMS_FAIL_AS_GOTO(c, "ValidationException", CL_ERR_USAGE, "Please specify either number of bytes or key spec.");
@@ -827,6 +858,7 @@ static cl_status kms_generate_data_key(kms_call *c, bool with_plaintext)
                              spec);
         }
     }
+    if (with_plaintext) CL_GUARD_GOTO(kms_recipient_read(c, &rcpt));
     CL_GUARD_GOTO(kms_load_key(c, id, true, &k));
     CL_GUARD_GOTO(kms_authorize(c, &k, with_plaintext ? "kms:GenerateDataKey" : "kms:GenerateDataKeyWithoutPlaintext",
                                 &c->audit_ctx));
@@ -835,9 +867,11 @@ static cl_status kms_generate_data_key(kms_call *c, bool with_plaintext)
     CL_GUARD_GOTO(cl_random_secret(dk.data, dk.len));
     CL_GUARD_GOTO(kms_encrypt_with(c, &k, &c->audit_ctx, dk.data, dk.len, &blob));
     CL_GUARD_GOTO(kms_set_blob(c, "CiphertextBlob", blob.data, blob.len));
-    if (with_plaintext) CL_GUARD_GOTO(kms_set_blob(c, "Plaintext", dk.data, dk.len));
+    if (with_plaintext) CL_GUARD_GOTO(kms_answer_plaintext(c, &rcpt, dk.data, dk.len));
     json_object_set_new(c->resp, "KeyId", json_string(k.arn));
 out:
+    c->recipient = NULL;
+    kms_recipient_free(&rcpt);
     kms_key_rec_clear(&k);
     cl_buf_free(&dk);
     cl_buf_free(&blob);
@@ -853,14 +887,17 @@ static cl_status kms_op_generate_random(kms_call *c)
     bool have;
     CL_GUARD(kms_int(c, "NumberOfBytes", &have, 1, KMS_RANDOM_MAX, &n));
     if (!have) return kms_null_member(c, "NumberOfBytes");
-    if (json_object_get(c->req, "Recipient") != NULL)
-        KMS_FAIL_AS(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED,
-                    "Recipient (attested key release) is not supported by this server yet");
+    /* No key, so no key policy: a valid document is all GenerateRandom asks of a Recipient. */
+    kms_recipient rcpt;
+    kms_recipient_init(&rcpt);
     cl_buf r;
     cl_buf_init_secret(&r, KMS_RANDOM_MAX);
-    cl_status rc = cl_buf_resize(&r, (size_t)n);
+    cl_status rc = kms_recipient_read(c, &rcpt);
+    if (rc == CL_OK) rc = cl_buf_resize(&r, (size_t)n);
     if (rc == CL_OK) rc = cl_random_secret(r.data, r.len);
-    if (rc == CL_OK) rc = kms_set_blob(c, "Plaintext", r.data, r.len);
+    if (rc == CL_OK) rc = kms_answer_plaintext(c, &rcpt, r.data, r.len);
+    c->recipient = NULL;
+    kms_recipient_free(&rcpt);
     cl_buf_free(&r);
     return rc;
 }

@@ -252,7 +252,8 @@ static bool kms_condition_holds(const kms_op *op, json_t *pvals, const kms_cond_
     return op->set == KMS_SET_ANY ? any : all;
 }
 
-static bool kms_conditions_hold(json_t *cond, const kms_policy_request *r)
+/* On failure, why (when not NULL) names the operator and key that did not hold. */
+static bool kms_conditions_hold(json_t *cond, const kms_policy_request *r, char *why, size_t why_cap)
 {
     if (cond == NULL) return true;
     const char *opname;
@@ -267,7 +268,10 @@ static bool kms_conditions_hold(json_t *cond, const kms_policy_request *r)
         {
             kms_cond_values req;
             kms_lookup(r, key, &req);
-            if (!kms_condition_holds(&op, pvals, &req)) return false;
+            if (!kms_condition_holds(&op, pvals, &req)) {
+                if (why != NULL) (void)snprintf(why, why_cap, "%s %s", opname, key);
+                return false;
+            }
         }
     }
     return true;
@@ -313,7 +317,7 @@ static bool kms_principal_matches(json_t *pr, const kms_policy_request *r)
     return false;
 }
 
-static bool kms_statement_applies(json_t *st, const kms_policy_request *r)
+static bool kms_statement_applies(json_t *st, const kms_policy_request *r, char *why, size_t why_cap)
 {
     if (!kms_principal_matches(json_object_get(st, "Principal"), r)) return false;
     json_t *a = json_object_get(st, "Action"), *na = json_object_get(st, "NotAction");
@@ -323,21 +327,38 @@ static bool kms_statement_applies(json_t *st, const kms_policy_request *r)
     json_t *res = json_object_get(st, "Resource"), *nres = json_object_get(st, "NotResource");
     if (res != NULL && !kms_any_glob(res, r->resource, false)) return false;
     if (nres != NULL && kms_any_glob(nres, r->resource, false)) return false;
-    return kms_conditions_hold(json_object_get(st, "Condition"), r);
+    return kms_conditions_hold(json_object_get(st, "Condition"), r, why, why_cap);
+}
+
+kms_decision kms_policy_evaluate_why(const kms_policy *p, const kms_policy_request *r, char *why, size_t why_cap)
+{
+    json_t *sts = json_object_get(p->doc, "Statement");
+    bool allow = false;
+    char failed[KMS_POLICY_WHY_MAX] = "";
+    size_t n = json_is_array(sts) ? json_array_size(sts) : 1;
+    for (size_t i = 0; i < n; i++) {
+        json_t *st = json_is_array(sts) ? json_array_get(sts, i) : sts;
+        bool deny = strcmp(json_string_value(json_object_get(st, "Effect")), "Deny") == 0;
+        char here[KMS_POLICY_WHY_MAX] = "";
+        if (!kms_statement_applies(st, r, here, sizeof(here))) {
+            /* The first Allow statement for this principal, action and resource whose condition failed. */
+            if (!deny && failed[0] == '\0' && here[0] != '\0') (void)snprintf(failed, sizeof(failed), "%s", here);
+            continue;
+        }
+        if (deny) {
+            const char *sid = json_string_value(json_object_get(st, "Sid"));
+            if (why != NULL) (void)snprintf(why, why_cap, "statement %s denies it", sid != NULL ? sid : "(no Sid)");
+            return KMS_DECISION_EXPLICIT_DENY;
+        }
+        allow = true;
+    }
+    if (why != NULL) (void)snprintf(why, why_cap, "%s", allow ? "" : failed);
+    return allow ? KMS_DECISION_ALLOW : KMS_DECISION_IMPLICIT_DENY;
 }
 
 kms_decision kms_policy_evaluate(const kms_policy *p, const kms_policy_request *r)
 {
-    json_t *sts = json_object_get(p->doc, "Statement");
-    bool allow = false;
-    size_t n = json_is_array(sts) ? json_array_size(sts) : 1;
-    for (size_t i = 0; i < n; i++) {
-        json_t *st = json_is_array(sts) ? json_array_get(sts, i) : sts;
-        if (!kms_statement_applies(st, r)) continue;
-        if (strcmp(json_string_value(json_object_get(st, "Effect")), "Deny") == 0) return KMS_DECISION_EXPLICIT_DENY;
-        allow = true;
-    }
-    return allow ? KMS_DECISION_ALLOW : KMS_DECISION_IMPLICIT_DENY;
+    return kms_policy_evaluate_why(p, r, NULL, 0);
 }
 
 static bool kms_string_or_list(json_t *v)

@@ -58,6 +58,14 @@ typedef enum kms_decision {
 } kms_decision;
 
 kms_decision kms_policy_evaluate(const kms_policy *p, const kms_policy_request *r);
+/*
+ * As kms_policy_evaluate; `why` (when not NULL) then says what decided a refusal: for an
+ * implicit deny, the condition ("<Operator> <key>") that failed in the first Allow statement
+ * matching the principal, action and resource ("" when none matched); for an explicit deny,
+ * the denying statement's Sid.
+ */
+#define KMS_POLICY_WHY_MAX 192
+kms_decision kms_policy_evaluate_why(const kms_policy *p, const kms_policy_request *r, char *why, size_t why_cap);
 
 /* AWS's default key policy: the key's account root gets kms:*. */
 CL_MUST_USE cl_status kms_policy_default(const char *account, char **out);

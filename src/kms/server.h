@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cloister/attestation.h"
 #include "cloister/audit.h"
 #include "cloister/error.h"
 #include "cloister/kv.h"
@@ -26,6 +27,8 @@ typedef struct kms_principal {
 } kms_principal;
 
 #define KMS_PATH_MAX 1024
+
+#define KMS_ATTEST_ROOT_FILES_MAX 8
 
 typedef struct kms_config {
     char host[64];
@@ -48,6 +51,13 @@ typedef struct kms_config {
     /* HTTPS when both are set (PEM files). */
     char tls_cert[KMS_PATH_MAX];
     char tls_key[KMS_PATH_MAX];
+    /* Attested key release (Recipient): the roots documents must chain to (NULL or empty:
+     * Recipient is refused) and the oldest document accepted. */
+    cl_attest_roots *attest_roots;
+    uint64_t attest_max_age_ms;
+    /* From the config file's "attestation_roots": loaded into attest_roots by main. */
+    char attest_root_files[KMS_ATTEST_ROOT_FILES_MAX][KMS_PATH_MAX];
+    size_t n_attest_root_files;
 } kms_config;
 
 /* Reads a config file (docs/kms.md, "Configuration file") into cfg, whose
@@ -64,6 +74,10 @@ CL_MUST_USE cl_status kms_principal_make(const char *access_key_id, const char *
 /* The root key passphrase named by cfg (file or environment variable) into
  * pass, a secret buffer. An environment variable is wiped and unset once read. */
 CL_MUST_USE cl_status kms_passphrase_read(const kms_config *cfg, cl_buf *pass);
+
+#define KMS_ATTEST_MAX_AGE_DEFAULT_MS ((uint64_t)5 * 60 * 1000)
+
+struct kms_recipient;
 
 typedef struct kms_server kms_server;
 
@@ -89,6 +103,9 @@ typedef struct kms_call {
     char key_arn[KMS_ARN_MAX + 1]; /* for the audit line */
     cl_kvlist audit_ctx;           /* encryption context (keys are logged) */
     int64_t now;
+    /* The verified Recipient of this request, when it has one: its document's PCRs are the
+     * kms:RecipientAttestation:* condition keys. */
+    const struct kms_recipient *recipient;
 } kms_call;
 
 /* Raises an error answered with a specific AWS exception. */

@@ -479,12 +479,40 @@ typedef struct chain_entry {
     EVP_PKEY *leaf_key;
 } chain_entry;
 
+/* Documents whose ES384 signature verified, by SHA-256 of their bytes: the signature is a
+ * function of those bytes alone (the key is the certificate inside them, whose chain is
+ * checked on every call, through the chain entries, at the call's time). An enclave sends
+ * the same document with each of its KMS calls; this spares the P-384 verification. */
+#define SIG_CACHE_ENTRIES 256
+
 typedef struct chain_cache {
     pthread_mutex_t lock;
     size_t n, next;
     uint64_t hits;
+    size_t sig_next;
+    bool sig_used[SIG_CACHE_ENTRIES];
+    uint8_t sig_ok[SIG_CACHE_ENTRIES][CL_SHA256_LEN];
     chain_entry e[];
 } chain_cache;
+
+static bool sig_cache_has(chain_cache *c, const uint8_t key[CL_SHA256_LEN])
+{
+    bool found = false;
+    (void)pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < SIG_CACHE_ENTRIES && !found; i++)
+        found = c->sig_used[i] && cl_ct_equal(c->sig_ok[i], key, CL_SHA256_LEN);
+    (void)pthread_mutex_unlock(&c->lock);
+    return found;
+}
+
+static void sig_cache_put(chain_cache *c, const uint8_t key[CL_SHA256_LEN])
+{
+    (void)pthread_mutex_lock(&c->lock);
+    memcpy(c->sig_ok[c->sig_next], key, CL_SHA256_LEN);
+    c->sig_used[c->sig_next] = true;
+    c->sig_next = (c->sig_next + 1) % SIG_CACHE_ENTRIES;
+    (void)pthread_mutex_unlock(&c->lock);
+}
 
 #define CHAIN_CACHE_MAX 65536
 
@@ -1012,7 +1040,13 @@ cl_status cl_attest_verify(const uint8_t *p, size_t n, const cl_attest_roots *ro
                    "the verification time must be between 1970 and 9999");
     CL_GUARD_GOTO(cl_attest_doc_parse(p, n, doc));
     CL_GUARD_GOTO(verify_chain(doc, roots, policy->verify_at, &key));
-    CL_GUARD_GOTO(verify_signature(doc, key));
+    chain_cache *cache = roots->cache;
+    uint8_t doc_key[CL_SHA256_LEN];
+    if (cache != NULL) CL_GUARD_GOTO(cl_sha256(p, n, doc_key));
+    if (cache == NULL || !sig_cache_has(cache, doc_key)) {
+        CL_GUARD_GOTO(verify_signature(doc, key));
+        if (cache != NULL) sig_cache_put(cache, doc_key);
+    }
     CL_GUARD_GOTO(cl_attest_check_policy(doc, policy));
 out:
     EVP_PKEY_free(key);

@@ -13,6 +13,8 @@
 #include "cloister/crypto.h"
 #include "cloister/log.h"
 #include "cloister/mem.h"
+#include "cloister/nsm.h"
+#include "cloister/recipient.h"
 #include "cloister/sigv4.h"
 
 #define CL_KMS_MAX_RESPONSE ((size_t)1 << 20)
@@ -30,6 +32,7 @@ struct cl_kms_client {
     char *session_token;
     int max_attempts;
     long timeout_ms;
+    uint32_t vsock_port; /* 0: TCP */
 };
 
 static pthread_once_t cl_curl_once = PTHREAD_ONCE_INIT;
@@ -109,6 +112,7 @@ cl_status cl_kms_client_new(const cl_kms_client_config *cfg, cl_kms_client **out
     CL_GUARD_GOTO(cl_kms_parse_endpoint(c));
     c->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 3;
     c->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 30000;
+    c->vsock_port = cfg->vsock_port;
     *out = c;
 out:
     if (rc != CL_OK) cl_kms_client_free(c);
@@ -131,6 +135,14 @@ cl_status cl_kms_client_from_env(const char *endpoint, cl_kms_client **out)
     cfg.access_key_id = cl_env("AWS_ACCESS_KEY_ID");
     cfg.secret_access_key = cl_env("AWS_SECRET_ACCESS_KEY");
     cfg.session_token = cl_env("AWS_SESSION_TOKEN");
+    const char *vp = cl_env("CLOISTER_KMS_VSOCK_PORT");
+    if (vp != NULL) {
+        char *end = NULL;
+        unsigned long port = strtoul(vp, &end, 10);
+        CL_ENSURE(end != vp && *end == '\0' && port >= 1 && port <= UINT32_MAX, CL_ERR_USAGE,
+                  "CLOISTER_KMS_VSOCK_PORT must be a vsock port number, not '%s'", vp);
+        cfg.vsock_port = (uint32_t)port;
+    }
     return cl_kms_client_new(&cfg, out);
 }
 
@@ -184,6 +196,29 @@ static void cl_kms_sleep_backoff(int attempt)
     long ms = (long)(r % (uint32_t)(cap + 1)); /* full jitter */
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+/* Connections over vsock (libcurl's "external socket" hooks): curl asks for a socket, gets
+ * a stream the launcher (or vsock-proxy) already connected to the KMS, and skips connect(). */
+static curl_socket_t cl_kms_open_vsock(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    (void)purpose;
+    (void)addr;
+    const cl_kms_client *c = arg;
+    int fd = -1;
+    if (cl_vsock_connect(cl_vsock_ctl(), c->vsock_port, &fd) != CL_OK) {
+        CL_LOG_WARN("KMS over vsock port %u: %s", c->vsock_port, cl_error_message());
+        return CURL_SOCKET_BAD;
+    }
+    return fd;
+}
+
+static int cl_kms_sockopt_vsock(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+    (void)arg;
+    (void)fd;
+    (void)purpose;
+    return CURL_SOCKOPT_ALREADY_CONNECTED;
 }
 
 /* One signed attempt. *retry says whether another attempt may help. */
@@ -249,6 +284,11 @@ static cl_status cl_kms_attempt(cl_kms_client *c, const char *op, const char *bo
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (c->vsock_port != 0) {
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, cl_kms_open_vsock);
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, c);
+        curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, cl_kms_sockopt_vsock);
+    }
     CURLcode cc = curl_easy_perform(h);
     if (cc != CURLE_OK) {
         *retry = cc == CURLE_COULDNT_CONNECT || cc == CURLE_OPERATION_TIMEDOUT || cc == CURLE_RECV_ERROR ||
@@ -377,6 +417,123 @@ out:
     cl_kms_wipe_member(resp, "Plaintext");
     json_decref(resp);
     cl_buf_free(&b64);
+    return rc;
+}
+
+/* --- Recipient: attested key release (cloister/recipient.h) --------------------- */
+
+/* Adds Recipient {AttestationDocument, KeyEncryptionAlgorithm} exactly as botocore's
+ * RecipientInfo shape names them. */
+static cl_status cl_kms_add_recipient(json_t *req, const uint8_t *doc, size_t doc_len)
+{
+    CL_ENSURE(req != NULL, CL_ERR_NOMEM, "cannot build the request");
+    CL_ENSURE(doc != NULL && doc_len > 0, CL_ERR_USAGE, "no attestation document for Recipient");
+    cl_buf b64;
+    cl_buf_init(&b64, (size_t)1 << 20);
+    cl_status rc = cl_base64_encode(doc, doc_len, false, &b64);
+    if (rc == CL_OK) {
+        json_t *r = json_pack("{s:s, s:s}", "AttestationDocument", cl_buf_cstr(&b64), "KeyEncryptionAlgorithm",
+                              CL_RECIPIENT_KEY_ENCRYPTION_ALGORITHM);
+        rc = r != NULL && json_object_set_new(req, "Recipient", r) == 0 ? CL_OK : CL_ERR_NOMEM;
+    }
+    cl_buf_free(&b64);
+    CL_ENSURE(rc == CL_OK, rc, "cannot build the Recipient member");
+    return CL_OK;
+}
+
+/* Opens CiphertextForRecipient into out; a Plaintext next to it is refused. */
+static cl_status cl_kms_open_for_recipient(json_t *resp, const cl_recipient *r, const char *op, cl_buf *out)
+{
+    const char *pt = json_string_value(json_object_get(resp, "Plaintext"));
+    CL_ENSURE(pt == NULL || pt[0] == '\0', CL_ERR_REMOTE,
+              "KMS %s answered a Plaintext to a Recipient request; refusing it (the endpoint does not do attested "
+              "key release)",
+              op);
+    cl_buf cms;
+    cl_buf_init(&cms, CL_RECIPIENT_MAX_CMS);
+    cl_status rc = cl_kms_member_blob(resp, "CiphertextForRecipient", &cms);
+    if (rc == CL_OK) rc = cl_recipient_open(r, cms.data, cms.len, out);
+    cl_buf_free(&cms);
+    CL_GUARD_CTX(rc, "KMS %s", op);
+    return CL_OK;
+}
+
+cl_status cl_kms_decrypt_for_recipient(cl_kms_client *c, const cl_recipient *r, const uint8_t *doc, size_t doc_len,
+                                       const char *key_id, const uint8_t *blob, size_t blob_len, const cl_kvlist *ctx,
+                                       cl_buf *plaintext)
+{
+    json_t *resp = NULL;
+    cl_status rc = CL_OK;
+    cl_buf b64;
+    cl_buf_init(&b64, 1 << 16);
+    CL_GUARD_GOTO(cl_base64_encode(blob, blob_len, false, &b64));
+    json_t *req =
+        json_pack("{s:s, s:o}", "CiphertextBlob", cl_buf_cstr(&b64), "EncryptionContext", cl_kms_context_json(ctx));
+    if (req != NULL && key_id != NULL) json_object_set_new(req, "KeyId", json_string(key_id));
+    rc = cl_kms_add_recipient(req, doc, doc_len);
+    if (rc != CL_OK) {
+        json_decref(req);
+        goto out;
+    }
+    CL_GUARD_GOTO(cl_kms_json_call(c, "Decrypt", req, &resp));
+    CL_GUARD_GOTO(cl_kms_open_for_recipient(resp, r, "Decrypt", plaintext));
+out:
+    cl_kms_wipe_member(resp, "Plaintext");
+    json_decref(resp);
+    cl_buf_free(&b64);
+    return rc;
+}
+
+cl_status cl_kms_generate_data_key_for_recipient(cl_kms_client *c, const cl_recipient *r, const uint8_t *doc,
+                                                 size_t doc_len, const char *key_id, const cl_kvlist *ctx,
+                                                 cl_buf *data_key, cl_buf *blob, cl_buf *key_arn)
+{
+    json_t *resp = NULL;
+    cl_status rc = CL_OK;
+    json_t *req = json_pack("{s:s, s:s, s:o}", "KeyId", key_id, "KeySpec", "AES_256", "EncryptionContext",
+                            cl_kms_context_json(ctx));
+    rc = cl_kms_add_recipient(req, doc, doc_len);
+    if (rc != CL_OK) {
+        json_decref(req);
+        return rc;
+    }
+    CL_GUARD_GOTO(cl_kms_json_call(c, "GenerateDataKey", req, &resp));
+    CL_GUARD_GOTO(cl_kms_open_for_recipient(resp, r, "GenerateDataKey", data_key));
+    CL_ENSURE_GOTO(data_key->len == CL_DATA_KEY_LEN, CL_ERR_REMOTE, "KMS returned a %zu-byte data key", data_key->len);
+    CL_GUARD_GOTO(cl_kms_member_blob(resp, "CiphertextBlob", blob));
+    const char *arn = json_string_value(json_object_get(resp, "KeyId"));
+    CL_ENSURE_GOTO(arn != NULL, CL_ERR_REMOTE, "KMS GenerateDataKey response has no KeyId");
+    CL_GUARD_GOTO(cl_buf_append_str(key_arn, arn));
+out:
+    if (rc != CL_OK) cl_buf_reset(data_key);
+    cl_kms_wipe_member(resp, "Plaintext");
+    json_decref(resp);
+    return rc;
+}
+
+cl_status cl_kms_generate_random_for_recipient(cl_kms_client *c, const cl_recipient *r, const uint8_t *doc,
+                                               size_t doc_len, size_t n, cl_buf *out)
+{
+    CL_ENSURE(n >= 1 && n <= 1024, CL_ERR_USAGE, "GenerateRandom takes 1 to 1024 bytes, not %zu", n);
+    json_t *resp = NULL;
+    cl_status rc = CL_OK;
+    json_t *req = json_pack("{s:I}", "NumberOfBytes", (json_int_t)n);
+    rc = cl_kms_add_recipient(req, doc, doc_len);
+    if (rc != CL_OK) {
+        json_decref(req);
+        return rc;
+    }
+    size_t before = out->len;
+    CL_GUARD_GOTO(cl_kms_json_call(c, "GenerateRandom", req, &resp));
+    CL_GUARD_GOTO(cl_kms_open_for_recipient(resp, r, "GenerateRandom", out));
+    size_t got = out->len - before;
+    if (got != n) {
+        cl_buf_truncate(out, before);
+        CL_FAIL_GOTO(CL_ERR_REMOTE, "KMS GenerateRandom returned %zu bytes, not %zu", got, n);
+    }
+out:
+    cl_kms_wipe_member(resp, "Plaintext");
+    json_decref(resp);
     return rc;
 }
 

@@ -113,6 +113,13 @@ class KmsConfig(unittest.TestCase):
             (dict(good, tls=True), "'tls' must be an object"),
             (dict(good, audit_log="x" * 2000), "'audit_log' must be 1..1023"),
             (dict(good, data_dir="d\u0000x"), "not JSON"),  # jansson refuses NUL in strings
+            (dict(good, attestation_roots="root.pem"), "'attestation_roots' must be an array of 1..8"),
+            (dict(good, attestation_roots=[]), "'attestation_roots' must be an array of 1..8"),
+            (dict(good, attestation_roots=["r.pem"] * 9), "'attestation_roots' must be an array of 1..8"),
+            (dict(good, attestation_roots=[7]), "'attestation_roots[0]' must be a path"),
+            (dict(good, attestation_roots=[self.cert, "missing-root.pem"]), "attestation_roots[1]"),
+            (dict(good, attestation_max_age=0), "'attestation_max_age' must be an integer 1..86400"),
+            (dict(good, attestation_max_age="300"), "'attestation_max_age' must be an integer 1..86400"),
         ]
         for cfg, needle in cases:
             p = self.run_kms("--config", self.write_config(cfg))

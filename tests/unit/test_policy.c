@@ -181,6 +181,34 @@ static void test_extension_keys(void **state)
     kms_policy_free(p);
 }
 
+/* A refusal names what decided it: the failed condition of the matching Allow, or the Deny's Sid. */
+static void test_why(void **state)
+{
+    (void)state;
+    const char *pol =
+        "{\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":{\"AWS\":\"arn:aws:iam::999999999999:root\"},"
+        "\"Action\":\"kms:*\",\"Resource\":\"*\",\"Condition\":{\"Bool\":{\"aws:X\":\"true\"}}},"
+        "{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"kms:Decrypt\",\"Resource\":\"*\","
+        "\"Condition\":{\"StringEqualsIgnoreCase\":{\"kms:RecipientAttestation:ImageSha384\":\"DEF\"}}},"
+        "{\"Sid\":\"nope\",\"Effect\":\"Deny\",\"Principal\":\"*\",\"Action\":\"kms:Encrypt\","
+        "\"Resource\":\"*\"}]}";
+    kms_policy *p = NULL;
+    assert_ok(kms_policy_parse(pol, strlen(pol), &p));
+    kms_policy_request req = {
+        .principal_arn = DEV, .principal_account = ACCT, .action = "kms:Decrypt", .resource = KEY, .lookup = t_lookup};
+    char why[KMS_POLICY_WHY_MAX] = "x";
+    /* The first statement is for another account: its condition is not the reason. */
+    assert_int_equal(kms_policy_evaluate_why(p, &req, why, sizeof(why)), KMS_DECISION_IMPLICIT_DENY);
+    assert_string_equal(why, "StringEqualsIgnoreCase kms:RecipientAttestation:ImageSha384");
+    req.action = "kms:Encrypt";
+    assert_int_equal(kms_policy_evaluate_why(p, &req, why, sizeof(why)), KMS_DECISION_EXPLICIT_DENY);
+    assert_string_equal(why, "statement nope denies it");
+    req.action = "kms:Sign";
+    assert_int_equal(kms_policy_evaluate_why(p, &req, why, sizeof(why)), KMS_DECISION_IMPLICIT_DENY);
+    assert_string_equal(why, "");
+    kms_policy_free(p);
+}
+
 static void test_malformed(void **state)
 {
     (void)state;
@@ -233,10 +261,8 @@ static void test_default_policy(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table),
-        cmocka_unit_test(test_extension_keys),
-        cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_default_policy),
+        cmocka_unit_test(test_table),     cmocka_unit_test(test_extension_keys), cmocka_unit_test(test_why),
+        cmocka_unit_test(test_malformed), cmocka_unit_test(test_default_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
