@@ -469,6 +469,12 @@ out:
     return rc;
 }
 
+static int server_ext_parse(SSL *ssl, unsigned int ext_type, unsigned int context, const unsigned char *in,
+                            size_t inlen, X509 *x, size_t chainidx, int *al, void *parse_arg)
+{
+    return 1; /* already read by server_hello_cb */
+}
+
 static int server_cert_cb(SSL *ssl, void *arg)
 {
     ratls_hs *hs = SSL_get_app_data(ssl);
@@ -504,6 +510,11 @@ cl_status cl_ratls_server_init(cl_ratls_server *s, cl_ratls_attest_fn attest, vo
     if (ctx == NULL) CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "RA-TLS server: SSL_CTX_new");
     s->ctx = ctx;
     CL_GUARD_GOTO(ctx_common(ctx));
+    /* Registered so that OpenSSL keeps the extension for server_hello_cb (it drops
+     * extensions it does not know); read there, where a missing one can be refused. */
+    if (SSL_CTX_add_custom_ext(ctx, CL_RATLS_TLS_EXT, SSL_EXT_CLIENT_HELLO, NULL, NULL, NULL, server_ext_parse, NULL) !=
+        1)
+        CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "RA-TLS server: registering the nonce extension");
     SSL_CTX_set_client_hello_cb(ctx, server_hello_cb, NULL);
     SSL_CTX_set_cert_cb(ctx, server_cert_cb, NULL);
 out:
