@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,35 @@ static void hex_into(const uint8_t *p, size_t n, char *out, size_t size)
         out[o++] = digits[p[i] & 15];
     }
     out[o] = '\0';
+}
+
+/* OpenSSL writes to sockets with write(), which raises SIGPIPE when the peer has gone:
+ * that must be a failed call, not the end of the process. SIGPIPE is blocked on this
+ * thread around each TLS call and one it raised is consumed (as libcurl does). */
+typedef struct sigpipe_guard {
+    sigset_t old;
+    bool pending_before;
+} sigpipe_guard;
+
+static void sigpipe_block(sigpipe_guard *g)
+{
+    sigset_t set, pend;
+    (void)sigemptyset(&set);
+    (void)sigaddset(&set, SIGPIPE);
+    g->pending_before = sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE) == 1;
+    (void)pthread_sigmask(SIG_BLOCK, &set, &g->old);
+}
+
+static void sigpipe_restore(sigpipe_guard *g)
+{
+    sigset_t set, pend;
+    (void)sigemptyset(&set);
+    (void)sigaddset(&set, SIGPIPE);
+    if (!g->pending_before && sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE) == 1) {
+        const struct timespec zero = {0, 0};
+        (void)sigtimedwait(&set, NULL, &zero);
+    }
+    (void)pthread_sigmask(SIG_SETMASK, &g->old, NULL);
 }
 
 /* --- binding and evidence ------------------------------------------------------ */
@@ -276,8 +306,11 @@ cl_status cl_ratls_conn_write(cl_ratls_conn *c, const void *p, size_t n)
     while (done < n) {
         size_t w = 0;
         ERR_clear_error();
-        if (SSL_write_ex(c->ssl, (const uint8_t *)p + done, n - done, &w) != 1)
-            CL_FAIL_SSL(CL_ERR_IO, "RA-TLS write of %zu bytes failed after %zu", n, done);
+        sigpipe_guard g;
+        sigpipe_block(&g);
+        int r = SSL_write_ex(c->ssl, (const uint8_t *)p + done, n - done, &w);
+        sigpipe_restore(&g);
+        if (r != 1) CL_FAIL_SSL(CL_ERR_IO, "RA-TLS write of %zu bytes failed after %zu", n, done);
         done += w;
     }
     return CL_OK;
@@ -288,7 +321,10 @@ cl_status cl_ratls_conn_read(cl_ratls_conn *c, void *p, size_t n, size_t *got)
     *got = 0;
     CL_ENSURE(c != NULL && c->ssl != NULL, CL_ERR_STATE, "RA-TLS connection is not established");
     ERR_clear_error();
+    sigpipe_guard g;
+    sigpipe_block(&g);
     int r = SSL_read_ex(c->ssl, p, n, got);
+    sigpipe_restore(&g);
     if (r == 1) return CL_OK;
     int e = SSL_get_error(c->ssl, r);
     if (e == SSL_ERROR_ZERO_RETURN) return CL_OK;
@@ -300,7 +336,10 @@ cl_status cl_ratls_conn_read(cl_ratls_conn *c, void *p, size_t n, size_t *got)
 void cl_ratls_conn_close(cl_ratls_conn *c)
 {
     if (c == NULL || c->ssl == NULL) return;
+    sigpipe_guard g;
+    sigpipe_block(&g);
     (void)SSL_shutdown(c->ssl);
+    sigpipe_restore(&g);
     SSL_free(c->ssl);
     c->ssl = NULL;
     c->fd = -1;
@@ -545,7 +584,10 @@ cl_status cl_ratls_server_accept(cl_ratls_server *s, int fd, cl_ratls_conn *out)
     if (ssl == NULL || SSL_set_fd(ssl, fd) != 1) CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "RA-TLS server: SSL_new");
     SSL_set_app_data(ssl, hs);
     ERR_clear_error();
+    sigpipe_guard g;
+    sigpipe_block(&g);
     int r = SSL_accept(ssl);
+    sigpipe_restore(&g);
     if (r != 1) {
         rc = handshake_fail(ssl, r, hs, "server");
         goto out;
@@ -665,7 +707,10 @@ cl_status cl_ratls_client_connect(cl_ratls_client *c, int fd, cl_ratls_conn *out
     if (ssl == NULL || SSL_set_fd(ssl, fd) != 1) CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "RA-TLS client: SSL_new");
     SSL_set_app_data(ssl, hs);
     ERR_clear_error();
+    sigpipe_guard g;
+    sigpipe_block(&g);
     int r = SSL_connect(ssl);
+    sigpipe_restore(&g);
     if (r != 1) {
         rc = handshake_fail(ssl, r, hs, "client");
         goto out;
