@@ -379,6 +379,10 @@ static cl_status handshake_fail(SSL *ssl, int r, ratls_hs *hs, const char *role)
          ERR_GET_REASON(err) == SSL_R_WRONG_VERSION_NUMBER))
         CL_FAIL_SSL(CL_ERR_UNSUPPORTED, "RA-TLS %s handshake: the peer does not speak TLS 1.3, which RA-TLS requires",
                     role);
+    if (ERR_GET_LIB(err) == ERR_LIB_SSL && ERR_GET_REASON(err) == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE && hs->server != NULL)
+        CL_FAIL_SSL(CL_ERR_DENIED,
+                    "RA-TLS server handshake: the client refused this server's certificate (its attestation did not "
+                    "satisfy the client's policy; the client says why)");
     CL_FAIL_SSL(CL_ERR_AUTH, "RA-TLS %s handshake failed", role);
 }
 
@@ -646,7 +650,7 @@ static int client_verify_cb(X509_STORE_CTX *xctx, void *arg)
     OPENSSL_free(der);
     if (rc != CL_OK) {
         hs_capture(hs);
-        X509_STORE_CTX_set_error(xctx, X509_V_ERR_APPLICATION_VERIFICATION);
+        X509_STORE_CTX_set_error(xctx, X509_V_ERR_CERT_REJECTED); /* sent as bad_certificate */
         return 0;
     }
     return 1;
