@@ -16,6 +16,8 @@
  *           (cl_attest_roots_enable_cache): one P-384 verification instead of four.
  * Also the two pieces alone: the device's document, and cl_ratls_cert_check.
  */
+#include "cloister/ratls.h"
+
 #include <getopt.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -30,7 +32,6 @@
 #include <unistd.h>
 
 #include "cloister/enclave.h"
-#include "cloister/ratls.h"
 
 static double now_s(void)
 {
@@ -132,10 +133,15 @@ int main(int argc, char **argv)
     int count = 200;
     static const struct option opts[] = {{"count", required_argument, NULL, 'n'}, {NULL, 0, NULL, 0}};
     for (int o; (o = getopt_long(argc, argv, "n:", opts, NULL)) != -1;) {
-        if (o == 'n') count = atoi(optarg);
-        else return 2;
+        if (o != 'n') return 2;
+        char *end = NULL;
+        long v = strtol(optarg, &end, 10);
+        if (end == optarg || *end != '\0' || v < 1 || v > 100000) {
+            fprintf(stderr, "bench/ratls: --count takes 1 to 100000\n");
+            return 2;
+        }
+        count = (int)v;
     }
-    if (count < 1) count = 1;
     char dir[] = "/tmp/cloister-bench-ratls-XXXXXX", root[128];
     if (mkdtemp(dir) == NULL) die("mkdtemp");
     int64_t t0 = (int64_t)time(NULL);

@@ -5,6 +5,8 @@
  * certificate's key, fetched per connection for the nonce the client sent in its
  * ClientHello.
  */
+#include "cloister/ratls.h"
+
 #include <openssl/asn1.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
@@ -24,7 +26,6 @@
 #include "cloister/log.h"
 #include "cloister/mem.h"
 #include "cloister/nsm.h"
-#include "cloister/ratls.h"
 
 /* TLS ExtensionType supported_versions (RFC 8446 section 4.2.1). */
 #define TLS_EXT_SUPPORTED_VERSIONS 43
@@ -103,7 +104,8 @@ static void sigpipe_restore(sigpipe_guard *g)
 cl_status cl_ratls_binding_make(const uint8_t *spki, size_t spki_len, uint8_t out[CL_RATLS_BINDING_LEN])
 {
     CL_ENSURE(spki != NULL && spki_len > 0, CL_ERR_USAGE, "no public key to bind");
-    memcpy(out, CL_RATLS_BINDING_TAG, CL_RATLS_BINDING_TAG_LEN);
+    static const uint8_t tag[CL_RATLS_BINDING_TAG_LEN] = CL_RATLS_BINDING_TAG;
+    memcpy(out, tag, sizeof(tag));
     unsigned int len = 0;
     if (EVP_Digest(spki, spki_len, out + CL_RATLS_BINDING_TAG_LEN, &len, EVP_sha384(), NULL) != 1 || len != 48)
         CL_FAIL_SSL(CL_ERR_CRYPTO, "SHA-384 of the SubjectPublicKeyInfo");
@@ -125,8 +127,8 @@ static cl_status der_append_len(cl_buf *b, size_t n)
 cl_status cl_ratls_evidence_encode(const uint8_t *doc, size_t doc_len, cl_buf *out)
 {
     CL_ENSURE(doc != NULL && doc_len > 0, CL_ERR_USAGE, "no attestation document to encode");
-    CL_ENSURE(doc_len <= CL_ATTEST_MAX_DOC_LEN, CL_ERR_LIMIT, "attestation document of %zu bytes is over %zu",
-              doc_len, CL_ATTEST_MAX_DOC_LEN);
+    CL_ENSURE(doc_len <= CL_ATTEST_MAX_DOC_LEN, CL_ERR_LIMIT, "attestation document of %zu bytes is over %zu", doc_len,
+              CL_ATTEST_MAX_DOC_LEN);
     size_t len_len = doc_len < 0x80 ? 1 : doc_len <= 0xff ? 2 : 3;
     size_t inner = 3 + 1 + len_len + doc_len; /* INTEGER 1, OCTET STRING */
     CL_GUARD(cl_buf_append_u8(out, 0x30));
@@ -141,8 +143,9 @@ cl_status cl_ratls_evidence_encode(const uint8_t *doc, size_t doc_len, cl_buf *o
 /* A DER definite length in its minimal form (X.690 section 10.1), at most two octets. */
 static cl_status der_read_len(cl_reader *r, const char *what, size_t *out)
 {
-    uint8_t b, b2;
+    uint8_t b = 0, b2 = 0;
     size_t at = r->pos;
+    *out = 0;
     CL_GUARD_CTX(cl_reader_u8(r, &b), "RA-TLS evidence: length of %s", what);
     if (b < 0x80) {
         *out = b;
@@ -182,9 +185,9 @@ cl_status cl_ratls_evidence_parse(const uint8_t *p, size_t n, const uint8_t **do
     CL_ENSURE(n <= CL_ATTEST_MAX_DOC_LEN + 16, CL_ERR_LIMIT, "RA-TLS evidence of %zu bytes is over %zu", n,
               CL_ATTEST_MAX_DOC_LEN + 16);
     cl_reader r = cl_reader_make(p, n);
-    size_t len;
-    uint8_t v;
-    const uint8_t *d;
+    size_t len = 0;
+    uint8_t v = 0;
+    const uint8_t *d = NULL;
     CL_GUARD(der_expect_tag(&r, 0x30, "SEQUENCE"));
     CL_GUARD(der_read_len(&r, "the SEQUENCE", &len));
     CL_ENSURE(len == cl_reader_remaining(&r), CL_ERR_FORMAT,
@@ -227,8 +230,8 @@ static cl_status spki_der(X509 *x, cl_buf *out)
     return rc;
 }
 
-cl_status cl_ratls_cert_check(const uint8_t *der, size_t der_len, const cl_ratls_client_config *cfg,
-                              int64_t verify_at, const uint8_t *nonce, size_t nonce_len, cl_attest_doc *out)
+cl_status cl_ratls_cert_check(const uint8_t *der, size_t der_len, const cl_ratls_client_config *cfg, int64_t verify_at,
+                              const uint8_t *nonce, size_t nonce_len, cl_attest_doc *out)
 {
     cl_status rc = CL_OK;
     X509 *x = NULL;
@@ -260,8 +263,8 @@ cl_status cl_ratls_cert_check(const uint8_t *der, size_t der_len, const cl_ratls
     ASN1_OCTET_STRING *val = X509_EXTENSION_get_data(X509_get_ext(x, at));
     const uint8_t *doc_bytes;
     size_t doc_len;
-    CL_GUARD_GOTO(cl_ratls_evidence_parse(ASN1_STRING_get0_data(val), (size_t)ASN1_STRING_length(val), &doc_bytes,
-                                          &doc_len));
+    CL_GUARD_GOTO(
+        cl_ratls_evidence_parse(ASN1_STRING_get0_data(val), (size_t)ASN1_STRING_length(val), &doc_bytes, &doc_len));
 
     cl_ratls_client_config c = *cfg;
     cl_attest_policy pol = {.verify_at = verify_at,
@@ -374,12 +377,13 @@ static cl_status handshake_fail(SSL *ssl, int r, ratls_hs *hs, const char *role)
     unsigned long err = ERR_peek_error();
     if (e == SSL_ERROR_SYSCALL && err == 0)
         CL_FAIL(CL_ERR_IO, "RA-TLS %s handshake: the peer closed the connection", role);
-    if (ERR_GET_LIB(err) == ERR_LIB_SSL &&
-        (ERR_GET_REASON(err) == SSL_R_UNSUPPORTED_PROTOCOL || ERR_GET_REASON(err) == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION ||
-         ERR_GET_REASON(err) == SSL_R_WRONG_VERSION_NUMBER))
+    if (ERR_GET_LIB(err) == ERR_LIB_SSL && (ERR_GET_REASON(err) == SSL_R_UNSUPPORTED_PROTOCOL ||
+                                            ERR_GET_REASON(err) == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION ||
+                                            ERR_GET_REASON(err) == SSL_R_WRONG_VERSION_NUMBER))
         CL_FAIL_SSL(CL_ERR_UNSUPPORTED, "RA-TLS %s handshake: the peer does not speak TLS 1.3, which RA-TLS requires",
                     role);
-    if (ERR_GET_LIB(err) == ERR_LIB_SSL && ERR_GET_REASON(err) == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE && hs->server != NULL)
+    if (ERR_GET_LIB(err) == ERR_LIB_SSL && ERR_GET_REASON(err) == SSL_R_SSLV3_ALERT_BAD_CERTIFICATE &&
+        hs->server != NULL)
         CL_FAIL_SSL(CL_ERR_DENIED,
                     "RA-TLS server handshake: the client refused this server's certificate (its attestation did not "
                     "satisfy the client's policy; the client says why)");
@@ -396,8 +400,8 @@ cl_status cl_ratls_attest_nsm(void *arg, const uint8_t *user_data, size_t user_d
     CL_ENSURE(arg != NULL, CL_ERR_USAGE, "no attestation device descriptor");
     /* One request and its answer at a time on the device, whichever thread asks. */
     (void)pthread_mutex_lock(&nsm_lock);
-    cl_status rc = cl_nsm_get_attestation_doc(*(const int *)arg, user_data, user_data_len, nonce, nonce_len, NULL, 0,
-                                              doc);
+    cl_status rc =
+        cl_nsm_get_attestation_doc(*(const int *)arg, user_data, user_data_len, nonce, nonce_len, NULL, 0, doc);
     (void)pthread_mutex_unlock(&nsm_lock);
     return rc;
 }
@@ -466,8 +470,7 @@ static cl_status cert_issue(cl_ratls_server *s, const uint8_t *evidence, size_t 
         BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(x)) == NULL ||
         X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"cloister-ratls", -1, -1, 0) != 1 ||
         X509_set_issuer_name(x, name) != 1 || X509_time_adj_ex(X509_getm_notBefore(x), 0, -60, &now) == NULL ||
-        X509_time_adj_ex(X509_getm_notAfter(x), 0, CERT_SECONDS, &now) == NULL ||
-        X509_set_pubkey(x, s->pkey) != 1)
+        X509_time_adj_ex(X509_getm_notAfter(x), 0, CERT_SECONDS, &now) == NULL || X509_set_pubkey(x, s->pkey) != 1)
         CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "RA-TLS certificate fields");
     if (X509_add1_ext_i2d(x, NID_basic_constraints, &(BASIC_CONSTRAINTS){.ca = 0}, 1, X509V3_ADD_DEFAULT) != 1)
         CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "RA-TLS certificate basicConstraints");
@@ -667,8 +670,8 @@ cl_status cl_ratls_client_init(cl_ratls_client *c, const cl_ratls_client_config 
     CL_ENSURE(cfg->pcr_count <= CL_ATTEST_MAX_PCRS, CL_ERR_USAGE, "RA-TLS client: %zu expected PCRs (at most %d)",
               cfg->pcr_count, CL_ATTEST_MAX_PCRS);
     for (size_t i = 0; i < cfg->pcr_count; i++)
-        CL_ENSURE(cfg->pcrs[i].index < CL_ATTEST_MAX_PCRS, CL_ERR_USAGE, "expected PCR index %u is out of range 0 to 31",
-                  cfg->pcrs[i].index);
+        CL_ENSURE(cfg->pcrs[i].index < CL_ATTEST_MAX_PCRS, CL_ERR_USAGE,
+                  "expected PCR index %u is out of range 0 to 31", cfg->pcrs[i].index);
     memcpy(c->pcrs, cfg->pcrs, cfg->pcr_count * sizeof(cfg->pcrs[0]));
     c->cfg = *cfg;
     c->cfg.pcrs = c->pcrs;

@@ -396,7 +396,8 @@ static X509 *make_cert(EVP_PKEY *key, const uint8_t *ext, size_t ext_len, int co
     assert_int_equal(X509_set_version(x, X509_VERSION_3), 1);
     assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), 7), 1);
     X509_NAME *name = X509_get_subject_name(x);
-    assert_int_equal(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"plain", -1, -1, 0), 1);
+    assert_int_equal(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"plain", -1, -1, 0),
+                     1);
     assert_int_equal(X509_set_issuer_name(x, name), 1);
     time_t now = T_NOW;
     assert_non_null(X509_time_adj_ex(X509_getm_notBefore(x), 0, -60, &now));
@@ -548,16 +549,16 @@ static void test_cert_check(void **state)
     assert_fails(cl_ratls_cert_check(der, (size_t)der_len, &cfg, T_NOW + 1, nonce, 8, NULL), CL_ERR_USAGE,
                  "the nonce must be 16 to 64 bytes");
     cl_ratls_client_config none = {.roots = &W.roots};
-    assert_fails(cl_ratls_cert_check(der, (size_t)der_len, &none, T_NOW + 1, nonce, sizeof(nonce), NULL),
-                 CL_ERR_USAGE, "no expected PCRs");
+    assert_fails(cl_ratls_cert_check(der, (size_t)der_len, &none, T_NOW + 1, nonce, sizeof(nonce), NULL), CL_ERR_USAGE,
+                 "no expected PCRs");
     OPENSSL_free(der);
     X509_free(good);
 
     X509 *twice = make_cert(key, ev.data, ev.len, 2);
     der = NULL;
     der_len = i2d_X509(twice, &der);
-    assert_fails(cl_ratls_cert_check(der, (size_t)der_len, &cfg, T_NOW + 1, nonce, sizeof(nonce), NULL),
-                 CL_ERR_FORMAT, "carries the RA-TLS extension twice");
+    assert_fails(cl_ratls_cert_check(der, (size_t)der_len, &cfg, T_NOW + 1, nonce, sizeof(nonce), NULL), CL_ERR_FORMAT,
+                 "carries the RA-TLS extension twice");
     OPENSSL_free(der);
     X509_free(twice);
 
@@ -565,8 +566,8 @@ static void test_cert_check(void **state)
     X509 *raw = make_cert(key, doc.data, doc.len, 1);
     der = NULL;
     der_len = i2d_X509(raw, &der);
-    assert_fails(cl_ratls_cert_check(der, (size_t)der_len, &cfg, T_NOW + 1, nonce, sizeof(nonce), NULL),
-                 CL_ERR_FORMAT, "RA-TLS evidence: expected SEQUENCE (tag 0x30) at offset 0");
+    assert_fails(cl_ratls_cert_check(der, (size_t)der_len, &cfg, T_NOW + 1, nonce, sizeof(nonce), NULL), CL_ERR_FORMAT,
+                 "RA-TLS evidence: expected SEQUENCE (tag 0x30) at offset 0");
     OPENSSL_free(der);
     X509_free(raw);
 
@@ -598,7 +599,8 @@ static void test_evidence_parser(void **state)
     cl_buf_reset(&ev);
     assert_ok(cl_ratls_evidence_encode((const uint8_t *)"\xab", 1, &ev));
     cl_buf want;
-    t_hex(&want, "3006020101" "0401ab");
+    t_hex(&want, "3006020101"
+                 "0401ab");
     assert_int_equal(ev.len, want.len);
     assert_memory_equal(ev.data, want.data, want.len);
     cl_buf_free(&want);
@@ -609,18 +611,38 @@ static void test_evidence_parser(void **state)
         const char *needle;
     } bad[] = {
         {"", CL_ERR_FORMAT, "RA-TLS evidence is empty"},
-        {"3106020101" "0401ab", CL_ERR_FORMAT, "expected SEQUENCE (tag 0x30) at offset 0, found tag 0x31"},
-        {"3080020101" "0401ab0000", CL_ERR_FORMAT, "indefinite length"},
-        {"308106020101" "0401ab", CL_ERR_FORMAT, "not in its shortest form"},
+        {"3106020101"
+         "0401ab",
+         CL_ERR_FORMAT, "expected SEQUENCE (tag 0x30) at offset 0, found tag 0x31"},
+        {"3080020101"
+         "0401ab0000",
+         CL_ERR_FORMAT, "indefinite length"},
+        {"308106020101"
+         "0401ab",
+         CL_ERR_FORMAT, "not in its shortest form"},
         {"30830000060201010401ab", CL_ERR_LIMIT, "length takes 3 octets"},
-        {"3007020101" "0401ab", CL_ERR_FORMAT, "the SEQUENCE holds 7 bytes but 6 follow"},
-        {"3007020101" "0401ab00", CL_ERR_FORMAT, "the document OCTET STRING holds 1 bytes but 2 remain"},
-        {"3006020102" "0401ab", CL_ERR_UNSUPPORTED, "RA-TLS evidence version 2; this build reads version 1"},
-        {"300702020001" "0401ab", CL_ERR_FORMAT, "the version INTEGER has 2 octets"},
-        {"3006040101" "0401ab", CL_ERR_FORMAT, "expected version INTEGER (tag 0x02) at offset 2"},
-        {"3005020101" "0400", CL_ERR_FORMAT, "the attestation document is empty"},
+        {"3007020101"
+         "0401ab",
+         CL_ERR_FORMAT, "the SEQUENCE holds 7 bytes but 6 follow"},
+        {"3007020101"
+         "0401ab00",
+         CL_ERR_FORMAT, "the document OCTET STRING holds 1 bytes but 2 remain"},
+        {"3006020102"
+         "0401ab",
+         CL_ERR_UNSUPPORTED, "RA-TLS evidence version 2; this build reads version 1"},
+        {"300702020001"
+         "0401ab",
+         CL_ERR_FORMAT, "the version INTEGER has 2 octets"},
+        {"3006040101"
+         "0401ab",
+         CL_ERR_FORMAT, "expected version INTEGER (tag 0x02) at offset 2"},
+        {"3005020101"
+         "0400",
+         CL_ERR_FORMAT, "the attestation document is empty"},
         {"3003020101", CL_ERR_FORMAT, "document OCTET STRING"},
-        {"3006020101" "0402ab", CL_ERR_FORMAT, "the document OCTET STRING holds 2 bytes but 1 remain"},
+        {"3006020101"
+         "0402ab",
+         CL_ERR_FORMAT, "the document OCTET STRING holds 2 bytes but 1 remain"},
         {"30", CL_ERR_FORMAT, "length of the SEQUENCE"},
         {"3081", CL_ERR_FORMAT, "length of the SEQUENCE"},
     };
@@ -669,18 +691,12 @@ static void test_config_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_happy_path),
-        cmocka_unit_test(test_wrong_pcr0),
-        cmocka_unit_test(test_other_platform_root),
-        cmocka_unit_test(test_key_not_bound),
-        cmocka_unit_test(test_stale_document),
-        cmocka_unit_test(test_replayed_nonce),
-        cmocka_unit_test(test_tampered_document),
-        cmocka_unit_test(test_server_attestation_fails),
-        cmocka_unit_test(test_plain_tls_servers),
-        cmocka_unit_test(test_plain_tls_clients),
-        cmocka_unit_test(test_cert_check),
-        cmocka_unit_test(test_evidence_parser),
+        cmocka_unit_test(test_happy_path),          cmocka_unit_test(test_wrong_pcr0),
+        cmocka_unit_test(test_other_platform_root), cmocka_unit_test(test_key_not_bound),
+        cmocka_unit_test(test_stale_document),      cmocka_unit_test(test_replayed_nonce),
+        cmocka_unit_test(test_tampered_document),   cmocka_unit_test(test_server_attestation_fails),
+        cmocka_unit_test(test_plain_tls_servers),   cmocka_unit_test(test_plain_tls_clients),
+        cmocka_unit_test(test_cert_check),          cmocka_unit_test(test_evidence_parser),
         cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, world_setup, world_teardown);
