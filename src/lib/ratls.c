@@ -7,7 +7,9 @@
  */
 #include "cloister/ratls.h"
 
+#include <errno.h>
 #include <openssl/asn1.h>
+#include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -16,10 +18,11 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
-#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "cloister/crypto.h"
@@ -70,33 +73,72 @@ static void hex_into(const uint8_t *p, size_t n, char *out, size_t size)
     out[o] = '\0';
 }
 
-/* OpenSSL writes to sockets with write(), which raises SIGPIPE when the peer has gone:
- * that must be a failed call, not the end of the process. SIGPIPE is blocked on this
- * thread around each TLS call and one it raised is consumed (as libcurl does). */
-typedef struct sigpipe_guard {
-    sigset_t old;
-    bool pending_before;
-} sigpipe_guard;
+/* The socket BIO: send(MSG_NOSIGNAL) and recv, so that a peer that has gone is a
+ * failed call (EPIPE), not a SIGPIPE that ends the process, as OpenSSL's own socket
+ * BIO (write()) would raise. */
+static BIO_METHOD *sock_method;
+static pthread_once_t sock_method_once = PTHREAD_ONCE_INIT;
 
-static void sigpipe_block(sigpipe_guard *g)
+static int sock_fd(BIO *b) { return (int)(intptr_t)BIO_get_data(b); }
+
+static int sock_write_ex(BIO *b, const char *p, size_t n, size_t *written)
 {
-    sigset_t set, pend;
-    (void)sigemptyset(&set);
-    (void)sigaddset(&set, SIGPIPE);
-    g->pending_before = sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE) == 1;
-    (void)pthread_sigmask(SIG_BLOCK, &set, &g->old);
+    ssize_t r;
+    BIO_clear_retry_flags(b);
+    do {
+        r = send(sock_fd(b), p, n, MSG_NOSIGNAL);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(b);
+        *written = 0;
+        return 0;
+    }
+    *written = (size_t)r;
+    return 1;
 }
 
-static void sigpipe_restore(sigpipe_guard *g)
+static int sock_read_ex(BIO *b, char *p, size_t n, size_t *got)
 {
-    sigset_t set, pend;
-    (void)sigemptyset(&set);
-    (void)sigaddset(&set, SIGPIPE);
-    if (!g->pending_before && sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE) == 1) {
-        const struct timespec zero = {0, 0};
-        (void)sigtimedwait(&set, NULL, &zero);
+    ssize_t r;
+    BIO_clear_retry_flags(b);
+    do {
+        r = recv(sock_fd(b), p, n, 0);
+    } while (r < 0 && errno == EINTR);
+    *got = r > 0 ? (size_t)r : 0;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_read(b);
+    if (r == 0) BIO_set_flags(b, BIO_FLAGS_IN_EOF);
+    return r > 0 ? 1 : 0;
+}
+
+static long sock_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    if (cmd == BIO_CTRL_FLUSH) return 1;
+    if (cmd == BIO_CTRL_EOF) return BIO_test_flags(b, BIO_FLAGS_IN_EOF) != 0;
+    return 0;
+}
+
+static void sock_method_make(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "cloister socket");
+    if (m == NULL || BIO_meth_set_write_ex(m, sock_write_ex) != 1 || BIO_meth_set_read_ex(m, sock_read_ex) != 1 ||
+        BIO_meth_set_ctrl(m, sock_ctrl) != 1) {
+        BIO_meth_free(m);
+        return;
     }
-    (void)pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+    sock_method = m;
+}
+
+/* Attaches the socket fd (not owned) to ssl. */
+static cl_status ssl_attach(SSL *ssl, int fd)
+{
+    CL_ENSURE(fd >= 0, CL_ERR_USAGE, "RA-TLS: no socket given");
+    (void)pthread_once(&sock_method_once, sock_method_make);
+    BIO *b = sock_method != NULL ? BIO_new(sock_method) : NULL;
+    if (b == NULL) CL_FAIL_SSL(CL_ERR_NOMEM, "RA-TLS: socket BIO");
+    BIO_set_data(b, (void *)(intptr_t)fd);
+    BIO_set_init(b, 1);
+    SSL_set_bio(ssl, b, b); /* one reference, owned by ssl */
+    return CL_OK;
 }
 
 /* --- binding and evidence ------------------------------------------------------ */
@@ -309,11 +351,8 @@ cl_status cl_ratls_conn_write(cl_ratls_conn *c, const void *p, size_t n)
     while (done < n) {
         size_t w = 0;
         ERR_clear_error();
-        sigpipe_guard g;
-        sigpipe_block(&g);
-        int r = SSL_write_ex(c->ssl, (const uint8_t *)p + done, n - done, &w);
-        sigpipe_restore(&g);
-        if (r != 1) CL_FAIL_SSL(CL_ERR_IO, "RA-TLS write of %zu bytes failed after %zu", n, done);
+        if (SSL_write_ex(c->ssl, (const uint8_t *)p + done, n - done, &w) != 1)
+            CL_FAIL_SSL(CL_ERR_IO, "RA-TLS write of %zu bytes failed after %zu", n, done);
         done += w;
     }
     return CL_OK;
@@ -324,10 +363,7 @@ cl_status cl_ratls_conn_read(cl_ratls_conn *c, void *p, size_t n, size_t *got)
     *got = 0;
     CL_ENSURE(c != NULL && c->ssl != NULL, CL_ERR_STATE, "RA-TLS connection is not established");
     ERR_clear_error();
-    sigpipe_guard g;
-    sigpipe_block(&g);
     int r = SSL_read_ex(c->ssl, p, n, got);
-    sigpipe_restore(&g);
     if (r == 1) return CL_OK;
     int e = SSL_get_error(c->ssl, r);
     if (e == SSL_ERROR_ZERO_RETURN) return CL_OK;
@@ -339,10 +375,7 @@ cl_status cl_ratls_conn_read(cl_ratls_conn *c, void *p, size_t n, size_t *got)
 void cl_ratls_conn_close(cl_ratls_conn *c)
 {
     if (c == NULL || c->ssl == NULL) return;
-    sigpipe_guard g;
-    sigpipe_block(&g);
     (void)SSL_shutdown(c->ssl);
-    sigpipe_restore(&g);
     SSL_free(c->ssl);
     c->ssl = NULL;
     c->fd = -1;
@@ -588,13 +621,11 @@ cl_status cl_ratls_server_accept(cl_ratls_server *s, int fd, cl_ratls_conn *out)
     CL_ENSURE_GOTO(s != NULL && s->ctx != NULL, CL_ERR_STATE, "RA-TLS server is not initialised");
     hs->server = s;
     ssl = SSL_new(s->ctx);
-    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1) CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "RA-TLS server: SSL_new");
+    if (ssl == NULL) CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "RA-TLS server: SSL_new");
+    CL_GUARD_GOTO(ssl_attach(ssl, fd));
     SSL_set_app_data(ssl, hs);
     ERR_clear_error();
-    sigpipe_guard g;
-    sigpipe_block(&g);
     int r = SSL_accept(ssl);
-    sigpipe_restore(&g);
     if (r != 1) {
         rc = handshake_fail(ssl, r, hs, "server");
         goto out;
@@ -711,13 +742,11 @@ cl_status cl_ratls_client_connect(cl_ratls_client *c, int fd, cl_ratls_conn *out
     CL_GUARD_GOTO(cl_random(hs->nonce, hs->nonce_len));
     hs->have_nonce = true;
     ssl = SSL_new(c->ctx);
-    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1) CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "RA-TLS client: SSL_new");
+    if (ssl == NULL) CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "RA-TLS client: SSL_new");
+    CL_GUARD_GOTO(ssl_attach(ssl, fd));
     SSL_set_app_data(ssl, hs);
     ERR_clear_error();
-    sigpipe_guard g;
-    sigpipe_block(&g);
     int r = SSL_connect(ssl);
-    sigpipe_restore(&g);
     if (r != 1) {
         rc = handshake_fail(ssl, r, hs, "client");
         goto out;

@@ -12,6 +12,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,7 +156,8 @@ typedef struct t_server {
     int fd;
     cl_status rc;
     char msg[1024];
-    size_t got; /* application bytes the server received */
+    size_t got;  /* application bytes the server received */
+    bool hangup; /* close right after the handshake */
     pthread_t thread;
 } t_server;
 
@@ -166,7 +168,10 @@ static void *server_main(void *arg)
     if (t->ratls != NULL) {
         cl_ratls_conn conn;
         t->rc = cl_ratls_server_accept(t->ratls, t->fd, &conn);
-        if (t->rc == CL_OK) {
+        if (t->rc == CL_OK && t->hangup) {
+            cl_ratls_conn_close(&conn);
+            (void)shutdown(t->fd, SHUT_RDWR);
+        } else if (t->rc == CL_OK) {
             size_t n = 0;
             t->rc = cl_ratls_conn_read(&conn, buf, sizeof(buf), &n);
             t->got = n;
@@ -305,6 +310,31 @@ static void test_happy_path(void **state)
         assert_int_equal(t.got, 5);
         cl_attest_doc_free(&doc);
     }
+    cl_ratls_client_free(&c);
+    cl_ratls_server_free(&s);
+}
+
+/* A peer that has gone: writing fails with an error, it does not raise SIGPIPE. */
+static void test_peer_gone(void **state)
+{
+    (void)state;
+    cl_ratls_server s;
+    server_make(&s, attest_device);
+    cl_ratls_client c;
+    client_make(&c, &W.roots, &W.pcr0);
+    t_server t = {.ratls = &s, .hangup = true};
+    int fd = start_server(&t);
+    cl_ratls_conn conn;
+    assert_ok(cl_ratls_client_connect(&c, fd, &conn, NULL));
+    (void)pthread_join(t.thread, NULL);
+    (void)close(t.fd);
+    static uint8_t block[1 << 16];
+    cl_status rc = CL_OK;
+    for (int i = 0; i < 64 && rc == CL_OK; i++) rc = cl_ratls_conn_write(&conn, block, sizeof(block));
+    assert_int_equal(rc, CL_ERR_IO);
+    assert_non_null(strstr(cl_error_message(), "RA-TLS write of 65536 bytes failed"));
+    cl_ratls_conn_close(&conn);
+    (void)close(fd);
     cl_ratls_client_free(&c);
     cl_ratls_server_free(&s);
 }
@@ -691,12 +721,19 @@ static void test_config_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_happy_path),          cmocka_unit_test(test_wrong_pcr0),
-        cmocka_unit_test(test_other_platform_root), cmocka_unit_test(test_key_not_bound),
-        cmocka_unit_test(test_stale_document),      cmocka_unit_test(test_replayed_nonce),
-        cmocka_unit_test(test_tampered_document),   cmocka_unit_test(test_server_attestation_fails),
-        cmocka_unit_test(test_plain_tls_servers),   cmocka_unit_test(test_plain_tls_clients),
-        cmocka_unit_test(test_cert_check),          cmocka_unit_test(test_evidence_parser),
+        cmocka_unit_test(test_happy_path),
+        cmocka_unit_test(test_peer_gone),
+        cmocka_unit_test(test_wrong_pcr0),
+        cmocka_unit_test(test_other_platform_root),
+        cmocka_unit_test(test_key_not_bound),
+        cmocka_unit_test(test_stale_document),
+        cmocka_unit_test(test_replayed_nonce),
+        cmocka_unit_test(test_tampered_document),
+        cmocka_unit_test(test_server_attestation_fails),
+        cmocka_unit_test(test_plain_tls_servers),
+        cmocka_unit_test(test_plain_tls_clients),
+        cmocka_unit_test(test_cert_check),
+        cmocka_unit_test(test_evidence_parser),
         cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, world_setup, world_teardown);
