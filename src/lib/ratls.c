@@ -367,8 +367,12 @@ cl_status cl_ratls_conn_read(cl_ratls_conn *c, void *p, size_t n, size_t *got)
     if (r == 1) return CL_OK;
     int e = SSL_get_error(c->ssl, r);
     if (e == SSL_ERROR_ZERO_RETURN) return CL_OK;
-    if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+    unsigned long err = ERR_peek_error();
+    if ((e == SSL_ERROR_SYSCALL && err == 0) ||
+        (ERR_GET_LIB(err) == ERR_LIB_SSL && ERR_GET_REASON(err) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
+        ERR_clear_error();
         CL_FAIL(CL_ERR_IO, "RA-TLS peer closed the connection without close_notify (the data may be truncated)");
+    }
     CL_FAIL_SSL(CL_ERR_IO, "RA-TLS read failed");
 }
 
@@ -408,8 +412,11 @@ static cl_status handshake_fail(SSL *ssl, int r, ratls_hs *hs, const char *role)
     }
     int e = SSL_get_error(ssl, r);
     unsigned long err = ERR_peek_error();
-    if (e == SSL_ERROR_SYSCALL && err == 0)
+    if ((e == SSL_ERROR_SYSCALL && err == 0) ||
+        (ERR_GET_LIB(err) == ERR_LIB_SSL && ERR_GET_REASON(err) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
+        ERR_clear_error();
         CL_FAIL(CL_ERR_IO, "RA-TLS %s handshake: the peer closed the connection", role);
+    }
     if (ERR_GET_LIB(err) == ERR_LIB_SSL && (ERR_GET_REASON(err) == SSL_R_UNSUPPORTED_PROTOCOL ||
                                             ERR_GET_REASON(err) == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION ||
                                             ERR_GET_REASON(err) == SSL_R_WRONG_VERSION_NUMBER))

@@ -158,6 +158,7 @@ typedef struct t_server {
     char msg[1024];
     size_t got;  /* application bytes the server received */
     bool hangup; /* close right after the handshake */
+    bool drop;   /* and without close_notify */
     pthread_t thread;
 } t_server;
 
@@ -169,6 +170,7 @@ static void *server_main(void *arg)
         cl_ratls_conn conn;
         t->rc = cl_ratls_server_accept(t->ratls, t->fd, &conn);
         if (t->rc == CL_OK && t->hangup) {
+            if (t->drop) (void)shutdown(t->fd, SHUT_RDWR);
             cl_ratls_conn_close(&conn);
             (void)shutdown(t->fd, SHUT_RDWR);
         } else if (t->rc == CL_OK) {
@@ -335,6 +337,47 @@ static void test_peer_gone(void **state)
     assert_non_null(strstr(cl_error_message(), "RA-TLS write of 65536 bytes failed"));
     cl_ratls_conn_close(&conn);
     (void)close(fd);
+    cl_ratls_client_free(&c);
+    cl_ratls_server_free(&s);
+}
+
+/* A server that goes away without close_notify, and one that closes before any handshake. */
+static void test_truncation(void **state)
+{
+    (void)state;
+    cl_ratls_server s;
+    server_make(&s, attest_device);
+    cl_ratls_client c;
+    client_make(&c, &W.roots, &W.pcr0);
+    t_server t = {.ratls = &s, .hangup = true};
+    int fd = start_server(&t);
+    cl_ratls_conn conn;
+    assert_ok(cl_ratls_client_connect(&c, fd, &conn, NULL));
+    (void)pthread_join(t.thread, NULL);
+    (void)close(t.fd);
+    uint8_t b[16];
+    size_t n = 1;
+    /* the hangup sent close_notify: a clean end */
+    assert_ok(cl_ratls_conn_read(&conn, b, sizeof(b), &n));
+    assert_int_equal(n, 0);
+    cl_ratls_conn_close(&conn);
+    (void)close(fd);
+
+    t = (t_server){.ratls = &s, .hangup = true, .drop = true};
+    fd = start_server(&t);
+    assert_ok(cl_ratls_client_connect(&c, fd, &conn, NULL));
+    (void)pthread_join(t.thread, NULL);
+    (void)close(t.fd);
+    assert_fails(cl_ratls_conn_read(&conn, b, sizeof(b), &n), CL_ERR_IO, "without close_notify");
+    cl_ratls_conn_close(&conn);
+    (void)close(fd);
+
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    (void)close(sv[1]);
+    assert_fails(cl_ratls_client_connect(&c, sv[0], &conn, NULL), CL_ERR_IO,
+                 "RA-TLS client handshake: the peer closed the connection");
+    (void)close(sv[0]);
     cl_ratls_client_free(&c);
     cl_ratls_server_free(&s);
 }
@@ -721,19 +764,13 @@ static void test_config_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_happy_path),
-        cmocka_unit_test(test_peer_gone),
-        cmocka_unit_test(test_wrong_pcr0),
-        cmocka_unit_test(test_other_platform_root),
-        cmocka_unit_test(test_key_not_bound),
-        cmocka_unit_test(test_stale_document),
-        cmocka_unit_test(test_replayed_nonce),
-        cmocka_unit_test(test_tampered_document),
-        cmocka_unit_test(test_server_attestation_fails),
-        cmocka_unit_test(test_plain_tls_servers),
-        cmocka_unit_test(test_plain_tls_clients),
-        cmocka_unit_test(test_cert_check),
-        cmocka_unit_test(test_evidence_parser),
+        cmocka_unit_test(test_happy_path),          cmocka_unit_test(test_peer_gone),
+        cmocka_unit_test(test_truncation),          cmocka_unit_test(test_wrong_pcr0),
+        cmocka_unit_test(test_other_platform_root), cmocka_unit_test(test_key_not_bound),
+        cmocka_unit_test(test_stale_document),      cmocka_unit_test(test_replayed_nonce),
+        cmocka_unit_test(test_tampered_document),   cmocka_unit_test(test_server_attestation_fails),
+        cmocka_unit_test(test_plain_tls_servers),   cmocka_unit_test(test_plain_tls_clients),
+        cmocka_unit_test(test_cert_check),          cmocka_unit_test(test_evidence_parser),
         cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, world_setup, world_teardown);
