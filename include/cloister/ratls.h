@@ -135,7 +135,8 @@ void cl_ratls_client_free(cl_ratls_client *c);
 /*
  * Runs the handshake on the connected socket fd with a fresh nonce and the checks of
  * cl_ratls_cert_check. On failure nothing was sent but the handshake, and the
- * message says why the enclave was refused. `doc` (may be NULL) receives the document.
+ * message says why the enclave was refused. `doc` (may be NULL; initialised with
+ * cl_attest_doc_init) receives the verified document, and is left empty on failure.
  */
 CL_MUST_USE cl_status cl_ratls_client_connect(cl_ratls_client *c, int fd, cl_ratls_conn *out, cl_attest_doc *doc);
 
