@@ -247,10 +247,10 @@ static cl_status kms_cfg_attest_roots(json_t *o, const char *base_dir, kms_confi
         CL_ENSURE(sv != NULL && len >= 1 && strlen(sv) == len, CL_ERR_USAGE,
                   "'attestation_roots[%zu]' must be a path (a non-empty string)", i);
         char *out = cfg->attest_root_files[i];
-        int n = sv[0] == '/' ? snprintf(out, KMS_PATH_MAX, "%s", sv)
-                             : snprintf(out, KMS_PATH_MAX, "%s/%s", base_dir, sv);
-        CL_ENSURE(n > 0 && n < KMS_PATH_MAX, CL_ERR_USAGE, "'attestation_roots[%zu]' is longer than %d characters",
-                  i, KMS_PATH_MAX - 1);
+        int n =
+            sv[0] == '/' ? snprintf(out, KMS_PATH_MAX, "%s", sv) : snprintf(out, KMS_PATH_MAX, "%s/%s", base_dir, sv);
+        CL_ENSURE(n > 0 && n < KMS_PATH_MAX, CL_ERR_USAGE, "'attestation_roots[%zu]' is longer than %d characters", i,
+                  KMS_PATH_MAX - 1);
     }
     cfg->n_attest_root_files = json_array_size(o);
     return CL_OK;

@@ -186,8 +186,7 @@ int main(int argc, char **argv)
         }
         for (size_t i = 0; i < cfg.n_attest_root_files; i++) {
             if (cl_attest_roots_add_file(&roots, cfg.attest_root_files[i]) != CL_OK) {
-                fprintf(stderr, "cloister-kms: config %s: attestation_roots[%zu]: %s\n", config, i,
-                        cl_error_message());
+                fprintf(stderr, "cloister-kms: config %s: attestation_roots[%zu]: %s\n", config, i, cl_error_message());
                 kms_config_free(&cfg);
                 return 2;
             }

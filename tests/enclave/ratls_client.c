@@ -8,6 +8,7 @@
  *
  * Exit 0 with the answer on stdout; 1 with "ratls_client: error: ..." on stderr.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -28,43 +29,67 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: ratls_client SOCKET ROOT.pem PCR0HEX MESSAGE\n");
         return 2;
     }
+    /* One exit path that frees everything: the sanitizer pass checks for leaks on the
+     * refusals too, which are what this program exists to show. */
+    int rc = 1, fd = -1;
+    bool client_made = false, conn_made = false;
     cl_attest_roots roots;
     cl_attest_roots_init(&roots);
-    if (cl_attest_roots_add_file(&roots, argv[2]) != CL_OK) return fail("root");
     cl_buf pcr;
     cl_buf_init(&pcr, 64);
-    if (cl_hex_decode(argv[3], strlen(argv[3]), &pcr) != CL_OK || pcr.len != CL_ATTEST_PCR_LEN)
-        return fail("PCR0 must be 96 hex digits");
-    cl_attest_pcr pcr0 = {.index = 0};
-    memcpy(pcr0.value, pcr.data, CL_ATTEST_PCR_LEN);
-    cl_ratls_client client;
-    cl_ratls_client_config cfg = {.roots = &roots, .pcrs = &pcr0, .pcr_count = 1};
-    if (cl_ratls_client_init(&client, &cfg) != CL_OK) return fail("");
-
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(argv[1]) >= sizeof(sa.sun_path)) return fail("socket path too long");
-    memcpy(sa.sun_path, argv[1], strlen(argv[1]) + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (const struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        perror("ratls_client: connect");
-        return 1;
-    }
-    cl_ratls_conn conn;
     cl_attest_doc doc;
     cl_attest_doc_init(&doc);
-    if (cl_ratls_client_connect(&client, fd, &conn, &doc) != CL_OK) return fail("");
-    char out[512];
+    cl_ratls_client client;
+    cl_ratls_conn conn;
+    if (cl_attest_roots_add_file(&roots, argv[2]) != CL_OK) {
+        rc = fail("root");
+        goto out;
+    }
+    if (cl_hex_decode(argv[3], strlen(argv[3]), &pcr) != CL_OK || pcr.len != CL_ATTEST_PCR_LEN) {
+        rc = fail("PCR0 must be 96 hex digits");
+        goto out;
+    }
+    cl_attest_pcr pcr0 = {.index = 0};
+    memcpy(pcr0.value, pcr.data, CL_ATTEST_PCR_LEN);
+    cl_ratls_client_config cfg = {.roots = &roots, .pcrs = &pcr0, .pcr_count = 1};
+    if (cl_ratls_client_init(&client, &cfg) != CL_OK) {
+        rc = fail("");
+        goto out;
+    }
+    client_made = true;
+
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(argv[1]) >= sizeof(sa.sun_path)) {
+        fprintf(stderr, "ratls_client: error: socket path too long\n");
+        goto out;
+    }
+    memcpy(sa.sun_path, argv[1], strlen(argv[1]) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (const struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        perror("ratls_client: connect");
+        goto out;
+    }
+    if (cl_ratls_client_connect(&client, fd, &conn, &doc) != CL_OK) {
+        rc = fail("");
+        goto out;
+    }
+    conn_made = true;
+    char answer[512];
     size_t n = 0;
     if (cl_ratls_conn_write(&conn, argv[4], strlen(argv[4])) != CL_OK ||
-        cl_ratls_conn_read(&conn, out, sizeof(out) - 1, &n) != CL_OK)
-        return fail("");
-    out[n] = '\0';
-    printf("%s\nmodule_id %s\n", out, doc.module_id);
-    cl_ratls_conn_close(&conn);
-    (void)close(fd);
+        cl_ratls_conn_read(&conn, answer, sizeof(answer) - 1, &n) != CL_OK) {
+        rc = fail("");
+        goto out;
+    }
+    answer[n] = '\0';
+    printf("%s\nmodule_id %s\n", answer, doc.module_id);
+    rc = 0;
+out:
+    if (conn_made) cl_ratls_conn_close(&conn);
+    if (fd >= 0) (void)close(fd);
     cl_attest_doc_free(&doc);
-    cl_ratls_client_free(&client);
+    if (client_made) cl_ratls_client_free(&client);
     cl_attest_roots_free(&roots);
     cl_buf_free(&pcr);
-    return 0;
+    return rc;
 }

@@ -89,7 +89,7 @@ def main():
         wrong = "11" * 48
         r = client(path, root, wrong, "secret")
         check(r.returncode == 1 and f"PCR0 is {pcr0}, expected {wrong}" in r.stderr,
-              "a client expecting another PCR0 is refused, with both values: " + r.stderr.strip()[:300])
+              f"a client expecting another PCR0 is refused, with both values (exit {r.returncode}): " + r.stderr.strip()[:3000])
         r = client(path, os.path.join(other, "root.pem"), pcr0, "secret")
         check(r.returncode == 1 and "is not a configured attestation root" in r.stderr,
               "a client trusting another platform root is refused: " + r.stderr.strip()[:200])
