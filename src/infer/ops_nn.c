@@ -348,6 +348,39 @@ static cl_status infer_pool_setup(const infer_ctx *c, const cl_infer_tensor *x, 
 /* ONNX MaxPool: the max over the window's in-bounds positions (padding never
  * wins); Indices are flat positions in X, column-major within the image when
  * storage_order is 1. */
+/* The U-Net's MaxPool: 2-D, no indices, no dilation. Planes run in parallel
+ * and each window is clamped once instead of testing every tap; the result is
+ * the general loop's exactly (max is exact; the first in-window value seeds
+ * the maximum, so NaN behaves the same). */
+static void infer_maxpool2d_fast(const float *X, float *Y, int64_t planes, const infer_window *w)
+{
+    const int64_t H = w->in[1], W = w->in[2], OH = w->out[1], OW = w->out[2];
+#pragma omp parallel for schedule(static)
+    for (int64_t p = 0; p < planes; p++) {
+        const float *xp = X + p * H * W;
+        float *yp = Y + p * OH * OW;
+        for (int64_t oh = 0; oh < OH; oh++) {
+            int64_t h0 = oh * w->stride[1] - w->pad_b[1], h1 = h0 + w->k[1];
+            h0 = h0 < 0 ? 0 : h0;
+            h1 = h1 > H ? H : h1;
+            for (int64_t ow = 0; ow < OW; ow++) {
+                int64_t c0 = ow * w->stride[2] - w->pad_b[2], c1 = c0 + w->k[2];
+                c0 = c0 < 0 ? 0 : c0;
+                c1 = c1 > W ? W : c1;
+                float best = -INFINITY;
+                bool first = true;
+                for (int64_t h = h0; h < h1; h++)
+                    for (int64_t x = c0; x < c1; x++) {
+                        float v = xp[h * W + x];
+                        if (v > best || first) best = v;
+                        first = false;
+                    }
+                yp[oh * OW + ow] = best;
+            }
+        }
+    }
+}
+
 INFER_KERNEL(infer_op_maxpool)
 {
     const cl_infer_tensor *x = in[0];
@@ -365,6 +398,10 @@ INFER_KERNEL(infer_op_maxpool)
     float *Y = out[0]->data;
     int64_t planes = x->dims[0] * x->dims[1];
     int64_t in_sp = w.in[0] * w.in[1] * w.in[2];
+    if (w.nsp == 2 && I == NULL && w.dil[1] == 1 && w.dil[2] == 1) {
+        infer_maxpool2d_fast(X, Y, planes, &w);
+        return CL_OK;
+    }
     for (int64_t p = 0; p < planes; p++) {
         const float *xp = X + p * in_sp;
         for (int64_t o0 = 0; o0 < w.out[0]; o0++)
