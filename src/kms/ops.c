@@ -963,31 +963,46 @@ static cl_status kms_op_create_alias(kms_call *c)
     return rc;
 }
 
-static cl_status kms_op_update_alias(kms_call *c)
+/* AliasName from the request, checked, and its record (NotFoundException when
+ * the account has no such alias). */
+static cl_status kms_alias_existing(kms_call *c, const char **name, kms_alias_rec *a)
 {
-    const char *name;
-    CL_GUARD(kms_str(c, "AliasName", true, 1, KMS_ALIAS_MAX, &name));
-    CL_GUARD(kms_check_alias_name(c, name));
-    kms_alias_rec a;
-    cl_status rc = c->kms->store->ops->get_alias(c->kms->store, c->principal->account, name, &a);
+    CL_GUARD(kms_str(c, "AliasName", true, 1, KMS_ALIAS_MAX, name));
+    CL_GUARD(kms_check_alias_name(c, *name));
+    cl_status rc = c->kms->store->ops->get_alias(c->kms->store, c->principal->account, *name, a);
     if (rc == CL_ERR_NOT_FOUND)
         KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Alias arn:aws:kms:%s:%s:%s is not found.",
-                    c->kms->cfg->region, c->principal->account, name);
-    CL_GUARD(rc);
-    /* Both the old and the new key must allow it (kms:UpdateAlias on each). */
-    kms_key_rec old;
-    if (kms_load_key(c, a.key_id, false, &old) == CL_OK) {
-        rc = kms_authorize(c, &old, "kms:UpdateAlias", NULL);
-        kms_key_rec_clear(&old);
+                    c->kms->cfg->region, c->principal->account, *name);
+    return rc;
+}
+
+/* The key an alias points to now must allow `action` as well, when that key
+ * still exists (a deleted key has no say). */
+static cl_status kms_alias_authorize_current(kms_call *c, const char *key_id, const char *action)
+{
+    kms_key_rec k;
+    if (kms_load_key(c, key_id, false, &k) == CL_OK) {
+        cl_status rc = kms_authorize(c, &k, action, NULL);
+        kms_key_rec_clear(&k);
         CL_GUARD(rc);
     }
     c->exception = NULL;
     cl_error_clear();
+    return CL_OK;
+}
+
+static cl_status kms_op_update_alias(kms_call *c)
+{
+    const char *name;
+    kms_alias_rec a;
+    CL_GUARD(kms_alias_existing(c, &name, &a));
+    /* Both the old and the new key must allow it (kms:UpdateAlias on each). */
+    CL_GUARD(kms_alias_authorize_current(c, a.key_id, "kms:UpdateAlias"));
     kms_key_rec k;
     CL_GUARD(kms_alias_target(c, "kms:UpdateAlias", &k));
     (void)snprintf(a.key_id, sizeof(a.key_id), "%s", k.key_id);
     a.updated = c->now;
-    rc = c->kms->store->ops->update_alias(c->kms->store, c->principal->account, &a);
+    cl_status rc = c->kms->store->ops->update_alias(c->kms->store, c->principal->account, &a);
     kms_key_rec_clear(&k);
     return rc;
 }
@@ -995,21 +1010,9 @@ static cl_status kms_op_update_alias(kms_call *c)
 static cl_status kms_op_delete_alias(kms_call *c)
 {
     const char *name;
-    CL_GUARD(kms_str(c, "AliasName", true, 1, KMS_ALIAS_MAX, &name));
-    CL_GUARD(kms_check_alias_name(c, name));
     kms_alias_rec a;
-    cl_status rc = c->kms->store->ops->get_alias(c->kms->store, c->principal->account, name, &a);
-    if (rc == CL_ERR_NOT_FOUND)
-        KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Alias arn:aws:kms:%s:%s:%s is not found.",
-                    c->kms->cfg->region, c->principal->account, name);
-    CL_GUARD(rc);
-    kms_key_rec k;
-    if (kms_load_key(c, a.key_id, false, &k) == CL_OK) {
-        rc = kms_authorize(c, &k, "kms:DeleteAlias", NULL);
-        kms_key_rec_clear(&k);
-        CL_GUARD(rc);
-    }
-    c->exception = NULL;
+    CL_GUARD(kms_alias_existing(c, &name, &a));
+    CL_GUARD(kms_alias_authorize_current(c, a.key_id, "kms:DeleteAlias"));
     return c->kms->store->ops->delete_alias(c->kms->store, c->principal->account, name);
 }
 

@@ -13,6 +13,7 @@
 #include "cloister/buf.h"
 #include "cloister/crypto.h"
 #include "cloister/log.h"
+#include "cloister/mem.h"
 
 #define CL_AUDIT_SUFFIX_LEN (9 + CL_AUDIT_HASH_HEX + 2) /* ,"hash":"<hex>"} */
 #define CL_AUDIT_MAX_LINE ((size_t)1 << 20)
@@ -52,7 +53,7 @@ static cl_status cl_audit_check_line(const char *line, size_t len, const char *p
     CL_GUARD_GOTO(cl_buf_append_u8(&body, '}'));
     CL_GUARD_GOTO(cl_sha256(body.data, body.len, d));
     cl_audit_hex(d, h);
-    CL_ENSURE_GOTO(memcmp(h, suf + 9, CL_AUDIT_HASH_HEX) == 0, CL_ERR_AUTH,
+    CL_ENSURE_GOTO(cl_ct_equal(h, suf + 9, CL_AUDIT_HASH_HEX), CL_ERR_AUTH,
                    "audit line %zu was altered (its hash does not match its content)", lineno);
     j = json_loadb((const char *)body.data, body.len, JSON_REJECT_DUPLICATES, NULL);
     const char *p = json_string_value(json_object_get(j, "prev"));
