@@ -88,6 +88,15 @@ CL_MUST_USE cl_status cl_kms_generate_data_key_for_recipient(cl_kms_client *c, c
                                                              const uint8_t *doc, size_t doc_len, const char *key_id,
                                                              const cl_kvlist *ctx, cl_buf *data_key, cl_buf *blob,
                                                              cl_buf *key_arn);
+/*
+ * The `kms` key provider of sealed envelopes as an enclave uses it: data keys released with
+ * Recipient {doc} (Decrypt to unwrap, GenerateDataKey under key_id to seal), opened with r.
+ * Envelopes are the same as the plain kms provider's (`cloister seal/unseal --key alias/...`).
+ * key_id may be NULL for a provider that only unwraps. Borrows client and r (they must
+ * outlive the provider); copies doc.
+ */
+CL_MUST_USE cl_status cl_kms_recipient_provider_open(cl_kms_client *client, const cl_recipient *r, const uint8_t *doc,
+                                                     size_t doc_len, const char *key_id, cl_key_provider **out);
 CL_MUST_USE cl_status cl_kms_generate_random_for_recipient(cl_kms_client *c, const cl_recipient *r, const uint8_t *doc,
                                                            size_t doc_len, size_t n, cl_buf *out);
 

@@ -601,3 +601,88 @@ cl_status cl_kms_provider_open(cl_kms_client *client, const char *key_id, cl_key
     *out = kp;
     return CL_OK;
 }
+
+/* --- the kms key provider with Recipient (inside an enclave) -------------------- */
+
+typedef struct cl_kms_recipient_provider_state {
+    cl_kms_client *client;   /* borrowed */
+    const cl_recipient *rcpt; /* borrowed */
+    cl_buf doc;
+    char *key_id; /* NULL: unwrap only */
+} cl_kms_recipient_provider_state;
+
+static cl_status cl_kms_recipient_provider_generate(cl_key_provider *kp, const cl_kvlist *ctx, cl_buf *data_key,
+                                                    cl_buf *wrapped, cl_buf *key_id)
+{
+    cl_kms_recipient_provider_state *st = kp->state;
+    CL_ENSURE(st->key_id != NULL, CL_ERR_USAGE, "this key provider only unwraps: it was opened without a key id");
+    CL_GUARD_CTX(cl_kms_generate_data_key_for_recipient(st->client, st->rcpt, st->doc.data, st->doc.len, st->key_id,
+                                                        ctx, data_key, wrapped, key_id),
+                 "generating a data key under %s with Recipient", st->key_id);
+    if (data_key->len != CL_DATA_KEY_LEN) {
+        cl_buf_reset(data_key);
+        CL_FAIL(CL_ERR_REMOTE, "KMS released a data key of %s of the wrong length", st->key_id);
+    }
+    return CL_OK;
+}
+
+static cl_status cl_kms_recipient_provider_unwrap(cl_key_provider *kp, const char *key_id, const uint8_t *wrapped,
+                                                  size_t wrapped_len, const cl_kvlist *ctx, cl_buf *data_key)
+{
+    cl_kms_recipient_provider_state *st = kp->state;
+    /* As for the kms provider: the header's key id goes to KMS as KeyId, so KMS checks the blob is that key's. */
+    CL_GUARD_CTX(cl_kms_decrypt_for_recipient(st->client, st->rcpt, st->doc.data, st->doc.len, key_id, wrapped,
+                                              wrapped_len, ctx, data_key),
+                 "decrypting the data key with %s with Recipient", key_id);
+    if (data_key->len != CL_DATA_KEY_LEN) {
+        cl_buf_reset(data_key);
+        CL_FAIL(CL_ERR_REMOTE, "KMS released a data key of %s of the wrong length", key_id);
+    }
+    return CL_OK;
+}
+
+static void cl_kms_recipient_provider_destroy(cl_key_provider *kp)
+{
+    cl_kms_recipient_provider_state *st = kp->state;
+    if (st != NULL) {
+        cl_buf_free(&st->doc);
+        free(st->key_id);
+    }
+    free(st);
+    free(kp);
+}
+
+cl_status cl_kms_recipient_provider_open(cl_kms_client *client, const cl_recipient *r, const uint8_t *doc,
+                                         size_t doc_len, const char *key_id, cl_key_provider **out)
+{
+    CL_ENSURE(client != NULL && r != NULL && doc != NULL && doc_len > 0, CL_ERR_USAGE,
+              "a Recipient key provider needs a KMS client, a recipient key and an attestation document");
+    cl_key_provider *kp = calloc(1, sizeof(*kp));
+    cl_kms_recipient_provider_state *st = calloc(1, sizeof(*st));
+    char *id = key_id != NULL ? strdup(key_id) : NULL;
+    if (kp == NULL || st == NULL || (key_id != NULL && id == NULL)) {
+        free(kp);
+        free(st);
+        free(id);
+        CL_FAIL(CL_ERR_NOMEM, "out of memory for a key provider");
+    }
+    cl_buf_init(&st->doc, doc_len);
+    cl_status rc = cl_buf_append(&st->doc, doc, doc_len);
+    if (rc != CL_OK) {
+        cl_buf_free(&st->doc);
+        free(kp);
+        free(st);
+        free(id);
+        return rc;
+    }
+    st->client = client;
+    st->rcpt = r;
+    st->key_id = id;
+    kp->name = "kms"; /* the same envelopes as `cloister seal --key alias/...` */
+    kp->generate = cl_kms_recipient_provider_generate;
+    kp->unwrap = cl_kms_recipient_provider_unwrap;
+    kp->destroy = cl_kms_recipient_provider_destroy;
+    kp->state = st;
+    *out = kp;
+    return CL_OK;
+}
