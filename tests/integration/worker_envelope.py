@@ -172,7 +172,7 @@ def main():
             kms_relay = Relay(srv.port)
             cfg = {"model": "/files/model.sealed", "kms_endpoint": "http://127.0.0.1:4599", "region": "us-east-1",
                    "access_key_id": "test", "secret_access_key": "test", "kms_vsock_port": 8000,
-                   "listen_port": LISTEN_PORT, "max_requests": 3}
+                   "listen_port": LISTEN_PORT, "max_requests": 4}
             open(p("worker.json"), "w").write(json.dumps(cfg))
             r = run("enclave", "build", "--exe", WORKER, "--file", p("model.sealed"), "--file", p("worker.json"),
                     "-o", p("worker.img"))
@@ -228,6 +228,14 @@ def main():
                   "unsealing the request" in lines_err[0] and not os.path.exists(p("tampered.out")),
                   f"a tampered input gets one clear line, exit 1, no output (exit {r.returncode}): {r.stderr.strip()}")
 
+            open(p("notes.txt"), "w").write("secret-diagnosis-xyz: not a record\n")
+            r = run("seal", "--key", PATIENT_ALIAS, p("notes.txt"), "-o", p("notes.sealed"), env=env)
+            assert r.returncode == 0, r.stderr
+            r = run("infer", "--enclave", host.path, p("notes.sealed"), "-o", p("notes.out"))
+            check(r.returncode == 1 and "not a record this classifier reads" in r.stderr and
+                  "secret-diagnosis" not in r.stderr and not os.path.exists(p("notes.out")),
+                  "a sealed input that is not a record is refused without quoting it: " + r.stderr.strip())
+
             r = run("infer", "--enclave", host.path, p("patient.sealed"), "-o", p("result2.sealed"))
             check(r.returncode == 0, "the worker serves the next request after a bad one: " + r.stderr.strip())
             r = run("unseal", "--key", PATIENT_ALIAS, p("result2.sealed"), "-o", p("result2.json"), env=env)
@@ -240,20 +248,37 @@ def main():
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 pass
-            check(proc.returncode == 0, f"the worker stops after its configured 3 requests (exit {proc.returncode})")
+            check(proc.returncode == 0, f"the worker stops after its configured 4 requests (exit {proc.returncode})")
             with host.lock:
                 seen = bytes(host.captured)
             with kms_relay.lock:
                 kms_seen = bytes(kms_relay.captured)
             check(b"CLSEAL" in seen and len(seen) > 2 * len(record),
                   f"the host relay saw the exchanges ({len(seen)} bytes)")
-            needles = [record, record[:40], b"mean_radius", b"17.99",
+            needles = [record, record[:40], b"mean_radius", b"17.99", b"secret-diagnosis",
                        b'"label"', b"probabilities", expected["label"].encode()]
             check(not any(n in seen for n in needles),
                   "neither the record nor the result appears in the host channel's bytes")
             check(b"CiphertextForRecipient" in kms_seen and not any(n in kms_seen for n in needles[:3]),
                   "the record does not appear in the KMS traffic either")
             host.sock.close()
+
+            # Startup failures: one line on the console (only --debug enclaves show it, and their
+            # documents carry PCR0 zero, which is exactly the refused case) and a non-zero exit.
+            def debug_run(proxy_port):
+                dp = subprocess.run([C, "enclave", "run", p("worker.img"), "--state-dir", p("state-debug"), "--pki",
+                                     p("pki"), "--memory", "256", "--quiet", "--debug", "--attach-console", "--proxy",
+                                     f"8000=127.0.0.1:{proxy_port}"], capture_output=True, text=True, timeout=120)
+                lines = [ln for ln in (dp.stdout + dp.stderr).splitlines() if "cloister-infer:" in ln]
+                return dp.returncode, lines
+
+            rc, lines = debug_run(kms_relay.port)
+            check(rc != 0 and len(lines) == 1 and "cannot start" in lines[0] and "unsealing the model" in lines[0] and
+                  "AccessDeniedException" in lines[0] and "kms:RecipientAttestation:PCR0" in lines[0],
+                  f"a worker whose PCR0 the model key does not name stops with one line (exit {rc}): {lines}")
+            rc, lines = debug_run(kms_harness.free_port())
+            check(rc != 0 and len(lines) == 1 and "cannot start" in lines[0] and "unsealing the model" in lines[0],
+                  f"a worker that cannot reach its KMS stops with one line after retrying (exit {rc}): {lines}")
             kms_relay.sock.close()
     finally:
         if proc is not None and proc.poll() is None:
