@@ -11,10 +11,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "cli.h"
 #include "cloister/frame.h"
 #include "cloister/fs.h"
 #include "cloister/stream.h"
+
+#include "cli.h"
 
 static const char *remote_usage =
     "Usage: cloister infer --enclave SOCKET INPUT.sealed -o OUT.sealed [--force]\n"
@@ -89,8 +90,10 @@ out:
 int cmd_infer_remote(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"enclave", required_argument, NULL, 'e'}, {"output", required_argument, NULL, 'o'},
-        {"force", no_argument, NULL, 'f'},         {"help", no_argument, NULL, 'h'},
+        {"enclave", required_argument, NULL, 'e'},
+        {"output", required_argument, NULL, 'o'},
+        {"force", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *sock = NULL, *out = NULL;

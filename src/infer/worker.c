@@ -170,7 +170,8 @@ static cl_status worker_request_key(const cl_buf *req, char *key_id, size_t size
     CL_GUARD_CTX(cl_envelope_header_parse(req->data, hlen, &h), "the request's envelope header");
     cl_status rc = CL_OK;
     if (h.provider_len != 3 || memcmp(h.provider, "kms", 3) != 0 || h.key_id_len >= size) {
-        cl_error_set(CL_ERR_KEY, __FILE__, __LINE__, "the request must be sealed with a KMS key (cloister seal --key alias/...)");
+        cl_error_set(CL_ERR_KEY, __FILE__, __LINE__,
+                     "the request must be sealed with a KMS key (cloister seal --key alias/...)");
         rc = CL_ERR_KEY;
     } else {
         memcpy(key_id, h.key_id, h.key_id_len);
@@ -198,8 +199,7 @@ static cl_status worker_handle(worker *w, const cl_buf *req, cl_buf *result)
         CL_FAIL_GOTO(CL_ERR_FORMAT, "the decrypted request is not a record this classifier reads "
                                     "(one patient's measurements as JSON or CSV; details are not sent in the clear)");
     }
-    CL_GUARD_CTX_GOTO(cl_envelope_seal_mem(kp, NULL, res.data, res.len, result), "sealing the result under %s",
-                      key_id);
+    CL_GUARD_CTX_GOTO(cl_envelope_seal_mem(kp, NULL, res.data, res.len, result), "sealing the result under %s", key_id);
 out:
     cl_key_provider_destroy(kp);
     cl_buf_free(&pt);

@@ -605,7 +605,7 @@ cl_status cl_kms_provider_open(cl_kms_client *client, const char *key_id, cl_key
 /* --- the kms key provider with Recipient (inside an enclave) -------------------- */
 
 typedef struct cl_kms_recipient_provider_state {
-    cl_kms_client *client;   /* borrowed */
+    cl_kms_client *client;    /* borrowed */
     const cl_recipient *rcpt; /* borrowed */
     cl_buf doc;
     char *key_id; /* NULL: unwrap only */

@@ -6,17 +6,12 @@
 #include <unistd.h>
 
 #include "cloister/frame.h"
+
 #include "test_util.h"
 
-static void pair(int sv[2])
-{
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-}
+static void pair(int sv[2]) { assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0); }
 
-static void put(int fd, const void *p, size_t n)
-{
-    assert_int_equal(write(fd, p, n), (ssize_t)n);
-}
+static void put(int fd, const void *p, size_t n) { assert_int_equal(write(fd, p, n), (ssize_t)n); }
 
 static void test_round_trip(void **state)
 {

@@ -273,6 +273,43 @@ static void test_pem_round_trip(void **state)
     cl_buf_free(&pt);
 }
 
+/* The Recipient key provider's own refusals; its KMS exchanges run in worker_envelope.py. */
+static void test_recipient_provider_refusals(void **state)
+{
+    (void)state;
+    cl_recipient r;
+    cl_recipient_init(&r);
+    assert_ok(cl_recipient_generate(&r));
+    cl_kms_client *kms = NULL;
+    cl_kms_client_config cfg = {.endpoint = "http://127.0.0.1:9",
+                                .region = "us-east-1",
+                                .access_key_id = "a",
+                                .secret_access_key = "b",
+                                .max_attempts = 1};
+    assert_ok(cl_kms_client_new(&cfg, &kms));
+    cl_key_provider *kp = NULL;
+    const uint8_t doc[] = {1, 2, 3};
+    assert_fails(cl_kms_recipient_provider_open(kms, &r, NULL, 0, NULL, &kp), CL_ERR_USAGE,
+                 "needs a KMS client, a recipient key and an attestation document");
+    assert_fails(cl_kms_recipient_provider_open(NULL, &r, doc, sizeof(doc), NULL, &kp), CL_ERR_USAGE,
+                 "needs a KMS client");
+    assert_null(kp);
+    assert_ok(cl_kms_recipient_provider_open(kms, &r, doc, sizeof(doc), NULL, &kp));
+    assert_string_equal(kp->name, "kms");
+    cl_buf dk, wrapped, key_id;
+    cl_buf_init_secret(&dk, 64);
+    cl_buf_init(&wrapped, 4096);
+    cl_buf_init(&key_id, 2048);
+    assert_fails(kp->generate(kp, NULL, &dk, &wrapped, &key_id), CL_ERR_USAGE, "only unwraps");
+    assert_int_equal(dk.len, 0);
+    cl_buf_free(&dk);
+    cl_buf_free(&wrapped);
+    cl_buf_free(&key_id);
+    cl_key_provider_destroy(kp);
+    cl_kms_client_free(kms);
+    cl_recipient_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -284,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_tampered_refused),
         cmocka_unit_test(test_seal_refuses_non_rsa_and_garbage),
         cmocka_unit_test(test_pem_round_trip),
+        cmocka_unit_test(test_recipient_provider_refusals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
