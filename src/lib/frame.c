@@ -57,6 +57,10 @@ cl_status cl_frame_read(int fd, size_t max, uint8_t *type, cl_buf *out)
     size_t n = len;
     if (max > CL_FRAME_MAX) max = CL_FRAME_MAX;
     CL_ENSURE(n <= max, CL_ERR_LIMIT, "a frame of %zu bytes is over the limit of %zu", n, max);
+    if (n == 0) { /* an empty buffer may have no storage yet: no pointer arithmetic on it */
+        *type = t;
+        return CL_OK;
+    }
     size_t base = out->len;
     CL_GUARD(cl_buf_resize(out, base + n));
     CL_GUARD(cl_frame_read_all(fd, out->data + base, n, &got));
