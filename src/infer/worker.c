@@ -41,6 +41,11 @@ typedef struct worker_config {
     const char *access_key_id;
     const char *secret_access_key;
     uint32_t kms_vsock_port;
+    /* The data owner's KMS (the records' keys); absent: the model owner's. */
+    const char *data_kms_endpoint;
+    const char *data_access_key_id;
+    const char *data_secret_access_key;
+    uint32_t data_kms_vsock_port;
     uint32_t listen_port;
     long max_requests; /* 0: serve until killed */
 } worker_config;
@@ -50,6 +55,7 @@ typedef struct worker {
     int nsm;
     cl_recipient rcpt;
     cl_kms_client *kms;
+    cl_kms_client *data_kms; /* NULL: kms */
     cl_infer_model *model;
     cl_infer_classifier *cls;
 } worker;
@@ -93,6 +99,15 @@ static cl_status worker_config_load(const char *path, worker_config *c)
     CL_GUARD_GOTO(worker_config_string(c->root, "secret_access_key", true, &c->secret_access_key));
     CL_GUARD_GOTO(worker_config_uint(c->root, "kms_vsock_port", 1, 0xFFFFFFFFL, &port));
     c->kms_vsock_port = (uint32_t)port;
+    CL_GUARD_GOTO(worker_config_string(c->root, "data_kms_endpoint", false, &c->data_kms_endpoint));
+    if (c->data_kms_endpoint != NULL) {
+        CL_GUARD_GOTO(worker_config_uint(c->root, "data_kms_vsock_port", 1, 0xFFFFFFFFL, &port));
+        c->data_kms_vsock_port = (uint32_t)port;
+        CL_GUARD_GOTO(worker_config_string(c->root, "data_access_key_id", false, &c->data_access_key_id));
+        CL_GUARD_GOTO(worker_config_string(c->root, "data_secret_access_key", false, &c->data_secret_access_key));
+        if (c->data_access_key_id == NULL) c->data_access_key_id = c->access_key_id;
+        if (c->data_secret_access_key == NULL) c->data_secret_access_key = c->secret_access_key;
+    }
     CL_GUARD_GOTO(worker_config_uint(c->root, "listen_port", 1, 0xFFFFFFFFL, &port));
     c->listen_port = (uint32_t)port;
     if (json_object_get(c->root, "max_requests") != NULL)
@@ -104,13 +119,13 @@ out:
 }
 
 /* A fresh document for each KMS exchange, so that KMS sees a recent timestamp. */
-static cl_status worker_provider(worker *w, const char *key_id, cl_key_provider **out)
+static cl_status worker_provider(worker *w, cl_kms_client *kms, const char *key_id, cl_key_provider **out)
 {
     cl_status rc = CL_OK;
     cl_buf doc;
     cl_buf_init(&doc, CL_ATTEST_MAX_DOC_LEN);
     CL_GUARD_CTX_GOTO(cl_recipient_attest(&w->rcpt, w->nsm, NULL, 0, &doc), "getting an attestation document");
-    CL_GUARD_GOTO(cl_kms_recipient_provider_open(w->kms, &w->rcpt, doc.data, doc.len, key_id, out));
+    CL_GUARD_GOTO(cl_kms_recipient_provider_open(kms, &w->rcpt, doc.data, doc.len, key_id, out));
 out:
     cl_buf_free(&doc);
     return rc;
@@ -132,9 +147,18 @@ static cl_status worker_start(worker *w, const char *config_path)
                                .secret_access_key = w->cfg.secret_access_key,
                                .max_attempts = WORKER_KMS_ATTEMPTS,
                                .vsock_port = w->cfg.kms_vsock_port};
-    CL_GUARD_GOTO(cl_kms_client_new(&kc, &w->kms));
+    CL_GUARD_CTX_GOTO(cl_kms_client_new(&kc, &w->kms), "the model owner's KMS");
+    if (w->cfg.data_kms_endpoint != NULL) {
+        cl_kms_client_config dc = {.endpoint = w->cfg.data_kms_endpoint,
+                                   .region = w->cfg.region,
+                                   .access_key_id = w->cfg.data_access_key_id,
+                                   .secret_access_key = w->cfg.data_secret_access_key,
+                                   .max_attempts = WORKER_KMS_ATTEMPTS,
+                                   .vsock_port = w->cfg.data_kms_vsock_port};
+        CL_GUARD_CTX_GOTO(cl_kms_client_new(&dc, &w->data_kms), "the data owner's KMS");
+    }
     CL_GUARD_CTX_GOTO(cl_buf_read_file(&sealed, w->cfg.model), "reading the sealed model");
-    CL_GUARD_GOTO(worker_provider(w, NULL, &kp));
+    CL_GUARD_GOTO(worker_provider(w, w->kms, NULL, &kp));
     CL_GUARD_CTX_GOTO(cl_envelope_unseal_mem(kp, NULL, sealed.data, sealed.len, &model), "unsealing the model %s",
                       w->cfg.model);
     cl_infer_options opts = {.max_bytes = WORKER_MODEL_BYTES, .threads = 1, .backend = CL_INFER_BACKEND_REFERENCE};
@@ -190,7 +214,7 @@ static cl_status worker_handle(worker *w, const cl_buf *req, cl_buf *result)
     cl_buf_init_secret(&pt, CL_INFER_CLASSIFIER_MAX_INPUT);
     cl_buf_init_secret(&res, WORKER_RESULT_MAX);
     CL_GUARD_GOTO(worker_request_key(req, key_id, sizeof(key_id)));
-    CL_GUARD_GOTO(worker_provider(w, key_id, &kp));
+    CL_GUARD_GOTO(worker_provider(w, w->data_kms != NULL ? w->data_kms : w->kms, key_id, &kp));
     CL_GUARD_CTX_GOTO(cl_envelope_unseal_mem(kp, NULL, req->data, req->len, &pt), "unsealing the request");
     /* From here on the messages could quote the record, and the answer crosses the host in
      * plaintext: say only which step refused it. */
@@ -276,6 +300,7 @@ out:
     if (listener >= 0) (void)close(listener);
     cl_infer_classifier_free(w.cls);
     cl_infer_model_free(w.model);
+    cl_kms_client_free(w.data_kms);
     cl_kms_client_free(w.kms);
     cl_recipient_free(&w.rcpt);
     if (w.nsm >= 0) (void)close(w.nsm);

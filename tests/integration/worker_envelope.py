@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """The envelope path end to end (issue 6 items 1 and 2, docs/worker.md): the cloister-infer
 worker in a sim enclave unseals a model sealed under the model owner's key, whose policy
-names the worker image's PCR0; a hospital seals one patient record under its own key;
+names the worker image's PCR0; a hospital seals one patient record under its own key on its
+own cloister-kms;
 `cloister infer --enclave` sends it; the result comes back sealed under the hospital's key
 and, unsealed on the host, equals `cloister infer-local` on the plaintext record.
 
@@ -158,20 +159,24 @@ def main():
         assert r.returncode == 0, r.stderr
         expected = json.loads(r.stdout)
 
-        with kms_harness.kms_server(extra_args=[
-                "--principal", "admin:adminsecret:arn:aws:iam::%s:user/admin" % ACCOUNT,
-                "--attestation-root", p("pki", "root.pem")]) as srv:
+        kms_args = ["--principal", "admin:adminsecret:arn:aws:iam::%s:user/admin" % ACCOUNT,
+                    "--attestation-root", p("pki", "root.pem")]
+        # Two KMS instances: the model owner's (srv) and the hospital's (hosp).
+        with kms_harness.kms_server(extra_args=kms_args) as srv, kms_harness.kms_server(extra_args=kms_args) as hosp:
             env = dict(os.environ, AWS_ACCESS_KEY_ID="admin", AWS_SECRET_ACCESS_KEY="adminsecret",
                        AWS_REGION="us-east-1", AWS_ENDPOINT_URL_KMS=srv.endpoint)
+            henv = dict(env, AWS_ENDPOINT_URL_KMS=hosp.endpoint)
             admin = kms_harness.boto_client(srv.endpoint, key="admin", secret="adminsecret")
+            hadmin = kms_harness.boto_client(hosp.endpoint, key="admin", secret="adminsecret")
             model_key = admin.create_key(Policy=policy(None))["KeyMetadata"]["KeyId"]
             admin.create_alias(AliasName=MODEL_ALIAS, TargetKeyId=model_key)
             # The model owner seals the model; the image holds it, so its PCR0 is known only after.
             r = run("seal", "--key", MODEL_ALIAS, p("model.onnx"), "-o", p("model.sealed"), env=env)
             assert r.returncode == 0, r.stderr
-            kms_relay = Relay(srv.port)
+            kms_relay, hosp_relay = Relay(srv.port), Relay(hosp.port)
             cfg = {"model": "/files/model.sealed", "kms_endpoint": "http://127.0.0.1:4599", "region": "us-east-1",
                    "access_key_id": "test", "secret_access_key": "test", "kms_vsock_port": 8000,
+                   "data_kms_endpoint": "http://127.0.0.1:4600", "data_kms_vsock_port": 8001,
                    "listen_port": LISTEN_PORT, "max_requests": 4}
             open(p("worker.json"), "w").write(json.dumps(cfg))
             r = run("enclave", "build", "--exe", WORKER, "--file", p("model.sealed"), "--file", p("worker.json"),
@@ -179,15 +184,16 @@ def main():
             assert r.returncode == 0, r.stderr
             pcr0 = json.loads(r.stdout)["Measurements"]["PCR0"]
             admin.put_key_policy(KeyId=model_key, PolicyName="default", Policy=policy(pcr0))
-            # The hospital: its own key, the same kind of policy.
-            patient_key = admin.create_key(Policy=policy(pcr0))["KeyMetadata"]["KeyId"]
-            admin.create_alias(AliasName=PATIENT_ALIAS, TargetKeyId=patient_key)
-            r = run("seal", "--key", PATIENT_ALIAS, p("patient.json"), "-o", p("patient.sealed"), env=env)
+            # The hospital: its own key on its own KMS, the same kind of policy.
+            patient_key = hadmin.create_key(Policy=policy(pcr0))["KeyMetadata"]["KeyId"]
+            hadmin.create_alias(AliasName=PATIENT_ALIAS, TargetKeyId=patient_key)
+            r = run("seal", "--key", PATIENT_ALIAS, p("patient.json"), "-o", p("patient.sealed"), env=henv)
             assert r.returncode == 0, r.stderr
 
             state = p("state")
             proc = subprocess.Popen([C, "enclave", "run", p("worker.img"), "--state-dir", state, "--pki", p("pki"),
-                                     "--memory", "256", "--quiet", "--proxy", f"8000=127.0.0.1:{kms_relay.port}"],
+                                     "--memory", "256", "--quiet", "--proxy", f"8000=127.0.0.1:{kms_relay.port}",
+                                     "--proxy", f"8001=127.0.0.1:{hosp_relay.port}"],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             path = None
             deadline = time.time() + 120
@@ -211,7 +217,7 @@ def main():
             r = run("infer", "--enclave", host.path, p("patient.sealed"), "-o", p("result.sealed"))
             check(r.returncode == 0, "cloister infer sends the sealed record and gets a sealed result: " +
                   r.stderr.strip())
-            r = run("unseal", "--key", PATIENT_ALIAS, p("result.sealed"), "-o", p("result.json"), env=env)
+            r = run("unseal", "--key", PATIENT_ALIAS, p("result.sealed"), "-o", p("result.json"), env=henv)
             check(r.returncode == 0, "the hospital unseals the result with its own key: " + r.stderr.strip())
             got = json.loads(open(p("result.json")).read()) if r.returncode == 0 else {}
             check(got.get("label") == expected["label"] and got.get("label") in ("benign", "malignant") and
@@ -229,7 +235,7 @@ def main():
                   f"a tampered input gets one clear line, exit 1, no output (exit {r.returncode}): {r.stderr.strip()}")
 
             open(p("notes.txt"), "w").write("secret-diagnosis-xyz: not a record\n")
-            r = run("seal", "--key", PATIENT_ALIAS, p("notes.txt"), "-o", p("notes.sealed"), env=env)
+            r = run("seal", "--key", PATIENT_ALIAS, p("notes.txt"), "-o", p("notes.sealed"), env=henv)
             assert r.returncode == 0, r.stderr
             r = run("infer", "--enclave", host.path, p("notes.sealed"), "-o", p("notes.out"))
             check(r.returncode == 1 and "not a record this classifier reads" in r.stderr and
@@ -238,7 +244,7 @@ def main():
 
             r = run("infer", "--enclave", host.path, p("patient.sealed"), "-o", p("result2.sealed"))
             check(r.returncode == 0, "the worker serves the next request after a bad one: " + r.stderr.strip())
-            r = run("unseal", "--key", PATIENT_ALIAS, p("result2.sealed"), "-o", p("result2.json"), env=env)
+            r = run("unseal", "--key", PATIENT_ALIAS, p("result2.sealed"), "-o", p("result2.json"), env=henv)
             check(r.returncode == 0 and json.loads(open(p("result2.json")).read())["label"] == expected["label"],
                   "and that result unseals to the same label")
             check(open(p("result.sealed"), "rb").read() != open(p("result2.sealed"), "rb").read(),
@@ -251,8 +257,15 @@ def main():
             check(proc.returncode == 0, f"the worker stops after its configured 4 requests (exit {proc.returncode})")
             with host.lock:
                 seen = bytes(host.captured)
-            with kms_relay.lock:
-                kms_seen = bytes(kms_relay.captured)
+            with kms_relay.lock, hosp_relay.lock:
+                kms_seen = bytes(kms_relay.captured) + bytes(hosp_relay.captured)
+                hosp_seen = bytes(hosp_relay.captured)
+                owner_seen = bytes(kms_relay.captured)
+            check(b"X-Amz-Target: TrentService.GenerateDataKey" in hosp_seen and
+                  b"X-Amz-Target: TrentService.Decrypt" in hosp_seen,
+                  "the record's keys came from the hospital's KMS (Decrypt, then GenerateDataKey for the result)")
+            check(b"TrentService.Decrypt" in owner_seen and b"TrentService.GenerateDataKey" not in owner_seen,
+                  "the model owner's KMS saw only the model key's Decrypt")
             check(b"CLSEAL" in seen and len(seen) > 2 * len(record),
                   f"the host relay saw the exchanges ({len(seen)} bytes)")
             needles = [record, record[:40], b"mean_radius", b"17.99", b"secret-diagnosis",
@@ -280,6 +293,7 @@ def main():
             check(rc != 0 and len(lines) == 1 and "cannot start" in lines[0] and "unsealing the model" in lines[0],
                   f"a worker that cannot reach its KMS stops with one line after retrying (exit {rc}): {lines}")
             kms_relay.sock.close()
+            hosp_relay.sock.close()
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
