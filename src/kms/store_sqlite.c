@@ -128,9 +128,10 @@ static cl_status kms_sqlite_create_key(kms_store *s, const kms_key_rec *k, const
     CL_GUARD_GOTO(kms_sqlite_exec(q->db, "BEGIN IMMEDIATE"));
     in_tx = true;
     if (kms_prep(q,
-                           "INSERT INTO keys(key_id,arn,account,created,state,description,key_usage,key_spec,"
-                           "deletion_date,pending_days,current_version,rotation_enabled,rotation_period,last_rotated,"
-                           "policy) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st) != SQLITE_OK)
+                 "INSERT INTO keys(key_id,arn,account,created,state,description,key_usage,key_spec,"
+                 "deletion_date,pending_days,current_version,rotation_enabled,rotation_period,last_rotated,"
+                 "policy) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                 &st) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, k->key_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, k->arn, -1, SQLITE_STATIC);
@@ -173,9 +174,10 @@ static cl_status kms_sqlite_get_key(kms_store *s, const char *key_id, kms_key_re
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&q->mu);
     if (kms_prep(q,
-                           "SELECT key_id,arn,account,created,state,description,key_usage,key_spec,deletion_date,"
-                           "pending_days,current_version,rotation_enabled,rotation_period,last_rotated,policy "
-                           "FROM keys WHERE key_id=?", &st) != SQLITE_OK)
+                 "SELECT key_id,arn,account,created,state,description,key_usage,key_spec,deletion_date,"
+                 "pending_days,current_version,rotation_enabled,rotation_period,last_rotated,policy "
+                 "FROM keys WHERE key_id=?",
+                 &st) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
     int step = sqlite3_step(st);
@@ -211,8 +213,9 @@ static cl_status kms_sqlite_update_key(kms_store *s, const kms_key_rec *k)
     sqlite3_stmt *st = NULL;
     pthread_mutex_lock(&q->mu);
     if (kms_prep(q,
-                           "UPDATE keys SET state=?,description=?,deletion_date=?,pending_days=?,policy=?,"
-                           "rotation_enabled=?,rotation_period=? WHERE key_id=?", &st) != SQLITE_OK)
+                 "UPDATE keys SET state=?,description=?,deletion_date=?,pending_days=?,policy=?,"
+                 "rotation_enabled=?,rotation_period=? WHERE key_id=?",
+                 &st) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_int(st, 1, (int)k->state);
     sqlite3_bind_text(st, 2, k->description, -1, SQLITE_STATIC);
@@ -293,8 +296,7 @@ static cl_status kms_sqlite_get_material(kms_store *s, const char *key_id, uint3
     cl_status rc = CL_OK;
     sqlite3_stmt *st = NULL;
     pthread_mutex_lock(&q->mu);
-    if (kms_prep(q, "SELECT wrapped FROM key_versions WHERE key_id=? AND version=?", &st) !=
-        SQLITE_OK)
+    if (kms_prep(q, "SELECT wrapped FROM key_versions WHERE key_id=? AND version=?", &st) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, version);
@@ -318,8 +320,8 @@ static cl_status kms_sqlite_add_version(kms_store *s, const char *key_id, uint32
     bool in_tx = false;
     CL_GUARD_GOTO(kms_sqlite_exec(q->db, "BEGIN IMMEDIATE"));
     in_tx = true;
-    if (kms_prep(q,
-                           "UPDATE keys SET current_version=?, last_rotated=? WHERE key_id=? AND current_version=?", &st) != SQLITE_OK)
+    if (kms_prep(q, "UPDATE keys SET current_version=?, last_rotated=? WHERE key_id=? AND current_version=?", &st) !=
+        SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_int64(st, 1, (sqlite3_int64)from + 1);
     sqlite3_bind_int64(st, 2, now);
@@ -327,8 +329,8 @@ static cl_status kms_sqlite_add_version(kms_store *s, const char *key_id, uint32
     sqlite3_bind_int64(st, 4, from);
     if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "rotate key");
     if (sqlite3_changes(q->db) != 1) CL_FAIL_GOTO(CL_ERR_STATE, "key %s was rotated concurrently", key_id);
-    if (kms_prep(q,
-                           "INSERT INTO key_versions(key_id,version,wrapped,created,on_demand) VALUES(?,?,?,?,?)", &st2) != SQLITE_OK)
+    if (kms_prep(q, "INSERT INTO key_versions(key_id,version,wrapped,created,on_demand) VALUES(?,?,?,?,?)", &st2) !=
+        SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st2, 1, key_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st2, 2, (sqlite3_int64)from + 1);
@@ -356,8 +358,9 @@ static cl_status kms_sqlite_list_versions(kms_store *s, const char *key_id, uint
     *more = false;
     pthread_mutex_lock(&q->mu);
     if (kms_prep(q,
-                           "SELECT version,created,on_demand FROM key_versions WHERE key_id=? AND version>? "
-                           "ORDER BY version LIMIT ?", &st) != SQLITE_OK)
+                 "SELECT version,created,on_demand FROM key_versions WHERE key_id=? AND version>? "
+                 "ORDER BY version LIMIT ?",
+                 &st) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, after);
@@ -449,8 +452,7 @@ static cl_status kms_sqlite_delete_alias(kms_store *s, const char *account, cons
     cl_status rc = CL_OK;
     sqlite3_stmt *st = NULL;
     pthread_mutex_lock(&q->mu);
-    if (kms_prep(q, "DELETE FROM aliases WHERE account=? AND name=?", &st) != SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
+    if (kms_prep(q, "DELETE FROM aliases WHERE account=? AND name=?", &st) != SQLITE_OK) KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "delete alias");
@@ -471,8 +473,9 @@ static cl_status kms_sqlite_list_aliases(kms_store *s, const char *account, cons
     *more = false;
     pthread_mutex_lock(&q->mu);
     if (kms_prep(q,
-                           "SELECT name,key_id,created,updated FROM aliases WHERE account=? AND name>? "
-                           "AND (?='' OR key_id=?) ORDER BY name LIMIT ?", &st) != SQLITE_OK)
+                 "SELECT name,key_id,created,updated FROM aliases WHERE account=? AND name>? "
+                 "AND (?='' OR key_id=?) ORDER BY name LIMIT ?",
+                 &st) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, after, -1, SQLITE_STATIC);
@@ -502,8 +505,9 @@ static cl_status kms_sqlite_create_grant(kms_store *s, const kms_grant_rec *g)
     sqlite3_stmt *st = NULL;
     pthread_mutex_lock(&q->mu);
     if (kms_prep(q,
-                           "INSERT INTO grants(grant_id,key_id,grantee,retiring,issuing_account,operations,name,"
-                           "constraints,created) VALUES(?,?,?,?,?,?,?,?,?)", &st) != SQLITE_OK)
+                 "INSERT INTO grants(grant_id,key_id,grantee,retiring,issuing_account,operations,name,"
+                 "constraints,created) VALUES(?,?,?,?,?,?,?,?,?)",
+                 &st) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, g->grant_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, g->key_id, -1, SQLITE_STATIC);
@@ -566,8 +570,7 @@ static cl_status kms_sqlite_delete_grant(kms_store *s, const char *grant_id)
     cl_status rc = CL_OK;
     sqlite3_stmt *st = NULL;
     pthread_mutex_lock(&q->mu);
-    if (kms_prep(q, "DELETE FROM grants WHERE grant_id=?", &st) != SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
+    if (kms_prep(q, "DELETE FROM grants WHERE grant_id=?", &st) != SQLITE_OK) KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, grant_id, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "delete grant");
     if (sqlite3_changes(q->db) != 1) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no grant %s", grant_id);
@@ -587,10 +590,11 @@ static cl_status kms_sqlite_list_grants(kms_store *s, const kms_grant_filter *f,
     *more = false;
     pthread_mutex_lock(&q->mu);
     if (kms_prep(q,
-                           "SELECT " KMS_GRANT_COLS " FROM grants WHERE grant_id>?1 "
-                           "AND (?2 IS NULL OR key_id=?2) AND (?3 IS NULL OR grantee=?3) "
-                           "AND (?4 IS NULL OR retiring=?4) AND (?5 IS NULL OR grant_id=?5) "
-                           "ORDER BY grant_id LIMIT ?6", &st) != SQLITE_OK)
+                 "SELECT " KMS_GRANT_COLS " FROM grants WHERE grant_id>?1 "
+                 "AND (?2 IS NULL OR key_id=?2) AND (?3 IS NULL OR grantee=?3) "
+                 "AND (?4 IS NULL OR retiring=?4) AND (?5 IS NULL OR grant_id=?5) "
+                 "ORDER BY grant_id LIMIT ?6",
+                 &st) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
     if (f->key_id) sqlite3_bind_text(st, 2, f->key_id, -1, SQLITE_STATIC);
@@ -632,8 +636,7 @@ static cl_status kms_sqlite_tag(kms_store *s, const char *key_id, const cl_kvlis
         sqlite3_bind_text(st, 3, tags->items[i].value, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "write tag");
     }
-    if (kms_prep(q, "SELECT count(*) FROM tags WHERE key_id=?", &cnt) != SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
+    if (kms_prep(q, "SELECT count(*) FROM tags WHERE key_id=?", &cnt) != SQLITE_OK) KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(cnt, 1, key_id, -1, SQLITE_STATIC);
     if (sqlite3_step(cnt) != SQLITE_ROW) KMS_SQL_FAIL(q->db, "count tags");
     if ((size_t)sqlite3_column_int64(cnt, 0) > max_tags)
@@ -657,8 +660,7 @@ static cl_status kms_sqlite_untag(kms_store *s, const char *key_id, const char *
     bool in_tx = false;
     CL_GUARD_GOTO(kms_sqlite_exec(q->db, "BEGIN IMMEDIATE"));
     in_tx = true;
-    if (kms_prep(q, "DELETE FROM tags WHERE key_id=? AND tag_key=?", &st) != SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
+    if (kms_prep(q, "DELETE FROM tags WHERE key_id=? AND tag_key=?", &st) != SQLITE_OK) KMS_SQL_FAIL(q->db, "prepare");
     for (size_t i = 0; i < n; i++) {
         sqlite3_reset(st);
         sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
@@ -682,8 +684,8 @@ static cl_status kms_sqlite_list_tags(kms_store *s, const char *key_id, const ch
     sqlite3_stmt *st = NULL;
     *more = false;
     pthread_mutex_lock(&q->mu);
-    if (kms_prep(q,
-                           "SELECT tag_key,tag_value FROM tags WHERE key_id=? AND tag_key>? ORDER BY tag_key LIMIT ?", &st) != SQLITE_OK)
+    if (kms_prep(q, "SELECT tag_key,tag_value FROM tags WHERE key_id=? AND tag_key>? ORDER BY tag_key LIMIT ?", &st) !=
+        SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, after, -1, SQLITE_STATIC);

@@ -267,7 +267,7 @@ static void test_parse_cached(void **state)
     (void)snprintf(allow, sizeof(allow), "%s", POL(ALLOW_ROOT));
     (void)snprintf(deny, sizeof(deny), "%s",
                    POL(ALLOW_ROOT ",{\"Effect\":\"Deny\",\"Principal\":\"*\",\"Action\":\"kms:Decrypt\","
-                                   "\"Resource\":\"*\"}"));
+                                  "\"Resource\":\"*\"}"));
     kms_policy_request req = {
         .principal_arn = DEV, .principal_account = ACCT, .action = "kms:Decrypt", .resource = KEY};
     const kms_policy *a = NULL, *a2 = NULL, *d = NULL;
@@ -300,8 +300,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),     cmocka_unit_test(test_extension_keys), cmocka_unit_test(test_why),
-        cmocka_unit_test(test_malformed), cmocka_unit_test(test_default_policy),
-        cmocka_unit_test(test_parse_cached),
+        cmocka_unit_test(test_malformed), cmocka_unit_test(test_default_policy), cmocka_unit_test(test_parse_cached),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
