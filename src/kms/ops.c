@@ -343,8 +343,8 @@ static cl_status kms_grant_allows(kms_call *c, const kms_key_rec *k, const char 
  * account root stands for every principal of the account). */
 static cl_status kms_authorize(kms_call *c, const kms_key_rec *k, const char *action, const cl_kvlist *ctx)
 {
-    kms_policy *p = NULL;
-    if (kms_policy_parse(k->policy, strlen(k->policy), &p) != CL_OK)
+    const kms_policy *p = NULL;
+    if (kms_policy_parse_cached(k->policy, strlen(k->policy), &p) != CL_OK)
         KMS_FAIL_AS(c, "KMSInternalException", CL_ERR_INTERNAL, "stored policy of %s does not parse", k->arn);
     kms_policy_request r = {.principal_arn = c->principal->arn,
                             .principal_account = c->principal->account,
@@ -355,7 +355,6 @@ static cl_status kms_authorize(kms_call *c, const kms_key_rec *k, const char *ac
                             .lookup_arg = (void *)c->recipient};
     char why[KMS_POLICY_WHY_MAX] = "";
     kms_decision d = kms_policy_evaluate_why(p, &r, why, sizeof(why));
-    kms_policy_free(p);
     /* Grants add permissions; they cannot override an explicit deny. */
     if (d == KMS_DECISION_IMPLICIT_DENY && strncmp(action, "kms:", 4) == 0) {
         bool granted = false;

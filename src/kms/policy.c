@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -476,6 +477,83 @@ void kms_policy_free(kms_policy *p)
     if (p == NULL) return;
     json_decref(p->doc);
     free(p);
+}
+
+/*
+ * Per-thread cache of parsed policies: Decrypt and friends authorize every
+ * call against the key policy, and parsing it (jansson) was a tenth of the
+ * server's CPU. The key is the full text, compared byte for byte, so an
+ * updated policy simply misses. Per thread: no locks, and a borrowed entry
+ * cannot be evicted by another thread. Freed when the thread exits.
+ */
+#define KMS_POLICY_CACHE_N 8
+
+typedef struct kms_policy_cache {
+    struct {
+        char *text;
+        size_t len;
+        kms_policy *p;
+    } e[KMS_POLICY_CACHE_N];
+    size_t next; /* round-robin victim */
+} kms_policy_cache;
+
+static pthread_key_t kms_policy_cache_key;
+static pthread_once_t kms_policy_cache_once = PTHREAD_ONCE_INIT;
+static bool kms_policy_cache_ok;
+
+static void kms_policy_cache_free(void *arg)
+{
+    kms_policy_cache *pc = arg;
+    if (pc == NULL) return;
+    for (size_t i = 0; i < KMS_POLICY_CACHE_N; i++) {
+        free(pc->e[i].text);
+        kms_policy_free(pc->e[i].p);
+    }
+    free(pc);
+}
+
+static void kms_policy_cache_init(void)
+{
+    kms_policy_cache_ok = pthread_key_create(&kms_policy_cache_key, kms_policy_cache_free) == 0;
+}
+
+cl_status kms_policy_parse_cached(const char *text, size_t len, const kms_policy **out)
+{
+    (void)pthread_once(&kms_policy_cache_once, kms_policy_cache_init);
+    kms_policy_cache *pc = kms_policy_cache_ok ? pthread_getspecific(kms_policy_cache_key) : NULL;
+    if (pc == NULL && kms_policy_cache_ok) {
+        pc = calloc(1, sizeof(*pc));
+        if (pc != NULL && pthread_setspecific(kms_policy_cache_key, pc) != 0) {
+            free(pc);
+            pc = NULL;
+        }
+    }
+    if (pc != NULL) {
+        for (size_t i = 0; i < KMS_POLICY_CACHE_N; i++) {
+            if (pc->e[i].p != NULL && pc->e[i].len == len && memcmp(pc->e[i].text, text, len) == 0) {
+                *out = pc->e[i].p;
+                return CL_OK;
+            }
+        }
+    }
+    CL_ENSURE(pc != NULL, CL_ERR_NOMEM, "out of memory for the policy cache");
+    kms_policy *p = NULL;
+    CL_GUARD(kms_policy_parse(text, len, &p));
+    char *copy = malloc(len);
+    if (copy == NULL) {
+        kms_policy_free(p);
+        CL_FAIL(CL_ERR_NOMEM, "out of memory for a cached policy");
+    }
+    memcpy(copy, text, len);
+    size_t v = pc->next;
+    pc->next = (pc->next + 1) % KMS_POLICY_CACHE_N;
+    free(pc->e[v].text);
+    kms_policy_free(pc->e[v].p);
+    pc->e[v].text = copy;
+    pc->e[v].len = len;
+    pc->e[v].p = p;
+    *out = p;
+    return CL_OK;
 }
 
 cl_status kms_policy_default(const char *account, char **out)

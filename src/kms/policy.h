@@ -31,6 +31,13 @@ typedef struct kms_policy kms_policy;
 CL_MUST_USE cl_status kms_policy_parse(const char *text, size_t len, kms_policy **out);
 void kms_policy_free(kms_policy *p);
 
+/*
+ * As kms_policy_parse, from a small per-thread cache keyed by the whole policy
+ * text (so a changed policy is a different key: never stale). *out is
+ * borrowed: do not free it; it stays valid until this thread's next call.
+ */
+CL_MUST_USE cl_status kms_policy_parse_cached(const char *text, size_t len, const kms_policy **out);
+
 /* The values of one condition key in a request. */
 typedef struct kms_cond_values {
     bool present;

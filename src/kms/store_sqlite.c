@@ -13,9 +13,26 @@
 
 #include "store.h"
 
+/*
+ * Every statement is prepared once (SQLITE_PREPARE_PERSISTENT) and kept for the
+ * life of the connection: parsing SQL on every request showed up in profiles
+ * (sqlite3Parser). Statements are only used under mu, each function uses a
+ * given SQL text at most once at a time, and kms_done() resets a statement
+ * (ending its read transaction) and clears its bindings (which point at the
+ * caller's memory, SQLITE_STATIC) before the mutex is released.
+ */
+#define KMS_STMT_MAX 48
+
+typedef struct kms_stmt_slot {
+    const char *sql; /* a string literal: lives as long as the program */
+    sqlite3_stmt *st;
+} kms_stmt_slot;
+
 typedef struct kms_sqlite {
     sqlite3 *db;
     pthread_mutex_t mu;
+    kms_stmt_slot stmts[KMS_STMT_MAX];
+    size_t n_stmts;
 } kms_sqlite;
 
 #define KMS_SQL_FAIL(db, what) CL_FAIL_GOTO(CL_ERR_IO, "key store: %s: %s", what, sqlite3_errmsg(db))
@@ -59,6 +76,37 @@ static void kms_copy(char *dst, size_t cap, const unsigned char *src)
     (void)snprintf(dst, cap, "%s", src != NULL ? (const char *)src : "");
 }
 
+/* The cached statement for sql (prepared on first use); caller holds q->mu. Returns an SQLite code. */
+static int kms_prep(kms_sqlite *q, const char *sql, sqlite3_stmt **st)
+{
+    for (size_t i = 0; i < q->n_stmts; i++) {
+        if (q->stmts[i].sql == sql || strcmp(q->stmts[i].sql, sql) == 0) {
+            *st = q->stmts[i].st;
+            return SQLITE_OK;
+        }
+    }
+    int src = sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    if (src != SQLITE_OK) return src;
+    if (q->n_stmts == KMS_STMT_MAX) {
+        /* A new SQL text was added without raising KMS_STMT_MAX: fail loudly rather than leak. */
+        sqlite3_finalize(*st);
+        *st = NULL;
+        return SQLITE_FULL;
+    }
+    q->stmts[q->n_stmts].sql = sql;
+    q->stmts[q->n_stmts].st = *st;
+    q->n_stmts++;
+    return SQLITE_OK;
+}
+
+/* Hands a statement from kms_prep back: resets it and drops its bindings. NULL is fine. */
+static void kms_done(sqlite3_stmt *st)
+{
+    if (st == NULL) return;
+    (void)sqlite3_reset(st);
+    (void)sqlite3_clear_bindings(st);
+}
+
 static cl_status kms_sqlite_exec(sqlite3 *db, const char *sql)
 {
     char *err = NULL;
@@ -79,11 +127,11 @@ static cl_status kms_sqlite_create_key(kms_store *s, const kms_key_rec *k, const
     bool in_tx = false;
     CL_GUARD_GOTO(kms_sqlite_exec(q->db, "BEGIN IMMEDIATE"));
     in_tx = true;
-    if (sqlite3_prepare_v2(q->db,
-                           "INSERT INTO keys(key_id,arn,account,created,state,description,key_usage,key_spec,"
-                           "deletion_date,pending_days,current_version,rotation_enabled,rotation_period,last_rotated,"
-                           "policy) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (kms_prep(q,
+                 "INSERT INTO keys(key_id,arn,account,created,state,description,key_usage,key_spec,"
+                 "deletion_date,pending_days,current_version,rotation_enabled,rotation_period,last_rotated,"
+                 "policy) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                 &st) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, k->key_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, k->arn, -1, SQLITE_STATIC);
@@ -101,8 +149,7 @@ static cl_status kms_sqlite_create_key(kms_store *s, const kms_key_rec *k, const
     sqlite3_bind_int64(st, 14, k->last_rotated);
     sqlite3_bind_text(st, 15, k->policy ? k->policy : "", -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "insert key");
-    if (sqlite3_prepare_v2(q->db, "INSERT INTO key_versions(key_id,version,wrapped,created) VALUES(?,?,?,?)", -1, &st2,
-                           NULL) != SQLITE_OK)
+    if (kms_prep(q, "INSERT INTO key_versions(key_id,version,wrapped,created) VALUES(?,?,?,?)", &st2) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st2, 1, k->key_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st2, 2, k->current_version);
@@ -112,9 +159,9 @@ static cl_status kms_sqlite_create_key(kms_store *s, const kms_key_rec *k, const
     CL_GUARD_GOTO(kms_sqlite_exec(q->db, "COMMIT"));
     in_tx = false;
 out:
+    kms_done(st);
+    kms_done(st2);
     if (in_tx) (void)kms_sqlite_exec(q->db, "ROLLBACK");
-    sqlite3_finalize(st);
-    sqlite3_finalize(st2);
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
@@ -126,11 +173,11 @@ static cl_status kms_sqlite_get_key(kms_store *s, const char *key_id, kms_key_re
     sqlite3_stmt *st = NULL;
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&q->mu);
-    if (sqlite3_prepare_v2(q->db,
-                           "SELECT key_id,arn,account,created,state,description,key_usage,key_spec,deletion_date,"
-                           "pending_days,current_version,rotation_enabled,rotation_period,last_rotated,policy "
-                           "FROM keys WHERE key_id=?",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (kms_prep(q,
+                 "SELECT key_id,arn,account,created,state,description,key_usage,key_spec,deletion_date,"
+                 "pending_days,current_version,rotation_enabled,rotation_period,last_rotated,policy "
+                 "FROM keys WHERE key_id=?",
+                 &st) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
     int step = sqlite3_step(st);
@@ -154,7 +201,7 @@ static cl_status kms_sqlite_get_key(kms_store *s, const char *key_id, kms_key_re
     out->policy = strdup(pol ? (const char *)pol : "");
     if (out->policy == NULL) CL_FAIL_GOTO(CL_ERR_NOMEM, "out of memory for a key policy");
 out:
-    sqlite3_finalize(st);
+    kms_done(st);
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
@@ -165,10 +212,10 @@ static cl_status kms_sqlite_update_key(kms_store *s, const kms_key_rec *k)
     cl_status rc = CL_OK;
     sqlite3_stmt *st = NULL;
     pthread_mutex_lock(&q->mu);
-    if (sqlite3_prepare_v2(q->db,
-                           "UPDATE keys SET state=?,description=?,deletion_date=?,pending_days=?,policy=?,"
-                           "rotation_enabled=?,rotation_period=? WHERE key_id=?",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (kms_prep(q,
+                 "UPDATE keys SET state=?,description=?,deletion_date=?,pending_days=?,policy=?,"
+                 "rotation_enabled=?,rotation_period=? WHERE key_id=?",
+                 &st) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_int(st, 1, (int)k->state);
     sqlite3_bind_text(st, 2, k->description, -1, SQLITE_STATIC);
@@ -181,7 +228,7 @@ static cl_status kms_sqlite_update_key(kms_store *s, const kms_key_rec *k)
     if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "update key");
     if (sqlite3_changes(q->db) != 1) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no key %s", k->key_id);
 out:
-    sqlite3_finalize(st);
+    kms_done(st);
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
@@ -199,10 +246,10 @@ static cl_status kms_sqlite_delete_key(kms_store *s, const char *key_id)
     in_tx = true;
     for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
         sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(q->db, sql[i], -1, &st, NULL) != SQLITE_OK) KMS_SQL_FAIL(q->db, "prepare");
+        if (kms_prep(q, sql[i], &st) != SQLITE_OK) KMS_SQL_FAIL(q->db, "prepare");
         sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
         int step = sqlite3_step(st);
-        sqlite3_finalize(st);
+        kms_done(st);
         if (step != SQLITE_DONE) KMS_SQL_FAIL(q->db, "delete key");
     }
     CL_GUARD_GOTO(kms_sqlite_exec(q->db, "COMMIT"));
@@ -222,8 +269,7 @@ static cl_status kms_sqlite_list_keys(kms_store *s, const char *account, const c
     *n = 0;
     *more = false;
     pthread_mutex_lock(&q->mu);
-    if (sqlite3_prepare_v2(q->db, "SELECT key_id FROM keys WHERE account=? AND key_id>? ORDER BY key_id LIMIT ?", -1,
-                           &st, NULL) != SQLITE_OK)
+    if (kms_prep(q, "SELECT key_id FROM keys WHERE account=? AND key_id>? ORDER BY key_id LIMIT ?", &st) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, after, -1, SQLITE_STATIC);
@@ -239,7 +285,7 @@ static cl_status kms_sqlite_list_keys(kms_store *s, const char *account, const c
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE) KMS_SQL_FAIL(q->db, "list keys");
 out:
-    sqlite3_finalize(st);
+    kms_done(st);
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
@@ -250,8 +296,7 @@ static cl_status kms_sqlite_get_material(kms_store *s, const char *key_id, uint3
     cl_status rc = CL_OK;
     sqlite3_stmt *st = NULL;
     pthread_mutex_lock(&q->mu);
-    if (sqlite3_prepare_v2(q->db, "SELECT wrapped FROM key_versions WHERE key_id=? AND version=?", -1, &st, NULL) !=
-        SQLITE_OK)
+    if (kms_prep(q, "SELECT wrapped FROM key_versions WHERE key_id=? AND version=?", &st) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, version);
@@ -260,7 +305,7 @@ static cl_status kms_sqlite_get_material(kms_store *s, const char *key_id, uint3
     if (step != SQLITE_ROW) KMS_SQL_FAIL(q->db, "read key material");
     CL_GUARD_GOTO(cl_buf_append(wrapped, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0)));
 out:
-    sqlite3_finalize(st);
+    kms_done(st);
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
@@ -275,9 +320,8 @@ static cl_status kms_sqlite_add_version(kms_store *s, const char *key_id, uint32
     bool in_tx = false;
     CL_GUARD_GOTO(kms_sqlite_exec(q->db, "BEGIN IMMEDIATE"));
     in_tx = true;
-    if (sqlite3_prepare_v2(q->db,
-                           "UPDATE keys SET current_version=?, last_rotated=? WHERE key_id=? AND current_version=?", -1,
-                           &st, NULL) != SQLITE_OK)
+    if (kms_prep(q, "UPDATE keys SET current_version=?, last_rotated=? WHERE key_id=? AND current_version=?", &st) !=
+        SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_int64(st, 1, (sqlite3_int64)from + 1);
     sqlite3_bind_int64(st, 2, now);
@@ -285,9 +329,8 @@ static cl_status kms_sqlite_add_version(kms_store *s, const char *key_id, uint32
     sqlite3_bind_int64(st, 4, from);
     if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "rotate key");
     if (sqlite3_changes(q->db) != 1) CL_FAIL_GOTO(CL_ERR_STATE, "key %s was rotated concurrently", key_id);
-    if (sqlite3_prepare_v2(q->db,
-                           "INSERT INTO key_versions(key_id,version,wrapped,created,on_demand) VALUES(?,?,?,?,?)", -1,
-                           &st2, NULL) != SQLITE_OK)
+    if (kms_prep(q, "INSERT INTO key_versions(key_id,version,wrapped,created,on_demand) VALUES(?,?,?,?,?)", &st2) !=
+        SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st2, 1, key_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st2, 2, (sqlite3_int64)from + 1);
@@ -298,9 +341,9 @@ static cl_status kms_sqlite_add_version(kms_store *s, const char *key_id, uint32
     CL_GUARD_GOTO(kms_sqlite_exec(q->db, "COMMIT"));
     in_tx = false;
 out:
+    kms_done(st);
+    kms_done(st2);
     if (in_tx) (void)kms_sqlite_exec(q->db, "ROLLBACK");
-    sqlite3_finalize(st);
-    sqlite3_finalize(st2);
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
@@ -314,10 +357,10 @@ static cl_status kms_sqlite_list_versions(kms_store *s, const char *key_id, uint
     *n = 0;
     *more = false;
     pthread_mutex_lock(&q->mu);
-    if (sqlite3_prepare_v2(q->db,
-                           "SELECT version,created,on_demand FROM key_versions WHERE key_id=? AND version>? "
-                           "ORDER BY version LIMIT ?",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (kms_prep(q,
+                 "SELECT version,created,on_demand FROM key_versions WHERE key_id=? AND version>? "
+                 "ORDER BY version LIMIT ?",
+                 &st) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, after);
@@ -335,7 +378,7 @@ static cl_status kms_sqlite_list_versions(kms_store *s, const char *key_id, uint
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE) KMS_SQL_FAIL(q->db, "list key versions");
 out:
-    sqlite3_finalize(st);
+    kms_done(st);
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
@@ -347,7 +390,7 @@ static cl_status kms_sqlite_alias_write(kms_store *s, const char *sql, const cha
     cl_status rc = CL_OK;
     sqlite3_stmt *st = NULL;
     pthread_mutex_lock(&q->mu);
-    if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK) KMS_SQL_FAIL(q->db, "prepare");
+    if (kms_prep(q, sql, &st) != SQLITE_OK) KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, a->key_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, a->updated);
     sqlite3_bind_text(st, 3, account, -1, SQLITE_STATIC);
@@ -358,7 +401,7 @@ static cl_status kms_sqlite_alias_write(kms_store *s, const char *sql, const cha
     if (step != SQLITE_DONE) KMS_SQL_FAIL(q->db, "write alias");
     if (!insert && sqlite3_changes(q->db) != 1) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no alias %s", a->name);
 out:
-    sqlite3_finalize(st);
+    kms_done(st);
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
@@ -389,8 +432,7 @@ static cl_status kms_sqlite_get_alias(kms_store *s, const char *account, const c
     cl_status rc = CL_OK;
     sqlite3_stmt *st = NULL;
     pthread_mutex_lock(&q->mu);
-    if (sqlite3_prepare_v2(q->db, "SELECT name,key_id,created,updated FROM aliases WHERE account=? AND name=?", -1, &st,
-                           NULL) != SQLITE_OK)
+    if (kms_prep(q, "SELECT name,key_id,created,updated FROM aliases WHERE account=? AND name=?", &st) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
@@ -399,7 +441,7 @@ static cl_status kms_sqlite_get_alias(kms_store *s, const char *account, const c
     if (step != SQLITE_ROW) KMS_SQL_FAIL(q->db, "read alias");
     kms_alias_from_row(st, out);
 out:
-    sqlite3_finalize(st);
+    kms_done(st);
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
@@ -410,14 +452,13 @@ static cl_status kms_sqlite_delete_alias(kms_store *s, const char *account, cons
     cl_status rc = CL_OK;
     sqlite3_stmt *st = NULL;
     pthread_mutex_lock(&q->mu);
-    if (sqlite3_prepare_v2(q->db, "DELETE FROM aliases WHERE account=? AND name=?", -1, &st, NULL) != SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
+    if (kms_prep(q, "DELETE FROM aliases WHERE account=? AND name=?", &st) != SQLITE_OK) KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "delete alias");
     if (sqlite3_changes(q->db) != 1) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no alias %s", name);
 out:
-    sqlite3_finalize(st);
+    kms_done(st);
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
@@ -431,10 +472,10 @@ static cl_status kms_sqlite_list_aliases(kms_store *s, const char *account, cons
     *n = 0;
     *more = false;
     pthread_mutex_lock(&q->mu);
-    if (sqlite3_prepare_v2(q->db,
-                           "SELECT name,key_id,created,updated FROM aliases WHERE account=? AND name>? "
-                           "AND (?='' OR key_id=?) ORDER BY name LIMIT ?",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (kms_prep(q,
+                 "SELECT name,key_id,created,updated FROM aliases WHERE account=? AND name>? "
+                 "AND (?='' OR key_id=?) ORDER BY name LIMIT ?",
+                 &st) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, after, -1, SQLITE_STATIC);
@@ -452,7 +493,7 @@ static cl_status kms_sqlite_list_aliases(kms_store *s, const char *account, cons
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE) KMS_SQL_FAIL(q->db, "list aliases");
 out:
-    sqlite3_finalize(st);
+    kms_done(st);
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
@@ -463,10 +504,10 @@ static cl_status kms_sqlite_create_grant(kms_store *s, const kms_grant_rec *g)
     cl_status rc = CL_OK;
     sqlite3_stmt *st = NULL;
     pthread_mutex_lock(&q->mu);
-    if (sqlite3_prepare_v2(q->db,
-                           "INSERT INTO grants(grant_id,key_id,grantee,retiring,issuing_account,operations,name,"
-                           "constraints,created) VALUES(?,?,?,?,?,?,?,?,?)",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (kms_prep(q,
+                 "INSERT INTO grants(grant_id,key_id,grantee,retiring,issuing_account,operations,name,"
+                 "constraints,created) VALUES(?,?,?,?,?,?,?,?,?)",
+                 &st) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, g->grant_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, g->key_id, -1, SQLITE_STATIC);
@@ -479,7 +520,7 @@ static cl_status kms_sqlite_create_grant(kms_store *s, const kms_grant_rec *g)
     sqlite3_bind_int64(st, 9, g->created);
     if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "insert grant");
 out:
-    sqlite3_finalize(st);
+    kms_done(st);
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
@@ -510,7 +551,7 @@ static cl_status kms_sqlite_get_grant(kms_store *s, const char *grant_id, kms_gr
     sqlite3_stmt *st = NULL;
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&q->mu);
-    if (sqlite3_prepare_v2(q->db, "SELECT " KMS_GRANT_COLS " FROM grants WHERE grant_id=?", -1, &st, NULL) != SQLITE_OK)
+    if (kms_prep(q, "SELECT " KMS_GRANT_COLS " FROM grants WHERE grant_id=?", &st) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, grant_id, -1, SQLITE_STATIC);
     int step = sqlite3_step(st);
@@ -518,7 +559,7 @@ static cl_status kms_sqlite_get_grant(kms_store *s, const char *grant_id, kms_gr
     if (step != SQLITE_ROW) KMS_SQL_FAIL(q->db, "read grant");
     CL_GUARD_GOTO(kms_grant_from_row(st, out));
 out:
-    sqlite3_finalize(st);
+    kms_done(st);
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
@@ -529,13 +570,12 @@ static cl_status kms_sqlite_delete_grant(kms_store *s, const char *grant_id)
     cl_status rc = CL_OK;
     sqlite3_stmt *st = NULL;
     pthread_mutex_lock(&q->mu);
-    if (sqlite3_prepare_v2(q->db, "DELETE FROM grants WHERE grant_id=?", -1, &st, NULL) != SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
+    if (kms_prep(q, "DELETE FROM grants WHERE grant_id=?", &st) != SQLITE_OK) KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, grant_id, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "delete grant");
     if (sqlite3_changes(q->db) != 1) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no grant %s", grant_id);
 out:
-    sqlite3_finalize(st);
+    kms_done(st);
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
@@ -549,12 +589,12 @@ static cl_status kms_sqlite_list_grants(kms_store *s, const kms_grant_filter *f,
     *n = 0;
     *more = false;
     pthread_mutex_lock(&q->mu);
-    if (sqlite3_prepare_v2(q->db,
-                           "SELECT " KMS_GRANT_COLS " FROM grants WHERE grant_id>?1 "
-                           "AND (?2 IS NULL OR key_id=?2) AND (?3 IS NULL OR grantee=?3) "
-                           "AND (?4 IS NULL OR retiring=?4) AND (?5 IS NULL OR grant_id=?5) "
-                           "ORDER BY grant_id LIMIT ?6",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (kms_prep(q,
+                 "SELECT " KMS_GRANT_COLS " FROM grants WHERE grant_id>?1 "
+                 "AND (?2 IS NULL OR key_id=?2) AND (?3 IS NULL OR grantee=?3) "
+                 "AND (?4 IS NULL OR retiring=?4) AND (?5 IS NULL OR grant_id=?5) "
+                 "ORDER BY grant_id LIMIT ?6",
+                 &st) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
     if (f->key_id) sqlite3_bind_text(st, 2, f->key_id, -1, SQLITE_STATIC);
@@ -573,7 +613,7 @@ static cl_status kms_sqlite_list_grants(kms_store *s, const kms_grant_filter *f,
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE) KMS_SQL_FAIL(q->db, "list grants");
 out:
-    sqlite3_finalize(st);
+    kms_done(st);
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
@@ -587,8 +627,7 @@ static cl_status kms_sqlite_tag(kms_store *s, const char *key_id, const cl_kvlis
     bool in_tx = false;
     CL_GUARD_GOTO(kms_sqlite_exec(q->db, "BEGIN IMMEDIATE"));
     in_tx = true;
-    if (sqlite3_prepare_v2(q->db, "INSERT OR REPLACE INTO tags(key_id,tag_key,tag_value) VALUES(?,?,?)", -1, &st,
-                           NULL) != SQLITE_OK)
+    if (kms_prep(q, "INSERT OR REPLACE INTO tags(key_id,tag_key,tag_value) VALUES(?,?,?)", &st) != SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     for (size_t i = 0; i < tags->count; i++) {
         sqlite3_reset(st);
@@ -597,8 +636,7 @@ static cl_status kms_sqlite_tag(kms_store *s, const char *key_id, const cl_kvlis
         sqlite3_bind_text(st, 3, tags->items[i].value, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "write tag");
     }
-    if (sqlite3_prepare_v2(q->db, "SELECT count(*) FROM tags WHERE key_id=?", -1, &cnt, NULL) != SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
+    if (kms_prep(q, "SELECT count(*) FROM tags WHERE key_id=?", &cnt) != SQLITE_OK) KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(cnt, 1, key_id, -1, SQLITE_STATIC);
     if (sqlite3_step(cnt) != SQLITE_ROW) KMS_SQL_FAIL(q->db, "count tags");
     if ((size_t)sqlite3_column_int64(cnt, 0) > max_tags)
@@ -606,8 +644,8 @@ static cl_status kms_sqlite_tag(kms_store *s, const char *key_id, const cl_kvlis
     CL_GUARD_GOTO(kms_sqlite_exec(q->db, "COMMIT"));
     in_tx = false;
 out:
-    sqlite3_finalize(st);
-    sqlite3_finalize(cnt);
+    kms_done(st);
+    kms_done(cnt);
     if (in_tx) (void)kms_sqlite_exec(q->db, "ROLLBACK");
     pthread_mutex_unlock(&q->mu);
     return rc;
@@ -622,8 +660,7 @@ static cl_status kms_sqlite_untag(kms_store *s, const char *key_id, const char *
     bool in_tx = false;
     CL_GUARD_GOTO(kms_sqlite_exec(q->db, "BEGIN IMMEDIATE"));
     in_tx = true;
-    if (sqlite3_prepare_v2(q->db, "DELETE FROM tags WHERE key_id=? AND tag_key=?", -1, &st, NULL) != SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
+    if (kms_prep(q, "DELETE FROM tags WHERE key_id=? AND tag_key=?", &st) != SQLITE_OK) KMS_SQL_FAIL(q->db, "prepare");
     for (size_t i = 0; i < n; i++) {
         sqlite3_reset(st);
         sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
@@ -633,7 +670,7 @@ static cl_status kms_sqlite_untag(kms_store *s, const char *key_id, const char *
     CL_GUARD_GOTO(kms_sqlite_exec(q->db, "COMMIT"));
     in_tx = false;
 out:
-    sqlite3_finalize(st);
+    kms_done(st);
     if (in_tx) (void)kms_sqlite_exec(q->db, "ROLLBACK");
     pthread_mutex_unlock(&q->mu);
     return rc;
@@ -647,9 +684,8 @@ static cl_status kms_sqlite_list_tags(kms_store *s, const char *key_id, const ch
     sqlite3_stmt *st = NULL;
     *more = false;
     pthread_mutex_lock(&q->mu);
-    if (sqlite3_prepare_v2(q->db,
-                           "SELECT tag_key,tag_value FROM tags WHERE key_id=? AND tag_key>? ORDER BY tag_key LIMIT ?",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (kms_prep(q, "SELECT tag_key,tag_value FROM tags WHERE key_id=? AND tag_key>? ORDER BY tag_key LIMIT ?", &st) !=
+        SQLITE_OK)
         KMS_SQL_FAIL(q->db, "prepare");
     sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, after, -1, SQLITE_STATIC);
@@ -668,7 +704,7 @@ static cl_status kms_sqlite_list_tags(kms_store *s, const char *key_id, const ch
     }
     if (step != SQLITE_ROW && step != SQLITE_DONE) KMS_SQL_FAIL(q->db, "list tags");
 out:
-    sqlite3_finalize(st);
+    kms_done(st);
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
@@ -677,6 +713,8 @@ static void kms_sqlite_close(kms_store *s)
 {
     kms_sqlite *q = s->impl;
     if (q != NULL) {
+        for (size_t i = 0; i < q->n_stmts; i++) sqlite3_finalize(q->stmts[i].st);
+        q->n_stmts = 0;
         sqlite3_close(q->db);
         pthread_mutex_destroy(&q->mu);
         free(q);

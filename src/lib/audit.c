@@ -151,8 +151,9 @@ cl_status cl_audit_append(cl_audit *a, const cl_audit_event *ev)
     cl_buf_init(&line, CL_AUDIT_MAX_LINE);
     json_t *keys = json_array();
     json_t *j = json_object();
-    pthread_mutex_lock(&a->mu);
+    bool locked = false;
     CL_ENSURE_GOTO(keys != NULL && j != NULL, CL_ERR_NOMEM, "out of memory for an audit line");
+    /* Everything but the link to the previous line is built outside the lock. */
     for (size_t i = 0; ev->context != NULL && i < ev->context->count; i++)
         json_array_append_new(keys, json_string(ev->context->items[i].key));
     json_object_set_new(j, "time", json_integer(ev->time));
@@ -162,6 +163,8 @@ cl_status cl_audit_append(cl_audit *a, const cl_audit_event *ev)
     json_object_set_new(j, "key_arn", ev->key_arn ? json_string(ev->key_arn) : json_null());
     json_object_set(j, "context_keys", keys);
     json_object_set_new(j, "outcome", json_string(ev->outcome ? ev->outcome : ""));
+    pthread_mutex_lock(&a->mu);
+    locked = true;
     json_object_set_new(j, "prev", json_string(a->prev));
     body = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     CL_ENSURE_GOTO(body != NULL, CL_ERR_NOMEM, "cannot serialise an audit line");
@@ -182,7 +185,7 @@ cl_status cl_audit_append(cl_audit *a, const cl_audit_event *ev)
     }
     memcpy(a->prev, h, sizeof(h));
 out:
-    pthread_mutex_unlock(&a->mu);
+    if (locked) pthread_mutex_unlock(&a->mu);
     free(body);
     json_decref(keys);
     json_decref(j);

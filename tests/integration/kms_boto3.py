@@ -195,6 +195,25 @@ class KmsBoto3(unittest.TestCase):
             KeyId=kid, PaginationConfig={"PageSize": 2}) for a in p["Aliases"]]
         self.assertEqual(sorted(got), sorted(names))
 
+    def test_policy_change_applies_on_next_decrypt(self):
+        # Policies are parsed once per worker thread (cached by their text): a changed policy must still
+        # decide the very next request, in both directions, on every worker.
+        kid = self.new_key()["KeyId"]
+        ct = self.kms.encrypt(KeyId=kid, Plaintext=b"x")["CiphertextBlob"]
+        allow = self.kms.get_key_policy(KeyId=kid, PolicyName="default")["Policy"]
+        for _ in range(4):
+            self.assertEqual(self.kms.decrypt(CiphertextBlob=ct)["Plaintext"], b"x")
+        deny = json.loads(allow)
+        deny["Statement"].append({"Effect": "Deny", "Principal": "*", "Action": "kms:Decrypt", "Resource": "*"})
+        self.kms.put_key_policy(KeyId=kid, PolicyName="default", Policy=json.dumps(deny))
+        for _ in range(4):
+            with self.assertRaises(ClientError) as e:
+                self.kms.decrypt(CiphertextBlob=ct)
+            self.assertEqual(code(e), "AccessDeniedException")
+        self.kms.put_key_policy(KeyId=kid, PolicyName="default", Policy=allow)
+        for _ in range(4):
+            self.assertEqual(self.kms.decrypt(CiphertextBlob=ct)["Plaintext"], b"x")
+
     def test_disable_enable(self):
         kid = self.new_key()["KeyId"]
         ct = self.kms.encrypt(KeyId=kid, Plaintext=b"x")["CiphertextBlob"]

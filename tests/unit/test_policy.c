@@ -258,11 +258,49 @@ static void test_default_policy(void **state)
     free(text);
 }
 
+/* The per-thread parse cache: same text gives the same parse; a changed policy (a Deny added) decides at once;
+ * more distinct policies than the cache holds all still evaluate correctly; malformed text is still refused. */
+static void test_parse_cached(void **state)
+{
+    (void)state;
+    char allow[256], deny[512];
+    (void)snprintf(allow, sizeof(allow), "%s", POL(ALLOW_ROOT));
+    (void)snprintf(deny, sizeof(deny), "%s",
+                   POL(ALLOW_ROOT ",{\"Effect\":\"Deny\",\"Principal\":\"*\",\"Action\":\"kms:Decrypt\","
+                                  "\"Resource\":\"*\"}"));
+    kms_policy_request req = {
+        .principal_arn = DEV, .principal_account = ACCT, .action = "kms:Decrypt", .resource = KEY};
+    const kms_policy *a = NULL, *a2 = NULL, *d = NULL;
+    assert_ok(kms_policy_parse_cached(allow, strlen(allow), &a));
+    assert_int_equal(kms_policy_evaluate(a, &req), KMS_DECISION_ALLOW);
+    assert_ok(kms_policy_parse_cached(allow, strlen(allow), &a2));
+    assert_ptr_equal(a, a2);
+    assert_ok(kms_policy_parse_cached(deny, strlen(deny), &d));
+    assert_int_equal(kms_policy_evaluate(d, &req), KMS_DECISION_EXPLICIT_DENY);
+    /* Twenty distinct texts (more than the cache holds), each evaluated right, then the first again. */
+    for (int i = 0; i < 20; i++) {
+        char pol[512];
+        (void)snprintf(pol, sizeof(pol),
+                       POL("{\"Sid\":\"s%d\",\"Effect\":\"%s\",\"Principal\":\"*\",\"Action\":\"kms:Decrypt\","
+                           "\"Resource\":\"*\"}"),
+                       i, i % 2 ? "Deny" : "Allow");
+        const kms_policy *p = NULL;
+        assert_ok(kms_policy_parse_cached(pol, strlen(pol), &p));
+        assert_int_equal(kms_policy_evaluate(p, &req), i % 2 ? KMS_DECISION_EXPLICIT_DENY : KMS_DECISION_ALLOW);
+    }
+    assert_ok(kms_policy_parse_cached(allow, strlen(allow), &a));
+    assert_int_equal(kms_policy_evaluate(a, &req), KMS_DECISION_ALLOW);
+    const char *bad = "{\"Statement\":[]}";
+    const kms_policy *b = NULL;
+    assert_int_equal(kms_policy_parse_cached(bad, strlen(bad), &b), CL_ERR_FORMAT);
+    assert_int_equal(kms_policy_parse_cached("", 0, &b), CL_ERR_FORMAT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),     cmocka_unit_test(test_extension_keys), cmocka_unit_test(test_why),
-        cmocka_unit_test(test_malformed), cmocka_unit_test(test_default_policy),
+        cmocka_unit_test(test_malformed), cmocka_unit_test(test_default_policy), cmocka_unit_test(test_parse_cached),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
