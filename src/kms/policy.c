@@ -253,6 +253,20 @@ static bool kms_condition_holds(const kms_op *op, json_t *pvals, const kms_cond_
     return op->set == KMS_SET_ANY ? any : all;
 }
 
+/* Names the operator and key that did not hold. For an attestation key it also quotes the
+ * value the caller's document presented (a measurement is not a secret, and it is the
+ * caller's own): "the measurement that failed" is what an operator needs to see which image
+ * asked. The policy's expected value is never quoted. */
+static void kms_why_condition(char *why, size_t why_cap, const char *opname, const char *key,
+                              const kms_cond_values *req)
+{
+    if (strncasecmp(key, "kms:RecipientAttestation:", 25) == 0)
+        (void)snprintf(why, why_cap, "%s %s; the attestation document has %s", opname, key,
+                       req->present && req->n > 0 ? req->v[0] : "none");
+    else
+        (void)snprintf(why, why_cap, "%s %s", opname, key);
+}
+
 /* On failure, why (when not NULL) names the operator and key that did not hold. */
 static bool kms_conditions_hold(json_t *cond, const kms_policy_request *r, char *why, size_t why_cap)
 {
@@ -270,7 +284,7 @@ static bool kms_conditions_hold(json_t *cond, const kms_policy_request *r, char 
             kms_cond_values req;
             kms_lookup(r, key, &req);
             if (!kms_condition_holds(&op, pvals, &req)) {
-                if (why != NULL) (void)snprintf(why, why_cap, "%s %s", opname, key);
+                if (why != NULL) kms_why_condition(why, why_cap, opname, key, &req);
                 return false;
             }
         }

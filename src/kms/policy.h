@@ -71,7 +71,7 @@ kms_decision kms_policy_evaluate(const kms_policy *p, const kms_policy_request *
  * matching the principal, action and resource ("" when none matched); for an explicit deny,
  * the denying statement's Sid.
  */
-#define KMS_POLICY_WHY_MAX 192
+#define KMS_POLICY_WHY_MAX 320
 kms_decision kms_policy_evaluate_why(const kms_policy *p, const kms_policy_request *r, char *why, size_t why_cap);
 
 /* AWS's default key policy: the key's account root gets kms:*. */

@@ -186,13 +186,13 @@ def main():
             rc, err, rep = run_enclave(tmp, img_b, relay, coll)
             msg = (rep or {}).get("error", "")
             check(rep is not None and not rep.get("ok") and "AccessDeniedException" in msg and
-                  "kms:RecipientAttestation:PCR0" in msg,
-                  "an image one byte different is refused, naming the condition: " + msg)
+                  "kms:RecipientAttestation:PCR0" in msg and m_b["PCR0"].lower() in msg.lower(),
+                  "an image one byte different is refused, naming the condition and its PCR0: " + msg)
 
             rc, err, rep = run_enclave(tmp, img_a, relay, coll, "--debug")
             msg = (rep or {}).get("error", "")
             check(rep is not None and not rep.get("ok") and "AccessDeniedException" in msg and
-                  "kms:RecipientAttestation:PCR0" in msg,
+                  "kms:RecipientAttestation:PCR0" in msg and "0" * 96 in msg,
                   "the right image in --debug mode (PCR0 zero) is refused, naming the condition: " + msg)
             relay.sock.close()
             coll.sock.close()

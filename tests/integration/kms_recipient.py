@@ -113,12 +113,16 @@ def main():
             code, msg = error_of(dev.decrypt, CiphertextBlob=blob,
                                  Recipient={**rcpt, "AttestationDocument": plat.document(spki, bad)})
             check(code == "AccessDeniedException" and "kms:RecipientAttestation:PCR0" in msg and
-                  "StringEqualsIgnoreCase" in msg, "another PCR0: AccessDeniedException naming the condition: " + msg)
+                  "StringEqualsIgnoreCase" in msg and bad[0].hex() in msg.lower() and
+                  good_pcr0.hex() not in msg.lower(),
+                  "another PCR0: AccessDeniedException naming the condition and the document's PCR0 (never the "
+                  "policy's): " + msg)
             code, msg = error_of(dev.generate_data_key, KeyId=kid, KeySpec="AES_256",
                                  Recipient={**rcpt, "AttestationDocument": plat.document(spki, bad)})
             check(code == "AccessDeniedException", "another PCR0: GenerateDataKey refused too")
             code, msg = error_of(dev.decrypt, CiphertextBlob=blob)
-            check(code == "AccessDeniedException" and "kms:RecipientAttestation:PCR0" in msg,
+            check(code == "AccessDeniedException" and "kms:RecipientAttestation:PCR0" in msg and
+                  "the attestation document has none" in msg,
                   "no Recipient: the condition key is absent, refused: " + msg)
 
             # Invalid documents: ValidationException, as AWS KMS answers them.

@@ -199,7 +199,8 @@ static void test_why(void **state)
     char why[KMS_POLICY_WHY_MAX] = "x";
     /* The first statement is for another account: its condition is not the reason. */
     assert_int_equal(kms_policy_evaluate_why(p, &req, why, sizeof(why)), KMS_DECISION_IMPLICIT_DENY);
-    assert_string_equal(why, "StringEqualsIgnoreCase kms:RecipientAttestation:ImageSha384");
+    assert_string_equal(
+        why, "StringEqualsIgnoreCase kms:RecipientAttestation:ImageSha384; the attestation document has abc");
     req.action = "kms:Encrypt";
     assert_int_equal(kms_policy_evaluate_why(p, &req, why, sizeof(why)), KMS_DECISION_EXPLICIT_DENY);
     assert_string_equal(why, "statement nope denies it");
