@@ -34,6 +34,10 @@ typedef struct cl_audit_event {
     const char *key_arn; /* NULL when the request names no key */
     const cl_kvlist *context;
     const char *outcome; /* "ok" or the exception name */
+    /* The attested caller when the request carried a Recipient (else NULL): the document's
+     * module id and PCR0 in hex, as CloudTrail's additionalEventData.recipient records it. */
+    const char *attested_module_id;
+    const char *attested_pcr0;
 } cl_audit_event;
 
 /* Opens (creating, mode 0600) and continues the chain from the last line. */

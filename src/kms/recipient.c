@@ -101,6 +101,8 @@ cl_status kms_recipient_read(kms_call *c, kms_recipient *r)
     }
     r->present = true;
     c->recipient = r;
+    (void)snprintf(c->audit_module_id, sizeof(c->audit_module_id), "%s", r->doc.module_id);
+    (void)snprintf(c->audit_pcr0, sizeof(c->audit_pcr0), "%s", r->pcr_hex[0]);
     CL_LOG_INFO("request %s: Recipient attested by %s, PCR0 %.16s...", c->request_id, r->doc.module_id, r->pcr_hex[0]);
 out:
     cl_buf_free(&raw);

@@ -201,7 +201,9 @@ static void kms_audit(kms_server *s, const kms_call *c, const char *principal, c
                          .operation = op,
                          .key_arn = c->key_arn[0] ? c->key_arn : NULL,
                          .context = &c->audit_ctx,
-                         .outcome = outcome};
+                         .outcome = outcome,
+                         .attested_module_id = c->audit_module_id[0] ? c->audit_module_id : NULL,
+                         .attested_pcr0 = c->audit_pcr0[0] ? c->audit_pcr0 : NULL};
     if (cl_audit_append(s->ctx.audit, &ev) != CL_OK) CL_LOG_ERROR("audit log: %s", cl_error_message());
 }
 

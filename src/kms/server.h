@@ -106,6 +106,10 @@ typedef struct kms_call {
     /* The verified Recipient of this request, when it has one: its document's PCRs are the
      * kms:RecipientAttestation:* condition keys. */
     const struct kms_recipient *recipient;
+    /* Who the Recipient's document says asked (for the audit line, which outlives the
+     * operation's kms_recipient): module id and PCR0 in hex; empty without a Recipient. */
+    char audit_module_id[CL_ATTEST_MAX_MODULE_ID + 1];
+    char audit_pcr0[2 * CL_ATTEST_PCR_LEN + 1];
 } kms_call;
 
 /* Raises an error answered with a specific AWS exception. */

@@ -163,6 +163,13 @@ cl_status cl_audit_append(cl_audit *a, const cl_audit_event *ev)
     json_object_set_new(j, "key_arn", ev->key_arn ? json_string(ev->key_arn) : json_null());
     json_object_set(j, "context_keys", keys);
     json_object_set_new(j, "outcome", json_string(ev->outcome ? ev->outcome : ""));
+    if (ev->attested_pcr0 != NULL) {
+        json_t *rcp = json_object();
+        CL_ENSURE_GOTO(rcp != NULL, CL_ERR_NOMEM, "out of memory for an audit line");
+        json_object_set_new(rcp, "module_id", json_string(ev->attested_module_id ? ev->attested_module_id : ""));
+        json_object_set_new(rcp, "pcr0", json_string(ev->attested_pcr0));
+        json_object_set_new(j, "recipient", rcp);
+    }
     pthread_mutex_lock(&a->mu);
     locked = true;
     json_object_set_new(j, "prev", json_string(a->prev));

@@ -157,6 +157,15 @@ def main():
                                  Recipient={"KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256"})
             check(code == "ValidationException" and "attestationDocument" in msg, "Recipient without a document")
 
+            # The audit log names the attested caller: the document's PCR0 on every Recipient request.
+            lines = [json.loads(ln) for ln in open(os.path.join(srv.data_dir, "audit.log"))]
+            rec = [(ln["operation"], ln["outcome"], ln.get("recipient", {}).get("pcr0")) for ln in lines]
+            check(("Decrypt", "ok", good_pcr0.hex()) in rec and
+                  ("Decrypt", "AccessDeniedException", bad[0].hex()) in rec and
+                  ("Decrypt", "AccessDeniedException", None) in rec and
+                  all(ln["recipient"]["module_id"] for ln in lines if "recipient" in ln),
+                  "the audit log records each Recipient's module id and PCR0, granted and refused: %s" % rec[-12:])
+
         # Without --attestation-root, Recipient is refused rather than trusted.
         with kms_harness.kms_server() as srv:
             dev = kms_harness.boto_client(srv.endpoint)
