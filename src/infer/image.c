@@ -122,8 +122,36 @@ static double img_bilinear(const float *p, int64_t h, int64_t w, int64_t oy, int
     return a * (1 - ty) + b * ty;
 }
 
+cl_status infer_image_resize(const cl_infer_tensor *in, int64_t out_h, int64_t out_w, cl_infer_tensor *out)
+{
+    memset(out, 0, sizeof(*out));
+    CL_ENSURE(in->dtype == CL_INFER_FLOAT && in->rank == 4 && in->dims[0] == 1, CL_ERR_INTERNAL,
+              "an image resize needs a float32 [1, C, H, W] tensor");
+    int64_t c = in->dims[1], h = in->dims[2], w = in->dims[3];
+    CL_ENSURE(c >= 1 && h >= 1 && w >= 1 && out_h >= 1 && out_w >= 1 && out_h <= IMG_MAX_SIDE && out_w <= IMG_MAX_SIDE,
+              CL_ERR_LIMIT, "cannot resize a %lldx%lld image to %lldx%lld (sides are 1 to %d)", (long long)w,
+              (long long)h, (long long)out_w, (long long)out_h, IMG_MAX_SIDE);
+    int64_t od[4] = {1, c, out_h, out_w};
+    CL_GUARD(cl_infer_tensor_alloc(out, CL_INFER_FLOAT, 4, od));
+    const float *f = in->data;
+    float *o = out->data;
+    size_t plane = (size_t)h * (size_t)w;
+    for (int64_t k = 0; k < c; k++)
+        for (int64_t y = 0; y < out_h; y++)
+            for (int64_t x = 0; x < out_w; x++)
+                o[(k * out_h + y) * out_w + x] = (float)img_bilinear(f + (size_t)k * plane, h, w, y, x, out_h, out_w);
+    return CL_OK;
+}
+
 cl_status cl_infer_png_read(const void *bytes, size_t len, int channels, int64_t out_h, int64_t out_w,
                             cl_infer_tensor *out)
+{
+    int64_t h, w;
+    return infer_png_read_sized(bytes, len, channels, out_h, out_w, out, &h, &w);
+}
+
+cl_status infer_png_read_sized(const void *bytes, size_t len, int channels, int64_t out_h, int64_t out_w,
+                               cl_infer_tensor *out, int64_t *src_h, int64_t *src_w)
 {
     cl_status rc = CL_OK;
     img_dec d = {0};
@@ -132,6 +160,7 @@ cl_status cl_infer_png_read(const void *bytes, size_t len, int channels, int64_t
     uint32_t w = 0, h = 0;
     int ch = 0, bits = 0;
     memset(out, 0, sizeof(*out));
+    *src_h = *src_w = 0;
     CL_ENSURE(channels == 1 || channels == 3, CL_ERR_UNSUPPORTED, "an image input needs 1 or 3 channels, not %d",
               channels);
     CL_GUARD_GOTO(img_decode(bytes, len, &d, &src, &w, &h, &ch, &bits));
@@ -150,14 +179,7 @@ cl_status cl_infer_png_read(const void *bytes, size_t len, int channels, int64_t
     if (out_h <= 0) out_h = h;
     if (out_w <= 0) out_w = w;
     if (out_h != (int64_t)h || out_w != (int64_t)w) {
-        int64_t od[4] = {1, channels, out_h, out_w};
-        CL_GUARD_GOTO(cl_infer_tensor_alloc(out, CL_INFER_FLOAT, 4, od));
-        float *o = out->data;
-        for (int k = 0; k < channels; k++)
-            for (int64_t y = 0; y < out_h; y++)
-                for (int64_t x = 0; x < out_w; x++)
-                    o[((int64_t)k * out_h + y) * out_w + x] =
-                        (float)img_bilinear(f + (size_t)k * plane, h, w, y, x, out_h, out_w);
+        CL_GUARD_GOTO(infer_image_resize(&full, out_h, out_w, out));
     } else {
         *out = full;
         memset(&full, 0, sizeof(full));
@@ -172,6 +194,8 @@ cl_status cl_infer_png_read(const void *bytes, size_t len, int channels, int64_t
     double sd = sqrt(sq / (double)n);
     if (sd == 0) sd = 1;
     for (size_t i = 0; i < n; i++) o[i] = (float)(((double)o[i] - mean) / sd);
+    *src_h = h;
+    *src_w = w;
 out:
     img_dec_free(&d);
     cl_infer_tensor_free(&full);
