@@ -280,7 +280,7 @@ def reference(args):
     np.save(args.out, y.numpy().astype(np.float32))
 
 
-def main():
+def main_args(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
@@ -294,7 +294,7 @@ def main():
     r.add_argument("model")
     r.add_argument("png")
     r.add_argument("out")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.cmd == "train":
         train(args)
     elif args.cmd == "samples":
@@ -304,4 +304,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main_args(sys.argv[1:])
