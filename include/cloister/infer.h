@@ -202,6 +202,10 @@ CL_MUST_USE cl_status cl_infer_classifier_run(cl_infer_model *m, const cl_infer_
  */
 /* Largest PNG accepted, in bytes (one slice is well under 1 MiB). */
 #define CL_INFER_SEGMENT_MAX_INPUT ((size_t)64 << 20)
+/* Largest image segmented, in pixels (4096 x 4096; a slice is 256 x 256 to
+ * 1024 x 1024): the image, the probability map at its size and the mask are
+ * all held at once, inside the enclave's memory. */
+#define CL_INFER_SEGMENT_MAX_PIXELS ((size_t)1 << 24)
 
 /* Whether the model's metadata says cloister.kind = segmentation. */
 bool cl_infer_segmenter_detect(const cl_infer_model *m);

@@ -65,8 +65,8 @@ static void img_dec_free(img_dec *d)
 }
 
 /* Decodes to interleaved 16-bit-or-8-bit samples; *bits is 8 or 16, *ch 1 or 3. */
-static cl_status img_decode(const void *bytes, size_t len, img_dec *d, img_src *src, uint32_t *w, uint32_t *h, int *ch,
-                            int *bits)
+static cl_status img_decode(const void *bytes, size_t len, size_t max_pixels, img_dec *d, img_src *src, uint32_t *w,
+                            uint32_t *h, int *ch, int *bits)
 {
     CL_ENSURE(len >= 8 && png_sig_cmp(bytes, 0, 8) == 0, CL_ERR_FORMAT, "not a PNG file (bad signature)");
     src->r = cl_reader_make(bytes, len);
@@ -93,8 +93,8 @@ static cl_status img_decode(const void *bytes, size_t len, img_dec *d, img_src *
     (void)color;
     CL_ENSURE(c == 1 || c == 3, CL_ERR_UNSUPPORTED, "PNG has %d channels after expansion; gray or RGB expected", c);
     CL_ENSURE(*bits == 8 || *bits == 16, CL_ERR_UNSUPPORTED, "PNG bit depth %d is not supported", *bits);
-    CL_ENSURE(*w > 0 && *h > 0 && (size_t)*w * *h <= IMG_MAX_PIXELS, CL_ERR_LIMIT, "PNG of %ux%u pixels is too large",
-              *w, *h);
+    CL_ENSURE(*w > 0 && *h > 0 && (size_t)*w * *h <= max_pixels, CL_ERR_LIMIT,
+              "PNG of %ux%u pixels is too large (at most %zu pixels here)", *w, *h, max_pixels);
     *ch = c;
     size_t rowbytes = png_get_rowbytes(d->png, d->info);
     CL_ENSURE(rowbytes == (size_t)*w * (size_t)c * (size_t)(*bits / 8), CL_ERR_INTERNAL, "unexpected PNG row size");
@@ -147,11 +147,11 @@ cl_status cl_infer_png_read(const void *bytes, size_t len, int channels, int64_t
                             cl_infer_tensor *out)
 {
     int64_t h, w;
-    return infer_png_read_sized(bytes, len, channels, out_h, out_w, out, &h, &w);
+    return infer_png_read_sized(bytes, len, channels, IMG_MAX_PIXELS, out_h, out_w, out, &h, &w);
 }
 
-cl_status infer_png_read_sized(const void *bytes, size_t len, int channels, int64_t out_h, int64_t out_w,
-                               cl_infer_tensor *out, int64_t *src_h, int64_t *src_w)
+cl_status infer_png_read_sized(const void *bytes, size_t len, int channels, size_t max_pixels, int64_t out_h,
+                               int64_t out_w, cl_infer_tensor *out, int64_t *src_h, int64_t *src_w)
 {
     cl_status rc = CL_OK;
     img_dec d = {0};
@@ -163,7 +163,8 @@ cl_status infer_png_read_sized(const void *bytes, size_t len, int channels, int6
     *src_h = *src_w = 0;
     CL_ENSURE(channels == 1 || channels == 3, CL_ERR_UNSUPPORTED, "an image input needs 1 or 3 channels, not %d",
               channels);
-    CL_GUARD_GOTO(img_decode(bytes, len, &d, &src, &w, &h, &ch, &bits));
+    CL_GUARD_GOTO(img_decode(bytes, len, max_pixels < IMG_MAX_PIXELS ? max_pixels : IMG_MAX_PIXELS, &d, &src, &w, &h,
+                             &ch, &bits));
     int64_t dims[4] = {1, channels, h, w};
     CL_GUARD_GOTO(cl_infer_tensor_alloc(&full, CL_INFER_FLOAT, 4, dims));
     float *f = full.data;
