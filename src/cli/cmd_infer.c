@@ -186,9 +186,7 @@ static cl_status infer_local(const char *model_path, const char *input_path, con
             cl_infer_classifier_parse(cls, json_in ? CL_INFER_RECORD_JSON : CL_INFER_RECORD_CSV, ib.data, ib.len, &in),
             "input %s", input_path);
     } else if (png_in) {
-        if (cl_infer_segmenter_detect(m))
-            CL_GUARD_CTX_GOTO(cl_infer_segmenter_check(m), "model %s",
-                              model_path);
+        if (cl_infer_segmenter_detect(m)) CL_GUARD_CTX_GOTO(cl_infer_segmenter_check(m), "model %s", model_path);
         /* The image becomes [1, C, H, W] at the model's declared size. */
         cl_infer_dtype dt;
         int rank;

@@ -52,8 +52,8 @@ static cl_status segment_meta_text(const char *key, const char *v, size_t max, b
               n == 0 ? "empty" : "too long", max);
     for (size_t i = 0; i < n; i++) {
         bool ok = token ? segment_name_char(v[i]) : (v[i] >= 0x20 && v[i] <= 0x7e);
-        CL_ENSURE(ok, CL_ERR_FORMAT, "the model's %s metadata has byte 0x%02x at offset %zu; %s", key, (uint8_t)v[i],
-                  i, token ? "names are A-Z a-z 0-9 _ . -" : "notes are printable ASCII");
+        CL_ENSURE(ok, CL_ERR_FORMAT, "the model's %s metadata has byte 0x%02x at offset %zu; %s", key, (uint8_t)v[i], i,
+                  token ? "names are A-Z a-z 0-9 _ . -" : "notes are printable ASCII");
     }
     return CL_OK;
 }
@@ -72,8 +72,7 @@ static cl_status segment_threshold(const char *v, float *out)
     char *end = NULL;
     double d = strtod(v, &end);
     CL_ENSURE(end == v + n && d > 0.0 && d < 1.0, CL_ERR_FORMAT,
-              "the model's %s metadata '%s' is not a probability strictly between 0 and 1", SEGMENT_META_THRESHOLD,
-              v);
+              "the model's %s metadata '%s' is not a probability strictly between 0 and 1", SEGMENT_META_THRESHOLD, v);
     *out = (float)d;
     return CL_OK;
 }
@@ -86,8 +85,8 @@ static cl_status segment_spec_read(const cl_infer_model *m, segment_spec *s)
               "the model carries no '%s' metadata, so it does not say it is a segmentation model (add %s=%s)",
               SEGMENT_META_KIND, SEGMENT_META_KIND, SEGMENT_KIND);
     CL_ENSURE(strcmp(kind, SEGMENT_KIND) == 0, CL_ERR_NOT_FOUND,
-              "the model's '%s' metadata is '%.64s', not '%s': it is not a segmentation model", SEGMENT_META_KIND,
-              kind, SEGMENT_KIND);
+              "the model's '%s' metadata is '%.64s', not '%s': it is not a segmentation model", SEGMENT_META_KIND, kind,
+              SEGMENT_KIND);
     s->name = cl_infer_model_metadata(m, SEGMENT_META_NAME);
     if (s->name != NULL)
         CL_GUARD(segment_meta_text(SEGMENT_META_NAME, s->name, SEGMENT_NAME_MAX, true));
@@ -137,8 +136,8 @@ static cl_status segment_map_dims(const cl_infer_tensor *prob, int64_t *h, int64
     return CL_OK;
 }
 
-static cl_status segment_summary_json(const cl_infer_tensor *prob, float threshold, const char *model,
-                                      const char *note, json_t **out)
+static cl_status segment_summary_json(const cl_infer_tensor *prob, float threshold, const char *model, const char *note,
+                                      json_t **out)
 {
     cl_status rc = CL_OK;
     int64_t h = 0, w = 0;

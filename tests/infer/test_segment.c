@@ -115,8 +115,8 @@ static cl_infer_model *image_model(const char *op, int64_t h, int64_t w, const c
     return m;
 }
 
-static const char *const seg_meta[] = {"cloister.kind", "segmentation", "cloister.name", "sig", "cloister.note",
-                                       "a test model", NULL};
+static const char *const seg_meta[] = {
+    "cloister.kind", "segmentation", "cloister.name", "sig", "cloister.note", "a test model", NULL};
 
 /* A 16 x 12 gray PNG: 255 in the square of columns 4..9, rows 2..7, 0 elsewhere. */
 static void square_png(cl_buf *png)
