@@ -91,4 +91,17 @@ for backend in ("onednn", "reference"):
     report(same and np.allclose(got, want, rtol=RTOL, atol=ATOL),
            f"{backend} probability map {got.shape} against PyTorch: max relative error {rel:.3g} (<= {RTOL})")
 
+# Refusals through the CLI: a truncated slice, a file that is not a PNG (exit 1, a message, no mask).
+data = open(os.path.join(SAMPLES, slices[0]), "rb").read()
+for name, body, needle in (("truncated", data[: len(data) // 2], "PNG data is truncated"),
+                           ("notpng", b"P6\n128 128\n255\n" + data[:64], "not a PNG file")):
+    bad = os.path.join(OUT, name + ".png")
+    open(bad, "wb").write(body)
+    mask_path = os.path.join(OUT, name + ".mask.png")
+    if os.path.exists(mask_path):
+        os.unlink(mask_path)
+    r = run([MODEL, bad, "-o", mask_path])
+    report(r.returncode == 1 and needle in r.stderr and not os.path.exists(mask_path) and r.stdout == "",
+           f"{name} slice refused: exit {r.returncode}: {r.stderr.strip()}")
+
 sys.exit(1 if failures else 0)
