@@ -102,6 +102,51 @@ class AgainstCloisterKms(SealRoundTrip, unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("InvalidSignatureException", p.stderr)
 
+    def test_key_lifecycle_grants_and_policy(self):
+        env = self.env(AWS_ENDPOINT_URL=self.endpoint)
+        kid = json.loads(run(["kms", "create-key"], env).stdout)["KeyMetadata"]["KeyId"]
+        run(["kms", "create-alias", "--alias-name", "alias/life", "--target-key-id", kid], env)
+        aliases = json.loads(run(["kms", "list-aliases", "--key-id", kid], env).stdout)["Aliases"]
+        self.assertEqual([a["AliasName"] for a in aliases], ["alias/life"])
+        run(["kms", "disable-key", "--key-id", kid], env)  # AWS: key id or ARN, no alias
+        meta = json.loads(run(["kms", "describe-key", "--key-id", kid], env).stdout)["KeyMetadata"]
+        self.assertEqual(meta["KeyState"], "Disabled")
+        run(["kms", "enable-key", "--key-id", kid], env)
+        out = json.loads(run(["kms", "schedule-key-deletion", "--key-id", kid, "--pending-window-in-days", "7"],
+                             env).stdout)
+        self.assertEqual(out["KeyState"], "PendingDeletion")
+        run(["kms", "cancel-key-deletion", "--key-id", kid], env)
+        meta = json.loads(run(["kms", "describe-key", "--key-id", kid], env).stdout)["KeyMetadata"]
+        self.assertEqual(meta["KeyState"], "Disabled")  # as in AWS: a cancelled deletion leaves the key disabled
+        run(["kms", "enable-key", "--key-id", kid], env)
+        policy = json.loads(json.loads(run(["kms", "get-key-policy", "--key-id", kid], env).stdout)["Policy"])
+        self.assertEqual(policy["Statement"][0]["Action"], "kms:*")
+        grantee = "arn:aws:iam::111122223333:user/reader"
+        g = json.loads(run(["kms", "create-grant", "--key-id", kid, "--grantee-principal", grantee,
+                            "--operations", "Decrypt,GenerateDataKey"], env).stdout)
+        grants = json.loads(run(["kms", "list-grants", "--key-id", kid], env).stdout)["Grants"]
+        self.assertEqual([(x["GrantId"], x["GranteePrincipal"], sorted(x["Operations"])) for x in grants],
+                         [(g["GrantId"], grantee, ["Decrypt", "GenerateDataKey"])])
+        run(["kms", "revoke-grant", "--key-id", kid, "--grant-id", g["GrantId"]], env)
+        self.assertEqual(json.loads(run(["kms", "list-grants", "--key-id", kid], env).stdout)["Grants"], [])
+        p = run(["kms", "create-grant", "--key-id", kid, "--grantee-principal", grantee, "--operations", "Fly"],
+                env, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("ValidationException", p.stderr)
+
+    def test_usage_errors(self):
+        env = self.env(AWS_ENDPOINT_URL=self.endpoint)
+        for args, what in ((["kms", "create-grant", "--key-id", "k"], "missing"),
+                           (["kms", "list-keys", "--key-id", "k"], "does not take"),
+                           (["kms", "create-grant", "--key-id", "k", "--grantee-principal", "g", "--operations",
+                             "Decrypt,,Encrypt"], "--operations"),
+                           (["kms", "schedule-key-deletion", "--key-id", "k", "--pending-window-in-days", "x"],
+                            "--pending-window-in-days"),
+                           (["kms", "fly"], "unknown subcommand")):
+            p = run(args, env, check=False)
+            self.assertEqual(p.returncode, 2, args)
+            self.assertIn(what, p.stderr, args)
+
     def test_disabled_key_cannot_unseal(self):
         env = self.env(AWS_ENDPOINT_URL=self.endpoint)
         kms = kms_harness.boto_client(self.endpoint)
