@@ -5,6 +5,7 @@ libcloister KMS client, against cloister-kms AND against moto_server (an
 independent implementation of the KMS protocol), plus audit-verify."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -183,6 +184,54 @@ class AgainstCloisterKms(SealRoundTrip, unittest.TestCase):
                 p = run(["kms", "audit-verify", path], self.env(), check=False)
                 self.assertEqual(p.returncode, 1, name)
                 self.assertIn("line", p.stderr, name)
+
+
+class OverHttps(unittest.TestCase):
+    """cloister-kms --dev --tls-cert/--tls-key, and the libcloister client trusting its CA through
+    AWS_CA_BUNDLE (as the aws CLI and SDKs do): the client verifies the peer and its name."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="kms-https-")
+        cls.cert, cls.key = os.path.join(cls.tmp, "cert.pem"), os.path.join(cls.tmp, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", cls.key, "-out", cls.cert, "-days", "2", "-subj", "/CN=cloister-kms test",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+        cls.cm = kms_harness.kms_server(extra_args=["--tls-cert", cls.cert, "--tls-key", cls.key])
+        cls.srv = cls.cm.__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cm.__exit__(None, None, None)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def env(self, **extra):
+        e = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        e.update(kms_harness.DEV_ENV)
+        e["AWS_ENDPOINT_URL"] = self.srv.endpoint
+        e.update(extra)
+        return e
+
+    def test_https_seal_round_trip(self):
+        self.assertTrue(self.srv.endpoint.startswith("https://"), self.srv.endpoint)
+        env = self.env(AWS_CA_BUNDLE=self.cert)
+        kid = json.loads(run(["kms", "create-key"], env).stdout)["KeyMetadata"]["KeyId"]
+        src, sealed, back = (os.path.join(self.tmp, n) for n in ("in", "sealed", "out"))
+        write(src, b"over TLS")
+        run(["seal", "--key", kid, src, "-o", sealed], env)
+        run(["unseal", "--key", kid, sealed, "-o", back], env)
+        self.assertEqual(read(back), b"over TLS")
+
+    def test_untrusted_certificate_is_refused(self):
+        p = run(["kms", "list-keys"], self.env(), check=False)  # the system store does not know this CA
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("certificate", p.stderr.lower())
+        p = run(["kms", "list-keys"], self.env(AWS_CA_BUNDLE=self.key), check=False)  # not a CA file
+        self.assertEqual(p.returncode, 1)
+        wrong_name = self.srv.endpoint.replace("127.0.0.1", "localhost")  # the certificate names only the IP
+        p = run(["kms", "list-keys"], self.env(AWS_CA_BUNDLE=self.cert, AWS_ENDPOINT_URL=wrong_name), check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("localhost", p.stderr)
 
 
 class AgainstMoto(SealRoundTrip, unittest.TestCase):
