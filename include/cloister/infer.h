@@ -230,6 +230,35 @@ CL_MUST_USE cl_status cl_infer_segment_png(cl_infer_model *m, const void *png, s
  * "mask_png_base64" (RFC 4648 base64, padded) -- what the worker returns. */
 CL_MUST_USE cl_status cl_infer_segment_png_json(cl_infer_model *m, const void *png, size_t len, cl_buf *out);
 
+/*
+ * Service: one model behind one entry point, what the enclave worker runs for every request
+ * (whatever path it came by) and what bench/e2e times as local inference. The model's
+ * metadata says its kind: a classifier (cloister.classifier.labels) reads one record, JSON
+ * if its first non-blank byte is { or [, else CSV, and answers cl_infer_classifier_format's
+ * JSON; a segmenter (cloister.kind = segmentation) reads a PNG and answers
+ * cl_infer_segment_png_json's JSON, the mask in it as base64.
+ */
+typedef enum cl_infer_kind {
+    CL_INFER_KIND_CLASSIFIER = 1,
+    CL_INFER_KIND_SEGMENTER,
+} cl_infer_kind;
+typedef struct cl_infer_service cl_infer_service;
+
+const char *cl_infer_kind_name(cl_infer_kind k);
+/* Loads and checks the model; CL_ERR_UNSUPPORTED when its metadata names no kind. */
+CL_MUST_USE cl_status cl_infer_service_open(const void *onnx, size_t len, const cl_infer_options *opts,
+                                            cl_infer_service **out);
+void cl_infer_service_free(cl_infer_service *s);
+cl_infer_kind cl_infer_service_kind(const cl_infer_service *s);
+const cl_infer_model *cl_infer_service_model(const cl_infer_service *s);
+/* One input through the model; appends the result JSON to out. Thread-safe (one
+ * inference at a time; the model holds a run's intermediates). Errors may quote the
+ * input: a caller whose errors cross a trust boundary says less. */
+CL_MUST_USE cl_status cl_infer_service_run(cl_infer_service *s, const uint8_t *in, size_t n, cl_buf *out);
+/* A segmentation result (untrusted bytes): its JSON without "mask_png_base64" appended to
+ * summary, the decoded mask PNG to mask_png. CL_ERR_FORMAT when it is not one. */
+CL_MUST_USE cl_status cl_infer_result_split_mask(const uint8_t *result, size_t n, cl_buf *summary, cl_buf *mask_png);
+
 #ifdef __cplusplus
 }
 #endif
