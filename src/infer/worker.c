@@ -646,7 +646,10 @@ int main(int argc, char **argv)
         printf("cloister-infer: model %s loaded; serving on vsock port %u (envelope)", w.cfg.model,
                w.cfg.listen_port);
         if (w.have_channel) printf(" and %u (channel)", w.cfg.channel_port);
-        printf(", %ld connections at a time\n", w.cfg.max_connections);
+        printf(", %ld connections at a time; %s kernels, ", w.cfg.max_connections,
+               cl_infer_onednn_available() ? "oneDNN" : "reference");
+        if (w.cfg.threads > 0) printf("%ld threads\n", w.cfg.threads);
+        else printf("all cores\n");
         (void)fflush(stdout);
         ec = worker_accept_loop(&w, listener, channel_listener);
     }
