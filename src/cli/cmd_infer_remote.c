@@ -18,6 +18,8 @@
 
 #include "cli.h"
 
+#define REMOTE_PCR_HEX_LEN ((size_t)2 * CL_ATTEST_PCR_LEN)
+
 static const char *remote_usage =
     "Usage: cloister infer --enclave SOCKET INPUT.sealed -o OUT [--keep-sealed] [--force]\n"
     "       cloister infer --channel SOCKET --root ROOT.pem --expect-pcr0 HEX INPUT -o OUT [--force]\n"
@@ -62,12 +64,11 @@ static cl_status remote_channel(const remote_args *a, const uint8_t *in, size_t 
     cl_buf pcr;
     cl_buf_init(&pcr, 64);
     cl_ratls_client client;
-    size_t hex_len = strnlen(a->pcr0, 2 * CL_ATTEST_PCR_LEN + 1);
+    size_t hex_len = strnlen(a->pcr0, REMOTE_PCR_HEX_LEN + 1);
     CL_GUARD_CTX_GOTO(cl_attest_roots_add_file(&roots, a->root), "attestation root %s", a->root);
-    CL_ENSURE_GOTO(hex_len == 2 * CL_ATTEST_PCR_LEN && cl_hex_decode(a->pcr0, hex_len, &pcr) == CL_OK &&
-                       pcr.len == CL_ATTEST_PCR_LEN,
-                   CL_ERR_USAGE, "--expect-pcr0 must be %d hex digits (cloister enclave build prints it)",
-                   2 * CL_ATTEST_PCR_LEN);
+    CL_ENSURE_GOTO(
+        hex_len == REMOTE_PCR_HEX_LEN && cl_hex_decode(a->pcr0, hex_len, &pcr) == CL_OK && pcr.len == CL_ATTEST_PCR_LEN,
+        CL_ERR_USAGE, "--expect-pcr0 must be %zu hex digits (cloister enclave build prints it)", REMOTE_PCR_HEX_LEN);
     cl_attest_pcr pcr0 = {.index = 0};
     memcpy(pcr0.value, pcr.data, CL_ATTEST_PCR_LEN);
     cl_ratls_client_config cfg = {.roots = &roots, .pcrs = &pcr0, .pcr_count = 1};
@@ -111,16 +112,11 @@ out:
 int cmd_infer_remote(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"enclave", required_argument, NULL, 'e'},
-        {"channel", required_argument, NULL, 'c'},
-        {"root", required_argument, NULL, 'r'},
-        {"expect-pcr0", required_argument, NULL, 'p'},
-        {"output", required_argument, NULL, 'o'},
-        {"keep-sealed", no_argument, NULL, 'k'},
-        {"force", no_argument, NULL, 'f'},
-        {"stop", no_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"enclave", required_argument, NULL, 'e'}, {"channel", required_argument, NULL, 'c'},
+        {"root", required_argument, NULL, 'r'},    {"expect-pcr0", required_argument, NULL, 'p'},
+        {"output", required_argument, NULL, 'o'},  {"keep-sealed", no_argument, NULL, 'k'},
+        {"force", no_argument, NULL, 'f'},         {"stop", no_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     remote_args a;
     memset(&a, 0, sizeof(a));

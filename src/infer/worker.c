@@ -256,7 +256,8 @@ static cl_status worker_unseal_model(worker *w, cl_kms_client *kms, const cl_buf
         (void)fflush(stdout);
         cl_buf_truncate(model, 0);
         struct timespec ts = {.tv_sec = delay, .tv_nsec = 0};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
     }
     if (rc != CL_OK) (void)cl_error_wrap("unsealing the model %s", w->cfg.model);
     return rc;
@@ -280,8 +281,8 @@ static cl_status worker_start(worker *w, const char *config_path)
      * enclave"); the reference kernels otherwise. */
     cl_infer_options opts = {.max_bytes = WORKER_MODEL_BYTES,
                              .threads = (int)w->cfg.threads,
-                             .backend = cl_infer_onednn_available() ? CL_INFER_BACKEND_ONEDNN
-                                                                    : CL_INFER_BACKEND_REFERENCE};
+                             .backend =
+                                 cl_infer_onednn_available() ? CL_INFER_BACKEND_ONEDNN : CL_INFER_BACKEND_REFERENCE};
     CL_GUARD_CTX_GOTO(cl_infer_model_load(model.data, model.len, &opts, &w->model), "loading the model %s",
                       w->cfg.model);
     CL_GUARD_CTX_GOTO(cl_infer_classifier_from_model(w->model, &w->cls), "model %s", w->cfg.model);
@@ -318,8 +319,10 @@ static cl_status worker_infer(worker *w, const uint8_t *in, size_t n, cl_buf *re
 {
     cl_status rc = CL_OK;
     (void)pthread_mutex_lock(&w->model_mu);
-    if (w->cls != NULL) rc = cl_infer_classifier_run(w->model, w->cls, worker_record_format(in, n), in, n, result);
-    else rc = CL_ERR_UNSUPPORTED;
+    if (w->cls != NULL)
+        rc = cl_infer_classifier_run(w->model, w->cls, worker_record_format(in, n), in, n, result);
+    else
+        rc = CL_ERR_UNSUPPORTED;
     (void)pthread_mutex_unlock(&w->model_mu);
     if (rc != CL_OK) {
         cl_error_clear();
@@ -351,7 +354,7 @@ out:
 static bool worker_replay_seen_locked(const worker_replay *r, const uint8_t d[WORKER_SHA384_LEN])
 {
     for (size_t i = 0; i < r->count; i++)
-        if (memcmp(r->digest[i], d, WORKER_SHA384_LEN) == 0) return true;
+        if (cl_ct_equal(r->digest[i], d, WORKER_SHA384_LEN)) return true;
     return false;
 }
 
@@ -388,8 +391,8 @@ static cl_status worker_handle_envelope(worker_thread *t, const cl_buf *req, cl_
     cl_buf_init_secret(&pt, CL_INFER_CLASSIFIER_MAX_INPUT);
     cl_buf_init_secret(&res, WORKER_RESULT_MAX);
     CL_GUARD_GOTO(cl_frame_request_parse(req->data, req->len, &id, &sealed, &sealed_len));
-    CL_ENSURE_GOTO(sealed_len <= WORKER_SEALED_MAX, CL_ERR_LIMIT, "a sealed input of %zu bytes is over %zu",
-                   sealed_len, WORKER_SEALED_MAX);
+    CL_ENSURE_GOTO(sealed_len <= WORKER_SEALED_MAX, CL_ERR_LIMIT, "a sealed input of %zu bytes is over %zu", sealed_len,
+                   WORKER_SEALED_MAX);
     if (EVP_Digest(sealed, sealed_len, digest, &dlen, EVP_sha384(), NULL) != 1 || dlen != sizeof(digest))
         CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "SHA-384 of the request");
     CL_GUARD_GOTO(worker_replay_check(&w->replay, digest, false));
@@ -398,8 +401,7 @@ static cl_status worker_handle_envelope(worker_thread *t, const cl_buf *req, cl_
     CL_GUARD_CTX_GOTO(cl_envelope_unseal_mem(kp, NULL, sealed, sealed_len, &pt), "unsealing the request");
     CL_GUARD_GOTO(worker_infer(w, pt.data, pt.len, &res));
     CL_GUARD_GOTO(cl_infer_binding_make(id, sealed, sealed_len, &ctx));
-    CL_GUARD_CTX_GOTO(cl_envelope_seal_mem(kp, &ctx, res.data, res.len, result), "sealing the result under %s",
-                      key_id);
+    CL_GUARD_CTX_GOTO(cl_envelope_seal_mem(kp, &ctx, res.data, res.len, result), "sealing the result under %s", key_id);
     /* Remembered only once served: a request that failed (KMS down) may be sent again. */
     CL_GUARD_GOTO(worker_replay_check(&w->replay, digest, true));
 out:
@@ -539,8 +541,10 @@ static void *worker_pool_main(void *arg)
         (void)pthread_cond_broadcast(&w->q_cv);
         (void)pthread_mutex_unlock(&w->q_mu);
         worker_set_timeouts(job.fd, w->cfg.read_timeout);
-        if (job.channel) worker_serve_channel(t, job.fd);
-        else worker_serve_envelope(t, job.fd);
+        if (job.channel)
+            worker_serve_channel(t, job.fd);
+        else
+            worker_serve_envelope(t, job.fd);
         (void)close(job.fd);
         cl_error_clear();
     }
@@ -643,13 +647,14 @@ int main(int argc, char **argv)
     }
     (void)pthread_attr_destroy(&attr);
     if (ec == 0) {
-        printf("cloister-infer: model %s loaded; serving on vsock port %u (envelope)", w.cfg.model,
-               w.cfg.listen_port);
+        printf("cloister-infer: model %s loaded; serving on vsock port %u (envelope)", w.cfg.model, w.cfg.listen_port);
         if (w.have_channel) printf(" and %u (channel)", w.cfg.channel_port);
         printf(", %ld connections at a time; %s kernels, ", w.cfg.max_connections,
                cl_infer_onednn_available() ? "oneDNN" : "reference");
-        if (w.cfg.threads > 0) printf("%ld threads\n", w.cfg.threads);
-        else printf("all cores\n");
+        if (w.cfg.threads > 0)
+            printf("%ld threads\n", w.cfg.threads);
+        else
+            printf("all cores\n");
         (void)fflush(stdout);
         ec = worker_accept_loop(&w, listener, channel_listener);
     }

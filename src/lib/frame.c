@@ -35,20 +35,14 @@ static cl_status frame_fd_read(void *arg, uint8_t *p, size_t n, size_t *got)
     return CL_OK;
 }
 
-static cl_status frame_tls_write(void *arg, const uint8_t *p, size_t n)
-{
-    return cl_ratls_conn_write(arg, p, n);
-}
+static cl_status frame_tls_write(void *arg, const uint8_t *p, size_t n) { return cl_ratls_conn_write(arg, p, n); }
 
 static cl_status frame_tls_read(void *arg, uint8_t *p, size_t n, size_t *got)
 {
     return cl_ratls_conn_read(arg, p, n, got);
 }
 
-cl_frame_io cl_frame_io_fd(int *fd)
-{
-    return (cl_frame_io){.read = frame_fd_read, .write = frame_fd_write, .arg = fd};
-}
+cl_frame_io cl_frame_io_fd(int *fd) { return (cl_frame_io){.read = frame_fd_read, .write = frame_fd_write, .arg = fd}; }
 
 cl_frame_io cl_frame_io_tls(void *ratls_conn)
 {

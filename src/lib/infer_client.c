@@ -26,12 +26,12 @@ cl_status cl_infer_binding_make(const uint8_t id[CL_FRAME_REQUEST_ID_LEN], const
     if (EVP_Digest(sealed, sealed_len, digest, &dlen, EVP_sha384(), NULL) != 1 || dlen != sizeof(digest))
         CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "SHA-384 of the sealed input");
     CL_GUARD_GOTO(cl_buf_append_hex(&hex, id, CL_FRAME_REQUEST_ID_LEN));
-    CL_GUARD_GOTO(cl_kvlist_add(out, CL_INFER_CTX_REQUEST_ID, strlen(CL_INFER_CTX_REQUEST_ID), cl_buf_cstr(&hex),
-                                hex.len));
+    CL_GUARD_GOTO(
+        cl_kvlist_add(out, CL_INFER_CTX_REQUEST_ID, strlen(CL_INFER_CTX_REQUEST_ID), cl_buf_cstr(&hex), hex.len));
     cl_buf_truncate(&hex, 0);
     CL_GUARD_GOTO(cl_buf_append_hex(&hex, digest, sizeof(digest)));
-    CL_GUARD_GOTO(cl_kvlist_add(out, CL_INFER_CTX_INPUT_SHA384, strlen(CL_INFER_CTX_INPUT_SHA384),
-                                cl_buf_cstr(&hex), hex.len));
+    CL_GUARD_GOTO(
+        cl_kvlist_add(out, CL_INFER_CTX_INPUT_SHA384, strlen(CL_INFER_CTX_INPUT_SHA384), cl_buf_cstr(&hex), hex.len));
 out:
     cl_buf_free(&hex);
     return rc;
@@ -148,7 +148,8 @@ cl_status cl_infer_client_envelope(const char *socket_path, const uint8_t *seale
     CL_GUARD_GOTO(cl_frame_request_encode(id, sealed, sealed_len, &req));
     CL_GUARD_GOTO(cl_infer_connect(socket_path, &fd));
     cl_frame_io io = cl_frame_io_fd(&fd);
-    CL_GUARD_CTX_GOTO(cl_frame_write_io(&io, CL_FRAME_REQUEST, req.data, req.len), "sending the request to the enclave");
+    CL_GUARD_CTX_GOTO(cl_frame_write_io(&io, CL_FRAME_REQUEST, req.data, req.len),
+                      "sending the request to the enclave");
     (void)shutdown(fd, SHUT_WR);
     CL_GUARD_GOTO(infer_read_answer(&io, &ans));
     CL_GUARD_GOTO(infer_header(ans.data, ans.len, "the enclave's result", res_key, sizeof(res_key), &got));

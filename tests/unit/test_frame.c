@@ -168,12 +168,9 @@ int main(void)
 {
     (void)signal(SIGPIPE, SIG_IGN); /* the write-to-a-closed-peer case */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_read_parses_by_hand),
-        cmocka_unit_test(test_bad_frames),
-        cmocka_unit_test(test_write_refuses),
-        cmocka_unit_test(test_stop_frame),
-        cmocka_unit_test(test_request_payload),
+        cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_read_parses_by_hand),
+        cmocka_unit_test(test_bad_frames),   cmocka_unit_test(test_write_refuses),
+        cmocka_unit_test(test_stop_frame),   cmocka_unit_test(test_request_payload),
         cmocka_unit_test(test_read_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

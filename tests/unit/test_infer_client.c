@@ -8,8 +8,8 @@
 #include "test_util.h"
 
 /* SHA-384("abc"), FIPS 180-2 appendix D.1. */
-#define ABC_SHA384                                                                                                     \
-    "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded163"                                                                 \
+#define ABC_SHA384 \
+    "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded163" \
     "1a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7"
 
 static void make(cl_kvlist *l, uint8_t first)
