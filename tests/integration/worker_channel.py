@@ -80,6 +80,14 @@ def main():
             check(r.returncode == 0 and wh.same_result(json.loads(open(p("after.json")).read()), w.expected),
                   "the worker serves a good request after the bad ones: " + r.stderr.strip())
 
+            r = infer(p("patient.json"), p("bad.json"), pcr0="xyz")
+            check(r.returncode == 2 and "--expect-pcr0 must be 96 hex digits" in r.stderr and
+                  not os.path.exists(p("bad.json")), "a malformed --expect-pcr0 is a usage error: " + r.stderr.strip())
+            r = w.run("infer", "--enclave", env_sock, "--expect-pcr0", w.pcr0, p("patient.sealed"), "-o", p("bad.json"))
+            check(r.returncode == 2 and "the KMS key policy decides" in r.stderr,
+                  "--expect-pcr0 on the envelope path is refused, saying what pins the enclave there: " +
+                  r.stderr.strip().splitlines()[0])
+
             seen = relay.seen()
             needles = [w.record, w.record[:40], b"mean_radius", b"17.99", b"secret-diagnosis", b'"label"',
                        b"probabilities"]
