@@ -9,7 +9,9 @@
  * OUT appears whole or not at all.
  */
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cloister/fs.h"
@@ -22,7 +24,8 @@
 
 static const char *remote_usage =
     "Usage: cloister infer --enclave SOCKET INPUT.sealed -o OUT [--keep-sealed] [--force]\n"
-    "       cloister infer --channel SOCKET --root ROOT.pem --expect-pcr0 HEX INPUT -o OUT [--force]\n"
+    "       cloister infer --channel SOCKET --root ROOT.pem (--expect-pcr0 HEX | --policy FILE) INPUT -o OUT\n"
+    "                      [--force]\n"
     "       cloister infer --enclave SOCKET --stop\n"
     "\n"
     "Runs one record through the cloister-infer worker in an enclave. SOCKET is the host end of\n"
@@ -40,20 +43,77 @@ static const char *remote_usage =
     "Channel path (--channel, the worker's channel_port): RA-TLS. The enclave's certificate\n"
     "carries an attestation document made for this connection; it must chain to ROOT.pem, carry\n"
     "PCR0 = HEX and this client's nonce, or nothing is sent. INPUT is the plaintext record.\n"
+    "--policy FILE names the expected PCRs instead: a JSON object {\"PCR0\": HEX, \"PCR8\": HEX, ...},\n"
+    "or the output of cloister enclave build (its \"Measurements\"); every PCR named must match.\n"
     "\n"
     "  -e, --enclave SOCKET   envelope path: the worker's host socket (listen_port)\n"
     "  -c, --channel SOCKET   channel path: the worker's host socket (channel_port)\n"
     "  -r, --root FILE        channel path: the attestation root(s) to trust (PEM)\n"
     "  -p, --expect-pcr0 HEX  channel path: the enclave image's PCR0 (96 hex digits)\n"
+    "  -P, --policy FILE      channel path: the expected PCRs, as JSON (above)\n"
     "  -o, --output FILE      the result (no overwrite without --force)\n"
     "  -k, --keep-sealed      envelope path: write the sealed result instead of unsealing it\n"
     "  -f, --force            overwrite FILE\n"
     "  -s, --stop             envelope port only: tell the worker to finish its requests and exit\n";
 
 typedef struct remote_args {
-    const char *enclave, *channel, *root, *pcr0, *out, *in;
+    const char *enclave, *channel, *root, *pcr0, *policy, *out, *in;
     bool force, keep_sealed;
 } remote_args;
+
+/* One expected PCR from HEX (96 digits). */
+static cl_status remote_pcr(unsigned index, const char *hex, cl_attest_pcr *out)
+{
+    cl_status rc = CL_OK;
+    cl_buf v;
+    cl_buf_init(&v, CL_ATTEST_PCR_LEN);
+    size_t hex_len = strnlen(hex, REMOTE_PCR_HEX_LEN + 1);
+    CL_ENSURE_GOTO(hex_len == REMOTE_PCR_HEX_LEN && cl_hex_decode(hex, hex_len, &v) == CL_OK &&
+                       v.len == CL_ATTEST_PCR_LEN,
+                   CL_ERR_USAGE, "the expected PCR%u must be %zu hex digits (cloister enclave build prints it)", index,
+                   REMOTE_PCR_HEX_LEN);
+    out->index = index;
+    memcpy(out->value, v.data, CL_ATTEST_PCR_LEN);
+out:
+    cl_buf_free(&v);
+    return rc;
+}
+
+/* --policy FILE: {"PCR<n>": HEX, ...}, or cloister enclave build's output with its "Measurements". */
+static cl_status remote_policy_load(const char *path, cl_attest_pcr *pcrs, size_t *count)
+{
+    cl_status rc = CL_OK;
+    json_t *root = NULL;
+    json_error_t jerr;
+    cl_buf raw;
+    cl_buf_init(&raw, (size_t)64 << 10);
+    *count = 0;
+    CL_GUARD_CTX_GOTO(cl_buf_read_file(&raw, path), "reading the policy %s", path);
+    root = json_loadb((const char *)raw.data, raw.len, JSON_REJECT_DUPLICATES, &jerr);
+    CL_ENSURE_GOTO(root != NULL && json_is_object(root), CL_ERR_USAGE, "policy %s is not a JSON object (line %d: %s)",
+                   path, jerr.line, jerr.text);
+    json_t *m = json_object_get(root, "Measurements");
+    json_t *obj = json_is_object(m) ? m : root;
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        if (strcmp(key, "HashAlgorithm") == 0) continue;
+        char *end = NULL;
+        long idx = strncmp(key, "PCR", 3) == 0 ? strtol(key + 3, &end, 10) : -1;
+        CL_ENSURE_GOTO(end != NULL && end != key + 3 && *end == '\0' && idx >= 0 && idx < CL_ATTEST_MAX_PCRS &&
+                           json_is_string(v) && *count < CL_ATTEST_MAX_PCRS,
+                       CL_ERR_USAGE, "policy %s: \"%s\" is not a \"PCR<n>\": \"HEX\" entry with n from 0 to 31", path,
+                       key);
+        CL_GUARD_CTX_GOTO(remote_pcr((unsigned)idx, json_string_value(v), &pcrs[*count]), "policy %s", path);
+        (*count)++;
+    }
+    CL_ENSURE_GOTO(*count > 0, CL_ERR_USAGE, "policy %s names no PCR", path);
+out:
+    json_decref(root);
+    cl_buf_free(&raw);
+    return rc;
+}
 
 static cl_status remote_channel(const remote_args *a, const uint8_t *in, size_t n, cl_buf *res)
 {
@@ -61,24 +121,21 @@ static cl_status remote_channel(const remote_args *a, const uint8_t *in, size_t 
     bool client_made = false;
     cl_attest_roots roots;
     cl_attest_roots_init(&roots);
-    cl_buf pcr;
-    cl_buf_init(&pcr, 64);
     cl_ratls_client client;
-    size_t hex_len = strnlen(a->pcr0, REMOTE_PCR_HEX_LEN + 1);
+    cl_attest_pcr pcrs[CL_ATTEST_MAX_PCRS];
+    size_t pcr_count = 1;
     CL_GUARD_CTX_GOTO(cl_attest_roots_add_file(&roots, a->root), "attestation root %s", a->root);
-    CL_ENSURE_GOTO(
-        hex_len == REMOTE_PCR_HEX_LEN && cl_hex_decode(a->pcr0, hex_len, &pcr) == CL_OK && pcr.len == CL_ATTEST_PCR_LEN,
-        CL_ERR_USAGE, "--expect-pcr0 must be %zu hex digits (cloister enclave build prints it)", REMOTE_PCR_HEX_LEN);
-    cl_attest_pcr pcr0 = {.index = 0};
-    memcpy(pcr0.value, pcr.data, CL_ATTEST_PCR_LEN);
-    cl_ratls_client_config cfg = {.roots = &roots, .pcrs = &pcr0, .pcr_count = 1};
+    if (a->policy != NULL)
+        CL_GUARD_GOTO(remote_policy_load(a->policy, pcrs, &pcr_count));
+    else
+        CL_GUARD_CTX_GOTO(remote_pcr(0, a->pcr0, &pcrs[0]), "--expect-pcr0");
+    cl_ratls_client_config cfg = {.roots = &roots, .pcrs = pcrs, .pcr_count = pcr_count};
     CL_GUARD_GOTO(cl_ratls_client_init(&client, &cfg));
     client_made = true;
     CL_GUARD_GOTO(cl_infer_client_channel(a->channel, &client, in, n, res));
 out:
     if (client_made) cl_ratls_client_free(&client);
     cl_attest_roots_free(&roots);
-    cl_buf_free(&pcr);
     return rc;
 }
 
@@ -112,23 +169,30 @@ out:
 int cmd_infer_remote(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"enclave", required_argument, NULL, 'e'}, {"channel", required_argument, NULL, 'c'},
-        {"root", required_argument, NULL, 'r'},    {"expect-pcr0", required_argument, NULL, 'p'},
-        {"output", required_argument, NULL, 'o'},  {"keep-sealed", no_argument, NULL, 'k'},
-        {"force", no_argument, NULL, 'f'},         {"stop", no_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"enclave", required_argument, NULL, 'e'},
+        {"channel", required_argument, NULL, 'c'},
+        {"root", required_argument, NULL, 'r'},
+        {"expect-pcr0", required_argument, NULL, 'p'},
+        {"policy", required_argument, NULL, 'P'},
+        {"output", required_argument, NULL, 'o'},
+        {"keep-sealed", no_argument, NULL, 'k'},
+        {"force", no_argument, NULL, 'f'},
+        {"stop", no_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     remote_args a;
     memset(&a, 0, sizeof(a));
     bool stop = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "e:c:r:p:o:kfsh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "e:c:r:p:P:o:kfsh", opts, NULL)) != -1) {
         switch (c) {
         case 'e': a.enclave = optarg; break;
         case 'c': a.channel = optarg; break;
         case 'r': a.root = optarg; break;
         case 'p': a.pcr0 = optarg; break;
+        case 'P': a.policy = optarg; break;
         case 'o': a.out = optarg; break;
         case 'k': a.keep_sealed = true; break;
         case 'f': a.force = true; break;
@@ -145,11 +209,13 @@ int cmd_infer_remote(int argc, char **argv)
         cl_status rc = cl_infer_client_stop(a.enclave);
         return rc == CL_OK ? CLI_EXIT_OK : cli_report(rc);
     }
-    if (a.channel != NULL && (a.root == NULL || a.pcr0 == NULL))
-        return cli_usage_error("infer", "--channel needs --root ROOT.pem and --expect-pcr0 HEX");
-    if (a.enclave != NULL && (a.root != NULL || a.pcr0 != NULL))
-        return cli_usage_error("infer", "--root and --expect-pcr0 are for --channel; on the envelope path the KMS "
-                                        "key policy decides which enclave may read the input");
+    if (a.channel != NULL && (a.root == NULL || (a.pcr0 == NULL) == (a.policy == NULL)))
+        return cli_usage_error("infer",
+                               "--channel needs --root ROOT.pem and one of --expect-pcr0 HEX or --policy FILE");
+    if (a.enclave != NULL && (a.root != NULL || a.pcr0 != NULL || a.policy != NULL))
+        return cli_usage_error("infer",
+                               "--root, --expect-pcr0 and --policy are for --channel; on the envelope path the KMS "
+                               "key policy decides which enclave may read the input");
     if (a.channel != NULL && a.keep_sealed) return cli_usage_error("infer", "--keep-sealed is for --enclave");
     if (a.out == NULL) return cli_usage_error("infer", "-o OUT is required");
     if (argc - optind != 1) return cli_usage_error("infer", "expected one INPUT");

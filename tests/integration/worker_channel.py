@@ -81,12 +81,30 @@ def main():
                   "the worker serves a good request after the bad ones: " + r.stderr.strip())
 
             r = infer(p("patient.json"), p("bad.json"), pcr0="xyz")
-            check(r.returncode == 2 and "--expect-pcr0 must be 96 hex digits" in r.stderr and
+            check(r.returncode == 2 and "--expect-pcr0" in r.stderr and "must be 96 hex digits" in r.stderr and
                   not os.path.exists(p("bad.json")), "a malformed --expect-pcr0 is a usage error: " + r.stderr.strip())
             r = w.run("infer", "--enclave", env_sock, "--expect-pcr0", w.pcr0, p("patient.sealed"), "-o", p("bad.json"))
             check(r.returncode == 2 and "the KMS key policy decides" in r.stderr,
                   "--expect-pcr0 on the envelope path is refused, saying what pins the enclave there: " +
                   r.stderr.strip().splitlines()[0])
+
+            def infer_policy(policy_path, out):
+                return w.run("infer", "--channel", relay.path, "--root", root, "--policy", policy_path,
+                             p("patient.json"), "-o", out, env=w.henv)
+
+            r = infer_policy(p("build.json"), p("policy.json"))
+            check(r.returncode == 0 and wh.same_result(json.loads(open(p("policy.json")).read()), w.expected),
+                  "--policy with cloister enclave build's output (PCR0, PCR1, PCR2) accepts the enclave: " +
+                  r.stderr.strip())
+            measured = json.load(open(p("build.json")))["Measurements"]
+            open(p("wrong-pcr1.json"), "w").write(json.dumps({"PCR0": w.pcr0, "PCR1": "cd" * 48}))
+            r = infer_policy(p("wrong-pcr1.json"), p("policy2.json"))
+            check(one_line_failure(r, p("policy2.json"), "PCR1 is " + measured["PCR1"].lower(), "cd" * 48),
+                  "a policy naming another PCR1 is refused with both values: " + r.stderr.strip())
+            open(p("bad-policy.json"), "w").write(json.dumps({"PCR99": w.pcr0}))
+            r = infer_policy(p("bad-policy.json"), p("policy3.json"))
+            check(r.returncode == 2 and "is not a \"PCR<n>\": \"HEX\" entry" in r.stderr,
+                  "a malformed policy is a usage error: " + r.stderr.strip())
 
             seen = relay.seen()
             needles = [w.record, w.record[:40], b"mean_radius", b"17.99", b"secret-diagnosis", b'"label"',

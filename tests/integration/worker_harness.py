@@ -200,6 +200,7 @@ def world(config_extra=None):
             r = w.run("enclave", "build", "--exe", WORKER, "--file", p("model.sealed"), "--file", p("worker.json"),
                       "-o", p("worker.img"))
             assert r.returncode == 0, r.stderr
+            open(p("build.json"), "w").write(r.stdout)
             w.pcr0 = json.loads(r.stdout)["Measurements"]["PCR0"]
             admin.put_key_policy(KeyId=model_key, PolicyName="default", Policy=policy(w.pcr0))
             patient_key = hadmin.create_key(Policy=policy(w.pcr0))["KeyMetadata"]["KeyId"]
