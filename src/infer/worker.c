@@ -54,7 +54,7 @@
 #define WORKER_SHA384_LEN 48
 #define WORKER_MAX_THREADS 64
 #define WORKER_QUEUE_MAX 64
-#define WORKER_STACK ((size_t)2 << 20)
+#define WORKER_STACK ((size_t)8 << 20) /* per serving thread, counted in the enclave's RLIMIT_AS */
 
 typedef struct worker_config {
     json_t *root;

@@ -2,7 +2,9 @@
 #include "cloister/frame.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "cloister/ratls.h"
@@ -10,8 +12,15 @@
 static cl_status frame_fd_write(void *arg, const uint8_t *p, size_t n)
 {
     int fd = *(int *)arg;
+    bool sock = true;
     while (n > 0) {
-        ssize_t w = write(fd, p, n);
+        /* send() with MSG_NOSIGNAL: a peer that has gone (an enclave killed mid-request) is an
+         * error to report, not a SIGPIPE that kills the client; write() for what is no socket. */
+        ssize_t w = sock ? send(fd, p, n, MSG_NOSIGNAL) : write(fd, p, n);
+        if (w < 0 && errno == ENOTSOCK) {
+            sock = false;
+            continue;
+        }
         if (w < 0 && errno == EINTR) continue;
         CL_ENSURE(w > 0, CL_ERR_IO, "writing a frame: %s", w < 0 ? strerror(errno) : "the peer closed the stream");
         p += w;

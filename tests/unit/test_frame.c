@@ -143,6 +143,31 @@ static void test_request_payload(void **state)
     cl_buf_free(&b);
 }
 
+static void test_pipe_and_gone_peer(void **state)
+{
+    (void)state;
+    int pp[2];
+    assert_int_equal(pipe(pp), 0); /* not a socket: written with write() */
+    assert_ok(cl_frame_write(pp[1], CL_FRAME_RESULT, (const uint8_t *)"r", 1));
+    cl_buf b;
+    cl_buf_init(&b, 1024);
+    uint8_t type = 0;
+    assert_ok(cl_frame_read(pp[0], 1024, &type, &b));
+    assert_int_equal(type, CL_FRAME_RESULT);
+    assert_int_equal(b.len, 1);
+    close(pp[0]);
+    close(pp[1]);
+    /* A socket whose peer has gone: an error, and no SIGPIPE even when it is not ignored. */
+    void (*old)(int) = signal(SIGPIPE, SIG_DFL);
+    int sv[2];
+    pair(sv);
+    close(sv[1]);
+    assert_fails(cl_frame_write(sv[0], CL_FRAME_REQUEST, (const uint8_t *)"x", 1), CL_ERR_IO, "writing a frame");
+    close(sv[0]);
+    (void)signal(SIGPIPE, old);
+    cl_buf_free(&b);
+}
+
 static void test_read_timeout(void **state)
 {
     (void)state;
@@ -168,10 +193,10 @@ int main(void)
 {
     (void)signal(SIGPIPE, SIG_IGN); /* the write-to-a-closed-peer case */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_read_parses_by_hand),
-        cmocka_unit_test(test_bad_frames),   cmocka_unit_test(test_write_refuses),
-        cmocka_unit_test(test_stop_frame),   cmocka_unit_test(test_request_payload),
-        cmocka_unit_test(test_read_timeout),
+        cmocka_unit_test(test_round_trip),         cmocka_unit_test(test_read_parses_by_hand),
+        cmocka_unit_test(test_bad_frames),         cmocka_unit_test(test_write_refuses),
+        cmocka_unit_test(test_stop_frame),         cmocka_unit_test(test_request_payload),
+        cmocka_unit_test(test_pipe_and_gone_peer), cmocka_unit_test(test_read_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
