@@ -70,12 +70,13 @@ typedef struct worker_config {
     const char *data_secret_access_key;
     uint32_t data_kms_vsock_port;
     uint32_t listen_port;
-    uint32_t channel_port; /* 0: no channel path */
-    long max_requests;     /* 0: serve until stopped */
-    long max_connections;  /* threads serving connections, both ports */
-    long threads;          /* inference threads; 0: all cores the enclave has */
-    long read_timeout;     /* seconds a client may stay silent */
-    long start_attempts;   /* tries to unseal the model while the KMS is unreachable */
+    uint32_t channel_port;     /* 0: no channel path */
+    long max_requests;         /* 0: serve until stopped */
+    long max_connections;      /* threads serving connections, both ports */
+    long threads;              /* inference threads; 0: all cores the enclave has */
+    long read_timeout;         /* seconds a client may stay silent */
+    long start_attempts;       /* tries to unseal the model while the KMS is unreachable */
+    long start_failure_report; /* seconds to answer connections with the reason a start failed */
 } worker_config;
 
 /* SHA-384 of recently served sealed inputs, oldest overwritten first. Per worker start. */
@@ -185,6 +186,7 @@ static cl_status worker_config_load(const char *path, worker_config *c)
     CL_GUARD_GOTO(worker_config_uint(c->root, "threads", false, 0, 1024, &c->threads));
     CL_GUARD_GOTO(worker_config_uint(c->root, "read_timeout", false, 1, 3600, &c->read_timeout));
     CL_GUARD_GOTO(worker_config_uint(c->root, "start_attempts", false, 1, 10, &c->start_attempts));
+    CL_GUARD_GOTO(worker_config_uint(c->root, "start_failure_report", false, 0, 3600, &c->start_failure_report));
     if (c->region == NULL) c->region = "us-east-1";
 out:
     cl_buf_free(&raw);
@@ -597,6 +599,53 @@ static int worker_accept_loop(worker *w, int listener, int channel_listener)
     return ec;
 }
 
+/*
+ * A start that failed after the configuration was read: for start_failure_report seconds the
+ * envelope port answers every connection with an error frame carrying the reason (what the
+ * console shows only for --debug enclaves), until then or a stop frame. The reason names KMS
+ * keys, endpoints and refusals, never the configuration's secrets: a configuration that does
+ * not parse is never reported here (its listen_port is not known).
+ */
+static void worker_report_start_failure(worker *w, const char *reason)
+{
+    int listener = -1;
+    if (w->cfg.listen_port == 0 || w->cfg.start_failure_report == 0) return;
+    char line[1024]; /* copied first: reason is the thread's last error, which later calls replace */
+    int m = snprintf(line, sizeof(line), "the worker could not start: %s", reason);
+    if (m < 0) m = 0;
+    if ((size_t)m >= sizeof(line)) m = (int)sizeof(line) - 1;
+    for (int i = 0; i < m; i++)
+        if ((unsigned char)line[i] < 0x20) line[i] = ' ';
+    if (cl_vsock_listen(cl_vsock_ctl(), w->cfg.listen_port, &listener) != CL_OK) return;
+    printf("cloister-infer: reporting the failed start on vsock port %u for %ld s\n", w->cfg.listen_port,
+           w->cfg.start_failure_report);
+    (void)fflush(stdout);
+    struct timespec start;
+    (void)clock_gettime(CLOCK_MONOTONIC, &start);
+    for (bool stop = false; !stop;) {
+        struct timespec now;
+        (void)clock_gettime(CLOCK_MONOTONIC, &now);
+        long left_ms = w->cfg.start_failure_report * 1000 -
+                       ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
+        struct pollfd pf = {.fd = listener, .events = POLLIN};
+        if (left_ms <= 0 || poll(&pf, 1, (int)left_ms) <= 0) break;
+        int fd = -1;
+        if (cl_vsock_accept(listener, &fd) != CL_OK) break;
+        worker_set_timeouts(fd, 5);
+        cl_buf req;
+        cl_buf_init(&req, WORKER_REQUEST_MAX);
+        uint8_t type = 0;
+        if (cl_frame_read(fd, WORKER_REQUEST_MAX, &type, &req) == CL_OK && type == CL_FRAME_STOP)
+            stop = true;
+        else if (cl_frame_write(fd, CL_FRAME_ERROR, (const uint8_t *)line, (size_t)m) != CL_OK)
+            printf("cloister-infer: could not report the failed start: %s\n", cl_error_message());
+        cl_buf_free(&req);
+        (void)close(fd);
+    }
+    (void)close(listener);
+    cl_error_clear();
+}
+
 int main(int argc, char **argv)
 {
     (void)signal(SIGPIPE, SIG_IGN);
@@ -617,6 +666,8 @@ int main(int argc, char **argv)
     int listener = -1, channel_listener = -1, ec = 0;
     if (worker_start(&w, config_path) != CL_OK) {
         printf("cloister-infer: cannot start: %s\n", cl_error_message());
+        (void)fflush(stdout);
+        worker_report_start_failure(&w, cl_error_message());
         ec = 1;
         goto out;
     }

@@ -12,7 +12,8 @@ a replayed request; the hospital's KMS down mid-flight (then back). Then a stop 
 worker exit 0. The plaintext record never appears in the bytes the host sees (the host channel
 and the KMS traffic, captured by relays). Startup: the model owner's KMS down when the enclave
 starts and back a moment later (the worker retries with backoff and starts), a KMS that never
-answers and a key policy naming another PCR0 (one line, non-zero exit).
+answers and a key policy naming another PCR0 (one line, non-zero exit), and with
+start_failure_report the reason answered to the host's client on the envelope port.
 
 Skips (prints the reason, exits 0) only when the kernel refuses unprivileged user namespaces."""
 import json
@@ -155,6 +156,42 @@ def main():
             rc, lines = debug_run(kms_harness.free_port())
             check(rc != 0 and len(lines) == 1 and "unsealing the model" in lines[0],
                   f"a worker that cannot reach its KMS stops with one line after retrying (exit {rc}): {lines}")
+
+            # A production (non-debug) enclave has no console: with start_failure_report the
+            # failed start is answered on the envelope port instead, until a stop frame.
+            os.makedirs(p("report"))
+            cfg = json.load(open(p("worker.json")))
+            cfg["start_failure_report"] = 60
+            cfg["start_attempts"] = 1
+            open(p("report", "worker.json"), "w").write(json.dumps(cfg))
+            r = w.run("enclave", "build", "--exe", wh.WORKER, "--file", p("model.sealed"), "--file",
+                      p("report", "worker.json"), "-o", p("report.img"))
+            assert r.returncode == 0, r.stderr
+            state = p("state-report")
+            rp = subprocess.Popen([wh.C, "enclave", "run", p("report.img"), "--state-dir", state, "--pki", p("pki"),
+                                   "--memory", "512", "--quiet", "--proxy", f"8000=127.0.0.1:{kms_harness.free_port()}",
+                                   "--proxy", f"8001=127.0.0.1:{w.hosp_relay.port}"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            w.procs.append(rp)
+            sock = None
+            deadline = time.time() + 60
+            while sock is None and time.time() < deadline and rp.poll() is None:
+                ds = [d for d in os.listdir(state) if d.startswith("i-sim-enc")] if os.path.isdir(state) else []
+                cand = os.path.join(state, ds[0], f"vsock-{wh.LISTEN_PORT}.sock") if ds else None
+                sock = cand if cand and os.path.exists(cand) else None
+                time.sleep(0.05)
+            r = w.run("infer", "--enclave", sock or "/nonexistent", p("patient.sealed"), "-o", p("report.json"),
+                      env=w.henv)
+            check(one_line_failure(r, p("report.json"), "the enclave refused the request: the worker could not start",
+                                   "unsealing the model", "Couldn't connect"),
+                  f"a failed start is reported to the host's client in one line (exit {r.returncode}): "
+                  f"{r.stderr.strip()}")
+            r = w.run("infer", "--enclave", sock or "/nonexistent", "--stop")
+            try:
+                rp.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+            check(rp.returncode == 1, f"after the stop frame that enclave exits 1 (exit {rp.returncode})")
     except wh.Skip as e:
         print("SKIP:", e)
         return 0
