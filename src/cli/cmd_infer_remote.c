@@ -13,8 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cloister/fs.h"
+#include "cloister/infer.h"
 #include "cloister/infer_client.h"
 #include "cloister/stream.h"
 
@@ -51,7 +53,10 @@ static const char *remote_usage =
     "  -r, --root FILE        channel path: the attestation root(s) to trust (PEM)\n"
     "  -p, --expect-pcr0 HEX  channel path: the enclave image's PCR0 (96 hex digits)\n"
     "  -P, --policy FILE      channel path: the expected PCRs, as JSON (above)\n"
-    "  -o, --output FILE      the result (no overwrite without --force)\n"
+    "  -o, --output FILE      the result (no overwrite without --force): a classifier's JSON\n"
+    "                         {\"label\", \"probabilities\"}; for a segmentation model, FILE.png\n"
+    "                         receives the mask and the summary (area, bounding box) goes to stdout,\n"
+    "                         any other name the whole JSON with the mask in base64\n"
     "  -k, --keep-sealed      envelope path: write the sealed result instead of unsealing it\n"
     "  -f, --force            overwrite FILE\n"
     "  -s, --stop             envelope port only: tell the worker to finish its requests and exit\n";
@@ -139,6 +144,13 @@ out:
     return rc;
 }
 
+/* OUT names a PNG and the result is plaintext: write the segmentation mask there. */
+static bool remote_wants_mask(const remote_args *a)
+{
+    size_t n = strlen(a->out);
+    return !a->keep_sealed && n > 4 && strcasecmp(a->out + n - 4, ".png") == 0;
+}
+
 static cl_status infer_remote(const remote_args *a)
 {
     cl_status rc = CL_OK;
@@ -147,6 +159,9 @@ static cl_status infer_remote(const remote_args *a)
     /* The channel path's input and the unsealed result are plaintext records. */
     cl_buf_init_secret(&in, CL_FRAME_MAX);
     cl_buf_init_secret(&res, CL_FRAME_MAX);
+    cl_buf summary, mask;
+    cl_buf_init_secret(&summary, CL_FRAME_MAX);
+    cl_buf_init_secret(&mask, CL_FRAME_MAX);
     CL_GUARD_CTX_GOTO(cl_buf_read_file(&in, a->in), "reading %s", a->in);
     /* Opened first, so that an existing OUT stops us before the enclave does any work. */
     CL_GUARD_GOTO(cl_outfile_open(&of, a->out, a->force, 0600));
@@ -157,12 +172,21 @@ static cl_status infer_remote(const remote_args *a)
         CL_GUARD_GOTO(cl_infer_client_envelope(a->enclave, in.data, in.len, &eo, &res));
     }
     cl_stream s = cl_stream_fd(of.fd, a->out);
-    CL_GUARD_GOTO(s.write(&s, res.data, res.len));
+    if (remote_wants_mask(a)) {
+        /* A segmentation result: the mask into OUT, the summary on stdout. */
+        CL_GUARD_CTX_GOTO(cl_infer_result_split_mask(res.data, res.len, &summary, &mask), "the enclave's result");
+        CL_GUARD_GOTO(s.write(&s, mask.data, mask.len));
+    } else {
+        CL_GUARD_GOTO(s.write(&s, res.data, res.len));
+    }
     CL_GUARD_GOTO(cl_outfile_commit(&of));
+    if (summary.len > 0) printf("%.*s\n", (int)summary.len, (const char *)summary.data);
 out:
     cl_outfile_abort(&of);
     cl_buf_free(&in);
     cl_buf_free(&res);
+    cl_buf_free(&summary);
+    cl_buf_free(&mask);
     return rc;
 }
 

@@ -45,10 +45,14 @@
 #define WORKER_CONFIG_MAX ((size_t)64 << 10)
 #define WORKER_MODEL_MAX ((size_t)256 << 20)
 #define WORKER_MODEL_BYTES ((size_t)128 << 20)
-/* A sealed record: the classifier's input bound plus the envelope's header and chunk tags. */
-#define WORKER_SEALED_MAX (CL_INFER_CLASSIFIER_MAX_INPUT + ((size_t)80 << 10))
+/* One input in plaintext: a patient record (under 1 KiB) or an image slice (a 512 x 512
+ * 16-bit RGB PNG is at most ~1.5 MiB). */
+#define WORKER_INPUT_MAX ((size_t)8 << 20)
+/* A sealed input: the plaintext bound plus the envelope's header and chunk tags. */
+#define WORKER_SEALED_MAX (WORKER_INPUT_MAX + ((size_t)80 << 10))
 #define WORKER_REQUEST_MAX (CL_FRAME_REQUEST_ID_LEN + WORKER_SEALED_MAX)
-#define WORKER_RESULT_MAX ((size_t)64 << 10)
+/* A result: the classifier's JSON, or a segmentation summary with its mask PNG in base64. */
+#define WORKER_RESULT_MAX ((size_t)4 << 20)
 #define WORKER_KMS_ATTEMPTS 4 /* the client backs off between them (kms_client.h) */
 #define WORKER_REPLAY_SLOTS 4096
 #define WORKER_SHA384_LEN 48
@@ -64,11 +68,13 @@ typedef struct worker_config {
     const char *access_key_id;
     const char *secret_access_key;
     uint32_t kms_vsock_port;
+    const char *kms_ca_file; /* in the image: who may certify an https:// KMS endpoint */
     /* The data owner's KMS (the records' keys); absent: the model owner's. */
     const char *data_kms_endpoint;
     const char *data_access_key_id;
     const char *data_secret_access_key;
     uint32_t data_kms_vsock_port;
+    const char *data_kms_ca_file;
     uint32_t listen_port;
     uint32_t channel_port;     /* 0: no channel path */
     long max_requests;         /* 0: serve until stopped */
@@ -96,9 +102,7 @@ typedef struct worker {
     int nsm;
     pthread_mutex_t nsm_mu; /* the device answers one request at a time */
     cl_recipient rcpt;
-    cl_infer_model *model;
-    cl_infer_classifier *cls;
-    pthread_mutex_t model_mu; /* the model holds a run's intermediates: one inference at a time */
+    cl_infer_service *svc; /* the model; one inference at a time (it holds a run's intermediates) */
     bool have_channel;
     cl_ratls_server ratls;
     worker_replay replay;
@@ -165,12 +169,15 @@ static cl_status worker_config_load(const char *path, worker_config *c)
     CL_GUARD_GOTO(worker_config_string(c->root, "secret_access_key", true, &c->secret_access_key));
     CL_GUARD_GOTO(worker_config_uint(c->root, "kms_vsock_port", true, 1, 0xFFFFFFFFL, &port));
     c->kms_vsock_port = (uint32_t)port;
+    CL_GUARD_GOTO(worker_config_string(c->root, "kms_ca_file", false, &c->kms_ca_file));
     CL_GUARD_GOTO(worker_config_string(c->root, "data_kms_endpoint", false, &c->data_kms_endpoint));
     if (c->data_kms_endpoint != NULL) {
         CL_GUARD_GOTO(worker_config_uint(c->root, "data_kms_vsock_port", true, 1, 0xFFFFFFFFL, &port));
         c->data_kms_vsock_port = (uint32_t)port;
         CL_GUARD_GOTO(worker_config_string(c->root, "data_access_key_id", false, &c->data_access_key_id));
         CL_GUARD_GOTO(worker_config_string(c->root, "data_secret_access_key", false, &c->data_secret_access_key));
+        CL_GUARD_GOTO(worker_config_string(c->root, "data_kms_ca_file", false, &c->data_kms_ca_file));
+        if (c->data_kms_ca_file == NULL) c->data_kms_ca_file = c->kms_ca_file;
         if (c->data_access_key_id == NULL) c->data_access_key_id = c->access_key_id;
         if (c->data_secret_access_key == NULL) c->data_secret_access_key = c->secret_access_key;
     }
@@ -200,7 +207,8 @@ static cl_status worker_kms_clients(const worker_config *cfg, cl_kms_client **km
                                .access_key_id = cfg->access_key_id,
                                .secret_access_key = cfg->secret_access_key,
                                .max_attempts = WORKER_KMS_ATTEMPTS,
-                               .vsock_port = cfg->kms_vsock_port};
+                               .vsock_port = cfg->kms_vsock_port,
+                               .ca_file = cfg->kms_ca_file};
     CL_GUARD_CTX(cl_kms_client_new(&kc, kms), "the model owner's KMS");
     if (cfg->data_kms_endpoint != NULL) {
         cl_kms_client_config dc = {.endpoint = cfg->data_kms_endpoint,
@@ -208,7 +216,8 @@ static cl_status worker_kms_clients(const worker_config *cfg, cl_kms_client **km
                                    .access_key_id = cfg->data_access_key_id,
                                    .secret_access_key = cfg->data_secret_access_key,
                                    .max_attempts = WORKER_KMS_ATTEMPTS,
-                                   .vsock_port = cfg->data_kms_vsock_port};
+                                   .vsock_port = cfg->data_kms_vsock_port,
+                                   .ca_file = cfg->data_kms_ca_file};
         CL_GUARD_CTX(cl_kms_client_new(&dc, data_kms), "the data owner's KMS");
     }
     return CL_OK;
@@ -285,9 +294,8 @@ static cl_status worker_start(worker *w, const char *config_path)
                              .threads = (int)w->cfg.threads,
                              .backend =
                                  cl_infer_onednn_available() ? CL_INFER_BACKEND_ONEDNN : CL_INFER_BACKEND_REFERENCE};
-    CL_GUARD_CTX_GOTO(cl_infer_model_load(model.data, model.len, &opts, &w->model), "loading the model %s",
+    CL_GUARD_CTX_GOTO(cl_infer_service_open(model.data, model.len, &opts, &w->svc), "loading the model %s",
                       w->cfg.model);
-    CL_GUARD_CTX_GOTO(cl_infer_classifier_from_model(w->model, &w->cls), "model %s", w->cfg.model);
     if (w->cfg.channel_port != 0) {
         CL_GUARD_CTX_GOTO(cl_ratls_server_init(&w->ratls, worker_ratls_attest, w), "making the RA-TLS key");
         w->have_channel = true;
@@ -300,34 +308,18 @@ out:
     return rc;
 }
 
-/* The record format: JSON when the first non-blank byte opens an object or array, else CSV. */
-static cl_infer_record_format worker_record_format(const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = p[i];
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') continue;
-        return c == '{' || c == '[' ? CL_INFER_RECORD_JSON : CL_INFER_RECORD_CSV;
-    }
-    return CL_INFER_RECORD_CSV;
-}
-
 /*
- * One decrypted input through the model, whatever path it came by; dispatches on the model's
- * kind (a classifier today; the segmentation U-Net plugs in here). From here on messages
- * could quote the record, and the envelope path's error frames cross the host in plaintext:
- * say only which step refused it.
+ * One decrypted input through the model, whatever path it came by (cl_infer_service_run
+ * reads it as the model's kind says). From here on messages could quote the input, and the
+ * envelope path's error frames cross the host in plaintext: say only which step refused it.
  */
 static cl_status worker_infer(worker *w, const uint8_t *in, size_t n, cl_buf *result)
 {
-    cl_status rc = CL_OK;
-    (void)pthread_mutex_lock(&w->model_mu);
-    if (w->cls != NULL)
-        rc = cl_infer_classifier_run(w->model, w->cls, worker_record_format(in, n), in, n, result);
-    else
-        rc = CL_ERR_UNSUPPORTED;
-    (void)pthread_mutex_unlock(&w->model_mu);
-    if (rc != CL_OK) {
+    if (cl_infer_service_run(w->svc, in, n, result) != CL_OK) {
         cl_error_clear();
+        if (cl_infer_service_kind(w->svc) == CL_INFER_KIND_SEGMENTER)
+            CL_FAIL(CL_ERR_FORMAT, "the decrypted request is not an image this model reads "
+                                   "(a PNG slice; details are not sent in the clear)");
         CL_FAIL(CL_ERR_FORMAT, "the decrypted request is not a record this classifier reads "
                                "(one patient's measurements as JSON or CSV; details are not sent in the clear)");
     }
@@ -390,7 +382,7 @@ static cl_status worker_handle_envelope(worker_thread *t, const cl_buf *req, cl_
     cl_kvlist ctx;
     cl_kvlist_init(&ctx);
     cl_buf pt, res;
-    cl_buf_init_secret(&pt, CL_INFER_CLASSIFIER_MAX_INPUT);
+    cl_buf_init_secret(&pt, WORKER_INPUT_MAX);
     cl_buf_init_secret(&res, WORKER_RESULT_MAX);
     CL_GUARD_GOTO(cl_frame_request_parse(req->data, req->len, &id, &sealed, &sealed_len));
     CL_ENSURE_GOTO(sealed_len <= WORKER_SEALED_MAX, CL_ERR_LIMIT, "a sealed input of %zu bytes is over %zu", sealed_len,
@@ -479,7 +471,7 @@ static void worker_serve_channel(worker_thread *t, int fd)
     memset(&conn, 0, sizeof(conn));
     long n = atomic_fetch_add(&w->served, 1) + 1;
     cl_buf in, res;
-    cl_buf_init_secret(&in, CL_INFER_CLASSIFIER_MAX_INPUT);
+    cl_buf_init_secret(&in, WORKER_INPUT_MAX);
     cl_buf_init_secret(&res, WORKER_RESULT_MAX);
     if (cl_ratls_server_accept(&w->ratls, fd, &conn) != CL_OK) {
         printf("cloister-infer: channel connection %ld: handshake failed: %s\n", n, cl_error_message());
@@ -490,7 +482,7 @@ static void worker_serve_channel(worker_thread *t, int fd)
         uint8_t type = 0;
         cl_buf_truncate(&in, 0);
         cl_buf_truncate(&res, 0);
-        cl_status rc = cl_frame_read_io(&io, CL_INFER_CLASSIFIER_MAX_INPUT, &type, &in);
+        cl_status rc = cl_frame_read_io(&io, WORKER_INPUT_MAX, &type, &in);
         if (rc == CL_ERR_NOT_FOUND) break; /* the client is done */
         if (rc != CL_OK) {
             printf("cloister-infer: channel connection %ld: %s\n", n, cl_error_message());
@@ -655,7 +647,6 @@ int main(int argc, char **argv)
     w.nsm = -1;
     w.wake[0] = w.wake[1] = -1;
     (void)pthread_mutex_init(&w.nsm_mu, NULL);
-    (void)pthread_mutex_init(&w.model_mu, NULL);
     (void)pthread_mutex_init(&w.replay.mu, NULL);
     (void)pthread_mutex_init(&w.q_mu, NULL);
     (void)pthread_cond_init(&w.q_cv, NULL);
@@ -698,7 +689,14 @@ int main(int argc, char **argv)
     }
     (void)pthread_attr_destroy(&attr);
     if (ec == 0) {
-        printf("cloister-infer: model %s loaded; serving on vsock port %u (envelope)", w.cfg.model, w.cfg.listen_port);
+        /* A host relaying plain HTTP could answer GenerateDataKey with a key of its own,
+         * encrypted to the public key it saw in the document (docs/threat-model.md). */
+        if (strncmp(w.cfg.kms_endpoint, "http:", 5) == 0 ||
+            (w.cfg.data_kms_endpoint != NULL && strncmp(w.cfg.data_kms_endpoint, "http:", 5) == 0))
+            printf("cloister-infer: warning: a KMS endpoint is plain http://: the host can substitute the KMS's "
+                   "answers; use https:// with kms_ca_file outside tests\n");
+        printf("cloister-infer: %s model %s loaded; serving on vsock port %u (envelope)",
+               cl_infer_kind_name(cl_infer_service_kind(w.svc)), w.cfg.model, w.cfg.listen_port);
         if (w.have_channel) printf(" and %u (channel)", w.cfg.channel_port);
         printf(", %ld connections at a time; %s kernels, ", w.cfg.max_connections,
                cl_infer_onednn_available() ? "oneDNN" : "reference");
@@ -727,8 +725,7 @@ out:
     if (w.wake[0] >= 0) (void)close(w.wake[0]);
     if (w.wake[1] >= 0) (void)close(w.wake[1]);
     if (w.have_channel) cl_ratls_server_free(&w.ratls);
-    cl_infer_classifier_free(w.cls);
-    cl_infer_model_free(w.model);
+    cl_infer_service_free(w.svc);
     cl_recipient_free(&w.rcpt);
     if (w.nsm >= 0) (void)close(w.nsm);
     json_decref(w.cfg.root); /* holds the KMS secret key: jansson frees it without wiping */

@@ -34,6 +34,10 @@ struct cl_kms_client {
     long timeout_ms;
     uint32_t vsock_port; /* 0: TCP */
     char *ca_file;       /* NULL: the system's trust store */
+    /* For vsock: "HOST:PORT:127.0.0.1", so that libcurl, which resolves the name before it
+     * asks the open-socket callback for a socket, never needs DNS (an enclave has none); the
+     * callback ignores the address. The name still goes into Host, SNI and the certificate check. */
+    struct curl_slist *resolve;
 };
 
 static pthread_once_t cl_curl_once = PTHREAD_ONCE_INIT;
@@ -49,6 +53,7 @@ void cl_kms_client_free(cl_kms_client *c)
     free(c->host);
     free(c->path);
     free(c->ca_file);
+    curl_slist_free_all(c->resolve);
     free(c->region);
     free(c->access_key_id);
     cl_buf_free(&c->secret);
@@ -62,7 +67,7 @@ static cl_status cl_kms_parse_endpoint(cl_kms_client *c)
 {
     cl_status rc = CL_OK;
     CURLU *u = curl_url();
-    char *host = NULL, *port = NULL, *path = NULL, *scheme = NULL;
+    char *host = NULL, *port = NULL, *dport = NULL, *path = NULL, *scheme = NULL;
     CL_ENSURE(u != NULL, CL_ERR_NOMEM, "out of memory");
     if (curl_url_set(u, CURLUPART_URL, c->endpoint, 0) != CURLUE_OK)
         CL_FAIL_GOTO(CL_ERR_USAGE, "KMS endpoint %s is not a URL", c->endpoint);
@@ -73,6 +78,14 @@ static cl_status cl_kms_parse_endpoint(cl_kms_client *c)
         CL_FAIL_GOTO(CL_ERR_USAGE, "KMS endpoint %s has no host", c->endpoint);
     (void)curl_url_get(u, CURLUPART_PORT, &port, 0);
     (void)curl_url_get(u, CURLUPART_PATH, &path, 0);
+    if (curl_url_get(u, CURLUPART_PORT, &dport, CURLU_DEFAULT_PORT) == CURLUE_OK && host[0] != '[') {
+        char entry[512];
+        int m = snprintf(entry, sizeof(entry), "%s:%s:127.0.0.1", host, dport);
+        CL_ENSURE_GOTO(m > 0 && (size_t)m < sizeof(entry), CL_ERR_USAGE, "KMS endpoint host %.64s... is too long",
+                       host);
+        c->resolve = curl_slist_append(NULL, entry);
+        CL_ENSURE_GOTO(c->resolve != NULL, CL_ERR_NOMEM, "out of memory");
+    }
     size_t n = strlen(host) + (port ? strlen(port) + 1 : 0) + 1;
     c->host = malloc(n);
     CL_ENSURE_GOTO(c->host != NULL, CL_ERR_NOMEM, "out of memory");
@@ -83,6 +96,7 @@ static cl_status cl_kms_parse_endpoint(cl_kms_client *c)
 out:
     curl_free(host);
     curl_free(port);
+    curl_free(dport);
     curl_free(path);
     curl_free(scheme);
     curl_url_cleanup(u);
@@ -296,6 +310,7 @@ static cl_status cl_kms_attempt(cl_kms_client *c, const char *op, const char *bo
         curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, cl_kms_open_vsock);
         curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, c);
         curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, cl_kms_sockopt_vsock);
+        if (c->resolve != NULL) curl_easy_setopt(h, CURLOPT_RESOLVE, c->resolve);
     }
     CURLcode cc = curl_easy_perform(h);
     if (cc != CURLE_OK) {

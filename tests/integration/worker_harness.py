@@ -161,44 +161,68 @@ class World:
 
 
 @contextlib.contextmanager
-def world(config_extra=None):
+def world(config_extra=None, model=None, record=None, tls=False):
+    """model: an ONNX file to serve (default: the classifier trained here); record: the input the
+    hospital seals (default: one WDBC patient). tls: both KMSs serve
+    HTTPS with a certificate for kms.local, and the worker trusts its CA from a file in the image,
+    so the TLS sessions end inside the enclave; the host tools trust it through AWS_CA_BUNDLE."""
     tmp = tempfile.mkdtemp(prefix="cloister-worker-")
     w = World(tmp)
     try:
         p = w.p
         r = w.run("enclave", "init-root", "-o", p("pki"))
         assert r.returncode == 0, r.stderr
-        r = w.run("train-local", DATA, "-o", p("model.onnx"))
-        assert r.returncode == 0, r.stderr
-        # One patient: the first data row as a JSON object keyed by feature name (the label dropped).
-        lines = open(DATA).read().splitlines()
-        names, values = lines[0].split(","), lines[1].split(",")
-        w.record = json.dumps({n: float(v) for n, v in zip(names, values) if n != "diagnosis"}).encode()
-        open(p("patient.json"), "wb").write(w.record)
-        r = w.run("infer-local", p("model.onnx"), p("patient.json"))
-        assert r.returncode == 0, r.stderr
-        w.expected = json.loads(r.stdout)
+        if model is None:
+            r = w.run("train-local", DATA, "-o", p("model.onnx"))
+            assert r.returncode == 0, r.stderr
+        else:
+            shutil.copyfile(model, p("model.onnx"))
+        tls_args, scheme, ca_env = [], "http", {}
+        if tls:
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-keyout", p("kms-key.pem"), "-out", p("kms-ca.pem"), "-days", "2", "-subj",
+                            "/CN=cloister-kms test", "-addext", "subjectAltName=DNS:kms.local,IP:127.0.0.1"],
+                           check=True, capture_output=True)
+            tls_args = ["--tls-cert", p("kms-ca.pem"), "--tls-key", p("kms-key.pem")]
+            scheme, ca_env = "https", {"AWS_CA_BUNDLE": p("kms-ca.pem")}
+        if record is None:
+            # One patient: the first data row as a JSON object keyed by feature name (the label dropped).
+            lines = open(DATA).read().splitlines()
+            names, values = lines[0].split(","), lines[1].split(",")
+            w.record = json.dumps({n: float(v) for n, v in zip(names, values) if n != "diagnosis"}).encode()
+            open(p("patient.json"), "wb").write(w.record)
+            r = w.run("infer-local", p("model.onnx"), p("patient.json"))
+            assert r.returncode == 0, r.stderr
+            w.expected = json.loads(r.stdout)
+        else:
+            w.record = open(record, "rb").read()  # the test computes its own expectation
         kms_args = ["--principal", "admin:adminsecret:arn:aws:iam::%s:user/admin" % ACCOUNT,
-                    "--attestation-root", p("pki", "root.pem")]
+                    "--attestation-root", p("pki", "root.pem"), *tls_args]
         with kms_harness.kms_server(extra_args=kms_args) as srv, kms_harness.kms_server(extra_args=kms_args) as hosp:
             w.env = dict(os.environ, AWS_ACCESS_KEY_ID="admin", AWS_SECRET_ACCESS_KEY="adminsecret",
-                         AWS_REGION="us-east-1", AWS_ENDPOINT_URL_KMS=srv.endpoint)
+                         AWS_REGION="us-east-1", AWS_ENDPOINT_URL_KMS=srv.endpoint, **ca_env)
             w.henv = dict(w.env, AWS_ENDPOINT_URL_KMS=hosp.endpoint)
-            admin = kms_harness.boto_client(srv.endpoint, key="admin", secret="adminsecret")
-            hadmin = kms_harness.boto_client(hosp.endpoint, key="admin", secret="adminsecret")
+            verify = {"verify": p("kms-ca.pem")} if tls else {}
+            admin = kms_harness.boto_client(srv.endpoint, key="admin", secret="adminsecret", **verify)
+            hadmin = kms_harness.boto_client(hosp.endpoint, key="admin", secret="adminsecret", **verify)
             model_key = admin.create_key(Policy=policy(None))["KeyMetadata"]["KeyId"]
             admin.create_alias(AliasName=MODEL_ALIAS, TargetKeyId=model_key)
             r = w.run("seal", "--key", MODEL_ALIAS, p("model.onnx"), "-o", p("model.sealed"), env=w.env)
             assert r.returncode == 0, r.stderr
             w.kms_relay, w.hosp_relay = Relay(srv.port), Relay(hosp.port)
-            cfg = {"model": "/files/model.sealed", "kms_endpoint": "http://127.0.0.1:4599", "region": "us-east-1",
-                   "access_key_id": "test", "secret_access_key": "test", "kms_vsock_port": 8000,
-                   "data_kms_endpoint": "http://127.0.0.1:4600", "data_kms_vsock_port": 8001,
-                   "listen_port": LISTEN_PORT, "channel_port": CHANNEL_PORT, "read_timeout": 20}
+            host = "kms.local" if tls else "127.0.0.1"
+            cfg = {"model": "/files/model.sealed", "kms_endpoint": "%s://%s:4599" % (scheme, host),
+                   "region": "us-east-1", "access_key_id": "test", "secret_access_key": "test",
+                   "kms_vsock_port": 8000, "data_kms_endpoint": "%s://%s:4600" % (scheme, host),
+                   "data_kms_vsock_port": 8001, "listen_port": LISTEN_PORT, "channel_port": CHANNEL_PORT,
+                   "read_timeout": 20}
+            files = ["--file", p("model.sealed"), "--file", p("worker.json")]
+            if tls:
+                cfg["kms_ca_file"] = "/files/kms-ca.pem"
+                files += ["--file", p("kms-ca.pem")]
             cfg.update(config_extra or {})
             open(p("worker.json"), "w").write(json.dumps(cfg))
-            r = w.run("enclave", "build", "--exe", WORKER, "--file", p("model.sealed"), "--file", p("worker.json"),
-                      "-o", p("worker.img"))
+            r = w.run("enclave", "build", "--exe", WORKER, *files, "-o", p("worker.img"))
             assert r.returncode == 0, r.stderr
             open(p("build.json"), "w").write(r.stdout)
             w.pcr0 = json.loads(r.stdout)["Measurements"]["PCR0"]
