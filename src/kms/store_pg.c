@@ -29,6 +29,7 @@
  * never logged, and wiped when the store closes.
  */
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,13 +198,34 @@ static void kms_pg_copy(char *dst, size_t cap, const PGresult *r, int row, int c
     (void)snprintf(dst, cap, "%s", PQgetvalue(r, row, col));
 }
 
-/* libpq's messages end in a newline; ours are one line. */
+/* libpq's messages span lines (a hint on a tabbed second line); ours are one line. */
+static const char *kms_pg_one_line(const char *msg, char *buf, size_t cap)
+{
+    (void)snprintf(buf, cap, "%s", msg);
+    size_t n = strlen(buf);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) buf[--n] = '\0';
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = (buf[i] == '\n' || buf[i] == '\r' || buf[i] == '\t') ? ' ' : buf[i];
+        if (ch == ' ' && w > 0 && buf[w - 1] == ' ') continue;
+        buf[w++] = ch;
+    }
+    buf[w] = '\0';
+    return buf;
+}
+
 static const char *kms_pg_conn_msg(const PGconn *c, char *buf, size_t cap)
 {
-    (void)snprintf(buf, cap, "%s", c != NULL ? PQerrorMessage(c) : "out of memory");
-    size_t n = strlen(buf);
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
-    return buf;
+    return kms_pg_one_line(c != NULL ? PQerrorMessage(c) : "out of memory", buf, cap);
+}
+
+/* Server notices (NOTICE from CREATE ... IF NOT EXISTS, the FATAL a shutdown sends an idle
+ * session) go to our log, one line each, rather than libpq's default of raw stderr. */
+static void kms_pg_notice(void *arg, const char *msg)
+{
+    (void)arg;
+    char buf[512];
+    CL_LOG_DEBUG("PostgreSQL: %s", kms_pg_one_line(msg, buf, sizeof(buf)));
 }
 
 /*
@@ -219,7 +241,7 @@ static cl_status kms_pg_check(PGconn *c, const PGresult *r, ExecStatusType want,
         CL_FAIL(CL_ERR_EXISTS, "key store: %s: the row already exists", what);
     const char *primary = r != NULL ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     char buf[512];
-    if (primary == NULL) primary = kms_pg_conn_msg(c, buf, sizeof(buf));
+    primary = primary != NULL ? kms_pg_one_line(primary, buf, sizeof(buf)) : kms_pg_conn_msg(c, buf, sizeof(buf));
     if (PQstatus(c) == CONNECTION_BAD)
         CL_FAIL(CL_ERR_IO, "key store: %s: lost the connection to PostgreSQL (%s); the request can be retried", what,
                 primary);
@@ -268,6 +290,7 @@ static cl_status kms_pg_connect(kms_pg *q, kms_pg_conn *pc)
         const char *const kw[] = {"application_name", "dbname", "client_encoding", NULL};
         const char *const val[] = {"cloister-kms", q->conninfo, "UTF8", NULL};
         pc->c = PQconnectdbParams(kw, val, 1);
+        if (pc->c != NULL) (void)PQsetNoticeProcessor(pc->c, kms_pg_notice, NULL);
     } else {
         PQreset(pc->c);
     }
@@ -276,8 +299,8 @@ static cl_status kms_pg_connect(kms_pg *q, kms_pg_conn *pc)
         const char *db = pc->c != NULL ? PQdb(pc->c) : NULL;
         const char *host = pc->c != NULL ? PQhost(pc->c) : NULL;
         CL_FAIL_GOTO(CL_ERR_IO,
-                     "key store: cannot connect to PostgreSQL database '%s' on '%s': %s (is the server running and "
-                     "'store.conninfo' right?)",
+                     "key store: cannot connect to PostgreSQL database '%s' on '%s': %s (check that it is up and "
+                     "'store.conninfo')",
                      db ? db : "?", host ? host : "?", kms_pg_conn_msg(pc->c, buf, sizeof(buf)));
     }
     CL_GUARD_GOTO(kms_pg_session(q, pc->c));
@@ -325,6 +348,22 @@ out:
     return rc;
 }
 
+/*
+ * Whether an idle pooled connection still works. The server sends an idle
+ * session nothing but notices; when it goes away (a restart) it sends a
+ * termination notice, then EOF. Reading what is pending, without blocking,
+ * finds that, so the connection is replaced before a statement is sent on it
+ * rather than failing the statement (which for a write we could not retry).
+ */
+static bool kms_pg_idle_alive(PGconn *c)
+{
+    if (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE) return false;
+    struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+    for (int i = 0; i < 4 && poll(&p, 1, 0) == 1; i++)
+        if (PQconsumeInput(c) != 1 || PQstatus(c) != CONNECTION_OK) return false;
+    return PQstatus(c) == CONNECTION_OK;
+}
+
 /* Takes a connection from the pool, connected and idle; waits while all are busy. */
 static cl_status kms_pg_acquire(kms_pg *q, kms_pg_conn **out)
 {
@@ -341,11 +380,7 @@ static cl_status kms_pg_acquire(kms_pg *q, kms_pg_conn **out)
     }
     pc->busy = true;
     pthread_mutex_unlock(&q->mu);
-    /* A connection whose backend went away while idle (a database restart) has its
-     * termination notice and EOF waiting: PQconsumeInput reads them without blocking,
-     * so it is replaced before a statement is sent rather than failing one. */
-    bool alive = pc->c != NULL && PQstatus(pc->c) == CONNECTION_OK && PQconsumeInput(pc->c) == 1 &&
-                 PQstatus(pc->c) == CONNECTION_OK && PQtransactionStatus(pc->c) == PQTRANS_IDLE;
+    bool alive = pc->c != NULL && kms_pg_idle_alive(pc->c);
     if (!alive) CL_GUARD_GOTO(kms_pg_connect(q, pc));
     *out = pc;
 out:
