@@ -208,6 +208,15 @@ class PgServer:
     def conninfo(self, db=None):
         return "host=%s dbname=%s user=%s password=%s" % (self.dir, db or self.DB, self.USER, self.password)
 
+    def psql(self, sql, db=None):
+        env = dict(os.environ, PGPASSWORD=self.password)
+        p = subprocess.run([os.path.join(self.bindir, "psql"), "-h", self.dir, "-U", self.USER, "-d", db or self.DB,
+                            "-v", "ON_ERROR_STOP=1", "-At", "-c", sql], env=env, capture_output=True, text=True,
+                           timeout=60)
+        if p.returncode != 0:
+            raise RuntimeError("psql %r failed: %s" % (sql, p.stderr))
+        return p.stdout.strip()
+
     def createdb(self, name):
         env = dict(os.environ, PGPASSWORD=self.password)
         subprocess.run([os.path.join(self.bindir, "createdb"), "-h", self.dir, "-U", self.USER, name], env=env,
