@@ -425,8 +425,8 @@ cl_status kms_server_start(const kms_config *cfg, kms_server **out)
     if (cfg->tls_cert[0] != '\0') CL_GUARD_GOTO(kms_tls_setup(s));
     if (cfg->store_conninfo[0] != '\0') {
         /* One connection per worker: each runs one request at a time. */
-        CL_GUARD_GOTO(kms_store_open_pg(cfg->store_conninfo, (size_t)(cfg->threads > 0 ? cfg->threads : 2),
-                                        &s->ctx.store));
+        CL_GUARD_GOTO(
+            kms_store_open_pg(cfg->store_conninfo, (size_t)(cfg->threads > 0 ? cfg->threads : 2), &s->ctx.store));
     } else {
         if (cfg->store_path[0] != '\0')
             (void)snprintf(path, sizeof(path), "%s", cfg->store_path);

@@ -86,7 +86,8 @@ static const struct {
     const char *sql;
     bool read_only;
 } kms_pg_sql[Q_COUNT] = {
-    [Q_INSERT_KEY] = {"INSERT INTO keys(" KMS_PG_KEY_COLS ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"},
+    [Q_INSERT_KEY] = {"INSERT INTO keys(" KMS_PG_KEY_COLS
+                      ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"},
     [Q_INSERT_VERSION] = {"INSERT INTO key_versions(key_id,version,wrapped,created,on_demand) VALUES($1,$2,$3,$4,$5)"},
     [Q_GET_KEY] = {"SELECT " KMS_PG_KEY_COLS " FROM keys WHERE key_id=$1", true},
     [Q_UPDATE_KEY] = {"UPDATE keys SET state=$1,description=$2,deletion_date=$3,pending_days=$4,policy=$5,"
@@ -159,10 +160,10 @@ static const char *kms_pg_schema =
     "INSERT INTO schema_version(version) VALUES(1) ON CONFLICT DO NOTHING;";
 
 typedef struct kms_pg_conn {
-    PGconn *c;                /* NULL until first used */
-    bool busy;                /* taken from the pool (under kms_pg.mu) */
-    bool in_tx;               /* inside our BEGIN: a dropped connection is not retried */
-    bool prepared[Q_COUNT];   /* statements prepared on c (reset with the connection) */
+    PGconn *c;              /* NULL until first used */
+    bool busy;              /* taken from the pool (under kms_pg.mu) */
+    bool in_tx;             /* inside our BEGIN: a dropped connection is not retried */
+    bool prepared[Q_COUNT]; /* statements prepared on c (reset with the connection) */
 } kms_pg_conn;
 
 typedef struct kms_pg {
@@ -188,10 +189,7 @@ static int64_t kms_pg_col_i64(const PGresult *r, int row, int col)
     return strtoll(PQgetvalue(r, row, col), NULL, 10);
 }
 
-static bool kms_pg_col_bool(const PGresult *r, int row, int col)
-{
-    return PQgetvalue(r, row, col)[0] == 't';
-}
+static bool kms_pg_col_bool(const PGresult *r, int row, int col) { return PQgetvalue(r, row, col)[0] == 't'; }
 
 static void kms_pg_copy(char *dst, size_t cap, const PGresult *r, int row, int col)
 {
@@ -429,10 +427,7 @@ out:
     return rc;
 }
 
-static bool kms_pg_one_row_changed(const PGresult *r)
-{
-    return strcmp(PQcmdTuples((PGresult *)r), "1") == 0;
-}
+static bool kms_pg_one_row_changed(const PGresult *r) { return strcmp(PQcmdTuples((PGresult *)r), "1") == 0; }
 
 /* --- keys ------------------------------------------------------------------- */
 
@@ -481,8 +476,7 @@ static cl_status kms_pg_create_key(kms_store *s, const kms_key_rec *k, const uin
     rc = kms_pg_run(q, pc, Q_INSERT_KEY, 15, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
     if (rc == CL_ERR_EXISTS) CL_FAIL_GOTO(CL_ERR_EXISTS, "key %s already exists", k->key_id);
     if (rc != CL_OK) goto out;
-    CL_GUARD_GOTO(
-        kms_pg_insert_version(q, pc, k->key_id, k->current_version, wrapped, wrapped_len, k->created, false));
+    CL_GUARD_GOTO(kms_pg_insert_version(q, pc, k->key_id, k->current_version, wrapped, wrapped_len, k->created, false));
     CL_GUARD_GOTO(kms_pg_commit(pc));
 out:
     PQclear(r);

@@ -179,7 +179,6 @@ static void test_aliases_and_grants_go_with_the_key(void **state)
     t_done(path);
 }
 
-
 typedef struct t_rotator {
     kms_store *s;
     const char *key_id;
@@ -317,8 +316,8 @@ static void test_grant_filters_and_alias_updates(void **state)
     assert_string_equal(out[0].constraints, "");
     for (size_t i = 0; i < n; i++) kms_grant_rec_clear(&out[i]);
     assert_ok(s->ops->delete_grant(s, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"));
-    assert_fails(s->ops->delete_grant(s, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"), CL_ERR_NOT_FOUND,
-                 "no grant");
+    assert_fails(s->ops->delete_grant(s, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"),
+                 CL_ERR_NOT_FOUND, "no grant");
 
     kms_alias_rec a = {.name = "alias/m", .created = 1, .updated = 1};
     (void)snprintf(a.key_id, sizeof(a.key_id), "%s", k.key_id);

@@ -32,23 +32,16 @@ static void t_fresh(char *path, size_t cap)
     PQfinish(c);
 }
 
-static cl_status t_open(const char *path, kms_store **s)
-{
-    return kms_store_open_pg(path, 2, s);
-}
+static cl_status t_open(const char *path, kms_store **s) { return kms_store_open_pg(path, 2, s); }
 
-static void t_done(const char *path)
-{
-    (void)path;
-}
+static void t_done(const char *path) { (void)path; }
 
 /* No server there: a refusal naming the store, and the password nowhere in it. */
 static void test_unreachable_database(void **state)
 {
     (void)state;
     char info[600];
-    (void)snprintf(info, sizeof(info), "host=%s/no-such-dir dbname=x user=kms password=Pg-Unit-Secret-3",
-                   t_tmpdir());
+    (void)snprintf(info, sizeof(info), "host=%s/no-such-dir dbname=x user=kms password=Pg-Unit-Secret-3", t_tmpdir());
     kms_store *s = NULL;
     assert_fails(kms_store_open_pg(info, 2, &s), CL_ERR_IO, "cannot connect to PostgreSQL database 'x'");
     assert_null(strstr(cl_error_message(), "Pg-Unit-Secret-3"));
