@@ -283,10 +283,11 @@ static cl_status kms_pg_connect(kms_pg *q, kms_pg_conn *pc)
     memset(pc->prepared, 0, sizeof(pc->prepared));
     pc->in_tx = false;
     if (pc->c == NULL) {
-        /* application_name first so the conninfo can override it; client_encoding last so it cannot:
-         * our strings (JSON from requests) are UTF-8. */
-        const char *const kw[] = {"application_name", "dbname", "client_encoding", NULL};
-        const char *const val[] = {"cloister-kms", q->conninfo, "UTF8", NULL};
+        /* Defaults before the conninfo, which may override them: our name, and a bound on a connection
+         * attempt to an unreachable host (a worker thread waits for it, the TCP default is minutes).
+         * client_encoding after it, so that it cannot: our strings (JSON from requests) are UTF-8. */
+        const char *const kw[] = {"application_name", "connect_timeout", "dbname", "client_encoding", NULL};
+        const char *const val[] = {"cloister-kms", "10", q->conninfo, "UTF8", NULL};
         pc->c = PQconnectdbParams(kw, val, 1);
         if (pc->c != NULL) (void)PQsetNoticeProcessor(pc->c, kms_pg_notice, NULL);
     } else {
@@ -1025,10 +1026,11 @@ cl_status kms_store_open_pg(const char *conninfo, size_t pool_size, kms_store **
     kms_pg_conn *pc = NULL;
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
     rc = kms_pg_schema_init(pc);
+    if (rc == CL_OK)
+        CL_LOG_INFO("key store: PostgreSQL database '%s' on '%s', up to %zu connections", PQdb(pc->c), PQhost(pc->c),
+                    pool_size);
     kms_pg_release(q, pc);
     if (rc != CL_OK) goto out;
-    CL_LOG_INFO("key store: PostgreSQL database '%s' on '%s', up to %zu connections", PQdb(pc->c), PQhost(pc->c),
-                pool_size);
     *out = s;
 out:
     if (rc != CL_OK) kms_pg_close(s);
