@@ -334,6 +334,9 @@ cl_status kms_config_parse(const char *text, size_t len, const char *base_dir, k
         const char *sv = json_string_value(json_object_get(e, "secret"));
         if (sv != NULL) cl_memzero((void *)sv, strlen(sv));
     }
+    /* And the database connection string, which may carry a password. */
+    const char *ci = json_string_value(json_object_get(json_object_get(root, "store"), "conninfo"));
+    if (ci != NULL) cl_memzero((void *)ci, strlen(ci));
     json_decref(root);
     return rc;
 }
