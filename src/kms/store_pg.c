@@ -87,42 +87,46 @@ static const struct {
     bool read_only;
 } kms_pg_sql[Q_COUNT] = {
     [Q_INSERT_KEY] = {"INSERT INTO keys(" KMS_PG_KEY_COLS
-                      ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"},
-    [Q_INSERT_VERSION] = {"INSERT INTO key_versions(key_id,version,wrapped,created,on_demand) VALUES($1,$2,$3,$4,$5)"},
+                      ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
+                      false},
+    [Q_INSERT_VERSION] = {"INSERT INTO key_versions(key_id,version,wrapped,created,on_demand) VALUES($1,$2,$3,$4,$5)",
+                          false},
     [Q_GET_KEY] = {"SELECT " KMS_PG_KEY_COLS " FROM keys WHERE key_id=$1", true},
     [Q_UPDATE_KEY] = {"UPDATE keys SET state=$1,description=$2,deletion_date=$3,pending_days=$4,policy=$5,"
-                      "rotation_enabled=$6,rotation_period=$7 WHERE key_id=$8"},
-    [Q_DEL_KEY_ALIASES] = {"DELETE FROM aliases WHERE key_id=$1"},
-    [Q_DEL_KEY_GRANTS] = {"DELETE FROM grants WHERE key_id=$1"},
-    [Q_DEL_KEY_TAGS] = {"DELETE FROM tags WHERE key_id=$1"},
-    [Q_DEL_KEY_VERSIONS] = {"DELETE FROM key_versions WHERE key_id=$1"},
-    [Q_DEL_KEY] = {"DELETE FROM keys WHERE key_id=$1"},
+                      "rotation_enabled=$6,rotation_period=$7 WHERE key_id=$8",
+                      false},
+    [Q_DEL_KEY_ALIASES] = {"DELETE FROM aliases WHERE key_id=$1", false},
+    [Q_DEL_KEY_GRANTS] = {"DELETE FROM grants WHERE key_id=$1", false},
+    [Q_DEL_KEY_TAGS] = {"DELETE FROM tags WHERE key_id=$1", false},
+    [Q_DEL_KEY_VERSIONS] = {"DELETE FROM key_versions WHERE key_id=$1", false},
+    [Q_DEL_KEY] = {"DELETE FROM keys WHERE key_id=$1", false},
     [Q_LIST_KEYS] = {"SELECT key_id FROM keys WHERE account=$1 AND key_id>$2 ORDER BY key_id LIMIT $3", true},
     [Q_GET_MATERIAL] = {"SELECT wrapped FROM key_versions WHERE key_id=$1 AND version=$2", true},
-    [Q_ROTATE] = {"UPDATE keys SET current_version=$1, last_rotated=$2 WHERE key_id=$3 AND current_version=$4"},
+    [Q_ROTATE] = {"UPDATE keys SET current_version=$1, last_rotated=$2 WHERE key_id=$3 AND current_version=$4", false},
     [Q_LIST_VERSIONS] = {"SELECT version,created,on_demand FROM key_versions WHERE key_id=$1 AND version>$2 "
                          "ORDER BY version LIMIT $3",
                          true},
-    [Q_INSERT_ALIAS] = {"INSERT INTO aliases(key_id,updated,account,name,created) VALUES($1,$2,$3,$4,$5)"},
-    [Q_UPDATE_ALIAS] = {"UPDATE aliases SET key_id=$1, updated=$2 WHERE account=$3 AND name=$4"},
+    [Q_INSERT_ALIAS] = {"INSERT INTO aliases(key_id,updated,account,name,created) VALUES($1,$2,$3,$4,$5)", false},
+    [Q_UPDATE_ALIAS] = {"UPDATE aliases SET key_id=$1, updated=$2 WHERE account=$3 AND name=$4", false},
     [Q_GET_ALIAS] = {"SELECT name,key_id,created,updated FROM aliases WHERE account=$1 AND name=$2", true},
-    [Q_DEL_ALIAS] = {"DELETE FROM aliases WHERE account=$1 AND name=$2"},
+    [Q_DEL_ALIAS] = {"DELETE FROM aliases WHERE account=$1 AND name=$2", false},
     [Q_LIST_ALIASES] = {"SELECT name,key_id,created,updated FROM aliases WHERE account=$1 AND name>$2 "
                         "AND ($3='' OR key_id=$3) ORDER BY name LIMIT $4",
                         true},
-    [Q_INSERT_GRANT] = {"INSERT INTO grants(" KMS_PG_GRANT_COLS ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9)"},
+    [Q_INSERT_GRANT] = {"INSERT INTO grants(" KMS_PG_GRANT_COLS ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9)", false},
     [Q_GET_GRANT] = {"SELECT " KMS_PG_GRANT_COLS " FROM grants WHERE grant_id=$1", true},
-    [Q_DEL_GRANT] = {"DELETE FROM grants WHERE grant_id=$1"},
+    [Q_DEL_GRANT] = {"DELETE FROM grants WHERE grant_id=$1", false},
     [Q_LIST_GRANTS] = {"SELECT " KMS_PG_GRANT_COLS " FROM grants WHERE grant_id>$1 "
                        "AND ($2::text IS NULL OR key_id=$2) AND ($3::text IS NULL OR grantee=$3) "
                        "AND ($4::text IS NULL OR retiring=$4) AND ($5::text IS NULL OR grant_id=$5) "
                        "ORDER BY grant_id LIMIT $6",
                        true},
-    [Q_LOCK_KEY] = {"SELECT 1 FROM keys WHERE key_id=$1 FOR UPDATE"},
+    [Q_LOCK_KEY] = {"SELECT 1 FROM keys WHERE key_id=$1 FOR UPDATE", false},
     [Q_UPSERT_TAG] = {"INSERT INTO tags(key_id,tag_key,tag_value) VALUES($1,$2,$3) "
-                      "ON CONFLICT(key_id,tag_key) DO UPDATE SET tag_value=excluded.tag_value"},
+                      "ON CONFLICT(key_id,tag_key) DO UPDATE SET tag_value=excluded.tag_value",
+                      false},
     [Q_COUNT_TAGS] = {"SELECT count(*) FROM tags WHERE key_id=$1", true},
-    [Q_DEL_TAG] = {"DELETE FROM tags WHERE key_id=$1 AND tag_key=$2"},
+    [Q_DEL_TAG] = {"DELETE FROM tags WHERE key_id=$1 AND tag_key=$2", false},
     [Q_LIST_TAGS] = {"SELECT tag_key,tag_value FROM tags WHERE key_id=$1 AND tag_key>$2 ORDER BY tag_key LIMIT $3",
                      true},
 };
