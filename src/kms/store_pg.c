@@ -245,8 +245,7 @@ static cl_status kms_pg_check(PGconn *c, const PGresult *r, ExecStatusType want,
     char buf[512];
     primary = primary != NULL ? kms_pg_one_line(primary, buf, sizeof(buf)) : kms_pg_conn_msg(c, buf, sizeof(buf));
     if (PQstatus(c) == CONNECTION_BAD)
-        CL_FAIL(CL_ERR_IO, "key store: %s: lost the connection to PostgreSQL (%s); the request can be retried", what,
-                primary);
+        CL_FAIL(CL_ERR_IO, "key store: %s: lost the connection to PostgreSQL (%s)", what, primary);
     CL_FAIL(CL_ERR_IO, "key store: %s: PostgreSQL says: %s (SQLSTATE %s)", what, primary, state ? state : "none");
 }
 
