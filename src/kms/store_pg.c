@@ -321,18 +321,20 @@ static cl_status kms_pg_run(kms_pg *q, kms_pg_conn *pc, enum kms_pg_q id, int n,
 {
     cl_status rc = CL_OK;
     *out = NULL;
+    char name[16], what[80];
+    (void)snprintf(name, sizeof(name), "kms%d", (int)id);
+    /* The statement's start names it in a message (never its parameters). */
+    (void)snprintf(what, sizeof(what), "\"%.48s...\"", kms_pg_sql[id].sql);
     for (int attempt = 0;; attempt++) {
-        char name[16];
-        (void)snprintf(name, sizeof(name), "kms%d", (int)id);
         if (!pc->prepared[id]) {
             PGresult *p = PQprepare(pc->c, name, kms_pg_sql[id].sql, 0, NULL);
-            rc = kms_pg_check(pc->c, p, PGRES_COMMAND_OK, "preparing a statement");
+            rc = kms_pg_check(pc->c, p, PGRES_COMMAND_OK, what);
             PQclear(p);
             if (rc == CL_OK) pc->prepared[id] = true;
         }
         if (rc == CL_OK) {
             *out = PQexecPrepared(pc->c, name, n, vals, lens, fmts, binary_result ? 1 : 0);
-            rc = kms_pg_check(pc->c, *out, want, "running a statement");
+            rc = kms_pg_check(pc->c, *out, want, what);
         }
         if (rc == CL_OK) break;
         bool retry = attempt == 0 && kms_pg_sql[id].read_only && !pc->in_tx && PQstatus(pc->c) == CONNECTION_BAD;
