@@ -5,7 +5,8 @@ started here (initdb + pg_ctl in a temporary directory, Unix socket only,
 password authentication). The store's unit cases (tests/unit/store_cases.h) run on it; boto3 drives keys, aliases, Encrypt/Decrypt,
 GenerateDataKey, rotation, grants, policies, tags, deletion and ListKeys
 paging; a restart of cloister-kms finds all of it; stopping the database
-fails requests with an error and restarting it heals them; the SIGKILL storm
+fails requests with an error and restarting it heals them; two servers
+share one database and see each other's changes; the SIGKILL storm
 of kms_durability.py runs against it; the password never reaches a log.
 Skips (exit 77) only when PostgreSQL's binaries are not installed."""
 import json
@@ -38,8 +39,9 @@ def expect_error(fn, want, **kw):
     raise AssertionError("%s succeeded; expected %s" % (fn.__name__, want))
 
 
-def start(pg, data, threads=2, db=None, conninfo=None):
-    return kms_harness.KmsConfigServer(kms_harness.kms_pg_config(pg, data, threads=threads, db=db, conninfo=conninfo))
+def start(pg, data, threads=2, db=None, conninfo=None, root_key=None):
+    return kms_harness.KmsConfigServer(kms_harness.kms_pg_config(pg, data, threads=threads, db=db, conninfo=conninfo,
+                                                                 root_key=root_key))
 
 
 def stop_clean(srv):
@@ -175,6 +177,31 @@ def unit_cases(pg):
     print("test_store_pg: %s" % (p.stdout + p.stderr).strip().splitlines()[-1])
 
 
+def two_servers(pg, tmp):
+    """What the PostgreSQL store is for: two cloister-kms with one root key on one database serve
+    the same keys, and each sees the other's changes at once (no stale cache of key records)."""
+    pg.createdb("shared")
+    a = start(pg, os.path.join(tmp, "a"), db="shared")
+    b = start(pg, os.path.join(tmp, "b"), db="shared", root_key=os.path.join(tmp, "a", "root.key"))
+    try:
+        ka, kb = kms_harness.boto_client(a.endpoint), kms_harness.boto_client(b.endpoint)
+        kid = ka.create_key(Description="shared")["KeyMetadata"]["KeyId"]
+        ka.create_alias(AliasName="alias/shared", TargetKeyId=kid)
+        ct1 = kb.encrypt(KeyId="alias/shared", Plaintext=b"from b")["CiphertextBlob"]
+        assert ka.decrypt(CiphertextBlob=ct1)["Plaintext"] == b"from b"
+        kb.rotate_key_on_demand(KeyId=kid)
+        ct2 = ka.encrypt(KeyId=kid, Plaintext=b"from a")["CiphertextBlob"]
+        assert int.from_bytes(ct2[38:42], "big") == 2, "a did not see b's rotation"
+        assert kb.decrypt(CiphertextBlob=ct2)["Plaintext"] == b"from a"
+        kb.disable_key(KeyId=kid)
+        expect_error(ka.encrypt, "DisabledException", KeyId=kid, Plaintext=b"x")
+        expect_error(kb.create_alias, "AlreadyExistsException", AliasName="alias/shared", TargetKeyId=kid)
+    finally:
+        stop_clean(a)
+        stop_clean(b)
+    print("two servers on one database: each saw the other's key, alias, rotation and disable")
+
+
 def main():
     if kms_harness.pg_bindir() is None:
         print("SKIP: PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); ./scripts/setup installs it")
@@ -203,6 +230,7 @@ def main():
             assert "cannot connect to PostgreSQL" in log, "the outage was not logged: %r" % log
             assert "synchronous_commit off" in log, log
             print("PostgreSQL store: every operation persisted across a restart; a database outage healed")
+            two_servers(pg, tmp)
 
             pg.createdb("storm")
 
