@@ -21,6 +21,8 @@
  * outcomes: add_version's "UPDATE ... WHERE current_version=from" re-checks
  * the row after a concurrent rotation commits (0 rows: CL_ERR_STATE), and
  * tag() locks the key's row so two taggers cannot both pass the tag limit.
+ * Every transaction that writes several rows of a key takes the key's row
+ * first, so they queue on one lock in one order and cannot deadlock.
  *
  * Statements are prepared once per connection (PQprepare) and parameters are
  * always bound, never spliced into SQL. Key material arrives wrapped under the
@@ -552,14 +554,16 @@ static cl_status kms_pg_delete_key(kms_store *s, const char *key_id)
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
     kms_pg_conn *pc = NULL;
-    static const enum kms_pg_q del[] = {Q_DEL_KEY_ALIASES, Q_DEL_KEY_GRANTS, Q_DEL_KEY_TAGS, Q_DEL_KEY_VERSIONS,
-                                        Q_DEL_KEY};
+    /* The key's row first, as tag() and add_version() lock it first: one lock order, no deadlock. */
+    static const enum kms_pg_q del[] = {Q_LOCK_KEY,     Q_DEL_KEY_ALIASES,  Q_DEL_KEY_GRANTS,
+                                        Q_DEL_KEY_TAGS, Q_DEL_KEY_VERSIONS, Q_DEL_KEY};
     const char *v[] = {key_id};
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
     CL_GUARD_GOTO(kms_pg_begin(pc));
     for (size_t i = 0; i < sizeof(del) / sizeof(del[0]); i++) {
         PGresult *r = NULL;
-        rc = kms_pg_run(q, pc, del[i], 1, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
+        rc = kms_pg_run(q, pc, del[i], 1, v, NULL, NULL, false,
+                        del[i] == Q_LOCK_KEY ? PGRES_TUPLES_OK : PGRES_COMMAND_OK, &r);
         PQclear(r);
         if (rc != CL_OK) goto out;
     }
