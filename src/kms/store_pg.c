@@ -897,8 +897,14 @@ static cl_status kms_pg_untag(kms_store *s, const char *key_id, const char *cons
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
     kms_pg_conn *pc = NULL;
+    const char *kv[] = {key_id};
+    PGresult *lock = NULL;
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
     CL_GUARD_GOTO(kms_pg_begin(pc));
+    /* The key's row first, as in tag(): tag and untag lists in different orders cannot deadlock. */
+    rc = kms_pg_run(q, pc, Q_LOCK_KEY, 1, kv, NULL, NULL, false, PGRES_TUPLES_OK, &lock);
+    PQclear(lock);
+    if (rc != CL_OK) goto out;
     for (size_t i = 0; i < n; i++) {
         PGresult *r = NULL;
         const char *v[] = {key_id, keys[i]};
