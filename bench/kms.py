@@ -6,14 +6,16 @@ Recipient: an attestation document verified against the sim root, policy
 condition keys, CiphertextForRecipient as CMS EnvelopedData to an RSA-2048
 key), which moto does not implement.
 
-    python3 bench/kms.py [--duration S] [--connections N] [--wrk-threads N] [--server-threads N]
+    python3 bench/kms.py [--duration S] [--connections N] [--wrk-threads N] [--server-threads N] [--pg]
 
 Each server gets one symmetric key and a ciphertext of a 32-byte data key;
 one Decrypt request is signed with SigV4 by botocore (valid 15 minutes) and
 replayed by wrk over keep-alive connections (wrk's Lua `request` hook is not
 needed: the request is identical every time). Every answer must be 200: wrk's
 "Non-2xx" count is checked. cloister-kms runs with --server-threads workers
-(default 2). wrk, the servers and anything else on the machine share its
+(default 2). --pg adds plain Decrypt with the PostgreSQL key store, on a
+private PostgreSQL started as tests/integration/kms_pg.py starts it (Unix
+socket, same machine). wrk, the servers and anything else on the machine share its
 cores: read the figures with that in mind, and record only those taken on a
 quiet machine (docs/performance.md says how they were taken)."""
 import argparse
@@ -88,6 +90,7 @@ def main():
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--wrk-threads", type=int, default=2)
     ap.add_argument("--server-threads", type=int, default=2)
+    ap.add_argument("--pg", action="store_true", help="also Decrypt with the PostgreSQL key store")
     args = ap.parse_args()
     results = {}
     tmp = tempfile.mkdtemp(prefix="bench-kms-")
@@ -97,6 +100,16 @@ def main():
             script = presigned_decrypt(srv.endpoint)
             run_wrk(srv.endpoint, script, args, 2)  # warm-up
             results["cloister-kms"] = run_wrk(srv.endpoint, script, args, args.duration)
+        if args.pg:
+            with kms_harness.pg_server("bench-" + os.urandom(8).hex()) as pg:
+                srv = kms_harness.KmsConfigServer(kms_harness.kms_pg_config(pg, os.path.join(tmp, "data-pg"),
+                                                                            threads=args.server_threads))
+                try:
+                    script = presigned_decrypt(srv.endpoint)
+                    run_wrk(srv.endpoint, script, args, 2)  # warm-up
+                    results["cloister-kms PostgreSQL"] = run_wrk(srv.endpoint, script, args, args.duration)
+                finally:
+                    srv.stop()
         # Attested Decrypt: one document (as an enclave reuses its document for its calls);
         # the verified-chain cache leaves one ES384 check, one RSA-OAEP encryption per call.
         import recipient_ref

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,7 @@ void kms_config_free(kms_config *cfg)
     cl_secure_free(cfg->principals); /* wipes the secrets */
     cfg->principals = NULL;
     cfg->n_principals = 0;
+    cl_memzero(cfg->store_conninfo, sizeof(cfg->store_conninfo)); /* may hold a password */
 }
 
 /* --- values ------------------------------------------------------------------ */
@@ -189,16 +191,41 @@ static cl_status kms_cfg_tls(json_t *o, const char *base_dir, kms_config *cfg)
     return CL_OK;
 }
 
+/*
+ * "store": {"type": "sqlite", "path": FILE} (type optional) or
+ * {"type": "postgresql", "conninfo": "host=... dbname=..." or "postgresql://..."}.
+ * The conninfo may carry a password, so no message quotes it, nor libpq's
+ * parse error (which can echo part of a URI).
+ */
 static cl_status kms_cfg_store(json_t *o, const char *base_dir, kms_config *cfg)
 {
-    static const char *const known[] = {"type", "path"};
+    static const char *const known[] = {"type", "path", "conninfo"};
     CL_ENSURE(json_is_object(o), CL_ERR_USAGE, "'store' must be an object");
     CL_GUARD(kms_cfg_keys(o, "store.", known, sizeof(known) / sizeof(known[0])));
-    const char *type;
+    const char *type, *conninfo;
     CL_GUARD(kms_cfg_string(o, "store.", "type", 32, &type));
-    CL_ENSURE(type == NULL || strcmp(type, "sqlite") == 0, CL_ERR_USAGE,
-              "'store.type' %s is not available in this build (sqlite is)", type);
-    return kms_cfg_path(o, "store.", "path", base_dir, cfg->store_path, sizeof(cfg->store_path));
+    CL_GUARD(kms_cfg_string(o, "store.", "conninfo", sizeof(cfg->store_conninfo) - 1, &conninfo));
+    bool pg = type != NULL && strcmp(type, "postgresql") == 0;
+    CL_ENSURE(type == NULL || pg || strcmp(type, "sqlite") == 0, CL_ERR_USAGE,
+              "'store.type' %s is not available in this build (sqlite and postgresql are)", type);
+    if (!pg) {
+        CL_ENSURE(conninfo == NULL, CL_ERR_USAGE,
+                  "'store.conninfo' applies to \"type\": \"postgresql\", not to the SQLite store");
+        return kms_cfg_path(o, "store.", "path", base_dir, cfg->store_path, sizeof(cfg->store_path));
+    }
+    CL_ENSURE(json_object_get(o, "path") == NULL, CL_ERR_USAGE,
+              "'store.path' applies to the SQLite store; a PostgreSQL store is named by 'store.conninfo'");
+    CL_ENSURE(conninfo != NULL, CL_ERR_USAGE,
+              "'store.conninfo' is required with \"type\": \"postgresql\" (like \"host=/run/postgresql "
+              "dbname=cloister\" or \"postgresql://kms@db.example/cloister\")");
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+    PQconninfoFree(opts);
+    PQfreemem(err);
+    CL_ENSURE(opts != NULL, CL_ERR_USAGE,
+              "'store.conninfo' is not a libpq connection string (key=value ...) or a postgresql:// URI");
+    (void)snprintf(cfg->store_conninfo, sizeof(cfg->store_conninfo), "%s", conninfo);
+    return CL_OK;
 }
 
 static cl_status kms_cfg_principals(json_t *a, kms_config *cfg)
@@ -307,6 +334,9 @@ cl_status kms_config_parse(const char *text, size_t len, const char *base_dir, k
         const char *sv = json_string_value(json_object_get(e, "secret"));
         if (sv != NULL) cl_memzero((void *)sv, strlen(sv));
     }
+    /* And the database connection string, which may carry a password. */
+    const char *ci = json_string_value(json_object_get(json_object_get(root, "store"), "conninfo"));
+    if (ci != NULL) cl_memzero((void *)ci, strlen(ci));
     json_decref(root);
     return rc;
 }

@@ -423,11 +423,17 @@ cl_status kms_server_start(const kms_config *cfg, kms_server **out)
     char path[KMS_PATH_MAX + 16];
     CL_GUARD_CTX_GOTO(kms_root_key_open(s), "loading the root key");
     if (cfg->tls_cert[0] != '\0') CL_GUARD_GOTO(kms_tls_setup(s));
-    if (cfg->store_path[0] != '\0')
-        (void)snprintf(path, sizeof(path), "%s", cfg->store_path);
-    else
-        (void)snprintf(path, sizeof(path), "%s/keys.db", cfg->data_dir);
-    CL_GUARD_GOTO(kms_store_open_sqlite(path, &s->ctx.store));
+    if (cfg->store_conninfo[0] != '\0') {
+        /* One connection per worker: each runs one request at a time. */
+        CL_GUARD_GOTO(
+            kms_store_open_pg(cfg->store_conninfo, (size_t)(cfg->threads > 0 ? cfg->threads : 2), &s->ctx.store));
+    } else {
+        if (cfg->store_path[0] != '\0')
+            (void)snprintf(path, sizeof(path), "%s", cfg->store_path);
+        else
+            (void)snprintf(path, sizeof(path), "%s/keys.db", cfg->data_dir);
+        CL_GUARD_GOTO(kms_store_open_sqlite(path, &s->ctx.store));
+    }
     CL_GUARD_GOTO(kms_cache_new(4096, &s->ctx.cache));
     if (cfg->audit_path[0] != '\0')
         (void)snprintf(path, sizeof(path), "%s", cfg->audit_path);
@@ -514,5 +520,6 @@ void kms_server_free(kms_server *s)
     kms_cache_free(s->ctx.cache);
     kms_root_key_free(&s->ctx.root);
     SSL_CTX_free(s->tls);
+    cl_memzero(s->cfg.store_conninfo, sizeof(s->cfg.store_conninfo)); /* may hold a password */
     free(s);
 }

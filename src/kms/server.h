@@ -42,6 +42,9 @@ typedef struct kms_config {
     /* Paths left empty default to files in data_dir (root.key, keys.db, audit.log). */
     char root_key_file[KMS_PATH_MAX];
     char store_path[KMS_PATH_MAX];
+    /* "store": {"type": "postgresql", "conninfo": ...}: a libpq connection string or URI,
+     * which may hold a password (never logged). Empty: the SQLite store. */
+    char store_conninfo[KMS_PATH_MAX];
     char audit_path[KMS_PATH_MAX];
     /* Root key derived from a passphrase (scrypt, parameters and salt in
      * data_dir/root.kdf) instead of read from a key file: at most one set. */

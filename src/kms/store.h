@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The key store interface. SQLite (store_sqlite.c) is the embedded default;
- * a PostgreSQL backend implements the same table of functions. The store
+ * PostgreSQL (store_pg.c) implements the same table of functions, for
+ * several cloister-kms instances sharing one database. The store
  * only ever sees key material wrapped under the root key (keys.c): a stolen
  * database file reveals no key.
  *
- * Every write is durable when it returns (SQLite: WAL, synchronous=FULL), so
- * a key whose creation was acknowledged survives a crash.
+ * Every write is durable when it returns (SQLite: WAL, synchronous=FULL;
+ * PostgreSQL: committed with synchronous_commit on), so a key whose creation
+ * was acknowledged survives a crash.
  */
 #ifndef CLOISTER_KMS_STORE_H
 #define CLOISTER_KMS_STORE_H
@@ -136,6 +138,10 @@ struct kms_store {
 };
 
 CL_MUST_USE cl_status kms_store_open_sqlite(const char *path, kms_store **out);
+/* PostgreSQL (store_pg.c): conninfo is a libpq connection string or a postgresql:// URI
+ * (it may hold a password: it is never logged); up to pool_size connections, one per
+ * concurrent caller. Creates the schema on first use; fails if the database is unreachable. */
+CL_MUST_USE cl_status kms_store_open_pg(const char *conninfo, size_t pool_size, kms_store **out);
 void kms_store_close(kms_store *s);
 
 #endif

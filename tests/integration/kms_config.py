@@ -109,6 +109,17 @@ class KmsConfig(unittest.TestCase):
             (dict(good, root_key="k"), "'root_key' must be an object"),
             (dict(good, store={"type": "postgres"}), "'store.type' postgres is not available"),
             (dict(good, store={"path": ""}), "'store.path' must be 1.."),
+            (dict(good, store={"type": "postgresql"}), "'store.conninfo' is required"),
+            (dict(good, store={"type": "postgresql", "conninfo": ""}), "'store.conninfo' must be 1..1023"),
+            (dict(good, store={"type": "postgresql", "conninfo": 7}), "'store.conninfo' must be a string"),
+            (dict(good, store={"type": "postgresql", "conninfo": "host=/tmp", "path": "k.db"}),
+             "'store.path' applies to the SQLite store"),
+            (dict(good, store={"type": "sqlite", "conninfo": "host=/tmp"}), "'store.conninfo' applies to"),
+            (dict(good, store={"conninfo": "host=/tmp"}), "'store.conninfo' applies to"),
+            (dict(good, store={"type": "postgresql", "conninfo": "host=/tmp passwd=pg-Secret-41"}),
+             "'store.conninfo' is not a libpq connection string"),
+            (dict(good, store={"type": "postgresql", "conninfo": "postgresql://kms:pg-Secret-41@h:99999999999/x%zz"}),
+             "'store.conninfo' is not a libpq connection string"),
             (dict(good, tls={"cert": self.cert}), "'tls' needs both 'cert' and 'key'"),
             (dict(good, tls=True), "'tls' must be an object"),
             (dict(good, audit_log="x" * 2000), "'audit_log' must be 1..1023"),
@@ -128,6 +139,7 @@ class KmsConfig(unittest.TestCase):
             self.assertEqual(p.stdout, "", "refused config still started: %r" % cfg)
             for who in (ALICE, BOB):
                 self.assertNotIn(who["secret"], p.stderr, "a secret in an error message")
+            self.assertNotIn("pg-Secret-41", p.stderr, "a database password in an error message")
         raws = [
             ("{not json", "not JSON: line 1"),
             ('{"threads": 1, "threads": 2}', "duplicate"),

@@ -7,7 +7,8 @@ every key whose creation was answered still exists and decrypts every
 ciphertext it was answered with (before and after rotation), every answered
 alias exists, and each moving alias points at the key of its last answered
 update or of the update in flight at the kill. Bounded: 4 clients, at most
-~3 s of storm, then the kill."""
+~3 s of storm, then the kill. run() takes the server to start, so that
+kms_pg.py runs the same storm against the PostgreSQL store."""
 import os
 import shutil
 import sys
@@ -73,11 +74,18 @@ class Client(threading.Thread):
                 self.error = e
 
 
-def main():
+def dev_server(data, threads=None):
+    """The SQLite store: cloister-kms --dev on a data directory."""
+    return kms_harness.KmsServer(data, extra_args=("--threads", str(threads)) if threads else ())
+
+
+def run(start_server=dev_server, label="SQLite"):
+    """The storm, the kill and the checks against the server start_server(data_dir, threads=N) starts
+    (kms_pg.py passes one with the PostgreSQL store)."""
     tmp = tempfile.mkdtemp(prefix="cloister-kms-kill9-")
     data = os.path.join(tmp, "data")
     try:
-        srv = kms_harness.KmsServer(data, extra_args=("--threads", "2"))
+        srv = start_server(data, threads=2)
         stop = threading.Event()
         clients = [Client(n, srv.endpoint, stop) for n in range(CLIENTS)]
         for c in clients:
@@ -95,12 +103,12 @@ def main():
             c.join(timeout=30)
         acked_keys = sum(len(c.keys) for c in clients)
         acked_cts = sum(len(c.cts) for c in clients)
-        print("killed after %d acknowledged keys, %d ciphertexts, %d aliases" %
-              (acked_keys, acked_cts, sum(len(c.aliases) for c in clients)))
+        print("%s: killed after %d acknowledged keys, %d ciphertexts, %d aliases" %
+              (label, acked_keys, acked_cts, sum(len(c.aliases) for c in clients)))
         if acked_keys < CLIENTS:
             raise SystemExit("the storm made too little progress to test anything")
 
-        srv2 = kms_harness.KmsServer(data)
+        srv2 = start_server(data)
         try:
             kms = kms_harness.boto_client(srv2.endpoint)
             for c in clients:
@@ -123,9 +131,14 @@ def main():
         p = subprocess.run([kms_harness.CLI_BIN, "kms", "audit-verify", os.path.join(data, "audit.log")],
                            capture_output=True, text=True)
         assert p.returncode == 0, p.stderr
-        print("after restart: every acknowledged key, ciphertext and alias is there;", p.stdout.strip())
+        print("%s: after restart: every acknowledged key, ciphertext and alias is there; %s" %
+              (label, p.stdout.strip()))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    run()
 
 
 if __name__ == "__main__":

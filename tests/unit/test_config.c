@@ -50,6 +50,19 @@ static void test_config_full(void **state)
     assert_null(cfg.principals);
 }
 
+static void test_config_postgresql(void **state)
+{
+    (void)state;
+    kms_config cfg;
+    assert_ok(t_parse("{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"store\": {\"type\": \"postgresql\", "
+                      "\"conninfo\": \"postgresql://kms:Unit-Pg-9@db.example:5433/cloister?sslmode=verify-full\"}}",
+                      &cfg));
+    assert_string_equal(cfg.store_conninfo, "postgresql://kms:Unit-Pg-9@db.example:5433/cloister?sslmode=verify-full");
+    assert_string_equal(cfg.store_path, "");
+    kms_config_free(&cfg);
+    assert_string_equal(cfg.store_conninfo, ""); /* the password is wiped with the rest */
+}
+
 static void test_config_refused(void **state)
 {
     (void)state;
@@ -87,6 +100,16 @@ static void test_config_refused(void **state)
          "\"scrypt_log2_n\": 13}}",
          "14..20"},
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"store\": {\"type\": \"redis\"}}", "not available"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"store\": {\"type\": \"postgresql\"}}",
+         "'store.conninfo' is required"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"store\": {\"type\": \"postgresql\", "
+         "\"conninfo\": \"dbname=k\", \"path\": \"k.db\"}}",
+         "'store.path' applies to the SQLite store"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"store\": {\"conninfo\": \"dbname=k\"}}",
+         "'store.conninfo' applies to"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"store\": {\"type\": \"postgresql\", "
+         "\"conninfo\": \"dbname=k pasword=Unit-Pg-9\"}}",
+         "'store.conninfo' is not a libpq connection string"},
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"tls\": {\"key\": \"k\"}}", "both 'cert' and 'key'"},
         {"{\"data_dir\": \"d\", \"data_dir\": \"e\", \"principals\": [" PRINCIPAL "]}", "duplicate"},
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "]", "not JSON: line 1"},
@@ -99,6 +122,7 @@ static void test_config_refused(void **state)
             fail_msg("case %zu: %s: got %s: %s", i, cases[i].text, cl_status_name(rc), cl_error_message());
         assert_null(cfg.principals); /* freed on failure */
         assert_null(strstr(cl_error_message(), "s3cret"));
+        assert_null(strstr(cl_error_message(), "Unit-Pg-9")); /* nor a database password */
     }
     /* A path longer than the buffer once the config directory is prefixed. */
     char big[1200];
@@ -214,9 +238,10 @@ static void test_root_key_derive(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_full),    cmocka_unit_test(test_config_refused),
-        cmocka_unit_test(test_principal_make), cmocka_unit_test(test_scrypt_rfc7914),
-        cmocka_unit_test(test_kdf_parse),      cmocka_unit_test(test_root_key_derive),
+        cmocka_unit_test(test_config_full),       cmocka_unit_test(test_config_refused),
+        cmocka_unit_test(test_config_postgresql), cmocka_unit_test(test_principal_make),
+        cmocka_unit_test(test_scrypt_rfc7914),    cmocka_unit_test(test_kdf_parse),
+        cmocka_unit_test(test_root_key_derive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

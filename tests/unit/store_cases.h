@@ -1,0 +1,346 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The key store's behaviour, whatever the backend: what is written is read
+ * back after reopening; listings page; deletion removes a key's material,
+ * aliases and grants; rotation refuses a stale base version, also when two
+ * race; tags respect their limit all or nothing. Included by
+ * test_store_sqlite.c and test_store_pg.c, which define t_fresh (a new, empty
+ * store named by path), t_open and t_done.
+ */
+#ifndef CLOISTER_TEST_STORE_CASES_H
+#define CLOISTER_TEST_STORE_CASES_H
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+#include "test_util.h"
+
+static void t_fresh(char *path, size_t cap);
+static cl_status t_open(const char *path, kms_store **s);
+static void t_done(const char *path);
+
+static void t_key(kms_key_rec *k, int n)
+{
+    memset(k, 0, sizeof(*k));
+    (void)snprintf(k->key_id, sizeof(k->key_id), "%08x-0000-4000-8000-000000000000", n);
+    (void)snprintf(k->arn, sizeof(k->arn), "arn:aws:kms:us-east-1:111122223333:key/%s", k->key_id);
+    (void)snprintf(k->account, sizeof(k->account), "111122223333");
+    (void)snprintf(k->key_usage, sizeof(k->key_usage), "ENCRYPT_DECRYPT");
+    (void)snprintf(k->key_spec, sizeof(k->key_spec), "SYMMETRIC_DEFAULT");
+    (void)snprintf(k->description, sizeof(k->description), "key %d", n);
+    k->created = 1000 + n;
+    k->current_version = 1;
+    k->rotation_period_days = 365;
+    k->policy = "{}";
+}
+
+static void test_keys_persist_and_page(void **state)
+{
+    (void)state;
+    char path[1024];
+    t_fresh(path, sizeof(path));
+    kms_store *s = NULL;
+    assert_ok(t_open(path, &s));
+    const uint8_t wrapped[60] = {1, 2, 3};
+    for (int i = 0; i < 5; i++) {
+        kms_key_rec k;
+        t_key(&k, i);
+        assert_ok(s->ops->create_key(s, &k, wrapped, sizeof(wrapped)));
+    }
+    kms_key_rec dup;
+    t_key(&dup, 2);
+    assert_int_not_equal(s->ops->create_key(s, &dup, wrapped, sizeof(wrapped)), CL_OK);
+    kms_store_close(s);
+
+    assert_ok(t_open(path, &s));
+    kms_key_rec k;
+    assert_ok(s->ops->get_key(s, "00000003-0000-4000-8000-000000000000", &k));
+    assert_string_equal(k.description, "key 3");
+    assert_int_equal(k.created, 1003);
+    assert_int_equal(k.rotation_period_days, 365);
+    assert_string_equal(k.policy, "{}");
+    k.state = KMS_KEY_DISABLED;
+    k.rotation_enabled = true;
+    assert_ok(s->ops->update_key(s, &k));
+    kms_key_rec_clear(&k);
+    assert_ok(s->ops->get_key(s, "00000003-0000-4000-8000-000000000000", &k));
+    assert_int_equal(k.state, KMS_KEY_DISABLED);
+    assert_true(k.rotation_enabled);
+    kms_key_rec_clear(&k);
+    assert_fails(s->ops->get_key(s, "ffffffff-0000-4000-8000-000000000000", &k), CL_ERR_NOT_FOUND, "no key");
+
+    char ids[2][KMS_KEY_ID_LEN + 1];
+    size_t n;
+    bool more;
+    assert_ok(s->ops->list_keys(s, "111122223333", "", 2, ids, &n, &more));
+    assert_int_equal(n, 2);
+    assert_true(more);
+    assert_string_equal(ids[1], "00000001-0000-4000-8000-000000000000");
+    char after[KMS_KEY_ID_LEN + 1];
+    memcpy(after, ids[1], sizeof(after));
+    assert_ok(s->ops->list_keys(s, "111122223333", after, 2, ids, &n, &more));
+    assert_int_equal(n, 2);
+    memcpy(after, ids[1], sizeof(after));
+    assert_ok(s->ops->list_keys(s, "111122223333", after, 2, ids, &n, &more));
+    assert_int_equal(n, 1);
+    assert_false(more);
+    assert_ok(s->ops->list_keys(s, "999999999999", "", 2, ids, &n, &more));
+    assert_int_equal(n, 0);
+
+    cl_buf w;
+    cl_buf_init(&w, 4096);
+    assert_ok(s->ops->get_material(s, "00000001-0000-4000-8000-000000000000", 1, &w));
+    assert_int_equal(w.len, sizeof(wrapped));
+    assert_memory_equal(w.data, wrapped, sizeof(wrapped));
+    cl_buf_reset(&w);
+    assert_fails(s->ops->get_material(s, "00000001-0000-4000-8000-000000000000", 2, &w), CL_ERR_NOT_FOUND, "version 2");
+    cl_buf_free(&w);
+    kms_store_close(s);
+    t_done(path);
+}
+
+static void test_rotation_versions(void **state)
+{
+    (void)state;
+    char path[1024];
+    t_fresh(path, sizeof(path));
+    kms_store *s = NULL;
+    assert_ok(t_open(path, &s));
+    kms_key_rec k;
+    t_key(&k, 9);
+    const uint8_t w1[60] = {1}, w2[60] = {2};
+    assert_ok(s->ops->create_key(s, &k, w1, sizeof(w1)));
+    assert_ok(s->ops->add_version(s, k.key_id, 1, w2, sizeof(w2), 5000, true));
+    /* A second rotation from the same base lost the race. */
+    assert_fails(s->ops->add_version(s, k.key_id, 1, w2, sizeof(w2), 5001, false), CL_ERR_STATE, "concurrently");
+    kms_key_rec got;
+    assert_ok(s->ops->get_key(s, k.key_id, &got));
+    assert_int_equal(got.current_version, 2);
+    assert_int_equal(got.last_rotated, 5000);
+    kms_key_rec_clear(&got);
+    cl_buf w;
+    cl_buf_init(&w, 4096);
+    assert_ok(s->ops->get_material(s, k.key_id, 1, &w)); /* old version kept */
+    assert_int_equal(w.data[0], 1);
+    cl_buf_free(&w);
+    uint32_t vers[4];
+    int64_t when[4];
+    bool od[4];
+    size_t n;
+    bool more;
+    assert_ok(s->ops->list_versions(s, k.key_id, 1, 4, vers, when, od, &n, &more));
+    assert_int_equal(n, 1);
+    assert_int_equal(vers[0], 2);
+    assert_true(od[0]);
+    kms_store_close(s);
+    t_done(path);
+}
+
+static void test_aliases_and_grants_go_with_the_key(void **state)
+{
+    (void)state;
+    char path[1024];
+    t_fresh(path, sizeof(path));
+    kms_store *s = NULL;
+    assert_ok(t_open(path, &s));
+    kms_key_rec k;
+    t_key(&k, 1);
+    const uint8_t w1[60] = {1};
+    assert_ok(s->ops->create_key(s, &k, w1, sizeof(w1)));
+    kms_alias_rec a = {.name = "alias/a", .created = 1, .updated = 1};
+    (void)snprintf(a.key_id, sizeof(a.key_id), "%s", k.key_id);
+    assert_ok(s->ops->create_alias(s, "111122223333", &a));
+    assert_fails(s->ops->create_alias(s, "111122223333", &a), CL_ERR_EXISTS, "already exists");
+    assert_ok(s->ops->create_alias(s, "444455556666", &a)); /* aliases are per account */
+    kms_grant_rec g;
+    memset(&g, 0, sizeof(g));
+    memset(g.grant_id, 'a', KMS_GRANT_ID_LEN);
+    (void)snprintf(g.key_id, sizeof(g.key_id), "%s", k.key_id);
+    (void)snprintf(g.grantee, sizeof(g.grantee), "arn:aws:iam::111122223333:user/x");
+    (void)snprintf(g.operations, sizeof(g.operations), "Decrypt");
+    assert_ok(s->ops->create_grant(s, &g));
+    kms_grant_rec got;
+    assert_ok(s->ops->get_grant(s, g.grant_id, &got));
+    assert_string_equal(got.operations, "Decrypt");
+    kms_grant_rec_clear(&got);
+
+    assert_ok(s->ops->delete_key(s, k.key_id));
+    kms_alias_rec ar;
+    assert_fails(s->ops->get_alias(s, "111122223333", "alias/a", &ar), CL_ERR_NOT_FOUND, "no alias");
+    assert_fails(s->ops->get_grant(s, g.grant_id, &got), CL_ERR_NOT_FOUND, "no grant");
+    cl_buf w;
+    cl_buf_init(&w, 4096);
+    assert_fails(s->ops->get_material(s, k.key_id, 1, &w), CL_ERR_NOT_FOUND, "no version");
+    cl_buf_free(&w);
+    kms_store_close(s);
+    t_done(path);
+}
+
+typedef struct t_rotator {
+    kms_store *s;
+    const char *key_id;
+    pthread_barrier_t *go;
+    cl_status rc;
+} t_rotator;
+
+static void *t_rotate(void *arg)
+{
+    t_rotator *r = arg;
+    const uint8_t w[60] = {7};
+    (void)pthread_barrier_wait(r->go);
+    r->rc = r->s->ops->add_version(r->s, r->key_id, 1, w, sizeof(w), 6000, true);
+    return NULL;
+}
+
+/* Two rotations from version 1 at once: exactly one wins, the other is told so. */
+static void test_concurrent_rotation_one_wins(void **state)
+{
+    (void)state;
+    char path[1024];
+    t_fresh(path, sizeof(path));
+    kms_store *s = NULL;
+    assert_ok(t_open(path, &s));
+    kms_key_rec k;
+    t_key(&k, 11);
+    const uint8_t w1[60] = {1};
+    assert_ok(s->ops->create_key(s, &k, w1, sizeof(w1)));
+    pthread_barrier_t go;
+    assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
+    t_rotator r[2] = {{s, k.key_id, &go, CL_OK}, {s, k.key_id, &go, CL_OK}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&th[i], NULL, t_rotate, &r[i]), 0);
+    for (int i = 0; i < 2; i++) assert_int_equal(pthread_join(th[i], NULL), 0);
+    pthread_barrier_destroy(&go);
+    assert_true((r[0].rc == CL_OK) != (r[1].rc == CL_OK));
+    assert_int_equal(r[0].rc == CL_OK ? r[1].rc : r[0].rc, CL_ERR_STATE);
+    kms_key_rec got;
+    assert_ok(s->ops->get_key(s, k.key_id, &got));
+    assert_int_equal(got.current_version, 2);
+    kms_key_rec_clear(&got);
+    kms_store_close(s);
+    t_done(path);
+}
+
+/* Tagging past the limit changes nothing; untag removes; listings page in key order. */
+static void test_tags_limit_and_paging(void **state)
+{
+    (void)state;
+    char path[1024];
+    t_fresh(path, sizeof(path));
+    kms_store *s = NULL;
+    assert_ok(t_open(path, &s));
+    kms_key_rec k;
+    t_key(&k, 12);
+    const uint8_t w1[60] = {1};
+    assert_ok(s->ops->create_key(s, &k, w1, sizeof(w1)));
+    cl_kvlist tags, got;
+    cl_kvlist_init(&tags);
+    cl_kvlist_init(&got);
+    assert_ok(cl_kvlist_add(&tags, "b", 1, "2", 1));
+    assert_ok(cl_kvlist_add(&tags, "a", 1, "1", 1));
+    assert_ok(s->ops->tag(s, k.key_id, &tags, 2));
+    cl_kvlist_free(&tags);
+    cl_kvlist_init(&tags);
+    assert_ok(cl_kvlist_add(&tags, "a", 1, "one", 3)); /* replaces */
+    assert_ok(cl_kvlist_add(&tags, "c", 1, "3", 1));   /* one too many: all of it refused */
+    assert_fails(s->ops->tag(s, k.key_id, &tags, 2), CL_ERR_LIMIT, "at most 2 tags");
+    bool more;
+    assert_ok(s->ops->list_tags(s, k.key_id, "", 1, &got, &more));
+    assert_int_equal(got.count, 1);
+    assert_true(more);
+    assert_string_equal(got.items[0].key, "a");
+    assert_string_equal(got.items[0].value, "1");
+    assert_ok(s->ops->list_tags(s, k.key_id, "a", 5, &got, &more));
+    assert_int_equal(got.count, 2);
+    assert_false(more);
+    assert_string_equal(got.items[1].key, "b");
+    const char *gone[] = {"a", "zz"};
+    assert_ok(s->ops->untag(s, k.key_id, gone, 2));
+    cl_kvlist_free(&got);
+    cl_kvlist_init(&got);
+    assert_ok(s->ops->list_tags(s, k.key_id, "", 5, &got, &more));
+    assert_int_equal(got.count, 1);
+    assert_string_equal(got.items[0].key, "b");
+    cl_kvlist_free(&tags);
+    cl_kvlist_free(&got);
+    kms_store_close(s);
+    t_done(path);
+}
+
+/* Grant listings filter and page; aliases update, list by key and delete once. */
+static void test_grant_filters_and_alias_updates(void **state)
+{
+    (void)state;
+    char path[1024];
+    t_fresh(path, sizeof(path));
+    kms_store *s = NULL;
+    assert_ok(t_open(path, &s));
+    kms_key_rec k;
+    t_key(&k, 13);
+    const uint8_t w1[60] = {1};
+    assert_ok(s->ops->create_key(s, &k, w1, sizeof(w1)));
+    for (int i = 0; i < 3; i++) {
+        kms_grant_rec g;
+        memset(&g, 0, sizeof(g));
+        memset(g.grant_id, 'a' + i, KMS_GRANT_ID_LEN);
+        (void)snprintf(g.key_id, sizeof(g.key_id), "%s", k.key_id);
+        (void)snprintf(g.grantee, sizeof(g.grantee), "arn:aws:iam::111122223333:user/%s", i == 1 ? "y" : "x");
+        (void)snprintf(g.operations, sizeof(g.operations), "Decrypt");
+        g.constraints = i == 2 ? "{\"EncryptionContextEquals\":{\"a\":\"b\"}}" : NULL;
+        assert_ok(s->ops->create_grant(s, &g));
+    }
+    kms_grant_rec out[3];
+    size_t n;
+    bool more;
+    kms_grant_filter f = {.grantee = "arn:aws:iam::111122223333:user/x"};
+    assert_ok(s->ops->list_grants(s, &f, "", 1, out, &n, &more));
+    assert_int_equal(n, 1);
+    assert_true(more);
+    assert_int_equal(out[0].grant_id[0], 'a');
+    char after[KMS_GRANT_ID_LEN + 1];
+    (void)snprintf(after, sizeof(after), "%s", out[0].grant_id);
+    kms_grant_rec_clear(&out[0]);
+    assert_ok(s->ops->list_grants(s, &f, after, 3, out, &n, &more));
+    assert_int_equal(n, 1);
+    assert_false(more);
+    assert_int_equal(out[0].grant_id[0], 'c');
+    assert_string_equal(out[0].constraints, "{\"EncryptionContextEquals\":{\"a\":\"b\"}}");
+    kms_grant_rec_clear(&out[0]);
+    kms_grant_filter all = {.key_id = k.key_id};
+    assert_ok(s->ops->list_grants(s, &all, "", 3, out, &n, &more));
+    assert_int_equal(n, 3);
+    assert_false(more);
+    assert_string_equal(out[0].constraints, "");
+    for (size_t i = 0; i < n; i++) kms_grant_rec_clear(&out[i]);
+    assert_ok(s->ops->delete_grant(s, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"));
+    assert_fails(s->ops->delete_grant(s, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"),
+                 CL_ERR_NOT_FOUND, "no grant");
+
+    kms_alias_rec a = {.name = "alias/m", .created = 1, .updated = 1};
+    (void)snprintf(a.key_id, sizeof(a.key_id), "%s", k.key_id);
+    assert_fails(s->ops->update_alias(s, "111122223333", &a), CL_ERR_NOT_FOUND, "no alias alias/m");
+    assert_ok(s->ops->create_alias(s, "111122223333", &a));
+    a.updated = 2;
+    assert_ok(s->ops->update_alias(s, "111122223333", &a));
+    kms_alias_rec al[2];
+    assert_ok(s->ops->list_aliases(s, "111122223333", k.key_id, "", 2, al, &n, &more));
+    assert_int_equal(n, 1);
+    assert_int_equal(al[0].updated, 2);
+    assert_ok(s->ops->list_aliases(s, "111122223333", "ffffffff-0000-4000-8000-000000000000", "", 2, al, &n, &more));
+    assert_int_equal(n, 0);
+    assert_ok(s->ops->delete_alias(s, "111122223333", "alias/m"));
+    assert_fails(s->ops->delete_alias(s, "111122223333", "alias/m"), CL_ERR_NOT_FOUND, "no alias");
+    kms_store_close(s);
+    t_done(path);
+}
+
+#define T_STORE_CASES \
+    cmocka_unit_test(test_keys_persist_and_page), cmocka_unit_test(test_rotation_versions), \
+        cmocka_unit_test(test_aliases_and_grants_go_with_the_key), \
+        cmocka_unit_test(test_concurrent_rotation_one_wins), cmocka_unit_test(test_tags_limit_and_paging), \
+        cmocka_unit_test(test_grant_filters_and_alias_updates)
+
+#endif
