@@ -185,22 +185,40 @@ static cl_status kms_rotate(kms_call *c, kms_key_rec *k, bool on_demand)
  * alias name, alias ARN) to a key of the caller's account. A key pending
  * deletion whose date has passed is deleted here, so it is gone as soon as
  * it is due. */
-static cl_status kms_load_key(kms_call *c, const char *id, bool allow_alias, kms_key_rec *k)
+/*
+ * A key by any identifier AWS accepts. A bare key id or alias name is looked up in the
+ * caller's account; a key or alias ARN may name another account, as in AWS KMS ("to use a
+ * KMS key in a different account, use its key ARN or alias ARN"), and so may the key id a
+ * ciphertext blob carries (any_account): whether the caller may use it is then the key
+ * policy's decision, which names principals of other accounts explicitly.
+ */
+static cl_status kms_load_key_from(kms_call *c, const char *id, bool allow_alias, bool any_account, kms_key_rec *k)
 {
     const char *account = c->principal->account;
     char arn_prefix[128];
-    (void)snprintf(arn_prefix, sizeof(arn_prefix), "arn:aws:kms:%s:%s:", c->kms->cfg->region, account);
+    (void)snprintf(arn_prefix, sizeof(arn_prefix), "arn:aws:kms:%s:", c->kms->cfg->region);
     size_t plen = strlen(arn_prefix);
+    char arn_account[KMS_ACCOUNT_LEN + 1];
     const char *key_id = NULL;
     kms_alias_rec alias;
     char alias_name[KMS_ALIAS_MAX + 1];
     const char *aname = NULL;
     if (strncmp(id, "alias/", 6) == 0) {
         aname = id;
-    } else if (strncmp(id, arn_prefix, plen) == 0 && strncmp(id + plen, "alias/", 6) == 0) {
-        aname = id + plen;
-    } else if (strncmp(id, arn_prefix, plen) == 0 && strncmp(id + plen, "key/", 4) == 0) {
-        key_id = id + plen + 4;
+    } else if (strncmp(id, arn_prefix, plen) == 0) {
+        /* arn:aws:kms:REGION:ACCOUNT:key/ID or :alias/NAME; ACCOUNT is 12 digits. */
+        const char *a = id + plen;
+        size_t alen = strspn(a, "0123456789");
+        if (alen != 12 || a[alen] != ':') KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Invalid arn %s", id);
+        (void)snprintf(arn_account, sizeof(arn_account), "%.*s", (int)alen, a);
+        account = arn_account;
+        any_account = false;
+        if (strncmp(a + alen + 1, "alias/", 6) == 0)
+            aname = a + alen + 1;
+        else if (strncmp(a + alen + 1, "key/", 4) == 0)
+            key_id = a + alen + 5;
+        else
+            KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Invalid arn %s", id);
     } else if (strncmp(id, "arn:", 4) == 0) {
         KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Invalid arn %s", id);
     } else {
@@ -211,7 +229,8 @@ static cl_status kms_load_key(kms_call *c, const char *id, bool allow_alias, kms
         (void)snprintf(alias_name, sizeof(alias_name), "%s", aname);
         cl_status rc = c->kms->store->ops->get_alias(c->kms->store, account, alias_name, &alias);
         if (rc == CL_ERR_NOT_FOUND)
-            KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Alias %s%s is not found.", arn_prefix, alias_name);
+            KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Alias %s%s:%s is not found.", arn_prefix, account,
+                        alias_name);
         CL_GUARD(rc);
         key_id = alias.key_id;
     }
@@ -223,7 +242,7 @@ static cl_status kms_load_key(kms_call *c, const char *id, bool allow_alias, kms
         return kms_not_found_key(c, arn);
     }
     CL_GUARD(rc);
-    if (strcmp(k->account, account) != 0) {
+    if (!any_account && strcmp(k->account, account) != 0) {
         kms_key_rec_clear(k);
         return kms_not_found_key(c, id);
     }
@@ -249,6 +268,11 @@ static cl_status kms_load_key(kms_call *c, const char *id, bool allow_alias, kms
     }
     (void)snprintf(c->key_arn, sizeof(c->key_arn), "%s", k->arn);
     return CL_OK;
+}
+
+static cl_status kms_load_key(kms_call *c, const char *id, bool allow_alias, kms_key_rec *k)
+{
+    return kms_load_key_from(c, id, allow_alias, false, k);
 }
 
 /* --- grants --------------------------------------------------------------------- */
@@ -675,7 +699,8 @@ static cl_status kms_decrypt_blob(kms_call *c, const cl_buf *blob, const char *e
     kms_blob b;
     if (kms_blob_parse(blob->data, blob->len, &b) != CL_OK)
         KMS_FAIL_AS(c, "InvalidCiphertextException", CL_ERR_AUTH, "The ciphertext is not a valid ciphertext blob");
-    CL_GUARD(kms_load_key(c, b.key_id, false, k));
+    /* The blob names the key; it may be another account's (the key policy decides). */
+    CL_GUARD(kms_load_key_from(c, b.key_id, false, true, k));
     cl_status rc = CL_OK;
     cl_buf material;
     cl_buf_init_secret(&material, KMS_MATERIAL_LEN);
@@ -930,6 +955,11 @@ static cl_status kms_alias_target(kms_call *c, const char *action, kms_key_rec *
     if (strncmp(target, "alias/", 6) == 0 || strstr(target, ":alias/") != NULL)
         KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE, "Aliases must refer to keys. Not aliases");
     CL_GUARD(kms_load_key(c, target, false, k));
+    /* An alias and its key are in the same account (AWS KMS, CreateAlias). */
+    if (strcmp(k->account, c->principal->account) != 0) {
+        kms_key_rec_clear(k);
+        KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Key '%s' does not exist", target);
+    }
     cl_status rc = kms_authorize(c, k, action, NULL);
     if (rc == CL_OK && k->state == KMS_KEY_PENDING_DELETION) {
         c->exception = "KMSInvalidStateException";

@@ -183,10 +183,14 @@ class KmsConfig(unittest.TestCase):
             m = a.create_key(Description="alice's")["KeyMetadata"]
             self.assertEqual(m["Arn"].split(":")[3:5], ["eu-west-1", "123456789012"])
             ct = a.encrypt(KeyId=m["KeyId"], Plaintext=b"hello")["CiphertextBlob"]
-            # Bob is another account: he cannot see Alice's key.
+            # Bob is another account: Alice's key policy (the default: her account's root) refuses
+            # him her ciphertext, as AWS does; by bare key id her key is not even in his account.
             b = client(srv, BOB)
             with self.assertRaises(ClientError) as e:
                 b.decrypt(CiphertextBlob=ct)
+            self.assertEqual(e.exception.response["Error"]["Code"], "AccessDeniedException")
+            with self.assertRaises(ClientError) as e:
+                b.describe_key(KeyId=m["KeyId"])
             self.assertEqual(e.exception.response["Error"]["Code"], "NotFoundException")
             self.assertEqual(b.list_keys()["Keys"], [])
             # The region is the configured one; the dev credentials are not configured.

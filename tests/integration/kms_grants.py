@@ -65,10 +65,44 @@ class Grants(unittest.TestCase):
         # The default policy (account root) lets every principal of the account in.
         k2 = self.dev.create_key()["KeyMetadata"]["KeyId"]
         self.alice.encrypt(KeyId=k2, Plaintext=b"x")
-        # Keys are per account: bob's account has no such key.
+        # Another account's principal: the account root of the default policy is not his, so the
+        # key ARN is refused by the policy (as AWS answers); a bare key id names his own account's.
+        self.denied(lambda: self.bob.describe_key(KeyId="arn:aws:kms:us-east-1:%s:key/%s" % (ACCT, k2)))
         with self.assertRaises(ClientError) as e:
-            self.bob.describe_key(KeyId="arn:aws:kms:us-east-1:%s:key/%s" % (ACCT, k2))
+            self.bob.describe_key(KeyId=k2)
         self.assertEqual(code(e), "NotFoundException")
+
+    def test_cross_account_by_policy(self):
+        """A key policy naming a principal of another account lets him use the key by its key or
+        alias ARN, and decrypt its ciphertexts (the blob names the key); a bare key id or alias name
+        stays in his own account; he cannot point an alias of his account at it."""
+        kid = self.key(DEV_ONLY, {"Effect": "Allow", "Principal": {"AWS": BOB}, "Resource": "*",
+                                  "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey",
+                                             "kms:CreateAlias"]})
+        arn = "arn:aws:kms:us-east-1:%s:key/%s" % (ACCT, kid)
+        self.dev.create_alias(AliasName="alias/shared-x", TargetKeyId=kid)
+        self.assertEqual(self.bob.describe_key(KeyId=arn)["KeyMetadata"]["Arn"], arn)
+        alias_arn = "arn:aws:kms:us-east-1:%s:alias/shared-x" % ACCT
+        self.assertEqual(self.bob.describe_key(KeyId=alias_arn)["KeyMetadata"]["KeyId"], kid)
+        ct = self.bob.encrypt(KeyId=arn, Plaintext=b"cross")["CiphertextBlob"]
+        self.assertEqual(self.bob.decrypt(CiphertextBlob=ct)["Plaintext"], b"cross")
+        dk = self.bob.generate_data_key(KeyId=alias_arn, KeySpec="AES_256")
+        self.assertEqual(self.dev.decrypt(CiphertextBlob=dk["CiphertextBlob"])["Plaintext"], dk["Plaintext"])
+        for other in (kid, "alias/shared-x"):
+            with self.assertRaises(ClientError) as e:
+                self.bob.encrypt(KeyId=other, Plaintext=b"x")
+            self.assertEqual(code(e), "NotFoundException", other)
+        with self.assertRaises(ClientError) as e:
+            self.bob.create_alias(AliasName="alias/mine", TargetKeyId=arn)
+        self.assertEqual(code(e), "NotFoundException")
+        # Carol, of the key's account but not in its policy, decrypts nothing.
+        self.denied(lambda: self.carol.decrypt(CiphertextBlob=ct))
+        # Malformed ARNs are refused, not looked up.
+        for bad in ("arn:aws:kms:us-east-1:%s:key/%s" % (ACCT[:-1], kid), "arn:aws:kms:us-east-1:%s:thing/x" % ACCT,
+                    "arn:aws:kms:eu-west-1:%s:key/%s" % (ACCT, kid)):
+            with self.assertRaises(ClientError) as e:
+                self.bob.describe_key(KeyId=bad)
+            self.assertEqual(code(e), "NotFoundException", bad)
 
     def test_grant_works_at_once_then_revoked(self):
         kid = self.key()
