@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The oneDNN fast path (libdnnl-dev, v2 C API) for Conv, ConvTranspose, Gemm
- * and MatMul. Activations stay in plain NC[D]HW layout; weights go to the
- * layout oneDNN chooses, reordered once per model when they are initializers.
- * A primitive is created per node on first use and kept while the input shape
- * stays the same. Configurations not covered here fall back to the reference
- * kernels, which tests also use to check this path.
+ * The oneDNN fast path (libdnnl-dev, v2 C API) for Conv, ConvTranspose,
+ * MaxPool, Concat, Gemm and MatMul. Convolutions, pooling and concat leave
+ * their output in the layout oneDNN chose (channels-last or channel-blocked,
+ * named by value->layout) and read their inputs in whatever layout the
+ * producer left, so a chain of them reorders activations only at the graph's
+ * edges; the executor reorders to plain for every other reader
+ * (infer_dnnl_to_plain). Weights go to the layout oneDNN chooses, reordered
+ * once per model when they are initializers. A primitive is created per node
+ * on first use and kept while the input shapes and layouts stay the same.
+ * Configurations not covered here fall back to the reference kernels, which
+ * tests also use to check this path.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -56,9 +61,15 @@ typedef struct dnnl_cache {
     size_t key_n;
     dnnl_primitive_t prim;
     dnnl_memory_desc_t src_md, w_user_md, w_md, b_md, dst_md;
-    /* Activations are plain in the graph; the primitive may want them blocked. */
+    /* The layout the source arrives in and the one the primitive wants: a
+     * reorder between them when they differ (e.g. a plain graph input). */
     dnnl_memory_desc_t src_user_md, dst_user_md;
     dnnl_primitive_t src_reorder, dst_reorder; /* NULL when the layouts agree */
+    dnnl_memory_desc_t src_plain_md;           /* the source in plain layout */
+    bool dst_plain;                             /* dst_md is plain row-major */
+    /* Concat: the source layouts the primitive was made for. */
+    dnnl_memory_desc_t *in_mds;
+    int n_in_mds;
     /* The primitive's scratchpad is ours (user mode), so it can be wiped:
      * oneDNN keeps partial results of the data in it. */
     dnnl_memory_desc_t sp_md;
@@ -71,6 +82,10 @@ typedef struct dnnl_cache {
     int out_rank;
     int64_t out_dims[CL_INFER_MAX_RANK];
 } dnnl_cache;
+
+static const dnnl_format_tag_t dnnl_plain[] = {dnnl_a, dnnl_a, dnnl_ab, dnnl_abc, dnnl_abcd, dnnl_abcde, dnnl_abcdef};
+
+static dnnl_format_tag_t dnnl_plain_tag(int ndims) { return dnnl_plain[ndims]; }
 
 #define DNNL_TRY(expr, what) \
     do { \
@@ -97,6 +112,7 @@ static void dnnl_cache_free(cl_infer_model *m, dnnl_cache *k)
     if (k->prim) dnnl_primitive_destroy(k->prim);
     if (k->src_reorder) dnnl_primitive_destroy(k->src_reorder);
     if (k->dst_reorder) dnnl_primitive_destroy(k->dst_reorder);
+    free(k->in_mds);
     if (k->w_buf) {
         cl_memzero(k->w_buf, k->w_bytes);
         free(k->w_buf);
@@ -140,6 +156,31 @@ static bool dnnl_input_is_init(const infer_ctx *c, int i)
 {
     int v = c->node->in[i];
     return v >= 0 && c->m->values[v].is_init;
+}
+
+/* The layout node input i is held in: its oneDNN descriptor, or NULL when plain. */
+static const dnnl_memory_desc_t *dnnl_in_layout(const infer_ctx *c, int i)
+{
+    int v = c->node->in[i];
+    return v >= 0 ? c->m->values[v].layout : NULL;
+}
+
+/* Records the layout the primitive left output i in (k->dst_md lives as long
+ * as the cached primitive, i.e. past every reader in this run). */
+static void dnnl_out_layout(const infer_ctx *c, int i, const dnnl_cache *k)
+{
+    int v = c->node->out[i];
+    if (v >= 0) c->m->values[v].layout = k->dst_plain ? NULL : &k->dst_md;
+}
+
+static bool dnnl_md_is_plain(const dnnl_memory_desc_t *md)
+{
+    dnnl_memory_desc_t plain;
+    if (md->ndims < 1 || md->ndims > 6 ||
+        dnnl_memory_desc_init_by_tag(&plain, md->ndims, md->dims, md->data_type, dnnl_plain_tag(md->ndims)) !=
+            dnnl_success)
+        return false;
+    return dnnl_memory_desc_equal(md, &plain) != 0;
 }
 
 static void dnnl_threads(const cl_infer_model *m)
@@ -205,7 +246,7 @@ out:
 /* Creates the primitive from an op descriptor and notes the layouts it chose
  * for weights, source and destination (k->src_md / dst_md hold the plain
  * layouts on entry). */
-static cl_status dnnl_prim_make(infer_ctx *c, dnnl_cache *k, const_dnnl_op_desc_t desc)
+static cl_status dnnl_prim_make(infer_ctx *c, dnnl_cache *k, const_dnnl_op_desc_t desc, bool keep_dst)
 {
     cl_status rc = CL_OK;
     infer_dnnl *d = c->m->dnnl;
@@ -236,8 +277,12 @@ static cl_status dnnl_prim_make(infer_ctx *c, dnnl_cache *k, const_dnnl_op_desc_
     k->dst_md = *dst;
     if (!dnnl_memory_desc_equal(&k->src_md, &k->src_user_md))
         CL_GUARD_GOTO(dnnl_reorder_make(d, &k->src_user_md, &k->src_md, &k->src_reorder));
-    if (!dnnl_memory_desc_equal(&k->dst_md, &k->dst_user_md))
+    k->src_plain_md = k->src_user_md;
+    k->dst_plain = dnnl_md_is_plain(&k->dst_md);
+    /* keep_dst: the output stays in the primitive's layout for the next reader. */
+    if (!keep_dst && !dnnl_memory_desc_equal(&k->dst_md, &k->dst_user_md))
         CL_GUARD_GOTO(dnnl_reorder_make(d, &k->dst_md, &k->dst_user_md, &k->dst_reorder));
+    if (keep_dst) k->dst_user_md = k->dst_md;
     DNNL_TRY(dnnl_primitive_create(&k->prim, pd), "primitive creation");
 out:
     if (pd) dnnl_primitive_desc_destroy(pd);
@@ -279,6 +324,20 @@ out:
     if (mf) dnnl_memory_destroy(mf);
     if (mt) dnnl_memory_destroy(mt);
     return rc;
+}
+
+/* Points the source reorder at the layout the input arrives in this time:
+ * none when it already is the primitive's. */
+static cl_status dnnl_src_adapt(infer_ctx *c, dnnl_cache *k, const dnnl_memory_desc_t *from)
+{
+    if (from == NULL) from = &k->src_plain_md;
+    if (dnnl_memory_desc_equal(from, &k->src_user_md)) return CL_OK;
+    if (k->src_reorder != NULL) dnnl_primitive_destroy(k->src_reorder);
+    k->src_reorder = NULL;
+    k->src_user_md = *from;
+    if (dnnl_memory_desc_equal(from, &k->src_md)) return CL_OK;
+    CL_GUARD(dnnl_reorder_make(c->m->dnnl, from, &k->src_md, &k->src_reorder));
+    return CL_OK;
 }
 
 static cl_status dnnl_run(infer_ctx *c, dnnl_cache *k, const void *src, const void *w, const void *b, void *dst,
@@ -332,7 +391,6 @@ static void dnnl_dims(dnnl_dims_t out, int rank, const int64_t *dims)
     for (int i = 0; i < rank; i++) out[i] = dims[i];
 }
 
-static const dnnl_format_tag_t dnnl_plain[] = {dnnl_a, dnnl_a, dnnl_ab, dnnl_abc, dnnl_abcd, dnnl_abcde, dnnl_abcdef};
 
 /* Conv and ConvTranspose share everything but the descriptor and the weights layout. */
 static cl_status dnnl_conv_common(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, bool transpose,
@@ -425,19 +483,22 @@ static cl_status dnnl_conv_common(infer_ctx *c, cl_infer_tensor **in, int n_in, 
                                                                   dnnl_deconvolution_direct, &src_any, &w_any, bmd,
                                                                   &dst_any, strides, dil, pl, pr),
                      "deconvolution descriptor");
-            CL_GUARD_GOTO(dnnl_prim_make(c, k, &desc));
+            CL_GUARD_GOTO(dnnl_prim_make(c, k, &desc, true));
         } else {
             dnnl_convolution_desc_t desc;
             DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct,
                                                                 &src_any, &w_any, bmd, &dst_any, strides, dil, pl, pr),
                      "convolution descriptor");
-            CL_GUARD_GOTO(dnnl_prim_make(c, k, &desc));
+            CL_GUARD_GOTO(dnnl_prim_make(c, k, &desc, true));
         }
     }
     void *wp;
     CL_GUARD(dnnl_weights_ready(c, k, wt, &wp));
-    CL_GUARD(infer_tensor_new(c->mem, out[0], CL_INFER_FLOAT, k->out_rank, k->out_dims));
+    CL_GUARD(dnnl_src_adapt(c, k, dnnl_in_layout(c, 0)));
+    CL_GUARD(infer_tensor_new_bytes(c->mem, out[0], CL_INFER_FLOAT, k->out_rank, k->out_dims,
+                                    dnnl_memory_desc_get_size(&k->dst_md)));
     CL_GUARD(dnnl_run(c, k, x->data, wp, b ? b->data : NULL, out[0]->data, DNNL_ARG_SRC, DNNL_ARG_WEIGHTS));
+    dnnl_out_layout(c, 0, k);
     *handled = true;
     return CL_OK;
 out:
@@ -457,6 +518,271 @@ cl_status infer_dnnl_convtranspose(infer_ctx *c, cl_infer_tensor **in, int n_in,
                                    bool *handled)
 {
     return dnnl_conv_common(c, in, n_in, out, true, handled);
+}
+
+/* Creates the primitive of an op without weights (pooling, concat) from its
+ * descriptor and notes its destination layout and scratchpad. */
+static cl_status dnnl_prim_finish(dnnl_cache *k, const_dnnl_primitive_desc_t pd)
+{
+    cl_status rc = CL_OK;
+    const dnnl_memory_desc_t *dst = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    CL_ENSURE_GOTO(dst != NULL, CL_ERR_INTERNAL, "oneDNN primitive lacks a destination descriptor");
+    k->dst_md = *dst;
+    k->dst_user_md = *dst;
+    k->dst_plain = dnnl_md_is_plain(dst);
+    const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    k->has_sp = sp != NULL && dnnl_memory_desc_get_size(sp) > 0;
+    if (k->has_sp) k->sp_md = *sp;
+    DNNL_TRY(dnnl_primitive_create(&k->prim, pd), "primitive creation");
+out:
+    return rc;
+}
+
+/* Runs a primitive without weights on n_src sources (each in k->in_mds or, for
+ * one source, k->src_md) into out's buffer. */
+static cl_status dnnl_exec_plain(infer_ctx *c, dnnl_cache *k, int n_src, const int *src_args,
+                                 const cl_infer_tensor *const *srcs, cl_infer_tensor *out)
+{
+    cl_status rc = CL_OK;
+    infer_dnnl *d = c->m->dnnl;
+    enum { MAX_ARGS = 66 };
+    dnnl_memory_t mems[MAX_ARGS] = {0};
+    dnnl_exec_arg_t args[MAX_ARGS];
+    int n = 0;
+    void *sp = NULL;
+    CL_ENSURE(n_src + 2 <= MAX_ARGS, CL_ERR_INTERNAL, "too many oneDNN arguments");
+    dnnl_threads(c->m);
+    for (int i = 0; i < n_src; i++) {
+        const dnnl_memory_desc_t *md = k->in_mds ? &k->in_mds[i] : &k->src_md;
+        DNNL_TRY(dnnl_memory_create(&mems[n], md, d->eng, srcs[i]->data), "memory");
+        args[n].arg = src_args[i];
+        args[n].memory = mems[n];
+        n++;
+    }
+    DNNL_TRY(dnnl_memory_create(&mems[n], &k->dst_md, d->eng, out->data), "memory");
+    args[n].arg = DNNL_ARG_DST;
+    args[n].memory = mems[n];
+    n++;
+    if (k->has_sp) {
+        CL_GUARD_GOTO(dnnl_slot_get(c, DNNL_SLOT_SCRATCHPAD, &k->sp_md, &sp));
+        DNNL_TRY(dnnl_memory_create(&mems[n], &k->sp_md, d->eng, sp), "memory");
+        args[n].arg = DNNL_ARG_SCRATCHPAD;
+        args[n].memory = mems[n];
+        n++;
+    }
+    DNNL_TRY(dnnl_primitive_execute(k->prim, d->stream, n, args), "execution");
+    DNNL_TRY(dnnl_stream_wait(d->stream), "execution");
+out:
+    for (int i = 0; i < n; i++) dnnl_memory_destroy(mems[i]);
+    return rc;
+}
+
+/* The descriptor of input i as it is held: its layout, or plain. */
+static cl_status dnnl_in_md(const infer_ctx *c, int i, const cl_infer_tensor *t, dnnl_memory_desc_t *md)
+{
+    const dnnl_memory_desc_t *lay = dnnl_in_layout(c, i);
+    if (lay != NULL) {
+        *md = *lay;
+        return CL_OK;
+    }
+    dnnl_dims_t dims;
+    dnnl_dims(dims, t->rank, t->dims);
+    if (dnnl_memory_desc_init_by_tag(md, t->rank, dims, dnnl_f32, dnnl_plain_tag(t->rank)) != dnnl_success)
+        CL_FAIL(CL_ERR_INTERNAL, "oneDNN memory descriptor of a %d-D tensor", t->rank);
+    return CL_OK;
+}
+
+/* MaxPool without the Indices output, 1-3 spatial dims, on the input's layout:
+ * oneDNN's max pooling skips padding as ONNX does (padding never wins). */
+cl_status infer_dnnl_maxpool(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                             bool *handled)
+{
+    cl_status rc = CL_OK;
+    const cl_infer_tensor *x = in[0];
+    *handled = false;
+    if (x->dtype != CL_INFER_FLOAT || x->rank < 3 || x->rank > 5 || (n_out > 1 && out[1] != NULL) ||
+        cl_infer_tensor_count(x) == 0)
+        return CL_OK;
+    dnnl_memory_desc_t src;
+    CL_GUARD(dnnl_in_md(c, 0, x, &src));
+    int64_t key[3 * CL_INFER_MAX_RANK + 4];
+    size_t key_n = 0;
+    dnnl_key_add(key, &key_n, x);
+    dnnl_cache *k = dnnl_cache_lookup(c, key, key_n);
+    if (k != NULL && !dnnl_memory_desc_equal(&k->src_md, &src)) {
+        /* The producer's layout changed: the primitive is made for one. */
+        dnnl_cache_free(c->m, k);
+        *c->fast = k = NULL;
+    }
+    if (k == NULL) {
+        infer_window w;
+        int64_t od[CL_INFER_MAX_RANK];
+        if (infer_pool_setup(c, x, &w, od) != CL_OK) {
+            cl_error_clear(); /* the reference kernel reports it */
+            return CL_OK;
+        }
+        dnnl_dims_t strides = {0}, kernel = {0}, dil = {0}, pl = {0}, pr = {0}, dd = {0};
+        for (int i = 0; i < w.nsp; i++) {
+            int j = SP - w.nsp + i;
+            strides[i] = w.stride[j];
+            kernel[i] = w.k[j];
+            dil[i] = w.dil[j] - 1; /* oneDNN counts the gaps */
+            pl[i] = w.pad_b[j];
+            /* ceil_mode: the end padding that makes oneDNN's output size ONNX's. */
+            pr[i] = (w.out[j] - 1) * w.stride[j] + (w.k[j] - 1) * w.dil[j] + 1 - w.in[j] - w.pad_b[j];
+            /* A window wholly in the padding has no ONNX value oneDNN would give. */
+            if (pr[i] < 0 || pl[i] >= kernel[i] || pr[i] >= kernel[i]) return CL_OK;
+        }
+        dnnl_dims(dd, x->rank, od);
+        k = calloc(1, sizeof(*k));
+        CL_ENSURE(k != NULL, CL_ERR_NOMEM, "out of memory");
+        *c->fast = k;
+        memcpy(k->key, key, key_n * sizeof(int64_t));
+        k->key_n = key_n;
+        k->out_rank = x->rank;
+        memcpy(k->out_dims, od, (size_t)x->rank * sizeof(int64_t));
+        k->src_md = src;
+        dnnl_primitive_desc_t pd = NULL;
+        dnnl_primitive_attr_t attr = NULL;
+        dnnl_memory_desc_t dst_any;
+        dnnl_pooling_v2_desc_t desc;
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst_any, x->rank, dd, dnnl_f32, dnnl_format_tag_any),
+                 "memory descriptor");
+        DNNL_TRY(dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, dnnl_pooling_max, &k->src_md,
+                                                   &dst_any, strides, kernel, dil, pl, pr),
+                 "pooling descriptor");
+        DNNL_TRY(dnnl_primitive_attr_create(&attr), "attributes");
+        DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attributes");
+        dnnl_status_t st = dnnl_primitive_desc_create(&pd, &desc, attr, ((infer_dnnl *)c->m->dnnl)->eng, NULL);
+        dnnl_primitive_attr_destroy(attr);
+        if (st != dnnl_success) CL_FAIL_GOTO(CL_ERR_INTERNAL, "oneDNN pooling descriptor failed (status %d)", (int)st);
+        rc = dnnl_prim_finish(k, pd);
+        dnnl_primitive_desc_destroy(pd);
+        CL_GUARD_GOTO(rc);
+    }
+    CL_GUARD(infer_tensor_new_bytes(c->mem, out[0], CL_INFER_FLOAT, k->out_rank, k->out_dims,
+                                    dnnl_memory_desc_get_size(&k->dst_md)));
+    const int src_arg = DNNL_ARG_SRC;
+    CL_GUARD(dnnl_exec_plain(c, k, 1, &src_arg, (const cl_infer_tensor *const *)in, out[0]));
+    dnnl_out_layout(c, 0, k);
+    *handled = true;
+    return CL_OK;
+out:
+    /* A configuration oneDNN refused: forget it and let the reference kernel run. */
+    dnnl_cache_free(c->m, *c->fast);
+    *c->fast = NULL;
+    cl_error_clear();
+    return CL_OK;
+}
+
+/* Concat of float tensors of rank 3-5 in whatever layouts they are held;
+ * oneDNN picks the destination's layout (its concat copies each source into
+ * its slice, reordering when the layouts differ). */
+cl_status infer_dnnl_concat(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                            bool *handled)
+{
+    cl_status rc = CL_OK;
+    *handled = false;
+    const cl_infer_tensor *x = in[0];
+    if (n_in < 2 || n_in > 64 || x->dtype != CL_INFER_FLOAT || x->rank < 3 || x->rank > 5) return CL_OK;
+    int64_t axis;
+    CL_GUARD(infer_attr_int(c->node, "axis", 1, &axis));
+    if (axis < 0) axis += x->rank;
+    if (axis < 0 || axis >= x->rank) return CL_OK;
+    bool any_layout = false;
+    int64_t od[CL_INFER_MAX_RANK];
+    memcpy(od, x->dims, sizeof(od));
+    od[axis] = 0;
+    for (int i = 0; i < n_in; i++) {
+        const cl_infer_tensor *t = in[i];
+        if (t == NULL || t->dtype != CL_INFER_FLOAT || t->rank != x->rank || cl_infer_tensor_count(t) == 0)
+            return CL_OK;
+        for (int j = 0; j < x->rank; j++)
+            if (j != axis && t->dims[j] != x->dims[j]) return CL_OK; /* the reference reports it */
+        od[axis] += t->dims[axis];
+        any_layout |= dnnl_in_layout(c, i) != NULL;
+    }
+    /* Plain sources: the reference kernel's copies are as fast. */
+    if (!any_layout) return CL_OK;
+    /* The cache holds the sources' descriptors (shape and layout) instead of a key. */
+    dnnl_cache *k = *c->fast;
+    bool same = k != NULL && k->in_mds != NULL && k->n_in_mds == n_in;
+    for (int i = 0; same && i < n_in; i++) {
+        dnnl_memory_desc_t md;
+        CL_GUARD(dnnl_in_md(c, i, in[i], &md));
+        same = dnnl_memory_desc_equal(&md, &k->in_mds[i]) != 0;
+    }
+    if (!same) {
+        /* New shapes or layouts: the primitive is made for one set. */
+        dnnl_cache_free(c->m, k);
+        *c->fast = k = NULL;
+        k = calloc(1, sizeof(*k));
+        CL_ENSURE(k != NULL, CL_ERR_NOMEM, "out of memory");
+        *c->fast = k;
+        k->in_mds = calloc((size_t)n_in, sizeof(*k->in_mds));
+        CL_ENSURE_GOTO(k->in_mds != NULL, CL_ERR_NOMEM, "out of memory");
+        k->n_in_mds = n_in;
+        for (int i = 0; i < n_in; i++) CL_GUARD_GOTO(dnnl_in_md(c, i, in[i], &k->in_mds[i]));
+        k->out_rank = x->rank;
+        memcpy(k->out_dims, od, sizeof(od));
+        dnnl_primitive_desc_t pd = NULL;
+        dnnl_primitive_attr_t attr = NULL;
+        DNNL_TRY(dnnl_primitive_attr_create(&attr), "attributes");
+        DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attributes");
+        dnnl_status_t st = dnnl_concat_primitive_desc_create(&pd, NULL, n_in, (int)axis, k->in_mds, attr,
+                                                             ((infer_dnnl *)c->m->dnnl)->eng);
+        dnnl_primitive_attr_destroy(attr);
+        if (st != dnnl_success) CL_FAIL_GOTO(CL_ERR_INTERNAL, "oneDNN concat descriptor failed (status %d)", (int)st);
+        rc = dnnl_prim_finish(k, pd);
+        dnnl_primitive_desc_destroy(pd);
+        CL_GUARD_GOTO(rc);
+    }
+    CL_GUARD(infer_tensor_new_bytes(c->mem, out[0], CL_INFER_FLOAT, k->out_rank, k->out_dims,
+                                    dnnl_memory_desc_get_size(&k->dst_md)));
+    int src_args[64];
+    for (int i = 0; i < n_in; i++) src_args[i] = DNNL_ARG_MULTIPLE_SRC + i;
+    CL_GUARD(dnnl_exec_plain(c, k, n_in, src_args, (const cl_infer_tensor *const *)in, out[0]));
+    dnnl_out_layout(c, 0, k);
+    *handled = true;
+    return CL_OK;
+out:
+    dnnl_cache_free(c->m, *c->fast);
+    *c->fast = NULL;
+    cl_error_clear();
+    return CL_OK;
+}
+
+cl_status infer_dnnl_to_plain(cl_infer_model *m, infer_value *v)
+{
+    cl_status rc = CL_OK;
+    const dnnl_memory_desc_t *lay = v->layout;
+    if (lay == NULL) return CL_OK;
+    if (v->t.data == NULL) {
+        v->layout = NULL;
+        return CL_OK;
+    }
+    infer_dnnl *d = m->dnnl;
+    cl_infer_tensor plain = {0};
+    dnnl_primitive_t r = NULL;
+    dnnl_memory_desc_t to;
+    dnnl_dims_t dims;
+    dnnl_dims(dims, v->t.rank, v->t.dims);
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&to, v->t.rank, dims, dnnl_f32, dnnl_plain_tag(v->t.rank)),
+             "memory descriptor");
+    CL_GUARD_GOTO(infer_tensor_new(&m->mem, &plain, v->t.dtype, v->t.rank, v->t.dims));
+    dnnl_threads(m);
+    CL_GUARD_GOTO(dnnl_reorder_make(d, lay, &to, &r));
+    CL_GUARD_GOTO(dnnl_reorder_run(d, r, lay, v->t.data, &to, plain.data));
+    DNNL_TRY(dnnl_stream_wait(d->stream), "reorder");
+    infer_tensor_release(&m->mem, &v->t);
+    v->t = plain;
+    v->layout = NULL;
+    memset(&plain, 0, sizeof(plain));
+out:
+    if (r) dnnl_primitive_destroy(r);
+    infer_tensor_release(&m->mem, &plain);
+    if (rc != CL_OK) rc = cl_error_wrap("reordering '%s' to plain layout", v->name);
+    return rc;
 }
 
 /* Row-major strides of dims, or those of the transposed matrix in the last two. */
@@ -519,7 +845,7 @@ static cl_status dnnl_matmul_common(infer_ctx *c, const cl_infer_tensor *a, bool
         dnnl_matmul_desc_t desc;
         DNNL_TRY(dnnl_matmul_desc_init(&desc, &k->src_md, &w_any, bias ? &k->b_md : NULL, &k->dst_md),
                  "matmul descriptor");
-        CL_GUARD_GOTO(dnnl_prim_make(c, k, &desc));
+        CL_GUARD_GOTO(dnnl_prim_make(c, k, &desc, false));
     }
     void *wp;
     CL_GUARD(dnnl_weights_ready(c, k, bm, &wp));
@@ -580,6 +906,27 @@ cl_status infer_dnnl_matmul(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_inf
 }
 
 #else /* no oneDNN in this build */
+
+cl_status infer_dnnl_to_plain(cl_infer_model *m, infer_value *v)
+{
+    (void)m;
+    v->layout = NULL; /* never set without oneDNN */
+    return CL_OK;
+}
+
+cl_status infer_dnnl_maxpool(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                             bool *handled)
+{
+    *handled = false;
+    return CL_OK;
+}
+
+cl_status infer_dnnl_concat(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                            bool *handled)
+{
+    *handled = false;
+    return CL_OK;
+}
 
 bool cl_infer_onednn_available(void) { return false; }
 
