@@ -98,6 +98,10 @@ struct cl_infer_model {
     void *dnnl;       /* engine and stream (onednn.c) */
     void **fast;      /* per node: the fast path's cached primitive, or NULL */
     size_t fast_runs; /* nodes run by the fast path (tests check it is used) */
+    /* Tests only: convolutions ask oneDNN for 16-channel blocks (padded when
+     * the channels are not a multiple of 16), a layout oneDNN 2.6 does not pick
+     * by itself on AVX-512 machines, so its handling is exercised too. */
+    bool dnnl_blocked;
     bool profile;
     struct infer_prof {
         const char *op;

@@ -243,6 +243,15 @@ out:
     return rc;
 }
 
+/* oneDNN's reference implementations (scalar loops) are its last resort. */
+static bool dnnl_impl_is_ref(const_dnnl_primitive_desc_t pd)
+{
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, (void *)&impl) != dnnl_success || impl == NULL)
+        return true;
+    return strncmp(impl, "ref", 3) == 0;
+}
+
 /* Creates the primitive from an op descriptor and notes the layouts it chose
  * for weights, source and destination (k->src_md / dst_md hold the plain
  * layouts on entry). */
@@ -468,8 +477,10 @@ static cl_status dnnl_conv_common(infer_ctx *c, cl_infer_tensor **in, int n_in, 
         DNNL_TRY(dnnl_memory_desc_init_by_tag(&k->dst_md, r, dd, dnnl_f32, dnnl_plain[r]), "memory descriptor");
         /* Let oneDNN pick blocked activation layouts: its direct kernels on
          * them beat the plain-layout GEMM path by far, reorders included. */
-        DNNL_TRY(dnnl_memory_desc_init_by_tag(&src_any, r, sd, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
-        DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst_any, r, dd, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
+        dnnl_format_tag_t act = dnnl_format_tag_any;
+        if (c->m->dnnl_blocked) act = r == 3 ? dnnl_aBc16b : r == 4 ? dnnl_aBcd16b : dnnl_aBcde16b;
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&src_any, r, sd, dnnl_f32, act), "memory descriptor");
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst_any, r, dd, dnnl_f32, act), "memory descriptor");
         DNNL_TRY(dnnl_memory_desc_init_by_tag(&k->w_user_md, wr, wd, dnnl_f32, wtag), "memory descriptor");
         DNNL_TRY(dnnl_memory_desc_init_by_tag(&w_any, wr, wd, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
         if (b != NULL) {
@@ -479,6 +490,26 @@ static cl_status dnnl_conv_common(infer_ctx *c, cl_infer_tensor **in, int n_in, 
         const dnnl_memory_desc_t *bmd = b ? &k->b_md : NULL;
         if (transpose) {
             dnnl_deconvolution_desc_t desc;
+            /* Left to choose, oneDNN 2.6 runs deconvolutions on 16-channel
+             * blocks while its convolutions pick channels-last: asking for
+             * channels-last here (same jit kernel) spares a reorder on each
+             * side of every deconvolution. Any layout when it cannot. */
+            dnnl_memory_desc_t src_cl, dst_cl;
+            dnnl_format_tag_t cl_tag = r == 3 ? dnnl_acb : r == 4 ? dnnl_acdb : dnnl_acdeb;
+            DNNL_TRY(dnnl_memory_desc_init_by_tag(&src_cl, r, sd, dnnl_f32, cl_tag), "memory descriptor");
+            DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst_cl, r, dd, dnnl_f32, cl_tag), "memory descriptor");
+            dnnl_primitive_desc_t probe = NULL;
+            if (!c->m->dnnl_blocked &&
+                dnnl_dilated_deconvolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_deconvolution_direct,
+                                                             &src_cl, &w_any, bmd, &dst_cl, strides, dil, pl,
+                                                             pr) == dnnl_success &&
+                dnnl_primitive_desc_create(&probe, &desc, NULL, ((infer_dnnl *)c->m->dnnl)->eng, NULL) ==
+                    dnnl_success &&
+                !dnnl_impl_is_ref(probe)) {
+                src_any = src_cl;
+                dst_any = dst_cl;
+            }
+            if (probe != NULL) dnnl_primitive_desc_destroy(probe);
             DNNL_TRY(dnnl_dilated_deconvolution_forward_desc_init(&desc, dnnl_forward_inference,
                                                                   dnnl_deconvolution_direct, &src_any, &w_any, bmd,
                                                                   &dst_any, strides, dil, pl, pr),
@@ -628,10 +659,15 @@ cl_status infer_dnnl_maxpool(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_in
             kernel[i] = w.k[j];
             dil[i] = w.dil[j] - 1; /* oneDNN counts the gaps */
             pl[i] = w.pad_b[j];
-            /* ceil_mode: the end padding that makes oneDNN's output size ONNX's. */
-            pr[i] = (w.out[j] - 1) * w.stride[j] + (w.k[j] - 1) * w.dil[j] + 1 - w.in[j] - w.pad_b[j];
+            /* The end padding that makes oneDNN's output size (floor division)
+             * ONNX's, ceil_mode included: what the last window needs, or none
+             * when the input's tail is not covered by any window. */
+            int64_t ext = (w.k[j] - 1) * w.dil[j] + 1;
+            pr[i] = (w.out[j] - 1) * w.stride[j] + ext - w.in[j] - w.pad_b[j];
+            if (pr[i] < 0) pr[i] = 0;
             /* A window wholly in the padding has no ONNX value oneDNN would give. */
-            if (pr[i] < 0 || pl[i] >= kernel[i] || pr[i] >= kernel[i]) return CL_OK;
+            if ((w.in[j] + pl[i] + pr[i] - ext) / w.stride[j] + 1 != w.out[j] || pl[i] >= ext || pr[i] >= ext)
+                return CL_OK;
         }
         dnnl_dims(dd, x->rank, od);
         k = calloc(1, sizeof(*k));

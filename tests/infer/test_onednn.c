@@ -314,11 +314,164 @@ static void test_shape_change(void **state)
     tm_free(t);
 }
 
+/* Runs X (shape xd) through both backends twice and compares all n_out
+ * outputs; returns the oneDNN model's fast_runs over the two rounds. */
+static size_t compare_outputs(tm_model *t, int xr, const int64_t *xd, size_t n_out, bool blocked)
+{
+    cl_buf b;
+    tm_pack(t, &b);
+    cl_infer_options ref_o = {.backend = CL_INFER_BACKEND_REFERENCE}, dnn_o = {.backend = CL_INFER_BACKEND_ONEDNN};
+    cl_infer_model *ref = NULL, *dnn = NULL;
+    assert_ok(cl_infer_model_load(b.data, b.len, &ref_o, &ref));
+    assert_ok(cl_infer_model_load(b.data, b.len, &dnn_o, &dnn));
+    dnn->dnnl_blocked = blocked;
+    size_t n = count(xr, xd);
+    float *x = malloc(n * sizeof(float));
+    assert_non_null(x);
+    unsigned seed = 41;
+    for (size_t i = 0; i < n; i++) x[i] = frand(&seed);
+    cl_infer_tensor in = tm_f32(xr, xd, x), a[8], o[8];
+    assert_true(n_out <= 8);
+    for (int round = 0; round < 2; round++) {
+        assert_ok(cl_infer_run(ref, &in, 1, a, n_out));
+        assert_ok(cl_infer_run(dnn, &in, 1, o, n_out));
+        for (size_t k = 0; k < n_out; k++) {
+            assert_int_equal(a[k].rank, o[k].rank);
+            for (int i = 0; i < a[k].rank; i++) assert_int_equal(a[k].dims[i], o[k].dims[i]);
+            /* a graph output is handed over plain, without layout padding */
+            assert_int_equal(a[k].nbytes, o[k].nbytes);
+            const float *pa = a[k].data, *po = o[k].data;
+            for (size_t i = 0; i < cl_infer_tensor_count(&a[k]); i++)
+                if (!(fabsf(pa[i] - po[i]) <= 1e-4f * fabsf(pa[i]) + 1e-5f))
+                    fail_msg("output %zu element %zu: reference %.9g, oneDNN %.9g", k, i, (double)pa[i],
+                             (double)po[i]);
+            cl_infer_tensor_free(&a[k]);
+            cl_infer_tensor_free(&o[k]);
+        }
+    }
+    size_t fast = dnn->fast_runs;
+    assert_int_equal(ref->fast_runs, 0);
+    free(x);
+    cl_infer_model_free(ref);
+    cl_infer_model_free(dnn);
+    cl_buf_free(&b);
+    return fast;
+}
+
+static void conv_node(tm_model *t, const char *name, const char *ins, const char *out, int nsp)
+{
+    static const int64_t pads[6] = {1, 1, 1, 1, 1, 1};
+    Onnx__NodeProto *n = tm_node(t, "Conv", name, ins, out);
+    tm_attr_ints(t, n, "pads", 2 * (size_t)nsp, pads);
+}
+
+/* A tensor oneDNN leaves in its own layout, read by a oneDNN conv, by
+ * reference-only ops (Sigmoid, a MaxPool with Indices) and by Gemm-less
+ * shape ops, and itself a graph output: every plain reader gets plain data. */
+static void test_layout_to_reference(void **state)
+{
+    (void)state;
+    if (!cl_infer_onednn_available()) skip();
+    for (int nsp = 1; nsp <= 3; nsp++) {
+        tm_model *t = tm_new(13);
+        int r = nsp + 2;
+        int64_t xd[5] = {1, 3, 6, 7, 5}, wd[5] = {5, 3, 3, 3, 3}, w2d[5] = {4, 5, 3, 3, 3}, k2[3] = {2, 2, 2};
+        tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, r, xd);
+        init_random(t, "W", r, wd, 31);
+        init_random(t, "W2", r, w2d, 32);
+        conv_node(t, "c1", "X,W", "A", nsp);
+        conv_node(t, "c2", "A,W2", "B", nsp);
+        tm_node(t, "Sigmoid", "sig", "A", "S");
+        Onnx__NodeProto *mp = tm_node(t, "MaxPool", "mpi", "A", "P,I");
+        tm_attr_ints(t, mp, "kernel_shape", (size_t)nsp, k2);
+        tm_node(t, "Flatten", "fl", "B", "F");
+        tm_output(t, "A");
+        tm_output(t, "B");
+        tm_output(t, "S");
+        tm_output(t, "P");
+        tm_output(t, "F");
+        /* c1 and c2 on oneDNN each round; MaxPool with Indices is reference-only */
+        for (int blocked = 0; blocked < 2; blocked++) assert_int_equal(compare_outputs(t, r, xd, 5, blocked), 4);
+        tm_free(t);
+    }
+}
+
+/* Concat of tensors in oneDNN layouts (and a plain graph input) whose channel
+ * counts are not multiples of any block, along channels and along a spatial
+ * axis; then a conv and a MaxPool (ceil_mode, pads, strides) on the result.
+ * Channels-last (oneDNN's choice here) and 16-channel blocks with padding. */
+static void test_layout_concat_pool(void **state)
+{
+    (void)state;
+    if (!cl_infer_onednn_available()) skip();
+    for (int nsp = 1; nsp <= 3; nsp++) {
+        for (int axis = 1; axis <= 2; axis++) {
+            tm_model *t = tm_new(13);
+            int r = nsp + 2;
+            int64_t xd[5] = {1, 3, 7, 6, 5}, wa[5] = {5, 3, 3, 3, 3}, wb[5] = {3, 3, 3, 3, 3};
+            int64_t wc[5] = {6, axis == 1 ? 11 : 5, 3, 3, 3}, wt[5] = {5, 5, 2, 2, 2};
+            int64_t ks[3] = {3, 2, 3}, st[3] = {2, 2, 1}, pads[6] = {1, 0, 1, 1, 1, 0};
+            tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, r, xd);
+            init_random(t, "WA", r, wa, 51);
+            init_random(t, "WB", r, wb, 52);
+            init_random(t, "WC", r, wc, 53);
+            init_random(t, "WT", r, wt, 54);
+            conv_node(t, "ca", "X,WA", "A", nsp);
+            conv_node(t, "cb", "X,WB", "B", nsp);
+            Onnx__NodeProto *n;
+            if (axis == 1) {
+                n = tm_node(t, "Concat", "cat", "A,B,X", "C"); /* 5 + 3 + 3 channels */
+            } else {
+                /* a ConvTranspose with stride 1 and pads keeps the size: a second layout source */
+                n = tm_node(t, "ConvTranspose", "ct", "A,WT", "T");
+                int64_t tp[6] = {0, 0, 0, 1, 1, 1};
+                tm_attr_ints(t, n, "pads", 2 * (size_t)nsp, tp);
+                n = tm_node(t, "Concat", "cat", "A,T", "C");
+            }
+            tm_attr_int(t, n, "axis", axis);
+            conv_node(t, "cc", "C,WC", "D", nsp);
+            n = tm_node(t, "MaxPool", "mp", "D", "P");
+            tm_attr_ints(t, n, "kernel_shape", (size_t)nsp, ks);
+            tm_attr_ints(t, n, "strides", (size_t)nsp, st);
+            tm_attr_ints(t, n, "pads", 2 * (size_t)nsp, pads);
+            tm_attr_int(t, n, "ceil_mode", 1);
+            tm_output(t, "C");
+            tm_output(t, "P");
+            /* every node on oneDNN: 5 per round (6 with the ConvTranspose) */
+            for (int blocked = 0; blocked < 2; blocked++)
+                assert_int_equal(compare_outputs(t, r, xd, 2, blocked), axis == 1 ? 10 : 12);
+            tm_free(t);
+        }
+    }
+}
+
+/* MaxPool straight on a plain graph input, and Concat of plain inputs (left to
+ * the reference kernel: nothing to gain). */
+static void test_layout_plain_inputs(void **state)
+{
+    (void)state;
+    if (!cl_infer_onednn_available()) skip();
+    tm_model *t = tm_new(13);
+    const int64_t xd[4] = {2, 3, 9, 8}, ks[2] = {3, 3}, st[2] = {2, 2};
+    tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 4, xd);
+    Onnx__NodeProto *n = tm_node(t, "MaxPool", "mp", "X", "P");
+    tm_attr_ints(t, n, "kernel_shape", 2, ks);
+    tm_attr_ints(t, n, "strides", 2, st);
+    n = tm_node(t, "Concat", "cat", "X,X", "C");
+    tm_attr_int(t, n, "axis", 1);
+    tm_output(t, "P");
+    tm_output(t, "C");
+    assert_int_equal(compare_outputs(t, 4, xd, 2, false), 2);
+    tm_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv),   cmocka_unit_test(test_convtranspose), cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_matmul), cmocka_unit_test(test_shape_change),  cmocka_unit_test(test_fold_and_fuse),
+        cmocka_unit_test(test_layout_to_reference), cmocka_unit_test(test_layout_concat_pool),
+        cmocka_unit_test(test_layout_plain_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
