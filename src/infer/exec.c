@@ -115,6 +115,27 @@ static void infer_run_cleanup(cl_infer_model *m)
     }
 }
 
+/* A Conv with a fused Add (model.c) that oneDNN did not take: the reference
+ * convolution, then the Add node's own kernel on the operands in its order. */
+static cl_status infer_conv_add_reference(infer_ctx *c, cl_infer_tensor **in, cl_infer_tensor *y)
+{
+    cl_status rc = CL_OK;
+    const infer_node *add = &c->m->nodes[c->node->add_node];
+    cl_infer_tensor conv = {0};
+    cl_infer_tensor *conv_out = &conv, *ops[2];
+    CL_GUARD_GOTO(c->node->def->run(c, in, 3, &conv_out, 1));
+    int s = add->in[0] == c->node->in[3] ? 0 : 1;
+    ops[s] = in[3];
+    ops[1 - s] = &conv;
+    infer_ctx ca = *c;
+    ca.node = add;
+    ca.fast = NULL;
+    CL_GUARD_GOTO(infer_op_binary(&ca, ops, 2, &y, 1));
+out:
+    infer_tensor_release(c->mem, &conv);
+    return rc;
+}
+
 static cl_status infer_node_run(cl_infer_model *m, size_t idx)
 {
     const infer_node *n = &m->nodes[idx];
@@ -140,7 +161,7 @@ static cl_status infer_node_run(cl_infer_model *m, size_t idx)
     if (rc == CL_OK && !handled && fast && !n->def->any_layout)
         rc = n->def->fast(&c, in, n->n_in, outl, n->n_out, &handled);
     if (rc == CL_OK && !handled) {
-        rc = n->def->run(&c, in, n->n_in, outl, n->n_out);
+        rc = n->fuse_add ? infer_conv_add_reference(&c, in, outl[0]) : n->def->run(&c, in, n->n_in, outl, n->n_out);
         if (rc == CL_OK && n->fuse_relu && outl[0]->dtype == CL_INFER_FLOAT) {
             float *y = outl[0]->data;
             size_t cnt = cl_infer_tensor_count(outl[0]);

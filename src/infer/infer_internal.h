@@ -78,6 +78,12 @@ typedef struct infer_node {
     int *out;       /* value index, -1 for an omitted optional output */
     bool skip;      /* folded into its producer by a graph rewrite */
     bool fuse_relu; /* a following Relu was fused: apply it to out[0] */
+    /* A following Add was fused (a Conv only): in[3] is its other operand,
+     * added to the convolution's result before any fused Relu (oneDNN's sum
+     * post-op); add_node is the Add, whose kernel runs it when the
+     * convolution falls back to the reference kernel. */
+    bool fuse_add;
+    int add_node;
 } infer_node;
 
 struct cl_infer_model {

@@ -67,6 +67,10 @@ typedef struct dnnl_cache {
     dnnl_primitive_t src_reorder, dst_reorder; /* NULL when the layouts agree */
     dnnl_memory_desc_t src_plain_md;           /* the source in plain layout */
     bool dst_plain;                             /* dst_md is plain row-major */
+    /* A fused Add: its operand's layout and the reorder into dst's, if any. */
+    dnnl_memory_desc_t sum_user_md;
+    dnnl_primitive_t sum_reorder;
+    bool sum_ready;
     /* Concat: the source layouts the primitive was made for. */
     dnnl_memory_desc_t *in_mds;
     int n_in_mds;
@@ -86,6 +90,11 @@ typedef struct dnnl_cache {
 static const dnnl_format_tag_t dnnl_plain[] = {dnnl_a, dnnl_a, dnnl_ab, dnnl_abc, dnnl_abcd, dnnl_abcde, dnnl_abcdef};
 
 static dnnl_format_tag_t dnnl_plain_tag(int ndims) { return dnnl_plain[ndims]; }
+
+static void dnnl_dims(dnnl_dims_t out, int rank, const int64_t *dims)
+{
+    for (int i = 0; i < rank; i++) out[i] = dims[i];
+}
 
 #define DNNL_TRY(expr, what) \
     do { \
@@ -112,6 +121,7 @@ static void dnnl_cache_free(cl_infer_model *m, dnnl_cache *k)
     if (k->prim) dnnl_primitive_destroy(k->prim);
     if (k->src_reorder) dnnl_primitive_destroy(k->src_reorder);
     if (k->dst_reorder) dnnl_primitive_destroy(k->dst_reorder);
+    if (k->sum_reorder) dnnl_primitive_destroy(k->sum_reorder);
     free(k->in_mds);
     if (k->w_buf) {
         cl_memzero(k->w_buf, k->w_bytes);
@@ -264,9 +274,12 @@ static cl_status dnnl_prim_make(infer_ctx *c, dnnl_cache *k, const_dnnl_op_desc_
     dnnl_post_ops_t po = NULL;
     DNNL_TRY(dnnl_primitive_attr_create(&attr), "attributes");
     DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attributes");
-    if (c->node->fuse_relu) {
+    if (c->node->fuse_relu || c->node->fuse_add) {
+        /* Relu(conv + S): the sum reads dst, which holds S on entry. */
         DNNL_TRY(dnnl_post_ops_create(&po), "post-ops");
-        DNNL_TRY(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f), "post-ops");
+        if (c->node->fuse_add) DNNL_TRY(dnnl_post_ops_append_sum(po, 1.0f), "post-ops");
+        if (c->node->fuse_relu)
+            DNNL_TRY(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f), "post-ops");
         DNNL_TRY(dnnl_primitive_attr_set_post_ops(attr, po), "attributes");
     }
     DNNL_TRY(dnnl_primitive_desc_create(&pd, desc, attr, d->eng, NULL), "primitive descriptor");
@@ -349,6 +362,52 @@ static cl_status dnnl_src_adapt(infer_ctx *c, dnnl_cache *k, const dnnl_memory_d
     return CL_OK;
 }
 
+/* The output of a Conv with a fused Add, holding the Add's other operand S in
+ * the destination's layout (the sum post-op adds the convolution to it). S's
+ * own buffer is taken over when this is its last reader, it is already in
+ * that layout and it is not the convolution's source. */
+static cl_status dnnl_sum_ready(infer_ctx *c, dnnl_cache *k, cl_infer_tensor *out)
+{
+    cl_status rc = CL_OK;
+    int vi = c->node->in[3];
+    infer_value *sv = &c->m->values[vi];
+    infer_dnnl *d = c->m->dnnl;
+    dnnl_memory_desc_t from;
+    if (sv->layout != NULL) {
+        from = *(const dnnl_memory_desc_t *)sv->layout;
+    } else {
+        dnnl_dims_t dims;
+        dnnl_dims(dims, sv->t.rank, sv->t.dims);
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&from, sv->t.rank, dims, dnnl_f32, dnnl_plain_tag(sv->t.rank)),
+                 "memory descriptor");
+    }
+    size_t bytes = dnnl_memory_desc_get_size(&k->dst_md);
+    bool same = dnnl_memory_desc_equal(&from, &k->dst_md) != 0;
+    if (same && sv->last_use == (int)(c->node - c->m->nodes) && !sv->is_output && !sv->is_init && !sv->t.borrowed &&
+        sv->t.nbytes == bytes && vi != c->node->in[0]) {
+        *out = sv->t;
+        memset(&sv->t, 0, sizeof(sv->t));
+        sv->layout = NULL;
+        return CL_OK;
+    }
+    CL_GUARD(infer_tensor_new_bytes(c->mem, out, CL_INFER_FLOAT, k->out_rank, k->out_dims, bytes));
+    if (same) {
+        memcpy(out->data, sv->t.data, bytes);
+        return CL_OK;
+    }
+    if (!k->sum_ready || !dnnl_memory_desc_equal(&from, &k->sum_user_md)) {
+        if (k->sum_reorder != NULL) dnnl_primitive_destroy(k->sum_reorder);
+        k->sum_reorder = NULL;
+        k->sum_ready = false;
+        CL_GUARD_GOTO(dnnl_reorder_make(d, &from, &k->dst_md, &k->sum_reorder));
+        k->sum_user_md = from;
+        k->sum_ready = true;
+    }
+    CL_GUARD_GOTO(dnnl_reorder_run(d, k->sum_reorder, &from, sv->t.data, &k->dst_md, out->data));
+out:
+    return rc;
+}
+
 static cl_status dnnl_run(infer_ctx *c, dnnl_cache *k, const void *src, const void *w, const void *b, void *dst,
                           int arg_src, int arg_w)
 {
@@ -395,10 +454,6 @@ out:
     return rc;
 }
 
-static void dnnl_dims(dnnl_dims_t out, int rank, const int64_t *dims)
-{
-    for (int i = 0; i < rank; i++) out[i] = dims[i];
-}
 
 
 /* Conv and ConvTranspose share everything but the descriptor and the weights layout. */
@@ -407,9 +462,10 @@ static cl_status dnnl_conv_common(infer_ctx *c, cl_infer_tensor **in, int n_in, 
 {
     cl_status rc = CL_OK;
     const cl_infer_tensor *x = in[0], *wt = in[1], *b = n_in > 2 ? in[2] : NULL;
+    const cl_infer_tensor *sum = c->node->fuse_add ? in[3] : NULL;
     *handled = false;
     if (x->dtype != CL_INFER_FLOAT || wt->dtype != CL_INFER_FLOAT || (b && b->dtype != CL_INFER_FLOAT) || x->rank < 3 ||
-        x->rank > 5 || wt->rank != x->rank)
+        x->rank > 5 || wt->rank != x->rank || (sum && sum->dtype != CL_INFER_FLOAT))
         return CL_OK;
     int64_t key[3 * CL_INFER_MAX_RANK + 4];
     size_t key_n = 0;
@@ -523,11 +579,20 @@ static cl_status dnnl_conv_common(infer_ctx *c, cl_infer_tensor **in, int n_in, 
             CL_GUARD_GOTO(dnnl_prim_make(c, k, &desc, true));
         }
     }
+    if (sum != NULL) {
+        /* The fused Add broadcasts S onto the output in the reference only. */
+        bool same_shape = sum->rank == k->out_rank;
+        for (int i = 0; same_shape && i < k->out_rank; i++) same_shape = sum->dims[i] == k->out_dims[i];
+        if (!same_shape) return CL_OK;
+    }
     void *wp;
     CL_GUARD(dnnl_weights_ready(c, k, wt, &wp));
     CL_GUARD(dnnl_src_adapt(c, k, dnnl_in_layout(c, 0)));
-    CL_GUARD(infer_tensor_new_bytes(c->mem, out[0], CL_INFER_FLOAT, k->out_rank, k->out_dims,
-                                    dnnl_memory_desc_get_size(&k->dst_md)));
+    if (sum != NULL)
+        CL_GUARD(dnnl_sum_ready(c, k, out[0]));
+    else
+        CL_GUARD(infer_tensor_new_bytes(c->mem, out[0], CL_INFER_FLOAT, k->out_rank, k->out_dims,
+                                        dnnl_memory_desc_get_size(&k->dst_md)));
     CL_GUARD(dnnl_run(c, k, x->data, wp, b ? b->data : NULL, out[0]->data, DNNL_ARG_SRC, DNNL_ARG_WEIGHTS));
     dnnl_out_layout(c, 0, k);
     *handled = true;

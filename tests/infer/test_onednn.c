@@ -26,15 +26,20 @@ static size_t count(int rank, const int64_t *d)
     return n;
 }
 
-/* A random float initializer. */
-static void init_random(tm_model *t, const char *name, int rank, const int64_t *d, unsigned seed)
+/* A random float initializer, values in [-scale, scale). */
+static void init_random_scaled(tm_model *t, const char *name, int rank, const int64_t *d, unsigned seed, float scale)
 {
     size_t n = count(rank, d);
     float *v = malloc(n * sizeof(float));
     assert_non_null(v);
-    for (size_t i = 0; i < n; i++) v[i] = frand(&seed);
+    for (size_t i = 0; i < n; i++) v[i] = scale * frand(&seed);
     tm_init_f32(t, name, rank, d, v, false);
     free(v);
+}
+
+static void init_random(tm_model *t, const char *name, int rank, const int64_t *d, unsigned seed)
+{
+    init_random_scaled(t, name, rank, d, seed, 1.0f);
 }
 
 /* Runs the model's single input X (shape xd) through both backends, twice
@@ -343,8 +348,8 @@ static size_t compare_outputs(tm_model *t, int xr, const int64_t *xd, size_t n_o
             const float *pa = a[k].data, *po = o[k].data;
             for (size_t i = 0; i < cl_infer_tensor_count(&a[k]); i++)
                 if (!(fabsf(pa[i] - po[i]) <= 1e-4f * fabsf(pa[i]) + 1e-5f))
-                    fail_msg("output %zu element %zu: reference %.9g, oneDNN %.9g", k, i, (double)pa[i],
-                             (double)po[i]);
+                    fail_msg("output %zu element %zu: reference %.9g, oneDNN %.9g (blocked %d)", k, i, (double)pa[i],
+                             (double)po[i], (int)blocked);
             cl_infer_tensor_free(&a[k]);
             cl_infer_tensor_free(&o[k]);
         }
@@ -465,6 +470,48 @@ static void test_layout_plain_inputs(void **state)
     tm_free(t);
 }
 
+/* Conv + Add (+ Relu) as a oneDNN sum post-op: the residual operand a graph
+ * input (copied into the output), the conv's own source (copied: it cannot be
+ * overwritten), another conv's output at its last use (taken over); a
+ * broadcasting Add (fused, but run by the reference kernels); an Add whose
+ * conv output is also a graph output (not fused). */
+static void test_conv_add(void **state)
+{
+    (void)state;
+    if (!cl_infer_onednn_available()) skip();
+    tm_model *t = tm_new(13);
+    const int64_t xd[4] = {1, 4, 7, 6}, wd[4] = {4, 4, 3, 3}, bd[4] = {1, 4, 1, 1};
+    tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 4, xd);
+    init_random_scaled(t, "W1", 4, wd, 61, 0.2f); /* keeps values near 1 through six convs */
+    init_random_scaled(t, "W2", 4, wd, 62, 0.2f);
+    init_random_scaled(t, "W3", 4, wd, 63, 0.2f);
+    init_random_scaled(t, "W4", 4, wd, 64, 0.2f);
+    init_random_scaled(t, "W5", 4, wd, 65, 0.2f);
+    init_random(t, "Bc", 4, bd, 66);
+    conv_node(t, "c1", "X,W1", "A", 2);
+    tm_node(t, "Add", "add1", "A,X", "A1"); /* residual from the graph input */
+    tm_node(t, "Relu", "r1", "A1", "R1");
+    conv_node(t, "c2", "R1,W2", "B", 2);
+    tm_node(t, "Add", "add2", "R1,B", "B1"); /* residual is c2's own source */
+    conv_node(t, "c3", "B1,W3", "C", 2);
+    conv_node(t, "c4", "B1,W4", "D", 2);
+    tm_node(t, "Add", "add3", "C,D", "E"); /* c4 fused, C taken over */
+    tm_node(t, "Relu", "r3", "E", "F");
+    conv_node(t, "c5", "F,W5", "G", 2);
+    tm_node(t, "Add", "add4", "G,Bc", "H"); /* broadcast: reference */
+    conv_node(t, "c6", "H,W5", "K", 2);
+    tm_node(t, "Add", "add5", "K,H", "L"); /* K is a graph output: not fused */
+    tm_output(t, "K");
+    tm_output(t, "L");
+    cl_infer_model *m = tm_load(t);
+    /* add1, r1, add2, add3, r3, add4 folded into convolutions */
+    assert_int_equal(skipped(m), 6);
+    cl_infer_model_free(m);
+    /* c1-c4 and c6 on oneDNN, c5 (with the broadcasting Add) on the reference, each round */
+    for (int blocked = 0; blocked < 2; blocked++) assert_int_equal(compare_outputs(t, 4, xd, 2, blocked), 10);
+    tm_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -472,6 +519,7 @@ int main(void)
         cmocka_unit_test(test_matmul), cmocka_unit_test(test_shape_change),  cmocka_unit_test(test_fold_and_fuse),
         cmocka_unit_test(test_layout_to_reference), cmocka_unit_test(test_layout_concat_pool),
         cmocka_unit_test(test_layout_plain_inputs),
+        cmocka_unit_test(test_conv_add),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
