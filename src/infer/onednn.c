@@ -71,6 +71,16 @@ typedef struct dnnl_cache {
     dnnl_memory_desc_t sum_user_md;
     dnnl_primitive_t sum_reorder;
     bool sum_ready;
+    /* ConvTranspose as matmuls (dnnl_upconv): one run per kernel row, each
+     * with its slice of w_buf and its output rows (row_off floats apart). */
+    bool upconv;
+    dnnl_primitive_t w_reorder; /* plain packed rows into w_md */
+    int up_rows;
+    size_t up_w_bytes; /* one kernel row's weights in w_md */
+    int64_t row_off;
+    dnnl_memory_desc_t mm_dst_md;
+    void *b_buf; /* the bias repeated per kernel column */
+    size_t b_bytes;
     /* Concat: the source layouts the primitive was made for. */
     dnnl_memory_desc_t *in_mds;
     int n_in_mds;
@@ -122,7 +132,13 @@ static void dnnl_cache_free(cl_infer_model *m, dnnl_cache *k)
     if (k->src_reorder) dnnl_primitive_destroy(k->src_reorder);
     if (k->dst_reorder) dnnl_primitive_destroy(k->dst_reorder);
     if (k->sum_reorder) dnnl_primitive_destroy(k->sum_reorder);
+    if (k->w_reorder) dnnl_primitive_destroy(k->w_reorder);
     free(k->in_mds);
+    if (k->b_buf) {
+        cl_memzero(k->b_buf, k->b_bytes);
+        free(k->b_buf);
+        m->mem.used -= k->b_bytes;
+    }
     if (k->w_buf) {
         cl_memzero(k->w_buf, k->w_bytes);
         free(k->w_buf);
@@ -610,9 +626,215 @@ cl_status infer_dnnl_conv(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer
     return dnnl_conv_common(c, in, n_in, out, false, handled);
 }
 
+/* A buffer of the model's for weights, counted against its cap. */
+static cl_status dnnl_weights_alloc(infer_ctx *c, size_t bytes, void **p)
+{
+    size_t alloc = (bytes + 63) / 64 * 64;
+    CL_ENSURE(alloc <= c->mem->max && c->mem->used <= c->mem->max - alloc, CL_ERR_LIMIT,
+              "reordering %zu bytes of weights would exceed the model's memory cap of %zu bytes", bytes, c->mem->max);
+    *p = aligned_alloc(64, alloc);
+    CL_ENSURE(*p != NULL, CL_ERR_NOMEM, "out of memory reordering weights");
+    c->mem->used += bytes;
+    if (c->mem->used > c->mem->peak) c->mem->peak = c->mem->used;
+    return CL_OK;
+}
+
+/* Packs the weights of kernel row i, W[ci][m][i][j] of ONNX's [C, M, kh, kw],
+ * as the plain matrix [C, kw * M] (column j * M + m) and reorders it into the
+ * matmul's layout at dst. */
+static cl_status dnnl_upconv_pack(infer_ctx *c, dnnl_cache *k, const cl_infer_tensor *wt, int i, float *tmp,
+                                  void *dst)
+{
+    const int64_t C = wt->dims[0], M = wt->dims[1], KH = wt->dims[2], KW = wt->dims[3];
+    const float *w = wt->data;
+    for (int64_t ci = 0; ci < C; ci++)
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t j = 0; j < KW; j++) tmp[ci * KW * M + j * M + m] = w[((ci * M + m) * KH + i) * KW + j];
+    return dnnl_reorder_run(c->m->dnnl, k->w_reorder, &k->w_user_md, tmp, &k->w_md, dst);
+}
+
+/* Runs dnnl_upconv's matmul once per kernel row into y. */
+static cl_status dnnl_upconv_run(infer_ctx *c, const dnnl_cache *k, const cl_infer_tensor *x, cl_infer_tensor *y)
+{
+    cl_status rc = CL_OK;
+    infer_dnnl *d = c->m->dnnl;
+    dnnl_memory_t ms = NULL, mw = NULL, mb = NULL, md = NULL, msp = NULL;
+    void *sp = NULL;
+    dnnl_threads(c->m);
+    DNNL_TRY(dnnl_memory_create(&ms, &k->src_md, d->eng, x->data), "memory");
+    DNNL_TRY(dnnl_memory_create(&mw, &k->w_md, d->eng, k->w_buf), "memory");
+    DNNL_TRY(dnnl_memory_create(&md, &k->mm_dst_md, d->eng, y->data), "memory");
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}};
+    int na = 3;
+    if (k->has_bias) {
+        DNNL_TRY(dnnl_memory_create(&mb, &k->b_md, d->eng, k->b_buf), "memory");
+        args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mb};
+    }
+    if (k->has_sp) {
+        CL_GUARD_GOTO(dnnl_slot_get(c, DNNL_SLOT_SCRATCHPAD, &k->sp_md, &sp));
+        DNNL_TRY(dnnl_memory_create(&msp, &k->sp_md, d->eng, sp), "memory");
+        args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, msp};
+    }
+    for (int i = 0; i < k->up_rows; i++) {
+        DNNL_TRY(dnnl_memory_set_data_handle(mw, (char *)k->w_buf + (size_t)i * k->up_w_bytes), "memory");
+        DNNL_TRY(dnnl_memory_set_data_handle(md, (float *)y->data + i * k->row_off), "memory");
+        DNNL_TRY(dnnl_primitive_execute(k->prim, d->stream, na, args), "matmul execution");
+    }
+    DNNL_TRY(dnnl_stream_wait(d->stream), "matmul execution");
+out:
+    if (ms) dnnl_memory_destroy(ms);
+    if (mw) dnnl_memory_destroy(mw);
+    if (mb) dnnl_memory_destroy(mb);
+    if (md) dnnl_memory_destroy(md);
+    if (msp) dnnl_memory_destroy(msp);
+    return rc;
+}
+
+/* ConvTranspose whose kernel equals its stride (the U-Net's 2x2 stride 2),
+ * 2-D, without pads, dilation, groups or output padding, on a channels-last
+ * input: the output patches of the input pixels do not overlap, so it is a
+ * matmul [pixels, C] x [C, kh * kw * M]. One matmul per kernel row writes its
+ * output rows of the channels-last result in place through strides (no
+ * col2im, no reorder): oneDNN 2.6's deconvolution ran these at a fraction of
+ * its convolution speed. Sets *handled = false when it does not apply. */
+static cl_status dnnl_upconv(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, bool *handled)
+{
+    cl_status rc = CL_OK;
+    const cl_infer_tensor *x = in[0], *wt = in[1], *b = n_in > 2 ? in[2] : NULL;
+    const dnnl_memory_desc_t *lay = dnnl_in_layout(c, 0);
+    float *tmp = NULL;
+    size_t tmp_bytes = 0;
+    bool built = false;
+    *handled = false;
+    if (lay == NULL || x->dtype != CL_INFER_FLOAT || wt->dtype != CL_INFER_FLOAT || x->rank != 4 || wt->rank != 4 ||
+        !dnnl_input_is_init(c, 1) || (b != NULL && (!dnnl_input_is_init(c, 2) || b->dtype != CL_INFER_FLOAT)))
+        return CL_OK;
+    const int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
+    const int64_t M = wt->dims[1], KH = wt->dims[2], KW = wt->dims[3];
+    dnnl_memory_desc_t cl_md;
+    dnnl_dims_t xd;
+    dnnl_dims(xd, 4, x->dims);
+    if (dnnl_memory_desc_init_by_tag(&cl_md, 4, xd, dnnl_f32, dnnl_acdb) != dnnl_success ||
+        !dnnl_memory_desc_equal(&cl_md, lay))
+        return CL_OK;
+    int64_t key[3 * CL_INFER_MAX_RANK + 5];
+    size_t key_n = 0;
+    dnnl_key_add(key, &key_n, x);
+    dnnl_key_add(key, &key_n, wt);
+    dnnl_key_add(key, &key_n, b);
+    key[key_n++] = -7; /* never the key of dnnl_conv_common's primitive */
+    dnnl_cache *k = dnnl_cache_lookup(c, key, key_n);
+    if (k == NULL) {
+        int64_t group;
+        infer_window w;
+        CL_GUARD(infer_attr_int(c->node, "group", 1, &group));
+        if (group != 1 || wt->dims[0] != C || (b != NULL && (b->rank != 1 || b->dims[0] != M))) return CL_OK;
+        if (infer_convt_window(c, x, wt, &group, &w) != CL_OK) {
+            cl_error_clear(); /* the reference reports it */
+            return CL_OK;
+        }
+        for (int i = 1; i < SP; i++)
+            if (w.k[i] != w.stride[i] || w.dil[i] != 1 || w.pad_b[i] != 0 || w.pad_e[i] != 0 ||
+                w.out[i] != w.in[i] * w.k[i])
+                return CL_OK;
+        k = calloc(1, sizeof(*k));
+        CL_ENSURE(k != NULL, CL_ERR_NOMEM, "out of memory");
+        *c->fast = k;
+        memcpy(k->key, key, key_n * sizeof(int64_t));
+        k->key_n = key_n;
+        k->upconv = true;
+        k->up_rows = (int)KH;
+        k->out_rank = 4;
+        k->out_dims[0] = N;
+        k->out_dims[1] = M;
+        k->out_dims[2] = H * KH;
+        k->out_dims[3] = W * KW;
+        const int64_t WO = W * KW;
+        k->row_off = WO * M;
+        /* src: the channels-last input as [N * H, W, C]; dst: kernel row i's
+         * output rows, [N * H, W, kw * M] with row stride kh * Wo * M. */
+        dnnl_dims_t sd = {N * H, W, C}, ss = {W * C, C, 1}, wd = {1, C, KW * M}, dd = {N * H, W, KW * M};
+        dnnl_dims_t ds = {KH * WO * M, KW * M, 1}, bd = {1, 1, KW * M}, od;
+        DNNL_TRY(dnnl_memory_desc_init_by_strides(&k->src_md, 3, sd, dnnl_f32, ss), "memory descriptor");
+        DNNL_TRY(dnnl_memory_desc_init_by_strides(&k->mm_dst_md, 3, dd, dnnl_f32, ds), "memory descriptor");
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&k->w_user_md, 3, wd, dnnl_f32, dnnl_abc), "memory descriptor");
+        dnnl_memory_desc_t w_any;
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&w_any, 3, wd, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
+        if (b != NULL) {
+            DNNL_TRY(dnnl_memory_desc_init_by_tag(&k->b_md, 3, bd, dnnl_f32, dnnl_abc), "memory descriptor");
+            k->has_bias = true;
+        }
+        dnnl_dims(od, 4, k->out_dims);
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&k->dst_md, 4, od, dnnl_f32, dnnl_acdb), "memory descriptor");
+        k->dst_plain = false;
+        dnnl_matmul_desc_t desc;
+        DNNL_TRY(dnnl_matmul_desc_init(&desc, &k->src_md, &w_any, b ? &k->b_md : NULL, &k->mm_dst_md),
+                 "matmul descriptor");
+        dnnl_primitive_desc_t pd = NULL;
+        dnnl_primitive_attr_t attr = NULL;
+        DNNL_TRY(dnnl_primitive_attr_create(&attr), "attributes");
+        dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+        if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &desc, attr, ((infer_dnnl *)c->m->dnnl)->eng, NULL);
+        dnnl_primitive_attr_destroy(attr);
+        if (st != dnnl_success) CL_FAIL_GOTO(CL_ERR_INTERNAL, "oneDNN matmul descriptor failed (status %d)", (int)st);
+        /* A reference matmul would be slower than the deconvolution. */
+        bool is_ref = dnnl_impl_is_ref(pd);
+        const dnnl_memory_desc_t *wq = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        if (!is_ref && wq != NULL) {
+            k->w_md = *wq;
+            k->has_sp = sp != NULL && dnnl_memory_desc_get_size(sp) > 0;
+            if (k->has_sp) k->sp_md = *sp;
+            st = dnnl_primitive_create(&k->prim, pd);
+        }
+        dnnl_primitive_desc_destroy(pd);
+        CL_ENSURE_GOTO(!is_ref && wq != NULL && st == dnnl_success, CL_ERR_INTERNAL, "no fast oneDNN matmul");
+        /* Weights: every kernel row packed and reordered once (initializers). */
+        CL_GUARD_GOTO(dnnl_reorder_make(c->m->dnnl, &k->w_user_md, &k->w_md, &k->w_reorder));
+        k->up_w_bytes = (dnnl_memory_desc_get_size(&k->w_md) + 63) / 64 * 64;
+        k->w_bytes = k->up_w_bytes * (size_t)KH;
+        CL_GUARD_GOTO(dnnl_weights_alloc(c, k->w_bytes, &k->w_buf));
+        tmp_bytes = (size_t)(C * KW * M) * sizeof(float);
+        tmp = malloc(tmp_bytes);
+        CL_ENSURE_GOTO(tmp != NULL, CL_ERR_NOMEM, "out of memory packing weights");
+        for (int i = 0; i < KH; i++)
+            CL_GUARD_GOTO(dnnl_upconv_pack(c, k, wt, i, tmp, (char *)k->w_buf + (size_t)i * k->up_w_bytes));
+        DNNL_TRY(dnnl_stream_wait(((infer_dnnl *)c->m->dnnl)->stream), "weights reorder");
+        k->w_from = wt->data;
+        if (b != NULL) {
+            k->b_bytes = (size_t)(KW * M) * sizeof(float);
+            CL_GUARD_GOTO(dnnl_weights_alloc(c, k->b_bytes, &k->b_buf));
+            for (int64_t j = 0; j < KW; j++) memcpy((float *)k->b_buf + j * M, b->data, (size_t)M * sizeof(float));
+        }
+    }
+    built = true; /* from here on a failure is an error, not a configuration to fall back from */
+    CL_GUARD_GOTO(infer_tensor_new_bytes(c->mem, out[0], CL_INFER_FLOAT, 4, k->out_dims,
+                                         dnnl_memory_desc_get_size(&k->dst_md)));
+    CL_GUARD_GOTO(dnnl_upconv_run(c, k, x, out[0]));
+    dnnl_out_layout(c, 0, k);
+    *handled = true;
+    goto done;
+out:
+    if (!built) {
+        /* A configuration oneDNN refused: forget it; the deconvolution path runs. */
+        dnnl_cache_free(c->m, *c->fast);
+        *c->fast = NULL;
+        cl_error_clear();
+        rc = CL_OK;
+    }
+done:
+    if (tmp != NULL) {
+        cl_memzero(tmp, tmp_bytes);
+        free(tmp);
+    }
+    return rc;
+}
+
 cl_status infer_dnnl_convtranspose(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
                                    bool *handled)
 {
+    CL_GUARD(dnnl_upconv(c, in, n_in, out, handled));
+    if (*handled) return CL_OK;
     return dnnl_conv_common(c, in, n_in, out, true, handled);
 }
 

@@ -512,6 +512,33 @@ static void test_conv_add(void **state)
     tm_free(t);
 }
 
+/* ConvTranspose with kernel == stride on a conv's channels-last output (the
+ * U-Net's up-convolution, run as matmuls writing the output in place), with
+ * and without bias, batch 2, 2x2 and 3x3; and on 16-channel blocks (the
+ * deconvolution path). */
+static void test_upconv(void **state)
+{
+    (void)state;
+    if (!cl_infer_onednn_available()) skip();
+    for (int kk = 2; kk <= 3; kk++) {
+        for (int bias = 0; bias < 2; bias++) {
+            tm_model *t = tm_new(13);
+            const int64_t xd[4] = {2, 3, 5, 7}, wd[4] = {6, 3, 3, 3}, td[4] = {6, 5, kk, kk}, bd[1] = {5};
+            const int64_t st[2] = {kk, kk};
+            tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 4, xd);
+            init_random(t, "W", 4, wd, 71);
+            init_random(t, "WT", 4, td, 72);
+            init_random(t, "BT", 1, bd, 73);
+            conv_node(t, "c", "X,W", "A", 2);
+            Onnx__NodeProto *n = tm_node(t, "ConvTranspose", "up", bias ? "A,WT,BT" : "A,WT", "Y");
+            tm_attr_ints(t, n, "strides", 2, st);
+            tm_output(t, "Y");
+            for (int blocked = 0; blocked < 2; blocked++) assert_int_equal(compare_outputs(t, 4, xd, 1, blocked), 4);
+            tm_free(t);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -520,6 +547,7 @@ int main(void)
         cmocka_unit_test(test_layout_to_reference), cmocka_unit_test(test_layout_concat_pool),
         cmocka_unit_test(test_layout_plain_inputs),
         cmocka_unit_test(test_conv_add),
+        cmocka_unit_test(test_upconv),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
