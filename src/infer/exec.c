@@ -139,7 +139,7 @@ out:
 static cl_status infer_node_run(cl_infer_model *m, size_t idx)
 {
     const infer_node *n = &m->nodes[idx];
-    cl_infer_tensor *inl[64], *outl[4];
+    cl_infer_tensor *inl[64], *outl[4] = {NULL};
     cl_infer_tensor **in = inl;
     cl_status rc = CL_OK;
     if (n->n_in > 64) {
@@ -162,7 +162,7 @@ static cl_status infer_node_run(cl_infer_model *m, size_t idx)
         rc = n->def->fast(&c, in, n->n_in, outl, n->n_out, &handled);
     if (rc == CL_OK && !handled) {
         rc = n->fuse_add ? infer_conv_add_reference(&c, in, outl[0]) : n->def->run(&c, in, n->n_in, outl, n->n_out);
-        if (rc == CL_OK && n->fuse_relu && outl[0]->dtype == CL_INFER_FLOAT) {
+        if (rc == CL_OK && n->fuse_relu && outl[0] != NULL && outl[0]->dtype == CL_INFER_FLOAT) {
             float *y = outl[0]->data;
             size_t cnt = cl_infer_tensor_count(outl[0]);
             for (size_t i = 0; i < cnt; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;

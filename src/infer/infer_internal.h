@@ -159,8 +159,8 @@ CL_MUST_USE cl_status infer_dnnl_gemm(infer_ctx *c, cl_infer_tensor **in, int n_
                                       bool *handled);
 CL_MUST_USE cl_status infer_dnnl_matmul(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
                                         bool *handled);
-CL_MUST_USE cl_status infer_dnnl_maxpool(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out,
-                                         int n_out, bool *handled);
+CL_MUST_USE cl_status infer_dnnl_maxpool(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                                         bool *handled);
 CL_MUST_USE cl_status infer_dnnl_concat(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
                                         bool *handled);
 /* Reorders a value held in a oneDNN layout into a fresh plain tensor in place

@@ -66,7 +66,7 @@ typedef struct dnnl_cache {
     dnnl_memory_desc_t src_user_md, dst_user_md;
     dnnl_primitive_t src_reorder, dst_reorder; /* NULL when the layouts agree */
     dnnl_memory_desc_t src_plain_md;           /* the source in plain layout */
-    bool dst_plain;                             /* dst_md is plain row-major */
+    bool dst_plain;                            /* dst_md is plain row-major */
     /* A fused Add: its operand's layout and the reorder into dst's, if any. */
     dnnl_memory_desc_t sum_user_md;
     dnnl_primitive_t sum_reorder;
@@ -470,8 +470,6 @@ out:
     return rc;
 }
 
-
-
 /* Conv and ConvTranspose share everything but the descriptor and the weights layout. */
 static cl_status dnnl_conv_common(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, bool transpose,
                                   bool *handled)
@@ -642,8 +640,7 @@ static cl_status dnnl_weights_alloc(infer_ctx *c, size_t bytes, void **p)
 /* Packs the weights of kernel row i, W[ci][m][i][j] of ONNX's [C, M, kh, kw],
  * as the plain matrix [C, kw * M] (column j * M + m) and reorders it into the
  * matmul's layout at dst. */
-static cl_status dnnl_upconv_pack(infer_ctx *c, dnnl_cache *k, const cl_infer_tensor *wt, int i, float *tmp,
-                                  void *dst)
+static cl_status dnnl_upconv_pack(infer_ctx *c, dnnl_cache *k, const cl_infer_tensor *wt, int i, float *tmp, void *dst)
 {
     const int64_t C = wt->dims[0], M = wt->dims[1], KH = wt->dims[2], KW = wt->dims[3];
     const float *w = wt->data;
@@ -774,7 +771,8 @@ static cl_status dnnl_upconv(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_in
         dnnl_primitive_attr_t attr = NULL;
         DNNL_TRY(dnnl_primitive_attr_create(&attr), "attributes");
         dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-        if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &desc, attr, ((infer_dnnl *)c->m->dnnl)->eng, NULL);
+        if (st == dnnl_success)
+            st = dnnl_primitive_desc_create(&pd, &desc, attr, ((infer_dnnl *)c->m->dnnl)->eng, NULL);
         dnnl_primitive_attr_destroy(attr);
         if (st != dnnl_success) CL_FAIL_GOTO(CL_ERR_INTERNAL, "oneDNN matmul descriptor failed (status %d)", (int)st);
         /* A reference matmul would be slower than the deconvolution. */
@@ -808,8 +806,8 @@ static cl_status dnnl_upconv(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_in
         }
     }
     built = true; /* from here on a failure is an error, not a configuration to fall back from */
-    CL_GUARD_GOTO(infer_tensor_new_bytes(c->mem, out[0], CL_INFER_FLOAT, 4, k->out_dims,
-                                         dnnl_memory_desc_get_size(&k->dst_md)));
+    CL_GUARD_GOTO(
+        infer_tensor_new_bytes(c->mem, out[0], CL_INFER_FLOAT, 4, k->out_dims, dnnl_memory_desc_get_size(&k->dst_md)));
     CL_GUARD_GOTO(dnnl_upconv_run(c, k, x, out[0]));
     dnnl_out_layout(c, 0, k);
     *handled = true;

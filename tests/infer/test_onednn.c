@@ -542,9 +542,14 @@ static void test_upconv(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv),   cmocka_unit_test(test_convtranspose), cmocka_unit_test(test_gemm),
-        cmocka_unit_test(test_matmul), cmocka_unit_test(test_shape_change),  cmocka_unit_test(test_fold_and_fuse),
-        cmocka_unit_test(test_layout_to_reference), cmocka_unit_test(test_layout_concat_pool),
+        cmocka_unit_test(test_conv),
+        cmocka_unit_test(test_convtranspose),
+        cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_shape_change),
+        cmocka_unit_test(test_fold_and_fuse),
+        cmocka_unit_test(test_layout_to_reference),
+        cmocka_unit_test(test_layout_concat_pool),
         cmocka_unit_test(test_layout_plain_inputs),
         cmocka_unit_test(test_conv_add),
         cmocka_unit_test(test_upconv),
