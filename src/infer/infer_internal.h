@@ -84,6 +84,10 @@ typedef struct infer_node {
      * convolution falls back to the reference kernel. */
     bool fuse_add;
     int add_node;
+    /* A ConvTranspose read only by Concat node concat_node (as its input
+     * concat_slot): the fast path may write the Concat's output itself. */
+    bool concat_fuse;
+    int concat_node, concat_slot;
 } infer_node;
 
 struct cl_infer_model {

@@ -624,6 +624,25 @@ static cl_status infer_graph_fuse_add(cl_infer_model *m)
     return CL_OK;
 }
 
+/* A ConvTranspose whose output only a Concat reads (the U-Net's decoder): its
+ * fast path may write the Concat's output directly (onednn.c, dnnl_upconv). */
+static void infer_graph_concat_into(cl_infer_model *m)
+{
+    for (size_t i = 0; i < m->n_nodes; i++) {
+        const infer_node *cn = &m->nodes[i];
+        if (strcmp(cn->op, "Concat") != 0 || cn->skip || cn->n_out != 1 || cn->out[0] < 0) continue;
+        for (int s = 0; s < cn->n_in; s++) {
+            const infer_value *v = cn->in[s] >= 0 ? &m->values[cn->in[s]] : NULL;
+            if (v == NULL || v->producer < 0 || v->is_output || v->n_uses != 1) continue;
+            infer_node *p = &m->nodes[v->producer];
+            if (strcmp(p->op, "ConvTranspose") != 0 || p->n_out != 1 || p->concat_fuse) continue;
+            p->concat_fuse = true;
+            p->concat_node = (int)i;
+            p->concat_slot = s;
+        }
+    }
+}
+
 /* Conv followed by Relu as the only reader of its output: the Relu becomes a
  * oneDNN post-op of the convolution (or is applied right after the reference
  * kernel when oneDNN does not take the node). */
@@ -686,6 +705,7 @@ cl_status cl_infer_model_load(const void *bytes, size_t len, const cl_infer_opti
         CL_GUARD_GOTO(infer_graph_fold_bn(m));
         CL_GUARD_GOTO(infer_graph_fuse_add(m));
         infer_graph_fuse(m);
+        infer_graph_concat_into(m);
     }
     CL_LOG_DEBUG("loaded ONNX model: opset %lld, %zu nodes, %zu values, %zu bytes held", (long long)m->opset,
                  m->n_nodes, m->n_values, m->mem.used);

@@ -71,16 +71,14 @@ typedef struct dnnl_cache {
     dnnl_memory_desc_t sum_user_md;
     dnnl_primitive_t sum_reorder;
     bool sum_ready;
-    /* ConvTranspose as matmuls (dnnl_upconv): one run per kernel row, each
-     * with its slice of w_buf and its output rows (row_off floats apart). */
+    /* ConvTranspose as matmuls (dnnl_upconv): one run per kernel tap, each
+     * with its slice of w_buf (up_w_bytes apart) and its output pixels. */
     bool upconv;
-    dnnl_primitive_t w_reorder; /* plain packed rows into w_md */
-    int up_rows;
-    size_t up_w_bytes; /* one kernel row's weights in w_md */
-    int64_t row_off;
+    dnnl_primitive_t w_reorder;         /* a plain packed tap into w_md */
+    int64_t up_kh, up_kw, up_wo, up_cs; /* kernel, output width, channel stride */
+    size_t up_w_bytes;
     dnnl_memory_desc_t mm_dst_md;
-    void *b_buf; /* the bias repeated per kernel column */
-    size_t b_bytes;
+    dnnl_memory_desc_t cat_md; /* the Concat output written in place, if any */
     /* Concat: the source layouts the primitive was made for. */
     dnnl_memory_desc_t *in_mds;
     int n_in_mds;
@@ -134,11 +132,6 @@ static void dnnl_cache_free(cl_infer_model *m, dnnl_cache *k)
     if (k->sum_reorder) dnnl_primitive_destroy(k->sum_reorder);
     if (k->w_reorder) dnnl_primitive_destroy(k->w_reorder);
     free(k->in_mds);
-    if (k->b_buf) {
-        cl_memzero(k->b_buf, k->b_bytes);
-        free(k->b_buf);
-        m->mem.used -= k->b_bytes;
-    }
     if (k->w_buf) {
         cl_memzero(k->w_buf, k->w_bytes);
         free(k->w_buf);
@@ -637,21 +630,23 @@ static cl_status dnnl_weights_alloc(infer_ctx *c, size_t bytes, void **p)
     return CL_OK;
 }
 
-/* Packs the weights of kernel row i, W[ci][m][i][j] of ONNX's [C, M, kh, kw],
- * as the plain matrix [C, kw * M] (column j * M + m) and reorders it into the
+/* Packs the weights of kernel tap (i, j), W[ci][m][i][j] of ONNX's
+ * [C, M, kh, kw], as the plain matrix [C, M] and reorders it into the
  * matmul's layout at dst. */
-static cl_status dnnl_upconv_pack(infer_ctx *c, dnnl_cache *k, const cl_infer_tensor *wt, int i, float *tmp, void *dst)
+static cl_status dnnl_upconv_pack(infer_ctx *c, dnnl_cache *k, const cl_infer_tensor *wt, int64_t i, int64_t j,
+                                  float *tmp, void *dst)
 {
     const int64_t C = wt->dims[0], M = wt->dims[1], KH = wt->dims[2], KW = wt->dims[3];
     const float *w = wt->data;
     for (int64_t ci = 0; ci < C; ci++)
-        for (int64_t m = 0; m < M; m++)
-            for (int64_t j = 0; j < KW; j++) tmp[ci * KW * M + j * M + m] = w[((ci * M + m) * KH + i) * KW + j];
+        for (int64_t m = 0; m < M; m++) tmp[ci * M + m] = w[((ci * M + m) * KH + i) * KW + j];
     return dnnl_reorder_run(c->m->dnnl, k->w_reorder, &k->w_user_md, tmp, &k->w_md, dst);
 }
 
-/* Runs dnnl_upconv's matmul once per kernel row into y. */
-static cl_status dnnl_upconv_run(infer_ctx *c, const dnnl_cache *k, const cl_infer_tensor *x, cl_infer_tensor *y)
+/* Runs dnnl_upconv's matmul once per kernel tap; y points at the output's
+ * first pixel and first channel of this node (channel stride k->up_cs). */
+static cl_status dnnl_upconv_run(infer_ctx *c, const dnnl_cache *k, const cl_infer_tensor *x, const void *bias,
+                                 float *y)
 {
     cl_status rc = CL_OK;
     infer_dnnl *d = c->m->dnnl;
@@ -660,11 +655,11 @@ static cl_status dnnl_upconv_run(infer_ctx *c, const dnnl_cache *k, const cl_inf
     dnnl_threads(c->m);
     DNNL_TRY(dnnl_memory_create(&ms, &k->src_md, d->eng, x->data), "memory");
     DNNL_TRY(dnnl_memory_create(&mw, &k->w_md, d->eng, k->w_buf), "memory");
-    DNNL_TRY(dnnl_memory_create(&md, &k->mm_dst_md, d->eng, y->data), "memory");
+    DNNL_TRY(dnnl_memory_create(&md, &k->mm_dst_md, d->eng, y), "memory");
     dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}};
     int na = 3;
     if (k->has_bias) {
-        DNNL_TRY(dnnl_memory_create(&mb, &k->b_md, d->eng, k->b_buf), "memory");
+        DNNL_TRY(dnnl_memory_create(&mb, &k->b_md, d->eng, (void *)bias), "memory");
         args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mb};
     }
     if (k->has_sp) {
@@ -672,10 +667,13 @@ static cl_status dnnl_upconv_run(infer_ctx *c, const dnnl_cache *k, const cl_inf
         DNNL_TRY(dnnl_memory_create(&msp, &k->sp_md, d->eng, sp), "memory");
         args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, msp};
     }
-    for (int i = 0; i < k->up_rows; i++) {
-        DNNL_TRY(dnnl_memory_set_data_handle(mw, (char *)k->w_buf + (size_t)i * k->up_w_bytes), "memory");
-        DNNL_TRY(dnnl_memory_set_data_handle(md, (float *)y->data + i * k->row_off), "memory");
-        DNNL_TRY(dnnl_primitive_execute(k->prim, d->stream, na, args), "matmul execution");
+    for (int64_t i = 0; i < k->up_kh; i++) {
+        for (int64_t j = 0; j < k->up_kw; j++) {
+            DNNL_TRY(dnnl_memory_set_data_handle(mw, (char *)k->w_buf + (size_t)(i * k->up_kw + j) * k->up_w_bytes),
+                     "memory");
+            DNNL_TRY(dnnl_memory_set_data_handle(md, y + (i * k->up_wo + j) * k->up_cs), "memory");
+            DNNL_TRY(dnnl_primitive_execute(k->prim, d->stream, na, args), "matmul execution");
+        }
     }
     DNNL_TRY(dnnl_stream_wait(d->stream), "matmul execution");
 out:
@@ -687,13 +685,90 @@ out:
     return rc;
 }
 
+/* model.c marked this ConvTranspose as read only by a Concat: when that
+ * Concat joins channels and its other inputs are all computed already, in
+ * channels-last layout and of this output's size, this node writes the
+ * Concat's output itself (*cat, *ctot channels, its own from *choff) and the
+ * Concat has nothing left to do: its copy of this output is saved. */
+static cl_status dnnl_upconv_concat(const infer_ctx *c, const int64_t *od, infer_value **cat, int64_t *ctot,
+                                    int64_t *choff)
+{
+    const infer_node *n = c->node;
+    *cat = NULL;
+    *ctot = od[1];
+    *choff = 0;
+    if (!n->concat_fuse) return CL_OK;
+    const infer_node *cn = &c->m->nodes[n->concat_node];
+    int64_t axis, tot = 0, off = 0;
+    if (infer_attr_int(cn, "axis", 1, &axis) != CL_OK) {
+        cl_error_clear(); /* the Concat kernel reports it */
+        return CL_OK;
+    }
+    if ((axis != 1 && axis != -3) || cn->out[0] < 0) return CL_OK;
+    for (int s = 0; s < cn->n_in; s++) {
+        if (s == n->concat_slot) {
+            off = tot;
+            tot += od[1];
+            continue;
+        }
+        if (cn->in[s] < 0) return CL_OK;
+        const infer_value *v = &c->m->values[cn->in[s]];
+        const cl_infer_tensor *t = &v->t;
+        if (t->data == NULL || v->layout == NULL || t->dtype != CL_INFER_FLOAT || t->rank != 4 || t->dims[0] != od[0] ||
+            t->dims[2] != od[2] || t->dims[3] != od[3] || t->dims[1] <= 0)
+            return CL_OK;
+        dnnl_memory_desc_t md;
+        dnnl_dims_t dims;
+        dnnl_dims(dims, 4, t->dims);
+        if (dnnl_memory_desc_init_by_tag(&md, 4, dims, dnnl_f32, dnnl_acdb) != dnnl_success ||
+            !dnnl_memory_desc_equal(&md, v->layout))
+            return CL_OK;
+        tot += t->dims[1];
+    }
+    *cat = &c->m->values[cn->out[0]];
+    *ctot = tot;
+    *choff = off;
+    return CL_OK;
+}
+
+/* Copies the Concat's other inputs into their channel ranges of its output. */
+static cl_status dnnl_upconv_concat_fill(infer_ctx *c, const dnnl_cache *k, void *y)
+{
+    cl_status rc = CL_OK;
+    const infer_node *cn = &c->m->nodes[c->node->concat_node];
+    infer_dnnl *d = c->m->dnnl;
+    dnnl_primitive_t r = NULL;
+    int64_t off = 0;
+    for (int s = 0; s < cn->n_in; s++) {
+        if (s == c->node->concat_slot) {
+            off += k->out_dims[1];
+            continue;
+        }
+        const infer_value *v = &c->m->values[cn->in[s]];
+        dnnl_memory_desc_t sub;
+        dnnl_dims_t dims, offs = {0, off, 0, 0};
+        dnnl_dims(dims, 4, v->t.dims);
+        DNNL_TRY(dnnl_memory_desc_init_submemory(&sub, &k->cat_md, dims, offs), "memory descriptor");
+        CL_GUARD_GOTO(dnnl_reorder_make(d, v->layout, &sub, &r));
+        CL_GUARD_GOTO(dnnl_reorder_run(d, r, v->layout, v->t.data, &sub, y));
+        dnnl_primitive_destroy(r);
+        r = NULL;
+        off += v->t.dims[1];
+    }
+out:
+    if (r) dnnl_primitive_destroy(r);
+    return rc;
+}
+
 /* ConvTranspose whose kernel equals its stride (the U-Net's 2x2 stride 2),
  * 2-D, without pads, dilation, groups or output padding, on a channels-last
- * input: the output patches of the input pixels do not overlap, so it is a
- * matmul [pixels, C] x [C, kh * kw * M]. One matmul per kernel row writes its
- * output rows of the channels-last result in place through strides (no
- * col2im, no reorder): oneDNN 2.6's deconvolution ran these at a fraction of
- * its convolution speed. Sets *handled = false when it does not apply. */
+ * input: the output patches of the input pixels do not overlap, so each
+ * kernel tap (i, j) is a matmul [pixels, C] x [C, M] whose result goes to
+ * output pixels (kh * h + i, kw * w + j), written in place through strides
+ * into the channels-last output (no col2im, no reorder) -- or straight into
+ * the Concat that reads it (dnnl_upconv_concat). oneDNN 2.6's deconvolution
+ * ran these at a fraction of its convolution speed. Sets *handled = false
+ * when it does not apply. */
 static cl_status dnnl_upconv(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, bool *handled)
 {
     cl_status rc = CL_OK;
@@ -708,24 +783,29 @@ static cl_status dnnl_upconv(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_in
         return CL_OK;
     const int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
     const int64_t M = wt->dims[1], KH = wt->dims[2], KW = wt->dims[3];
+    const int64_t od[4] = {N, M, H * KH, W * KW};
     dnnl_memory_desc_t cl_md;
     dnnl_dims_t xd;
     dnnl_dims(xd, 4, x->dims);
     if (dnnl_memory_desc_init_by_tag(&cl_md, 4, xd, dnnl_f32, dnnl_acdb) != dnnl_success ||
-        !dnnl_memory_desc_equal(&cl_md, lay))
+        !dnnl_memory_desc_equal(&cl_md, lay) || wt->dims[0] != C || M <= 0 || KH <= 0 || KW <= 0)
         return CL_OK;
-    int64_t key[3 * CL_INFER_MAX_RANK + 5];
+    infer_value *cat;
+    int64_t ctot, choff;
+    CL_GUARD(dnnl_upconv_concat(c, od, &cat, &ctot, &choff));
+    int64_t key[3 * CL_INFER_MAX_RANK + 6];
     size_t key_n = 0;
     dnnl_key_add(key, &key_n, x);
     dnnl_key_add(key, &key_n, wt);
     dnnl_key_add(key, &key_n, b);
+    key[key_n++] = ctot;
     key[key_n++] = -7; /* never the key of dnnl_conv_common's primitive */
     dnnl_cache *k = dnnl_cache_lookup(c, key, key_n);
     if (k == NULL) {
         int64_t group;
         infer_window w;
         CL_GUARD(infer_attr_int(c->node, "group", 1, &group));
-        if (group != 1 || wt->dims[0] != C || (b != NULL && (b->rank != 1 || b->dims[0] != M))) return CL_OK;
+        if (group != 1 || (b != NULL && (b->rank != 1 || b->dims[0] != M))) return CL_OK;
         if (infer_convt_window(c, x, wt, &group, &w) != CL_OK) {
             cl_error_clear(); /* the reference reports it */
             return CL_OK;
@@ -740,18 +820,16 @@ static cl_status dnnl_upconv(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_in
         memcpy(k->key, key, key_n * sizeof(int64_t));
         k->key_n = key_n;
         k->upconv = true;
-        k->up_rows = (int)KH;
+        k->up_kh = KH;
+        k->up_kw = KW;
+        k->up_wo = od[3];
+        k->up_cs = ctot;
         k->out_rank = 4;
-        k->out_dims[0] = N;
-        k->out_dims[1] = M;
-        k->out_dims[2] = H * KH;
-        k->out_dims[3] = W * KW;
-        const int64_t WO = W * KW;
-        k->row_off = WO * M;
-        /* src: the channels-last input as [N * H, W, C]; dst: kernel row i's
-         * output rows, [N * H, W, kw * M] with row stride kh * Wo * M. */
-        dnnl_dims_t sd = {N * H, W, C}, ss = {W * C, C, 1}, wd = {1, C, KW * M}, dd = {N * H, W, KW * M};
-        dnnl_dims_t ds = {KH * WO * M, KW * M, 1}, bd = {1, 1, KW * M}, od;
+        memcpy(k->out_dims, od, sizeof(od));
+        /* src: the channels-last input as [N * H, W, C]; dst of tap (i, j):
+         * [N * H, W, M] with strides (kh * Wo * Cs, kw * Cs, 1). */
+        dnnl_dims_t sd = {N * H, W, C}, ss = {W * C, C, 1}, wd = {1, C, M}, dd = {N * H, W, M};
+        dnnl_dims_t ds = {KH * od[3] * ctot, KW * ctot, 1}, bd = {1, 1, M}, odd, cd = {N, ctot, od[2], od[3]};
         DNNL_TRY(dnnl_memory_desc_init_by_strides(&k->src_md, 3, sd, dnnl_f32, ss), "memory descriptor");
         DNNL_TRY(dnnl_memory_desc_init_by_strides(&k->mm_dst_md, 3, dd, dnnl_f32, ds), "memory descriptor");
         DNNL_TRY(dnnl_memory_desc_init_by_tag(&k->w_user_md, 3, wd, dnnl_f32, dnnl_abc), "memory descriptor");
@@ -761,8 +839,9 @@ static cl_status dnnl_upconv(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_in
             DNNL_TRY(dnnl_memory_desc_init_by_tag(&k->b_md, 3, bd, dnnl_f32, dnnl_abc), "memory descriptor");
             k->has_bias = true;
         }
-        dnnl_dims(od, 4, k->out_dims);
-        DNNL_TRY(dnnl_memory_desc_init_by_tag(&k->dst_md, 4, od, dnnl_f32, dnnl_acdb), "memory descriptor");
+        dnnl_dims(odd, 4, od);
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&k->dst_md, 4, odd, dnnl_f32, dnnl_acdb), "memory descriptor");
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&k->cat_md, 4, cd, dnnl_f32, dnnl_acdb), "memory descriptor");
         k->dst_plain = false;
         dnnl_matmul_desc_t desc;
         DNNL_TRY(dnnl_matmul_desc_init(&desc, &k->src_md, &w_any, b ? &k->b_md : NULL, &k->mm_dst_md),
@@ -787,29 +866,34 @@ static cl_status dnnl_upconv(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_in
         }
         dnnl_primitive_desc_destroy(pd);
         CL_ENSURE_GOTO(!is_ref && wq != NULL && st == dnnl_success, CL_ERR_INTERNAL, "no fast oneDNN matmul");
-        /* Weights: every kernel row packed and reordered once (initializers). */
+        /* Weights: every kernel tap packed and reordered once (initializers). */
         CL_GUARD_GOTO(dnnl_reorder_make(c->m->dnnl, &k->w_user_md, &k->w_md, &k->w_reorder));
         k->up_w_bytes = (dnnl_memory_desc_get_size(&k->w_md) + 63) / 64 * 64;
-        k->w_bytes = k->up_w_bytes * (size_t)KH;
+        k->w_bytes = k->up_w_bytes * (size_t)(KH * KW);
         CL_GUARD_GOTO(dnnl_weights_alloc(c, k->w_bytes, &k->w_buf));
-        tmp_bytes = (size_t)(C * KW * M) * sizeof(float);
+        tmp_bytes = (size_t)(C * M) * sizeof(float);
         tmp = malloc(tmp_bytes);
         CL_ENSURE_GOTO(tmp != NULL, CL_ERR_NOMEM, "out of memory packing weights");
-        for (int i = 0; i < KH; i++)
-            CL_GUARD_GOTO(dnnl_upconv_pack(c, k, wt, i, tmp, (char *)k->w_buf + (size_t)i * k->up_w_bytes));
+        for (int64_t i = 0; i < KH; i++)
+            for (int64_t j = 0; j < KW; j++)
+                CL_GUARD_GOTO(
+                    dnnl_upconv_pack(c, k, wt, i, j, tmp, (char *)k->w_buf + (size_t)(i * KW + j) * k->up_w_bytes));
         DNNL_TRY(dnnl_stream_wait(((infer_dnnl *)c->m->dnnl)->stream), "weights reorder");
         k->w_from = wt->data;
-        if (b != NULL) {
-            k->b_bytes = (size_t)(KW * M) * sizeof(float);
-            CL_GUARD_GOTO(dnnl_weights_alloc(c, k->b_bytes, &k->b_buf));
-            for (int64_t j = 0; j < KW; j++) memcpy((float *)k->b_buf + j * M, b->data, (size_t)M * sizeof(float));
-        }
     }
     built = true; /* from here on a failure is an error, not a configuration to fall back from */
-    CL_GUARD_GOTO(
-        infer_tensor_new_bytes(c->mem, out[0], CL_INFER_FLOAT, 4, k->out_dims, dnnl_memory_desc_get_size(&k->dst_md)));
-    CL_GUARD_GOTO(dnnl_upconv_run(c, k, x, out[0]));
-    dnnl_out_layout(c, 0, k);
+    if (cat != NULL) {
+        CL_GUARD_GOTO(infer_tensor_new_bytes(c->mem, &cat->t, CL_INFER_FLOAT, 4, k->cat_md.dims,
+                                             dnnl_memory_desc_get_size(&k->cat_md)));
+        CL_GUARD_GOTO(dnnl_upconv_concat_fill(c, k, cat->t.data));
+        CL_GUARD_GOTO(dnnl_upconv_run(c, k, x, b ? b->data : NULL, (float *)cat->t.data + choff));
+        cat->layout = &k->cat_md;
+    } else {
+        CL_GUARD_GOTO(infer_tensor_new_bytes(c->mem, out[0], CL_INFER_FLOAT, 4, k->out_dims,
+                                             dnnl_memory_desc_get_size(&k->dst_md)));
+        CL_GUARD_GOTO(dnnl_upconv_run(c, k, x, b ? b->data : NULL, out[0]->data));
+        dnnl_out_layout(c, 0, k);
+    }
     *handled = true;
     goto done;
 out:
@@ -1004,6 +1088,11 @@ cl_status infer_dnnl_concat(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_inf
 {
     cl_status rc = CL_OK;
     *handled = false;
+    if (out[0]->data != NULL) {
+        /* A ConvTranspose feeding this Concat wrote its output (dnnl_upconv_concat). */
+        *handled = true;
+        return CL_OK;
+    }
     const cl_infer_tensor *x = in[0];
     if (n_in < 2 || n_in > 64 || x->dtype != CL_INFER_FLOAT || x->rank < 3 || x->rank > 5) return CL_OK;
     int64_t axis;

@@ -539,6 +539,55 @@ static void test_upconv(void **state)
     }
 }
 
+/* The U-Net's decoder step: a 2x2 stride-2 ConvTranspose read only by a
+ * Concat with a conv's (channels-last) output writes the Concat's output
+ * itself, in either input order; with a plain graph input as the other
+ * operand it does not (the Concat runs). */
+static void test_upconv_concat(void **state)
+{
+    (void)state;
+    if (!cl_infer_onednn_available()) skip();
+    for (int order = 0; order < 3; order++) {
+        tm_model *t = tm_new(13);
+        const int64_t xd[4] = {1, 3, 8, 6}, wd[4] = {6, 3, 3, 3}, w2d[4] = {5, 6, 3, 3}, td[4] = {5, 4, 2, 2};
+        const int64_t wcd[4] = {3, order == 2 ? 7 : 10, 3, 3}, bd[1] = {4}, st[2] = {2, 2}, k2[2] = {2, 2};
+        tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 4, xd);
+        init_random(t, "W", 4, wd, 81);
+        init_random(t, "W2", 4, w2d, 82);
+        init_random(t, "WT", 4, td, 83);
+        init_random(t, "BT", 1, bd, 84);
+        init_random(t, "WC", 4, wcd, 85);
+        conv_node(t, "c1", "X,W", "S", 2); /* the skip connection, 6 channels */
+        Onnx__NodeProto *n = tm_node(t, "MaxPool", "pool", "S", "P");
+        tm_attr_ints(t, n, "kernel_shape", 2, k2);
+        tm_attr_ints(t, n, "strides", 2, k2);
+        conv_node(t, "c2", "P,W2", "Q", 2);
+        n = tm_node(t, "ConvTranspose", "up", "Q,WT,BT", "U");
+        tm_attr_ints(t, n, "strides", 2, st);
+        n = tm_node(t, "Concat", "cat", order == 0 ? "U,S" : order == 1 ? "S,U" : "U,X", "C");
+        tm_attr_int(t, n, "axis", 1);
+        conv_node(t, "c3", "C,WC", "Y", 2);
+        tm_output(t, "Y");
+        tm_output(t, "P");
+        /* every node on oneDNN, each round */
+        for (int blocked = 0; blocked < 2; blocked++) assert_int_equal(compare_outputs(t, 4, xd, 2, blocked), 12);
+        /* The Concat made no primitive of its own when the ConvTranspose wrote its output. */
+        cl_infer_model *m = tm_load(t);
+        float x[144];
+        unsigned seed = 3;
+        for (int i = 0; i < 144; i++) x[i] = frand(&seed);
+        cl_infer_tensor in = tm_f32(4, xd, x), o[2];
+        assert_ok(cl_infer_run(m, &in, 1, o, 2));
+        size_t cat = 0;
+        while (strcmp(m->nodes[cat].name, "cat") != 0) cat++;
+        assert_int_equal(m->fast[cat] == NULL, order != 2);
+        cl_infer_tensor_free(&o[0]);
+        cl_infer_tensor_free(&o[1]);
+        cl_infer_model_free(m);
+        tm_free(t);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -553,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_layout_plain_inputs),
         cmocka_unit_test(test_conv_add),
         cmocka_unit_test(test_upconv),
+        cmocka_unit_test(test_upconv_concat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
