@@ -262,6 +262,21 @@ out:
     return rc;
 }
 
+/* Primitive attributes with a user-mode scratchpad (ours, so it is wiped). */
+static cl_status dnnl_attr_make(dnnl_primitive_attr_t *attr)
+{
+    cl_status rc = CL_OK;
+    *attr = NULL;
+    DNNL_TRY(dnnl_primitive_attr_create(attr), "attributes");
+    DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user), "attributes");
+out:
+    if (rc != CL_OK && *attr != NULL) {
+        dnnl_primitive_attr_destroy(*attr);
+        *attr = NULL;
+    }
+    return rc;
+}
+
 /* oneDNN's reference implementations (scalar loops) are its last resort. */
 static bool dnnl_impl_is_ref(const_dnnl_primitive_desc_t pd)
 {
@@ -848,10 +863,8 @@ static cl_status dnnl_upconv(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_in
                  "matmul descriptor");
         dnnl_primitive_desc_t pd = NULL;
         dnnl_primitive_attr_t attr = NULL;
-        DNNL_TRY(dnnl_primitive_attr_create(&attr), "attributes");
-        dnnl_status_t st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-        if (st == dnnl_success)
-            st = dnnl_primitive_desc_create(&pd, &desc, attr, ((infer_dnnl *)c->m->dnnl)->eng, NULL);
+        CL_GUARD_GOTO(dnnl_attr_make(&attr));
+        dnnl_status_t st = dnnl_primitive_desc_create(&pd, &desc, attr, ((infer_dnnl *)c->m->dnnl)->eng, NULL);
         dnnl_primitive_attr_destroy(attr);
         if (st != dnnl_success) CL_FAIL_GOTO(CL_ERR_INTERNAL, "oneDNN matmul descriptor failed (status %d)", (int)st);
         /* A reference matmul would be slower than the deconvolution. */
@@ -1056,8 +1069,7 @@ cl_status infer_dnnl_maxpool(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_in
         DNNL_TRY(dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, dnnl_pooling_max, &k->src_md,
                                                    &dst_any, strides, kernel, dil, pl, pr),
                  "pooling descriptor");
-        DNNL_TRY(dnnl_primitive_attr_create(&attr), "attributes");
-        DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attributes");
+        CL_GUARD_GOTO(dnnl_attr_make(&attr));
         dnnl_status_t st = dnnl_primitive_desc_create(&pd, &desc, attr, ((infer_dnnl *)c->m->dnnl)->eng, NULL);
         dnnl_primitive_attr_destroy(attr);
         if (st != dnnl_success) CL_FAIL_GOTO(CL_ERR_INTERNAL, "oneDNN pooling descriptor failed (status %d)", (int)st);
@@ -1137,8 +1149,7 @@ cl_status infer_dnnl_concat(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_inf
         memcpy(k->out_dims, od, sizeof(od));
         dnnl_primitive_desc_t pd = NULL;
         dnnl_primitive_attr_t attr = NULL;
-        DNNL_TRY(dnnl_primitive_attr_create(&attr), "attributes");
-        DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attributes");
+        CL_GUARD_GOTO(dnnl_attr_make(&attr));
         dnnl_status_t st = dnnl_concat_primitive_desc_create(&pd, NULL, n_in, (int)axis, k->in_mds, attr,
                                                              ((infer_dnnl *)c->m->dnnl)->eng);
         dnnl_primitive_attr_destroy(attr);
