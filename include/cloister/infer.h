@@ -182,6 +182,83 @@ CL_MUST_USE cl_status cl_infer_classifier_format(const cl_infer_classifier *c, c
 CL_MUST_USE cl_status cl_infer_classifier_run(cl_infer_model *m, const cl_infer_classifier *c,
                                               cl_infer_record_format fmt, const void *bytes, size_t len, cl_buf *out);
 
+/*
+ * Segmentation I/O: an image in, a mask and its summary out, for any model
+ * that says it is a segmenter in its metadata_props:
+ *   cloister.kind                     "segmentation" (required)
+ *   cloister.name                     the model's name for the summary: 1-64 of A-Z a-z 0-9 _ . - (optional)
+ *   cloister.note                     provenance shown with every result, printable ASCII, at most
+ *                                     1024 bytes (optional; the phantom demo model says it is not
+ *                                     clinically trained here)
+ *   cloister.segmentation.threshold   probability at or above which a pixel is in the mask, in (0, 1)
+ *                                     (optional; 0.5)
+ * The model's only input is float32 [1, 1 or 3, H, W] (H, W fixed, or symbolic
+ * to take the image's own size); its first output float32 [1, 1, h, w] (or
+ * [1, h, w], [h, w]) holds per-pixel probabilities. The PNG goes through
+ * cl_infer_png_read at the model's input size; the probability map is resized
+ * back to the image's size (bilinear, half-pixel centres) and thresholded
+ * there, so the mask has the size of the image that came in. The CLI and the
+ * enclave worker share this code; nothing touches a file.
+ */
+/* Largest PNG accepted, in bytes (one slice is well under 1 MiB). */
+#define CL_INFER_SEGMENT_MAX_INPUT ((size_t)64 << 20)
+/* Largest image segmented, in pixels (4096 x 4096; a slice is 256 x 256 to
+ * 1024 x 1024): the image, the probability map at its size and the mask are
+ * all held at once, inside the enclave's memory. */
+#define CL_INFER_SEGMENT_MAX_PIXELS ((size_t)1 << 24)
+
+/* Whether the model's metadata says cloister.kind = segmentation. */
+bool cl_infer_segmenter_detect(const cl_infer_model *m);
+/* Validates the segmentation metadata and the input's shape: CL_ERR_NOT_FOUND
+ * when the model does not say it is a segmenter, CL_ERR_FORMAT on bad metadata
+ * or an input that is not an image. */
+CL_MUST_USE cl_status cl_infer_segmenter_check(const cl_infer_model *m);
+/* Appends the summary of a probability map (float32 [H, W] or [1, 1, H, W]) at
+ * `threshold` (pixels with p >= threshold are in the mask):
+ *   {"kind": "segmentation", "model": NAME, ["note": NOTE,] "width": W, "height": H,
+ *    "threshold": T, "area_pixels": N, "area_fraction": N / (W H),
+ *    "bounding_box": {"x": X, "y": Y, "width": BW, "height": BH} or null when the mask is empty}
+ * x, y are the top-left pixel's column and row. `note` may be NULL. */
+CL_MUST_USE cl_status cl_infer_segment_summary(const cl_infer_tensor *prob, float threshold, const char *model,
+                                               const char *note, cl_buf *out);
+/* Decode, run, resize back, threshold: appends the mask (8-bit gray PNG, 255
+ * in the mask, 0 elsewhere, the input image's size) to mask_png and the
+ * summary JSON to summary_json. All of `png` is untrusted. */
+CL_MUST_USE cl_status cl_infer_segment_png(cl_infer_model *m, const void *png, size_t len, cl_buf *mask_png,
+                                           cl_buf *summary_json);
+/* The same as one JSON document: the summary with the mask PNG in it as
+ * "mask_png_base64" (RFC 4648 base64, padded) -- what the worker returns. */
+CL_MUST_USE cl_status cl_infer_segment_png_json(cl_infer_model *m, const void *png, size_t len, cl_buf *out);
+
+/*
+ * Service: one model behind one entry point, what the enclave worker runs for every request
+ * (whatever path it came by) and what bench/e2e times as local inference. The model's
+ * metadata says its kind: a classifier (cloister.classifier.labels) reads one record, JSON
+ * if its first non-blank byte is { or [, else CSV, and answers cl_infer_classifier_format's
+ * JSON; a segmenter (cloister.kind = segmentation) reads a PNG and answers
+ * cl_infer_segment_png_json's JSON, the mask in it as base64.
+ */
+typedef enum cl_infer_kind {
+    CL_INFER_KIND_CLASSIFIER = 1,
+    CL_INFER_KIND_SEGMENTER,
+} cl_infer_kind;
+typedef struct cl_infer_service cl_infer_service;
+
+const char *cl_infer_kind_name(cl_infer_kind k);
+/* Loads and checks the model; CL_ERR_UNSUPPORTED when its metadata names no kind. */
+CL_MUST_USE cl_status cl_infer_service_open(const void *onnx, size_t len, const cl_infer_options *opts,
+                                            cl_infer_service **out);
+void cl_infer_service_free(cl_infer_service *s);
+cl_infer_kind cl_infer_service_kind(const cl_infer_service *s);
+const cl_infer_model *cl_infer_service_model(const cl_infer_service *s);
+/* One input through the model; appends the result JSON to out. Thread-safe (one
+ * inference at a time; the model holds a run's intermediates). Errors may quote the
+ * input: a caller whose errors cross a trust boundary says less. */
+CL_MUST_USE cl_status cl_infer_service_run(cl_infer_service *s, const uint8_t *in, size_t n, cl_buf *out);
+/* A segmentation result (untrusted bytes): its JSON without "mask_png_base64" appended to
+ * summary, the decoded mask PNG to mask_png. CL_ERR_FORMAT when it is not one. */
+CL_MUST_USE cl_status cl_infer_result_split_mask(const uint8_t *result, size_t n, cl_buf *summary, cl_buf *mask_png);
+
 #ifdef __cplusplus
 }
 #endif

@@ -35,6 +35,11 @@ typedef struct cl_kms_client_config {
      * Nitro): each connection is cl_vsock_connect(cl_vsock_ctl(), vsock_port). The URL
      * still names the endpoint (Host header, SigV4, TLS name). */
     uint32_t vsock_port;
+    /* PEM file of the CAs that may certify an https:// endpoint (AWS_CA_BUNDLE in the
+     * environment); NULL: the system's trust store. Inside an enclave this is a file in the
+     * image, so the TLS session to the KMS ends in the enclave and the host relays only
+     * ciphertext (docs/threat-model.md). */
+    const char *ca_file;
 } cl_kms_client_config;
 
 typedef struct cl_kms_client cl_kms_client;
@@ -42,7 +47,7 @@ typedef struct cl_kms_client cl_kms_client;
 CL_MUST_USE cl_status cl_kms_client_new(const cl_kms_client_config *cfg, cl_kms_client **out);
 /* From the usual AWS environment: AWS_ENDPOINT_URL_KMS, then AWS_ENDPOINT_URL
  * (unless endpoint is given), AWS_REGION or AWS_DEFAULT_REGION,
- * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN; and
+ * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_CA_BUNDLE; and
  * CLOISTER_KMS_VSOCK_PORT for vsock_port. */
 CL_MUST_USE cl_status cl_kms_client_from_env(const char *endpoint, cl_kms_client **out);
 void cl_kms_client_free(cl_kms_client *c);

@@ -29,6 +29,9 @@ static const char infer_usage[] =
     "keyed by feature name, or an array of numbers) or .csv (one row of numbers,\n"
     "optionally after a header row of feature names); the result is printed as\n"
     "{\"label\": ..., \"probabilities\": {...}}.\n"
+    "For a segmentation model (metadata cloister.kind=segmentation) and a .png\n"
+    "INPUT, the JSON summary of the mask (area, bounding box) is printed and\n"
+    "-o OUT.png writes the mask at the input image's size (see docs/inference.md).\n"
     "With -o OUT.npy the first output is written as .npy; with -o OUT.png it is\n"
     "written as a mask (255 where the probability is >= 0.5); otherwise every\n"
     "output's name, shape and first values are printed.\n"
@@ -79,23 +82,32 @@ static bool infer_has_suffix(const char *s, const char *suffix)
     return n > k && strcmp(s + n - k, suffix) == 0;
 }
 
+/* Writes the whole file or nothing. */
+static cl_status infer_write_bytes(const char *path, bool force, const cl_buf *b)
+{
+    cl_status rc = CL_OK;
+    cl_outfile of = {.fd = -1};
+    CL_GUARD_GOTO(cl_outfile_open(&of, path, force, 0600));
+    cl_stream s = cl_stream_fd(of.fd, path);
+    CL_GUARD_GOTO(s.write(&s, b->data, b->len));
+    CL_GUARD_GOTO(cl_outfile_commit(&of));
+out:
+    cl_outfile_abort(&of);
+    return rc;
+}
+
 /* Writes .npy, or for a .png path the mask of a probability map (p >= 0.5). */
 static cl_status infer_write(const char *path, bool force, const cl_infer_tensor *t)
 {
     cl_status rc = CL_OK;
     cl_buf b;
-    cl_outfile of = {.fd = -1};
     cl_buf_init(&b, t->nbytes + 4096);
     if (infer_has_suffix(path, ".png"))
         CL_GUARD_GOTO(cl_infer_png_write_mask(t, 0.5f, &b));
     else
         CL_GUARD_GOTO(cl_infer_npy_write(t, &b));
-    CL_GUARD_GOTO(cl_outfile_open(&of, path, force, 0600));
-    cl_stream s = cl_stream_fd(of.fd, path);
-    CL_GUARD_GOTO(s.write(&s, b.data, b.len));
-    CL_GUARD_GOTO(cl_outfile_commit(&of));
+    CL_GUARD_GOTO(infer_write_bytes(path, force, &b));
 out:
-    cl_outfile_abort(&of);
     cl_buf_free(&b);
     return rc;
 }
@@ -144,9 +156,10 @@ static cl_status infer_local(const char *model_path, const char *input_path, con
     cl_infer_tensor in = {0};
     cl_infer_tensor *outs = NULL;
     cl_infer_classifier *cls = NULL;
-    cl_buf res;
+    cl_buf res, mask;
     size_t n_out = 0;
     cl_buf_init(&res, (size_t)1 << 20);
+    cl_buf_init(&mask, INFER_CLI_MAX_INPUT);
     /* The model is the owner's secret: it is read into locked, wiped memory. */
     cl_buf_init_secret(&mb, INFER_CLI_MAX_MODEL);
     cl_buf_init(&ib, INFER_CLI_MAX_INPUT);
@@ -173,6 +186,7 @@ static cl_status infer_local(const char *model_path, const char *input_path, con
             cl_infer_classifier_parse(cls, json_in ? CL_INFER_RECORD_JSON : CL_INFER_RECORD_CSV, ib.data, ib.len, &in),
             "input %s", input_path);
     } else if (png_in) {
+        if (cl_infer_segmenter_detect(m)) CL_GUARD_CTX_GOTO(cl_infer_segmenter_check(m), "model %s", model_path);
         /* The image becomes [1, C, H, W] at the model's declared size. */
         cl_infer_dtype dt;
         int rank;
@@ -185,13 +199,22 @@ static cl_status infer_local(const char *model_path, const char *input_path, con
     } else {
         CL_GUARD_CTX_GOTO(cl_infer_npy_parse(ib.data, ib.len, &in), "input %s", input_path);
     }
+    /* A segmenter's mask and summary come from the library (as in the enclave);
+     * -o OUT.npy still writes the raw probability map at the model's size. */
+    bool segment = png_in && cl_infer_segmenter_detect(m) && (out_path == NULL || infer_has_suffix(out_path, ".png"));
     n_out = cl_infer_model_output_count(m);
     outs = calloc(n_out, sizeof(*outs));
     CL_ENSURE_GOTO(outs != NULL, CL_ERR_NOMEM, "out of memory");
     double t0 = infer_now_ms();
-    CL_GUARD_GOTO(cl_infer_run(m, &in, 1, outs, n_out));
+    if (segment)
+        CL_GUARD_CTX_GOTO(cl_infer_segment_png(m, ib.data, ib.len, &mask, &res), "input %s", input_path);
+    else
+        CL_GUARD_GOTO(cl_infer_run(m, &in, 1, outs, n_out));
     double t1 = infer_now_ms();
-    if (cls != NULL) {
+    if (segment) {
+        if (out_path != NULL) CL_GUARD_CTX_GOTO(infer_write_bytes(out_path, force, &mask), "writing %s", out_path);
+        printf("%s\n", cl_buf_cstr(&res));
+    } else if (cls != NULL) {
         CL_GUARD_CTX_GOTO(cl_infer_classifier_format(cls, &outs[0], &res), "model %s", model_path);
         printf("%s\n", cl_buf_cstr(&res));
     } else if (out_path != NULL) {
@@ -211,6 +234,7 @@ out:
     cl_infer_classifier_free(cls);
     cl_infer_model_free(m);
     cl_buf_free(&res);
+    cl_buf_free(&mask);
     cl_buf_free(&mb);
     cl_buf_free(&ib);
     return rc;

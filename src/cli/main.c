@@ -15,7 +15,7 @@ static const cli_command cli_commands[] = {
     {"attest", "verify attestation documents (AWS Nitro format)", cmd_attest},
     {"enclave", "sim enclaves: images, launcher, attestation root (build, run, init-root, ...)", cmd_enclave},
     {"kms", "manage KMS keys; verify the KMS audit log", cmd_kms},
-    {"infer", "send a sealed record to a cloister-infer enclave; get the sealed result", cmd_infer_remote},
+    {"infer", "run one record through a cloister-infer enclave (envelope or RA-TLS channel path)", cmd_infer_remote},
     {"infer-local", "run an ONNX model on a local input (an image, an array, or a patient's measurements)",
      cmd_infer_local},
     {"train-local", "train the breast-cancer classifier on a CSV table and write it as ONNX", cmd_train_local},

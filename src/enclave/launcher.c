@@ -144,6 +144,11 @@ static struct scmp_arg_cmp arg0(enum scmp_compare op, uint64_t a, uint64_t b)
     return (struct scmp_arg_cmp){.arg = 0, .op = op, .datum_a = a, .datum_b = b};
 }
 
+static struct scmp_arg_cmp arg_n(unsigned n, enum scmp_compare op, uint64_t a, uint64_t b)
+{
+    return (struct scmp_arg_cmp){.arg = n, .op = op, .datum_a = a, .datum_b = b};
+}
+
 static cl_status seccomp_install(void)
 {
     /* What a C program, its dynamic loader, libc, libcrypto and libcbor need to run and
@@ -260,6 +265,14 @@ static cl_status seccomp_install(void)
      * even when CURLOPT_SOCKOPTFUNCTION says CURL_SOCKOPT_ALREADY_CONNECTED (curl issue #10626,
      * fixed in 8.0), which is how the KMS client uses a vsock stream from inside. */
     if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(0), SCMP_SYS(connect), 0);
+    /* Per-connection timeouts on the sockets the enclave holds (a stalled client must not pin
+     * one of the worker's threads): SOL_SOCKET with SO_RCVTIMEO or SO_SNDTIMEO only. */
+    if (r == 0)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setsockopt), 2, arg_n(1, SCMP_CMP_EQ, SOL_SOCKET, 0),
+                             arg_n(2, SCMP_CMP_EQ, SO_RCVTIMEO, 0));
+    if (r == 0)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setsockopt), 2, arg_n(1, SCMP_CMP_EQ, SOL_SOCKET, 0),
+                             arg_n(2, SCMP_CMP_EQ, SO_SNDTIMEO, 0));
     if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, arg0(SCMP_CMP_EQ, PR_GET_DUMPABLE, 0));
     if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, arg0(SCMP_CMP_EQ, PR_SET_NAME, 0));
     if (r == 0) r = seccomp_load(ctx);

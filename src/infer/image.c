@@ -65,8 +65,8 @@ static void img_dec_free(img_dec *d)
 }
 
 /* Decodes to interleaved 16-bit-or-8-bit samples; *bits is 8 or 16, *ch 1 or 3. */
-static cl_status img_decode(const void *bytes, size_t len, img_dec *d, img_src *src, uint32_t *w, uint32_t *h, int *ch,
-                            int *bits)
+static cl_status img_decode(const void *bytes, size_t len, size_t max_pixels, img_dec *d, img_src *src, uint32_t *w,
+                            uint32_t *h, int *ch, int *bits)
 {
     CL_ENSURE(len >= 8 && png_sig_cmp(bytes, 0, 8) == 0, CL_ERR_FORMAT, "not a PNG file (bad signature)");
     src->r = cl_reader_make(bytes, len);
@@ -93,8 +93,8 @@ static cl_status img_decode(const void *bytes, size_t len, img_dec *d, img_src *
     (void)color;
     CL_ENSURE(c == 1 || c == 3, CL_ERR_UNSUPPORTED, "PNG has %d channels after expansion; gray or RGB expected", c);
     CL_ENSURE(*bits == 8 || *bits == 16, CL_ERR_UNSUPPORTED, "PNG bit depth %d is not supported", *bits);
-    CL_ENSURE(*w > 0 && *h > 0 && (size_t)*w * *h <= IMG_MAX_PIXELS, CL_ERR_LIMIT, "PNG of %ux%u pixels is too large",
-              *w, *h);
+    CL_ENSURE(*w > 0 && *h > 0 && (size_t)*w * *h <= max_pixels, CL_ERR_LIMIT,
+              "PNG of %ux%u pixels is too large (at most %zu pixels here)", *w, *h, max_pixels);
     *ch = c;
     size_t rowbytes = png_get_rowbytes(d->png, d->info);
     CL_ENSURE(rowbytes == (size_t)*w * (size_t)c * (size_t)(*bits / 8), CL_ERR_INTERNAL, "unexpected PNG row size");
@@ -122,8 +122,36 @@ static double img_bilinear(const float *p, int64_t h, int64_t w, int64_t oy, int
     return a * (1 - ty) + b * ty;
 }
 
+cl_status infer_image_resize(const cl_infer_tensor *in, int64_t out_h, int64_t out_w, cl_infer_tensor *out)
+{
+    memset(out, 0, sizeof(*out));
+    CL_ENSURE(in->dtype == CL_INFER_FLOAT && in->rank == 4 && in->dims[0] == 1, CL_ERR_INTERNAL,
+              "an image resize needs a float32 [1, C, H, W] tensor");
+    int64_t c = in->dims[1], h = in->dims[2], w = in->dims[3];
+    CL_ENSURE(c >= 1 && h >= 1 && w >= 1 && out_h >= 1 && out_w >= 1 && out_h <= IMG_MAX_SIDE && out_w <= IMG_MAX_SIDE,
+              CL_ERR_LIMIT, "cannot resize a %lldx%lld image to %lldx%lld (sides are 1 to %d)", (long long)w,
+              (long long)h, (long long)out_w, (long long)out_h, IMG_MAX_SIDE);
+    int64_t od[4] = {1, c, out_h, out_w};
+    CL_GUARD(cl_infer_tensor_alloc(out, CL_INFER_FLOAT, 4, od));
+    const float *f = in->data;
+    float *o = out->data;
+    size_t plane = (size_t)h * (size_t)w;
+    for (int64_t k = 0; k < c; k++)
+        for (int64_t y = 0; y < out_h; y++)
+            for (int64_t x = 0; x < out_w; x++)
+                o[(k * out_h + y) * out_w + x] = (float)img_bilinear(f + (size_t)k * plane, h, w, y, x, out_h, out_w);
+    return CL_OK;
+}
+
 cl_status cl_infer_png_read(const void *bytes, size_t len, int channels, int64_t out_h, int64_t out_w,
                             cl_infer_tensor *out)
+{
+    int64_t h, w;
+    return infer_png_read_sized(bytes, len, channels, IMG_MAX_PIXELS, out_h, out_w, out, &h, &w);
+}
+
+cl_status infer_png_read_sized(const void *bytes, size_t len, int channels, size_t max_pixels, int64_t out_h,
+                               int64_t out_w, cl_infer_tensor *out, int64_t *src_h, int64_t *src_w)
 {
     cl_status rc = CL_OK;
     img_dec d = {0};
@@ -132,9 +160,11 @@ cl_status cl_infer_png_read(const void *bytes, size_t len, int channels, int64_t
     uint32_t w = 0, h = 0;
     int ch = 0, bits = 0;
     memset(out, 0, sizeof(*out));
+    *src_h = *src_w = 0;
     CL_ENSURE(channels == 1 || channels == 3, CL_ERR_UNSUPPORTED, "an image input needs 1 or 3 channels, not %d",
               channels);
-    CL_GUARD_GOTO(img_decode(bytes, len, &d, &src, &w, &h, &ch, &bits));
+    CL_GUARD_GOTO(img_decode(bytes, len, max_pixels < IMG_MAX_PIXELS ? max_pixels : IMG_MAX_PIXELS, &d, &src, &w, &h,
+                             &ch, &bits));
     int64_t dims[4] = {1, channels, h, w};
     CL_GUARD_GOTO(cl_infer_tensor_alloc(&full, CL_INFER_FLOAT, 4, dims));
     float *f = full.data;
@@ -150,14 +180,7 @@ cl_status cl_infer_png_read(const void *bytes, size_t len, int channels, int64_t
     if (out_h <= 0) out_h = h;
     if (out_w <= 0) out_w = w;
     if (out_h != (int64_t)h || out_w != (int64_t)w) {
-        int64_t od[4] = {1, channels, out_h, out_w};
-        CL_GUARD_GOTO(cl_infer_tensor_alloc(out, CL_INFER_FLOAT, 4, od));
-        float *o = out->data;
-        for (int k = 0; k < channels; k++)
-            for (int64_t y = 0; y < out_h; y++)
-                for (int64_t x = 0; x < out_w; x++)
-                    o[((int64_t)k * out_h + y) * out_w + x] =
-                        (float)img_bilinear(f + (size_t)k * plane, h, w, y, x, out_h, out_w);
+        CL_GUARD_GOTO(infer_image_resize(&full, out_h, out_w, out));
     } else {
         *out = full;
         memset(&full, 0, sizeof(full));
@@ -172,6 +195,8 @@ cl_status cl_infer_png_read(const void *bytes, size_t len, int channels, int64_t
     double sd = sqrt(sq / (double)n);
     if (sd == 0) sd = 1;
     for (size_t i = 0; i < n; i++) o[i] = (float)(((double)o[i] - mean) / sd);
+    *src_h = h;
+    *src_w = w;
 out:
     img_dec_free(&d);
     cl_infer_tensor_free(&full);

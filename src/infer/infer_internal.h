@@ -217,4 +217,13 @@ bool infer_attr_has(const infer_node *n, const char *name);
 CL_MUST_USE cl_status infer_attr_tensor(infer_mem *mem, const infer_node *n, const char *name, cl_infer_tensor *out,
                                         bool *found);
 
+/* Bilinear resize (half-pixel centres, edges clamped, as ONNX Resize linear
+ * half_pixel) of a float32 [1, C, H, W] tensor into a fresh one. */
+CL_MUST_USE cl_status infer_image_resize(const cl_infer_tensor *in, int64_t out_h, int64_t out_w, cl_infer_tensor *out);
+/* cl_infer_png_read that refuses images over max_pixels (before decoding
+ * them) and says how large the decoded image was. */
+CL_MUST_USE cl_status infer_png_read_sized(const void *bytes, size_t len, int channels, size_t max_pixels,
+                                           int64_t out_h, int64_t out_w, cl_infer_tensor *out, int64_t *src_h,
+                                           int64_t *src_w);
+
 #endif

@@ -18,7 +18,7 @@ static void kms_usage(FILE *f)
     fputs("Usage: cloister-kms --config FILE\n"
           "       cloister-kms --dev [--listen HOST:PORT] [--data DIR] [--threads N] [--max-body BYTES]\n"
           "                          [--principal ACCESS_KEY_ID:SECRET:ARN]... [--attestation-root PEM]...\n"
-          "                          [--attestation-max-age SECONDS]\n"
+          "                          [--attestation-max-age SECONDS] [--tls-cert PEM --tls-key PEM]\n"
           "\n"
           "  --config FILE     run as FILE says (JSON; docs/kms.md, \"Configuration file\"): listen\n"
           "                    address, threads, TLS certificate and key (HTTPS, TLS 1.2/1.3), data\n"
@@ -37,6 +37,8 @@ static void kms_usage(FILE *f)
           "                    Recipient parameter (the sim root from `cloister enclave init-root`,\n"
           "                    or AWS's Nitro root G1); repeatable. Without one, Recipient is refused\n"
           "  --attestation-max-age SECONDS  oldest attestation document accepted (default 300)\n"
+          "  --tls-cert PEM, --tls-key PEM  serve HTTPS (TLS 1.2/1.3) with this certificate chain and\n"
+          "                    key instead of plain HTTP (clients: AWS_CA_BUNDLE or --ca-bundle)\n"
           "\nThe options after --dev only apply to --dev; with --config, the file says it all.\n"
           "Prints the address it listens on (http:// or https://) once ready.\n"
           "Stops cleanly on SIGINT or SIGTERM.\n",
@@ -84,6 +86,8 @@ int main(int argc, char **argv)
                                          {"principal", required_argument, NULL, 'p'},
                                          {"attestation-root", required_argument, NULL, 'r'},
                                          {"attestation-max-age", required_argument, NULL, 'a'},
+                                         {"tls-cert", required_argument, NULL, 'C'},
+                                         {"tls-key", required_argument, NULL, 'K'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     kms_config cfg;
@@ -157,6 +161,8 @@ int main(int argc, char **argv)
             cfg.attest_max_age_ms = secs * 1000;
             break;
         }
+        case 'C': (void)snprintf(cfg.tls_cert, sizeof(cfg.tls_cert), "%s", optarg); break;
+        case 'K': (void)snprintf(cfg.tls_key, sizeof(cfg.tls_key), "%s", optarg); break;
         case 'h': kms_usage(stdout); return 0;
         default: kms_usage(stderr); return 2;
         }
@@ -172,6 +178,10 @@ int main(int argc, char **argv)
     if (config != NULL && (dev || dev_only != NULL)) {
         fprintf(stderr, "cloister-kms: --config cannot be combined with --%s: put the setting in %s\n",
                 dev ? "dev" : dev_only, config);
+        return 2;
+    }
+    if ((cfg.tls_cert[0] != '\0') != (cfg.tls_key[0] != '\0')) {
+        fprintf(stderr, "cloister-kms: --tls-cert and --tls-key go together (PEM certificate chain and its key)\n");
         return 2;
     }
     if (config == NULL && !dev) {

@@ -33,6 +33,7 @@ struct cl_kms_client {
     int max_attempts;
     long timeout_ms;
     uint32_t vsock_port; /* 0: TCP */
+    char *ca_file;       /* NULL: the system's trust store */
 };
 
 static pthread_once_t cl_curl_once = PTHREAD_ONCE_INIT;
@@ -47,6 +48,7 @@ void cl_kms_client_free(cl_kms_client *c)
     free(c->endpoint);
     free(c->host);
     free(c->path);
+    free(c->ca_file);
     free(c->region);
     free(c->access_key_id);
     cl_buf_free(&c->secret);
@@ -104,9 +106,10 @@ cl_status cl_kms_client_new(const cl_kms_client_config *cfg, cl_kms_client **out
     c->region = cl_dup(cfg->region);
     c->access_key_id = cl_dup(cfg->access_key_id);
     c->session_token = cl_dup(cfg->session_token);
+    c->ca_file = cl_dup(cfg->ca_file);
     c->curl = curl_easy_init();
     CL_ENSURE_GOTO(c->endpoint && c->region && c->access_key_id && c->curl &&
-                       (cfg->session_token == NULL || c->session_token),
+                       (cfg->session_token == NULL || c->session_token) && (cfg->ca_file == NULL || c->ca_file),
                    CL_ERR_NOMEM, "out of memory");
     CL_GUARD_GOTO(cl_buf_append_str(&c->secret, cfg->secret_access_key));
     CL_GUARD_GOTO(cl_kms_parse_endpoint(c));
@@ -135,6 +138,7 @@ cl_status cl_kms_client_from_env(const char *endpoint, cl_kms_client **out)
     cfg.access_key_id = cl_env("AWS_ACCESS_KEY_ID");
     cfg.secret_access_key = cl_env("AWS_SECRET_ACCESS_KEY");
     cfg.session_token = cl_env("AWS_SESSION_TOKEN");
+    cfg.ca_file = cl_env("AWS_CA_BUNDLE"); /* the AWS CLI's and SDKs' variable */
     const char *vp = cl_env("CLOISTER_KMS_VSOCK_PORT");
     if (vp != NULL) {
         char *end = NULL;
@@ -284,6 +288,10 @@ static cl_status cl_kms_attempt(cl_kms_client *c, const char *op, const char *bo
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    /* Peer and host name are always verified (libcurl's defaults, never turned off); inside
+     * an enclave the trust store is the CA file baked into the image. */
+    if (c->ca_file != NULL) curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
     if (c->vsock_port != 0) {
         curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, cl_kms_open_vsock);
         curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, c);

@@ -27,6 +27,7 @@
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "cloister/nsm.h"
@@ -73,6 +74,15 @@ static int probe(void)
     result("no_inet_socket", s < 0, strerror(errno));
     s = socket(AF_UNIX, SOCK_STREAM, 0);
     result("no_unix_socket", s < 0, strerror(errno));
+    /* setsockopt: only the timeouts (the worker's per-connection read timeout), only on the
+     * sockets it was given (the NSM device's socketpair end here). */
+    struct timeval tv = {.tv_sec = 5, .tv_usec = 0};
+    result("setsockopt_timeout", setsockopt(nsm, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0, strerror(errno));
+    tv.tv_sec = 0; /* back to no timeout: the device's answers may take their time */
+    (void)setsockopt(nsm, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    int one = 1;
+    result("no_other_setsockopt", setsockopt(nsm, SOL_SOCKET, SO_SNDBUF, &one, sizeof(one)) != 0 && errno == EPERM,
+           strerror(errno));
     /* No ptrace, no mount, no namespaces. */
     result("no_ptrace", ptrace(PTRACE_TRACEME, 0, NULL, NULL) != 0, strerror(errno));
     result("no_mount", mount("tmpfs", "/files", "tmpfs", 0, NULL) != 0, strerror(errno));

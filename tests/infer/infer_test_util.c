@@ -262,3 +262,12 @@ cl_infer_tensor tm_f32(int rank, const int64_t *dims, float *data)
     x.nbytes = n * sizeof(float);
     return x;
 }
+
+void tm_metadata(tm_model *t, const char *key, const char *value)
+{
+    Onnx__StringStringEntryProto *e = tm_alloc(t, sizeof(*e));
+    onnx__string_string_entry_proto__init(e);
+    e->key = tm_strdup(t, key);
+    e->value = tm_strdup(t, value);
+    tm_push(t, &t->m.n_metadata_props, (void ***)&t->m.metadata_props, e);
+}

@@ -26,6 +26,8 @@ void tm_attr_int(tm_model *t, Onnx__NodeProto *n, const char *name, int64_t v);
 void tm_attr_float(tm_model *t, Onnx__NodeProto *n, const char *name, float v);
 void tm_attr_ints(tm_model *t, Onnx__NodeProto *n, const char *name, size_t count, const int64_t *v);
 void tm_attr_string(tm_model *t, Onnx__NodeProto *n, const char *name, const char *v);
+/* A metadata_props entry of the model. */
+void tm_metadata(tm_model *t, const char *key, const char *value);
 /* Serialises into a fresh buffer (freed by the caller). */
 void tm_pack(tm_model *t, cl_buf *out);
 /* Loads the packed model, failing the test on error. */

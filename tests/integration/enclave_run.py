@@ -149,7 +149,7 @@ def test_probe(tmp):
         check(r[2] == "ok", "inside the enclave: " + " ".join(r[1:]))
     names = {r[1] for r in results}
     for need in ("host_passwd", "no_inet_socket", "no_ptrace", "memory_limit", "not_dumpable", "read_only_root",
-                 "pcr0_read_only", "garbage_answered"):
+                 "pcr0_read_only", "garbage_answered", "setsockopt_timeout", "no_other_setsockopt"):
         check(need in names, f"probe {need} ran")
     check(p.returncode == 0, f"the probe exited 0 (got {p.returncode}; stderr: {err.strip()[:300]})")
     check(("PCR0 " + "0" * 96) in out, "debug mode: the enclave sees PCR0 zeroed, as on Nitro")

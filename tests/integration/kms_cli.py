@@ -5,6 +5,7 @@ libcloister KMS client, against cloister-kms AND against moto_server (an
 independent implementation of the KMS protocol), plus audit-verify."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -102,6 +103,51 @@ class AgainstCloisterKms(SealRoundTrip, unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("InvalidSignatureException", p.stderr)
 
+    def test_key_lifecycle_grants_and_policy(self):
+        env = self.env(AWS_ENDPOINT_URL=self.endpoint)
+        kid = json.loads(run(["kms", "create-key"], env).stdout)["KeyMetadata"]["KeyId"]
+        run(["kms", "create-alias", "--alias-name", "alias/life", "--target-key-id", kid], env)
+        aliases = json.loads(run(["kms", "list-aliases", "--key-id", kid], env).stdout)["Aliases"]
+        self.assertEqual([a["AliasName"] for a in aliases], ["alias/life"])
+        run(["kms", "disable-key", "--key-id", kid], env)  # AWS: key id or ARN, no alias
+        meta = json.loads(run(["kms", "describe-key", "--key-id", kid], env).stdout)["KeyMetadata"]
+        self.assertEqual(meta["KeyState"], "Disabled")
+        run(["kms", "enable-key", "--key-id", kid], env)
+        out = json.loads(run(["kms", "schedule-key-deletion", "--key-id", kid, "--pending-window-in-days", "7"],
+                             env).stdout)
+        self.assertEqual(out["KeyState"], "PendingDeletion")
+        run(["kms", "cancel-key-deletion", "--key-id", kid], env)
+        meta = json.loads(run(["kms", "describe-key", "--key-id", kid], env).stdout)["KeyMetadata"]
+        self.assertEqual(meta["KeyState"], "Disabled")  # as in AWS: a cancelled deletion leaves the key disabled
+        run(["kms", "enable-key", "--key-id", kid], env)
+        policy = json.loads(json.loads(run(["kms", "get-key-policy", "--key-id", kid], env).stdout)["Policy"])
+        self.assertEqual(policy["Statement"][0]["Action"], "kms:*")
+        grantee = "arn:aws:iam::111122223333:user/reader"
+        g = json.loads(run(["kms", "create-grant", "--key-id", kid, "--grantee-principal", grantee,
+                            "--operations", "Decrypt,GenerateDataKey"], env).stdout)
+        grants = json.loads(run(["kms", "list-grants", "--key-id", kid], env).stdout)["Grants"]
+        self.assertEqual([(x["GrantId"], x["GranteePrincipal"], sorted(x["Operations"])) for x in grants],
+                         [(g["GrantId"], grantee, ["Decrypt", "GenerateDataKey"])])
+        run(["kms", "revoke-grant", "--key-id", kid, "--grant-id", g["GrantId"]], env)
+        self.assertEqual(json.loads(run(["kms", "list-grants", "--key-id", kid], env).stdout)["Grants"], [])
+        p = run(["kms", "create-grant", "--key-id", kid, "--grantee-principal", grantee, "--operations", "Fly"],
+                env, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("ValidationException", p.stderr)
+
+    def test_usage_errors(self):
+        env = self.env(AWS_ENDPOINT_URL=self.endpoint)
+        for args, what in ((["kms", "create-grant", "--key-id", "k"], "missing"),
+                           (["kms", "list-keys", "--key-id", "k"], "does not take"),
+                           (["kms", "create-grant", "--key-id", "k", "--grantee-principal", "g", "--operations",
+                             "Decrypt,,Encrypt"], "--operations"),
+                           (["kms", "schedule-key-deletion", "--key-id", "k", "--pending-window-in-days", "x"],
+                            "--pending-window-in-days"),
+                           (["kms", "fly"], "unknown subcommand")):
+            p = run(args, env, check=False)
+            self.assertEqual(p.returncode, 2, args)
+            self.assertIn(what, p.stderr, args)
+
     def test_disabled_key_cannot_unseal(self):
         env = self.env(AWS_ENDPOINT_URL=self.endpoint)
         kms = kms_harness.boto_client(self.endpoint)
@@ -138,6 +184,54 @@ class AgainstCloisterKms(SealRoundTrip, unittest.TestCase):
                 p = run(["kms", "audit-verify", path], self.env(), check=False)
                 self.assertEqual(p.returncode, 1, name)
                 self.assertIn("line", p.stderr, name)
+
+
+class OverHttps(unittest.TestCase):
+    """cloister-kms --dev --tls-cert/--tls-key, and the libcloister client trusting its CA through
+    AWS_CA_BUNDLE (as the aws CLI and SDKs do): the client verifies the peer and its name."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="kms-https-")
+        cls.cert, cls.key = os.path.join(cls.tmp, "cert.pem"), os.path.join(cls.tmp, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", cls.key, "-out", cls.cert, "-days", "2", "-subj", "/CN=cloister-kms test",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+        cls.cm = kms_harness.kms_server(extra_args=["--tls-cert", cls.cert, "--tls-key", cls.key])
+        cls.srv = cls.cm.__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cm.__exit__(None, None, None)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def env(self, **extra):
+        e = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        e.update(kms_harness.DEV_ENV)
+        e["AWS_ENDPOINT_URL"] = self.srv.endpoint
+        e.update(extra)
+        return e
+
+    def test_https_seal_round_trip(self):
+        self.assertTrue(self.srv.endpoint.startswith("https://"), self.srv.endpoint)
+        env = self.env(AWS_CA_BUNDLE=self.cert)
+        kid = json.loads(run(["kms", "create-key"], env).stdout)["KeyMetadata"]["KeyId"]
+        src, sealed, back = (os.path.join(self.tmp, n) for n in ("in", "sealed", "out"))
+        write(src, b"over TLS")
+        run(["seal", "--key", kid, src, "-o", sealed], env)
+        run(["unseal", "--key", kid, sealed, "-o", back], env)
+        self.assertEqual(read(back), b"over TLS")
+
+    def test_untrusted_certificate_is_refused(self):
+        p = run(["kms", "list-keys"], self.env(), check=False)  # the system store does not know this CA
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("certificate", p.stderr.lower())
+        p = run(["kms", "list-keys"], self.env(AWS_CA_BUNDLE=self.key), check=False)  # not a CA file
+        self.assertEqual(p.returncode, 1)
+        wrong_name = self.srv.endpoint.replace("127.0.0.1", "localhost")  # the certificate names only the IP
+        p = run(["kms", "list-keys"], self.env(AWS_CA_BUNDLE=self.cert, AWS_ENDPOINT_URL=wrong_name), check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("localhost", p.stderr)
 
 
 class AgainstMoto(SealRoundTrip, unittest.TestCase):

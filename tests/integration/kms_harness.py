@@ -40,12 +40,12 @@ class KmsServer:
         self.proc = subprocess.Popen([KMS_BIN, "--dev", "--listen", "127.0.0.1:0", "--data", data_dir, *extra_args],
                                      stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
-        m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        m = re.search(r"(https?)://127\.0\.0\.1:(\d+)", line)
         if not m:
             _stop(self.proc)
             raise RuntimeError("cloister-kms did not start: %r" % line)
-        self.port = int(m.group(1))
-        self.endpoint = "http://127.0.0.1:%d" % self.port
+        self.port = int(m.group(2))
+        self.endpoint = "%s://127.0.0.1:%d" % (m.group(1), self.port)
 
     def stop(self):
         _stop(self.proc)
