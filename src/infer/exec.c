@@ -16,50 +16,50 @@
 #include "ops.h"
 
 static const infer_op infer_ops[] = {
-    {"Abs", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
-    {"Add", 2, 2, 1, 1, infer_op_binary, NULL, NULL},
-    {"AveragePool", 1, 1, 1, 1, infer_op_avgpool, infer_check_pool, NULL},
-    {"BatchNormalization", 5, 5, 1, 1, infer_op_batchnorm, infer_check_batchnorm, NULL},
-    {"Cast", 1, 1, 1, 1, infer_op_cast, infer_check_cast, NULL},
-    {"Ceil", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
-    {"Clip", 1, 3, 1, 1, infer_op_clip, NULL, NULL},
-    {"Concat", 1, 1 << 20, 1, 1, infer_op_concat, infer_check_concat, NULL},
-    {"Constant", 0, 0, 1, 1, infer_op_constant, infer_check_constant, NULL},
-    {"Conv", 2, 3, 1, 1, infer_op_conv, infer_check_conv, infer_dnnl_conv},
-    {"ConvTranspose", 2, 3, 1, 1, infer_op_convtranspose, infer_check_conv, infer_dnnl_convtranspose},
-    {"Div", 2, 2, 1, 1, infer_op_binary, NULL, NULL},
-    {"Dropout", 1, 3, 1, 2, infer_op_dropout, NULL, NULL},
-    {"Erf", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
-    {"Exp", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
-    {"Flatten", 1, 1, 1, 1, infer_op_flatten, NULL, NULL},
-    {"Floor", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
-    {"Gather", 2, 2, 1, 1, infer_op_gather, NULL, NULL},
-    {"Gemm", 2, 3, 1, 1, infer_op_gemm, NULL, infer_dnnl_gemm},
-    {"GlobalAveragePool", 1, 1, 1, 1, infer_op_globalavgpool, NULL, NULL},
-    {"Identity", 1, 1, 1, 1, infer_op_identity, NULL, NULL},
-    {"LeakyRelu", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
-    {"Log", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
-    {"LogSoftmax", 1, 1, 1, 1, infer_op_softmax, NULL, NULL},
-    {"MatMul", 2, 2, 1, 1, infer_op_matmul, NULL, infer_dnnl_matmul},
-    {"MaxPool", 1, 1, 1, 2, infer_op_maxpool, infer_check_pool, NULL},
-    {"Mul", 2, 2, 1, 1, infer_op_binary, NULL, NULL},
-    {"Neg", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
-    {"Pad", 1, 4, 1, 1, infer_op_pad, infer_check_pad, NULL},
-    {"Pow", 2, 2, 1, 1, infer_op_binary, NULL, NULL},
-    {"Reciprocal", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
-    {"ReduceMean", 1, 2, 1, 1, infer_op_reducemean, NULL, NULL},
-    {"Relu", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
-    {"Reshape", 2, 2, 1, 1, infer_op_reshape, NULL, NULL},
-    {"Resize", 1, 4, 1, 1, infer_op_resize, infer_check_resize, NULL},
-    {"Shape", 1, 1, 1, 1, infer_op_shape, NULL, NULL},
-    {"Sigmoid", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
-    {"Softmax", 1, 1, 1, 1, infer_op_softmax, NULL, NULL},
-    {"Sqrt", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
-    {"Squeeze", 1, 2, 1, 1, infer_op_squeeze, NULL, NULL},
-    {"Sub", 2, 2, 1, 1, infer_op_binary, NULL, NULL},
-    {"Tanh", 1, 1, 1, 1, infer_op_unary, NULL, NULL},
-    {"Transpose", 1, 1, 1, 1, infer_op_transpose, NULL, NULL},
-    {"Unsqueeze", 1, 2, 1, 1, infer_op_unsqueeze, NULL, NULL},
+    {"Abs", 1, 1, 1, 1, infer_op_unary, NULL, NULL, false},
+    {"Add", 2, 2, 1, 1, infer_op_binary, NULL, NULL, false},
+    {"AveragePool", 1, 1, 1, 1, infer_op_avgpool, infer_check_pool, NULL, false},
+    {"BatchNormalization", 5, 5, 1, 1, infer_op_batchnorm, infer_check_batchnorm, NULL, false},
+    {"Cast", 1, 1, 1, 1, infer_op_cast, infer_check_cast, NULL, false},
+    {"Ceil", 1, 1, 1, 1, infer_op_unary, NULL, NULL, false},
+    {"Clip", 1, 3, 1, 1, infer_op_clip, NULL, NULL, false},
+    {"Concat", 1, 1 << 20, 1, 1, infer_op_concat, infer_check_concat, infer_dnnl_concat, true},
+    {"Constant", 0, 0, 1, 1, infer_op_constant, infer_check_constant, NULL, false},
+    {"Conv", 2, 3, 1, 1, infer_op_conv, infer_check_conv, infer_dnnl_conv, true},
+    {"ConvTranspose", 2, 3, 1, 1, infer_op_convtranspose, infer_check_conv, infer_dnnl_convtranspose, true},
+    {"Div", 2, 2, 1, 1, infer_op_binary, NULL, NULL, false},
+    {"Dropout", 1, 3, 1, 2, infer_op_dropout, NULL, NULL, false},
+    {"Erf", 1, 1, 1, 1, infer_op_unary, NULL, NULL, false},
+    {"Exp", 1, 1, 1, 1, infer_op_unary, NULL, NULL, false},
+    {"Flatten", 1, 1, 1, 1, infer_op_flatten, NULL, NULL, false},
+    {"Floor", 1, 1, 1, 1, infer_op_unary, NULL, NULL, false},
+    {"Gather", 2, 2, 1, 1, infer_op_gather, NULL, NULL, false},
+    {"Gemm", 2, 3, 1, 1, infer_op_gemm, NULL, infer_dnnl_gemm, false},
+    {"GlobalAveragePool", 1, 1, 1, 1, infer_op_globalavgpool, NULL, NULL, false},
+    {"Identity", 1, 1, 1, 1, infer_op_identity, NULL, NULL, false},
+    {"LeakyRelu", 1, 1, 1, 1, infer_op_unary, NULL, NULL, false},
+    {"Log", 1, 1, 1, 1, infer_op_unary, NULL, NULL, false},
+    {"LogSoftmax", 1, 1, 1, 1, infer_op_softmax, NULL, NULL, false},
+    {"MatMul", 2, 2, 1, 1, infer_op_matmul, NULL, infer_dnnl_matmul, false},
+    {"MaxPool", 1, 1, 1, 2, infer_op_maxpool, infer_check_pool, infer_dnnl_maxpool, true},
+    {"Mul", 2, 2, 1, 1, infer_op_binary, NULL, NULL, false},
+    {"Neg", 1, 1, 1, 1, infer_op_unary, NULL, NULL, false},
+    {"Pad", 1, 4, 1, 1, infer_op_pad, infer_check_pad, NULL, false},
+    {"Pow", 2, 2, 1, 1, infer_op_binary, NULL, NULL, false},
+    {"Reciprocal", 1, 1, 1, 1, infer_op_unary, NULL, NULL, false},
+    {"ReduceMean", 1, 2, 1, 1, infer_op_reducemean, NULL, NULL, false},
+    {"Relu", 1, 1, 1, 1, infer_op_unary, NULL, NULL, false},
+    {"Reshape", 2, 2, 1, 1, infer_op_reshape, NULL, NULL, false},
+    {"Resize", 1, 4, 1, 1, infer_op_resize, infer_check_resize, NULL, false},
+    {"Shape", 1, 1, 1, 1, infer_op_shape, NULL, NULL, false},
+    {"Sigmoid", 1, 1, 1, 1, infer_op_unary, NULL, NULL, false},
+    {"Softmax", 1, 1, 1, 1, infer_op_softmax, NULL, NULL, false},
+    {"Sqrt", 1, 1, 1, 1, infer_op_unary, NULL, NULL, false},
+    {"Squeeze", 1, 2, 1, 1, infer_op_squeeze, NULL, NULL, false},
+    {"Sub", 2, 2, 1, 1, infer_op_binary, NULL, NULL, false},
+    {"Tanh", 1, 1, 1, 1, infer_op_unary, NULL, NULL, false},
+    {"Transpose", 1, 1, 1, 1, infer_op_transpose, NULL, NULL, false},
+    {"Unsqueeze", 1, 2, 1, 1, infer_op_unsqueeze, NULL, NULL, false},
 };
 
 #define INFER_N_OPS (sizeof(infer_ops) / sizeof(infer_ops[0]))
@@ -108,14 +108,38 @@ static cl_status infer_input_check(const infer_value *v, const cl_infer_tensor *
 /* Releases a run's values, keeping initializers; borrowed inputs are only forgotten. */
 static void infer_run_cleanup(cl_infer_model *m)
 {
-    for (size_t i = 0; i < m->n_values; i++)
-        if (!m->values[i].is_init) infer_tensor_release(&m->mem, &m->values[i].t);
+    for (size_t i = 0; i < m->n_values; i++) {
+        if (m->values[i].is_init) continue;
+        infer_tensor_release(&m->mem, &m->values[i].t);
+        m->values[i].layout = NULL;
+    }
+}
+
+/* A Conv with a fused Add (model.c) that oneDNN did not take: the reference
+ * convolution, then the Add node's own kernel on the operands in its order. */
+static cl_status infer_conv_add_reference(infer_ctx *c, cl_infer_tensor **in, cl_infer_tensor *y)
+{
+    cl_status rc = CL_OK;
+    const infer_node *add = &c->m->nodes[c->node->add_node];
+    cl_infer_tensor conv = {0};
+    cl_infer_tensor *conv_out = &conv, *ops[2];
+    CL_GUARD_GOTO(c->node->def->run(c, in, 3, &conv_out, 1));
+    int s = add->in[0] == c->node->in[3] ? 0 : 1;
+    ops[s] = in[3];
+    ops[1 - s] = &conv;
+    infer_ctx ca = *c;
+    ca.node = add;
+    ca.fast = NULL;
+    CL_GUARD_GOTO(infer_op_binary(&ca, ops, 2, &y, 1));
+out:
+    infer_tensor_release(c->mem, &conv);
+    return rc;
 }
 
 static cl_status infer_node_run(cl_infer_model *m, size_t idx)
 {
     const infer_node *n = &m->nodes[idx];
-    cl_infer_tensor *inl[64], *outl[4];
+    cl_infer_tensor *inl[64], *outl[4] = {NULL};
     cl_infer_tensor **in = inl;
     cl_status rc = CL_OK;
     if (n->n_in > 64) {
@@ -127,10 +151,18 @@ static cl_status infer_node_run(cl_infer_model *m, size_t idx)
     for (int i = 0; i < n->n_out; i++) outl[i] = n->out[i] >= 0 ? &m->values[n->out[i]].t : NULL;
     infer_ctx c = {m, n, &m->mem, m->opset, m->fast ? &m->fast[idx] : NULL};
     bool handled = false;
-    if (m->use_onednn && n->def->fast != NULL) rc = n->def->fast(&c, in, n->n_in, outl, n->n_out, &handled);
+    bool fast = m->use_onednn && n->def->fast != NULL;
+    if (fast && n->def->any_layout) rc = n->def->fast(&c, in, n->n_in, outl, n->n_out, &handled);
+    /* Every other kernel reads plain row-major data: inputs a oneDNN kernel
+     * left in its own layout are reordered first (in place, so later readers
+     * get the plain copy too). */
+    for (int i = 0; rc == CL_OK && !handled && i < n->n_in; i++)
+        if (n->in[i] >= 0) rc = infer_dnnl_to_plain(m, &m->values[n->in[i]]);
+    if (rc == CL_OK && !handled && fast && !n->def->any_layout)
+        rc = n->def->fast(&c, in, n->n_in, outl, n->n_out, &handled);
     if (rc == CL_OK && !handled) {
-        rc = n->def->run(&c, in, n->n_in, outl, n->n_out);
-        if (rc == CL_OK && n->fuse_relu && outl[0]->dtype == CL_INFER_FLOAT) {
+        rc = n->fuse_add ? infer_conv_add_reference(&c, in, outl[0]) : n->def->run(&c, in, n->n_in, outl, n->n_out);
+        if (rc == CL_OK && n->fuse_relu && outl[0] != NULL && outl[0]->dtype == CL_INFER_FLOAT) {
             float *y = outl[0]->data;
             size_t cnt = cl_infer_tensor_count(outl[0]);
             for (size_t i = 0; i < cnt; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
@@ -210,6 +242,8 @@ cl_status cl_infer_run(cl_infer_model *m, const cl_infer_tensor *inputs, size_t 
     }
     for (size_t i = 0; i < n_outputs; i++) {
         infer_value *v = &m->values[m->outputs[i]];
+        /* The caller gets plain row-major data, whatever layout oneDNN left. */
+        CL_GUARD_GOTO(infer_dnnl_to_plain(m, v));
         if (!v->is_init && !v->t.borrowed && v->t.data != NULL) {
             /* Hand the tensor over: it leaves the model's accounting. */
             m->mem.used -= v->t.nbytes;

@@ -51,6 +51,13 @@ typedef struct infer_value {
     int last_use; /* last node reading it; -1 when none */
     int producer; /* node writing it; -1 for initializers and graph inputs */
     int n_uses;   /* node inputs reading it */
+    /* During a run on the oneDNN path: the oneDNN memory descriptor
+     * (dnnl_memory_desc_t, owned by the producer's cached primitive) of t.data
+     * when it is not plain row-major, e.g. channels-last or channel-blocked
+     * (t.nbytes then covers any padding); NULL when plain. Only kernels that
+     * declare any_layout see such a value; the executor reorders it to plain
+     * for every other reader and before handing it out as a graph output. */
+    const void *layout;
     /* declared type of a graph input (for run-time checks) */
     cl_infer_dtype decl_dtype;
     int decl_rank; /* -1 when the shape is not declared */
@@ -71,6 +78,16 @@ typedef struct infer_node {
     int *out;       /* value index, -1 for an omitted optional output */
     bool skip;      /* folded into its producer by a graph rewrite */
     bool fuse_relu; /* a following Relu was fused: apply it to out[0] */
+    /* A following Add was fused (a Conv only): in[3] is its other operand,
+     * added to the convolution's result before any fused Relu (oneDNN's sum
+     * post-op); add_node is the Add, whose kernel runs it when the
+     * convolution falls back to the reference kernel. */
+    bool fuse_add;
+    int add_node;
+    /* A ConvTranspose read only by Concat node concat_node (as its input
+     * concat_slot): the fast path may write the Concat's output itself. */
+    bool concat_fuse;
+    int concat_node, concat_slot;
 } infer_node;
 
 struct cl_infer_model {
@@ -91,6 +108,10 @@ struct cl_infer_model {
     void *dnnl;       /* engine and stream (onednn.c) */
     void **fast;      /* per node: the fast path's cached primitive, or NULL */
     size_t fast_runs; /* nodes run by the fast path (tests check it is used) */
+    /* Tests only: convolutions ask oneDNN for 16-channel blocks (padded when
+     * the channels are not a multiple of 16), a layout oneDNN 2.6 does not pick
+     * by itself on AVX-512 machines, so its handling is exercised too. */
+    bool dnnl_blocked;
     bool profile;
     struct infer_prof {
         const char *op;
@@ -126,6 +147,9 @@ typedef struct infer_op {
     infer_kernel_fn run;
     infer_check_fn check;
     infer_fast_fn fast;
+    /* The fast kernel reads inputs in whatever layout value->layout names
+     * (and may leave its outputs in one); others get plain inputs. */
+    bool any_layout;
 } infer_op;
 
 /* --- oneDNN (onednn.c; stubs when the build has no oneDNN) ---------------- */
@@ -139,6 +163,13 @@ CL_MUST_USE cl_status infer_dnnl_gemm(infer_ctx *c, cl_infer_tensor **in, int n_
                                       bool *handled);
 CL_MUST_USE cl_status infer_dnnl_matmul(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
                                         bool *handled);
+CL_MUST_USE cl_status infer_dnnl_maxpool(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                                         bool *handled);
+CL_MUST_USE cl_status infer_dnnl_concat(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                                        bool *handled);
+/* Reorders a value held in a oneDNN layout into a fresh plain tensor in place
+ * (the old buffer is wiped and released); nothing to do when it is plain. */
+CL_MUST_USE cl_status infer_dnnl_to_plain(cl_infer_model *m, infer_value *v);
 
 const infer_op *infer_op_find(const char *name);
 /* Writes the comma-separated list of supported op types into buf (for error
@@ -149,6 +180,10 @@ const char *infer_op_list(char *buf, size_t n);
 CL_MUST_USE cl_status infer_shape_count(int rank, const int64_t *dims, size_t *count);
 CL_MUST_USE cl_status infer_tensor_new(infer_mem *mem, cl_infer_tensor *t, cl_infer_dtype dtype, int rank,
                                        const int64_t *dims);
+/* As infer_tensor_new, with a buffer of nbytes (>= the plain size): a tensor in
+ * a padded oneDNN layout. */
+CL_MUST_USE cl_status infer_tensor_new_bytes(infer_mem *mem, cl_infer_tensor *t, cl_infer_dtype dtype, int rank,
+                                             const int64_t *dims, size_t nbytes);
 void infer_tensor_release(infer_mem *mem, cl_infer_tensor *t);
 /* A new tensor with the same dtype and shape as src and a copy of its data. */
 CL_MUST_USE cl_status infer_tensor_clone(infer_mem *mem, cl_infer_tensor *dst, const cl_infer_tensor *src);

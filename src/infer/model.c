@@ -517,7 +517,9 @@ static cl_status infer_graph_fold_bn(cl_infer_model *m)
         infer_value *x = &m->values[r->in[0]];
         if (x->producer < 0 || x->is_output || x->n_uses != 1) continue;
         infer_node *p = &m->nodes[x->producer];
-        if (strcmp(p->op, "Conv") != 0 || p->n_out != 1 || p->fuse_relu || !infer_private_init(m, p->in[1])) continue;
+        if (strcmp(p->op, "Conv") != 0 || p->n_out != 1 || p->fuse_relu || p->fuse_add ||
+            !infer_private_init(m, p->in[1]))
+            continue;
         bool has_bias = p->n_in > 2 && p->in[2] >= 0;
         if (has_bias && !infer_private_init(m, p->in[2])) continue;
         bool ok = true;
@@ -562,6 +564,83 @@ static cl_status infer_graph_fold_bn(cl_infer_model *m)
         r->skip = true;
     }
     return CL_OK;
+}
+
+/* Each value's last reader among the nodes that still run (after rewrites
+ * moved reads from a skipped node to an earlier one). */
+static void infer_graph_last_uses(cl_infer_model *m)
+{
+    for (size_t i = 0; i < m->n_values; i++) m->values[i].last_use = -1;
+    for (size_t i = 0; i < m->n_nodes; i++) {
+        const infer_node *n = &m->nodes[i];
+        for (int k = 0; !n->skip && k < n->n_in; k++)
+            if (n->in[k] >= 0) m->values[n->in[k]].last_use = (int)i;
+    }
+}
+
+/* Add(Conv(...), S) where the Conv's output is read only there and S exists
+ * before the Conv runs (ResNet's residual connections): the Add becomes a
+ * oneDNN sum post-op of the convolution, which then reads S as a fourth input
+ * (in[2] stays the bias slot). Of two Conv operands, the later Conv takes the
+ * other's output as S. */
+static cl_status infer_graph_fuse_add(cl_infer_model *m)
+{
+    bool any = false;
+    for (size_t i = 0; i < m->n_nodes; i++) {
+        infer_node *a = &m->nodes[i];
+        if (strcmp(a->op, "Add") != 0 || a->skip || a->n_in != 2 || a->in[0] < 0 || a->in[1] < 0 ||
+            a->in[0] == a->in[1] || a->out[0] < 0)
+            continue;
+        int pick = -1;
+        for (int s = 0; s < 2; s++) {
+            const infer_value *v = &m->values[a->in[s]];
+            if (v->producer < 0 || v->is_output || v->n_uses != 1) continue;
+            const infer_node *p = &m->nodes[v->producer];
+            if (strcmp(p->op, "Conv") != 0 || p->fuse_relu || p->fuse_add || p->n_out != 1) continue;
+            /* the other operand must be ready when the Conv runs */
+            if (m->values[a->in[1 - s]].producer >= v->producer) continue;
+            if (pick < 0 || v->producer > m->values[a->in[pick]].producer) pick = s;
+        }
+        if (pick < 0) continue;
+        infer_value *v = &m->values[a->in[pick]];
+        infer_node *p = &m->nodes[v->producer];
+        int *io = calloc(4 + 1, sizeof(int));
+        CL_ENSURE(io != NULL, CL_ERR_NOMEM, "out of memory rewriting node '%s'", p->name);
+        for (int k = 0; k < 3; k++) io[k] = k < p->n_in ? p->in[k] : -1;
+        io[3] = a->in[1 - pick];
+        io[4] = a->out[0];
+        free(p->in);
+        p->in = io;
+        p->out = io + 4;
+        p->n_in = 4;
+        p->fuse_add = true;
+        p->add_node = (int)i;
+        m->values[a->out[0]].producer = v->producer;
+        v->producer = -1;
+        a->skip = true;
+        any = true;
+    }
+    if (any) infer_graph_last_uses(m);
+    return CL_OK;
+}
+
+/* A ConvTranspose whose output only a Concat reads (the U-Net's decoder): its
+ * fast path may write the Concat's output directly (onednn.c, dnnl_upconv). */
+static void infer_graph_concat_into(cl_infer_model *m)
+{
+    for (size_t i = 0; i < m->n_nodes; i++) {
+        const infer_node *cn = &m->nodes[i];
+        if (strcmp(cn->op, "Concat") != 0 || cn->skip || cn->n_out != 1 || cn->out[0] < 0) continue;
+        for (int s = 0; s < cn->n_in; s++) {
+            const infer_value *v = cn->in[s] >= 0 ? &m->values[cn->in[s]] : NULL;
+            if (v == NULL || v->producer < 0 || v->is_output || v->n_uses != 1) continue;
+            infer_node *p = &m->nodes[v->producer];
+            if (strcmp(p->op, "ConvTranspose") != 0 || p->n_out != 1 || p->concat_fuse) continue;
+            p->concat_fuse = true;
+            p->concat_node = (int)i;
+            p->concat_slot = s;
+        }
+    }
 }
 
 /* Conv followed by Relu as the only reader of its output: the Relu becomes a
@@ -624,7 +703,9 @@ cl_status cl_infer_model_load(const void *bytes, size_t len, const cl_infer_opti
         CL_ENSURE_GOTO(m->fast != NULL, CL_ERR_NOMEM, "out of memory");
         CL_GUARD_GOTO(infer_dnnl_init(m));
         CL_GUARD_GOTO(infer_graph_fold_bn(m));
+        CL_GUARD_GOTO(infer_graph_fuse_add(m));
         infer_graph_fuse(m);
+        infer_graph_concat_into(m);
     }
     CL_LOG_DEBUG("loaded ONNX model: opset %lld, %zu nodes, %zu values, %zu bytes held", (long long)m->opset,
                  m->n_nodes, m->n_values, m->mem.used);

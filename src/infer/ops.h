@@ -36,6 +36,8 @@ CL_MUST_USE cl_status infer_convt_window(const infer_ctx *c, const cl_infer_tens
 INFER_KERNEL(infer_op_conv);
 INFER_KERNEL(infer_op_convtranspose);
 INFER_CHECK(infer_check_conv);
+/* Pool geometry and output dims (od) from the node's attributes (MaxPool, AveragePool). */
+CL_MUST_USE cl_status infer_pool_setup(const infer_ctx *c, const cl_infer_tensor *x, infer_window *w, int64_t *od);
 INFER_KERNEL(infer_op_maxpool);
 INFER_KERNEL(infer_op_avgpool);
 INFER_CHECK(infer_check_pool);

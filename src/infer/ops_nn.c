@@ -327,7 +327,7 @@ INFER_CHECK(infer_check_pool)
     return CL_OK;
 }
 
-static cl_status infer_pool_setup(const infer_ctx *c, const cl_infer_tensor *x, infer_window *w, int64_t *od)
+cl_status infer_pool_setup(const infer_ctx *c, const cl_infer_tensor *x, infer_window *w, int64_t *od)
 {
     const int64_t *ks;
     size_t cnt;

@@ -133,8 +133,17 @@ void infer_mem_pool_drain(infer_mem *mem)
 
 cl_status infer_tensor_new(infer_mem *mem, cl_infer_tensor *t, cl_infer_dtype dtype, int rank, const int64_t *dims)
 {
+    return infer_tensor_new_bytes(mem, t, dtype, rank, dims, 0);
+}
+
+cl_status infer_tensor_new_bytes(infer_mem *mem, cl_infer_tensor *t, cl_infer_dtype dtype, int rank,
+                                 const int64_t *dims, size_t want)
+{
     size_t nbytes;
     CL_GUARD(infer_tensor_shape_set(t, dtype, rank, dims, &nbytes));
+    CL_ENSURE(want == 0 || want >= nbytes, CL_ERR_INTERNAL, "a %zu-byte buffer cannot hold a %zu-byte tensor", want,
+              nbytes);
+    if (want > nbytes) nbytes = want;
     /* A pooled buffer of the same size is already zero (wiped on release). */
     for (size_t i = 0; i < mem->n_pool; i++) {
         if (mem->pool[i].n != nbytes) continue;

@@ -26,15 +26,20 @@ static size_t count(int rank, const int64_t *d)
     return n;
 }
 
-/* A random float initializer. */
-static void init_random(tm_model *t, const char *name, int rank, const int64_t *d, unsigned seed)
+/* A random float initializer, values in [-scale, scale). */
+static void init_random_scaled(tm_model *t, const char *name, int rank, const int64_t *d, unsigned seed, float scale)
 {
     size_t n = count(rank, d);
     float *v = malloc(n * sizeof(float));
     assert_non_null(v);
-    for (size_t i = 0; i < n; i++) v[i] = frand(&seed);
+    for (size_t i = 0; i < n; i++) v[i] = scale * frand(&seed);
     tm_init_f32(t, name, rank, d, v, false);
     free(v);
+}
+
+static void init_random(tm_model *t, const char *name, int rank, const int64_t *d, unsigned seed)
+{
+    init_random_scaled(t, name, rank, d, seed, 1.0f);
 }
 
 /* Runs the model's single input X (shape xd) through both backends, twice
@@ -314,11 +319,290 @@ static void test_shape_change(void **state)
     tm_free(t);
 }
 
+/* Runs X (shape xd) through both backends twice and compares all n_out
+ * outputs; returns the oneDNN model's fast_runs over the two rounds. */
+static size_t compare_outputs(tm_model *t, int xr, const int64_t *xd, size_t n_out, bool blocked)
+{
+    cl_buf b;
+    tm_pack(t, &b);
+    cl_infer_options ref_o = {.backend = CL_INFER_BACKEND_REFERENCE}, dnn_o = {.backend = CL_INFER_BACKEND_ONEDNN};
+    cl_infer_model *ref = NULL, *dnn = NULL;
+    assert_ok(cl_infer_model_load(b.data, b.len, &ref_o, &ref));
+    assert_ok(cl_infer_model_load(b.data, b.len, &dnn_o, &dnn));
+    dnn->dnnl_blocked = blocked;
+    size_t n = count(xr, xd);
+    float *x = malloc(n * sizeof(float));
+    assert_non_null(x);
+    unsigned seed = 41;
+    for (size_t i = 0; i < n; i++) x[i] = frand(&seed);
+    cl_infer_tensor in = tm_f32(xr, xd, x), a[8], o[8];
+    assert_true(n_out <= 8);
+    for (int round = 0; round < 2; round++) {
+        assert_ok(cl_infer_run(ref, &in, 1, a, n_out));
+        assert_ok(cl_infer_run(dnn, &in, 1, o, n_out));
+        for (size_t k = 0; k < n_out; k++) {
+            assert_int_equal(a[k].rank, o[k].rank);
+            for (int i = 0; i < a[k].rank; i++) assert_int_equal(a[k].dims[i], o[k].dims[i]);
+            /* a graph output is handed over plain, without layout padding */
+            assert_int_equal(a[k].nbytes, o[k].nbytes);
+            const float *pa = a[k].data, *po = o[k].data;
+            for (size_t i = 0; i < cl_infer_tensor_count(&a[k]); i++)
+                if (!(fabsf(pa[i] - po[i]) <= 1e-4f * fabsf(pa[i]) + 1e-5f))
+                    fail_msg("output %zu element %zu: reference %.9g, oneDNN %.9g (blocked %d)", k, i, (double)pa[i],
+                             (double)po[i], (int)blocked);
+            cl_infer_tensor_free(&a[k]);
+            cl_infer_tensor_free(&o[k]);
+        }
+    }
+    size_t fast = dnn->fast_runs;
+    assert_int_equal(ref->fast_runs, 0);
+    free(x);
+    cl_infer_model_free(ref);
+    cl_infer_model_free(dnn);
+    cl_buf_free(&b);
+    return fast;
+}
+
+static void conv_node(tm_model *t, const char *name, const char *ins, const char *out, int nsp)
+{
+    static const int64_t pads[6] = {1, 1, 1, 1, 1, 1};
+    Onnx__NodeProto *n = tm_node(t, "Conv", name, ins, out);
+    tm_attr_ints(t, n, "pads", 2 * (size_t)nsp, pads);
+}
+
+/* A tensor oneDNN leaves in its own layout, read by a oneDNN conv, by
+ * reference-only ops (Sigmoid, a MaxPool with Indices) and by Gemm-less
+ * shape ops, and itself a graph output: every plain reader gets plain data. */
+static void test_layout_to_reference(void **state)
+{
+    (void)state;
+    if (!cl_infer_onednn_available()) skip();
+    for (int nsp = 1; nsp <= 3; nsp++) {
+        tm_model *t = tm_new(13);
+        int r = nsp + 2;
+        int64_t xd[5] = {1, 3, 6, 7, 5}, wd[5] = {5, 3, 3, 3, 3}, w2d[5] = {4, 5, 3, 3, 3}, k2[3] = {2, 2, 2};
+        tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, r, xd);
+        init_random(t, "W", r, wd, 31);
+        init_random(t, "W2", r, w2d, 32);
+        conv_node(t, "c1", "X,W", "A", nsp);
+        conv_node(t, "c2", "A,W2", "B", nsp);
+        tm_node(t, "Sigmoid", "sig", "A", "S");
+        Onnx__NodeProto *mp = tm_node(t, "MaxPool", "mpi", "A", "P,I");
+        tm_attr_ints(t, mp, "kernel_shape", (size_t)nsp, k2);
+        tm_node(t, "Flatten", "fl", "B", "F");
+        tm_output(t, "A");
+        tm_output(t, "B");
+        tm_output(t, "S");
+        tm_output(t, "P");
+        tm_output(t, "F");
+        /* c1 and c2 on oneDNN each round; MaxPool with Indices is reference-only */
+        for (int blocked = 0; blocked < 2; blocked++) assert_int_equal(compare_outputs(t, r, xd, 5, blocked), 4);
+        tm_free(t);
+    }
+}
+
+/* Concat of tensors in oneDNN layouts (and a plain graph input) whose channel
+ * counts are not multiples of any block, along channels and along a spatial
+ * axis; then a conv and a MaxPool (ceil_mode, pads, strides) on the result.
+ * Channels-last (oneDNN's choice here) and 16-channel blocks with padding. */
+static void test_layout_concat_pool(void **state)
+{
+    (void)state;
+    if (!cl_infer_onednn_available()) skip();
+    for (int nsp = 1; nsp <= 3; nsp++) {
+        for (int axis = 1; axis <= 2; axis++) {
+            tm_model *t = tm_new(13);
+            int r = nsp + 2;
+            int64_t xd[5] = {1, 3, 7, 6, 5}, wa[5] = {5, 3, 3, 3, 3}, wb[5] = {3, 3, 3, 3, 3};
+            int64_t wc[5] = {6, axis == 1 ? 11 : 5, 3, 3, 3}, wt[5] = {5, 5, 2, 2, 2};
+            int64_t ks[3] = {3, 2, 3}, st[3] = {2, 2, 1}, pads[6] = {1, 0, 1, 1, 1, 0};
+            tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, r, xd);
+            init_random(t, "WA", r, wa, 51);
+            init_random(t, "WB", r, wb, 52);
+            init_random(t, "WC", r, wc, 53);
+            init_random(t, "WT", r, wt, 54);
+            conv_node(t, "ca", "X,WA", "A", nsp);
+            conv_node(t, "cb", "X,WB", "B", nsp);
+            Onnx__NodeProto *n;
+            if (axis == 1) {
+                n = tm_node(t, "Concat", "cat", "A,B,X", "C"); /* 5 + 3 + 3 channels */
+            } else {
+                /* a ConvTranspose with stride 1 and pads keeps the size: a second layout source */
+                n = tm_node(t, "ConvTranspose", "ct", "A,WT", "T");
+                int64_t tp[6] = {0, 0, 0, 1, 1, 1};
+                tm_attr_ints(t, n, "pads", 2 * (size_t)nsp, tp);
+                n = tm_node(t, "Concat", "cat", "A,T", "C");
+            }
+            tm_attr_int(t, n, "axis", axis);
+            conv_node(t, "cc", "C,WC", "D", nsp);
+            n = tm_node(t, "MaxPool", "mp", "D", "P");
+            tm_attr_ints(t, n, "kernel_shape", (size_t)nsp, ks);
+            tm_attr_ints(t, n, "strides", (size_t)nsp, st);
+            tm_attr_ints(t, n, "pads", 2 * (size_t)nsp, pads);
+            tm_attr_int(t, n, "ceil_mode", 1);
+            tm_output(t, "C");
+            tm_output(t, "P");
+            /* every node on oneDNN: 5 per round (6 with the ConvTranspose) */
+            for (int blocked = 0; blocked < 2; blocked++)
+                assert_int_equal(compare_outputs(t, r, xd, 2, blocked), axis == 1 ? 10 : 12);
+            tm_free(t);
+        }
+    }
+}
+
+/* MaxPool straight on a plain graph input, and Concat of plain inputs (left to
+ * the reference kernel: nothing to gain). */
+static void test_layout_plain_inputs(void **state)
+{
+    (void)state;
+    if (!cl_infer_onednn_available()) skip();
+    tm_model *t = tm_new(13);
+    const int64_t xd[4] = {2, 3, 9, 8}, ks[2] = {3, 3}, st[2] = {2, 2};
+    tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 4, xd);
+    Onnx__NodeProto *n = tm_node(t, "MaxPool", "mp", "X", "P");
+    tm_attr_ints(t, n, "kernel_shape", 2, ks);
+    tm_attr_ints(t, n, "strides", 2, st);
+    n = tm_node(t, "Concat", "cat", "X,X", "C");
+    tm_attr_int(t, n, "axis", 1);
+    tm_output(t, "P");
+    tm_output(t, "C");
+    assert_int_equal(compare_outputs(t, 4, xd, 2, false), 2);
+    tm_free(t);
+}
+
+/* Conv + Add (+ Relu) as a oneDNN sum post-op: the residual operand a graph
+ * input (copied into the output), the conv's own source (copied: it cannot be
+ * overwritten), another conv's output at its last use (taken over); a
+ * broadcasting Add (fused, but run by the reference kernels); an Add whose
+ * conv output is also a graph output (not fused). */
+static void test_conv_add(void **state)
+{
+    (void)state;
+    if (!cl_infer_onednn_available()) skip();
+    tm_model *t = tm_new(13);
+    const int64_t xd[4] = {1, 4, 7, 6}, wd[4] = {4, 4, 3, 3}, bd[4] = {1, 4, 1, 1};
+    tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 4, xd);
+    init_random_scaled(t, "W1", 4, wd, 61, 0.2f); /* keeps values near 1 through six convs */
+    init_random_scaled(t, "W2", 4, wd, 62, 0.2f);
+    init_random_scaled(t, "W3", 4, wd, 63, 0.2f);
+    init_random_scaled(t, "W4", 4, wd, 64, 0.2f);
+    init_random_scaled(t, "W5", 4, wd, 65, 0.2f);
+    init_random(t, "Bc", 4, bd, 66);
+    conv_node(t, "c1", "X,W1", "A", 2);
+    tm_node(t, "Add", "add1", "A,X", "A1"); /* residual from the graph input */
+    tm_node(t, "Relu", "r1", "A1", "R1");
+    conv_node(t, "c2", "R1,W2", "B", 2);
+    tm_node(t, "Add", "add2", "R1,B", "B1"); /* residual is c2's own source */
+    conv_node(t, "c3", "B1,W3", "C", 2);
+    conv_node(t, "c4", "B1,W4", "D", 2);
+    tm_node(t, "Add", "add3", "C,D", "E"); /* c4 fused, C taken over */
+    tm_node(t, "Relu", "r3", "E", "F");
+    conv_node(t, "c5", "F,W5", "G", 2);
+    tm_node(t, "Add", "add4", "G,Bc", "H"); /* broadcast: reference */
+    conv_node(t, "c6", "H,W5", "K", 2);
+    tm_node(t, "Add", "add5", "K,H", "L"); /* K is a graph output: not fused */
+    tm_output(t, "K");
+    tm_output(t, "L");
+    cl_infer_model *m = tm_load(t);
+    /* add1, r1, add2, add3, r3, add4 folded into convolutions */
+    assert_int_equal(skipped(m), 6);
+    cl_infer_model_free(m);
+    /* c1-c4 and c6 on oneDNN, c5 (with the broadcasting Add) on the reference, each round */
+    for (int blocked = 0; blocked < 2; blocked++) assert_int_equal(compare_outputs(t, 4, xd, 2, blocked), 10);
+    tm_free(t);
+}
+
+/* ConvTranspose with kernel == stride on a conv's channels-last output (the
+ * U-Net's up-convolution, run as matmuls writing the output in place), with
+ * and without bias, batch 2, 2x2 and 3x3; and on 16-channel blocks (the
+ * deconvolution path). */
+static void test_upconv(void **state)
+{
+    (void)state;
+    if (!cl_infer_onednn_available()) skip();
+    for (int kk = 2; kk <= 3; kk++) {
+        for (int bias = 0; bias < 2; bias++) {
+            tm_model *t = tm_new(13);
+            const int64_t xd[4] = {2, 3, 5, 7}, wd[4] = {6, 3, 3, 3}, td[4] = {6, 5, kk, kk}, bd[1] = {5};
+            const int64_t st[2] = {kk, kk};
+            tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 4, xd);
+            init_random(t, "W", 4, wd, 71);
+            init_random(t, "WT", 4, td, 72);
+            init_random(t, "BT", 1, bd, 73);
+            conv_node(t, "c", "X,W", "A", 2);
+            Onnx__NodeProto *n = tm_node(t, "ConvTranspose", "up", bias ? "A,WT,BT" : "A,WT", "Y");
+            tm_attr_ints(t, n, "strides", 2, st);
+            tm_output(t, "Y");
+            for (int blocked = 0; blocked < 2; blocked++) assert_int_equal(compare_outputs(t, 4, xd, 1, blocked), 4);
+            tm_free(t);
+        }
+    }
+}
+
+/* The U-Net's decoder step: a 2x2 stride-2 ConvTranspose read only by a
+ * Concat with a conv's (channels-last) output writes the Concat's output
+ * itself, in either input order; with a plain graph input as the other
+ * operand it does not (the Concat runs). */
+static void test_upconv_concat(void **state)
+{
+    (void)state;
+    if (!cl_infer_onednn_available()) skip();
+    for (int order = 0; order < 3; order++) {
+        tm_model *t = tm_new(13);
+        const int64_t xd[4] = {1, 3, 8, 6}, wd[4] = {6, 3, 3, 3}, w2d[4] = {5, 6, 3, 3}, td[4] = {5, 4, 2, 2};
+        const int64_t wcd[4] = {3, order == 2 ? 7 : 10, 3, 3}, bd[1] = {4}, st[2] = {2, 2}, k2[2] = {2, 2};
+        tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 4, xd);
+        init_random(t, "W", 4, wd, 81);
+        init_random(t, "W2", 4, w2d, 82);
+        init_random(t, "WT", 4, td, 83);
+        init_random(t, "BT", 1, bd, 84);
+        init_random(t, "WC", 4, wcd, 85);
+        conv_node(t, "c1", "X,W", "S", 2); /* the skip connection, 6 channels */
+        Onnx__NodeProto *n = tm_node(t, "MaxPool", "pool", "S", "P");
+        tm_attr_ints(t, n, "kernel_shape", 2, k2);
+        tm_attr_ints(t, n, "strides", 2, k2);
+        conv_node(t, "c2", "P,W2", "Q", 2);
+        n = tm_node(t, "ConvTranspose", "up", "Q,WT,BT", "U");
+        tm_attr_ints(t, n, "strides", 2, st);
+        n = tm_node(t, "Concat", "cat", order == 0 ? "U,S" : order == 1 ? "S,U" : "U,X", "C");
+        tm_attr_int(t, n, "axis", 1);
+        conv_node(t, "c3", "C,WC", "Y", 2);
+        tm_output(t, "Y");
+        tm_output(t, "P");
+        /* every node on oneDNN, each round */
+        for (int blocked = 0; blocked < 2; blocked++) assert_int_equal(compare_outputs(t, 4, xd, 2, blocked), 12);
+        /* The Concat made no primitive of its own when the ConvTranspose wrote its output. */
+        cl_infer_model *m = tm_load(t);
+        float x[144];
+        unsigned seed = 3;
+        for (int i = 0; i < 144; i++) x[i] = frand(&seed);
+        cl_infer_tensor in = tm_f32(4, xd, x), o[2];
+        assert_ok(cl_infer_run(m, &in, 1, o, 2));
+        size_t cat = 0;
+        while (strcmp(m->nodes[cat].name, "cat") != 0) cat++;
+        assert_int_equal(m->fast[cat] == NULL, order != 2);
+        cl_infer_tensor_free(&o[0]);
+        cl_infer_tensor_free(&o[1]);
+        cl_infer_model_free(m);
+        tm_free(t);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_conv),   cmocka_unit_test(test_convtranspose), cmocka_unit_test(test_gemm),
-        cmocka_unit_test(test_matmul), cmocka_unit_test(test_shape_change),  cmocka_unit_test(test_fold_and_fuse),
+        cmocka_unit_test(test_conv),
+        cmocka_unit_test(test_convtranspose),
+        cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_shape_change),
+        cmocka_unit_test(test_fold_and_fuse),
+        cmocka_unit_test(test_layout_to_reference),
+        cmocka_unit_test(test_layout_concat_pool),
+        cmocka_unit_test(test_layout_plain_inputs),
+        cmocka_unit_test(test_conv_add),
+        cmocka_unit_test(test_upconv),
+        cmocka_unit_test(test_upconv_concat),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
