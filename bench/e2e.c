@@ -137,6 +137,16 @@ out:
     return NULL;
 }
 
+/* A count from the command line: decimal, 0 to 1,000,000, nothing after it. */
+static bool e2e_int(const char *s, int *out)
+{
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || v < 0 || v > 1000000) return false;
+    *out = (int)v;
+    return true;
+}
+
 static int e2e_usage(void)
 {
     fputs("usage: e2e local --model M.onnx --input IN [--threads N]\n"
@@ -203,6 +213,7 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     int o;
+    bool ok = true;
     optind = 2;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -212,12 +223,13 @@ int main(int argc, char **argv)
         case 'm': b.model = optarg; break;
         case 'i': b.input = optarg; break;
         case 'd': b.sealed_dir = optarg; break;
-        case 'n': b.requests = atoi(optarg); break;
-        case 'c': b.clients = atoi(optarg); break;
-        case 'w': b.warmup = atoi(optarg); break;
-        case 't': b.threads = atoi(optarg); break;
+        case 'n': ok = e2e_int(optarg, &b.requests); break;
+        case 'c': ok = e2e_int(optarg, &b.clients); break;
+        case 'w': ok = e2e_int(optarg, &b.warmup); break;
+        case 't': ok = e2e_int(optarg, &b.threads); break;
         default: return e2e_usage();
         }
+        if (!ok) return e2e_usage();
     }
     if (b.requests < 1 || b.requests > E2E_MAX_REQUESTS || b.clients < 1 || b.clients > E2E_MAX_CLIENTS ||
         b.warmup < 0 || (b.mode == E2E_LOCAL && (b.model == NULL || b.input == NULL)) ||
