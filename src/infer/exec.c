@@ -2,8 +2,9 @@
 /*
  * The executor: runs the validated graph node by node in its (checked)
  * topological order. Each kernel infers its output shapes from its inputs'
- * actual shapes; an intermediate is wiped and released right after its last
- * reader, so memory held at once stays near the graph's widest cut.
+ * actual shapes. Intermediates borrow their ranges of the memory plan's arena
+ * (plan.c; made after the first run for a set of input shapes); the rest are
+ * wiped and released to the pool right after their last reader.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,11 +224,15 @@ cl_status cl_infer_run(cl_infer_model *m, const cl_infer_tensor *inputs, size_t 
         v->t = inputs[i];
         v->t.borrowed = true;
     }
+    infer_plan_begin(m, inputs);
     for (size_t i = 0; i < m->n_nodes; i++) {
         if (m->nodes[i].skip) continue;
         double t0 = m->profile ? infer_now_ms() : 0;
         size_t fast_before = m->fast_runs;
-        CL_GUARD_GOTO(infer_node_run(m, i));
+        infer_plan_node(m, i);
+        rc = infer_node_run(m, i);
+        infer_plan_node_done(m, i);
+        CL_GUARD_GOTO(rc);
         if (m->profile) infer_profile_add(m, &m->nodes[i], infer_now_ms() - t0, m->fast_runs != fast_before);
         const infer_node *n = &m->nodes[i];
         for (int k = 0; k < n->n_out; k++) {
@@ -256,7 +261,9 @@ cl_status cl_infer_run(cl_infer_model *m, const cl_infer_tensor *inputs, size_t 
             memcpy(outputs[i].data, v->t.data, v->t.nbytes);
     }
 out:
+    m->mem.n_slot = 0;
     infer_run_cleanup(m);
+    if (rc == CL_OK) infer_plan_make(m, inputs);
     if (rc != CL_OK)
         for (size_t i = 0; i < n_outputs; i++) cl_infer_tensor_free(&outputs[i]);
     return rc;

@@ -20,6 +20,13 @@
 #define INFER_POOL_SLOTS 64
 /* Buffers at least this large are kept for reuse when released. */
 #define INFER_POOL_MIN_BYTES ((size_t)64 << 10)
+/* Arena ranges a node's outputs may borrow (outputs, plus a fused Concat's). */
+#define INFER_MEM_SLOTS 8
+/* Graphs with more planned buffers than this run on the pool (the placement is
+ * quadratic in the worst case). */
+#define INFER_PLAN_MAX_BUFS 8192
+/* Arena offsets are multiples of this (oneDNN and vector loads like it). */
+#define INFER_PLAN_ALIGN 64
 
 /* Accounting for every byte the model holds; allocation beyond max fails.
  * Released tensor buffers are wiped and kept in a small pool, so a run after
@@ -36,6 +43,15 @@ typedef struct infer_mem {
         void *p;
         size_t n;
     } pool[INFER_POOL_SLOTS];
+    /* While a node runs under the memory plan (plan.c): the arena ranges its
+     * outputs borrow. A tensor allocated at slot[i].t that fits in slot[i].n
+     * bytes takes slot[i].p (zeroed, t->borrowed set) instead of fresh memory. */
+    int n_slot;
+    struct {
+        const cl_infer_tensor *t;
+        void *p;
+        size_t n;
+    } slot[INFER_MEM_SLOTS];
 } infer_mem;
 
 /* Frees every pooled buffer (at model unload). */
@@ -51,6 +67,11 @@ typedef struct infer_value {
     int last_use; /* last node reading it; -1 when none */
     int producer; /* node writing it; -1 for initializers and graph inputs */
     int n_uses;   /* node inputs reading it */
+    /* The memory plan (plan.c): bytes the value's producer allocated in the
+     * recording run (the largest, padded size), and its arena range when
+     * planned (plan_bytes 0: not planned, allocated as before). */
+    size_t seen_bytes;
+    size_t plan_off, plan_bytes;
     /* During a run on the oneDNN path: the oneDNN memory descriptor
      * (dnnl_memory_desc_t, owned by the producer's cached primitive) of t.data
      * when it is not plain row-major, e.g. channels-last or channel-blocked
@@ -119,6 +140,16 @@ struct cl_infer_model {
         double ms;
     } * prof; /* per op type, when profiling */
     size_t n_prof;
+    /* The static memory plan (plan.c), made after the first run for a set of
+     * input shapes and redone when they change. */
+    struct infer_plan {
+        bool ready;
+        int64_t *key; /* per input: rank, then CL_INFER_MAX_RANK dims */
+        unsigned char *arena;
+        size_t arena_bytes;
+        size_t intermediates; /* sum of the planned buffers' sizes */
+        size_t n_bufs;
+    } plan;
 };
 
 typedef struct infer_ctx {
@@ -170,6 +201,32 @@ CL_MUST_USE cl_status infer_dnnl_concat(infer_ctx *c, cl_infer_tensor **in, int 
 /* Reorders a value held in a oneDNN layout into a fresh plain tensor in place
  * (the old buffer is wiped and released); nothing to do when it is plain. */
 CL_MUST_USE cl_status infer_dnnl_to_plain(cl_infer_model *m, infer_value *v);
+
+/* --- the static memory plan (plan.c) -------------------------------------- */
+/* One intermediate: its size and the nodes (execution order) that first
+ * produce and last read it, inclusive. */
+typedef struct infer_plan_buf {
+    size_t bytes;
+    int first, last;
+    size_t off; /* set by infer_plan_place */
+} infer_plan_buf;
+/* Greedy best fit: largest first, each at the lowest INFER_PLAN_ALIGN-aligned
+ * offset that overlaps no placed buffer whose lifetime overlaps its own.
+ * *arena_bytes is the end of the highest buffer. */
+CL_MUST_USE cl_status infer_plan_place(infer_plan_buf *b, size_t n, size_t *arena_bytes);
+/* Before a run: keeps the plan when the inputs have the shapes it was made
+ * for, else drops it (the run records sizes; see infer_plan_make). */
+void infer_plan_begin(cl_infer_model *m, const cl_infer_tensor *inputs);
+/* Sets the arena slots for node idx's outputs (no-op without a plan). */
+void infer_plan_node(cl_infer_model *m, size_t idx);
+/* After node idx ran: clears the slots; records output sizes when unplanned. */
+void infer_plan_node_done(cl_infer_model *m, size_t idx);
+/* After a successful unplanned run: plans and allocates the arena. Best
+ * effort: when it cannot (too many buffers, the memory cap), runs stay on the
+ * pool. */
+void infer_plan_make(cl_infer_model *m, const cl_infer_tensor *inputs);
+/* Wipes and frees the arena (a new plan, or unload). */
+void infer_plan_drop(cl_infer_model *m);
 
 const infer_op *infer_op_find(const char *name);
 /* Writes the comma-separated list of supported op types into buf (for error

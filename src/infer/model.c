@@ -724,6 +724,7 @@ void cl_infer_model_free(cl_infer_model *m)
     free(m->prof);
     for (size_t i = 0; i < m->n_values; i++) infer_tensor_release(&m->mem, &m->values[i].t);
     infer_mem_pool_drain(&m->mem);
+    infer_plan_drop(m);
     for (size_t i = 0; i < m->n_nodes; i++) free(m->nodes[i].in);
     free(m->values);
     free(m->nodes);

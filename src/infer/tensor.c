@@ -144,6 +144,15 @@ cl_status infer_tensor_new_bytes(infer_mem *mem, cl_infer_tensor *t, cl_infer_dt
     CL_ENSURE(want == 0 || want >= nbytes, CL_ERR_INTERNAL, "a %zu-byte buffer cannot hold a %zu-byte tensor", want,
               nbytes);
     if (want > nbytes) nbytes = want;
+    /* A planned output borrows its arena range (plan.c). */
+    for (int i = 0; i < mem->n_slot; i++) {
+        if (mem->slot[i].t != t || nbytes > mem->slot[i].n || nbytes == 0) continue;
+        memset(mem->slot[i].p, 0, nbytes);
+        t->data = mem->slot[i].p;
+        t->nbytes = nbytes;
+        t->borrowed = true;
+        return CL_OK;
+    }
     /* A pooled buffer of the same size is already zero (wiped on release). */
     for (size_t i = 0; i < mem->n_pool; i++) {
         if (mem->pool[i].n != nbytes) continue;

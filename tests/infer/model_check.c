@@ -75,10 +75,24 @@ static int check_dir(const char *dir, cl_infer_backend backend)
         goto out;
     }
     fails = compare(what, &out, &want);
+    /* Again under the memory plan made from the first run. */
+    cl_infer_tensor_free(&out);
+    if (cl_infer_run(m, &in, 1, &out, 1) != CL_OK) {
+        printf("FAIL %s (second run): %s\n", dir, cl_error_message());
+        fails = 1;
+        goto out;
+    }
+    if (!m->plan.ready) {
+        printf("FAIL %s: no memory plan after the first run\n", what);
+        fails = 1;
+    }
+    fails |= compare(what, &out, &want);
     size_t folded = 0;
     for (size_t i = 0; i < m->n_nodes; i++) folded += m->nodes[i].skip;
-    printf("     peak memory %.1f MiB, %zu nodes run by oneDNN, %zu nodes folded into them\n",
-           (double)cl_infer_model_peak_bytes(m) / 1048576.0, m->fast_runs, folded);
+    printf("     peak memory %.1f MiB (arena %.1f MiB for %.1f MiB of intermediates), %zu nodes run by oneDNN, "
+           "%zu nodes folded into them\n",
+           (double)cl_infer_model_peak_bytes(m) / 1048576.0, (double)m->plan.arena_bytes / 1048576.0,
+           (double)m->plan.intermediates / 1048576.0, m->fast_runs, folded);
     if (backend == CL_INFER_BACKEND_ONEDNN && m->fast_runs == 0) {
         printf("FAIL %s: oneDNN ran no node\n", what);
         fails = 1;
