@@ -402,6 +402,16 @@ static void cl_kms_wipe_member(json_t *resp, const char *member)
     if (s != NULL) cl_memzero((void *)s, strlen(s));
 }
 
+/* What every GenerateDataKey answer carries besides the key itself (already in data_key). */
+static cl_status cl_kms_data_key_rest(json_t *resp, const cl_buf *data_key, cl_buf *blob, cl_buf *key_arn)
+{
+    CL_ENSURE(data_key->len == CL_DATA_KEY_LEN, CL_ERR_REMOTE, "KMS returned a %zu-byte data key", data_key->len);
+    CL_GUARD(cl_kms_member_blob(resp, "CiphertextBlob", blob));
+    const char *arn = json_string_value(json_object_get(resp, "KeyId"));
+    CL_ENSURE(arn != NULL, CL_ERR_REMOTE, "KMS GenerateDataKey response has no KeyId");
+    return cl_buf_append_str(key_arn, arn);
+}
+
 cl_status cl_kms_generate_data_key(cl_kms_client *c, const char *key_id, const cl_kvlist *ctx, cl_buf *data_key,
                                    cl_buf *blob, cl_buf *key_arn)
 {
@@ -411,11 +421,7 @@ cl_status cl_kms_generate_data_key(cl_kms_client *c, const char *key_id, const c
                             cl_kms_context_json(ctx));
     CL_GUARD_GOTO(cl_kms_json_call(c, "GenerateDataKey", req, &resp));
     CL_GUARD_GOTO(cl_kms_member_blob(resp, "Plaintext", data_key));
-    CL_ENSURE_GOTO(data_key->len == CL_DATA_KEY_LEN, CL_ERR_REMOTE, "KMS returned a %zu-byte data key", data_key->len);
-    CL_GUARD_GOTO(cl_kms_member_blob(resp, "CiphertextBlob", blob));
-    const char *arn = json_string_value(json_object_get(resp, "KeyId"));
-    CL_ENSURE_GOTO(arn != NULL, CL_ERR_REMOTE, "KMS GenerateDataKey response has no KeyId");
-    CL_GUARD_GOTO(cl_buf_append_str(key_arn, arn));
+    CL_GUARD_GOTO(cl_kms_data_key_rest(resp, data_key, blob, key_arn));
 out:
     if (rc != CL_OK) cl_buf_reset(data_key);
     cl_kms_wipe_member(resp, "Plaintext");
@@ -522,11 +528,7 @@ cl_status cl_kms_generate_data_key_for_recipient(cl_kms_client *c, const cl_reci
     }
     CL_GUARD_GOTO(cl_kms_json_call(c, "GenerateDataKey", req, &resp));
     CL_GUARD_GOTO(cl_kms_open_for_recipient(resp, r, "GenerateDataKey", data_key));
-    CL_ENSURE_GOTO(data_key->len == CL_DATA_KEY_LEN, CL_ERR_REMOTE, "KMS returned a %zu-byte data key", data_key->len);
-    CL_GUARD_GOTO(cl_kms_member_blob(resp, "CiphertextBlob", blob));
-    const char *arn = json_string_value(json_object_get(resp, "KeyId"));
-    CL_ENSURE_GOTO(arn != NULL, CL_ERR_REMOTE, "KMS GenerateDataKey response has no KeyId");
-    CL_GUARD_GOTO(cl_buf_append_str(key_arn, arn));
+    CL_GUARD_GOTO(cl_kms_data_key_rest(resp, data_key, blob, key_arn));
 out:
     if (rc != CL_OK) cl_buf_reset(data_key);
     cl_kms_wipe_member(resp, "Plaintext");
