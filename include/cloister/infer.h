@@ -65,6 +65,9 @@ typedef struct cl_infer_options {
     int threads;      /* 0 = all cores */
     cl_infer_backend backend;
     bool profile; /* time every node (see cl_infer_model_profile) */
+    /* oneDNN's direct convolution only: no Winograd for 3x3 convolutions
+     * (faster on large layers, rounds differently; docs/inference.md). */
+    bool direct_conv;
 } cl_infer_options;
 
 /* Whether this build has the oneDNN kernels. */

@@ -19,7 +19,7 @@
 
 static const char infer_usage[] =
     "Usage: cloister infer-local MODEL INPUT [-o OUT] [--threads N] [--bench N] [--profile] [--reference]\n"
-    "                            [--force]\n"
+    "                            [--direct-conv] [--force]\n"
     "\n"
     "Runs the ONNX model MODEL on INPUT with the runtime the enclave uses.\n"
     "INPUT is a .npy array (C order) or a .png image (8/16-bit gray or RGB; resized\n"
@@ -40,6 +40,7 @@ static const char infer_usage[] =
     "  -o, --output FILE   write the first output as .npy or mask .png (no overwrite without --force)\n"
     "  -t, --threads N     oneDNN worker threads (0 = all cores; the reference kernels run on one)\n"
     "  -r, --reference     plain-C reference kernels only (no oneDNN)\n"
+    "  -d, --direct-conv   oneDNN's direct convolution only, no Winograd (see docs/inference.md)\n"
     "  -p, --profile       print time per op type over all runs (on stderr)\n"
     "  -b, --bench N       run N more times and print median and p99 latency and peak memory\n"
     "  -f, --force         overwrite OUT\n"
@@ -148,7 +149,7 @@ static void infer_print_profile(const cl_infer_model *m)
 }
 
 static cl_status infer_local(const char *model_path, const char *input_path, const char *out_path, bool force,
-                             int threads, int bench, bool reference, bool profile)
+                             int bench, const cl_infer_options *opts)
 {
     cl_status rc = CL_OK;
     cl_buf mb, ib;
@@ -164,10 +165,7 @@ static cl_status infer_local(const char *model_path, const char *input_path, con
     cl_buf_init_secret(&mb, INFER_CLI_MAX_MODEL);
     cl_buf_init(&ib, INFER_CLI_MAX_INPUT);
     CL_GUARD_CTX_GOTO(cl_buf_read_file(&mb, model_path), "reading model %s", model_path);
-    cl_infer_options opts = {.threads = threads,
-                             .backend = reference ? CL_INFER_BACKEND_REFERENCE : CL_INFER_BACKEND_DEFAULT,
-                             .profile = profile};
-    CL_GUARD_CTX_GOTO(cl_infer_model_load(mb.data, mb.len, &opts, &m), "loading model %s", model_path);
+    CL_GUARD_CTX_GOTO(cl_infer_model_load(mb.data, mb.len, opts, &m), "loading model %s", model_path);
     cl_buf_free(&mb);
     bool png_in = infer_has_suffix(input_path, ".png");
     bool json_in = infer_has_suffix(input_path, ".json"), csv_in = infer_has_suffix(input_path, ".csv");
@@ -226,7 +224,7 @@ static cl_status infer_local(const char *model_path, const char *input_path, con
         fprintf(stderr, "first run: %.3f ms\n", t1 - t0);
         CL_GUARD_GOTO(infer_bench(m, &in, bench));
     }
-    if (profile) infer_print_profile(m);
+    if (opts->profile) infer_print_profile(m);
 out:
     for (size_t i = 0; outs != NULL && i < n_out; i++) cl_infer_tensor_free(&outs[i]);
     free(outs);
@@ -252,20 +250,26 @@ static bool infer_parse_int(const char *s, int lo, int hi, int *out)
 int cmd_infer_local(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"output", required_argument, NULL, 'o'}, {"threads", required_argument, NULL, 't'},
-        {"bench", required_argument, NULL, 'b'},  {"force", no_argument, NULL, 'f'},
-        {"reference", no_argument, NULL, 'r'},    {"profile", no_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"output", required_argument, NULL, 'o'},
+        {"threads", required_argument, NULL, 't'},
+        {"bench", required_argument, NULL, 'b'},
+        {"force", no_argument, NULL, 'f'},
+        {"reference", no_argument, NULL, 'r'},
+        {"profile", no_argument, NULL, 'p'},
+        {"direct-conv", no_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *out = NULL;
-    int threads = 0, bench = 0, c;
-    bool force = false, reference = false, profile = false;
+    int bench = 0, c;
+    bool force = false;
+    cl_infer_options mo = {.backend = CL_INFER_BACKEND_DEFAULT};
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:t:b:frph", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:t:b:frpdh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 't':
-            if (!infer_parse_int(optarg, 0, 1024, &threads))
+            if (!infer_parse_int(optarg, 0, 1024, &mo.threads))
                 return cli_usage_error("infer-local", "--threads wants 0 to 1024, not '%s'", optarg);
             break;
         case 'b':
@@ -273,14 +277,15 @@ int cmd_infer_local(int argc, char **argv)
                 return cli_usage_error("infer-local", "--bench wants 1 to 1000000 runs, not '%s'", optarg);
             break;
         case 'f': force = true; break;
-        case 'r': reference = true; break;
-        case 'p': profile = true; break;
+        case 'r': mo.backend = CL_INFER_BACKEND_REFERENCE; break;
+        case 'p': mo.profile = true; break;
+        case 'd': mo.direct_conv = true; break;
         case 'h': fputs(infer_usage, stdout); return CLI_EXIT_OK;
         default: return cli_usage_error("infer-local", "unknown option");
         }
     }
     if (argc - optind != 2) return cli_usage_error("infer-local", "expected MODEL and INPUT");
-    cl_status rc = infer_local(argv[optind], argv[optind + 1], out, force, threads, bench, reference, profile);
+    cl_status rc = infer_local(argv[optind], argv[optind + 1], out, force, bench, &mo);
     /* The command line was well formed: an input that does not fit the model
      * is a failed operation (exit 1), not a usage error. */
     return rc == CL_OK ? CLI_EXIT_OK : cli_report(rc == CL_ERR_USAGE ? CL_ERR_FORMAT : rc);

@@ -133,6 +133,8 @@ struct cl_infer_model {
      * the channels are not a multiple of 16), a layout oneDNN 2.6 does not pick
      * by itself on AVX-512 machines, so its handling is exercised too. */
     bool dnnl_blocked;
+    bool direct_conv;  /* cl_infer_options.direct_conv */
+    size_t wino_convs; /* convolution primitives made with Winograd (tests check it) */
     bool profile;
     struct infer_prof {
         const char *op;

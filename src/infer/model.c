@@ -678,6 +678,7 @@ cl_status cl_infer_model_load(const void *bytes, size_t len, const cl_infer_opti
     m->pb_alloc = pa;
     m->mem.max = (opts && opts->max_bytes) ? opts->max_bytes : CL_INFER_MAX_BYTES_DEFAULT;
     m->threads = opts ? opts->threads : 0;
+    m->direct_conv = opts ? opts->direct_conv : false;
     m->profile = opts ? opts->profile : false;
     infer_pb_alloc_init(pa, &m->mem);
 

@@ -277,6 +277,29 @@ out:
     return rc;
 }
 
+/* The node's primitive attributes: a user-mode scratchpad and its fused
+ * post-ops. Relu(conv + S): the sum reads dst, which holds S on entry. */
+static cl_status dnnl_node_attr(const infer_ctx *c, dnnl_primitive_attr_t *attr)
+{
+    cl_status rc = CL_OK;
+    dnnl_post_ops_t po = NULL;
+    CL_GUARD(dnnl_attr_make(attr));
+    if (c->node->fuse_relu || c->node->fuse_add) {
+        DNNL_TRY(dnnl_post_ops_create(&po), "post-ops");
+        if (c->node->fuse_add) DNNL_TRY(dnnl_post_ops_append_sum(po, 1.0f), "post-ops");
+        if (c->node->fuse_relu)
+            DNNL_TRY(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f), "post-ops");
+        DNNL_TRY(dnnl_primitive_attr_set_post_ops(*attr, po), "attributes");
+    }
+out:
+    if (po) dnnl_post_ops_destroy(po);
+    if (rc != CL_OK) {
+        dnnl_primitive_attr_destroy(*attr);
+        *attr = NULL;
+    }
+    return rc;
+}
+
 /* oneDNN's reference implementations (scalar loops) are its last resort. */
 static bool dnnl_impl_is_ref(const_dnnl_primitive_desc_t pd)
 {
@@ -284,6 +307,44 @@ static bool dnnl_impl_is_ref(const_dnnl_primitive_desc_t pd)
     if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, (void *)&impl) != dnnl_success || impl == NULL)
         return true;
     return strncmp(impl, "ref", 3) == 0;
+}
+
+/* Whether oneDNN has a non-reference implementation of desc with the node's
+ * attributes (post-ops included). */
+static bool dnnl_desc_has_fast_impl(const infer_ctx *c, const_dnnl_op_desc_t desc)
+{
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    bool ok = false;
+    if (dnnl_node_attr(c, &attr) != CL_OK) {
+        cl_error_clear();
+        return false;
+    }
+    if (dnnl_primitive_desc_create(&pd, desc, attr, ((infer_dnnl *)c->m->dnnl)->eng, NULL) == dnnl_success) {
+        ok = !dnnl_impl_is_ref(pd);
+        dnnl_primitive_desc_destroy(pd);
+    }
+    dnnl_primitive_attr_destroy(attr);
+    return ok;
+}
+
+/* Winograd F(4x4, 3x3) multiplies a 3x3 stride-1 convolution in 4/9 of the
+ * direct method's multiplications, at the cost of transforming input, weights
+ * and output tiles (Lavin & Gray, "Fast Algorithms for Convolutional Neural
+ * Networks", 2016; oneDNN's jit_wino_4x3 and jit_fp32_wino_2x3 kernels). The
+ * transforms only pay off on enough channels and tiles: on this project's
+ * AVX-512 machines (2 threads, U-Net layers, docs/inference.md) it took 40-60%
+ * less time than the direct kernel from 32 input channels and a 32x32 output
+ * up, and was slower below (the 3-channel first layer 7.7x, the 16x16 layers
+ * 1.1-1.2x). Its rounding differs from the direct method's, within the
+ * conformance tolerance; cl_infer_options.direct_conv turns it off. */
+static bool dnnl_conv_winograd_wanted(const infer_ctx *c, const cl_infer_tensor *x, int64_t group,
+                                      const infer_window *w)
+{
+    if (c->m->direct_conv || c->m->dnnl_blocked || group != 1 || w->nsp != 2 || x->dims[1] < 32) return false;
+    for (int i = SP - 2; i < SP; i++)
+        if (w->k[i] != 3 || w->stride[i] != 1 || w->dil[i] != 1 || w->out[i] < 32) return false;
+    return true;
 }
 
 /* Creates the primitive from an op descriptor and notes the layouts it chose
@@ -295,17 +356,7 @@ static cl_status dnnl_prim_make(infer_ctx *c, dnnl_cache *k, const_dnnl_op_desc_
     infer_dnnl *d = c->m->dnnl;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_primitive_attr_t attr = NULL;
-    dnnl_post_ops_t po = NULL;
-    DNNL_TRY(dnnl_primitive_attr_create(&attr), "attributes");
-    DNNL_TRY(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attributes");
-    if (c->node->fuse_relu || c->node->fuse_add) {
-        /* Relu(conv + S): the sum reads dst, which holds S on entry. */
-        DNNL_TRY(dnnl_post_ops_create(&po), "post-ops");
-        if (c->node->fuse_add) DNNL_TRY(dnnl_post_ops_append_sum(po, 1.0f), "post-ops");
-        if (c->node->fuse_relu)
-            DNNL_TRY(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f), "post-ops");
-        DNNL_TRY(dnnl_primitive_attr_set_post_ops(attr, po), "attributes");
-    }
+    CL_GUARD_GOTO(dnnl_node_attr(c, &attr));
     DNNL_TRY(dnnl_primitive_desc_create(&pd, desc, attr, d->eng, NULL), "primitive descriptor");
     const dnnl_memory_desc_t *w = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     const dnnl_memory_desc_t *src = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
@@ -333,7 +384,6 @@ static cl_status dnnl_prim_make(infer_ctx *c, dnnl_cache *k, const_dnnl_op_desc_
 out:
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (attr) dnnl_primitive_attr_destroy(attr);
-    if (po) dnnl_post_ops_destroy(po);
     return rc;
 }
 
@@ -595,10 +645,18 @@ static cl_status dnnl_conv_common(infer_ctx *c, cl_infer_tensor **in, int n_in, 
             CL_GUARD_GOTO(dnnl_prim_make(c, k, &desc, true));
         } else {
             dnnl_convolution_desc_t desc;
-            DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct,
-                                                                &src_any, &w_any, bmd, &dst_any, strides, dil, pl, pr),
-                     "convolution descriptor");
+            bool wino = dnnl_conv_winograd_wanted(c, x, group, &w) &&
+                        dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference,
+                                                                   dnnl_convolution_winograd, &src_any, &w_any, bmd,
+                                                                   &dst_any, strides, dil, pl, pr) == dnnl_success &&
+                        dnnl_desc_has_fast_impl(c, &desc);
+            if (!wino)
+                DNNL_TRY(dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference,
+                                                                    dnnl_convolution_direct, &src_any, &w_any, bmd,
+                                                                    &dst_any, strides, dil, pl, pr),
+                         "convolution descriptor");
             CL_GUARD_GOTO(dnnl_prim_make(c, k, &desc, true));
+            if (wino) c->m->wino_convs++;
         }
     }
     if (sum != NULL) {
@@ -660,15 +718,14 @@ static cl_status dnnl_upconv_pack(infer_ctx *c, dnnl_cache *k, const cl_infer_te
 
 /* Runs dnnl_upconv's matmul once per kernel tap; y points at the output's
  * first pixel and first channel of this node (channel stride k->up_cs). */
-static cl_status dnnl_upconv_run(infer_ctx *c, const dnnl_cache *k, const cl_infer_tensor *x, const void *bias,
-                                 float *y)
+static cl_status dnnl_upconv_run(infer_ctx *c, const dnnl_cache *k, const void *x, const void *bias, float *y)
 {
     cl_status rc = CL_OK;
     infer_dnnl *d = c->m->dnnl;
     dnnl_memory_t ms = NULL, mw = NULL, mb = NULL, md = NULL, msp = NULL;
     void *sp = NULL;
     dnnl_threads(c->m);
-    DNNL_TRY(dnnl_memory_create(&ms, &k->src_md, d->eng, x->data), "memory");
+    DNNL_TRY(dnnl_memory_create(&ms, &k->src_md, d->eng, (void *)x), "memory");
     DNNL_TRY(dnnl_memory_create(&mw, &k->w_md, d->eng, k->w_buf), "memory");
     DNNL_TRY(dnnl_memory_create(&md, &k->mm_dst_md, d->eng, y), "memory");
     dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}};
@@ -701,10 +758,11 @@ out:
 }
 
 /* model.c marked this ConvTranspose as read only by a Concat: when that
- * Concat joins channels and its other inputs are all computed already, in
- * channels-last layout and of this output's size, this node writes the
- * Concat's output itself (*cat, *ctot channels, its own from *choff) and the
- * Concat has nothing left to do: its copy of this output is saved. */
+ * Concat joins channels and its other inputs are all computed already, in a
+ * oneDNN layout and of this output's size, this node writes the Concat's
+ * output itself, channels-last (*cat, *ctot channels, its own from *choff;
+ * the others are reordered in) and the Concat has nothing left to do: its
+ * copy of this output is saved. */
 static cl_status dnnl_upconv_concat(const infer_ctx *c, const int64_t *od, infer_value **cat, int64_t *ctot,
                                     int64_t *choff)
 {
@@ -731,12 +789,6 @@ static cl_status dnnl_upconv_concat(const infer_ctx *c, const int64_t *od, infer
         const cl_infer_tensor *t = &v->t;
         if (t->data == NULL || v->layout == NULL || t->dtype != CL_INFER_FLOAT || t->rank != 4 || t->dims[0] != od[0] ||
             t->dims[2] != od[2] || t->dims[3] != od[3] || t->dims[1] <= 0)
-            return CL_OK;
-        dnnl_memory_desc_t md;
-        dnnl_dims_t dims;
-        dnnl_dims(dims, 4, t->dims);
-        if (dnnl_memory_desc_init_by_tag(&md, 4, dims, dnnl_f32, dnnl_acdb) != dnnl_success ||
-            !dnnl_memory_desc_equal(&md, v->layout))
             return CL_OK;
         tot += t->dims[1];
     }
@@ -775,6 +827,37 @@ out:
     return rc;
 }
 
+/* The matmuls read the input channels-last: one arriving in another layout
+ * (a Winograd convolution's 16-channel blocks, a plain graph input) is
+ * reordered into the source slot first. */
+static cl_status dnnl_upconv_src(infer_ctx *c, dnnl_cache *k, const dnnl_memory_desc_t *lay,
+                                 const dnnl_memory_desc_t *cl_md, const cl_infer_tensor *x, const void **src)
+{
+    infer_dnnl *d = c->m->dnnl;
+    dnnl_memory_desc_t from;
+    *src = x->data;
+    if (lay != NULL) {
+        from = *lay;
+    } else {
+        dnnl_dims_t dims;
+        dnnl_dims(dims, 4, x->dims);
+        CL_ENSURE(dnnl_memory_desc_init_by_tag(&from, 4, dims, dnnl_f32, dnnl_abcd) == dnnl_success, CL_ERR_INTERNAL,
+                  "oneDNN memory descriptor failed");
+    }
+    if (dnnl_memory_desc_equal(&from, cl_md)) return CL_OK;
+    if (k->src_reorder == NULL || !dnnl_memory_desc_equal(&from, &k->src_user_md)) {
+        if (k->src_reorder != NULL) dnnl_primitive_destroy(k->src_reorder);
+        k->src_reorder = NULL;
+        CL_GUARD(dnnl_reorder_make(d, &from, cl_md, &k->src_reorder));
+        k->src_user_md = from;
+    }
+    void *buf;
+    CL_GUARD(dnnl_slot_get(c, DNNL_SLOT_SRC, cl_md, &buf));
+    CL_GUARD(dnnl_reorder_run(d, k->src_reorder, &from, x->data, cl_md, buf));
+    *src = buf;
+    return CL_OK;
+}
+
 /* ConvTranspose whose kernel equals its stride (the U-Net's 2x2 stride 2),
  * 2-D, without pads, dilation, groups or output padding, on a channels-last
  * input: the output patches of the input pixels do not overlap, so each
@@ -793,7 +876,7 @@ static cl_status dnnl_upconv(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_in
     size_t tmp_bytes = 0;
     bool built = false;
     *handled = false;
-    if (lay == NULL || x->dtype != CL_INFER_FLOAT || wt->dtype != CL_INFER_FLOAT || x->rank != 4 || wt->rank != 4 ||
+    if (x->dtype != CL_INFER_FLOAT || wt->dtype != CL_INFER_FLOAT || x->rank != 4 || wt->rank != 4 ||
         !dnnl_input_is_init(c, 1) || (b != NULL && (!dnnl_input_is_init(c, 2) || b->dtype != CL_INFER_FLOAT)))
         return CL_OK;
     const int64_t N = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
@@ -802,8 +885,8 @@ static cl_status dnnl_upconv(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_in
     dnnl_memory_desc_t cl_md;
     dnnl_dims_t xd;
     dnnl_dims(xd, 4, x->dims);
-    if (dnnl_memory_desc_init_by_tag(&cl_md, 4, xd, dnnl_f32, dnnl_acdb) != dnnl_success ||
-        !dnnl_memory_desc_equal(&cl_md, lay) || wt->dims[0] != C || M <= 0 || KH <= 0 || KW <= 0)
+    if (dnnl_memory_desc_init_by_tag(&cl_md, 4, xd, dnnl_f32, dnnl_acdb) != dnnl_success || wt->dims[0] != C ||
+        M <= 0 || KH <= 0 || KW <= 0)
         return CL_OK;
     infer_value *cat;
     int64_t ctot, choff;
@@ -895,16 +978,18 @@ static cl_status dnnl_upconv(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_in
         k->w_from = wt->data;
     }
     built = true; /* from here on a failure is an error, not a configuration to fall back from */
+    const void *src;
+    CL_GUARD_GOTO(dnnl_upconv_src(c, k, lay, &cl_md, x, &src));
     if (cat != NULL) {
         CL_GUARD_GOTO(infer_tensor_new_bytes(c->mem, &cat->t, CL_INFER_FLOAT, 4, k->cat_md.dims,
                                              dnnl_memory_desc_get_size(&k->cat_md)));
         CL_GUARD_GOTO(dnnl_upconv_concat_fill(c, k, cat->t.data));
-        CL_GUARD_GOTO(dnnl_upconv_run(c, k, x, b ? b->data : NULL, (float *)cat->t.data + choff));
+        CL_GUARD_GOTO(dnnl_upconv_run(c, k, src, b ? b->data : NULL, (float *)cat->t.data + choff));
         cat->layout = &k->cat_md;
     } else {
         CL_GUARD_GOTO(infer_tensor_new_bytes(c->mem, out[0], CL_INFER_FLOAT, 4, k->out_dims,
                                              dnnl_memory_desc_get_size(&k->dst_md)));
-        CL_GUARD_GOTO(dnnl_upconv_run(c, k, x, b ? b->data : NULL, out[0]->data));
+        CL_GUARD_GOTO(dnnl_upconv_run(c, k, src, b ? b->data : NULL, out[0]->data));
         dnnl_out_layout(c, 0, k);
     }
     *handled = true;

@@ -514,8 +514,8 @@ static void test_conv_add(void **state)
 
 /* ConvTranspose with kernel == stride on a conv's channels-last output (the
  * U-Net's up-convolution, run as matmuls writing the output in place), with
- * and without bias, batch 2, 2x2 and 3x3; and on 16-channel blocks (the
- * deconvolution path). */
+ * and without bias, batch 2, 2x2 and 3x3; and on 16-channel blocks (reordered
+ * to channels-last first). test_convtranspose covers the deconvolution path. */
 static void test_upconv(void **state)
 {
     (void)state;
@@ -588,6 +588,62 @@ static void test_upconv_concat(void **state)
     }
 }
 
+/* 3x3 stride-1 convolutions with 32+ input channels on a 32x32+ output run
+ * as Winograd (16-channel blocks): alone, with a fused Relu, with a fused
+ * residual Add, read by an up-convolution and joined by a Concat with the
+ * up-convolution's channels-last output; the results match the reference
+ * kernels (compare_outputs' 1e-4), and direct_conv turns Winograd off. */
+static void test_winograd(void **state)
+{
+    (void)state;
+    if (!cl_infer_onednn_available()) skip();
+    tm_model *t = tm_new(13);
+    const int64_t xd[4] = {1, 32, 34, 40}, wd[4] = {32, 32, 3, 3}, bd[1] = {32}, td[4] = {32, 16, 2, 2};
+    const int64_t wcd[4] = {32, 48, 3, 3}, k2[2] = {2, 2};
+    tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 4, xd);
+    init_random_scaled(t, "W1", 4, wd, 91, 0.1f);
+    init_random_scaled(t, "W2", 4, wd, 92, 0.1f);
+    init_random_scaled(t, "W3", 4, wd, 93, 0.1f);
+    init_random(t, "B1", 1, bd, 94);
+    init_random_scaled(t, "WT", 4, td, 95, 0.2f);
+    init_random_scaled(t, "WC", 4, wcd, 96, 0.1f);
+    conv_node(t, "c1", "X,W1,B1", "A", 2);
+    tm_node(t, "Relu", "r1", "A", "R");
+    conv_node(t, "c2", "R,W2", "S", 2);
+    tm_node(t, "Add", "add", "S,R", "T"); /* residual: a sum post-op */
+    conv_node(t, "c3", "T,W3", "U", 2);   /* the skip connection, 16-channel blocks */
+    Onnx__NodeProto *n = tm_node(t, "MaxPool", "pool", "U", "P");
+    tm_attr_ints(t, n, "kernel_shape", 2, k2);
+    tm_attr_ints(t, n, "strides", 2, k2);
+    n = tm_node(t, "ConvTranspose", "up", "P,WT", "V");
+    tm_attr_ints(t, n, "strides", 2, k2);
+    n = tm_node(t, "Concat", "cat", "V,U", "C");
+    tm_attr_int(t, n, "axis", 1);
+    conv_node(t, "c4", "C,WC", "Y", 2);
+    tm_output(t, "Y");
+    /* c1-c4, the pool, the up-convolution and the Concat (written by it), each round */
+    assert_int_equal(compare_outputs(t, 4, xd, 1, false), 14);
+    cl_buf b;
+    tm_pack(t, &b);
+    size_t n_x = count(4, xd);
+    float *x = calloc(n_x, sizeof(float));
+    assert_non_null(x);
+    for (int direct = 0; direct < 2; direct++) {
+        cl_infer_options o = {.backend = CL_INFER_BACKEND_ONEDNN, .direct_conv = direct != 0};
+        cl_infer_model *m = NULL;
+        assert_ok(cl_infer_model_load(b.data, b.len, &o, &m));
+        cl_infer_tensor in = tm_f32(4, xd, x), y;
+        assert_ok(cl_infer_run(m, &in, 1, &y, 1));
+        /* c1 to c4 (c4 reads 48 channels): all Winograd, or none */
+        assert_int_equal(m->wino_convs, direct ? 0 : 4);
+        cl_infer_tensor_free(&y);
+        cl_infer_model_free(m);
+    }
+    free(x);
+    cl_buf_free(&b);
+    tm_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -603,6 +659,7 @@ int main(void)
         cmocka_unit_test(test_conv_add),
         cmocka_unit_test(test_upconv),
         cmocka_unit_test(test_upconv_concat),
+        cmocka_unit_test(test_winograd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,11 @@ for m in mlp unet_small_bn resnet_small; do
   "$CLOISTER_BIN" infer-local "$out/$m/model.onnx" "$out/$m/input.npy" -o "$out/$m/cli.npy"
   "$checker" --npy "$out/$m/cli.npy" "$out/$m/expected.npy"
 done
+# The U-Net at 64x64 runs its upper 3x3 convolutions as Winograd by default;
+# --direct-conv runs them all with the direct kernel: both match PyTorch.
+"$CLOISTER_BIN" infer-local --direct-conv "$out/unet_small/model.onnx" "$out/unet_small/input.npy" \
+  -o "$out/unet_small/cli_direct.npy"
+"$checker" --npy "$out/unet_small/cli_direct.npy" "$out/unet_small/expected.npy"
 # The reference kernels through the CLI too.
 "$CLOISTER_BIN" infer-local --reference "$out/unet_small/model.onnx" "$out/unet_small/input.npy" \
   -o "$out/unet_small/cli_ref.npy"
