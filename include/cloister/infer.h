@@ -68,6 +68,10 @@ typedef struct cl_infer_options {
     /* oneDNN's direct convolution only: no Winograd for 3x3 convolutions
      * (faster on large layers, rounds differently; docs/inference.md). */
     bool direct_conv;
+    /* Skip the planning run at load (a run on zeros of the declared input
+     * shapes, which makes the memory plan and oneDNN's primitives; see
+     * docs/inference.md): the first run makes them instead. */
+    bool plan_on_first_run;
 } cl_infer_options;
 
 /* Whether this build has the oneDNN kernels. */

@@ -165,7 +165,9 @@ static cl_status infer_local(const char *model_path, const char *input_path, con
     cl_buf_init_secret(&mb, INFER_CLI_MAX_MODEL);
     cl_buf_init(&ib, INFER_CLI_MAX_INPUT);
     CL_GUARD_CTX_GOTO(cl_buf_read_file(&mb, model_path), "reading model %s", model_path);
+    double tl = infer_now_ms();
     CL_GUARD_CTX_GOTO(cl_infer_model_load(mb.data, mb.len, opts, &m), "loading model %s", model_path);
+    tl = infer_now_ms() - tl;
     cl_buf_free(&mb);
     bool png_in = infer_has_suffix(input_path, ".png");
     bool json_in = infer_has_suffix(input_path, ".json"), csv_in = infer_has_suffix(input_path, ".csv");
@@ -221,6 +223,7 @@ static cl_status infer_local(const char *model_path, const char *input_path, con
         for (size_t i = 0; i < n_out; i++) infer_print_tensor(cl_infer_model_output_name(m, i), &outs[i]);
     }
     if (bench > 0) {
+        fprintf(stderr, "load: %.3f ms (with the planning run, unless the input shape is symbolic)\n", tl);
         fprintf(stderr, "first run: %.3f ms\n", t1 - t0);
         CL_GUARD_GOTO(infer_bench(m, &in, bench));
     }

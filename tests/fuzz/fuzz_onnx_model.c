@@ -46,7 +46,10 @@ static void fuzz_run(cl_infer_model *m)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    cl_infer_options o = {.max_bytes = (size_t)1 << 20, .backend = CL_INFER_BACKEND_REFERENCE};
+    /* No planning run at load: fuzz_run makes the same run on zeros, but only
+     * for small shapes (throughput); the plan is made after it. */
+    cl_infer_options o = {
+        .max_bytes = (size_t)1 << 20, .backend = CL_INFER_BACKEND_REFERENCE, .plan_on_first_run = true};
     cl_infer_model *m = NULL;
     cl_status rc = cl_infer_model_load(data, size, &o, &m);
     if (rc != CL_OK) {
@@ -59,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cl_infer_model_free(m);
     /* The default backend's load also rewrites the graph (BatchNorm folding,
      * Relu fusion) on attacker-shaped graphs; it must load the same models. */
-    cl_infer_options d = {.max_bytes = (size_t)1 << 20};
+    cl_infer_options d = {.max_bytes = (size_t)1 << 20, .plan_on_first_run = true};
     m = NULL;
     if (cl_infer_model_load(data, size, &d, &m) != CL_OK) __builtin_trap();
     cl_infer_model_free(m);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The static memory plan: reuse along a chain, lifetimes across a diamond,
  * graph outputs kept out of the arena, the placement invariant, re-planning
- * for new input shapes. */
+ * for new input shapes, the plan made at load. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -234,12 +234,88 @@ static void test_symbolic_replanned(void **state)
     tm_free(t);
 }
 
+/* Declared, fixed input shapes: the plan is made at load by a run on zeros,
+ * so the first real run already uses it (the peak stays what the load left
+ * plus the output handed over) and gives the same result as a model that
+ * plans on its first run. */
+static void test_planned_at_load(void **state)
+{
+    (void)state;
+    const int64_t d[2] = {16, COLS};
+    tm_model *t = tm_new(13);
+    tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 2, d);
+    tm_node(t, "Neg", "n1", "X", "A1");
+    tm_node(t, "Neg", "n2", "A1", "A2");
+    tm_node(t, "Relu", "n3", "A2", "A3");
+    tm_node(t, "Neg", "n4", "A3", "Y");
+    tm_output(t, "Y");
+    cl_buf b;
+    tm_pack(t, &b);
+    cl_infer_options lazy_o = {.plan_on_first_run = true};
+    cl_infer_model *m = NULL, *lazy = NULL;
+    assert_ok(cl_infer_model_load(b.data, b.len, NULL, &m));
+    assert_ok(cl_infer_model_load(b.data, b.len, &lazy_o, &lazy));
+    size_t bytes = (size_t)16 * COLS * sizeof(float);
+    assert_true(m->plan.ready);
+    assert_false(lazy->plan.ready);
+    assert_int_equal(m->plan.arena_bytes, 2 * bytes);
+    size_t held = m->mem.used;
+    float *x = input_rows(16);
+    cl_infer_tensor out, out_lazy;
+    run_rows(m, 16, x, &out, 1);
+    run_rows(lazy, 16, x, &out_lazy, 1);
+    assert_memory_equal(out.data, out_lazy.data, bytes);
+    assert_int_equal(cl_infer_model_peak_bytes(m), held + bytes);
+    assert_true(lazy->plan.ready);
+    assert_int_equal(lazy->plan.arena_bytes, m->plan.arena_bytes);
+    cl_infer_tensor_free(&out);
+    cl_infer_tensor_free(&out_lazy);
+    free(x);
+    cl_infer_model_free(m);
+    cl_infer_model_free(lazy);
+    cl_buf_free(&b);
+    tm_free(t);
+}
+
+/* A model that fails on zeros (its Reshape takes the target shape as an
+ * input: [0, 0, 0] copies a third dimension its rank-2 input does not have)
+ * still loads; its plan is made by the first run that succeeds. */
+static void test_plan_at_load_failure(void **state)
+{
+    (void)state;
+    const int64_t d[2] = {2, 3}, ds[1] = {3};
+    tm_model *t = tm_new(13);
+    tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 2, d);
+    tm_input(t, "S", ONNX__TENSOR_PROTO__DATA_TYPE__INT64, 1, ds);
+    tm_node(t, "Neg", "n1", "X", "A");
+    tm_node(t, "Reshape", "r", "A,S", "B");
+    tm_node(t, "Neg", "n2", "B", "Y");
+    tm_output(t, "Y");
+    cl_infer_model *m = tm_load(t);
+    assert_false(m->plan.ready);
+    assert_int_equal(cl_error_last()->code, CL_OK);
+    float x[6] = {1, 2, 3, 4, 5, 6};
+    int64_t shape[3] = {3, 2, 1};
+    cl_infer_tensor in[2] = {tm_f32(2, d, x), {0}}, out;
+    in[1] = (cl_infer_tensor){.dtype = CL_INFER_INT64, .rank = 1, .dims = {3}, .data = shape, .nbytes = sizeof(shape)};
+    assert_ok(cl_infer_run(m, in, 2, &out, 1));
+    assert_int_equal(out.dims[0], 3);
+    assert_int_equal(out.dims[1], 2);
+    assert_int_equal(out.dims[2], 1);
+    for (int i = 0; i < 6; i++) assert_float_equal(((float *)out.data)[i], x[i], 0);
+    assert_true(m->plan.ready);
+    cl_infer_tensor_free(&out);
+    cl_infer_model_free(m);
+    tm_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_chain_reuses),       cmocka_unit_test(test_diamond_lifetime),
-        cmocka_unit_test(test_output_not_aliased), cmocka_unit_test(test_place_invariant),
-        cmocka_unit_test(test_symbolic_replanned),
+        cmocka_unit_test(test_chain_reuses),         cmocka_unit_test(test_diamond_lifetime),
+        cmocka_unit_test(test_output_not_aliased),   cmocka_unit_test(test_place_invariant),
+        cmocka_unit_test(test_symbolic_replanned),   cmocka_unit_test(test_planned_at_load),
+        cmocka_unit_test(test_plan_at_load_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
