@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # Benchmark: Cloister's runtime (`cloister infer-local --bench`) next to ONNX
 # Runtime (npm onnxruntime-node) on the same models and inputs, 1 and 2
-# threads, in the same run. Prints a markdown table of median / p99 latency and
-# checks that both give the same output (rtol 1e-4).
+# threads, in the same run. Prints a markdown table of median / p99 latency,
+# Cloister's also with --direct-conv (no Winograd), peak memory, and checks
+# that all three give the same output (rtol 1e-4).
 #   bench/infer/run.sh [BUILD_DIR] [RUNS]
 # Needs Debian's /usr/bin/python3 (torch, onnx) and node/npm. onnxruntime-node is
 # installed into BUILD_DIR/bench-infer/node with ONNXRUNTIME_NODE_INSTALL=skip
@@ -22,8 +23,9 @@ if [ ! -d "$work/node/node_modules/onnxruntime-node" ]; then
 fi
 ortver=$(node -e "console.log(require('$work/node/node_modules/onnxruntime-node/package.json').version)")
 [ -f "$work/models/unet/model.onnx" ] || /usr/bin/python3 "$here/make_models.py" "$work/models" >/dev/null
-echo "| model | threads | Cloister median (ms) | Cloister p99 | ORT $ortver median (ms) | ORT p99 | ratio | outputs match |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| model | threads | Cloister median (ms) | Cloister p99 | --direct-conv median | ORT $ortver median (ms) | ORT p99 | ratio | --direct-conv ratio | peak MiB (--direct-conv) | outputs match |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+field() { sed -E "s/.*$1 ([0-9.]+).*/\1/" <<<"$2"; }
 for m in unet unet_folded resnet; do
   dir=$work/models/$m
   for t in 1 2; do
@@ -31,11 +33,16 @@ for m in unet unet_folded resnet; do
           --bench "$runs" 2>/dev/null | grep '^bench:')
     o=$(NODE_PATH="$work/node/node_modules" node "$here/ort_bench.js" "$dir/model.onnx" "$dir/input.npy" "$t" \
           "$runs" "$dir/ort.npy")
-    cm=$(sed -E 's/.*median ([0-9.]+) ms.*/\1/' <<<"$c"); cp=$(sed -E 's/.*p99 ([0-9.]+) ms.*/\1/' <<<"$c")
-    om=$(sed -E 's/.*median ([0-9.]+) ms.*/\1/' <<<"$o"); op=$(sed -E 's/.*p99 ([0-9.]+) ms.*/\1/' <<<"$o")
-    same=$(/usr/bin/python3 -c "import numpy as n,sys; a=n.load(sys.argv[1]); b=n.load(sys.argv[2]); \
-print('yes' if a.shape==b.shape and n.allclose(a,b,rtol=1e-4,atol=1e-5) else 'NO')" "$dir/cloister.npy" "$dir/ort.npy")
+    d=$("$bin" infer-local "$dir/model.onnx" "$dir/input.npy" -o "$dir/direct.npy" --force --threads "$t" \
+          --bench "$runs" --direct-conv 2>/dev/null | grep '^bench:')
+    cm=$(field median "$c"); cp=$(field p99 "$c"); cmem=$(field 'peak memory' "$c")
+    dm=$(field median "$d"); dmem=$(field 'peak memory' "$d")
+    om=$(field median "$o"); op=$(field p99 "$o")
+    same=$(/usr/bin/python3 -c "import numpy as n,sys; o=n.load(sys.argv[1]); \
+ok=[(lambda a: a.shape==o.shape and n.allclose(a,o,rtol=1e-4,atol=1e-5))(n.load(f)) for f in sys.argv[2:]]; \
+print('yes' if all(ok) else 'NO')" "$dir/ort.npy" "$dir/cloister.npy" "$dir/direct.npy")
     ratio=$(awk -v a="$cm" -v b="$om" 'BEGIN { printf "%.2f", a / b }')
-    echo "| $m | $t | $cm | $cp | $om | $op | $ratio | $same |"
+    dratio=$(awk -v a="$dm" -v b="$om" 'BEGIN { printf "%.2f", a / b }')
+    echo "| $m | $t | $cm | $cp | $dm | $om | $op | $ratio | $dratio | $cmem ($dmem) | $same |"
   done
 done

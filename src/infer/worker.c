@@ -80,6 +80,7 @@ typedef struct worker_config {
     long max_requests;         /* 0: serve until stopped */
     long max_connections;      /* threads serving connections, both ports */
     long threads;              /* inference threads; 0: all cores the enclave has */
+    bool direct_conv;          /* no Winograd: half the U-Net's memory, 1.4x its time */
     long read_timeout;         /* seconds a client may stay silent */
     long start_attempts;       /* tries to unseal the model while the KMS is unreachable */
     long start_failure_report; /* seconds to answer connections with the reason a start failed */
@@ -148,6 +149,16 @@ static cl_status worker_config_uint(json_t *root, const char *name, bool require
     return CL_OK;
 }
 
+/* A boolean field; absent: *out keeps its default. */
+static cl_status worker_config_bool(json_t *root, const char *name, bool *out)
+{
+    json_t *v = json_object_get(root, name);
+    if (v == NULL) return CL_OK;
+    CL_ENSURE(json_is_boolean(v), CL_ERR_FORMAT, "configuration: \"%s\" must be true or false", name);
+    *out = json_is_true(v);
+    return CL_OK;
+}
+
 static cl_status worker_config_load(const char *path, worker_config *c)
 {
     cl_status rc = CL_OK;
@@ -191,6 +202,7 @@ static cl_status worker_config_load(const char *path, worker_config *c)
     CL_GUARD_GOTO(worker_config_uint(c->root, "max_requests", false, 0, 1000000000L, &c->max_requests));
     CL_GUARD_GOTO(worker_config_uint(c->root, "max_connections", false, 1, WORKER_MAX_THREADS, &c->max_connections));
     CL_GUARD_GOTO(worker_config_uint(c->root, "threads", false, 0, 1024, &c->threads));
+    CL_GUARD_GOTO(worker_config_bool(c->root, "direct_conv", &c->direct_conv));
     CL_GUARD_GOTO(worker_config_uint(c->root, "read_timeout", false, 1, 3600, &c->read_timeout));
     CL_GUARD_GOTO(worker_config_uint(c->root, "start_attempts", false, 1, 10, &c->start_attempts));
     CL_GUARD_GOTO(worker_config_uint(c->root, "start_failure_report", false, 0, 3600, &c->start_failure_report));
@@ -292,6 +304,7 @@ static cl_status worker_start(worker *w, const char *config_path)
      * enclave"); the reference kernels otherwise. */
     cl_infer_options opts = {.max_bytes = WORKER_MODEL_BYTES,
                              .threads = (int)w->cfg.threads,
+                             .direct_conv = w->cfg.direct_conv,
                              .backend =
                                  cl_infer_onednn_available() ? CL_INFER_BACKEND_ONEDNN : CL_INFER_BACKEND_REFERENCE};
     CL_GUARD_CTX_GOTO(cl_infer_service_open(model.data, model.len, &opts, &w->svc), "loading the model %s",

@@ -142,8 +142,8 @@ def main():
 
             # Startup failures: one line on the console (only --debug enclaves show it, and their
             # documents carry PCR0 zero, which is exactly the refused case) and a non-zero exit.
-            def debug_run(proxy_port):
-                dp = subprocess.run([wh.C, "enclave", "run", p("worker.img"), "--state-dir", p("state-debug"), "--pki",
+            def debug_run(proxy_port, img="worker.img"):
+                dp = subprocess.run([wh.C, "enclave", "run", p(img), "--state-dir", p("state-debug"), "--pki",
                                      p("pki"), "--memory", "512", "--quiet", "--debug", "--attach-console", "--proxy",
                                      f"8000=127.0.0.1:{proxy_port}"], capture_output=True, text=True, timeout=120)
                 lines = [ln for ln in (dp.stdout + dp.stderr).splitlines() if "cannot start" in ln]
@@ -156,6 +156,18 @@ def main():
             rc, lines = debug_run(kms_harness.free_port())
             check(rc != 0 and len(lines) == 1 and "unsealing the model" in lines[0],
                   f"a worker that cannot reach its KMS stops with one line after retrying (exit {rc}): {lines}")
+
+            # A bad value in the image's configuration stops the start with one line naming it.
+            os.makedirs(p("bad"))
+            cfg = json.load(open(p("worker.json")))
+            cfg["direct_conv"] = "yes"
+            open(p("bad", "worker.json"), "w").write(json.dumps(cfg))
+            r = w.run("enclave", "build", "--exe", wh.WORKER, "--file", p("model.sealed"), "--file",
+                      p("bad", "worker.json"), "-o", p("bad.img"))
+            assert r.returncode == 0, r.stderr
+            rc, lines = debug_run(w.kms_relay.port, "bad.img")
+            check(rc != 0 and len(lines) == 1 and '"direct_conv" must be true or false' in lines[0],
+                  f"a configuration with direct_conv neither true nor false stops with one line (exit {rc}): {lines}")
 
             # A production (non-debug) enclave has no console: with start_failure_report the
             # failed start is answered on the envelope port instead, until a stop frame.
