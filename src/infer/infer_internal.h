@@ -230,9 +230,10 @@ void infer_plan_make(cl_infer_model *m, const cl_infer_tensor *inputs);
 /* Wipes and frees the arena (a new plan, or unload). */
 void infer_plan_drop(cl_infer_model *m);
 /* The planning run at load, when every input's shape is declared and fixed
- * (plan.c). Never fails the load: a run that fails leaves the plan to the
- * first run, as for symbolic shapes. */
-void infer_plan_at_load(cl_infer_model *m);
+ * (plan.c). Fails only when that run exceeds the memory cap (every run of
+ * those shapes would); any other failure leaves the plan to the first run,
+ * as for symbolic shapes. */
+CL_MUST_USE cl_status infer_plan_at_load(cl_infer_model *m);
 
 const infer_op *infer_op_find(const char *name);
 /* Writes the comma-separated list of supported op types into buf (for error

@@ -708,7 +708,7 @@ cl_status cl_infer_model_load(const void *bytes, size_t len, const cl_infer_opti
         infer_graph_fuse(m);
         infer_graph_concat_into(m);
     }
-    if (!(opts && opts->plan_on_first_run)) infer_plan_at_load(m);
+    if (!(opts && opts->plan_on_first_run)) CL_GUARD_GOTO(infer_plan_at_load(m));
     CL_LOG_DEBUG("loaded ONNX model: opset %lld, %zu nodes, %zu values, %zu bytes held", (long long)m->opset,
                  m->n_nodes, m->n_values, m->mem.used);
     *out = m;

@@ -272,25 +272,33 @@ static bool plan_load_inputs(const cl_infer_model *m, cl_infer_tensor *in)
     return true;
 }
 
-void infer_plan_at_load(cl_infer_model *m)
+cl_status infer_plan_at_load(cl_infer_model *m)
 {
+    cl_status rc = CL_OK;
     cl_infer_tensor *in = calloc(m->n_inputs ? m->n_inputs : 1, sizeof(*in));
     cl_infer_tensor *out = calloc(m->n_outputs ? m->n_outputs : 1, sizeof(*out));
-    if (in != NULL && out != NULL && m->n_inputs > 0 && plan_load_inputs(m, in)) {
+    CL_ENSURE_GOTO(in != NULL && out != NULL, CL_ERR_NOMEM, "out of memory planning the model");
+    if (m->n_inputs > 0 && plan_load_inputs(m, in)) {
         /* The caller's profile and counters start with the caller's runs. */
         bool profile = m->profile;
         m->profile = false;
-        if (cl_infer_run(m, in, m->n_inputs, out, m->n_outputs) != CL_OK) {
+        cl_status st = cl_infer_run(m, in, m->n_inputs, out, m->n_outputs);
+        m->profile = profile;
+        m->fast_runs = 0;
+        for (size_t i = 0; i < m->n_outputs; i++) cl_infer_tensor_free(&out[i]);
+        if (st == CL_ERR_LIMIT || st == CL_ERR_NOMEM) {
+            /* Every run of these shapes would need as much: say so now. */
+            rc = cl_error_wrap("running the model on zeros of its declared input shapes (to plan its memory)");
+        } else if (st != CL_OK) {
             CL_LOG_DEBUG("no memory plan at load: the run on zeros failed (%s); the first run makes it",
                          cl_error_message());
             cl_error_clear();
         }
-        m->profile = profile;
-        m->fast_runs = 0;
-        for (size_t i = 0; i < m->n_outputs; i++) cl_infer_tensor_free(&out[i]);
     }
+out:
     if (in != NULL)
         for (size_t i = 0; i < m->n_inputs; i++) cl_infer_tensor_free(&in[i]);
     free(in);
     free(out);
+    return rc;
 }

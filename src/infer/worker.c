@@ -44,7 +44,10 @@
 #define WORKER_CONFIG_DEFAULT "/files/worker.json"
 #define WORKER_CONFIG_MAX ((size_t)64 << 10)
 #define WORKER_MODEL_MAX ((size_t)256 << 20)
-#define WORKER_MODEL_BYTES ((size_t)128 << 20)
+/* What the loaded model may hold at once (weights, oneDNN's copies, the arena), in MiB,
+ * unless the image's model_memory_mib says otherwise: the 256x256 U-Net needs 175 MiB with
+ * Winograd, 88 without (docs/inference.md). */
+#define WORKER_MODEL_MIB_DEFAULT 1024
 /* One input in plaintext: a patient record (under 1 KiB) or an image slice (a 512 x 512
  * 16-bit RGB PNG is at most ~1.5 MiB). */
 #define WORKER_INPUT_MAX ((size_t)8 << 20)
@@ -81,6 +84,7 @@ typedef struct worker_config {
     long max_connections;      /* threads serving connections, both ports */
     long threads;              /* inference threads; 0: all cores the enclave has */
     bool direct_conv;          /* no Winograd: half the U-Net's memory, 1.4x its time */
+    long model_memory_mib;     /* the model's memory cap */
     long read_timeout;         /* seconds a client may stay silent */
     long start_attempts;       /* tries to unseal the model while the KMS is unreachable */
     long start_failure_report; /* seconds to answer connections with the reason a start failed */
@@ -203,6 +207,8 @@ static cl_status worker_config_load(const char *path, worker_config *c)
     CL_GUARD_GOTO(worker_config_uint(c->root, "max_connections", false, 1, WORKER_MAX_THREADS, &c->max_connections));
     CL_GUARD_GOTO(worker_config_uint(c->root, "threads", false, 0, 1024, &c->threads));
     CL_GUARD_GOTO(worker_config_bool(c->root, "direct_conv", &c->direct_conv));
+    c->model_memory_mib = WORKER_MODEL_MIB_DEFAULT;
+    CL_GUARD_GOTO(worker_config_uint(c->root, "model_memory_mib", false, 16, 65536, &c->model_memory_mib));
     CL_GUARD_GOTO(worker_config_uint(c->root, "read_timeout", false, 1, 3600, &c->read_timeout));
     CL_GUARD_GOTO(worker_config_uint(c->root, "start_attempts", false, 1, 10, &c->start_attempts));
     CL_GUARD_GOTO(worker_config_uint(c->root, "start_failure_report", false, 0, 3600, &c->start_failure_report));
@@ -302,7 +308,7 @@ static cl_status worker_start(worker *w, const char *config_path)
     CL_GUARD_GOTO(worker_unseal_model(w, kms, &sealed, &model));
     /* oneDNN with an OpenMP pool when this build has it (docs/worker.md, "oneDNN in the
      * enclave"); the reference kernels otherwise. */
-    cl_infer_options opts = {.max_bytes = WORKER_MODEL_BYTES,
+    cl_infer_options opts = {.max_bytes = (size_t)w->cfg.model_memory_mib << 20,
                              .threads = (int)w->cfg.threads,
                              .direct_conv = w->cfg.direct_conv,
                              .backend =
@@ -328,8 +334,14 @@ out:
  */
 static cl_status worker_infer(worker *w, const uint8_t *in, size_t n, cl_buf *result)
 {
-    if (cl_infer_service_run(w->svc, in, n, result) != CL_OK) {
+    cl_status st = cl_infer_service_run(w->svc, in, n, result);
+    if (st != CL_OK) {
         cl_error_clear();
+        /* Not the input's fault: saying so tells the host nothing the request's size does not. */
+        if (st == CL_ERR_LIMIT || st == CL_ERR_NOMEM)
+            CL_FAIL(st, "the model ran out of memory on this request (its cap is %ld MiB: the image's model_memory_mib)",
+                    w->cfg.model_memory_mib);
+        if (st == CL_ERR_INTERNAL) CL_FAIL(st, "the model failed on this request (an internal error)");
         if (cl_infer_service_kind(w->svc) == CL_INFER_KIND_SEGMENTER)
             CL_FAIL(CL_ERR_FORMAT, "the decrypted request is not an image this model reads "
                                    "(a PNG slice; details are not sent in the clear)");

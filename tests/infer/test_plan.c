@@ -309,13 +309,44 @@ static void test_plan_at_load_failure(void **state)
     tm_free(t);
 }
 
+/* A model whose declared shapes need more than its memory cap fails to load,
+ * saying so, rather than failing on every request; deferred planning loads it
+ * and the first run fails the same way. */
+static void test_plan_at_load_over_cap(void **state)
+{
+    (void)state;
+    const int64_t d[2] = {256, COLS}; /* 1 MiB per value; two alive at once */
+    tm_model *t = tm_new(13);
+    tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 2, d);
+    tm_node(t, "Neg", "n1", "X", "A1");
+    tm_node(t, "Neg", "n2", "A1", "A2");
+    tm_node(t, "Neg", "n3", "A2", "Y");
+    tm_output(t, "Y");
+    cl_buf b;
+    tm_pack(t, &b);
+    cl_infer_options o = {.max_bytes = (size_t)3 << 19}; /* 1.5 MiB */
+    cl_infer_model *m = NULL;
+    assert_fails(cl_infer_model_load(b.data, b.len, &o, &m), CL_ERR_LIMIT,
+                 "running the model on zeros of its declared input shapes (to plan its memory): ");
+    assert_null(m);
+    o.plan_on_first_run = true;
+    assert_ok(cl_infer_model_load(b.data, b.len, &o, &m));
+    float *x = input_rows(256);
+    cl_infer_tensor in = tm_f32(2, d, x), out;
+    assert_fails(cl_infer_run(m, &in, 1, &out, 1), CL_ERR_LIMIT, "memory cap");
+    free(x);
+    cl_infer_model_free(m);
+    cl_buf_free(&b);
+    tm_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chain_reuses),         cmocka_unit_test(test_diamond_lifetime),
         cmocka_unit_test(test_output_not_aliased),   cmocka_unit_test(test_place_invariant),
         cmocka_unit_test(test_symbolic_replanned),   cmocka_unit_test(test_planned_at_load),
-        cmocka_unit_test(test_plan_at_load_failure),
+        cmocka_unit_test(test_plan_at_load_failure), cmocka_unit_test(test_plan_at_load_over_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -158,16 +158,18 @@ def main():
                   f"a worker that cannot reach its KMS stops with one line after retrying (exit {rc}): {lines}")
 
             # A bad value in the image's configuration stops the start with one line naming it.
-            os.makedirs(p("bad"))
-            cfg = json.load(open(p("worker.json")))
-            cfg["direct_conv"] = "yes"
-            open(p("bad", "worker.json"), "w").write(json.dumps(cfg))
-            r = w.run("enclave", "build", "--exe", wh.WORKER, "--file", p("model.sealed"), "--file",
-                      p("bad", "worker.json"), "-o", p("bad.img"))
-            assert r.returncode == 0, r.stderr
-            rc, lines = debug_run(w.kms_relay.port, "bad.img")
-            check(rc != 0 and len(lines) == 1 and '"direct_conv" must be true or false' in lines[0],
-                  f"a configuration with direct_conv neither true nor false stops with one line (exit {rc}): {lines}")
+            for key, value, says in (("direct_conv", "yes", '"direct_conv" must be true or false'),
+                                     ("model_memory_mib", 8, '"model_memory_mib" must be an integer from 16 to')):
+                os.makedirs(p("bad-" + key))
+                cfg = json.load(open(p("worker.json")))
+                cfg[key] = value
+                open(p("bad-" + key, "worker.json"), "w").write(json.dumps(cfg))
+                r = w.run("enclave", "build", "--exe", wh.WORKER, "--file", p("model.sealed"), "--file",
+                          p("bad-" + key, "worker.json"), "-o", p("bad-%s.img" % key))
+                assert r.returncode == 0, r.stderr
+                rc, lines = debug_run(w.kms_relay.port, "bad-%s.img" % key)
+                check(rc != 0 and len(lines) == 1 and says in lines[0],
+                      f"a configuration with {key} {value!r} stops with one line (exit {rc}): {lines}")
 
             # A production (non-debug) enclave has no console: with start_failure_report the
             # failed start is answered on the envelope port instead, until a stop frame.
