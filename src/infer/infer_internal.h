@@ -200,6 +200,15 @@ CL_MUST_USE cl_status infer_dnnl_maxpool(infer_ctx *c, cl_infer_tensor **in, int
                                          bool *handled);
 CL_MUST_USE cl_status infer_dnnl_concat(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
                                         bool *handled);
+#define INFER_DNNL_DECL(fn) \
+    CL_MUST_USE cl_status fn(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out, \
+                             bool *handled)
+INFER_DNNL_DECL(infer_dnnl_avgpool);
+INFER_DNNL_DECL(infer_dnnl_globalavgpool);
+INFER_DNNL_DECL(infer_dnnl_unary); /* Relu, LeakyRelu, Sigmoid, Tanh, Exp, Log, Sqrt, Abs, Neg */
+INFER_DNNL_DECL(infer_dnnl_clip);
+INFER_DNNL_DECL(infer_dnnl_softmax); /* and LogSoftmax */
+INFER_DNNL_DECL(infer_dnnl_batchnorm);
 /* Reorders a value held in a oneDNN layout into a fresh plain tensor in place
  * (the old buffer is wiped and released); nothing to do when it is plain. */
 CL_MUST_USE cl_status infer_dnnl_to_plain(cl_infer_model *m, infer_value *v);

@@ -12,6 +12,7 @@
  * Configurations not covered here fall back to the reference kernels, which
  * tests also use to check this path.
  */
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1090,17 +1091,20 @@ static cl_status dnnl_in_md(const infer_ctx *c, int i, const cl_infer_tensor *t,
     return CL_OK;
 }
 
-/* MaxPool without the Indices output, 1-3 spatial dims, on the input's layout:
- * oneDNN's max pooling skips padding as ONNX does (padding never wins). */
-cl_status infer_dnnl_maxpool(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
-                             bool *handled)
+/* MaxPool (without the Indices output) and AveragePool, 1-3 spatial dims, on
+ * the input's layout: oneDNN's max pooling skips padding as ONNX does (padding
+ * never wins); its average pooling divides by the in-bounds positions
+ * (count_include_pad 0) or by every position of the window
+ * (dnnl_pooling_avg_include_padding), which is ONNX's count_include_pad 1
+ * only when the window never reaches past the declared end padding (ceil_mode
+ * may make it: ONNX does not count those). */
+static cl_status dnnl_pool(infer_ctx *c, cl_infer_tensor **in, cl_infer_tensor **out, dnnl_alg_kind_t alg,
+                           bool *handled)
 {
     cl_status rc = CL_OK;
     const cl_infer_tensor *x = in[0];
     *handled = false;
-    if (x->dtype != CL_INFER_FLOAT || x->rank < 3 || x->rank > 5 || (n_out > 1 && out[1] != NULL) ||
-        cl_infer_tensor_count(x) == 0)
-        return CL_OK;
+    if (x->dtype != CL_INFER_FLOAT || x->rank < 3 || x->rank > 5 || cl_infer_tensor_count(x) == 0) return CL_OK;
     dnnl_memory_desc_t src;
     CL_GUARD(dnnl_in_md(c, 0, x, &src));
     int64_t key[3 * CL_INFER_MAX_RANK + 4];
@@ -1135,6 +1139,7 @@ cl_status infer_dnnl_maxpool(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_in
             /* A window wholly in the padding has no ONNX value oneDNN would give. */
             if ((w.in[j] + pl[i] + pr[i] - ext) / w.stride[j] + 1 != w.out[j] || pl[i] >= ext || pr[i] >= ext)
                 return CL_OK;
+            if (alg == dnnl_pooling_avg_include_padding && pr[i] > w.pad_e[j]) return CL_OK;
         }
         dnnl_dims(dd, x->rank, od);
         k = calloc(1, sizeof(*k));
@@ -1151,8 +1156,8 @@ cl_status infer_dnnl_maxpool(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_in
         dnnl_pooling_v2_desc_t desc;
         DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst_any, x->rank, dd, dnnl_f32, dnnl_format_tag_any),
                  "memory descriptor");
-        DNNL_TRY(dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, dnnl_pooling_max, &k->src_md,
-                                                   &dst_any, strides, kernel, dil, pl, pr),
+        DNNL_TRY(dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, alg, &k->src_md, &dst_any, strides,
+                                                   kernel, dil, pl, pr),
                  "pooling descriptor");
         CL_GUARD_GOTO(dnnl_attr_make(&attr));
         dnnl_status_t st = dnnl_primitive_desc_create(&pd, &desc, attr, ((infer_dnnl *)c->m->dnnl)->eng, NULL);
@@ -1175,6 +1180,313 @@ out:
     *c->fast = NULL;
     cl_error_clear();
     return CL_OK;
+}
+
+cl_status infer_dnnl_maxpool(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                             bool *handled)
+{
+    *handled = false;
+    if (n_out > 1 && out[1] != NULL) return CL_OK; /* Indices: the reference kernel */
+    return dnnl_pool(c, in, out, dnnl_pooling_max, handled);
+}
+
+cl_status infer_dnnl_avgpool(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                             bool *handled)
+{
+    int64_t cip;
+    CL_GUARD(infer_attr_int(c->node, "count_include_pad", 0, &cip));
+    return dnnl_pool(c, in, out, cip ? dnnl_pooling_avg_include_padding : dnnl_pooling_avg_exclude_padding, handled);
+}
+
+/* --- Primitives of one activation source: global pooling, eltwise, softmax,
+ * batch normalization. Each runs on the source's layout as it is held and
+ * leaves its output in the layout oneDNN gives it (the source's, for all but
+ * pooling); a configuration oneDNN has only a reference kernel for stays
+ * with ours. */
+
+/* The node's primitive for source x held as *src (the key adds `extra`,
+ * values the primitive was made for beyond x's shape), or NULL after
+ * dropping one made for another shape or layout. */
+static dnnl_cache *dnnl_single_lookup(infer_ctx *c, const cl_infer_tensor *x, const dnnl_memory_desc_t *src,
+                                      const int64_t *extra, size_t n_extra, int64_t *key, size_t *key_n)
+{
+    *key_n = 0;
+    dnnl_key_add(key, key_n, x);
+    for (size_t i = 0; i < n_extra; i++) key[(*key_n)++] = extra[i];
+    dnnl_cache *k = dnnl_cache_lookup(c, key, *key_n);
+    if (k != NULL && !dnnl_memory_desc_equal(&k->src_md, src)) {
+        dnnl_cache_free(c->m, k);
+        *c->fast = k = NULL;
+    }
+    return k;
+}
+
+/* Makes the node's primitive from desc; *made = false (no error) when oneDNN
+ * has only its reference kernel for it. */
+static cl_status dnnl_single_make(infer_ctx *c, const dnnl_memory_desc_t *src, const int64_t *key, size_t key_n,
+                                  int out_rank, const int64_t *od, const_dnnl_op_desc_t desc, bool *made)
+{
+    cl_status rc = CL_OK;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    *made = false;
+    CL_GUARD(dnnl_attr_make(&attr));
+    dnnl_status_t st = dnnl_primitive_desc_create(&pd, desc, attr, ((infer_dnnl *)c->m->dnnl)->eng, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success) return CL_OK;
+    if (dnnl_impl_is_ref(pd)) goto out;
+    dnnl_cache *k = calloc(1, sizeof(*k));
+    CL_ENSURE_GOTO(k != NULL, CL_ERR_NOMEM, "out of memory");
+    *c->fast = k;
+    memcpy(k->key, key, key_n * sizeof(int64_t));
+    k->key_n = key_n;
+    k->out_rank = out_rank;
+    memcpy(k->out_dims, od, (size_t)out_rank * sizeof(int64_t));
+    k->src_md = *src;
+    rc = dnnl_prim_finish(k, pd);
+    if (rc != CL_OK) {
+        dnnl_cache_free(c->m, k);
+        *c->fast = NULL;
+        goto out;
+    }
+    *made = true;
+out:
+    dnnl_primitive_desc_destroy(pd);
+    return rc;
+}
+
+/* Runs the node's primitive on n_src sources into a fresh out[0]. */
+static cl_status dnnl_single_run(infer_ctx *c, int n_src, const int *args, const cl_infer_tensor *const *srcs,
+                                 cl_infer_tensor **out, bool *handled)
+{
+    dnnl_cache *k = *c->fast;
+    CL_GUARD(infer_tensor_new_bytes(c->mem, out[0], CL_INFER_FLOAT, k->out_rank, k->out_dims,
+                                    dnnl_memory_desc_get_size(&k->dst_md)));
+    CL_GUARD(dnnl_exec_plain(c, k, n_src, args, srcs, out[0]));
+    dnnl_out_layout(c, 0, k);
+    *handled = true;
+    return CL_OK;
+}
+
+/* GlobalAveragePool: an average pooling whose window is the whole plane. */
+cl_status infer_dnnl_globalavgpool(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                                   bool *handled)
+{
+    const cl_infer_tensor *x = in[0];
+    *handled = false;
+    if (x->dtype != CL_INFER_FLOAT || x->rank < 3 || x->rank > 5 || cl_infer_tensor_count(x) == 0) return CL_OK;
+    dnnl_memory_desc_t src;
+    int64_t key[3 * CL_INFER_MAX_RANK + 4];
+    size_t key_n;
+    CL_GUARD(dnnl_in_md(c, 0, x, &src));
+    if (dnnl_single_lookup(c, x, &src, NULL, 0, key, &key_n) == NULL) {
+        int nsp = x->rank - 2;
+        int64_t od[CL_INFER_MAX_RANK] = {x->dims[0], x->dims[1], 1, 1, 1};
+        dnnl_dims_t kernel = {0}, strides = {0}, zero = {0}, dd;
+        for (int i = 0; i < nsp; i++) {
+            kernel[i] = x->dims[2 + i];
+            strides[i] = 1;
+        }
+        dnnl_dims(dd, x->rank, od);
+        dnnl_memory_desc_t dst_any;
+        dnnl_pooling_v2_desc_t desc;
+        bool made;
+        if (dnnl_memory_desc_init_by_tag(&dst_any, x->rank, dd, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+            dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, dnnl_pooling_avg_exclude_padding, &src,
+                                              &dst_any, strides, kernel, zero, zero, zero) != dnnl_success)
+            return CL_OK;
+        CL_GUARD(dnnl_single_make(c, &src, key, key_n, x->rank, od, &desc, &made));
+        if (!made) return CL_OK;
+    }
+    const int arg = DNNL_ARG_SRC;
+    return dnnl_single_run(c, 1, &arg, (const cl_infer_tensor *const *)in, out, handled);
+}
+
+/* The unary ops oneDNN's eltwise computes as ONNX defines them (alpha, beta
+ * as oneDNN's; LeakyRelu's alpha from the node). */
+static bool dnnl_eltwise_of(const infer_node *n, dnnl_alg_kind_t *alg, float *alpha, float *beta)
+{
+    static const struct {
+        const char *op;
+        dnnl_alg_kind_t alg;
+        float alpha, beta;
+    } map[] = {
+        {"Relu", dnnl_eltwise_relu, 0, 0},        {"LeakyRelu", dnnl_eltwise_relu, 0.01f, 0},
+        {"Sigmoid", dnnl_eltwise_logistic, 0, 0}, {"Tanh", dnnl_eltwise_tanh, 0, 0},
+        {"Exp", dnnl_eltwise_exp, 0, 0},          {"Log", dnnl_eltwise_log, 0, 0},
+        {"Sqrt", dnnl_eltwise_sqrt, 0, 0},        {"Abs", dnnl_eltwise_abs, 0, 0},
+        {"Neg", dnnl_eltwise_linear, -1, 0},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        if (strcmp(n->op, map[i].op) != 0) continue;
+        *alg = map[i].alg;
+        *alpha = map[i].alpha;
+        *beta = map[i].beta;
+        if (map[i].alg == dnnl_eltwise_relu && map[i].alpha != 0 &&
+            infer_attr_float(n, "alpha", 0.01f, alpha) != CL_OK) {
+            cl_error_clear(); /* the reference kernel reports it */
+            return false;
+        }
+        return true;
+    }
+    return false;
+}
+
+/* One eltwise primitive over x, whatever its rank and layout. */
+static cl_status dnnl_eltwise_run(infer_ctx *c, cl_infer_tensor **in, cl_infer_tensor **out, dnnl_alg_kind_t alg,
+                                  float alpha, float beta, bool *handled)
+{
+    const cl_infer_tensor *x = in[0];
+    *handled = false;
+    if (x->dtype != CL_INFER_FLOAT || x->rank < 1 || x->rank > 6 || cl_infer_tensor_count(x) == 0) return CL_OK;
+    dnnl_memory_desc_t src;
+    int64_t key[3 * CL_INFER_MAX_RANK + 4], extra[2];
+    size_t key_n;
+    /* Clip's bounds may be computed: the primitive is made for the values it got. */
+    uint32_t ab[2];
+    memcpy(&ab[0], &alpha, sizeof(float));
+    memcpy(&ab[1], &beta, sizeof(float));
+    extra[0] = ab[0];
+    extra[1] = ab[1];
+    CL_GUARD(dnnl_in_md(c, 0, x, &src));
+    if (dnnl_single_lookup(c, x, &src, extra, 2, key, &key_n) == NULL) {
+        dnnl_eltwise_desc_t desc;
+        bool made;
+        if (dnnl_eltwise_forward_desc_init(&desc, dnnl_forward_inference, alg, &src, alpha, beta) != dnnl_success)
+            return CL_OK;
+        CL_GUARD(dnnl_single_make(c, &src, key, key_n, x->rank, x->dims, &desc, &made));
+        if (!made) return CL_OK;
+    }
+    const int arg = DNNL_ARG_SRC;
+    return dnnl_single_run(c, 1, &arg, (const cl_infer_tensor *const *)in, out, handled);
+}
+
+cl_status infer_dnnl_unary(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                           bool *handled)
+{
+    dnnl_alg_kind_t alg;
+    float alpha, beta;
+    *handled = false;
+    if (!dnnl_eltwise_of(c->node, &alg, &alpha, &beta)) return CL_OK;
+    return dnnl_eltwise_run(c, in, out, alg, alpha, beta, handled);
+}
+
+/* Clip as oneDNN's clip_v2, min(max(x, lo), hi): the bounds from the
+ * attributes (opset < 11) or the optional scalar inputs. Infinite bounds
+ * become the largest floats (the same result on finite inputs; NaN stays
+ * NaN either way). */
+cl_status infer_dnnl_clip(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out, bool *handled)
+{
+    float lo = -FLT_MAX, hi = FLT_MAX;
+    *handled = false;
+    if (c->opset < 11) {
+        if (infer_attr_float(c->node, "min", -FLT_MAX, &lo) != CL_OK ||
+            infer_attr_float(c->node, "max", FLT_MAX, &hi) != CL_OK) {
+            cl_error_clear();
+            return CL_OK;
+        }
+    } else {
+        for (int i = 1; i < n_in && i < 3; i++) {
+            if (in[i] == NULL) continue;
+            if (in[i]->dtype != CL_INFER_FLOAT || cl_infer_tensor_count(in[i]) != 1) return CL_OK;
+            float v = ((const float *)in[i]->data)[0];
+            if (i == 1)
+                lo = v;
+            else
+                hi = v;
+        }
+    }
+    /* min > max gives max in ONNX's reference (min applied first); clip_v2
+     * would too, but says nothing of it: leave that case to our kernel. */
+    if (!(lo <= hi)) return CL_OK;
+    if (lo < -FLT_MAX) lo = -FLT_MAX;
+    if (hi > FLT_MAX) hi = FLT_MAX;
+    return dnnl_eltwise_run(c, in, out, dnnl_eltwise_clip_v2, lo, hi, handled);
+}
+
+/* Softmax and LogSoftmax. From opset 13 along one axis, any layout; before,
+ * over the input flattened to [outer, inner] at the axis, which is one axis
+ * only when the axis is the last (plain inputs then). */
+cl_status infer_dnnl_softmax(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                             bool *handled)
+{
+    const cl_infer_tensor *x = in[0];
+    *handled = false;
+    if (x->dtype != CL_INFER_FLOAT || x->rank < 1 || x->rank > 6 || cl_infer_tensor_count(x) == 0) return CL_OK;
+    int64_t axis;
+    if (infer_attr_int(c->node, "axis", c->opset < 13 ? 1 : -1, &axis) != CL_OK) {
+        cl_error_clear();
+        return CL_OK;
+    }
+    if (axis < 0) axis += x->rank;
+    if (axis < 0 || axis >= x->rank) return CL_OK;
+    dnnl_memory_desc_t src;
+    CL_GUARD(dnnl_in_md(c, 0, x, &src));
+    if (c->opset < 13 && (axis != x->rank - 1 || !dnnl_md_is_plain(&src))) return CL_OK;
+    int64_t key[3 * CL_INFER_MAX_RANK + 4], extra[1] = {axis};
+    size_t key_n;
+    if (dnnl_single_lookup(c, x, &src, extra, 1, key, &key_n) == NULL) {
+        dnnl_softmax_v2_desc_t desc;
+        dnnl_alg_kind_t alg = strcmp(c->node->op, "LogSoftmax") == 0 ? dnnl_softmax_log : dnnl_softmax_accurate;
+        bool made;
+        if (dnnl_softmax_v2_forward_desc_init(&desc, dnnl_forward_inference, alg, &src, &src, (int)axis) !=
+            dnnl_success)
+            return CL_OK;
+        CL_GUARD(dnnl_single_make(c, &src, key, key_n, x->rank, x->dims, &desc, &made));
+        if (!made) return CL_OK;
+    }
+    const int arg = DNNL_ARG_SRC;
+    return dnnl_single_run(c, 1, &arg, (const cl_infer_tensor *const *)in, out, handled);
+}
+
+/* BatchNormalization (inference: the given mean and variance) on any layout;
+ * a BatchNormalization after a Conv is usually folded into it instead. */
+cl_status infer_dnnl_batchnorm(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                               bool *handled)
+{
+    cl_status rc = CL_OK;
+    const cl_infer_tensor *x = in[0];
+    *handled = false;
+    if (x->dtype != CL_INFER_FLOAT || x->rank < 2 || x->rank > 5 || cl_infer_tensor_count(x) == 0 || n_out > 1)
+        return CL_OK;
+    for (int i = 1; i < 5; i++)
+        if (in[i] == NULL || in[i]->dtype != CL_INFER_FLOAT || in[i]->rank != 1 || in[i]->dims[0] != x->dims[1])
+            return CL_OK;
+    int64_t training;
+    float eps;
+    if (infer_attr_int(c->node, "training_mode", 0, &training) != CL_OK ||
+        infer_attr_float(c->node, "epsilon", 1e-5f, &eps) != CL_OK) {
+        cl_error_clear();
+        return CL_OK;
+    }
+    if (training != 0) return CL_OK;
+    dnnl_memory_desc_t src;
+    CL_GUARD(dnnl_in_md(c, 0, x, &src));
+    int64_t key[3 * CL_INFER_MAX_RANK + 4];
+    size_t key_n;
+    if (dnnl_single_lookup(c, x, &src, NULL, 0, key, &key_n) == NULL) {
+        dnnl_batch_normalization_desc_t desc;
+        bool made;
+        if (dnnl_batch_normalization_forward_desc_init(&desc, dnnl_forward_inference, &src, eps,
+                                                       dnnl_use_global_stats | dnnl_use_scale | dnnl_use_shift) !=
+            dnnl_success)
+            return CL_OK;
+        CL_GUARD(dnnl_single_make(c, &src, key, key_n, x->rank, x->dims, &desc, &made));
+        if (!made) return CL_OK;
+        dnnl_cache *k = *c->fast;
+        k->in_mds = calloc(5, sizeof(*k->in_mds));
+        CL_ENSURE(k->in_mds != NULL, CL_ERR_NOMEM, "out of memory");
+        k->n_in_mds = 5;
+        k->in_mds[0] = src;
+        dnnl_dims_t cd = {x->dims[1]};
+        for (int i = 1; i < 5; i++)
+            DNNL_TRY(dnnl_memory_desc_init_by_tag(&k->in_mds[i], 1, cd, dnnl_f32, dnnl_a), "memory descriptor");
+    }
+    /* ONNX orders them X, scale, B, mean, var. */
+    static const int args[5] = {DNNL_ARG_SRC, DNNL_ARG_SCALE, DNNL_ARG_SHIFT, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE};
+    return dnnl_single_run(c, 5, args, (const cl_infer_tensor *const *)in, out, handled);
+out:
+    return rc;
 }
 
 /* Concat of float tensors of rank 3-5 in whatever layouts they are held;
@@ -1433,6 +1745,19 @@ cl_status infer_dnnl_concat(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_inf
     *handled = false;
     return CL_OK;
 }
+
+#define INFER_DNNL_STUB(fn) \
+    cl_status fn(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out, bool *handled) \
+    { \
+        *handled = false; \
+        return CL_OK; \
+    }
+INFER_DNNL_STUB(infer_dnnl_avgpool)
+INFER_DNNL_STUB(infer_dnnl_globalavgpool)
+INFER_DNNL_STUB(infer_dnnl_unary)
+INFER_DNNL_STUB(infer_dnnl_clip)
+INFER_DNNL_STUB(infer_dnnl_softmax)
+INFER_DNNL_STUB(infer_dnnl_batchnorm)
 
 bool cl_infer_onednn_available(void) { return false; }
 

@@ -6,6 +6,7 @@
  * the fast path must really have run (or, where it does not apply, not run).
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -335,8 +336,8 @@ static size_t compare_outputs(tm_model *t, int xr, const int64_t *xd, size_t n_o
     assert_non_null(x);
     unsigned seed = 41;
     for (size_t i = 0; i < n; i++) x[i] = frand(&seed);
-    cl_infer_tensor in = tm_f32(xr, xd, x), a[8], o[8];
-    assert_true(n_out <= 8);
+    cl_infer_tensor in = tm_f32(xr, xd, x), a[24], o[24];
+    assert_true(n_out <= 24);
     for (int round = 0; round < 2; round++) {
         assert_ok(cl_infer_run(ref, &in, 1, a, n_out));
         assert_ok(cl_infer_run(dnn, &in, 1, o, n_out));
@@ -371,7 +372,7 @@ static void conv_node(tm_model *t, const char *name, const char *ins, const char
 }
 
 /* A tensor oneDNN leaves in its own layout, read by a oneDNN conv, by
- * reference-only ops (Sigmoid, a MaxPool with Indices) and by Gemm-less
+ * reference-only ops (Erf, a MaxPool with Indices) and by Gemm-less
  * shape ops, and itself a graph output: every plain reader gets plain data. */
 static void test_layout_to_reference(void **state)
 {
@@ -386,7 +387,7 @@ static void test_layout_to_reference(void **state)
         init_random(t, "W2", r, w2d, 32);
         conv_node(t, "c1", "X,W", "A", nsp);
         conv_node(t, "c2", "A,W2", "B", nsp);
-        tm_node(t, "Sigmoid", "sig", "A", "S");
+        tm_node(t, "Erf", "erf", "A", "S");
         Onnx__NodeProto *mp = tm_node(t, "MaxPool", "mpi", "A", "P,I");
         tm_attr_ints(t, mp, "kernel_shape", (size_t)nsp, k2);
         tm_node(t, "Flatten", "fl", "B", "F");
@@ -644,6 +645,87 @@ static void test_winograd(void **state)
     tm_free(t);
 }
 
+/* The single-source primitives on a conv's output in oneDNN's layout (and,
+ * with forced 16-channel blocks, a padded one) and on plain inputs: every
+ * eltwise op oneDNN runs, Clip with attribute-free bounds from inputs,
+ * AveragePool excluding and including padding (and a ceil_mode window past
+ * the end padding, which oneDNN would count: the reference runs it),
+ * GlobalAveragePool, Softmax / LogSoftmax along the last axis (opset 13; along
+ * the channels of a channels-last tensor oneDNN has only a reference kernel,
+ * so ours runs), a standalone BatchNormalization; all against the reference
+ * kernels. */
+static void test_single_source_ops(void **state)
+{
+    (void)state;
+    if (!cl_infer_onednn_available()) skip();
+    tm_model *t = tm_new(13);
+    const int64_t xd[4] = {2, 5, 9, 8}, wd[4] = {6, 5, 3, 3}, cd[1] = {6}, sd[1] = {1};
+    const int64_t k3[2] = {3, 3}, pads[4] = {1, 1, 1, 1}, s2[2] = {2, 2};
+    const float lo[1] = {-0.5f}, hi[1] = {0.75f};
+    tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 4, xd);
+    init_random_scaled(t, "W", 4, wd, 101, 0.3f);
+    init_random(t, "SC", 1, cd, 102);
+    init_random(t, "BI", 1, cd, 103);
+    init_random(t, "ME", 1, cd, 104);
+    float var[6];
+    for (int i = 0; i < 6; i++) var[i] = 0.5f + 0.25f * (float)i;
+    tm_init_f32(t, "VA", 1, cd, var, false);
+    tm_init_f32(t, "LO", 0, sd, lo, false);
+    tm_init_f32(t, "HI", 0, sd, hi, false);
+    conv_node(t, "c", "X,W", "A", 2);
+    static const char *const unary[] = {"Sigmoid", "Tanh", "Abs", "Neg", "Exp", "Relu"};
+    char name[32], outn[32];
+    for (size_t i = 0; i < sizeof(unary) / sizeof(unary[0]); i++) {
+        snprintf(name, sizeof(name), "u%zu", i);
+        snprintf(outn, sizeof(outn), "U%zu", i);
+        tm_node(t, unary[i], name, "A", outn);
+        tm_output(t, outn);
+    }
+    tm_node(t, "Abs", "ab", "A", "AB");
+    tm_node(t, "Sqrt", "sq", "AB", "SQ");
+    tm_node(t, "Log", "lg", "SQ", "LG");
+    tm_output(t, "LG");
+    Onnx__NodeProto *n = tm_node(t, "LeakyRelu", "lr", "A", "LR");
+    tm_attr_float(t, n, "alpha", 0.2f);
+    tm_output(t, "LR");
+    tm_node(t, "Clip", "cl", "A,LO,HI", "CL");
+    tm_output(t, "CL");
+    tm_node(t, "Clip", "clx", "X,,HI", "CLX"); /* plain input, only a max */
+    tm_output(t, "CLX");
+    n = tm_node(t, "AveragePool", "ap0", "A", "AP0");
+    tm_attr_ints(t, n, "kernel_shape", 2, k3);
+    tm_attr_ints(t, n, "pads", 4, pads);
+    tm_attr_ints(t, n, "strides", 2, s2);
+    tm_output(t, "AP0");
+    n = tm_node(t, "AveragePool", "ap1", "A", "AP1");
+    tm_attr_ints(t, n, "kernel_shape", 2, k3);
+    tm_attr_ints(t, n, "pads", 4, pads);
+    tm_attr_ints(t, n, "strides", 2, s2);
+    tm_attr_int(t, n, "count_include_pad", 1);
+    tm_output(t, "AP1");
+    n = tm_node(t, "AveragePool", "ap2", "A", "AP2"); /* ceil_mode past the end pad: reference */
+    tm_attr_ints(t, n, "kernel_shape", 2, k3);
+    tm_attr_ints(t, n, "strides", 2, s2);
+    tm_attr_int(t, n, "count_include_pad", 1);
+    tm_attr_int(t, n, "ceil_mode", 1);
+    tm_output(t, "AP2");
+    tm_node(t, "GlobalAveragePool", "gap", "A", "GAP");
+    tm_output(t, "GAP");
+    n = tm_node(t, "Softmax", "sm", "A", "SM"); /* channels of channels-last: oneDNN has only ref: ours runs */
+    tm_attr_int(t, n, "axis", 1);
+    tm_output(t, "SM");
+    n = tm_node(t, "Softmax", "smx", "X", "SMX"); /* plain, last axis */
+    tm_attr_int(t, n, "axis", -1);
+    tm_output(t, "SMX");
+    tm_node(t, "LogSoftmax", "lsm", "X", "LSM"); /* plain, last axis */
+    tm_output(t, "LSM");
+    tm_node(t, "BatchNormalization", "bn", "A,SC,BI,ME,VA", "BN");
+    tm_output(t, "BN");
+    /* oneDNN: c, 6 unary, abs, sqrt, log, LeakyRelu, 2 Clip, ap0, ap1, GAP, smx, lsm, BN = 19 a round */
+    for (int blocked = 0; blocked < 2; blocked++) assert_int_equal(compare_outputs(t, 4, xd, 18, blocked), 38);
+    tm_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -660,6 +742,7 @@ int main(void)
         cmocka_unit_test(test_upconv),
         cmocka_unit_test(test_upconv_concat),
         cmocka_unit_test(test_winograd),
+        cmocka_unit_test(test_single_source_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
