@@ -1475,7 +1475,7 @@ cl_status infer_dnnl_batchnorm(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_
         if (!made) return CL_OK;
         dnnl_cache *k = *c->fast;
         k->in_mds = calloc(5, sizeof(*k->in_mds));
-        CL_ENSURE(k->in_mds != NULL, CL_ERR_NOMEM, "out of memory");
+        CL_ENSURE_GOTO(k->in_mds != NULL, CL_ERR_NOMEM, "out of memory");
         k->n_in_mds = 5;
         k->in_mds[0] = src;
         dnnl_dims_t cd = {x->dims[1]};
@@ -1486,6 +1486,9 @@ cl_status infer_dnnl_batchnorm(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_
     static const int args[5] = {DNNL_ARG_SRC, DNNL_ARG_SCALE, DNNL_ARG_SHIFT, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE};
     return dnnl_single_run(c, 5, args, (const cl_infer_tensor *const *)in, out, handled);
 out:
+    /* A half-made primitive must not be found by the next run. */
+    dnnl_cache_free(c->m, *c->fast);
+    *c->fast = NULL;
     return rc;
 }
 
