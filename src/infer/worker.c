@@ -339,7 +339,8 @@ static cl_status worker_infer(worker *w, const uint8_t *in, size_t n, cl_buf *re
         cl_error_clear();
         /* Not the input's fault: saying so tells the host nothing the request's size does not. */
         if (st == CL_ERR_LIMIT || st == CL_ERR_NOMEM)
-            CL_FAIL(st, "the model ran out of memory on this request (its cap is %ld MiB: the image's model_memory_mib)",
+            CL_FAIL(st,
+                    "the model ran out of memory on this request (its cap is %ld MiB: the image's model_memory_mib)",
                     w->cfg.model_memory_mib);
         if (st == CL_ERR_INTERNAL) CL_FAIL(st, "the model failed on this request (an internal error)");
         if (cl_infer_service_kind(w->svc) == CL_INFER_KIND_SEGMENTER)
