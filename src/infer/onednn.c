@@ -1091,119 +1091,6 @@ static cl_status dnnl_in_md(const infer_ctx *c, int i, const cl_infer_tensor *t,
     return CL_OK;
 }
 
-/* MaxPool (without the Indices output) and AveragePool, 1-3 spatial dims, on
- * the input's layout: oneDNN's max pooling skips padding as ONNX does (padding
- * never wins); its average pooling divides by the in-bounds positions
- * (count_include_pad 0) or by every position of the window
- * (dnnl_pooling_avg_include_padding), which is ONNX's count_include_pad 1
- * only when the window never reaches past the declared end padding (ceil_mode
- * may make it: ONNX does not count those). */
-static cl_status dnnl_pool(infer_ctx *c, cl_infer_tensor **in, cl_infer_tensor **out, dnnl_alg_kind_t alg,
-                           bool *handled)
-{
-    cl_status rc = CL_OK;
-    const cl_infer_tensor *x = in[0];
-    *handled = false;
-    if (x->dtype != CL_INFER_FLOAT || x->rank < 3 || x->rank > 5 || cl_infer_tensor_count(x) == 0) return CL_OK;
-    dnnl_memory_desc_t src;
-    CL_GUARD(dnnl_in_md(c, 0, x, &src));
-    int64_t key[3 * CL_INFER_MAX_RANK + 4];
-    size_t key_n = 0;
-    dnnl_key_add(key, &key_n, x);
-    dnnl_cache *k = dnnl_cache_lookup(c, key, key_n);
-    if (k != NULL && !dnnl_memory_desc_equal(&k->src_md, &src)) {
-        /* The producer's layout changed: the primitive is made for one. */
-        dnnl_cache_free(c->m, k);
-        *c->fast = k = NULL;
-    }
-    if (k == NULL) {
-        infer_window w;
-        int64_t od[CL_INFER_MAX_RANK];
-        if (infer_pool_setup(c, x, &w, od) != CL_OK) {
-            cl_error_clear(); /* the reference kernel reports it */
-            return CL_OK;
-        }
-        dnnl_dims_t strides = {0}, kernel = {0}, dil = {0}, pl = {0}, pr = {0}, dd = {0};
-        for (int i = 0; i < w.nsp; i++) {
-            int j = SP - w.nsp + i;
-            strides[i] = w.stride[j];
-            kernel[i] = w.k[j];
-            dil[i] = w.dil[j] - 1; /* oneDNN counts the gaps */
-            pl[i] = w.pad_b[j];
-            /* The end padding that makes oneDNN's output size (floor division)
-             * ONNX's, ceil_mode included: what the last window needs, or none
-             * when the input's tail is not covered by any window. */
-            int64_t ext = (w.k[j] - 1) * w.dil[j] + 1;
-            pr[i] = (w.out[j] - 1) * w.stride[j] + ext - w.in[j] - w.pad_b[j];
-            if (pr[i] < 0) pr[i] = 0;
-            /* A window wholly in the padding has no ONNX value oneDNN would give. */
-            if ((w.in[j] + pl[i] + pr[i] - ext) / w.stride[j] + 1 != w.out[j] || pl[i] >= ext || pr[i] >= ext)
-                return CL_OK;
-            if (alg == dnnl_pooling_avg_include_padding && pr[i] > w.pad_e[j]) return CL_OK;
-        }
-        dnnl_dims(dd, x->rank, od);
-        k = calloc(1, sizeof(*k));
-        CL_ENSURE(k != NULL, CL_ERR_NOMEM, "out of memory");
-        *c->fast = k;
-        memcpy(k->key, key, key_n * sizeof(int64_t));
-        k->key_n = key_n;
-        k->out_rank = x->rank;
-        memcpy(k->out_dims, od, (size_t)x->rank * sizeof(int64_t));
-        k->src_md = src;
-        dnnl_primitive_desc_t pd = NULL;
-        dnnl_primitive_attr_t attr = NULL;
-        dnnl_memory_desc_t dst_any;
-        dnnl_pooling_v2_desc_t desc;
-        DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst_any, x->rank, dd, dnnl_f32, dnnl_format_tag_any),
-                 "memory descriptor");
-        DNNL_TRY(dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, alg, &k->src_md, &dst_any, strides,
-                                                   kernel, dil, pl, pr),
-                 "pooling descriptor");
-        CL_GUARD_GOTO(dnnl_attr_make(&attr));
-        dnnl_status_t st = dnnl_primitive_desc_create(&pd, &desc, attr, ((infer_dnnl *)c->m->dnnl)->eng, NULL);
-        dnnl_primitive_attr_destroy(attr);
-        if (st != dnnl_success) CL_FAIL_GOTO(CL_ERR_INTERNAL, "oneDNN pooling descriptor failed (status %d)", (int)st);
-        rc = dnnl_prim_finish(k, pd);
-        dnnl_primitive_desc_destroy(pd);
-        CL_GUARD_GOTO(rc);
-    }
-    CL_GUARD(infer_tensor_new_bytes(c->mem, out[0], CL_INFER_FLOAT, k->out_rank, k->out_dims,
-                                    dnnl_memory_desc_get_size(&k->dst_md)));
-    const int src_arg = DNNL_ARG_SRC;
-    CL_GUARD(dnnl_exec_plain(c, k, 1, &src_arg, (const cl_infer_tensor *const *)in, out[0]));
-    dnnl_out_layout(c, 0, k);
-    *handled = true;
-    return CL_OK;
-out:
-    /* A configuration oneDNN refused: forget it and let the reference kernel run. */
-    dnnl_cache_free(c->m, *c->fast);
-    *c->fast = NULL;
-    cl_error_clear();
-    return CL_OK;
-}
-
-cl_status infer_dnnl_maxpool(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
-                             bool *handled)
-{
-    *handled = false;
-    if (n_out > 1 && out[1] != NULL) return CL_OK; /* Indices: the reference kernel */
-    return dnnl_pool(c, in, out, dnnl_pooling_max, handled);
-}
-
-cl_status infer_dnnl_avgpool(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
-                             bool *handled)
-{
-    int64_t cip;
-    CL_GUARD(infer_attr_int(c->node, "count_include_pad", 0, &cip));
-    return dnnl_pool(c, in, out, cip ? dnnl_pooling_avg_include_padding : dnnl_pooling_avg_exclude_padding, handled);
-}
-
-/* --- Primitives of one activation source: global pooling, eltwise, softmax,
- * batch normalization. Each runs on the source's layout as it is held and
- * leaves its output in the layout oneDNN gives it (the source's, for all but
- * pooling); a configuration oneDNN has only a reference kernel for stays
- * with ours. */
-
 /* The node's primitive for source x held as *src (the key adds `extra`,
  * values the primitive was made for beyond x's shape), or NULL after
  * dropping one made for another shape or layout. */
@@ -1268,6 +1155,91 @@ static cl_status dnnl_single_run(infer_ctx *c, int n_src, const int *args, const
     return CL_OK;
 }
 
+/* dnnl_single_run on in[0] alone. */
+static cl_status dnnl_single_run_src(infer_ctx *c, cl_infer_tensor **in, cl_infer_tensor **out, bool *handled)
+{
+    const int arg = DNNL_ARG_SRC;
+    return dnnl_single_run(c, 1, &arg, (const cl_infer_tensor *const *)in, out, handled);
+}
+
+/* MaxPool (without the Indices output) and AveragePool, 1-3 spatial dims, on
+ * the input's layout: oneDNN's max pooling skips padding as ONNX does (padding
+ * never wins); its average pooling divides by the in-bounds positions
+ * (count_include_pad 0) or by every position of the window
+ * (dnnl_pooling_avg_include_padding), which is ONNX's count_include_pad 1
+ * only when the window never reaches past the declared end padding (ceil_mode
+ * may make it: ONNX does not count those). */
+static cl_status dnnl_pool(infer_ctx *c, cl_infer_tensor **in, cl_infer_tensor **out, dnnl_alg_kind_t alg,
+                           bool *handled)
+{
+    const cl_infer_tensor *x = in[0];
+    *handled = false;
+    if (x->dtype != CL_INFER_FLOAT || x->rank < 3 || x->rank > 5 || cl_infer_tensor_count(x) == 0) return CL_OK;
+    dnnl_memory_desc_t src;
+    int64_t key[3 * CL_INFER_MAX_RANK + 4];
+    size_t key_n;
+    CL_GUARD(dnnl_in_md(c, 0, x, &src));
+    if (dnnl_single_lookup(c, x, &src, NULL, 0, key, &key_n) == NULL) {
+        infer_window w;
+        int64_t od[CL_INFER_MAX_RANK];
+        if (infer_pool_setup(c, x, &w, od) != CL_OK) {
+            cl_error_clear(); /* the reference kernel reports it */
+            return CL_OK;
+        }
+        dnnl_dims_t strides = {0}, kernel = {0}, dil = {0}, pl = {0}, pr = {0}, dd = {0};
+        for (int i = 0; i < w.nsp; i++) {
+            int j = SP - w.nsp + i;
+            strides[i] = w.stride[j];
+            kernel[i] = w.k[j];
+            dil[i] = w.dil[j] - 1; /* oneDNN counts the gaps */
+            pl[i] = w.pad_b[j];
+            /* The end padding that makes oneDNN's output size (floor division)
+             * ONNX's, ceil_mode included: what the last window needs, or none
+             * when the input's tail is not covered by any window. */
+            int64_t ext = (w.k[j] - 1) * w.dil[j] + 1;
+            pr[i] = (w.out[j] - 1) * w.stride[j] + ext - w.in[j] - w.pad_b[j];
+            if (pr[i] < 0) pr[i] = 0;
+            /* A window wholly in the padding has no ONNX value oneDNN would give. */
+            if ((w.in[j] + pl[i] + pr[i] - ext) / w.stride[j] + 1 != w.out[j] || pl[i] >= ext || pr[i] >= ext)
+                return CL_OK;
+            if (alg == dnnl_pooling_avg_include_padding && pr[i] > w.pad_e[j]) return CL_OK;
+        }
+        dnnl_dims(dd, x->rank, od);
+        dnnl_memory_desc_t dst_any;
+        dnnl_pooling_v2_desc_t desc;
+        bool made;
+        if (dnnl_memory_desc_init_by_tag(&dst_any, x->rank, dd, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+            dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, alg, &src, &dst_any, strides, kernel, dil,
+                                              pl, pr) != dnnl_success)
+            return CL_OK;
+        CL_GUARD(dnnl_single_make(c, &src, key, key_n, x->rank, od, &desc, &made));
+        if (!made) return CL_OK;
+    }
+    return dnnl_single_run_src(c, in, out, handled);
+}
+
+cl_status infer_dnnl_maxpool(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                             bool *handled)
+{
+    *handled = false;
+    if (n_out > 1 && out[1] != NULL) return CL_OK; /* Indices: the reference kernel */
+    return dnnl_pool(c, in, out, dnnl_pooling_max, handled);
+}
+
+cl_status infer_dnnl_avgpool(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                             bool *handled)
+{
+    int64_t cip;
+    CL_GUARD(infer_attr_int(c->node, "count_include_pad", 0, &cip));
+    return dnnl_pool(c, in, out, cip ? dnnl_pooling_avg_include_padding : dnnl_pooling_avg_exclude_padding, handled);
+}
+
+/* --- Primitives of one activation source: global pooling, eltwise, softmax,
+ * batch normalization. Each runs on the source's layout as it is held and
+ * leaves its output in the layout oneDNN gives it (the source's, for all but
+ * pooling); a configuration oneDNN has only a reference kernel for stays
+ * with ours. */
+
 /* GlobalAveragePool: an average pooling whose window is the whole plane. */
 cl_status infer_dnnl_globalavgpool(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
                                    bool *handled)
@@ -1298,8 +1270,7 @@ cl_status infer_dnnl_globalavgpool(infer_ctx *c, cl_infer_tensor **in, int n_in,
         CL_GUARD(dnnl_single_make(c, &src, key, key_n, x->rank, od, &desc, &made));
         if (!made) return CL_OK;
     }
-    const int arg = DNNL_ARG_SRC;
-    return dnnl_single_run(c, 1, &arg, (const cl_infer_tensor *const *)in, out, handled);
+    return dnnl_single_run_src(c, in, out, handled);
 }
 
 /* The unary ops oneDNN's eltwise computes as ONNX defines them (alpha, beta
@@ -1357,8 +1328,7 @@ static cl_status dnnl_eltwise_run(infer_ctx *c, cl_infer_tensor **in, cl_infer_t
         CL_GUARD(dnnl_single_make(c, &src, key, key_n, x->rank, x->dims, &desc, &made));
         if (!made) return CL_OK;
     }
-    const int arg = DNNL_ARG_SRC;
-    return dnnl_single_run(c, 1, &arg, (const cl_infer_tensor *const *)in, out, handled);
+    return dnnl_single_run_src(c, in, out, handled);
 }
 
 cl_status infer_dnnl_unary(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
@@ -1435,8 +1405,7 @@ cl_status infer_dnnl_softmax(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_in
         CL_GUARD(dnnl_single_make(c, &src, key, key_n, x->rank, x->dims, &desc, &made));
         if (!made) return CL_OK;
     }
-    const int arg = DNNL_ARG_SRC;
-    return dnnl_single_run(c, 1, &arg, (const cl_infer_tensor *const *)in, out, handled);
+    return dnnl_single_run_src(c, in, out, handled);
 }
 
 /* BatchNormalization (inference: the given mean and variance) on any layout;
