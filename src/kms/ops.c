@@ -15,7 +15,7 @@
 
 #include "ops_internal.h"
 #include "policy.h"
-#include "recipient.h"
+#include "attested_release.h"
 #include "server.h"
 
 #define KMS_LIST_MAX 1000

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The service entry point (src/infer/service.c): kind from metadata, one input per call, and
+/* The service entry point (src/guest/runtime/service.c): kind from metadata, one input per call, and
  * splitting a segmentation result into its summary and mask, with the refusals. */
 #include <jansson.h>
 #include <string.h>

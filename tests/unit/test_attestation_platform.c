@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cloister/attestation.h"
+#include "cloister/platform.h"
 
 #include "test_util.h"
 

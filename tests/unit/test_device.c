@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The attestation device (src/enclave/device.c): NSM semantics (ExtendPCR, locks,
+ * The attestation device (src/host/device.c): NSM semantics (ExtendPCR, locks,
  * indexes, GetRandom), malformed requests answered and never fatal, and documents
  * signed with the launcher's PCRs that verify against the sim root.
  */

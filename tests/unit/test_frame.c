@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The host-channel framing (src/lib/frame.c): u8 type, u32 big-endian length, payload. */
+/* The host-channel framing (src/core/frame.c): u8 type, u32 big-endian length, payload. */
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The worker clients' request binding (src/lib/infer_client.c): the encryption context a
+/* The worker clients' request binding (src/core/infer_client.c): the encryption context a
  * result must carry, and the check of a result's context against it. */
 #include <pthread.h>
 #include <stdio.h>

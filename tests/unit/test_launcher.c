@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The launcher's helpers (src/enclave/launcher.c). The launcher itself is exercised
+ * The launcher's helpers (src/host/launcher.c). The launcher itself is exercised
  * end to end, from inside the enclave, by tests/integration/enclave_run.py.
  */
 #include <stdio.h>

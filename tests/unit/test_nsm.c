@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The NSM codec (src/lib/nsm.c): byte-exact serde encodings of nsm-api's Request and
+ * The NSM codec (src/core/nsm.c): byte-exact serde encodings of nsm-api's Request and
  * Response, round trips, the request parser's refusals, the client and the vsock
  * emulation's descriptor passing over socketpairs.
  */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * RA-TLS (src/lib/ratls.c): an in-process server and client over a socketpair, the
- * server's documents from the sim attestation device (src/enclave/device.c) reached
+ * RA-TLS (src/core/ratls.c): an in-process server and client over a socketpair, the
+ * server's documents from the sim attestation device (src/host/device.c) reached
  * through the NSM protocol, as inside an enclave. The happy path, then each thing the
  * client must refuse, each before any application byte is sent; the extension parser's
  * negative cases; plain TLS peers on either side.

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The worker's clients (include/cloister/infer_client.h, docs/worker.md). */
+/* The worker's clients (src/core/include/cloister/infer_client.h, docs/worker.md). */
 #include "cloister/infer_client.h"
 
 #include <openssl/evp.h>

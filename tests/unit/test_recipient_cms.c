@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The CiphertextForRecipient envelope (src/lib/recipient.c): what we seal opens, and
+ * The CiphertextForRecipient envelope (src/core/recipient_cms.c): what we seal opens, and
  * everything AWS KMS would not send is refused with a precise reason. The negative
  * envelopes are made here with OpenSSL's CMS API directly (other algorithms, other
  * recipients), not with the code under test. Interop with the openssl CLI and boto3 is

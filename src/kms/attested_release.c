@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* cloister-kms: attested key release. See recipient.h. */
-#include "recipient.h"
+/* cloister-kms: attested key release. See attested_release.h. */
+#include "attested_release.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * One model behind one entry point (include/cloister/infer.h, "Service"): what the enclave
+ * One model behind one entry point (src/guest/runtime/include/cloister/infer.h, "Service"): what the enclave
  * worker runs for every request, whatever path it came by, and what bench/e2e times as
  * "local inference in the same runtime". The model's metadata says what it is; the input's
  * form follows from that.

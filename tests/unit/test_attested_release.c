@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The kms:RecipientAttestation:* condition keys (src/kms/recipient.c). The verification and
+ * The kms:RecipientAttestation:* condition keys (src/kms/attested_release.c). The verification and
  * the answers are tested end to end with real peers in tests/integration/kms_recipient.py
  * and enclave_kms.py.
  */
 #include <string.h>
 
-#include "recipient.h"
+#include "attested_release.h"
 #include "test_util.h"
 
 static void fill(kms_recipient *r)

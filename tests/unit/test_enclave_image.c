@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Enclave images (src/enclave/image.c): deterministic builds, the PCR definitions
+ * Enclave images (src/host/enclave_image.c): deterministic builds, the PCR definitions
  * computed independently here, and the parser's refusals of malformed images.
  */
 #include <openssl/evp.h>

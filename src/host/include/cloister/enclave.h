@@ -22,6 +22,7 @@
 #include "cloister/buf.h"
 #include "cloister/error.h"
 #include "cloister/nsm.h"
+#include "cloister/platform.h"
 
 #define CL_IMAGE_MAX_LEN ((size_t)1 << 30)
 #define CL_IMAGE_MAX_ENTRIES 4096

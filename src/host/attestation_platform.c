@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cloister/attestation.h"
+#include "cloister/platform.h"
 #include "cloister/fs.h"
 
 #define PKI_PATH_MAX 4096
