@@ -374,10 +374,10 @@ static int enclave_by_id(int argc, char **argv)
         (void)snprintf(path, sizeof(path), "%s/%s/console.log", cl_buf_cstr(&sd), id);
         rc = cl_buf_read_file(&text, path);
         if (rc != CL_OK) {
-            ec = cli_report(cl_error_set(CL_ERR_NOT_FOUND, __FILE__, __LINE__,
-                                         "enclave %s has no console: it is not running, or was not started with "
-                                         "--debug (only debug-mode enclaves show their console, as on Nitro)",
-                                         id));
+            ec = cli_report(CL_RAISE(CL_ERR_NOT_FOUND,
+                                     "enclave %s has no console: it is not running, or was not started with "
+                                     "--debug (only debug-mode enclaves show their console, as on Nitro)",
+                                     id));
             goto out;
         }
         fwrite(text.data, 1, text.len, stdout);
@@ -388,12 +388,12 @@ static int enclave_by_id(int argc, char **argv)
     char *nl = NULL;
     if (cl_buf_read_file(&text, path) == CL_OK && (nl = strchr((char *)text.data, '\n')) != NULL) *nl = '\0';
     if (nl == NULL || !parse_u64(cl_buf_cstr(&text), 2, INT32_MAX, &pid)) {
-        ec = cli_report(cl_error_set(CL_ERR_NOT_FOUND, __FILE__, __LINE__, "no running enclave %s", id));
+        ec = cli_report(CL_RAISE(CL_ERR_NOT_FOUND, "no running enclave %s", id));
         goto out;
     }
     if (kill((pid_t)pid, SIGTERM) != 0) {
-        ec = cli_report(cl_error_set_errno(CL_ERR_NOT_FOUND, __FILE__, __LINE__, "enclave %s (launcher pid %llu)", id,
-                                           (unsigned long long)pid));
+        ec =
+            cli_report(CL_RAISE_ERRNO(CL_ERR_NOT_FOUND, "enclave %s (launcher pid %llu)", id, (unsigned long long)pid));
         goto out;
     }
     /* The launcher removes the enclave's state directory when the enclave is gone. */

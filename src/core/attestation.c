@@ -826,8 +826,8 @@ static cl_status verify_chain(const cl_attest_doc *doc, const cl_attest_roots *r
         if (cl_sha256(doc->cabundle[0].data, doc->cabundle[0].len, fp) != CL_OK ||
             cl_buf_append_hex(&hex, fp, sizeof(fp)) != CL_OK)
             cl_buf_reset(&hex);
-        rc = cl_error_set(CL_ERR_AUTH, __FILE__, __LINE__,
-                          "cabundle[0] (%s, SHA-256 %s) is not a configured attestation root", nm, cl_buf_cstr(&hex));
+        rc = CL_RAISE(CL_ERR_AUTH, "cabundle[0] (%s, SHA-256 %s) is not a configured attestation root", nm,
+                      cl_buf_cstr(&hex));
         cl_buf_free(&hex);
         goto out;
     }

@@ -25,7 +25,7 @@ cl_status cl_fs_sync_parent(const char *path)
     }
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
-        cl_status rc = cl_error_set_errno(CL_ERR_IO, __FILE__, __LINE__, "cannot open directory %s", dir);
+        cl_status rc = CL_RAISE_ERRNO(CL_ERR_IO, "cannot open directory %s", dir);
         free(copy);
         return rc;
     }
@@ -63,7 +63,7 @@ cl_status cl_outfile_open(cl_outfile *o, const char *path, bool force, mode_t mo
     (void)snprintf(o->tmp, n, "%s.%02x%02x%02x%02x%02x%02x.tmp", path, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
     o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (o->fd < 0) {
-        cl_status rc = cl_error_set_errno(CL_ERR_IO, __FILE__, __LINE__, "cannot create %s", o->tmp);
+        cl_status rc = CL_RAISE_ERRNO(CL_ERR_IO, "cannot create %s", o->tmp);
         free(o->tmp);
         o->tmp = NULL;
         cl_outfile_abort(o);

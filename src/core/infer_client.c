@@ -65,7 +65,7 @@ cl_status cl_infer_connect(const char *path, int *out)
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) CL_FAIL_ERRNO(CL_ERR_IO, "making a socket");
     if (connect(fd, (const struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        (void)cl_error_set_errno(CL_ERR_IO, __FILE__, __LINE__, "cannot reach the enclave at %s", path);
+        (void)CL_RAISE_ERRNO(CL_ERR_IO, "cannot reach the enclave at %s", path);
         (void)close(fd);
         return CL_ERR_IO;
     }

@@ -192,8 +192,7 @@ static cl_status cl_kms_remote_error(long status, const cl_buf *body, char *name
     } else if (strcmp(type, "InvalidCiphertextException") == 0) {
         code = CL_ERR_AUTH;
     }
-    cl_status rc = cl_error_set(code, __FILE__, __LINE__, "%s: %s (HTTP %ld)", type ? type : "KMS error",
-                                msg ? msg : "no message", status);
+    cl_status rc = CL_RAISE(code, "%s: %s (HTTP %ld)", type ? type : "KMS error", msg ? msg : "no message", status);
     json_decref(j);
     return rc;
 }

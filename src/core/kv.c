@@ -53,8 +53,7 @@ cl_status cl_kvlist_add(cl_kvlist *l, const char *key, size_t key_len, const cha
     for (size_t i = 0; i < l->count; i++) {
         int c = cl_kv_compare(k, items[i].key);
         if (c == 0) {
-            cl_status rc =
-                cl_error_set(CL_ERR_USAGE, __FILE__, __LINE__, "encryption context key \"%s\" given twice", k);
+            cl_status rc = CL_RAISE(CL_ERR_USAGE, "encryption context key \"%s\" given twice", k);
             free(k);
             free(v);
             return rc;

@@ -544,7 +544,7 @@ cl_status cl_nsm_describe_pcr(int fd, unsigned index, uint8_t value[CL_NSM_PCR_L
     cl_nsm_response_init(&resp);
     cl_status rc = cl_nsm_call(fd, &req, &resp);
     if (rc == CL_OK && resp.data.len != CL_NSM_PCR_LEN)
-        rc = cl_error_set(CL_ERR_FORMAT, __FILE__, __LINE__, "NSM DescribePCR: %zu bytes, not 48", resp.data.len);
+        rc = CL_RAISE(CL_ERR_FORMAT, "NSM DescribePCR: %zu bytes, not 48", resp.data.len);
     if (rc == CL_OK) {
         memcpy(value, resp.data.data, CL_NSM_PCR_LEN);
         if (locked != NULL) *locked = resp.lock;
@@ -565,7 +565,7 @@ cl_status cl_nsm_extend_pcr(int fd, unsigned index, const uint8_t *data, size_t 
     cl_nsm_response_init(&resp);
     cl_status rc = cl_nsm_call(fd, &req, &resp);
     if (rc == CL_OK && resp.data.len != CL_NSM_PCR_LEN)
-        rc = cl_error_set(CL_ERR_FORMAT, __FILE__, __LINE__, "NSM ExtendPCR: %zu bytes, not 48", resp.data.len);
+        rc = CL_RAISE(CL_ERR_FORMAT, "NSM ExtendPCR: %zu bytes, not 48", resp.data.len);
     if (rc == CL_OK && value != NULL) memcpy(value, resp.data.data, CL_NSM_PCR_LEN);
     cl_nsm_response_free(&resp);
     return rc;
@@ -591,8 +591,7 @@ cl_status cl_nsm_get_random(int fd, uint8_t *out, size_t len)
         cl_nsm_response resp;
         cl_nsm_response_init(&resp);
         cl_status rc = cl_nsm_call(fd, &req, &resp);
-        if (rc == CL_OK && resp.data.len == 0)
-            rc = cl_error_set(CL_ERR_FORMAT, __FILE__, __LINE__, "NSM GetRandom: no bytes returned");
+        if (rc == CL_OK && resp.data.len == 0) rc = CL_RAISE(CL_ERR_FORMAT, "NSM GetRandom: no bytes returned");
         if (rc != CL_OK) {
             cl_nsm_response_free(&resp);
             return rc;
@@ -732,13 +731,13 @@ cl_status cl_vsock_connect(int ctl_fd, uint32_t port, int *out_fd)
     uint8_t status = 0xff;
     ssize_t r = rc == CL_OK ? read(sv[0], &status, 1) : -1;
     if (rc == CL_OK && (r != 1 || status != 0))
-        rc = cl_error_set(CL_ERR_DENIED, __FILE__, __LINE__,
-                          "vsock connect to port %u: refused by the host (%s); the launcher forwards only the "
-                          "ports given with --proxy",
-                          port,
-                          r != 1        ? "closed"
-                          : status == 1 ? "port not proxied"
-                                        : "destination unreachable");
+        rc = CL_RAISE(CL_ERR_DENIED,
+                      "vsock connect to port %u: refused by the host (%s); the launcher forwards only the "
+                      "ports given with --proxy",
+                      port,
+                      r != 1        ? "closed"
+                      : status == 1 ? "port not proxied"
+                                    : "destination unreachable");
     if (rc != CL_OK) {
         (void)close(sv[0]);
         return rc;

@@ -468,9 +468,9 @@ static int server_hello_cb(SSL *ssl, int *al, void *arg)
                     if (v == TLS1_3_VERSION) offers13 = true;
         }
         if (!offers13) return SSL_CLIENT_HELLO_SUCCESS;
-        (void)cl_error_set(CL_ERR_DENIED, __FILE__, __LINE__,
-                           "RA-TLS server: the client sent no nonce (TLS extension 0x%04x); it is not an RA-TLS client",
-                           CL_RATLS_TLS_EXT);
+        (void)CL_RAISE(CL_ERR_DENIED,
+                       "RA-TLS server: the client sent no nonce (TLS extension 0x%04x); it is not an RA-TLS client",
+                       CL_RATLS_TLS_EXT);
         hs_capture(hs);
         *al = SSL_AD_MISSING_EXTENSION;
         return SSL_CLIENT_HELLO_ERROR;
@@ -480,10 +480,10 @@ static int server_hello_cb(SSL *ssl, int *al, void *arg)
     const uint8_t *nonce = NULL;
     if (cl_reader_u8(&r, &len) != CL_OK || len < CL_RATLS_NONCE_MIN || len > CL_RATLS_NONCE_MAX ||
         cl_reader_bytes(&r, len, &nonce) != CL_OK || cl_reader_expect_end(&r) != CL_OK) {
-        (void)cl_error_set(CL_ERR_FORMAT, __FILE__, __LINE__,
-                           "RA-TLS server: the client's nonce extension (%zu bytes) is not a nonce of %d to %d bytes "
-                           "with a one-byte length",
-                           n, CL_RATLS_NONCE_MIN, CL_RATLS_NONCE_MAX);
+        (void)CL_RAISE(CL_ERR_FORMAT,
+                       "RA-TLS server: the client's nonce extension (%zu bytes) is not a nonce of %d to %d bytes "
+                       "with a one-byte length",
+                       n, CL_RATLS_NONCE_MIN, CL_RATLS_NONCE_MAX);
         hs_capture(hs);
         *al = SSL_AD_DECODE_ERROR;
         return SSL_CLIENT_HELLO_ERROR;
@@ -682,7 +682,7 @@ static int client_verify_cb(X509_STORE_CTX *xctx, void *arg)
     int len = i2d_X509(cert, &der);
     cl_status rc;
     if (len <= 0) {
-        rc = cl_error_set_ssl(CL_ERR_FORMAT, __FILE__, __LINE__, "the server certificate does not encode");
+        rc = CL_RAISE_SSL(CL_ERR_FORMAT, "the server certificate does not encode");
     } else {
         const cl_ratls_client_config *cfg = &hs->client->cfg;
         int64_t at = cfg->now != NULL ? cfg->now() : wall_clock();

@@ -280,7 +280,7 @@ static cl_status seccomp_install(void)
     if (r == 0) r = seccomp_load(ctx);
     if (r != 0) {
         errno = -r;
-        rc = cl_error_set_errno(CL_ERR_INTERNAL, __FILE__, __LINE__, "seccomp: cannot install the allowlist");
+        rc = CL_RAISE_ERRNO(CL_ERR_INTERNAL, "seccomp: cannot install the allowlist");
     }
     seccomp_release(ctx);
     return rc;
@@ -356,7 +356,7 @@ static int child_main(void *arg)
         char *argv[] = {(char *)(uintptr_t)base, NULL};
         char *envp[] = {(char *)"PATH=/app", (char *)"CLOISTER_ENCLAVE=sim", idenv, NULL};
         execve(exe->path, argv, envp);
-        (void)cl_error_set_errno(CL_ERR_IO, __FILE__, __LINE__, "enclave: cannot execute %s", exe->path);
+        (void)CL_RAISE_ERRNO(CL_ERR_IO, "enclave: cannot execute %s", exe->path);
     }
     const char *m = cl_error_message();
     ssize_t w = write(a->err_wr, m, strlen(m));

@@ -172,7 +172,7 @@ static cl_status kms_sig_digest(const kms_sig_alg *alg, bool digest, const uint8
     EVP_MD *md = EVP_MD_fetch(NULL, alg->md, NULL);
     cl_status rc = CL_OK;
     if (md == NULL || EVP_Digest(msg, len, out, &n, md, NULL) != 1 || n != alg->md_len)
-        rc = cl_error_set_ssl(CL_ERR_CRYPTO, __FILE__, __LINE__, "%s digest failed", alg->md);
+        rc = CL_RAISE_SSL(CL_ERR_CRYPTO, "%s digest failed", alg->md);
     EVP_MD_free(md);
     return rc;
 }

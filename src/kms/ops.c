@@ -13,9 +13,9 @@
 #include "cloister/mem.h"
 #include "cloister/recipient.h"
 
+#include "attested_release.h"
 #include "ops_internal.h"
 #include "policy.h"
-#include "attested_release.h"
 #include "server.h"
 
 #define KMS_LIST_MAX 1000
@@ -963,7 +963,7 @@ static cl_status kms_alias_target(kms_call *c, const char *action, kms_key_rec *
     cl_status rc = kms_authorize(c, k, action, NULL);
     if (rc == CL_OK && k->state == KMS_KEY_PENDING_DELETION) {
         c->exception = "KMSInvalidStateException";
-        rc = cl_error_set(CL_ERR_STATE, __FILE__, __LINE__, "%s is pending deletion.", k->arn);
+        rc = CL_RAISE(CL_ERR_STATE, "%s is pending deletion.", k->arn);
     }
     if (rc != CL_OK) kms_key_rec_clear(k);
     return rc;
@@ -984,9 +984,8 @@ static cl_status kms_op_create_alias(kms_call *c)
     cl_status rc = c->kms->store->ops->create_alias(c->kms->store, c->principal->account, &a);
     if (rc == CL_ERR_EXISTS) {
         c->exception = "AlreadyExistsException";
-        rc = cl_error_set(CL_ERR_EXISTS, __FILE__, __LINE__,
-                          "An alias with the name arn:aws:kms:%s:%s:%s already exists", c->kms->cfg->region,
-                          c->principal->account, name);
+        rc = CL_RAISE(CL_ERR_EXISTS, "An alias with the name arn:aws:kms:%s:%s:%s already exists", c->kms->cfg->region,
+                      c->principal->account, name);
     }
     kms_key_rec_clear(&k);
     return rc;
@@ -1164,8 +1163,7 @@ static cl_status kms_rotation_key(kms_call *c, const char *action, kms_key_rec *
     /* AWS rotates symmetric encryption keys only. */
     if (rc == CL_OK && strcmp(k->key_spec, "SYMMETRIC_DEFAULT") != 0) {
         c->exception = "UnsupportedOperationException";
-        rc = cl_error_set(CL_ERR_UNSUPPORTED, __FILE__, __LINE__,
-                          "%s is a %s key: only symmetric encryption keys rotate", k->arn, k->key_spec);
+        rc = CL_RAISE(CL_ERR_UNSUPPORTED, "%s is a %s key: only symmetric encryption keys rotate", k->arn, k->key_spec);
     }
     if (rc == CL_OK) rc = kms_require_enabled(c, k);
     if (rc != CL_OK) kms_key_rec_clear(k);
@@ -1227,7 +1225,7 @@ static cl_status kms_op_rotate_key_on_demand(kms_call *c)
     cl_status rc = kms_rotate(c, &k, true);
     if (rc == CL_ERR_STATE) {
         c->exception = "ConflictException";
-        rc = cl_error_set(CL_ERR_STATE, __FILE__, __LINE__, "%s is already being rotated", k.arn);
+        rc = CL_RAISE(CL_ERR_STATE, "%s is already being rotated", k.arn);
     }
     if (rc == CL_OK) json_object_set_new(c->resp, "KeyId", json_string(k.arn));
     kms_key_rec_clear(&k);
@@ -1557,7 +1555,7 @@ static cl_status kms_tag_key(kms_call *c, const char *action, kms_key_rec *k)
     cl_status rc = kms_authorize(c, k, action, NULL);
     if (rc == CL_OK && k->state == KMS_KEY_PENDING_DELETION && strcmp(action, "kms:ListResourceTags") != 0) {
         c->exception = "KMSInvalidStateException";
-        rc = cl_error_set(CL_ERR_STATE, __FILE__, __LINE__, "%s is pending deletion.", k->arn);
+        rc = CL_RAISE(CL_ERR_STATE, "%s is pending deletion.", k->arn);
     }
     if (rc != CL_OK) kms_key_rec_clear(k);
     return rc;

@@ -315,8 +315,7 @@ static cl_status kms_listen(kms_server *s)
      * ACK: 40 ms per request. */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 1024) != 0) {
-        cl_status rc =
-            cl_error_set_errno(CL_ERR_IO, __FILE__, __LINE__, "cannot listen on %s:%d", s->cfg.host, s->cfg.port);
+        cl_status rc = CL_RAISE_ERRNO(CL_ERR_IO, "cannot listen on %s:%d", s->cfg.host, s->cfg.port);
         close(fd);
         return rc;
     }

@@ -111,7 +111,7 @@ static cl_status kms_sqlite_exec(sqlite3 *db, const char *sql)
 {
     char *err = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
-        cl_status rc = cl_error_set(CL_ERR_IO, __FILE__, __LINE__, "key store: %s", err ? err : "exec failed");
+        cl_status rc = CL_RAISE(CL_ERR_IO, "key store: %s", err ? err : "exec failed");
         sqlite3_free(err);
         return rc;
     }

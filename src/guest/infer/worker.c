@@ -472,7 +472,7 @@ static void worker_serve_envelope(worker_thread *t, int fd)
         goto out;
     }
     if (rc == CL_OK && type != CL_FRAME_REQUEST) {
-        cl_error_set(CL_ERR_FORMAT, __FILE__, __LINE__, "expected a request frame (type 1), not type %u", type);
+        CL_RAISE(CL_ERR_FORMAT, "expected a request frame (type 1), not type %u", type);
         rc = CL_ERR_FORMAT;
     }
     if (rc == CL_OK) rc = worker_handle_envelope(t, &req, &result);
@@ -515,7 +515,7 @@ static void worker_serve_channel(worker_thread *t, int fd)
             break;
         }
         if (type != CL_FRAME_REQUEST) {
-            cl_error_set(CL_ERR_FORMAT, __FILE__, __LINE__, "expected a request frame (type 1), not type %u", type);
+            CL_RAISE(CL_ERR_FORMAT, "expected a request frame (type 1), not type %u", type);
             worker_send_error(&io, "channel", n);
             continue;
         }

@@ -249,7 +249,7 @@ cl_status cl_infer_png_write_mask(const cl_infer_tensor *prob, float threshold, 
     e.row = malloc((size_t)w);
     CL_ENSURE_GOTO(e.info != NULL && e.row != NULL, CL_ERR_NOMEM, "out of memory encoding a PNG");
     if (setjmp(png_jmpbuf(e.png))) {
-        rc = dst.rc != CL_OK ? dst.rc : cl_error_set(CL_ERR_INTERNAL, __FILE__, __LINE__, "PNG encoding: %s", dst.err);
+        rc = dst.rc != CL_OK ? dst.rc : CL_RAISE(CL_ERR_INTERNAL, "PNG encoding: %s", dst.err);
         goto out;
     }
     png_set_write_fn(e.png, &dst, img_write_fn, img_flush_fn);

@@ -69,6 +69,14 @@ cl_status cl_error_set_errno(cl_status code, const char *file, int line, const c
  * returns the current code unchanged. */
 cl_status cl_error_wrap(const char *fmt, ...) CL_PRINTF(1, 2);
 
+/* --- raise, as an expression ---------------------------------------------- */
+/* Records the error (with this file and line) and evaluates to `code`, for the
+ * places where raising is part of an expression: `rc = CL_RAISE(...)`,
+ * `return report(CL_RAISE(...))`, a ternary. Prefer the statement forms below. */
+#define CL_RAISE(code, ...) cl_error_set((code), __FILE__, __LINE__, __VA_ARGS__)
+#define CL_RAISE_SSL(code, ...) cl_error_set_ssl((code), __FILE__, __LINE__, __VA_ARGS__)
+#define CL_RAISE_ERRNO(code, ...) cl_error_set_errno((code), __FILE__, __LINE__, __VA_ARGS__)
+
 /* --- raise and return ------------------------------------------------------ */
 /* The code is returned as written (not via the setter's result) so that static
  * analysis sees a failure path return a failure. */
