@@ -6,83 +6,12 @@
  * (plan.c; made after the first run for a set of input shapes); the rest are
  * wiped and released to the pool right after their last reader.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "cloister/log.h"
-
 #include "infer_internal.h"
 #include "ops.h"
-
-static const infer_op infer_ops[] = {
-    {"Abs", 1, 1, 1, 1, infer_op_unary, NULL, infer_dnnl_unary, true},
-    {"Add", 2, 2, 1, 1, infer_op_binary, NULL, NULL, false},
-    {"AveragePool", 1, 1, 1, 1, infer_op_avgpool, infer_check_pool, infer_dnnl_avgpool, true},
-    {"BatchNormalization", 5, 5, 1, 1, infer_op_batchnorm, infer_check_batchnorm, infer_dnnl_batchnorm, true},
-    {"Cast", 1, 1, 1, 1, infer_op_cast, infer_check_cast, NULL, false},
-    {"Ceil", 1, 1, 1, 1, infer_op_unary, NULL, NULL, false},
-    {"Clip", 1, 3, 1, 1, infer_op_clip, NULL, infer_dnnl_clip, true},
-    {"Concat", 1, 1 << 20, 1, 1, infer_op_concat, infer_check_concat, infer_dnnl_concat, true},
-    {"Constant", 0, 0, 1, 1, infer_op_constant, infer_check_constant, NULL, false},
-    {"Conv", 2, 3, 1, 1, infer_op_conv, infer_check_conv, infer_dnnl_conv, true},
-    {"ConvTranspose", 2, 3, 1, 1, infer_op_convtranspose, infer_check_conv, infer_dnnl_convtranspose, true},
-    {"Div", 2, 2, 1, 1, infer_op_binary, NULL, NULL, false},
-    {"Dropout", 1, 3, 1, 2, infer_op_dropout, NULL, NULL, false},
-    {"Erf", 1, 1, 1, 1, infer_op_unary, NULL, NULL, false},
-    {"Exp", 1, 1, 1, 1, infer_op_unary, NULL, infer_dnnl_unary, true},
-    {"Flatten", 1, 1, 1, 1, infer_op_flatten, NULL, NULL, false},
-    {"Floor", 1, 1, 1, 1, infer_op_unary, NULL, NULL, false},
-    {"Gather", 2, 2, 1, 1, infer_op_gather, NULL, NULL, false},
-    {"Gemm", 2, 3, 1, 1, infer_op_gemm, NULL, infer_dnnl_gemm, false},
-    {"GlobalAveragePool", 1, 1, 1, 1, infer_op_globalavgpool, NULL, infer_dnnl_globalavgpool, true},
-    {"Identity", 1, 1, 1, 1, infer_op_identity, NULL, NULL, false},
-    {"LeakyRelu", 1, 1, 1, 1, infer_op_unary, NULL, infer_dnnl_unary, true},
-    {"Log", 1, 1, 1, 1, infer_op_unary, NULL, infer_dnnl_unary, true},
-    {"LogSoftmax", 1, 1, 1, 1, infer_op_softmax, NULL, infer_dnnl_softmax, true},
-    {"MatMul", 2, 2, 1, 1, infer_op_matmul, NULL, infer_dnnl_matmul, false},
-    {"MaxPool", 1, 1, 1, 2, infer_op_maxpool, infer_check_pool, infer_dnnl_maxpool, true},
-    {"Mul", 2, 2, 1, 1, infer_op_binary, NULL, NULL, false},
-    {"Neg", 1, 1, 1, 1, infer_op_unary, NULL, infer_dnnl_unary, true},
-    {"Pad", 1, 4, 1, 1, infer_op_pad, infer_check_pad, NULL, false},
-    {"Pow", 2, 2, 1, 1, infer_op_binary, NULL, NULL, false},
-    {"Reciprocal", 1, 1, 1, 1, infer_op_unary, NULL, NULL, false},
-    {"ReduceMean", 1, 2, 1, 1, infer_op_reducemean, NULL, NULL, false},
-    {"Relu", 1, 1, 1, 1, infer_op_unary, NULL, infer_dnnl_unary, true},
-    {"Reshape", 2, 2, 1, 1, infer_op_reshape, NULL, NULL, false},
-    {"Resize", 1, 4, 1, 1, infer_op_resize, infer_check_resize, NULL, false},
-    {"Shape", 1, 1, 1, 1, infer_op_shape, NULL, NULL, false},
-    {"Sigmoid", 1, 1, 1, 1, infer_op_unary, NULL, infer_dnnl_unary, true},
-    {"Softmax", 1, 1, 1, 1, infer_op_softmax, NULL, infer_dnnl_softmax, true},
-    {"Sqrt", 1, 1, 1, 1, infer_op_unary, NULL, infer_dnnl_unary, true},
-    {"Squeeze", 1, 2, 1, 1, infer_op_squeeze, NULL, NULL, false},
-    {"Sub", 2, 2, 1, 1, infer_op_binary, NULL, NULL, false},
-    {"Tanh", 1, 1, 1, 1, infer_op_unary, NULL, infer_dnnl_unary, true},
-    {"Transpose", 1, 1, 1, 1, infer_op_transpose, NULL, NULL, false},
-    {"Unsqueeze", 1, 2, 1, 1, infer_op_unsqueeze, NULL, NULL, false},
-};
-
-#define INFER_N_OPS (sizeof(infer_ops) / sizeof(infer_ops[0]))
-
-const infer_op *infer_op_find(const char *name)
-{
-    for (size_t i = 0; i < INFER_N_OPS; i++)
-        if (strcmp(infer_ops[i].name, name) == 0) return &infer_ops[i];
-    return NULL;
-}
-
-const char *infer_op_list(char *buf, size_t n)
-{
-    size_t pos = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < INFER_N_OPS; i++) {
-        int w = snprintf(buf + pos, n - pos, "%s%s", i ? ", " : "", infer_ops[i].name);
-        if (w < 0 || (size_t)w >= n - pos) break;
-        pos += (size_t)w;
-    }
-    return buf;
-}
 
 static cl_status infer_input_check(const infer_value *v, const cl_infer_tensor *t)
 {
@@ -185,13 +114,13 @@ static double infer_now_ms(void)
 static void infer_profile_add(cl_infer_model *m, const infer_node *n, double ms, bool fast)
 {
     if (m->prof == NULL) {
-        m->prof = calloc(INFER_N_OPS, sizeof(*m->prof));
+        m->prof = calloc(infer_op_count(), sizeof(*m->prof));
         if (m->prof == NULL) return; /* profiling is best effort */
     }
     size_t i = 0;
     while (i < m->n_prof && m->prof[i].op != n->def->name) i++;
     if (i == m->n_prof) {
-        if (m->n_prof == INFER_N_OPS) return;
+        if (m->n_prof == infer_op_count()) return;
         m->prof[m->n_prof++].op = n->def->name;
     }
     m->prof[i].runs++;

@@ -213,7 +213,7 @@ INFER_DNNL_DECL(infer_dnnl_batchnorm);
  * (the old buffer is wiped and released); nothing to do when it is plain. */
 CL_MUST_USE cl_status infer_dnnl_to_plain(cl_infer_model *m, infer_value *v);
 
-/* --- the static memory plan (plan.c) -------------------------------------- */
+/* --- the static memory plan (plan.c; the planning run at load is load.c's) - */
 /* One intermediate: its size and the nodes (execution order) that first
  * produce and last read it, inclusive. */
 typedef struct infer_plan_buf {
@@ -238,13 +238,17 @@ void infer_plan_node_done(cl_infer_model *m, size_t idx);
 void infer_plan_make(cl_infer_model *m, const cl_infer_tensor *inputs);
 /* Wipes and frees the arena (a new plan, or unload). */
 void infer_plan_drop(cl_infer_model *m);
-/* The planning run at load, when every input's shape is declared and fixed
- * (plan.c). Fails only when that run exceeds the memory cap (every run of
- * those shapes would); any other failure leaves the plan to the first run,
- * as for symbolic shapes. */
-CL_MUST_USE cl_status infer_plan_at_load(cl_infer_model *m);
 
+/* --- the model (model.c) -------------------------------------------------- */
+/* Decodes, validates and (on the oneDNN path) rewrites the model: everything
+ * cl_infer_model_load does but the planning run, which load.c adds on top. */
+CL_MUST_USE cl_status infer_model_build(const void *bytes, size_t len, const cl_infer_options *opts,
+                                        cl_infer_model **out);
+
+/* --- the op registry (registry.c) ----------------------------------------- */
 const infer_op *infer_op_find(const char *name);
+/* How many op types there are. */
+size_t infer_op_count(void);
 /* Writes the comma-separated list of supported op types into buf (for error
  * messages); returns buf. */
 const char *infer_op_list(char *buf, size_t n);
@@ -273,8 +277,12 @@ void infer_broadcast_strides(const cl_infer_tensor *t, int rank, const int64_t *
 /* Normalises a possibly negative axis against rank; fails naming the node. */
 CL_MUST_USE cl_status infer_axis(const infer_ctx *c, int64_t axis, int rank, int *out);
 const char *infer_shape_str(const cl_infer_tensor *t, char *buf, size_t n);
+/* Fails unless t has one of the float types the kernel implements. */
+#define INFER_NEED_FLOAT(c, t, what) \
+    CL_ENSURE((t)->dtype == CL_INFER_FLOAT, CL_ERR_UNSUPPORTED, "%s %s is %s; only float32 is supported", \
+              (c)->node->op, (what), cl_infer_dtype_name((t)->dtype))
 
-/* --- attributes (found only when present with the right type) ------------- */
+/* --- attributes (attr.c; found only when present with the right type) ----- */
 CL_MUST_USE cl_status infer_attr_int(const infer_node *n, const char *name, int64_t def, int64_t *out);
 CL_MUST_USE cl_status infer_attr_float(const infer_node *n, const char *name, float def, float *out);
 /* Copies a string attribute into buf (NUL-terminated); def when absent. */

@@ -1,280 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The ONNX model loader: protobuf-c does the wire-format parsing (code
- * generated at build time from the system's onnx.proto), through an allocator
- * that counts every byte against the model's cap and wipes what it frees. Then
- * the graph is validated in full before anything runs.
+ * The ONNX model loader: the protobuf decoded through the counting, wiping
+ * allocator (proto.c), then the graph validated in full before anything runs,
+ * and on the oneDNN path rewritten (BatchNormalization folding, Conv+Add and
+ * Conv+Relu fusion, up-convolutions writing their Concat). What runs the model
+ * (exec.c) and the planning run at load (load.c) sit above this file.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cloister/log.h"
 #include "cloister/mem.h"
 
-#include "infer_internal.h"
-#include "onnx.pb-c.h"
-
-#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "ONNX raw_data is little-endian; this loader copies it as is"
-#endif
-
-/* --- the counting, wiping protobuf allocator -------------------------------- */
-
-typedef struct infer_pb_alloc {
-    ProtobufCAllocator a;
-    infer_mem *mem;
-} infer_pb_alloc;
-
-/* Each block carries its size in front so free can wipe and uncount it. */
-#define INFER_PB_HDR 16
-
-static void *infer_pb_malloc(void *data, size_t size)
-{
-    infer_mem *mem = data;
-    size_t total = size + INFER_PB_HDR;
-    if (total < size || total > mem->max || mem->used > mem->max - total) {
-        mem->cap_hit = true;
-        return NULL;
-    }
-    unsigned char *p = malloc(total);
-    if (p == NULL) return NULL;
-    memcpy(p, &total, sizeof(total));
-    mem->used += total;
-    if (mem->used > mem->peak) mem->peak = mem->used;
-    return p + INFER_PB_HDR;
-}
-
-static void infer_pb_free(void *data, void *ptr)
-{
-    if (ptr == NULL) return;
-    infer_mem *mem = data;
-    unsigned char *p = (unsigned char *)ptr - INFER_PB_HDR;
-    size_t total;
-    memcpy(&total, p, sizeof(total));
-    cl_memzero(p, total);
-    mem->used -= total;
-    free(p);
-}
-
-static void infer_pb_alloc_init(infer_pb_alloc *pa, infer_mem *mem)
-{
-    pa->a.alloc = infer_pb_malloc;
-    pa->a.free = infer_pb_free;
-    pa->a.allocator_data = mem;
-    pa->mem = mem;
-}
-
-/* --- tensors from TensorProto ------------------------------------------------ */
-
-static bool infer_dtype_supported(int32_t t) { return t > 0 && cl_infer_dtype_size((cl_infer_dtype)t) != 0; }
-
-static cl_status infer_tensor_from_proto(infer_mem *mem, const Onnx__TensorProto *p, const char *what,
-                                         cl_infer_tensor *out)
-{
-    const char *name = (p->name && p->name[0]) ? p->name : "(unnamed)";
-    CL_ENSURE(!(p->has_data_location && p->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL),
-              CL_ERR_UNSUPPORTED, "%s '%s' keeps its data in an external file; embed it in the model", what, name);
-    CL_ENSURE(p->segment == NULL, CL_ERR_UNSUPPORTED, "%s '%s' is segmented; segmented tensors are not supported", what,
-              name);
-    CL_ENSURE(p->has_data_type, CL_ERR_FORMAT, "%s '%s' has no data_type", what, name);
-    CL_ENSURE(infer_dtype_supported(p->data_type), CL_ERR_UNSUPPORTED,
-              "%s '%s' has element type %d, which is not supported", what, name, (int)p->data_type);
-    CL_ENSURE(p->n_dims <= CL_INFER_MAX_RANK, CL_ERR_LIMIT, "%s '%s' has rank %zu; at most %d is supported", what, name,
-              p->n_dims, CL_INFER_MAX_RANK);
-    cl_infer_dtype dt = (cl_infer_dtype)p->data_type;
-    size_t count;
-    CL_GUARD_CTX(infer_shape_count((int)p->n_dims, p->dims, &count), "%s '%s'", what, name);
-    size_t es = cl_infer_dtype_size(dt);
-
-    const void *src = NULL;
-    size_t have = 0;
-    if (p->has_raw_data) {
-        CL_ENSURE(p->raw_data.len == count * es, CL_ERR_FORMAT,
-                  "%s '%s': raw_data holds %zu bytes but its shape needs %zu elements of %zu bytes", what, name,
-                  p->raw_data.len, count, es);
-        src = p->raw_data.data;
-    } else {
-        switch (dt) {
-        case CL_INFER_FLOAT: have = p->n_float_data; break;
-        case CL_INFER_DOUBLE: have = p->n_double_data; break;
-        case CL_INFER_INT64: have = p->n_int64_data; break;
-        case CL_INFER_UINT32:
-        case CL_INFER_UINT64: have = p->n_uint64_data; break;
-        default: have = p->n_int32_data; break;
-        }
-        CL_ENSURE(have == count, CL_ERR_FORMAT, "%s '%s' holds %zu values but its shape needs %zu", what, name, have,
-                  count);
-    }
-    CL_GUARD_CTX(infer_tensor_new(mem, out, dt, (int)p->n_dims, p->dims), "%s '%s'", what, name);
-    if (src != NULL) {
-        if (out->nbytes) memcpy(out->data, src, out->nbytes);
-        return CL_OK;
-    }
-    for (size_t i = 0; i < count; i++) {
-        switch (dt) {
-        case CL_INFER_FLOAT: ((float *)out->data)[i] = p->float_data[i]; break;
-        case CL_INFER_DOUBLE: ((double *)out->data)[i] = p->double_data[i]; break;
-        case CL_INFER_INT64: ((int64_t *)out->data)[i] = p->int64_data[i]; break;
-        case CL_INFER_UINT32:
-        case CL_INFER_UINT64: infer_set_i64(out, i, (int64_t)p->uint64_data[i]); break;
-        default: infer_set_i64(out, i, p->int32_data[i]); break;
-        }
-    }
-    return CL_OK;
-}
-
-/* Releases a TensorProto's payload once it has been copied out. */
-static void infer_pb_drop_payload(infer_pb_alloc *pa, Onnx__TensorProto *p)
-{
-    ProtobufCAllocator *a = &pa->a;
-    a->free(a->allocator_data, p->raw_data.data);
-    p->raw_data.data = NULL;
-    p->raw_data.len = 0;
-    p->has_raw_data = 0;
-    a->free(a->allocator_data, p->float_data);
-    p->float_data = NULL;
-    p->n_float_data = 0;
-    a->free(a->allocator_data, p->double_data);
-    p->double_data = NULL;
-    p->n_double_data = 0;
-    a->free(a->allocator_data, p->int64_data);
-    p->int64_data = NULL;
-    p->n_int64_data = 0;
-    a->free(a->allocator_data, p->int32_data);
-    p->int32_data = NULL;
-    p->n_int32_data = 0;
-    a->free(a->allocator_data, p->uint64_data);
-    p->uint64_data = NULL;
-    p->n_uint64_data = 0;
-}
-
-cl_status cl_infer_tensor_parse(const void *bytes, size_t len, cl_infer_tensor *out)
-{
-    cl_status rc = CL_OK;
-    infer_mem mem = {.max = CL_INFER_MAX_BYTES_DEFAULT};
-    infer_pb_alloc pa;
-    infer_pb_alloc_init(&pa, &mem);
-    cl_infer_tensor t = {0};
-    memset(out, 0, sizeof(*out));
-    Onnx__TensorProto *p = onnx__tensor_proto__unpack(&pa.a, len, bytes);
-    CL_ENSURE_GOTO(p != NULL, CL_ERR_FORMAT, "%zu bytes are not a valid ONNX TensorProto (protobuf decoding failed)",
-                   len);
-    CL_GUARD_GOTO(infer_tensor_from_proto(&mem, p, "tensor", &t));
-    /* Hand over as an ordinary caller-owned tensor. */
-    *out = t;
-    memset(&t, 0, sizeof(t));
-out:
-    if (p != NULL) onnx__tensor_proto__free_unpacked(p, &pa.a);
-    cl_infer_tensor_free(&t);
-    return rc;
-}
-
-/* --- attributes -------------------------------------------------------------- */
-
-static const Onnx__AttributeProto *infer_attr_find(const infer_node *n, const char *name)
-{
-    const Onnx__NodeProto *np = n->proto;
-    for (size_t i = 0; i < np->n_attribute; i++) {
-        const Onnx__AttributeProto *a = np->attribute[i];
-        if (a->name != NULL && strcmp(a->name, name) == 0) return a;
-    }
-    return NULL;
-}
-
-static const char *infer_attr_type_name(int t)
-{
-    switch (t) {
-    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT: return "FLOAT";
-    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT: return "INT";
-    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING: return "STRING";
-    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR: return "TENSOR";
-    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS: return "FLOATS";
-    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS: return "INTS";
-    default: return "another type";
-    }
-}
-
-/* The attribute if present with the expected type; an error if it has another. */
-static cl_status infer_attr_typed(const infer_node *n, const char *name, int type, const Onnx__AttributeProto **out)
-{
-    const Onnx__AttributeProto *a = infer_attr_find(n, name);
-    *out = NULL;
-    if (a == NULL) return CL_OK;
-    if (a->has_type) {
-        CL_ENSURE((int)a->type == type, CL_ERR_FORMAT, "node '%s' (%s): attribute '%s' is %s, expected %s", n->name,
-                  n->op, name, infer_attr_type_name((int)a->type), infer_attr_type_name(type));
-    }
-    *out = a;
-    return CL_OK;
-}
-
-bool infer_attr_has(const infer_node *n, const char *name) { return infer_attr_find(n, name) != NULL; }
-
-cl_status infer_attr_int(const infer_node *n, const char *name, int64_t def, int64_t *out)
-{
-    const Onnx__AttributeProto *a;
-    CL_GUARD(infer_attr_typed(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, &a));
-    *out = a != NULL ? a->i : def;
-    return CL_OK;
-}
-
-cl_status infer_attr_float(const infer_node *n, const char *name, float def, float *out)
-{
-    const Onnx__AttributeProto *a;
-    CL_GUARD(infer_attr_typed(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT, &a));
-    *out = a != NULL ? a->f : def;
-    return CL_OK;
-}
-
-cl_status infer_attr_string(const infer_node *n, const char *name, const char *def, char *buf, size_t bufsz)
-{
-    const Onnx__AttributeProto *a;
-    CL_GUARD(infer_attr_typed(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING, &a));
-    if (a == NULL) {
-        snprintf(buf, bufsz, "%s", def);
-        return CL_OK;
-    }
-    CL_ENSURE(a->s.len < bufsz, CL_ERR_UNSUPPORTED, "node '%s' (%s): attribute '%s' is %zu bytes long, too long",
-              n->name, n->op, name, a->s.len);
-    if (a->s.len) memcpy(buf, a->s.data, a->s.len);
-    buf[a->s.len] = '\0';
-    CL_ENSURE(strlen(buf) == a->s.len, CL_ERR_FORMAT, "node '%s' (%s): attribute '%s' contains a NUL byte", n->name,
-              n->op, name);
-    return CL_OK;
-}
-
-cl_status infer_attr_ints(const infer_node *n, const char *name, const int64_t **v, size_t *count, bool *found)
-{
-    const Onnx__AttributeProto *a;
-    CL_GUARD(infer_attr_typed(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS, &a));
-    *found = a != NULL;
-    *v = a ? a->ints : NULL;
-    *count = a ? a->n_ints : 0;
-    return CL_OK;
-}
-
-cl_status infer_attr_floats(const infer_node *n, const char *name, const float **v, size_t *count, bool *found)
-{
-    const Onnx__AttributeProto *a;
-    CL_GUARD(infer_attr_typed(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS, &a));
-    *found = a != NULL;
-    *v = a ? a->floats : NULL;
-    *count = a ? a->n_floats : 0;
-    return CL_OK;
-}
-
-cl_status infer_attr_tensor(infer_mem *mem, const infer_node *n, const char *name, cl_infer_tensor *out, bool *found)
-{
-    const Onnx__AttributeProto *a;
-    CL_GUARD(infer_attr_typed(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR, &a));
-    *found = a != NULL && a->t != NULL;
-    if (!*found) return CL_OK;
-    CL_GUARD_CTX(infer_tensor_from_proto(mem, a->t, "attribute tensor", out), "node '%s' (%s) attribute '%s'", n->name,
-                 n->op, name);
-    return CL_OK;
-}
+#include "proto.h"
 
 /* --- the value table: names to indices (open addressing, FNV-1a) ------------- */
 
@@ -663,7 +402,7 @@ static void infer_graph_fuse(cl_infer_model *m)
     }
 }
 
-cl_status cl_infer_model_load(const void *bytes, size_t len, const cl_infer_options *opts, cl_infer_model **out)
+cl_status infer_model_build(const void *bytes, size_t len, const cl_infer_options *opts, cl_infer_model **out)
 {
     cl_status rc = CL_OK;
     *out = NULL;
@@ -708,9 +447,6 @@ cl_status cl_infer_model_load(const void *bytes, size_t len, const cl_infer_opti
         infer_graph_fuse(m);
         infer_graph_concat_into(m);
     }
-    if (!(opts && opts->plan_on_first_run)) CL_GUARD_GOTO(infer_plan_at_load(m));
-    CL_LOG_DEBUG("loaded ONNX model: opset %lld, %zu nodes, %zu values, %zu bytes held", (long long)m->opset,
-                 m->n_nodes, m->n_values, m->mem.used);
     *out = m;
     m = NULL;
 out:

@@ -19,7 +19,7 @@
 #include "cloister/mem.h"
 
 #include "infer_internal.h"
-#include "ops.h"
+#include "window.h"
 
 #ifdef CLOISTER_HAVE_ONEDNN
 #include <omp.h>

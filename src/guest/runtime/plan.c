@@ -11,8 +11,9 @@
  * records the size each producer allocated; the plan is made from those and
  * used while the input shapes stay the same. When every graph input's shape
  * is declared and fixed, cl_infer_model_load makes that run itself, on zeros
- * (infer_plan_at_load), so the plan exists before the first real input and
- * the first run is as fast as the next. A later
+ * (infer_plan_at_load in load.c, above the loader and the executor: this
+ * file is below the executor and calls neither), so the plan exists before
+ * the first real input and the first run is as fast as the next. A later
  * allocation that does not fit its range (a size that depends on runtime
  * values) falls back to the pool, as does everything the plan leaves out:
  * graph outputs (handed to the caller), and the operand and result of a
@@ -22,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cloister/log.h"
 #include "cloister/mem.h"
 
 #include "infer_internal.h"
@@ -247,58 +247,4 @@ out_first:
     free(no);
     free(b);
     free(vi);
-}
-
-/* Zeros of every input's declared shape, when all are declared and fixed, and
- * no bigger than the model's memory cap. */
-static bool plan_load_inputs(const cl_infer_model *m, cl_infer_tensor *in)
-{
-    size_t total = 0;
-    for (size_t i = 0; i < m->n_inputs; i++) {
-        const infer_value *v = &m->values[m->inputs[i]];
-        size_t es = cl_infer_dtype_size(v->decl_dtype), n = 1;
-        if (v->decl_rank < 0 || es == 0) return false;
-        for (int d = 0; d < v->decl_rank; d++) {
-            if (v->decl_dims[d] <= 0 || (size_t)v->decl_dims[d] > m->mem.max / es / n) return false;
-            n *= (size_t)v->decl_dims[d];
-        }
-        if (n * es > m->mem.max - total) return false;
-        total += n * es;
-        if (cl_infer_tensor_alloc(&in[i], v->decl_dtype, v->decl_rank, v->decl_dims) != CL_OK) {
-            cl_error_clear();
-            return false;
-        }
-    }
-    return true;
-}
-
-cl_status infer_plan_at_load(cl_infer_model *m)
-{
-    cl_status rc = CL_OK;
-    cl_infer_tensor *in = calloc(m->n_inputs ? m->n_inputs : 1, sizeof(*in));
-    cl_infer_tensor *out = calloc(m->n_outputs ? m->n_outputs : 1, sizeof(*out));
-    CL_ENSURE_GOTO(in != NULL && out != NULL, CL_ERR_NOMEM, "out of memory planning the model");
-    if (m->n_inputs > 0 && plan_load_inputs(m, in)) {
-        /* The caller's profile and counters start with the caller's runs. */
-        bool profile = m->profile;
-        m->profile = false;
-        cl_status st = cl_infer_run(m, in, m->n_inputs, out, m->n_outputs);
-        m->profile = profile;
-        m->fast_runs = 0;
-        for (size_t i = 0; i < m->n_outputs; i++) cl_infer_tensor_free(&out[i]);
-        if (st == CL_ERR_LIMIT || st == CL_ERR_NOMEM) {
-            /* Every run of these shapes would need as much: say so now. */
-            rc = cl_error_wrap("running the model on zeros of its declared input shapes (to plan its memory)");
-        } else if (st != CL_OK) {
-            CL_LOG_DEBUG("no memory plan at load: the run on zeros failed (%s); the first run makes it",
-                         cl_error_message());
-            cl_error_clear();
-        }
-    }
-out:
-    if (in != NULL)
-        for (size_t i = 0; i < m->n_inputs; i++) cl_infer_tensor_free(&in[i]);
-    free(in);
-    free(out);
-    return rc;
 }
