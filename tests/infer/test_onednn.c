@@ -726,9 +726,62 @@ static void test_single_source_ops(void **state)
     tm_free(t);
 }
 
+/* Which kernels a backend runs, in either build. With oneDNN: the oneDNN
+ * backend runs the Conv and the reference backend does not. Without
+ * (CLOISTER_ONEDNN=OFF, dnn_none.c): asking for the oneDNN backend fails at
+ * load, saying so, and the default backend runs every node on the reference
+ * kernels, with the reference backend's output exactly. */
+static void test_backend_choice(void **state)
+{
+    (void)state;
+    tm_model *t = tm_new(13);
+    const int64_t xd[4] = {1, 2, 5, 5}, wd[4] = {3, 2, 3, 3};
+    tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 4, xd);
+    init_random(t, "W", 4, wd, 7);
+    tm_node(t, "Conv", "c", "X,W", "Y");
+    tm_output(t, "Y");
+    cl_buf b;
+    tm_pack(t, &b);
+    float x[50];
+    unsigned seed = 5;
+    for (size_t i = 0; i < 50; i++) x[i] = frand(&seed);
+    cl_infer_tensor in = tm_f32(4, xd, x), ro, o;
+    cl_infer_options ref_o = {.backend = CL_INFER_BACKEND_REFERENCE}, dnn_o = {.backend = CL_INFER_BACKEND_ONEDNN};
+    cl_infer_model *ref = NULL, *m = NULL;
+    assert_ok(cl_infer_model_load(b.data, b.len, &ref_o, &ref));
+    assert_ok(cl_infer_run(ref, &in, 1, &ro, 1));
+    assert_int_equal(ref->fast_runs, 0);
+    if (cl_infer_onednn_available()) {
+        assert_ok(cl_infer_model_load(b.data, b.len, &dnn_o, &m));
+        assert_ok(cl_infer_run(m, &in, 1, &o, 1));
+        assert_int_equal(m->fast_runs, 1);
+    } else {
+        assert_fails(cl_infer_model_load(b.data, b.len, &dnn_o, &m), CL_ERR_UNSUPPORTED,
+                     "the oneDNN backend was asked for, but this build has no oneDNN");
+        assert_null(m);
+        assert_ok(cl_infer_model_load(b.data, b.len, NULL, &m));
+        assert_ok(cl_infer_run(m, &in, 1, &o, 1));
+        assert_int_equal(m->fast_runs, 0);
+        assert_int_equal(o.nbytes, ro.nbytes);
+        assert_memory_equal(o.data, ro.data, ro.nbytes);
+    }
+    cl_infer_tensor_free(&o);
+    cl_infer_tensor_free(&ro);
+    cl_infer_model_free(m);
+    cl_infer_model_free(ref);
+    cl_buf_free(&b);
+    tm_free(t);
+}
+
 int main(void)
 {
+    if (!cl_infer_onednn_available()) {
+        /* A build without oneDNN: the comparisons with it cannot run here. */
+        const struct CMUnitTest without[] = {cmocka_unit_test(test_backend_choice)};
+        return cmocka_run_group_tests(without, NULL, NULL);
+    }
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_backend_choice),
         cmocka_unit_test(test_conv),
         cmocka_unit_test(test_convtranspose),
         cmocka_unit_test(test_gemm),

@@ -126,8 +126,8 @@ struct cl_infer_model {
     size_t n_outputs;
     int threads;
     bool use_onednn;
-    void *dnnl;       /* engine and stream (onednn.c) */
-    void **fast;      /* per node: the fast path's cached primitive, or NULL */
+    void *dnnl;       /* engine and stream (dnn_core.c) */
+    void **fast;      /* per node: the fast path's cached primitive (dnn.h), or NULL */
     size_t fast_runs; /* nodes run by the fast path (tests check it is used) */
     /* Tests only: convolutions ask oneDNN for 16-channel blocks (padded when
      * the channels are not a multiple of 16), a layout oneDNN 2.6 does not pick
@@ -185,7 +185,7 @@ typedef struct infer_op {
     bool any_layout;
 } infer_op;
 
-/* --- oneDNN (onednn.c; stubs when the build has no oneDNN) ---------------- */
+/* --- oneDNN (dnn_*.c; dnn_none.c when the build has no oneDNN) ------------ */
 CL_MUST_USE cl_status infer_dnnl_init(cl_infer_model *m);
 void infer_dnnl_free(cl_infer_model *m);
 CL_MUST_USE cl_status infer_dnnl_conv(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,

@@ -364,7 +364,7 @@ static cl_status infer_graph_fuse_add(cl_infer_model *m)
 }
 
 /* A ConvTranspose whose output only a Concat reads (the U-Net's decoder): its
- * fast path may write the Concat's output directly (onednn.c, dnnl_upconv). */
+ * fast path may write the Concat's output directly (dnn_conv.c, dnnl_upconv). */
 static void infer_graph_concat_into(cl_infer_model *m)
 {
     for (size_t i = 0; i < m->n_nodes; i++) {

@@ -2,7 +2,7 @@
 /*
  * The op registry: every op type the runtime runs, with its input and output
  * counts, its reference kernel (ops_*.c), its load-time attribute check and
- * its oneDNN kernel, if any (onednn.c). The loader binds each node to its
+ * its oneDNN kernel, if any (dnn_*.c). The loader binds each node to its
  * entry; the executor runs what the entry names.
  */
 #include <stdio.h>

@@ -3,7 +3,7 @@
  * The geometry of a window problem (Conv, ConvTranspose, MaxPool,
  * AveragePool) from a node's attributes: kernel, strides, dilations, pads and
  * auto_pad, widened to 3 spatial dims. The reference kernels (ops_nn.c) and
- * the oneDNN convolutions and pooling (onednn.c) share it, so
+ * the oneDNN convolutions and pooling (dnn_conv.c, dnn_pool.c) share it, so
  * both read the attributes the same way.
  */
 #include "window.h"
