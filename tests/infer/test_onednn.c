@@ -330,7 +330,7 @@ static size_t compare_outputs(tm_model *t, int xr, const int64_t *xd, size_t n_o
     cl_infer_model *ref = NULL, *dnn = NULL;
     assert_ok(cl_infer_model_load(b.data, b.len, &ref_o, &ref));
     assert_ok(cl_infer_model_load(b.data, b.len, &dnn_o, &dnn));
-    dnn->dnnl_blocked = blocked;
+    dnn->dnn_blocked = blocked;
     size_t n = count(xr, xd);
     float *x = malloc(n * sizeof(float));
     assert_non_null(x);

@@ -12,28 +12,28 @@
 
 /* A concat primitive, made for one set of source descriptors (shapes and
  * layouts): they are its key. */
-typedef struct dnnl_concat_cache {
-    dnnl_cache base;
+typedef struct infer_dnn_concat_cache {
+    infer_dnn_cache base;
     dnnl_memory_desc_t *in_mds;
     int n_in_mds;
-} dnnl_concat_cache;
+} infer_dnn_concat_cache;
 
-static void dnnl_concat_drop(cl_infer_model *m, dnnl_cache *base)
+static void infer_dnn_concat_drop(cl_infer_model *m, infer_dnn_cache *base)
 {
     (void)m;
-    free(((dnnl_concat_cache *)base)->in_mds);
+    free(((infer_dnn_concat_cache *)base)->in_mds);
 }
 
 /* Concat of float tensors of rank 3-5 in whatever layouts they are held;
  * oneDNN picks the destination's layout (its concat copies each source into
  * its slice, reordering when the layouts differ). */
-cl_status infer_dnnl_concat(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
-                            bool *handled)
+cl_status infer_dnn_concat(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                           bool *handled)
 {
     cl_status rc = CL_OK;
     *handled = false;
     if (out[0]->data != NULL) {
-        /* A ConvTranspose feeding this Concat wrote its output (dnnl_upconv_concat). */
+        /* A ConvTranspose feeding this Concat wrote its output (infer_dnn_upconv_concat). */
         *handled = true;
         return CL_OK;
     }
@@ -54,37 +54,37 @@ cl_status infer_dnnl_concat(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_inf
         for (int j = 0; j < x->rank; j++)
             if (j != axis && t->dims[j] != x->dims[j]) return CL_OK; /* the reference reports it */
         od[axis] += t->dims[axis];
-        any_layout |= dnnl_in_layout(c, i) != NULL;
+        any_layout |= infer_dnn_in_layout(c, i) != NULL;
     }
     /* Plain sources: the reference kernel's copies are as fast. */
     if (!any_layout) return CL_OK;
     /* The cache holds the sources' descriptors (shape and layout) instead of a key. */
-    dnnl_concat_cache *k = *c->fast;
-    bool same = k != NULL && k->base.kind == DNNL_KIND_CONCAT && k->in_mds != NULL && k->n_in_mds == n_in;
+    infer_dnn_concat_cache *k = *c->fast;
+    bool same = k != NULL && k->base.kind == INFER_DNN_KIND_CONCAT && k->in_mds != NULL && k->n_in_mds == n_in;
     for (int i = 0; same && i < n_in; i++) {
         dnnl_memory_desc_t md;
-        CL_GUARD(dnnl_in_md(c, i, in[i], &md));
+        CL_GUARD(infer_dnn_in_md(c, i, in[i], &md));
         same = dnnl_memory_desc_equal(&md, &k->in_mds[i]) != 0;
     }
     if (!same) {
         /* New shapes or layouts: the primitive is made for one set. */
-        dnnl_cache *base;
-        CL_GUARD(dnnl_cache_new(c, DNNL_KIND_CONCAT, sizeof(*k), dnnl_concat_drop, NULL, 0, &base));
-        k = (dnnl_concat_cache *)base;
+        infer_dnn_cache *base;
+        CL_GUARD(infer_dnn_cache_new(c, INFER_DNN_KIND_CONCAT, sizeof(*k), infer_dnn_concat_drop, NULL, 0, &base));
+        k = (infer_dnn_concat_cache *)base;
         k->in_mds = calloc((size_t)n_in, sizeof(*k->in_mds));
         CL_ENSURE_GOTO(k->in_mds != NULL, CL_ERR_NOMEM, "out of memory");
         k->n_in_mds = n_in;
-        for (int i = 0; i < n_in; i++) CL_GUARD_GOTO(dnnl_in_md(c, i, in[i], &k->in_mds[i]));
+        for (int i = 0; i < n_in; i++) CL_GUARD_GOTO(infer_dnn_in_md(c, i, in[i], &k->in_mds[i]));
         k->base.out_rank = x->rank;
         memcpy(k->base.out_dims, od, sizeof(od));
         dnnl_primitive_desc_t pd = NULL;
         dnnl_primitive_attr_t attr = NULL;
-        CL_GUARD_GOTO(dnnl_attr_make(&attr));
+        CL_GUARD_GOTO(infer_dnn_attr_make(&attr));
         dnnl_status_t st = dnnl_concat_primitive_desc_create(&pd, NULL, n_in, (int)axis, k->in_mds, attr,
-                                                             ((infer_dnnl *)c->m->dnnl)->eng);
+                                                             ((infer_dnn *)c->m->dnn)->eng);
         dnnl_primitive_attr_destroy(attr);
         if (st != dnnl_success) CL_FAIL_GOTO(CL_ERR_INTERNAL, "oneDNN concat descriptor failed (status %d)", (int)st);
-        rc = dnnl_prim_finish(&k->base, pd);
+        rc = infer_dnn_prim_finish(&k->base, pd);
         dnnl_primitive_desc_destroy(pd);
         CL_GUARD_GOTO(rc);
     }
@@ -92,12 +92,12 @@ cl_status infer_dnnl_concat(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_inf
                                     dnnl_memory_desc_get_size(&k->base.dst_md)));
     int src_args[64];
     for (int i = 0; i < n_in; i++) src_args[i] = DNNL_ARG_MULTIPLE_SRC + i;
-    CL_GUARD(dnnl_exec_plain(c, &k->base, n_in, src_args, k->in_mds, (const cl_infer_tensor *const *)in, out[0]));
-    dnnl_out_layout(c, 0, &k->base);
+    CL_GUARD(infer_dnn_exec_plain(c, &k->base, n_in, src_args, k->in_mds, (const cl_infer_tensor *const *)in, out[0]));
+    infer_dnn_out_layout(c, 0, &k->base);
     *handled = true;
     return CL_OK;
 out:
-    dnnl_cache_drop(c);
+    infer_dnn_cache_drop(c);
     cl_error_clear();
     return CL_OK;
 }

@@ -5,7 +5,7 @@
  * (channels-last or channel-blocked), named by value->layout, and read their
  * inputs in whatever layout the producer left, so a chain of them reorders
  * activations only at the graph's edges: the executor reorders a value to
- * plain for every other reader and before handing it out (infer_dnnl_to_plain).
+ * plain for every other reader and before handing it out (infer_dnn_to_plain).
  * Weights go to the layout the primitive chooses, reordered once per model
  * when they are initializers.
  */
@@ -16,85 +16,86 @@
 
 #include "dnn.h"
 
-static const dnnl_format_tag_t dnnl_plain[] = {dnnl_a, dnnl_a, dnnl_ab, dnnl_abc, dnnl_abcd, dnnl_abcde, dnnl_abcdef};
+static const dnnl_format_tag_t infer_dnn_plain[] = {dnnl_a,    dnnl_a,     dnnl_ab,    dnnl_abc,
+                                                    dnnl_abcd, dnnl_abcde, dnnl_abcdef};
 
-dnnl_format_tag_t dnnl_plain_tag(int ndims) { return dnnl_plain[ndims]; }
+dnnl_format_tag_t infer_dnn_plain_tag(int ndims) { return infer_dnn_plain[ndims]; }
 
-void dnnl_dims(dnnl_dims_t out, int rank, const int64_t *dims)
+void infer_dnn_dims(dnnl_dims_t out, int rank, const int64_t *dims)
 {
     for (int i = 0; i < rank; i++) out[i] = dims[i];
 }
 
-bool dnnl_md_is_plain(const dnnl_memory_desc_t *md)
+bool infer_dnn_md_is_plain(const dnnl_memory_desc_t *md)
 {
     dnnl_memory_desc_t plain;
     if (md->ndims < 1 || md->ndims > 6 ||
-        dnnl_memory_desc_init_by_tag(&plain, md->ndims, md->dims, md->data_type, dnnl_plain_tag(md->ndims)) !=
+        dnnl_memory_desc_init_by_tag(&plain, md->ndims, md->dims, md->data_type, infer_dnn_plain_tag(md->ndims)) !=
             dnnl_success)
         return false;
     return dnnl_memory_desc_equal(md, &plain) != 0;
 }
 
-bool dnnl_input_is_init(const infer_ctx *c, int i)
+bool infer_dnn_input_is_init(const infer_ctx *c, int i)
 {
     int v = c->node->in[i];
     return v >= 0 && c->m->values[v].is_init;
 }
 
-const dnnl_memory_desc_t *dnnl_in_layout(const infer_ctx *c, int i)
+const dnnl_memory_desc_t *infer_dnn_in_layout(const infer_ctx *c, int i)
 {
     int v = c->node->in[i];
     return v >= 0 ? c->m->values[v].layout : NULL;
 }
 
-cl_status dnnl_in_md(const infer_ctx *c, int i, const cl_infer_tensor *t, dnnl_memory_desc_t *md)
+cl_status infer_dnn_in_md(const infer_ctx *c, int i, const cl_infer_tensor *t, dnnl_memory_desc_t *md)
 {
-    const dnnl_memory_desc_t *lay = dnnl_in_layout(c, i);
+    const dnnl_memory_desc_t *lay = infer_dnn_in_layout(c, i);
     if (lay != NULL) {
         *md = *lay;
         return CL_OK;
     }
     dnnl_dims_t dims;
-    dnnl_dims(dims, t->rank, t->dims);
-    if (dnnl_memory_desc_init_by_tag(md, t->rank, dims, dnnl_f32, dnnl_plain_tag(t->rank)) != dnnl_success)
+    infer_dnn_dims(dims, t->rank, t->dims);
+    if (dnnl_memory_desc_init_by_tag(md, t->rank, dims, dnnl_f32, infer_dnn_plain_tag(t->rank)) != dnnl_success)
         CL_FAIL(CL_ERR_INTERNAL, "oneDNN memory descriptor of a %d-D tensor", t->rank);
     return CL_OK;
 }
 
-void dnnl_out_layout(const infer_ctx *c, int i, const dnnl_cache *k)
+void infer_dnn_out_layout(const infer_ctx *c, int i, const infer_dnn_cache *k)
 {
     int v = c->node->out[i];
     if (v >= 0) c->m->values[v].layout = k->dst_plain ? NULL : &k->dst_md;
 }
 
-cl_status dnnl_reorder_make(infer_dnnl *d, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
-                            dnnl_primitive_t *out)
+cl_status infer_dnn_reorder_make(infer_dnn *d, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to,
+                                 dnnl_primitive_t *out)
 {
     cl_status rc = CL_OK;
     dnnl_primitive_desc_t rpd = NULL;
-    DNNL_TRY(dnnl_reorder_primitive_desc_create(&rpd, from, d->eng, to, d->eng, NULL), "reorder descriptor");
-    DNNL_TRY(dnnl_primitive_create(out, rpd), "reorder creation");
+    INFER_DNN_TRY(dnnl_reorder_primitive_desc_create(&rpd, from, d->eng, to, d->eng, NULL), "reorder descriptor");
+    INFER_DNN_TRY(dnnl_primitive_create(out, rpd), "reorder creation");
 out:
     if (rpd) dnnl_primitive_desc_destroy(rpd);
     return rc;
 }
 
-cl_status dnnl_reorder_run(infer_dnnl *d, dnnl_primitive_t r, const dnnl_memory_desc_t *from_md, void *from,
-                           const dnnl_memory_desc_t *to_md, void *to)
+cl_status infer_dnn_reorder_run(infer_dnn *d, dnnl_primitive_t r, const dnnl_memory_desc_t *from_md, void *from,
+                                const dnnl_memory_desc_t *to_md, void *to)
 {
     cl_status rc = CL_OK;
     dnnl_memory_t mf = NULL, mt = NULL;
-    DNNL_TRY(dnnl_memory_create(&mf, from_md, d->eng, from), "memory");
-    DNNL_TRY(dnnl_memory_create(&mt, to_md, d->eng, to), "memory");
+    INFER_DNN_TRY(dnnl_memory_create(&mf, from_md, d->eng, from), "memory");
+    INFER_DNN_TRY(dnnl_memory_create(&mt, to_md, d->eng, to), "memory");
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, mf}, {DNNL_ARG_TO, mt}};
-    DNNL_TRY(dnnl_primitive_execute(r, d->stream, 2, args), "reorder");
+    INFER_DNN_TRY(dnnl_primitive_execute(r, d->stream, 2, args), "reorder");
 out:
     if (mf) dnnl_memory_destroy(mf);
     if (mt) dnnl_memory_destroy(mt);
     return rc;
 }
 
-cl_status infer_dnnl_to_plain(cl_infer_model *m, infer_value *v)
+cl_status infer_dnn_to_plain(cl_infer_model *m, infer_value *v)
 {
     cl_status rc = CL_OK;
     const dnnl_memory_desc_t *lay = v->layout;
@@ -103,19 +104,19 @@ cl_status infer_dnnl_to_plain(cl_infer_model *m, infer_value *v)
         v->layout = NULL;
         return CL_OK;
     }
-    infer_dnnl *d = m->dnnl;
+    infer_dnn *d = m->dnn;
     cl_infer_tensor plain = {0};
     dnnl_primitive_t r = NULL;
     dnnl_memory_desc_t to;
     dnnl_dims_t dims;
-    dnnl_dims(dims, v->t.rank, v->t.dims);
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&to, v->t.rank, dims, dnnl_f32, dnnl_plain_tag(v->t.rank)),
-             "memory descriptor");
+    infer_dnn_dims(dims, v->t.rank, v->t.dims);
+    INFER_DNN_TRY(dnnl_memory_desc_init_by_tag(&to, v->t.rank, dims, dnnl_f32, infer_dnn_plain_tag(v->t.rank)),
+                  "memory descriptor");
     CL_GUARD_GOTO(infer_tensor_new(&m->mem, &plain, v->t.dtype, v->t.rank, v->t.dims));
-    dnnl_threads(m);
-    CL_GUARD_GOTO(dnnl_reorder_make(d, lay, &to, &r));
-    CL_GUARD_GOTO(dnnl_reorder_run(d, r, lay, v->t.data, &to, plain.data));
-    DNNL_TRY(dnnl_stream_wait(d->stream), "reorder");
+    infer_dnn_threads(m);
+    CL_GUARD_GOTO(infer_dnn_reorder_make(d, lay, &to, &r));
+    CL_GUARD_GOTO(infer_dnn_reorder_run(d, r, lay, v->t.data, &to, plain.data));
+    INFER_DNN_TRY(dnnl_stream_wait(d->stream), "reorder");
     infer_tensor_release(&m->mem, &v->t);
     v->t = plain;
     v->layout = NULL;
@@ -127,16 +128,16 @@ out:
     return rc;
 }
 
-cl_status dnnl_weights_ready(infer_ctx *c, dnnl_weights *w, const cl_infer_tensor *wt, void **wp)
+cl_status infer_dnn_weights_ready(infer_ctx *c, infer_dnn_weights *w, const cl_infer_tensor *wt, void **wp)
 {
     cl_status rc = CL_OK;
-    infer_dnnl *d = c->m->dnnl;
+    infer_dnn *d = c->m->dnn;
     dnnl_primitive_desc_t rpd = NULL;
     dnnl_primitive_t r = NULL;
     dnnl_memory_t from = NULL, to = NULL;
     *wp = wt->data;
     if (!w->reorder) return CL_OK;
-    if (w->buf != NULL && w->from == wt->data && dnnl_input_is_init(c, 1)) {
+    if (w->buf != NULL && w->from == wt->data && infer_dnn_input_is_init(c, 1)) {
         *wp = w->buf;
         return CL_OK;
     }
@@ -151,13 +152,14 @@ cl_status dnnl_weights_ready(infer_ctx *c, dnnl_weights *w, const cl_infer_tenso
         c->mem->used += bytes;
         if (c->mem->used > c->mem->peak) c->mem->peak = c->mem->used;
     }
-    DNNL_TRY(dnnl_reorder_primitive_desc_create(&rpd, &w->user_md, d->eng, &w->md, d->eng, NULL), "weights reorder");
-    DNNL_TRY(dnnl_primitive_create(&r, rpd), "weights reorder");
-    DNNL_TRY(dnnl_memory_create(&from, &w->user_md, d->eng, wt->data), "memory");
-    DNNL_TRY(dnnl_memory_create(&to, &w->md, d->eng, w->buf), "memory");
+    INFER_DNN_TRY(dnnl_reorder_primitive_desc_create(&rpd, &w->user_md, d->eng, &w->md, d->eng, NULL),
+                  "weights reorder");
+    INFER_DNN_TRY(dnnl_primitive_create(&r, rpd), "weights reorder");
+    INFER_DNN_TRY(dnnl_memory_create(&from, &w->user_md, d->eng, wt->data), "memory");
+    INFER_DNN_TRY(dnnl_memory_create(&to, &w->md, d->eng, w->buf), "memory");
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
-    DNNL_TRY(dnnl_primitive_execute(r, d->stream, 2, args), "weights reorder");
-    DNNL_TRY(dnnl_stream_wait(d->stream), "weights reorder");
+    INFER_DNN_TRY(dnnl_primitive_execute(r, d->stream, 2, args), "weights reorder");
+    INFER_DNN_TRY(dnnl_stream_wait(d->stream), "weights reorder");
     w->from = wt->data;
     *wp = w->buf;
 out:
@@ -168,7 +170,7 @@ out:
     return rc;
 }
 
-cl_status dnnl_weights_alloc(infer_ctx *c, size_t bytes, void **p)
+cl_status infer_dnn_weights_alloc(infer_ctx *c, size_t bytes, void **p)
 {
     size_t alloc = (bytes + 63) / 64 * 64;
     CL_ENSURE(alloc <= c->mem->max && c->mem->used <= c->mem->max - alloc, CL_ERR_LIMIT,
@@ -180,7 +182,7 @@ cl_status dnnl_weights_alloc(infer_ctx *c, size_t bytes, void **p)
     return CL_OK;
 }
 
-void dnnl_weights_free(cl_infer_model *m, dnnl_weights *w)
+void infer_dnn_weights_free(cl_infer_model *m, infer_dnn_weights *w)
 {
     if (w->buf == NULL) return;
     cl_memzero(w->buf, w->bytes);

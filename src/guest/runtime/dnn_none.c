@@ -9,15 +9,15 @@
 
 bool cl_infer_onednn_available(void) { return false; }
 
-cl_status infer_dnnl_init(cl_infer_model *m)
+cl_status infer_dnn_init(cl_infer_model *m)
 {
     (void)m;
     CL_FAIL(CL_ERR_UNSUPPORTED, "this build has no oneDNN");
 }
 
-void infer_dnnl_free(cl_infer_model *m) { (void)m; }
+void infer_dnn_free(cl_infer_model *m) { (void)m; }
 
-cl_status infer_dnnl_to_plain(cl_infer_model *m, infer_value *v)
+cl_status infer_dnn_to_plain(cl_infer_model *m, infer_value *v)
 {
     (void)m;
     v->layout = NULL; /* never set without oneDNN */
@@ -25,21 +25,21 @@ cl_status infer_dnnl_to_plain(cl_infer_model *m, infer_value *v)
 }
 
 /* Every oneDNN kernel: not handled. */
-#define INFER_DNNL_NONE(fn) \
+#define INFER_DNN_NONE(fn) \
     cl_status fn(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out, bool *handled) \
     { \
         *handled = false; \
         return CL_OK; \
     }
-INFER_DNNL_NONE(infer_dnnl_conv)
-INFER_DNNL_NONE(infer_dnnl_convtranspose)
-INFER_DNNL_NONE(infer_dnnl_gemm)
-INFER_DNNL_NONE(infer_dnnl_matmul)
-INFER_DNNL_NONE(infer_dnnl_maxpool)
-INFER_DNNL_NONE(infer_dnnl_avgpool)
-INFER_DNNL_NONE(infer_dnnl_globalavgpool)
-INFER_DNNL_NONE(infer_dnnl_unary)
-INFER_DNNL_NONE(infer_dnnl_clip)
-INFER_DNNL_NONE(infer_dnnl_softmax)
-INFER_DNNL_NONE(infer_dnnl_batchnorm)
-INFER_DNNL_NONE(infer_dnnl_concat)
+INFER_DNN_NONE(infer_dnn_conv)
+INFER_DNN_NONE(infer_dnn_convtranspose)
+INFER_DNN_NONE(infer_dnn_gemm)
+INFER_DNN_NONE(infer_dnn_matmul)
+INFER_DNN_NONE(infer_dnn_maxpool)
+INFER_DNN_NONE(infer_dnn_avgpool)
+INFER_DNN_NONE(infer_dnn_globalavgpool)
+INFER_DNN_NONE(infer_dnn_unary)
+INFER_DNN_NONE(infer_dnn_clip)
+INFER_DNN_NONE(infer_dnn_softmax)
+INFER_DNN_NONE(infer_dnn_batchnorm)
+INFER_DNN_NONE(infer_dnn_concat)

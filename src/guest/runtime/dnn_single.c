@@ -13,15 +13,15 @@
 
 /* BatchNormalization's primitive and the layouts of its five sources: X as
  * the primitive was made for, then scale, shift, mean and variance (one value
- * per channel). Eltwise and softmax keep nothing beyond the core's dnnl_cache. */
-typedef struct dnnl_bn_cache {
-    dnnl_cache base;
+ * per channel). Eltwise and softmax keep nothing beyond the core's infer_dnn_cache. */
+typedef struct infer_dnn_bn_cache {
+    infer_dnn_cache base;
     dnnl_memory_desc_t mds[5];
-} dnnl_bn_cache;
+} infer_dnn_bn_cache;
 
 /* The unary ops oneDNN's eltwise computes as ONNX defines them (alpha, beta
  * as oneDNN's; LeakyRelu's alpha from the node). */
-static bool dnnl_eltwise_of(const infer_node *n, dnnl_alg_kind_t *alg, float *alpha, float *beta)
+static bool infer_dnn_eltwise_of(const infer_node *n, dnnl_alg_kind_t *alg, float *alpha, float *beta)
 {
     static const struct {
         const char *op;
@@ -50,14 +50,14 @@ static bool dnnl_eltwise_of(const infer_node *n, dnnl_alg_kind_t *alg, float *al
 }
 
 /* One eltwise primitive over x, whatever its rank and layout. */
-static CL_MUST_USE cl_status dnnl_eltwise_run(infer_ctx *c, cl_infer_tensor **in, cl_infer_tensor **out,
-                                              dnnl_alg_kind_t alg, float alpha, float beta, bool *handled)
+static CL_MUST_USE cl_status infer_dnn_eltwise_run(infer_ctx *c, cl_infer_tensor **in, cl_infer_tensor **out,
+                                                   dnnl_alg_kind_t alg, float alpha, float beta, bool *handled)
 {
     const cl_infer_tensor *x = in[0];
     *handled = false;
     if (x->dtype != CL_INFER_FLOAT || x->rank < 1 || x->rank > 6 || cl_infer_tensor_count(x) == 0) return CL_OK;
     dnnl_memory_desc_t src;
-    int64_t key[DNNL_KEY_MAX], extra[2];
+    int64_t key[INFER_DNN_KEY_MAX], extra[2];
     size_t key_n;
     /* Clip's bounds may be computed: the primitive is made for the values it got. */
     uint32_t ab[2];
@@ -65,34 +65,33 @@ static CL_MUST_USE cl_status dnnl_eltwise_run(infer_ctx *c, cl_infer_tensor **in
     memcpy(&ab[1], &beta, sizeof(float));
     extra[0] = ab[0];
     extra[1] = ab[1];
-    CL_GUARD(dnnl_in_md(c, 0, x, &src));
-    if (dnnl_single_lookup(c, DNNL_KIND_ELTWISE, x, &src, extra, 2, key, &key_n) == NULL) {
+    CL_GUARD(infer_dnn_in_md(c, 0, x, &src));
+    if (infer_dnn_single_lookup(c, INFER_DNN_KIND_ELTWISE, x, &src, extra, 2, key, &key_n) == NULL) {
         dnnl_eltwise_desc_t desc;
         bool made;
         if (dnnl_eltwise_forward_desc_init(&desc, dnnl_forward_inference, alg, &src, alpha, beta) != dnnl_success)
             return CL_OK;
-        CL_GUARD(dnnl_single_make(c, DNNL_KIND_ELTWISE, sizeof(dnnl_cache), NULL, &src, key, key_n, x->rank, x->dims,
-                                  &desc, &made));
+        CL_GUARD(infer_dnn_single_make(c, INFER_DNN_KIND_ELTWISE, sizeof(infer_dnn_cache), NULL, &src, key, key_n,
+                                       x->rank, x->dims, &desc, &made));
         if (!made) return CL_OK;
     }
-    return dnnl_single_run_src(c, in, out, handled);
+    return infer_dnn_single_run_src(c, in, out, handled);
 }
 
-cl_status infer_dnnl_unary(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
-                           bool *handled)
+cl_status infer_dnn_unary(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out, bool *handled)
 {
     dnnl_alg_kind_t alg;
     float alpha, beta;
     *handled = false;
-    if (!dnnl_eltwise_of(c->node, &alg, &alpha, &beta)) return CL_OK;
-    return dnnl_eltwise_run(c, in, out, alg, alpha, beta, handled);
+    if (!infer_dnn_eltwise_of(c->node, &alg, &alpha, &beta)) return CL_OK;
+    return infer_dnn_eltwise_run(c, in, out, alg, alpha, beta, handled);
 }
 
 /* Clip as oneDNN's clip_v2, min(max(x, lo), hi): the bounds from the
  * attributes (opset < 11) or the optional scalar inputs. Infinite bounds
  * become the largest floats (the same result on finite inputs; NaN stays
  * NaN either way). */
-cl_status infer_dnnl_clip(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out, bool *handled)
+cl_status infer_dnn_clip(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out, bool *handled)
 {
     float lo = -FLT_MAX, hi = FLT_MAX;
     *handled = false;
@@ -118,14 +117,14 @@ cl_status infer_dnnl_clip(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer
     if (!(lo <= hi)) return CL_OK;
     if (lo < -FLT_MAX) lo = -FLT_MAX;
     if (hi > FLT_MAX) hi = FLT_MAX;
-    return dnnl_eltwise_run(c, in, out, dnnl_eltwise_clip_v2, lo, hi, handled);
+    return infer_dnn_eltwise_run(c, in, out, dnnl_eltwise_clip_v2, lo, hi, handled);
 }
 
 /* Softmax and LogSoftmax. From opset 13 along one axis, any layout; before,
  * over the input flattened to [outer, inner] at the axis, which is one axis
  * only when the axis is the last (plain inputs then). */
-cl_status infer_dnnl_softmax(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
-                             bool *handled)
+cl_status infer_dnn_softmax(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                            bool *handled)
 {
     const cl_infer_tensor *x = in[0];
     *handled = false;
@@ -138,28 +137,28 @@ cl_status infer_dnnl_softmax(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_in
     if (axis < 0) axis += x->rank;
     if (axis < 0 || axis >= x->rank) return CL_OK;
     dnnl_memory_desc_t src;
-    CL_GUARD(dnnl_in_md(c, 0, x, &src));
-    if (c->opset < 13 && (axis != x->rank - 1 || !dnnl_md_is_plain(&src))) return CL_OK;
-    int64_t key[DNNL_KEY_MAX], extra[1] = {axis};
+    CL_GUARD(infer_dnn_in_md(c, 0, x, &src));
+    if (c->opset < 13 && (axis != x->rank - 1 || !infer_dnn_md_is_plain(&src))) return CL_OK;
+    int64_t key[INFER_DNN_KEY_MAX], extra[1] = {axis};
     size_t key_n;
-    if (dnnl_single_lookup(c, DNNL_KIND_SOFTMAX, x, &src, extra, 1, key, &key_n) == NULL) {
+    if (infer_dnn_single_lookup(c, INFER_DNN_KIND_SOFTMAX, x, &src, extra, 1, key, &key_n) == NULL) {
         dnnl_softmax_v2_desc_t desc;
         dnnl_alg_kind_t alg = strcmp(c->node->op, "LogSoftmax") == 0 ? dnnl_softmax_log : dnnl_softmax_accurate;
         bool made;
         if (dnnl_softmax_v2_forward_desc_init(&desc, dnnl_forward_inference, alg, &src, &src, (int)axis) !=
             dnnl_success)
             return CL_OK;
-        CL_GUARD(dnnl_single_make(c, DNNL_KIND_SOFTMAX, sizeof(dnnl_cache), NULL, &src, key, key_n, x->rank, x->dims,
-                                  &desc, &made));
+        CL_GUARD(infer_dnn_single_make(c, INFER_DNN_KIND_SOFTMAX, sizeof(infer_dnn_cache), NULL, &src, key, key_n,
+                                       x->rank, x->dims, &desc, &made));
         if (!made) return CL_OK;
     }
-    return dnnl_single_run_src(c, in, out, handled);
+    return infer_dnn_single_run_src(c, in, out, handled);
 }
 
 /* BatchNormalization (inference: the given mean and variance) on any layout;
  * a BatchNormalization after a Conv is usually folded into it instead. */
-cl_status infer_dnnl_batchnorm(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
-                               bool *handled)
+cl_status infer_dnn_batchnorm(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                              bool *handled)
 {
     cl_status rc = CL_OK;
     const cl_infer_tensor *x = in[0];
@@ -178,10 +177,11 @@ cl_status infer_dnnl_batchnorm(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_
     }
     if (training != 0) return CL_OK;
     dnnl_memory_desc_t src;
-    CL_GUARD(dnnl_in_md(c, 0, x, &src));
-    int64_t key[DNNL_KEY_MAX];
+    CL_GUARD(infer_dnn_in_md(c, 0, x, &src));
+    int64_t key[INFER_DNN_KEY_MAX];
     size_t key_n;
-    dnnl_bn_cache *k = (dnnl_bn_cache *)dnnl_single_lookup(c, DNNL_KIND_BATCHNORM, x, &src, NULL, 0, key, &key_n);
+    infer_dnn_bn_cache *k =
+        (infer_dnn_bn_cache *)infer_dnn_single_lookup(c, INFER_DNN_KIND_BATCHNORM, x, &src, NULL, 0, key, &key_n);
     if (k == NULL) {
         dnnl_batch_normalization_desc_t desc;
         bool made;
@@ -189,20 +189,20 @@ cl_status infer_dnnl_batchnorm(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_
                                                        dnnl_use_global_stats | dnnl_use_scale | dnnl_use_shift) !=
             dnnl_success)
             return CL_OK;
-        CL_GUARD(dnnl_single_make(c, DNNL_KIND_BATCHNORM, sizeof(*k), NULL, &src, key, key_n, x->rank, x->dims, &desc,
-                                  &made));
+        CL_GUARD(infer_dnn_single_make(c, INFER_DNN_KIND_BATCHNORM, sizeof(*k), NULL, &src, key, key_n, x->rank,
+                                       x->dims, &desc, &made));
         if (!made) return CL_OK;
         k = *c->fast;
         k->mds[0] = src;
         dnnl_dims_t cd = {x->dims[1]};
         for (int i = 1; i < 5; i++)
-            DNNL_TRY(dnnl_memory_desc_init_by_tag(&k->mds[i], 1, cd, dnnl_f32, dnnl_a), "memory descriptor");
+            INFER_DNN_TRY(dnnl_memory_desc_init_by_tag(&k->mds[i], 1, cd, dnnl_f32, dnnl_a), "memory descriptor");
     }
     /* ONNX orders them X, scale, B, mean, var. */
     static const int args[5] = {DNNL_ARG_SRC, DNNL_ARG_SCALE, DNNL_ARG_SHIFT, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE};
-    return dnnl_single_run(c, 5, args, k->mds, (const cl_infer_tensor *const *)in, out, handled);
+    return infer_dnn_single_run(c, 5, args, k->mds, (const cl_infer_tensor *const *)in, out, handled);
 out:
     /* A half-made primitive must not be found by the next run. */
-    dnnl_cache_drop(c);
+    infer_dnn_cache_drop(c);
     return rc;
 }

@@ -87,7 +87,7 @@ static cl_status infer_node_run(cl_infer_model *m, size_t idx)
      * left in its own layout are reordered first (in place, so later readers
      * get the plain copy too). */
     for (int i = 0; rc == CL_OK && !handled && i < n->n_in; i++)
-        if (n->in[i] >= 0) rc = infer_dnnl_to_plain(m, &m->values[n->in[i]]);
+        if (n->in[i] >= 0) rc = infer_dnn_to_plain(m, &m->values[n->in[i]]);
     if (rc == CL_OK && !handled && fast && !n->def->any_layout)
         rc = n->def->fast(&c, in, n->n_in, outl, n->n_out, &handled);
     if (rc == CL_OK && !handled) {
@@ -177,7 +177,7 @@ cl_status cl_infer_run(cl_infer_model *m, const cl_infer_tensor *inputs, size_t 
     for (size_t i = 0; i < n_outputs; i++) {
         infer_value *v = &m->values[m->outputs[i]];
         /* The caller gets plain row-major data, whatever layout oneDNN left. */
-        CL_GUARD_GOTO(infer_dnnl_to_plain(m, v));
+        CL_GUARD_GOTO(infer_dnn_to_plain(m, v));
         if (!v->is_init && !v->t.borrowed && v->t.data != NULL) {
             /* Hand the tensor over: it leaves the model's accounting. */
             m->mem.used -= v->t.nbytes;

@@ -126,13 +126,13 @@ struct cl_infer_model {
     size_t n_outputs;
     int threads;
     bool use_onednn;
-    void *dnnl;       /* engine and stream (dnn_core.c) */
+    void *dnn;        /* engine and stream (dnn_core.c) */
     void **fast;      /* per node: the fast path's cached primitive (dnn.h), or NULL */
     size_t fast_runs; /* nodes run by the fast path (tests check it is used) */
     /* Tests only: convolutions ask oneDNN for 16-channel blocks (padded when
      * the channels are not a multiple of 16), a layout oneDNN 2.6 does not pick
      * by itself on AVX-512 machines, so its handling is exercised too. */
-    bool dnnl_blocked;
+    bool dnn_blocked;
     bool direct_conv;  /* cl_infer_options.direct_conv */
     size_t wino_convs; /* convolution primitives made with Winograd (tests check it) */
     bool profile;
@@ -186,32 +186,32 @@ typedef struct infer_op {
 } infer_op;
 
 /* --- oneDNN (dnn_*.c; dnn_none.c when the build has no oneDNN) ------------ */
-CL_MUST_USE cl_status infer_dnnl_init(cl_infer_model *m);
-void infer_dnnl_free(cl_infer_model *m);
-CL_MUST_USE cl_status infer_dnnl_conv(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
-                                      bool *handled);
-CL_MUST_USE cl_status infer_dnnl_convtranspose(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out,
-                                               int n_out, bool *handled);
-CL_MUST_USE cl_status infer_dnnl_gemm(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
-                                      bool *handled);
-CL_MUST_USE cl_status infer_dnnl_matmul(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+CL_MUST_USE cl_status infer_dnn_init(cl_infer_model *m);
+void infer_dnn_free(cl_infer_model *m);
+CL_MUST_USE cl_status infer_dnn_conv(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                                     bool *handled);
+CL_MUST_USE cl_status infer_dnn_convtranspose(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out,
+                                              int n_out, bool *handled);
+CL_MUST_USE cl_status infer_dnn_gemm(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                                     bool *handled);
+CL_MUST_USE cl_status infer_dnn_matmul(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                                       bool *handled);
+CL_MUST_USE cl_status infer_dnn_maxpool(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
                                         bool *handled);
-CL_MUST_USE cl_status infer_dnnl_maxpool(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
-                                         bool *handled);
-CL_MUST_USE cl_status infer_dnnl_concat(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
-                                        bool *handled);
-#define INFER_DNNL_DECL(fn) \
+CL_MUST_USE cl_status infer_dnn_concat(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
+                                       bool *handled);
+#define INFER_DNN_DECL(fn) \
     CL_MUST_USE cl_status fn(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out, \
                              bool *handled)
-INFER_DNNL_DECL(infer_dnnl_avgpool);
-INFER_DNNL_DECL(infer_dnnl_globalavgpool);
-INFER_DNNL_DECL(infer_dnnl_unary); /* Relu, LeakyRelu, Sigmoid, Tanh, Exp, Log, Sqrt, Abs, Neg */
-INFER_DNNL_DECL(infer_dnnl_clip);
-INFER_DNNL_DECL(infer_dnnl_softmax); /* and LogSoftmax */
-INFER_DNNL_DECL(infer_dnnl_batchnorm);
+INFER_DNN_DECL(infer_dnn_avgpool);
+INFER_DNN_DECL(infer_dnn_globalavgpool);
+INFER_DNN_DECL(infer_dnn_unary); /* Relu, LeakyRelu, Sigmoid, Tanh, Exp, Log, Sqrt, Abs, Neg */
+INFER_DNN_DECL(infer_dnn_clip);
+INFER_DNN_DECL(infer_dnn_softmax); /* and LogSoftmax */
+INFER_DNN_DECL(infer_dnn_batchnorm);
 /* Reorders a value held in a oneDNN layout into a fresh plain tensor in place
  * (the old buffer is wiped and released); nothing to do when it is plain. */
-CL_MUST_USE cl_status infer_dnnl_to_plain(cl_infer_model *m, infer_value *v);
+CL_MUST_USE cl_status infer_dnn_to_plain(cl_infer_model *m, infer_value *v);
 
 /* --- the static memory plan (plan.c; the planning run at load is load.c's) - */
 /* One intermediate: its size and the nodes (execution order) that first

@@ -364,7 +364,7 @@ static cl_status infer_graph_fuse_add(cl_infer_model *m)
 }
 
 /* A ConvTranspose whose output only a Concat reads (the U-Net's decoder): its
- * fast path may write the Concat's output directly (dnn_conv.c, dnnl_upconv). */
+ * fast path may write the Concat's output directly (dnn_conv.c, infer_dnn_upconv). */
 static void infer_graph_concat_into(cl_infer_model *m)
 {
     for (size_t i = 0; i < m->n_nodes; i++) {
@@ -441,7 +441,7 @@ cl_status infer_model_build(const void *bytes, size_t len, const cl_infer_option
     if (m->use_onednn) {
         m->fast = calloc(m->n_nodes + 1, sizeof(void *));
         CL_ENSURE_GOTO(m->fast != NULL, CL_ERR_NOMEM, "out of memory");
-        CL_GUARD_GOTO(infer_dnnl_init(m));
+        CL_GUARD_GOTO(infer_dnn_init(m));
         CL_GUARD_GOTO(infer_graph_fold_bn(m));
         CL_GUARD_GOTO(infer_graph_fuse_add(m));
         infer_graph_fuse(m);
@@ -457,7 +457,7 @@ out:
 void cl_infer_model_free(cl_infer_model *m)
 {
     if (m == NULL) return;
-    infer_dnnl_free(m);
+    infer_dnn_free(m);
     free(m->fast);
     free(m->prof);
     for (size_t i = 0; i < m->n_values; i++) infer_tensor_release(&m->mem, &m->values[i].t);
