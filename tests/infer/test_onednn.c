@@ -2,8 +2,10 @@
 /*
  * The oneDNN fast path against the reference kernels: the same model, loaded
  * once per backend, must give the same outputs (|a - b| <= 1e-4 |b| + 1e-5) on
- * random data, over Conv / ConvTranspose / Gemm / MatMul configurations; and
+ * random data, over Conv / ConvTranspose / Gemm / MatMul configurations, the
+ * pools, Concat, the single-source ops and layouts passed between them; and
  * the fast path must really have run (or, where it does not apply, not run).
+ * In a build without oneDNN only test_backend_choice runs.
  */
 #include <math.h>
 #include <stdio.h>

@@ -52,8 +52,12 @@ typedef struct cl_infer_tensor {
     bool borrowed;
 } cl_infer_tensor;
 
-/* Which kernels run Conv, ConvTranspose, Gemm and MatMul. Every other op, and
- * any configuration the fast path does not cover, uses the reference kernels. */
+/* Which kernels run Conv, ConvTranspose, Gemm, MatMul, MaxPool, AveragePool,
+ * GlobalAveragePool, Concat, BatchNormalization, the eltwise ops (Relu,
+ * LeakyRelu, Sigmoid, Tanh, Exp, Log, Sqrt, Abs, Neg), Clip, Softmax and
+ * LogSoftmax (the ops with a oneDNN kernel in the op registry, registry.c).
+ * Every other op, and any configuration the oneDNN kernels do not cover, uses
+ * the reference kernels. */
 typedef enum cl_infer_backend {
     CL_INFER_BACKEND_DEFAULT = 0, /* oneDNN when this build has it */
     CL_INFER_BACKEND_REFERENCE,   /* plain-C reference kernels only */
