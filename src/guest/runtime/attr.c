@@ -33,7 +33,8 @@ static const char *infer_attr_type_name(int t)
 }
 
 /* The attribute if present with the expected type; an error if it has another. */
-static cl_status infer_attr_typed(const infer_node *n, const char *name, int type, const Onnx__AttributeProto **out)
+static CL_MUST_USE cl_status infer_attr_typed(const infer_node *n, const char *name, int type,
+                                              const Onnx__AttributeProto **out)
 {
     const Onnx__AttributeProto *a = infer_attr_find(n, name);
     *out = NULL;

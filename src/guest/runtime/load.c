@@ -38,7 +38,7 @@ static bool plan_load_inputs(const cl_infer_model *m, cl_infer_tensor *in)
 /* The planning run. Fails only when that run exceeds the memory cap (every run
  * of those shapes would); any other failure leaves the plan to the first run,
  * as for symbolic shapes. */
-static cl_status infer_plan_at_load(cl_infer_model *m)
+static CL_MUST_USE cl_status infer_plan_at_load(cl_infer_model *m)
 {
     cl_status rc = CL_OK;
     cl_infer_tensor *in = calloc(m->n_inputs ? m->n_inputs : 1, sizeof(*in));

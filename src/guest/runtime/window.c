@@ -21,7 +21,8 @@ cl_status infer_auto_pad(const infer_node *n, char *buf, size_t bufsz)
 }
 
 /* Reads an ints attribute of exactly `want` values (when present). */
-static cl_status infer_ints_n(const infer_node *n, const char *name, size_t want, const int64_t **v, bool *found)
+static CL_MUST_USE cl_status infer_ints_n(const infer_node *n, const char *name, size_t want, const int64_t **v,
+                                          bool *found)
 {
     size_t cnt;
     CL_GUARD(infer_attr_ints(n, name, v, &cnt, found));
