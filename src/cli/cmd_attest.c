@@ -53,9 +53,10 @@ static bool parse_time_arg(const char *s, int64_t *out)
 
 static cl_status read_doc(const char *path, cl_buf *doc)
 {
-    cl_buf raw;
+    cl_buf raw, b64;
     cl_status rc = CL_OK;
     cl_buf_init(&raw, CL_ATTEST_MAX_DOC_LEN * 2);
+    cl_buf_init(&b64, 0);
     if (strcmp(path, "-") == 0) {
         uint8_t tmp[4096];
         size_t got;
@@ -65,19 +66,28 @@ static cl_status read_doc(const char *path, cl_buf *doc)
         CL_GUARD_CTX_GOTO(cl_buf_read_file(&raw, path), "attestation document %s", path);
     }
     CL_ENSURE_GOTO(raw.len > 0, CL_ERR_FORMAT, "attestation document %s is empty", path);
-    if (raw.data[0] == 0x84 || raw.data[0] == 0xd2) { /* CBOR array(4), or tag 18 */
+    cl_reader in = cl_reader_make(raw.data, raw.len);
+    if (cl_reader_next_is(&in, 0x84) || cl_reader_next_is(&in, 0xd2)) { /* CBOR array(4), or tag 18 */
         CL_GUARD_GOTO(cl_buf_append(doc, raw.data, raw.len));
     } else {
         /* base64 text: drop whitespace (line breaks of wrapped output) */
-        size_t n = 0;
-        for (size_t i = 0; i < raw.len; i++)
-            if (raw.data[i] != '\n' && raw.data[i] != '\r' && raw.data[i] != ' ' && raw.data[i] != '\t')
-                raw.data[n++] = raw.data[i];
-        CL_GUARD_CTX_GOTO(cl_base64_decode((const char *)raw.data, n, false, doc),
+        cl_buf_init(&b64, raw.len);
+        while (cl_reader_remaining(&in) > 0) {
+            cl_reader run;
+            bool found = false;
+            cl_reader_until_any(&in, " \t\r\n", &run, &found);
+            const uint8_t *p = NULL;
+            size_t n = 0;
+            cl_reader_rest(&run, &p, &n);
+            CL_GUARD_GOTO(cl_buf_append(&b64, p, n));
+            (void)cl_reader_skip_any(&in, " \t\r\n");
+        }
+        CL_GUARD_CTX_GOTO(cl_base64_decode(cl_buf_cstr(&b64), b64.len, false, doc),
                           "attestation document %s is neither CBOR nor base64", path);
     }
 out:
     cl_buf_free(&raw);
+    cl_buf_free(&b64);
     return rc;
 }
 

@@ -126,10 +126,9 @@ static cl_status kms_print(const cl_buf *resp)
 {
     /* Operations without output members answer with an empty body, "{}" or
      * (moto) "null": nothing to print. */
-    size_t n = resp->len;
-    while (n > 0 && (resp->data[n - 1] == ' ' || resp->data[n - 1] == '\n' || resp->data[n - 1] == '\r')) n--;
-    if (n == 0) return CL_OK;
-    json_t *j = json_loadb((const char *)resp->data, n, JSON_DECODE_ANY, NULL);
+    cl_reader body = cl_reader_make(resp->data, resp->len);
+    if (cl_reader_skip_any(&body, " \r\n") == resp->len) return CL_OK;
+    json_t *j = json_loadb(cl_buf_cstr(resp), resp->len, JSON_DECODE_ANY, NULL);
     CL_ENSURE(j != NULL, CL_ERR_REMOTE, "KMS answered with something that is not JSON");
     if (!json_is_object(j)) {
         json_decref(j);

@@ -54,7 +54,7 @@ cl_status cl_attest_cbor_check(const uint8_t *p, size_t n, const char *what)
     cbor_frame st[CBOR_MAX_DEPTH];
     size_t depth = 0;
     for (;;) {
-        size_t off = r.pos;
+        size_t off = cl_reader_offset(&r);
         uint8_t ib = 0;
         CL_ENSURE(cl_reader_remaining(&r) > 0, CL_ERR_FORMAT, "%s: CBOR truncated at offset %zu", what, off);
         CL_GUARD(cl_reader_u8(&r, &ib));
@@ -434,7 +434,10 @@ cl_status cl_attest_doc_parse(const uint8_t *p, size_t n, cl_attest_doc *doc)
                   (unsigned long long)tag);
         doc->tagged = true;
     }
-    CL_GUARD(cbor_decode(p + r.pos, n - r.pos, "attestation document", &top));
+    const uint8_t *body = NULL;
+    size_t body_len = 0;
+    cl_reader_rest(&r, &body, &body_len);
+    CL_GUARD(cbor_decode(body, body_len, "attestation document", &top));
     const cbor_item_t *arr = top;
     CL_ENSURE_GOTO(cbor_isa_array(arr), CL_ERR_FORMAT, "attestation document is %s, expected a COSE_Sign1 array",
                    cbor_type_name(arr));

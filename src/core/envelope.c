@@ -183,12 +183,7 @@ static cl_status cl_envelope_build_header(const char *provider, const cl_buf *ke
     CL_GUARD(cl_buf_append(hdr, salt, CL_ENVELOPE_SALT_LEN));
     CL_ENSURE(hdr->len <= CL_ENVELOPE_HEADER_MAX, CL_ERR_LIMIT, "envelope header of %zu bytes is over the %d limit",
               hdr->len, CL_ENVELOPE_HEADER_MAX);
-    uint32_t n = (uint32_t)hdr->len;
-    hdr->data[10] = (uint8_t)(n >> 24);
-    hdr->data[11] = (uint8_t)(n >> 16);
-    hdr->data[12] = (uint8_t)(n >> 8);
-    hdr->data[13] = (uint8_t)n;
-    return CL_OK;
+    return cl_buf_put_u32be_at(hdr, 10, (uint32_t)hdr->len); /* the header's own length, now known */
 }
 
 cl_status cl_envelope_seal(cl_key_provider *kp, const cl_envelope_opts *opts, cl_stream *in, cl_stream *out)

@@ -179,13 +179,14 @@ cl_status cl_local_provider_open(const char *path, cl_key_provider **out)
     rc = cl_buf_read_file(&text, path);
     if (rc == CL_ERR_LIMIT) CL_FAIL_GOTO(CL_ERR_FORMAT, "%s is not a cloister local key file (too large)", path);
     CL_GUARD_GOTO(rc);
-    size_t magic_len = strlen(CL_LOCAL_MAGIC);
-    size_t n = text.len;
-    if (n > 0 && text.data[n - 1] == '\n') n--;
-    CL_ENSURE_GOTO(n == magic_len + (size_t)2 * CL_DATA_KEY_LEN && memcmp(text.data, CL_LOCAL_MAGIC, magic_len) == 0,
-                   CL_ERR_FORMAT, "%s is not a cloister local key file (expected \"%s<64 hex digits>\")", path,
-                   CL_LOCAL_MAGIC);
-    rc = cl_hex_decode((const char *)text.data + magic_len, (size_t)2 * CL_DATA_KEY_LEN, &key);
+    cl_buf_rstrip(&text, "\n");
+    cl_reader r = cl_reader_make(text.data, text.len);
+    const uint8_t *hex = NULL;
+    if (cl_reader_expect(&r, CL_LOCAL_MAGIC, strlen(CL_LOCAL_MAGIC), "the magic") != CL_OK ||
+        cl_reader_bytes(&r, (size_t)2 * CL_DATA_KEY_LEN, &hex) != CL_OK || cl_reader_expect_end(&r) != CL_OK)
+        CL_FAIL_GOTO(CL_ERR_FORMAT, "%s is not a cloister local key file (expected \"%s<64 hex digits>\")", path,
+                     CL_LOCAL_MAGIC);
+    rc = cl_hex_decode((const char *)hex, (size_t)2 * CL_DATA_KEY_LEN, &key);
     if (rc != CL_OK) CL_FAIL_GOTO(CL_ERR_FORMAT, "%s: the key is not 64 hex digits", path);
     CL_GUARD_GOTO(cl_local_provider_from_key(key.data, out));
 out:

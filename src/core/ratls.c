@@ -186,7 +186,7 @@ cl_status cl_ratls_evidence_encode(const uint8_t *doc, size_t doc_len, cl_buf *o
 static cl_status der_read_len(cl_reader *r, const char *what, size_t *out)
 {
     uint8_t b = 0, b2 = 0;
-    size_t at = r->pos;
+    size_t at = cl_reader_offset(r);
     *out = 0;
     CL_GUARD_CTX(cl_reader_u8(r, &b), "RA-TLS evidence: length of %s", what);
     if (b < 0x80) {
@@ -212,7 +212,7 @@ static cl_status der_read_len(cl_reader *r, const char *what, size_t *out)
 static cl_status der_expect_tag(cl_reader *r, uint8_t tag, const char *what)
 {
     uint8_t t;
-    size_t at = r->pos;
+    size_t at = cl_reader_offset(r);
     CL_GUARD_CTX(cl_reader_u8(r, &t), "RA-TLS evidence: %s", what);
     CL_ENSURE(t == tag, CL_ERR_FORMAT, "RA-TLS evidence: expected %s (tag 0x%02x) at offset %zu, found tag 0x%02x",
               what, tag, at, t);

@@ -316,7 +316,7 @@ cl_status kms_blob_parse(const uint8_t *blob, size_t len, kms_blob *out)
     CL_ENSURE(out->version >= 1, CL_ERR_FORMAT, "ciphertext blob key version 0");
     CL_GUARD(cl_reader_bytes(&r, CL_GCM_NONCE_LEN, &out->nonce));
     out->header = blob;
-    out->header_len = r.pos;
+    out->header_len = cl_reader_offset(&r);
     CL_ENSURE(cl_reader_remaining(&r) >= CL_GCM_TAG_LEN, CL_ERR_FORMAT, "ciphertext blob truncated");
     out->ct_len = cl_reader_remaining(&r) - CL_GCM_TAG_LEN;
     CL_GUARD(cl_reader_bytes(&r, out->ct_len, &out->ct));
