@@ -167,9 +167,28 @@ out:
     return rc;
 }
 
+static const char cl_hex_digits[] = "0123456789abcdef";
+
+const char *cl_hex_encode(const uint8_t *p, size_t n, char *out, size_t size)
+{
+    if (size == 0) return out;
+    size_t k = n, o = 0;
+    if (n > (size - 1) / 2) k = size > 4 ? (size - 4) / 2 : 0; /* cut: room for "..." */
+    for (size_t i = 0; i < k; i++) {
+        out[o++] = cl_hex_digits[p[i] >> 4];
+        out[o++] = cl_hex_digits[p[i] & 15];
+    }
+    if (k < n && size > 4) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 cl_status cl_buf_append_hex(cl_buf *b, const uint8_t *p, size_t n)
 {
-    static const char digits[] = "0123456789abcdef";
+    const char *digits = cl_hex_digits;
     CL_ENSURE(n <= SIZE_MAX / 2, CL_ERR_LIMIT, "hex input too large");
     CL_GUARD(cl_buf_reserve(b, 2 * n));
     for (size_t i = 0; i < n; i++) {

@@ -45,13 +45,8 @@ static cl_status cl_local_key_id(const uint8_t kek[CL_DATA_KEY_LEN], char out[32
     cl_status rc = cl_sha256(msg, sizeof(msg), digest);
     cl_memzero(msg, sizeof(msg));
     CL_GUARD(rc);
-    static const char hex[] = "0123456789abcdef";
     memcpy(out, "local:", 6);
-    for (int i = 0; i < 8; i++) {
-        out[6 + 2 * i] = hex[digest[i] >> 4];
-        out[7 + 2 * i] = hex[digest[i] & 15];
-    }
-    out[22] = '\0';
+    (void)cl_hex_encode(digest, 8, out + 6, 17);
     return CL_OK;
 }
 

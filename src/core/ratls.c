@@ -62,17 +62,6 @@ static void hs_capture(ratls_hs *hs)
 
 static int64_t wall_clock(void) { return (int64_t)time(NULL); }
 
-static void hex_into(const uint8_t *p, size_t n, char *out, size_t size)
-{
-    static const char digits[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 3 < size; i++) {
-        out[o++] = digits[p[i] >> 4];
-        out[o++] = digits[p[i] & 15];
-    }
-    out[o] = '\0';
-}
-
 /* The socket BIO: send(MSG_NOSIGNAL) and recv, so that a peer that has gone is a
  * failed call (EPIPE), not a SIGPIPE that ends the process, as OpenSSL's own socket
  * BIO (write()) would raise. */
@@ -325,9 +314,9 @@ cl_status cl_ratls_cert_check(const uint8_t *der, size_t der_len, const cl_ratls
     if (!doc->has_user_data || doc->user_data.len != CL_RATLS_BINDING_LEN ||
         !cl_ct_equal(doc->user_data.data, want, CL_RATLS_BINDING_LEN)) {
         char got[2 * CL_RATLS_BINDING_LEN + 4], exp[2 * CL_RATLS_BINDING_LEN + 4];
-        hex_into(doc->has_user_data ? doc->user_data.data : NULL, doc->has_user_data ? doc->user_data.len : 0, got,
-                 sizeof(got));
-        hex_into(want, sizeof(want), exp, sizeof(exp));
+        (void)cl_hex_encode(doc->has_user_data ? doc->user_data.data : NULL,
+                            doc->has_user_data ? doc->user_data.len : 0, got, sizeof(got));
+        (void)cl_hex_encode(want, sizeof(want), exp, sizeof(exp));
         CL_FAIL_GOTO(CL_ERR_AUTH,
                      "the attestation document does not bind the certificate's key: user_data is %s (%zu bytes), "
                      "expected %s (\"%s\" || SHA-384 of the certificate's SubjectPublicKeyInfo)",

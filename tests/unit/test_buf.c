@@ -244,6 +244,14 @@ static void test_hex(void **state)
     assert_fails(cl_hex_decode("0g", 2, &b), CL_ERR_FORMAT, "position 1");
     cl_buf_free(&b);
     cl_buf_free(&h);
+
+    /* The fixed-array form: whole, or cut at a byte boundary with "...". */
+    const uint8_t bytes[4] = {0xde, 0xad, 0xbe, 0xef};
+    char out[9], small[8], tiny[3];
+    assert_string_equal(cl_hex_encode(bytes, 4, out, sizeof(out)), "deadbeef");
+    assert_string_equal(cl_hex_encode(bytes, 4, small, sizeof(small)), "dead...");
+    assert_string_equal(cl_hex_encode(bytes, 4, tiny, sizeof(tiny)), "");
+    assert_string_equal(cl_hex_encode(NULL, 0, tiny, sizeof(tiny)), "");
 }
 
 static void test_read_file(void **state)

@@ -65,8 +65,12 @@ void cl_buf_truncate(cl_buf *b, size_t n);
 CL_MUST_USE cl_status cl_buf_resize(cl_buf *b, size_t n);
 /* Reads a whole file; fails with CL_ERR_LIMIT if it is larger than b->max. */
 CL_MUST_USE cl_status cl_buf_read_file(cl_buf *b, const char *path);
-/* Appends n lower-case hex digits of bytes. */
+/* Appends the 2n lower-case hex digits of n bytes. */
 CL_MUST_USE cl_status cl_buf_append_hex(cl_buf *b, const uint8_t *p, size_t n);
+/* The same digits into a fixed array of `size` bytes (NUL included): all of them
+ * when size > 2n, else as many whole bytes as fit followed by "..." (for messages).
+ * Returns out. The one hex encoder: there is no other. */
+const char *cl_hex_encode(const uint8_t *p, size_t n, char *out, size_t size);
 /*
  * Length-prefixed appends (after BoringSSL's CBB_add_u*_length_prefixed): a
  * big-endian length of 1, 2 or 4 bytes, then the bytes. CL_ERR_LIMIT when n
