@@ -95,11 +95,9 @@ static int fernet_crypt(int argc, char **argv, bool encrypt)
         case 'f': force = true; break;
         case 't': {
             if (encrypt) return cli_usage_error(cmd, "--ttl applies to decrypt only");
-            char *end = NULL;
-            errno = 0;
-            long long v = strtoll(optarg, &end, 10);
-            if (errno != 0 || end == optarg || *end != '\0' || v < 0)
-                return cli_usage_error(cmd, "--ttl must be a number of seconds >= 0");
+            int64_t v = 0;
+            int ec = cli_int_option(cmd, "--ttl (seconds)", optarg, 0, INT64_MAX, &v);
+            if (ec != CLI_EXIT_OK) return ec;
             ttl = v;
             break;
         }

@@ -173,6 +173,33 @@ static void test_reader_decimal(void **state)
     assert_fails(cl_reader_decimal(&r, 5, &v), CL_ERR_FORMAT, "expected a decimal number");
 }
 
+static void test_parse_numbers(void **state)
+{
+    (void)state;
+    uint64_t u = 0;
+    int64_t i = 0;
+    assert_ok(cl_parse_uint("16", 1, 1024, "--threads", &u));
+    assert_int_equal(u, 16);
+    assert_fails(cl_parse_uint("4294967298", 1, 1024, "--threads", &u), CL_ERR_USAGE,
+                 "--threads must be a whole number from 1 to 1024, not '4294967298'");
+    assert_fails(cl_parse_uint("0", 1, 1024, "--threads", &u), CL_ERR_USAGE, "from 1 to 1024, not '0'");
+    assert_fails(cl_parse_uint("-3", 0, 9, "--seed", &u), CL_ERR_USAGE, "not '-3'");
+    assert_fails(cl_parse_uint("+3", 0, 9, "--seed", &u), CL_ERR_USAGE, "not '+3'");
+    assert_fails(cl_parse_uint(" 3", 0, 9, "--seed", &u), CL_ERR_USAGE, "not ' 3'");
+    assert_fails(cl_parse_uint("3x", 0, 9, "--seed", &u), CL_ERR_USAGE, "not '3x'");
+    assert_fails(cl_parse_uint("", 0, 9, "--seed", &u), CL_ERR_USAGE, "not ''");
+    assert_fails(cl_parse_uint("18446744073709551616", 0, UINT64_MAX, "n", &u), CL_ERR_USAGE, "not '1844");
+    assert_ok(cl_parse_uint("18446744073709551615", 0, UINT64_MAX, "n", &u));
+    assert_true(u == UINT64_MAX);
+    assert_ok(cl_parse_int("-9223372036854775808", INT64_MIN, INT64_MAX, "t", &i));
+    assert_true(i == INT64_MIN);
+    assert_fails(cl_parse_int("-9223372036854775809", INT64_MIN, INT64_MAX, "t", &i), CL_ERR_USAGE, "not '-92");
+    assert_ok(cl_parse_int("-5", -10, 10, "t", &i));
+    assert_int_equal(i, -5);
+    assert_fails(cl_parse_int("-", -10, 10, "t", &i), CL_ERR_USAGE, "from -10 to 10, not '-'");
+    assert_fails(cl_parse_int("11", -10, 10, "t", &i), CL_ERR_USAGE, "not '11'");
+}
+
 static void test_length_prefixed_appends(void **state)
 {
     (void)state;
@@ -285,6 +312,7 @@ int main(void)
         cmocka_unit_test(test_reader_scanning),
         cmocka_unit_test(test_reader_decimal),
         cmocka_unit_test(test_length_prefixed_appends),
+        cmocka_unit_test(test_parse_numbers),
         cmocka_unit_test(test_secret_buffer_grows_in_secure_memory),
         cmocka_unit_test(test_resize_and_truncate_wipe),
         cmocka_unit_test(test_hex),

@@ -150,6 +150,15 @@ CL_MUST_USE cl_status cl_reader_skip(cl_reader *r, size_t n);
 /* Fails with CL_ERR_FORMAT if bytes remain. */
 CL_MUST_USE cl_status cl_reader_expect_end(const cl_reader *r);
 
+/*
+ * The one parser of a whole decimal string (a command-line option, a config value, a
+ * request member): optional '-' (cl_parse_int only), digits, nothing else; no
+ * leading '+' or spaces, no wrap-around. CL_ERR_USAGE "<what> must be a whole
+ * number from <min> to <max>, not '<s>'" otherwise.
+ */
+CL_MUST_USE cl_status cl_parse_uint(const char *s, uint64_t min, uint64_t max, const char *what, uint64_t *out);
+CL_MUST_USE cl_status cl_parse_int(const char *s, int64_t min, int64_t max, const char *what, int64_t *out);
+
 /* Decodes hex (either case) into out; CL_ERR_FORMAT on odd length or a non-hex byte. */
 CL_MUST_USE cl_status cl_hex_decode(const char *hex, size_t hex_len, cl_buf *out);
 
