@@ -17,29 +17,11 @@
 #include "cloister/crypto.h"
 #include "cloister/mem.h"
 
-#include "envelope_internal.h"
-
 #define CL_ENVELOPE_KDF_INFO "cloister/envelope/v1/chunk-key"
 #define CL_ENVELOPE_PREFIX_LEN 7
 #define CL_ENVELOPE_DERIVED_LEN (CL_AES256_KEY_LEN + CL_ENVELOPE_PREFIX_LEN)
 
 static const uint8_t cl_envelope_magic[CL_ENVELOPE_MAGIC_LEN] = {0x89, 'C', 'L', 'S', 'E', 'A', 'L', '\n'};
-
-cl_status cl_envelope_context_encode(const cl_kvlist *ctx, cl_buf *out)
-{
-    size_t count = ctx ? ctx->count : 0;
-    CL_ENSURE(count <= CL_KV_MAX_COUNT, CL_ERR_LIMIT, "too many context entries");
-    CL_GUARD(cl_buf_append_u16be(out, (uint16_t)count));
-    for (size_t i = 0; i < count; i++) {
-        size_t kl = strlen(ctx->items[i].key);
-        size_t vl = strlen(ctx->items[i].value);
-        CL_GUARD(cl_buf_append_u16be(out, (uint16_t)kl));
-        CL_GUARD(cl_buf_append(out, ctx->items[i].key, kl));
-        CL_GUARD(cl_buf_append_u16be(out, (uint16_t)vl));
-        CL_GUARD(cl_buf_append(out, ctx->items[i].value, vl));
-    }
-    return CL_OK;
-}
 
 static bool cl_envelope_provider_name_ok(const uint8_t *p, size_t n)
 {
@@ -179,7 +161,7 @@ static cl_status cl_envelope_build_header(const char *provider, const cl_buf *ke
     CL_GUARD(cl_buf_append(hdr, key_id->data, key_id->len));
     CL_GUARD(cl_buf_append_u16be(hdr, (uint16_t)wrapped->len));
     CL_GUARD(cl_buf_append(hdr, wrapped->data, wrapped->len));
-    CL_GUARD(cl_envelope_context_encode(ctx, hdr));
+    CL_GUARD(cl_kvlist_encode(ctx, hdr));
     CL_GUARD(cl_buf_append(hdr, salt, CL_ENVELOPE_SALT_LEN));
     CL_ENSURE(hdr->len <= CL_ENVELOPE_HEADER_MAX, CL_ERR_LIMIT, "envelope header of %zu bytes is over the %d limit",
               hdr->len, CL_ENVELOPE_HEADER_MAX);

@@ -19,8 +19,6 @@
 #include "cloister/keyprovider.h"
 #include "cloister/mem.h"
 
-#include "envelope_internal.h"
-
 #define CL_LOCAL_MAGIC "CLOISTER-LOCAL-KEY-V1 "
 #define CL_LOCAL_WRAP_AAD "cloister/local-wrap/v1"
 #define CL_LOCAL_WRAPPED_LEN (CL_GCM_NONCE_LEN + CL_DATA_KEY_LEN + CL_GCM_TAG_LEN)
@@ -54,7 +52,7 @@ static cl_status cl_local_wrap_aad(const char *key_id, const cl_kvlist *ctx, cl_
 {
     CL_GUARD(cl_buf_append(aad, CL_LOCAL_WRAP_AAD, sizeof(CL_LOCAL_WRAP_AAD)));
     CL_GUARD(cl_buf_append(aad, key_id, strlen(key_id) + 1));
-    return cl_envelope_context_encode(ctx, aad);
+    return cl_kvlist_encode(ctx, aad);
 }
 
 static cl_status cl_local_generate(cl_key_provider *kp, const cl_kvlist *ctx, cl_buf *data_key, cl_buf *wrapped,
