@@ -243,6 +243,16 @@ class KmsSign(unittest.TestCase):
         for exc, kw in cases:
             self.assert_fails(exc, self.kms.create_key, **kw)
         self.assertEqual(len(self.kms.list_keys(Limit=1000)["Keys"]), before, "a refused CreateKey made a key")
+        # One KeySpec table: the values a refusal lists are exactly the model's KeySpec enum (botocore's
+        # copy of it is the independent source), and no value of that enum is refused as outside it
+        # (KEY_AGREEMENT is built for no spec, so none of these makes a key).
+        model = list(self.kms.meta.service_model.shape_for("KeySpec").enum)
+        msg = self.assert_fails("ValidationException", self.kms.create_key, KeySpec="RSA_1024", KeyUsage="SIGN_VERIFY")
+        self.assertEqual(msg.split("enum value set: [")[1].rstrip("]").split(", "), model, msg)
+        for spec in model:
+            with self.assertRaises(ClientError) as e:
+                self.kms.create_key(KeySpec=spec, KeyUsage="KEY_AGREEMENT")
+            self.assertNotIn("enum value set", e.exception.response["Error"]["Message"], spec)
         # The deprecated member still works, and must agree with KeySpec when both are given.
         m = self.kms.create_key(CustomerMasterKeySpec="ECC_NIST_P384", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
         self.assertEqual(m["KeySpec"], "ECC_NIST_P384")
