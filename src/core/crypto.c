@@ -213,10 +213,23 @@ cl_status cl_base64_decode(const char *in, size_t n, bool url, cl_buf *out)
                 tmp.data[i] = '/';
         }
     }
+    /* out needs room for the decoded bytes only, not for the zero bytes EVP_DecodeBlock
+     * writes for the padding: a buffer whose cap is exactly the decoded length (a 4096-byte
+     * KMS Plaintext) must take it. The last, padded quantum goes through a stack copy. */
     size_t dec_len = n / 4 * 3;
-    CL_GUARD_GOTO(cl_buf_reserve(out, dec_len));
-    int w = EVP_DecodeBlock(out->data + out->len, tmp.data, (int)n);
-    CL_ENSURE_GOTO(w >= 0 && (size_t)w == dec_len, CL_ERR_FORMAT, "invalid base64");
+    size_t whole = pad > 0 ? n - 4 : n;
+    CL_GUARD_GOTO(cl_buf_reserve(out, dec_len - pad));
+    if (whole > 0) {
+        int w = EVP_DecodeBlock(out->data + out->len, tmp.data, (int)whole);
+        CL_ENSURE_GOTO(w >= 0 && (size_t)w == whole / 4 * 3, CL_ERR_FORMAT, "invalid base64");
+    }
+    if (pad > 0) {
+        uint8_t last[3];
+        int w = EVP_DecodeBlock(last, tmp.data + whole, 4);
+        if (w == 3) memcpy(out->data + out->len + whole / 4 * 3, last, 3 - pad);
+        cl_memzero(last, sizeof(last));
+        CL_ENSURE_GOTO(w == 3, CL_ERR_FORMAT, "invalid base64");
+    }
     /* Non-canonical encodings (stray bits in the last symbol) are refused so
      * each byte string has exactly one encoding. */
     if (pad > 0) {

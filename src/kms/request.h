@@ -36,7 +36,7 @@ CL_MUST_USE cl_status kms_req_int(kms_call *c, const char *member, bool *present
 /* An optional NullableBooleanType member (false when absent). */
 CL_MUST_USE cl_status kms_req_bool(kms_call *c, const char *member, bool *out);
 /* A blob member (base64 on the wire) of 1..max decoded bytes into out (left empty when
- * absent and optional). */
+ * absent and optional); out's own cap may be exactly max. */
 CL_MUST_USE cl_status kms_req_blob(kms_call *c, const char *member, bool required, size_t max, cl_buf *out);
 /* An EncryptionContextType member (a map of string to string), appended to out. */
 CL_MUST_USE cl_status kms_req_context(kms_call *c, const char *member, cl_kvlist *out);

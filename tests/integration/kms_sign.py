@@ -314,6 +314,27 @@ class KmsSign(unittest.TestCase):
         self.assert_fails("AccessDeniedException", self.kms.generate_mac, KeyId=hk, Message=b"x",
                           MacAlgorithm="HMAC_SHA_256")
 
+    def test_message_length_bounds(self):
+        """Message is 1..4096 bytes (PlaintextType): exactly 4096 was refused by Sign and GenerateMac
+        (issue 12, finding 14). 4096 bytes now sign (Python cryptography verifies) and MAC; 4097 are
+        refused with AWS's message."""
+        kid = self.keys["ECC_NIST_P256"]["KeyId"]
+        hk = self.hmac["KeyId"]
+        msg = bytes(range(256)) * 16
+        sig = self.kms.sign(KeyId=kid, Message=msg, SigningAlgorithm="ECDSA_SHA_256")["Signature"]
+        py_verify(self.public_key(kid)[1], "ECDSA_SHA_256", msg, sig)
+        self.kms.verify(KeyId=kid, Message=msg, Signature=sig, SigningAlgorithm="ECDSA_SHA_256")
+        mac = self.kms.generate_mac(KeyId=hk, Message=msg, MacAlgorithm="HMAC_SHA_256")["Mac"]
+        self.assertTrue(self.kms.verify_mac(KeyId=hk, Message=msg, Mac=mac, MacAlgorithm="HMAC_SHA_256")["MacValid"])
+        over = msg + b"x"
+        want = ("1 validation error detected: Value at 'message' failed to satisfy constraint: Member must have "
+                "length less than or equal to 4096")
+        for fn, kw in ((self.kms.sign, dict(KeyId=kid, SigningAlgorithm="ECDSA_SHA_256")),
+                       (self.kms.verify, dict(KeyId=kid, Signature=sig, SigningAlgorithm="ECDSA_SHA_256")),
+                       (self.kms.generate_mac, dict(KeyId=hk, MacAlgorithm="HMAC_SHA_256")),
+                       (self.kms.verify_mac, dict(KeyId=hk, Mac=mac, MacAlgorithm="HMAC_SHA_256"))):
+            self.assertEqual(self.assert_fails("ValidationException", fn, Message=over, **kw), want, fn)
+
     def test_dry_run(self):
         kid = self.keys["ECC_NIST_P256"]["KeyId"]
         self.assert_fails("DryRunOperationException", self.kms.sign, KeyId=kid, Message=b"x",
