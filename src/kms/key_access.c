@@ -138,43 +138,92 @@ cl_status kms_key_load(kms_call *c, const char *id, unsigned flags, kms_key_rec 
     return CL_OK;
 }
 
-/* The key policy decides (no IAM policies here: a key policy granting the
- * account root stands for every principal of the account). */
-cl_status kms_key_authorize(kms_call *c, const kms_key_rec *k, const char *action, const cl_kvlist *ctx)
+/* The key policy's decision on r (no IAM policies here: a key policy granting the account
+ * root stands for every principal of the account); why as kms_policy_evaluate_why's. */
+static CL_MUST_USE cl_status kms_policy_decide(kms_call *c, const kms_key_rec *k, kms_policy_request *r,
+                                               kms_decision *d, char *why, size_t why_cap)
 {
     const kms_policy *p = NULL;
     if (kms_policy_parse_cached(k->policy, strlen(k->policy), &p) != CL_OK)
         KMS_FAIL_AS(c, "KMSInternalException", CL_ERR_INTERNAL, "stored policy of %s does not parse", k->arn);
-    kms_policy_request r = {.principal_arn = c->principal->arn,
-                            .principal_account = c->principal->account,
-                            .action = action,
-                            .resource = k->arn,
-                            .encryption_context = ctx,
-                            .lookup = kms_recipient_lookup,
-                            .lookup_arg = (void *)c->recipient};
+    r->principal_arn = c->principal->arn;
+    r->principal_account = c->principal->account;
+    r->resource = k->arn;
+    r->lookup = kms_recipient_lookup;
+    r->lookup_arg = (void *)c->recipient;
+    *d = kms_policy_evaluate_why(p, r, why, why_cap);
+    return CL_OK;
+}
+
+/* AWS's message, then what decided the refusal (AWS does not say; naming the failed
+ * condition key, never the expected value, is what makes a refused attestation debuggable). */
+static CL_MUST_USE cl_status kms_denied(kms_call *c, const kms_key_rec *k, const char *action, kms_decision d,
+                                        const char *why, const char *grant_why)
+{
+    char suffix[KMS_POLICY_WHY_MAX + KMS_GRANT_WHY_MAX + 160] = "";
+    if (why[0] != '\0')
+        (void)snprintf(suffix, sizeof(suffix), " (%s%s)", d == KMS_DECISION_IMPLICIT_DENY ? "failed condition: " : "",
+                       why);
+    if (d == KMS_DECISION_IMPLICIT_DENY && grant_why != NULL && grant_why[0] != '\0') {
+        size_t used = strlen(suffix);
+        (void)snprintf(suffix + used, sizeof(suffix) - used,
+                       "; a grant allows %s, but a grant created through a grant may allow only operations of that "
+                       "grant, with constraints at least as strict: %s",
+                       action, grant_why);
+    }
+    KMS_FAIL_AS(c, "AccessDeniedException", CL_ERR_DENIED,
+                "User: %s is not authorized to perform: %s on resource: %s because %s%s", c->principal->arn, action,
+                k->arn,
+                d == KMS_DECISION_EXPLICIT_DENY ? "of an explicit deny in the key policy"
+                                                : "no resource-based policy allows the action",
+                suffix);
+}
+
+/*
+ * Grants add to the key policy; they never override its explicit Deny. AWS evaluates a
+ * key's policy, IAM policies and grants together, and "a caller can be denied access by an
+ * explicit DENY statement ... in the key policy, IAM policy, or grant" (Developer Guide,
+ * "Troubleshooting key access"); an explicit deny beats any allow (IAM User Guide, "Policy
+ * evaluation logic"). So a grant is consulted only when the policy neither allows nor denies.
+ * RetireGrant is not decided by grants here: a grant lets its grantee retire that grant
+ * only (ops_grants.c), not the key's other grants; CreateGrant has its own rule
+ * (kms_key_authorize_create_grant).
+ */
+cl_status kms_key_authorize(kms_call *c, const kms_key_rec *k, const char *action, const cl_kvlist *ctx)
+{
+    kms_policy_request r = {.action = action, .encryption_context = ctx};
+    kms_decision d;
     char why[KMS_POLICY_WHY_MAX] = "";
-    kms_decision d = kms_policy_evaluate_why(p, &r, why, sizeof(why));
-    /* Grants add permissions; they cannot override an explicit deny. */
-    if (d == KMS_DECISION_IMPLICIT_DENY && strncmp(action, "kms:", 4) == 0) {
+    CL_GUARD(kms_policy_decide(c, k, &r, &d, why, sizeof(why)));
+    if (d == KMS_DECISION_ALLOW) return CL_OK;
+    const char *op = strncmp(action, "kms:", 4) == 0 ? kms_grant_op_find(action + 4) : NULL;
+    if (d == KMS_DECISION_IMPLICIT_DENY && op != NULL && strcmp(op, "RetireGrant") != 0 &&
+        strcmp(op, "CreateGrant") != 0) {
         bool granted = false;
-        CL_GUARD(kms_grant_allows(c, k, action + 4, ctx, &granted));
+        CL_GUARD(kms_grant_allows(c, k, op, ctx, &granted));
         if (granted) return CL_OK;
     }
-    /* AWS's message, then what decided the refusal (AWS does not say; naming the failed
-     * condition key, never the expected value, is what makes a refused attestation debuggable). */
-    if (d != KMS_DECISION_ALLOW) {
-        char suffix[KMS_POLICY_WHY_MAX + 32] = "";
-        if (why[0] != '\0')
-            (void)snprintf(suffix, sizeof(suffix), " (%s%s)",
-                           d == KMS_DECISION_IMPLICIT_DENY ? "failed condition: " : "", why);
-        KMS_FAIL_AS(c, "AccessDeniedException", CL_ERR_DENIED,
-                    "User: %s is not authorized to perform: %s on resource: %s because %s%s", c->principal->arn, action,
-                    k->arn,
-                    d == KMS_DECISION_EXPLICIT_DENY ? "of an explicit deny in the key policy"
-                                                    : "no resource-based policy allows the action",
-                    suffix);
+    return kms_denied(c, k, action, d, why, NULL);
+}
+
+cl_status kms_key_authorize_create_grant(kms_call *c, const kms_key_rec *k, const char *const *ops, const char *grantee,
+                                         const char *constraints)
+{
+    /* kms:GrantOperations and kms:GranteePrincipal are CreateGrant's condition keys. They are
+     * evaluated whatever then allows the call, so a Deny on them holds on the grant path too. */
+    kms_policy_request r = {.action = "kms:CreateGrant", .grant_operations = ops, .grantee_principal = grantee};
+    kms_decision d;
+    char why[KMS_POLICY_WHY_MAX] = "", grant_why[KMS_GRANT_WHY_MAX] = "";
+    CL_GUARD(kms_policy_decide(c, k, &r, &d, why, sizeof(why)));
+    /* "These limitations don't apply to principals who get CreateGrant permission from a
+     * policy" (Developer Guide, "Granting CreateGrant permission"). */
+    if (d == KMS_DECISION_ALLOW) return CL_OK;
+    if (d == KMS_DECISION_IMPLICIT_DENY) {
+        bool granted = false;
+        CL_GUARD(kms_grant_allows_create(c, k, ops, constraints, &granted, grant_why, sizeof(grant_why)));
+        if (granted) return CL_OK;
     }
-    return CL_OK;
+    return kms_denied(c, k, "kms:CreateGrant", d, why, grant_why);
 }
 
 cl_status kms_key_require_enabled(kms_call *c, const kms_key_rec *k)

@@ -43,10 +43,19 @@ CL_MUST_USE cl_status kms_key_rotate(kms_call *c, kms_key_rec *k, bool on_demand
 /*
  * May the caller perform action ("kms:Encrypt") on k? ctx is the request's encryption
  * context, NULL for an operation that has none. The key policy decides; when it neither
- * allows nor denies, a grant to the caller for the operation may allow. AccessDeniedException
- * naming what decided otherwise.
+ * allows nor denies, a grant to the caller for the operation may allow (an explicit Deny
+ * always holds). AccessDeniedException naming what decided otherwise.
  */
 CL_MUST_USE cl_status kms_key_authorize(kms_call *c, const kms_key_rec *k, const char *action, const cl_kvlist *ctx);
+/*
+ * May the caller create a grant on k allowing ops (NULL-ended GrantOperation values) to
+ * grantee, with constraints (the new grant's Constraints as JSON text, NULL for none)? The
+ * key policy decides with the condition keys kms:GrantOperations and kms:GranteePrincipal;
+ * when it neither allows nor denies, a grant to the caller that allows CreateGrant may,
+ * for a new grant within that grant (grants.h, kms_grant_allows_create).
+ */
+CL_MUST_USE cl_status kms_key_authorize_create_grant(kms_call *c, const kms_key_rec *k, const char *const *ops,
+                                                     const char *grantee, const char *constraints);
 /* A symmetric encryption key that is enabled (DisabledException, KMSInvalidStateException,
  * InvalidKeyUsageException otherwise). */
 CL_MUST_USE cl_status kms_key_require_enabled(kms_call *c, const kms_key_rec *k);

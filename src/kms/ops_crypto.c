@@ -13,6 +13,7 @@
 #include "cloister/recipient.h"
 
 #include "attested_release.h"
+#include "grants.h"
 #include "key_access.h"
 #include "ops.h"
 #include "request.h"
@@ -90,6 +91,7 @@ cl_status kms_op_encrypt(kms_call *c)
     CL_GUARD_GOTO(kms_req_blob(c, "Plaintext", true, KMS_PLAINTEXT_MAX, &pt));
     CL_GUARD_GOTO(kms_req_context(c, "EncryptionContext", &c->audit_ctx));
     CL_GUARD_GOTO(kms_check_algorithm(c, "EncryptionAlgorithm"));
+    CL_GUARD_GOTO(kms_grant_tokens_check(c));
     CL_GUARD_GOTO(kms_key_load(c, id, KMS_KEY_ALIAS_OK, &k));
     CL_GUARD_GOTO(kms_key_authorize(c, &k, "kms:Encrypt", &c->audit_ctx));
     CL_GUARD_GOTO(kms_key_require_enabled(c, &k));
@@ -133,6 +135,7 @@ cl_status kms_op_decrypt(kms_call *c)
     CL_GUARD_GOTO(kms_req_context(c, "EncryptionContext", &c->audit_ctx));
     CL_GUARD_GOTO(kms_req_str(c, "KeyId", false, 1, 2048, &id));
     CL_GUARD_GOTO(kms_check_algorithm(c, "EncryptionAlgorithm"));
+    CL_GUARD_GOTO(kms_grant_tokens_check(c));
     CL_GUARD_GOTO(kms_recipient_read(c, &rcpt));
     CL_GUARD_GOTO(kms_decrypt_blob(c, &blob, id, "kms:Decrypt", &c->audit_ctx, &k, &pt));
     CL_GUARD_GOTO(kms_answer_plaintext(c, &rcpt, pt.data, pt.len));
@@ -167,6 +170,7 @@ cl_status kms_op_re_encrypt(kms_call *c)
     CL_GUARD_GOTO(kms_req_context(c, "DestinationEncryptionContext", &dctx));
     CL_GUARD_GOTO(kms_check_algorithm(c, "SourceEncryptionAlgorithm"));
     CL_GUARD_GOTO(kms_check_algorithm(c, "DestinationEncryptionAlgorithm"));
+    CL_GUARD_GOTO(kms_grant_tokens_check(c));
     CL_GUARD_GOTO(kms_decrypt_blob(c, &blob, src_id, "kms:ReEncryptFrom", &c->audit_ctx, &src, &pt));
     CL_GUARD_GOTO(kms_key_load(c, dst_id, KMS_KEY_ALIAS_OK, &dst));
     CL_GUARD_GOTO(kms_key_authorize(c, &dst, "kms:ReEncryptTo", &dctx));
@@ -222,6 +226,7 @@ static CL_MUST_USE cl_status kms_generate_data_key(kms_call *c, bool with_plaint
                              spec);
         }
     }
+    CL_GUARD_GOTO(kms_grant_tokens_check(c));
     if (with_plaintext) CL_GUARD_GOTO(kms_recipient_read(c, &rcpt));
     CL_GUARD_GOTO(kms_key_load(c, id, KMS_KEY_ALIAS_OK, &k));
     CL_GUARD_GOTO(kms_key_authorize(

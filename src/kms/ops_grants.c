@@ -14,7 +14,6 @@
 #include "grants.h"
 #include "key_access.h"
 #include "ops.h"
-#include "policy.h"
 #include "request.h"
 
 static CL_MUST_USE cl_status kms_check_constraint_map(kms_call *c, json_t *m, const char *name)
@@ -81,24 +80,7 @@ cl_status kms_op_create_grant(kms_call *c)
         CL_ENSURE_GOTO(g.constraints != NULL, CL_ERR_NOMEM, "out of memory");
     }
     CL_GUARD_GOTO(kms_key_load(c, id, 0, &k));
-    /* kms:GrantOperations and kms:GranteePrincipal are condition keys of CreateGrant. */
-    kms_policy *p = NULL;
-    if (kms_policy_parse(k.policy, strlen(k.policy), &p) != CL_OK)
-        KMS_FAIL_AS_GOTO(c, "KMSInternalException", CL_ERR_INTERNAL, "stored policy does not parse");
-    kms_policy_request r = {.principal_arn = c->principal->arn,
-                            .principal_account = c->principal->account,
-                            .action = "kms:CreateGrant",
-                            .resource = k.arn,
-                            .grant_operations = opv,
-                            .grantee_principal = grantee};
-    kms_decision d = kms_policy_evaluate(p, &r);
-    kms_policy_free(p);
-    bool granted = false;
-    if (d == KMS_DECISION_IMPLICIT_DENY) CL_GUARD_GOTO(kms_grant_allows(c, &k, "CreateGrant", NULL, &granted));
-    if (d != KMS_DECISION_ALLOW && !granted)
-        KMS_FAIL_AS_GOTO(c, "AccessDeniedException", CL_ERR_DENIED,
-                         "User: %s is not authorized to perform: kms:CreateGrant on resource: %s", c->principal->arn,
-                         k.arn);
+    CL_GUARD_GOTO(kms_key_authorize_create_grant(c, &k, opv, grantee, g.constraints));
     if (k.state == KMS_KEY_PENDING_DELETION)
         KMS_FAIL_AS_GOTO(c, "KMSInvalidStateException", CL_ERR_STATE, "%s is pending deletion.", k.arn);
     uint8_t rnd[KMS_GRANT_ID_LEN / 2];
@@ -111,8 +93,8 @@ cl_status kms_op_create_grant(kms_call *c)
     (void)snprintf(g.name, sizeof(g.name), "%s", name ? name : "");
     g.created = c->now;
     CL_GUARD_GOTO(c->kms->store->ops->create_grant(c->kms->store, &g));
-    /* The store is consistent at once, so the grant works immediately; the
-     * token is only a handle for RetireGrant. */
+    /* The store is consistent at once, so the grant works immediately; the token is the
+     * grant id (grants.h). */
     json_object_set_new(c->resp, "GrantId", json_string(g.grant_id));
     json_object_set_new(c->resp, "GrantToken", json_string(g.grant_id));
 out:
@@ -208,12 +190,15 @@ cl_status kms_op_retire_grant(kms_call *c)
     if (token == NULL && (id == NULL || gid == NULL))
         KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE, "Specify a GrantToken, or both KeyId and GrantId");
     kms_grant_rec g;
-    cl_status rc = c->kms->store->ops->get_grant(c->kms->store, token != NULL ? token : gid, &g);
-    if (rc == CL_ERR_NOT_FOUND) {
-        if (token != NULL) KMS_FAIL_AS(c, "InvalidGrantTokenException", CL_ERR_USAGE, "The grant token is not valid");
-        KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Grant %s does not exist", gid);
+    if (token != NULL) {
+        CL_GUARD(kms_grant_token_find(c, token, &g));
+    } else {
+        cl_status rc = c->kms->store->ops->get_grant(c->kms->store, gid, &g);
+        if (rc == CL_ERR_NOT_FOUND)
+            KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Grant %s does not exist", gid);
+        CL_GUARD(rc);
     }
-    CL_GUARD(rc);
+    cl_status rc = CL_OK;
     kms_key_rec k;
     memset(&k, 0, sizeof(k));
     CL_GUARD_GOTO(kms_key_load(c, g.key_id, 0, &k));
@@ -222,10 +207,12 @@ cl_status kms_op_retire_grant(kms_call *c)
         CL_GUARD_GOTO(kms_key_load(c, id, 0, &named));
         bool same = strcmp(named.key_id, k.key_id) == 0;
         kms_key_rec_clear(&named);
-        if (!same) KMS_FAIL_AS_GOTO(c, "NotFoundException", CL_ERR_NOT_FOUND, "Grant %s is not on key %s", gid, id);
+        if (!same)
+            KMS_FAIL_AS_GOTO(c, "NotFoundException", CL_ERR_NOT_FOUND, "Grant %s is not on key %s", g.grant_id, id);
     }
-    /* Who may retire (API reference, RetireGrant): the retiring principal, the
-     * grantee when the grant includes RetireGrant, or whom the key policy allows. */
+    /* Who may retire (API reference, RetireGrant): the retiring principal, the grantee when
+     * the grant includes RetireGrant, or whom the key policy allows (a grant's RetireGrant
+     * is for that grant only, so grants are not asked: kms_key_authorize). */
     const char *me = c->principal->arn;
     bool may = strcmp(g.retiring, me) == 0 ||
                (strcmp(g.grantee, me) == 0 && kms_grant_ops_contain(g.operations, "RetireGrant"));
