@@ -140,6 +140,30 @@ out:
     return rc;
 }
 
+/*
+ * The key policy lockout safety check. "The key policy must allow the calling principal to
+ * make a subsequent PutKeyPolicy request on the KMS key. This reduces the risk that the KMS
+ * key becomes unmanageable. (To omit this condition, set BypassPolicyLockoutSafetyCheck to
+ * true.)" (Policy member of CreateKey and PutKeyPolicy, service model). The new policy is
+ * evaluated for the caller, action kms:PutKeyPolicy on the key; anything but an Allow is
+ * refused with AWS's MalformedPolicyDocumentException message.
+ */
+static CL_MUST_USE cl_status kms_policy_lockout_check(kms_call *c, const kms_policy *p, const char *key_arn,
+                                                      bool bypass)
+{
+    if (bypass) return CL_OK;
+    kms_policy_request r = {.principal_arn = c->principal->arn,
+                            .principal_account = c->principal->account,
+                            .action = "kms:PutKeyPolicy",
+                            .resource = key_arn};
+    if (kms_policy_evaluate(p, &r) == KMS_DECISION_ALLOW) return CL_OK;
+    KMS_FAIL_AS(c, "MalformedPolicyDocumentException", CL_ERR_USAGE,
+                "The new key policy will not allow you to update the key policy in the future. (It must allow %s "
+                "kms:PutKeyPolicy on the key; to lock yourself out on purpose, set BypassPolicyLockoutSafetyCheck "
+                "to true.)",
+                c->principal->arn);
+}
+
 cl_status kms_op_create_key(kms_call *c)
 {
     cl_status rc = CL_OK;
@@ -153,7 +177,9 @@ cl_status kms_op_create_key(kms_call *c)
     cl_kvlist tags;
     cl_kvlist_init(&tags);
     const char *policy, *desc, *usage, *spec, *cmk_spec, *origin;
+    bool bypass;
     CL_GUARD_GOTO(kms_req_str(c, "Policy", false, 1, KMS_POLICY_MAX, &policy));
+    CL_GUARD_GOTO(kms_req_bool(c, "BypassPolicyLockoutSafetyCheck", &bypass));
     CL_GUARD_GOTO(kms_req_str(c, "Description", false, 0, KMS_DESCRIPTION_MAX, &desc));
     CL_GUARD_GOTO(kms_req_str(c, "KeyUsage", false, 1, 64, &usage));
     CL_GUARD_GOTO(kms_req_str(c, "KeySpec", false, 1, 64, &spec));
@@ -164,17 +190,19 @@ cl_status kms_op_create_key(kms_call *c)
     CL_ENSURE_GOTO(si != NULL, CL_ERR_INTERNAL, "no key spec was chosen");
     if (origin != NULL && strcmp(origin, "AWS_KMS") != 0)
         KMS_FAIL_AS_GOTO(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED, "Origin %s is not supported", origin);
-    if (policy != NULL) {
-        if (kms_policy_parse(policy, strlen(policy), &pol) != CL_OK)
-            KMS_FAIL_AS_GOTO(c, "MalformedPolicyDocumentException", CL_ERR_FORMAT, "%s", cl_error_message());
-        k.policy = strdup(policy);
-        CL_ENSURE_GOTO(k.policy != NULL, CL_ERR_NOMEM, "out of memory");
-    } else {
-        CL_GUARD_GOTO(kms_policy_default(c->principal->account, &k.policy));
-    }
     CL_GUARD_GOTO(kms_new_key_id(k.key_id));
     (void)snprintf(k.account, sizeof(k.account), "%s", c->principal->account);
     kms_key_arn(c, k.account, k.key_id, k.arn, sizeof(k.arn));
+    if (policy != NULL) {
+        if (kms_policy_parse(policy, strlen(policy), &pol) != CL_OK)
+            KMS_FAIL_AS_GOTO(c, "MalformedPolicyDocumentException", CL_ERR_FORMAT, "%s", cl_error_message());
+        CL_GUARD_GOTO(kms_policy_lockout_check(c, pol, k.arn, bypass));
+        k.policy = strdup(policy);
+        CL_ENSURE_GOTO(k.policy != NULL, CL_ERR_NOMEM, "out of memory");
+    } else {
+        /* AWS's default policy gives the account root kms:*, the caller's account included. */
+        CL_GUARD_GOTO(kms_policy_default(c->principal->account, &k.policy));
+    }
     k.created = c->now;
     k.state = KMS_KEY_ENABLED;
     (void)snprintf(k.description, sizeof(k.description), "%s", desc ? desc : "");
@@ -336,24 +364,28 @@ cl_status kms_op_get_key_policy(kms_call *c)
 cl_status kms_op_put_key_policy(kms_call *c)
 {
     const char *id, *policy;
+    bool bypass;
     CL_GUARD(kms_req_str(c, "KeyId", true, 1, 2048, &id));
     CL_GUARD(kms_policy_name(c));
     CL_GUARD(kms_req_str(c, "Policy", true, 1, KMS_POLICY_MAX, &policy));
+    CL_GUARD(kms_req_bool(c, "BypassPolicyLockoutSafetyCheck", &bypass));
     kms_policy *p = NULL;
     if (kms_policy_parse(policy, strlen(policy), &p) != CL_OK)
         KMS_FAIL_AS(c, "MalformedPolicyDocumentException", CL_ERR_FORMAT, "%s", cl_error_message());
-    kms_policy_free(p);
     kms_key_rec k;
-    CL_GUARD(kms_key_load(c, id, 0, &k));
+    memset(&k, 0, sizeof(k));
     cl_status rc = CL_OK;
+    CL_GUARD_GOTO(kms_key_load(c, id, 0, &k));
     CL_GUARD_GOTO(kms_key_authorize(c, &k, "kms:PutKeyPolicy", NULL));
     if (k.state == KMS_KEY_PENDING_DELETION)
         KMS_FAIL_AS_GOTO(c, "KMSInvalidStateException", CL_ERR_STATE, "%s is pending deletion.", k.arn);
+    CL_GUARD_GOTO(kms_policy_lockout_check(c, p, k.arn, bypass));
     free(k.policy);
     k.policy = strdup(policy);
     CL_ENSURE_GOTO(k.policy != NULL, CL_ERR_NOMEM, "out of memory");
     CL_GUARD_GOTO(c->kms->store->ops->update_key(c->kms->store, &k));
 out:
+    kms_policy_free(p);
     kms_key_rec_clear(&k);
     return rc;
 }

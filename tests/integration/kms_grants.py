@@ -5,7 +5,8 @@ principal the policy does not name is refused; a grant lets it in at once,
 within its operations and encryption-context constraints; a revoked or
 retired grant stops working at once; an explicit Deny beats a grant;
 CreateGrant condition keys (kms:GranteePrincipal, kms:GrantOperations); a grant
-created through a grant stays within it (issue 12, finding 1); grant tokens."""
+created through a grant stays within it (issue 12, finding 1); grant tokens; the
+key policy lockout safety check (issue 12, finding 12)."""
 import json
 import os
 import sys
@@ -332,6 +333,37 @@ class Grants(unittest.TestCase):
                      "InvalidGrantTokenException")
         self.refused(lambda: self.alice.retire_grant(GrantToken="x" * 80), "is not a grant token",
                      "InvalidGrantTokenException")
+
+    # --- issue 12, finding 12: the key policy lockout safety check --------------------------------
+
+    def test_policy_lockout_safety_check(self):
+        """A policy that would not let the caller call PutKeyPolicy afterwards is refused with AWS's
+        MalformedPolicyDocumentException unless BypassPolicyLockoutSafetyCheck is true."""
+        lockout = "The new key policy will not allow you to update the key policy in the future."
+        alice_only = policy({"Effect": "Allow", "Principal": {"AWS": ALICE}, "Action": "kms:*", "Resource": "*"})
+        dev_uses = policy({"Effect": "Allow", "Principal": {"AWS": DEV}, "NotAction": "kms:PutKeyPolicy",
+                           "Resource": "*"})
+        kid = self.key()
+        before = self.dev.get_key_policy(KeyId=kid, PolicyName="default")["Policy"]
+        for p in (alice_only, dev_uses):
+            msg = self.refused(lambda: self.dev.put_key_policy(KeyId=kid, PolicyName="default", Policy=p), lockout,
+                               "MalformedPolicyDocumentException")
+            self.assertIn("BypassPolicyLockoutSafetyCheck", msg)
+            self.refused(lambda: self.dev.create_key(Policy=p), lockout, "MalformedPolicyDocumentException")
+        self.assertEqual(self.dev.get_key_policy(KeyId=kid, PolicyName="default")["Policy"], before)
+        # With the flag, as asked: dev is locked out, alice (named by the new policy) is not.
+        self.dev.put_key_policy(KeyId=kid, PolicyName="default", Policy=alice_only,
+                                BypassPolicyLockoutSafetyCheck=True)
+        self.denied(lambda: self.dev.put_key_policy(KeyId=kid, PolicyName="default", Policy=policy(DEV_ONLY)))
+        # Handing the key back to dev alone locks alice out: refused to her too, unless she says so.
+        self.refused(lambda: self.alice.put_key_policy(KeyId=kid, PolicyName="default", Policy=policy(DEV_ONLY)),
+                     "It must allow %s kms:PutKeyPolicy" % ALICE, "MalformedPolicyDocumentException")
+        self.alice.put_key_policy(KeyId=kid, PolicyName="default", Policy=policy(DEV_ONLY),
+                                  BypassPolicyLockoutSafetyCheck=True)
+        k2 = self.dev.create_key(Policy=dev_uses, BypassPolicyLockoutSafetyCheck=True)["KeyMetadata"]["KeyId"]
+        self.dev.encrypt(KeyId=k2, Plaintext=b"x")
+        # A policy that keeps the caller's PutKeyPolicy passes without the flag.
+        self.dev.put_key_policy(KeyId=kid, PolicyName="default", Policy=policy(DEV_ONLY))
 
     def test_grant_validation(self):
         kid = self.key()
