@@ -203,7 +203,6 @@ cl_status cl_base64_decode(const char *in, size_t n, bool url, cl_buf *out)
                   url ? "url" : "", i);
     }
     if (n == 0) return CL_OK;
-    /* EVP_DecodeBlock speaks the standard alphabet: translate a copy. */
     /* Non-canonical encodings (stray bits in the last symbol) are refused so
      * each byte string has exactly one encoding. */
     if (pad > 0) {
@@ -219,15 +218,24 @@ cl_status cl_base64_decode(const char *in, size_t n, bool url, cl_buf *out)
     size_t before = out->len;
     CL_GUARD_GOTO(cl_buf_add_space(&tmp, n, &std));
     for (size_t i = 0; i < n; i++) std[i] = !url ? s[i] : s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i];
-    size_t dec_len = n / 4 * 3;
+    /* out needs room for the decoded bytes only, not for the zero bytes EVP_DecodeBlock
+     * writes for the padding: a buffer whose cap is exactly the decoded length (a 4096-byte
+     * KMS Plaintext) must take it. The last, padded quantum goes through a stack copy. */
+    size_t whole = pad > 0 ? n - 4 : n;
     uint8_t *dst = NULL;
-    CL_GUARD_GOTO(cl_buf_add_space(out, dec_len, &dst));
-    int w = EVP_DecodeBlock(dst, std, (int)n);
-    if (w < 0 || (size_t)w != dec_len) {
+    CL_GUARD_GOTO(cl_buf_add_space(out, n / 4 * 3 - pad, &dst));
+    int w = whole > 0 ? EVP_DecodeBlock(dst, std, (int)whole) : 0;
+    bool ok = w >= 0 && (size_t)w == whole / 4 * 3;
+    if (ok && pad > 0) {
+        uint8_t last[3];
+        ok = EVP_DecodeBlock(last, std + whole, 4) == 3;
+        if (ok) memcpy(dst + whole / 4 * 3, last, 3 - pad);
+        cl_memzero(last, sizeof(last));
+    }
+    if (!ok) {
         cl_buf_truncate(out, before);
         CL_FAIL_GOTO(CL_ERR_FORMAT, "invalid base64");
     }
-    cl_buf_truncate(out, out->len - pad);
 out:
     cl_buf_free(&tmp);
     return rc;
