@@ -149,6 +149,24 @@ void cl_gcm_free(cl_gcm *g)
     g->ctx = NULL;
 }
 
+cl_status cl_uuid4(char out[CL_UUID_TEXT_LEN + 1])
+{
+    uint8_t r[16];
+    CL_GUARD(cl_random(r, sizeof(r)));
+    r[6] = (uint8_t)((r[6] & 0x0f) | 0x40); /* version 4 */
+    r[8] = (uint8_t)((r[8] & 0x3f) | 0x80); /* variant 10 */
+    static const size_t groups[5] = {4, 2, 2, 2, 6};
+    size_t at = 0, o = 0;
+    for (size_t g = 0; g < 5; g++) {
+        if (g > 0) out[o++] = '-';
+        (void)cl_hex_encode(r + at, groups[g], out + o, 2 * groups[g] + 1);
+        o += 2 * groups[g];
+        at += groups[g];
+    }
+    out[o] = '\0';
+    return CL_OK;
+}
+
 /* --- base64 ---------------------------------------------------------------- */
 
 cl_status cl_base64_encode(const uint8_t *in, size_t n, bool url, cl_buf *out)

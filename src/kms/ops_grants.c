@@ -85,7 +85,7 @@ cl_status kms_op_create_grant(kms_call *c)
         KMS_FAIL_AS_GOTO(c, "KMSInvalidStateException", CL_ERR_STATE, "%s is pending deletion.", k.arn);
     uint8_t rnd[KMS_GRANT_ID_LEN / 2];
     CL_GUARD_GOTO(cl_random(rnd, sizeof(rnd)));
-    for (size_t j = 0; j < sizeof(rnd); j++) (void)snprintf(g.grant_id + 2 * j, 3, "%02x", rnd[j]);
+    (void)cl_hex_encode(rnd, sizeof(rnd), g.grant_id, sizeof(g.grant_id));
     (void)snprintf(g.key_id, sizeof(g.key_id), "%s", k.key_id);
     (void)snprintf(g.grantee, sizeof(g.grantee), "%s", grantee);
     (void)snprintf(g.retiring, sizeof(g.retiring), "%s", retiring ? retiring : "");

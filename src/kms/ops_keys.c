@@ -60,14 +60,8 @@ static CL_MUST_USE cl_status kms_key_metadata(const kms_key_rec *k, json_t **out
 
 static CL_MUST_USE cl_status kms_new_key_id(char out[KMS_KEY_ID_LEN + 1])
 {
-    uint8_t r[16];
-    CL_GUARD(cl_random(r, sizeof(r)));
-    r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);
-    r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
-    (void)snprintf(out, KMS_KEY_ID_LEN + 1, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                   r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14],
-                   r[15]);
-    return CL_OK;
+    _Static_assert(KMS_KEY_ID_LEN == CL_UUID_TEXT_LEN, "a key id is a UUID");
+    return cl_uuid4(out);
 }
 
 /* KeyUsage enum of the service model. */

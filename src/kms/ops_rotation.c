@@ -108,9 +108,8 @@ cl_status kms_op_list_key_rotations(kms_call *c)
      * is the original material, not a rotation). */
     uint32_t after = 1;
     if (marker[0] != '\0') {
-        char *end = NULL;
-        unsigned long v = strtoul(marker, &end, 10);
-        if (end == marker || *end != '\0' || v < 1 || v > UINT32_MAX)
+        uint64_t v = 0;
+        if (cl_parse_uint(marker, 1, UINT32_MAX, "Marker", &v) != CL_OK)
             KMS_FAIL_AS(c, "InvalidMarkerException", CL_ERR_USAGE, "Marker %s is not valid", marker);
         after = (uint32_t)v;
     }

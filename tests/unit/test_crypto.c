@@ -173,6 +173,24 @@ static void test_base64url_alphabet_and_strictness(void **state)
     cl_buf_free(&b);
 }
 
+static void test_uuid4_form(void **state)
+{
+    (void)state;
+    char a[CL_UUID_TEXT_LEN + 1], b[CL_UUID_TEXT_LEN + 1];
+    assert_ok(cl_uuid4(a));
+    assert_ok(cl_uuid4(b));
+    assert_int_equal(strlen(a), 36);
+    for (size_t i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23)
+            assert_int_equal(a[i], '-');
+        else
+            assert_non_null(strchr("0123456789abcdef", a[i]));
+    }
+    assert_int_equal(a[14], '4');           /* version 4 */
+    assert_non_null(strchr("89ab", a[19])); /* RFC 9562 variant */
+    assert_true(strcmp(a, b) != 0);
+}
+
 static void test_random_differs(void **state)
 {
     (void)state;
