@@ -203,10 +203,15 @@ static void test_random_differs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sha256_fips180),          cmocka_unit_test(test_hmac_rfc4231_case2),
-        cmocka_unit_test(test_hkdf_rfc5869_case1),      cmocka_unit_test(test_gcm_mcgrew_viega_case16),
-        cmocka_unit_test(test_base64_rfc4648),          cmocka_unit_test(test_base64url_alphabet_and_strictness),
-        cmocka_unit_test(test_base64_decode_exact_cap), cmocka_unit_test(test_random_differs),
+        cmocka_unit_test(test_sha256_fips180),
+        cmocka_unit_test(test_hmac_rfc4231_case2),
+        cmocka_unit_test(test_hkdf_rfc5869_case1),
+        cmocka_unit_test(test_gcm_mcgrew_viega_case16),
+        cmocka_unit_test(test_base64_rfc4648),
+        cmocka_unit_test(test_base64url_alphabet_and_strictness),
+        cmocka_unit_test(test_base64_decode_exact_cap),
+        cmocka_unit_test(test_random_differs),
+        cmocka_unit_test(test_uuid4_form),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
