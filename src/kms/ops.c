@@ -14,6 +14,7 @@
 #include "cloister/recipient.h"
 
 #include "attested_release.h"
+#include "context.h"
 #include "ops_internal.h"
 #include "policy.h"
 #include "server.h"
@@ -90,23 +91,10 @@ static cl_status kms_blob_member(kms_call *c, const char *member, bool required,
     return CL_OK;
 }
 
-/* EncryptionContextType: a map of string to string. */
+/* EncryptionContextType: a map of string to string, bounded (context.h). */
 static cl_status kms_context(kms_call *c, const char *member, cl_kvlist *out)
 {
-    json_t *v = json_object_get(c->req, member);
-    if (v == NULL || json_is_null(v)) return CL_OK;
-    if (!json_is_object(v))
-        KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s must be a map of strings", member);
-    const char *k;
-    json_t *val;
-    json_object_foreach(v, k, val)
-    {
-        if (!json_is_string(val))
-            KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s values must be strings", member);
-        if (cl_kvlist_add(out, k, strlen(k), json_string_value(val), json_string_length(val)) != CL_OK)
-            KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE, "invalid %s: %s", member, cl_error_message());
-    }
-    return CL_OK;
+    return kms_context_read(c, member, out);
 }
 
 static cl_status kms_set_blob(kms_call *c, const char *member, const uint8_t *p, size_t n)
@@ -375,6 +363,7 @@ static cl_status kms_authorize(kms_call *c, const kms_key_rec *k, const char *ac
                             .action = action,
                             .resource = k->arn,
                             .encryption_context = ctx,
+                            .env = &c->env,
                             .lookup = kms_recipient_lookup,
                             .lookup_arg = (void *)c->recipient};
     char why[KMS_POLICY_WHY_MAX] = "";
@@ -1302,15 +1291,7 @@ static cl_status kms_grant_tokens(kms_call *c)
 
 static cl_status kms_check_constraint_map(kms_call *c, json_t *m, const char *name)
 {
-    if (m == NULL) return CL_OK;
-    if (!json_is_object(m)) KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s must be a map", name);
-    const char *k;
-    json_t *v;
-    json_object_foreach(m, k, v)
-    {
-        if (!json_is_string(v)) KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s values: strings", name);
-    }
-    return CL_OK;
+    return kms_context_check_constraint(c, m, name);
 }
 
 static cl_status kms_op_create_grant(kms_call *c)
@@ -1376,7 +1357,8 @@ static cl_status kms_op_create_grant(kms_call *c)
                             .action = "kms:CreateGrant",
                             .resource = k.arn,
                             .grant_operations = opv,
-                            .grantee_principal = grantee};
+                            .grantee_principal = grantee,
+                            .env = &c->env};
     kms_decision d = kms_policy_evaluate(p, &r);
     kms_policy_free(p);
     bool granted = false;
