@@ -11,6 +11,7 @@
 
 #include "cloister/crypto.h"
 
+#include "context.h"
 #include "grants.h"
 #include "key_access.h"
 #include "ops.h"
@@ -18,15 +19,7 @@
 
 static CL_MUST_USE cl_status kms_check_constraint_map(kms_call *c, json_t *m, const char *name)
 {
-    if (m == NULL) return CL_OK;
-    if (!json_is_object(m)) KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s must be a map", name);
-    const char *k;
-    json_t *v;
-    json_object_foreach(m, k, v)
-    {
-        if (!json_is_string(v)) KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s values: strings", name);
-    }
-    return CL_OK;
+    return kms_context_check_constraint(c, m, name); /* AWS's bounds on grant constraints (context.h) */
 }
 
 cl_status kms_op_create_grant(kms_call *c)

@@ -149,7 +149,8 @@ static CL_MUST_USE cl_status kms_policy_lockout_check(kms_call *c, const kms_pol
     kms_policy_request r = {.principal_arn = c->principal->arn,
                             .principal_account = c->principal->account,
                             .action = "kms:PutKeyPolicy",
-                            .resource = key_arn};
+                            .resource = key_arn,
+                            .env = &c->env};
     if (kms_policy_evaluate(p, &r) == KMS_DECISION_ALLOW) return CL_OK;
     KMS_FAIL_AS(c, "MalformedPolicyDocumentException", CL_ERR_USAGE,
                 "The new key policy will not allow you to update the key policy in the future. (It must allow %s "

@@ -10,6 +10,8 @@
 
 #include "cloister/crypto.h"
 
+#include "context.h"
+
 /* The model's member names are UpperCamel; AWS's validation messages name them lowerCamel. */
 static char kms_lower_first(const char *member) { return (char)(member[0] + ('a' - 'A')); }
 
@@ -102,20 +104,7 @@ cl_status kms_req_blob(kms_call *c, const char *member, bool required, size_t ma
 
 cl_status kms_req_context(kms_call *c, const char *member, cl_kvlist *out)
 {
-    json_t *v = json_object_get(c->req, member);
-    if (v == NULL || json_is_null(v)) return CL_OK;
-    if (!json_is_object(v))
-        KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s must be a map of strings", member);
-    const char *k;
-    json_t *val;
-    json_object_foreach(v, k, val)
-    {
-        if (!json_is_string(val))
-            KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s values must be strings", member);
-        if (cl_kvlist_add(out, k, strlen(k), json_string_value(val), json_string_length(val)) != CL_OK)
-            KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE, "invalid %s: %s", member, cl_error_message());
-    }
-    return CL_OK;
+    return kms_context_read(c, member, out); /* bounded, case duplicates refused (context.h) */
 }
 
 cl_status kms_req_marker(kms_call *c, const char **after)
