@@ -6,9 +6,11 @@ attestation device, the host proxy, vsock listening), describe / console / termi
 The enclave program is tests/enclave/enclave_probe.c; its behaviour is picked by the
 file /files/mode in its image. Skips (exit 77, ctest's SKIP_RETURN_CODE) only when the
 kernel refuses unprivileged user namespaces."""
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -154,6 +156,41 @@ def test_probe(tmp):
     check(p.returncode == 0, f"the probe exited 0 (got {p.returncode}; stderr: {err.strip()[:300]})")
     check(("PCR0 " + "0" * 96) in out, "debug mode: the enclave sees PCR0 zeroed, as on Nitro")
     return True
+
+
+def fork_report(out):
+    m = re.search(r"FORK forked=(\d+) alive=(\d+) killed=(\d+) errno=(\d+) threads=(\w+)", out)
+    return {k: (int(v) if v.isdigit() else v) for k, v in
+            zip(("forked", "alive", "killed", "errno", "threads"), m.groups())} if m else None
+
+
+def test_fork(tmp):
+    """Issue 12, finding 7: RLIMIT_AS alone was per process and fork was allowed, so seven
+    processes of 160 MiB each held 1.2 GiB at once under --memory 256. Now the enclave is bounded
+    as a whole: in a cgroup (at most one of them alive at the end), or, with no cgroup, new
+    processes are refused. Threads work either way. The launcher says which applies."""
+    img, _ = build(tmp, "fork", "fork")
+    for extra, label in (([], "the cgroup found by itself"), (["--cgroup", "none"], "--cgroup none")):
+        p = start(tmp, img, "--debug", "--attach-console", "--quiet", "--memory", "256", *extra)
+        out, err = p.communicate(timeout=120)
+        rep = fork_report(out)
+        m = re.search(r"(cgroup v[12]) (\S+) bounds it as a whole: 256 MiB, 1024 processes", err)
+        none = re.search(r"no cgroup bounds it as a whole \((.*)\): --memory limits its one process", err)
+        check(p.returncode == 0 and rep is not None and rep["threads"] == "ok",
+              f"{label}: the probe ran and made a thread ({rep}, exit {p.returncode}: {err.strip()[-300:]})")
+        if rep is None:
+            continue
+        check(bool(m) != bool(none), f"{label}: the launcher says which limits apply: "
+                                     f"{m.group(0) if m else none.group(0) if none else err.strip()[-300:]}")
+        if m:
+            check(rep["forked"] == 7 and rep["alive"] * 160 <= 256 and rep["killed"] >= 5,
+                  f"{label}: in its {m.group(1)} at most 256 MiB were held at once by 7 processes of 160 MiB: {rep}")
+            check(not os.path.exists(m.group(2)), f"{label}: the cgroup {m.group(2)} is removed afterwards")
+        else:
+            check(rep["forked"] == 0 and rep["errno"] == errno.EPERM,
+                  f"{label}: no cgroup ({none.group(1) if none else '?'}), so fork is refused with EPERM: {rep}")
+        if extra:
+            check(none is not None and "--cgroup none" in none.group(1), "--cgroup none is obeyed")
 
 
 def test_attest(tmp):
@@ -302,6 +339,12 @@ def test_describe_terminate(tmp):
           "describe lists the running enclave with its measurements")
     if not desc:
         return
+    lim = desc[0].get("Limits", {})
+    check(lim.get("MemoryMiB") == 32 and lim.get("MaxTasks") == 1024 and
+          (lim.get("Scope"), lim.get("NewProcesses")) in (("cgroup v2", "allowed"), ("cgroup v1", "allowed"),
+                                                          ("process", "refused")) and
+          bool(lim.get("Cgroup")) != bool(lim.get("Reason")),
+          f"describe says which limits bound the enclave: {lim}")
     eid = desc[0]["EnclaveID"]
     r = run("enclave", "console", eid, "--state-dir", state)
     check(r.returncode == 1 and "--debug" in r.stderr, "a production enclave has no console")
@@ -324,6 +367,7 @@ def main():
         if not test_probe(tmp):
             print("SKIP: the kernel forbids unprivileged user namespaces; the sim enclave cannot run here")
             return 77
+        test_fork(tmp)
         test_attest(tmp)
         test_deny(tmp)
         test_echo(tmp)
