@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import kms_harness  # noqa: E402
@@ -50,6 +49,7 @@ class Collector:
         self.sock.listen(4)
         self.port = self.sock.getsockname()[1]
         self.reports = []
+        self.cv = threading.Condition()
         threading.Thread(target=self.serve, daemon=True).start()
 
     def serve(self):
@@ -66,7 +66,14 @@ class Collector:
                 data += chunk
             c.close()
             n = struct.unpack(">I", data[:4])[0] if len(data) >= 4 else 0
-            self.reports.append(json.loads(data[4:4 + n]) if n else {"ok": False, "error": "empty report"})
+            with self.cv:
+                self.reports.append(json.loads(data[4:4 + n]) if n else {"ok": False, "error": "empty report"})
+                self.cv.notify_all()
+
+    def wait(self, count, timeout=10):
+        """Until `count` reports have arrived (the enclave's connection is read to its end)."""
+        with self.cv:
+            return self.cv.wait_for(lambda: len(self.reports) >= count, timeout)
 
 
 class Relay:
@@ -131,9 +138,7 @@ def run_enclave(tmp, img, relay, coll, *extra):
     children.append(p)
     n = len(coll.reports)
     out, err = p.communicate(timeout=120)
-    deadline = time.time() + 10
-    while len(coll.reports) == n and time.time() < deadline:
-        time.sleep(0.05)
+    coll.wait(n + 1)
     return p.returncode, err, (coll.reports[-1] if len(coll.reports) > n else None)
 
 

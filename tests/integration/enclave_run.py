@@ -76,6 +76,7 @@ class Collector:
         self.sock.listen(4)
         self.port = self.sock.getsockname()[1]
         self.reports = []
+        self.cv = threading.Condition()
         threading.Thread(target=self.serve, daemon=True).start()
 
     def serve(self):
@@ -92,7 +93,14 @@ class Collector:
                 data += chunk
             c.close()
             n = struct.unpack(">I", data[:4])[0] if len(data) >= 4 else -1
-            self.reports.append(data[4:4 + n] if n >= 0 else data)
+            with self.cv:
+                self.reports.append(data[4:4 + n] if n >= 0 else data)
+                self.cv.notify_all()
+
+    def wait(self, count, timeout=10):
+        """Until `count` reports have arrived (the enclave's connection is read to its end)."""
+        with self.cv:
+            return self.cv.wait_for(lambda: len(self.reports) >= count, timeout)
 
 
 def test_build(tmp):
@@ -202,7 +210,7 @@ def test_attest(tmp):
     img, m = build(tmp, "attest", "attest", files=[(nf, "/files/nonce")])
     p = start(tmp, img, "--pki", pki, "--proxy", f"5000=127.0.0.1:{coll.port}", "--memory", "128")
     out, err = p.communicate(timeout=60)
-    wait_for(lambda: coll.reports, 10)
+    coll.wait(1)
     check(p.returncode == 0, f"attest enclave exited 0 (got {p.returncode}: {err.strip()[:300]})")
     check(len(coll.reports) == 1, "one document crossed the proxy")
     if not coll.reports:
@@ -224,7 +232,7 @@ def test_attest(tmp):
     img2, m2 = build(tmp, "attest2", "attest ", files=[(nf, "/files/nonce")])
     p = start(tmp, img2, "--pki", pki, "--proxy", f"5000=127.0.0.1:{coll.port}", "--memory", "128")
     p.communicate(timeout=60)
-    wait_for(lambda: len(coll.reports) >= 2, 10)
+    coll.wait(2)
     if len(coll.reports) == 2:
         open(doc, "wb").write(coll.reports[1])
         r = run("attest", "verify", doc, "--root", os.path.join(pki, "root.pem"), "--pcr", f"0={m['PCR0']}")
@@ -234,7 +242,7 @@ def test_attest(tmp):
     # Debug mode: the document carries zero PCR0-2.
     p = start(tmp, img, "--pki", pki, "--proxy", f"5000=127.0.0.1:{coll.port}", "--memory", "128", "--debug")
     p.communicate(timeout=60)
-    wait_for(lambda: len(coll.reports) >= 3, 10)
+    coll.wait(3)
     if len(coll.reports) == 3:
         open(doc, "wb").write(coll.reports[2])
         r = run("attest", "verify", doc, "--root", os.path.join(pki, "root.pem"), "--pcr", f"0={'0' * 96}")
@@ -249,7 +257,7 @@ def test_deny(tmp):
     img, _ = build(tmp, "deny", "deny")
     p = start(tmp, img, "--proxy", f"5000=127.0.0.1:{coll.port}")
     out, err = p.communicate(timeout=60)
-    wait_for(lambda: coll.reports, 10)
+    coll.wait(1)
     check(len(coll.reports) == 1 and b"refused" in coll.reports[0],
           "a connection to a port not proxied is refused: " + (coll.reports[0].decode() if coll.reports else "none"))
     coll.sock.close()
