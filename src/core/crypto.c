@@ -155,10 +155,14 @@ cl_status cl_base64_encode(const uint8_t *in, size_t n, bool url, cl_buf *out)
 {
     CL_ENSURE(n <= (size_t)INT_MAX / 4 * 3 - 3, CL_ERR_LIMIT, "base64 input of %zu bytes too large", n);
     size_t enc_len = 4 * ((n + 2) / 3);
-    CL_GUARD(cl_buf_reserve(out, enc_len));
-    uint8_t *dst = out->data + out->len;
+    size_t before = out->len;
+    uint8_t *dst = NULL;
+    CL_GUARD(cl_buf_add_space(out, enc_len, &dst));
     int w = EVP_EncodeBlock(dst, in, (int)n);
-    CL_ENSURE(w >= 0 && (size_t)w == enc_len, CL_ERR_CRYPTO, "base64 encoding failed");
+    if (w < 0 || (size_t)w != enc_len) {
+        cl_buf_truncate(out, before);
+        CL_FAIL(CL_ERR_CRYPTO, "base64 encoding failed");
+    }
     if (url) {
         for (size_t i = 0; i < enc_len; i++) {
             if (dst[i] == '+')
@@ -167,8 +171,6 @@ cl_status cl_base64_encode(const uint8_t *in, size_t n, bool url, cl_buf *out)
                 dst[i] = '_';
         }
     }
-    out->len += enc_len;
-    out->data[out->len] = 0;
     return CL_OK;
 }
 
@@ -202,31 +204,30 @@ cl_status cl_base64_decode(const char *in, size_t n, bool url, cl_buf *out)
     }
     if (n == 0) return CL_OK;
     /* EVP_DecodeBlock speaks the standard alphabet: translate a copy. */
-    cl_buf tmp;
-    cl_buf_init(&tmp, n);
-    CL_GUARD_GOTO(cl_buf_append(&tmp, s, n));
-    if (url) {
-        for (size_t i = 0; i < n; i++) {
-            if (tmp.data[i] == '-')
-                tmp.data[i] = '+';
-            else if (tmp.data[i] == '_')
-                tmp.data[i] = '/';
-        }
-    }
-    size_t dec_len = n / 4 * 3;
-    CL_GUARD_GOTO(cl_buf_reserve(out, dec_len));
-    int w = EVP_DecodeBlock(out->data + out->len, tmp.data, (int)n);
-    CL_ENSURE_GOTO(w >= 0 && (size_t)w == dec_len, CL_ERR_FORMAT, "invalid base64");
     /* Non-canonical encodings (stray bits in the last symbol) are refused so
      * each byte string has exactly one encoding. */
     if (pad > 0) {
-        uint8_t last = tmp.data[n - pad - 1];
-        unsigned v = cl_base64_value(last);
+        uint8_t last = s[n - pad - 1];
+        if (url) last = last == '-' ? '+' : last == '_' ? '/' : last;
         unsigned mask = pad == 1 ? 0x3u : 0xFu;
-        CL_ENSURE_GOTO((v & mask) == 0, CL_ERR_FORMAT, "non-canonical base64 padding bits");
+        CL_ENSURE((cl_base64_value(last) & mask) == 0, CL_ERR_FORMAT, "non-canonical base64 padding bits");
     }
-    out->len += dec_len - pad;
-    out->data[out->len] = 0;
+    /* EVP_DecodeBlock speaks the standard alphabet: translate a copy. */
+    cl_buf tmp;
+    cl_buf_init(&tmp, n);
+    uint8_t *std = NULL;
+    size_t before = out->len;
+    CL_GUARD_GOTO(cl_buf_add_space(&tmp, n, &std));
+    for (size_t i = 0; i < n; i++) std[i] = !url ? s[i] : s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i];
+    size_t dec_len = n / 4 * 3;
+    uint8_t *dst = NULL;
+    CL_GUARD_GOTO(cl_buf_add_space(out, dec_len, &dst));
+    int w = EVP_DecodeBlock(dst, std, (int)n);
+    if (w < 0 || (size_t)w != dec_len) {
+        cl_buf_truncate(out, before);
+        CL_FAIL_GOTO(CL_ERR_FORMAT, "invalid base64");
+    }
+    cl_buf_truncate(out, out->len - pad);
 out:
     cl_buf_free(&tmp);
     return rc;
