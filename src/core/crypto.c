@@ -149,6 +149,24 @@ void cl_gcm_free(cl_gcm *g)
     g->ctx = NULL;
 }
 
+cl_status cl_uuid4(char out[CL_UUID_TEXT_LEN + 1])
+{
+    uint8_t r[16];
+    CL_GUARD(cl_random(r, sizeof(r)));
+    r[6] = (uint8_t)((r[6] & 0x0f) | 0x40); /* version 4 */
+    r[8] = (uint8_t)((r[8] & 0x3f) | 0x80); /* variant 10 */
+    static const size_t groups[5] = {4, 2, 2, 2, 6};
+    size_t at = 0, o = 0;
+    for (size_t g = 0; g < 5; g++) {
+        if (g > 0) out[o++] = '-';
+        (void)cl_hex_encode(r + at, groups[g], out + o, 2 * groups[g] + 1);
+        o += 2 * groups[g];
+        at += groups[g];
+    }
+    out[o] = '\0';
+    return CL_OK;
+}
+
 /* --- base64 ---------------------------------------------------------------- */
 
 cl_status cl_base64_encode(const uint8_t *in, size_t n, bool url, cl_buf *out)
@@ -203,7 +221,6 @@ cl_status cl_base64_decode(const char *in, size_t n, bool url, cl_buf *out)
                   url ? "url" : "", i);
     }
     if (n == 0) return CL_OK;
-    /* EVP_DecodeBlock speaks the standard alphabet: translate a copy. */
     /* Non-canonical encodings (stray bits in the last symbol) are refused so
      * each byte string has exactly one encoding. */
     if (pad > 0) {
@@ -219,15 +236,24 @@ cl_status cl_base64_decode(const char *in, size_t n, bool url, cl_buf *out)
     size_t before = out->len;
     CL_GUARD_GOTO(cl_buf_add_space(&tmp, n, &std));
     for (size_t i = 0; i < n; i++) std[i] = !url ? s[i] : s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i];
-    size_t dec_len = n / 4 * 3;
+    /* out needs room for the decoded bytes only, not for the zero bytes EVP_DecodeBlock
+     * writes for the padding: a buffer whose cap is exactly the decoded length (a 4096-byte
+     * KMS Plaintext) must take it. The last, padded quantum goes through a stack copy. */
+    size_t whole = pad > 0 ? n - 4 : n;
     uint8_t *dst = NULL;
-    CL_GUARD_GOTO(cl_buf_add_space(out, dec_len, &dst));
-    int w = EVP_DecodeBlock(dst, std, (int)n);
-    if (w < 0 || (size_t)w != dec_len) {
+    CL_GUARD_GOTO(cl_buf_add_space(out, n / 4 * 3 - pad, &dst));
+    int w = whole > 0 ? EVP_DecodeBlock(dst, std, (int)whole) : 0;
+    bool ok = w >= 0 && (size_t)w == whole / 4 * 3;
+    if (ok && pad > 0) {
+        uint8_t last[3];
+        ok = EVP_DecodeBlock(last, std + whole, 4) == 3;
+        if (ok) memcpy(dst + whole / 4 * 3, last, 3 - pad);
+        cl_memzero(last, sizeof(last));
+    }
+    if (!ok) {
         cl_buf_truncate(out, before);
         CL_FAIL_GOTO(CL_ERR_FORMAT, "invalid base64");
     }
-    cl_buf_truncate(out, out->len - pad);
 out:
     cl_buf_free(&tmp);
     return rc;

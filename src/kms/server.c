@@ -208,6 +208,25 @@ static void kms_audit(kms_server *s, const kms_call *c, const char *principal, c
     if (cl_audit_append(s->ctx.audit, &ev) != CL_OK) CL_LOG_ERROR("audit log: %s", cl_error_message());
 }
 
+/* What the key policy's global condition keys see of a request: every connection of a TLS
+ * listener is TLS (aws:SecureTransport); aws:SourceIp is the TCP peer, which is a proxy's
+ * address when one relays the request (the launcher's, for an enclave). */
+static void kms_request_env(const kms_server *s, struct evhttp_request *req, int64_t now, kms_policy_env *env)
+{
+    env->secure_transport = s->tls != NULL;
+    env->now = now;
+    env->region = s->cfg.region;
+    env->via_service = NULL; /* no Cloister service calls on a caller's behalf yet */
+    env->source_ip[0] = '\0';
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    const struct sockaddr *sa = conn != NULL ? evhttp_connection_get_addr(conn) : NULL;
+    const void *addr = NULL;
+    if (sa != NULL && sa->sa_family == AF_INET) addr = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    if (sa != NULL && sa->sa_family == AF_INET6) addr = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    if (addr == NULL || inet_ntop(sa->sa_family, addr, env->source_ip, sizeof(env->source_ip)) == NULL)
+        env->source_ip[0] = '\0'; /* unknown: aws:SourceIp is absent */
+}
+
 static void kms_handle(struct evhttp_request *req, void *arg)
 {
     kms_server *s = arg;
@@ -216,6 +235,7 @@ static void kms_handle(struct evhttp_request *req, void *arg)
     cl_kvlist_init(&c.audit_ctx);
     c.kms = &s->ctx;
     c.now = (int64_t)time(NULL);
+    kms_request_env(s, req, c.now, &c.env);
     kms_request_id(c.request_id);
     char op[128] = "";
     const char *principal = "";

@@ -14,6 +14,7 @@
 #include "cloister/kv.h"
 
 #include "keys.h"
+#include "policy.h"
 #include "store.h"
 
 #define KMS_MAX_BODY_DEFAULT ((size_t)256 << 10)
@@ -120,6 +121,9 @@ typedef struct kms_call {
     char key_arn[KMS_ARN_MAX + 1]; /* for the audit line */
     cl_kvlist audit_ctx;           /* encryption context (keys are logged) */
     int64_t now;
+    /* How the request arrived (TLS, the peer's address, the time): the global condition keys
+     * aws:SecureTransport, aws:SourceIp, aws:CurrentTime of the key policy. */
+    kms_policy_env env;
     /* The verified Recipient of this request, when it has one: its document's PCRs are the
      * kms:RecipientAttestation:* condition keys. */
     const struct kms_recipient *recipient;
