@@ -24,7 +24,7 @@ static const char enclave_usage[] =
     "       cloister enclave measure IMAGE\n"
     "       cloister enclave run IMAGE [--pki DIR] [--debug] [--memory MiB] [--cid N]\n"
     "                              [--proxy VSOCKPORT=HOST:PORT]... [--state-dir DIR]\n"
-    "                              [--attach-console] [--quiet]\n"
+    "                              [--attach-console] [--quiet] [--cgroup DIR|none] [--max-tasks N]\n"
     "       cloister enclave describe [--state-dir DIR]\n"
     "       cloister enclave console ID [--state-dir DIR]\n"
     "       cloister enclave terminate ID [--state-dir DIR]\n"
@@ -44,6 +44,11 @@ static const char enclave_usage[] =
     "foreground until\n"
     "the enclave exits and exits with its status. State: $CLOISTER_STATE_DIR,\n"
     "$XDG_RUNTIME_DIR/cloister/enclaves or /tmp/cloister-UID/enclaves.\n"
+    "--memory (default 256 MiB) and --max-tasks (processes and threads, default 1024) bound the\n"
+    "enclave as a whole in a cgroup of its own: under --cgroup DIR (a cgroup v2 directory delegated\n"
+    "to you), else one found (cgroup v2 or v1 with the memory and pids controllers). With none\n"
+    "(--cgroup none, or none usable: a warning says why) the enclave may not start processes, only\n"
+    "threads, and --memory limits its one process. describe shows which applies (\"Limits\").\n"
     "\n"
     "Creates the sim backend's attestation PKI in DIR (made 0700 if missing), as Nitro's:\n"
     "  root.pem, root.key          a self-signed P-384 root CA (default 30 years): give root.pem to\n"
@@ -217,6 +222,8 @@ static int enclave_run(int argc, char **argv)
         {"state-dir", required_argument, NULL, 's'},
         {"quiet", no_argument, NULL, 'q'},
         {"attach-console", no_argument, NULL, 'a'},
+        {"cgroup", required_argument, NULL, 'g'},
+        {"max-tasks", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -252,6 +259,16 @@ static int enclave_run(int argc, char **argv)
         case 's': state = optarg; break;
         case 'q': cfg.quiet = true; break;
         case 'a': cfg.attach_console = true; break;
+        case 'g':
+            if (optarg[0] != '/' && strcmp(optarg, "none") != 0)
+                return cli_usage_error(cmd, "--cgroup takes an absolute cgroup v2 directory, or none");
+            cfg.cgroup = optarg;
+            break;
+        case 't':
+            /* The program, its threads (a pool, OpenMP's) and nothing much else. */
+            if ((ec = cli_uint_option(cmd, "--max-tasks", optarg, 8, 65536, &v)) != CLI_EXIT_OK) return ec;
+            cfg.max_tasks = (uint32_t)v;
+            break;
         case 'h': fputs(enclave_usage, stdout); return CLI_EXIT_OK;
         default: return cli_usage_error(cmd, "unknown option");
         }

@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 
 #include "cloister/log.h"
-#include "cloister/mem.h"
 
 #include "server.h"
 
@@ -17,7 +16,7 @@ static void kms_usage(FILE *f)
 {
     fputs("Usage: cloister-kms --config FILE\n"
           "       cloister-kms --dev [--listen HOST:PORT] [--data DIR] [--threads N] [--max-body BYTES]\n"
-          "                          [--principal ACCESS_KEY_ID:SECRET:ARN]... [--attestation-root PEM]...\n"
+          "                          [--principals-file FILE] [--attestation-root PEM]...\n"
           "                          [--attestation-max-age SECONDS] [--tls-cert PEM --tls-key PEM]\n"
           "\n"
           "  --config FILE     run as FILE says (JSON; docs/kms.md, \"Configuration file\"): listen\n"
@@ -31,8 +30,11 @@ static void kms_usage(FILE *f)
           "  --data DIR        state directory: root.key, keys.db, audit.log (default ./cloister-kms-data)\n"
           "  --threads N       worker threads (default 2)\n"
           "  --max-body BYTES  largest request body accepted (default 262144)\n"
-          "  --principal A:S:ARN  one more principal: access key id A, secret S, acting as the IAM\n"
-          "                    ARN (arn:aws:iam::ACCOUNT:user/NAME or :role/NAME); repeatable\n"
+          "  --principals-file FILE  more principals: a JSON list of {\"access_key_id\", \"secret\",\n"
+          "                    \"arn\"} (as the config file's \"principals\"; ARN arn:aws:iam::ACCOUNT:user/NAME\n"
+          "                    or :role/NAME); FILE must be mode 0600. The environment variable\n"
+          "                    CLOISTER_KMS_PRINCIPALS may hold the same list (read, then wiped and unset).\n"
+          "                    Secrets are never taken from the command line, which every user can read.\n"
           "  --attestation-root PEM  trust attestation documents chaining to this root for the\n"
           "                    Recipient parameter (the sim root from `cloister enclave init-root`,\n"
           "                    or AWS's Nitro root G1); repeatable. Without one, Recipient is refused\n"
@@ -45,22 +47,8 @@ static void kms_usage(FILE *f)
           f);
 }
 
-#define KMS_MAX_PRINCIPALS 16
-
-/* ACCESS_KEY_ID:SECRET:arn:aws:iam::ACCOUNT:... */
-static int kms_parse_principal(const char *arg, kms_principal *p)
-{
-    char id[129], secret[129];
-    const char *c1 = strchr(arg, ':');
-    const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-    if (c1 == NULL || c2 == NULL) return -1;
-    if ((size_t)(c1 - arg) >= sizeof(id) || (size_t)(c2 - c1 - 1) >= sizeof(secret)) return -1;
-    (void)snprintf(id, sizeof(id), "%.*s", (int)(c1 - arg), arg);
-    (void)snprintf(secret, sizeof(secret), "%.*s", (int)(c2 - c1 - 1), c1 + 1);
-    int rc = kms_principal_make(id, secret, c2 + 1, p) == CL_OK ? 0 : -1;
-    cl_memzero(secret, sizeof(secret));
-    return rc;
-}
+/* Where principals' secrets go instead of the command line (issue 12, finding 9). */
+#define KMS_PRINCIPALS_ENV "CLOISTER_KMS_PRINCIPALS"
 
 static int kms_parse_listen(const char *arg, kms_config *cfg)
 {
@@ -84,6 +72,7 @@ int main(int argc, char **argv)
                                          {"threads", required_argument, NULL, 't'},
                                          {"max-body", required_argument, NULL, 'm'},
                                          {"principal", required_argument, NULL, 'p'},
+                                         {"principals-file", required_argument, NULL, 'P'},
                                          {"attestation-root", required_argument, NULL, 'r'},
                                          {"attestation-max-age", required_argument, NULL, 'a'},
                                          {"tls-cert", required_argument, NULL, 'C'},
@@ -101,11 +90,7 @@ int main(int argc, char **argv)
     bool dev = false;
     const char *config = NULL;
     const char *dev_only = NULL; /* the first --dev option given */
-    static kms_principal principals[KMS_MAX_PRINCIPALS] = {{.access_key_id = "test",
-                                                            .secret = "test",
-                                                            .arn = "arn:aws:iam::111122223333:user/dev",
-                                                            .account = "111122223333"}};
-    size_t n_principals = 1;
+    const char *principals_file = NULL;
     static cl_attest_roots roots;
     cl_attest_roots_init(&roots);
     cfg.attest_max_age_ms = KMS_ATTEST_MAX_AGE_DEFAULT_MS;
@@ -137,15 +122,14 @@ int main(int argc, char **argv)
             }
             break;
         case 'p':
-            if (n_principals == KMS_MAX_PRINCIPALS || kms_parse_principal(optarg, &principals[n_principals]) != 0) {
-                fprintf(stderr,
-                        "cloister-kms: --principal wants ACCESS_KEY_ID:SECRET:arn:aws:iam::ACCOUNT:..."
-                        " (at most %d)\n",
-                        KMS_MAX_PRINCIPALS - 1);
-                return 2;
-            }
-            n_principals++;
-            break;
+            /* /proc/PID/cmdline is readable by every user of the machine. The value is not
+             * echoed: it is the secret. */
+            fprintf(stderr, "cloister-kms: --principal is refused: a secret on the command line is readable by every "
+                            "user in /proc/PID/cmdline. Give the principals as a JSON list of {\"access_key_id\", "
+                            "\"secret\", \"arn\"} in a mode-0600 file with --principals-file FILE, in the "
+                            "environment variable " KMS_PRINCIPALS_ENV ", or in --config FILE's \"principals\"\n");
+            return 2;
+        case 'P': principals_file = optarg; break;
         case 'r':
             if (cl_attest_roots_add_file(&roots, optarg) != CL_OK) {
                 fprintf(stderr, "cloister-kms: --attestation-root %s: %s\n", optarg, cl_error_message());
@@ -202,8 +186,15 @@ int main(int argc, char **argv)
             }
         }
     } else {
-        cfg.principals = principals;
-        cfg.n_principals = n_principals;
+        /* --dev's principal first, then --principals-file's, then the environment's. */
+        cl_status prc = kms_principal_add(&cfg, "test", "test", "arn:aws:iam::111122223333:user/dev");
+        if (prc == CL_OK && principals_file != NULL) prc = kms_principals_load(principals_file, &cfg);
+        if (prc == CL_OK) prc = kms_principals_from_env(KMS_PRINCIPALS_ENV, &cfg);
+        if (prc != CL_OK) {
+            fprintf(stderr, "cloister-kms: %s\n", cl_error_message());
+            kms_config_free(&cfg);
+            return 2;
+        }
     }
     int exit_code = 1;
     kms_server *s = NULL;
@@ -233,8 +224,7 @@ int main(int argc, char **argv)
     }
     exit_code = 0;
 out:
-    if (config != NULL) kms_config_free(&cfg);
+    kms_config_free(&cfg);
     cl_attest_roots_free(&roots);
-    cl_memzero(principals, sizeof(principals));
     return exit_code;
 }

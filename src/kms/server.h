@@ -72,9 +72,23 @@ CL_MUST_USE cl_status kms_config_load(const char *path, kms_config *cfg);
 CL_MUST_USE cl_status kms_config_parse(const char *text, size_t len, const char *base_dir, kms_config *cfg);
 /* Wipes the principals' secrets and frees them (secure memory). */
 void kms_config_free(kms_config *cfg);
-/* Checks and fills one principal (the --principal option and the config file). */
+/* Checks and fills one principal. */
 CL_MUST_USE cl_status kms_principal_make(const char *access_key_id, const char *secret, const char *arn,
                                          kms_principal *p);
+/* Principals outside the config file (--dev), never from the command line, whose every
+ * argument /proc/PID/cmdline shows to all users (docs/kms.md, "Principals"):
+ *  - kms_principal_add: one more principal (--dev's own);
+ *  - kms_principals_parse: a JSON list in the config file's "principals" format;
+ *  - kms_principals_load: the same from a file only its owner may read or write (--principals-file);
+ *  - kms_principals_from_env: the same from an environment variable, wiped and unset once read
+ *    (CL_OK and nothing added when it is not set).
+ * Each appends to cfg's principals (secure memory, freed by kms_config_free); access key ids
+ * stay unique. */
+CL_MUST_USE cl_status kms_principal_add(kms_config *cfg, const char *access_key_id, const char *secret,
+                                        const char *arn);
+CL_MUST_USE cl_status kms_principals_parse(const char *text, size_t len, kms_config *cfg);
+CL_MUST_USE cl_status kms_principals_load(const char *path, kms_config *cfg);
+CL_MUST_USE cl_status kms_principals_from_env(const char *name, kms_config *cfg);
 /* The root key passphrase named by cfg (file or environment variable) into
  * pass, a secret buffer. An environment variable is wiped and unset once read. */
 CL_MUST_USE cl_status kms_passphrase_read(const kms_config *cfg, cl_buf *pass);

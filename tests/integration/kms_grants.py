@@ -38,10 +38,10 @@ DEV_ONLY = {"Effect": "Allow", "Principal": {"AWS": DEV}, "Action": "kms:*", "Re
 class Grants(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.cm = kms_harness.kms_server(extra_args=(
-            "--principal", "alice:alice-secret:" + ALICE,
-            "--principal", "carol:carol-secret:" + CAROL,
-            "--principal", "bob:bob-secret:" + BOB))
+        cls.cm = kms_harness.kms_server(principals=(
+            kms_harness.principal("alice", "alice-secret", ALICE),
+            kms_harness.principal("carol", "carol-secret", CAROL),
+            kms_harness.principal("bob", "bob-secret", BOB)))
         cls.srv = cls.cm.__enter__()
         cls.dev = kms_harness.boto_client(cls.srv.endpoint)
         cls.alice = kms_harness.boto_client(cls.srv.endpoint, key="alice", secret="alice-secret")

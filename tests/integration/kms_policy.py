@@ -41,7 +41,7 @@ def error(e):
 class Policies(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.cm = kms_harness.kms_server(extra_args=("--principal", "alice:alice-secret:" + ALICE))
+        cls.cm = kms_harness.kms_server(principals=[kms_harness.principal("alice", "alice-secret", ALICE)])
         cls.srv = cls.cm.__enter__()
         cls.dev = kms_harness.boto_client(cls.srv.endpoint)
         cls.alice = kms_harness.boto_client(cls.srv.endpoint, key="alice", secret="alice-secret")

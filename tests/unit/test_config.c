@@ -147,6 +147,59 @@ static void test_principal_make(void **state)
 }
 
 /* RFC 7914 section 12, the second and third test vectors. */
+/* Principals outside a config file (--dev): appended, unique, never more than 64. */
+static void test_principals_outside_config(void **state)
+{
+    (void)state;
+    kms_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    assert_ok(kms_principal_add(&cfg, "test", "test", "arn:aws:iam::111122223333:user/dev"));
+    const char *list = "[" PRINCIPAL ", {\"access_key_id\": \"B\", \"secret\": \"x\", "
+                       "\"arn\": \"arn:aws:iam::000000000001:role/r\"}]";
+    assert_ok(kms_principals_parse(list, strlen(list), &cfg));
+    assert_int_equal(cfg.n_principals, 3);
+    assert_string_equal(cfg.principals[0].access_key_id, "test");
+    assert_string_equal(cfg.principals[1].secret, "s3cret");
+    assert_string_equal(cfg.principals[2].account, "000000000001");
+    assert_fails(kms_principals_parse(list, strlen(list), &cfg), CL_ERR_USAGE, "AKIA1 is taken already");
+    assert_fails(kms_principal_add(&cfg, "B", "y", "arn:aws:iam::000000000001:role/r"), CL_ERR_USAGE,
+                 "access key id B is given twice");
+    assert_fails(kms_principals_parse("{}", 2, &cfg), CL_ERR_USAGE, "'principals' must be a list");
+    assert_fails(kms_principals_parse("[", 1, &cfg), CL_ERR_USAGE, "not JSON");
+    kms_config_free(&cfg);
+    assert_null(cfg.principals);
+    assert_int_equal(cfg.n_principals, 0);
+
+    /* 64 in all, --dev's included. */
+    assert_ok(kms_principal_add(&cfg, "test", "test", "arn:aws:iam::111122223333:user/dev"));
+    for (int i = 1; i < 64; i++) {
+        char id[16];
+        (void)snprintf(id, sizeof(id), "K%d", i);
+        assert_ok(kms_principal_add(&cfg, id, "s", "arn:aws:iam::111122223333:user/u"));
+    }
+    assert_fails(kms_principal_add(&cfg, "K64", "s", "arn:aws:iam::111122223333:user/u"), CL_ERR_USAGE,
+                 "at most 64 principals");
+    assert_fails(kms_principals_parse("[" PRINCIPAL "]", strlen("[" PRINCIPAL "]"), &cfg), CL_ERR_USAGE,
+                 "at most 64 principals in all");
+    kms_config_free(&cfg);
+
+    /* The file: only its owner may read or write it. */
+    char path[512];
+    (void)snprintf(path, sizeof(path), "%s/principals.json", t_tmpdir());
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_true(fputs("[" PRINCIPAL "]", f) >= 0);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(path, 0640), 0);
+    assert_fails(kms_principals_load(path, &cfg), CL_ERR_DENIED, "chmod 600 it");
+    assert_int_equal(cfg.n_principals, 0);
+    assert_int_equal(chmod(path, 0600), 0);
+    assert_ok(kms_principals_load(path, &cfg));
+    assert_int_equal(cfg.n_principals, 1);
+    kms_config_free(&cfg);
+    assert_int_equal(unlink(path), 0);
+}
+
 static void test_scrypt_rfc7914(void **state)
 {
     (void)state;
@@ -238,9 +291,13 @@ static void test_root_key_derive(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_full),       cmocka_unit_test(test_config_refused),
-        cmocka_unit_test(test_config_postgresql), cmocka_unit_test(test_principal_make),
-        cmocka_unit_test(test_scrypt_rfc7914),    cmocka_unit_test(test_kdf_parse),
+        cmocka_unit_test(test_config_full),
+        cmocka_unit_test(test_config_refused),
+        cmocka_unit_test(test_config_postgresql),
+        cmocka_unit_test(test_principal_make),
+        cmocka_unit_test(test_principals_outside_config),
+        cmocka_unit_test(test_scrypt_rfc7914),
+        cmocka_unit_test(test_kdf_parse),
         cmocka_unit_test(test_root_key_derive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
