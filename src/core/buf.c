@@ -246,6 +246,13 @@ void cl_buf_rstrip(cl_buf *b, const char *set)
     cl_buf_truncate(b, n);
 }
 
+bool cl_buf_chomp(cl_buf *b, uint8_t c)
+{
+    if (b->len == 0 || b->data[b->len - 1] != c) return false;
+    cl_buf_truncate(b, b->len - 1);
+    return true;
+}
+
 const char *cl_bytes_show(const uint8_t *p, size_t len, char *buf, size_t n)
 {
     if (n == 0) return buf;

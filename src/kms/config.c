@@ -422,8 +422,8 @@ cl_status kms_passphrase_read(const kms_config *cfg, cl_buf *pass)
         got += (size_t)r;
     }
     /* One trailing newline is the editor's, not the passphrase's. */
-    if (pass->len > 0 && pass->data[pass->len - 1] == '\n') cl_buf_truncate(pass, pass->len - 1);
-    if (pass->len > 0 && pass->data[pass->len - 1] == '\r') cl_buf_truncate(pass, pass->len - 1);
+    (void)cl_buf_chomp(pass, '\n');
+    (void)cl_buf_chomp(pass, '\r');
 out:
     close(fd);
     if (rc != CL_OK) cl_buf_reset(pass);

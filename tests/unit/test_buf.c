@@ -219,6 +219,10 @@ static void test_length_prefixed_appends(void **state)
     assert_fails(cl_buf_put_u32be_at(&b, 9, 1), CL_ERR_INTERNAL, "offset 9 is not within 12 bytes");
     assert_ok(cl_buf_append_str(&b, "x\r\n\n"));
     cl_buf_rstrip(&b, "\r\n");
+    assert_ok(cl_buf_append_str(&b, "\r\n"));
+    assert_true(cl_buf_chomp(&b, '\n'));
+    assert_false(cl_buf_chomp(&b, '\n'));
+    assert_true(cl_buf_chomp(&b, '\r'));
     assert_int_equal(b.len, sizeof(want) + 1);
     cl_buf_free(&b);
 }

@@ -84,6 +84,8 @@ CL_MUST_USE cl_status cl_buf_append_u32be_prefixed(cl_buf *b, const void *p, siz
 CL_MUST_USE cl_status cl_buf_put_u32be_at(cl_buf *b, size_t offset, uint32_t v);
 /* Cuts bytes in `set` off the end (wiping them), e.g. cl_buf_rstrip(b, "\r\n"). */
 void cl_buf_rstrip(cl_buf *b, const char *set);
+/* Cuts one trailing byte c, if the last byte is c (wiping it); says whether it did. */
+bool cl_buf_chomp(cl_buf *b, uint8_t c);
 
 /* Writes at most n-1 bytes of untrusted input into buf for a message: printable
  * ASCII kept, anything else as '?', "..." when cut. Returns buf. */
