@@ -229,6 +229,41 @@ out:
     return rc;
 }
 
+/* Whether the ';'-separated list names `name` (name_len bytes) as a whole entry. */
+static bool cl_sigv4_list_has(const char *list, const char *name, size_t name_len)
+{
+    while (*list != '\0') {
+        const char *end = strchr(list, ';');
+        size_t len = end != NULL ? (size_t)(end - list) : strlen(list);
+        if (len == name_len && strncasecmp(list, name, len) == 0) return true;
+        if (end == NULL) break;
+        list = end + 1;
+    }
+    return false;
+}
+
+/*
+ * "Create a signed AWS API request", step 1: "The host header must be included as a signed
+ * header ... any x-amz-* headers that you plan to include in your request must also be
+ * added" to the canonical headers. S3 refuses an unsigned x-amz-* header with "There were
+ * headers present in the request which were not signed" (HeadersNotSigned); botocore signs
+ * every header but a short list (user-agent, expect, x-amzn-trace-id, hop-by-hop headers),
+ * so what it sends passes. Content-Type may go unsigned, as AWS allows.
+ */
+cl_status cl_sigv4_check_signed_headers(const cl_kv *headers, size_t n_headers, const char *signed_headers)
+{
+    CL_ENSURE(signed_headers != NULL && cl_sigv4_list_has(signed_headers, "host", 4), CL_ERR_DENIED,
+              "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.");
+    for (size_t i = 0; i < n_headers; i++) {
+        const char *name = headers[i].key;
+        size_t len = strlen(name);
+        if (len < 6 || strncasecmp(name, "x-amz-", 6) != 0) continue;
+        CL_ENSURE(cl_sigv4_list_has(signed_headers, name, len), CL_ERR_DENIED,
+                  "There were headers present in the request which were not signed: %s must be in SignedHeaders", name);
+    }
+    return CL_OK;
+}
+
 cl_status cl_sigv4_authorization(const char *access_key_id, const char *secret, const cl_sigv4_request *req,
                                  cl_buf *out)
 {
