@@ -285,9 +285,10 @@ static cl_status kms_cfg_attest_roots(json_t *o, const char *base_dir, kms_confi
 
 static cl_status kms_cfg_apply(json_t *root, const char *base_dir, kms_config *cfg)
 {
-    static const char *const known[] = {"listen",    "threads",    "max_body",          "region",
-                                        "data_dir",  "store",      "root_key",          "tls",
-                                        "audit_log", "principals", "attestation_roots", "attestation_max_age"};
+    static const char *const known[] = {"listen",          "threads",        "max_body",          "region",
+                                        "data_dir",        "store",          "root_key",          "tls",
+                                        "audit_log",       "principals",     "attestation_roots", "attestation_max_age",
+                                        "max_connections", "request_timeout"};
     CL_ENSURE(json_is_object(root), CL_ERR_USAGE, "the configuration must be a JSON object");
     CL_GUARD(kms_cfg_keys(root, "", known, sizeof(known) / sizeof(known[0])));
     const char *s;
@@ -299,6 +300,10 @@ static cl_status kms_cfg_apply(json_t *root, const char *base_dir, kms_config *c
     if (set) cfg->threads = (int)v;
     CL_GUARD(kms_cfg_int(root, "max_body", 1024, (long long)64 << 20, &set, &v));
     if (set) cfg->max_body = (size_t)v;
+    CL_GUARD(kms_cfg_int(root, "max_connections", 16, KMS_MAX_CONNECTIONS_MAX, &set, &v));
+    if (set) cfg->max_connections = (int)v;
+    CL_GUARD(kms_cfg_int(root, "request_timeout", 1, KMS_REQUEST_TIMEOUT_MAX, &set, &v));
+    if (set) cfg->request_timeout = (int)v;
     CL_GUARD(kms_cfg_string(root, "", "region", 64, &s));
     if (s != NULL) CL_GUARD(kms_cfg_region(s, cfg));
     CL_ENSURE(json_object_get(root, "data_dir") != NULL, CL_ERR_USAGE, "'data_dir' is required");

@@ -17,6 +17,7 @@ static void kms_usage(FILE *f)
 {
     fputs("Usage: cloister-kms --config FILE\n"
           "       cloister-kms --dev [--listen HOST:PORT] [--data DIR] [--threads N] [--max-body BYTES]\n"
+          "                          [--max-connections N] [--request-timeout SECONDS]\n"
           "                          [--principal ACCESS_KEY_ID:SECRET:ARN]... [--attestation-root PEM]...\n"
           "                          [--attestation-max-age SECONDS] [--tls-cert PEM --tls-key PEM]\n"
           "\n"
@@ -31,6 +32,10 @@ static void kms_usage(FILE *f)
           "  --data DIR        state directory: root.key, keys.db, audit.log (default ./cloister-kms-data)\n"
           "  --threads N       worker threads (default 2)\n"
           "  --max-body BYTES  largest request body accepted (default 262144)\n"
+          "  --max-connections N  connections open at once, 16..1000000 (default 4096); past it the\n"
+          "                    one that has waited longest for a complete request is closed\n"
+          "  --request-timeout SECONDS  time a whole request (TLS handshake, headers, body) may take\n"
+          "                    to arrive, from the connection or the previous answer, 1..3600 (default 20)\n"
           "  --principal A:S:ARN  one more principal: access key id A, secret S, acting as the IAM\n"
           "                    ARN (arn:aws:iam::ACCOUNT:user/NAME or :role/NAME); repeatable\n"
           "  --attestation-root PEM  trust attestation documents chaining to this root for the\n"
@@ -76,6 +81,8 @@ static int kms_parse_listen(const char *arg, kms_config *cfg)
 
 int main(int argc, char **argv)
 {
+    /* Before anything calls jansson (the config file) or libevent. */
+    kms_wipe_library_heaps();
     cl_log_init("cloister-kms");
     static const struct option opts[] = {{"dev", no_argument, NULL, 'd'},
                                          {"config", required_argument, NULL, 'c'},
@@ -83,6 +90,8 @@ int main(int argc, char **argv)
                                          {"data", required_argument, NULL, 'D'},
                                          {"threads", required_argument, NULL, 't'},
                                          {"max-body", required_argument, NULL, 'm'},
+                                         {"max-connections", required_argument, NULL, 'M'},
+                                         {"request-timeout", required_argument, NULL, 'T'},
                                          {"principal", required_argument, NULL, 'p'},
                                          {"attestation-root", required_argument, NULL, 'r'},
                                          {"attestation-max-age", required_argument, NULL, 'a'},
@@ -96,6 +105,8 @@ int main(int argc, char **argv)
     cfg.port = 4599;
     cfg.threads = 2;
     cfg.max_body = KMS_MAX_BODY_DEFAULT;
+    cfg.max_connections = KMS_MAX_CONNECTIONS_DEFAULT;
+    cfg.request_timeout = KMS_REQUEST_TIMEOUT_DEFAULT;
     (void)snprintf(cfg.data_dir, sizeof(cfg.data_dir), "./cloister-kms-data");
     (void)snprintf(cfg.region, sizeof(cfg.region), "us-east-1");
     bool dev = false;
@@ -136,6 +147,24 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'M': {
+            long long v = strtoll(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || v < 16 || v > KMS_MAX_CONNECTIONS_MAX) {
+                fprintf(stderr, "cloister-kms: --max-connections wants 16..%d\n", KMS_MAX_CONNECTIONS_MAX);
+                return 2;
+            }
+            cfg.max_connections = (int)v;
+            break;
+        }
+        case 'T': {
+            long long v = strtoll(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || v < 1 || v > KMS_REQUEST_TIMEOUT_MAX) {
+                fprintf(stderr, "cloister-kms: --request-timeout wants 1..%d seconds\n", KMS_REQUEST_TIMEOUT_MAX);
+                return 2;
+            }
+            cfg.request_timeout = (int)v;
+            break;
+        }
         case 'p':
             if (n_principals == KMS_MAX_PRINCIPALS || kms_parse_principal(optarg, &principals[n_principals]) != 0) {
                 fprintf(stderr,
@@ -220,6 +249,9 @@ int main(int argc, char **argv)
         goto out;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* A write past RLIMIT_FSIZE must fail (EFBIG: the audit line is refused and its request
+     * answered KMSInternalException), not kill the server. */
+    signal(SIGXFSZ, SIG_IGN);
     if (kms_server_start(&cfg, &s) != CL_OK) {
         fprintf(stderr, "cloister-kms: %s\n", cl_error_message());
         goto out;
