@@ -90,6 +90,7 @@ typedef struct kms_conn {
     struct evhttp_connection *evcon;
     int64_t since_ms; /* monotonic: accept, or the end of the previous answer */
     uint64_t seq;     /* the same order, without ties: the worker's count of such events */
+    bool doomed;      /* to be closed once adopted (its TLS state could not be made) */
 } kms_conn;
 
 /* An answer waiting for its audit line to be on disk. */
@@ -549,18 +550,19 @@ out:;
             end = 0;
         }
     }
+    /* The response object can hold plaintext (Decrypt, GenerateDataKey, GenerateRandom), and
+     * so can the request (Encrypt): jansson frees through cl_free_wiped, and the request's
+     * bytes are wiped here in libevent's buffer, before the answer is handed over (which may
+     * free the request). */
+    if (body != NULL) cl_memzero(body, blen);
+    json_decref(c.req);
+    json_decref(c.resp);
+    cl_kvlist_free(&c.audit_ctx);
     if (out == NULL) out = strdup("{\"__type\":\"KMSInternalException\"}");
     if (out != NULL)
         kms_reply_queue(w, req, status, c.request_id, out, end);
     else
         evhttp_send_error(req, 500, NULL);
-    /* The response object can hold plaintext (Decrypt, GenerateDataKey, GenerateRandom), and
-     * so can the request (Encrypt): jansson frees through cl_free_wiped, and the request's
-     * bytes are wiped here in libevent's buffer. */
-    if (body != NULL) cl_memzero(body, blen);
-    json_decref(c.req);
-    json_decref(c.resp);
-    cl_kvlist_free(&c.audit_ctx);
     cl_error_clear();
 }
 
@@ -695,20 +697,24 @@ static struct bufferevent *kms_conn_bev(struct event_base *base, void *arg)
     kms_worker *w = arg;
     kms_server *s = w->srv;
     struct bufferevent *bev = NULL;
+    bool doomed = false;
     if (s->tls != NULL) {
         SSL *ssl = SSL_new(s->tls);
-        if (ssl == NULL) return NULL;
-        bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-        if (bev == NULL) {
+        bev = ssl != NULL
+                  ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)
+                  : NULL;
+        if (bev != NULL) {
+            /* Clients that close without close_notify (most HTTP clients) are not an error. */
+            bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+        } else {
+            /* Out of memory. evhttp would make a plain bufferevent of its own for a NULL, and
+             * serve this connection without TLS: make one here instead, and close it at once. */
             SSL_free(ssl);
-            return NULL;
+            doomed = true;
         }
-        /* Clients that close without close_notify (most HTTP clients) are not an error. */
-        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    } else {
-        bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-        if (bev == NULL) return NULL;
     }
+    if (bev == NULL) bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) return NULL;
     w->backoff_ms = 0;
     if (w->n_free == 0) return bev; /* cannot happen: accepting pauses when the last slot is taken */
     size_t slot = w->free_slots[--w->n_free];
@@ -720,6 +726,7 @@ static struct bufferevent *kms_conn_bev(struct event_base *base, void *arg)
     c->evcon = NULL;
     c->since_ms = kms_now_ms();
     c->seq = ++w->seq;
+    c->doomed = doomed;
     bufferevent_incref(bev); /* valid until adopted, even if evhttp frees it first */
     if (++w->n_used == w->n_slots) {
         w->full = true;
@@ -752,6 +759,7 @@ static void kms_conn_adopt(evutil_socket_t fd, short what, void *arg)
             evhttp_connection_set_closecb(c->evcon, kms_conn_closed, c);
         }
         bufferevent_decref(bev);
+        if (c->state == KMS_CONN_WAITING && c->doomed) evhttp_connection_free(c->evcon); /* kms_conn_closed */
     }
     w->n_pending_slots = 0;
     size_t evicted = 0;
