@@ -15,7 +15,8 @@ each byte restarted); at EMFILE the accept loop spun a core and wrote a log line
   lines stay bounded, and accepting resumes once descriptors are back.
 
 Everything is on 127.0.0.1. Waits are on conditions (sockets becoming readable, /proc counts),
-with generous timeouts; the 1 s and 5 % bounds are the issue's."""
+with generous timeouts; the 1 s and 5 % bounds are the issue's, asserted where the server is not
+sanitized (CLOISTER_SANITIZED: the sanitizer passes look for races and memory errors here)."""
 import http.client
 import json
 import os
@@ -36,6 +37,7 @@ import kms_raw  # noqa: E402
 
 PARTIAL = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Amz-Target: TrentService.ListKeys\r\n"
 TICK = os.sysconf("SC_CLK_TCK")
+BOUNDS = not os.environ.get("CLOISTER_SANITIZED")
 
 
 def raise_own_fd_limit(n):
@@ -125,7 +127,8 @@ class ConnectionLimits(unittest.TestCase):
                 self.assertEqual(status, 200, answer)
                 self.assertIn("Keys", answer)
                 print("signed ListKeys with 1,100 partial requests open: %.3f s" % took)
-                self.assertLess(took, 1.0)  # the issue's bound
+                if BOUNDS:
+                    self.assertLess(took, 1.0)  # the issue's bound
                 # Idle: 3 s in which no hostile socket may be closed (request_timeout is 20 s),
                 # during which the server may use at most 5 % of a core.
                 c0, t0 = cpu_ticks(pid), time.monotonic()
@@ -134,7 +137,8 @@ class ConnectionLimits(unittest.TestCase):
                     hostile.poll_closed(end - time.monotonic())
                 used = (cpu_ticks(pid) - c0) / TICK / (time.monotonic() - t0)
                 print("server CPU while 1,100 connections sit idle: %.2f %%" % (100 * used))
-                self.assertLess(used, 0.05)  # the issue's bound
+                if BOUNDS:
+                    self.assertLess(used, 0.05)  # the issue's bound
                 self.assertEqual(len(hostile.closed), 0)
             finally:
                 hostile.close()
@@ -295,7 +299,8 @@ class ConnectionLimits(unittest.TestCase):
             used = (cpu_ticks(proc.pid) - c0) / TICK / (time.monotonic() - t0)
             logged = len(lines) - n0
             print("at EMFILE: server CPU %.2f %%, %d log lines in 3 s" % (100 * used, logged))
-            self.assertLess(used, 0.05)
+            if BOUNDS:
+                self.assertLess(used, 0.05)
             self.assertLessEqual(logged, 2)  # at most one every 10 s per worker thread
             self.assertIn("Too many open files", "".join(lines))
             self.assertIn("raise RLIMIT_NOFILE", "".join(lines))
