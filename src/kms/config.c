@@ -120,16 +120,13 @@ static cl_status kms_cfg_path(json_t *o, const char *where, const char *key, con
     return CL_OK;
 }
 
-static cl_status kms_cfg_listen(const char *s, kms_config *cfg)
+cl_status kms_config_parse_listen(const char *s, kms_config *cfg)
 {
     const char *colon = strrchr(s, ':');
     CL_ENSURE(colon != NULL && colon != s && (size_t)(colon - s) < sizeof(cfg->host), CL_ERR_USAGE,
               "'listen' must be HOST:PORT, not %s", s);
-    char *end = NULL;
-    errno = 0;
-    long port = strtol(colon + 1, &end, 10);
-    CL_ENSURE(end != colon + 1 && *end == '\0' && errno == 0 && port >= 0 && port <= 65535, CL_ERR_USAGE,
-              "'listen' port must be 0..65535, not %s", colon + 1);
+    uint64_t port = 0;
+    CL_GUARD(cl_parse_uint(colon + 1, 0, 65535, "the 'listen' port", &port));
     (void)snprintf(cfg->host, sizeof(cfg->host), "%.*s", (int)(colon - s), s);
     cfg->port = (int)port;
     return CL_OK;
@@ -299,20 +296,25 @@ static cl_status kms_cfg_attest_roots(json_t *o, const char *base_dir, kms_confi
 
 static cl_status kms_cfg_apply(json_t *root, const char *base_dir, kms_config *cfg)
 {
-    static const char *const known[] = {"listen",    "threads",    "max_body",          "region",
-                                        "data_dir",  "store",      "root_key",          "tls",
-                                        "audit_log", "principals", "attestation_roots", "attestation_max_age"};
+    static const char *const known[] = {"listen",          "threads",        "max_body",          "region",
+                                        "data_dir",        "store",          "root_key",          "tls",
+                                        "audit_log",       "principals",     "attestation_roots", "attestation_max_age",
+                                        "max_connections", "request_timeout"};
     CL_ENSURE(json_is_object(root), CL_ERR_USAGE, "the configuration must be a JSON object");
     CL_GUARD(kms_cfg_keys(root, "", known, sizeof(known) / sizeof(known[0])));
     const char *s;
     bool set;
     long long v = 0;
     CL_GUARD(kms_cfg_string(root, "", "listen", 128, &s));
-    if (s != NULL) CL_GUARD(kms_cfg_listen(s, cfg));
+    if (s != NULL) CL_GUARD(kms_config_parse_listen(s, cfg));
     CL_GUARD(kms_cfg_int(root, "threads", 1, 256, &set, &v));
     if (set) cfg->threads = (int)v;
     CL_GUARD(kms_cfg_int(root, "max_body", 1024, (long long)64 << 20, &set, &v));
     if (set) cfg->max_body = (size_t)v;
+    CL_GUARD(kms_cfg_int(root, "max_connections", 16, KMS_MAX_CONNECTIONS_MAX, &set, &v));
+    if (set) cfg->max_connections = (int)v;
+    CL_GUARD(kms_cfg_int(root, "request_timeout", 1, KMS_REQUEST_TIMEOUT_MAX, &set, &v));
+    if (set) cfg->request_timeout = (int)v;
     CL_GUARD(kms_cfg_string(root, "", "region", 64, &s));
     if (s != NULL) CL_GUARD(kms_cfg_region(s, cfg));
     CL_ENSURE(json_object_get(root, "data_dir") != NULL, CL_ERR_USAGE, "'data_dir' is required");

@@ -16,6 +16,7 @@ static void kms_usage(FILE *f)
 {
     fputs("Usage: cloister-kms --config FILE\n"
           "       cloister-kms --dev [--listen HOST:PORT] [--data DIR] [--threads N] [--max-body BYTES]\n"
+          "                          [--max-connections N] [--request-timeout SECONDS]\n"
           "                          [--principals-file FILE] [--attestation-root PEM]...\n"
           "                          [--attestation-max-age SECONDS] [--tls-cert PEM --tls-key PEM]\n"
           "\n"
@@ -30,6 +31,10 @@ static void kms_usage(FILE *f)
           "  --data DIR        state directory: root.key, keys.db, audit.log (default ./cloister-kms-data)\n"
           "  --threads N       worker threads (default 2)\n"
           "  --max-body BYTES  largest request body accepted (default 262144)\n"
+          "  --max-connections N  connections open at once, 16..1000000 (default 4096); past it the\n"
+          "                    one that has waited longest for a complete request is closed\n"
+          "  --request-timeout SECONDS  time a whole request (TLS handshake, headers, body) may take\n"
+          "                    to arrive, from the connection or the previous answer, 1..3600 (default 20)\n"
           "  --principals-file FILE  more principals: a JSON list of {\"access_key_id\", \"secret\",\n"
           "                    \"arn\"} (as the config file's \"principals\"; ARN arn:aws:iam::ACCOUNT:user/NAME\n"
           "                    or :role/NAME); FILE must be mode 0600. The environment variable\n"
@@ -47,23 +52,21 @@ static void kms_usage(FILE *f)
           f);
 }
 
-/* Where principals' secrets go instead of the command line (issue 12, finding 9). */
+/* Where principals' secrets go instead of the command line (docs/security.md, finding 9). */
 #define KMS_PRINCIPALS_ENV "CLOISTER_KMS_PRINCIPALS"
 
-static int kms_parse_listen(const char *arg, kms_config *cfg)
+/* A whole-number option (cl_parse_uint): 0, or the message printed and -1. */
+static int kms_option_uint(const char *option, const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
-    const char *colon = strrchr(arg, ':');
-    if (colon == NULL || (size_t)(colon - arg) >= sizeof(cfg->host) || colon == arg) return -1;
-    char *end = NULL;
-    long port = strtol(colon + 1, &end, 10);
-    if (end == colon + 1 || *end != '\0' || port < 0 || port > 65535) return -1;
-    (void)snprintf(cfg->host, sizeof(cfg->host), "%.*s", (int)(colon - arg), arg);
-    cfg->port = (int)port;
-    return 0;
+    if (cl_parse_uint(s, min, max, option, out) == CL_OK) return 0;
+    fprintf(stderr, "cloister-kms: %s\n", cl_error_message());
+    return -1;
 }
 
 int main(int argc, char **argv)
 {
+    /* Before anything calls jansson (the config file) or libevent. */
+    kms_wipe_library_heaps();
     cl_log_init("cloister-kms");
     static const struct option opts[] = {{"dev", no_argument, NULL, 'd'},
                                          {"config", required_argument, NULL, 'c'},
@@ -71,6 +74,8 @@ int main(int argc, char **argv)
                                          {"data", required_argument, NULL, 'D'},
                                          {"threads", required_argument, NULL, 't'},
                                          {"max-body", required_argument, NULL, 'm'},
+                                         {"max-connections", required_argument, NULL, 'M'},
+                                         {"request-timeout", required_argument, NULL, 'T'},
                                          {"principal", required_argument, NULL, 'p'},
                                          {"principals-file", required_argument, NULL, 'P'},
                                          {"attestation-root", required_argument, NULL, 'r'},
@@ -85,6 +90,8 @@ int main(int argc, char **argv)
     cfg.port = 4599;
     cfg.threads = 2;
     cfg.max_body = KMS_MAX_BODY_DEFAULT;
+    cfg.max_connections = KMS_MAX_CONNECTIONS_DEFAULT;
+    cfg.request_timeout = KMS_REQUEST_TIMEOUT_DEFAULT;
     (void)snprintf(cfg.data_dir, sizeof(cfg.data_dir), "./cloister-kms-data");
     (void)snprintf(cfg.region, sizeof(cfg.region), "us-east-1");
     bool dev = false;
@@ -95,31 +102,33 @@ int main(int argc, char **argv)
     cl_attest_roots_init(&roots);
     cfg.attest_max_age_ms = KMS_ATTEST_MAX_AGE_DEFAULT_MS;
     int c;
-    char *end;
+    uint64_t v = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dev = true; break;
         case 'c': config = optarg; break;
         case 'l':
-            if (kms_parse_listen(optarg, &cfg) != 0) {
-                fprintf(stderr, "cloister-kms: --listen wants HOST:PORT, not %s\n", optarg);
+            if (kms_config_parse_listen(optarg, &cfg) != CL_OK) {
+                fprintf(stderr, "cloister-kms: --listen: %s\n", cl_error_message());
                 return 2;
             }
             break;
         case 'D': (void)snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", optarg); break;
         case 't':
-            cfg.threads = (int)strtol(optarg, &end, 10);
-            if (*end != '\0' || cfg.threads < 1 || cfg.threads > 256) {
-                fprintf(stderr, "cloister-kms: --threads wants 1..256\n");
-                return 2;
-            }
+            if (kms_option_uint("--threads", optarg, 1, 256, &v) != 0) return 2;
+            cfg.threads = (int)v;
             break;
         case 'm':
-            cfg.max_body = (size_t)strtoull(optarg, &end, 10);
-            if (*end != '\0' || cfg.max_body < 1024 || cfg.max_body > ((size_t)64 << 20)) {
-                fprintf(stderr, "cloister-kms: --max-body wants 1024..67108864\n");
-                return 2;
-            }
+            if (kms_option_uint("--max-body", optarg, 1024, (uint64_t)64 << 20, &v) != 0) return 2;
+            cfg.max_body = (size_t)v;
+            break;
+        case 'M':
+            if (kms_option_uint("--max-connections", optarg, 16, KMS_MAX_CONNECTIONS_MAX, &v) != 0) return 2;
+            cfg.max_connections = (int)v;
+            break;
+        case 'T':
+            if (kms_option_uint("--request-timeout (seconds)", optarg, 1, KMS_REQUEST_TIMEOUT_MAX, &v) != 0) return 2;
+            cfg.request_timeout = (int)v;
             break;
         case 'p':
             /* /proc/PID/cmdline is readable by every user of the machine. The value is not
@@ -136,15 +145,10 @@ int main(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'a': {
-            unsigned long long secs = strtoull(optarg, &end, 10);
-            if (*end != '\0' || secs < 1 || secs > 86400) {
-                fprintf(stderr, "cloister-kms: --attestation-max-age wants 1..86400 seconds\n");
-                return 2;
-            }
-            cfg.attest_max_age_ms = secs * 1000;
+        case 'a':
+            if (kms_option_uint("--attestation-max-age (seconds)", optarg, 1, 86400, &v) != 0) return 2;
+            cfg.attest_max_age_ms = v * 1000;
             break;
-        }
         case 'C': (void)snprintf(cfg.tls_cert, sizeof(cfg.tls_cert), "%s", optarg); break;
         case 'K': (void)snprintf(cfg.tls_key, sizeof(cfg.tls_key), "%s", optarg); break;
         case 'h': kms_usage(stdout); return 0;
@@ -211,6 +215,9 @@ int main(int argc, char **argv)
         goto out;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* A write past RLIMIT_FSIZE must fail (EFBIG: the audit line is refused and its request
+     * answered KMSInternalException), not kill the server. */
+    signal(SIGXFSZ, SIG_IGN);
     if (kms_server_start(&cfg, &s) != CL_OK) {
         fprintf(stderr, "cloister-kms: %s\n", cl_error_message());
         goto out;

@@ -18,6 +18,12 @@
 #include "store.h"
 
 #define KMS_MAX_BODY_DEFAULT ((size_t)256 << 10)
+/* Connections open at once (all worker threads), and the time a whole request may take to
+ * arrive, counted from the accept or from the previous answer (docs/kms.md, "Limits"). */
+#define KMS_MAX_CONNECTIONS_DEFAULT 4096
+#define KMS_MAX_CONNECTIONS_MAX 1000000
+#define KMS_REQUEST_TIMEOUT_DEFAULT 20
+#define KMS_REQUEST_TIMEOUT_MAX 3600
 #define KMS_SIGNATURE_SKEW 900 /* seconds: AWS accepts X-Amz-Date within 15 minutes */
 
 typedef struct kms_principal {
@@ -38,6 +44,8 @@ typedef struct kms_config {
     char data_dir[KMS_PATH_MAX];
     char region[32];
     size_t max_body;
+    int max_connections; /* 0: KMS_MAX_CONNECTIONS_DEFAULT */
+    int request_timeout; /* seconds; 0: KMS_REQUEST_TIMEOUT_DEFAULT */
     kms_principal *principals;
     size_t n_principals;
     /* Paths left empty default to files in data_dir (root.key, keys.db, audit.log). */
@@ -68,6 +76,9 @@ typedef struct kms_config {
  * principals it allocates (free with kms_config_free). CL_ERR_USAGE naming
  * the key for an unknown key or a bad value. */
 CL_MUST_USE cl_status kms_config_load(const char *path, kms_config *cfg);
+/* "HOST:PORT" (port 0..65535; 0 picks a free one) into cfg's host and port: the config
+ * file's "listen" and --listen. */
+CL_MUST_USE cl_status kms_config_parse_listen(const char *s, kms_config *cfg);
 /* The same from text already in memory; base_dir resolves relative paths. */
 CL_MUST_USE cl_status kms_config_parse(const char *text, size_t len, const char *base_dir, kms_config *cfg);
 /* Wipes the principals' secrets and frees them (secure memory). */
@@ -152,6 +163,13 @@ kms_op_fn kms_op_find(const char *name);
 /* The AWS exception name and HTTP status for a failed call. */
 const char *kms_exception_for(const kms_call *c, cl_status rc, int *http_status);
 
+/* Routes jansson's and libevent's allocations through cl_free_wiped / cl_realloc_wiped, so
+ * that the request and response bodies they hold (plaintext, data keys) are wiped when freed.
+ * Call first thing in main(), before any other jansson or libevent call. */
+void kms_wipe_library_heaps(void);
+
+/* Locks the data directory (a second server on it is refused, naming the first one's pid),
+ * opens the store and the audit log, and starts the worker threads. */
 CL_MUST_USE cl_status kms_server_start(const kms_config *cfg, kms_server **out);
 /* Runs until SIGINT/SIGTERM, then stops the workers. */
 CL_MUST_USE cl_status kms_server_run(kms_server *s);

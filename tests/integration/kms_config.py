@@ -82,7 +82,7 @@ class KmsConfig(unittest.TestCase):
             (dict(good, threads=2.5), "'threads' must be an integer"),
             (dict(good, max_body=100), "'max_body' must be an integer 1024..67108864"),
             (dict(good, listen="127.0.0.1"), "'listen' must be HOST:PORT"),
-            (dict(good, listen="127.0.0.1:65536"), "'listen' port must be 0..65535"),
+            (dict(good, listen="127.0.0.1:65536"), "the 'listen' port must be a whole number from 0 to 65535, not '65536'"),
             (dict(good, listen="127.0.0.1:-1"), "'listen' port"),
             (dict(good, listen=""), "'listen' must be 1..128 characters"),
             (dict(good, region="US_EAST_1"), "'region' must be"),

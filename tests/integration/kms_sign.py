@@ -401,8 +401,16 @@ class KmsSign(unittest.TestCase):
         modulus = pub.public_numbers().n.to_bytes(384, "big")
         self.assertGreater(len(db), 0)
         self.assertNotIn(modulus[:48], db)
-        with kms_harness.kms_server(data_dir=self.data) as other:
-            # A second server on the same data dir (SQLite WAL) reads the same keys.
+        # A second server on the same key store (SQLite WAL) and root key reads the same keys. It
+        # has a data directory of its own: one data directory serves one server at a time (its
+        # audit log is a single chain; a second server there is refused).
+        cfg = os.path.join(self.tmp, "second.json")
+        with open(cfg, "w") as f:
+            json.dump({"listen": "127.0.0.1:0", "data_dir": os.path.join(self.tmp, "second"),
+                       "store": {"path": os.path.join(self.data, "keys.db")},
+                       "root_key": {"file": os.path.join(self.data, "root.key")},
+                       "principals": [kms_harness.DEV_PRINCIPAL]}, f)
+        with kms_harness.kms_server_config(cfg) as other:
             k2 = kms_harness.boto_client(other.endpoint)
             s = k2.sign(KeyId=kid, Message=b"after restart", SigningAlgorithm="RSASSA_PSS_SHA_384")["Signature"]
             py_verify(pub, "RSASSA_PSS_SHA_384", b"after restart", s)

@@ -24,6 +24,7 @@ static void test_config_full(void **state)
     (void)state;
     kms_config cfg;
     assert_ok(t_parse("{\"listen\": \"0.0.0.0:443\", \"threads\": 8, \"max_body\": 65536, \"region\": \"eu-west-1\","
+                      " \"max_connections\": 20000, \"request_timeout\": 5,"
                       " \"data_dir\": \"/var/lib/kms\", \"store\": {\"type\": \"sqlite\", \"path\": \"db/keys.db\"},"
                       " \"root_key\": {\"passphrase_env\": \"KMS_PASS\", \"scrypt_log2_n\": 15},"
                       " \"tls\": {\"cert\": \"tls/cert.pem\", \"key\": \"/k.pem\"}, \"audit_log\": \"audit.log\","
@@ -34,6 +35,8 @@ static void test_config_full(void **state)
     assert_int_equal(cfg.port, 443);
     assert_int_equal(cfg.threads, 8);
     assert_int_equal(cfg.max_body, 65536);
+    assert_int_equal(cfg.max_connections, 20000);
+    assert_int_equal(cfg.request_timeout, 5);
     assert_string_equal(cfg.region, "eu-west-1");
     assert_string_equal(cfg.data_dir, "/var/lib/kms");
     assert_string_equal(cfg.store_path, "/etc/kms/db/keys.db");
@@ -77,6 +80,11 @@ static void test_config_refused(void **state)
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"threads\": -1}", "'threads'"},
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"threads\": 1e3}", "'threads'"},
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"max_body\": 67108865}", "'max_body'"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"max_connections\": 15}",
+         "'max_connections' must be an integer 16..1000000"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"request_timeout\": 0}",
+         "'request_timeout' must be an integer 1..3600"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"request_timeout\": \"20\"}", "'request_timeout'"},
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"listen\": \":80\"}", "HOST:PORT"},
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"listen\": \"h:80x\"}", "port must be"},
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"listen\": \"h:99999999999999999999\"}",
