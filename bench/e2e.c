@@ -140,9 +140,8 @@ out:
 /* A count from the command line: decimal, 0 to 1,000,000, nothing after it. */
 static bool e2e_int(const char *s, int *out)
 {
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end != '\0' || v < 0 || v > 1000000) return false;
+    uint64_t v = 0;
+    if (cl_parse_uint(s, 0, 1000000, "count", &v) != CL_OK) return false;
     *out = (int)v;
     return true;
 }

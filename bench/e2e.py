@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""bench/e2e: confidential inference end to end (issue 6 item 5), in one run:
+"""bench/e2e: confidential inference end to end, in one run:
 
   (i)   local     the worker's per-request work in the same runtime, no transport, no crypto
   (ii)  channel   RA-TLS into the enclave, warm connection (handshake reported apart)

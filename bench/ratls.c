@@ -134,10 +134,9 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"count", required_argument, NULL, 'n'}, {NULL, 0, NULL, 0}};
     for (int o; (o = getopt_long(argc, argv, "n:", opts, NULL)) != -1;) {
         if (o != 'n') return 2;
-        char *end = NULL;
-        long v = strtol(optarg, &end, 10);
-        if (end == optarg || *end != '\0' || v < 1 || v > 100000) {
-            fprintf(stderr, "bench/ratls: --count takes 1 to 100000\n");
+        uint64_t v = 0;
+        if (cl_parse_uint(optarg, 1, 100000, "--count", &v) != CL_OK) {
+            fprintf(stderr, "bench/ratls: %s\n", cl_error_message());
             return 2;
         }
         count = (int)v;

@@ -116,9 +116,14 @@ int main(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 's')
-            size_mib = strtol(optarg, NULL, 10);
-        else if (c == 'd')
+        if (c == 's') {
+            uint64_t v = 0;
+            if (cl_parse_uint(optarg, 1, (uint64_t)1 << 20, "--size (MiB)", &v) != CL_OK) {
+                fprintf(stderr, "bench/seal: %s\n", cl_error_message());
+                return 2;
+            }
+            size_mib = (long)v;
+        } else if (c == 'd')
             dir = optarg;
         else if (c == 'c')
             cli = optarg;

@@ -25,10 +25,10 @@ set(CL_PART_USES_cli "core;host;guest/runtime;guest/train")
 
 set_property(GLOBAL PROPERTY CL_PART_TARGETS "")
 
-# The guest flavour is other code only in sanitized or fuzzing builds, or with a
+# The guest flavour is other code only in sanitized (ASan, TSan) or fuzzing builds, or with a
 # compiler other than gcc (whose -fopenmp would bring a second OpenMP runtime into
 # an enclave: see src/guest/runtime/CMakeLists.txt).
-if(CLOISTER_SANITIZE OR CLOISTER_FUZZ OR NOT CMAKE_C_COMPILER_ID STREQUAL "GNU")
+if(CLOISTER_SANITIZE OR CLOISTER_TSAN OR CLOISTER_FUZZ OR NOT CMAKE_C_COMPILER_ID STREQUAL "GNU")
   set(CL_GUEST_FLAVOUR_DIFFERS ON)
 else()
   set(CL_GUEST_FLAVOUR_DIFFERS OFF)

@@ -32,6 +32,12 @@ int cmd_train_local(int argc, char **argv);
 int cli_report(cl_status rc);
 /* Prints a usage error for `cmd` and returns 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) CL_PRINTF(2, 3);
+/* An option's whole-number value from min to max (cl_parse_uint / cl_parse_int):
+ * CLI_EXIT_OK, or the usage error printed for `cmd` and CLI_EXIT_USAGE. */
+CL_MUST_USE int cli_uint_option(const char *cmd, const char *option, const char *s, uint64_t min, uint64_t max,
+                                uint64_t *out);
+CL_MUST_USE int cli_int_option(const char *cmd, const char *option, const char *s, int64_t min, int64_t max,
+                               int64_t *out);
 /* Resolves --key: a key file path for the local provider, or a KMS key
  * (alias/NAME, key id, key or alias ARN) reached at kms_endpoint (NULL: the
  * AWS environment's endpoint). */

@@ -43,19 +43,15 @@ static bool parse_time_arg(const char *s, int64_t *out)
         *out = (int64_t)timegm(&tm);
         return *out > 0;
     }
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v <= 0) return false;
-    *out = v;
-    return true;
+    return cl_parse_int(s, 1, INT64_MAX, "--at", out) == CL_OK;
 }
 
 static cl_status read_doc(const char *path, cl_buf *doc)
 {
-    cl_buf raw;
+    cl_buf raw, b64;
     cl_status rc = CL_OK;
     cl_buf_init(&raw, CL_ATTEST_MAX_DOC_LEN * 2);
+    cl_buf_init(&b64, 0);
     if (strcmp(path, "-") == 0) {
         uint8_t tmp[4096];
         size_t got;
@@ -65,19 +61,28 @@ static cl_status read_doc(const char *path, cl_buf *doc)
         CL_GUARD_CTX_GOTO(cl_buf_read_file(&raw, path), "attestation document %s", path);
     }
     CL_ENSURE_GOTO(raw.len > 0, CL_ERR_FORMAT, "attestation document %s is empty", path);
-    if (raw.data[0] == 0x84 || raw.data[0] == 0xd2) { /* CBOR array(4), or tag 18 */
+    cl_reader in = cl_reader_make(raw.data, raw.len);
+    if (cl_reader_next_is(&in, 0x84) || cl_reader_next_is(&in, 0xd2)) { /* CBOR array(4), or tag 18 */
         CL_GUARD_GOTO(cl_buf_append(doc, raw.data, raw.len));
     } else {
         /* base64 text: drop whitespace (line breaks of wrapped output) */
-        size_t n = 0;
-        for (size_t i = 0; i < raw.len; i++)
-            if (raw.data[i] != '\n' && raw.data[i] != '\r' && raw.data[i] != ' ' && raw.data[i] != '\t')
-                raw.data[n++] = raw.data[i];
-        CL_GUARD_CTX_GOTO(cl_base64_decode((const char *)raw.data, n, false, doc),
+        cl_buf_init(&b64, raw.len);
+        while (cl_reader_remaining(&in) > 0) {
+            cl_reader run;
+            bool found = false;
+            cl_reader_until_any(&in, " \t\r\n", &run, &found);
+            const uint8_t *p = NULL;
+            size_t n = 0;
+            cl_reader_rest(&run, &p, &n);
+            CL_GUARD_GOTO(cl_buf_append(&b64, p, n));
+            (void)cl_reader_skip_any(&in, " \t\r\n");
+        }
+        CL_GUARD_CTX_GOTO(cl_base64_decode(cl_buf_cstr(&b64), b64.len, false, doc),
                           "attestation document %s is neither CBOR nor base64", path);
     }
 out:
     cl_buf_free(&raw);
+    cl_buf_free(&b64);
     return rc;
 }
 
@@ -168,13 +173,18 @@ static int attest_verify(int argc, char **argv)
             break;
         case 'p': {
             if (pol.pcr_count == ATTEST_MAX_PCR_ARGS) return cli_usage_error(cmd, "too many --pcr");
-            char *end = NULL;
-            errno = 0;
-            long idx = strtol(optarg, &end, 10);
-            if (errno != 0 || end == optarg || *end != '=' || idx < 0 || idx >= CL_ATTEST_MAX_PCRS)
+            cl_reader arg = cl_reader_make(optarg, strlen(optarg)), num;
+            bool eq = false;
+            uint64_t idx = 0;
+            cl_reader_until(&arg, '=', &num, &eq);
+            if (!eq || cl_reader_decimal(&num, CL_ATTEST_MAX_PCRS - 1, &idx) != CL_OK ||
+                cl_reader_remaining(&num) != 0 || cl_reader_skip(&arg, 1) != CL_OK)
                 return cli_usage_error(cmd, "--pcr takes N=HEX with N from 0 to 31, not '%s'", optarg);
+            const uint8_t *hex = NULL;
+            size_t hex_len = 0;
+            cl_reader_rest(&arg, &hex, &hex_len);
             cl_buf_init(&tmp, CL_ATTEST_PCR_LEN);
-            bool ok = cl_hex_decode(end + 1, strlen(end + 1), &tmp) == CL_OK && tmp.len == CL_ATTEST_PCR_LEN;
+            bool ok = cl_hex_decode((const char *)hex, hex_len, &tmp) == CL_OK && tmp.len == CL_ATTEST_PCR_LEN;
             if (ok) {
                 pcrs[pol.pcr_count].index = (unsigned)idx;
                 memcpy(pcrs[pol.pcr_count].value, tmp.data, CL_ATTEST_PCR_LEN);
@@ -182,17 +192,16 @@ static int attest_verify(int argc, char **argv)
             }
             cl_buf_free(&tmp);
             if (!ok)
-                return cli_usage_error(cmd, "--pcr %ld: the value must be %d bytes of hex", idx, CL_ATTEST_PCR_LEN);
+                return cli_usage_error(cmd, "--pcr %llu: the value must be %d bytes of hex", (unsigned long long)idx,
+                                       CL_ATTEST_PCR_LEN);
             break;
         }
         case 'n': nonce_hex = optarg; break;
         case 'm': {
-            char *end = NULL;
-            errno = 0;
-            long long v = strtoll(optarg, &end, 10);
-            if (errno != 0 || end == optarg || *end != '\0' || v <= 0 || v > 100LL * 365 * 86400)
-                return cli_usage_error(cmd, "--max-age must be a positive number of seconds");
-            pol.max_age_ms = (uint64_t)v * 1000u;
+            uint64_t v = 0;
+            int ec = cli_uint_option(cmd, "--max-age (seconds)", optarg, 1, 100ULL * 365 * 86400, &v);
+            if (ec != CLI_EXIT_OK) return ec;
+            pol.max_age_ms = v * 1000u;
             break;
         }
         case 'h': fputs(attest_usage, stdout); return CLI_EXIT_OK;

@@ -24,7 +24,7 @@ static const char enclave_usage[] =
     "       cloister enclave measure IMAGE\n"
     "       cloister enclave run IMAGE [--pki DIR] [--debug] [--memory MiB] [--cid N]\n"
     "                              [--proxy VSOCKPORT=HOST:PORT]... [--state-dir DIR]\n"
-    "                              [--attach-console] [--quiet]\n"
+    "                              [--attach-console] [--quiet] [--cgroup DIR|none] [--max-tasks N]\n"
     "       cloister enclave describe [--state-dir DIR]\n"
     "       cloister enclave console ID [--state-dir DIR]\n"
     "       cloister enclave terminate ID [--state-dir DIR]\n"
@@ -44,6 +44,11 @@ static const char enclave_usage[] =
     "foreground until\n"
     "the enclave exits and exits with its status. State: $CLOISTER_STATE_DIR,\n"
     "$XDG_RUNTIME_DIR/cloister/enclaves or /tmp/cloister-UID/enclaves.\n"
+    "--memory (default 256 MiB) and --max-tasks (processes and threads, default 1024) bound the\n"
+    "enclave as a whole in a cgroup of its own: under --cgroup DIR (a cgroup v2 directory delegated\n"
+    "to you), else one found (cgroup v2 or v1 with the memory and pids controllers). With none\n"
+    "(--cgroup none, or none usable: a warning says why) the enclave may not start processes, only\n"
+    "threads, and --memory limits its one process. describe shows which applies (\"Limits\").\n"
     "\n"
     "Creates the sim backend's attestation PKI in DIR (made 0700 if missing), as Nitro's:\n"
     "  root.pem, root.key          a self-signed P-384 root CA (default 30 years): give root.pem to\n"
@@ -52,16 +57,6 @@ static const char enclave_usage[] =
     "                              the launcher issues each enclave's short-lived signing certificate\n"
     "                              with it, so attestation documents carry cabundle [root, platform]\n"
     "Keys are PKCS#8 PEM, mode 0600. Existing files are kept unless --force.\n";
-
-static bool parse_days(const char *s, long *out)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > 36500) return false;
-    *out = v;
-    return true;
-}
 
 static int enclave_init_root(int argc, char **argv)
 {
@@ -75,7 +70,8 @@ static int enclave_init_root(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *dir = NULL;
-    long root_days = 30L * 365, platform_days = 365;
+    uint64_t root_days = 30ULL * 365, platform_days = 365;
+    int ec = CLI_EXIT_OK;
     bool force = false;
     int c;
     optind = 1;
@@ -83,10 +79,11 @@ static int enclave_init_root(int argc, char **argv)
         switch (c) {
         case 'o': dir = optarg; break;
         case 'r':
-            if (!parse_days(optarg, &root_days)) return cli_usage_error(cmd, "--root-days takes 1 to 36500");
+            if ((ec = cli_uint_option(cmd, "--root-days", optarg, 1, 36500, &root_days)) != CLI_EXIT_OK) return ec;
             break;
         case 'p':
-            if (!parse_days(optarg, &platform_days)) return cli_usage_error(cmd, "--platform-days takes 1 to 36500");
+            if ((ec = cli_uint_option(cmd, "--platform-days", optarg, 1, 36500, &platform_days)) != CLI_EXIT_OK)
+                return ec;
             break;
         case 'f': force = true; break;
         case 'h': fputs(enclave_usage, stdout); return CLI_EXIT_OK;
@@ -212,16 +209,6 @@ static int enclave_measure(int argc, char **argv)
     return ec;
 }
 
-static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi) return false;
-    *out = v;
-    return true;
-}
-
 static int enclave_run(int argc, char **argv)
 {
     const char *cmd = "enclave run";
@@ -235,6 +222,8 @@ static int enclave_run(int argc, char **argv)
         {"state-dir", required_argument, NULL, 's'},
         {"quiet", no_argument, NULL, 'q'},
         {"attach-console", no_argument, NULL, 'a'},
+        {"cgroup", required_argument, NULL, 'g'},
+        {"max-tasks", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -244,20 +233,20 @@ static int enclave_run(int argc, char **argv)
     cfg.cid = 16;
     const char *state = NULL;
     uint64_t v = 0;
-    int c;
+    int c, ec = CLI_EXIT_OK;
     optind = 1;
     while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
         switch (c) {
         case 'p': cfg.pki_dir = optarg; break;
         case 'd': cfg.debug = true; break;
         case 'm':
-            if (!parse_u64(optarg, 16, (uint64_t)1 << 20, &v))
-                return cli_usage_error(cmd, "--memory takes 16 to 1048576 (MiB)");
+            if ((ec = cli_uint_option(cmd, "--memory (MiB)", optarg, 16, (uint64_t)1 << 20, &v)) != CLI_EXIT_OK)
+                return ec;
             cfg.memory_mib = v;
             break;
         case 'c':
             /* vsock CIDs 0-2 are reserved (hypervisor, local, host), as on Nitro. */
-            if (!parse_u64(optarg, 4, UINT32_MAX - 1, &v)) return cli_usage_error(cmd, "--cid takes 4 to 4294967294");
+            if ((ec = cli_uint_option(cmd, "--cid", optarg, 4, UINT32_MAX - 1, &v)) != CLI_EXIT_OK) return ec;
             cfg.cid = (uint32_t)v;
             break;
         case 'x':
@@ -270,6 +259,16 @@ static int enclave_run(int argc, char **argv)
         case 's': state = optarg; break;
         case 'q': cfg.quiet = true; break;
         case 'a': cfg.attach_console = true; break;
+        case 'g':
+            if (optarg[0] != '/' && strcmp(optarg, "none") != 0)
+                return cli_usage_error(cmd, "--cgroup takes an absolute cgroup v2 directory, or none");
+            cfg.cgroup = optarg;
+            break;
+        case 't':
+            /* The program, its threads (a pool, OpenMP's) and nothing much else. */
+            if ((ec = cli_uint_option(cmd, "--max-tasks", optarg, 8, 65536, &v)) != CLI_EXIT_OK) return ec;
+            cfg.max_tasks = (uint32_t)v;
+            break;
         case 'h': fputs(enclave_usage, stdout); return CLI_EXIT_OK;
         default: return cli_usage_error(cmd, "unknown option");
         }
@@ -342,7 +341,8 @@ static int enclave_describe(int argc, char **argv)
             if (fgets(pidtext, sizeof(pidtext), pf) != NULL) pidtext[strcspn(pidtext, "\n")] = '\0';
             (void)fclose(pf);
         }
-        if (!parse_u64(pidtext, 2, INT32_MAX, &pid) || (kill((pid_t)pid, 0) != 0 && errno == ESRCH)) continue;
+        if (cl_parse_uint(pidtext, 2, INT32_MAX, "pid", &pid) != CL_OK || (kill((pid_t)pid, 0) != 0 && errno == ESRCH))
+            continue;
         fputs(first ? "\n" : ",\n", stdout);
         first = false;
         /* info.json ends with "}\n": print it without the newline, as one array element. */
@@ -387,7 +387,7 @@ static int enclave_by_id(int argc, char **argv)
     uint64_t pid = 0;
     char *nl = NULL;
     if (cl_buf_read_file(&text, path) == CL_OK && (nl = strchr((char *)text.data, '\n')) != NULL) *nl = '\0';
-    if (nl == NULL || !parse_u64(cl_buf_cstr(&text), 2, INT32_MAX, &pid)) {
+    if (nl == NULL || cl_parse_uint(cl_buf_cstr(&text), 2, INT32_MAX, "pid", &pid) != CL_OK) {
         ec = cli_report(CL_RAISE(CL_ERR_NOT_FOUND, "no running enclave %s", id));
         goto out;
     }

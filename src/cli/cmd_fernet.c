@@ -95,11 +95,9 @@ static int fernet_crypt(int argc, char **argv, bool encrypt)
         case 'f': force = true; break;
         case 't': {
             if (encrypt) return cli_usage_error(cmd, "--ttl applies to decrypt only");
-            char *end = NULL;
-            errno = 0;
-            long long v = strtoll(optarg, &end, 10);
-            if (errno != 0 || end == optarg || *end != '\0' || v < 0)
-                return cli_usage_error(cmd, "--ttl must be a number of seconds >= 0");
+            int64_t v = 0;
+            int ec = cli_int_option(cmd, "--ttl (seconds)", optarg, 0, INT64_MAX, &v);
+            if (ec != CLI_EXIT_OK) return ec;
             ttl = v;
             break;
         }
@@ -124,10 +122,9 @@ static int fernet_crypt(int argc, char **argv, bool encrypt)
         CL_GUARD_GOTO(cl_fernet_encrypt(key.data, input.data, input.len, now, NULL, &output));
         CL_GUARD_GOTO(fernet_write(out_path, force, output.data, output.len, true));
     } else {
-        size_t n = input.len;
         /* Tokens are text: a trailing newline from a file or echo is not part of it. */
-        while (n > 0 && (input.data[n - 1] == '\n' || input.data[n - 1] == '\r')) n--;
-        CL_GUARD_GOTO(cl_fernet_decrypt(key.data, (const char *)input.data, n, now, ttl, &output));
+        cl_buf_rstrip(&input, "\r\n");
+        CL_GUARD_GOTO(cl_fernet_decrypt(key.data, cl_buf_cstr(&input), input.len, now, ttl, &output));
         CL_GUARD_GOTO(fernet_write(out_path, force, output.data, output.len, false));
     }
 out:

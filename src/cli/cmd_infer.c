@@ -241,15 +241,6 @@ out:
     return rc;
 }
 
-static bool infer_parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < lo || v > hi) return false;
-    *out = (int)v;
-    return true;
-}
-
 int cmd_infer_local(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -264,7 +255,8 @@ int cmd_infer_local(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *out = NULL;
-    int bench = 0, c;
+    int bench = 0, c, ec = CLI_EXIT_OK;
+    uint64_t v = 0;
     bool force = false;
     cl_infer_options mo = {.backend = CL_INFER_BACKEND_DEFAULT};
     optind = 1;
@@ -272,12 +264,13 @@ int cmd_infer_local(int argc, char **argv)
         switch (c) {
         case 'o': out = optarg; break;
         case 't':
-            if (!infer_parse_int(optarg, 0, 1024, &mo.threads))
-                return cli_usage_error("infer-local", "--threads wants 0 to 1024, not '%s'", optarg);
+            if ((ec = cli_uint_option("infer-local", "--threads", optarg, 0, 1024, &v)) != CLI_EXIT_OK) return ec;
+            mo.threads = (int)v;
             break;
         case 'b':
-            if (!infer_parse_int(optarg, 1, 1000000, &bench))
-                return cli_usage_error("infer-local", "--bench wants 1 to 1000000 runs, not '%s'", optarg);
+            if ((ec = cli_uint_option("infer-local", "--bench (runs)", optarg, 1, 1000000, &v)) != CLI_EXIT_OK)
+                return ec;
+            bench = (int)v;
             break;
         case 'f': force = true; break;
         case 'r': mo.backend = CL_INFER_BACKEND_REFERENCE; break;

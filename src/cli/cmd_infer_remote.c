@@ -104,12 +104,13 @@ static cl_status remote_policy_load(const char *path, cl_attest_pcr *pcrs, size_
     json_object_foreach(obj, key, v)
     {
         if (strcmp(key, "HashAlgorithm") == 0) continue;
-        char *end = NULL;
-        long idx = strncmp(key, "PCR", 3) == 0 ? strtol(key + 3, &end, 10) : -1;
-        CL_ENSURE_GOTO(end != NULL && end != key + 3 && *end == '\0' && idx >= 0 && idx < CL_ATTEST_MAX_PCRS &&
-                           json_is_string(v) && *count < CL_ATTEST_MAX_PCRS,
-                       CL_ERR_USAGE, "policy %s: \"%s\" is not a \"PCR<n>\": \"HEX\" entry with n from 0 to 31", path,
-                       key);
+        cl_reader name = cl_reader_make(key, strlen(key));
+        uint64_t idx = 0;
+        bool is_pcr = cl_reader_expect(&name, "PCR", 3, "PCR") == CL_OK &&
+                      cl_reader_decimal(&name, CL_ATTEST_MAX_PCRS - 1, &idx) == CL_OK &&
+                      cl_reader_remaining(&name) == 0;
+        CL_ENSURE_GOTO(is_pcr && json_is_string(v) && *count < CL_ATTEST_MAX_PCRS, CL_ERR_USAGE,
+                       "policy %s: \"%s\" is not a \"PCR<n>\": \"HEX\" entry with n from 0 to 31", path, key);
         CL_GUARD_CTX_GOTO(remote_pcr((unsigned)idx, json_string_value(v), &pcrs[*count]), "policy %s", path);
         (*count)++;
     }

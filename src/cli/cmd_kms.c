@@ -126,10 +126,9 @@ static cl_status kms_print(const cl_buf *resp)
 {
     /* Operations without output members answer with an empty body, "{}" or
      * (moto) "null": nothing to print. */
-    size_t n = resp->len;
-    while (n > 0 && (resp->data[n - 1] == ' ' || resp->data[n - 1] == '\n' || resp->data[n - 1] == '\r')) n--;
-    if (n == 0) return CL_OK;
-    json_t *j = json_loadb((const char *)resp->data, n, JSON_DECODE_ANY, NULL);
+    cl_reader body = cl_reader_make(resp->data, resp->len);
+    if (cl_reader_skip_any(&body, " \r\n") == resp->len) return CL_OK;
+    json_t *j = json_loadb(cl_buf_cstr(resp), resp->len, JSON_DECODE_ANY, NULL);
     CL_ENSURE(j != NULL, CL_ERR_REMOTE, "KMS answered with something that is not JSON");
     if (!json_is_object(j)) {
         json_decref(j);
@@ -208,11 +207,10 @@ static int kms_build(const kms_subcommand *sc, const kms_args *a, unsigned given
     if (strcmp(sc->operation, "GetKeyPolicy") == 0 || strcmp(sc->operation, "PutKeyPolicy") == 0)
         json_object_set_new(req, "PolicyName", json_string("default"));
     if (a->window) {
-        char *end = NULL;
-        long days = strtol(a->window, &end, 10);
-        if (end == a->window || *end != '\0' || days < 1 || days > 365)
-            return cli_usage_error("kms", "--pending-window-in-days wants a number of days, not '%s'", a->window);
-        json_object_set_new(req, "PendingWindowInDays", json_integer(days));
+        uint64_t days = 0;
+        int ec = cli_uint_option("kms", "--pending-window-in-days", a->window, 1, 365, &days);
+        if (ec != CLI_EXIT_OK) return ec;
+        json_object_set_new(req, "PendingWindowInDays", json_integer((json_int_t)days));
     }
     if (a->operations) {
         int ec = kms_grant_operations(a->operations, req);

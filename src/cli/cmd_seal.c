@@ -82,12 +82,9 @@ static int seal_parse(int argc, char **argv, bool sealing, seal_args *a)
         case 'f': a->force = true; break;
         case 'C': {
             if (!sealing) return cli_usage_error(cmd, "--chunk-size applies to seal only");
-            char *end = NULL;
-            errno = 0;
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (errno != 0 || end == optarg || *end != '\0' || v < CL_ENVELOPE_CHUNK_MIN || v > CL_ENVELOPE_CHUNK_MAX)
-                return cli_usage_error(cmd, "--chunk-size must be a number from %u to %u", CL_ENVELOPE_CHUNK_MIN,
-                                       CL_ENVELOPE_CHUNK_MAX);
+            uint64_t v = 0;
+            int ec = cli_uint_option(cmd, "--chunk-size", optarg, CL_ENVELOPE_CHUNK_MIN, CL_ENVELOPE_CHUNK_MAX, &v);
+            if (ec != CLI_EXIT_OK) return ec;
             a->chunk_size = (uint32_t)v;
             break;
         }

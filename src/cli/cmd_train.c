@@ -125,12 +125,9 @@ int cmd_train_local(int argc, char **argv)
         switch (c) {
         case 'o': out = optarg; break;
         case 's': {
-            char *end;
-            errno = 0;
-            unsigned long long v = strtoull(optarg, &end, 10);
-            /* strtoull would wrap "-3" and saturate past 2^64-1: neither is the seed asked for. */
-            if (*optarg < '0' || *optarg > '9' || *end != '\0' || errno == ERANGE)
-                return cli_usage_error("train-local", "--seed wants a non-negative integer, not '%s'", optarg);
+            uint64_t v = 0;
+            int ec = cli_uint_option("train-local", "--seed", optarg, 0, UINT64_MAX, &v);
+            if (ec != CLI_EXIT_OK) return ec;
             o.seed = v;
             break;
         }

@@ -28,6 +28,18 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     return CLI_EXIT_USAGE;
 }
 
+int cli_uint_option(const char *cmd, const char *option, const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+    if (cl_parse_uint(s, min, max, option, out) != CL_OK) return cli_usage_error(cmd, "%s", cl_error_message());
+    return CLI_EXIT_OK;
+}
+
+int cli_int_option(const char *cmd, const char *option, const char *s, int64_t min, int64_t max, int64_t *out)
+{
+    if (cl_parse_int(s, min, max, option, out) != CL_OK) return cli_usage_error(cmd, "%s", cl_error_message());
+    return CLI_EXIT_OK;
+}
+
 static bool cli_looks_like_kms_key(const char *key)
 {
     return strncmp(key, "alias/", 6) == 0 || strncmp(key, "arn:", 4) == 0 ||

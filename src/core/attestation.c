@@ -54,7 +54,7 @@ cl_status cl_attest_cbor_check(const uint8_t *p, size_t n, const char *what)
     cbor_frame st[CBOR_MAX_DEPTH];
     size_t depth = 0;
     for (;;) {
-        size_t off = r.pos;
+        size_t off = cl_reader_offset(&r);
         uint8_t ib = 0;
         CL_ENSURE(cl_reader_remaining(&r) > 0, CL_ERR_FORMAT, "%s: CBOR truncated at offset %zu", what, off);
         CL_GUARD(cl_reader_u8(&r, &ib));
@@ -434,7 +434,10 @@ cl_status cl_attest_doc_parse(const uint8_t *p, size_t n, cl_attest_doc *doc)
                   (unsigned long long)tag);
         doc->tagged = true;
     }
-    CL_GUARD(cbor_decode(p + r.pos, n - r.pos, "attestation document", &top));
+    const uint8_t *body = NULL;
+    size_t body_len = 0;
+    cl_reader_rest(&r, &body, &body_len);
+    CL_GUARD(cbor_decode(body, body_len, "attestation document", &top));
     const cbor_item_t *arr = top;
     CL_ENSURE_GOTO(cbor_isa_array(arr), CL_ERR_FORMAT, "attestation document is %s, expected a COSE_Sign1 array",
                    cbor_type_name(arr));
@@ -968,21 +971,6 @@ out:
 
 /* --- policy -------------------------------------------------------------- */
 
-static void hex_prefix(const uint8_t *p, size_t n, char *out, size_t size)
-{
-    static const char digits[] = "0123456789abcdef";
-    size_t max_bytes = (size - 4) / 2, k = n < max_bytes ? n : max_bytes, o = 0;
-    for (size_t i = 0; i < k; i++) {
-        out[o++] = digits[p[i] >> 4];
-        out[o++] = digits[p[i] & 15];
-    }
-    if (k < n) {
-        memcpy(out + o, "...", 3);
-        o += 3;
-    }
-    out[o] = '\0';
-}
-
 cl_status cl_attest_check_policy(const cl_attest_doc *doc, const cl_attest_policy *policy)
 {
     char a[100], b[100], ts[32], at[32];
@@ -1008,8 +996,8 @@ cl_status cl_attest_check_policy(const cl_attest_doc *doc, const cl_attest_polic
                   want->index);
         CL_ENSURE(doc->pcr_mask & (1u << want->index), CL_ERR_DENIED, "PCR%u is absent from the document", want->index);
         if (!cl_ct_equal(doc->pcrs[want->index], want->value, CL_ATTEST_PCR_LEN)) {
-            hex_prefix(doc->pcrs[want->index], CL_ATTEST_PCR_LEN, a, sizeof(a));
-            hex_prefix(want->value, CL_ATTEST_PCR_LEN, b, sizeof(b));
+            (void)cl_hex_encode(doc->pcrs[want->index], CL_ATTEST_PCR_LEN, a, sizeof(a));
+            (void)cl_hex_encode(want->value, CL_ATTEST_PCR_LEN, b, sizeof(b));
             CL_FAIL(CL_ERR_DENIED, "PCR%u is %s, expected %s", want->index, a, b);
         }
     }
@@ -1018,8 +1006,8 @@ cl_status cl_attest_check_policy(const cl_attest_doc *doc, const cl_attest_polic
         bool same = doc->nonce.len == policy->nonce_len &&
                     (policy->nonce_len == 0 || cl_ct_equal(doc->nonce.data, policy->nonce, policy->nonce_len));
         if (!same) {
-            hex_prefix(doc->nonce.data, doc->nonce.len, a, sizeof(a));
-            hex_prefix(policy->nonce, policy->nonce_len, b, sizeof(b));
+            (void)cl_hex_encode(doc->nonce.data, doc->nonce.len, a, sizeof(a));
+            (void)cl_hex_encode(policy->nonce, policy->nonce_len, b, sizeof(b));
             CL_FAIL(CL_ERR_DENIED, "nonce mismatch: the document's nonce is %s (%zu bytes), expected %s (%zu bytes)", a,
                     doc->nonce.len, b, policy->nonce_len);
         }

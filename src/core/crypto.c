@@ -149,16 +149,38 @@ void cl_gcm_free(cl_gcm *g)
     g->ctx = NULL;
 }
 
+cl_status cl_uuid4(char out[CL_UUID_TEXT_LEN + 1])
+{
+    uint8_t r[16];
+    CL_GUARD(cl_random(r, sizeof(r)));
+    r[6] = (uint8_t)((r[6] & 0x0f) | 0x40); /* version 4 */
+    r[8] = (uint8_t)((r[8] & 0x3f) | 0x80); /* variant 10 */
+    static const size_t groups[5] = {4, 2, 2, 2, 6};
+    size_t at = 0, o = 0;
+    for (size_t g = 0; g < 5; g++) {
+        if (g > 0) out[o++] = '-';
+        (void)cl_hex_encode(r + at, groups[g], out + o, 2 * groups[g] + 1);
+        o += 2 * groups[g];
+        at += groups[g];
+    }
+    out[o] = '\0';
+    return CL_OK;
+}
+
 /* --- base64 ---------------------------------------------------------------- */
 
 cl_status cl_base64_encode(const uint8_t *in, size_t n, bool url, cl_buf *out)
 {
     CL_ENSURE(n <= (size_t)INT_MAX / 4 * 3 - 3, CL_ERR_LIMIT, "base64 input of %zu bytes too large", n);
     size_t enc_len = 4 * ((n + 2) / 3);
-    CL_GUARD(cl_buf_reserve(out, enc_len));
-    uint8_t *dst = out->data + out->len;
+    size_t before = out->len;
+    uint8_t *dst = NULL;
+    CL_GUARD(cl_buf_add_space(out, enc_len, &dst));
     int w = EVP_EncodeBlock(dst, in, (int)n);
-    CL_ENSURE(w >= 0 && (size_t)w == enc_len, CL_ERR_CRYPTO, "base64 encoding failed");
+    if (w < 0 || (size_t)w != enc_len) {
+        cl_buf_truncate(out, before);
+        CL_FAIL(CL_ERR_CRYPTO, "base64 encoding failed");
+    }
     if (url) {
         for (size_t i = 0; i < enc_len; i++) {
             if (dst[i] == '+')
@@ -167,8 +189,6 @@ cl_status cl_base64_encode(const uint8_t *in, size_t n, bool url, cl_buf *out)
                 dst[i] = '_';
         }
     }
-    out->len += enc_len;
-    out->data[out->len] = 0;
     return CL_OK;
 }
 
@@ -201,32 +221,39 @@ cl_status cl_base64_decode(const char *in, size_t n, bool url, cl_buf *out)
                   url ? "url" : "", i);
     }
     if (n == 0) return CL_OK;
-    /* EVP_DecodeBlock speaks the standard alphabet: translate a copy. */
-    cl_buf tmp;
-    cl_buf_init(&tmp, n);
-    CL_GUARD_GOTO(cl_buf_append(&tmp, s, n));
-    if (url) {
-        for (size_t i = 0; i < n; i++) {
-            if (tmp.data[i] == '-')
-                tmp.data[i] = '+';
-            else if (tmp.data[i] == '_')
-                tmp.data[i] = '/';
-        }
-    }
-    size_t dec_len = n / 4 * 3;
-    CL_GUARD_GOTO(cl_buf_reserve(out, dec_len));
-    int w = EVP_DecodeBlock(out->data + out->len, tmp.data, (int)n);
-    CL_ENSURE_GOTO(w >= 0 && (size_t)w == dec_len, CL_ERR_FORMAT, "invalid base64");
     /* Non-canonical encodings (stray bits in the last symbol) are refused so
      * each byte string has exactly one encoding. */
     if (pad > 0) {
-        uint8_t last = tmp.data[n - pad - 1];
-        unsigned v = cl_base64_value(last);
+        uint8_t last = s[n - pad - 1];
+        if (url) last = last == '-' ? '+' : last == '_' ? '/' : last;
         unsigned mask = pad == 1 ? 0x3u : 0xFu;
-        CL_ENSURE_GOTO((v & mask) == 0, CL_ERR_FORMAT, "non-canonical base64 padding bits");
+        CL_ENSURE((cl_base64_value(last) & mask) == 0, CL_ERR_FORMAT, "non-canonical base64 padding bits");
     }
-    out->len += dec_len - pad;
-    out->data[out->len] = 0;
+    /* EVP_DecodeBlock speaks the standard alphabet: translate a copy. */
+    cl_buf tmp;
+    cl_buf_init(&tmp, n);
+    uint8_t *std = NULL;
+    size_t before = out->len;
+    CL_GUARD_GOTO(cl_buf_add_space(&tmp, n, &std));
+    for (size_t i = 0; i < n; i++) std[i] = !url ? s[i] : s[i] == '-' ? '+' : s[i] == '_' ? '/' : s[i];
+    /* out needs room for the decoded bytes only, not for the zero bytes EVP_DecodeBlock
+     * writes for the padding: a buffer whose cap is exactly the decoded length (a 4096-byte
+     * KMS Plaintext) must take it. The last, padded quantum goes through a stack copy. */
+    size_t whole = pad > 0 ? n - 4 : n;
+    uint8_t *dst = NULL;
+    CL_GUARD_GOTO(cl_buf_add_space(out, n / 4 * 3 - pad, &dst));
+    int w = whole > 0 ? EVP_DecodeBlock(dst, std, (int)whole) : 0;
+    bool ok = w >= 0 && (size_t)w == whole / 4 * 3;
+    if (ok && pad > 0) {
+        uint8_t last[3];
+        ok = EVP_DecodeBlock(last, std + whole, 4) == 3;
+        if (ok) memcpy(dst + whole / 4 * 3, last, 3 - pad);
+        cl_memzero(last, sizeof(last));
+    }
+    if (!ok) {
+        cl_buf_truncate(out, before);
+        CL_FAIL_GOTO(CL_ERR_FORMAT, "invalid base64");
+    }
 out:
     cl_buf_free(&tmp);
     return rc;

@@ -17,21 +17,6 @@ cl_csv cl_csv_make(const void *data, size_t len, const char *what)
     return c;
 }
 
-const char *cl_csv_field_show(const uint8_t *p, size_t len, char *buf, size_t n)
-{
-    if (n == 0) return buf;
-    size_t keep = len < n - 1 ? len : n - 1;
-    bool cut = keep < len && n > 4;
-    if (cut) keep = n - 4;
-    for (size_t i = 0; i < keep; i++) buf[i] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
-    if (cut) {
-        memcpy(buf + keep, "...", 3);
-        keep += 3;
-    }
-    buf[keep] = '\0';
-    return buf;
-}
-
 bool cl_csv_field_is(const cl_csv_field *f, const char *s)
 {
     size_t n = strlen(s); /* s is ours (a constant or a validated name), not the input */
@@ -50,30 +35,32 @@ static cl_csv_field csv_trim(const uint8_t *p, size_t len)
 }
 
 /* Splits one line (without its end of line) into trimmed fields. */
-static cl_status csv_split(const cl_csv *c, const uint8_t *line, size_t len, cl_csv_field *fields, size_t max,
-                           size_t *n)
+static CL_MUST_USE cl_status csv_split(const cl_csv *c, cl_reader *line, cl_csv_field *fields, size_t max, size_t *n)
 {
-    size_t start = 0;
-    for (size_t i = 0; i <= len; i++) {
-        if (i < len && line[i] != ',') {
-            uint8_t b = line[i];
-            CL_ENSURE(b != '"', CL_ERR_UNSUPPORTED,
+    for (;;) {
+        cl_reader field;
+        bool comma = false;
+        cl_reader_until(line, ',', &field, &comma);
+        const uint8_t *p = NULL;
+        size_t len = 0;
+        cl_reader_rest(&field, &p, &len);
+        for (size_t i = 0; i < len; i++) {
+            CL_ENSURE(p[i] != '"', CL_ERR_UNSUPPORTED,
                       "%s, line %zu, column %zu: quoted fields are not supported; write plain values separated by "
                       "commas",
                       c->what, c->line, *n + 1);
-            CL_ENSURE((b >= 0x20 || b == '\t') && b != 0x7f, CL_ERR_FORMAT,
+            CL_ENSURE((p[i] >= 0x20 || p[i] == '\t') && p[i] != 0x7f, CL_ERR_FORMAT,
                       "%s, line %zu, column %zu: control byte 0x%02x; the input must be plain text", c->what, c->line,
-                      *n + 1, b);
-            continue;
+                      *n + 1, p[i]);
         }
         CL_ENSURE(*n < max, CL_ERR_FORMAT, "%s, line %zu: more than %zu columns", c->what, c->line, max);
-        cl_csv_field f = csv_trim(line + start, i - start);
+        cl_csv_field f = csv_trim(p, len);
         CL_ENSURE(f.len <= CL_CSV_FIELD_MAX, CL_ERR_LIMIT, "%s, line %zu, column %zu: the field is %zu bytes, over %d",
                   c->what, c->line, *n + 1, f.len, CL_CSV_FIELD_MAX);
         fields[(*n)++] = f;
-        start = i + 1;
+        if (!comma) return CL_OK;
+        CL_GUARD(cl_reader_skip(line, 1));
     }
-    return CL_OK;
 }
 
 cl_status cl_csv_record(cl_csv *c, cl_csv_field *fields, size_t max, size_t *n, bool *eof)
@@ -81,32 +68,30 @@ cl_status cl_csv_record(cl_csv *c, cl_csv_field *fields, size_t max, size_t *n, 
     *n = 0;
     *eof = false;
     for (;;) {
-        size_t rem = cl_reader_remaining(&c->r);
-        if (rem == 0) {
+        if (cl_reader_remaining(&c->r) == 0) {
             *eof = true;
             return CL_OK;
         }
-        const uint8_t *rest;
-        /* Peek: borrow everything, then give back what this line does not use. */
-        size_t at = c->r.pos;
-        CL_GUARD(cl_reader_bytes(&c->r, rem, &rest));
-        c->r.pos = at;
-        size_t skip = 0;
-        if (at == 0 && rem >= 3 && rest[0] == 0xef && rest[1] == 0xbb && rest[2] == 0xbf) skip = 3;
+        /* A UTF-8 byte order mark (spreadsheets write one) before the first line. */
+        if (cl_reader_offset(&c->r) == 0 && cl_reader_starts_with(&c->r, "\xef\xbb\xbf", 3))
+            CL_GUARD(cl_reader_skip(&c->r, 3));
         c->line++;
-        size_t len = skip;
-        while (len < rem && rest[len] != '\n' && len - skip <= CL_CSV_LINE_MAX) len++;
-        CL_ENSURE(len - skip <= CL_CSV_LINE_MAX, CL_ERR_LIMIT, "%s, line %zu is longer than %zu bytes", c->what,
-                  c->line, CL_CSV_LINE_MAX);
-        CL_GUARD(cl_reader_skip(&c->r, len < rem ? len + 1 : len));
-        const uint8_t *line = rest + skip;
-        len -= skip;
-        if (len > 0 && line[len - 1] == '\r') len--;
-        size_t k = 0;
-        while (k < len && csv_is_blank(line[k])) k++;
-        if (k == len) continue; /* blank line */
+        cl_reader line;
+        bool newline = false;
+        cl_reader_until(&c->r, '\n', &line, &newline);
+        if (newline) CL_GUARD(cl_reader_skip(&c->r, 1));
+        const uint8_t *p = NULL;
+        size_t len = 0;
+        cl_reader_rest(&line, &p, &len);
+        if (len > 0 && p[len - 1] == '\r') len--;
+        CL_ENSURE(len <= CL_CSV_LINE_MAX, CL_ERR_LIMIT, "%s, line %zu is longer than %zu bytes", c->what, c->line,
+                  CL_CSV_LINE_MAX);
+        line = cl_reader_make(p, len);
+        cl_reader blank;
+        if (cl_reader_span(&line, " \t", &blank) == len) continue; /* blank line */
+        line = cl_reader_make(p, len);
         if (max == 0) CL_FAIL(CL_ERR_USAGE, "no room for fields");
-        return csv_split(c, line, len, fields, max, n);
+        return csv_split(c, &line, fields, max, n);
     }
 }
 
@@ -138,14 +123,14 @@ cl_status cl_text_parse_double(const uint8_t *p, size_t len, const char *where, 
     CL_ENSURE(!csv_word_is(w, wl, "inf") && !csv_word_is(w, wl, "infinity"), CL_ERR_FORMAT,
               "%s is infinite; every value must be a finite number", where);
     CL_ENSURE(len <= CSV_NUMBER_MAX, CL_ERR_FORMAT, "%s ('%s') is %zu characters, too long for a number", where,
-              cl_csv_field_show(p, len, show, sizeof(show)), len);
+              cl_bytes_show(p, len, show, sizeof(show)), len);
     /* strtod also takes hex floats, "nan(...)" and leading space; only plain
      * decimal notation is a measurement, so every byte is checked first. */
     char num[CSV_NUMBER_MAX + 1];
     for (size_t i = 0; i < len; i++) {
         uint8_t b = p[i];
         bool ok = (b >= '0' && b <= '9') || b == '.' || b == '+' || b == '-' || b == 'e' || b == 'E';
-        CL_ENSURE(ok, CL_ERR_FORMAT, "%s ('%s') is not a number", where, cl_csv_field_show(p, len, show, sizeof(show)));
+        CL_ENSURE(ok, CL_ERR_FORMAT, "%s ('%s') is not a number", where, cl_bytes_show(p, len, show, sizeof(show)));
         num[i] = (char)b;
     }
     num[len] = '\0';
@@ -153,10 +138,10 @@ cl_status cl_text_parse_double(const uint8_t *p, size_t len, const char *where, 
     /* The C locale's decimal point: the programs never call setlocale. */
     double v = strtod(num, &end);
     CL_ENSURE(end == num + len && end != num, CL_ERR_FORMAT, "%s ('%s') is not a number", where,
-              cl_csv_field_show(p, len, show, sizeof(show)));
+              cl_bytes_show(p, len, show, sizeof(show)));
     /* Overflow gives HUGE_VAL with ERANGE; underflow to a tiny finite value is fine. */
     CL_ENSURE(isfinite(v), CL_ERR_FORMAT, "%s ('%s') is out of the range of a double", where,
-              cl_csv_field_show(p, len, show, sizeof(show)));
+              cl_bytes_show(p, len, show, sizeof(show)));
     *out = v;
     return CL_OK;
 }

@@ -17,29 +17,11 @@
 #include "cloister/crypto.h"
 #include "cloister/mem.h"
 
-#include "envelope_internal.h"
-
 #define CL_ENVELOPE_KDF_INFO "cloister/envelope/v1/chunk-key"
 #define CL_ENVELOPE_PREFIX_LEN 7
 #define CL_ENVELOPE_DERIVED_LEN (CL_AES256_KEY_LEN + CL_ENVELOPE_PREFIX_LEN)
 
 static const uint8_t cl_envelope_magic[CL_ENVELOPE_MAGIC_LEN] = {0x89, 'C', 'L', 'S', 'E', 'A', 'L', '\n'};
-
-cl_status cl_envelope_context_encode(const cl_kvlist *ctx, cl_buf *out)
-{
-    size_t count = ctx ? ctx->count : 0;
-    CL_ENSURE(count <= CL_KV_MAX_COUNT, CL_ERR_LIMIT, "too many context entries");
-    CL_GUARD(cl_buf_append_u16be(out, (uint16_t)count));
-    for (size_t i = 0; i < count; i++) {
-        size_t kl = strlen(ctx->items[i].key);
-        size_t vl = strlen(ctx->items[i].value);
-        CL_GUARD(cl_buf_append_u16be(out, (uint16_t)kl));
-        CL_GUARD(cl_buf_append(out, ctx->items[i].key, kl));
-        CL_GUARD(cl_buf_append_u16be(out, (uint16_t)vl));
-        CL_GUARD(cl_buf_append(out, ctx->items[i].value, vl));
-    }
-    return CL_OK;
-}
 
 static bool cl_envelope_provider_name_ok(const uint8_t *p, size_t n)
 {
@@ -179,16 +161,11 @@ static cl_status cl_envelope_build_header(const char *provider, const cl_buf *ke
     CL_GUARD(cl_buf_append(hdr, key_id->data, key_id->len));
     CL_GUARD(cl_buf_append_u16be(hdr, (uint16_t)wrapped->len));
     CL_GUARD(cl_buf_append(hdr, wrapped->data, wrapped->len));
-    CL_GUARD(cl_envelope_context_encode(ctx, hdr));
+    CL_GUARD(cl_kvlist_encode(ctx, hdr));
     CL_GUARD(cl_buf_append(hdr, salt, CL_ENVELOPE_SALT_LEN));
     CL_ENSURE(hdr->len <= CL_ENVELOPE_HEADER_MAX, CL_ERR_LIMIT, "envelope header of %zu bytes is over the %d limit",
               hdr->len, CL_ENVELOPE_HEADER_MAX);
-    uint32_t n = (uint32_t)hdr->len;
-    hdr->data[10] = (uint8_t)(n >> 24);
-    hdr->data[11] = (uint8_t)(n >> 16);
-    hdr->data[12] = (uint8_t)(n >> 8);
-    hdr->data[13] = (uint8_t)n;
-    return CL_OK;
+    return cl_buf_put_u32be_at(hdr, 10, (uint32_t)hdr->len); /* the header's own length, now known */
 }
 
 cl_status cl_envelope_seal(cl_key_provider *kp, const cl_envelope_opts *opts, cl_stream *in, cl_stream *out)

@@ -45,13 +45,18 @@ const char *cl_error_message(void)
 
 void cl_error_clear(void) { memset(&cl_last_error, 0, sizeof(cl_last_error)); }
 
+/* Formats into a copy first: a message built from the previous one ("%s", cl_error_message(),
+ * as an operation does to re-raise a parser's error under its own exception) must not have
+ * vsnprintf read the buffer it is writing (undefined; glibc left it empty). */
 CL_PRINTF(4, 0)
 static void cl_error_vset(cl_status code, const char *file, int line, const char *fmt, va_list ap)
 {
+    char msg[sizeof(cl_last_error.msg)];
+    (void)vsnprintf(msg, sizeof(msg), fmt, ap);
     cl_last_error.code = code;
     cl_last_error.file = file;
     cl_last_error.line = line;
-    (void)vsnprintf(cl_last_error.msg, sizeof(cl_last_error.msg), fmt, ap);
+    memcpy(cl_last_error.msg, msg, sizeof(msg));
 }
 
 /* Appends to the message, truncating silently: the start of a message is the

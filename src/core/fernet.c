@@ -100,8 +100,18 @@ out:
     return rc;
 }
 
-/* Decodes and authenticates a token; raw receives its bytes. */
-static cl_status cl_fernet_verify(const uint8_t key[CL_FERNET_KEY_LEN], const char *token, size_t n, cl_buf *raw)
+/* A decoded token's fields (https://github.com/fernet/spec/blob/master/Spec.md, "Token
+ * Format"), borrowed from its raw bytes. */
+typedef struct cl_fernet_fields {
+    uint64_t timestamp;
+    const uint8_t *iv;
+    const uint8_t *ciphertext;
+    size_t ciphertext_len;
+} cl_fernet_fields;
+
+/* Decodes and authenticates a token; raw receives its bytes, f borrows from them. */
+static CL_MUST_USE cl_status cl_fernet_verify(const uint8_t key[CL_FERNET_KEY_LEN], const char *token, size_t n,
+                                              cl_buf *raw, cl_fernet_fields *f)
 {
     uint8_t hmac[CL_FERNET_HMAC_LEN];
     CL_ENSURE(n <= (CL_FERNET_MAX_MSG + CL_FERNET_OVERHEAD + CL_FERNET_BLOCK) / 3 * 4 + 4, CL_ERR_LIMIT,
@@ -110,31 +120,36 @@ static cl_status cl_fernet_verify(const uint8_t key[CL_FERNET_KEY_LEN], const ch
         CL_FAIL(CL_ERR_FORMAT, "not a Fernet token: invalid url-safe base64");
     CL_ENSURE(raw->len >= CL_FERNET_OVERHEAD + CL_FERNET_BLOCK, CL_ERR_FORMAT,
               "not a Fernet token: %zu bytes is too short", raw->len);
-    CL_ENSURE(raw->data[0] == CL_FERNET_VERSION, CL_ERR_FORMAT, "not a Fernet token: version byte 0x%02x",
-              raw->data[0]);
-    size_t ct_len = raw->len - CL_FERNET_OVERHEAD;
-    CL_ENSURE(ct_len % CL_FERNET_BLOCK == 0, CL_ERR_FORMAT,
+    /* Version ‖ Timestamp ‖ IV ‖ Ciphertext ‖ HMAC, the HMAC over all before it. */
+    cl_reader r = cl_reader_make(raw->data, raw->len);
+    cl_reader start = r;
+    uint8_t version = 0;
+    CL_GUARD(cl_reader_u8(&r, &version));
+    CL_ENSURE(version == CL_FERNET_VERSION, CL_ERR_FORMAT, "not a Fernet token: version byte 0x%02x", version);
+    CL_GUARD(cl_reader_u64be(&r, &f->timestamp));
+    CL_GUARD(cl_reader_bytes(&r, CL_FERNET_IV_LEN, &f->iv));
+    f->ciphertext_len = cl_reader_remaining(&r) - CL_FERNET_HMAC_LEN;
+    CL_ENSURE(f->ciphertext_len % CL_FERNET_BLOCK == 0, CL_ERR_FORMAT,
               "not a Fernet token: ciphertext is not a whole number of blocks");
-    size_t signed_len = raw->len - CL_FERNET_HMAC_LEN;
-    CL_GUARD(cl_hmac_sha256(key, 16, raw->data, signed_len, hmac));
-    CL_ENSURE(cl_ct_equal(hmac, raw->data + signed_len, CL_FERNET_HMAC_LEN), CL_ERR_AUTH,
+    CL_GUARD(cl_reader_bytes(&r, f->ciphertext_len, &f->ciphertext));
+    const uint8_t *signed_part = NULL, *tag = NULL;
+    size_t signed_len = 0;
+    CL_GUARD(cl_reader_since(&start, &r, &signed_part, &signed_len));
+    CL_GUARD(cl_reader_bytes(&r, CL_FERNET_HMAC_LEN, &tag));
+    CL_GUARD(cl_reader_expect_end(&r));
+    CL_GUARD(cl_hmac_sha256(key, 16, signed_part, signed_len, hmac));
+    CL_ENSURE(cl_ct_equal(hmac, tag, CL_FERNET_HMAC_LEN), CL_ERR_AUTH,
               "Fernet token failed authentication: wrong key or tampered token");
     return CL_OK;
-}
-
-static uint64_t cl_fernet_read_ts(const uint8_t *p)
-{
-    uint64_t ts = 0;
-    for (int i = 0; i < 8; i++) ts = ts << 8 | p[1 + i];
-    return ts;
 }
 
 cl_status cl_fernet_timestamp(const uint8_t key[CL_FERNET_KEY_LEN], const char *token, size_t n, uint64_t *timestamp)
 {
     cl_buf raw;
     cl_buf_init(&raw, SIZE_MAX / 2);
-    cl_status rc = cl_fernet_verify(key, token, n, &raw);
-    if (rc == CL_OK) *timestamp = cl_fernet_read_ts(raw.data);
+    cl_fernet_fields f;
+    cl_status rc = cl_fernet_verify(key, token, n, &raw, &f);
+    if (rc == CL_OK) *timestamp = f.timestamp;
     cl_buf_free(&raw);
     return rc;
 }
@@ -146,9 +161,10 @@ cl_status cl_fernet_decrypt(const uint8_t key[CL_FERNET_KEY_LEN], const char *to
     cl_buf raw;
     cl_buf_init(&raw, SIZE_MAX / 2);
     size_t pt_len = 0;
+    cl_fernet_fields f;
 
-    CL_GUARD_GOTO(cl_fernet_verify(key, token, n, &raw));
-    uint64_t ts = cl_fernet_read_ts(raw.data);
+    CL_GUARD_GOTO(cl_fernet_verify(key, token, n, &raw, &f));
+    uint64_t ts = f.timestamp;
     /* Same rules as Python cryptography: expired when ts + ttl < now; from the
      * future when now + 60 s < ts. */
     if (ttl >= 0)
@@ -158,16 +174,11 @@ cl_status cl_fernet_decrypt(const uint8_t key[CL_FERNET_KEY_LEN], const char *to
     CL_ENSURE_GOTO(now > UINT64_MAX - CL_FERNET_MAX_CLOCK_SKEW || now + CL_FERNET_MAX_CLOCK_SKEW >= ts, CL_ERR_EXPIRED,
                    "Fernet token is from the future (timestamp %llu, now %llu): check clocks", (unsigned long long)ts,
                    (unsigned long long)now);
-    size_t ct_len = raw.len - CL_FERNET_OVERHEAD;
-    size_t at = plaintext->len;
-    CL_GUARD_GOTO(cl_buf_resize(plaintext, at + ct_len + CL_FERNET_BLOCK));
-    rc = cl_fernet_cbc(key + 16, raw.data + 9, false, raw.data + 9 + CL_FERNET_IV_LEN, ct_len, plaintext->data + at,
-                       &pt_len);
-    if (rc != CL_OK) {
-        cl_buf_truncate(plaintext, at);
-        goto out;
-    }
-    cl_buf_truncate(plaintext, at + pt_len);
+    size_t before = plaintext->len;
+    uint8_t *dst = NULL;
+    CL_GUARD_GOTO(cl_buf_add_space(plaintext, f.ciphertext_len + CL_FERNET_BLOCK, &dst));
+    rc = cl_fernet_cbc(key + 16, f.iv, false, f.ciphertext, f.ciphertext_len, dst, &pt_len);
+    cl_buf_truncate(plaintext, rc == CL_OK ? before + pt_len : before);
 out:
     cl_buf_free(&raw);
     return rc;

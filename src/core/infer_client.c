@@ -90,10 +90,9 @@ static cl_status infer_read_answer(const cl_frame_io *io, cl_buf *out)
         /* The worker's line, shown as text only, and not left in out. */
         CL_GUARD_GOTO(cl_buf_append(&err, out->data + base, out->len - base));
         cl_buf_truncate(out, base);
-        for (size_t i = 0; i < err.len; i++)
-            if (err.data[i] < 0x20 || err.data[i] == 0x7f) err.data[i] = '?';
-        CL_FAIL_GOTO(CL_ERR_REMOTE, "the enclave refused the request: %.*s",
-                     (int)(err.len > INFER_ERROR_SHOWN ? INFER_ERROR_SHOWN : err.len), cl_buf_cstr(&err));
+        char shown[INFER_ERROR_SHOWN + 1];
+        CL_FAIL_GOTO(CL_ERR_REMOTE, "the enclave refused the request: %s",
+                     cl_bytes_show(err.data, err.len, shown, sizeof(shown)));
     }
     if (type != CL_FRAME_RESULT) {
         cl_buf_truncate(out, base);

@@ -19,8 +19,6 @@
 #include "cloister/keyprovider.h"
 #include "cloister/mem.h"
 
-#include "envelope_internal.h"
-
 #define CL_LOCAL_MAGIC "CLOISTER-LOCAL-KEY-V1 "
 #define CL_LOCAL_WRAP_AAD "cloister/local-wrap/v1"
 #define CL_LOCAL_WRAPPED_LEN (CL_GCM_NONCE_LEN + CL_DATA_KEY_LEN + CL_GCM_TAG_LEN)
@@ -45,13 +43,8 @@ static cl_status cl_local_key_id(const uint8_t kek[CL_DATA_KEY_LEN], char out[32
     cl_status rc = cl_sha256(msg, sizeof(msg), digest);
     cl_memzero(msg, sizeof(msg));
     CL_GUARD(rc);
-    static const char hex[] = "0123456789abcdef";
     memcpy(out, "local:", 6);
-    for (int i = 0; i < 8; i++) {
-        out[6 + 2 * i] = hex[digest[i] >> 4];
-        out[7 + 2 * i] = hex[digest[i] & 15];
-    }
-    out[22] = '\0';
+    (void)cl_hex_encode(digest, 8, out + 6, 17);
     return CL_OK;
 }
 
@@ -59,7 +52,7 @@ static cl_status cl_local_wrap_aad(const char *key_id, const cl_kvlist *ctx, cl_
 {
     CL_GUARD(cl_buf_append(aad, CL_LOCAL_WRAP_AAD, sizeof(CL_LOCAL_WRAP_AAD)));
     CL_GUARD(cl_buf_append(aad, key_id, strlen(key_id) + 1));
-    return cl_envelope_context_encode(ctx, aad);
+    return cl_kvlist_encode(ctx, aad);
 }
 
 static cl_status cl_local_generate(cl_key_provider *kp, const cl_kvlist *ctx, cl_buf *data_key, cl_buf *wrapped,
@@ -179,13 +172,14 @@ cl_status cl_local_provider_open(const char *path, cl_key_provider **out)
     rc = cl_buf_read_file(&text, path);
     if (rc == CL_ERR_LIMIT) CL_FAIL_GOTO(CL_ERR_FORMAT, "%s is not a cloister local key file (too large)", path);
     CL_GUARD_GOTO(rc);
-    size_t magic_len = strlen(CL_LOCAL_MAGIC);
-    size_t n = text.len;
-    if (n > 0 && text.data[n - 1] == '\n') n--;
-    CL_ENSURE_GOTO(n == magic_len + (size_t)2 * CL_DATA_KEY_LEN && memcmp(text.data, CL_LOCAL_MAGIC, magic_len) == 0,
-                   CL_ERR_FORMAT, "%s is not a cloister local key file (expected \"%s<64 hex digits>\")", path,
-                   CL_LOCAL_MAGIC);
-    rc = cl_hex_decode((const char *)text.data + magic_len, (size_t)2 * CL_DATA_KEY_LEN, &key);
+    cl_buf_rstrip(&text, "\n");
+    cl_reader r = cl_reader_make(text.data, text.len);
+    const uint8_t *hex = NULL;
+    if (cl_reader_expect(&r, CL_LOCAL_MAGIC, strlen(CL_LOCAL_MAGIC), "the magic") != CL_OK ||
+        cl_reader_bytes(&r, (size_t)2 * CL_DATA_KEY_LEN, &hex) != CL_OK || cl_reader_expect_end(&r) != CL_OK)
+        CL_FAIL_GOTO(CL_ERR_FORMAT, "%s is not a cloister local key file (expected \"%s<64 hex digits>\")", path,
+                     CL_LOCAL_MAGIC);
+    rc = cl_hex_decode((const char *)hex, (size_t)2 * CL_DATA_KEY_LEN, &key);
     if (rc != CL_OK) CL_FAIL_GOTO(CL_ERR_FORMAT, "%s: the key is not 64 hex digits", path);
     CL_GUARD_GOTO(cl_local_provider_from_key(key.data, out));
 out:

@@ -77,6 +77,18 @@ cl_status cl_kvlist_add_arg(cl_kvlist *l, const char *arg)
     return cl_kvlist_add(l, arg, (size_t)(eq - arg), eq + 1, strlen(eq + 1));
 }
 
+cl_status cl_kvlist_encode(const cl_kvlist *l, cl_buf *out)
+{
+    size_t count = l != NULL ? l->count : 0;
+    CL_ENSURE(count <= CL_KV_MAX_COUNT, CL_ERR_LIMIT, "too many context entries");
+    CL_GUARD(cl_buf_append_u16be(out, (uint16_t)count));
+    for (size_t i = 0; i < count; i++) {
+        CL_GUARD(cl_buf_append_u16be_prefixed(out, l->items[i].key, strlen(l->items[i].key)));
+        CL_GUARD(cl_buf_append_u16be_prefixed(out, l->items[i].value, strlen(l->items[i].value)));
+    }
+    return CL_OK;
+}
+
 const char *cl_kvlist_get(const cl_kvlist *l, const char *key)
 {
     for (size_t i = 0; i < l->count; i++) {

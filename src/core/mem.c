@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "cloister/mem.h"
 
+#include <malloc.h>
 #include <openssl/crypto.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -87,6 +89,38 @@ void cl_secure_free(void *p)
 }
 
 int cl_secure_locked(void) { return atomic_load(&cl_secure_all_locked); }
+
+static void (*cl_wiped_release)(void *p, size_t n);
+
+void cl_free_wiped_set_release(void (*release)(void *p, size_t n)) { cl_wiped_release = release; }
+
+void cl_free_wiped(void *p)
+{
+    if (p == NULL) return;
+    size_t n = malloc_usable_size(p);
+    cl_memzero(p, n);
+    if (cl_wiped_release != NULL)
+        cl_wiped_release(p, n);
+    else
+        free(p);
+}
+
+/* Never realloc(): glibc moves a block without clearing the old one. */
+void *cl_realloc_wiped(void *p, size_t n)
+{
+    if (p == NULL) return malloc(n);
+    if (n == 0) {
+        cl_free_wiped(p);
+        return NULL;
+    }
+    size_t have = malloc_usable_size(p);
+    if (n <= have) return p;
+    void *q = malloc(n);
+    if (q == NULL) return NULL;
+    memcpy(q, p, have);
+    cl_free_wiped(p);
+    return q;
+}
 
 void cl_memzero(void *p, size_t n)
 {

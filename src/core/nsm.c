@@ -425,7 +425,8 @@ static cl_status parse_response(const cbor_item_t *top, cl_nsm_response *r)
                 CL_GUARD(get_u16(val, "DescribeNSM", "max_pcrs", &r->max_pcrs));
             else if (text_is(k, "module_id")) {
                 CL_ENSURE(cbor_isa_string(val) && cbor_string_is_definite(val) &&
-                              cbor_string_length(val) < sizeof(r->module_id),
+                              cbor_string_length(val) < sizeof(r->module_id) &&
+                              memchr(cbor_string_handle(val), '\0', cbor_string_length(val)) == NULL,
                           CL_ERR_FORMAT, "NSM DescribeNSM response: bad module_id");
                 memcpy(r->module_id, cbor_string_handle(val), cbor_string_length(val));
                 r->module_id[cbor_string_length(val)] = '\0';
@@ -446,8 +447,16 @@ static cl_status parse_response(const cbor_item_t *top, cl_nsm_response *r)
 
 cl_status cl_nsm_response_parse(const uint8_t *p, size_t n, cl_nsm_response *resp)
 {
+    /* Every field from this answer alone: a response struct may be reused (fuzz_nsm_response
+     * found DescribeNSM's fields carried over from an earlier answer). */
     cl_buf_reset(&resp->data);
     resp->op = CL_NSM_OP_NONE;
+    resp->error = CL_NSM_SUCCESS;
+    resp->lock = false;
+    memset(resp->version, 0, sizeof(resp->version));
+    memset(resp->module_id, 0, sizeof(resp->module_id));
+    resp->max_pcrs = 0;
+    resp->locked_mask = 0;
     cbor_item_t *top = NULL;
     CL_GUARD(load(p, n, CL_NSM_MAX_RESPONSE, "NSM response", &top));
     cl_status rc = parse_response(top, resp);

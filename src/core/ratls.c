@@ -62,17 +62,6 @@ static void hs_capture(ratls_hs *hs)
 
 static int64_t wall_clock(void) { return (int64_t)time(NULL); }
 
-static void hex_into(const uint8_t *p, size_t n, char *out, size_t size)
-{
-    static const char digits[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; i < n && o + 3 < size; i++) {
-        out[o++] = digits[p[i] >> 4];
-        out[o++] = digits[p[i] & 15];
-    }
-    out[o] = '\0';
-}
-
 /* The socket BIO: send(MSG_NOSIGNAL) and recv, so that a peer that has gone is a
  * failed call (EPIPE), not a SIGPIPE that ends the process, as OpenSSL's own socket
  * BIO (write()) would raise. */
@@ -186,7 +175,7 @@ cl_status cl_ratls_evidence_encode(const uint8_t *doc, size_t doc_len, cl_buf *o
 static cl_status der_read_len(cl_reader *r, const char *what, size_t *out)
 {
     uint8_t b = 0, b2 = 0;
-    size_t at = r->pos;
+    size_t at = cl_reader_offset(r);
     *out = 0;
     CL_GUARD_CTX(cl_reader_u8(r, &b), "RA-TLS evidence: length of %s", what);
     if (b < 0x80) {
@@ -212,7 +201,7 @@ static cl_status der_read_len(cl_reader *r, const char *what, size_t *out)
 static cl_status der_expect_tag(cl_reader *r, uint8_t tag, const char *what)
 {
     uint8_t t;
-    size_t at = r->pos;
+    size_t at = cl_reader_offset(r);
     CL_GUARD_CTX(cl_reader_u8(r, &t), "RA-TLS evidence: %s", what);
     CL_ENSURE(t == tag, CL_ERR_FORMAT, "RA-TLS evidence: expected %s (tag 0x%02x) at offset %zu, found tag 0x%02x",
               what, tag, at, t);
@@ -325,9 +314,9 @@ cl_status cl_ratls_cert_check(const uint8_t *der, size_t der_len, const cl_ratls
     if (!doc->has_user_data || doc->user_data.len != CL_RATLS_BINDING_LEN ||
         !cl_ct_equal(doc->user_data.data, want, CL_RATLS_BINDING_LEN)) {
         char got[2 * CL_RATLS_BINDING_LEN + 4], exp[2 * CL_RATLS_BINDING_LEN + 4];
-        hex_into(doc->has_user_data ? doc->user_data.data : NULL, doc->has_user_data ? doc->user_data.len : 0, got,
-                 sizeof(got));
-        hex_into(want, sizeof(want), exp, sizeof(exp));
+        (void)cl_hex_encode(doc->has_user_data ? doc->user_data.data : NULL,
+                            doc->has_user_data ? doc->user_data.len : 0, got, sizeof(got));
+        (void)cl_hex_encode(want, sizeof(want), exp, sizeof(exp));
         CL_FAIL_GOTO(CL_ERR_AUTH,
                      "the attestation document does not bind the certificate's key: user_data is %s (%zu bytes), "
                      "expected %s (\"%s\" || SHA-384 of the certificate's SubjectPublicKeyInfo)",

@@ -3,8 +3,6 @@
  * The CMS envelope of AWS KMS's CiphertextForRecipient (RFC 5652 section 6, EnvelopedData)
  * and the enclave's ephemeral key. See cloister/recipient.h.
  */
-#include "cloister/recipient.h"
-
 #include <openssl/asn1.h>
 #include <openssl/cms.h>
 #include <openssl/crypto.h>
@@ -20,6 +18,7 @@
 #include "cloister/crypto.h"
 #include "cloister/log.h"
 #include "cloister/nsm.h"
+#include "cloister/recipient.h"
 
 #define CL_RECIPIENT_SECURE_HEAP ((size_t)256 << 10)
 #define CL_RECIPIENT_MAX_SPKI 1024
@@ -265,13 +264,13 @@ static cl_status cl_der_header(cl_reader *r, uint8_t *tag, size_t *len)
 {
     uint8_t l0;
     CL_GUARD(cl_reader_u8(r, tag));
-    CL_ENSURE((*tag & 0x1f) != 0x1f, CL_ERR_FORMAT, "CMS: high tag number at offset %zu", r->pos);
+    CL_ENSURE((*tag & 0x1f) != 0x1f, CL_ERR_FORMAT, "CMS: high tag number at offset %zu", cl_reader_offset(r));
     CL_GUARD(cl_reader_u8(r, &l0));
     if (l0 < 0x80) {
         *len = l0;
     } else {
         unsigned nb = l0 & 0x7f;
-        CL_ENSURE(nb >= 1 && nb <= 3, CL_ERR_FORMAT, "CMS: bad length at offset %zu", r->pos);
+        CL_ENSURE(nb >= 1 && nb <= 3, CL_ERR_FORMAT, "CMS: bad length at offset %zu", cl_reader_offset(r));
         size_t v = 0;
         for (unsigned i = 0; i < nb; i++) {
             uint8_t b;
@@ -281,7 +280,7 @@ static cl_status cl_der_header(cl_reader *r, uint8_t *tag, size_t *len)
         *len = v;
     }
     CL_ENSURE(*len <= cl_reader_remaining(r), CL_ERR_FORMAT, "CMS: length %zu at offset %zu runs past the end", *len,
-              r->pos);
+              cl_reader_offset(r));
     return CL_OK;
 }
 
@@ -326,10 +325,14 @@ static cl_status cl_recipient_check_content_alg(CMS_ContentInfo *cms)
     CL_GUARD_GOTO(cl_der_expect(&r, 0x30, &len, "EncryptedContentInfo"));
     CL_GUARD_GOTO(cl_der_expect(&r, 0x06, &len, "contentType"));
     CL_GUARD_GOTO(cl_reader_skip(&r, len));
-    size_t at = r.pos;
+    cl_reader alg_start = r;
     CL_GUARD_GOTO(cl_der_expect(&r, 0x30, &len, "contentEncryptionAlgorithm"));
-    const unsigned char *p = der + at;
-    alg = d2i_X509_ALGOR(NULL, &p, (long)(r.pos - at + len));
+    CL_GUARD_GOTO(cl_reader_skip(&r, len));
+    const uint8_t *alg_der = NULL;
+    size_t alg_len = 0;
+    CL_GUARD_GOTO(cl_reader_since(&alg_start, &r, &alg_der, &alg_len));
+    const unsigned char *p = alg_der;
+    alg = d2i_X509_ALGOR(NULL, &p, (long)alg_len);
     CL_ENSURE_GOTO(alg != NULL, CL_ERR_FORMAT, "CMS: bad contentEncryptionAlgorithm");
     const ASN1_OBJECT *oid;
     int ptype;

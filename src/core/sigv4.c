@@ -229,6 +229,41 @@ out:
     return rc;
 }
 
+/* Whether the ';'-separated list names `name` (name_len bytes) as a whole entry. */
+static bool cl_sigv4_list_has(const char *list, const char *name, size_t name_len)
+{
+    while (*list != '\0') {
+        const char *end = strchr(list, ';');
+        size_t len = end != NULL ? (size_t)(end - list) : strlen(list);
+        if (len == name_len && strncasecmp(list, name, len) == 0) return true;
+        if (end == NULL) break;
+        list = end + 1;
+    }
+    return false;
+}
+
+/*
+ * "Create a signed AWS API request", step 1: "The host header must be included as a signed
+ * header ... any x-amz-* headers that you plan to include in your request must also be
+ * added" to the canonical headers. S3 refuses an unsigned x-amz-* header with "There were
+ * headers present in the request which were not signed" (HeadersNotSigned); botocore signs
+ * every header but a short list (user-agent, expect, x-amzn-trace-id, hop-by-hop headers),
+ * so what it sends passes. Content-Type may go unsigned, as AWS allows.
+ */
+cl_status cl_sigv4_check_signed_headers(const cl_kv *headers, size_t n_headers, const char *signed_headers)
+{
+    CL_ENSURE(signed_headers != NULL && cl_sigv4_list_has(signed_headers, "host", 4), CL_ERR_DENIED,
+              "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.");
+    for (size_t i = 0; i < n_headers; i++) {
+        const char *name = headers[i].key;
+        size_t len = strlen(name);
+        if (len < 6 || strncasecmp(name, "x-amz-", 6) != 0) continue;
+        CL_ENSURE(cl_sigv4_list_has(signed_headers, name, len), CL_ERR_DENIED,
+                  "There were headers present in the request which were not signed: %s must be in SignedHeaders", name);
+    }
+    return CL_OK;
+}
+
 cl_status cl_sigv4_authorization(const char *access_key_id, const char *secret, const cl_sigv4_request *req,
                                  cl_buf *out)
 {
@@ -239,12 +274,17 @@ cl_status cl_sigv4_authorization(const char *access_key_id, const char *secret, 
                          req->signed_headers, sig);
 }
 
-/* Copies one bounded field out of the reader up to (not including) `stop`. */
+/* Copies one bounded field out of the reader up to (not including) `stop` or ','. */
 static cl_status cl_sigv4_take(cl_reader *r, char stop, char *dst, size_t cap, const char *what)
 {
+    const char stops[3] = {stop, ',', '\0'};
+    cl_reader field;
+    bool found;
+    cl_reader_until_any(r, stops, &field, &found);
     size_t n = 0;
-    while (cl_reader_remaining(r) > 0 && r->data[r->pos] != (uint8_t)stop && r->data[r->pos] != ',') {
-        uint8_t c = r->data[r->pos++];
+    uint8_t c;
+    while (cl_reader_remaining(&field) > 0) {
+        CL_GUARD(cl_reader_u8(&field, &c));
         CL_ENSURE(c > 0x20 && c < 0x7f, CL_ERR_FORMAT, "invalid byte in %s", what);
         CL_ENSURE(n < cap, CL_ERR_FORMAT, "%s longer than %zu bytes", what, cap);
         dst[n++] = (char)c;
@@ -256,17 +296,17 @@ static cl_status cl_sigv4_take(cl_reader *r, char stop, char *dst, size_t cap, c
 
 static cl_status cl_sigv4_expect(cl_reader *r, const char *lit)
 {
-    size_t n = strlen(lit);
-    const uint8_t *p;
-    CL_ENSURE(cl_reader_remaining(r) >= n, CL_ERR_FORMAT, "Authorization header: expected %s", lit);
-    CL_GUARD(cl_reader_bytes(r, n, &p));
-    CL_ENSURE(strncmp((const char *)p, lit, n) == 0, CL_ERR_FORMAT, "Authorization header: expected %s", lit);
+    if (cl_reader_expect(r, lit, strlen(lit), lit) != CL_OK)
+        CL_FAIL(CL_ERR_FORMAT, "Authorization header: expected %s", lit);
     return CL_OK;
 }
 
-static void cl_sigv4_skip_space(cl_reader *r)
+/* Consumes `name=` when the remaining bytes start with it. */
+static bool cl_sigv4_component(cl_reader *r, const char *name)
 {
-    while (cl_reader_remaining(r) > 0 && (r->data[r->pos] == ' ' || r->data[r->pos] == ',')) r->pos++;
+    size_t n = strlen(name);
+    if (!cl_reader_starts_with(r, name, n)) return false;
+    return cl_reader_skip(r, n) == CL_OK;
 }
 
 cl_status cl_sigv4_parse_authorization(const char *value, size_t len, cl_sigv4_auth *out)
@@ -278,11 +318,8 @@ cl_status cl_sigv4_parse_authorization(const char *value, size_t len, cl_sigv4_a
     bool have_cred = false, have_sh = false, have_sig = false;
     /* The three components in any order, separated by ", " (AWS accepts "," alone). */
     for (int i = 0; i < 3; i++) {
-        cl_sigv4_skip_space(&r);
-        size_t rem = cl_reader_remaining(&r);
-        const char *p = (const char *)r.data + r.pos;
-        if (rem >= 11 && strncmp(p, "Credential=", 11) == 0 && !have_cred) {
-            CL_GUARD(cl_reader_skip(&r, 11));
+        (void)cl_reader_skip_any(&r, " ,");
+        if (!have_cred && cl_sigv4_component(&r, "Credential=")) {
             char date[CL_SIGV4_MAX_FIELD + 1], term[CL_SIGV4_MAX_FIELD + 1];
             CL_GUARD(cl_sigv4_take(&r, '/', out->access_key_id, CL_SIGV4_MAX_FIELD, "access key id"));
             CL_GUARD(cl_sigv4_expect(&r, "/"));
@@ -297,12 +334,10 @@ cl_status cl_sigv4_parse_authorization(const char *value, size_t len, cl_sigv4_a
             CL_GUARD(cl_sigv4_take(&r, ',', term, CL_SIGV4_MAX_FIELD, "credential terminator"));
             CL_ENSURE(strcmp(term, "aws4_request") == 0, CL_ERR_FORMAT, "credential scope must end with aws4_request");
             have_cred = true;
-        } else if (rem >= 14 && strncmp(p, "SignedHeaders=", 14) == 0 && !have_sh) {
-            CL_GUARD(cl_reader_skip(&r, 14));
+        } else if (!have_sh && cl_sigv4_component(&r, "SignedHeaders=")) {
             CL_GUARD(cl_sigv4_take(&r, ',', out->signed_headers, CL_SIGV4_MAX_SIGNED_HEADERS, "SignedHeaders"));
             have_sh = true;
-        } else if (rem >= 10 && strncmp(p, "Signature=", 10) == 0 && !have_sig) {
-            CL_GUARD(cl_reader_skip(&r, 10));
+        } else if (!have_sig && cl_sigv4_component(&r, "Signature=")) {
             CL_GUARD(cl_sigv4_take(&r, ',', out->signature, CL_SIGV4_SIG_HEX_LEN, "Signature"));
             CL_ENSURE(strlen(out->signature) == CL_SIGV4_SIG_HEX_LEN, CL_ERR_FORMAT, "Signature must be 64 hex digits");
             have_sig = true;
@@ -310,7 +345,7 @@ cl_status cl_sigv4_parse_authorization(const char *value, size_t len, cl_sigv4_a
             CL_FAIL(CL_ERR_FORMAT, "Authorization header needs Credential, SignedHeaders and Signature");
         }
     }
-    cl_sigv4_skip_space(&r);
+    (void)cl_reader_skip_any(&r, " ,");
     return cl_reader_expect_end(&r);
 }
 

@@ -17,8 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cloister/platform.h"
 #include "cloister/fs.h"
+#include "cloister/platform.h"
 
 #define PKI_PATH_MAX 4096
 #define RENEW_MARGIN_SECONDS 300

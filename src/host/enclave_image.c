@@ -137,7 +137,7 @@ static cl_status parse_raw(cl_image *img)
     size_t exes = 0;
     for (uint32_t i = 0; i < count; i++) {
         cl_image_entry *e = &img->entries[i];
-        size_t start = r.pos;
+        cl_reader entry_start = r;
         uint8_t kind = 0;
         uint16_t mode = 0, plen = 0;
         const uint8_t *path = NULL;
@@ -167,11 +167,14 @@ static cl_status parse_raw(cl_image *img)
             img->exe = i;
         }
         EVP_MD_CTX *c = e->kind == CL_IMAGE_RUNTIME ? c1 : c2;
-        CL_ENSURE_GOTO(EVP_DigestUpdate(c, img->raw.data + start, r.pos - start) == 1, CL_ERR_CRYPTO, "SHA-384 failed");
+        const uint8_t *entry = NULL;
+        size_t entry_len = 0;
+        CL_GUARD_GOTO(cl_reader_since(&entry_start, &r, &entry, &entry_len));
+        CL_ENSURE_GOTO(EVP_DigestUpdate(c, entry, entry_len) == 1, CL_ERR_CRYPTO, "SHA-384 failed");
     }
     img->count = count;
     CL_ENSURE_GOTO(exes == 1, CL_ERR_FORMAT, "enclave image: %zu program entries (exactly one needed)", exes);
-    img->body_len = r.pos;
+    img->body_len = cl_reader_offset(&r);
     CL_GUARD_GOTO(pcr_from_digest(c1, img->pcr1));
     CL_GUARD_GOTO(pcr_from_digest(c2, img->pcr2));
     memset(img->pcr0, 0, 48);

@@ -8,7 +8,10 @@
  *    remounts it read-only: the host's file system is gone from its view, only the
  *    image's files exist (no /proc, no /dev, no /tmp);
  *  - has no network interface but a downed loopback (its own network namespace);
- *  - limits its address space (RLIMIT_AS, --memory) and its core size (0);
+ *  - runs in a cgroup of its own where one can be made, which bounds the memory (--memory)
+ *    and the processes and threads (--max-tasks) of the enclave as a whole; without one, new
+ *    processes are refused, so that the address space limit of its one process (RLIMIT_AS,
+ *    --memory, set in either case) bounds it all (enclave_limits.c); core size 0;
  *  - becomes uid 1000 of its namespace with no capabilities, sets no_new_privs,
  *    and installs a seccomp allowlist (libseccomp; anything else fails EPERM);
  *  - keeps exactly two channels to the outside, file descriptors the launcher
@@ -71,6 +74,8 @@ typedef struct child_args {
     const char *root; /* mount point for the enclave's root */
     const char *id;
     int sync_rd, err_wr, nsm_fd, ctl_fd, console_fd, null_fd;
+    bool new_processes; /* a cgroup bounds the enclave as a whole: fork is allowed */
+    uint32_t max_tasks;
 } child_args;
 
 /* --- the child: isolation, then exec -------------------------------------- */
@@ -151,7 +156,7 @@ static struct scmp_arg_cmp arg_n(unsigned n, enum scmp_compare op, uint64_t a, u
     return (struct scmp_arg_cmp){.arg = n, .op = op, .datum_a = a, .datum_b = b};
 }
 
-static cl_status seccomp_install(void)
+static CL_MUST_USE cl_status seccomp_install(bool new_processes)
 {
     /* What a C program, its dynamic loader, libc, libcrypto and libcbor need to run and
      * to talk over the two descriptors it was given, and nothing to reach past them: no
@@ -256,9 +261,14 @@ static cl_status seccomp_install(void)
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allow[i], 0);
     if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1, arg0(SCMP_CMP_EQ, AF_UNIX, 0));
     if (r == 0) {
+        /* clone's flags are its first argument on x86-64. Without a cgroup around the enclave only
+         * threads may be made (CLONE_THREAD set: the same address space, under the same RLIMIT_AS);
+         * a new process, which would get an RLIMIT_AS of its own, is refused (EPERM). */
         const uint64_t ns =
             CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
-        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1, arg0(SCMP_CMP_MASKED_EQ, ns, 0));
+        const uint64_t mask = new_processes ? ns : ns | CLONE_THREAD;
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                             arg0(SCMP_CMP_MASKED_EQ, mask, new_processes ? 0 : CLONE_THREAD));
     }
     if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
     /* connect() is skipped and reports success. The enclave cannot create a socket (socket()
@@ -335,12 +345,15 @@ static cl_status child_setup(child_args *a)
     sigset_t none;
     sigemptyset(&none);
     if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) CL_FAIL_ERRNO(CL_ERR_INTERNAL, "enclave: sigprocmask");
-    CL_GUARD(seccomp_install());
+    CL_GUARD(seccomp_install(a->new_processes));
     /* Last, right before exec: nothing of the launcher's own code (nor a sanitizer
-     * runtime, in test builds) has to allocate under the enclave's limit. */
+     * runtime, in test builds) has to allocate under the enclave's limit. RLIMIT_NPROC counts
+     * the enclave user's tasks in its own user namespace (kernel/ucount.c); the kernel does not
+     * enforce it when that user is root outside, where the cgroup's pids.max does the work. */
     struct rlimit as = {.rlim_cur = (rlim_t)a->cfg->memory_mib << 20, .rlim_max = (rlim_t)a->cfg->memory_mib << 20};
-    struct rlimit zero = {0, 0}, nofile = {256, 256};
-    if (setrlimit(RLIMIT_AS, &as) != 0 || setrlimit(RLIMIT_CORE, &zero) != 0 || setrlimit(RLIMIT_NOFILE, &nofile) != 0)
+    struct rlimit zero = {0, 0}, nofile = {256, 256}, nproc = {a->max_tasks, a->max_tasks};
+    if (setrlimit(RLIMIT_AS, &as) != 0 || setrlimit(RLIMIT_CORE, &zero) != 0 ||
+        setrlimit(RLIMIT_NOFILE, &nofile) != 0 || setrlimit(RLIMIT_NPROC, &nproc) != 0)
         CL_FAIL_ERRNO(CL_ERR_IO, "enclave: setrlimit");
     return CL_OK;
 }
@@ -479,6 +492,8 @@ typedef struct launcher {
     cl_nsm_device dev;
     listener listeners[MAX_LISTENERS];
     size_t nlisteners;
+    cl_enclave_cgroup cg; /* what bounds the enclave as a whole (enclave_limits.c) */
+    uint32_t max_tasks;
 } launcher;
 
 static void handle_nsm(launcher *l, int fd)
@@ -611,6 +626,17 @@ static cl_status describe_json(const launcher *l, const cl_image *img, pid_t pid
                            "  \"State\": \"RUNNING\",\n  \"Flags\": \"%s\",\n  \"StateDir\": \"%s\",\n",
                            l->id, l->id, (int)pid, c->cid, (unsigned long long)c->memory_mib,
                            c->debug ? "DEBUG_MODE" : "NONE", l->dir));
+    /* Which limits apply (docs/threat-model.md): paths and reasons are the kernel's and ours,
+     * with no '"' or '\' in them; one that had one would print as null. */
+    bool process = l->cg.scope == CL_ENCLAVE_SCOPE_PROCESS;
+    const char *where = process ? l->cg.why : l->cg.dir;
+    bool plain = strpbrk(where, "\"\\") == NULL;
+    CL_GUARD(cl_buf_printf(out,
+                           "  \"Limits\": {\"Scope\": \"%s\", \"%s\": %s%s%s, \"MemoryMiB\": %llu, "
+                           "\"MaxTasks\": %u, \"NewProcesses\": \"%s\"},\n",
+                           cl_enclave_scope_name(l->cg.scope), process ? "Reason" : "Cgroup", plain ? "\"" : "",
+                           plain ? where : "null", plain ? "\"" : "", (unsigned long long)c->memory_mib,
+                           (unsigned)l->max_tasks, process ? "refused" : "allowed"));
     cl_buf m;
     cl_buf_init(&m, 4096);
     cl_status rc = cl_image_measurements_json(img, &m);
@@ -809,6 +835,23 @@ cl_status cl_enclave_run(const cl_enclave_config *cfg, int *exit_code)
     (void)snprintf(root, sizeof(root), "%s/root", l->dir);
     if (mkdir(root, 0700) != 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot create %s", root);
 
+    /* The enclave's limits as a whole, before it exists (enclave_limits.c). */
+    l->max_tasks = cfg->max_tasks != 0 ? cfg->max_tasks : CL_ENCLAVE_MAX_TASKS_DEFAULT;
+    {
+        char name[80];
+        (void)snprintf(name, sizeof(name), "cloister-%s", l->id);
+        const cl_cgroup_sys sys = {.mounts = "/proc/self/mounts", .self = "/proc/self/cgroup"};
+        CL_GUARD_GOTO(
+            cl_enclave_cgroup_make(&sys, cfg->cgroup, name, (uint64_t)cfg->memory_mib << 20, l->max_tasks, &l->cg));
+        if (l->cg.scope == CL_ENCLAVE_SCOPE_PROCESS)
+            CL_LOG_WARN("enclave %s: no cgroup bounds it as a whole (%s): --memory limits its one process "
+                        "(RLIMIT_AS) and new processes are refused; threads are allowed",
+                        l->id, l->cg.why);
+        else
+            CL_LOG_INFO("enclave %s: %s %s bounds it as a whole: %llu MiB, %u processes and threads", l->id,
+                        cl_enclave_scope_name(l->cg.scope), l->cg.dir, (unsigned long long)cfg->memory_mib,
+                        l->max_tasks);
+    }
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, nsm) != 0 ||
         socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) != 0 || pipe2(sync, O_CLOEXEC) != 0 ||
         pipe2(err, O_CLOEXEC) != 0)
@@ -833,7 +876,9 @@ cl_status cl_enclave_run(const cl_enclave_config *cfg, int *exit_code)
                      .nsm_fd = nsm[1],
                      .ctl_fd = ctl[1],
                      .console_fd = console >= 0 ? console : devnull,
-                     .null_fd = devnull};
+                     .null_fd = devnull,
+                     .new_processes = l->cg.scope != CL_ENCLAVE_SCOPE_PROCESS,
+                     .max_tasks = l->max_tasks};
     stack = malloc(CHILD_STACK);
     CL_ENSURE_GOTO(stack != NULL, CL_ERR_NOMEM, "out of memory");
     pid = clone(child_main, stack + CHILD_STACK,
@@ -854,6 +899,8 @@ cl_status cl_enclave_run(const cl_enclave_config *cfg, int *exit_code)
     (void)close(ctl[1]);
     ctl[1] = -1;
     CL_GUARD_CTX_GOTO(write_id_maps(pid), "launcher: user namespace id maps");
+    /* Before it runs a line of its own: the image it writes into its tmpfs is counted too. */
+    CL_GUARD_CTX_GOTO(cl_enclave_cgroup_enter(&l->cg, pid), "launcher: the enclave's cgroup");
     if (write(sync[1], "g", 1) != 1) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "launcher: cannot start the child");
     {
         char msg[1100];
@@ -894,6 +941,7 @@ out:
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (fds[i] >= 0) (void)close(fds[i]);
     if (l != NULL) {
+        cl_enclave_cgroup_remove(&l->cg); /* the enclave is reaped by now */
         for (size_t i = 0; i < l->nlisteners; i++) {
             (void)close(l->listeners[i].host_fd);
             (void)close(l->listeners[i].enclave_fd);

@@ -12,53 +12,6 @@
 
 #define KMS_PRIVATE_AAD "cloister-kms/private-key/v1"
 
-#define KMS_RSA_ALGS \
-    { \
-        "RSASSA_PSS_SHA_256", "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_512", "RSASSA_PKCS1_V1_5_SHA_256", \
-            "RSASSA_PKCS1_V1_5_SHA_384", "RSASSA_PKCS1_V1_5_SHA_512", NULL \
-    }
-
-/* Key spec reference: RSA keys sign with all six RSASSA algorithms; an ECC
- * key with the one ECDSA digest of its curve; HMAC_256 with HMAC_SHA_256. */
-static const kms_spec_info kms_specs[] = {
-    {.name = "SYMMETRIC_DEFAULT",
-     .kind = KMS_KIND_SYMMETRIC,
-     .usage = "ENCRYPT_DECRYPT",
-     .algs = {"SYMMETRIC_DEFAULT", NULL}},
-    {.name = "RSA_2048", .kind = KMS_KIND_RSA, .usage = "SIGN_VERIFY", .rsa_bits = 2048, .algs = KMS_RSA_ALGS},
-    {.name = "RSA_3072", .kind = KMS_KIND_RSA, .usage = "SIGN_VERIFY", .rsa_bits = 3072, .algs = KMS_RSA_ALGS},
-    {.name = "ECC_NIST_P256",
-     .kind = KMS_KIND_EC,
-     .usage = "SIGN_VERIFY",
-     .curve = "prime256v1",
-     .algs = {"ECDSA_SHA_256", NULL}},
-    {.name = "ECC_NIST_P384",
-     .kind = KMS_KIND_EC,
-     .usage = "SIGN_VERIFY",
-     .curve = "secp384r1",
-     .algs = {"ECDSA_SHA_384", NULL}},
-    {.name = "HMAC_256", .kind = KMS_KIND_HMAC, .usage = "GENERATE_VERIFY_MAC", .algs = {"HMAC_SHA_256", NULL}},
-};
-
-/* KeySpec enum of botocore's kms/2014-11-01/service-2.json. */
-static const char *const kms_model_specs[] = {"RSA_2048",
-                                              "RSA_3072",
-                                              "RSA_4096",
-                                              "ECC_NIST_P256",
-                                              "ECC_NIST_P384",
-                                              "ECC_NIST_P521",
-                                              "ECC_SECG_P256K1",
-                                              "SYMMETRIC_DEFAULT",
-                                              "HMAC_224",
-                                              "HMAC_256",
-                                              "HMAC_384",
-                                              "HMAC_512",
-                                              "SM2",
-                                              "ML_DSA_44",
-                                              "ML_DSA_65",
-                                              "ML_DSA_87",
-                                              "ECC_NIST_EDWARDS25519"};
-
 static const kms_sig_alg kms_sig_algs[] = {
     {"RSASSA_PSS_SHA_256", KMS_SIG_RSA_PSS, "SHA256", 32},
     {"RSASSA_PSS_SHA_384", KMS_SIG_RSA_PSS, "SHA384", 48},
@@ -69,27 +22,6 @@ static const kms_sig_alg kms_sig_algs[] = {
     {"ECDSA_SHA_256", KMS_SIG_ECDSA, "SHA256", 32},
     {"ECDSA_SHA_384", KMS_SIG_ECDSA, "SHA384", 48},
 };
-
-const kms_spec_info *kms_spec_find(const char *name)
-{
-    for (size_t i = 0; i < sizeof(kms_specs) / sizeof(kms_specs[0]); i++)
-        if (strcmp(kms_specs[i].name, name) == 0) return &kms_specs[i];
-    return NULL;
-}
-
-bool kms_spec_in_model(const char *name)
-{
-    for (size_t i = 0; i < sizeof(kms_model_specs) / sizeof(kms_model_specs[0]); i++)
-        if (strcmp(kms_model_specs[i], name) == 0) return true;
-    return false;
-}
-
-bool kms_spec_allows(const kms_spec_info *s, const char *alg)
-{
-    for (size_t i = 0; s->algs[i] != NULL; i++)
-        if (strcmp(s->algs[i], alg) == 0) return true;
-    return false;
-}
 
 const kms_sig_alg *kms_sig_alg_find(const char *name)
 {

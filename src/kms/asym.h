@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Key specs beyond SYMMETRIC_DEFAULT: RSA and NIST-curve signing keys and
- * HMAC keys (AWS KMS Developer Guide, "Key spec reference"), their private
- * material wrapped under the root key, and the sign / verify / MAC
- * primitives on OpenSSL 3's EVP interface.
+ * Asymmetric keys of the specs in keyspec.h (RSA and NIST-curve signing keys):
+ * the signing algorithms, their private material wrapped under the root key,
+ * and the sign / verify primitives on OpenSSL 3's EVP interface.
  */
 #ifndef CLOISTER_KMS_ASYM_H
 #define CLOISTER_KMS_ASYM_H
@@ -17,31 +16,7 @@
 #include "cloister/error.h"
 
 #include "keys.h"
-
-typedef enum kms_key_kind {
-    KMS_KIND_SYMMETRIC = 0,
-    KMS_KIND_RSA,
-    KMS_KIND_EC,
-    KMS_KIND_HMAC,
-} kms_key_kind;
-
-#define KMS_ALGS_MAX 6
-
-typedef struct kms_spec_info {
-    const char *name;                   /* KeySpec value */
-    const char *usage;                  /* the one KeyUsage this build creates it with */
-    const char *curve;                  /* KMS_KIND_EC: OpenSSL group name */
-    const char *algs[KMS_ALGS_MAX + 1]; /* SigningAlgorithms / MacAlgorithms / EncryptionAlgorithms, NULL-ended */
-    kms_key_kind kind;
-    unsigned rsa_bits; /* KMS_KIND_RSA */
-} kms_spec_info;
-
-/* The spec this build implements, or NULL. */
-const kms_spec_info *kms_spec_find(const char *name);
-/* Whether name is in the service model's KeySpec enum (implemented or not). */
-bool kms_spec_in_model(const char *name);
-/* Whether alg is one of s->algs. */
-bool kms_spec_allows(const kms_spec_info *s, const char *alg);
+#include "keyspec.h"
 
 typedef enum kms_sig_scheme {
     KMS_SIG_RSA_PSS = 0,

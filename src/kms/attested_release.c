@@ -109,19 +109,6 @@ out:
     return rc;
 }
 
-/* "PCR<n>" with n a decimal 0..31 and nothing else. */
-static bool kms_pcr_index(const char *s, unsigned *out)
-{
-    if (strncasecmp(s, "PCR", 3) != 0) return false;
-    s += 3;
-    unsigned v = 0;
-    size_t n = 0;
-    for (; s[n] >= '0' && s[n] <= '9' && n < 3; n++) v = v * 10 + (unsigned)(s[n] - '0');
-    if (n == 0 || s[n] != '\0' || (n > 1 && s[0] == '0') || v >= CL_ATTEST_MAX_PCRS) return false;
-    *out = v;
-    return true;
-}
-
 bool kms_recipient_lookup(void *arg, const char *key, kms_cond_values *out)
 {
     const kms_recipient *r = arg;
@@ -130,11 +117,7 @@ bool kms_recipient_lookup(void *arg, const char *key, kms_cond_values *out)
     if (r == NULL || !r->present) return true; /* known key, absent from this request */
     const char *name = key + sizeof(prefix) - 1;
     unsigned idx = 0;
-    if (strcasecmp(name, "ImageSha384") == 0) {
-        idx = 0;
-    } else if (!kms_pcr_index(name, &idx)) {
-        return false;
-    }
+    if (!kms_policy_attestation_key(name, &idx)) return false;
     if ((r->doc.pcr_mask & (1u << idx)) == 0) return true;
     out->present = true;
     out->v[out->n++] = r->pcr_hex[idx];

@@ -120,16 +120,13 @@ static cl_status kms_cfg_path(json_t *o, const char *where, const char *key, con
     return CL_OK;
 }
 
-static cl_status kms_cfg_listen(const char *s, kms_config *cfg)
+cl_status kms_config_parse_listen(const char *s, kms_config *cfg)
 {
     const char *colon = strrchr(s, ':');
     CL_ENSURE(colon != NULL && colon != s && (size_t)(colon - s) < sizeof(cfg->host), CL_ERR_USAGE,
               "'listen' must be HOST:PORT, not %s", s);
-    char *end = NULL;
-    errno = 0;
-    long port = strtol(colon + 1, &end, 10);
-    CL_ENSURE(end != colon + 1 && *end == '\0' && errno == 0 && port >= 0 && port <= 65535, CL_ERR_USAGE,
-              "'listen' port must be 0..65535, not %s", colon + 1);
+    uint64_t port = 0;
+    CL_GUARD(cl_parse_uint(colon + 1, 0, 65535, "the 'listen' port", &port));
     (void)snprintf(cfg->host, sizeof(cfg->host), "%.*s", (int)(colon - s), s);
     cfg->port = (int)port;
     return CL_OK;
@@ -228,15 +225,24 @@ static cl_status kms_cfg_store(json_t *o, const char *base_dir, kms_config *cfg)
     return CL_OK;
 }
 
+/* Appends the principals of the JSON list a to cfg's: the config file's "principals", a
+ * --principals-file, CLOISTER_KMS_PRINCIPALS (docs/kms.md). Access key ids stay unique. */
 static cl_status kms_cfg_principals(json_t *a, kms_config *cfg)
 {
     static const char *const known[] = {"access_key_id", "secret", "arn"};
+    size_t old = cfg->n_principals;
     CL_ENSURE(json_is_array(a) && json_array_size(a) >= 1 && json_array_size(a) <= KMS_CONFIG_PRINCIPALS_MAX,
               CL_ERR_USAGE, "'principals' must be a list of 1..%d principals", KMS_CONFIG_PRINCIPALS_MAX);
+    CL_ENSURE(old + json_array_size(a) <= KMS_CONFIG_PRINCIPALS_MAX, CL_ERR_USAGE,
+              "at most %d principals in all: %zu more is too many after the %zu given before",
+              KMS_CONFIG_PRINCIPALS_MAX, json_array_size(a), old);
     /* Locked, guarded memory: the principals' secrets live as long as the server. */
-    cfg->principals = cl_secure_alloc(json_array_size(a) * sizeof(*cfg->principals));
-    CL_ENSURE(cfg->principals != NULL, CL_ERR_NOMEM, "out of memory");
-    memset(cfg->principals, 0, json_array_size(a) * sizeof(*cfg->principals));
+    kms_principal *all = cl_secure_alloc((old + json_array_size(a)) * sizeof(*all));
+    CL_ENSURE(all != NULL, CL_ERR_NOMEM, "out of memory");
+    memset(all, 0, (old + json_array_size(a)) * sizeof(*all));
+    if (old > 0) memcpy(all, cfg->principals, old * sizeof(*all));
+    cl_secure_free(cfg->principals); /* wipes the old copy */
+    cfg->principals = all;
     size_t i;
     json_t *e;
     json_array_foreach(a, i, e)
@@ -251,11 +257,16 @@ static cl_status kms_cfg_principals(json_t *a, kms_config *cfg)
         CL_GUARD(kms_cfg_string(e, where, "arn", KMS_ARN_MAX, &arn));
         CL_ENSURE(id != NULL && secret != NULL && arn != NULL, CL_ERR_USAGE,
                   "'principals[%zu]' needs access_key_id, secret and arn", i);
-        CL_GUARD_CTX(kms_principal_make(id, secret, arn, &cfg->principals[i]), "'principals[%zu]'", i);
-        for (size_t j = 0; j < i; j++)
-            CL_ENSURE(strcmp(cfg->principals[j].access_key_id, id) != 0, CL_ERR_USAGE,
-                      "'principals[%zu].access_key_id' %s is also principals[%zu]'s", i, id, j);
-        cfg->n_principals = i + 1;
+        CL_GUARD_CTX(kms_principal_make(id, secret, arn, &all[old + i]), "'principals[%zu]'", i);
+        for (size_t j = 0; j < old; j++)
+            CL_ENSURE(strcmp(all[j].access_key_id, id) != 0, CL_ERR_USAGE,
+                      "'principals[%zu].access_key_id' %s is taken already (by --dev's principal or an earlier "
+                      "list)",
+                      i, id);
+        for (size_t j = old; j < old + i; j++)
+            CL_ENSURE(strcmp(all[j].access_key_id, id) != 0, CL_ERR_USAGE,
+                      "'principals[%zu].access_key_id' %s is also principals[%zu]'s", i, id, j - old);
+        cfg->n_principals = old + i + 1;
     }
     return CL_OK;
 }
@@ -285,20 +296,25 @@ static cl_status kms_cfg_attest_roots(json_t *o, const char *base_dir, kms_confi
 
 static cl_status kms_cfg_apply(json_t *root, const char *base_dir, kms_config *cfg)
 {
-    static const char *const known[] = {"listen",    "threads",    "max_body",          "region",
-                                        "data_dir",  "store",      "root_key",          "tls",
-                                        "audit_log", "principals", "attestation_roots", "attestation_max_age"};
+    static const char *const known[] = {"listen",          "threads",        "max_body",          "region",
+                                        "data_dir",        "store",          "root_key",          "tls",
+                                        "audit_log",       "principals",     "attestation_roots", "attestation_max_age",
+                                        "max_connections", "request_timeout"};
     CL_ENSURE(json_is_object(root), CL_ERR_USAGE, "the configuration must be a JSON object");
     CL_GUARD(kms_cfg_keys(root, "", known, sizeof(known) / sizeof(known[0])));
     const char *s;
     bool set;
     long long v = 0;
     CL_GUARD(kms_cfg_string(root, "", "listen", 128, &s));
-    if (s != NULL) CL_GUARD(kms_cfg_listen(s, cfg));
+    if (s != NULL) CL_GUARD(kms_config_parse_listen(s, cfg));
     CL_GUARD(kms_cfg_int(root, "threads", 1, 256, &set, &v));
     if (set) cfg->threads = (int)v;
     CL_GUARD(kms_cfg_int(root, "max_body", 1024, (long long)64 << 20, &set, &v));
     if (set) cfg->max_body = (size_t)v;
+    CL_GUARD(kms_cfg_int(root, "max_connections", 16, KMS_MAX_CONNECTIONS_MAX, &set, &v));
+    if (set) cfg->max_connections = (int)v;
+    CL_GUARD(kms_cfg_int(root, "request_timeout", 1, KMS_REQUEST_TIMEOUT_MAX, &set, &v));
+    if (set) cfg->request_timeout = (int)v;
     CL_GUARD(kms_cfg_string(root, "", "region", 64, &s));
     if (s != NULL) CL_GUARD(kms_cfg_region(s, cfg));
     CL_ENSURE(json_object_get(root, "data_dir") != NULL, CL_ERR_USAGE, "'data_dir' is required");
@@ -317,6 +333,19 @@ static cl_status kms_cfg_apply(json_t *root, const char *base_dir, kms_config *c
     return CL_OK;
 }
 
+/* A parsed document holds the principals' secrets: wipe its strings (jansson frees without
+ * wiping). */
+static void kms_cfg_wipe_principals(json_t *ps)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(ps, i, e)
+    {
+        const char *sv = json_string_value(json_object_get(e, "secret"));
+        if (sv != NULL) cl_memzero((void *)(uintptr_t)sv, strlen(sv));
+    }
+}
+
 cl_status kms_config_parse(const char *text, size_t len, const char *base_dir, kms_config *cfg)
 {
     CL_ENSURE(len <= KMS_CONFIG_MAX, CL_ERR_USAGE, "the configuration is %zu bytes, over %zu", len, KMS_CONFIG_MAX);
@@ -325,15 +354,7 @@ cl_status kms_config_parse(const char *text, size_t len, const char *base_dir, k
     CL_ENSURE(root != NULL, CL_ERR_USAGE, "not JSON: line %d column %d: %s", jerr.line, jerr.column, jerr.text);
     cl_status rc = kms_cfg_apply(root, base_dir, cfg);
     if (rc != CL_OK) kms_config_free(cfg);
-    /* The document holds the principals' secrets: wipe its strings. */
-    json_t *ps = json_object_get(root, "principals");
-    size_t i;
-    json_t *e;
-    json_array_foreach(ps, i, e)
-    {
-        const char *sv = json_string_value(json_object_get(e, "secret"));
-        if (sv != NULL) cl_memzero((void *)sv, strlen(sv));
-    }
+    kms_cfg_wipe_principals(json_object_get(root, "principals"));
     /* And the database connection string, which may carry a password. */
     const char *ci = json_string_value(json_object_get(json_object_get(root, "store"), "conninfo"));
     if (ci != NULL) cl_memzero((void *)ci, strlen(ci));
@@ -403,10 +424,85 @@ cl_status kms_passphrase_read(const kms_config *cfg, cl_buf *pass)
         got += (size_t)r;
     }
     /* One trailing newline is the editor's, not the passphrase's. */
-    if (pass->len > 0 && pass->data[pass->len - 1] == '\n') cl_buf_truncate(pass, pass->len - 1);
-    if (pass->len > 0 && pass->data[pass->len - 1] == '\r') cl_buf_truncate(pass, pass->len - 1);
+    (void)cl_buf_chomp(pass, '\n');
+    (void)cl_buf_chomp(pass, '\r');
 out:
     close(fd);
     if (rc != CL_OK) cl_buf_reset(pass);
+    return rc;
+}
+
+cl_status kms_principal_add(kms_config *cfg, const char *access_key_id, const char *secret, const char *arn)
+{
+    cl_status rc = CL_OK;
+    kms_principal p;
+    CL_ENSURE(cfg->n_principals < KMS_CONFIG_PRINCIPALS_MAX, CL_ERR_USAGE, "at most %d principals",
+              KMS_CONFIG_PRINCIPALS_MAX);
+    CL_GUARD_GOTO(kms_principal_make(access_key_id, secret, arn, &p));
+    for (size_t j = 0; j < cfg->n_principals; j++)
+        CL_ENSURE_GOTO(strcmp(cfg->principals[j].access_key_id, p.access_key_id) != 0, CL_ERR_USAGE,
+                       "access key id %s is given twice", p.access_key_id);
+    kms_principal *all = cl_secure_alloc((cfg->n_principals + 1) * sizeof(*all));
+    CL_ENSURE_GOTO(all != NULL, CL_ERR_NOMEM, "out of memory");
+    if (cfg->n_principals > 0) memcpy(all, cfg->principals, cfg->n_principals * sizeof(*all));
+    all[cfg->n_principals] = p;
+    cl_secure_free(cfg->principals); /* wipes the old copy */
+    cfg->principals = all;
+    cfg->n_principals++;
+out:
+    cl_memzero(&p, sizeof(p));
+    return rc;
+}
+
+cl_status kms_principals_parse(const char *text, size_t len, kms_config *cfg)
+{
+    CL_ENSURE(len <= KMS_CONFIG_MAX, CL_ERR_USAGE, "the principals are %zu bytes, over %zu", len, KMS_CONFIG_MAX);
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    CL_ENSURE(root != NULL, CL_ERR_USAGE, "not JSON: line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+    cl_status rc = kms_cfg_principals(root, cfg);
+    kms_cfg_wipe_principals(root);
+    json_decref(root);
+    return rc;
+}
+
+cl_status kms_principals_load(const char *path, kms_config *cfg)
+{
+    cl_status rc = CL_OK;
+    cl_buf text;
+    cl_buf_init_secret(&text, KMS_CONFIG_MAX);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot open %s", path);
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot stat %s", path);
+    /* It holds secrets: refused, not warned about, when others may read it. */
+    CL_ENSURE_GOTO((sb.st_mode & 077) == 0, CL_ERR_DENIED,
+                   "%s is readable or writable by group or others and holds principals' secrets (chmod 600 it)", path);
+    CL_ENSURE_GOTO(S_ISREG(sb.st_mode) && (uint64_t)sb.st_size <= KMS_CONFIG_MAX, CL_ERR_USAGE,
+                   "%s must be a regular file of at most %zu bytes", path, KMS_CONFIG_MAX);
+    CL_GUARD_GOTO(cl_buf_resize(&text, (size_t)sb.st_size));
+    for (size_t got = 0; got < text.len;) {
+        ssize_t r = read(fd, text.data + got, text.len - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot read %s", path);
+        got += (size_t)r;
+    }
+    CL_GUARD_CTX_GOTO(kms_principals_parse((const char *)text.data, text.len, cfg), "%s", path);
+out:
+    if (fd >= 0) (void)close(fd);
+    cl_buf_free(&text);
+    return rc;
+}
+
+cl_status kms_principals_from_env(const char *name, kms_config *cfg)
+{
+    char *v = getenv(name);
+    if (v == NULL) return CL_OK;
+    size_t n = strlen(v);
+    cl_status rc = kms_principals_parse(v, n, cfg);
+    if (rc != CL_OK) (void)cl_error_wrap("environment variable %s", name);
+    /* Out of /proc/PID/environ and of any child's environment. */
+    cl_memzero(v, n);
+    (void)unsetenv(name);
     return rc;
 }

@@ -316,7 +316,7 @@ cl_status kms_blob_parse(const uint8_t *blob, size_t len, kms_blob *out)
     CL_ENSURE(out->version >= 1, CL_ERR_FORMAT, "ciphertext blob key version 0");
     CL_GUARD(cl_reader_bytes(&r, CL_GCM_NONCE_LEN, &out->nonce));
     out->header = blob;
-    out->header_len = r.pos;
+    out->header_len = cl_reader_offset(&r);
     CL_ENSURE(cl_reader_remaining(&r) >= CL_GCM_TAG_LEN, CL_ERR_FORMAT, "ciphertext blob truncated");
     out->ct_len = cl_reader_remaining(&r) - CL_GCM_TAG_LEN;
     CL_GUARD(cl_reader_bytes(&r, out->ct_len, &out->ct));
@@ -329,16 +329,7 @@ static cl_status kms_blob_aad(const uint8_t *header, size_t header_len, const cl
 {
     CL_GUARD(cl_buf_append(aad, KMS_BLOB_AAD, sizeof(KMS_BLOB_AAD)));
     CL_GUARD(cl_buf_append(aad, header, header_len));
-    size_t n = ctx != NULL ? ctx->count : 0;
-    CL_GUARD(cl_buf_append_u16be(aad, (uint16_t)n));
-    for (size_t i = 0; i < n; i++) {
-        size_t kl = strlen(ctx->items[i].key), vl = strlen(ctx->items[i].value);
-        CL_GUARD(cl_buf_append_u16be(aad, (uint16_t)kl));
-        CL_GUARD(cl_buf_append(aad, ctx->items[i].key, kl));
-        CL_GUARD(cl_buf_append_u16be(aad, (uint16_t)vl));
-        CL_GUARD(cl_buf_append(aad, ctx->items[i].value, vl));
-    }
-    return CL_OK;
+    return cl_kvlist_encode(ctx, aad);
 }
 
 cl_status kms_blob_seal(const uint8_t material[KMS_MATERIAL_LEN], const char *key_id, uint32_t version,

@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 
 #include "cloister/log.h"
-#include "cloister/mem.h"
 
 #include "server.h"
 
@@ -17,7 +16,8 @@ static void kms_usage(FILE *f)
 {
     fputs("Usage: cloister-kms --config FILE\n"
           "       cloister-kms --dev [--listen HOST:PORT] [--data DIR] [--threads N] [--max-body BYTES]\n"
-          "                          [--principal ACCESS_KEY_ID:SECRET:ARN]... [--attestation-root PEM]...\n"
+          "                          [--max-connections N] [--request-timeout SECONDS]\n"
+          "                          [--principals-file FILE] [--attestation-root PEM]...\n"
           "                          [--attestation-max-age SECONDS] [--tls-cert PEM --tls-key PEM]\n"
           "\n"
           "  --config FILE     run as FILE says (JSON; docs/kms.md, \"Configuration file\"): listen\n"
@@ -31,8 +31,15 @@ static void kms_usage(FILE *f)
           "  --data DIR        state directory: root.key, keys.db, audit.log (default ./cloister-kms-data)\n"
           "  --threads N       worker threads (default 2)\n"
           "  --max-body BYTES  largest request body accepted (default 262144)\n"
-          "  --principal A:S:ARN  one more principal: access key id A, secret S, acting as the IAM\n"
-          "                    ARN (arn:aws:iam::ACCOUNT:user/NAME or :role/NAME); repeatable\n"
+          "  --max-connections N  connections open at once, 16..1000000 (default 4096); past it the\n"
+          "                    one that has waited longest for a complete request is closed\n"
+          "  --request-timeout SECONDS  time a whole request (TLS handshake, headers, body) may take\n"
+          "                    to arrive, from the connection or the previous answer, 1..3600 (default 20)\n"
+          "  --principals-file FILE  more principals: a JSON list of {\"access_key_id\", \"secret\",\n"
+          "                    \"arn\"} (as the config file's \"principals\"; ARN arn:aws:iam::ACCOUNT:user/NAME\n"
+          "                    or :role/NAME); FILE must be mode 0600. The environment variable\n"
+          "                    CLOISTER_KMS_PRINCIPALS may hold the same list (read, then wiped and unset).\n"
+          "                    Secrets are never taken from the command line, which every user can read.\n"
           "  --attestation-root PEM  trust attestation documents chaining to this root for the\n"
           "                    Recipient parameter (the sim root from `cloister enclave init-root`,\n"
           "                    or AWS's Nitro root G1); repeatable. Without one, Recipient is refused\n"
@@ -45,37 +52,21 @@ static void kms_usage(FILE *f)
           f);
 }
 
-#define KMS_MAX_PRINCIPALS 16
+/* Where principals' secrets go instead of the command line (docs/security.md, finding 9). */
+#define KMS_PRINCIPALS_ENV "CLOISTER_KMS_PRINCIPALS"
 
-/* ACCESS_KEY_ID:SECRET:arn:aws:iam::ACCOUNT:... */
-static int kms_parse_principal(const char *arg, kms_principal *p)
+/* A whole-number option (cl_parse_uint): 0, or the message printed and -1. */
+static int kms_option_uint(const char *option, const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
-    char id[129], secret[129];
-    const char *c1 = strchr(arg, ':');
-    const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-    if (c1 == NULL || c2 == NULL) return -1;
-    if ((size_t)(c1 - arg) >= sizeof(id) || (size_t)(c2 - c1 - 1) >= sizeof(secret)) return -1;
-    (void)snprintf(id, sizeof(id), "%.*s", (int)(c1 - arg), arg);
-    (void)snprintf(secret, sizeof(secret), "%.*s", (int)(c2 - c1 - 1), c1 + 1);
-    int rc = kms_principal_make(id, secret, c2 + 1, p) == CL_OK ? 0 : -1;
-    cl_memzero(secret, sizeof(secret));
-    return rc;
-}
-
-static int kms_parse_listen(const char *arg, kms_config *cfg)
-{
-    const char *colon = strrchr(arg, ':');
-    if (colon == NULL || (size_t)(colon - arg) >= sizeof(cfg->host) || colon == arg) return -1;
-    char *end = NULL;
-    long port = strtol(colon + 1, &end, 10);
-    if (end == colon + 1 || *end != '\0' || port < 0 || port > 65535) return -1;
-    (void)snprintf(cfg->host, sizeof(cfg->host), "%.*s", (int)(colon - arg), arg);
-    cfg->port = (int)port;
-    return 0;
+    if (cl_parse_uint(s, min, max, option, out) == CL_OK) return 0;
+    fprintf(stderr, "cloister-kms: %s\n", cl_error_message());
+    return -1;
 }
 
 int main(int argc, char **argv)
 {
+    /* Before anything calls jansson (the config file) or libevent. */
+    kms_wipe_library_heaps();
     cl_log_init("cloister-kms");
     static const struct option opts[] = {{"dev", no_argument, NULL, 'd'},
                                          {"config", required_argument, NULL, 'c'},
@@ -83,7 +74,10 @@ int main(int argc, char **argv)
                                          {"data", required_argument, NULL, 'D'},
                                          {"threads", required_argument, NULL, 't'},
                                          {"max-body", required_argument, NULL, 'm'},
+                                         {"max-connections", required_argument, NULL, 'M'},
+                                         {"request-timeout", required_argument, NULL, 'T'},
                                          {"principal", required_argument, NULL, 'p'},
+                                         {"principals-file", required_argument, NULL, 'P'},
                                          {"attestation-root", required_argument, NULL, 'r'},
                                          {"attestation-max-age", required_argument, NULL, 'a'},
                                          {"tls-cert", required_argument, NULL, 'C'},
@@ -96,71 +90,65 @@ int main(int argc, char **argv)
     cfg.port = 4599;
     cfg.threads = 2;
     cfg.max_body = KMS_MAX_BODY_DEFAULT;
+    cfg.max_connections = KMS_MAX_CONNECTIONS_DEFAULT;
+    cfg.request_timeout = KMS_REQUEST_TIMEOUT_DEFAULT;
     (void)snprintf(cfg.data_dir, sizeof(cfg.data_dir), "./cloister-kms-data");
     (void)snprintf(cfg.region, sizeof(cfg.region), "us-east-1");
     bool dev = false;
     const char *config = NULL;
     const char *dev_only = NULL; /* the first --dev option given */
-    static kms_principal principals[KMS_MAX_PRINCIPALS] = {{.access_key_id = "test",
-                                                            .secret = "test",
-                                                            .arn = "arn:aws:iam::111122223333:user/dev",
-                                                            .account = "111122223333"}};
-    size_t n_principals = 1;
+    const char *principals_file = NULL;
     static cl_attest_roots roots;
     cl_attest_roots_init(&roots);
     cfg.attest_max_age_ms = KMS_ATTEST_MAX_AGE_DEFAULT_MS;
     int c;
-    char *end;
+    uint64_t v = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dev = true; break;
         case 'c': config = optarg; break;
         case 'l':
-            if (kms_parse_listen(optarg, &cfg) != 0) {
-                fprintf(stderr, "cloister-kms: --listen wants HOST:PORT, not %s\n", optarg);
+            if (kms_config_parse_listen(optarg, &cfg) != CL_OK) {
+                fprintf(stderr, "cloister-kms: --listen: %s\n", cl_error_message());
                 return 2;
             }
             break;
         case 'D': (void)snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", optarg); break;
         case 't':
-            cfg.threads = (int)strtol(optarg, &end, 10);
-            if (*end != '\0' || cfg.threads < 1 || cfg.threads > 256) {
-                fprintf(stderr, "cloister-kms: --threads wants 1..256\n");
-                return 2;
-            }
+            if (kms_option_uint("--threads", optarg, 1, 256, &v) != 0) return 2;
+            cfg.threads = (int)v;
             break;
         case 'm':
-            cfg.max_body = (size_t)strtoull(optarg, &end, 10);
-            if (*end != '\0' || cfg.max_body < 1024 || cfg.max_body > ((size_t)64 << 20)) {
-                fprintf(stderr, "cloister-kms: --max-body wants 1024..67108864\n");
-                return 2;
-            }
+            if (kms_option_uint("--max-body", optarg, 1024, (uint64_t)64 << 20, &v) != 0) return 2;
+            cfg.max_body = (size_t)v;
+            break;
+        case 'M':
+            if (kms_option_uint("--max-connections", optarg, 16, KMS_MAX_CONNECTIONS_MAX, &v) != 0) return 2;
+            cfg.max_connections = (int)v;
+            break;
+        case 'T':
+            if (kms_option_uint("--request-timeout (seconds)", optarg, 1, KMS_REQUEST_TIMEOUT_MAX, &v) != 0) return 2;
+            cfg.request_timeout = (int)v;
             break;
         case 'p':
-            if (n_principals == KMS_MAX_PRINCIPALS || kms_parse_principal(optarg, &principals[n_principals]) != 0) {
-                fprintf(stderr,
-                        "cloister-kms: --principal wants ACCESS_KEY_ID:SECRET:arn:aws:iam::ACCOUNT:..."
-                        " (at most %d)\n",
-                        KMS_MAX_PRINCIPALS - 1);
-                return 2;
-            }
-            n_principals++;
-            break;
+            /* /proc/PID/cmdline is readable by every user of the machine. The value is not
+             * echoed: it is the secret. */
+            fprintf(stderr, "cloister-kms: --principal is refused: a secret on the command line is readable by every "
+                            "user in /proc/PID/cmdline. Give the principals as a JSON list of {\"access_key_id\", "
+                            "\"secret\", \"arn\"} in a mode-0600 file with --principals-file FILE, in the "
+                            "environment variable " KMS_PRINCIPALS_ENV ", or in --config FILE's \"principals\"\n");
+            return 2;
+        case 'P': principals_file = optarg; break;
         case 'r':
             if (cl_attest_roots_add_file(&roots, optarg) != CL_OK) {
                 fprintf(stderr, "cloister-kms: --attestation-root %s: %s\n", optarg, cl_error_message());
                 return 2;
             }
             break;
-        case 'a': {
-            unsigned long long secs = strtoull(optarg, &end, 10);
-            if (*end != '\0' || secs < 1 || secs > 86400) {
-                fprintf(stderr, "cloister-kms: --attestation-max-age wants 1..86400 seconds\n");
-                return 2;
-            }
-            cfg.attest_max_age_ms = secs * 1000;
+        case 'a':
+            if (kms_option_uint("--attestation-max-age (seconds)", optarg, 1, 86400, &v) != 0) return 2;
+            cfg.attest_max_age_ms = v * 1000;
             break;
-        }
         case 'C': (void)snprintf(cfg.tls_cert, sizeof(cfg.tls_cert), "%s", optarg); break;
         case 'K': (void)snprintf(cfg.tls_key, sizeof(cfg.tls_key), "%s", optarg); break;
         case 'h': kms_usage(stdout); return 0;
@@ -202,8 +190,15 @@ int main(int argc, char **argv)
             }
         }
     } else {
-        cfg.principals = principals;
-        cfg.n_principals = n_principals;
+        /* --dev's principal first, then --principals-file's, then the environment's. */
+        cl_status prc = kms_principal_add(&cfg, "test", "test", "arn:aws:iam::111122223333:user/dev");
+        if (prc == CL_OK && principals_file != NULL) prc = kms_principals_load(principals_file, &cfg);
+        if (prc == CL_OK) prc = kms_principals_from_env(KMS_PRINCIPALS_ENV, &cfg);
+        if (prc != CL_OK) {
+            fprintf(stderr, "cloister-kms: %s\n", cl_error_message());
+            kms_config_free(&cfg);
+            return 2;
+        }
     }
     int exit_code = 1;
     kms_server *s = NULL;
@@ -220,6 +215,9 @@ int main(int argc, char **argv)
         goto out;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* A write past RLIMIT_FSIZE must fail (EFBIG: the audit line is refused and its request
+     * answered KMSInternalException), not kill the server. */
+    signal(SIGXFSZ, SIG_IGN);
     if (kms_server_start(&cfg, &s) != CL_OK) {
         fprintf(stderr, "cloister-kms: %s\n", cl_error_message());
         goto out;
@@ -233,8 +231,7 @@ int main(int argc, char **argv)
     }
     exit_code = 0;
 out:
-    if (config != NULL) kms_config_free(&cfg);
+    kms_config_free(&cfg);
     cl_attest_roots_free(&roots);
-    cl_memzero(principals, sizeof(principals));
     return exit_code;
 }

@@ -1,16 +1,21 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Asymmetric and HMAC keys: CreateKey's key specs, Sign, Verify,
- * GetPublicKey, GenerateMac, VerifyMac. Members are those of botocore's
- * kms/2014-11-01/service-2.json; errors those of the AWS KMS API Reference
- * for each operation.
+ * cloister-kms: asymmetric and HMAC keys: Sign, Verify, GetPublicKey, GenerateMac,
+ * VerifyMac (ops.h). Members are those of botocore's kms/2014-11-01/service-2.json; errors
+ * those of the AWS KMS API Reference for each operation. Uses request.c, key_access.c,
+ * grants.c (grant tokens), keyspec.c and asym.c.
  */
 #include <string.h>
 
 #include "cloister/crypto.h"
 #include "cloister/mem.h"
 
-#include "ops_internal.h"
+#include "asym.h"
+#include "grants.h"
+#include "key_access.h"
+#include "keyspec.h"
+#include "ops.h"
+#include "request.h"
 
 #define KMS_MESSAGE_MAX 4096  /* PlaintextType */
 #define KMS_SIG_BLOB_MAX 6144 /* CiphertextType */
@@ -34,131 +39,11 @@ static const char *const kms_model_sig_algs[] = {"RSASSA_PSS_SHA_256",
                                                  NULL};
 static const char *const kms_model_mac_algs[] = {"HMAC_SHA_224", "HMAC_SHA_256", "HMAC_SHA_384", "HMAC_SHA_512", NULL};
 static const char *const kms_model_message_types[] = {"RAW", "DIGEST", "EXTERNAL_MU", NULL};
-static const char *const kms_model_usages[] = {"SIGN_VERIFY", "ENCRYPT_DECRYPT", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT",
-                                               NULL};
-
-static bool kms_in(const char *const *set, const char *v)
-{
-    for (size_t i = 0; set[i] != NULL; i++)
-        if (strcmp(set[i], v) == 0) return true;
-    return false;
-}
-
-static cl_status kms_enum_fail(kms_call *c, const char *member, const char *value, const char *const *set)
-{
-    char list[512] = "";
-    size_t used = 0;
-    for (size_t i = 0; set[i] != NULL && used < sizeof(list); i++) {
-        int n = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", set[i]);
-        if (n < 0) break;
-        used += (size_t)n;
-    }
-    KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE,
-                "1 validation error detected: Value '%s' at '%c%s' failed to satisfy constraint: Member must satisfy "
-                "enum value set: [%s]",
-                value, member[0] + ('a' - 'A'), member + 1, list);
-}
-
-/* An optional NullableBooleanType member. */
-static cl_status kms_req_bool(kms_call *c, const char *member, bool *out)
-{
-    json_t *v = json_object_get(c->req, member);
-    *out = false;
-    if (v == NULL || json_is_null(v)) return CL_OK;
-    if (!json_is_boolean(v)) KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s must be a boolean", member);
-    *out = json_is_true(v);
-    return CL_OK;
-}
-
-/* --- CreateKey / DescribeKey ------------------------------------------------ */
-
-cl_status kms_keyspec_choose(kms_call *c, const char *usage, const char *spec, const char *cmk_spec,
-                             const kms_spec_info **out)
-{
-    *out = NULL;
-    if (spec != NULL && cmk_spec != NULL && strcmp(spec, cmk_spec) != 0)
-        KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE,
-                    "KeySpec %s and CustomerMasterKeySpec %s disagree; use KeySpec only", spec, cmk_spec);
-    if (spec == NULL) spec = cmk_spec != NULL ? cmk_spec : "SYMMETRIC_DEFAULT";
-    bool usage_given = usage != NULL;
-    if (usage == NULL) usage = "ENCRYPT_DECRYPT"; /* AWS's default, whatever the spec */
-    if (!kms_spec_in_model(spec)) {
-        static const char *const specs[] = {"RSA_2048",
-                                            "RSA_3072",
-                                            "RSA_4096",
-                                            "ECC_NIST_P256",
-                                            "ECC_NIST_P384",
-                                            "ECC_NIST_P521",
-                                            "ECC_SECG_P256K1",
-                                            "SYMMETRIC_DEFAULT",
-                                            "HMAC_224",
-                                            "HMAC_256",
-                                            "HMAC_384",
-                                            "HMAC_512",
-                                            "SM2",
-                                            NULL};
-        return kms_enum_fail(c, "KeySpec", spec, specs);
-    }
-    if (!kms_in(kms_model_usages, usage)) return kms_enum_fail(c, "KeyUsage", usage, kms_model_usages);
-    const kms_spec_info *s = kms_spec_find(spec);
-    if (s == NULL)
-        KMS_FAIL_AS(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED,
-                    "KeySpec %s is not supported by this server (SYMMETRIC_DEFAULT, RSA_2048, RSA_3072, "
-                    "ECC_NIST_P256, ECC_NIST_P384 and HMAC_256 are)",
-                    spec);
-    if (strcmp(usage, s->usage) != 0) {
-        /* Valid in AWS, not implemented here: RSA encryption, ECDH key agreement. */
-        bool aws_valid = (s->kind == KMS_KIND_RSA && strcmp(usage, "ENCRYPT_DECRYPT") == 0) ||
-                         (s->kind == KMS_KIND_EC && strcmp(usage, "KEY_AGREEMENT") == 0);
-        if (usage_given && aws_valid)
-            KMS_FAIL_AS(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED,
-                        "KeyUsage %s with KeySpec %s is not supported by this server (use %s)", usage, spec, s->usage);
-        KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE, "KeyUsage %s is not compatible with KeySpec %s%s", usage,
-                    spec, usage_given ? "" : " (KeyUsage defaults to ENCRYPT_DECRYPT: specify it)");
-    }
-    *out = s;
-    return CL_OK;
-}
-
-cl_status kms_keyspec_material(kms_call *c, const kms_spec_info *s, const char *arn, cl_buf *wrapped)
-{
-    cl_status rc = CL_OK;
-    cl_buf secret;
-    if (s->kind == KMS_KIND_SYMMETRIC || s->kind == KMS_KIND_HMAC) {
-        /* HMAC_256 material is 256 bits, wrapped exactly as symmetric material. */
-        cl_buf_init_secret(&secret, KMS_MATERIAL_LEN);
-        CL_GUARD_GOTO(cl_buf_resize(&secret, KMS_MATERIAL_LEN));
-        CL_GUARD_GOTO(cl_random_secret(secret.data, KMS_MATERIAL_LEN));
-        CL_GUARD_GOTO(kms_material_wrap(&c->kms->root, arn, 1, secret.data, wrapped));
-    } else {
-        cl_buf_init_secret(&secret, KMS_PRIVATE_MAX);
-        CL_GUARD_GOTO(kms_asym_generate(s, &secret));
-        CL_GUARD_GOTO(kms_private_wrap(&c->kms->root, arn, 1, secret.data, secret.len, wrapped));
-    }
-out:
-    cl_buf_free(&secret);
-    return rc;
-}
-
-static json_t *kms_alg_list(const kms_spec_info *s)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; a != NULL && s->algs[i] != NULL; i++) json_array_append_new(a, json_string(s->algs[i]));
-    return a;
-}
-
-void kms_keyspec_describe(const kms_key_rec *k, json_t *meta)
-{
-    const kms_spec_info *s = kms_spec_find(k->key_spec);
-    if (s == NULL || s->kind == KMS_KIND_SYMMETRIC) return;
-    json_object_del(meta, "EncryptionAlgorithms");
-    json_object_set_new(meta, s->kind == KMS_KIND_HMAC ? "MacAlgorithms" : "SigningAlgorithms", kms_alg_list(s));
-}
 
 /* --- shared checks ------------------------------------------------------------ */
 
 /* The key states and usage Sign, Verify, GetPublicKey and the MAC operations need. */
-static cl_status kms_require_usage(kms_call *c, const kms_key_rec *k, const char *usage)
+static CL_MUST_USE cl_status kms_require_usage(kms_call *c, const kms_key_rec *k, const char *usage)
 {
     if (k->state == KMS_KEY_DISABLED) KMS_FAIL_AS(c, "DisabledException", CL_ERR_STATE, "%s is disabled.", k->arn);
     if (k->state == KMS_KEY_PENDING_DELETION)
@@ -169,7 +54,7 @@ static cl_status kms_require_usage(kms_call *c, const kms_key_rec *k, const char
     return CL_OK;
 }
 
-static cl_status kms_dry_run(kms_call *c, bool dry_run)
+static CL_MUST_USE cl_status kms_dry_run(kms_call *c, bool dry_run)
 {
     if (dry_run)
         KMS_FAIL_AS(c, "DryRunOperationException", CL_ERR_STATE,
@@ -178,7 +63,7 @@ static cl_status kms_dry_run(kms_call *c, bool dry_run)
 }
 
 /* The private key of an asymmetric key's current version. */
-static cl_status kms_private_key(kms_call *c, const kms_key_rec *k, const kms_spec_info *s, EVP_PKEY **out)
+static CL_MUST_USE cl_status kms_private_key(kms_call *c, const kms_key_rec *k, const kms_spec_info *s, EVP_PKEY **out)
 {
     cl_status rc = CL_OK;
     cl_buf wrapped, der;
@@ -203,7 +88,7 @@ typedef struct kms_sig_req {
     bool dry_run;
 } kms_sig_req;
 
-static cl_status kms_sig_request(kms_call *c, cl_buf *msg, kms_sig_req *r)
+static CL_MUST_USE cl_status kms_sig_request(kms_call *c, cl_buf *msg, kms_sig_req *r)
 {
     const char *type;
     memset(r, 0, sizeof(*r));
@@ -211,12 +96,12 @@ static cl_status kms_sig_request(kms_call *c, cl_buf *msg, kms_sig_req *r)
     CL_GUARD(kms_req_blob(c, "Message", true, KMS_MESSAGE_MAX, msg));
     CL_GUARD(kms_req_str(c, "MessageType", false, 1, 64, &type));
     CL_GUARD(kms_req_str(c, "SigningAlgorithm", true, 1, 64, &r->alg_name));
-    CL_GUARD(kms_req_grant_tokens(c));
+    CL_GUARD(kms_grant_tokens_check(c));
     CL_GUARD(kms_req_bool(c, "DryRun", &r->dry_run));
-    if (type != NULL && !kms_in(kms_model_message_types, type))
-        return kms_enum_fail(c, "MessageType", type, kms_model_message_types);
-    if (!kms_in(kms_model_sig_algs, r->alg_name))
-        return kms_enum_fail(c, "SigningAlgorithm", r->alg_name, kms_model_sig_algs);
+    if (type != NULL && !kms_str_in(kms_model_message_types, type))
+        return kms_req_enum_fail(c, "MessageType", type, kms_model_message_types);
+    if (!kms_str_in(kms_model_sig_algs, r->alg_name))
+        return kms_req_enum_fail(c, "SigningAlgorithm", r->alg_name, kms_model_sig_algs);
     if (type != NULL && strcmp(type, "EXTERNAL_MU") == 0)
         KMS_FAIL_AS(c, "InvalidKeyUsageException", CL_ERR_UNSUPPORTED,
                     "MessageType EXTERNAL_MU is only valid for ML_DSA keys");
@@ -225,7 +110,7 @@ static cl_status kms_sig_request(kms_call *c, cl_buf *msg, kms_sig_req *r)
 }
 
 /* A DIGEST message must be exactly as long as the algorithm's digest. */
-static cl_status kms_check_digest_len(kms_call *c, const kms_sig_req *r, const kms_sig_alg *alg, size_t len)
+static CL_MUST_USE cl_status kms_check_digest_len(kms_call *c, const kms_sig_req *r, const kms_sig_alg *alg, size_t len)
 {
     if (r->digest && len != alg->md_len)
         KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE,
@@ -235,13 +120,13 @@ static cl_status kms_check_digest_len(kms_call *c, const kms_sig_req *r, const k
 
 /* Loads, authorizes and checks the key of a Sign or Verify request; then
  * its private key into *pkey. k is filled (and must be cleared) on success. */
-static cl_status kms_sig_key(kms_call *c, const kms_sig_req *r, size_t msg_len, const char *action, kms_key_rec *k,
-                             const kms_sig_alg **alg, EVP_PKEY **pkey)
+static CL_MUST_USE cl_status kms_sig_key(kms_call *c, const kms_sig_req *r, size_t msg_len, const char *action,
+                                         kms_key_rec *k, const kms_sig_alg **alg, EVP_PKEY **pkey)
 {
-    CL_GUARD(kms_key_load(c, r->key, k));
+    CL_GUARD(kms_key_load(c, r->key, KMS_KEY_ALIAS_OK, k));
     cl_status rc = CL_OK;
     const kms_spec_info *s = kms_spec_find(k->key_spec);
-    CL_GUARD_GOTO(kms_key_authorize(c, k, action));
+    CL_GUARD_GOTO(kms_key_authorize(c, k, action, NULL));
     CL_GUARD_GOTO(kms_require_usage(c, k, "SIGN_VERIFY"));
     CL_ENSURE_GOTO(s != NULL, CL_ERR_INTERNAL, "%s has key spec %s, unknown to this build", k->arn, k->key_spec);
     *alg = kms_sig_alg_find(r->alg_name);
@@ -322,9 +207,9 @@ cl_status kms_op_get_public_key(kms_call *c)
     cl_buf pub;
     cl_buf_init(&pub, KMS_PUBLIC_MAX);
     CL_GUARD_GOTO(kms_req_str(c, "KeyId", true, 1, 2048, &id));
-    CL_GUARD_GOTO(kms_req_grant_tokens(c));
-    CL_GUARD_GOTO(kms_key_load(c, id, &k));
-    CL_GUARD_GOTO(kms_key_authorize(c, &k, "kms:GetPublicKey"));
+    CL_GUARD_GOTO(kms_grant_tokens_check(c));
+    CL_GUARD_GOTO(kms_key_load(c, id, KMS_KEY_ALIAS_OK, &k));
+    CL_GUARD_GOTO(kms_key_authorize(c, &k, "kms:GetPublicKey", NULL));
     const kms_spec_info *s = kms_spec_find(k.key_spec);
     if (s == NULL || (s->kind != KMS_KIND_RSA && s->kind != KMS_KIND_EC))
         KMS_FAIL_AS_GOTO(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED,
@@ -337,7 +222,7 @@ cl_status kms_op_get_public_key(kms_call *c)
     json_object_set_new(c->resp, "CustomerMasterKeySpec", json_string(k.key_spec));
     json_object_set_new(c->resp, "KeySpec", json_string(k.key_spec));
     json_object_set_new(c->resp, "KeyUsage", json_string(k.key_usage));
-    json_object_set_new(c->resp, "SigningAlgorithms", kms_alg_list(s));
+    json_object_set_new(c->resp, "SigningAlgorithms", kms_spec_algs_json(s));
 out:
     EVP_PKEY_free(pkey);
     kms_key_rec_clear(&k);
@@ -348,29 +233,29 @@ out:
 /* --- GenerateMac / VerifyMac ------------------------------------------------- */
 
 /* HMAC (RFC 2104) of msg under the key's current material. */
-static cl_status kms_mac(kms_call *c, const char *action, cl_buf *msg, kms_key_rec *k, const char **alg,
-                         uint8_t mac[CL_SHA256_LEN])
+static CL_MUST_USE cl_status kms_mac(kms_call *c, const char *action, cl_buf *msg, kms_key_rec *k, const char **alg,
+                                     uint8_t mac[CL_SHA256_LEN])
 {
     const char *id;
     bool dry_run;
     CL_GUARD(kms_req_str(c, "KeyId", true, 1, 2048, &id));
     CL_GUARD(kms_req_blob(c, "Message", true, KMS_MESSAGE_MAX, msg));
     CL_GUARD(kms_req_str(c, "MacAlgorithm", true, 1, 64, alg));
-    CL_GUARD(kms_req_grant_tokens(c));
+    CL_GUARD(kms_grant_tokens_check(c));
     CL_GUARD(kms_req_bool(c, "DryRun", &dry_run));
-    if (!kms_in(kms_model_mac_algs, *alg)) return kms_enum_fail(c, "MacAlgorithm", *alg, kms_model_mac_algs);
-    CL_GUARD(kms_key_load(c, id, k));
+    if (!kms_str_in(kms_model_mac_algs, *alg)) return kms_req_enum_fail(c, "MacAlgorithm", *alg, kms_model_mac_algs);
+    CL_GUARD(kms_key_load(c, id, KMS_KEY_ALIAS_OK, k));
     cl_status rc = CL_OK;
     cl_buf material;
     cl_buf_init_secret(&material, KMS_MATERIAL_LEN);
-    CL_GUARD_GOTO(kms_key_authorize(c, k, action));
+    CL_GUARD_GOTO(kms_key_authorize(c, k, action, NULL));
     CL_GUARD_GOTO(kms_require_usage(c, k, "GENERATE_VERIFY_MAC"));
     const kms_spec_info *s = kms_spec_find(k->key_spec);
     if (s == NULL || !kms_spec_allows(s, *alg))
         KMS_FAIL_AS_GOTO(c, "InvalidKeyUsageException", CL_ERR_KEY,
                          "Algorithm %s is incompatible with key spec %s of %s.", *alg, k->key_spec, k->arn);
     CL_GUARD_GOTO(kms_dry_run(c, dry_run));
-    CL_GUARD_GOTO(kms_key_material_get(c, k, k->current_version, &material));
+    CL_GUARD_GOTO(kms_key_material(c, k, k->current_version, &material));
     CL_GUARD_GOTO(cl_hmac_sha256(material.data, material.len, msg->data, msg->len, mac));
 out:
     cl_buf_free(&material);

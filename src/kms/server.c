@@ -4,6 +4,19 @@
  * our own); each worker thread runs its own event loop and evhttp instance
  * accepting on the one shared listening socket. Keep-alive is evhttp's.
  *
+ * What a client that never authenticates can hold is bounded here (docs/kms.md, "Limits"):
+ * each worker tracks its connections (kms_conn), at most its share of max_connections; one
+ * over it closes the connection that has waited longest for a complete request. A request
+ * (headers and body, or the TLS handshake before them) must arrive whole within
+ * request_timeout of the connection's accept or previous answer, however slowly it trickles.
+ * accept() failing for lack of descriptors pauses accepting with a growing delay instead of
+ * spinning, and says so at most every 10 s.
+ *
+ * Every answer waits for its audit line to be on disk (fail closed, issue 12 finding 2): the
+ * answers a worker produced in one turn of its event loop leave after one fdatasync (group
+ * commit). A request that changes state first has a "started" line made durable, so that no
+ * change happens without a record even when the line of its outcome cannot be written.
+ *
  * Wire protocol: the AWS JSON 1.1 protocol as KMS uses it (botocore
  * kms/2014-11-01/service-2.json metadata: protocol "json", jsonVersion 1.1,
  * targetPrefix "TrentService"): POST /, X-Amz-Target: TrentService.<Op>,
@@ -19,17 +32,23 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <event2/thread.h>
+#include <fcntl.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,13 +59,74 @@
 #include "cloister/sigv4.h"
 
 #define KMS_MAX_HEADERS 64
+/* Connections accepted in one go before the worker catches up (tracking slots beyond the cap). */
+#define KMS_ACCEPT_BATCH 64
+/* Descriptors kept for what is not a connection: the store and its WAL, the audit log, the
+ * listening socket, event and signal descriptors, TLS files, PostgreSQL connections. */
+#define KMS_FD_RESERVE 64
+/* Answers of one loop turn wait for one fdatasync; past this many, sync and answer at once. */
+#define KMS_PENDING_MAX 256
+#define KMS_ACCEPT_BACKOFF_MIN_MS 10
+#define KMS_ACCEPT_BACKOFF_MAX_MS 1000
+#define KMS_ACCEPT_LOG_EVERY_MS 10000
+
+struct kms_worker;
+
+typedef enum kms_conn_state {
+    KMS_CONN_FREE = 0,
+    KMS_CONN_PENDING, /* accepted; evhttp's connection object not known yet */
+    KMS_CONN_WAITING, /* waiting for a complete request: the deadline runs, may be evicted */
+    KMS_CONN_SERVING, /* a request was delivered; its answer is not written yet */
+} kms_conn_state;
+
+/* One accepted connection, tracked from accept (evhttp's bufferevent callback) to close
+ * (evhttp's close callback). evhttp exposes no hook between the two, so a new connection
+ * is "adopted" just after the accept: its evhttp_connection is the bufferevent's callback
+ * argument, and a reference on the bufferevent keeps it valid until then. */
+typedef struct kms_conn {
+    struct kms_worker *w;
+    kms_conn_state state;
+    struct bufferevent *bev;
+    struct evhttp_connection *evcon;
+    int64_t since_ms; /* monotonic: accept, or the end of the previous answer */
+    uint64_t seq;     /* the same order, without ties: the worker's count of such events */
+    bool doomed;      /* to be closed once adopted (its TLS state could not be made) */
+} kms_conn;
+
+/* An answer waiting for its audit line to be on disk. */
+typedef struct kms_reply {
+    struct kms_reply *next;
+    struct evhttp_request *req;
+    uint64_t audit_end;
+    int status;
+    char request_id[37];
+    char *body; /* malloc'd; wiped when freed */
+} kms_reply;
 
 typedef struct kms_worker {
     kms_server *srv;
     struct event_base *base;
     struct evhttp *http;
+    struct evconnlistener *listener;
     pthread_t thread;
     bool started;
+    atomic_bool stop;
+    /* connections */
+    kms_conn *conns;
+    size_t n_slots, n_used, cap;
+    uint64_t seq;
+    size_t *free_slots, n_free;             /* a stack of free slot numbers */
+    size_t *pending_slots, n_pending_slots; /* accepted, not adopted yet */
+    size_t *by_evcon, by_evcon_mask;        /* evhttp_connection -> slot number + 1 (open addressing) */
+    struct event *adopt_ev, *deadline_ev, *backoff_ev;
+    bool full;        /* accepting paused: no free slot */
+    bool backing_off; /* accepting paused: accept() failed */
+    int backoff_ms;
+    int64_t accept_log_ms;
+    unsigned long accept_errors;
+    /* answers of this loop turn */
+    kms_reply *replies, **replies_tail;
+    size_t n_replies;
 } kms_worker;
 
 struct kms_server {
@@ -54,9 +134,21 @@ struct kms_server {
     kms_ctx ctx;
     SSL_CTX *tls; /* NULL: plain HTTP */
     int listen_fd;
+    int lock_fd; /* the data directory's lock, held while running */
     kms_worker *workers;
     int n_workers;
+    int max_connections; /* after fitting RLIMIT_NOFILE */
 };
+
+/* The worker whose loop runs on this thread (for callbacks whose argument is libevent's). */
+static _Thread_local kms_worker *kms_this_worker;
+
+static int64_t kms_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* One table from status to AWS exception (used when an operation did not
  * name a more specific one). */
@@ -109,21 +201,23 @@ static void kms_send(struct evhttp_request *req, int status, const char *request
     }
     evbuffer_add(buf, body, strlen(body));
     evhttp_send_reply(req, status, status == 200 ? "OK" : status == 500 ? "Internal Server Error" : "Bad Request", buf);
-    evbuffer_free(buf);
+    evbuffer_free(buf); /* its chains were moved to the connection; freed wiped once written */
 }
 
-static void kms_send_error(struct evhttp_request *req, const char *request_id, int status, const char *exception,
-                           const char *message)
+/* {"__type": exception, "message": message}, malloc'd (NULL when out of memory). */
+static char *kms_error_body(const char *exception, const char *message)
 {
     json_t *j = json_pack("{s:s, s:s}", "__type", exception, "message", message);
     char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    kms_send(req, status, request_id, body ? body : "{\"__type\":\"KMSInternalException\"}");
-    free(body);
     json_decref(j);
+    return body;
 }
 
-/* SigV4 verification (IAM User Guide, "Authenticating requests: AWS SigV4").
- * On failure writes the AWS exception name into *exc. */
+static void kms_body_free(char *body)
+{
+    if (body != NULL) cl_free_wiped(body); /* may hold plaintext (Decrypt, GenerateDataKey, GenerateRandom) */
+}
+
 static cl_status kms_authenticate(kms_server *s, struct evhttp_request *req, const uint8_t *body, size_t body_len,
                                   const kms_principal **who, const char **exc, int64_t now)
 {
@@ -140,9 +234,17 @@ static cl_status kms_authenticate(kms_server *s, struct evhttp_request *req, con
     int64_t t;
     CL_GUARD(cl_sigv4_parse_amz_date(date, strlen(date), &t));
     CL_ENSURE(strncmp(a.date, date, 8) == 0, CL_ERR_DENIED, "Credential should be scoped to a valid date");
-    /* The host header must be signed (SigV4: "host" is always required). */
-    CL_ENSURE(strstr(a.signed_headers, "host") != NULL, CL_ERR_DENIED,
-              "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.");
+    cl_kv hdrs[KMS_MAX_HEADERS];
+    size_t nh = 0;
+    struct evkeyval *kv;
+    for (kv = in->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
+        CL_ENSURE(nh < KMS_MAX_HEADERS, CL_ERR_DENIED, "too many headers (at most %d)", KMS_MAX_HEADERS);
+        hdrs[nh].key = kv->key;
+        hdrs[nh].value = kv->value;
+        nh++;
+    }
+    /* host and every x-amz-* header of the request must be signed, by exact name. */
+    CL_GUARD(cl_sigv4_check_signed_headers(hdrs, nh, a.signed_headers));
     *exc = "UnrecognizedClientException";
     const kms_principal *p = NULL;
     for (size_t i = 0; i < s->cfg.n_principals; i++) {
@@ -159,15 +261,6 @@ static cl_status kms_authenticate(kms_server *s, struct evhttp_request *req, con
         CL_FAIL(CL_ERR_EXPIRED, "Signature expired: %s is now earlier than %s (%s - 15 min.)", date, nowtxt, nowtxt);
     }
     /* Recompute over the request as received. */
-    cl_kv hdrs[KMS_MAX_HEADERS];
-    size_t nh = 0;
-    struct evkeyval *kv;
-    for (kv = in->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
-        CL_ENSURE(nh < KMS_MAX_HEADERS, CL_ERR_DENIED, "too many headers");
-        hdrs[nh].key = kv->key;
-        hdrs[nh].value = kv->value;
-        nh++;
-    }
     uint8_t d[CL_SHA256_LEN];
     char ph[65];
     CL_GUARD(cl_sha256(body, body_len, d));
@@ -193,41 +286,194 @@ static cl_status kms_authenticate(kms_server *s, struct evhttp_request *req, con
     return CL_OK;
 }
 
-static void kms_audit(kms_server *s, const kms_call *c, const char *principal, const char *op, const char *outcome)
+/* The answer a client gets when its request's audit line cannot be written. */
+#define KMS_AUDIT_FAILED_MESSAGE \
+    "The request was not answered because its audit record could not be written; the server's log says why."
+
+/* Writes the request's audit line (not yet durable: the caller syncs to *end). */
+static cl_status kms_audit(kms_server *s, const kms_call *c, const char *principal, const char *op, const char *outcome,
+                           bool with_context, uint64_t *end)
 {
-    if (s->ctx.audit == NULL) return;
     cl_audit_event ev = {.time = c->now,
                          .request_id = c->request_id,
                          .principal = principal,
                          .operation = op,
                          .key_arn = c->key_arn[0] ? c->key_arn : NULL,
-                         .context = &c->audit_ctx,
+                         .context = with_context ? &c->audit_ctx : NULL,
                          .outcome = outcome,
                          .attested_module_id = c->audit_module_id[0] ? c->audit_module_id : NULL,
                          .attested_pcr0 = c->audit_pcr0[0] ? c->audit_pcr0 : NULL};
-    if (cl_audit_append(s->ctx.audit, &ev) != CL_OK) CL_LOG_ERROR("audit log: %s", cl_error_message());
+    return cl_audit_write(s->ctx.audit, &ev, end);
 }
+
+/* What the key policy's global condition keys see of a request: every connection of a TLS
+ * listener is TLS (aws:SecureTransport); aws:SourceIp is the TCP peer, which is a proxy's
+ * address when one relays the request (the launcher's, for an enclave). */
+static void kms_request_env(const kms_server *s, struct evhttp_request *req, int64_t now, kms_policy_env *env)
+{
+    env->secure_transport = s->tls != NULL;
+    env->now = now;
+    env->region = s->cfg.region;
+    env->via_service = NULL; /* no Cloister service calls on a caller's behalf yet */
+    env->source_ip[0] = '\0';
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    const struct sockaddr *sa = conn != NULL ? evhttp_connection_get_addr(conn) : NULL;
+    const void *addr = NULL;
+    if (sa != NULL && sa->sa_family == AF_INET) addr = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    if (sa != NULL && sa->sa_family == AF_INET6) addr = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    if (addr == NULL || inet_ntop(sa->sa_family, addr, env->source_ip, sizeof(env->source_ip)) == NULL)
+        env->source_ip[0] = '\0'; /* unknown: aws:SourceIp is absent */
+}
+
+/*
+ * The operations that change nothing in the store; every other operation (and any added
+ * later) gets a "started" line on disk before it runs. Lazy housekeeping on read (a due
+ * deletion, a due automatic rotation) is the key's schedule, as in AWS, not the caller's act.
+ */
+static bool kms_op_changes_state(const char *op)
+{
+    static const char *const read_only[] = {
+        "Decrypt",
+        "DescribeKey",
+        "Encrypt",
+        "GenerateDataKey",
+        "GenerateDataKeyPair",
+        "GenerateDataKeyPairWithoutPlaintext",
+        "GenerateDataKeyWithoutPlaintext",
+        "GenerateMac",
+        "GenerateRandom",
+        "GetKeyPolicy",
+        "GetKeyRotationStatus",
+        "GetPublicKey",
+        "ListAliases",
+        "ListGrants",
+        "ListKeyPolicies",
+        "ListKeyRotations",
+        "ListKeys",
+        "ListResourceTags",
+        "ListRetirableGrants",
+        "ReEncrypt",
+        "Sign",
+        "Verify",
+        "VerifyMac",
+    };
+    for (size_t i = 0; i < sizeof(read_only) / sizeof(read_only[0]); i++)
+        if (strcmp(op, read_only[i]) == 0) return false;
+    return true;
+}
+
+/* The index from evhttp_connection to slot: linear probing in a table of at least twice the
+ * slots, deletion by backward shift (no tombstones), so that finding the connection of each
+ * request costs a probe or two, not a walk over thousands of slots. */
+static size_t kms_conn_hash(const void *p)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL; /* MurmurHash3's fmix64 */
+    x ^= x >> 33;
+    return (size_t)x;
+}
+
+static void kms_conn_index_add(kms_worker *w, size_t slot)
+{
+    size_t i = kms_conn_hash(w->conns[slot].evcon) & w->by_evcon_mask;
+    while (w->by_evcon[i] != 0) i = (i + 1) & w->by_evcon_mask;
+    w->by_evcon[i] = slot + 1;
+}
+
+static size_t kms_conn_index_find(const kms_worker *w, const struct evhttp_connection *evcon)
+{
+    for (size_t i = kms_conn_hash(evcon) & w->by_evcon_mask; w->by_evcon[i] != 0; i = (i + 1) & w->by_evcon_mask)
+        if (w->conns[w->by_evcon[i] - 1].evcon == evcon) return i;
+    return SIZE_MAX;
+}
+
+static void kms_conn_index_remove(kms_worker *w, const struct evhttp_connection *evcon)
+{
+    size_t i = kms_conn_index_find(w, evcon);
+    if (i == SIZE_MAX) return;
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & w->by_evcon_mask;
+        if (w->by_evcon[j] == 0) break;
+        size_t k = kms_conn_hash(w->conns[w->by_evcon[j] - 1].evcon) & w->by_evcon_mask;
+        /* Move j's entry into the hole at i unless its home k lies cyclically in (i, j]. */
+        bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (!stays) {
+            w->by_evcon[i] = w->by_evcon[j];
+            i = j;
+        }
+    }
+    w->by_evcon[i] = 0;
+}
+
+/* The connection a request came on (NULL if untracked: its slot could not be had). */
+static kms_conn *kms_conn_of(kms_worker *w, struct evhttp_connection *evcon)
+{
+    size_t i = evcon != NULL ? kms_conn_index_find(w, evcon) : SIZE_MAX;
+    return i == SIZE_MAX ? NULL : &w->conns[w->by_evcon[i] - 1];
+}
+
+static void kms_conn_release(kms_worker *w, kms_conn *c)
+{
+    if (c->evcon != NULL) kms_conn_index_remove(w, c->evcon);
+    c->state = KMS_CONN_FREE;
+    c->bev = NULL;
+    c->evcon = NULL;
+    w->free_slots[w->n_free++] = (size_t)(c - w->conns);
+    w->n_used--;
+}
+
+static void kms_conn_arm_deadline(kms_worker *w);
+
+/* The answer is written: the connection waits for its next request, with a fresh deadline. */
+static void kms_conn_answered(struct evhttp_request *req, void *arg)
+{
+    kms_worker *w = arg;
+    kms_conn *c = kms_conn_of(w, evhttp_request_get_connection(req));
+    if (c == NULL || c->state != KMS_CONN_SERVING) return;
+    c->state = KMS_CONN_WAITING;
+    c->since_ms = kms_now_ms();
+    c->seq = ++w->seq;
+    kms_conn_arm_deadline(w);
+}
+
+/* Answers now, or after the next fdatasync of the audit log (audit_end > 0). */
+static void kms_reply_queue(kms_worker *w, struct evhttp_request *req, int status, const char *request_id, char *body,
+                            uint64_t audit_end);
 
 static void kms_handle(struct evhttp_request *req, void *arg)
 {
-    kms_server *s = arg;
+    kms_worker *w = arg;
+    kms_server *s = w->srv;
+    kms_conn *conn = kms_conn_of(w, evhttp_request_get_connection(req));
+    if (conn != NULL) conn->state = KMS_CONN_SERVING; /* delivered whole: no deadline, not evicted */
+    evhttp_request_set_on_complete_cb(req, kms_conn_answered, w);
     kms_call c;
     memset(&c, 0, sizeof(c));
     cl_kvlist_init(&c.audit_ctx);
     c.kms = &s->ctx;
     c.now = (int64_t)time(NULL);
+    kms_request_env(s, req, c.now, &c.env);
     kms_request_id(c.request_id);
     char op[128] = "";
     const char *principal = "";
     const char *exc = NULL;
     char *out = NULL;
     int status = 400;
+    bool logged = false; /* the failure was logged where it happened */
     cl_status rc = CL_OK;
 
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     struct evbuffer *ib = evhttp_request_get_input_buffer(req);
     size_t blen = evbuffer_get_length(ib);
-    const uint8_t *body = blen ? evbuffer_pullup(ib, -1) : (const uint8_t *)"";
+    /* One contiguous copy, in the request's own buffer: wiped below once answered. */
+    uint8_t *body = blen ? evbuffer_pullup(ib, -1) : NULL;
+    if (blen > 0 && body == NULL) {
+        exc = "KMSInternalException";
+        status = 500;
+        CL_FAIL_GOTO(CL_ERR_NOMEM, "out of memory for the request body");
+    }
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
         exc = "UnknownOperationException";
         CL_FAIL_GOTO(CL_ERR_USAGE, "KMS accepts POST only");
@@ -239,7 +485,7 @@ static void kms_handle(struct evhttp_request *req, void *arg)
         fn = kms_op_find(op);
     }
     const kms_principal *who = NULL;
-    rc = kms_authenticate(s, req, body, blen, &who, &exc, c.now);
+    rc = kms_authenticate(s, req, body ? body : (const uint8_t *)"", blen, &who, &exc, c.now);
     if (rc != CL_OK) goto out;
     principal = who->arn;
     c.principal = who;
@@ -249,19 +495,34 @@ static void kms_handle(struct evhttp_request *req, void *arg)
     }
     c.operation = op;
     json_error_t jerr;
-    c.req = json_loadb((const char *)body, blen, JSON_REJECT_DUPLICATES, &jerr);
+    c.req = json_loadb(body ? (const char *)body : "", blen, JSON_REJECT_DUPLICATES, &jerr);
     if (c.req == NULL || !json_is_object(c.req)) {
         exc = "SerializationException";
         CL_FAIL_GOTO(CL_ERR_FORMAT, "Start of structure or map found where not expected.");
     }
     c.resp = json_object();
     CL_ENSURE_GOTO(c.resp != NULL, CL_ERR_NOMEM, "out of memory");
+    if (kms_op_changes_state(op)) {
+        /* Its record first: if the line of its outcome cannot be written later, the change is
+         * still on record (who, what, when, under this request id). */
+        cl_audit_event ev = {
+            .time = c.now, .request_id = c.request_id, .principal = principal, .operation = op, .outcome = "started"};
+        rc = cl_audit_append(s->ctx.audit, &ev);
+        if (rc != CL_OK) {
+            CL_LOG_ERROR("%s %s: not run: %s", op, c.request_id, cl_error_message());
+            exc = "KMSInternalException";
+            status = 500;
+            logged = true;
+            CL_FAIL_GOTO(CL_ERR_IO, KMS_AUDIT_FAILED_MESSAGE);
+        }
+    }
     rc = fn(&c);
     if (rc != CL_OK) goto out;
     out = json_dumps(c.resp, JSON_COMPACT);
     CL_ENSURE_GOTO(out != NULL, CL_ERR_NOMEM, "cannot serialise the response");
     status = 200;
-out:
+out:;
+    const char *outcome = "ok";
     if (rc != CL_OK) {
         const char *name = exc != NULL ? exc : kms_exception_for(&c, rc, &status);
         if (exc != NULL && strcmp(exc, "MissingAuthenticationTokenException") == 0) status = 403;
@@ -269,32 +530,304 @@ out:
             (strcmp(exc, "UnrecognizedClientException") == 0 || strcmp(exc, "InvalidSignatureException") == 0 ||
              strcmp(exc, "IncompleteSignatureException") == 0))
             status = 400;
-        if (status >= 500) CL_LOG_ERROR("%s %s: %s", op, c.request_id, cl_error_message());
-        char msg[sizeof(((cl_error *)0)->msg)];
-        (void)snprintf(msg, sizeof(msg), "%s", cl_error_message());
-        /* Audit first: no answer leaves without its line in the log. */
-        kms_audit(s, &c, principal, op, name);
-        kms_send_error(req, c.request_id, status, name, msg);
-    } else {
-        kms_audit(s, &c, principal, op, "ok");
-        kms_send(req, 200, c.request_id, out);
+        if (status >= 500 && !logged) CL_LOG_ERROR("%s %s: %s", op, c.request_id, cl_error_message());
+        outcome = name;
+        out = kms_error_body(name, cl_error_message());
     }
-    /* Responses can hold plaintext (Decrypt, GenerateDataKey, GenerateRandom):
-     * wipe the serialised body and the member's string before jansson frees them. */
-    if (out != NULL) cl_memzero(out, strlen(out));
-    const char *ptv = json_string_value(json_object_get(c.resp, "Plaintext"));
-    if (ptv != NULL) cl_memzero((void *)ptv, strlen(ptv));
-    free(out);
+    /* No answer leaves without its line in the log: one that cannot be written turns the
+     * answer into KMSInternalException, and the plaintext it held is wiped unsent. */
+    uint64_t end = 0;
+    cl_status arc = kms_audit(s, &c, principal, op, outcome, true, &end);
+    if (arc != CL_OK) {
+        CL_LOG_ERROR("%s %s: not answered: %s", op, c.request_id, cl_error_message());
+        kms_body_free(out);
+        out = kms_error_body("KMSInternalException", KMS_AUDIT_FAILED_MESSAGE);
+        status = 500;
+        end = 0;
+        /* A line too long for the log (its context keys) is recorded without them. */
+        if (arc == CL_ERR_LIMIT && kms_audit(s, &c, principal, op, "KMSInternalException", false, &end) != CL_OK) {
+            CL_LOG_ERROR("%s %s: %s", op, c.request_id, cl_error_message());
+            end = 0;
+        }
+    }
+    /* The response object can hold plaintext (Decrypt, GenerateDataKey, GenerateRandom), and
+     * so can the request (Encrypt): jansson frees through cl_free_wiped, and the request's
+     * bytes are wiped here in libevent's buffer, before the answer is handed over (which may
+     * free the request). */
+    if (body != NULL) cl_memzero(body, blen);
     json_decref(c.req);
     json_decref(c.resp);
     cl_kvlist_free(&c.audit_ctx);
+    if (out == NULL) out = strdup("{\"__type\":\"KMSInternalException\"}");
+    if (out != NULL)
+        kms_reply_queue(w, req, status, c.request_id, out, end);
+    else
+        evhttp_send_error(req, 500, NULL);
     cl_error_clear();
 }
 
+/* Sends the answers of this loop turn once their audit lines are on disk: one fdatasync for
+ * all of them (and for those of the other workers written meanwhile). If it fails, none of
+ * them leaves: each becomes KMSInternalException. */
+static void kms_flush(kms_worker *w)
+{
+    if (w->replies == NULL) return;
+    uint64_t end = 0;
+    for (kms_reply *r = w->replies; r != NULL; r = r->next)
+        if (r->audit_end > end) end = r->audit_end;
+    cl_status rc = cl_audit_sync(w->srv->ctx.audit, end);
+    if (rc != CL_OK) CL_LOG_ERROR("%zu answers not sent: %s", w->n_replies, cl_error_message());
+    kms_reply *r = w->replies;
+    w->replies = NULL;
+    w->replies_tail = &w->replies;
+    w->n_replies = 0;
+    while (r != NULL) {
+        kms_reply *next = r->next;
+        if (rc != CL_OK) {
+            kms_body_free(r->body);
+            r->body = kms_error_body("KMSInternalException", KMS_AUDIT_FAILED_MESSAGE);
+            r->status = 500;
+        }
+        if (r->body != NULL)
+            kms_send(r->req, r->status, r->request_id, r->body);
+        else
+            evhttp_send_error(r->req, 500, NULL);
+        kms_body_free(r->body);
+        free(r);
+        r = next;
+    }
+    cl_error_clear();
+}
+
+static void kms_reply_queue(kms_worker *w, struct evhttp_request *req, int status, const char *request_id, char *body,
+                            uint64_t audit_end)
+{
+    kms_reply *r = audit_end > 0 ? calloc(1, sizeof(*r)) : NULL;
+    if (r == NULL) {
+        /* Nothing to wait for (no line: the answer is an error), or no memory to wait with. */
+        if (audit_end > 0 && cl_audit_sync(w->srv->ctx.audit, audit_end) != CL_OK) {
+            CL_LOG_ERROR("%s: not answered: %s", request_id, cl_error_message());
+            kms_body_free(body);
+            body = kms_error_body("KMSInternalException", KMS_AUDIT_FAILED_MESSAGE);
+            status = 500;
+        }
+        if (body != NULL)
+            kms_send(req, status, request_id, body);
+        else
+            evhttp_send_error(req, 500, NULL);
+        kms_body_free(body);
+        return;
+    }
+    r->req = req;
+    r->audit_end = audit_end;
+    r->status = status;
+    (void)snprintf(r->request_id, sizeof(r->request_id), "%s", request_id);
+    r->body = body;
+    *w->replies_tail = r;
+    w->replies_tail = &r->next;
+    if (++w->n_replies >= KMS_PENDING_MAX) kms_flush(w);
+}
+
+/* --- connections ---------------------------------------------------------------------- */
+
+/* evhttp is done with the connection (closed by the client, a timeout, an error, or us). */
+static void kms_conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    kms_conn *c = arg;
+    kms_worker *w = c->w;
+    kms_conn_release(w, c);
+    if (w->full && !w->backing_off) {
+        w->full = false;
+        (void)evconnlistener_enable(w->listener);
+    }
+}
+
+/* Closes the connection that has waited longest for a complete request. */
+static bool kms_conn_evict_oldest(kms_worker *w)
+{
+    kms_conn *oldest = NULL;
+    for (size_t i = 0; i < w->n_slots; i++) {
+        kms_conn *c = &w->conns[i];
+        if (c->state == KMS_CONN_WAITING && (oldest == NULL || c->seq < oldest->seq)) oldest = c;
+    }
+    if (oldest == NULL) return false;
+    evhttp_connection_free(oldest->evcon); /* calls kms_conn_closed */
+    return true;
+}
+
+/* Arms the deadline timer for the earliest waiting connection, unless it is armed already
+ * (every later deadline comes after the armed one: they are all since + request_timeout). */
+static void kms_conn_arm_deadline(kms_worker *w)
+{
+    if (evtimer_pending(w->deadline_ev, NULL)) return;
+    int64_t first = INT64_MAX;
+    for (size_t i = 0; i < w->n_slots; i++)
+        if (w->conns[i].state == KMS_CONN_WAITING && w->conns[i].since_ms < first) first = w->conns[i].since_ms;
+    if (first == INT64_MAX) return;
+    int64_t wait = first + (int64_t)w->srv->cfg.request_timeout * 1000 - kms_now_ms();
+    if (wait < 0) wait = 0;
+    struct timeval tv = {.tv_sec = (time_t)(wait / 1000), .tv_usec = (suseconds_t)(wait % 1000) * 1000};
+    evtimer_add(w->deadline_ev, &tv);
+}
+
+/* A request (or the TLS handshake and the request) that has not arrived whole by its
+ * deadline: the connection is closed, without an answer, however recently it sent a byte. */
+static void kms_conn_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    kms_worker *w = arg;
+    int64_t limit = kms_now_ms() - (int64_t)w->srv->cfg.request_timeout * 1000;
+    size_t closed = 0;
+    for (size_t i = 0; i < w->n_slots; i++) {
+        kms_conn *c = &w->conns[i];
+        if (c->state == KMS_CONN_WAITING && c->since_ms <= limit) {
+            evhttp_connection_free(c->evcon);
+            closed++;
+        }
+    }
+    if (closed > 0) CL_LOG_DEBUG("closed %zu connections past the request deadline", closed);
+    kms_conn_arm_deadline(w);
+}
+
+/* evhttp asks for each accepted connection's bufferevent: TLS or plain, tracked from here. */
+static struct bufferevent *kms_conn_bev(struct event_base *base, void *arg)
+{
+    kms_worker *w = arg;
+    kms_server *s = w->srv;
+    struct bufferevent *bev = NULL;
+    bool doomed = false;
+    if (s->tls != NULL) {
+        SSL *ssl = SSL_new(s->tls);
+        bev = ssl != NULL
+                  ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)
+                  : NULL;
+        if (bev != NULL) {
+            /* Clients that close without close_notify (most HTTP clients) are not an error. */
+            bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+        } else {
+            /* Out of memory. evhttp would make a plain bufferevent of its own for a NULL, and
+             * serve this connection without TLS: make one here instead, and close it at once. */
+            SSL_free(ssl);
+            doomed = true;
+        }
+    }
+    if (bev == NULL) bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) return NULL;
+    w->backoff_ms = 0;
+    if (w->n_free == 0) return bev; /* cannot happen: accepting pauses when the last slot is taken */
+    size_t slot = w->free_slots[--w->n_free];
+    kms_conn *c = &w->conns[slot];
+    w->pending_slots[w->n_pending_slots++] = slot;
+    c->w = w;
+    c->state = KMS_CONN_PENDING;
+    c->bev = bev;
+    c->evcon = NULL;
+    c->since_ms = kms_now_ms();
+    c->seq = ++w->seq;
+    c->doomed = doomed;
+    bufferevent_incref(bev); /* valid until adopted, even if evhttp frees it first */
+    if (++w->n_used == w->n_slots) {
+        w->full = true;
+        (void)evconnlistener_disable(w->listener);
+    }
+    event_active(w->adopt_ev, EV_TIMEOUT, 1);
+    return bev;
+}
+
+/* Just after the accepts of this loop turn: learn each new connection's evhttp_connection
+ * (the bufferevent's callback argument evhttp set), then hold the cap. */
+static void kms_conn_adopt(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    kms_worker *w = arg;
+    for (size_t p = 0; p < w->n_pending_slots; p++) {
+        kms_conn *c = &w->conns[w->pending_slots[p]];
+        struct bufferevent *bev = c->bev;
+        bufferevent_event_cb errorcb = NULL;
+        void *cbarg = NULL;
+        bufferevent_getcb(bev, NULL, NULL, &errorcb, &cbarg);
+        if (errorcb == NULL || cbarg == NULL) {
+            /* evhttp freed it already (bufferevent_free clears the callbacks). */
+            kms_conn_release(w, c);
+        } else {
+            c->evcon = cbarg;
+            c->state = KMS_CONN_WAITING;
+            kms_conn_index_add(w, (size_t)(c - w->conns));
+            evhttp_connection_set_closecb(c->evcon, kms_conn_closed, c);
+        }
+        bufferevent_decref(bev);
+        if (c->state == KMS_CONN_WAITING && c->doomed) evhttp_connection_free(c->evcon); /* kms_conn_closed */
+    }
+    w->n_pending_slots = 0;
+    size_t evicted = 0;
+    while (w->n_used > w->cap && kms_conn_evict_oldest(w)) evicted++;
+    if (evicted > 0)
+        CL_LOG_INFO("%zu connections closed: at the cap of %zu connections per worker thread (max_connections)",
+                    evicted, w->cap);
+    if (w->full && w->n_used < w->n_slots && !w->backing_off) {
+        w->full = false;
+        (void)evconnlistener_enable(w->listener);
+    }
+    kms_conn_arm_deadline(w);
+}
+
+static void kms_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    kms_worker *w = arg;
+    w->backing_off = false;
+    if (!w->full) (void)evconnlistener_enable(w->listener);
+}
+
+/*
+ * accept() failed with something other than EAGAIN/EINTR, typically EMFILE or ENFILE: the
+ * pending connection stays in the kernel's queue, so the listening socket stays readable and
+ * retrying at once would spin a core. Stop accepting for a while (10 ms, doubling up to 1 s
+ * while it keeps failing), free a descriptor by closing the connection that has waited
+ * longest for a request, and say so at most every 10 s.
+ */
+static void kms_accept_error(struct evconnlistener *lev, void *arg)
+{
+    (void)arg; /* the listener's argument is evhttp's (evhttp_bind_listener sets it) */
+    kms_worker *w = kms_this_worker;
+    if (w == NULL || w->listener != lev) {
+        (void)evconnlistener_disable(lev);
+        return;
+    }
+    int err = EVUTIL_SOCKET_ERROR();
+    (void)evconnlistener_disable(lev);
+    w->backing_off = true;
+    w->backoff_ms = w->backoff_ms == 0 ? KMS_ACCEPT_BACKOFF_MIN_MS : w->backoff_ms * 2;
+    if (w->backoff_ms > KMS_ACCEPT_BACKOFF_MAX_MS) w->backoff_ms = KMS_ACCEPT_BACKOFF_MAX_MS;
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) (void)kms_conn_evict_oldest(w);
+    w->accept_errors++;
+    int64_t now = kms_now_ms();
+    if (w->accept_log_ms == 0 || now - w->accept_log_ms >= KMS_ACCEPT_LOG_EVERY_MS) {
+        CL_LOG_ERROR("cannot accept connections: %s (%lu times since the last message); pausing accepts, %zu "
+                     "connections open on this thread: raise RLIMIT_NOFILE (ulimit -n, LimitNOFILE=) or lower "
+                     "max_connections",
+                     strerror(err), w->accept_errors, w->n_used);
+        w->accept_log_ms = now;
+        w->accept_errors = 0;
+    }
+    struct timeval tv = {.tv_sec = w->backoff_ms / 1000, .tv_usec = (suseconds_t)(w->backoff_ms % 1000) * 1000};
+    evtimer_add(w->backoff_ev, &tv);
+}
+
+/* One turn of the event loop at a time: what the turn answered leaves after one fdatasync. */
 static void *kms_worker_main(void *arg)
 {
     kms_worker *w = arg;
-    event_base_dispatch(w->base);
+    kms_this_worker = w;
+    while (!atomic_load(&w->stop)) {
+        if (event_base_loop(w->base, EVLOOP_ONCE) < 0) break;
+        kms_flush(w);
+    }
+    kms_flush(w);
     return NULL;
 }
 
@@ -345,7 +878,10 @@ static cl_status kms_tls_setup(kms_server *s)
     SSL_CTX_set_default_passwd_cb(ctx, kms_tls_no_password);
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
         CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "cannot require TLS 1.2");
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+    /* CLEANSE_PLAINTEXT: OpenSSL keeps the decrypted record (a request body) in its read
+     * buffer unless told to wipe it once consumed (OpenSSL 3.0, SSL_CTX_set_options(3)). */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_CLEANSE_PLAINTEXT);
     if (SSL_CTX_use_certificate_chain_file(ctx, s->cfg.tls_cert) != 1)
         CL_FAIL_SSL_GOTO(CL_ERR_FORMAT, "cannot load the TLS certificate chain %s (tls.cert, PEM)", s->cfg.tls_cert);
     if (SSL_CTX_use_PrivateKey_file(ctx, s->cfg.tls_key, SSL_FILETYPE_PEM) != 1)
@@ -378,23 +914,6 @@ static struct event_base *kms_worker_base(void)
     return b != NULL ? b : event_base_new();
 }
 
-/* evhttp asks for each accepted connection's bufferevent: a TLS one. */
-static struct bufferevent *kms_tls_bev(struct event_base *base, void *arg)
-{
-    kms_server *s = arg;
-    SSL *ssl = SSL_new(s->tls);
-    if (ssl == NULL) return NULL;
-    struct bufferevent *bev =
-        bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-    if (bev == NULL) {
-        SSL_free(ssl);
-        return NULL;
-    }
-    /* Clients that close without close_notify (most HTTP clients) are not an error. */
-    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    return bev;
-}
-
 /* The root key: a key file, or a passphrase through scrypt. */
 static cl_status kms_root_key_open(kms_server *s)
 {
@@ -416,6 +935,127 @@ static cl_status kms_root_key_open(kms_server *s)
     return rc;
 }
 
+/*
+ * One server per data directory: a second one would extend the audit chain from its own idea
+ * of the last line, and the log would no longer verify (issue 12, finding 13). The lock is an
+ * flock on DATA/kms.lock, released by the kernel however the process ends; the file holds the
+ * holder's pid for the message a second server prints.
+ */
+static cl_status kms_data_dir_lock(kms_server *s)
+{
+    char path[KMS_PATH_MAX + 16];
+    (void)snprintf(path, sizeof(path), "%s/kms.lock", s->cfg.data_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) CL_FAIL_ERRNO(CL_ERR_IO, "cannot open %s", path);
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        char pid[24] = "";
+        ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+        close(fd);
+        if (err != EWOULDBLOCK) {
+            errno = err;
+            CL_FAIL_ERRNO(CL_ERR_IO, "cannot lock %s", path);
+        }
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        CL_FAIL(CL_ERR_STATE,
+                "data directory %s is in use by another cloister-kms (pid %s, lock %s): two servers on one data "
+                "directory would break its audit chain; stop the other one, or give this one its own --data / "
+                "data_dir",
+                s->cfg.data_dir, pid[0] ? pid : "unknown", path);
+    }
+    char pid[24];
+    int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+        cl_status rc = CL_RAISE_ERRNO(CL_ERR_IO, "cannot write %s", path);
+        close(fd);
+        return rc;
+    }
+    s->lock_fd = fd;
+    return CL_OK;
+}
+
+/*
+ * Every connection is a descriptor: make the soft RLIMIT_NOFILE (often 1024) room for
+ * max_connections plus what the server holds otherwise. Where the hard limit does not allow
+ * it, fewer connections are accepted, and the message says how to raise it.
+ */
+static void kms_fit_fd_limit(kms_server *s)
+{
+    int want = s->cfg.max_connections > 0 ? s->cfg.max_connections : KMS_MAX_CONNECTIONS_DEFAULT;
+    rlim_t need = (rlim_t)want + KMS_FD_RESERVE + (rlim_t)s->n_workers * 4;
+    struct rlimit rl;
+    s->max_connections = want;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        struct rlimit nl = rl;
+        nl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &nl) == 0) rl = nl;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        rlim_t room = rl.rlim_cur > need - (rlim_t)want ? rl.rlim_cur - (need - (rlim_t)want) : 0;
+        s->max_connections = room < 16 ? 16 : (int)room;
+        CL_LOG_WARN("RLIMIT_NOFILE allows %llu descriptors, not the %llu that max_connections %d needs: accepting at "
+                    "most %d connections; raise the limit (ulimit -Hn, LimitNOFILE=) or lower max_connections",
+                    (unsigned long long)rl.rlim_cur, (unsigned long long)need, want, s->max_connections);
+    }
+}
+
+/* A worker's event loop, its HTTP server and the accounting of its connections. */
+static cl_status kms_worker_init(kms_server *s, kms_worker *w)
+{
+    const kms_config *cfg = &s->cfg;
+    w->srv = s;
+    w->replies_tail = &w->replies;
+    atomic_init(&w->stop, false);
+    w->cap = ((size_t)s->max_connections + (size_t)s->n_workers - 1) / (size_t)s->n_workers;
+    w->n_slots = w->cap + KMS_ACCEPT_BATCH;
+    size_t index = 4;
+    while (index < 2 * w->n_slots) index *= 2;
+    w->by_evcon_mask = index - 1;
+    w->conns = calloc(w->n_slots, sizeof(*w->conns));
+    w->free_slots = calloc(w->n_slots, sizeof(*w->free_slots));
+    w->pending_slots = calloc(w->n_slots, sizeof(*w->pending_slots));
+    w->by_evcon = calloc(index, sizeof(*w->by_evcon));
+    CL_ENSURE(w->conns != NULL && w->free_slots != NULL && w->pending_slots != NULL && w->by_evcon != NULL,
+              CL_ERR_NOMEM, "out of memory for %zu connections", w->n_slots);
+    for (size_t i = 0; i < w->n_slots; i++) w->free_slots[i] = w->n_slots - 1 - i;
+    w->n_free = w->n_slots;
+    w->base = kms_worker_base();
+    w->http = w->base ? evhttp_new(w->base) : NULL;
+    CL_ENSURE(w->http != NULL, CL_ERR_NOMEM, "cannot create an HTTP server");
+    w->adopt_ev = event_new(w->base, -1, 0, kms_conn_adopt, w);
+    w->deadline_ev = evtimer_new(w->base, kms_conn_deadline, w);
+    w->backoff_ev = evtimer_new(w->base, kms_accept_resume, w);
+    CL_ENSURE(w->adopt_ev != NULL && w->deadline_ev != NULL && w->backoff_ev != NULL, CL_ERR_NOMEM,
+              "out of memory for a worker's events");
+    /* Bodies over the limit get 413 from evhttp before we see them. */
+    evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body);
+    evhttp_set_max_headers_size(w->http, 16384);
+    /* Between bytes, and for writing an answer; the whole request has its own deadline. */
+    evhttp_set_timeout(w->http, cfg->request_timeout > 60 ? cfg->request_timeout : 60);
+    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_POST | EVHTTP_REQ_GET);
+    evhttp_set_gencb(w->http, kms_handle, w);
+    evhttp_set_bevcb(w->http, kms_conn_bev, w);
+    /* Our own listener on the shared socket, so that its accept errors are ours to handle;
+     * it does not close the socket when freed (the other workers share it). */
+    w->listener = evconnlistener_new(w->base, NULL, NULL, LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE, 0, s->listen_fd);
+    CL_ENSURE(w->listener != NULL, CL_ERR_IO, "cannot accept on the socket");
+    evconnlistener_set_error_cb(w->listener, kms_accept_error);
+    if (evhttp_bind_listener(w->http, w->listener) == NULL) {
+        evconnlistener_free(w->listener);
+        w->listener = NULL;
+        CL_FAIL(CL_ERR_NOMEM, "cannot accept on the socket");
+    }
+    return CL_OK;
+}
+
+void kms_wipe_library_heaps(void)
+{
+    (void)event_set_mem_functions(malloc, cl_realloc_wiped, cl_free_wiped);
+    json_set_alloc_funcs(malloc, cl_free_wiped);
+}
+
 cl_status kms_server_start(const kms_config *cfg, kms_server **out)
 {
     cl_status rc = CL_OK;
@@ -423,14 +1063,17 @@ cl_status kms_server_start(const kms_config *cfg, kms_server **out)
     CL_ENSURE(s != NULL, CL_ERR_NOMEM, "out of memory");
     s->cfg = *cfg;
     s->listen_fd = -1;
+    s->lock_fd = -1;
     s->ctx.cfg = &s->cfg;
+    if (s->cfg.request_timeout <= 0) s->cfg.request_timeout = KMS_REQUEST_TIMEOUT_DEFAULT;
+    s->n_workers = cfg->threads > 0 ? cfg->threads : 2;
     char path[KMS_PATH_MAX + 16];
+    CL_GUARD_GOTO(kms_data_dir_lock(s));
     CL_GUARD_CTX_GOTO(kms_root_key_open(s), "loading the root key");
     if (cfg->tls_cert[0] != '\0') CL_GUARD_GOTO(kms_tls_setup(s));
     if (cfg->store_conninfo[0] != '\0') {
         /* One connection per worker: each runs one request at a time. */
-        CL_GUARD_GOTO(
-            kms_store_open_pg(cfg->store_conninfo, (size_t)(cfg->threads > 0 ? cfg->threads : 2), &s->ctx.store));
+        CL_GUARD_GOTO(kms_store_open_pg(cfg->store_conninfo, (size_t)s->n_workers, &s->ctx.store));
     } else {
         if (cfg->store_path[0] != '\0')
             (void)snprintf(path, sizeof(path), "%s", cfg->store_path);
@@ -444,26 +1087,12 @@ cl_status kms_server_start(const kms_config *cfg, kms_server **out)
     else
         (void)snprintf(path, sizeof(path), "%s/audit.log", cfg->data_dir);
     CL_GUARD_GOTO(cl_audit_open(path, &s->ctx.audit));
+    kms_fit_fd_limit(s);
     CL_GUARD_GOTO(kms_listen(s));
     CL_ENSURE_GOTO(evthread_use_pthreads() == 0, CL_ERR_INTERNAL, "libevent has no pthreads support");
-    s->n_workers = cfg->threads > 0 ? cfg->threads : 2;
     s->workers = calloc((size_t)s->n_workers, sizeof(*s->workers));
     CL_ENSURE_GOTO(s->workers != NULL, CL_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < s->n_workers; i++) {
-        kms_worker *w = &s->workers[i];
-        w->srv = s;
-        w->base = kms_worker_base();
-        w->http = w->base ? evhttp_new(w->base) : NULL;
-        CL_ENSURE_GOTO(w->http != NULL, CL_ERR_NOMEM, "cannot create an HTTP server");
-        /* Bodies over the limit get 413 from evhttp before we see them. */
-        evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body);
-        evhttp_set_max_headers_size(w->http, 16384);
-        evhttp_set_timeout(w->http, 60);
-        evhttp_set_allowed_methods(w->http, EVHTTP_REQ_POST | EVHTTP_REQ_GET);
-        evhttp_set_gencb(w->http, kms_handle, s);
-        if (s->tls != NULL) evhttp_set_bevcb(w->http, kms_tls_bev, s);
-        CL_ENSURE_GOTO(evhttp_accept_socket(w->http, s->listen_fd) == 0, CL_ERR_IO, "cannot accept on the socket");
-    }
+    for (int i = 0; i < s->n_workers; i++) CL_GUARD_GOTO(kms_worker_init(s, &s->workers[i]));
     for (int i = 0; i < s->n_workers; i++) {
         CL_ENSURE_GOTO(pthread_create(&s->workers[i].thread, NULL, kms_worker_main, &s->workers[i]) == 0,
                        CL_ERR_INTERNAL, "cannot start a worker thread");
@@ -506,19 +1135,31 @@ void kms_server_free(kms_server *s)
     if (s == NULL) return;
     for (int i = 0; s->workers != NULL && i < s->n_workers; i++) {
         if (s->workers[i].started) {
-            /* loopexit, not loopbreak: it is an event, so it also stops a
-             * loop that has not started dispatching yet (loopbreak's flag
-             * is reset when the loop starts). */
+            /* The flag, then loopexit to wake the loop: an event, so it also stops a loop
+             * that has not started dispatching yet. */
+            atomic_store(&s->workers[i].stop, true);
             event_base_loopexit(s->workers[i].base, NULL);
             pthread_join(s->workers[i].thread, NULL);
         }
     }
     for (int i = 0; s->workers != NULL && i < s->n_workers; i++) {
-        if (s->workers[i].http) evhttp_free(s->workers[i].http);
-        if (s->workers[i].base) event_base_free(s->workers[i].base);
+        kms_worker *w = &s->workers[i];
+        if (w->http) evhttp_free(w->http); /* closes the connections (kms_conn_closed) */
+        if (w->adopt_ev) event_free(w->adopt_ev);
+        if (w->deadline_ev) event_free(w->deadline_ev);
+        if (w->backoff_ev) event_free(w->backoff_ev);
+        /* Adopted or not, drop the references taken at accept. */
+        for (size_t j = 0; w->conns != NULL && j < w->n_pending_slots; j++)
+            bufferevent_decref(w->conns[w->pending_slots[j]].bev);
+        if (w->base) event_base_free(w->base);
+        free(w->conns);
+        free(w->free_slots);
+        free(w->pending_slots);
+        free(w->by_evcon);
     }
     free(s->workers);
     if (s->listen_fd >= 0) close(s->listen_fd);
+    if (s->lock_fd >= 0) close(s->lock_fd); /* releases the data directory */
     cl_audit_close(s->ctx.audit);
     kms_store_close(s->ctx.store);
     kms_cache_free(s->ctx.cache);

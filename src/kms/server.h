@@ -14,9 +14,16 @@
 #include "cloister/kv.h"
 
 #include "keys.h"
+#include "policy.h"
 #include "store.h"
 
 #define KMS_MAX_BODY_DEFAULT ((size_t)256 << 10)
+/* Connections open at once (all worker threads), and the time a whole request may take to
+ * arrive, counted from the accept or from the previous answer (docs/kms.md, "Limits"). */
+#define KMS_MAX_CONNECTIONS_DEFAULT 4096
+#define KMS_MAX_CONNECTIONS_MAX 1000000
+#define KMS_REQUEST_TIMEOUT_DEFAULT 20
+#define KMS_REQUEST_TIMEOUT_MAX 3600
 #define KMS_SIGNATURE_SKEW 900 /* seconds: AWS accepts X-Amz-Date within 15 minutes */
 
 typedef struct kms_principal {
@@ -37,6 +44,8 @@ typedef struct kms_config {
     char data_dir[KMS_PATH_MAX];
     char region[32];
     size_t max_body;
+    int max_connections; /* 0: KMS_MAX_CONNECTIONS_DEFAULT */
+    int request_timeout; /* seconds; 0: KMS_REQUEST_TIMEOUT_DEFAULT */
     kms_principal *principals;
     size_t n_principals;
     /* Paths left empty default to files in data_dir (root.key, keys.db, audit.log). */
@@ -67,13 +76,30 @@ typedef struct kms_config {
  * principals it allocates (free with kms_config_free). CL_ERR_USAGE naming
  * the key for an unknown key or a bad value. */
 CL_MUST_USE cl_status kms_config_load(const char *path, kms_config *cfg);
+/* "HOST:PORT" (port 0..65535; 0 picks a free one) into cfg's host and port: the config
+ * file's "listen" and --listen. */
+CL_MUST_USE cl_status kms_config_parse_listen(const char *s, kms_config *cfg);
 /* The same from text already in memory; base_dir resolves relative paths. */
 CL_MUST_USE cl_status kms_config_parse(const char *text, size_t len, const char *base_dir, kms_config *cfg);
 /* Wipes the principals' secrets and frees them (secure memory). */
 void kms_config_free(kms_config *cfg);
-/* Checks and fills one principal (the --principal option and the config file). */
+/* Checks and fills one principal. */
 CL_MUST_USE cl_status kms_principal_make(const char *access_key_id, const char *secret, const char *arn,
                                          kms_principal *p);
+/* Principals outside the config file (--dev), never from the command line, whose every
+ * argument /proc/PID/cmdline shows to all users (docs/kms.md, "Principals"):
+ *  - kms_principal_add: one more principal (--dev's own);
+ *  - kms_principals_parse: a JSON list in the config file's "principals" format;
+ *  - kms_principals_load: the same from a file only its owner may read or write (--principals-file);
+ *  - kms_principals_from_env: the same from an environment variable, wiped and unset once read
+ *    (CL_OK and nothing added when it is not set).
+ * Each appends to cfg's principals (secure memory, freed by kms_config_free); access key ids
+ * stay unique. */
+CL_MUST_USE cl_status kms_principal_add(kms_config *cfg, const char *access_key_id, const char *secret,
+                                        const char *arn);
+CL_MUST_USE cl_status kms_principals_parse(const char *text, size_t len, kms_config *cfg);
+CL_MUST_USE cl_status kms_principals_load(const char *path, kms_config *cfg);
+CL_MUST_USE cl_status kms_principals_from_env(const char *name, kms_config *cfg);
 /* The root key passphrase named by cfg (file or environment variable) into
  * pass, a secret buffer. An environment variable is wiped and unset once read. */
 CL_MUST_USE cl_status kms_passphrase_read(const kms_config *cfg, cl_buf *pass);
@@ -106,6 +132,9 @@ typedef struct kms_call {
     char key_arn[KMS_ARN_MAX + 1]; /* for the audit line */
     cl_kvlist audit_ctx;           /* encryption context (keys are logged) */
     int64_t now;
+    /* How the request arrived (TLS, the peer's address, the time): the global condition keys
+     * aws:SecureTransport, aws:SourceIp, aws:CurrentTime of the key policy. */
+    kms_policy_env env;
     /* The verified Recipient of this request, when it has one: its document's PCRs are the
      * kms:RecipientAttestation:* condition keys. */
     const struct kms_recipient *recipient;
@@ -134,6 +163,13 @@ kms_op_fn kms_op_find(const char *name);
 /* The AWS exception name and HTTP status for a failed call. */
 const char *kms_exception_for(const kms_call *c, cl_status rc, int *http_status);
 
+/* Routes jansson's and libevent's allocations through cl_free_wiped / cl_realloc_wiped, so
+ * that the request and response bodies they hold (plaintext, data keys) are wiped when freed.
+ * Call first thing in main(), before any other jansson or libevent call. */
+void kms_wipe_library_heaps(void);
+
+/* Locks the data directory (a second server on it is refused, naming the first one's pid),
+ * opens the store and the audit log, and starts the worker threads. */
 CL_MUST_USE cl_status kms_server_start(const kms_config *cfg, kms_server **out);
 /* Runs until SIGINT/SIGTERM, then stops the workers. */
 CL_MUST_USE cl_status kms_server_run(kms_server *s);

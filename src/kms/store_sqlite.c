@@ -4,52 +4,99 @@
  * anyway, and a KMS request does a handful of indexed lookups. WAL with
  * synchronous=FULL makes every committed transaction survive power loss
  * (sqlite.org/pragma.html#pragma_synchronous: "FULL ... WAL mode ... durable").
+ *
+ * Every statement, transactions included, is a row of kms_sq_sql, prepared
+ * once at open (SQLITE_PREPARE_PERSISTENT: parsing SQL on every request showed
+ * up in profiles) and run by kms_sq_run, which binds typed parameters, steps,
+ * and reports a row, the end, a duplicate (CL_ERR_EXISTS) or an error naming
+ * the statement. Rows are read through the kms_col_* helpers, which refuse a
+ * value that does not fit its field rather than truncate it. A store call is
+ * kms_sq_enter ... kms_sq_leave: the statements are only used under mu, and
+ * leave is the one cleanup path (it resets a statement left on a row, rolls
+ * back a transaction a failure left open, and unlocks). Bindings point at the
+ * caller's memory (SQLITE_STATIC), so a statement's are cleared whenever it
+ * is reset, before the caller's call returns.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cloister/log.h"
+
 #include "store.h"
 
-/*
- * Every statement is prepared once (SQLITE_PREPARE_PERSISTENT) and kept for the
- * life of the connection: parsing SQL on every request showed up in profiles
- * (sqlite3Parser). Statements are only used under mu, each function uses a
- * given SQL text at most once at a time, and kms_done() resets a statement
- * (ending its read transaction) and clears its bindings (which point at the
- * caller's memory, SQLITE_STATIC) before the mutex is released.
- */
-#define KMS_STMT_MAX 48
+/* The statements of kms_sq_sql, by table. */
+// clang-format off
+enum kms_sq {
+    S_BEGIN, S_COMMIT, S_ROLLBACK,
+    S_INSERT_KEY, S_INSERT_VERSION, S_GET_KEY, S_UPDATE_KEY, S_DEL_KEY_ALIASES, S_DEL_KEY_GRANTS, S_DEL_KEY_TAGS,
+    S_DEL_KEY_VERSIONS, S_DEL_KEY, S_LIST_KEYS, S_GET_MATERIAL, S_ROTATE, S_LIST_VERSIONS,
+    S_INSERT_ALIAS, S_UPDATE_ALIAS, S_GET_ALIAS, S_DEL_ALIAS, S_LIST_ALIASES,
+    S_INSERT_GRANT, S_GET_GRANT, S_DEL_GRANT, S_LIST_GRANTS,
+    S_UPSERT_TAG, S_COUNT_TAGS, S_DEL_TAG, S_LIST_TAGS,
+    S_COUNT
+};
+// clang-format on
 
-typedef struct kms_stmt_slot {
-    const char *sql; /* a string literal: lives as long as the program */
-    sqlite3_stmt *st;
-} kms_stmt_slot;
+#define KMS_KEY_COLS \
+    "key_id,arn,account,created,state,description,key_usage,key_spec,deletion_date,pending_days," \
+    "current_version,rotation_enabled,rotation_period,last_rotated,policy"
+#define KMS_GRANT_COLS "grant_id,key_id,grantee,retiring,issuing_account,operations,name,constraints,created"
+#define KMS_ALIAS_COLS "name,key_id,created,updated"
 
-typedef struct kms_sqlite {
-    sqlite3 *db;
-    pthread_mutex_t mu;
-    kms_stmt_slot stmts[KMS_STMT_MAX];
-    size_t n_stmts;
-} kms_sqlite;
+/* name: what the statement does, for messages. */
+static const struct {
+    const char *name;
+    const char *sql;
+} kms_sq_sql[S_COUNT] = {
+    /* IMMEDIATE: take the write lock at BEGIN, so a transaction never fails half-way for want of it. */
+    [S_BEGIN] = {"begin a transaction", "BEGIN IMMEDIATE"},
+    [S_COMMIT] = {"commit", "COMMIT"},
+    [S_ROLLBACK] = {"roll back", "ROLLBACK"},
+    [S_INSERT_KEY] = {"insert key", "INSERT INTO keys(" KMS_KEY_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
+    [S_INSERT_VERSION] = {"insert key material",
+                          "INSERT INTO key_versions(key_id,version,wrapped,created,on_demand) VALUES(?,?,?,?,?)"},
+    [S_GET_KEY] = {"read key", "SELECT " KMS_KEY_COLS " FROM keys WHERE key_id=?"},
+    [S_UPDATE_KEY] = {"update key", "UPDATE keys SET state=?,description=?,deletion_date=?,pending_days=?,policy=?,"
+                                    "rotation_enabled=?,rotation_period=? WHERE key_id=?"},
+    [S_DEL_KEY_ALIASES] = {"delete the key's aliases", "DELETE FROM aliases WHERE key_id=?"},
+    [S_DEL_KEY_GRANTS] = {"delete the key's grants", "DELETE FROM grants WHERE key_id=?"},
+    [S_DEL_KEY_TAGS] = {"delete the key's tags", "DELETE FROM tags WHERE key_id=?"},
+    [S_DEL_KEY_VERSIONS] = {"delete the key's material", "DELETE FROM key_versions WHERE key_id=?"},
+    [S_DEL_KEY] = {"delete key", "DELETE FROM keys WHERE key_id=?"},
+    [S_LIST_KEYS] = {"list keys", "SELECT key_id FROM keys WHERE account=? AND key_id>? ORDER BY key_id LIMIT ?"},
+    [S_GET_MATERIAL] = {"read key material", "SELECT wrapped FROM key_versions WHERE key_id=? AND version=?"},
+    [S_ROTATE] = {"rotate key",
+                  "UPDATE keys SET current_version=?, last_rotated=? WHERE key_id=? AND current_version=?"},
+    [S_LIST_VERSIONS] = {"list key versions", "SELECT version,created,on_demand FROM key_versions "
+                                              "WHERE key_id=? AND version>? ORDER BY version LIMIT ?"},
+    [S_INSERT_ALIAS] = {"insert alias", "INSERT INTO aliases(key_id,updated,account,name,created) VALUES(?,?,?,?,?)"},
+    [S_UPDATE_ALIAS] = {"update alias", "UPDATE aliases SET key_id=?, updated=? WHERE account=? AND name=?"},
+    [S_GET_ALIAS] = {"read alias", "SELECT " KMS_ALIAS_COLS " FROM aliases WHERE account=? AND name=?"},
+    [S_DEL_ALIAS] = {"delete alias", "DELETE FROM aliases WHERE account=? AND name=?"},
+    [S_LIST_ALIASES] = {"list aliases", "SELECT " KMS_ALIAS_COLS " FROM aliases WHERE account=?1 AND name>?2 "
+                                        "AND (?3='' OR key_id=?3) ORDER BY name LIMIT ?4"},
+    [S_INSERT_GRANT] = {"insert grant", "INSERT INTO grants(" KMS_GRANT_COLS ") VALUES(?,?,?,?,?,?,?,?,?)"},
+    [S_GET_GRANT] = {"read grant", "SELECT " KMS_GRANT_COLS " FROM grants WHERE grant_id=?"},
+    [S_DEL_GRANT] = {"delete grant", "DELETE FROM grants WHERE grant_id=?"},
+    /* A NULL filter is bound as SQL NULL: "any". */
+    [S_LIST_GRANTS] = {"list grants", "SELECT " KMS_GRANT_COLS " FROM grants WHERE grant_id>?1 "
+                                      "AND (?2 IS NULL OR key_id=?2) AND (?3 IS NULL OR grantee=?3) "
+                                      "AND (?4 IS NULL OR retiring=?4) AND (?5 IS NULL OR grant_id=?5) "
+                                      "ORDER BY grant_id LIMIT ?6"},
+    [S_UPSERT_TAG] = {"write tag", "INSERT OR REPLACE INTO tags(key_id,tag_key,tag_value) VALUES(?,?,?)"},
+    [S_COUNT_TAGS] = {"count tags", "SELECT count(*) FROM tags WHERE key_id=?"},
+    [S_DEL_TAG] = {"delete tag", "DELETE FROM tags WHERE key_id=? AND tag_key=?"},
+    [S_LIST_TAGS] = {"list tags",
+                     "SELECT tag_key,tag_value FROM tags WHERE key_id=? AND tag_key>? ORDER BY tag_key LIMIT ?"},
+};
 
-#define KMS_SQL_FAIL(db, what) CL_FAIL_GOTO(CL_ERR_IO, "key store: %s: %s", what, sqlite3_errmsg(db))
-
-void kms_grant_rec_clear(kms_grant_rec *g)
-{
-    free(g->constraints);
-    memset(g, 0, sizeof(*g));
-}
-
-void kms_key_rec_clear(kms_key_rec *k)
-{
-    free(k->policy);
-    memset(k, 0, sizeof(*k));
-}
-
-static const char *kms_schema =
+/* Run once at open: the durability settings (see the top of the file), then the schema. */
+static const char *kms_setup =
+    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
     "CREATE TABLE IF NOT EXISTS keys("
     " key_id TEXT PRIMARY KEY, arn TEXT NOT NULL, account TEXT NOT NULL, created INTEGER NOT NULL,"
     " state INTEGER NOT NULL, description TEXT NOT NULL, key_usage TEXT NOT NULL, key_spec TEXT NOT NULL,"
@@ -71,651 +118,609 @@ static const char *kms_schema =
     "CREATE TABLE IF NOT EXISTS tags("
     " key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL, PRIMARY KEY(key_id, tag_key));";
 
-static void kms_copy(char *dst, size_t cap, const unsigned char *src)
+typedef struct kms_sqlite {
+    sqlite3 *db;
+    pthread_mutex_t mu;        /* held from kms_sq_enter to kms_sq_leave */
+    sqlite3_stmt *st[S_COUNT]; /* kms_sq_sql, prepared at open */
+} kms_sqlite;
+
+/* One parameter of a statement, made with KMS_TEXT / KMS_INT / KMS_BLOB. */
+typedef struct kms_sq_arg {
+    enum { KMS_ARG_TEXT, KMS_ARG_INT, KMS_ARG_BLOB } type;
+    const void *p; /* text (NULL binds SQL NULL) or blob, borrowed until the statement is reset */
+    size_t len;    /* blob */
+    int64_t i;
+} kms_sq_arg;
+
+#define KMS_TEXT(s) ((kms_sq_arg){.type = KMS_ARG_TEXT, .p = (s)})
+#define KMS_INT(v) ((kms_sq_arg){.type = KMS_ARG_INT, .i = (int64_t)(v)})
+#define KMS_BLOB(b, n) ((kms_sq_arg){.type = KMS_ARG_BLOB, .p = (b), .len = (n)})
+
+/* A store call (kms_sq_enter to kms_sq_leave), and where its latest statement stands. */
+typedef struct kms_sq_call {
+    kms_sqlite *q;
+    enum kms_sq id; /* the statement last run */
+    bool row;       /* it stopped on a row, ready for the kms_col_* readers */
+    int changes;    /* once it is done: the rows it changed */
+} kms_sq_call;
+
+/* kms_sq_run with its parameters written inline: KMS_SQ_RUN(&c, S_GET_KEY, KMS_TEXT(id)). */
+#define KMS_SQ_RUN(c, id, ...) \
+    kms_sq_run((c), (id), (const kms_sq_arg[]){__VA_ARGS__}, \
+               sizeof((const kms_sq_arg[]){__VA_ARGS__}) / sizeof(kms_sq_arg))
+
+/* store.h: frees what a record owns and zeroes it. */
+void kms_grant_rec_clear(kms_grant_rec *g)
 {
-    (void)snprintf(dst, cap, "%s", src != NULL ? (const char *)src : "");
+    free(g->constraints);
+    memset(g, 0, sizeof(*g));
 }
 
-/* The cached statement for sql (prepared on first use); caller holds q->mu. Returns an SQLite code. */
-static int kms_prep(kms_sqlite *q, const char *sql, sqlite3_stmt **st)
+/* store.h: frees what a record owns and zeroes it. */
+void kms_key_rec_clear(kms_key_rec *k)
 {
-    for (size_t i = 0; i < q->n_stmts; i++) {
-        if (q->stmts[i].sql == sql || strcmp(q->stmts[i].sql, sql) == 0) {
-            *st = q->stmts[i].st;
-            return SQLITE_OK;
-        }
-    }
-    int src = sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
-    if (src != SQLITE_OK) return src;
-    if (q->n_stmts == KMS_STMT_MAX) {
-        /* A new SQL text was added without raising KMS_STMT_MAX: fail loudly rather than leak. */
-        sqlite3_finalize(*st);
-        *st = NULL;
-        return SQLITE_FULL;
-    }
-    q->stmts[q->n_stmts].sql = sql;
-    q->stmts[q->n_stmts].st = *st;
-    q->n_stmts++;
-    return SQLITE_OK;
+    free(k->policy);
+    memset(k, 0, sizeof(*k));
 }
 
-/* Hands a statement from kms_prep back: resets it and drops its bindings. NULL is fine. */
-static void kms_done(sqlite3_stmt *st)
+/* --- statements ---------------------------------------------------------------- */
+
+/* Resets statement id (ending its read, if any) and drops its bindings. sqlite3_reset's result
+ * repeats the last step's error, which kms_sq_next has already reported; clearing cannot fail. */
+static void kms_sq_reset(kms_sqlite *q, enum kms_sq id)
 {
-    if (st == NULL) return;
-    (void)sqlite3_reset(st);
-    (void)sqlite3_clear_bindings(st);
+    (void)sqlite3_reset(q->st[id]);
+    (void)sqlite3_clear_bindings(q->st[id]);
 }
 
-static cl_status kms_sqlite_exec(sqlite3 *db, const char *sql)
+/* Raises the failure SQLite reports for statement id: a duplicate primary key or unique value is
+ * CL_ERR_EXISTS (callers say what exists); anything else CL_ERR_IO with SQLite's message. */
+static CL_MUST_USE cl_status kms_sq_raise(kms_sqlite *q, enum kms_sq id)
 {
-    char *err = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
-        cl_status rc = CL_RAISE(CL_ERR_IO, "key store: %s", err ? err : "exec failed");
-        sqlite3_free(err);
-        return rc;
-    }
+    int ext = sqlite3_extended_errcode(q->db);
+    if (ext == SQLITE_CONSTRAINT_PRIMARYKEY || ext == SQLITE_CONSTRAINT_UNIQUE)
+        return CL_RAISE(CL_ERR_EXISTS, "key store: %s: the row already exists", kms_sq_sql[id].name);
+    if ((ext & 0xff) == SQLITE_BUSY)
+        return CL_RAISE(CL_ERR_IO,
+                        "key store: %s: another process kept the database locked (SQLite error %d); is a second "
+                        "cloister-kms using the same data directory?",
+                        kms_sq_sql[id].name, ext);
+    return CL_RAISE(CL_ERR_IO, "key store: %s: %s (SQLite error %d)", kms_sq_sql[id].name, sqlite3_errmsg(q->db), ext);
+}
+
+/* Binds a to parameter i (from 1) of statement id; SQLITE_STATIC: a borrows the caller's memory. */
+static CL_MUST_USE cl_status kms_sq_bind(kms_sqlite *q, enum kms_sq id, int i, const kms_sq_arg *a)
+{
+    sqlite3_stmt *st = q->st[id];
+    CL_ENSURE(a->len <= INT_MAX, CL_ERR_LIMIT, "key store: %s: a value of %zu bytes is too large", kms_sq_sql[id].name,
+              a->len);
+    int src = a->type == KMS_ARG_INT    ? sqlite3_bind_int64(st, i, a->i)
+              : a->type == KMS_ARG_BLOB ? sqlite3_bind_blob(st, i, a->p, (int)a->len, SQLITE_STATIC)
+              : a->p != NULL            ? sqlite3_bind_text(st, i, a->p, -1, SQLITE_STATIC)
+                                        : sqlite3_bind_null(st, i);
+    if (src != SQLITE_OK) return kms_sq_raise(q, id);
     return CL_OK;
 }
 
+/* Steps c's statement once: c->row when a row is ready; otherwise the statement is done (or failed)
+ * and has been reset, and c->changes counts the rows it changed. */
+static CL_MUST_USE cl_status kms_sq_next(kms_sq_call *c)
+{
+    int src = sqlite3_step(c->q->st[c->id]);
+    c->row = src == SQLITE_ROW;
+    if (c->row) return CL_OK;
+    c->changes = sqlite3_changes(c->q->db);
+    cl_status rc = src == SQLITE_DONE ? CL_OK : kms_sq_raise(c->q, c->id);
+    kms_sq_reset(c->q, c->id);
+    return rc;
+}
+
+/* Resets c's statement if it stopped on a row (a listing at its limit, a read that failed). */
+static void kms_sq_end(kms_sq_call *c)
+{
+    if (c->row) kms_sq_reset(c->q, c->id);
+    c->row = false;
+}
+
+/*
+ * Runs statement id in call c with the n parameters args (as many as its SQL has) and steps it
+ * once (see kms_sq_next); read a row with kms_col_*, the next with kms_sq_next. The statement run
+ * before it in c is ended first. On failure the statement is reset and nothing of it stays bound.
+ */
+static CL_MUST_USE cl_status kms_sq_run(kms_sq_call *c, enum kms_sq id, const kms_sq_arg *args, size_t n)
+{
+    cl_status rc = CL_OK;
+    kms_sqlite *q = c->q;
+    kms_sq_end(c);
+    *c = (kms_sq_call){.q = q, .id = id};
+    CL_ENSURE_GOTO(n == (size_t)sqlite3_bind_parameter_count(q->st[id]), CL_ERR_INTERNAL,
+                   "key store: %s takes %d parameters, not %zu", kms_sq_sql[id].name,
+                   sqlite3_bind_parameter_count(q->st[id]), n);
+    for (size_t i = 0; i < n; i++) CL_GUARD_GOTO(kms_sq_bind(q, id, (int)i + 1, &args[i]));
+    CL_GUARD_GOTO(kms_sq_next(c));
+out:
+    if (rc != CL_OK) kms_sq_reset(q, id);
+    return rc;
+}
+
+/* Starts a store call on s: its statements are used under the store's mutex until kms_sq_leave. */
+static kms_sq_call kms_sq_enter(kms_store *s)
+{
+    kms_sqlite *q = s->impl;
+    pthread_mutex_lock(&q->mu);
+    return (kms_sq_call){.q = q};
+}
+
+/*
+ * Ends call c, whatever happened, and returns rc: ends its statement, rolls back a transaction
+ * still open (SQLite itself rolls back after some errors: sqlite.org/lang_transaction.html,
+ * "Response To Errors Within A Transaction"), and unlocks. ROLLBACK is stepped here, not by
+ * kms_sq_run, so that the thread's error stays the failure that led here.
+ */
+static cl_status kms_sq_leave(kms_sq_call *c, cl_status rc)
+{
+    kms_sqlite *q = c->q;
+    kms_sq_end(c);
+    if (!sqlite3_get_autocommit(q->db)) {
+        int src = sqlite3_step(q->st[S_ROLLBACK]);
+        if (src != SQLITE_DONE)
+            CL_LOG_ERROR("key store: ROLLBACK of a failed call failed: %s (SQLite error %d); if later writes fail "
+                         "with \"cannot start a transaction within a transaction\", restart cloister-kms",
+                         sqlite3_errmsg(q->db), sqlite3_extended_errcode(q->db));
+        kms_sq_reset(q, S_ROLLBACK);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+/* S_BEGIN or S_COMMIT in call c. kms_sq_leave rolls back a transaction that was not committed, also
+ * when COMMIT failed (SQLite then leaves it open). */
+static CL_MUST_USE cl_status kms_sq_tx(kms_sq_call *c, enum kms_sq which) { return kms_sq_run(c, which, NULL, 0); }
+
+/* --- columns of the current row -------------------------------------------------- */
+
+/* Fails unless cond holds for column col of c's row: a value this store never writes means a
+ * database written by something else, or damaged. */
+#define KMS_COL_ENSURE(c, col, cond, fmt, ...) \
+    CL_ENSURE((cond), CL_ERR_FORMAT, \
+              "key store: %s: column %s " fmt "; the database was not written by this cloister-kms or is damaged " \
+              "(restore it from a backup)", \
+              kms_sq_sql[(c)->id].name, sqlite3_column_name((c)->q->st[(c)->id], (col)), __VA_ARGS__)
+
+/* c's statement, once column col of its row is known to hold a value of SQLite type `type`. */
+static CL_MUST_USE cl_status kms_col_typed(const kms_sq_call *c, int col, int type, sqlite3_stmt **st)
+{
+    static const char *const names[] = {"?", "an integer", "a real", "text", "a blob", "NULL"}; /* by type code, 1..5 */
+    *st = c->q->st[c->id];
+    int got = sqlite3_column_type(*st, col);
+    KMS_COL_ENSURE(c, col, got == type, "holds %s, not %s", names[got], names[type]);
+    return CL_OK;
+}
+
+/* Column col as text, borrowed until the next step: *s is NUL-terminated and holds *len bytes, with
+ * no NUL among them (every text column is NOT NULL and written from a C string). */
+static CL_MUST_USE cl_status kms_col_str(const kms_sq_call *c, int col, const char **s, size_t *len)
+{
+    sqlite3_stmt *st;
+    CL_GUARD(kms_col_typed(c, col, SQLITE_TEXT, &st));
+    *s = (const char *)sqlite3_column_text(st, col);
+    *len = (size_t)sqlite3_column_bytes(st, col);
+    CL_ENSURE(*s != NULL, CL_ERR_NOMEM, "key store: %s: out of memory", kms_sq_sql[c->id].name);
+    KMS_COL_ENSURE(c, col, memchr(*s, 0, *len) == NULL, "holds a NUL byte among its %zu", *len);
+    return CL_OK;
+}
+
+/* Column col as text into dst of cap bytes (with the NUL). A longer value is an error, not cut short:
+ * every field is as large as anything this store writes into it. */
+static CL_MUST_USE cl_status kms_col_text(const kms_sq_call *c, int col, char *dst, size_t cap)
+{
+    const char *s;
+    size_t len;
+    CL_GUARD(kms_col_str(c, col, &s, &len));
+    KMS_COL_ENSURE(c, col, len < cap, "holds %zu bytes, more than the %zu this field takes", len, cap - 1);
+    memcpy(dst, s, len + 1);
+    return CL_OK;
+}
+
+/* Column col as a new string in *dst (free() it). */
+static CL_MUST_USE cl_status kms_col_dup(const kms_sq_call *c, int col, char **dst)
+{
+    const char *s;
+    size_t len;
+    CL_GUARD(kms_col_str(c, col, &s, &len));
+    *dst = strndup(s, len);
+    CL_ENSURE(*dst != NULL, CL_ERR_NOMEM, "key store: %s: out of memory for %zu bytes", kms_sq_sql[c->id].name, len);
+    return CL_OK;
+}
+
+/* Column col as an integer in [lo, hi]. */
+static CL_MUST_USE cl_status kms_col_int(const kms_sq_call *c, int col, int64_t lo, int64_t hi, int64_t *v)
+{
+    sqlite3_stmt *st;
+    CL_GUARD(kms_col_typed(c, col, SQLITE_INTEGER, &st));
+    *v = sqlite3_column_int64(st, col);
+    KMS_COL_ENSURE(c, col, *v >= lo && *v <= hi, "holds %lld, outside [%lld, %lld]", (long long)*v, (long long)lo,
+                   (long long)hi);
+    return CL_OK;
+}
+
+/* Column col (BLOB) appended to out. */
+static CL_MUST_USE cl_status kms_col_blob(const kms_sq_call *c, int col, cl_buf *out)
+{
+    sqlite3_stmt *st;
+    CL_GUARD(kms_col_typed(c, col, SQLITE_BLOB, &st));
+    const void *p = sqlite3_column_blob(st, col); /* NULL for an empty blob */
+    size_t len = (size_t)sqlite3_column_bytes(st, col);
+    CL_ENSURE(p != NULL || len == 0, CL_ERR_NOMEM, "key store: %s: out of memory", kms_sq_sql[c->id].name);
+    return cl_buf_append(out, p, len);
+}
+
+/* --- keys ------------------------------------------------------------------------ */
+
+/* Inserts version `version` of key_id's wrapped material; part of the caller's transaction. */
+static CL_MUST_USE cl_status kms_sqlite_insert_version(kms_sq_call *c, const char *key_id, uint32_t version,
+                                                       const uint8_t *wrapped, size_t wrapped_len, int64_t created,
+                                                       bool on_demand)
+{
+    cl_status rc = KMS_SQ_RUN(c, S_INSERT_VERSION, KMS_TEXT(key_id), KMS_INT(version), KMS_BLOB(wrapped, wrapped_len),
+                              KMS_INT(created), KMS_INT(on_demand));
+    if (rc == CL_ERR_EXISTS) CL_FAIL(CL_ERR_EXISTS, "version %u of key %s already exists", version, key_id);
+    return rc;
+}
+
+/* store.h: the key and its version-1 material in one transaction; CL_ERR_EXISTS for a key id in use. */
 static cl_status kms_sqlite_create_key(kms_store *s, const kms_key_rec *k, const uint8_t *wrapped, size_t wrapped_len)
 {
-    kms_sqlite *q = s->impl;
+    kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
-    sqlite3_stmt *st = NULL, *st2 = NULL;
-    pthread_mutex_lock(&q->mu);
-    bool in_tx = false;
-    CL_GUARD_GOTO(kms_sqlite_exec(q->db, "BEGIN IMMEDIATE"));
-    in_tx = true;
-    if (kms_prep(q,
-                 "INSERT INTO keys(key_id,arn,account,created,state,description,key_usage,key_spec,"
-                 "deletion_date,pending_days,current_version,rotation_enabled,rotation_period,last_rotated,"
-                 "policy) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                 &st) != SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
-    sqlite3_bind_text(st, 1, k->key_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, k->arn, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, k->account, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, k->created);
-    sqlite3_bind_int(st, 5, (int)k->state);
-    sqlite3_bind_text(st, 6, k->description, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, k->key_usage, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 8, k->key_spec, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 9, k->deletion_date);
-    sqlite3_bind_int(st, 10, k->pending_days);
-    sqlite3_bind_int64(st, 11, k->current_version);
-    sqlite3_bind_int(st, 12, k->rotation_enabled);
-    sqlite3_bind_int(st, 13, k->rotation_period_days);
-    sqlite3_bind_int64(st, 14, k->last_rotated);
-    sqlite3_bind_text(st, 15, k->policy ? k->policy : "", -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "insert key");
-    if (kms_prep(q, "INSERT INTO key_versions(key_id,version,wrapped,created) VALUES(?,?,?,?)", &st2) != SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
-    sqlite3_bind_text(st2, 1, k->key_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st2, 2, k->current_version);
-    sqlite3_bind_blob(st2, 3, wrapped, (int)wrapped_len, SQLITE_STATIC);
-    sqlite3_bind_int64(st2, 4, k->created);
-    if (sqlite3_step(st2) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "insert key material");
-    CL_GUARD_GOTO(kms_sqlite_exec(q->db, "COMMIT"));
-    in_tx = false;
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_BEGIN));
+    rc = KMS_SQ_RUN(&c, S_INSERT_KEY, KMS_TEXT(k->key_id), KMS_TEXT(k->arn), KMS_TEXT(k->account), KMS_INT(k->created),
+                    KMS_INT(k->state), KMS_TEXT(k->description), KMS_TEXT(k->key_usage), KMS_TEXT(k->key_spec),
+                    KMS_INT(k->deletion_date), KMS_INT(k->pending_days), KMS_INT(k->current_version),
+                    KMS_INT(k->rotation_enabled), KMS_INT(k->rotation_period_days), KMS_INT(k->last_rotated),
+                    KMS_TEXT(k->policy ? k->policy : ""));
+    if (rc == CL_ERR_EXISTS) CL_FAIL_GOTO(CL_ERR_EXISTS, "key %s already exists", k->key_id);
+    CL_GUARD_GOTO(rc);
+    CL_GUARD_GOTO(
+        kms_sqlite_insert_version(&c, k->key_id, k->current_version, wrapped, wrapped_len, k->created, false));
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_COMMIT));
 out:
-    kms_done(st);
-    kms_done(st2);
-    if (in_tx) (void)kms_sqlite_exec(q->db, "ROLLBACK");
-    pthread_mutex_unlock(&q->mu);
-    return rc;
+    return kms_sq_leave(&c, rc);
 }
 
+/* store.h: key_id's record into out (out->policy allocated; empty on failure); CL_ERR_NOT_FOUND. */
 static cl_status kms_sqlite_get_key(kms_store *s, const char *key_id, kms_key_rec *out)
 {
-    kms_sqlite *q = s->impl;
+    kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
-    sqlite3_stmt *st = NULL;
+    int64_t v[5];
     memset(out, 0, sizeof(*out));
-    pthread_mutex_lock(&q->mu);
-    if (kms_prep(q,
-                 "SELECT key_id,arn,account,created,state,description,key_usage,key_spec,deletion_date,"
-                 "pending_days,current_version,rotation_enabled,rotation_period,last_rotated,policy "
-                 "FROM keys WHERE key_id=?",
-                 &st) != SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
-    sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_DONE) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no key %s", key_id);
-    if (step != SQLITE_ROW) KMS_SQL_FAIL(q->db, "read key");
-    kms_copy(out->key_id, sizeof(out->key_id), sqlite3_column_text(st, 0));
-    kms_copy(out->arn, sizeof(out->arn), sqlite3_column_text(st, 1));
-    kms_copy(out->account, sizeof(out->account), sqlite3_column_text(st, 2));
-    out->created = sqlite3_column_int64(st, 3);
-    out->state = (kms_key_state)sqlite3_column_int(st, 4);
-    kms_copy(out->description, sizeof(out->description), sqlite3_column_text(st, 5));
-    kms_copy(out->key_usage, sizeof(out->key_usage), sqlite3_column_text(st, 6));
-    kms_copy(out->key_spec, sizeof(out->key_spec), sqlite3_column_text(st, 7));
-    out->deletion_date = sqlite3_column_int64(st, 8);
-    out->pending_days = sqlite3_column_int(st, 9);
-    out->current_version = (uint32_t)sqlite3_column_int64(st, 10);
-    out->rotation_enabled = sqlite3_column_int(st, 11) != 0;
-    out->rotation_period_days = sqlite3_column_int(st, 12);
-    out->last_rotated = sqlite3_column_int64(st, 13);
-    const unsigned char *pol = sqlite3_column_text(st, 14);
-    out->policy = strdup(pol ? (const char *)pol : "");
-    if (out->policy == NULL) CL_FAIL_GOTO(CL_ERR_NOMEM, "out of memory for a key policy");
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_GET_KEY, KMS_TEXT(key_id)));
+    CL_ENSURE_GOTO(c.row, CL_ERR_NOT_FOUND, "no key %s", key_id);
+    CL_GUARD_GOTO(kms_col_text(&c, 0, out->key_id, sizeof(out->key_id)));
+    CL_GUARD_GOTO(kms_col_text(&c, 1, out->arn, sizeof(out->arn)));
+    CL_GUARD_GOTO(kms_col_text(&c, 2, out->account, sizeof(out->account)));
+    CL_GUARD_GOTO(kms_col_int(&c, 3, INT64_MIN, INT64_MAX, &out->created));
+    CL_GUARD_GOTO(kms_col_int(&c, 4, KMS_KEY_ENABLED, KMS_KEY_PENDING_DELETION, &v[0]));
+    CL_GUARD_GOTO(kms_col_text(&c, 5, out->description, sizeof(out->description)));
+    CL_GUARD_GOTO(kms_col_text(&c, 6, out->key_usage, sizeof(out->key_usage)));
+    CL_GUARD_GOTO(kms_col_text(&c, 7, out->key_spec, sizeof(out->key_spec)));
+    CL_GUARD_GOTO(kms_col_int(&c, 8, INT64_MIN, INT64_MAX, &out->deletion_date));
+    CL_GUARD_GOTO(kms_col_int(&c, 9, INT_MIN, INT_MAX, &v[1]));
+    CL_GUARD_GOTO(kms_col_int(&c, 10, 1, UINT32_MAX, &v[2]));
+    CL_GUARD_GOTO(kms_col_int(&c, 11, 0, 1, &v[3]));
+    CL_GUARD_GOTO(kms_col_int(&c, 12, INT_MIN, INT_MAX, &v[4]));
+    CL_GUARD_GOTO(kms_col_int(&c, 13, INT64_MIN, INT64_MAX, &out->last_rotated));
+    CL_GUARD_GOTO(kms_col_dup(&c, 14, &out->policy));
+    out->state = (kms_key_state)v[0];
+    out->pending_days = (int)v[1];
+    out->current_version = (uint32_t)v[2];
+    out->rotation_enabled = v[3] != 0;
+    out->rotation_period_days = (int)v[4];
 out:
-    kms_done(st);
-    pthread_mutex_unlock(&q->mu);
-    return rc;
+    if (rc != CL_OK) kms_key_rec_clear(out);
+    return kms_sq_leave(&c, rc);
 }
 
+/* store.h: writes k's mutable fields; CL_ERR_NOT_FOUND when the key is gone. */
 static cl_status kms_sqlite_update_key(kms_store *s, const kms_key_rec *k)
 {
-    kms_sqlite *q = s->impl;
-    cl_status rc = CL_OK;
-    sqlite3_stmt *st = NULL;
-    pthread_mutex_lock(&q->mu);
-    if (kms_prep(q,
-                 "UPDATE keys SET state=?,description=?,deletion_date=?,pending_days=?,policy=?,"
-                 "rotation_enabled=?,rotation_period=? WHERE key_id=?",
-                 &st) != SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
-    sqlite3_bind_int(st, 1, (int)k->state);
-    sqlite3_bind_text(st, 2, k->description, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, k->deletion_date);
-    sqlite3_bind_int(st, 4, k->pending_days);
-    sqlite3_bind_text(st, 5, k->policy ? k->policy : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 6, k->rotation_enabled);
-    sqlite3_bind_int(st, 7, k->rotation_period_days);
-    sqlite3_bind_text(st, 8, k->key_id, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "update key");
-    if (sqlite3_changes(q->db) != 1) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no key %s", k->key_id);
-out:
-    kms_done(st);
-    pthread_mutex_unlock(&q->mu);
-    return rc;
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = KMS_SQ_RUN(&c, S_UPDATE_KEY, KMS_INT(k->state), KMS_TEXT(k->description), KMS_INT(k->deletion_date),
+                              KMS_INT(k->pending_days), KMS_TEXT(k->policy ? k->policy : ""),
+                              KMS_INT(k->rotation_enabled), KMS_INT(k->rotation_period_days), KMS_TEXT(k->key_id));
+    if (rc == CL_OK && c.changes != 1) rc = CL_RAISE(CL_ERR_NOT_FOUND, "no key %s", k->key_id);
+    return kms_sq_leave(&c, rc);
 }
 
+/* store.h: the key, its material, aliases, grants and tags, in one transaction. */
 static cl_status kms_sqlite_delete_key(kms_store *s, const char *key_id)
 {
-    kms_sqlite *q = s->impl;
+    static const enum kms_sq del[] = {S_DEL_KEY_ALIASES, S_DEL_KEY_GRANTS, S_DEL_KEY_TAGS, S_DEL_KEY_VERSIONS,
+                                      S_DEL_KEY};
+    kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
-    static const char *sql[] = {"DELETE FROM aliases WHERE key_id=?", "DELETE FROM grants WHERE key_id=?",
-                                "DELETE FROM tags WHERE key_id=?", "DELETE FROM key_versions WHERE key_id=?",
-                                "DELETE FROM keys WHERE key_id=?"};
-    pthread_mutex_lock(&q->mu);
-    bool in_tx = false;
-    CL_GUARD_GOTO(kms_sqlite_exec(q->db, "BEGIN IMMEDIATE"));
-    in_tx = true;
-    for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
-        sqlite3_stmt *st = NULL;
-        if (kms_prep(q, sql[i], &st) != SQLITE_OK) KMS_SQL_FAIL(q->db, "prepare");
-        sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
-        int step = sqlite3_step(st);
-        kms_done(st);
-        if (step != SQLITE_DONE) KMS_SQL_FAIL(q->db, "delete key");
-    }
-    CL_GUARD_GOTO(kms_sqlite_exec(q->db, "COMMIT"));
-    in_tx = false;
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_BEGIN));
+    for (size_t i = 0; i < sizeof(del) / sizeof(del[0]); i++) CL_GUARD_GOTO(KMS_SQ_RUN(&c, del[i], KMS_TEXT(key_id)));
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_COMMIT));
 out:
-    if (in_tx) (void)kms_sqlite_exec(q->db, "ROLLBACK");
-    pthread_mutex_unlock(&q->mu);
-    return rc;
+    return kms_sq_leave(&c, rc);
 }
 
+/* store.h: up to limit key ids of account after `after`, in id order; *more when others follow. */
 static cl_status kms_sqlite_list_keys(kms_store *s, const char *account, const char *after, size_t limit,
                                       char (*out)[KMS_KEY_ID_LEN + 1], size_t *n, bool *more)
 {
-    kms_sqlite *q = s->impl;
+    kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
-    sqlite3_stmt *st = NULL;
     *n = 0;
-    *more = false;
-    pthread_mutex_lock(&q->mu);
-    if (kms_prep(q, "SELECT key_id FROM keys WHERE account=? AND key_id>? ORDER BY key_id LIMIT ?", &st) != SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
-    sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, after, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1);
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == limit) {
-            *more = true;
-            break;
-        }
-        kms_copy(out[*n], KMS_KEY_ID_LEN + 1, sqlite3_column_text(st, 0));
-        (*n)++;
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_LIST_KEYS, KMS_TEXT(account), KMS_TEXT(after), KMS_INT(limit + 1)));
+    for (; c.row && *n < limit; (*n)++) {
+        CL_GUARD_GOTO(kms_col_text(&c, 0, out[*n], KMS_KEY_ID_LEN + 1));
+        CL_GUARD_GOTO(kms_sq_next(&c));
     }
-    if (step != SQLITE_ROW && step != SQLITE_DONE) KMS_SQL_FAIL(q->db, "list keys");
 out:
-    kms_done(st);
-    pthread_mutex_unlock(&q->mu);
-    return rc;
+    *more = rc == CL_OK && c.row;
+    return kms_sq_leave(&c, rc);
 }
 
+/* store.h: appends version `version` of key_id's wrapped material to wrapped; CL_ERR_NOT_FOUND. */
 static cl_status kms_sqlite_get_material(kms_store *s, const char *key_id, uint32_t version, cl_buf *wrapped)
 {
-    kms_sqlite *q = s->impl;
+    kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
-    sqlite3_stmt *st = NULL;
-    pthread_mutex_lock(&q->mu);
-    if (kms_prep(q, "SELECT wrapped FROM key_versions WHERE key_id=? AND version=?", &st) != SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
-    sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, version);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_DONE) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no version %u of key %s", version, key_id);
-    if (step != SQLITE_ROW) KMS_SQL_FAIL(q->db, "read key material");
-    CL_GUARD_GOTO(cl_buf_append(wrapped, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0)));
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_GET_MATERIAL, KMS_TEXT(key_id), KMS_INT(version)));
+    CL_ENSURE_GOTO(c.row, CL_ERR_NOT_FOUND, "no version %u of key %s", version, key_id);
+    CL_GUARD_GOTO(kms_col_blob(&c, 0, wrapped));
 out:
-    kms_done(st);
-    pthread_mutex_unlock(&q->mu);
-    return rc;
+    return kms_sq_leave(&c, rc);
 }
 
+/* store.h: version from + 1 becomes current, in one transaction, only if `from` still is
+ * (CL_ERR_STATE: a concurrent rotation won). */
 static cl_status kms_sqlite_add_version(kms_store *s, const char *key_id, uint32_t from, const uint8_t *wrapped,
                                         size_t wrapped_len, int64_t now, bool on_demand)
 {
-    kms_sqlite *q = s->impl;
+    kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
-    sqlite3_stmt *st = NULL, *st2 = NULL;
-    pthread_mutex_lock(&q->mu);
-    bool in_tx = false;
-    CL_GUARD_GOTO(kms_sqlite_exec(q->db, "BEGIN IMMEDIATE"));
-    in_tx = true;
-    if (kms_prep(q, "UPDATE keys SET current_version=?, last_rotated=? WHERE key_id=? AND current_version=?", &st) !=
-        SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)from + 1);
-    sqlite3_bind_int64(st, 2, now);
-    sqlite3_bind_text(st, 3, key_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, from);
-    if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "rotate key");
-    if (sqlite3_changes(q->db) != 1) CL_FAIL_GOTO(CL_ERR_STATE, "key %s was rotated concurrently", key_id);
-    if (kms_prep(q, "INSERT INTO key_versions(key_id,version,wrapped,created,on_demand) VALUES(?,?,?,?,?)", &st2) !=
-        SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
-    sqlite3_bind_text(st2, 1, key_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st2, 2, (sqlite3_int64)from + 1);
-    sqlite3_bind_blob(st2, 3, wrapped, (int)wrapped_len, SQLITE_STATIC);
-    sqlite3_bind_int64(st2, 4, now);
-    sqlite3_bind_int(st2, 5, on_demand);
-    if (sqlite3_step(st2) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "insert key material");
-    CL_GUARD_GOTO(kms_sqlite_exec(q->db, "COMMIT"));
-    in_tx = false;
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_BEGIN));
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_ROTATE, KMS_INT((int64_t)from + 1), KMS_INT(now), KMS_TEXT(key_id), KMS_INT(from)));
+    CL_ENSURE_GOTO(c.changes == 1, CL_ERR_STATE, "key %s was rotated concurrently", key_id);
+    CL_GUARD_GOTO(kms_sqlite_insert_version(&c, key_id, from + 1, wrapped, wrapped_len, now, on_demand));
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_COMMIT));
 out:
-    kms_done(st);
-    kms_done(st2);
-    if (in_tx) (void)kms_sqlite_exec(q->db, "ROLLBACK");
-    pthread_mutex_unlock(&q->mu);
-    return rc;
+    return kms_sq_leave(&c, rc);
 }
 
+/* store.h: up to limit versions of key_id after `after`, in order, with when each was made and how. */
 static cl_status kms_sqlite_list_versions(kms_store *s, const char *key_id, uint32_t after, size_t limit,
                                           uint32_t *versions, int64_t *created, bool *on_demand, size_t *n, bool *more)
 {
-    kms_sqlite *q = s->impl;
+    kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
-    sqlite3_stmt *st = NULL;
+    int64_t version, od;
     *n = 0;
-    *more = false;
-    pthread_mutex_lock(&q->mu);
-    if (kms_prep(q,
-                 "SELECT version,created,on_demand FROM key_versions WHERE key_id=? AND version>? "
-                 "ORDER BY version LIMIT ?",
-                 &st) != SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
-    sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, after);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1);
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == limit) {
-            *more = true;
-            break;
-        }
-        versions[*n] = (uint32_t)sqlite3_column_int64(st, 0);
-        created[*n] = sqlite3_column_int64(st, 1);
-        on_demand[*n] = sqlite3_column_int(st, 2) != 0;
-        (*n)++;
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_LIST_VERSIONS, KMS_TEXT(key_id), KMS_INT(after), KMS_INT(limit + 1)));
+    for (; c.row && *n < limit; (*n)++) {
+        CL_GUARD_GOTO(kms_col_int(&c, 0, 1, UINT32_MAX, &version));
+        CL_GUARD_GOTO(kms_col_int(&c, 1, INT64_MIN, INT64_MAX, &created[*n]));
+        CL_GUARD_GOTO(kms_col_int(&c, 2, 0, 1, &od));
+        versions[*n] = (uint32_t)version;
+        on_demand[*n] = od != 0;
+        CL_GUARD_GOTO(kms_sq_next(&c));
     }
-    if (step != SQLITE_ROW && step != SQLITE_DONE) KMS_SQL_FAIL(q->db, "list key versions");
 out:
-    kms_done(st);
-    pthread_mutex_unlock(&q->mu);
-    return rc;
+    *more = rc == CL_OK && c.row;
+    return kms_sq_leave(&c, rc);
 }
 
-static cl_status kms_sqlite_alias_write(kms_store *s, const char *sql, const char *account, const kms_alias_rec *a,
-                                        bool insert)
-{
-    kms_sqlite *q = s->impl;
-    cl_status rc = CL_OK;
-    sqlite3_stmt *st = NULL;
-    pthread_mutex_lock(&q->mu);
-    if (kms_prep(q, sql, &st) != SQLITE_OK) KMS_SQL_FAIL(q->db, "prepare");
-    sqlite3_bind_text(st, 1, a->key_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, a->updated);
-    sqlite3_bind_text(st, 3, account, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, a->name, -1, SQLITE_STATIC);
-    if (insert) sqlite3_bind_int64(st, 5, a->created);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_CONSTRAINT) CL_FAIL_GOTO(CL_ERR_EXISTS, "alias %s already exists", a->name);
-    if (step != SQLITE_DONE) KMS_SQL_FAIL(q->db, "write alias");
-    if (!insert && sqlite3_changes(q->db) != 1) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no alias %s", a->name);
-out:
-    kms_done(st);
-    pthread_mutex_unlock(&q->mu);
-    return rc;
-}
+/* --- aliases --------------------------------------------------------------------- */
 
+/* store.h: a new alias of account; CL_ERR_EXISTS when the name is taken. */
 static cl_status kms_sqlite_create_alias(kms_store *s, const char *account, const kms_alias_rec *a)
 {
-    return kms_sqlite_alias_write(s, "INSERT INTO aliases(key_id,updated,account,name,created) VALUES(?,?,?,?,?)",
-                                  account, a, true);
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = KMS_SQ_RUN(&c, S_INSERT_ALIAS, KMS_TEXT(a->key_id), KMS_INT(a->updated), KMS_TEXT(account),
+                              KMS_TEXT(a->name), KMS_INT(a->created));
+    if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "alias %s already exists", a->name);
+    return kms_sq_leave(&c, rc);
 }
 
+/* store.h: points an existing alias at a->key_id; CL_ERR_NOT_FOUND when there is no such alias. */
 static cl_status kms_sqlite_update_alias(kms_store *s, const char *account, const kms_alias_rec *a)
 {
-    return kms_sqlite_alias_write(s, "UPDATE aliases SET key_id=?, updated=? WHERE account=? AND name=?", account, a,
-                                  false);
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc =
+        KMS_SQ_RUN(&c, S_UPDATE_ALIAS, KMS_TEXT(a->key_id), KMS_INT(a->updated), KMS_TEXT(account), KMS_TEXT(a->name));
+    if (rc == CL_OK && c.changes != 1) rc = CL_RAISE(CL_ERR_NOT_FOUND, "no alias %s", a->name);
+    return kms_sq_leave(&c, rc);
 }
 
-static void kms_alias_from_row(sqlite3_stmt *st, kms_alias_rec *a)
+/* An alias row (KMS_ALIAS_COLS) into a. */
+static CL_MUST_USE cl_status kms_alias_from_row(const kms_sq_call *c, kms_alias_rec *a)
 {
-    kms_copy(a->name, sizeof(a->name), sqlite3_column_text(st, 0));
-    kms_copy(a->key_id, sizeof(a->key_id), sqlite3_column_text(st, 1));
-    a->created = sqlite3_column_int64(st, 2);
-    a->updated = sqlite3_column_int64(st, 3);
+    CL_GUARD(kms_col_text(c, 0, a->name, sizeof(a->name)));
+    CL_GUARD(kms_col_text(c, 1, a->key_id, sizeof(a->key_id)));
+    CL_GUARD(kms_col_int(c, 2, INT64_MIN, INT64_MAX, &a->created));
+    return kms_col_int(c, 3, INT64_MIN, INT64_MAX, &a->updated);
 }
 
+/* store.h: alias `name` of account into out; CL_ERR_NOT_FOUND. */
 static cl_status kms_sqlite_get_alias(kms_store *s, const char *account, const char *name, kms_alias_rec *out)
 {
-    kms_sqlite *q = s->impl;
+    kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
-    sqlite3_stmt *st = NULL;
-    pthread_mutex_lock(&q->mu);
-    if (kms_prep(q, "SELECT name,key_id,created,updated FROM aliases WHERE account=? AND name=?", &st) != SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
-    sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_DONE) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no alias %s", name);
-    if (step != SQLITE_ROW) KMS_SQL_FAIL(q->db, "read alias");
-    kms_alias_from_row(st, out);
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_GET_ALIAS, KMS_TEXT(account), KMS_TEXT(name)));
+    CL_ENSURE_GOTO(c.row, CL_ERR_NOT_FOUND, "no alias %s", name);
+    CL_GUARD_GOTO(kms_alias_from_row(&c, out));
 out:
-    kms_done(st);
-    pthread_mutex_unlock(&q->mu);
-    return rc;
+    return kms_sq_leave(&c, rc);
 }
 
+/* store.h: removes alias `name` of account; CL_ERR_NOT_FOUND when there was none. */
 static cl_status kms_sqlite_delete_alias(kms_store *s, const char *account, const char *name)
 {
-    kms_sqlite *q = s->impl;
-    cl_status rc = CL_OK;
-    sqlite3_stmt *st = NULL;
-    pthread_mutex_lock(&q->mu);
-    if (kms_prep(q, "DELETE FROM aliases WHERE account=? AND name=?", &st) != SQLITE_OK) KMS_SQL_FAIL(q->db, "prepare");
-    sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "delete alias");
-    if (sqlite3_changes(q->db) != 1) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no alias %s", name);
-out:
-    kms_done(st);
-    pthread_mutex_unlock(&q->mu);
-    return rc;
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = KMS_SQ_RUN(&c, S_DEL_ALIAS, KMS_TEXT(account), KMS_TEXT(name));
+    if (rc == CL_OK && c.changes != 1) rc = CL_RAISE(CL_ERR_NOT_FOUND, "no alias %s", name);
+    return kms_sq_leave(&c, rc);
 }
 
+/* store.h: up to limit aliases of account after `after` in name order, only key_id's unless NULL. */
 static cl_status kms_sqlite_list_aliases(kms_store *s, const char *account, const char *key_id, const char *after,
                                          size_t limit, kms_alias_rec *out, size_t *n, bool *more)
 {
-    kms_sqlite *q = s->impl;
+    kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
-    sqlite3_stmt *st = NULL;
     *n = 0;
-    *more = false;
-    pthread_mutex_lock(&q->mu);
-    if (kms_prep(q,
-                 "SELECT name,key_id,created,updated FROM aliases WHERE account=? AND name>? "
-                 "AND (?='' OR key_id=?) ORDER BY name LIMIT ?",
-                 &st) != SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
-    sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, after, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, key_id ? key_id : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, key_id ? key_id : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, (sqlite3_int64)limit + 1);
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == limit) {
-            *more = true;
-            break;
-        }
-        kms_alias_from_row(st, &out[*n]);
-        (*n)++;
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_LIST_ALIASES, KMS_TEXT(account), KMS_TEXT(after), KMS_TEXT(key_id ? key_id : ""),
+                             KMS_INT(limit + 1)));
+    for (; c.row && *n < limit; (*n)++) {
+        CL_GUARD_GOTO(kms_alias_from_row(&c, &out[*n]));
+        CL_GUARD_GOTO(kms_sq_next(&c));
     }
-    if (step != SQLITE_ROW && step != SQLITE_DONE) KMS_SQL_FAIL(q->db, "list aliases");
 out:
-    kms_done(st);
-    pthread_mutex_unlock(&q->mu);
-    return rc;
+    *more = rc == CL_OK && c.row;
+    return kms_sq_leave(&c, rc);
 }
 
+/* --- grants ---------------------------------------------------------------------- */
+
+/* store.h: a new grant; CL_ERR_EXISTS when its id is taken. */
 static cl_status kms_sqlite_create_grant(kms_store *s, const kms_grant_rec *g)
 {
-    kms_sqlite *q = s->impl;
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = KMS_SQ_RUN(&c, S_INSERT_GRANT, KMS_TEXT(g->grant_id), KMS_TEXT(g->key_id), KMS_TEXT(g->grantee),
+                              KMS_TEXT(g->retiring), KMS_TEXT(g->issuing_account), KMS_TEXT(g->operations),
+                              KMS_TEXT(g->name), KMS_TEXT(g->constraints ? g->constraints : ""), KMS_INT(g->created));
+    if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "grant %s already exists", g->grant_id);
+    return kms_sq_leave(&c, rc);
+}
+
+/* A grant row (KMS_GRANT_COLS) into g (g->constraints allocated); on failure g is left empty. */
+static CL_MUST_USE cl_status kms_grant_from_row(const kms_sq_call *c, kms_grant_rec *g)
+{
     cl_status rc = CL_OK;
-    sqlite3_stmt *st = NULL;
-    pthread_mutex_lock(&q->mu);
-    if (kms_prep(q,
-                 "INSERT INTO grants(grant_id,key_id,grantee,retiring,issuing_account,operations,name,"
-                 "constraints,created) VALUES(?,?,?,?,?,?,?,?,?)",
-                 &st) != SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
-    sqlite3_bind_text(st, 1, g->grant_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, g->key_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, g->grantee, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, g->retiring, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, g->issuing_account, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, g->operations, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, g->name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 8, g->constraints ? g->constraints : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 9, g->created);
-    if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "insert grant");
+    memset(g, 0, sizeof(*g));
+    CL_GUARD_GOTO(kms_col_text(c, 0, g->grant_id, sizeof(g->grant_id)));
+    CL_GUARD_GOTO(kms_col_text(c, 1, g->key_id, sizeof(g->key_id)));
+    CL_GUARD_GOTO(kms_col_text(c, 2, g->grantee, sizeof(g->grantee)));
+    CL_GUARD_GOTO(kms_col_text(c, 3, g->retiring, sizeof(g->retiring)));
+    CL_GUARD_GOTO(kms_col_text(c, 4, g->issuing_account, sizeof(g->issuing_account)));
+    CL_GUARD_GOTO(kms_col_text(c, 5, g->operations, sizeof(g->operations)));
+    CL_GUARD_GOTO(kms_col_text(c, 6, g->name, sizeof(g->name)));
+    CL_GUARD_GOTO(kms_col_dup(c, 7, &g->constraints));
+    CL_GUARD_GOTO(kms_col_int(c, 8, INT64_MIN, INT64_MAX, &g->created));
 out:
-    kms_done(st);
-    pthread_mutex_unlock(&q->mu);
+    if (rc != CL_OK) kms_grant_rec_clear(g);
     return rc;
 }
 
-#define KMS_GRANT_COLS "grant_id,key_id,grantee,retiring,issuing_account,operations,name,constraints,created"
-
-static cl_status kms_grant_from_row(sqlite3_stmt *st, kms_grant_rec *g)
-{
-    memset(g, 0, sizeof(*g));
-    kms_copy(g->grant_id, sizeof(g->grant_id), sqlite3_column_text(st, 0));
-    kms_copy(g->key_id, sizeof(g->key_id), sqlite3_column_text(st, 1));
-    kms_copy(g->grantee, sizeof(g->grantee), sqlite3_column_text(st, 2));
-    kms_copy(g->retiring, sizeof(g->retiring), sqlite3_column_text(st, 3));
-    kms_copy(g->issuing_account, sizeof(g->issuing_account), sqlite3_column_text(st, 4));
-    kms_copy(g->operations, sizeof(g->operations), sqlite3_column_text(st, 5));
-    kms_copy(g->name, sizeof(g->name), sqlite3_column_text(st, 6));
-    const unsigned char *c = sqlite3_column_text(st, 7);
-    g->constraints = strdup(c ? (const char *)c : "");
-    g->created = sqlite3_column_int64(st, 8);
-    CL_ENSURE(g->constraints != NULL, CL_ERR_NOMEM, "out of memory for a grant");
-    return CL_OK;
-}
-
+/* store.h: grant grant_id into out (left empty on failure); CL_ERR_NOT_FOUND. */
 static cl_status kms_sqlite_get_grant(kms_store *s, const char *grant_id, kms_grant_rec *out)
 {
-    kms_sqlite *q = s->impl;
+    kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
-    sqlite3_stmt *st = NULL;
     memset(out, 0, sizeof(*out));
-    pthread_mutex_lock(&q->mu);
-    if (kms_prep(q, "SELECT " KMS_GRANT_COLS " FROM grants WHERE grant_id=?", &st) != SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
-    sqlite3_bind_text(st, 1, grant_id, -1, SQLITE_STATIC);
-    int step = sqlite3_step(st);
-    if (step == SQLITE_DONE) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no grant %s", grant_id);
-    if (step != SQLITE_ROW) KMS_SQL_FAIL(q->db, "read grant");
-    CL_GUARD_GOTO(kms_grant_from_row(st, out));
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_GET_GRANT, KMS_TEXT(grant_id)));
+    CL_ENSURE_GOTO(c.row, CL_ERR_NOT_FOUND, "no grant %s", grant_id);
+    CL_GUARD_GOTO(kms_grant_from_row(&c, out));
 out:
-    kms_done(st);
-    pthread_mutex_unlock(&q->mu);
-    return rc;
+    return kms_sq_leave(&c, rc);
 }
 
+/* store.h: removes grant grant_id; CL_ERR_NOT_FOUND when there was none. */
 static cl_status kms_sqlite_delete_grant(kms_store *s, const char *grant_id)
 {
-    kms_sqlite *q = s->impl;
-    cl_status rc = CL_OK;
-    sqlite3_stmt *st = NULL;
-    pthread_mutex_lock(&q->mu);
-    if (kms_prep(q, "DELETE FROM grants WHERE grant_id=?", &st) != SQLITE_OK) KMS_SQL_FAIL(q->db, "prepare");
-    sqlite3_bind_text(st, 1, grant_id, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "delete grant");
-    if (sqlite3_changes(q->db) != 1) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no grant %s", grant_id);
-out:
-    kms_done(st);
-    pthread_mutex_unlock(&q->mu);
-    return rc;
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = KMS_SQ_RUN(&c, S_DEL_GRANT, KMS_TEXT(grant_id));
+    if (rc == CL_OK && c.changes != 1) rc = CL_RAISE(CL_ERR_NOT_FOUND, "no grant %s", grant_id);
+    return kms_sq_leave(&c, rc);
 }
 
+/* store.h: up to limit grants matching f after `after` in id order; the caller clears out[0..*n),
+ * also on failure. */
 static cl_status kms_sqlite_list_grants(kms_store *s, const kms_grant_filter *f, const char *after, size_t limit,
                                         kms_grant_rec *out, size_t *n, bool *more)
 {
-    kms_sqlite *q = s->impl;
+    kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
-    sqlite3_stmt *st = NULL;
     *n = 0;
-    *more = false;
-    pthread_mutex_lock(&q->mu);
-    if (kms_prep(q,
-                 "SELECT " KMS_GRANT_COLS " FROM grants WHERE grant_id>?1 "
-                 "AND (?2 IS NULL OR key_id=?2) AND (?3 IS NULL OR grantee=?3) "
-                 "AND (?4 IS NULL OR retiring=?4) AND (?5 IS NULL OR grant_id=?5) "
-                 "ORDER BY grant_id LIMIT ?6",
-                 &st) != SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
-    sqlite3_bind_text(st, 1, after, -1, SQLITE_STATIC);
-    if (f->key_id) sqlite3_bind_text(st, 2, f->key_id, -1, SQLITE_STATIC);
-    if (f->grantee) sqlite3_bind_text(st, 3, f->grantee, -1, SQLITE_STATIC);
-    if (f->retiring) sqlite3_bind_text(st, 4, f->retiring, -1, SQLITE_STATIC);
-    if (f->grant_id) sqlite3_bind_text(st, 5, f->grant_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, (sqlite3_int64)limit + 1);
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == limit) {
-            *more = true;
-            break;
-        }
-        CL_GUARD_GOTO(kms_grant_from_row(st, &out[*n]));
-        (*n)++;
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_LIST_GRANTS, KMS_TEXT(after), KMS_TEXT(f->key_id), KMS_TEXT(f->grantee),
+                             KMS_TEXT(f->retiring), KMS_TEXT(f->grant_id), KMS_INT(limit + 1)));
+    for (; c.row && *n < limit; (*n)++) {
+        CL_GUARD_GOTO(kms_grant_from_row(&c, &out[*n]));
+        CL_GUARD_GOTO(kms_sq_next(&c));
     }
-    if (step != SQLITE_ROW && step != SQLITE_DONE) KMS_SQL_FAIL(q->db, "list grants");
 out:
-    kms_done(st);
-    pthread_mutex_unlock(&q->mu);
-    return rc;
+    *more = rc == CL_OK && c.row;
+    return kms_sq_leave(&c, rc);
 }
 
+/* --- tags ------------------------------------------------------------------------ */
+
+/* store.h: sets every tag in one transaction; CL_ERR_LIMIT, changing nothing, past max_tags. */
 static cl_status kms_sqlite_tag(kms_store *s, const char *key_id, const cl_kvlist *tags, size_t max_tags)
 {
-    kms_sqlite *q = s->impl;
+    kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
-    sqlite3_stmt *st = NULL, *cnt = NULL;
-    pthread_mutex_lock(&q->mu);
-    bool in_tx = false;
-    CL_GUARD_GOTO(kms_sqlite_exec(q->db, "BEGIN IMMEDIATE"));
-    in_tx = true;
-    if (kms_prep(q, "INSERT OR REPLACE INTO tags(key_id,tag_key,tag_value) VALUES(?,?,?)", &st) != SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
-    for (size_t i = 0; i < tags->count; i++) {
-        sqlite3_reset(st);
-        sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, tags->items[i].key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, tags->items[i].value, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "write tag");
-    }
-    if (kms_prep(q, "SELECT count(*) FROM tags WHERE key_id=?", &cnt) != SQLITE_OK) KMS_SQL_FAIL(q->db, "prepare");
-    sqlite3_bind_text(cnt, 1, key_id, -1, SQLITE_STATIC);
-    if (sqlite3_step(cnt) != SQLITE_ROW) KMS_SQL_FAIL(q->db, "count tags");
-    if ((size_t)sqlite3_column_int64(cnt, 0) > max_tags)
-        CL_FAIL_GOTO(CL_ERR_LIMIT, "a key can have at most %zu tags", max_tags);
-    CL_GUARD_GOTO(kms_sqlite_exec(q->db, "COMMIT"));
-    in_tx = false;
+    int64_t count;
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_BEGIN));
+    for (size_t i = 0; i < tags->count; i++)
+        CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_UPSERT_TAG, KMS_TEXT(key_id), KMS_TEXT(tags->items[i].key),
+                                 KMS_TEXT(tags->items[i].value)));
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_COUNT_TAGS, KMS_TEXT(key_id)));
+    CL_ENSURE_GOTO(c.row, CL_ERR_INTERNAL, "key store: counting the tags of %s returned no row", key_id);
+    CL_GUARD_GOTO(kms_col_int(&c, 0, 0, INT64_MAX, &count));
+    CL_ENSURE_GOTO((uint64_t)count <= max_tags, CL_ERR_LIMIT, "a key can have at most %zu tags", max_tags);
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_COMMIT));
 out:
-    kms_done(st);
-    kms_done(cnt);
-    if (in_tx) (void)kms_sqlite_exec(q->db, "ROLLBACK");
-    pthread_mutex_unlock(&q->mu);
-    return rc;
+    return kms_sq_leave(&c, rc);
 }
 
+/* store.h: removes the n tag keys (absent ones are no error) in one transaction. */
 static cl_status kms_sqlite_untag(kms_store *s, const char *key_id, const char *const *keys, size_t n)
 {
-    kms_sqlite *q = s->impl;
+    kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
-    sqlite3_stmt *st = NULL;
-    pthread_mutex_lock(&q->mu);
-    bool in_tx = false;
-    CL_GUARD_GOTO(kms_sqlite_exec(q->db, "BEGIN IMMEDIATE"));
-    in_tx = true;
-    if (kms_prep(q, "DELETE FROM tags WHERE key_id=? AND tag_key=?", &st) != SQLITE_OK) KMS_SQL_FAIL(q->db, "prepare");
-    for (size_t i = 0; i < n; i++) {
-        sqlite3_reset(st);
-        sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, keys[i], -1, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE) KMS_SQL_FAIL(q->db, "delete tag");
-    }
-    CL_GUARD_GOTO(kms_sqlite_exec(q->db, "COMMIT"));
-    in_tx = false;
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_BEGIN));
+    for (size_t i = 0; i < n; i++) CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_DEL_TAG, KMS_TEXT(key_id), KMS_TEXT(keys[i])));
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_COMMIT));
 out:
-    kms_done(st);
-    if (in_tx) (void)kms_sqlite_exec(q->db, "ROLLBACK");
-    pthread_mutex_unlock(&q->mu);
-    return rc;
+    return kms_sq_leave(&c, rc);
 }
 
+/* store.h: up to limit tags of key_id after `after` in key order, appended to out. */
 static cl_status kms_sqlite_list_tags(kms_store *s, const char *key_id, const char *after, size_t limit, cl_kvlist *out,
                                       bool *more)
 {
-    kms_sqlite *q = s->impl;
+    kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
-    sqlite3_stmt *st = NULL;
-    *more = false;
-    pthread_mutex_lock(&q->mu);
-    if (kms_prep(q, "SELECT tag_key,tag_value FROM tags WHERE key_id=? AND tag_key>? ORDER BY tag_key LIMIT ?", &st) !=
-        SQLITE_OK)
-        KMS_SQL_FAIL(q->db, "prepare");
-    sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, after, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1);
-    int step;
-    size_t n = 0;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == limit) {
-            *more = true;
-            break;
-        }
-        const char *k = (const char *)sqlite3_column_text(st, 0);
-        const char *v = (const char *)sqlite3_column_text(st, 1);
-        CL_GUARD_GOTO(cl_kvlist_add(out, k ? k : "", k ? strlen(k) : 0, v ? v : "", v ? strlen(v) : 0));
-        n++;
+    const char *k, *v;
+    size_t klen, vlen;
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_LIST_TAGS, KMS_TEXT(key_id), KMS_TEXT(after), KMS_INT(limit + 1)));
+    for (size_t i = 0; c.row && i < limit; i++) {
+        CL_GUARD_GOTO(kms_col_str(&c, 0, &k, &klen));
+        CL_GUARD_GOTO(kms_col_str(&c, 1, &v, &vlen));
+        CL_GUARD_GOTO(cl_kvlist_add(out, k, klen, v, vlen));
+        CL_GUARD_GOTO(kms_sq_next(&c));
     }
-    if (step != SQLITE_ROW && step != SQLITE_DONE) KMS_SQL_FAIL(q->db, "list tags");
 out:
-    kms_done(st);
-    pthread_mutex_unlock(&q->mu);
-    return rc;
+    *more = rc == CL_OK && c.row;
+    return kms_sq_leave(&c, rc);
 }
 
+/* --- open and close ---------------------------------------------------------------- */
+
+/* Finalizes the statements and closes the database; s may come from a failed open. A statement's
+ * finalize repeats its last error, already reported; a failed close is logged. */
 static void kms_sqlite_close(kms_store *s)
 {
     kms_sqlite *q = s->impl;
     if (q != NULL) {
-        for (size_t i = 0; i < q->n_stmts; i++) sqlite3_finalize(q->stmts[i].st);
-        q->n_stmts = 0;
-        sqlite3_close(q->db);
+        for (int id = 0; id < S_COUNT; id++) (void)sqlite3_finalize(q->st[id]);
+        if (sqlite3_close(q->db) != SQLITE_OK)
+            CL_LOG_ERROR("key store: closing the SQLite database failed: %s", sqlite3_errmsg(q->db));
         pthread_mutex_destroy(&q->mu);
         free(q);
     }
@@ -746,31 +751,36 @@ static const kms_store_ops kms_sqlite_ops = {
     .close = kms_sqlite_close,
 };
 
+/* store.h: opens (creating if need be) the store at path and prepares every statement. */
 cl_status kms_store_open_sqlite(const char *path, kms_store **out)
 {
     cl_status rc = CL_OK;
+    char *err = NULL;
     kms_store *s = calloc(1, sizeof(*s));
-    kms_sqlite *q = calloc(1, sizeof(*q));
-    if (s == NULL || q == NULL) {
-        free(s);
-        free(q);
-        CL_FAIL(CL_ERR_NOMEM, "out of memory for the key store");
-    }
-    pthread_mutex_init(&q->mu, NULL);
+    CL_ENSURE(s != NULL, CL_ERR_NOMEM, "out of memory for the key store");
     s->ops = &kms_sqlite_ops;
-    s->impl = q;
+    kms_sqlite *q = s->impl = calloc(1, sizeof(kms_sqlite));
+    CL_ENSURE_GOTO(q != NULL, CL_ERR_NOMEM, "out of memory for the key store");
+    pthread_mutex_init(&q->mu, NULL);
     if (sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
         SQLITE_OK)
         CL_FAIL_GOTO(CL_ERR_IO, "cannot open key store %s: %s", path, q->db ? sqlite3_errmsg(q->db) : "no memory");
-    sqlite3_busy_timeout(q->db, 5000);
-    CL_GUARD_GOTO(kms_sqlite_exec(q->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
-    CL_GUARD_GOTO(kms_sqlite_exec(q->db, kms_schema));
+    /* Another process on the same file (a second cloister-kms by mistake) is waited for, not failed at once. */
+    CL_ENSURE_GOTO(sqlite3_busy_timeout(q->db, 5000) == SQLITE_OK, CL_ERR_IO,
+                   "key store %s: setting a busy timeout: %s", path, sqlite3_errmsg(q->db));
+    if (sqlite3_exec(q->db, kms_setup, NULL, NULL, &err) != SQLITE_OK)
+        CL_FAIL_GOTO(CL_ERR_IO, "key store %s: setting up: %s", path, err != NULL ? err : sqlite3_errmsg(q->db));
+    for (int id = 0; id < S_COUNT; id++)
+        if (sqlite3_prepare_v3(q->db, kms_sq_sql[id].sql, -1, SQLITE_PREPARE_PERSISTENT, &q->st[id], NULL) != SQLITE_OK)
+            CL_FAIL_GOTO(CL_ERR_IO, "key store %s: preparing %s: %s", path, kms_sq_sql[id].name, sqlite3_errmsg(q->db));
     *out = s;
 out:
+    sqlite3_free(err);
     if (rc != CL_OK) kms_sqlite_close(s);
     return rc;
 }
 
+/* store.h: closes s (NULL is fine). */
 void kms_store_close(kms_store *s)
 {
     if (s != NULL) s->ops->close(s);

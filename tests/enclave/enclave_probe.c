@@ -11,12 +11,16 @@
  *   deny    connects to vsock port 5001 (not proxied) and reports the refusal on port 5000
  *   echo    sends 1 MiB through the proxy on port 5000 to an echo server and checks
  *           that the same bytes come back (printed as RESULT lines; run with --debug)
+ *   fork    starts threads, then up to 7 processes that each hold 160 MiB at once, and prints
+ *           "FORK forked=N alive=N killed=N errno=E threads=ok|FAIL": run with --memory 256,
+ *           a cgroup keeps at most one alive; without one, fork is refused (issue 12, finding 7)
  *   spin    waits forever (for describe / terminate)
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +32,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cloister/nsm.h"
@@ -225,6 +230,69 @@ static int echo(void)
     return failures == 0 ? 0 : 1;
 }
 
+static void *thread_main(void *arg)
+{
+    *(int *)arg = 42;
+    return NULL;
+}
+
+/* Seven processes held 1.2 GiB under --memory 256 when RLIMIT_AS was the only limit: each
+ * child here touches 160 MiB (resident: there is no swap) and keeps it until every child has
+ * been started; those still alive then all held theirs at the same time. */
+static int forks(void)
+{
+    enum { N = 7, MIB = 160 };
+    int v = 0;
+    pthread_t t;
+    bool threads = pthread_create(&t, NULL, thread_main, &v) == 0 && pthread_join(t, NULL) == 0 && v == 42;
+    pid_t kids[N];
+    int forked = 0, refused = 0, release[2];
+    if (pipe2(release, O_CLOEXEC) != 0) return 2;
+    for (int i = 0; i < N; i++) {
+        int ready[2];
+        if (pipe2(ready, O_CLOEXEC) != 0) return 2;
+        pid_t p = fork();
+        if (p < 0) {
+            refused = errno;
+            close(ready[0]);
+            close(ready[1]);
+            break;
+        }
+        if (p == 0) {
+            close(ready[0]);
+            close(release[1]);
+            size_t n = (size_t)MIB << 20;
+            volatile uint8_t *m = malloc(n);
+            if (m == NULL) _exit(3);
+            for (size_t k = 0; k < n; k += 4096) m[k] = 1;
+            (void)!write(ready[1], "r", 1);
+            char c;
+            (void)!read(release[0], &c, 1); /* EOF once the parent has started them all */
+            size_t sum = 0;
+            for (size_t k = 0; k < n; k += 4096) sum += m[k];
+            _exit(sum == n / 4096 ? 0 : 4);
+        }
+        close(ready[1]);
+        char c;
+        (void)!read(ready[0], &c, 1); /* 'r', or EOF: the child is gone (the OOM killer) */
+        close(ready[0]);
+        kids[forked++] = p;
+    }
+    close(release[0]);
+    close(release[1]);
+    int alive = 0, killed = 0;
+    for (int i = 0; i < forked; i++) {
+        int st = 0;
+        if (waitpid(kids[i], &st, 0) != kids[i]) continue;
+        alive += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        killed += WIFSIGNALED(st);
+    }
+    printf("FORK forked=%d alive=%d killed=%d errno=%d threads=%s\n", forked, alive, killed, refused,
+           threads ? "ok" : "FAIL");
+    fflush(stdout);
+    return 0;
+}
+
 int main(void)
 {
     char mode[64];
@@ -240,6 +308,7 @@ int main(void)
     if (strcmp(mode, "listen") == 0) return listen_once();
     if (strcmp(mode, "deny") == 0) return deny();
     if (strcmp(mode, "echo") == 0) return echo();
+    if (strcmp(mode, "fork") == 0) return forks();
     if (strcmp(mode, "spin") == 0) {
         for (;;) pause();
     }

@@ -28,7 +28,7 @@ expect 1 "already exists" -- "$C" fernet encrypt --key f.key msg.txt -o tok.txt
 expect 0 "" -- "$C" fernet encrypt --force --key f.key msg.txt -o tok.txt
 expect 2 "--key FILE is required" -- "$C" fernet encrypt msg.txt
 expect 2 "--ttl applies to decrypt only" -- "$C" fernet encrypt --key f.key --ttl 5 msg.txt
-expect 2 "--ttl must be" -- "$C" fernet decrypt --key f.key --ttl -3 tok.txt
+expect 2 "--ttl (seconds) must be a whole number from 0 to" -- "$C" fernet decrypt --key f.key --ttl -3 tok.txt
 expect 2 "unknown command" -- "$C" fernet frob
 no_temp_files
 finish

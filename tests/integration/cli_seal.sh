@@ -81,6 +81,10 @@ expect 2 "exactly one input" -- "$C" seal --key hospital.key -o x
 expect 2 "key=value" -- "$C" seal --key hospital.key --context nonsense scan.bin -o x
 expect 2 "given twice" -- "$C" seal --key hospital.key --context a=1 --context a=2 scan.bin -o x
 expect 2 "--chunk-size" -- "$C" seal --key hospital.key --chunk-size 10 scan.bin -o x
+# Whole numbers are parsed once, without wrap-around: 2^32 + 2 is not 2.
+expect 2 "--threads must be a whole number from 0 to 1024, not '4294967298'" -- \
+  "$C" infer-local --threads 4294967298 model.onnx input.csv
+expect 2 "--memory (MiB) must be a whole number from 16 to 1048576, not '-1'" -- "$C" enclave run --memory -1 x.img
 expect 2 "unknown command" -- "$C" frobnicate
 expect 2 "" -- "$C"
 for cmd in "seal" "unseal" "key" "key local-create" "fernet" "--help"; do

@@ -4,11 +4,13 @@ documented, signatures), `cloister enclave run` (isolation probed from inside, t
 attestation device, the host proxy, vsock listening), describe / console / terminate.
 
 The enclave program is tests/enclave/enclave_probe.c; its behaviour is picked by the
-file /files/mode in its image. Skips (exit 77 is not used by ctest here, so it prints
-the reason and exits 0) only when the kernel refuses unprivileged user namespaces."""
+file /files/mode in its image. Skips (exit 77, ctest's SKIP_RETURN_CODE) only when the
+kernel refuses unprivileged user namespaces."""
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -74,6 +76,7 @@ class Collector:
         self.sock.listen(4)
         self.port = self.sock.getsockname()[1]
         self.reports = []
+        self.cv = threading.Condition()
         threading.Thread(target=self.serve, daemon=True).start()
 
     def serve(self):
@@ -90,7 +93,14 @@ class Collector:
                 data += chunk
             c.close()
             n = struct.unpack(">I", data[:4])[0] if len(data) >= 4 else -1
-            self.reports.append(data[4:4 + n] if n >= 0 else data)
+            with self.cv:
+                self.reports.append(data[4:4 + n] if n >= 0 else data)
+                self.cv.notify_all()
+
+    def wait(self, count, timeout=10):
+        """Until `count` reports have arrived (the enclave's connection is read to its end)."""
+        with self.cv:
+            return self.cv.wait_for(lambda: len(self.reports) >= count, timeout)
 
 
 def test_build(tmp):
@@ -156,6 +166,41 @@ def test_probe(tmp):
     return True
 
 
+def fork_report(out):
+    m = re.search(r"FORK forked=(\d+) alive=(\d+) killed=(\d+) errno=(\d+) threads=(\w+)", out)
+    return {k: (int(v) if v.isdigit() else v) for k, v in
+            zip(("forked", "alive", "killed", "errno", "threads"), m.groups())} if m else None
+
+
+def test_fork(tmp):
+    """Issue 12, finding 7: RLIMIT_AS alone was per process and fork was allowed, so seven
+    processes of 160 MiB each held 1.2 GiB at once under --memory 256. Now the enclave is bounded
+    as a whole: in a cgroup (at most one of them alive at the end), or, with no cgroup, new
+    processes are refused. Threads work either way. The launcher says which applies."""
+    img, _ = build(tmp, "fork", "fork")
+    for extra, label in (([], "the cgroup found by itself"), (["--cgroup", "none"], "--cgroup none")):
+        p = start(tmp, img, "--debug", "--attach-console", "--quiet", "--memory", "256", *extra)
+        out, err = p.communicate(timeout=120)
+        rep = fork_report(out)
+        m = re.search(r"(cgroup v[12]) (\S+) bounds it as a whole: 256 MiB, 1024 processes", err)
+        none = re.search(r"no cgroup bounds it as a whole \((.*)\): --memory limits its one process", err)
+        check(p.returncode == 0 and rep is not None and rep["threads"] == "ok",
+              f"{label}: the probe ran and made a thread ({rep}, exit {p.returncode}: {err.strip()[-300:]})")
+        if rep is None:
+            continue
+        check(bool(m) != bool(none), f"{label}: the launcher says which limits apply: "
+                                     f"{m.group(0) if m else none.group(0) if none else err.strip()[-300:]}")
+        if m:
+            check(rep["forked"] == 7 and rep["alive"] * 160 <= 256 and rep["killed"] >= 5,
+                  f"{label}: in its {m.group(1)} at most 256 MiB were held at once by 7 processes of 160 MiB: {rep}")
+            check(not os.path.exists(m.group(2)), f"{label}: the cgroup {m.group(2)} is removed afterwards")
+        else:
+            check(rep["forked"] == 0 and rep["errno"] == errno.EPERM,
+                  f"{label}: no cgroup ({none.group(1) if none else '?'}), so fork is refused with EPERM: {rep}")
+        if extra:
+            check(none is not None and "--cgroup none" in none.group(1), "--cgroup none is obeyed")
+
+
 def test_attest(tmp):
     pki = os.path.join(tmp, "pki")
     coll = Collector()
@@ -165,7 +210,7 @@ def test_attest(tmp):
     img, m = build(tmp, "attest", "attest", files=[(nf, "/files/nonce")])
     p = start(tmp, img, "--pki", pki, "--proxy", f"5000=127.0.0.1:{coll.port}", "--memory", "128")
     out, err = p.communicate(timeout=60)
-    wait_for(lambda: coll.reports, 10)
+    coll.wait(1)
     check(p.returncode == 0, f"attest enclave exited 0 (got {p.returncode}: {err.strip()[:300]})")
     check(len(coll.reports) == 1, "one document crossed the proxy")
     if not coll.reports:
@@ -187,7 +232,7 @@ def test_attest(tmp):
     img2, m2 = build(tmp, "attest2", "attest ", files=[(nf, "/files/nonce")])
     p = start(tmp, img2, "--pki", pki, "--proxy", f"5000=127.0.0.1:{coll.port}", "--memory", "128")
     p.communicate(timeout=60)
-    wait_for(lambda: len(coll.reports) >= 2, 10)
+    coll.wait(2)
     if len(coll.reports) == 2:
         open(doc, "wb").write(coll.reports[1])
         r = run("attest", "verify", doc, "--root", os.path.join(pki, "root.pem"), "--pcr", f"0={m['PCR0']}")
@@ -197,7 +242,7 @@ def test_attest(tmp):
     # Debug mode: the document carries zero PCR0-2.
     p = start(tmp, img, "--pki", pki, "--proxy", f"5000=127.0.0.1:{coll.port}", "--memory", "128", "--debug")
     p.communicate(timeout=60)
-    wait_for(lambda: len(coll.reports) >= 3, 10)
+    coll.wait(3)
     if len(coll.reports) == 3:
         open(doc, "wb").write(coll.reports[2])
         r = run("attest", "verify", doc, "--root", os.path.join(pki, "root.pem"), "--pcr", f"0={'0' * 96}")
@@ -212,7 +257,7 @@ def test_deny(tmp):
     img, _ = build(tmp, "deny", "deny")
     p = start(tmp, img, "--proxy", f"5000=127.0.0.1:{coll.port}")
     out, err = p.communicate(timeout=60)
-    wait_for(lambda: coll.reports, 10)
+    coll.wait(1)
     check(len(coll.reports) == 1 and b"refused" in coll.reports[0],
           "a connection to a port not proxied is refused: " + (coll.reports[0].decode() if coll.reports else "none"))
     coll.sock.close()
@@ -302,6 +347,12 @@ def test_describe_terminate(tmp):
           "describe lists the running enclave with its measurements")
     if not desc:
         return
+    lim = desc[0].get("Limits", {})
+    check(lim.get("MemoryMiB") == 32 and lim.get("MaxTasks") == 1024 and
+          (lim.get("Scope"), lim.get("NewProcesses")) in (("cgroup v2", "allowed"), ("cgroup v1", "allowed"),
+                                                          ("process", "refused")) and
+          bool(lim.get("Cgroup")) != bool(lim.get("Reason")),
+          f"describe says which limits bound the enclave: {lim}")
     eid = desc[0]["EnclaveID"]
     r = run("enclave", "console", eid, "--state-dir", state)
     check(r.returncode == 1 and "--debug" in r.stderr, "a production enclave has no console")
@@ -323,7 +374,8 @@ def main():
         test_build(tmp)
         if not test_probe(tmp):
             print("SKIP: the kernel forbids unprivileged user namespaces; the sim enclave cannot run here")
-            return 0
+            return 77
+        test_fork(tmp)
         test_attest(tmp)
         test_deny(tmp)
         test_echo(tmp)

@@ -348,7 +348,8 @@ class KmsBoto3(unittest.TestCase):
         other = {"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:user/someone"}, "Action": "kms:*",
              "Resource": "*"}]}
-        k2 = self.new_key(Policy=json.dumps(other))["KeyId"]
+        # It locks dev out of PutKeyPolicy too, so, as in AWS, it takes BypassPolicyLockoutSafetyCheck.
+        k2 = self.new_key(Policy=json.dumps(other), BypassPolicyLockoutSafetyCheck=True)["KeyId"]
         with self.assertRaises(ClientError) as e:
             self.kms.encrypt(KeyId=k2, Plaintext=b"x")
         self.assertEqual(code(e), "AccessDeniedException")
@@ -369,9 +370,17 @@ class KmsBoto3(unittest.TestCase):
 
     def test_validation(self):
         kid = self.new_key()["KeyId"]
+        # Plaintext is 1..4096 bytes (PlaintextType): exactly 4096 was refused (issue 12, finding 14).
+        for n in (1, 4095, 4096):
+            pt = bytes(range(256)) * (n // 256) + b"p" * (n % 256)
+            ct = self.kms.encrypt(KeyId=kid, Plaintext=pt)["CiphertextBlob"]
+            self.assertEqual(self.kms.decrypt(CiphertextBlob=ct)["Plaintext"], pt, n)
         with self.assertRaises(ClientError) as e:
             self.kms.encrypt(KeyId=kid, Plaintext=b"x" * 4097)
         self.assertEqual(code(e), "ValidationException")
+        self.assertEqual(e.exception.response["Error"]["Message"],
+                         "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must "
+                         "have length less than or equal to 4096")
         with self.assertRaises(ClientError) as e:
             self.kms.create_key(KeySpec="RSA_4096", KeyUsage="SIGN_VERIFY")  # in the model, not built here
         self.assertEqual(code(e), "UnsupportedOperationException")

@@ -7,6 +7,7 @@ refused), and a root key derived from a passphrase that is never echoed."""
 import base64
 import json
 import os
+import re
 import shutil
 import ssl
 import socket
@@ -81,7 +82,7 @@ class KmsConfig(unittest.TestCase):
             (dict(good, threads=2.5), "'threads' must be an integer"),
             (dict(good, max_body=100), "'max_body' must be an integer 1024..67108864"),
             (dict(good, listen="127.0.0.1"), "'listen' must be HOST:PORT"),
-            (dict(good, listen="127.0.0.1:65536"), "'listen' port must be 0..65535"),
+            (dict(good, listen="127.0.0.1:65536"), "the 'listen' port must be a whole number from 0 to 65535, not '65536'"),
             (dict(good, listen="127.0.0.1:-1"), "'listen' port"),
             (dict(good, listen=""), "'listen' must be 1..128 characters"),
             (dict(good, region="US_EAST_1"), "'region' must be"),
@@ -155,13 +156,81 @@ class KmsConfig(unittest.TestCase):
         p = self.run_kms("--config", os.path.join(self.tmp, "absent.json"))
         self.assertEqual(p.returncode, 2)
         self.assertIn("absent.json", p.stderr)
-        for extra in (["--dev"], ["--listen", "127.0.0.1:0"], ["--principal", "a:b:" + ALICE["arn"]]):
+        for extra in (["--dev"], ["--listen", "127.0.0.1:0"], ["--principals-file", "p.json"]):
             p = self.run_kms("--config", self.write_config(good), *extra)
             self.assertEqual(p.returncode, 2, extra)
             self.assertIn("cannot be combined with " + extra[0], p.stderr)
         p = self.run_kms()
         self.assertEqual(p.returncode, 2)
         self.assertIn("--config FILE", p.stderr)
+
+    # --- principals outside a config file: never on the command line (issue 12, finding 9) ----
+
+    def test_secret_on_the_command_line_is_refused(self):
+        """The attack: `--principal ID:SECRET:ARN` put the secret in /proc/PID/cmdline, which every
+        user of the machine can read. Now refused, saying where secrets go instead."""
+        secret = "cmdline-Secret-5e1d"
+        for value in ("alice:%s:%s" % (secret, ALICE["arn"]), "alice::" + ALICE["arn"], "alice"):
+            p = self.run_kms("--dev", "--data", os.path.join(self.tmp, "never"), "--principal", value)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            for words in ("--principal is refused", "/proc/PID/cmdline", "--principals-file FILE",
+                          "CLOISTER_KMS_PRINCIPALS", "mode-0600"):
+                self.assertIn(words, p.stderr)
+            self.assertNotIn(secret, p.stderr + p.stdout, "the refusal echoes the secret")
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "never")), "a refused start made its data directory")
+
+    def principals_file(self, principals, mode=0o600):
+        KmsConfig.n += 1
+        path = os.path.join(self.tmp, "principals%d.json" % KmsConfig.n)
+        with open(path, "w") as f:
+            json.dump(principals, f)
+        os.chmod(path, mode)
+        return path
+
+    def test_principals_file(self):
+        path = self.principals_file([ALICE, BOB])
+        data = os.path.join(self.tmp, "pf-data")
+        with kms_harness.kms_server(data_dir=data, extra_args=["--principals-file", path]) as srv:
+            kms_harness.assert_no_secret_in_cmdline(srv.proc.pid, [ALICE["secret"], BOB["secret"]])
+            m = client(srv, region="us-east-1").create_key()["KeyMetadata"]
+            self.assertEqual(m["Arn"].split(":")[4], "123456789012")
+            self.assertEqual(client(srv, BOB, region="us-east-1").list_keys()["Keys"], [])
+            kms_harness.boto_client(srv.endpoint).list_keys()  # --dev's own principal is still there
+        # Refused: readable by others, a bad list, a duplicate of --dev's access key id; no secret echoed.
+        for path, needle in [
+                (self.principals_file([ALICE], 0o644), "readable or writable by group or others"),
+                (self.principals_file([ALICE], 0o620), "chmod 600 it"),
+                (self.principals_file({"a": ALICE}), "'principals' must be a list"),
+                (self.principals_file([dict(ALICE, secret="")]), "'principals[0].secret' must be 1..128"),
+                (self.principals_file([dict(ALICE, access_key_id="test")]), "test is taken already"),
+                (os.path.join(self.tmp, "absent.json"), "absent.json")]:
+            p = self.run_kms("--dev", "--data", data, "--principals-file", path)
+            self.assertEqual(p.returncode, 2, (path, p.stderr))
+            self.assertIn(needle, p.stderr)
+            self.assertNotIn(ALICE["secret"], p.stderr)
+
+    def test_principals_environment(self):
+        """CLOISTER_KMS_PRINCIPALS: read, then wiped in place (so /proc/PID/environ no longer
+        shows it) and unset."""
+        env = dict(os.environ, CLOISTER_KMS_PRINCIPALS=json.dumps([ALICE]))
+        proc = subprocess.Popen([kms_harness.KMS_BIN, "--dev", "--listen", "127.0.0.1:0", "--data",
+                                 os.path.join(self.tmp, "env-data")], env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            line = proc.stdout.readline()
+            port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
+            srv = type("Srv", (), {"endpoint": "http://127.0.0.1:%d" % port})
+            self.assertEqual(client(srv, region="us-east-1").list_keys()["Keys"], [])
+            with open("/proc/%d/environ" % proc.pid, "rb") as f:
+                environ = f.read()
+            self.assertNotIn(ALICE["secret"].encode(), environ)
+            self.assertNotIn(b"CLOISTER_KMS_PRINCIPALS=[", environ)
+        finally:
+            kms_harness._stop(proc)
+        env["CLOISTER_KMS_PRINCIPALS"] = "[" + json.dumps(ALICE)
+        p = self.run_kms("--dev", "--data", os.path.join(self.tmp, "env-data"), env=env)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("environment variable CLOISTER_KMS_PRINCIPALS: not JSON", p.stderr)
+        self.assertNotIn(ALICE["secret"], p.stderr)
 
     def test_help_mentions_config_and_https(self):
         p = self.run_kms("--help")

@@ -4,6 +4,7 @@ on a port the kernel picks (read back from its first line), or moto_server on
 a free port. Nothing is left running: the context managers stop what they
 started, by pid."""
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -34,11 +35,45 @@ def _stop(proc, timeout=10):
         proc.stdout.close()
 
 
+def principal(access_key_id, secret, arn):
+    return {"access_key_id": access_key_id, "secret": secret, "arn": arn}
+
+
+def write_principals(path, principals):
+    """The --principals-file of cloister-kms --dev: mode 0600 from its creation on."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(principals, f)
+    return path
+
+
+def cmdline(pid):
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        return f.read().replace(b"\0", b" ").decode(errors="replace")
+
+
+def assert_no_secret_in_cmdline(pid, secrets):
+    """Every user of the machine can read /proc/PID/cmdline (issue 12, finding 9)."""
+    text = cmdline(pid)
+    for s in secrets:
+        if s in text:
+            raise AssertionError("a principal's secret is on process %d's command line: %s" % (pid, text))
+
+
 class KmsServer:
-    def __init__(self, data_dir, extra_args=()):
+    """cloister-kms --dev; principals: more principals (principal(...) dicts), given to it in a
+    mode-0600 --principals-file, never on its command line (checked once it runs)."""
+
+    def __init__(self, data_dir, extra_args=(), principals=()):
         self.data_dir = data_dir
-        self.proc = subprocess.Popen([KMS_BIN, "--dev", "--listen", "127.0.0.1:0", "--data", data_dir, *extra_args],
-                                     stdout=subprocess.PIPE, text=True)
+        args = [KMS_BIN, "--dev", "--listen", "127.0.0.1:0", "--data", data_dir, *extra_args]
+        if principals:
+            os.makedirs(data_dir, exist_ok=True)
+            path = os.path.join(data_dir, "principals.json")
+            if not os.path.exists(path):
+                write_principals(path, list(principals))
+            args += ["--principals-file", path]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         m = re.search(r"(https?)://127\.0\.0\.1:(\d+)", line)
         if not m:
@@ -46,6 +81,7 @@ class KmsServer:
             raise RuntimeError("cloister-kms did not start: %r" % line)
         self.port = int(m.group(2))
         self.endpoint = "%s://127.0.0.1:%d" % (m.group(1), self.port)
+        assert_no_secret_in_cmdline(self.proc.pid, [p["secret"] for p in principals])
 
     def stop(self):
         _stop(self.proc)
@@ -58,12 +94,12 @@ class KmsServer:
 
 
 @contextlib.contextmanager
-def kms_server(data_dir=None, extra_args=()):
+def kms_server(data_dir=None, extra_args=(), principals=()):
     tmp = None
     if data_dir is None:
         tmp = tempfile.mkdtemp(prefix="cloister-kms-test-")
         data_dir = os.path.join(tmp, "data")
-    srv = KmsServer(data_dir, extra_args)
+    srv = KmsServer(data_dir, extra_args, principals)
     try:
         yield srv
     finally:

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError  # noqa: E402
 
 CLI = kms_harness.CLI_BIN
 ACCOUNT = "111122223333"
-ADMIN = "admin:adminsecret:arn:aws:iam::%s:user/admin" % ACCOUNT
+ADMIN = kms_harness.principal("admin", "adminsecret", "arn:aws:iam::%s:user/admin" % ACCOUNT)
 passed = failed = 0
 
 
@@ -72,8 +72,8 @@ def main():
         key_pem, spki = recipient_ref.rsa_recipient()
         good_pcr0 = hashlib.sha384(b"the image").digest()
         good = {0: good_pcr0, 1: hashlib.sha384(b"runtime").digest(), 2: hashlib.sha384(b"app").digest()}
-        with kms_harness.kms_server(extra_args=["--principal", ADMIN, "--attestation-root",
-                                                os.path.join(pki, "root.pem")]) as srv:
+        with kms_harness.kms_server(extra_args=["--attestation-root", os.path.join(pki, "root.pem")],
+                                    principals=[ADMIN]) as srv:
             admin = kms_harness.boto_client(srv.endpoint, key="admin", secret="adminsecret")
             dev = kms_harness.boto_client(srv.endpoint)
             kid = admin.create_key(Policy=policy(good_pcr0.hex().upper()))["KeyMetadata"]["KeyId"]

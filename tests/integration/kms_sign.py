@@ -243,6 +243,16 @@ class KmsSign(unittest.TestCase):
         for exc, kw in cases:
             self.assert_fails(exc, self.kms.create_key, **kw)
         self.assertEqual(len(self.kms.list_keys(Limit=1000)["Keys"]), before, "a refused CreateKey made a key")
+        # One KeySpec table: the values a refusal lists are exactly the model's KeySpec enum (botocore's
+        # copy of it is the independent source), and no value of that enum is refused as outside it
+        # (KEY_AGREEMENT is built for no spec, so none of these makes a key).
+        model = list(self.kms.meta.service_model.shape_for("KeySpec").enum)
+        msg = self.assert_fails("ValidationException", self.kms.create_key, KeySpec="RSA_1024", KeyUsage="SIGN_VERIFY")
+        self.assertEqual(msg.split("enum value set: [")[1].rstrip("]").split(", "), model, msg)
+        for spec in model:
+            with self.assertRaises(ClientError) as e:
+                self.kms.create_key(KeySpec=spec, KeyUsage="KEY_AGREEMENT")
+            self.assertNotIn("enum value set", e.exception.response["Error"]["Message"], spec)
         # The deprecated member still works, and must agree with KeySpec when both are given.
         m = self.kms.create_key(CustomerMasterKeySpec="ECC_NIST_P384", KeyUsage="SIGN_VERIFY")["KeyMetadata"]
         self.assertEqual(m["KeySpec"], "ECC_NIST_P384")
@@ -303,6 +313,27 @@ class KmsSign(unittest.TestCase):
                                  Policy=json.dumps(policy))["KeyMetadata"]["KeyId"]
         self.assert_fails("AccessDeniedException", self.kms.generate_mac, KeyId=hk, Message=b"x",
                           MacAlgorithm="HMAC_SHA_256")
+
+    def test_message_length_bounds(self):
+        """Message is 1..4096 bytes (PlaintextType): exactly 4096 was refused by Sign and GenerateMac
+        (issue 12, finding 14). 4096 bytes now sign (Python cryptography verifies) and MAC; 4097 are
+        refused with AWS's message."""
+        kid = self.keys["ECC_NIST_P256"]["KeyId"]
+        hk = self.hmac["KeyId"]
+        msg = bytes(range(256)) * 16
+        sig = self.kms.sign(KeyId=kid, Message=msg, SigningAlgorithm="ECDSA_SHA_256")["Signature"]
+        py_verify(self.public_key(kid)[1], "ECDSA_SHA_256", msg, sig)
+        self.kms.verify(KeyId=kid, Message=msg, Signature=sig, SigningAlgorithm="ECDSA_SHA_256")
+        mac = self.kms.generate_mac(KeyId=hk, Message=msg, MacAlgorithm="HMAC_SHA_256")["Mac"]
+        self.assertTrue(self.kms.verify_mac(KeyId=hk, Message=msg, Mac=mac, MacAlgorithm="HMAC_SHA_256")["MacValid"])
+        over = msg + b"x"
+        want = ("1 validation error detected: Value at 'message' failed to satisfy constraint: Member must have "
+                "length less than or equal to 4096")
+        for fn, kw in ((self.kms.sign, dict(KeyId=kid, SigningAlgorithm="ECDSA_SHA_256")),
+                       (self.kms.verify, dict(KeyId=kid, Signature=sig, SigningAlgorithm="ECDSA_SHA_256")),
+                       (self.kms.generate_mac, dict(KeyId=hk, MacAlgorithm="HMAC_SHA_256")),
+                       (self.kms.verify_mac, dict(KeyId=hk, Mac=mac, MacAlgorithm="HMAC_SHA_256"))):
+            self.assertEqual(self.assert_fails("ValidationException", fn, Message=over, **kw), want, fn)
 
     def test_dry_run(self):
         kid = self.keys["ECC_NIST_P256"]["KeyId"]
@@ -370,8 +401,16 @@ class KmsSign(unittest.TestCase):
         modulus = pub.public_numbers().n.to_bytes(384, "big")
         self.assertGreater(len(db), 0)
         self.assertNotIn(modulus[:48], db)
-        with kms_harness.kms_server(data_dir=self.data) as other:
-            # A second server on the same data dir (SQLite WAL) reads the same keys.
+        # A second server on the same key store (SQLite WAL) and root key reads the same keys. It
+        # has a data directory of its own: one data directory serves one server at a time (its
+        # audit log is a single chain; a second server there is refused).
+        cfg = os.path.join(self.tmp, "second.json")
+        with open(cfg, "w") as f:
+            json.dump({"listen": "127.0.0.1:0", "data_dir": os.path.join(self.tmp, "second"),
+                       "store": {"path": os.path.join(self.data, "keys.db")},
+                       "root_key": {"file": os.path.join(self.data, "root.key")},
+                       "principals": [kms_harness.DEV_PRINCIPAL]}, f)
+        with kms_harness.kms_server_config(cfg) as other:
             k2 = kms_harness.boto_client(other.endpoint)
             s = k2.sign(KeyId=kid, Message=b"after restart", SigningAlgorithm="RSASSA_PSS_SHA_384")["Signature"]
             py_verify(pub, "RSASSA_PSS_SHA_384", b"after restart", s)

@@ -33,7 +33,8 @@ class Skip(Exception):
 class Relay:
     """Between a client and a server (TCP to 127.0.0.1:target, or a Unix socket path): keeps every
     byte both ways. down: new connections are closed at once (the server is unreachable).
-    hold: what the server answers is kept back, not forwarded (a request left in flight)."""
+    hold: what the server answers is kept back, not forwarded (a request left in flight); held is
+    set once it has kept something back."""
 
     def __init__(self, target, unix_path=None):
         self.target = target
@@ -50,6 +51,7 @@ class Relay:
         self.captured = bytearray()
         self.down = False
         self.hold = False
+        self.held = threading.Event()
         threading.Thread(target=self.serve, daemon=True).start()
 
     def pump(self, a, b, upstream):
@@ -61,6 +63,7 @@ class Relay:
                 with self.lock:
                     self.captured += d
                 if upstream and self.hold:
+                    self.held.set()
                     continue
                 b.sendall(d)
         except OSError:
@@ -196,9 +199,10 @@ def world(config_extra=None, model=None, record=None, tls=False):
             w.expected = json.loads(r.stdout)
         else:
             w.record = open(record, "rb").read()  # the test computes its own expectation
-        kms_args = ["--principal", "admin:adminsecret:arn:aws:iam::%s:user/admin" % ACCOUNT,
-                    "--attestation-root", p("pki", "root.pem"), *tls_args]
-        with kms_harness.kms_server(extra_args=kms_args) as srv, kms_harness.kms_server(extra_args=kms_args) as hosp:
+        kms_args = ["--attestation-root", p("pki", "root.pem"), *tls_args]
+        admin_p = [kms_harness.principal("admin", "adminsecret", "arn:aws:iam::%s:user/admin" % ACCOUNT)]
+        with kms_harness.kms_server(extra_args=kms_args, principals=admin_p) as srv, \
+                kms_harness.kms_server(extra_args=kms_args, principals=admin_p) as hosp:
             w.env = dict(os.environ, AWS_ACCESS_KEY_ID="admin", AWS_SECRET_ACCESS_KEY="adminsecret",
                          AWS_REGION="us-east-1", AWS_ENDPOINT_URL_KMS=srv.endpoint, **ca_env)
             w.henv = dict(w.env, AWS_ENDPOINT_URL_KMS=hosp.endpoint)

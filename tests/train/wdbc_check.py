@@ -220,8 +220,8 @@ check(r.returncode == 0 and "Usage: cloister train-local" in r.stdout, "--help: 
 for args, needle in [((), "expected one DATA.csv"), ((DATA,), "-o MODEL.onnx is required"),
                      ((DATA, "-o", "x.onnx", "--test-fraction", "1"), "--test-fraction wants"),
                      ((DATA, "-o", "x.onnx", "--l2", "-1"), "--l2 wants"),
-                     ((DATA, "-o", "x.onnx", "--seed", "-3"), "--seed wants"),
-                     ((DATA, "-o", "x.onnx", "--seed", "18446744073709551616"), "--seed wants")]:
+                     ((DATA, "-o", "x.onnx", "--seed", "-3"), "--seed must be a whole number from 0 to"),
+                     ((DATA, "-o", "x.onnx", "--seed", "18446744073709551616"), "--seed must be a whole number from 0 to")]:
     r = run("train-local", *args)
     check(r.returncode == 2 and needle in r.stderr, f"usage error {args}: exit 2, '{needle}'")
 r = run("train-local", DATA, "-o", model_path)

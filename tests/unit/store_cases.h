@@ -50,9 +50,14 @@ static void test_keys_persist_and_page(void **state)
         t_key(&k, i);
         assert_ok(s->ops->create_key(s, &k, wrapped, sizeof(wrapped)));
     }
+    /* A key id in use is refused by name, and the failed transaction is rolled back: the store still writes. */
     kms_key_rec dup;
     t_key(&dup, 2);
-    assert_int_not_equal(s->ops->create_key(s, &dup, wrapped, sizeof(wrapped)), CL_OK);
+    assert_fails(s->ops->create_key(s, &dup, wrapped, sizeof(wrapped)), CL_ERR_EXISTS,
+                 "key 00000002-0000-4000-8000-000000000000 already exists");
+    t_key(&dup, 5);
+    assert_ok(s->ops->create_key(s, &dup, wrapped, sizeof(wrapped)));
+    assert_ok(s->ops->delete_key(s, dup.key_id));
     kms_store_close(s);
 
     assert_ok(t_open(path, &s));
@@ -162,6 +167,7 @@ static void test_aliases_and_grants_go_with_the_key(void **state)
     (void)snprintf(g.grantee, sizeof(g.grantee), "arn:aws:iam::111122223333:user/x");
     (void)snprintf(g.operations, sizeof(g.operations), "Decrypt");
     assert_ok(s->ops->create_grant(s, &g));
+    assert_fails(s->ops->create_grant(s, &g), CL_ERR_EXISTS, "grant aaaaaaaa");
     kms_grant_rec got;
     assert_ok(s->ops->get_grant(s, g.grant_id, &got));
     assert_string_equal(got.operations, "Decrypt");

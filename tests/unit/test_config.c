@@ -24,6 +24,7 @@ static void test_config_full(void **state)
     (void)state;
     kms_config cfg;
     assert_ok(t_parse("{\"listen\": \"0.0.0.0:443\", \"threads\": 8, \"max_body\": 65536, \"region\": \"eu-west-1\","
+                      " \"max_connections\": 20000, \"request_timeout\": 5,"
                       " \"data_dir\": \"/var/lib/kms\", \"store\": {\"type\": \"sqlite\", \"path\": \"db/keys.db\"},"
                       " \"root_key\": {\"passphrase_env\": \"KMS_PASS\", \"scrypt_log2_n\": 15},"
                       " \"tls\": {\"cert\": \"tls/cert.pem\", \"key\": \"/k.pem\"}, \"audit_log\": \"audit.log\","
@@ -34,6 +35,8 @@ static void test_config_full(void **state)
     assert_int_equal(cfg.port, 443);
     assert_int_equal(cfg.threads, 8);
     assert_int_equal(cfg.max_body, 65536);
+    assert_int_equal(cfg.max_connections, 20000);
+    assert_int_equal(cfg.request_timeout, 5);
     assert_string_equal(cfg.region, "eu-west-1");
     assert_string_equal(cfg.data_dir, "/var/lib/kms");
     assert_string_equal(cfg.store_path, "/etc/kms/db/keys.db");
@@ -77,6 +80,11 @@ static void test_config_refused(void **state)
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"threads\": -1}", "'threads'"},
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"threads\": 1e3}", "'threads'"},
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"max_body\": 67108865}", "'max_body'"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"max_connections\": 15}",
+         "'max_connections' must be an integer 16..1000000"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"request_timeout\": 0}",
+         "'request_timeout' must be an integer 1..3600"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"request_timeout\": \"20\"}", "'request_timeout'"},
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"listen\": \":80\"}", "HOST:PORT"},
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"listen\": \"h:80x\"}", "port must be"},
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"listen\": \"h:99999999999999999999\"}",
@@ -147,6 +155,59 @@ static void test_principal_make(void **state)
 }
 
 /* RFC 7914 section 12, the second and third test vectors. */
+/* Principals outside a config file (--dev): appended, unique, never more than 64. */
+static void test_principals_outside_config(void **state)
+{
+    (void)state;
+    kms_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    assert_ok(kms_principal_add(&cfg, "test", "test", "arn:aws:iam::111122223333:user/dev"));
+    const char *list = "[" PRINCIPAL ", {\"access_key_id\": \"B\", \"secret\": \"x\", "
+                       "\"arn\": \"arn:aws:iam::000000000001:role/r\"}]";
+    assert_ok(kms_principals_parse(list, strlen(list), &cfg));
+    assert_int_equal(cfg.n_principals, 3);
+    assert_string_equal(cfg.principals[0].access_key_id, "test");
+    assert_string_equal(cfg.principals[1].secret, "s3cret");
+    assert_string_equal(cfg.principals[2].account, "000000000001");
+    assert_fails(kms_principals_parse(list, strlen(list), &cfg), CL_ERR_USAGE, "AKIA1 is taken already");
+    assert_fails(kms_principal_add(&cfg, "B", "y", "arn:aws:iam::000000000001:role/r"), CL_ERR_USAGE,
+                 "access key id B is given twice");
+    assert_fails(kms_principals_parse("{}", 2, &cfg), CL_ERR_USAGE, "'principals' must be a list");
+    assert_fails(kms_principals_parse("[", 1, &cfg), CL_ERR_USAGE, "not JSON");
+    kms_config_free(&cfg);
+    assert_null(cfg.principals);
+    assert_int_equal(cfg.n_principals, 0);
+
+    /* 64 in all, --dev's included. */
+    assert_ok(kms_principal_add(&cfg, "test", "test", "arn:aws:iam::111122223333:user/dev"));
+    for (int i = 1; i < 64; i++) {
+        char id[16];
+        (void)snprintf(id, sizeof(id), "K%d", i);
+        assert_ok(kms_principal_add(&cfg, id, "s", "arn:aws:iam::111122223333:user/u"));
+    }
+    assert_fails(kms_principal_add(&cfg, "K64", "s", "arn:aws:iam::111122223333:user/u"), CL_ERR_USAGE,
+                 "at most 64 principals");
+    assert_fails(kms_principals_parse("[" PRINCIPAL "]", strlen("[" PRINCIPAL "]"), &cfg), CL_ERR_USAGE,
+                 "at most 64 principals in all");
+    kms_config_free(&cfg);
+
+    /* The file: only its owner may read or write it. */
+    char path[512];
+    (void)snprintf(path, sizeof(path), "%s/principals.json", t_tmpdir());
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_true(fputs("[" PRINCIPAL "]", f) >= 0);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(path, 0640), 0);
+    assert_fails(kms_principals_load(path, &cfg), CL_ERR_DENIED, "chmod 600 it");
+    assert_int_equal(cfg.n_principals, 0);
+    assert_int_equal(chmod(path, 0600), 0);
+    assert_ok(kms_principals_load(path, &cfg));
+    assert_int_equal(cfg.n_principals, 1);
+    kms_config_free(&cfg);
+    assert_int_equal(unlink(path), 0);
+}
+
 static void test_scrypt_rfc7914(void **state)
 {
     (void)state;
@@ -238,9 +299,13 @@ static void test_root_key_derive(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_full),       cmocka_unit_test(test_config_refused),
-        cmocka_unit_test(test_config_postgresql), cmocka_unit_test(test_principal_make),
-        cmocka_unit_test(test_scrypt_rfc7914),    cmocka_unit_test(test_kdf_parse),
+        cmocka_unit_test(test_config_full),
+        cmocka_unit_test(test_config_refused),
+        cmocka_unit_test(test_config_postgresql),
+        cmocka_unit_test(test_principal_make),
+        cmocka_unit_test(test_principals_outside_config),
+        cmocka_unit_test(test_scrypt_rfc7914),
+        cmocka_unit_test(test_kdf_parse),
         cmocka_unit_test(test_root_key_derive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -120,6 +120,33 @@ static void test_base64_rfc4648(void **state)
     }
 }
 
+/* A buffer capped at exactly the decoded length takes it (the padding needs no room), one
+ * byte more is refused: 4096 and 4097 bytes, KMS's Plaintext bound (issue 12, finding 14). */
+static void test_base64_decode_exact_cap(void **state)
+{
+    (void)state;
+    uint8_t raw[4097];
+    for (size_t i = 0; i < sizeof(raw); i++) raw[i] = (uint8_t)(i * 7);
+    for (size_t n = 4094; n <= 4096; n++) { /* padding of 1, 2 and 0 bytes */
+        cl_buf enc, dec;
+        cl_buf_init(&enc, 8192);
+        cl_buf_init(&dec, n);
+        assert_ok(cl_base64_encode(raw, n, false, &enc));
+        assert_ok(cl_base64_decode((const char *)enc.data, enc.len, false, &dec));
+        assert_int_equal(dec.len, n);
+        assert_memory_equal(dec.data, raw, n);
+        cl_buf_free(&enc);
+        cl_buf_free(&dec);
+    }
+    cl_buf enc, dec;
+    cl_buf_init(&enc, 8192);
+    cl_buf_init(&dec, 4096);
+    assert_ok(cl_base64_encode(raw, 4097, false, &enc));
+    assert_fails(cl_base64_decode((const char *)enc.data, enc.len, false, &dec), CL_ERR_LIMIT, "limit of 4096");
+    cl_buf_free(&enc);
+    cl_buf_free(&dec);
+}
+
 static void test_base64url_alphabet_and_strictness(void **state)
 {
     (void)state;
@@ -146,6 +173,24 @@ static void test_base64url_alphabet_and_strictness(void **state)
     cl_buf_free(&b);
 }
 
+static void test_uuid4_form(void **state)
+{
+    (void)state;
+    char a[CL_UUID_TEXT_LEN + 1], b[CL_UUID_TEXT_LEN + 1];
+    assert_ok(cl_uuid4(a));
+    assert_ok(cl_uuid4(b));
+    assert_int_equal(strlen(a), 36);
+    for (size_t i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23)
+            assert_int_equal(a[i], '-');
+        else
+            assert_non_null(strchr("0123456789abcdef", a[i]));
+    }
+    assert_int_equal(a[14], '4');           /* version 4 */
+    assert_non_null(strchr("89ab", a[19])); /* RFC 9562 variant */
+    assert_true(strcmp(a, b) != 0);
+}
+
 static void test_random_differs(void **state)
 {
     (void)state;
@@ -158,10 +203,15 @@ static void test_random_differs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sha256_fips180),     cmocka_unit_test(test_hmac_rfc4231_case2),
-        cmocka_unit_test(test_hkdf_rfc5869_case1), cmocka_unit_test(test_gcm_mcgrew_viega_case16),
-        cmocka_unit_test(test_base64_rfc4648),     cmocka_unit_test(test_base64url_alphabet_and_strictness),
+        cmocka_unit_test(test_sha256_fips180),
+        cmocka_unit_test(test_hmac_rfc4231_case2),
+        cmocka_unit_test(test_hkdf_rfc5869_case1),
+        cmocka_unit_test(test_gcm_mcgrew_viega_case16),
+        cmocka_unit_test(test_base64_rfc4648),
+        cmocka_unit_test(test_base64url_alphabet_and_strictness),
+        cmocka_unit_test(test_base64_decode_exact_cap),
         cmocka_unit_test(test_random_differs),
+        cmocka_unit_test(test_uuid4_form),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

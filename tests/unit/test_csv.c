@@ -164,9 +164,9 @@ static void test_field_show_sanitises(void **state)
 {
     (void)state;
     char buf[8];
-    assert_string_equal(cl_csv_field_show((const uint8_t *)"a\x1b[31m", 6, buf, sizeof(buf)), "a?[31m");
-    assert_string_equal(cl_csv_field_show((const uint8_t *)"0123456789", 10, buf, sizeof(buf)), "0123...");
-    assert_string_equal(cl_csv_field_show((const uint8_t *)"\xff", 1, buf, sizeof(buf)), "?");
+    assert_string_equal(cl_bytes_show((const uint8_t *)"a\x1b[31m", 6, buf, sizeof(buf)), "a?[31m");
+    assert_string_equal(cl_bytes_show((const uint8_t *)"0123456789", 10, buf, sizeof(buf)), "0123...");
+    assert_string_equal(cl_bytes_show((const uint8_t *)"\xff", 1, buf, sizeof(buf)), "?");
 }
 
 int main(void)

@@ -97,6 +97,18 @@ static void test_long_messages_truncate_safely(void **state)
     assert_int_equal(strlen(cl_error_message()), sizeof(cl_error_last()->msg) - 1);
 }
 
+/* Re-raising the last message under another code (an operation answering a parser's error with
+ * its own exception) keeps the message: it was once formatted over itself and came out empty. */
+static void test_reraise_keeps_message(void **state)
+{
+    (void)state;
+    (void)cl_error_set(CL_ERR_FORMAT, __FILE__, __LINE__, "statement %d: condition key %s is bad", 1, "aws:X");
+    (void)cl_error_set(CL_ERR_USAGE, __FILE__, __LINE__, "%s", cl_error_message());
+    assert_string_equal(cl_error_message(), "statement 1: condition key aws:X is bad");
+    (void)cl_error_set(CL_ERR_USAGE, __FILE__, __LINE__, "invalid policy: %s", cl_error_message());
+    assert_string_equal(cl_error_message(), "invalid policy: statement 1: condition key aws:X is bad");
+}
+
 static void test_status_names(void **state)
 {
     (void)state;
@@ -115,6 +127,7 @@ int main(void)
         cmocka_unit_test(test_errno_appended),
         cmocka_unit_test(test_openssl_queue_appended_and_drained),
         cmocka_unit_test(test_long_messages_truncate_safely),
+        cmocka_unit_test(test_reraise_keeps_message),
         cmocka_unit_test(test_status_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

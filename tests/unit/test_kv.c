@@ -67,9 +67,42 @@ static void test_equal(void **state)
     cl_kvlist_free(&b);
 }
 
+static void test_encode_is_canonical(void **state)
+{
+    (void)state;
+    cl_kvlist a, b;
+    cl_buf ea, eb;
+    cl_kvlist_init(&a);
+    cl_kvlist_init(&b);
+    cl_buf_init(&ea, 1024);
+    cl_buf_init(&eb, 1024);
+    assert_ok(cl_kvlist_add(&a, "patient", 7, "1234", 4));
+    assert_ok(cl_kvlist_add(&a, "dept", 4, "mri", 3));
+    assert_ok(cl_kvlist_add(&b, "dept", 4, "mri", 3));
+    assert_ok(cl_kvlist_add(&b, "patient", 7, "1234", 4));
+    assert_ok(cl_kvlist_encode(&a, &ea));
+    assert_ok(cl_kvlist_encode(&b, &eb));
+    /* count 2; "dept"="mri"; "patient"="1234": key byte order, whatever the insertion order */
+    static const uint8_t want[] = {0, 2,   0,   4,   'd', 'e', 'p', 't', 0, 3, 'm', 'r', 'i', 0,
+                                   7, 'p', 'a', 't', 'i', 'e', 'n', 't', 0, 4, '1', '2', '3', '4'};
+    assert_int_equal(ea.len, sizeof(want));
+    assert_memory_equal(ea.data, want, sizeof(want));
+    assert_int_equal(eb.len, ea.len);
+    assert_memory_equal(eb.data, ea.data, ea.len);
+    cl_buf_reset(&ea);
+    assert_ok(cl_kvlist_encode(NULL, &ea)); /* no context: the empty list */
+    assert_int_equal(ea.len, 2);
+    assert_memory_equal(ea.data, "\0\0", 2);
+    cl_buf_free(&ea);
+    cl_buf_free(&eb);
+    cl_kvlist_free(&a);
+    cl_kvlist_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_encode_is_canonical),
         cmocka_unit_test(test_sorted_unique),
         cmocka_unit_test(test_rejects_bad_entries),
         cmocka_unit_test(test_equal),

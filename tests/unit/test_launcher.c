@@ -78,12 +78,114 @@ static void test_run_refusals(void **state)
     assert_fails(cl_enclave_run(&cfg, &code), CL_ERR_DENIED, "only we can write");
 }
 
+/* A file with text in it, its directories made. */
+static void put(const char *dir, const char *name, const char *text)
+{
+    char path[1024];
+    (void)snprintf(path, sizeof(path), "%s/%s", dir, name);
+    for (char *q = path + strlen(dir) + 1; (q = strchr(q, '/')) != NULL; q++) {
+        *q = '\0';
+        (void)mkdir(path, 0755);
+        *q = '/';
+    }
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_true(fputs(text, f) >= 0);
+    assert_int_equal(fclose(f), 0);
+}
+
+static bool exists(const char *dir, const char *name)
+{
+    char path[1024];
+    struct stat sb;
+    (void)snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return stat(path, &sb) == 0;
+}
+
+/*
+ * How the launcher picks what bounds an enclave as a whole (src/host/enclave_limits.c), on a
+ * tree of plain files standing for the kernel's: a plain directory has none of the files a
+ * cgroup's has, so every cgroup made here fails at its first limit, which shows the order of
+ * the attempts, their reasons and their cleaning up. The kernel's own cgroups are exercised end
+ * to end by tests/integration/enclave_run.py (test_fork).
+ */
+static void test_cgroup_choice(void **state)
+{
+    (void)state;
+    char root[512], mounts[600], self[600], text[1400];
+    (void)snprintf(root, sizeof(root), "%s/cg", t_tmpdir());
+    (void)snprintf(mounts, sizeof(mounts), "%s/mounts", root);
+    (void)snprintf(self, sizeof(self), "%s/self", root);
+    assert_int_equal(mkdir(root, 0755), 0);
+    const cl_cgroup_sys sys = {.mounts = mounts, .self = self};
+    cl_enclave_cgroup cg;
+
+    /* Not one path component, --cgroup none, a --cgroup that is not there. */
+    assert_fails(cl_enclave_cgroup_make(&sys, NULL, "a/b", 1 << 20, 8, &cg), CL_ERR_USAGE, "one path component");
+    assert_ok(cl_enclave_cgroup_make(&sys, "none", "e1", 1 << 20, 8, &cg));
+    assert_int_equal(cg.scope, CL_ENCLAVE_SCOPE_PROCESS);
+    assert_string_equal(cg.why, "--cgroup none");
+    assert_string_equal(cl_enclave_scope_name(cg.scope), "process");
+    assert_fails(cl_enclave_cgroup_make(&sys, "/nonexistent-cgroup", "e1", 1 << 20, 8, &cg), CL_ERR_IO,
+                 "--cgroup /nonexistent-cgroup: the enclave's cgroup (a cgroup v2 directory delegated");
+
+    /* No cgroup mounted at all. */
+    put(root, "mounts", "proc /proc proc rw 0 0\n");
+    put(root, "self", "");
+    assert_ok(cl_enclave_cgroup_make(&sys, NULL, "e1", 1 << 20, 8, &cg));
+    assert_int_equal(cg.scope, CL_ENCLAVE_SCOPE_PROCESS);
+    assert_string_equal(cg.why, "no cgroup hierarchy with the memory and pids controllers");
+
+    /* A hybrid system like this test machine's: cgroup v2 without the two controllers; v1's
+     * memory and pids hierarchies, the launcher in a memory cgroup of its own. */
+    (void)snprintf(text, sizeof(text),
+                   "cgroup2 %s/unified cgroup2 rw 0 0\ncgroup %s/memory cgroup rw,relatime,memory 0 0\n"
+                   "cgroup %s/pids cgroup rw,relatime,pids 0 0\n",
+                   root, root, root);
+    put(root, "mounts", text);
+    put(root, "self", "9:name=systemd:/\n8:pids:/\n4:memory:/box/me\n0::/\n");
+    put(root, "unified/cgroup.controllers", "hugetlb\n");
+    put(root, "memory/box/me/cgroup.procs", "");
+    put(root, "pids/cgroup.procs", "");
+    assert_ok(cl_enclave_cgroup_make(&sys, NULL, "e1", 1 << 20, 8, &cg));
+    assert_int_equal(cg.scope, CL_ENCLAVE_SCOPE_PROCESS);
+    assert_non_null(strstr(cg.why, "cgroup v2 at "));
+    assert_non_null(strstr(cg.why, "/unified has no memory and pids controllers; cgroup v1: cannot open "));
+    assert_non_null(strstr(cg.why, "/memory/box/me/e1/memory.limit_in_bytes"));
+    assert_false(exists(root, "memory/box/me/e1")); /* what was made for it is gone */
+    assert_false(exists(root, "pids/e1"));
+
+    /* cgroup v2 with both controllers: first the launcher's own cgroup (the controllers enabled
+     * for its children), then <root>/cloister. */
+    (void)snprintf(text, sizeof(text), "cgroup2 %s/v2 cgroup2 rw,nsdelegate 0 0\n", root);
+    put(root, "mounts", text);
+    put(root, "self", "0::/user.slice/me.scope\n");
+    put(root, "v2/cgroup.controllers", "cpu io memory pids\n");
+    put(root, "v2/cgroup.subtree_control", "cpu\n");
+    put(root, "v2/user.slice/me.scope/cgroup.subtree_control", "\n");
+    assert_ok(cl_enclave_cgroup_make(&sys, NULL, "e2", (uint64_t)256 << 20, 1024, &cg));
+    assert_int_equal(cg.scope, CL_ENCLAVE_SCOPE_PROCESS);
+    assert_non_null(strstr(cg.why, "cgroup v2, the launcher's own cgroup: cannot open "));
+    assert_non_null(strstr(cg.why, "/v2/user.slice/me.scope/e2/memory.max"));
+    assert_non_null(strstr(cg.why, "; cgroup v2, <root>/cloister: cannot open "));
+    assert_non_null(strstr(cg.why, "/v2/cloister/cgroup.subtree_control"));
+    assert_false(exists(root, "v2/user.slice/me.scope/e2"));
+    char on[64];
+    (void)snprintf(text, sizeof(text), "%s/v2/user.slice/me.scope/cgroup.subtree_control", root);
+    FILE *f = fopen(text, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(on, sizeof(on), f));
+    assert_int_equal(fclose(f), 0);
+    assert_string_equal(on, "+memory +pids"); /* asked for, as the kernel's interface takes it */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_proxy),
         cmocka_unit_test(test_state_dir),
         cmocka_unit_test(test_run_refusals),
+        cmocka_unit_test(test_cgroup_choice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

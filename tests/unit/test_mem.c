@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <jansson.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -85,6 +87,68 @@ static void test_memzero(void **state)
     cl_memzero(NULL, 5);
 }
 
+/* What cl_free_wiped hands to the allocator instead of free(): every byte must be zero. */
+static size_t t_released, t_released_dirty, t_released_big;
+static void t_release(void *p, size_t n)
+{
+    const uint8_t *b = p;
+    bool dirty = false;
+    for (size_t i = 0; i < n; i++) dirty |= b[i] != 0;
+    t_released++;
+    t_released_dirty += dirty;
+    t_released_big += n >= 40;
+    free(p);
+}
+
+/* Finding 11 of issue 12: jansson's strings (a decoded request, the response before it is
+ * serialised) are wiped when jansson frees them, through the allocator cloister-kms installs. */
+static void test_json_heap_wiped(void **state)
+{
+    (void)state;
+    t_released = t_released_dirty = t_released_big = 0;
+    cl_free_wiped_set_release(t_release);
+    json_set_alloc_funcs(malloc, cl_free_wiped);
+    static const char doc[] = "{\"Plaintext\": \"U0VDUkVULVBMQUlOVEVYVC0wMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OQ==\"}";
+    json_t *j = json_loads(doc, 0, NULL);
+    assert_non_null(j);
+    json_object_set_new(j, "KeyId", json_string("1234abcd-12ab-34cd-56ef-1234567890ab"));
+    char *text = json_dumps(j, JSON_COMPACT);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "U0VDUkVULVBMQUlOVEVYVC0w"));
+    json_decref(j);
+    cl_free_wiped(text);
+    json_set_alloc_funcs(malloc, free);
+    cl_free_wiped_set_release(NULL);
+    /* The parser's buffers, the object, its keys and strings, the dump's buffer and text. */
+    assert_true(t_released >= 6);
+    assert_true(t_released_big >= 2); /* the 60-byte string and the dumped text at least */
+    assert_int_equal(t_released_dirty, 0);
+}
+
+static void test_realloc_wiped(void **state)
+{
+    (void)state;
+    t_released = t_released_dirty = 0;
+    cl_free_wiped_set_release(t_release);
+    uint8_t *p = malloc(24);
+    assert_non_null(p);
+    memset(p, 'A', 24);
+    uint8_t *q = cl_realloc_wiped(p, 4096); /* moves: the old block is wiped, then released */
+    assert_non_null(q);
+    for (int i = 0; i < 24; i++) assert_int_equal(q[i], 'A');
+    assert_int_equal(t_released, 1);
+    assert_ptr_equal(cl_realloc_wiped(q, 8), q); /* shrinking keeps the block */
+    assert_null(cl_realloc_wiped(q, 0));         /* frees, wiped */
+    assert_int_equal(t_released, 2);
+    q = cl_realloc_wiped(NULL, 10);
+    assert_non_null(q);
+    cl_free_wiped(q);
+    cl_free_wiped(NULL);
+    cl_free_wiped_set_release(NULL);
+    assert_int_equal(t_released, 3);
+    assert_int_equal(t_released_dirty, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -92,6 +156,8 @@ int main(void)
         cmocka_unit_test(test_guard_pages_fault),
         cmocka_unit_test(test_ct_equal),
         cmocka_unit_test(test_memzero),
+        cmocka_unit_test(test_json_heap_wiped),
+        cmocka_unit_test(test_realloc_wiped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -188,6 +188,43 @@ static void test_response_round_trip(void **state)
     cl_buf_free(&b);
 }
 
+/* A reused response says only what the latest answer says (fuzz_nsm_response found DescribeNSM's
+ * locked PCRs, version and module id carried over); a module id with a NUL in it is refused. */
+static void test_response_reused(void **state)
+{
+    (void)state;
+    cl_buf b;
+    cl_buf_init(&b, CL_NSM_MAX_RESPONSE);
+    cl_nsm_response r, got;
+    cl_nsm_response_init(&r);
+    cl_nsm_response_init(&got);
+    r.op = CL_NSM_OP_DESCRIBE_NSM;
+    r.locked_mask = 0xffffU;
+    r.max_pcrs = 32;
+    r.version[1] = 7;
+    (void)snprintf(r.module_id, sizeof(r.module_id), "first");
+    assert_ok(cl_nsm_response_encode(&r, &b));
+    assert_ok(cl_nsm_response_parse(b.data, b.len, &got));
+    assert_int_equal(got.locked_mask, 0xffffU);
+    /* The second answer: another module, PCR 0 locked only, no version. */
+    static const uint8_t second[] = {0xa1, 0x6b, 'D', 'e', 's', 'c', 'r', 'i', 'b', 'e', 'N',  'S', 'M',  0xa2,
+                                     0x6b, 'l',  'o', 'c', 'k', 'e', 'd', '_', 'p', 'c', 'r',  's', 0x81, 0x00,
+                                     0x69, 'm',  'o', 'd', 'u', 'l', 'e', '_', 'i', 'd', 0x61, 'x'};
+    assert_ok(cl_nsm_response_parse(second, sizeof(second), &got));
+    assert_int_equal(got.op, CL_NSM_OP_DESCRIBE_NSM);
+    assert_int_equal(got.locked_mask, 1U);
+    assert_int_equal(got.version[1], 0);
+    assert_int_equal(got.max_pcrs, 0);
+    assert_string_equal(got.module_id, "x");
+    uint8_t nul[sizeof(second) + 2];
+    memcpy(nul, second, sizeof(second) - 2);
+    memcpy(nul + sizeof(second) - 2, (const uint8_t[]){0x63, 'x', 0x00, 'y'}, 4);
+    assert_fails(cl_nsm_response_parse(nul, sizeof(nul), &got), CL_ERR_FORMAT, "bad module_id");
+    cl_nsm_response_free(&r);
+    cl_nsm_response_free(&got);
+    cl_buf_free(&b);
+}
+
 /* A fake device on the other end of a socketpair: answers each request with a fixed response. */
 typedef struct fake {
     int fd;
@@ -345,13 +382,10 @@ static void test_real_vsock(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_request_bytes),
-        cmocka_unit_test(test_request_round_trip),
-        cmocka_unit_test(test_request_refusals),
-        cmocka_unit_test(test_response_round_trip),
-        cmocka_unit_test(test_client),
-        cmocka_unit_test(test_vsock_fd_passing),
-        cmocka_unit_test(test_open_outside_an_enclave),
+        cmocka_unit_test(test_request_bytes),    cmocka_unit_test(test_request_round_trip),
+        cmocka_unit_test(test_request_refusals), cmocka_unit_test(test_response_round_trip),
+        cmocka_unit_test(test_response_reused),  cmocka_unit_test(test_client),
+        cmocka_unit_test(test_vsock_fd_passing), cmocka_unit_test(test_open_outside_an_enclave),
         cmocka_unit_test(test_real_vsock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -155,6 +155,44 @@ static void test_missing_signed_header(void **state)
     assert_fails(cl_sigv4_signature("s", &req, sig), CL_ERR_FORMAT, "lower case");
 }
 
+/* Finding 8 of issue 12: "host is signed" was a substring test, and X-Amz-Target could go
+ * unsigned. What botocore signs passes; a list without host (x-hostname is not host), or
+ * without an x-amz-* header the request carries, is refused naming it. */
+static void test_signed_headers_rules(void **state)
+{
+    (void)state;
+    cl_kv h[] = {{"Content-Type", "application/x-amz-json-1.1"},
+                 {"X-Amz-Target", "TrentService.Decrypt"},
+                 {"X-Amz-Date", "20150830T123600Z"},
+                 {"Host", "kms.us-east-1.amazonaws.com"},
+                 {"User-Agent", "Boto3/1.26"},
+                 {"X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793"}};
+    size_t n = sizeof(h) / sizeof(h[0]);
+    /* botocore's list; content-type, user-agent and x-amzn-trace-id may go unsigned. */
+    assert_ok(cl_sigv4_check_signed_headers(h, n, "content-type;host;x-amz-date;x-amz-target"));
+    assert_ok(cl_sigv4_check_signed_headers(h, n, "host;x-amz-date;x-amz-target"));
+    /* host by substring only */
+    cl_kv hx[] = {{"X-Hostname", "h"}, {"Host", "kms"}, {"X-Amz-Date", "20150830T123600Z"}};
+    assert_fails(cl_sigv4_check_signed_headers(hx, 3, "x-amz-date;x-hostname"), CL_ERR_DENIED,
+                 "'Host' or ':authority' must be a 'SignedHeader'");
+    assert_fails(cl_sigv4_check_signed_headers(hx, 3, "hostname;x-amz-date"), CL_ERR_DENIED, "'Host'");
+    assert_fails(cl_sigv4_check_signed_headers(hx, 3, "x-amz-date;xhost"), CL_ERR_DENIED, "'Host'");
+    /* X-Amz-Target (which names the operation) unsigned */
+    assert_fails(cl_sigv4_check_signed_headers(h, n, "content-type;host;x-amz-date"), CL_ERR_DENIED,
+                 "not signed: X-Amz-Target must be in SignedHeaders");
+    /* a prefix of a name is not the name */
+    assert_fails(cl_sigv4_check_signed_headers(h, n, "host;x-amz-date;x-amz-targe"), CL_ERR_DENIED, "X-Amz-Target");
+    assert_fails(cl_sigv4_check_signed_headers(h, n, "host;x-amz-date;x-amz-target-x"), CL_ERR_DENIED, "X-Amz-Target");
+    /* X-Amz-Date and a session token must be signed too */
+    assert_fails(cl_sigv4_check_signed_headers(h, n, "host;x-amz-target"), CL_ERR_DENIED, "X-Amz-Date");
+    cl_kv ht[] = {{"Host", "kms"}, {"X-Amz-Date", "20150830T123600Z"}, {"x-amz-security-token", "FQo..."}};
+    assert_fails(cl_sigv4_check_signed_headers(ht, 3, "host;x-amz-date"), CL_ERR_DENIED, "x-amz-security-token");
+    assert_ok(cl_sigv4_check_signed_headers(ht, 3, "host;x-amz-date;x-amz-security-token"));
+    /* names compare without regard to case; an empty list names nothing */
+    assert_ok(cl_sigv4_check_signed_headers(ht, 3, "HOST;X-AMZ-DATE;X-Amz-Security-Token"));
+    assert_fails(cl_sigv4_check_signed_headers(ht, 3, ""), CL_ERR_DENIED, "'Host'");
+}
+
 static void test_parse_authorization_rejects(void **state)
 {
     (void)state;
@@ -199,13 +237,10 @@ static void test_amz_date(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_aws_suite_get_vanilla),
-        cmocka_unit_test(test_botocore_kms_encrypt),
-        cmocka_unit_test(test_botocore_query_and_spaces),
-        cmocka_unit_test(test_botocore_path_encoding),
-        cmocka_unit_test(test_missing_signed_header),
-        cmocka_unit_test(test_parse_authorization_rejects),
-        cmocka_unit_test(test_amz_date),
+        cmocka_unit_test(test_aws_suite_get_vanilla),       cmocka_unit_test(test_botocore_kms_encrypt),
+        cmocka_unit_test(test_botocore_query_and_spaces),   cmocka_unit_test(test_botocore_path_encoding),
+        cmocka_unit_test(test_missing_signed_header),       cmocka_unit_test(test_signed_headers_rules),
+        cmocka_unit_test(test_parse_authorization_rejects), cmocka_unit_test(test_amz_date),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,29 +3,24 @@
  * cloister-infer: the worker inside the enclave image (docs/worker.md, issue 6 items 1 and 2).
  * At start it reads its configuration from the image, makes an ephemeral recipient key, has
  * the model owner's KMS release the model's data key to its attestation document
- * (Recipient), unseals the model into a secret buffer and loads it. Then it serves two ports
- * with a small fixed pool of threads:
- *  - the envelope path (listen_port): one request frame (request id || a sealed record) in,
- *    one frame out: the result sealed under a fresh data key of the record's KMS key, bound
- *    to the request by its encryption context, or one line saying what failed. A stop frame
- *    on this port makes the worker finish what it is serving and exit 0.
+ * (Recipient), unseals the model into a secret buffer and loads it. Then it accepts on two
+ * vsock ports and hands the connections to the serving core (serve.c, cloister/worker.h):
+ *  - the envelope path (listen_port): a sealed record in, the result sealed under a fresh data
+ *    key of the record's KMS key out, whose provider this file makes (a fresh attestation
+ *    document for each KMS exchange); a stop frame stops the worker;
  *  - the channel path (channel_port): RA-TLS (cloister/ratls.h), a fresh attestation document
- *    for the client's nonce per connection; inside TLS 1.3, plaintext request frames in and
- *    result frames out, as many as the client sends.
- * A bad request never stops it; a stalled client is dropped after read_timeout seconds.
+ *    for the client's nonce per connection, then the core's frame loop inside TLS 1.3.
  */
+#include "cloister/worker.h"
+
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,10 +28,8 @@
 #include "cloister/envelope.h"
 #include "cloister/frame.h"
 #include "cloister/infer.h"
-#include "cloister/infer_client.h"
 #include "cloister/kms_client.h"
 #include "cloister/log.h"
-#include "cloister/mem.h"
 #include "cloister/nsm.h"
 #include "cloister/ratls.h"
 #include "cloister/recipient.h"
@@ -48,19 +41,7 @@
  * unless the image's model_memory_mib says otherwise: the 256x256 U-Net needs 175 MiB with
  * Winograd, 88 without (docs/inference.md). */
 #define WORKER_MODEL_MIB_DEFAULT 1024
-/* One input in plaintext: a patient record (under 1 KiB) or an image slice (a 512 x 512
- * 16-bit RGB PNG is at most ~1.5 MiB). */
-#define WORKER_INPUT_MAX ((size_t)8 << 20)
-/* A sealed input: the plaintext bound plus the envelope's header and chunk tags. */
-#define WORKER_SEALED_MAX (WORKER_INPUT_MAX + ((size_t)80 << 10))
-#define WORKER_REQUEST_MAX (CL_FRAME_REQUEST_ID_LEN + WORKER_SEALED_MAX)
-/* A result: the classifier's JSON, or a segmentation summary with its mask PNG in base64. */
-#define WORKER_RESULT_MAX ((size_t)4 << 20)
-#define WORKER_KMS_ATTEMPTS 4 /* the client backs off between them (kms_client.h) */
-#define WORKER_REPLAY_SLOTS 4096
-#define WORKER_SHA384_LEN 48
-#define WORKER_MAX_THREADS 64
-#define WORKER_QUEUE_MAX 64
+#define WORKER_KMS_ATTEMPTS 4          /* the client backs off between them (kms_client.h) */
 #define WORKER_STACK ((size_t)8 << 20) /* per serving thread, counted in the enclave's RLIMIT_AS */
 
 typedef struct worker_config {
@@ -90,47 +71,24 @@ typedef struct worker_config {
     long start_failure_report; /* seconds to answer connections with the reason a start failed */
 } worker_config;
 
-/* SHA-384 of recently served sealed inputs, oldest overwritten first. Per worker start. */
-typedef struct worker_replay {
-    pthread_mutex_t mu;
-    uint8_t digest[WORKER_REPLAY_SLOTS][WORKER_SHA384_LEN];
-    size_t count, next;
-} worker_replay;
-
-typedef struct worker_job {
-    int fd;
-    bool channel;
-} worker_job;
-
 typedef struct worker {
     worker_config cfg;
     int nsm;
     pthread_mutex_t nsm_mu; /* the device answers one request at a time */
     cl_recipient rcpt;
-    cl_infer_service *svc; /* the model; one inference at a time (it holds a run's intermediates) */
+    cl_infer_service *svc;
     bool have_channel;
     cl_ratls_server ratls;
-    worker_replay replay;
-    /* The connection queue between the accepting thread and the pool. */
-    pthread_mutex_t q_mu;
-    pthread_cond_t q_cv;
-    worker_job queue[WORKER_QUEUE_MAX];
-    size_t q_head, q_len;
-    bool q_closed;
-    atomic_bool stopping;
-    int wake[2]; /* a stop frame wakes the accepting thread */
-    atomic_long served;
+    cl_worker core; /* the pool and the paths (serve.c) */
 } worker;
 
-/* Per pool thread: KMS clients are not shared (one curl handle each). */
-typedef struct worker_thread {
-    worker *w;
-    pthread_t tid;
+/* Per pool thread (cl_worker_thread.ctx): KMS clients are not shared (one curl handle each). */
+typedef struct worker_kms {
     cl_kms_client *kms;
     cl_kms_client *data_kms; /* NULL: kms */
-} worker_thread;
+} worker_kms;
 
-static cl_status worker_config_string(json_t *root, const char *name, bool required, const char **out)
+static CL_MUST_USE cl_status worker_config_string(json_t *root, const char *name, bool required, const char **out)
 {
     json_t *v = json_object_get(root, name);
     *out = NULL;
@@ -142,7 +100,8 @@ static cl_status worker_config_string(json_t *root, const char *name, bool requi
 }
 
 /* An integer field; absent and not required: *out keeps its default. */
-static cl_status worker_config_uint(json_t *root, const char *name, bool required, long lo, long hi, long *out)
+static CL_MUST_USE cl_status worker_config_uint(json_t *root, const char *name, bool required, long lo, long hi,
+                                                long *out)
 {
     json_t *v = json_object_get(root, name);
     if (v == NULL && !required) return CL_OK;
@@ -154,7 +113,7 @@ static cl_status worker_config_uint(json_t *root, const char *name, bool require
 }
 
 /* A boolean field; absent: *out keeps its default. */
-static cl_status worker_config_bool(json_t *root, const char *name, bool *out)
+static CL_MUST_USE cl_status worker_config_bool(json_t *root, const char *name, bool *out)
 {
     json_t *v = json_object_get(root, name);
     if (v == NULL) return CL_OK;
@@ -163,7 +122,7 @@ static cl_status worker_config_bool(json_t *root, const char *name, bool *out)
     return CL_OK;
 }
 
-static cl_status worker_config_load(const char *path, worker_config *c)
+static CL_MUST_USE cl_status worker_config_load(const char *path, worker_config *c)
 {
     cl_status rc = CL_OK;
     cl_buf raw;
@@ -204,7 +163,7 @@ static cl_status worker_config_load(const char *path, worker_config *c)
     CL_ENSURE_GOTO(c->channel_port != c->listen_port, CL_ERR_FORMAT,
                    "configuration: \"channel_port\" must differ from \"listen_port\"");
     CL_GUARD_GOTO(worker_config_uint(c->root, "max_requests", false, 0, 1000000000L, &c->max_requests));
-    CL_GUARD_GOTO(worker_config_uint(c->root, "max_connections", false, 1, WORKER_MAX_THREADS, &c->max_connections));
+    CL_GUARD_GOTO(worker_config_uint(c->root, "max_connections", false, 1, CL_WORKER_MAX_THREADS, &c->max_connections));
     CL_GUARD_GOTO(worker_config_uint(c->root, "threads", false, 0, 1024, &c->threads));
     CL_GUARD_GOTO(worker_config_bool(c->root, "direct_conv", &c->direct_conv));
     c->model_memory_mib = WORKER_MODEL_MIB_DEFAULT;
@@ -218,7 +177,7 @@ out:
     return rc;
 }
 
-static cl_status worker_kms_clients(const worker_config *cfg, cl_kms_client **kms, cl_kms_client **data_kms)
+static CL_MUST_USE cl_status worker_kms_clients(const worker_config *cfg, cl_kms_client **kms, cl_kms_client **data_kms)
 {
     cl_kms_client_config kc = {.endpoint = cfg->kms_endpoint,
                                .region = cfg->region,
@@ -242,7 +201,7 @@ static cl_status worker_kms_clients(const worker_config *cfg, cl_kms_client **km
 }
 
 /* A fresh document for each KMS exchange, so that KMS sees a recent timestamp. */
-static cl_status worker_provider(worker *w, cl_kms_client *kms, const char *key_id, cl_key_provider **out)
+static CL_MUST_USE cl_status worker_provider(worker *w, cl_kms_client *kms, const char *key_id, cl_key_provider **out)
 {
     cl_status rc = CL_OK;
     cl_buf doc;
@@ -257,9 +216,27 @@ out:
     return rc;
 }
 
+/* The core's provider hook: the thread's own KMS client for the records' keys. */
+static CL_MUST_USE cl_status worker_hook_provider(cl_worker_thread *t, const char *key_id, cl_key_provider **out)
+{
+    const worker_kms *k = t->ctx;
+    return worker_provider(t->w->hooks.arg, k->data_kms != NULL ? k->data_kms : k->kms, key_id, out);
+}
+
+/* The core's channel hooks: the RA-TLS handshake, then frames inside TLS. */
+static CL_MUST_USE cl_status worker_hook_channel_open(cl_worker_thread *t, cl_worker_channel *ch)
+{
+    worker *w = t->w->hooks.arg;
+    CL_GUARD(cl_ratls_server_accept(&w->ratls, ch->fd, &ch->conn));
+    ch->io = cl_frame_io_tls(&ch->conn);
+    return CL_OK;
+}
+
+static void worker_hook_channel_close(cl_worker_channel *ch) { cl_ratls_conn_close(&ch->conn); }
+
 /* RA-TLS documents come from the same device as the KMS ones: one request at a time. */
-static cl_status worker_ratls_attest(void *arg, const uint8_t *user_data, size_t user_data_len, const uint8_t *nonce,
-                                     size_t nonce_len, cl_buf *doc)
+static CL_MUST_USE cl_status worker_ratls_attest(void *arg, const uint8_t *user_data, size_t user_data_len,
+                                                 const uint8_t *nonce, size_t nonce_len, cl_buf *doc)
 {
     worker *w = arg;
     (void)pthread_mutex_lock(&w->nsm_mu);
@@ -270,7 +247,7 @@ static cl_status worker_ratls_attest(void *arg, const uint8_t *user_data, size_t
 
 /* Unseals the model, retrying with backoff (1 s, 2 s, 4 s, ...) while the KMS cannot be
  * reached; a refusal (access denied, a corrupt model) is final. */
-static cl_status worker_unseal_model(worker *w, cl_kms_client *kms, const cl_buf *sealed, cl_buf *model)
+static CL_MUST_USE cl_status worker_unseal_model(worker *w, cl_kms_client *kms, const cl_buf *sealed, cl_buf *model)
 {
     cl_status rc = CL_OK;
     for (long attempt = 1;; attempt++) {
@@ -292,7 +269,7 @@ static cl_status worker_unseal_model(worker *w, cl_kms_client *kms, const cl_buf
     return rc;
 }
 
-static cl_status worker_start(worker *w, const char *config_path)
+static CL_MUST_USE cl_status worker_start(worker *w, const char *config_path)
 {
     cl_status rc = CL_OK;
     cl_kms_client *kms = NULL, *data_kms = NULL;
@@ -327,267 +304,13 @@ out:
     return rc;
 }
 
-/*
- * One decrypted input through the model, whatever path it came by (cl_infer_service_run
- * reads it as the model's kind says). From here on messages could quote the input, and the
- * envelope path's error frames cross the host in plaintext: say only which step refused it.
- */
-static cl_status worker_infer(worker *w, const uint8_t *in, size_t n, cl_buf *result)
-{
-    cl_status st = cl_infer_service_run(w->svc, in, n, result);
-    if (st != CL_OK) {
-        cl_error_clear();
-        /* Not the input's fault: saying so tells the host nothing the request's size does not. */
-        if (st == CL_ERR_LIMIT || st == CL_ERR_NOMEM)
-            CL_FAIL(st,
-                    "the model ran out of memory on this request (its cap is %ld MiB: the image's model_memory_mib)",
-                    w->cfg.model_memory_mib);
-        if (st == CL_ERR_INTERNAL) CL_FAIL(st, "the model failed on this request (an internal error)");
-        if (cl_infer_service_kind(w->svc) == CL_INFER_KIND_SEGMENTER)
-            CL_FAIL(CL_ERR_FORMAT, "the decrypted request is not an image this model reads "
-                                   "(a PNG slice; details are not sent in the clear)");
-        CL_FAIL(CL_ERR_FORMAT, "the decrypted request is not a record this classifier reads "
-                               "(one patient's measurements as JSON or CSV; details are not sent in the clear)");
-    }
-    return CL_OK;
-}
-
-/* The key the record was sealed under: the result is sealed under a fresh data key of it. */
-static cl_status worker_request_key(const uint8_t *sealed, size_t n, char *key_id, size_t size)
-{
-    cl_status rc = CL_OK;
-    uint32_t hlen = 0;
-    cl_envelope_header h;
-    memset(&h, 0, sizeof(h));
-    CL_GUARD_CTX_GOTO(cl_envelope_header_length(sealed, n, &hlen), "the request is not a sealed envelope");
-    CL_ENSURE_GOTO(hlen <= n, CL_ERR_FORMAT, "the request's envelope header is truncated");
-    CL_GUARD_CTX_GOTO(cl_envelope_header_parse(sealed, hlen, &h), "the request's envelope header");
-    CL_ENSURE_GOTO(h.provider_len == 3 && memcmp(h.provider, "kms", 3) == 0 && h.key_id_len < size, CL_ERR_KEY,
-                   "the request must be sealed with a KMS key (cloister seal --key alias/...)");
-    memcpy(key_id, h.key_id, h.key_id_len);
-    key_id[h.key_id_len] = '\0';
-out:
-    cl_envelope_header_free(&h);
-    return rc;
-}
-
-static bool worker_replay_seen_locked(const worker_replay *r, const uint8_t d[WORKER_SHA384_LEN])
-{
-    for (size_t i = 0; i < r->count; i++)
-        if (cl_ct_equal(r->digest[i], d, WORKER_SHA384_LEN)) return true;
-    return false;
-}
-
-/* record false: only asks; record true: remembers d unless it is there already. Either way
- * CL_ERR_DENIED when d was served before. */
-static cl_status worker_replay_check(worker_replay *r, const uint8_t d[WORKER_SHA384_LEN], bool record)
-{
-    (void)pthread_mutex_lock(&r->mu);
-    bool seen = worker_replay_seen_locked(r, d);
-    if (!seen && record) {
-        memcpy(r->digest[r->next], d, WORKER_SHA384_LEN);
-        r->next = (r->next + 1) % WORKER_REPLAY_SLOTS;
-        if (r->count < WORKER_REPLAY_SLOTS) r->count++;
-    }
-    (void)pthread_mutex_unlock(&r->mu);
-    CL_ENSURE(!seen, CL_ERR_DENIED, CL_INFER_REPLAY_MESSAGE);
-    return CL_OK;
-}
-
-/* The envelope path: request id || sealed record in, the sealed and bound result out. */
-static cl_status worker_handle_envelope(worker_thread *t, const cl_buf *req, cl_buf *result)
-{
-    worker *w = t->w;
-    cl_status rc = CL_OK;
-    char key_id[CL_KEY_ID_MAX + 1];
-    const uint8_t *id = NULL, *sealed = NULL;
-    size_t sealed_len = 0;
-    uint8_t digest[WORKER_SHA384_LEN];
-    unsigned int dlen = 0;
-    cl_key_provider *kp = NULL;
-    cl_kvlist ctx;
-    cl_kvlist_init(&ctx);
-    cl_buf pt, res;
-    cl_buf_init_secret(&pt, WORKER_INPUT_MAX);
-    cl_buf_init_secret(&res, WORKER_RESULT_MAX);
-    CL_GUARD_GOTO(cl_frame_request_parse(req->data, req->len, &id, &sealed, &sealed_len));
-    CL_ENSURE_GOTO(sealed_len <= WORKER_SEALED_MAX, CL_ERR_LIMIT, "a sealed input of %zu bytes is over %zu", sealed_len,
-                   WORKER_SEALED_MAX);
-    if (EVP_Digest(sealed, sealed_len, digest, &dlen, EVP_sha384(), NULL) != 1 || dlen != sizeof(digest))
-        CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "SHA-384 of the request");
-    CL_GUARD_GOTO(worker_replay_check(&w->replay, digest, false));
-    CL_GUARD_GOTO(worker_request_key(sealed, sealed_len, key_id, sizeof(key_id)));
-    CL_GUARD_GOTO(worker_provider(w, t->data_kms != NULL ? t->data_kms : t->kms, key_id, &kp));
-    CL_GUARD_CTX_GOTO(cl_envelope_unseal_mem(kp, NULL, sealed, sealed_len, &pt), "unsealing the request");
-    CL_GUARD_GOTO(worker_infer(w, pt.data, pt.len, &res));
-    CL_GUARD_GOTO(cl_infer_binding_make(id, sealed, sealed_len, &ctx));
-    CL_GUARD_CTX_GOTO(cl_envelope_seal_mem(kp, &ctx, res.data, res.len, result), "sealing the result under %s", key_id);
-    /* Remembered only once served: a request that failed (KMS down) may be sent again. */
-    CL_GUARD_GOTO(worker_replay_check(&w->replay, digest, true));
-out:
-    if (rc != CL_OK) cl_buf_truncate(result, 0);
-    cl_key_provider_destroy(kp);
-    cl_kvlist_free(&ctx);
-    cl_buf_free(&pt);
-    cl_buf_free(&res);
-    return rc;
-}
-
-/* Sends the thread's last error as an error frame: one line, control bytes blanked. */
-static void worker_send_error(const cl_frame_io *io, const char *what, long n)
-{
-    char line[1024];
-    int m = snprintf(line, sizeof(line), "%s", cl_error_message());
-    if (m < 0) m = 0;
-    if ((size_t)m >= sizeof(line)) m = (int)sizeof(line) - 1;
-    for (int i = 0; i < m; i++)
-        if ((unsigned char)line[i] < 0x20) line[i] = ' ';
-    printf("cloister-infer: %s request %ld refused: %s\n", what, n, line);
-    if (cl_frame_write_io(io, CL_FRAME_ERROR, (const uint8_t *)line, (size_t)m) != CL_OK)
-        printf("cloister-infer: %s request %ld: could not send the error: %s\n", what, n, cl_error_message());
-}
-
-static void worker_request_stop(worker *w)
-{
-    atomic_store(&w->stopping, true);
-    const uint8_t one = 1;
-    (void)!write(w->wake[1], &one, 1);
-}
-
-/* An envelope-port connection: one request frame and one answer, or a stop frame. */
-static void worker_serve_envelope(worker_thread *t, int fd)
-{
-    worker *w = t->w;
-    cl_frame_io io = cl_frame_io_fd(&fd);
-    cl_buf req, result;
-    cl_buf_init(&req, WORKER_REQUEST_MAX);
-    cl_buf_init(&result, WORKER_REQUEST_MAX);
-    uint8_t type = 0;
-    long n = atomic_fetch_add(&w->served, 1) + 1;
-    cl_status rc = cl_frame_read_io(&io, WORKER_REQUEST_MAX, &type, &req);
-    if (rc == CL_OK && type == CL_FRAME_STOP) {
-        /* From the host channel: the host can kill the enclave anyway (docs/worker.md). */
-        printf("cloister-infer: stop requested; finishing the requests in flight\n");
-        worker_request_stop(w);
-        goto out;
-    }
-    if (rc == CL_OK && type != CL_FRAME_REQUEST) {
-        CL_RAISE(CL_ERR_FORMAT, "expected a request frame (type 1), not type %u", type);
-        rc = CL_ERR_FORMAT;
-    }
-    if (rc == CL_OK) rc = worker_handle_envelope(t, &req, &result);
-    if (rc == CL_OK) {
-        rc = cl_frame_write_io(&io, CL_FRAME_RESULT, result.data, result.len);
-        printf("cloister-infer: envelope request %ld: %s\n", n, rc == CL_OK ? "served" : cl_error_message());
-    } else {
-        worker_send_error(&io, "envelope", n);
-    }
-out:
-    (void)fflush(stdout);
-    cl_buf_free(&req);
-    cl_buf_free(&result);
-}
-
-/* A channel-port connection: the RA-TLS handshake, then request frames until the client
- * closes. Inputs and results are plaintext inside TLS, in secret buffers. */
-static void worker_serve_channel(worker_thread *t, int fd)
-{
-    worker *w = t->w;
-    cl_ratls_conn conn;
-    memset(&conn, 0, sizeof(conn));
-    long n = atomic_fetch_add(&w->served, 1) + 1;
-    cl_buf in, res;
-    cl_buf_init_secret(&in, WORKER_INPUT_MAX);
-    cl_buf_init_secret(&res, WORKER_RESULT_MAX);
-    if (cl_ratls_server_accept(&w->ratls, fd, &conn) != CL_OK) {
-        printf("cloister-infer: channel connection %ld: handshake failed: %s\n", n, cl_error_message());
-        goto out;
-    }
-    cl_frame_io io = cl_frame_io_tls(&conn);
-    for (long k = 1; !atomic_load(&w->stopping); k++) {
-        uint8_t type = 0;
-        cl_buf_truncate(&in, 0);
-        cl_buf_truncate(&res, 0);
-        cl_status rc = cl_frame_read_io(&io, WORKER_INPUT_MAX, &type, &in);
-        if (rc == CL_ERR_NOT_FOUND) break; /* the client is done */
-        if (rc != CL_OK) {
-            printf("cloister-infer: channel connection %ld: %s\n", n, cl_error_message());
-            break;
-        }
-        if (type != CL_FRAME_REQUEST) {
-            CL_RAISE(CL_ERR_FORMAT, "expected a request frame (type 1), not type %u", type);
-            worker_send_error(&io, "channel", n);
-            continue;
-        }
-        if (worker_infer(w, in.data, in.len, &res) != CL_OK) {
-            worker_send_error(&io, "channel", n);
-            continue;
-        }
-        rc = cl_frame_write_io(&io, CL_FRAME_RESULT, res.data, res.len);
-        printf("cloister-infer: channel connection %ld request %ld: %s\n", n, k,
-               rc == CL_OK ? "served" : cl_error_message());
-        if (rc != CL_OK) break;
-    }
-    cl_ratls_conn_close(&conn);
-out:
-    (void)fflush(stdout);
-    cl_buf_free(&in);
-    cl_buf_free(&res);
-}
-
-/* A stalled client may not pin a thread: reads and writes give up after read_timeout. */
-static void worker_set_timeouts(int fd, long seconds)
-{
-    struct timeval tv = {.tv_sec = seconds, .tv_usec = 0};
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0)
-        printf("cloister-infer: cannot set the connection's timeout: %s\n", strerror(errno));
-}
-
-static void *worker_pool_main(void *arg)
-{
-    worker_thread *t = arg;
-    worker *w = t->w;
-    for (;;) {
-        (void)pthread_mutex_lock(&w->q_mu);
-        while (w->q_len == 0 && !w->q_closed) (void)pthread_cond_wait(&w->q_cv, &w->q_mu);
-        if (w->q_len == 0) { /* closed and drained */
-            (void)pthread_mutex_unlock(&w->q_mu);
-            break;
-        }
-        worker_job job = w->queue[w->q_head];
-        w->q_head = (w->q_head + 1) % WORKER_QUEUE_MAX;
-        w->q_len--;
-        (void)pthread_cond_broadcast(&w->q_cv);
-        (void)pthread_mutex_unlock(&w->q_mu);
-        worker_set_timeouts(job.fd, w->cfg.read_timeout);
-        if (job.channel)
-            worker_serve_channel(t, job.fd);
-        else
-            worker_serve_envelope(t, job.fd);
-        (void)close(job.fd);
-        cl_error_clear();
-    }
-    return NULL;
-}
-
-static void worker_enqueue(worker *w, int fd, bool channel)
-{
-    (void)pthread_mutex_lock(&w->q_mu);
-    while (w->q_len == WORKER_QUEUE_MAX) (void)pthread_cond_wait(&w->q_cv, &w->q_mu);
-    w->queue[(w->q_head + w->q_len) % WORKER_QUEUE_MAX] = (worker_job){.fd = fd, .channel = channel};
-    w->q_len++;
-    (void)pthread_cond_broadcast(&w->q_cv);
-    (void)pthread_mutex_unlock(&w->q_mu);
-}
-
 /* Accepts on both ports and hands connections to the pool until stopped; 0 or 1. */
 static int worker_accept_loop(worker *w, int listener, int channel_listener)
 {
     int ec = 0;
     long accepted = 0;
-    while (!atomic_load(&w->stopping)) {
-        struct pollfd pf[3] = {{.fd = w->wake[0], .events = POLLIN},
+    while (!cl_worker_stopping(&w->core)) {
+        struct pollfd pf[3] = {{.fd = cl_worker_wake_fd(&w->core), .events = POLLIN},
                                {.fd = listener, .events = POLLIN},
                                {.fd = channel_listener, .events = POLLIN}};
         int r = poll(pf, channel_listener >= 0 ? 3 : 2, -1);
@@ -604,12 +327,12 @@ static int worker_accept_loop(worker *w, int listener, int channel_listener)
             if (cl_vsock_accept(pf[i].fd, &fd) != CL_OK) {
                 printf("cloister-infer: accept: %s\n", cl_error_message());
                 ec = 1;
-                atomic_store(&w->stopping, true);
+                atomic_store(&w->core.stopping, true);
                 break;
             }
-            worker_enqueue(w, fd, i == 2);
+            cl_worker_enqueue(&w->core, fd, i == 2);
             if (w->cfg.max_requests > 0 && ++accepted >= w->cfg.max_requests) {
-                atomic_store(&w->stopping, true);
+                atomic_store(&w->core.stopping, true);
                 break;
             }
         }
@@ -649,11 +372,11 @@ static void worker_report_start_failure(worker *w, const char *reason)
         if (left_ms <= 0 || poll(&pf, 1, (int)left_ms) <= 0) break;
         int fd = -1;
         if (cl_vsock_accept(listener, &fd) != CL_OK) break;
-        worker_set_timeouts(fd, 5);
+        cl_worker_set_timeouts(fd, 5);
         cl_buf req;
-        cl_buf_init(&req, WORKER_REQUEST_MAX);
+        cl_buf_init(&req, CL_WORKER_REQUEST_MAX);
         uint8_t type = 0;
-        if (cl_frame_read(fd, WORKER_REQUEST_MAX, &type, &req) == CL_OK && type == CL_FRAME_STOP)
+        if (cl_frame_read(fd, CL_WORKER_REQUEST_MAX, &type, &req) == CL_OK && type == CL_FRAME_STOP)
             stop = true;
         else if (cl_frame_write(fd, CL_FRAME_ERROR, (const uint8_t *)line, (size_t)m) != CL_OK)
             printf("cloister-infer: could not report the failed start: %s\n", cl_error_message());
@@ -671,16 +394,20 @@ int main(int argc, char **argv)
     const char *config_path = argc > 1 ? argv[1] : WORKER_CONFIG_DEFAULT;
     static worker w; /* the replay memory is large: not on the stack */
     w.nsm = -1;
-    w.wake[0] = w.wake[1] = -1;
     (void)pthread_mutex_init(&w.nsm_mu, NULL);
-    (void)pthread_mutex_init(&w.replay.mu, NULL);
-    (void)pthread_mutex_init(&w.q_mu, NULL);
-    (void)pthread_cond_init(&w.q_cv, NULL);
     cl_recipient_init(&w.rcpt);
-    worker_thread threads[WORKER_MAX_THREADS];
+    cl_worker_thread threads[CL_WORKER_MAX_THREADS];
+    static worker_kms kms[CL_WORKER_MAX_THREADS];
     memset(threads, 0, sizeof(threads));
     long started = 0;
     int listener = -1, channel_listener = -1, ec = 0;
+    bool core = false;
+    if (cl_worker_init(&w.core) != CL_OK) {
+        printf("cloister-infer: cannot start: %s\n", cl_error_message());
+        ec = 1;
+        goto out;
+    }
+    core = true;
     if (worker_start(&w, config_path) != CL_OK) {
         printf("cloister-infer: cannot start: %s\n", cl_error_message());
         (void)fflush(stdout);
@@ -688,11 +415,13 @@ int main(int argc, char **argv)
         ec = 1;
         goto out;
     }
-    if (pipe2(w.wake, O_CLOEXEC) != 0) {
-        printf("cloister-infer: cannot start: pipe: %s\n", strerror(errno));
-        ec = 1;
-        goto out;
-    }
+    w.core.svc = w.svc;
+    w.core.hooks = (cl_worker_hooks){.provider = worker_hook_provider,
+                                     .channel_open = w.have_channel ? worker_hook_channel_open : NULL,
+                                     .channel_close = worker_hook_channel_close,
+                                     .arg = &w};
+    w.core.read_timeout = w.cfg.read_timeout;
+    w.core.model_memory_mib = w.cfg.model_memory_mib;
     if (cl_vsock_listen(cl_vsock_ctl(), w.cfg.listen_port, &listener) != CL_OK ||
         (w.have_channel && cl_vsock_listen(cl_vsock_ctl(), w.cfg.channel_port, &channel_listener) != CL_OK)) {
         printf("cloister-infer: cannot listen on vsock ports %u and %u: %s\n", w.cfg.listen_port, w.cfg.channel_port,
@@ -700,20 +429,18 @@ int main(int argc, char **argv)
         ec = 1;
         goto out;
     }
-    pthread_attr_t attr;
-    (void)pthread_attr_init(&attr);
-    (void)pthread_attr_setstacksize(&attr, WORKER_STACK);
-    for (; started < w.cfg.max_connections; started++) {
-        worker_thread *t = &threads[started];
-        t->w = &w;
-        if (worker_kms_clients(&w.cfg, &t->kms, &t->data_kms) != CL_OK ||
-            pthread_create(&t->tid, &attr, worker_pool_main, t) != 0) {
-            printf("cloister-infer: cannot start: serving thread %ld: %s\n", started + 1, cl_error_message());
+    for (long i = 0; i < w.cfg.max_connections; i++) {
+        threads[i].ctx = &kms[i];
+        if (worker_kms_clients(&w.cfg, &kms[i].kms, &kms[i].data_kms) != CL_OK) {
+            printf("cloister-infer: cannot start: serving thread %ld: %s\n", i + 1, cl_error_message());
             ec = 1;
-            break;
+            goto out;
         }
     }
-    (void)pthread_attr_destroy(&attr);
+    if (cl_worker_pool_start(&w.core, threads, w.cfg.max_connections, WORKER_STACK, &started) != CL_OK) {
+        printf("cloister-infer: cannot start: %s\n", cl_error_message());
+        ec = 1;
+    }
     if (ec == 0) {
         /* A host relaying plain HTTP could answer GenerateDataKey with a key of its own,
          * encrypted to the public key it saw in the document (docs/threat-model.md). */
@@ -734,22 +461,17 @@ int main(int argc, char **argv)
         ec = worker_accept_loop(&w, listener, channel_listener);
     }
     /* Stop: no new connections; the pool serves what it holds, then exits. */
-    (void)pthread_mutex_lock(&w.q_mu);
-    w.q_closed = true;
-    (void)pthread_cond_broadcast(&w.q_cv);
-    (void)pthread_mutex_unlock(&w.q_mu);
-    for (long i = 0; i < started; i++) (void)pthread_join(threads[i].tid, NULL);
-    if (ec == 0) printf("cloister-infer: stopped after %ld connections\n", atomic_load(&w.served));
+    cl_worker_pool_stop(&w.core, threads, started);
+    if (ec == 0) printf("cloister-infer: stopped after %ld connections\n", cl_worker_served(&w.core));
 out:
     (void)fflush(stdout);
-    for (long i = 0; i < WORKER_MAX_THREADS; i++) {
-        cl_kms_client_free(threads[i].kms);
-        cl_kms_client_free(threads[i].data_kms);
+    for (long i = 0; i < CL_WORKER_MAX_THREADS; i++) {
+        cl_kms_client_free(kms[i].kms);
+        cl_kms_client_free(kms[i].data_kms);
     }
     if (listener >= 0) (void)close(listener);
     if (channel_listener >= 0) (void)close(channel_listener);
-    if (w.wake[0] >= 0) (void)close(w.wake[0]);
-    if (w.wake[1] >= 0) (void)close(w.wake[1]);
+    if (core) cl_worker_free(&w.core);
     if (w.have_channel) cl_ratls_server_free(&w.ratls);
     cl_infer_service_free(w.svc);
     cl_recipient_free(&w.rcpt);

@@ -190,7 +190,7 @@ static cl_status classify_find(const cl_infer_classifier *c, const uint8_t *p, s
     }
     char show[80];
     CL_FAIL(CL_ERR_FORMAT, "'%s' is not one of the model's %zu features (the first is '%s')",
-            cl_csv_field_show(p, len, show, sizeof(show)), c->features.n, c->features.name[0]);
+            cl_bytes_show(p, len, show, sizeof(show)), c->features.n, c->features.name[0]);
 }
 
 static cl_status classify_json_value(const cl_infer_classifier *c, size_t i, const json_t *v, float *dst)
@@ -218,7 +218,7 @@ static cl_status classify_parse_json(const cl_infer_classifier *c, const void *b
     if (j == NULL) {
         size_t tl = strnlen(err.text, sizeof(err.text));
         CL_FAIL_GOTO(CL_ERR_FORMAT, "not valid JSON at line %d, column %d: %s", err.line, err.column,
-                     cl_csv_field_show((const uint8_t *)err.text, tl, show, sizeof(show)));
+                     cl_bytes_show((const uint8_t *)err.text, tl, show, sizeof(show)));
     }
     if (json_is_array(j)) {
         CL_ENSURE_GOTO(json_array_size(j) == c->n_features, CL_ERR_FORMAT,

@@ -16,6 +16,9 @@
 #define INFER_MAX_VALUES 400000
 /* Largest single tensor (elements), independent of the byte cap. */
 #define INFER_MAX_ELEMS ((int64_t)1 << 32)
+/* A caller-allocated tensor (cl_infer_tensor_alloc) is capped so a bogus shape cannot
+ * exhaust memory; a PNG decoded for a caller is held to the same cap as a whole. */
+#define INFER_PUBLIC_ALLOC_MAX ((size_t)1 << 30)
 
 #define INFER_POOL_SLOTS 64
 /* Buffers at least this large are kept for reuse when released. */
@@ -301,10 +304,12 @@ CL_MUST_USE cl_status infer_attr_tensor(infer_mem *mem, const infer_node *n, con
 /* Bilinear resize (half-pixel centres, edges clamped, as ONNX Resize linear
  * half_pixel) of a float32 [1, C, H, W] tensor into a fresh one. */
 CL_MUST_USE cl_status infer_image_resize(const cl_infer_tensor *in, int64_t out_h, int64_t out_w, cl_infer_tensor *out);
-/* cl_infer_png_read that refuses images over max_pixels (before decoding
- * them) and says how large the decoded image was. */
+/* cl_infer_png_read that refuses, from the PNG's header alone (before any row is
+ * decoded or any pixel buffer allocated), images over max_pixels or whose decode
+ * would hold more than max_bytes at once (the rows as decoded, the float tensor
+ * and its resized copy), and says how large the decoded image was. */
 CL_MUST_USE cl_status infer_png_read_sized(const void *bytes, size_t len, int channels, size_t max_pixels,
-                                           int64_t out_h, int64_t out_w, cl_infer_tensor *out, int64_t *src_h,
-                                           int64_t *src_w);
+                                           size_t max_bytes, int64_t out_h, int64_t out_w, cl_infer_tensor *out,
+                                           int64_t *src_h, int64_t *src_w);
 
 #endif

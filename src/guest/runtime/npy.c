@@ -24,83 +24,78 @@ static const struct {
     {"<u4", "<u4", CL_INFER_UINT32}, {"<u8", "<u8", CL_INFER_UINT64},
 };
 
-/* A bounded view of the header text. */
-typedef struct npy_text {
-    const char *p;
-    size_t len;
-} npy_text;
-
-/* Finds 'key': and returns the position just after the colon. */
-static cl_status npy_find_key(const npy_text *h, const char *key, size_t *pos)
+/* A sub-reader of the header from just after `'key':` and its spaces. */
+static CL_MUST_USE cl_status npy_find_key(const cl_reader *h, const char *key, cl_reader *value)
 {
     char pat[32];
     int n = snprintf(pat, sizeof(pat), "'%s':", key);
-    for (size_t i = 0; n > 0 && i + (size_t)n <= h->len; i++) {
-        if (memcmp(h->p + i, pat, (size_t)n) == 0) {
-            *pos = i + (size_t)n;
-            while (*pos < h->len && h->p[*pos] == ' ') (*pos)++;
-            return CL_OK;
-        }
-    }
-    CL_FAIL(CL_ERR_FORMAT, ".npy header has no '%s' entry", key);
+    const uint8_t *p = NULL;
+    size_t len = 0;
+    cl_reader_rest(h, &p, &len);
+    const uint8_t *at = (n > 0 && len > 0) ? memmem(p, len, pat, (size_t)n) : NULL;
+    CL_ENSURE(at != NULL, CL_ERR_FORMAT, ".npy header has no '%s' entry", key);
+    *value = *h;
+    CL_GUARD(cl_reader_skip(value, (size_t)(at - p) + (size_t)n));
+    (void)cl_reader_skip_any(value, " ");
+    return CL_OK;
 }
 
 cl_status cl_infer_npy_parse(const void *bytes, size_t len, cl_infer_tensor *out)
 {
     memset(out, 0, sizeof(*out));
     cl_reader r = cl_reader_make(bytes, len);
-    const uint8_t *magic;
     uint8_t major, minor;
-    CL_GUARD_CTX(cl_reader_bytes(&r, 6, &magic), "reading the .npy magic");
-    CL_ENSURE(memcmp(magic, "\x93NUMPY", 6) == 0, CL_ERR_FORMAT, "not a .npy file (bad magic)");
+    if (cl_reader_expect(&r, "\x93NUMPY", 6, "the .npy magic") != CL_OK)
+        CL_FAIL(CL_ERR_FORMAT, "not a .npy file (bad magic)");
     CL_GUARD(cl_reader_u8(&r, &major));
     CL_GUARD(cl_reader_u8(&r, &minor));
     CL_ENSURE(major >= 1 && major <= 3, CL_ERR_UNSUPPORTED, ".npy format version %u.%u is not supported", major, minor);
     size_t hlen;
-    const uint8_t *lb;
-    if (major == 1) {
-        CL_GUARD(cl_reader_bytes(&r, 2, &lb));
-        hlen = (size_t)lb[0] | (size_t)lb[1] << 8;
+    if (major == 1) { /* version 1: a 2-byte header length; 2 and 3: 4 bytes */
+        uint16_t l16 = 0;
+        CL_GUARD(cl_reader_u16le(&r, &l16));
+        hlen = l16;
     } else {
-        CL_GUARD(cl_reader_bytes(&r, 4, &lb));
-        hlen = (size_t)lb[0] | (size_t)lb[1] << 8 | (size_t)lb[2] << 16 | (size_t)lb[3] << 24;
+        uint32_t l32 = 0;
+        CL_GUARD(cl_reader_u32le(&r, &l32));
+        hlen = l32;
     }
     CL_ENSURE(hlen <= NPY_HEADER_MAX, CL_ERR_LIMIT, ".npy header of %zu bytes exceeds %d", hlen, NPY_HEADER_MAX);
     const uint8_t *hp;
     CL_GUARD_CTX(cl_reader_bytes(&r, hlen, &hp), "reading the .npy header");
-    npy_text h = {(const char *)hp, hlen};
+    cl_reader h = cl_reader_make(hp, hlen);
 
-    size_t pos;
-    CL_GUARD(npy_find_key(&h, "descr", &pos));
+    cl_reader v;
+    CL_GUARD(npy_find_key(&h, "descr", &v));
     cl_infer_dtype dt = CL_INFER_UNDEFINED;
     for (size_t i = 0; i < sizeof(npy_types) / sizeof(npy_types[0]); i++) {
         const char *names[2] = {npy_types[i].descr, npy_types[i].alt};
-        for (int k = 0; k < 2; k++)
-            if (pos + 5 <= h.len && h.p[pos] == '\'' && memcmp(h.p + pos + 1, names[k], 3) == 0 && h.p[pos + 4] == '\'')
-                dt = npy_types[i].dt;
+        for (int k = 0; k < 2; k++) {
+            char quoted[8];
+            (void)snprintf(quoted, sizeof(quoted), "'%s'", names[k]);
+            if (cl_reader_starts_with_str(&v, quoted)) dt = npy_types[i].dt;
+        }
     }
     CL_ENSURE(dt != CL_INFER_UNDEFINED, CL_ERR_UNSUPPORTED,
               ".npy element type is not supported (little-endian float32/64, integers and bool are)");
-    CL_GUARD(npy_find_key(&h, "fortran_order", &pos));
-    CL_ENSURE(pos + 5 <= h.len && memcmp(h.p + pos, "False", 5) == 0, CL_ERR_UNSUPPORTED,
+    CL_GUARD(npy_find_key(&h, "fortran_order", &v));
+    CL_ENSURE(cl_reader_starts_with_str(&v, "False"), CL_ERR_UNSUPPORTED,
               ".npy data in Fortran order is not supported; save a C-ordered array (numpy.ascontiguousarray)");
-    CL_GUARD(npy_find_key(&h, "shape", &pos));
-    CL_ENSURE(pos < h.len && h.p[pos] == '(', CL_ERR_FORMAT, ".npy shape is not a tuple");
-    pos++;
+    CL_GUARD(npy_find_key(&h, "shape", &v));
+    CL_ENSURE(cl_reader_next_is(&v, '('), CL_ERR_FORMAT, ".npy shape is not a tuple");
+    CL_GUARD(cl_reader_skip(&v, 1));
     int rank = 0;
     int64_t dims[CL_INFER_MAX_RANK];
     for (;;) {
-        while (pos < h.len && (h.p[pos] == ' ' || h.p[pos] == ',')) pos++;
-        CL_ENSURE(pos < h.len, CL_ERR_FORMAT, ".npy shape is not terminated");
-        if (h.p[pos] == ')') break;
-        CL_ENSURE(h.p[pos] >= '0' && h.p[pos] <= '9', CL_ERR_FORMAT, ".npy shape holds a non-number");
+        (void)cl_reader_skip_any(&v, " ,");
+        uint8_t c = 0;
+        CL_ENSURE(cl_reader_peek_u8(&v, &c), CL_ERR_FORMAT, ".npy shape is not terminated");
+        if (c == ')') break;
+        CL_ENSURE(c >= '0' && c <= '9', CL_ERR_FORMAT, ".npy shape holds a non-number");
         CL_ENSURE(rank < CL_INFER_MAX_RANK, CL_ERR_LIMIT, ".npy array has more than %d dimensions", CL_INFER_MAX_RANK);
-        int64_t v = 0;
-        while (pos < h.len && h.p[pos] >= '0' && h.p[pos] <= '9') {
-            CL_ENSURE(v < ((int64_t)1 << 40), CL_ERR_LIMIT, ".npy dimension is too large");
-            v = v * 10 + (h.p[pos++] - '0');
-        }
-        dims[rank++] = v;
+        uint64_t d = 0;
+        if (cl_reader_decimal(&v, (uint64_t)1 << 40, &d) != CL_OK) CL_FAIL(CL_ERR_LIMIT, ".npy dimension is too large");
+        dims[rank++] = (int64_t)d;
     }
     size_t count;
     CL_GUARD_CTX(infer_shape_count(rank, dims, &count), ".npy shape");

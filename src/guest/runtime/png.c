@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * PNG in and out for the medical flows, on libpng. Decoding reads from a
- * bounded in-memory cursor (the image arrives decrypted inside the enclave)
- * and refuses images over 16384 pixels a side or 2^28 pixels in all before
- * allocating. libpng reports errors by longjmp, so every object a jump could
- * leak is owned by a struct that outlives the setjmp frame.
+ * bounded in-memory cursor (the image arrives decrypted inside the enclave).
+ * A PNG's size is whatever its header says: 255 KB of deflated zeros make a
+ * 16384 x 16384 image (zlib's ratio is at most 1032:1), so the header (IHDR,
+ * PNG spec. 11.2.2) is checked against the caller's caps, in pixels and in
+ * the bytes the decode would hold, before any row is decoded or any pixel
+ * buffer allocated; libpng's own bound is 16384 pixels a side and ancillary
+ * chunks of at most 1 MiB. libpng reports errors by longjmp, so every object
+ * a jump could leak is owned by a struct that outlives the setjmp frame.
  */
 #include <math.h>
 #include <png.h>
@@ -19,6 +23,16 @@
 
 #define IMG_MAX_SIDE 16384
 #define IMG_MAX_PIXELS ((size_t)1 << 28)
+/* Largest ancillary chunk libpng may allocate (text, ICC profile; decompressed): none is read. */
+#define IMG_MAX_CHUNK ((size_t)1 << 20)
+
+/* What the caller allows one decode to cost, and what it asks of it. */
+typedef struct img_limits {
+    size_t max_pixels;
+    size_t max_bytes; /* the rows as decoded + the float tensor + its resized copy */
+    int channels;     /* of the tensor */
+    int64_t out_h, out_w;
+} img_limits;
 
 typedef struct img_src {
     cl_reader r;
@@ -64,8 +78,42 @@ static void img_dec_free(img_dec *d)
     memset(d, 0, sizeof(*d));
 }
 
+/* a * b, or SIZE_MAX when it overflows (then over any cap). */
+static size_t img_mul(size_t a, size_t b) { return b != 0 && a > SIZE_MAX / b ? SIZE_MAX : a * b; }
+
+static size_t img_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
+
+/* The header's dimensions against the caller's caps, before anything is decoded. */
+static cl_status img_check_header(png_structp png, png_infop info, const img_limits *lim)
+{
+    png_uint_32 w = 0, h = 0;
+    int depth = 0, color = 0;
+    CL_ENSURE(png_get_IHDR(png, info, &w, &h, &depth, &color, NULL, NULL, NULL) == 1, CL_ERR_FORMAT,
+              "malformed PNG: no IHDR");
+    size_t pixels = img_mul(w, h);
+    CL_ENSURE(w > 0 && h > 0 && pixels <= lim->max_pixels, CL_ERR_LIMIT,
+              "PNG of %ux%u pixels is too large (at most %zu pixels here); refused from its header, before "
+              "decoding",
+              (unsigned)w, (unsigned)h, lim->max_pixels);
+    /* After png_set_expand and png_set_strip_alpha: palette and RGB(A) give 3 samples, gray(+alpha)
+     * 1; 16-bit samples stay 16-bit, lower depths become 8. */
+    size_t samples = (color & PNG_COLOR_MASK_COLOR) ? 3 : 1;
+    size_t rows = img_mul(img_mul(pixels, samples), depth == 16 ? 2 : 1);
+    size_t tensor = img_mul(img_mul(pixels, (size_t)lim->channels), sizeof(float));
+    size_t resized = 0;
+    int64_t oh = lim->out_h > 0 ? lim->out_h : (int64_t)h, ow = lim->out_w > 0 ? lim->out_w : (int64_t)w;
+    if (oh != (int64_t)h || ow != (int64_t)w)
+        resized = img_mul(img_mul(img_mul((size_t)oh, (size_t)ow), (size_t)lim->channels), sizeof(float));
+    size_t need = img_add(img_add(rows, tensor), resized);
+    CL_ENSURE(need <= lim->max_bytes, CL_ERR_LIMIT,
+              "PNG of %ux%u pixels would take %zu MiB to decode, over the %zu MiB allowed here; refused from its "
+              "header, before decoding",
+              (unsigned)w, (unsigned)h, need >> 20, lim->max_bytes >> 20);
+    return CL_OK;
+}
+
 /* Decodes to interleaved 16-bit-or-8-bit samples; *bits is 8 or 16, *ch 1 or 3. */
-static cl_status img_decode(const void *bytes, size_t len, size_t max_pixels, img_dec *d, img_src *src, uint32_t *w,
+static cl_status img_decode(const void *bytes, size_t len, const img_limits *lim, img_dec *d, img_src *src, uint32_t *w,
                             uint32_t *h, int *ch, int *bits)
 {
     CL_ENSURE(len >= 8 && png_sig_cmp(bytes, 0, 8) == 0, CL_ERR_FORMAT, "not a PNG file (bad signature)");
@@ -77,7 +125,9 @@ static cl_status img_decode(const void *bytes, size_t len, size_t max_pixels, im
     if (setjmp(png_jmpbuf(d->png))) CL_FAIL(CL_ERR_FORMAT, "malformed PNG: %s", src->err);
     png_set_read_fn(d->png, src, img_read_fn);
     png_set_user_limits(d->png, IMG_MAX_SIDE, IMG_MAX_SIDE);
-    png_read_info(d->png, d->info);
+    png_set_chunk_malloc_max(d->png, IMG_MAX_CHUNK);
+    png_read_info(d->png, d->info); /* the chunks before the first IDAT: no row yet */
+    CL_GUARD(img_check_header(d->png, d->info, lim));
     int color = png_get_color_type(d->png, d->info);
     int depth = png_get_bit_depth(d->png, d->info);
     /* Expand palette and low-depth gray, drop alpha, keep 16-bit samples 16-bit
@@ -93,8 +143,6 @@ static cl_status img_decode(const void *bytes, size_t len, size_t max_pixels, im
     (void)color;
     CL_ENSURE(c == 1 || c == 3, CL_ERR_UNSUPPORTED, "PNG has %d channels after expansion; gray or RGB expected", c);
     CL_ENSURE(*bits == 8 || *bits == 16, CL_ERR_UNSUPPORTED, "PNG bit depth %d is not supported", *bits);
-    CL_ENSURE(*w > 0 && *h > 0 && (size_t)*w * *h <= max_pixels, CL_ERR_LIMIT,
-              "PNG of %ux%u pixels is too large (at most %zu pixels here)", *w, *h, max_pixels);
     *ch = c;
     size_t rowbytes = png_get_rowbytes(d->png, d->info);
     CL_ENSURE(rowbytes == (size_t)*w * (size_t)c * (size_t)(*bits / 8), CL_ERR_INTERNAL, "unexpected PNG row size");
@@ -147,11 +195,13 @@ cl_status cl_infer_png_read(const void *bytes, size_t len, int channels, int64_t
                             cl_infer_tensor *out)
 {
     int64_t h, w;
-    return infer_png_read_sized(bytes, len, channels, IMG_MAX_PIXELS, out_h, out_w, out, &h, &w);
+    /* The cap of the tensors cl_infer_tensor_alloc makes, for the whole decode. */
+    return infer_png_read_sized(bytes, len, channels, IMG_MAX_PIXELS, INFER_PUBLIC_ALLOC_MAX, out_h, out_w, out, &h,
+                                &w);
 }
 
-cl_status infer_png_read_sized(const void *bytes, size_t len, int channels, size_t max_pixels, int64_t out_h,
-                               int64_t out_w, cl_infer_tensor *out, int64_t *src_h, int64_t *src_w)
+cl_status infer_png_read_sized(const void *bytes, size_t len, int channels, size_t max_pixels, size_t max_bytes,
+                               int64_t out_h, int64_t out_w, cl_infer_tensor *out, int64_t *src_h, int64_t *src_w)
 {
     cl_status rc = CL_OK;
     img_dec d = {0};
@@ -163,8 +213,12 @@ cl_status infer_png_read_sized(const void *bytes, size_t len, int channels, size
     *src_h = *src_w = 0;
     CL_ENSURE(channels == 1 || channels == 3, CL_ERR_UNSUPPORTED, "an image input needs 1 or 3 channels, not %d",
               channels);
-    CL_GUARD_GOTO(img_decode(bytes, len, max_pixels < IMG_MAX_PIXELS ? max_pixels : IMG_MAX_PIXELS, &d, &src, &w, &h,
-                             &ch, &bits));
+    const img_limits lim = {.max_pixels = max_pixels < IMG_MAX_PIXELS ? max_pixels : IMG_MAX_PIXELS,
+                            .max_bytes = max_bytes,
+                            .channels = channels,
+                            .out_h = out_h,
+                            .out_w = out_w};
+    CL_GUARD_GOTO(img_decode(bytes, len, &lim, &d, &src, &w, &h, &ch, &bits));
     int64_t dims[4] = {1, channels, h, w};
     CL_GUARD_GOTO(cl_infer_tensor_alloc(&full, CL_INFER_FLOAT, 4, dims));
     float *f = full.data;

@@ -223,8 +223,10 @@ static cl_status segment_run(cl_infer_model *m, const void *png, size_t len, cl_
               CL_INFER_SEGMENT_MAX_INPUT);
     outs = calloc(n_out, sizeof(*outs));
     CL_ENSURE(outs != NULL, CL_ERR_NOMEM, "out of memory");
-    CL_GUARD_GOTO(
-        infer_png_read_sized(png, len, s.channels, CL_INFER_SEGMENT_MAX_PIXELS, s.in_h, s.in_w, &in, &src_h, &src_w));
+    /* The image is held to the model's memory cap (the worker's model_memory_mib), checked from
+     * the PNG's header before it is decoded. */
+    CL_GUARD_GOTO(infer_png_read_sized(png, len, s.channels, CL_INFER_SEGMENT_MAX_PIXELS, m->mem.max, s.in_h, s.in_w,
+                                       &in, &src_h, &src_w));
     CL_GUARD_GOTO(cl_infer_run(m, &in, 1, outs, n_out));
     CL_GUARD_GOTO(segment_map_dims(&outs[0], &h, &w));
     const float *p = outs[0].data;

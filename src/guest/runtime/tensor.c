@@ -8,9 +8,6 @@
 
 #include "infer_internal.h"
 
-/* A caller-allocated tensor is capped so a bogus shape cannot exhaust memory. */
-#define INFER_PUBLIC_ALLOC_MAX ((size_t)1 << 30)
-
 size_t cl_infer_dtype_size(cl_infer_dtype t)
 {
     switch (t) {

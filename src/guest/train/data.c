@@ -49,7 +49,7 @@ static cl_status train_header(cl_csv *c, cl_csv_field *fields, size_t nf, cl_tra
         if (i == *label_col) continue;
         CL_ENSURE(train_name_ok(&fields[i]), CL_ERR_FORMAT,
                   "%s, line %zu, column %zu: feature name '%s' must be 1-%d characters of A-Z a-z 0-9 _ . -", c->what,
-                  c->line, i + 1, cl_csv_field_show(fields[i].p, fields[i].len, show, sizeof(show)), CL_TRAIN_MAX_NAME);
+                  c->line, i + 1, cl_bytes_show(fields[i].p, fields[i].len, show, sizeof(show)), CL_TRAIN_MAX_NAME);
         memcpy(d->feature_names[k], fields[i].p, fields[i].len);
         d->feature_names[k][fields[i].len] = '\0';
         for (size_t j = 0; j < k; j++)
@@ -73,7 +73,7 @@ static cl_status train_label(const cl_csv *c, const cl_csv_field *f, size_t col,
         return CL_OK;
     }
     CL_FAIL(CL_ERR_FORMAT, "%s, line %zu, column %zu (%s): unknown label '%s'; expected M (malignant) or B (benign)",
-            c->what, c->line, col, TRAIN_LABEL_COLUMN, cl_csv_field_show(f->p, f->len, show, sizeof(show)));
+            c->what, c->line, col, TRAIN_LABEL_COLUMN, cl_bytes_show(f->p, f->len, show, sizeof(show)));
 }
 
 /* Grows the row arrays geometrically up to the row cap. */

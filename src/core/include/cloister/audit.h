@@ -40,10 +40,20 @@ typedef struct cl_audit_event {
     const char *attested_pcr0;
 } cl_audit_event;
 
-/* Opens (creating, mode 0600) and continues the chain from the last line. */
+/* Opens (creating, mode 0600) and continues the chain from the last line. The file is
+ * locked (flock) while open: a second writer gets CL_ERR_STATE naming the file. */
 CL_MUST_USE cl_status cl_audit_open(const char *path, cl_audit **out);
-/* Thread-safe. */
+/* Appends one line and returns when it is on disk (write, then fdatasync). Thread-safe.
+ * On failure nothing of the line stays in the file: a line over 1 MiB is CL_ERR_LIMIT before
+ * anything is written; a short write (disk full, RLIMIT_FSIZE) is cut off again, CL_ERR_IO.
+ * A failure that cannot be undone (the cut, or an fdatasync) makes every later call fail:
+ * the chain's state on disk is then unknown. */
 CL_MUST_USE cl_status cl_audit_append(cl_audit *a, const cl_audit_event *ev);
+/* cl_audit_append in two steps, so that a server can answer a batch of requests after one
+ * fdatasync: write (in the file, not yet durable; *end is the file's length after the line),
+ * then sync up to `end`. One sync covers every line written before it began. */
+CL_MUST_USE cl_status cl_audit_write(cl_audit *a, const cl_audit_event *ev, uint64_t *end);
+CL_MUST_USE cl_status cl_audit_sync(cl_audit *a, uint64_t end);
 void cl_audit_close(cl_audit *a);
 
 /* Checks every line's hash and link. On success *lines is the count and

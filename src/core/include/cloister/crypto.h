@@ -22,6 +22,10 @@
  * (RAND_priv_bytes) and is for key material. */
 CL_MUST_USE cl_status cl_random(void *out, size_t n);
 CL_MUST_USE cl_status cl_random_secret(void *out, size_t n);
+/* A random (version 4) UUID in its text form, 8-4-4-4-12 lower-case hex digits
+ * (RFC 9562 section 5.4): KMS key ids, request ids. */
+#define CL_UUID_TEXT_LEN 36
+CL_MUST_USE cl_status cl_uuid4(char out[CL_UUID_TEXT_LEN + 1]);
 
 /* HKDF-SHA256, RFC 5869 (EVP_KDF "HKDF"). */
 CL_MUST_USE cl_status cl_hkdf_sha256(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt_len,

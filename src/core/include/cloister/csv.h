@@ -61,8 +61,4 @@ CL_MUST_USE cl_status cl_text_parse_double(const uint8_t *p, size_t len, const c
 /* Whether field f equals the NUL-terminated ASCII string s (case-sensitive). */
 bool cl_csv_field_is(const cl_csv_field *f, const char *s);
 
-/* Writes at most n-1 bytes of an untrusted field into buf for a message:
- * printable ASCII kept, anything else as '?', "..." when cut. Returns buf. */
-const char *cl_csv_field_show(const uint8_t *p, size_t len, char *buf, size_t n);
-
 #endif

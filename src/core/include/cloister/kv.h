@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cloister/buf.h"
 #include "cloister/error.h"
 
 #define CL_KV_MAX_ITEM 4096 /* bytes in one key or one value */
@@ -34,6 +35,11 @@ CL_MUST_USE cl_status cl_kvlist_add(cl_kvlist *l, const char *key, size_t key_le
 /* Parses "key=value" as typed on a command line. */
 CL_MUST_USE cl_status cl_kvlist_add_arg(cl_kvlist *l, const char *arg);
 const char *cl_kvlist_get(const cl_kvlist *l, const char *key);
+/* The one binary encoding of a list (NULL: the empty list), bound as associated data
+ * by envelopes, the local key provider and KMS ciphertext blobs: u16 count, then per
+ * pair u16 key length, key, u16 value length, value, in key byte order, all
+ * big-endian (docs/formats/envelope.md). Equal lists encode to equal bytes. */
+CL_MUST_USE cl_status cl_kvlist_encode(const cl_kvlist *l, cl_buf *out);
 bool cl_kvlist_equal(const cl_kvlist *a, const cl_kvlist *b);
 
 #endif

@@ -20,6 +20,21 @@ void cl_secure_free(void *p);
 /* 1 when every secure allocation so far could be locked. */
 int cl_secure_locked(void);
 
+/*
+ * free() and realloc() that wipe the whole block first (all malloc_usable_size bytes), for
+ * the heaps of libraries that hold our plaintext in ordinary memory: jansson's strings (a
+ * decoded request, an encoded response) and libevent's buffers (request and response
+ * bodies). A program installs them before its first call into those libraries
+ * (json_set_alloc_funcs, event_set_mem_functions). The blocks come from malloc, so a block
+ * a library hands out (json_dumps' text) may still be released with plain free(), unwiped.
+ * No size header: malloc_usable_size knows the size, and memory allocated before the
+ * switch, or freed by callers with free(), stays compatible.
+ */
+void cl_free_wiped(void *p);
+void *cl_realloc_wiped(void *p, size_t n);
+/* Tests: called with each wiped block instead of free() (NULL: free() again). */
+void cl_free_wiped_set_release(void (*release)(void *p, size_t n));
+
 /* Wipes memory in a way the compiler cannot elide (OPENSSL_cleanse). */
 void cl_memzero(void *p, size_t n);
 /* Constant-time equality of two n-byte regions (CRYPTO_memcmp): 1 if equal. */

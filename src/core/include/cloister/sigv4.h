@@ -48,6 +48,12 @@ CL_MUST_USE cl_status cl_sigv4_string_to_sign(const cl_sigv4_request *req, cl_bu
 /* Steps 1-5: the signature as 64 hex digits plus NUL. */
 CL_MUST_USE cl_status cl_sigv4_signature(const char *secret, const cl_sigv4_request *req,
                                          char out[CL_SIGV4_SIG_HEX_LEN + 1]);
+/* What a verifier checks of SignedHeaders before it recomputes the signature: `host` is
+ * named, and so is every `x-amz-*` header the request carries (X-Amz-Date, X-Amz-Target,
+ * X-Amz-Security-Token, ...), each matched as a whole name, case-insensitively. A header
+ * left out would be one an intermediary could add or change under a valid signature.
+ * CL_ERR_DENIED naming the first header at fault. */
+CL_MUST_USE cl_status cl_sigv4_check_signed_headers(const cl_kv *headers, size_t n_headers, const char *signed_headers);
 /* The Authorization header value a client sends. */
 CL_MUST_USE cl_status cl_sigv4_authorization(const char *access_key_id, const char *secret, const cl_sigv4_request *req,
                                              cl_buf *out);

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "cloister/attestation.h"
 #include "cloister/buf.h"
@@ -108,6 +109,46 @@ void cl_nsm_device_init(cl_nsm_device *dev, const cl_image *img, bool debug, con
  */
 CL_MUST_USE cl_status cl_nsm_device_handle(cl_nsm_device *dev, const uint8_t *req, size_t n, cl_buf *resp);
 
+/* --- the enclave's limits as a whole (src/host/enclave_limits.c) ------------------ */
+
+#define CL_CGROUP_PATH 4096
+#define CL_ENCLAVE_MAX_TASKS_DEFAULT 1024 /* processes and threads: pool, OpenMP, relays */
+
+typedef enum cl_enclave_scope {
+    CL_ENCLAVE_SCOPE_PROCESS = 0, /* no cgroup: RLIMIT_AS on the one process allowed */
+    CL_ENCLAVE_SCOPE_CGROUP_V2,
+    CL_ENCLAVE_SCOPE_CGROUP_V1,
+} cl_enclave_scope;
+
+typedef struct cl_enclave_cgroup {
+    cl_enclave_scope scope;
+    char dir[CL_CGROUP_PATH];      /* v2: the enclave's cgroup; v1: its memory cgroup */
+    char pids_dir[CL_CGROUP_PATH]; /* v1: its pids cgroup */
+    char why[1024];                /* scope process: why no cgroup */
+} cl_enclave_cgroup;
+
+/* Where the kernel tells this process about cgroups; tests point them at a tree of their own. */
+typedef struct cl_cgroup_sys {
+    const char *mounts; /* /proc/self/mounts */
+    const char *self;   /* /proc/self/cgroup */
+} cl_cgroup_sys;
+
+/*
+ * Makes the cgroup named `name` the enclave will run in, with memory_bytes of memory (no swap)
+ * and max_tasks processes and threads in all, as the top of enclave_limits.c says: under
+ * `parent` (a delegated cgroup v2 directory: failing there is an error), or found by itself
+ * when parent is NULL, or none when parent is "none". Finding nothing usable is not an error:
+ * out->scope is then CL_ENCLAVE_SCOPE_PROCESS and out->why says why.
+ */
+CL_MUST_USE cl_status cl_enclave_cgroup_make(const cl_cgroup_sys *sys, const char *parent, const char *name,
+                                             uint64_t memory_bytes, uint32_t max_tasks, cl_enclave_cgroup *out);
+/* Moves pid into the cgroup (nothing for scope process). */
+CL_MUST_USE cl_status cl_enclave_cgroup_enter(const cl_enclave_cgroup *cg, pid_t pid);
+/* Removes the cgroup, killing what is left in it. */
+void cl_enclave_cgroup_remove(cl_enclave_cgroup *cg);
+/* "cgroup v2", "cgroup v1", "process". */
+const char *cl_enclave_scope_name(cl_enclave_scope s);
+
 /* --- the launcher ------------------------------------------------------------ */
 
 #define CL_ENCLAVE_MAX_PROXIES 8
@@ -129,6 +170,8 @@ typedef struct cl_enclave_config {
     size_t proxy_count;
     bool quiet;          /* no start-up JSON on stdout */
     bool attach_console; /* debug: the enclave's console is the launcher's stdout */
+    const char *cgroup;  /* NULL: found by itself; "none"; or a delegated cgroup v2 directory */
+    uint32_t max_tasks;  /* processes and threads in all; 0: CL_ENCLAVE_MAX_TASKS_DEFAULT */
 } cl_enclave_config;
 
 /* Parses "PORT=HOST:PORT". */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The training job (DESIGN.md, workflow 3): a binary classifier trained in
+ * The training job (docs/architecture.md, workflow 3): a binary classifier trained in
  * plain C from a CSV table, deterministic for a given seed, exported as a
  * standard ONNX graph the inference runtime (cloister/infer.h) runs.
  *
