@@ -647,6 +647,43 @@ static void test_winograd(void **state)
     tm_free(t);
 }
 
+/* A ConvTranspose that is not an up-convolution (3x3 kernel, stride 2) runs oneDNN's
+ * deconvolution, and keeps it: asking first whether the up-convolution applies must not
+ * throw the cached deconvolution (and its reordered weights) away on every run. */
+static void test_deconvolution_kept(void **state)
+{
+    (void)state;
+    if (!cl_infer_onednn_available()) skip();
+    tm_model *t = tm_new(13);
+    const int64_t xd[4] = {1, 16, 12, 12}, wd[4] = {16, 8, 3, 3}, s2[2] = {2, 2};
+    tm_input(t, "X", ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 4, xd);
+    init_random_scaled(t, "W", 4, wd, 97, 0.2f);
+    Onnx__NodeProto *n = tm_node(t, "ConvTranspose", "deconv", "X,W", "Y");
+    tm_attr_ints(t, n, "strides", 2, s2);
+    tm_output(t, "Y");
+    assert_int_equal(compare_outputs(t, 4, xd, 1, false), 2);
+    cl_buf b;
+    tm_pack(t, &b);
+    cl_infer_options o = {.backend = CL_INFER_BACKEND_ONEDNN};
+    cl_infer_model *m = NULL;
+    assert_ok(cl_infer_model_load(b.data, b.len, &o, &m)); /* the planning run makes the primitive */
+    size_t made = m->dnn_caches_made;
+    assert_true(made >= 1);
+    float *x = calloc(count(4, xd), sizeof(float));
+    assert_non_null(x);
+    cl_infer_tensor in = tm_f32(4, xd, x), y;
+    for (int i = 0; i < 3; i++) {
+        assert_ok(cl_infer_run(m, &in, 1, &y, 1));
+        cl_infer_tensor_free(&y);
+    }
+    assert_int_equal(m->dnn_caches_made, made);
+    assert_int_equal(m->fast_runs, 3); /* on oneDNN each time */
+    free(x);
+    cl_infer_model_free(m);
+    cl_buf_free(&b);
+    tm_free(t);
+}
+
 /* The single-source primitives on a conv's output in oneDNN's layout (and,
  * with forced 16-channel blocks, a padded one) and on plain inputs: every
  * eltwise op oneDNN runs, Clip with attribute-free bounds from inputs,
@@ -797,6 +834,7 @@ int main(void)
         cmocka_unit_test(test_upconv),
         cmocka_unit_test(test_upconv_concat),
         cmocka_unit_test(test_winograd),
+        cmocka_unit_test(test_deconvolution_kept),
         cmocka_unit_test(test_single_source_ops),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -142,8 +142,8 @@ void infer_dnn_weights_free(cl_infer_model *m, infer_dnn_weights *w);
 
 /* --- dnn_core.c: the cache and the primitives ----------------------------- */
 void infer_dnn_key_add(int64_t *key, size_t *n, const cl_infer_tensor *t);
-/* The node's cached primitive if it is of this kind and key, or NULL after
- * dropping whatever was there. */
+/* The node's cached primitive if it is of this kind and key, else NULL; whatever
+ * is there stays until infer_dnn_cache_new replaces it. */
 infer_dnn_cache *infer_dnn_cache_find(infer_ctx *c, infer_dnn_kind kind, const int64_t *key, size_t key_n);
 /* A zeroed cache of `size` bytes (the kind's struct) for this node, in place
  * of whatever was there. */

@@ -83,7 +83,9 @@ infer_dnn_cache *infer_dnn_cache_find(infer_ctx *c, infer_dnn_kind kind, const i
     infer_dnn_cache *k = *c->fast;
     if (k != NULL && k->kind == kind && k->key_n == key_n && memcmp(k->key, key, key_n * sizeof(int64_t)) == 0)
         return k;
-    infer_dnn_cache_drop(c);
+    /* Not dropped here: a node may ask for one kind and then run another (ConvTranspose
+     * asks for the up-convolution first), and the other's cache must survive that
+     * question. infer_dnn_cache_new replaces it when a new one is made. */
     return NULL;
 }
 
@@ -98,6 +100,7 @@ cl_status infer_dnn_cache_new(infer_ctx *c, infer_dnn_kind kind, size_t size,
     infer_dnn_cache *k = calloc(1, size);
     CL_ENSURE(k != NULL, CL_ERR_NOMEM, "out of memory");
     *c->fast = k;
+    c->m->dnn_caches_made++;
     k->kind = kind;
     k->drop = drop;
     if (key_n) memcpy(k->key, key, key_n * sizeof(int64_t));

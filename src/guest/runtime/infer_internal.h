@@ -136,8 +136,9 @@ struct cl_infer_model {
      * the channels are not a multiple of 16), a layout oneDNN 2.6 does not pick
      * by itself on AVX-512 machines, so its handling is exercised too. */
     bool dnn_blocked;
-    bool direct_conv;  /* cl_infer_options.direct_conv */
-    size_t wino_convs; /* convolution primitives made with Winograd (tests check it) */
+    bool direct_conv;       /* cl_infer_options.direct_conv */
+    size_t wino_convs;      /* convolution primitives made with Winograd (tests check it) */
+    size_t dnn_caches_made; /* oneDNN node caches made (primitives, reordered weights): tests check reuse */
     bool profile;
     struct infer_prof {
         const char *op;
