@@ -60,6 +60,12 @@ static int on_message_begin(http_parser *p)
 static int on_headers_complete(http_parser *p)
 {
     cl_http_response *r = p->data;
+    /* http-parser takes any 1 to 3 digits and any HTTP/d.d: we take HTTP/1.x (RFC 9112
+     * section 2.3) and the status codes RFC 9110 section 15 defines, 100 to 599. */
+    if (p->http_major != 1 || p->status_code < 100 || p->status_code > 599) {
+        r->bad_start = true;
+        return -1;
+    }
     /* Refuse a declared length over the bound before reading any of it. */
     if ((p->flags & F_CONTENTLENGTH) != 0 && p->content_length > r->max_body) {
         r->too_large = true;
@@ -109,7 +115,8 @@ void cl_http_response_init(cl_http_response *r, cl_buf *body, size_t max_body)
     r->parser.data = r;
     r->body = body;
     r->body_start = body->len;
-    r->max_body = max_body;
+    /* The tighter of the caller's bound and what the buffer can still take. */
+    r->max_body = body->max - body->len < max_body ? body->max - body->len : max_body;
 }
 
 static cl_status response_fail(cl_http_response *r, cl_status code)
@@ -123,12 +130,20 @@ cl_status cl_http_response_feed(cl_http_response *r, const uint8_t *p, size_t n,
     *used = 0;
     CL_ENSURE(!r->complete, CL_ERR_INTERNAL, "HTTP response fed after its end");
     size_t got = http_parser_execute(&r->parser, &response_settings, (const char *)p, n);
+    /* At the end of the stream (n == 0) in the middle of a message, http-parser 2.9 says
+     * HPE_INVALID_EOF_STATE and returns 1: it consumed nothing (found by the fuzz target). */
+    if (got > n) got = n;
     enum http_errno e = HTTP_PARSER_ERRNO(&r->parser);
     uint64_t at = r->received + got;
     r->received = at;
     *used = got;
     if (r->too_large)
         return response_fail(r, CL_RAISE(CL_ERR_LIMIT, "the HTTP response body is over %zu bytes", r->max_body));
+    if (r->bad_start)
+        return response_fail(r, CL_RAISE(CL_ERR_FORMAT,
+                                         "malformed HTTP response: HTTP/%u.%u %u (HTTP/1.x and a status from 100 to "
+                                         "599 expected)",
+                                         r->parser.http_major, r->parser.http_minor, r->parser.status_code));
     if (e == HPE_CB_message_complete)
         return response_fail(
             r, CL_RAISE(CL_ERR_FORMAT, "the server sent more than %d interim (1xx) answers", CL_HTTP_MAX_INTERIM));

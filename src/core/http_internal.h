@@ -20,13 +20,14 @@ typedef struct cl_http_response {
     http_parser parser;
     cl_buf *body;      /* the body is appended here */
     size_t body_start; /* body->len before the response */
-    size_t max_body;
+    size_t max_body;   /* the bound, within what body can still take */
     uint64_t received; /* bytes consumed so far */
     int status;        /* of the final answer, once complete */
     unsigned interim;  /* 1xx answers skipped */
     bool complete;
     bool keep_alive; /* the connection may carry another request (once complete) */
     bool too_large;
+    bool bad_start; /* not HTTP/1.x, or a status outside 100..599 */
 } cl_http_response;
 
 void cl_http_response_init(cl_http_response *r, cl_buf *body, size_t max_body);

@@ -5,8 +5,8 @@
  * can send them. The first byte picks the size of the pieces the stream arrives in (as
  * recv gives them), the rest is the stream; its end is the peer's close. What the
  * wrapper promises: it never consumes more than it was given; the body stays within
- * max_body and is empty after a failure; a complete answer has a final status
- * (200..599, or 1xx other than interim ones, never 101).
+ * max_body and is empty after a failure; a complete answer is HTTP/1.x with a
+ * status from 100 to 599, never 101.
  * Seeds: a KMS answer, a chunked one with trailers, an error answer, an interim answer.
  */
 #include <stddef.h>
@@ -43,7 +43,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (body.len > MAX_BODY) abort();
     if (rc != CL_OK && body.len != 0) abort();
-    if (rc == CL_OK && r.complete && (r.status == 101 || r.status < 100 || r.status > 999)) abort();
+    if (rc == CL_OK && r.complete && (r.status < 100 || r.status > 599 || r.status == 101)) abort();
+    if (rc == CL_OK && r.complete && r.parser.http_major != 1) abort();
     cl_buf_free(&body);
     return 0;
 }

@@ -353,6 +353,10 @@ static void test_garbage_is_refused(void **state)
     expect_failure(&a, NULL, CL_ERR_FORMAT, "malformed HTTP response at byte");
     const answer b = {"HTTP/1.1 2000 OK\r\n\r\n", 0, KEEP};
     expect_failure(&b, NULL, CL_ERR_FORMAT, "invalid HTTP status code");
+    const answer short_status = {"HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n", 0, KEEP};
+    expect_failure(&short_status, NULL, CL_ERR_FORMAT, "HTTP/1.1 20 (HTTP/1.x and a status from 100 to 599 expected)");
+    const answer version = {"HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", 0, KEEP};
+    expect_failure(&version, NULL, CL_ERR_FORMAT, "HTTP/2.0 200");
     const answer bad_len = {"HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n", 0, KEEP};
     expect_failure(&bad_len, NULL, CL_ERR_FORMAT, "content-length");
 }
@@ -386,8 +390,9 @@ static void test_truncated_bodies_are_refused(void **state)
     expect_failure(&no_last_chunk, NULL, CL_ERR_IO, "closed in the middle of the HTTP response");
     const answer length = {"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234", 0, CLOSE};
     expect_failure(&length, NULL, CL_ERR_IO, "closed in the middle of the HTTP response");
+    /* The count is what was received: http-parser's 1 for the end of the stream is not a byte. */
     const answer head = {"HTTP/1.1 200 OK\r\nContent-Le", 0, CLOSE};
-    expect_failure(&head, NULL, CL_ERR_IO, "closed in the middle of the HTTP response");
+    expect_failure(&head, NULL, CL_ERR_IO, "closed in the middle of the HTTP response (after 27 bytes)");
     const answer nothing = {NULL, 0, DROP};
     expect_failure(&nothing, NULL, CL_ERR_IO, "closed the connection without answering");
 }
@@ -614,6 +619,16 @@ static void test_parser_byte_by_byte(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(cl_buf_cstr(&body), "hello world");
     assert_string_equal(in + i, "EXTRA"); /* not consumed */
+    cl_buf_free(&body);
+
+    /* The bound is also what the caller's buffer can still take. */
+    static const char big[] = "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nhello world";
+    cl_buf_init(&body, 12);
+    assert_ok(cl_buf_append_str(&body, "ab"));
+    cl_http_response_init(&r, &body, 1 << 20);
+    assert_fails(cl_http_response_feed(&r, (const uint8_t *)big, sizeof(big) - 1, &used), CL_ERR_LIMIT,
+                 "body is over 10 bytes");
+    assert_string_equal(cl_buf_cstr(&body), "ab");
     cl_buf_free(&body);
 }
 

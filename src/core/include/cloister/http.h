@@ -14,9 +14,11 @@
  *   (RFC 9112 section 9.3); a kept connection the server has closed meanwhile is
  *   noticed before use, and a request that got no byte back on a reused connection is
  *   sent once more on a fresh one (as libcurl does).
- * - Bounds: each exchange, connecting included, has a deadline; the status line and
- *   headers at most 80 KiB (http-parser's HTTP_MAX_HEADER_SIZE); the body at most
- *   max_body bytes, whatever its framing (Content-Length, chunked, or until close).
+ * - Bounds: each exchange, connecting included, has a deadline (resolving the name
+ *   with getaddrinfo excepted: outside enclaves only, it has none of its own); the
+ *   status line and headers at most 80 KiB (http-parser's HTTP_MAX_HEADER_SIZE); the
+ *   body at most max_body bytes (and what resp can take), whatever its framing
+ *   (Content-Length, chunked, or until close).
  *
  * Failures, by kind: CL_ERR_IO the transport's (cannot connect, send or receive, the
  * deadline passed, the peer closed before the end of the answer): another attempt
