@@ -119,7 +119,7 @@ void cl_http_response_init(cl_http_response *r, cl_buf *body, size_t max_body)
     r->max_body = body->max - body->len < max_body ? body->max - body->len : max_body;
 }
 
-static cl_status response_fail(cl_http_response *r, cl_status code)
+static CL_MUST_USE cl_status response_fail(cl_http_response *r, cl_status code)
 {
     cl_buf_truncate(r->body, r->body_start);
     return code;
@@ -280,7 +280,7 @@ static int64_t now_ms(void)
 }
 
 /* Waits until fd is ready for `events` or the deadline passes. */
-static cl_status wait_fd(const cl_http_client *c, int fd, short events, int64_t deadline, const char *doing)
+static CL_MUST_USE cl_status wait_fd(const cl_http_client *c, int fd, short events, int64_t deadline, const char *doing)
 {
     for (;;) {
         int64_t left = deadline - now_ms();
@@ -293,7 +293,7 @@ static cl_status wait_fd(const cl_http_client *c, int fd, short events, int64_t 
     }
 }
 
-static cl_status set_nonblocking(int fd)
+static CL_MUST_USE cl_status set_nonblocking(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) CL_FAIL_ERRNO(CL_ERR_IO, "fcntl O_NONBLOCK");
@@ -301,7 +301,7 @@ static cl_status set_nonblocking(int fd)
 }
 
 /* One address: a non-blocking connect finished by poll. */
-static cl_status connect_one(const cl_http_client *c, const struct addrinfo *ai, int64_t deadline, int *out)
+static CL_MUST_USE cl_status connect_one(const cl_http_client *c, const struct addrinfo *ai, int64_t deadline, int *out)
 {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) CL_FAIL_ERRNO(CL_ERR_IO, "cannot connect to %s port %s: socket", c->url.host, c->url.port);
@@ -329,7 +329,7 @@ out:
     return rc;
 }
 
-static cl_status connect_tcp(const cl_http_client *c, int64_t deadline, int *out)
+static CL_MUST_USE cl_status connect_tcp(const cl_http_client *c, int64_t deadline, int *out)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
@@ -349,7 +349,7 @@ static cl_status connect_tcp(const cl_http_client *c, int64_t deadline, int *out
     return rc;
 }
 
-static cl_status tls_context(cl_http_client *c)
+static CL_MUST_USE cl_status tls_context(cl_http_client *c)
 {
     if (c->ctx != NULL) return CL_OK;
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -375,7 +375,7 @@ out:
 }
 
 /* What a failed SSL_* call on c->ssl means; raises and returns the status. */
-static cl_status tls_failure(const cl_http_client *c, int ret, const char *doing)
+static CL_MUST_USE cl_status tls_failure(const cl_http_client *c, int ret, const char *doing)
 {
     int e = SSL_get_error(c->ssl, ret);
     long v = SSL_get_verify_result(c->ssl);
@@ -396,7 +396,7 @@ static cl_status tls_failure(const cl_http_client *c, int ret, const char *doing
 /* Drives one non-blocking SSL call to completion. op returns SSL_* style results. */
 typedef int (*tls_op)(SSL *ssl, void *arg);
 
-static cl_status tls_drive(cl_http_client *c, tls_op op, void *arg, int64_t deadline, const char *doing)
+static CL_MUST_USE cl_status tls_drive(cl_http_client *c, tls_op op, void *arg, int64_t deadline, const char *doing)
 {
     for (;;) {
         ERR_clear_error();
@@ -420,7 +420,7 @@ static int op_connect(SSL *ssl, void *arg)
     return SSL_connect(ssl);
 }
 
-static cl_status tls_start(cl_http_client *c, int64_t deadline)
+static CL_MUST_USE cl_status tls_start(cl_http_client *c, int64_t deadline)
 {
     CL_GUARD(tls_context(c));
     c->ssl = SSL_new(c->ctx);
@@ -443,7 +443,7 @@ static cl_status tls_start(cl_http_client *c, int64_t deadline)
     return CL_OK;
 }
 
-static cl_status http_connect(cl_http_client *c, int64_t deadline)
+static CL_MUST_USE cl_status http_connect(cl_http_client *c, int64_t deadline)
 {
     http_close(c, true);
     cl_status rc = CL_OK;
@@ -486,7 +486,7 @@ static int op_write(SSL *ssl, void *arg)
     return SSL_write_ex(ssl, a->p, a->n, &a->done);
 }
 
-static cl_status send_all(cl_http_client *c, const cl_buf *req, int64_t deadline)
+static CL_MUST_USE cl_status send_all(cl_http_client *c, const cl_buf *req, int64_t deadline)
 {
     size_t off = 0; /* our own request: no untrusted byte here */
     while (off < req->len) {
@@ -511,7 +511,7 @@ static cl_status send_all(cl_http_client *c, const cl_buf *req, int64_t deadline
 }
 
 /* Reads up to n bytes; *got == 0 is the end of the stream. */
-static cl_status recv_some(cl_http_client *c, uint8_t *buf, size_t n, int64_t deadline, size_t *got)
+static CL_MUST_USE cl_status recv_some(cl_http_client *c, uint8_t *buf, size_t n, int64_t deadline, size_t *got)
 {
     *got = 0;
     for (;;) {
@@ -551,8 +551,8 @@ static cl_status recv_some(cl_http_client *c, uint8_t *buf, size_t n, int64_t de
 }
 
 /* One request and its answer on the open connection. *answered: a byte came back. */
-static cl_status exchange(cl_http_client *c, const cl_buf *req, cl_buf *resp, int64_t deadline, int *status,
-                          bool *answered)
+static CL_MUST_USE cl_status exchange(cl_http_client *c, const cl_buf *req, cl_buf *resp, int64_t deadline, int *status,
+                                      bool *answered)
 {
     *answered = false;
     cl_status rc = CL_OK;
@@ -602,8 +602,8 @@ static bool header_value_ok(const char *s)
     return true;
 }
 
-static cl_status build_request(const cl_http_client *c, const cl_http_header *headers, size_t n_headers,
-                               const void *body, size_t body_len, cl_buf *req)
+static CL_MUST_USE cl_status build_request(const cl_http_client *c, const cl_http_header *headers, size_t n_headers,
+                                           const void *body, size_t body_len, cl_buf *req)
 {
     CL_GUARD(cl_buf_printf(req, "POST %s HTTP/1.1\r\nHost: %s\r\n", c->url.path, c->url.authority));
     for (size_t i = 0; i < n_headers; i++) {

@@ -155,7 +155,8 @@ static void cl_kms_sleep_backoff(int attempt)
 
 /* One signed attempt. *retry says whether another attempt may help: a transport
  * failure (CL_ERR_IO from cloister/http.h) or an answer cl_kms_retryable names. */
-static cl_status cl_kms_attempt(cl_kms_client *c, const char *op, const char *body, cl_buf *resp, bool *retry)
+static CL_MUST_USE cl_status cl_kms_attempt(cl_kms_client *c, const char *op, const char *body, cl_buf *resp,
+                                            bool *retry)
 {
     *retry = false;
     cl_status rc = CL_OK;

@@ -241,7 +241,7 @@ static cl_status append_hex_field(cl_buf *b, const char *name, const uint8_t v[4
 }
 
 /* The "Measurements" member, without the braces around it. */
-static cl_status append_measurements(const cl_image *img, cl_buf *out)
+static CL_MUST_USE cl_status append_measurements(const cl_image *img, cl_buf *out)
 {
     CL_GUARD(cl_buf_append_str(out, "  \"Measurements\": {\n    \"HashAlgorithm\": \"Sha384 { ... }\",\n"));
     CL_GUARD(append_hex_field(out, "PCR0", img->pcr0, false));
