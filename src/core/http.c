@@ -488,14 +488,15 @@ static int op_write(SSL *ssl, void *arg)
 
 static CL_MUST_USE cl_status send_all(cl_http_client *c, const cl_buf *req, int64_t deadline)
 {
-    size_t off = 0; /* our own request: no untrusted byte here */
-    while (off < req->len) {
-        const uint8_t *p = req->data + off;
-        size_t n = req->len - off;
+    cl_reader r = cl_reader_make(req->data, req->len);
+    while (cl_reader_remaining(&r) > 0) {
+        const uint8_t *p = NULL;
+        size_t n = 0;
+        cl_reader_rest(&r, &p, &n);
         if (c->ssl != NULL) {
             io_arg a = {.p = p, .n = n};
             CL_GUARD(tls_drive(c, op_write, &a, deadline, "sending the request"));
-            off += a.done;
+            CL_GUARD(cl_reader_skip(&r, a.done));
             continue;
         }
         ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
@@ -505,7 +506,7 @@ static CL_MUST_USE cl_status send_all(cl_http_client *c, const cl_buf *req, int6
         }
         if (w < 0 && errno == EINTR) continue;
         if (w < 0) CL_FAIL_ERRNO(CL_ERR_IO, "sending the request to %s port %s", c->url.host, c->url.port);
-        off += (size_t)w;
+        CL_GUARD(cl_reader_skip(&r, (size_t)w));
     }
     return CL_OK;
 }
