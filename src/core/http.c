@@ -359,6 +359,9 @@ static CL_MUST_USE cl_status tls_context(cl_http_client *c)
         CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "TLS: cannot require TLS 1.2");
     /* The peer is always verified: chain and name (set per connection). */
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    /* An answer may carry a plaintext key (Decrypt without Recipient): OpenSSL wipes its
+     * record buffers once read, as cloister-kms's own context does. */
+    (void)SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
     if (c->ca_file != NULL) {
         if (SSL_CTX_load_verify_file(ctx, c->ca_file) != 1)
             CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO,
