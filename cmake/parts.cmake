@@ -97,6 +97,16 @@ function(cl_library name)
   endif()
 endfunction()
 
+# The linker map of a guest program, build/link-maps/NAME.map: which of our object files
+# (and which static archives' members) the link pulled in. scripts/tcb counts the lines
+# of our sources in each enclave's trusted computing base from it (docs/threat-model.md).
+set(CL_LINK_MAP_DIR ${PROJECT_BINARY_DIR}/link-maps)
+file(MAKE_DIRECTORY ${CL_LINK_MAP_DIR})
+function(cl_guest_link_map name)
+  target_link_options(${name} PRIVATE -Wl,-Map=${CL_LINK_MAP_DIR}/${name}.map)
+  set_property(TARGET ${name} APPEND PROPERTY ADDITIONAL_CLEAN_FILES ${CL_LINK_MAP_DIR}/${name}.map)
+endfunction()
+
 # cl_program(NAME PART part [GUEST] SOURCES ... LINKS ...)
 #   A program of a part, written to bin/. GUEST: it runs inside an enclave: no
 #   sanitizers, the _guest flavour of every part library it names, and
@@ -121,6 +131,7 @@ function(cl_program name)
     target_compile_options(${name} PRIVATE -fno-sanitize=all)
     target_link_options(${name} PRIVATE -fno-sanitize=all -Wl,--as-needed)
     target_link_libraries(${name} PRIVATE ${links})
+    cl_guest_link_map(${name})
   else()
     target_link_libraries(${name} PRIVATE ${A_LINKS})
   endif()

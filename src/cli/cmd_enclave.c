@@ -31,7 +31,9 @@ static const char enclave_usage[] =
     "\n"
     "build packs BIN (at /app/NAME), the loader and libraries it needs (from ldd, at their paths)\n"
     "and each --file (default /files/NAME) into a deterministic image and prints its measurements\n"
-    "as nitro-cli does (PCR0 image, PCR1 runtime, PCR2 application, PCR8 signing certificate).\n"
+    "as nitro-cli does (PCR0 image, PCR1 runtime, PCR2 application, PCR8 signing certificate),\n"
+    "then the loader and libraries it packed with their sizes (Runtime) and the image's size;\n"
+    "measure prints the same for an image.\n"
     "See docs/formats/enclave-image.md.\n"
     "\n"
     "run starts the image's program isolated (namespaces, read-only root of the image's files only,\n"
@@ -103,11 +105,12 @@ static int enclave_init_root(int argc, char **argv)
 
 #define MAX_FILES 256
 
+/* The measurements, the libraries with their sizes, the image's size. */
 static int print_measurements(const cl_image *img)
 {
     cl_buf json;
     cl_buf_init(&json, 4096);
-    cl_status rc = cl_image_measurements_json(img, &json);
+    cl_status rc = cl_image_summary_json(img, &json);
     if (rc == CL_OK) fputs(cl_buf_cstr(&json), stdout);
     cl_buf_free(&json);
     return rc == CL_OK ? CLI_EXIT_OK : cli_report(rc);

@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "cloister/kms_client.h"
 
-#include <curl/curl.h>
 #include <jansson.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +9,7 @@
 #include <time.h>
 
 #include "cloister/crypto.h"
+#include "cloister/http.h"
 #include "cloister/log.h"
 #include "cloister/mem.h"
 #include "cloister/nsm.h"
@@ -22,38 +21,24 @@
 #define CL_KMS_BACKOFF_CAP_MS 20000
 
 struct cl_kms_client {
-    CURL *curl;
-    char *endpoint; /* scheme://host[:port]/path */
-    char *host;     /* Host header value */
-    char *path;
+    cl_http_client *http; /* one connection, kept alive between calls */
+    char *endpoint;       /* as configured: named in error messages */
+    char *host;           /* the Host header, signed (cl_http_url.authority) */
     char *region;
     char *access_key_id;
     cl_buf secret; /* secret buffer, NUL-terminated */
     char *session_token;
     int max_attempts;
-    long timeout_ms;
-    uint32_t vsock_port; /* 0: TCP */
-    char *ca_file;       /* NULL: the system's trust store */
-    /* For vsock: "HOST:PORT:127.0.0.1", so that libcurl, which resolves the name before it
-     * asks the open-socket callback for a socket, never needs DNS (an enclave has none); the
-     * callback ignores the address. The name still goes into Host, SNI and the certificate check. */
-    struct curl_slist *resolve;
 };
-
-static pthread_once_t cl_curl_once = PTHREAD_ONCE_INIT;
-static void cl_curl_init(void) { (void)curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 static char *cl_dup(const char *s) { return s != NULL ? strdup(s) : NULL; }
 
 void cl_kms_client_free(cl_kms_client *c)
 {
     if (c == NULL) return;
-    if (c->curl) curl_easy_cleanup(c->curl);
+    cl_http_client_free(c->http);
     free(c->endpoint);
     free(c->host);
-    free(c->path);
-    free(c->ca_file);
-    curl_slist_free_all(c->resolve);
     free(c->region);
     free(c->access_key_id);
     cl_buf_free(&c->secret);
@@ -62,54 +47,12 @@ void cl_kms_client_free(cl_kms_client *c)
     free(c);
 }
 
-/* Splits the endpoint with libcurl's URL parser (no hand-made URL parsing). */
-static cl_status cl_kms_parse_endpoint(cl_kms_client *c)
-{
-    cl_status rc = CL_OK;
-    CURLU *u = curl_url();
-    char *host = NULL, *port = NULL, *dport = NULL, *path = NULL, *scheme = NULL;
-    CL_ENSURE(u != NULL, CL_ERR_NOMEM, "out of memory");
-    if (curl_url_set(u, CURLUPART_URL, c->endpoint, 0) != CURLUE_OK)
-        CL_FAIL_GOTO(CL_ERR_USAGE, "KMS endpoint %s is not a URL", c->endpoint);
-    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
-        CL_FAIL_GOTO(CL_ERR_USAGE, "KMS endpoint %s must be http:// or https://", c->endpoint);
-    if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
-        CL_FAIL_GOTO(CL_ERR_USAGE, "KMS endpoint %s has no host", c->endpoint);
-    (void)curl_url_get(u, CURLUPART_PORT, &port, 0);
-    (void)curl_url_get(u, CURLUPART_PATH, &path, 0);
-    if (curl_url_get(u, CURLUPART_PORT, &dport, CURLU_DEFAULT_PORT) == CURLUE_OK && host[0] != '[') {
-        char entry[512];
-        int m = snprintf(entry, sizeof(entry), "%s:%s:127.0.0.1", host, dport);
-        CL_ENSURE_GOTO(m > 0 && (size_t)m < sizeof(entry), CL_ERR_USAGE, "KMS endpoint host %.64s... is too long",
-                       host);
-        c->resolve = curl_slist_append(NULL, entry);
-        CL_ENSURE_GOTO(c->resolve != NULL, CL_ERR_NOMEM, "out of memory");
-    }
-    size_t n = strlen(host) + (port ? strlen(port) + 1 : 0) + 1;
-    c->host = malloc(n);
-    CL_ENSURE_GOTO(c->host != NULL, CL_ERR_NOMEM, "out of memory");
-    /* Host as botocore signs it: the port only when the URL names one. */
-    (void)snprintf(c->host, n, "%s%s%s", host, port ? ":" : "", port ? port : "");
-    c->path = strdup(path && path[0] ? path : "/");
-    CL_ENSURE_GOTO(c->path != NULL, CL_ERR_NOMEM, "out of memory");
-out:
-    curl_free(host);
-    curl_free(port);
-    curl_free(dport);
-    curl_free(path);
-    curl_free(scheme);
-    curl_url_cleanup(u);
-    return rc;
-}
-
 cl_status cl_kms_client_new(const cl_kms_client_config *cfg, cl_kms_client **out)
 {
     CL_ENSURE(cfg->region != NULL && cfg->region[0] != '\0', CL_ERR_USAGE,
               "no AWS region: set AWS_REGION or AWS_DEFAULT_REGION");
     CL_ENSURE(cfg->access_key_id != NULL && cfg->secret_access_key != NULL, CL_ERR_USAGE,
               "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
-    pthread_once(&cl_curl_once, cl_curl_init);
     cl_status rc = CL_OK;
     cl_kms_client *c = calloc(1, sizeof(*c));
     CL_ENSURE(c != NULL, CL_ERR_NOMEM, "out of memory");
@@ -120,16 +63,17 @@ cl_status cl_kms_client_new(const cl_kms_client_config *cfg, cl_kms_client **out
     c->region = cl_dup(cfg->region);
     c->access_key_id = cl_dup(cfg->access_key_id);
     c->session_token = cl_dup(cfg->session_token);
-    c->ca_file = cl_dup(cfg->ca_file);
-    c->curl = curl_easy_init();
-    CL_ENSURE_GOTO(c->endpoint && c->region && c->access_key_id && c->curl &&
-                       (cfg->session_token == NULL || c->session_token) && (cfg->ca_file == NULL || c->ca_file),
+    CL_ENSURE_GOTO(c->endpoint && c->region && c->access_key_id && (cfg->session_token == NULL || c->session_token),
                    CL_ERR_NOMEM, "out of memory");
     CL_GUARD_GOTO(cl_buf_append_str(&c->secret, cfg->secret_access_key));
-    CL_GUARD_GOTO(cl_kms_parse_endpoint(c));
+    cl_http_config hc = {.ca_file = cfg->ca_file,
+                         .vsock_port = cfg->vsock_port,
+                         .timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 30000,
+                         .max_body = CL_KMS_MAX_RESPONSE};
+    CL_GUARD_CTX_GOTO(cl_http_client_new(c->endpoint, &hc, &c->http), "KMS endpoint %s", c->endpoint);
+    c->host = strdup(cl_http_client_url(c->http)->authority);
+    CL_ENSURE_GOTO(c->host != NULL, CL_ERR_NOMEM, "out of memory");
     c->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 3;
-    c->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 30000;
-    c->vsock_port = cfg->vsock_port;
     *out = c;
 out:
     if (rc != CL_OK) cl_kms_client_free(c);
@@ -164,15 +108,9 @@ cl_status cl_kms_client_from_env(const char *endpoint, cl_kms_client **out)
     return cl_kms_client_new(&cfg, out);
 }
 
-static size_t cl_kms_write(char *p, size_t size, size_t n, void *arg)
-{
-    cl_buf *b = arg;
-    return cl_buf_append(b, p, size * n) == CL_OK ? size * n : 0;
-}
-
 /* The exception name of an AWS JSON error: "__type", possibly
  * "namespace#Name" (awsJson1_1 error shape), or the x-amzn-ErrorType header. */
-static cl_status cl_kms_remote_error(long status, const cl_buf *body, char *name, size_t cap)
+static cl_status cl_kms_remote_error(int status, const cl_buf *body, char *name, size_t cap)
 {
     json_t *j = json_loadb((const char *)body->data, body->len, 0, NULL);
     const char *type = json_string_value(json_object_get(j, "__type"));
@@ -192,12 +130,12 @@ static cl_status cl_kms_remote_error(long status, const cl_buf *body, char *name
     } else if (strcmp(type, "InvalidCiphertextException") == 0) {
         code = CL_ERR_AUTH;
     }
-    cl_status rc = CL_RAISE(code, "%s: %s (HTTP %ld)", type ? type : "KMS error", msg ? msg : "no message", status);
+    cl_status rc = CL_RAISE(code, "%s: %s (HTTP %d)", type ? type : "KMS error", msg ? msg : "no message", status);
     json_decref(j);
     return rc;
 }
 
-static bool cl_kms_retryable(long status, const char *exc)
+static bool cl_kms_retryable(int status, const char *exc)
 {
     if (status >= 500) return true;
     return strcmp(exc, "ThrottlingException") == 0 || strcmp(exc, "LimitExceededException") == 0 ||
@@ -215,34 +153,14 @@ static void cl_kms_sleep_backoff(int attempt)
     nanosleep(&ts, NULL);
 }
 
-/* Connections over vsock (libcurl's "external socket" hooks): curl asks for a socket, gets
- * a stream the launcher (or vsock-proxy) already connected to the KMS, and skips connect(). */
-static curl_socket_t cl_kms_open_vsock(void *arg, curlsocktype purpose, struct curl_sockaddr *addr)
-{
-    (void)purpose;
-    (void)addr;
-    const cl_kms_client *c = arg;
-    int fd = -1;
-    if (cl_vsock_connect(cl_vsock_ctl(), c->vsock_port, &fd) != CL_OK) {
-        CL_LOG_WARN("KMS over vsock port %u: %s", c->vsock_port, cl_error_message());
-        return CURL_SOCKET_BAD;
-    }
-    return fd;
-}
-
-static int cl_kms_sockopt_vsock(void *arg, curl_socket_t fd, curlsocktype purpose)
-{
-    (void)arg;
-    (void)fd;
-    (void)purpose;
-    return CURL_SOCKOPT_ALREADY_CONNECTED;
-}
-
-/* One signed attempt. *retry says whether another attempt may help. */
-static cl_status cl_kms_attempt(cl_kms_client *c, const char *op, const char *body, cl_buf *resp, bool *retry)
+/* One signed attempt. *retry says whether another attempt may help: a transport
+ * failure (CL_ERR_IO from cloister/http.h) or an answer cl_kms_retryable names. */
+static CL_MUST_USE cl_status cl_kms_attempt(cl_kms_client *c, const char *op, const char *body, cl_buf *resp,
+                                            bool *retry)
 {
     *retry = false;
     cl_status rc = CL_OK;
+    const cl_http_url *url = cl_http_client_url(c->http);
     char date[17], target[160];
     cl_sigv4_format_amz_date((int64_t)time(NULL), date);
     (void)snprintf(target, sizeof(target), "TrentService.%s", op);
@@ -250,6 +168,7 @@ static cl_status cl_kms_attempt(cl_kms_client *c, const char *op, const char *bo
     char ph[65];
     CL_GUARD(cl_sha256(body, strlen(body), d));
     for (size_t i = 0; i < 32; i++) (void)snprintf(ph + 2 * i, 3, "%02x", d[i]);
+    /* The Host signed is the one the HTTP client sends (cl_http_url.authority). */
     cl_kv hdrs[5] = {{"Content-Type", "application/x-amz-json-1.1"},
                      {"Host", c->host},
                      {"X-Amz-Date", date},
@@ -257,7 +176,7 @@ static cl_status cl_kms_attempt(cl_kms_client *c, const char *op, const char *bo
                      {"X-Amz-Security-Token", c->session_token}};
     size_t nh = c->session_token ? 5 : 4;
     cl_sigv4_request sr = {.method = "POST",
-                           .path = c->path,
+                           .path = url->path,
                            .headers = hdrs,
                            .n_headers = nh,
                            .signed_headers = c->session_token ? "content-type;host;x-amz-date;x-amz-security-token;"
@@ -267,58 +186,21 @@ static cl_status cl_kms_attempt(cl_kms_client *c, const char *op, const char *bo
                            .amz_date = date,
                            .region = c->region,
                            .service = "kms"};
-    cl_buf auth, line;
+    cl_buf auth;
     cl_buf_init(&auth, 4096);
-    cl_buf_init_secret(&line, 8192);
-    struct curl_slist *list = NULL;
     CL_GUARD_GOTO(cl_sigv4_authorization(c->access_key_id, cl_buf_cstr(&c->secret), &sr, &auth));
-    for (size_t i = 0; i < nh; i++) {
-        if (strcmp(hdrs[i].key, "Host") == 0) continue; /* curl sends it from the URL */
-        cl_buf_reset(&line);
-        CL_GUARD_GOTO(cl_buf_printf(&line, "%s: %s", hdrs[i].key, hdrs[i].value));
-        struct curl_slist *nl = curl_slist_append(list, cl_buf_cstr(&line));
-        CL_ENSURE_GOTO(nl != NULL, CL_ERR_NOMEM, "out of memory");
-        list = nl;
+    cl_http_header send[6];
+    size_t ns = 0;
+    for (size_t i = 0; i < nh; i++)
+        if (strcmp(hdrs[i].key, "Host") != 0) send[ns++] = (cl_http_header){hdrs[i].key, hdrs[i].value};
+    send[ns++] = (cl_http_header){"Authorization", cl_buf_cstr(&auth)};
+    int status = 0;
+    rc = cl_http_post(c->http, send, ns, body, strlen(body), &status, resp);
+    if (rc != CL_OK) {
+        *retry = rc == CL_ERR_IO;
+        (void)cl_error_wrap("KMS request %s to %s failed", op, c->endpoint);
+        goto out;
     }
-    cl_buf_reset(&line);
-    CL_GUARD_GOTO(cl_buf_printf(&line, "Authorization: %s", cl_buf_cstr(&auth)));
-    struct curl_slist *nl = curl_slist_append(list, cl_buf_cstr(&line));
-    CL_ENSURE_GOTO(nl != NULL, CL_ERR_NOMEM, "out of memory");
-    list = nl;
-    nl = curl_slist_append(list, "Expect:");
-    CL_ENSURE_GOTO(nl != NULL, CL_ERR_NOMEM, "out of memory");
-    list = nl;
-
-    CURL *h = c->curl;
-    curl_easy_reset(h);
-    curl_easy_setopt(h, CURLOPT_URL, c->endpoint);
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, cl_kms_write);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    /* Peer and host name are always verified (libcurl's defaults, never turned off); inside
-     * an enclave the trust store is the CA file baked into the image. */
-    if (c->ca_file != NULL) curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
-    if (c->vsock_port != 0) {
-        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, cl_kms_open_vsock);
-        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, c);
-        curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, cl_kms_sockopt_vsock);
-        if (c->resolve != NULL) curl_easy_setopt(h, CURLOPT_RESOLVE, c->resolve);
-    }
-    CURLcode cc = curl_easy_perform(h);
-    if (cc != CURLE_OK) {
-        *retry = cc == CURLE_COULDNT_CONNECT || cc == CURLE_OPERATION_TIMEDOUT || cc == CURLE_RECV_ERROR ||
-                 cc == CURLE_SEND_ERROR || cc == CURLE_GOT_NOTHING;
-        CL_FAIL_GOTO(CL_ERR_IO, "KMS request %s to %s failed: %s", op, c->endpoint, curl_easy_strerror(cc));
-    }
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     if (status != 200) {
         char exc[128];
         rc = cl_kms_remote_error(status, resp, exc, sizeof(exc));
@@ -326,9 +208,7 @@ static cl_status cl_kms_attempt(cl_kms_client *c, const char *op, const char *bo
         goto out;
     }
 out:
-    curl_slist_free_all(list);
     cl_buf_free(&auth);
-    cl_buf_free(&line);
     return rc;
 }
 

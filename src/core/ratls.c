@@ -30,6 +30,8 @@
 #include "cloister/mem.h"
 #include "cloister/nsm.h"
 
+#include "tls_socket_internal.h"
+
 /* TLS ExtensionType supported_versions (RFC 8446 section 4.2.1). */
 #define TLS_EXT_SUPPORTED_VERSIONS 43
 #define CERT_SECONDS 3600
@@ -61,74 +63,6 @@ static void hs_capture(ratls_hs *hs)
 }
 
 static int64_t wall_clock(void) { return (int64_t)time(NULL); }
-
-/* The socket BIO: send(MSG_NOSIGNAL) and recv, so that a peer that has gone is a
- * failed call (EPIPE), not a SIGPIPE that ends the process, as OpenSSL's own socket
- * BIO (write()) would raise. */
-static BIO_METHOD *sock_method;
-static pthread_once_t sock_method_once = PTHREAD_ONCE_INIT;
-
-static int sock_fd(BIO *b) { return (int)(intptr_t)BIO_get_data(b); }
-
-static int sock_write_ex(BIO *b, const char *p, size_t n, size_t *written)
-{
-    ssize_t r;
-    BIO_clear_retry_flags(b);
-    do {
-        r = send(sock_fd(b), p, n, MSG_NOSIGNAL);
-    } while (r < 0 && errno == EINTR);
-    if (r < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(b);
-        *written = 0;
-        return 0;
-    }
-    *written = (size_t)r;
-    return 1;
-}
-
-static int sock_read_ex(BIO *b, char *p, size_t n, size_t *got)
-{
-    ssize_t r;
-    BIO_clear_retry_flags(b);
-    do {
-        r = recv(sock_fd(b), p, n, 0);
-    } while (r < 0 && errno == EINTR);
-    *got = r > 0 ? (size_t)r : 0;
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_read(b);
-    if (r == 0) BIO_set_flags(b, BIO_FLAGS_IN_EOF);
-    return r > 0 ? 1 : 0;
-}
-
-static long sock_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-    if (cmd == BIO_CTRL_FLUSH) return 1;
-    if (cmd == BIO_CTRL_EOF) return BIO_test_flags(b, BIO_FLAGS_IN_EOF) != 0;
-    return 0;
-}
-
-static void sock_method_make(void)
-{
-    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "cloister socket");
-    if (m == NULL || BIO_meth_set_write_ex(m, sock_write_ex) != 1 || BIO_meth_set_read_ex(m, sock_read_ex) != 1 ||
-        BIO_meth_set_ctrl(m, sock_ctrl) != 1) {
-        BIO_meth_free(m);
-        return;
-    }
-    sock_method = m;
-}
-
-/* Attaches the socket fd (not owned) to ssl. */
-static cl_status ssl_attach(SSL *ssl, int fd)
-{
-    CL_ENSURE(fd >= 0, CL_ERR_USAGE, "RA-TLS: no socket given");
-    (void)pthread_once(&sock_method_once, sock_method_make);
-    BIO *b = sock_method != NULL ? BIO_new(sock_method) : NULL;
-    if (b == NULL) CL_FAIL_SSL(CL_ERR_NOMEM, "RA-TLS: socket BIO");
-    BIO_set_data(b, (void *)(intptr_t)fd);
-    BIO_set_init(b, 1);
-    SSL_set_bio(ssl, b, b); /* one reference, owned by ssl */
-    return CL_OK;
-}
 
 /* --- binding and evidence ------------------------------------------------------ */
 
@@ -618,7 +552,7 @@ cl_status cl_ratls_server_accept(cl_ratls_server *s, int fd, cl_ratls_conn *out)
     hs->server = s;
     ssl = SSL_new(s->ctx);
     if (ssl == NULL) CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "RA-TLS server: SSL_new");
-    CL_GUARD_GOTO(ssl_attach(ssl, fd));
+    CL_GUARD_GOTO(cl_tls_attach_socket(ssl, fd, "RA-TLS"));
     SSL_set_app_data(ssl, hs);
     ERR_clear_error();
     int r = SSL_accept(ssl);
@@ -739,7 +673,7 @@ cl_status cl_ratls_client_connect(cl_ratls_client *c, int fd, cl_ratls_conn *out
     hs->have_nonce = true;
     ssl = SSL_new(c->ctx);
     if (ssl == NULL) CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "RA-TLS client: SSL_new");
-    CL_GUARD_GOTO(ssl_attach(ssl, fd));
+    CL_GUARD_GOTO(cl_tls_attach_socket(ssl, fd, "RA-TLS"));
     SSL_set_app_data(ssl, hs);
     ERR_clear_error();
     int r = SSL_connect(ssl);

@@ -240,14 +240,44 @@ static cl_status append_hex_field(cl_buf *b, const char *name, const uint8_t v[4
     return cl_buf_append_str(b, last ? "\"\n" : "\",\n");
 }
 
-cl_status cl_image_measurements_json(const cl_image *img, cl_buf *out)
+/* The "Measurements" member, without the braces around it. */
+static CL_MUST_USE cl_status append_measurements(const cl_image *img, cl_buf *out)
 {
-    CL_GUARD(cl_buf_append_str(out, "{\n  \"Measurements\": {\n    \"HashAlgorithm\": \"Sha384 { ... }\",\n"));
+    CL_GUARD(cl_buf_append_str(out, "  \"Measurements\": {\n    \"HashAlgorithm\": \"Sha384 { ... }\",\n"));
     CL_GUARD(append_hex_field(out, "PCR0", img->pcr0, false));
     CL_GUARD(append_hex_field(out, "PCR1", img->pcr1, false));
     CL_GUARD(append_hex_field(out, "PCR2", img->pcr2, !img->signed_));
     if (img->signed_) CL_GUARD(append_hex_field(out, "PCR8", img->pcr8, true));
-    return cl_buf_append_str(out, "  }\n}\n");
+    return cl_buf_append_str(out, "  }");
+}
+
+cl_status cl_image_measurements_json(const cl_image *img, cl_buf *out)
+{
+    CL_GUARD(cl_buf_append_str(out, "{\n"));
+    CL_GUARD(append_measurements(img, out));
+    return cl_buf_append_str(out, "\n}\n");
+}
+
+cl_status cl_image_summary_json(const cl_image *img, cl_buf *out)
+{
+    CL_GUARD(cl_buf_append_str(out, "{\n"));
+    CL_GUARD(append_measurements(img, out));
+    CL_GUARD(cl_buf_append_str(out, ",\n  \"Runtime\": {\n    \"Libraries\": ["));
+    uint64_t total = 0;
+    size_t count = 0;
+    for (size_t i = 0; i < img->count; i++) {
+        const cl_image_entry *e = &img->entries[i];
+        if (e->kind != CL_IMAGE_RUNTIME) continue;
+        /* Paths were checked at parse time: [A-Za-z0-9._+-/] only, nothing to escape in JSON. */
+        CL_GUARD(cl_buf_printf(out, "%s\n      {\"Path\": \"%s\", \"Bytes\": %llu}", count > 0 ? "," : "", e->path,
+                               (unsigned long long)e->size));
+        total += e->size;
+        count++;
+    }
+    CL_GUARD(cl_buf_printf(out, "%s],\n    \"Count\": %zu,\n    \"Bytes\": %llu,\n    \"MiB\": %.2f\n  },\n",
+                           count > 0 ? "\n    " : "", count, (unsigned long long)total, (double)total / 1048576.0));
+    return cl_buf_printf(out, "  \"ImageBytes\": %zu,\n  \"ImageMiB\": %.2f\n}\n", img->raw.len,
+                         (double)img->raw.len / 1048576.0);
 }
 
 /* --- building ------------------------------------------------------------- */

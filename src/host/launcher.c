@@ -271,12 +271,6 @@ static CL_MUST_USE cl_status seccomp_install(bool new_processes)
                              arg0(SCMP_CMP_MASKED_EQ, mask, new_processes ? 0 : CLONE_THREAD));
     }
     if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-    /* connect() is skipped and reports success. The enclave cannot create a socket (socket()
-     * is refused), so the only ones it holds are socketpair ends, already connected, that the
-     * launcher handed over; there is nothing to connect. libcurl needs it: 7.88 calls connect()
-     * even when CURLOPT_SOCKOPTFUNCTION says CURL_SOCKOPT_ALREADY_CONNECTED (curl issue #10626,
-     * fixed in 8.0), which is how the KMS client uses a vsock stream from inside. */
-    if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(0), SCMP_SYS(connect), 0);
     /* Per-connection timeouts on the sockets the enclave holds (a stalled client must not pin
      * one of the worker's threads): SOL_SOCKET with SO_RCVTIMEO or SO_SNDTIMEO only. */
     if (r == 0)

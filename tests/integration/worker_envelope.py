@@ -197,7 +197,7 @@ def main():
             r = w.run("infer", "--enclave", sock or "/nonexistent", p("patient.sealed"), "-o", p("report.json"),
                       env=w.henv)
             check(one_line_failure(r, p("report.json"), "the enclave refused the request: the worker could not start",
-                                   "unsealing the model", "Couldn't connect"),
+                                   "unsealing the model", "through vsock port 8000", "refused by the host"),
                   f"a failed start is reported to the host's client in one line (exit {r.returncode}): "
                   f"{r.stderr.strip()}")
             r = w.run("infer", "--enclave", sock or "/nonexistent", "--stop")

@@ -32,7 +32,8 @@ class Skip(Exception):
 
 class Relay:
     """Between a client and a server (TCP to 127.0.0.1:target, or a Unix socket path): keeps every
-    byte both ways. down: new connections are closed at once (the server is unreachable).
+    byte both ways. down: new connections are closed at once, and setting it closes the open
+    ones (the server is unreachable; a client's kept-alive connection goes down with it).
     hold: what the server answers is kept back, not forwarded (a request left in flight); held is
     set once it has kept something back."""
 
@@ -49,10 +50,27 @@ class Relay:
         self.sock.listen(16)
         self.lock = threading.Lock()
         self.captured = bytearray()
-        self.down = False
+        self.open = []  # the relayed connections' sockets, both ends
+        self._down = False
         self.hold = False
         self.held = threading.Event()
         threading.Thread(target=self.serve, daemon=True).start()
+
+    @property
+    def down(self):
+        return self._down
+
+    @down.setter
+    def down(self, value):
+        with self.lock:
+            self._down = value
+            if value:
+                for s in self.open:
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                self.open = []
 
     def pump(self, a, b, upstream):
         try:
@@ -95,6 +113,8 @@ class Relay:
             except OSError:
                 c.close()
                 continue
+            with self.lock:
+                self.open += [c, u]
             threading.Thread(target=self.pump, args=(c, u, False), daemon=True).start()
             threading.Thread(target=self.pump, args=(u, c, True), daemon=True).start()
 

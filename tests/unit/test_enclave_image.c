@@ -3,6 +3,7 @@
  * Enclave images (src/host/enclave_image.c): deterministic builds, the PCR definitions
  * computed independently here, and the parser's refusals of malformed images.
  */
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
@@ -216,13 +217,65 @@ static void test_list_libraries(void **state)
     cl_buf_free(&libs);
 }
 
+/* What `enclave build` / `measure` print: the runtime entries with their sizes and total. */
+static void summary_of(const cl_buf *raw, json_t **out)
+{
+    cl_image img;
+    cl_image_init(&img);
+    assert_ok(cl_image_parse(raw->data, raw->len, &img));
+    cl_buf json;
+    cl_buf_init(&json, 1 << 16);
+    assert_ok(cl_image_summary_json(&img, &json));
+    json_error_t err;
+    *out = json_loadb((const char *)json.data, json.len, 0, &err);
+    if (*out == NULL) fail_msg("not JSON (%s): %s", err.text, cl_buf_cstr(&json));
+    cl_buf_free(&json);
+    cl_image_free(&img);
+}
+
+static void test_summary(void **state)
+{
+    (void)state;
+    cl_buf b;
+    cl_buf_init(&b, 1 << 16);
+    header(&b, 4);
+    entry(&b, CL_IMAGE_EXE, 0555, "/app/prog", "#!program");
+    entry(&b, CL_IMAGE_FILE, 0444, "/files/model", "weights");
+    entry(&b, CL_IMAGE_RUNTIME, 0555, "/lib/x86_64-linux-gnu/libc.so.6", "libc");
+    entry(&b, CL_IMAGE_RUNTIME, 0555, "/lib64/ld-linux-x86-64.so.2", "loader");
+    json_t *j = NULL;
+    summary_of(&b, &j);
+    json_t *rt = json_object_get(j, "Runtime");
+    json_t *libs = json_object_get(rt, "Libraries");
+    assert_int_equal(json_array_size(libs), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(libs, 0), "Path")),
+                        "/lib/x86_64-linux-gnu/libc.so.6");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(libs, 0), "Bytes")), 4);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(libs, 1), "Path")),
+                        "/lib64/ld-linux-x86-64.so.2");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(libs, 1), "Bytes")), 6);
+    assert_int_equal(json_integer_value(json_object_get(rt, "Count")), 2);
+    assert_int_equal(json_integer_value(json_object_get(rt, "Bytes")), 10);
+    assert_int_equal(json_integer_value(json_object_get(j, "ImageBytes")), (json_int_t)b.len);
+    assert_int_equal(strlen(json_string_value(json_object_get(json_object_get(j, "Measurements"), "PCR0"))), 96);
+    json_decref(j);
+    /* No runtime entries (--no-libs): an empty list, a zero total. */
+    header(&b, 1);
+    entry(&b, CL_IMAGE_EXE, 0555, "/app/static", "x");
+    summary_of(&b, &j);
+    rt = json_object_get(j, "Runtime");
+    assert_int_equal(json_array_size(json_object_get(rt, "Libraries")), 0);
+    assert_int_equal(json_integer_value(json_object_get(rt, "Count")), 0);
+    assert_int_equal(json_integer_value(json_object_get(rt, "Bytes")), 0);
+    json_decref(j);
+    cl_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_build_and_measure),
-        cmocka_unit_test(test_parse_refusals),
-        cmocka_unit_test(test_extend),
-        cmocka_unit_test(test_list_libraries),
+        cmocka_unit_test(test_build_and_measure), cmocka_unit_test(test_parse_refusals), cmocka_unit_test(test_extend),
+        cmocka_unit_test(test_list_libraries),    cmocka_unit_test(test_summary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

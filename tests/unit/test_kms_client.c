@@ -10,6 +10,7 @@
 #include <event2/http.h>
 #include <event2/thread.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,12 +30,18 @@ typedef struct fake {
     const char *fail_type;
     char last_target[128];
     int saw_authorization;
+    struct evhttp_connection *conns[8]; /* the distinct connections requests came on */
+    int n_conns;
 } fake;
 
 static void fake_cb(struct evhttp_request *req, void *arg)
 {
     fake *f = arg;
     f->calls++;
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    bool seen = false;
+    for (int i = 0; i < f->n_conns; i++) seen = seen || f->conns[i] == conn;
+    if (!seen && f->n_conns < 8) f->conns[f->n_conns++] = conn;
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     const char *t = evhttp_find_header(in, "X-Amz-Target");
     (void)snprintf(f->last_target, sizeof(f->last_target), "%s", t ? t : "");
@@ -177,9 +184,33 @@ static void test_connection_refused_is_retried_then_reported(void **state)
     cl_kms_client *c = client_for(&f, 2);
     cl_buf resp;
     cl_buf_init(&resp, 4096);
-    assert_fails(cl_kms_call(c, "ListKeys", "{}", &resp), CL_ERR_IO, "ListKeys");
+    /* The message names the operation, the endpoint and what failed. */
+    char needle[128];
+    (void)snprintf(needle, sizeof(needle), "KMS request ListKeys to http://127.0.0.1:%d failed: cannot connect", port);
+    assert_fails(cl_kms_call(c, "ListKeys", "{}", &resp), CL_ERR_IO, needle);
     cl_buf_free(&resp);
     cl_kms_client_free(c);
+}
+
+/* The client keeps its connection between calls (as its libcurl handle did), also
+ * across error answers and retries. */
+static void test_calls_share_one_connection(void **state)
+{
+    (void)state;
+    fake f = {.fail_first = 1, .fail_status = 400, .fail_type = "ThrottlingException"};
+    fake_start(&f);
+    cl_kms_client *c = client_for(&f, 3);
+    cl_buf resp;
+    cl_buf_init(&resp, 4096);
+    for (int i = 0; i < 3; i++) {
+        cl_buf_reset(&resp);
+        assert_ok(cl_kms_call(c, "ListKeys", "{}", &resp));
+    }
+    cl_kms_client_free(c);
+    fake_stop(&f);
+    assert_int_equal(f.calls, 4);
+    assert_int_equal(f.n_conns, 1);
+    cl_buf_free(&resp);
 }
 
 static void test_config_errors(void **state)
@@ -205,6 +236,7 @@ int main(void)
         cmocka_unit_test(test_gives_up_after_max_attempts),
         cmocka_unit_test(test_no_retry_on_client_errors),
         cmocka_unit_test(test_connection_refused_is_retried_then_reported),
+        cmocka_unit_test(test_calls_share_one_connection),
         cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

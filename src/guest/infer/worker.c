@@ -82,7 +82,7 @@ typedef struct worker {
     cl_worker core; /* the pool and the paths (serve.c) */
 } worker;
 
-/* Per pool thread (cl_worker_thread.ctx): KMS clients are not shared (one curl handle each). */
+/* Per pool thread (cl_worker_thread.ctx): KMS clients are not shared (one kept-alive connection each). */
 typedef struct worker_kms {
     cl_kms_client *kms;
     cl_kms_client *data_kms; /* NULL: kms */

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A client for the AWS KMS JSON API (cloister-kms, AWS KMS, moto): requests
- * signed with SigV4 (cloister/sigv4.h), sent with libcurl, retried with
- * exponential backoff and full jitter on throttling, 5xx and transport
- * errors (AWS SDKs' "standard" retry mode: 3 attempts, base 100 ms, cap 20 s).
+ * signed with SigV4 (cloister/sigv4.h), sent by core's HTTP/1.1 client
+ * (cloister/http.h: OpenSSL and http-parser only, one connection kept alive),
+ * retried with exponential backoff and full jitter on throttling, 5xx and
+ * transport errors (AWS SDKs' "standard" retry mode: 3 attempts, base 100 ms,
+ * cap 20 s). A transport failure's message names the operation and the
+ * endpoint ("KMS request Decrypt to https://... failed: ...").
  *
  * An AWS error answer becomes a cl_status with the exception name first in
  * the message ("NotFoundException: Alias ... is not found."):

@@ -80,6 +80,11 @@ CL_MUST_USE cl_status cl_image_parse(const uint8_t *p, size_t n, cl_image *out);
 CL_MUST_USE cl_status cl_image_load(const char *path, cl_image *out);
 /* {"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": ..., ...}} as nitro-cli prints. */
 CL_MUST_USE cl_status cl_image_measurements_json(const cl_image *img, cl_buf *out);
+/* The measurements and what the image holds besides them, for `cloister enclave build` and
+ * `measure`: {"Measurements": ..., "Runtime": {"Libraries": [{"Path", "Bytes"}...], "Count",
+ * "Bytes", "MiB"}, "ImageBytes", "ImageMiB"}: the loader and libraries are the part of the
+ * enclave's TCB that is not ours (docs/threat-model.md, "TCB"). */
+CL_MUST_USE cl_status cl_image_summary_json(const cl_image *img, cl_buf *out);
 /* PCR = SHA-384(pcr || SHA-384(data)) */
 CL_MUST_USE cl_status cl_image_pcr_extend_digest(uint8_t pcr[48], const uint8_t *data, size_t len);
 /* The libraries `exe` needs, from `ldd`: absolute paths, one per line in out. */
