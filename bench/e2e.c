@@ -72,7 +72,7 @@ static int e2e_cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static cl_status e2e_next_sealed(e2e *b, cl_buf *out)
+static CL_MUST_USE cl_status e2e_next_sealed(e2e *b, cl_buf *out)
 {
     (void)pthread_mutex_lock(&b->mu);
     int n = b->next_sealed++;
@@ -84,7 +84,7 @@ static cl_status e2e_next_sealed(e2e *b, cl_buf *out)
 }
 
 /* One request of the benchmark's kind; `ch` is the client's open channel (channel mode). */
-static cl_status e2e_one(e2e *b, cl_infer_channel *ch, cl_buf *sealed, cl_buf *out)
+static CL_MUST_USE cl_status e2e_one(e2e *b, cl_infer_channel *ch, cl_buf *sealed, cl_buf *out)
 {
     out->len = 0;
     switch (b->mode) {
@@ -156,7 +156,7 @@ static int e2e_usage(void)
     return 2;
 }
 
-static cl_status e2e_prepare(e2e *b)
+static CL_MUST_USE cl_status e2e_prepare(e2e *b)
 {
     cl_status rc = CL_OK;
     cl_buf model;

@@ -42,7 +42,7 @@ typedef struct bench_src {
     uint64_t left;
 } bench_src;
 
-static cl_status bench_src_read(cl_stream *s, uint8_t *p, size_t n, size_t *got)
+static CL_MUST_USE cl_status bench_src_read(cl_stream *s, uint8_t *p, size_t n, size_t *got)
 {
     bench_src *b = (bench_src *)s;
     size_t take = n < b->left ? n : (size_t)b->left;
@@ -63,7 +63,7 @@ typedef struct bench_sink {
     cl_buf *keep;
 } bench_sink;
 
-static cl_status bench_sink_write(cl_stream *s, const uint8_t *p, size_t n)
+static CL_MUST_USE cl_status bench_sink_write(cl_stream *s, const uint8_t *p, size_t n)
 {
     bench_sink *k = (bench_sink *)s;
     k->bytes += n;

@@ -46,7 +46,7 @@ static bool parse_time_arg(const char *s, int64_t *out)
     return cl_parse_int(s, 1, INT64_MAX, "--at", out) == CL_OK;
 }
 
-static cl_status read_doc(const char *path, cl_buf *doc)
+static CL_MUST_USE cl_status read_doc(const char *path, cl_buf *doc)
 {
     cl_buf raw, b64;
     cl_status rc = CL_OK;

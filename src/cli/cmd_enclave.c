@@ -116,7 +116,7 @@ static int print_measurements(const cl_image *img)
     return rc == CL_OK ? CLI_EXIT_OK : cli_report(rc);
 }
 
-static cl_status write_image(const char *path, const cl_buf *raw, bool force)
+static CL_MUST_USE cl_status write_image(const char *path, const cl_buf *raw, bool force)
 {
     cl_outfile o;
     CL_GUARD(cl_outfile_open(&o, path, force, 0644));
@@ -289,7 +289,7 @@ static int enclave_run(int argc, char **argv)
     return rc == CL_OK ? code : cli_report(rc);
 }
 
-static cl_status state_dir_opt(int argc, char **argv, const char **id, cl_buf *sd)
+static CL_MUST_USE cl_status state_dir_opt(int argc, char **argv, const char **id, cl_buf *sd)
 {
     static const struct option opts[] = {{"state-dir", required_argument, NULL, 's'}, {NULL, 0, NULL, 0}};
     const char *state = NULL;

@@ -30,7 +30,7 @@ static const char fernet_usage[] =
     "Output goes to stdout unless -o is given; -o files appear whole or not at all.\n"
     "Inputs are read into memory, up to 256 MiB.\n";
 
-static cl_status fernet_read_all(const char *path, cl_buf *out)
+static CL_MUST_USE cl_status fernet_read_all(const char *path, cl_buf *out)
 {
     if (path != NULL && strcmp(path, "-") != 0) return cl_buf_read_file(out, path);
     cl_stream in = cl_stream_fd(STDIN_FILENO, "<stdin>");
@@ -44,7 +44,7 @@ static cl_status fernet_read_all(const char *path, cl_buf *out)
     return CL_OK;
 }
 
-static cl_status fernet_write(const char *path, bool force, const uint8_t *p, size_t n, bool newline)
+static CL_MUST_USE cl_status fernet_write(const char *path, bool force, const uint8_t *p, size_t n, bool newline)
 {
     cl_status rc = CL_OK;
     cl_outfile of = {.fd = -1};
@@ -64,7 +64,7 @@ out:
     return rc;
 }
 
-static cl_status fernet_load_key(const char *path, cl_buf *key)
+static CL_MUST_USE cl_status fernet_load_key(const char *path, cl_buf *key)
 {
     cl_buf text;
     cl_buf_init_secret(&text, 1024);

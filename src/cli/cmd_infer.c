@@ -84,7 +84,7 @@ static bool infer_has_suffix(const char *s, const char *suffix)
 }
 
 /* Writes the whole file or nothing. */
-static cl_status infer_write_bytes(const char *path, bool force, const cl_buf *b)
+static CL_MUST_USE cl_status infer_write_bytes(const char *path, bool force, const cl_buf *b)
 {
     cl_status rc = CL_OK;
     cl_outfile of = {.fd = -1};
@@ -98,7 +98,7 @@ out:
 }
 
 /* Writes .npy, or for a .png path the mask of a probability map (p >= 0.5). */
-static cl_status infer_write(const char *path, bool force, const cl_infer_tensor *t)
+static CL_MUST_USE cl_status infer_write(const char *path, bool force, const cl_infer_tensor *t)
 {
     cl_status rc = CL_OK;
     cl_buf b;
@@ -113,7 +113,7 @@ out:
     return rc;
 }
 
-static cl_status infer_bench(cl_infer_model *m, const cl_infer_tensor *in, int n)
+static CL_MUST_USE cl_status infer_bench(cl_infer_model *m, const cl_infer_tensor *in, int n)
 {
     cl_status rc = CL_OK;
     size_t n_out = cl_infer_model_output_count(m);
@@ -148,8 +148,8 @@ static void infer_print_profile(const cl_infer_model *m)
                 total > 0 ? 100.0 * ms / total : 0.0);
 }
 
-static cl_status infer_local(const char *model_path, const char *input_path, const char *out_path, bool force,
-                             int bench, const cl_infer_options *opts)
+static CL_MUST_USE cl_status infer_local(const char *model_path, const char *input_path, const char *out_path,
+                                         bool force, int bench, const cl_infer_options *opts)
 {
     cl_status rc = CL_OK;
     cl_buf mb, ib;

@@ -67,7 +67,7 @@ typedef struct remote_args {
 } remote_args;
 
 /* One expected PCR from HEX (96 digits). */
-static cl_status remote_pcr(unsigned index, const char *hex, cl_attest_pcr *out)
+static CL_MUST_USE cl_status remote_pcr(unsigned index, const char *hex, cl_attest_pcr *out)
 {
     cl_status rc = CL_OK;
     cl_buf v;
@@ -85,7 +85,7 @@ out:
 }
 
 /* --policy FILE: {"PCR<n>": HEX, ...}, or cloister enclave build's output with its "Measurements". */
-static cl_status remote_policy_load(const char *path, cl_attest_pcr *pcrs, size_t *count)
+static CL_MUST_USE cl_status remote_policy_load(const char *path, cl_attest_pcr *pcrs, size_t *count)
 {
     cl_status rc = CL_OK;
     json_t *root = NULL;
@@ -121,7 +121,7 @@ out:
     return rc;
 }
 
-static cl_status remote_channel(const remote_args *a, const uint8_t *in, size_t n, cl_buf *res)
+static CL_MUST_USE cl_status remote_channel(const remote_args *a, const uint8_t *in, size_t n, cl_buf *res)
 {
     cl_status rc = CL_OK;
     bool client_made = false;
@@ -152,7 +152,7 @@ static bool remote_wants_mask(const remote_args *a)
     return !a->keep_sealed && n > 4 && strcasecmp(a->out + n - 4, ".png") == 0;
 }
 
-static cl_status infer_remote(const remote_args *a)
+static CL_MUST_USE cl_status infer_remote(const remote_args *a)
 {
     cl_status rc = CL_OK;
     cl_outfile of = {.fd = -1};

@@ -122,7 +122,7 @@ static int kms_parse(int argc, char **argv, kms_args *a, unsigned *given)
     return CLI_EXIT_OK;
 }
 
-static cl_status kms_print(const cl_buf *resp)
+static CL_MUST_USE cl_status kms_print(const cl_buf *resp)
 {
     /* Operations without output members answer with an empty body, "{}" or
      * (moto) "null": nothing to print. */
@@ -142,7 +142,7 @@ static cl_status kms_print(const cl_buf *resp)
     return CL_OK;
 }
 
-static cl_status kms_request(const kms_args *a, const char *op, json_t *req)
+static CL_MUST_USE cl_status kms_request(const kms_args *a, const char *op, json_t *req)
 {
     cl_status rc = CL_OK;
     cl_kms_client *client = NULL;
@@ -160,7 +160,7 @@ out:
     return rc;
 }
 
-static cl_status kms_read_policy(const char *path, json_t *req)
+static CL_MUST_USE cl_status kms_read_policy(const char *path, json_t *req)
 {
     cl_buf b;
     cl_buf_init(&b, 32768);

@@ -45,7 +45,8 @@ static void train_print_metrics(const char *name, const cl_train_metrics *m)
            m->auc, m->n, m->n_positive, m->tp, m->tn, m->fp, m->fn);
 }
 
-static cl_status train_local(const char *data_path, const char *out_path, bool force, const cl_train_options *o)
+static CL_MUST_USE cl_status train_local(const char *data_path, const char *out_path, bool force,
+                                         const cl_train_options *o)
 {
     cl_status rc = CL_OK;
     cl_buf raw, onnx, hex;

@@ -148,7 +148,7 @@ cl_status cl_attest_cbor_check(const uint8_t *p, size_t n, const char *what)
 }
 
 /* Checks, then decodes one CBOR item with libcbor. */
-static cl_status cbor_decode(const uint8_t *p, size_t n, const char *what, cbor_item_t **out)
+static CL_MUST_USE cl_status cbor_decode(const uint8_t *p, size_t n, const char *what, cbor_item_t **out)
 {
     struct cbor_load_result res;
     *out = NULL;
@@ -189,7 +189,7 @@ static const char *cbor_type_name(const cbor_item_t *it)
 }
 
 /* A definite byte string of min..max bytes, copied into `out`. */
-static cl_status take_bytes(const cbor_item_t *it, const char *field, size_t min, size_t max, cl_buf *out)
+static CL_MUST_USE cl_status take_bytes(const cbor_item_t *it, const char *field, size_t min, size_t max, cl_buf *out)
 {
     CL_ENSURE(cbor_isa_bytestring(it), CL_ERR_FORMAT, "%s is %s, expected a byte string", field, cbor_type_name(it));
     CL_ENSURE(cbor_bytestring_is_definite(it), CL_ERR_FORMAT, "%s is an indefinite-length byte string", field);
@@ -201,7 +201,7 @@ static cl_status take_bytes(const cbor_item_t *it, const char *field, size_t min
     return CL_OK;
 }
 
-static cl_status take_text(const cbor_item_t *it, const char *field, size_t max, char *out, size_t out_size)
+static CL_MUST_USE cl_status take_text(const cbor_item_t *it, const char *field, size_t max, char *out, size_t out_size)
 {
     CL_ENSURE(cbor_isa_string(it), CL_ERR_FORMAT, "%s is %s, expected a text string", field, cbor_type_name(it));
     CL_ENSURE(cbor_string_is_definite(it), CL_ERR_FORMAT, "%s is an indefinite-length text string", field);
@@ -244,7 +244,7 @@ void cl_attest_doc_free(cl_attest_doc *doc)
 }
 
 /* The protected header must be exactly {1: -35} (alg: ES384), RFC 8152 sections 3.1 and 8.1. */
-static cl_status parse_protected(const cl_buf *hdr)
+static CL_MUST_USE cl_status parse_protected(const cl_buf *hdr)
 {
     cbor_item_t *m = NULL;
     CL_GUARD(cbor_decode(hdr->data, hdr->len, "COSE protected header", &m));
@@ -278,7 +278,7 @@ typedef enum {
 static const char *const field_names[F_COUNT] = {"module_id", "digest",     "timestamp", "pcrs", "certificate",
                                                  "cabundle",  "public_key", "user_data", "nonce"};
 
-static cl_status parse_pcrs(const cbor_item_t *m, cl_attest_doc *doc)
+static CL_MUST_USE cl_status parse_pcrs(const cbor_item_t *m, cl_attest_doc *doc)
 {
     CL_ENSURE(cbor_isa_map(m), CL_ERR_FORMAT, "pcrs is %s, expected a map", cbor_type_name(m));
     size_t count = cbor_map_size(m);
@@ -304,7 +304,7 @@ static cl_status parse_pcrs(const cbor_item_t *m, cl_attest_doc *doc)
     return CL_OK;
 }
 
-static cl_status parse_cabundle(const cbor_item_t *a, cl_attest_doc *doc)
+static CL_MUST_USE cl_status parse_cabundle(const cbor_item_t *a, cl_attest_doc *doc)
 {
     CL_ENSURE(cbor_isa_array(a), CL_ERR_FORMAT, "cabundle is %s, expected an array", cbor_type_name(a));
     size_t count = cbor_array_size(a);
@@ -321,7 +321,7 @@ static cl_status parse_cabundle(const cbor_item_t *a, cl_attest_doc *doc)
     return CL_OK;
 }
 
-static cl_status parse_optional(const cbor_item_t *v, const char *name, size_t min, bool *has, cl_buf *out)
+static CL_MUST_USE cl_status parse_optional(const cbor_item_t *v, const char *name, size_t min, bool *has, cl_buf *out)
 {
     if (item_is_null(v)) { /* real documents encode absent optional fields as null */
         *has = false;
@@ -332,7 +332,7 @@ static cl_status parse_optional(const cbor_item_t *v, const char *name, size_t m
     return CL_OK;
 }
 
-static cl_status parse_payload(cl_attest_doc *doc)
+static CL_MUST_USE cl_status parse_payload(cl_attest_doc *doc)
 {
     cbor_item_t *m = NULL;
     CL_GUARD(cbor_decode(doc->payload.data, doc->payload.len, "attestation document payload", &m));
@@ -554,7 +554,7 @@ uint64_t cl_attest_roots_cache_hits(const cl_attest_roots *r)
 }
 
 /* SHA-256 over the length-prefixed certificate and cabundle entries. */
-static cl_status chain_key(const cl_attest_doc *doc, uint8_t key[CL_SHA256_LEN])
+static CL_MUST_USE cl_status chain_key(const cl_attest_doc *doc, uint8_t key[CL_SHA256_LEN])
 {
     cl_buf b;
     cl_buf_init(&b, (size_t)(CL_ATTEST_MAX_CABUNDLE + 1) * (CL_ATTEST_MAX_CERT_LEN + 4));
@@ -632,7 +632,7 @@ void cl_attest_roots_free(cl_attest_roots *r)
     cl_attest_roots_init(r);
 }
 
-static cl_status roots_add_one(cl_attest_roots *r, X509 *x)
+static CL_MUST_USE cl_status roots_add_one(cl_attest_roots *r, X509 *x)
 {
     CL_ENSURE(r->count < CL_ATTEST_MAX_ROOTS, CL_ERR_LIMIT, "at most %d attestation roots can be configured",
               CL_ATTEST_MAX_ROOTS);
@@ -746,7 +746,7 @@ static void name_cert(const chain_certs *c, X509 *x, char *out, size_t size)
     (void)snprintf(out, size, "certificate %s", subj[0] ? subj : "(unknown)");
 }
 
-static cl_status decode_cert(const cl_buf *der, const char *name, X509 **out)
+static CL_MUST_USE cl_status decode_cert(const cl_buf *der, const char *name, X509 **out)
 {
     const uint8_t *q = der->data;
     *out = d2i_X509(NULL, &q, (long)der->len);
@@ -766,7 +766,7 @@ static bool ext_critical(X509 *x, int nid)
 
 /* attestation_process.md 3.2.3.2 and 3.2.3.3: CA certificates carry basicConstraints
  * (critical, CA) and keyCertSign; the leaf carries digitalSignature and is no CA. */
-static cl_status check_extensions(const chain_certs *c)
+static CL_MUST_USE cl_status check_extensions(const chain_certs *c)
 {
     char nm[256];
     for (size_t i = 0; i < c->n; i++) {
@@ -793,7 +793,8 @@ static cl_status check_extensions(const chain_certs *c)
     return CL_OK;
 }
 
-static cl_status verify_chain(const cl_attest_doc *doc, const cl_attest_roots *roots, int64_t at, EVP_PKEY **leaf_key)
+static CL_MUST_USE cl_status verify_chain(const cl_attest_doc *doc, const cl_attest_roots *roots, int64_t at,
+                                          EVP_PKEY **leaf_key)
 {
     cl_status rc = CL_OK;
     chain_certs c = {.leaf = NULL, .n = 0};
@@ -931,7 +932,7 @@ cl_status cl_attest_sig_structure(const uint8_t *prot, size_t prot_len, const ui
     return cl_buf_append(out, payload, payload_len);
 }
 
-static cl_status verify_signature(const cl_attest_doc *doc, EVP_PKEY *key)
+static CL_MUST_USE cl_status verify_signature(const cl_attest_doc *doc, EVP_PKEY *key)
 {
     cl_status rc = CL_OK;
     cl_buf tbs;

@@ -23,7 +23,7 @@
 
 /* --- keys ---------------------------------------------------------------- */
 
-static cl_status key_check_p384(EVP_PKEY *pk, const char *what)
+static CL_MUST_USE cl_status key_check_p384(EVP_PKEY *pk, const char *what)
 {
     char group[64] = "";
     size_t glen = 0;
@@ -82,7 +82,7 @@ void cl_attest_key_free(cl_attest_key *k)
 
 /* --- certificates -------------------------------------------------------- */
 
-static cl_status add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
+static CL_MUST_USE cl_status add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
 {
     X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
     if (ext == NULL) CL_FAIL_SSL(CL_ERR_CRYPTO, "certificate extension %s", value);
@@ -184,20 +184,20 @@ out:
 
 /* --- documents ----------------------------------------------------------- */
 
-static cl_status put_text(cl_buf *b, const char *s)
+static CL_MUST_USE cl_status put_text(cl_buf *b, const char *s)
 {
     size_t n = strlen(s);
     CL_GUARD(cl_attest_cbor_head(b, 3, n));
     return cl_buf_append(b, s, n);
 }
 
-static cl_status put_bytes(cl_buf *b, const uint8_t *p, size_t n)
+static CL_MUST_USE cl_status put_bytes(cl_buf *b, const uint8_t *p, size_t n)
 {
     CL_GUARD(cl_attest_cbor_head(b, 2, n));
     return n > 0 ? cl_buf_append(b, p, n) : CL_OK;
 }
 
-static cl_status put_optional(cl_buf *b, const char *name, const cl_attest_blob *v, size_t min)
+static CL_MUST_USE cl_status put_optional(cl_buf *b, const char *name, const cl_attest_blob *v, size_t min)
 {
     CL_GUARD(put_text(b, name));
     if (v == NULL) return cl_attest_cbor_head(b, 7, 0); /* null, as Nitro encodes an absent field */
@@ -250,7 +250,7 @@ cl_status cl_attest_payload_encode(const cl_attest_create_params *p, cl_buf *b)
 }
 
 /* ECDSA P-384 over SHA-384 (EVP_DigestSign), returned as r||s (RFC 8152 section 8.1). */
-static cl_status sign_es384(EVP_PKEY *key, const cl_buf *tbs, uint8_t out[CL_ATTEST_SIG_LEN])
+static CL_MUST_USE cl_status sign_es384(EVP_PKEY *key, const cl_buf *tbs, uint8_t out[CL_ATTEST_SIG_LEN])
 {
     cl_status rc = CL_OK;
     EVP_MD_CTX *md = EVP_MD_CTX_new();

@@ -51,8 +51,8 @@ static void cl_audit_hex(const uint8_t *d, char out[CL_AUDIT_HASH_HEX + 1])
 
 /* Checks one line (without its newline) against the expected previous hash;
  * writes its own hash into out. */
-static cl_status cl_audit_check_line(const char *line, size_t len, const char *prev, size_t lineno,
-                                     char out[CL_AUDIT_HASH_HEX + 1])
+static CL_MUST_USE cl_status cl_audit_check_line(const char *line, size_t len, const char *prev, size_t lineno,
+                                                 char out[CL_AUDIT_HASH_HEX + 1])
 {
     CL_ENSURE(len > CL_AUDIT_SUFFIX_LEN + 1, CL_ERR_AUTH, "audit line %zu is too short", lineno);
     const char *suf = line + len - CL_AUDIT_SUFFIX_LEN;
@@ -86,8 +86,8 @@ out:
  * append (for_append), a last line without its newline is what a crash in
  * the middle of a write leaves: *torn is set to the offset where it starts,
  * so the caller can cut it off; the lines before it are verified as usual. */
-static cl_status cl_audit_walk(const char *path, size_t *lines, char last[CL_AUDIT_HASH_HEX + 1], bool for_append,
-                               long *torn)
+static CL_MUST_USE cl_status cl_audit_walk(const char *path, size_t *lines, char last[CL_AUDIT_HASH_HEX + 1],
+                                           bool for_append, long *torn)
 {
     bool missing_ok = for_append;
     if (torn != NULL) *torn = -1;

@@ -79,7 +79,8 @@ cl_status cl_gcm_init(cl_gcm *g, const uint8_t key[CL_AES256_KEY_LEN], bool encr
     return CL_OK;
 }
 
-static cl_status cl_gcm_start(cl_gcm *g, const uint8_t nonce[CL_GCM_NONCE_LEN], const uint8_t *aad, size_t aad_len)
+static CL_MUST_USE cl_status cl_gcm_start(cl_gcm *g, const uint8_t nonce[CL_GCM_NONCE_LEN], const uint8_t *aad,
+                                          size_t aad_len)
 {
     EVP_CIPHER_CTX *ctx = g->ctx;
     int outl = 0;
@@ -93,7 +94,7 @@ static cl_status cl_gcm_start(cl_gcm *g, const uint8_t nonce[CL_GCM_NONCE_LEN], 
 }
 
 /* EVP_CipherUpdate takes an int length: feed large messages in slices. */
-static cl_status cl_gcm_update(cl_gcm *g, const uint8_t *in, size_t n, uint8_t *out)
+static CL_MUST_USE cl_status cl_gcm_update(cl_gcm *g, const uint8_t *in, size_t n, uint8_t *out)
 {
     const size_t slice = (size_t)1 << 30;
     while (n > 0) {

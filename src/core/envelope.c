@@ -55,7 +55,7 @@ cl_status cl_envelope_header_length(const uint8_t *p, size_t n, uint32_t *header
 
 void cl_envelope_header_free(cl_envelope_header *h) { cl_kvlist_free(&h->context); }
 
-static cl_status cl_envelope_header_parse_fields(cl_reader *r, cl_envelope_header *h)
+static CL_MUST_USE cl_status cl_envelope_header_parse_fields(cl_reader *r, cl_envelope_header *h)
 {
     uint8_t plen;
     uint16_t klen, wlen, count;
@@ -121,7 +121,7 @@ cl_status cl_envelope_header_parse(const uint8_t *p, size_t n, cl_envelope_heade
 }
 
 /* Derives the per-file chunk key and nonce prefix into `derived` (secret). */
-static cl_status cl_envelope_derive(const cl_buf *data_key, const uint8_t *salt, cl_buf *derived)
+static CL_MUST_USE cl_status cl_envelope_derive(const cl_buf *data_key, const uint8_t *salt, cl_buf *derived)
 {
     static const char info[] = CL_ENVELOPE_KDF_INFO;
     CL_ENSURE(data_key->len == CL_DATA_KEY_LEN, CL_ERR_FORMAT, "data key is %zu bytes, expected %d", data_key->len,
@@ -141,8 +141,9 @@ static void cl_envelope_nonce(const uint8_t *prefix, uint32_t index, bool last, 
     nonce[11] = last ? 1 : 0;
 }
 
-static cl_status cl_envelope_build_header(const char *provider, const cl_buf *key_id, const cl_buf *wrapped,
-                                          const cl_kvlist *ctx, uint32_t chunk_size, const uint8_t *salt, cl_buf *hdr)
+static CL_MUST_USE cl_status cl_envelope_build_header(const char *provider, const cl_buf *key_id, const cl_buf *wrapped,
+                                                      const cl_kvlist *ctx, uint32_t chunk_size, const uint8_t *salt,
+                                                      cl_buf *hdr)
 {
     size_t plen = strlen(provider);
     CL_ENSURE(cl_envelope_provider_name_ok((const uint8_t *)provider, plen), CL_ERR_INTERNAL,
@@ -238,7 +239,7 @@ out:
     return rc;
 }
 
-static cl_status cl_envelope_read_header(cl_stream *in, cl_buf *hdr)
+static CL_MUST_USE cl_status cl_envelope_read_header(cl_stream *in, cl_buf *hdr)
 {
     uint8_t fixed[CL_ENVELOPE_FIXED_LEN];
     size_t got = 0;
@@ -257,7 +258,7 @@ static cl_status cl_envelope_read_header(cl_stream *in, cl_buf *hdr)
     return CL_OK;
 }
 
-static cl_status cl_envelope_check_context(const cl_kvlist *want, const cl_kvlist *have)
+static CL_MUST_USE cl_status cl_envelope_check_context(const cl_kvlist *want, const cl_kvlist *have)
 {
     if (want == NULL || cl_kvlist_equal(want, have)) return CL_OK;
     for (size_t i = 0; i < want->count; i++) {

@@ -45,8 +45,8 @@ cl_status cl_fernet_key_generate(cl_buf *text)
     return rc;
 }
 
-static cl_status cl_fernet_cbc(const uint8_t *key16, const uint8_t *iv, bool encrypt, const uint8_t *in, size_t n,
-                               uint8_t *out, size_t *out_len)
+static CL_MUST_USE cl_status cl_fernet_cbc(const uint8_t *key16, const uint8_t *iv, bool encrypt, const uint8_t *in,
+                                           size_t n, uint8_t *out, size_t *out_len)
 {
     cl_status rc = CL_OK;
     int l1 = 0, l2 = 0;

@@ -9,7 +9,7 @@
 
 #include "cloister/ratls.h"
 
-static cl_status frame_fd_write(void *arg, const uint8_t *p, size_t n)
+static CL_MUST_USE cl_status frame_fd_write(void *arg, const uint8_t *p, size_t n)
 {
     int fd = *(int *)arg;
     bool sock = true;
@@ -29,7 +29,7 @@ static cl_status frame_fd_write(void *arg, const uint8_t *p, size_t n)
     return CL_OK;
 }
 
-static cl_status frame_fd_read(void *arg, uint8_t *p, size_t n, size_t *got)
+static CL_MUST_USE cl_status frame_fd_read(void *arg, uint8_t *p, size_t n, size_t *got)
 {
     int fd = *(int *)arg;
     ssize_t r;
@@ -44,9 +44,12 @@ static cl_status frame_fd_read(void *arg, uint8_t *p, size_t n, size_t *got)
     return CL_OK;
 }
 
-static cl_status frame_tls_write(void *arg, const uint8_t *p, size_t n) { return cl_ratls_conn_write(arg, p, n); }
+static CL_MUST_USE cl_status frame_tls_write(void *arg, const uint8_t *p, size_t n)
+{
+    return cl_ratls_conn_write(arg, p, n);
+}
 
-static cl_status frame_tls_read(void *arg, uint8_t *p, size_t n, size_t *got)
+static CL_MUST_USE cl_status frame_tls_read(void *arg, uint8_t *p, size_t n, size_t *got)
 {
     return cl_ratls_conn_read(arg, p, n, got);
 }
@@ -59,7 +62,7 @@ cl_frame_io cl_frame_io_tls(void *ratls_conn)
 }
 
 /* Reads exactly n bytes; *got says how many arrived before the stream ended. */
-static cl_status frame_read_all(const cl_frame_io *io, uint8_t *p, size_t n, size_t *got)
+static CL_MUST_USE cl_status frame_read_all(const cl_frame_io *io, uint8_t *p, size_t n, size_t *got)
 {
     *got = 0;
     while (*got < n) {

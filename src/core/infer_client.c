@@ -74,7 +74,7 @@ cl_status cl_infer_connect(const char *path, int *out)
 }
 
 /* Reads the worker's answer: a result frame's payload into out, an error frame as CL_ERR_REMOTE. */
-static cl_status infer_read_answer(const cl_frame_io *io, cl_buf *out)
+static CL_MUST_USE cl_status infer_read_answer(const cl_frame_io *io, cl_buf *out)
 {
     cl_status rc = CL_OK;
     uint8_t type = 0;
@@ -104,8 +104,8 @@ out:
 }
 
 /* The KMS key and provider of a sealed envelope's header, and its encryption context. */
-static cl_status infer_header(const uint8_t *p, size_t n, const char *what, char *key_id, size_t key_size,
-                              cl_kvlist *ctx)
+static CL_MUST_USE cl_status infer_header(const uint8_t *p, size_t n, const char *what, char *key_id, size_t key_size,
+                                          cl_kvlist *ctx)
 {
     cl_status rc = CL_OK;
     uint32_t hlen = 0;

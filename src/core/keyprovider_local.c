@@ -33,7 +33,7 @@ void cl_key_provider_destroy(cl_key_provider *kp)
     if (kp != NULL && kp->destroy != NULL) kp->destroy(kp);
 }
 
-static cl_status cl_local_key_id(const uint8_t kek[CL_DATA_KEY_LEN], char out[32])
+static CL_MUST_USE cl_status cl_local_key_id(const uint8_t kek[CL_DATA_KEY_LEN], char out[32])
 {
     static const char label[] = "cloister local key id v1";
     uint8_t msg[sizeof(label) + CL_DATA_KEY_LEN];
@@ -48,15 +48,15 @@ static cl_status cl_local_key_id(const uint8_t kek[CL_DATA_KEY_LEN], char out[32
     return CL_OK;
 }
 
-static cl_status cl_local_wrap_aad(const char *key_id, const cl_kvlist *ctx, cl_buf *aad)
+static CL_MUST_USE cl_status cl_local_wrap_aad(const char *key_id, const cl_kvlist *ctx, cl_buf *aad)
 {
     CL_GUARD(cl_buf_append(aad, CL_LOCAL_WRAP_AAD, sizeof(CL_LOCAL_WRAP_AAD)));
     CL_GUARD(cl_buf_append(aad, key_id, strlen(key_id) + 1));
     return cl_kvlist_encode(ctx, aad);
 }
 
-static cl_status cl_local_generate(cl_key_provider *kp, const cl_kvlist *ctx, cl_buf *data_key, cl_buf *wrapped,
-                                   cl_buf *key_id)
+static CL_MUST_USE cl_status cl_local_generate(cl_key_provider *kp, const cl_kvlist *ctx, cl_buf *data_key,
+                                               cl_buf *wrapped, cl_buf *key_id)
 {
     cl_local_state *st = kp->state;
     cl_status rc = CL_OK;
@@ -84,8 +84,8 @@ out:
     return rc;
 }
 
-static cl_status cl_local_unwrap(cl_key_provider *kp, const char *key_id, const uint8_t *wrapped, size_t wrapped_len,
-                                 const cl_kvlist *ctx, cl_buf *data_key)
+static CL_MUST_USE cl_status cl_local_unwrap(cl_key_provider *kp, const char *key_id, const uint8_t *wrapped,
+                                             size_t wrapped_len, const cl_kvlist *ctx, cl_buf *data_key)
 {
     cl_local_state *st = kp->state;
     cl_status rc = CL_OK;

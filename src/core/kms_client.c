@@ -110,7 +110,7 @@ cl_status cl_kms_client_from_env(const char *endpoint, cl_kms_client **out)
 
 /* The exception name of an AWS JSON error: "__type", possibly
  * "namespace#Name" (awsJson1_1 error shape), or the x-amzn-ErrorType header. */
-static cl_status cl_kms_remote_error(int status, const cl_buf *body, char *name, size_t cap)
+static CL_MUST_USE cl_status cl_kms_remote_error(int status, const cl_buf *body, char *name, size_t cap)
 {
     json_t *j = json_loadb((const char *)body->data, body->len, 0, NULL);
     const char *type = json_string_value(json_object_get(j, "__type"));
@@ -238,7 +238,7 @@ static json_t *cl_kms_context_json(const cl_kvlist *ctx)
 }
 
 /* Decodes a base64 member of a response into out. */
-static cl_status cl_kms_member_blob(json_t *resp, const char *member, cl_buf *out)
+static CL_MUST_USE cl_status cl_kms_member_blob(json_t *resp, const char *member, cl_buf *out)
 {
     const char *v = json_string_value(json_object_get(resp, member));
     CL_ENSURE(v != NULL, CL_ERR_REMOTE, "KMS response has no %s", member);
@@ -255,7 +255,7 @@ static cl_status cl_kms_member_blob(json_t *resp, const char *member, cl_buf *ou
 
 /* Runs op with req (consumed); parses the response into *out. The raw
  * response may hold a plaintext: it lives in a secret buffer. */
-static cl_status cl_kms_json_call(cl_kms_client *c, const char *op, json_t *req, json_t **out)
+static CL_MUST_USE cl_status cl_kms_json_call(cl_kms_client *c, const char *op, json_t *req, json_t **out)
 {
     cl_status rc = CL_OK;
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
@@ -282,7 +282,7 @@ static void cl_kms_wipe_member(json_t *resp, const char *member)
 }
 
 /* What every GenerateDataKey answer carries besides the key itself (already in data_key). */
-static cl_status cl_kms_data_key_rest(json_t *resp, const cl_buf *data_key, cl_buf *blob, cl_buf *key_arn)
+static CL_MUST_USE cl_status cl_kms_data_key_rest(json_t *resp, const cl_buf *data_key, cl_buf *blob, cl_buf *key_arn)
 {
     CL_ENSURE(data_key->len == CL_DATA_KEY_LEN, CL_ERR_REMOTE, "KMS returned a %zu-byte data key", data_key->len);
     CL_GUARD(cl_kms_member_blob(resp, "CiphertextBlob", blob));
@@ -332,7 +332,7 @@ out:
 
 /* Adds Recipient {AttestationDocument, KeyEncryptionAlgorithm} exactly as botocore's
  * RecipientInfo shape names them. */
-static cl_status cl_kms_add_recipient(json_t *req, const uint8_t *doc, size_t doc_len)
+static CL_MUST_USE cl_status cl_kms_add_recipient(json_t *req, const uint8_t *doc, size_t doc_len)
 {
     CL_ENSURE(req != NULL, CL_ERR_NOMEM, "cannot build the request");
     CL_ENSURE(doc != NULL && doc_len > 0, CL_ERR_USAGE, "no attestation document for Recipient");
@@ -350,7 +350,7 @@ static cl_status cl_kms_add_recipient(json_t *req, const uint8_t *doc, size_t do
 }
 
 /* Opens CiphertextForRecipient into out; a Plaintext next to it is refused. */
-static cl_status cl_kms_open_for_recipient(json_t *resp, const cl_recipient *r, const char *op, cl_buf *out)
+static CL_MUST_USE cl_status cl_kms_open_for_recipient(json_t *resp, const cl_recipient *r, const char *op, cl_buf *out)
 {
     const char *pt = json_string_value(json_object_get(resp, "Plaintext"));
     CL_ENSURE(pt == NULL || pt[0] == '\0', CL_ERR_REMOTE,
@@ -448,8 +448,8 @@ typedef struct cl_kms_provider_state {
     char *key_id;
 } cl_kms_provider_state;
 
-static cl_status cl_kms_provider_generate(cl_key_provider *kp, const cl_kvlist *ctx, cl_buf *data_key, cl_buf *wrapped,
-                                          cl_buf *key_id)
+static CL_MUST_USE cl_status cl_kms_provider_generate(cl_key_provider *kp, const cl_kvlist *ctx, cl_buf *data_key,
+                                                      cl_buf *wrapped, cl_buf *key_id)
 {
     cl_kms_provider_state *st = kp->state;
     CL_GUARD_CTX(cl_kms_generate_data_key(st->client, st->key_id, ctx, data_key, wrapped, key_id),
@@ -457,8 +457,8 @@ static cl_status cl_kms_provider_generate(cl_key_provider *kp, const cl_kvlist *
     return CL_OK;
 }
 
-static cl_status cl_kms_provider_unwrap(cl_key_provider *kp, const char *key_id, const uint8_t *wrapped,
-                                        size_t wrapped_len, const cl_kvlist *ctx, cl_buf *data_key)
+static CL_MUST_USE cl_status cl_kms_provider_unwrap(cl_key_provider *kp, const char *key_id, const uint8_t *wrapped,
+                                                    size_t wrapped_len, const cl_kvlist *ctx, cl_buf *data_key)
 {
     cl_kms_provider_state *st = kp->state;
     /* The header's key id goes to KMS as KeyId, so KMS itself checks that the
@@ -515,8 +515,8 @@ typedef struct cl_kms_recipient_provider_state {
     char *key_id; /* NULL: unwrap only */
 } cl_kms_recipient_provider_state;
 
-static cl_status cl_kms_recipient_provider_generate(cl_key_provider *kp, const cl_kvlist *ctx, cl_buf *data_key,
-                                                    cl_buf *wrapped, cl_buf *key_id)
+static CL_MUST_USE cl_status cl_kms_recipient_provider_generate(cl_key_provider *kp, const cl_kvlist *ctx,
+                                                                cl_buf *data_key, cl_buf *wrapped, cl_buf *key_id)
 {
     cl_kms_recipient_provider_state *st = kp->state;
     CL_ENSURE(st->key_id != NULL, CL_ERR_USAGE, "this key provider only unwraps: it was opened without a key id");
@@ -530,8 +530,9 @@ static cl_status cl_kms_recipient_provider_generate(cl_key_provider *kp, const c
     return CL_OK;
 }
 
-static cl_status cl_kms_recipient_provider_unwrap(cl_key_provider *kp, const char *key_id, const uint8_t *wrapped,
-                                                  size_t wrapped_len, const cl_kvlist *ctx, cl_buf *data_key)
+static CL_MUST_USE cl_status cl_kms_recipient_provider_unwrap(cl_key_provider *kp, const char *key_id,
+                                                              const uint8_t *wrapped, size_t wrapped_len,
+                                                              const cl_kvlist *ctx, cl_buf *data_key)
 {
     cl_kms_recipient_provider_state *st = kp->state;
     /* As for the kms provider: the header's key id goes to KMS as KeyId, so KMS checks the blob is that key's. */

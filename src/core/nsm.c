@@ -51,7 +51,7 @@ void cl_nsm_response_free(cl_nsm_response *r)
 
 /* --- encoding (libcbor builds, serialises) -------------------------------- */
 
-static cl_status serialize(cbor_item_t *item, cl_buf *out, const char *what)
+static CL_MUST_USE cl_status serialize(cbor_item_t *item, cl_buf *out, const char *what)
 {
     unsigned char *mem = NULL;
     size_t size = 0;
@@ -204,7 +204,7 @@ static bool text_is(const cbor_item_t *it, const char *s)
            memcmp(cbor_string_handle(it), s, n) == 0;
 }
 
-static cl_status load(const uint8_t *p, size_t n, size_t max, const char *what, cbor_item_t **out)
+static CL_MUST_USE cl_status load(const uint8_t *p, size_t n, size_t max, const char *what, cbor_item_t **out)
 {
     CL_ENSURE(n <= max, CL_ERR_LIMIT, "%s: %zu bytes, more than the NSM's %zu", what, n, max);
     CL_GUARD(cl_attest_cbor_check(p, n, what));
@@ -220,7 +220,8 @@ static cl_status load(const uint8_t *p, size_t n, size_t max, const char *what, 
 }
 
 /* The variant of a serde enum: a bare string, or a one-pair map {name: body}. */
-static cl_status variant(const cbor_item_t *top, const char *what, const cbor_item_t **name, const cbor_item_t **body)
+static CL_MUST_USE cl_status variant(const cbor_item_t *top, const char *what, const cbor_item_t **name,
+                                     const cbor_item_t **body)
 {
     if (cbor_isa_string(top)) {
         *name = top;
@@ -238,8 +239,8 @@ static cl_status variant(const cbor_item_t *top, const char *what, const cbor_it
 }
 
 /* Looks up `key` in a body map whose keys must all be among `allowed`. */
-static cl_status body_get(const cbor_item_t *body, const char *op, const char *const *allowed, size_t nallowed,
-                          const char *key, const cbor_item_t **out)
+static CL_MUST_USE cl_status body_get(const cbor_item_t *body, const char *op, const char *const *allowed,
+                                      size_t nallowed, const char *key, const cbor_item_t **out)
 {
     CL_ENSURE(body != NULL && cbor_isa_map(body), CL_ERR_FORMAT, "NSM %s: the arguments are not a map", op);
     size_t n = cbor_map_size(body);
@@ -258,7 +259,7 @@ static cl_status body_get(const cbor_item_t *body, const char *op, const char *c
     return CL_OK;
 }
 
-static cl_status get_u16(const cbor_item_t *it, const char *op, const char *key, uint16_t *out)
+static CL_MUST_USE cl_status get_u16(const cbor_item_t *it, const char *op, const char *key, uint16_t *out)
 {
     CL_ENSURE(cbor_isa_uint(it), CL_ERR_FORMAT, "NSM %s: '%s' is not an unsigned integer", op, key);
     uint64_t v = cbor_get_int(it);
@@ -267,7 +268,8 @@ static cl_status get_u16(const cbor_item_t *it, const char *op, const char *key,
     return CL_OK;
 }
 
-static cl_status get_field(const cbor_item_t *it, const char *op, const char *key, bool nullable, cl_nsm_field *f)
+static CL_MUST_USE cl_status get_field(const cbor_item_t *it, const char *op, const char *key, bool nullable,
+                                       cl_nsm_field *f)
 {
     memset(f, 0, sizeof(*f));
     if (nullable && is_null(it)) return CL_OK;
@@ -282,7 +284,7 @@ static cl_status get_field(const cbor_item_t *it, const char *op, const char *ke
     return CL_OK;
 }
 
-static cl_status parse_request(const cbor_item_t *top, cl_nsm_request *req)
+static CL_MUST_USE cl_status parse_request(const cbor_item_t *top, cl_nsm_request *req)
 {
     const cbor_item_t *name = NULL, *body = NULL, *v = NULL;
     CL_GUARD(variant(top, "NSM request", &name, &body));
@@ -353,7 +355,7 @@ cl_status cl_nsm_request_parse(const uint8_t *p, size_t n, cl_nsm_request *req)
     return rc;
 }
 
-static cl_status get_bytes_into(const cbor_item_t *body, const char *op, const char *key, cl_buf *out)
+static CL_MUST_USE cl_status get_bytes_into(const cbor_item_t *body, const char *op, const char *key, cl_buf *out)
 {
     const char *allowed[] = {key};
     const cbor_item_t *v = NULL;
@@ -363,7 +365,7 @@ static cl_status get_bytes_into(const cbor_item_t *body, const char *op, const c
     return cl_buf_append(out, cbor_bytestring_handle(v), cbor_bytestring_length(v));
 }
 
-static cl_status parse_response(const cbor_item_t *top, cl_nsm_response *r)
+static CL_MUST_USE cl_status parse_response(const cbor_item_t *top, cl_nsm_response *r)
 {
     const cbor_item_t *name = NULL, *body = NULL, *v = NULL;
     CL_GUARD(variant(top, "NSM response", &name, &body));
@@ -499,7 +501,7 @@ int cl_vsock_ctl(void)
 }
 
 /* One exchange: a message on the sim device socket, or the Nitro driver's ioctl. */
-static cl_status exchange(int fd, const cl_buf *msg, uint8_t *in, size_t *in_len)
+static CL_MUST_USE cl_status exchange(int fd, const cl_buf *msg, uint8_t *in, size_t *in_len)
 {
     struct stat sb;
     if (fstat(fd, &sb) != 0) CL_FAIL_ERRNO(CL_ERR_IO, "NSM call: descriptor %d", fd);
@@ -580,7 +582,7 @@ cl_status cl_nsm_extend_pcr(int fd, unsigned index, const uint8_t *data, size_t 
     return rc;
 }
 
-static cl_status simple_call(int fd, cl_nsm_op op, unsigned index)
+static CL_MUST_USE cl_status simple_call(int fd, cl_nsm_op op, unsigned index)
 {
     cl_nsm_request req = {.op = op, .index = (uint16_t)index};
     cl_nsm_response resp;
@@ -614,7 +616,7 @@ cl_status cl_nsm_get_random(int fd, uint8_t *out, size_t len)
     return CL_OK;
 }
 
-static cl_status set_field(cl_nsm_field *f, const uint8_t *p, size_t n, const char *what)
+static CL_MUST_USE cl_status set_field(cl_nsm_field *f, const uint8_t *p, size_t n, const char *what)
 {
     if (p == NULL) return CL_OK;
     CL_ENSURE(n <= CL_NSM_MAX_FIELD, CL_ERR_LIMIT, "NSM Attestation: %s is %zu bytes, more than %d", what, n,
@@ -710,7 +712,7 @@ cl_status cl_fd_recv(int sock, void *msg, size_t *len, int *fd)
 }
 
 /* Control messages: 'C' port (connect), 'L' port (listen), each with one descriptor. */
-static cl_status ctl_send(int ctl_fd, char kind, uint32_t port, int fd)
+static CL_MUST_USE cl_status ctl_send(int ctl_fd, char kind, uint32_t port, int fd)
 {
     uint8_t msg[5] = {(uint8_t)kind, (uint8_t)(port >> 24), (uint8_t)(port >> 16), (uint8_t)(port >> 8), (uint8_t)port};
     return cl_fd_send(ctl_fd, msg, sizeof(msg), fd);

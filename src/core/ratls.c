@@ -77,7 +77,7 @@ cl_status cl_ratls_binding_make(const uint8_t *spki, size_t spki_len, uint8_t ou
     return CL_OK;
 }
 
-static cl_status der_append_len(cl_buf *b, size_t n)
+static CL_MUST_USE cl_status der_append_len(cl_buf *b, size_t n)
 {
     if (n < 0x80) return cl_buf_append_u8(b, (uint8_t)n);
     if (n <= 0xff) {
@@ -106,7 +106,7 @@ cl_status cl_ratls_evidence_encode(const uint8_t *doc, size_t doc_len, cl_buf *o
 }
 
 /* A DER definite length in its minimal form (X.690 section 10.1), at most two octets. */
-static cl_status der_read_len(cl_reader *r, const char *what, size_t *out)
+static CL_MUST_USE cl_status der_read_len(cl_reader *r, const char *what, size_t *out)
 {
     uint8_t b = 0, b2 = 0;
     size_t at = cl_reader_offset(r);
@@ -132,7 +132,7 @@ static cl_status der_read_len(cl_reader *r, const char *what, size_t *out)
     return CL_OK;
 }
 
-static cl_status der_expect_tag(cl_reader *r, uint8_t tag, const char *what)
+static CL_MUST_USE cl_status der_expect_tag(cl_reader *r, uint8_t tag, const char *what)
 {
     uint8_t t;
     size_t at = cl_reader_offset(r);
@@ -178,14 +178,14 @@ cl_status cl_ratls_evidence_parse(const uint8_t *p, size_t n, const uint8_t **do
 
 /* --- the client's check ------------------------------------------------------------ */
 
-static cl_status ratls_oid(ASN1_OBJECT **out)
+static CL_MUST_USE cl_status ratls_oid(ASN1_OBJECT **out)
 {
     *out = OBJ_txt2obj(CL_RATLS_OID, 1);
     if (*out == NULL) CL_FAIL_SSL(CL_ERR_CRYPTO, "OID %s", CL_RATLS_OID);
     return CL_OK;
 }
 
-static cl_status spki_der(X509 *x, cl_buf *out)
+static CL_MUST_USE cl_status spki_der(X509 *x, cl_buf *out)
 {
     unsigned char *der = NULL;
     int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
@@ -312,7 +312,7 @@ void cl_ratls_conn_close(cl_ratls_conn *c)
 /* Settings both sides share: TLS 1.3 only; no tickets, no session cache, no early
  * data, so every connection is a full handshake with a fresh (EC)DHE exchange and
  * its own traffic keys (RFC 8446 sections 2 and 7.1). */
-static cl_status ctx_common(SSL_CTX *ctx)
+static CL_MUST_USE cl_status ctx_common(SSL_CTX *ctx)
 {
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
         SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1)
@@ -327,7 +327,7 @@ static cl_status ctx_common(SSL_CTX *ctx)
 
 /* After a failed handshake: the callback's own error if one was raised, else what
  * OpenSSL says. */
-static cl_status handshake_fail(SSL *ssl, int r, ratls_hs *hs, const char *role)
+static CL_MUST_USE cl_status handshake_fail(SSL *ssl, int r, ratls_hs *hs, const char *role)
 {
     if (hs->rc != CL_OK) {
         ERR_clear_error();
@@ -417,7 +417,7 @@ static int server_hello_cb(SSL *ssl, int *al, void *arg)
     return SSL_CLIENT_HELLO_SUCCESS;
 }
 
-static cl_status cert_issue(cl_ratls_server *s, const uint8_t *evidence, size_t evidence_len, X509 **out)
+static CL_MUST_USE cl_status cert_issue(cl_ratls_server *s, const uint8_t *evidence, size_t evidence_len, X509 **out)
 {
     cl_status rc = CL_OK;
     X509 *x = X509_new();
@@ -456,7 +456,7 @@ out:
 }
 
 /* The connection's document and certificate, once the client's nonce is known. */
-static cl_status server_attest(cl_ratls_server *s, SSL *ssl, const ratls_hs *hs)
+static CL_MUST_USE cl_status server_attest(cl_ratls_server *s, SSL *ssl, const ratls_hs *hs)
 {
     cl_status rc = CL_OK;
     cl_buf doc, evidence;

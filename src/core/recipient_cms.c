@@ -47,7 +47,7 @@ void cl_recipient_free(cl_recipient *r)
     cl_buf_free(&r->spki);
 }
 
-static cl_status cl_recipient_set_spki(cl_recipient *r)
+static CL_MUST_USE cl_status cl_recipient_set_spki(cl_recipient *r)
 {
     unsigned char *der = NULL;
     int n = i2d_PUBKEY(r->pkey, &der);
@@ -67,7 +67,7 @@ cl_status cl_recipient_generate(cl_recipient *r)
     return cl_recipient_set_spki(r);
 }
 
-static cl_status cl_rsa_check(EVP_PKEY *k, const char *what)
+static CL_MUST_USE cl_status cl_rsa_check(EVP_PKEY *k, const char *what)
 {
     CL_ENSURE(EVP_PKEY_is_a(k, "RSA"), CL_ERR_UNSUPPORTED, "%s is not an RSA key (%s); RSAES_OAEP_SHA_256 needs RSA",
               what, EVP_PKEY_get0_type_name(k) ? EVP_PKEY_get0_type_name(k) : "unknown type");
@@ -133,7 +133,7 @@ static void cl_carrier_key_init(void) { cl_carrier_key = EVP_PKEY_Q_keygen(NULL,
  * a throwaway Ed25519 key made once per process (the cheapest signature there is); the
  * signature means nothing and nothing checks it.
  */
-static cl_status cl_recipient_keyid_cert(EVP_PKEY *pub, X509 **out)
+static CL_MUST_USE cl_status cl_recipient_keyid_cert(EVP_PKEY *pub, X509 **out)
 {
     pthread_once(&cl_carrier_once, cl_carrier_key_init);
     CL_ENSURE(cl_carrier_key != NULL, CL_ERR_CRYPTO, "cannot make the Ed25519 carrier key");
@@ -174,7 +174,7 @@ static struct {
 static size_t cl_carrier_next;
 
 /* A carrier (new reference) for the RSA key `spki`, from the cache or made and cached. */
-static cl_status cl_recipient_carrier_for(const uint8_t *spki, size_t spki_len, X509 **out)
+static CL_MUST_USE cl_status cl_recipient_carrier_for(const uint8_t *spki, size_t spki_len, X509 **out)
 {
     CL_ENSURE(spki_len > 0 && spki_len <= CL_RECIPIENT_MAX_SPKI, CL_ERR_LIMIT,
               "recipient public key of %zu bytes is out of range", spki_len);
@@ -260,7 +260,7 @@ out:
 /* --- opening ------------------------------------------------------------------ */
 
 /* One DER header (tag byte, definite length) through the bounded reader. */
-static cl_status cl_der_header(cl_reader *r, uint8_t *tag, size_t *len)
+static CL_MUST_USE cl_status cl_der_header(cl_reader *r, uint8_t *tag, size_t *len)
 {
     uint8_t l0;
     CL_GUARD(cl_reader_u8(r, tag));
@@ -284,7 +284,7 @@ static cl_status cl_der_header(cl_reader *r, uint8_t *tag, size_t *len)
     return CL_OK;
 }
 
-static cl_status cl_der_expect(cl_reader *r, uint8_t want, size_t *len, const char *what)
+static CL_MUST_USE cl_status cl_der_expect(cl_reader *r, uint8_t want, size_t *len, const char *what)
 {
     uint8_t tag;
     CL_GUARD(cl_der_header(r, &tag, len));
@@ -298,7 +298,7 @@ static cl_status cl_der_expect(cl_reader *r, uint8_t want, size_t *len, const ch
  * ContentInfo { OID, [0] EnvelopedData { version, [0] originatorInfo?, SET recipientInfos,
  * EncryptedContentInfo { OID, AlgorithmIdentifier, ... } } } (RFC 5652 sections 3, 6.1).
  */
-static cl_status cl_recipient_check_content_alg(CMS_ContentInfo *cms)
+static CL_MUST_USE cl_status cl_recipient_check_content_alg(CMS_ContentInfo *cms)
 {
     cl_status rc = CL_OK;
     unsigned char *der = NULL;
@@ -359,7 +359,7 @@ static int cl_algor_nid(const X509_ALGOR *a)
 
 /* RSAES-OAEP-params (RFC 8017 appendix A.2.1; RFC 4055 section 4.1): SHA-256, MGF1 with
  * SHA-256, and the default empty label. The defaults (SHA-1) are refused. */
-static cl_status cl_recipient_check_oaep(const X509_ALGOR *alg)
+static CL_MUST_USE cl_status cl_recipient_check_oaep(const X509_ALGOR *alg)
 {
     cl_status rc = CL_OK;
     RSA_OAEP_PARAMS *oaep = NULL;

@@ -27,7 +27,7 @@ static bool cl_sigv4_unreserved(unsigned char c)
 
 /* Step 1, CanonicalURI: botocore quotes the path as sent once more with
  * safe='/~' for every service but S3, so "%20" becomes "%2520". */
-static cl_status cl_sigv4_canonical_uri(const char *path, cl_buf *out)
+static CL_MUST_USE cl_status cl_sigv4_canonical_uri(const char *path, cl_buf *out)
 {
     if (path == NULL || path[0] == '\0') return cl_buf_append_u8(out, '/');
     static const char hex[] = "0123456789ABCDEF";
@@ -69,7 +69,7 @@ static int cl_sigv4_pair_cmp(const void *x, const void *y)
 
 /* Step 1, CanonicalQueryString: pairs sorted by name then value, as sent
  * (botocore _canonical_query_string_url); a bare name gets "=". */
-static cl_status cl_sigv4_canonical_query(const char *query, cl_buf *out)
+static CL_MUST_USE cl_status cl_sigv4_canonical_query(const char *query, cl_buf *out)
 {
     if (query == NULL || query[0] == '\0') return CL_OK;
     size_t n = 1;
@@ -107,7 +107,7 @@ static cl_status cl_sigv4_canonical_query(const char *query, cl_buf *out)
 
 /* Step 1, CanonicalHeaders value: leading and trailing spaces trimmed,
  * inner runs of spaces collapsed to one (botocore _header_value). */
-static cl_status cl_sigv4_append_trimmed(cl_buf *out, const char *v)
+static CL_MUST_USE cl_status cl_sigv4_append_trimmed(cl_buf *out, const char *v)
 {
     while (*v == ' ' || *v == '\t') v++;
     bool space = false;
@@ -123,7 +123,7 @@ static cl_status cl_sigv4_append_trimmed(cl_buf *out, const char *v)
     return CL_OK;
 }
 
-static cl_status cl_sigv4_canonical_headers(const cl_sigv4_request *req, cl_buf *out)
+static CL_MUST_USE cl_status cl_sigv4_canonical_headers(const cl_sigv4_request *req, cl_buf *out)
 {
     const char *sh = req->signed_headers;
     CL_ENSURE(sh != NULL && sh[0] != '\0', CL_ERR_FORMAT, "no signed headers");
@@ -171,7 +171,7 @@ cl_status cl_sigv4_canonical_request(const cl_sigv4_request *req, cl_buf *out)
     return cl_buf_append_str(out, req->payload_sha256_hex);
 }
 
-static cl_status cl_sigv4_check_date(const char *amz_date)
+static CL_MUST_USE cl_status cl_sigv4_check_date(const char *amz_date)
 {
     CL_ENSURE(amz_date != NULL && strlen(amz_date) == 16, CL_ERR_FORMAT, "X-Amz-Date must be YYYYMMDDTHHMMSSZ");
     int64_t t;
@@ -275,7 +275,7 @@ cl_status cl_sigv4_authorization(const char *access_key_id, const char *secret, 
 }
 
 /* Copies one bounded field out of the reader up to (not including) `stop` or ','. */
-static cl_status cl_sigv4_take(cl_reader *r, char stop, char *dst, size_t cap, const char *what)
+static CL_MUST_USE cl_status cl_sigv4_take(cl_reader *r, char stop, char *dst, size_t cap, const char *what)
 {
     const char stops[3] = {stop, ',', '\0'};
     cl_reader field;
@@ -294,7 +294,7 @@ static cl_status cl_sigv4_take(cl_reader *r, char stop, char *dst, size_t cap, c
     return CL_OK;
 }
 
-static cl_status cl_sigv4_expect(cl_reader *r, const char *lit)
+static CL_MUST_USE cl_status cl_sigv4_expect(cl_reader *r, const char *lit)
 {
     if (cl_reader_expect(r, lit, strlen(lit), lit) != CL_OK)
         CL_FAIL(CL_ERR_FORMAT, "Authorization header: expected %s", lit);
@@ -349,7 +349,7 @@ cl_status cl_sigv4_parse_authorization(const char *value, size_t len, cl_sigv4_a
     return cl_reader_expect_end(&r);
 }
 
-static cl_status cl_sigv4_digits(const char *s, size_t n, int *out)
+static CL_MUST_USE cl_status cl_sigv4_digits(const char *s, size_t n, int *out)
 {
     int v = 0;
     for (size_t i = 0; i < n; i++) {

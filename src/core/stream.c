@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static cl_status cl_stream_fd_read(cl_stream *s, uint8_t *p, size_t n, size_t *got)
+static CL_MUST_USE cl_status cl_stream_fd_read(cl_stream *s, uint8_t *p, size_t n, size_t *got)
 {
     for (;;) {
         ssize_t r = read(s->fd, p, n);
@@ -16,7 +16,7 @@ static cl_status cl_stream_fd_read(cl_stream *s, uint8_t *p, size_t n, size_t *g
     }
 }
 
-static cl_status cl_stream_fd_write(cl_stream *s, const uint8_t *p, size_t n)
+static CL_MUST_USE cl_status cl_stream_fd_write(cl_stream *s, const uint8_t *p, size_t n)
 {
     while (n > 0) {
         ssize_t w = write(s->fd, p, n);
@@ -28,7 +28,7 @@ static cl_status cl_stream_fd_write(cl_stream *s, const uint8_t *p, size_t n)
     return CL_OK;
 }
 
-static cl_status cl_stream_mem_read(cl_stream *s, uint8_t *p, size_t n, size_t *got)
+static CL_MUST_USE cl_status cl_stream_mem_read(cl_stream *s, uint8_t *p, size_t n, size_t *got)
 {
     size_t take = cl_reader_remaining(&s->mem);
     if (take > n) take = n;
@@ -37,9 +37,12 @@ static cl_status cl_stream_mem_read(cl_stream *s, uint8_t *p, size_t n, size_t *
     return CL_OK;
 }
 
-static cl_status cl_stream_buf_write(cl_stream *s, const uint8_t *p, size_t n) { return cl_buf_append(s->out, p, n); }
+static CL_MUST_USE cl_status cl_stream_buf_write(cl_stream *s, const uint8_t *p, size_t n)
+{
+    return cl_buf_append(s->out, p, n);
+}
 
-static cl_status cl_stream_no_read(cl_stream *s, uint8_t *p, size_t n, size_t *got)
+static CL_MUST_USE cl_status cl_stream_no_read(cl_stream *s, uint8_t *p, size_t n, size_t *got)
 {
     (void)p;
     (void)n;
@@ -47,7 +50,7 @@ static cl_status cl_stream_no_read(cl_stream *s, uint8_t *p, size_t n, size_t *g
     CL_FAIL(CL_ERR_INTERNAL, "%s is not readable", s->name);
 }
 
-static cl_status cl_stream_no_write(cl_stream *s, const uint8_t *p, size_t n)
+static CL_MUST_USE cl_status cl_stream_no_write(cl_stream *s, const uint8_t *p, size_t n)
 {
     (void)p;
     (void)n;

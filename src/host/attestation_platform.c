@@ -23,14 +23,14 @@
 #define PKI_PATH_MAX 4096
 #define RENEW_MARGIN_SECONDS 300
 
-static cl_status pki_path(char *out, const char *dir, const char *name)
+static CL_MUST_USE cl_status pki_path(char *out, const char *dir, const char *name)
 {
     int n = snprintf(out, PKI_PATH_MAX, "%s/%s", dir, name);
     CL_ENSURE(n > 0 && n < PKI_PATH_MAX, CL_ERR_USAGE, "path too long: %s/%s", dir, name);
     return CL_OK;
 }
 
-static cl_status pki_write(const char *dir, const char *name, const cl_buf *b, mode_t mode, bool force)
+static CL_MUST_USE cl_status pki_write(const char *dir, const char *name, const cl_buf *b, mode_t mode, bool force)
 {
     char path[PKI_PATH_MAX];
     cl_status rc = CL_OK;
@@ -116,7 +116,7 @@ void cl_attest_platform_free(cl_attest_platform *p)
 }
 
 /* The first certificate of a PEM file, as DER (and decoded, when x is not NULL). */
-static cl_status load_cert(const char *path, cl_buf *der, X509 **x)
+static CL_MUST_USE cl_status load_cert(const char *path, cl_buf *der, X509 **x)
 {
     cl_status rc = CL_OK;
     cl_buf text;

@@ -49,7 +49,7 @@ void cl_nsm_device_init(cl_nsm_device *dev, const cl_image *img, bool debug, con
     dev->now_ms = wall_ms;
 }
 
-static cl_status answer_error(cl_nsm_error e, cl_buf *resp)
+static CL_MUST_USE cl_status answer_error(cl_nsm_error e, cl_buf *resp)
 {
     cl_nsm_response r;
     cl_nsm_response_init(&r);

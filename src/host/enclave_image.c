@@ -78,7 +78,7 @@ cl_status cl_image_pcr_extend_digest(uint8_t pcr[48], const uint8_t *data, size_
 }
 
 /* PCR from zero over a digest already computed: SHA-384(0^48 || digest). */
-static cl_status pcr_from_digest(EVP_MD_CTX *ctx, uint8_t pcr[48])
+static CL_MUST_USE cl_status pcr_from_digest(EVP_MD_CTX *ctx, uint8_t pcr[48])
 {
     uint8_t d[48], both[96];
     unsigned int dl = 0;
@@ -89,7 +89,7 @@ static cl_status pcr_from_digest(EVP_MD_CTX *ctx, uint8_t pcr[48])
     return CL_OK;
 }
 
-static cl_status verify_signature(cl_image *img, const uint8_t *sig, size_t sig_len)
+static CL_MUST_USE cl_status verify_signature(cl_image *img, const uint8_t *sig, size_t sig_len)
 {
     cl_status rc = CL_OK;
     const unsigned char *cp = img->cert;
@@ -113,7 +113,7 @@ out:
     return rc;
 }
 
-static cl_status parse_raw(cl_image *img)
+static CL_MUST_USE cl_status parse_raw(cl_image *img)
 {
     cl_status rc = CL_OK;
     cl_reader r = cl_reader_make(img->raw.data, img->raw.len);
@@ -233,7 +233,7 @@ cl_status cl_image_load(const char *path, cl_image *out)
     return rc;
 }
 
-static cl_status append_hex_field(cl_buf *b, const char *name, const uint8_t v[48], bool last)
+static CL_MUST_USE cl_status append_hex_field(cl_buf *b, const char *name, const uint8_t v[48], bool last)
 {
     CL_GUARD(cl_buf_printf(b, "    \"%s\": \"", name));
     CL_GUARD(cl_buf_append_hex(b, v, 48));
@@ -361,8 +361,8 @@ static int pending_cmp(const void *a, const void *b)
     return strcmp(((const pending *)a)->path, ((const pending *)b)->path);
 }
 
-static cl_status add_pending(pending *list, size_t *n, size_t max, cl_image_kind kind, const char *src,
-                             const char *path)
+static CL_MUST_USE cl_status add_pending(pending *list, size_t *n, size_t max, cl_image_kind kind, const char *src,
+                                         const char *path)
 {
     CL_ENSURE(*n < max, CL_ERR_LIMIT, "enclave image: more than %zu entries", max);
     CL_ENSURE(path_ok(path, strlen(path)), CL_ERR_USAGE,
@@ -377,7 +377,7 @@ static cl_status add_pending(pending *list, size_t *n, size_t max, cl_image_kind
     return CL_OK;
 }
 
-static cl_status sign_body(const cl_image_build_params *p, cl_buf *raw)
+static CL_MUST_USE cl_status sign_body(const cl_image_build_params *p, cl_buf *raw)
 {
     cl_status rc = CL_OK;
     cl_buf pem, cert_der;

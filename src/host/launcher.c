@@ -80,7 +80,7 @@ typedef struct child_args {
 
 /* --- the child: isolation, then exec -------------------------------------- */
 
-static cl_status mkdirs(char *path)
+static CL_MUST_USE cl_status mkdirs(char *path)
 {
     for (char *s = path + 1; *s != '\0'; s++) {
         if (*s != '/') continue;
@@ -96,7 +96,7 @@ static cl_status mkdirs(char *path)
     return CL_OK;
 }
 
-static cl_status populate(const child_args *a)
+static CL_MUST_USE cl_status populate(const child_args *a)
 {
     char path[4096];
     for (size_t i = 0; i < a->img->count; i++) {
@@ -122,7 +122,7 @@ static cl_status populate(const child_args *a)
     return CL_OK;
 }
 
-static cl_status isolate_fs(const child_args *a)
+static CL_MUST_USE cl_status isolate_fs(const child_args *a)
 {
     size_t total = 0;
     for (size_t i = 0; i < a->img->count; i++) total += (size_t)a->img->entries[i].size + 4096;
@@ -290,7 +290,7 @@ static CL_MUST_USE cl_status seccomp_install(bool new_processes)
     return rc;
 }
 
-static cl_status drop_capabilities(void)
+static CL_MUST_USE cl_status drop_capabilities(void)
 {
     struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
     struct __user_cap_data_struct d[2];
@@ -300,7 +300,7 @@ static cl_status drop_capabilities(void)
 }
 
 /* Places fd at `target`, wherever both are now. */
-static cl_status place_fd(int *fd, int target)
+static CL_MUST_USE cl_status place_fd(int *fd, int target)
 {
     if (*fd == target) return fcntl(target, F_SETFD, 0) == 0 ? CL_OK : CL_ERR_IO;
     if (dup2(*fd, target) < 0) CL_FAIL_ERRNO(CL_ERR_IO, "enclave: dup2 to %d", target);
@@ -308,7 +308,7 @@ static cl_status place_fd(int *fd, int target)
     return CL_OK;
 }
 
-static cl_status child_setup(child_args *a)
+static CL_MUST_USE cl_status child_setup(child_args *a)
 {
     char c;
     if (read(a->sync_rd, &c, 1) != 1) CL_FAIL(CL_ERR_STATE, "enclave: the launcher went away");
@@ -380,7 +380,7 @@ typedef struct relay_args {
     char id[64];
 } relay_args;
 
-static cl_status write_all(int fd, const uint8_t *p, size_t n)
+static CL_MUST_USE cl_status write_all(int fd, const uint8_t *p, size_t n)
 {
     while (n > 0) {
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
@@ -599,7 +599,7 @@ static void handle_ctl(launcher *l, int ctl)
     (void)pthread_attr_destroy(&attr);
 }
 
-static cl_status write_text(const char *dir, const char *name, const char *text)
+static CL_MUST_USE cl_status write_text(const char *dir, const char *name, const char *text)
 {
     char path[4300];
     (void)snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -611,7 +611,7 @@ static cl_status write_text(const char *dir, const char *name, const char *text)
     return CL_OK;
 }
 
-static cl_status describe_json(const launcher *l, const cl_image *img, pid_t pid, cl_buf *out)
+static CL_MUST_USE cl_status describe_json(const launcher *l, const cl_image *img, pid_t pid, cl_buf *out)
 {
     const cl_enclave_config *c = l->cfg;
     CL_GUARD(cl_buf_printf(out,
@@ -692,7 +692,7 @@ cl_status cl_enclave_default_state_dir(cl_buf *out)
     return cl_buf_printf(out, "/tmp/cloister-%u/enclaves", (unsigned)getuid());
 }
 
-static cl_status make_dirs(const char *dir)
+static CL_MUST_USE cl_status make_dirs(const char *dir)
 {
     char path[4096];
     (void)snprintf(path, sizeof(path), "%s/", dir);
@@ -705,7 +705,7 @@ static cl_status make_dirs(const char *dir)
     return CL_OK;
 }
 
-static cl_status write_id_maps(pid_t pid)
+static CL_MUST_USE cl_status write_id_maps(pid_t pid)
 {
     char path[64], text[64];
     (void)snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
@@ -718,7 +718,7 @@ static cl_status write_id_maps(pid_t pid)
     return write_text("/", path + 1, text);
 }
 
-static cl_status serve(launcher *l, pid_t pid, int nsm, int ctl, int sigfd, int *exit_code)
+static CL_MUST_USE cl_status serve(launcher *l, pid_t pid, int nsm, int ctl, int sigfd, int *exit_code)
 {
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (pidfd < 0) CL_FAIL_ERRNO(CL_ERR_IO, "pidfd_open");

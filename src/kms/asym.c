@@ -91,8 +91,8 @@ cl_status kms_asym_public_der(EVP_PKEY *pkey, cl_buf *out)
 }
 
 /* The digest signed: the caller's (checked for length) or one computed here. */
-static cl_status kms_sig_digest(const kms_sig_alg *alg, bool digest, const uint8_t *msg, size_t len,
-                                uint8_t out[EVP_MAX_MD_SIZE])
+static CL_MUST_USE cl_status kms_sig_digest(const kms_sig_alg *alg, bool digest, const uint8_t *msg, size_t len,
+                                            uint8_t out[EVP_MAX_MD_SIZE])
 {
     if (digest) {
         CL_ENSURE(len == alg->md_len, CL_ERR_USAGE, "Digest is invalid length for algorithm %s: %zu bytes, not %zu",
@@ -111,7 +111,7 @@ static cl_status kms_sig_digest(const kms_sig_alg *alg, bool digest, const uint8
 
 /* A sign or verify context with alg's padding and digest (RFC 8017 8.1 / 8.2;
  * FIPS 186-4 ECDSA). */
-static cl_status kms_sig_ctx(EVP_PKEY *pkey, const kms_sig_alg *alg, bool sign, EVP_PKEY_CTX **out)
+static CL_MUST_USE cl_status kms_sig_ctx(EVP_PKEY *pkey, const kms_sig_alg *alg, bool sign, EVP_PKEY_CTX **out)
 {
     *out = NULL;
     bool rsa = EVP_PKEY_is_a(pkey, "RSA");
@@ -174,7 +174,7 @@ out:
     return rc;
 }
 
-static cl_status kms_private_aad(const char *arn, uint32_t version, cl_buf *aad)
+static CL_MUST_USE cl_status kms_private_aad(const char *arn, uint32_t version, cl_buf *aad)
 {
     CL_GUARD(cl_buf_append(aad, KMS_PRIVATE_AAD, sizeof(KMS_PRIVATE_AAD)));
     CL_GUARD(cl_buf_append(aad, arn, strlen(arn) + 1));

@@ -24,7 +24,7 @@ void kms_recipient_free(kms_recipient *r)
     r->present = false;
 }
 
-static cl_status kms_recipient_invalid(kms_call *c, const char *why)
+static CL_MUST_USE cl_status kms_recipient_invalid(kms_call *c, const char *why)
 {
     KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE, "Invalid attestation document in Recipient: %s", why);
 }

@@ -58,7 +58,7 @@ void kms_config_free(kms_config *cfg)
 
 /* --- values ------------------------------------------------------------------ */
 
-static cl_status kms_cfg_unknown(const char *where, const char *key, const char *const *known, size_t n)
+static CL_MUST_USE cl_status kms_cfg_unknown(const char *where, const char *key, const char *const *known, size_t n)
 {
     char list[512] = "";
     size_t used = 0;
@@ -71,7 +71,7 @@ static cl_status kms_cfg_unknown(const char *where, const char *key, const char 
 }
 
 /* Refuses any key of o not in known. */
-static cl_status kms_cfg_keys(json_t *o, const char *where, const char *const *known, size_t n)
+static CL_MUST_USE cl_status kms_cfg_keys(json_t *o, const char *where, const char *const *known, size_t n)
 {
     const char *key;
     json_t *v;
@@ -84,7 +84,7 @@ static cl_status kms_cfg_keys(json_t *o, const char *where, const char *const *k
     return CL_OK;
 }
 
-static cl_status kms_cfg_string(json_t *o, const char *where, const char *key, size_t max, const char **out)
+static CL_MUST_USE cl_status kms_cfg_string(json_t *o, const char *where, const char *key, size_t max, const char **out)
 {
     json_t *v = json_object_get(o, key);
     *out = NULL;
@@ -97,7 +97,8 @@ static cl_status kms_cfg_string(json_t *o, const char *where, const char *key, s
     return CL_OK;
 }
 
-static cl_status kms_cfg_int(json_t *o, const char *key, long long min, long long max, bool *set, long long *out)
+static CL_MUST_USE cl_status kms_cfg_int(json_t *o, const char *key, long long min, long long max, bool *set,
+                                         long long *out)
 {
     json_t *v = json_object_get(o, key);
     *set = v != NULL;
@@ -109,8 +110,8 @@ static cl_status kms_cfg_int(json_t *o, const char *key, long long min, long lon
 }
 
 /* A path: absolute, or relative to the config file's directory. */
-static cl_status kms_cfg_path(json_t *o, const char *where, const char *key, const char *base_dir, char *out,
-                              size_t cap)
+static CL_MUST_USE cl_status kms_cfg_path(json_t *o, const char *where, const char *key, const char *base_dir,
+                                          char *out, size_t cap)
 {
     const char *s;
     CL_GUARD(kms_cfg_string(o, where, key, cap - 1, &s));
@@ -132,7 +133,7 @@ cl_status kms_config_parse_listen(const char *s, kms_config *cfg)
     return CL_OK;
 }
 
-static cl_status kms_cfg_region(const char *s, kms_config *cfg)
+static CL_MUST_USE cl_status kms_cfg_region(const char *s, kms_config *cfg)
 {
     size_t n = strlen(s);
     bool ok = n >= 1 && n < sizeof(cfg->region);
@@ -145,7 +146,7 @@ static cl_status kms_cfg_region(const char *s, kms_config *cfg)
 
 /* --- sections ------------------------------------------------------------------ */
 
-static cl_status kms_cfg_root_key(json_t *o, const char *base_dir, kms_config *cfg)
+static CL_MUST_USE cl_status kms_cfg_root_key(json_t *o, const char *base_dir, kms_config *cfg)
 {
     static const char *const known[] = {"file", "passphrase_file", "passphrase_env", "scrypt_log2_n"};
     CL_ENSURE(json_is_object(o), CL_ERR_USAGE, "'root_key' must be an object");
@@ -176,7 +177,7 @@ static cl_status kms_cfg_root_key(json_t *o, const char *base_dir, kms_config *c
     return CL_OK;
 }
 
-static cl_status kms_cfg_tls(json_t *o, const char *base_dir, kms_config *cfg)
+static CL_MUST_USE cl_status kms_cfg_tls(json_t *o, const char *base_dir, kms_config *cfg)
 {
     static const char *const known[] = {"cert", "key"};
     CL_ENSURE(json_is_object(o), CL_ERR_USAGE, "'tls' must be an object");
@@ -194,7 +195,7 @@ static cl_status kms_cfg_tls(json_t *o, const char *base_dir, kms_config *cfg)
  * The conninfo may carry a password, so no message quotes it, nor libpq's
  * parse error (which can echo part of a URI).
  */
-static cl_status kms_cfg_store(json_t *o, const char *base_dir, kms_config *cfg)
+static CL_MUST_USE cl_status kms_cfg_store(json_t *o, const char *base_dir, kms_config *cfg)
 {
     static const char *const known[] = {"type", "path", "conninfo"};
     CL_ENSURE(json_is_object(o), CL_ERR_USAGE, "'store' must be an object");
@@ -227,7 +228,7 @@ static cl_status kms_cfg_store(json_t *o, const char *base_dir, kms_config *cfg)
 
 /* Appends the principals of the JSON list a to cfg's: the config file's "principals", a
  * --principals-file, CLOISTER_KMS_PRINCIPALS (docs/kms.md). Access key ids stay unique. */
-static cl_status kms_cfg_principals(json_t *a, kms_config *cfg)
+static CL_MUST_USE cl_status kms_cfg_principals(json_t *a, kms_config *cfg)
 {
     static const char *const known[] = {"access_key_id", "secret", "arn"};
     size_t old = cfg->n_principals;
@@ -272,7 +273,7 @@ static cl_status kms_cfg_principals(json_t *a, kms_config *cfg)
 }
 
 /* "attestation_roots": PEM files of the roots Recipient documents must chain to. */
-static cl_status kms_cfg_attest_roots(json_t *o, const char *base_dir, kms_config *cfg)
+static CL_MUST_USE cl_status kms_cfg_attest_roots(json_t *o, const char *base_dir, kms_config *cfg)
 {
     CL_ENSURE(json_is_array(o) && json_array_size(o) >= 1 && json_array_size(o) <= KMS_ATTEST_ROOT_FILES_MAX,
               CL_ERR_USAGE, "'attestation_roots' must be an array of 1..%d PEM file paths", KMS_ATTEST_ROOT_FILES_MAX);
@@ -294,7 +295,7 @@ static cl_status kms_cfg_attest_roots(json_t *o, const char *base_dir, kms_confi
     return CL_OK;
 }
 
-static cl_status kms_cfg_apply(json_t *root, const char *base_dir, kms_config *cfg)
+static CL_MUST_USE cl_status kms_cfg_apply(json_t *root, const char *base_dir, kms_config *cfg)
 {
     static const char *const known[] = {"listen",          "threads",        "max_body",          "region",
                                         "data_dir",        "store",          "root_key",          "tls",

@@ -17,8 +17,8 @@ static size_t kms_utf8_chars(const char *s, size_t n)
 
 /* Shape and bounds of a context map, all checked before any of it is used. max_value_chars 0:
  * no bound per value. */
-static cl_status kms_context_check(kms_call *c, json_t *map, const char *member, size_t max_pairs,
-                                   size_t max_value_chars)
+static CL_MUST_USE cl_status kms_context_check(kms_call *c, json_t *map, const char *member, size_t max_pairs,
+                                               size_t max_value_chars)
 {
     if (json_object_size(map) > max_pairs)
         KMS_FAIL_AS(c, "ValidationException", CL_ERR_LIMIT, "%s has %zu pairs; at most %zu are accepted", member,

@@ -18,7 +18,7 @@
 #define KMS_MATERIAL_AAD "cloister-kms/key-material/v1"
 #define KMS_BLOB_AAD "cloister-kms/ciphertext/v1"
 
-static cl_status kms_write_all(int fd, const uint8_t *p, size_t n, const char *path)
+static CL_MUST_USE cl_status kms_write_all(int fd, const uint8_t *p, size_t n, const char *path)
 {
     while (n > 0) {
         ssize_t w = write(fd, p, n);
@@ -103,7 +103,8 @@ out:
     return rc;
 }
 
-static cl_status kms_kdf_b64(json_t *o, const char *member, size_t min, size_t max, uint8_t *out, size_t *out_len)
+static CL_MUST_USE cl_status kms_kdf_b64(json_t *o, const char *member, size_t min, size_t max, uint8_t *out,
+                                         size_t *out_len)
 {
     json_t *v = json_object_get(o, member);
     CL_ENSURE(json_is_string(v), CL_ERR_FORMAT, "root.kdf: '%s' must be a base64 string", member);
@@ -120,7 +121,7 @@ static cl_status kms_kdf_b64(json_t *o, const char *member, size_t min, size_t m
     return CL_OK;
 }
 
-static cl_status kms_kdf_int(json_t *o, const char *member, json_int_t min, json_int_t max, json_int_t *out)
+static CL_MUST_USE cl_status kms_kdf_int(json_t *o, const char *member, json_int_t min, json_int_t max, json_int_t *out)
 {
     json_t *v = json_object_get(o, member);
     CL_ENSURE(json_is_integer(v) && json_integer_value(v) >= min && json_integer_value(v) <= max, CL_ERR_FORMAT,
@@ -166,7 +167,7 @@ out:
     return rc;
 }
 
-static cl_status kms_kdf_create(const char *path, const kms_kdf_params *k)
+static CL_MUST_USE cl_status kms_kdf_create(const char *path, const kms_kdf_params *k)
 {
     cl_status rc = CL_OK;
     cl_buf salt, check;
@@ -241,7 +242,7 @@ out:
     return rc;
 }
 
-static cl_status kms_material_aad(const char *arn, uint32_t version, cl_buf *aad)
+static CL_MUST_USE cl_status kms_material_aad(const char *arn, uint32_t version, cl_buf *aad)
 {
     CL_GUARD(cl_buf_append(aad, KMS_MATERIAL_AAD, sizeof(KMS_MATERIAL_AAD)));
     CL_GUARD(cl_buf_append(aad, arn, strlen(arn) + 1));
@@ -325,7 +326,7 @@ cl_status kms_blob_parse(const uint8_t *blob, size_t len, kms_blob *out)
 }
 
 /* AAD = label NUL || blob header || u16 count || (u16 len, key, u16 len, value)... in key byte order. */
-static cl_status kms_blob_aad(const uint8_t *header, size_t header_len, const cl_kvlist *ctx, cl_buf *aad)
+static CL_MUST_USE cl_status kms_blob_aad(const uint8_t *header, size_t header_len, const cl_kvlist *ctx, cl_buf *aad)
 {
     CL_GUARD(cl_buf_append(aad, KMS_BLOB_AAD, sizeof(KMS_BLOB_AAD)));
     CL_GUARD(cl_buf_append(aad, header, header_len));

@@ -490,7 +490,7 @@ static bool kms_string_or_list(json_t *v)
 }
 
 /* A condition value, parsed for its operator. */
-static cl_status kms_compile_value(kms_policy *p, const kms_cond *c, json_t *v, size_t idx, kms_cval *out)
+static CL_MUST_USE cl_status kms_compile_value(kms_policy *p, const kms_cond *c, json_t *v, size_t idx, kms_cval *out)
 {
     char tmp[64];
     size_t len = 0;
@@ -548,8 +548,8 @@ static cl_status kms_compile_value(kms_policy *p, const kms_cond *c, json_t *v, 
 }
 
 /* One operator + key + values; c->def, set and if_exists are set. */
-static cl_status kms_compile_condition(kms_policy *p, const char *opname, const char *key, json_t *vals, size_t idx,
-                                       kms_cond *c)
+static CL_MUST_USE cl_status kms_compile_condition(kms_policy *p, const char *opname, const char *key, json_t *vals,
+                                                   size_t idx, kms_cond *c)
 {
     c->opname = kms_strdup_n(p, opname, strlen(opname), false);
     c->key = kms_strdup_n(p, key, strlen(key), false);
@@ -572,7 +572,7 @@ static cl_status kms_compile_condition(kms_policy *p, const char *opname, const 
     return CL_OK;
 }
 
-static cl_status kms_compile_conditions(kms_policy *p, json_t *cond, size_t idx, kms_stmt *st)
+static CL_MUST_USE cl_status kms_compile_conditions(kms_policy *p, json_t *cond, size_t idx, kms_stmt *st)
 {
     CL_ENSURE(json_is_object(cond), CL_ERR_FORMAT, "statement %zu: Condition must be an object", idx);
     size_t n = 0;
@@ -615,7 +615,8 @@ static cl_status kms_compile_conditions(kms_policy *p, json_t *cond, size_t idx,
 }
 
 /* Action/Resource lists: compiled wildcards (lower-cased for actions). */
-static cl_status kms_compile_patterns(kms_policy *p, json_t *v, bool lower, size_t *n, const kms_wild ***out)
+static CL_MUST_USE cl_status kms_compile_patterns(kms_policy *p, json_t *v, bool lower, size_t *n,
+                                                  const kms_wild ***out)
 {
     *n = json_is_array(v) ? json_array_size(v) : 1;
     *out = kms_alloc(p, *n * sizeof(const kms_wild *));
@@ -630,7 +631,7 @@ static cl_status kms_compile_patterns(kms_policy *p, json_t *v, bool lower, size
     return CL_OK;
 }
 
-static cl_status kms_compile_statement(kms_policy *p, json_t *st, size_t idx, kms_stmt *out)
+static CL_MUST_USE cl_status kms_compile_statement(kms_policy *p, json_t *st, size_t idx, kms_stmt *out)
 {
     CL_ENSURE(json_is_object(st), CL_ERR_FORMAT, "statement %zu is not an object", idx);
     const char *k;
@@ -695,7 +696,7 @@ static cl_status kms_compile_statement(kms_policy *p, json_t *st, size_t idx, km
     return CL_OK;
 }
 
-static cl_status kms_policy_compile(const char *text, size_t len, bool lenient, kms_policy **out)
+static CL_MUST_USE cl_status kms_policy_compile(const char *text, size_t len, bool lenient, kms_policy **out)
 {
     CL_ENSURE(len > 0 && len <= KMS_POLICY_MAX, CL_ERR_FORMAT,
               "policy must be 1 to %d bytes (AWS's key policy size quota); this one is %zu", KMS_POLICY_MAX, len);

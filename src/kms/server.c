@@ -218,8 +218,8 @@ static void kms_body_free(char *body)
     if (body != NULL) cl_free_wiped(body); /* may hold plaintext (Decrypt, GenerateDataKey, GenerateRandom) */
 }
 
-static cl_status kms_authenticate(kms_server *s, struct evhttp_request *req, const uint8_t *body, size_t body_len,
-                                  const kms_principal **who, const char **exc, int64_t now)
+static CL_MUST_USE cl_status kms_authenticate(kms_server *s, struct evhttp_request *req, const uint8_t *body,
+                                              size_t body_len, const kms_principal **who, const char **exc, int64_t now)
 {
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     const char *authz = evhttp_find_header(in, "Authorization");
@@ -291,8 +291,8 @@ static cl_status kms_authenticate(kms_server *s, struct evhttp_request *req, con
     "The request was not answered because its audit record could not be written; the server's log says why."
 
 /* Writes the request's audit line (not yet durable: the caller syncs to *end). */
-static cl_status kms_audit(kms_server *s, const kms_call *c, const char *principal, const char *op, const char *outcome,
-                           bool with_context, uint64_t *end)
+static CL_MUST_USE cl_status kms_audit(kms_server *s, const kms_call *c, const char *principal, const char *op,
+                                       const char *outcome, bool with_context, uint64_t *end)
 {
     cl_audit_event ev = {.time = c->now,
                          .request_id = c->request_id,
@@ -831,7 +831,7 @@ static void *kms_worker_main(void *arg)
     return NULL;
 }
 
-static cl_status kms_listen(kms_server *s)
+static CL_MUST_USE cl_status kms_listen(kms_server *s)
 {
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof(sa));
@@ -870,7 +870,7 @@ static int kms_tls_no_password(char *buf, int size, int rwflag, void *u)
 
 /* TLS 1.2 and 1.3 only (RFC 8996 deprecates 1.0 and 1.1), OpenSSL's default
  * cipher suites, the certificate chain and key of the config file. */
-static cl_status kms_tls_setup(kms_server *s)
+static CL_MUST_USE cl_status kms_tls_setup(kms_server *s)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL) CL_FAIL_SSL(CL_ERR_CRYPTO, "cannot create a TLS context");
@@ -915,7 +915,7 @@ static struct event_base *kms_worker_base(void)
 }
 
 /* The root key: a key file, or a passphrase through scrypt. */
-static cl_status kms_root_key_open(kms_server *s)
+static CL_MUST_USE cl_status kms_root_key_open(kms_server *s)
 {
     const kms_config *cfg = &s->cfg;
     char path[KMS_PATH_MAX + 16];
@@ -941,7 +941,7 @@ static cl_status kms_root_key_open(kms_server *s)
  * flock on DATA/kms.lock, released by the kernel however the process ends; the file holds the
  * holder's pid for the message a second server prints.
  */
-static cl_status kms_data_dir_lock(kms_server *s)
+static CL_MUST_USE cl_status kms_data_dir_lock(kms_server *s)
 {
     char path[KMS_PATH_MAX + 16];
     (void)snprintf(path, sizeof(path), "%s/kms.lock", s->cfg.data_dir);
@@ -1002,7 +1002,7 @@ static void kms_fit_fd_limit(kms_server *s)
 }
 
 /* A worker's event loop, its HTTP server and the accounting of its connections. */
-static cl_status kms_worker_init(kms_server *s, kms_worker *w)
+static CL_MUST_USE cl_status kms_worker_init(kms_server *s, kms_worker *w)
 {
     const kms_config *cfg = &s->cfg;
     w->srv = s;

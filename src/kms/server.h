@@ -156,7 +156,7 @@ typedef struct kms_call {
         CL_FAIL_GOTO((code), __VA_ARGS__); \
     } while (0)
 
-typedef cl_status (*kms_op_fn)(kms_call *c);
+typedef CL_MUST_USE cl_status (*kms_op_fn)(kms_call *c);
 /* The operation named by X-Amz-Target's suffix, or NULL. */
 kms_op_fn kms_op_find(const char *name);
 

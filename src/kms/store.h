@@ -89,46 +89,48 @@ typedef struct kms_grant_filter {
 typedef struct kms_store kms_store;
 typedef struct kms_store_ops {
     /* Adds a key and its version-1 wrapped material in one transaction. */
-    cl_status (*create_key)(kms_store *s, const kms_key_rec *k, const uint8_t *wrapped, size_t wrapped_len);
-    cl_status (*get_key)(kms_store *s, const char *key_id, kms_key_rec *out); /* CL_ERR_NOT_FOUND */
+    CL_MUST_USE cl_status (*create_key)(kms_store *s, const kms_key_rec *k, const uint8_t *wrapped, size_t wrapped_len);
+    CL_MUST_USE cl_status (*get_key)(kms_store *s, const char *key_id, kms_key_rec *out); /* CL_ERR_NOT_FOUND */
     /* Writes state, description, deletion fields, rotation settings and policy. */
-    cl_status (*update_key)(kms_store *s, const kms_key_rec *k);
+    CL_MUST_USE cl_status (*update_key)(kms_store *s, const kms_key_rec *k);
     /* Removes a key, its material and its aliases (deletion when due). */
-    cl_status (*delete_key)(kms_store *s, const char *key_id);
+    CL_MUST_USE cl_status (*delete_key)(kms_store *s, const char *key_id);
     /* Keys of an account in key id order, after `after` ("" for the start);
      * up to `limit` ids into out (each KMS_KEY_ID_LEN + 1); *more when others follow. */
-    cl_status (*list_keys)(kms_store *s, const char *account, const char *after, size_t limit,
-                           char (*out)[KMS_KEY_ID_LEN + 1], size_t *n, bool *more);
-    cl_status (*get_material)(kms_store *s, const char *key_id, uint32_t version, cl_buf *wrapped);
+    CL_MUST_USE cl_status (*list_keys)(kms_store *s, const char *account, const char *after, size_t limit,
+                                       char (*out)[KMS_KEY_ID_LEN + 1], size_t *n, bool *more);
+    CL_MUST_USE cl_status (*get_material)(kms_store *s, const char *key_id, uint32_t version, cl_buf *wrapped);
     /* Rotation: adds version `from + 1` and makes it current, in one
      * transaction, only if `from` is still current (CL_ERR_STATE otherwise:
      * a concurrent rotation won). */
-    cl_status (*add_version)(kms_store *s, const char *key_id, uint32_t from, const uint8_t *wrapped,
-                             size_t wrapped_len, int64_t now, bool on_demand);
+    CL_MUST_USE cl_status (*add_version)(kms_store *s, const char *key_id, uint32_t from, const uint8_t *wrapped,
+                                         size_t wrapped_len, int64_t now, bool on_demand);
     /* Versions of a key (version 1 first), for ListKeyRotations. */
-    cl_status (*list_versions)(kms_store *s, const char *key_id, uint32_t after, size_t limit, uint32_t *versions,
-                               int64_t *created, bool *on_demand, size_t *n, bool *more);
-    cl_status (*create_alias)(kms_store *s, const char *account, const kms_alias_rec *a); /* CL_ERR_EXISTS */
-    cl_status (*get_alias)(kms_store *s, const char *account, const char *name, kms_alias_rec *out);
-    cl_status (*update_alias)(kms_store *s, const char *account, const kms_alias_rec *a);
-    cl_status (*delete_alias)(kms_store *s, const char *account, const char *name);
+    CL_MUST_USE cl_status (*list_versions)(kms_store *s, const char *key_id, uint32_t after, size_t limit,
+                                           uint32_t *versions, int64_t *created, bool *on_demand, size_t *n,
+                                           bool *more);
+    CL_MUST_USE cl_status (*create_alias)(kms_store *s, const char *account,
+                                          const kms_alias_rec *a); /* CL_ERR_EXISTS */
+    CL_MUST_USE cl_status (*get_alias)(kms_store *s, const char *account, const char *name, kms_alias_rec *out);
+    CL_MUST_USE cl_status (*update_alias)(kms_store *s, const char *account, const kms_alias_rec *a);
+    CL_MUST_USE cl_status (*delete_alias)(kms_store *s, const char *account, const char *name);
     /* Aliases after `after` in name order, optionally only those of key_id. */
-    cl_status (*list_aliases)(kms_store *s, const char *account, const char *key_id, const char *after, size_t limit,
-                              kms_alias_rec *out, size_t *n, bool *more);
-    cl_status (*create_grant)(kms_store *s, const kms_grant_rec *g);
-    cl_status (*get_grant)(kms_store *s, const char *grant_id, kms_grant_rec *out); /* CL_ERR_NOT_FOUND */
-    cl_status (*delete_grant)(kms_store *s, const char *grant_id);                  /* CL_ERR_NOT_FOUND */
+    CL_MUST_USE cl_status (*list_aliases)(kms_store *s, const char *account, const char *key_id, const char *after,
+                                          size_t limit, kms_alias_rec *out, size_t *n, bool *more);
+    CL_MUST_USE cl_status (*create_grant)(kms_store *s, const kms_grant_rec *g);
+    CL_MUST_USE cl_status (*get_grant)(kms_store *s, const char *grant_id, kms_grant_rec *out); /* CL_ERR_NOT_FOUND */
+    CL_MUST_USE cl_status (*delete_grant)(kms_store *s, const char *grant_id);                  /* CL_ERR_NOT_FOUND */
     /* Grants matching f in grant id order after `after`; out entries must be
      * cleared by the caller. */
-    cl_status (*list_grants)(kms_store *s, const kms_grant_filter *f, const char *after, size_t limit,
-                             kms_grant_rec *out, size_t *n, bool *more);
+    CL_MUST_USE cl_status (*list_grants)(kms_store *s, const kms_grant_filter *f, const char *after, size_t limit,
+                                         kms_grant_rec *out, size_t *n, bool *more);
     /* Tags: set (insert or replace) all of `tags` in one transaction, failing
      * with CL_ERR_LIMIT if the key would end up with more than max_tags. */
-    cl_status (*tag)(kms_store *s, const char *key_id, const cl_kvlist *tags, size_t max_tags);
-    cl_status (*untag)(kms_store *s, const char *key_id, const char *const *keys, size_t n);
+    CL_MUST_USE cl_status (*tag)(kms_store *s, const char *key_id, const cl_kvlist *tags, size_t max_tags);
+    CL_MUST_USE cl_status (*untag)(kms_store *s, const char *key_id, const char *const *keys, size_t n);
     /* Tags in key order after `after`, appended to out. */
-    cl_status (*list_tags)(kms_store *s, const char *key_id, const char *after, size_t limit, cl_kvlist *out,
-                           bool *more);
+    CL_MUST_USE cl_status (*list_tags)(kms_store *s, const char *key_id, const char *after, size_t limit,
+                                       cl_kvlist *out, bool *more);
     void (*close)(kms_store *s);
 } kms_store_ops;
 

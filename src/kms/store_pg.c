@@ -237,7 +237,7 @@ static void kms_pg_notice(void *arg, const char *msg)
  * kept: the DETAIL of a constraint violation quotes the row's values. A
  * unique violation is CL_ERR_EXISTS (callers name what already exists).
  */
-static cl_status kms_pg_check(PGconn *c, const PGresult *r, ExecStatusType want, const char *what)
+static CL_MUST_USE cl_status kms_pg_check(PGconn *c, const PGresult *r, ExecStatusType want, const char *what)
 {
     if (r != NULL && PQresultStatus(r) == want) return CL_OK;
     const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
@@ -252,7 +252,7 @@ static cl_status kms_pg_check(PGconn *c, const PGresult *r, ExecStatusType want,
 }
 
 /* Runs SQL with no parameters (BEGIN, COMMIT, the schema). */
-static cl_status kms_pg_simple(PGconn *c, const char *sql, ExecStatusType want, const char *what)
+static CL_MUST_USE cl_status kms_pg_simple(PGconn *c, const char *sql, ExecStatusType want, const char *what)
 {
     PGresult *r = PQexec(c, sql);
     cl_status rc = kms_pg_check(c, r, want, what);
@@ -261,7 +261,7 @@ static cl_status kms_pg_simple(PGconn *c, const char *sql, ExecStatusType want, 
 }
 
 /* Session settings every connection needs; see the top of the file for why synchronous_commit. */
-static cl_status kms_pg_session(kms_pg *q, PGconn *c)
+static CL_MUST_USE cl_status kms_pg_session(kms_pg *q, PGconn *c)
 {
     cl_status rc = CL_OK;
     PGresult *r = PQexec(c, "SHOW synchronous_commit");
@@ -282,7 +282,7 @@ out:
 }
 
 /* (Re)connects pc. The conninfo never appears in a message: only the database and host libpq resolved. */
-static cl_status kms_pg_connect(kms_pg *q, kms_pg_conn *pc)
+static CL_MUST_USE cl_status kms_pg_connect(kms_pg *q, kms_pg_conn *pc)
 {
     cl_status rc = CL_OK;
     memset(pc->prepared, 0, sizeof(pc->prepared));
@@ -318,8 +318,9 @@ out:
  * transaction is retried once on a new connection when the old one dropped
  * (a restarted database): it cannot have changed anything.
  */
-static cl_status kms_pg_run(kms_pg *q, kms_pg_conn *pc, enum kms_pg_q id, int n, const char *const *vals,
-                            const int *lens, const int *fmts, bool binary_result, ExecStatusType want, PGresult **out)
+static CL_MUST_USE cl_status kms_pg_run(kms_pg *q, kms_pg_conn *pc, enum kms_pg_q id, int n, const char *const *vals,
+                                        const int *lens, const int *fmts, bool binary_result, ExecStatusType want,
+                                        PGresult **out)
 {
     cl_status rc = CL_OK;
     *out = NULL;
@@ -371,7 +372,7 @@ static bool kms_pg_idle_alive(PGconn *c)
 }
 
 /* Takes a connection from the pool, connected and idle; waits while all are busy. */
-static cl_status kms_pg_acquire(kms_pg *q, kms_pg_conn **out)
+static CL_MUST_USE cl_status kms_pg_acquire(kms_pg *q, kms_pg_conn **out)
 {
     cl_status rc = CL_OK;
     kms_pg_conn *pc = NULL;
@@ -414,7 +415,7 @@ static void kms_pg_release(kms_pg *q, kms_pg_conn *pc)
     pthread_mutex_unlock(&q->mu);
 }
 
-static cl_status kms_pg_begin(kms_pg_conn *pc)
+static CL_MUST_USE cl_status kms_pg_begin(kms_pg_conn *pc)
 {
     CL_GUARD(kms_pg_simple(pc->c, "BEGIN", PGRES_COMMAND_OK, "starting a transaction"));
     pc->in_tx = true;
@@ -422,7 +423,7 @@ static cl_status kms_pg_begin(kms_pg_conn *pc)
 }
 
 /* COMMIT of an aborted transaction "succeeds" as ROLLBACK: the command tag tells which happened. */
-static cl_status kms_pg_commit(kms_pg_conn *pc)
+static CL_MUST_USE cl_status kms_pg_commit(kms_pg_conn *pc)
 {
     cl_status rc = CL_OK;
     PGresult *r = PQexec(pc->c, "COMMIT");
@@ -439,8 +440,9 @@ static bool kms_pg_one_row_changed(const PGresult *r) { return strcmp(PQcmdTuple
 
 /* --- keys ------------------------------------------------------------------- */
 
-static cl_status kms_pg_insert_version(kms_pg *q, kms_pg_conn *pc, const char *key_id, uint32_t version,
-                                       const uint8_t *wrapped, size_t wrapped_len, int64_t created, bool on_demand)
+static CL_MUST_USE cl_status kms_pg_insert_version(kms_pg *q, kms_pg_conn *pc, const char *key_id, uint32_t version,
+                                                   const uint8_t *wrapped, size_t wrapped_len, int64_t created,
+                                                   bool on_demand)
 {
     kms_pg_num nv, nc;
     const char *v[] = {key_id, kms_pg_i64(nv, version), (const char *)wrapped, kms_pg_i64(nc, created),
@@ -455,7 +457,8 @@ static cl_status kms_pg_insert_version(kms_pg *q, kms_pg_conn *pc, const char *k
     return CL_OK;
 }
 
-static cl_status kms_pg_create_key(kms_store *s, const kms_key_rec *k, const uint8_t *wrapped, size_t wrapped_len)
+static CL_MUST_USE cl_status kms_pg_create_key(kms_store *s, const kms_key_rec *k, const uint8_t *wrapped,
+                                               size_t wrapped_len)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -492,7 +495,7 @@ out:
     return rc;
 }
 
-static cl_status kms_pg_get_key(kms_store *s, const char *key_id, kms_key_rec *out)
+static CL_MUST_USE cl_status kms_pg_get_key(kms_store *s, const char *key_id, kms_key_rec *out)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -525,7 +528,7 @@ out:
     return rc;
 }
 
-static cl_status kms_pg_update_key(kms_store *s, const kms_key_rec *k)
+static CL_MUST_USE cl_status kms_pg_update_key(kms_store *s, const kms_key_rec *k)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -549,7 +552,7 @@ out:
     return rc;
 }
 
-static cl_status kms_pg_delete_key(kms_store *s, const char *key_id)
+static CL_MUST_USE cl_status kms_pg_delete_key(kms_store *s, const char *key_id)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -573,8 +576,8 @@ out:
     return rc;
 }
 
-static cl_status kms_pg_list_keys(kms_store *s, const char *account, const char *after, size_t limit,
-                                  char (*out)[KMS_KEY_ID_LEN + 1], size_t *n, bool *more)
+static CL_MUST_USE cl_status kms_pg_list_keys(kms_store *s, const char *account, const char *after, size_t limit,
+                                              char (*out)[KMS_KEY_ID_LEN + 1], size_t *n, bool *more)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -595,7 +598,7 @@ out:
     return rc;
 }
 
-static cl_status kms_pg_get_material(kms_store *s, const char *key_id, uint32_t version, cl_buf *wrapped)
+static CL_MUST_USE cl_status kms_pg_get_material(kms_store *s, const char *key_id, uint32_t version, cl_buf *wrapped)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -614,8 +617,8 @@ out:
     return rc;
 }
 
-static cl_status kms_pg_add_version(kms_store *s, const char *key_id, uint32_t from, const uint8_t *wrapped,
-                                    size_t wrapped_len, int64_t now, bool on_demand)
+static CL_MUST_USE cl_status kms_pg_add_version(kms_store *s, const char *key_id, uint32_t from, const uint8_t *wrapped,
+                                                size_t wrapped_len, int64_t now, bool on_demand)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -639,8 +642,9 @@ out:
     return rc;
 }
 
-static cl_status kms_pg_list_versions(kms_store *s, const char *key_id, uint32_t after, size_t limit,
-                                      uint32_t *versions, int64_t *created, bool *on_demand, size_t *n, bool *more)
+static CL_MUST_USE cl_status kms_pg_list_versions(kms_store *s, const char *key_id, uint32_t after, size_t limit,
+                                                  uint32_t *versions, int64_t *created, bool *on_demand, size_t *n,
+                                                  bool *more)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -667,7 +671,8 @@ out:
 
 /* --- aliases ---------------------------------------------------------------- */
 
-static cl_status kms_pg_alias_write(kms_store *s, enum kms_pg_q id, const char *account, const kms_alias_rec *a)
+static CL_MUST_USE cl_status kms_pg_alias_write(kms_store *s, enum kms_pg_q id, const char *account,
+                                                const kms_alias_rec *a)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -687,12 +692,12 @@ out:
     return rc;
 }
 
-static cl_status kms_pg_create_alias(kms_store *s, const char *account, const kms_alias_rec *a)
+static CL_MUST_USE cl_status kms_pg_create_alias(kms_store *s, const char *account, const kms_alias_rec *a)
 {
     return kms_pg_alias_write(s, Q_INSERT_ALIAS, account, a);
 }
 
-static cl_status kms_pg_update_alias(kms_store *s, const char *account, const kms_alias_rec *a)
+static CL_MUST_USE cl_status kms_pg_update_alias(kms_store *s, const char *account, const kms_alias_rec *a)
 {
     return kms_pg_alias_write(s, Q_UPDATE_ALIAS, account, a);
 }
@@ -705,7 +710,7 @@ static void kms_pg_alias_from_row(const PGresult *r, int row, kms_alias_rec *a)
     a->updated = kms_pg_col_i64(r, row, 3);
 }
 
-static cl_status kms_pg_get_alias(kms_store *s, const char *account, const char *name, kms_alias_rec *out)
+static CL_MUST_USE cl_status kms_pg_get_alias(kms_store *s, const char *account, const char *name, kms_alias_rec *out)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -722,7 +727,7 @@ out:
     return rc;
 }
 
-static cl_status kms_pg_delete_alias(kms_store *s, const char *account, const char *name)
+static CL_MUST_USE cl_status kms_pg_delete_alias(kms_store *s, const char *account, const char *name)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -738,8 +743,9 @@ out:
     return rc;
 }
 
-static cl_status kms_pg_list_aliases(kms_store *s, const char *account, const char *key_id, const char *after,
-                                     size_t limit, kms_alias_rec *out, size_t *n, bool *more)
+static CL_MUST_USE cl_status kms_pg_list_aliases(kms_store *s, const char *account, const char *key_id,
+                                                 const char *after, size_t limit, kms_alias_rec *out, size_t *n,
+                                                 bool *more)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -762,7 +768,7 @@ out:
 
 /* --- grants ----------------------------------------------------------------- */
 
-static cl_status kms_pg_create_grant(kms_store *s, const kms_grant_rec *g)
+static CL_MUST_USE cl_status kms_pg_create_grant(kms_store *s, const kms_grant_rec *g)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -787,7 +793,7 @@ out:
     return rc;
 }
 
-static cl_status kms_pg_grant_from_row(const PGresult *r, int row, kms_grant_rec *g)
+static CL_MUST_USE cl_status kms_pg_grant_from_row(const PGresult *r, int row, kms_grant_rec *g)
 {
     memset(g, 0, sizeof(*g));
     kms_pg_copy(g->grant_id, sizeof(g->grant_id), r, row, 0);
@@ -803,7 +809,7 @@ static cl_status kms_pg_grant_from_row(const PGresult *r, int row, kms_grant_rec
     return CL_OK;
 }
 
-static cl_status kms_pg_get_grant(kms_store *s, const char *grant_id, kms_grant_rec *out)
+static CL_MUST_USE cl_status kms_pg_get_grant(kms_store *s, const char *grant_id, kms_grant_rec *out)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -821,7 +827,7 @@ out:
     return rc;
 }
 
-static cl_status kms_pg_delete_grant(kms_store *s, const char *grant_id)
+static CL_MUST_USE cl_status kms_pg_delete_grant(kms_store *s, const char *grant_id)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -837,8 +843,8 @@ out:
     return rc;
 }
 
-static cl_status kms_pg_list_grants(kms_store *s, const kms_grant_filter *f, const char *after, size_t limit,
-                                    kms_grant_rec *out, size_t *n, bool *more)
+static CL_MUST_USE cl_status kms_pg_list_grants(kms_store *s, const kms_grant_filter *f, const char *after,
+                                                size_t limit, kms_grant_rec *out, size_t *n, bool *more)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -862,7 +868,7 @@ out:
 
 /* --- tags ------------------------------------------------------------------- */
 
-static cl_status kms_pg_tag(kms_store *s, const char *key_id, const cl_kvlist *tags, size_t max_tags)
+static CL_MUST_USE cl_status kms_pg_tag(kms_store *s, const char *key_id, const cl_kvlist *tags, size_t max_tags)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -892,7 +898,7 @@ out:
     return rc;
 }
 
-static cl_status kms_pg_untag(kms_store *s, const char *key_id, const char *const *keys, size_t n)
+static CL_MUST_USE cl_status kms_pg_untag(kms_store *s, const char *key_id, const char *const *keys, size_t n)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -918,8 +924,8 @@ out:
     return rc;
 }
 
-static cl_status kms_pg_list_tags(kms_store *s, const char *key_id, const char *after, size_t limit, cl_kvlist *out,
-                                  bool *more)
+static CL_MUST_USE cl_status kms_pg_list_tags(kms_store *s, const char *key_id, const char *after, size_t limit,
+                                              cl_kvlist *out, bool *more)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -987,7 +993,7 @@ static const kms_store_ops kms_pg_ops = {
 
 /* Creates the tables if they are missing (idempotent), under a lock so that
  * instances starting together do not race, and checks the schema version. */
-static cl_status kms_pg_schema_init(kms_pg_conn *pc)
+static CL_MUST_USE cl_status kms_pg_schema_init(kms_pg_conn *pc)
 {
     cl_status rc = CL_OK;
     PGresult *r = NULL;

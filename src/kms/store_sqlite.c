@@ -257,7 +257,7 @@ static kms_sq_call kms_sq_enter(kms_store *s)
  * "Response To Errors Within A Transaction"), and unlocks. ROLLBACK is stepped here, not by
  * kms_sq_run, so that the thread's error stays the failure that led here.
  */
-static cl_status kms_sq_leave(kms_sq_call *c, cl_status rc)
+static CL_MUST_USE cl_status kms_sq_leave(kms_sq_call *c, cl_status rc)
 {
     kms_sqlite *q = c->q;
     kms_sq_end(c);
@@ -369,7 +369,8 @@ static CL_MUST_USE cl_status kms_sqlite_insert_version(kms_sq_call *c, const cha
 }
 
 /* store.h: the key and its version-1 material in one transaction; CL_ERR_EXISTS for a key id in use. */
-static cl_status kms_sqlite_create_key(kms_store *s, const kms_key_rec *k, const uint8_t *wrapped, size_t wrapped_len)
+static CL_MUST_USE cl_status kms_sqlite_create_key(kms_store *s, const kms_key_rec *k, const uint8_t *wrapped,
+                                                   size_t wrapped_len)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
@@ -389,7 +390,7 @@ out:
 }
 
 /* store.h: key_id's record into out (out->policy allocated; empty on failure); CL_ERR_NOT_FOUND. */
-static cl_status kms_sqlite_get_key(kms_store *s, const char *key_id, kms_key_rec *out)
+static CL_MUST_USE cl_status kms_sqlite_get_key(kms_store *s, const char *key_id, kms_key_rec *out)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
@@ -423,7 +424,7 @@ out:
 }
 
 /* store.h: writes k's mutable fields; CL_ERR_NOT_FOUND when the key is gone. */
-static cl_status kms_sqlite_update_key(kms_store *s, const kms_key_rec *k)
+static CL_MUST_USE cl_status kms_sqlite_update_key(kms_store *s, const kms_key_rec *k)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = KMS_SQ_RUN(&c, S_UPDATE_KEY, KMS_INT(k->state), KMS_TEXT(k->description), KMS_INT(k->deletion_date),
@@ -434,7 +435,7 @@ static cl_status kms_sqlite_update_key(kms_store *s, const kms_key_rec *k)
 }
 
 /* store.h: the key, its material, aliases, grants and tags, in one transaction. */
-static cl_status kms_sqlite_delete_key(kms_store *s, const char *key_id)
+static CL_MUST_USE cl_status kms_sqlite_delete_key(kms_store *s, const char *key_id)
 {
     static const enum kms_sq del[] = {S_DEL_KEY_ALIASES, S_DEL_KEY_GRANTS, S_DEL_KEY_TAGS, S_DEL_KEY_VERSIONS,
                                       S_DEL_KEY};
@@ -448,8 +449,8 @@ out:
 }
 
 /* store.h: up to limit key ids of account after `after`, in id order; *more when others follow. */
-static cl_status kms_sqlite_list_keys(kms_store *s, const char *account, const char *after, size_t limit,
-                                      char (*out)[KMS_KEY_ID_LEN + 1], size_t *n, bool *more)
+static CL_MUST_USE cl_status kms_sqlite_list_keys(kms_store *s, const char *account, const char *after, size_t limit,
+                                                  char (*out)[KMS_KEY_ID_LEN + 1], size_t *n, bool *more)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
@@ -465,7 +466,8 @@ out:
 }
 
 /* store.h: appends version `version` of key_id's wrapped material to wrapped; CL_ERR_NOT_FOUND. */
-static cl_status kms_sqlite_get_material(kms_store *s, const char *key_id, uint32_t version, cl_buf *wrapped)
+static CL_MUST_USE cl_status kms_sqlite_get_material(kms_store *s, const char *key_id, uint32_t version,
+                                                     cl_buf *wrapped)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
@@ -478,8 +480,9 @@ out:
 
 /* store.h: version from + 1 becomes current, in one transaction, only if `from` still is
  * (CL_ERR_STATE: a concurrent rotation won). */
-static cl_status kms_sqlite_add_version(kms_store *s, const char *key_id, uint32_t from, const uint8_t *wrapped,
-                                        size_t wrapped_len, int64_t now, bool on_demand)
+static CL_MUST_USE cl_status kms_sqlite_add_version(kms_store *s, const char *key_id, uint32_t from,
+                                                    const uint8_t *wrapped, size_t wrapped_len, int64_t now,
+                                                    bool on_demand)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
@@ -493,8 +496,9 @@ out:
 }
 
 /* store.h: up to limit versions of key_id after `after`, in order, with when each was made and how. */
-static cl_status kms_sqlite_list_versions(kms_store *s, const char *key_id, uint32_t after, size_t limit,
-                                          uint32_t *versions, int64_t *created, bool *on_demand, size_t *n, bool *more)
+static CL_MUST_USE cl_status kms_sqlite_list_versions(kms_store *s, const char *key_id, uint32_t after, size_t limit,
+                                                      uint32_t *versions, int64_t *created, bool *on_demand, size_t *n,
+                                                      bool *more)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
@@ -517,7 +521,7 @@ out:
 /* --- aliases --------------------------------------------------------------------- */
 
 /* store.h: a new alias of account; CL_ERR_EXISTS when the name is taken. */
-static cl_status kms_sqlite_create_alias(kms_store *s, const char *account, const kms_alias_rec *a)
+static CL_MUST_USE cl_status kms_sqlite_create_alias(kms_store *s, const char *account, const kms_alias_rec *a)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = KMS_SQ_RUN(&c, S_INSERT_ALIAS, KMS_TEXT(a->key_id), KMS_INT(a->updated), KMS_TEXT(account),
@@ -527,7 +531,7 @@ static cl_status kms_sqlite_create_alias(kms_store *s, const char *account, cons
 }
 
 /* store.h: points an existing alias at a->key_id; CL_ERR_NOT_FOUND when there is no such alias. */
-static cl_status kms_sqlite_update_alias(kms_store *s, const char *account, const kms_alias_rec *a)
+static CL_MUST_USE cl_status kms_sqlite_update_alias(kms_store *s, const char *account, const kms_alias_rec *a)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc =
@@ -546,7 +550,8 @@ static CL_MUST_USE cl_status kms_alias_from_row(const kms_sq_call *c, kms_alias_
 }
 
 /* store.h: alias `name` of account into out; CL_ERR_NOT_FOUND. */
-static cl_status kms_sqlite_get_alias(kms_store *s, const char *account, const char *name, kms_alias_rec *out)
+static CL_MUST_USE cl_status kms_sqlite_get_alias(kms_store *s, const char *account, const char *name,
+                                                  kms_alias_rec *out)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
@@ -558,7 +563,7 @@ out:
 }
 
 /* store.h: removes alias `name` of account; CL_ERR_NOT_FOUND when there was none. */
-static cl_status kms_sqlite_delete_alias(kms_store *s, const char *account, const char *name)
+static CL_MUST_USE cl_status kms_sqlite_delete_alias(kms_store *s, const char *account, const char *name)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = KMS_SQ_RUN(&c, S_DEL_ALIAS, KMS_TEXT(account), KMS_TEXT(name));
@@ -567,8 +572,9 @@ static cl_status kms_sqlite_delete_alias(kms_store *s, const char *account, cons
 }
 
 /* store.h: up to limit aliases of account after `after` in name order, only key_id's unless NULL. */
-static cl_status kms_sqlite_list_aliases(kms_store *s, const char *account, const char *key_id, const char *after,
-                                         size_t limit, kms_alias_rec *out, size_t *n, bool *more)
+static CL_MUST_USE cl_status kms_sqlite_list_aliases(kms_store *s, const char *account, const char *key_id,
+                                                     const char *after, size_t limit, kms_alias_rec *out, size_t *n,
+                                                     bool *more)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
@@ -587,7 +593,7 @@ out:
 /* --- grants ---------------------------------------------------------------------- */
 
 /* store.h: a new grant; CL_ERR_EXISTS when its id is taken. */
-static cl_status kms_sqlite_create_grant(kms_store *s, const kms_grant_rec *g)
+static CL_MUST_USE cl_status kms_sqlite_create_grant(kms_store *s, const kms_grant_rec *g)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = KMS_SQ_RUN(&c, S_INSERT_GRANT, KMS_TEXT(g->grant_id), KMS_TEXT(g->key_id), KMS_TEXT(g->grantee),
@@ -617,7 +623,7 @@ out:
 }
 
 /* store.h: grant grant_id into out (left empty on failure); CL_ERR_NOT_FOUND. */
-static cl_status kms_sqlite_get_grant(kms_store *s, const char *grant_id, kms_grant_rec *out)
+static CL_MUST_USE cl_status kms_sqlite_get_grant(kms_store *s, const char *grant_id, kms_grant_rec *out)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
@@ -630,7 +636,7 @@ out:
 }
 
 /* store.h: removes grant grant_id; CL_ERR_NOT_FOUND when there was none. */
-static cl_status kms_sqlite_delete_grant(kms_store *s, const char *grant_id)
+static CL_MUST_USE cl_status kms_sqlite_delete_grant(kms_store *s, const char *grant_id)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = KMS_SQ_RUN(&c, S_DEL_GRANT, KMS_TEXT(grant_id));
@@ -640,8 +646,8 @@ static cl_status kms_sqlite_delete_grant(kms_store *s, const char *grant_id)
 
 /* store.h: up to limit grants matching f after `after` in id order; the caller clears out[0..*n),
  * also on failure. */
-static cl_status kms_sqlite_list_grants(kms_store *s, const kms_grant_filter *f, const char *after, size_t limit,
-                                        kms_grant_rec *out, size_t *n, bool *more)
+static CL_MUST_USE cl_status kms_sqlite_list_grants(kms_store *s, const kms_grant_filter *f, const char *after,
+                                                    size_t limit, kms_grant_rec *out, size_t *n, bool *more)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
@@ -660,7 +666,7 @@ out:
 /* --- tags ------------------------------------------------------------------------ */
 
 /* store.h: sets every tag in one transaction; CL_ERR_LIMIT, changing nothing, past max_tags. */
-static cl_status kms_sqlite_tag(kms_store *s, const char *key_id, const cl_kvlist *tags, size_t max_tags)
+static CL_MUST_USE cl_status kms_sqlite_tag(kms_store *s, const char *key_id, const cl_kvlist *tags, size_t max_tags)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
@@ -679,7 +685,7 @@ out:
 }
 
 /* store.h: removes the n tag keys (absent ones are no error) in one transaction. */
-static cl_status kms_sqlite_untag(kms_store *s, const char *key_id, const char *const *keys, size_t n)
+static CL_MUST_USE cl_status kms_sqlite_untag(kms_store *s, const char *key_id, const char *const *keys, size_t n)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
@@ -691,8 +697,8 @@ out:
 }
 
 /* store.h: up to limit tags of key_id after `after` in key order, appended to out. */
-static cl_status kms_sqlite_list_tags(kms_store *s, const char *key_id, const char *after, size_t limit, cl_kvlist *out,
-                                      bool *more)
+static CL_MUST_USE cl_status kms_sqlite_list_tags(kms_store *s, const char *key_id, const char *after, size_t limit,
+                                                  cl_kvlist *out, bool *more)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;

@@ -59,7 +59,7 @@ static void fz_init(void)
 
 static char fz_key_id[KMS_KEY_ID_LEN + 1];
 
-static cl_status fz_run(const char *op, const char *body, size_t len)
+static CL_MUST_USE cl_status fz_run(const char *op, const char *body, size_t len)
 {
     kms_call c;
     memset(&c, 0, sizeof(c));

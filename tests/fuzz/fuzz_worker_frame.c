@@ -21,7 +21,7 @@ typedef struct mem_stream {
     size_t n, off;
 } mem_stream;
 
-static cl_status mem_read(void *arg, uint8_t *p, size_t n, size_t *got)
+static CL_MUST_USE cl_status mem_read(void *arg, uint8_t *p, size_t n, size_t *got)
 {
     mem_stream *m = arg;
     size_t k = m->n - m->off;
@@ -33,7 +33,7 @@ static cl_status mem_read(void *arg, uint8_t *p, size_t n, size_t *got)
     return CL_OK;
 }
 
-static cl_status mem_write(void *arg, const uint8_t *p, size_t n)
+static CL_MUST_USE cl_status mem_write(void *arg, const uint8_t *p, size_t n)
 {
     (void)arg;
     (void)p;

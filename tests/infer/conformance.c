@@ -85,7 +85,7 @@ static void free_list(char **v, int n)
     free(v);
 }
 
-static cl_status read_tensor(const char *path, cl_infer_tensor *t)
+static CL_MUST_USE cl_status read_tensor(const char *path, cl_infer_tensor *t)
 {
     cl_buf b;
     cl_buf_init(&b, (size_t)1 << 30);

@@ -16,7 +16,7 @@
 
 #include "infer_internal.h"
 
-static cl_status read_npy(const char *path, cl_infer_tensor *t)
+static CL_MUST_USE cl_status read_npy(const char *path, cl_infer_tensor *t)
 {
     cl_buf b;
     cl_buf_init(&b, (size_t)1 << 30);

@@ -15,7 +15,8 @@ static cl_infer_classifier *make3(void)
     return c;
 }
 
-static cl_status parse(const cl_infer_classifier *c, cl_infer_record_format f, const char *s, cl_infer_tensor *t)
+static CL_MUST_USE cl_status parse(const cl_infer_classifier *c, cl_infer_record_format f, const char *s,
+                                   cl_infer_tensor *t)
 {
     return cl_infer_classifier_parse(c, f, s, strlen(s), t);
 }

@@ -22,7 +22,7 @@ static tm_model *mlp(void)
     return t;
 }
 
-static cl_status load(tm_model *t, size_t max_bytes, cl_infer_model **m)
+static CL_MUST_USE cl_status load(tm_model *t, size_t max_bytes, cl_infer_model **m)
 {
     cl_buf b;
     tm_pack(t, &b);

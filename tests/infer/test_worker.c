@@ -35,7 +35,7 @@ static cl_infer_service *g_svc;
 static cl_buf g_png, g_expected;
 
 /* A provider named "kms" over the local key: what the worker asks the KMS for, here. */
-static cl_status provider_named(const char *name, cl_key_provider **out)
+static CL_MUST_USE cl_status provider_named(const char *name, cl_key_provider **out)
 {
     CL_GUARD(cl_local_provider_from_key(g_key, out));
     (*out)->name = name;
@@ -43,7 +43,7 @@ static cl_status provider_named(const char *name, cl_key_provider **out)
 }
 
 /* The hooks run on the pool's threads: no cmocka assertion there (it is not thread-safe). */
-static cl_status hook_provider(cl_worker_thread *t, const char *key_id, cl_key_provider **out)
+static CL_MUST_USE cl_status hook_provider(cl_worker_thread *t, const char *key_id, cl_key_provider **out)
 {
     CL_ENSURE(t->w == &g_w && key_id != NULL && strncmp(key_id, "local:", 6) == 0, CL_ERR_INTERNAL,
               "the hook got another worker or key");
@@ -53,7 +53,7 @@ static cl_status hook_provider(cl_worker_thread *t, const char *key_id, cl_key_p
 }
 
 /* The channel path without RA-TLS: frames straight over the socket. */
-static cl_status hook_channel_open(cl_worker_thread *t, cl_worker_channel *ch)
+static CL_MUST_USE cl_status hook_channel_open(cl_worker_thread *t, cl_worker_channel *ch)
 {
     (void)t;
     if (atomic_load(&g_no_channel)) CL_FAIL(CL_ERR_AUTH, "the client's handshake failed (test)");

@@ -9,7 +9,10 @@
 
 #include "test_util.h"
 
-static cl_status parse(const char *s, cl_train_dataset *d) { return cl_train_csv_parse(s, strlen(s), "t.csv", d); }
+static CL_MUST_USE cl_status parse(const char *s, cl_train_dataset *d)
+{
+    return cl_train_csv_parse(s, strlen(s), "t.csv", d);
+}
 
 static void test_parse_small_table(void **state)
 {

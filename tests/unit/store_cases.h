@@ -19,7 +19,7 @@
 #include "test_util.h"
 
 static void t_fresh(char *path, size_t cap);
-static cl_status t_open(const char *path, kms_store **s);
+static CL_MUST_USE cl_status t_open(const char *path, kms_store **s);
 static void t_done(const char *path);
 
 static void t_key(kms_key_rec *k, int n)

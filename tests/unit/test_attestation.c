@@ -49,7 +49,7 @@ static void aws_roots(cl_attest_roots *r)
     assert_ok(cl_attest_roots_add_file(r, t_source_path("tests/vectors/nitro/aws-nitro-enclaves-root-g1.pem")));
 }
 
-static cl_status verify_at(const cl_buf *doc, const char *when, cl_attest_doc *out)
+static CL_MUST_USE cl_status verify_at(const cl_buf *doc, const char *when, cl_attest_doc *out)
 {
     cl_attest_roots r;
     aws_roots(&r);

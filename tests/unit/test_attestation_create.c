@@ -90,7 +90,7 @@ static void inputs_init(doc_inputs *in, const sim_pki *k, bool with_optional)
     in->p.nonce = with_optional ? &in->nonce_b : NULL;
 }
 
-static cl_status verify_sim(const sim_pki *k, const cl_buf *doc, int64_t at, cl_attest_doc *out)
+static CL_MUST_USE cl_status verify_sim(const sim_pki *k, const cl_buf *doc, int64_t at, cl_attest_doc *out)
 {
     cl_attest_policy pol = {.verify_at = at};
     return cl_attest_verify(doc->data, doc->len, &k->roots, &pol, out);

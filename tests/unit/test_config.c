@@ -13,7 +13,7 @@
 #define PRINCIPAL \
     "{\"access_key_id\": \"AKIA1\", \"secret\": \"s3cret\", \"arn\": \"arn:aws:iam::123456789012:user/a\"}"
 
-static cl_status t_parse(const char *text, kms_config *cfg)
+static CL_MUST_USE cl_status t_parse(const char *text, kms_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     return kms_config_parse(text, strlen(text), "/etc/kms", cfg);

@@ -8,7 +8,7 @@
 #include "test_util.h"
 
 /* Reads every record of s; returns the number of records, fields of the last in *nf. */
-static cl_status read_all(const char *s, size_t max, size_t *records, cl_csv_field *fields, size_t *nf)
+static CL_MUST_USE cl_status read_all(const char *s, size_t max, size_t *records, cl_csv_field *fields, size_t *nf)
 {
     cl_csv c = cl_csv_make(s, strlen(s), "t.csv");
     bool eof = false;

@@ -6,15 +6,15 @@
 
 #include "test_util.h"
 
-static cl_status raise_limit(int n) { CL_FAIL(CL_ERR_LIMIT, "value %d is over the limit", n); }
+static CL_MUST_USE cl_status raise_limit(int n) { CL_FAIL(CL_ERR_LIMIT, "value %d is over the limit", n); }
 
-static cl_status propagate(int n)
+static CL_MUST_USE cl_status propagate(int n)
 {
     CL_GUARD(raise_limit(n));
     return CL_OK;
 }
 
-static cl_status propagate_ctx(int n)
+static CL_MUST_USE cl_status propagate_ctx(int n)
 {
     CL_GUARD_CTX(raise_limit(n), "reading item %d", n);
     return CL_OK;
@@ -22,7 +22,7 @@ static cl_status propagate_ctx(int n)
 
 static int cleanup_runs;
 
-static cl_status with_cleanup(bool fail)
+static CL_MUST_USE cl_status with_cleanup(bool fail)
 {
     cl_status rc = CL_OK;
     CL_ENSURE_GOTO(!fail, CL_ERR_FORMAT, "bad input");

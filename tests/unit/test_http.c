@@ -177,7 +177,7 @@ static cl_http_client *client_for(const server *s, const char *scheme, const cha
 static const cl_http_header hdrs[] = {{"Content-Type", "application/x-amz-json-1.1"},
                                       {"X-Amz-Target", "TrentService.ListKeys"}};
 
-static cl_status post(cl_http_client *c, int *status, cl_buf *resp)
+static CL_MUST_USE cl_status post(cl_http_client *c, int *status, cl_buf *resp)
 {
     return cl_http_post(c, hdrs, 2, "{}", 2, status, resp);
 }

@@ -142,7 +142,7 @@ static void *fake_worker_main(void *arg)
 }
 
 /* One request through a fake worker answering as `mode`; returns the client's status. */
-static cl_status fake_round(enum fake_mode mode, cl_buf *out)
+static CL_MUST_USE cl_status fake_round(enum fake_mode mode, cl_buf *out)
 {
     char dir[] = "/tmp/cloister-infer-client-XXXXXX";
     assert_non_null(mkdtemp(dir));

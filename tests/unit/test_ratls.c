@@ -107,16 +107,16 @@ static int world_teardown(void **state)
 
 /* --- attestation sources: the device's, and ones that misbehave -------------- */
 
-static cl_status attest_device(void *arg, const uint8_t *ud, size_t ud_len, const uint8_t *nonce, size_t nonce_len,
-                               cl_buf *doc)
+static CL_MUST_USE cl_status attest_device(void *arg, const uint8_t *ud, size_t ud_len, const uint8_t *nonce,
+                                           size_t nonce_len, cl_buf *doc)
 {
     (void)arg;
     return cl_ratls_attest_nsm(&W.nsm[0], ud, ud_len, nonce, nonce_len, doc);
 }
 
 /* Binds some other key than the certificate's. */
-static cl_status attest_other_key(void *arg, const uint8_t *ud, size_t ud_len, const uint8_t *nonce, size_t nonce_len,
-                                  cl_buf *doc)
+static CL_MUST_USE cl_status attest_other_key(void *arg, const uint8_t *ud, size_t ud_len, const uint8_t *nonce,
+                                              size_t nonce_len, cl_buf *doc)
 {
     uint8_t other[CL_RATLS_BINDING_LEN];
     static const uint8_t fake_spki[] = "not the certificate's key";
@@ -126,24 +126,24 @@ static cl_status attest_other_key(void *arg, const uint8_t *ud, size_t ud_len, c
 
 /* Returns the first document it got, whatever the nonce: a replay. */
 static cl_buf g_replay;
-static cl_status attest_replay(void *arg, const uint8_t *ud, size_t ud_len, const uint8_t *nonce, size_t nonce_len,
-                               cl_buf *doc)
+static CL_MUST_USE cl_status attest_replay(void *arg, const uint8_t *ud, size_t ud_len, const uint8_t *nonce,
+                                           size_t nonce_len, cl_buf *doc)
 {
     if (g_replay.len == 0) CL_GUARD(attest_device(arg, ud, ud_len, nonce, nonce_len, &g_replay));
     return cl_buf_append(doc, g_replay.data, g_replay.len);
 }
 
 /* Flips one bit of the document's signature. */
-static cl_status attest_tamper(void *arg, const uint8_t *ud, size_t ud_len, const uint8_t *nonce, size_t nonce_len,
-                               cl_buf *doc)
+static CL_MUST_USE cl_status attest_tamper(void *arg, const uint8_t *ud, size_t ud_len, const uint8_t *nonce,
+                                           size_t nonce_len, cl_buf *doc)
 {
     CL_GUARD(attest_device(arg, ud, ud_len, nonce, nonce_len, doc));
     doc->data[doc->len - 10] ^= 0x01;
     return CL_OK;
 }
 
-static cl_status attest_broken(void *arg, const uint8_t *ud, size_t ud_len, const uint8_t *nonce, size_t nonce_len,
-                               cl_buf *doc)
+static CL_MUST_USE cl_status attest_broken(void *arg, const uint8_t *ud, size_t ud_len, const uint8_t *nonce,
+                                           size_t nonce_len, cl_buf *doc)
 {
     CL_FAIL(CL_ERR_IO, "the attestation device is gone");
 }

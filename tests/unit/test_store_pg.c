@@ -32,7 +32,7 @@ static void t_fresh(char *path, size_t cap)
     PQfinish(c);
 }
 
-static cl_status t_open(const char *path, kms_store **s) { return kms_store_open_pg(path, 2, s); }
+static CL_MUST_USE cl_status t_open(const char *path, kms_store **s) { return kms_store_open_pg(path, 2, s); }
 
 static void t_done(const char *path) { (void)path; }
 

@@ -18,7 +18,7 @@ static void t_fresh(char *path, size_t cap)
     unlink(path);
 }
 
-static cl_status t_open(const char *path, kms_store **s) { return kms_store_open_sqlite(path, s); }
+static CL_MUST_USE cl_status t_open(const char *path, kms_store **s) { return kms_store_open_sqlite(path, s); }
 
 static void t_done(const char *path) { unlink(path); }
 

@@ -50,7 +50,7 @@ static bool classify_name_char(uint8_t b)
 
 /* Splits "a,b,c" into names of 1-64 of [A-Za-z0-9_.-], distinct: they become
  * JSON keys and message text, so nothing in them needs escaping. */
-static cl_status classify_names_parse(const char *what, const char *value, size_t max, classify_names *out)
+static CL_MUST_USE cl_status classify_names_parse(const char *what, const char *value, size_t max, classify_names *out)
 {
     memset(out, 0, sizeof(*out));
     size_t len = strnlen(value, CLASSIFY_META_MAX + 1);
@@ -164,7 +164,7 @@ size_t cl_infer_classifier_feature_count(const cl_infer_classifier *c) { return 
 
 /* A double that must also be a float32: casting an out-of-range double to
  * float is undefined behaviour, and an overflow to inf is no measurement. */
-static cl_status classify_store(const char *feature, double v, float *dst)
+static CL_MUST_USE cl_status classify_store(const char *feature, double v, float *dst)
 {
     CL_ENSURE(isfinite(v) && fabs(v) <= FLT_MAX, CL_ERR_FORMAT,
               "feature '%s' is %g, outside the range of a float32 measurement", feature, v);
@@ -179,7 +179,7 @@ static const char *classify_feature_name(const cl_infer_classifier *c, size_t i,
     return buf;
 }
 
-static cl_status classify_find(const cl_infer_classifier *c, const uint8_t *p, size_t len, size_t *idx)
+static CL_MUST_USE cl_status classify_find(const cl_infer_classifier *c, const uint8_t *p, size_t len, size_t *idx)
 {
     for (size_t i = 0; i < c->features.n; i++) {
         const char *nm = c->features.name[i];
@@ -193,7 +193,7 @@ static cl_status classify_find(const cl_infer_classifier *c, const uint8_t *p, s
             cl_bytes_show(p, len, show, sizeof(show)), c->features.n, c->features.name[0]);
 }
 
-static cl_status classify_json_value(const cl_infer_classifier *c, size_t i, const json_t *v, float *dst)
+static CL_MUST_USE cl_status classify_json_value(const cl_infer_classifier *c, size_t i, const json_t *v, float *dst)
 {
     char nb[24];
     const char *name = classify_feature_name(c, i, nb, sizeof(nb));
@@ -205,7 +205,7 @@ static cl_status classify_json_value(const cl_infer_classifier *c, size_t i, con
     return classify_store(name, json_number_value(v), dst);
 }
 
-static cl_status classify_parse_json(const cl_infer_classifier *c, const void *bytes, size_t len, float *x)
+static CL_MUST_USE cl_status classify_parse_json(const cl_infer_classifier *c, const void *bytes, size_t len, float *x)
 {
     cl_status rc = CL_OK;
     json_error_t err;
@@ -263,7 +263,7 @@ static bool classify_is_header(const cl_csv_field *f)
     return strcmp(low, "nan") != 0 && strcmp(low, "inf") != 0;
 }
 
-static cl_status classify_parse_csv(const cl_infer_classifier *c, const void *bytes, size_t len, float *x)
+static CL_MUST_USE cl_status classify_parse_csv(const cl_infer_classifier *c, const void *bytes, size_t len, float *x)
 {
     cl_status rc = CL_OK;
     size_t n = c->n_features, nf = 0;

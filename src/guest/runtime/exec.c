@@ -13,7 +13,7 @@
 #include "infer_internal.h"
 #include "ops.h"
 
-static cl_status infer_input_check(const infer_value *v, const cl_infer_tensor *t)
+static CL_MUST_USE cl_status infer_input_check(const infer_value *v, const cl_infer_tensor *t)
 {
     char got[160], want[160];
     CL_ENSURE(t->dtype == v->decl_dtype, CL_ERR_USAGE, "input '%s' is %s; the model expects %s", v->name,
@@ -47,7 +47,7 @@ static void infer_run_cleanup(cl_infer_model *m)
 
 /* A Conv with a fused Add (model.c) that oneDNN did not take: the reference
  * convolution, then the Add node's own kernel on the operands in its order. */
-static cl_status infer_conv_add_reference(infer_ctx *c, cl_infer_tensor **in, cl_infer_tensor *y)
+static CL_MUST_USE cl_status infer_conv_add_reference(infer_ctx *c, cl_infer_tensor **in, cl_infer_tensor *y)
 {
     cl_status rc = CL_OK;
     const infer_node *add = &c->m->nodes[c->node->add_node];
@@ -66,7 +66,7 @@ out:
     return rc;
 }
 
-static cl_status infer_node_run(cl_infer_model *m, size_t idx)
+static CL_MUST_USE cl_status infer_node_run(cl_infer_model *m, size_t idx)
 {
     const infer_node *n = &m->nodes[idx];
     cl_infer_tensor *inl[64], *outl[4] = {NULL};

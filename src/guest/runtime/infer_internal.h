@@ -169,14 +169,15 @@ typedef struct infer_ctx {
 /* A kernel: computes output shapes, allocates outputs through ctx->mem and
  * fills them. in[i] is NULL for an omitted optional input, out[i] NULL for an
  * omitted optional output. */
-typedef cl_status (*infer_kernel_fn)(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out);
+typedef CL_MUST_USE cl_status (*infer_kernel_fn)(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out,
+                                                 int n_out);
 /* Load-time check of a node's attributes. */
-typedef cl_status (*infer_check_fn)(const infer_node *n, int64_t opset);
+typedef CL_MUST_USE cl_status (*infer_check_fn)(const infer_node *n, int64_t opset);
 
 /* A fast-path kernel: sets *handled = false (and returns CL_OK) when the
  * configuration is one it does not cover, so the reference kernel runs. */
-typedef cl_status (*infer_fast_fn)(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out, int n_out,
-                                   bool *handled);
+typedef CL_MUST_USE cl_status (*infer_fast_fn)(infer_ctx *c, cl_infer_tensor **in, int n_in, cl_infer_tensor **out,
+                                               int n_out, bool *handled);
 
 typedef struct infer_op {
     const char *name;

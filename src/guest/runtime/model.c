@@ -56,7 +56,7 @@ static int infer_value_add(cl_infer_model *m, infer_names *nt, const char *name)
 
 /* --- validation -------------------------------------------------------------- */
 
-static cl_status infer_opset_find(const Onnx__ModelProto *mp, int64_t *opset)
+static CL_MUST_USE cl_status infer_opset_find(const Onnx__ModelProto *mp, int64_t *opset)
 {
     *opset = -1;
     for (size_t i = 0; i < mp->n_opset_import; i++) {
@@ -78,7 +78,7 @@ static cl_status infer_opset_find(const Onnx__ModelProto *mp, int64_t *opset)
     return CL_OK;
 }
 
-static cl_status infer_input_declare(infer_value *v, const Onnx__ValueInfoProto *vi)
+static CL_MUST_USE cl_status infer_input_declare(infer_value *v, const Onnx__ValueInfoProto *vi)
 {
     const Onnx__TypeProto *tp = vi->type;
     CL_ENSURE(tp != NULL && tp->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && tp->tensor_type != NULL,
@@ -102,7 +102,7 @@ static cl_status infer_input_declare(infer_value *v, const Onnx__ValueInfoProto 
     return CL_OK;
 }
 
-static cl_status infer_node_bind(cl_infer_model *m, infer_names *nt, size_t idx, const Onnx__NodeProto *np)
+static CL_MUST_USE cl_status infer_node_bind(cl_infer_model *m, infer_names *nt, size_t idx, const Onnx__NodeProto *np)
 {
     infer_node *n = &m->nodes[idx];
     n->proto = np;
@@ -172,7 +172,7 @@ static cl_status infer_node_bind(cl_infer_model *m, infer_names *nt, size_t idx,
     return CL_OK;
 }
 
-static cl_status infer_graph_bind(cl_infer_model *m, infer_pb_alloc *pa)
+static CL_MUST_USE cl_status infer_graph_bind(cl_infer_model *m, infer_pb_alloc *pa)
 {
     cl_status rc = CL_OK;
     Onnx__ModelProto *mp = m->proto;
@@ -248,7 +248,7 @@ static bool infer_private_init(const cl_infer_model *m, int v)
  * parameter is an initializer read only there: with a = scale / sqrt(var + eps),
  * W'[m] = W[m] * a[m] and b'[m] = (b[m] - mean[m]) * a[m] + B[m] (ONNX
  * BatchNormalization). Without a Conv bias, BN's B initializer becomes it. */
-static cl_status infer_graph_fold_bn(cl_infer_model *m)
+static CL_MUST_USE cl_status infer_graph_fold_bn(cl_infer_model *m)
 {
     for (size_t i = 0; i < m->n_nodes; i++) {
         infer_node *r = &m->nodes[i];
@@ -322,7 +322,7 @@ static void infer_graph_last_uses(cl_infer_model *m)
  * oneDNN sum post-op of the convolution, which then reads S as a fourth input
  * (in[2] stays the bias slot). Of two Conv operands, the later Conv takes the
  * other's output as S. */
-static cl_status infer_graph_fuse_add(cl_infer_model *m)
+static CL_MUST_USE cl_status infer_graph_fuse_add(cl_infer_model *m)
 {
     bool any = false;
     for (size_t i = 0; i < m->n_nodes; i++) {

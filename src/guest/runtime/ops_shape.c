@@ -93,8 +93,8 @@ INFER_KERNEL(infer_op_shape)
 }
 
 /* Copies x into a new tensor of the given shape (same element count). */
-static cl_status infer_reshape_to(infer_ctx *c, const cl_infer_tensor *x, cl_infer_tensor *o, int rank,
-                                  const int64_t *dims)
+static CL_MUST_USE cl_status infer_reshape_to(infer_ctx *c, const cl_infer_tensor *x, cl_infer_tensor *o, int rank,
+                                              const int64_t *dims)
 {
     size_t cnt;
     CL_GUARD(infer_shape_count(rank, dims, &cnt));
@@ -155,7 +155,8 @@ INFER_KERNEL(infer_op_reshape)
 }
 
 /* The axes of Squeeze/Unsqueeze: an attribute before opset 13, an input after. */
-static cl_status infer_axes_get(infer_ctx *c, cl_infer_tensor **in, int n_in, int64_t *axes, size_t *n, bool *found)
+static CL_MUST_USE cl_status infer_axes_get(infer_ctx *c, cl_infer_tensor **in, int n_in, int64_t *axes, size_t *n,
+                                            bool *found)
 {
     *found = false;
     *n = 0;
@@ -349,7 +350,7 @@ INFER_KERNEL(infer_op_gather)
     return CL_OK;
 }
 
-static cl_status infer_pad_mode(const infer_node *n, char *mode, size_t sz)
+static CL_MUST_USE cl_status infer_pad_mode(const infer_node *n, char *mode, size_t sz)
 {
     CL_GUARD(infer_attr_string(n, "mode", "constant", mode, sz));
     CL_ENSURE(strcmp(mode, "constant") == 0 || strcmp(mode, "reflect") == 0 || strcmp(mode, "edge") == 0,
@@ -459,7 +460,7 @@ typedef struct infer_resize_cfg {
     int64_t exclude_outside;
 } infer_resize_cfg;
 
-static cl_status infer_resize_cfg_get(const infer_node *n, int64_t opset, infer_resize_cfg *r)
+static CL_MUST_USE cl_status infer_resize_cfg_get(const infer_node *n, int64_t opset, infer_resize_cfg *r)
 {
     CL_GUARD(infer_attr_string(n, "mode", "nearest", r->mode, sizeof(r->mode)));
     /* Resize-10 has no coordinate or rounding attributes: it behaves as asymmetric + floor. */
@@ -552,8 +553,9 @@ static void infer_resize_cubic(const infer_resize_cfg *r, const cl_infer_tensor 
 
 /* Resizes one axis: [outer, in_len, inner] -> [outer, out_len, inner]. Linear
  * interpolation is separable, so N-linear Resize is one such pass per axis. */
-static cl_status infer_resize_axis(infer_ctx *c, const infer_resize_cfg *r, const cl_infer_tensor *x, int axis,
-                                   int64_t out_len, double scale, double roi_s, double roi_e, cl_infer_tensor *o)
+static CL_MUST_USE cl_status infer_resize_axis(infer_ctx *c, const infer_resize_cfg *r, const cl_infer_tensor *x,
+                                               int axis, int64_t out_len, double scale, double roi_s, double roi_e,
+                                               cl_infer_tensor *o)
 {
     int64_t d[CL_INFER_MAX_RANK];
     memcpy(d, x->dims, sizeof(d));

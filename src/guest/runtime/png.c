@@ -84,7 +84,7 @@ static size_t img_mul(size_t a, size_t b) { return b != 0 && a > SIZE_MAX / b ? 
 static size_t img_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
 
 /* The header's dimensions against the caller's caps, before anything is decoded. */
-static cl_status img_check_header(png_structp png, png_infop info, const img_limits *lim)
+static CL_MUST_USE cl_status img_check_header(png_structp png, png_infop info, const img_limits *lim)
 {
     png_uint_32 w = 0, h = 0;
     int depth = 0, color = 0;
@@ -113,8 +113,8 @@ static cl_status img_check_header(png_structp png, png_infop info, const img_lim
 }
 
 /* Decodes to interleaved 16-bit-or-8-bit samples; *bits is 8 or 16, *ch 1 or 3. */
-static cl_status img_decode(const void *bytes, size_t len, const img_limits *lim, img_dec *d, img_src *src, uint32_t *w,
-                            uint32_t *h, int *ch, int *bits)
+static CL_MUST_USE cl_status img_decode(const void *bytes, size_t len, const img_limits *lim, img_dec *d, img_src *src,
+                                        uint32_t *w, uint32_t *h, int *ch, int *bits)
 {
     CL_ENSURE(len >= 8 && png_sig_cmp(bytes, 0, 8) == 0, CL_ERR_FORMAT, "not a PNG file (bad signature)");
     src->r = cl_reader_make(bytes, len);

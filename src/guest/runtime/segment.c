@@ -45,7 +45,7 @@ static bool segment_name_char(char b)
 
 /* Metadata values end up in JSON and in messages: names are plain tokens and
  * notes printable ASCII, so nothing in them needs escaping or UTF-8 checks. */
-static cl_status segment_meta_text(const char *key, const char *v, size_t max, bool token)
+static CL_MUST_USE cl_status segment_meta_text(const char *key, const char *v, size_t max, bool token)
 {
     size_t n = strnlen(v, max + 1);
     CL_ENSURE(n >= 1 && n <= max, CL_ERR_FORMAT, "the model's %s metadata is %s; give 1 to %zu bytes", key,
@@ -58,7 +58,7 @@ static cl_status segment_meta_text(const char *key, const char *v, size_t max, b
     return CL_OK;
 }
 
-static cl_status segment_threshold(const char *v, float *out)
+static CL_MUST_USE cl_status segment_threshold(const char *v, float *out)
 {
     size_t n = strnlen(v, SEGMENT_THRESHOLD_MAX + 1);
     CL_ENSURE(n >= 1 && n <= SEGMENT_THRESHOLD_MAX, CL_ERR_FORMAT,
@@ -77,7 +77,7 @@ static cl_status segment_threshold(const char *v, float *out)
     return CL_OK;
 }
 
-static cl_status segment_spec_read(const cl_infer_model *m, segment_spec *s)
+static CL_MUST_USE cl_status segment_spec_read(const cl_infer_model *m, segment_spec *s)
 {
     memset(s, 0, sizeof(*s));
     const char *kind = cl_infer_model_metadata(m, SEGMENT_META_KIND);
@@ -121,7 +121,7 @@ cl_status cl_infer_segmenter_check(const cl_infer_model *m)
 }
 
 /* The probability map's height and width, or a clear refusal. */
-static cl_status segment_map_dims(const cl_infer_tensor *prob, int64_t *h, int64_t *w)
+static CL_MUST_USE cl_status segment_map_dims(const cl_infer_tensor *prob, int64_t *h, int64_t *w)
 {
     bool ok = prob->dtype == CL_INFER_FLOAT && prob->data != NULL &&
               (prob->rank == 2 || (prob->rank == 3 && prob->dims[0] == 1) ||
@@ -136,8 +136,8 @@ static cl_status segment_map_dims(const cl_infer_tensor *prob, int64_t *h, int64
     return CL_OK;
 }
 
-static cl_status segment_summary_json(const cl_infer_tensor *prob, float threshold, const char *model, const char *note,
-                                      json_t **out)
+static CL_MUST_USE cl_status segment_summary_json(const cl_infer_tensor *prob, float threshold, const char *model,
+                                                  const char *note, json_t **out)
 {
     cl_status rc = CL_OK;
     int64_t h = 0, w = 0;
@@ -188,7 +188,7 @@ out:
 
 /* 6 significant digits: the threshold prints as written ("0.5", not 0.5 as a
  * float32 widened) and a fraction of a mask needs no more. */
-static cl_status segment_dump(const json_t *j, cl_buf *out)
+static CL_MUST_USE cl_status segment_dump(const json_t *j, cl_buf *out)
 {
     char *s = json_dumps(j, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
     CL_ENSURE(s != NULL, CL_ERR_NOMEM, "out of memory");
@@ -208,7 +208,8 @@ cl_status cl_infer_segment_summary(const cl_infer_tensor *prob, float threshold,
 }
 
 /* Decode, run, resize the map back to the image, encode the mask and summarise. */
-static cl_status segment_run(cl_infer_model *m, const void *png, size_t len, cl_buf *mask_png, json_t **summary)
+static CL_MUST_USE cl_status segment_run(cl_infer_model *m, const void *png, size_t len, cl_buf *mask_png,
+                                         json_t **summary)
 {
     cl_status rc = CL_OK;
     segment_spec s;

@@ -78,8 +78,8 @@ size_t cl_infer_tensor_count(const cl_infer_tensor *t)
     return n;
 }
 
-static cl_status infer_tensor_shape_set(cl_infer_tensor *t, cl_infer_dtype dtype, int rank, const int64_t *dims,
-                                        size_t *nbytes)
+static CL_MUST_USE cl_status infer_tensor_shape_set(cl_infer_tensor *t, cl_infer_dtype dtype, int rank,
+                                                    const int64_t *dims, size_t *nbytes)
 {
     size_t es = cl_infer_dtype_size(dtype);
     CL_ENSURE(es != 0, CL_ERR_UNSUPPORTED, "element type %d is not supported", (int)dtype);

@@ -25,7 +25,8 @@ static bool train_name_ok(const cl_csv_field *f)
 
 /* The header: names become the model's feature names (metadata, JSON keys),
  * hence the narrow character set. */
-static cl_status train_header(cl_csv *c, cl_csv_field *fields, size_t nf, cl_train_dataset *d, size_t *label_col)
+static CL_MUST_USE cl_status train_header(cl_csv *c, cl_csv_field *fields, size_t nf, cl_train_dataset *d,
+                                          size_t *label_col)
 {
     char show[80];
     *label_col = SIZE_MAX;
@@ -61,7 +62,7 @@ static cl_status train_header(cl_csv *c, cl_csv_field *fields, size_t nf, cl_tra
     return CL_OK;
 }
 
-static cl_status train_label(const cl_csv *c, const cl_csv_field *f, size_t col, uint8_t *y)
+static CL_MUST_USE cl_status train_label(const cl_csv *c, const cl_csv_field *f, size_t col, uint8_t *y)
 {
     char show[40];
     if (cl_csv_field_is(f, "M") || cl_csv_field_is(f, CL_TRAIN_LABEL_POSITIVE)) {
@@ -77,7 +78,7 @@ static cl_status train_label(const cl_csv *c, const cl_csv_field *f, size_t col,
 }
 
 /* Grows the row arrays geometrically up to the row cap. */
-static cl_status train_grow(cl_train_dataset *d, size_t *cap)
+static CL_MUST_USE cl_status train_grow(cl_train_dataset *d, size_t *cap)
 {
     size_t ncap = *cap ? *cap * 2 : 1024;
     if (ncap > CL_TRAIN_MAX_ROWS) ncap = CL_TRAIN_MAX_ROWS;

@@ -24,7 +24,7 @@ static double train_softplus(double z) { return z > 0 ? z + log1p(exp(-z)) : log
 /* Cholesky factorisation in place (lower triangle) and solve of H x = g.
  * Fails when H is not positive definite, which with l2 > 0 cannot happen
  * short of non-finite input. */
-static cl_status train_solve(double *h, const double *g, double *x, size_t n)
+static CL_MUST_USE cl_status train_solve(double *h, const double *g, double *x, size_t n)
 {
     for (size_t j = 0; j < n; j++) {
         double s = h[j * n + j], diag = s;
@@ -252,8 +252,8 @@ cl_status cl_train_metrics_compute(const double *p, const uint8_t *y, size_t n, 
     return CL_OK;
 }
 
-static cl_status train_measure(const cl_train_dataset *d, const cl_train_logreg *m, const size_t *rows, size_t n,
-                               cl_train_metrics *out)
+static CL_MUST_USE cl_status train_measure(const cl_train_dataset *d, const cl_train_logreg *m, const size_t *rows,
+                                           size_t n, cl_train_metrics *out)
 {
     double *p = calloc(n, sizeof(double));
     uint8_t *y = calloc(n, 1);

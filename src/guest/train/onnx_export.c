@@ -117,7 +117,7 @@ static void export_node_init(export_node *e, const char *op, const char *name, c
 }
 
 /* The held-out figures and settings as one JSON object (metadata value). */
-static cl_status export_metrics_json(const cl_train_report *r, const cl_train_logreg *m, char **out)
+static CL_MUST_USE cl_status export_metrics_json(const cl_train_report *r, const cl_train_logreg *m, char **out)
 {
     json_t *j =
         json_pack("{s:I, s:f, s:f, s:i, s:f, s:{s:i, s:f, s:f}, s:{s:i, s:f, s:f, s:i, s:i, s:i, s:i}}", "seed",

@@ -2,8 +2,9 @@
 /*
  * The one error idiom of libcloister.
  *
- * Every fallible function returns a cl_status and is declared CL_MUST_USE, so
- * ignoring a failure is a compiler warning (an error in CI). The status says
+ * Every fallible function returns a cl_status and is declared CL_MUST_USE, static
+ * functions and function pointers too, so ignoring a failure is a compiler
+ * warning (an error in CI); scripts/check-banned refuses a declaration without it. The status says
  * what kind of failure it was; the thread's last error record says what failed,
  * on what input, and what to do about it, plus the file and line that raised it
  * (after s2n-tls's s2n_errno.h, which carries a debug location with each error).

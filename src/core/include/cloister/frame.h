@@ -25,8 +25,8 @@
 
 /* Where frames go: a socket, or a TLS connection. read sets *got to 0 at the end of the stream. */
 typedef struct cl_frame_io {
-    cl_status (*read)(void *arg, uint8_t *p, size_t n, size_t *got);
-    cl_status (*write)(void *arg, const uint8_t *p, size_t n);
+    CL_MUST_USE cl_status (*read)(void *arg, uint8_t *p, size_t n, size_t *got);
+    CL_MUST_USE cl_status (*write)(void *arg, const uint8_t *p, size_t n);
     void *arg;
 } cl_frame_io;
 

@@ -25,11 +25,12 @@ struct cl_key_provider {
     /* Makes a fresh data key bound to `ctx`: the plaintext key into data_key (a
      * secret buffer), its wrapped form into wrapped, and the identifier of the
      * wrapping key into key_id. */
-    cl_status (*generate)(cl_key_provider *kp, const cl_kvlist *ctx, cl_buf *data_key, cl_buf *wrapped, cl_buf *key_id);
+    CL_MUST_USE cl_status (*generate)(cl_key_provider *kp, const cl_kvlist *ctx, cl_buf *data_key, cl_buf *wrapped,
+                                      cl_buf *key_id);
     /* Recovers a data key. key_id comes from an untrusted header: a provider
      * that cannot serve it fails with CL_ERR_KEY and says which key it holds. */
-    cl_status (*unwrap)(cl_key_provider *kp, const char *key_id, const uint8_t *wrapped, size_t wrapped_len,
-                        const cl_kvlist *ctx, cl_buf *data_key);
+    CL_MUST_USE cl_status (*unwrap)(cl_key_provider *kp, const char *key_id, const uint8_t *wrapped, size_t wrapped_len,
+                                    const cl_kvlist *ctx, cl_buf *data_key);
     void (*destroy)(cl_key_provider *kp);
     void *state;
 };

@@ -98,8 +98,8 @@ void cl_ratls_conn_close(cl_ratls_conn *c);
  * with this user_data and nonce (no public_key) and appends it to `doc`.
  * cl_ratls_attest_nsm is the device's (arg: a pointer to the fd from cl_nsm_open).
  */
-typedef cl_status (*cl_ratls_attest_fn)(void *arg, const uint8_t *user_data, size_t user_data_len, const uint8_t *nonce,
-                                        size_t nonce_len, cl_buf *doc);
+typedef CL_MUST_USE cl_status (*cl_ratls_attest_fn)(void *arg, const uint8_t *user_data, size_t user_data_len,
+                                                    const uint8_t *nonce, size_t nonce_len, cl_buf *doc);
 CL_MUST_USE cl_status cl_ratls_attest_nsm(void *arg, const uint8_t *user_data, size_t user_data_len,
                                           const uint8_t *nonce, size_t nonce_len, cl_buf *doc);
 

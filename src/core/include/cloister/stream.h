@@ -15,9 +15,9 @@
 typedef struct cl_stream cl_stream;
 struct cl_stream {
     /* Reads up to n bytes; *got == 0 means the end of the stream. */
-    cl_status (*read)(cl_stream *s, uint8_t *p, size_t n, size_t *got);
+    CL_MUST_USE cl_status (*read)(cl_stream *s, uint8_t *p, size_t n, size_t *got);
     /* Writes all n bytes or fails. */
-    cl_status (*write)(cl_stream *s, const uint8_t *p, size_t n);
+    CL_MUST_USE cl_status (*write)(cl_stream *s, const uint8_t *p, size_t n);
     const char *name; /* for error messages: a path, or "<memory>" */
     int fd;
     cl_reader mem;

@@ -58,9 +58,9 @@ typedef struct cl_worker_channel {
 
 typedef struct cl_worker_hooks {
     /* The key provider of a request sealed under key_id, on thread t. */
-    cl_status (*provider)(cl_worker_thread *t, const char *key_id, cl_key_provider **out);
+    CL_MUST_USE cl_status (*provider)(cl_worker_thread *t, const char *key_id, cl_key_provider **out);
     /* Opens the channel path on ch->fd (the handshake) and sets ch->io. */
-    cl_status (*channel_open)(cl_worker_thread *t, cl_worker_channel *ch);
+    CL_MUST_USE cl_status (*channel_open)(cl_worker_thread *t, cl_worker_channel *ch);
     void (*channel_close)(cl_worker_channel *ch);
     void *arg; /* the program's, for its hooks */
 } cl_worker_hooks;
