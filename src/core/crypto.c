@@ -36,10 +36,10 @@ cl_status cl_hkdf_sha256(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt
     if (kctx == NULL) CL_FAIL_SSL_GOTO(CL_ERR_NOMEM, "HKDF context");
     /* OpenSSL takes non-const pointers in OSSL_PARAM; it does not write them. */
     OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)ikm, ikm_len),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len),
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, CL_UNCONST("SHA256"), 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, CL_UNCONST(ikm), ikm_len),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, CL_UNCONST(salt), salt_len),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, CL_UNCONST(info), info_len),
         OSSL_PARAM_construct_end(),
     };
     if (EVP_KDF_derive(kctx, out, out_len, params) != 1) CL_FAIL_SSL_GOTO(CL_ERR_CRYPTO, "HKDF-SHA256 failed");
@@ -132,7 +132,7 @@ cl_status cl_gcm_open(cl_gcm *g, const uint8_t nonce[CL_GCM_NONCE_LEN], const ui
     CL_ENSURE(!g->encrypt, CL_ERR_INTERNAL, "GCM context was set up for encryption");
     CL_GUARD(cl_gcm_start(g, nonce, aad, aad_len));
     CL_GUARD(cl_gcm_update(g, in, n, out));
-    if (EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_SET_TAG, CL_GCM_TAG_LEN, (void *)tag) != 1)
+    if (EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_SET_TAG, CL_GCM_TAG_LEN, CL_UNCONST(tag)) != 1)
         CL_FAIL_SSL(CL_ERR_CRYPTO, "AES-256-GCM set tag failed");
     uint8_t none[16]; /* GCM's final step writes no bytes (see cl_gcm_seal) */
     if (EVP_CipherFinal_ex(g->ctx, none, &outl) != 1) {

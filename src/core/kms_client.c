@@ -169,11 +169,11 @@ static CL_MUST_USE cl_status cl_kms_attempt(cl_kms_client *c, const char *op, co
     CL_GUARD(cl_sha256(body, strlen(body), d));
     for (size_t i = 0; i < 32; i++) (void)snprintf(ph + 2 * i, 3, "%02x", d[i]);
     /* The Host signed is the one the HTTP client sends (cl_http_url.authority). */
-    cl_kv hdrs[5] = {{"Content-Type", "application/x-amz-json-1.1"},
-                     {"Host", c->host},
-                     {"X-Amz-Date", date},
-                     {"X-Amz-Target", target},
-                     {"X-Amz-Security-Token", c->session_token}};
+    cl_sigv4_header hdrs[5] = {{"Content-Type", "application/x-amz-json-1.1"},
+                               {"Host", c->host},
+                               {"X-Amz-Date", date},
+                               {"X-Amz-Target", target},
+                               {"X-Amz-Security-Token", c->session_token}};
     size_t nh = c->session_token ? 5 : 4;
     cl_sigv4_request sr = {.method = "POST",
                            .path = url->path,
@@ -278,7 +278,7 @@ static void cl_kms_wipe_member(json_t *resp, const char *member)
 {
     json_t *v = json_object_get(resp, member);
     const char *s = json_string_value(v);
-    if (s != NULL) cl_memzero((void *)s, strlen(s));
+    if (s != NULL) cl_memzero(CL_UNCONST(s), strlen(s));
 }
 
 /* What every GenerateDataKey answer carries besides the key itself (already in data_key). */

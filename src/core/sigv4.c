@@ -250,7 +250,7 @@ static bool cl_sigv4_list_has(const char *list, const char *name, size_t name_le
  * every header but a short list (user-agent, expect, x-amzn-trace-id, hop-by-hop headers),
  * so what it sends passes. Content-Type may go unsigned, as AWS allows.
  */
-cl_status cl_sigv4_check_signed_headers(const cl_kv *headers, size_t n_headers, const char *signed_headers)
+cl_status cl_sigv4_check_signed_headers(const cl_sigv4_header *headers, size_t n_headers, const char *signed_headers)
 {
     CL_ENSURE(signed_headers != NULL && cl_sigv4_list_has(signed_headers, "host", 4), CL_ERR_DENIED,
               "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.");

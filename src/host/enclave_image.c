@@ -298,7 +298,7 @@ cl_status cl_image_list_libraries(const char *exe, cl_buf *out)
         posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0) != 0)
         CL_FAIL_GOTO(CL_ERR_NOMEM, "ldd: out of memory");
     /* ldd may run the program's loader on it: build images only of programs you trust to inspect. */
-    char *argv[] = {(char *)"ldd", (char *)(uintptr_t)exe, NULL};
+    char *argv[] = {CL_UNCONST("ldd"), CL_UNCONST(exe), NULL};
     int err = posix_spawnp(&pid, "ldd", &fa, NULL, argv, environ);
     if (err != 0) {
         errno = err;

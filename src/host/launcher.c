@@ -360,8 +360,8 @@ static int child_main(void *arg)
         const char *base = strrchr(exe->path, '/') + 1;
         char idenv[128];
         (void)snprintf(idenv, sizeof(idenv), "CLOISTER_ENCLAVE_ID=%s", a->id);
-        char *argv[] = {(char *)(uintptr_t)base, NULL};
-        char *envp[] = {(char *)"PATH=/app", (char *)"CLOISTER_ENCLAVE=sim", idenv, NULL};
+        char *argv[] = {CL_UNCONST(base), NULL};
+        char *envp[] = {CL_UNCONST("PATH=/app"), CL_UNCONST("CLOISTER_ENCLAVE=sim"), idenv, NULL};
         execve(exe->path, argv, envp);
         (void)CL_RAISE_ERRNO(CL_ERR_IO, "enclave: cannot execute %s", exe->path);
     }

@@ -358,7 +358,7 @@ cl_status kms_config_parse(const char *text, size_t len, const char *base_dir, k
     kms_cfg_wipe_principals(json_object_get(root, "principals"));
     /* And the database connection string, which may carry a password. */
     const char *ci = json_string_value(json_object_get(json_object_get(root, "store"), "conninfo"));
-    if (ci != NULL) cl_memzero((void *)ci, strlen(ci));
+    if (ci != NULL) cl_memzero(CL_UNCONST(ci), strlen(ci));
     json_decref(root);
     return rc;
 }

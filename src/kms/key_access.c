@@ -151,7 +151,7 @@ static CL_MUST_USE cl_status kms_policy_decide(kms_call *c, const kms_key_rec *k
     r->resource = k->arn;
     r->env = &c->env;
     r->lookup = kms_recipient_lookup;
-    r->lookup_arg = (void *)c->recipient;
+    r->lookup_arg = CL_UNCONST(c->recipient);
     *d = kms_policy_evaluate_why(p, r, why, why_cap);
     return CL_OK;
 }

@@ -86,8 +86,8 @@ cl_status kms_scrypt(const uint8_t *pass, size_t pass_len, const uint8_t *salt, 
     /* 128 * r * N for the main array, with room for p and the rest. */
     uint64_t maxmem = (uint64_t)128 * r * n + ((uint64_t)64 << 20);
     OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, (void *)pass, pass_len),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, salt_len),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, CL_UNCONST(pass), pass_len),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, CL_UNCONST(salt), salt_len),
         OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n),
         OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r),
         OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &p),

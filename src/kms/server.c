@@ -234,7 +234,7 @@ static CL_MUST_USE cl_status kms_authenticate(kms_server *s, struct evhttp_reque
     int64_t t;
     CL_GUARD(cl_sigv4_parse_amz_date(date, strlen(date), &t));
     CL_ENSURE(strncmp(a.date, date, 8) == 0, CL_ERR_DENIED, "Credential should be scoped to a valid date");
-    cl_kv hdrs[KMS_MAX_HEADERS];
+    cl_sigv4_header hdrs[KMS_MAX_HEADERS];
     size_t nh = 0;
     struct evkeyval *kv;
     for (kv = in->tqh_first; kv != NULL; kv = kv->next.tqe_next) {

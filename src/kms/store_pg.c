@@ -436,7 +436,7 @@ out:
     return rc;
 }
 
-static bool kms_pg_one_row_changed(const PGresult *r) { return strcmp(PQcmdTuples((PGresult *)r), "1") == 0; }
+static bool kms_pg_one_row_changed(const PGresult *r) { return strcmp(PQcmdTuples(CL_UNCONST(r)), "1") == 0; }
 
 /* --- keys ------------------------------------------------------------------- */
 

@@ -218,7 +218,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "cannot read %s: %s\n", argv[2], cl_error_message());
             return 1;
         }
-        xfail_text = (char *)cl_buf_cstr(&xf);
+        xfail_text = CL_UNCONST(cl_buf_cstr(&xf));
     }
     if (argc > 3) {
         if (strcmp(argv[3], "reference") == 0)

@@ -55,8 +55,8 @@ tm_model *tm_new(int64_t opset)
     t->m.has_ir_version = 1;
     t->m.ir_version = 8;
     t->m.graph = &t->g;
-    t->g.name = "test";
-    t->opset.domain = "";
+    t->g.name = CL_UNCONST("test"); /* protobuf-c only reads it */
+    t->opset.domain = CL_UNCONST("");
     t->opset.has_version = 1;
     t->opset.version = opset;
     t->opsets[0] = &t->opset;
@@ -100,7 +100,7 @@ void tm_input(tm_model *t, const char *name, int dtype, int rank, const int64_t 
                 d->dim_value = dims[i];
             } else {
                 d->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
-                d->dim_param = "N";
+                d->dim_param = CL_UNCONST("N");
             }
             tm_push(t, &sh->n_dim, (void ***)&sh->dim, d);
         }

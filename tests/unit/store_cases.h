@@ -34,7 +34,7 @@ static void t_key(kms_key_rec *k, int n)
     k->created = 1000 + n;
     k->current_version = 1;
     k->rotation_period_days = 365;
-    k->policy = "{}";
+    k->policy = CL_UNCONST("{}"); /* the store only reads it */
 }
 
 static void test_keys_persist_and_page(void **state)
@@ -295,7 +295,7 @@ static void test_grant_filters_and_alias_updates(void **state)
         (void)snprintf(g.key_id, sizeof(g.key_id), "%s", k.key_id);
         (void)snprintf(g.grantee, sizeof(g.grantee), "arn:aws:iam::111122223333:user/%s", i == 1 ? "y" : "x");
         (void)snprintf(g.operations, sizeof(g.operations), "Decrypt");
-        g.constraints = i == 2 ? "{\"EncryptionContextEquals\":{\"a\":\"b\"}}" : NULL;
+        g.constraints = i == 2 ? CL_UNCONST("{\"EncryptionContextEquals\":{\"a\":\"b\"}}") : NULL;
         assert_ok(s->ops->create_grant(s, &g));
     }
     kms_grant_rec out[3];

@@ -26,7 +26,7 @@ static void test_aws_suite_get_vanilla(void **state)
 {
     (void)state;
     /* aws-sig-v4-test-suite/get-vanilla */
-    cl_kv h[] = {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}};
+    cl_sigv4_header h[] = {{"Host", "example.amazonaws.com"}, {"X-Amz-Date", "20150830T123600Z"}};
     char ph[65];
     t_payload_hash("", ph);
     cl_sigv4_request req = {.method = "GET",
@@ -54,10 +54,10 @@ static void test_botocore_kms_encrypt(void **state)
 {
     (void)state;
     const char *body = "{\"KeyId\": \"alias/x\", \"Plaintext\": \"aGVsbG8=\"}";
-    cl_kv h[] = {{"Content-Type", "application/x-amz-json-1.1"},
-                 {"X-Amz-Target", "TrentService.Encrypt"},
-                 {"X-Amz-Date", "20150830T123600Z"},
-                 {"Host", "kms.us-east-1.amazonaws.com"}};
+    cl_sigv4_header h[] = {{"Content-Type", "application/x-amz-json-1.1"},
+                           {"X-Amz-Target", "TrentService.Encrypt"},
+                           {"X-Amz-Date", "20150830T123600Z"},
+                           {"Host", "kms.us-east-1.amazonaws.com"}};
     char ph[65];
     t_payload_hash(body, ph);
     cl_sigv4_request req = {.method = "POST",
@@ -96,7 +96,7 @@ static void test_botocore_kms_encrypt(void **state)
 static void test_botocore_query_and_spaces(void **state)
 {
     (void)state;
-    cl_kv h[] = {
+    cl_sigv4_header h[] = {
         {"My-Header1", "  a   b   c  "}, {"X-Amz-Date", "20150830T123600Z"}, {"Host", "example.amazonaws.com"}};
     char ph[65];
     t_payload_hash("", ph);
@@ -118,7 +118,7 @@ static void test_botocore_query_and_spaces(void **state)
 static void test_botocore_path_encoding(void **state)
 {
     (void)state;
-    cl_kv h[] = {{"X-Amz-Date", "20150830T123600Z"}, {"host", "example.amazonaws.com"}};
+    cl_sigv4_header h[] = {{"X-Amz-Date", "20150830T123600Z"}, {"host", "example.amazonaws.com"}};
     char ph[65];
     t_payload_hash("", ph);
     cl_sigv4_request req = {.method = "GET",
@@ -138,7 +138,7 @@ static void test_botocore_path_encoding(void **state)
 static void test_missing_signed_header(void **state)
 {
     (void)state;
-    cl_kv h[] = {{"X-Amz-Date", "20150830T123600Z"}};
+    cl_sigv4_header h[] = {{"X-Amz-Date", "20150830T123600Z"}};
     char ph[65];
     t_payload_hash("", ph);
     cl_sigv4_request req = {.method = "GET",
@@ -161,18 +161,18 @@ static void test_missing_signed_header(void **state)
 static void test_signed_headers_rules(void **state)
 {
     (void)state;
-    cl_kv h[] = {{"Content-Type", "application/x-amz-json-1.1"},
-                 {"X-Amz-Target", "TrentService.Decrypt"},
-                 {"X-Amz-Date", "20150830T123600Z"},
-                 {"Host", "kms.us-east-1.amazonaws.com"},
-                 {"User-Agent", "Boto3/1.26"},
-                 {"X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793"}};
+    cl_sigv4_header h[] = {{"Content-Type", "application/x-amz-json-1.1"},
+                           {"X-Amz-Target", "TrentService.Decrypt"},
+                           {"X-Amz-Date", "20150830T123600Z"},
+                           {"Host", "kms.us-east-1.amazonaws.com"},
+                           {"User-Agent", "Boto3/1.26"},
+                           {"X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793"}};
     size_t n = sizeof(h) / sizeof(h[0]);
     /* botocore's list; content-type, user-agent and x-amzn-trace-id may go unsigned. */
     assert_ok(cl_sigv4_check_signed_headers(h, n, "content-type;host;x-amz-date;x-amz-target"));
     assert_ok(cl_sigv4_check_signed_headers(h, n, "host;x-amz-date;x-amz-target"));
     /* host by substring only */
-    cl_kv hx[] = {{"X-Hostname", "h"}, {"Host", "kms"}, {"X-Amz-Date", "20150830T123600Z"}};
+    cl_sigv4_header hx[] = {{"X-Hostname", "h"}, {"Host", "kms"}, {"X-Amz-Date", "20150830T123600Z"}};
     assert_fails(cl_sigv4_check_signed_headers(hx, 3, "x-amz-date;x-hostname"), CL_ERR_DENIED,
                  "'Host' or ':authority' must be a 'SignedHeader'");
     assert_fails(cl_sigv4_check_signed_headers(hx, 3, "hostname;x-amz-date"), CL_ERR_DENIED, "'Host'");
@@ -185,7 +185,7 @@ static void test_signed_headers_rules(void **state)
     assert_fails(cl_sigv4_check_signed_headers(h, n, "host;x-amz-date;x-amz-target-x"), CL_ERR_DENIED, "X-Amz-Target");
     /* X-Amz-Date and a session token must be signed too */
     assert_fails(cl_sigv4_check_signed_headers(h, n, "host;x-amz-target"), CL_ERR_DENIED, "X-Amz-Date");
-    cl_kv ht[] = {{"Host", "kms"}, {"X-Amz-Date", "20150830T123600Z"}, {"x-amz-security-token", "FQo..."}};
+    cl_sigv4_header ht[] = {{"Host", "kms"}, {"X-Amz-Date", "20150830T123600Z"}, {"x-amz-security-token", "FQo..."}};
     assert_fails(cl_sigv4_check_signed_headers(ht, 3, "host;x-amz-date"), CL_ERR_DENIED, "x-amz-security-token");
     assert_ok(cl_sigv4_check_signed_headers(ht, 3, "host;x-amz-date;x-amz-security-token"));
     /* names compare without regard to case; an empty list names nothing */

@@ -97,7 +97,7 @@ static void test_bad_numbers_and_types_are_refused(void **state)
     memset(&g, 0, sizeof(g));
     memset(g.grant_id, 'a', KMS_GRANT_ID_LEN);
     (void)snprintf(g.key_id, sizeof(g.key_id), "%s", k.key_id);
-    g.constraints = "{\"EncryptionContextSubset\":{\"a\":\"b\"}}";
+    g.constraints = CL_UNCONST("{\"EncryptionContextSubset\":{\"a\":\"b\"}}");
     assert_ok(s->ops->create_grant(s, &g));
     assert_int_equal(t_other(path, "UPDATE grants SET created='yesterday'"), SQLITE_OK);
     assert_fails(s->ops->get_grant(s, g.grant_id, &gs[0]), CL_ERR_FORMAT,

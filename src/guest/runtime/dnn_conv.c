@@ -314,13 +314,13 @@ static CL_MUST_USE cl_status infer_dnn_upconv_run(infer_ctx *c, const infer_dnn_
     dnnl_memory_t ms = NULL, mw = NULL, mb = NULL, md = NULL, msp = NULL;
     void *sp = NULL;
     infer_dnn_threads(c->m);
-    INFER_DNN_TRY(dnnl_memory_create(&ms, &k->base.src_md, d->eng, (void *)x), "memory");
+    INFER_DNN_TRY(dnnl_memory_create(&ms, &k->base.src_md, d->eng, CL_UNCONST(x)), "memory");
     INFER_DNN_TRY(dnnl_memory_create(&mw, &k->p.w.md, d->eng, k->p.w.buf), "memory");
     INFER_DNN_TRY(dnnl_memory_create(&md, &k->mm_dst_md, d->eng, y), "memory");
     dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}};
     int na = 3;
     if (k->p.has_bias) {
-        INFER_DNN_TRY(dnnl_memory_create(&mb, &k->p.b_md, d->eng, (void *)bias), "memory");
+        INFER_DNN_TRY(dnnl_memory_create(&mb, &k->p.b_md, d->eng, CL_UNCONST(bias)), "memory");
         args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mb};
     }
     if (k->base.has_sp) {

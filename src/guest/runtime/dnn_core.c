@@ -244,20 +244,20 @@ cl_status infer_dnn_run(infer_ctx *c, infer_dnn_cache *k, infer_dnn_wprim *p, co
     infer_dnn_threads(c->m);
     if (p->src_reorder != NULL) {
         CL_GUARD_GOTO(infer_dnn_slot_get(c, INFER_DNN_SLOT_SRC, &k->src_md, &bsrc));
-        CL_GUARD_GOTO(infer_dnn_reorder_run(d, p->src_reorder, &p->src_user_md, (void *)src, &k->src_md, bsrc));
+        CL_GUARD_GOTO(infer_dnn_reorder_run(d, p->src_reorder, &p->src_user_md, CL_UNCONST(src), &k->src_md, bsrc));
         src = bsrc;
     }
     if (p->dst_reorder != NULL) {
         CL_GUARD_GOTO(infer_dnn_slot_get(c, INFER_DNN_SLOT_DST, &k->dst_md, &bdst));
         dst = bdst;
     }
-    INFER_DNN_TRY(dnnl_memory_create(&ms, &k->src_md, d->eng, (void *)src), "memory");
-    INFER_DNN_TRY(dnnl_memory_create(&mw, &p->w.md, d->eng, (void *)w), "memory");
+    INFER_DNN_TRY(dnnl_memory_create(&ms, &k->src_md, d->eng, CL_UNCONST(src)), "memory");
+    INFER_DNN_TRY(dnnl_memory_create(&mw, &p->w.md, d->eng, CL_UNCONST(w)), "memory");
     INFER_DNN_TRY(dnnl_memory_create(&md, &k->dst_md, d->eng, dst), "memory");
     dnnl_exec_arg_t args[5] = {{arg_src, ms}, {arg_w, mw}, {DNNL_ARG_DST, md}};
     int n = 3;
     if (p->has_bias) {
-        INFER_DNN_TRY(dnnl_memory_create(&mb, &p->b_md, d->eng, (void *)b), "memory");
+        INFER_DNN_TRY(dnnl_memory_create(&mb, &p->b_md, d->eng, CL_UNCONST(b)), "memory");
         args[n].arg = DNNL_ARG_BIAS;
         args[n++].memory = mb;
     }

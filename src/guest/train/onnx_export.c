@@ -26,7 +26,7 @@
 #define EXPORT_OPSET 13
 
 /* protobuf-c's message structs take char *, though packing only reads them. */
-#define EXPORT_STR(s) ((char *)(s))
+#define EXPORT_STR(s) ((char *)CL_UNCONST(s))
 
 typedef struct export_tensor {
     Onnx__TensorProto t;

@@ -18,6 +18,7 @@
 #define CLOISTER_ERROR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -25,6 +26,11 @@ extern "C" {
 
 #define CL_MUST_USE __attribute__((warn_unused_result))
 #define CL_PRINTF(fmt_idx, args_idx) __attribute__((format(printf, fmt_idx, args_idx)))
+/* Drops const where a C API takes a non-const pointer it only reads (OpenSSL's
+ * OSSL_PARAM and GCM tag, oneDNN's memory objects, protobuf-c's messages, exec's
+ * argv, libpq's PGresult), or where we wipe a secret a library hands out as const
+ * (jansson's strings). The one way to drop it: -Wcast-qual refuses any other. */
+#define CL_UNCONST(p) ((void *)(uintptr_t)(const void *)(p))
 
 typedef enum cl_status {
     CL_OK = 0,

@@ -26,13 +26,19 @@
 #define CL_SIGV4_MAX_FIELD 256 /* access key id, region, service */
 #define CL_SIGV4_MAX_SIGNED_HEADERS 1024
 
+/* One header of a request, borrowed (the request's own strings, or literals). */
+typedef struct cl_sigv4_header {
+    const char *key;
+    const char *value;
+} cl_sigv4_header;
+
 /* One request as it goes on the wire. Header names in any case; a name may
  * appear more than once (values are then joined with ',' in list order). */
 typedef struct cl_sigv4_request {
     const char *method;
     const char *path;  /* as sent, e.g. "/"; NULL or "" means "/" */
     const char *query; /* as sent, without '?'; NULL when none */
-    const cl_kv *headers;
+    const cl_sigv4_header *headers;
     size_t n_headers;
     const char *signed_headers;     /* "host;x-amz-date": lower case, ';'-separated, sorted */
     const char *payload_sha256_hex; /* 64 lower-case hex digits of SHA-256(body) */
@@ -53,7 +59,8 @@ CL_MUST_USE cl_status cl_sigv4_signature(const char *secret, const cl_sigv4_requ
  * X-Amz-Security-Token, ...), each matched as a whole name, case-insensitively. A header
  * left out would be one an intermediary could add or change under a valid signature.
  * CL_ERR_DENIED naming the first header at fault. */
-CL_MUST_USE cl_status cl_sigv4_check_signed_headers(const cl_kv *headers, size_t n_headers, const char *signed_headers);
+CL_MUST_USE cl_status cl_sigv4_check_signed_headers(const cl_sigv4_header *headers, size_t n_headers,
+                                                    const char *signed_headers);
 /* The Authorization header value a client sends. */
 CL_MUST_USE cl_status cl_sigv4_authorization(const char *access_key_id, const char *secret, const cl_sigv4_request *req,
                                              cl_buf *out);
