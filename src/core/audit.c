@@ -41,12 +41,7 @@ struct cl_audit {
 
 static void cl_audit_hex(const uint8_t *d, char out[CL_AUDIT_HASH_HEX + 1])
 {
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < 32; i++) {
-        out[2 * i] = hex[d[i] >> 4];
-        out[2 * i + 1] = hex[d[i] & 15];
-    }
-    out[CL_AUDIT_HASH_HEX] = '\0';
+    (void)cl_hex_encode(d, CL_AUDIT_HASH_HEX / 2, out, CL_AUDIT_HASH_HEX + 1);
 }
 
 /* Checks one line (without its newline) against the expected previous hash;

@@ -60,7 +60,8 @@ cl_status cl_outfile_open(cl_outfile *o, const char *path, bool force, mode_t mo
         cl_outfile_abort(o);
         CL_FAIL(CL_ERR_NOMEM, "out of memory");
     }
-    (void)snprintf(o->tmp, n, "%s.%02x%02x%02x%02x%02x%02x.tmp", path, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
+    char hex[2 * 6 + 1];
+    (void)snprintf(o->tmp, n, "%s.%s.tmp", path, cl_hex_encode(rnd, 6, hex, sizeof(hex)));
     o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (o->fd < 0) {
         cl_status rc = CL_RAISE_ERRNO(CL_ERR_IO, "cannot create %s", o->tmp);

@@ -167,7 +167,7 @@ static CL_MUST_USE cl_status cl_kms_attempt(cl_kms_client *c, const char *op, co
     uint8_t d[CL_SHA256_LEN];
     char ph[65];
     CL_GUARD(cl_sha256(body, strlen(body), d));
-    for (size_t i = 0; i < 32; i++) (void)snprintf(ph + 2 * i, 3, "%02x", d[i]);
+    (void)cl_hex_encode(d, sizeof(d), ph, sizeof(ph));
     /* The Host signed is the one the HTTP client sends (cl_http_url.authority). */
     cl_sigv4_header hdrs[5] = {{"Content-Type", "application/x-amz-json-1.1"},
                                {"Host", c->host},

@@ -216,12 +216,7 @@ cl_status cl_sigv4_signature(const char *secret, const cl_sigv4_request *req, ch
     CL_GUARD_GOTO(cl_hmac_sha256(k, sizeof(k), "aws4_request", 12, k));
     /* Step 5: signature = hex(HMAC(kSigning, StringToSign)) */
     CL_GUARD_GOTO(cl_hmac_sha256(k, sizeof(k), sts.data, sts.len, sig));
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < sizeof(sig); i++) {
-        out[2 * i] = hex[sig[i] >> 4];
-        out[2 * i + 1] = hex[sig[i] & 15];
-    }
-    out[CL_SIGV4_SIG_HEX_LEN] = '\0';
+    (void)cl_hex_encode(sig, sizeof(sig), out, CL_SIGV4_SIG_HEX_LEN + 1);
 out:
     cl_memzero(k, sizeof(k));
     cl_buf_free(&key);

@@ -800,8 +800,8 @@ cl_status cl_enclave_run(const cl_enclave_config *cfg, int *exit_code)
     {
         uint8_t rnd[8];
         CL_GUARD_GOTO(cl_random(rnd, sizeof(rnd)));
-        int k = snprintf(l->id, sizeof(l->id), "i-sim-enc");
-        for (size_t i = 0; i < sizeof(rnd); i++) k += snprintf(l->id + k, sizeof(l->id) - (size_t)k, "%02x", rnd[i]);
+        char hex[2 * sizeof(rnd) + 1];
+        (void)snprintf(l->id, sizeof(l->id), "i-sim-enc%s", cl_hex_encode(rnd, sizeof(rnd), hex, sizeof(hex)));
     }
     if (cfg->pki_dir != NULL) {
         CL_GUARD_CTX_GOTO(cl_attest_platform_load(&platform, cfg->pki_dir), "attestation PKI %s", cfg->pki_dir);

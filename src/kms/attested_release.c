@@ -96,8 +96,7 @@ cl_status kms_recipient_read(kms_call *c, kms_recipient *r)
     }
     for (unsigned i = 0; i < CL_ATTEST_MAX_PCRS; i++) {
         if ((r->doc.pcr_mask & (1u << i)) == 0) continue;
-        for (size_t j = 0; j < CL_ATTEST_PCR_LEN; j++)
-            (void)snprintf(&r->pcr_hex[i][2 * j], 3, "%02x", r->doc.pcrs[i][j]);
+        (void)cl_hex_encode(r->doc.pcrs[i], CL_ATTEST_PCR_LEN, r->pcr_hex[i], sizeof(r->pcr_hex[i]));
     }
     r->present = true;
     c->recipient = r;

@@ -99,7 +99,7 @@ typedef struct kms_reply {
     struct evhttp_request *req;
     uint64_t audit_end;
     int status;
-    char request_id[37];
+    char request_id[CL_UUID_TEXT_LEN + 1];
     char *body; /* malloc'd; wiped when freed */
 } kms_reply;
 
@@ -179,14 +179,10 @@ const char *kms_exception_for(const kms_call *c, cl_status rc, int *http_status)
     return "KMSInternalException";
 }
 
-static void kms_request_id(char out[37])
+static void kms_request_id(char out[CL_UUID_TEXT_LEN + 1])
 {
-    uint8_t r[16];
-    if (cl_random(r, sizeof(r)) != CL_OK) memset(r, 0, sizeof(r));
-    r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);
-    r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
-    (void)snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2],
-                   r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
+    /* A request id only names a request in logs: an all-zero one beats no answer. */
+    if (cl_uuid4(out) != CL_OK) (void)snprintf(out, CL_UUID_TEXT_LEN + 1, "00000000-0000-4000-8000-000000000000");
 }
 
 static void kms_send(struct evhttp_request *req, int status, const char *request_id, const char *body)
@@ -264,7 +260,7 @@ static CL_MUST_USE cl_status kms_authenticate(kms_server *s, struct evhttp_reque
     uint8_t d[CL_SHA256_LEN];
     char ph[65];
     CL_GUARD(cl_sha256(body, body_len, d));
-    for (size_t i = 0; i < 32; i++) (void)snprintf(ph + 2 * i, 3, "%02x", d[i]);
+    (void)cl_hex_encode(d, sizeof(d), ph, sizeof(ph));
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     cl_sigv4_request sr = {.method = "POST",
                            .path = uri ? evhttp_uri_get_path(uri) : "/",

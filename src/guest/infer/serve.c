@@ -16,6 +16,7 @@
 
 #include "cloister/envelope.h"
 #include "cloister/infer_client.h"
+#include "cloister/log.h"
 #include "cloister/mem.h"
 #include "cloister/worker.h"
 
@@ -135,9 +136,9 @@ static void worker_send_error(const cl_frame_io *io, const char *what, long n)
     if ((size_t)m >= sizeof(line)) m = (int)sizeof(line) - 1;
     for (int i = 0; i < m; i++)
         if ((unsigned char)line[i] < 0x20) line[i] = ' ';
-    printf("cloister-infer: %s request %ld refused: %s\n", what, n, line);
+    CL_LOG_WARN("%s request %ld refused: %s", what, n, line);
     if (cl_frame_write_io(io, CL_FRAME_ERROR, (const uint8_t *)line, (size_t)m) != CL_OK)
-        printf("cloister-infer: %s request %ld: could not send the error: %s\n", what, n, cl_error_message());
+        CL_LOG_WARN("%s request %ld: could not send the error: %s", what, n, cl_error_message());
 }
 
 void cl_worker_request_stop(cl_worker *w)
@@ -146,7 +147,7 @@ void cl_worker_request_stop(cl_worker *w)
     /* Non-blocking: once one byte is in the pipe, the poller is woken whatever else fails. */
     const uint8_t one = 1;
     if (write(w->wake[1], &one, 1) != 1 && errno != EAGAIN)
-        printf("cloister-infer: cannot wake the accepting thread: %s\n", strerror(errno));
+        CL_LOG_ERROR("cannot wake the accepting thread: %s", strerror(errno));
 }
 
 bool cl_worker_stopping(cl_worker *w) { return atomic_load(&w->stopping); }
@@ -168,7 +169,7 @@ static void worker_serve_envelope(cl_worker_thread *t, int fd)
     cl_status rc = cl_frame_read_io(&io, CL_WORKER_REQUEST_MAX, &type, &req);
     if (rc == CL_OK && type == CL_FRAME_STOP) {
         /* From the host channel: the host can kill the enclave anyway (docs/worker.md). */
-        printf("cloister-infer: stop requested; finishing the requests in flight\n");
+        CL_LOG_INFO("stop requested; finishing the requests in flight");
         cl_worker_request_stop(w);
         goto out;
     }
@@ -177,12 +178,11 @@ static void worker_serve_envelope(cl_worker_thread *t, int fd)
     if (rc == CL_OK) rc = worker_handle_envelope(t, &req, &result);
     if (rc == CL_OK) {
         rc = cl_frame_write_io(&io, CL_FRAME_RESULT, result.data, result.len);
-        printf("cloister-infer: envelope request %ld: %s\n", n, rc == CL_OK ? "served" : cl_error_message());
+        CL_LOG_INFO("envelope request %ld: %s", n, rc == CL_OK ? "served" : cl_error_message());
     } else {
         worker_send_error(&io, "envelope", n);
     }
 out:
-    (void)fflush(stdout);
     cl_buf_free(&req);
     cl_buf_free(&result);
 }
@@ -200,8 +200,8 @@ static void worker_serve_channel(cl_worker_thread *t, int fd)
     cl_buf_init_secret(&in, CL_WORKER_INPUT_MAX);
     cl_buf_init_secret(&res, CL_WORKER_RESULT_MAX);
     if (w->hooks.channel_open == NULL || w->hooks.channel_open(t, &ch) != CL_OK) {
-        printf("cloister-infer: channel connection %ld: handshake failed: %s\n", n,
-               w->hooks.channel_open == NULL ? "this worker has no channel path" : cl_error_message());
+        CL_LOG_WARN("channel connection %ld: handshake failed: %s", n,
+                    w->hooks.channel_open == NULL ? "this worker has no channel path" : cl_error_message());
         goto out;
     }
     for (long k = 1; !atomic_load(&w->stopping); k++) {
@@ -211,7 +211,7 @@ static void worker_serve_channel(cl_worker_thread *t, int fd)
         cl_status rc = cl_frame_read_io(&ch.io, CL_WORKER_INPUT_MAX, &type, &in);
         if (rc == CL_ERR_NOT_FOUND) break; /* the client is done */
         if (rc != CL_OK) {
-            printf("cloister-infer: channel connection %ld: %s\n", n, cl_error_message());
+            CL_LOG_WARN("channel connection %ld: %s", n, cl_error_message());
             break;
         }
         rc = type == CL_FRAME_REQUEST ? worker_infer(w, in.data, in.len, &res)
@@ -221,13 +221,11 @@ static void worker_serve_channel(cl_worker_thread *t, int fd)
             continue;
         }
         rc = cl_frame_write_io(&ch.io, CL_FRAME_RESULT, res.data, res.len);
-        printf("cloister-infer: channel connection %ld request %ld: %s\n", n, k,
-               rc == CL_OK ? "served" : cl_error_message());
+        CL_LOG_INFO("channel connection %ld request %ld: %s", n, k, rc == CL_OK ? "served" : cl_error_message());
         if (rc != CL_OK) break;
     }
     if (w->hooks.channel_close != NULL) w->hooks.channel_close(&ch);
 out:
-    (void)fflush(stdout);
     cl_buf_free(&in);
     cl_buf_free(&res);
 }
@@ -238,7 +236,7 @@ void cl_worker_set_timeouts(int fd, long seconds)
     struct timeval tv = {.tv_sec = seconds, .tv_usec = 0};
     if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0)
-        printf("cloister-infer: cannot set the connection's timeout: %s\n", strerror(errno));
+        CL_LOG_ERROR("cannot set the connection's timeout: %s", strerror(errno));
 }
 
 static void *worker_pool_main(void *arg)

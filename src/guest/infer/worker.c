@@ -257,9 +257,7 @@ static CL_MUST_USE cl_status worker_unseal_model(worker *w, cl_kms_client *kms, 
         cl_key_provider_destroy(kp);
         if (rc != CL_ERR_IO || attempt >= w->cfg.start_attempts) break;
         unsigned delay = 1U << (attempt - 1);
-        printf("cloister-infer: the model owner's KMS is unreachable (%s); retrying in %u s\n", cl_error_message(),
-               delay);
-        (void)fflush(stdout);
+        CL_LOG_WARN("the model owner's KMS is unreachable (%s); retrying in %u s", cl_error_message(), delay);
         cl_buf_truncate(model, 0);
         struct timespec ts = {.tv_sec = delay, .tv_nsec = 0};
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
@@ -316,7 +314,7 @@ static int worker_accept_loop(worker *w, int listener, int channel_listener)
         int r = poll(pf, channel_listener >= 0 ? 3 : 2, -1);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) {
-            printf("cloister-infer: poll: %s\n", strerror(errno));
+            CL_LOG_ERROR("poll: %s", strerror(errno));
             ec = 1;
             break;
         }
@@ -325,7 +323,7 @@ static int worker_accept_loop(worker *w, int listener, int channel_listener)
             if (pf[i].fd < 0 || pf[i].revents == 0) continue;
             int fd = -1;
             if (cl_vsock_accept(pf[i].fd, &fd) != CL_OK) {
-                printf("cloister-infer: accept: %s\n", cl_error_message());
+                CL_LOG_ERROR("accept: %s", cl_error_message());
                 ec = 1;
                 atomic_store(&w->core.stopping, true);
                 break;
@@ -358,9 +356,8 @@ static void worker_report_start_failure(worker *w, const char *reason)
     for (int i = 0; i < m; i++)
         if ((unsigned char)line[i] < 0x20) line[i] = ' ';
     if (cl_vsock_listen(cl_vsock_ctl(), w->cfg.listen_port, &listener) != CL_OK) return;
-    printf("cloister-infer: reporting the failed start on vsock port %u for %ld s\n", w->cfg.listen_port,
-           w->cfg.start_failure_report);
-    (void)fflush(stdout);
+    CL_LOG_ERROR("reporting the failed start on vsock port %u for %ld s", w->cfg.listen_port,
+                 w->cfg.start_failure_report);
     struct timespec start;
     (void)clock_gettime(CLOCK_MONOTONIC, &start);
     for (bool stop = false; !stop;) {
@@ -379,7 +376,7 @@ static void worker_report_start_failure(worker *w, const char *reason)
         if (cl_frame_read(fd, CL_WORKER_REQUEST_MAX, &type, &req) == CL_OK && type == CL_FRAME_STOP)
             stop = true;
         else if (cl_frame_write(fd, CL_FRAME_ERROR, (const uint8_t *)line, (size_t)m) != CL_OK)
-            printf("cloister-infer: could not report the failed start: %s\n", cl_error_message());
+            CL_LOG_ERROR("could not report the failed start: %s", cl_error_message());
         cl_buf_free(&req);
         (void)close(fd);
     }
@@ -390,6 +387,9 @@ static void worker_report_start_failure(worker *w, const char *reason)
 int main(int argc, char **argv)
 {
     (void)signal(SIGPIPE, SIG_IGN);
+    /* The enclave's console is its operator's only view: what it serves and why it
+     * stopped are shown unless CLOISTER_LOG says otherwise. */
+    cl_log_set_level(CL_LOG_LEVEL_INFO);
     cl_log_init("cloister-infer");
     const char *config_path = argc > 1 ? argv[1] : WORKER_CONFIG_DEFAULT;
     static worker w; /* the replay memory is large: not on the stack */
@@ -403,14 +403,13 @@ int main(int argc, char **argv)
     int listener = -1, channel_listener = -1, ec = 0;
     bool core = false;
     if (cl_worker_init(&w.core) != CL_OK) {
-        printf("cloister-infer: cannot start: %s\n", cl_error_message());
+        CL_LOG_ERROR("cannot start: %s", cl_error_message());
         ec = 1;
         goto out;
     }
     core = true;
     if (worker_start(&w, config_path) != CL_OK) {
-        printf("cloister-infer: cannot start: %s\n", cl_error_message());
-        (void)fflush(stdout);
+        CL_LOG_ERROR("cannot start: %s", cl_error_message());
         worker_report_start_failure(&w, cl_error_message());
         ec = 1;
         goto out;
@@ -424,21 +423,21 @@ int main(int argc, char **argv)
     w.core.model_memory_mib = w.cfg.model_memory_mib;
     if (cl_vsock_listen(cl_vsock_ctl(), w.cfg.listen_port, &listener) != CL_OK ||
         (w.have_channel && cl_vsock_listen(cl_vsock_ctl(), w.cfg.channel_port, &channel_listener) != CL_OK)) {
-        printf("cloister-infer: cannot listen on vsock ports %u and %u: %s\n", w.cfg.listen_port, w.cfg.channel_port,
-               cl_error_message());
+        CL_LOG_ERROR("cannot listen on vsock ports %u and %u: %s", w.cfg.listen_port, w.cfg.channel_port,
+                     cl_error_message());
         ec = 1;
         goto out;
     }
     for (long i = 0; i < w.cfg.max_connections; i++) {
         threads[i].ctx = &kms[i];
         if (worker_kms_clients(&w.cfg, &kms[i].kms, &kms[i].data_kms) != CL_OK) {
-            printf("cloister-infer: cannot start: serving thread %ld: %s\n", i + 1, cl_error_message());
+            CL_LOG_ERROR("cannot start: serving thread %ld: %s", i + 1, cl_error_message());
             ec = 1;
             goto out;
         }
     }
     if (cl_worker_pool_start(&w.core, threads, w.cfg.max_connections, WORKER_STACK, &started) != CL_OK) {
-        printf("cloister-infer: cannot start: %s\n", cl_error_message());
+        CL_LOG_ERROR("cannot start: %s", cl_error_message());
         ec = 1;
     }
     if (ec == 0) {
@@ -446,25 +445,22 @@ int main(int argc, char **argv)
          * encrypted to the public key it saw in the document (docs/threat-model.md). */
         if (strncmp(w.cfg.kms_endpoint, "http:", 5) == 0 ||
             (w.cfg.data_kms_endpoint != NULL && strncmp(w.cfg.data_kms_endpoint, "http:", 5) == 0))
-            printf("cloister-infer: warning: a KMS endpoint is plain http://: the host can substitute the KMS's "
-                   "answers; use https:// with kms_ca_file outside tests\n");
-        printf("cloister-infer: %s model %s loaded; serving on vsock port %u (envelope)",
-               cl_infer_kind_name(cl_infer_service_kind(w.svc)), w.cfg.model, w.cfg.listen_port);
-        if (w.have_channel) printf(" and %u (channel)", w.cfg.channel_port);
-        printf(", %ld connections at a time; %s kernels, ", w.cfg.max_connections,
-               cl_infer_onednn_available() ? "oneDNN" : "reference");
-        if (w.cfg.threads > 0)
-            printf("%ld threads\n", w.cfg.threads);
-        else
-            printf("all cores\n");
-        (void)fflush(stdout);
+            CL_LOG_WARN("a KMS endpoint is plain http://: the host can substitute the KMS's "
+                        "answers; use https:// with kms_ca_file outside tests");
+        char channel[48] = "";
+        if (w.have_channel) (void)snprintf(channel, sizeof(channel), " and %u (channel)", w.cfg.channel_port);
+        char cores[32] = "all cores";
+        if (w.cfg.threads > 0) (void)snprintf(cores, sizeof(cores), "%ld threads", w.cfg.threads);
+        CL_LOG_INFO("%s model %s loaded; serving on vsock port %u (envelope)%s, %ld connections at a time; %s kernels, "
+                    "%s",
+                    cl_infer_kind_name(cl_infer_service_kind(w.svc)), w.cfg.model, w.cfg.listen_port, channel,
+                    w.cfg.max_connections, cl_infer_onednn_available() ? "oneDNN" : "reference", cores);
         ec = worker_accept_loop(&w, listener, channel_listener);
     }
     /* Stop: no new connections; the pool serves what it holds, then exits. */
     cl_worker_pool_stop(&w.core, threads, started);
-    if (ec == 0) printf("cloister-infer: stopped after %ld connections\n", cl_worker_served(&w.core));
+    if (ec == 0) CL_LOG_INFO("stopped after %ld connections", cl_worker_served(&w.core));
 out:
-    (void)fflush(stdout);
     for (long i = 0; i < CL_WORKER_MAX_THREADS; i++) {
         cl_kms_client_free(kms[i].kms);
         cl_kms_client_free(kms[i].data_kms);
