@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The sim enclave's limits as a whole (issue 12, finding 7): --memory and --max-tasks bound the
+ * The sim enclave's limits as a whole (docs/security.md, finding 7): --memory and --max-tasks bound the
  * enclave, not each of its processes. RLIMIT_AS alone is per process, and fork was allowed: seven
  * processes reached 1.2 GiB under --memory 256.
  *

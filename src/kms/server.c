@@ -12,7 +12,7 @@
  * accept() failing for lack of descriptors pauses accepting with a growing delay instead of
  * spinning, and says so at most every 10 s.
  *
- * Every answer waits for its audit line to be on disk (fail closed, issue 12 finding 2): the
+ * Every answer waits for its audit line to be on disk (fail closed, docs/security.md, finding 2): the
  * answers a worker produced in one turn of its event loop leave after one fdatasync (group
  * commit). A request that changes state first has a "started" line made durable, so that no
  * change happens without a record even when the line of its outcome cannot be written.
@@ -933,7 +933,7 @@ static CL_MUST_USE cl_status kms_root_key_open(kms_server *s)
 
 /*
  * One server per data directory: a second one would extend the audit chain from its own idea
- * of the last line, and the log would no longer verify (issue 12, finding 13). The lock is an
+ * of the last line, and the log would no longer verify (docs/security.md, finding 13). The lock is an
  * flock on DATA/kms.lock, released by the kernel however the process ends; the file holds the
  * holder's pid for the message a second server prints.
  */

@@ -13,7 +13,7 @@
  *           that the same bytes come back (printed as RESULT lines; run with --debug)
  *   fork    starts threads, then up to 7 processes that each hold 160 MiB at once, and prints
  *           "FORK forked=N alive=N killed=N errno=E threads=ok|FAIL": run with --memory 256,
- *           a cgroup keeps at most one alive; without one, fork is refused (issue 12, finding 7)
+ *           a cgroup keeps at most one alive; without one, fork is refused (docs/security.md, finding 7)
  *   spin    waits forever (for describe / terminate)
  */
 #include <errno.h>

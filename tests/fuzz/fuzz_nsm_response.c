@@ -3,7 +3,7 @@
  * The enclave's parser of host bytes: cl_nsm_response_parse on arbitrary bytes. On Nitro the
  * NSM's answers come from the hypervisor; in the sim backend they come from the launcher, a
  * program of the host's, so whatever the host writes on the device socket reaches this parser
- * inside the enclave (issue 12, "Beyond the findings"). The device's own answers are fuzzed
+ * inside the enclave (docs/security.md, "Fuzzing"). The device's own answers are fuzzed
  * through fuzz_nsm_request; here the bytes are anyone's.
  * Every input is parsed or refused; one that parses says no more than its bytes (an operation
  * of the enum, data within the response bound, a NUL-terminated module id), re-encodes with

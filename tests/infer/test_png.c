@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * PNG bombs (issue 12, finding 10): a PNG is as large as its header says, whatever its size
+ * PNG bombs (docs/security.md, finding 10): a PNG is as large as its header says, whatever its size
  * in bytes. 255 KB of deflated zeros make a 16384 x 16384 image; decoding it cost 294 MB and
  * 2.5 s before the tensor cap refused it. Now the header is checked against the caller's caps
  * before a row is decoded: the refusal names the size and allocates nothing of the image.

@@ -104,7 +104,7 @@ def main():
     check(p.returncode == 0 and "[FAILED]" not in out and "Done in" in out,
           "the demo tells the whole story, every check holds (exit %d, %.1f s)%s" %
           (p.returncode, took, "" if p.returncode == 0 else ":\n" + out[-3000:]))
-    # Finding 9 of issue 12: --principal ID:SECRET:ARN put the parties' secrets in /proc/PID/cmdline.
+    # Finding 9 in docs/security.md: --principal ID:SECRET:ARN put the parties' secrets in /proc/PID/cmdline.
     with open(argv_log, "rb") as f:
         calls = [rec.split(b"\0") for rec in f.read().split(b"\0\n\0") if rec]
     kms = [c for c in calls if c[0] == b"cloister-kms"]

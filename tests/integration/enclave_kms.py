@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Attested key release end to end (issue 4 item 7): a test enclave (tests/enclave/enclave_kms.c)
+"""Attested key release end to end: a test enclave (tests/enclave/enclave_kms.c)
 is built into an image, launched with `cloister enclave run`, and gets a data key from
 cloister-kms --dev whose key policy names the image's PCR0, through the launcher's proxy.
 

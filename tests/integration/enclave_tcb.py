@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The trusted computing base of the guest programs (issue 13, item 3; docs/threat-model.md, "TCB").
+"""The trusted computing base of the guest programs (docs/threat-model.md, "TCB").
 
 1. `ldd` of every guest program (cloister-infer and the test enclaves enclave_probe,
    enclave_kms, ratls_server) lists none of libcurl and what it brought (GnuTLS, Kerberos,

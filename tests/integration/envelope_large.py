@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """A 4 GiB file seals and unseals in constant memory: peak RSS of each
-`cloister` process must stay under 16 MiB (issue 2), and the result must be
+`cloister` process must stay under 16 MiB, and the result must be
 byte-identical. The input is a sparse file, so the test costs disk writes of
 the sealed and unsealed forms only; both are deleted as soon as checked."""
 import os

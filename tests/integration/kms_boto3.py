@@ -370,7 +370,7 @@ class KmsBoto3(unittest.TestCase):
 
     def test_validation(self):
         kid = self.new_key()["KeyId"]
-        # Plaintext is 1..4096 bytes (PlaintextType): exactly 4096 was refused (issue 12, finding 14).
+        # Plaintext is 1..4096 bytes (PlaintextType): exactly 4096 was refused (docs/security.md, finding 14).
         for n in (1, 4095, 4096):
             pt = bytes(range(256)) * (n // 256) + b"p" * (n % 256)
             ct = self.kms.encrypt(KeyId=kid, Plaintext=pt)["CiphertextBlob"]

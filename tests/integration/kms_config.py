@@ -164,7 +164,7 @@ class KmsConfig(unittest.TestCase):
         self.assertEqual(p.returncode, 2)
         self.assertIn("--config FILE", p.stderr)
 
-    # --- principals outside a config file: never on the command line (issue 12, finding 9) ----
+    # --- principals outside a config file: never on the command line (docs/security.md, finding 9) ----
 
     def test_secret_on_the_command_line_is_refused(self):
         """The attack: `--principal ID:SECRET:ARN` put the secret in /proc/PID/cmdline, which every

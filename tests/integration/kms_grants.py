@@ -5,8 +5,8 @@ principal the policy does not name is refused; a grant lets it in at once,
 within its operations and encryption-context constraints; a revoked or
 retired grant stops working at once; an explicit Deny beats a grant;
 CreateGrant condition keys (kms:GranteePrincipal, kms:GrantOperations); a grant
-created through a grant stays within it (issue 12, finding 1); grant tokens; the
-key policy lockout safety check (issue 12, finding 12)."""
+created through a grant stays within it (docs/security.md, finding 1); grant tokens; the
+key policy lockout safety check (docs/security.md, finding 12)."""
 import json
 import os
 import sys
@@ -192,7 +192,7 @@ class Grants(unittest.TestCase):
         # A principal without CreateGrant cannot hand out access.
         self.denied(lambda: self.alice.create_grant(KeyId=kid, GranteePrincipal=CAROL, Operations=["Encrypt"]))
 
-    # --- issue 12, finding 1: grant escalation ---------------------------------------------------
+    # --- docs/security.md, finding 1: grant escalation ---------------------------------------------------
 
     def test_grant_escalation_replayed(self):
         """The attack: a grantee whose grant allows only CreateGrant created a grant to itself with
@@ -334,7 +334,7 @@ class Grants(unittest.TestCase):
         self.refused(lambda: self.alice.retire_grant(GrantToken="x" * 80), "is not a grant token",
                      "InvalidGrantTokenException")
 
-    # --- issue 12, finding 12: the key policy lockout safety check --------------------------------
+    # --- docs/security.md, finding 12: the key policy lockout safety check --------------------------------
 
     def test_policy_lockout_safety_check(self):
         """A policy that would not let the caller call PutKeyPolicy afterwards is refused with AWS's

@@ -53,7 +53,7 @@ def cmdline(pid):
 
 
 def assert_no_secret_in_cmdline(pid, secrets):
-    """Every user of the machine can read /proc/PID/cmdline (issue 12, finding 9)."""
+    """Every user of the machine can read /proc/PID/cmdline (docs/security.md, finding 9)."""
     text = cmdline(pid)
     for s in secrets:
         if s in text:

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: Apache-2.0
-"""Key-policy findings of issue 12, replayed with boto3 against cloister-kms:
+"""Key-policy findings of docs/security.md, replayed with boto3 against cloister-kms:
  - finding 2 (bounds): encryption contexts over the bounds are refused with ValidationException on
    every operation that takes one (Encrypt, Decrypt, ReEncrypt source and destination,
    GenerateDataKey*, grant constraints), including the review's 63 keys of 4 KiB;

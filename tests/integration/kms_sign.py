@@ -316,7 +316,7 @@ class KmsSign(unittest.TestCase):
 
     def test_message_length_bounds(self):
         """Message is 1..4096 bytes (PlaintextType): exactly 4096 was refused by Sign and GenerateMac
-        (issue 12, finding 14). 4096 bytes now sign (Python cryptography verifies) and MAC; 4097 are
+        (docs/security.md, finding 14). 4096 bytes now sign (Python cryptography verifies) and MAC; 4097 are
         refused with AWS's message."""
         kid = self.keys["ECC_NIST_P256"]["KeyId"]
         hk = self.hmac["KeyId"]

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The channel path end to end (issue 6, docs/worker.md): the cloister-infer worker in a sim
+"""The channel path end to end (docs/worker.md): the cloister-infer worker in a sim
 enclave serves RA-TLS on its channel port; `cloister infer --channel SOCKET --root ROOT.pem
 --expect-pcr0 HEX record.json` checks the enclave in the handshake and sends the plaintext
 record inside TLS 1.3: the result equals `cloister infer-local` on the same record, and neither

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The envelope path end to end (issue 6, docs/worker.md): the cloister-infer worker in a sim
+"""The envelope path end to end (docs/worker.md): the cloister-infer worker in a sim
 enclave unseals a model sealed under the model owner's key, whose policy names the worker image's
 PCR0; a hospital seals one patient record under its own key on its own cloister-kms;
 `cloister infer --enclave` sends it with a fresh request id; the result comes back sealed under

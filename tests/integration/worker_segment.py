@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The MRI delineation story through the worker (issue 6 items 2-3): the phantom U-Net
+"""The MRI delineation story through the worker: the phantom U-Net
 (models/phantom-unet, NOT clinically trained) sealed by the model owner, an MRI slice sealed by
 the hospital, both paths. Both KMSs serve HTTPS and the worker trusts their CA from a file in
 its image (kms_ca_file), so its TLS sessions to the KMSs end inside the enclave: the relays in

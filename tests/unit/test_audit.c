@@ -127,7 +127,7 @@ static long t_size(const char *path)
     return (long)st.st_size;
 }
 
-/* Finding 2 of issue 12: a line over the cap (64 context keys of 4096 bytes that JSON
+/* Finding 2 in docs/security.md: a line over the cap (64 context keys of 4096 bytes that JSON
  * escapes six-fold) is refused before anything is written, and the chain goes on. */
 static void test_line_over_cap(void **state)
 {
@@ -200,7 +200,7 @@ static void test_short_write_cut_off(void **state)
     unlink(path);
 }
 
-/* Finding 13 of issue 12: one writer per log. */
+/* Finding 13 in docs/security.md: one writer per log. */
 static void test_second_writer_refused(void **state)
 {
     (void)state;

@@ -99,7 +99,7 @@ static void test_bounds(void **state)
     free(big);
 }
 
-/* Finding 5 of issue 12: {"TENANT":"alice","tenant":"bob"} passed an Allow on tenant=alice,
+/* Finding 5 in docs/security.md: {"TENANT":"alice","tenant":"bob"} passed an Allow on tenant=alice,
  * {"CLASS":"x","class":"restricted"} slipped past a Deny. Such contexts are refused. */
 static void test_case_duplicates(void **state)
 {

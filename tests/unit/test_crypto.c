@@ -121,7 +121,7 @@ static void test_base64_rfc4648(void **state)
 }
 
 /* A buffer capped at exactly the decoded length takes it (the padding needs no room), one
- * byte more is refused: 4096 and 4097 bytes, KMS's Plaintext bound (issue 12, finding 14). */
+ * byte more is refused: 4096 and 4097 bytes, KMS's Plaintext bound (docs/security.md, finding 14). */
 static void test_base64_decode_exact_cap(void **state)
 {
     (void)state;

@@ -100,7 +100,7 @@ static void t_release(void *p, size_t n)
     free(p);
 }
 
-/* Finding 11 of issue 12: jansson's strings (a decoded request, the response before it is
+/* Finding 11 in docs/security.md: jansson's strings (a decoded request, the response before it is
  * serialised) are wiped when jansson frees them, through the allocator cloister-kms installs. */
 static void test_json_heap_wiped(void **state)
 {

@@ -332,7 +332,7 @@ static void test_malformed(void **state)
     }
 }
 
-/* Finding 6 of issue 12: a condition key the evaluator does not answer made an Allow never apply
+/* Finding 6 in docs/security.md: a condition key the evaluator does not answer made an Allow never apply
  * and a Deny never fire. Such a policy is refused, naming the key. */
 static void test_unsupported_keys(void **state)
 {
@@ -446,7 +446,7 @@ static void test_transport_keys(void **state)
     kms_policy_free(p);
 }
 
-/* --- finding 4 of issue 12: the worst policy and request the limits allow ----------------------- */
+/* --- Finding 4 in docs/security.md: the worst policy and request the limits allow ----------------------- */
 
 /*
  * A 28 KB policy of wildcards and 63 context keys of 4 KiB cost 8-10 s of CPU per request. The

@@ -155,7 +155,7 @@ static void test_missing_signed_header(void **state)
     assert_fails(cl_sigv4_signature("s", &req, sig), CL_ERR_FORMAT, "lower case");
 }
 
-/* Finding 8 of issue 12: "host is signed" was a substring test, and X-Amz-Target could go
+/* Finding 8 in docs/security.md: "host is signed" was a substring test, and X-Amz-Target could go
  * unsigned. What botocore signs passes; a list without host (x-hostname is not host), or
  * without an x-amz-* header the request carries, is refused naming it. */
 static void test_signed_headers_rules(void **state)

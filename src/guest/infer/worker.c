@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cloister-infer: the worker inside the enclave image (docs/worker.md, issue 6 items 1 and 2).
+ * cloister-infer: the worker inside the enclave image (docs/worker.md).
  * At start it reads its configuration from the image, makes an ephemeral recipient key, has
  * the model owner's KMS release the model's data key to its attestation document
  * (Recipient), unseals the model into a secret buffer and loads it. Then it accepts on two
