@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -43,8 +44,8 @@ static CL_MUST_USE cl_status cl_local_key_id(const uint8_t kek[CL_DATA_KEY_LEN],
     cl_status rc = cl_sha256(msg, sizeof(msg), digest);
     cl_memzero(msg, sizeof(msg));
     CL_GUARD(rc);
-    memcpy(out, "local:", 6);
-    (void)cl_hex_encode(digest, 8, out + 6, 17);
+    char hex[2 * 8 + 1];
+    (void)snprintf(out, 32, "local:%s", cl_hex_encode(digest, 8, hex, sizeof(hex)));
     return CL_OK;
 }
 
