@@ -308,23 +308,35 @@ out:
     return rc;
 }
 
+/* A Decrypt request: CiphertextBlob, EncryptionContext, and KeyId when given. */
+static CL_MUST_USE cl_status cl_kms_decrypt_request(const char *key_id, const uint8_t *blob, size_t blob_len,
+                                                    const cl_kvlist *ctx, json_t **out)
+{
+    cl_buf b64;
+    cl_buf_init(&b64, 1 << 16);
+    cl_status rc = cl_base64_encode(blob, blob_len, false, &b64);
+    json_t *req = rc != CL_OK ? NULL
+                              : json_pack("{s:s, s:o}", "CiphertextBlob", cl_buf_cstr(&b64), "EncryptionContext",
+                                          cl_kms_context_json(ctx));
+    cl_buf_free(&b64);
+    CL_GUARD(rc);
+    CL_ENSURE(req != NULL, CL_ERR_NOMEM, "cannot build the Decrypt request");
+    if (key_id != NULL) json_object_set_new(req, "KeyId", json_string(key_id));
+    *out = req;
+    return CL_OK;
+}
+
 cl_status cl_kms_decrypt(cl_kms_client *c, const char *key_id, const uint8_t *blob, size_t blob_len,
                          const cl_kvlist *ctx, cl_buf *plaintext)
 {
-    json_t *resp = NULL;
+    json_t *resp = NULL, *req = NULL;
     cl_status rc = CL_OK;
-    cl_buf b64;
-    cl_buf_init(&b64, 1 << 16);
-    CL_GUARD_GOTO(cl_base64_encode(blob, blob_len, false, &b64));
-    json_t *req =
-        json_pack("{s:s, s:o}", "CiphertextBlob", cl_buf_cstr(&b64), "EncryptionContext", cl_kms_context_json(ctx));
-    if (req != NULL && key_id != NULL) json_object_set_new(req, "KeyId", json_string(key_id));
+    CL_GUARD_GOTO(cl_kms_decrypt_request(key_id, blob, blob_len, ctx, &req));
     CL_GUARD_GOTO(cl_kms_json_call(c, "Decrypt", req, &resp));
     CL_GUARD_GOTO(cl_kms_member_blob(resp, "Plaintext", plaintext));
 out:
     cl_kms_wipe_member(resp, "Plaintext");
     json_decref(resp);
-    cl_buf_free(&b64);
     return rc;
 }
 
@@ -370,14 +382,9 @@ cl_status cl_kms_decrypt_for_recipient(cl_kms_client *c, const cl_recipient *r, 
                                        const char *key_id, const uint8_t *blob, size_t blob_len, const cl_kvlist *ctx,
                                        cl_buf *plaintext)
 {
-    json_t *resp = NULL;
+    json_t *resp = NULL, *req = NULL;
     cl_status rc = CL_OK;
-    cl_buf b64;
-    cl_buf_init(&b64, 1 << 16);
-    CL_GUARD_GOTO(cl_base64_encode(blob, blob_len, false, &b64));
-    json_t *req =
-        json_pack("{s:s, s:o}", "CiphertextBlob", cl_buf_cstr(&b64), "EncryptionContext", cl_kms_context_json(ctx));
-    if (req != NULL && key_id != NULL) json_object_set_new(req, "KeyId", json_string(key_id));
+    CL_GUARD_GOTO(cl_kms_decrypt_request(key_id, blob, blob_len, ctx, &req));
     rc = cl_kms_add_recipient(req, doc, doc_len);
     if (rc != CL_OK) {
         json_decref(req);
@@ -388,7 +395,6 @@ cl_status cl_kms_decrypt_for_recipient(cl_kms_client *c, const cl_recipient *r, 
 out:
     cl_kms_wipe_member(resp, "Plaintext");
     json_decref(resp);
-    cl_buf_free(&b64);
     return rc;
 }
 
