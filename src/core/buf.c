@@ -461,36 +461,6 @@ cl_status cl_reader_u64be(cl_reader *r, uint64_t *out)
     return CL_OK;
 }
 
-cl_status cl_parse_uint(const char *s, uint64_t min, uint64_t max, const char *what, uint64_t *out)
-{
-    cl_reader r = cl_reader_make(s, s != NULL ? strlen(s) : 0);
-    uint64_t v = 0;
-    char shown[64];
-    if (cl_reader_decimal(&r, max, &v) != CL_OK || cl_reader_remaining(&r) != 0 || v < min)
-        CL_FAIL(CL_ERR_USAGE, "%s must be a whole number from %llu to %llu, not '%s'", what, (unsigned long long)min,
-                (unsigned long long)max,
-                cl_bytes_show((const uint8_t *)(s ? s : ""), s ? strlen(s) : 0, shown, sizeof(shown)));
-    *out = v;
-    return CL_OK;
-}
-
-cl_status cl_parse_int(const char *s, int64_t min, int64_t max, const char *what, int64_t *out)
-{
-    cl_reader r = cl_reader_make(s, s != NULL ? strlen(s) : 0);
-    bool neg = cl_reader_next_is(&r, '-');
-    uint64_t mag = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-    char shown[64];
-    bool ok = (!neg || cl_reader_skip(&r, 1) == CL_OK) && cl_reader_decimal(&r, limit, &mag) == CL_OK &&
-              cl_reader_remaining(&r) == 0;
-    /* -2^63 has no positive counterpart: negate in unsigned arithmetic. */
-    int64_t v = !ok ? 0 : neg ? (int64_t)(0 - mag) : (int64_t)mag;
-    if (!ok || v < min || v > max)
-        CL_FAIL(CL_ERR_USAGE, "%s must be a whole number from %lld to %lld, not '%s'", what, (long long)min,
-                (long long)max, cl_bytes_show((const uint8_t *)(s ? s : ""), s ? strlen(s) : 0, shown, sizeof(shown)));
-    *out = v;
-    return CL_OK;
-}
-
 cl_status cl_reader_u16le(cl_reader *r, uint16_t *out)
 {
     const uint8_t *p = NULL;
@@ -519,5 +489,37 @@ cl_status cl_reader_u64le(cl_reader *r, uint64_t *out)
 cl_status cl_reader_expect_end(const cl_reader *r)
 {
     CL_ENSURE(r->pos == r->len, CL_ERR_FORMAT, "%zu unexpected trailing bytes at offset %zu", r->len - r->pos, r->pos);
+    return CL_OK;
+}
+
+/* --- whole numbers in text ------------------------------------------------ */
+
+cl_status cl_parse_uint(const char *s, uint64_t min, uint64_t max, const char *what, uint64_t *out)
+{
+    cl_reader r = cl_reader_make(s, s != NULL ? strlen(s) : 0);
+    uint64_t v = 0;
+    char shown[64];
+    if (cl_reader_decimal(&r, max, &v) != CL_OK || cl_reader_remaining(&r) != 0 || v < min)
+        CL_FAIL(CL_ERR_USAGE, "%s must be a whole number from %llu to %llu, not '%s'", what, (unsigned long long)min,
+                (unsigned long long)max,
+                cl_bytes_show((const uint8_t *)(s ? s : ""), s ? strlen(s) : 0, shown, sizeof(shown)));
+    *out = v;
+    return CL_OK;
+}
+
+cl_status cl_parse_int(const char *s, int64_t min, int64_t max, const char *what, int64_t *out)
+{
+    cl_reader r = cl_reader_make(s, s != NULL ? strlen(s) : 0);
+    bool neg = cl_reader_next_is(&r, '-');
+    uint64_t mag = 0, limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    char shown[64];
+    bool ok = (!neg || cl_reader_skip(&r, 1) == CL_OK) && cl_reader_decimal(&r, limit, &mag) == CL_OK &&
+              cl_reader_remaining(&r) == 0;
+    /* -2^63 has no positive counterpart: negate in unsigned arithmetic. */
+    int64_t v = !ok ? 0 : neg ? (int64_t)(0 - mag) : (int64_t)mag;
+    if (!ok || v < min || v > max)
+        CL_FAIL(CL_ERR_USAGE, "%s must be a whole number from %lld to %lld, not '%s'", what, (long long)min,
+                (long long)max, cl_bytes_show((const uint8_t *)(s ? s : ""), s ? strlen(s) : 0, shown, sizeof(shown)));
+    *out = v;
     return CL_OK;
 }

@@ -271,3 +271,14 @@ void tm_metadata(tm_model *t, const char *key, const char *value)
     e->value = tm_strdup(t, value);
     tm_push(t, &t->m.n_metadata_props, (void ***)&t->m.metadata_props, e);
 }
+
+void tm_square_png(cl_buf *png)
+{
+    float p[12 * 16] = {0};
+    for (int y = 2; y < 8; y++)
+        for (int x = 4; x < 10; x++) p[y * 16 + x] = 1.0f;
+    int64_t d[2] = {12, 16};
+    cl_infer_tensor t = tm_f32(2, d, p);
+    cl_buf_init(png, 1 << 20);
+    assert_ok(cl_infer_png_write_mask(&t, 0.5f, png));
+}

@@ -34,5 +34,8 @@ void tm_pack(tm_model *t, cl_buf *out);
 cl_infer_model *tm_load(tm_model *t);
 /* A float32 tensor view over caller memory (borrowed). */
 cl_infer_tensor tm_f32(int rank, const int64_t *dims, float *data);
+/* A 16 x 12 gray PNG: 255 in the square of columns 4..9, rows 2..7, 0 elsewhere (the
+ * segmenters' input); *png is initialised here and freed by the caller. */
+void tm_square_png(cl_buf *png);
 
 #endif

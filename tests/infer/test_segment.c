@@ -118,18 +118,6 @@ static cl_infer_model *image_model(const char *op, int64_t h, int64_t w, const c
 static const char *const seg_meta[] = {
     "cloister.kind", "segmentation", "cloister.name", "sig", "cloister.note", "a test model", NULL};
 
-/* A 16 x 12 gray PNG: 255 in the square of columns 4..9, rows 2..7, 0 elsewhere. */
-static void square_png(cl_buf *png)
-{
-    float p[12 * 16] = {0};
-    for (int y = 2; y < 8; y++)
-        for (int x = 4; x < 10; x++) p[y * 16 + x] = 1.0f;
-    int64_t d[2] = {12, 16};
-    cl_infer_tensor t = tm_f32(2, d, p);
-    cl_buf_init(png, 1 << 20);
-    assert_ok(cl_infer_png_write_mask(&t, 0.5f, png));
-}
-
 static void test_segment_png(void **state)
 {
     (void)state;
@@ -138,7 +126,7 @@ static void test_segment_png(void **state)
     assert_true(cl_infer_segmenter_detect(m));
     assert_ok(cl_infer_segmenter_check(m));
     cl_buf png, mask, sum, doc, dec;
-    square_png(&png);
+    tm_square_png(&png);
     cl_buf_init(&mask, 1 << 20);
     cl_buf_init(&sum, 1 << 16);
     cl_buf_init(&doc, 1 << 20);
@@ -192,7 +180,7 @@ static void test_segment_png_rejected(void **state)
     (void)state;
     cl_infer_model *m = image_model("Sigmoid", 12, 16, seg_meta);
     cl_buf png, mask, sum;
-    square_png(&png);
+    tm_square_png(&png);
     cl_buf_init(&mask, 1 << 20);
     cl_buf_init(&sum, 1 << 16);
     assert_fails(cl_infer_segment_png(m, "GIF89a not a png", 16, &mask, &sum), CL_ERR_FORMAT,

@@ -63,18 +63,6 @@ static CL_MUST_USE cl_status hook_channel_open(cl_worker_thread *t, cl_worker_ch
 
 static void hook_channel_close(cl_worker_channel *ch) { (void)ch; }
 
-/* A 16 x 12 gray PNG with a bright square: the segmenter's input. */
-static void make_png(cl_buf *png)
-{
-    float p[12 * 16] = {0};
-    for (int y = 2; y < 8; y++)
-        for (int x = 4; x < 10; x++) p[y * 16 + x] = 1.0f;
-    int64_t d[2] = {12, 16};
-    cl_infer_tensor t = tm_f32(2, d, p);
-    cl_buf_init(png, 1 << 20);
-    assert_ok(cl_infer_png_write_mask(&t, 0.5f, png));
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -91,7 +79,7 @@ static int setup(void **state)
     cl_infer_options opts = {.backend = CL_INFER_BACKEND_REFERENCE, .max_bytes = (size_t)64 << 20};
     assert_ok(cl_infer_service_open(model.data, model.len, &opts, &g_svc));
     cl_buf_free(&model);
-    make_png(&g_png);
+    tm_square_png(&g_png);
     cl_buf_init(&g_expected, CL_WORKER_RESULT_MAX);
     assert_ok(cl_infer_service_run(g_svc, g_png.data, g_png.len, &g_expected));
     assert_ok(cl_random(g_key, sizeof(g_key)));
