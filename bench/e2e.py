@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """bench/e2e: confidential inference end to end, in one run:
 
@@ -11,7 +11,7 @@ on the U-Net (bench/infer's 7.76 M-parameter model, 1x3x256x256, 24.1 GFLOP) and
 breast-cancer classifier, with 1 and 2 concurrent clients. Same machine, same run; the
 worker and the local run use the same number of inference threads.
 
-  python3 bench/e2e.py [--requests N] [--threads T] [--models unet,classifier] [--rounds R]
+  /usr/bin/python3 bench/e2e.py [--requests N] [--threads T] [--models unet,classifier] [--rounds R]
 
 Needs ./scripts/setup's build (build/bin, build/bench/e2e) and Debian's /usr/bin/python3
 (torch, onnx) for the U-Net. Take figures on an otherwise idle machine. Prints a markdown

@@ -1,12 +1,12 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """bench/kms: Decrypt throughput and latency of cloister-kms next to
-moto_server, under the same load in the same run; and attested Decrypt (with
-Recipient: an attestation document verified against the sim root, policy
-condition keys, CiphertextForRecipient as CMS EnvelopedData to an RSA-2048
-key), which moto does not implement.
+moto_server (when one is installed: Debian has no moto), under the same load
+in the same run; and attested Decrypt (with Recipient: an attestation document
+verified against the sim root, policy condition keys, CiphertextForRecipient
+as CMS EnvelopedData to an RSA-2048 key), which moto does not implement.
 
-    python3 bench/kms.py [--duration S] [--connections N] [--wrk-threads N] [--server-threads N] [--pg]
+    /usr/bin/python3 bench/kms.py [--duration S] [--connections N] [--wrk-threads N] [--server-threads N] [--pg]
 
 Each server gets one symmetric key and a ciphertext of a 32-byte data key;
 one Decrypt request is signed with SigV4 by botocore (valid 15 minutes) and
@@ -123,9 +123,14 @@ def main():
             script = presigned_decrypt(srv.endpoint, doc)
             run_wrk(srv.endpoint, script, args, 2)  # warm-up
             results["cloister-kms attested"] = run_wrk(srv.endpoint, script, args, args.duration)
-        with kms_harness.moto_server() as url:
-            script = presigned_decrypt(url)
-            results["moto_server"] = run_wrk(url, script, args, args.moto_duration)
+        # moto is the peer only here, and Debian does not package it: without it, say so and
+        # leave the comparison out (cloister-kms's own figures stand alone).
+        if shutil.which("moto_server"):
+            with kms_harness.moto_server() as url:
+                script = presigned_decrypt(url)
+                results["moto_server"] = run_wrk(url, script, args, args.moto_duration)
+        else:
+            print("bench: moto_server is not installed (Debian has no moto package): no comparison with it")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("Decrypt of a 32-byte data key, wrk -t%d -c%d, keep-alive, cloister-kms --threads %d, %d cores" %
@@ -134,8 +139,9 @@ def main():
     for name, r in results.items():
         print("%-22s %12.0f %10.2f %10.2f %8d %s" % (name, r["rps"], r["p50_ms"], r["p99_ms"], r["non2xx"],
                                                      r["socket_errors"]))
-    ratio = results["cloister-kms"]["rps"] / max(results["moto_server"]["rps"], 1e-9)
-    print("cloister-kms / moto_server: %.1fx" % ratio)
+    if "moto_server" in results:
+        ratio = results["cloister-kms"]["rps"] / max(results["moto_server"]["rps"], 1e-9)
+        print("cloister-kms / moto_server: %.1fx" % ratio)
     bad = [n for n, r in results.items() if r["non2xx"]]
     if bad:
         print("ERROR: non-2xx answers from %s: the figures above are not Decrypt throughput" % ", ".join(bad))

@@ -6,9 +6,10 @@
 # Cloister's also with --direct-conv (no Winograd), peak memory, and checks
 # that all three give the same output (rtol 1e-4).
 #   bench/infer/run.sh [BUILD_DIR] [RUNS]
-# Needs Debian's /usr/bin/python3 (torch, onnx) and node/npm. onnxruntime-node is
-# installed into BUILD_DIR/bench-infer/node with ONNXRUNTIME_NODE_INSTALL=skip
-# (its install script would otherwise try to download CUDA binaries).
+# Needs Debian's /usr/bin/python3 (torch, onnx) and node/npm (./scripts/setup installs them).
+# onnxruntime-node is installed into BUILD_DIR/bench-infer/node by `npm ci`, exactly the version
+# and dependencies of bench/infer/package-lock.json, with ONNXRUNTIME_NODE_INSTALL=skip (its
+# install script would otherwise try to download CUDA binaries).
 # Take figures on an otherwise idle machine: anything else running skews them.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,9 +18,10 @@ runs=${2:-20}
 work=$build/bench-infer
 bin=$build/bin/cloister
 mkdir -p "$work/node"
-if [ ! -d "$work/node/node_modules/onnxruntime-node" ]; then
-  (cd "$work/node" && ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund onnxruntime-node \
-     >"$work/npm.log" 2>&1) || { echo "bench: npm install onnxruntime-node failed: see $work/npm.log" >&2; exit 1; }
+if [ ! -d "$work/node/node_modules/onnxruntime-node" ] || ! cmp -s "$here/package-lock.json" "$work/node/package-lock.json"; then
+  cp "$here/package.json" "$here/package-lock.json" "$work/node/"
+  (cd "$work/node" && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund >"$work/npm.log" 2>&1) ||
+    { echo "bench: npm ci (onnxruntime-node, bench/infer/package-lock.json) failed: see $work/npm.log" >&2; exit 1; }
 fi
 ortver=$(node -e "console.log(require('$work/node/node_modules/onnxruntime-node/package.json').version)")
 [ -f "$work/models/unet/model.onnx" ] || /usr/bin/python3 "$here/make_models.py" "$work/models" >/dev/null

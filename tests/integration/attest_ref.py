@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """An independent verifier of Nitro attestation documents, for interoperability tests.
 
@@ -114,6 +114,21 @@ def sig_structure(protected, payload):
             _enc_head(2, 0) + _enc_head(2, len(payload)) + payload)
 
 
+def valid_from(cert):
+    """The certificate's notBefore, aware (UTC). cryptography has not_valid_before_utc since 42;
+    Debian 12's 38 has only the naive not_valid_before, in UTC."""
+    if hasattr(cert, "not_valid_before_utc"):
+        return cert.not_valid_before_utc
+    return cert.not_valid_before.replace(tzinfo=datetime.timezone.utc)
+
+
+def valid_until(cert):
+    """The certificate's notAfter, aware (UTC), as valid_from."""
+    if hasattr(cert, "not_valid_after_utc"):
+        return cert.not_valid_after_utc
+    return cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
+
+
 def verify(raw, root, at):
     top = cbor_loads(raw)
     if isinstance(top, Tag):
@@ -134,7 +149,7 @@ def verify(raw, root, at):
         raise ValueError("cabundle[0] is not the root")
     chain = bundle + [leaf]  # root -> ... -> leaf
     for i, cert in enumerate(chain):
-        if not (cert.not_valid_before_utc <= at <= cert.not_valid_after_utc):
+        if not (valid_from(cert) <= at <= valid_until(cert)):
             raise ValueError("certificate %d not valid at %s" % (i, at))
         issuer = chain[max(i - 1, 0)]
         issuer.public_key().verify(cert.signature, cert.tbs_certificate_bytes,

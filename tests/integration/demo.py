@@ -89,8 +89,8 @@ def main():
     argv_log = os.path.join(tmp, "argv.log")
     env = dict(os.environ, CLOISTER_BIN_DIR=wrapped_bin_dir(tmp, argv_log))
     t0 = time.time()
-    p = subprocess.Popen([sys.executable, DEMO, "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, env=env)
+    p = subprocess.Popen([sys.executable, DEMO], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env=env)
     out, work, cmdlines = "", None, set()
     for line in p.stdout:  # at each line, the command lines of the demo's processes running then
         out += line
@@ -117,6 +117,17 @@ def main():
     check(sum("cloister-kms" in c for c in cmdlines) >= 2 and
           not [c for c in cmdlines if any(sec in c for sec in secrets)],
           "nor in /proc/PID/cmdline of its running processes (%d seen, both KMSs among them)" % len(cmdlines))
+    # What a reader needs to type the commands again: each party's environment (the secret only by
+    # where it is), and the images' full PCR0s, in the commands as printed too.
+    for name in ("owner", "hospital"):
+        want = (r"^   %-8s AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=<in %s-principals\.json> "
+                r"AWS_ENDPOINT_URL_KMS=https://127\.0\.0\.1:\d+ AWS_CA_BUNDLE=%s-kms\.pem$" % (name, name, name, name))
+        check(re.search(want, out, re.M), "it prints the %s's environment" % name)
+    check(not [sec for sec in secrets if sec in out], "and never a party's secret")
+    pcr0 = dict(re.findall(r"^   (classifier|mri-unet)\.img  PCR0 ([0-9a-f]{96})$", out, re.M))
+    check(len(pcr0) == 2 and all(re.search(r"\$ cloister infer --channel %s-channel\.sock --root pki/root\.pem "
+                                           r"--expect-pcr0 %s " % (m, v), out) for m, v in pcr0.items()),
+          "the channel commands it prints carry the full PCR0s: %s" % pcr0)
     for needle in ("the classifier says: malignant", "the U-Net delineates a lesion", "both paths give the same mask",
                    "a client expecting another enclave stops", "the enclaves' KMS sessions were TLS",
                    "refused the changed image"):

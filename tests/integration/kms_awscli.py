@@ -1,8 +1,11 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
-"""cloister-kms driven by the machine's real `aws` CLI, unmodified, with
---endpoint-url: every implemented operation, and the error cases as the CLI
-reports them (exit status 254/255 and the AWS exception name on stderr)."""
+"""cloister-kms driven by Debian's `aws` CLI (awscli 2.9), unmodified, with
+--endpoint-url (it predates AWS_ENDPOINT_URL): every implemented operation, and
+the error cases as the CLI reports them (exit status 254/255 and the AWS
+exception name on stderr). Blob parameters are given as fileb:// files: version
+2 of the CLI reads a blob given inline as base64 (cli_binary_format), version 1
+as raw bytes; a file means the same to both."""
 import base64
 import json
 import os
@@ -22,6 +25,7 @@ class AwsCli(unittest.TestCase):
         cls.cm = kms_harness.kms_server()
         cls.srv = cls.cm.__enter__()
         cls.tmp = tempfile.mkdtemp(prefix="kms-awscli-")
+        cls.x = cls.bytes_file(cls, b"x", "x")
 
     @classmethod
     def tearDownClass(cls):
@@ -35,8 +39,8 @@ class AwsCli(unittest.TestCase):
         env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
         env["AWS_MAX_ATTEMPTS"] = "1"
         env.update(env_extra or {})
-        p = subprocess.run(["aws", "--endpoint-url", self.srv.endpoint, "--output", "json", "kms", *args], env=env,
-                           capture_output=True, text=True, timeout=120)
+        p = subprocess.run([kms_harness.AWS_CLI, "--endpoint-url", self.srv.endpoint, "--output", "json", "kms", *args],
+                           env=env, capture_output=True, text=True, timeout=120)
         if ok:
             self.assertEqual(p.returncode, 0, "aws kms %s: %s" % (" ".join(args), p.stderr))
             return json.loads(p.stdout) if p.stdout.strip() else {}
@@ -48,9 +52,12 @@ class AwsCli(unittest.TestCase):
         self.assertIn("(%s)" % exc, err)
 
     def blob_file(self, b64, name):
+        return self.bytes_file(base64.b64decode(b64), name)
+
+    def bytes_file(self, data, name):
         path = os.path.join(self.tmp, name)
         with open(path, "wb") as f:
-            f.write(base64.b64decode(b64))
+            f.write(data)
         return "fileb://" + path
 
     def test_key_lifecycle(self):
@@ -69,19 +76,20 @@ class AwsCli(unittest.TestCase):
 
         self.aws("disable-key", "--key-id", kid)
         self.assertEqual(self.aws("describe-key", "--key-id", kid)["KeyMetadata"]["KeyState"], "Disabled")
-        self.fail_with("DisabledException", "encrypt", "--key-id", kid, "--plaintext", "x")
+        self.fail_with("DisabledException", "encrypt", "--key-id", kid, "--plaintext", self.x)
         self.aws("enable-key", "--key-id", kid)
         r = self.aws("schedule-key-deletion", "--key-id", kid, "--pending-window-in-days", "7")
         self.assertEqual(r["KeyState"], "PendingDeletion")
-        self.fail_with("KMSInvalidStateException", "encrypt", "--key-id", kid, "--plaintext", "x")
+        self.fail_with("KMSInvalidStateException", "encrypt", "--key-id", kid, "--plaintext", self.x)
         self.aws("cancel-key-deletion", "--key-id", kid)
         self.assertEqual(self.aws("describe-key", "--key-id", kid)["KeyMetadata"]["KeyState"], "Disabled")
 
     def test_crypto_operations(self):
         kid = self.aws("create-key")["KeyMetadata"]["KeyId"]
         k2 = self.aws("create-key")["KeyMetadata"]["KeyId"]
-        ct = self.aws("encrypt", "--key-id", kid, "--plaintext", "hello cli", "--encryption-context",
-                      "dept=radiology")["CiphertextBlob"]
+        pt = self.bytes_file(b"hello cli", "pt")
+        ct = self.aws("encrypt", "--key-id", kid, "--plaintext", pt, "--encryption-context", "dept=radiology")[
+            "CiphertextBlob"]
         blob = self.blob_file(ct, "ct")
         pt = self.aws("decrypt", "--ciphertext-blob", blob, "--encryption-context", "dept=radiology")
         self.assertEqual(base64.b64decode(pt["Plaintext"]), b"hello cli")
@@ -112,7 +120,7 @@ class AwsCli(unittest.TestCase):
         pol["Statement"].append({"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "kms:Encrypt",
                                  "Resource": "*"})
         self.aws("put-key-policy", "--key-id", kid, "--policy-name", "default", "--policy", json.dumps(pol))
-        self.fail_with("AccessDeniedException", "encrypt", "--key-id", kid, "--plaintext", "x")
+        self.fail_with("AccessDeniedException", "encrypt", "--key-id", kid, "--plaintext", self.x)
         self.fail_with("MalformedPolicyDocumentException", "put-key-policy", "--key-id", kid, "--policy-name",
                        "default", "--policy", '{"Statement": "nope"}')
 

@@ -1,8 +1,10 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """`cloister seal/unseal --key alias/...` and `cloister kms ...` through the
-libcloister KMS client, against cloister-kms AND against moto_server (an
-independent implementation of the KMS protocol), plus audit-verify."""
+libcloister KMS client, against cloister-kms, directly AND through a proxy that
+checks every request with botocore (an independent implementation of the KMS
+protocol: the operation and its parameters against botocore's model, the SigV4
+signature recomputed by botocore), plus audit-verify."""
 import json
 import os
 import shutil
@@ -13,6 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import kms_harness  # noqa: E402
+from botocore.exceptions import ClientError  # noqa: E402
 
 
 def read(path):
@@ -234,15 +237,55 @@ class OverHttps(unittest.TestCase):
         self.assertIn("localhost", p.stderr)
 
 
-class AgainstMoto(SealRoundTrip, unittest.TestCase):
+class ThroughBotocoreChecks(SealRoundTrip, unittest.TestCase):
+    """The round trips again, each request checked by kms_harness.BotocoreChecker on its way to
+    cloister-kms. moto_server was the independent peer here; Debian has no moto, and botocore's
+    model and signer check the client's requests more strictly than moto does (moto does not verify
+    signatures)."""
+
     @classmethod
     def setUpClass(cls):
-        cls.cm = kms_harness.moto_server()
-        cls.endpoint = cls.cm.__enter__()
+        cls.cm = kms_harness.kms_server()
+        cls.srv = cls.cm.__enter__()
+        cls.checker = kms_harness.BotocoreChecker(cls.srv.endpoint)
+        cls.endpoint = cls.checker.endpoint
 
     @classmethod
     def tearDownClass(cls):
+        cls.checker.close()
         cls.cm.__exit__(None, None, None)
+
+    def setUp(self):
+        self.checker.problems.clear()
+        self.seen = self.checker.requests
+
+    def tearDown(self):
+        self.assertEqual(self.checker.problems, [], "botocore finds fault with the client's requests")
+
+    def test_cli_create_alias_seal_unseal(self):
+        super().test_cli_create_alias_seal_unseal()
+        self.assertGreaterEqual(self.checker.requests - self.seen, 8, "the requests did not pass the checker")
+
+    def test_the_checker_finds_faults(self):
+        """The checker is not a pass-through: a wrong signature, a parameter botocore's model does not
+        have and an unknown operation are each reported."""
+        with self.assertRaises(ClientError) as e:
+            kms_harness.NewerKms(self.endpoint, secret="wrong").list_keys()
+        self.assertEqual(e.exception.response["Error"]["Code"], "InvalidSignatureException")  # the server's
+        self.assertIn("ListKeys: the signature is not the one botocore computes for this request",
+                      self.checker.problems)
+        self.checker.problems.clear()
+        kms_harness.NewerKms(self.endpoint).list_keys(Limit=10)
+        self.assertEqual(self.checker.problems, [])
+        kms_harness.NewerKms(self.endpoint).list_keys(Limitt=10)
+        self.assertEqual(len(self.checker.problems), 1)
+        self.assertIn('Unknown parameter in input: "Limitt"', self.checker.problems[0])
+        self.checker.problems.clear()
+        with self.assertRaises(ClientError):
+            kms_harness.NewerKms(self.endpoint).fly_away()
+        self.assertEqual(self.checker.problems,
+                         ["X-Amz-Target 'TrentService.FlyAway' is not an operation of botocore's KMS model"])
+        self.checker.problems.clear()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """cloister-kms --config FILE: the settings it takes, the ones it refuses
 (exit 2, naming the key), HTTPS with a certificate made here by `openssl req`
@@ -381,7 +381,7 @@ class KmsConfig(unittest.TestCase):
             env.update({"AWS_ACCESS_KEY_ID": ALICE["access_key_id"], "AWS_SECRET_ACCESS_KEY": ALICE["secret"],
                         "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
                         "AWS_MAX_ATTEMPTS": "1"})
-            cmd = ["aws", "--endpoint-url", srv.endpoint, "--region", "eu-west-1", "--output", "json"]
+            cmd = [kms_harness.AWS_CLI, "--endpoint-url", srv.endpoint, "--region", "eu-west-1", "--output", "json"]
             p = subprocess.run(cmd + ["--ca-bundle", self.cert, "kms", "describe-key", "--key-id", kid],
                                capture_output=True, text=True, env=env, timeout=120)
             self.assertEqual(p.returncode, 0, p.stderr)

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """Key policies and grants with several principals, through boto3: a
 principal the policy does not name is refused; a grant lets it in at once,

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """Starts and stops servers for the KMS integration tests: cloister-kms --dev
 on a port the kernel picks (read back from its first line), or moto_server on
-a free port. Nothing is left running: the context managers stop what they
-started, by pid."""
+a free port (bench/kms.py's peer only: Debian has no moto, and no test needs
+it). Nothing is left running: the context managers stop what they started, by
+pid. Also: boto3 clients, the requests Debian 12's botocore cannot make
+(NewerKms), and a proxy that checks requests with botocore (BotocoreChecker)."""
 import contextlib
 import json
 import os
@@ -18,6 +20,10 @@ import urllib.request
 BUILD = os.environ.get("CLOISTER_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 KMS_BIN = os.path.join(BUILD, "bin", "cloister-kms")
 CLI_BIN = os.environ.get("CLOISTER_BIN", os.path.join(BUILD, "bin", "cloister"))
+# Debian's aws CLI (awscli 2.9, on /usr/bin/python3's botocore), by its path as tests/CMakeLists.txt
+# gives it: an aws earlier on PATH may be another installation with other versions. It predates
+# AWS_ENDPOINT_URL: every call passes --endpoint-url.
+AWS_CLI = os.environ.get("AWS_CLI", "/usr/bin/aws")
 
 DEV_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_REGION": "us-east-1"}
@@ -138,11 +144,220 @@ def moto_server():
 
 
 def boto_client(endpoint, **kw):
+    """A boto3 KMS client, in a boto3 Session of its own: boto3's default session is not thread-safe
+    (boto3 1.26, Debian 12's, fails with KeyError('endpoint_resolver') when threads make clients
+    through it at once)."""
     import boto3
     from botocore.config import Config
-    return boto3.client("kms", endpoint_url=endpoint, region_name=kw.pop("region", "us-east-1"),
-                        aws_access_key_id=kw.pop("key", "test"), aws_secret_access_key=kw.pop("secret", "test"),
-                        config=Config(retries={"max_attempts": 1}), **kw)
+    return boto3.session.Session().client(
+        "kms", endpoint_url=endpoint, region_name=kw.pop("region", "us-east-1"),
+        aws_access_key_id=kw.pop("key", "test"), aws_secret_access_key=kw.pop("secret", "test"),
+        config=Config(retries={"max_attempts": 1}), **kw)
+
+
+class NewerKms:
+    """KMS calls that Debian 12's boto3 1.26 / botocore 1.29.27 cannot make. Its model predates
+    parts of the KMS API that cloister-kms implements: the operations RotateKeyOnDemand and
+    ListKeyRotations; EnableKeyRotation's RotationPeriodInDays and GetKeyRotationStatus's
+    RotationPeriodInDays and NextRotationDate; Decrypt's, GenerateDataKey's and GenerateRandom's
+    Recipient and CiphertextForRecipient; DryRun. botocore refuses a parameter or operation its
+    model lacks and drops the members of an answer that it does not model, so these requests are
+    built here as the AWS KMS API Reference gives them (awsJson1_1: a JSON body, blobs in base64),
+    signed by botocore's SigV4Auth (independent of cloister-kms's verifier) and sent with
+    http.client. An error answer raises botocore's ClientError with the code and message, as a
+    client would; blobs in the answer are decoded. Calls read as boto3's:
+    NewerKms(endpoint).rotate_key_on_demand(KeyId=k) sends TrentService.RotateKeyOnDemand."""
+
+    # The blob members of the requests and answers the tests send this way (API Reference, each
+    # operation's "Request Syntax" and "Response Syntax").
+    BLOBS = ("CiphertextBlob", "Plaintext", "CiphertextForRecipient", "Signature", "Mac", "PublicKey")
+
+    def __init__(self, endpoint, key="test", secret="test", region="us-east-1", verify=None):
+        self.endpoint, self.key, self.secret, self.region, self.verify = endpoint, key, secret, region, verify
+
+    @staticmethod
+    def _wire(v):
+        import base64
+        if isinstance(v, (bytes, bytearray)):
+            return base64.b64encode(v).decode()
+        if isinstance(v, dict):
+            return {k: NewerKms._wire(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [NewerKms._wire(x) for x in v]
+        return v
+
+    def call(self, operation, params):
+        import base64
+        import http.client
+        import ssl
+        import urllib.parse
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+        from botocore.exceptions import ClientError
+        body = json.dumps(self._wire(params)).encode()
+        req = AWSRequest(method="POST", url=self.endpoint + "/", data=body,
+                         headers={"Content-Type": "application/x-amz-json-1.1",
+                                  "X-Amz-Target": "TrentService." + operation})
+        SigV4Auth(Credentials(self.key, self.secret), "kms", self.region).add_auth(req)
+        u = urllib.parse.urlsplit(self.endpoint)
+        if u.scheme == "https":
+            conn = http.client.HTTPSConnection(u.hostname, u.port, timeout=60,
+                                               context=ssl.create_default_context(cafile=self.verify))
+        else:
+            conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+        try:
+            conn.request("POST", "/", body=body, headers=dict(req.headers.items()))
+            r = conn.getresponse()
+            data = r.read()
+        finally:
+            conn.close()
+        answer = json.loads(data) if data else {}
+        if r.status != 200:
+            # awsJson1_1 errors: "__type" (possibly "namespace#Code") and "message" or "Message".
+            raise ClientError({"Error": {"Code": answer.get("__type", "").split("#")[-1],
+                                         "Message": answer.get("message", answer.get("Message", ""))},
+                               "ResponseMetadata": {"HTTPStatusCode": r.status}}, operation)
+        return {k: base64.b64decode(v) if k in self.BLOBS and isinstance(v, str) else v for k, v in answer.items()}
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        operation = "".join(part.capitalize() for part in name.split("_"))
+        return lambda **params: self.call(operation, params)
+
+
+class BotocoreChecker:
+    """A proxy in front of a KMS endpoint that checks every request passing through it with botocore,
+    an implementation independent of libcloister's client and of cloister-kms: the X-Amz-Target
+    operation is in botocore's KMS model and its JSON parameters validate against the operation's
+    input shape (botocore's ParamValidator: names, types, required members, lengths); the SigV4
+    signature is the one botocore's SigV4Auth computes for the request as received (the secret of
+    its access key from `secrets`), over exactly the headers it names, and X-Amz-Content-Sha256,
+    when sent, is the body's. What fails goes to .problems; the request is forwarded either way, so
+    the server's answer reaches the client unchanged. Plain HTTP upstream only."""
+
+    def __init__(self, upstream, secrets=None):
+        import http.server
+        import threading
+        import urllib.parse
+        import botocore.session
+        self.model = botocore.session.get_session().get_service_model("kms")
+        self.secrets = dict(secrets or {"test": "test"})
+        self.upstream = urllib.parse.urlsplit(upstream)
+        self.problems = []
+        self.requests = 0
+        self.lock = threading.Lock()
+        checker = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the client uses it
+
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                checker.check(self.path, self.headers, body)
+                status, headers, answer = checker.forward(self.path, self.headers, body)
+                self.send_response(status)
+                for k, v in headers:
+                    if k.lower() not in ("connection", "transfer-encoding", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.endpoint = "http://127.0.0.1:%d" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def problem(self, what):
+        with self.lock:
+            self.problems.append(what)
+
+    def check(self, path, headers, body):
+        import hashlib
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+        from botocore.validate import ParamValidator
+        with self.lock:
+            self.requests += 1
+        target = headers.get("X-Amz-Target", "")
+        op = target[len("TrentService."):] if target.startswith("TrentService.") else None
+        if op not in self.model.operation_names:
+            self.problem("X-Amz-Target %r is not an operation of botocore's KMS model" % target)
+        else:
+            try:
+                params = json.loads(body)
+            except ValueError as e:
+                params = None
+                self.problem("%s: the body is not JSON (%s)" % (op, e))
+            if params is not None:
+                report = ParamValidator().validate(params, self.model.operation_model(op).input_shape)
+                if report.has_errors():
+                    self.problem("%s: %s" % (op, report.generate_report()))
+        m = re.fullmatch(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/kms/aws4_request, "
+                         r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})", headers.get("Authorization", ""))
+        if not m:
+            self.problem("%s: Authorization is not a SigV4 header botocore would write: %r"
+                         % (op, headers.get("Authorization")))
+            return
+        key, day, region, signed, signature = m.groups()
+        if key not in self.secrets:
+            return  # an unknown access key: the server's refusal is the test's business
+        names = signed.split(";")
+        amz_date = headers.get("X-Amz-Date", "")
+        if not amz_date.startswith(day):
+            self.problem("%s: X-Amz-Date %r is not of the credential's day %s" % (op, amz_date, day))
+        sent_hash = headers.get("X-Amz-Content-Sha256")
+        if sent_hash is not None and sent_hash != hashlib.sha256(body).hexdigest():
+            self.problem("%s: X-Amz-Content-Sha256 is not the body's" % op)
+        req = AWSRequest(method="POST", url="http://%s%s" % (headers.get("Host", ""), path), data=body,
+                         headers={n: headers.get(n, "") for n in names if n != "host"})
+        req.context["timestamp"] = amz_date
+        signer = SigV4Auth(Credentials(key, self.secrets[key]), "kms", region)
+        mine = signer.signature(signer.string_to_sign(req, signer.canonical_request(req)), req)
+        if signer.signed_headers(signer.headers_to_sign(req)) != signed:
+            self.problem("%s: SignedHeaders %s, botocore signs %s for them" %
+                         (op, signed, signer.signed_headers(signer.headers_to_sign(req))))
+        elif mine != signature:
+            self.problem("%s: the signature is not the one botocore computes for this request" % op)
+
+    def forward(self, path, headers, body):
+        import http.client
+        conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=60)
+        try:
+            conn.request("POST", path, body=body, headers={k: v for k, v in headers.items()
+                                                           if k.lower() != "connection"})
+            r = conn.getresponse()
+            return r.status, r.getheaders(), r.read()
+        finally:
+            conn.close()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def frozen_clock(when):
+    """Makes botocore sign as if it were `when` (a naive UTC datetime). botocore reads the clock
+    through botocore.auth.get_current_datetime() since 1.31; Debian 12's 1.29 calls
+    datetime.datetime.utcnow() in SigV4Auth.add_auth."""
+    import datetime
+    from unittest import mock
+    import botocore.auth
+    if hasattr(botocore.auth, "get_current_datetime"):
+        return mock.patch("botocore.auth.get_current_datetime", return_value=when)
+
+    class Fixed(datetime.datetime):
+        @classmethod
+        def utcnow(cls):
+            return when
+    return mock.patch.object(botocore.auth.datetime, "datetime", Fixed)
 
 
 class KmsConfigServer(KmsServer):

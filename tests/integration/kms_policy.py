@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """Key-policy findings of docs/security.md, replayed with boto3 against cloister-kms:
  - finding 2 (bounds): encryption contexts over the bounds are refused with ValidationException on

@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
-"""cloister-kms attested key release with real peers: boto3 sends Recipient (botocore's own
-RecipientInfo shape), the documents are made by recipient_ref.py (Python `cryptography`,
-not libcloister), and the openssl CLI (`openssl cms -decrypt`) opens CiphertextForRecipient
-with the recipient's private key. Negative cases: a document too old, from another root,
-tampered, without a public key; a wrong KeyEncryptionAlgorithm; a PCR0 the key policy does
-not name (AccessDeniedException naming the condition)."""
+"""cloister-kms attested key release with real peers: the requests with Recipient are signed by
+botocore (kms_harness.NewerKms: Debian 12's botocore 1.29 predates Recipient, so the JSON is
+built as the AWS KMS API Reference gives RecipientInfo), the documents are made by
+recipient_ref.py (Python `cryptography`, not libcloister), and the openssl CLI (`openssl cms
+-decrypt`) opens CiphertextForRecipient with the recipient's private key. Negative cases: a
+document too old, from another root, tampered, without a public key; a wrong
+KeyEncryptionAlgorithm; a PCR0 the key policy does not name (AccessDeniedException naming the
+condition)."""
 import base64
 import hashlib
 import json
@@ -75,7 +77,7 @@ def main():
         with kms_harness.kms_server(extra_args=["--attestation-root", os.path.join(pki, "root.pem")],
                                     principals=[ADMIN]) as srv:
             admin = kms_harness.boto_client(srv.endpoint, key="admin", secret="adminsecret")
-            dev = kms_harness.boto_client(srv.endpoint)
+            dev = kms_harness.NewerKms(srv.endpoint)
             kid = admin.create_key(Policy=policy(good_pcr0.hex().upper()))["KeyMetadata"]["KeyId"]
             blob = admin.encrypt(KeyId=kid, Plaintext=b"model key: 0123456789abcdef")["CiphertextBlob"]
             doc = plat.document(spki, good)
@@ -168,7 +170,7 @@ def main():
 
         # Without --attestation-root, Recipient is refused rather than trusted.
         with kms_harness.kms_server() as srv:
-            dev = kms_harness.boto_client(srv.endpoint)
+            dev = kms_harness.NewerKms(srv.endpoint)
             code, msg = error_of(dev.generate_random, NumberOfBytes=8, Recipient=rcpt)
             check(code == "ValidationException" and "--attestation-root" in msg,
                   "no configured root: Recipient refused: " + msg)
@@ -181,7 +183,7 @@ def main():
                                        "arn": "arn:aws:iam::111122223333:user/dev"}]}, f)
         os.chmod(cfg, 0o600)
         with kms_harness.kms_server_config(cfg) as srv:
-            dev = kms_harness.boto_client(srv.endpoint)
+            dev = kms_harness.NewerKms(srv.endpoint)
             resp = dev.generate_random(NumberOfBytes=8, Recipient={**rcpt, "AttestationDocument": old})
             check(len(openssl_decrypt(tmp, key_pem, resp.get("CiphertextForRecipient", b""))) == 8,
                   "config file: attestation_roots (relative path) and attestation_max_age 900 are honoured")
@@ -191,7 +193,7 @@ def main():
         # --attestation-max-age is honoured.
         with kms_harness.kms_server(extra_args=["--attestation-root", os.path.join(pki, "root.pem"),
                                                 "--attestation-max-age", "900"]) as srv:
-            dev = kms_harness.boto_client(srv.endpoint)
+            dev = kms_harness.NewerKms(srv.endpoint)
             resp = dev.generate_random(NumberOfBytes=8, Recipient={**rcpt, "AttestationDocument": old})
             check(resp.get("CiphertextForRecipient") is not None, "--attestation-max-age 900 accepts a 6-minute-old one")
     finally:

@@ -3,21 +3,25 @@
 # The README's examples, pasted into a shell as a new user would: they must work.
 source "$(dirname "$0")/lib.sh"
 README="$CLOISTER_SOURCE_DIR/README.md"
-mkdir -p bin && ln -s "$C" bin/cloister && ln -s "$(dirname "$C")/cloister-kms" bin/cloister-kms
+# The README runs in the repository, with build/bin on PATH; here the build under test and the
+# source tree stand in for them, and Debian's aws CLI (AWS_CLI) is the `aws` the examples call.
+mkdir -p bin && ln -s "${AWS_CLI:-/usr/bin/aws}" bin/aws
 # The README's KMS example listens on 4599; here a free port stands in for it, so
 # the test does not collide with anything else on the machine.
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-ln -s "$CLOISTER_SOURCE_DIR/data" data # the training example reads data/wdbc/wdbc.csv
+PORT=$("$PYTHON3" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
-# Every ```sh block after the two-commands section, run in this directory.
+# Every ```sh block after the two-commands section, run in this directory; its scratch
+# directory (mktemp -d) is made here too, and removed with it.
 awk '/^## Seal and unseal/{on=1} on && /^```sh$/{inb=1; next} inb && /^```$/{inb=0; next} inb{print}' "$README" |
-  sed -e "s#^export PATH=.*#export PATH=\"$T/bin:\$PATH\"#" -e "s#4599#$PORT#g" \
-      -e "s#tests/vectors/#$CLOISTER_SOURCE_DIR/tests/vectors/#g" > examples.sh.body
+  sed -e "s#\"\$PWD/build/bin:#\"$(dirname "$C"):$T/bin:#" -e "s#REPO=\"\$PWD\"#REPO=\"$CLOISTER_SOURCE_DIR\"#" \
+      -e "s#4599#$PORT#g" > examples.sh.body
 # A background server the examples start must not outlive them, even when one fails.
-{ echo "trap 'kill \$(jobs -p) 2>/dev/null' EXIT"; cat examples.sh.body; } > examples.sh
+{ echo "trap 'kill \$(jobs -p) 2>/dev/null' EXIT"; cat examples.sh.body; echo wait; } > examples.sh
 lines=$(wc -l < examples.sh)
 [ "$lines" -ge 8 ] && ok "extracted $lines example lines" || bad "only $lines example lines extracted"
-out=$(timeout 300 bash examples.sh 2>&1)
+grep -q "^export PATH=\"$(dirname "$C"):$T/bin:\$PATH\" REPO=\"$CLOISTER_SOURCE_DIR\"$" examples.sh &&
+  ok "the examples' PATH and REPO point at this build and source tree" || bad "PATH line not replaced: $(head -3 examples.sh)"
+out=$(TMPDIR=$T timeout 300 bash examples.sh 2>&1)
 grep -q "round trip ok" <<<"$out" && ok "seal/unseal example round-trips" || bad "seal/unseal example: $out"
 grep -q 'wrong encryption context: "patient" is "1234" in the file, not "9999"' <<<"$out" \
   && ok "wrong-context example prints the documented error" || bad "wrong-context example: $out"
@@ -34,5 +38,12 @@ grep -q "^test: accuracy 0.9735  roc_auc 0.9990" <<<"$out" && ok "training examp
 # The label and layout, not the last digits: oneDNN's Gemm may round differently on another CPU.
 grep -qE '^\{"label": "malignant", "probabilities": \{"benign": [0-9.e-]+, "malignant": [0-9.e-]+\}\}$' <<<"$out" \
   && ok "classifier example prints the documented result" || bad "classifier example: $out"
-absent wrong.out
+# Everything the examples wrote is in their scratch directory, none in the one they started in
+# (the repository, for a user): kms-data/, hospital.key and the rest.
+left=$(ls -A | grep -vxE 'bin|examples\.sh|examples\.sh\.body|tmp\..*')
+[ -z "$left" ] && ok "the examples wrote nothing outside their scratch directory" || bad "left behind: $left"
+scratch=$(ls -d tmp.* 2>/dev/null)
+[ -n "$scratch" ] && [ -d "$scratch/kms-data" ] && [ -f "$scratch/hospital.key" ] &&
+  ok "kms-data/ and hospital.key are in the scratch directory" || bad "scratch directory: $scratch: $(ls -A "$scratch")"
+absent "$scratch/wrong.out"
 finish

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Writes tests/vectors/envelope_v1.json from the independent Python
 implementation (tests/integration/envelope_ref.py). Inputs are fixed, so the
-output is reproducible: `python3 tests/vectors/generate_envelope_vectors.py`
+output is reproducible: `/usr/bin/python3 tests/vectors/generate_envelope_vectors.py`
 rewrites the same file. The C unit tests must reproduce every byte."""
 import json
 import os

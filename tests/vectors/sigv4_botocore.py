@@ -1,14 +1,18 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """Prints SigV4 signatures computed by botocore (auth.SigV4Auth) for the
 requests of tests/unit/test_sigv4.c, so the expected values there come from
 an independent implementation, never from ours. Re-run to regenerate."""
 import datetime
-from unittest import mock
+import os
+import sys
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import kms_harness  # noqa: E402
 
 CASES = [
     # name, method, url, headers, body, access key, secret, region, service
@@ -26,7 +30,7 @@ FIXED = datetime.datetime(2015, 8, 30, 12, 36, 0)
 
 for name, method, url, headers, body, ak, sk, region, service in CASES:
     req = AWSRequest(method=method, url=url, headers=headers, data=body)
-    with mock.patch("botocore.auth.get_current_datetime", return_value=FIXED):
+    with kms_harness.frozen_clock(FIXED):
         SigV4Auth(Credentials(ak, sk), service, region).add_auth(req)
     print(name)
     for k, v in req.headers.items():
