@@ -150,18 +150,18 @@ def run_part(tmp):
     check(r.returncode == 0, f"run-enclave exits 0 once the enclave runs: {first(r.stderr)}")
     pairs = json.loads(r.stdout, object_pairs_hook=lambda kv: kv)
     keys = [k for k, _ in pairs]
-    first = dict(pairs)
+    one = dict(pairs)
     check(keys[:7] == ["EnclaveName", "EnclaveID", "ProcessID", "EnclaveCID", "NumberOfCPUs", "CPUIDs", "MemoryMiB"],
           f"nitro-cli's run-enclave fields, in its order: {keys[:7]}")
-    check(first["NumberOfCPUs"] == 1 and len(first["CPUIDs"]) == 1 and first["CPUIDs"][0] == allowed[-1],
-          f"--cpu-count 1: one CPU, the highest-numbered allowed ({first['CPUIDs']} of {allowed})")
-    check(first["MemoryMiB"] == 64 and first["EnclaveName"] == "spin" and first["EnclaveCID"] == 16,
+    check(one["NumberOfCPUs"] == 1 and len(one["CPUIDs"]) == 1 and one["CPUIDs"][0] == allowed[-1],
+          f"--cpu-count 1: one CPU, the highest-numbered allowed ({one['CPUIDs']} of {allowed})")
+    check(one["MemoryMiB"] == 64 and one["EnclaveName"] == "spin" and one["EnclaveCID"] == 16,
           "--memory, the default name (the image's) and the first free CID")
-    check(not launcher_gone(first["ProcessID"]), "its launcher runs in the background")
+    check(not launcher_gone(one["ProcessID"]), "its launcher runs in the background")
     d = run("enclave", "describe-enclaves", "--state-dir", state)
     listed = json.loads(d.stdout)
-    check(d.returncode == 0 and [e["EnclaveID"] for e in listed] == [first["EnclaveID"]]
-          and listed[0]["ProcessID"] == first["ProcessID"] and listed[0]["State"] == "RUNNING",
+    check(d.returncode == 0 and [e["EnclaveID"] for e in listed] == [one["EnclaveID"]]
+          and listed[0]["ProcessID"] == one["ProcessID"] and listed[0]["State"] == "RUNNING",
           "describe-enclaves lists it")
 
     # Names and CIDs: the default made unique, an explicit one in use refused.
@@ -177,7 +177,7 @@ def run_part(tmp):
           "an --enclave-name in use is refused")
     r = run("enclave", "run-enclave", "--eif-path", spin, "--memory", "64", "--enclave-cid", "16", "--state-dir",
             state)
-    check(r.returncode == 1 and "vsock CID 16 is enclave %s's" % first["EnclaveID"] in r.stderr,
+    check(r.returncode == 1 and "vsock CID 16 is enclave %s's" % one["EnclaveID"] in r.stderr,
           "an --enclave-cid in use is refused")
 
     # --cpu-count seen from inside: a thread's affinity is the one CPU, and widening it is refused.
@@ -198,7 +198,7 @@ def run_part(tmp):
     r = run("enclave", "console", "--enclave-id", third.get("EnclaveID", ""), "--disconnect-timeout", "1",
             "--state-dir", state)
     check(r.returncode == 0 and r.stdout.startswith("CPUS n=1"), "console --disconnect-timeout prints and returns")
-    r = run("enclave", "console", first["EnclaveID"], "--state-dir", state)
+    r = run("enclave", "console", one["EnclaveID"], "--state-dir", state)
     check(r.returncode == 1 and "--debug-mode" in r.stderr, "a production enclave has no console")
     r = run("enclave", "terminate-enclave", "--enclave-name", "from-config", "--state-dir", state)
     check(r.returncode == 0 and json.loads(r.stdout) == {"EnclaveID": third.get("EnclaveID"), "Terminated": True}
