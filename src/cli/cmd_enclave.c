@@ -269,10 +269,9 @@ static int enclave_build(int argc, char **argv)
         case 'c': p.sign_cert = optarg; break;
         case 'o': out = optarg; break;
         case 'D':
-            return cli_usage_error(cmd,
-                                   "%s: images are built from files here, not from Docker images: give the program "
-                                   "with --exe BIN and its data with --file SRC[:DEST]",
-                                   argv[optind - 2][0] == '-' ? argv[optind - 2] : argv[optind - 1]);
+            return cli_usage_error(cmd, "--docker-uri and --docker-dir have no meaning here: images are built from "
+                                        "files, not from Docker images; give the program with --exe BIN and its data "
+                                        "with --file SRC[:DEST]");
         case 'f': force = true; break;
         case 'h': fputs(build_usage, stdout); return CLI_EXIT_OK;
         default: return option_error(cmd, c, argv);
