@@ -45,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -482,7 +483,11 @@ typedef struct listener {
 typedef struct launcher {
     const cl_enclave_config *cfg;
     char id[64];
+    char name[CL_ENCLAVE_NAME_MAX + 1];
     char dir[4096];
+    int pid_fd;     /* STATE/ID/pid, locked while we run (enclave_state.c) */
+    uint32_t cid;   /* the vsock CID: cfg's, or the one claim_state found free */
+    cpu_set_t cpus; /* where the enclave's threads may run */
     cl_nsm_device dev;
     listener listeners[MAX_LISTENERS];
     size_t nlisteners;
@@ -614,12 +619,18 @@ static CL_MUST_USE cl_status write_text(const char *dir, const char *name, const
 static CL_MUST_USE cl_status describe_json(const launcher *l, const cl_image *img, pid_t pid, cl_buf *out)
 {
     const cl_enclave_config *c = l->cfg;
+    /* nitro-cli's describe-enclaves fields first (the name is [A-Za-z0-9._-], the state
+     * directory our own path), then ours. */
     CL_GUARD(cl_buf_printf(out,
                            "{\n  \"EnclaveName\": \"%s\",\n  \"EnclaveID\": \"%s\",\n  \"ProcessID\": %d,\n"
-                           "  \"EnclaveCID\": %u,\n  \"NumberOfCPUs\": 1,\n  \"MemoryMiB\": %llu,\n"
-                           "  \"State\": \"RUNNING\",\n  \"Flags\": \"%s\",\n  \"StateDir\": \"%s\",\n",
-                           l->id, l->id, (int)pid, c->cid, (unsigned long long)c->memory_mib,
-                           c->debug ? "DEBUG_MODE" : "NONE", l->dir));
+                           "  \"EnclaveCID\": %u,\n  \"NumberOfCPUs\": %d,\n  \"CPUIDs\": [",
+                           l->name, l->id, (int)pid, l->cid, CPU_COUNT(&l->cpus)));
+    for (int cpu = 0, k = 0; cpu < CPU_SETSIZE; cpu++)
+        if (CPU_ISSET(cpu, &l->cpus)) CL_GUARD(cl_buf_printf(out, "%s%d", k++ ? ", " : "", cpu));
+    CL_GUARD(cl_buf_printf(out,
+                           "],\n  \"MemoryMiB\": %llu,\n  \"State\": \"RUNNING\",\n  \"Flags\": \"%s\",\n"
+                           "  \"StateDir\": \"%s\",\n",
+                           (unsigned long long)c->memory_mib, c->debug ? "DEBUG_MODE" : "NONE", l->dir));
     /* Which limits apply (docs/threat-model.md): paths and reasons are the kernel's and ours,
      * with no '"' or '\' in them; one that had one would print as null. */
     bool process = l->cg.scope == CL_ENCLAVE_SCOPE_PROCESS;
@@ -649,7 +660,7 @@ static void remove_state(launcher *l)
 {
     char path[4300];
     for (size_t i = 0; i < l->nlisteners; i++) (void)unlink(l->listeners[i].path);
-    static const char *const names[] = {"info.json", "console.log", "pid"};
+    static const char *const names[] = {"info.json", "console.log", "launcher.log", "name", "cid", "pid"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         (void)snprintf(path, sizeof(path), "%s/%s", l->dir, names[i]);
         (void)unlink(path);
@@ -657,6 +668,146 @@ static void remove_state(launcher *l)
     (void)snprintf(path, sizeof(path), "%s/root", l->dir);
     (void)rmdir(path);
     (void)rmdir(l->dir);
+    /* Last: until now describe-enclaves lists it, and terminate-enclave waits for it. */
+    if (l->pid_fd >= 0) (void)close(l->pid_fd);
+    l->pid_fd = -1;
+}
+
+/*
+ * The CPUs of --cpu-count / --cpu-ids among those this launcher may use (its affinity, which
+ * a cgroup cpuset or taskset may have narrowed). nitro-cli's allocator keeps CPU 0 and its
+ * siblings for the parent instance; here the highest-numbered CPUs go first, so the host keeps
+ * the low ones where it can. Sim enclaves may share CPUs: nothing here reserves them.
+ */
+static CL_MUST_USE cl_status choose_cpus(const cl_enclave_config *cfg, cpu_set_t *out)
+{
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) CL_FAIL_ERRNO(CL_ERR_IO, "sched_getaffinity");
+    char list[256] = "";
+    for (int cpu = 0, n = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &allowed)) continue;
+        size_t len = strlen(list);
+        if (len + 16 < sizeof(list)) (void)snprintf(list + len, sizeof(list) - len, "%s%d", n++ ? "," : "", cpu);
+    }
+    CL_ENSURE(cfg->cpu_count == 0 || cfg->cpu_id_count == 0, CL_ERR_USAGE,
+              "give --cpu-count or --cpu-ids, not both (as nitro-cli)");
+    if (cfg->cpu_id_count > 0) {
+        CPU_ZERO(out);
+        for (size_t i = 0; i < cfg->cpu_id_count; i++) {
+            uint32_t cpu = cfg->cpu_ids[i];
+            CL_ENSURE(cpu < CPU_SETSIZE && CPU_ISSET((int)cpu, &allowed), CL_ERR_USAGE,
+                      "--cpu-ids: CPU %u is not one this launcher may use (%s)", (unsigned)cpu, list);
+            CL_ENSURE(!CPU_ISSET((int)cpu, out), CL_ERR_USAGE, "--cpu-ids: CPU %u is listed twice", (unsigned)cpu);
+            CPU_SET((int)cpu, out);
+        }
+        return CL_OK;
+    }
+    if (cfg->cpu_count == 0) {
+        *out = allowed;
+        return CL_OK;
+    }
+    CL_ENSURE(cfg->cpu_count <= (uint32_t)CPU_COUNT(&allowed), CL_ERR_USAGE,
+              "--cpu-count %u: this launcher may use %d CPUs (%s)", (unsigned)cfg->cpu_count, CPU_COUNT(&allowed),
+              list);
+    CPU_ZERO(out);
+    uint32_t left = cfg->cpu_count;
+    for (int cpu = CPU_SETSIZE - 1; cpu >= 0 && left > 0; cpu--) {
+        if (!CPU_ISSET(cpu, &allowed)) continue;
+        CPU_SET(cpu, out);
+        left--;
+    }
+    return CL_OK;
+}
+
+/* The name nitro-cli would give: the image file's name without its extension, in the
+ * characters names may have. */
+static void default_name(const char *image_path, char *out, size_t cap)
+{
+    const char *base = strrchr(image_path, '/');
+    base = base != NULL ? base + 1 : image_path;
+    size_t n = strlen(base);
+    const char *dot = strrchr(base, '.');
+    if (dot != NULL && dot != base) n = (size_t)(dot - base);
+    if (n > cap - 8) n = cap - 8; /* room for a -N suffix */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = base[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+                  ch == '_' || ch == '-';
+        out[k++] = ok ? ch : '_';
+    }
+    out[k] = '\0';
+    if (k == 0) (void)snprintf(out, cap, "enclave");
+}
+
+/*
+ * STATE/ID with its lock, its name and its vsock CID, under the state directory's own lock
+ * (STATE/.lock), so that two launchers starting together cannot take one name or CID: an
+ * explicit --enclave-name or --cid in use is refused; the default name gets -2, -3, ... as
+ * needed, and the default CID is the lowest from 16 that no running enclave has.
+ */
+static CL_MUST_USE cl_status claim_state(launcher *l, const cl_enclave_config *cfg, bool *made)
+{
+    char path[4300];
+    cl_status rc = CL_OK;
+    cl_enclave_entry *running = NULL;
+    size_t n = 0;
+    (void)snprintf(path, sizeof(path), "%s/.lock", cfg->state_dir);
+    int lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (lock < 0) CL_FAIL_ERRNO(CL_ERR_IO, "cannot open %s", path);
+    while (flock(lock, LOCK_EX) != 0) {
+        if (errno != EINTR) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot lock %s", path);
+    }
+    CL_GUARD_GOTO(cl_enclave_list(cfg->state_dir, &running, &n));
+    char base[CL_ENCLAVE_NAME_MAX + 1];
+    if (cfg->name != NULL) {
+        CL_GUARD_GOTO(cl_enclave_check_name(cfg->name));
+        (void)snprintf(base, sizeof(base), "%s", cfg->name);
+    } else {
+        default_name(cfg->image_path, base, sizeof(base));
+    }
+    for (int k = 1;; k++) {
+        if (k == 1)
+            (void)snprintf(l->name, sizeof(l->name), "%s", base);
+        else
+            (void)snprintf(l->name, sizeof(l->name), "%s-%d", base, k);
+        bool taken = false;
+        for (size_t i = 0; i < n && !taken; i++) taken = strcmp(running[i].name, l->name) == 0;
+        if (!taken) break;
+        CL_ENSURE_GOTO(cfg->name == NULL, CL_ERR_EXISTS,
+                       "an enclave named '%s' is running already; give another --enclave-name", cfg->name);
+        CL_ENSURE_GOTO(k < 1000, CL_ERR_LIMIT, "1000 enclaves named %s-N are running", base);
+    }
+    l->cid = cfg->cid != 0 ? cfg->cid : 16;
+    for (;;) {
+        size_t holder = n;
+        for (size_t i = 0; i < n && holder == n; i++)
+            if (running[i].cid == l->cid) holder = i;
+        if (holder == n) break;
+        CL_ENSURE_GOTO(cfg->cid == 0, CL_ERR_EXISTS, "vsock CID %u is enclave %s's; give another --cid",
+                       (unsigned)cfg->cid, running[holder].id);
+        CL_ENSURE_GOTO(l->cid < UINT32_MAX - 1, CL_ERR_LIMIT, "no free vsock CID");
+        l->cid++;
+    }
+    if (mkdir(l->dir, 0700) != 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot create %s", l->dir);
+    *made = true;
+    (void)snprintf(path, sizeof(path), "%s/pid", l->dir);
+    l->pid_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (l->pid_fd < 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot create %s", path);
+    if (flock(l->pid_fd, LOCK_EX | LOCK_NB) != 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot lock %s", path);
+    char text[32];
+    int len = snprintf(text, sizeof(text), "%d\n", (int)getpid());
+    if (write(l->pid_fd, text, (size_t)len) != len) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot write %s", path);
+    char name[CL_ENCLAVE_NAME_MAX + 2];
+    (void)snprintf(name, sizeof(name), "%s\n", l->name);
+    CL_GUARD_GOTO(write_text(l->dir, "name", name));
+    (void)snprintf(name, sizeof(name), "%u\n", (unsigned)l->cid);
+    CL_GUARD_GOTO(write_text(l->dir, "cid", name));
+out:
+    free(running);
+    (void)close(lock); /* drops the state directory's lock */
+    return rc;
 }
 
 cl_status cl_enclave_parse_proxy(const char *spec, cl_enclave_proxy *out)
@@ -794,8 +945,11 @@ cl_status cl_enclave_run(const cl_enclave_config *cfg, int *exit_code)
 
     CL_ENSURE_GOTO(l != NULL, CL_ERR_NOMEM, "out of memory");
     l->cfg = cfg;
+    l->pid_fd = -1;
     CL_ENSURE_GOTO(cfg->memory_mib >= 16 && cfg->memory_mib <= ((uint64_t)1 << 20), CL_ERR_USAGE,
                    "--memory %llu MiB: give 16 MiB to 1 TiB", (unsigned long long)cfg->memory_mib);
+    if (cfg->name != NULL) CL_GUARD_GOTO(cl_enclave_check_name(cfg->name));
+    CL_GUARD_GOTO(choose_cpus(cfg, &l->cpus));
     CL_GUARD_GOTO(cl_image_load(cfg->image_path, &img));
     {
         uint8_t rnd[8];
@@ -824,8 +978,7 @@ cl_status cl_enclave_run(const cl_enclave_config *cfg, int *exit_code)
                        cfg->state_dir, (unsigned)(sb.st_mode & 07777), (unsigned)sb.st_uid);
     }
     (void)snprintf(l->dir, sizeof(l->dir), "%s/%s", cfg->state_dir, l->id);
-    if (mkdir(l->dir, 0700) != 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot create %s", l->dir);
-    state_made = true;
+    CL_GUARD_GOTO(claim_state(l, cfg, &state_made));
     (void)snprintf(root, sizeof(root), "%s/root", l->dir);
     if (mkdir(root, 0700) != 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot create %s", root);
 
@@ -893,6 +1046,10 @@ cl_status cl_enclave_run(const cl_enclave_config *cfg, int *exit_code)
     (void)close(ctl[1]);
     ctl[1] = -1;
     CL_GUARD_CTX_GOTO(write_id_maps(pid), "launcher: user namespace id maps");
+    /* Before it runs: every thread it makes inherits the mask, and its seccomp filter does not
+     * allow sched_setaffinity, so it cannot widen it. */
+    if (sched_setaffinity(pid, sizeof(l->cpus), &l->cpus) != 0)
+        CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "launcher: cannot pin the enclave to its CPUs");
     /* Before it runs a line of its own: the image it writes into its tmpfs is counted too. */
     CL_GUARD_CTX_GOTO(cl_enclave_cgroup_enter(&l->cg, pid), "launcher: the enclave's cgroup");
     if (write(sync[1], "g", 1) != 1) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "launcher: cannot start the child");
@@ -914,12 +1071,26 @@ cl_status cl_enclave_run(const cl_enclave_config *cfg, int *exit_code)
     if (sigfd < 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "signalfd");
     CL_GUARD_GOTO(describe_json(l, &img, getpid(), &info));
     CL_GUARD_GOTO(write_text(l->dir, "info.json", cl_buf_cstr(&info)));
-    {
-        char pidtext[32];
-        (void)snprintf(pidtext, sizeof(pidtext), "%d\n", (int)getpid());
-        CL_GUARD_GOTO(write_text(l->dir, "pid", pidtext));
-    }
-    if (!cfg->quiet) {
+    if (cfg->detached) {
+        /* The caller's stderr is a terminal or a pipe someone waits on: from here on the
+         * launcher's lines go to STATE/ID/launcher.log; then the caller learns the enclave runs. */
+        char path[4300];
+        (void)snprintf(path, sizeof(path), "%s/launcher.log", l->dir);
+        int logfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (logfd < 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot create %s", path);
+        (void)fflush(stderr);
+        bool moved = dup2(logfd, STDERR_FILENO) >= 0;
+        (void)close(logfd);
+        if (!moved) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "launcher: dup2");
+        cl_buf msg;
+        cl_buf_init(&msg, (size_t)1 << 16);
+        cl_status mrc = cl_buf_append_u8(&msg, 'R');
+        if (mrc == CL_OK) mrc = cl_buf_append(&msg, info.data, info.len);
+        if (mrc == CL_OK && send(cfg->ready_fd, msg.data, msg.len, MSG_NOSIGNAL) != (ssize_t)msg.len)
+            mrc = CL_RAISE_ERRNO(CL_ERR_IO, "launcher: cannot tell the caller the enclave runs");
+        cl_buf_free(&msg);
+        CL_GUARD_GOTO(mrc);
+    } else if (!cfg->quiet) {
         fputs(cl_buf_cstr(&info), stdout);
         (void)fflush(stdout);
     }
@@ -941,6 +1112,7 @@ out:
             (void)close(l->listeners[i].enclave_fd);
         }
         if (state_made) remove_state(l);
+        if (l->pid_fd >= 0) (void)close(l->pid_fd);
     }
     free(stack);
     free(l);
@@ -948,5 +1120,81 @@ out:
     cl_attest_platform_free(&platform);
     cl_image_free(&img);
     sigprocmask(SIG_SETMASK, &oldmask, NULL);
+    return rc;
+}
+
+/*
+ * The launcher in a process of its own, as nitro-cli's run-enclave leaves its enclave process
+ * behind: fork, a new session (no terminal, so no SIGHUP or ^C from the caller's), stdin and
+ * stdout on /dev/null, stderr the caller's until the enclave runs (launcher.log after). It
+ * reports on a SOCK_SEQPACKET pair, one message: 'R' and the description once the enclave
+ * runs, or 'E', the status and the message if it could not start. The caller returns on that
+ * message, or on end of file if the launcher died without one.
+ */
+cl_status cl_enclave_start(const cl_enclave_config *cfg, cl_buf *info, pid_t *launcher_pid)
+{
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0)
+        CL_FAIL_ERRNO(CL_ERR_IO, "launcher: socketpair");
+    (void)fflush(stdout);
+    (void)fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        (void)close(sp[0]);
+        (void)close(sp[1]);
+        errno = e;
+        CL_FAIL_ERRNO(CL_ERR_IO, "launcher: fork");
+    }
+    if (pid == 0) {
+        (void)close(sp[0]);
+        cl_enclave_config c = *cfg;
+        c.detached = true;
+        c.ready_fd = sp[1];
+        c.quiet = true;
+        c.attach_console = false;
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        cl_status rc = setsid() < 0 || null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0
+                           ? CL_RAISE_ERRNO(CL_ERR_IO, "launcher: cannot detach")
+                           : CL_OK;
+        int code = 1;
+        if (rc == CL_OK) rc = cl_enclave_run(&c, &code);
+        if (rc != CL_OK) {
+            /* After 'R' the caller is gone and this send fails; before, it is the answer. */
+            char msg[1200];
+            int n = snprintf(msg, sizeof(msg), "E%c%s", (char)(rc & 0x7f), cl_error_message());
+            (void)send(sp[1], msg, (size_t)(n < (int)sizeof(msg) ? n : (int)sizeof(msg) - 1), MSG_NOSIGNAL);
+            code = 1;
+        }
+        _exit(code & 0xff);
+    }
+    (void)close(sp[1]);
+    cl_status rc = CL_OK;
+    uint8_t *msg = malloc((size_t)1 << 16);
+    if (msg == NULL) {
+        (void)kill(pid, SIGTERM);
+        CL_FAIL_GOTO(CL_ERR_NOMEM, "out of memory");
+    }
+    ssize_t n;
+    do {
+        n = recv(sp[0], msg, (size_t)1 << 16, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0 && msg[0] == 'R') {
+        CL_GUARD_GOTO(cl_buf_append(info, msg + 1, (size_t)n - 1));
+        *launcher_pid = pid;
+        goto out;
+    }
+    /* It did not start: collect the launcher, which exits right after its message. */
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (n >= 2 && msg[0] == 'E') {
+        cl_status code = msg[1] >= CL_ERR_USAGE && msg[1] <= CL_ERR_INTERNAL ? (cl_status)msg[1] : CL_ERR_INTERNAL;
+        CL_FAIL_GOTO(code, "%.*s", (int)(n - 2), (const char *)msg + 2);
+    }
+    CL_FAIL_GOTO(CL_ERR_INTERNAL, "the launcher ended (status %d) before the enclave ran", st);
+out:
+    free(msg);
+    (void)close(sp[0]);
     return rc;
 }

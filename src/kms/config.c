@@ -124,12 +124,47 @@ static CL_MUST_USE cl_status kms_cfg_path(json_t *o, const char *where, const ch
 cl_status kms_config_parse_listen(const char *s, kms_config *cfg)
 {
     const char *colon = strrchr(s, ':');
-    CL_ENSURE(colon != NULL && colon != s && (size_t)(colon - s) < sizeof(cfg->host), CL_ERR_USAGE,
-              "'listen' must be HOST:PORT, not %s", s);
+    const char *close = strchr(s, ']');
+    CL_ENSURE(colon != NULL && colon != s && (close == NULL || close + 1 == colon), CL_ERR_USAGE,
+              "'listen' must be HOST:PORT (127.0.0.1:4599, [::1]:4599, kms.example:443), not %s", s);
     uint64_t port = 0;
     CL_GUARD(cl_parse_uint(colon + 1, 0, 65535, "the 'listen' port", &port));
-    (void)snprintf(cfg->host, sizeof(cfg->host), "%.*s", (int)(colon - s), s);
+    const char *host = s;
+    size_t n = (size_t)(colon - s);
+    if (s[0] == '[') {
+        /* An IPv6 address in brackets, as in a URL's authority (RFC 3986, 3.2.2); a zone
+         * ("%eth0", RFC 6874) is for getaddrinfo to check. */
+        CL_ENSURE(n >= 3 && s[n - 1] == ']', CL_ERR_USAGE, "'listen' %s: an IPv6 address ends with ']' before :PORT",
+                  s);
+        host = s + 1;
+        n -= 2;
+        size_t addr = strspn(host, "0123456789abcdefABCDEF:.");
+        CL_ENSURE(addr >= 2 && (addr == n || host[addr] == '%'), CL_ERR_USAGE,
+                  "'listen' %s: not an IPv6 address in brackets", s);
+    } else {
+        CL_ENSURE(memchr(s, ':', n) == NULL, CL_ERR_USAGE,
+                  "'listen' %s: write an IPv6 address in brackets, as in [::1]:4599", s);
+        /* An IPv4 address or a host name (letters, digits, '-', '.'; RFC 1123, 2.1). */
+        CL_ENSURE(strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") == n, CL_ERR_USAGE,
+                  "'listen' %s: the host must be an IPv4 address, [IPv6] or a host name", s);
+    }
+    CL_ENSURE(n >= 1 && n < sizeof(cfg->host), CL_ERR_USAGE, "'listen' %s: the host is longer than %zu characters", s,
+              sizeof(cfg->host) - 1);
+    (void)snprintf(cfg->host, sizeof(cfg->host), "%.*s", (int)n, host);
     cfg->port = (int)port;
+    return CL_OK;
+}
+
+cl_status kms_config_parse_metrics(const char *s, kms_config *cfg)
+{
+    if (strcmp(s, "loopback") == 0)
+        cfg->metrics = KMS_METRICS_LOOPBACK;
+    else if (strcmp(s, "any") == 0)
+        cfg->metrics = KMS_METRICS_ANY;
+    else if (strcmp(s, "off") == 0)
+        cfg->metrics = KMS_METRICS_OFF;
+    else
+        CL_FAIL(CL_ERR_USAGE, "'metrics' must be \"loopback\", \"any\" or \"off\", not \"%s\"", s);
     return CL_OK;
 }
 
@@ -297,17 +332,30 @@ static CL_MUST_USE cl_status kms_cfg_attest_roots(json_t *o, const char *base_di
 
 static CL_MUST_USE cl_status kms_cfg_apply(json_t *root, const char *base_dir, kms_config *cfg)
 {
-    static const char *const known[] = {"listen",          "threads",        "max_body",          "region",
-                                        "data_dir",        "store",          "root_key",          "tls",
-                                        "audit_log",       "principals",     "attestation_roots", "attestation_max_age",
-                                        "max_connections", "request_timeout"};
+    static const char *const known[] = {"listen",
+                                        "threads",
+                                        "max_body",
+                                        "region",
+                                        "data_dir",
+                                        "store",
+                                        "root_key",
+                                        "tls",
+                                        "audit_log",
+                                        "principals",
+                                        "attestation_roots",
+                                        "attestation_max_age",
+                                        "max_connections",
+                                        "request_timeout",
+                                        "metrics"};
     CL_ENSURE(json_is_object(root), CL_ERR_USAGE, "the configuration must be a JSON object");
     CL_GUARD(kms_cfg_keys(root, "", known, sizeof(known) / sizeof(known[0])));
     const char *s;
     bool set;
     long long v = 0;
-    CL_GUARD(kms_cfg_string(root, "", "listen", 128, &s));
+    CL_GUARD(kms_cfg_string(root, "", "listen", KMS_HOST_MAX + 8, &s));
     if (s != NULL) CL_GUARD(kms_config_parse_listen(s, cfg));
+    CL_GUARD(kms_cfg_string(root, "", "metrics", 16, &s));
+    if (s != NULL) CL_GUARD(kms_config_parse_metrics(s, cfg));
     CL_GUARD(kms_cfg_int(root, "threads", 1, 256, &set, &v));
     if (set) cfg->threads = (int)v;
     CL_GUARD(kms_cfg_int(root, "max_body", 1024, (long long)64 << 20, &set, &v));

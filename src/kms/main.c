@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,10 @@ static void kms_usage(FILE *f)
           "                          [--max-connections N] [--request-timeout SECONDS]\n"
           "                          [--principals-file FILE] [--attestation-root PEM]...\n"
           "                          [--attestation-max-age SECONDS] [--tls-cert PEM --tls-key PEM]\n"
+          "                          [--metrics loopback|any|off]\n"
+          "       cloister-kms --version | --help\n"
+          "\n"
+          "A key management service that speaks the AWS KMS API (docs/kms.md).\n"
           "\n"
           "  --config FILE     run as FILE says (JSON; docs/kms.md, \"Configuration file\"): listen\n"
           "                    address, threads, TLS certificate and key (HTTPS, TLS 1.2/1.3), data\n"
@@ -27,7 +32,8 @@ static void kms_usage(FILE *f)
           "  --dev             embedded defaults, no config file: plain HTTP on loopback, region\n"
           "                    us-east-1, one principal (access key id 'test', secret 'test') as\n"
           "                    arn:aws:iam::111122223333:user/dev; root key generated in DIR\n"
-          "  --listen H:P      address to listen on (default 127.0.0.1:4599; port 0 picks a free one)\n"
+          "  --listen HOST:PORT  address to listen on: an IPv4 address, [IPv6] ([::1]:4599) or a host\n"
+          "                    name (default 127.0.0.1:4599; port 0 picks a free one)\n"
           "  --data DIR        state directory: root.key, keys.db, audit.log (default ./cloister-kms-data)\n"
           "  --threads N       worker threads (default 2)\n"
           "  --max-body BYTES  largest request body accepted (default 262144)\n"
@@ -46,8 +52,14 @@ static void kms_usage(FILE *f)
           "  --attestation-max-age SECONDS  oldest attestation document accepted (default 300)\n"
           "  --tls-cert PEM, --tls-key PEM  serve HTTPS (TLS 1.2/1.3) with this certificate chain and\n"
           "                    key instead of plain HTTP (clients: AWS_CA_BUNDLE or --ca-bundle)\n"
+          "  --metrics WHO     who may GET /metrics (Prometheus text): loopback (default), any or off\n"
+          "  --version         print the version and exit\n"
           "\nThe options after --dev only apply to --dev; with --config, the file says it all.\n"
           "Prints the address it listens on (http:// or https://) once ready.\n"
+          "GET /healthz answers without authentication: 200 and {\"status\": \"ok\", \"version\", \"store\",\n"
+          "\"audit_log\"} while the key store answers and the audit log is written, else 503.\n"
+          "With CLOISTER_LOG=info, each request is logged on stderr in one line (operation, principal,\n"
+          "key, outcome, latency; never a secret).\n"
           "Stops cleanly on SIGINT or SIGTERM.\n",
           f);
 }
@@ -55,11 +67,24 @@ static void kms_usage(FILE *f)
 /* Where principals' secrets go instead of the command line (docs/security.md, finding 9). */
 #define KMS_PRINCIPALS_ENV "CLOISTER_KMS_PRINCIPALS"
 
+/* A usage error in one line, and where the options are listed: exit status 2. */
+static int kms_usage_error(const char *fmt, ...) CL_PRINTF(1, 2);
+static int kms_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("cloister-kms: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs(" (cloister-kms --help lists the options)\n", stderr);
+    return 2;
+}
+
 /* A whole-number option (cl_parse_uint): 0, or the message printed and -1. */
 static int kms_option_uint(const char *option, const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
     if (cl_parse_uint(s, min, max, option, out) == CL_OK) return 0;
-    fprintf(stderr, "cloister-kms: %s\n", cl_error_message());
+    (void)kms_usage_error("%s", cl_error_message());
     return -1;
 }
 
@@ -82,7 +107,9 @@ int main(int argc, char **argv)
                                          {"attestation-max-age", required_argument, NULL, 'a'},
                                          {"tls-cert", required_argument, NULL, 'C'},
                                          {"tls-key", required_argument, NULL, 'K'},
+                                         {"metrics", required_argument, NULL, 'x'},
                                          {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
     kms_config cfg;
     memset(&cfg, 0, sizeof(cfg));
@@ -103,15 +130,15 @@ int main(int argc, char **argv)
     cfg.attest_max_age_ms = KMS_ATTEST_MAX_AGE_DEFAULT_MS;
     int c;
     uint64_t v = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    /* getopt's own messages are off: each mistake gets one line of ours (kms_usage_error). */
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
         case 'd': dev = true; break;
         case 'c': config = optarg; break;
         case 'l':
-            if (kms_config_parse_listen(optarg, &cfg) != CL_OK) {
-                fprintf(stderr, "cloister-kms: --listen: %s\n", cl_error_message());
-                return 2;
-            }
+            if (kms_config_parse_listen(optarg, &cfg) != CL_OK)
+                return kms_usage_error("--listen: %s", cl_error_message());
             break;
         case 'D': (void)snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", optarg); break;
         case 't':
@@ -151,18 +178,28 @@ int main(int argc, char **argv)
             break;
         case 'C': (void)snprintf(cfg.tls_cert, sizeof(cfg.tls_cert), "%s", optarg); break;
         case 'K': (void)snprintf(cfg.tls_key, sizeof(cfg.tls_key), "%s", optarg); break;
+        case 'x':
+            if (kms_config_parse_metrics(optarg, &cfg) != CL_OK)
+                return kms_usage_error("--metrics: give loopback, any or off, not '%s'", optarg);
+            break;
         case 'h': kms_usage(stdout); return 0;
-        default: kms_usage(stderr); return 2;
+        case 'V': printf("cloister-kms %s\n", CLOISTER_VERSION); return 0;
+        case ':': return kms_usage_error("%s needs a value", argv[optind - 1]);
+        default: {
+            /* A long option's text is in argv; optopt is set for a long option given a value it
+             * does not take, and for an unknown short one. */
+            const char *arg = argv[optind - 1];
+            if (strncmp(arg, "--", 2) == 0 && optopt != 0) return kms_usage_error("%s takes no value", arg);
+            if (strncmp(arg, "--", 2) == 0) return kms_usage_error("unknown option %s", arg);
+            return kms_usage_error("unknown option -%c", optopt);
+        }
         }
         if (dev_only == NULL) {
             for (const struct option *o = opts; o->name != NULL; o++)
                 if (o->val == c && c != 'd' && c != 'c') dev_only = o->name;
         }
     }
-    if (optind != argc) {
-        fprintf(stderr, "cloister-kms: unexpected argument %s\n", argv[optind]);
-        return 2;
-    }
+    if (optind != argc) return kms_usage_error("unexpected argument %s", argv[optind]);
     if (config != NULL && (dev || dev_only != NULL)) {
         fprintf(stderr, "cloister-kms: --config cannot be combined with --%s: put the setting in %s\n",
                 dev ? "dev" : dev_only, config);
@@ -172,11 +209,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "cloister-kms: --tls-cert and --tls-key go together (PEM certificate chain and its key)\n");
         return 2;
     }
-    if (config == NULL && !dev) {
-        fprintf(stderr, "cloister-kms: give --config FILE, or --dev for a local server with embedded defaults\n");
-        kms_usage(stderr);
-        return 2;
-    }
+    if (config == NULL && !dev)
+        return kms_usage_error("give --config FILE, or --dev for a local server with embedded defaults");
     if (config != NULL) {
         if (kms_config_load(config, &cfg) != CL_OK) {
             fprintf(stderr, "cloister-kms: %s\n", cl_error_message());

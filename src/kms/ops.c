@@ -51,9 +51,21 @@ static const struct {
     {"VerifyMac", kms_op_verify_mac},
 };
 
-kms_op_fn kms_op_find(const char *name)
+#define KMS_OP_COUNT (sizeof(kms_op_table) / sizeof(kms_op_table[0]))
+
+kms_op_fn kms_op_lookup(const char *name, size_t *index)
 {
-    for (size_t i = 0; i < sizeof(kms_op_table) / sizeof(kms_op_table[0]); i++)
-        if (strcmp(kms_op_table[i].name, name) == 0) return kms_op_table[i].fn;
+    for (size_t i = 0; i < KMS_OP_COUNT; i++) {
+        if (strcmp(kms_op_table[i].name, name) == 0) {
+            if (index != NULL) *index = i;
+            return kms_op_table[i].fn;
+        }
+    }
     return NULL;
 }
+
+kms_op_fn kms_op_find(const char *name) { return kms_op_lookup(name, NULL); }
+
+size_t kms_op_count(void) { return KMS_OP_COUNT; }
+
+const char *kms_op_name(size_t index) { return index < KMS_OP_COUNT ? kms_op_table[index].name : NULL; }

@@ -36,6 +36,7 @@
 #include <event2/thread.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -58,6 +59,8 @@
 #include "cloister/mem.h"
 #include "cloister/sigv4.h"
 
+#include "metrics.h"
+
 #define KMS_MAX_HEADERS 64
 /* Connections accepted in one go before the worker catches up (tracking slots beyond the cap). */
 #define KMS_ACCEPT_BATCH 64
@@ -69,6 +72,9 @@
 #define KMS_ACCEPT_BACKOFF_MIN_MS 10
 #define KMS_ACCEPT_BACKOFF_MAX_MS 1000
 #define KMS_ACCEPT_LOG_EVERY_MS 10000
+/* GET /healthz asks the store at most this often; between, it answers what the last probe
+ * found, so that unauthenticated probes cannot load the store (or a PostgreSQL behind it). */
+#define KMS_HEALTH_PROBE_EVERY_MS 1000
 
 struct kms_worker;
 
@@ -93,6 +99,15 @@ typedef struct kms_conn {
     bool doomed;      /* to be closed once adopted (its TLS state could not be made) */
 } kms_conn;
 
+/* What is counted and logged of an answer once it leaves (kms_answer_done). */
+typedef struct kms_answer {
+    size_t op_row;    /* kms_metrics_op_row */
+    size_t outcome;   /* kms_metrics_outcome */
+    int64_t start_ns; /* the request arrived whole (monotonic) */
+    char *who;        /* the request log's "principal=... key=... source=..." (malloc'd), NULL
+                       * when info lines are not logged */
+} kms_answer;
+
 /* An answer waiting for its audit line to be on disk. */
 typedef struct kms_reply {
     struct kms_reply *next;
@@ -101,6 +116,7 @@ typedef struct kms_reply {
     int status;
     char request_id[CL_UUID_TEXT_LEN + 1];
     char *body; /* malloc'd; wiped when freed */
+    kms_answer answer;
 } kms_reply;
 
 typedef struct kms_worker {
@@ -127,6 +143,7 @@ typedef struct kms_worker {
     /* answers of this loop turn */
     kms_reply *replies, **replies_tail;
     size_t n_replies;
+    kms_metrics metrics; /* written by this worker only (metrics.h) */
 } kms_worker;
 
 struct kms_server {
@@ -137,18 +154,30 @@ struct kms_server {
     int lock_fd; /* the data directory's lock, held while running */
     kms_worker *workers;
     int n_workers;
-    int max_connections; /* after fitting RLIMIT_NOFILE */
+    int max_connections;                 /* after fitting RLIMIT_NOFILE */
+    char listen_text[KMS_HOST_MAX + 16]; /* the bound address: 127.0.0.1:4599, [::1]:4599 */
+    int64_t start_time;                  /* seconds since the epoch */
+    kms_metrics **shards;                /* each worker's, for /metrics */
+    /* GET /healthz: the last store probe (at most one every KMS_HEALTH_PROBE_EVERY_MS, by
+     * whichever worker takes the flag), and whether the audit log failed last time it was
+     * written or synced (every answer then is KMSInternalException). */
+    _Atomic int64_t store_checked_ms;
+    atomic_bool store_ok;
+    atomic_flag store_probing;
+    atomic_bool audit_failing;
 };
 
 /* The worker whose loop runs on this thread (for callbacks whose argument is libevent's). */
 static _Thread_local kms_worker *kms_this_worker;
 
-static int64_t kms_now_ms(void)
+static int64_t kms_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+static int64_t kms_now_ms(void) { return kms_now_ns() / 1000000; }
 
 /* One table from status to AWS exception (used when an operation did not
  * name a more specific one). */
@@ -302,6 +331,25 @@ static CL_MUST_USE cl_status kms_audit(kms_server *s, const kms_call *c, const c
     return cl_audit_write(s->ctx.audit, &ev, end);
 }
 
+/* The peer's address (AF_INET or AF_INET6 in *family), NULL when unknown. An IPv4 client of a
+ * dual-stack IPv6 socket ("::") arrives as ::ffff:a.b.c.d: it is given as the IPv4 address it
+ * is, so that aws:SourceIp conditions and the loopback test see 127.0.0.1, not ::ffff:127.0.0.1. */
+static const void *kms_peer_addr(struct evhttp_request *req, int *family)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    const struct sockaddr *sa = conn != NULL ? evhttp_connection_get_addr(conn) : NULL;
+    if (sa == NULL) return NULL;
+    *family = sa->sa_family;
+    if (sa->sa_family == AF_INET) return &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    if (sa->sa_family != AF_INET6) return NULL;
+    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    if (IN6_IS_ADDR_V4MAPPED(a6)) {
+        *family = AF_INET;
+        return &a6->s6_addr[12];
+    }
+    return a6;
+}
+
 /* What the key policy's global condition keys see of a request: every connection of a TLS
  * listener is TLS (aws:SecureTransport); aws:SourceIp is the TCP peer, which is a proxy's
  * address when one relays the request (the launcher's, for an enclave). */
@@ -312,12 +360,9 @@ static void kms_request_env(const kms_server *s, struct evhttp_request *req, int
     env->region = s->cfg.region;
     env->via_service = NULL; /* no Cloister service calls on a caller's behalf yet */
     env->source_ip[0] = '\0';
-    struct evhttp_connection *conn = evhttp_request_get_connection(req);
-    const struct sockaddr *sa = conn != NULL ? evhttp_connection_get_addr(conn) : NULL;
-    const void *addr = NULL;
-    if (sa != NULL && sa->sa_family == AF_INET) addr = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
-    if (sa != NULL && sa->sa_family == AF_INET6) addr = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
-    if (addr == NULL || inet_ntop(sa->sa_family, addr, env->source_ip, sizeof(env->source_ip)) == NULL)
+    int family = 0;
+    const void *addr = kms_peer_addr(req, &family);
+    if (addr == NULL || inet_ntop(family, addr, env->source_ip, sizeof(env->source_ip)) == NULL)
         env->source_ip[0] = '\0'; /* unknown: aws:SourceIp is absent */
 }
 
@@ -418,6 +463,7 @@ static void kms_conn_release(kms_worker *w, kms_conn *c)
     c->evcon = NULL;
     w->free_slots[w->n_free++] = (size_t)(c - w->conns);
     w->n_used--;
+    kms_metrics_connections(&w->metrics, -1);
 }
 
 static void kms_conn_arm_deadline(kms_worker *w);
@@ -436,7 +482,112 @@ static void kms_conn_answered(struct evhttp_request *req, void *arg)
 
 /* Answers now, or after the next fdatasync of the audit log (audit_end > 0). */
 static void kms_reply_queue(kms_worker *w, struct evhttp_request *req, int status, const char *request_id, char *body,
-                            uint64_t audit_end);
+                            uint64_t audit_end, kms_answer *answer);
+
+/* An answer is leaving: count it on this worker's shard and, at info level, log its one line.
+ * The line holds names, ARNs, the peer's address and numbers only: never a body, a context
+ * value, a signature or anything else a request carries in its payload or Authorization
+ * header (docs/kms.md, "Request log"). */
+static void kms_answer_done(kms_worker *w, const char *request_id, int status, kms_answer *a)
+{
+    int64_t ns = kms_now_ns() - a->start_ns;
+    if (ns < 0) ns = 0;
+    kms_metrics_request(&w->metrics, a->op_row, a->outcome, (uint64_t)ns);
+    if (a->who != NULL) {
+        const char *op = a->op_row < kms_op_count() ? kms_op_name(a->op_row) : "unknown";
+        CL_LOG_INFO("request %s %s %s outcome=%s status=%d latency_ms=%.3f", request_id, op, a->who,
+                    kms_metrics_outcome_name(a->outcome), status, (double)ns / 1e6);
+        free(a->who);
+        a->who = NULL;
+    }
+}
+
+/* The answer of a request whose answer failed to be written to the audit log. */
+static void kms_answer_failed(kms_answer *a) { a->outcome = kms_metrics_outcome("KMSInternalException"); }
+
+static void kms_send_text(struct evhttp_request *req, int status, const char *reason, const char *content_type,
+                          const char *body, size_t len)
+{
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    evhttp_add_header(out, "Content-Type", content_type);
+    evhttp_add_header(out, "Cache-Control", "no-store");
+    struct evbuffer *buf = evbuffer_new();
+    if (buf == NULL) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    evbuffer_add(buf, body, len);
+    evhttp_send_reply(req, status, reason, buf);
+    evbuffer_free(buf);
+}
+
+/*
+ * GET /healthz, for load balancers and service managers: no authentication, no audit line,
+ * a small JSON answer, 200 when the store answers and the audit log is being written, else
+ * 503. The store is asked at most once per KMS_HEALTH_PROBE_EVERY_MS (a one-row key listing,
+ * read only); the other probes get the last result. What failed goes to the server's log,
+ * not to the unauthenticated caller.
+ */
+static void kms_handle_healthz(kms_worker *w, struct evhttp_request *req)
+{
+    kms_server *s = w->srv;
+    int64_t now = kms_now_ms();
+    if (now - atomic_load(&s->store_checked_ms) >= KMS_HEALTH_PROBE_EVERY_MS &&
+        !atomic_flag_test_and_set(&s->store_probing)) {
+        char ids[1][KMS_KEY_ID_LEN + 1];
+        size_t n = 0;
+        bool more = false;
+        cl_status rc = s->ctx.store->ops->list_keys(s->ctx.store, "000000000000", "", 1, ids, &n, &more);
+        if (rc != CL_OK) CL_LOG_WARN("health check: the key store did not answer: %s", cl_error_message());
+        if (rc == CL_OK && !atomic_load(&s->store_ok)) CL_LOG_INFO("health check: the key store answers again");
+        atomic_store(&s->store_ok, rc == CL_OK);
+        atomic_store(&s->store_checked_ms, now);
+        atomic_flag_clear(&s->store_probing);
+        cl_error_clear();
+    }
+    bool store_ok = atomic_load(&s->store_ok), audit_ok = !atomic_load(&s->audit_failing);
+    char body[256];
+    int len = snprintf(body, sizeof(body),
+                       "{\"status\":\"%s\",\"version\":\"%s\",\"store\":\"%s\",\"audit_log\":\"%s\","
+                       "\"uptime_seconds\":%lld}\n",
+                       store_ok && audit_ok ? "ok" : "unavailable", CLOISTER_VERSION, store_ok ? "ok" : "unavailable",
+                       audit_ok ? "ok" : "failing", (long long)(time(NULL) - s->start_time));
+    bool up = store_ok && audit_ok;
+    kms_send_text(req, up ? 200 : 503, up ? "OK" : "Service Unavailable", "application/json", body, (size_t)len);
+}
+
+/*
+ * GET /metrics, Prometheus's text format. Its labels are operation and outcome names from
+ * fixed tables (metrics.h): no key id, alias or principal. The counts still show who-knows-
+ * what activity (when keys are used, how often access is denied), so by default only
+ * loopback clients (a Prometheus or node agent on the same host) get them; the config key
+ * "metrics" (--metrics) opens them to every client, or turns them off.
+ */
+static void kms_handle_metrics(kms_worker *w, struct evhttp_request *req)
+{
+    kms_server *s = w->srv;
+    static const char refused[] =
+        "/metrics is served to loopback clients only; the server's \"metrics\": \"any\" setting serves it to "
+        "every client\n";
+    if (s->cfg.metrics == KMS_METRICS_OFF) {
+        static const char off[] = "/metrics is turned off (\"metrics\": \"off\")\n";
+        kms_send_text(req, 404, "Not Found", "text/plain; charset=utf-8", off, sizeof(off) - 1);
+        return;
+    }
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    if (!kms_metrics_peer_allowed(s->cfg.metrics, conn != NULL ? evhttp_connection_get_addr(conn) : NULL)) {
+        kms_send_text(req, 403, "Forbidden", "text/plain; charset=utf-8", refused, sizeof(refused) - 1);
+        return;
+    }
+    cl_buf out;
+    cl_buf_init(&out, (size_t)4 << 20);
+    if (kms_metrics_render(s->shards, (size_t)s->n_workers, s->start_time, &out) == CL_OK)
+        kms_send_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", cl_buf_cstr(&out), out.len);
+    else
+        evhttp_send_error(req, 500, NULL);
+    cl_buf_free(&out);
+    cl_error_clear();
+}
 
 static void kms_handle(struct evhttp_request *req, void *arg)
 {
@@ -445,6 +596,20 @@ static void kms_handle(struct evhttp_request *req, void *arg)
     kms_conn *conn = kms_conn_of(w, evhttp_request_get_connection(req));
     if (conn != NULL) conn->state = KMS_CONN_SERVING; /* delivered whole: no deadline, not evicted */
     evhttp_request_set_on_complete_cb(req, kms_conn_answered, w);
+    kms_answer answer = {.start_ns = kms_now_ns(), .op_row = kms_op_count()};
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_GET) {
+        /* The two service endpoints; any other GET is answered as KMS answers it, below. */
+        const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+        const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+        if (path != NULL && strcmp(path, "/healthz") == 0) {
+            kms_handle_healthz(w, req);
+            return;
+        }
+        if (path != NULL && strcmp(path, "/metrics") == 0) {
+            kms_handle_metrics(w, req);
+            return;
+        }
+    }
     kms_call c;
     memset(&c, 0, sizeof(c));
     cl_kvlist_init(&c.audit_ctx);
@@ -478,7 +643,7 @@ static void kms_handle(struct evhttp_request *req, void *arg)
     kms_op_fn fn = NULL;
     if (target != NULL && strncmp(target, "TrentService.", 13) == 0 && strlen(target + 13) < sizeof(op)) {
         (void)snprintf(op, sizeof(op), "%s", target + 13);
-        fn = kms_op_find(op);
+        fn = kms_op_lookup(op, &answer.op_row);
     }
     const kms_principal *who = NULL;
     rc = kms_authenticate(s, req, body ? body : (const uint8_t *)"", blen, &who, &exc, c.now);
@@ -530,11 +695,14 @@ out:;
         outcome = name;
         out = kms_error_body(name, cl_error_message());
     }
+    answer.outcome = kms_metrics_outcome(rc == CL_OK ? NULL : outcome);
     /* No answer leaves without its line in the log: one that cannot be written turns the
      * answer into KMSInternalException, and the plaintext it held is wiped unsent. */
     uint64_t end = 0;
     cl_status arc = kms_audit(s, &c, principal, op, outcome, true, &end);
     if (arc != CL_OK) {
+        if (arc != CL_ERR_LIMIT) atomic_store(&s->audit_failing, true);
+        kms_answer_failed(&answer);
         CL_LOG_ERROR("%s %s: not answered: %s", op, c.request_id, cl_error_message());
         kms_body_free(out);
         out = kms_error_body("KMSInternalException", KMS_AUDIT_FAILED_MESSAGE);
@@ -551,14 +719,25 @@ out:;
      * bytes are wiped here in libevent's buffer, before the answer is handed over (which may
      * free the request). */
     if (body != NULL) cl_memzero(body, blen);
+    /* Names and the peer only (kms_answer_done); the principal and key ARNs come from the
+     * configuration and the store, not from request text. */
+    if (cl_log_enabled(CL_LOG_LEVEL_INFO)) {
+        char line[64 + 2 * KMS_ARN_MAX + sizeof(c.env.source_ip)];
+        (void)snprintf(line, sizeof(line), "principal=%s key=%s source=%s", principal[0] ? principal : "-",
+                       c.key_arn[0] ? c.key_arn : "-", c.env.source_ip[0] ? c.env.source_ip : "-");
+        answer.who = strdup(line);
+    }
     json_decref(c.req);
     json_decref(c.resp);
     cl_kvlist_free(&c.audit_ctx);
     if (out == NULL) out = strdup("{\"__type\":\"KMSInternalException\"}");
-    if (out != NULL)
-        kms_reply_queue(w, req, status, c.request_id, out, end);
-    else
+    if (out != NULL) {
+        kms_reply_queue(w, req, status, c.request_id, out, end, &answer);
+    } else {
+        kms_answer_failed(&answer);
+        kms_answer_done(w, c.request_id, 500, &answer);
         evhttp_send_error(req, 500, NULL);
+    }
     cl_error_clear();
 }
 
@@ -572,6 +751,9 @@ static void kms_flush(kms_worker *w)
     for (kms_reply *r = w->replies; r != NULL; r = r->next)
         if (r->audit_end > end) end = r->audit_end;
     cl_status rc = cl_audit_sync(w->srv->ctx.audit, end);
+    /* Written only when it changes: every worker flushes every loop turn. */
+    if (atomic_load_explicit(&w->srv->audit_failing, memory_order_relaxed) != (rc != CL_OK))
+        atomic_store(&w->srv->audit_failing, rc != CL_OK);
     if (rc != CL_OK) CL_LOG_ERROR("%zu answers not sent: %s", w->n_replies, cl_error_message());
     kms_reply *r = w->replies;
     w->replies = NULL;
@@ -583,7 +765,15 @@ static void kms_flush(kms_worker *w)
             kms_body_free(r->body);
             r->body = kms_error_body("KMSInternalException", KMS_AUDIT_FAILED_MESSAGE);
             r->status = 500;
+            kms_answer_failed(&r->answer);
         }
+        /* Counted and logged before it is handed over, so that whoever has the answer can
+         * already see it in /metrics. */
+        if (r->body == NULL) {
+            r->status = 500;
+            kms_answer_failed(&r->answer);
+        }
+        kms_answer_done(w, r->request_id, r->status, &r->answer);
         if (r->body != NULL)
             kms_send(r->req, r->status, r->request_id, r->body);
         else
@@ -596,17 +786,24 @@ static void kms_flush(kms_worker *w)
 }
 
 static void kms_reply_queue(kms_worker *w, struct evhttp_request *req, int status, const char *request_id, char *body,
-                            uint64_t audit_end)
+                            uint64_t audit_end, kms_answer *answer)
 {
     kms_reply *r = audit_end > 0 ? calloc(1, sizeof(*r)) : NULL;
     if (r == NULL) {
         /* Nothing to wait for (no line: the answer is an error), or no memory to wait with. */
         if (audit_end > 0 && cl_audit_sync(w->srv->ctx.audit, audit_end) != CL_OK) {
+            atomic_store(&w->srv->audit_failing, true);
             CL_LOG_ERROR("%s: not answered: %s", request_id, cl_error_message());
             kms_body_free(body);
             body = kms_error_body("KMSInternalException", KMS_AUDIT_FAILED_MESSAGE);
             status = 500;
+            kms_answer_failed(answer);
         }
+        if (body == NULL) {
+            status = 500;
+            kms_answer_failed(answer);
+        }
+        kms_answer_done(w, request_id, status, answer);
         if (body != NULL)
             kms_send(req, status, request_id, body);
         else
@@ -619,6 +816,7 @@ static void kms_reply_queue(kms_worker *w, struct evhttp_request *req, int statu
     r->status = status;
     (void)snprintf(r->request_id, sizeof(r->request_id), "%s", request_id);
     r->body = body;
+    r->answer = *answer;
     *w->replies_tail = r;
     w->replies_tail = &r->next;
     if (++w->n_replies >= KMS_PENDING_MAX) kms_flush(w);
@@ -649,6 +847,7 @@ static bool kms_conn_evict_oldest(kms_worker *w)
     }
     if (oldest == NULL) return false;
     evhttp_connection_free(oldest->evcon); /* calls kms_conn_closed */
+    kms_metrics_add(&w->metrics.closed_cap, 1);
     return true;
 }
 
@@ -683,7 +882,10 @@ static void kms_conn_deadline(evutil_socket_t fd, short what, void *arg)
             closed++;
         }
     }
-    if (closed > 0) CL_LOG_DEBUG("closed %zu connections past the request deadline", closed);
+    if (closed > 0) {
+        kms_metrics_add(&w->metrics.closed_deadline, closed);
+        CL_LOG_DEBUG("closed %zu connections past the request deadline", closed);
+    }
     kms_conn_arm_deadline(w);
 }
 
@@ -723,6 +925,8 @@ static struct bufferevent *kms_conn_bev(struct event_base *base, void *arg)
     c->since_ms = kms_now_ms();
     c->seq = ++w->seq;
     c->doomed = doomed;
+    kms_metrics_connections(&w->metrics, 1);
+    kms_metrics_add(&w->metrics.accepted, 1);
     bufferevent_incref(bev); /* valid until adopted, even if evhttp frees it first */
     if (++w->n_used == w->n_slots) {
         w->full = true;
@@ -827,29 +1031,69 @@ static void *kms_worker_main(void *arg)
     return NULL;
 }
 
+/*
+ * The listening socket: cfg.host is an IPv4 or IPv6 address or a host name (kms_config_parse_listen
+ * took the brackets off an IPv6 address). A name is resolved with getaddrinfo and the server
+ * listens on the first address that binds (for "localhost", usually ::1 then 127.0.0.1, in the
+ * order of RFC 6724 as glibc sorts them); to listen on every address of the host, give "::"
+ * (IPv6 and, unless net.ipv6.bindv6only is set, IPv4 too) or 0.0.0.0.
+ */
 static CL_MUST_USE cl_status kms_listen(kms_server *s)
 {
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)s->cfg.port);
-    CL_ENSURE(inet_pton(AF_INET, s->cfg.host, &sa.sin_addr) == 1, CL_ERR_USAGE,
-              "listen address %s is not an IPv4 address", s->cfg.host);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) CL_FAIL_ERRNO(CL_ERR_IO, "socket");
-    int one = 1;
-    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    /* Inherited by every accepted connection (Linux). Over TLS an answer leaves as several
-     * records, one write each; with Nagle's algorithm the last waits for the client's delayed
-     * ACK: 40 ms per request. */
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 1024) != 0) {
-        cl_status rc = CL_RAISE_ERRNO(CL_ERR_IO, "cannot listen on %s:%d", s->cfg.host, s->cfg.port);
-        close(fd);
-        return rc;
+    char port[8];
+    (void)snprintf(port, sizeof(port), "%d", s->cfg.port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+                    *res = NULL;
+    int gai = getaddrinfo(s->cfg.host, port, &hints, &res);
+    if (gai != 0)
+        CL_FAIL(CL_ERR_USAGE,
+                "listen address %s: %s (give an IPv4 address, [IPv6]:PORT or a host name this machine "
+                "resolves)",
+                s->cfg.host, gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
+    int fd = -1, err = 0;
+    for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            err = errno;
+            continue;
+        }
+        int one = 1;
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        /* Inherited by every accepted connection (Linux). Over TLS an answer leaves as several
+         * records, one write each; with Nagle's algorithm the last waits for the client's delayed
+         * ACK: 40 ms per request. */
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+            err = errno;
+            close(fd);
+            fd = -1;
+        }
     }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        errno = err;
+        CL_FAIL_ERRNO(CL_ERR_IO, "cannot listen on %s port %d", s->cfg.host, s->cfg.port);
+    }
+    struct sockaddr_storage sa;
+    memset(&sa, 0, sizeof(sa));
     socklen_t len = sizeof(sa);
-    if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0) s->cfg.port = ntohs(sa.sin_port);
+    char text[INET6_ADDRSTRLEN] = "?";
+    (void)snprintf(s->listen_text, sizeof(s->listen_text), "%s:%d", s->cfg.host, s->cfg.port);
+    if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
+        if (sa.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)(const void *)&sa;
+            (void)inet_ntop(AF_INET6, &a6->sin6_addr, text, sizeof(text));
+            s->cfg.port = ntohs(a6->sin6_port);
+            (void)snprintf(s->listen_text, sizeof(s->listen_text), "[%s]:%d", text, s->cfg.port);
+        } else {
+            const struct sockaddr_in *a4 = (const struct sockaddr_in *)(const void *)&sa;
+            (void)inet_ntop(AF_INET, &a4->sin_addr, text, sizeof(text));
+            s->cfg.port = ntohs(a4->sin_port);
+            (void)snprintf(s->listen_text, sizeof(s->listen_text), "%s:%d", text, s->cfg.port);
+        }
+    }
     s->listen_fd = fd;
     return CL_OK;
 }
@@ -1004,6 +1248,7 @@ static CL_MUST_USE cl_status kms_worker_init(kms_server *s, kms_worker *w)
     w->srv = s;
     w->replies_tail = &w->replies;
     atomic_init(&w->stop, false);
+    CL_GUARD(kms_metrics_init(&w->metrics));
     w->cap = ((size_t)s->max_connections + (size_t)s->n_workers - 1) / (size_t)s->n_workers;
     w->n_slots = w->cap + KMS_ACCEPT_BATCH;
     size_t index = 4;
@@ -1063,6 +1308,11 @@ cl_status kms_server_start(const kms_config *cfg, kms_server **out)
     s->ctx.cfg = &s->cfg;
     if (s->cfg.request_timeout <= 0) s->cfg.request_timeout = KMS_REQUEST_TIMEOUT_DEFAULT;
     s->n_workers = cfg->threads > 0 ? cfg->threads : 2;
+    s->start_time = (int64_t)time(NULL);
+    atomic_init(&s->store_ok, true); /* it opened: the first probe says more */
+    atomic_init(&s->store_checked_ms, kms_now_ms());
+    atomic_flag_clear(&s->store_probing);
+    atomic_init(&s->audit_failing, false);
     char path[KMS_PATH_MAX + 16];
     CL_GUARD_GOTO(kms_data_dir_lock(s));
     CL_GUARD_CTX_GOTO(kms_root_key_open(s), "loading the root key");
@@ -1087,8 +1337,12 @@ cl_status kms_server_start(const kms_config *cfg, kms_server **out)
     CL_GUARD_GOTO(kms_listen(s));
     CL_ENSURE_GOTO(evthread_use_pthreads() == 0, CL_ERR_INTERNAL, "libevent has no pthreads support");
     s->workers = calloc((size_t)s->n_workers, sizeof(*s->workers));
-    CL_ENSURE_GOTO(s->workers != NULL, CL_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < s->n_workers; i++) CL_GUARD_GOTO(kms_worker_init(s, &s->workers[i]));
+    s->shards = calloc((size_t)s->n_workers, sizeof(kms_metrics *));
+    CL_ENSURE_GOTO(s->workers != NULL && s->shards != NULL, CL_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < s->n_workers; i++) {
+        CL_GUARD_GOTO(kms_worker_init(s, &s->workers[i]));
+        s->shards[i] = &s->workers[i].metrics;
+    }
     for (int i = 0; i < s->n_workers; i++) {
         CL_ENSURE_GOTO(pthread_create(&s->workers[i].thread, NULL, kms_worker_main, &s->workers[i]) == 0,
                        CL_ERR_INTERNAL, "cannot start a worker thread");
@@ -1109,8 +1363,8 @@ static void kms_on_signal(evutil_socket_t sig, short ev, void *arg)
 
 cl_status kms_server_run(kms_server *s)
 {
-    printf("cloister-kms listening on %s://%s:%d (region %s, %d worker threads)\n", s->tls ? "https" : "http",
-           s->cfg.host, s->cfg.port, s->cfg.region, s->n_workers);
+    printf("cloister-kms listening on %s://%s (version %s, region %s, %d worker threads)\n", s->tls ? "https" : "http",
+           s->listen_text, CLOISTER_VERSION, s->cfg.region, s->n_workers);
     fflush(stdout);
     struct event_base *base = event_base_new();
     CL_ENSURE(base != NULL, CL_ERR_NOMEM, "out of memory");
@@ -1152,8 +1406,10 @@ void kms_server_free(kms_server *s)
         free(w->free_slots);
         free(w->pending_slots);
         free(w->by_evcon);
+        kms_metrics_free(&w->metrics);
     }
     free(s->workers);
+    free(s->shards);
     if (s->listen_fd >= 0) close(s->listen_fd);
     if (s->lock_fd >= 0) close(s->lock_fd); /* releases the data directory */
     cl_audit_close(s->ctx.audit);

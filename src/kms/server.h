@@ -14,6 +14,7 @@
 #include "cloister/kv.h"
 
 #include "keys.h"
+#include "metrics.h"
 #include "policy.h"
 #include "store.h"
 
@@ -37,9 +38,12 @@ typedef struct kms_principal {
 
 #define KMS_ATTEST_ROOT_FILES_MAX 8
 
+/* A DNS name is at most 253 characters (RFC 1035, 2.3.4); an IPv6 address with a zone fits. */
+#define KMS_HOST_MAX 255
+
 typedef struct kms_config {
-    char host[64];
-    int port; /* 0: the kernel picks one (printed at start) */
+    char host[KMS_HOST_MAX + 1]; /* IPv4, IPv6 (without brackets) or a host name */
+    int port;                    /* 0: the kernel picks one (printed at start) */
     int threads;
     char data_dir[KMS_PATH_MAX];
     char region[32];
@@ -70,15 +74,19 @@ typedef struct kms_config {
     /* From the config file's "attestation_roots": loaded into attest_roots by main. */
     char attest_root_files[KMS_ATTEST_ROOT_FILES_MAX][KMS_PATH_MAX];
     size_t n_attest_root_files;
+    kms_metrics_access metrics;
 } kms_config;
 
 /* Reads a config file (docs/kms.md, "Configuration file") into cfg, whose
  * principals it allocates (free with kms_config_free). CL_ERR_USAGE naming
  * the key for an unknown key or a bad value. */
 CL_MUST_USE cl_status kms_config_load(const char *path, kms_config *cfg);
-/* "HOST:PORT" (port 0..65535; 0 picks a free one) into cfg's host and port: the config
- * file's "listen" and --listen. */
+/* "HOST:PORT" into cfg's host and port: the config file's "listen" and --listen. HOST is an
+ * IPv4 address, an IPv6 address in brackets ("[::1]:4599", as in URLs, RFC 3986 3.2.2) or a
+ * host name; PORT 0..65535 (0 picks a free one). */
 CL_MUST_USE cl_status kms_config_parse_listen(const char *s, kms_config *cfg);
+/* "loopback", "any" or "off": the config file's "metrics" and --metrics. */
+CL_MUST_USE cl_status kms_config_parse_metrics(const char *s, kms_config *cfg);
 /* The same from text already in memory; base_dir resolves relative paths. */
 CL_MUST_USE cl_status kms_config_parse(const char *text, size_t len, const char *base_dir, kms_config *cfg);
 /* Wipes the principals' secrets and frees them (secure memory). */
@@ -159,6 +167,10 @@ typedef struct kms_call {
 typedef CL_MUST_USE cl_status (*kms_op_fn)(kms_call *c);
 /* The operation named by X-Amz-Target's suffix, or NULL. */
 kms_op_fn kms_op_find(const char *name);
+/* The same, with its index in the operation table (0 .. kms_op_count() - 1) when found. */
+kms_op_fn kms_op_lookup(const char *name, size_t *index);
+size_t kms_op_count(void);
+const char *kms_op_name(size_t index); /* NULL past the end */
 
 /* The AWS exception name and HTTP status for a failed call. */
 const char *kms_exception_for(const kms_call *c, cl_status rc, int *http_status);

@@ -15,6 +15,9 @@
  *           "FORK forked=N alive=N killed=N errno=E threads=ok|FAIL": run with --memory 256,
  *           a cgroup keeps at most one alive; without one, fork is refused (docs/security.md, finding 7)
  *   spin    waits forever (for describe / terminate)
+ *   cpus    prints "CPUS n=N ids=A,B widen=ok|refused errno=E" (the CPUs its threads may run on,
+ *           from a thread it starts, and whether it could widen them), then waits forever
+ *           (run with --debug: for run-enclave --cpu-count and console)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -293,6 +296,35 @@ static int forks(void)
     return 0;
 }
 
+static void *cpus_thread(void *arg)
+{
+    cpu_set_t *set = arg;
+    CPU_ZERO(set);
+    (void)sched_getaffinity(0, sizeof(*set), set);
+    return NULL;
+}
+
+static int cpus(void)
+{
+    /* A thread's mask: what the launcher set is inherited by every thread the enclave makes. */
+    cpu_set_t set;
+    pthread_t t;
+    if (pthread_create(&t, NULL, cpus_thread, &set) != 0 || pthread_join(t, NULL) != 0) return 71;
+    char ids[512] = "";
+    for (int cpu = 0, n = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &set)) continue;
+        size_t len = strlen(ids);
+        snprintf(ids + len, sizeof(ids) - len, "%s%d", n++ ? "," : "", cpu);
+    }
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (int cpu = 0; cpu < 64; cpu++) CPU_SET(cpu, &all);
+    int r = sched_setaffinity(0, sizeof(all), &all);
+    printf("CPUS n=%d ids=%s widen=%s errno=%d\n", CPU_COUNT(&set), ids, r == 0 ? "ok" : "refused", r == 0 ? 0 : errno);
+    fflush(stdout);
+    for (;;) pause();
+}
+
 int main(void)
 {
     char mode[64];
@@ -312,6 +344,7 @@ int main(void)
     if (strcmp(mode, "spin") == 0) {
         for (;;) pause();
     }
+    if (strcmp(mode, "cpus") == 0) return cpus();
     printf("unknown mode '%s'\n", mode);
     return 64;
 }

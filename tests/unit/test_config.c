@@ -53,6 +53,43 @@ static void test_config_full(void **state)
     assert_null(cfg.principals);
 }
 
+/* --listen and "listen": IPv4, [IPv6] with an optional zone, host names (docs/kms.md). */
+static void test_config_listen(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *host;
+        int port;
+    } ok[] = {
+        {"127.0.0.1:4599", "127.0.0.1", 4599},
+        {"[::1]:4599", "::1", 4599},
+        {"[::]:0", "::", 0},
+        {"localhost:80", "localhost", 80},
+        {"kms.example-1.org:443", "kms.example-1.org", 443},
+        {"[fe80::1%eth0]:9", "fe80::1%eth0", 9},
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        kms_config cfg;
+        memset(&cfg, 0, sizeof(cfg));
+        assert_ok(kms_config_parse_listen(ok[i].text, &cfg));
+        assert_string_equal(cfg.host, ok[i].host);
+        assert_int_equal(cfg.port, ok[i].port);
+    }
+    kms_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    assert_int_equal(cfg.metrics, KMS_METRICS_LOOPBACK); /* the default */
+    assert_ok(t_parse("{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"metrics\": \"any\"}", &cfg));
+    assert_int_equal(cfg.metrics, KMS_METRICS_ANY);
+    kms_config_free(&cfg);
+    assert_ok(t_parse("{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"metrics\": \"off\"}", &cfg));
+    assert_int_equal(cfg.metrics, KMS_METRICS_OFF);
+    kms_config_free(&cfg);
+    char longname[300];
+    memset(longname, 'a', 290);
+    (void)snprintf(longname + 290, sizeof(longname) - 290, ":1");
+    assert_fails(kms_config_parse_listen(longname, &cfg), CL_ERR_USAGE, "longer than 255 characters");
+}
+
 static void test_config_postgresql(void **state)
 {
     (void)state;
@@ -89,6 +126,16 @@ static void test_config_refused(void **state)
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"listen\": \"h:80x\"}", "port must be"},
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"listen\": \"h:99999999999999999999\"}",
          "port must be"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"listen\": \"::1:4599\"}",
+         "write an IPv6 address in brackets"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"listen\": \"[::1:4599\"}", "ends with ']'"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"listen\": \"[kms.example]:4599\"}",
+         "not an IPv6 address"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"listen\": \"k_m s:4599\"}",
+         "IPv4 address, [IPv6] or a host name"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"metrics\": \"public\"}",
+         "'metrics' must be \"loopback\", \"any\" or \"off\", not \"public\""},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"metrics\": true}", "'metrics' must be a string"},
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"region\": \"a/b\"}", "'region'"},
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"region\": \"\"}", "'region'"},
         {"{\"data_dir\": \"\", \"principals\": [" PRINCIPAL "]}", "'data_dir' must be 1.."},
@@ -299,13 +346,10 @@ static void test_root_key_derive(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_full),
-        cmocka_unit_test(test_config_refused),
-        cmocka_unit_test(test_config_postgresql),
-        cmocka_unit_test(test_principal_make),
-        cmocka_unit_test(test_principals_outside_config),
-        cmocka_unit_test(test_scrypt_rfc7914),
-        cmocka_unit_test(test_kdf_parse),
+        cmocka_unit_test(test_config_full),     cmocka_unit_test(test_config_listen),
+        cmocka_unit_test(test_config_refused),  cmocka_unit_test(test_config_postgresql),
+        cmocka_unit_test(test_principal_make),  cmocka_unit_test(test_principals_outside_config),
+        cmocka_unit_test(test_scrypt_rfc7914),  cmocka_unit_test(test_kdf_parse),
         cmocka_unit_test(test_root_key_derive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

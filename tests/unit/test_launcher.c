@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The launcher's helpers (src/host/launcher.c). The launcher itself is exercised
- * end to end, from inside the enclave, by tests/integration/enclave_run.py.
+ * The launcher's helpers (src/host/launcher.c) and the state directory's running enclaves
+ * (src/host/enclave_state.c). The launcher itself is exercised end to end, from inside the
+ * enclave, by tests/integration/enclave_run.py and enclave_nitro.py.
  */
+#include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cloister/enclave.h"
 
@@ -52,6 +57,25 @@ static void test_run_refusals(void **state)
     assert_fails(cl_enclave_run(&cfg, &code), CL_ERR_USAGE, "--memory");
     cfg.memory_mib = 64;
     assert_fails(cl_enclave_run(&cfg, &code), CL_ERR_IO, "/nonexistent.img");
+    /* CPUs and names, before the image is read. */
+    cpu_set_t mine;
+    assert_int_equal(sched_getaffinity(0, sizeof(mine), &mine), 0);
+    cfg.cpu_count = (uint32_t)CPU_COUNT(&mine) + 1;
+    char needle[64];
+    (void)snprintf(needle, sizeof(needle), "this launcher may use %d CPUs", CPU_COUNT(&mine));
+    assert_fails(cl_enclave_run(&cfg, &code), CL_ERR_USAGE, needle);
+    uint32_t ids[2] = {0, 0};
+    cfg.cpu_count = 1;
+    cfg.cpu_ids = ids;
+    cfg.cpu_id_count = 1;
+    assert_fails(cl_enclave_run(&cfg, &code), CL_ERR_USAGE, "not both");
+    cfg.cpu_count = 0;
+    ids[0] = CL_ENCLAVE_MAX_CPUS + 5;
+    assert_fails(cl_enclave_run(&cfg, &code), CL_ERR_USAGE, "is not one this launcher may use");
+    cfg.cpu_id_count = 0;
+    cfg.name = "two words";
+    assert_fails(cl_enclave_run(&cfg, &code), CL_ERR_USAGE, "give 1 to 64 letters");
+    cfg.name = NULL;
 
     /* A state directory others can write is refused before anything starts. */
     char exe[512], img_path[512], shared[512];
@@ -179,13 +203,79 @@ static void test_cgroup_choice(void **state)
     assert_string_equal(on, "+memory +pids"); /* asked for, as the kernel's interface takes it */
 }
 
+/* STATE/ID as a launcher leaves it; `lock` holds STATE/ID/pid's lock as a running one does. */
+static int fake_enclave(const char *state, const char *id, const char *name, const char *cid, int pid, bool lock)
+{
+    char rel[128], text[32];
+    (void)snprintf(text, sizeof(text), "%d\n", pid);
+    const char *files[][2] = {{"pid", text}, {"name", name}, {"cid", cid}, {"info.json", "{}\n"}};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        (void)snprintf(rel, sizeof(rel), "%s/%s", id, files[i][0]);
+        put(state, rel, files[i][1]);
+    }
+    if (!lock) return -1;
+    char path[1100];
+    (void)snprintf(path, sizeof(path), "%s/%s/pid", state, id);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+    return fd;
+}
+
+/* What runs is what holds its lock: a directory a SIGKILLed launcher left (its pid maybe another
+ * process's by now) is not listed and never signalled. */
+static void test_running_enclaves(void **state)
+{
+    (void)state;
+    char st[512];
+    (void)snprintf(st, sizeof(st), "%s/enclaves", t_tmpdir());
+    assert_int_equal(mkdir(st, 0700), 0);
+    int live = fake_enclave(st, "i-sim-enc00aa", "web\n", "17\n", (int)getpid(), true);
+    (void)fake_enclave(st, "i-sim-enc00bb", "stale\n", "16\n", (int)getpid(), false);
+    put(st, "not-an-enclave/pid", "1\n");
+    cl_enclave_entry *all = NULL;
+    size_t n = 0;
+    assert_ok(cl_enclave_list(st, &all, &n));
+    assert_int_equal(n, 1);
+    assert_string_equal(all[0].id, "i-sim-enc00aa");
+    assert_string_equal(all[0].name, "web");
+    assert_int_equal(all[0].cid, 17);
+    assert_int_equal(all[0].launcher, getpid());
+    assert_true(all[0].started);
+    free(all);
+    cl_enclave_entry e;
+    assert_ok(cl_enclave_find_name(st, "web", &e));
+    assert_string_equal(e.id, "i-sim-enc00aa");
+    assert_fails(cl_enclave_find_name(st, "stale", &e), CL_ERR_NOT_FOUND, "no running enclave is named 'stale'");
+    bool done = true;
+    /* Its pid is this test's own: were it signalled, the test would die of SIGTERM. */
+    assert_fails(cl_enclave_terminate(st, "i-sim-enc00bb", 1000, &done), CL_ERR_NOT_FOUND, "no running enclave");
+    assert_false(done);
+    assert_fails(cl_enclave_console(st, "i-sim-enc00bb", 1, 0), CL_ERR_NOT_FOUND, "no running enclave");
+    assert_fails(cl_enclave_console(st, "i-sim-enc00aa", 1, 0), CL_ERR_NOT_FOUND, "not started in debug mode");
+    assert_fails(cl_enclave_terminate(st, "../x", 1000, &done), CL_ERR_USAGE, "not an enclave ID");
+    assert_fails(cl_enclave_check_id("i-sim-encXY"), CL_ERR_USAGE, "not an enclave ID");
+    assert_fails(cl_enclave_check_id("i-sim-enc"), CL_ERR_USAGE, "not an enclave ID");
+    assert_ok(cl_enclave_check_id("i-sim-enc0123456789abcdef"));
+    assert_ok(cl_enclave_check_name("a.b_c-9"));
+    assert_fails(cl_enclave_check_name(""), CL_ERR_USAGE, "enclave name ''");
+    assert_fails(cl_enclave_check_name("a/b"), CL_ERR_USAGE, "enclave name 'a/b'");
+    (void)close(live); /* the launcher is gone */
+    assert_ok(cl_enclave_list(st, &all, &n));
+    assert_int_equal(n, 0);
+    free(all);
+    char missing[600];
+    (void)snprintf(missing, sizeof(missing), "%s/none", t_tmpdir());
+    assert_ok(cl_enclave_list(missing, &all, &n)); /* nothing ran yet: no directory, no enclave */
+    assert_int_equal(n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_proxy),
-        cmocka_unit_test(test_state_dir),
-        cmocka_unit_test(test_run_refusals),
-        cmocka_unit_test(test_cgroup_choice),
+        cmocka_unit_test(test_parse_proxy),      cmocka_unit_test(test_state_dir),
+        cmocka_unit_test(test_run_refusals),     cmocka_unit_test(test_cgroup_choice),
+        cmocka_unit_test(test_running_enclaves),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

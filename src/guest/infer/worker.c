@@ -391,6 +391,25 @@ int main(int argc, char **argv)
      * stopped are shown unless CLOISTER_LOG says otherwise. */
     cl_log_set_level(CL_LOG_LEVEL_INFO);
     cl_log_init("cloister-infer");
+    /* --help and --version for its operator (and help2man's manual page); the launcher
+     * starts it with no argument. */
+    if (argc > 1 && strcmp(argv[1], "--help") == 0) {
+        fputs("Usage: cloister-infer [CONFIG]\n"
+              "\n"
+              "The inference worker. It runs inside an enclave, packed into its image with\n"
+              "'cloister enclave build --exe cloister-infer --file worker.json ...', and is started by the\n"
+              "launcher: it attests, has its model's key released to it by the model owner's KMS, and\n"
+              "serves the envelope path (vsock port listen_port) and the RA-TLS channel path\n"
+              "(channel_port). CONFIG is its JSON configuration (default " WORKER_CONFIG_DEFAULT "); docs/worker.md\n"
+              "describes it. It logs on its console (the enclave's, in debug mode) at info level;\n"
+              "CLOISTER_LOG=debug|warn|error changes that.\n",
+              stdout);
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+        printf("cloister-infer %s\n", CLOISTER_VERSION);
+        return 0;
+    }
     const char *config_path = argc > 1 ? argv[1] : WORKER_CONFIG_DEFAULT;
     static worker w; /* the replay memory is large: not on the stack */
     w.nsm = -1;

@@ -157,6 +157,11 @@ const char *cl_enclave_scope_name(cl_enclave_scope s);
 /* --- the launcher ------------------------------------------------------------ */
 
 #define CL_ENCLAVE_MAX_PROXIES 8
+/* nitro-cli's enclave names: letters, digits, '-', '_', '.'; ours are at most this long. */
+#define CL_ENCLAVE_NAME_MAX 64
+#define CL_ENCLAVE_ID_MAX 63
+/* CPU ids as sched_setaffinity takes them (glibc's cpu_set_t). */
+#define CL_ENCLAVE_MAX_CPUS 1024
 
 typedef struct cl_enclave_proxy {
     uint32_t port;  /* vsock port the enclave connects to */
@@ -170,14 +175,31 @@ typedef struct cl_enclave_config {
     const char *state_dir; /* parent of the per-enclave directories */
     bool debug;
     uint64_t memory_mib;
-    uint32_t cid;
+    uint32_t cid; /* 0: the lowest from 16 no running enclave of state_dir has (nitro-cli allocates one) */
     cl_enclave_proxy proxies[CL_ENCLAVE_MAX_PROXIES];
     size_t proxy_count;
     bool quiet;          /* no start-up JSON on stdout */
     bool attach_console; /* debug: the enclave's console is the launcher's stdout */
     const char *cgroup;  /* NULL: found by itself; "none"; or a delegated cgroup v2 directory */
     uint32_t max_tasks;  /* processes and threads in all; 0: CL_ENCLAVE_MAX_TASKS_DEFAULT */
+    /* nitro-cli's --enclave-name: unique among the running enclaves of state_dir. NULL: the
+     * image file's name without its extension, made unique with -2, -3, ... */
+    const char *name;
+    /* The CPUs the enclave's threads may run on (sched_setaffinity; the enclave's seccomp
+     * filter refuses sched_setaffinity, so it cannot widen them): cpu_count CPUs of those the
+     * launcher may use, the highest-numbered first (CPU 0 stays the host's, as on Nitro), or
+     * exactly cpu_ids. Neither: every CPU the launcher may use. */
+    uint32_t cpu_count;
+    const uint32_t *cpu_ids;
+    size_t cpu_id_count;
+    /* The launcher runs in the background (cl_enclave_start): once the enclave runs, its
+     * stderr goes to STATE/ID/launcher.log, and its description to ready_fd. */
+    bool detached;
+    int ready_fd; /* with detached: a SOCK_SEQPACKET socket */
 } cl_enclave_config;
+
+/* Checks a name for --enclave-name: 1..CL_ENCLAVE_NAME_MAX of [A-Za-z0-9._-]. */
+CL_MUST_USE cl_status cl_enclave_check_name(const char *name);
 
 /* Parses "PORT=HOST:PORT". */
 CL_MUST_USE cl_status cl_enclave_parse_proxy(const char *spec, cl_enclave_proxy *out);
@@ -190,5 +212,46 @@ CL_MUST_USE cl_status cl_enclave_default_state_dir(cl_buf *out);
  * (128 + signal when killed).
  */
 CL_MUST_USE cl_status cl_enclave_run(const cl_enclave_config *cfg, int *exit_code);
+/*
+ * nitro-cli's run-enclave: runs the enclave as cl_enclave_run does, in a launcher process of
+ * its own in the background (a new session, no terminal), and returns once the enclave runs
+ * with its description (the JSON `run` prints) appended to info and the launcher's pid. A
+ * failure to start is this call's failure, with the launcher's message. cfg->ready_fd and
+ * cfg->detached are set here.
+ */
+CL_MUST_USE cl_status cl_enclave_start(const cl_enclave_config *cfg, cl_buf *info, pid_t *launcher);
+
+/* --- the running enclaves of a state directory (src/host/enclave_state.c) ------------ */
+
+/*
+ * An enclave is running while its launcher holds the lock on STATE/ID/pid (flock), which the
+ * kernel releases however the launcher ends: a directory left by a launcher killed with
+ * SIGKILL is not running, and its pid (maybe reused since) is never signalled.
+ */
+typedef struct cl_enclave_entry {
+    char id[CL_ENCLAVE_ID_MAX + 1];
+    char name[CL_ENCLAVE_NAME_MAX + 1];
+    uint32_t cid;
+    pid_t launcher;
+    bool started; /* info.json written: the enclave's program runs */
+} cl_enclave_entry;
+
+/* Checks an enclave ID as run makes them (i-sim-enc + hex): anything else could name a path
+ * outside the state directory. */
+CL_MUST_USE cl_status cl_enclave_check_id(const char *id);
+/* The running enclaves of state_dir (none if it does not exist), by ID; free *out. */
+CL_MUST_USE cl_status cl_enclave_list(const char *state_dir, cl_enclave_entry **out, size_t *n);
+/* The running enclave called `name` (CL_ERR_NOT_FOUND if none). */
+CL_MUST_USE cl_status cl_enclave_find_name(const char *state_dir, const char *name, cl_enclave_entry *out);
+/* Sends the launcher SIGTERM (it stops the enclave and removes its state) and waits up to
+ * timeout_ms for it to exit; *terminated says whether it did. CL_ERR_NOT_FOUND if the enclave
+ * is not running. */
+CL_MUST_USE cl_status cl_enclave_terminate(const char *state_dir, const char *id, int timeout_ms, bool *terminated);
+/*
+ * nitro-cli's console: copies a debug-mode enclave's console (STATE/ID/console.log) to out_fd,
+ * then follows it as it grows until the enclave ends, out_fd is closed, or timeout_ms passes
+ * (-1: no timeout). CL_ERR_NOT_FOUND when the enclave is not running or has no console.
+ */
+CL_MUST_USE cl_status cl_enclave_console(const char *state_dir, const char *id, int out_fd, int timeout_ms);
 
 #endif
