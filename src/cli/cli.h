@@ -7,6 +7,7 @@
 
 #include "cloister/error.h"
 #include "cloister/keyprovider.h"
+#include "cloister/kms_client.h"
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
 
@@ -39,9 +40,9 @@ CL_MUST_USE int cli_uint_option(const char *cmd, const char *option, const char 
 CL_MUST_USE int cli_int_option(const char *cmd, const char *option, const char *s, int64_t min, int64_t max,
                                int64_t *out);
 /* Resolves --key: a key file path for the local provider, or a KMS key
- * (alias/NAME, key id, key or alias ARN) reached at kms_endpoint (NULL: the
- * AWS environment's endpoint). */
-CL_MUST_USE cl_status cli_open_key_provider(const char *key, const char *kms_endpoint, cl_key_provider **out);
+ * (alias/NAME, key id, key or alias ARN) reached as the AWS SDKs would, with the
+ * command line's --endpoint-url, --region, --profile and --ca-bundle in aws. */
+CL_MUST_USE cl_status cli_open_key_provider(const char *key, const cl_aws_settings *aws, cl_key_provider **out);
 
 /* A progress bar on stderr, drawn only when stderr is a terminal and the
  * input is over 64 MiB. */

@@ -39,9 +39,9 @@ static const char infer_usage[] =
     "Options:\n"
     "  -o, --output FILE   write the first output as .npy or mask .png (no overwrite without --force)\n"
     "  -t, --threads N     oneDNN worker threads (0 = all cores; the reference kernels run on one)\n"
-    "  -r, --reference     plain-C reference kernels only (no oneDNN)\n"
+    "      --reference     plain-C reference kernels only (no oneDNN)\n"
     "  -d, --direct-conv   oneDNN's direct convolution only, no Winograd (see docs/inference.md)\n"
-    "  -p, --profile       print time per op type over all runs (on stderr)\n"
+    "      --profile       print time per op type over all runs (on stderr)\n"
     "  -b, --bench N       run N more times and print median and p99 latency and peak memory\n"
     "  -f, --force         overwrite OUT\n"
     "  -h, --help          this help\n";
@@ -260,7 +260,7 @@ int cmd_infer_local(int argc, char **argv)
     bool force = false;
     cl_infer_options mo = {.backend = CL_INFER_BACKEND_DEFAULT};
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:t:b:frpdh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:t:b:fdh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 't':

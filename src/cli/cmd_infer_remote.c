@@ -49,7 +49,7 @@ static const char *remote_usage =
     "or the output of cloister enclave build (its \"Measurements\"); every PCR named must match.\n"
     "\n"
     "  -e, --enclave SOCKET   envelope path: the worker's host socket (listen_port)\n"
-    "  -c, --channel SOCKET   channel path: the worker's host socket (channel_port)\n"
+    "      --channel SOCKET   channel path: the worker's host socket (channel_port)\n"
     "  -r, --root FILE        channel path: the attestation root(s) to trust (PEM)\n"
     "  -p, --expect-pcr0 HEX  channel path: the enclave image's PCR0 (96 hex digits)\n"
     "  -P, --policy FILE      channel path: the expected PCRs, as JSON (above)\n"
@@ -57,9 +57,9 @@ static const char *remote_usage =
     "                         {\"label\", \"probabilities\"}; for a segmentation model, FILE.png\n"
     "                         receives the mask and the summary (area, bounding box) goes to stdout,\n"
     "                         any other name the whole JSON with the mask in base64\n"
-    "  -k, --keep-sealed      envelope path: write the sealed result instead of unsealing it\n"
+    "      --keep-sealed      envelope path: write the sealed result instead of unsealing it\n"
     "  -f, --force            overwrite FILE\n"
-    "  -s, --stop             envelope port only: tell the worker to finish its requests and exit\n";
+    "      --stop             envelope port only: tell the worker to finish its requests and exit\n";
 
 typedef struct remote_args {
     const char *enclave, *channel, *root, *pcr0, *policy, *out, *in;
@@ -211,7 +211,7 @@ int cmd_infer_remote(int argc, char **argv)
     bool stop = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "e:c:r:p:P:o:kfsh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "e:r:p:P:o:fh", opts, NULL)) != -1) {
         switch (c) {
         case 'e': a.enclave = optarg; break;
         case 'c': a.channel = optarg; break;

@@ -34,7 +34,7 @@ static const char train_usage[] =
     "Options:\n"
     "  -o, --output FILE        the ONNX model to write (required; no overwrite without --force)\n"
     "  -s, --seed N             seed of the train/test split (default 42)\n"
-    "  -t, --test-fraction F    share of each class held out, 0 < F < 1 (default 0.2)\n"
+    "      --test-fraction F    share of each class held out, 0 < F < 1 (default 0.2)\n"
     "  -l, --l2 L               L2 penalty on the weights, L >= 0 (default 1)\n"
     "  -f, --force              overwrite FILE\n"
     "  -h, --help               this help\n";
@@ -122,7 +122,7 @@ int cmd_train_local(int argc, char **argv)
     bool force = false;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "o:s:t:l:fh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:s:l:fh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 's': {

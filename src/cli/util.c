@@ -46,13 +46,13 @@ static bool cli_looks_like_kms_key(const char *key)
            (strlen(key) == 36 && key[8] == '-' && key[13] == '-' && key[18] == '-' && key[23] == '-');
 }
 
-cl_status cli_open_key_provider(const char *key, const char *kms_endpoint, cl_key_provider **out)
+cl_status cli_open_key_provider(const char *key, const cl_aws_settings *aws, cl_key_provider **out)
 {
     struct stat sb;
     if (stat(key, &sb) == 0) return cl_local_provider_open(key, out);
     if (cli_looks_like_kms_key(key)) {
         cl_kms_client *client = NULL;
-        CL_GUARD_CTX(cl_kms_client_from_env(kms_endpoint, &client), "opening KMS key %s", key);
+        CL_GUARD_CTX(cl_kms_client_from_aws(aws, &client), "opening KMS key %s", key);
         return cl_kms_provider_open(client, key, out);
     }
     CL_FAIL(CL_ERR_NOT_FOUND, "no key file %s (create one with: cloister key local-create -o %s)", key, key);

@@ -376,6 +376,33 @@ size_t cl_reader_skip_any(cl_reader *r, const char *set)
     return cl_reader_span(r, set, &skipped);
 }
 
+void cl_reader_trim(cl_reader *r, const char *set)
+{
+    (void)cl_reader_skip_any(r, set);
+    size_t end = r->len;
+    while (end > r->pos && r->data[end - 1] != 0 && strchr(set, r->data[end - 1]) != NULL) end--;
+    *r = cl_reader_make(end > r->pos ? r->data + r->pos : NULL, end - r->pos);
+}
+
+static uint8_t cl_ascii_lower(uint8_t c) { return c >= 'A' && c <= 'Z' ? (uint8_t)(c - 'A' + 'a') : c; }
+
+bool cl_reader_equal(const cl_reader *a, const cl_reader *b, bool nocase)
+{
+    size_t n = cl_reader_remaining(a);
+    if (cl_reader_remaining(b) != n) return false;
+    if (n == 0) return true;
+    if (!nocase) return memcmp(a->data + a->pos, b->data + b->pos, n) == 0;
+    for (size_t i = 0; i < n; i++)
+        if (cl_ascii_lower(a->data[a->pos + i]) != cl_ascii_lower(b->data[b->pos + i])) return false;
+    return true;
+}
+
+bool cl_reader_is(const cl_reader *r, const char *s, bool nocase)
+{
+    cl_reader lit = cl_reader_make(s, strlen(s));
+    return cl_reader_equal(r, &lit, nocase);
+}
+
 cl_status cl_reader_sub(cl_reader *r, size_t n, cl_reader *out)
 {
     CL_ENSURE(n <= cl_reader_remaining(r), CL_ERR_FORMAT, "truncated: need %zu bytes at offset %zu, only %zu remain", n,

@@ -80,34 +80,6 @@ out:
     return rc;
 }
 
-static const char *cl_env(const char *name)
-{
-    const char *v = getenv(name);
-    return v != NULL && v[0] != '\0' ? v : NULL;
-}
-
-cl_status cl_kms_client_from_env(const char *endpoint, cl_kms_client **out)
-{
-    cl_kms_client_config cfg = {0};
-    cfg.endpoint = endpoint != NULL ? endpoint : cl_env("AWS_ENDPOINT_URL_KMS");
-    if (cfg.endpoint == NULL) cfg.endpoint = cl_env("AWS_ENDPOINT_URL");
-    cfg.region = cl_env("AWS_REGION");
-    if (cfg.region == NULL) cfg.region = cl_env("AWS_DEFAULT_REGION");
-    cfg.access_key_id = cl_env("AWS_ACCESS_KEY_ID");
-    cfg.secret_access_key = cl_env("AWS_SECRET_ACCESS_KEY");
-    cfg.session_token = cl_env("AWS_SESSION_TOKEN");
-    cfg.ca_file = cl_env("AWS_CA_BUNDLE"); /* the AWS CLI's and SDKs' variable */
-    const char *vp = cl_env("CLOISTER_KMS_VSOCK_PORT");
-    if (vp != NULL) {
-        char *end = NULL;
-        unsigned long port = strtoul(vp, &end, 10);
-        CL_ENSURE(end != vp && *end == '\0' && port >= 1 && port <= UINT32_MAX, CL_ERR_USAGE,
-                  "CLOISTER_KMS_VSOCK_PORT must be a vsock port number, not '%s'", vp);
-        cfg.vsock_port = (uint32_t)port;
-    }
-    return cl_kms_client_new(&cfg, out);
-}
-
 /* The exception name of an AWS JSON error: "__type", possibly
  * "namespace#Name" (awsJson1_1 error shape), or the x-amzn-ErrorType header. */
 static CL_MUST_USE cl_status cl_kms_remote_error(int status, const cl_buf *body, char *name, size_t cap)

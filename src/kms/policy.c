@@ -476,6 +476,26 @@ static const char *kms_value_text(json_t *v, char *tmp, size_t cap, size_t *len)
     return s;
 }
 
+/* A JSON value for a message: a string quoted (printable, bounded), a number as written, or
+ * what the value is ("an object", "a list", true, false, null). */
+static const char *kms_show(json_t *v, char *buf, size_t n)
+{
+    if (v == NULL) return "nothing";
+    if (json_is_string(v)) {
+        char inner[72];
+        (void)cl_bytes_show((const uint8_t *)json_string_value(v), json_string_length(v), inner, sizeof(inner));
+        (void)snprintf(buf, n, "\"%s\"", inner);
+        return buf;
+    }
+    if (json_is_object(v)) return "an object";
+    if (json_is_array(v)) return "a list";
+    if (json_is_true(v)) return "true";
+    if (json_is_false(v)) return "false";
+    if (json_is_null(v)) return "null";
+    size_t len = 0;
+    return kms_value_text(v, buf, n, &len);
+}
+
 static bool kms_string_or_list(json_t *v)
 {
     if (json_is_string(v)) return true;
@@ -490,13 +510,15 @@ static bool kms_string_or_list(json_t *v)
 }
 
 /* A condition value, parsed for its operator. */
-static CL_MUST_USE cl_status kms_compile_value(kms_policy *p, const kms_cond *c, json_t *v, size_t idx, kms_cval *out)
+static CL_MUST_USE cl_status kms_compile_value(kms_policy *p, const kms_cond *c, json_t *v, const char *where,
+                                               kms_cval *out)
 {
-    char tmp[64];
+    char tmp[64], shown[96];
     size_t len = 0;
     const char *s = kms_value_text(v, tmp, sizeof(tmp), &len);
-    CL_ENSURE(s != NULL, CL_ERR_FORMAT, "statement %zu: a value of condition key %s is not a string, number or boolean",
-              idx, c->key);
+    CL_ENSURE(s != NULL, CL_ERR_FORMAT,
+              "%s: Condition \"%s\": the values of \"%s\" are strings, numbers or booleans, not %s", where, c->opname,
+              c->key, kms_show(v, shown, sizeof(shown)));
     out->text = kms_strdup_n(p, s, len, false);
     out->len = len;
     CL_ENSURE(out->text != NULL, CL_ERR_NOMEM, "out of memory for a policy");
@@ -509,31 +531,32 @@ static CL_MUST_USE cl_status kms_compile_value(kms_policy *p, const kms_cond *c,
         CL_ENSURE(out->u.wild != NULL, CL_ERR_NOMEM, "out of memory for a policy");
         break;
     case KMS_OP_NUMERIC:
-        CL_ENSURE(kms_number(s, len, &out->u.num), CL_ERR_FORMAT, "statement %zu: %s value '%.64s' is not a number",
-                  idx, c->opname, s);
+        CL_ENSURE(kms_number(s, len, &out->u.num), CL_ERR_FORMAT,
+                  "%s: Condition \"%s\": \"%s\" value '%.64s' is not a number", where, c->opname, c->key, s);
         break;
     case KMS_OP_DATE:
         CL_ENSURE(kms_date(s, len, &out->u.ms), CL_ERR_FORMAT,
-                  "statement %zu: %s value '%.64s' is not a date (ISO 8601, e.g. 2030-01-01T00:00:00Z, or epoch "
-                  "seconds)",
-                  idx, c->opname, s);
+                  "%s: Condition \"%s\": \"%s\" value '%.64s' is not a date (ISO 8601, e.g. 2030-01-01T00:00:00Z, or "
+                  "epoch seconds)",
+                  where, c->opname, c->key, s);
         break;
     case KMS_OP_BOOL:
     case KMS_OP_NULL:
         CL_ENSURE(strcasecmp(s, "true") == 0 || strcasecmp(s, "false") == 0, CL_ERR_FORMAT,
-                  "statement %zu: %s value '%.64s' must be true or false", idx, c->opname, s);
+                  "%s: Condition \"%s\": \"%s\" value '%.64s' must be true or false", where, c->opname, c->key, s);
         out->u.truth = strcasecmp(s, "true") == 0;
         break;
     case KMS_OP_IP:
         CL_ENSURE(kms_ip(s, len, true, &out->u.ip.family, out->u.ip.addr, &out->u.ip.prefix), CL_ERR_FORMAT,
-                  "statement %zu: %s value '%.64s' is not an IP address or CIDR block (203.0.113.0/24)", idx, c->opname,
-                  s);
+                  "%s: Condition \"%s\": \"%s\" value '%.64s' is not an IP address or CIDR block (203.0.113.0/24)",
+                  where, c->opname, c->key, s);
         break;
     case KMS_OP_ARN: {
         size_t lo[KMS_ARN_PARTS], hi[KMS_ARN_PARTS];
         CL_ENSURE(kms_arn_split(s, len, lo, hi), CL_ERR_FORMAT,
-                  "statement %zu: %s value '%.64s' is not an ARN (arn:partition:service:region:account:resource)", idx,
-                  c->opname, s);
+                  "%s: Condition \"%s\": \"%s\" value '%.64s' is not an ARN "
+                  "(arn:partition:service:region:account:resource)",
+                  where, c->opname, c->key, s);
         const kms_wild **parts = kms_alloc(p, KMS_ARN_PARTS * sizeof(const kms_wild *));
         CL_ENSURE(parts != NULL, CL_ERR_NOMEM, "out of memory for a policy");
         for (size_t k = 0; k < KMS_ARN_PARTS; k++) {
@@ -549,39 +572,45 @@ static CL_MUST_USE cl_status kms_compile_value(kms_policy *p, const kms_cond *c,
 
 /* One operator + key + values; c->def, set and if_exists are set. */
 static CL_MUST_USE cl_status kms_compile_condition(kms_policy *p, const char *opname, const char *key, json_t *vals,
-                                                   size_t idx, kms_cond *c)
+                                                   const char *where, kms_cond *c)
 {
     c->opname = kms_strdup_n(p, opname, strlen(opname), false);
     c->key = kms_strdup_n(p, key, strlen(key), false);
     CL_ENSURE(c->opname != NULL && c->key != NULL, CL_ERR_NOMEM, "out of memory for a policy");
     bool env = false;
     CL_ENSURE(kms_key_resolve(c->key, &c->kind, &c->suffix, &env), CL_ERR_FORMAT,
-              "statement %zu: condition key %.128s is not supported by cloister-kms, so the condition could never "
+              "%s: condition key \"%.128s\" is not supported by cloister-kms, so the condition could never "
               "be judged; docs/kms.md lists the keys it evaluates",
-              idx, key);
+              where, key);
     c->nvals = json_is_array(vals) ? json_array_size(vals) : 1;
-    CL_ENSURE(c->nvals > 0 && !json_is_object(vals), CL_ERR_FORMAT, "statement %zu: bad value for condition key %s",
-              idx, key);
+    char shown[96];
+    CL_ENSURE(c->nvals > 0 && !json_is_object(vals), CL_ERR_FORMAT,
+              "%s: Condition \"%s\": \"%s\" takes a value or a non-empty list of values, not %s", where, opname, key,
+              kms_show(vals, shown, sizeof(shown)));
     CL_ENSURE(c->def->kind != KMS_OP_NULL || c->nvals == 1, CL_ERR_FORMAT,
-              "statement %zu: Null takes one value, true or false", idx);
+              "%s: Condition \"Null\": \"%s\" takes one value, true or false", where, key);
     c->vals = kms_alloc(p, c->nvals * sizeof(*c->vals));
     CL_ENSURE(c->vals != NULL, CL_ERR_NOMEM, "out of memory for a policy");
     for (size_t i = 0; i < c->nvals; i++)
-        CL_GUARD(kms_compile_value(p, c, json_is_array(vals) ? json_array_get(vals, i) : vals, idx, &c->vals[i]));
+        CL_GUARD(kms_compile_value(p, c, json_is_array(vals) ? json_array_get(vals, i) : vals, where, &c->vals[i]));
     p->needs_env = p->needs_env || env;
     return CL_OK;
 }
 
-static CL_MUST_USE cl_status kms_compile_conditions(kms_policy *p, json_t *cond, size_t idx, kms_stmt *st)
+static CL_MUST_USE cl_status kms_compile_conditions(kms_policy *p, json_t *cond, const char *where, kms_stmt *st)
 {
-    CL_ENSURE(json_is_object(cond), CL_ERR_FORMAT, "statement %zu: Condition must be an object", idx);
+    char shown[96];
+    CL_ENSURE(json_is_object(cond), CL_ERR_FORMAT,
+              "%s: \"Condition\" must be an object of operators ({\"StringEquals\": {...}}), not %s", where,
+              kms_show(cond, shown, sizeof(shown)));
     size_t n = 0;
     const char *opname;
     json_t *block;
     json_object_foreach(cond, opname, block)
     {
         CL_ENSURE(json_is_object(block) && json_object_size(block) > 0, CL_ERR_FORMAT,
-                  "statement %zu: condition %s must map keys to values", idx, opname);
+                  "%s: Condition \"%s\" must be a non-empty object of condition keys and values, not %s", where, opname,
+                  kms_show(block, shown, sizeof(shown)));
         n += json_object_size(block);
     }
     st->cond = kms_alloc(p, n * sizeof(*st->cond));
@@ -592,7 +621,9 @@ static CL_MUST_USE cl_status kms_compile_conditions(kms_policy *p, json_t *cond,
         kms_set_kind set;
         bool if_exists;
         CL_ENSURE(kms_parse_op(opname, &def, &set, &if_exists), CL_ERR_FORMAT,
-                  "statement %zu: unknown condition operator %s", idx, opname);
+                  "%s: unknown condition operator \"%s\" (StringEquals, StringLike, NumericLessThan, Bool, "
+                  "IpAddress, ArnLike, Null, ..., with IfExists or ForAnyValue:/ForAllValues: as IAM has them)",
+                  where, opname);
         const char *key;
         json_t *vals;
         json_object_foreach(block, key, vals)
@@ -601,7 +632,7 @@ static CL_MUST_USE cl_status kms_compile_conditions(kms_policy *p, json_t *cond,
             c->def = def;
             c->set = set;
             c->if_exists = if_exists;
-            cl_status rc = kms_compile_condition(p, opname, key, vals, idx, c);
+            cl_status rc = kms_compile_condition(p, opname, key, vals, where, c);
             if (rc == CL_ERR_FORMAT && p->lenient) {
                 /* A stored policy from an older build: see kms_policy_parse_cached. */
                 c->unjudged = true;
@@ -631,9 +662,15 @@ static CL_MUST_USE cl_status kms_compile_patterns(kms_policy *p, json_t *v, bool
     return CL_OK;
 }
 
-static CL_MUST_USE cl_status kms_compile_statement(kms_policy *p, json_t *st, size_t idx, kms_stmt *out)
+/* The messages name the statement as a path into the document ("Statement[1]", from 0, or
+ * "Statement" when it is a single object), quote the element and say what it holds, so
+ * that the key owner can find the mistake. AWS's own texts are used where it has one
+ * ("Policy contains a statement with one or more invalid principals."). */
+static CL_MUST_USE cl_status kms_compile_statement(kms_policy *p, json_t *st, const char *where, kms_stmt *out)
 {
-    CL_ENSURE(json_is_object(st), CL_ERR_FORMAT, "statement %zu is not an object", idx);
+    char shown[96];
+    CL_ENSURE(json_is_object(st), CL_ERR_FORMAT, "%s must be an object ({\"Effect\": ..., \"Principal\": ...}), not %s",
+              where, kms_show(st, shown, sizeof(shown)));
     const char *k;
     json_t *v;
     json_object_foreach(st, k, v)
@@ -642,31 +679,51 @@ static CL_MUST_USE cl_status kms_compile_statement(kms_policy *p, json_t *st, si
                                       "NotAction", "Resource", "NotResource", "Condition"};
         bool ok = false;
         for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) ok = ok || strcmp(k, known[i]) == 0;
-        CL_ENSURE(ok, CL_ERR_FORMAT, "statement %zu has an unsupported element %s", idx, k);
+        CL_ENSURE(ok, CL_ERR_FORMAT,
+                  "%s: unknown element \"%.64s\" (a statement has Sid, Effect, Principal, Action or NotAction, "
+                  "Resource or NotResource, and Condition)",
+                  where, k);
     }
     json_t *eff = json_object_get(st, "Effect");
+    CL_ENSURE(eff != NULL, CL_ERR_FORMAT, "%s has no \"Effect\": it must be \"Allow\" or \"Deny\"", where);
     CL_ENSURE(json_is_string(eff) &&
                   (strcmp(json_string_value(eff), "Allow") == 0 || strcmp(json_string_value(eff), "Deny") == 0),
-              CL_ERR_FORMAT, "statement %zu: Effect must be Allow or Deny", idx);
+              CL_ERR_FORMAT, "%s: \"Effect\" must be \"Allow\" or \"Deny\", not %s", where,
+              kms_show(eff, shown, sizeof(shown)));
     out->deny = strcmp(json_string_value(eff), "Deny") == 0;
     json_t *sid = json_object_get(st, "Sid");
+    CL_ENSURE(sid == NULL || json_is_string(sid), CL_ERR_FORMAT, "%s: \"Sid\" must be a string, not %s", where,
+              kms_show(sid, shown, sizeof(shown)));
     if (json_is_string(sid)) {
         out->sid = kms_strdup_n(p, json_string_value(sid), json_string_length(sid), false);
         CL_ENSURE(out->sid != NULL, CL_ERR_NOMEM, "out of memory for a policy");
     }
     json_t *pr = json_object_get(st, "Principal");
-    CL_ENSURE(pr != NULL, CL_ERR_FORMAT, "statement %zu has no Principal (a key policy needs one)", idx);
+    CL_ENSURE(pr != NULL, CL_ERR_FORMAT,
+              "%s has no \"Principal\": a key policy statement names who it applies to, e.g. {\"AWS\": "
+              "\"arn:aws:iam::111122223333:root\"}, or \"*\"",
+              where);
     if (json_is_string(pr)) {
-        CL_ENSURE(strcmp(json_string_value(pr), "*") == 0, CL_ERR_FORMAT, "statement %zu: Principal string must be *",
-                  idx);
+        CL_ENSURE(strcmp(json_string_value(pr), "*") == 0, CL_ERR_FORMAT,
+                  "Policy contains a statement with one or more invalid principals. %s: \"Principal\" as a string "
+                  "must be \"*\", not %s (name principals as {\"AWS\": ARN})",
+                  where, kms_show(pr, shown, sizeof(shown)));
         out->principal_any = true;
     } else {
-        CL_ENSURE(json_is_object(pr) && json_object_size(pr) > 0, CL_ERR_FORMAT, "statement %zu: bad Principal", idx);
+        CL_ENSURE(json_is_object(pr) && json_object_size(pr) > 0, CL_ERR_FORMAT,
+                  "Policy contains a statement with one or more invalid principals. %s: \"Principal\" must be \"*\" "
+                  "or an object such as {\"AWS\": ARN}, not %s",
+                  where, kms_show(pr, shown, sizeof(shown)));
         json_object_foreach(pr, k, v)
         {
             CL_ENSURE(strcmp(k, "AWS") == 0 || strcmp(k, "Service") == 0, CL_ERR_FORMAT,
-                      "statement %zu: unsupported principal type %s", idx, k);
-            CL_ENSURE(kms_string_or_list(v), CL_ERR_FORMAT, "statement %zu: bad %s principal", idx, k);
+                      "Policy contains a statement with one or more invalid principals. %s: principal type "
+                      "\"%.64s\" is not supported (\"AWS\" or \"Service\")",
+                      where, k);
+            CL_ENSURE(kms_string_or_list(v), CL_ERR_FORMAT,
+                      "Policy contains a statement with one or more invalid principals. %s: \"Principal\": \"%s\" "
+                      "must be a string or a non-empty list of strings, not %s",
+                      where, k, kms_show(v, shown, sizeof(shown)));
         }
         json_t *aws = json_object_get(pr, "AWS");
         if (aws != NULL) {
@@ -681,18 +738,25 @@ static CL_MUST_USE cl_status kms_compile_statement(kms_policy *p, json_t *st, si
         }
     }
     json_t *a = json_object_get(st, "Action"), *na = json_object_get(st, "NotAction");
-    CL_ENSURE((a != NULL) != (na != NULL), CL_ERR_FORMAT, "statement %zu needs exactly one of Action, NotAction", idx);
-    CL_ENSURE(kms_string_or_list(a != NULL ? a : na), CL_ERR_FORMAT, "statement %zu: bad Action", idx);
+    CL_ENSURE((a != NULL) != (na != NULL), CL_ERR_FORMAT, "%s needs exactly one of \"Action\" and \"NotAction\"%s",
+              where, a != NULL ? ", not both" : "");
+    CL_ENSURE(kms_string_or_list(a != NULL ? a : na), CL_ERR_FORMAT,
+              "%s: \"%s\" must be an action (\"kms:Decrypt\", \"kms:*\") or a non-empty list of them, not %s", where,
+              a != NULL ? "Action" : "NotAction", kms_show(a != NULL ? a : na, shown, sizeof(shown)));
     out->not_action = na != NULL;
     CL_GUARD(kms_compile_patterns(p, a != NULL ? a : na, true, &out->nact, &out->act));
     json_t *r = json_object_get(st, "Resource"), *nr = json_object_get(st, "NotResource");
-    CL_ENSURE((r != NULL) != (nr != NULL), CL_ERR_FORMAT, "statement %zu needs exactly one of Resource, NotResource",
-              idx);
-    CL_ENSURE(kms_string_or_list(r != NULL ? r : nr), CL_ERR_FORMAT, "statement %zu: bad Resource", idx);
+    CL_ENSURE((r != NULL) != (nr != NULL), CL_ERR_FORMAT,
+              "%s needs exactly one of \"Resource\" and \"NotResource\"%s (in a key policy, \"Resource\": \"*\" is "
+              "the key)",
+              where, r != NULL ? ", not both" : "");
+    CL_ENSURE(kms_string_or_list(r != NULL ? r : nr), CL_ERR_FORMAT,
+              "%s: \"%s\" must be a string (\"*\") or a non-empty list of strings, not %s", where,
+              r != NULL ? "Resource" : "NotResource", kms_show(r != NULL ? r : nr, shown, sizeof(shown)));
     out->not_resource = nr != NULL;
     CL_GUARD(kms_compile_patterns(p, r != NULL ? r : nr, false, &out->nres, &out->res));
     json_t *cond = json_object_get(st, "Condition");
-    if (cond != NULL) CL_GUARD(kms_compile_conditions(p, cond, idx, out));
+    if (cond != NULL) CL_GUARD(kms_compile_conditions(p, cond, where, out));
     return CL_OK;
 }
 
@@ -702,25 +766,36 @@ static CL_MUST_USE cl_status kms_policy_compile(const char *text, size_t len, bo
               "policy must be 1 to %d bytes (AWS's key policy size quota); this one is %zu", KMS_POLICY_MAX, len);
     json_error_t jerr;
     json_t *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    CL_ENSURE(doc != NULL, CL_ERR_FORMAT, "policy is not JSON: %s", jerr.text);
+    CL_ENSURE(doc != NULL, CL_ERR_FORMAT, "the policy is not JSON: %s (line %d, column %d)", jerr.text, jerr.line,
+              jerr.column);
     cl_status rc = CL_OK;
     kms_policy *p = NULL;
-    CL_ENSURE_GOTO(json_is_object(doc), CL_ERR_FORMAT, "policy must be a JSON object");
+    char shown[96];
+    CL_ENSURE_GOTO(json_is_object(doc), CL_ERR_FORMAT,
+                   "the policy must be a JSON object ({\"Version\": ..., "
+                   "\"Statement\": [...]}), not %s",
+                   kms_show(doc, shown, sizeof(shown)));
     json_t *ver = json_object_get(doc, "Version");
     CL_ENSURE_GOTO(ver == NULL || (json_is_string(ver) && (strcmp(json_string_value(ver), "2012-10-17") == 0 ||
                                                            strcmp(json_string_value(ver), "2008-10-17") == 0)),
-                   CL_ERR_FORMAT, "policy Version must be 2012-10-17 or 2008-10-17");
+                   CL_ERR_FORMAT, "\"Version\" must be \"2012-10-17\" or \"2008-10-17\", not %s",
+                   kms_show(ver, shown, sizeof(shown)));
     json_t *sts = json_object_get(doc, "Statement");
+    CL_ENSURE_GOTO(sts != NULL, CL_ERR_FORMAT, "the policy has no \"Statement\"");
     CL_ENSURE_GOTO(json_is_object(sts) || (json_is_array(sts) && json_array_size(sts) > 0), CL_ERR_FORMAT,
-                   "policy has no Statement");
+                   "\"Statement\" must be a statement or a non-empty list of statements, not %s",
+                   kms_show(sts, shown, sizeof(shown)));
     p = calloc(1, sizeof(*p));
     CL_ENSURE_GOTO(p != NULL, CL_ERR_NOMEM, "out of memory for a policy");
     p->lenient = lenient;
     p->nst = json_is_array(sts) ? json_array_size(sts) : 1;
     p->st = kms_alloc(p, p->nst * sizeof(*p->st));
     CL_ENSURE_GOTO(p->st != NULL, CL_ERR_NOMEM, "out of memory for a policy");
-    for (size_t i = 0; i < p->nst; i++)
-        CL_GUARD_GOTO(kms_compile_statement(p, json_is_array(sts) ? json_array_get(sts, i) : sts, i, &p->st[i]));
+    for (size_t i = 0; i < p->nst; i++) {
+        char where[32] = "Statement";
+        if (json_is_array(sts)) (void)snprintf(where, sizeof(where), "Statement[%zu]", i);
+        CL_GUARD_GOTO(kms_compile_statement(p, json_is_array(sts) ? json_array_get(sts, i) : sts, where, &p->st[i]));
+    }
     *out = p;
     p = NULL;
 out:

@@ -28,6 +28,16 @@ grep -q 'wrong encryption context: "patient" is "1234" in the file, not "9999"' 
 grep -qx "age,radius,texture" <<<"$out" && ok "fernet example round-trips" || bad "fernet example: $out"
 grep -qx "kms round trip ok" <<<"$out" && ok "cloister-kms example: aws CLI makes the key, seal/unseal round-trip" \
   || bad "kms example: $out"
+grep -qx "dose: 5 mg" <<<"$out" && ok "cloister kms encrypt/decrypt with fileb:// and --query round-trip" \
+  || bad "cloister kms encrypt example: $out"
+grep -qxP "Decrypt\tGenerateDataKey" <<<"$out" && ok "cloister kms create-grant takes space-separated --operations" \
+  || bad "cloister kms create-grant example: $out"
+grep -qx "alias/patient-data" <<<"$out" && ok "a profile of a credentials file (--profile) reaches the KMS" \
+  || bad "cloister kms --profile example: $out"
+grep -q '"KeyProvider": "local"' <<<"$out" && ok "cloister seal inspect prints the header" \
+  || bad "seal inspect example: $out"
+[ "$(grep -c '^patient 1234: MRI, left temporal lobe$' <<<"$out")" -eq 1 ] \
+  && ok "seal - -o - | unseal - -o - pipes the record through" || bad "seal/unseal pipe example: $out"
 grep -q "^cloister-kms listening on http://127.0.0.1:$PORT" <<<"$out" && ok "cloister-kms prints where it listens" \
   || bad "kms listen line: $out"
 grep -qx "nitro document verified" <<<"$out" && ok "real Nitro document example verifies" || bad "attest example: $out"

@@ -297,38 +297,72 @@ static void test_why(void **state)
     kms_policy_free(p);
 }
 
+/* A malformed policy is refused with a message that says where and what (docs/kms.md, "Key
+ * policies"): the statement as a path into the document, the element quoted, what it holds. */
 static void test_malformed(void **state)
 {
     (void)state;
-    static const char *bad[] = {
-        "",
-        "not json",
-        "[]",
-        "{}",
-        POL(),
-        "{\"Version\":\"2013-01-01\",\"Statement\":[" ALLOW_ROOT "]}",
-        POL("{\"Effect\":\"Permit\",\"Principal\":\"*\",\"Action\":\"kms:*\",\"Resource\":\"*\"}"),
-        POL("{\"Effect\":\"Allow\",\"Action\":\"kms:*\",\"Resource\":\"*\"}"),
-        POL("{\"Effect\":\"Allow\",\"Principal\":\"x\",\"Action\":\"kms:*\",\"Resource\":\"*\"}"),
-        POL("{\"Effect\":\"Allow\",\"Principal\":{\"Federated\":\"x\"},\"Action\":\"kms:*\",\"Resource\":\"*\"}"),
-        POL("{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Resource\":\"*\"}"),
-        POL("{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"kms:*\",\"NotAction\":\"kms:x\",\"Resource\":\"*"
-            "\"}"),
-        POL("{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":5,\"Resource\":\"*\"}"),
-        POL("{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"kms:*\"}"),
-        POL("{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"kms:*\",\"Resource\":\"*\",\"Bogus\":1}"),
-        COND("{\"StringFuzzy\":{\"a\":\"b\"}}"),
-        COND("{\"NullIfExists\":{\"a\":\"true\"}}"),
-        COND("{\"StringEquals\":{}}"),
-        COND("{\"StringEquals\":{\"a\":{\"x\":1}}}"),
-        COND("{\"StringEquals\":{\"a\":[]}}"),
-        COND("[]"),
-        "{\"Statement\":[" ALLOW_ROOT "],\"Statement\":[]}",
+    static const struct {
+        const char *policy, *needle;
+    } bad[] = {
+        {"", "must be 1 to"},
+        {"not json", "the policy is not JSON: "},
+        {"{\"Version\":\"2012-10-17\",", "(line 1, column"},
+        {"[]", "the policy must be a JSON object ({\"Version\": ..., \"Statement\": [...]}), not a list"},
+        {"{}", "the policy has no \"Statement\""},
+        {POL(), "\"Statement\" must be a statement or a non-empty list of statements, not a list"},
+        {"{\"Version\":\"2013-01-01\",\"Statement\":[" ALLOW_ROOT "]}",
+         "\"Version\" must be \"2012-10-17\" or \"2008-10-17\", not \"2013-01-01\""},
+        /* the issue's example: the second statement's Effect misspelt */
+        {POL(ALLOW_ROOT ",{\"Effect\":\"Alow\",\"Principal\":\"*\",\"Action\":\"kms:*\",\"Resource\":\"*\"}"),
+         "Statement[1]: \"Effect\" must be \"Allow\" or \"Deny\", not \"Alow\""},
+        {"{\"Statement\":{\"Effect\":\"Permit\",\"Principal\":\"*\",\"Action\":\"kms:*\",\"Resource\":\"*\"}}",
+         "Statement: \"Effect\" must be \"Allow\" or \"Deny\", not \"Permit\""},
+        {POL("{\"Effect\":true,\"Principal\":\"*\",\"Action\":\"kms:*\",\"Resource\":\"*\"}"),
+         "Statement[0]: \"Effect\" must be \"Allow\" or \"Deny\", not true"},
+        {POL("{\"Principal\":\"*\",\"Action\":\"kms:*\",\"Resource\":\"*\"}"),
+         "Statement[0] has no \"Effect\": it must be \"Allow\" or \"Deny\""},
+        {POL("{\"Effect\":\"Allow\",\"Action\":\"kms:*\",\"Resource\":\"*\"}"), "Statement[0] has no \"Principal\""},
+        {POL("{\"Effect\":\"Allow\",\"Principal\":\"x\",\"Action\":\"kms:*\",\"Resource\":\"*\"}"),
+         "Policy contains a statement with one or more invalid principals. Statement[0]: \"Principal\" as a string "
+         "must be \"*\", not \"x\""},
+        {POL("{\"Effect\":\"Allow\",\"Principal\":{\"Federated\":\"x\"},\"Action\":\"kms:*\",\"Resource\":\"*\"}"),
+         "Statement[0]: principal type \"Federated\" is not supported"},
+        {POL("{\"Effect\":\"Allow\",\"Principal\":{\"AWS\":[]},\"Action\":\"kms:*\",\"Resource\":\"*\"}"),
+         "Statement[0]: \"Principal\": \"AWS\" must be a string or a non-empty list of strings, not a list"},
+        {POL("{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Resource\":\"*\"}"),
+         "Statement[0] needs exactly one of \"Action\" and \"NotAction\""},
+        {POL("{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"kms:*\",\"NotAction\":\"kms:x\",\"Resource\":\"*"
+             "\"}"),
+         "Statement[0] needs exactly one of \"Action\" and \"NotAction\", not both"},
+        {POL("{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":5,\"Resource\":\"*\"}"),
+         "Statement[0]: \"Action\" must be an action (\"kms:Decrypt\", \"kms:*\") or a non-empty list of them, not 5"},
+        {POL("{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"kms:*\"}"),
+         "Statement[0] needs exactly one of \"Resource\" and \"NotResource\""},
+        {POL("{\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"kms:*\",\"Resource\":\"*\",\"Bogus\":1}"),
+         "Statement[0]: unknown element \"Bogus\""},
+        {POL("{\"Efect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"kms:*\",\"Resource\":\"*\"}"),
+         "Statement[0]: unknown element \"Efect\""},
+        {POL("{\"Sid\":7,\"Effect\":\"Allow\",\"Principal\":\"*\",\"Action\":\"kms:*\",\"Resource\":\"*\"}"),
+         "Statement[0]: \"Sid\" must be a string, not 7"},
+        {POL(ALLOW_ROOT ",5"), "Statement[1] must be an object"},
+        {COND("{\"StringFuzzy\":{\"a\":\"b\"}}"), "Statement[0]: unknown condition operator \"StringFuzzy\""},
+        {COND("{\"NullIfExists\":{\"a\":\"true\"}}"), "unknown condition operator \"NullIfExists\""},
+        {COND("{\"StringEquals\":{}}"),
+         "Statement[0]: Condition \"StringEquals\" must be a non-empty object of condition keys and values"},
+        {COND("{\"StringEquals\":{\"kms:CallerAccount\":{\"x\":1}}}"),
+         "Statement[0]: Condition \"StringEquals\": \"kms:CallerAccount\" takes a value or a non-empty list of "
+         "values, not an object"},
+        {COND("{\"StringEquals\":{\"kms:CallerAccount\":[]}}"), "not a list"},
+        {COND("{\"StringEquals\":{\"kms:CallerAccount\":[null]}}"),
+         "the values of \"kms:CallerAccount\" are strings, numbers or booleans, not null"},
+        {COND("[]"), "Statement[0]: \"Condition\" must be an object of operators"},
+        {"{\"Statement\":[" ALLOW_ROOT "],\"Statement\":[]}", "the policy is not JSON: duplicate object key"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         kms_policy *p = NULL;
-        cl_status rc = kms_policy_parse(bad[i], strlen(bad[i]), &p);
-        if (rc != CL_ERR_FORMAT) fail_msg("case %zu accepted: %s", i, bad[i]);
+        assert_fails(kms_policy_parse(bad[i].policy, strlen(bad[i].policy), &p), CL_ERR_FORMAT, bad[i].needle);
+        assert_null(p);
     }
 }
 
@@ -354,7 +388,7 @@ static void test_unsupported_keys(void **state)
         kms_policy *p = NULL;
         assert_fails(kms_policy_parse(pol, strlen(pol), &p), CL_ERR_FORMAT, keys[i]);
         assert_null(p);
-        assert_non_null(strstr(cl_error_message(), "statement 1: condition key"));
+        assert_non_null(strstr(cl_error_message(), "Statement[1]: condition key \""));
         assert_non_null(strstr(cl_error_message(), "not supported"));
     }
 }
@@ -404,7 +438,7 @@ static void test_bad_values(void **state)
         {"{\"NotIpAddress\":{\"aws:SourceIp\":\"2001:db8::/129\"}}", "is not an IP address"},
         {"{\"ArnLike\":{\"aws:PrincipalArn\":\"arn:aws:*:user/dev\"}}", "is not an ARN"},
         {"{\"Bool\":{\"aws:SecureTransport\":\"yes\"}}", "must be true or false"},
-        {"{\"Null\":{\"kms:ViaService\":[\"true\",\"false\"]}}", "Null takes one value"},
+        {"{\"Null\":{\"kms:ViaService\":[\"true\",\"false\"]}}", "\"kms:ViaService\" takes one value, true or false"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char pol[512];

@@ -130,6 +130,14 @@ void cl_reader_until_any(cl_reader *r, const char *stops, cl_reader *out, bool *
 size_t cl_reader_span(cl_reader *r, const char *set, cl_reader *out);
 /* Consumes bytes while they are in `set`; returns how many. */
 size_t cl_reader_skip_any(cl_reader *r, const char *set);
+/* Narrows r to its remaining bytes without the leading and trailing bytes that are in
+ * `set` (e.g. " \t\r" around a line's value). */
+void cl_reader_trim(cl_reader *r, const char *set);
+/* True when the remaining bytes of a and b are the same; nocase: ASCII letters compare
+ * without case. Never consumes. */
+bool cl_reader_equal(const cl_reader *a, const cl_reader *b, bool nocase);
+/* The same against the NUL-terminated s. */
+bool cl_reader_is(const cl_reader *r, const char *s, bool nocase);
 /* Consumes the next n bytes as a sub-reader. */
 CL_MUST_USE cl_status cl_reader_sub(cl_reader *r, size_t n, cl_reader *out);
 /* Consumes exactly the n bytes of lit; CL_ERR_FORMAT "expected <what>" otherwise

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cloister/aws_config.h"
 #include "cloister/buf.h"
 #include "cloister/error.h"
 #include "cloister/keyprovider.h"
@@ -48,10 +49,13 @@ typedef struct cl_kms_client_config {
 typedef struct cl_kms_client cl_kms_client;
 
 CL_MUST_USE cl_status cl_kms_client_new(const cl_kms_client_config *cfg, cl_kms_client **out);
-/* From the usual AWS environment: AWS_ENDPOINT_URL_KMS, then AWS_ENDPOINT_URL
- * (unless endpoint is given), AWS_REGION or AWS_DEFAULT_REGION,
- * AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_CA_BUNDLE; and
- * CLOISTER_KMS_VSOCK_PORT for vsock_port. */
+/* As the AWS SDKs and the aws CLI configure a client (cloister/aws_config.h: the
+ * environment, ~/.aws/credentials and ~/.aws/config, the profile, AWS_ENDPOINT_URL_KMS,
+ * AWS_ENDPOINT_URL, AWS_CA_BUNDLE, ...), with what the command line says in s; and
+ * CLOISTER_KMS_VSOCK_PORT for vsock_port. Defined in aws_config.c, so that a program
+ * that configures its client itself does not link the files' reader. */
+CL_MUST_USE cl_status cl_kms_client_from_aws(const cl_aws_settings *s, cl_kms_client **out);
+/* The same with only an endpoint from the command line (NULL: none). */
 CL_MUST_USE cl_status cl_kms_client_from_env(const char *endpoint, cl_kms_client **out);
 void cl_kms_client_free(cl_kms_client *c);
 
