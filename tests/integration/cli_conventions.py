@@ -16,11 +16,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-try:
-    import envelope_ref  # noqa: E402  (Python cryptography: Debian's python3-cryptography)
-except ImportError:
-    print("cli_conventions: needs Debian's python3-cryptography (./scripts/setup installs it); skipped")
-    sys.exit(77)
+import envelope_ref  # noqa: E402  (Python cryptography: Debian's python3-cryptography)
 import kms_harness  # noqa: E402
 
 CLI = kms_harness.CLI_BIN

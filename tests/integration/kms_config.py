@@ -84,7 +84,7 @@ class KmsConfig(unittest.TestCase):
             (dict(good, listen="127.0.0.1"), "'listen' must be HOST:PORT"),
             (dict(good, listen="127.0.0.1:65536"), "the 'listen' port must be a whole number from 0 to 65535, not '65536'"),
             (dict(good, listen="127.0.0.1:-1"), "'listen' port"),
-            (dict(good, listen=""), "'listen' must be 1..128 characters"),
+            (dict(good, listen=""), "'listen' must be 1..263 characters"),
             (dict(good, region="US_EAST_1"), "'region' must be"),
             (dict(good, region=7), "'region' must be a string"),
             ({k: v for k, v in good.items() if k != "data_dir"}, "'data_dir' is required"),
