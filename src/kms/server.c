@@ -375,6 +375,7 @@ static bool kms_op_changes_state(const char *op)
 {
     static const char *const read_only[] = {
         "Decrypt",
+        "DeriveSharedSecret",
         "DescribeKey",
         "Encrypt",
         "GenerateDataKey",
