@@ -33,6 +33,7 @@ static const struct {
     {"GenerateDataKeyWithoutPlaintext", kms_op_generate_data_key_wo},
     {"GenerateMac", kms_op_generate_mac},
     {"GenerateRandom", kms_op_generate_random},
+    {"GetKeyLastUsage", kms_op_get_key_last_usage},
     {"GetKeyPolicy", kms_op_get_key_policy},
     {"GetKeyRotationStatus", kms_op_get_key_rotation_status},
     {"GetParametersForImport", kms_op_get_parameters_for_import},

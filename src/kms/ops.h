@@ -33,6 +33,9 @@ CL_MUST_USE cl_status kms_op_get_parameters_for_import(kms_call *c);
 CL_MUST_USE cl_status kms_op_import_key_material(kms_call *c);
 CL_MUST_USE cl_status kms_op_delete_imported_key_material(kms_call *c);
 
+/* --- ops_usage.c: GetKeyLastUsage ----------------------------------------------- */
+CL_MUST_USE cl_status kms_op_get_key_last_usage(kms_call *c);
+
 /* --- ops_unsupported.c: custom key stores and multi-Region keys ----------------- */
 /* UnsupportedOperationException saying why (one server, no other key store, no replicas). */
 CL_MUST_USE cl_status kms_op_unsupported_key_store(kms_call *c);

@@ -10,6 +10,8 @@ import ast
 import os
 import re
 import sys
+import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -36,6 +38,10 @@ UpdatePrimaryRegion Verify VerifyMac""".split()
 
 def error(e):
     return e.exception.response["Error"]["Code"], e.exception.response["Error"]["Message"]
+
+
+def arn_of(kms, kid):
+    return kms.describe_key(KeyId=kid)["KeyMetadata"]["Arn"]
 
 
 def snake(op):
@@ -85,6 +91,59 @@ class KmsOps(unittest.TestCase):
         self.refused(lambda: self.kms.update_key_description(KeyId=kid, Description="late"),
                      "KMSInvalidStateException", "pending deletion")
         self.assertEqual(self.kms.describe_key(KeyId=kid)["KeyMetadata"]["Description"], "")
+
+    def test_get_key_last_usage(self):
+        """GetKeyLastUsage (newer than Debian's botocore: kms_harness.NewerKms): the last successful
+        cryptographic operation with its request id, which names the request's audit log line."""
+        kid = self.kms.create_key()["KeyMetadata"]["KeyId"]
+        created = self.kms.describe_key(KeyId=kid)["KeyMetadata"]["CreationDate"].timestamp()
+        r = self.newer.get_key_last_usage(KeyId=kid)
+        self.assertEqual((r["KeyId"], r["KeyLastUsage"], r["KeyCreationDate"]), (kid, {}, created))
+        self.assertEqual(r["TrackingStartDate"], created)  # created after the server started
+        enc = self.kms.encrypt(KeyId=kid, Plaintext=b"x", EncryptionContext={"a": "1"})
+        last = self.newer.get_key_last_usage(KeyId=kid)["KeyLastUsage"]
+        self.assertEqual((last["Operation"], last["KmsRequestId"]), ("Encrypt", enc["ResponseMetadata"]["RequestId"]))
+        self.assertLessEqual(abs(last["Timestamp"] - created), 600)
+        # What fails is not a use; reads and management are not cryptographic operations.
+        self.refused(lambda: self.kms.decrypt(CiphertextBlob=enc["CiphertextBlob"], EncryptionContext={"a": "2"}),
+                     "InvalidCiphertextException")
+        self.kms.describe_key(KeyId=kid)
+        self.kms.update_key_description(KeyId=kid, Description="d")
+        self.assertEqual(self.newer.get_key_last_usage(KeyId=kid)["KeyLastUsage"]["Operation"], "Encrypt")
+        dec = self.kms.decrypt(CiphertextBlob=enc["CiphertextBlob"], EncryptionContext={"a": "1"})
+        last = self.newer.get_key_last_usage(KeyId=arn_of(self.kms, kid))["KeyLastUsage"]  # by key ARN too
+        self.assertEqual((last["Operation"], last["KmsRequestId"]), ("Decrypt", dec["ResponseMetadata"]["RequestId"]))
+        # ReEncrypt records both keys.
+        other = self.kms.create_key()["KeyMetadata"]["KeyId"]
+        re = self.kms.re_encrypt(CiphertextBlob=enc["CiphertextBlob"], SourceEncryptionContext={"a": "1"},
+                                 DestinationKeyId=other)
+        for k in (kid, other):
+            last = self.newer.get_key_last_usage(KeyId=k)["KeyLastUsage"]
+            self.assertEqual((last["Operation"], last["KmsRequestId"]),
+                             ("ReEncrypt", re["ResponseMetadata"]["RequestId"]))
+        self.kms.create_alias(AliasName="alias/last-usage", TargetKeyId=kid)
+        self.refused(lambda: self.newer.get_key_last_usage(KeyId="alias/last-usage"), "NotFoundException")
+        self.refused(lambda: self.newer.get_key_last_usage(KeyId="0" * 8 + "-0000-4000-8000-" + "0" * 12),
+                     "NotFoundException")
+        self.refused(lambda: self.newer.get_key_last_usage(), "ValidationException", "Value null at 'keyId'")
+
+    def test_key_last_usage_tracking_restarts_with_the_server(self):
+        with tempfile.TemporaryDirectory(prefix="kms-usage-") as tmp:
+            data = os.path.join(tmp, "data")
+            with kms_harness.kms_server(data_dir=data) as srv:
+                kms = kms_harness.boto_client(srv.endpoint)
+                kid = kms.create_key()["KeyMetadata"]["KeyId"]
+                kms.generate_data_key(KeyId=kid, KeySpec="AES_256")
+                self.assertEqual(kms_harness.NewerKms(srv.endpoint).get_key_last_usage(KeyId=kid)["KeyLastUsage"]
+                                 ["Operation"], "GenerateDataKey")
+                kms.close()
+            before = time.time()
+            with kms_harness.kms_server(data_dir=data) as srv:
+                r = kms_harness.NewerKms(srv.endpoint).get_key_last_usage(KeyId=kid)
+                # Uses before this start are not known: tracking starts again, and says so.
+                self.assertEqual(r["KeyLastUsage"], {})
+                self.assertGreaterEqual(r["TrackingStartDate"], int(before))
+                self.assertLess(r["KeyCreationDate"], r["TrackingStartDate"] + 1)
 
     def test_unsupported_operations(self):
         kid = self.kms.create_key()["KeyMetadata"]["KeyId"]
