@@ -380,6 +380,31 @@ class KmsImport(unittest.TestCase):
         self.refused(lambda: self.newer.delete_imported_key_material(KeyId=kid, KeyMaterialId="G" * 64),
                      "ValidationException", "regular expression pattern")
 
+    def test_secrets_are_not_stored_or_logged_in_the_clear(self):
+        """The material and the import token are on disk only wrapped (the material, the wrapping
+        key) or hashed (the token), and the audit log names neither."""
+        material = os.urandom(32)
+        kid = self.external_key()
+        p = self.params(kid, "RSA_AES_KEY_WRAP_SHA_256", "RSA_2048")
+        self.kms.import_key_material(KeyId=kid, ImportToken=p["ImportToken"],
+                                     EncryptedKeyMaterial=wrap(material, p["PublicKey"], "RSA_AES_KEY_WRAP_SHA_256"),
+                                     ExpirationModel="KEY_MATERIAL_DOES_NOT_EXPIRE")
+        token = p["ImportToken"]
+        secrets = [material, material.hex().encode(), base64.b64encode(material), token, base64.b64encode(token),
+                   token[-32:]]
+        found = []
+        for name in sorted(os.listdir(self.data)):
+            path = os.path.join(self.data, name)
+            if not os.path.isfile(path) or name == "root.key":
+                continue
+            with open(path, "rb") as f:
+                content = f.read()
+            found += ["%s holds secret %d" % (name, i) for i, s in enumerate(secrets) if s in content]
+        self.assertEqual(found, [])
+        with open(os.path.join(self.data, "audit.log"), encoding="utf-8") as f:
+            log = f.read()
+        self.assertIn('"operation":"ImportKeyMaterial"', log)
+
     def test_survives_restart(self):
         material = os.urandom(32)
         kid = self.imported_key(material)
