@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cloister/crypto.h"
+#include "cloister/log.h"
 
 #include "attested_release.h"
 #include "grants.h"
@@ -55,6 +56,42 @@ cl_status kms_key_rotate(kms_call *c, kms_key_rec *k, bool on_demand)
     cl_buf_free(&material);
     cl_buf_free(&wrapped);
     return rc;
+}
+
+/*
+ * The state of a key of Origin EXTERNAL as AWS gives it ("Key states of AWS KMS keys"): without
+ * live material it is PendingImport (unless PendingDeletion). Material whose ValidTo has passed
+ * is deleted here, when the key is next loaded: "When the key material expires, AWS KMS deletes
+ * the key material and the KMS key becomes unusable" (ImportKeyMaterial, API Reference). A
+ * stored PendingImport with live material is what a write racing an import left behind: the
+ * import won, so the key is Enabled.
+ */
+static CL_MUST_USE cl_status kms_key_import_state(kms_call *c, kms_key_rec *k)
+{
+    if (!k->external) return CL_OK;
+    if (k->imported && k->material_valid_to != 0 && c->now >= k->material_valid_to) {
+        bool deleted = false;
+        CL_GUARD(c->kms->store->ops->delete_material(c->kms->store, k->key_id, k->material_valid_to, &deleted));
+        if (deleted) {
+            if (c->kms->cache != NULL) kms_cache_evict_key(c->kms->cache, k->key_id);
+            CL_LOG_INFO("key %s: its imported key material expired and was deleted", k->arn);
+            k->imported = false;
+            k->material_valid_to = 0;
+        } else {
+            /* Reimported (or deleted) meanwhile: what the store has now decides. */
+            char id[KMS_KEY_ID_LEN + 1];
+            (void)snprintf(id, sizeof(id), "%s", k->key_id);
+            kms_key_rec_clear(k);
+            CL_GUARD(c->kms->store->ops->get_key(c->kms->store, id, k));
+            if (k->imported && k->material_valid_to != 0 && c->now >= k->material_valid_to) k->imported = false;
+        }
+    }
+    if (k->state == KMS_KEY_PENDING_DELETION) return CL_OK;
+    if (!k->imported)
+        k->state = KMS_KEY_PENDING_IMPORT;
+    else if (k->state == KMS_KEY_PENDING_IMPORT)
+        k->state = KMS_KEY_ENABLED;
+    return CL_OK;
 }
 
 /* A key pending deletion whose date has passed is deleted here, so it is gone as soon as it
@@ -122,6 +159,11 @@ cl_status kms_key_load(kms_call *c, const char *id, unsigned flags, kms_key_rec 
         CL_GUARD(c->kms->store->ops->delete_key(c->kms->store, key_id));
         if (c->kms->cache != NULL) kms_cache_evict_key(c->kms->cache, key_id);
         return kms_not_found_key(c, arn);
+    }
+    cl_status irc = kms_key_import_state(c, k);
+    if (irc != CL_OK) {
+        kms_key_rec_clear(k);
+        return irc;
     }
     if (k->rotation_enabled && k->state == KMS_KEY_ENABLED &&
         c->now >= k->last_rotated + (int64_t)k->rotation_period_days * KMS_DAY) {
@@ -235,6 +277,11 @@ cl_status kms_key_require_usage(kms_call *c, const kms_key_rec *k, const char *u
     if (k->state == KMS_KEY_DISABLED) KMS_FAIL_AS(c, "DisabledException", CL_ERR_STATE, "%s is disabled.", k->arn);
     if (k->state == KMS_KEY_PENDING_DELETION)
         KMS_FAIL_AS(c, "KMSInvalidStateException", CL_ERR_STATE, "%s is pending deletion.", k->arn);
+    if (k->state == KMS_KEY_PENDING_IMPORT)
+        KMS_FAIL_AS(c, "KMSInvalidStateException", CL_ERR_STATE,
+                    "%s is pending import: it has no key material (import it with GetParametersForImport and "
+                    "ImportKeyMaterial).",
+                    k->arn);
     if (strcmp(k->key_usage, usage) != 0)
         KMS_FAIL_AS(c, "InvalidKeyUsageException", CL_ERR_STATE, "%s key usage is %s which is not valid for %s.",
                     k->arn, k->key_usage, c->operation);

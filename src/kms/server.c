@@ -59,6 +59,7 @@
 #include "cloister/mem.h"
 #include "cloister/sigv4.h"
 
+#include "last_use.h"
 #include "metrics.h"
 
 #define KMS_MAX_HEADERS 64
@@ -384,6 +385,7 @@ static bool kms_op_changes_state(const char *op)
         "GenerateDataKeyWithoutPlaintext",
         "GenerateMac",
         "GenerateRandom",
+        "GetKeyLastUsage",
         "GetKeyPolicy",
         "GetKeyRotationStatus",
         "GetPublicKey",
@@ -590,6 +592,27 @@ static void kms_handle_metrics(kms_worker *w, struct evhttp_request *req)
     cl_error_clear();
 }
 
+/* GetKeyLastUsage's record (usage.h): a cryptographic operation on a key that succeeded and
+ * whose audit line was written, in this worker's shard. The key is c->key_arn (the store's ARN of
+ * the key the operation loaded last); ReEncrypt uses two, and "usage information is recorded for
+ * both keys": its source is the answer's SourceKeyId, also the store's ARN. */
+static void kms_note_usage(kms_worker *w, const kms_call *c, const char *op)
+{
+    const char *name = kms_last_use_operation(op);
+    if (name == NULL || w->srv->ctx.usage == NULL) return;
+    const char *arns[2] = {c->key_arn, NULL};
+    if (strcmp(name, "ReEncrypt") == 0) arns[1] = json_string_value(json_object_get(c->resp, "SourceKeyId"));
+    for (size_t i = 0; i < 2; i++) {
+        size_t len = arns[i] != NULL ? strlen(arns[i]) : 0;
+        if (len < KMS_KEY_ID_LEN) continue;
+        const char *key_id = arns[i] + (len - KMS_KEY_ID_LEN); /* a key ARN ends in key/KEY_ID */
+        if (kms_last_use_record(w->srv->ctx.usage, (size_t)(w - w->srv->workers), key_id, name, c->now,
+                                c->request_id) != CL_OK)
+            CL_LOG_WARN("%s %s: its use of %s is not recorded for GetKeyLastUsage: %s", op, c->request_id, arns[i],
+                        cl_error_message());
+    }
+}
+
 static void kms_handle(struct evhttp_request *req, void *arg)
 {
     kms_worker *w = arg;
@@ -715,6 +738,7 @@ out:;
             end = 0;
         }
     }
+    if (rc == CL_OK && arc == CL_OK) kms_note_usage(w, &c, op);
     /* The response object can hold plaintext (Decrypt, GenerateDataKey, GenerateRandom), and
      * so can the request (Encrypt): jansson frees through cl_free_wiped, and the request's
      * bytes are wiped here in libevent's buffer, before the answer is handed over (which may
@@ -1329,6 +1353,7 @@ cl_status kms_server_start(const kms_config *cfg, kms_server **out)
         CL_GUARD_GOTO(kms_store_open_sqlite(path, &s->ctx.store));
     }
     CL_GUARD_GOTO(kms_cache_new(4096, &s->ctx.cache));
+    CL_GUARD_GOTO(kms_last_use_new((size_t)s->n_workers, s->start_time, &s->ctx.usage));
     if (cfg->audit_path[0] != '\0')
         (void)snprintf(path, sizeof(path), "%s", cfg->audit_path);
     else
@@ -1416,6 +1441,7 @@ void kms_server_free(kms_server *s)
     cl_audit_close(s->ctx.audit);
     kms_store_close(s->ctx.store);
     kms_cache_free(s->ctx.cache);
+    kms_last_use_free(s->ctx.usage);
     kms_root_key_free(&s->ctx.root);
     SSL_CTX_free(s->tls);
     cl_memzero(s->cfg.store_conninfo, sizeof(s->cfg.store_conninfo)); /* may hold a password */

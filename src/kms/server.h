@@ -115,6 +115,7 @@ CL_MUST_USE cl_status kms_passphrase_read(const kms_config *cfg, cl_buf *pass);
 #define KMS_ATTEST_MAX_AGE_DEFAULT_MS ((uint64_t)5 * 60 * 1000)
 
 struct kms_recipient;
+struct kms_last_use;
 
 typedef struct kms_server kms_server;
 
@@ -124,7 +125,8 @@ typedef struct kms_ctx {
     kms_store *store;
     kms_root_key root;
     cl_audit *audit;
-    kms_material_cache *cache; /* NULL: no caching */
+    kms_material_cache *cache;  /* NULL: no caching */
+    struct kms_last_use *usage; /* each key's last use (usage.h); NULL: none recorded */
 } kms_ctx;
 
 typedef struct kms_call {

@@ -31,6 +31,8 @@ typedef enum kms_key_state {
     KMS_KEY_ENABLED = 0,
     KMS_KEY_DISABLED,
     KMS_KEY_PENDING_DELETION,
+    /* Origin EXTERNAL without live key material: never imported, deleted, or expired. */
+    KMS_KEY_PENDING_IMPORT,
 } kms_key_state;
 
 typedef struct kms_key_rec {
@@ -49,6 +51,11 @@ typedef struct kms_key_rec {
     int rotation_period_days;
     int64_t last_rotated; /* when current_version became current */
     char *policy;         /* JSON text, owned (free with kms_key_rec_clear) */
+    /* Imported key material (Origin EXTERNAL), read by get_key from the key_imports table and
+     * written only by the import functions below. */
+    bool external;             /* Origin EXTERNAL */
+    bool imported;             /* its material is stored (it may have expired since) */
+    int64_t material_valid_to; /* when it expires; 0: it does not */
 } kms_key_rec;
 
 void kms_key_rec_clear(kms_key_rec *k);
@@ -86,9 +93,25 @@ typedef struct kms_grant_filter {
     const char *grant_id; /* NULL: any */
 } kms_grant_filter;
 
+/* The import state of an Origin EXTERNAL key (ops_import.c). */
+#define KMS_MATERIAL_ID_LEN 64 /* BackingKeyIdType: 64 lower-case hex digits */
+#define KMS_IMPORT_TOKEN_HASH_LEN 32
+typedef struct kms_import_rec {
+    char material_id[KMS_MATERIAL_ID_LEN + 1]; /* "" until material was first imported; kept after deletion */
+    bool imported;
+    int64_t valid_to; /* 0: does not expire */
+    /* The latest GetParametersForImport: "" / 0 when none was issued. The wrapping private key
+     * itself (wrapped under the root key) is read into a caller's buffer. */
+    char wrapping_alg[32];
+    char wrapping_spec[16];
+    int64_t params_valid_to;
+    uint8_t token_hash[KMS_IMPORT_TOKEN_HASH_LEN]; /* SHA-256 of the import token */
+} kms_import_rec;
+
 typedef struct kms_store kms_store;
 typedef struct kms_store_ops {
-    /* Adds a key and its version-1 wrapped material in one transaction. */
+    /* Adds a key and its version-1 wrapped material in one transaction. wrapped NULL: a key
+     * of Origin EXTERNAL, without material (its import row instead, nothing imported). */
     CL_MUST_USE cl_status (*create_key)(kms_store *s, const kms_key_rec *k, const uint8_t *wrapped, size_t wrapped_len);
     CL_MUST_USE cl_status (*get_key)(kms_store *s, const char *key_id, kms_key_rec *out); /* CL_ERR_NOT_FOUND */
     /* Writes state, description, deletion fields, rotation settings and policy. */
@@ -131,6 +154,21 @@ typedef struct kms_store_ops {
     /* Tags in key order after `after`, appended to out. */
     CL_MUST_USE cl_status (*list_tags)(kms_store *s, const char *key_id, const char *after, size_t limit,
                                        cl_kvlist *out, bool *more);
+    /* Imported key material. get_import: CL_ERR_NOT_FOUND for a key that is not EXTERNAL;
+     * wrapping_key (may be NULL) gets the wrapped private key of the latest parameters. */
+    CL_MUST_USE cl_status (*get_import)(kms_store *s, const char *key_id, kms_import_rec *out, cl_buf *wrapping_key);
+    /* Replaces the key's import parameters (alg, spec, validity, token hash, wrapped private key). */
+    CL_MUST_USE cl_status (*set_import_params)(kms_store *s, const char *key_id, const kms_import_rec *params,
+                                               const uint8_t *wrapped_key, size_t wrapped_key_len);
+    /* Stores version-1 material (replacing any), its id and expiry, and (enable) makes the key
+     * Enabled unless it is PendingDeletion, in one transaction. */
+    CL_MUST_USE cl_status (*import_material)(kms_store *s, const char *key_id, const uint8_t *wrapped,
+                                             size_t wrapped_len, const char *material_id, int64_t valid_to, int64_t now,
+                                             bool enable);
+    /* Deletes the imported material and makes the key PendingImport (unless PendingDeletion), in
+     * one transaction. expired_at 0: whatever its expiry; otherwise only if the material still
+     * expires at expired_at (*deleted false when it was reimported or deleted meanwhile). */
+    CL_MUST_USE cl_status (*delete_material)(kms_store *s, const char *key_id, int64_t expired_at, bool *deleted);
     void (*close)(kms_store *s);
 } kms_store_ops;
 

@@ -42,7 +42,8 @@
 
 #include "store.h"
 
-#define KMS_PG_SCHEMA_VERSION 1
+/* 2: key_imports (keys of Origin EXTERNAL); a version-1 database gets it at start. */
+#define KMS_PG_SCHEMA_VERSION 2
 #define KMS_PG_POOL_MAX 64
 /* Any constant: serialises schema creation between instances starting together. */
 #define KMS_PG_SCHEMA_LOCK "7242180437"
@@ -75,6 +76,15 @@ enum kms_pg_q {
     Q_COUNT_TAGS,
     Q_DEL_TAG,
     Q_LIST_TAGS,
+    Q_INSERT_IMPORT,
+    Q_GET_IMPORT,
+    Q_SET_IMPORT_PARAMS,
+    Q_DEL_MATERIAL_V1,
+    Q_SET_IMPORTED,
+    Q_ENABLE_IMPORTED,
+    Q_DROP_MATERIAL,
+    Q_PENDING_IMPORT,
+    Q_DEL_KEY_IMPORT,
     Q_COUNT
 };
 
@@ -82,6 +92,11 @@ enum kms_pg_q {
     "key_id,arn,account,created,state,description,key_usage,key_spec,deletion_date,pending_days," \
     "current_version,rotation_enabled,rotation_period,last_rotated,policy"
 #define KMS_PG_GRANT_COLS "grant_id,key_id,grantee,retiring,issuing_account,operations,name,constraints,created"
+#define KMS_PG_IMPORT_COLS \
+    "material_id,imported,material_valid_to,wrapping_alg,wrapping_spec,params_valid_to,token_hash,wrapping_key"
+/* kms_key_state values as SQL text: the enum's values are the stored ones. */
+_Static_assert(KMS_KEY_ENABLED == 0 && KMS_KEY_PENDING_DELETION == 2 && KMS_KEY_PENDING_IMPORT == 3,
+               "the key states in SQL text");
 
 /* read_only: safe to run again on a fresh connection when the old one dropped mid-statement. */
 static const struct {
@@ -93,7 +108,10 @@ static const struct {
                       false},
     [Q_INSERT_VERSION] = {"INSERT INTO key_versions(key_id,version,wrapped,created,on_demand) VALUES($1,$2,$3,$4,$5)",
                           false},
-    [Q_GET_KEY] = {"SELECT " KMS_PG_KEY_COLS " FROM keys WHERE key_id=$1", true},
+    /* The import columns have names of their own, so the join needs no table prefixes. */
+    [Q_GET_KEY] = {"SELECT " KMS_PG_KEY_COLS ",import_key IS NOT NULL,coalesce(imported,false),"
+                   "coalesce(material_valid_to,0) FROM keys LEFT JOIN key_imports ON import_key=key_id WHERE key_id=$1",
+                   true},
     [Q_UPDATE_KEY] = {"UPDATE keys SET state=$1,description=$2,deletion_date=$3,pending_days=$4,policy=$5,"
                       "rotation_enabled=$6,rotation_period=$7 WHERE key_id=$8",
                       false},
@@ -131,6 +149,22 @@ static const struct {
     [Q_DEL_TAG] = {"DELETE FROM tags WHERE key_id=$1 AND tag_key=$2", false},
     [Q_LIST_TAGS] = {"SELECT tag_key,tag_value FROM tags WHERE key_id=$1 AND tag_key>$2 ORDER BY tag_key LIMIT $3",
                      true},
+    [Q_INSERT_IMPORT] = {"INSERT INTO key_imports(import_key," KMS_PG_IMPORT_COLS ") "
+                         "VALUES($1,'',false,0,'','',0,'','')",
+                         false},
+    [Q_GET_IMPORT] = {"SELECT " KMS_PG_IMPORT_COLS " FROM key_imports WHERE import_key=$1", true},
+    [Q_SET_IMPORT_PARAMS] = {"UPDATE key_imports SET wrapping_alg=$1,wrapping_spec=$2,params_valid_to=$3,token_hash=$4,"
+                             "wrapping_key=$5 WHERE import_key=$6",
+                             false},
+    [Q_DEL_MATERIAL_V1] = {"DELETE FROM key_versions WHERE key_id=$1 AND version=1", false},
+    [Q_SET_IMPORTED] = {"UPDATE key_imports SET imported=true,material_id=$1,material_valid_to=$2 WHERE import_key=$3",
+                        false},
+    [Q_ENABLE_IMPORTED] = {"UPDATE keys SET state=0 WHERE key_id=$1 AND state<>2", false},
+    [Q_DROP_MATERIAL] = {"UPDATE key_imports SET imported=false,material_valid_to=0 WHERE import_key=$1 AND imported "
+                         "AND ($2::bigint=0 OR material_valid_to=$2::bigint)",
+                         false},
+    [Q_PENDING_IMPORT] = {"UPDATE keys SET state=3 WHERE key_id=$1 AND state<>2", false},
+    [Q_DEL_KEY_IMPORT] = {"DELETE FROM key_imports WHERE import_key=$1", false},
 };
 
 /*
@@ -163,7 +197,12 @@ static const char *kms_pg_schema =
     "CREATE TABLE IF NOT EXISTS tags("
     " key_id TEXT COLLATE \"C\" NOT NULL, tag_key TEXT COLLATE \"C\" NOT NULL, tag_value TEXT NOT NULL,"
     " PRIMARY KEY(key_id, tag_key));"
-    "INSERT INTO schema_version(version) VALUES(1) ON CONFLICT DO NOTHING;";
+    /* Version 2: keys of Origin EXTERNAL. Column names differ from those of keys (Q_GET_KEY joins). */
+    "CREATE TABLE IF NOT EXISTS key_imports("
+    " import_key TEXT COLLATE \"C\" PRIMARY KEY, material_id TEXT NOT NULL, imported BOOLEAN NOT NULL,"
+    " material_valid_to BIGINT NOT NULL, wrapping_alg TEXT NOT NULL, wrapping_spec TEXT NOT NULL,"
+    " params_valid_to BIGINT NOT NULL, token_hash BYTEA NOT NULL, wrapping_key BYTEA NOT NULL);"
+    "INSERT INTO schema_version(version) VALUES(2) ON CONFLICT DO NOTHING;";
 
 typedef struct kms_pg_conn {
     PGconn *c;              /* NULL until first used */
@@ -487,7 +526,14 @@ static CL_MUST_USE cl_status kms_pg_create_key(kms_store *s, const kms_key_rec *
     rc = kms_pg_run(q, pc, Q_INSERT_KEY, 15, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
     if (rc == CL_ERR_EXISTS) CL_FAIL_GOTO(CL_ERR_EXISTS, "key %s already exists", k->key_id);
     if (rc != CL_OK) goto out;
-    CL_GUARD_GOTO(kms_pg_insert_version(q, pc, k->key_id, k->current_version, wrapped, wrapped_len, k->created, false));
+    if (wrapped == NULL) {
+        PQclear(r);
+        r = NULL;
+        CL_GUARD_GOTO(kms_pg_run(q, pc, Q_INSERT_IMPORT, 1, v, NULL, NULL, false, PGRES_COMMAND_OK, &r));
+    } else {
+        CL_GUARD_GOTO(
+            kms_pg_insert_version(q, pc, k->key_id, k->current_version, wrapped, wrapped_len, k->created, false));
+    }
     CL_GUARD_GOTO(kms_pg_commit(pc));
 out:
     PQclear(r);
@@ -522,6 +568,9 @@ static CL_MUST_USE cl_status kms_pg_get_key(kms_store *s, const char *key_id, km
     out->last_rotated = kms_pg_col_i64(r, 0, 13);
     out->policy = strdup(PQgetvalue(r, 0, 14));
     if (out->policy == NULL) CL_FAIL_GOTO(CL_ERR_NOMEM, "out of memory for a key policy");
+    out->external = kms_pg_col_bool(r, 0, 15);
+    out->imported = kms_pg_col_bool(r, 0, 16);
+    out->material_valid_to = kms_pg_col_i64(r, 0, 17);
 out:
     PQclear(r);
     kms_pg_release(q, pc);
@@ -558,8 +607,8 @@ static CL_MUST_USE cl_status kms_pg_delete_key(kms_store *s, const char *key_id)
     cl_status rc = CL_OK;
     kms_pg_conn *pc = NULL;
     /* The key's row first, as tag() and add_version() lock it first: one lock order, no deadlock. */
-    static const enum kms_pg_q del[] = {Q_LOCK_KEY,     Q_DEL_KEY_ALIASES,  Q_DEL_KEY_GRANTS,
-                                        Q_DEL_KEY_TAGS, Q_DEL_KEY_VERSIONS, Q_DEL_KEY};
+    static const enum kms_pg_q del[] = {Q_LOCK_KEY,         Q_DEL_KEY_ALIASES, Q_DEL_KEY_GRANTS, Q_DEL_KEY_TAGS,
+                                        Q_DEL_KEY_VERSIONS, Q_DEL_KEY_IMPORT,  Q_DEL_KEY};
     const char *v[] = {key_id};
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
     CL_GUARD_GOTO(kms_pg_begin(pc));
@@ -967,6 +1016,145 @@ static void kms_pg_close(kms_store *s)
     free(s);
 }
 
+/* --- imported key material ------------------------------------------------------------ */
+
+/* A bytea column of a text result appended to out. */
+static CL_MUST_USE cl_status kms_pg_col_bytea(const PGresult *r, int row, int col, cl_buf *out)
+{
+    size_t n = 0;
+    unsigned char *b = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, col), &n);
+    CL_ENSURE(b != NULL, CL_ERR_NOMEM, "out of memory for a bytea column");
+    cl_status rc = cl_buf_append(out, b, n);
+    PQfreemem(b);
+    return rc;
+}
+
+static CL_MUST_USE cl_status kms_pg_get_import(kms_store *s, const char *key_id, kms_import_rec *out,
+                                               cl_buf *wrapping_key)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    PGresult *r = NULL;
+    cl_buf hash;
+    cl_buf_init(&hash, KMS_IMPORT_TOKEN_HASH_LEN);
+    memset(out, 0, sizeof(*out));
+    const char *v[] = {key_id};
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_GET_IMPORT, 1, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
+    if (PQntuples(r) == 0) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "key %s has no imported key material", key_id);
+    kms_pg_copy(out->material_id, sizeof(out->material_id), r, 0, 0);
+    out->imported = kms_pg_col_bool(r, 0, 1);
+    out->valid_to = kms_pg_col_i64(r, 0, 2);
+    kms_pg_copy(out->wrapping_alg, sizeof(out->wrapping_alg), r, 0, 3);
+    kms_pg_copy(out->wrapping_spec, sizeof(out->wrapping_spec), r, 0, 4);
+    out->params_valid_to = kms_pg_col_i64(r, 0, 5);
+    CL_GUARD_GOTO(kms_pg_col_bytea(r, 0, 6, &hash));
+    CL_ENSURE_GOTO(hash.len == 0 || hash.len == KMS_IMPORT_TOKEN_HASH_LEN, CL_ERR_FORMAT,
+                   "key store: the import token hash of %s is %zu bytes; the database is damaged", key_id, hash.len);
+    if (hash.len > 0) memcpy(out->token_hash, hash.data, KMS_IMPORT_TOKEN_HASH_LEN);
+    if (wrapping_key != NULL) CL_GUARD_GOTO(kms_pg_col_bytea(r, 0, 7, wrapping_key));
+out:
+    cl_buf_free(&hash);
+    PQclear(r);
+    kms_pg_release(q, pc);
+    return rc;
+}
+
+static CL_MUST_USE cl_status kms_pg_set_import_params(kms_store *s, const char *key_id, const kms_import_rec *p,
+                                                      const uint8_t *wrapped_key, size_t wrapped_key_len)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    PGresult *r = NULL;
+    CL_ENSURE(wrapped_key_len <= (size_t)1 << 20, CL_ERR_LIMIT, "a wrapped wrapping key of %zu bytes is too large",
+              wrapped_key_len);
+    kms_pg_num until;
+    const char *v[] = {p->wrapping_alg,
+                       p->wrapping_spec,
+                       kms_pg_i64(until, p->params_valid_to),
+                       (const char *)p->token_hash,
+                       (const char *)wrapped_key,
+                       key_id};
+    const int lens[] = {0, 0, 0, KMS_IMPORT_TOKEN_HASH_LEN, (int)wrapped_key_len, 0};
+    const int fmts[] = {0, 0, 0, 1, 1, 0};
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_SET_IMPORT_PARAMS, 6, v, lens, fmts, false, PGRES_COMMAND_OK, &r));
+    if (!kms_pg_one_row_changed(r)) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "key %s has no import state", key_id);
+out:
+    PQclear(r);
+    kms_pg_release(q, pc);
+    return rc;
+}
+
+/* Runs statement id with the n parameters v in pc's transaction; *changed: whether a row changed. */
+static CL_MUST_USE cl_status kms_pg_tx_run(kms_pg *q, kms_pg_conn *pc, enum kms_pg_q id, int n, const char *const *v,
+                                           bool *changed)
+{
+    PGresult *r = NULL;
+    cl_status rc = kms_pg_run(q, pc, id, n, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
+    if (changed != NULL) *changed = rc == CL_OK && kms_pg_one_row_changed(r);
+    PQclear(r);
+    return rc;
+}
+
+static CL_MUST_USE cl_status kms_pg_import_material(kms_store *s, const char *key_id, const uint8_t *wrapped,
+                                                    size_t wrapped_len, const char *material_id, int64_t valid_to,
+                                                    int64_t now, bool enable)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    bool changed = false;
+    kms_pg_num until;
+    const char *set[] = {material_id, kms_pg_i64(until, valid_to), key_id};
+    const char *key[] = {key_id};
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    CL_GUARD_GOTO(kms_pg_begin(pc));
+    /* The key's row first, as every other transaction on a key locks it first. */
+    PGresult *r = NULL;
+    rc = kms_pg_run(q, pc, Q_LOCK_KEY, 1, key, NULL, NULL, false, PGRES_TUPLES_OK, &r);
+    PQclear(r);
+    CL_GUARD_GOTO(rc);
+    CL_GUARD_GOTO(kms_pg_tx_run(q, pc, Q_SET_IMPORTED, 3, set, &changed));
+    CL_ENSURE_GOTO(changed, CL_ERR_NOT_FOUND, "key %s has no import state", key_id);
+    CL_GUARD_GOTO(kms_pg_tx_run(q, pc, Q_DEL_MATERIAL_V1, 1, key, NULL));
+    CL_GUARD_GOTO(kms_pg_insert_version(q, pc, key_id, 1, wrapped, wrapped_len, now, false));
+    if (enable) CL_GUARD_GOTO(kms_pg_tx_run(q, pc, Q_ENABLE_IMPORTED, 1, key, NULL));
+    CL_GUARD_GOTO(kms_pg_commit(pc));
+out:
+    kms_pg_release(q, pc);
+    return rc;
+}
+
+static CL_MUST_USE cl_status kms_pg_delete_material(kms_store *s, const char *key_id, int64_t expired_at, bool *deleted)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    kms_pg_num at;
+    const char *drop[] = {key_id, kms_pg_i64(at, expired_at)};
+    const char *key[] = {key_id};
+    *deleted = false;
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    CL_GUARD_GOTO(kms_pg_begin(pc));
+    PGresult *r = NULL;
+    rc = kms_pg_run(q, pc, Q_LOCK_KEY, 1, key, NULL, NULL, false, PGRES_TUPLES_OK, &r);
+    PQclear(r);
+    CL_GUARD_GOTO(rc);
+    CL_GUARD_GOTO(kms_pg_tx_run(q, pc, Q_DROP_MATERIAL, 2, drop, deleted));
+    if (*deleted || expired_at == 0) {
+        CL_GUARD_GOTO(kms_pg_tx_run(q, pc, Q_DEL_KEY_VERSIONS, 1, key, NULL));
+        CL_GUARD_GOTO(kms_pg_tx_run(q, pc, Q_PENDING_IMPORT, 1, key, NULL));
+    }
+    CL_GUARD_GOTO(kms_pg_commit(pc));
+out:
+    if (rc != CL_OK) *deleted = false;
+    kms_pg_release(q, pc);
+    return rc;
+}
+
 static const kms_store_ops kms_pg_ops = {
     .create_key = kms_pg_create_key,
     .get_key = kms_pg_get_key,
@@ -988,6 +1176,10 @@ static const kms_store_ops kms_pg_ops = {
     .tag = kms_pg_tag,
     .untag = kms_pg_untag,
     .list_tags = kms_pg_list_tags,
+    .get_import = kms_pg_get_import,
+    .set_import_params = kms_pg_set_import_params,
+    .import_material = kms_pg_import_material,
+    .delete_material = kms_pg_delete_material,
     .close = kms_pg_close,
 };
 

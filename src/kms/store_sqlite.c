@@ -37,6 +37,8 @@ enum kms_sq {
     S_INSERT_ALIAS, S_UPDATE_ALIAS, S_GET_ALIAS, S_DEL_ALIAS, S_LIST_ALIASES,
     S_INSERT_GRANT, S_GET_GRANT, S_DEL_GRANT, S_LIST_GRANTS,
     S_UPSERT_TAG, S_COUNT_TAGS, S_DEL_TAG, S_LIST_TAGS,
+    S_INSERT_IMPORT, S_GET_IMPORT, S_SET_IMPORT_PARAMS, S_PUT_MATERIAL, S_SET_IMPORTED, S_ENABLE_IMPORTED,
+    S_DROP_MATERIAL, S_PENDING_IMPORT, S_DEL_KEY_IMPORT,
     S_COUNT
 };
 // clang-format on
@@ -46,6 +48,15 @@ enum kms_sq {
     "current_version,rotation_enabled,rotation_period,last_rotated,policy"
 #define KMS_GRANT_COLS "grant_id,key_id,grantee,retiring,issuing_account,operations,name,constraints,created"
 #define KMS_ALIAS_COLS "name,key_id,created,updated"
+#define KMS_IMPORT_COLS \
+    "import_key,material_id,imported,material_valid_to,wrapping_alg,wrapping_spec,params_valid_to,token_hash," \
+    "wrapping_key"
+/* kms_key_state values as SQL text: the enum's values are the stored ones. */
+#define KMS_SQ_ENABLED "0"
+#define KMS_SQ_PENDING_DELETION "2"
+#define KMS_SQ_PENDING_IMPORT "3"
+_Static_assert(KMS_KEY_ENABLED == 0 && KMS_KEY_PENDING_DELETION == 2 && KMS_KEY_PENDING_IMPORT == 3,
+               "the key states in SQL text");
 
 /* name: what the statement does, for messages. */
 static const struct {
@@ -59,7 +70,10 @@ static const struct {
     [S_INSERT_KEY] = {"insert key", "INSERT INTO keys(" KMS_KEY_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
     [S_INSERT_VERSION] = {"insert key material",
                           "INSERT INTO key_versions(key_id,version,wrapped,created,on_demand) VALUES(?,?,?,?,?)"},
-    [S_GET_KEY] = {"read key", "SELECT " KMS_KEY_COLS " FROM keys WHERE key_id=?"},
+    /* The import columns have names of their own, so the join needs no table prefixes. */
+    [S_GET_KEY] = {"read key", "SELECT " KMS_KEY_COLS ",import_key IS NOT NULL,coalesce(imported,0),"
+                               "coalesce(material_valid_to,0) FROM keys LEFT JOIN key_imports ON import_key=key_id "
+                               "WHERE key_id=?"},
     [S_UPDATE_KEY] = {"update key", "UPDATE keys SET state=?,description=?,deletion_date=?,pending_days=?,policy=?,"
                                     "rotation_enabled=?,rotation_period=? WHERE key_id=?"},
     [S_DEL_KEY_ALIASES] = {"delete the key's aliases", "DELETE FROM aliases WHERE key_id=?"},
@@ -92,6 +106,25 @@ static const struct {
     [S_DEL_TAG] = {"delete tag", "DELETE FROM tags WHERE key_id=? AND tag_key=?"},
     [S_LIST_TAGS] = {"list tags",
                      "SELECT tag_key,tag_value FROM tags WHERE key_id=? AND tag_key>? ORDER BY tag_key LIMIT ?"},
+    [S_INSERT_IMPORT] = {"insert import state", "INSERT INTO key_imports(" KMS_IMPORT_COLS ") "
+                                                "VALUES(?,'',0,0,'','',0,x'',x'')"},
+    [S_GET_IMPORT] = {"read import state", "SELECT " KMS_IMPORT_COLS " FROM key_imports WHERE import_key=?"},
+    [S_SET_IMPORT_PARAMS] = {"write import parameters",
+                             "UPDATE key_imports SET wrapping_alg=?,wrapping_spec=?,params_valid_to=?,token_hash=?,"
+                             "wrapping_key=? WHERE import_key=?"},
+    [S_PUT_MATERIAL] = {"write imported key material", "INSERT OR REPLACE INTO key_versions(key_id,version,wrapped,"
+                                                       "created,on_demand) VALUES(?,1,?,?,0)"},
+    [S_SET_IMPORTED] = {"record imported key material",
+                        "UPDATE key_imports SET imported=1,material_id=?,material_valid_to=? WHERE import_key=?"},
+    [S_ENABLE_IMPORTED] = {"enable a key with imported material",
+                           "UPDATE keys SET state=" KMS_SQ_ENABLED
+                           " WHERE key_id=? AND state<>" KMS_SQ_PENDING_DELETION},
+    [S_DROP_MATERIAL] = {"record deleted key material",
+                         "UPDATE key_imports SET imported=0,material_valid_to=0 WHERE import_key=?1 AND imported=1 "
+                         "AND (?2=0 OR material_valid_to=?2)"},
+    [S_PENDING_IMPORT] = {"make a key pending import", "UPDATE keys SET state=" KMS_SQ_PENDING_IMPORT
+                                                       " WHERE key_id=? AND state<>" KMS_SQ_PENDING_DELETION},
+    [S_DEL_KEY_IMPORT] = {"delete the key's import state", "DELETE FROM key_imports WHERE import_key=?"},
 };
 
 /* Run once at open: the durability settings (see the top of the file), then the schema. */
@@ -116,7 +149,13 @@ static const char *kms_setup =
     " created INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS grants_key ON grants(key_id, grant_id);"
     "CREATE TABLE IF NOT EXISTS tags("
-    " key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL, PRIMARY KEY(key_id, tag_key));";
+    " key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL, PRIMARY KEY(key_id, tag_key));"
+    /* Keys of Origin EXTERNAL (added after the first release: a store without it gets it here,
+     * and its keys are all AWS_KMS). Column names differ from those of keys (S_GET_KEY joins). */
+    "CREATE TABLE IF NOT EXISTS key_imports("
+    " import_key TEXT PRIMARY KEY, material_id TEXT NOT NULL, imported INTEGER NOT NULL,"
+    " material_valid_to INTEGER NOT NULL, wrapping_alg TEXT NOT NULL, wrapping_spec TEXT NOT NULL,"
+    " params_valid_to INTEGER NOT NULL, token_hash BLOB NOT NULL, wrapping_key BLOB NOT NULL);";
 
 typedef struct kms_sqlite {
     sqlite3 *db;
@@ -382,8 +421,11 @@ static CL_MUST_USE cl_status kms_sqlite_create_key(kms_store *s, const kms_key_r
                     KMS_TEXT(k->policy ? k->policy : ""));
     if (rc == CL_ERR_EXISTS) CL_FAIL_GOTO(CL_ERR_EXISTS, "key %s already exists", k->key_id);
     CL_GUARD_GOTO(rc);
-    CL_GUARD_GOTO(
-        kms_sqlite_insert_version(&c, k->key_id, k->current_version, wrapped, wrapped_len, k->created, false));
+    if (wrapped == NULL)
+        CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_INSERT_IMPORT, KMS_TEXT(k->key_id)));
+    else
+        CL_GUARD_GOTO(
+            kms_sqlite_insert_version(&c, k->key_id, k->current_version, wrapped, wrapped_len, k->created, false));
     CL_GUARD_GOTO(kms_sq_tx(&c, S_COMMIT));
 out:
     return kms_sq_leave(&c, rc);
@@ -394,7 +436,7 @@ static CL_MUST_USE cl_status kms_sqlite_get_key(kms_store *s, const char *key_id
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
-    int64_t v[5];
+    int64_t v[7];
     memset(out, 0, sizeof(*out));
     CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_GET_KEY, KMS_TEXT(key_id)));
     CL_ENSURE_GOTO(c.row, CL_ERR_NOT_FOUND, "no key %s", key_id);
@@ -402,7 +444,7 @@ static CL_MUST_USE cl_status kms_sqlite_get_key(kms_store *s, const char *key_id
     CL_GUARD_GOTO(kms_col_text(&c, 1, out->arn, sizeof(out->arn)));
     CL_GUARD_GOTO(kms_col_text(&c, 2, out->account, sizeof(out->account)));
     CL_GUARD_GOTO(kms_col_int(&c, 3, INT64_MIN, INT64_MAX, &out->created));
-    CL_GUARD_GOTO(kms_col_int(&c, 4, KMS_KEY_ENABLED, KMS_KEY_PENDING_DELETION, &v[0]));
+    CL_GUARD_GOTO(kms_col_int(&c, 4, KMS_KEY_ENABLED, KMS_KEY_PENDING_IMPORT, &v[0]));
     CL_GUARD_GOTO(kms_col_text(&c, 5, out->description, sizeof(out->description)));
     CL_GUARD_GOTO(kms_col_text(&c, 6, out->key_usage, sizeof(out->key_usage)));
     CL_GUARD_GOTO(kms_col_text(&c, 7, out->key_spec, sizeof(out->key_spec)));
@@ -413,6 +455,11 @@ static CL_MUST_USE cl_status kms_sqlite_get_key(kms_store *s, const char *key_id
     CL_GUARD_GOTO(kms_col_int(&c, 12, INT_MIN, INT_MAX, &v[4]));
     CL_GUARD_GOTO(kms_col_int(&c, 13, INT64_MIN, INT64_MAX, &out->last_rotated));
     CL_GUARD_GOTO(kms_col_dup(&c, 14, &out->policy));
+    CL_GUARD_GOTO(kms_col_int(&c, 15, 0, 1, &v[5]));
+    CL_GUARD_GOTO(kms_col_int(&c, 16, 0, 1, &v[6]));
+    CL_GUARD_GOTO(kms_col_int(&c, 17, 0, INT64_MAX, &out->material_valid_to));
+    out->external = v[5] != 0;
+    out->imported = v[6] != 0;
     out->state = (kms_key_state)v[0];
     out->pending_days = (int)v[1];
     out->current_version = (uint32_t)v[2];
@@ -437,8 +484,8 @@ static CL_MUST_USE cl_status kms_sqlite_update_key(kms_store *s, const kms_key_r
 /* store.h: the key, its material, aliases, grants and tags, in one transaction. */
 static CL_MUST_USE cl_status kms_sqlite_delete_key(kms_store *s, const char *key_id)
 {
-    static const enum kms_sq del[] = {S_DEL_KEY_ALIASES, S_DEL_KEY_GRANTS, S_DEL_KEY_TAGS, S_DEL_KEY_VERSIONS,
-                                      S_DEL_KEY};
+    static const enum kms_sq del[] = {S_DEL_KEY_ALIASES,  S_DEL_KEY_GRANTS, S_DEL_KEY_TAGS,
+                                      S_DEL_KEY_VERSIONS, S_DEL_KEY_IMPORT, S_DEL_KEY};
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
     CL_GUARD_GOTO(kms_sq_tx(&c, S_BEGIN));
@@ -716,6 +763,88 @@ out:
     return kms_sq_leave(&c, rc);
 }
 
+/* --- imported key material ------------------------------------------------------------ */
+
+/* store.h: the import state of key_id (CL_ERR_NOT_FOUND: not an EXTERNAL key); the wrapped
+ * wrapping key appended to wrapping_key unless NULL. */
+static CL_MUST_USE cl_status kms_sqlite_get_import(kms_store *s, const char *key_id, kms_import_rec *out,
+                                                   cl_buf *wrapping_key)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = CL_OK;
+    int64_t imported;
+    cl_buf hash;
+    cl_buf_init(&hash, KMS_IMPORT_TOKEN_HASH_LEN);
+    memset(out, 0, sizeof(*out));
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_GET_IMPORT, KMS_TEXT(key_id)));
+    CL_ENSURE_GOTO(c.row, CL_ERR_NOT_FOUND, "key %s has no imported key material", key_id);
+    CL_GUARD_GOTO(kms_col_text(&c, 1, out->material_id, sizeof(out->material_id)));
+    CL_GUARD_GOTO(kms_col_int(&c, 2, 0, 1, &imported));
+    CL_GUARD_GOTO(kms_col_int(&c, 3, 0, INT64_MAX, &out->valid_to));
+    CL_GUARD_GOTO(kms_col_text(&c, 4, out->wrapping_alg, sizeof(out->wrapping_alg)));
+    CL_GUARD_GOTO(kms_col_text(&c, 5, out->wrapping_spec, sizeof(out->wrapping_spec)));
+    CL_GUARD_GOTO(kms_col_int(&c, 6, 0, INT64_MAX, &out->params_valid_to));
+    CL_GUARD_GOTO(kms_col_blob(&c, 7, &hash));
+    KMS_COL_ENSURE(&c, 7, hash.len == 0 || hash.len == KMS_IMPORT_TOKEN_HASH_LEN, "holds %zu bytes", hash.len);
+    if (hash.len > 0) memcpy(out->token_hash, hash.data, KMS_IMPORT_TOKEN_HASH_LEN);
+    if (wrapping_key != NULL) CL_GUARD_GOTO(kms_col_blob(&c, 8, wrapping_key));
+    out->imported = imported != 0;
+out:
+    cl_buf_free(&hash);
+    return kms_sq_leave(&c, rc);
+}
+
+/* store.h: replaces key_id's import parameters. */
+static CL_MUST_USE cl_status kms_sqlite_set_import_params(kms_store *s, const char *key_id, const kms_import_rec *p,
+                                                          const uint8_t *wrapped_key, size_t wrapped_key_len)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = KMS_SQ_RUN(&c, S_SET_IMPORT_PARAMS, KMS_TEXT(p->wrapping_alg), KMS_TEXT(p->wrapping_spec),
+                              KMS_INT(p->params_valid_to), KMS_BLOB(p->token_hash, KMS_IMPORT_TOKEN_HASH_LEN),
+                              KMS_BLOB(wrapped_key, wrapped_key_len), KMS_TEXT(key_id));
+    if (rc == CL_OK && c.changes != 1) rc = CL_RAISE(CL_ERR_NOT_FOUND, "key %s has no import state", key_id);
+    return kms_sq_leave(&c, rc);
+}
+
+/* store.h: version-1 material of key_id (replacing any), its id and expiry; with enable, the key
+ * becomes Enabled unless PendingDeletion. One transaction. */
+static CL_MUST_USE cl_status kms_sqlite_import_material(kms_store *s, const char *key_id, const uint8_t *wrapped,
+                                                        size_t wrapped_len, const char *material_id, int64_t valid_to,
+                                                        int64_t now, bool enable)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = CL_OK;
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_BEGIN));
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_SET_IMPORTED, KMS_TEXT(material_id), KMS_INT(valid_to), KMS_TEXT(key_id)));
+    CL_ENSURE_GOTO(c.changes == 1, CL_ERR_NOT_FOUND, "key %s has no import state", key_id);
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_PUT_MATERIAL, KMS_TEXT(key_id), KMS_BLOB(wrapped, wrapped_len), KMS_INT(now)));
+    if (enable) CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_ENABLE_IMPORTED, KMS_TEXT(key_id)));
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_COMMIT));
+out:
+    return kms_sq_leave(&c, rc);
+}
+
+/* store.h: deletes key_id's imported material (only if it still expires at expired_at, unless 0)
+ * and makes the key PendingImport unless it is PendingDeletion. One transaction. */
+static CL_MUST_USE cl_status kms_sqlite_delete_material(kms_store *s, const char *key_id, int64_t expired_at,
+                                                        bool *deleted)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = CL_OK;
+    *deleted = false;
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_BEGIN));
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_DROP_MATERIAL, KMS_TEXT(key_id), KMS_INT(expired_at)));
+    *deleted = c.changes == 1;
+    if (*deleted || expired_at == 0) {
+        CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_DEL_KEY_VERSIONS, KMS_TEXT(key_id)));
+        CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_PENDING_IMPORT, KMS_TEXT(key_id)));
+    }
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_COMMIT));
+out:
+    if (rc != CL_OK) *deleted = false;
+    return kms_sq_leave(&c, rc);
+}
+
 /* --- open and close ---------------------------------------------------------------- */
 
 /* Finalizes the statements and closes the database; s may come from a failed open. A statement's
@@ -754,6 +883,10 @@ static const kms_store_ops kms_sqlite_ops = {
     .tag = kms_sqlite_tag,
     .untag = kms_sqlite_untag,
     .list_tags = kms_sqlite_list_tags,
+    .get_import = kms_sqlite_get_import,
+    .set_import_params = kms_sqlite_set_import_params,
+    .import_material = kms_sqlite_import_material,
+    .delete_material = kms_sqlite_delete_material,
     .close = kms_sqlite_close,
 };
 

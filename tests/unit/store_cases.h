@@ -343,10 +343,112 @@ static void test_grant_filters_and_alias_updates(void **state)
     t_done(path);
 }
 
+/* A key of Origin EXTERNAL: created without material (PendingImport), its import parameters
+ * replaced, material imported (Enabled) and deleted again (PendingImport, the material gone, its
+ * id kept), expiry deleting only the material that still expires then, and deletion of the key
+ * taking its import state with it. */
+static void test_imported_material(void **state)
+{
+    (void)state;
+    char path[1024];
+    t_fresh(path, sizeof(path));
+    kms_store *s = NULL;
+    assert_ok(t_open(path, &s));
+    kms_key_rec k, got;
+    t_key(&k, 7);
+    k.state = KMS_KEY_PENDING_IMPORT;
+    assert_ok(s->ops->create_key(s, &k, NULL, 0));
+    assert_ok(s->ops->get_key(s, k.key_id, &got));
+    assert_true(got.external && !got.imported);
+    assert_int_equal(got.state, KMS_KEY_PENDING_IMPORT);
+    kms_key_rec_clear(&got);
+    cl_buf wrapped_key, material;
+    cl_buf_init(&wrapped_key, 4096);
+    cl_buf_init(&material, 4096);
+    assert_fails(s->ops->get_material(s, k.key_id, 1, &material), CL_ERR_NOT_FOUND, "no version 1");
+    kms_import_rec p;
+    assert_ok(s->ops->get_import(s, k.key_id, &p, &wrapped_key));
+    assert_string_equal(p.material_id, "");
+    assert_int_equal(p.params_valid_to, 0);
+    assert_int_equal(wrapped_key.len, 0);
+    /* Parameters: the newest replace the earlier ones. */
+    for (int i = 0; i < 2; i++) {
+        (void)snprintf(p.wrapping_alg, sizeof(p.wrapping_alg), "%s", i ? "RSAES_OAEP_SHA_256" : "RSAES_OAEP_SHA_1");
+        (void)snprintf(p.wrapping_spec, sizeof(p.wrapping_spec), "RSA_2048");
+        p.params_valid_to = 5000 + i;
+        memset(p.token_hash, 0xa0 + i, sizeof(p.token_hash));
+        const uint8_t wk[3] = {9, 8, (uint8_t)i};
+        assert_ok(s->ops->set_import_params(s, k.key_id, &p, wk, sizeof(wk)));
+    }
+    kms_import_rec q;
+    cl_buf_reset(&wrapped_key);
+    assert_ok(s->ops->get_import(s, k.key_id, &q, &wrapped_key));
+    assert_string_equal(q.wrapping_alg, "RSAES_OAEP_SHA_256");
+    assert_int_equal(q.params_valid_to, 5001);
+    assert_int_equal(q.token_hash[31], 0xa1);
+    assert_int_equal(wrapped_key.len, 3);
+    assert_int_equal(wrapped_key.data[2], 1);
+    /* Import: Enabled, material stored; expiry at 9000. */
+    const uint8_t wrapped[60] = {4, 5, 6};
+    char id[KMS_MATERIAL_ID_LEN + 1];
+    memset(id, 'c', KMS_MATERIAL_ID_LEN);
+    id[KMS_MATERIAL_ID_LEN] = '\0';
+    assert_ok(s->ops->import_material(s, k.key_id, wrapped, sizeof(wrapped), id, 9000, 3000, true));
+    assert_ok(s->ops->get_key(s, k.key_id, &got));
+    assert_true(got.external && got.imported);
+    assert_int_equal(got.state, KMS_KEY_ENABLED);
+    assert_int_equal(got.material_valid_to, 9000);
+    kms_key_rec_clear(&got);
+    assert_ok(s->ops->get_material(s, k.key_id, 1, &material));
+    assert_int_equal(material.len, sizeof(wrapped));
+    /* Expiry of material that no longer expires then (reimported meanwhile) deletes nothing. */
+    bool deleted = true;
+    assert_ok(s->ops->delete_material(s, k.key_id, 8000, &deleted));
+    assert_false(deleted);
+    assert_ok(s->ops->get_key(s, k.key_id, &got));
+    assert_true(got.imported);
+    kms_key_rec_clear(&got);
+    assert_ok(s->ops->delete_material(s, k.key_id, 9000, &deleted));
+    assert_true(deleted);
+    assert_ok(s->ops->get_key(s, k.key_id, &got));
+    assert_true(got.external && !got.imported);
+    assert_int_equal(got.state, KMS_KEY_PENDING_IMPORT);
+    kms_key_rec_clear(&got);
+    cl_buf_reset(&material);
+    assert_fails(s->ops->get_material(s, k.key_id, 1, &material), CL_ERR_NOT_FOUND, "no version 1");
+    assert_ok(s->ops->get_import(s, k.key_id, &q, NULL));
+    assert_string_equal(q.material_id, id); /* kept: a reimport must bring the same material */
+    assert_false(q.imported);
+    /* Reimport without enabling (the key was Disabled), then delete unconditionally. */
+    k.state = KMS_KEY_DISABLED;
+    assert_ok(s->ops->update_key(s, &k));
+    assert_ok(s->ops->import_material(s, k.key_id, wrapped, sizeof(wrapped), id, 0, 3100, false));
+    assert_ok(s->ops->get_key(s, k.key_id, &got));
+    assert_int_equal(got.state, KMS_KEY_DISABLED);
+    assert_int_equal(got.material_valid_to, 0);
+    kms_key_rec_clear(&got);
+    assert_ok(s->ops->delete_material(s, k.key_id, 0, &deleted));
+    assert_true(deleted);
+    /* A key that is not EXTERNAL has no import state; deleting a key takes its import state along. */
+    kms_key_rec plain;
+    t_key(&plain, 8);
+    assert_ok(s->ops->create_key(s, &plain, wrapped, sizeof(wrapped)));
+    assert_ok(s->ops->get_key(s, plain.key_id, &got));
+    assert_false(got.external);
+    kms_key_rec_clear(&got);
+    assert_fails(s->ops->get_import(s, plain.key_id, &q, NULL), CL_ERR_NOT_FOUND, "has no imported key material");
+    assert_ok(s->ops->delete_key(s, k.key_id));
+    assert_fails(s->ops->get_import(s, k.key_id, &q, NULL), CL_ERR_NOT_FOUND, "has no imported key material");
+    cl_buf_free(&wrapped_key);
+    cl_buf_free(&material);
+    kms_store_close(s);
+    t_done(path);
+}
+
 #define T_STORE_CASES \
     cmocka_unit_test(test_keys_persist_and_page), cmocka_unit_test(test_rotation_versions), \
         cmocka_unit_test(test_aliases_and_grants_go_with_the_key), \
         cmocka_unit_test(test_concurrent_rotation_one_wins), cmocka_unit_test(test_tags_limit_and_paging), \
-        cmocka_unit_test(test_grant_filters_and_alias_updates)
+        cmocka_unit_test(test_grant_filters_and_alias_updates), cmocka_unit_test(test_imported_material)
 
 #endif

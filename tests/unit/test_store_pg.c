@@ -25,8 +25,9 @@ static void t_fresh(char *path, size_t cap)
     (void)snprintf(path, cap, "%s", t_conninfo());
     PGconn *c = PQconnectdb(path);
     assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PGresult *r = PQexec(c, "SET client_min_messages TO warning;"
-                            "DROP TABLE IF EXISTS keys, key_versions, aliases, grants, tags, schema_version");
+    PGresult *r =
+        PQexec(c, "SET client_min_messages TO warning;"
+                  "DROP TABLE IF EXISTS keys, key_versions, aliases, grants, tags, key_imports, schema_version");
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);
     PQfinish(c);
@@ -58,17 +59,51 @@ static void test_newer_schema_refused(void **state)
     assert_ok(t_open(path, &s));
     kms_store_close(s);
     PGconn *c = PQconnectdb(path);
-    PGresult *r = PQexec(c, "INSERT INTO schema_version(version) VALUES(2)");
+    PGresult *r = PQexec(c, "INSERT INTO schema_version(version) VALUES(99)");
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);
     PQfinish(c);
     s = NULL;
-    assert_fails(t_open(path, &s), CL_ERR_UNSUPPORTED, "schema version is 2; this build");
+    assert_fails(t_open(path, &s), CL_ERR_UNSUPPORTED, "schema version is 99; this build");
+}
+
+/* A version-1 database (before key_imports) is brought to version 2 at open: its keys read as
+ * AWS_KMS keys, and EXTERNAL keys can be added. */
+static void test_version_1_schema_migrated(void **state)
+{
+    (void)state;
+    char path[1024];
+    t_fresh(path, sizeof(path));
+    kms_store *s = NULL;
+    kms_key_rec k, got;
+    const uint8_t wrapped[60] = {1};
+    assert_ok(t_open(path, &s));
+    t_key(&k, 1);
+    assert_ok(s->ops->create_key(s, &k, wrapped, sizeof(wrapped)));
+    kms_store_close(s);
+    PGconn *c = PQconnectdb(path);
+    PGresult *r = PQexec(c, "DROP TABLE key_imports; DELETE FROM schema_version WHERE version <> 1");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(c);
+    s = NULL;
+    assert_ok(t_open(path, &s));
+    assert_ok(s->ops->get_key(s, k.key_id, &got));
+    assert_false(got.external);
+    kms_key_rec_clear(&got);
+    t_key(&k, 2);
+    k.state = KMS_KEY_PENDING_IMPORT;
+    assert_ok(s->ops->create_key(s, &k, NULL, 0));
+    assert_ok(s->ops->get_key(s, k.key_id, &got));
+    assert_true(got.external);
+    kms_key_rec_clear(&got);
+    kms_store_close(s);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {T_STORE_CASES, cmocka_unit_test(test_unreachable_database),
-                                       cmocka_unit_test(test_newer_schema_refused)};
+                                       cmocka_unit_test(test_newer_schema_refused),
+                                       cmocka_unit_test(test_version_1_schema_migrated)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -77,7 +77,7 @@ static void test_bad_numbers_and_types_are_refused(void **state)
     kms_key_rec k, got;
     t_store_with_key(path, sizeof(path), &s, &k);
     assert_int_equal(t_other(path, "UPDATE keys SET state=7"), SQLITE_OK);
-    assert_fails(s->ops->get_key(s, k.key_id, &got), CL_ERR_FORMAT, "column state holds 7, outside [0, 2]");
+    assert_fails(s->ops->get_key(s, k.key_id, &got), CL_ERR_FORMAT, "column state holds 7, outside [0, 3]");
     assert_int_equal(t_other(path, "UPDATE keys SET state=0, current_version=4294967296"), SQLITE_OK);
     assert_fails(s->ops->get_key(s, k.key_id, &got), CL_ERR_FORMAT,
                  "column current_version holds 4294967296, outside [1, 4294967295]");
@@ -172,6 +172,43 @@ static void test_listing_at_its_limit_leaves_no_read_open(void **state)
     t_done(path);
 }
 
+/* A data directory written before key_imports existed (the schema of the first release, without
+ * that table) keeps working: its keys read as AWS_KMS keys, and EXTERNAL keys can be added. */
+static void test_store_before_imports_opens(void **state)
+{
+    (void)state;
+    char path[1024];
+    t_fresh(path, sizeof(path));
+    assert_int_equal(
+        t_other(path, "CREATE TABLE keys(key_id TEXT PRIMARY KEY, arn TEXT NOT NULL, account TEXT NOT NULL,"
+                      " created INTEGER NOT NULL, state INTEGER NOT NULL, description TEXT NOT NULL,"
+                      " key_usage TEXT NOT NULL, key_spec TEXT NOT NULL, deletion_date INTEGER NOT NULL,"
+                      " pending_days INTEGER NOT NULL, current_version INTEGER NOT NULL,"
+                      " rotation_enabled INTEGER NOT NULL, rotation_period INTEGER NOT NULL,"
+                      " last_rotated INTEGER NOT NULL, policy TEXT NOT NULL);"
+                      "CREATE TABLE key_versions(key_id TEXT NOT NULL, version INTEGER NOT NULL, wrapped BLOB NOT NULL,"
+                      " created INTEGER NOT NULL, on_demand INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(key_id, version));"
+                      "INSERT INTO keys VALUES('00000001-0000-4000-8000-000000000000','arn','111122223333',1,0,'old',"
+                      "'ENCRYPT_DECRYPT','SYMMETRIC_DEFAULT',0,0,1,0,365,1,'{}');"
+                      "INSERT INTO key_versions VALUES('00000001-0000-4000-8000-000000000000',1,x'0102',1,0);"),
+        SQLITE_OK);
+    kms_store *s = NULL;
+    assert_ok(t_open(path, &s));
+    kms_key_rec got, k;
+    assert_ok(s->ops->get_key(s, "00000001-0000-4000-8000-000000000000", &got));
+    assert_string_equal(got.description, "old");
+    assert_false(got.external);
+    kms_key_rec_clear(&got);
+    t_key(&k, 2);
+    k.state = KMS_KEY_PENDING_IMPORT;
+    assert_ok(s->ops->create_key(s, &k, NULL, 0));
+    assert_ok(s->ops->get_key(s, k.key_id, &got));
+    assert_true(got.external);
+    kms_key_rec_clear(&got);
+    kms_store_close(s);
+    t_done(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -180,6 +217,7 @@ int main(void)
         cmocka_unit_test(test_bad_numbers_and_types_are_refused),
         cmocka_unit_test(test_failure_names_statement_and_rolls_back),
         cmocka_unit_test(test_listing_at_its_limit_leaves_no_read_open),
+        cmocka_unit_test(test_store_before_imports_opens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
