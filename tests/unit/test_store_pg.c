@@ -32,7 +32,10 @@ static void t_fresh(char *path, size_t cap)
     PQfinish(c);
 }
 
-static CL_MUST_USE cl_status t_open(const char *path, kms_store **s) { return kms_store_open_pg(path, 2, s); }
+static CL_MUST_USE cl_status t_open(const char *path, kms_store **s)
+{
+    return kms_store_open_pg(path, 2, "us-east-1", s);
+}
 
 static void t_done(const char *path) { (void)path; }
 
@@ -43,7 +46,7 @@ static void test_unreachable_database(void **state)
     char info[600];
     (void)snprintf(info, sizeof(info), "host=%s/no-such-dir dbname=x user=kms password=Pg-Unit-Secret-3", t_tmpdir());
     kms_store *s = NULL;
-    assert_fails(kms_store_open_pg(info, 2, &s), CL_ERR_IO, "cannot connect to PostgreSQL database 'x'");
+    assert_fails(kms_store_open_pg(info, 2, "us-east-1", &s), CL_ERR_IO, "cannot connect to PostgreSQL database 'x'");
     assert_null(strstr(cl_error_message(), "Pg-Unit-Secret-3"));
     assert_null(s);
 }
