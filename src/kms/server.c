@@ -259,9 +259,14 @@ static CL_MUST_USE cl_status kms_region_refused(const kms_config *cfg, const cha
         CL_FAIL(CL_ERR_DENIED,
                 "Credential should be scoped to a valid region, not '%s'. This server answers the regions %s.", region,
                 list);
+    if (kms_region_is_aws(cfg->region))
+        CL_FAIL(CL_ERR_DENIED,
+                "Credential should be scoped to a valid region, not '%s'. This server answers every AWS region "
+                "(a name like us-east-1, eu-central-1 or ap-northeast-1).",
+                region);
     CL_FAIL(CL_ERR_DENIED,
-            "Credential should be scoped to a valid region, not '%s'. This server answers every AWS region "
-            "(us-east-1, eu-central-1, ap-northeast-1, ...) and %s.",
+            "Credential should be scoped to a valid region, not '%s'. This server answers every AWS region (a name "
+            "like us-east-1, eu-central-1 or ap-northeast-1) and %s.",
             region, cfg->region);
 }
 
@@ -1388,13 +1393,14 @@ static void kms_on_signal(evutil_socket_t sig, short ev, void *arg)
 
 cl_status kms_server_run(kms_server *s)
 {
+    /* No colon in what follows the address: scripts read the port after the last one. */
     char regions[KMS_REGIONS_MAX * (KMS_REGION_MAX + 1) + 32] = "every AWS region";
     for (size_t i = 0, used = 0; i < s->cfg.n_regions && used < sizeof(regions); i++) {
-        int n = snprintf(regions + used, sizeof(regions) - used, "%s%s", i ? " " : "", s->cfg.regions[i]);
+        int n = snprintf(regions + used, sizeof(regions) - used, "%s%s", i ? " " : "regions ", s->cfg.regions[i]);
         if (n < 0) break;
         used += (size_t)n;
     }
-    printf("cloister-kms listening on %s://%s (version %s, regions: %s, default %s, %d worker threads)\n",
+    printf("cloister-kms listening on %s://%s (version %s, %s, default region %s, %d worker threads)\n",
            s->tls ? "https" : "http", s->listen_text, CLOISTER_VERSION, regions, s->cfg.region, s->n_workers);
     fflush(stdout);
     struct event_base *base = event_base_new();

@@ -6,7 +6,8 @@ password authentication). The store's unit cases (tests/unit/store_cases.h) run 
 GenerateDataKey, rotation, grants, policies, tags, deletion and ListKeys
 paging; a restart of cloister-kms finds all of it; stopping the database
 fails requests with an error and restarting it heals them; two servers
-share one database and see each other's changes; the SIGKILL storm
+share one database and see each other's changes; a store of before regions
+(tests/vectors/kms-data-v0 loaded into the old schema) is migrated and served; the SIGKILL storm
 of kms_durability.py runs against it; the password never reaches a log.
 Skips (exit 77) only when PostgreSQL's binaries are not installed."""
 import json
@@ -19,6 +20,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(__file__))
 import kms_harness  # noqa: E402
 import kms_durability  # noqa: E402
+import kms_regions  # noqa: E402
 
 from botocore.exceptions import ClientError  # noqa: E402
 
@@ -233,6 +235,8 @@ def main():
             assert "synchronous_commit off" in log, log
             print("PostgreSQL store: every operation persisted across a restart; a database outage healed")
             two_servers(pg, tmp)
+            # A store written before regions (schema version 1): migrated at start, served in its region.
+            kms_regions.legacy_pg(pg, tmp)
 
             pg.createdb("storm")
 

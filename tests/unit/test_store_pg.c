@@ -61,12 +61,13 @@ static void test_newer_schema_refused(void **state)
     assert_ok(t_open(path, &s));
     kms_store_close(s);
     PGconn *c = PQconnectdb(path);
-    PGresult *r = PQexec(c, "INSERT INTO schema_version(version) VALUES(2)");
+    PGresult *r = PQexec(c, "INSERT INTO schema_version(version) VALUES(3)");
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);
     PQfinish(c);
     s = NULL;
-    assert_fails(t_open(path, &s), CL_ERR_UNSUPPORTED, "schema version is 2; this build");
+    assert_fails(t_open(path, &s), CL_ERR_UNSUPPORTED,
+                 "key store schema version is 3, written by a newer cloister-kms; this build reads version 2");
 }
 
 int main(void)
