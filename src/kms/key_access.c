@@ -94,8 +94,13 @@ static CL_MUST_USE cl_status kms_key_ref_arn(kms_call *c, const char *id, kms_ke
         if (!cl_reader_is(&a.partition, kms_region_partition(c->region), false)) return kms_invalid_arn(c, id);
         ref->alias = (const char *)res; /* runs to the end of id */
     } else if (cl_reader_starts_with_str(&a.resource, "key/")) {
-        ref->key_id = (const char *)res + 4;
-        ref->key_arn = id; /* compared whole with the key's stored ARN */
+        cl_reader key = a.resource;
+        const uint8_t *kid;
+        size_t kid_len;
+        CL_GUARD(cl_reader_skip(&key, 4));
+        cl_reader_rest(&key, &kid, &kid_len);
+        ref->key_id = kid_len > 0 ? (const char *)kid : ""; /* runs to the end of id */
+        ref->key_arn = id;                                  /* compared whole with the key's stored ARN */
     } else {
         return kms_invalid_arn(c, id);
     }
