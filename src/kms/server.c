@@ -404,6 +404,7 @@ static bool kms_op_changes_state(const char *op)
 {
     static const char *const read_only[] = {
         "Decrypt",
+        "DeriveSharedSecret",
         "DescribeKey",
         "Encrypt",
         "GenerateDataKey",
