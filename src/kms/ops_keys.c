@@ -235,6 +235,7 @@ cl_status kms_op_create_key(kms_call *c)
                          si->name);
     CL_GUARD_GOTO(kms_new_key_id(k.key_id));
     (void)snprintf(k.account, sizeof(k.account), "%s", c->principal->account);
+    (void)snprintf(k.region, sizeof(k.region), "%s", c->region);
     kms_key_arn(c, k.account, k.key_id, k.arn, sizeof(k.arn));
     if (policy != NULL) {
         if (kms_policy_parse(policy, strlen(policy), &pol) != CL_OK)
@@ -295,8 +296,8 @@ cl_status kms_op_list_keys(kms_call *c)
     CL_ENSURE(ids != NULL, CL_ERR_NOMEM, "out of memory");
     size_t n;
     bool more;
-    cl_status rc =
-        c->kms->store->ops->list_keys(c->kms->store, c->principal->account, after, (size_t)limit, ids, &n, &more);
+    cl_status rc = c->kms->store->ops->list_keys(c->kms->store, c->principal->account, c->region, after, (size_t)limit,
+                                                 ids, &n, &more);
     if (rc == CL_OK) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++) {

@@ -244,8 +244,36 @@ static void kms_body_free(char *body)
     if (body != NULL) cl_free_wiped(body); /* may hold plaintext (Decrypt, GenerateDataKey, GenerateRandom) */
 }
 
+/* The refusal of a credential scope's region this server does not answer: AWS's words for a
+ * wrong region ("Credential should be scoped to a valid region, not 'REGION'."), then which
+ * regions it answers. */
+static CL_MUST_USE cl_status kms_region_refused(const kms_config *cfg, const char *region)
+{
+    char list[KMS_REGIONS_MAX * (KMS_REGION_MAX + 2) + 1] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < cfg->n_regions && used < sizeof(list); i++) {
+        int n = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", cfg->regions[i]);
+        if (n < 0) break;
+        used += (size_t)n;
+    }
+    if (cfg->n_regions > 0)
+        CL_FAIL(CL_ERR_DENIED,
+                "Credential should be scoped to a valid region, not '%s'. This server answers the regions %s.", region,
+                list);
+    if (kms_region_is_aws(cfg->region))
+        CL_FAIL(CL_ERR_DENIED,
+                "Credential should be scoped to a valid region, not '%s'. This server answers every AWS region "
+                "(a name like us-east-1, eu-central-1 or ap-northeast-1).",
+                region);
+    CL_FAIL(CL_ERR_DENIED,
+            "Credential should be scoped to a valid region, not '%s'. This server answers every AWS region (a name "
+            "like us-east-1, eu-central-1 or ap-northeast-1) and %s.",
+            region, cfg->region);
+}
+
 static CL_MUST_USE cl_status kms_authenticate(kms_server *s, struct evhttp_request *req, const uint8_t *body,
-                                              size_t body_len, const kms_principal **who, const char **exc, int64_t now)
+                                              size_t body_len, const kms_principal **who, char *region,
+                                              const char **exc, int64_t now)
 {
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     const char *authz = evhttp_find_header(in, "Authorization");
@@ -278,8 +306,8 @@ static CL_MUST_USE cl_status kms_authenticate(kms_server *s, struct evhttp_reque
     }
     CL_ENSURE(p != NULL, CL_ERR_DENIED, "The security token included in the request is invalid.");
     *exc = "InvalidSignatureException";
-    CL_ENSURE(strcmp(a.region, s->cfg.region) == 0, CL_ERR_DENIED,
-              "Credential should be scoped to a valid region, not '%s'.", a.region);
+    /* Every region this server answers (kms_config_region_allowed) is at most KMS_REGION_MAX long. */
+    if (!kms_config_region_allowed(&s->cfg, a.region)) return kms_region_refused(&s->cfg, a.region);
     CL_ENSURE(strcmp(a.service, "kms") == 0, CL_ERR_DENIED, "Credential should be scoped to correct service: 'kms'.");
     if (t < now - KMS_SIGNATURE_SKEW || t > now + KMS_SIGNATURE_SKEW) {
         char nowtxt[17];
@@ -308,6 +336,7 @@ static CL_MUST_USE cl_status kms_authenticate(kms_server *s, struct evhttp_reque
               "The request signature we calculated does not match the signature you provided. Check your AWS Secret "
               "Access Key and signing method. Consult the service documentation for details.");
     *who = p;
+    (void)snprintf(region, KMS_REGION_MAX + 1, "%s", a.region);
     *exc = NULL;
     return CL_OK;
 }
@@ -358,7 +387,7 @@ static void kms_request_env(const kms_server *s, struct evhttp_request *req, int
 {
     env->secure_transport = s->tls != NULL;
     env->now = now;
-    env->region = s->cfg.region;
+    env->region = NULL;      /* aws:RequestedRegion: the request's, once authenticated (kms_handle) */
     env->via_service = NULL; /* no Cloister service calls on a caller's behalf yet */
     env->source_ip[0] = '\0';
     int family = 0;
@@ -540,7 +569,7 @@ static void kms_handle_healthz(kms_worker *w, struct evhttp_request *req)
         char ids[1][KMS_KEY_ID_LEN + 1];
         size_t n = 0;
         bool more = false;
-        cl_status rc = s->ctx.store->ops->list_keys(s->ctx.store, "000000000000", "", 1, ids, &n, &more);
+        cl_status rc = s->ctx.store->ops->list_keys(s->ctx.store, "000000000000", s->cfg.region, "", 1, ids, &n, &more);
         if (rc != CL_OK) CL_LOG_WARN("health check: the key store did not answer: %s", cl_error_message());
         if (rc == CL_OK && !atomic_load(&s->store_ok)) CL_LOG_INFO("health check: the key store answers again");
         atomic_store(&s->store_ok, rc == CL_OK);
@@ -670,10 +699,11 @@ static void kms_handle(struct evhttp_request *req, void *arg)
         fn = kms_op_lookup(op, &answer.op_row);
     }
     const kms_principal *who = NULL;
-    rc = kms_authenticate(s, req, body ? body : (const uint8_t *)"", blen, &who, &exc, c.now);
+    rc = kms_authenticate(s, req, body ? body : (const uint8_t *)"", blen, &who, c.region, &exc, c.now);
     if (rc != CL_OK) goto out;
     principal = who->arn;
     c.principal = who;
+    c.env.region = c.region;
     if (fn == NULL) {
         exc = "UnknownOperationException";
         CL_FAIL_GOTO(CL_ERR_USAGE, "Unknown operation %s", target ? target : "(no X-Amz-Target)");
@@ -1344,13 +1374,13 @@ cl_status kms_server_start(const kms_config *cfg, kms_server **out)
     if (cfg->tls_cert[0] != '\0') CL_GUARD_GOTO(kms_tls_setup(s));
     if (cfg->store_conninfo[0] != '\0') {
         /* One connection per worker: each runs one request at a time. */
-        CL_GUARD_GOTO(kms_store_open_pg(cfg->store_conninfo, (size_t)s->n_workers, &s->ctx.store));
+        CL_GUARD_GOTO(kms_store_open_pg(cfg->store_conninfo, (size_t)s->n_workers, cfg->region, &s->ctx.store));
     } else {
         if (cfg->store_path[0] != '\0')
             (void)snprintf(path, sizeof(path), "%s", cfg->store_path);
         else
             (void)snprintf(path, sizeof(path), "%s/keys.db", cfg->data_dir);
-        CL_GUARD_GOTO(kms_store_open_sqlite(path, &s->ctx.store));
+        CL_GUARD_GOTO(kms_store_open_sqlite(path, cfg->region, &s->ctx.store));
     }
     CL_GUARD_GOTO(kms_cache_new(4096, &s->ctx.cache));
     CL_GUARD_GOTO(kms_last_use_new((size_t)s->n_workers, s->start_time, &s->ctx.usage));
@@ -1389,8 +1419,15 @@ static void kms_on_signal(evutil_socket_t sig, short ev, void *arg)
 
 cl_status kms_server_run(kms_server *s)
 {
-    printf("cloister-kms listening on %s://%s (version %s, region %s, %d worker threads)\n", s->tls ? "https" : "http",
-           s->listen_text, CLOISTER_VERSION, s->cfg.region, s->n_workers);
+    /* No colon in what follows the address: scripts read the port after the last one. */
+    char regions[KMS_REGIONS_MAX * (KMS_REGION_MAX + 1) + 32] = "every AWS region";
+    for (size_t i = 0, used = 0; i < s->cfg.n_regions && used < sizeof(regions); i++) {
+        int n = snprintf(regions + used, sizeof(regions) - used, "%s%s", i ? " " : "regions ", s->cfg.regions[i]);
+        if (n < 0) break;
+        used += (size_t)n;
+    }
+    printf("cloister-kms listening on %s://%s (version %s, %s, default region %s, %d worker threads)\n",
+           s->tls ? "https" : "http", s->listen_text, CLOISTER_VERSION, regions, s->cfg.region, s->n_workers);
     fflush(stdout);
     struct event_base *base = event_base_new();
     CL_ENSURE(base != NULL, CL_ERR_NOMEM, "out of memory");

@@ -21,6 +21,8 @@
 #include "cloister/error.h"
 #include "cloister/kv.h"
 
+#include "region.h"
+
 #define KMS_KEY_ID_LEN 36
 #define KMS_ARN_MAX 512
 #define KMS_DESCRIPTION_MAX 8192
@@ -35,10 +37,13 @@ typedef enum kms_key_state {
     KMS_KEY_PENDING_IMPORT,
 } kms_key_state;
 
+/* Keys, aliases and grants belong to an account and a region, as in AWS KMS: a key id names
+ * one key whatever the region (ids are random UUIDs), but a request sees only its region's. */
 typedef struct kms_key_rec {
     char key_id[KMS_KEY_ID_LEN + 1];
-    char arn[KMS_ARN_MAX + 1];
+    char arn[KMS_ARN_MAX + 1]; /* arn:PARTITION:kms:REGION:ACCOUNT:key/ID, as created (material is bound to it) */
     char account[KMS_ACCOUNT_LEN + 1];
+    char region[KMS_REGION_MAX + 1];
     int64_t created;
     kms_key_state state;
     char description[KMS_DESCRIPTION_MAX + 1];
@@ -77,6 +82,7 @@ typedef struct kms_grant_rec {
     char grantee[KMS_ARN_MAX + 1];
     char retiring[KMS_ARN_MAX + 1]; /* "" when none */
     char issuing_account[KMS_ACCOUNT_LEN + 1];
+    char region[KMS_REGION_MAX + 1];        /* its key's */
     char operations[KMS_GRANT_OPS_MAX + 1]; /* "Decrypt,Encrypt" */
     char name[KMS_GRANT_NAME_MAX + 1];
     char *constraints; /* JSON text of the Constraints member, "" when none; owned */
@@ -91,6 +97,7 @@ typedef struct kms_grant_filter {
     const char *grantee;  /* NULL: any */
     const char *retiring; /* NULL: any */
     const char *grant_id; /* NULL: any */
+    const char *region;   /* NULL: any */
 } kms_grant_filter;
 
 /* The import state of an Origin EXTERNAL key (ops_import.c). */
@@ -118,10 +125,10 @@ typedef struct kms_store_ops {
     CL_MUST_USE cl_status (*update_key)(kms_store *s, const kms_key_rec *k);
     /* Removes a key, its material and its aliases (deletion when due). */
     CL_MUST_USE cl_status (*delete_key)(kms_store *s, const char *key_id);
-    /* Keys of an account in key id order, after `after` ("" for the start);
+    /* Keys of an account in a region in key id order, after `after` ("" for the start);
      * up to `limit` ids into out (each KMS_KEY_ID_LEN + 1); *more when others follow. */
-    CL_MUST_USE cl_status (*list_keys)(kms_store *s, const char *account, const char *after, size_t limit,
-                                       char (*out)[KMS_KEY_ID_LEN + 1], size_t *n, bool *more);
+    CL_MUST_USE cl_status (*list_keys)(kms_store *s, const char *account, const char *region, const char *after,
+                                       size_t limit, char (*out)[KMS_KEY_ID_LEN + 1], size_t *n, bool *more);
     CL_MUST_USE cl_status (*get_material)(kms_store *s, const char *key_id, uint32_t version, cl_buf *wrapped);
     /* Rotation: adds version `from + 1` and makes it current, in one
      * transaction, only if `from` is still current (CL_ERR_STATE otherwise:
@@ -132,14 +139,17 @@ typedef struct kms_store_ops {
     CL_MUST_USE cl_status (*list_versions)(kms_store *s, const char *key_id, uint32_t after, size_t limit,
                                            uint32_t *versions, int64_t *created, bool *on_demand, size_t *n,
                                            bool *more);
-    CL_MUST_USE cl_status (*create_alias)(kms_store *s, const char *account,
+    /* Aliases are named within an account and a region. */
+    CL_MUST_USE cl_status (*create_alias)(kms_store *s, const char *account, const char *region,
                                           const kms_alias_rec *a); /* CL_ERR_EXISTS */
-    CL_MUST_USE cl_status (*get_alias)(kms_store *s, const char *account, const char *name, kms_alias_rec *out);
-    CL_MUST_USE cl_status (*update_alias)(kms_store *s, const char *account, const kms_alias_rec *a);
-    CL_MUST_USE cl_status (*delete_alias)(kms_store *s, const char *account, const char *name);
+    CL_MUST_USE cl_status (*get_alias)(kms_store *s, const char *account, const char *region, const char *name,
+                                       kms_alias_rec *out);
+    CL_MUST_USE cl_status (*update_alias)(kms_store *s, const char *account, const char *region,
+                                          const kms_alias_rec *a);
+    CL_MUST_USE cl_status (*delete_alias)(kms_store *s, const char *account, const char *region, const char *name);
     /* Aliases after `after` in name order, optionally only those of key_id. */
-    CL_MUST_USE cl_status (*list_aliases)(kms_store *s, const char *account, const char *key_id, const char *after,
-                                          size_t limit, kms_alias_rec *out, size_t *n, bool *more);
+    CL_MUST_USE cl_status (*list_aliases)(kms_store *s, const char *account, const char *region, const char *key_id,
+                                          const char *after, size_t limit, kms_alias_rec *out, size_t *n, bool *more);
     CL_MUST_USE cl_status (*create_grant)(kms_store *s, const kms_grant_rec *g);
     CL_MUST_USE cl_status (*get_grant)(kms_store *s, const char *grant_id, kms_grant_rec *out); /* CL_ERR_NOT_FOUND */
     CL_MUST_USE cl_status (*delete_grant)(kms_store *s, const char *grant_id);                  /* CL_ERR_NOT_FOUND */
@@ -177,11 +187,18 @@ struct kms_store {
     void *impl;
 };
 
-CL_MUST_USE cl_status kms_store_open_sqlite(const char *path, kms_store **out);
+/*
+ * Stores written before regions existed hold keys, aliases and grants without one; opening
+ * such a store migrates it, once and in one transaction: a key's region is the one its ARN
+ * names (the server's configured region when it was created), an alias's and a grant's their
+ * key's; default_region (the config's "region") for a row whose region cannot be told.
+ */
+CL_MUST_USE cl_status kms_store_open_sqlite(const char *path, const char *default_region, kms_store **out);
 /* PostgreSQL (store_pg.c): conninfo is a libpq connection string or a postgresql:// URI
  * (it may hold a password: it is never logged); up to pool_size connections, one per
  * concurrent caller. Creates the schema on first use; fails if the database is unreachable. */
-CL_MUST_USE cl_status kms_store_open_pg(const char *conninfo, size_t pool_size, kms_store **out);
+CL_MUST_USE cl_status kms_store_open_pg(const char *conninfo, size_t pool_size, const char *default_region,
+                                        kms_store **out);
 void kms_store_close(kms_store *s);
 
 #endif

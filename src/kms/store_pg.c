@@ -42,7 +42,8 @@
 
 #include "store.h"
 
-/* 2: key_imports (keys of Origin EXTERNAL); a version-1 database gets it at start. */
+/* 1: before regions and imported key material; 2: keys, aliases and grants have a region, and
+ * key_imports holds keys of Origin EXTERNAL. */
 #define KMS_PG_SCHEMA_VERSION 2
 #define KMS_PG_POOL_MAX 64
 /* Any constant: serialises schema creation between instances starting together. */
@@ -90,8 +91,8 @@ enum kms_pg_q {
 
 #define KMS_PG_KEY_COLS \
     "key_id,arn,account,created,state,description,key_usage,key_spec,deletion_date,pending_days," \
-    "current_version,rotation_enabled,rotation_period,last_rotated,policy"
-#define KMS_PG_GRANT_COLS "grant_id,key_id,grantee,retiring,issuing_account,operations,name,constraints,created"
+    "current_version,rotation_enabled,rotation_period,last_rotated,policy,region"
+#define KMS_PG_GRANT_COLS "grant_id,key_id,grantee,retiring,issuing_account,operations,name,constraints,created,region"
 #define KMS_PG_IMPORT_COLS \
     "material_id,imported,material_valid_to,wrapping_alg,wrapping_spec,params_valid_to,token_hash,wrapping_key"
 /* kms_key_state values as SQL text: the enum's values are the stored ones. */
@@ -104,7 +105,7 @@ static const struct {
     bool read_only;
 } kms_pg_sql[Q_COUNT] = {
     [Q_INSERT_KEY] = {"INSERT INTO keys(" KMS_PG_KEY_COLS
-                      ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
+                      ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
                       false},
     [Q_INSERT_VERSION] = {"INSERT INTO key_versions(key_id,version,wrapped,created,on_demand) VALUES($1,$2,$3,$4,$5)",
                           false},
@@ -120,26 +121,29 @@ static const struct {
     [Q_DEL_KEY_TAGS] = {"DELETE FROM tags WHERE key_id=$1", false},
     [Q_DEL_KEY_VERSIONS] = {"DELETE FROM key_versions WHERE key_id=$1", false},
     [Q_DEL_KEY] = {"DELETE FROM keys WHERE key_id=$1", false},
-    [Q_LIST_KEYS] = {"SELECT key_id FROM keys WHERE account=$1 AND key_id>$2 ORDER BY key_id LIMIT $3", true},
+    [Q_LIST_KEYS] = {"SELECT key_id FROM keys WHERE account=$1 AND region=$2 AND key_id>$3 ORDER BY key_id LIMIT $4",
+                     true},
     [Q_GET_MATERIAL] = {"SELECT wrapped FROM key_versions WHERE key_id=$1 AND version=$2", true},
     [Q_ROTATE] = {"UPDATE keys SET current_version=$1, last_rotated=$2 WHERE key_id=$3 AND current_version=$4", false},
     [Q_LIST_VERSIONS] = {"SELECT version,created,on_demand FROM key_versions WHERE key_id=$1 AND version>$2 "
                          "ORDER BY version LIMIT $3",
                          true},
-    [Q_INSERT_ALIAS] = {"INSERT INTO aliases(key_id,updated,account,name,created) VALUES($1,$2,$3,$4,$5)", false},
-    [Q_UPDATE_ALIAS] = {"UPDATE aliases SET key_id=$1, updated=$2 WHERE account=$3 AND name=$4", false},
-    [Q_GET_ALIAS] = {"SELECT name,key_id,created,updated FROM aliases WHERE account=$1 AND name=$2", true},
-    [Q_DEL_ALIAS] = {"DELETE FROM aliases WHERE account=$1 AND name=$2", false},
-    [Q_LIST_ALIASES] = {"SELECT name,key_id,created,updated FROM aliases WHERE account=$1 AND name>$2 "
-                        "AND ($3='' OR key_id=$3) ORDER BY name LIMIT $4",
+    [Q_INSERT_ALIAS] = {"INSERT INTO aliases(key_id,updated,account,region,name,created) VALUES($1,$2,$3,$4,$5,$6)",
+                        false},
+    [Q_UPDATE_ALIAS] = {"UPDATE aliases SET key_id=$1, updated=$2 WHERE account=$3 AND region=$4 AND name=$5", false},
+    [Q_GET_ALIAS] = {"SELECT name,key_id,created,updated FROM aliases WHERE account=$1 AND region=$2 AND name=$3",
+                     true},
+    [Q_DEL_ALIAS] = {"DELETE FROM aliases WHERE account=$1 AND region=$2 AND name=$3", false},
+    [Q_LIST_ALIASES] = {"SELECT name,key_id,created,updated FROM aliases WHERE account=$1 AND region=$2 AND name>$3 "
+                        "AND ($4='' OR key_id=$4) ORDER BY name LIMIT $5",
                         true},
-    [Q_INSERT_GRANT] = {"INSERT INTO grants(" KMS_PG_GRANT_COLS ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9)", false},
+    [Q_INSERT_GRANT] = {"INSERT INTO grants(" KMS_PG_GRANT_COLS ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)", false},
     [Q_GET_GRANT] = {"SELECT " KMS_PG_GRANT_COLS " FROM grants WHERE grant_id=$1", true},
     [Q_DEL_GRANT] = {"DELETE FROM grants WHERE grant_id=$1", false},
     [Q_LIST_GRANTS] = {"SELECT " KMS_PG_GRANT_COLS " FROM grants WHERE grant_id>$1 "
                        "AND ($2::text IS NULL OR key_id=$2) AND ($3::text IS NULL OR grantee=$3) "
                        "AND ($4::text IS NULL OR retiring=$4) AND ($5::text IS NULL OR grant_id=$5) "
-                       "ORDER BY grant_id LIMIT $6",
+                       "AND ($6::text IS NULL OR region=$6) ORDER BY grant_id LIMIT $7",
                        true},
     [Q_LOCK_KEY] = {"SELECT 1 FROM keys WHERE key_id=$1 FOR UPDATE", false},
     [Q_UPSERT_TAG] = {"INSERT INTO tags(key_id,tag_key,tag_value) VALUES($1,$2,$3) "
@@ -173,36 +177,58 @@ static const struct {
  * database's locale). The schema_version row lets a later build migrate, and
  * an older build refuse a newer schema rather than misread it.
  */
+/* Keys of Origin EXTERNAL (version 2). Column names differ from those of keys (Q_GET_KEY joins). */
+#define KMS_PG_KEY_IMPORTS_DDL \
+    "CREATE TABLE key_imports(" \
+    " import_key TEXT COLLATE \"C\" PRIMARY KEY, material_id TEXT NOT NULL, imported BOOLEAN NOT NULL," \
+    " material_valid_to BIGINT NOT NULL, wrapping_alg TEXT NOT NULL, wrapping_spec TEXT NOT NULL," \
+    " params_valid_to BIGINT NOT NULL, token_hash BYTEA NOT NULL, wrapping_key BYTEA NOT NULL)"
+
 static const char *kms_pg_schema =
-    "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER PRIMARY KEY);"
-    "CREATE TABLE IF NOT EXISTS keys("
+    "CREATE TABLE keys("
     " key_id TEXT COLLATE \"C\" PRIMARY KEY, arn TEXT NOT NULL, account TEXT COLLATE \"C\" NOT NULL,"
     " created BIGINT NOT NULL, state INTEGER NOT NULL, description TEXT NOT NULL, key_usage TEXT NOT NULL,"
     " key_spec TEXT NOT NULL, deletion_date BIGINT NOT NULL, pending_days INTEGER NOT NULL,"
     " current_version BIGINT NOT NULL, rotation_enabled BOOLEAN NOT NULL, rotation_period INTEGER NOT NULL,"
-    " last_rotated BIGINT NOT NULL, policy TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS keys_account ON keys(account, key_id);"
-    "CREATE TABLE IF NOT EXISTS key_versions("
+    " last_rotated BIGINT NOT NULL, policy TEXT NOT NULL, region TEXT COLLATE \"C\" NOT NULL);"
+    "CREATE INDEX keys_account_region ON keys(account, region, key_id);"
+    "CREATE TABLE key_versions("
     " key_id TEXT COLLATE \"C\" NOT NULL, version BIGINT NOT NULL, wrapped BYTEA NOT NULL, created BIGINT NOT NULL,"
     " on_demand BOOLEAN NOT NULL DEFAULT false, PRIMARY KEY(key_id, version));"
-    "CREATE TABLE IF NOT EXISTS aliases("
+    "CREATE TABLE aliases("
     " account TEXT COLLATE \"C\" NOT NULL, name TEXT COLLATE \"C\" NOT NULL, key_id TEXT COLLATE \"C\" NOT NULL,"
-    " created BIGINT NOT NULL, updated BIGINT NOT NULL, PRIMARY KEY(account, name));"
-    "CREATE INDEX IF NOT EXISTS aliases_key ON aliases(key_id);"
-    "CREATE TABLE IF NOT EXISTS grants("
+    " created BIGINT NOT NULL, updated BIGINT NOT NULL, region TEXT COLLATE \"C\" NOT NULL,"
+    " PRIMARY KEY(account, region, name));"
+    "CREATE INDEX aliases_key ON aliases(key_id);"
+    "CREATE TABLE grants("
     " grant_id TEXT COLLATE \"C\" PRIMARY KEY, key_id TEXT COLLATE \"C\" NOT NULL, grantee TEXT NOT NULL,"
     " retiring TEXT NOT NULL, issuing_account TEXT NOT NULL, operations TEXT NOT NULL, name TEXT NOT NULL,"
-    " constraints TEXT NOT NULL, created BIGINT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS grants_key ON grants(key_id, grant_id);"
-    "CREATE TABLE IF NOT EXISTS tags("
+    " constraints TEXT NOT NULL, created BIGINT NOT NULL, region TEXT COLLATE \"C\" NOT NULL);"
+    "CREATE INDEX grants_key ON grants(key_id, grant_id);"
+    "CREATE TABLE tags("
     " key_id TEXT COLLATE \"C\" NOT NULL, tag_key TEXT COLLATE \"C\" NOT NULL, tag_value TEXT NOT NULL,"
-    " PRIMARY KEY(key_id, tag_key));"
-    /* Version 2: keys of Origin EXTERNAL. Column names differ from those of keys (Q_GET_KEY joins). */
-    "CREATE TABLE IF NOT EXISTS key_imports("
-    " import_key TEXT COLLATE \"C\" PRIMARY KEY, material_id TEXT NOT NULL, imported BOOLEAN NOT NULL,"
-    " material_valid_to BIGINT NOT NULL, wrapping_alg TEXT NOT NULL, wrapping_spec TEXT NOT NULL,"
-    " params_valid_to BIGINT NOT NULL, token_hash BYTEA NOT NULL, wrapping_key BYTEA NOT NULL);"
-    "INSERT INTO schema_version(version) VALUES(2) ON CONFLICT DO NOTHING;";
+    " PRIMARY KEY(key_id, tag_key));" KMS_PG_KEY_IMPORTS_DDL ";"
+    "INSERT INTO schema_version(version) VALUES(2);";
+
+/*
+ * Version 1 (before regions and imported key material) to 2, one statement at a time in the schema transaction; $1 is
+ * the default region. A key's region is the one in its ARN (arn:aws:kms:REGION:ACCOUNT:key/ID, written with the
+ * configured region when it was made); an alias and a grant get their key's. The region joins the aliases' primary key;
+ * key_imports is new.
+ */
+static const char *const kms_pg_migrate_v2[] = {
+    "ALTER TABLE keys ADD COLUMN region TEXT COLLATE \"C\" NOT NULL DEFAULT ''",
+    "UPDATE keys SET region=COALESCE(NULLIF(split_part(arn, ':', 4), ''), $1)",
+    "DROP INDEX IF EXISTS keys_account",
+    "CREATE INDEX keys_account_region ON keys(account, region, key_id)",
+    "ALTER TABLE aliases ADD COLUMN region TEXT COLLATE \"C\" NOT NULL DEFAULT ''",
+    "UPDATE aliases SET region=COALESCE((SELECT k.region FROM keys k WHERE k.key_id=aliases.key_id), $1)",
+    "ALTER TABLE aliases DROP CONSTRAINT aliases_pkey, ADD PRIMARY KEY(account, region, name)",
+    "ALTER TABLE grants ADD COLUMN region TEXT COLLATE \"C\" NOT NULL DEFAULT ''",
+    "UPDATE grants SET region=COALESCE((SELECT k.region FROM keys k WHERE k.key_id=grants.key_id), $1)",
+    KMS_PG_KEY_IMPORTS_DDL,
+    "INSERT INTO schema_version(version) VALUES(2)",
+};
 
 typedef struct kms_pg_conn {
     PGconn *c;              /* NULL until first used */
@@ -520,10 +546,11 @@ static CL_MUST_USE cl_status kms_pg_create_key(kms_store *s, const kms_key_rec *
                        k->rotation_enabled ? "t" : "f",
                        kms_pg_i64(period, k->rotation_period_days),
                        kms_pg_i64(rotated, k->last_rotated),
-                       k->policy ? k->policy : ""};
+                       k->policy ? k->policy : "",
+                       k->region};
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
     CL_GUARD_GOTO(kms_pg_begin(pc));
-    rc = kms_pg_run(q, pc, Q_INSERT_KEY, 15, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
+    rc = kms_pg_run(q, pc, Q_INSERT_KEY, 16, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
     if (rc == CL_ERR_EXISTS) CL_FAIL_GOTO(CL_ERR_EXISTS, "key %s already exists", k->key_id);
     if (rc != CL_OK) goto out;
     if (wrapped == NULL) {
@@ -567,10 +594,11 @@ static CL_MUST_USE cl_status kms_pg_get_key(kms_store *s, const char *key_id, km
     out->rotation_period_days = (int)kms_pg_col_i64(r, 0, 12);
     out->last_rotated = kms_pg_col_i64(r, 0, 13);
     out->policy = strdup(PQgetvalue(r, 0, 14));
+    kms_pg_copy(out->region, sizeof(out->region), r, 0, 15);
     if (out->policy == NULL) CL_FAIL_GOTO(CL_ERR_NOMEM, "out of memory for a key policy");
-    out->external = kms_pg_col_bool(r, 0, 15);
-    out->imported = kms_pg_col_bool(r, 0, 16);
-    out->material_valid_to = kms_pg_col_i64(r, 0, 17);
+    out->external = kms_pg_col_bool(r, 0, 16);
+    out->imported = kms_pg_col_bool(r, 0, 17);
+    out->material_valid_to = kms_pg_col_i64(r, 0, 18);
 out:
     PQclear(r);
     kms_pg_release(q, pc);
@@ -625,8 +653,8 @@ out:
     return rc;
 }
 
-static CL_MUST_USE cl_status kms_pg_list_keys(kms_store *s, const char *account, const char *after, size_t limit,
-                                              char (*out)[KMS_KEY_ID_LEN + 1], size_t *n, bool *more)
+static CL_MUST_USE cl_status kms_pg_list_keys(kms_store *s, const char *account, const char *region, const char *after,
+                                              size_t limit, char (*out)[KMS_KEY_ID_LEN + 1], size_t *n, bool *more)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -635,9 +663,9 @@ static CL_MUST_USE cl_status kms_pg_list_keys(kms_store *s, const char *account,
     *n = 0;
     *more = false;
     kms_pg_num lim;
-    const char *v[] = {account, after, kms_pg_i64(lim, (int64_t)limit + 1)};
+    const char *v[] = {account, region, after, kms_pg_i64(lim, (int64_t)limit + 1)};
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_LIST_KEYS, 3, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_LIST_KEYS, 4, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
     size_t rows = (size_t)PQntuples(r);
     *more = rows > limit;
     for (; *n < rows && *n < limit; (*n)++) kms_pg_copy(out[*n], KMS_KEY_ID_LEN + 1, r, (int)*n, 0);
@@ -720,7 +748,7 @@ out:
 
 /* --- aliases ---------------------------------------------------------------- */
 
-static CL_MUST_USE cl_status kms_pg_alias_write(kms_store *s, enum kms_pg_q id, const char *account,
+static CL_MUST_USE cl_status kms_pg_alias_write(kms_store *s, enum kms_pg_q id, const char *account, const char *region,
                                                 const kms_alias_rec *a)
 {
     kms_pg *q = s->impl;
@@ -729,9 +757,9 @@ static CL_MUST_USE cl_status kms_pg_alias_write(kms_store *s, enum kms_pg_q id, 
     PGresult *r = NULL;
     bool insert = id == Q_INSERT_ALIAS;
     kms_pg_num upd, cre;
-    const char *v[] = {a->key_id, kms_pg_i64(upd, a->updated), account, a->name, kms_pg_i64(cre, a->created)};
+    const char *v[] = {a->key_id, kms_pg_i64(upd, a->updated), account, region, a->name, kms_pg_i64(cre, a->created)};
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    rc = kms_pg_run(q, pc, id, insert ? 5 : 4, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
+    rc = kms_pg_run(q, pc, id, insert ? 6 : 5, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
     if (rc == CL_ERR_EXISTS) CL_FAIL_GOTO(CL_ERR_EXISTS, "alias %s already exists", a->name);
     if (rc != CL_OK) goto out;
     if (!insert && !kms_pg_one_row_changed(r)) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no alias %s", a->name);
@@ -741,14 +769,16 @@ out:
     return rc;
 }
 
-static CL_MUST_USE cl_status kms_pg_create_alias(kms_store *s, const char *account, const kms_alias_rec *a)
+static CL_MUST_USE cl_status kms_pg_create_alias(kms_store *s, const char *account, const char *region,
+                                                 const kms_alias_rec *a)
 {
-    return kms_pg_alias_write(s, Q_INSERT_ALIAS, account, a);
+    return kms_pg_alias_write(s, Q_INSERT_ALIAS, account, region, a);
 }
 
-static CL_MUST_USE cl_status kms_pg_update_alias(kms_store *s, const char *account, const kms_alias_rec *a)
+static CL_MUST_USE cl_status kms_pg_update_alias(kms_store *s, const char *account, const char *region,
+                                                 const kms_alias_rec *a)
 {
-    return kms_pg_alias_write(s, Q_UPDATE_ALIAS, account, a);
+    return kms_pg_alias_write(s, Q_UPDATE_ALIAS, account, region, a);
 }
 
 static void kms_pg_alias_from_row(const PGresult *r, int row, kms_alias_rec *a)
@@ -759,15 +789,16 @@ static void kms_pg_alias_from_row(const PGresult *r, int row, kms_alias_rec *a)
     a->updated = kms_pg_col_i64(r, row, 3);
 }
 
-static CL_MUST_USE cl_status kms_pg_get_alias(kms_store *s, const char *account, const char *name, kms_alias_rec *out)
+static CL_MUST_USE cl_status kms_pg_get_alias(kms_store *s, const char *account, const char *region, const char *name,
+                                              kms_alias_rec *out)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
     kms_pg_conn *pc = NULL;
     PGresult *r = NULL;
-    const char *v[] = {account, name};
+    const char *v[] = {account, region, name};
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_GET_ALIAS, 2, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_GET_ALIAS, 3, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
     if (PQntuples(r) == 0) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no alias %s", name);
     kms_pg_alias_from_row(r, 0, out);
 out:
@@ -776,15 +807,16 @@ out:
     return rc;
 }
 
-static CL_MUST_USE cl_status kms_pg_delete_alias(kms_store *s, const char *account, const char *name)
+static CL_MUST_USE cl_status kms_pg_delete_alias(kms_store *s, const char *account, const char *region,
+                                                 const char *name)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
     kms_pg_conn *pc = NULL;
     PGresult *r = NULL;
-    const char *v[] = {account, name};
+    const char *v[] = {account, region, name};
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_DEL_ALIAS, 2, v, NULL, NULL, false, PGRES_COMMAND_OK, &r));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_DEL_ALIAS, 3, v, NULL, NULL, false, PGRES_COMMAND_OK, &r));
     if (!kms_pg_one_row_changed(r)) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no alias %s", name);
 out:
     PQclear(r);
@@ -792,9 +824,9 @@ out:
     return rc;
 }
 
-static CL_MUST_USE cl_status kms_pg_list_aliases(kms_store *s, const char *account, const char *key_id,
-                                                 const char *after, size_t limit, kms_alias_rec *out, size_t *n,
-                                                 bool *more)
+static CL_MUST_USE cl_status kms_pg_list_aliases(kms_store *s, const char *account, const char *region,
+                                                 const char *key_id, const char *after, size_t limit,
+                                                 kms_alias_rec *out, size_t *n, bool *more)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -803,9 +835,9 @@ static CL_MUST_USE cl_status kms_pg_list_aliases(kms_store *s, const char *accou
     *n = 0;
     *more = false;
     kms_pg_num lim;
-    const char *v[] = {account, after, key_id ? key_id : "", kms_pg_i64(lim, (int64_t)limit + 1)};
+    const char *v[] = {account, region, after, key_id ? key_id : "", kms_pg_i64(lim, (int64_t)limit + 1)};
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_LIST_ALIASES, 4, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_LIST_ALIASES, 5, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
     size_t rows = (size_t)PQntuples(r);
     *more = rows > limit;
     for (; *n < rows && *n < limit; (*n)++) kms_pg_alias_from_row(r, (int)*n, &out[*n]);
@@ -832,9 +864,10 @@ static CL_MUST_USE cl_status kms_pg_create_grant(kms_store *s, const kms_grant_r
                        g->operations,
                        g->name,
                        g->constraints ? g->constraints : "",
-                       kms_pg_i64(created, g->created)};
+                       kms_pg_i64(created, g->created),
+                       g->region};
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    rc = kms_pg_run(q, pc, Q_INSERT_GRANT, 9, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
+    rc = kms_pg_run(q, pc, Q_INSERT_GRANT, 10, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
     if (rc == CL_ERR_EXISTS) CL_FAIL_GOTO(CL_ERR_EXISTS, "grant %s already exists", g->grant_id);
 out:
     PQclear(r);
@@ -854,6 +887,7 @@ static CL_MUST_USE cl_status kms_pg_grant_from_row(const PGresult *r, int row, k
     kms_pg_copy(g->name, sizeof(g->name), r, row, 6);
     g->constraints = strdup(PQgetvalue(r, row, 7));
     g->created = kms_pg_col_i64(r, row, 8);
+    kms_pg_copy(g->region, sizeof(g->region), r, row, 9);
     CL_ENSURE(g->constraints != NULL, CL_ERR_NOMEM, "out of memory for a grant");
     return CL_OK;
 }
@@ -903,9 +937,10 @@ static CL_MUST_USE cl_status kms_pg_list_grants(kms_store *s, const kms_grant_fi
     *more = false;
     kms_pg_num lim;
     /* A NULL filter is bound as SQL NULL: "any". */
-    const char *v[] = {after, f->key_id, f->grantee, f->retiring, f->grant_id, kms_pg_i64(lim, (int64_t)limit + 1)};
+    const char *v[] = {
+        after, f->key_id, f->grantee, f->retiring, f->grant_id, f->region, kms_pg_i64(lim, (int64_t)limit + 1)};
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_LIST_GRANTS, 6, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_LIST_GRANTS, 7, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
     size_t rows = (size_t)PQntuples(r);
     *more = rows > limit;
     for (; *n < rows && *n < limit; (*n)++) CL_GUARD_GOTO(kms_pg_grant_from_row(r, (int)*n, &out[*n]));
@@ -1183,22 +1218,47 @@ static const kms_store_ops kms_pg_ops = {
     .close = kms_pg_close,
 };
 
-/* Creates the tables if they are missing (idempotent), under a lock so that
- * instances starting together do not race, and checks the schema version. */
-static CL_MUST_USE cl_status kms_pg_schema_init(kms_pg_conn *pc)
+/* One statement of a migration, $1 (if it has one) bound to the default region. */
+static CL_MUST_USE cl_status kms_pg_migrate_step(kms_pg_conn *pc, const char *sql, const char *default_region)
+{
+    const char *v[] = {default_region};
+    PGresult *r = PQexecParams(pc->c, sql, strstr(sql, "$1") != NULL ? 1 : 0, NULL, v, NULL, NULL, 0);
+    char what[96];
+    (void)snprintf(what, sizeof(what), "upgrading the schema: \"%.60s...\"", sql);
+    cl_status rc = kms_pg_check(pc->c, r, PGRES_COMMAND_OK, what);
+    PQclear(r);
+    return rc;
+}
+
+/* Creates the tables on first use, or brings an older schema up to KMS_PG_SCHEMA_VERSION,
+ * under a lock so that instances starting together do not race; a newer schema is refused. */
+static CL_MUST_USE cl_status kms_pg_schema_init(kms_pg_conn *pc, const char *default_region)
 {
     cl_status rc = CL_OK;
     PGresult *r = NULL;
     CL_GUARD_GOTO(kms_pg_begin(pc));
     CL_GUARD_GOTO(kms_pg_simple(pc->c, "SELECT pg_advisory_xact_lock(" KMS_PG_SCHEMA_LOCK ")", PGRES_TUPLES_OK,
                                 "locking the schema"));
-    CL_GUARD_GOTO(kms_pg_simple(pc->c, kms_pg_schema, PGRES_COMMAND_OK, "creating the schema"));
+    CL_GUARD_GOTO(kms_pg_simple(pc->c, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER PRIMARY KEY)",
+                                PGRES_COMMAND_OK, "creating the schema"));
     r = PQexec(pc->c, "SELECT max(version) FROM schema_version");
     CL_GUARD_GOTO(kms_pg_check(pc->c, r, PGRES_TUPLES_OK, "reading the schema version"));
+    /* max() of no rows is NULL, read as "": a new database. */
     long long version = PQntuples(r) == 1 ? kms_pg_col_i64(r, 0, 0) : 0;
-    CL_ENSURE_GOTO(version == KMS_PG_SCHEMA_VERSION, CL_ERR_UNSUPPORTED,
-                   "key store schema version is %lld; this build of cloister-kms reads version %d", version,
-                   KMS_PG_SCHEMA_VERSION);
+    CL_ENSURE_GOTO(version >= 0 && version <= KMS_PG_SCHEMA_VERSION, CL_ERR_UNSUPPORTED,
+                   "key store schema version is %lld, written by a newer cloister-kms; this build reads version %d "
+                   "(run the newer build, or restore a backup made before it)",
+                   version, KMS_PG_SCHEMA_VERSION);
+    if (version == 0) {
+        CL_GUARD_GOTO(kms_pg_simple(pc->c, kms_pg_schema, PGRES_COMMAND_OK, "creating the schema"));
+    } else if (version == 1) {
+        for (size_t i = 0; i < sizeof(kms_pg_migrate_v2) / sizeof(kms_pg_migrate_v2[0]); i++)
+            CL_GUARD_GOTO(kms_pg_migrate_step(pc, kms_pg_migrate_v2[i], default_region));
+        CL_LOG_WARN("key store: PostgreSQL database '%s' was written before regions; its keys, aliases and grants "
+                    "are now in the region of their ARNs (%s unless the configuration said otherwise when they "
+                    "were made)",
+                    PQdb(pc->c), default_region);
+    }
     CL_GUARD_GOTO(kms_pg_commit(pc));
 out:
     PQclear(r);
@@ -1210,7 +1270,7 @@ out:
     return rc;
 }
 
-cl_status kms_store_open_pg(const char *conninfo, size_t pool_size, kms_store **out)
+cl_status kms_store_open_pg(const char *conninfo, size_t pool_size, const char *default_region, kms_store **out)
 {
     cl_status rc = CL_OK;
     CL_ENSURE(conninfo != NULL && conninfo[0] != '\0', CL_ERR_USAGE, "no PostgreSQL connection string given");
@@ -1238,7 +1298,7 @@ cl_status kms_store_open_pg(const char *conninfo, size_t pool_size, kms_store **
     /* One connection now: an unreachable database fails the start, not the first request. */
     kms_pg_conn *pc = NULL;
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    rc = kms_pg_schema_init(pc);
+    rc = kms_pg_schema_init(pc, default_region);
     if (rc == CL_OK)
         CL_LOG_INFO("key store: PostgreSQL database '%s' on '%s', up to %zu connections", PQdb(pc->c), PQhost(pc->c),
                     pool_size);

@@ -45,8 +45,8 @@ enum kms_sq {
 
 #define KMS_KEY_COLS \
     "key_id,arn,account,created,state,description,key_usage,key_spec,deletion_date,pending_days," \
-    "current_version,rotation_enabled,rotation_period,last_rotated,policy"
-#define KMS_GRANT_COLS "grant_id,key_id,grantee,retiring,issuing_account,operations,name,constraints,created"
+    "current_version,rotation_enabled,rotation_period,last_rotated,policy,region"
+#define KMS_GRANT_COLS "grant_id,key_id,grantee,retiring,issuing_account,operations,name,constraints,created,region"
 #define KMS_ALIAS_COLS "name,key_id,created,updated"
 #define KMS_IMPORT_COLS \
     "import_key,material_id,imported,material_valid_to,wrapping_alg,wrapping_spec,params_valid_to,token_hash," \
@@ -67,7 +67,7 @@ static const struct {
     [S_BEGIN] = {"begin a transaction", "BEGIN IMMEDIATE"},
     [S_COMMIT] = {"commit", "COMMIT"},
     [S_ROLLBACK] = {"roll back", "ROLLBACK"},
-    [S_INSERT_KEY] = {"insert key", "INSERT INTO keys(" KMS_KEY_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
+    [S_INSERT_KEY] = {"insert key", "INSERT INTO keys(" KMS_KEY_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
     [S_INSERT_VERSION] = {"insert key material",
                           "INSERT INTO key_versions(key_id,version,wrapped,created,on_demand) VALUES(?,?,?,?,?)"},
     /* The import columns have names of their own, so the join needs no table prefixes. */
@@ -81,26 +81,29 @@ static const struct {
     [S_DEL_KEY_TAGS] = {"delete the key's tags", "DELETE FROM tags WHERE key_id=?"},
     [S_DEL_KEY_VERSIONS] = {"delete the key's material", "DELETE FROM key_versions WHERE key_id=?"},
     [S_DEL_KEY] = {"delete key", "DELETE FROM keys WHERE key_id=?"},
-    [S_LIST_KEYS] = {"list keys", "SELECT key_id FROM keys WHERE account=? AND key_id>? ORDER BY key_id LIMIT ?"},
+    [S_LIST_KEYS] = {"list keys",
+                     "SELECT key_id FROM keys WHERE account=? AND region=? AND key_id>? ORDER BY key_id LIMIT ?"},
     [S_GET_MATERIAL] = {"read key material", "SELECT wrapped FROM key_versions WHERE key_id=? AND version=?"},
     [S_ROTATE] = {"rotate key",
                   "UPDATE keys SET current_version=?, last_rotated=? WHERE key_id=? AND current_version=?"},
     [S_LIST_VERSIONS] = {"list key versions", "SELECT version,created,on_demand FROM key_versions "
                                               "WHERE key_id=? AND version>? ORDER BY version LIMIT ?"},
-    [S_INSERT_ALIAS] = {"insert alias", "INSERT INTO aliases(key_id,updated,account,name,created) VALUES(?,?,?,?,?)"},
-    [S_UPDATE_ALIAS] = {"update alias", "UPDATE aliases SET key_id=?, updated=? WHERE account=? AND name=?"},
-    [S_GET_ALIAS] = {"read alias", "SELECT " KMS_ALIAS_COLS " FROM aliases WHERE account=? AND name=?"},
-    [S_DEL_ALIAS] = {"delete alias", "DELETE FROM aliases WHERE account=? AND name=?"},
-    [S_LIST_ALIASES] = {"list aliases", "SELECT " KMS_ALIAS_COLS " FROM aliases WHERE account=?1 AND name>?2 "
-                                        "AND (?3='' OR key_id=?3) ORDER BY name LIMIT ?4"},
-    [S_INSERT_GRANT] = {"insert grant", "INSERT INTO grants(" KMS_GRANT_COLS ") VALUES(?,?,?,?,?,?,?,?,?)"},
+    [S_INSERT_ALIAS] = {"insert alias",
+                        "INSERT INTO aliases(key_id,updated,account,region,name,created) VALUES(?,?,?,?,?,?)"},
+    [S_UPDATE_ALIAS] = {"update alias",
+                        "UPDATE aliases SET key_id=?, updated=? WHERE account=? AND region=? AND name=?"},
+    [S_GET_ALIAS] = {"read alias", "SELECT " KMS_ALIAS_COLS " FROM aliases WHERE account=? AND region=? AND name=?"},
+    [S_DEL_ALIAS] = {"delete alias", "DELETE FROM aliases WHERE account=? AND region=? AND name=?"},
+    [S_LIST_ALIASES] = {"list aliases", "SELECT " KMS_ALIAS_COLS " FROM aliases WHERE account=?1 AND region=?2 "
+                                        "AND name>?3 AND (?4='' OR key_id=?4) ORDER BY name LIMIT ?5"},
+    [S_INSERT_GRANT] = {"insert grant", "INSERT INTO grants(" KMS_GRANT_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?)"},
     [S_GET_GRANT] = {"read grant", "SELECT " KMS_GRANT_COLS " FROM grants WHERE grant_id=?"},
     [S_DEL_GRANT] = {"delete grant", "DELETE FROM grants WHERE grant_id=?"},
     /* A NULL filter is bound as SQL NULL: "any". */
     [S_LIST_GRANTS] = {"list grants", "SELECT " KMS_GRANT_COLS " FROM grants WHERE grant_id>?1 "
                                       "AND (?2 IS NULL OR key_id=?2) AND (?3 IS NULL OR grantee=?3) "
                                       "AND (?4 IS NULL OR retiring=?4) AND (?5 IS NULL OR grant_id=?5) "
-                                      "ORDER BY grant_id LIMIT ?6"},
+                                      "AND (?6 IS NULL OR region=?6) ORDER BY grant_id LIMIT ?7"},
     [S_UPSERT_TAG] = {"write tag", "INSERT OR REPLACE INTO tags(key_id,tag_key,tag_value) VALUES(?,?,?)"},
     [S_COUNT_TAGS] = {"count tags", "SELECT count(*) FROM tags WHERE key_id=?"},
     [S_DEL_TAG] = {"delete tag", "DELETE FROM tags WHERE key_id=? AND tag_key=?"},
@@ -127,35 +130,73 @@ static const struct {
     [S_DEL_KEY_IMPORT] = {"delete the key's import state", "DELETE FROM key_imports WHERE import_key=?"},
 };
 
-/* Run once at open: the durability settings (see the top of the file), then the schema. */
-static const char *kms_setup =
-    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-    "CREATE TABLE IF NOT EXISTS keys("
+/* Run once at open, outside any transaction: the durability settings (see the top of the file). */
+static const char *kms_setup = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;";
+
+/*
+ * The schema's version is SQLite's user_version (sqlite.org/pragma.html#pragma_user_version):
+ * 0 in a new file and in the stores written before regions, whose tables exist then;
+ * KMS_SQ_SCHEMA_VERSION once created or migrated. A later change adds a step and a version.
+ */
+#define KMS_SQ_SCHEMA_VERSION 1
+/* Keys of Origin EXTERNAL. Column names differ from those of keys (S_GET_KEY joins). IF NOT
+ * EXISTS: a store of before regions may have it already. */
+#define KMS_SQ_KEY_IMPORTS_DDL \
+    "CREATE TABLE IF NOT EXISTS key_imports(" \
+    " import_key TEXT PRIMARY KEY, material_id TEXT NOT NULL, imported INTEGER NOT NULL," \
+    " material_valid_to INTEGER NOT NULL, wrapping_alg TEXT NOT NULL, wrapping_spec TEXT NOT NULL," \
+    " params_valid_to INTEGER NOT NULL, token_hash BLOB NOT NULL, wrapping_key BLOB NOT NULL)"
+static const char *kms_schema =
+    "CREATE TABLE keys("
     " key_id TEXT PRIMARY KEY, arn TEXT NOT NULL, account TEXT NOT NULL, created INTEGER NOT NULL,"
     " state INTEGER NOT NULL, description TEXT NOT NULL, key_usage TEXT NOT NULL, key_spec TEXT NOT NULL,"
     " deletion_date INTEGER NOT NULL, pending_days INTEGER NOT NULL, current_version INTEGER NOT NULL,"
     " rotation_enabled INTEGER NOT NULL, rotation_period INTEGER NOT NULL, last_rotated INTEGER NOT NULL,"
-    " policy TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS keys_account ON keys(account, key_id);"
-    "CREATE TABLE IF NOT EXISTS key_versions("
+    " policy TEXT NOT NULL, region TEXT NOT NULL);"
+    "CREATE INDEX keys_account_region ON keys(account, region, key_id);"
+    "CREATE TABLE key_versions("
     " key_id TEXT NOT NULL, version INTEGER NOT NULL, wrapped BLOB NOT NULL, created INTEGER NOT NULL,"
     " on_demand INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(key_id, version));"
-    "CREATE TABLE IF NOT EXISTS aliases("
-    " account TEXT NOT NULL, name TEXT NOT NULL, key_id TEXT NOT NULL, created INTEGER NOT NULL,"
-    " updated INTEGER NOT NULL, PRIMARY KEY(account, name));"
-    "CREATE TABLE IF NOT EXISTS grants("
+    "CREATE TABLE aliases("
+    " account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, key_id TEXT NOT NULL,"
+    " created INTEGER NOT NULL, updated INTEGER NOT NULL, PRIMARY KEY(account, region, name));"
+    "CREATE TABLE grants("
     " grant_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, grantee TEXT NOT NULL, retiring TEXT NOT NULL,"
     " issuing_account TEXT NOT NULL, operations TEXT NOT NULL, name TEXT NOT NULL, constraints TEXT NOT NULL,"
-    " created INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS grants_key ON grants(key_id, grant_id);"
-    "CREATE TABLE IF NOT EXISTS tags("
-    " key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL, PRIMARY KEY(key_id, tag_key));"
-    /* Keys of Origin EXTERNAL (added after the first release: a store without it gets it here,
-     * and its keys are all AWS_KMS). Column names differ from those of keys (S_GET_KEY joins). */
-    "CREATE TABLE IF NOT EXISTS key_imports("
-    " import_key TEXT PRIMARY KEY, material_id TEXT NOT NULL, imported INTEGER NOT NULL,"
-    " material_valid_to INTEGER NOT NULL, wrapping_alg TEXT NOT NULL, wrapping_spec TEXT NOT NULL,"
-    " params_valid_to INTEGER NOT NULL, token_hash BLOB NOT NULL, wrapping_key BLOB NOT NULL);";
+    " created INTEGER NOT NULL, region TEXT NOT NULL);"
+    "CREATE INDEX grants_key ON grants(key_id, grant_id);"
+    "CREATE TABLE tags("
+    " key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL, PRIMARY KEY(key_id, "
+    "tag_key));" KMS_SQ_KEY_IMPORTS_DDL ";"
+    "PRAGMA user_version=1;";
+
+/*
+ * A store of before regions (version 0 with tables) to version 1, one statement at a time in
+ * the opening transaction; ?1 is the default region. A key's region is the one in its ARN
+ * (arn:aws:kms:REGION:ACCOUNT:key/ID, written with the configured region when it was made);
+ * an alias and a grant get their key's. Aliases are rebuilt: the region joins their primary key.
+ * key_imports holds keys of Origin EXTERNAL.
+ */
+static const char *const kms_migrate_v1[] = {
+    "ALTER TABLE keys ADD COLUMN region TEXT NOT NULL DEFAULT ''",
+    "UPDATE keys SET region=substr(substr(arn, instr(arn, ':kms:') + 5), 1,"
+    " instr(substr(arn, instr(arn, ':kms:') + 5), ':') - 1) WHERE instr(arn, ':kms:') > 0",
+    "UPDATE keys SET region=?1 WHERE region=''",
+    "DROP INDEX IF EXISTS keys_account",
+    "CREATE INDEX keys_account_region ON keys(account, region, key_id)",
+    "CREATE TABLE aliases_regions("
+    " account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, key_id TEXT NOT NULL,"
+    " created INTEGER NOT NULL, updated INTEGER NOT NULL, PRIMARY KEY(account, region, name))",
+    "INSERT INTO aliases_regions(account, region, name, key_id, created, updated)"
+    " SELECT account, COALESCE((SELECT region FROM keys WHERE keys.key_id=aliases.key_id), ?1), name, key_id,"
+    " created, updated FROM aliases",
+    "DROP TABLE aliases",
+    "ALTER TABLE aliases_regions RENAME TO aliases",
+    "ALTER TABLE grants ADD COLUMN region TEXT NOT NULL DEFAULT ''",
+    "UPDATE grants SET region=COALESCE((SELECT region FROM keys WHERE keys.key_id=grants.key_id), ?1)",
+    KMS_SQ_KEY_IMPORTS_DDL,
+    "PRAGMA user_version=1",
+};
 
 typedef struct kms_sqlite {
     sqlite3 *db;
@@ -418,7 +459,7 @@ static CL_MUST_USE cl_status kms_sqlite_create_key(kms_store *s, const kms_key_r
                     KMS_INT(k->state), KMS_TEXT(k->description), KMS_TEXT(k->key_usage), KMS_TEXT(k->key_spec),
                     KMS_INT(k->deletion_date), KMS_INT(k->pending_days), KMS_INT(k->current_version),
                     KMS_INT(k->rotation_enabled), KMS_INT(k->rotation_period_days), KMS_INT(k->last_rotated),
-                    KMS_TEXT(k->policy ? k->policy : ""));
+                    KMS_TEXT(k->policy ? k->policy : ""), KMS_TEXT(k->region));
     if (rc == CL_ERR_EXISTS) CL_FAIL_GOTO(CL_ERR_EXISTS, "key %s already exists", k->key_id);
     CL_GUARD_GOTO(rc);
     if (wrapped == NULL)
@@ -455,9 +496,10 @@ static CL_MUST_USE cl_status kms_sqlite_get_key(kms_store *s, const char *key_id
     CL_GUARD_GOTO(kms_col_int(&c, 12, INT_MIN, INT_MAX, &v[4]));
     CL_GUARD_GOTO(kms_col_int(&c, 13, INT64_MIN, INT64_MAX, &out->last_rotated));
     CL_GUARD_GOTO(kms_col_dup(&c, 14, &out->policy));
-    CL_GUARD_GOTO(kms_col_int(&c, 15, 0, 1, &v[5]));
-    CL_GUARD_GOTO(kms_col_int(&c, 16, 0, 1, &v[6]));
-    CL_GUARD_GOTO(kms_col_int(&c, 17, 0, INT64_MAX, &out->material_valid_to));
+    CL_GUARD_GOTO(kms_col_text(&c, 15, out->region, sizeof(out->region)));
+    CL_GUARD_GOTO(kms_col_int(&c, 16, 0, 1, &v[5]));
+    CL_GUARD_GOTO(kms_col_int(&c, 17, 0, 1, &v[6]));
+    CL_GUARD_GOTO(kms_col_int(&c, 18, 0, INT64_MAX, &out->material_valid_to));
     out->external = v[5] != 0;
     out->imported = v[6] != 0;
     out->state = (kms_key_state)v[0];
@@ -495,14 +537,16 @@ out:
     return kms_sq_leave(&c, rc);
 }
 
-/* store.h: up to limit key ids of account after `after`, in id order; *more when others follow. */
-static CL_MUST_USE cl_status kms_sqlite_list_keys(kms_store *s, const char *account, const char *after, size_t limit,
-                                                  char (*out)[KMS_KEY_ID_LEN + 1], size_t *n, bool *more)
+/* store.h: up to limit key ids of account in region after `after`, in id order; *more when others follow. */
+static CL_MUST_USE cl_status kms_sqlite_list_keys(kms_store *s, const char *account, const char *region,
+                                                  const char *after, size_t limit, char (*out)[KMS_KEY_ID_LEN + 1],
+                                                  size_t *n, bool *more)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
     *n = 0;
-    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_LIST_KEYS, KMS_TEXT(account), KMS_TEXT(after), KMS_INT(limit + 1)));
+    CL_GUARD_GOTO(
+        KMS_SQ_RUN(&c, S_LIST_KEYS, KMS_TEXT(account), KMS_TEXT(region), KMS_TEXT(after), KMS_INT(limit + 1)));
     for (; c.row && *n < limit; (*n)++) {
         CL_GUARD_GOTO(kms_col_text(&c, 0, out[*n], KMS_KEY_ID_LEN + 1));
         CL_GUARD_GOTO(kms_sq_next(&c));
@@ -567,22 +611,24 @@ out:
 
 /* --- aliases --------------------------------------------------------------------- */
 
-/* store.h: a new alias of account; CL_ERR_EXISTS when the name is taken. */
-static CL_MUST_USE cl_status kms_sqlite_create_alias(kms_store *s, const char *account, const kms_alias_rec *a)
+/* store.h: a new alias of account in region; CL_ERR_EXISTS when the name is taken. */
+static CL_MUST_USE cl_status kms_sqlite_create_alias(kms_store *s, const char *account, const char *region,
+                                                     const kms_alias_rec *a)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = KMS_SQ_RUN(&c, S_INSERT_ALIAS, KMS_TEXT(a->key_id), KMS_INT(a->updated), KMS_TEXT(account),
-                              KMS_TEXT(a->name), KMS_INT(a->created));
+                              KMS_TEXT(region), KMS_TEXT(a->name), KMS_INT(a->created));
     if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "alias %s already exists", a->name);
     return kms_sq_leave(&c, rc);
 }
 
 /* store.h: points an existing alias at a->key_id; CL_ERR_NOT_FOUND when there is no such alias. */
-static CL_MUST_USE cl_status kms_sqlite_update_alias(kms_store *s, const char *account, const kms_alias_rec *a)
+static CL_MUST_USE cl_status kms_sqlite_update_alias(kms_store *s, const char *account, const char *region,
+                                                     const kms_alias_rec *a)
 {
     kms_sq_call c = kms_sq_enter(s);
-    cl_status rc =
-        KMS_SQ_RUN(&c, S_UPDATE_ALIAS, KMS_TEXT(a->key_id), KMS_INT(a->updated), KMS_TEXT(account), KMS_TEXT(a->name));
+    cl_status rc = KMS_SQ_RUN(&c, S_UPDATE_ALIAS, KMS_TEXT(a->key_id), KMS_INT(a->updated), KMS_TEXT(account),
+                              KMS_TEXT(region), KMS_TEXT(a->name));
     if (rc == CL_OK && c.changes != 1) rc = CL_RAISE(CL_ERR_NOT_FOUND, "no alias %s", a->name);
     return kms_sq_leave(&c, rc);
 }
@@ -596,38 +642,39 @@ static CL_MUST_USE cl_status kms_alias_from_row(const kms_sq_call *c, kms_alias_
     return kms_col_int(c, 3, INT64_MIN, INT64_MAX, &a->updated);
 }
 
-/* store.h: alias `name` of account into out; CL_ERR_NOT_FOUND. */
-static CL_MUST_USE cl_status kms_sqlite_get_alias(kms_store *s, const char *account, const char *name,
-                                                  kms_alias_rec *out)
+/* store.h: alias `name` of account in region into out; CL_ERR_NOT_FOUND. */
+static CL_MUST_USE cl_status kms_sqlite_get_alias(kms_store *s, const char *account, const char *region,
+                                                  const char *name, kms_alias_rec *out)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
-    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_GET_ALIAS, KMS_TEXT(account), KMS_TEXT(name)));
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_GET_ALIAS, KMS_TEXT(account), KMS_TEXT(region), KMS_TEXT(name)));
     CL_ENSURE_GOTO(c.row, CL_ERR_NOT_FOUND, "no alias %s", name);
     CL_GUARD_GOTO(kms_alias_from_row(&c, out));
 out:
     return kms_sq_leave(&c, rc);
 }
 
-/* store.h: removes alias `name` of account; CL_ERR_NOT_FOUND when there was none. */
-static CL_MUST_USE cl_status kms_sqlite_delete_alias(kms_store *s, const char *account, const char *name)
+/* store.h: removes alias `name` of account in region; CL_ERR_NOT_FOUND when there was none. */
+static CL_MUST_USE cl_status kms_sqlite_delete_alias(kms_store *s, const char *account, const char *region,
+                                                     const char *name)
 {
     kms_sq_call c = kms_sq_enter(s);
-    cl_status rc = KMS_SQ_RUN(&c, S_DEL_ALIAS, KMS_TEXT(account), KMS_TEXT(name));
+    cl_status rc = KMS_SQ_RUN(&c, S_DEL_ALIAS, KMS_TEXT(account), KMS_TEXT(region), KMS_TEXT(name));
     if (rc == CL_OK && c.changes != 1) rc = CL_RAISE(CL_ERR_NOT_FOUND, "no alias %s", name);
     return kms_sq_leave(&c, rc);
 }
 
-/* store.h: up to limit aliases of account after `after` in name order, only key_id's unless NULL. */
-static CL_MUST_USE cl_status kms_sqlite_list_aliases(kms_store *s, const char *account, const char *key_id,
-                                                     const char *after, size_t limit, kms_alias_rec *out, size_t *n,
-                                                     bool *more)
+/* store.h: up to limit aliases of account in region after `after` in name order, only key_id's unless NULL. */
+static CL_MUST_USE cl_status kms_sqlite_list_aliases(kms_store *s, const char *account, const char *region,
+                                                     const char *key_id, const char *after, size_t limit,
+                                                     kms_alias_rec *out, size_t *n, bool *more)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
     *n = 0;
-    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_LIST_ALIASES, KMS_TEXT(account), KMS_TEXT(after), KMS_TEXT(key_id ? key_id : ""),
-                             KMS_INT(limit + 1)));
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_LIST_ALIASES, KMS_TEXT(account), KMS_TEXT(region), KMS_TEXT(after),
+                             KMS_TEXT(key_id ? key_id : ""), KMS_INT(limit + 1)));
     for (; c.row && *n < limit; (*n)++) {
         CL_GUARD_GOTO(kms_alias_from_row(&c, &out[*n]));
         CL_GUARD_GOTO(kms_sq_next(&c));
@@ -643,9 +690,10 @@ out:
 static CL_MUST_USE cl_status kms_sqlite_create_grant(kms_store *s, const kms_grant_rec *g)
 {
     kms_sq_call c = kms_sq_enter(s);
-    cl_status rc = KMS_SQ_RUN(&c, S_INSERT_GRANT, KMS_TEXT(g->grant_id), KMS_TEXT(g->key_id), KMS_TEXT(g->grantee),
-                              KMS_TEXT(g->retiring), KMS_TEXT(g->issuing_account), KMS_TEXT(g->operations),
-                              KMS_TEXT(g->name), KMS_TEXT(g->constraints ? g->constraints : ""), KMS_INT(g->created));
+    cl_status rc =
+        KMS_SQ_RUN(&c, S_INSERT_GRANT, KMS_TEXT(g->grant_id), KMS_TEXT(g->key_id), KMS_TEXT(g->grantee),
+                   KMS_TEXT(g->retiring), KMS_TEXT(g->issuing_account), KMS_TEXT(g->operations), KMS_TEXT(g->name),
+                   KMS_TEXT(g->constraints ? g->constraints : ""), KMS_INT(g->created), KMS_TEXT(g->region));
     if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "grant %s already exists", g->grant_id);
     return kms_sq_leave(&c, rc);
 }
@@ -664,6 +712,7 @@ static CL_MUST_USE cl_status kms_grant_from_row(const kms_sq_call *c, kms_grant_
     CL_GUARD_GOTO(kms_col_text(c, 6, g->name, sizeof(g->name)));
     CL_GUARD_GOTO(kms_col_dup(c, 7, &g->constraints));
     CL_GUARD_GOTO(kms_col_int(c, 8, INT64_MIN, INT64_MAX, &g->created));
+    CL_GUARD_GOTO(kms_col_text(c, 9, g->region, sizeof(g->region)));
 out:
     if (rc != CL_OK) kms_grant_rec_clear(g);
     return rc;
@@ -700,7 +749,7 @@ static CL_MUST_USE cl_status kms_sqlite_list_grants(kms_store *s, const kms_gran
     cl_status rc = CL_OK;
     *n = 0;
     CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_LIST_GRANTS, KMS_TEXT(after), KMS_TEXT(f->key_id), KMS_TEXT(f->grantee),
-                             KMS_TEXT(f->retiring), KMS_TEXT(f->grant_id), KMS_INT(limit + 1)));
+                             KMS_TEXT(f->retiring), KMS_TEXT(f->grant_id), KMS_TEXT(f->region), KMS_INT(limit + 1)));
     for (; c.row && *n < limit; (*n)++) {
         CL_GUARD_GOTO(kms_grant_from_row(&c, &out[*n]));
         CL_GUARD_GOTO(kms_sq_next(&c));
@@ -890,8 +939,77 @@ static const kms_store_ops kms_sqlite_ops = {
     .close = kms_sqlite_close,
 };
 
-/* store.h: opens (creating if need be) the store at path and prepares every statement. */
-cl_status kms_store_open_sqlite(const char *path, kms_store **out)
+/* One statement of setup (no row expected back), with ?1, if it has one, bound to region. */
+static CL_MUST_USE cl_status kms_sq_setup_step(sqlite3 *db, const char *path, const char *sql, const char *region)
+{
+    sqlite3_stmt *st = NULL;
+    cl_status rc = CL_OK;
+    int src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (src == SQLITE_OK && sqlite3_bind_parameter_count(st) > 0)
+        src = sqlite3_bind_text(st, 1, region, -1, SQLITE_STATIC);
+    while (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) src = SQLITE_OK;
+    if (src != SQLITE_DONE)
+        rc = CL_RAISE(CL_ERR_IO, "key store %s: upgrading its schema: \"%.60s...\": %s (SQLite error %d)", path, sql,
+                      sqlite3_errmsg(db), sqlite3_extended_errcode(db));
+    (void)sqlite3_finalize(st); /* repeats the step's error, reported above */
+    return rc;
+}
+
+/* A one-integer query of setup into *v. */
+static CL_MUST_USE cl_status kms_sq_setup_int(sqlite3 *db, const char *path, const char *sql, int64_t *v)
+{
+    sqlite3_stmt *st = NULL;
+    cl_status rc = CL_OK;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW)
+        rc = CL_RAISE(CL_ERR_IO, "key store %s: %s: %s", path, sql, sqlite3_errmsg(db));
+    else
+        *v = sqlite3_column_int64(st, 0);
+    (void)sqlite3_finalize(st);
+    return rc;
+}
+
+/*
+ * Creates the schema in a new file, or brings an older one to KMS_SQ_SCHEMA_VERSION, in one
+ * IMMEDIATE transaction: a second server opening the same file at once waits, then finds the
+ * work done. A newer schema is refused, not misread.
+ */
+static CL_MUST_USE cl_status kms_sq_schema(sqlite3 *db, const char *path, const char *default_region)
+{
+    cl_status rc = CL_OK;
+    char *err = NULL;
+    int64_t version = 0, tables = 0;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK)
+        CL_FAIL_GOTO(CL_ERR_IO, "key store %s: %s", path, err != NULL ? err : sqlite3_errmsg(db));
+    CL_GUARD_GOTO(kms_sq_setup_int(db, path, "PRAGMA user_version", &version));
+    CL_GUARD_GOTO(
+        kms_sq_setup_int(db, path, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='keys'", &tables));
+    CL_ENSURE_GOTO(version <= KMS_SQ_SCHEMA_VERSION, CL_ERR_UNSUPPORTED,
+                   "key store %s has schema version %lld, written by a newer cloister-kms; this build reads version "
+                   "%d (run the newer build, or restore a backup made before it)",
+                   path, (long long)version, KMS_SQ_SCHEMA_VERSION);
+    if (version == 0 && tables == 0) {
+        if (sqlite3_exec(db, kms_schema, NULL, NULL, &err) != SQLITE_OK)
+            CL_FAIL_GOTO(CL_ERR_IO, "key store %s: creating the schema: %s", path,
+                         err != NULL ? err : sqlite3_errmsg(db));
+    } else if (version == 0) {
+        for (size_t i = 0; i < sizeof(kms_migrate_v1) / sizeof(kms_migrate_v1[0]); i++)
+            CL_GUARD_GOTO(kms_sq_setup_step(db, path, kms_migrate_v1[i], default_region));
+        CL_LOG_WARN("key store %s: written before regions; its keys, aliases and grants are now in the region of "
+                    "their ARNs (%s unless the configuration said otherwise when they were made)",
+                    path, default_region);
+    }
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, &err) != SQLITE_OK)
+        CL_FAIL_GOTO(CL_ERR_IO, "key store %s: committing its schema: %s", path,
+                     err != NULL ? err : sqlite3_errmsg(db));
+out:
+    sqlite3_free(err);
+    if (!sqlite3_get_autocommit(db)) (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL); /* the failure is raised */
+    return rc;
+}
+
+/* store.h: opens (creating if need be) the store at path, brings its schema up to date and
+ * prepares every statement. */
+cl_status kms_store_open_sqlite(const char *path, const char *default_region, kms_store **out)
 {
     cl_status rc = CL_OK;
     char *err = NULL;
@@ -909,6 +1027,7 @@ cl_status kms_store_open_sqlite(const char *path, kms_store **out)
                    "key store %s: setting a busy timeout: %s", path, sqlite3_errmsg(q->db));
     if (sqlite3_exec(q->db, kms_setup, NULL, NULL, &err) != SQLITE_OK)
         CL_FAIL_GOTO(CL_ERR_IO, "key store %s: setting up: %s", path, err != NULL ? err : sqlite3_errmsg(q->db));
+    CL_GUARD_GOTO(kms_sq_schema(q->db, path, default_region));
     for (int id = 0; id < S_COUNT; id++)
         if (sqlite3_prepare_v3(q->db, kms_sq_sql[id].sql, -1, SQLITE_PREPARE_PERSISTENT, &q->st[id], NULL) != SQLITE_OK)
             CL_FAIL_GOTO(CL_ERR_IO, "key store %s: preparing %s: %s", path, kms_sq_sql[id].name, sqlite3_errmsg(q->db));

@@ -370,7 +370,7 @@ class KmsConfigServer(KmsServer):
         self.data_dir = None
         self.proc = subprocess.Popen([KMS_BIN, "--config", config], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=env)
-        line = self.proc.stdout.readline()
+        line = self.first_line = self.proc.stdout.readline()
         m = re.search(r"(https?)://127\.0\.0\.1:(\d+)", line)
         if not m:
             _stop(self.proc)

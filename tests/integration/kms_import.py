@@ -56,14 +56,18 @@ def wrap(material, public_der, algorithm):
 
 def open_blob(material, blob, context=None):
     """Decrypts a cloister-kms ciphertext blob with the key material, independently of the server
-    (docs/formats/kms-ciphertext.md): header = version, id length, key id, u32 version, nonce."""
-    header = blob[:54]
+    (docs/formats/kms-ciphertext.md, version 2): header = version, id length, key id, region
+    length, region, u32 key version, nonce; the whole header is in the AAD."""
+    assert blob[0] == 2, blob[0]
+    r = blob[38]
+    end = 39 + r + 4 + 12
+    header = blob[:end]
     aad = b"cloister-kms/ciphertext/v1\0" + header
     items = sorted((context or {}).items())
     aad += struct.pack(">H", len(items))
     for k, v in items:
         aad += struct.pack(">H", len(k.encode())) + k.encode() + struct.pack(">H", len(v.encode())) + v.encode()
-    return AESGCM(material).decrypt(blob[42:54], blob[54:], aad)
+    return AESGCM(material).decrypt(blob[end - 12:end], blob[end:], aad)
 
 
 def faketime_usable():

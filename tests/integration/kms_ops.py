@@ -82,7 +82,7 @@ class KmsOps(unittest.TestCase):
         self.refused(lambda: self.newer.update_key_description(KeyId=kid), "ValidationException",
                      "Value null at 'description'")
         self.refused(lambda: self.newer.update_key_description(KeyId=kid, Description="x" * 8193),
-                     "ValidationException", "length between 0 and 8192")
+                     "ValidationException", "failed to satisfy constraint: Member must have length less than or equal to 8192")
         self.refused(lambda: self.kms.update_key_description(KeyId="alias/none", Description="d"),
                      "NotFoundException")
         self.refused(lambda: self.kms.update_key_description(KeyId="0" * 8 + "-0000-4000-8000-" + "0" * 12,

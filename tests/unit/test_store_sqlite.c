@@ -18,9 +18,14 @@ static void t_fresh(char *path, size_t cap)
     unlink(path);
 }
 
-static CL_MUST_USE cl_status t_open(const char *path, kms_store **s) { return kms_store_open_sqlite(path, s); }
+static CL_MUST_USE cl_status t_open(const char *path, kms_store **s)
+{
+    return kms_store_open_sqlite(path, "us-east-1", s);
+}
 
 static void t_done(const char *path) { unlink(path); }
+
+#define T_GRANT64 "gggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggg"
 
 /* Runs sql on a second connection to the store at path, which must not wait for a lock:
  * returns SQLite's code (SQLITE_BUSY when the store still holds one). */
@@ -158,7 +163,7 @@ static void test_listing_at_its_limit_leaves_no_read_open(void **state)
     char ids[1][KMS_KEY_ID_LEN + 1];
     size_t n;
     bool more;
-    assert_ok(s->ops->list_keys(s, k.account, "", 1, ids, &n, &more));
+    assert_ok(s->ops->list_keys(s, k.account, k.region, "", 1, ids, &n, &more));
     assert_int_equal(n, 1);
     assert_true(more);
     sqlite3 *db = NULL;
@@ -172,40 +177,93 @@ static void test_listing_at_its_limit_leaves_no_read_open(void **state)
     t_done(path);
 }
 
-/* A data directory written before key_imports existed (the schema of the first release, without
- * that table) keeps working: its keys read as AWS_KMS keys, and EXTERNAL keys can be added. */
-static void test_store_before_imports_opens(void **state)
+/* The schema of the stores written before regions (store_sqlite.c at 6a44c01), with a key made
+ * in eu-west-1, one whose ARN names no region (no store wrote one; the default region then), an
+ * alias and a grant of the first. */
+static const char *t_schema_v0 =
+    "PRAGMA journal_mode=WAL;"
+    "CREATE TABLE keys(key_id TEXT PRIMARY KEY, arn TEXT NOT NULL, account TEXT NOT NULL, created INTEGER NOT NULL,"
+    " state INTEGER NOT NULL, description TEXT NOT NULL, key_usage TEXT NOT NULL, key_spec TEXT NOT NULL,"
+    " deletion_date INTEGER NOT NULL, pending_days INTEGER NOT NULL, current_version INTEGER NOT NULL,"
+    " rotation_enabled INTEGER NOT NULL, rotation_period INTEGER NOT NULL, last_rotated INTEGER NOT NULL,"
+    " policy TEXT NOT NULL);"
+    "CREATE INDEX keys_account ON keys(account, key_id);"
+    "CREATE TABLE key_versions(key_id TEXT NOT NULL, version INTEGER NOT NULL, wrapped BLOB NOT NULL,"
+    " created INTEGER NOT NULL, on_demand INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(key_id, version));"
+    "CREATE TABLE aliases(account TEXT NOT NULL, name TEXT NOT NULL, key_id TEXT NOT NULL, created INTEGER NOT NULL,"
+    " updated INTEGER NOT NULL, PRIMARY KEY(account, name));"
+    "CREATE TABLE grants(grant_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, grantee TEXT NOT NULL,"
+    " retiring TEXT NOT NULL, issuing_account TEXT NOT NULL, operations TEXT NOT NULL, name TEXT NOT NULL,"
+    " constraints TEXT NOT NULL, created INTEGER NOT NULL);"
+    "CREATE INDEX grants_key ON grants(key_id, grant_id);"
+    "CREATE TABLE tags(key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL,"
+    " PRIMARY KEY(key_id, tag_key));"
+    "INSERT INTO keys VALUES('00000001-0000-4000-8000-000000000000',"
+    " 'arn:aws:kms:eu-west-1:111122223333:key/00000001-0000-4000-8000-000000000000', '111122223333', 1, 0, 'old',"
+    " 'ENCRYPT_DECRYPT', 'SYMMETRIC_DEFAULT', 0, 0, 1, 0, 365, 1, '{}');"
+    "INSERT INTO keys VALUES('00000002-0000-4000-8000-000000000000', 'not an arn', '111122223333', 1, 0, 'odd',"
+    " 'ENCRYPT_DECRYPT', 'SYMMETRIC_DEFAULT', 0, 0, 1, 0, 365, 1, '{}');"
+    "INSERT INTO key_versions VALUES('00000001-0000-4000-8000-000000000000', 1, x'0102', 1, 0);"
+    "INSERT INTO aliases VALUES('111122223333', 'alias/old', '00000001-0000-4000-8000-000000000000', 1, 1);"
+    "INSERT INTO grants VALUES('" T_GRANT64 "', '00000001-0000-4000-8000-000000000000',"
+    " 'arn:aws:iam::111122223333:user/x', '', '111122223333', 'Decrypt', '', '', 1);";
+
+/* A store of before regions is migrated at open: each key to the region of its ARN (the default
+ * region when it names none), its aliases and grants to their key's; once (user_version 1), and
+ * a store of a newer schema is refused. */
+static void test_store_before_regions_is_migrated(void **state)
 {
     (void)state;
     char path[1024];
     t_fresh(path, sizeof(path));
-    assert_int_equal(
-        t_other(path, "CREATE TABLE keys(key_id TEXT PRIMARY KEY, arn TEXT NOT NULL, account TEXT NOT NULL,"
-                      " created INTEGER NOT NULL, state INTEGER NOT NULL, description TEXT NOT NULL,"
-                      " key_usage TEXT NOT NULL, key_spec TEXT NOT NULL, deletion_date INTEGER NOT NULL,"
-                      " pending_days INTEGER NOT NULL, current_version INTEGER NOT NULL,"
-                      " rotation_enabled INTEGER NOT NULL, rotation_period INTEGER NOT NULL,"
-                      " last_rotated INTEGER NOT NULL, policy TEXT NOT NULL);"
-                      "CREATE TABLE key_versions(key_id TEXT NOT NULL, version INTEGER NOT NULL, wrapped BLOB NOT NULL,"
-                      " created INTEGER NOT NULL, on_demand INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(key_id, version));"
-                      "INSERT INTO keys VALUES('00000001-0000-4000-8000-000000000000','arn','111122223333',1,0,'old',"
-                      "'ENCRYPT_DECRYPT','SYMMETRIC_DEFAULT',0,0,1,0,365,1,'{}');"
-                      "INSERT INTO key_versions VALUES('00000001-0000-4000-8000-000000000000',1,x'0102',1,0);"),
-        SQLITE_OK);
+    assert_int_equal(t_other(path, t_schema_v0), SQLITE_OK);
     kms_store *s = NULL;
-    assert_ok(t_open(path, &s));
-    kms_key_rec got, k;
-    assert_ok(s->ops->get_key(s, "00000001-0000-4000-8000-000000000000", &got));
-    assert_string_equal(got.description, "old");
-    assert_false(got.external);
-    kms_key_rec_clear(&got);
-    t_key(&k, 2);
-    k.state = KMS_KEY_PENDING_IMPORT;
-    assert_ok(s->ops->create_key(s, &k, NULL, 0));
-    assert_ok(s->ops->get_key(s, k.key_id, &got));
-    assert_true(got.external);
-    kms_key_rec_clear(&got);
-    kms_store_close(s);
+    for (int open = 0; open < 2; open++) { /* the second open finds it done */
+        assert_ok(kms_store_open_sqlite(path, "ap-northeast-1", &s));
+        kms_key_rec k;
+        assert_ok(s->ops->get_key(s, "00000001-0000-4000-8000-000000000000", &k));
+        assert_string_equal(k.region, "eu-west-1");
+        assert_string_equal(k.description, "old");
+        kms_key_rec_clear(&k);
+        assert_ok(s->ops->get_key(s, "00000002-0000-4000-8000-000000000000", &k));
+        assert_string_equal(k.region, "ap-northeast-1");
+        kms_key_rec_clear(&k);
+        char ids[2][KMS_KEY_ID_LEN + 1];
+        size_t n;
+        bool more;
+        assert_ok(s->ops->list_keys(s, "111122223333", "eu-west-1", "", 2, ids, &n, &more));
+        assert_int_equal(n, 1);
+        assert_string_equal(ids[0], "00000001-0000-4000-8000-000000000000");
+        kms_alias_rec a;
+        assert_ok(s->ops->get_alias(s, "111122223333", "eu-west-1", "alias/old", &a));
+        assert_string_equal(a.key_id, "00000001-0000-4000-8000-000000000000");
+        assert_fails(s->ops->get_alias(s, "111122223333", "ap-northeast-1", "alias/old", &a), CL_ERR_NOT_FOUND,
+                     "no alias");
+        kms_grant_rec g;
+        assert_ok(s->ops->get_grant(s, T_GRANT64, &g));
+        assert_string_equal(g.region, "eu-west-1");
+        kms_grant_rec_clear(&g);
+        cl_buf w;
+        cl_buf_init(&w, 64);
+        assert_ok(s->ops->get_material(s, "00000001-0000-4000-8000-000000000000", 1, &w));
+        assert_int_equal(w.len, 2);
+        cl_buf_free(&w);
+        /* The migration also made key_imports: the old key is AWS_KMS, and an EXTERNAL key can be made. */
+        kms_key_rec got, ext;
+        assert_ok(s->ops->get_key(s, "00000001-0000-4000-8000-000000000000", &got));
+        assert_false(got.external);
+        kms_key_rec_clear(&got);
+        t_key(&ext, 99 + open); /* one per open: the first one stays */
+        ext.state = KMS_KEY_PENDING_IMPORT;
+        assert_ok(s->ops->create_key(s, &ext, NULL, 0));
+        assert_ok(s->ops->get_key(s, ext.key_id, &got));
+        assert_true(got.external && !got.imported);
+        kms_key_rec_clear(&got);
+        kms_store_close(s);
+    }
+    assert_int_equal(t_other(path, "PRAGMA user_version=2"), SQLITE_OK);
+    assert_fails(kms_store_open_sqlite(path, "us-east-1", &s), CL_ERR_UNSUPPORTED,
+                 "has schema version 2, written by a newer cloister-kms; this build reads version 1");
     t_done(path);
 }
 
@@ -217,7 +275,7 @@ int main(void)
         cmocka_unit_test(test_bad_numbers_and_types_are_refused),
         cmocka_unit_test(test_failure_names_statement_and_rolls_back),
         cmocka_unit_test(test_listing_at_its_limit_leaves_no_read_open),
-        cmocka_unit_test(test_store_before_imports_opens),
+        cmocka_unit_test(test_store_before_regions_is_migrated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
