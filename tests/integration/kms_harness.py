@@ -394,6 +394,19 @@ class KmsConfigServer(KmsServer):
 
 
 @contextlib.contextmanager
+def assert_refused(tc, call, want_code, *needles):
+    """call() must raise botocore's ClientError with want_code and a message containing each
+    needle; returns the message. tc: the unittest.TestCase checking it."""
+    from botocore.exceptions import ClientError
+    with tc.assertRaises(ClientError) as e:
+        call()
+    got, message = e.exception.response["Error"]["Code"], e.exception.response["Error"]["Message"]
+    tc.assertEqual(got, want_code, message)
+    for n in needles:
+        tc.assertIn(n, message)
+    return message
+
+
 def kms_server_config(config, env=None):
     srv = KmsConfigServer(config, env=env)
     try:

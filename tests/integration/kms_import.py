@@ -25,7 +25,6 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 import kms_harness  # noqa: E402
 
-from botocore.exceptions import ClientError  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
@@ -34,10 +33,6 @@ from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding  # 
 FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 ALGORITHMS = [("RSAES_OAEP_SHA_1", "RSA_2048"), ("RSAES_OAEP_SHA_256", "RSA_3072"),
               ("RSA_AES_KEY_WRAP_SHA_1", "RSA_2048"), ("RSA_AES_KEY_WRAP_SHA_256", "RSA_4096")]
-
-
-def error(e):
-    return e.exception.response["Error"]["Code"], e.exception.response["Error"]["Message"]
 
 
 def wrap(material, public_der, algorithm):
@@ -120,13 +115,7 @@ class KmsImport(unittest.TestCase):
         return kid
 
     def refused(self, call, want_code, *needles):
-        with self.assertRaises(ClientError) as e:
-            call()
-        got, message = error(e)
-        self.assertEqual(got, want_code, message)
-        for n in needles:
-            self.assertIn(n, message)
-        return message
+        return kms_harness.assert_refused(self, call, want_code, *needles)
 
     def test_each_wrapping_algorithm(self):
         for algorithm, spec in ALGORITHMS:
