@@ -35,10 +35,6 @@ ScheduleKeyDeletion Sign TagResource UntagResource UpdateAlias UpdateCustomKeySt
 UpdatePrimaryRegion Verify VerifyMac""".split()
 
 
-def error(e):
-    return e.exception.response["Error"]["Code"], e.exception.response["Error"]["Message"]
-
-
 def arn_of(kms, kid):
     return kms.describe_key(KeyId=kid)["KeyMetadata"]["Arn"]
 
