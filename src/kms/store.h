@@ -131,6 +131,16 @@ typedef struct kms_store_ops {
     /* Tags in key order after `after`, appended to out. */
     CL_MUST_USE cl_status (*list_tags)(kms_store *s, const char *key_id, const char *after, size_t limit,
                                        cl_kvlist *out, bool *more);
+    /* The certificate service (cas_store.c): one record per session, wrapped under the root key,
+     * with a version each write advances. cas_get appends the record to out; CL_ERR_NOT_FOUND. */
+    CL_MUST_USE cl_status (*cas_get)(kms_store *s, const char *name, int64_t *version, cl_buf *record);
+    /* version 0 creates the session (CL_ERR_EXISTS when the name is taken); any other replaces the
+     * record only while its version is still `version` (CL_ERR_STATE: another write came first). */
+    CL_MUST_USE cl_status (*cas_put)(kms_store *s, const char *name, int64_t version, const uint8_t *record, size_t len,
+                                     int64_t now);
+    /* Marks an attestation nonce used until `expires` (Unix seconds), dropping the marks of nonces
+     * expired before `now`; CL_ERR_EXISTS when it is marked already (a replay). */
+    CL_MUST_USE cl_status (*cas_use_nonce)(kms_store *s, const char *nonce_id, int64_t expires, int64_t now);
     void (*close)(kms_store *s);
 } kms_store_ops;
 

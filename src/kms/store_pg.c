@@ -42,7 +42,9 @@
 
 #include "store.h"
 
-#define KMS_PG_SCHEMA_VERSION 1
+/* 1: the key tables; 2: the certificate service's (cas_sessions, cas_nonces), added to a version-1
+ * database by the same idempotent CREATEs at start. */
+#define KMS_PG_SCHEMA_VERSION 2
 #define KMS_PG_POOL_MAX 64
 /* Any constant: serialises schema creation between instances starting together. */
 #define KMS_PG_SCHEMA_LOCK "7242180437"
@@ -75,6 +77,11 @@ enum kms_pg_q {
     Q_COUNT_TAGS,
     Q_DEL_TAG,
     Q_LIST_TAGS,
+    Q_CAS_GET,
+    Q_CAS_INSERT,
+    Q_CAS_UPDATE,
+    Q_CAS_NONCE_PURGE,
+    Q_CAS_NONCE_USE,
     Q_COUNT
 };
 
@@ -131,6 +138,13 @@ static const struct {
     [Q_DEL_TAG] = {"DELETE FROM tags WHERE key_id=$1 AND tag_key=$2", false},
     [Q_LIST_TAGS] = {"SELECT tag_key,tag_value FROM tags WHERE key_id=$1 AND tag_key>$2 ORDER BY tag_key LIMIT $3",
                      true},
+    /* The certificate service (cas_store.c). The version as text: the result is binary (the record). */
+    [Q_CAS_GET] = {"SELECT version::text,record FROM cas_sessions WHERE name=$1", true},
+    [Q_CAS_INSERT] = {"INSERT INTO cas_sessions(name,version,record,updated) VALUES($1,1,$2,$3)", false},
+    [Q_CAS_UPDATE] = {"UPDATE cas_sessions SET version=version+1,record=$1,updated=$2 WHERE name=$3 AND version=$4",
+                      false},
+    [Q_CAS_NONCE_PURGE] = {"DELETE FROM cas_nonces WHERE expires<$1", false},
+    [Q_CAS_NONCE_USE] = {"INSERT INTO cas_nonces(nonce,expires) VALUES($1,$2)", false},
 };
 
 /*
@@ -163,7 +177,13 @@ static const char *kms_pg_schema =
     "CREATE TABLE IF NOT EXISTS tags("
     " key_id TEXT COLLATE \"C\" NOT NULL, tag_key TEXT COLLATE \"C\" NOT NULL, tag_value TEXT NOT NULL,"
     " PRIMARY KEY(key_id, tag_key));"
-    "INSERT INTO schema_version(version) VALUES(1) ON CONFLICT DO NOTHING;";
+    "INSERT INTO schema_version(version) VALUES(1) ON CONFLICT DO NOTHING;"
+    /* Version 2: the certificate service (docs/cas.md). */
+    "CREATE TABLE IF NOT EXISTS cas_sessions("
+    " name TEXT COLLATE \"C\" PRIMARY KEY, version BIGINT NOT NULL, record BYTEA NOT NULL, updated BIGINT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS cas_nonces(nonce TEXT COLLATE \"C\" PRIMARY KEY, expires BIGINT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS cas_nonces_expires ON cas_nonces(expires);"
+    "INSERT INTO schema_version(version) VALUES(2) ON CONFLICT DO NOTHING;";
 
 typedef struct kms_pg_conn {
     PGconn *c;              /* NULL until first used */
@@ -948,6 +968,82 @@ out:
     return rc;
 }
 
+/* --- the certificate service ------------------------------------------------ */
+
+static CL_MUST_USE cl_status kms_pg_cas_get(kms_store *s, const char *name, int64_t *version, cl_buf *record)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    PGresult *r = NULL;
+    const char *v[] = {name};
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_CAS_GET, 1, v, NULL, NULL, true, PGRES_TUPLES_OK, &r));
+    if (PQntuples(r) == 0) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no session %s", name);
+    *version = kms_pg_col_i64(r, 0, 0);
+    CL_ENSURE_GOTO(*version >= 1, CL_ERR_FORMAT, "key store: session %s has version %lld; the database is damaged",
+                   name, (long long)*version);
+    CL_GUARD_GOTO(cl_buf_append(record, PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1)));
+out:
+    PQclear(r);
+    kms_pg_release(q, pc);
+    return rc;
+}
+
+static CL_MUST_USE cl_status kms_pg_cas_put(kms_store *s, const char *name, int64_t version, const uint8_t *record,
+                                            size_t len, int64_t now)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    PGresult *r = NULL;
+    CL_ENSURE(len <= (size_t)16 << 20, CL_ERR_LIMIT, "a session record of %zu bytes is too large", len);
+    kms_pg_num nnow, nver;
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    if (version == 0) {
+        const char *v[] = {name, (const char *)record, kms_pg_i64(nnow, now)};
+        const int lens[] = {0, (int)len, 0}, fmts[] = {0, 1, 0};
+        rc = kms_pg_run(q, pc, Q_CAS_INSERT, 3, v, lens, fmts, false, PGRES_COMMAND_OK, &r);
+        if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "session %s already exists", name);
+    } else {
+        const char *v[] = {(const char *)record, kms_pg_i64(nnow, now), name, kms_pg_i64(nver, version)};
+        const int lens[] = {(int)len, 0, 0, 0}, fmts[] = {1, 0, 0, 0};
+        rc = kms_pg_run(q, pc, Q_CAS_UPDATE, 4, v, lens, fmts, false, PGRES_COMMAND_OK, &r);
+        if (rc == CL_OK && !kms_pg_one_row_changed(r))
+            rc = CL_RAISE(CL_ERR_STATE, "session %s was changed by another request meanwhile", name);
+    }
+out:
+    PQclear(r);
+    kms_pg_release(q, pc);
+    return rc;
+}
+
+static CL_MUST_USE cl_status kms_pg_cas_use_nonce(kms_store *s, const char *nonce_id, int64_t expires, int64_t now)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    PGresult *r = NULL;
+    kms_pg_num nnow, nexp;
+    const char *purge[] = {kms_pg_i64(nnow, now)};
+    const char *use[] = {nonce_id, kms_pg_i64(nexp, expires)};
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    CL_GUARD_GOTO(kms_pg_begin(pc));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_CAS_NONCE_PURGE, 1, purge, NULL, NULL, false, PGRES_COMMAND_OK, &r));
+    PQclear(r);
+    r = NULL;
+    /* The primary key decides between two instances taking one nonce at once: one insert waits
+     * for the other's commit, then fails as a duplicate. */
+    rc = kms_pg_run(q, pc, Q_CAS_NONCE_USE, 2, use, NULL, NULL, false, PGRES_COMMAND_OK, &r);
+    if (rc == CL_ERR_EXISTS) CL_FAIL_GOTO(CL_ERR_EXISTS, "the nonce was used already");
+    CL_GUARD_GOTO(rc);
+    CL_GUARD_GOTO(kms_pg_commit(pc));
+out:
+    PQclear(r);
+    kms_pg_release(q, pc);
+    return rc;
+}
+
 /* --- open and close ---------------------------------------------------------- */
 
 static void kms_pg_close(kms_store *s)
@@ -988,6 +1084,9 @@ static const kms_store_ops kms_pg_ops = {
     .tag = kms_pg_tag,
     .untag = kms_pg_untag,
     .list_tags = kms_pg_list_tags,
+    .cas_get = kms_pg_cas_get,
+    .cas_put = kms_pg_cas_put,
+    .cas_use_nonce = kms_pg_cas_use_nonce,
     .close = kms_pg_close,
 };
 

@@ -37,6 +37,7 @@ enum kms_sq {
     S_INSERT_ALIAS, S_UPDATE_ALIAS, S_GET_ALIAS, S_DEL_ALIAS, S_LIST_ALIASES,
     S_INSERT_GRANT, S_GET_GRANT, S_DEL_GRANT, S_LIST_GRANTS,
     S_UPSERT_TAG, S_COUNT_TAGS, S_DEL_TAG, S_LIST_TAGS,
+    S_CAS_GET, S_CAS_INSERT, S_CAS_UPDATE, S_CAS_NONCE_PURGE, S_CAS_NONCE_USE,
     S_COUNT
 };
 // clang-format on
@@ -92,6 +93,13 @@ static const struct {
     [S_DEL_TAG] = {"delete tag", "DELETE FROM tags WHERE key_id=? AND tag_key=?"},
     [S_LIST_TAGS] = {"list tags",
                      "SELECT tag_key,tag_value FROM tags WHERE key_id=? AND tag_key>? ORDER BY tag_key LIMIT ?"},
+    /* The certificate service's sessions and used nonces (cas_store.c). */
+    [S_CAS_GET] = {"read session", "SELECT version,record FROM cas_sessions WHERE name=?"},
+    [S_CAS_INSERT] = {"insert session", "INSERT INTO cas_sessions(name,version,record,updated) VALUES(?,1,?,?)"},
+    [S_CAS_UPDATE] = {"update session", "UPDATE cas_sessions SET version=version+1,record=?,updated=? "
+                                        "WHERE name=? AND version=?"},
+    [S_CAS_NONCE_PURGE] = {"drop expired nonces", "DELETE FROM cas_nonces WHERE expires<?"},
+    [S_CAS_NONCE_USE] = {"mark nonce used", "INSERT INTO cas_nonces(nonce,expires) VALUES(?,?)"},
 };
 
 /* Run once at open: the durability settings (see the top of the file), then the schema. */
@@ -116,7 +124,16 @@ static const char *kms_setup =
     " created INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS grants_key ON grants(key_id, grant_id);"
     "CREATE TABLE IF NOT EXISTS tags("
-    " key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL, PRIMARY KEY(key_id, tag_key));";
+    " key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL, PRIMARY KEY(key_id, tag_key));"
+    /* Schema 2: the certificate service (docs/cas.md). */
+    "CREATE TABLE IF NOT EXISTS cas_sessions("
+    " name TEXT PRIMARY KEY, version INTEGER NOT NULL, record BLOB NOT NULL, updated INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS cas_nonces(nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS cas_nonces_expires ON cas_nonces(expires);";
+
+/* PRAGMA user_version: 0 for stores made before it was kept (schema 1, the key tables), 2 since the
+ * certificate service's tables. kms_setup brings an older store up to it; a newer one is refused. */
+#define KMS_SQ_SCHEMA_VERSION 2
 
 typedef struct kms_sqlite {
     sqlite3 *db;
@@ -716,6 +733,53 @@ out:
     return kms_sq_leave(&c, rc);
 }
 
+/* --- the certificate service ------------------------------------------------------ */
+
+/* store.h: a session's version and record; CL_ERR_NOT_FOUND. */
+static CL_MUST_USE cl_status kms_sqlite_cas_get(kms_store *s, const char *name, int64_t *version, cl_buf *record)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = CL_OK;
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_CAS_GET, KMS_TEXT(name)));
+    CL_ENSURE_GOTO(c.row, CL_ERR_NOT_FOUND, "no session %s", name);
+    CL_GUARD_GOTO(kms_col_int(&c, 0, 1, INT64_MAX, version));
+    CL_GUARD_GOTO(kms_col_blob(&c, 1, record));
+out:
+    return kms_sq_leave(&c, rc);
+}
+
+/* store.h: creates (version 0) or replaces a session record while its version is `version`. */
+static CL_MUST_USE cl_status kms_sqlite_cas_put(kms_store *s, const char *name, int64_t version, const uint8_t *record,
+                                                size_t len, int64_t now)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = CL_OK;
+    if (version == 0) {
+        rc = KMS_SQ_RUN(&c, S_CAS_INSERT, KMS_TEXT(name), KMS_BLOB(record, len), KMS_INT(now));
+        if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "session %s already exists", name);
+    } else {
+        rc = KMS_SQ_RUN(&c, S_CAS_UPDATE, KMS_BLOB(record, len), KMS_INT(now), KMS_TEXT(name), KMS_INT(version));
+        if (rc == CL_OK && c.changes != 1)
+            rc = CL_RAISE(CL_ERR_STATE, "session %s was changed by another request meanwhile", name);
+    }
+    return kms_sq_leave(&c, rc);
+}
+
+/* store.h: marks a nonce used (CL_ERR_EXISTS when it was), dropping expired marks, in one transaction. */
+static CL_MUST_USE cl_status kms_sqlite_cas_use_nonce(kms_store *s, const char *nonce_id, int64_t expires, int64_t now)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = CL_OK;
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_BEGIN));
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_CAS_NONCE_PURGE, KMS_INT(now)));
+    rc = KMS_SQ_RUN(&c, S_CAS_NONCE_USE, KMS_TEXT(nonce_id), KMS_INT(expires));
+    if (rc == CL_ERR_EXISTS) CL_FAIL_GOTO(CL_ERR_EXISTS, "the nonce was used already");
+    CL_GUARD_GOTO(rc);
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_COMMIT));
+out:
+    return kms_sq_leave(&c, rc);
+}
+
 /* --- open and close ---------------------------------------------------------------- */
 
 /* Finalizes the statements and closes the database; s may come from a failed open. A statement's
@@ -754,8 +818,29 @@ static const kms_store_ops kms_sqlite_ops = {
     .tag = kms_sqlite_tag,
     .untag = kms_sqlite_untag,
     .list_tags = kms_sqlite_list_tags,
+    .cas_get = kms_sqlite_cas_get,
+    .cas_put = kms_sqlite_cas_put,
+    .cas_use_nonce = kms_sqlite_cas_use_nonce,
     .close = kms_sqlite_close,
 };
+
+#define KMS_SQ_STR2(x) #x
+#define KMS_SQ_STR(x) KMS_SQ_STR2(x)
+
+/* Refuses a store a newer build has migrated: its tables may mean what this build cannot read. */
+static CL_MUST_USE cl_status kms_sqlite_schema_version(sqlite3 *db, const char *path)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        CL_FAIL(CL_ERR_IO, "key store %s: reading the schema version: %s", path, sqlite3_errmsg(db));
+    int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    (void)sqlite3_finalize(st);
+    CL_ENSURE(v >= 0, CL_ERR_IO, "key store %s: reading the schema version: %s", path, sqlite3_errmsg(db));
+    CL_ENSURE(v <= KMS_SQ_SCHEMA_VERSION, CL_ERR_UNSUPPORTED,
+              "key store %s has schema version %lld; this build of cloister-kms reads versions up to %d", path,
+              (long long)v, KMS_SQ_SCHEMA_VERSION);
+    return CL_OK;
+}
 
 /* store.h: opens (creating if need be) the store at path and prepares every statement. */
 cl_status kms_store_open_sqlite(const char *path, kms_store **out)
@@ -774,8 +859,12 @@ cl_status kms_store_open_sqlite(const char *path, kms_store **out)
     /* Another process on the same file (a second cloister-kms by mistake) is waited for, not failed at once. */
     CL_ENSURE_GOTO(sqlite3_busy_timeout(q->db, 5000) == SQLITE_OK, CL_ERR_IO,
                    "key store %s: setting a busy timeout: %s", path, sqlite3_errmsg(q->db));
+    CL_GUARD_GOTO(kms_sqlite_schema_version(q->db, path));
     if (sqlite3_exec(q->db, kms_setup, NULL, NULL, &err) != SQLITE_OK)
         CL_FAIL_GOTO(CL_ERR_IO, "key store %s: setting up: %s", path, err != NULL ? err : sqlite3_errmsg(q->db));
+    if (sqlite3_exec(q->db, "PRAGMA user_version=" KMS_SQ_STR(KMS_SQ_SCHEMA_VERSION), NULL, NULL, &err) != SQLITE_OK)
+        CL_FAIL_GOTO(CL_ERR_IO, "key store %s: recording the schema version: %s", path,
+                     err != NULL ? err : sqlite3_errmsg(q->db));
     for (int id = 0; id < S_COUNT; id++)
         if (sqlite3_prepare_v3(q->db, kms_sq_sql[id].sql, -1, SQLITE_PREPARE_PERSISTENT, &q->st[id], NULL) != SQLITE_OK)
             CL_FAIL_GOTO(CL_ERR_IO, "key store %s: preparing %s: %s", path, kms_sq_sql[id].name, sqlite3_errmsg(q->db));

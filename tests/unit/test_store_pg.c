@@ -25,8 +25,10 @@ static void t_fresh(char *path, size_t cap)
     (void)snprintf(path, cap, "%s", t_conninfo());
     PGconn *c = PQconnectdb(path);
     assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PGresult *r = PQexec(c, "SET client_min_messages TO warning;"
-                            "DROP TABLE IF EXISTS keys, key_versions, aliases, grants, tags, schema_version");
+    PGresult *r =
+        PQexec(c, "SET client_min_messages TO warning;"
+                  "DROP TABLE IF EXISTS keys, key_versions, aliases, grants, tags, schema_version, cas_sessions, "
+                  "cas_nonces");
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);
     PQfinish(c);
@@ -58,17 +60,44 @@ static void test_newer_schema_refused(void **state)
     assert_ok(t_open(path, &s));
     kms_store_close(s);
     PGconn *c = PQconnectdb(path);
-    PGresult *r = PQexec(c, "INSERT INTO schema_version(version) VALUES(2)");
+    PGresult *r = PQexec(c, "INSERT INTO schema_version(version) VALUES(3)");
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);
     PQfinish(c);
     s = NULL;
-    assert_fails(t_open(path, &s), CL_ERR_UNSUPPORTED, "schema version is 2; this build");
+    assert_fails(t_open(path, &s), CL_ERR_UNSUPPORTED, "schema version is 3; this build");
+}
+
+/* A version-1 database (the key tables only, before the certificate service) gets version 2's
+ * tables at the next start, its keys untouched. */
+static void test_version1_migrates(void **state)
+{
+    (void)state;
+    char path[1024];
+    kms_store *s = NULL;
+    kms_key_rec k, got;
+    t_fresh(path, sizeof(path));
+    assert_ok(t_open(path, &s));
+    t_key(&k, 7);
+    const uint8_t wrapped[60] = {1};
+    assert_ok(s->ops->create_key(s, &k, wrapped, sizeof(wrapped)));
+    kms_store_close(s);
+    PGconn *c = PQconnectdb(path);
+    PGresult *r = PQexec(c, "DROP TABLE cas_sessions, cas_nonces; DELETE FROM schema_version WHERE version=2");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(c);
+    assert_ok(t_open(path, &s));
+    assert_ok(s->ops->get_key(s, k.key_id, &got));
+    kms_key_rec_clear(&got);
+    assert_ok(s->ops->cas_put(s, "after-migration", 0, (const uint8_t *)"r", 1, 1));
+    kms_store_close(s);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {T_STORE_CASES, cmocka_unit_test(test_unreachable_database),
-                                       cmocka_unit_test(test_newer_schema_refused)};
+                                       cmocka_unit_test(test_newer_schema_refused),
+                                       cmocka_unit_test(test_version1_migrates)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

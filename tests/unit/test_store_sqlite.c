@@ -172,6 +172,30 @@ static void test_listing_at_its_limit_leaves_no_read_open(void **state)
     t_done(path);
 }
 
+/* Schema versions (PRAGMA user_version): a store of the build before the certificate service (0,
+ * no cas_ tables) gains them, its keys untouched; a store a newer build migrated is refused. */
+static void test_schema_versions(void **state)
+{
+    (void)state;
+    char path[1024];
+    kms_store *s = NULL;
+    kms_key_rec k, got;
+    t_store_with_key(path, sizeof(path), &s, &k);
+    kms_store_close(s);
+    assert_int_equal(t_other(path, "DROP TABLE cas_sessions; DROP TABLE cas_nonces; PRAGMA user_version=0"), SQLITE_OK);
+    assert_ok(t_open(path, &s));
+    assert_ok(s->ops->get_key(s, k.key_id, &got));
+    kms_key_rec_clear(&got);
+    assert_ok(s->ops->cas_put(s, "after-migration", 0, (const uint8_t *)"r", 1, 1));
+    kms_store_close(s);
+    assert_int_equal(t_other(path, "PRAGMA user_version=3"), SQLITE_OK);
+    s = NULL;
+    assert_fails(t_open(path, &s), CL_ERR_UNSUPPORTED,
+                 "has schema version 3; this build of cloister-kms reads versions up to 2");
+    assert_null(s);
+    t_done(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -180,6 +204,7 @@ int main(void)
         cmocka_unit_test(test_bad_numbers_and_types_are_refused),
         cmocka_unit_test(test_failure_names_statement_and_rolls_back),
         cmocka_unit_test(test_listing_at_its_limit_leaves_no_read_open),
+        cmocka_unit_test(test_schema_versions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

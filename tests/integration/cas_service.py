@@ -1,0 +1,313 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The certificate and configuration service of cloister-kms (docs/cas.md) through real peers,
+without an enclave: curl and jq read the exported CA as the walk-through does, botocore signs the
+session admins' requests, Python's `cryptography` (recipient_ref.py) makes the attestation
+documents under the sim platform of `cloister enclave init-root` and cas_harness.py the PKCS#10
+requests with the draft-ietf-lamps-csr-attestation attribute, `openssl verify` checks the issued
+certificates and `openssl cms -decrypt` opens the secrets.
+
+- Sessions: created, read, updated only with the predecessor's hash (both hashes in the refusal),
+  refused with a clear message and no change when the document is bad, and only for the principals
+  the session names; the author cannot lock itself out.
+- GET /v1/values/session=NAME answers exactly the exported CA certificate; 404 for no session.
+- Issuance: a document whose PCR0 the session lists gets a certificate for `api` that `openssl
+  verify -CAfile cacert.pem` accepts and the secrets, sealed to its key; each refusal (a replayed
+  request, a key the document does not bind, another root, a measurement not in the session, a
+  debug-mode document, a stale document, a nonce not from the service, no evidence) names its
+  reason and carries no certificate; each is in the hash-chained audit log.
+- The sessions survive a restart."""
+import base64
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(__file__))
+import cas_harness as ch  # noqa: E402
+import kms_harness  # noqa: E402
+import recipient_ref  # noqa: E402
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+
+CLI = kms_harness.CLI_BIN
+OPS = kms_harness.principal("ops", "opssecret", "arn:aws:iam::%s:user/ops" % ch.ACCOUNT)
+AUDITOR = kms_harness.principal("auditor", "auditorsecret", "arn:aws:iam::%s:user/auditor" % ch.ACCOUNT)
+passed = failed = 0
+
+
+def check(cond, what):
+    global passed, failed
+    passed += bool(cond)
+    failed += not cond
+    print(("ok - " if cond else "not ok - ") + what, flush=True)
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="cloister-cas-")
+    try:
+        pki = os.path.join(tmp, "pki")
+        r = subprocess.run([CLI, "enclave", "init-root", "-o", pki], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        cert, key = ch.tls_cert(tmp, ["127.0.0.1"])
+        data = os.path.join(tmp, "data")
+        args = ["--attestation-root", os.path.join(pki, "root.pem"), "--tls-cert", cert, "--tls-key", key]
+        good = os.urandom(48)
+        with kms_harness.kms_server(data_dir=data, extra_args=args, principals=[OPS, AUDITOR]) as srv:
+            cacert = sessions(srv, cert, tmp, good)
+            issuance(srv, cert, tmp, pki, good, cacert)
+            audit(data)
+        with kms_harness.kms_server(data_dir=data, extra_args=args, principals=[OPS, AUDITOR]) as srv:
+            st, v = ch.request(srv.endpoint, "GET", "/v1/values/session=hospital", cafile=cert)
+            check(st == 200 and v["values"]["api_ca_cert"]["value"] == pem(cacert),
+                  "after a restart the session is there, with the same CA")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def pem(path):
+    """The PEM that `jq -r` wrote (it adds a newline after the value's own)."""
+    return open(path).read().rstrip("\n") + "\n"
+
+
+def put(srv, cert, name, doc, who=("test", "test")):
+    return ch.request(srv.endpoint, "PUT", "/v1/sessions/" + name, doc, key=who[0], secret=who[1], cafile=cert)
+
+
+def get(srv, cert, name, who=("test", "test")):
+    return ch.request(srv.endpoint, "GET", "/v1/sessions/" + name, key=who[0], secret=who[1], cafile=cert)
+
+
+def sessions(srv, cert, tmp, good):
+    doc1 = ch.session_doc("hospital", [good.hex()], readers=[AUDITOR["arn"]])
+    h1 = hashlib.sha256(doc1).hexdigest()
+    st, a = put(srv, cert, "hospital", doc1)
+    check(st == 200 and a.get("created") is True and a.get("hash") == h1 and a.get("predecessor") is None
+          and a.get("generated") == 2,
+          f"a session is created; its hash is the SHA-256 of the document as sent ({st} {a})")
+    st, g = get(srv, cert, "hospital")
+    check(st == 200 and g["hash"] == h1 and g["session"].encode() == doc1,
+          "GET /v1/sessions/hospital gives back the document byte for byte, with its hash")
+
+    # The walk-through's command, as written (CAS_ADDR, SESSION; curl -k over the service's TLS).
+    env = dict(os.environ, CAS_ADDR="127.0.0.1:%d" % srv.port, SESSION="hospital")
+    cacert = os.path.join(tmp, "cacert.pem")
+    r = subprocess.run('curl -k -X GET "https://${CAS_ADDR}/v1/values/session=$SESSION" | jq -r '
+                       '.values.api_ca_cert.value > cacert.pem', shell=True, cwd=tmp, env=env, capture_output=True,
+                       text=True, timeout=60)
+    ca = x509.load_pem_x509_certificate(open(cacert, "rb").read()) if r.returncode == 0 else None
+    check(ca is not None and ca.subject == ca.issuer and
+          ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca and
+          "Hospital API CA" in ca.subject.rfc4514_string(),
+          "curl -k ... /v1/values/session=$SESSION | jq -r .values.api_ca_cert.value > cacert.pem writes the "
+          "session's self-signed CA certificate")
+    raw = subprocess.run(["curl", "-sk", "https://127.0.0.1:%d/v1/values/session=hospital" % srv.port],
+                         capture_output=True, timeout=60).stdout
+    v = json.loads(raw)
+    check(list(v) == ["values"] and list(v["values"]) == ["api_ca_cert"] and list(v["values"]["api_ca_cert"]) == ["value"]
+          and b"PRIVATE KEY" not in raw and b"not for the public" not in raw and b"hello from the session" not in raw,
+          "the values answer is exactly {\"values\": {\"api_ca_cert\": {\"value\": PEM}}}: no key, no other secret")
+    r = subprocess.run(["curl", "-sk", "-w", "%{http_code}", "https://127.0.0.1:%d/v1/values/session=nobody" % srv.port],
+                       capture_output=True, text=True, timeout=60)
+    body = r.stdout[:-3]
+    check(r.stdout.endswith("404") and json.loads(body) == {"code": "SessionNotFound",
+                                                           "message": "there is no session nobody"},
+          "an unknown session's values are a 404 JSON error: " + r.stdout)
+
+    # Updates name the predecessor's hash.
+    doc2 = ch.session_doc("hospital", [good.hex(), "ab" * 48], readers=[AUDITOR["arn"]])
+    h2 = hashlib.sha256(doc2).hexdigest()
+    st, a = put(srv, cert, "hospital", doc2)
+    check(st == 409 and a["code"] == "PredecessorMismatch" and h1 in a["message"] and h2 in a["message"],
+          "an update without the predecessor's hash is refused, naming both hashes: " + a.get("message", ""))
+    wrong = "0" * 64
+    doc2w = ch.session_doc("hospital", [good.hex(), "ab" * 48], readers=[AUDITOR["arn"]], predecessor=wrong)
+    st, a = put(srv, cert, "hospital", doc2w)
+    check(st == 409 and wrong in a["message"] and h1 in a["message"],
+          "an update naming another predecessor is refused, naming it and the current hash: " + a["message"])
+    check(get(srv, cert, "hospital")[1]["hash"] == h1, "the refused updates changed nothing")
+    doc2 = ch.session_doc("hospital", [good.hex(), "ab" * 48], readers=[AUDITOR["arn"]], predecessor=h1)
+    st, a = put(srv, cert, "hospital", doc2)
+    check(st == 200 and a["predecessor"] == h1 and a["created"] is False and a["generated"] == 0,
+          f"with the predecessor's hash the update is accepted; unchanged secrets are kept ({a})")
+    st, v = ch.request(srv.endpoint, "GET", "/v1/values/session=hospital", cafile=cert)
+    check(v["values"]["api_ca_cert"]["value"] == pem(cacert), "the CA is the same after the update")
+    h2 = a["hash"]
+
+    # Bad documents: a clear error naming what is wrong, and nothing changes.
+    base = json.loads(doc2)
+    bad = [
+        (b"{\"name\": \"hospital\", ", "not JSON"),
+        (dict(base, sevices={}), 'unknown member "sevices"'),
+        (dict(base, services={"api": {"image_sha384": ["abcd"]}}), "image_sha384[0] must be 96 hex digits"),
+        (dict(base, secrets=dict(base["secrets"], api_cert={"kind": "x509", "issuer": "nope", "common_name": "api"})),
+         "\"issuer\" names nope"),
+        (dict(base, secrets=dict(base["secrets"], db_key={"kind": "random", "export_public": True})),
+         "a random secret cannot be exported publicly"),
+        (dict(base, name="clinic"), "\"name\" is clinic but the request puts session hospital"),
+        ({k: v for k, v in base.items() if k != "access"}, "\"access\" is missing"),
+        (b'{"name": "hospital", "name": "clinic"}', "duplicate object key"),
+        (dict(base, secrets=dict(base["secrets"], api_cert=dict(base["secrets"]["api_cert"], dns=["a..b"]))),
+         "dns[0] \"a..b\" is not a host name"),
+    ]
+    for doc, needle in bad:
+        body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+        st, a = put(srv, cert, "hospital", body)
+        check(st == 400 and a.get("code") == "InvalidSession" and needle in a.get("message", ""),
+              f"a bad session is refused ({needle}): {st} {a.get('message')}")
+    check(get(srv, cert, "hospital")[1]["hash"] == h2, "the bad sessions changed nothing")
+
+    # Who may read and update.
+    st, a = get(srv, cert, "hospital", (AUDITOR["access_key_id"], AUDITOR["secret"]))
+    check(st == 200 and a["hash"] == h2, "a principal in access.read reads the session")
+    st, a = put(srv, cert, "hospital", ch.session_doc("hospital", [], updaters=[ch.DEV_ARN, AUDITOR["arn"]],
+                                                      predecessor=h2), (AUDITOR["access_key_id"], AUDITOR["secret"]))
+    check(st == 403 and a["code"] == "AccessDenied" and "may not update session hospital" in a["message"],
+          "a principal only in access.read may not update it: " + a.get("message", ""))
+    st, a = get(srv, cert, "hospital", (OPS["access_key_id"], OPS["secret"]))
+    check(st == 403 and a["code"] == "AccessDenied" and OPS["arn"] in a["message"],
+          "a principal the session does not name may not read it: " + a.get("message", ""))
+    st, a = put(srv, cert, "hospital", ch.session_doc("hospital", [], updaters=[OPS["arn"]], predecessor=h2))
+    check(st == 403 and "could not update again" in a["message"],
+          "a session its author could not update again is refused: " + a.get("message", ""))
+    st, a = ch.request(srv.endpoint, "PUT", "/v1/sessions/hospital", doc2, cafile=cert)
+    check(st == 403 and a["code"] == "MissingAuthenticationTokenException", "an unsigned update is refused")
+    st, a = put(srv, cert, "hospital", doc2, ("test", "wrong"))
+    check(st == 400 and a["code"] == "InvalidSignatureException", "an update signed with a wrong secret is refused")
+    check(get(srv, cert, "hospital")[1]["hash"] == h2, "the refused requests changed nothing")
+    return cacert
+
+
+def issuance(srv, cert, tmp, pki, good, cacert):
+    platform, foreign = recipient_ref.Platform(pki), recipient_ref.Platform(None)
+
+    def nonce():
+        st, a = ch.request(srv.endpoint, "GET", "/v1/nonce", cafile=cert)
+        assert st == 200, a
+        return bytes.fromhex(a["nonce"])
+
+    def attest(pcr0, plat=platform, key=None, n=None, ts=None, user_data=None):
+        key = key or ec.generate_private_key(ec.SECP256R1())
+        rk_pem, rk_spki = recipient_ref.rsa_recipient()
+        doc = plat.document(rk_spki, {0: pcr0}, timestamp_ms=ts, nonce=nonce() if n is None else n,
+                            user_data=ch.spki_sha256(key) if user_data is None else user_data)
+        return key, rk_pem, doc
+
+    def issue(csr_pem, session="hospital"):
+        body = json.dumps({"session": session, "service": "api", "csr": csr_pem.decode()}).encode()
+        return ch.request(srv.endpoint, "POST", "/v1/certificate", body, cafile=cert)
+
+    key, rk_pem, doc = attest(good)
+    req = ch.csr(key, doc)
+    path = os.path.join(tmp, "req.pem")
+    open(path, "wb").write(req)
+    r = ch.openssl("req", "-in", path, "-verify", "-noout")
+    check(r.returncode == 0, "the test's PKCS#10 request with the attestation attribute is one openssl verifies")
+    st, a = issue(req)
+    check(st == 200 and "certificate" in a, f"a document whose PCR0 the session lists gets a certificate ({st} "
+                                            f"{a.get('message', '')})")
+    if st == 200:
+        leaf = os.path.join(tmp, "leaf.pem")
+        open(leaf, "w").write(a["certificate"])
+        r = ch.openssl("verify", "-CAfile", cacert, "-purpose", "sslserver", "-verify_hostname", "api", leaf)
+        check(r.returncode == 0 and b"leaf.pem: OK" in r.stdout,
+              "openssl verify -CAfile cacert.pem accepts it for host api: " + (r.stdout + r.stderr).decode().strip())
+        c = x509.load_pem_x509_certificate(a["certificate"].encode())
+        san = c.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+        life = c.not_valid_after - c.not_valid_before
+        check(san == ["api"] and c.public_key().public_bytes(serialization.Encoding.DER,
+                                                             serialization.PublicFormat.SubjectPublicKeyInfo) ==
+              key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+              and datetime.timedelta(hours=24) <= life <= datetime.timedelta(hours=24, minutes=2),
+              f"the certificate is for the request's key, DNS name api, about 24 h ({life})")
+        check(a["certificate_chain"] == a["certificate"] + pem(cacert) and a["ca_certificate"] == pem(cacert),
+              "the chain is the leaf and the session's CA")
+        cms = os.path.join(tmp, "secrets.der")
+        open(cms, "wb").write(base64.b64decode(a["secrets"]))
+        kp = os.path.join(tmp, "rk.pem")
+        open(kp, "wb").write(rk_pem)
+        r = ch.openssl("cms", "-decrypt", "-inform", "DER", "-in", cms, "-inkey", kp, "-binary")
+        s = json.loads(r.stdout) if r.returncode == 0 else {}
+        sec = s.get("secrets", {})
+        check(sorted(sec) == ["db_key", "greeting"] and len(base64.b64decode(sec["db_key"])) == 32 and
+              base64.b64decode(sec["greeting"]) == b"hello from the session",
+              "openssl cms -decrypt opens the secrets with the document's key: the service's two, nothing else")
+    st, a = issue(req)
+    check(st == 403 and a["code"] == "NonceReused" and "certificate" not in a,
+          "the same request again (a replayed document) is refused: " + a.get("message", ""))
+
+    key2 = ec.generate_private_key(ec.SECP256R1())
+    _, _, doc = attest(good)
+    st, a = issue(ch.csr(key2, doc))
+    check(st == 403 and a["code"] == "KeyNotBound" and "certificate" not in a,
+          "a request whose key the document does not bind is refused: " + a.get("message", ""))
+    key, _, doc = attest(good, plat=foreign)
+    st, a = issue(ch.csr(key, doc))
+    check(st == 403 and a["code"] == "UntrustedRoot" and "wrong root" in a["message"] and "certificate" not in a,
+          "a document from another root is refused: " + a.get("message", ""))
+    other = os.urandom(48)
+    key, _, doc = attest(other)
+    st, a = issue(ch.csr(key, doc))
+    check(st == 403 and a["code"] == "MeasurementNotInSession" and other.hex() in a["message"]
+          and "certificate" not in a, "a measurement not in the session is refused, naming it: " + a.get("message", ""))
+    key, _, doc = attest(b"\0" * 48)
+    st, a = issue(ch.csr(key, doc))
+    check(st == 403 and a["code"] == "DebugModeRefused" and "debug-mode" in a["message"] and "certificate" not in a,
+          "a debug-mode document (PCR0 zero) is refused: " + a.get("message", ""))
+    old = int((datetime.datetime.now(datetime.timezone.utc).timestamp() - 600) * 1000)
+    key, _, doc = attest(good, ts=old)
+    st, a = issue(ch.csr(key, doc))
+    check(st == 403 and a["code"] == "StaleDocument" and "certificate" not in a,
+          "a document older than attestation_max_age is refused: " + a.get("message", ""))
+    key, _, doc = attest(good, n=os.urandom(41))
+    st, a = issue(ch.csr(key, doc))
+    check(st == 403 and a["code"] == "NonceInvalid" and "not one this service issued" in a["message"],
+          "a document whose nonce the service did not issue is refused: " + a.get("message", ""))
+    key, _, doc = attest(good)
+    st, a = issue(ch.csr(key, None))
+    check(st == 400 and a["code"] == "NoEvidence", "a request without evidence is refused: " + a.get("message", ""))
+    st, a = issue(b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n")
+    check(st == 400 and a["code"] == "InvalidCsr", "a request that is not PKCS#10 is refused: " + a.get("message", ""))
+    st, a = issue(ch.csr(key, doc), session="nobody")
+    check(st == 404 and a["code"] == "SessionNotFound", "a request for no session is a 404")
+
+    # allow_debug: the session's admin may let debug-mode enclaves in (they carry no measurement).
+    h = get(srv, cert, "hospital")[1]["hash"]
+    st, _ = put(srv, cert, "hospital", ch.session_doc("hospital", [good.hex()], readers=[AUDITOR["arn"]],
+                                                      allow_debug=True, predecessor=h))
+    key, _, doc = attest(b"\0" * 48)
+    st, a = issue(ch.csr(key, doc))
+    check(st == 200 and "certificate" in a, "with allow_debug a debug-mode document gets a certificate")
+
+
+def audit(data):
+    r = subprocess.run([CLI, "kms", "audit-verify", os.path.join(data, "audit.log")], capture_output=True, text=True,
+                       timeout=60)
+    check(r.returncode == 0, "the audit log's chain verifies: " + (r.stdout + r.stderr).strip()[:200])
+    lines = [json.loads(x) for x in open(os.path.join(data, "audit.log"))]
+    issued = [x for x in lines if x["operation"] == "cas:IssueCertificate"]
+    outcomes = {x["outcome"] for x in issued}
+    want = {"ok", "NonceReused", "KeyNotBound", "UntrustedRoot", "MeasurementNotInSession", "DebugModeRefused",
+            "StaleDocument", "NonceInvalid", "NoEvidence", "InvalidCsr", "SessionNotFound"}
+    check(want <= outcomes, f"issuance and every refusal are in the audit log ({sorted(outcomes)})")
+    ok = [x for x in issued if x["outcome"] == "ok"]
+    check(all(x.get("resource") == "cas:session/hospital/service/api" and len(x["recipient"]["pcr0"]) == 96 for x in ok),
+          "an issuance's line names the session, the service and the enclave's PCR0")
+    puts = [x for x in lines if x["operation"] == "cas:PutSession"]
+    started = {x["request_id"] for x in puts if x["outcome"] == "started"}
+    ran = [x for x in puts if x["outcome"] not in ("started", "MissingAuthenticationTokenException",
+                                                    "InvalidSignatureException")]
+    outs = {x["outcome"] for x in ran}
+    check(all(x["request_id"] in started for x in ran) and {"ok", "PredecessorMismatch", "InvalidSession",
+                                                            "AccessDenied"} <= outs,
+          f"each session update that ran has its started line; refusals are recorded ({sorted(outs)})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
