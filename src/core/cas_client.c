@@ -459,6 +459,21 @@ cl_status cl_cas_secret(cl_cas_identity *id, const char *name, cl_buf *out)
     return rc;
 }
 
+cl_status cl_cas_secret_at(cl_cas_identity *id, size_t i, char *name, size_t name_size, cl_buf *out)
+{
+    cl_status rc = CL_OK;
+    pthread_mutex_lock(&id->mu);
+    if (i >= id->cur->n_secrets) {
+        rc = CL_RAISE(CL_ERR_NOT_FOUND, "service %s has %zu secrets", id->service, id->cur->n_secrets);
+    } else if (snprintf(name, name_size, "%s", id->cur->names[i]) >= (int)name_size) {
+        rc = CL_RAISE(CL_ERR_LIMIT, "a secret's name is longer than %zu bytes", name_size - 1);
+    } else {
+        rc = cl_buf_append(out, id->cur->values[i].data, id->cur->values[i].len);
+    }
+    pthread_mutex_unlock(&id->mu);
+    return rc;
+}
+
 cl_status cl_cas_key_pem(cl_cas_identity *id, cl_buf *out)
 {
     pthread_mutex_lock(&id->mu);

@@ -59,6 +59,7 @@ def main():
         good = os.urandom(48)
         with kms_harness.kms_server(data_dir=data, extra_args=args, principals=[OPS, AUDITOR]) as srv:
             cacert = sessions(srv, cert, tmp, good)
+            cli(srv, cert, tmp)
             issuance(srv, cert, tmp, pki, good, cacert)
             audit(data)
         with kms_harness.kms_server(data_dir=data, extra_args=args, principals=[OPS, AUDITOR]) as srv:
@@ -182,6 +183,36 @@ def sessions(srv, cert, tmp, good):
     check(st == 400 and a["code"] == "InvalidSignatureException", "an update signed with a wrong secret is refused")
     check(get(srv, cert, "hospital")[1]["hash"] == h2, "the refused requests changed nothing")
     return cacert
+
+
+def cli(srv, cert, tmp):
+    """cloister cas session put|get, with the AWS environment the SDKs read."""
+    env = dict(os.environ, AWS_ENDPOINT_URL=srv.endpoint, AWS_CA_BUNDLE=cert, **kms_harness.DEV_ENV)
+    doc = os.path.join(tmp, "clinic.json")
+    open(doc, "wb").write(ch.session_doc("clinic", ["cd" * 48]))
+    r = subprocess.run([CLI, "cas", "session", "put", "clinic", doc], env=env, capture_output=True, text=True,
+                       timeout=60)
+    a = json.loads(r.stdout) if r.returncode == 0 else {}
+    h = hashlib.sha256(open(doc, "rb").read()).hexdigest()
+    check(r.returncode == 0 and a.get("hash") == h and a.get("created") is True,
+          f"cloister cas session put creates a session, signed as the KMS's callers ({r.returncode} {r.stderr.strip()})")
+    out = os.path.join(tmp, "clinic-copy.json")
+    r = subprocess.run([CLI, "cas", "session", "get", "clinic", "-o", out], env=env, capture_output=True, text=True,
+                       timeout=60)
+    check(r.returncode == 0 and json.loads(r.stdout)["hash"] == h and
+          hashlib.sha256(open(out, "rb").read()).hexdigest() == h,
+          "cloister cas session get -o FILE writes the document exactly: sha256sum FILE is its hash")
+    open(doc, "wb").write(ch.session_doc("clinic", ["cd" * 48, "ef" * 48]))
+    r = subprocess.run([CLI, "cas", "session", "put", "clinic", doc], env=env, capture_output=True, text=True,
+                       timeout=60)
+    check(r.returncode == 1 and "PredecessorMismatch" in r.stderr and h in r.stderr,
+          "cloister cas session put of an update without the predecessor exits 1 with the service's reason: " +
+          r.stderr.strip())
+    r = subprocess.run([CLI, "cas", "get-cert", "--endpoint-url", srv.endpoint, "--session", "clinic", "--service",
+                        "api", "--output-dir", os.path.join(tmp, "certs")], capture_output=True, text=True, timeout=60)
+    check(r.returncode == 1 and "no attestation device" in r.stderr and not os.path.exists(os.path.join(tmp, "certs")),
+          "cloister cas get-cert outside an enclave says there is no attestation device, and writes nothing: " +
+          r.stderr.strip())
 
 
 def issuance(srv, cert, tmp, pki, good, cacert):

@@ -85,6 +85,8 @@ CL_MUST_USE cl_status cl_cas_serial(cl_cas_identity *id, char *out, size_t size)
 unsigned cl_cas_generation(cl_cas_identity *id);
 /* A secret the session gives the service, copied into out (a secret buffer); CL_ERR_NOT_FOUND. */
 CL_MUST_USE cl_status cl_cas_secret(cl_cas_identity *id, const char *name, cl_buf *out);
+/* The i-th secret's name and value (for programs that list them); CL_ERR_NOT_FOUND past the last. */
+CL_MUST_USE cl_status cl_cas_secret_at(cl_cas_identity *id, size_t i, char *name, size_t name_size, cl_buf *out);
 /* The current private key as PKCS#8 PEM, into a secret buffer (for programs that hand it to
  * another TLS stack; cloister cas get-cert writes it to a file). */
 CL_MUST_USE cl_status cl_cas_key_pem(cl_cas_identity *id, cl_buf *out);
