@@ -133,6 +133,7 @@ static CL_MUST_USE cl_status cas_refused(int status, const cl_buf *resp)
 
 static CL_MUST_USE cl_status cas_read_doc(const char *path, cl_buf *doc)
 {
+    CL_ENSURE(path != NULL, CL_ERR_USAGE, "no session document given");
     if (strcmp(path, "-") != 0) return cl_buf_read_file(doc, path);
     uint8_t tmp[4096];
     size_t got;
@@ -227,8 +228,7 @@ static CL_MUST_USE cl_status cas_get_cert(const cas_args *a)
         (void)snprintf(path, sizeof(path), "%s/key.pem", a->output_dir);
         CL_GUARD_GOTO(cas_write_file(path, key.data, key.len, 0600));
     } else if (rc == CL_ERR_NOT_FOUND) {
-        cl_error_clear();
-        rc = CL_OK;
+        cl_error_clear(); /* a service given secrets only */
     } else {
         goto out;
     }
