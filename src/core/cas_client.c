@@ -231,9 +231,13 @@ static CL_MUST_USE cl_status cas_issue(cl_cas_identity *id, cas_state **out)
     st->issued = cas_now();
     CL_GUARD_GOTO(cl_key_spki(st->pkey, &spki));
     CL_GUARD_GOTO(cl_sha256(spki.data, spki.len, digest));
-    CL_GUARD_CTX_GOTO(cl_nsm_get_attestation_doc(id->cfg.nsm_fd, digest, sizeof(digest), nonce.data, nonce.len,
-                                                 rcpt.spki.data, rcpt.spki.len, &doc),
-                      "attestation device");
+    if (id->cfg.attest != NULL)
+        rc = id->cfg.attest(id->cfg.attest_arg, digest, sizeof(digest), nonce.data, nonce.len, rcpt.spki.data,
+                            rcpt.spki.len, &doc);
+    else
+        rc = cl_nsm_get_attestation_doc(id->cfg.nsm_fd, digest, sizeof(digest), nonce.data, nonce.len, rcpt.spki.data,
+                                        rcpt.spki.len, &doc);
+    CL_GUARD_CTX_GOTO(rc, "attestation device");
     CL_GUARD_GOTO(cl_csr_make(st->pkey, id->service, doc.data, doc.len, &csr));
     req = json_pack("{s:s, s:s, s:s}", "session", id->session, "service", id->service, "csr", cl_buf_cstr(&csr));
     body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;

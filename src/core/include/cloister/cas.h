@@ -52,9 +52,15 @@ typedef struct cl_cas_config {
     const char *service;
     cl_key_type key_type; /* the certificate key's type; CL_KEY_NONE: EC_P256 */
     int nsm_fd;           /* the attestation device (cl_nsm_open) */
-    int64_t renew_after;  /* seconds after an issuance to renew; 0: at 2/3 of its lifetime */
-    int64_t retry_after;  /* seconds between attempts after a failure; 0: CL_CAS_RETRY_DEFAULT */
-    long timeout_ms;      /* each HTTP exchange; 0: the HTTP client's default */
+    /* Where documents come from instead of nsm_fd (NULL: the device directly): a program whose
+     * other threads use the device too serialises the requests here (the device answers one at
+     * a time). Appends the document to doc. */
+    CL_MUST_USE cl_status (*attest)(void *arg, const uint8_t *user_data, size_t user_data_len, const uint8_t *nonce,
+                                    size_t nonce_len, const uint8_t *public_key, size_t public_key_len, cl_buf *doc);
+    void *attest_arg;
+    int64_t renew_after; /* seconds after an issuance to renew; 0: at 2/3 of its lifetime */
+    int64_t retry_after; /* seconds between attempts after a failure; 0: CL_CAS_RETRY_DEFAULT */
+    long timeout_ms;     /* each HTTP exchange; 0: the HTTP client's default */
     /* Called by the renewal thread after each attempt (rc CL_OK: the new certificate is in use;
      * otherwise message says why it was refused). May be NULL. */
     void (*on_renewal)(void *arg, cl_status rc, const char *message);
