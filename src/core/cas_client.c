@@ -279,14 +279,17 @@ cl_status cl_cas_renew(cl_cas_identity *id)
     cas_state *st = NULL;
     cl_status rc = cas_issue(id, &st);
     if (rc != CL_OK) return cl_error_wrap("session %s, service %s", id->session, id->service);
+    char serial[sizeof(st->serial)];
+    int64_t not_after = st->not_after;
+    (void)snprintf(serial, sizeof(serial), "%s", st->serial);
     pthread_mutex_lock(&id->mu);
     cas_state *old = id->cur;
-    id->cur = st;
-    id->generation++;
+    id->cur = st; /* from here another renewal may replace (and free) st */
+    unsigned generation = ++id->generation;
     pthread_mutex_unlock(&id->mu);
     cas_state_free(old);
     CL_LOG_INFO("cas: session %s, service %s: certificate %s valid until %lld (issuance %u)", id->session, id->service,
-                st->serial, (long long)st->not_after, id->generation);
+                serial, (long long)not_after, generation);
     return CL_OK;
 }
 
