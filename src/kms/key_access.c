@@ -227,14 +227,26 @@ cl_status kms_key_authorize_create_grant(kms_call *c, const kms_key_rec *k, cons
     return kms_denied(c, k, "kms:CreateGrant", d, why, grant_why);
 }
 
-cl_status kms_key_require_enabled(kms_call *c, const kms_key_rec *k)
+/* The messages are AWS's ("<arn> key usage is SIGN_VERIFY which is not valid for Encrypt.";
+ * "Algorithm SYMMETRIC_DEFAULT is incompatible with key spec RSA_4096." for an RSA key given
+ * to an operation of symmetric keys). */
+cl_status kms_key_require_usage(kms_call *c, const kms_key_rec *k, const char *usage)
 {
     if (k->state == KMS_KEY_DISABLED) KMS_FAIL_AS(c, "DisabledException", CL_ERR_STATE, "%s is disabled.", k->arn);
     if (k->state == KMS_KEY_PENDING_DELETION)
         KMS_FAIL_AS(c, "KMSInvalidStateException", CL_ERR_STATE, "%s is pending deletion.", k->arn);
-    if (strcmp(k->key_usage, "ENCRYPT_DECRYPT") != 0)
-        KMS_FAIL_AS(c, "InvalidKeyUsageException", CL_ERR_STATE, "%s key usage is %s, not ENCRYPT_DECRYPT", k->arn,
-                    k->key_usage);
+    if (strcmp(k->key_usage, usage) != 0)
+        KMS_FAIL_AS(c, "InvalidKeyUsageException", CL_ERR_STATE, "%s key usage is %s which is not valid for %s.",
+                    k->arn, k->key_usage, c->operation);
+    return CL_OK;
+}
+
+cl_status kms_key_require_enabled(kms_call *c, const kms_key_rec *k)
+{
+    CL_GUARD(kms_key_require_usage(c, k, "ENCRYPT_DECRYPT"));
+    if (strcmp(k->key_spec, "SYMMETRIC_DEFAULT") != 0)
+        KMS_FAIL_AS(c, "InvalidKeyUsageException", CL_ERR_STATE,
+                    "Algorithm SYMMETRIC_DEFAULT is incompatible with key spec %s.", k->key_spec);
     return CL_OK;
 }
 

@@ -56,6 +56,9 @@ CL_MUST_USE cl_status kms_key_authorize(kms_call *c, const kms_key_rec *k, const
  */
 CL_MUST_USE cl_status kms_key_authorize_create_grant(kms_call *c, const kms_key_rec *k, const char *const *ops,
                                                      const char *grantee, const char *constraints);
+/* A key that is enabled, of this KeyUsage (DisabledException, KMSInvalidStateException,
+ * InvalidKeyUsageException otherwise). */
+CL_MUST_USE cl_status kms_key_require_usage(kms_call *c, const kms_key_rec *k, const char *usage);
 /* A symmetric encryption key that is enabled (DisabledException, KMSInvalidStateException,
  * InvalidKeyUsageException otherwise). */
 CL_MUST_USE cl_status kms_key_require_enabled(kms_call *c, const kms_key_rec *k);

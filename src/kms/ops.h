@@ -62,6 +62,13 @@ CL_MUST_USE cl_status kms_op_get_public_key(kms_call *c);
 CL_MUST_USE cl_status kms_op_generate_mac(kms_call *c);
 CL_MUST_USE cl_status kms_op_verify_mac(kms_call *c);
 
+/* --- ops_agreement.c: key agreement ------------------------------------------ */
+CL_MUST_USE cl_status kms_op_derive_shared_secret(kms_call *c);
+
+/* --- ops_keypair.c: data key pairs -------------------------------------------- */
+CL_MUST_USE cl_status kms_op_generate_data_key_pair(kms_call *c);
+CL_MUST_USE cl_status kms_op_generate_data_key_pair_wo(kms_call *c);
+
 /* --- ops_tags.c --------------------------------------------------------------- */
 CL_MUST_USE cl_status kms_op_tag_resource(kms_call *c);
 CL_MUST_USE cl_status kms_op_untag_resource(kms_call *c);

@@ -3,8 +3,9 @@
  * cloister-kms: symmetric cryptography: Encrypt, Decrypt, ReEncrypt, GenerateDataKey,
  * GenerateDataKeyWithoutPlaintext, GenerateRandom (ops.h). Ciphertexts are the blobs of
  * keys.h (docs/formats/kms-ciphertext.md); a Recipient (attested_release.h) receives the
- * plaintext as CiphertextForRecipient instead. Uses request.c, key_access.c, keys.c and
- * attested_release.c.
+ * plaintext as CiphertextForRecipient instead. Encrypt, Decrypt and ReEncrypt take RSA keys
+ * too (key_use.h): their ciphertexts are RSAES-OAEP's raw output. Uses request.c,
+ * key_access.c, key_use.c, keys.c and attested_release.c.
  */
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "attested_release.h"
 #include "grants.h"
 #include "key_access.h"
+#include "key_use.h"
 #include "ops.h"
 #include "request.h"
 
@@ -68,20 +70,32 @@ out:
     return rc;
 }
 
-static CL_MUST_USE cl_status kms_check_algorithm(kms_call *c, const char *member)
+/* Encrypts under a key (Encrypt, ReEncrypt's destination) with the EncryptionAlgorithm asked:
+ * RSAES under an RSA key, SYMMETRIC_DEFAULT under a symmetric one. */
+static CL_MUST_USE cl_status kms_encrypt_any(kms_call *c, const kms_key_rec *k, const char *alg, const cl_kvlist *ctx,
+                                             const uint8_t *pt, size_t pt_len, cl_buf *blob)
 {
-    const char *alg;
-    CL_GUARD(kms_req_str(c, member, false, 1, 64, &alg));
-    if (alg != NULL && strcmp(alg, "SYMMETRIC_DEFAULT") != 0)
-        KMS_FAIL_AS(c, "InvalidKeyUsageException", CL_ERR_UNSUPPORTED,
-                    "%s %s is not valid for a symmetric encryption key", member, alg);
-    return CL_OK;
+    if (kms_key_is_asymmetric(k)) return kms_rsa_encrypt(c, k, alg, ctx, pt, pt_len, blob);
+    CL_GUARD(kms_key_require_enabled(c, k));
+    CL_GUARD(kms_key_check_alg(c, k, KMS_USAGE_ENCRYPT_DECRYPT, alg));
+    return kms_encrypt_with(c, k, ctx, pt, pt_len, blob);
+}
+
+/* Decrypts (Decrypt, ReEncrypt's source): an RSAES algorithm names an RSA key's ciphertext,
+ * which key_member must name; anything else is a ciphertext blob of keys.h. */
+static CL_MUST_USE cl_status kms_decrypt_any(kms_call *c, const cl_buf *blob, const char *expect_key,
+                                             const char *key_member, const char *alg, const char *action,
+                                             const cl_kvlist *ctx, kms_key_rec *k, cl_buf *pt)
+{
+    if (kms_encryption_alg_is_rsa(alg))
+        return kms_rsa_decrypt(c, blob, expect_key, key_member, alg, action, ctx, k, pt);
+    return kms_decrypt_blob(c, blob, expect_key, action, ctx, k, pt);
 }
 
 cl_status kms_op_encrypt(kms_call *c)
 {
     cl_status rc = CL_OK;
-    const char *id;
+    const char *id, *alg;
     kms_key_rec k;
     memset(&k, 0, sizeof(k));
     cl_buf pt, blob;
@@ -90,15 +104,14 @@ cl_status kms_op_encrypt(kms_call *c)
     CL_GUARD_GOTO(kms_req_str(c, "KeyId", true, 1, 2048, &id));
     CL_GUARD_GOTO(kms_req_blob(c, "Plaintext", true, KMS_PLAINTEXT_MAX, &pt));
     CL_GUARD_GOTO(kms_req_context(c, "EncryptionContext", &c->audit_ctx));
-    CL_GUARD_GOTO(kms_check_algorithm(c, "EncryptionAlgorithm"));
+    CL_GUARD_GOTO(kms_req_encryption_alg(c, "EncryptionAlgorithm", &alg));
     CL_GUARD_GOTO(kms_grant_tokens_check(c));
     CL_GUARD_GOTO(kms_key_load(c, id, KMS_KEY_ALIAS_OK, &k));
     CL_GUARD_GOTO(kms_key_authorize(c, &k, "kms:Encrypt", &c->audit_ctx));
-    CL_GUARD_GOTO(kms_key_require_enabled(c, &k));
-    CL_GUARD_GOTO(kms_encrypt_with(c, &k, &c->audit_ctx, pt.data, pt.len, &blob));
+    CL_GUARD_GOTO(kms_encrypt_any(c, &k, alg, &c->audit_ctx, pt.data, pt.len, &blob));
     CL_GUARD_GOTO(kms_resp_blob(c, "CiphertextBlob", blob.data, blob.len));
     json_object_set_new(c->resp, "KeyId", json_string(k.arn));
-    json_object_set_new(c->resp, "EncryptionAlgorithm", json_string("SYMMETRIC_DEFAULT"));
+    json_object_set_new(c->resp, "EncryptionAlgorithm", json_string(alg));
 out:
     kms_key_rec_clear(&k);
     cl_buf_free(&pt);
@@ -111,19 +124,13 @@ out:
  * Plaintext field is null or empty", DecryptResponse in the service model). */
 static CL_MUST_USE cl_status kms_answer_plaintext(kms_call *c, const kms_recipient *rcpt, const uint8_t *pt, size_t n)
 {
-    if (!rcpt->present) return kms_resp_blob(c, "Plaintext", pt, n);
-    cl_buf cms;
-    cl_buf_init(&cms, CL_RECIPIENT_MAX_CMS);
-    cl_status rc = kms_recipient_seal(c, rcpt, pt, n, &cms);
-    if (rc == CL_OK) rc = kms_resp_blob(c, "CiphertextForRecipient", cms.data, cms.len);
-    cl_buf_free(&cms);
-    return rc;
+    return kms_answer_secret(c, rcpt, "Plaintext", pt, n);
 }
 
 cl_status kms_op_decrypt(kms_call *c)
 {
     cl_status rc = CL_OK;
-    const char *id;
+    const char *id, *alg;
     kms_recipient rcpt;
     kms_recipient_init(&rcpt);
     kms_key_rec k;
@@ -134,13 +141,13 @@ cl_status kms_op_decrypt(kms_call *c)
     CL_GUARD_GOTO(kms_req_blob(c, "CiphertextBlob", true, KMS_BLOB_MAX, &blob));
     CL_GUARD_GOTO(kms_req_context(c, "EncryptionContext", &c->audit_ctx));
     CL_GUARD_GOTO(kms_req_str(c, "KeyId", false, 1, 2048, &id));
-    CL_GUARD_GOTO(kms_check_algorithm(c, "EncryptionAlgorithm"));
+    CL_GUARD_GOTO(kms_req_encryption_alg(c, "EncryptionAlgorithm", &alg));
     CL_GUARD_GOTO(kms_grant_tokens_check(c));
     CL_GUARD_GOTO(kms_recipient_read(c, &rcpt));
-    CL_GUARD_GOTO(kms_decrypt_blob(c, &blob, id, "kms:Decrypt", &c->audit_ctx, &k, &pt));
+    CL_GUARD_GOTO(kms_decrypt_any(c, &blob, id, "KeyId", alg, "kms:Decrypt", &c->audit_ctx, &k, &pt));
     CL_GUARD_GOTO(kms_answer_plaintext(c, &rcpt, pt.data, pt.len));
     json_object_set_new(c->resp, "KeyId", json_string(k.arn));
-    json_object_set_new(c->resp, "EncryptionAlgorithm", json_string("SYMMETRIC_DEFAULT"));
+    json_object_set_new(c->resp, "EncryptionAlgorithm", json_string(alg));
 out:
     c->recipient = NULL;
     kms_recipient_free(&rcpt);
@@ -153,7 +160,7 @@ out:
 cl_status kms_op_re_encrypt(kms_call *c)
 {
     cl_status rc = CL_OK;
-    const char *src_id, *dst_id;
+    const char *src_id, *dst_id, *src_alg, *dst_alg;
     kms_key_rec src, dst;
     memset(&src, 0, sizeof(src));
     memset(&dst, 0, sizeof(dst));
@@ -168,19 +175,19 @@ cl_status kms_op_re_encrypt(kms_call *c)
     CL_GUARD_GOTO(kms_req_str(c, "SourceKeyId", false, 1, 2048, &src_id));
     CL_GUARD_GOTO(kms_req_str(c, "DestinationKeyId", true, 1, 2048, &dst_id));
     CL_GUARD_GOTO(kms_req_context(c, "DestinationEncryptionContext", &dctx));
-    CL_GUARD_GOTO(kms_check_algorithm(c, "SourceEncryptionAlgorithm"));
-    CL_GUARD_GOTO(kms_check_algorithm(c, "DestinationEncryptionAlgorithm"));
+    CL_GUARD_GOTO(kms_req_encryption_alg(c, "SourceEncryptionAlgorithm", &src_alg));
+    CL_GUARD_GOTO(kms_req_encryption_alg(c, "DestinationEncryptionAlgorithm", &dst_alg));
     CL_GUARD_GOTO(kms_grant_tokens_check(c));
-    CL_GUARD_GOTO(kms_decrypt_blob(c, &blob, src_id, "kms:ReEncryptFrom", &c->audit_ctx, &src, &pt));
+    CL_GUARD_GOTO(
+        kms_decrypt_any(c, &blob, src_id, "SourceKeyId", src_alg, "kms:ReEncryptFrom", &c->audit_ctx, &src, &pt));
     CL_GUARD_GOTO(kms_key_load(c, dst_id, KMS_KEY_ALIAS_OK, &dst));
     CL_GUARD_GOTO(kms_key_authorize(c, &dst, "kms:ReEncryptTo", &dctx));
-    CL_GUARD_GOTO(kms_key_require_enabled(c, &dst));
-    CL_GUARD_GOTO(kms_encrypt_with(c, &dst, &dctx, pt.data, pt.len, &out_blob));
+    CL_GUARD_GOTO(kms_encrypt_any(c, &dst, dst_alg, &dctx, pt.data, pt.len, &out_blob));
     CL_GUARD_GOTO(kms_resp_blob(c, "CiphertextBlob", out_blob.data, out_blob.len));
     json_object_set_new(c->resp, "SourceKeyId", json_string(src.arn));
     json_object_set_new(c->resp, "KeyId", json_string(dst.arn));
-    json_object_set_new(c->resp, "SourceEncryptionAlgorithm", json_string("SYMMETRIC_DEFAULT"));
-    json_object_set_new(c->resp, "DestinationEncryptionAlgorithm", json_string("SYMMETRIC_DEFAULT"));
+    json_object_set_new(c->resp, "SourceEncryptionAlgorithm", json_string(src_alg));
+    json_object_set_new(c->resp, "DestinationEncryptionAlgorithm", json_string(dst_alg));
 out:
     kms_key_rec_clear(&src);
     kms_key_rec_clear(&dst);

@@ -30,14 +30,16 @@ static const char *kms_state_name(kms_key_state s)
     return "Unavailable";
 }
 
-/* DescribeKey / CreateKey: an asymmetric or HMAC key lists its SigningAlgorithms or
- * MacAlgorithms instead of EncryptionAlgorithms. */
+/* DescribeKey / CreateKey: a key lists the algorithms of its usage (keyspec.h), in
+ * EncryptionAlgorithms, SigningAlgorithms, MacAlgorithms or KeyAgreementAlgorithms. */
 static void kms_keyspec_describe(const kms_key_rec *k, json_t *meta)
 {
     const kms_spec_info *s = kms_spec_find(k->key_spec);
-    if (s == NULL || s->kind == KMS_KIND_SYMMETRIC) return;
+    kms_usage u = kms_usage_find(k->key_usage);
+    json_t *algs = s != NULL ? kms_spec_algs_json(s, u) : NULL;
+    if (algs == NULL) return;
     json_object_del(meta, "EncryptionAlgorithms");
-    json_object_set_new(meta, s->kind == KMS_KIND_HMAC ? "MacAlgorithms" : "SigningAlgorithms", kms_spec_algs_json(s));
+    json_object_set_new(meta, kms_usage_algs_member(u), algs);
 }
 
 static CL_MUST_USE cl_status kms_key_metadata(const kms_key_rec *k, json_t **out)
@@ -64,52 +66,42 @@ static CL_MUST_USE cl_status kms_new_key_id(char out[KMS_KEY_ID_LEN + 1])
     return cl_uuid4(out);
 }
 
-/* KeyUsage enum of the service model. */
-static const char *const kms_model_usages[] = {"SIGN_VERIFY", "ENCRYPT_DECRYPT", "GENERATE_VERIFY_MAC", "KEY_AGREEMENT",
-                                               NULL};
-
 /* CreateKey: the spec that KeySpec (or CustomerMasterKeySpec) and KeyUsage ask for, with
- * AWS's errors for invalid or unsupported combinations. */
+ * AWS's errors for invalid or unsupported combinations (CreateKey's KeySpec and KeyUsage in
+ * the API Reference; the messages are AWS's where known). */
 static CL_MUST_USE cl_status kms_keyspec_choose(kms_call *c, const char *usage, const char *spec, const char *cmk_spec,
-                                                const kms_spec_info **out)
+                                                const kms_spec_info **out, kms_usage *out_usage)
 {
     *out = NULL;
     if (spec != NULL && cmk_spec != NULL && strcmp(spec, cmk_spec) != 0)
         KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE,
                     "KeySpec %s and CustomerMasterKeySpec %s disagree; use KeySpec only", spec, cmk_spec);
     if (spec == NULL) spec = cmk_spec != NULL ? cmk_spec : "SYMMETRIC_DEFAULT";
-    bool usage_given = usage != NULL;
-    if (usage == NULL) usage = "ENCRYPT_DECRYPT"; /* AWS's default, whatever the spec */
     const char *names[32];
     if (!kms_spec_in_model(spec)) {
         kms_spec_names(false, names, sizeof(names) / sizeof(names[0]));
         return kms_req_enum_fail(c, "KeySpec", spec, names);
     }
-    if (!kms_str_in(kms_model_usages, usage)) return kms_req_enum_fail(c, "KeyUsage", usage, kms_model_usages);
-    const kms_spec_info *s = kms_spec_find(spec);
-    if (s == NULL) {
-        kms_spec_names(true, names, sizeof(names) / sizeof(names[0]));
-        char built[256] = "";
-        size_t used = 0;
-        for (size_t i = 0; names[i] != NULL && used < sizeof(built); i++) {
-            int n = snprintf(built + used, sizeof(built) - used, "%s%s", i ? ", " : "", names[i]);
-            if (n < 0) break;
-            used += (size_t)n;
-        }
-        KMS_FAIL_AS(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED,
-                    "KeySpec %s is not supported by this server (these are: %s)", spec, built);
+    kms_usage u = usage != NULL ? kms_usage_find(usage) : KMS_USAGE_ENCRYPT_DECRYPT;
+    if (u == KMS_USAGE_N) {
+        const char *usages[KMS_USAGE_N + 1];
+        for (int i = 0; i <= KMS_USAGE_N; i++) usages[i] = i < KMS_USAGE_N ? kms_usage_name((kms_usage)i) : NULL;
+        return kms_req_enum_fail(c, "KeyUsage", usage, usages);
     }
-    if (strcmp(usage, s->usage) != 0) {
-        /* Valid in AWS, not implemented here: RSA encryption, ECDH key agreement. */
-        bool aws_valid = (s->kind == KMS_KIND_RSA && strcmp(usage, "ENCRYPT_DECRYPT") == 0) ||
-                         (s->kind == KMS_KIND_EC && strcmp(usage, "KEY_AGREEMENT") == 0);
-        if (usage_given && aws_valid)
-            KMS_FAIL_AS(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED,
-                        "KeyUsage %s with KeySpec %s is not supported by this server (use %s)", usage, spec, s->usage);
-        KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE, "KeyUsage %s is not compatible with KeySpec %s%s", usage,
-                    spec, usage_given ? "" : " (KeyUsage defaults to ENCRYPT_DECRYPT: specify it)");
-    }
+    const kms_spec_info *s = kms_spec_row(spec);
+    if (!s->built)
+        KMS_FAIL_AS(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED, "KeySpec %s is not supported: %s", spec,
+                    s->why_not);
+    /* "This parameter is optional when you are creating a symmetric encryption KMS key;
+     * otherwise, it is required." */
+    if (usage == NULL && s->kind != KMS_KIND_SYMMETRIC)
+        KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE,
+                    "You must specify a KeyUsage value for all KMS keys except for symmetric encryption keys.");
+    if (!kms_spec_has_usage(s, u))
+        KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE, "KeyUsage %s is not compatible with KeySpec %s",
+                    kms_usage_name(u), spec);
     *out = s;
+    *out_usage = u;
     return CL_OK;
 }
 
@@ -118,12 +110,19 @@ static CL_MUST_USE cl_status kms_keyspec_material(kms_call *c, const kms_spec_in
 {
     cl_status rc = CL_OK;
     cl_buf secret;
-    if (s->kind == KMS_KIND_SYMMETRIC || s->kind == KMS_KIND_HMAC) {
+    if (s->kind == KMS_KIND_SYMMETRIC || (s->kind == KMS_KIND_HMAC && s->mac_len == KMS_MATERIAL_LEN)) {
         /* HMAC_256 material is 256 bits, wrapped exactly as symmetric material. */
         cl_buf_init_secret(&secret, KMS_MATERIAL_LEN);
         CL_GUARD_GOTO(cl_buf_resize(&secret, KMS_MATERIAL_LEN));
         CL_GUARD_GOTO(cl_random_secret(secret.data, KMS_MATERIAL_LEN));
         CL_GUARD_GOTO(kms_material_wrap(&c->kms->root, arn, 1, secret.data, wrapped));
+    } else if (s->kind == KMS_KIND_HMAC) {
+        /* The other HMAC specs' keys are as long as their digest (HMAC_224: 224 bits, ...),
+         * stored as private keys are (key_use.c reads them back). */
+        cl_buf_init_secret(&secret, s->mac_len);
+        CL_GUARD_GOTO(cl_buf_resize(&secret, s->mac_len));
+        CL_GUARD_GOTO(cl_random_secret(secret.data, s->mac_len));
+        CL_GUARD_GOTO(kms_private_wrap(&c->kms->root, arn, 1, secret.data, secret.len, wrapped));
     } else {
         cl_buf_init_secret(&secret, KMS_PRIVATE_MAX);
         CL_GUARD_GOTO(kms_asym_generate(s, &secret));
@@ -167,6 +166,7 @@ cl_status kms_op_create_key(kms_call *c)
     cl_buf wrapped;
     cl_buf_init(&wrapped, KMS_PRIVATE_WRAPPED_MAX);
     const kms_spec_info *si = NULL;
+    kms_usage usage_chosen = KMS_USAGE_N;
     kms_policy *pol = NULL;
     json_t *meta = NULL;
     cl_kvlist tags;
@@ -181,7 +181,7 @@ cl_status kms_op_create_key(kms_call *c)
     CL_GUARD_GOTO(kms_req_str(c, "CustomerMasterKeySpec", false, 1, 64, &cmk_spec));
     CL_GUARD_GOTO(kms_req_str(c, "Origin", false, 1, 64, &origin));
     CL_GUARD_GOTO(kms_tags_member(c, "Tags", &tags));
-    CL_GUARD_GOTO(kms_keyspec_choose(c, usage, spec, cmk_spec, &si));
+    CL_GUARD_GOTO(kms_keyspec_choose(c, usage, spec, cmk_spec, &si, &usage_chosen));
     CL_ENSURE_GOTO(si != NULL, CL_ERR_INTERNAL, "no key spec was chosen");
     if (origin != NULL && strcmp(origin, "AWS_KMS") != 0)
         KMS_FAIL_AS_GOTO(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED, "Origin %s is not supported", origin);
@@ -201,7 +201,7 @@ cl_status kms_op_create_key(kms_call *c)
     k.created = c->now;
     k.state = KMS_KEY_ENABLED;
     (void)snprintf(k.description, sizeof(k.description), "%s", desc ? desc : "");
-    (void)snprintf(k.key_usage, sizeof(k.key_usage), "%s", si->usage);
+    (void)snprintf(k.key_usage, sizeof(k.key_usage), "%s", kms_usage_name(usage_chosen));
     (void)snprintf(k.key_spec, sizeof(k.key_spec), "%s", si->name);
     k.current_version = 1;
     k.rotation_period_days = KMS_ROTATION_DEFAULT_DAYS;

@@ -3,7 +3,7 @@
  * cloister-kms: asymmetric and HMAC keys: Sign, Verify, GetPublicKey, GenerateMac,
  * VerifyMac (ops.h). Members are those of botocore's kms/2014-11-01/service-2.json; errors
  * those of the AWS KMS API Reference for each operation. Uses request.c, key_access.c,
- * grants.c (grant tokens), keyspec.c and asym.c.
+ * key_use.c, grants.c (grant tokens), keyspec.c and asym.c.
  */
 #include <string.h>
 
@@ -13,6 +13,7 @@
 #include "asym.h"
 #include "grants.h"
 #include "key_access.h"
+#include "key_use.h"
 #include "keyspec.h"
 #include "ops.h"
 #include "request.h"
@@ -39,45 +40,6 @@ static const char *const kms_model_sig_algs[] = {"RSASSA_PSS_SHA_256",
                                                  NULL};
 static const char *const kms_model_mac_algs[] = {"HMAC_SHA_224", "HMAC_SHA_256", "HMAC_SHA_384", "HMAC_SHA_512", NULL};
 static const char *const kms_model_message_types[] = {"RAW", "DIGEST", "EXTERNAL_MU", NULL};
-
-/* --- shared checks ------------------------------------------------------------ */
-
-/* The key states and usage Sign, Verify, GetPublicKey and the MAC operations need. */
-static CL_MUST_USE cl_status kms_require_usage(kms_call *c, const kms_key_rec *k, const char *usage)
-{
-    if (k->state == KMS_KEY_DISABLED) KMS_FAIL_AS(c, "DisabledException", CL_ERR_STATE, "%s is disabled.", k->arn);
-    if (k->state == KMS_KEY_PENDING_DELETION)
-        KMS_FAIL_AS(c, "KMSInvalidStateException", CL_ERR_STATE, "%s is pending deletion.", k->arn);
-    if (strcmp(k->key_usage, usage) != 0)
-        KMS_FAIL_AS(c, "InvalidKeyUsageException", CL_ERR_STATE, "%s key usage is %s, not %s", k->arn, k->key_usage,
-                    usage);
-    return CL_OK;
-}
-
-static CL_MUST_USE cl_status kms_dry_run(kms_call *c, bool dry_run)
-{
-    if (dry_run)
-        KMS_FAIL_AS(c, "DryRunOperationException", CL_ERR_STATE,
-                    "The request would have succeeded, but the DryRun option is set.");
-    return CL_OK;
-}
-
-/* The private key of an asymmetric key's current version. */
-static CL_MUST_USE cl_status kms_private_key(kms_call *c, const kms_key_rec *k, const kms_spec_info *s, EVP_PKEY **out)
-{
-    cl_status rc = CL_OK;
-    cl_buf wrapped, der;
-    cl_buf_init(&wrapped, KMS_PRIVATE_WRAPPED_MAX);
-    cl_buf_init_secret(&der, KMS_PRIVATE_MAX);
-    CL_GUARD_GOTO(c->kms->store->ops->get_material(c->kms->store, k->key_id, k->current_version, &wrapped));
-    CL_GUARD_GOTO(kms_private_unwrap(&c->kms->root, k->arn, k->current_version, wrapped.data, wrapped.len, &der));
-    CL_GUARD_GOTO(kms_asym_load(s, der.data, der.len, out));
-out:
-    if (rc != CL_OK) c->exception = "KMSInternalException";
-    cl_buf_free(&wrapped);
-    cl_buf_free(&der);
-    return rc;
-}
 
 /* --- Sign / Verify ------------------------------------------------------------- */
 
@@ -109,12 +71,13 @@ static CL_MUST_USE cl_status kms_sig_request(kms_call *c, cl_buf *msg, kms_sig_r
     return CL_OK;
 }
 
-/* A DIGEST message must be exactly as long as the algorithm's digest. */
+/* A DIGEST message must be exactly as long as the algorithm's digest ("When the value of
+ * MessageType is DIGEST, the length of the Message value must match the length of hashed
+ * messages for the specified signing algorithm", Sign's MessageType); AWS's message. */
 static CL_MUST_USE cl_status kms_check_digest_len(kms_call *c, const kms_sig_req *r, const kms_sig_alg *alg, size_t len)
 {
     if (r->digest && len != alg->md_len)
-        KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE,
-                    "Digest is invalid length for algorithm %s: %zu bytes, expected %zu", alg->name, len, alg->md_len);
+        KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE, "Digest is invalid length for algorithm %s.", alg->name);
     return CL_OK;
 }
 
@@ -125,17 +88,16 @@ static CL_MUST_USE cl_status kms_sig_key(kms_call *c, const kms_sig_req *r, size
 {
     CL_GUARD(kms_key_load(c, r->key, KMS_KEY_ALIAS_OK, k));
     cl_status rc = CL_OK;
-    const kms_spec_info *s = kms_spec_find(k->key_spec);
+    const kms_spec_info *s = NULL;
     CL_GUARD_GOTO(kms_key_authorize(c, k, action, NULL));
-    CL_GUARD_GOTO(kms_require_usage(c, k, "SIGN_VERIFY"));
-    CL_ENSURE_GOTO(s != NULL, CL_ERR_INTERNAL, "%s has key spec %s, unknown to this build", k->arn, k->key_spec);
+    CL_GUARD_GOTO(kms_key_require_usage(c, k, "SIGN_VERIFY"));
+    CL_GUARD_GOTO(kms_key_spec(c, k, &s));
+    CL_GUARD_GOTO(kms_key_check_alg(c, k, KMS_USAGE_SIGN_VERIFY, r->alg_name));
     *alg = kms_sig_alg_find(r->alg_name);
-    if (*alg == NULL || !kms_spec_allows(s, r->alg_name))
-        KMS_FAIL_AS_GOTO(c, "InvalidKeyUsageException", CL_ERR_KEY,
-                         "Algorithm %s is incompatible with key spec %s of %s.", r->alg_name, k->key_spec, k->arn);
+    CL_ENSURE_GOTO(*alg != NULL, CL_ERR_INTERNAL, "%s of %s has no implementation", r->alg_name, k->key_spec);
     CL_GUARD_GOTO(kms_check_digest_len(c, r, *alg, msg_len));
     CL_GUARD_GOTO(kms_dry_run(c, r->dry_run));
-    CL_GUARD_GOTO(kms_private_key(c, k, s, pkey));
+    CL_GUARD_GOTO(kms_key_private(c, k, s, pkey));
 out:
     if (rc != CL_OK) kms_key_rec_clear(k);
     return rc;
@@ -210,19 +172,27 @@ cl_status kms_op_get_public_key(kms_call *c)
     CL_GUARD_GOTO(kms_grant_tokens_check(c));
     CL_GUARD_GOTO(kms_key_load(c, id, KMS_KEY_ALIAS_OK, &k));
     CL_GUARD_GOTO(kms_key_authorize(c, &k, "kms:GetPublicKey", NULL));
-    const kms_spec_info *s = kms_spec_find(k.key_spec);
-    if (s == NULL || (s->kind != KMS_KIND_RSA && s->kind != KMS_KIND_EC))
+    if (!kms_key_is_asymmetric(&k))
         KMS_FAIL_AS_GOTO(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED,
                          "%s is a %s key: only asymmetric keys have a public key", k.arn, k.key_spec);
-    CL_GUARD_GOTO(kms_require_usage(c, &k, s->usage));
-    CL_GUARD_GOTO(kms_private_key(c, &k, s, &pkey));
+    /* Any usage: the key's state only. */
+    CL_GUARD_GOTO(kms_key_require_usage(c, &k, k.key_usage));
+    const kms_spec_info *s = NULL;
+    CL_GUARD_GOTO(kms_key_spec(c, &k, &s));
+    kms_usage u = kms_usage_find(k.key_usage);
+    /* GetPublicKeyResponse lists the algorithms of the key's usage: EncryptionAlgorithms,
+     * SigningAlgorithms or KeyAgreementAlgorithms. */
+    json_t *algs = kms_spec_algs_json(s, u);
+    CL_ENSURE_GOTO(algs != NULL, CL_ERR_INTERNAL, "%s has key usage %s, which key spec %s cannot have", k.arn,
+                   k.key_usage, k.key_spec);
+    json_object_set_new(c->resp, kms_usage_algs_member(u), algs);
+    CL_GUARD_GOTO(kms_key_private(c, &k, s, &pkey));
     CL_GUARD_GOTO(kms_asym_public_der(pkey, &pub));
     CL_GUARD_GOTO(kms_resp_blob(c, "PublicKey", pub.data, pub.len));
     json_object_set_new(c->resp, "KeyId", json_string(k.arn));
     json_object_set_new(c->resp, "CustomerMasterKeySpec", json_string(k.key_spec));
     json_object_set_new(c->resp, "KeySpec", json_string(k.key_spec));
     json_object_set_new(c->resp, "KeyUsage", json_string(k.key_usage));
-    json_object_set_new(c->resp, "SigningAlgorithms", kms_spec_algs_json(s));
 out:
     EVP_PKEY_free(pkey);
     kms_key_rec_clear(&k);
@@ -232,12 +202,14 @@ out:
 
 /* --- GenerateMac / VerifyMac ------------------------------------------------- */
 
-/* HMAC (RFC 2104) of msg under the key's current material. */
+/* HMAC (RFC 2104) of msg under the key's current key, with the digest of its spec (HMAC_224:
+ * SHA-224, ...); the MAC is as long as the digest. */
 static CL_MUST_USE cl_status kms_mac(kms_call *c, const char *action, cl_buf *msg, kms_key_rec *k, const char **alg,
-                                     uint8_t mac[CL_SHA256_LEN])
+                                     uint8_t mac[KMS_MAC_MAX], size_t *mac_len)
 {
     const char *id;
     bool dry_run;
+    *mac_len = 0;
     CL_GUARD(kms_req_str(c, "KeyId", true, 1, 2048, &id));
     CL_GUARD(kms_req_blob(c, "Message", true, KMS_MESSAGE_MAX, msg));
     CL_GUARD(kms_req_str(c, "MacAlgorithm", true, 1, 64, alg));
@@ -246,19 +218,19 @@ static CL_MUST_USE cl_status kms_mac(kms_call *c, const char *action, cl_buf *ms
     if (!kms_str_in(kms_model_mac_algs, *alg)) return kms_req_enum_fail(c, "MacAlgorithm", *alg, kms_model_mac_algs);
     CL_GUARD(kms_key_load(c, id, KMS_KEY_ALIAS_OK, k));
     cl_status rc = CL_OK;
-    cl_buf material;
-    cl_buf_init_secret(&material, KMS_MATERIAL_LEN);
+    const kms_spec_info *s = NULL;
+    cl_buf key;
+    cl_buf_init_secret(&key, KMS_PRIVATE_MAX);
     CL_GUARD_GOTO(kms_key_authorize(c, k, action, NULL));
-    CL_GUARD_GOTO(kms_require_usage(c, k, "GENERATE_VERIFY_MAC"));
-    const kms_spec_info *s = kms_spec_find(k->key_spec);
-    if (s == NULL || !kms_spec_allows(s, *alg))
-        KMS_FAIL_AS_GOTO(c, "InvalidKeyUsageException", CL_ERR_KEY,
-                         "Algorithm %s is incompatible with key spec %s of %s.", *alg, k->key_spec, k->arn);
+    CL_GUARD_GOTO(kms_key_require_usage(c, k, "GENERATE_VERIFY_MAC"));
+    CL_GUARD_GOTO(kms_key_spec(c, k, &s));
+    CL_GUARD_GOTO(kms_key_check_alg(c, k, KMS_USAGE_GENERATE_VERIFY_MAC, *alg));
     CL_GUARD_GOTO(kms_dry_run(c, dry_run));
-    CL_GUARD_GOTO(kms_key_material(c, k, k->current_version, &material));
-    CL_GUARD_GOTO(cl_hmac_sha256(material.data, material.len, msg->data, msg->len, mac));
+    CL_GUARD_GOTO(kms_key_mac_secret(c, k, s, &key));
+    CL_GUARD_GOTO(kms_hmac(s->mac_md, key.data, key.len, msg->data, msg->len, mac, mac_len));
+    CL_ENSURE_GOTO(*mac_len == s->mac_len, CL_ERR_INTERNAL, "%s MAC of %zu bytes", *alg, *mac_len);
 out:
-    cl_buf_free(&material);
+    cl_buf_free(&key);
     if (rc != CL_OK) kms_key_rec_clear(k);
     return rc;
 }
@@ -268,12 +240,13 @@ cl_status kms_op_generate_mac(kms_call *c)
     kms_key_rec k;
     memset(&k, 0, sizeof(k));
     const char *alg = NULL;
-    uint8_t mac[CL_SHA256_LEN];
+    uint8_t mac[KMS_MAC_MAX];
+    size_t mac_len = 0;
     cl_buf msg;
     cl_buf_init_secret(&msg, KMS_MESSAGE_MAX);
-    cl_status rc = kms_mac(c, "kms:GenerateMac", &msg, &k, &alg, mac);
+    cl_status rc = kms_mac(c, "kms:GenerateMac", &msg, &k, &alg, mac, &mac_len);
     if (rc == CL_OK) {
-        rc = kms_resp_blob(c, "Mac", mac, sizeof(mac));
+        rc = kms_resp_blob(c, "Mac", mac, mac_len);
         json_object_set_new(c->resp, "MacAlgorithm", json_string(alg));
         json_object_set_new(c->resp, "KeyId", json_string(k.arn));
         kms_key_rec_clear(&k);
@@ -289,14 +262,15 @@ cl_status kms_op_verify_mac(kms_call *c)
     kms_key_rec k;
     memset(&k, 0, sizeof(k));
     const char *alg = NULL;
-    uint8_t mac[CL_SHA256_LEN];
+    uint8_t mac[KMS_MAC_MAX];
+    size_t mac_len = 0;
     cl_buf msg, want;
     cl_buf_init_secret(&msg, KMS_MESSAGE_MAX);
     cl_buf_init(&want, KMS_SIG_BLOB_MAX);
     /* Mac is checked before the key is used, as the model requires it. */
     CL_GUARD_GOTO(kms_req_blob(c, "Mac", true, KMS_SIG_BLOB_MAX, &want));
-    CL_GUARD_GOTO(kms_mac(c, "kms:VerifyMac", &msg, &k, &alg, mac));
-    if (want.len != sizeof(mac) || !cl_ct_equal(want.data, mac, sizeof(mac)))
+    CL_GUARD_GOTO(kms_mac(c, "kms:VerifyMac", &msg, &k, &alg, mac, &mac_len));
+    if (want.len != mac_len || !cl_ct_equal(want.data, mac, mac_len))
         KMS_FAIL_AS_GOTO(c, "KMSInvalidMacException", CL_ERR_AUTH, "The MAC does not verify with %s under %s", alg,
                          k.arn);
     json_object_set_new(c->resp, "KeyId", json_string(k.arn));

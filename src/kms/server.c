@@ -102,12 +102,13 @@ typedef struct kms_conn {
 
 /* What is counted and logged of an answer once it leaves (kms_answer_done). */
 typedef struct kms_answer {
-    size_t op_row;            /* kms_metrics_op_row */
-    size_t outcome;           /* kms_metrics_outcome */
-    int64_t start_ns;         /* the request arrived whole (monotonic) */
-    char *who;                /* the request log's "principal=... key=... source=..." (malloc'd), NULL
-                               * when info lines are not logged */
-    const char *content_type; /* NULL: the KMS's application/x-amz-json-1.1 */
+    size_t op_row;    /* kms_metrics_op_row */
+    size_t outcome;   /* kms_metrics_outcome */
+    int64_t start_ns; /* the request arrived whole (monotonic) */
+    char *who;        /* the request log's "principal=... key=... source=..." (malloc'd), NULL
+                       * when info lines are not logged */
+    /* The answer's Content-Type; NULL: the KMS's application/x-amz-json-1.1. */
+    const char *content_type;
 } kms_answer;
 
 /* An answer waiting for its audit line to be on disk. */
@@ -392,6 +393,7 @@ static bool kms_op_changes_state(const char *op)
 {
     static const char *const read_only[] = {
         "Decrypt",
+        "DeriveSharedSecret",
         "DescribeKey",
         "Encrypt",
         "GenerateDataKey",

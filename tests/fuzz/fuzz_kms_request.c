@@ -20,11 +20,34 @@ static kms_principal fz_principal = {
     .access_key_id = "test", .secret = "test", .arn = "arn:aws:iam::111122223333:user/dev", .account = "111122223333"};
 
 static const char *const fz_ops[] = {
-    "CreateKey",      "DescribeKey",  "ListKeys",        "EnableKey",           "DisableKey",
-    "Encrypt",        "Decrypt",      "ReEncrypt",       "GenerateDataKey",     "GenerateDataKeyWithoutPlaintext",
-    "GenerateRandom", "CreateAlias",  "UpdateAlias",     "DeleteAlias",         "ListAliases",
-    "GetKeyPolicy",   "PutKeyPolicy", "ListKeyPolicies", "ScheduleKeyDeletion", "CancelKeyDeletion",
-    "Sign",           "Verify",       "GetPublicKey",    "GenerateMac",         "VerifyMac",
+    "CreateKey",
+    "DescribeKey",
+    "ListKeys",
+    "EnableKey",
+    "DisableKey",
+    "Encrypt",
+    "Decrypt",
+    "ReEncrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateRandom",
+    "CreateAlias",
+    "UpdateAlias",
+    "DeleteAlias",
+    "ListAliases",
+    "GetKeyPolicy",
+    "PutKeyPolicy",
+    "ListKeyPolicies",
+    "ScheduleKeyDeletion",
+    "CancelKeyDeletion",
+    "Sign",
+    "Verify",
+    "GetPublicKey",
+    "GenerateMac",
+    "VerifyMac",
+    "DeriveSharedSecret",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
 };
 
 static char fz_dir[] = "/tmp/cloister-fuzz-kms-XXXXXX";
@@ -94,10 +117,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char body[128];
         int n = snprintf(body, sizeof(body), "{\"AliasName\":\"alias/fuzz\",\"TargetKeyId\":\"%s\"}", fz_key_id);
         if (fz_run("CreateAlias", body, (size_t)n) != CL_OK) abort();
-        /* And a signing key (alias/fuzz-sign) and an HMAC key (alias/fuzz-mac). */
+        /* And a signing key (alias/fuzz-sign), HMAC keys (alias/fuzz-mac, alias/fuzz-mac512), a key
+         * agreement key (alias/fuzz-agree) and an RSA encryption key (alias/fuzz-rsa). */
         static const char *const more[][2] = {
             {"{\"KeySpec\":\"ECC_NIST_P256\",\"KeyUsage\":\"SIGN_VERIFY\"}", "alias/fuzz-sign"},
-            {"{\"KeySpec\":\"HMAC_256\",\"KeyUsage\":\"GENERATE_VERIFY_MAC\"}", "alias/fuzz-mac"}};
+            {"{\"KeySpec\":\"HMAC_256\",\"KeyUsage\":\"GENERATE_VERIFY_MAC\"}", "alias/fuzz-mac"},
+            {"{\"KeySpec\":\"HMAC_512\",\"KeyUsage\":\"GENERATE_VERIFY_MAC\"}", "alias/fuzz-mac512"},
+            {"{\"KeySpec\":\"ECC_NIST_P384\",\"KeyUsage\":\"KEY_AGREEMENT\"}", "alias/fuzz-agree"},
+            {"{\"KeySpec\":\"RSA_2048\",\"KeyUsage\":\"ENCRYPT_DECRYPT\"}", "alias/fuzz-rsa"}};
         for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++) {
             fz_key_id[0] = '\0';
             if (fz_run("CreateKey", more[i][0], strlen(more[i][0])) != CL_OK) abort();

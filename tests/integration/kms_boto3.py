@@ -385,8 +385,9 @@ class KmsBoto3(unittest.TestCase):
                          "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must "
                          "have length less than or equal to 4096")
         with self.assertRaises(ClientError) as e:
-            self.kms.create_key(KeySpec="RSA_4096", KeyUsage="SIGN_VERIFY")  # in the model, not built here
+            self.kms.create_key(KeySpec="SM2", KeyUsage="SIGN_VERIFY")  # in the model, not built here
         self.assertEqual(code(e), "UnsupportedOperationException")
+        self.assertIn("China Regions only", e.exception.response["Error"]["Message"])
 
     # --- authentication and wire errors -----------------------------------------
 

@@ -159,8 +159,9 @@ class NewerKms:
     """KMS calls that Debian 12's boto3 1.26 / botocore 1.29.27 cannot make. Its model predates
     parts of the KMS API that cloister-kms implements: the operations RotateKeyOnDemand and
     ListKeyRotations; EnableKeyRotation's RotationPeriodInDays and GetKeyRotationStatus's
-    RotationPeriodInDays and NextRotationDate; Decrypt's, GenerateDataKey's and GenerateRandom's
-    Recipient and CiphertextForRecipient; DryRun. botocore refuses a parameter or operation its
+    RotationPeriodInDays and NextRotationDate; Decrypt's, GenerateDataKey's, GenerateDataKeyPair's and
+    GenerateRandom's Recipient and CiphertextForRecipient; DryRun; DeriveSharedSecret; the
+    KeyAgreementAlgorithms of DescribeKey and GetPublicKey. botocore refuses a parameter or operation its
     model lacks and drops the members of an answer that it does not model, so these requests are
     built here as the AWS KMS API Reference gives them (awsJson1_1: a JSON body, blobs in base64),
     signed by botocore's SigV4Auth (independent of cloister-kms's verifier) and sent with
@@ -170,7 +171,8 @@ class NewerKms:
 
     # The blob members of the requests and answers the tests send this way (API Reference, each
     # operation's "Request Syntax" and "Response Syntax").
-    BLOBS = ("CiphertextBlob", "Plaintext", "CiphertextForRecipient", "Signature", "Mac", "PublicKey")
+    BLOBS = ("CiphertextBlob", "Plaintext", "CiphertextForRecipient", "Signature", "Mac", "PublicKey", "SharedSecret",
+             "PrivateKeyPlaintext", "PrivateKeyCiphertextBlob")
 
     def __init__(self, endpoint, key="test", secret="test", region="us-east-1", verify=None):
         self.endpoint, self.key, self.secret, self.region, self.verify = endpoint, key, secret, region, verify

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Key specs, private keys under the root key, sign and verify (src/kms/asym.c). */
+/* Private keys under the root key, sign and verify, RSAES-OAEP, ECDH, PKCS #8, HMAC
+ * (src/kms/asym.c). The key spec table itself is test_keyspec.c's. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -69,23 +70,27 @@ static EVP_PKEY *t_load(const char *spec, const char *hex)
     return pkey;
 }
 
-static void test_spec_tables(void **state)
+static void test_algorithm_tables(void **state)
 {
     (void)state;
-    const kms_spec_info *s = kms_spec_find("ECC_NIST_P256");
-    assert_non_null(s);
-    assert_string_equal(s->usage, "SIGN_VERIFY");
-    assert_true(kms_spec_allows(s, "ECDSA_SHA_256"));
-    assert_false(kms_spec_allows(s, "ECDSA_SHA_384"));
-    assert_false(kms_spec_allows(s, "RSASSA_PSS_SHA_256"));
-    assert_true(kms_spec_allows(kms_spec_find("RSA_3072"), "RSASSA_PKCS1_V1_5_SHA_512"));
-    assert_string_equal(kms_spec_find("HMAC_256")->usage, "GENERATE_VERIFY_MAC");
-    assert_null(kms_spec_find("RSA_4096"));
-    assert_true(kms_spec_in_model("RSA_4096"));
-    assert_false(kms_spec_in_model("RSA_1024"));
-    assert_false(kms_spec_in_model(""));
-    assert_null(kms_sig_alg_find("ECDSA_SHA_512"));
+    assert_int_equal(kms_sig_alg_find("ECDSA_SHA_512")->md_len, 64);
     assert_int_equal(kms_sig_alg_find("RSASSA_PSS_SHA_384")->md_len, 48);
+    assert_null(kms_sig_alg_find("SM2DSA"));
+    assert_null(kms_sig_alg_find("ECDSA_SHA_1"));
+    assert_int_equal(kms_enc_alg_find("RSAES_OAEP_SHA_1")->md_len, 20);
+    assert_null(kms_enc_alg_find("SYMMETRIC_DEFAULT"));
+    assert_null(kms_enc_alg_find("SM2PKE"));
+    /* Encrypt's table in the AWS KMS API Reference. */
+    static const struct {
+        unsigned bits;
+        const char *alg;
+        size_t max;
+    } oaep[] = {{2048, "RSAES_OAEP_SHA_1", 214}, {2048, "RSAES_OAEP_SHA_256", 190},
+                {3072, "RSAES_OAEP_SHA_1", 342}, {3072, "RSAES_OAEP_SHA_256", 318},
+                {4096, "RSAES_OAEP_SHA_1", 470}, {4096, "RSAES_OAEP_SHA_256", 446}};
+    for (size_t i = 0; i < sizeof(oaep) / sizeof(oaep[0]); i++)
+        assert_int_equal(kms_oaep_max(oaep[i].bits, kms_enc_alg_find(oaep[i].alg)), oaep[i].max);
+    assert_int_equal(kms_oaep_max(256, kms_enc_alg_find("RSAES_OAEP_SHA_256")), 0);
 }
 
 static void test_known_answer_pkcs1(void **state)
@@ -125,7 +130,8 @@ static void test_known_answer_pkcs1(void **state)
 static void test_sign_verify_every_algorithm(void **state)
 {
     (void)state;
-    static const char *const specs[] = {"RSA_2048", "ECC_NIST_P256", "ECC_NIST_P384"};
+    static const char *const specs[] = {"RSA_2048", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521",
+                                        "ECC_SECG_P256K1"};
     const uint8_t msg[] = "model weights sha384";
     for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
         const kms_spec_info *s = kms_spec_find(specs[i]);
@@ -134,8 +140,8 @@ static void test_sign_verify_every_algorithm(void **state)
         assert_ok(kms_asym_generate(s, &der));
         EVP_PKEY *pkey = NULL;
         assert_ok(kms_asym_load(s, der.data, der.len, &pkey));
-        for (size_t a = 0; s->algs[a] != NULL; a++) {
-            const kms_sig_alg *alg = kms_sig_alg_find(s->algs[a]);
+        for (size_t a = 0; s->algs[KMS_USAGE_SIGN_VERIFY][a] != NULL; a++) {
+            const kms_sig_alg *alg = kms_sig_alg_find(s->algs[KMS_USAGE_SIGN_VERIFY][a]);
             cl_buf sig;
             cl_buf_init(&sig, KMS_SIGNATURE_MAX);
             bool valid = false;
@@ -231,10 +237,199 @@ static void test_private_wrap(void **state)
     kms_root_key_free(&other);
 }
 
+static EVP_PKEY *t_fresh(const char *spec)
+{
+    EVP_PKEY *pkey = NULL;
+    assert_ok(kms_asym_keygen(kms_spec_find(spec), &pkey));
+    return pkey;
+}
+
+static void test_oaep(void **state)
+{
+    (void)state;
+    EVP_PKEY *pkey = t_load("RSA_2048", RSA2048_DER), *other = t_fresh("RSA_2048");
+    uint8_t pt[215];
+    memset(pt, 0xa5, sizeof(pt));
+    for (size_t i = 0; i < 2; i++) {
+        const kms_enc_alg *alg = kms_enc_alg_find(i == 0 ? "RSAES_OAEP_SHA_1" : "RSAES_OAEP_SHA_256");
+        size_t max = kms_oaep_max(2048, alg);
+        cl_buf ct, back;
+        cl_buf_init(&ct, KMS_RSA_MAX_BYTES);
+        cl_buf_init_secret(&back, KMS_BLOB_MAX);
+        assert_ok(kms_asym_encrypt(pkey, alg, pt, max, &ct));
+        assert_int_equal(ct.len, 256);
+        assert_ok(kms_asym_decrypt(pkey, alg, ct.data, ct.len, &back));
+        assert_int_equal(back.len, max);
+        assert_memory_equal(back.data, pt, max);
+        /* Randomized: the same plaintext twice is two ciphertexts. */
+        cl_buf ct2;
+        cl_buf_init(&ct2, KMS_RSA_MAX_BYTES);
+        assert_ok(kms_asym_encrypt(pkey, alg, pt, max, &ct2));
+        assert_memory_not_equal(ct.data, ct2.data, ct.len);
+        cl_buf_free(&ct2);
+        assert_fails(kms_asym_encrypt(pkey, alg, pt, max + 1, &ct), CL_ERR_LIMIT, "at most");
+        /* The other digest, another key, a short or altered ciphertext: one error, nothing out. */
+        const kms_enc_alg *wrong = kms_enc_alg_find(i == 0 ? "RSAES_OAEP_SHA_256" : "RSAES_OAEP_SHA_1");
+        assert_ok(kms_asym_encrypt(pkey, alg, pt, 10, &ct));
+        assert_fails(kms_asym_decrypt(pkey, wrong, ct.data, ct.len, &back), CL_ERR_AUTH, "does not decrypt");
+        assert_fails(kms_asym_decrypt(other, alg, ct.data, ct.len, &back), CL_ERR_AUTH, "does not decrypt");
+        assert_fails(kms_asym_decrypt(pkey, alg, ct.data, ct.len - 1, &back), CL_ERR_AUTH, "does not decrypt");
+        uint8_t flipped[256];
+        memcpy(flipped, ct.data, sizeof(flipped));
+        flipped[100] ^= 1;
+        assert_fails(kms_asym_decrypt(pkey, alg, flipped, sizeof(flipped), &back), CL_ERR_AUTH, "does not decrypt");
+        assert_int_equal(back.len, 0);
+        cl_buf_free(&ct);
+        cl_buf_free(&back);
+    }
+    /* An EC key does no RSAES. */
+    EVP_PKEY *ec = t_load("ECC_NIST_P256", P256_DER);
+    cl_buf ct;
+    cl_buf_init(&ct, KMS_RSA_MAX_BYTES);
+    assert_fails(kms_asym_encrypt(ec, kms_enc_alg_find("RSAES_OAEP_SHA_256"), pt, 1, &ct), CL_ERR_KEY, "RSA key");
+    cl_buf_free(&ct);
+    EVP_PKEY_free(ec);
+    EVP_PKEY_free(pkey);
+    EVP_PKEY_free(other);
+}
+
+/* RFC 5903 section 8.1 (ECDH on the 256-bit random ECP group): i, g^r and g^ir's x. */
+#define RFC5903_I "c88f01f510d9ac3f70a292daa2316de544e9aab8afe84049c62a9c57862d1433"
+#define RFC5903_GR_SPKI \
+    "3059301306072a8648ce3d020106082a8648ce3d03010703420004d12dfb5289c8d4f81208b70270398c342296970a0bccb74c736fc7" \
+    "554494bf6356fbf3ca366cc23e8157854c13c58d6aac23f046ada30f8353e74f33039872ab"
+#define RFC5903_GIRX "d6840f6b42f6edafd13116e0e12565202fef8e9ece7dce03812464d04b9442de"
+
+static void test_ecdh(void **state)
+{
+    (void)state;
+    /* i as an ECPrivateKey (RFC 5915) without its public key: OpenSSL computes it. */
+    EVP_PKEY *i = t_load("ECC_NIST_P256", "30310201010420" RFC5903_I "a00a06082a8648ce3d030107");
+    cl_buf gr, want, secret;
+    t_hex(&gr, RFC5903_GR_SPKI);
+    t_hex(&want, RFC5903_GIRX);
+    cl_buf_init_secret(&secret, KMS_SHARED_SECRET_MAX + 1);
+    assert_ok(kms_asym_derive(i, gr.data, gr.len, &secret));
+    assert_int_equal(secret.len, 32);
+    assert_memory_equal(secret.data, want.data, 32);
+    /* Both sides of two fresh P-521 keys agree, on 66 bytes. */
+    EVP_PKEY *a = t_fresh("ECC_NIST_P521"), *b = t_fresh("ECC_NIST_P521");
+    cl_buf pa, pb, sb;
+    cl_buf_init(&pa, KMS_PUBLIC_MAX);
+    cl_buf_init(&pb, KMS_PUBLIC_MAX);
+    cl_buf_init_secret(&sb, KMS_SHARED_SECRET_MAX + 1);
+    assert_ok(kms_asym_public_der(a, &pa));
+    assert_ok(kms_asym_public_der(b, &pb));
+    cl_buf_reset(&secret);
+    assert_ok(kms_asym_derive(a, pb.data, pb.len, &secret));
+    assert_ok(kms_asym_derive(b, pa.data, pa.len, &sb));
+    assert_int_equal(secret.len, 66);
+    assert_int_equal(sb.len, 66);
+    assert_memory_equal(secret.data, sb.data, 66);
+    /* Refused: another curve, an RSA key, not DER, trailing bytes, a point off the curve. */
+    cl_buf_reset(&secret);
+    assert_fails(kms_asym_derive(i, pa.data, pa.len, &secret), CL_ERR_KEY, "on curve secp521r1, not on this key's");
+    cl_buf rsa;
+    cl_buf_init(&rsa, KMS_PUBLIC_MAX);
+    EVP_PKEY *r = t_load("RSA_2048", RSA2048_DER);
+    assert_ok(kms_asym_public_der(r, &rsa));
+    assert_fails(kms_asym_derive(i, rsa.data, rsa.len, &secret), CL_ERR_KEY, "not an elliptic curve key");
+    assert_fails(kms_asym_derive(i, (const uint8_t *)"InvalidPublicKey", 16, &secret), CL_ERR_FORMAT,
+                 "not a DER SubjectPublicKeyInfo");
+    assert_fails(kms_asym_derive(i, gr.data, 0, &secret), CL_ERR_FORMAT, "0 bytes");
+    assert_ok(cl_buf_append_u8(&gr, 0));
+    assert_fails(kms_asym_derive(i, gr.data, gr.len, &secret), CL_ERR_FORMAT, "bytes after");
+    cl_buf_truncate(&gr, gr.len - 1);
+    uint8_t off[91];
+    memcpy(off, gr.data, sizeof(off));
+    off[90] ^= 1; /* y + 1: not on the curve */
+    assert_fails(kms_asym_derive(i, off, sizeof(off), &secret), CL_ERR_FORMAT, "SubjectPublicKeyInfo");
+    assert_int_equal(secret.len, 0);
+    /* An RSA private key does no ECDH. */
+    assert_fails(kms_asym_derive(r, gr.data, gr.len, &secret), CL_ERR_INTERNAL, "EC private key");
+    EVP_PKEY_free(r);
+    EVP_PKEY_free(a);
+    EVP_PKEY_free(b);
+    EVP_PKEY_free(i);
+    cl_buf_free(&rsa);
+    cl_buf_free(&pa);
+    cl_buf_free(&pb);
+    cl_buf_free(&sb);
+    cl_buf_free(&gr);
+    cl_buf_free(&want);
+    cl_buf_free(&secret);
+}
+
+/* The PKCS #8 of P256_DER, as Python cryptography 38 writes it (an independent encoder). */
+#define P256_PKCS8 \
+    "308187020100301306072a8648ce3d020106082a8648ce3d030107046d306b0201010420f0489d030ab5430dcb4984813e0bfc24c58cc3" \
+    "69d46e0237f57fd2affe3785e7a14403420004f2d33df2b21a899d399a51006ccfb5edbe9db86550bddc7e3be199b4b701d804b4c15082" \
+    "8209ecf5da56dbd6bdf0c3584208e2d78542585a474665f0169511cd"
+
+static void test_pkcs8(void **state)
+{
+    (void)state;
+    EVP_PKEY *pkey = t_load("ECC_NIST_P256", P256_DER);
+    cl_buf der, want;
+    cl_buf_init_secret(&der, KMS_PRIVATE_MAX);
+    t_hex(&want, P256_PKCS8);
+    assert_ok(kms_asym_pkcs8(pkey, &der));
+    assert_int_equal(der.len, want.len);
+    assert_memory_equal(der.data, want.data, want.len);
+    EVP_PKEY_free(pkey);
+    /* RSA-4096, the largest: within the bound, and it parses back to the same key. */
+    pkey = t_fresh("RSA_4096");
+    cl_buf_reset(&der);
+    assert_ok(kms_asym_pkcs8(pkey, &der));
+    assert_true(der.len > 2300 && der.len <= KMS_PRIVATE_MAX);
+    const unsigned char *p = der.data;
+    EVP_PKEY *back = d2i_AutoPrivateKey(NULL, &p, (long)der.len);
+    assert_non_null(back);
+    assert_int_equal(EVP_PKEY_eq(pkey, back), 1);
+    EVP_PKEY_free(back);
+    EVP_PKEY_free(pkey);
+    cl_buf_free(&der);
+    cl_buf_free(&want);
+}
+
+/* RFC 4231 test case 2 (key "Jefe"), every HMAC spec's digest. */
+static void test_hmac(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *md, *hex;
+    } cases[] = {
+        {"SHA224", "a30e01098bc6dbbf45690f3a7e9e6d0f8bbea2a39e6148008fd05e44"},
+        {"SHA256", "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
+        {"SHA384", "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e8e2240ca5e69e2c78b3239ecfab21649"},
+        {"SHA512", "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05a994a6d034f65f8f0e6fdcae"
+                   "ab1a34d4a6b4b636e070a38bce737"},
+    };
+    static const char data[] = "what do ya want for nothing?";
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint8_t mac[KMS_MAC_MAX];
+        size_t n = 0;
+        cl_buf want;
+        t_hex(&want, cases[i].hex);
+        assert_ok(kms_hmac(cases[i].md, (const uint8_t *)"Jefe", 4, (const uint8_t *)data, sizeof(data) - 1, mac, &n));
+        assert_int_equal(n, want.len);
+        assert_memory_equal(mac, want.data, n);
+        cl_buf_free(&want);
+    }
+    uint8_t mac[KMS_MAC_MAX];
+    size_t n = 0;
+    assert_fails(kms_hmac("NOT-A-DIGEST", (const uint8_t *)"k", 1, (const uint8_t *)"m", 1, mac, &n), CL_ERR_CRYPTO,
+                 "HMAC with NOT-A-DIGEST failed");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_spec_tables),
+        cmocka_unit_test(test_algorithm_tables),
+        cmocka_unit_test(test_oaep),
+        cmocka_unit_test(test_ecdh),
+        cmocka_unit_test(test_pkcs8),
+        cmocka_unit_test(test_hmac),
         cmocka_unit_test(test_known_answer_pkcs1),
         cmocka_unit_test(test_sign_verify_every_algorithm),
         cmocka_unit_test(test_load_checks_spec),
