@@ -21,7 +21,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
 ACCOUNT = "111122223333"
@@ -112,16 +112,22 @@ def attestation_bundle(doc, statement_oid=NITRO_OID):
 
 
 def csr(key, doc, cn="api", bundle=None):
-    """A PKCS#10 request (RFC 2986) for an EC key, with the attestation attribute holding doc (or the
-    given bundle bytes, or no attribute when both are None), signed ECDSA with SHA-256. PEM bytes."""
+    """A PKCS#10 request (RFC 2986) for an EC or RSA key, with the attestation attribute holding doc
+    (or the given bundle bytes, or no attribute when both are None), signed with SHA-256 (ECDSA, or
+    RSASSA-PKCS1-v1_5). PEM bytes."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]).public_bytes()
     spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     if bundle is None and doc is not None:
         bundle = attestation_bundle(doc)
     attrs = seq(oid(ATTR_OID), tlv(0x31, bundle)) if bundle is not None else b""
     cri = seq(tlv(0x02, b"\x00"), name, spki, tlv(0xA0, attrs))
-    sig = key.sign(cri, ec.ECDSA(hashes.SHA256()))
-    der = seq(cri, seq(oid("1.2.840.10045.4.3.2")), tlv(0x03, b"\x00" + sig))
+    if isinstance(key, rsa.RSAPrivateKey):
+        sig = key.sign(cri, padding.PKCS1v15(), hashes.SHA256())
+        alg = seq(oid("1.2.840.113549.1.1.11"), tlv(0x05, b""))  # sha256WithRSAEncryption, NULL parameters
+    else:
+        sig = key.sign(cri, ec.ECDSA(hashes.SHA256()))
+        alg = seq(oid("1.2.840.10045.4.3.2"))  # ecdsa-with-SHA256
+    der = seq(cri, alg, tlv(0x03, b"\x00" + sig))
     import base64
     b64 = base64.encodebytes(der).decode().replace("\n", "")
     lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]

@@ -32,7 +32,7 @@ import kms_harness  # noqa: E402
 import recipient_ref  # noqa: E402
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec, rsa  # noqa: E402
 
 CLI = kms_harness.CLI_BIN
 OPS = kms_harness.principal("ops", "opssecret", "arn:aws:iam::%s:user/ops" % ch.ACCOUNT)
@@ -223,9 +223,9 @@ def issuance(srv, cert, tmp, pki, good, cacert):
         assert st == 200, a
         return bytes.fromhex(a["nonce"])
 
-    def attest(pcr0, plat=platform, key=None, n=None, ts=None, user_data=None):
+    def attest(pcr0, plat=platform, key=None, n=None, ts=None, user_data=None, recipient=True):
         key = key or ec.generate_private_key(ec.SECP256R1())
-        rk_pem, rk_spki = recipient_ref.rsa_recipient()
+        rk_pem, rk_spki = recipient_ref.rsa_recipient() if recipient else (None, None)
         doc = plat.document(rk_spki, {0: pcr0}, timestamp_ms=ts, nonce=nonce() if n is None else n,
                             user_data=ch.spki_sha256(key) if user_data is None else user_data)
         return key, rk_pem, doc
@@ -307,6 +307,19 @@ def issuance(srv, cert, tmp, pki, good, cacert):
     check(st == 400 and a["code"] == "InvalidCsr", "a request that is not PKCS#10 is refused: " + a.get("message", ""))
     st, a = issue(ch.csr(key, doc), session="nobody")
     check(st == 404 and a["code"] == "SessionNotFound", "a request for no session is a 404")
+    body = json.dumps({"session": "hospital", "service": "db", "csr": ch.csr(key, doc).decode()}).encode()
+    st, a = ch.request(srv.endpoint, "POST", "/v1/certificate", body, cafile=cert)
+    check(st == 404 and a["code"] == "ServiceNotFound" and "has no service db" in a["message"],
+          "a request for a service the session does not have is a 404: " + a.get("message", ""))
+    rkey = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key, _, doc = attest(good, key=rkey)
+    st, a = issue(ch.csr(rkey, doc))
+    check(st == 403 and a["code"] == "KeyTypeMismatch" and "RSA 2048 bits" in a["message"] and "EC_P256" in a["message"],
+          "a request whose key is not the session's key_type is refused: " + a.get("message", ""))
+    key, _, doc = attest(good, recipient=False)
+    st, a = issue(ch.csr(key, doc))
+    check(st == 403 and a["code"] == "NoRecipientKey" and "certificate" not in a,
+          "a document without a public_key for the service's secrets is refused: " + a.get("message", ""))
 
     # allow_debug: the session's admin may let debug-mode enclaves in (they carry no measurement).
     h = get(srv, cert, "hospital")[1]["hash"]
