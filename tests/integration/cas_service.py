@@ -321,6 +321,23 @@ def issuance(srv, cert, tmp, pki, good, cacert):
     check(st == 403 and a["code"] == "NoRecipientKey" and "certificate" not in a,
           "a document without a public_key for the service's secrets is refused: " + a.get("message", ""))
 
+    # At once: eight enclaves' requests, and one request sent twice together (one wins, one is a replay).
+    import threading
+    reqs = [ch.csr(k, d) for k, _, d in (attest(good) for _ in range(8))]
+    twice = reqs[0]
+    results = [None] * (len(reqs) + 1)
+
+    def go(i, r):
+        results[i] = issue(r)
+    ts = [threading.Thread(target=go, args=(i, r)) for i, r in enumerate(reqs + [twice])]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    codes = sorted(str(st) if st == 200 else a["code"] for st, a in results)
+    check(codes == ["200"] * 8 + ["NonceReused"],
+          f"eight requests at once are issued, and the one sent twice together is issued once ({codes})")
+
     # allow_debug: the session's admin may let debug-mode enclaves in (they carry no measurement).
     h = get(srv, cert, "hospital")[1]["hash"]
     st, _ = put(srv, cert, "hospital", ch.session_doc("hospital", [good.hex()], readers=[AUDITOR["arn"]],
