@@ -170,13 +170,46 @@ cl_status kms_config_parse_metrics(const char *s, kms_config *cfg)
 
 static CL_MUST_USE cl_status kms_cfg_region(const char *s, kms_config *cfg)
 {
-    size_t n = strlen(s);
-    bool ok = n >= 1 && n < sizeof(cfg->region);
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-';
-    CL_ENSURE(ok, CL_ERR_USAGE, "'region' must be 1..%zu of [a-z0-9-], like us-east-1", sizeof(cfg->region) - 1);
+    CL_ENSURE(kms_region_name_ok(s), CL_ERR_USAGE, "'region' must be 1..%d of [a-z0-9-], like us-east-1",
+              KMS_REGION_MAX);
     (void)snprintf(cfg->region, sizeof(cfg->region), "%s", s);
     return CL_OK;
+}
+
+/* "regions": the only regions answered. Names as "region"'s (a private name too, for a store
+ * whose keys were made under one); the default region must be one of them. */
+static CL_MUST_USE cl_status kms_cfg_regions(json_t *o, bool have_region, kms_config *cfg)
+{
+    CL_ENSURE(json_is_array(o) && json_array_size(o) >= 1 && json_array_size(o) <= KMS_REGIONS_MAX, CL_ERR_USAGE,
+              "'regions' must be a list of 1..%d region names", KMS_REGIONS_MAX);
+    size_t i;
+    json_t *e;
+    json_array_foreach(o, i, e)
+    {
+        const char *sv = json_string_value(e);
+        CL_ENSURE(sv != NULL && strlen(sv) == json_string_length(e) && kms_region_name_ok(sv), CL_ERR_USAGE,
+                  "'regions[%zu]' must be 1..%d of [a-z0-9-], like eu-central-1", i, KMS_REGION_MAX);
+        for (size_t j = 0; j < i; j++)
+            CL_ENSURE(strcmp(cfg->regions[j], sv) != 0, CL_ERR_USAGE, "'regions[%zu]' %s is also regions[%zu]", i, sv,
+                      j);
+        (void)snprintf(cfg->regions[i], sizeof(cfg->regions[i]), "%s", sv);
+    }
+    cfg->n_regions = json_array_size(o);
+    /* Without "region", the first listed is the default (the data of before regions is in it). */
+    if (!have_region) (void)snprintf(cfg->region, sizeof(cfg->region), "%s", cfg->regions[0]);
+    CL_ENSURE(kms_config_region_allowed(cfg, cfg->region), CL_ERR_USAGE,
+              "'region' %s is not in 'regions': the keys made before regions are in it; list it, or leave "
+              "'region' out to make the first of 'regions' the default",
+              cfg->region);
+    return CL_OK;
+}
+
+bool kms_config_region_allowed(const kms_config *cfg, const char *region)
+{
+    if (cfg->n_regions == 0) return kms_region_is_aws(region) || strcmp(region, cfg->region) == 0;
+    for (size_t i = 0; i < cfg->n_regions; i++)
+        if (strcmp(cfg->regions[i], region) == 0) return true;
+    return false;
 }
 
 /* --- sections ------------------------------------------------------------------ */
@@ -336,6 +369,7 @@ static CL_MUST_USE cl_status kms_cfg_apply(json_t *root, const char *base_dir, k
                                         "threads",
                                         "max_body",
                                         "region",
+                                        "regions",
                                         "data_dir",
                                         "store",
                                         "root_key",
@@ -366,6 +400,8 @@ static CL_MUST_USE cl_status kms_cfg_apply(json_t *root, const char *base_dir, k
     if (set) cfg->request_timeout = (int)v;
     CL_GUARD(kms_cfg_string(root, "", "region", 64, &s));
     if (s != NULL) CL_GUARD(kms_cfg_region(s, cfg));
+    json_t *regions = json_object_get(root, "regions");
+    if (regions != NULL) CL_GUARD(kms_cfg_regions(regions, s != NULL, cfg));
     CL_ENSURE(json_object_get(root, "data_dir") != NULL, CL_ERR_USAGE, "'data_dir' is required");
     CL_GUARD(kms_cfg_path(root, "", "data_dir", base_dir, cfg->data_dir, sizeof(cfg->data_dir)));
     CL_GUARD(kms_cfg_path(root, "", "audit_log", base_dir, cfg->audit_path, sizeof(cfg->audit_path)));

@@ -279,11 +279,16 @@ static CL_MUST_USE cl_status kms_token_lookup(kms_call *c, const char *which, co
                     "remove it",
                     which);
     cl_status rc = c->kms->store->ops->get_grant(c->kms->store, token, g);
+    /* A grant token is good in its grant's region only, as the grant is. */
+    if (rc == CL_OK && strcmp(g->region, c->region) != 0) {
+        kms_grant_rec_clear(g);
+        rc = CL_ERR_NOT_FOUND;
+    }
     if (rc == CL_ERR_NOT_FOUND)
         KMS_FAIL_AS(c, "InvalidGrantTokenException", CL_ERR_USAGE,
-                    "%s names no grant: it was retired or revoked; remove it (a grant works here as soon as "
-                    "CreateGrant answers, without its token)",
-                    which);
+                    "%s names no grant of region %s: it was retired or revoked, or is another region's; remove it "
+                    "(a grant works here as soon as CreateGrant answers, without its token)",
+                    which, c->region);
     return rc;
 }
 

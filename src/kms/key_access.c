@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cloister/crypto.h"
+#include "cloister/log.h"
 
 #include "attested_release.h"
 #include "grants.h"
@@ -17,7 +18,12 @@
 
 void kms_key_arn(const kms_call *c, const char *account, const char *key_id, char *out, size_t cap)
 {
-    (void)snprintf(out, cap, "arn:aws:kms:%s:%s:key/%s", c->kms->cfg->region, account, key_id);
+    (void)snprintf(out, cap, "arn:%s:kms:%s:%s:key/%s", kms_region_partition(c->region), c->region, account, key_id);
+}
+
+void kms_alias_arn(const kms_call *c, const char *account, const char *name, char *out, size_t cap)
+{
+    (void)snprintf(out, cap, "arn:%s:kms:%s:%s:%s", kms_region_partition(c->region), c->region, account, name);
 }
 
 static bool kms_is_key_id(const char *s)
@@ -31,9 +37,75 @@ static bool kms_is_key_id(const char *s)
     return true;
 }
 
-static CL_MUST_USE cl_status kms_not_found_key(kms_call *c, const char *id)
+/* AWS's NotFoundException texts, as AWS KMS answers them (recorded against AWS in LocalStack's
+ * tests/aws/services/kms/test_kms.snapshot.json: test_get_key_in_different_region,
+ * test_get_key_does_not_exist, test_get_key_invalid_uuid): "Key 'ARN' does not exist" for a key
+ * id of no key here, "Invalid keyId 'ID'" for what is no key id, "Invalid arn REGION" for a key
+ * ARN of another region. */
+static CL_MUST_USE cl_status kms_not_found_key(kms_call *c, const char *arn)
 {
-    KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Key '%s' does not exist", id);
+    KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Key '%s' does not exist", arn);
+}
+
+static CL_MUST_USE cl_status kms_invalid_key_id(kms_call *c, const char *id)
+{
+    KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Invalid keyId '%s'", id);
+}
+
+static CL_MUST_USE cl_status kms_invalid_arn(kms_call *c, const char *arn)
+{
+    KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Invalid arn %s", arn);
+}
+
+/* What an identifier names: a key id or an alias name, in an account (the caller's, or the
+ * one an ARN names), and the key ARN given, if one was. */
+typedef struct kms_key_ref {
+    const char *key_id, *alias;
+    const char *key_arn;
+    const char *account;
+    char arn_account[KMS_ACCOUNT_LEN + 1];
+} kms_key_ref;
+
+/* A key or alias ARN: arn:PARTITION:kms:REGION:ACCOUNT:key/ID or :alias/NAME, of the request's
+ * region (ACCOUNT is 12 digits). */
+static CL_MUST_USE cl_status kms_key_ref_arn(kms_call *c, const char *id, kms_key_ref *ref)
+{
+    kms_arn_parts a;
+    if (!kms_arn_split(id, &a) || !cl_reader_is(&a.service, "kms", false)) return kms_invalid_arn(c, id);
+    if (!cl_reader_is(&a.region, c->region, false)) {
+        const uint8_t *r;
+        size_t n;
+        cl_reader_rest(&a.region, &r, &n);
+        KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Invalid arn %.*s", (int)(n < 64 ? n : 64),
+                    n > 0 ? (const char *)r : "");
+    }
+    cl_reader digits = a.account;
+    if (cl_reader_remaining(&a.account) != KMS_ACCOUNT_LEN ||
+        cl_reader_skip_any(&digits, "0123456789") != KMS_ACCOUNT_LEN)
+        return kms_invalid_arn(c, id);
+    CL_GUARD(cl_reader_copy(&a.account, ref->arn_account, KMS_ACCOUNT_LEN));
+    ref->arn_account[KMS_ACCOUNT_LEN] = '\0';
+    ref->account = ref->arn_account;
+    const uint8_t *res;
+    size_t res_len;
+    cl_reader_rest(&a.resource, &res, &res_len);
+    if (res_len == 0) return kms_invalid_arn(c, id);
+    if (cl_reader_starts_with_str(&a.resource, "alias/")) {
+        /* An alias ARN is not stored: it is the partition of its region or nothing. */
+        if (!cl_reader_is(&a.partition, kms_region_partition(c->region), false)) return kms_invalid_arn(c, id);
+        ref->alias = (const char *)res; /* runs to the end of id */
+    } else if (cl_reader_starts_with_str(&a.resource, "key/")) {
+        cl_reader key = a.resource;
+        const uint8_t *kid;
+        size_t kid_len;
+        CL_GUARD(cl_reader_skip(&key, 4));
+        cl_reader_rest(&key, &kid, &kid_len);
+        ref->key_id = kid_len > 0 ? (const char *)kid : ""; /* runs to the end of id */
+        ref->key_arn = id;                                  /* compared whole with the key's stored ARN */
+    } else {
+        return kms_invalid_arn(c, id);
+    }
+    return CL_OK;
 }
 
 /* Old versions stay, so every earlier ciphertext still decrypts (the blob names its version). */
@@ -57,71 +129,99 @@ cl_status kms_key_rotate(kms_call *c, kms_key_rec *k, bool on_demand)
     return rc;
 }
 
+/*
+ * The state of a key of Origin EXTERNAL as AWS gives it ("Key states of AWS KMS keys"): without
+ * live material it is PendingImport (unless PendingDeletion). Material whose ValidTo has passed
+ * is deleted here, when the key is next loaded: "When the key material expires, AWS KMS deletes
+ * the key material and the KMS key becomes unusable" (ImportKeyMaterial, API Reference). A
+ * stored PendingImport with live material is what a write racing an import left behind: the
+ * import won, so the key is Enabled.
+ */
+static CL_MUST_USE cl_status kms_key_import_state(kms_call *c, kms_key_rec *k)
+{
+    if (!k->external) return CL_OK;
+    if (k->imported && k->material_valid_to != 0 && c->now >= k->material_valid_to) {
+        bool deleted = false;
+        CL_GUARD(c->kms->store->ops->delete_material(c->kms->store, k->key_id, k->material_valid_to, &deleted));
+        if (deleted) {
+            if (c->kms->cache != NULL) kms_cache_evict_key(c->kms->cache, k->key_id);
+            CL_LOG_INFO("key %s: its imported key material expired and was deleted", k->arn);
+            k->imported = false;
+            k->material_valid_to = 0;
+        } else {
+            /* Reimported (or deleted) meanwhile: what the store has now decides. */
+            char id[KMS_KEY_ID_LEN + 1];
+            (void)snprintf(id, sizeof(id), "%s", k->key_id);
+            kms_key_rec_clear(k);
+            CL_GUARD(c->kms->store->ops->get_key(c->kms->store, id, k));
+            if (k->imported && k->material_valid_to != 0 && c->now >= k->material_valid_to) k->imported = false;
+        }
+    }
+    if (k->state == KMS_KEY_PENDING_DELETION) return CL_OK;
+    if (!k->imported)
+        k->state = KMS_KEY_PENDING_IMPORT;
+    else if (k->state == KMS_KEY_PENDING_IMPORT)
+        k->state = KMS_KEY_ENABLED;
+    return CL_OK;
+}
+
 /* A key pending deletion whose date has passed is deleted here, so it is gone as soon as it
  * is due; automatic rotation happens when the key is next used after it is due. */
 cl_status kms_key_load(kms_call *c, const char *id, unsigned flags, kms_key_rec *k)
 {
-    bool allow_alias = (flags & KMS_KEY_ALIAS_OK) != 0;
     bool any_account = (flags & KMS_KEY_ANY_ACCOUNT) != 0;
-    const char *account = c->principal->account;
-    char arn_prefix[128];
-    (void)snprintf(arn_prefix, sizeof(arn_prefix), "arn:aws:kms:%s:", c->kms->cfg->region);
-    size_t plen = strlen(arn_prefix);
-    char arn_account[KMS_ACCOUNT_LEN + 1];
-    const char *key_id = NULL;
+    kms_key_ref ref = {.account = c->principal->account};
     kms_alias_rec alias;
-    char alias_name[KMS_ALIAS_MAX + 1];
-    const char *aname = NULL;
+    char alias_name[KMS_ALIAS_MAX + 1], arn[KMS_ARN_MAX + 1];
+    memset(k, 0, sizeof(*k));
     if (strncmp(id, "alias/", 6) == 0) {
-        aname = id;
-    } else if (strncmp(id, arn_prefix, plen) == 0) {
-        /* arn:aws:kms:REGION:ACCOUNT:key/ID or :alias/NAME; ACCOUNT is 12 digits. */
-        const char *a = id + plen;
-        size_t alen = strspn(a, "0123456789");
-        if (alen != 12 || a[alen] != ':') KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Invalid arn %s", id);
-        (void)snprintf(arn_account, sizeof(arn_account), "%.*s", (int)alen, a);
-        account = arn_account;
-        any_account = false;
-        if (strncmp(a + alen + 1, "alias/", 6) == 0)
-            aname = a + alen + 1;
-        else if (strncmp(a + alen + 1, "key/", 4) == 0)
-            key_id = a + alen + 5;
-        else
-            KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Invalid arn %s", id);
+        ref.alias = id;
     } else if (strncmp(id, "arn:", 4) == 0) {
-        KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Invalid arn %s", id);
+        CL_GUARD(kms_key_ref_arn(c, id, &ref));
+        any_account = false;
     } else {
-        key_id = id;
+        ref.key_id = id;
     }
-    if (aname != NULL) {
-        if (!allow_alias) KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Invalid keyId %s", id);
-        (void)snprintf(alias_name, sizeof(alias_name), "%s", aname);
-        cl_status rc = c->kms->store->ops->get_alias(c->kms->store, account, alias_name, &alias);
-        if (rc == CL_ERR_NOT_FOUND)
-            KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Alias %s%s:%s is not found.", arn_prefix, account,
-                        alias_name);
+    if (ref.alias != NULL) {
+        if ((flags & KMS_KEY_ALIAS_OK) == 0) return kms_invalid_key_id(c, id);
+        (void)snprintf(alias_name, sizeof(alias_name), "%s", ref.alias);
+        cl_status rc = c->kms->store->ops->get_alias(c->kms->store, ref.account, c->region, alias_name, &alias);
+        if (rc == CL_ERR_NOT_FOUND) {
+            kms_alias_arn(c, ref.account, alias_name, arn, sizeof(arn));
+            KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Alias %s is not found.", arn);
+        }
         CL_GUARD(rc);
-        key_id = alias.key_id;
+        ref.key_id = alias.key_id;
     }
-    if (!kms_is_key_id(key_id)) return kms_not_found_key(c, id);
-    cl_status rc = c->kms->store->ops->get_key(c->kms->store, key_id, k);
-    if (rc == CL_ERR_NOT_FOUND) {
-        char arn[KMS_ARN_MAX + 1];
-        kms_key_arn(c, account, key_id, arn, sizeof(arn));
+    if (!kms_is_key_id(ref.key_id)) return kms_invalid_key_id(c, ref.key_id);
+    /* What a refusal names: the ARN given, or the one the key would have here. */
+    if (ref.key_arn != NULL)
+        (void)snprintf(arn, sizeof(arn), "%s", ref.key_arn);
+    else
+        kms_key_arn(c, ref.account, ref.key_id, arn, sizeof(arn));
+    cl_status rc = c->kms->store->ops->get_key(c->kms->store, ref.key_id, k);
+    if (rc == CL_ERR_NOT_FOUND) return kms_not_found_key(c, arn);
+    CL_GUARD(rc);
+    bool here = (ref.key_arn == NULL || strcmp(k->arn, ref.key_arn) == 0) &&
+                (any_account || strcmp(k->account, ref.account) == 0) &&
+                ((flags & KMS_KEY_ANY_REGION) != 0 || strcmp(k->region, c->region) == 0);
+    if (!here) {
+        kms_key_rec_clear(k);
         return kms_not_found_key(c, arn);
     }
-    CL_GUARD(rc);
-    if (!any_account && strcmp(k->account, account) != 0) {
-        kms_key_rec_clear(k);
-        return kms_not_found_key(c, id);
-    }
+    char key_id[KMS_KEY_ID_LEN + 1];
+    (void)snprintf(key_id, sizeof(key_id), "%s", k->key_id);
     if (k->state == KMS_KEY_PENDING_DELETION && k->deletion_date <= c->now) {
-        char arn[KMS_ARN_MAX + 1];
         (void)snprintf(arn, sizeof(arn), "%s", k->arn);
         kms_key_rec_clear(k);
         CL_GUARD(c->kms->store->ops->delete_key(c->kms->store, key_id));
         if (c->kms->cache != NULL) kms_cache_evict_key(c->kms->cache, key_id);
         return kms_not_found_key(c, arn);
+    }
+    cl_status irc = kms_key_import_state(c, k);
+    if (irc != CL_OK) {
+        kms_key_rec_clear(k);
+        return irc;
     }
     if (k->rotation_enabled && k->state == KMS_KEY_ENABLED &&
         c->now >= k->last_rotated + (int64_t)k->rotation_period_days * KMS_DAY) {
@@ -135,6 +235,29 @@ cl_status kms_key_load(kms_call *c, const char *id, unsigned flags, kms_key_rec 
         }
     }
     (void)snprintf(c->key_arn, sizeof(c->key_arn), "%s", k->arn);
+    return CL_OK;
+}
+
+cl_status kms_key_load_blob(kms_call *c, const kms_blob *b, kms_key_rec *k)
+{
+    /* AWS KMS keys are regional: "every ciphertext can be decrypted by only one key" (Developer
+     * Guide, "Security considerations for multi-Region keys"), which lives in one region; a
+     * ciphertext sent to another region's endpoint is InvalidCiphertextException there. */
+    if (b->region[0] != '\0' && strcmp(b->region, c->region) != 0)
+        KMS_FAIL_AS(c, "InvalidCiphertextException", CL_ERR_AUTH,
+                    "The ciphertext was made in region %s, not %s: decrypt it in %s (a KMS key and its ciphertexts "
+                    "belong to one region)",
+                    b->region, c->region, b->region);
+    CL_GUARD(kms_key_load(c, b->key_id, KMS_KEY_ANY_ACCOUNT | KMS_KEY_ANY_REGION, k));
+    /* A blob of before regions has its key's region; a blob of this region naming a key of
+     * another was altered (its header is authenticated, but that is checked later). */
+    if (strcmp(k->region, c->region) != 0) {
+        kms_key_rec_clear(k);
+        KMS_FAIL_AS(c, "InvalidCiphertextException", CL_ERR_AUTH,
+                    "The ciphertext's key is not in region %s: decrypt it in the region it was made in (a KMS key "
+                    "and its ciphertexts belong to one region)",
+                    c->region);
+    }
     return CL_OK;
 }
 
@@ -235,6 +358,11 @@ cl_status kms_key_require_usage(kms_call *c, const kms_key_rec *k, const char *u
     if (k->state == KMS_KEY_DISABLED) KMS_FAIL_AS(c, "DisabledException", CL_ERR_STATE, "%s is disabled.", k->arn);
     if (k->state == KMS_KEY_PENDING_DELETION)
         KMS_FAIL_AS(c, "KMSInvalidStateException", CL_ERR_STATE, "%s is pending deletion.", k->arn);
+    if (k->state == KMS_KEY_PENDING_IMPORT)
+        KMS_FAIL_AS(c, "KMSInvalidStateException", CL_ERR_STATE,
+                    "%s is pending import: it has no key material (import it with GetParametersForImport and "
+                    "ImportKeyMaterial).",
+                    k->arn);
     if (strcmp(k->key_usage, usage) != 0)
         KMS_FAIL_AS(c, "InvalidKeyUsageException", CL_ERR_STATE, "%s key usage is %s which is not valid for %s.",
                     k->arn, k->key_usage, c->operation);

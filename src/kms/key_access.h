@@ -27,17 +27,27 @@
 /* kms_key_load flags. */
 #define KMS_KEY_ALIAS_OK 1u    /* an alias name or alias ARN may name the key */
 #define KMS_KEY_ANY_ACCOUNT 2u /* a bare key id may be another account's (the key id a ciphertext names) */
+#define KMS_KEY_ANY_REGION 4u  /* a bare key id may be another region's (the caller then says what that means) */
 
 /*
  * A key by any identifier AWS accepts (KeyIdType: key id, key ARN, alias name, alias ARN;
- * aliases only with KMS_KEY_ALIAS_OK). A bare key id or alias name is looked up in the
- * caller's account; a key or alias ARN may name another account, as in AWS KMS ("to use a
- * KMS key in a different account, use its key ARN or alias ARN"): whether the caller may
- * use it is then the key policy's decision. NotFoundException otherwise. Sets c->key_arn.
+ * aliases only with KMS_KEY_ALIAS_OK), in the request's region: a key or alias of another
+ * region is not found, as in AWS KMS, whose keys are regional. A bare key id or alias name is
+ * looked up in the caller's account; a key or alias ARN may name another account, as in AWS
+ * KMS ("to use a KMS key in a different account, use its key ARN or alias ARN"): whether the
+ * caller may use it is then the key policy's decision. NotFoundException otherwise, in AWS's
+ * words: "Invalid keyId 'ID'", "Key 'ARN' does not exist", "Alias ARN is not found.",
+ * "Invalid arn REGION" (an ARN naming another region). Sets c->key_arn.
  */
 CL_MUST_USE cl_status kms_key_load(kms_call *c, const char *id, unsigned flags, kms_key_rec *k);
-/* arn:aws:kms:REGION:ACCOUNT:key/KEY_ID */
+/* The key a ciphertext blob names (of any account: the key policy decides), which must be in
+ * the request's region: a blob made in another region, or whose key is in one, is
+ * InvalidCiphertextException, as AWS answers a ciphertext taken to another region. */
+CL_MUST_USE cl_status kms_key_load_blob(kms_call *c, const kms_blob *b, kms_key_rec *k);
+/* arn:PARTITION:kms:REGION:ACCOUNT:key/KEY_ID in the request's region. */
 void kms_key_arn(const kms_call *c, const char *account, const char *key_id, char *out, size_t cap);
+/* arn:PARTITION:kms:REGION:ACCOUNT:alias/NAME in the request's region (name is "alias/NAME"). */
+void kms_alias_arn(const kms_call *c, const char *account, const char *name, char *out, size_t cap);
 /* Adds a fresh key version and makes it current (CL_ERR_STATE when another request did first). */
 CL_MUST_USE cl_status kms_key_rotate(kms_call *c, kms_key_rec *k, bool on_demand);
 /*

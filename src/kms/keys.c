@@ -302,7 +302,9 @@ cl_status kms_blob_parse(const uint8_t *blob, size_t len, kms_blob *out)
     uint8_t ver, id_len;
     const uint8_t *id;
     CL_GUARD(cl_reader_u8(&r, &ver));
-    CL_ENSURE(ver == KMS_BLOB_VERSION, CL_ERR_FORMAT, "ciphertext blob version %u is not %d", ver, KMS_BLOB_VERSION);
+    CL_ENSURE(ver == KMS_BLOB_VERSION || ver == KMS_BLOB_VERSION_V1, CL_ERR_FORMAT,
+              "ciphertext blob version %u is not %d (or %d)", ver, KMS_BLOB_VERSION, KMS_BLOB_VERSION_V1);
+    out->format = ver;
     CL_GUARD(cl_reader_u8(&r, &id_len));
     CL_ENSURE(id_len == KMS_KEY_ID_LEN, CL_ERR_FORMAT, "ciphertext blob key id length %u", id_len);
     CL_GUARD(cl_reader_bytes(&r, id_len, &id));
@@ -313,6 +315,17 @@ cl_status kms_blob_parse(const uint8_t *blob, size_t len, kms_blob *out)
     }
     memcpy(out->key_id, id, id_len);
     out->key_id[id_len] = '\0';
+    if (ver == KMS_BLOB_VERSION) {
+        uint8_t region_len;
+        const uint8_t *region;
+        CL_GUARD(cl_reader_u8(&r, &region_len));
+        CL_ENSURE(region_len >= 1 && region_len <= KMS_REGION_MAX, CL_ERR_FORMAT,
+                  "ciphertext blob region length %u is not 1..%d", region_len, KMS_REGION_MAX);
+        CL_GUARD(cl_reader_bytes(&r, region_len, &region));
+        memcpy(out->region, region, region_len);
+        out->region[region_len] = '\0';
+        CL_ENSURE(kms_region_name_ok(out->region), CL_ERR_FORMAT, "ciphertext blob region is not a region name");
+    }
     CL_GUARD(cl_reader_u32be(&r, &out->version));
     CL_ENSURE(out->version >= 1, CL_ERR_FORMAT, "ciphertext blob key version 0");
     CL_GUARD(cl_reader_bytes(&r, CL_GCM_NONCE_LEN, &out->nonce));
@@ -333,10 +346,11 @@ static CL_MUST_USE cl_status kms_blob_aad(const uint8_t *header, size_t header_l
     return cl_kvlist_encode(ctx, aad);
 }
 
-cl_status kms_blob_seal(const uint8_t material[KMS_MATERIAL_LEN], const char *key_id, uint32_t version,
-                        const cl_kvlist *ctx, const uint8_t *pt, size_t pt_len, cl_buf *blob)
+cl_status kms_blob_seal(const uint8_t material[KMS_MATERIAL_LEN], const char *key_id, const char *region,
+                        uint32_t version, const cl_kvlist *ctx, const uint8_t *pt, size_t pt_len, cl_buf *blob)
 {
     CL_ENSURE(strlen(key_id) == KMS_KEY_ID_LEN, CL_ERR_INTERNAL, "bad key id");
+    CL_ENSURE(kms_region_name_ok(region), CL_ERR_INTERNAL, "bad region for a ciphertext blob");
     CL_ENSURE(pt_len <= KMS_PLAINTEXT_MAX, CL_ERR_LIMIT, "plaintext longer than %d bytes", KMS_PLAINTEXT_MAX);
     cl_status rc = CL_OK;
     cl_gcm g = {0};
@@ -347,6 +361,8 @@ cl_status kms_blob_seal(const uint8_t material[KMS_MATERIAL_LEN], const char *ke
     CL_GUARD_GOTO(cl_buf_append_u8(blob, KMS_BLOB_VERSION));
     CL_GUARD_GOTO(cl_buf_append_u8(blob, KMS_KEY_ID_LEN));
     CL_GUARD_GOTO(cl_buf_append(blob, key_id, KMS_KEY_ID_LEN));
+    CL_GUARD_GOTO(cl_buf_append_u8(blob, (uint8_t)strlen(region)));
+    CL_GUARD_GOTO(cl_buf_append(blob, region, strlen(region)));
     CL_GUARD_GOTO(cl_buf_append_u32be(blob, version));
     CL_GUARD_GOTO(cl_buf_append(blob, nonce, sizeof(nonce)));
     size_t hlen = blob->len;

@@ -19,10 +19,15 @@
 
 #define KMS_MATERIAL_LEN 32
 #define KMS_WRAPPED_LEN (CL_GCM_NONCE_LEN + KMS_MATERIAL_LEN + CL_GCM_TAG_LEN)
-#define KMS_BLOB_VERSION 1
+/* Version 2 records the key's region; version 1 (before regions) is still read: its key's
+ * region is its region (docs/formats/kms-ciphertext.md). */
+#define KMS_BLOB_VERSION 2
+#define KMS_BLOB_VERSION_V1 1
 #define KMS_PLAINTEXT_MAX 4096 /* AWS KMS Encrypt: Plaintext up to 4096 bytes */
 #define KMS_BLOB_MAX 6144      /* CiphertextType max length in the service model */
-#define KMS_BLOB_OVERHEAD (1 + 1 + KMS_KEY_ID_LEN + 4 + CL_GCM_NONCE_LEN + CL_GCM_TAG_LEN)
+/* Bytes of a blob besides its ciphertext, for a region name of region_len bytes. */
+#define KMS_BLOB_OVERHEAD(region_len) \
+    (1 + 1 + KMS_KEY_ID_LEN + 1 + (region_len) + 4 + CL_GCM_NONCE_LEN + CL_GCM_TAG_LEN)
 
 typedef struct kms_root_key {
     uint8_t *key; /* secure memory, CL_AES256_KEY_LEN */
@@ -84,7 +89,9 @@ void kms_cache_evict_key(kms_material_cache *mc, const char *key_id);
 
 /* The parsed header of a ciphertext blob; pointers borrow the blob. */
 typedef struct kms_blob {
+    unsigned format; /* KMS_BLOB_VERSION or KMS_BLOB_VERSION_V1 */
     char key_id[KMS_KEY_ID_LEN + 1];
+    char region[KMS_REGION_MAX + 1]; /* "" in a version-1 blob: its key's region */
     uint32_t version;
     const uint8_t *header; /* bytes covered as AAD */
     size_t header_len;
@@ -95,8 +102,10 @@ typedef struct kms_blob {
 } kms_blob;
 
 CL_MUST_USE cl_status kms_blob_parse(const uint8_t *blob, size_t len, kms_blob *out);
-CL_MUST_USE cl_status kms_blob_seal(const uint8_t material[KMS_MATERIAL_LEN], const char *key_id, uint32_t version,
-                                    const cl_kvlist *ctx, const uint8_t *pt, size_t pt_len, cl_buf *blob);
+/* A version-2 blob: key_id and its region (that of the key's record) are in the header. */
+CL_MUST_USE cl_status kms_blob_seal(const uint8_t material[KMS_MATERIAL_LEN], const char *key_id, const char *region,
+                                    uint32_t version, const cl_kvlist *ctx, const uint8_t *pt, size_t pt_len,
+                                    cl_buf *blob);
 /* plaintext must be a secret buffer. CL_ERR_AUTH on a wrong context or a
  * tampered blob. */
 CL_MUST_USE cl_status kms_blob_open(const uint8_t material[KMS_MATERIAL_LEN], const kms_blob *b, const cl_kvlist *ctx,

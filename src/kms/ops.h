@@ -26,6 +26,20 @@ CL_MUST_USE cl_status kms_op_cancel_key_deletion(kms_call *c);
 CL_MUST_USE cl_status kms_op_get_key_policy(kms_call *c);
 CL_MUST_USE cl_status kms_op_put_key_policy(kms_call *c);
 CL_MUST_USE cl_status kms_op_list_key_policies(kms_call *c);
+CL_MUST_USE cl_status kms_op_update_key_description(kms_call *c);
+
+/* --- ops_import.c: imported key material (Origin EXTERNAL) --------------------- */
+CL_MUST_USE cl_status kms_op_get_parameters_for_import(kms_call *c);
+CL_MUST_USE cl_status kms_op_import_key_material(kms_call *c);
+CL_MUST_USE cl_status kms_op_delete_imported_key_material(kms_call *c);
+
+/* --- ops_last_use.c: GetKeyLastUsage ----------------------------------------------- */
+CL_MUST_USE cl_status kms_op_get_key_last_usage(kms_call *c);
+
+/* --- ops_unsupported.c: custom key stores and multi-Region keys ----------------- */
+/* UnsupportedOperationException saying why (one server, no other key store, no replicas). */
+CL_MUST_USE cl_status kms_op_unsupported_key_store(kms_call *c);
+CL_MUST_USE cl_status kms_op_unsupported_multi_region(kms_call *c);
 
 /* --- ops_rotation.c: key rotation ------------------------------------------- */
 CL_MUST_USE cl_status kms_op_enable_key_rotation(kms_call *c);

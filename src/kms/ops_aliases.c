@@ -3,7 +3,7 @@
  * cloister-kms: aliases: CreateAlias, UpdateAlias, DeleteAlias, ListAliases (ops.h). An
  * alias and its key are in the same account, and each key it points to (the old and the
  * new one) must allow the action (AWS KMS Developer Guide, "Controlling access to
- * aliases"). Uses request.c and key_access.c.
+ * aliases"). Aliases are named within an account and a region. Uses request.c and key_access.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,23 +13,22 @@
 #include "ops.h"
 #include "request.h"
 
-/* AliasNameType: ^[a-zA-Z0-9:/_-]+$, 1..256, "alias/" prefix; "alias/aws/"
- * is reserved for AWS managed keys. */
-static CL_MUST_USE cl_status kms_check_alias_name(kms_call *c, const char *name)
+/* AliasName: AliasNameType (^[a-zA-Z0-9:/_-]+$, 1..256; checked first, as the model is), then
+ * the "alias/" prefix in AWS's words (recorded against AWS in LocalStack's
+ * tests/aws/services/kms/test_kms.snapshot.json, test_create_alias); "alias/aws/" is reserved
+ * for AWS managed keys (CreateAlias, API Reference). */
+static CL_MUST_USE cl_status kms_alias_name(kms_call *c, const char **name)
 {
-    bool ok = strncmp(name, "alias/", 6) == 0 && strlen(name) > 6;
-    for (const char *p = name; ok && *p; p++)
-        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == ':' ||
-             *p == '/' || *p == '_' || *p == '-';
-    if (!ok)
+    CL_GUARD(kms_req_name(c, "AliasName", true, KMS_ALIAS_MAX, name));
+    if (strncmp(*name, "alias/", 6) != 0 || (*name)[6] == '\0')
         KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE,
-                    "Alias must start with the prefix \"alias/\" and "
-                    "contain only [a-zA-Z0-9:/_-].");
-    if (strncmp(name, "alias/aws/", 10) == 0)
+                    "Alias must start with the prefix \"alias/\". Please see "
+                    "https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html");
+    if (strncmp(*name, "alias/aws/", 10) == 0)
         KMS_FAIL_AS(c, "NotAuthorizedException", CL_ERR_DENIED,
                     "Cannot create, update or delete alias %s: the prefix "
                     "alias/aws/ is reserved for AWS managed keys",
-                    name);
+                    *name);
     return CL_OK;
 }
 
@@ -40,7 +39,8 @@ static CL_MUST_USE cl_status kms_alias_target(kms_call *c, const char *action, k
     if (strncmp(target, "alias/", 6) == 0 || strstr(target, ":alias/") != NULL)
         KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE, "Aliases must refer to keys. Not aliases");
     CL_GUARD(kms_key_load(c, target, 0, k));
-    /* An alias and its key are in the same account (AWS KMS, CreateAlias). */
+    /* An alias and its key are in the same account and region (AWS KMS, CreateAlias): kms_key_load
+     * finds keys of the request's region only. */
     if (strcmp(k->account, c->principal->account) != 0) {
         kms_key_rec_clear(k);
         KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Key '%s' does not exist", target);
@@ -57,8 +57,7 @@ static CL_MUST_USE cl_status kms_alias_target(kms_call *c, const char *action, k
 cl_status kms_op_create_alias(kms_call *c)
 {
     const char *name;
-    CL_GUARD(kms_req_str(c, "AliasName", true, 1, KMS_ALIAS_MAX, &name));
-    CL_GUARD(kms_check_alias_name(c, name));
+    CL_GUARD(kms_alias_name(c, &name));
     kms_key_rec k;
     CL_GUARD(kms_alias_target(c, "kms:CreateAlias", &k));
     kms_alias_rec a;
@@ -66,26 +65,28 @@ cl_status kms_op_create_alias(kms_call *c)
     (void)snprintf(a.name, sizeof(a.name), "%s", name);
     (void)snprintf(a.key_id, sizeof(a.key_id), "%s", k.key_id);
     a.created = a.updated = c->now;
-    cl_status rc = c->kms->store->ops->create_alias(c->kms->store, c->principal->account, &a);
+    cl_status rc = c->kms->store->ops->create_alias(c->kms->store, c->principal->account, c->region, &a);
     if (rc == CL_ERR_EXISTS) {
+        char arn[KMS_ARN_MAX + 1];
+        kms_alias_arn(c, c->principal->account, name, arn, sizeof(arn));
         c->exception = "AlreadyExistsException";
-        rc = CL_RAISE(CL_ERR_EXISTS, "An alias with the name arn:aws:kms:%s:%s:%s already exists", c->kms->cfg->region,
-                      c->principal->account, name);
+        rc = CL_RAISE(CL_ERR_EXISTS, "An alias with the name %s already exists", arn);
     }
     kms_key_rec_clear(&k);
     return rc;
 }
 
-/* AliasName from the request, checked, and its record (NotFoundException when
- * the account has no such alias). */
+/* AliasName from the request, checked, and its record (NotFoundException when the account
+ * has no such alias in the request's region, in AWS's words: "Alias ALIAS_ARN is not found."). */
 static CL_MUST_USE cl_status kms_alias_existing(kms_call *c, const char **name, kms_alias_rec *a)
 {
-    CL_GUARD(kms_req_str(c, "AliasName", true, 1, KMS_ALIAS_MAX, name));
-    CL_GUARD(kms_check_alias_name(c, *name));
-    cl_status rc = c->kms->store->ops->get_alias(c->kms->store, c->principal->account, *name, a);
-    if (rc == CL_ERR_NOT_FOUND)
-        KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Alias arn:aws:kms:%s:%s:%s is not found.",
-                    c->kms->cfg->region, c->principal->account, *name);
+    CL_GUARD(kms_alias_name(c, name));
+    cl_status rc = c->kms->store->ops->get_alias(c->kms->store, c->principal->account, c->region, *name, a);
+    if (rc == CL_ERR_NOT_FOUND) {
+        char arn[KMS_ARN_MAX + 1];
+        kms_alias_arn(c, c->principal->account, *name, arn, sizeof(arn));
+        KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Alias %s is not found.", arn);
+    }
     return rc;
 }
 
@@ -115,7 +116,7 @@ cl_status kms_op_update_alias(kms_call *c)
     CL_GUARD(kms_alias_target(c, "kms:UpdateAlias", &k));
     (void)snprintf(a.key_id, sizeof(a.key_id), "%s", k.key_id);
     a.updated = c->now;
-    cl_status rc = c->kms->store->ops->update_alias(c->kms->store, c->principal->account, &a);
+    cl_status rc = c->kms->store->ops->update_alias(c->kms->store, c->principal->account, c->region, &a);
     kms_key_rec_clear(&k);
     return rc;
 }
@@ -126,7 +127,7 @@ cl_status kms_op_delete_alias(kms_call *c)
     kms_alias_rec a;
     CL_GUARD(kms_alias_existing(c, &name, &a));
     CL_GUARD(kms_alias_authorize_current(c, a.key_id, "kms:DeleteAlias"));
-    return c->kms->store->ops->delete_alias(c->kms->store, c->principal->account, name);
+    return c->kms->store->ops->delete_alias(c->kms->store, c->principal->account, c->region, name);
 }
 
 cl_status kms_op_list_aliases(kms_call *c)
@@ -148,14 +149,13 @@ cl_status kms_op_list_aliases(kms_call *c)
     CL_ENSURE(as != NULL, CL_ERR_NOMEM, "out of memory");
     size_t n;
     bool more;
-    cl_status rc = c->kms->store->ops->list_aliases(c->kms->store, c->principal->account, id ? key_id : NULL, after,
-                                                    (size_t)limit, as, &n, &more);
+    cl_status rc = c->kms->store->ops->list_aliases(c->kms->store, c->principal->account, c->region, id ? key_id : NULL,
+                                                    after, (size_t)limit, as, &n, &more);
     if (rc == CL_OK) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++) {
             char arn[KMS_ARN_MAX + 1];
-            (void)snprintf(arn, sizeof(arn), "arn:aws:kms:%s:%s:%s", c->kms->cfg->region, c->principal->account,
-                           as[i].name);
+            kms_alias_arn(c, c->principal->account, as[i].name, arn, sizeof(arn));
             json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:I, s:I}", "AliasName", as[i].name, "AliasArn", arn,
                                                  "TargetKeyId", as[i].key_id, "CreationDate", (json_int_t)as[i].created,
                                                  "LastUpdatedDate", (json_int_t)as[i].updated));

@@ -29,7 +29,7 @@ static CL_MUST_USE cl_status kms_encrypt_with(kms_call *c, const kms_key_rec *k,
     cl_buf material;
     cl_buf_init_secret(&material, KMS_MATERIAL_LEN);
     cl_status rc = kms_key_material(c, k, k->current_version, &material);
-    if (rc == CL_OK) rc = kms_blob_seal(material.data, k->key_id, k->current_version, ctx, pt, pt_len, blob);
+    if (rc == CL_OK) rc = kms_blob_seal(material.data, k->key_id, k->region, k->current_version, ctx, pt, pt_len, blob);
     cl_buf_free(&material);
     return rc;
 }
@@ -42,8 +42,8 @@ static CL_MUST_USE cl_status kms_decrypt_blob(kms_call *c, const cl_buf *blob, c
     kms_blob b;
     if (kms_blob_parse(blob->data, blob->len, &b) != CL_OK)
         KMS_FAIL_AS(c, "InvalidCiphertextException", CL_ERR_AUTH, "The ciphertext is not a valid ciphertext blob");
-    /* The blob names the key; it may be another account's (the key policy decides). */
-    CL_GUARD(kms_key_load(c, b.key_id, KMS_KEY_ANY_ACCOUNT, k));
+    /* The blob names the key (in the request's region); it may be another account's. */
+    CL_GUARD(kms_key_load_blob(c, &b, k));
     cl_status rc = CL_OK;
     cl_buf material;
     cl_buf_init_secret(&material, KMS_MATERIAL_LEN);

@@ -34,7 +34,7 @@ cl_status kms_op_create_grant(kms_call *c)
     CL_GUARD_GOTO(kms_req_str(c, "KeyId", true, 1, 2048, &id));
     CL_GUARD_GOTO(kms_req_str(c, "GranteePrincipal", true, 1, 256, &grantee));
     CL_GUARD_GOTO(kms_req_str(c, "RetiringPrincipal", false, 1, 256, &retiring));
-    CL_GUARD_GOTO(kms_req_str(c, "Name", false, 1, KMS_GRANT_NAME_MAX, &name));
+    CL_GUARD_GOTO(kms_req_name(c, "Name", false, KMS_GRANT_NAME_MAX, &name));
     CL_GUARD_GOTO(kms_grant_tokens_check(c));
     json_t *ops = json_object_get(c->req, "Operations");
     if (ops == NULL || json_is_null(ops)) CL_GUARD_GOTO(kms_req_null(c, "Operations"));
@@ -83,6 +83,7 @@ cl_status kms_op_create_grant(kms_call *c)
     (void)snprintf(g.grantee, sizeof(g.grantee), "%s", grantee);
     (void)snprintf(g.retiring, sizeof(g.retiring), "%s", retiring ? retiring : "");
     (void)snprintf(g.issuing_account, sizeof(g.issuing_account), "%s", c->principal->account);
+    (void)snprintf(g.region, sizeof(g.region), "%s", k.region);
     (void)snprintf(g.name, sizeof(g.name), "%s", name ? name : "");
     g.created = c->now;
     CL_GUARD_GOTO(c->kms->store->ops->create_grant(c->kms->store, &g));
@@ -169,8 +170,8 @@ cl_status kms_op_list_retirable_grants(kms_call *c)
     CL_GUARD(kms_req_str(c, "RetiringPrincipal", true, 1, 256, &retiring));
     CL_GUARD(kms_req_int(c, "Limit", &have, 1, KMS_LIST_MAX, &limit));
     CL_GUARD(kms_req_marker(c, &after));
-    kms_grant_filter f = {.retiring = retiring};
-    /* Only grants on keys of the caller's account are visible to it. */
+    kms_grant_filter f = {.retiring = retiring, .region = c->region};
+    /* Only grants on keys of the caller's account, in the request's region, are visible to it. */
     return kms_list_grants(c, &f, after, limit, c->principal->account);
 }
 
@@ -187,6 +188,10 @@ cl_status kms_op_retire_grant(kms_call *c)
         CL_GUARD(kms_grant_token_find(c, token, &g));
     } else {
         cl_status rc = c->kms->store->ops->get_grant(c->kms->store, gid, &g);
+        if (rc == CL_OK && strcmp(g.region, c->region) != 0) { /* a grant of another region is not here */
+            kms_grant_rec_clear(&g);
+            rc = CL_ERR_NOT_FOUND;
+        }
         if (rc == CL_ERR_NOT_FOUND)
             KMS_FAIL_AS(c, "NotFoundException", CL_ERR_NOT_FOUND, "Grant %s does not exist", gid);
         CL_GUARD(rc);

@@ -52,7 +52,8 @@ static CL_MUST_USE cl_status kms_pair_seal(kms_call *c, const kms_key_rec *k, co
     cl_buf_init_secret(&material, KMS_MATERIAL_LEN);
     cl_status rc = kms_key_material(c, k, k->current_version, &material);
     if (rc == CL_OK)
-        rc = kms_blob_seal(material.data, k->key_id, k->current_version, &c->audit_ctx, pkcs8->data, pkcs8->len, blob);
+        rc = kms_blob_seal(material.data, k->key_id, k->region, k->current_version, &c->audit_ctx, pkcs8->data,
+                           pkcs8->len, blob);
     cl_buf_free(&material);
     return rc;
 }

@@ -26,6 +26,7 @@ static const char *kms_state_name(kms_key_state s)
     case KMS_KEY_ENABLED: return "Enabled";
     case KMS_KEY_DISABLED: return "Disabled";
     case KMS_KEY_PENDING_DELETION: return "PendingDeletion";
+    case KMS_KEY_PENDING_IMPORT: return "PendingImport";
     }
     return "Unavailable";
 }
@@ -44,14 +45,21 @@ static void kms_keyspec_describe(const kms_key_rec *k, json_t *meta)
 
 static CL_MUST_USE cl_status kms_key_metadata(const kms_key_rec *k, json_t **out)
 {
-    json_t *m =
-        json_pack("{s:s, s:s, s:s, s:I, s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:[s], s:b}", "AWSAccountId",
-                  k->account, "KeyId", k->key_id, "Arn", k->arn, "CreationDate", (json_int_t)k->created, "Enabled",
-                  k->state == KMS_KEY_ENABLED, "Description", k->description, "KeyUsage", k->key_usage, "KeyState",
-                  kms_state_name(k->state), "Origin", "AWS_KMS", "KeyManager", "CUSTOMER", "CustomerMasterKeySpec",
-                  k->key_spec, "KeySpec", k->key_spec, "EncryptionAlgorithms", "SYMMETRIC_DEFAULT", "MultiRegion", 0);
+    json_t *m = json_pack(
+        "{s:s, s:s, s:s, s:I, s:b, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:[s], s:b}", "AWSAccountId", k->account, "KeyId",
+        k->key_id, "Arn", k->arn, "CreationDate", (json_int_t)k->created, "Enabled", k->state == KMS_KEY_ENABLED,
+        "Description", k->description, "KeyUsage", k->key_usage, "KeyState", kms_state_name(k->state), "Origin",
+        k->external ? "EXTERNAL" : "AWS_KMS", "KeyManager", "CUSTOMER", "CustomerMasterKeySpec", k->key_spec, "KeySpec",
+        k->key_spec, "EncryptionAlgorithms", "SYMMETRIC_DEFAULT", "MultiRegion", 0);
     CL_ENSURE(m != NULL, CL_ERR_NOMEM, "out of memory");
     kms_keyspec_describe(k, m);
+    if (k->external && k->imported) {
+        /* KeyMetadata's ExpirationModel and ValidTo: "present only when Origin is EXTERNAL". */
+        json_object_set_new(
+            m, "ExpirationModel",
+            json_string(k->material_valid_to != 0 ? "KEY_MATERIAL_EXPIRES" : "KEY_MATERIAL_DOES_NOT_EXPIRE"));
+        if (k->material_valid_to != 0) json_object_set_new(m, "ValidTo", json_integer(k->material_valid_to));
+    }
     if (k->state == KMS_KEY_PENDING_DELETION) {
         json_object_set_new(m, "DeletionDate", json_integer(k->deletion_date));
         json_object_set_new(m, "PendingDeletionWindowInDays", json_integer(k->pending_days));
@@ -158,6 +166,38 @@ static CL_MUST_USE cl_status kms_policy_lockout_check(kms_call *c, const kms_pol
                 c->principal->arn);
 }
 
+/* OriginType of the service model. */
+static const char *const kms_model_origins[] = {"AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE", NULL};
+
+/*
+ * CreateKey's members that put a key elsewhere than in this server's own store: a custom key store
+ * (CloudHSM or external, CustomKeyStoreId, XksKeyId, Origin AWS_CLOUDHSM / EXTERNAL_KEY_STORE) or
+ * several Regions (MultiRegion). This server is one key store in one place; AWS would answer a
+ * CustomKeyStoreId it does not know with CustomKeyStoreNotFoundException and create a multi-Region
+ * key (docs/kms.md, "Operations").
+ */
+static CL_MUST_USE cl_status kms_create_key_where(kms_call *c, const char *origin, const char *store_id,
+                                                  const char *xks_key, bool multi_region)
+{
+    if (origin != NULL && !kms_str_in(kms_model_origins, origin))
+        return kms_req_enum_fail(c, "Origin", origin, kms_model_origins);
+    if (origin != NULL && (strcmp(origin, "AWS_CLOUDHSM") == 0 || strcmp(origin, "EXTERNAL_KEY_STORE") == 0))
+        KMS_FAIL_AS(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED,
+                    "Origin %s is not supported by this server: it has no custom key stores (CloudHSM or external); "
+                    "its keys live in its own store (Origin AWS_KMS, or EXTERNAL for imported key material)",
+                    origin);
+    if (store_id != NULL || xks_key != NULL)
+        KMS_FAIL_AS(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED,
+                    "%s is not supported by this server: it has no custom key stores (CloudHSM or external); omit it "
+                    "to create the key in this server's own store",
+                    store_id != NULL ? "CustomKeyStoreId" : "XksKeyId");
+    if (multi_region)
+        KMS_FAIL_AS(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED,
+                    "MultiRegion true is not supported by this server: it is one server, and a key of one Region is "
+                    "not replicated into another; omit MultiRegion or set it to false");
+    return CL_OK;
+}
+
 cl_status kms_op_create_key(kms_call *c)
 {
     cl_status rc = CL_OK;
@@ -171,8 +211,8 @@ cl_status kms_op_create_key(kms_call *c)
     json_t *meta = NULL;
     cl_kvlist tags;
     cl_kvlist_init(&tags);
-    const char *policy, *desc, *usage, *spec, *cmk_spec, *origin;
-    bool bypass;
+    const char *policy, *desc, *usage, *spec, *cmk_spec, *origin, *store_id, *xks_key;
+    bool bypass, multi_region;
     CL_GUARD_GOTO(kms_req_str(c, "Policy", false, 1, KMS_POLICY_MAX, &policy));
     CL_GUARD_GOTO(kms_req_bool(c, "BypassPolicyLockoutSafetyCheck", &bypass));
     CL_GUARD_GOTO(kms_req_str(c, "Description", false, 0, KMS_DESCRIPTION_MAX, &desc));
@@ -180,13 +220,22 @@ cl_status kms_op_create_key(kms_call *c)
     CL_GUARD_GOTO(kms_req_str(c, "KeySpec", false, 1, 64, &spec));
     CL_GUARD_GOTO(kms_req_str(c, "CustomerMasterKeySpec", false, 1, 64, &cmk_spec));
     CL_GUARD_GOTO(kms_req_str(c, "Origin", false, 1, 64, &origin));
+    CL_GUARD_GOTO(kms_req_str(c, "CustomKeyStoreId", false, 1, 64, &store_id));
+    CL_GUARD_GOTO(kms_req_str(c, "XksKeyId", false, 1, 128, &xks_key));
+    CL_GUARD_GOTO(kms_req_bool(c, "MultiRegion", &multi_region));
     CL_GUARD_GOTO(kms_tags_member(c, "Tags", &tags));
+    CL_GUARD_GOTO(kms_create_key_where(c, origin, store_id, xks_key, multi_region));
     CL_GUARD_GOTO(kms_keyspec_choose(c, usage, spec, cmk_spec, &si, &usage_chosen));
     CL_ENSURE_GOTO(si != NULL, CL_ERR_INTERNAL, "no key spec was chosen");
-    if (origin != NULL && strcmp(origin, "AWS_KMS") != 0)
-        KMS_FAIL_AS_GOTO(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED, "Origin %s is not supported", origin);
+    bool external = origin != NULL && strcmp(origin, "EXTERNAL") == 0;
+    if (external && si->kind != KMS_KIND_SYMMETRIC)
+        KMS_FAIL_AS_GOTO(c, "UnsupportedOperationException", CL_ERR_UNSUPPORTED,
+                         "Origin EXTERNAL with KeySpec %s is not supported by this server: it imports key material "
+                         "into SYMMETRIC_DEFAULT keys only",
+                         si->name);
     CL_GUARD_GOTO(kms_new_key_id(k.key_id));
     (void)snprintf(k.account, sizeof(k.account), "%s", c->principal->account);
+    (void)snprintf(k.region, sizeof(k.region), "%s", c->region);
     kms_key_arn(c, k.account, k.key_id, k.arn, sizeof(k.arn));
     if (policy != NULL) {
         if (kms_policy_parse(policy, strlen(policy), &pol) != CL_OK)
@@ -199,15 +248,17 @@ cl_status kms_op_create_key(kms_call *c)
         CL_GUARD_GOTO(kms_policy_default(c->principal->account, &k.policy));
     }
     k.created = c->now;
-    k.state = KMS_KEY_ENABLED;
+    /* "Keys with imported key material are created in the PendingImport state" (Key states). */
+    k.state = external ? KMS_KEY_PENDING_IMPORT : KMS_KEY_ENABLED;
+    k.external = external;
     (void)snprintf(k.description, sizeof(k.description), "%s", desc ? desc : "");
     (void)snprintf(k.key_usage, sizeof(k.key_usage), "%s", kms_usage_name(usage_chosen));
     (void)snprintf(k.key_spec, sizeof(k.key_spec), "%s", si->name);
     k.current_version = 1;
     k.rotation_period_days = KMS_ROTATION_DEFAULT_DAYS;
     k.last_rotated = c->now;
-    CL_GUARD_GOTO(kms_keyspec_material(c, si, k.arn, &wrapped));
-    CL_GUARD_GOTO(c->kms->store->ops->create_key(c->kms->store, &k, wrapped.data, wrapped.len));
+    if (!external) CL_GUARD_GOTO(kms_keyspec_material(c, si, k.arn, &wrapped));
+    CL_GUARD_GOTO(c->kms->store->ops->create_key(c->kms->store, &k, external ? NULL : wrapped.data, wrapped.len));
     (void)snprintf(c->key_arn, sizeof(c->key_arn), "%s", k.arn);
     CL_GUARD_GOTO(kms_tags_store(c, k.key_id, &tags));
     CL_GUARD_GOTO(kms_key_metadata(&k, &meta));
@@ -245,8 +296,8 @@ cl_status kms_op_list_keys(kms_call *c)
     CL_ENSURE(ids != NULL, CL_ERR_NOMEM, "out of memory");
     size_t n;
     bool more;
-    cl_status rc =
-        c->kms->store->ops->list_keys(c->kms->store, c->principal->account, after, (size_t)limit, ids, &n, &more);
+    cl_status rc = c->kms->store->ops->list_keys(c->kms->store, c->principal->account, c->region, after, (size_t)limit,
+                                                 ids, &n, &more);
     if (rc == CL_OK) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++) {
@@ -272,6 +323,9 @@ static CL_MUST_USE cl_status kms_set_state(kms_call *c, const char *action, kms_
     CL_GUARD_GOTO(kms_key_authorize(c, &k, action, NULL));
     if (k.state == KMS_KEY_PENDING_DELETION)
         KMS_FAIL_AS_GOTO(c, "KMSInvalidStateException", CL_ERR_STATE, "%s is pending deletion.", k.arn);
+    if (k.state == KMS_KEY_PENDING_IMPORT)
+        KMS_FAIL_AS_GOTO(c, "KMSInvalidStateException", CL_ERR_STATE,
+                         "%s is pending import: import its key material first (ImportKeyMaterial).", k.arn);
     k.state = to;
     CL_GUARD_GOTO(c->kms->store->ops->update_key(c->kms->store, &k));
 out:
@@ -396,6 +450,25 @@ cl_status kms_op_list_key_policies(kms_call *c)
         json_object_set_new(c->resp, "PolicyNames", json_pack("[s]", "default"));
         json_object_set_new(c->resp, "Truncated", json_false());
     }
+    kms_key_rec_clear(&k);
+    return rc;
+}
+
+/* UpdateKeyDescription: any key state but PendingDeletion (AWS's key state table). */
+cl_status kms_op_update_key_description(kms_call *c)
+{
+    const char *id, *desc;
+    CL_GUARD(kms_req_str(c, "KeyId", true, 1, 2048, &id));
+    CL_GUARD(kms_req_str(c, "Description", true, 0, KMS_DESCRIPTION_MAX, &desc));
+    kms_key_rec k;
+    CL_GUARD(kms_key_load(c, id, 0, &k));
+    cl_status rc = CL_OK;
+    CL_GUARD_GOTO(kms_key_authorize(c, &k, "kms:UpdateKeyDescription", NULL));
+    if (k.state == KMS_KEY_PENDING_DELETION)
+        KMS_FAIL_AS_GOTO(c, "KMSInvalidStateException", CL_ERR_STATE, "%s is pending deletion.", k.arn);
+    (void)snprintf(k.description, sizeof(k.description), "%s", desc);
+    CL_GUARD_GOTO(c->kms->store->ops->update_key(c->kms->store, &k));
+out:
     kms_key_rec_clear(&k);
     return rc;
 }

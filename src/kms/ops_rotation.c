@@ -29,6 +29,16 @@ static CL_MUST_USE cl_status kms_rotation_key(kms_call *c, const char *action, k
         c->exception = "UnsupportedOperationException";
         rc = CL_RAISE(CL_ERR_UNSUPPORTED, "%s is a %s key: only symmetric encryption keys rotate", k->arn, k->key_spec);
     }
+    /* "You cannot enable automatic rotation of ... KMS keys with imported key material"
+     * (EnableKeyRotation). AWS rotates them on demand only into new material imported for it
+     * (ImportType NEW_KEY_MATERIAL), which this server does not take (ops_import.c). */
+    if (rc == CL_OK && k->external) {
+        c->exception = "UnsupportedOperationException";
+        rc = CL_RAISE(CL_ERR_UNSUPPORTED,
+                      "%s has imported key material (Origin EXTERNAL): it does not rotate here; to change its "
+                      "material, create a new key",
+                      k->arn);
+    }
     if (rc == CL_OK) rc = kms_key_require_enabled(c, k);
     if (rc != CL_OK) kms_key_rec_clear(k);
     return rc;

@@ -23,6 +23,30 @@ cl_status kms_req_null(kms_call *c, const char *member)
                 kms_lower_first(member), member + 1);
 }
 
+/* The value as a validation message quotes it: whole up to KMS_QUOTE_MAX bytes (AWS quotes it
+ * whole; ours stays within one error message, and its constraint, the part that says what to
+ * do, is not cut off), else its start and "...". */
+#define KMS_QUOTE_MAX 256
+
+/*
+ * AWS's message for a string outside its model length, one constraint at a time as AWS names
+ * them: "1 validation error detected: Value 'V' at 'keyId' failed to satisfy constraint: Member
+ * must have length less than or equal to 2048" (or "greater than or equal to 1"); recorded
+ * against AWS in LocalStack's tests/aws/services/kms/test_kms.snapshot.json (tags.1.member.tagKey,
+ * ...), and the shape of every "1 validation error detected" of the AWS JSON protocols.
+ */
+static CL_MUST_USE cl_status kms_str_length_fail(kms_call *c, const char *member, const char *value, size_t len,
+                                                 size_t min, size_t max)
+{
+    bool long_ = len > max;
+    KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE,
+                "1 validation error detected: Value '%.*s%s' at '%c%s' failed to satisfy constraint: Member must "
+                "have length %s %zu",
+                (int)(len < KMS_QUOTE_MAX ? len : KMS_QUOTE_MAX), value, len > KMS_QUOTE_MAX ? "..." : "",
+                kms_lower_first(member), member + 1, long_ ? "less than or equal to" : "greater than or equal to",
+                long_ ? max : min);
+}
+
 cl_status kms_req_str(kms_call *c, const char *member, bool required, size_t min, size_t max, const char **out)
 {
     json_t *v = json_object_get(c->req, member);
@@ -33,12 +57,26 @@ cl_status kms_req_str(kms_call *c, const char *member, bool required, size_t min
     }
     if (!json_is_string(v)) KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s must be a string", member);
     size_t len = json_string_length(v);
-    if (len < min || len > max || strlen(json_string_value(v)) != len)
-        KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE,
-                    "1 validation error detected: Value at '%s' failed to satisfy constraint: Member must have length "
-                    "between %zu and %zu",
-                    member, min, max);
+    /* A NUL inside is no text this server stores or compares; AWS's models have no such strings. */
+    if (strlen(json_string_value(v)) != len)
+        KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s holds a NUL character", member);
+    if (len < min || len > max) return kms_str_length_fail(c, member, json_string_value(v), len, min, max);
     *out = json_string_value(v);
+    return CL_OK;
+}
+
+cl_status kms_req_name(kms_call *c, const char *member, bool required, size_t max, const char **out)
+{
+    CL_GUARD(kms_req_str(c, member, required, 1, max, out));
+    bool ok = true;
+    for (const char *p = *out; ok && p != NULL && *p; p++)
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == ':' ||
+             *p == '/' || *p == '_' || *p == '-';
+    if (!ok)
+        KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE,
+                    "1 validation error detected: Value '%.*s' at '%c%s' failed to satisfy constraint: Member must "
+                    "satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$",
+                    KMS_QUOTE_MAX, *out, kms_lower_first(member), member + 1);
     return CL_OK;
 }
 
@@ -49,11 +87,14 @@ cl_status kms_req_int(kms_call *c, const char *member, bool *present, long long 
     if (!*present) return CL_OK;
     if (!json_is_integer(v)) KMS_FAIL_AS(c, "SerializationException", CL_ERR_FORMAT, "%s must be an integer", member);
     *out = json_integer_value(v);
+    /* AWS's words, one bound at a time ("Value '0' at 'numberOfBytes' ... Member must have value
+     * greater than or equal to 1", LocalStack's AWS-recorded snapshot, test_generate_random). */
     if (*out < min || *out > max)
         KMS_FAIL_AS(c, "ValidationException", CL_ERR_USAGE,
-                    "1 validation error detected: Value '%lld' at '%s' failed to satisfy constraint: Member must have "
-                    "value between %lld and %lld",
-                    *out, member, min, max);
+                    "1 validation error detected: Value '%lld' at '%c%s' failed to satisfy constraint: Member must "
+                    "have value %s %lld",
+                    *out, kms_lower_first(member), member + 1,
+                    *out > max ? "less than or equal to" : "greater than or equal to", *out > max ? max : min);
     return CL_OK;
 }
 

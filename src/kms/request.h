@@ -30,6 +30,9 @@ CL_MUST_USE cl_status kms_req_null(kms_call *c, const char *member);
 /* A string member of min..max characters: NULL in *out when absent and optional. */
 CL_MUST_USE cl_status kms_req_str(kms_call *c, const char *member, bool required, size_t min, size_t max,
                                   const char **out);
+/* A string of the model's name pattern ^[a-zA-Z0-9:/_-]+$ (AliasNameType, GrantNameType), 1..max
+ * characters; AWS's "Member must satisfy regular expression pattern" otherwise. */
+CL_MUST_USE cl_status kms_req_name(kms_call *c, const char *member, bool required, size_t max, const char **out);
 /* An optional integer member within min..max; *present says whether it was given. */
 CL_MUST_USE cl_status kms_req_int(kms_call *c, const char *member, bool *present, long long min, long long max,
                                   long long *out);

@@ -60,6 +60,7 @@
 #include "cloister/sigv4.h"
 
 #include "cas_http.h"
+#include "last_use.h"
 #include "metrics.h"
 
 #define KMS_MAX_HEADERS 64
@@ -260,9 +261,36 @@ static void kms_body_free(char *body)
     if (body != NULL) cl_free_wiped(body); /* may hold plaintext (Decrypt, GenerateDataKey, GenerateRandom) */
 }
 
+/* The refusal of a credential scope's region this server does not answer: AWS's words for a
+ * wrong region ("Credential should be scoped to a valid region, not 'REGION'."), then which
+ * regions it answers. */
+static CL_MUST_USE cl_status kms_region_refused(const kms_config *cfg, const char *region)
+{
+    char list[KMS_REGIONS_MAX * (KMS_REGION_MAX + 2) + 1] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < cfg->n_regions && used < sizeof(list); i++) {
+        int n = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", cfg->regions[i]);
+        if (n < 0) break;
+        used += (size_t)n;
+    }
+    if (cfg->n_regions > 0)
+        CL_FAIL(CL_ERR_DENIED,
+                "Credential should be scoped to a valid region, not '%s'. This server answers the regions %s.", region,
+                list);
+    if (kms_region_is_aws(cfg->region))
+        CL_FAIL(CL_ERR_DENIED,
+                "Credential should be scoped to a valid region, not '%s'. This server answers every AWS region "
+                "(a name like us-east-1, eu-central-1 or ap-northeast-1).",
+                region);
+    CL_FAIL(CL_ERR_DENIED,
+            "Credential should be scoped to a valid region, not '%s'. This server answers every AWS region (a name "
+            "like us-east-1, eu-central-1 or ap-northeast-1) and %s.",
+            region, cfg->region);
+}
+
 static CL_MUST_USE cl_status kms_authenticate(kms_server *s, struct evhttp_request *req, const char *method,
                                               const uint8_t *body, size_t body_len, const kms_principal **who,
-                                              const char **exc, int64_t now)
+                                              char *region, const char **exc, int64_t now)
 {
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     const char *authz = evhttp_find_header(in, "Authorization");
@@ -295,8 +323,8 @@ static CL_MUST_USE cl_status kms_authenticate(kms_server *s, struct evhttp_reque
     }
     CL_ENSURE(p != NULL, CL_ERR_DENIED, "The security token included in the request is invalid.");
     *exc = "InvalidSignatureException";
-    CL_ENSURE(strcmp(a.region, s->cfg.region) == 0, CL_ERR_DENIED,
-              "Credential should be scoped to a valid region, not '%s'.", a.region);
+    /* Every region this server answers (kms_config_region_allowed) is at most KMS_REGION_MAX long. */
+    if (!kms_config_region_allowed(&s->cfg, a.region)) return kms_region_refused(&s->cfg, a.region);
     CL_ENSURE(strcmp(a.service, "kms") == 0, CL_ERR_DENIED, "Credential should be scoped to correct service: 'kms'.");
     if (t < now - KMS_SIGNATURE_SKEW || t > now + KMS_SIGNATURE_SKEW) {
         char nowtxt[17];
@@ -325,6 +353,7 @@ static CL_MUST_USE cl_status kms_authenticate(kms_server *s, struct evhttp_reque
               "The request signature we calculated does not match the signature you provided. Check your AWS Secret "
               "Access Key and signing method. Consult the service documentation for details.");
     *who = p;
+    (void)snprintf(region, KMS_REGION_MAX + 1, "%s", a.region);
     *exc = NULL;
     return CL_OK;
 }
@@ -375,7 +404,7 @@ static void kms_request_env(const kms_server *s, struct evhttp_request *req, int
 {
     env->secure_transport = s->tls != NULL;
     env->now = now;
-    env->region = s->cfg.region;
+    env->region = NULL;      /* aws:RequestedRegion: the request's, once authenticated (kms_handle) */
     env->via_service = NULL; /* no Cloister service calls on a caller's behalf yet */
     env->source_ip[0] = '\0';
     int family = 0;
@@ -402,6 +431,7 @@ static bool kms_op_changes_state(const char *op)
         "GenerateDataKeyWithoutPlaintext",
         "GenerateMac",
         "GenerateRandom",
+        "GetKeyLastUsage",
         "GetKeyPolicy",
         "GetKeyRotationStatus",
         "GetPublicKey",
@@ -556,7 +586,7 @@ static void kms_handle_healthz(kms_worker *w, struct evhttp_request *req)
         char ids[1][KMS_KEY_ID_LEN + 1];
         size_t n = 0;
         bool more = false;
-        cl_status rc = s->ctx.store->ops->list_keys(s->ctx.store, "000000000000", "", 1, ids, &n, &more);
+        cl_status rc = s->ctx.store->ops->list_keys(s->ctx.store, "000000000000", s->cfg.region, "", 1, ids, &n, &more);
         if (rc != CL_OK) CL_LOG_WARN("health check: the key store did not answer: %s", cl_error_message());
         if (rc == CL_OK && !atomic_load(&s->store_ok)) CL_LOG_INFO("health check: the key store answers again");
         atomic_store(&s->store_ok, rc == CL_OK);
@@ -610,10 +640,12 @@ static void kms_handle_metrics(kms_worker *w, struct evhttp_request *req)
 
 /*
  * A request to the certificate service (cas_http.h): authenticated here for its signed routes,
- * with the KMS's principals and SigV4 verifier (credential scope "kms": it is this endpoint's
- * service); answered, as the KMS's, only once its audit line is on disk; a route that changes
- * the store has its "started" line on disk before it runs. The public routes (the exported
- * values, a nonce) write no line, like /healthz.
+ * with the KMS's principals and SigV4 verifier (credential scope service "kms": it is this
+ * endpoint's service; any region the KMS answers, refused as the KMS refuses one it does not).
+ * Sessions are global, not per region, so the scope's region selects nothing here. Answered, as
+ * the KMS's, only once its audit line is on disk; a route that changes the store has its
+ * "started" line on disk before it runs. The public routes (the exported values, a nonce) write
+ * no line, like /healthz.
  */
 static void kms_handle_cas(kms_worker *w, struct evhttp_request *req, const char *path, kms_answer *answer)
 {
@@ -638,6 +670,7 @@ static void kms_handle_cas(kms_worker *w, struct evhttp_request *req, const char
                       .now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000};
     const kms_principal *who = NULL;
     const char *exc = NULL;
+    char region[KMS_REGION_MAX + 1] = ""; /* the signature's; sessions do not belong to one */
     uint64_t end = 0;
     answer->content_type = "application/json";
     if (blen > 0 && body == NULL) {
@@ -646,7 +679,7 @@ static void kms_handle_cas(kms_worker *w, struct evhttp_request *req, const char
         h.outcome = "InternalError";
         h.answer = kms_cas_error_body(h.outcome, cl_error_message());
     } else if (op != NULL && access >= KMS_CAS_SIGNED &&
-               kms_authenticate(s, req, method, h.body, blen, &who, &exc, now) != CL_OK) {
+               kms_authenticate(s, req, method, h.body, blen, &who, region, &exc, now) != CL_OK) {
         h.status = exc != NULL && strcmp(exc, "MissingAuthenticationTokenException") == 0 ? 403 : 400;
         h.outcome = exc != NULL ? exc : "InternalError";
         h.answer = kms_cas_error_body(h.outcome, cl_error_message());
@@ -692,6 +725,27 @@ static void kms_handle_cas(kms_worker *w, struct evhttp_request *req, const char
         kms_answer_failed(answer);
         kms_answer_done(w, request_id, 500, answer);
         evhttp_send_error(req, 500, NULL);
+    }
+}
+
+/* GetKeyLastUsage's record (usage.h): a cryptographic operation on a key that succeeded and
+ * whose audit line was written, in this worker's shard. The key is c->key_arn (the store's ARN of
+ * the key the operation loaded last); ReEncrypt uses two, and "usage information is recorded for
+ * both keys": its source is the answer's SourceKeyId, also the store's ARN. */
+static void kms_note_usage(kms_worker *w, const kms_call *c, const char *op)
+{
+    const char *name = kms_last_use_operation(op);
+    if (name == NULL || w->srv->ctx.usage == NULL) return;
+    const char *arns[2] = {c->key_arn, NULL};
+    if (strcmp(name, "ReEncrypt") == 0) arns[1] = json_string_value(json_object_get(c->resp, "SourceKeyId"));
+    for (size_t i = 0; i < 2; i++) {
+        size_t len = arns[i] != NULL ? strlen(arns[i]) : 0;
+        if (len < KMS_KEY_ID_LEN) continue;
+        const char *key_id = arns[i] + (len - KMS_KEY_ID_LEN); /* a key ARN ends in key/KEY_ID */
+        if (kms_last_use_record(w->srv->ctx.usage, (size_t)(w - w->srv->workers), key_id, name, c->now,
+                                c->request_id) != CL_OK)
+            CL_LOG_WARN("%s %s: its use of %s is not recorded for GetKeyLastUsage: %s", op, c->request_id, arns[i],
+                        cl_error_message());
     }
 }
 
@@ -758,10 +812,11 @@ static void kms_handle(struct evhttp_request *req, void *arg)
         fn = kms_op_lookup(op, &answer.op_row);
     }
     const kms_principal *who = NULL;
-    rc = kms_authenticate(s, req, "POST", body ? body : (const uint8_t *)"", blen, &who, &exc, c.now);
+    rc = kms_authenticate(s, req, "POST", body ? body : (const uint8_t *)"", blen, &who, c.region, &exc, c.now);
     if (rc != CL_OK) goto out;
     principal = who->arn;
     c.principal = who;
+    c.env.region = c.region;
     if (fn == NULL) {
         exc = "UnknownOperationException";
         CL_FAIL_GOTO(CL_ERR_USAGE, "Unknown operation %s", target ? target : "(no X-Amz-Target)");
@@ -826,6 +881,7 @@ out:;
             end = 0;
         }
     }
+    if (rc == CL_OK && arc == CL_OK) kms_note_usage(w, &c, op);
     /* The response object can hold plaintext (Decrypt, GenerateDataKey, GenerateRandom), and
      * so can the request (Encrypt): jansson frees through cl_free_wiped, and the request's
      * bytes are wiped here in libevent's buffer, before the answer is handed over (which may
@@ -1431,15 +1487,16 @@ cl_status kms_server_start(const kms_config *cfg, kms_server **out)
     if (cfg->tls_cert[0] != '\0') CL_GUARD_GOTO(kms_tls_setup(s));
     if (cfg->store_conninfo[0] != '\0') {
         /* One connection per worker: each runs one request at a time. */
-        CL_GUARD_GOTO(kms_store_open_pg(cfg->store_conninfo, (size_t)s->n_workers, &s->ctx.store));
+        CL_GUARD_GOTO(kms_store_open_pg(cfg->store_conninfo, (size_t)s->n_workers, cfg->region, &s->ctx.store));
     } else {
         if (cfg->store_path[0] != '\0')
             (void)snprintf(path, sizeof(path), "%s", cfg->store_path);
         else
             (void)snprintf(path, sizeof(path), "%s/keys.db", cfg->data_dir);
-        CL_GUARD_GOTO(kms_store_open_sqlite(path, &s->ctx.store));
+        CL_GUARD_GOTO(kms_store_open_sqlite(path, cfg->region, &s->ctx.store));
     }
     CL_GUARD_GOTO(kms_cache_new(4096, &s->ctx.cache));
+    CL_GUARD_GOTO(kms_last_use_new((size_t)s->n_workers, s->start_time, &s->ctx.usage));
     if (cfg->audit_path[0] != '\0')
         (void)snprintf(path, sizeof(path), "%s", cfg->audit_path);
     else
@@ -1475,8 +1532,15 @@ static void kms_on_signal(evutil_socket_t sig, short ev, void *arg)
 
 cl_status kms_server_run(kms_server *s)
 {
-    printf("cloister-kms listening on %s://%s (version %s, region %s, %d worker threads)\n", s->tls ? "https" : "http",
-           s->listen_text, CLOISTER_VERSION, s->cfg.region, s->n_workers);
+    /* No colon in what follows the address: scripts read the port after the last one. */
+    char regions[KMS_REGIONS_MAX * (KMS_REGION_MAX + 1) + 32] = "every AWS region";
+    for (size_t i = 0, used = 0; i < s->cfg.n_regions && used < sizeof(regions); i++) {
+        int n = snprintf(regions + used, sizeof(regions) - used, "%s%s", i ? " " : "regions ", s->cfg.regions[i]);
+        if (n < 0) break;
+        used += (size_t)n;
+    }
+    printf("cloister-kms listening on %s://%s (version %s, %s, default region %s, %d worker threads)\n",
+           s->tls ? "https" : "http", s->listen_text, CLOISTER_VERSION, regions, s->cfg.region, s->n_workers);
     fflush(stdout);
     struct event_base *base = event_base_new();
     CL_ENSURE(base != NULL, CL_ERR_NOMEM, "out of memory");
@@ -1527,6 +1591,7 @@ void kms_server_free(kms_server *s)
     cl_audit_close(s->ctx.audit);
     kms_store_close(s->ctx.store);
     kms_cache_free(s->ctx.cache);
+    kms_last_use_free(s->ctx.usage);
     kms_root_key_free(&s->ctx.root);
     SSL_CTX_free(s->tls);
     cl_memzero(s->cfg.store_conninfo, sizeof(s->cfg.store_conninfo)); /* may hold a password */

@@ -46,7 +46,13 @@ typedef struct kms_config {
     int port;                    /* 0: the kernel picks one (printed at start) */
     int threads;
     char data_dir[KMS_PATH_MAX];
-    char region[32];
+    /* The default region: of the data written before regions, and of the paths that name
+     * one (the start line). Requests are answered in the region their SigV4 credential scope
+     * names: any AWS region name, or only those of `regions` when it is not empty (docs/kms.md,
+     * "Regions"). */
+    char region[KMS_REGION_MAX + 1];
+    char regions[KMS_REGIONS_MAX][KMS_REGION_MAX + 1];
+    size_t n_regions;
     size_t max_body;
     int max_connections; /* 0: KMS_MAX_CONNECTIONS_DEFAULT */
     int request_timeout; /* seconds; 0: KMS_REQUEST_TIMEOUT_DEFAULT */
@@ -85,6 +91,8 @@ CL_MUST_USE cl_status kms_config_load(const char *path, kms_config *cfg);
  * IPv4 address, an IPv6 address in brackets ("[::1]:4599", as in URLs, RFC 3986 3.2.2) or a
  * host name; PORT 0..65535 (0 picks a free one). */
 CL_MUST_USE cl_status kms_config_parse_listen(const char *s, kms_config *cfg);
+/* Whether a request whose credential scope names `region` is answered (docs/kms.md, "Regions"). */
+bool kms_config_region_allowed(const kms_config *cfg, const char *region);
 /* "loopback", "any" or "off": the config file's "metrics" and --metrics. */
 CL_MUST_USE cl_status kms_config_parse_metrics(const char *s, kms_config *cfg);
 /* The same from text already in memory; base_dir resolves relative paths. */
@@ -115,6 +123,7 @@ CL_MUST_USE cl_status kms_passphrase_read(const kms_config *cfg, cl_buf *pass);
 #define KMS_ATTEST_MAX_AGE_DEFAULT_MS ((uint64_t)5 * 60 * 1000)
 
 struct kms_recipient;
+struct kms_last_use;
 
 typedef struct kms_server kms_server;
 
@@ -124,7 +133,8 @@ typedef struct kms_ctx {
     kms_store *store;
     kms_root_key root;
     cl_audit *audit;
-    kms_material_cache *cache; /* NULL: no caching */
+    kms_material_cache *cache;  /* NULL: no caching */
+    struct kms_last_use *usage; /* each key's last use (usage.h); NULL: none recorded */
 } kms_ctx;
 
 typedef struct kms_call {
@@ -137,6 +147,8 @@ typedef struct kms_call {
      * the status through the table in server.c. */
     const char *exception;
     char request_id[37];
+    /* The region of the request's credential scope: the one of its keys, aliases and grants. */
+    char region[KMS_REGION_MAX + 1];
     char key_arn[KMS_ARN_MAX + 1]; /* for the audit line */
     cl_kvlist audit_ctx;           /* encryption context (keys are logged) */
     int64_t now;

@@ -42,9 +42,10 @@
 
 #include "store.h"
 
-/* 1: the key tables; 2: the certificate service's (cas_sessions, cas_nonces), added to a version-1
- * database by the same idempotent CREATEs at start. */
-#define KMS_PG_SCHEMA_VERSION 2
+/* 1: before regions and imported key material; 2: keys, aliases and grants have a region, and
+ * key_imports holds keys of Origin EXTERNAL; 3: the certificate service's tables (cas_sessions,
+ * cas_nonces). A new database is created at the newest; an older one migrated step by step. */
+#define KMS_PG_SCHEMA_VERSION 3
 #define KMS_PG_POOL_MAX 64
 /* Any constant: serialises schema creation between instances starting together. */
 #define KMS_PG_SCHEMA_LOCK "7242180437"
@@ -77,6 +78,15 @@ enum kms_pg_q {
     Q_COUNT_TAGS,
     Q_DEL_TAG,
     Q_LIST_TAGS,
+    Q_INSERT_IMPORT,
+    Q_GET_IMPORT,
+    Q_SET_IMPORT_PARAMS,
+    Q_DEL_MATERIAL_V1,
+    Q_SET_IMPORTED,
+    Q_ENABLE_IMPORTED,
+    Q_DROP_MATERIAL,
+    Q_PENDING_IMPORT,
+    Q_DEL_KEY_IMPORT,
     Q_CAS_GET,
     Q_CAS_INSERT,
     Q_CAS_UPDATE,
@@ -87,8 +97,13 @@ enum kms_pg_q {
 
 #define KMS_PG_KEY_COLS \
     "key_id,arn,account,created,state,description,key_usage,key_spec,deletion_date,pending_days," \
-    "current_version,rotation_enabled,rotation_period,last_rotated,policy"
-#define KMS_PG_GRANT_COLS "grant_id,key_id,grantee,retiring,issuing_account,operations,name,constraints,created"
+    "current_version,rotation_enabled,rotation_period,last_rotated,policy,region"
+#define KMS_PG_GRANT_COLS "grant_id,key_id,grantee,retiring,issuing_account,operations,name,constraints,created,region"
+#define KMS_PG_IMPORT_COLS \
+    "material_id,imported,material_valid_to,wrapping_alg,wrapping_spec,params_valid_to,token_hash,wrapping_key"
+/* kms_key_state values as SQL text: the enum's values are the stored ones. */
+_Static_assert(KMS_KEY_ENABLED == 0 && KMS_KEY_PENDING_DELETION == 2 && KMS_KEY_PENDING_IMPORT == 3,
+               "the key states in SQL text");
 
 /* read_only: safe to run again on a fresh connection when the old one dropped mid-statement. */
 static const struct {
@@ -96,11 +111,14 @@ static const struct {
     bool read_only;
 } kms_pg_sql[Q_COUNT] = {
     [Q_INSERT_KEY] = {"INSERT INTO keys(" KMS_PG_KEY_COLS
-                      ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
+                      ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
                       false},
     [Q_INSERT_VERSION] = {"INSERT INTO key_versions(key_id,version,wrapped,created,on_demand) VALUES($1,$2,$3,$4,$5)",
                           false},
-    [Q_GET_KEY] = {"SELECT " KMS_PG_KEY_COLS " FROM keys WHERE key_id=$1", true},
+    /* The import columns have names of their own, so the join needs no table prefixes. */
+    [Q_GET_KEY] = {"SELECT " KMS_PG_KEY_COLS ",import_key IS NOT NULL,coalesce(imported,false),"
+                   "coalesce(material_valid_to,0) FROM keys LEFT JOIN key_imports ON import_key=key_id WHERE key_id=$1",
+                   true},
     [Q_UPDATE_KEY] = {"UPDATE keys SET state=$1,description=$2,deletion_date=$3,pending_days=$4,policy=$5,"
                       "rotation_enabled=$6,rotation_period=$7 WHERE key_id=$8",
                       false},
@@ -109,26 +127,29 @@ static const struct {
     [Q_DEL_KEY_TAGS] = {"DELETE FROM tags WHERE key_id=$1", false},
     [Q_DEL_KEY_VERSIONS] = {"DELETE FROM key_versions WHERE key_id=$1", false},
     [Q_DEL_KEY] = {"DELETE FROM keys WHERE key_id=$1", false},
-    [Q_LIST_KEYS] = {"SELECT key_id FROM keys WHERE account=$1 AND key_id>$2 ORDER BY key_id LIMIT $3", true},
+    [Q_LIST_KEYS] = {"SELECT key_id FROM keys WHERE account=$1 AND region=$2 AND key_id>$3 ORDER BY key_id LIMIT $4",
+                     true},
     [Q_GET_MATERIAL] = {"SELECT wrapped FROM key_versions WHERE key_id=$1 AND version=$2", true},
     [Q_ROTATE] = {"UPDATE keys SET current_version=$1, last_rotated=$2 WHERE key_id=$3 AND current_version=$4", false},
     [Q_LIST_VERSIONS] = {"SELECT version,created,on_demand FROM key_versions WHERE key_id=$1 AND version>$2 "
                          "ORDER BY version LIMIT $3",
                          true},
-    [Q_INSERT_ALIAS] = {"INSERT INTO aliases(key_id,updated,account,name,created) VALUES($1,$2,$3,$4,$5)", false},
-    [Q_UPDATE_ALIAS] = {"UPDATE aliases SET key_id=$1, updated=$2 WHERE account=$3 AND name=$4", false},
-    [Q_GET_ALIAS] = {"SELECT name,key_id,created,updated FROM aliases WHERE account=$1 AND name=$2", true},
-    [Q_DEL_ALIAS] = {"DELETE FROM aliases WHERE account=$1 AND name=$2", false},
-    [Q_LIST_ALIASES] = {"SELECT name,key_id,created,updated FROM aliases WHERE account=$1 AND name>$2 "
-                        "AND ($3='' OR key_id=$3) ORDER BY name LIMIT $4",
+    [Q_INSERT_ALIAS] = {"INSERT INTO aliases(key_id,updated,account,region,name,created) VALUES($1,$2,$3,$4,$5,$6)",
+                        false},
+    [Q_UPDATE_ALIAS] = {"UPDATE aliases SET key_id=$1, updated=$2 WHERE account=$3 AND region=$4 AND name=$5", false},
+    [Q_GET_ALIAS] = {"SELECT name,key_id,created,updated FROM aliases WHERE account=$1 AND region=$2 AND name=$3",
+                     true},
+    [Q_DEL_ALIAS] = {"DELETE FROM aliases WHERE account=$1 AND region=$2 AND name=$3", false},
+    [Q_LIST_ALIASES] = {"SELECT name,key_id,created,updated FROM aliases WHERE account=$1 AND region=$2 AND name>$3 "
+                        "AND ($4='' OR key_id=$4) ORDER BY name LIMIT $5",
                         true},
-    [Q_INSERT_GRANT] = {"INSERT INTO grants(" KMS_PG_GRANT_COLS ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9)", false},
+    [Q_INSERT_GRANT] = {"INSERT INTO grants(" KMS_PG_GRANT_COLS ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)", false},
     [Q_GET_GRANT] = {"SELECT " KMS_PG_GRANT_COLS " FROM grants WHERE grant_id=$1", true},
     [Q_DEL_GRANT] = {"DELETE FROM grants WHERE grant_id=$1", false},
     [Q_LIST_GRANTS] = {"SELECT " KMS_PG_GRANT_COLS " FROM grants WHERE grant_id>$1 "
                        "AND ($2::text IS NULL OR key_id=$2) AND ($3::text IS NULL OR grantee=$3) "
                        "AND ($4::text IS NULL OR retiring=$4) AND ($5::text IS NULL OR grant_id=$5) "
-                       "ORDER BY grant_id LIMIT $6",
+                       "AND ($6::text IS NULL OR region=$6) ORDER BY grant_id LIMIT $7",
                        true},
     [Q_LOCK_KEY] = {"SELECT 1 FROM keys WHERE key_id=$1 FOR UPDATE", false},
     [Q_UPSERT_TAG] = {"INSERT INTO tags(key_id,tag_key,tag_value) VALUES($1,$2,$3) "
@@ -138,6 +159,22 @@ static const struct {
     [Q_DEL_TAG] = {"DELETE FROM tags WHERE key_id=$1 AND tag_key=$2", false},
     [Q_LIST_TAGS] = {"SELECT tag_key,tag_value FROM tags WHERE key_id=$1 AND tag_key>$2 ORDER BY tag_key LIMIT $3",
                      true},
+    [Q_INSERT_IMPORT] = {"INSERT INTO key_imports(import_key," KMS_PG_IMPORT_COLS ") "
+                         "VALUES($1,'',false,0,'','',0,'','')",
+                         false},
+    [Q_GET_IMPORT] = {"SELECT " KMS_PG_IMPORT_COLS " FROM key_imports WHERE import_key=$1", true},
+    [Q_SET_IMPORT_PARAMS] = {"UPDATE key_imports SET wrapping_alg=$1,wrapping_spec=$2,params_valid_to=$3,token_hash=$4,"
+                             "wrapping_key=$5 WHERE import_key=$6",
+                             false},
+    [Q_DEL_MATERIAL_V1] = {"DELETE FROM key_versions WHERE key_id=$1 AND version=1", false},
+    [Q_SET_IMPORTED] = {"UPDATE key_imports SET imported=true,material_id=$1,material_valid_to=$2 WHERE import_key=$3",
+                        false},
+    [Q_ENABLE_IMPORTED] = {"UPDATE keys SET state=0 WHERE key_id=$1 AND state<>2", false},
+    [Q_DROP_MATERIAL] = {"UPDATE key_imports SET imported=false,material_valid_to=0 WHERE import_key=$1 AND imported "
+                         "AND ($2::bigint=0 OR material_valid_to=$2::bigint)",
+                         false},
+    [Q_PENDING_IMPORT] = {"UPDATE keys SET state=3 WHERE key_id=$1 AND state<>2", false},
+    [Q_DEL_KEY_IMPORT] = {"DELETE FROM key_imports WHERE import_key=$1", false},
     /* The certificate service (cas_store.c). The version as text: the result is binary (the record). */
     [Q_CAS_GET] = {"SELECT version::text,record FROM cas_sessions WHERE name=$1", true},
     [Q_CAS_INSERT] = {"INSERT INTO cas_sessions(name,version,record,updated) VALUES($1,1,$2,$3)", false},
@@ -153,37 +190,73 @@ static const struct {
  * database's locale). The schema_version row lets a later build migrate, and
  * an older build refuse a newer schema rather than misread it.
  */
+/* Keys of Origin EXTERNAL (version 2). Column names differ from those of keys (Q_GET_KEY joins). */
+#define KMS_PG_KEY_IMPORTS_DDL \
+    "CREATE TABLE key_imports(" \
+    " import_key TEXT COLLATE \"C\" PRIMARY KEY, material_id TEXT NOT NULL, imported BOOLEAN NOT NULL," \
+    " material_valid_to BIGINT NOT NULL, wrapping_alg TEXT NOT NULL, wrapping_spec TEXT NOT NULL," \
+    " params_valid_to BIGINT NOT NULL, token_hash BYTEA NOT NULL, wrapping_key BYTEA NOT NULL)"
+/* The certificate service's sessions and used nonces (version 3; docs/cas.md, "Storage"). */
+#define KMS_PG_CAS_SESSIONS_DDL \
+    "CREATE TABLE cas_sessions(" \
+    " name TEXT COLLATE \"C\" PRIMARY KEY, version BIGINT NOT NULL, record BYTEA NOT NULL, updated BIGINT NOT NULL)"
+#define KMS_PG_CAS_NONCES_DDL "CREATE TABLE cas_nonces(nonce TEXT COLLATE \"C\" PRIMARY KEY, expires BIGINT NOT NULL)"
+#define KMS_PG_CAS_NONCES_INDEX_DDL "CREATE INDEX cas_nonces_expires ON cas_nonces(expires)"
+
 static const char *kms_pg_schema =
-    "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER PRIMARY KEY);"
-    "CREATE TABLE IF NOT EXISTS keys("
+    "CREATE TABLE keys("
     " key_id TEXT COLLATE \"C\" PRIMARY KEY, arn TEXT NOT NULL, account TEXT COLLATE \"C\" NOT NULL,"
     " created BIGINT NOT NULL, state INTEGER NOT NULL, description TEXT NOT NULL, key_usage TEXT NOT NULL,"
     " key_spec TEXT NOT NULL, deletion_date BIGINT NOT NULL, pending_days INTEGER NOT NULL,"
     " current_version BIGINT NOT NULL, rotation_enabled BOOLEAN NOT NULL, rotation_period INTEGER NOT NULL,"
-    " last_rotated BIGINT NOT NULL, policy TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS keys_account ON keys(account, key_id);"
-    "CREATE TABLE IF NOT EXISTS key_versions("
+    " last_rotated BIGINT NOT NULL, policy TEXT NOT NULL, region TEXT COLLATE \"C\" NOT NULL);"
+    "CREATE INDEX keys_account_region ON keys(account, region, key_id);"
+    "CREATE TABLE key_versions("
     " key_id TEXT COLLATE \"C\" NOT NULL, version BIGINT NOT NULL, wrapped BYTEA NOT NULL, created BIGINT NOT NULL,"
     " on_demand BOOLEAN NOT NULL DEFAULT false, PRIMARY KEY(key_id, version));"
-    "CREATE TABLE IF NOT EXISTS aliases("
+    "CREATE TABLE aliases("
     " account TEXT COLLATE \"C\" NOT NULL, name TEXT COLLATE \"C\" NOT NULL, key_id TEXT COLLATE \"C\" NOT NULL,"
-    " created BIGINT NOT NULL, updated BIGINT NOT NULL, PRIMARY KEY(account, name));"
-    "CREATE INDEX IF NOT EXISTS aliases_key ON aliases(key_id);"
-    "CREATE TABLE IF NOT EXISTS grants("
+    " created BIGINT NOT NULL, updated BIGINT NOT NULL, region TEXT COLLATE \"C\" NOT NULL,"
+    " PRIMARY KEY(account, region, name));"
+    "CREATE INDEX aliases_key ON aliases(key_id);"
+    "CREATE TABLE grants("
     " grant_id TEXT COLLATE \"C\" PRIMARY KEY, key_id TEXT COLLATE \"C\" NOT NULL, grantee TEXT NOT NULL,"
     " retiring TEXT NOT NULL, issuing_account TEXT NOT NULL, operations TEXT NOT NULL, name TEXT NOT NULL,"
-    " constraints TEXT NOT NULL, created BIGINT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS grants_key ON grants(key_id, grant_id);"
-    "CREATE TABLE IF NOT EXISTS tags("
+    " constraints TEXT NOT NULL, created BIGINT NOT NULL, region TEXT COLLATE \"C\" NOT NULL);"
+    "CREATE INDEX grants_key ON grants(key_id, grant_id);"
+    "CREATE TABLE tags("
     " key_id TEXT COLLATE \"C\" NOT NULL, tag_key TEXT COLLATE \"C\" NOT NULL, tag_value TEXT NOT NULL,"
-    " PRIMARY KEY(key_id, tag_key));"
-    "INSERT INTO schema_version(version) VALUES(1) ON CONFLICT DO NOTHING;"
-    /* Version 2: the certificate service (docs/cas.md). */
-    "CREATE TABLE IF NOT EXISTS cas_sessions("
-    " name TEXT COLLATE \"C\" PRIMARY KEY, version BIGINT NOT NULL, record BYTEA NOT NULL, updated BIGINT NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS cas_nonces(nonce TEXT COLLATE \"C\" PRIMARY KEY, expires BIGINT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS cas_nonces_expires ON cas_nonces(expires);"
-    "INSERT INTO schema_version(version) VALUES(2) ON CONFLICT DO NOTHING;";
+    " PRIMARY KEY(key_id, tag_key));" KMS_PG_KEY_IMPORTS_DDL ";" KMS_PG_CAS_SESSIONS_DDL ";" KMS_PG_CAS_NONCES_DDL
+    ";" KMS_PG_CAS_NONCES_INDEX_DDL ";"
+    "INSERT INTO schema_version(version) VALUES(3);";
+
+/*
+ * Version 1 (before regions and imported key material) to 2, one statement at a time in the schema transaction; $1 is
+ * the default region. A key's region is the one in its ARN (arn:aws:kms:REGION:ACCOUNT:key/ID, written with the
+ * configured region when it was made); an alias and a grant get their key's. The region joins the aliases' primary key;
+ * key_imports is new.
+ */
+static const char *const kms_pg_migrate_v2[] = {
+    "ALTER TABLE keys ADD COLUMN region TEXT COLLATE \"C\" NOT NULL DEFAULT ''",
+    "UPDATE keys SET region=COALESCE(NULLIF(split_part(arn, ':', 4), ''), $1)",
+    "DROP INDEX IF EXISTS keys_account",
+    "CREATE INDEX keys_account_region ON keys(account, region, key_id)",
+    "ALTER TABLE aliases ADD COLUMN region TEXT COLLATE \"C\" NOT NULL DEFAULT ''",
+    "UPDATE aliases SET region=COALESCE((SELECT k.region FROM keys k WHERE k.key_id=aliases.key_id), $1)",
+    "ALTER TABLE aliases DROP CONSTRAINT aliases_pkey, ADD PRIMARY KEY(account, region, name)",
+    "ALTER TABLE grants ADD COLUMN region TEXT COLLATE \"C\" NOT NULL DEFAULT ''",
+    "UPDATE grants SET region=COALESCE((SELECT k.region FROM keys k WHERE k.key_id=grants.key_id), $1)",
+    KMS_PG_KEY_IMPORTS_DDL, // NOLINT(bugprone-suspicious-missing-comma): one statement in pieces
+    "INSERT INTO schema_version(version) VALUES(2)",
+};
+
+/* Version 2 to 3: the certificate service's tables (docs/cas.md); nothing else changes. */
+static const char *const kms_pg_migrate_v3[] = {
+    KMS_PG_CAS_SESSIONS_DDL,
+    KMS_PG_CAS_NONCES_DDL,
+    KMS_PG_CAS_NONCES_INDEX_DDL,
+    "INSERT INTO schema_version(version) VALUES(3)",
+};
 
 typedef struct kms_pg_conn {
     PGconn *c;              /* NULL until first used */
@@ -501,13 +574,21 @@ static CL_MUST_USE cl_status kms_pg_create_key(kms_store *s, const kms_key_rec *
                        k->rotation_enabled ? "t" : "f",
                        kms_pg_i64(period, k->rotation_period_days),
                        kms_pg_i64(rotated, k->last_rotated),
-                       k->policy ? k->policy : ""};
+                       k->policy ? k->policy : "",
+                       k->region};
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
     CL_GUARD_GOTO(kms_pg_begin(pc));
-    rc = kms_pg_run(q, pc, Q_INSERT_KEY, 15, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
+    rc = kms_pg_run(q, pc, Q_INSERT_KEY, 16, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
     if (rc == CL_ERR_EXISTS) CL_FAIL_GOTO(CL_ERR_EXISTS, "key %s already exists", k->key_id);
     if (rc != CL_OK) goto out;
-    CL_GUARD_GOTO(kms_pg_insert_version(q, pc, k->key_id, k->current_version, wrapped, wrapped_len, k->created, false));
+    if (wrapped == NULL) {
+        PQclear(r);
+        r = NULL;
+        CL_GUARD_GOTO(kms_pg_run(q, pc, Q_INSERT_IMPORT, 1, v, NULL, NULL, false, PGRES_COMMAND_OK, &r));
+    } else {
+        CL_GUARD_GOTO(
+            kms_pg_insert_version(q, pc, k->key_id, k->current_version, wrapped, wrapped_len, k->created, false));
+    }
     CL_GUARD_GOTO(kms_pg_commit(pc));
 out:
     PQclear(r);
@@ -541,7 +622,11 @@ static CL_MUST_USE cl_status kms_pg_get_key(kms_store *s, const char *key_id, km
     out->rotation_period_days = (int)kms_pg_col_i64(r, 0, 12);
     out->last_rotated = kms_pg_col_i64(r, 0, 13);
     out->policy = strdup(PQgetvalue(r, 0, 14));
+    kms_pg_copy(out->region, sizeof(out->region), r, 0, 15);
     if (out->policy == NULL) CL_FAIL_GOTO(CL_ERR_NOMEM, "out of memory for a key policy");
+    out->external = kms_pg_col_bool(r, 0, 16);
+    out->imported = kms_pg_col_bool(r, 0, 17);
+    out->material_valid_to = kms_pg_col_i64(r, 0, 18);
 out:
     PQclear(r);
     kms_pg_release(q, pc);
@@ -578,8 +663,8 @@ static CL_MUST_USE cl_status kms_pg_delete_key(kms_store *s, const char *key_id)
     cl_status rc = CL_OK;
     kms_pg_conn *pc = NULL;
     /* The key's row first, as tag() and add_version() lock it first: one lock order, no deadlock. */
-    static const enum kms_pg_q del[] = {Q_LOCK_KEY,     Q_DEL_KEY_ALIASES,  Q_DEL_KEY_GRANTS,
-                                        Q_DEL_KEY_TAGS, Q_DEL_KEY_VERSIONS, Q_DEL_KEY};
+    static const enum kms_pg_q del[] = {Q_LOCK_KEY,         Q_DEL_KEY_ALIASES, Q_DEL_KEY_GRANTS, Q_DEL_KEY_TAGS,
+                                        Q_DEL_KEY_VERSIONS, Q_DEL_KEY_IMPORT,  Q_DEL_KEY};
     const char *v[] = {key_id};
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
     CL_GUARD_GOTO(kms_pg_begin(pc));
@@ -596,8 +681,8 @@ out:
     return rc;
 }
 
-static CL_MUST_USE cl_status kms_pg_list_keys(kms_store *s, const char *account, const char *after, size_t limit,
-                                              char (*out)[KMS_KEY_ID_LEN + 1], size_t *n, bool *more)
+static CL_MUST_USE cl_status kms_pg_list_keys(kms_store *s, const char *account, const char *region, const char *after,
+                                              size_t limit, char (*out)[KMS_KEY_ID_LEN + 1], size_t *n, bool *more)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -606,9 +691,9 @@ static CL_MUST_USE cl_status kms_pg_list_keys(kms_store *s, const char *account,
     *n = 0;
     *more = false;
     kms_pg_num lim;
-    const char *v[] = {account, after, kms_pg_i64(lim, (int64_t)limit + 1)};
+    const char *v[] = {account, region, after, kms_pg_i64(lim, (int64_t)limit + 1)};
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_LIST_KEYS, 3, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_LIST_KEYS, 4, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
     size_t rows = (size_t)PQntuples(r);
     *more = rows > limit;
     for (; *n < rows && *n < limit; (*n)++) kms_pg_copy(out[*n], KMS_KEY_ID_LEN + 1, r, (int)*n, 0);
@@ -691,7 +776,7 @@ out:
 
 /* --- aliases ---------------------------------------------------------------- */
 
-static CL_MUST_USE cl_status kms_pg_alias_write(kms_store *s, enum kms_pg_q id, const char *account,
+static CL_MUST_USE cl_status kms_pg_alias_write(kms_store *s, enum kms_pg_q id, const char *account, const char *region,
                                                 const kms_alias_rec *a)
 {
     kms_pg *q = s->impl;
@@ -700,9 +785,9 @@ static CL_MUST_USE cl_status kms_pg_alias_write(kms_store *s, enum kms_pg_q id, 
     PGresult *r = NULL;
     bool insert = id == Q_INSERT_ALIAS;
     kms_pg_num upd, cre;
-    const char *v[] = {a->key_id, kms_pg_i64(upd, a->updated), account, a->name, kms_pg_i64(cre, a->created)};
+    const char *v[] = {a->key_id, kms_pg_i64(upd, a->updated), account, region, a->name, kms_pg_i64(cre, a->created)};
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    rc = kms_pg_run(q, pc, id, insert ? 5 : 4, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
+    rc = kms_pg_run(q, pc, id, insert ? 6 : 5, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
     if (rc == CL_ERR_EXISTS) CL_FAIL_GOTO(CL_ERR_EXISTS, "alias %s already exists", a->name);
     if (rc != CL_OK) goto out;
     if (!insert && !kms_pg_one_row_changed(r)) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no alias %s", a->name);
@@ -712,14 +797,16 @@ out:
     return rc;
 }
 
-static CL_MUST_USE cl_status kms_pg_create_alias(kms_store *s, const char *account, const kms_alias_rec *a)
+static CL_MUST_USE cl_status kms_pg_create_alias(kms_store *s, const char *account, const char *region,
+                                                 const kms_alias_rec *a)
 {
-    return kms_pg_alias_write(s, Q_INSERT_ALIAS, account, a);
+    return kms_pg_alias_write(s, Q_INSERT_ALIAS, account, region, a);
 }
 
-static CL_MUST_USE cl_status kms_pg_update_alias(kms_store *s, const char *account, const kms_alias_rec *a)
+static CL_MUST_USE cl_status kms_pg_update_alias(kms_store *s, const char *account, const char *region,
+                                                 const kms_alias_rec *a)
 {
-    return kms_pg_alias_write(s, Q_UPDATE_ALIAS, account, a);
+    return kms_pg_alias_write(s, Q_UPDATE_ALIAS, account, region, a);
 }
 
 static void kms_pg_alias_from_row(const PGresult *r, int row, kms_alias_rec *a)
@@ -730,15 +817,16 @@ static void kms_pg_alias_from_row(const PGresult *r, int row, kms_alias_rec *a)
     a->updated = kms_pg_col_i64(r, row, 3);
 }
 
-static CL_MUST_USE cl_status kms_pg_get_alias(kms_store *s, const char *account, const char *name, kms_alias_rec *out)
+static CL_MUST_USE cl_status kms_pg_get_alias(kms_store *s, const char *account, const char *region, const char *name,
+                                              kms_alias_rec *out)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
     kms_pg_conn *pc = NULL;
     PGresult *r = NULL;
-    const char *v[] = {account, name};
+    const char *v[] = {account, region, name};
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_GET_ALIAS, 2, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_GET_ALIAS, 3, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
     if (PQntuples(r) == 0) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no alias %s", name);
     kms_pg_alias_from_row(r, 0, out);
 out:
@@ -747,15 +835,16 @@ out:
     return rc;
 }
 
-static CL_MUST_USE cl_status kms_pg_delete_alias(kms_store *s, const char *account, const char *name)
+static CL_MUST_USE cl_status kms_pg_delete_alias(kms_store *s, const char *account, const char *region,
+                                                 const char *name)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
     kms_pg_conn *pc = NULL;
     PGresult *r = NULL;
-    const char *v[] = {account, name};
+    const char *v[] = {account, region, name};
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_DEL_ALIAS, 2, v, NULL, NULL, false, PGRES_COMMAND_OK, &r));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_DEL_ALIAS, 3, v, NULL, NULL, false, PGRES_COMMAND_OK, &r));
     if (!kms_pg_one_row_changed(r)) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no alias %s", name);
 out:
     PQclear(r);
@@ -763,9 +852,9 @@ out:
     return rc;
 }
 
-static CL_MUST_USE cl_status kms_pg_list_aliases(kms_store *s, const char *account, const char *key_id,
-                                                 const char *after, size_t limit, kms_alias_rec *out, size_t *n,
-                                                 bool *more)
+static CL_MUST_USE cl_status kms_pg_list_aliases(kms_store *s, const char *account, const char *region,
+                                                 const char *key_id, const char *after, size_t limit,
+                                                 kms_alias_rec *out, size_t *n, bool *more)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
@@ -774,9 +863,9 @@ static CL_MUST_USE cl_status kms_pg_list_aliases(kms_store *s, const char *accou
     *n = 0;
     *more = false;
     kms_pg_num lim;
-    const char *v[] = {account, after, key_id ? key_id : "", kms_pg_i64(lim, (int64_t)limit + 1)};
+    const char *v[] = {account, region, after, key_id ? key_id : "", kms_pg_i64(lim, (int64_t)limit + 1)};
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_LIST_ALIASES, 4, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_LIST_ALIASES, 5, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
     size_t rows = (size_t)PQntuples(r);
     *more = rows > limit;
     for (; *n < rows && *n < limit; (*n)++) kms_pg_alias_from_row(r, (int)*n, &out[*n]);
@@ -803,9 +892,10 @@ static CL_MUST_USE cl_status kms_pg_create_grant(kms_store *s, const kms_grant_r
                        g->operations,
                        g->name,
                        g->constraints ? g->constraints : "",
-                       kms_pg_i64(created, g->created)};
+                       kms_pg_i64(created, g->created),
+                       g->region};
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    rc = kms_pg_run(q, pc, Q_INSERT_GRANT, 9, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
+    rc = kms_pg_run(q, pc, Q_INSERT_GRANT, 10, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
     if (rc == CL_ERR_EXISTS) CL_FAIL_GOTO(CL_ERR_EXISTS, "grant %s already exists", g->grant_id);
 out:
     PQclear(r);
@@ -825,6 +915,7 @@ static CL_MUST_USE cl_status kms_pg_grant_from_row(const PGresult *r, int row, k
     kms_pg_copy(g->name, sizeof(g->name), r, row, 6);
     g->constraints = strdup(PQgetvalue(r, row, 7));
     g->created = kms_pg_col_i64(r, row, 8);
+    kms_pg_copy(g->region, sizeof(g->region), r, row, 9);
     CL_ENSURE(g->constraints != NULL, CL_ERR_NOMEM, "out of memory for a grant");
     return CL_OK;
 }
@@ -874,9 +965,10 @@ static CL_MUST_USE cl_status kms_pg_list_grants(kms_store *s, const kms_grant_fi
     *more = false;
     kms_pg_num lim;
     /* A NULL filter is bound as SQL NULL: "any". */
-    const char *v[] = {after, f->key_id, f->grantee, f->retiring, f->grant_id, kms_pg_i64(lim, (int64_t)limit + 1)};
+    const char *v[] = {
+        after, f->key_id, f->grantee, f->retiring, f->grant_id, f->region, kms_pg_i64(lim, (int64_t)limit + 1)};
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_LIST_GRANTS, 6, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_LIST_GRANTS, 7, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
     size_t rows = (size_t)PQntuples(r);
     *more = rows > limit;
     for (; *n < rows && *n < limit; (*n)++) CL_GUARD_GOTO(kms_pg_grant_from_row(r, (int)*n, &out[*n]));
@@ -1063,6 +1155,145 @@ static void kms_pg_close(kms_store *s)
     free(s);
 }
 
+/* --- imported key material ------------------------------------------------------------ */
+
+/* A bytea column of a text result appended to out. */
+static CL_MUST_USE cl_status kms_pg_col_bytea(const PGresult *r, int row, int col, cl_buf *out)
+{
+    size_t n = 0;
+    unsigned char *b = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, col), &n);
+    CL_ENSURE(b != NULL, CL_ERR_NOMEM, "out of memory for a bytea column");
+    cl_status rc = cl_buf_append(out, b, n);
+    PQfreemem(b);
+    return rc;
+}
+
+static CL_MUST_USE cl_status kms_pg_get_import(kms_store *s, const char *key_id, kms_import_rec *out,
+                                               cl_buf *wrapping_key)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    PGresult *r = NULL;
+    cl_buf hash;
+    cl_buf_init(&hash, KMS_IMPORT_TOKEN_HASH_LEN);
+    memset(out, 0, sizeof(*out));
+    const char *v[] = {key_id};
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_GET_IMPORT, 1, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
+    if (PQntuples(r) == 0) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "key %s has no imported key material", key_id);
+    kms_pg_copy(out->material_id, sizeof(out->material_id), r, 0, 0);
+    out->imported = kms_pg_col_bool(r, 0, 1);
+    out->valid_to = kms_pg_col_i64(r, 0, 2);
+    kms_pg_copy(out->wrapping_alg, sizeof(out->wrapping_alg), r, 0, 3);
+    kms_pg_copy(out->wrapping_spec, sizeof(out->wrapping_spec), r, 0, 4);
+    out->params_valid_to = kms_pg_col_i64(r, 0, 5);
+    CL_GUARD_GOTO(kms_pg_col_bytea(r, 0, 6, &hash));
+    CL_ENSURE_GOTO(hash.len == 0 || hash.len == KMS_IMPORT_TOKEN_HASH_LEN, CL_ERR_FORMAT,
+                   "key store: the import token hash of %s is %zu bytes; the database is damaged", key_id, hash.len);
+    if (hash.len > 0) memcpy(out->token_hash, hash.data, KMS_IMPORT_TOKEN_HASH_LEN);
+    if (wrapping_key != NULL) CL_GUARD_GOTO(kms_pg_col_bytea(r, 0, 7, wrapping_key));
+out:
+    cl_buf_free(&hash);
+    PQclear(r);
+    kms_pg_release(q, pc);
+    return rc;
+}
+
+static CL_MUST_USE cl_status kms_pg_set_import_params(kms_store *s, const char *key_id, const kms_import_rec *p,
+                                                      const uint8_t *wrapped_key, size_t wrapped_key_len)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    PGresult *r = NULL;
+    CL_ENSURE(wrapped_key_len <= (size_t)1 << 20, CL_ERR_LIMIT, "a wrapped wrapping key of %zu bytes is too large",
+              wrapped_key_len);
+    kms_pg_num until;
+    const char *v[] = {p->wrapping_alg,
+                       p->wrapping_spec,
+                       kms_pg_i64(until, p->params_valid_to),
+                       (const char *)p->token_hash,
+                       (const char *)wrapped_key,
+                       key_id};
+    const int lens[] = {0, 0, 0, KMS_IMPORT_TOKEN_HASH_LEN, (int)wrapped_key_len, 0};
+    const int fmts[] = {0, 0, 0, 1, 1, 0};
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_SET_IMPORT_PARAMS, 6, v, lens, fmts, false, PGRES_COMMAND_OK, &r));
+    if (!kms_pg_one_row_changed(r)) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "key %s has no import state", key_id);
+out:
+    PQclear(r);
+    kms_pg_release(q, pc);
+    return rc;
+}
+
+/* Runs statement id with the n parameters v in pc's transaction; *changed: whether a row changed. */
+static CL_MUST_USE cl_status kms_pg_tx_run(kms_pg *q, kms_pg_conn *pc, enum kms_pg_q id, int n, const char *const *v,
+                                           bool *changed)
+{
+    PGresult *r = NULL;
+    cl_status rc = kms_pg_run(q, pc, id, n, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
+    if (changed != NULL) *changed = rc == CL_OK && kms_pg_one_row_changed(r);
+    PQclear(r);
+    return rc;
+}
+
+static CL_MUST_USE cl_status kms_pg_import_material(kms_store *s, const char *key_id, const uint8_t *wrapped,
+                                                    size_t wrapped_len, const char *material_id, int64_t valid_to,
+                                                    int64_t now, bool enable)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    bool changed = false;
+    kms_pg_num until;
+    const char *set[] = {material_id, kms_pg_i64(until, valid_to), key_id};
+    const char *key[] = {key_id};
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    CL_GUARD_GOTO(kms_pg_begin(pc));
+    /* The key's row first, as every other transaction on a key locks it first. */
+    PGresult *r = NULL;
+    rc = kms_pg_run(q, pc, Q_LOCK_KEY, 1, key, NULL, NULL, false, PGRES_TUPLES_OK, &r);
+    PQclear(r);
+    CL_GUARD_GOTO(rc);
+    CL_GUARD_GOTO(kms_pg_tx_run(q, pc, Q_SET_IMPORTED, 3, set, &changed));
+    CL_ENSURE_GOTO(changed, CL_ERR_NOT_FOUND, "key %s has no import state", key_id);
+    CL_GUARD_GOTO(kms_pg_tx_run(q, pc, Q_DEL_MATERIAL_V1, 1, key, NULL));
+    CL_GUARD_GOTO(kms_pg_insert_version(q, pc, key_id, 1, wrapped, wrapped_len, now, false));
+    if (enable) CL_GUARD_GOTO(kms_pg_tx_run(q, pc, Q_ENABLE_IMPORTED, 1, key, NULL));
+    CL_GUARD_GOTO(kms_pg_commit(pc));
+out:
+    kms_pg_release(q, pc);
+    return rc;
+}
+
+static CL_MUST_USE cl_status kms_pg_delete_material(kms_store *s, const char *key_id, int64_t expired_at, bool *deleted)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    kms_pg_num at;
+    const char *drop[] = {key_id, kms_pg_i64(at, expired_at)};
+    const char *key[] = {key_id};
+    *deleted = false;
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    CL_GUARD_GOTO(kms_pg_begin(pc));
+    PGresult *r = NULL;
+    rc = kms_pg_run(q, pc, Q_LOCK_KEY, 1, key, NULL, NULL, false, PGRES_TUPLES_OK, &r);
+    PQclear(r);
+    CL_GUARD_GOTO(rc);
+    CL_GUARD_GOTO(kms_pg_tx_run(q, pc, Q_DROP_MATERIAL, 2, drop, deleted));
+    if (*deleted || expired_at == 0) {
+        CL_GUARD_GOTO(kms_pg_tx_run(q, pc, Q_DEL_KEY_VERSIONS, 1, key, NULL));
+        CL_GUARD_GOTO(kms_pg_tx_run(q, pc, Q_PENDING_IMPORT, 1, key, NULL));
+    }
+    CL_GUARD_GOTO(kms_pg_commit(pc));
+out:
+    if (rc != CL_OK) *deleted = false;
+    kms_pg_release(q, pc);
+    return rc;
+}
+
 static const kms_store_ops kms_pg_ops = {
     .create_key = kms_pg_create_key,
     .get_key = kms_pg_get_key,
@@ -1084,28 +1315,67 @@ static const kms_store_ops kms_pg_ops = {
     .tag = kms_pg_tag,
     .untag = kms_pg_untag,
     .list_tags = kms_pg_list_tags,
+    .get_import = kms_pg_get_import,
+    .set_import_params = kms_pg_set_import_params,
+    .import_material = kms_pg_import_material,
+    .delete_material = kms_pg_delete_material,
     .cas_get = kms_pg_cas_get,
     .cas_put = kms_pg_cas_put,
     .cas_use_nonce = kms_pg_cas_use_nonce,
     .close = kms_pg_close,
 };
 
-/* Creates the tables if they are missing (idempotent), under a lock so that
- * instances starting together do not race, and checks the schema version. */
-static CL_MUST_USE cl_status kms_pg_schema_init(kms_pg_conn *pc)
+/* One statement of a migration, $1 (if it has one) bound to the default region. */
+static CL_MUST_USE cl_status kms_pg_migrate_step(kms_pg_conn *pc, const char *sql, const char *default_region)
+{
+    const char *v[] = {default_region};
+    PGresult *r = PQexecParams(pc->c, sql, strstr(sql, "$1") != NULL ? 1 : 0, NULL, v, NULL, NULL, 0);
+    char what[96];
+    (void)snprintf(what, sizeof(what), "upgrading the schema: \"%.60s...\"", sql);
+    cl_status rc = kms_pg_check(pc->c, r, PGRES_COMMAND_OK, what);
+    PQclear(r);
+    return rc;
+}
+
+/* Creates the tables on first use, or brings an older schema up to KMS_PG_SCHEMA_VERSION,
+ * under a lock so that instances starting together do not race; a newer schema is refused. */
+static CL_MUST_USE cl_status kms_pg_schema_init(kms_pg_conn *pc, const char *default_region)
 {
     cl_status rc = CL_OK;
     PGresult *r = NULL;
     CL_GUARD_GOTO(kms_pg_begin(pc));
     CL_GUARD_GOTO(kms_pg_simple(pc->c, "SELECT pg_advisory_xact_lock(" KMS_PG_SCHEMA_LOCK ")", PGRES_TUPLES_OK,
                                 "locking the schema"));
-    CL_GUARD_GOTO(kms_pg_simple(pc->c, kms_pg_schema, PGRES_COMMAND_OK, "creating the schema"));
+    CL_GUARD_GOTO(kms_pg_simple(pc->c, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER PRIMARY KEY)",
+                                PGRES_COMMAND_OK, "creating the schema"));
     r = PQexec(pc->c, "SELECT max(version) FROM schema_version");
     CL_GUARD_GOTO(kms_pg_check(pc->c, r, PGRES_TUPLES_OK, "reading the schema version"));
+    /* max() of no rows is NULL, read as "": a new database. */
     long long version = PQntuples(r) == 1 ? kms_pg_col_i64(r, 0, 0) : 0;
-    CL_ENSURE_GOTO(version == KMS_PG_SCHEMA_VERSION, CL_ERR_UNSUPPORTED,
-                   "key store schema version is %lld; this build of cloister-kms reads version %d", version,
-                   KMS_PG_SCHEMA_VERSION);
+    CL_ENSURE_GOTO(version >= 0 && version <= KMS_PG_SCHEMA_VERSION, CL_ERR_UNSUPPORTED,
+                   "key store schema version is %lld, written by a newer cloister-kms; this build reads version %d "
+                   "(run the newer build, or restore a backup made before it)",
+                   version, KMS_PG_SCHEMA_VERSION);
+    if (version == 0) {
+        CL_GUARD_GOTO(kms_pg_simple(pc->c, kms_pg_schema, PGRES_COMMAND_OK, "creating the schema"));
+    } else {
+        /* Each step from the database's version on, in order, all in this transaction. */
+        if (version < 2) {
+            for (size_t i = 0; i < sizeof(kms_pg_migrate_v2) / sizeof(kms_pg_migrate_v2[0]); i++)
+                CL_GUARD_GOTO(kms_pg_migrate_step(pc, kms_pg_migrate_v2[i], default_region));
+            CL_LOG_WARN("key store: PostgreSQL database '%s' was written before regions; its keys, aliases and "
+                        "grants are now in the region of their ARNs (%s unless the configuration said otherwise when "
+                        "they were made)",
+                        PQdb(pc->c), default_region);
+        }
+        if (version < 3) {
+            for (size_t i = 0; i < sizeof(kms_pg_migrate_v3) / sizeof(kms_pg_migrate_v3[0]); i++)
+                CL_GUARD_GOTO(kms_pg_migrate_step(pc, kms_pg_migrate_v3[i], default_region));
+            CL_LOG_INFO("key store: PostgreSQL database '%s': the certificate service's tables added (schema "
+                        "version %d)",
+                        PQdb(pc->c), KMS_PG_SCHEMA_VERSION);
+        }
+    }
     CL_GUARD_GOTO(kms_pg_commit(pc));
 out:
     PQclear(r);
@@ -1117,7 +1387,7 @@ out:
     return rc;
 }
 
-cl_status kms_store_open_pg(const char *conninfo, size_t pool_size, kms_store **out)
+cl_status kms_store_open_pg(const char *conninfo, size_t pool_size, const char *default_region, kms_store **out)
 {
     cl_status rc = CL_OK;
     CL_ENSURE(conninfo != NULL && conninfo[0] != '\0', CL_ERR_USAGE, "no PostgreSQL connection string given");
@@ -1145,7 +1415,7 @@ cl_status kms_store_open_pg(const char *conninfo, size_t pool_size, kms_store **
     /* One connection now: an unreachable database fails the start, not the first request. */
     kms_pg_conn *pc = NULL;
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    rc = kms_pg_schema_init(pc);
+    rc = kms_pg_schema_init(pc, default_region);
     if (rc == CL_OK)
         CL_LOG_INFO("key store: PostgreSQL database '%s' on '%s', up to %zu connections", PQdb(pc->c), PQhost(pc->c),
                     pool_size);

@@ -38,15 +38,26 @@ enum kms_sq {
     S_INSERT_GRANT, S_GET_GRANT, S_DEL_GRANT, S_LIST_GRANTS,
     S_UPSERT_TAG, S_COUNT_TAGS, S_DEL_TAG, S_LIST_TAGS,
     S_CAS_GET, S_CAS_INSERT, S_CAS_UPDATE, S_CAS_NONCE_PURGE, S_CAS_NONCE_USE,
+    S_INSERT_IMPORT, S_GET_IMPORT, S_SET_IMPORT_PARAMS, S_PUT_MATERIAL, S_SET_IMPORTED, S_ENABLE_IMPORTED,
+    S_DROP_MATERIAL, S_PENDING_IMPORT, S_DEL_KEY_IMPORT,
     S_COUNT
 };
 // clang-format on
 
 #define KMS_KEY_COLS \
     "key_id,arn,account,created,state,description,key_usage,key_spec,deletion_date,pending_days," \
-    "current_version,rotation_enabled,rotation_period,last_rotated,policy"
-#define KMS_GRANT_COLS "grant_id,key_id,grantee,retiring,issuing_account,operations,name,constraints,created"
+    "current_version,rotation_enabled,rotation_period,last_rotated,policy,region"
+#define KMS_GRANT_COLS "grant_id,key_id,grantee,retiring,issuing_account,operations,name,constraints,created,region"
 #define KMS_ALIAS_COLS "name,key_id,created,updated"
+#define KMS_IMPORT_COLS \
+    "import_key,material_id,imported,material_valid_to,wrapping_alg,wrapping_spec,params_valid_to,token_hash," \
+    "wrapping_key"
+/* kms_key_state values as SQL text: the enum's values are the stored ones. */
+#define KMS_SQ_ENABLED "0"
+#define KMS_SQ_PENDING_DELETION "2"
+#define KMS_SQ_PENDING_IMPORT "3"
+_Static_assert(KMS_KEY_ENABLED == 0 && KMS_KEY_PENDING_DELETION == 2 && KMS_KEY_PENDING_IMPORT == 3,
+               "the key states in SQL text");
 
 /* name: what the statement does, for messages. */
 static const struct {
@@ -57,10 +68,13 @@ static const struct {
     [S_BEGIN] = {"begin a transaction", "BEGIN IMMEDIATE"},
     [S_COMMIT] = {"commit", "COMMIT"},
     [S_ROLLBACK] = {"roll back", "ROLLBACK"},
-    [S_INSERT_KEY] = {"insert key", "INSERT INTO keys(" KMS_KEY_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
+    [S_INSERT_KEY] = {"insert key", "INSERT INTO keys(" KMS_KEY_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
     [S_INSERT_VERSION] = {"insert key material",
                           "INSERT INTO key_versions(key_id,version,wrapped,created,on_demand) VALUES(?,?,?,?,?)"},
-    [S_GET_KEY] = {"read key", "SELECT " KMS_KEY_COLS " FROM keys WHERE key_id=?"},
+    /* The import columns have names of their own, so the join needs no table prefixes. */
+    [S_GET_KEY] = {"read key", "SELECT " KMS_KEY_COLS ",import_key IS NOT NULL,coalesce(imported,0),"
+                               "coalesce(material_valid_to,0) FROM keys LEFT JOIN key_imports ON import_key=key_id "
+                               "WHERE key_id=?"},
     [S_UPDATE_KEY] = {"update key", "UPDATE keys SET state=?,description=?,deletion_date=?,pending_days=?,policy=?,"
                                     "rotation_enabled=?,rotation_period=? WHERE key_id=?"},
     [S_DEL_KEY_ALIASES] = {"delete the key's aliases", "DELETE FROM aliases WHERE key_id=?"},
@@ -68,26 +82,29 @@ static const struct {
     [S_DEL_KEY_TAGS] = {"delete the key's tags", "DELETE FROM tags WHERE key_id=?"},
     [S_DEL_KEY_VERSIONS] = {"delete the key's material", "DELETE FROM key_versions WHERE key_id=?"},
     [S_DEL_KEY] = {"delete key", "DELETE FROM keys WHERE key_id=?"},
-    [S_LIST_KEYS] = {"list keys", "SELECT key_id FROM keys WHERE account=? AND key_id>? ORDER BY key_id LIMIT ?"},
+    [S_LIST_KEYS] = {"list keys",
+                     "SELECT key_id FROM keys WHERE account=? AND region=? AND key_id>? ORDER BY key_id LIMIT ?"},
     [S_GET_MATERIAL] = {"read key material", "SELECT wrapped FROM key_versions WHERE key_id=? AND version=?"},
     [S_ROTATE] = {"rotate key",
                   "UPDATE keys SET current_version=?, last_rotated=? WHERE key_id=? AND current_version=?"},
     [S_LIST_VERSIONS] = {"list key versions", "SELECT version,created,on_demand FROM key_versions "
                                               "WHERE key_id=? AND version>? ORDER BY version LIMIT ?"},
-    [S_INSERT_ALIAS] = {"insert alias", "INSERT INTO aliases(key_id,updated,account,name,created) VALUES(?,?,?,?,?)"},
-    [S_UPDATE_ALIAS] = {"update alias", "UPDATE aliases SET key_id=?, updated=? WHERE account=? AND name=?"},
-    [S_GET_ALIAS] = {"read alias", "SELECT " KMS_ALIAS_COLS " FROM aliases WHERE account=? AND name=?"},
-    [S_DEL_ALIAS] = {"delete alias", "DELETE FROM aliases WHERE account=? AND name=?"},
-    [S_LIST_ALIASES] = {"list aliases", "SELECT " KMS_ALIAS_COLS " FROM aliases WHERE account=?1 AND name>?2 "
-                                        "AND (?3='' OR key_id=?3) ORDER BY name LIMIT ?4"},
-    [S_INSERT_GRANT] = {"insert grant", "INSERT INTO grants(" KMS_GRANT_COLS ") VALUES(?,?,?,?,?,?,?,?,?)"},
+    [S_INSERT_ALIAS] = {"insert alias",
+                        "INSERT INTO aliases(key_id,updated,account,region,name,created) VALUES(?,?,?,?,?,?)"},
+    [S_UPDATE_ALIAS] = {"update alias",
+                        "UPDATE aliases SET key_id=?, updated=? WHERE account=? AND region=? AND name=?"},
+    [S_GET_ALIAS] = {"read alias", "SELECT " KMS_ALIAS_COLS " FROM aliases WHERE account=? AND region=? AND name=?"},
+    [S_DEL_ALIAS] = {"delete alias", "DELETE FROM aliases WHERE account=? AND region=? AND name=?"},
+    [S_LIST_ALIASES] = {"list aliases", "SELECT " KMS_ALIAS_COLS " FROM aliases WHERE account=?1 AND region=?2 "
+                                        "AND name>?3 AND (?4='' OR key_id=?4) ORDER BY name LIMIT ?5"},
+    [S_INSERT_GRANT] = {"insert grant", "INSERT INTO grants(" KMS_GRANT_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?)"},
     [S_GET_GRANT] = {"read grant", "SELECT " KMS_GRANT_COLS " FROM grants WHERE grant_id=?"},
     [S_DEL_GRANT] = {"delete grant", "DELETE FROM grants WHERE grant_id=?"},
     /* A NULL filter is bound as SQL NULL: "any". */
     [S_LIST_GRANTS] = {"list grants", "SELECT " KMS_GRANT_COLS " FROM grants WHERE grant_id>?1 "
                                       "AND (?2 IS NULL OR key_id=?2) AND (?3 IS NULL OR grantee=?3) "
                                       "AND (?4 IS NULL OR retiring=?4) AND (?5 IS NULL OR grant_id=?5) "
-                                      "ORDER BY grant_id LIMIT ?6"},
+                                      "AND (?6 IS NULL OR region=?6) ORDER BY grant_id LIMIT ?7"},
     [S_UPSERT_TAG] = {"write tag", "INSERT OR REPLACE INTO tags(key_id,tag_key,tag_value) VALUES(?,?,?)"},
     [S_COUNT_TAGS] = {"count tags", "SELECT count(*) FROM tags WHERE key_id=?"},
     [S_DEL_TAG] = {"delete tag", "DELETE FROM tags WHERE key_id=? AND tag_key=?"},
@@ -100,40 +117,111 @@ static const struct {
                                         "WHERE name=? AND version=?"},
     [S_CAS_NONCE_PURGE] = {"drop expired nonces", "DELETE FROM cas_nonces WHERE expires<?"},
     [S_CAS_NONCE_USE] = {"mark nonce used", "INSERT INTO cas_nonces(nonce,expires) VALUES(?,?)"},
+    [S_INSERT_IMPORT] = {"insert import state", "INSERT INTO key_imports(" KMS_IMPORT_COLS ") "
+                                                "VALUES(?,'',0,0,'','',0,x'',x'')"},
+    [S_GET_IMPORT] = {"read import state", "SELECT " KMS_IMPORT_COLS " FROM key_imports WHERE import_key=?"},
+    [S_SET_IMPORT_PARAMS] = {"write import parameters",
+                             "UPDATE key_imports SET wrapping_alg=?,wrapping_spec=?,params_valid_to=?,token_hash=?,"
+                             "wrapping_key=? WHERE import_key=?"},
+    [S_PUT_MATERIAL] = {"write imported key material", "INSERT OR REPLACE INTO key_versions(key_id,version,wrapped,"
+                                                       "created,on_demand) VALUES(?,1,?,?,0)"},
+    [S_SET_IMPORTED] = {"record imported key material",
+                        "UPDATE key_imports SET imported=1,material_id=?,material_valid_to=? WHERE import_key=?"},
+    [S_ENABLE_IMPORTED] = {"enable a key with imported material",
+                           "UPDATE keys SET state=" KMS_SQ_ENABLED
+                           " WHERE key_id=? AND state<>" KMS_SQ_PENDING_DELETION},
+    [S_DROP_MATERIAL] = {"record deleted key material",
+                         "UPDATE key_imports SET imported=0,material_valid_to=0 WHERE import_key=?1 AND imported=1 "
+                         "AND (?2=0 OR material_valid_to=?2)"},
+    [S_PENDING_IMPORT] = {"make a key pending import", "UPDATE keys SET state=" KMS_SQ_PENDING_IMPORT
+                                                       " WHERE key_id=? AND state<>" KMS_SQ_PENDING_DELETION},
+    [S_DEL_KEY_IMPORT] = {"delete the key's import state", "DELETE FROM key_imports WHERE import_key=?"},
 };
 
-/* Run once at open: the durability settings (see the top of the file), then the schema. */
-static const char *kms_setup =
-    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-    "CREATE TABLE IF NOT EXISTS keys("
+/* Run once at open, outside any transaction: the durability settings (see the top of the file). */
+static const char *kms_setup = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;";
+
+/*
+ * The schema's version is SQLite's user_version (sqlite.org/pragma.html#pragma_user_version):
+ * 0 in a new file and in the stores written before regions, whose tables exist then; 1 with
+ * regions and key_imports; 2 with the certificate service's tables. A new file is created at
+ * KMS_SQ_SCHEMA_VERSION, an older store migrated one step after the other (kms_migrate_v1,
+ * kms_migrate_v2). A later change adds a step and a version.
+ */
+#define KMS_SQ_SCHEMA_VERSION 2
+/* Keys of Origin EXTERNAL. Column names differ from those of keys (S_GET_KEY joins). IF NOT
+ * EXISTS: a store of before regions may have it already. */
+#define KMS_SQ_KEY_IMPORTS_DDL \
+    "CREATE TABLE IF NOT EXISTS key_imports(" \
+    " import_key TEXT PRIMARY KEY, material_id TEXT NOT NULL, imported INTEGER NOT NULL," \
+    " material_valid_to INTEGER NOT NULL, wrapping_alg TEXT NOT NULL, wrapping_spec TEXT NOT NULL," \
+    " params_valid_to INTEGER NOT NULL, token_hash BLOB NOT NULL, wrapping_key BLOB NOT NULL)"
+/* The certificate service's sessions and used nonces (docs/cas.md, "Storage"). */
+#define KMS_SQ_CAS_SESSIONS_DDL \
+    "CREATE TABLE cas_sessions(" \
+    " name TEXT PRIMARY KEY, version INTEGER NOT NULL, record BLOB NOT NULL, updated INTEGER NOT NULL)"
+#define KMS_SQ_CAS_NONCES_DDL "CREATE TABLE cas_nonces(nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL)"
+#define KMS_SQ_CAS_NONCES_INDEX_DDL "CREATE INDEX cas_nonces_expires ON cas_nonces(expires)"
+static const char *kms_schema =
+    "CREATE TABLE keys("
     " key_id TEXT PRIMARY KEY, arn TEXT NOT NULL, account TEXT NOT NULL, created INTEGER NOT NULL,"
     " state INTEGER NOT NULL, description TEXT NOT NULL, key_usage TEXT NOT NULL, key_spec TEXT NOT NULL,"
     " deletion_date INTEGER NOT NULL, pending_days INTEGER NOT NULL, current_version INTEGER NOT NULL,"
     " rotation_enabled INTEGER NOT NULL, rotation_period INTEGER NOT NULL, last_rotated INTEGER NOT NULL,"
-    " policy TEXT NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS keys_account ON keys(account, key_id);"
-    "CREATE TABLE IF NOT EXISTS key_versions("
+    " policy TEXT NOT NULL, region TEXT NOT NULL);"
+    "CREATE INDEX keys_account_region ON keys(account, region, key_id);"
+    "CREATE TABLE key_versions("
     " key_id TEXT NOT NULL, version INTEGER NOT NULL, wrapped BLOB NOT NULL, created INTEGER NOT NULL,"
     " on_demand INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(key_id, version));"
-    "CREATE TABLE IF NOT EXISTS aliases("
-    " account TEXT NOT NULL, name TEXT NOT NULL, key_id TEXT NOT NULL, created INTEGER NOT NULL,"
-    " updated INTEGER NOT NULL, PRIMARY KEY(account, name));"
-    "CREATE TABLE IF NOT EXISTS grants("
+    "CREATE TABLE aliases("
+    " account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, key_id TEXT NOT NULL,"
+    " created INTEGER NOT NULL, updated INTEGER NOT NULL, PRIMARY KEY(account, region, name));"
+    "CREATE TABLE grants("
     " grant_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, grantee TEXT NOT NULL, retiring TEXT NOT NULL,"
     " issuing_account TEXT NOT NULL, operations TEXT NOT NULL, name TEXT NOT NULL, constraints TEXT NOT NULL,"
-    " created INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS grants_key ON grants(key_id, grant_id);"
-    "CREATE TABLE IF NOT EXISTS tags("
-    " key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL, PRIMARY KEY(key_id, tag_key));"
-    /* Schema 2: the certificate service (docs/cas.md). */
-    "CREATE TABLE IF NOT EXISTS cas_sessions("
-    " name TEXT PRIMARY KEY, version INTEGER NOT NULL, record BLOB NOT NULL, updated INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS cas_nonces(nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS cas_nonces_expires ON cas_nonces(expires);";
+    " created INTEGER NOT NULL, region TEXT NOT NULL);"
+    "CREATE INDEX grants_key ON grants(key_id, grant_id);"
+    "CREATE TABLE tags("
+    " key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL, PRIMARY KEY(key_id, "
+    "tag_key));" KMS_SQ_KEY_IMPORTS_DDL ";" KMS_SQ_CAS_SESSIONS_DDL ";" KMS_SQ_CAS_NONCES_DDL
+    ";" KMS_SQ_CAS_NONCES_INDEX_DDL ";"
+    "PRAGMA user_version=2;";
 
-/* PRAGMA user_version: 0 for stores made before it was kept (schema 1, the key tables), 2 since the
- * certificate service's tables. kms_setup brings an older store up to it; a newer one is refused. */
-#define KMS_SQ_SCHEMA_VERSION 2
+/*
+ * A store of before regions (version 0 with tables) to version 1, one statement at a time in
+ * the opening transaction; ?1 is the default region. A key's region is the one in its ARN
+ * (arn:aws:kms:REGION:ACCOUNT:key/ID, written with the configured region when it was made);
+ * an alias and a grant get their key's. Aliases are rebuilt: the region joins their primary key.
+ * key_imports holds keys of Origin EXTERNAL.
+ */
+static const char *const kms_migrate_v1[] = {
+    "ALTER TABLE keys ADD COLUMN region TEXT NOT NULL DEFAULT ''",
+    "UPDATE keys SET region=substr(substr(arn, instr(arn, ':kms:') + 5), 1,"
+    " instr(substr(arn, instr(arn, ':kms:') + 5), ':') - 1) WHERE instr(arn, ':kms:') > 0",
+    "UPDATE keys SET region=?1 WHERE region=''",
+    "DROP INDEX IF EXISTS keys_account",
+    "CREATE INDEX keys_account_region ON keys(account, region, key_id)",
+    "CREATE TABLE aliases_regions("
+    " account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, key_id TEXT NOT NULL,"
+    " created INTEGER NOT NULL, updated INTEGER NOT NULL, PRIMARY KEY(account, region, name))",
+    "INSERT INTO aliases_regions(account, region, name, key_id, created, updated)"
+    " SELECT account, COALESCE((SELECT region FROM keys WHERE keys.key_id=aliases.key_id), ?1), name, key_id,"
+    " created, updated FROM aliases",
+    "DROP TABLE aliases",
+    "ALTER TABLE aliases_regions RENAME TO aliases",
+    "ALTER TABLE grants ADD COLUMN region TEXT NOT NULL DEFAULT ''",
+    "UPDATE grants SET region=COALESCE((SELECT region FROM keys WHERE keys.key_id=grants.key_id), ?1)",
+    KMS_SQ_KEY_IMPORTS_DDL,
+    "PRAGMA user_version=1",
+};
+
+/* Version 1 to 2: the certificate service's tables (docs/cas.md); nothing else changes. */
+static const char *const kms_migrate_v2[] = {
+    KMS_SQ_CAS_SESSIONS_DDL,
+    KMS_SQ_CAS_NONCES_DDL,
+    KMS_SQ_CAS_NONCES_INDEX_DDL,
+    "PRAGMA user_version=2",
+};
 
 typedef struct kms_sqlite {
     sqlite3 *db;
@@ -396,11 +484,14 @@ static CL_MUST_USE cl_status kms_sqlite_create_key(kms_store *s, const kms_key_r
                     KMS_INT(k->state), KMS_TEXT(k->description), KMS_TEXT(k->key_usage), KMS_TEXT(k->key_spec),
                     KMS_INT(k->deletion_date), KMS_INT(k->pending_days), KMS_INT(k->current_version),
                     KMS_INT(k->rotation_enabled), KMS_INT(k->rotation_period_days), KMS_INT(k->last_rotated),
-                    KMS_TEXT(k->policy ? k->policy : ""));
+                    KMS_TEXT(k->policy ? k->policy : ""), KMS_TEXT(k->region));
     if (rc == CL_ERR_EXISTS) CL_FAIL_GOTO(CL_ERR_EXISTS, "key %s already exists", k->key_id);
     CL_GUARD_GOTO(rc);
-    CL_GUARD_GOTO(
-        kms_sqlite_insert_version(&c, k->key_id, k->current_version, wrapped, wrapped_len, k->created, false));
+    if (wrapped == NULL)
+        CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_INSERT_IMPORT, KMS_TEXT(k->key_id)));
+    else
+        CL_GUARD_GOTO(
+            kms_sqlite_insert_version(&c, k->key_id, k->current_version, wrapped, wrapped_len, k->created, false));
     CL_GUARD_GOTO(kms_sq_tx(&c, S_COMMIT));
 out:
     return kms_sq_leave(&c, rc);
@@ -411,7 +502,7 @@ static CL_MUST_USE cl_status kms_sqlite_get_key(kms_store *s, const char *key_id
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
-    int64_t v[5];
+    int64_t v[7];
     memset(out, 0, sizeof(*out));
     CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_GET_KEY, KMS_TEXT(key_id)));
     CL_ENSURE_GOTO(c.row, CL_ERR_NOT_FOUND, "no key %s", key_id);
@@ -419,7 +510,7 @@ static CL_MUST_USE cl_status kms_sqlite_get_key(kms_store *s, const char *key_id
     CL_GUARD_GOTO(kms_col_text(&c, 1, out->arn, sizeof(out->arn)));
     CL_GUARD_GOTO(kms_col_text(&c, 2, out->account, sizeof(out->account)));
     CL_GUARD_GOTO(kms_col_int(&c, 3, INT64_MIN, INT64_MAX, &out->created));
-    CL_GUARD_GOTO(kms_col_int(&c, 4, KMS_KEY_ENABLED, KMS_KEY_PENDING_DELETION, &v[0]));
+    CL_GUARD_GOTO(kms_col_int(&c, 4, KMS_KEY_ENABLED, KMS_KEY_PENDING_IMPORT, &v[0]));
     CL_GUARD_GOTO(kms_col_text(&c, 5, out->description, sizeof(out->description)));
     CL_GUARD_GOTO(kms_col_text(&c, 6, out->key_usage, sizeof(out->key_usage)));
     CL_GUARD_GOTO(kms_col_text(&c, 7, out->key_spec, sizeof(out->key_spec)));
@@ -430,6 +521,12 @@ static CL_MUST_USE cl_status kms_sqlite_get_key(kms_store *s, const char *key_id
     CL_GUARD_GOTO(kms_col_int(&c, 12, INT_MIN, INT_MAX, &v[4]));
     CL_GUARD_GOTO(kms_col_int(&c, 13, INT64_MIN, INT64_MAX, &out->last_rotated));
     CL_GUARD_GOTO(kms_col_dup(&c, 14, &out->policy));
+    CL_GUARD_GOTO(kms_col_text(&c, 15, out->region, sizeof(out->region)));
+    CL_GUARD_GOTO(kms_col_int(&c, 16, 0, 1, &v[5]));
+    CL_GUARD_GOTO(kms_col_int(&c, 17, 0, 1, &v[6]));
+    CL_GUARD_GOTO(kms_col_int(&c, 18, 0, INT64_MAX, &out->material_valid_to));
+    out->external = v[5] != 0;
+    out->imported = v[6] != 0;
     out->state = (kms_key_state)v[0];
     out->pending_days = (int)v[1];
     out->current_version = (uint32_t)v[2];
@@ -454,8 +551,8 @@ static CL_MUST_USE cl_status kms_sqlite_update_key(kms_store *s, const kms_key_r
 /* store.h: the key, its material, aliases, grants and tags, in one transaction. */
 static CL_MUST_USE cl_status kms_sqlite_delete_key(kms_store *s, const char *key_id)
 {
-    static const enum kms_sq del[] = {S_DEL_KEY_ALIASES, S_DEL_KEY_GRANTS, S_DEL_KEY_TAGS, S_DEL_KEY_VERSIONS,
-                                      S_DEL_KEY};
+    static const enum kms_sq del[] = {S_DEL_KEY_ALIASES,  S_DEL_KEY_GRANTS, S_DEL_KEY_TAGS,
+                                      S_DEL_KEY_VERSIONS, S_DEL_KEY_IMPORT, S_DEL_KEY};
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
     CL_GUARD_GOTO(kms_sq_tx(&c, S_BEGIN));
@@ -465,14 +562,16 @@ out:
     return kms_sq_leave(&c, rc);
 }
 
-/* store.h: up to limit key ids of account after `after`, in id order; *more when others follow. */
-static CL_MUST_USE cl_status kms_sqlite_list_keys(kms_store *s, const char *account, const char *after, size_t limit,
-                                                  char (*out)[KMS_KEY_ID_LEN + 1], size_t *n, bool *more)
+/* store.h: up to limit key ids of account in region after `after`, in id order; *more when others follow. */
+static CL_MUST_USE cl_status kms_sqlite_list_keys(kms_store *s, const char *account, const char *region,
+                                                  const char *after, size_t limit, char (*out)[KMS_KEY_ID_LEN + 1],
+                                                  size_t *n, bool *more)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
     *n = 0;
-    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_LIST_KEYS, KMS_TEXT(account), KMS_TEXT(after), KMS_INT(limit + 1)));
+    CL_GUARD_GOTO(
+        KMS_SQ_RUN(&c, S_LIST_KEYS, KMS_TEXT(account), KMS_TEXT(region), KMS_TEXT(after), KMS_INT(limit + 1)));
     for (; c.row && *n < limit; (*n)++) {
         CL_GUARD_GOTO(kms_col_text(&c, 0, out[*n], KMS_KEY_ID_LEN + 1));
         CL_GUARD_GOTO(kms_sq_next(&c));
@@ -537,22 +636,24 @@ out:
 
 /* --- aliases --------------------------------------------------------------------- */
 
-/* store.h: a new alias of account; CL_ERR_EXISTS when the name is taken. */
-static CL_MUST_USE cl_status kms_sqlite_create_alias(kms_store *s, const char *account, const kms_alias_rec *a)
+/* store.h: a new alias of account in region; CL_ERR_EXISTS when the name is taken. */
+static CL_MUST_USE cl_status kms_sqlite_create_alias(kms_store *s, const char *account, const char *region,
+                                                     const kms_alias_rec *a)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = KMS_SQ_RUN(&c, S_INSERT_ALIAS, KMS_TEXT(a->key_id), KMS_INT(a->updated), KMS_TEXT(account),
-                              KMS_TEXT(a->name), KMS_INT(a->created));
+                              KMS_TEXT(region), KMS_TEXT(a->name), KMS_INT(a->created));
     if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "alias %s already exists", a->name);
     return kms_sq_leave(&c, rc);
 }
 
 /* store.h: points an existing alias at a->key_id; CL_ERR_NOT_FOUND when there is no such alias. */
-static CL_MUST_USE cl_status kms_sqlite_update_alias(kms_store *s, const char *account, const kms_alias_rec *a)
+static CL_MUST_USE cl_status kms_sqlite_update_alias(kms_store *s, const char *account, const char *region,
+                                                     const kms_alias_rec *a)
 {
     kms_sq_call c = kms_sq_enter(s);
-    cl_status rc =
-        KMS_SQ_RUN(&c, S_UPDATE_ALIAS, KMS_TEXT(a->key_id), KMS_INT(a->updated), KMS_TEXT(account), KMS_TEXT(a->name));
+    cl_status rc = KMS_SQ_RUN(&c, S_UPDATE_ALIAS, KMS_TEXT(a->key_id), KMS_INT(a->updated), KMS_TEXT(account),
+                              KMS_TEXT(region), KMS_TEXT(a->name));
     if (rc == CL_OK && c.changes != 1) rc = CL_RAISE(CL_ERR_NOT_FOUND, "no alias %s", a->name);
     return kms_sq_leave(&c, rc);
 }
@@ -566,38 +667,39 @@ static CL_MUST_USE cl_status kms_alias_from_row(const kms_sq_call *c, kms_alias_
     return kms_col_int(c, 3, INT64_MIN, INT64_MAX, &a->updated);
 }
 
-/* store.h: alias `name` of account into out; CL_ERR_NOT_FOUND. */
-static CL_MUST_USE cl_status kms_sqlite_get_alias(kms_store *s, const char *account, const char *name,
-                                                  kms_alias_rec *out)
+/* store.h: alias `name` of account in region into out; CL_ERR_NOT_FOUND. */
+static CL_MUST_USE cl_status kms_sqlite_get_alias(kms_store *s, const char *account, const char *region,
+                                                  const char *name, kms_alias_rec *out)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
-    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_GET_ALIAS, KMS_TEXT(account), KMS_TEXT(name)));
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_GET_ALIAS, KMS_TEXT(account), KMS_TEXT(region), KMS_TEXT(name)));
     CL_ENSURE_GOTO(c.row, CL_ERR_NOT_FOUND, "no alias %s", name);
     CL_GUARD_GOTO(kms_alias_from_row(&c, out));
 out:
     return kms_sq_leave(&c, rc);
 }
 
-/* store.h: removes alias `name` of account; CL_ERR_NOT_FOUND when there was none. */
-static CL_MUST_USE cl_status kms_sqlite_delete_alias(kms_store *s, const char *account, const char *name)
+/* store.h: removes alias `name` of account in region; CL_ERR_NOT_FOUND when there was none. */
+static CL_MUST_USE cl_status kms_sqlite_delete_alias(kms_store *s, const char *account, const char *region,
+                                                     const char *name)
 {
     kms_sq_call c = kms_sq_enter(s);
-    cl_status rc = KMS_SQ_RUN(&c, S_DEL_ALIAS, KMS_TEXT(account), KMS_TEXT(name));
+    cl_status rc = KMS_SQ_RUN(&c, S_DEL_ALIAS, KMS_TEXT(account), KMS_TEXT(region), KMS_TEXT(name));
     if (rc == CL_OK && c.changes != 1) rc = CL_RAISE(CL_ERR_NOT_FOUND, "no alias %s", name);
     return kms_sq_leave(&c, rc);
 }
 
-/* store.h: up to limit aliases of account after `after` in name order, only key_id's unless NULL. */
-static CL_MUST_USE cl_status kms_sqlite_list_aliases(kms_store *s, const char *account, const char *key_id,
-                                                     const char *after, size_t limit, kms_alias_rec *out, size_t *n,
-                                                     bool *more)
+/* store.h: up to limit aliases of account in region after `after` in name order, only key_id's unless NULL. */
+static CL_MUST_USE cl_status kms_sqlite_list_aliases(kms_store *s, const char *account, const char *region,
+                                                     const char *key_id, const char *after, size_t limit,
+                                                     kms_alias_rec *out, size_t *n, bool *more)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
     *n = 0;
-    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_LIST_ALIASES, KMS_TEXT(account), KMS_TEXT(after), KMS_TEXT(key_id ? key_id : ""),
-                             KMS_INT(limit + 1)));
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_LIST_ALIASES, KMS_TEXT(account), KMS_TEXT(region), KMS_TEXT(after),
+                             KMS_TEXT(key_id ? key_id : ""), KMS_INT(limit + 1)));
     for (; c.row && *n < limit; (*n)++) {
         CL_GUARD_GOTO(kms_alias_from_row(&c, &out[*n]));
         CL_GUARD_GOTO(kms_sq_next(&c));
@@ -613,9 +715,10 @@ out:
 static CL_MUST_USE cl_status kms_sqlite_create_grant(kms_store *s, const kms_grant_rec *g)
 {
     kms_sq_call c = kms_sq_enter(s);
-    cl_status rc = KMS_SQ_RUN(&c, S_INSERT_GRANT, KMS_TEXT(g->grant_id), KMS_TEXT(g->key_id), KMS_TEXT(g->grantee),
-                              KMS_TEXT(g->retiring), KMS_TEXT(g->issuing_account), KMS_TEXT(g->operations),
-                              KMS_TEXT(g->name), KMS_TEXT(g->constraints ? g->constraints : ""), KMS_INT(g->created));
+    cl_status rc =
+        KMS_SQ_RUN(&c, S_INSERT_GRANT, KMS_TEXT(g->grant_id), KMS_TEXT(g->key_id), KMS_TEXT(g->grantee),
+                   KMS_TEXT(g->retiring), KMS_TEXT(g->issuing_account), KMS_TEXT(g->operations), KMS_TEXT(g->name),
+                   KMS_TEXT(g->constraints ? g->constraints : ""), KMS_INT(g->created), KMS_TEXT(g->region));
     if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "grant %s already exists", g->grant_id);
     return kms_sq_leave(&c, rc);
 }
@@ -634,6 +737,7 @@ static CL_MUST_USE cl_status kms_grant_from_row(const kms_sq_call *c, kms_grant_
     CL_GUARD_GOTO(kms_col_text(c, 6, g->name, sizeof(g->name)));
     CL_GUARD_GOTO(kms_col_dup(c, 7, &g->constraints));
     CL_GUARD_GOTO(kms_col_int(c, 8, INT64_MIN, INT64_MAX, &g->created));
+    CL_GUARD_GOTO(kms_col_text(c, 9, g->region, sizeof(g->region)));
 out:
     if (rc != CL_OK) kms_grant_rec_clear(g);
     return rc;
@@ -670,7 +774,7 @@ static CL_MUST_USE cl_status kms_sqlite_list_grants(kms_store *s, const kms_gran
     cl_status rc = CL_OK;
     *n = 0;
     CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_LIST_GRANTS, KMS_TEXT(after), KMS_TEXT(f->key_id), KMS_TEXT(f->grantee),
-                             KMS_TEXT(f->retiring), KMS_TEXT(f->grant_id), KMS_INT(limit + 1)));
+                             KMS_TEXT(f->retiring), KMS_TEXT(f->grant_id), KMS_TEXT(f->region), KMS_INT(limit + 1)));
     for (; c.row && *n < limit; (*n)++) {
         CL_GUARD_GOTO(kms_grant_from_row(&c, &out[*n]));
         CL_GUARD_GOTO(kms_sq_next(&c));
@@ -730,6 +834,88 @@ static CL_MUST_USE cl_status kms_sqlite_list_tags(kms_store *s, const char *key_
     }
 out:
     *more = rc == CL_OK && c.row;
+    return kms_sq_leave(&c, rc);
+}
+
+/* --- imported key material ------------------------------------------------------------ */
+
+/* store.h: the import state of key_id (CL_ERR_NOT_FOUND: not an EXTERNAL key); the wrapped
+ * wrapping key appended to wrapping_key unless NULL. */
+static CL_MUST_USE cl_status kms_sqlite_get_import(kms_store *s, const char *key_id, kms_import_rec *out,
+                                                   cl_buf *wrapping_key)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = CL_OK;
+    int64_t imported;
+    cl_buf hash;
+    cl_buf_init(&hash, KMS_IMPORT_TOKEN_HASH_LEN);
+    memset(out, 0, sizeof(*out));
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_GET_IMPORT, KMS_TEXT(key_id)));
+    CL_ENSURE_GOTO(c.row, CL_ERR_NOT_FOUND, "key %s has no imported key material", key_id);
+    CL_GUARD_GOTO(kms_col_text(&c, 1, out->material_id, sizeof(out->material_id)));
+    CL_GUARD_GOTO(kms_col_int(&c, 2, 0, 1, &imported));
+    CL_GUARD_GOTO(kms_col_int(&c, 3, 0, INT64_MAX, &out->valid_to));
+    CL_GUARD_GOTO(kms_col_text(&c, 4, out->wrapping_alg, sizeof(out->wrapping_alg)));
+    CL_GUARD_GOTO(kms_col_text(&c, 5, out->wrapping_spec, sizeof(out->wrapping_spec)));
+    CL_GUARD_GOTO(kms_col_int(&c, 6, 0, INT64_MAX, &out->params_valid_to));
+    CL_GUARD_GOTO(kms_col_blob(&c, 7, &hash));
+    KMS_COL_ENSURE(&c, 7, hash.len == 0 || hash.len == KMS_IMPORT_TOKEN_HASH_LEN, "holds %zu bytes", hash.len);
+    if (hash.len > 0) memcpy(out->token_hash, hash.data, KMS_IMPORT_TOKEN_HASH_LEN);
+    if (wrapping_key != NULL) CL_GUARD_GOTO(kms_col_blob(&c, 8, wrapping_key));
+    out->imported = imported != 0;
+out:
+    cl_buf_free(&hash);
+    return kms_sq_leave(&c, rc);
+}
+
+/* store.h: replaces key_id's import parameters. */
+static CL_MUST_USE cl_status kms_sqlite_set_import_params(kms_store *s, const char *key_id, const kms_import_rec *p,
+                                                          const uint8_t *wrapped_key, size_t wrapped_key_len)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = KMS_SQ_RUN(&c, S_SET_IMPORT_PARAMS, KMS_TEXT(p->wrapping_alg), KMS_TEXT(p->wrapping_spec),
+                              KMS_INT(p->params_valid_to), KMS_BLOB(p->token_hash, KMS_IMPORT_TOKEN_HASH_LEN),
+                              KMS_BLOB(wrapped_key, wrapped_key_len), KMS_TEXT(key_id));
+    if (rc == CL_OK && c.changes != 1) rc = CL_RAISE(CL_ERR_NOT_FOUND, "key %s has no import state", key_id);
+    return kms_sq_leave(&c, rc);
+}
+
+/* store.h: version-1 material of key_id (replacing any), its id and expiry; with enable, the key
+ * becomes Enabled unless PendingDeletion. One transaction. */
+static CL_MUST_USE cl_status kms_sqlite_import_material(kms_store *s, const char *key_id, const uint8_t *wrapped,
+                                                        size_t wrapped_len, const char *material_id, int64_t valid_to,
+                                                        int64_t now, bool enable)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = CL_OK;
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_BEGIN));
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_SET_IMPORTED, KMS_TEXT(material_id), KMS_INT(valid_to), KMS_TEXT(key_id)));
+    CL_ENSURE_GOTO(c.changes == 1, CL_ERR_NOT_FOUND, "key %s has no import state", key_id);
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_PUT_MATERIAL, KMS_TEXT(key_id), KMS_BLOB(wrapped, wrapped_len), KMS_INT(now)));
+    if (enable) CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_ENABLE_IMPORTED, KMS_TEXT(key_id)));
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_COMMIT));
+out:
+    return kms_sq_leave(&c, rc);
+}
+
+/* store.h: deletes key_id's imported material (only if it still expires at expired_at, unless 0)
+ * and makes the key PendingImport unless it is PendingDeletion. One transaction. */
+static CL_MUST_USE cl_status kms_sqlite_delete_material(kms_store *s, const char *key_id, int64_t expired_at,
+                                                        bool *deleted)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = CL_OK;
+    *deleted = false;
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_BEGIN));
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_DROP_MATERIAL, KMS_TEXT(key_id), KMS_INT(expired_at)));
+    *deleted = c.changes == 1;
+    if (*deleted || expired_at == 0) {
+        CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_DEL_KEY_VERSIONS, KMS_TEXT(key_id)));
+        CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_PENDING_IMPORT, KMS_TEXT(key_id)));
+    }
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_COMMIT));
+out:
+    if (rc != CL_OK) *deleted = false;
     return kms_sq_leave(&c, rc);
 }
 
@@ -818,32 +1004,96 @@ static const kms_store_ops kms_sqlite_ops = {
     .tag = kms_sqlite_tag,
     .untag = kms_sqlite_untag,
     .list_tags = kms_sqlite_list_tags,
+    .get_import = kms_sqlite_get_import,
+    .set_import_params = kms_sqlite_set_import_params,
+    .import_material = kms_sqlite_import_material,
+    .delete_material = kms_sqlite_delete_material,
     .cas_get = kms_sqlite_cas_get,
     .cas_put = kms_sqlite_cas_put,
     .cas_use_nonce = kms_sqlite_cas_use_nonce,
     .close = kms_sqlite_close,
 };
 
-#define KMS_SQ_STR2(x) #x
-#define KMS_SQ_STR(x) KMS_SQ_STR2(x)
-
-/* Refuses a store a newer build has migrated: its tables may mean what this build cannot read. */
-static CL_MUST_USE cl_status kms_sqlite_schema_version(sqlite3 *db, const char *path)
+/* One statement of setup (no row expected back), with ?1, if it has one, bound to region. */
+static CL_MUST_USE cl_status kms_sq_setup_step(sqlite3 *db, const char *path, const char *sql, const char *region)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-        CL_FAIL(CL_ERR_IO, "key store %s: reading the schema version: %s", path, sqlite3_errmsg(db));
-    int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    (void)sqlite3_finalize(st);
-    CL_ENSURE(v >= 0, CL_ERR_IO, "key store %s: reading the schema version: %s", path, sqlite3_errmsg(db));
-    CL_ENSURE(v <= KMS_SQ_SCHEMA_VERSION, CL_ERR_UNSUPPORTED,
-              "key store %s has schema version %lld; this build of cloister-kms reads versions up to %d", path,
-              (long long)v, KMS_SQ_SCHEMA_VERSION);
-    return CL_OK;
+    cl_status rc = CL_OK;
+    int src = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (src == SQLITE_OK && sqlite3_bind_parameter_count(st) > 0)
+        src = sqlite3_bind_text(st, 1, region, -1, SQLITE_STATIC);
+    while (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) src = SQLITE_OK;
+    if (src != SQLITE_DONE)
+        rc = CL_RAISE(CL_ERR_IO, "key store %s: upgrading its schema: \"%.60s...\": %s (SQLite error %d)", path, sql,
+                      sqlite3_errmsg(db), sqlite3_extended_errcode(db));
+    (void)sqlite3_finalize(st); /* repeats the step's error, reported above */
+    return rc;
 }
 
-/* store.h: opens (creating if need be) the store at path and prepares every statement. */
-cl_status kms_store_open_sqlite(const char *path, kms_store **out)
+/* A one-integer query of setup into *v. */
+static CL_MUST_USE cl_status kms_sq_setup_int(sqlite3 *db, const char *path, const char *sql, int64_t *v)
+{
+    sqlite3_stmt *st = NULL;
+    cl_status rc = CL_OK;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW)
+        rc = CL_RAISE(CL_ERR_IO, "key store %s: %s: %s", path, sql, sqlite3_errmsg(db));
+    else
+        *v = sqlite3_column_int64(st, 0);
+    (void)sqlite3_finalize(st);
+    return rc;
+}
+
+/*
+ * Creates the schema in a new file, or brings an older one to KMS_SQ_SCHEMA_VERSION, in one
+ * IMMEDIATE transaction: a second server opening the same file at once waits, then finds the
+ * work done. A newer schema is refused, not misread.
+ */
+static CL_MUST_USE cl_status kms_sq_schema(sqlite3 *db, const char *path, const char *default_region)
+{
+    cl_status rc = CL_OK;
+    char *err = NULL;
+    int64_t version = 0, tables = 0;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK)
+        CL_FAIL_GOTO(CL_ERR_IO, "key store %s: %s", path, err != NULL ? err : sqlite3_errmsg(db));
+    CL_GUARD_GOTO(kms_sq_setup_int(db, path, "PRAGMA user_version", &version));
+    CL_GUARD_GOTO(
+        kms_sq_setup_int(db, path, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='keys'", &tables));
+    CL_ENSURE_GOTO(version <= KMS_SQ_SCHEMA_VERSION, CL_ERR_UNSUPPORTED,
+                   "key store %s has schema version %lld, written by a newer cloister-kms; this build reads version "
+                   "%d (run the newer build, or restore a backup made before it)",
+                   path, (long long)version, KMS_SQ_SCHEMA_VERSION);
+    if (version == 0 && tables == 0) {
+        if (sqlite3_exec(db, kms_schema, NULL, NULL, &err) != SQLITE_OK)
+            CL_FAIL_GOTO(CL_ERR_IO, "key store %s: creating the schema: %s", path,
+                         err != NULL ? err : sqlite3_errmsg(db));
+    } else {
+        /* Each step from the store's version on, in order, all in this transaction. */
+        if (version < 1) {
+            for (size_t i = 0; i < sizeof(kms_migrate_v1) / sizeof(kms_migrate_v1[0]); i++)
+                CL_GUARD_GOTO(kms_sq_setup_step(db, path, kms_migrate_v1[i], default_region));
+            CL_LOG_WARN("key store %s: written before regions; its keys, aliases and grants are now in the region of "
+                        "their ARNs (%s unless the configuration said otherwise when they were made)",
+                        path, default_region);
+        }
+        if (version < 2) {
+            for (size_t i = 0; i < sizeof(kms_migrate_v2) / sizeof(kms_migrate_v2[0]); i++)
+                CL_GUARD_GOTO(kms_sq_setup_step(db, path, kms_migrate_v2[i], default_region));
+            CL_LOG_INFO("key store %s: the certificate service's tables added (schema version %d)", path,
+                        KMS_SQ_SCHEMA_VERSION);
+        }
+    }
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, &err) != SQLITE_OK)
+        CL_FAIL_GOTO(CL_ERR_IO, "key store %s: committing its schema: %s", path,
+                     err != NULL ? err : sqlite3_errmsg(db));
+out:
+    sqlite3_free(err);
+    if (!sqlite3_get_autocommit(db)) (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL); /* the failure is raised */
+    return rc;
+}
+
+/* store.h: opens (creating if need be) the store at path, brings its schema up to date and
+ * prepares every statement. */
+cl_status kms_store_open_sqlite(const char *path, const char *default_region, kms_store **out)
 {
     cl_status rc = CL_OK;
     char *err = NULL;
@@ -859,12 +1109,9 @@ cl_status kms_store_open_sqlite(const char *path, kms_store **out)
     /* Another process on the same file (a second cloister-kms by mistake) is waited for, not failed at once. */
     CL_ENSURE_GOTO(sqlite3_busy_timeout(q->db, 5000) == SQLITE_OK, CL_ERR_IO,
                    "key store %s: setting a busy timeout: %s", path, sqlite3_errmsg(q->db));
-    CL_GUARD_GOTO(kms_sqlite_schema_version(q->db, path));
     if (sqlite3_exec(q->db, kms_setup, NULL, NULL, &err) != SQLITE_OK)
         CL_FAIL_GOTO(CL_ERR_IO, "key store %s: setting up: %s", path, err != NULL ? err : sqlite3_errmsg(q->db));
-    if (sqlite3_exec(q->db, "PRAGMA user_version=" KMS_SQ_STR(KMS_SQ_SCHEMA_VERSION), NULL, NULL, &err) != SQLITE_OK)
-        CL_FAIL_GOTO(CL_ERR_IO, "key store %s: recording the schema version: %s", path,
-                     err != NULL ? err : sqlite3_errmsg(q->db));
+    CL_GUARD_GOTO(kms_sq_schema(q->db, path, default_region));
     for (int id = 0; id < S_COUNT; id++)
         if (sqlite3_prepare_v3(q->db, kms_sq_sql[id].sql, -1, SQLITE_PREPARE_PERSISTENT, &q->st[id], NULL) != SQLITE_OK)
             CL_FAIL_GOTO(CL_ERR_IO, "key store %s: preparing %s: %s", path, kms_sq_sql[id].name, sqlite3_errmsg(q->db));

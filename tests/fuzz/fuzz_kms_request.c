@@ -75,7 +75,7 @@ static void fz_init(void)
     (void)snprintf(path, sizeof(path), "%s/root.key", dir);
     if (kms_root_key_load(path, &fz_ctx.root) != CL_OK) abort();
     (void)snprintf(path, sizeof(path), "%s/keys.db", dir);
-    if (kms_store_open_sqlite(path, &fz_ctx.store) != CL_OK) abort();
+    if (kms_store_open_sqlite(path, "us-east-1", &fz_ctx.store) != CL_OK) abort();
     (void)snprintf(fz_cfg.region, sizeof(fz_cfg.region), "us-east-1");
     fz_ctx.cfg = &fz_cfg;
 }
@@ -90,6 +90,7 @@ static CL_MUST_USE cl_status fz_run(const char *op, const char *body, size_t len
     c.kms = &fz_ctx;
     c.principal = &fz_principal;
     c.operation = op;
+    (void)snprintf(c.region, sizeof(c.region), "us-east-1");
     c.now = 1795423141;
     cl_status rc = CL_ERR_FORMAT;
     c.req = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);

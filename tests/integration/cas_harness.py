@@ -30,13 +30,13 @@ ATTR_OID = "1.2.840.113549.1.9.16.2.59"              # id-aa 59: the draft's att
 NITRO_OID = "2.25.287248209540010470888479378136529205347"  # cloister/csr.h: a Nitro document
 
 
-def request(endpoint, method, path, body=b"", key=None, secret=None, cafile=None, headers=None):
-    """(status, parsed JSON answer) of one request, SigV4-signed (service "kms") when key is given."""
+def request(endpoint, method, path, body=b"", key=None, secret=None, cafile=None, headers=None, region="us-east-1"):
+    """(status, parsed JSON answer) of one request, SigV4-signed (service "kms", in region) when key is given."""
     hdrs = {"Content-Type": "application/json"}
     hdrs.update(headers or {})
     if key is not None:
         req = AWSRequest(method=method, url=endpoint + path, data=body, headers=hdrs)
-        SigV4Auth(Credentials(key, secret), "kms", "us-east-1").add_auth(req)
+        SigV4Auth(Credentials(key, secret), "kms", region).add_auth(req)
         hdrs = dict(req.headers.items())
     u = urllib.parse.urlsplit(endpoint)
     if u.scheme == "https":

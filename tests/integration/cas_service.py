@@ -15,6 +15,9 @@ certificates and `openssl cms -decrypt` opens the secrets.
   request, a key the document does not bind, another root, a measurement not in the session, a
   debug-mode document, a stale document, a nonce not from the service, no evidence) names its
   reason and carries no certificate; each is in the hash-chained audit log.
+- Regions: a session admin signs in any region the KMS answers, and sessions are global (one put in
+  one region is read in another, by botocore and by `cloister cas session get`); a region the server
+  does not answer is refused as the KMS refuses it, in AWS's words, changing nothing.
 - The sessions survive a restart."""
 import base64
 import datetime
@@ -60,6 +63,7 @@ def main():
         with kms_harness.kms_server(data_dir=data, extra_args=args, principals=[OPS, AUDITOR]) as srv:
             cacert = sessions(srv, cert, tmp, good)
             cli(srv, cert, tmp)
+            regions(srv, cert, tmp)
             issuance(srv, cert, tmp, pki, good, cacert)
             audit(data)
         with kms_harness.kms_server(data_dir=data, extra_args=args, principals=[OPS, AUDITOR]) as srv:
@@ -213,6 +217,61 @@ def cli(srv, cert, tmp):
     check(r.returncode == 1 and "no attestation device" in r.stderr and not os.path.exists(os.path.join(tmp, "certs")),
           "cloister cas get-cert outside an enclave says there is no attestation device, and writes nothing: " +
           r.stderr.strip())
+
+
+def regions(srv, cert, tmp):
+    """SigV4 in the KMS's regions (docs/kms.md, "Regions"): sessions are global, not per region."""
+    _, g = get(srv, cert, "hospital")
+    for region in ("eu-central-1", "ap-northeast-1"):
+        st, a = ch.request(srv.endpoint, "GET", "/v1/sessions/hospital", key="test", secret="test", cafile=cert,
+                           region=region)
+        check(st == 200 and a["hash"] == g["hash"], f"signed in {region}, GET reads the same session ({st})")
+    doc = ch.session_doc("everywhere", ["aa" * 48])
+    st, a = ch.request(srv.endpoint, "PUT", "/v1/sessions/everywhere", doc, key="test", secret="test", cafile=cert,
+                       region="ap-northeast-1")
+    check(st == 200 and a["created"] is True, f"a session is created with a request signed in ap-northeast-1 ({a})")
+    env = dict(os.environ, AWS_ENDPOINT_URL=srv.endpoint, AWS_CA_BUNDLE=cert,
+               **dict(kms_harness.DEV_ENV, AWS_REGION="eu-west-3", AWS_DEFAULT_REGION="eu-west-3"))
+    r = subprocess.run([CLI, "cas", "session", "get", "everywhere"], env=env, capture_output=True, text=True,
+                       timeout=60)
+    check(r.returncode == 0 and json.loads(r.stdout)["hash"] == hashlib.sha256(doc).hexdigest(),
+          "cloister cas session get with AWS_REGION=eu-west-3 reads it: " + r.stderr.strip())
+    st, a = ch.request(srv.endpoint, "PUT", "/v1/sessions/moon", ch.session_doc("moon", []), key="test",
+                       secret="test", cafile=cert, region="moon-base-1")
+    check(st == 400 and a == {"code": "InvalidSignatureException",
+                              "message": "Credential should be scoped to a valid region, not 'moon-base-1'. This "
+                                         "server answers every AWS region (a name like us-east-1, eu-central-1 or "
+                                         "ap-northeast-1)."},
+          f"a request signed in a region that is no AWS region's name is refused as the KMS refuses it: {a}")
+    st, a = get(srv, cert, "moon")
+    check(st == 404 and a["code"] == "SessionNotFound", f"the refused request created nothing ({a})")
+
+    # A server that answers only the regions of its config's "regions".
+    data = os.path.join(tmp, "restricted")
+    cfg = {"listen": "127.0.0.1:0", "threads": 1, "data_dir": data, "regions": ["eu-central-1"],
+           "principals": [kms_harness.DEV_PRINCIPAL]}
+    path = os.path.join(tmp, "restricted.json")
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        json.dump(cfg, f)
+    with kms_harness.kms_server_config(path) as r_srv:
+        doc = ch.session_doc("clinic", ["bb" * 48])
+        st, a = ch.request(r_srv.endpoint, "PUT", "/v1/sessions/clinic", doc, key="test", secret="test",
+                           region="eu-central-1")
+        check(st == 200 and a["created"] is True, f"with \"regions\": [\"eu-central-1\"], a put signed there works ({a})")
+        st, a = ch.request(r_srv.endpoint, "GET", "/v1/sessions/clinic", key="test", secret="test",
+                           region="us-east-1")
+        check(st == 400 and a == {"code": "InvalidSignatureException",
+                                  "message": "Credential should be scoped to a valid region, not 'us-east-1'. This "
+                                             "server answers the regions eu-central-1."},
+              f"... and a request signed in us-east-1 is refused, naming the regions it answers: {a}")
+        for region, ok in (("eu-central-1", True), ("us-east-1", False)):
+            env = dict(os.environ, AWS_ENDPOINT_URL=r_srv.endpoint,
+                       **dict(kms_harness.DEV_ENV, AWS_REGION=region, AWS_DEFAULT_REGION=region))
+            r = subprocess.run([CLI, "cas", "session", "get", "clinic"], env=env, capture_output=True, text=True,
+                               timeout=60)
+            check((r.returncode == 0) == ok and (ok or ("InvalidSignatureException" in r.stderr and
+                                                        "not 'us-east-1'" in r.stderr)),
+                  f"cloister cas session get with AWS_REGION={region}: exit {r.returncode} {r.stderr.strip()}")
 
 
 def issuance(srv, cert, tmp, pki, good, cacert):

@@ -84,11 +84,14 @@ class KmsBoto3(unittest.TestCase):
         self.assertTrue(pt["KeyId"].endswith(kid))
         pt = self.kms.decrypt(CiphertextBlob=ct["CiphertextBlob"], EncryptionContext=ctx, KeyId=kid)
         self.assertEqual(pt["Plaintext"], b"secret bytes")
-        # The blob carries its format version, key id and key version 1.
+        # The blob carries its format version (2), key id, the key's region and key version 1
+        # (docs/formats/kms-ciphertext.md).
         blob = ct["CiphertextBlob"]
-        self.assertEqual(blob[0], 1)
+        self.assertEqual(blob[0], 2)
         self.assertEqual(blob[2:38].decode(), kid)
-        self.assertEqual(int.from_bytes(blob[38:42], "big"), 1)
+        self.assertEqual(blob[38], 9)
+        self.assertEqual(blob[39:48], b"us-east-1")
+        self.assertEqual(int.from_bytes(blob[48:52], "big"), 1)
 
     def test_wrong_context_fails(self):
         kid = self.new_key()["KeyId"]
@@ -102,7 +105,7 @@ class KmsBoto3(unittest.TestCase):
         kid = self.new_key()["KeyId"]
         ct = bytearray(self.kms.encrypt(KeyId=kid, Plaintext=b"x")["CiphertextBlob"])
         ct[-1] ^= 1
-        for blob in (bytes(ct), b"\x01garbage", b"\x02" + bytes(ct[1:])):
+        for blob in (bytes(ct), b"\x01garbage", b"\x02garbage", b"\x03" + bytes(ct[1:])):
             with self.assertRaises(ClientError) as e:
                 self.kms.decrypt(CiphertextBlob=blob)
             self.assertEqual(code(e), "InvalidCiphertextException")
@@ -263,7 +266,7 @@ class KmsBoto3(unittest.TestCase):
         st = self.kms.get_key_rotation_status(KeyId=kid)
         self.assertFalse(st["KeyRotationEnabled"])
         old = self.kms.encrypt(KeyId=kid, Plaintext=b"v1", EncryptionContext={"a": "1"})["CiphertextBlob"]
-        self.assertEqual(int.from_bytes(old[38:42], "big"), 1)
+        self.assertEqual(int.from_bytes(old[48:52], "big"), 1)  # after "us-east-1" (blob format 2)
         for days in (89, 2561):  # boto3 refuses these itself: send them raw
             status, j = self.raw(json.dumps({"KeyId": kid, "RotationPeriodInDays": days}).encode(),
                                  target="TrentService.EnableKeyRotation")
@@ -282,13 +285,13 @@ class KmsBoto3(unittest.TestCase):
         rot = self.newer.list_key_rotations(KeyId=kid)["Rotations"]
         self.assertEqual([r["RotationType"] for r in rot], ["ON_DEMAND", "ON_DEMAND"])
         new = self.kms.encrypt(KeyId=kid, Plaintext=b"v3", EncryptionContext={"a": "1"})["CiphertextBlob"]
-        self.assertEqual(int.from_bytes(new[38:42], "big"), 3)
+        self.assertEqual(int.from_bytes(new[48:52], "big"), 3)
         # Old ciphertexts still decrypt after rotation; ReEncrypt moves them to the current version.
         self.assertEqual(self.kms.decrypt(CiphertextBlob=old, EncryptionContext={"a": "1"})["Plaintext"], b"v1")
         self.assertEqual(self.kms.decrypt(CiphertextBlob=new, EncryptionContext={"a": "1"})["Plaintext"], b"v3")
         re = self.kms.re_encrypt(CiphertextBlob=old, SourceEncryptionContext={"a": "1"}, DestinationKeyId=kid,
                                  DestinationEncryptionContext={"a": "1"})["CiphertextBlob"]
-        self.assertEqual(int.from_bytes(re[38:42], "big"), 3)
+        self.assertEqual(int.from_bytes(re[48:52], "big"), 3)
         page = self.newer.list_key_rotations(KeyId=kid, Limit=1)
         self.assertTrue(page["Truncated"])
         page2 = self.newer.list_key_rotations(KeyId=kid, Limit=1, Marker=page["NextMarker"])
@@ -404,10 +407,14 @@ class KmsBoto3(unittest.TestCase):
         self.assertEqual(code(e), "UnrecognizedClientException")
 
     def test_wrong_region(self):
-        bad = kms_harness.boto_client(self.srv.endpoint, region="eu-west-1")
+        """Every AWS region is answered (its own keys: none yet in eu-west-1); a name that is no AWS
+        region's is refused as AWS refuses a wrong one (tests/integration/kms_regions.py has more)."""
+        self.assertEqual(kms_harness.boto_client(self.srv.endpoint, region="eu-west-1").list_keys()["Keys"], [])
+        bad = kms_harness.boto_client(self.srv.endpoint, region="moon-base-1")
         with self.assertRaises(ClientError) as e:
             bad.list_keys()
         self.assertEqual(code(e), "InvalidSignatureException")
+        self.assertIn("Credential should be scoped to a valid region, not 'moon-base-1'.", str(e.exception))
 
     def test_expired_signature(self):
         old = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) - datetime.timedelta(minutes=20)

@@ -58,7 +58,7 @@ class Client(threading.Thread):
                 if i % 3 == 0:
                     self.newer.rotate_key_on_demand(KeyId=kid)
                     ct2 = self.kms.encrypt(KeyId=kid, Plaintext=pt, EncryptionContext=ctx)["CiphertextBlob"]
-                    assert int.from_bytes(ct2[38:42], "big") == 2
+                    assert int.from_bytes(ct2[48:52], "big") == 2  # key version, after the region (blob format 2)
                     self.cts.append((kid, ct2, pt, ctx))
                 alias = "alias/storm-%d-%d" % (self.n, i)
                 self.kms.create_alias(AliasName=alias, TargetKeyId=kid)

@@ -70,7 +70,7 @@ class KmsServer:
     """cloister-kms --dev; principals: more principals (principal(...) dicts), given to it in a
     mode-0600 --principals-file, never on its command line (checked once it runs)."""
 
-    def __init__(self, data_dir, extra_args=(), principals=()):
+    def __init__(self, data_dir, extra_args=(), principals=(), env=None):
         self.data_dir = data_dir
         args = [KMS_BIN, "--dev", "--listen", "127.0.0.1:0", "--data", data_dir, *extra_args]
         if principals:
@@ -79,7 +79,7 @@ class KmsServer:
             if not os.path.exists(path):
                 write_principals(path, list(principals))
             args += ["--principals-file", path]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
         line = self.proc.stdout.readline()
         m = re.search(r"(https?)://127\.0\.0\.1:(\d+)", line)
         if not m:
@@ -100,12 +100,13 @@ class KmsServer:
 
 
 @contextlib.contextmanager
-def kms_server(data_dir=None, extra_args=(), principals=()):
+def kms_server(data_dir=None, extra_args=(), principals=(), env=None):
+    """env: the server's whole environment (None: this process's)."""
     tmp = None
     if data_dir is None:
         tmp = tempfile.mkdtemp(prefix="cloister-kms-test-")
         data_dir = os.path.join(tmp, "data")
-    srv = KmsServer(data_dir, extra_args, principals)
+    srv = KmsServer(data_dir, extra_args, principals, env)
     try:
         yield srv
     finally:
@@ -172,7 +173,7 @@ class NewerKms:
     # The blob members of the requests and answers the tests send this way (API Reference, each
     # operation's "Request Syntax" and "Response Syntax").
     BLOBS = ("CiphertextBlob", "Plaintext", "CiphertextForRecipient", "Signature", "Mac", "PublicKey", "SharedSecret",
-             "PrivateKeyPlaintext", "PrivateKeyCiphertextBlob")
+             "PrivateKeyPlaintext", "PrivateKeyCiphertextBlob", "ImportToken", "EncryptedKeyMaterial")
 
     def __init__(self, endpoint, key="test", secret="test", region="us-east-1", verify=None):
         self.endpoint, self.key, self.secret, self.region, self.verify = endpoint, key, secret, region, verify
@@ -369,7 +370,7 @@ class KmsConfigServer(KmsServer):
         self.data_dir = None
         self.proc = subprocess.Popen([KMS_BIN, "--config", config], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=env)
-        line = self.proc.stdout.readline()
+        line = self.first_line = self.proc.stdout.readline()
         m = re.search(r"(https?)://127\.0\.0\.1:(\d+)", line)
         if not m:
             _stop(self.proc)

@@ -6,7 +6,8 @@ password authentication). The store's unit cases (tests/unit/store_cases.h) run 
 GenerateDataKey, rotation, grants, policies, tags, deletion and ListKeys
 paging; a restart of cloister-kms finds all of it; stopping the database
 fails requests with an error and restarting it heals them; two servers
-share one database and see each other's changes; the SIGKILL storm
+share one database and see each other's changes; a store of before regions
+(tests/vectors/kms-data-v0 loaded into the old schema) is migrated and served; the SIGKILL storm
 of kms_durability.py runs against it; the password never reaches a log.
 Skips (exit 77) only when PostgreSQL's binaries are not installed."""
 import json
@@ -19,6 +20,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(__file__))
 import kms_harness  # noqa: E402
 import kms_durability  # noqa: E402
+import kms_regions  # noqa: E402
 
 from botocore.exceptions import ClientError  # noqa: E402
 
@@ -101,7 +103,7 @@ def exercise(kms):
     newer = kms_harness.NewerKms(kms.meta.endpoint_url)
     newer.rotate_key_on_demand(KeyId=k0)
     ct2 = kms.encrypt(KeyId=k0, Plaintext=b"version two", EncryptionContext=ctx)["CiphertextBlob"]
-    assert int.from_bytes(ct2[38:42], "big") == 2
+    assert int.from_bytes(ct2[48:52], "big") == 2  # key version: after the region us-east-1 (blob format 2)
     assert kms.decrypt(CiphertextBlob=ct1, EncryptionContext=ctx)["Plaintext"] == b"version one"
     assert len(newer.list_key_rotations(KeyId=k0)["Rotations"]) == 1
     kms.enable_key_rotation(KeyId=k1)
@@ -194,7 +196,7 @@ def two_servers(pg, tmp):
         assert ka.decrypt(CiphertextBlob=ct1)["Plaintext"] == b"from b"
         kms_harness.NewerKms(b.endpoint).rotate_key_on_demand(KeyId=kid)
         ct2 = ka.encrypt(KeyId=kid, Plaintext=b"from a")["CiphertextBlob"]
-        assert int.from_bytes(ct2[38:42], "big") == 2, "a did not see b's rotation"
+        assert int.from_bytes(ct2[48:52], "big") == 2, "a did not see b's rotation"
         assert kb.decrypt(CiphertextBlob=ct2)["Plaintext"] == b"from a"
         kb.disable_key(KeyId=kid)
         expect_error(ka.encrypt, "DisabledException", KeyId=kid, Plaintext=b"x")
@@ -275,6 +277,8 @@ def main():
             print("PostgreSQL store: every operation persisted across a restart; a database outage healed")
             two_servers(pg, tmp)
             cas_two_servers(pg, tmp)
+            # A store written before regions (schema version 1): migrated at start, served in its region.
+            kms_regions.legacy_pg(pg, tmp)
 
             pg.createdb("storm")
 

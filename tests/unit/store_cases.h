@@ -28,6 +28,7 @@ static void t_key(kms_key_rec *k, int n)
     (void)snprintf(k->key_id, sizeof(k->key_id), "%08x-0000-4000-8000-000000000000", n);
     (void)snprintf(k->arn, sizeof(k->arn), "arn:aws:kms:us-east-1:111122223333:key/%s", k->key_id);
     (void)snprintf(k->account, sizeof(k->account), "111122223333");
+    (void)snprintf(k->region, sizeof(k->region), "us-east-1");
     (void)snprintf(k->key_usage, sizeof(k->key_usage), "ENCRYPT_DECRYPT");
     (void)snprintf(k->key_spec, sizeof(k->key_spec), "SYMMETRIC_DEFAULT");
     (void)snprintf(k->description, sizeof(k->description), "key %d", n);
@@ -80,19 +81,19 @@ static void test_keys_persist_and_page(void **state)
     char ids[2][KMS_KEY_ID_LEN + 1];
     size_t n;
     bool more;
-    assert_ok(s->ops->list_keys(s, "111122223333", "", 2, ids, &n, &more));
+    assert_ok(s->ops->list_keys(s, "111122223333", "us-east-1", "", 2, ids, &n, &more));
     assert_int_equal(n, 2);
     assert_true(more);
     assert_string_equal(ids[1], "00000001-0000-4000-8000-000000000000");
     char after[KMS_KEY_ID_LEN + 1];
     memcpy(after, ids[1], sizeof(after));
-    assert_ok(s->ops->list_keys(s, "111122223333", after, 2, ids, &n, &more));
+    assert_ok(s->ops->list_keys(s, "111122223333", "us-east-1", after, 2, ids, &n, &more));
     assert_int_equal(n, 2);
     memcpy(after, ids[1], sizeof(after));
-    assert_ok(s->ops->list_keys(s, "111122223333", after, 2, ids, &n, &more));
+    assert_ok(s->ops->list_keys(s, "111122223333", "us-east-1", after, 2, ids, &n, &more));
     assert_int_equal(n, 1);
     assert_false(more);
-    assert_ok(s->ops->list_keys(s, "999999999999", "", 2, ids, &n, &more));
+    assert_ok(s->ops->list_keys(s, "999999999999", "us-east-1", "", 2, ids, &n, &more));
     assert_int_equal(n, 0);
 
     cl_buf w;
@@ -157,9 +158,9 @@ static void test_aliases_and_grants_go_with_the_key(void **state)
     assert_ok(s->ops->create_key(s, &k, w1, sizeof(w1)));
     kms_alias_rec a = {.name = "alias/a", .created = 1, .updated = 1};
     (void)snprintf(a.key_id, sizeof(a.key_id), "%s", k.key_id);
-    assert_ok(s->ops->create_alias(s, "111122223333", &a));
-    assert_fails(s->ops->create_alias(s, "111122223333", &a), CL_ERR_EXISTS, "already exists");
-    assert_ok(s->ops->create_alias(s, "444455556666", &a)); /* aliases are per account */
+    assert_ok(s->ops->create_alias(s, "111122223333", "us-east-1", &a));
+    assert_fails(s->ops->create_alias(s, "111122223333", "us-east-1", &a), CL_ERR_EXISTS, "already exists");
+    assert_ok(s->ops->create_alias(s, "444455556666", "us-east-1", &a)); /* aliases are per account */
     kms_grant_rec g;
     memset(&g, 0, sizeof(g));
     memset(g.grant_id, 'a', KMS_GRANT_ID_LEN);
@@ -175,7 +176,7 @@ static void test_aliases_and_grants_go_with_the_key(void **state)
 
     assert_ok(s->ops->delete_key(s, k.key_id));
     kms_alias_rec ar;
-    assert_fails(s->ops->get_alias(s, "111122223333", "alias/a", &ar), CL_ERR_NOT_FOUND, "no alias");
+    assert_fails(s->ops->get_alias(s, "111122223333", "us-east-1", "alias/a", &ar), CL_ERR_NOT_FOUND, "no alias");
     assert_fails(s->ops->get_grant(s, g.grant_id, &got), CL_ERR_NOT_FOUND, "no grant");
     cl_buf w;
     cl_buf_init(&w, 4096);
@@ -327,18 +328,197 @@ static void test_grant_filters_and_alias_updates(void **state)
 
     kms_alias_rec a = {.name = "alias/m", .created = 1, .updated = 1};
     (void)snprintf(a.key_id, sizeof(a.key_id), "%s", k.key_id);
-    assert_fails(s->ops->update_alias(s, "111122223333", &a), CL_ERR_NOT_FOUND, "no alias alias/m");
-    assert_ok(s->ops->create_alias(s, "111122223333", &a));
+    assert_fails(s->ops->update_alias(s, "111122223333", "us-east-1", &a), CL_ERR_NOT_FOUND, "no alias alias/m");
+    assert_ok(s->ops->create_alias(s, "111122223333", "us-east-1", &a));
     a.updated = 2;
-    assert_ok(s->ops->update_alias(s, "111122223333", &a));
+    assert_ok(s->ops->update_alias(s, "111122223333", "us-east-1", &a));
     kms_alias_rec al[2];
-    assert_ok(s->ops->list_aliases(s, "111122223333", k.key_id, "", 2, al, &n, &more));
+    assert_ok(s->ops->list_aliases(s, "111122223333", "us-east-1", k.key_id, "", 2, al, &n, &more));
     assert_int_equal(n, 1);
     assert_int_equal(al[0].updated, 2);
-    assert_ok(s->ops->list_aliases(s, "111122223333", "ffffffff-0000-4000-8000-000000000000", "", 2, al, &n, &more));
+    assert_ok(s->ops->list_aliases(s, "111122223333", "us-east-1", "ffffffff-0000-4000-8000-000000000000", "", 2, al,
+                                   &n, &more));
     assert_int_equal(n, 0);
-    assert_ok(s->ops->delete_alias(s, "111122223333", "alias/m"));
-    assert_fails(s->ops->delete_alias(s, "111122223333", "alias/m"), CL_ERR_NOT_FOUND, "no alias");
+    assert_ok(s->ops->delete_alias(s, "111122223333", "us-east-1", "alias/m"));
+    assert_fails(s->ops->delete_alias(s, "111122223333", "us-east-1", "alias/m"), CL_ERR_NOT_FOUND, "no alias");
+    kms_store_close(s);
+    t_done(path);
+}
+
+/* Keys, aliases and grants of one account in two regions: each listing sees its region's; an
+ * alias name is taken once per region; a record reads back its region. */
+static void test_regions_apart(void **state)
+{
+    (void)state;
+    char path[1024];
+    t_fresh(path, sizeof(path));
+    kms_store *s = NULL;
+    assert_ok(t_open(path, &s));
+    kms_key_rec k1, k2;
+    t_key(&k1, 21);
+    t_key(&k2, 22);
+    (void)snprintf(k2.region, sizeof(k2.region), "eu-central-1");
+    (void)snprintf(k2.arn, sizeof(k2.arn), "arn:aws:kms:eu-central-1:111122223333:key/%s", k2.key_id);
+    const uint8_t w[60] = {7};
+    assert_ok(s->ops->create_key(s, &k1, w, sizeof(w)));
+    assert_ok(s->ops->create_key(s, &k2, w, sizeof(w)));
+    kms_key_rec got;
+    assert_ok(s->ops->get_key(s, k2.key_id, &got));
+    assert_string_equal(got.region, "eu-central-1");
+    kms_key_rec_clear(&got);
+    char ids[3][KMS_KEY_ID_LEN + 1];
+    size_t n;
+    bool more;
+    assert_ok(s->ops->list_keys(s, "111122223333", "us-east-1", "", 3, ids, &n, &more));
+    assert_int_equal(n, 1);
+    assert_string_equal(ids[0], k1.key_id);
+    assert_ok(s->ops->list_keys(s, "111122223333", "eu-central-1", "", 3, ids, &n, &more));
+    assert_int_equal(n, 1);
+    assert_string_equal(ids[0], k2.key_id);
+    assert_ok(s->ops->list_keys(s, "111122223333", "ap-northeast-1", "", 3, ids, &n, &more));
+    assert_int_equal(n, 0);
+
+    kms_alias_rec a1 = {.name = "alias/same", .created = 1, .updated = 1}, a2 = a1, ar;
+    (void)snprintf(a1.key_id, sizeof(a1.key_id), "%s", k1.key_id);
+    (void)snprintf(a2.key_id, sizeof(a2.key_id), "%s", k2.key_id);
+    assert_ok(s->ops->create_alias(s, "111122223333", "us-east-1", &a1));
+    assert_ok(s->ops->create_alias(s, "111122223333", "eu-central-1", &a2));
+    assert_fails(s->ops->create_alias(s, "111122223333", "eu-central-1", &a2), CL_ERR_EXISTS, "already exists");
+    assert_ok(s->ops->get_alias(s, "111122223333", "eu-central-1", "alias/same", &ar));
+    assert_string_equal(ar.key_id, k2.key_id);
+    assert_fails(s->ops->get_alias(s, "111122223333", "ap-northeast-1", "alias/same", &ar), CL_ERR_NOT_FOUND,
+                 "no alias");
+    kms_alias_rec al[3];
+    assert_ok(s->ops->list_aliases(s, "111122223333", "us-east-1", NULL, "", 3, al, &n, &more));
+    assert_int_equal(n, 1);
+    assert_string_equal(al[0].key_id, k1.key_id);
+    assert_ok(s->ops->delete_alias(s, "111122223333", "us-east-1", "alias/same"));
+    assert_ok(s->ops->get_alias(s, "111122223333", "eu-central-1", "alias/same", &ar));
+
+    kms_grant_rec g;
+    for (int i = 0; i < 2; i++) {
+        memset(&g, 0, sizeof(g));
+        memset(g.grant_id, 'p' + i, KMS_GRANT_ID_LEN);
+        (void)snprintf(g.key_id, sizeof(g.key_id), "%s", i ? k2.key_id : k1.key_id);
+        (void)snprintf(g.region, sizeof(g.region), "%s", i ? "eu-central-1" : "us-east-1");
+        (void)snprintf(g.grantee, sizeof(g.grantee), "arn:aws:iam::111122223333:user/x");
+        (void)snprintf(g.retiring, sizeof(g.retiring), "arn:aws:iam::111122223333:user/r");
+        (void)snprintf(g.operations, sizeof(g.operations), "Decrypt");
+        assert_ok(s->ops->create_grant(s, &g));
+    }
+    kms_grant_rec gs[3];
+    kms_grant_filter f = {.retiring = "arn:aws:iam::111122223333:user/r", .region = "eu-central-1"};
+    assert_ok(s->ops->list_grants(s, &f, "", 3, gs, &n, &more));
+    assert_int_equal(n, 1);
+    assert_string_equal(gs[0].key_id, k2.key_id);
+    assert_string_equal(gs[0].region, "eu-central-1");
+    kms_grant_rec_clear(&gs[0]);
+    f.region = NULL;
+    assert_ok(s->ops->list_grants(s, &f, "", 3, gs, &n, &more));
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) kms_grant_rec_clear(&gs[i]);
+    kms_store_close(s);
+    t_done(path);
+}
+
+/* A key of Origin EXTERNAL: created without material (PendingImport), its import parameters
+ * replaced, material imported (Enabled) and deleted again (PendingImport, the material gone, its
+ * id kept), expiry deleting only the material that still expires then, and deletion of the key
+ * taking its import state with it. */
+static void test_imported_material(void **state)
+{
+    (void)state;
+    char path[1024];
+    t_fresh(path, sizeof(path));
+    kms_store *s = NULL;
+    assert_ok(t_open(path, &s));
+    kms_key_rec k, got;
+    t_key(&k, 7);
+    k.state = KMS_KEY_PENDING_IMPORT;
+    assert_ok(s->ops->create_key(s, &k, NULL, 0));
+    assert_ok(s->ops->get_key(s, k.key_id, &got));
+    assert_true(got.external && !got.imported);
+    assert_int_equal(got.state, KMS_KEY_PENDING_IMPORT);
+    kms_key_rec_clear(&got);
+    cl_buf wrapped_key, material;
+    cl_buf_init(&wrapped_key, 4096);
+    cl_buf_init(&material, 4096);
+    assert_fails(s->ops->get_material(s, k.key_id, 1, &material), CL_ERR_NOT_FOUND, "no version 1");
+    kms_import_rec p;
+    assert_ok(s->ops->get_import(s, k.key_id, &p, &wrapped_key));
+    assert_string_equal(p.material_id, "");
+    assert_int_equal(p.params_valid_to, 0);
+    assert_int_equal(wrapped_key.len, 0);
+    /* Parameters: the newest replace the earlier ones. */
+    for (int i = 0; i < 2; i++) {
+        (void)snprintf(p.wrapping_alg, sizeof(p.wrapping_alg), "%s", i ? "RSAES_OAEP_SHA_256" : "RSAES_OAEP_SHA_1");
+        (void)snprintf(p.wrapping_spec, sizeof(p.wrapping_spec), "RSA_2048");
+        p.params_valid_to = 5000 + i;
+        memset(p.token_hash, 0xa0 + i, sizeof(p.token_hash));
+        const uint8_t wk[3] = {9, 8, (uint8_t)i};
+        assert_ok(s->ops->set_import_params(s, k.key_id, &p, wk, sizeof(wk)));
+    }
+    kms_import_rec q;
+    cl_buf_reset(&wrapped_key);
+    assert_ok(s->ops->get_import(s, k.key_id, &q, &wrapped_key));
+    assert_string_equal(q.wrapping_alg, "RSAES_OAEP_SHA_256");
+    assert_int_equal(q.params_valid_to, 5001);
+    assert_int_equal(q.token_hash[31], 0xa1);
+    assert_int_equal(wrapped_key.len, 3);
+    assert_int_equal(wrapped_key.data[2], 1);
+    /* Import: Enabled, material stored; expiry at 9000. */
+    const uint8_t wrapped[60] = {4, 5, 6};
+    char id[KMS_MATERIAL_ID_LEN + 1];
+    memset(id, 'c', KMS_MATERIAL_ID_LEN);
+    id[KMS_MATERIAL_ID_LEN] = '\0';
+    assert_ok(s->ops->import_material(s, k.key_id, wrapped, sizeof(wrapped), id, 9000, 3000, true));
+    assert_ok(s->ops->get_key(s, k.key_id, &got));
+    assert_true(got.external && got.imported);
+    assert_int_equal(got.state, KMS_KEY_ENABLED);
+    assert_int_equal(got.material_valid_to, 9000);
+    kms_key_rec_clear(&got);
+    assert_ok(s->ops->get_material(s, k.key_id, 1, &material));
+    assert_int_equal(material.len, sizeof(wrapped));
+    /* Expiry of material that no longer expires then (reimported meanwhile) deletes nothing. */
+    bool deleted = true;
+    assert_ok(s->ops->delete_material(s, k.key_id, 8000, &deleted));
+    assert_false(deleted);
+    assert_ok(s->ops->get_key(s, k.key_id, &got));
+    assert_true(got.imported);
+    kms_key_rec_clear(&got);
+    assert_ok(s->ops->delete_material(s, k.key_id, 9000, &deleted));
+    assert_true(deleted);
+    assert_ok(s->ops->get_key(s, k.key_id, &got));
+    assert_true(got.external && !got.imported);
+    assert_int_equal(got.state, KMS_KEY_PENDING_IMPORT);
+    kms_key_rec_clear(&got);
+    cl_buf_reset(&material);
+    assert_fails(s->ops->get_material(s, k.key_id, 1, &material), CL_ERR_NOT_FOUND, "no version 1");
+    assert_ok(s->ops->get_import(s, k.key_id, &q, NULL));
+    assert_string_equal(q.material_id, id); /* kept: a reimport must bring the same material */
+    assert_false(q.imported);
+    /* Reimport without enabling (the key was Disabled), then delete unconditionally. */
+    k.state = KMS_KEY_DISABLED;
+    assert_ok(s->ops->update_key(s, &k));
+    assert_ok(s->ops->import_material(s, k.key_id, wrapped, sizeof(wrapped), id, 0, 3100, false));
+    assert_ok(s->ops->get_key(s, k.key_id, &got));
+    assert_int_equal(got.state, KMS_KEY_DISABLED);
+    assert_int_equal(got.material_valid_to, 0);
+    kms_key_rec_clear(&got);
+    assert_ok(s->ops->delete_material(s, k.key_id, 0, &deleted));
+    assert_true(deleted);
+    /* A key that is not EXTERNAL has no import state; deleting a key takes its import state along. */
+    kms_key_rec plain;
+    t_key(&plain, 8);
+    assert_ok(s->ops->create_key(s, &plain, wrapped, sizeof(wrapped)));
+    assert_ok(s->ops->get_key(s, plain.key_id, &got));
+    assert_false(got.external);
+    kms_key_rec_clear(&got);
+    assert_fails(s->ops->get_import(s, plain.key_id, &q, NULL), CL_ERR_NOT_FOUND, "has no imported key material");
+    assert_ok(s->ops->delete_key(s, k.key_id));
+    assert_fails(s->ops->get_import(s, k.key_id, &q, NULL), CL_ERR_NOT_FOUND, "has no imported key material");
+    cl_buf_free(&wrapped_key);
+    cl_buf_free(&material);
     kms_store_close(s);
     t_done(path);
 }
@@ -384,6 +564,7 @@ static void test_cas_rows(void **state)
     cmocka_unit_test(test_keys_persist_and_page), cmocka_unit_test(test_rotation_versions), \
         cmocka_unit_test(test_aliases_and_grants_go_with_the_key), \
         cmocka_unit_test(test_concurrent_rotation_one_wins), cmocka_unit_test(test_tags_limit_and_paging), \
-        cmocka_unit_test(test_grant_filters_and_alias_updates), cmocka_unit_test(test_cas_rows)
+        cmocka_unit_test(test_grant_filters_and_alias_updates), cmocka_unit_test(test_regions_apart), \
+        cmocka_unit_test(test_imported_material), cmocka_unit_test(test_cas_rows)
 
 #endif

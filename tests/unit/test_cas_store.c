@@ -63,7 +63,7 @@ static void test_records(void **state)
     (void)snprintf(path, sizeof(path), "%s/cas.db", t_tmpdir());
     kms_store *st = NULL;
     kms_root_key rk = t_root("records.key");
-    assert_ok(kms_store_open_sqlite(path, &st));
+    assert_ok(kms_store_open_sqlite(path, "us-east-1", &st));
     kms_cas_put_result res;
     assert_ok(kms_cas_record_put(st, &rk, "hospital", t_doc, sizeof(t_doc) - 1, T_DEV, 1000, &res));
     assert_true(res.created);

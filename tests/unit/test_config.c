@@ -53,6 +53,37 @@ static void test_config_full(void **state)
     assert_null(cfg.principals);
 }
 
+/* "region" and "regions" (docs/kms.md, "Regions"): without "regions" every AWS region and the
+ * default are answered; with it only those listed, the default among them. */
+static void test_config_regions(void **state)
+{
+    (void)state;
+    kms_config cfg;
+    assert_ok(t_parse("{\"data_dir\": \"/d\", \"region\": \"local\", \"principals\": [" PRINCIPAL "]}", &cfg));
+    assert_true(kms_config_region_allowed(&cfg, "local"));
+    assert_true(kms_config_region_allowed(&cfg, "ap-northeast-1"));
+    assert_false(kms_config_region_allowed(&cfg, "other"));
+    kms_config_free(&cfg);
+    assert_ok(t_parse(
+        "{\"data_dir\": \"/d\", \"regions\": [\"eu-west-1\", \"local\"], \"principals\": [" PRINCIPAL "]}", &cfg));
+    assert_string_equal(cfg.region, "eu-west-1"); /* the first listed */
+    assert_int_equal(cfg.n_regions, 2);
+    assert_true(kms_config_region_allowed(&cfg, "local"));
+    assert_false(kms_config_region_allowed(&cfg, "us-east-1"));
+    kms_config_free(&cfg);
+    assert_fails(t_parse("{\"data_dir\": \"/d\", \"region\": \"us-east-1\", \"regions\": [\"eu-west-1\"], "
+                         "\"principals\": [" PRINCIPAL "]}",
+                         &cfg),
+                 CL_ERR_USAGE, "'region' us-east-1 is not in 'regions'");
+    assert_fails(t_parse("{\"data_dir\": \"/d\", \"regions\": \"eu-west-1\", \"principals\": [" PRINCIPAL "]}", &cfg),
+                 CL_ERR_USAGE, "'regions' must be a list of 1..64 region names");
+    assert_fails(
+        t_parse("{\"data_dir\": \"/d\", \"regions\": [\"eu-west-1\", 7], \"principals\": [" PRINCIPAL "]}", &cfg),
+        CL_ERR_USAGE, "'regions[1]' must be 1..31 of [a-z0-9-]");
+    assert_fails(t_parse("{\"data_dir\": \"/d\", \"region\": \"Eu\", \"principals\": [" PRINCIPAL "]}", &cfg),
+                 CL_ERR_USAGE, "'region' must be 1..31 of [a-z0-9-]");
+}
+
 /* --listen and "listen": IPv4, [IPv6] with an optional zone, host names (docs/kms.md). */
 static void test_config_listen(void **state)
 {
@@ -346,10 +377,15 @@ static void test_root_key_derive(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_full),     cmocka_unit_test(test_config_listen),
-        cmocka_unit_test(test_config_refused),  cmocka_unit_test(test_config_postgresql),
-        cmocka_unit_test(test_principal_make),  cmocka_unit_test(test_principals_outside_config),
-        cmocka_unit_test(test_scrypt_rfc7914),  cmocka_unit_test(test_kdf_parse),
+        cmocka_unit_test(test_config_full),
+        cmocka_unit_test(test_config_regions),
+        cmocka_unit_test(test_config_listen),
+        cmocka_unit_test(test_config_refused),
+        cmocka_unit_test(test_config_postgresql),
+        cmocka_unit_test(test_principal_make),
+        cmocka_unit_test(test_principals_outside_config),
+        cmocka_unit_test(test_scrypt_rfc7914),
+        cmocka_unit_test(test_kdf_parse),
         cmocka_unit_test(test_root_key_derive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
