@@ -257,7 +257,8 @@ def regions(srv, cert, tmp):
         doc = ch.session_doc("clinic", ["bb" * 48])
         st, a = ch.request(r_srv.endpoint, "PUT", "/v1/sessions/clinic", doc, key="test", secret="test",
                            region="eu-central-1")
-        check(st == 200 and a["created"] is True, f"with \"regions\": [\"eu-central-1\"], a put signed there works ({a})")
+        check(st == 200 and a["created"] is True,
+              f"with \"regions\": [\"eu-central-1\"], a put signed there works ({a})")
         st, a = ch.request(r_srv.endpoint, "GET", "/v1/sessions/clinic", key="test", secret="test",
                            region="us-east-1")
         check(st == 400 and a == {"code": "InvalidSignatureException",
