@@ -205,6 +205,7 @@ cl_status cl_audit_write(cl_audit *a, const cl_audit_event *ev, uint64_t *end)
     json_object_set_new(j, "key_arn", ev->key_arn ? json_string(ev->key_arn) : json_null());
     json_object_set(j, "context_keys", keys);
     json_object_set_new(j, "outcome", json_string(ev->outcome ? ev->outcome : ""));
+    if (ev->resource != NULL) json_object_set_new(j, "resource", json_string(ev->resource));
     if (ev->attested_pcr0 != NULL) {
         json_t *rcp = json_object();
         CL_ENSURE_GOTO(rcp != NULL, CL_ERR_NOMEM, "out of memory for an audit line");

@@ -606,10 +606,25 @@ static bool header_value_ok(const char *s)
     return true;
 }
 
-static CL_MUST_USE cl_status build_request(const cl_http_client *c, const cl_http_header *headers, size_t n_headers,
-                                           const void *body, size_t body_len, cl_buf *req)
+/* A request path (RFC 9112 section 3.2.1, origin-form): '/' then printable ASCII without spaces. */
+static bool path_ok(const char *s)
 {
-    CL_GUARD(cl_buf_printf(req, "POST %s HTTP/1.1\r\nHost: %s\r\n", c->url.path, c->url.authority));
+    if (s == NULL || s[0] != '/') return false;
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f) return false;
+    return true;
+}
+
+static CL_MUST_USE cl_status build_request(const cl_http_client *c, const char *method, const char *path,
+                                           const cl_http_header *headers, size_t n_headers, const void *body,
+                                           size_t body_len, cl_buf *req)
+{
+    CL_ENSURE(strcmp(method, "GET") == 0 || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0, CL_ERR_USAGE,
+              "HTTP method %s is not one this client sends (GET, POST, PUT)", method);
+    if (path == NULL) path = c->url.path;
+    CL_ENSURE(path_ok(path) && strlen(path) < CL_HTTP_MAX_URL, CL_ERR_USAGE,
+              "HTTP request path must start with '/' and hold printable characters only");
+    CL_GUARD(cl_buf_printf(req, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, path, c->url.authority));
     for (size_t i = 0; i < n_headers; i++) {
         CL_ENSURE(header_name_ok(headers[i].name), CL_ERR_USAGE, "HTTP header %zu has an invalid name", i);
         CL_ENSURE(strcasecmp(headers[i].name, "Host") != 0 && strcasecmp(headers[i].name, "Content-Length") != 0 &&
@@ -620,6 +635,11 @@ static CL_MUST_USE cl_status build_request(const cl_http_client *c, const cl_htt
                   "HTTP header %s has a control character in its value", headers[i].name);
         CL_GUARD(cl_buf_printf(req, "%s: %s\r\n", headers[i].name, headers[i].value));
     }
+    /* A GET carries no body, and no Content-Length (RFC 9110 section 8.6). */
+    if (strcmp(method, "GET") == 0) {
+        CL_ENSURE(body_len == 0, CL_ERR_USAGE, "a GET request has no body");
+        return cl_buf_append_str(req, "\r\n");
+    }
     CL_GUARD(cl_buf_printf(req, "Content-Length: %zu\r\n\r\n", body_len));
     return cl_buf_append(req, body, body_len);
 }
@@ -627,12 +647,18 @@ static CL_MUST_USE cl_status build_request(const cl_http_client *c, const cl_htt
 cl_status cl_http_post(cl_http_client *c, const cl_http_header *headers, size_t n_headers, const void *body,
                        size_t body_len, int *status, cl_buf *resp)
 {
+    return cl_http_request(c, "POST", NULL, headers, n_headers, body, body_len, status, resp);
+}
+
+cl_status cl_http_request(cl_http_client *c, const char *method, const char *path, const cl_http_header *headers,
+                          size_t n_headers, const void *body, size_t body_len, int *status, cl_buf *resp)
+{
     cl_status rc = CL_OK;
     size_t start = resp->len;
     *status = 0;
     cl_buf req;
     cl_buf_init_secret(&req, HTTP_REQUEST_OVERHEAD + body_len);
-    CL_GUARD_GOTO(build_request(c, headers, n_headers, body, body_len, &req));
+    CL_GUARD_GOTO(build_request(c, method, path, headers, n_headers, body, body_len, &req));
     int64_t deadline = now_ms() + c->timeout_ms;
     for (int round = 0;; round++) {
         bool reused = c->fd >= 0 && http_idle_alive(c);

@@ -59,6 +59,8 @@ static void kms_usage(FILE *f)
           "Prints the address it listens on (http:// or https://) once ready.\n"
           "GET /healthz answers without authentication: 200 and {\"status\": \"ok\", \"version\", \"store\",\n"
           "\"audit_log\"} while the key store answers and the audit log is written, else 503.\n"
+          "The certificate and configuration service answers under /v1/ on the same listener (sessions,\n"
+          "GET /v1/values/session=NAME, attested certificates; docs/cas.md); issuing needs an attestation root.\n"
           "With CLOISTER_LOG=info, each request is logged on stderr in one line (operation, principal,\n"
           "key, outcome, latency; never a secret).\n"
           "Stops cleanly on SIGINT or SIGTERM.\n",

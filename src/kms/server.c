@@ -59,6 +59,7 @@
 #include "cloister/mem.h"
 #include "cloister/sigv4.h"
 
+#include "cas_http.h"
 #include "last_use.h"
 #include "metrics.h"
 
@@ -107,6 +108,8 @@ typedef struct kms_answer {
     int64_t start_ns; /* the request arrived whole (monotonic) */
     char *who;        /* the request log's "principal=... key=... source=..." (malloc'd), NULL
                        * when info lines are not logged */
+    /* The answer's Content-Type; NULL: the KMS's application/x-amz-json-1.1. */
+    const char *content_type;
 } kms_answer;
 
 /* An answer waiting for its audit line to be on disk. */
@@ -215,10 +218,24 @@ static void kms_request_id(char out[CL_UUID_TEXT_LEN + 1])
     if (cl_uuid4(out) != CL_OK) (void)snprintf(out, CL_UUID_TEXT_LEN + 1, "00000000-0000-4000-8000-000000000000");
 }
 
-static void kms_send(struct evhttp_request *req, int status, const char *request_id, const char *body)
+static const char *kms_status_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 500: return "Internal Server Error";
+    default: return "Bad Request";
+    }
+}
+
+static void kms_send(struct evhttp_request *req, int status, const char *request_id, const char *body,
+                     const char *content_type)
 {
     struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-    evhttp_add_header(out, "Content-Type", "application/x-amz-json-1.1");
+    evhttp_add_header(out, "Content-Type", content_type != NULL ? content_type : "application/x-amz-json-1.1");
     evhttp_add_header(out, "x-amzn-RequestId", request_id);
     struct evbuffer *buf = evbuffer_new();
     if (buf == NULL) {
@@ -226,7 +243,7 @@ static void kms_send(struct evhttp_request *req, int status, const char *request
         return;
     }
     evbuffer_add(buf, body, strlen(body));
-    evhttp_send_reply(req, status, status == 200 ? "OK" : status == 500 ? "Internal Server Error" : "Bad Request", buf);
+    evhttp_send_reply(req, status, kms_status_reason(status), buf);
     evbuffer_free(buf); /* its chains were moved to the connection; freed wiped once written */
 }
 
@@ -271,9 +288,9 @@ static CL_MUST_USE cl_status kms_region_refused(const kms_config *cfg, const cha
             region, cfg->region);
 }
 
-static CL_MUST_USE cl_status kms_authenticate(kms_server *s, struct evhttp_request *req, const uint8_t *body,
-                                              size_t body_len, const kms_principal **who, char *region,
-                                              const char **exc, int64_t now)
+static CL_MUST_USE cl_status kms_authenticate(kms_server *s, struct evhttp_request *req, const char *method,
+                                              const uint8_t *body, size_t body_len, const kms_principal **who,
+                                              char *region, const char **exc, int64_t now)
 {
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     const char *authz = evhttp_find_header(in, "Authorization");
@@ -320,7 +337,7 @@ static CL_MUST_USE cl_status kms_authenticate(kms_server *s, struct evhttp_reque
     CL_GUARD(cl_sha256(body, body_len, d));
     (void)cl_hex_encode(d, sizeof(d), ph, sizeof(ph));
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    cl_sigv4_request sr = {.method = "POST",
+    cl_sigv4_request sr = {.method = method,
                            .path = uri ? evhttp_uri_get_path(uri) : "/",
                            .query = uri ? evhttp_uri_get_query(uri) : NULL,
                            .headers = hdrs,
@@ -621,6 +638,96 @@ static void kms_handle_metrics(kms_worker *w, struct evhttp_request *req)
     cl_error_clear();
 }
 
+/*
+ * A request to the certificate service (cas_http.h): authenticated here for its signed routes,
+ * with the KMS's principals and SigV4 verifier (credential scope service "kms": it is this
+ * endpoint's service; any region the KMS answers, refused as the KMS refuses one it does not).
+ * Sessions are global, not per region, so the scope's region selects nothing here. Answered, as
+ * the KMS's, only once its audit line is on disk; a route that changes the store has its
+ * "started" line on disk before it runs. The public routes (the exported values, a nonce) write
+ * no line, like /healthz.
+ */
+static void kms_handle_cas(kms_worker *w, struct evhttp_request *req, const char *path, kms_answer *answer)
+{
+    kms_server *s = w->srv;
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    const char *method = cmd == EVHTTP_REQ_GET ? "GET" : cmd == EVHTTP_REQ_POST ? "POST" : "PUT";
+    char request_id[CL_UUID_TEXT_LEN + 1];
+    kms_request_id(request_id);
+    int64_t now = (int64_t)time(NULL);
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_REALTIME, &ts);
+    struct evbuffer *ib = evhttp_request_get_input_buffer(req);
+    size_t blen = evbuffer_get_length(ib);
+    uint8_t *body = blen ? evbuffer_pullup(ib, -1) : NULL; /* wiped below: a session holds secrets */
+    kms_cas_access access = KMS_CAS_PUBLIC;
+    const char *op = kms_cas_route(method, path, &access);
+    kms_cas_http h = {.kms = &s->ctx,
+                      .method = method,
+                      .path = path,
+                      .body = body != NULL ? body : (const uint8_t *)"",
+                      .body_len = blen,
+                      .now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000};
+    const kms_principal *who = NULL;
+    const char *exc = NULL;
+    char region[KMS_REGION_MAX + 1] = ""; /* the signature's; sessions do not belong to one */
+    uint64_t end = 0;
+    answer->content_type = "application/json";
+    if (blen > 0 && body == NULL) {
+        (void)CL_RAISE(CL_ERR_NOMEM, "out of memory for the request body");
+        h.status = 500;
+        h.outcome = "InternalError";
+        h.answer = kms_cas_error_body(h.outcome, cl_error_message());
+    } else if (op != NULL && access >= KMS_CAS_SIGNED &&
+               kms_authenticate(s, req, method, h.body, blen, &who, region, &exc, now) != CL_OK) {
+        h.status = exc != NULL && strcmp(exc, "MissingAuthenticationTokenException") == 0 ? 403 : 400;
+        h.outcome = exc != NULL ? exc : "InternalError";
+        h.answer = kms_cas_error_body(h.outcome, cl_error_message());
+    } else {
+        cl_audit_event started = {.time = now,
+                                  .request_id = request_id,
+                                  .principal = who != NULL ? who->arn : "",
+                                  .operation = op,
+                                  .outcome = "started"};
+        if (access == KMS_CAS_SIGNED_WRITE && cl_audit_append(s->ctx.audit, &started) != CL_OK) {
+            CL_LOG_ERROR("%s %s: not run: %s", op, request_id, cl_error_message());
+            h.status = 500;
+            h.outcome = "InternalError";
+            h.answer = kms_cas_error_body(h.outcome, KMS_AUDIT_FAILED_MESSAGE);
+        } else {
+            h.principal = who;
+            kms_cas_handle(&h);
+        }
+    }
+    if (op != NULL && access != KMS_CAS_PUBLIC) {
+        cl_audit_event ev = {.time = now,
+                             .request_id = request_id,
+                             .principal = who != NULL ? who->arn : "",
+                             .operation = op,
+                             .outcome = h.outcome,
+                             .resource = h.resource[0] ? h.resource : NULL,
+                             .attested_module_id = h.module_id[0] ? h.module_id : NULL,
+                             .attested_pcr0 = h.pcr0[0] ? h.pcr0 : NULL};
+        if (cl_audit_write(s->ctx.audit, &ev, &end) != CL_OK) {
+            CL_LOG_ERROR("%s %s: not answered: %s", op, request_id, cl_error_message());
+            kms_body_free(h.answer);
+            h.answer = kms_cas_error_body("InternalError", KMS_AUDIT_FAILED_MESSAGE);
+            h.status = 500;
+            end = 0;
+        }
+    }
+    if (body != NULL) cl_memzero(body, blen);
+    answer->outcome = kms_metrics_outcome(h.status == 200 ? NULL : h.outcome);
+    cl_error_clear();
+    if (h.answer != NULL) {
+        kms_reply_queue(w, req, h.status, request_id, h.answer, end, answer);
+    } else {
+        kms_answer_failed(answer);
+        kms_answer_done(w, request_id, 500, answer);
+        evhttp_send_error(req, 500, NULL);
+    }
+}
+
 /* GetKeyLastUsage's record (usage.h): a cryptographic operation on a key that succeeded and
  * whose audit line was written, in this worker's shard. The key is c->key_arn (the store's ARN of
  * the key the operation loaded last); ReEncrypt uses two, and "usage information is recorded for
@@ -663,6 +770,12 @@ static void kms_handle(struct evhttp_request *req, void *arg)
             return;
         }
     }
+    /* The certificate service (cas_http.h) has paths under /v1/; the KMS API is POST /. */
+    const struct evhttp_uri *req_uri = evhttp_request_get_evhttp_uri(req);
+    if (req_uri != NULL && kms_cas_path(evhttp_uri_get_path(req_uri))) {
+        kms_handle_cas(w, req, evhttp_uri_get_path(req_uri), &answer);
+        return;
+    }
     kms_call c;
     memset(&c, 0, sizeof(c));
     cl_kvlist_init(&c.audit_ctx);
@@ -699,7 +812,7 @@ static void kms_handle(struct evhttp_request *req, void *arg)
         fn = kms_op_lookup(op, &answer.op_row);
     }
     const kms_principal *who = NULL;
-    rc = kms_authenticate(s, req, body ? body : (const uint8_t *)"", blen, &who, c.region, &exc, c.now);
+    rc = kms_authenticate(s, req, "POST", body ? body : (const uint8_t *)"", blen, &who, c.region, &exc, c.now);
     if (rc != CL_OK) goto out;
     principal = who->arn;
     c.principal = who;
@@ -830,7 +943,7 @@ static void kms_flush(kms_worker *w)
         }
         kms_answer_done(w, r->request_id, r->status, &r->answer);
         if (r->body != NULL)
-            kms_send(r->req, r->status, r->request_id, r->body);
+            kms_send(r->req, r->status, r->request_id, r->body, r->answer.content_type);
         else
             evhttp_send_error(r->req, 500, NULL);
         kms_body_free(r->body);
@@ -860,7 +973,7 @@ static void kms_reply_queue(kms_worker *w, struct evhttp_request *req, int statu
         }
         kms_answer_done(w, request_id, status, answer);
         if (body != NULL)
-            kms_send(req, status, request_id, body);
+            kms_send(req, status, request_id, body, answer->content_type);
         else
             evhttp_send_error(req, 500, NULL);
         kms_body_free(body);
@@ -1330,7 +1443,7 @@ static CL_MUST_USE cl_status kms_worker_init(kms_server *s, kms_worker *w)
     evhttp_set_max_headers_size(w->http, 16384);
     /* Between bytes, and for writing an answer; the whole request has its own deadline. */
     evhttp_set_timeout(w->http, cfg->request_timeout > 60 ? cfg->request_timeout : 60);
-    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_POST | EVHTTP_REQ_GET);
+    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_POST | EVHTTP_REQ_GET | EVHTTP_REQ_PUT); /* PUT: cas_http.h */
     evhttp_set_gencb(w->http, kms_handle, w);
     evhttp_set_bevcb(w->http, kms_conn_bev, w);
     /* Our own listener on the shared socket, so that its accept errors are ours to handle;

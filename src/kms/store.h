@@ -179,6 +179,16 @@ typedef struct kms_store_ops {
      * one transaction. expired_at 0: whatever its expiry; otherwise only if the material still
      * expires at expired_at (*deleted false when it was reimported or deleted meanwhile). */
     CL_MUST_USE cl_status (*delete_material)(kms_store *s, const char *key_id, int64_t expired_at, bool *deleted);
+    /* The certificate service (cas_store.c): one record per session, wrapped under the root key,
+     * with a version each write advances. cas_get appends the record to out; CL_ERR_NOT_FOUND. */
+    CL_MUST_USE cl_status (*cas_get)(kms_store *s, const char *name, int64_t *version, cl_buf *record);
+    /* version 0 creates the session (CL_ERR_EXISTS when the name is taken); any other replaces the
+     * record only while its version is still `version` (CL_ERR_STATE: another write came first). */
+    CL_MUST_USE cl_status (*cas_put)(kms_store *s, const char *name, int64_t version, const uint8_t *record, size_t len,
+                                     int64_t now);
+    /* Marks an attestation nonce used until `expires` (Unix seconds), dropping the marks of nonces
+     * expired before `now`; CL_ERR_EXISTS when it is marked already (a replay). */
+    CL_MUST_USE cl_status (*cas_use_nonce)(kms_store *s, const char *nonce_id, int64_t expires, int64_t now);
     void (*close)(kms_store *s);
 } kms_store_ops;
 
@@ -188,10 +198,11 @@ struct kms_store {
 };
 
 /*
- * Stores written before regions existed hold keys, aliases and grants without one; opening
- * such a store migrates it, once and in one transaction: a key's region is the one its ARN
- * names (the server's configured region when it was created), an alias's and a grant's their
- * key's; default_region (the config's "region") for a row whose region cannot be told.
+ * Opening a store brings an older schema up to date, step by step in one transaction. Stores
+ * written before regions existed hold keys, aliases and grants without one: a key's region is
+ * the one its ARN names (the server's configured region when it was created), an alias's and a
+ * grant's their key's; default_region (the config's "region") for a row whose region cannot be
+ * told. A store of before the certificate service gains its tables. A newer schema is refused.
  */
 CL_MUST_USE cl_status kms_store_open_sqlite(const char *path, const char *default_region, kms_store **out);
 /* PostgreSQL (store_pg.c): conninfo is a libpq connection string or a postgresql:// URI

@@ -43,8 +43,9 @@
 #include "store.h"
 
 /* 1: before regions and imported key material; 2: keys, aliases and grants have a region, and
- * key_imports holds keys of Origin EXTERNAL. */
-#define KMS_PG_SCHEMA_VERSION 2
+ * key_imports holds keys of Origin EXTERNAL; 3: the certificate service's tables (cas_sessions,
+ * cas_nonces). A new database is created at the newest; an older one migrated step by step. */
+#define KMS_PG_SCHEMA_VERSION 3
 #define KMS_PG_POOL_MAX 64
 /* Any constant: serialises schema creation between instances starting together. */
 #define KMS_PG_SCHEMA_LOCK "7242180437"
@@ -86,6 +87,11 @@ enum kms_pg_q {
     Q_DROP_MATERIAL,
     Q_PENDING_IMPORT,
     Q_DEL_KEY_IMPORT,
+    Q_CAS_GET,
+    Q_CAS_INSERT,
+    Q_CAS_UPDATE,
+    Q_CAS_NONCE_PURGE,
+    Q_CAS_NONCE_USE,
     Q_COUNT
 };
 
@@ -169,6 +175,13 @@ static const struct {
                          false},
     [Q_PENDING_IMPORT] = {"UPDATE keys SET state=3 WHERE key_id=$1 AND state<>2", false},
     [Q_DEL_KEY_IMPORT] = {"DELETE FROM key_imports WHERE import_key=$1", false},
+    /* The certificate service (cas_store.c). The version as text: the result is binary (the record). */
+    [Q_CAS_GET] = {"SELECT version::text,record FROM cas_sessions WHERE name=$1", true},
+    [Q_CAS_INSERT] = {"INSERT INTO cas_sessions(name,version,record,updated) VALUES($1,1,$2,$3)", false},
+    [Q_CAS_UPDATE] = {"UPDATE cas_sessions SET version=version+1,record=$1,updated=$2 WHERE name=$3 AND version=$4",
+                      false},
+    [Q_CAS_NONCE_PURGE] = {"DELETE FROM cas_nonces WHERE expires<$1", false},
+    [Q_CAS_NONCE_USE] = {"INSERT INTO cas_nonces(nonce,expires) VALUES($1,$2)", false},
 };
 
 /*
@@ -183,6 +196,12 @@ static const struct {
     " import_key TEXT COLLATE \"C\" PRIMARY KEY, material_id TEXT NOT NULL, imported BOOLEAN NOT NULL," \
     " material_valid_to BIGINT NOT NULL, wrapping_alg TEXT NOT NULL, wrapping_spec TEXT NOT NULL," \
     " params_valid_to BIGINT NOT NULL, token_hash BYTEA NOT NULL, wrapping_key BYTEA NOT NULL)"
+/* The certificate service's sessions and used nonces (version 3; docs/cas.md, "Storage"). */
+#define KMS_PG_CAS_SESSIONS_DDL \
+    "CREATE TABLE cas_sessions(" \
+    " name TEXT COLLATE \"C\" PRIMARY KEY, version BIGINT NOT NULL, record BYTEA NOT NULL, updated BIGINT NOT NULL)"
+#define KMS_PG_CAS_NONCES_DDL "CREATE TABLE cas_nonces(nonce TEXT COLLATE \"C\" PRIMARY KEY, expires BIGINT NOT NULL)"
+#define KMS_PG_CAS_NONCES_INDEX_DDL "CREATE INDEX cas_nonces_expires ON cas_nonces(expires)"
 
 static const char *kms_pg_schema =
     "CREATE TABLE keys("
@@ -207,8 +226,9 @@ static const char *kms_pg_schema =
     "CREATE INDEX grants_key ON grants(key_id, grant_id);"
     "CREATE TABLE tags("
     " key_id TEXT COLLATE \"C\" NOT NULL, tag_key TEXT COLLATE \"C\" NOT NULL, tag_value TEXT NOT NULL,"
-    " PRIMARY KEY(key_id, tag_key));" KMS_PG_KEY_IMPORTS_DDL ";"
-    "INSERT INTO schema_version(version) VALUES(2);";
+    " PRIMARY KEY(key_id, tag_key));" KMS_PG_KEY_IMPORTS_DDL ";" KMS_PG_CAS_SESSIONS_DDL ";" KMS_PG_CAS_NONCES_DDL
+    ";" KMS_PG_CAS_NONCES_INDEX_DDL ";"
+    "INSERT INTO schema_version(version) VALUES(3);";
 
 /*
  * Version 1 (before regions and imported key material) to 2, one statement at a time in the schema transaction; $1 is
@@ -226,8 +246,16 @@ static const char *const kms_pg_migrate_v2[] = {
     "ALTER TABLE aliases DROP CONSTRAINT aliases_pkey, ADD PRIMARY KEY(account, region, name)",
     "ALTER TABLE grants ADD COLUMN region TEXT COLLATE \"C\" NOT NULL DEFAULT ''",
     "UPDATE grants SET region=COALESCE((SELECT k.region FROM keys k WHERE k.key_id=grants.key_id), $1)",
-    KMS_PG_KEY_IMPORTS_DDL,
+    KMS_PG_KEY_IMPORTS_DDL, // NOLINT(bugprone-suspicious-missing-comma): one statement in pieces
     "INSERT INTO schema_version(version) VALUES(2)",
+};
+
+/* Version 2 to 3: the certificate service's tables (docs/cas.md); nothing else changes. */
+static const char *const kms_pg_migrate_v3[] = {
+    KMS_PG_CAS_SESSIONS_DDL,
+    KMS_PG_CAS_NONCES_DDL,
+    KMS_PG_CAS_NONCES_INDEX_DDL,
+    "INSERT INTO schema_version(version) VALUES(3)",
 };
 
 typedef struct kms_pg_conn {
@@ -1032,6 +1060,82 @@ out:
     return rc;
 }
 
+/* --- the certificate service ------------------------------------------------ */
+
+static CL_MUST_USE cl_status kms_pg_cas_get(kms_store *s, const char *name, int64_t *version, cl_buf *record)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    PGresult *r = NULL;
+    const char *v[] = {name};
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_CAS_GET, 1, v, NULL, NULL, true, PGRES_TUPLES_OK, &r));
+    if (PQntuples(r) == 0) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no session %s", name);
+    *version = kms_pg_col_i64(r, 0, 0);
+    CL_ENSURE_GOTO(*version >= 1, CL_ERR_FORMAT, "key store: session %s has version %lld; the database is damaged",
+                   name, (long long)*version);
+    CL_GUARD_GOTO(cl_buf_append(record, PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1)));
+out:
+    PQclear(r);
+    kms_pg_release(q, pc);
+    return rc;
+}
+
+static CL_MUST_USE cl_status kms_pg_cas_put(kms_store *s, const char *name, int64_t version, const uint8_t *record,
+                                            size_t len, int64_t now)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    PGresult *r = NULL;
+    CL_ENSURE(len <= (size_t)16 << 20, CL_ERR_LIMIT, "a session record of %zu bytes is too large", len);
+    kms_pg_num nnow, nver;
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    if (version == 0) {
+        const char *v[] = {name, (const char *)record, kms_pg_i64(nnow, now)};
+        const int lens[] = {0, (int)len, 0}, fmts[] = {0, 1, 0};
+        rc = kms_pg_run(q, pc, Q_CAS_INSERT, 3, v, lens, fmts, false, PGRES_COMMAND_OK, &r);
+        if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "session %s already exists", name);
+    } else {
+        const char *v[] = {(const char *)record, kms_pg_i64(nnow, now), name, kms_pg_i64(nver, version)};
+        const int lens[] = {(int)len, 0, 0, 0}, fmts[] = {1, 0, 0, 0};
+        rc = kms_pg_run(q, pc, Q_CAS_UPDATE, 4, v, lens, fmts, false, PGRES_COMMAND_OK, &r);
+        if (rc == CL_OK && !kms_pg_one_row_changed(r))
+            rc = CL_RAISE(CL_ERR_STATE, "session %s was changed by another request meanwhile", name);
+    }
+out:
+    PQclear(r);
+    kms_pg_release(q, pc);
+    return rc;
+}
+
+static CL_MUST_USE cl_status kms_pg_cas_use_nonce(kms_store *s, const char *nonce_id, int64_t expires, int64_t now)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    PGresult *r = NULL;
+    kms_pg_num nnow, nexp;
+    const char *purge[] = {kms_pg_i64(nnow, now)};
+    const char *use[] = {nonce_id, kms_pg_i64(nexp, expires)};
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    CL_GUARD_GOTO(kms_pg_begin(pc));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_CAS_NONCE_PURGE, 1, purge, NULL, NULL, false, PGRES_COMMAND_OK, &r));
+    PQclear(r);
+    r = NULL;
+    /* The primary key decides between two instances taking one nonce at once: one insert waits
+     * for the other's commit, then fails as a duplicate. */
+    rc = kms_pg_run(q, pc, Q_CAS_NONCE_USE, 2, use, NULL, NULL, false, PGRES_COMMAND_OK, &r);
+    if (rc == CL_ERR_EXISTS) CL_FAIL_GOTO(CL_ERR_EXISTS, "the nonce was used already");
+    CL_GUARD_GOTO(rc);
+    CL_GUARD_GOTO(kms_pg_commit(pc));
+out:
+    PQclear(r);
+    kms_pg_release(q, pc);
+    return rc;
+}
+
 /* --- open and close ---------------------------------------------------------- */
 
 static void kms_pg_close(kms_store *s)
@@ -1215,6 +1319,9 @@ static const kms_store_ops kms_pg_ops = {
     .set_import_params = kms_pg_set_import_params,
     .import_material = kms_pg_import_material,
     .delete_material = kms_pg_delete_material,
+    .cas_get = kms_pg_cas_get,
+    .cas_put = kms_pg_cas_put,
+    .cas_use_nonce = kms_pg_cas_use_nonce,
     .close = kms_pg_close,
 };
 
@@ -1251,13 +1358,23 @@ static CL_MUST_USE cl_status kms_pg_schema_init(kms_pg_conn *pc, const char *def
                    version, KMS_PG_SCHEMA_VERSION);
     if (version == 0) {
         CL_GUARD_GOTO(kms_pg_simple(pc->c, kms_pg_schema, PGRES_COMMAND_OK, "creating the schema"));
-    } else if (version == 1) {
-        for (size_t i = 0; i < sizeof(kms_pg_migrate_v2) / sizeof(kms_pg_migrate_v2[0]); i++)
-            CL_GUARD_GOTO(kms_pg_migrate_step(pc, kms_pg_migrate_v2[i], default_region));
-        CL_LOG_WARN("key store: PostgreSQL database '%s' was written before regions; its keys, aliases and grants "
-                    "are now in the region of their ARNs (%s unless the configuration said otherwise when they "
-                    "were made)",
-                    PQdb(pc->c), default_region);
+    } else {
+        /* Each step from the database's version on, in order, all in this transaction. */
+        if (version < 2) {
+            for (size_t i = 0; i < sizeof(kms_pg_migrate_v2) / sizeof(kms_pg_migrate_v2[0]); i++)
+                CL_GUARD_GOTO(kms_pg_migrate_step(pc, kms_pg_migrate_v2[i], default_region));
+            CL_LOG_WARN("key store: PostgreSQL database '%s' was written before regions; its keys, aliases and "
+                        "grants are now in the region of their ARNs (%s unless the configuration said otherwise when "
+                        "they were made)",
+                        PQdb(pc->c), default_region);
+        }
+        if (version < 3) {
+            for (size_t i = 0; i < sizeof(kms_pg_migrate_v3) / sizeof(kms_pg_migrate_v3[0]); i++)
+                CL_GUARD_GOTO(kms_pg_migrate_step(pc, kms_pg_migrate_v3[i], default_region));
+            CL_LOG_INFO("key store: PostgreSQL database '%s': the certificate service's tables added (schema "
+                        "version %d)",
+                        PQdb(pc->c), KMS_PG_SCHEMA_VERSION);
+        }
     }
     CL_GUARD_GOTO(kms_pg_commit(pc));
 out:

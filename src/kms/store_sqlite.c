@@ -37,6 +37,7 @@ enum kms_sq {
     S_INSERT_ALIAS, S_UPDATE_ALIAS, S_GET_ALIAS, S_DEL_ALIAS, S_LIST_ALIASES,
     S_INSERT_GRANT, S_GET_GRANT, S_DEL_GRANT, S_LIST_GRANTS,
     S_UPSERT_TAG, S_COUNT_TAGS, S_DEL_TAG, S_LIST_TAGS,
+    S_CAS_GET, S_CAS_INSERT, S_CAS_UPDATE, S_CAS_NONCE_PURGE, S_CAS_NONCE_USE,
     S_INSERT_IMPORT, S_GET_IMPORT, S_SET_IMPORT_PARAMS, S_PUT_MATERIAL, S_SET_IMPORTED, S_ENABLE_IMPORTED,
     S_DROP_MATERIAL, S_PENDING_IMPORT, S_DEL_KEY_IMPORT,
     S_COUNT
@@ -109,6 +110,13 @@ static const struct {
     [S_DEL_TAG] = {"delete tag", "DELETE FROM tags WHERE key_id=? AND tag_key=?"},
     [S_LIST_TAGS] = {"list tags",
                      "SELECT tag_key,tag_value FROM tags WHERE key_id=? AND tag_key>? ORDER BY tag_key LIMIT ?"},
+    /* The certificate service's sessions and used nonces (cas_store.c). */
+    [S_CAS_GET] = {"read session", "SELECT version,record FROM cas_sessions WHERE name=?"},
+    [S_CAS_INSERT] = {"insert session", "INSERT INTO cas_sessions(name,version,record,updated) VALUES(?,1,?,?)"},
+    [S_CAS_UPDATE] = {"update session", "UPDATE cas_sessions SET version=version+1,record=?,updated=? "
+                                        "WHERE name=? AND version=?"},
+    [S_CAS_NONCE_PURGE] = {"drop expired nonces", "DELETE FROM cas_nonces WHERE expires<?"},
+    [S_CAS_NONCE_USE] = {"mark nonce used", "INSERT INTO cas_nonces(nonce,expires) VALUES(?,?)"},
     [S_INSERT_IMPORT] = {"insert import state", "INSERT INTO key_imports(" KMS_IMPORT_COLS ") "
                                                 "VALUES(?,'',0,0,'','',0,x'',x'')"},
     [S_GET_IMPORT] = {"read import state", "SELECT " KMS_IMPORT_COLS " FROM key_imports WHERE import_key=?"},
@@ -135,10 +143,12 @@ static const char *kms_setup = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL
 
 /*
  * The schema's version is SQLite's user_version (sqlite.org/pragma.html#pragma_user_version):
- * 0 in a new file and in the stores written before regions, whose tables exist then;
- * KMS_SQ_SCHEMA_VERSION once created or migrated. A later change adds a step and a version.
+ * 0 in a new file and in the stores written before regions, whose tables exist then; 1 with
+ * regions and key_imports; 2 with the certificate service's tables. A new file is created at
+ * KMS_SQ_SCHEMA_VERSION, an older store migrated one step after the other (kms_migrate_v1,
+ * kms_migrate_v2). A later change adds a step and a version.
  */
-#define KMS_SQ_SCHEMA_VERSION 1
+#define KMS_SQ_SCHEMA_VERSION 2
 /* Keys of Origin EXTERNAL. Column names differ from those of keys (S_GET_KEY joins). IF NOT
  * EXISTS: a store of before regions may have it already. */
 #define KMS_SQ_KEY_IMPORTS_DDL \
@@ -146,6 +156,12 @@ static const char *kms_setup = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL
     " import_key TEXT PRIMARY KEY, material_id TEXT NOT NULL, imported INTEGER NOT NULL," \
     " material_valid_to INTEGER NOT NULL, wrapping_alg TEXT NOT NULL, wrapping_spec TEXT NOT NULL," \
     " params_valid_to INTEGER NOT NULL, token_hash BLOB NOT NULL, wrapping_key BLOB NOT NULL)"
+/* The certificate service's sessions and used nonces (docs/cas.md, "Storage"). */
+#define KMS_SQ_CAS_SESSIONS_DDL \
+    "CREATE TABLE cas_sessions(" \
+    " name TEXT PRIMARY KEY, version INTEGER NOT NULL, record BLOB NOT NULL, updated INTEGER NOT NULL)"
+#define KMS_SQ_CAS_NONCES_DDL "CREATE TABLE cas_nonces(nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL)"
+#define KMS_SQ_CAS_NONCES_INDEX_DDL "CREATE INDEX cas_nonces_expires ON cas_nonces(expires)"
 static const char *kms_schema =
     "CREATE TABLE keys("
     " key_id TEXT PRIMARY KEY, arn TEXT NOT NULL, account TEXT NOT NULL, created INTEGER NOT NULL,"
@@ -167,8 +183,9 @@ static const char *kms_schema =
     "CREATE INDEX grants_key ON grants(key_id, grant_id);"
     "CREATE TABLE tags("
     " key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL, PRIMARY KEY(key_id, "
-    "tag_key));" KMS_SQ_KEY_IMPORTS_DDL ";"
-    "PRAGMA user_version=1;";
+    "tag_key));" KMS_SQ_KEY_IMPORTS_DDL ";" KMS_SQ_CAS_SESSIONS_DDL ";" KMS_SQ_CAS_NONCES_DDL
+    ";" KMS_SQ_CAS_NONCES_INDEX_DDL ";"
+    "PRAGMA user_version=2;";
 
 /*
  * A store of before regions (version 0 with tables) to version 1, one statement at a time in
@@ -196,6 +213,14 @@ static const char *const kms_migrate_v1[] = {
     "UPDATE grants SET region=COALESCE((SELECT region FROM keys WHERE keys.key_id=grants.key_id), ?1)",
     KMS_SQ_KEY_IMPORTS_DDL,
     "PRAGMA user_version=1",
+};
+
+/* Version 1 to 2: the certificate service's tables (docs/cas.md); nothing else changes. */
+static const char *const kms_migrate_v2[] = {
+    KMS_SQ_CAS_SESSIONS_DDL,
+    KMS_SQ_CAS_NONCES_DDL,
+    KMS_SQ_CAS_NONCES_INDEX_DDL,
+    "PRAGMA user_version=2",
 };
 
 typedef struct kms_sqlite {
@@ -894,6 +919,53 @@ out:
     return kms_sq_leave(&c, rc);
 }
 
+/* --- the certificate service ------------------------------------------------------ */
+
+/* store.h: a session's version and record; CL_ERR_NOT_FOUND. */
+static CL_MUST_USE cl_status kms_sqlite_cas_get(kms_store *s, const char *name, int64_t *version, cl_buf *record)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = CL_OK;
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_CAS_GET, KMS_TEXT(name)));
+    CL_ENSURE_GOTO(c.row, CL_ERR_NOT_FOUND, "no session %s", name);
+    CL_GUARD_GOTO(kms_col_int(&c, 0, 1, INT64_MAX, version));
+    CL_GUARD_GOTO(kms_col_blob(&c, 1, record));
+out:
+    return kms_sq_leave(&c, rc);
+}
+
+/* store.h: creates (version 0) or replaces a session record while its version is `version`. */
+static CL_MUST_USE cl_status kms_sqlite_cas_put(kms_store *s, const char *name, int64_t version, const uint8_t *record,
+                                                size_t len, int64_t now)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = CL_OK;
+    if (version == 0) {
+        rc = KMS_SQ_RUN(&c, S_CAS_INSERT, KMS_TEXT(name), KMS_BLOB(record, len), KMS_INT(now));
+        if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "session %s already exists", name);
+    } else {
+        rc = KMS_SQ_RUN(&c, S_CAS_UPDATE, KMS_BLOB(record, len), KMS_INT(now), KMS_TEXT(name), KMS_INT(version));
+        if (rc == CL_OK && c.changes != 1)
+            rc = CL_RAISE(CL_ERR_STATE, "session %s was changed by another request meanwhile", name);
+    }
+    return kms_sq_leave(&c, rc);
+}
+
+/* store.h: marks a nonce used (CL_ERR_EXISTS when it was), dropping expired marks, in one transaction. */
+static CL_MUST_USE cl_status kms_sqlite_cas_use_nonce(kms_store *s, const char *nonce_id, int64_t expires, int64_t now)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = CL_OK;
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_BEGIN));
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_CAS_NONCE_PURGE, KMS_INT(now)));
+    rc = KMS_SQ_RUN(&c, S_CAS_NONCE_USE, KMS_TEXT(nonce_id), KMS_INT(expires));
+    if (rc == CL_ERR_EXISTS) CL_FAIL_GOTO(CL_ERR_EXISTS, "the nonce was used already");
+    CL_GUARD_GOTO(rc);
+    CL_GUARD_GOTO(kms_sq_tx(&c, S_COMMIT));
+out:
+    return kms_sq_leave(&c, rc);
+}
+
 /* --- open and close ---------------------------------------------------------------- */
 
 /* Finalizes the statements and closes the database; s may come from a failed open. A statement's
@@ -936,6 +1008,9 @@ static const kms_store_ops kms_sqlite_ops = {
     .set_import_params = kms_sqlite_set_import_params,
     .import_material = kms_sqlite_import_material,
     .delete_material = kms_sqlite_delete_material,
+    .cas_get = kms_sqlite_cas_get,
+    .cas_put = kms_sqlite_cas_put,
+    .cas_use_nonce = kms_sqlite_cas_use_nonce,
     .close = kms_sqlite_close,
 };
 
@@ -991,12 +1066,21 @@ static CL_MUST_USE cl_status kms_sq_schema(sqlite3 *db, const char *path, const 
         if (sqlite3_exec(db, kms_schema, NULL, NULL, &err) != SQLITE_OK)
             CL_FAIL_GOTO(CL_ERR_IO, "key store %s: creating the schema: %s", path,
                          err != NULL ? err : sqlite3_errmsg(db));
-    } else if (version == 0) {
-        for (size_t i = 0; i < sizeof(kms_migrate_v1) / sizeof(kms_migrate_v1[0]); i++)
-            CL_GUARD_GOTO(kms_sq_setup_step(db, path, kms_migrate_v1[i], default_region));
-        CL_LOG_WARN("key store %s: written before regions; its keys, aliases and grants are now in the region of "
-                    "their ARNs (%s unless the configuration said otherwise when they were made)",
-                    path, default_region);
+    } else {
+        /* Each step from the store's version on, in order, all in this transaction. */
+        if (version < 1) {
+            for (size_t i = 0; i < sizeof(kms_migrate_v1) / sizeof(kms_migrate_v1[0]); i++)
+                CL_GUARD_GOTO(kms_sq_setup_step(db, path, kms_migrate_v1[i], default_region));
+            CL_LOG_WARN("key store %s: written before regions; its keys, aliases and grants are now in the region of "
+                        "their ARNs (%s unless the configuration said otherwise when they were made)",
+                        path, default_region);
+        }
+        if (version < 2) {
+            for (size_t i = 0; i < sizeof(kms_migrate_v2) / sizeof(kms_migrate_v2[0]); i++)
+                CL_GUARD_GOTO(kms_sq_setup_step(db, path, kms_migrate_v2[i], default_region));
+            CL_LOG_INFO("key store %s: the certificate service's tables added (schema version %d)", path,
+                        KMS_SQ_SCHEMA_VERSION);
+        }
     }
     if (sqlite3_exec(db, "COMMIT", NULL, NULL, &err) != SQLITE_OK)
         CL_FAIL_GOTO(CL_ERR_IO, "key store %s: committing its schema: %s", path,

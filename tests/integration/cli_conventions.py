@@ -27,7 +27,8 @@ SRC = os.environ.get("CLOISTER_SOURCE_DIR", os.path.join(os.path.dirname(__file_
 SUBCOMMANDS = [["seal"], ["seal", "inspect"], ["unseal"], ["key"], ["key", "local-create"], ["key", "local-id"],
                ["fernet"], ["fernet", "generate-key"], ["fernet", "encrypt"], ["fernet", "decrypt"], ["attest"],
                ["attest", "verify"], ["kms"], ["kms", "audit-verify"], ["infer"], ["infer-local"], ["train-local"],
-               ["enclave"], ["enclave", "build"], ["enclave", "run"], ["enclave", "init-root"]]
+               ["enclave"], ["enclave", "build"], ["enclave", "run"], ["enclave", "init-root"], ["cas"],
+               ["cas", "session"], ["cas", "get-cert"]]
 
 
 def run(*args, env=None, input=None, check=True):

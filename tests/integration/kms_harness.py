@@ -516,9 +516,9 @@ def pg_server(password):
 DEV_PRINCIPAL = {"access_key_id": "test", "secret": "test", "arn": "arn:aws:iam::111122223333:user/dev"}
 
 
-def kms_pg_config(pg, data_dir, threads=2, db=None, conninfo=None, root_key=None):
+def kms_pg_config(pg, data_dir, threads=2, db=None, conninfo=None, root_key=None, extra=None):
     """A config file for cloister-kms on the PostgreSQL store, with --dev's principal (test/test);
-    root_key: another server's root key file, to serve the same keys."""
+    root_key: another server's root key file, to serve the same keys; extra: more settings."""
     import json
     os.makedirs(data_dir, exist_ok=True)
     path = os.path.join(os.path.dirname(os.path.abspath(data_dir)), "kms-pg-%s.json" % os.path.basename(data_dir))
@@ -526,6 +526,7 @@ def kms_pg_config(pg, data_dir, threads=2, db=None, conninfo=None, root_key=None
            "store": {"type": "postgresql", "conninfo": conninfo or pg.conninfo(db)}, "principals": [DEV_PRINCIPAL]}
     if root_key:
         cfg["root_key"] = {"file": root_key}
+    cfg.update(extra or {})
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(cfg, f)

@@ -41,8 +41,9 @@ def expect_error(fn, want, **kw):
     raise AssertionError("%s succeeded; expected %s" % (fn.__name__, want))
 
 
-def start(pg, data, threads=2, db=None, conninfo=None, root_key=None):
+def start(pg, data, threads=2, db=None, conninfo=None, root_key=None, extra=None):
     return kms_harness.KmsConfigServer(kms_harness.kms_pg_config(pg, data, threads=threads, db=db, conninfo=conninfo,
+                                                                 extra=extra,
                                                                  root_key=root_key))
 
 
@@ -206,6 +207,46 @@ def two_servers(pg, tmp):
     print("two servers on one database: each saw the other's key, alias, rotation and disable")
 
 
+def cas_two_servers(pg, tmp):
+    """The certificate service over the shared store (docs/cas.md): a session put through one server
+    is read and served by the other; a nonce one issued is accepted once by either, and the request
+    replayed to the other is refused."""
+    import cas_harness as ch
+    import recipient_ref
+    from cryptography.hazmat.primitives.asymmetric import ec
+    pki = os.path.join(tmp, "cas-pki")
+    r = subprocess.run([kms_harness.CLI_BIN, "enclave", "init-root", "-o", pki], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    pg.createdb("cas")
+    extra = {"attestation_roots": [os.path.join(pki, "root.pem")]}
+    a = start(pg, os.path.join(tmp, "cas-a"), db="cas", extra=extra)
+    b = start(pg, os.path.join(tmp, "cas-b"), db="cas", root_key=os.path.join(tmp, "cas-a", "root.key"), extra=extra)
+    try:
+        pcr0 = os.urandom(48)
+        st, ans = ch.request(a.endpoint, "PUT", "/v1/sessions/hospital", ch.session_doc("hospital", [pcr0.hex()]),
+                             key="test", secret="test")
+        assert st == 200, ans
+        st, va = ch.request(a.endpoint, "GET", "/v1/values/session=hospital")
+        st, vb = ch.request(b.endpoint, "GET", "/v1/values/session=hospital")
+        assert st == 200 and va == vb and "BEGIN CERTIFICATE" in vb["values"]["api_ca_cert"]["value"], (va, vb)
+        st, n = ch.request(a.endpoint, "GET", "/v1/nonce")
+        key = ec.generate_private_key(ec.SECP256R1())
+        _, rk_spki = recipient_ref.rsa_recipient()
+        doc = recipient_ref.Platform(pki).document(rk_spki, {0: pcr0}, nonce=bytes.fromhex(n["nonce"]),
+                                                   user_data=ch.spki_sha256(key))
+        body = json.dumps({"session": "hospital", "service": "api", "csr": ch.csr(key, doc).decode()}).encode()
+        st, got = ch.request(b.endpoint, "POST", "/v1/certificate", body)
+        assert st == 200 and "certificate" in got, got
+        st, again = ch.request(a.endpoint, "POST", "/v1/certificate", body)
+        assert st == 403 and again["code"] == "NonceReused", again
+    finally:
+        stop_clean(a)
+        stop_clean(b)
+    print("certificate service on one database: a session put through one server is served by the other; a "
+          "nonce from one is used once across both")
+
+
 def main():
     if kms_harness.pg_bindir() is None:
         print("SKIP: PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); ./scripts/setup installs it")
@@ -235,6 +276,7 @@ def main():
             assert "synchronous_commit off" in log, log
             print("PostgreSQL store: every operation persisted across a restart; a database outage healed")
             two_servers(pg, tmp)
+            cas_two_servers(pg, tmp)
             # A store written before regions (schema version 1): migrated at start, served in its region.
             kms_regions.legacy_pg(pg, tmp)
 

@@ -84,7 +84,7 @@ class Platform:
                                 critical=False)
         return b.sign(issuer_key, hashes.SHA384())
 
-    def document(self, public_key_der, pcrs, timestamp_ms=None, nonce=None):
+    def document(self, public_key_der, pcrs, timestamp_ms=None, nonce=None, user_data=None):
         if timestamp_ms is None:
             timestamp_ms = int(datetime.datetime.now(datetime.timezone.utc).timestamp() * 1000)
         payload = cbor({
@@ -95,7 +95,7 @@ class Platform:
             "certificate": _der(self.leaf),
             "cabundle": [_der(self.root), _der(self.ca)],
             "public_key": public_key_der,
-            "user_data": None,
+            "user_data": user_data,
             "nonce": nonce,
         })
         protected = cbor({1: -35})

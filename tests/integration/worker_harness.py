@@ -24,6 +24,7 @@ MODEL_ALIAS = "alias/model-owner"
 PATIENT_ALIAS = "alias/patient-data"
 LISTEN_PORT = 5005
 CHANNEL_PORT = 5007
+TLS_PORT = 5009  # with cas: the certificate service's TLS port (docs/cas.md)
 
 
 class Skip(Exception):
@@ -184,11 +185,13 @@ class World:
 
 
 @contextlib.contextmanager
-def world(config_extra=None, model=None, record=None, tls=False):
+def world(config_extra=None, model=None, record=None, tls=False, cas=False):
     """model: an ONNX file to serve (default: the classifier trained here); record: the input the
     hospital seals (default: one WDBC patient). tls: both KMSs serve
     HTTPS with a certificate for kms.local, and the worker trusts its CA from a file in the image,
-    so the TLS sessions end inside the enclave; the host tools trust it through AWS_CA_BUNDLE."""
+    so the TLS sessions end inside the enclave; the host tools trust it through AWS_CA_BUNDLE.
+    cas: the worker gets its TLS port's certificate from the model owner's cloister-kms (session
+    "hospital", service "api", whose only image is the worker's; w.srv is that server)."""
     tmp = tempfile.mkdtemp(prefix="cloister-worker-")
     w = World(tmp)
     try:
@@ -244,6 +247,12 @@ def world(config_extra=None, model=None, record=None, tls=False):
             if tls:
                 cfg["kms_ca_file"] = "/files/kms-ca.pem"
                 files += ["--file", p("kms-ca.pem")]
+            if cas:
+                cfg["cas"] = {"endpoint": cfg["kms_endpoint"], "vsock_port": 8000, "session": "hospital",
+                              "service": "api"}
+                if tls:
+                    cfg["cas"]["ca_file"] = "/files/kms-ca.pem"
+                cfg["tls_port"] = TLS_PORT
             cfg.update(config_extra or {})
             open(p("worker.json"), "w").write(json.dumps(cfg))
             r = w.run("enclave", "build", "--exe", WORKER, *files, "-o", p("worker.img"))
@@ -251,6 +260,14 @@ def world(config_extra=None, model=None, record=None, tls=False):
             open(p("build.json"), "w").write(r.stdout)
             w.pcr0 = json.loads(r.stdout)["Measurements"]["PCR0"]
             admin.put_key_policy(KeyId=model_key, PolicyName="default", Policy=policy(w.pcr0))
+            w.srv = srv
+            if cas:
+                import cas_harness
+                st, a = cas_harness.request(srv.endpoint, "PUT", "/v1/sessions/hospital",
+                                            cas_harness.session_doc("hospital", [w.pcr0],
+                                                                    updaters=["arn:aws:iam::%s:user/admin" % ACCOUNT]),
+                                            key="admin", secret="adminsecret", cafile=p("kms-ca.pem") if tls else None)
+                assert st == 200, a
             patient_key = hadmin.create_key(Policy=policy(w.pcr0))["KeyMetadata"]["KeyId"]
             hadmin.create_alias(AliasName=PATIENT_ALIAS, TargetKeyId=patient_key)
             w.seal_record("patient.sealed", w.record)

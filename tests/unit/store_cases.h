@@ -523,11 +523,48 @@ static void test_imported_material(void **state)
     t_done(path);
 }
 
+/* The certificate service's rows: a session record created once, replaced only from its current
+ * version; a nonce marked used once, its mark dropped once expired; all of it after reopening. */
+static void test_cas_rows(void **state)
+{
+    (void)state;
+    char path[1024];
+    kms_store *s = NULL;
+    cl_buf rec;
+    cl_buf_init(&rec, 1024);
+    int64_t version = 0;
+    t_fresh(path, sizeof(path));
+    assert_ok(t_open(path, &s));
+    assert_fails(s->ops->cas_get(s, "hospital", &version, &rec), CL_ERR_NOT_FOUND, "no session hospital");
+    assert_ok(s->ops->cas_put(s, "hospital", 0, (const uint8_t *)"one\0x", 5, 100));
+    assert_fails(s->ops->cas_put(s, "hospital", 0, (const uint8_t *)"two", 3, 101), CL_ERR_EXISTS, "already exists");
+    assert_ok(s->ops->cas_get(s, "hospital", &version, &rec));
+    assert_int_equal(version, 1);
+    assert_int_equal(rec.len, 5);
+    assert_memory_equal(rec.data, "one\0x", 5);
+    assert_ok(s->ops->cas_put(s, "hospital", 1, (const uint8_t *)"three", 5, 102));
+    assert_fails(s->ops->cas_put(s, "hospital", 1, (const uint8_t *)"four", 4, 103), CL_ERR_STATE,
+                 "changed by another request");
+    assert_ok(s->ops->cas_use_nonce(s, "aa", 200, 100));
+    assert_fails(s->ops->cas_use_nonce(s, "aa", 200, 150), CL_ERR_EXISTS, "used already");
+    kms_store_close(s);
+    assert_ok(t_open(path, &s));
+    cl_buf_reset(&rec);
+    assert_ok(s->ops->cas_get(s, "hospital", &version, &rec));
+    assert_int_equal(version, 2);
+    assert_memory_equal(rec.data, "three", 5);
+    assert_fails(s->ops->cas_use_nonce(s, "aa", 200, 199), CL_ERR_EXISTS, "used already");
+    assert_ok(s->ops->cas_use_nonce(s, "aa", 400, 201)); /* expired at 200: forgotten */
+    kms_store_close(s);
+    cl_buf_free(&rec);
+    t_done(path);
+}
+
 #define T_STORE_CASES \
     cmocka_unit_test(test_keys_persist_and_page), cmocka_unit_test(test_rotation_versions), \
         cmocka_unit_test(test_aliases_and_grants_go_with_the_key), \
         cmocka_unit_test(test_concurrent_rotation_one_wins), cmocka_unit_test(test_tags_limit_and_paging), \
         cmocka_unit_test(test_grant_filters_and_alias_updates), cmocka_unit_test(test_regions_apart), \
-        cmocka_unit_test(test_imported_material)
+        cmocka_unit_test(test_imported_material), cmocka_unit_test(test_cas_rows)
 
 #endif

@@ -38,6 +38,20 @@ static int t_other(const char *path, const char *sql)
     return src;
 }
 
+/* PRAGMA user_version of the store at path, read on a second connection. */
+static int64_t t_user_version(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    return v;
+}
+
 /* A store at path with key 1 (and its material) in it, open in *s. */
 static void t_store_with_key(char *path, size_t cap, kms_store **s, kms_key_rec *k)
 {
@@ -209,8 +223,8 @@ static const char *t_schema_v0 =
     " 'arn:aws:iam::111122223333:user/x', '', '111122223333', 'Decrypt', '', '', 1);";
 
 /* A store of before regions is migrated at open: each key to the region of its ARN (the default
- * region when it names none), its aliases and grants to their key's; once (user_version 1), and
- * a store of a newer schema is refused. */
+ * region when it names none), its aliases and grants to their key's, then the certificate
+ * service's tables added; once (user_version 2), and a store of a newer schema is refused. */
 static void test_store_before_regions_is_migrated(void **state)
 {
     (void)state;
@@ -259,11 +273,124 @@ static void test_store_before_regions_is_migrated(void **state)
         assert_ok(s->ops->get_key(s, ext.key_id, &got));
         assert_true(got.external && !got.imported);
         kms_key_rec_clear(&got);
+        /* Both steps ran (0 to 1 to 2): the certificate service's tables are there too. */
+        assert_int_equal(t_user_version(path), 2);
+        if (open == 0) assert_ok(s->ops->cas_put(s, "old-store", 0, (const uint8_t *)"r", 1, 1));
+        assert_fails(s->ops->cas_put(s, "old-store", 0, (const uint8_t *)"r", 1, 1), CL_ERR_EXISTS, "already exists");
         kms_store_close(s);
     }
-    assert_int_equal(t_other(path, "PRAGMA user_version=2"), SQLITE_OK);
+    assert_int_equal(t_other(path, "PRAGMA user_version=3"), SQLITE_OK);
     assert_fails(kms_store_open_sqlite(path, "us-east-1", &s), CL_ERR_UNSUPPORTED,
-                 "has schema version 2, written by a newer cloister-kms; this build reads version 1");
+                 "has schema version 3, written by a newer cloister-kms; this build reads version 2 (run the newer "
+                 "build, or restore a backup made before it)");
+    assert_int_equal(t_user_version(path), 3); /* refused: nothing written */
+    t_done(path);
+}
+
+/* The schema of version 1 (regions and key_imports, before the certificate service): kms_schema
+ * of src/kms/store_sqlite.c at main's 019117b, verbatim, with a key of eu-central-1, its alias,
+ * grant and tag, and an EXTERNAL key waiting for its material. */
+static const char *t_schema_v1 =
+    "PRAGMA journal_mode=WAL;"
+    "CREATE TABLE keys("
+    " key_id TEXT PRIMARY KEY, arn TEXT NOT NULL, account TEXT NOT NULL, created INTEGER NOT NULL,"
+    " state INTEGER NOT NULL, description TEXT NOT NULL, key_usage TEXT NOT NULL, key_spec TEXT NOT NULL,"
+    " deletion_date INTEGER NOT NULL, pending_days INTEGER NOT NULL, current_version INTEGER NOT NULL,"
+    " rotation_enabled INTEGER NOT NULL, rotation_period INTEGER NOT NULL, last_rotated INTEGER NOT NULL,"
+    " policy TEXT NOT NULL, region TEXT NOT NULL);"
+    "CREATE INDEX keys_account_region ON keys(account, region, key_id);"
+    "CREATE TABLE key_versions("
+    " key_id TEXT NOT NULL, version INTEGER NOT NULL, wrapped BLOB NOT NULL, created INTEGER NOT NULL,"
+    " on_demand INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(key_id, version));"
+    "CREATE TABLE aliases("
+    " account TEXT NOT NULL, region TEXT NOT NULL, name TEXT NOT NULL, key_id TEXT NOT NULL,"
+    " created INTEGER NOT NULL, updated INTEGER NOT NULL, PRIMARY KEY(account, region, name));"
+    "CREATE TABLE grants("
+    " grant_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, grantee TEXT NOT NULL, retiring TEXT NOT NULL,"
+    " issuing_account TEXT NOT NULL, operations TEXT NOT NULL, name TEXT NOT NULL, constraints TEXT NOT NULL,"
+    " created INTEGER NOT NULL, region TEXT NOT NULL);"
+    "CREATE INDEX grants_key ON grants(key_id, grant_id);"
+    "CREATE TABLE tags("
+    " key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL, PRIMARY KEY(key_id, "
+    "tag_key));"
+    "CREATE TABLE IF NOT EXISTS key_imports("
+    " import_key TEXT PRIMARY KEY, material_id TEXT NOT NULL, imported INTEGER NOT NULL,"
+    " material_valid_to INTEGER NOT NULL, wrapping_alg TEXT NOT NULL, wrapping_spec TEXT NOT NULL,"
+    " params_valid_to INTEGER NOT NULL, token_hash BLOB NOT NULL, wrapping_key BLOB NOT NULL);"
+    "PRAGMA user_version=1;"
+    "INSERT INTO keys VALUES('00000001-0000-4000-8000-000000000000',"
+    " 'arn:aws:kms:eu-central-1:111122223333:key/00000001-0000-4000-8000-000000000000', '111122223333', 1, 0,"
+    " 'made by main', 'ENCRYPT_DECRYPT', 'SYMMETRIC_DEFAULT', 0, 0, 1, 0, 365, 1, '{}', 'eu-central-1');"
+    "INSERT INTO key_versions VALUES('00000001-0000-4000-8000-000000000000', 1, x'0102', 1, 0);"
+    "INSERT INTO aliases VALUES('111122223333', 'eu-central-1', 'alias/main', '00000001-0000-4000-8000-000000000000',"
+    " 1, 1);"
+    "INSERT INTO grants VALUES('" T_GRANT64 "', '00000001-0000-4000-8000-000000000000',"
+    " 'arn:aws:iam::111122223333:user/x', '', '111122223333', 'Decrypt', '', '', 1, 'eu-central-1');"
+    "INSERT INTO tags VALUES('00000001-0000-4000-8000-000000000000', 'team', 'blue');"
+    "INSERT INTO keys VALUES('00000002-0000-4000-8000-000000000000',"
+    " 'arn:aws:kms:eu-central-1:111122223333:key/00000002-0000-4000-8000-000000000000', '111122223333', 1, 3,"
+    " 'external', 'ENCRYPT_DECRYPT', 'SYMMETRIC_DEFAULT', 0, 0, 1, 0, 365, 1, '{}', 'eu-central-1');"
+    "INSERT INTO key_imports VALUES('00000002-0000-4000-8000-000000000000', '', 0, 0, '', '', 0, x'', x'');";
+
+/* A store of version 1 (what main wrote before the certificate service) gains the certificate
+ * service's tables at open (user_version 2), in one step and once; its keys, aliases, grants,
+ * tags and import state are read as before. */
+static void test_store_of_version_1_gains_cas_tables(void **state)
+{
+    (void)state;
+    char path[1024];
+    t_fresh(path, sizeof(path));
+    assert_int_equal(t_other(path, t_schema_v1), SQLITE_OK);
+    assert_int_equal(t_other(path, "SELECT * FROM cas_sessions"), SQLITE_ERROR); /* not there yet */
+    kms_store *s = NULL;
+    for (int open = 0; open < 2; open++) { /* the second open finds it done */
+        assert_ok(kms_store_open_sqlite(path, "us-east-1", &s));
+        assert_int_equal(t_user_version(path), 2);
+        kms_key_rec k;
+        assert_ok(s->ops->get_key(s, "00000001-0000-4000-8000-000000000000", &k));
+        assert_string_equal(k.region, "eu-central-1");
+        assert_string_equal(k.description, "made by main");
+        kms_key_rec_clear(&k);
+        assert_ok(s->ops->get_key(s, "00000002-0000-4000-8000-000000000000", &k));
+        assert_true(k.external && !k.imported);
+        assert_int_equal(k.state, KMS_KEY_PENDING_IMPORT);
+        kms_key_rec_clear(&k);
+        kms_alias_rec a;
+        assert_ok(s->ops->get_alias(s, "111122223333", "eu-central-1", "alias/main", &a));
+        assert_string_equal(a.key_id, "00000001-0000-4000-8000-000000000000");
+        kms_grant_rec g;
+        assert_ok(s->ops->get_grant(s, T_GRANT64, &g));
+        assert_string_equal(g.region, "eu-central-1");
+        kms_grant_rec_clear(&g);
+        cl_kvlist tags;
+        cl_kvlist_init(&tags);
+        bool more = true;
+        assert_ok(s->ops->list_tags(s, "00000001-0000-4000-8000-000000000000", "", 10, &tags, &more));
+        assert_int_equal(tags.count, 1);
+        assert_string_equal(tags.items[0].value, "blue");
+        assert_false(more);
+        cl_kvlist_free(&tags);
+        cl_buf w;
+        cl_buf_init(&w, 64);
+        assert_ok(s->ops->get_material(s, "00000001-0000-4000-8000-000000000000", 1, &w));
+        assert_int_equal(w.len, 2);
+        cl_buf_free(&w);
+        /* The new tables work: a session written at the first open is there at the second. */
+        int64_t version = 0;
+        cl_buf rec;
+        cl_buf_init(&rec, 16);
+        if (open == 0) {
+            assert_fails(s->ops->cas_get(s, "hospital", &version, &rec), CL_ERR_NOT_FOUND, "no session hospital");
+            assert_ok(s->ops->cas_put(s, "hospital", 0, (const uint8_t *)"v1", 2, 5));
+            assert_ok(s->ops->cas_use_nonce(s, "n1", 100, 5));
+        }
+        assert_ok(s->ops->cas_get(s, "hospital", &version, &rec));
+        assert_int_equal(version, 1);
+        assert_memory_equal(rec.data, "v1", 2);
+        cl_buf_free(&rec);
+        assert_fails(s->ops->cas_use_nonce(s, "n1", 100, 6), CL_ERR_EXISTS, "used already");
+        kms_store_close(s);
+    }
     t_done(path);
 }
 
@@ -276,6 +403,7 @@ int main(void)
         cmocka_unit_test(test_failure_names_statement_and_rolls_back),
         cmocka_unit_test(test_listing_at_its_limit_leaves_no_read_open),
         cmocka_unit_test(test_store_before_regions_is_migrated),
+        cmocka_unit_test(test_store_of_version_1_gains_cas_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -189,12 +189,13 @@ out:
 
 /* A channel-port connection: the hook's handshake, then request frames until the client
  * closes. Inputs and results are plaintext here, in secret buffers. */
-static void worker_serve_channel(cl_worker_thread *t, int fd)
+static void worker_serve_channel(cl_worker_thread *t, int fd, bool tls)
 {
     cl_worker *w = t->w;
     cl_worker_channel ch;
     memset(&ch, 0, sizeof(ch));
     ch.fd = fd;
+    ch.tls = tls;
     long n = atomic_fetch_add(&w->served, 1) + 1;
     cl_buf in, res;
     cl_buf_init_secret(&in, CL_WORKER_INPUT_MAX);
@@ -257,7 +258,7 @@ static void *worker_pool_main(void *arg)
         (void)pthread_mutex_unlock(&w->q_mu);
         cl_worker_set_timeouts(job.fd, w->read_timeout);
         if (job.channel)
-            worker_serve_channel(t, job.fd);
+            worker_serve_channel(t, job.fd, job.tls);
         else
             worker_serve_envelope(t, job.fd);
         (void)close(job.fd);
@@ -266,14 +267,24 @@ static void *worker_pool_main(void *arg)
     return NULL;
 }
 
-void cl_worker_enqueue(cl_worker *w, int fd, bool channel)
+static void worker_enqueue_job(cl_worker *w, cl_worker_job job)
 {
     (void)pthread_mutex_lock(&w->q_mu);
     while (w->q_len == CL_WORKER_QUEUE_MAX) (void)pthread_cond_wait(&w->q_cv, &w->q_mu);
-    w->queue[(w->q_head + w->q_len) % CL_WORKER_QUEUE_MAX] = (cl_worker_job){.fd = fd, .channel = channel};
+    w->queue[(w->q_head + w->q_len) % CL_WORKER_QUEUE_MAX] = job;
     w->q_len++;
     (void)pthread_cond_broadcast(&w->q_cv);
     (void)pthread_mutex_unlock(&w->q_mu);
+}
+
+void cl_worker_enqueue(cl_worker *w, int fd, bool channel)
+{
+    worker_enqueue_job(w, (cl_worker_job){.fd = fd, .channel = channel});
+}
+
+void cl_worker_enqueue_tls(cl_worker *w, int fd)
+{
+    worker_enqueue_job(w, (cl_worker_job){.fd = fd, .channel = true, .tls = true});
 }
 
 cl_status cl_worker_init(cl_worker *w)

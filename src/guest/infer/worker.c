@@ -9,7 +9,10 @@
  *    key of the record's KMS key out, whose provider this file makes (a fresh attestation
  *    document for each KMS exchange); a stop frame stops the worker;
  *  - the channel path (channel_port): RA-TLS (cloister/ratls.h), a fresh attestation document
- *    for the client's nonce per connection, then the core's frame loop inside TLS 1.3.
+ *    for the client's nonce per connection, then the core's frame loop inside TLS 1.3;
+ *  - with "cas", the same frames over ordinary TLS (tls_port) with a certificate the certificate
+ *    service issues to this enclave's measurement (cloister/cas.h, docs/cas.md), renewed in the
+ *    background: clients trust the session's CA instead of checking attestation themselves.
  */
 #include "cloister/worker.h"
 
@@ -25,6 +28,7 @@
 #include <unistd.h>
 
 #include "cloister/attestation.h"
+#include "cloister/cas.h"
 #include "cloister/envelope.h"
 #include "cloister/frame.h"
 #include "cloister/infer.h"
@@ -69,6 +73,15 @@ typedef struct worker_config {
     long read_timeout;         /* seconds a client may stay silent */
     long start_attempts;       /* tries to unseal the model while the KMS is unreachable */
     long start_failure_report; /* seconds to answer connections with the reason a start failed */
+    /* "cas": the certificate service (docs/cas.md) and the TLS port it certifies; absent: none. */
+    const char *cas_endpoint;
+    const char *cas_ca_file;
+    const char *cas_session;
+    const char *cas_service;
+    cl_key_type cas_key_type;
+    uint32_t cas_vsock_port;
+    long cas_renew_after; /* seconds; 0: at 2/3 of the certificate's lifetime */
+    uint32_t tls_port;
 } worker_config;
 
 typedef struct worker {
@@ -79,7 +92,8 @@ typedef struct worker {
     cl_infer_service *svc;
     bool have_channel;
     cl_ratls_server ratls;
-    cl_worker core; /* the pool and the paths (serve.c) */
+    cl_cas_identity *cas; /* the TLS port's certificate and key, renewed in the background */
+    cl_worker core;       /* the pool and the paths (serve.c) */
 } worker;
 
 /* Per pool thread (cl_worker_thread.ctx): KMS clients are not shared (one kept-alive connection each). */
@@ -121,6 +135,8 @@ static CL_MUST_USE cl_status worker_config_bool(json_t *root, const char *name, 
     *out = json_is_true(v);
     return CL_OK;
 }
+
+static CL_MUST_USE cl_status worker_config_cas(worker_config *c);
 
 static CL_MUST_USE cl_status worker_config_load(const char *path, worker_config *c)
 {
@@ -172,9 +188,53 @@ static CL_MUST_USE cl_status worker_config_load(const char *path, worker_config 
     CL_GUARD_GOTO(worker_config_uint(c->root, "start_attempts", false, 1, 10, &c->start_attempts));
     CL_GUARD_GOTO(worker_config_uint(c->root, "start_failure_report", false, 0, 3600, &c->start_failure_report));
     if (c->region == NULL) c->region = "us-east-1";
+    CL_GUARD_GOTO(worker_config_cas(c));
 out:
     cl_buf_free(&raw);
     return rc;
+}
+
+/* "cas": {"endpoint", "vsock_port", "ca_file", "session", "service", "key_type", "renew_after"}
+ * and "tls_port", which go together. */
+static CL_MUST_USE cl_status worker_config_cas(worker_config *c)
+{
+    json_t *cas = json_object_get(c->root, "cas");
+    long port = 0;
+    CL_GUARD(worker_config_uint(c->root, "tls_port", false, 1, 0xFFFFFFFFL, &port));
+    c->tls_port = (uint32_t)port;
+    if (cas == NULL) {
+        CL_ENSURE(c->tls_port == 0, CL_ERR_FORMAT,
+                  "configuration: \"tls_port\" needs \"cas\", the certificate service that certifies it");
+        return CL_OK;
+    }
+    CL_ENSURE(json_is_object(cas), CL_ERR_FORMAT, "configuration: \"cas\" must be an object");
+    static const char *const known[] = {"endpoint", "vsock_port", "ca_file",    "session",
+                                        "service",  "key_type",   "renew_after"};
+    const char *k;
+    json_t *v;
+    json_object_foreach(cas, k, v)
+    {
+        bool ok = false;
+        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]) && !ok; i++) ok = strcmp(k, known[i]) == 0;
+        CL_ENSURE(ok, CL_ERR_FORMAT, "configuration: \"cas\" has an unknown member \"%.64s\"", k);
+    }
+    CL_ENSURE(c->tls_port != 0, CL_ERR_FORMAT, "configuration: \"cas\" needs \"tls_port\", the port it certifies");
+    CL_ENSURE(c->tls_port != c->listen_port && c->tls_port != c->channel_port, CL_ERR_FORMAT,
+              "configuration: \"tls_port\" must differ from \"listen_port\" and \"channel_port\"");
+    const char *kt = NULL;
+    CL_GUARD_CTX(worker_config_string(cas, "endpoint", true, &c->cas_endpoint), "cas");
+    CL_GUARD_CTX(worker_config_string(cas, "ca_file", false, &c->cas_ca_file), "cas");
+    CL_GUARD_CTX(worker_config_string(cas, "session", true, &c->cas_session), "cas");
+    CL_GUARD_CTX(worker_config_string(cas, "service", true, &c->cas_service), "cas");
+    CL_GUARD_CTX(worker_config_string(cas, "key_type", false, &kt), "cas");
+    c->cas_key_type = CL_KEY_EC_P256;
+    CL_ENSURE(kt == NULL || cl_key_type_parse(kt, &c->cas_key_type), CL_ERR_FORMAT,
+              "configuration: cas.key_type must be EC_P256, EC_P384, RSA_2048 or RSA_3072");
+    port = 0;
+    CL_GUARD_CTX(worker_config_uint(cas, "vsock_port", true, 1, 0xFFFFFFFFL, &port), "cas");
+    c->cas_vsock_port = (uint32_t)port;
+    CL_GUARD_CTX(worker_config_uint(cas, "renew_after", false, 1, 86400L * 365, &c->cas_renew_after), "cas");
+    return CL_OK;
 }
 
 static CL_MUST_USE cl_status worker_kms_clients(const worker_config *cfg, cl_kms_client **kms, cl_kms_client **data_kms)
@@ -233,6 +293,29 @@ static CL_MUST_USE cl_status worker_hook_channel_open(cl_worker_thread *t, cl_wo
 }
 
 static void worker_hook_channel_close(cl_worker_channel *ch) { cl_ratls_conn_close(&ch->conn); }
+
+/* The TLS port's handshake: the certificate service's certificate, whichever is current. */
+static CL_MUST_USE cl_status worker_hook_tls_open(cl_worker_thread *t, cl_worker_channel *ch)
+{
+    worker *w = t->w->hooks.arg;
+    if (!ch->tls) return worker_hook_channel_open(t, ch);
+    CL_GUARD(cl_cas_tls_accept(w->cas, ch->fd, &ch->conn));
+    ch->io = cl_frame_io_tls(&ch->conn);
+    return CL_OK;
+}
+
+/* The certificate service's documents: from the same device, one request at a time. */
+static CL_MUST_USE cl_status worker_cas_attest(void *arg, const uint8_t *user_data, size_t user_data_len,
+                                               const uint8_t *nonce, size_t nonce_len, const uint8_t *public_key,
+                                               size_t public_key_len, cl_buf *doc)
+{
+    worker *w = arg;
+    (void)pthread_mutex_lock(&w->nsm_mu);
+    cl_status rc =
+        cl_nsm_get_attestation_doc(w->nsm, user_data, user_data_len, nonce, nonce_len, public_key, public_key_len, doc);
+    (void)pthread_mutex_unlock(&w->nsm_mu);
+    return rc;
+}
 
 /* RA-TLS documents come from the same device as the KMS ones: one request at a time. */
 static CL_MUST_USE cl_status worker_ratls_attest(void *arg, const uint8_t *user_data, size_t user_data_len,
@@ -294,6 +377,20 @@ static CL_MUST_USE cl_status worker_start(worker *w, const char *config_path)
         CL_GUARD_CTX_GOTO(cl_ratls_server_init(&w->ratls, worker_ratls_attest, w), "making the RA-TLS key");
         w->have_channel = true;
     }
+    if (w->cfg.cas_endpoint != NULL) {
+        cl_cas_config cc = {.endpoint = w->cfg.cas_endpoint,
+                            .ca_file = w->cfg.cas_ca_file,
+                            .vsock_port = w->cfg.cas_vsock_port,
+                            .session = w->cfg.cas_session,
+                            .service = w->cfg.cas_service,
+                            .key_type = w->cfg.cas_key_type,
+                            .nsm_fd = w->nsm,
+                            .attest = worker_cas_attest,
+                            .attest_arg = w,
+                            .renew_after = w->cfg.cas_renew_after};
+        CL_GUARD_CTX_GOTO(cl_cas_obtain(&cc, &w->cas), "the TLS certificate from the certificate service");
+        CL_GUARD_GOTO(cl_cas_start_renewal(w->cas));
+    }
 out:
     cl_kms_client_free(kms);
     cl_kms_client_free(data_kms);
@@ -303,15 +400,16 @@ out:
 }
 
 /* Accepts on both ports and hands connections to the pool until stopped; 0 or 1. */
-static int worker_accept_loop(worker *w, int listener, int channel_listener)
+static int worker_accept_loop(worker *w, int listener, int channel_listener, int tls_listener)
 {
     int ec = 0;
     long accepted = 0;
     while (!cl_worker_stopping(&w->core)) {
-        struct pollfd pf[3] = {{.fd = cl_worker_wake_fd(&w->core), .events = POLLIN},
+        struct pollfd pf[4] = {{.fd = cl_worker_wake_fd(&w->core), .events = POLLIN},
                                {.fd = listener, .events = POLLIN},
-                               {.fd = channel_listener, .events = POLLIN}};
-        int r = poll(pf, channel_listener >= 0 ? 3 : 2, -1);
+                               {.fd = channel_listener, .events = POLLIN},
+                               {.fd = tls_listener, .events = POLLIN}};
+        int r = poll(pf, 4, -1); /* a negative fd is ignored */
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) {
             CL_LOG_ERROR("poll: %s", strerror(errno));
@@ -319,7 +417,7 @@ static int worker_accept_loop(worker *w, int listener, int channel_listener)
             break;
         }
         if (pf[0].revents != 0) continue; /* stopping */
-        for (int i = 1; i < 3; i++) {
+        for (int i = 1; i < 4; i++) {
             if (pf[i].fd < 0 || pf[i].revents == 0) continue;
             int fd = -1;
             if (cl_vsock_accept(pf[i].fd, &fd) != CL_OK) {
@@ -328,7 +426,10 @@ static int worker_accept_loop(worker *w, int listener, int channel_listener)
                 atomic_store(&w->core.stopping, true);
                 break;
             }
-            cl_worker_enqueue(&w->core, fd, i == 2);
+            if (i == 3)
+                cl_worker_enqueue_tls(&w->core, fd);
+            else
+                cl_worker_enqueue(&w->core, fd, i == 2);
             if (w->cfg.max_requests > 0 && ++accepted >= w->cfg.max_requests) {
                 atomic_store(&w->core.stopping, true);
                 break;
@@ -419,7 +520,7 @@ int main(int argc, char **argv)
     static worker_kms kms[CL_WORKER_MAX_THREADS];
     memset(threads, 0, sizeof(threads));
     long started = 0;
-    int listener = -1, channel_listener = -1, ec = 0;
+    int listener = -1, channel_listener = -1, tls_listener = -1, ec = 0;
     bool core = false;
     if (cl_worker_init(&w.core) != CL_OK) {
         CL_LOG_ERROR("cannot start: %s", cl_error_message());
@@ -435,13 +536,16 @@ int main(int argc, char **argv)
     }
     w.core.svc = w.svc;
     w.core.hooks = (cl_worker_hooks){.provider = worker_hook_provider,
-                                     .channel_open = w.have_channel ? worker_hook_channel_open : NULL,
+                                     .channel_open = w.cas != NULL    ? worker_hook_tls_open
+                                                     : w.have_channel ? worker_hook_channel_open
+                                                                      : NULL,
                                      .channel_close = worker_hook_channel_close,
                                      .arg = &w};
     w.core.read_timeout = w.cfg.read_timeout;
     w.core.model_memory_mib = w.cfg.model_memory_mib;
     if (cl_vsock_listen(cl_vsock_ctl(), w.cfg.listen_port, &listener) != CL_OK ||
-        (w.have_channel && cl_vsock_listen(cl_vsock_ctl(), w.cfg.channel_port, &channel_listener) != CL_OK)) {
+        (w.have_channel && cl_vsock_listen(cl_vsock_ctl(), w.cfg.channel_port, &channel_listener) != CL_OK) ||
+        (w.cas != NULL && cl_vsock_listen(cl_vsock_ctl(), w.cfg.tls_port, &tls_listener) != CL_OK)) {
         CL_LOG_ERROR("cannot listen on vsock ports %u and %u: %s", w.cfg.listen_port, w.cfg.channel_port,
                      cl_error_message());
         ec = 1;
@@ -468,13 +572,16 @@ int main(int argc, char **argv)
                         "answers; use https:// with kms_ca_file outside tests");
         char channel[48] = "";
         if (w.have_channel) (void)snprintf(channel, sizeof(channel), " and %u (channel)", w.cfg.channel_port);
+        if (w.cas != NULL)
+            CL_LOG_INFO("TLS on vsock port %u with the certificate of service %s of session %s (until %lld)",
+                        w.cfg.tls_port, w.cfg.cas_service, w.cfg.cas_session, (long long)cl_cas_not_after(w.cas));
         char cores[32] = "all cores";
         if (w.cfg.threads > 0) (void)snprintf(cores, sizeof(cores), "%ld threads", w.cfg.threads);
         CL_LOG_INFO("%s model %s loaded; serving on vsock port %u (envelope)%s, %ld connections at a time; %s kernels, "
                     "%s",
                     cl_infer_kind_name(cl_infer_service_kind(w.svc)), w.cfg.model, w.cfg.listen_port, channel,
                     w.cfg.max_connections, cl_infer_onednn_available() ? "oneDNN" : "reference", cores);
-        ec = worker_accept_loop(&w, listener, channel_listener);
+        ec = worker_accept_loop(&w, listener, channel_listener, tls_listener);
     }
     /* Stop: no new connections; the pool serves what it holds, then exits. */
     cl_worker_pool_stop(&w.core, threads, started);
@@ -486,6 +593,8 @@ out:
     }
     if (listener >= 0) (void)close(listener);
     if (channel_listener >= 0) (void)close(channel_listener);
+    if (tls_listener >= 0) (void)close(tls_listener);
+    cl_cas_identity_free(w.cas); /* stops its renewal thread */
     if (core) cl_worker_free(&w.core);
     if (w.have_channel) cl_ratls_server_free(&w.ratls);
     cl_infer_service_free(w.svc);

@@ -38,6 +38,9 @@ typedef struct cl_audit_event {
      * module id and PCR0 in hex, as CloudTrail's additionalEventData.recipient records it. */
     const char *attested_module_id;
     const char *attested_pcr0;
+    /* What a request that names no KMS key acted on (NULL: absent from the line), e.g. the
+     * certificate service's "cas:session/NAME" or "cas:session/NAME/service/SERVICE". */
+    const char *resource;
 } cl_audit_event;
 
 /* Opens (creating, mode 0600) and continues the chain from the last line. The file is

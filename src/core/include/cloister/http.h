@@ -88,5 +88,10 @@ unsigned cl_http_client_connections(const cl_http_client *c);
  */
 CL_MUST_USE cl_status cl_http_post(cl_http_client *c, const cl_http_header *headers, size_t n_headers, const void *body,
                                    size_t body_len, int *status, cl_buf *resp);
+/* The same with another method (GET, POST or PUT) and path (NULL: the URL's; else "/..." in
+ * origin-form, printable ASCII without spaces, as the caller encoded it). A GET has no body. */
+CL_MUST_USE cl_status cl_http_request(cl_http_client *c, const char *method, const char *path,
+                                      const cl_http_header *headers, size_t n_headers, const void *body,
+                                      size_t body_len, int *status, cl_buf *resp);
 
 #endif

@@ -49,9 +49,11 @@ typedef struct cl_worker_thread {
     void *ctx;
 } cl_worker_thread;
 
-/* A channel-path connection, as the channel hook opened it: frames go through io. */
+/* A channel-path connection, as the channel hook opened it: frames go through io. tls: it came
+ * on the TLS port (a certificate from the certificate service, docs/cas.md), not RA-TLS's. */
 typedef struct cl_worker_channel {
     int fd;
+    bool tls;
     cl_ratls_conn conn;
     cl_frame_io io;
 } cl_worker_channel;
@@ -75,6 +77,7 @@ typedef struct cl_worker_replay {
 typedef struct cl_worker_job {
     int fd;
     bool channel;
+    bool tls; /* a channel connection of the TLS port */
 } cl_worker_job;
 
 struct cl_worker {
@@ -106,6 +109,9 @@ CL_MUST_USE cl_status cl_worker_pool_start(cl_worker *w, cl_worker_thread *threa
                                            long *started);
 /* Hands a connection to the pool, which closes it when served. Blocks while the queue is full. */
 void cl_worker_enqueue(cl_worker *w, int fd, bool channel);
+/* The same for a connection of the TLS port: the channel path's frames after the channel hook's
+ * handshake with cl_worker_channel.tls set. */
+void cl_worker_enqueue_tls(cl_worker *w, int fd);
 /* Closes the queue: the pool serves what it holds, then its threads end and are joined. */
 void cl_worker_pool_stop(cl_worker *w, cl_worker_thread *threads, long started);
 /* What a stop frame does: marks the worker stopping and wakes cl_worker_wake_fd. */
