@@ -393,7 +393,6 @@ class KmsConfigServer(KmsServer):
         self.proc.stderr.close()
 
 
-@contextlib.contextmanager
 def assert_refused(tc, call, want_code, *needles):
     """call() must raise botocore's ClientError with want_code and a message containing each
     needle; returns the message. tc: the unittest.TestCase checking it."""
@@ -407,6 +406,7 @@ def assert_refused(tc, call, want_code, *needles):
     return message
 
 
+@contextlib.contextmanager
 def kms_server_config(config, env=None):
     srv = KmsConfigServer(config, env=env)
     try:
