@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "cloister/mem.h"
@@ -49,20 +50,68 @@ out:
     return rc;
 }
 
+/*
+ * The algorithms of the hot paths, fetched once. EVP_sha256(), EVP_aes_256_gcm() and EVP_Q_mac
+ * look the algorithm up in the provider store on every call ("implicit fetch"); OpenSSL's
+ * crypto(7), "Performance", recommends fetching explicitly once and reusing the object. The
+ * fetched objects are immutable and shared by every thread. HMAC starts from a template context
+ * with its digest already set, duplicated per call (EVP_MAC_CTX_dup), so that no call looks the
+ * digest up by name either. They live as long as the process.
+ */
+static EVP_MD *cl_fetched_sha256;
+static EVP_CIPHER *cl_fetched_gcm;
+static EVP_MAC_CTX *cl_hmac_sha256_template;
+static pthread_once_t cl_fetch_once = PTHREAD_ONCE_INIT;
+
+static void cl_fetch_init(void)
+{
+    cl_fetched_sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+    cl_fetched_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *t = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+    EVP_MAC_free(mac); /* the context holds its own reference */
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, CL_UNCONST("SHA2-256"), 0),
+                           OSSL_PARAM_construct_end()};
+    if (t != NULL && EVP_MAC_CTX_set_params(t, params) != 1) {
+        EVP_MAC_CTX_free(t);
+        t = NULL;
+    }
+    cl_hmac_sha256_template = t;
+}
+
+/* The fetched objects, or NULL if the provider has none (then the caller fails, naming it). */
+static const EVP_MD *cl_sha256_md(void)
+{
+    (void)pthread_once(&cl_fetch_once, cl_fetch_init);
+    return cl_fetched_sha256;
+}
+
+static const EVP_CIPHER *cl_gcm_cipher(void)
+{
+    (void)pthread_once(&cl_fetch_once, cl_fetch_init);
+    return cl_fetched_gcm;
+}
+
 cl_status cl_sha256(const void *data, size_t n, uint8_t out[CL_SHA256_LEN])
 {
-    if (EVP_Digest(data, n, out, NULL, EVP_sha256(), NULL) != 1) CL_FAIL_SSL(CL_ERR_CRYPTO, "SHA-256 failed");
+    const EVP_MD *md = cl_sha256_md();
+    CL_ENSURE(md != NULL, CL_ERR_CRYPTO, "SHA-256 is not available from OpenSSL's providers");
+    if (EVP_Digest(data, n, out, NULL, md, NULL) != 1) CL_FAIL_SSL(CL_ERR_CRYPTO, "SHA-256 failed");
     return CL_OK;
 }
 
 cl_status cl_hmac_sha256(const uint8_t *key, size_t key_len, const void *data, size_t n, uint8_t out[CL_SHA256_LEN])
 {
+    (void)pthread_once(&cl_fetch_once, cl_fetch_init);
+    CL_ENSURE(cl_hmac_sha256_template != NULL, CL_ERR_CRYPTO, "HMAC-SHA256 is not available from OpenSSL's providers");
+    cl_status rc = CL_OK;
     size_t out_len = 0;
-    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, key_len, data, n, out, CL_SHA256_LEN, &out_len) == NULL ||
-        out_len != CL_SHA256_LEN) {
-        CL_FAIL_SSL(CL_ERR_CRYPTO, "HMAC-SHA256 failed");
-    }
-    return CL_OK;
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(cl_hmac_sha256_template);
+    if (ctx == NULL || EVP_MAC_init(ctx, key, key_len, NULL) != 1 || EVP_MAC_update(ctx, data, n) != 1 ||
+        EVP_MAC_final(ctx, out, &out_len, CL_SHA256_LEN) != 1 || out_len != CL_SHA256_LEN)
+        rc = CL_RAISE_SSL(CL_ERR_CRYPTO, "HMAC-SHA256 failed");
+    EVP_MAC_CTX_free(ctx); /* cleanses the keyed state */
+    return rc;
 }
 
 cl_status cl_gcm_init(cl_gcm *g, const uint8_t key[CL_AES256_KEY_LEN], bool encrypt)
@@ -70,7 +119,8 @@ cl_status cl_gcm_init(cl_gcm *g, const uint8_t key[CL_AES256_KEY_LEN], bool encr
     memset(g, 0, sizeof(*g));
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     if (ctx == NULL) CL_FAIL_SSL(CL_ERR_NOMEM, "cipher context");
-    if (EVP_CipherInit_ex2(ctx, EVP_aes_256_gcm(), key, NULL, encrypt ? 1 : 0, NULL) != 1) {
+    const EVP_CIPHER *gcm = cl_gcm_cipher();
+    if (gcm == NULL || EVP_CipherInit_ex2(ctx, gcm, key, NULL, encrypt ? 1 : 0, NULL) != 1) {
         EVP_CIPHER_CTX_free(ctx);
         CL_FAIL_SSL(CL_ERR_CRYPTO, "AES-256-GCM key setup failed");
     }
@@ -152,8 +202,14 @@ void cl_gcm_free(cl_gcm *g)
 
 cl_status cl_uuid4(char out[CL_UUID_TEXT_LEN + 1])
 {
-    uint8_t r[16];
+    uint8_t r[CL_UUID_RANDOM_LEN];
     CL_GUARD(cl_random(r, sizeof(r)));
+    cl_uuid4_format(r, out);
+    return CL_OK;
+}
+
+void cl_uuid4_format(uint8_t r[CL_UUID_RANDOM_LEN], char out[CL_UUID_TEXT_LEN + 1])
+{
     r[6] = (uint8_t)((r[6] & 0x0f) | 0x40); /* version 4 */
     r[8] = (uint8_t)((r[8] & 0x3f) | 0x80); /* variant 10 */
     static const size_t groups[5] = {4, 2, 2, 2, 6};
@@ -165,7 +221,6 @@ cl_status cl_uuid4(char out[CL_UUID_TEXT_LEN + 1])
         at += groups[g];
     }
     out[o] = '\0';
-    return CL_OK;
 }
 
 /* --- base64 ---------------------------------------------------------------- */

@@ -198,29 +198,48 @@ out:
     return rc;
 }
 
-cl_status cl_sigv4_signature(const char *secret, const cl_sigv4_request *req, char out[CL_SIGV4_SIG_HEX_LEN + 1])
+cl_status cl_sigv4_signing_key(const char *secret, const char *date8, const char *region, const char *service,
+                               uint8_t out[CL_SIGV4_KEY_LEN])
 {
     cl_status rc = CL_OK;
-    cl_buf sts, key;
-    cl_buf_init(&sts, CL_SIGV4_MAX_CANON);
+    cl_buf key;
     cl_buf_init_secret(&key, 4096);
-    uint8_t k[CL_SHA256_LEN];
-    uint8_t sig[CL_SHA256_LEN];
-    CL_GUARD_GOTO(cl_sigv4_string_to_sign(req, &sts));
+    CL_ENSURE_GOTO(strlen(date8) >= 8, CL_ERR_FORMAT, "the credential scope's date must be YYYYMMDD");
     /* Step 4: kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request") */
     CL_GUARD_GOTO(cl_buf_append_str(&key, "AWS4"));
     CL_GUARD_GOTO(cl_buf_append_str(&key, secret));
-    CL_GUARD_GOTO(cl_hmac_sha256(key.data, key.len, req->amz_date, 8, k));
-    CL_GUARD_GOTO(cl_hmac_sha256(k, sizeof(k), req->region, strlen(req->region), k));
-    CL_GUARD_GOTO(cl_hmac_sha256(k, sizeof(k), req->service, strlen(req->service), k));
-    CL_GUARD_GOTO(cl_hmac_sha256(k, sizeof(k), "aws4_request", 12, k));
+    CL_GUARD_GOTO(cl_hmac_sha256(key.data, key.len, date8, 8, out));
+    CL_GUARD_GOTO(cl_hmac_sha256(out, CL_SHA256_LEN, region, strlen(region), out));
+    CL_GUARD_GOTO(cl_hmac_sha256(out, CL_SHA256_LEN, service, strlen(service), out));
+    CL_GUARD_GOTO(cl_hmac_sha256(out, CL_SHA256_LEN, "aws4_request", 12, out));
+out:
+    if (rc != CL_OK) cl_memzero(out, CL_SHA256_LEN);
+    cl_buf_free(&key);
+    return rc;
+}
+
+cl_status cl_sigv4_signature_with_key(const uint8_t signing_key[CL_SIGV4_KEY_LEN], const cl_sigv4_request *req,
+                                      char out[CL_SIGV4_SIG_HEX_LEN + 1])
+{
+    cl_status rc = CL_OK;
+    cl_buf sts;
+    cl_buf_init(&sts, CL_SIGV4_MAX_CANON);
+    uint8_t sig[CL_SHA256_LEN];
+    CL_GUARD_GOTO(cl_sigv4_string_to_sign(req, &sts));
     /* Step 5: signature = hex(HMAC(kSigning, StringToSign)) */
-    CL_GUARD_GOTO(cl_hmac_sha256(k, sizeof(k), sts.data, sts.len, sig));
+    CL_GUARD_GOTO(cl_hmac_sha256(signing_key, CL_SIGV4_KEY_LEN, sts.data, sts.len, sig));
     (void)cl_hex_encode(sig, sizeof(sig), out, CL_SIGV4_SIG_HEX_LEN + 1);
 out:
-    cl_memzero(k, sizeof(k));
-    cl_buf_free(&key);
     cl_buf_free(&sts);
+    return rc;
+}
+
+cl_status cl_sigv4_signature(const char *secret, const cl_sigv4_request *req, char out[CL_SIGV4_SIG_HEX_LEN + 1])
+{
+    uint8_t k[CL_SHA256_LEN];
+    cl_status rc = cl_sigv4_signing_key(secret, req->amz_date, req->region, req->service, k);
+    if (rc == CL_OK) rc = cl_sigv4_signature_with_key(k, req, out);
+    cl_memzero(k, sizeof(k));
     return rc;
 }
 

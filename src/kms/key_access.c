@@ -14,6 +14,7 @@
 
 #include "attested_release.h"
 #include "grants.h"
+#include "key_cache.h"
 #include "policy.h"
 
 void kms_key_arn(const kms_call *c, const char *account, const char *key_id, char *out, size_t cap)
@@ -199,7 +200,7 @@ cl_status kms_key_load(kms_call *c, const char *id, unsigned flags, kms_key_rec 
         (void)snprintf(arn, sizeof(arn), "%s", ref.key_arn);
     else
         kms_key_arn(c, ref.account, ref.key_id, arn, sizeof(arn));
-    cl_status rc = c->kms->store->ops->get_key(c->kms->store, ref.key_id, k);
+    cl_status rc = kms_key_cache_get(c->kms->records, c->kms->store, ref.key_id, k);
     if (rc == CL_ERR_NOT_FOUND) return kms_not_found_key(c, arn);
     CL_GUARD(rc);
     bool here = (ref.key_arn == NULL || strcmp(k->arn, ref.key_arn) == 0) &&

@@ -12,10 +12,12 @@
  * accept() failing for lack of descriptors pauses accepting with a growing delay instead of
  * spinning, and says so at most every 10 s.
  *
- * Every answer waits for its audit line to be on disk (fail closed, docs/security.md, finding 2): the
- * answers a worker produced in one turn of its event loop leave after one fdatasync (group
- * commit). A request that changes state first has a "started" line made durable, so that no
- * change happens without a record even when the line of its outcome cannot be written.
+ * Every answer waits for its audit line to be on disk (fail closed, docs/security.md, finding 2):
+ * the worker hands the answer's audit offset to the committer thread (commit.h), which runs the
+ * fdatasync, and goes on serving; the answers leave when the committer says their lines are
+ * durable (group commit, without the event loops ever waiting for the disk). A request that changes state first has a
+ * "started" line made durable, so that no change happens without a record even when the line of its outcome cannot be
+ * written.
  *
  * Wire protocol: the AWS JSON 1.1 protocol as KMS uses it (botocore
  * kms/2014-11-01/service-2.json metadata: protocol "json", jsonVersion 1.1,
@@ -60,6 +62,8 @@
 #include "cloister/sigv4.h"
 
 #include "cas_http.h"
+#include "commit.h"
+#include "key_cache.h"
 #include "last_use.h"
 #include "metrics.h"
 
@@ -112,6 +116,18 @@ typedef struct kms_answer {
     const char *content_type;
 } kms_answer;
 
+/* A SigV4 signing key this worker derived: one per principal, day, region and service seen
+ * lately, so that a request costs one HMAC instead of five (cl_sigv4_signing_key). Principals
+ * are fixed while the server runs, so the principal's address names it. */
+#define KMS_SIGNING_KEYS 16
+typedef struct kms_signing_key {
+    const kms_principal *who; /* NULL: an empty slot */
+    char date[9];
+    char region[KMS_REGION_MAX + 1];
+    char service[8];
+    uint8_t key[CL_SIGV4_KEY_LEN];
+} kms_signing_key;
+
 /* An answer waiting for its audit line to be on disk. */
 typedef struct kms_reply {
     struct kms_reply *next;
@@ -147,7 +163,11 @@ typedef struct kms_worker {
     /* answers of this loop turn */
     kms_reply *replies, **replies_tail;
     size_t n_replies;
-    kms_metrics metrics; /* written by this worker only (metrics.h) */
+    int index;                     /* this worker's number: its waiter slot in the committer */
+    kms_signing_key *signing_keys; /* KMS_SIGNING_KEYS of them, in locked memory */
+    unsigned next_signing_key;     /* the slot replaced next (round robin) */
+    struct event *commit_ev;       /* activated by the committer: some of the answers may leave */
+    kms_metrics metrics;           /* written by this worker only (metrics.h) */
 } kms_worker;
 
 struct kms_server {
@@ -162,6 +182,7 @@ struct kms_server {
     char listen_text[KMS_HOST_MAX + 16]; /* the bound address: 127.0.0.1:4599, [::1]:4599 */
     int64_t start_time;                  /* seconds since the epoch */
     kms_metrics **shards;                /* each worker's, for /metrics */
+    kms_committer *committer;            /* the audit log's fdatasync thread */
     /* GET /healthz: the last store probe (at most one every KMS_HEALTH_PROBE_EVERY_MS, by
      * whichever worker takes the flag), and whether the audit log failed last time it was
      * written or synced (every answer then is KMSInternalException). */
@@ -212,10 +233,27 @@ const char *kms_exception_for(const kms_call *c, cl_status rc, int *http_status)
     return "KMSInternalException";
 }
 
+/* Randomness for request ids, drawn 64 ids at a time: one RAND_bytes call (with its DRBG lock
+ * and fork check) per request cost more than the rest of making the id. A request id names a
+ * request in logs and answers; it is not a secret, so the pool is ordinary memory. */
+static _Thread_local struct {
+    uint8_t bytes[64 * CL_UUID_RANDOM_LEN];
+    size_t used;
+} kms_id_pool = {.used = sizeof(kms_id_pool.bytes)};
+
 static void kms_request_id(char out[CL_UUID_TEXT_LEN + 1])
 {
-    /* A request id only names a request in logs: an all-zero one beats no answer. */
-    if (cl_uuid4(out) != CL_OK) (void)snprintf(out, CL_UUID_TEXT_LEN + 1, "00000000-0000-4000-8000-000000000000");
+    if (kms_id_pool.used == sizeof(kms_id_pool.bytes)) {
+        if (cl_random(kms_id_pool.bytes, sizeof(kms_id_pool.bytes)) != CL_OK) {
+            /* An all-zero id beats no answer. */
+            cl_error_clear();
+            (void)snprintf(out, CL_UUID_TEXT_LEN + 1, "00000000-0000-4000-8000-000000000000");
+            return;
+        }
+        kms_id_pool.used = 0;
+    }
+    cl_uuid4_format(kms_id_pool.bytes + kms_id_pool.used, out);
+    kms_id_pool.used += CL_UUID_RANDOM_LEN;
 }
 
 static const char *kms_status_reason(int status)
@@ -288,6 +326,30 @@ static CL_MUST_USE cl_status kms_region_refused(const kms_config *cfg, const cha
             region, cfg->region);
 }
 
+/* The request's signature as principal p computes it, with w's signing key for its scope
+ * (derived and kept when w has none yet; w NULL: derived for this request only). */
+static CL_MUST_USE cl_status kms_signature(kms_worker *w, const kms_principal *p, const cl_sigv4_request *sr,
+                                           char sig[CL_SIGV4_SIG_HEX_LEN + 1])
+{
+    if (w == NULL || w->signing_keys == NULL || strlen(sr->region) > KMS_REGION_MAX ||
+        strlen(sr->service) >= sizeof(w->signing_keys[0].service))
+        return cl_sigv4_signature(p->secret, sr, sig);
+    for (unsigned i = 0; i < KMS_SIGNING_KEYS; i++) {
+        kms_signing_key *k = &w->signing_keys[i];
+        if (k->who == p && strncmp(k->date, sr->amz_date, 8) == 0 && strcmp(k->region, sr->region) == 0 &&
+            strcmp(k->service, sr->service) == 0)
+            return cl_sigv4_signature_with_key(k->key, sr, sig);
+    }
+    kms_signing_key *k = &w->signing_keys[w->next_signing_key++ % KMS_SIGNING_KEYS];
+    cl_memzero(k, sizeof(*k));
+    CL_GUARD(cl_sigv4_signing_key(p->secret, sr->amz_date, sr->region, sr->service, k->key));
+    k->who = p;
+    memcpy(k->date, sr->amz_date, 8);
+    (void)snprintf(k->region, sizeof(k->region), "%s", sr->region);
+    (void)snprintf(k->service, sizeof(k->service), "%s", sr->service);
+    return cl_sigv4_signature_with_key(k->key, sr, sig);
+}
+
 static CL_MUST_USE cl_status kms_authenticate(kms_server *s, struct evhttp_request *req, const char *method,
                                               const uint8_t *body, size_t body_len, const kms_principal **who,
                                               char *region, const char **exc, int64_t now)
@@ -348,7 +410,7 @@ static CL_MUST_USE cl_status kms_authenticate(kms_server *s, struct evhttp_reque
                            .region = a.region,
                            .service = a.service};
     char sig[CL_SIGV4_SIG_HEX_LEN + 1];
-    CL_GUARD(cl_sigv4_signature(p->secret, &sr, sig));
+    CL_GUARD(kms_signature(kms_this_worker, p, &sr, sig));
     CL_ENSURE(cl_ct_equal(sig, a.signature, CL_SIGV4_SIG_HEX_LEN), CL_ERR_DENIED,
               "The request signature we calculated does not match the signature you provided. Check your AWS Secret "
               "Access Key and signing method. Consult the service documentation for details.");
@@ -909,27 +971,36 @@ out:;
     cl_error_clear();
 }
 
-/* Sends the answers of this loop turn once their audit lines are on disk: one fdatasync for
- * all of them (and for those of the other workers written meanwhile). If it fails, none of
- * them leaves: each becomes KMSInternalException. */
-static void kms_flush(kms_worker *w)
+/* Sends the answers whose audit lines are on disk and asks the committer for the others; with
+ * wait, first waits until all of them are (when the worker stops). Never blocks otherwise. If
+ * the log cannot be synced, none of the waiting answers leaves: each becomes
+ * KMSInternalException. */
+static void kms_flush_answers(kms_worker *w, bool wait)
 {
     if (w->replies == NULL) return;
-    uint64_t end = 0;
-    for (kms_reply *r = w->replies; r != NULL; r = r->next)
-        if (r->audit_end > end) end = r->audit_end;
-    cl_status rc = cl_audit_sync(w->srv->ctx.audit, end);
+    bool failed = false;
+    uint64_t durable;
+    if (wait) {
+        uint64_t last = 0;
+        for (kms_reply *r = w->replies; r != NULL; r = r->next)
+            if (r->audit_end > last) last = r->audit_end;
+        failed = cl_audit_sync(w->srv->ctx.audit, last) != CL_OK;
+        durable = last;
+    } else {
+        durable = kms_committer_state(w->srv->committer, &failed);
+    }
     /* Written only when it changes: every worker flushes every loop turn. */
-    if (atomic_load_explicit(&w->srv->audit_failing, memory_order_relaxed) != (rc != CL_OK))
-        atomic_store(&w->srv->audit_failing, rc != CL_OK);
-    if (rc != CL_OK) CL_LOG_ERROR("%zu answers not sent: %s", w->n_replies, cl_error_message());
-    kms_reply *r = w->replies;
-    w->replies = NULL;
-    w->replies_tail = &w->replies;
-    w->n_replies = 0;
-    while (r != NULL) {
-        kms_reply *next = r->next;
-        if (rc != CL_OK) {
+    if (atomic_load_explicit(&w->srv->audit_failing, memory_order_relaxed) != failed)
+        atomic_store(&w->srv->audit_failing, failed);
+    size_t sent = 0;
+    /* A worker writes its lines one after the other, so its answers wait in the order of their
+     * offsets: those ready are a prefix of the list. */
+    while (w->replies != NULL && (failed || w->replies->audit_end <= durable)) {
+        kms_reply *r = w->replies;
+        w->replies = r->next;
+        w->n_replies--;
+        sent++;
+        if (failed) {
             kms_body_free(r->body);
             r->body = kms_error_body("KMSInternalException", KMS_AUDIT_FAILED_MESSAGE);
             r->status = 500;
@@ -948,9 +1019,27 @@ static void kms_flush(kms_worker *w)
             evhttp_send_error(r->req, 500, NULL);
         kms_body_free(r->body);
         free(r);
-        r = next;
     }
+    if (failed && sent > 0) CL_LOG_ERROR("%zu answers not sent: the audit log cannot be synced", sent);
     cl_error_clear();
+    if (w->replies == NULL) {
+        w->replies_tail = &w->replies;
+        return;
+    }
+    uint64_t last = 0;
+    for (kms_reply *r = w->replies; r != NULL; r = r->next)
+        if (r->audit_end > last) last = r->audit_end;
+    kms_committer_request(w->srv->committer, w->index, last, w->commit_ev);
+}
+
+static void kms_flush(kms_worker *w) { kms_flush_answers(w, false); }
+
+/* The committer's wake-up: the loop turn it ends calls kms_flush. */
+static void kms_commit_wake(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
 }
 
 static void kms_reply_queue(kms_worker *w, struct evhttp_request *req, int status, const char *request_id, char *body,
@@ -1195,7 +1284,7 @@ static void *kms_worker_main(void *arg)
         if (event_base_loop(w->base, EVLOOP_ONCE) < 0) break;
         kms_flush(w);
     }
-    kms_flush(w);
+    kms_flush_answers(w, true);
     return NULL;
 }
 
@@ -1436,8 +1525,12 @@ static CL_MUST_USE cl_status kms_worker_init(kms_server *s, kms_worker *w)
     w->adopt_ev = event_new(w->base, -1, 0, kms_conn_adopt, w);
     w->deadline_ev = evtimer_new(w->base, kms_conn_deadline, w);
     w->backoff_ev = evtimer_new(w->base, kms_accept_resume, w);
-    CL_ENSURE(w->adopt_ev != NULL && w->deadline_ev != NULL && w->backoff_ev != NULL, CL_ERR_NOMEM,
-              "out of memory for a worker's events");
+    w->commit_ev = event_new(w->base, -1, 0, kms_commit_wake, w);
+    w->signing_keys = cl_secure_alloc(KMS_SIGNING_KEYS * sizeof(*w->signing_keys));
+    CL_ENSURE(w->signing_keys != NULL, CL_ERR_NOMEM, "out of locked memory for a worker's SigV4 signing keys");
+    memset(w->signing_keys, 0, KMS_SIGNING_KEYS * sizeof(*w->signing_keys));
+    CL_ENSURE(w->adopt_ev != NULL && w->deadline_ev != NULL && w->backoff_ev != NULL && w->commit_ev != NULL,
+              CL_ERR_NOMEM, "out of memory for a worker's events");
     /* Bodies over the limit get 413 from evhttp before we see them. */
     evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body);
     evhttp_set_max_headers_size(w->http, 16384);
@@ -1496,12 +1589,14 @@ cl_status kms_server_start(const kms_config *cfg, kms_server **out)
         CL_GUARD_GOTO(kms_store_open_sqlite(path, cfg->region, &s->ctx.store));
     }
     CL_GUARD_GOTO(kms_cache_new(4096, &s->ctx.cache));
+    CL_GUARD_GOTO(kms_key_cache_new(4096, &s->ctx.records));
     CL_GUARD_GOTO(kms_last_use_new((size_t)s->n_workers, s->start_time, &s->ctx.usage));
     if (cfg->audit_path[0] != '\0')
         (void)snprintf(path, sizeof(path), "%s", cfg->audit_path);
     else
         (void)snprintf(path, sizeof(path), "%s/audit.log", cfg->data_dir);
     CL_GUARD_GOTO(cl_audit_open(path, &s->ctx.audit));
+    CL_GUARD_GOTO(kms_committer_start(s->ctx.audit, &s->committer));
     kms_fit_fd_limit(s);
     CL_GUARD_GOTO(kms_listen(s));
     CL_ENSURE_GOTO(evthread_use_pthreads() == 0, CL_ERR_INTERNAL, "libevent has no pthreads support");
@@ -1509,6 +1604,7 @@ cl_status kms_server_start(const kms_config *cfg, kms_server **out)
     s->shards = calloc((size_t)s->n_workers, sizeof(kms_metrics *));
     CL_ENSURE_GOTO(s->workers != NULL && s->shards != NULL, CL_ERR_NOMEM, "out of memory");
     for (int i = 0; i < s->n_workers; i++) {
+        s->workers[i].index = i;
         CL_GUARD_GOTO(kms_worker_init(s, &s->workers[i]));
         s->shards[i] = &s->workers[i].metrics;
     }
@@ -1568,12 +1664,18 @@ void kms_server_free(kms_server *s)
             pthread_join(s->workers[i].thread, NULL);
         }
     }
+    /* After the workers (they synced what they had left) and before their events are freed:
+     * the committer may still activate one. */
+    kms_committer_stop(s->committer);
     for (int i = 0; s->workers != NULL && i < s->n_workers; i++) {
         kms_worker *w = &s->workers[i];
         if (w->http) evhttp_free(w->http); /* closes the connections (kms_conn_closed) */
         if (w->adopt_ev) event_free(w->adopt_ev);
         if (w->deadline_ev) event_free(w->deadline_ev);
         if (w->backoff_ev) event_free(w->backoff_ev);
+        if (w->commit_ev) event_free(w->commit_ev);
+        if (w->signing_keys) cl_memzero(w->signing_keys, KMS_SIGNING_KEYS * sizeof(*w->signing_keys));
+        cl_secure_free(w->signing_keys);
         /* Adopted or not, drop the references taken at accept. */
         for (size_t j = 0; w->conns != NULL && j < w->n_pending_slots; j++)
             bufferevent_decref(w->conns[w->pending_slots[j]].bev);
@@ -1591,6 +1693,7 @@ void kms_server_free(kms_server *s)
     cl_audit_close(s->ctx.audit);
     kms_store_close(s->ctx.store);
     kms_cache_free(s->ctx.cache);
+    kms_key_cache_free(s->ctx.records);
     kms_last_use_free(s->ctx.usage);
     kms_root_key_free(&s->ctx.root);
     SSL_CTX_free(s->tls);

@@ -133,8 +133,9 @@ typedef struct kms_ctx {
     kms_store *store;
     kms_root_key root;
     cl_audit *audit;
-    kms_material_cache *cache;  /* NULL: no caching */
-    struct kms_last_use *usage; /* each key's last use (usage.h); NULL: none recorded */
+    kms_material_cache *cache;     /* NULL: no caching */
+    struct kms_key_cache *records; /* key records (key_cache.h); NULL: none kept */
+    struct kms_last_use *usage;    /* each key's last use (usage.h); NULL: none recorded */
 } kms_ctx;
 
 typedef struct kms_call {

@@ -189,6 +189,10 @@ typedef struct kms_store_ops {
     /* Marks an attestation nonce used until `expires` (Unix seconds), dropping the marks of nonces
      * expired before `now`; CL_ERR_EXISTS when it is marked already (a replay). */
     CL_MUST_USE cl_status (*cas_use_nonce)(kms_store *s, const char *nonce_id, int64_t expires, int64_t now);
+    /* A number that changes whenever what the store holds may have changed, so that a reader may
+     * keep a record for as long as it does not (key_cache.h). 0: the store cannot tell (another
+     * process may write it unseen), and nothing read from it may be kept. Thread-safe. */
+    uint64_t (*generation)(kms_store *s);
     void (*close)(kms_store *s);
 } kms_store_ops;
 

@@ -1294,6 +1294,14 @@ out:
     return rc;
 }
 
+/* Other cloister-kms processes may write the same database, and nothing tells this one when
+ * they do (LISTEN/NOTIFY could, later): every request reads what it needs. */
+static uint64_t kms_pg_generation(kms_store *s)
+{
+    (void)s;
+    return 0;
+}
+
 static const kms_store_ops kms_pg_ops = {
     .create_key = kms_pg_create_key,
     .get_key = kms_pg_get_key,
@@ -1322,6 +1330,7 @@ static const kms_store_ops kms_pg_ops = {
     .cas_get = kms_pg_cas_get,
     .cas_put = kms_pg_cas_put,
     .cas_use_nonce = kms_pg_cas_use_nonce,
+    .generation = kms_pg_generation,
     .close = kms_pg_close,
 };
 

@@ -20,6 +20,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +228,9 @@ typedef struct kms_sqlite {
     sqlite3 *db;
     pthread_mutex_t mu;        /* held from kms_sq_enter to kms_sq_leave */
     sqlite3_stmt *st[S_COUNT]; /* kms_sq_sql, prepared at open */
+    /* Advanced by every call that changed a row (kms_sq_leave). This process is the database's
+     * only user while it runs (the data directory's lock), so nothing else changes it unseen. */
+    _Atomic uint64_t generation;
 } kms_sqlite;
 
 /* One parameter of a statement, made with KMS_TEXT / KMS_INT / KMS_BLOB. */
@@ -244,9 +248,10 @@ typedef struct kms_sq_arg {
 /* A store call (kms_sq_enter to kms_sq_leave), and where its latest statement stands. */
 typedef struct kms_sq_call {
     kms_sqlite *q;
-    enum kms_sq id; /* the statement last run */
-    bool row;       /* it stopped on a row, ready for the kms_col_* readers */
-    int changes;    /* once it is done: the rows it changed */
+    enum kms_sq id;              /* the statement last run */
+    bool row;                    /* it stopped on a row, ready for the kms_col_* readers */
+    int changes;                 /* once it is done: the rows it changed */
+    sqlite3_int64 total_changes; /* the connection's count of changed rows when the call began */
 } kms_sq_call;
 
 /* kms_sq_run with its parameters written inline: KMS_SQ_RUN(&c, S_GET_KEY, KMS_TEXT(id)). */
@@ -337,7 +342,7 @@ static CL_MUST_USE cl_status kms_sq_run(kms_sq_call *c, enum kms_sq id, const km
     cl_status rc = CL_OK;
     kms_sqlite *q = c->q;
     kms_sq_end(c);
-    *c = (kms_sq_call){.q = q, .id = id};
+    *c = (kms_sq_call){.q = q, .id = id, .total_changes = c->total_changes};
     CL_ENSURE_GOTO(n == (size_t)sqlite3_bind_parameter_count(q->st[id]), CL_ERR_INTERNAL,
                    "key store: %s takes %d parameters, not %zu", kms_sq_sql[id].name,
                    sqlite3_bind_parameter_count(q->st[id]), n);
@@ -353,7 +358,7 @@ static kms_sq_call kms_sq_enter(kms_store *s)
 {
     kms_sqlite *q = s->impl;
     pthread_mutex_lock(&q->mu);
-    return (kms_sq_call){.q = q};
+    return (kms_sq_call){.q = q, .total_changes = sqlite3_total_changes64(q->db)};
 }
 
 /*
@@ -374,6 +379,8 @@ static CL_MUST_USE cl_status kms_sq_leave(kms_sq_call *c, cl_status rc)
                          sqlite3_errmsg(q->db), sqlite3_extended_errcode(q->db));
         kms_sq_reset(q, S_ROLLBACK);
     }
+    /* Rolled back or not: a reader that kept something re-reads it (the cheap side to err on). */
+    if (sqlite3_total_changes64(q->db) != c->total_changes) atomic_fetch_add(&q->generation, 1);
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
@@ -983,6 +990,12 @@ static void kms_sqlite_close(kms_store *s)
     free(s);
 }
 
+static uint64_t kms_sqlite_generation(kms_store *s)
+{
+    kms_sqlite *q = s->impl;
+    return atomic_load(&q->generation) + 1; /* never 0: this store can tell */
+}
+
 static const kms_store_ops kms_sqlite_ops = {
     .create_key = kms_sqlite_create_key,
     .get_key = kms_sqlite_get_key,
@@ -1011,6 +1024,7 @@ static const kms_store_ops kms_sqlite_ops = {
     .cas_get = kms_sqlite_cas_get,
     .cas_put = kms_sqlite_cas_put,
     .cas_use_nonce = kms_sqlite_cas_use_nonce,
+    .generation = kms_sqlite_generation,
     .close = kms_sqlite_close,
 };
 

@@ -220,6 +220,10 @@ class KmsBoto3(unittest.TestCase):
     def test_disable_enable(self):
         kid = self.new_key()["KeyId"]
         ct = self.kms.encrypt(KeyId=kid, Plaintext=b"x")["CiphertextBlob"]
+        # Used first, so that the server holds its record (key_cache.h): the next request after
+        # the change must still see it.
+        for _ in range(4):
+            self.assertEqual(self.kms.decrypt(CiphertextBlob=ct)["Plaintext"], b"x")
         self.kms.disable_key(KeyId=kid)
         m = self.kms.describe_key(KeyId=kid)["KeyMetadata"]
         self.assertEqual((m["KeyState"], m["Enabled"]), ("Disabled", False))

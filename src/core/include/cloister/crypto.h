@@ -26,6 +26,10 @@ CL_MUST_USE cl_status cl_random_secret(void *out, size_t n);
  * (RFC 9562 section 5.4): KMS key ids, request ids. */
 #define CL_UUID_TEXT_LEN 36
 CL_MUST_USE cl_status cl_uuid4(char out[CL_UUID_TEXT_LEN + 1]);
+/* The same from 16 random bytes the caller drew (it sets the version and variant bits in r):
+ * for a caller that draws randomness for many ids at once. */
+#define CL_UUID_RANDOM_LEN 16
+void cl_uuid4_format(uint8_t r[CL_UUID_RANDOM_LEN], char out[CL_UUID_TEXT_LEN + 1]);
 
 /* HKDF-SHA256, RFC 5869 (EVP_KDF "HKDF"). */
 CL_MUST_USE cl_status cl_hkdf_sha256(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt_len,

@@ -23,6 +23,7 @@
 
 #define CL_SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
 #define CL_SIGV4_SIG_HEX_LEN 64
+#define CL_SIGV4_KEY_LEN 32    /* a signing key: HMAC-SHA256 output */
 #define CL_SIGV4_MAX_FIELD 256 /* access key id, region, service */
 #define CL_SIGV4_MAX_SIGNED_HEADERS 1024
 
@@ -54,6 +55,15 @@ CL_MUST_USE cl_status cl_sigv4_string_to_sign(const cl_sigv4_request *req, cl_bu
 /* Steps 1-5: the signature as 64 hex digits plus NUL. */
 CL_MUST_USE cl_status cl_sigv4_signature(const char *secret, const cl_sigv4_request *req,
                                          char out[CL_SIGV4_SIG_HEX_LEN + 1]);
+/* Step 4 alone: the signing key of a credential scope (secret, its YYYYMMDD date, region,
+ * service). It is the same for every request of that scope on that day, so a verifier may keep
+ * it (in locked memory: it signs as the principal, for that scope and day) and compute only
+ * step 5 per request, as the AWS SDKs do when they sign. */
+CL_MUST_USE cl_status cl_sigv4_signing_key(const char *secret, const char *date8, const char *region,
+                                           const char *service, uint8_t out[CL_SIGV4_KEY_LEN]);
+/* Steps 1-3 and 5 with a signing key from cl_sigv4_signing_key. */
+CL_MUST_USE cl_status cl_sigv4_signature_with_key(const uint8_t signing_key[CL_SIGV4_KEY_LEN],
+                                                  const cl_sigv4_request *req, char out[CL_SIGV4_SIG_HEX_LEN + 1]);
 /* What a verifier checks of SignedHeaders before it recomputes the signature: `host` is
  * named, and so is every `x-amz-*` header the request carries (X-Amz-Date, X-Amz-Target,
  * X-Amz-Security-Token, ...), each matched as a whole name, case-insensitively. A header
