@@ -94,7 +94,7 @@ def wdbc_row(i):
 def main():
     try:
         with wh.world(tls=True) as w:
-            return run(w)
+            return run_redis(w) if sys.argv[1:] == ["redis"] else run(w)
     except wh.Skip as e:
         print("SKIP:", e)
         return 77
@@ -111,10 +111,10 @@ def build_api(w, name, cfg):
     return json.loads(r.stdout)["Measurements"]["PCR0"]
 
 
-def start_api(w, img, state, proxies, data_dir, wait=True):
+def start_api(w, img, state, proxies, data_dir, wait=True, debug=False):
     state = w.p(state)
     args = [wh.C, "enclave", "run", w.p(img), "--state-dir", state, "--pki", w.p("pki"), "--memory", "256",
-            "--quiet", "--data", data_dir] + (["--debug", "--attach-console"] if os.environ.get("API_DEBUG") else [])
+            "--quiet"] + (["--data", data_dir] if data_dir else []) + (["--debug", "--attach-console"] if debug else []) + (["--debug", "--attach-console"] if os.environ.get("API_DEBUG") else [])
     for p in proxies:
         args += ["--proxy", p]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -141,10 +141,138 @@ def run(w):
     p = w.p
     worker, _, chan_sock = w.start_enclave()
     chan_relay = wh.Relay(chan_sock)  # TCP -> the classifier's channel port (the launcher proxies TCP)
-    os.makedirs(p("web"))
+    web_files(w)
+    cfg, pcr0, proxies, cacert, rw, ro = setup(w, chan_relay)
+    data = p("data")
+    os.makedirs(data)
+    proc, sock = start_api(w, "api.img", "s1", proxies, data)
+    api = Api(sock, cacert)
+    return records(w, cfg, pcr0, proxies, cacert, rw, ro, data, proc, sock, api, worker)
+
+
+def web_files(w):
+    os.makedirs(w.p("web"), exist_ok=True)
     for f, text in (("index.html", "<!doctype html><title>records</title>"), ("app.js", "console.log(1);"),
                     ("style.css", "body{margin:0}")):
-        open(p("web", f), "w").write(text)
+        open(w.p("web", f), "w").write(text)
+
+
+class Redis:
+    """A private redis-server on 127.0.0.1, durable as the API requires (or not, to be refused)."""
+
+    def __init__(self, d, fsync="always"):
+        self.dir, self.port, self.fsync = d, kms_harness.free_port(), fsync
+        os.makedirs(d, exist_ok=True)
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
+                                      self.dir, "--appendonly", "yes", "--appendfsync", self.fsync, "--save", ""],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.cli("PING").stdout.strip() == b"PONG":
+                return
+            time.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    def cli(self, *args):
+        return subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), *args], capture_output=True,
+                              timeout=60)
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=60)
+
+
+def run_redis(w):
+    """The Redis store: records through MULTI/EXEC, kill -9 of redis-server and of the API losing no
+    acknowledged record, a dump of everything Redis holds (SCAN and values, the RDB and the AOF)
+    without a field value in plaintext, a restart reading them; a Redis without appendfsync always
+    refused at start."""
+    p = w.p
+    if subprocess.run(["sh", "-c", "command -v redis-server redis-cli"], capture_output=True).returncode != 0:
+        print("SKIP: redis-server is not installed (./scripts/setup installs it)")
+        return 77
+    worker, _, chan_sock = w.start_enclave()
+    chan_relay = wh.Relay(chan_sock)
+    web_files(w)
+    red = Redis(p("redis"))
+    lax = Redis(p("redis-lax"), fsync="everysec")
+    store = {"kind": "redis", "vsock_port": 8003, "prefix": "hospital:"}
+    cfg, pcr0, proxies, cacert, rw, ro = setup(w, chan_relay, store=store,
+                                               extra_proxies=[f"8003=127.0.0.1:{red.port}"])
+    proc, sock = start_api(w, "api.img", "s1", proxies, None)
+    api = Api(sock, cacert)
+    base = ["--cacert", cacert, "--unix-socket", sock, "-H", "Authorization: Bearer " + rw]
+    r = curl(*base, "-X", "POST", "https://api:4996/patient/patient_3", "-d", WALKTHROUGH, "-w", "\n%{http_code}")
+    body, code = r.stdout.rsplit("\n", 1)
+    rec = json.loads(body) if code == "201" else {}
+    check(code == "201" and rec.get("ssn") == "123-223-2345", f"the walk-through's POST into Redis: {code}")
+    r = curl(*base, "https://api:4996/patient/patient_3")
+    check(json.loads(r.stdout or "{}") == rec, "GET reads it back from Redis")
+    acked = {}
+    for i in range(20):
+        st, h, d = api.call("POST", f"/patient/k{i}", body=f"fname=K{i}&ssn=999-00-{i:04d}", token=rw,
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+        if st == 201:
+            acked[f"k{i}"] = err(d)
+    check(len(acked) == 20, "20 records acknowledged")
+    st, h, d = api.call("GET", "/patients?limit=2&after=k1", token=ro)
+    check(st == 200 and err(d) == {"ids": ["k10", "k11"], "next": "k11"}, f"paging from Redis's sorted set: {d}")
+    st, h, d = api.call("DELETE", "/patient/k19", token=rw)
+    check(st == 200, "DELETE from Redis")
+    del acked["k19"]
+    red.kill9()
+    st, h, d = api.call("GET", "/patient/k1", token=ro, fresh=True)
+    check(st == 503 and err(d).get("error") == "ServiceUnavailable" and "Redis" in err(d).get("reason", ""),
+          f"with redis-server killed: 503 saying so ({st} {d[:200]})")
+    red.start()
+    back = {k: err(api.call("GET", f"/patient/{k}", token=ro, fresh=True)[2]) for k in acked}
+    check(back == acked, "kill -9 of redis-server: every acknowledged record is back after its restart (AOF, "
+                         "appendfsync always), and the API reconnects by itself")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    proc, sock = start_api(w, "api.img", "s2", proxies, None)
+    api = Api(sock, cacert)
+    back = {k: err(api.call("GET", f"/patient/{k}", token=ro)[2]) for k in acked}
+    check(back == acked and api.call("GET", "/patient/k19", token=ro)[0] == 404,
+          "kill -9 of the API, restarted: the same data key from the blob in Redis, every record, the delete kept")
+    # Everything Redis holds: SCAN and each value, then the RDB (SAVE) and the AOF files.
+    keys = red.cli("--scan").stdout.split()
+    dump = b"\n".join(keys)
+    for k in keys:
+        t = red.cli("TYPE", k).stdout.strip()
+        dump += red.cli("ZRANGE", k, "0", "-1").stdout if t == b"zset" else red.cli("GET", k).stdout
+    red.cli("SAVE")
+    files = [os.path.join(d, f) for d, _, fs in os.walk(p("redis")) for f in fs]
+    disk = b"".join(open(f, "rb").read() for f in files)
+    check(any(f.endswith(".rdb") for f in files) and any(".aof" in f for f in files),
+          f"Redis's files: {[os.path.relpath(f, p('redis')) for f in files]}")
+    check(b"hospital:r:patient_3" in keys and b"hospital:m:data_key" in keys and len(dump) > 2000,
+          f"the dump has the records' keys and values ({len(keys)} keys, {len(dump)} bytes)")
+    leaked = [x for x in SECRETS + [b"999-00-0007", b"Jane"] if x in dump or x in disk]
+    check(not leaked, f"no field value in plaintext in SCAN + values, the RDB or the AOF ({leaked})")
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    # A Redis that does not fsync every write: refused at start (the console of a debug enclave says why).
+    cfg2 = dict(cfg)
+    pcr_lax = build_api(w, "api-lax", cfg2)
+    proc2, _ = start_api(w, "api-lax.img", "s3", proxies[:3] + [f"8003=127.0.0.1:{lax.port}"], None, wait=False,
+                         debug=True)
+    out, e = proc2.communicate(timeout=120)
+    check(proc2.returncode != 0 and "appendfsync everysec" in out and "appendfsync always" in out,
+          "a Redis with appendfsync everysec is refused at start: " + out.strip().splitlines()[-1][-300:])
+    for x in (red, lax):
+        x.kill9()
+    worker.kill()
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+def setup(w, chan_relay, store=None, extra_proxies=()):
+    """Tokens, the API's image and its PCR0 in the hospital's key policy and the CAS session."""
+    p = w.p
     tokens = {}
     for scope in ("read,write", "read"):
         r = w.run("api", "token", "create", "--scope", scope, "--name", scope)
@@ -157,7 +285,6 @@ def run(w):
           tokens["read"][1]["scopes"] == "read", "the configuration line holds the token's SHA-256 and scopes only")
     r = w.run("api", "token", "create", "--scope", "admin")
     check(r.returncode == 2 and "each scope is read or write" in r.stderr, "an unknown scope is refused: " + r.stderr)
-
     cfg = {"listen_port": API_PORT, "read_timeout": 20, "cors_origin": "*", "static_dir": "/files/web",
            "cas": {"endpoint": "https://kms.local:4599", "vsock_port": 8000, "ca_file": "/files/kms-ca.pem",
                    "session": "hospital", "service": "api"},
@@ -165,6 +292,8 @@ def run(w):
                    "key_id": "alias/api-records", "access_key_id": "test", "secret_access_key": "test"},
            "tokens": [tokens["read,write"][1], tokens["read"][1]],
            "classifier": {"vsock_port": 8002, "root": "/files/root.pem", "pcr0": w.pcr0}}
+    if store is not None:
+        cfg["store"] = store
     pcr0 = build_api(w, "api", cfg)
     hosp_ep = w.henv["AWS_ENDPOINT_URL_KMS"]
     hadmin = kms_harness.boto_client(hosp_ep, key="admin", secret="adminsecret", verify=p("kms-ca.pem"))
@@ -174,15 +303,15 @@ def run(w):
                        ch.session_doc("hospital", [pcr0], updaters=["arn:aws:iam::%s:user/admin" % wh.ACCOUNT]),
                        key="admin", secret="adminsecret", cafile=p("kms-ca.pem"))
     assert st == 200, a
-    data = p("data")
-    os.makedirs(data)
     proxies = [f"8000=127.0.0.1:{w.kms_relay.port}", f"8001=127.0.0.1:{w.hosp_relay.port}",
-               f"8002=127.0.0.1:{chan_relay.port}"]
-    proc, sock = start_api(w, "api.img", "s1", proxies, data)
+               f"8002=127.0.0.1:{chan_relay.port}", *extra_proxies]
     r = curl("-k", f"{w.srv.endpoint}/v1/values/session=hospital")
     open(p("cacert.pem"), "w").write(json.loads(r.stdout)["values"]["api_ca_cert"]["value"])
-    cacert = p("cacert.pem")
-    api = Api(sock, cacert)
+    return cfg, pcr0, proxies, p("cacert.pem"), rw, ro
+
+
+def records(w, cfg, pcr0, proxies, cacert, rw, ro, data, proc, sock, api, worker):
+    p = w.p
 
     # --- the walk-through's commands, with the token --------------------------------------------------
     base = ["--cacert", cacert, "--unix-socket", sock, "-H", "Authorization: Bearer " + rw]

@@ -58,6 +58,7 @@ typedef struct api {
     cl_cas_identity *cas;
     cl_api_ctx *ctx; /* in locked memory: it holds the data key */
     api_upstream classifier, mri;
+    uint32_t redis_port;
     /* the accept thread hands connections to the pool */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -316,6 +317,13 @@ static CL_MUST_USE cl_status api_hook_delineate(cl_api_ctx *ctx, const uint8_t *
     return api_upstream_call(&a->mri, "MRI", png, n, out);
 }
 
+/* The Redis store's connection: through the launcher's proxy (or AF_VSOCK on Nitro). */
+static CL_MUST_USE cl_status api_redis_connect(void *arg, int *fd)
+{
+    const api *a = arg;
+    return cl_vsock_connect(cl_vsock_ctl(), a->redis_port, fd);
+}
+
 /* --- serving ------------------------------------------------------------------------------- */
 
 static void api_set_timeouts(int fd, long seconds)
@@ -418,7 +426,7 @@ static CL_MUST_USE cl_status api_start(api *a, const char *path)
                                         "tokens",      "cors_origin",     "static_dir",   "classifier", "mri"};
     static const char *const cas_known[] = {"endpoint", "vsock_port", "ca_file",    "session",
                                             "service",  "key_type",   "renew_after"};
-    static const char *const store_known[] = {"kind", "dir"};
+    static const char *const store_known[] = {"kind", "dir", "vsock_port", "prefix"};
     cl_status rc = CL_OK;
     cl_buf raw;
     cl_buf_init_secret(&raw, API_CONFIG_MAX);
@@ -446,17 +454,27 @@ static CL_MUST_USE cl_status api_start(api *a, const char *path)
                                    .arg = a};
     /* The store. */
     json_t *st = json_object_get(a->root, "store");
-    const char *kind = "sqlite", *dir = "/data";
+    const char *kind = "sqlite", *dir = "/data", *prefix = "cloister-api:";
+    long rport = 0;
     if (st != NULL) {
-        CL_GUARD_GOTO(cfg_known(st, "\"store\"", store_known, 2));
+        CL_GUARD_GOTO(cfg_known(st, "\"store\"", store_known, 4));
         CL_GUARD_CTX_GOTO(cfg_string(st, "kind", false, &s), "store");
         if (s != NULL) kind = s;
         CL_GUARD_CTX_GOTO(cfg_string(st, "dir", false, &s), "store");
         if (s != NULL) dir = s;
+        CL_GUARD_CTX_GOTO(cfg_string(st, "prefix", false, &s), "store");
+        if (s != NULL) prefix = s;
+        CL_GUARD_CTX_GOTO(cfg_uint(st, "vsock_port", strcmp(kind, "redis") == 0, 1, 0xFFFFFFFFL, &rport), "store");
     }
-    CL_ENSURE_GOTO(strcmp(kind, "sqlite") == 0, CL_ERR_FORMAT,
-                   "configuration: store.kind \"%s\" is not a store this build has (sqlite)", kind);
-    CL_GUARD_CTX_GOTO(cl_api_store_sqlite_open(dir, &a->ctx->store), "the store");
+    if (strcmp(kind, "redis") == 0) {
+        a->redis_port = (uint32_t)rport;
+        CL_GUARD_CTX_GOTO(cl_api_store_redis_open(api_redis_connect, a, prefix, &a->ctx->store),
+                          "the Redis store (vsock port %ld)", rport);
+    } else {
+        CL_ENSURE_GOTO(strcmp(kind, "sqlite") == 0, CL_ERR_FORMAT,
+                       "configuration: store.kind \"%s\" is not sqlite or redis", kind);
+        CL_GUARD_CTX_GOTO(cl_api_store_sqlite_open(dir, &a->ctx->store), "the store");
+    }
     /* The data key, then the certificate. */
     CL_GUARD_CTX_GOTO(cl_nsm_open(&a->nsm), "opening the attestation device");
     json_t *kms = json_object_get(a->root, "kms");
