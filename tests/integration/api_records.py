@@ -15,6 +15,7 @@ import glob
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -28,6 +29,11 @@ import kms_harness  # noqa: E402
 import worker_harness as wh  # noqa: E402
 
 API = os.environ["CLOISTER_API"]
+ROOT = os.environ["CLOISTER_SOURCE_DIR"]
+MRI_MODEL = os.path.join(ROOT, "models", "phantom-unet", "phantom-unet.onnx")
+SLICE = os.path.join(ROOT, "models", "phantom-unet", "samples", "slice-2.png")
+TCGA = next((x for x in (os.path.join(ROOT, up, "shared", "data", "mri", "TCGA_CS_4944.png") for up in ("..", "../.."))
+             if os.path.exists(x)), "")
 API_PORT = 4996
 passed = failed = 0
 
@@ -137,12 +143,38 @@ def curl(*args):
     return subprocess.run(["curl", "-sS", *args], capture_output=True, text=True, timeout=120)
 
 
+def start_mri(w):
+    """The MRI worker: cloister-infer with the phantom U-Net, sealed under the model owner's key (whose
+    policy then names both workers' PCR0s); returns (its PCR0, a TCP relay to its channel port)."""
+    p = w.p
+    r = w.run("seal", "--key", wh.MODEL_ALIAS, MRI_MODEL, "-o", p("mri.sealed"), env=w.env)
+    assert r.returncode == 0, r.stderr
+    cfg = json.load(open(p("worker.json")))
+    cfg["model"] = "/files/mri.sealed"
+    open(p("mri.json"), "w").write(json.dumps(cfg))
+    r = w.run("enclave", "build", "--exe", os.environ["CLOISTER_INFER"], "--file", p("mri.sealed"), "--file",
+              p("mri.json") + ":/files/worker.json", "--file", p("kms-ca.pem"), "-o", p("mri.img"))
+    assert r.returncode == 0, r.stderr
+    mri_pcr0 = json.loads(r.stdout)["Measurements"]["PCR0"]
+    pol = json.loads(wh.policy(w.pcr0))
+    pol["Statement"][1]["Condition"]["StringEqualsIgnoreCase"]["kms:RecipientAttestation:PCR0"] = [w.pcr0, mri_pcr0]
+    admin = kms_harness.boto_client(w.srv.endpoint, key="admin", secret="adminsecret", verify=p("kms-ca.pem"))
+    kid = admin.describe_key(KeyId=wh.MODEL_ALIAS)["KeyMetadata"]["KeyId"]
+    admin.put_key_policy(KeyId=kid, PolicyName="default", Policy=json.dumps(pol))
+    shutil.copyfile(p("worker.img"), p("classifier.img"))
+    shutil.copyfile(p("mri.img"), p("worker.img"))  # start_enclave runs worker.img
+    proc, _, chan = w.start_enclave(state="mri-state")
+    shutil.copyfile(p("classifier.img"), p("worker.img"))
+    return proc, mri_pcr0, wh.Relay(chan)
+
+
 def run(w):
     p = w.p
     worker, _, chan_sock = w.start_enclave()
     chan_relay = wh.Relay(chan_sock)  # TCP -> the classifier's channel port (the launcher proxies TCP)
+    w.mri_proc, mri_pcr0, mri_relay = start_mri(w)
     web_files(w)
-    cfg, pcr0, proxies, cacert, rw, ro = setup(w, chan_relay)
+    cfg, pcr0, proxies, cacert, rw, ro = setup(w, chan_relay, mri=(mri_pcr0, mri_relay))
     data = p("data")
     os.makedirs(data)
     proc, sock = start_api(w, "api.img", "s1", proxies, data)
@@ -270,7 +302,7 @@ def run_redis(w):
     return 1 if failed else 0
 
 
-def setup(w, chan_relay, store=None, extra_proxies=()):
+def setup(w, chan_relay, store=None, extra_proxies=(), mri=None):
     """Tokens, the API's image and its PCR0 in the hospital's key policy and the CAS session."""
     p = w.p
     tokens = {}
@@ -294,6 +326,9 @@ def setup(w, chan_relay, store=None, extra_proxies=()):
            "classifier": {"vsock_port": 8002, "root": "/files/root.pem", "pcr0": w.pcr0}}
     if store is not None:
         cfg["store"] = store
+    if mri is not None:
+        cfg["mri"] = {"vsock_port": 8004, "root": "/files/root.pem", "pcr0": mri[0]}
+        extra_proxies = [*extra_proxies, f"8004=127.0.0.1:{mri[1].port}"]
     pcr0 = build_api(w, "api", cfg)
     hosp_ep = w.henv["AWS_ENDPOINT_URL_KMS"]
     hadmin = kms_harness.boto_client(hosp_ep, key="admin", secret="adminsecret", verify=p("kms-ca.pem"))
@@ -413,6 +448,60 @@ def records(w, cfg, pcr0, proxies, cacert, rw, ro, data, proc, sock, api, worker
                                                            "Access-Control-Request-Method": "POST"})
     check(st == 204 and h.get("access-control-allow-methods") == "GET, POST, DELETE" and
           h.get("access-control-allow-headers") == "Authorization, Content-Type, Accept", "OPTIONS preflight: 204")
+
+    # --- delineation: the MRI enclave over RA-TLS ---------------------------------------------------------
+    for img in [SLICE] + ([TCGA] if TCGA else []):
+        r = w.run("infer-local", MRI_MODEL, img, "-o", p("expected.png"), "--force")
+        assert r.returncode == 0, r.stderr
+        summary = json.loads(r.stdout)
+        name = os.path.basename(img)
+        r = subprocess.run(["curl", "-sS", "--cacert", cacert, "--unix-socket", sock, "-X", "POST",
+                            "https://api:4996/delineate", "-F", "img=@" + img, "-H", "Authorization: Bearer " + ro,
+                            "-o", p("got.png"), "-w", "%{http_code} %{content_type}"], capture_output=True, text=True,
+                           timeout=300)
+        check(r.stdout == "200 image/png" and open(p("got.png"), "rb").read() == open(p("expected.png"), "rb").read(),
+              f"curl -X POST .../delineate -F img=@{name}: the mask PNG, as cloister infer-local makes it ({r.stdout})")
+        st, h, d = api.call("POST", "/delineate", token=ro, headers={"Accept": "application/json",
+                                                                      "Content-Type": "multipart/form-data; boundary=XyZ"},
+                            body=b"--XyZ\r\nContent-Disposition: form-data; name=\"img\"; filename=\"s.png\"\r\n"
+                                 b"Content-Type: image/png\r\n\r\n" + open(img, "rb").read() + b"\r\n--XyZ--\r\n")
+        j = err(d)
+        check(st == 200 and j.get("model") == "phantom-unet" and "not for clinical use" in j.get("note", "") and
+              j.get("width") == summary["width"] and j.get("lesion_pixels") == summary["area_pixels"] and
+              j.get("bbox") == summary["bounding_box"] and
+              __import__("base64").b64decode(j.get("mask_png", "")) == open(p("expected.png"), "rb").read(),
+              f"Accept: application/json: the summary with the mask in base64 ({st} { {k: v for k, v in j.items() if k != 'mask_png'} })")
+    st, h, d = api.call("POST", "/delineate", token=ro, body=b"--b\r\nContent-Disposition: form-data; name=\"img\""
+                        b"\r\n\r\nnot a png\r\n--b--\r\n", headers={"Content-Type": "multipart/form-data; boundary=b"})
+    check(st == 400 and "not a PNG" in d.decode(), f"a field img that is not a PNG: 400 ({d})")
+    st, h, d = api.call("POST", "/delineate", token=ro, body=b"--b\r\nContent-Disposition: form-data; name=\"x\""
+                        b"\r\n\r\nx\r\n--b--\r\n", headers={"Content-Type": "multipart/form-data; boundary=b"})
+    check(st == 400 and "no field img" in d.decode(), f"no field img: 400 ({d})")
+    # Refused from Content-Length, before the body: the client gets the answer without sending it.
+    s = ssl.create_default_context(cafile=cacert).wrap_socket(socket.socket(socket.AF_UNIX), server_hostname="api")
+    s.settimeout(60)
+    s.connect(sock)
+    s.sendall(b"POST /delineate HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer " + ro.encode() +
+              b"\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: %d\r\n\r\n" % (4 * 1024 * 1024 + 8193))
+    raw = b""
+    while b"}" not in raw:
+        more = s.recv(4096)
+        if not more:
+            break
+        raw += more
+    s.close()
+    check(raw.startswith(b"HTTP/1.1 413 ") and b"Connection: close" in raw and b'"error":"PayloadTooLarge"' in raw and
+          b"this route takes at most 4202496" in raw, f"over 4 MiB: 413 before the body is sent ({raw[-160:]})")
+    st, h, d = api.call("POST", "/delineate", token=ro, body=b"img=x",
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    check(st == 415 and "multipart/form-data" in d.decode(), f"not multipart: 415 ({d[:160]})")
+    w.mri_proc.kill()
+    w.mri_proc.wait()
+    st, h, d = api.call("POST", "/delineate", token=ro, headers={"Content-Type": "multipart/form-data; boundary=XyZ"},
+                        body=b"--XyZ\r\nContent-Disposition: form-data; name=\"img\"\r\n\r\n" + open(SLICE, "rb").read() +
+                        b"\r\n--XyZ--\r\n")
+    check(st == 502 and err(d).get("error") == "UpstreamFailed" and "MRI" in err(d).get("reason", ""),
+          f"the MRI enclave gone: 502 UpstreamFailed with the reason ({d[:240]})")
 
     # --- kill -9: no acknowledged write is lost; the store holds no plaintext ----------------------------
     acked = {}
