@@ -185,7 +185,12 @@ cl_status cl_api_form_parse_multipart(const uint8_t *p, size_t n, const char *bo
         CL_GUARD(cl_reader_skip(&r, 2));
         cl_reader headers, content, name = {0};
         bool have_name = false;
-        CL_GUARD(form_find(&r, "\r\n\r\n", 4, &headers));
+        if (cl_reader_starts_with_str(&r, "\r\n")) { /* no headers: the blank line at once */
+            CL_GUARD(cl_reader_sub(&r, 0, &headers));
+            CL_GUARD(cl_reader_skip(&r, 2));
+        } else {
+            CL_GUARD(form_find(&r, "\r\n\r\n", 4, &headers));
+        }
         CL_ENSURE(cl_reader_remaining(&headers) <= FORM_PART_HEADERS_MAX, CL_ERR_LIMIT,
                   "a multipart part's headers are over %d bytes", FORM_PART_HEADERS_MAX);
         while (cl_reader_remaining(&headers) > 0) {

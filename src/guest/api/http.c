@@ -30,12 +30,18 @@ typedef struct api_parse {
     bool started, complete;
 } api_parse;
 
-static void api_refuse(api_parse *st, http_parser *p, int status, const char *reason)
+static void api_set_refusal(api_parse *st, int status, const char *reason)
 {
     if (st->req->refuse_status == 0) {
         st->req->refuse_status = status;
         (void)snprintf(st->req->refuse_reason, sizeof(st->req->refuse_reason), "%s", reason);
     }
+}
+
+/* From a callback: the answer to send, and the parser stops here. */
+static void api_refuse(api_parse *st, http_parser *p, int status, const char *reason)
+{
+    api_set_refusal(st, status, reason);
     http_parser_pause(p, 1);
 }
 
@@ -132,6 +138,10 @@ static int api_on_headers_complete(http_parser *p)
     /* The body's bound by route: only /delineate takes an image. */
     cl_reader url = cl_reader_make(req->url.data, req->url.len);
     st->body_max = cl_reader_starts_with_str(&url, "/delineate") ? CL_API_DELINEATE_BODY_MAX : CL_API_RECORD_BODY_MAX;
+    if (p->http_major != 1 || p->http_minor > 1) {
+        api_refuse(st, p, 505, "only HTTP/1.0 and HTTP/1.1 are served");
+        return 0;
+    }
     if ((p->flags & F_CONTENTLENGTH) != 0 && p->content_length > st->body_max) {
         char reason[160];
         (void)snprintf(reason, sizeof(reason), "the body is %llu bytes; this route takes at most %zu",
@@ -259,14 +269,13 @@ static CL_MUST_USE cl_status api_feed(cl_api_conn *c, api_parse *st, bool *done)
     } else if (e != HPE_OK) {
         char reason[160];
         if (e == HPE_HEADER_OVERFLOW)
-            api_refuse(st, p, 431, "the request's headers are over 16 KiB; send fewer or shorter headers");
+            api_set_refusal(st, 431, "the request's headers are over 16 KiB; send fewer or shorter headers");
         else if (e == HPE_INVALID_VERSION)
-            api_refuse(st, p, 505, "only HTTP/1.0 and HTTP/1.1 are served");
+            api_set_refusal(st, 505, "only HTTP/1.0 and HTTP/1.1 are served");
         else {
             (void)snprintf(reason, sizeof(reason), "the request is not valid HTTP/1.1 (%s)", http_errno_description(e));
-            api_refuse(st, p, 400, reason);
+            api_set_refusal(st, 400, reason);
         }
-        http_parser_pause(p, 0);
     }
     if (used > c->in.len) used = c->in.len;
     /* Keep what was not consumed (the next pipelined request) at the start of the buffer. */
