@@ -73,7 +73,7 @@ cl_status cl_api_form_parse_urlencoded(const uint8_t *p, size_t n, cl_api_form *
         if (cl_reader_remaining(&piece) == 0) continue;
         cl_api_split(&piece, '=', &name, &found);
         value = piece;
-        CL_ENSURE(out->n < CL_API_FORM_MAX_PAIRS, CL_ERR_LIMIT, "the form has more than %d fields",
+        CL_ENSURE(out->n < CL_API_FORM_MAX_PAIRS, CL_ERR_LIMIT, "the form has more than %zu fields",
                   CL_API_FORM_MAX_PAIRS);
         cl_api_pair *pair = &out->pairs[out->n];
         size_t name_at = out->storage.len, value_at, len;
@@ -209,7 +209,7 @@ cl_status cl_api_form_parse_multipart(const uint8_t *p, size_t n, const char *bo
         }
         CL_ENSURE(have_name, CL_ERR_FORMAT, "a multipart part has no Content-Disposition header");
         CL_GUARD(form_find(&r, delim, (size_t)dl, &content));
-        CL_ENSURE(out->n < CL_API_FORM_MAX_PAIRS, CL_ERR_LIMIT, "the form has more than %d parts",
+        CL_ENSURE(out->n < CL_API_FORM_MAX_PAIRS, CL_ERR_LIMIT, "the form has more than %zu parts",
                   CL_API_FORM_MAX_PAIRS);
         cl_api_pair *pair = &out->pairs[out->n++];
         const uint8_t *np, *vp;

@@ -296,7 +296,7 @@ static void routes_list(cl_api_ctx *ctx, const uint8_t *query, size_t qn, cl_api
         if (p->name_len == 5 && memcmp(p->name, "limit", 5) == 0) {
             if (cl_parse_uint((const char *)p->value, 1, CL_API_LIST_MAX, "limit", &limit) != CL_OK) {
                 cl_error_clear();
-                cl_api_error(resp, 400, "BadRequest", "limit must be a whole number from 1 to %d", CL_API_LIST_MAX);
+                cl_api_error(resp, 400, "BadRequest", "limit must be a whole number from 1 to %zu", CL_API_LIST_MAX);
                 goto out;
             }
         } else if (p->name_len == 5 && memcmp(p->name, "after", 5) == 0) {

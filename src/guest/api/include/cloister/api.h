@@ -34,7 +34,7 @@
 #define CL_API_DELINEATE_BODY_MAX (CL_API_DELINEATE_MAX + 8192) /* with the multipart framing */
 #define CL_API_HEADER_MAX ((size_t)16 << 10)                    /* request line and headers */
 #define CL_API_URL_MAX 2048
-#define CL_API_LIST_MAX 1000
+#define CL_API_LIST_MAX ((size_t)1000)
 #define CL_API_LIST_DEFAULT 100
 #define CL_API_N_MEASUREMENTS 30
 #define CL_API_MAX_TOKENS 64
@@ -118,7 +118,7 @@ typedef struct cl_api_pair {
     size_t value_len;
 } cl_api_pair;
 
-#define CL_API_FORM_MAX_PAIRS 64
+#define CL_API_FORM_MAX_PAIRS ((size_t)64)
 
 typedef struct cl_api_form {
     cl_api_pair pairs[CL_API_FORM_MAX_PAIRS];
