@@ -525,6 +525,10 @@ def records(w, cfg, pcr0, proxies, cacert, rw, ro, data, proc, sock, api, worker
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
 
+    r = w.run("enclave", "run", p("api.img"), "--data", "relative/dir")
+    check(r.returncode == 2 and "--data relative/dir: give an absolute path of an existing directory" in r.stderr,
+          "enclave run --data refuses a relative or missing directory: " + r.stderr.strip()[:200])
+
     # --- an image one byte different: no data key ------------------------------------------------------
     cfg2 = dict(cfg, read_timeout=21)
     pcr2 = build_api(w, "api2", cfg2)
