@@ -70,13 +70,16 @@ static const char run_usage[] =
     "  --debug (--debug-mode)          --attach-console                  --enclave-name NAME\n"
     "  --pki DIR   --proxy VSOCKPORT=HOST:PORT...   --state-dir DIR   --quiet\n"
     "  --cgroup DIR|none   --max-tasks N   --data HOSTDIR\n"
+    "  --publish [ADDR:]PORT=VSOCKPORT...\n"
     "\n"
     "Starts the image's program isolated (namespaces, read-only root of the image's files only,\n"
     "no network, seccomp, memory limit) with two channels: the attestation device (NSM requests;\n"
     "documents signed with the platform CA of --pki, from init-root, over the PCRs measured here)\n"
     "and vsock: the enclave may connect to the vsock ports given with --proxy, which are forwarded\n"
     "to HOST:PORT, and host programs may connect to the ports it listens on at\n"
-    "STATE/ID/vsock-PORT.sock. --debug zeroes PCR0-2 (as Nitro's debug mode) and keeps the\n"
+    "STATE/ID/vsock-PORT.sock, and at a TCP address given with --publish (ADDR defaults to\n"
+    "127.0.0.1; bound before the enclave starts, so a taken port stops the launch). --debug zeroes PCR0-2 (as Nitro's "
+    "debug mode) and keeps the\n"
     "console (see 'console', or --attach-console to print it here; it needs --debug).\n"
     "\n"
     "run prints the enclave's description (nitro-cli's EnclaveName, EnclaveID, ProcessID,\n"
@@ -441,6 +444,7 @@ static int enclave_run(int argc, char **argv)
         {"eif-path", required_argument, NULL, O_EIF},
         {"config", required_argument, NULL, O_CONFIG},
         {"proxy", required_argument, NULL, 'x'},
+        {"publish", required_argument, NULL, 'P'},
         {"state-dir", required_argument, NULL, 's'},
         {"quiet", no_argument, NULL, 'q'},
         {"attach-console", no_argument, NULL, 'a'},
@@ -507,6 +511,13 @@ static int enclave_run(int argc, char **argv)
             if (cl_enclave_parse_proxy(optarg, &cfg.proxies[cfg.proxy_count]) != CL_OK)
                 return cli_usage_error(cmd, "%s", cl_error_message());
             cfg.proxy_count++;
+            break;
+        case 'P':
+            if (cfg.publish_count == CL_ENCLAVE_MAX_PUBLISH)
+                return cli_usage_error(cmd, "at most %d --publish", CL_ENCLAVE_MAX_PUBLISH);
+            if (cl_enclave_parse_publish(optarg, &cfg.publish[cfg.publish_count]) != CL_OK)
+                return cli_usage_error(cmd, "%s", cl_error_message());
+            cfg.publish_count++;
             break;
         case 's': ra.state = optarg; break;
         case 'q': cfg.quiet = true; break;

@@ -28,7 +28,8 @@
  * PCRs it measured, forwards the connections the enclave opens to the destinations
  * allowed by --proxy (as vsock-proxy does; bytes only, so TLS ends inside the
  * enclave), and hands the enclave the connections host programs make to its
- * listening vsock ports (<state>/<id>/vsock-<port>.sock).
+ * listening vsock ports (<state>/<id>/vsock-<port>.sock), and those made to a TCP address
+ * published for such a port (--publish).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -395,6 +396,8 @@ typedef struct relay_args {
     uint32_t port;         /* what the enclave asked for */
     cl_enclave_proxy dest; /* port 0: not allowed */
     char id[64];
+    int host_fd;        /* publish_relay_main: the published address's accepted connection */
+    char published[96]; /* its address, for the log */
 } relay_args;
 
 static CL_MUST_USE cl_status write_all(int fd, const uint8_t *p, size_t n)
@@ -433,6 +436,8 @@ static int dial(const cl_enclave_proxy *d)
     return fd;
 }
 
+static void relay_copy(int enclave_fd, int host, uint64_t *out, uint64_t *in);
+
 /* One proxied connection: connect, answer the enclave's status byte, copy bytes both
  * ways until both sides have finished, then log the byte counts (never the bytes). */
 static void *relay_main(void *arg)
@@ -451,9 +456,24 @@ static void *relay_main(void *arg)
         goto done;
     }
     uint64_t out = 0, in = 0;
+    relay_copy(r->enclave_fd, host, &out, &in);
+    CL_LOG_INFO("enclave %s: proxy vsock port %u -> %s:%s closed: %llu bytes out, %llu bytes in", r->id, r->dest.port,
+                r->dest.host, r->dest.service, (unsigned long long)out, (unsigned long long)in);
+done:
+    if (host >= 0) (void)close(host);
+    (void)close(r->enclave_fd);
+    free(r);
+    atomic_fetch_sub(&active_relays, 1);
+    return NULL;
+}
+
+/* Copies bytes both ways between the enclave's end and the host's until both sides have
+ * finished (each direction shut down as its source ends); counts them, never looks at them. */
+static void relay_copy(int enclave_fd, int host, uint64_t *out, uint64_t *in)
+{
     bool eof_e = false, eof_h = false;
     while (!eof_e || !eof_h) {
-        struct pollfd p[2] = {{.fd = eof_e ? -1 : r->enclave_fd, .events = POLLIN},
+        struct pollfd p[2] = {{.fd = eof_e ? -1 : enclave_fd, .events = POLLIN},
                               {.fd = eof_h ? -1 : host, .events = POLLIN}};
         if (poll(p, 2, -1) < 0) {
             if (errno == EINTR) continue;
@@ -461,7 +481,7 @@ static void *relay_main(void *arg)
         }
         for (int i = 0; i < 2; i++) {
             if (p[i].revents == 0) continue;
-            int from = i == 0 ? r->enclave_fd : host, to = i == 0 ? host : r->enclave_fd;
+            int from = i == 0 ? enclave_fd : host, to = i == 0 ? host : enclave_fd;
             uint8_t buf[16384];
             ssize_t n = recv(from, buf, sizeof(buf), 0);
             if (n < 0 && errno == EINTR) continue;
@@ -474,15 +494,23 @@ static void *relay_main(void *arg)
                 continue;
             }
             if (i == 0)
-                out += (uint64_t)n;
+                *out += (uint64_t)n;
             else
-                in += (uint64_t)n;
+                *in += (uint64_t)n;
         }
     }
-    CL_LOG_INFO("enclave %s: proxy vsock port %u -> %s:%s closed: %llu bytes out, %llu bytes in", r->id, r->dest.port,
-                r->dest.host, r->dest.service, (unsigned long long)out, (unsigned long long)in);
-done:
-    if (host >= 0) (void)close(host);
+}
+
+/* One connection to a published address: the enclave got the other end of a socketpair, never
+ * the host's TCP socket (as a Nitro enclave sees only vsock); copy until both sides finish. */
+static void *publish_relay_main(void *arg)
+{
+    relay_args *r = arg;
+    uint64_t out = 0, in = 0;
+    relay_copy(r->enclave_fd, r->host_fd, &out, &in);
+    CL_LOG_INFO("enclave %s: connection to %s (vsock port %u) closed: %llu bytes in, %llu bytes out", r->id,
+                r->published, r->port, (unsigned long long)in, (unsigned long long)out);
+    (void)close(r->host_fd);
     (void)close(r->enclave_fd);
     free(r);
     atomic_fetch_sub(&active_relays, 1);
@@ -496,6 +524,15 @@ typedef struct listener {
     char path[4200];
 } listener;
 
+/* A published TCP address: bound before the enclave starts (so that a taken port stops the
+ * launch, with its reason), accepted from once the enclave listens on its vsock port; until
+ * then connections wait in the backlog. */
+typedef struct published {
+    uint32_t port; /* the vsock port */
+    int fd;        /* listening TCP socket */
+    char text[96]; /* ADDR:PORT, for messages */
+} published;
+
 typedef struct launcher {
     const cl_enclave_config *cfg;
     char id[64];
@@ -507,6 +544,8 @@ typedef struct launcher {
     cl_nsm_device dev;
     listener listeners[MAX_LISTENERS];
     size_t nlisteners;
+    published published[CL_ENCLAVE_MAX_PUBLISH];
+    size_t npublished;
     cl_enclave_cgroup cg; /* what bounds the enclave as a whole (enclave_limits.c) */
     uint32_t max_tasks;
 } launcher;
@@ -658,6 +697,12 @@ static CL_MUST_USE cl_status describe_json(const launcher *l, const cl_image *im
                            cl_enclave_scope_name(l->cg.scope), process ? "Reason" : "Cgroup", plain ? "\"" : "",
                            plain ? where : "null", plain ? "\"" : "", (unsigned long long)c->memory_mib,
                            (unsigned)l->max_tasks, process ? "refused" : "allowed"));
+    /* Published addresses (--publish): numeric addresses and ports, nothing to escape. */
+    CL_GUARD(cl_buf_append_str(out, "  \"Published\": ["));
+    for (size_t i = 0; i < l->npublished; i++)
+        CL_GUARD(cl_buf_printf(out, "%s{\"Address\": \"%s\", \"VsockPort\": %u}", i ? ", " : "", l->published[i].text,
+                               l->published[i].port));
+    CL_GUARD(cl_buf_append_str(out, "],\n"));
     cl_buf m;
     cl_buf_init(&m, 4096);
     cl_status rc = cl_image_measurements_json(img, &m);
@@ -850,6 +895,120 @@ cl_status cl_enclave_parse_proxy(const char *spec, cl_enclave_proxy *out)
     return CL_OK;
 }
 
+cl_status cl_enclave_parse_publish(const char *spec, cl_enclave_publish *out)
+{
+    memset(out, 0, sizeof(*out));
+    const char *eq = strrchr(spec, '=');
+    const char *colon = NULL;
+    for (const char *p = spec; eq != NULL && p < eq; p++)
+        if (*p == ':') colon = p; /* the last ':' before '=': [v6]:port, addr:port */
+    const char *port_text = colon != NULL ? colon + 1 : spec;
+    char *end = NULL;
+    unsigned long vport = eq != NULL ? strtoul(eq + 1, &end, 10) : 0;
+    size_t hl = colon != NULL ? (size_t)(colon - spec) : 0;
+    size_t pl = eq != NULL ? (size_t)(eq - port_text) : 0;
+    CL_ENSURE(eq != NULL && end != NULL && *end == '\0' && vport > 0 && vport <= UINT32_MAX && pl > 0 &&
+                  pl < sizeof(out->service) && hl < sizeof(out->host) && (colon == NULL || hl > 0),
+              CL_ERR_USAGE,
+              "--publish '%s': expected [ADDR:]PORT=VSOCKPORT (e.g. 4996=4996, or 0.0.0.0:443=4996 to be reached "
+              "from other machines)",
+              spec);
+    for (size_t i = 0; i < pl; i++)
+        CL_ENSURE(port_text[i] >= '0' && port_text[i] <= '9', CL_ERR_USAGE,
+                  "--publish '%s': the TCP port must be a number ([ADDR:]PORT=VSOCKPORT)", spec);
+    out->port = (uint32_t)vport;
+    memcpy(out->service, port_text, pl);
+    const char *h = spec;
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') { /* [v6]:port */
+        h++;
+        hl -= 2;
+    }
+    if (hl == 0)
+        (void)snprintf(out->host, sizeof(out->host), "127.0.0.1");
+    else
+        memcpy(out->host, h, hl);
+    return CL_OK;
+}
+
+/* Hands the enclave one end of a fresh socketpair for the accepted TCP connection c and
+ * relays between the other end and c in a thread of its own (at most MAX_RELAYS at once, with
+ * the proxy's). Takes c. */
+static void publish_accepted(launcher *l, const published *pub, int to_enclave, int c)
+{
+    int sp[2] = {-1, -1};
+    relay_args *r = NULL;
+    if (atomic_load(&active_relays) >= MAX_RELAYS) {
+        CL_LOG_WARN("enclave %s: %d relayed connections already open; refusing one to %s", l->id, MAX_RELAYS,
+                    pub->text);
+        goto fail;
+    }
+    /* The relay forwards writes as they come: no Nagle delay on the client's side either. */
+    int one = 1;
+    (void)setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    r = calloc(1, sizeof(*r));
+    if (r == NULL || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) goto fail;
+    if (cl_fd_send(to_enclave, "A", 1, sp[1]) != CL_OK) {
+        CL_LOG_WARN("enclave %s: could not hand a connection to %s (vsock port %u) to the enclave", l->id, pub->text,
+                    pub->port);
+        cl_error_clear();
+        goto fail;
+    }
+    (void)close(sp[1]);
+    sp[1] = -1;
+    r->enclave_fd = sp[0];
+    r->host_fd = c;
+    r->port = pub->port;
+    (void)snprintf(r->id, sizeof(r->id), "%s", l->id);
+    (void)snprintf(r->published, sizeof(r->published), "%s", pub->text);
+    pthread_t t;
+    pthread_attr_t attr;
+    (void)pthread_attr_init(&attr);
+    (void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    atomic_fetch_add(&active_relays, 1);
+    int pc = pthread_create(&t, &attr, publish_relay_main, r);
+    (void)pthread_attr_destroy(&attr);
+    if (pc == 0) return;
+    atomic_fetch_sub(&active_relays, 1);
+fail:
+    free(r);
+    if (c >= 0) (void)close(c);
+    if (sp[0] >= 0) (void)close(sp[0]);
+    if (sp[1] >= 0) (void)close(sp[1]);
+}
+
+/* Binds every --publish address (see published). */
+static CL_MUST_USE cl_status publish_bind(launcher *l)
+{
+    for (size_t i = 0; i < l->cfg->publish_count; i++) {
+        const cl_enclave_publish *p = &l->cfg->publish[i];
+        published *s = &l->published[l->npublished];
+        (void)snprintf(s->text, sizeof(s->text), "%s%s%s:%s", strchr(p->host, ':') ? "[" : "", p->host,
+                       strchr(p->host, ':') ? "]" : "", p->service);
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+        struct addrinfo *ai = NULL;
+        int g = getaddrinfo(p->host, p->service, &hints, &ai);
+        CL_ENSURE(g == 0 && ai != NULL, CL_ERR_USAGE, "--publish %s: cannot resolve %s: %s", s->text, p->host,
+                  gai_strerror(g));
+        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        int one = 1;
+        int err = 0;
+        if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+            bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 64) != 0)
+            err = errno;
+        freeaddrinfo(ai);
+        if (err != 0) {
+            if (fd >= 0) (void)close(fd);
+            errno = err;
+            CL_FAIL_ERRNO(CL_ERR_IO, "--publish %s: cannot listen there (another program on that port? choose another)",
+                          s->text);
+        }
+        s->fd = fd;
+        s->port = p->port;
+        l->npublished++;
+    }
+    return CL_OK;
+}
+
 cl_status cl_enclave_default_state_dir(cl_buf *out)
 {
     const char *env = getenv("CLOISTER_STATE_DIR");
@@ -890,7 +1049,8 @@ static CL_MUST_USE cl_status serve(launcher *l, pid_t pid, int nsm, int ctl, int
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (pidfd < 0) CL_FAIL_ERRNO(CL_ERR_IO, "pidfd_open");
     for (;;) {
-        struct pollfd p[4 + MAX_LISTENERS];
+        struct pollfd p[4 + MAX_LISTENERS + CL_ENCLAVE_MAX_PUBLISH];
+        int to_enclave[CL_ENCLAVE_MAX_PUBLISH]; /* the listener's enclave_fd of each published poll entry */
         size_t n = 0;
         p[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
         p[n++] = (struct pollfd){.fd = sigfd, .events = POLLIN};
@@ -898,6 +1058,15 @@ static CL_MUST_USE cl_status serve(launcher *l, pid_t pid, int nsm, int ctl, int
         p[n++] = (struct pollfd){.fd = ctl, .events = POLLIN};
         for (size_t i = 0; i < l->nlisteners; i++)
             p[n++] = (struct pollfd){.fd = l->listeners[i].host_fd, .events = POLLIN};
+        size_t first_published = n;
+        for (size_t i = 0; i < l->npublished; i++) {
+            /* Not before the enclave listens on its port: until then the backlog holds them. */
+            int efd = -1;
+            for (size_t j = 0; j < l->nlisteners; j++)
+                if (l->listeners[j].port == l->published[i].port) efd = l->listeners[j].enclave_fd;
+            to_enclave[i] = efd;
+            p[n++] = (struct pollfd){.fd = efd >= 0 ? l->published[i].fd : -1, .events = POLLIN};
+        }
         if (poll(p, n, -1) < 0) {
             if (errno == EINTR) continue;
             (void)close(pidfd);
@@ -923,6 +1092,12 @@ static CL_MUST_USE cl_status serve(launcher *l, pid_t pid, int nsm, int ctl, int
                 CL_LOG_WARN("enclave %s: could not hand a connection on port %u to the enclave", l->id,
                             l->listeners[i].port);
             (void)close(c);
+        }
+        for (size_t i = 0; i < l->npublished; i++) {
+            if (!(p[first_published + i].revents & POLLIN)) continue;
+            int c = accept4(l->published[i].fd, NULL, NULL, SOCK_CLOEXEC);
+            if (c < 0) continue;
+            publish_accepted(l, &l->published[i], to_enclave[i], c);
         }
         if (p[0].revents & POLLIN) {
             int st = 0;
@@ -995,6 +1170,7 @@ cl_status cl_enclave_run(const cl_enclave_config *cfg, int *exit_code)
     }
     (void)snprintf(l->dir, sizeof(l->dir), "%s/%s", cfg->state_dir, l->id);
     CL_GUARD_GOTO(claim_state(l, cfg, &state_made));
+    CL_GUARD_GOTO(publish_bind(l));
     (void)snprintf(root, sizeof(root), "%s/root", l->dir);
     if (mkdir(root, 0700) != 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot create %s", root);
 
@@ -1127,6 +1303,7 @@ out:
             (void)close(l->listeners[i].host_fd);
             (void)close(l->listeners[i].enclave_fd);
         }
+        for (size_t i = 0; i < l->npublished; i++) (void)close(l->published[i].fd);
         if (state_made) remove_state(l);
         if (l->pid_fd >= 0) (void)close(l->pid_fd);
     }

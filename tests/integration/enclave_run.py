@@ -329,6 +329,44 @@ def test_listen(tmp):
     check(not os.path.exists(d or "/nonexistent"), "the state directory is removed when the enclave exits")
 
 
+def test_publish(tmp):
+    """--publish: a TCP address on the host for the enclave's vsock port. It is bound before the
+    enclave starts, so the client connects at once and its bytes wait in the backlog until the
+    enclave listens (no polling); a taken port stops the launch with the reason."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    img, _ = build(tmp, "listen-pub", "listen")
+    r = subprocess.run([C, "enclave", "run", img, "--state-dir", os.path.join(tmp, "state-pt"), "--quiet",
+                        "--publish", f"{taken.getsockname()[1]}=5005"], capture_output=True, text=True, timeout=60)
+    check(r.returncode != 0 and f"--publish 127.0.0.1:{taken.getsockname()[1]}: cannot listen there" in r.stderr,
+          "a published port already taken stops the launch, naming it: " + r.stderr.strip()[-160:])
+    taken.close()
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    state = os.path.join(tmp, "state-p")
+    p = subprocess.Popen([C, "enclave", "run", img, "--state-dir", state, "--publish", f"{port}=5005"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children.append(p)
+    lines = []
+    for line in p.stdout:  # the description run prints once the enclave runs; it ends with "}"
+        lines.append(line)
+        if line == "}\n":
+            break
+    info = json.loads("".join(lines))
+    check(info.get("Published") == [{"Address": f"127.0.0.1:{port}", "VsockPort": 5005}],
+          f"describe lists the published address ({info.get('Published')})")
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(b"hello")
+    got = s.recv(100)
+    s.close()
+    check(got == b"enclave:hello", f"a TCP client reaches the enclave's vsock port 5005 ({got!r})")
+    p.communicate(timeout=30)
+    check(p.returncode == 0, "listen enclave exited 0")
+
+
 def test_describe_terminate(tmp):
     state = os.path.join(tmp, "state-d")
     img, m = build(tmp, "spin", "spin")
@@ -380,6 +418,7 @@ def main():
         test_deny(tmp)
         test_echo(tmp)
         test_listen(tmp)
+        test_publish(tmp)
         test_describe_terminate(tmp)
     finally:
         for p in children:

@@ -33,6 +33,27 @@ static void test_parse_proxy(void **state)
         assert_fails(cl_enclave_parse_proxy(bad[i], &p), CL_ERR_USAGE, "VSOCKPORT=HOST:PORT");
 }
 
+static void test_parse_publish(void **state)
+{
+    (void)state;
+    cl_enclave_publish p;
+    assert_ok(cl_enclave_parse_publish("4996=5005", &p));
+    assert_int_equal(p.port, 5005);
+    assert_string_equal(p.host, "127.0.0.1"); /* loopback unless told otherwise */
+    assert_string_equal(p.service, "4996");
+    assert_ok(cl_enclave_parse_publish("0.0.0.0:443=4996", &p));
+    assert_string_equal(p.host, "0.0.0.0");
+    assert_string_equal(p.service, "443");
+    assert_int_equal(p.port, 4996);
+    assert_ok(cl_enclave_parse_publish("[::1]:8443=1", &p));
+    assert_string_equal(p.host, "::1");
+    assert_string_equal(p.service, "8443");
+    const char *bad[] = {"4996",    "=5005",      "4996=",      "4996=0",          "4996=x",          ":4996=5005",
+                         "h:=5005", "[::1]=5005", "4996=5005x", "host:https=5005", "4996=99999999999"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_fails(cl_enclave_parse_publish(bad[i], &p), CL_ERR_USAGE, "[ADDR:]PORT=VSOCKPORT");
+}
+
 static void test_state_dir(void **state)
 {
     (void)state;
@@ -273,9 +294,9 @@ static void test_running_enclaves(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_proxy),      cmocka_unit_test(test_state_dir),
-        cmocka_unit_test(test_run_refusals),     cmocka_unit_test(test_cgroup_choice),
-        cmocka_unit_test(test_running_enclaves),
+        cmocka_unit_test(test_parse_proxy),   cmocka_unit_test(test_parse_publish),
+        cmocka_unit_test(test_state_dir),     cmocka_unit_test(test_run_refusals),
+        cmocka_unit_test(test_cgroup_choice), cmocka_unit_test(test_running_enclaves),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

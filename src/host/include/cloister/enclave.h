@@ -169,6 +169,18 @@ typedef struct cl_enclave_proxy {
     char service[16];
 } cl_enclave_proxy;
 
+/* --publish [ADDR:]PORT=VSOCKPORT: a TCP address on the host whose connections go to the
+ * enclave's listening vsock port (as docker's -p; bytes only, so TLS ends inside the enclave). */
+#define CL_ENCLAVE_MAX_PUBLISH 8
+typedef struct cl_enclave_publish {
+    uint32_t port; /* the enclave's vsock port */
+    char host[64]; /* the address to listen on: 127.0.0.1 when not given */
+    char service[16];
+} cl_enclave_publish;
+
+/* Parses --publish's argument. CL_ERR_USAGE with the expected form. */
+CL_MUST_USE cl_status cl_enclave_parse_publish(const char *spec, cl_enclave_publish *out);
+
 typedef struct cl_enclave_config {
     const char *image_path;
     const char *pki_dir;   /* cloister enclave init-root's directory; NULL: no attestation */
@@ -178,6 +190,8 @@ typedef struct cl_enclave_config {
     uint32_t cid; /* 0: the lowest from 16 no running enclave of state_dir has (nitro-cli allocates one) */
     cl_enclave_proxy proxies[CL_ENCLAVE_MAX_PROXIES];
     size_t proxy_count;
+    cl_enclave_publish publish[CL_ENCLAVE_MAX_PUBLISH];
+    size_t publish_count;
     bool quiet;          /* no start-up JSON on stdout */
     bool attach_console; /* debug: the enclave's console is the launcher's stdout */
     const char *cgroup;  /* NULL: found by itself; "none"; or a delegated cgroup v2 directory */
