@@ -10,11 +10,12 @@ mask of the slice's size, no token 401 and a read token writing 403; status list
 second up refuses, saying how to stop; down stops every process up started (the pid files' and
 the enclave launchers' with their descendants, each identified by pid and start time), frees
 the API's, Redis's and the channels' ports, keeps the state directory and, run again, changes
-nothing. Exits 77 only when the kernel refuses unprivileged user namespaces (no sim enclave)."""
+nothing. Ctrl-C while up starts things: exit 1, the step named, nothing left running. Exits 77 only when the kernel refuses unprivileged user namespaces (no sim enclave)."""
 import json
 import os
 import shlex
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -85,6 +86,20 @@ def descendants(pids):
     return out
 
 
+def in_dir(d):
+    """Processes whose current directory is d or below it (up runs everything it starts there)."""
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                cwd = os.readlink("/proc/%s/cwd" % p)
+            except OSError:
+                continue
+            if (cwd == d or cwd.startswith(d + "/")) and identity(int(p)):
+                out.append(int(p))
+    return out
+
+
 def parse_env(path):
     env = {}
     for line in open(path):
@@ -130,7 +145,9 @@ def main():
         if not check(up.returncode == 0, "hospital up exits 0"):
             print(out[-4000:])
             return 1
-        return walkthrough(cwd, state, port, out)
+        rc = walkthrough(cwd, state, port, out)
+        interrupted(tmp)
+        return 1 if failed else rc
     finally:
         if up is not None and up.returncode == 0 and os.path.isdir(state):
             hospital(cwd, "down", "--dir", state)
@@ -198,6 +215,7 @@ def walkthrough(cwd, state, port, out):
     names, values = lines[0].split(","), lines[1].split(",")
     row = {n: float(v) for n, v in zip(names, values) if n != "diagnosis"}
     open(os.path.join(cwd, "p1.json"), "w").write(json.dumps(dict(row, fname="Ann")))
+    open(os.path.join(cwd, "row1.json"), "w").write(json.dumps(row))
     base = ["curl", "-sS", "--cacert", env["CACERT"], "--resolve", "api:%d:127.0.0.1" % port, "-w", "\n%{http_code}"]
     tok = ["-H", "Authorization: Bearer " + env["API_TOKEN"]]
     r = subprocess.run(base + tok + ["-X", "POST", "https://api:%d/patient/p1" % port, "-H",
@@ -206,9 +224,9 @@ def walkthrough(cwd, state, port, out):
     body, _, code = r.stdout.rpartition("\n")
     got = json.loads(body) if code == "201" else {}
     local = subprocess.run([CLOISTER, "infer-local", os.path.join(state, "classifier.onnx"),
-                            os.path.join(cwd, "p1.json")], capture_output=True, text=True, timeout=120)
+                            os.path.join(cwd, "row1.json")], capture_output=True, text=True, timeout=120)
     expected = json.loads(local.stdout)["probabilities"]["malignant"] if local.returncode == 0 else None
-    check(code == "201" and isinstance(got.get("score"), float) and expected is not None and
+    check(code == "201" and isinstance(got.get("score"), (int, float)) and expected is not None and
           abs(got["score"] - expected) < 1e-6, "POST with wdbc.csv's row 1: the classifier enclave's score %s "
                                               "(cloister infer-local: %s)" % (got.get("score"), expected))
     r = subprocess.run(base + ["-H", "Authorization: Bearer " + env["API_TOKEN_READ"],
@@ -249,8 +267,9 @@ def walkthrough(cwd, state, port, out):
         open(os.path.join(state, "run", "ports.json"))).values())
     down = hospital(cwd, "down", "--dir", state, timeout=300)
     left = [p for p in ours if identity(p[0]) == p]
-    check(down.returncode == 0 and not left, "down stops all %d processes up started (left: %s): %s" %
-          (len(ours), left, down.stdout.strip()))
+    check(down.returncode == 0 and not left and not in_dir(state),
+          "down stops all %d processes up started (left: %s, in its directory: %s): %s" %
+          (len(ours), left, in_dir(state), down.stdout.strip()))
     check(all(port_free(p) for p in ports), "the API's port, Redis's, the KMSs' and the channels' are free again")
     check(os.path.exists(os.path.join(state, "redis")) and os.path.exists(os.path.join(state, "hospital-kms")) and
           "kept" in down.stdout, "down keeps the records and keys, and says so")
@@ -260,6 +279,38 @@ def walkthrough(cwd, state, port, out):
     check(down2.returncode == 0 and "stopped nothing" in down2.stdout, "down again changes nothing: " +
           down2.stdout.strip())
     return 1 if failed else 0
+
+
+def interrupted(tmp):
+    """Ctrl-C while up starts things (at the API's step: the KMSs, Redis and both workers run):
+    up says so, exits 1 and stops all of it."""
+    cwd, state = os.path.join(tmp, "cwd2"), os.path.join(tmp, "state2")
+    os.mkdir(cwd)
+    proc = subprocess.Popen([sys.executable, SCRIPT, "up", "--dir", state, "--port", str(free_port())], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = ""
+    for line in proc.stdout:
+        seen += line
+        if line.startswith("== 9."):
+            break
+    pids = [json.load(open(os.path.join(state, "run", f)))["pid"] for f in os.listdir(os.path.join(state, "run"))
+            if f.endswith(".pid")]
+    desc = subprocess.run([CLOISTER, "enclave", "describe-enclaves", "--state-dir", os.path.join(state, "enclaves")],
+                          capture_output=True, text=True, timeout=60)
+    launchers = [e["ProcessID"] for e in json.loads(desc.stdout or "[]")]
+    ours = {identity(p) for p in descendants(pids + launchers)} - {None}
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stdout.read()
+    proc.wait(timeout=300)
+    left = [p for p in ours if identity(p[0]) == p]
+    check(len(pids) == 3 and len(launchers) == 2, "at the API's step: three daemons and two worker enclaves run")
+    check(proc.returncode == 1 and "interrupted (SIGINT) during step 9." in rest and "stopped" in rest,
+          "Ctrl-C during up: exit 1, naming the step and what it stopped: " + rest.strip()[-400:])
+    desc = subprocess.run([CLOISTER, "enclave", "describe-enclaves", "--state-dir", os.path.join(state, "enclaves")],
+                          capture_output=True, text=True, timeout=60)
+    check(not left and json.loads(desc.stdout or "[]") == [] and not in_dir(state),
+          "and nothing it started runs (left: %s, enclaves: %s, in its directory: %s)" %
+          (left, desc.stdout.strip(), in_dir(state)))
 
 
 if __name__ == "__main__":
