@@ -10,7 +10,9 @@ mask of the slice's size, no token 401 and a read token writing 403; status list
 second up refuses, saying how to stop; down stops every process up started (the pid files' and
 the enclave launchers' with their descendants, each identified by pid and start time), frees
 the API's, Redis's and the channels' ports, keeps the state directory and, run again, changes
-nothing. Ctrl-C while up starts things: exit 1, the step named, nothing left running. Exits 77 only when the kernel refuses unprivileged user namespaces (no sim enclave)."""
+nothing. up over the stopped deployment starts it again with its records and tokens. Ctrl-C while up
+starts things, and a step that fails (a redis-server that cannot start): exit 1, the step (and
+its log) named, nothing left running; a port already taken: refused before anything starts. Exits 77 only when the kernel refuses unprivileged user namespaces (no sim enclave)."""
 import json
 import os
 import shlex
@@ -147,6 +149,7 @@ def main():
             return 1
         rc = walkthrough(cwd, state, port, out)
         interrupted(tmp)
+        refusals(tmp)
         return 1 if failed else rc
     finally:
         if up is not None and up.returncode == 0 and os.path.isdir(state):
@@ -278,7 +281,52 @@ def walkthrough(cwd, state, port, out):
     down2 = hospital(cwd, "down", "--dir", state, timeout=120)
     check(down2.returncode == 0 and "stopped nothing" in down2.stdout, "down again changes nothing: " +
           down2.stdout.strip())
+
+    # up over the stopped deployment: the same images, keys, tokens and records, on another port.
+    port2 = free_port()
+    again = hospital(cwd, "up", "--dir", state, "--port", str(port2), "--quiet")
+    env2 = parse_env(envfile) if again.returncode == 0 else {}
+    r = subprocess.run(["curl", "-sS", "--cacert", env["CACERT"], "--resolve", "api:%d:127.0.0.1" % port2, "-H",
+                        "Authorization: Bearer " + env["API_TOKEN_READ"], "https://api:%d/patient/patient_3" % port2],
+                       capture_output=True, text=True, timeout=120) if again.returncode == 0 else None
+    check(again.returncode == 0 and "a stopped deployment: starting it again" in again.stdout and
+          env2.get("API_TOKEN") == env["API_TOKEN"] and r is not None and json.loads(r.stdout or "{}") == rec,
+          "up again after down: the same tokens, and GET gives the record stored before (%s %s)" %
+          (again.stdout.strip()[-600:], r.stdout if r else ""))
+    down = hospital(cwd, "down", "--dir", state, timeout=300)
+    check(down.returncode == 0 and not in_dir(state) and port_free(port2), "and down stops it again")
     return 1 if failed else 0
+
+
+def refusals(tmp):
+    """A port already taken: refused before anything starts. A step that fails (a redis-server that
+    cannot start): exit 1 naming the step and its log, and what started before it stopped."""
+    cwd = os.path.join(tmp, "cwd3")
+    os.mkdir(cwd)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    tport = taken.getsockname()[1]
+    r = hospital(cwd, "up", "--dir", os.path.join(tmp, "state3"), "--port", str(tport))
+    taken.close()
+    check(r.returncode == 1 and "127.0.0.1:%d is taken by another program; give another port with --port" %
+          tport in r.stdout and not os.path.exists(os.path.join(tmp, "state3")),
+          "up on a taken port: exit 1 saying so, nothing made: " + r.stdout.strip())
+    fake = os.path.join(tmp, "fakebin")
+    os.mkdir(fake)
+    open(os.path.join(fake, "redis-server"), "w").write(
+        "#!/bin/sh\necho 'fake redis-server: cannot open the append-only file' >&2\nexit 1\n")
+    os.chmod(os.path.join(fake, "redis-server"), 0o755)
+    state = os.path.join(tmp, "state4")
+    r = subprocess.run([sys.executable, SCRIPT, "up", "--dir", state, "--port", str(free_port())], cwd=cwd,
+                       capture_output=True, text=True, timeout=900,
+                       env=dict(os.environ, PATH=fake + os.pathsep + os.environ.get("PATH", "")))
+    check(r.returncode == 1 and "step 7. Redis for the API's sealed records failed: redis-server exited (status 1)"
+          in r.stdout and "see its log: %s" % os.path.join(state, "logs", "redis.log") in r.stdout and
+          "fake redis-server: cannot open the append-only file" in r.stdout and
+          "stopped owner-kms, hospital-kms" in r.stdout.replace("hospital-kms, owner-kms", "owner-kms, hospital-kms")
+          and not in_dir(state), "a step that fails: exit 1, the step, its log and its last lines, the KMSs "
+                                 "stopped: " + r.stdout.strip()[-700:])
 
 
 def interrupted(tmp):
