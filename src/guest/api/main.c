@@ -358,8 +358,8 @@ static void api_serve(api *a, int fd)
             }
             if (!got) break;
             cl_api_handle(a->ctx, &req, &resp);
-            CL_LOG_INFO("%s %.*s %d", req.method_name, (int)(req.url.len > 80 ? 80 : req.url.len),
-                        (const char *)req.url.data, resp.status);
+            CL_LOG_DEBUG("%s %.*s %d", req.method_name, (int)(req.url.len > 80 ? 80 : req.url.len),
+                         (const char *)req.url.data, resp.status);
             if (cl_api_write_response(&c, &req, &resp) != CL_OK || !req.keep_alive || resp.close ||
                 atomic_load(&a->stopping))
                 break;

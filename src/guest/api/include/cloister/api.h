@@ -66,7 +66,8 @@ typedef struct cl_api_request {
     cl_buf content_type;
     cl_buf accept;
     cl_buf origin;
-    cl_buf body; /* a secret buffer: it holds patient fields */
+    cl_buf expect; /* "100-continue": the client waits for an interim answer before the body */
+    cl_buf body;   /* a secret buffer: it holds patient fields */
     bool keep_alive;
     /* Set by the reader when the request cannot be served: the answer to send, then close. */
     int refuse_status;
