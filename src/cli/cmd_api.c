@@ -95,6 +95,10 @@ int cmd_api(int argc, char **argv)
         fputs(api_usage, stdout);
         return CLI_EXIT_OK;
     }
+    if (argc == 3 && strcmp(argv[1], "token") == 0 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+        fputs(api_usage, stdout);
+        return CLI_EXIT_OK;
+    }
     if (argc >= 3 && strcmp(argv[1], "token") == 0 && strcmp(argv[2], "create") == 0)
         return api_token_create(argc - 2, argv + 2);
     return cli_usage_error("api", "unknown subcommand; the one there is: cloister api token create --scope ...");

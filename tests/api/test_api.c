@@ -5,9 +5,12 @@
  * the routes with their authentication over an in-memory store, and the SQLite store.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "cloister/api.h"
 #include "cloister/crypto.h"
@@ -227,9 +230,10 @@ static void test_record_seal(void **state)
 
 /* --- the routes over an in-memory store --------------------------------------------------------------- */
 
-#define MEM_MAX 16
+#define MEM_MAX 64
 typedef struct mem_store {
     cl_api_store base;
+    pthread_mutex_t mu;
     char ids[MEM_MAX][CL_API_ID_MAX + 1];
     cl_buf blobs[MEM_MAX];
     size_t n;
@@ -245,32 +249,43 @@ static int mem_find(mem_store *m, const char *id)
 static CL_MUST_USE cl_status mem_get(cl_api_store *s, const char *id, cl_buf *out)
 {
     mem_store *m = (mem_store *)s;
+    (void)pthread_mutex_lock(&m->mu);
     int i = mem_find(m, id);
-    CL_ENSURE(i >= 0, CL_ERR_NOT_FOUND, "%s is not in the store", id);
-    return cl_buf_append(out, m->blobs[i].data, m->blobs[i].len);
+    cl_status rc = i >= 0 ? cl_buf_append(out, m->blobs[i].data, m->blobs[i].len)
+                          : CL_RAISE(CL_ERR_NOT_FOUND, "%s is not in the store", id);
+    (void)pthread_mutex_unlock(&m->mu);
+    return rc;
 }
 
 static CL_MUST_USE cl_status mem_put(cl_api_store *s, const char *id, const uint8_t *blob, size_t n, bool *existed)
 {
     mem_store *m = (mem_store *)s;
+    cl_status rc = CL_OK;
+    (void)pthread_mutex_lock(&m->mu);
     int i = mem_find(m, id);
     *existed = i >= 0;
-    if (i < 0) {
-        CL_ENSURE(m->n < MEM_MAX, CL_ERR_LIMIT, "full");
+    if (i < 0 && m->n < MEM_MAX) {
         i = (int)m->n++;
         (void)snprintf(m->ids[i], sizeof(m->ids[i]), "%s", id);
         cl_buf_init(&m->blobs[i], 1 << 20);
     }
-    cl_buf_truncate(&m->blobs[i], 0);
-    return cl_buf_append(&m->blobs[i], blob, n);
+    if (i < 0) rc = CL_RAISE(CL_ERR_LIMIT, "full");
+    if (rc == CL_OK) {
+        cl_buf_truncate(&m->blobs[i], 0);
+        rc = cl_buf_append(&m->blobs[i], blob, n);
+    }
+    (void)pthread_mutex_unlock(&m->mu);
+    return rc;
 }
 
 static CL_MUST_USE cl_status mem_del(cl_api_store *s, const char *id, bool *existed)
 {
     mem_store *m = (mem_store *)s;
+    (void)pthread_mutex_lock(&m->mu);
     int i = mem_find(m, id);
     *existed = i >= 0;
     if (i >= 0) m->ids[i][0] = '\0';
+    (void)pthread_mutex_unlock(&m->mu);
     return CL_OK;
 }
 
@@ -281,15 +296,18 @@ static CL_MUST_USE cl_status mem_list(cl_api_store *s, const char *after, size_t
     mem_store *m = (mem_store *)s;
     char *sorted[MEM_MAX];
     size_t k = 0;
+    cl_status rc = CL_OK;
+    (void)pthread_mutex_lock(&m->mu);
     for (size_t i = 0; i < m->n; i++)
         if (m->ids[i][0] != '\0' && (after == NULL || strcmp(m->ids[i], after) > 0)) sorted[k++] = m->ids[i];
     qsort(sorted, k, sizeof(sorted[0]), mem_cmp);
     *count = 0;
-    for (size_t i = 0; i < k && i <= limit; i++) {
-        CL_GUARD(cl_buf_append(out, sorted[i], strlen(sorted[i]) + 1));
+    for (size_t i = 0; i < k && i <= limit && rc == CL_OK; i++) {
+        rc = cl_buf_append(out, sorted[i], strlen(sorted[i]) + 1);
         (*count)++;
     }
-    return CL_OK;
+    (void)pthread_mutex_unlock(&m->mu);
+    return rc;
 }
 
 static CL_MUST_USE cl_status mem_meta_get(cl_api_store *s, const char *name, cl_buf *out)
@@ -341,13 +359,14 @@ static void token_hash(const char *token, unsigned scopes, cl_api_token *t)
     t->scopes = scopes;
 }
 
-static void test_routes(void **state)
+static mem_store m;
+static cl_api_ctx ctx;
+
+static void ctx_setup(void)
 {
-    (void)state;
-    static mem_store m;
-    static cl_api_ctx ctx;
     memset(&m, 0, sizeof(m));
     memset(&ctx, 0, sizeof(ctx));
+    (void)pthread_mutex_init(&m.mu, NULL);
     m.base.ops = &mem_ops;
     m.base.kind = "memory";
     ctx.store = &m.base;
@@ -356,6 +375,12 @@ static void test_routes(void **state)
     token_hash("ro-token", CL_API_SCOPE_READ, &ctx.tokens[1]);
     ctx.n_tokens = 2;
     ctx.hooks.score = fake_score;
+}
+
+static void test_routes(void **state)
+{
+    (void)state;
+    ctx_setup();
     cl_api_response resp;
     cl_api_response_init(&resp);
 
@@ -418,6 +443,75 @@ static void test_routes(void **state)
     mem_free(&m.base);
 }
 
+/* --- the pool over socketpairs: keep-alive, pipelining, several clients at once ----------------------- */
+
+typedef struct client {
+    cl_api_server *srv;
+    int n;
+    bool ok;
+    char detail[256];
+} client;
+
+static void *client_run(void *arg)
+{
+    client *c = arg;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0 || !cl_api_server_enqueue(c->srv, sv[1])) {
+        (void)snprintf(c->detail, sizeof(c->detail), "no connection");
+        return NULL;
+    }
+    char req[1024];
+    /* Three requests in one write (pipelined), the last one closing. */
+    int len = snprintf(req, sizeof(req),
+                       "POST /patient/c%d HTTP/1.1\r\nAuthorization: Bearer rw-token\r\nContent-Type: "
+                       "application/x-www-form-urlencoded\r\nContent-Length: 8\r\n\r\nfname=c%d"
+                       "GET /patient/c%d HTTP/1.1\r\nAuthorization: Bearer ro-token\r\n\r\n"
+                       "GET /patient/c%d HTTP/1.1\r\nConnection: close\r\n\r\n",
+                       c->n, c->n % 10, c->n, c->n);
+    if (write(sv[0], req, (size_t)len) != len) return NULL;
+    char got[8192];
+    size_t have = 0;
+    ssize_t r;
+    while (have < sizeof(got) - 1 && (r = read(sv[0], got + have, sizeof(got) - 1 - have)) > 0) have += (size_t)r;
+    got[have] = '\0';
+    (void)close(sv[0]);
+    char want[64];
+    (void)snprintf(want, sizeof(want), "\"fname\":\"c%d\",\"id\":\"c%d\"", c->n % 10, c->n);
+    const char *first = strstr(got, "HTTP/1.1 201 Created"),
+               *second = first ? strstr(first + 1, "HTTP/1.1 200 OK") : NULL,
+               *third = second ? strstr(second + 1, "HTTP/1.1 401 Unauthorized") : NULL;
+    c->ok = first != NULL && second != NULL && third != NULL && strstr(got, want) != NULL &&
+            strstr(third, "Connection: close") != NULL;
+    (void)snprintf(c->detail, sizeof(c->detail), "%.200s", got);
+    return NULL;
+}
+
+static void test_serve(void **state)
+{
+    (void)state;
+    ctx_setup();
+    static cl_api_server srv;
+    memset(&srv, 0, sizeof(srv));
+    srv.ctx = &ctx;
+    srv.read_timeout = 30;
+    assert_ok(cl_api_server_start(&srv, 4, 0));
+    enum { N = 12 };
+    static client clients[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        clients[i] = (client){.srv = &srv, .n = i};
+        assert_int_equal(pthread_create(&t[i], NULL, client_run, &clients[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+        if (!clients[i].ok) fail_msg("client %d: %s", i, clients[i].detail);
+    }
+    cl_api_server_stop(&srv);
+    assert_int_equal(atomic_load(&srv.served), N);
+    assert_int_equal(m.n, N);
+    mem_free(&m.base);
+}
+
 /* --- the SQLite store ------------------------------------------------------------------------------------ */
 
 static void test_store_sqlite(void **state)
@@ -462,7 +556,8 @@ int main(void)
         cmocka_unit_test(test_http_request),    cmocka_unit_test(test_http_refusals),
         cmocka_unit_test(test_form_urlencoded), cmocka_unit_test(test_form_multipart),
         cmocka_unit_test(test_record_fields),   cmocka_unit_test(test_record_seal),
-        cmocka_unit_test(test_routes),          cmocka_unit_test(test_store_sqlite),
+        cmocka_unit_test(test_routes),          cmocka_unit_test(test_serve),
+        cmocka_unit_test(test_store_sqlite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

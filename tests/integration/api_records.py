@@ -492,6 +492,27 @@ def records(w, cfg, pcr0, proxies, cacert, rw, ro, data, proc, sock, api, worker
     s.close()
     check(raw.startswith(b"HTTP/1.1 413 ") and b"Connection: close" in raw and b'"error":"PayloadTooLarge"' in raw and
           b"this route takes at most 4202496" in raw, f"over 4 MiB: 413 before the body is sent ({raw[-160:]})")
+    # Expect: 100-continue (curl sends it for large uploads): the interim answer comes before the body.
+    s = ssl.create_default_context(cafile=cacert).wrap_socket(socket.socket(socket.AF_UNIX), server_hostname="api")
+    s.settimeout(60)
+    s.connect(sock)
+    form = (b"--b\r\nContent-Disposition: form-data; name=\"img\"\r\n\r\n" + open(SLICE, "rb").read() +
+            b"\r\n--b--\r\n")
+    s.sendall(b"POST /delineate HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer " + ro.encode() +
+              b"\r\nContent-Type: multipart/form-data; boundary=b\r\nExpect: 100-continue\r\nContent-Length: %d"
+              b"\r\nConnection: close\r\n\r\n" % len(form))
+    interim = s.recv(4096)
+    s.sendall(form)
+    raw = b""
+    while True:
+        more = s.recv(65536)
+        if not more:
+            break
+        raw += more
+    s.close()
+    check(interim == b"HTTP/1.1 100 Continue\r\n\r\n" and raw.startswith(b"HTTP/1.1 200 OK") and
+          b"Content-Type: image/png" in raw and b"\x89PNG" in raw,
+          f"Expect: 100-continue: 100 before the body, then the mask ({interim!r} {raw[:40]!r})")
     st, h, d = api.call("POST", "/delineate", token=ro, body=b"img=x",
                         headers={"Content-Type": "application/x-www-form-urlencoded"})
     check(st == 415 and "multipart/form-data" in d.decode(), f"not multipart: 415 ({d[:160]})")

@@ -28,6 +28,7 @@ typedef struct api_parse {
     bool in_value;
     cl_buf *target; /* where the current header's value goes, or NULL */
     bool started, complete;
+    bool headers_done; /* the body (if any) comes next */
 } api_parse;
 
 static void api_set_refusal(api_parse *st, int status, const char *reason)
@@ -72,8 +73,9 @@ static int api_on_url(http_parser *p, const char *at, size_t n)
  * *dup when it was given before. */
 static cl_buf *api_header_target(api_parse *st, bool *dup)
 {
-    static const char *const names[] = {"authorization", "content-type", "accept", "origin"};
-    cl_buf *bufs[] = {&st->req->authorization, &st->req->content_type, &st->req->accept, &st->req->origin};
+    static const char *const names[] = {"authorization", "content-type", "accept", "origin", "expect"};
+    cl_buf *bufs[] = {&st->req->authorization, &st->req->content_type, &st->req->accept, &st->req->origin,
+                      &st->req->expect};
     *dup = false;
     if (st->field_len > sizeof(st->field)) return NULL;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -138,6 +140,7 @@ static int api_on_headers_complete(http_parser *p)
     /* The body's bound by route: only /delineate takes an image. */
     cl_reader url = cl_reader_make(req->url.data, req->url.len);
     st->body_max = cl_reader_starts_with_str(&url, "/delineate") ? CL_API_DELINEATE_BODY_MAX : CL_API_RECORD_BODY_MAX;
+    st->headers_done = true;
     if (p->http_major != 1 || p->http_minor > 1) {
         api_refuse(st, p, 505, "only HTTP/1.0 and HTTP/1.1 are served");
         return 0;
@@ -191,6 +194,7 @@ void cl_api_request_init(cl_api_request *r)
     cl_buf_init(&r->content_type, API_HEADER_VALUE_MAX);
     cl_buf_init(&r->accept, API_HEADER_VALUE_MAX);
     cl_buf_init(&r->origin, API_HEADER_VALUE_MAX);
+    cl_buf_init(&r->expect, API_HEADER_VALUE_MAX);
     cl_buf_init_secret(&r->body, CL_API_DELINEATE_BODY_MAX);
 }
 
@@ -201,6 +205,7 @@ void cl_api_request_free(cl_api_request *r)
     cl_buf_free(&r->content_type);
     cl_buf_free(&r->accept);
     cl_buf_free(&r->origin);
+    cl_buf_free(&r->expect);
     cl_buf_free(&r->body);
 }
 
@@ -211,6 +216,7 @@ static void api_request_reset(cl_api_request *r)
     cl_buf_truncate(&r->content_type, 0);
     cl_buf_truncate(&r->accept, 0);
     cl_buf_truncate(&r->origin, 0);
+    cl_buf_truncate(&r->expect, 0);
     cl_buf_truncate(&r->body, 0);
     r->method = CL_API_OTHER;
     r->method_name[0] = '\0';
@@ -297,7 +303,16 @@ cl_status cl_api_read_request(cl_api_conn *c, cl_api_request *req, bool *got)
     *got = false;
     bool done = false;
     if (c->in.len > 0) CL_GUARD(api_feed(c, &st, &done));
+    bool continued = false;
     while (!done) {
+        /* RFC 9110 section 10.1.1: a client that sent "Expect: 100-continue" (curl does for large
+         * uploads) waits for an interim 100 before the body; the headers were accepted. */
+        cl_reader ex = cl_reader_make(req->expect.data, req->expect.len);
+        if (st.headers_done && !continued && cl_reader_is(&ex, "100-continue", true)) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            CL_GUARD(c->io.write(c->io.arg, (const uint8_t *)cont, sizeof(cont) - 1));
+            continued = true;
+        }
         uint8_t *space;
         size_t before = c->in.len, n = 0;
         CL_GUARD(cl_buf_add_space(&c->in, API_READ_CHUNK, &space));

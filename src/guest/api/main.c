@@ -36,8 +36,6 @@
 
 #define API_CONFIG_DEFAULT "/files/api.json"
 #define API_CONFIG_MAX ((size_t)256 << 10)
-#define API_MAX_THREADS 256
-#define API_QUEUE_MAX 64
 #define API_STACK ((size_t)1 << 20)
 #define API_DATA_KEY_META "data_key"
 #define API_KMS_CONTEXT_KEY "cloister:purpose"
@@ -59,12 +57,7 @@ typedef struct api {
     cl_api_ctx *ctx; /* in locked memory: it holds the data key */
     api_upstream classifier, mri;
     uint32_t redis_port;
-    /* the accept thread hands connections to the pool */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int queue[API_QUEUE_MAX];
-    size_t q_head, q_len;
-    atomic_bool stopping;
+    cl_api_server srv; /* the pool (serve.c) */
 } api;
 
 static int api_wake[2] = {-1, -1};
@@ -326,74 +319,20 @@ static CL_MUST_USE cl_status api_redis_connect(void *arg, int *fd)
 
 /* --- serving ------------------------------------------------------------------------------- */
 
-static void api_set_timeouts(int fd, long seconds)
-{
-    struct timeval tv = {.tv_sec = seconds, .tv_usec = 0};
-    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
-static void api_serve(api *a, int fd)
-{
-    cl_ratls_conn conn = {0};
-    cl_api_conn c;
-    cl_api_request req;
-    cl_api_response resp;
-    bool have_conn = false;
-    api_set_timeouts(fd, a->read_timeout);
-    if (cl_cas_tls_accept(a->cas, fd, &conn) != CL_OK) {
-        CL_LOG_INFO("TLS handshake refused: %s", cl_error_message());
-        (void)close(fd);
-        return;
-    }
-    cl_api_request_init(&req);
-    cl_api_response_init(&resp);
-    if (cl_api_conn_init(&c, cl_frame_io_tls(&conn)) == CL_OK) {
-        have_conn = true;
-        for (;;) {
-            bool got = false;
-            if (cl_api_read_request(&c, &req, &got) != CL_OK) {
-                CL_LOG_DEBUG("connection dropped: %s", cl_error_message());
-                break;
-            }
-            if (!got) break;
-            cl_api_handle(a->ctx, &req, &resp);
-            CL_LOG_INFO("%s %.*s %d", req.method_name, (int)(req.url.len > 80 ? 80 : req.url.len),
-                        (const char *)req.url.data, resp.status);
-            if (cl_api_write_response(&c, &req, &resp) != CL_OK || !req.keep_alive || resp.close ||
-                atomic_load(&a->stopping))
-                break;
-        }
-    }
-    if (have_conn) cl_api_conn_free(&c);
-    cl_api_request_free(&req);
-    cl_api_response_free(&resp);
-    cl_error_clear();
-    cl_ratls_conn_close(&conn);
-    (void)close(fd);
-}
-
-static void *api_thread(void *arg)
+/* The pool's handshake hook: TLS with whatever certificate the certificate service issued last. */
+static CL_MUST_USE cl_status api_tls_open(void *arg, cl_api_stream *s)
 {
     api *a = arg;
-    for (;;) {
-        (void)pthread_mutex_lock(&a->mu);
-        while (a->q_len == 0 && !atomic_load(&a->stopping)) (void)pthread_cond_wait(&a->cv, &a->mu);
-        if (a->q_len == 0) {
-            (void)pthread_mutex_unlock(&a->mu);
-            return NULL;
-        }
-        int fd = a->queue[a->q_head];
-        a->q_head = (a->q_head + 1) % API_QUEUE_MAX;
-        a->q_len--;
-        (void)pthread_mutex_unlock(&a->mu);
-        api_serve(a, fd);
-    }
+    CL_GUARD(cl_cas_tls_accept(a->cas, s->fd, &s->tls));
+    s->io = cl_frame_io_tls(&s->tls);
+    return CL_OK;
 }
+
+static void api_tls_close(cl_api_stream *s) { cl_ratls_conn_close(&s->tls); }
 
 static int api_accept_loop(api *a, int listener)
 {
-    while (!atomic_load(&a->stopping)) {
+    for (;;) {
         struct pollfd pf[2] = {{.fd = api_wake[0], .events = POLLIN}, {.fd = listener, .events = POLLIN}};
         int r = poll(pf, 2, -1);
         if (r < 0 && errno == EINTR) continue;
@@ -403,19 +342,7 @@ static int api_accept_loop(api *a, int listener)
             CL_LOG_ERROR("accept: %s", cl_error_message());
             return 1;
         }
-        (void)pthread_mutex_lock(&a->mu);
-        if (a->q_len == API_QUEUE_MAX) {
-            /* Every thread busy and the queue full: refuse at once rather than hold the socket. */
-            (void)pthread_mutex_unlock(&a->mu);
-            CL_LOG_WARN("connection refused: %ld connections in service and %d waiting (max_connections)",
-                        a->max_connections, API_QUEUE_MAX);
-            (void)close(fd);
-            continue;
-        }
-        a->queue[(a->q_head + a->q_len) % API_QUEUE_MAX] = fd;
-        a->q_len++;
-        (void)pthread_cond_signal(&a->cv);
-        (void)pthread_mutex_unlock(&a->mu);
+        (void)cl_api_server_enqueue(&a->srv, fd);
     }
     return 0;
 }
@@ -439,7 +366,7 @@ static CL_MUST_USE cl_status api_start(api *a, const char *path)
     a->max_connections = 32;
     a->read_timeout = 30;
     CL_GUARD_GOTO(cfg_uint(a->root, "listen_port", true, 1, 0xFFFFFFFFL, &a->listen_port));
-    CL_GUARD_GOTO(cfg_uint(a->root, "max_connections", false, 1, API_MAX_THREADS, &a->max_connections));
+    CL_GUARD_GOTO(cfg_uint(a->root, "max_connections", false, 1, CL_API_MAX_THREADS, &a->max_connections));
     CL_GUARD_GOTO(cfg_uint(a->root, "read_timeout", false, 1, 3600, &a->read_timeout));
     const char *s = NULL;
     CL_GUARD_GOTO(cfg_string(a->root, "cors_origin", false, &s));
@@ -529,14 +456,10 @@ int main(int argc, char **argv)
     json_set_alloc_funcs(malloc, cl_free_wiped);
     const char *config_path = argc > 1 ? argv[1] : API_CONFIG_DEFAULT;
     static api a;
-    static pthread_t threads[API_MAX_THREADS];
     long started = 0;
     int listener = -1, ec = 0;
     a.nsm = -1;
     (void)pthread_mutex_init(&a.nsm_mu, NULL);
-    (void)pthread_mutex_init(&a.mu, NULL);
-    (void)pthread_cond_init(&a.cv, NULL);
-    atomic_init(&a.stopping, false);
     a.ctx = cl_secure_alloc(sizeof(cl_api_ctx));
     if (a.ctx == NULL || pipe2(api_wake, O_CLOEXEC) != 0) {
         CL_LOG_ERROR("cannot start: out of memory");
@@ -556,28 +479,24 @@ int main(int argc, char **argv)
     struct sigaction sa = {.sa_handler = api_on_signal};
     (void)sigaction(SIGTERM, &sa, NULL);
     (void)sigaction(SIGINT, &sa, NULL);
-    pthread_attr_t attr;
-    (void)pthread_attr_init(&attr);
-    (void)pthread_attr_setstacksize(&attr, API_STACK);
-    for (; started < a.max_connections; started++)
-        if (pthread_create(&threads[started], &attr, api_thread, &a) != 0) break;
-    (void)pthread_attr_destroy(&attr);
-    if (started == 0) {
-        CL_LOG_ERROR("cannot start: no serving thread");
+    a.srv.ctx = a.ctx;
+    a.srv.read_timeout = a.read_timeout;
+    a.srv.open = api_tls_open;
+    a.srv.close = api_tls_close;
+    a.srv.hook_arg = &a;
+    if (cl_api_server_start(&a.srv, a.max_connections, API_STACK) != CL_OK) {
+        CL_LOG_ERROR("cannot start: %s", cl_error_message());
         ec = 1;
         goto out;
     }
+    started = a.srv.started;
     CL_LOG_INFO("serving HTTPS for %s on vsock port %ld, %ld connections at a time; records in the %s store; %zu "
                 "tokens; classifier %s, MRI model %s",
                 "api", a.listen_port, started, a.ctx->store->kind, a.ctx->n_tokens, a.classifier.on ? "on" : "off",
                 a.mri.on ? "on" : "off");
     ec = api_accept_loop(&a, listener);
-    atomic_store(&a.stopping, true);
-    (void)pthread_mutex_lock(&a.mu);
-    (void)pthread_cond_broadcast(&a.cv);
-    (void)pthread_mutex_unlock(&a.mu);
-    for (long i = 0; i < started; i++) (void)pthread_join(threads[i], NULL);
-    CL_LOG_INFO("stopped");
+    cl_api_server_stop(&a.srv);
+    CL_LOG_INFO("stopped after %ld connections", atomic_load(&a.srv.served));
 out:
     if (listener >= 0) (void)close(listener);
     cl_cas_identity_free(a.cas);

@@ -18,6 +18,7 @@
 #define CLOISTER_API_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +27,7 @@
 #include "cloister/crypto.h"
 #include "cloister/error.h"
 #include "cloister/frame.h"
+#include "cloister/ratls.h"
 
 #define CL_API_ID_MAX 64
 #define CL_API_FIELD_MAX 1024                                   /* bytes of one field's value */
@@ -66,7 +68,8 @@ typedef struct cl_api_request {
     cl_buf content_type;
     cl_buf accept;
     cl_buf origin;
-    cl_buf body; /* a secret buffer: it holds patient fields */
+    cl_buf expect; /* "100-continue": the client waits for an interim answer before the body */
+    cl_buf body;   /* a secret buffer: it holds patient fields */
     bool keep_alive;
     /* Set by the reader when the request cannot be served: the answer to send, then close. */
     int refuse_status;
@@ -265,6 +268,44 @@ struct cl_api_ctx {
 void cl_api_handle(cl_api_ctx *ctx, const cl_api_request *req, cl_api_response *resp);
 /* Writes an error answer {"error": code, "reason": reason}. */
 void cl_api_error(cl_api_response *resp, int status, const char *code, const char *fmt, ...) CL_PRINTF(4, 5);
+
+/* --- serving ---------------------------------------------------------------------------------- */
+
+#define CL_API_MAX_THREADS 256
+#define CL_API_QUEUE_MAX 64
+
+/* One accepted connection as the open hook made it: its bytes go through io. */
+typedef struct cl_api_stream {
+    int fd;
+    cl_ratls_conn tls; /* the program's TLS connection (cl_cas_tls_accept) */
+    cl_frame_io io;
+} cl_api_stream;
+
+typedef struct cl_api_server {
+    cl_api_ctx *ctx;
+    long read_timeout; /* seconds a client may stay silent */
+    /* The handshake on s->fd, setting s->io; NULL: plain bytes (tests). */
+    CL_MUST_USE cl_status (*open)(void *arg, cl_api_stream *s);
+    void (*close)(cl_api_stream *s);
+    void *hook_arg;
+    /* inside */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int queue[CL_API_QUEUE_MAX];
+    size_t q_head, q_len;
+    atomic_bool stopping;
+    atomic_long served;
+    pthread_t threads[CL_API_MAX_THREADS];
+    long started;
+} cl_api_server;
+
+/* Starts `threads` serving threads (stack: their stack size, 0 for the default). */
+CL_MUST_USE cl_status cl_api_server_start(cl_api_server *srv, long threads, size_t stack);
+/* Hands an accepted connection to the pool; false (and the socket closed) when all threads are
+ * busy and CL_API_QUEUE_MAX connections wait already. */
+bool cl_api_server_enqueue(cl_api_server *srv, int fd);
+/* No new connections; lets each thread finish its connection (bounded by read_timeout), joins them. */
+void cl_api_server_stop(cl_api_server *srv);
 
 /* A token line of the configuration: {"sha256": HEX, "scopes": ["read", "write"], "name": ...}. */
 CL_MUST_USE cl_status cl_api_scopes_parse(const char *s, unsigned *out);
