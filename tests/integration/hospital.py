@@ -10,9 +10,10 @@ mask of the slice's size, no token 401 and a read token writing 403; status list
 second up refuses, saying how to stop; down stops every process up started (the pid files' and
 the enclave launchers' with their descendants, each identified by pid and start time), frees
 the API's, Redis's and the channels' ports, keeps the state directory and, run again, changes
-nothing. up over the stopped deployment starts it again with its records and tokens. Ctrl-C while up
-starts things, and a step that fails (a redis-server that cannot start): exit 1, the step (and
-its log) named, nothing left running; a port already taken: refused before anything starts. Exits 77 only when the kernel refuses unprivileged user namespaces (no sim enclave)."""
+nothing. up over the stopped deployment starts it again with its records and tokens. Ctrl-C
+while up starts things, and a step that fails (a redis-server that cannot start): exit 1, the
+step (and its log) named, nothing left running; a port already taken: refused before anything
+starts. Exits 77 only when the kernel refuses unprivileged user namespaces (no sim enclave)."""
 import json
 import os
 import shlex
@@ -164,7 +165,8 @@ def walkthrough(cwd, state, port, out):
           "directory, mode 0600")
     env = parse_env(envfile)
     check(set(env) == {"CAS_ADDR", "SESSION", "API_ADDR", "REDIS_ADDR", "API_TOKEN", "API_TOKEN_READ", "CACERT"},
-          "hospital.env has CAS_ADDR, SESSION, API_ADDR, REDIS_ADDR, API_TOKEN, API_TOKEN_READ, CACERT: %s" % sorted(env))
+          "hospital.env has CAS_ADDR, SESSION, API_ADDR, REDIS_ADDR, API_TOKEN, API_TOKEN_READ, CACERT: %s" %
+          sorted(env))
     check(env.get("API_ADDR") == "127.0.0.1:%d" % port and env.get("SESSION") == "hospital" and
           env.get("REDIS_ADDR", "").startswith("127.0.0.1:") and env.get("CAS_ADDR", "").startswith("127.0.0.1:"),
           "API_ADDR is the --port, SESSION hospital, REDIS_ADDR and CAS_ADDR on 127.0.0.1: %s" %
