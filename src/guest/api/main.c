@@ -229,6 +229,19 @@ static CL_MUST_USE cl_status api_data_key(api *a, json_t *kms)
     rc = a->ctx->store->ops->meta_get(a->ctx->store, API_DATA_KEY_META, &blob);
     if (rc == CL_ERR_NOT_FOUND) {
         cl_error_clear();
+        /* A store with records but no data key is not a first start: its metadata was lost or
+         * removed (by the host, say). A new key would read none of the records and seal new ones
+         * beside them; stop instead. */
+        cl_buf ids;
+        cl_buf_init(&ids, 4 * (CL_API_ID_MAX + 1));
+        size_t count = 0;
+        rc = a->ctx->store->ops->list(a->ctx->store, NULL, 1, &ids, &count);
+        cl_buf_free(&ids);
+        CL_GUARD_CTX_GOTO(rc, "looking for records in the store");
+        CL_ENSURE_GOTO(count == 0, CL_ERR_STATE,
+                       "the %s store has records but not the data key's ciphertext (\"%s\"): refusing to make a new "
+                       "key that could read none of them; restore the store's metadata",
+                       a->ctx->store->kind, API_DATA_KEY_META);
         CL_GUARD_CTX_GOTO(
             cl_kms_generate_data_key_for_recipient(client, &rcpt, doc.data, doc.len, key_id, &ctx, &key, &blob, &arn),
             "the records' data key (GenerateDataKey under %s)", key_id);
