@@ -203,6 +203,7 @@ static CL_MUST_USE cl_status api_data_key(api *a, json_t *kms)
     cl_buf_init(&arn, 2048);
     const char *endpoint, *ca_file, *region, *key_id, *ak, *sk;
     long port = 0;
+    bool made = false; /* a new key (GenerateDataKey), else the stored one (Decrypt) */
     CL_GUARD_GOTO(cfg_known(kms, "\"kms\"", known, sizeof(known) / sizeof(known[0])));
     CL_GUARD_CTX_GOTO(cfg_string(kms, "endpoint", true, &endpoint), "kms");
     CL_GUARD_CTX_GOTO(cfg_uint(kms, "vsock_port", true, 1, 0xFFFFFFFFL, &port), "kms");
@@ -233,7 +234,7 @@ static CL_MUST_USE cl_status api_data_key(api *a, json_t *kms)
          * removed (by the host, say). A new key would read none of the records and seal new ones
          * beside them; stop instead. */
         cl_buf ids;
-        cl_buf_init(&ids, 4 * (CL_API_ID_MAX + 1));
+        cl_buf_init(&ids, (size_t)4 * (CL_API_ID_MAX + 1));
         size_t count = 0;
         rc = a->ctx->store->ops->list(a->ctx->store, NULL, 1, &ids, &count);
         cl_buf_free(&ids);
@@ -251,18 +252,16 @@ static CL_MUST_USE cl_status api_data_key(api *a, json_t *kms)
             cl_buf_truncate(&blob, 0);
             cl_buf_truncate(&key, 0);
             CL_GUARD_GOTO(a->ctx->store->ops->meta_get(a->ctx->store, API_DATA_KEY_META, &blob));
-            rc = CL_ERR_NOT_FOUND;
         } else {
             CL_GUARD_CTX_GOTO(rc, "keeping the data key's ciphertext in the store");
             CL_LOG_INFO("made the records' data key under %s; its KMS ciphertext is in the %s store", cl_buf_cstr(&arn),
                         a->ctx->store->kind);
+            made = true;
         }
     } else {
         CL_GUARD_CTX_GOTO(rc, "reading the data key's ciphertext from the store");
-        rc = CL_ERR_NOT_FOUND;
     }
-    if (rc == CL_ERR_NOT_FOUND) {
-        rc = CL_OK;
+    if (!made) {
         CL_GUARD_CTX_GOTO(
             cl_kms_decrypt_for_recipient(client, &rcpt, doc.data, doc.len, key_id, blob.data, blob.len, &ctx, &key),
             "the records' data key (Decrypt under %s)", key_id);
