@@ -287,6 +287,13 @@ def run_redis(w):
     check(not leaked, f"no field value in plaintext in SCAN + values, the RDB or the AOF ({leaked})")
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
+    # The data key's ciphertext removed (by the host): no new key beside the records, the start stops.
+    check(red.cli("DEL", "hospital:m:data_key").stdout.strip() == b"1", "the host deletes the data key's ciphertext")
+    proc3, _ = start_api(w, "api.img", "s4", proxies, None, wait=False, debug=True)
+    out, e = proc3.communicate(timeout=120)
+    check(proc3.returncode != 0 and "has records but not the data key's ciphertext" in out,
+          "records without the data key's ciphertext: no new key, the start stops: " +
+          out.strip()[-900:])
     # A Redis that does not fsync every write: refused at start (the console of a debug enclave says why).
     cfg2 = dict(cfg)
     pcr_lax = build_api(w, "api-lax", cfg2)

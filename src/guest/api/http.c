@@ -150,7 +150,13 @@ static int api_on_headers_complete(http_parser *p)
         (void)snprintf(reason, sizeof(reason), "the body is %llu bytes; this route takes at most %zu",
                        (unsigned long long)p->content_length, st->body_max);
         api_refuse(st, p, 413, reason);
+        return 0;
     }
+    /* The body's size is known: one allocation of it (a secret buffer grows by doubling, which
+     * would hold up to twice a 4 MiB upload per connection). */
+    if ((p->flags & F_CONTENTLENGTH) != 0 && p->content_length > 0 &&
+        cl_buf_reserve(&req->body, (size_t)p->content_length) != CL_OK)
+        api_refuse(st, p, 503, "out of memory for the body; try again later");
     return 0;
 }
 

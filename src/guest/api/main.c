@@ -203,6 +203,7 @@ static CL_MUST_USE cl_status api_data_key(api *a, json_t *kms)
     cl_buf_init(&arn, 2048);
     const char *endpoint, *ca_file, *region, *key_id, *ak, *sk;
     long port = 0;
+    bool made = false; /* a new key (GenerateDataKey), else the stored one (Decrypt) */
     CL_GUARD_GOTO(cfg_known(kms, "\"kms\"", known, sizeof(known) / sizeof(known[0])));
     CL_GUARD_CTX_GOTO(cfg_string(kms, "endpoint", true, &endpoint), "kms");
     CL_GUARD_CTX_GOTO(cfg_uint(kms, "vsock_port", true, 1, 0xFFFFFFFFL, &port), "kms");
@@ -229,6 +230,19 @@ static CL_MUST_USE cl_status api_data_key(api *a, json_t *kms)
     rc = a->ctx->store->ops->meta_get(a->ctx->store, API_DATA_KEY_META, &blob);
     if (rc == CL_ERR_NOT_FOUND) {
         cl_error_clear();
+        /* A store with records but no data key is not a first start: its metadata was lost or
+         * removed (by the host, say). A new key would read none of the records and seal new ones
+         * beside them; stop instead. */
+        cl_buf ids;
+        cl_buf_init(&ids, (size_t)4 * (CL_API_ID_MAX + 1));
+        size_t count = 0;
+        rc = a->ctx->store->ops->list(a->ctx->store, NULL, 1, &ids, &count);
+        cl_buf_free(&ids);
+        CL_GUARD_CTX_GOTO(rc, "looking for records in the store");
+        CL_ENSURE_GOTO(count == 0, CL_ERR_STATE,
+                       "the %s store has records but not the data key's ciphertext (\"%s\"): refusing to make a new "
+                       "key that could read none of them; restore the store's metadata",
+                       a->ctx->store->kind, API_DATA_KEY_META);
         CL_GUARD_CTX_GOTO(
             cl_kms_generate_data_key_for_recipient(client, &rcpt, doc.data, doc.len, key_id, &ctx, &key, &blob, &arn),
             "the records' data key (GenerateDataKey under %s)", key_id);
@@ -238,18 +252,16 @@ static CL_MUST_USE cl_status api_data_key(api *a, json_t *kms)
             cl_buf_truncate(&blob, 0);
             cl_buf_truncate(&key, 0);
             CL_GUARD_GOTO(a->ctx->store->ops->meta_get(a->ctx->store, API_DATA_KEY_META, &blob));
-            rc = CL_ERR_NOT_FOUND;
         } else {
             CL_GUARD_CTX_GOTO(rc, "keeping the data key's ciphertext in the store");
             CL_LOG_INFO("made the records' data key under %s; its KMS ciphertext is in the %s store", cl_buf_cstr(&arn),
                         a->ctx->store->kind);
+            made = true;
         }
     } else {
         CL_GUARD_CTX_GOTO(rc, "reading the data key's ciphertext from the store");
-        rc = CL_ERR_NOT_FOUND;
     }
-    if (rc == CL_ERR_NOT_FOUND) {
-        rc = CL_OK;
+    if (!made) {
         CL_GUARD_CTX_GOTO(
             cl_kms_decrypt_for_recipient(client, &rcpt, doc.data, doc.len, key_id, blob.data, blob.len, &ctx, &key),
             "the records' data key (Decrypt under %s)", key_id);

@@ -108,6 +108,7 @@ static CL_MUST_USE cl_status redis_cmd(api_redis *s, int argc, const char *const
 {
     cl_status rc = redis_run(s, 1, &argc, &argv, &argvlen, out);
     if (rc == CL_ERR_IO) rc = redis_run(s, 1, &argc, &argv, &argvlen, out);
+    if (rc == CL_OK && *out == NULL) rc = CL_RAISE(CL_ERR_INTERNAL, "Redis: no reply");
     return rc;
 }
 
@@ -274,6 +275,7 @@ static CL_MUST_USE cl_status redis_expect_config(api_redis *s, const char *name,
     CL_GUARD_CTX(redis_cmd(s, 3, argv, lens, &r),
                  "checking Redis's %s (the API needs CONFIG GET to confirm appendonly yes and appendfsync always)",
                  name);
+    CL_ENSURE(r != NULL, CL_ERR_INTERNAL, "Redis: no reply to CONFIG GET");
     bool ok = r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING &&
               strcmp(r->element[1]->str, want) == 0;
     char got[32] = "?";
