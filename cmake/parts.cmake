@@ -12,6 +12,7 @@
 #   guest/runtime   core                          inside an enclave (and in the cli)
 #   guest/train     core guest/runtime            inside an enclave (and in the cli)
 #   guest/infer     core guest/runtime            inside an enclave: cloister-infer
+#   guest/api       core                          inside an enclave: cloister-api
 #   host            core                          the operator's host
 #   kms             core                          a key owner's server: cloister-kms
 #   cli             core host guest/runtime guest/train   users' machines: cloister
@@ -19,6 +20,7 @@ set(CL_PART_USES_core "")
 set(CL_PART_USES_guest/runtime "core")
 set(CL_PART_USES_guest/train "core;guest/runtime")
 set(CL_PART_USES_guest/infer "core;guest/runtime")
+set(CL_PART_USES_guest/api "core")
 set(CL_PART_USES_host "core")
 set(CL_PART_USES_kms "core")
 set(CL_PART_USES_cli "core;host;guest/runtime;guest/train")

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -68,7 +69,8 @@ static const char run_usage[] =
     "  --memory MiB (default 256)      --cpu-count N | --cpu-ids ID...   --cid N (--enclave-cid N)\n"
     "  --debug (--debug-mode)          --attach-console                  --enclave-name NAME\n"
     "  --pki DIR   --proxy VSOCKPORT=HOST:PORT...   --state-dir DIR   --quiet\n"
-    "  --cgroup DIR|none   --max-tasks N   --publish [ADDR:]PORT=VSOCKPORT...\n"
+    "  --cgroup DIR|none   --max-tasks N   --data HOSTDIR\n"
+    "  --publish [ADDR:]PORT=VSOCKPORT...\n"
     "\n"
     "Starts the image's program isolated (namespaces, read-only root of the image's files only,\n"
     "no network, seccomp, memory limit) with two channels: the attestation device (NSM requests;\n"
@@ -100,6 +102,9 @@ static const char run_usage[] =
     "to you), else one found (cgroup v2 or v1 with the memory and pids controllers). With none\n"
     "(--cgroup none, or none usable: a warning says why) the enclave may not start processes, only\n"
     "threads, and --memory limits its one process. describe shows which applies (\"Limits\").\n"
+    "--data HOSTDIR (sim only) bind-mounts HOSTDIR writable at /data inside the enclave, for an\n"
+    "embedded store (cloister-api's SQLite); the rest of the root stays read-only. A Nitro enclave\n"
+    "has no disk: use a network store there (Redis, docs/api.md).\n"
     "State: --state-dir, $CLOISTER_STATE_DIR, $XDG_RUNTIME_DIR/cloister/enclaves or\n"
     "/tmp/cloister-UID/enclaves.\n";
 
@@ -425,7 +430,7 @@ static int enclave_run(int argc, char **argv)
 {
     const bool nitro = strcmp(argv[0], "run-enclave") == 0;
     const char *cmd = nitro ? "enclave run-enclave" : "enclave run";
-    enum { O_PKI = 1000, O_CPU_COUNT, O_CPU_IDS, O_NAME, O_CONFIG, O_EIF };
+    enum { O_PKI = 1000, O_CPU_COUNT, O_CPU_IDS, O_NAME, O_CONFIG, O_EIF, O_DATA };
     static const struct option opts[] = {
         {"pki", required_argument, NULL, 'p'},
         {"debug", no_argument, NULL, 'd'},
@@ -445,6 +450,7 @@ static int enclave_run(int argc, char **argv)
         {"attach-console", no_argument, NULL, 'a'},
         {"cgroup", required_argument, NULL, 'g'},
         {"max-tasks", required_argument, NULL, 't'},
+        {"data", required_argument, NULL, O_DATA},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -526,6 +532,13 @@ static int enclave_run(int argc, char **argv)
             if ((ec = cli_uint_option(cmd, "--max-tasks", optarg, 8, 65536, &v)) != CLI_EXIT_OK) return ec;
             cfg.max_tasks = (uint32_t)v;
             break;
+        case O_DATA: {
+            struct stat sb;
+            if (optarg[0] != '/' || stat(optarg, &sb) != 0 || !S_ISDIR(sb.st_mode))
+                return cli_usage_error(cmd, "--data %s: give an absolute path of an existing directory", optarg);
+            cfg.data_dir = optarg;
+            break;
+        }
         case 'h': fputs(run_usage, stdout); return CLI_EXIT_OK;
         default: return option_error(cmd, c, argv);
         }

@@ -161,6 +161,18 @@ out:
     return rc;
 }
 
+cl_status cl_infer_channel_open_fd(cl_infer_channel *ch, int fd, cl_ratls_client *client, cl_attest_doc *doc)
+{
+    cl_status rc = CL_OK;
+    memset(ch, 0, sizeof(*ch));
+    ch->fd = fd;
+    CL_GUARD_CTX_GOTO(cl_ratls_client_connect(client, ch->fd, &ch->conn, doc), "the enclave's RA-TLS handshake");
+    ch->tls = true;
+out:
+    if (rc != CL_OK) cl_infer_channel_close(ch);
+    return rc;
+}
+
 cl_status cl_infer_channel_request(cl_infer_channel *ch, const uint8_t *input, size_t n, cl_buf *out)
 {
     CL_ENSURE(ch->tls, CL_ERR_STATE, "the channel to the enclave is not open");

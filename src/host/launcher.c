@@ -135,6 +135,16 @@ static CL_MUST_USE cl_status isolate_fs(const child_args *a)
     if (mount("tmpfs", a->root, "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0)
         CL_FAIL_ERRNO(CL_ERR_IO, "enclave: cannot mount a tmpfs on %s", a->root);
     CL_GUARD(populate(a));
+    if (a->cfg->data_dir != NULL) {
+        /* --data (sim only): the host directory, writable at /data. The root stays read-only. */
+        char data[4200];
+        (void)snprintf(data, sizeof(data), "%s/data", a->root);
+        if (mkdir(data, 0700) != 0) CL_FAIL_ERRNO(CL_ERR_IO, "enclave: mkdir %s", data);
+        if (mount(a->cfg->data_dir, data, NULL, MS_BIND | MS_REC, NULL) != 0)
+            CL_FAIL_ERRNO(CL_ERR_IO, "enclave: cannot bind-mount the data directory %s", a->cfg->data_dir);
+        if (mount(NULL, data, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+            CL_FAIL_ERRNO(CL_ERR_IO, "enclave: cannot remount the data directory nosuid,nodev,noexec");
+    }
     char old[4200];
     (void)snprintf(old, sizeof(old), "%s/.old", a->root);
     if (mkdir(old, 0700) != 0) CL_FAIL_ERRNO(CL_ERR_IO, "enclave: mkdir %s", old);
@@ -158,7 +168,7 @@ static struct scmp_arg_cmp arg_n(unsigned n, enum scmp_compare op, uint64_t a, u
     return (struct scmp_arg_cmp){.arg = n, .op = op, .datum_a = a, .datum_b = b};
 }
 
-static CL_MUST_USE cl_status seccomp_install(bool new_processes)
+static CL_MUST_USE cl_status seccomp_install(bool new_processes, bool data_dir)
 {
     /* What a C program, its dynamic loader, libc, libcrypto and libcbor need to run and
      * to talk over the two descriptors it was given, and nothing to reach past them: no
@@ -262,6 +272,12 @@ static CL_MUST_USE cl_status seccomp_install(bool new_processes)
     for (size_t i = 0; i < sizeof(allow) / sizeof(allow[0]) && r == 0; i++)
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allow[i], 0);
     if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1, arg0(SCMP_CMP_EQ, AF_UNIX, 0));
+    /* --data: what a database in /data needs (SQLite's WAL: sync, truncate, unlink, rename). */
+    static const int data_calls[] = {SCMP_SYS(fsync),    SCMP_SYS(fdatasync), SCMP_SYS(ftruncate), SCMP_SYS(unlink),
+                                     SCMP_SYS(unlinkat), SCMP_SYS(rename),    SCMP_SYS(renameat),  SCMP_SYS(mkdir),
+                                     SCMP_SYS(mkdirat),  SCMP_SYS(fallocate), SCMP_SYS(fchmod),    SCMP_SYS(fchown)};
+    for (size_t i = 0; data_dir && i < sizeof(data_calls) / sizeof(data_calls[0]) && r == 0; i++)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, data_calls[i], 0);
     if (r == 0) {
         /* clone's flags are its first argument on x86-64. Without a cgroup around the enclave only
          * threads may be made (CLONE_THREAD set: the same address space, under the same RLIMIT_AS);
@@ -341,7 +357,7 @@ static CL_MUST_USE cl_status child_setup(child_args *a)
     sigset_t none;
     sigemptyset(&none);
     if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) CL_FAIL_ERRNO(CL_ERR_INTERNAL, "enclave: sigprocmask");
-    CL_GUARD(seccomp_install(a->new_processes));
+    CL_GUARD(seccomp_install(a->new_processes, a->cfg->data_dir != NULL));
     /* Last, right before exec: nothing of the launcher's own code (nor a sanitizer
      * runtime, in test builds) has to allocate under the enclave's limit. RLIMIT_NPROC counts
      * the enclave user's tasks in its own user namespace (kernel/ucount.c); the kernel does not

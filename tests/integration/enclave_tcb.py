@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The trusted computing base of the guest programs (docs/threat-model.md, "TCB").
 
-1. `ldd` of every guest program (cloister-infer and the test enclaves enclave_probe,
+1. `ldd` of every guest program (cloister-infer, cloister-api and the test enclaves enclave_probe,
    enclave_kms, ratls_server) lists none of libcurl and what it brought (GnuTLS, Kerberos,
    LDAP, RTMP, SSH2, ...); OpenCL is there only as libdnnl's own dependency (Debian builds
    oneDNN with its OpenCL GPU runtime; we create CPU engines only), never the program's.
@@ -25,16 +25,18 @@ import tempfile
 C = os.environ["CLOISTER_BIN"]
 ROOT = os.environ["CLOISTER_SOURCE_DIR"]
 BUILD = os.environ["CLOISTER_BUILD_DIR"]
-GUESTS = {n: os.environ[v] for n, v in (("cloister-infer", "CLOISTER_INFER"), ("enclave_probe", "ENCLAVE_PROBE"),
-                                        ("enclave_kms", "ENCLAVE_KMS"), ("ratls_server", "RATLS_SERVER"))}
+GUESTS = {n: os.environ[v] for n, v in (("cloister-infer", "CLOISTER_INFER"), ("cloister-api", "CLOISTER_API"),
+                                        ("enclave_probe", "ENCLAVE_PROBE"), ("enclave_kms", "ENCLAVE_KMS"),
+                                        ("ratls_server", "RATLS_SERVER"))}
 MiB = 1 << 20
 MAX_LIBRARIES = 15
 MAX_LIBRARY_BYTES = 50 * MiB
 MAX_IMAGE_BYTES = 56 * MiB
 # What a guest may load: libc (and its loader and libm), OpenSSL, oneDNN with its OpenMP,
-# libstdc++, libgcc_s and OpenCL ICD loader, libcbor, jansson, protobuf-c, libpng, zlib.
+# libstdc++, libgcc_s and OpenCL ICD loader, libcbor, jansson, protobuf-c, libpng, zlib; and
+# cloister-api's stores: SQLite and hiredis.
 ALLOWED = re.compile(r"^(ld-linux-x86-64|libc|libm|libssl|libcrypto|libdnnl|libgomp|libstdc\+\+|libgcc_s|libOpenCL|"
-                     r"libcbor|libjansson|libprotobuf-c|libpng16|libz)\.so(\.[0-9.]+)?$")
+                     r"libcbor|libjansson|libprotobuf-c|libpng16|libz|libsqlite3|libhiredis)\.so(\.[0-9.]+)?$")
 # libcurl and the libraries it brought into the worker before (Debian 12's libcurl4).
 FORBIDDEN = re.compile(r"^lib(curl|gnutls|krb5|krb5support|k5crypto|gssapi_krb5|com_err|ldap|lber|sasl2|rtmp|ssh2|"
                        r"nghttp2|idn2|psl|zstd|brotli\w*|nettle|hogweed|gmp|p11-kit|tasn1|unistring|ffi|keyutils|"

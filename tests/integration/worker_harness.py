@@ -260,7 +260,7 @@ def world(config_extra=None, model=None, record=None, tls=False, cas=False):
             open(p("build.json"), "w").write(r.stdout)
             w.pcr0 = json.loads(r.stdout)["Measurements"]["PCR0"]
             admin.put_key_policy(KeyId=model_key, PolicyName="default", Policy=policy(w.pcr0))
-            w.srv = srv
+            w.srv, w.hosp = srv, hosp
             if cas:
                 import cas_harness
                 st, a = cas_harness.request(srv.endpoint, "PUT", "/v1/sessions/hospital",

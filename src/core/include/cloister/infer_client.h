@@ -71,6 +71,10 @@ typedef struct cl_infer_channel {
  * the verified attestation document. */
 CL_MUST_USE cl_status cl_infer_channel_open(cl_infer_channel *ch, const char *socket_path, cl_ratls_client *client,
                                             cl_attest_doc *doc);
+/* The same over a stream the caller connected (inside an enclave: cl_vsock_connect to the worker's
+ * channel port); the channel takes fd over and closes it, also on failure. */
+CL_MUST_USE cl_status cl_infer_channel_open_fd(cl_infer_channel *ch, int fd, cl_ratls_client *client,
+                                               cl_attest_doc *doc);
 /* One request: the plaintext input in, the plaintext result appended to out (a secret buffer). */
 CL_MUST_USE cl_status cl_infer_channel_request(cl_infer_channel *ch, const uint8_t *input, size_t n, cl_buf *out);
 void cl_infer_channel_close(cl_infer_channel *ch);

@@ -210,6 +210,9 @@ typedef struct cl_enclave_config {
      * stderr goes to STATE/ID/launcher.log, and its description to ready_fd. */
     bool detached;
     int ready_fd; /* with detached: a SOCK_SEQPACKET socket */
+    /* Sim only: a host directory bind-mounted writable at /data (an embedded store's files; the
+     * root stays a read-only tmpfs). A Nitro enclave has no disk: use a network store there. */
+    const char *data_dir;
 } cl_enclave_config;
 
 /* Checks a name for --enclave-name: 1..CL_ENCLAVE_NAME_MAX of [A-Za-z0-9._-]. */
