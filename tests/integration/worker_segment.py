@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """The MRI delineation story through the worker: the TCGA-LGG U-Net
 (models/tcga-lgg-unet, NOT FOR CLINICAL USE) sealed by the model owner, the walk-through's MRI
-slice (TCGA_CS_4944.png, RGB; the model reads its FLAIR channel) sealed by the hospital, both paths. Both KMSs serve HTTPS and the worker trusts their CA from a file in
-its image (kms_ca_file), so its TLS sessions to the KMSs end inside the enclave: the relays in
-front of the KMSs see TLS records and no HTTP at all.
+slice (TCGA_CS_4944.png, RGB; the model reads its FLAIR channel) sealed by the hospital, both
+paths. Both KMSs serve HTTPS and the worker trusts their CA from a file in its image
+(kms_ca_file), so its TLS sessions to the KMSs end inside the enclave: the relays in front of
+the KMSs see TLS records and no HTTP at all.
 
 - Envelope and channel paths give the mask and summary `cloister infer-local` gives on the
   plaintext slice (-o mask.png: the mask into the file, the summary on stdout; -o x.json: the
