@@ -97,7 +97,7 @@ def main():
                 models[m], inputs[m] = d.p("classifier.onnx"), d.p("patient.json")
             elif m == "unet":
                 models[m] = unet_model(work)
-                inputs[m] = os.path.join(ROOT, "models", "phantom-unet", "samples", "slice-1.png")
+                inputs[m] = os.path.join(ROOT, "models", "tcga-lgg-unet", "samples", "TCGA_CS_4944.png")
             else:
                 raise RuntimeError("unknown model %s (unet, classifier)" % m)
         open(d.p("policy.json"), "w").write(demo.key_policy(demo.OWNER[2], []))

@@ -187,15 +187,19 @@ static CL_MUST_USE cl_status infer_local(const char *model_path, const char *inp
             "input %s", input_path);
     } else if (png_in) {
         if (cl_infer_segmenter_detect(m)) CL_GUARD_CTX_GOTO(cl_infer_segmenter_check(m), "model %s", model_path);
-        /* The image becomes [1, C, H, W] at the model's declared size. */
+        /* The image becomes [1, C, H, W] at the model's declared size (a segmenter's own way: its
+         * metadata may pick one channel of an RGB image). */
         cl_infer_dtype dt;
         int rank;
         int64_t dims[CL_INFER_MAX_RANK];
         CL_GUARD_GOTO(cl_infer_model_input_info(m, 0, NULL, &dt, &rank, dims));
         CL_ENSURE_GOTO(dt == CL_INFER_FLOAT && rank == 4 && (dims[1] == 1 || dims[1] == 3), CL_ERR_UNSUPPORTED,
                        "model %s does not take an image: its input is not float32 [N, 1 or 3, H, W]", model_path);
-        CL_GUARD_CTX_GOTO(cl_infer_png_read(ib.data, ib.len, (int)dims[1], dims[2], dims[3], &in), "input %s",
-                          input_path);
+        if (cl_infer_segmenter_detect(m))
+            CL_GUARD_CTX_GOTO(cl_infer_segment_input(m, ib.data, ib.len, &in), "input %s", input_path);
+        else
+            CL_GUARD_CTX_GOTO(cl_infer_png_read(ib.data, ib.len, (int)dims[1], dims[2], dims[3], &in), "input %s",
+                              input_path);
     } else {
         CL_GUARD_CTX_GOTO(cl_infer_npy_parse(ib.data, ib.len, &in), "input %s", input_path);
     }

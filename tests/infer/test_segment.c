@@ -2,6 +2,7 @@
 /* Segmentation I/O: the summary of a mask, refusals first, and the PNG round trip. */
 #include <jansson.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "cloister/crypto.h"
 #include "cloister/infer.h"
@@ -243,13 +244,135 @@ static void test_segment_png_rejected(void **state)
     cl_buf_free(&sum);
 }
 
+static void png_chunk(cl_buf *b, const char type[4], const uint8_t *data, size_t n)
+{
+    assert_ok(cl_buf_append_u32be(b, (uint32_t)n));
+    size_t at = b->len;
+    assert_ok(cl_buf_append(b, type, 4));
+    if (n > 0) assert_ok(cl_buf_append(b, data, n));
+    assert_ok(cl_buf_append_u32be(b, (uint32_t)crc32(0, b->data + at, (uInt)(n + 4))));
+}
+
+/* A 16 x 12 8-bit RGB PNG (PNG spec. 5, 11.2.2: color type 2) whose R, G and B channels each hold
+ * one 255-valued rectangle on 0: R at x 1-3, y 1-3 (9 px), G at x 6-12, y 4-8 (35 px), B at x 13-14,
+ * y 9-10 (4 px). Which rectangle the mask finds says which channel the model read. */
+static void rgb_png(cl_buf *out)
+{
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    static const int box[3][4] = {{1, 1, 3, 3}, {6, 4, 12, 8}, {13, 9, 14, 10}}; /* x0, y0, x1, y1 */
+    uint8_t raw[12 * (1 + 16 * 3)] = {0};
+    for (int y = 0; y < 12; y++)
+        for (int x = 0; x < 16; x++)
+            for (int c = 0; c < 3; c++)
+                if (x >= box[c][0] && x <= box[c][2] && y >= box[c][1] && y <= box[c][3])
+                    raw[y * (1 + 16 * 3) + 1 + x * 3 + c] = 255;
+    uint8_t z[1024];
+    uLongf zn = sizeof(z);
+    assert_int_equal(compress2(z, &zn, raw, sizeof(raw), 9), Z_OK);
+    const uint8_t ihdr[13] = {0, 0, 0, 16, 0, 0, 0, 12, 8, 2, 0, 0, 0};
+    cl_buf_init(out, 1 << 16);
+    assert_ok(cl_buf_append(out, sig, sizeof(sig)));
+    png_chunk(out, "IHDR", ihdr, sizeof(ihdr));
+    png_chunk(out, "IDAT", z, zn);
+    png_chunk(out, "IEND", NULL, 0);
+}
+
+/* cloister.segmentation.channel: a one-channel model reads the channel it names of an RGB image
+ * (the TCGA-LGG U-Net reads FLAIR, G); without it the mean of the three; a gray image as it is. */
+static void test_segment_channel(void **state)
+{
+    (void)state;
+    cl_buf rgb, gray, mask, sum;
+    rgb_png(&rgb);
+    tm_square_png(&gray);
+    cl_buf_init(&mask, 1 << 20);
+    cl_buf_init(&sum, 1 << 16);
+    static const struct {
+        const char *channel; /* NULL: no metadata */
+        long long area, x, y, w, h;
+    } cases[] = {
+        {"0", 9, 1, 1, 3, 3},
+        {"1", 35, 6, 4, 7, 5},
+        {"2", 4, 13, 9, 2, 2},
+        {NULL, 48, 1, 1, 14, 10}, /* the mean: every rectangle is above the image's mean */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *meta[] = {"cloister.kind", "segmentation",
+                              cases[i].channel ? "cloister.segmentation.channel" : NULL, cases[i].channel, NULL};
+        cl_infer_model *m = image_model("Sigmoid", 12, 16, meta);
+        assert_ok(cl_infer_segmenter_check(m));
+        cl_buf_reset(&mask);
+        cl_buf_reset(&sum);
+        assert_ok(cl_infer_segment_png(m, rgb.data, rgb.len, &mask, &sum));
+        json_t *j = json_loadb((const char *)sum.data, sum.len, 0, NULL);
+        assert_non_null(j);
+        assert_int_equal(jint(j, "area_pixels"), cases[i].area);
+        expect_box(j, cases[i].x, cases[i].y, cases[i].w, cases[i].h);
+        json_decref(j);
+
+        /* What the model saw: the picked channel, z-scored (255 inside its rectangle, 0 elsewhere). */
+        cl_infer_tensor in;
+        assert_ok(cl_infer_segment_input(m, rgb.data, rgb.len, &in));
+        assert_int_equal(in.rank, 4);
+        assert_int_equal(in.dims[1], 1);
+        const float *f = in.data;
+        size_t above = 0;
+        for (size_t k = 0; k < (size_t)12 * 16; k++) above += f[k] > 0.0f;
+        assert_int_equal(above, cases[i].area);
+        cl_infer_tensor_free(&in);
+
+        /* A gray image is taken as it is whatever the channel. */
+        cl_buf_reset(&mask);
+        cl_buf_reset(&sum);
+        assert_ok(cl_infer_segment_png(m, gray.data, gray.len, &mask, &sum));
+        assert_int_equal(mask.len, gray.len);
+        assert_memory_equal(mask.data, gray.data, gray.len);
+        cl_infer_model_free(m);
+    }
+
+    /* Refusals: not one digit 0-2, or a 3-channel model (which reads R, G and B as they are). */
+    static const char *const bad[][2] = {
+        {"3", "'3' is not 0, 1 or 2"}, {"01", "'01' is not 0, 1 or 2"}, {"-1", "'-1' is not 0, 1 or 2"},
+        {"", "'' is not 0, 1 or 2"},   {"G", "'G' is not 0, 1 or 2"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *meta[] = {"cloister.kind", "segmentation", "cloister.segmentation.channel", bad[i][0], NULL};
+        cl_infer_model *m = image_model("Sigmoid", 12, 16, meta);
+        assert_fails(cl_infer_segmenter_check(m), CL_ERR_FORMAT, bad[i][1]);
+        cl_buf_reset(&mask);
+        cl_buf_reset(&sum);
+        assert_fails(cl_infer_segment_png(m, rgb.data, rgb.len, &mask, &sum), CL_ERR_FORMAT, bad[i][1]);
+        assert_int_equal(mask.len, 0);
+        assert_int_equal(sum.len, 0);
+        cl_infer_tensor in;
+        assert_fails(cl_infer_segment_input(m, rgb.data, rgb.len, &in), CL_ERR_FORMAT, bad[i][1]);
+        assert_null(in.data);
+        cl_infer_model_free(m);
+    }
+    tm_model *t = tm_new(13);
+    int64_t d[4] = {1, 3, 12, 16};
+    tm_input(t, "x", CL_INFER_FLOAT, 4, d);
+    tm_output(t, "y");
+    tm_node(t, "Sigmoid", "n", "x", "y");
+    tm_metadata(t, "cloister.kind", "segmentation");
+    tm_metadata(t, "cloister.segmentation.channel", "1");
+    cl_infer_model *m = tm_load(t);
+    tm_free(t);
+    assert_fails(cl_infer_segmenter_check(m), CL_ERR_FORMAT, "its input takes 3 channels");
+    cl_infer_model_free(m);
+
+    cl_buf_free(&rgb);
+    cl_buf_free(&gray);
+    cl_buf_free(&mask);
+    cl_buf_free(&sum);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_summary_rejected),
-        cmocka_unit_test(test_summary_empty_one_full),
-        cmocka_unit_test(test_segment_png_rejected),
-        cmocka_unit_test(test_segment_png),
+        cmocka_unit_test(test_summary_rejected),     cmocka_unit_test(test_summary_empty_one_full),
+        cmocka_unit_test(test_segment_png_rejected), cmocka_unit_test(test_segment_png),
+        cmocka_unit_test(test_segment_channel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

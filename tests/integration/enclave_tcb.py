@@ -6,7 +6,7 @@
    LDAP, RTMP, SSH2, ...); OpenCL is there only as libdnnl's own dependency (Debian builds
    oneDNN with its OpenCL GPU runtime; we create CPU engines only), never the program's.
 2. The U-Net worker image, built as ./scripts/demo builds it (cloister-infer, the sealed
-   phantom U-Net of models/, worker.json, two KMS CA certificates): its loader and
+   TCGA-LGG U-Net of models/, worker.json, two KMS CA certificates): its loader and
    libraries are at most 15, each one of the list below by name, at most 50 MiB together;
    the image at most 56 MiB (measured: 48.9 and 52.3 MiB; the bounds leave room for Debian
    updates and our own growth; libcurl and the 26 libraries it brought added 10.6 MiB).
@@ -107,9 +107,9 @@ def test_unet_image(tmp):
     p = lambda *n: os.path.join(tmp, *n)  # noqa: E731
     r = run("key", "local-create", "-o", p("owner.key"))
     check(r.returncode == 0, "a local key for sealing: " + r.stderr.strip())
-    r = run("seal", "--key", p("owner.key"), os.path.join(ROOT, "models", "phantom-unet", "phantom-unet.onnx"), "-o",
-            p("mri-unet.sealed"))
-    check(r.returncode == 0, "the phantom U-Net sealed: " + r.stderr.strip())
+    r = run("seal", "--key", p("owner.key"), os.path.join(ROOT, "models", "tcga-lgg-unet", "tcga-lgg-unet.onnx"),
+            "-o", p("mri-unet.sealed"))
+    check(r.returncode == 0, "the TCGA-LGG U-Net sealed: " + r.stderr.strip())
     for party in ("owner-kms", "hospital-kms"):
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                         "-keyout", p(party + ".key"), "-out", p(party + ".pem"), "-days", "2", "-subj",

@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The MRI delineation story through the worker: the phantom U-Net
-(models/phantom-unet, NOT clinically trained) sealed by the model owner, an MRI slice sealed by
-the hospital, both paths. Both KMSs serve HTTPS and the worker trusts their CA from a file in
-its image (kms_ca_file), so its TLS sessions to the KMSs end inside the enclave: the relays in
-front of the KMSs see TLS records and no HTTP at all.
+"""The MRI delineation story through the worker: the TCGA-LGG U-Net
+(models/tcga-lgg-unet, NOT FOR CLINICAL USE) sealed by the model owner, the walk-through's MRI
+slice (TCGA_CS_4944.png, RGB; the model reads its FLAIR channel) sealed by the hospital, both
+paths. Both KMSs serve HTTPS and the worker trusts their CA from a file in its image
+(kms_ca_file), so its TLS sessions to the KMSs end inside the enclave: the relays in front of
+the KMSs see TLS records and no HTTP at all.
 
 - Envelope and channel paths give the mask and summary `cloister infer-local` gives on the
   plaintext slice (-o mask.png: the mask into the file, the summary on stdout; -o x.json: the
@@ -21,8 +22,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 import worker_harness as wh  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MODEL = os.path.join(ROOT, "models", "phantom-unet", "phantom-unet.onnx")
-SLICE = os.path.join(ROOT, "models", "phantom-unet", "samples", "slice-2.png")
+MODEL = os.path.join(ROOT, "models", "tcga-lgg-unet", "tcga-lgg-unet.onnx")
+SLICE = os.path.join(ROOT, "models", "tcga-lgg-unet", "samples", "TCGA_CS_4944.png")
 passed = failed = 0
 
 

@@ -309,8 +309,10 @@ CL_MUST_USE cl_status infer_image_resize(const cl_infer_tensor *in, int64_t out_
 /* cl_infer_png_read that refuses, from the PNG's header alone (before any row is
  * decoded or any pixel buffer allocated), images over max_pixels or whose decode
  * would hold more than max_bytes at once (the rows as decoded, the float tensor
- * and its resized copy), and says how large the decoded image was. */
-CL_MUST_USE cl_status infer_png_read_sized(const void *bytes, size_t len, int channels, size_t max_pixels,
+ * and its resized copy), and says how large the decoded image was. For a
+ * one-channel input, `pick` (0, 1 or 2) takes that channel of an RGB image
+ * instead of the mean of the three; -1 for the mean (and for 3-channel inputs). */
+CL_MUST_USE cl_status infer_png_read_sized(const void *bytes, size_t len, int channels, int pick, size_t max_pixels,
                                            size_t max_bytes, int64_t out_h, int64_t out_w, cl_infer_tensor *out,
                                            int64_t *src_h, int64_t *src_w);
 

@@ -196,12 +196,13 @@ cl_status cl_infer_png_read(const void *bytes, size_t len, int channels, int64_t
 {
     int64_t h, w;
     /* The cap of the tensors cl_infer_tensor_alloc makes, for the whole decode. */
-    return infer_png_read_sized(bytes, len, channels, IMG_MAX_PIXELS, INFER_PUBLIC_ALLOC_MAX, out_h, out_w, out, &h,
+    return infer_png_read_sized(bytes, len, channels, -1, IMG_MAX_PIXELS, INFER_PUBLIC_ALLOC_MAX, out_h, out_w, out, &h,
                                 &w);
 }
 
-cl_status infer_png_read_sized(const void *bytes, size_t len, int channels, size_t max_pixels, size_t max_bytes,
-                               int64_t out_h, int64_t out_w, cl_infer_tensor *out, int64_t *src_h, int64_t *src_w)
+cl_status infer_png_read_sized(const void *bytes, size_t len, int channels, int pick, size_t max_pixels,
+                               size_t max_bytes, int64_t out_h, int64_t out_w, cl_infer_tensor *out, int64_t *src_h,
+                               int64_t *src_w)
 {
     cl_status rc = CL_OK;
     img_dec d = {0};
@@ -212,6 +213,9 @@ cl_status infer_png_read_sized(const void *bytes, size_t len, int channels, size
     memset(out, 0, sizeof(*out));
     *src_h = *src_w = 0;
     CL_ENSURE(channels == 1 || channels == 3, CL_ERR_UNSUPPORTED, "an image input needs 1 or 3 channels, not %d",
+              channels);
+    CL_ENSURE(pick >= -1 && pick <= 2 && (pick == -1 || channels == 1), CL_ERR_USAGE,
+              "channel %d of an RGB image was asked for a %d-channel input; 0, 1 or 2 for a one-channel input", pick,
               channels);
     const img_limits lim = {.max_pixels = max_pixels < IMG_MAX_PIXELS ? max_pixels : IMG_MAX_PIXELS,
                             .max_bytes = max_bytes,
@@ -228,8 +232,10 @@ cl_status infer_png_read_sized(const void *bytes, size_t len, int channels, size
         for (int k = 0; k < ch; k++)
             v[k] = bits == 16 ? (double)((const uint16_t *)d.pixels)[i * (size_t)ch + (size_t)k]
                               : (double)d.pixels[i * (size_t)ch + (size_t)k];
+        /* RGB into one channel: the one the model names (an MRI's FLAIR among three sequences), else the mean. */
+        double one = ch == 1 ? v[0] : pick >= 0 ? v[pick] : (v[0] + v[1] + v[2]) / 3.0;
         for (int k = 0; k < channels; k++)
-            f[(size_t)k * plane + i] = (float)(ch == channels ? v[k] : ch == 1 ? v[0] : (v[0] + v[1] + v[2]) / 3.0);
+            f[(size_t)k * plane + i] = (float)(ch == channels ? v[k] : ch == 1 ? v[0] : one);
     }
     if (out_h <= 0) out_h = h;
     if (out_w <= 0) out_w = w;

@@ -14,6 +14,7 @@
 #define SEGMENT_META_NAME "cloister.name"
 #define SEGMENT_META_NOTE "cloister.note"
 #define SEGMENT_META_THRESHOLD "cloister.segmentation.threshold"
+#define SEGMENT_META_CHANNEL "cloister.segmentation.channel"
 #define SEGMENT_NAME_MAX 64
 #define SEGMENT_NOTE_MAX 1024
 /* A threshold is a short decimal ("0.5", "0.35"); anything longer is not one. */
@@ -25,6 +26,7 @@
 
 typedef struct segment_spec {
     int channels;
+    int pick;           /* the RGB channel a one-channel model reads, or -1 for the mean of the three */
     int64_t in_h, in_w; /* 0 when symbolic: the image's own size */
     float threshold;
     const char *name;
@@ -109,6 +111,19 @@ static CL_MUST_USE cl_status segment_spec_read(const cl_infer_model *m, segment_
               "rank %d)",
               cl_infer_dtype_name(dt), rank);
     s->channels = (int)d[1];
+    s->pick = -1;
+    const char *ch = cl_infer_model_metadata(m, SEGMENT_META_CHANNEL);
+    if (ch != NULL) {
+        /* A model trained on one MRI sequence (the walk-through's slices hold three, as R, G, B) says which. */
+        CL_ENSURE(ch[0] >= '0' && ch[0] <= '2' && ch[1] == '\0', CL_ERR_FORMAT,
+                  "the model's %s metadata '%.16s' is not 0, 1 or 2 (the R, G or B channel of an RGB image)",
+                  SEGMENT_META_CHANNEL, ch);
+        CL_ENSURE(s->channels == 1, CL_ERR_FORMAT,
+                  "the model's %s metadata picks one channel of an RGB image, but its input takes 3 channels; "
+                  "remove the metadata or give the model a one-channel input",
+                  SEGMENT_META_CHANNEL);
+        s->pick = ch[0] - '0';
+    }
     s->in_h = d[2] > 0 ? d[2] : 0;
     s->in_w = d[3] > 0 ? d[3] : 0;
     return CL_OK;
@@ -226,8 +241,8 @@ static CL_MUST_USE cl_status segment_run(cl_infer_model *m, const void *png, siz
     CL_ENSURE(outs != NULL, CL_ERR_NOMEM, "out of memory");
     /* The image is held to the model's memory cap (the worker's model_memory_mib), checked from
      * the PNG's header before it is decoded. */
-    CL_GUARD_GOTO(infer_png_read_sized(png, len, s.channels, CL_INFER_SEGMENT_MAX_PIXELS, m->mem.max, s.in_h, s.in_w,
-                                       &in, &src_h, &src_w));
+    CL_GUARD_GOTO(infer_png_read_sized(png, len, s.channels, s.pick, CL_INFER_SEGMENT_MAX_PIXELS, m->mem.max, s.in_h,
+                                       s.in_w, &in, &src_h, &src_w));
     CL_GUARD_GOTO(cl_infer_run(m, &in, 1, outs, n_out));
     CL_GUARD_GOTO(segment_map_dims(&outs[0], &h, &w));
     const float *p = outs[0].data;
@@ -253,6 +268,19 @@ out:
     cl_infer_tensor_free(&full); /* the patient's image and what the model saw in it: wiped */
     cl_infer_tensor_free(&in);
     return rc;
+}
+
+cl_status cl_infer_segment_input(const cl_infer_model *m, const void *png, size_t len, cl_infer_tensor *out)
+{
+    segment_spec s;
+    int64_t src_h = 0, src_w = 0;
+    memset(out, 0, sizeof(*out));
+    CL_GUARD(segment_spec_read(m, &s));
+    CL_ENSURE(png != NULL || len == 0, CL_ERR_USAGE, "no image bytes given");
+    CL_ENSURE(len <= CL_INFER_SEGMENT_MAX_INPUT, CL_ERR_LIMIT, "the image is %zu bytes, over the %zu allowed", len,
+              CL_INFER_SEGMENT_MAX_INPUT);
+    return infer_png_read_sized(png, len, s.channels, s.pick, CL_INFER_SEGMENT_MAX_PIXELS, m->mem.max, s.in_h, s.in_w,
+                                out, &src_h, &src_w);
 }
 
 cl_status cl_infer_segment_png(cl_infer_model *m, const void *png, size_t len, cl_buf *mask_png, cl_buf *summary_json)

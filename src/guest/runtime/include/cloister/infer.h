@@ -203,6 +203,11 @@ CL_MUST_USE cl_status cl_infer_classifier_run(cl_infer_model *m, const cl_infer_
  *                                     clinically trained here)
  *   cloister.segmentation.threshold   probability at or above which a pixel is in the mask, in (0, 1)
  *                                     (optional; 0.5)
+ *   cloister.segmentation.channel     0, 1 or 2: for a model with a one-channel input, the channel of
+ *                                     an RGB image it reads (the walk-through's MRI slices hold three
+ *                                     sequences as R, G, B; a FLAIR model says 1); optional: without
+ *                                     it an RGB image is averaged to one channel. A gray image is
+ *                                     taken as it is either way.
  * The model's only input is float32 [1, 1 or 3, H, W] (H, W fixed, or symbolic
  * to take the image's own size); its first output float32 [1, 1, h, w] (or
  * [1, h, w], [h, w]) holds per-pixel probabilities. The PNG goes through
@@ -232,6 +237,11 @@ CL_MUST_USE cl_status cl_infer_segmenter_check(const cl_infer_model *m);
  * x, y are the top-left pixel's column and row. `note` may be NULL. */
 CL_MUST_USE cl_status cl_infer_segment_summary(const cl_infer_tensor *prob, float threshold, const char *model,
                                                const char *note, cl_buf *out);
+/* The model's input prepared from PNG bytes exactly as cl_infer_segment_png
+ * prepares it (channel selection, resize, z-score), into a fresh tensor the
+ * caller frees: for printing or saving what the model saw, or the raw map. */
+CL_MUST_USE cl_status cl_infer_segment_input(const cl_infer_model *m, const void *png, size_t len,
+                                             cl_infer_tensor *out);
 /* Decode, run, resize back, threshold: appends the mask (8-bit gray PNG, 255
  * in the mask, 0 elsewhere, the input image's size) to mask_png and the
  * summary JSON to summary_json. All of `png` is untrusted. */
