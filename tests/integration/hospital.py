@@ -214,6 +214,19 @@ def walkthrough(cwd, state, port, out):
     check(code == "200" and size is not None and size == png_size(slice_png),
           "POST /delineate -F img=@%s: 200, mask.png a PNG of the slice's size %s (%s %s)" %
           (os.path.basename(slice_png), size, code, err[-300:]))
+    # Over the lesion: TCGA_CS_4944.png is frame 8 of the held-out series, whose ground truth (the
+    # radiologist's outline, filled) is in the model's samples. The floor is the one
+    # integration.infer_tcga_unet documents (Dice 0.3; this slice measured 0.365).
+    truth = os.path.join(ROOT, "models", "tcga-lgg-unet", "samples", "TCGA_CS_4944-08.mask.png")
+    if code == "200" and size is not None and os.path.basename(slice_png) == "TCGA_CS_4944.png":
+        from PIL import Image
+        got = [v > 127 for v in Image.open(mask).convert("L").getdata()]
+        want = [v > 127 for v in Image.open(truth).convert("L").resize(size).getdata()]
+        both = sum(a and b for a, b in zip(got, want))
+        dice = 2 * both / max(sum(got) + sum(want), 1)
+        check(sum(got) > 0 and dice >= 0.3,
+              "the mask lies over the radiologist's lesion: %d lesion pixels, %d inside it, Dice %.3f" %
+              (sum(got), both, dice))
 
     # A record with the 30 measurements of wdbc.csv's row 1: scored by the classifier enclave.
     lines = open(os.environ["WDBC_CSV"]).read().splitlines()
