@@ -66,7 +66,7 @@ STUB_NOTE = ("Stub of bench/api/flask_app.py --stub-delineate: a fixed disc, not
              "Not for clinical use.")
 # A strict policy for the page: no inline script or style, nothing from elsewhere; the API may be
 # at another https origin (the page's API base URL field).
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
        "connect-src 'self' https:; form-action 'none'; base-uri 'none'; frame-ancestors 'none'")
 
 

@@ -4,9 +4,11 @@
 // deployment of the API:
 //
 //   node tests/browser/web_test.js --base-url https://api:4996 --token-file F --ca cacert.pem \
-//        --png TCGA_CS_4944.png --artifacts DIR [--resolve api:4996:127.0.0.1] [--read-token-file F]
+//        --png TCGA_CS_4944.png --artifacts DIR [--resolve api:4996:127.0.0.1] [--page-url URL]
 //
-// The page must be served by the API at / (same origin). The token is read from a file, never argv.
+// The page is the one the API serves at / (same origin), or, with --page-url, a copy on a static
+// host of another origin: the test then types the API's base URL into the page (CORS). The token
+// is read from a file, never argv.
 // It signs in (a wrong token first: the API's 401 reason must show), creates patient_3 with the
 // walk-through's fields, reads it back, lists, asks for the score (a number, or the API's 422
 // NoMeasurements reason: patient_3 has no measurements), uploads the MRI slice, reads the lesion
@@ -112,6 +114,8 @@ async function main() {
   const a = parseArgs(process.argv.slice(2));
   const base = new URL(a['base-url']);
   const origin = base.origin;
+  const pageUrl = a['page-url'] ? new URL(a['page-url']) : new URL(`${origin}/`);
+  const shot = a['page-url'] ? 'static-host' : 'same-origin';
   const token = fs.readFileSync(a['token-file'], 'utf8').trim();
   const png = fs.readFileSync(a.png);
   fs.mkdirSync(a.artifacts, { recursive: true });
@@ -139,7 +143,9 @@ async function main() {
     const page = await context.newPage();
     page.setDefaultTimeout(30000);
     page.on('request', (r) => {
-      if (!r.url().startsWith(`${origin}/`)) problems.push(`the page fetched ${r.url()}, outside the API's origin`);
+      if (!r.url().startsWith(`${origin}/`) && !r.url().startsWith(`${pageUrl.origin}/`)) {
+        problems.push(`the page fetched ${r.url()}, outside the API's and the page's origins`);
+      }
     });
     // Chromium logs every non-2xx answer as a console error; the test provokes 401, 404 and 422 on
     // purpose. Any other error (a CSP refusal, a script error) is a failure.
@@ -151,9 +157,10 @@ async function main() {
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     const alert = page.getByRole('alert');
 
-    const resp = await page.goto(`${origin}/`);
-    check(resp.status() === 200, `GET / serves the page (HTTP ${resp.status()})`);
+    const resp = await page.goto(pageUrl.href);
+    check(resp.status() === 200, `GET ${pageUrl.href} serves the page (HTTP ${resp.status()})`);
     console.log(`Content-Security-Policy: ${resp.headers()['content-security-policy'] ?? '(none)'}`);
+    if (a['page-url']) await page.getByLabel('API base URL').fill(origin);
 
     // A wrong token is refused with the API's reason, and nothing is kept.
     await page.getByLabel('Bearer token').fill('not-a-token');
@@ -237,9 +244,9 @@ async function main() {
     check(ov.insideBad === 0, 'every lesion pixel is the slice blended with translucent red');
     check(ov.outsideBad === 0, 'every other pixel is the slice unchanged');
     check(ov.reddened >= lesion * 0.5, `the overlay is visibly red (${ov.reddened} reddish pixels)`);
-    await page.getByRole('img', { name: 'Slice with mask' }).screenshot({ path: path.join(a.artifacts, 'web-overlay.png') });
-    await page.screenshot({ path: path.join(a.artifacts, 'web-page.png'), fullPage: true });
-    console.log(`screenshots: ${path.join(a.artifacts, 'web-page.png')}, web-overlay.png`);
+    await page.getByRole('img', { name: 'Slice with mask' }).screenshot({ path: path.join(a.artifacts, `web-overlay-${shot}.png`) });
+    await page.screenshot({ path: path.join(a.artifacts, `web-page-${shot}.png`), fullPage: true });
+    console.log(`screenshots: ${path.join(a.artifacts, `web-page-${shot}.png`)}, web-overlay-${shot}.png`);
 
     // Delete, then the record is gone: the 404 and its reason show.
     await page.getByRole('button', { name: 'Delete patient' }).click();
