@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """bench/api/flask_app.py: the walk-through's own stack, Flask + Redis, serving the records API of
-issue 17 (docs/api contract: /work API-CONTRACT, routes /patient, /patients, /score, /delineate) as
-the reference peer that bench/api/run.py measures cloister-api against and that the web page's
-browser test (tests/browser) runs against until cloister-api lands.
+issue 17 (its HTTP contract: /patient/<id>, /patients, /score/<id>, /delineate; cloister-api,
+src/guest/api, implements the same) as the reference peer that bench/api/run.py measures
+cloister-api against and that the web page's browser test (tests/browser) runs against until
+cloister-api lands.
 
     /usr/bin/python3 bench/api/flask_app.py --cert CERT.pem --key KEY.pem --tokens TOKENS \\
         --redis unix:///path/redis.sock|redis://127.0.0.1:6379 [--listen 127.0.0.1:4996]
