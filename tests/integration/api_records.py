@@ -30,10 +30,10 @@ import worker_harness as wh  # noqa: E402
 
 API = os.environ["CLOISTER_API"]
 ROOT = os.environ["CLOISTER_SOURCE_DIR"]
-MRI_MODEL = os.path.join(ROOT, "models", "phantom-unet", "phantom-unet.onnx")
-SLICE = os.path.join(ROOT, "models", "phantom-unet", "samples", "slice-2.png")
-TCGA = next((x for x in (os.path.join(ROOT, up, "shared", "data", "mri", "TCGA_CS_4944.png") for up in ("..", "../.."))
-             if os.path.exists(x)), "")
+# The demo's MRI model (trained on TCGA-LGG FLAIR slices, TCGA_CS_4944 held out) and the walk-through's slice.
+MRI_MODEL = os.path.join(ROOT, "models", "tcga-lgg-unet", "tcga-lgg-unet.onnx")
+SLICE = os.path.join(ROOT, "models", "tcga-lgg-unet", "samples", "TCGA_CS_4944.png")
+TCGA = os.path.join(ROOT, "models", "tcga-lgg-unet", "samples", "TCGA_CS_4944-10.png")
 API_PORT = 4996
 passed = failed = 0
 
@@ -144,7 +144,7 @@ def curl(*args):
 
 
 def start_mri(w):
-    """The MRI worker: cloister-infer with the phantom U-Net, sealed under the model owner's key (whose
+    """The MRI worker: cloister-infer with the TCGA-LGG U-Net, sealed under the model owner's key (whose
     policy then names both workers' PCR0s); returns (its PCR0, a TCP relay to its channel port)."""
     p = w.p
     r = w.run("seal", "--key", wh.MODEL_ALIAS, MRI_MODEL, "-o", p("mri.sealed"), env=w.env)
@@ -473,7 +473,7 @@ def records(w, cfg, pcr0, proxies, cacert, rw, ro, data, proc, sock, api, worker
                             body=b"--XyZ\r\nContent-Disposition: form-data; name=\"img\"; filename=\"s.png\"\r\n"
                                  b"Content-Type: image/png\r\n\r\n" + open(img, "rb").read() + b"\r\n--XyZ--\r\n")
         j = err(d)
-        check(st == 200 and j.get("model") == "phantom-unet" and "not for clinical use" in j.get("note", "") and
+        check(st == 200 and j.get("model") == summary["model"] and "NOT FOR CLINICAL USE" in j.get("note", "").upper() and
               j.get("width") == summary["width"] and j.get("lesion_pixels") == summary["area_pixels"] and
               j.get("bbox") == summary["bounding_box"] and
               __import__("base64").b64decode(j.get("mask_png", "")) == open(p("expected.png"), "rb").read(),
