@@ -486,6 +486,52 @@ static void *client_run(void *arg)
     return NULL;
 }
 
+/* What cl_api_write_response sends goes into a buffer. */
+static CL_MUST_USE cl_status sink_write(void *arg, const uint8_t *p, size_t n) { return cl_buf_append(arg, p, n); }
+static CL_MUST_USE cl_status sink_read(void *arg, uint8_t *p, size_t n, size_t *got)
+{
+    (void)arg;
+    (void)p;
+    (void)n;
+    *got = 0;
+    return CL_OK;
+}
+
+/* Every body size goes out whole: the page's app.js (9.6 KiB) used to overflow the 8 KiB buffer the
+ * headers and a small body share, and the connection was dropped without an answer. */
+static void test_write_response_sizes(void **state)
+{
+    (void)state;
+    const size_t sizes[] = {0, 100, 8 << 10, 9620, 32 << 10, (32 << 10) + 1, 200 << 10};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        cl_buf out;
+        cl_buf_init(&out, 1 << 20);
+        cl_api_conn c;
+        assert_ok(cl_api_conn_init(&c, (cl_frame_io){.read = sink_read, .write = sink_write, .arg = &out}));
+        cl_api_request req;
+        bool got;
+        parse("GET /app.js HTTP/1.1\r\nHost: api\r\n\r\n", &req, &got);
+        cl_api_response resp;
+        cl_api_response_init(&resp);
+        resp.status = 200;
+        resp.content_type = "text/javascript; charset=utf-8";
+        for (size_t k = 0; k < sizes[i]; k++) assert_ok(cl_buf_append_u8(&resp.body, (uint8_t)('a' + k % 26)));
+        assert_ok(cl_api_write_response(&c, &req, &resp));
+        char want[64];
+        (void)snprintf(want, sizeof(want), "Content-Length: %zu\r\n", sizes[i]);
+        const char *text = (const char *)out.data;
+        const char *end = memmem(out.data, out.len, "\r\n\r\n", 4);
+        assert_non_null(end);
+        assert_non_null(memmem(out.data, (size_t)(end - text), want, strlen(want)));
+        assert_int_equal(out.len - (size_t)(end + 4 - text), sizes[i]);
+        assert_memory_equal(end + 4, resp.body.data, sizes[i]);
+        cl_api_response_free(&resp);
+        cl_api_request_free(&req);
+        cl_api_conn_free(&c);
+        cl_buf_free(&out);
+    }
+}
+
 static void test_serve(void **state)
 {
     (void)state;
@@ -556,8 +602,8 @@ int main(void)
         cmocka_unit_test(test_http_request),    cmocka_unit_test(test_http_refusals),
         cmocka_unit_test(test_form_urlencoded), cmocka_unit_test(test_form_multipart),
         cmocka_unit_test(test_record_fields),   cmocka_unit_test(test_record_seal),
-        cmocka_unit_test(test_routes),          cmocka_unit_test(test_serve),
-        cmocka_unit_test(test_store_sqlite),
+        cmocka_unit_test(test_routes),          cmocka_unit_test(test_write_response_sizes),
+        cmocka_unit_test(test_serve),           cmocka_unit_test(test_store_sqlite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -154,8 +154,11 @@ def run(api, tmp, flask_peer, png):
                 "/score/patient_m")
     else:
         st, _, sc, _ = api.json("GET", "/score/patient_m")
-        check(st == 200 and sc.get("id") == "patient_m" and isinstance(sc.get("score"), float) and
-              0 <= sc["score"] <= 1 and m.get("score") == sc["score"], "/score: a probability, as in the record")
+        # A JSON number: 1 and 1.0 are the same probability (cloister-api writes the shortest form).
+        check(st == 200 and sc.get("id") == "patient_m" and isinstance(sc.get("score"), (int, float)) and
+              not isinstance(sc.get("score"), bool) and
+              0 <= sc["score"] <= 1 and m.get("score") == sc["score"],
+              "/score: a probability, as in the record (%s %s; the record's %s)" % (st, sc, m.get("score")))
 
     # Paging.
     for i in "abcde":

@@ -480,7 +480,8 @@ def records(w, cfg, pcr0, proxies, cacert, rw, ro, data, proc, sock, api, worker
               f"Accept: application/json: the summary with the mask in base64 ({st} { {k: v for k, v in j.items() if k != 'mask_png'} })")
     st, h, d = api.call("POST", "/delineate", token=ro, body=b"--b\r\nContent-Disposition: form-data; name=\"img\""
                         b"\r\n\r\nnot a png\r\n--b--\r\n", headers={"Content-Type": "multipart/form-data; boundary=b"})
-    check(st == 400 and "not a PNG" in d.decode(), f"a field img that is not a PNG: 400 ({d})")
+    check(st == 415 and err(d).get("error") == "UnsupportedMediaType" and "not a PNG" in d.decode(),
+          f"a field img that is not a PNG: 415 UnsupportedMediaType, as the contract has it ({d})")
     st, h, d = api.call("POST", "/delineate", token=ro, body=b"--b\r\nContent-Disposition: form-data; name=\"x\""
                         b"\r\n\r\nx\r\n--b--\r\n", headers={"Content-Type": "multipart/form-data; boundary=b"})
     check(st == 400 and "no field img" in d.decode(), f"no field img: 400 ({d})")

@@ -308,9 +308,41 @@ def walkthrough(cwd, state, port, out):
           env2.get("API_TOKEN") == env["API_TOKEN"] and r is not None and json.loads(r.stdout or "{}") == rec,
           "up again after down: the same tokens, and GET gives the record stored before (%s %s)" %
           (again.stdout.strip()[-600:], r.stdout if r else ""))
+    if again.returncode == 0:
+        browser_and_contract(cwd, port2, env2)
     down = hospital(cwd, "down", "--dir", state, timeout=300)
     check(down.returncode == 0 and not in_dir(state) and port_free(port2), "and down stops it again")
     return 1 if failed else 0
+
+
+def browser_and_contract(cwd, port, env):
+    """The web page the API serves at /, in headless Chromium (tests/browser/web_test.js), and the
+    contract's curl checks (api_contract.py), both against this deployment's cloister-api."""
+    tokens = {}
+    for name in ("API_TOKEN", "API_TOKEN_READ"):
+        tokens[name] = os.path.join(cwd, name.lower() + ".txt")
+        with open(os.open(tokens[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(env[name])
+    base = "https://api:%d" % port
+    resolve = "api:%d:127.0.0.1" % port
+    png = os.environ["CLOISTER_MRI_SLICE"]
+    artifacts = os.path.join(os.environ.get("CLOISTER_BUILD_DIR", cwd), "artifacts", "web-hospital")
+    web = subprocess.run(["node", os.path.join(ROOT, "tests", "browser", "web_test.js"), "--base-url", base,
+                          "--resolve", resolve, "--token-file", tokens["API_TOKEN"], "--ca", env["CACERT"], "--png",
+                          png, "--artifacts", artifacts], capture_output=True, text=True, timeout=300)
+    if web.returncode == 77:
+        print("SKIP (the page only): Chromium cannot start here: " + web.stdout.strip()[-300:], flush=True)
+    else:
+        check(web.returncode == 0, "the web page served by cloister-api at /, in headless Chromium: sign in, "
+                                   "patient_3, score, the MRI mask over TCGA_CS_4944.png (screenshots in %s)%s" %
+              (artifacts, "" if web.returncode == 0 else ":\n" + (web.stdout + web.stderr)[-2000:]))
+    contract = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "integration", "api_contract.py"), "--base-url",
+                               base, "--resolve", resolve, "--token-file", tokens["API_TOKEN"], "--read-token-file",
+                               tokens["API_TOKEN_READ"], "--ca", env["CACERT"], "--png", png],
+                              capture_output=True, text=True, timeout=600)
+    check(contract.returncode == 0, "the contract's curl checks (api_contract.py) against cloister-api%s" %
+          ("" if contract.returncode == 0 else ":\n" + "\n".join(
+              l for l in contract.stdout.splitlines() if l.startswith("FAIL"))[-3000:]))
 
 
 def refusals(tmp):

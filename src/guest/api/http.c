@@ -384,8 +384,10 @@ static const char *api_reason_phrase(int status)
 cl_status cl_api_write_response(cl_api_conn *c, const cl_api_request *req, const cl_api_response *resp)
 {
     cl_status rc = CL_OK;
+    /* The status line and headers (at most 8 KiB), and the body with them when it is small. */
+    const size_t inline_body_max = (size_t)32 << 10;
     cl_buf head;
-    cl_buf_init(&head, (size_t)8 << 10);
+    cl_buf_init(&head, ((size_t)8 << 10) + inline_body_max);
     bool close = resp->close || !req->keep_alive;
     CL_GUARD_GOTO(cl_buf_printf(&head, "HTTP/1.1 %d %s\r\n", resp->status, api_reason_phrase(resp->status)));
     if (resp->content_type != NULL) CL_GUARD_GOTO(cl_buf_printf(&head, "Content-Type: %s\r\n", resp->content_type));
@@ -397,7 +399,7 @@ cl_status cl_api_write_response(cl_api_conn *c, const cl_api_request *req, const
     CL_GUARD_GOTO(cl_buf_append_str(&head, "\r\n"));
     bool body = req->method != CL_API_HEAD && resp->body.len > 0;
     /* One write (one TLS record) for the usual small answer. */
-    if (body && resp->body.len <= ((size_t)32 << 10)) {
+    if (body && resp->body.len <= inline_body_max) {
         CL_GUARD_GOTO(cl_buf_append(&head, resp->body.data, resp->body.len));
         body = false;
     }

@@ -400,7 +400,9 @@ static void routes_delineate(cl_api_ctx *ctx, const cl_api_request *req, cl_api_
     }
     cl_reader pr = cl_reader_make(img->value, img->value_len);
     if (!cl_reader_starts_with(&pr, ROUTES_PNG_SIGNATURE, 8)) {
-        cl_api_error(resp, 400, "BadRequest", "field img is not a PNG image (no PNG signature)");
+        /* RFC 9110, 15.5.16: 415 also when the format is refused "as a result of inspecting the data
+         * directly", as here (the part's own Content-Type is the client's word, not checked). */
+        cl_api_error(resp, 415, "UnsupportedMediaType", "field img is not a PNG image (no PNG signature): send a PNG");
         goto done;
     }
     if (ctx->hooks.delineate == NULL) {
