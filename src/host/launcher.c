@@ -66,9 +66,14 @@
 #define ENCLAVE_UID 1000
 #define MAX_LISTENERS 8
 #define CHILD_STACK ((size_t)1 << 20)
-#define MAX_RELAYS 64 /* proxied connections open at once (one thread each) */
+/* Connections relayed at once, one thread each: those the enclave opens (--proxy), and those host
+ * clients open to a published address (--publish). A records API with 32 serving threads keeps a
+ * store connection and a channel to each upstream enclave per thread: 64 was too few. */
+#define MAX_RELAYS 256
+#define MAX_PUBLISHED_RELAYS 256
 
 static atomic_int active_relays;
+static atomic_int active_published_relays;
 
 typedef struct child_args {
     const cl_enclave_config *cfg;
@@ -513,7 +518,7 @@ static void *publish_relay_main(void *arg)
     (void)close(r->host_fd);
     (void)close(r->enclave_fd);
     free(r);
-    atomic_fetch_sub(&active_relays, 1);
+    atomic_fetch_sub(&active_published_relays, 1);
     return NULL;
 }
 
@@ -931,14 +936,14 @@ cl_status cl_enclave_parse_publish(const char *spec, cl_enclave_publish *out)
 }
 
 /* Hands the enclave one end of a fresh socketpair for the accepted TCP connection c and
- * relays between the other end and c in a thread of its own (at most MAX_RELAYS at once, with
- * the proxy's). Takes c. */
+ * relays between the other end and c in a thread of its own (at most MAX_PUBLISHED_RELAYS at
+ * once). Takes c. */
 static void publish_accepted(launcher *l, const published *pub, int to_enclave, int c)
 {
     int sp[2] = {-1, -1};
     relay_args *r = NULL;
-    if (atomic_load(&active_relays) >= MAX_RELAYS) {
-        CL_LOG_WARN("enclave %s: %d relayed connections already open; refusing one to %s", l->id, MAX_RELAYS,
+    if (atomic_load(&active_published_relays) >= MAX_PUBLISHED_RELAYS) {
+        CL_LOG_WARN("enclave %s: %d relayed connections already open; refusing one to %s", l->id, MAX_PUBLISHED_RELAYS,
                     pub->text);
         goto fail;
     }
@@ -964,11 +969,11 @@ static void publish_accepted(launcher *l, const published *pub, int to_enclave, 
     pthread_attr_t attr;
     (void)pthread_attr_init(&attr);
     (void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    atomic_fetch_add(&active_relays, 1);
+    atomic_fetch_add(&active_published_relays, 1);
     int pc = pthread_create(&t, &attr, publish_relay_main, r);
     (void)pthread_attr_destroy(&attr);
     if (pc == 0) return;
-    atomic_fetch_sub(&active_relays, 1);
+    atomic_fetch_sub(&active_published_relays, 1);
 fail:
     free(r);
     if (c >= 0) (void)close(c);

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -41,11 +42,26 @@
 #define API_KMS_CONTEXT_KEY "cloister:purpose"
 #define API_KMS_CONTEXT_VALUE "cloister-api records"
 
+/* Channels kept open to one upstream (api_upstream_call): at most `channels`, each lent to one
+ * serving thread at a time. */
+#define API_CHANNELS_MAX 64
+#define API_CHANNELS_DEFAULT 4 /* the worker's own default max_connections (docs/worker.md) */
+
+typedef struct api_channel {
+    cl_infer_channel ch;
+    bool open; /* a handshake done, not yet failed */
+    bool lent; /* in use by a serving thread */
+} api_channel;
+
 typedef struct api_upstream {
     bool on;
     uint32_t vsock_port;
     cl_attest_roots roots;
     cl_ratls_client client;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t channels; /* the most kept, and in use at once */
+    api_channel pool[API_CHANNELS_MAX];
 } api_upstream;
 
 typedef struct api {
@@ -143,11 +159,13 @@ static CL_MUST_USE cl_status cfg_tokens(api *a)
 /* "classifier" / "mri": {"vsock_port": N, "root": PEM in the image, "pcr0": HEX}. */
 static CL_MUST_USE cl_status cfg_upstream(json_t *root, const char *name, api_upstream *u)
 {
-    static const char *const known[] = {"vsock_port", "root", "pcr0"};
+    static const char *const known[] = {"vsock_port", "root", "pcr0", "channels"};
     json_t *o = json_object_get(root, name);
     if (o == NULL) return CL_OK;
-    CL_GUARD(cfg_known(o, name, known, 3));
-    long port = 0;
+    CL_GUARD(cfg_known(o, name, known, 4));
+    long port = 0, channels = API_CHANNELS_DEFAULT;
+    CL_GUARD_CTX(cfg_uint(o, "channels", false, 1, API_CHANNELS_MAX, &channels), "%s", name);
+    u->channels = (size_t)channels;
     const char *rootf, *pcr0;
     cl_buf raw;
     cl_buf_init(&raw, CL_ATTEST_PCR_LEN);
@@ -166,6 +184,8 @@ static CL_MUST_USE cl_status cfg_upstream(json_t *root, const char *name, api_up
     cl_ratls_client_config rc_cfg = {.roots = &u->roots, .pcrs = &pcr, .pcr_count = 1};
     CL_GUARD(cl_ratls_client_init(&u->client, &rc_cfg));
     u->vsock_port = (uint32_t)port;
+    (void)pthread_mutex_init(&u->mu, NULL);
+    (void)pthread_cond_init(&u->cv, NULL);
     u->on = true;
     return CL_OK;
 }
@@ -282,19 +302,96 @@ out:
 
 /* --- upstreams: the classifier and the MRI model over RA-TLS -------------------------------- */
 
+/*
+ * The channels to an upstream stay open between requests: opening one is an RA-TLS handshake (an
+ * attestation document made by the upstream, a P-384 verification and the PCR0 check here), which
+ * costs more than the inference it carries and, one per POST, held the API to about 130 writes/s.
+ * At most `channels` are open, each lent to one serving thread per call: the upstream serves only
+ * so many connections at once (a worker's max_connections), and a channel kept but idle would hold
+ * one of them. A kept channel the upstream has closed meanwhile (its read_timeout) fails on use;
+ * it is closed and the call made once more on a new one. Only idempotent calls go through here (a
+ * score, a mask), so the retry cannot do anything twice.
+ */
+static api_channel *api_channel_borrow(api_upstream *u)
+{
+    (void)pthread_mutex_lock(&u->mu);
+    for (;;) {
+        api_channel *idle = NULL, *free_slot = NULL;
+        for (size_t i = 0; i < u->channels; i++) {
+            api_channel *c = &u->pool[i];
+            if (c->lent) continue;
+            if (c->open && idle == NULL) idle = c;
+            if (!c->open && free_slot == NULL) free_slot = c;
+        }
+        api_channel *c = idle != NULL ? idle : free_slot;
+        if (c != NULL) {
+            c->lent = true;
+            (void)pthread_mutex_unlock(&u->mu);
+            return c;
+        }
+        (void)pthread_cond_wait(&u->cv, &u->mu);
+    }
+}
+
+static void api_channel_return(api_upstream *u, api_channel *c)
+{
+    (void)pthread_mutex_lock(&u->mu);
+    c->lent = false;
+    (void)pthread_cond_signal(&u->cv);
+    (void)pthread_mutex_unlock(&u->mu);
+}
+
+/* Opens c (lent to this thread, so no lock is needed for its own fields). */
+static CL_MUST_USE cl_status api_channel_open(api_upstream *u, const char *what, api_channel *c)
+{
+    int fd = -1;
+    c->ch = (cl_infer_channel){.fd = -1};
+    CL_GUARD_CTX(cl_vsock_connect(cl_vsock_ctl(), u->vsock_port, &fd), "the %s enclave (vsock port %u)", what,
+                 u->vsock_port);
+    CL_GUARD_CTX(cl_infer_channel_open_fd(&c->ch, fd, &u->client, NULL), "the %s enclave", what);
+    c->open = true;
+    return CL_OK;
+}
+
+static void api_channel_drop(api_channel *c)
+{
+    cl_infer_channel_close(&c->ch);
+    c->open = false;
+}
+
 static CL_MUST_USE cl_status api_upstream_call(api_upstream *u, const char *what, const uint8_t *in, size_t n,
                                                cl_buf *out)
 {
-    cl_status rc = CL_OK;
-    cl_infer_channel ch = {.fd = -1};
-    int fd = -1;
-    CL_GUARD_CTX(cl_vsock_connect(cl_vsock_ctl(), u->vsock_port, &fd), "the %s enclave (vsock port %u)", what,
-                 u->vsock_port);
-    CL_GUARD_CTX_GOTO(cl_infer_channel_open_fd(&ch, fd, &u->client, NULL), "the %s enclave", what);
-    CL_GUARD_CTX_GOTO(cl_infer_channel_request(&ch, in, n, out), "the %s enclave", what);
-out:
-    cl_infer_channel_close(&ch);
+    api_channel *c = api_channel_borrow(u);
+    bool reused = c->open;
+    cl_status rc = c->open ? CL_OK : api_channel_open(u, what, c);
+    if (rc == CL_OK) rc = cl_infer_channel_request(&c->ch, in, n, out);
+    if (rc != CL_OK && reused) {
+        CL_LOG_DEBUG("the %s enclave's kept channel failed (%s): opening a new one", what, cl_error_message());
+        cl_error_clear();
+        api_channel_drop(c);
+        cl_buf_truncate(out, 0);
+        rc = api_channel_open(u, what, c);
+        if (rc == CL_OK) rc = cl_infer_channel_request(&c->ch, in, n, out);
+    }
+    if (rc != CL_OK) {
+        rc = cl_error_wrap("the %s enclave", what);
+        api_channel_drop(c);
+    }
+    api_channel_return(u, c);
     return rc;
+}
+
+/* After the serving threads have stopped: nothing is lent. */
+static void api_upstream_free(api_upstream *u)
+{
+    if (!u->on) return;
+    for (size_t i = 0; i < u->channels; i++)
+        if (u->pool[i].open) api_channel_drop(&u->pool[i]);
+    (void)pthread_mutex_destroy(&u->mu);
+    (void)pthread_cond_destroy(&u->cv);
+    cl_ratls_client_free(&u->client);
+    cl_attest_roots_free(&u->roots);
 }
 
 static CL_MUST_USE cl_status api_hook_score(cl_api_ctx *ctx, const uint8_t *input, size_t n, double *out)
@@ -445,6 +542,11 @@ out:
 
 int main(int argc, char **argv)
 {
+    /* The enclave's --memory is an address-space limit (RLIMIT_AS) when no cgroup bounds it, and
+     * glibc gives each new thread an arena of its own, reserving 64 MiB of address space each (up
+     * to 8 per core): 32 serving threads reserved more than the 512 MiB the deployment gives, and
+     * under load mallocs and locked buffers failed ("out of memory") with most of it unused. */
+    (void)mallopt(M_ARENA_MAX, 2);
     (void)signal(SIGPIPE, SIG_IGN);
     cl_log_set_level(CL_LOG_LEVEL_INFO);
     cl_log_init("cloister-api");
@@ -512,8 +614,8 @@ int main(int argc, char **argv)
 out:
     if (listener >= 0) (void)close(listener);
     cl_cas_identity_free(a.cas);
-    if (a.classifier.on) cl_ratls_client_free(&a.classifier.client), cl_attest_roots_free(&a.classifier.roots);
-    if (a.mri.on) cl_ratls_client_free(&a.mri.client), cl_attest_roots_free(&a.mri.roots);
+    api_upstream_free(&a.classifier);
+    api_upstream_free(&a.mri);
     if (a.ctx != NULL) {
         cl_api_store_free(a.ctx->store);
         cl_secure_free(a.ctx); /* the data key: wiped */
