@@ -23,6 +23,27 @@ static CL_MUST_USE cl_status serve_plain_open(void *arg, cl_api_stream *s)
     return CL_OK;
 }
 
+/*
+ * A connection the server ends while its client may still be sending (a body refused on its
+ * Content-Length, before it was read): closing a socket with unread input makes the kernel reset
+ * it, and a client still writing its body then gets an error instead of the answer already sent
+ * (RFC 9112, 9.6: "a server ... SHOULD ... half-close ... and continue reading"; nginx's and
+ * Apache's lingering close). So: no more writes, then read and drop what comes, for at most 2
+ * seconds and 8 MiB, before the close.
+ */
+static void serve_linger(int fd)
+{
+    struct timeval tv = {.tv_sec = 2, .tv_usec = 0};
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    (void)shutdown(fd, SHUT_WR);
+    uint8_t drop[16384];
+    for (size_t total = 0; total < ((size_t)8 << 20);) {
+        ssize_t n = recv(fd, drop, sizeof(drop), 0);
+        if (n <= 0) break;
+        total += (size_t)n;
+    }
+}
+
 static void serve_connection(cl_api_server *srv, int fd)
 {
     cl_api_stream s = {.fd = fd};
@@ -60,11 +81,13 @@ static void serve_connection(cl_api_server *srv, int fd)
                 break;
         }
     }
+    bool linger = have_conn && resp.close;
     if (have_conn) cl_api_conn_free(&c);
     cl_api_request_free(&req);
     cl_api_response_free(&resp);
     cl_error_clear();
     if (srv->close != NULL) srv->close(&s);
+    if (linger) serve_linger(fd);
     (void)close(fd);
     atomic_fetch_add(&srv->served, 1);
 }
