@@ -1055,7 +1055,8 @@ static CL_MUST_USE cl_status serve(launcher *l, pid_t pid, int nsm, int ctl, int
     if (pidfd < 0) CL_FAIL_ERRNO(CL_ERR_IO, "pidfd_open");
     for (;;) {
         struct pollfd p[4 + MAX_LISTENERS + CL_ENCLAVE_MAX_PUBLISH];
-        int to_enclave[CL_ENCLAVE_MAX_PUBLISH]; /* the listener's enclave_fd of each published poll entry */
+        int to_enclave[CL_ENCLAVE_MAX_PUBLISH];       /* the listener's enclave_fd of each published poll entry */
+        memset(to_enclave, 0xff, sizeof(to_enclave)); /* -1: its port has no listener yet */
         size_t n = 0;
         p[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
         p[n++] = (struct pollfd){.fd = sigfd, .events = POLLIN};
@@ -1099,7 +1100,7 @@ static CL_MUST_USE cl_status serve(launcher *l, pid_t pid, int nsm, int ctl, int
             (void)close(c);
         }
         for (size_t i = 0; i < l->npublished; i++) {
-            if (!(p[first_published + i].revents & POLLIN)) continue;
+            if (to_enclave[i] < 0 || !(p[first_published + i].revents & POLLIN)) continue;
             int c = accept4(l->published[i].fd, NULL, NULL, SOCK_CLOEXEC);
             if (c < 0) continue;
             publish_accepted(l, &l->published[i], to_enclave[i], c);
