@@ -341,14 +341,13 @@ static void api_channel_return(api_upstream *u, api_channel *c)
     (void)pthread_mutex_unlock(&u->mu);
 }
 
-/* Opens c (lent to this thread, so no lock is needed for its own fields). */
-static CL_MUST_USE cl_status api_channel_open(api_upstream *u, const char *what, api_channel *c)
+/* Opens c (lent to this thread). The caller names the enclave in the error. */
+static CL_MUST_USE cl_status api_channel_open(api_upstream *u, api_channel *c)
 {
     int fd = -1;
     c->ch = (cl_infer_channel){.fd = -1};
-    CL_GUARD_CTX(cl_vsock_connect(cl_vsock_ctl(), u->vsock_port, &fd), "the %s enclave (vsock port %u)", what,
-                 u->vsock_port);
-    CL_GUARD_CTX(cl_infer_channel_open_fd(&c->ch, fd, &u->client, NULL), "the %s enclave", what);
+    CL_GUARD_CTX(cl_vsock_connect(cl_vsock_ctl(), u->vsock_port, &fd), "vsock port %u", u->vsock_port);
+    CL_GUARD(cl_infer_channel_open_fd(&c->ch, fd, &u->client, NULL));
     c->open = true;
     return CL_OK;
 }
@@ -364,14 +363,14 @@ static CL_MUST_USE cl_status api_upstream_call(api_upstream *u, const char *what
 {
     api_channel *c = api_channel_borrow(u);
     bool reused = c->open;
-    cl_status rc = c->open ? CL_OK : api_channel_open(u, what, c);
+    cl_status rc = c->open ? CL_OK : api_channel_open(u, c);
     if (rc == CL_OK) rc = cl_infer_channel_request(&c->ch, in, n, out);
     if (rc != CL_OK && reused) {
         CL_LOG_DEBUG("the %s enclave's kept channel failed (%s): opening a new one", what, cl_error_message());
         cl_error_clear();
         api_channel_drop(c);
         cl_buf_truncate(out, 0);
-        rc = api_channel_open(u, what, c);
+        rc = api_channel_open(u, c);
         if (rc == CL_OK) rc = cl_infer_channel_request(&c->ch, in, n, out);
     }
     if (rc != CL_OK) {
