@@ -139,6 +139,15 @@ static void test_form_multipart(void **state)
     assert_int_equal(f.pairs[0].value_len, 5);
     assert_memory_equal(f.pairs[0].value, "P\r\nNG", 5);
     assert_int_equal(f.pairs[1].value_len, 0);
+    assert_non_null(f.pairs[1].value); /* "" not NULL: the fuzzer's finding */
+    cl_api_form_free(&f);
+    body = "--B\r\nContent-Disposition: form-data; name=\"\"\r\n\r\n\r\n--B--";
+    cl_api_form_init(&f);
+    assert_ok(cl_api_form_parse_multipart((const uint8_t *)body, strlen(body), "B", &f));
+    assert_int_equal(f.n, 1);
+    assert_int_equal(f.pairs[0].name_len, 0);
+    assert_non_null(f.pairs[0].name);
+    assert_non_null(f.pairs[0].value);
     cl_api_form_free(&f);
     cl_api_form_init(&f);
     body = "--B\r\nContent-Disposition: form-data; name=\"img\"\r\n\r\nunterminated";

@@ -3,7 +3,8 @@
  * The bodies cloister-api reads (src/guest/api/form.c, record.c): the first byte picks the
  * parser, the rest is its input: a form-urlencoded record, a JSON record, the query of
  * /patients, or a multipart/form-data body whose boundary is "b". What the parsers promise:
- * every pair they return lies inside the input (multipart) or the form's storage, and a record
+ * every pair they return lies inside the input (multipart) or the form's storage, an empty name
+ * or value is "" and never NULL (the crash CI found: an empty part's value was NULL), and a record
  * they accept has all 30 measurements or none.
  * Seeds: the walk-through's form, a JSON record, a multipart upload.
  */
@@ -43,7 +44,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cl_status rc = which == 2 ? cl_api_form_parse_urlencoded(p, n, &f) : cl_api_form_parse_multipart(p, n, "b", &f);
         if (rc == CL_OK && which == 3)
             for (size_t i = 0; i < f.n; i++)
-                if (f.pairs[i].value < p || f.pairs[i].value + f.pairs[i].value_len > p + n) abort();
+                if (f.pairs[i].value == NULL || f.pairs[i].name == NULL ||
+                    (f.pairs[i].value_len > 0 &&
+                     (f.pairs[i].value < p || f.pairs[i].value + f.pairs[i].value_len > p + n)))
+                    abort();
         cl_api_form_free(&f);
     }
     cl_error_clear();

@@ -137,6 +137,15 @@ static CL_MUST_USE cl_status form_find(cl_reader *r, const void *lit, size_t lit
     return cl_reader_skip(r, lit_len);
 }
 
+/* A part's name or content as a pair's (pointer, length). An empty one is "" rather than the
+ * reader's NULL, so every pair's pointers can be compared and copied without a special case
+ * (memcmp/memcpy with NULL is undefined even for 0 bytes, C11 7.24.1p2). */
+static void form_view(const cl_reader *r, const uint8_t **p, size_t *n)
+{
+    cl_reader_rest(r, p, n);
+    if (*p == NULL) *p = (const uint8_t *)"";
+}
+
 /* Content-Disposition: form-data; name="NAME"[; filename="..."] -> NAME (borrowed). */
 static CL_MUST_USE cl_status form_disposition_name(cl_reader v, cl_reader *name)
 {
@@ -212,13 +221,9 @@ cl_status cl_api_form_parse_multipart(const uint8_t *p, size_t n, const char *bo
         CL_ENSURE(out->n < CL_API_FORM_MAX_PAIRS, CL_ERR_LIMIT, "the form has more than %zu parts",
                   CL_API_FORM_MAX_PAIRS);
         cl_api_pair *pair = &out->pairs[out->n++];
-        const uint8_t *np, *vp;
-        size_t nn, vn;
-        cl_reader_rest(&name, &np, &nn);
-        cl_reader_rest(&content, &vp, &vn);
+        const uint8_t *np;
+        form_view(&name, &np, &pair->name_len);
         pair->name = (const char *)np;
-        pair->name_len = nn;
-        pair->value = vp;
-        pair->value_len = vn;
+        form_view(&content, &pair->value, &pair->value_len);
     }
 }
