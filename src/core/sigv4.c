@@ -151,24 +151,38 @@ static CL_MUST_USE cl_status cl_sigv4_canonical_headers(const cl_sigv4_request *
     return CL_OK;
 }
 
-cl_status cl_sigv4_canonical_request(const cl_sigv4_request *req, cl_buf *out)
+/* Step 1. verbatim: path and query are canonical already (S3, cl_sigv4_s3_signature_with_key). */
+static CL_MUST_USE cl_status cl_sigv4_canonical_request_as(const cl_sigv4_request *req, bool verbatim, cl_buf *out)
 {
+    /* S3's payload hash may also be a marker: UNSIGNED-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD. */
     CL_ENSURE(req->method != NULL && req->payload_sha256_hex != NULL &&
-                  strlen(req->payload_sha256_hex) == CL_SIGV4_SIG_HEX_LEN,
+                  (strlen(req->payload_sha256_hex) == CL_SIGV4_SIG_HEX_LEN ||
+                   (verbatim && req->payload_sha256_hex[0] != '\0' && strlen(req->payload_sha256_hex) <= 64)),
               CL_ERR_USAGE, "incomplete request to sign");
     /* HTTPMethod \n CanonicalURI \n CanonicalQueryString \n CanonicalHeaders \n
      * SignedHeaders \n HashedPayload */
     CL_GUARD(cl_buf_append_str(out, req->method));
     CL_GUARD(cl_buf_append_u8(out, '\n'));
-    CL_GUARD(cl_sigv4_canonical_uri(req->path, out));
-    CL_GUARD(cl_buf_append_u8(out, '\n'));
-    CL_GUARD(cl_sigv4_canonical_query(req->query, out));
+    if (verbatim) {
+        CL_GUARD(cl_buf_append_str(out, req->path != NULL && req->path[0] != '\0' ? req->path : "/"));
+        CL_GUARD(cl_buf_append_u8(out, '\n'));
+        CL_GUARD(cl_buf_append_str(out, req->query != NULL ? req->query : ""));
+    } else {
+        CL_GUARD(cl_sigv4_canonical_uri(req->path, out));
+        CL_GUARD(cl_buf_append_u8(out, '\n'));
+        CL_GUARD(cl_sigv4_canonical_query(req->query, out));
+    }
     CL_GUARD(cl_buf_append_u8(out, '\n'));
     CL_GUARD(cl_sigv4_canonical_headers(req, out));
     CL_GUARD(cl_buf_append_u8(out, '\n'));
     CL_GUARD(cl_buf_append_str(out, req->signed_headers));
     CL_GUARD(cl_buf_append_u8(out, '\n'));
     return cl_buf_append_str(out, req->payload_sha256_hex);
+}
+
+cl_status cl_sigv4_canonical_request(const cl_sigv4_request *req, cl_buf *out)
+{
+    return cl_sigv4_canonical_request_as(req, false, out);
 }
 
 static CL_MUST_USE cl_status cl_sigv4_check_date(const char *amz_date)
@@ -178,7 +192,7 @@ static CL_MUST_USE cl_status cl_sigv4_check_date(const char *amz_date)
     return cl_sigv4_parse_amz_date(amz_date, 16, &t);
 }
 
-cl_status cl_sigv4_string_to_sign(const cl_sigv4_request *req, cl_buf *out)
+static CL_MUST_USE cl_status cl_sigv4_string_to_sign_as(const cl_sigv4_request *req, bool verbatim, cl_buf *out)
 {
     CL_GUARD(cl_sigv4_check_date(req->amz_date));
     CL_ENSURE(req->region != NULL && req->service != NULL, CL_ERR_USAGE, "region and service are required");
@@ -187,7 +201,7 @@ cl_status cl_sigv4_string_to_sign(const cl_sigv4_request *req, cl_buf *out)
     uint8_t digest[CL_SHA256_LEN];
     cl_status rc = CL_OK;
     /* Step 2: hash the canonical request. */
-    CL_GUARD_GOTO(cl_sigv4_canonical_request(req, &canon));
+    CL_GUARD_GOTO(cl_sigv4_canonical_request_as(req, verbatim, &canon));
     CL_GUARD_GOTO(cl_sha256(canon.data, canon.len, digest));
     /* Step 3: Algorithm \n RequestDateTime \n CredentialScope \n HashedCanonicalRequest */
     CL_GUARD_GOTO(cl_buf_printf(out, "%s\n%s\n%.8s/%s/%s/aws4_request\n", CL_SIGV4_ALGORITHM, req->amz_date,
@@ -196,6 +210,11 @@ cl_status cl_sigv4_string_to_sign(const cl_sigv4_request *req, cl_buf *out)
 out:
     cl_buf_free(&canon);
     return rc;
+}
+
+cl_status cl_sigv4_string_to_sign(const cl_sigv4_request *req, cl_buf *out)
+{
+    return cl_sigv4_string_to_sign_as(req, false, out);
 }
 
 cl_status cl_sigv4_signing_key(const char *secret, const char *date8, const char *region, const char *service,
@@ -218,20 +237,27 @@ out:
     return rc;
 }
 
-cl_status cl_sigv4_signature_with_key(const uint8_t signing_key[CL_SIGV4_KEY_LEN], const cl_sigv4_request *req,
-                                      char out[CL_SIGV4_SIG_HEX_LEN + 1])
+static CL_MUST_USE cl_status cl_sigv4_signature_as(const uint8_t signing_key[CL_SIGV4_KEY_LEN],
+                                                   const cl_sigv4_request *req, bool verbatim,
+                                                   char out[CL_SIGV4_SIG_HEX_LEN + 1])
 {
     cl_status rc = CL_OK;
     cl_buf sts;
     cl_buf_init(&sts, CL_SIGV4_MAX_CANON);
     uint8_t sig[CL_SHA256_LEN];
-    CL_GUARD_GOTO(cl_sigv4_string_to_sign(req, &sts));
+    CL_GUARD_GOTO(cl_sigv4_string_to_sign_as(req, verbatim, &sts));
     /* Step 5: signature = hex(HMAC(kSigning, StringToSign)) */
     CL_GUARD_GOTO(cl_hmac_sha256(signing_key, CL_SIGV4_KEY_LEN, sts.data, sts.len, sig));
     (void)cl_hex_encode(sig, sizeof(sig), out, CL_SIGV4_SIG_HEX_LEN + 1);
 out:
     cl_buf_free(&sts);
     return rc;
+}
+
+cl_status cl_sigv4_signature_with_key(const uint8_t signing_key[CL_SIGV4_KEY_LEN], const cl_sigv4_request *req,
+                                      char out[CL_SIGV4_SIG_HEX_LEN + 1])
+{
+    return cl_sigv4_signature_as(signing_key, req, false, out);
 }
 
 cl_status cl_sigv4_signature(const char *secret, const cl_sigv4_request *req, char out[CL_SIGV4_SIG_HEX_LEN + 1])
@@ -405,4 +431,114 @@ void cl_sigv4_format_amz_date(int64_t epoch, char out[17])
     struct tm tm;
     gmtime_r(&t, &tm);
     (void)strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+}
+
+/* --- S3 ------------------------------------------------------------------------------- */
+
+static int cl_sigv4_hexval(uint8_t c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* URI-encodes n bytes of `p` after percent-decoding them: "Authenticating Requests (AWS
+ * Signature Version 4)", UriEncode(): every byte but the unreserved ones as %XY (upper-case hex),
+ * '/' kept when keep_slash (the object key name in CanonicalURI). A malformed escape is refused:
+ * a verifier must not guess which bytes a client signed. */
+static CL_MUST_USE cl_status cl_sigv4_reencode(const char *p, size_t n, bool keep_slash, cl_buf *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    cl_reader r = cl_reader_make(p, n);
+    uint8_t c;
+    while (cl_reader_remaining(&r) > 0) {
+        CL_GUARD(cl_reader_u8(&r, &c));
+        if (c == '%') {
+            uint8_t h, l;
+            CL_ENSURE(cl_reader_u8(&r, &h) == CL_OK && cl_reader_u8(&r, &l) == CL_OK && cl_sigv4_hexval(h) >= 0 &&
+                          cl_sigv4_hexval(l) >= 0,
+                      CL_ERR_FORMAT, "malformed percent-escape at offset %zu of the request's URI",
+                      cl_reader_offset(&r));
+            c = (uint8_t)(cl_sigv4_hexval(h) << 4 | cl_sigv4_hexval(l));
+        }
+        if (cl_sigv4_unreserved(c) || (keep_slash && c == '/')) {
+            CL_GUARD(cl_buf_append_u8(out, c));
+        } else {
+            char enc[3] = {'%', hex[c >> 4], hex[c & 15]};
+            CL_GUARD(cl_buf_append(out, enc, 3));
+        }
+    }
+    return CL_OK;
+}
+
+cl_status cl_sigv4_s3_canonical_uri(const char *raw_path, cl_buf *out)
+{
+    if (raw_path == NULL || raw_path[0] == '\0') return cl_buf_append_u8(out, '/');
+    return cl_sigv4_reencode(raw_path, strlen(raw_path), true, out);
+}
+
+cl_status cl_sigv4_s3_canonical_query(const char *raw_query, const char *skip, cl_buf *out)
+{
+    if (raw_query == NULL || raw_query[0] == '\0') return CL_OK;
+    cl_status rc = CL_OK;
+    cl_buf norm;
+    cl_buf_init(&norm, CL_SIGV4_MAX_CANON);
+    size_t skip_len = skip != NULL ? strlen(skip) : 0;
+    cl_reader r = cl_reader_make(raw_query, strlen(raw_query));
+    bool first = true;
+    while (cl_reader_remaining(&r) > 0) {
+        cl_reader pair, name, value;
+        bool found;
+        cl_reader_until(&r, '&', &pair, &found);
+        if (found) CL_GUARD_GOTO(cl_reader_skip(&r, 1));
+        if (cl_reader_remaining(&pair) == 0) continue;
+        cl_reader_until(&pair, '=', &name, &found);
+        if (found) CL_GUARD_GOTO(cl_reader_skip(&pair, 1));
+        value = pair;
+        const uint8_t *np, *vp;
+        size_t nn, vn;
+        cl_reader_rest(&name, &np, &nn);
+        cl_reader_rest(&value, &vp, &vn);
+        if (skip != NULL && nn == skip_len && memcmp(np, skip, nn) == 0) continue;
+        if (!first) CL_GUARD_GOTO(cl_buf_append_u8(&norm, '&'));
+        first = false;
+        CL_GUARD_GOTO(cl_sigv4_reencode((const char *)np, nn, false, &norm));
+        CL_GUARD_GOTO(cl_buf_append_u8(&norm, '='));
+        CL_GUARD_GOTO(cl_sigv4_reencode((const char *)vp, vn, false, &norm));
+    }
+    /* Sorted by name, then value (byte order of the encoded text, as AWS sorts). */
+    CL_GUARD_GOTO(cl_sigv4_canonical_query(cl_buf_cstr(&norm), out));
+out:
+    cl_buf_free(&norm);
+    return rc;
+}
+
+cl_status cl_sigv4_s3_signature_with_key(const uint8_t signing_key[CL_SIGV4_KEY_LEN], const cl_sigv4_request *req,
+                                         char out[CL_SIGV4_SIG_HEX_LEN + 1])
+{
+    return cl_sigv4_signature_as(signing_key, req, true, out);
+}
+
+/* "Signature Calculations for the Authorization Header: Transferring Payload in Multiple Chunks"
+ * (Amazon S3 API Reference, sigv4-streaming): the string to sign of chunk n is
+ * "AWS4-HMAC-SHA256-PAYLOAD" \n date \n scope \n previous-signature \n SHA256("") \n SHA256(data). */
+cl_status cl_sigv4_chunk_signature(const uint8_t signing_key[CL_SIGV4_KEY_LEN], const char *amz_date, const char *scope,
+                                   const char *previous_signature, const uint8_t *data, size_t len,
+                                   char out[CL_SIGV4_SIG_HEX_LEN + 1])
+{
+    static const char empty_sha256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    cl_status rc = CL_OK;
+    cl_buf sts;
+    cl_buf_init(&sts, 1024);
+    uint8_t d[CL_SHA256_LEN], sig[CL_SHA256_LEN];
+    CL_GUARD_GOTO(cl_sha256(data != NULL ? data : (const uint8_t *)"", len, d));
+    CL_GUARD_GOTO(cl_buf_printf(&sts, "AWS4-HMAC-SHA256-PAYLOAD\n%s\n%s\n%s\n%s\n", amz_date, scope, previous_signature,
+                                empty_sha256));
+    CL_GUARD_GOTO(cl_buf_append_hex(&sts, d, sizeof(d)));
+    CL_GUARD_GOTO(cl_hmac_sha256(signing_key, CL_SIGV4_KEY_LEN, sts.data, sts.len, sig));
+    (void)cl_hex_encode(sig, sizeof(sig), out, CL_SIGV4_SIG_HEX_LEN + 1);
+out:
+    cl_buf_free(&sts);
+    return rc;
 }

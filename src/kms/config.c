@@ -204,6 +204,13 @@ static CL_MUST_USE cl_status kms_cfg_regions(json_t *o, bool have_region, kms_co
     return CL_OK;
 }
 
+const kms_principal *kms_principal_lookup(const kms_config *cfg, const char *access_key_id)
+{
+    for (size_t i = 0; i < cfg->n_principals; i++)
+        if (strcmp(cfg->principals[i].access_key_id, access_key_id) == 0) return &cfg->principals[i];
+    return NULL;
+}
+
 bool kms_config_region_allowed(const kms_config *cfg, const char *region)
 {
     if (cfg->n_regions == 0) return kms_region_is_aws(region) || strcmp(region, cfg->region) == 0;
@@ -380,7 +387,9 @@ static CL_MUST_USE cl_status kms_cfg_apply(json_t *root, const char *base_dir, k
                                         "attestation_max_age",
                                         "max_connections",
                                         "request_timeout",
-                                        "metrics"};
+                                        "metrics",
+                                        "s3_domain",
+                                        "s3_max_body"};
     CL_ENSURE(json_is_object(root), CL_ERR_USAGE, "the configuration must be a JSON object");
     CL_GUARD(kms_cfg_keys(root, "", known, sizeof(known) / sizeof(known[0])));
     const char *s;
@@ -394,6 +403,16 @@ static CL_MUST_USE cl_status kms_cfg_apply(json_t *root, const char *base_dir, k
     if (set) cfg->threads = (int)v;
     CL_GUARD(kms_cfg_int(root, "max_body", 1024, (long long)64 << 20, &set, &v));
     if (set) cfg->max_body = (size_t)v;
+    /* S3 (docs/s3.md, "Limits"): up to 5 GiB, S3's own limit of a single PUT. */
+    CL_GUARD(kms_cfg_int(root, "s3_max_body", 1024, (long long)5 << 30, &set, &v));
+    if (set) cfg->s3_max_body = (size_t)v;
+    CL_GUARD(kms_cfg_string(root, "", "s3_domain", KMS_HOST_MAX, &s));
+    if (s != NULL) {
+        CL_ENSURE(s[0] != '\0' && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789.-") == strlen(s) && s[0] != '.' &&
+                      s[0] != '-',
+                  CL_ERR_USAGE, "'s3_domain' must be a lower-case DNS name like s3.example.com, not '%s'", s);
+        (void)snprintf(cfg->s3_domain, sizeof(cfg->s3_domain), "%s", s);
+    }
     CL_GUARD(kms_cfg_int(root, "max_connections", 16, KMS_MAX_CONNECTIONS_MAX, &set, &v));
     if (set) cfg->max_connections = (int)v;
     CL_GUARD(kms_cfg_int(root, "request_timeout", 1, KMS_REQUEST_TIMEOUT_MAX, &set, &v));

@@ -66,6 +66,7 @@
 #include "key_cache.h"
 #include "last_use.h"
 #include "metrics.h"
+#include "s3.h"
 
 #define KMS_MAX_HEADERS 64
 /* Connections accepted in one go before the worker catches up (tracking slots beyond the cap). */
@@ -136,6 +137,8 @@ typedef struct kms_reply {
     int status;
     char request_id[CL_UUID_TEXT_LEN + 1];
     char *body; /* malloc'd; wiped when freed */
+    /* An S3 answer instead: its headers are on the request already, its body here (owned). */
+    struct evbuffer *payload;
     kms_answer answer;
 } kms_reply;
 
@@ -256,14 +259,24 @@ static void kms_request_id(char out[CL_UUID_TEXT_LEN + 1])
     kms_id_pool.used += CL_UUID_RANDOM_LEN;
 }
 
+void kms_request_id_make(char out[CL_UUID_TEXT_LEN + 1]) { kms_request_id(out); }
+
 static const char *kms_status_reason(int status)
 {
     switch (status) {
     case 200: return "OK";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 304: return "Not Modified";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Payload Too Large";
+    case 416: return "Range Not Satisfiable";
+    case 501: return "Not Implemented";
     case 500: return "Internal Server Error";
     default: return "Bad Request";
     }
@@ -379,10 +392,7 @@ static CL_MUST_USE cl_status kms_authenticate(kms_server *s, struct evhttp_reque
     /* host and every x-amz-* header of the request must be signed, by exact name. */
     CL_GUARD(cl_sigv4_check_signed_headers(hdrs, nh, a.signed_headers));
     *exc = "UnrecognizedClientException";
-    const kms_principal *p = NULL;
-    for (size_t i = 0; i < s->cfg.n_principals; i++) {
-        if (strcmp(s->cfg.principals[i].access_key_id, a.access_key_id) == 0) p = &s->cfg.principals[i];
-    }
+    const kms_principal *p = kms_principal_lookup(&s->cfg, a.access_key_id);
     CL_ENSURE(p != NULL, CL_ERR_DENIED, "The security token included in the request is invalid.");
     *exc = "InvalidSignatureException";
     /* Every region this server answers (kms_config_region_allowed) is at most KMS_REGION_MAX long. */
@@ -590,6 +600,9 @@ static void kms_conn_answered(struct evhttp_request *req, void *arg)
     c->seq = ++w->seq;
     kms_conn_arm_deadline(w);
 }
+
+static void kms_s3_payload_failed(kms_reply *r);
+static void kms_flush(kms_worker *w);
 
 /* Answers now, or after the next fdatasync of the audit log (audit_end > 0). */
 static void kms_reply_queue(kms_worker *w, struct evhttp_request *req, int status, const char *request_id, char *body,
@@ -811,6 +824,46 @@ static void kms_note_usage(kms_worker *w, const kms_call *c, const char *op)
     }
 }
 
+/*
+ * An S3 request (s3.h): served by kms_s3_serve, which writes its audit line; the answer (its
+ * headers already on the request, its body an evbuffer, a file's bytes sent from the page cache)
+ * leaves once that line is on disk, as the KMS's do.
+ */
+static void kms_handle_s3(kms_worker *w, struct evhttp_request *req, kms_answer *answer)
+{
+    kms_policy_env env;
+    kms_request_env(w->srv, req, (int64_t)time(NULL), &env);
+    kms_s3_result res;
+    kms_s3_serve(&w->srv->ctx, req, &env, &res);
+    answer->content_type = "application/xml";
+    answer->outcome = kms_metrics_outcome(strcmp(res.outcome, "ok") == 0 ? NULL : res.outcome);
+    kms_reply *r = res.body != NULL ? calloc(1, sizeof(*r)) : NULL;
+    if (r == NULL) {
+        if (res.body != NULL) evbuffer_free(res.body);
+        kms_answer_failed(answer);
+        kms_answer_done(w, res.request_id, 500, answer);
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    r->req = req;
+    r->audit_end = res.audit_end;
+    r->status = res.status;
+    (void)snprintf(r->request_id, sizeof(r->request_id), "%s", res.request_id);
+    r->payload = res.body;
+    r->answer = *answer;
+    if (res.audit_end == 0) {
+        /* Nothing to wait for: answered now (kms_flush_answers' path for one reply). */
+        kms_answer_done(w, r->request_id, r->status, &r->answer);
+        evhttp_send_reply(req, r->status, kms_status_reason(r->status), r->payload);
+        evbuffer_free(r->payload);
+        free(r);
+        return;
+    }
+    *w->replies_tail = r;
+    w->replies_tail = &r->next;
+    if (++w->n_replies >= KMS_PENDING_MAX) kms_flush(w);
+}
+
 static void kms_handle(struct evhttp_request *req, void *arg)
 {
     kms_worker *w = arg;
@@ -837,6 +890,26 @@ static void kms_handle(struct evhttp_request *req, void *arg)
     if (req_uri != NULL && kms_cas_path(evhttp_uri_get_path(req_uri))) {
         kms_handle_cas(w, req, evhttp_uri_get_path(req_uri), &answer);
         return;
+    }
+    {
+        enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+        const char *m = cmd == EVHTTP_REQ_GET    ? "GET"
+                        : cmd == EVHTTP_REQ_POST ? "POST"
+                        : cmd == EVHTTP_REQ_PUT  ? "PUT"
+                        : cmd == EVHTTP_REQ_HEAD ? "HEAD"
+                                                 : "DELETE";
+        struct evkeyvalq *hin = evhttp_request_get_input_headers(req);
+        if (kms_s3_wants(m, req_uri != NULL ? evhttp_uri_get_path(req_uri) : "/",
+                         req_uri != NULL ? evhttp_uri_get_query(req_uri) : NULL,
+                         evhttp_find_header(hin, "Authorization"), evhttp_find_header(hin, "X-Amz-Target"))) {
+            kms_handle_s3(w, req, &answer);
+            return;
+        }
+        /* evhttp's limit is S3's (the larger): the KMS's own is held here (docs/s3.md, "Limits"). */
+        if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > s->cfg.max_body) {
+            evhttp_send_error(req, 413, "Payload Too Large");
+            return;
+        }
     }
     kms_call c;
     memset(&c, 0, sizeof(c));
@@ -1006,6 +1079,14 @@ static void kms_flush_answers(kms_worker *w, bool wait)
             r->status = 500;
             kms_answer_failed(&r->answer);
         }
+        if (r->payload != NULL) {
+            if (failed) kms_s3_payload_failed(r);
+            kms_answer_done(w, r->request_id, r->status, &r->answer);
+            evhttp_send_reply(r->req, r->status, kms_status_reason(r->status), r->payload);
+            evbuffer_free(r->payload);
+            free(r);
+            continue;
+        }
         /* Counted and logged before it is handed over, so that whoever has the answer can
          * already see it in /metrics. */
         if (r->body == NULL) {
@@ -1033,6 +1114,25 @@ static void kms_flush_answers(kms_worker *w, bool wait)
 }
 
 static void kms_flush(kms_worker *w) { kms_flush_answers(w, false); }
+
+/* An S3 answer whose audit line could not be made durable: an S3 InternalError instead. */
+static void kms_s3_payload_failed(kms_reply *r)
+{
+    struct evkeyvalq *out = evhttp_request_get_output_headers(r->req);
+    evhttp_clear_headers(out);
+    evbuffer_drain(r->payload, evbuffer_get_length(r->payload));
+    evhttp_add_header(out, "Content-Type", "application/xml");
+    evhttp_add_header(out, "x-amz-request-id", r->request_id);
+    if (evhttp_request_get_command(r->req) == EVHTTP_REQ_HEAD)
+        evhttp_add_header(out, "Content-Length", "0");
+    else
+        evbuffer_add_printf(r->payload,
+                            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InternalError</Code><Message>%s"
+                            "</Message><RequestId>%s</RequestId></Error>",
+                            KMS_AUDIT_FAILED_MESSAGE, r->request_id);
+    r->status = 500;
+    kms_answer_failed(&r->answer);
+}
 
 /* The committer's wake-up: the loop turn it ends calls kms_flush. */
 static void kms_commit_wake(evutil_socket_t fd, short what, void *arg)
@@ -1531,12 +1631,16 @@ static CL_MUST_USE cl_status kms_worker_init(kms_server *s, kms_worker *w)
     memset(w->signing_keys, 0, KMS_SIGNING_KEYS * sizeof(*w->signing_keys));
     CL_ENSURE(w->adopt_ev != NULL && w->deadline_ev != NULL && w->backoff_ev != NULL && w->commit_ev != NULL,
               CL_ERR_NOMEM, "out of memory for a worker's events");
-    /* Bodies over the limit get 413 from evhttp before we see them. */
-    evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body);
+    /* Bodies over the limit get 413 from evhttp before we see them: the larger of the KMS's and
+     * S3's limits, the KMS's then held in kms_handle (docs/s3.md, "Limits"). */
+    evhttp_set_max_body_size(w->http,
+                             (ev_ssize_t)(cfg->s3_max_body > cfg->max_body ? cfg->s3_max_body : cfg->max_body));
     evhttp_set_max_headers_size(w->http, 16384);
     /* Between bytes, and for writing an answer; the whole request has its own deadline. */
     evhttp_set_timeout(w->http, cfg->request_timeout > 60 ? cfg->request_timeout : 60);
-    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_POST | EVHTTP_REQ_GET | EVHTTP_REQ_PUT); /* PUT: cas_http.h */
+    /* PUT: cas_http.h and S3; HEAD, DELETE: S3. */
+    evhttp_set_allowed_methods(w->http,
+                               EVHTTP_REQ_POST | EVHTTP_REQ_GET | EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD | EVHTTP_REQ_DELETE);
     evhttp_set_gencb(w->http, kms_handle, w);
     evhttp_set_bevcb(w->http, kms_conn_bev, w);
     /* Our own listener on the shared socket, so that its accept errors are ours to handle;
@@ -1568,6 +1672,9 @@ cl_status kms_server_start(const kms_config *cfg, kms_server **out)
     s->lock_fd = -1;
     s->ctx.cfg = &s->cfg;
     if (s->cfg.request_timeout <= 0) s->cfg.request_timeout = KMS_REQUEST_TIMEOUT_DEFAULT;
+    if (s->cfg.s3_max_body == 0) s->cfg.s3_max_body = KMS_S3_MAX_BODY_DEFAULT;
+    if (s->cfg.s3_domain[0] == '\0')
+        (void)snprintf(s->cfg.s3_domain, sizeof(s->cfg.s3_domain), "%s", KMS_S3_DOMAIN_DEFAULT);
     s->n_workers = cfg->threads > 0 ? cfg->threads : 2;
     s->start_time = (int64_t)time(NULL);
     atomic_init(&s->store_ok, true); /* it opened: the first probe says more */

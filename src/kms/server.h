@@ -81,6 +81,10 @@ typedef struct kms_config {
     char attest_root_files[KMS_ATTEST_ROOT_FILES_MAX][KMS_PATH_MAX];
     size_t n_attest_root_files;
     kms_metrics_access metrics;
+    /* S3 (docs/s3.md): the base domain of virtual-host-style addressing (Host: BUCKET.s3_domain)
+     * and the largest S3 request body (a PutObject or UploadPart). */
+    char s3_domain[KMS_HOST_MAX + 1];
+    size_t s3_max_body;
 } kms_config;
 
 /* Reads a config file (docs/kms.md, "Configuration file") into cfg, whose
@@ -99,6 +103,9 @@ CL_MUST_USE cl_status kms_config_parse_metrics(const char *s, kms_config *cfg);
 CL_MUST_USE cl_status kms_config_parse(const char *text, size_t len, const char *base_dir, kms_config *cfg);
 /* Wipes the principals' secrets and frees them (secure memory). */
 void kms_config_free(kms_config *cfg);
+/* The configured principal of an access key id, NULL when there is none (the one lookup every
+ * service's authentication uses; the store's identities replace it, contract of issue 18). */
+const kms_principal *kms_principal_lookup(const kms_config *cfg, const char *access_key_id);
 /* Checks and fills one principal. */
 CL_MUST_USE cl_status kms_principal_make(const char *access_key_id, const char *secret, const char *arn,
                                          kms_principal *p);
@@ -184,6 +191,9 @@ kms_op_fn kms_op_find(const char *name);
 kms_op_fn kms_op_lookup(const char *name, size_t *index);
 size_t kms_op_count(void);
 const char *kms_op_name(size_t index); /* NULL past the end */
+
+/* A fresh request id (a UUID) for an answer's x-amzn-RequestId / x-amz-request-id. */
+void kms_request_id_make(char out[CL_UUID_TEXT_LEN + 1]);
 
 /* The AWS exception name and HTTP status for a failed call. */
 const char *kms_exception_for(const kms_call *c, cl_status rc, int *http_status);

@@ -94,4 +94,27 @@ CL_MUST_USE cl_status cl_sigv4_parse_amz_date(const char *s, size_t len, int64_t
 /* Formats an epoch time as X-Amz-Date. */
 void cl_sigv4_format_amz_date(int64_t epoch, char out[17]);
 
+/*
+ * Amazon S3 ("Authenticating Requests (AWS Signature Version 4)", S3 API Reference): the
+ * canonical URI is the path URI-encoded once (not twice as for the other services), and each
+ * query name and value URI-encoded, sorted. A verifier canonicalises what it received:
+ *  - cl_sigv4_s3_canonical_uri: the raw path percent-decoded and encoded again by AWS's UriEncode
+ *    ('/' kept), so "a b", "a%20b" and "a%20%62" canonicalise alike;
+ *  - cl_sigv4_s3_canonical_query: the raw query the same way, sorted, without the parameter
+ *    named `skip` (a presigned URL's X-Amz-Signature; NULL: none left out);
+ *  - cl_sigv4_s3_signature_with_key: steps 1-3 and 5 with req->path and req->query taken as
+ *    those canonical forms, verbatim.
+ * CL_ERR_FORMAT for a malformed percent-escape.
+ */
+CL_MUST_USE cl_status cl_sigv4_s3_canonical_uri(const char *raw_path, cl_buf *out);
+CL_MUST_USE cl_status cl_sigv4_s3_canonical_query(const char *raw_query, const char *skip, cl_buf *out);
+CL_MUST_USE cl_status cl_sigv4_s3_signature_with_key(const uint8_t signing_key[CL_SIGV4_KEY_LEN],
+                                                     const cl_sigv4_request *req, char out[CL_SIGV4_SIG_HEX_LEN + 1]);
+/* The signature of one chunk of an aws-chunked body (STREAMING-AWS4-HMAC-SHA256-PAYLOAD): scope is
+ * "YYYYMMDD/region/s3/aws4_request", previous_signature the seed signature (the Authorization
+ * header's) for the first chunk, else the previous chunk's. */
+CL_MUST_USE cl_status cl_sigv4_chunk_signature(const uint8_t signing_key[CL_SIGV4_KEY_LEN], const char *amz_date,
+                                               const char *scope, const char *previous_signature, const uint8_t *data,
+                                               size_t len, char out[CL_SIGV4_SIG_HEX_LEN + 1]);
+
 #endif
