@@ -110,8 +110,6 @@ void kms_s3_xml_text(struct evbuffer *b, const char *s)
         case '&': evbuffer_add(b, "&amp;", 5); break;
         case '<': evbuffer_add(b, "&lt;", 4); break;
         case '>': evbuffer_add(b, "&gt;", 4); break;
-        case '"': evbuffer_add(b, "&quot;", 6); break;
-        case '\'': evbuffer_add(b, "&apos;", 6); break;
         default:
             if ((unsigned char)*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r')
                 evbuffer_add_printf(b, "&#x%X;", (unsigned)(unsigned char)*p);
@@ -245,7 +243,9 @@ cl_status kms_s3_authorize(kms_s3_req *r, const char *action, const char *resour
     cl_buf_init(&pol, KMS_POLICY_MAX + 1);
     bool owner = false;
     kms_decision d = KMS_DECISION_IMPLICIT_DENY;
-    if (r->bucket[0] != '\0' && kms_s3_bucket_load(r->kms, r->bucket, &info) == CL_OK) {
+    /* CreateBucket is the caller's own act on a name: the operation answers whether it is taken. */
+    bool create = strcmp(action, "s3:CreateBucket") == 0;
+    if (!create && r->bucket[0] != '\0' && kms_s3_bucket_load(r->kms, r->bucket, &info) == CL_OK) {
         owner = r->who != NULL && strcmp(json_string_value(json_object_get(info, "owner")), r->who->account) == 0;
         char path[KMS_PATH_MAX + 128];
         CL_GUARD_GOTO(kms_s3_path(r->kms, r->bucket, "policy.json", path, sizeof(path)));
@@ -380,7 +380,10 @@ static CL_MUST_USE cl_status kms_s3_auth_header(kms_s3_req *r, const char *authz
                            .service = a.service};
     char sig[CL_SIGV4_SIG_HEX_LEN + 1];
     CL_GUARD_GOTO(cl_sigv4_signing_key(who->secret, a.date, a.region, a.service, key));
-    CL_GUARD_GOTO(cl_sigv4_s3_signature_with_key(key, &sr, sig));
+    if (cl_sigv4_s3_signature_with_key(key, &sr, sig) != CL_OK)
+        KMS_S3_FAIL_GOTO(r, 403, "SignatureDoesNotMatch",
+                         "The request signature we calculated does not match the signature you provided: %s",
+                         cl_error_message());
     if (!cl_ct_equal(sig, a.signature, CL_SIGV4_SIG_HEX_LEN))
         KMS_S3_FAIL_GOTO(r, 403, "SignatureDoesNotMatch",
                          "The request signature we calculated does not match the signature you provided. Check your "
@@ -497,7 +500,10 @@ static CL_MUST_USE cl_status kms_s3_auth_presigned(kms_s3_req *r, const char *ra
                            .service = a.service};
     char sig[CL_SIGV4_SIG_HEX_LEN + 1];
     CL_GUARD_GOTO(cl_sigv4_signing_key(who->secret, a.date, a.region, a.service, key));
-    CL_GUARD_GOTO(cl_sigv4_s3_signature_with_key(key, &sr, sig));
+    if (cl_sigv4_s3_signature_with_key(key, &sr, sig) != CL_OK)
+        KMS_S3_FAIL_GOTO(r, 403, "SignatureDoesNotMatch",
+                         "The request signature we calculated does not match the signature you provided: %s",
+                         cl_error_message());
     if (!cl_ct_equal(sig, a.signature, CL_SIGV4_SIG_HEX_LEN))
         KMS_S3_FAIL_GOTO(r, 403, "SignatureDoesNotMatch",
                          "The request signature we calculated does not match the signature you provided. Check your "
@@ -650,6 +656,40 @@ static const kms_s3_route *kms_s3_find_route(kms_s3_req *r, const char **unimple
 
 /* --- the request -------------------------------------------------------------------------------- */
 
+/* The query string's parameters, decoded ('+' as a space, as in a form), a bare name as "" (S3's
+ * subresources: ?uploads, ?location). evhttp_parse_query_str refuses bare names. */
+static CL_MUST_USE cl_status kms_s3_parse_query(kms_s3_req *r, const char *raw)
+{
+    if (raw == NULL) return CL_OK;
+    cl_reader rd = cl_reader_make(raw, strlen(raw));
+    size_t count = 0;
+    while (cl_reader_remaining(&rd) > 0) {
+        cl_reader pair, name;
+        bool found;
+        cl_reader_until(&rd, '&', &pair, &found);
+        if (found) CL_GUARD(cl_reader_skip(&rd, 1));
+        if (cl_reader_remaining(&pair) == 0) continue;
+        if (++count > 128) KMS_S3_FAIL(r, 400, "InvalidURI", "Couldn't parse the specified URI: over 128 parameters");
+        cl_reader_until(&pair, '=', &name, &found);
+        if (found) CL_GUARD(cl_reader_skip(&pair, 1));
+        const uint8_t *np, *vp;
+        size_t nn, vn;
+        cl_reader_rest(&name, &np, &nn);
+        cl_reader_rest(&pair, &vp, &vn);
+        char *n = strndup(np != NULL ? (const char *)np : "", nn), *v = strndup(vp != NULL ? (const char *)vp : "", vn);
+        size_t dn = 0, dv = 0;
+        char *dname = n != NULL ? evhttp_uridecode(n, 1, &dn) : NULL, *dval = v != NULL ? evhttp_uridecode(v, 1, &dv) : NULL;
+        bool ok = dname != NULL && dval != NULL && dn == strlen(dname) && dv == strlen(dval) && dname[0] != '\0';
+        if (ok) ok = evhttp_add_header(&r->query, dname, dval) == 0;
+        free(n);
+        free(v);
+        free(dname);
+        free(dval);
+        if (!ok) KMS_S3_FAIL(r, 400, "InvalidURI", "Couldn't parse the specified URI: its query string");
+    }
+    return CL_OK;
+}
+
 static const char *kms_s3_default_code(int status)
 {
     switch (status) {
@@ -664,8 +704,13 @@ static const char *kms_s3_default_code(int status)
 static void kms_s3_error_body(kms_s3_req *r, const char *code, const char *message)
 {
     evbuffer_drain(r->resp, evbuffer_get_length(r->resp));
+    /* Content-Range stays: a 416 names the object's size in it (RFC 7233 4.4). */
+    char range[96] = "";
+    const char *cr = evhttp_find_header(r->out, "Content-Range");
+    if (cr != NULL && r->status == 416) (void)snprintf(range, sizeof(range), "%s", cr);
     evhttp_clear_headers(r->out);
     evhttp_add_header(r->out, "x-amz-request-id", r->request_id);
+    if (range[0] != '\0') evhttp_add_header(r->out, "Content-Range", range);
     if (strcmp(r->method, "HEAD") == 0) {
         evhttp_add_header(r->out, "Content-Length", "0");
         return;
@@ -732,8 +777,7 @@ void kms_s3_serve(kms_ctx *ctx, struct evhttp_request *req, const kms_policy_env
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *raw_path = uri != NULL && evhttp_uri_get_path(uri) != NULL ? evhttp_uri_get_path(uri) : "/";
     const char *raw_query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
-    if (raw_query != NULL && evhttp_parse_query_str(raw_query, &r.query) != 0)
-        KMS_S3_FAIL_GOTO(&r, 400, "InvalidURI", "Couldn't parse the specified URI: its query string");
+    CL_GUARD_GOTO(kms_s3_parse_query(&r, raw_query));
     if (strcmp(r.method, "OTHER") == 0)
         KMS_S3_FAIL_GOTO(&r, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
     struct evbuffer *ib = evhttp_request_get_input_buffer(req);
@@ -788,7 +832,7 @@ out:
     if (rc != CL_OK) {
         if (r.status < 300) r.status = 500;
         const char *code = r.code != NULL ? r.code : kms_s3_default_code(r.status);
-        if (r.status >= 500) CL_LOG_ERROR("S3 %s %s: %s", r.operation, r.request_id, cl_error_message());
+        if (r.status >= 500 && r.status != 501) CL_LOG_ERROR("S3 %s %s: %s", r.operation, r.request_id, cl_error_message());
         kms_s3_error_body(&r, code,
                           r.status >= 500 && r.code == NULL ? "We encountered an internal error. Please try again."
                                                             : cl_error_message());
