@@ -92,6 +92,17 @@ typedef struct kms_s3_result {
 bool kms_s3_wants(const char *method, const char *path, const char *query, const char *authorization,
                   const char *amz_target);
 
+/*
+ * Whether a request's header block (head: the request line and headers up to the empty line) is a
+ * PUT or POST for S3 whose SigV4 signature (header or presigned) verifies from the headers alone:
+ * server.c then lets its body be up to s3_max_body instead of max_body (docs/s3.md, "Limits").
+ * Never fails; anything it cannot parse is "no" (evhttp then parses and answers it).
+ */
+bool kms_s3_preauth(kms_ctx *ctx, const uint8_t *head, size_t len, int64_t now);
+/* Whether p holds a whole header block (request line, headers, the empty line; CRLF or LF line
+ * ends); *end is its length. */
+bool kms_s3_head_end(const uint8_t *p, size_t n, size_t *end);
+
 /* Serves one request (s3_http.c). Never fails: every failure is an S3 error answer in res. */
 void kms_s3_serve(kms_ctx *ctx, struct evhttp_request *req, const kms_policy_env *env, kms_s3_result *res);
 

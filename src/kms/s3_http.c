@@ -389,6 +389,7 @@ static CL_MUST_USE cl_status kms_s3_auth_header(kms_s3_req *r, const char *authz
                          "The request signature we calculated does not match the signature you provided. Check your "
                          "key and signing method.");
     r->who = who;
+    if (raw == NULL) goto out; /* headers only (kms_s3_preauth): the body is not here yet */
     if (hex) {
         uint8_t d[CL_SHA256_LEN];
         char ph[65];
@@ -678,7 +679,8 @@ static CL_MUST_USE cl_status kms_s3_parse_query(kms_s3_req *r, const char *raw)
         cl_reader_rest(&pair, &vp, &vn);
         char *n = strndup(np != NULL ? (const char *)np : "", nn), *v = strndup(vp != NULL ? (const char *)vp : "", vn);
         size_t dn = 0, dv = 0;
-        char *dname = n != NULL ? evhttp_uridecode(n, 1, &dn) : NULL, *dval = v != NULL ? evhttp_uridecode(v, 1, &dv) : NULL;
+        char *dname = n != NULL ? evhttp_uridecode(n, 1, &dn) : NULL,
+             *dval = v != NULL ? evhttp_uridecode(v, 1, &dv) : NULL;
         bool ok = dname != NULL && dval != NULL && dn == strlen(dname) && dv == strlen(dval) && dname[0] != '\0';
         if (ok) ok = evhttp_add_header(&r->query, dname, dval) == 0;
         free(n);
@@ -832,7 +834,8 @@ out:
     if (rc != CL_OK) {
         if (r.status < 300) r.status = 500;
         const char *code = r.code != NULL ? r.code : kms_s3_default_code(r.status);
-        if (r.status >= 500 && r.status != 501) CL_LOG_ERROR("S3 %s %s: %s", r.operation, r.request_id, cl_error_message());
+        if (r.status >= 500 && r.status != 501)
+            CL_LOG_ERROR("S3 %s %s: %s", r.operation, r.request_id, cl_error_message());
         kms_s3_error_body(&r, code,
                           r.status >= 500 && r.code == NULL ? "We encountered an internal error. Please try again."
                                                             : cl_error_message());
@@ -865,4 +868,110 @@ out:
     free(r.key);
     cl_buf_free(&decoded);
     cl_error_clear();
+}
+
+/* --- the header block, before the body (server.c's read callback) ------------------------------- */
+
+/* One line of the header block: up to LF, without the CR before it. */
+static bool kms_s3_head_line(cl_reader *r, cl_reader *line)
+{
+    bool found;
+    cl_reader_until(r, '\n', line, &found);
+    if (!found || cl_reader_skip(r, 1) != CL_OK) return false;
+    const uint8_t *p;
+    size_t n;
+    cl_reader_rest(line, &p, &n);
+    if (n > 0 && p[n - 1] == '\r') *line = cl_reader_make(p, n - 1);
+    return true;
+}
+
+static char *kms_s3_reader_dup(const cl_reader *r)
+{
+    const uint8_t *p;
+    size_t n;
+    cl_reader_rest(r, &p, &n);
+    if (n > 0 && memchr(p, 0, n) != NULL) return NULL;
+    return strndup(p != NULL ? (const char *)p : "", n);
+}
+
+bool kms_s3_head_end(const uint8_t *p, size_t n, size_t *end)
+{
+    cl_reader r = cl_reader_make(p, n), line;
+    bool started = false;
+    while (kms_s3_head_line(&r, &line)) {
+        /* Empty lines before the request line are skipped (RFC 7230 3.5), as evhttp skips them. */
+        if (cl_reader_remaining(&line) == 0) {
+            if (!started) continue;
+            *end = cl_reader_offset(&r);
+            return true;
+        }
+        started = true;
+    }
+    return false;
+}
+
+bool kms_s3_preauth(kms_ctx *ctx, const uint8_t *head, size_t len, int64_t now)
+{
+    kms_s3_req r;
+    memset(&r, 0, sizeof(r));
+    struct evkeyvalq in;
+    in.tqh_first = NULL;
+    in.tqh_last = &in.tqh_first;
+    r.query.tqh_first = NULL;
+    r.query.tqh_last = &r.query.tqh_first;
+    r.kms = ctx;
+    r.in = &in;
+    r.now = now;
+    char *method = NULL, *target = NULL;
+    struct evhttp_uri *uri = NULL;
+    bool ok = false;
+    cl_reader rd = cl_reader_make(head, len), line, word;
+    bool found;
+    while (cl_reader_starts_with(&rd, "\r\n", 2) || cl_reader_next_is(&rd, '\n')) /* RFC 7230 3.5 */
+        if (cl_reader_skip(&rd, cl_reader_next_is(&rd, '\n') ? 1 : 2) != CL_OK) goto out;
+    if (!kms_s3_head_line(&rd, &line)) goto out;
+    cl_reader_until(&line, ' ', &word, &found);
+    if (!found || cl_reader_skip(&line, 1) != CL_OK || (method = kms_s3_reader_dup(&word)) == NULL) goto out;
+    cl_reader_until(&line, ' ', &word, &found);
+    if (!found || (target = kms_s3_reader_dup(&word)) == NULL) goto out;
+    /* Only a request with a body has anything to gain. */
+    if (strcmp(method, "PUT") != 0 && strcmp(method, "POST") != 0) goto out;
+    r.method = method;
+    for (size_t n = 0;; n++) {
+        if (n > KMS_S3_MAX_HEADERS || !kms_s3_head_line(&rd, &line)) goto out;
+        if (cl_reader_remaining(&line) == 0) break;
+        cl_reader name;
+        cl_reader_until(&line, ':', &name, &found);
+        if (!found || cl_reader_skip(&line, 1) != CL_OK) goto out;
+        cl_reader_trim(&line, " \t");
+        char *k = kms_s3_reader_dup(&name), *v = kms_s3_reader_dup(&line);
+        bool added = k != NULL && v != NULL && k[0] != '\0' && strcspn(k, " \t") == strlen(k) &&
+                     evhttp_add_header(&in, k, v) == 0;
+        free(k);
+        free(v);
+        if (!added) goto out;
+    }
+    uri = evhttp_uri_parse_with_flags(target, EVHTTP_URI_NONCONFORMANT);
+    if (uri == NULL) goto out;
+    const char *path = evhttp_uri_get_path(uri) != NULL && evhttp_uri_get_path(uri)[0] ? evhttp_uri_get_path(uri) : "/";
+    const char *query = evhttp_uri_get_query(uri);
+    const char *authz = evhttp_find_header(&in, "Authorization");
+    if (!kms_s3_wants(method, path, query, authz, evhttp_find_header(&in, "X-Amz-Target"))) goto out;
+    if (kms_s3_parse_query(&r, query) != CL_OK) goto out;
+    cl_status rc;
+    if (authz != NULL)
+        rc = kms_s3_auth_header(&r, authz, path, query, NULL, 0, NULL);
+    else if (kms_s3_has_query(&r, "X-Amz-Signature"))
+        rc = kms_s3_auth_presigned(&r, path, query);
+    else
+        goto out; /* anonymous: the KMS's max_body */
+    ok = rc == CL_OK && r.who != NULL;
+out:
+    if (uri != NULL) evhttp_uri_free(uri);
+    evhttp_clear_headers(&in);
+    evhttp_clear_headers(&r.query);
+    free(method);
+    free(target);
+    cl_error_clear();
+    return ok;
 }

@@ -198,7 +198,7 @@ cl_status kms_s3_put_object(kms_s3_req *r)
         uint8_t d[16];
         unsigned dl = 0;
         bool same =
-            ok && EVP_Digest(r->body, r->body_len, d, &dl, EVP_md5(), NULL) == 1 && memcmp(d, want.data, 16) == 0;
+            ok && EVP_Digest(r->body, r->body_len, d, &dl, EVP_md5(), NULL) == 1 && cl_ct_equal(d, want.data, 16);
         cl_buf_free(&want);
         if (!ok) KMS_S3_FAIL_GOTO(r, 400, "InvalidDigest", "The Content-MD5 you specified was invalid.");
         if (!same)

@@ -104,6 +104,7 @@ typedef struct kms_conn {
     int64_t since_ms; /* monotonic: accept, or the end of the previous answer */
     uint64_t seq;     /* the same order, without ties: the worker's count of such events */
     bool doomed;      /* to be closed once adopted (its TLS state could not be made) */
+    bool peeking;     /* its next request's header block is looked at before evhttp reads it */
 } kms_conn;
 
 /* What is counted and logged of an answer once it leaves (kms_answer_done). */
@@ -170,7 +171,12 @@ typedef struct kms_worker {
     kms_signing_key *signing_keys; /* KMS_SIGNING_KEYS of them, in locked memory */
     unsigned next_signing_key;     /* the slot replaced next (round robin) */
     struct event *commit_ev;       /* activated by the committer: some of the answers may leave */
-    kms_metrics metrics;           /* written by this worker only (metrics.h) */
+    /* The header block look-ahead (kms_conn_peek): evhttp's own read callback, and the connections
+     * answered this loop turn, whose next request is looked at once evhttp waits for it. */
+    bufferevent_data_cb evhttp_readcb;
+    size_t *rewrap, n_rewrap;
+    struct event *rewrap_ev;
+    kms_metrics metrics; /* written by this worker only (metrics.h) */
 } kms_worker;
 
 struct kms_server {
@@ -588,6 +594,7 @@ static void kms_conn_release(kms_worker *w, kms_conn *c)
 }
 
 static void kms_conn_arm_deadline(kms_worker *w);
+static void kms_conn_wrap(kms_worker *w, kms_conn *c);
 
 /* The answer is written: the connection waits for its next request, with a fresh deadline. */
 static void kms_conn_answered(struct evhttp_request *req, void *arg)
@@ -599,9 +606,17 @@ static void kms_conn_answered(struct evhttp_request *req, void *arg)
     c->since_ms = kms_now_ms();
     c->seq = ++w->seq;
     kms_conn_arm_deadline(w);
+    /* The next request starts at the KMS's limit; its header block is looked at once evhttp has
+     * set the connection up to read it (after this callback returns). */
+    evhttp_connection_set_max_body_size(c->evcon, (ev_ssize_t)w->srv->cfg.max_body);
+    if (w->n_rewrap < w->n_slots) {
+        w->rewrap[w->n_rewrap++] = (size_t)(c - w->conns);
+        event_active(w->rewrap_ev, EV_TIMEOUT, 1);
+    }
 }
 
 static void kms_s3_payload_failed(kms_reply *r);
+static void kms_conn_rewrap(evutil_socket_t fd, short what, void *arg);
 static void kms_flush(kms_worker *w);
 
 /* Answers now, or after the next fdatasync of the audit log (audit_end > 0). */
@@ -903,11 +918,6 @@ static void kms_handle(struct evhttp_request *req, void *arg)
                          req_uri != NULL ? evhttp_uri_get_query(req_uri) : NULL,
                          evhttp_find_header(hin, "Authorization"), evhttp_find_header(hin, "X-Amz-Target"))) {
             kms_handle_s3(w, req, &answer);
-            return;
-        }
-        /* evhttp's limit is S3's (the larger): the KMS's own is held here (docs/s3.md, "Limits"). */
-        if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > s->cfg.max_body) {
-            evhttp_send_error(req, 413, "Payload Too Large");
             return;
         }
     }
@@ -1293,6 +1303,72 @@ static struct bufferevent *kms_conn_bev(struct event_base *base, void *arg)
     return bev;
 }
 
+/*
+ * The header block before the body. evhttp (libevent 2.1.12) reads a request's headers and then,
+ * from Content-Length, refuses a body over the connection's max_body with 413 before reading it;
+ * it has no callback between the two (2.2's evhttp_set_newreqcb), so a body's limit cannot depend
+ * on who sent it. Here the connection's read callback is wrapped: while a request's header block
+ * has not arrived whole, the bytes stay in the bufferevent (evhttp is not called: it would consume
+ * the lines); once it has (or 16 KiB + 8 KiB came without one: evhttp then refuses them), the block
+ * is parsed and, if it is an S3 PUT or POST whose SigV4 signature verifies from the headers alone
+ * (kms_s3_preauth: the payload's hash is a header, x-amz-content-sha256, or UNSIGNED-PAYLOAD), this
+ * connection's limit for this request is raised to s3_max_body; then evhttp's own callback runs.
+ * The limit goes back to max_body when the request is answered. So a client without credentials
+ * can make the server hold at most max_body per connection, as before S3 (docs/s3.md, "Limits").
+ * evhttp sets its callbacks again for each request (evhttp_start_read_), after the answer's
+ * completion callback: the wrapper goes back on from an event activated there (kms_conn_rewrap).
+ * A pipelined request evhttp reads before that gets max_body: safe, merely small.
+ */
+#define KMS_PEEK_MAX (16384 + 8192)
+
+static void kms_conn_peek(struct bufferevent *bev, void *arg)
+{
+    kms_worker *w = kms_this_worker;
+    kms_conn *c = w != NULL ? kms_conn_of(w, arg) : NULL;
+    if (c != NULL && c->peeking) {
+        struct evbuffer *in = bufferevent_get_input(bev);
+        size_t have = evbuffer_get_length(in), n = have < KMS_PEEK_MAX ? have : KMS_PEEK_MAX, end = 0;
+        const uint8_t *head = evbuffer_pullup(in, (ev_ssize_t)n);
+        bool whole = head != NULL && kms_s3_head_end(head, n, &end);
+        if (!whole && have <= KMS_PEEK_MAX && head != NULL) return; /* the rest of the block is on its way */
+        c->peeking = false;
+        if (whole && kms_s3_preauth(&w->srv->ctx, head, end, (int64_t)time(NULL)))
+            evhttp_connection_set_max_body_size(arg, (ev_ssize_t)w->srv->cfg.s3_max_body);
+    }
+    if (w != NULL && w->evhttp_readcb != NULL) w->evhttp_readcb(bev, arg);
+}
+
+/* Puts kms_conn_peek in front of evhttp's read callback of c (when evhttp's is the one set). */
+static void kms_conn_wrap(kms_worker *w, kms_conn *c)
+{
+    if (c->evcon == NULL || w->srv->cfg.s3_max_body <= w->srv->cfg.max_body) return;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
+    bufferevent_data_cb rd = NULL, wr = NULL;
+    bufferevent_event_cb ev = NULL;
+    void *arg = NULL;
+    bufferevent_getcb(bev, &rd, &wr, &ev, &arg);
+    if (rd == NULL || rd == kms_conn_peek || arg != c->evcon) return;
+    if (w->evhttp_readcb == NULL) w->evhttp_readcb = rd;
+    if (rd != w->evhttp_readcb) return;
+    c->peeking = true;
+    bufferevent_setcb(bev, kms_conn_peek, wr, ev, arg);
+    /* Bytes already waiting (a request sent right behind the answer): look at them now. */
+    if (evbuffer_get_length(bufferevent_get_input(bev)) > 0) kms_conn_peek(bev, arg);
+}
+
+static void kms_conn_rewrap(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    kms_worker *w = arg;
+    size_t n = w->n_rewrap;
+    w->n_rewrap = 0;
+    for (size_t i = 0; i < n; i++) {
+        kms_conn *c = &w->conns[w->rewrap[i]];
+        if (c->state == KMS_CONN_WAITING && c->evcon != NULL) kms_conn_wrap(w, c);
+    }
+}
+
 /* Just after the accepts of this loop turn: learn each new connection's evhttp_connection
  * (the bufferevent's callback argument evhttp set), then hold the cap. */
 static void kms_conn_adopt(evutil_socket_t fd, short what, void *arg)
@@ -1314,6 +1390,7 @@ static void kms_conn_adopt(evutil_socket_t fd, short what, void *arg)
             c->state = KMS_CONN_WAITING;
             kms_conn_index_add(w, (size_t)(c - w->conns));
             evhttp_connection_set_closecb(c->evcon, kms_conn_closed, c);
+            kms_conn_wrap(w, c);
         }
         bufferevent_decref(bev);
         if (c->state == KMS_CONN_WAITING && c->doomed) evhttp_connection_free(c->evcon); /* kms_conn_closed */
@@ -1626,15 +1703,17 @@ static CL_MUST_USE cl_status kms_worker_init(kms_server *s, kms_worker *w)
     w->deadline_ev = evtimer_new(w->base, kms_conn_deadline, w);
     w->backoff_ev = evtimer_new(w->base, kms_accept_resume, w);
     w->commit_ev = event_new(w->base, -1, 0, kms_commit_wake, w);
+    w->rewrap_ev = event_new(w->base, -1, 0, kms_conn_rewrap, w);
+    w->rewrap = calloc(w->n_slots, sizeof(*w->rewrap));
+    CL_ENSURE(w->rewrap_ev != NULL && w->rewrap != NULL, CL_ERR_NOMEM, "out of memory for a worker's events");
     w->signing_keys = cl_secure_alloc(KMS_SIGNING_KEYS * sizeof(*w->signing_keys));
     CL_ENSURE(w->signing_keys != NULL, CL_ERR_NOMEM, "out of locked memory for a worker's SigV4 signing keys");
     memset(w->signing_keys, 0, KMS_SIGNING_KEYS * sizeof(*w->signing_keys));
     CL_ENSURE(w->adopt_ev != NULL && w->deadline_ev != NULL && w->backoff_ev != NULL && w->commit_ev != NULL,
               CL_ERR_NOMEM, "out of memory for a worker's events");
-    /* Bodies over the limit get 413 from evhttp before we see them: the larger of the KMS's and
-     * S3's limits, the KMS's then held in kms_handle (docs/s3.md, "Limits"). */
-    evhttp_set_max_body_size(w->http,
-                             (ev_ssize_t)(cfg->s3_max_body > cfg->max_body ? cfg->s3_max_body : cfg->max_body));
+    /* Bodies over the limit get 413 from evhttp before we see them. A request whose header block
+     * carries a valid S3 signature gets s3_max_body instead (kms_conn_peek). */
+    evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body);
     evhttp_set_max_headers_size(w->http, 16384);
     /* Between bytes, and for writing an answer; the whole request has its own deadline. */
     evhttp_set_timeout(w->http, cfg->request_timeout > 60 ? cfg->request_timeout : 60);
@@ -1781,6 +1860,8 @@ void kms_server_free(kms_server *s)
         if (w->deadline_ev) event_free(w->deadline_ev);
         if (w->backoff_ev) event_free(w->backoff_ev);
         if (w->commit_ev) event_free(w->commit_ev);
+        if (w->rewrap_ev) event_free(w->rewrap_ev);
+        free(w->rewrap);
         if (w->signing_keys) cl_memzero(w->signing_keys, KMS_SIGNING_KEYS * sizeof(*w->signing_keys));
         cl_secure_free(w->signing_keys);
         /* Adopted or not, drop the references taken at accept. */

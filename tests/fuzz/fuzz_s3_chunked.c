@@ -7,6 +7,7 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cloister/sigv4.h"
@@ -26,6 +27,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             __builtin_trap();
         have_key = 1;
     }
+    static kms_config cfg;
+    static kms_principal who;
+    static kms_ctx ctx;
+    if (ctx.cfg == NULL) {
+        (void)snprintf(who.access_key_id, sizeof(who.access_key_id), "AKIAIOSFODNN7EXAMPLE");
+        (void)snprintf(who.secret, sizeof(who.secret), "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+        (void)snprintf(who.account, sizeof(who.account), "111122223333");
+        (void)snprintf(cfg.region, sizeof(cfg.region), "us-east-1");
+        cfg.principals = &who;
+        cfg.n_principals = 1;
+        cfg.max_body = 1024;
+        cfg.s3_max_body = 1 << 20;
+        ctx.cfg = &cfg;
+    }
+    /* 20130524T000000Z, the example's time: a seed may verify. */
+    size_t end = 0;
+    if (kms_s3_head_end(data, size, &end) && end > size) __builtin_trap();
+    (void)kms_s3_preauth(&ctx, data, size, 1369353600);
     if (size < 2) return 0;
     kms_s3_chunk_keys k = {.signing_key = key,
                            .amz_date = "20130524T000000Z",

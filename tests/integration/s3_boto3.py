@@ -390,6 +390,43 @@ class S3Boto3(unittest.TestCase):
         self.assertEqual(st, 501)
         self.assertIn(b"<Code>NotImplemented</Code>", body)
 
+    def head_only(self, headers):
+        """Sends a header block announcing a 10 MiB body, and nothing of the body: the status line."""
+        import socket
+        with socket.create_connection(("127.0.0.1", self.srv.port), timeout=30) as sock:
+            sock.sendall(b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in headers.items())
+                         .join([b"PUT /body-limits/big HTTP/1.1\r\n", b"\r\n"]))
+            return sock.recv(4096).split(b"\r\n", 1)[0]
+
+    def test_body_limit_before_the_body(self):
+        """A body over max_body is refused from its headers unless the header signature verifies
+        (then s3_max_body applies): a client without credentials holds no more than before S3."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+        self.bucket("body-limits")
+        size = 10 << 20
+        host = "127.0.0.1:%d" % self.srv.port
+        anon = {"Host": host, "Content-Length": str(size)}
+        self.assertEqual(self.head_only(anon), b"HTTP/1.1 413 Request Entity Too Large")
+
+        def signed(secret):
+            req = AWSRequest(method="PUT", url="http://%s/body-limits/big" % host, data=b"",
+                             headers={"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
+            SigV4Auth(Credentials("test", secret), "s3", "us-east-1").add_auth(req)
+            return dict(req.headers.items(), **{"Host": host, "Content-Length": str(size)})
+        self.assertEqual(self.head_only(signed("wrong-secret")), b"HTTP/1.1 413 Request Entity Too Large")
+        good = signed("test")
+        st, _h, body = s3_harness.send(self.srv.port, "PUT", "http://%s/body-limits/big" % host, b"z" * size,
+                                       {k: v for k, v in good.items() if k not in ("Host", "Content-Length")})
+        self.assertEqual(st, 200, body)
+        self.assertEqual(self.s3.head_object(Bucket="body-limits", Key="big")["ContentLength"], size)
+        # The next request on a connection starts at max_body again (KMS's limit still holds for KMS).
+        kms = s3_harness.kms_client(self.srv.endpoint)
+        with self.assertRaises(ClientError) as e:
+            kms.encrypt(KeyId="alias/none", Plaintext=b"x" * 4096, EncryptionContext={"pad": "p" * (300 << 10)})
+        self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 413)
+
     def test_virtual_host_style(self):
         b = self.bucket("virtual-host")
         port = self.srv.port

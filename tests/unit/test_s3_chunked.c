@@ -60,7 +60,7 @@ static void test_aws_example(void **state)
     cl_buf_free(&out);
 }
 
-static cl_status t_decode_edited(const char *find, const char *repl, uint64_t decoded)
+static CL_MUST_USE cl_status t_decode_edited(const char *find, const char *repl, uint64_t decoded)
 {
     cl_buf body, out, edited;
     t_body(&body);
