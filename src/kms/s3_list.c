@@ -142,7 +142,7 @@ static CL_MUST_USE cl_status kms_s3_list(kms_s3_req *r, const kms_s3_listing *l,
         if (truncated && last != NULL) {
             /* The token is the last key or prefix answered, base64url: opaque to clients, as S3's. */
             cl_buf t;
-            cl_buf_init(&t, 4 * KMS_S3_KEY_MAX);
+            cl_buf_init(&t, (size_t)4 * KMS_S3_KEY_MAX);
             if (cl_base64_encode((const uint8_t *)last, strlen(last), true, &t) == CL_OK)
                 kms_s3_list_element(r->resp, "NextContinuationToken", cl_buf_cstr(&t), false);
             cl_buf_free(&t);
@@ -183,7 +183,7 @@ cl_status kms_s3_list_objects_v2(kms_s3_req *r)
     const char *token = kms_s3_query(r, "continuation-token"), *sa = kms_s3_query(r, "start-after");
     cl_status rc = CL_OK;
     cl_buf t;
-    cl_buf_init(&t, 4 * KMS_S3_KEY_MAX);
+    cl_buf_init(&t, (size_t)4 * KMS_S3_KEY_MAX);
     if (token != NULL) {
         if (token[0] == '\0' || cl_base64_decode(token, strlen(token), true, &t) != CL_OK || t.len == 0 ||
             memchr(t.data, 0, t.len) != NULL)

@@ -230,10 +230,9 @@ static CL_MUST_USE cl_status kms_s3_parts_scan(const char *dir, json_t **parts)
     struct dirent *e;
     char path[KMS_PATH_MAX + 300];
     while ((e = readdir(d)) != NULL) {
-        unsigned n;
-        char tail;
-        if (strlen(e->d_name) != 10 || sscanf(e->d_name, "part.%5u%c", &n, &tail) != 1)
-            continue; /* NOLINT: our own names */
+        /* part.NNNNN: the names UploadPart gives (anything else in the directory is not a part). */
+        if (strlen(e->d_name) != 10 || strncmp(e->d_name, "part.", 5) != 0 || strspn(e->d_name + 5, "0123456789") != 5)
+            continue;
         (void)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
         kms_s3_obj o;
         if (kms_s3_obj_open(path, &o) != CL_OK) {
@@ -431,10 +430,10 @@ cl_status kms_s3_list_parts(kms_s3_req *r)
     json_decref(up);
     CL_GUARD(rc);
     size_t n = json_array_size(parts);
-    json_t **sorted = calloc(n + 1, sizeof(*sorted));
+    json_t **sorted = calloc(n + 1, sizeof(json_t *));
     CL_ENSURE(sorted != NULL, CL_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) sorted[i] = json_array_get(parts, i);
-    qsort(sorted, n, sizeof(*sorted), kms_s3_part_cmp);
+    qsort(sorted, n, sizeof(json_t *), kms_s3_part_cmp);
     uint64_t marker = 0, max = 1000;
     const char *m = kms_s3_query(r, "part-number-marker"), *mp = kms_s3_query(r, "max-parts");
     if ((m != NULL && cl_parse_uint(m, 0, KMS_S3_PARTS_MAX, "part-number-marker", &marker) != CL_OK) ||

@@ -29,8 +29,9 @@ static void kms_s3_sse_nonce(uint32_t prefix, uint64_t i, uint8_t nonce[CL_GCM_N
 
 static size_t kms_s3_sse_aad(uint64_t i, uint64_t total, uint8_t aad[64])
 {
-    size_t n = strlen(KMS_S3_SSE_AAD);
-    memcpy(aad, KMS_S3_SSE_AAD, n);
+    static const char label[] = KMS_S3_SSE_AAD;
+    size_t n = sizeof(label) - 1;
+    for (size_t b = 0; b < n; b++) aad[b] = (uint8_t)label[b];
     for (int b = 0; b < 8; b++) aad[n + (size_t)b] = (uint8_t)(i >> (56 - 8 * b));
     for (int b = 0; b < 8; b++) aad[n + 8 + (size_t)b] = (uint8_t)(total >> (56 - 8 * b));
     return n + 16;
@@ -81,9 +82,10 @@ static CL_MUST_USE cl_status kms_s3_kms_call(kms_s3_req *r, const char *op, json
     if (c.key_arn[0] != '\0') (void)snprintf(r->key_arn, sizeof(r->key_arn), "%s", c.key_arn);
     if (keep != CL_OK) {
         /* S3 passes the KMS's refusal on: AccessDenied for a policy, KMS.<Exception> otherwise. */
-        if (strcmp(exc, "AccessDeniedException") == 0) KMS_S3_FAIL_GOTO(r, 403, "AccessDenied", "%s: %s", op, msg);
+        if (exc != NULL && strcmp(exc, "AccessDeniedException") == 0)
+            KMS_S3_FAIL_GOTO(r, 403, "AccessDenied", "%s: %s", op, msg);
         static _Thread_local char code[96];
-        (void)snprintf(code, sizeof(code), "KMS.%s", exc);
+        (void)snprintf(code, sizeof(code), "KMS.%s", exc != NULL ? exc : "KMSInternalException");
         KMS_S3_FAIL_GOTO(r, 400, code, "%s: %s", op, msg);
     }
     *resp = c.resp;

@@ -335,7 +335,8 @@ cl_status kms_s3_obj_create(const char *path, json_t *hdr, cl_outfile *o)
                    KMS_S3_HEADER_MAX);
     CL_GUARD_GOTO(cl_outfile_open(o, path, true, 0600));
     uint8_t head[12];
-    memcpy(head, KMS_S3_OBJ_MAGIC, 8);
+    static const char magic[] = KMS_S3_OBJ_MAGIC;
+    for (size_t i = 0; i < 8; i++) head[i] = (uint8_t)magic[i];
     head[8] = (uint8_t)(n >> 24);
     head[9] = (uint8_t)(n >> 16);
     head[10] = (uint8_t)(n >> 8);
@@ -366,7 +367,7 @@ cl_status kms_s3_obj_list(const kms_ctx *ctx, const char *bucket, const char *pr
     struct dirent *e;
     size_t plen = prefix != NULL ? strlen(prefix) : 0;
     while ((e = readdir(d)) != NULL) {
-        if (strlen(e->d_name) != 2 * CL_SHA256_LEN) continue; /* ".", "..", temporary files */
+        if (strlen(e->d_name) != (size_t)2 * CL_SHA256_LEN) continue; /* ".", "..", temporary files */
         (void)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
         kms_s3_obj o;
         if (kms_s3_obj_open(path, &o) != CL_OK) {
@@ -380,7 +381,7 @@ cl_status kms_s3_obj_list(const kms_ctx *ctx, const char *bucket, const char *pr
         if (plen == 0 || strncmp(key, prefix, plen) == 0) {
             if (n == cap) {
                 cap = cap ? cap * 2 : 64;
-                json_t **ni = realloc(items, cap * sizeof(*items));
+                json_t **ni = realloc(items, cap * sizeof(json_t *));
                 if (ni == NULL) {
                     kms_s3_obj_close(&o);
                     CL_FAIL_GOTO(CL_ERR_NOMEM, "out of memory listing %s", bucket);
@@ -392,7 +393,7 @@ cl_status kms_s3_obj_list(const kms_ctx *ctx, const char *bucket, const char *pr
         }
         kms_s3_obj_close(&o);
     }
-    if (n > 0) qsort(items, n, sizeof(*items), kms_s3_cmp_hdr);
+    if (n > 0) qsort(items, n, sizeof(json_t *), kms_s3_cmp_hdr);
     *out = json_array();
     CL_ENSURE_GOTO(*out != NULL, CL_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {

@@ -958,6 +958,7 @@ static void kms_handle(struct evhttp_request *req, void *arg)
     }
     const kms_principal *who = NULL;
     rc = kms_authenticate(s, req, "POST", body ? body : (const uint8_t *)"", blen, &who, c.region, &exc, c.now);
+    if (rc == CL_OK && who == NULL) rc = CL_RAISE(CL_ERR_INTERNAL, "authenticated without a principal");
     if (rc != CL_OK) goto out;
     principal = who->arn;
     c.principal = who;
