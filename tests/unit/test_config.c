@@ -25,6 +25,7 @@ static void test_config_full(void **state)
     kms_config cfg;
     assert_ok(t_parse("{\"listen\": \"0.0.0.0:443\", \"threads\": 8, \"max_body\": 65536, \"region\": \"eu-west-1\","
                       " \"max_connections\": 20000, \"request_timeout\": 5,"
+                      " \"s3_max_body\": 16777216, \"s3_domain\": \"s3.example.com\","
                       " \"data_dir\": \"/var/lib/kms\", \"store\": {\"type\": \"sqlite\", \"path\": \"db/keys.db\"},"
                       " \"root_key\": {\"passphrase_env\": \"KMS_PASS\", \"scrypt_log2_n\": 15},"
                       " \"tls\": {\"cert\": \"tls/cert.pem\", \"key\": \"/k.pem\"}, \"audit_log\": \"audit.log\","
@@ -37,6 +38,8 @@ static void test_config_full(void **state)
     assert_int_equal(cfg.max_body, 65536);
     assert_int_equal(cfg.max_connections, 20000);
     assert_int_equal(cfg.request_timeout, 5);
+    assert_int_equal(cfg.s3_max_body, 16777216);
+    assert_string_equal(cfg.s3_domain, "s3.example.com");
     assert_string_equal(cfg.region, "eu-west-1");
     assert_string_equal(cfg.data_dir, "/var/lib/kms");
     assert_string_equal(cfg.store_path, "/etc/kms/db/keys.db");
@@ -148,6 +151,11 @@ static void test_config_refused(void **state)
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"threads\": -1}", "'threads'"},
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"threads\": 1e3}", "'threads'"},
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"max_body\": 67108865}", "'max_body'"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"s3_max_body\": 5368709121}",
+         "'s3_max_body' must be an integer 1024..5368709120"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"s3_domain\": \"S3.Example.com\"}",
+         "'s3_domain' must be a lower-case DNS name like s3.example.com, not 'S3.Example.com'"},
+        {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"s3_domain\": \"\"}", "'s3_domain'"},
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"max_connections\": 15}",
          "'max_connections' must be an integer 16..1000000"},
         {"{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"request_timeout\": 0}",
