@@ -24,6 +24,7 @@ static const char *const kms_outcomes[] = {
     "DisabledException",
     "DryRunOperationException",
     "ExpiredImportTokenException",
+    "IllegalLocationConstraintException", /* S3's CreateBucket (s3_bucket.c) */
     "IncompleteSignatureException",
     "IncorrectKeyException",
     "IncorrectKeyMaterialException",

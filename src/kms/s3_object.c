@@ -400,12 +400,11 @@ static CL_MUST_USE cl_status kms_s3_read_object(kms_s3_req *r, bool with_body)
         CL_GUARD_GOTO(kms_s3_sse_read(dkey, 0, o.fd, o.data_off, size, start, len, r->resp));
     } else if (len > 0) {
         /* Sent from the file by the kernel (sendfile) on plain HTTP: no copy of the object in memory. */
-        int fd = dup(o.fd);
-        if (fd < 0) CL_FAIL_ERRNO_GOTO(CL_ERR_IO, "cannot duplicate an object's descriptor");
-        if (evbuffer_add_file(r->resp, fd, (ev_off_t)(o.data_off + start), (ev_off_t)len) != 0) {
-            close(fd);
+        /* The evbuffer takes the descriptor (and closes it once sent). */
+        int fd = o.fd;
+        if (evbuffer_add_file(r->resp, fd, (ev_off_t)(o.data_off + start), (ev_off_t)len) != 0)
             CL_FAIL_GOTO(CL_ERR_NOMEM, "cannot queue the object's bytes");
-        }
+        o.fd = -1;
     }
 out:
     cl_memzero(dkey, sizeof(dkey));

@@ -309,10 +309,11 @@ class KmsService(unittest.TestCase):
         self.assertEqual(status, 404)
         self.assertIn('"metrics": "off"', body)
         self.assertEqual(s.get("/healthz")[0], 200)
-        # Any other GET is still a KMS request: refused as KMS refuses it.
+        # Any other GET without credentials is an anonymous S3 request (docs/s3.md, "One endpoint"):
+        # refused as S3 refuses it, no bucket policy allowing it.
         status, _, body = s.get("/other")
-        self.assertEqual(status, 400)
-        self.assertIn("UnknownOperationException", body)
+        self.assertEqual(status, 403)
+        self.assertIn("<Code>AccessDenied</Code><Message>Access Denied</Message>", body)
 
     def test_request_log_has_no_secret(self):
         s = self.start()
