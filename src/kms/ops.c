@@ -85,3 +85,32 @@ kms_op_fn kms_op_find(const char *name) { return kms_op_lookup(name, NULL); }
 size_t kms_op_count(void) { return KMS_OP_COUNT; }
 
 const char *kms_op_name(size_t index) { return index < KMS_OP_COUNT ? kms_op_table[index].name : NULL; }
+
+/* One table from status to AWS exception (used when an operation did not
+ * name a more specific one). */
+static const struct {
+    const char *exception;
+    cl_status code;
+    int http;
+} kms_error_table[] = {
+    {"ValidationException", CL_ERR_USAGE, 400},         {"ValidationException", CL_ERR_FORMAT, 400},
+    {"ValidationException", CL_ERR_LIMIT, 400},         {"InvalidCiphertextException", CL_ERR_AUTH, 400},
+    {"IncorrectKeyException", CL_ERR_KEY, 400},         {"AlreadyExistsException", CL_ERR_EXISTS, 400},
+    {"NotFoundException", CL_ERR_NOT_FOUND, 400},       {"KMSInvalidStateException", CL_ERR_STATE, 400},
+    {"AccessDeniedException", CL_ERR_DENIED, 400},      {"UnsupportedOperationException", CL_ERR_UNSUPPORTED, 400},
+    {"InvalidSignatureException", CL_ERR_EXPIRED, 400},
+};
+
+const char *kms_exception_for(const kms_call *c, cl_status rc, int *http_status)
+{
+    *http_status = 400;
+    if (c != NULL && c->exception != NULL) return c->exception;
+    for (size_t i = 0; i < sizeof(kms_error_table) / sizeof(kms_error_table[0]); i++) {
+        if (kms_error_table[i].code == rc) {
+            *http_status = kms_error_table[i].http;
+            return kms_error_table[i].exception;
+        }
+    }
+    *http_status = 500;
+    return "KMSInternalException";
+}

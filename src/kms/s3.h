@@ -104,9 +104,10 @@ bool kms_s3_preauth(kms_ctx *ctx, const uint8_t *head, size_t len, int64_t now);
 bool kms_s3_head_end(const uint8_t *p, size_t n, size_t *end);
 
 /* Serves one request (s3_http.c). Never fails: every failure is an S3 error answer in res. */
-void kms_s3_serve(kms_ctx *ctx, struct evhttp_request *req, const kms_policy_env *env, kms_s3_result *res);
+void kms_s3_serve(kms_ctx *ctx, struct evhttp_request *req, const kms_policy_env *env, const char *request_id,
+                  kms_s3_result *res);
 
-/* --- helpers shared by the operation files (s3_http.c) -------------------------------------- */
+/* --- helpers shared by the operation files (s3_util.c) -------------------------------------- */
 const char *kms_s3_query(const kms_s3_req *r, const char *name); /* NULL: absent */
 bool kms_s3_has_query(const kms_s3_req *r, const char *name);
 void kms_s3_xml_text(struct evbuffer *b, const char *s);
@@ -116,7 +117,7 @@ bool kms_s3_xml_next(cl_reader *r, const char *tag, cl_reader *content);
 CL_MUST_USE cl_status kms_s3_xml_value(const cl_reader *content, char *out, size_t cap);
 void kms_s3_http_date(int64_t t, char out[40]);
 void kms_s3_iso_date(int64_t t, char out[32]);
-/* The one hook of authorization (docs/s3.md, "Authorization"): may r's caller do action on
+/* (s3_authz.c) The one hook of authorization (docs/s3.md, "Authorization"): may r's caller do action on
  * resource_arn? AccessDenied otherwise. kms_authorize replaces its inside at merge. */
 CL_MUST_USE cl_status kms_s3_authorize(kms_s3_req *r, const char *action, const char *resource_arn);
 

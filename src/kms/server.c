@@ -213,35 +213,6 @@ static int64_t kms_now_ns(void)
 
 static int64_t kms_now_ms(void) { return kms_now_ns() / 1000000; }
 
-/* One table from status to AWS exception (used when an operation did not
- * name a more specific one). */
-static const struct {
-    const char *exception;
-    cl_status code;
-    int http;
-} kms_error_table[] = {
-    {"ValidationException", CL_ERR_USAGE, 400},         {"ValidationException", CL_ERR_FORMAT, 400},
-    {"ValidationException", CL_ERR_LIMIT, 400},         {"InvalidCiphertextException", CL_ERR_AUTH, 400},
-    {"IncorrectKeyException", CL_ERR_KEY, 400},         {"AlreadyExistsException", CL_ERR_EXISTS, 400},
-    {"NotFoundException", CL_ERR_NOT_FOUND, 400},       {"KMSInvalidStateException", CL_ERR_STATE, 400},
-    {"AccessDeniedException", CL_ERR_DENIED, 400},      {"UnsupportedOperationException", CL_ERR_UNSUPPORTED, 400},
-    {"InvalidSignatureException", CL_ERR_EXPIRED, 400},
-};
-
-const char *kms_exception_for(const kms_call *c, cl_status rc, int *http_status)
-{
-    *http_status = 400;
-    if (c != NULL && c->exception != NULL) return c->exception;
-    for (size_t i = 0; i < sizeof(kms_error_table) / sizeof(kms_error_table[0]); i++) {
-        if (kms_error_table[i].code == rc) {
-            *http_status = kms_error_table[i].http;
-            return kms_error_table[i].exception;
-        }
-    }
-    *http_status = 500;
-    return "KMSInternalException";
-}
-
 /* Randomness for request ids, drawn 64 ids at a time: one RAND_bytes call (with its DRBG lock
  * and fork check) per request cost more than the rest of making the id. A request id names a
  * request in logs and answers; it is not a secret, so the pool is ordinary memory. */
@@ -264,8 +235,6 @@ static void kms_request_id(char out[CL_UUID_TEXT_LEN + 1])
     cl_uuid4_format(kms_id_pool.bytes + kms_id_pool.used, out);
     kms_id_pool.used += CL_UUID_RANDOM_LEN;
 }
-
-void kms_request_id_make(char out[CL_UUID_TEXT_LEN + 1]) { kms_request_id(out); }
 
 static const char *kms_status_reason(int status)
 {
@@ -849,7 +818,9 @@ static void kms_handle_s3(kms_worker *w, struct evhttp_request *req, kms_answer 
     kms_policy_env env;
     kms_request_env(w->srv, req, (int64_t)time(NULL), &env);
     kms_s3_result res;
-    kms_s3_serve(&w->srv->ctx, req, &env, &res);
+    char request_id[CL_UUID_TEXT_LEN + 1];
+    kms_request_id(request_id);
+    kms_s3_serve(&w->srv->ctx, req, &env, request_id, &res);
     answer->content_type = "application/xml";
     answer->outcome = kms_metrics_outcome(strcmp(res.outcome, "ok") == 0 ? NULL : res.outcome);
     kms_reply *r = res.body != NULL ? calloc(1, sizeof(*r)) : NULL;

@@ -192,9 +192,6 @@ kms_op_fn kms_op_lookup(const char *name, size_t *index);
 size_t kms_op_count(void);
 const char *kms_op_name(size_t index); /* NULL past the end */
 
-/* A fresh request id (a UUID) for an answer's x-amzn-RequestId / x-amz-request-id. */
-void kms_request_id_make(char out[CL_UUID_TEXT_LEN + 1]);
-
 /* The AWS exception name and HTTP status for a failed call. */
 const char *kms_exception_for(const kms_call *c, cl_status rc, int *http_status);
 
