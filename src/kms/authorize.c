@@ -84,13 +84,11 @@ cl_status kms_authorize(kms_ctx *ctx, const kms_principal *p, const char *action
     char acct[KMS_ACCOUNT_LEN + 1];
     kms_arn_account(resource_arn, acct);
     bool same_account = acct[0] == '\0' || strcmp(acct, p->account) == 0;
+    bool allow = same_account ? (id == KMS_DECISION_ALLOW || direct == KMS_DECISION_ALLOW)
+                              : (id == KMS_DECISION_ALLOW && all == KMS_DECISION_ALLOW);
     if (id == KMS_DECISION_EXPLICIT_DENY || all == KMS_DECISION_EXPLICIT_DENY)
         *out = KMS_DECISION_EXPLICIT_DENY;
-    else if (same_account && (id == KMS_DECISION_ALLOW || direct == KMS_DECISION_ALLOW))
-        *out = KMS_DECISION_ALLOW;
-    else if (!same_account && id == KMS_DECISION_ALLOW && all == KMS_DECISION_ALLOW)
-        *out = KMS_DECISION_ALLOW;
     else
-        *out = KMS_DECISION_IMPLICIT_DENY;
+        *out = allow ? KMS_DECISION_ALLOW : KMS_DECISION_IMPLICIT_DENY;
     return CL_OK;
 }

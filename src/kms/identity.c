@@ -3,6 +3,7 @@
 #include "identity.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,6 +12,14 @@
 #include "cloister/mem.h"
 
 #define KMS_SEAL_VERSION 1
+
+/* What a cached entry was read from: a store and a root key (a test may open several). */
+typedef struct store_tag {
+    const void *store;
+    const void *root;
+} store_tag;
+
+static CL_MUST_USE cl_status kms_identity_load(kms_ctx *ctx, const char *access_key_id, kms_principal *out);
 #define KMS_TOKEN_MAX 4096 /* a sealed session: a few hundred bytes */
 
 /* A key of its own for each use of the root key (HKDF-SHA256, RFC 5869, the use as info), so
@@ -288,11 +297,88 @@ out:
     return rc;
 }
 
+/*
+ * Per worker thread, what the store said lately, kept while the store's generation says
+ * nothing in it changed (store.h: every write advances it; a store that cannot tell, 0, keeps
+ * nothing): the principals of access keys (with their secrets: locked memory, wiped when
+ * replaced and when the thread ends) and the identity policies of entities. A KMS request then
+ * costs no store read and no unsealing to learn who is calling and what its policies say.
+ */
+#define KMS_ID_CACHE_N 8
+typedef struct kms_id_cache {
+    struct {
+        uint64_t gen; /* 0: empty */
+        store_tag tag;
+        kms_principal p;
+    } keys[KMS_ID_CACHE_N];
+    struct {
+        uint64_t gen;
+        store_tag tag;
+        char entity[KMS_ENTITY_MAX + 1];
+        json_t *texts; /* [[source, text], ...] */
+    } policies[KMS_ID_CACHE_N];
+    unsigned next_key, next_policy;
+} kms_id_cache;
+
+static pthread_key_t kms_id_cache_key;
+static pthread_once_t kms_id_cache_once = PTHREAD_ONCE_INIT;
+static bool kms_id_cache_ok;
+
+static void kms_id_cache_free(void *arg)
+{
+    kms_id_cache *c = arg;
+    if (c == NULL) return;
+    for (size_t i = 0; i < KMS_ID_CACHE_N; i++) json_decref(c->policies[i].texts);
+    cl_secure_free(c); /* wipes the secrets */
+}
+
+static void kms_id_cache_init(void) { kms_id_cache_ok = pthread_key_create(&kms_id_cache_key, kms_id_cache_free) == 0; }
+
+/* This thread's cache, NULL when there is none to be had (then nothing is kept). */
+static kms_id_cache *kms_id_cache_get(void)
+{
+    (void)pthread_once(&kms_id_cache_once, kms_id_cache_init);
+    if (!kms_id_cache_ok) return NULL;
+    kms_id_cache *c = pthread_getspecific(kms_id_cache_key);
+    if (c != NULL) return c;
+    c = cl_secure_alloc(sizeof(*c));
+    if (c == NULL) return NULL;
+    memset(c, 0, sizeof(*c));
+    if (pthread_setspecific(kms_id_cache_key, c) != 0) {
+        cl_secure_free(c);
+        return NULL;
+    }
+    return c;
+}
+
 cl_status kms_identity_find(kms_ctx *ctx, const char *access_key_id, const char *session_token, int64_t now,
                             kms_principal *out)
 {
     if (session_token != NULL) return kms_find_session(ctx, access_key_id, session_token, now, out);
     if (strncmp(access_key_id, "ASIA", 4) == 0) return kms_invalid_token(); /* temporary: needs its token */
+    uint64_t gen = ctx->store->ops->generation(ctx->store);
+    kms_id_cache *cache = gen != 0 ? kms_id_cache_get() : NULL;
+    store_tag tag = {ctx->store, ctx->root.key};
+    for (size_t i = 0; cache != NULL && i < KMS_ID_CACHE_N; i++) {
+        if (cache->keys[i].gen == gen && memcmp(&cache->keys[i].tag, &tag, sizeof(tag)) == 0 &&
+            strcmp(cache->keys[i].p.access_key_id, access_key_id) == 0) {
+            *out = cache->keys[i].p;
+            return CL_OK;
+        }
+    }
+    cl_status rc = kms_identity_load(ctx, access_key_id, out);
+    if (rc == CL_OK && cache != NULL) {
+        unsigned v = cache->next_key++ % KMS_ID_CACHE_N;
+        cache->keys[v].p = *out;
+        cache->keys[v].tag = tag;
+        cache->keys[v].gen = gen;
+    }
+    return rc;
+}
+
+/* An access key's principal from the store. */
+static CL_MUST_USE cl_status kms_identity_load(kms_ctx *ctx, const char *access_key_id, kms_principal *out)
+{
     cl_status rc = CL_OK;
     cl_buf doc, secret;
     cl_buf_init(&doc, 64 << 10);
@@ -419,9 +505,54 @@ static bool kms_policy_store_name(const char *arn, char *out, size_t cap)
     return n > 0 && (size_t)n < cap;
 }
 
+static CL_MUST_USE cl_status kms_collect_text(void *arg, const char *source, const char *text)
+{
+    json_t *pair = json_pack("[s, s]", source, text);
+    CL_ENSURE(pair != NULL && json_array_append_new(arg, pair) == 0, CL_ERR_NOMEM, "out of memory");
+    return CL_OK;
+}
+
+static CL_MUST_USE cl_status kms_identity_policies_read(kms_ctx *ctx, const kms_principal *p, kms_policy_text_fn fn,
+                                                        void *arg);
+
 cl_status kms_identity_policies(kms_ctx *ctx, const kms_principal *p, kms_policy_text_fn fn, void *arg)
 {
     if (p->entity[0] == '\0') return CL_OK;
+    uint64_t gen = ctx->store->ops->generation(ctx->store);
+    kms_id_cache *cache = gen != 0 ? kms_id_cache_get() : NULL;
+    if (cache == NULL) return kms_identity_policies_read(ctx, p, fn, arg);
+    store_tag tag = {ctx->store, ctx->root.key};
+    json_t *texts = NULL;
+    for (size_t i = 0; i < KMS_ID_CACHE_N && texts == NULL; i++)
+        if (cache->policies[i].gen == gen && memcmp(&cache->policies[i].tag, &tag, sizeof(tag)) == 0 &&
+            strcmp(cache->policies[i].entity, p->entity) == 0)
+            texts = cache->policies[i].texts;
+    if (texts == NULL) {
+        texts = json_array();
+        CL_ENSURE(texts != NULL, CL_ERR_NOMEM, "out of memory");
+        cl_status rc = kms_identity_policies_read(ctx, p, kms_collect_text, texts);
+        if (rc != CL_OK) {
+            json_decref(texts);
+            return rc;
+        }
+        unsigned v = cache->next_policy++ % KMS_ID_CACHE_N;
+        json_decref(cache->policies[v].texts);
+        cache->policies[v].texts = texts;
+        cache->policies[v].gen = gen;
+        cache->policies[v].tag = tag;
+        (void)snprintf(cache->policies[v].entity, sizeof(cache->policies[v].entity), "%s", p->entity);
+    }
+    /* fn may not reach the store or this cache, so the entry stays put while it runs. */
+    for (size_t i = 0; i < json_array_size(texts); i++) {
+        json_t *pair = json_array_get(texts, i);
+        CL_GUARD(fn(arg, json_string_value(json_array_get(pair, 0)), json_string_value(json_array_get(pair, 1))));
+    }
+    return CL_OK;
+}
+
+static CL_MUST_USE cl_status kms_identity_policies_read(kms_ctx *ctx, const kms_principal *p, kms_policy_text_fn fn,
+                                                        void *arg)
+{
     cl_status rc = CL_OK;
     kms_policy_rows rows = {.inline_docs = json_array(), .attached = json_array()};
     char prefix[KMS_ENTITY_MAX + 2];

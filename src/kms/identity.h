@@ -69,7 +69,8 @@ bool kms_identity_entity(const char *arn, char *out, size_t cap);
 const char *kms_managed_policy(const char *arn);
 
 /* Calls fn with the text of each identity policy of p (its entity's attached managed policies
- * and inline policies; for a role session, its role's), stopping at the first failure. */
+ * and inline policies; for a role session, its role's), stopping at the first failure. fn must
+ * not call the store. */
 typedef CL_MUST_USE cl_status (*kms_policy_text_fn)(void *arg, const char *source, const char *text);
 CL_MUST_USE cl_status kms_identity_policies(kms_ctx *ctx, const kms_principal *p, kms_policy_text_fn fn, void *arg);
 
