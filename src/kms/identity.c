@@ -19,6 +19,8 @@ typedef struct store_tag {
     const void *root;
 } store_tag;
 
+static bool kms_tag_is(const store_tag *a, const store_tag *b) { return a->store == b->store && a->root == b->root; }
+
 static CL_MUST_USE cl_status kms_identity_load(kms_ctx *ctx, const char *access_key_id, kms_principal *out);
 #define KMS_TOKEN_MAX 4096 /* a sealed session: a few hundred bytes */
 
@@ -360,7 +362,7 @@ cl_status kms_identity_find(kms_ctx *ctx, const char *access_key_id, const char 
     kms_id_cache *cache = gen != 0 ? kms_id_cache_get() : NULL;
     store_tag tag = {ctx->store, ctx->root.key};
     for (size_t i = 0; cache != NULL && i < KMS_ID_CACHE_N; i++) {
-        if (cache->keys[i].gen == gen && memcmp(&cache->keys[i].tag, &tag, sizeof(tag)) == 0 &&
+        if (cache->keys[i].gen == gen && kms_tag_is(&cache->keys[i].tag, &tag) &&
             strcmp(cache->keys[i].p.access_key_id, access_key_id) == 0) {
             *out = cache->keys[i].p;
             return CL_OK;
@@ -524,7 +526,7 @@ cl_status kms_identity_policies(kms_ctx *ctx, const kms_principal *p, kms_policy
     store_tag tag = {ctx->store, ctx->root.key};
     json_t *texts = NULL;
     for (size_t i = 0; i < KMS_ID_CACHE_N && texts == NULL; i++)
-        if (cache->policies[i].gen == gen && memcmp(&cache->policies[i].tag, &tag, sizeof(tag)) == 0 &&
+        if (cache->policies[i].gen == gen && kms_tag_is(&cache->policies[i].tag, &tag) &&
             strcmp(cache->policies[i].entity, p->entity) == 0)
             texts = cache->policies[i].texts;
     if (texts == NULL) {
