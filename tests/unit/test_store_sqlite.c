@@ -394,57 +394,6 @@ static void test_store_of_version_1_gains_cas_tables(void **state)
     t_done(path);
 }
 
-static CL_MUST_USE cl_status t_iam_row(void *arg, const char *name, const char *doc)
-{
-    cl_buf *b = arg;
-    return cl_buf_printf(b, "%s=%s;", name, doc);
-}
-
-/* IAM's entities (identity.h): create refuses a taken name, replace a missing one; listing by
- * prefix pages in name order; every write advances the generation (the key cache's rule). */
-static void test_iam_entities(void **state)
-{
-    (void)state;
-    char path[1024];
-    t_fresh(path, sizeof(path));
-    kms_store *s = NULL;
-    assert_ok(kms_store_open_sqlite(path, "us-east-1", &s));
-    uint64_t g0 = s->ops->generation(s);
-    assert_ok(s->ops->iam_put(s, "role", "111122223333/a", "{\"n\":1}", KMS_IAM_CREATE, 1));
-    assert_true(s->ops->generation(s) != g0);
-    assert_fails(s->ops->iam_put(s, "role", "111122223333/a", "{}", KMS_IAM_CREATE, 1), CL_ERR_EXISTS,
-                 "role 111122223333/a already exists");
-    assert_fails(s->ops->iam_put(s, "role", "111122223333/z", "{}", KMS_IAM_REPLACE, 1), CL_ERR_NOT_FOUND,
-                 "no role 111122223333/z");
-    assert_ok(s->ops->iam_put(s, "role", "111122223333/a", "{\"n\":2}", KMS_IAM_REPLACE, 2));
-    assert_ok(s->ops->iam_put(s, "role", "111122223333/b", "{}", KMS_IAM_UPSERT, 2));
-    assert_ok(s->ops->iam_put(s, "role", "444455556666/c", "{}", KMS_IAM_UPSERT, 2));
-    assert_ok(s->ops->iam_put(s, "user", "111122223333/a", "{}", KMS_IAM_UPSERT, 2));
-    cl_buf b;
-    cl_buf_init(&b, 4096);
-    assert_ok(s->ops->iam_get(s, "role", "111122223333/a", &b));
-    assert_string_equal(cl_buf_cstr(&b), "{\"n\":2}");
-    cl_buf_reset(&b);
-    assert_fails(s->ops->iam_get(s, "role", "111122223333/x", &b), CL_ERR_NOT_FOUND, "no role 111122223333/x");
-    bool more = false;
-    assert_ok(s->ops->iam_list(s, "role", "111122223333/", "", 1, t_iam_row, &b, &more));
-    assert_string_equal(cl_buf_cstr(&b), "111122223333/a={\"n\":2};");
-    assert_true(more);
-    cl_buf_reset(&b);
-    assert_ok(s->ops->iam_list(s, "role", "111122223333/", "111122223333/a", 10, t_iam_row, &b, &more));
-    assert_string_equal(cl_buf_cstr(&b), "111122223333/b={};");
-    assert_false(more);
-    cl_buf_reset(&b);
-    /* A prefix is a prefix, not a LIKE pattern. */
-    assert_ok(s->ops->iam_list(s, "role", "1111%", "", 10, t_iam_row, &b, &more));
-    assert_string_equal(cl_buf_cstr(&b), "");
-    assert_ok(s->ops->iam_delete(s, "role", "111122223333/a"));
-    assert_fails(s->ops->iam_delete(s, "role", "111122223333/a"), CL_ERR_NOT_FOUND, "no role 111122223333/a");
-    cl_buf_free(&b);
-    kms_store_close(s);
-    t_done(path);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -455,7 +404,6 @@ int main(void)
         cmocka_unit_test(test_listing_at_its_limit_leaves_no_read_open),
         cmocka_unit_test(test_store_before_regions_is_migrated),
         cmocka_unit_test(test_store_of_version_1_gains_cas_tables),
-        cmocka_unit_test(test_iam_entities),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
