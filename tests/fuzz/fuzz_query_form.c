@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             cl_buf_reset(&xml);
             if (kms_xml_text(&xml, v) != CL_OK) abort();
-            if (memchr(xml.data, '<', xml.len) != NULL) abort();
+            if (xml.len > 0 && memchr(xml.data, '<', xml.len) != NULL) abort(); /* data is NULL when empty */
             for (size_t j = 0; j < xml.len; j++)
                 if (xml.data[j] == '&' && xml.data[j + 1] != 'a' && xml.data[j + 1] != 'l' && xml.data[j + 1] != 'g' &&
                     xml.data[j + 1] != 'q')
