@@ -24,6 +24,7 @@ static const char *const kms_outcomes[] = {
     "DisabledException",
     "DryRunOperationException",
     "ExpiredImportTokenException",
+    "ExpiredTokenException", /* an STS session that has ended (identity.h) */
     "IncompleteSignatureException",
     "IncorrectKeyException",
     "IncorrectKeyMaterialException",

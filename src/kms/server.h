@@ -27,11 +27,29 @@
 #define KMS_REQUEST_TIMEOUT_MAX 3600
 #define KMS_SIGNATURE_SKEW 900 /* seconds: AWS accepts X-Amz-Date within 15 minutes */
 
+/* Who a request's credentials name (identity.h): an IAM user, an account's root, or a role
+ * session of STS (AssumeRole). */
+typedef enum kms_principal_kind {
+    KMS_PRINCIPAL_USER = 0,
+    KMS_PRINCIPAL_ROOT,
+    KMS_PRINCIPAL_ASSUMED_ROLE,
+} kms_principal_kind;
+
+#define KMS_SESSION_NAME_MAX 64 /* roleSessionNameType: 2..64 */
+#define KMS_ENTITY_MAX 160      /* "ACCOUNT/user/NAME", "ACCOUNT/role/NAME" (names up to 64, 128) */
+
 typedef struct kms_principal {
     char access_key_id[129];
     char secret[129];
     char arn[KMS_ARN_MAX + 1];
     char account[KMS_ACCOUNT_LEN + 1];
+    kms_principal_kind kind;
+    /* The IAM entity whose policies apply ("ACCOUNT/user/NAME", "ACCOUNT/role/NAME" for a role
+     * session); "" for an account's root, which IAM policies do not restrict. */
+    char entity[KMS_ENTITY_MAX + 1];
+    char role_arn[KMS_ARN_MAX + 1];              /* a role session's role; "" otherwise */
+    char session_name[KMS_SESSION_NAME_MAX + 1]; /* a role session's RoleSessionName */
+    int64_t expires;                             /* a role session's end (Unix seconds); 0 otherwise */
 } kms_principal;
 
 #define KMS_PATH_MAX 1024
