@@ -204,13 +204,6 @@ static CL_MUST_USE cl_status kms_cfg_regions(json_t *o, bool have_region, kms_co
     return CL_OK;
 }
 
-const kms_principal *kms_principal_lookup(const kms_config *cfg, const char *access_key_id)
-{
-    for (size_t i = 0; i < cfg->n_principals; i++)
-        if (strcmp(cfg->principals[i].access_key_id, access_key_id) == 0) return &cfg->principals[i];
-    return NULL;
-}
-
 bool kms_config_region_allowed(const kms_config *cfg, const char *region)
 {
     if (cfg->n_regions == 0) return kms_region_is_aws(region) || strcmp(region, cfg->region) == 0;

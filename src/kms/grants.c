@@ -156,19 +156,25 @@ typedef bool (*kms_grant_visit)(const kms_grant_rec *g, void *arg);
 
 static CL_MUST_USE cl_status kms_grants_of_caller(kms_call *c, const kms_key_rec *k, kms_grant_visit visit, void *arg)
 {
-    kms_grant_filter f = {.key_id = k->key_id, .grantee = c->principal->arn};
+    /* A grant to a role applies to the role's sessions ("Grants in AWS KMS": the grantee
+     * principal may be an IAM role; its sessions use the grant). */
+    const char *grantees[2] = {c->principal->arn, c->principal->role_arn[0] != '\0' ? c->principal->role_arn : NULL};
     enum { page = 32 };
     kms_grant_rec *gs = calloc(page, sizeof(*gs));
     CL_ENSURE(gs != NULL, CL_ERR_NOMEM, "out of memory");
-    char after[KMS_GRANT_ID_LEN + 1] = "";
     cl_status rc = CL_OK;
-    bool more = true, done = false;
-    while (more && !done && rc == CL_OK) {
-        size_t n = 0;
-        rc = c->kms->store->ops->list_grants(c->kms->store, &f, after, page, gs, &n, &more);
-        for (size_t i = 0; rc == CL_OK && i < n && !done; i++) done = visit(&gs[i], arg);
-        if (n > 0) (void)snprintf(after, sizeof(after), "%s", gs[n - 1].grant_id);
-        for (size_t i = 0; i < n; i++) kms_grant_rec_clear(&gs[i]);
+    bool done = false;
+    for (size_t gi = 0; gi < 2 && grantees[gi] != NULL && !done && rc == CL_OK; gi++) {
+        kms_grant_filter f = {.key_id = k->key_id, .grantee = grantees[gi]};
+        char after[KMS_GRANT_ID_LEN + 1] = "";
+        bool more = true;
+        while (more && !done && rc == CL_OK) {
+            size_t n = 0;
+            rc = c->kms->store->ops->list_grants(c->kms->store, &f, after, page, gs, &n, &more);
+            for (size_t i = 0; rc == CL_OK && i < n && !done; i++) done = visit(&gs[i], arg);
+            if (n > 0) (void)snprintf(after, sizeof(after), "%s", gs[n - 1].grant_id);
+            for (size_t i = 0; i < n; i++) kms_grant_rec_clear(&gs[i]);
+        }
     }
     free(gs);
     return rc;

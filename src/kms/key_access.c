@@ -13,6 +13,7 @@
 #include "cloister/log.h"
 
 #include "attested_release.h"
+#include "authorize.h"
 #include "grants.h"
 #include "key_cache.h"
 #include "policy.h"
@@ -262,28 +263,66 @@ cl_status kms_key_load_blob(kms_call *c, const kms_blob *b, kms_key_rec *k)
     return CL_OK;
 }
 
-/* The key policy's decision on r (no IAM policies here: a key policy granting the account
- * root stands for every principal of the account); why as kms_policy_evaluate_why's. */
+/* Which policy a refusal comes from (its message names it). */
+typedef enum kms_refusal {
+    KMS_REFUSED_BY_KEY_POLICY = 0,
+    KMS_REFUSED_BY_IDENTITY_POLICY,
+} kms_refusal;
+
+/*
+ * The key policy's decision on r together with the caller's identity policies, as AWS KMS
+ * makes it (Developer Guide, "Key policies in AWS KMS": "Unless the key policy explicitly
+ * allows it, you cannot use IAM policies to allow access to a KMS key"; the default statement
+ * naming the account root, "Enable IAM User Permissions", lets IAM policies allow it): an
+ * explicit Deny in either decides; a statement naming the caller (or its role, for a role
+ * session) allows; a statement naming the account allows when an identity policy does too.
+ * *how says which policy refused: an identity policy's explicit deny, or the key policy delegating
+ * to identity policies none of which allowed; the key policy otherwise.
+ * why as kms_policy_evaluate_why's.
+ */
 static CL_MUST_USE cl_status kms_policy_decide(kms_call *c, const kms_key_rec *k, kms_policy_request *r,
-                                               kms_decision *d, char *why, size_t why_cap)
+                                               kms_decision *d, kms_refusal *how, char *why, size_t why_cap)
 {
     const kms_policy *p = NULL;
+    *how = KMS_REFUSED_BY_KEY_POLICY;
     if (kms_policy_parse_cached(k->policy, strlen(k->policy), &p) != CL_OK)
         KMS_FAIL_AS(c, "KMSInternalException", CL_ERR_INTERNAL, "stored policy of %s does not parse", k->arn);
-    r->principal_arn = c->principal->arn;
-    r->principal_account = c->principal->account;
+    kms_policy_request_principal(c->principal, r);
     r->resource = k->arn;
     r->env = &c->env;
     r->lookup = kms_recipient_lookup;
     r->lookup_arg = CL_UNCONST(c->recipient);
-    *d = kms_policy_evaluate_why(p, r, why, why_cap);
+    r->account_delegates = false;
+    kms_decision all = kms_policy_evaluate_why(p, r, why, why_cap);
+    if (all == KMS_DECISION_EXPLICIT_DENY) {
+        *d = all;
+        return CL_OK;
+    }
+    kms_decision id;
+    char id_why[KMS_POLICY_WHY_MAX] = "";
+    CL_GUARD(kms_identity_decide(c->kms, c->principal, r, &id, id_why, sizeof(id_why)));
+    if (id == KMS_DECISION_EXPLICIT_DENY) {
+        *d = id;
+        *how = KMS_REFUSED_BY_IDENTITY_POLICY;
+        (void)snprintf(why, why_cap, "%s", id_why);
+        return CL_OK;
+    }
+    if (all == KMS_DECISION_ALLOW && (id == KMS_DECISION_ALLOW || c->principal->kind == KMS_PRINCIPAL_ROOT)) {
+        *d = KMS_DECISION_ALLOW;
+        return CL_OK;
+    }
+    r->account_delegates = true;
+    kms_decision direct = kms_policy_evaluate_why(p, r, NULL, 0);
+    r->account_delegates = false;
+    *d = direct == KMS_DECISION_ALLOW ? KMS_DECISION_ALLOW : KMS_DECISION_IMPLICIT_DENY;
+    if (*d != KMS_DECISION_ALLOW && all == KMS_DECISION_ALLOW) *how = KMS_REFUSED_BY_IDENTITY_POLICY;
     return CL_OK;
 }
 
 /* AWS's message, then what decided the refusal (AWS does not say; naming the failed
  * condition key, never the expected value, is what makes a refused attestation debuggable). */
 static CL_MUST_USE cl_status kms_denied(kms_call *c, const kms_key_rec *k, const char *action, kms_decision d,
-                                        const char *why, const char *grant_why)
+                                        kms_refusal how, const char *why, const char *grant_why)
 {
     char suffix[KMS_POLICY_WHY_MAX + KMS_GRANT_WHY_MAX + 160] = "";
     if (why[0] != '\0')
@@ -299,8 +338,13 @@ static CL_MUST_USE cl_status kms_denied(kms_call *c, const kms_key_rec *k, const
     KMS_FAIL_AS(c, "AccessDeniedException", CL_ERR_DENIED,
                 "User: %s is not authorized to perform: %s on resource: %s because %s%s", c->principal->arn, action,
                 k->arn,
-                d == KMS_DECISION_EXPLICIT_DENY ? "of an explicit deny in the key policy"
-                                                : "no resource-based policy allows the action",
+                d == KMS_DECISION_EXPLICIT_DENY
+                    ? (how == KMS_REFUSED_BY_IDENTITY_POLICY ? "of an explicit deny in an identity-based policy"
+                                                             : "of an explicit deny in the key policy")
+                : how == KMS_REFUSED_BY_IDENTITY_POLICY
+                    ? "no identity-based policy allows the action (the key policy delegates to IAM policies; attach "
+                      "one, or ask the key's owner for a grant)"
+                    : "no resource-based policy allows the action",
                 suffix);
 }
 
@@ -318,8 +362,9 @@ cl_status kms_key_authorize(kms_call *c, const kms_key_rec *k, const char *actio
 {
     kms_policy_request r = {.action = action, .encryption_context = ctx};
     kms_decision d;
+    kms_refusal how;
     char why[KMS_POLICY_WHY_MAX] = "";
-    CL_GUARD(kms_policy_decide(c, k, &r, &d, why, sizeof(why)));
+    CL_GUARD(kms_policy_decide(c, k, &r, &d, &how, why, sizeof(why)));
     if (d == KMS_DECISION_ALLOW) return CL_OK;
     const char *op = strncmp(action, "kms:", 4) == 0 ? kms_grant_op_find(action + 4) : NULL;
     if (d == KMS_DECISION_IMPLICIT_DENY && op != NULL && strcmp(op, "RetireGrant") != 0 &&
@@ -328,7 +373,7 @@ cl_status kms_key_authorize(kms_call *c, const kms_key_rec *k, const char *actio
         CL_GUARD(kms_grant_allows(c, k, op, ctx, &granted));
         if (granted) return CL_OK;
     }
-    return kms_denied(c, k, action, d, why, NULL);
+    return kms_denied(c, k, action, d, how, why, NULL);
 }
 
 cl_status kms_key_authorize_create_grant(kms_call *c, const kms_key_rec *k, const char *const *ops, const char *grantee,
@@ -338,8 +383,9 @@ cl_status kms_key_authorize_create_grant(kms_call *c, const kms_key_rec *k, cons
      * evaluated whatever then allows the call, so a Deny on them holds on the grant path too. */
     kms_policy_request r = {.action = "kms:CreateGrant", .grant_operations = ops, .grantee_principal = grantee};
     kms_decision d;
+    kms_refusal how;
     char why[KMS_POLICY_WHY_MAX] = "", grant_why[KMS_GRANT_WHY_MAX] = "";
-    CL_GUARD(kms_policy_decide(c, k, &r, &d, why, sizeof(why)));
+    CL_GUARD(kms_policy_decide(c, k, &r, &d, &how, why, sizeof(why)));
     /* "These limitations don't apply to principals who get CreateGrant permission from a
      * policy" (Developer Guide, "Granting CreateGrant permission"). */
     if (d == KMS_DECISION_ALLOW) return CL_OK;
@@ -348,7 +394,7 @@ cl_status kms_key_authorize_create_grant(kms_call *c, const kms_key_rec *k, cons
         CL_GUARD(kms_grant_allows_create(c, k, ops, constraints, &granted, grant_why, sizeof(grant_why)));
         if (granted) return CL_OK;
     }
-    return kms_denied(c, k, "kms:CreateGrant", d, why, grant_why);
+    return kms_denied(c, k, "kms:CreateGrant", d, how, why, grant_why);
 }
 
 /* The messages are AWS's ("<arn> key usage is SIGN_VERIFY which is not valid for Encrypt.";

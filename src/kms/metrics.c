@@ -25,6 +25,7 @@ static const char *const kms_outcomes[] = {
     "DryRunOperationException",
     "ExpiredImportTokenException",
     "IllegalLocationConstraintException", /* S3's CreateBucket (s3_bucket.c) */
+    "ExpiredTokenException",              /* an STS session that has ended (identity.h) */
     "IncompleteSignatureException",
     "IncorrectKeyException",
     "IncorrectKeyMaterialException",

@@ -211,9 +211,10 @@ cl_status kms_op_retire_grant(kms_call *c)
     /* Who may retire (API reference, RetireGrant): the retiring principal, the grantee when
      * the grant includes RetireGrant, or whom the key policy allows (a grant's RetireGrant
      * is for that grant only, so grants are not asked: kms_key_authorize). */
-    const char *me = c->principal->arn;
-    bool may = strcmp(g.retiring, me) == 0 ||
-               (strcmp(g.grantee, me) == 0 && kms_grant_ops_contain(g.operations, "RetireGrant"));
+    const char *me = c->principal->arn, *role = c->principal->role_arn; /* a role's grants are its sessions' */
+    bool is_retiring = strcmp(g.retiring, me) == 0 || (role[0] != '\0' && strcmp(g.retiring, role) == 0);
+    bool is_grantee = strcmp(g.grantee, me) == 0 || (role[0] != '\0' && strcmp(g.grantee, role) == 0);
+    bool may = is_retiring || (is_grantee && kms_grant_ops_contain(g.operations, "RetireGrant"));
     if (!may) CL_GUARD_GOTO(kms_key_authorize(c, &k, "kms:RetireGrant", NULL));
     CL_GUARD_GOTO(c->kms->store->ops->delete_grant(c->kms->store, g.grant_id));
 out:

@@ -14,6 +14,7 @@
 #include "cloister/crypto.h"
 
 #include "asym.h"
+#include "authorize.h"
 #include "key_access.h"
 #include "keyspec.h"
 #include "ops.h"
@@ -153,11 +154,8 @@ static CL_MUST_USE cl_status kms_policy_lockout_check(kms_call *c, const kms_pol
                                                       bool bypass)
 {
     if (bypass) return CL_OK;
-    kms_policy_request r = {.principal_arn = c->principal->arn,
-                            .principal_account = c->principal->account,
-                            .action = "kms:PutKeyPolicy",
-                            .resource = key_arn,
-                            .env = &c->env};
+    kms_policy_request r = {.action = "kms:PutKeyPolicy", .resource = key_arn, .env = &c->env};
+    kms_policy_request_principal(c->principal, &r); /* a role session: its role's statements too */
     if (kms_policy_evaluate(p, &r) == KMS_DECISION_ALLOW) return CL_OK;
     KMS_FAIL_AS(c, "MalformedPolicyDocumentException", CL_ERR_USAGE,
                 "The new key policy will not allow you to update the key policy in the future. (It must allow %s "

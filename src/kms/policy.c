@@ -94,7 +94,9 @@ typedef enum kms_key_kind {
     KMS_KEY_CURRENT_TIME,
     KMS_KEY_EPOCH_TIME,
     KMS_KEY_REQUESTED_REGION,
-    KMS_KEY_ATTESTATION, /* kms:RecipientAttestation:<PCRn|ImageSha384>, from the lookup callback */
+    KMS_KEY_ATTESTATION,       /* kms:RecipientAttestation:<PCRn|ImageSha384>, from the lookup callback */
+    KMS_KEY_EXTERNAL_ID,       /* sts:ExternalId (AssumeRole) */
+    KMS_KEY_ROLE_SESSION_NAME, /* sts:RoleSessionName (AssumeRole) */
 } kms_key_kind;
 
 /*
@@ -116,6 +118,8 @@ static const struct {
     {"kms:GrantIsForAWSResource", KMS_KEY_GRANT_FOR_AWS_RESOURCE, false, false},
     {"kms:ViaService", KMS_KEY_VIA_SERVICE, false, false},
     {"kms:RecipientAttestation:", KMS_KEY_ATTESTATION, true, false},
+    {"sts:ExternalId", KMS_KEY_EXTERNAL_ID, false, false},
+    {"sts:RoleSessionName", KMS_KEY_ROLE_SESSION_NAME, false, false},
     {"aws:PrincipalAccount", KMS_KEY_PRINCIPAL_ACCOUNT, false, false},
     {"aws:PrincipalArn", KMS_KEY_PRINCIPAL_ARN, false, false},
     {"aws:username", KMS_KEY_USERNAME, false, false},
@@ -191,6 +195,7 @@ struct kms_policy {
     kms_stmt *st;
     bool needs_env; /* a condition uses a key of kms_policy_env */
     bool lenient;   /* compiled by kms_policy_parse_cached (a stored policy) */
+    kms_policy_kind kind;
 };
 
 #define KMS_ARENA_BLOCK 16384
@@ -668,6 +673,15 @@ static CL_MUST_USE cl_status kms_compile_patterns(kms_policy *p, json_t *v, bool
  * ("Policy contains a statement with one or more invalid principals."). */
 static CL_MUST_USE cl_status kms_compile_statement(kms_policy *p, json_t *st, const char *where, kms_stmt *out)
 {
+    if (p->kind == KMS_POLICY_IDENTITY) {
+        /* An identity policy applies to the identity it is attached to: IAM refuses one that
+         * names a principal ("Policy document should not specify a principal.", IAM User Guide,
+         * "IAM JSON policy elements: Principal"). */
+        CL_ENSURE(!json_is_object(st) ||
+                      (json_object_get(st, "Principal") == NULL && json_object_get(st, "NotPrincipal") == NULL),
+                  CL_ERR_FORMAT, "Policy document should not specify a principal. (%s)", where);
+        out->principal_any = true;
+    }
     char shown[96];
     CL_ENSURE(json_is_object(st), CL_ERR_FORMAT, "%s must be an object ({\"Effect\": ..., \"Principal\": ...}), not %s",
               where, kms_show(st, shown, sizeof(shown)));
@@ -698,6 +712,7 @@ static CL_MUST_USE cl_status kms_compile_statement(kms_policy *p, json_t *st, co
         out->sid = kms_strdup_n(p, json_string_value(sid), json_string_length(sid), false);
         CL_ENSURE(out->sid != NULL, CL_ERR_NOMEM, "out of memory for a policy");
     }
+    if (p->kind == KMS_POLICY_IDENTITY) goto actions;
     json_t *pr = json_object_get(st, "Principal");
     CL_ENSURE(pr != NULL, CL_ERR_FORMAT,
               "%s has no \"Principal\": a key policy statement names who it applies to, e.g. {\"AWS\": "
@@ -737,6 +752,7 @@ static CL_MUST_USE cl_status kms_compile_statement(kms_policy *p, json_t *st, co
             }
         }
     }
+actions:;
     json_t *a = json_object_get(st, "Action"), *na = json_object_get(st, "NotAction");
     CL_ENSURE((a != NULL) != (na != NULL), CL_ERR_FORMAT, "%s needs exactly one of \"Action\" and \"NotAction\"%s",
               where, a != NULL ? ", not both" : "");
@@ -746,6 +762,13 @@ static CL_MUST_USE cl_status kms_compile_statement(kms_policy *p, json_t *st, co
     out->not_action = na != NULL;
     CL_GUARD(kms_compile_patterns(p, a != NULL ? a : na, true, &out->nact, &out->act));
     json_t *r = json_object_get(st, "Resource"), *nr = json_object_get(st, "NotResource");
+    if (p->kind == KMS_POLICY_TRUST && r == NULL && nr == NULL) {
+        /* A role's trust policy has no Resource: the role is its resource (IAM User Guide,
+         * "Role trust policy"). No NotResource patterns: every resource matches. */
+        out->not_resource = true;
+        out->nres = 0;
+        goto conditions;
+    }
     CL_ENSURE((r != NULL) != (nr != NULL), CL_ERR_FORMAT,
               "%s needs exactly one of \"Resource\" and \"NotResource\"%s (in a key policy, \"Resource\": \"*\" is "
               "the key)",
@@ -755,12 +778,14 @@ static CL_MUST_USE cl_status kms_compile_statement(kms_policy *p, json_t *st, co
               r != NULL ? "Resource" : "NotResource", kms_show(r != NULL ? r : nr, shown, sizeof(shown)));
     out->not_resource = nr != NULL;
     CL_GUARD(kms_compile_patterns(p, r != NULL ? r : nr, false, &out->nres, &out->res));
+conditions:;
     json_t *cond = json_object_get(st, "Condition");
     if (cond != NULL) CL_GUARD(kms_compile_conditions(p, cond, where, out));
     return CL_OK;
 }
 
-static CL_MUST_USE cl_status kms_policy_compile(const char *text, size_t len, bool lenient, kms_policy **out)
+static CL_MUST_USE cl_status kms_policy_compile(const char *text, size_t len, bool lenient, kms_policy_kind kind,
+                                                kms_policy **out)
 {
     CL_ENSURE(len > 0 && len <= KMS_POLICY_MAX, CL_ERR_FORMAT,
               "policy must be 1 to %d bytes (AWS's key policy size quota); this one is %zu", KMS_POLICY_MAX, len);
@@ -788,6 +813,7 @@ static CL_MUST_USE cl_status kms_policy_compile(const char *text, size_t len, bo
     p = calloc(1, sizeof(*p));
     CL_ENSURE_GOTO(p != NULL, CL_ERR_NOMEM, "out of memory for a policy");
     p->lenient = lenient;
+    p->kind = kind;
     p->nst = json_is_array(sts) ? json_array_size(sts) : 1;
     p->st = kms_alloc(p, p->nst * sizeof(*p->st));
     CL_ENSURE_GOTO(p->st != NULL, CL_ERR_NOMEM, "out of memory for a policy");
@@ -806,7 +832,12 @@ out:
 
 cl_status kms_policy_parse(const char *text, size_t len, kms_policy **out)
 {
-    return kms_policy_compile(text, len, false, out);
+    return kms_policy_compile(text, len, false, KMS_POLICY_KEY, out);
+}
+
+cl_status kms_policy_parse_as(const char *text, size_t len, kms_policy_kind kind, kms_policy **out)
+{
+    return kms_policy_compile(text, len, false, kind, out);
 }
 
 void kms_policy_free(kms_policy *p)
@@ -928,7 +959,18 @@ static void kms_lookup(kms_eval *e, const kms_cond *c, kms_cond_values *out)
         if (r->principal_account != NULL) kms_add(out, r->principal_account);
         break;
     case KMS_KEY_PRINCIPAL_ARN:
-        if (r->principal_arn != NULL) kms_add(out, r->principal_arn);
+        /* For a role session, aws:PrincipalArn is the role's ARN (IAM User Guide, "AWS global
+         * condition context keys", aws:PrincipalArn). */
+        if (r->role_arn != NULL)
+            kms_add(out, r->role_arn);
+        else if (r->principal_arn != NULL)
+            kms_add(out, r->principal_arn);
+        break;
+    case KMS_KEY_EXTERNAL_ID:
+        if (r->external_id != NULL) kms_add(out, r->external_id);
+        break;
+    case KMS_KEY_ROLE_SESSION_NAME:
+        if (r->role_session_name != NULL) kms_add(out, r->role_session_name);
         break;
     case KMS_KEY_USERNAME:
         if (kms_username(r->principal_arn) != NULL) kms_add(out, kms_username(r->principal_arn));
@@ -1110,7 +1152,12 @@ static bool kms_principal_entry(const char *p, const kms_policy_request *r)
 {
     if (strcmp(p, "*") == 0) return true;
     if (r->principal_arn != NULL && strcmp(p, r->principal_arn) == 0) return true;
-    if (r->principal_account == NULL) return false;
+    /* "A role session's permissions ... a resource-based policy that names the role ARN applies
+     * to its sessions" (IAM User Guide, "Cross account resource access", role sessions). */
+    if (r->role_arn != NULL && strcmp(p, r->role_arn) == 0) return true;
+    /* An entry naming the account delegates to the account's identity policies, which the
+     * caller evaluates itself when it says so (kms_authorize). */
+    if (r->principal_account == NULL || r->account_delegates) return false;
     /* The account root ("arn:aws:iam::ACCOUNT:root" or the bare account id)
      * stands for every principal of that account. */
     if (strcmp(p, r->principal_account) == 0) return true;
@@ -1268,6 +1315,11 @@ static void kms_policy_cache_init(void)
 
 cl_status kms_policy_parse_cached(const char *text, size_t len, const kms_policy **out)
 {
+    return kms_policy_parse_cached_as(text, len, KMS_POLICY_KEY, out);
+}
+
+cl_status kms_policy_parse_cached_as(const char *text, size_t len, kms_policy_kind kind, const kms_policy **out)
+{
     (void)pthread_once(&kms_policy_cache_once, kms_policy_cache_init);
     kms_policy_cache *pc = kms_policy_cache_ok ? pthread_getspecific(kms_policy_cache_key) : NULL;
     if (pc == NULL && kms_policy_cache_ok) {
@@ -1279,7 +1331,8 @@ cl_status kms_policy_parse_cached(const char *text, size_t len, const kms_policy
     }
     if (pc != NULL) {
         for (size_t i = 0; i < KMS_POLICY_CACHE_N; i++) {
-            if (pc->e[i].p != NULL && pc->e[i].len == len && memcmp(pc->e[i].text, text, len) == 0) {
+            if (pc->e[i].p != NULL && pc->e[i].p->kind == kind && pc->e[i].len == len &&
+                memcmp(pc->e[i].text, text, len) == 0) {
                 *out = pc->e[i].p;
                 return CL_OK;
             }
@@ -1287,7 +1340,7 @@ cl_status kms_policy_parse_cached(const char *text, size_t len, const kms_policy
     }
     CL_ENSURE(pc != NULL, CL_ERR_NOMEM, "out of memory for the policy cache");
     kms_policy *p = NULL;
-    CL_GUARD(kms_policy_compile(text, len, true, &p));
+    CL_GUARD(kms_policy_compile(text, len, true, kind, &p));
     char *copy = malloc(len);
     if (copy == NULL) {
         kms_policy_free(p);

@@ -42,9 +42,19 @@
 
 typedef struct kms_policy kms_policy;
 
+/* What a policy document is: a key's (every statement names its Principal), an identity's
+ * (IAM user or role: no Principal, it applies to its holder) or a role's trust policy (names
+ * its Principal, no Resource). */
+typedef enum kms_policy_kind {
+    KMS_POLICY_KEY = 0,
+    KMS_POLICY_IDENTITY,
+    KMS_POLICY_TRUST,
+} kms_policy_kind;
+
 /* CL_ERR_FORMAT (MalformedPolicyDocumentException) names the fault: the statement, and the
  * element, operator, condition key or value that is wrong. */
 CL_MUST_USE cl_status kms_policy_parse(const char *text, size_t len, kms_policy **out);
+CL_MUST_USE cl_status kms_policy_parse_as(const char *text, size_t len, kms_policy_kind kind, kms_policy **out);
 void kms_policy_free(kms_policy *p);
 
 /*
@@ -60,6 +70,8 @@ void kms_policy_free(kms_policy *p);
  * replace the policy. Anything else malformed is still refused.
  */
 CL_MUST_USE cl_status kms_policy_parse_cached(const char *text, size_t len, const kms_policy **out);
+CL_MUST_USE cl_status kms_policy_parse_cached_as(const char *text, size_t len, kms_policy_kind kind,
+                                                 const kms_policy **out);
 
 /* The values of one condition key in a request. */
 typedef struct kms_cond_values {
@@ -85,6 +97,14 @@ typedef struct kms_policy_env {
 typedef struct kms_policy_request {
     const char *principal_arn;     /* arn:aws:iam::111122223333:user/dev */
     const char *principal_account; /* 111122223333 */
+    /* A role session's role (arn:aws:iam::111122223333:role/NAME): a Principal entry naming it
+     * matches the session; NULL for a user or root. */
+    const char *role_arn;
+    /* Principal entries naming the account (its root ARN or its id) match only the root
+     * itself: the caller evaluates the identity policies the account delegates to. */
+    bool account_delegates;
+    const char *external_id;       /* sts:ExternalId; NULL when the request has none */
+    const char *role_session_name; /* sts:RoleSessionName */
     const char *action;            /* kms:Encrypt */
     const char *resource;          /* the key ARN */
     const cl_kvlist *encryption_context;

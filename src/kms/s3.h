@@ -48,7 +48,8 @@ typedef struct kms_s3_req {
     struct evkeyvalq query;
     const uint8_t *body; /* the payload (aws-chunked decoded) */
     size_t body_len;
-    const kms_principal *who; /* NULL: anonymous */
+    const kms_principal *who; /* NULL: anonymous; else &who_copy */
+    kms_principal who_copy;   /* kms_identity_find's copy (with the secret: wiped when done) */
     char region[KMS_REGION_MAX + 1];
     char request_id[CL_UUID_TEXT_LEN + 1];
     int64_t now;
@@ -85,12 +86,6 @@ typedef struct kms_s3_result {
     char outcome[64]; /* "ok" or the error code */
     char operation[48];
 } kms_s3_result;
-
-/* Whether a request is for S3 (docs/s3.md, "One endpoint"): its SigV4 credential scope's service
- * is s3 (Authorization header or X-Amz-Credential), or it has no credentials and is not the KMS's
- * POST / (the lead replaces this with route.c's kms_route at merge). */
-bool kms_s3_wants(const char *method, const char *path, const char *query, const char *authorization,
-                  const char *amz_target);
 
 /*
  * Whether a request's header block (head: the request line and headers up to the empty line) is a

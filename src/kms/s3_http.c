@@ -23,7 +23,9 @@
 #include "cloister/mem.h"
 #include "cloister/sigv4.h"
 
+#include "identity.h"
 #include "policy.h"
+#include "route.h"
 #include "s3.h"
 #include "s3_chunked.h"
 #include "s3_store.h"
@@ -34,80 +36,22 @@
 static const char kms_s3_unsigned[] = "UNSIGNED-PAYLOAD";
 static const char kms_s3_streaming[] = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
 
-/* The value of `name` in a raw query string ("a=1&b"): the first occurrence, not decoded; a bare
- * name gives "". Returns false when absent. */
-static bool kms_s3_raw_param(const char *query, const char *name, const char **v, size_t *vlen)
-{
-    if (query == NULL) return false;
-    size_t n = strlen(name);
-    cl_reader r = cl_reader_make(query, strlen(query));
-    while (cl_reader_remaining(&r) > 0) {
-        cl_reader pair, k;
-        bool found;
-        cl_reader_until(&r, '&', &pair, &found);
-        if (found && cl_reader_skip(&r, 1) != CL_OK) return false;
-        cl_reader_until(&pair, '=', &k, &found);
-        if (found && cl_reader_skip(&pair, 1) != CL_OK) return false;
-        const uint8_t *kp;
-        size_t kn;
-        cl_reader_rest(&k, &kp, &kn);
-        if (kn == n && memcmp(kp, name, n) == 0) {
-            const uint8_t *vp;
-            cl_reader_rest(&pair, &vp, vlen);
-            *v = vp != NULL ? (const char *)vp : "";
-            return true;
-        }
-    }
-    return false;
-}
-
-bool kms_s3_wants(const char *method, const char *path, const char *query, const char *authorization,
-                  const char *amz_target)
-{
-    const char *cred = NULL;
-    size_t cred_len = 0;
-    char buf[512];
-    if (authorization != NULL) {
-        const char *c = strstr(authorization, "Credential=");
-        if (c == NULL) return strncmp(authorization, "AWS ", 4) == 0; /* SigV2: S3 answers it (refused) */
-        cred = c + 11;
-        cred_len = strcspn(cred, ", ");
-    } else if (kms_s3_raw_param(query, "X-Amz-Credential", &cred, &cred_len)) {
-        char *dec = evhttp_uridecode(cred, 0, NULL);
-        if (dec == NULL) return false;
-        (void)snprintf(buf, sizeof(buf), "%s", dec);
-        free(dec);
-        cred = buf;
-        cred_len = strlen(buf);
-    }
-    if (cred != NULL) {
-        /* AKID/DATE/REGION/SERVICE/aws4_request: the fourth field */
-        const char *p = cred, *end = cred + cred_len;
-        for (int i = 0; i < 3 && p != NULL; i++) {
-            p = memchr(p, '/', (size_t)(end - p));
-            if (p != NULL) p++;
-        }
-        return p != NULL && (size_t)(end - p) >= 3 && strncmp(p, "s3/", 3) == 0;
-    }
-    /* No credentials: KMS's POST / (its answer is MissingAuthenticationToken), anything else is an
-     * anonymous S3 request that a bucket policy may allow. */
-    bool post_root = strcmp(method, "POST") == 0 && (path == NULL || strcmp(path, "/") == 0 || path[0] == '\0');
-    if (post_root && (amz_target != NULL || query == NULL || strstr(query, "delete") == NULL)) return false;
-    return true;
-}
-
 /* --- authentication ----------------------------------------------------------------------------- */
 
-/* The principal of an access key id; kms_identity_find (iam) takes this place at merge. */
+/* The principal of an access key id (and its session token, for STS credentials), from the
+ * store's identities (identity.h), as every service finds it; a copy in r, wiped when done. */
 static CL_MUST_USE cl_status kms_s3_principal(kms_s3_req *r, const char *akid, const kms_principal **who)
 {
-    if (evhttp_find_header(r->in, "X-Amz-Security-Token") != NULL || kms_s3_has_query(r, "X-Amz-Security-Token"))
-        KMS_S3_FAIL(r, 400, "InvalidToken",
-                    "The provided token is malformed or otherwise invalid (session tokens are not accepted by this "
-                    "server's S3 yet)");
-    *who = kms_principal_lookup(r->kms->cfg, akid);
-    if (*who == NULL)
+    const char *token = evhttp_find_header(r->in, "X-Amz-Security-Token");
+    if (token == NULL) token = kms_s3_query(r, "X-Amz-Security-Token");
+    cl_status rc = kms_identity_find(r->kms, akid, token, r->now, &r->who_copy);
+    if (rc == CL_ERR_EXPIRED) KMS_S3_FAIL(r, 400, "ExpiredToken", "The provided token has expired.");
+    if (rc == CL_ERR_DENIED && token != NULL)
+        KMS_S3_FAIL(r, 400, "InvalidToken", "The provided token is malformed or otherwise invalid.");
+    if (rc == CL_ERR_DENIED)
         KMS_S3_FAIL(r, 403, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.");
+    CL_GUARD(rc);
+    *who = &r->who_copy;
     return CL_OK;
 }
 
@@ -691,6 +635,7 @@ out:
     evhttp_clear_headers(&r.query);
     free(r.key);
     cl_buf_free(&decoded);
+    cl_memzero(&r.who_copy, sizeof(r.who_copy)); /* holds the principal's secret */
     cl_error_clear();
 }
 
@@ -780,7 +725,7 @@ bool kms_s3_preauth(kms_ctx *ctx, const uint8_t *head, size_t len, int64_t now)
     const char *path = evhttp_uri_get_path(uri) != NULL && evhttp_uri_get_path(uri)[0] ? evhttp_uri_get_path(uri) : "/";
     const char *query = evhttp_uri_get_query(uri);
     const char *authz = evhttp_find_header(&in, "Authorization");
-    if (!kms_s3_wants(method, path, query, authz, evhttp_find_header(&in, "X-Amz-Target"))) goto out;
+    if (kms_route(method, path, query, authz, evhttp_find_header(&in, "X-Amz-Target")) != KMS_SERVICE_S3) goto out;
     if (kms_s3_parse_query(&r, query) != CL_OK) goto out;
     cl_status rc;
     if (authz != NULL)
@@ -794,6 +739,7 @@ out:
     if (uri != NULL) evhttp_uri_free(uri);
     evhttp_clear_headers(&in);
     evhttp_clear_headers(&r.query);
+    cl_memzero(&r.who_copy, sizeof(r.who_copy));
     free(method);
     free(target);
     cl_error_clear();

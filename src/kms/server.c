@@ -63,9 +63,13 @@
 
 #include "cas_http.h"
 #include "commit.h"
+#include "iam.h"
+#include "identity.h"
 #include "key_cache.h"
 #include "last_use.h"
 #include "metrics.h"
+#include "query.h"
+#include "route.h"
 #include "s3.h"
 
 #define KMS_MAX_HEADERS 64
@@ -118,12 +122,15 @@ typedef struct kms_answer {
     const char *content_type;
 } kms_answer;
 
-/* A SigV4 signing key this worker derived: one per principal, day, region and service seen
- * lately, so that a request costs one HMAC instead of five (cl_sigv4_signing_key). Principals
- * are fixed while the server runs, so the principal's address names it. */
+/* A SigV4 signing key this worker derived: one per access key, day, region and service seen
+ * lately, so that a request costs one HMAC instead of five (cl_sigv4_signing_key). A slot is
+ * named by the access key id and its secret (compared in constant time), so that a key deleted
+ * or given another secret (a restart with another configuration, a new session) never reuses
+ * what was derived from the old one. */
 #define KMS_SIGNING_KEYS 16
 typedef struct kms_signing_key {
-    const kms_principal *who; /* NULL: an empty slot */
+    char access_key_id[129]; /* "": an empty slot */
+    char secret[129];
     char date[9];
     char region[KMS_REGION_MAX + 1];
     char service[8];
@@ -324,23 +331,27 @@ static CL_MUST_USE cl_status kms_signature(kms_worker *w, const kms_principal *p
         return cl_sigv4_signature(p->secret, sr, sig);
     for (unsigned i = 0; i < KMS_SIGNING_KEYS; i++) {
         kms_signing_key *k = &w->signing_keys[i];
-        if (k->who == p && strncmp(k->date, sr->amz_date, 8) == 0 && strcmp(k->region, sr->region) == 0 &&
-            strcmp(k->service, sr->service) == 0)
+        if (k->access_key_id[0] != '\0' && strcmp(k->access_key_id, p->access_key_id) == 0 &&
+            cl_ct_equal(k->secret, p->secret, sizeof(k->secret)) && strncmp(k->date, sr->amz_date, 8) == 0 &&
+            strcmp(k->region, sr->region) == 0 && strcmp(k->service, sr->service) == 0)
             return cl_sigv4_signature_with_key(k->key, sr, sig);
     }
     kms_signing_key *k = &w->signing_keys[w->next_signing_key++ % KMS_SIGNING_KEYS];
     cl_memzero(k, sizeof(*k));
     CL_GUARD(cl_sigv4_signing_key(p->secret, sr->amz_date, sr->region, sr->service, k->key));
-    k->who = p;
+    memcpy(k->access_key_id, p->access_key_id, sizeof(k->access_key_id));
+    memcpy(k->secret, p->secret, sizeof(k->secret));
     memcpy(k->date, sr->amz_date, 8);
     (void)snprintf(k->region, sizeof(k->region), "%s", sr->region);
     (void)snprintf(k->service, sizeof(k->service), "%s", sr->service);
     return cl_sigv4_signature_with_key(k->key, sr, sig);
 }
 
+/* Authenticates a request signed for service ("kms", "sts", "iam") into *who, a copy holding
+ * the principal's secret (the caller wipes it). *exc names KMS's exception on failure. */
 static CL_MUST_USE cl_status kms_authenticate(kms_server *s, struct evhttp_request *req, const char *method,
-                                              const uint8_t *body, size_t body_len, const kms_principal **who,
-                                              char *region, const char **exc, int64_t now)
+                                              const uint8_t *body, size_t body_len, kms_principal *who, char *region,
+                                              const char **exc, int64_t now, const char *service)
 {
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     const char *authz = evhttp_find_header(in, "Authorization");
@@ -366,13 +377,21 @@ static CL_MUST_USE cl_status kms_authenticate(kms_server *s, struct evhttp_reque
     }
     /* host and every x-amz-* header of the request must be signed, by exact name. */
     CL_GUARD(cl_sigv4_check_signed_headers(hdrs, nh, a.signed_headers));
-    *exc = "UnrecognizedClientException";
-    const kms_principal *p = kms_principal_lookup(&s->cfg, a.access_key_id);
-    CL_ENSURE(p != NULL, CL_ERR_DENIED, "The security token included in the request is invalid.");
+    /* STS's temporary credentials come with their session token (signed, as every x-amz-*). */
+    const char *token = evhttp_find_header(in, "X-Amz-Security-Token");
+    const kms_principal *p = who;
+    cl_status frc = kms_identity_find(&s->ctx, a.access_key_id, token, now, who);
+    if (frc != CL_OK) {
+        *exc = frc == CL_ERR_EXPIRED  ? "ExpiredTokenException"
+               : frc == CL_ERR_DENIED ? "UnrecognizedClientException"
+                                      : NULL;
+        return frc;
+    }
     *exc = "InvalidSignatureException";
     /* Every region this server answers (kms_config_region_allowed) is at most KMS_REGION_MAX long. */
     if (!kms_config_region_allowed(&s->cfg, a.region)) return kms_region_refused(&s->cfg, a.region);
-    CL_ENSURE(strcmp(a.service, "kms") == 0, CL_ERR_DENIED, "Credential should be scoped to correct service: 'kms'.");
+    CL_ENSURE(strcmp(a.service, service) == 0, CL_ERR_DENIED, "Credential should be scoped to correct service: '%s'.",
+              service);
     if (t < now - KMS_SIGNATURE_SKEW || t > now + KMS_SIGNATURE_SKEW) {
         char nowtxt[17];
         cl_sigv4_format_amz_date(now, nowtxt);
@@ -399,7 +418,6 @@ static CL_MUST_USE cl_status kms_authenticate(kms_server *s, struct evhttp_reque
     CL_ENSURE(cl_ct_equal(sig, a.signature, CL_SIGV4_SIG_HEX_LEN), CL_ERR_DENIED,
               "The request signature we calculated does not match the signature you provided. Check your AWS Secret "
               "Access Key and signing method. Consult the service documentation for details.");
-    *who = p;
     (void)snprintf(region, KMS_REGION_MAX + 1, "%s", a.region);
     *exc = NULL;
     return CL_OK;
@@ -727,6 +745,8 @@ static void kms_handle_cas(kms_worker *w, struct evhttp_request *req, const char
                       .body = body != NULL ? body : (const uint8_t *)"",
                       .body_len = blen,
                       .now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000};
+    kms_principal who_buf; /* a copy with its secret: wiped below */
+    memset(&who_buf, 0, sizeof(who_buf));
     const kms_principal *who = NULL;
     const char *exc = NULL;
     char region[KMS_REGION_MAX + 1] = ""; /* the signature's; sessions do not belong to one */
@@ -738,11 +758,12 @@ static void kms_handle_cas(kms_worker *w, struct evhttp_request *req, const char
         h.outcome = "InternalError";
         h.answer = kms_cas_error_body(h.outcome, cl_error_message());
     } else if (op != NULL && access >= KMS_CAS_SIGNED &&
-               kms_authenticate(s, req, method, h.body, blen, &who, region, &exc, now) != CL_OK) {
+               kms_authenticate(s, req, method, h.body, blen, &who_buf, region, &exc, now, "kms") != CL_OK) {
         h.status = exc != NULL && strcmp(exc, "MissingAuthenticationTokenException") == 0 ? 403 : 400;
         h.outcome = exc != NULL ? exc : "InternalError";
         h.answer = kms_cas_error_body(h.outcome, cl_error_message());
     } else {
+        if (op != NULL && access >= KMS_CAS_SIGNED) who = &who_buf;
         cl_audit_event started = {.time = now,
                                   .request_id = request_id,
                                   .principal = who != NULL ? who->arn : "",
@@ -776,10 +797,142 @@ static void kms_handle_cas(kms_worker *w, struct evhttp_request *req, const char
         }
     }
     if (body != NULL) cl_memzero(body, blen);
+    cl_memzero(&who_buf, sizeof(who_buf));
     answer->outcome = kms_metrics_outcome(h.status == 200 ? NULL : h.outcome);
     cl_error_clear();
     if (h.answer != NULL) {
         kms_reply_queue(w, req, h.status, request_id, h.answer, end, answer);
+    } else {
+        kms_answer_failed(answer);
+        kms_answer_done(w, request_id, 500, answer);
+        evhttp_send_error(req, 500, NULL);
+    }
+}
+
+/* The query protocol's answer to a failed authentication: the code and status STS and IAM give
+ * (STS API Reference, "Common Errors") for what KMS calls exc. */
+static const char *kms_query_auth_code(const char *exc, int *status)
+{
+    *status = 403;
+    if (exc == NULL) {
+        *status = 500;
+        return "InternalFailure";
+    }
+    if (strcmp(exc, "MissingAuthenticationTokenException") == 0) return "MissingAuthenticationToken";
+    if (strcmp(exc, "UnrecognizedClientException") == 0) return "InvalidClientTokenId";
+    if (strcmp(exc, "ExpiredTokenException") == 0) {
+        *status = 400;
+        return "ExpiredToken";
+    }
+    if (strcmp(exc, "IncompleteSignatureException") == 0) {
+        *status = 400;
+        return "IncompleteSignature";
+    }
+    return "SignatureDoesNotMatch";
+}
+
+/*
+ * A request to STS or IAM (iam.h): POST / with a form body, signed for "sts" or "iam".
+ * Authenticated as KMS's requests are; a state-changing action gets its "started" line first;
+ * answered, in XML, once its audit line is on disk. The form (which may hold a policy or an
+ * external id) is never logged; the audit line has the action, the principal, the resource.
+ */
+static void kms_handle_query(kms_worker *w, struct evhttp_request *req, kms_service svc, kms_answer *answer)
+{
+    kms_server *s = w->srv;
+    char request_id[CL_UUID_TEXT_LEN + 1];
+    kms_request_id(request_id);
+    int64_t now = (int64_t)time(NULL);
+    kms_policy_env env;
+    kms_request_env(s, req, now, &env);
+    struct evbuffer *ib = evhttp_request_get_input_buffer(req);
+    size_t blen = evbuffer_get_length(ib);
+    uint8_t *body = blen ? evbuffer_pullup(ib, -1) : NULL;
+    kms_principal who; /* a copy with its secret: wiped below */
+    memset(&who, 0, sizeof(who));
+    char region[KMS_REGION_MAX + 1] = "";
+    const char *exc = NULL;
+    json_t *form = NULL;
+    cl_buf xml;
+    cl_buf_init(&xml, (size_t)8 << 20);
+    kms_query_call q = {.kms = &s->ctx,
+                        .service = svc,
+                        .principal = &who,
+                        .form = NULL,
+                        .now = now,
+                        .env = &env,
+                        .request_id = request_id,
+                        .status = 200,
+                        .xml = &xml};
+    char op[96] = "";
+    bool authenticated = false;
+    answer->content_type = "text/xml";
+    if (blen > 0 && body == NULL) {
+        q.status = 500;
+        q.code = "InternalFailure";
+        kms_query_error(&xml, "Receiver", q.code, "out of memory for the request body", request_id);
+    } else if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        q.status = 400;
+        q.code = "InvalidAction";
+        kms_query_error(&xml, "Sender", q.code, "STS and IAM are answered for POST / with a form body here",
+                        request_id);
+    } else if (kms_authenticate(s, req, "POST", body ? body : (const uint8_t *)"", blen, &who, region, &exc, now,
+                                kms_service_name(svc)) != CL_OK) {
+        q.code = kms_query_auth_code(exc, &q.status);
+        kms_query_error(&xml, q.status >= 500 ? "Receiver" : "Sender", q.code, cl_error_message(), request_id);
+    } else if (kms_form_parse(body ? body : (const uint8_t *)"", blen, &form) != CL_OK) {
+        authenticated = true;
+        q.status = 400;
+        q.code = "MalformedQueryString";
+        kms_query_error(&xml, "Sender", q.code, cl_error_message(), request_id);
+    } else {
+        authenticated = true;
+        env.region = region;
+        q.form = form;
+        const char *action = json_string_value(json_object_get(form, "Action"));
+        (void)snprintf(op, sizeof(op), "%s:%.64s", kms_service_name(svc), action != NULL ? action : "");
+        cl_audit_event started = {
+            .time = now, .request_id = request_id, .principal = who.arn, .operation = op, .outcome = "started"};
+        if (action != NULL && kms_query_changes_state(svc, action) &&
+            cl_audit_append(s->ctx.audit, &started) != CL_OK) {
+            CL_LOG_ERROR("%s %s: not run: %s", op, request_id, cl_error_message());
+            q.status = 500;
+            q.code = "InternalFailure";
+            kms_query_error(&xml, "Receiver", q.code, KMS_AUDIT_FAILED_MESSAGE, request_id);
+        } else {
+            kms_query_handle(&q);
+        }
+    }
+    uint64_t end = 0;
+    cl_audit_event ev = {.time = now,
+                         .request_id = request_id,
+                         .principal = authenticated ? who.arn : "",
+                         .operation = op[0] ? op : kms_service_name(svc),
+                         .outcome = q.code != NULL ? q.code : "ok",
+                         .resource = q.resource[0] ? q.resource : NULL};
+    if (cl_audit_write(s->ctx.audit, &ev, &end) != CL_OK) {
+        atomic_store(&s->audit_failing, true);
+        CL_LOG_ERROR("%s %s: not answered: %s", op, request_id, cl_error_message());
+        q.status = 500;
+        q.code = "InternalFailure";
+        kms_query_error(&xml, "Receiver", q.code, KMS_AUDIT_FAILED_MESSAGE, request_id);
+        end = 0;
+    }
+    if (cl_log_enabled(CL_LOG_LEVEL_INFO)) {
+        char line[64 + KMS_ARN_MAX + sizeof(env.source_ip)];
+        (void)snprintf(line, sizeof(line), "principal=%s action=%s source=%s", authenticated ? who.arn : "-",
+                       ev.operation, env.source_ip[0] ? env.source_ip : "-");
+        answer->who = strdup(line);
+    }
+    if (body != NULL) cl_memzero(body, blen);
+    cl_memzero(&who, sizeof(who));
+    json_decref(form);
+    answer->outcome = kms_metrics_outcome(q.code);
+    char *out = strdup(cl_buf_cstr(&xml));
+    cl_buf_free(&xml); /* wiped: CreateAccessKey's and AssumeRole's answers hold secrets */
+    cl_error_clear();
+    if (out != NULL) {
+        kms_reply_queue(w, req, q.status, request_id, out, end, answer);
     } else {
         kms_answer_failed(answer);
         kms_answer_done(w, request_id, 500, answer);
@@ -877,21 +1030,25 @@ static void kms_handle(struct evhttp_request *req, void *arg)
         kms_handle_cas(w, req, evhttp_uri_get_path(req_uri), &answer);
         return;
     }
+    /* One endpoint, four services: the credential scope's service decides (route.h). */
     {
         enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-        const char *m = cmd == EVHTTP_REQ_GET    ? "GET"
-                        : cmd == EVHTTP_REQ_POST ? "POST"
-                        : cmd == EVHTTP_REQ_PUT  ? "PUT"
-                        : cmd == EVHTTP_REQ_HEAD ? "HEAD"
-                                                 : "DELETE";
         struct evkeyvalq *hin = evhttp_request_get_input_headers(req);
-        if (kms_s3_wants(m, req_uri != NULL ? evhttp_uri_get_path(req_uri) : "/",
-                         req_uri != NULL ? evhttp_uri_get_query(req_uri) : NULL,
-                         evhttp_find_header(hin, "Authorization"), evhttp_find_header(hin, "X-Amz-Target"))) {
-            kms_handle_s3(w, req, &answer);
-            return;
+        kms_service svc = kms_route(cmd == EVHTTP_REQ_POST  ? "POST"
+                                    : cmd == EVHTTP_REQ_GET ? "GET"
+                                                            : "OTHER",
+                                    req_uri != NULL ? evhttp_uri_get_path(req_uri) : NULL,
+                                    req_uri != NULL ? evhttp_uri_get_query(req_uri) : NULL,
+                                    evhttp_find_header(hin, "Authorization"), evhttp_find_header(hin, "X-Amz-Target"));
+        switch (svc) {
+        case KMS_SERVICE_STS:
+        case KMS_SERVICE_IAM: kms_handle_query(w, req, svc, &answer); return;
+        case KMS_SERVICE_S3: kms_handle_s3(w, req, &answer); return;
+        default: break; /* KMS */
         }
     }
+    kms_principal who; /* a copy with its secret: wiped below */
+    memset(&who, 0, sizeof(who));
     kms_call c;
     memset(&c, 0, sizeof(c));
     cl_kvlist_init(&c.audit_ctx);
@@ -927,12 +1084,10 @@ static void kms_handle(struct evhttp_request *req, void *arg)
         (void)snprintf(op, sizeof(op), "%s", target + 13);
         fn = kms_op_lookup(op, &answer.op_row);
     }
-    const kms_principal *who = NULL;
-    rc = kms_authenticate(s, req, "POST", body ? body : (const uint8_t *)"", blen, &who, c.region, &exc, c.now);
-    if (rc == CL_OK && who == NULL) rc = CL_RAISE(CL_ERR_INTERNAL, "authenticated without a principal");
+    rc = kms_authenticate(s, req, "POST", body ? body : (const uint8_t *)"", blen, &who, c.region, &exc, c.now, "kms");
     if (rc != CL_OK) goto out;
-    principal = who->arn;
-    c.principal = who;
+    principal = who.arn;
+    c.principal = &who;
     c.env.region = c.region;
     if (fn == NULL) {
         exc = "UnknownOperationException";
@@ -1015,6 +1170,7 @@ out:;
     json_decref(c.req);
     json_decref(c.resp);
     cl_kvlist_free(&c.audit_ctx);
+    cl_memzero(&who, sizeof(who));
     if (out == NULL) out = strdup("{\"__type\":\"KMSInternalException\"}");
     if (out != NULL) {
         kms_reply_queue(w, req, status, c.request_id, out, end, &answer);
@@ -1746,6 +1902,8 @@ cl_status kms_server_start(const kms_config *cfg, kms_server **out)
             (void)snprintf(path, sizeof(path), "%s/keys.db", cfg->data_dir);
         CL_GUARD_GOTO(kms_store_open_sqlite(path, cfg->region, &s->ctx.store));
     }
+    CL_GUARD_CTX_GOTO(kms_identity_seed(&s->ctx, s->start_time),
+                      "seeding the configuration's principals into the store");
     CL_GUARD_GOTO(kms_cache_new(4096, &s->ctx.cache));
     CL_GUARD_GOTO(kms_key_cache_new(4096, &s->ctx.records));
     CL_GUARD_GOTO(kms_last_use_new((size_t)s->n_workers, s->start_time, &s->ctx.usage));

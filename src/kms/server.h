@@ -27,11 +27,29 @@
 #define KMS_REQUEST_TIMEOUT_MAX 3600
 #define KMS_SIGNATURE_SKEW 900 /* seconds: AWS accepts X-Amz-Date within 15 minutes */
 
+/* Who a request's credentials name (identity.h): an IAM user, an account's root, or a role
+ * session of STS (AssumeRole). */
+typedef enum kms_principal_kind {
+    KMS_PRINCIPAL_USER = 0,
+    KMS_PRINCIPAL_ROOT,
+    KMS_PRINCIPAL_ASSUMED_ROLE,
+} kms_principal_kind;
+
+#define KMS_SESSION_NAME_MAX 64 /* roleSessionNameType: 2..64 */
+#define KMS_ENTITY_MAX 160      /* "ACCOUNT/user/NAME", "ACCOUNT/role/NAME" (names up to 64, 128) */
+
 typedef struct kms_principal {
     char access_key_id[129];
     char secret[129];
     char arn[KMS_ARN_MAX + 1];
     char account[KMS_ACCOUNT_LEN + 1];
+    kms_principal_kind kind;
+    /* The IAM entity whose policies apply ("ACCOUNT/user/NAME", "ACCOUNT/role/NAME" for a role
+     * session); "" for an account's root, which IAM policies do not restrict. */
+    char entity[KMS_ENTITY_MAX + 1];
+    char role_arn[KMS_ARN_MAX + 1];              /* a role session's role; "" otherwise */
+    char session_name[KMS_SESSION_NAME_MAX + 1]; /* a role session's RoleSessionName */
+    int64_t expires;                             /* a role session's end (Unix seconds); 0 otherwise */
 } kms_principal;
 
 #define KMS_PATH_MAX 1024
@@ -103,9 +121,6 @@ CL_MUST_USE cl_status kms_config_parse_metrics(const char *s, kms_config *cfg);
 CL_MUST_USE cl_status kms_config_parse(const char *text, size_t len, const char *base_dir, kms_config *cfg);
 /* Wipes the principals' secrets and frees them (secure memory). */
 void kms_config_free(kms_config *cfg);
-/* The configured principal of an access key id, NULL when there is none (the one lookup every
- * service's authentication uses; the store's identities replace it, contract of issue 18). */
-const kms_principal *kms_principal_lookup(const kms_config *cfg, const char *access_key_id);
 /* Checks and fills one principal. */
 CL_MUST_USE cl_status kms_principal_make(const char *access_key_id, const char *secret, const char *arn,
                                          kms_principal *p);

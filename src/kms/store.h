@@ -115,6 +115,17 @@ typedef struct kms_import_rec {
     uint8_t token_hash[KMS_IMPORT_TOKEN_HASH_LEN]; /* SHA-256 of the import token */
 } kms_import_rec;
 
+/* How iam_put writes: a new entity (CL_ERR_EXISTS when the name is taken), an existing one
+ * (CL_ERR_NOT_FOUND when it is not), or either. */
+typedef enum kms_iam_put_mode {
+    KMS_IAM_CREATE = 0,
+    KMS_IAM_REPLACE,
+    KMS_IAM_UPSERT,
+} kms_iam_put_mode;
+
+/* One row of an iam_list, called with the store busy: it must not call the store. */
+typedef CL_MUST_USE cl_status (*kms_iam_row_fn)(void *arg, const char *name, const char *doc);
+
 typedef struct kms_store kms_store;
 typedef struct kms_store_ops {
     /* Adds a key and its version-1 wrapped material in one transaction. wrapped NULL: a key
@@ -189,6 +200,16 @@ typedef struct kms_store_ops {
     /* Marks an attestation nonce used until `expires` (Unix seconds), dropping the marks of nonces
      * expired before `now`; CL_ERR_EXISTS when it is marked already (a replay). */
     CL_MUST_USE cl_status (*cas_use_nonce)(kms_store *s, const char *nonce_id, int64_t expires, int64_t now);
+    /* IAM's entities (identity.h): a JSON document per kind ("user", "akey", "role", ...) and
+     * name. iam_get appends the document to doc (CL_ERR_NOT_FOUND); iam_delete raises
+     * CL_ERR_NOT_FOUND for no such row; iam_list calls fn for up to `limit` rows of kind whose
+     * name starts with prefix, after `after`, in name order, and sets *more when others follow. */
+    CL_MUST_USE cl_status (*iam_put)(kms_store *s, const char *kind, const char *name, const char *doc,
+                                     kms_iam_put_mode mode, int64_t now);
+    CL_MUST_USE cl_status (*iam_get)(kms_store *s, const char *kind, const char *name, cl_buf *doc);
+    CL_MUST_USE cl_status (*iam_delete)(kms_store *s, const char *kind, const char *name);
+    CL_MUST_USE cl_status (*iam_list)(kms_store *s, const char *kind, const char *prefix, const char *after,
+                                      size_t limit, kms_iam_row_fn fn, void *arg, bool *more);
     /* A number that changes whenever what the store holds may have changed, so that a reader may
      * keep a record for as long as it does not (key_cache.h). 0: the store cannot tell (another
      * process may write it unseen), and nothing read from it may be kept. Thread-safe. */

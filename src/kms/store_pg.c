@@ -45,7 +45,7 @@
 /* 1: before regions and imported key material; 2: keys, aliases and grants have a region, and
  * key_imports holds keys of Origin EXTERNAL; 3: the certificate service's tables (cas_sessions,
  * cas_nonces). A new database is created at the newest; an older one migrated step by step. */
-#define KMS_PG_SCHEMA_VERSION 3
+#define KMS_PG_SCHEMA_VERSION 4
 #define KMS_PG_POOL_MAX 64
 /* Any constant: serialises schema creation between instances starting together. */
 #define KMS_PG_SCHEMA_LOCK "7242180437"
@@ -92,6 +92,12 @@ enum kms_pg_q {
     Q_CAS_UPDATE,
     Q_CAS_NONCE_PURGE,
     Q_CAS_NONCE_USE,
+    Q_IAM_INSERT,
+    Q_IAM_REPLACE,
+    Q_IAM_UPSERT,
+    Q_IAM_GET,
+    Q_IAM_DELETE,
+    Q_IAM_LIST,
     Q_COUNT
 };
 
@@ -182,6 +188,17 @@ static const struct {
                       false},
     [Q_CAS_NONCE_PURGE] = {"DELETE FROM cas_nonces WHERE expires<$1", false},
     [Q_CAS_NONCE_USE] = {"INSERT INTO cas_nonces(nonce,expires) VALUES($1,$2)", false},
+    /* IAM's entities (identity.h). */
+    [Q_IAM_INSERT] = {"INSERT INTO iam_entities(kind,name,doc,updated) VALUES($1,$2,$3,$4)", false},
+    [Q_IAM_REPLACE] = {"UPDATE iam_entities SET doc=$3,updated=$4 WHERE kind=$1 AND name=$2", false},
+    [Q_IAM_UPSERT] = {"INSERT INTO iam_entities(kind,name,doc,updated) VALUES($1,$2,$3,$4) ON CONFLICT(kind,name) "
+                      "DO UPDATE SET doc=excluded.doc,updated=excluded.updated",
+                      false},
+    [Q_IAM_GET] = {"SELECT doc FROM iam_entities WHERE kind=$1 AND name=$2", true},
+    [Q_IAM_DELETE] = {"DELETE FROM iam_entities WHERE kind=$1 AND name=$2", false},
+    [Q_IAM_LIST] = {"SELECT name,doc FROM iam_entities WHERE kind=$1 AND left(name,length($2))=$2 AND name>$3 "
+                    "ORDER BY name LIMIT $4",
+                    true},
 };
 
 /*
@@ -202,6 +219,10 @@ static const struct {
     " name TEXT COLLATE \"C\" PRIMARY KEY, version BIGINT NOT NULL, record BYTEA NOT NULL, updated BIGINT NOT NULL)"
 #define KMS_PG_CAS_NONCES_DDL "CREATE TABLE cas_nonces(nonce TEXT COLLATE \"C\" PRIMARY KEY, expires BIGINT NOT NULL)"
 #define KMS_PG_CAS_NONCES_INDEX_DDL "CREATE INDEX cas_nonces_expires ON cas_nonces(expires)"
+/* IAM's users, access keys, roles, policies and attachments (version 4; identity.h). */
+#define KMS_PG_IAM_DDL \
+    "CREATE TABLE iam_entities(kind TEXT COLLATE \"C\" NOT NULL, name TEXT COLLATE \"C\" NOT NULL, doc TEXT NOT NULL," \
+    " updated BIGINT NOT NULL, PRIMARY KEY(kind, name))"
 
 static const char *kms_pg_schema =
     "CREATE TABLE keys("
@@ -227,8 +248,8 @@ static const char *kms_pg_schema =
     "CREATE TABLE tags("
     " key_id TEXT COLLATE \"C\" NOT NULL, tag_key TEXT COLLATE \"C\" NOT NULL, tag_value TEXT NOT NULL,"
     " PRIMARY KEY(key_id, tag_key));" KMS_PG_KEY_IMPORTS_DDL ";" KMS_PG_CAS_SESSIONS_DDL ";" KMS_PG_CAS_NONCES_DDL
-    ";" KMS_PG_CAS_NONCES_INDEX_DDL ";"
-    "INSERT INTO schema_version(version) VALUES(3);";
+    ";" KMS_PG_CAS_NONCES_INDEX_DDL ";" KMS_PG_IAM_DDL ";"
+    "INSERT INTO schema_version(version) VALUES(4);";
 
 /*
  * Version 1 (before regions and imported key material) to 2, one statement at a time in the schema transaction; $1 is
@@ -256,6 +277,12 @@ static const char *const kms_pg_migrate_v3[] = {
     KMS_PG_CAS_NONCES_DDL,
     KMS_PG_CAS_NONCES_INDEX_DDL,
     "INSERT INTO schema_version(version) VALUES(3)",
+};
+
+/* Version 3 to 4: IAM's identities (identity.h); nothing else changes. */
+static const char *const kms_pg_migrate_v4[] = {
+    KMS_PG_IAM_DDL,
+    "INSERT INTO schema_version(version) VALUES(4)",
 };
 
 typedef struct kms_pg_conn {
@@ -1296,6 +1323,85 @@ out:
 
 /* Other cloister-kms processes may write the same database, and nothing tells this one when
  * they do (LISTEN/NOTIFY could, later): every request reads what it needs. */
+/* --- identities (identity.h) --- */
+
+static CL_MUST_USE cl_status kms_pg_iam_put(kms_store *s, const char *kind, const char *name, const char *doc,
+                                            kms_iam_put_mode mode, int64_t now)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    PGresult *r = NULL;
+    kms_pg_num nnow;
+    const char *v[] = {kind, name, doc, kms_pg_i64(nnow, now)};
+    enum kms_pg_q id = mode == KMS_IAM_CREATE ? Q_IAM_INSERT : mode == KMS_IAM_REPLACE ? Q_IAM_REPLACE : Q_IAM_UPSERT;
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    rc = kms_pg_run(q, pc, id, 4, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
+    if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "%s %s already exists", kind, name);
+    if (rc == CL_OK && mode == KMS_IAM_REPLACE && !kms_pg_one_row_changed(r))
+        rc = CL_RAISE(CL_ERR_NOT_FOUND, "no %s %s", kind, name);
+out:
+    PQclear(r);
+    kms_pg_release(q, pc);
+    return rc;
+}
+
+static CL_MUST_USE cl_status kms_pg_iam_get(kms_store *s, const char *kind, const char *name, cl_buf *doc)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    PGresult *r = NULL;
+    const char *v[] = {kind, name};
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_IAM_GET, 2, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
+    if (PQntuples(r) == 0) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no %s %s", kind, name);
+    CL_GUARD_GOTO(cl_buf_append(doc, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0)));
+out:
+    PQclear(r);
+    kms_pg_release(q, pc);
+    return rc;
+}
+
+static CL_MUST_USE cl_status kms_pg_iam_delete(kms_store *s, const char *kind, const char *name)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    PGresult *r = NULL;
+    const char *v[] = {kind, name};
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_IAM_DELETE, 2, v, NULL, NULL, false, PGRES_COMMAND_OK, &r));
+    if (!kms_pg_one_row_changed(r)) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no %s %s", kind, name);
+out:
+    PQclear(r);
+    kms_pg_release(q, pc);
+    return rc;
+}
+
+static CL_MUST_USE cl_status kms_pg_iam_list(kms_store *s, const char *kind, const char *prefix, const char *after,
+                                             size_t limit, kms_iam_row_fn fn, void *arg, bool *more)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    PGresult *r = NULL;
+    kms_pg_num nlim;
+    *more = false;
+    CL_ENSURE(limit > 0 && limit < INT64_MAX, CL_ERR_USAGE, "a listing of %zu identities", limit);
+    const char *v[] = {kind, prefix, after, kms_pg_i64(nlim, (int64_t)limit + 1)};
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_IAM_LIST, 4, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
+    size_t rows = (size_t)PQntuples(r);
+    *more = rows > limit;
+    for (size_t i = 0; i < rows && i < limit; i++)
+        CL_GUARD_GOTO(fn(arg, PQgetvalue(r, (int)i, 0), PQgetvalue(r, (int)i, 1)));
+out:
+    PQclear(r);
+    kms_pg_release(q, pc);
+    return rc;
+}
+
 static uint64_t kms_pg_generation(kms_store *s)
 {
     (void)s;
@@ -1330,6 +1436,10 @@ static const kms_store_ops kms_pg_ops = {
     .cas_get = kms_pg_cas_get,
     .cas_put = kms_pg_cas_put,
     .cas_use_nonce = kms_pg_cas_use_nonce,
+    .iam_put = kms_pg_iam_put,
+    .iam_get = kms_pg_iam_get,
+    .iam_delete = kms_pg_iam_delete,
+    .iam_list = kms_pg_iam_list,
     .generation = kms_pg_generation,
     .close = kms_pg_close,
 };
@@ -1380,8 +1490,12 @@ static CL_MUST_USE cl_status kms_pg_schema_init(kms_pg_conn *pc, const char *def
         if (version < 3) {
             for (size_t i = 0; i < sizeof(kms_pg_migrate_v3) / sizeof(kms_pg_migrate_v3[0]); i++)
                 CL_GUARD_GOTO(kms_pg_migrate_step(pc, kms_pg_migrate_v3[i], default_region));
-            CL_LOG_INFO("key store: PostgreSQL database '%s': the certificate service's tables added (schema "
-                        "version %d)",
+            CL_LOG_INFO("key store: PostgreSQL database '%s': the certificate service's tables added", PQdb(pc->c));
+        }
+        if (version < 4) {
+            for (size_t i = 0; i < sizeof(kms_pg_migrate_v4) / sizeof(kms_pg_migrate_v4[0]); i++)
+                CL_GUARD_GOTO(kms_pg_migrate_step(pc, kms_pg_migrate_v4[i], default_region));
+            CL_LOG_INFO("key store: PostgreSQL database '%s': the identities' table added (schema version %d)",
                         PQdb(pc->c), KMS_PG_SCHEMA_VERSION);
         }
     }

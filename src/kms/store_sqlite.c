@@ -39,6 +39,7 @@ enum kms_sq {
     S_INSERT_GRANT, S_GET_GRANT, S_DEL_GRANT, S_LIST_GRANTS,
     S_UPSERT_TAG, S_COUNT_TAGS, S_DEL_TAG, S_LIST_TAGS,
     S_CAS_GET, S_CAS_INSERT, S_CAS_UPDATE, S_CAS_NONCE_PURGE, S_CAS_NONCE_USE,
+    S_IAM_INSERT, S_IAM_REPLACE, S_IAM_UPSERT, S_IAM_GET, S_IAM_DELETE, S_IAM_LIST,
     S_INSERT_IMPORT, S_GET_IMPORT, S_SET_IMPORT_PARAMS, S_PUT_MATERIAL, S_SET_IMPORTED, S_ENABLE_IMPORTED,
     S_DROP_MATERIAL, S_PENDING_IMPORT, S_DEL_KEY_IMPORT,
     S_COUNT
@@ -137,6 +138,16 @@ static const struct {
     [S_PENDING_IMPORT] = {"make a key pending import", "UPDATE keys SET state=" KMS_SQ_PENDING_IMPORT
                                                        " WHERE key_id=? AND state<>" KMS_SQ_PENDING_DELETION},
     [S_DEL_KEY_IMPORT] = {"delete the key's import state", "DELETE FROM key_imports WHERE import_key=?"},
+    [S_IAM_INSERT] = {"insert identity", "INSERT INTO iam_entities(kind,name,doc,updated) VALUES(?1,?2,?3,?4)"},
+    [S_IAM_REPLACE] = {"update identity", "UPDATE iam_entities SET doc=?3,updated=?4 WHERE kind=?1 AND name=?2"},
+    [S_IAM_UPSERT] = {"write identity",
+                      "INSERT INTO iam_entities(kind,name,doc,updated) VALUES(?1,?2,?3,?4) "
+                      "ON CONFLICT(kind,name) DO UPDATE SET doc=excluded.doc,updated=excluded.updated"},
+    [S_IAM_GET] = {"read identity", "SELECT doc FROM iam_entities WHERE kind=? AND name=?"},
+    [S_IAM_DELETE] = {"delete identity", "DELETE FROM iam_entities WHERE kind=? AND name=?"},
+    /* Names with the prefix ?2 (substr: no LIKE, whose wildcards names could hold), after ?3. */
+    [S_IAM_LIST] = {"list identities", "SELECT name,doc FROM iam_entities WHERE kind=?1 AND "
+                                       "substr(name,1,length(?2))=?2 AND name>?3 ORDER BY name LIMIT ?4"},
 };
 
 /* Run once at open, outside any transaction: the durability settings (see the top of the file). */
@@ -147,9 +158,15 @@ static const char *kms_setup = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL
  * 0 in a new file and in the stores written before regions, whose tables exist then; 1 with
  * regions and key_imports; 2 with the certificate service's tables. A new file is created at
  * KMS_SQ_SCHEMA_VERSION, an older store migrated one step after the other (kms_migrate_v1,
- * kms_migrate_v2). A later change adds a step and a version.
+ * kms_migrate_v2); 3 with the identities of IAM and STS (kms_migrate_v3). A later change adds a
+ * step and a version.
  */
-#define KMS_SQ_SCHEMA_VERSION 2
+#define KMS_SQ_SCHEMA_VERSION 3
+/* IAM's users, access keys, roles, policies and their attachments (identity.h): one JSON
+ * document per entity, by kind and name; secrets in them are sealed under the root key. */
+#define KMS_SQ_IAM_DDL \
+    "CREATE TABLE iam_entities(" \
+    " kind TEXT NOT NULL, name TEXT NOT NULL, doc TEXT NOT NULL, updated INTEGER NOT NULL, PRIMARY KEY(kind, name))"
 /* Keys of Origin EXTERNAL. Column names differ from those of keys (S_GET_KEY joins). IF NOT
  * EXISTS: a store of before regions may have it already. */
 #define KMS_SQ_KEY_IMPORTS_DDL \
@@ -185,8 +202,8 @@ static const char *kms_schema =
     "CREATE TABLE tags("
     " key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL, PRIMARY KEY(key_id, "
     "tag_key));" KMS_SQ_KEY_IMPORTS_DDL ";" KMS_SQ_CAS_SESSIONS_DDL ";" KMS_SQ_CAS_NONCES_DDL
-    ";" KMS_SQ_CAS_NONCES_INDEX_DDL ";"
-    "PRAGMA user_version=2;";
+    ";" KMS_SQ_CAS_NONCES_INDEX_DDL ";" KMS_SQ_IAM_DDL ";"
+    "PRAGMA user_version=3;";
 
 /*
  * A store of before regions (version 0 with tables) to version 1, one statement at a time in
@@ -222,6 +239,12 @@ static const char *const kms_migrate_v2[] = {
     KMS_SQ_CAS_NONCES_DDL,
     KMS_SQ_CAS_NONCES_INDEX_DDL,
     "PRAGMA user_version=2",
+};
+
+/* Version 2 to 3: IAM's identities (identity.h); nothing else changes. */
+static const char *const kms_migrate_v3[] = {
+    KMS_SQ_IAM_DDL,
+    "PRAGMA user_version=3",
 };
 
 typedef struct kms_sqlite {
@@ -973,6 +996,68 @@ out:
     return kms_sq_leave(&c, rc);
 }
 
+/* --- identities (identity.h) ------------------------------------------------------- */
+
+static CL_MUST_USE cl_status kms_sqlite_iam_put(kms_store *s, const char *kind, const char *name, const char *doc,
+                                                kms_iam_put_mode mode, int64_t now)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    enum kms_sq id = mode == KMS_IAM_CREATE ? S_IAM_INSERT : mode == KMS_IAM_REPLACE ? S_IAM_REPLACE : S_IAM_UPSERT;
+    cl_status rc = KMS_SQ_RUN(&c, id, KMS_TEXT(kind), KMS_TEXT(name), KMS_TEXT(doc), KMS_INT(now));
+    if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "%s %s already exists", kind, name);
+    if (rc == CL_OK && mode == KMS_IAM_REPLACE && c.changes != 1)
+        rc = CL_RAISE(CL_ERR_NOT_FOUND, "no %s %s", kind, name);
+    return kms_sq_leave(&c, rc);
+}
+
+static CL_MUST_USE cl_status kms_sqlite_iam_get(kms_store *s, const char *kind, const char *name, cl_buf *doc)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = CL_OK;
+    const char *text;
+    size_t len;
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_IAM_GET, KMS_TEXT(kind), KMS_TEXT(name)));
+    CL_ENSURE_GOTO(c.row, CL_ERR_NOT_FOUND, "no %s %s", kind, name);
+    CL_GUARD_GOTO(kms_col_str(&c, 0, &text, &len));
+    CL_GUARD_GOTO(cl_buf_append(doc, text, len));
+out:
+    return kms_sq_leave(&c, rc);
+}
+
+static CL_MUST_USE cl_status kms_sqlite_iam_delete(kms_store *s, const char *kind, const char *name)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = KMS_SQ_RUN(&c, S_IAM_DELETE, KMS_TEXT(kind), KMS_TEXT(name));
+    if (rc == CL_OK && c.changes != 1) rc = CL_RAISE(CL_ERR_NOT_FOUND, "no %s %s", kind, name);
+    return kms_sq_leave(&c, rc);
+}
+
+static CL_MUST_USE cl_status kms_sqlite_iam_list(kms_store *s, const char *kind, const char *prefix, const char *after,
+                                                 size_t limit, kms_iam_row_fn fn, void *arg, bool *more)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = CL_OK;
+    size_t n = 0;
+    *more = false;
+    CL_ENSURE_GOTO(limit > 0 && limit < INT64_MAX, CL_ERR_USAGE, "a listing of %zu identities", limit);
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_IAM_LIST, KMS_TEXT(kind), KMS_TEXT(prefix), KMS_TEXT(after), KMS_INT(limit + 1)));
+    while (c.row) {
+        if (n == limit) {
+            *more = true;
+            break;
+        }
+        const char *name, *doc;
+        size_t nl, dl;
+        CL_GUARD_GOTO(kms_col_str(&c, 0, &name, &nl));
+        CL_GUARD_GOTO(kms_col_str(&c, 1, &doc, &dl));
+        CL_GUARD_GOTO(fn(arg, name, doc));
+        n++;
+        CL_GUARD_GOTO(kms_sq_next(&c));
+    }
+out:
+    return kms_sq_leave(&c, rc);
+}
+
 /* --- open and close ---------------------------------------------------------------- */
 
 /* Finalizes the statements and closes the database; s may come from a failed open. A statement's
@@ -1024,6 +1109,10 @@ static const kms_store_ops kms_sqlite_ops = {
     .cas_get = kms_sqlite_cas_get,
     .cas_put = kms_sqlite_cas_put,
     .cas_use_nonce = kms_sqlite_cas_use_nonce,
+    .iam_put = kms_sqlite_iam_put,
+    .iam_get = kms_sqlite_iam_get,
+    .iam_delete = kms_sqlite_iam_delete,
+    .iam_list = kms_sqlite_iam_list,
     .generation = kms_sqlite_generation,
     .close = kms_sqlite_close,
 };
@@ -1092,8 +1181,12 @@ static CL_MUST_USE cl_status kms_sq_schema(sqlite3 *db, const char *path, const 
         if (version < 2) {
             for (size_t i = 0; i < sizeof(kms_migrate_v2) / sizeof(kms_migrate_v2[0]); i++)
                 CL_GUARD_GOTO(kms_sq_setup_step(db, path, kms_migrate_v2[i], default_region));
-            CL_LOG_INFO("key store %s: the certificate service's tables added (schema version %d)", path,
-                        KMS_SQ_SCHEMA_VERSION);
+            CL_LOG_INFO("key store %s: the certificate service's tables added", path);
+        }
+        if (version < 3) {
+            for (size_t i = 0; i < sizeof(kms_migrate_v3) / sizeof(kms_migrate_v3[0]); i++)
+                CL_GUARD_GOTO(kms_sq_setup_step(db, path, kms_migrate_v3[i], default_region));
+            CL_LOG_INFO("key store %s: the identities' table added (schema version %d)", path, KMS_SQ_SCHEMA_VERSION);
         }
     }
     if (sqlite3_exec(db, "COMMIT", NULL, NULL, &err) != SQLITE_OK)

@@ -213,9 +213,12 @@ def legacy_pg(pg, tmp):
         finally:
             srv.stop()
         assert ("written before regions" in srv.stderr_text) == (start == 0), srv.stderr_text
-    # Both steps ran at the first start: regions (2), then the certificate service's tables (3).
-    assert pg.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_version", db="legacy") == "1,2,3"
+    # Every step ran at the first start: regions (2), the certificate service's tables (3), the
+    # identities (4: the --dev principal's user, key and AdministratorAccess attachment).
+    assert pg.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_version",
+                   db="legacy") == "1,2,3,4"
     assert pg.psql("SELECT count(*) FROM cas_sessions", db="legacy") == "0"
+    assert pg.psql("SELECT count(*) FROM iam_entities WHERE kind='akey'", db="legacy") != "0"
     assert pg.psql("SELECT DISTINCT region FROM aliases", db="legacy") == "eu-west-1"
     print("PostgreSQL store of before regions: migrated once, its keys served in eu-west-1 only")
 

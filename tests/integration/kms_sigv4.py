@@ -63,9 +63,13 @@ class SignedHeaderRules(unittest.TestCase):
             status, answer = kms_raw.call(self.srv.port, "ListKeys", {}, unsigned=(name,), extra=extra)
             self.refused(status, answer, "must be in SignedHeaders")
             self.assertIn(name, answer["message"].lower())
-        # Signed, the same header is fine (the server takes no session tokens, but ignores one
-        # it can check was signed).
+        # Signed, the header is read: a session token STS did not issue (for a long-term key,
+        # too) is refused as AWS refuses it (docs/iam.md, "Session tokens").
         status, answer = kms_raw.call(self.srv.port, "ListKeys", {}, extra={"X-Amz-Security-Token": "FQoGZXIvYXdzEJr"})
+        self.assertEqual(status, 400, answer)
+        self.assertEqual(answer["__type"], "UnrecognizedClientException")
+        self.assertEqual(answer["message"], "The security token included in the request is invalid.")
+        status, answer = kms_raw.call(self.srv.port, "ListKeys", {})
         self.assertEqual(status, 200, answer)
 
     def test_refusals_are_audited(self):

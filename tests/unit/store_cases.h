@@ -560,11 +560,67 @@ static void test_cas_rows(void **state)
     t_done(path);
 }
 
+static CL_MUST_USE cl_status t_iam_row(void *arg, const char *name, const char *doc)
+{
+    cl_buf *b = arg;
+    return cl_buf_printf(b, "%s=%s;", name, doc);
+}
+
+/* IAM's entities (identity.h): create refuses a taken name, replace a missing one; listing by
+ * prefix pages in name order; every write advances the generation (the key cache's rule). */
+static void test_iam_entities(void **state)
+{
+    (void)state;
+    char path[1024];
+    t_fresh(path, sizeof(path));
+    kms_store *s = NULL;
+    assert_ok(t_open(path, &s));
+    uint64_t g0 = s->ops->generation(s);
+    assert_ok(s->ops->iam_put(s, "role", "111122223333/a", "{\"n\":1}", KMS_IAM_CREATE, 1));
+    assert_true(g0 == 0 || s->ops->generation(s) != g0); /* 0: a store that cannot tell */
+    assert_fails(s->ops->iam_put(s, "role", "111122223333/a", "{}", KMS_IAM_CREATE, 1), CL_ERR_EXISTS,
+                 "role 111122223333/a already exists");
+    assert_fails(s->ops->iam_put(s, "role", "111122223333/z", "{}", KMS_IAM_REPLACE, 1), CL_ERR_NOT_FOUND,
+                 "no role 111122223333/z");
+    assert_ok(s->ops->iam_put(s, "role", "111122223333/a", "{\"n\":2}", KMS_IAM_REPLACE, 2));
+    assert_ok(s->ops->iam_put(s, "role", "111122223333/b", "{}", KMS_IAM_UPSERT, 2));
+    assert_ok(s->ops->iam_put(s, "role", "444455556666/c", "{}", KMS_IAM_UPSERT, 2));
+    assert_ok(s->ops->iam_put(s, "user", "111122223333/a", "{}", KMS_IAM_UPSERT, 2));
+    cl_buf b;
+    cl_buf_init(&b, 4096);
+    assert_ok(s->ops->iam_get(s, "role", "111122223333/a", &b));
+    assert_string_equal(cl_buf_cstr(&b), "{\"n\":2}");
+    cl_buf_reset(&b);
+    assert_fails(s->ops->iam_get(s, "role", "111122223333/x", &b), CL_ERR_NOT_FOUND, "no role 111122223333/x");
+    bool more = false;
+    assert_ok(s->ops->iam_list(s, "role", "111122223333/", "", 1, t_iam_row, &b, &more));
+    assert_string_equal(cl_buf_cstr(&b), "111122223333/a={\"n\":2};");
+    assert_true(more);
+    cl_buf_reset(&b);
+    assert_ok(s->ops->iam_list(s, "role", "111122223333/", "111122223333/a", 10, t_iam_row, &b, &more));
+    assert_string_equal(cl_buf_cstr(&b), "111122223333/b={};");
+    assert_false(more);
+    cl_buf_reset(&b);
+    /* A prefix is a prefix, not a LIKE pattern. */
+    assert_ok(s->ops->iam_list(s, "role", "1111%", "", 10, t_iam_row, &b, &more));
+    assert_string_equal(cl_buf_cstr(&b), "");
+    assert_ok(s->ops->iam_delete(s, "role", "111122223333/a"));
+    assert_fails(s->ops->iam_delete(s, "role", "111122223333/a"), CL_ERR_NOT_FOUND, "no role 111122223333/a");
+    cl_buf_reset(&b);
+    kms_store_close(s);
+    assert_ok(t_open(path, &s)); /* what is written is read back after reopening */
+    assert_ok(s->ops->iam_get(s, "role", "111122223333/b", &b));
+    assert_string_equal(cl_buf_cstr(&b), "{}");
+    cl_buf_free(&b);
+    kms_store_close(s);
+    t_done(path);
+}
+
 #define T_STORE_CASES \
     cmocka_unit_test(test_keys_persist_and_page), cmocka_unit_test(test_rotation_versions), \
         cmocka_unit_test(test_aliases_and_grants_go_with_the_key), \
         cmocka_unit_test(test_concurrent_rotation_one_wins), cmocka_unit_test(test_tags_limit_and_paging), \
         cmocka_unit_test(test_grant_filters_and_alias_updates), cmocka_unit_test(test_regions_apart), \
-        cmocka_unit_test(test_imported_material), cmocka_unit_test(test_cas_rows)
+        cmocka_unit_test(test_imported_material), cmocka_unit_test(test_cas_rows), cmocka_unit_test(test_iam_entities)
 
 #endif
