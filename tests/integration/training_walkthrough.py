@@ -5,11 +5,11 @@ boto3 code is written, against one cloister-kms --dev: only endpoint_url (and th
 the walk-through takes from the environment) are added. The role's session may not encrypt
 before the grant (AccessDeniedException: the key policy delegates to IAM, and
 AmazonSageMakerFullAccess allows no kms:Encrypt), may after create_grant, and may not after
-revoke_grant. The walk-through's S3 lines (create_bucket, put_object) belong to the S3 service
-and are added where marked when it is merged.
+revoke_grant. Its S3 lines (create_bucket, put_object of the data encrypted under the data key)
+run against the same server, and the role's session reads the object back.
 
 With --expiry: a session token is refused once it has expired (ExpiredTokenException from KMS,
-ExpiredToken from STS). The server is restarted on the same data directory with its clock moved
+ExpiredToken from STS, IAM and S3). The server is restarted on the same data directory with its clock moved
 20 minutes ahead by libfaketime (LD_PRELOAD, outside the server: no test-only clock in
 cloister-kms); a 900-second session issued before is then expired. Exits 77 without
 libfaketime."""
@@ -33,7 +33,7 @@ FAKETIME_LIBS = ["/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
 
 def clients(endpoint):
     env = dict(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
-    return {name: boto3.client(name, endpoint_url=endpoint, **env) for name in ("sts", "iam", "kms")}
+    return {name: boto3.client(name, endpoint_url=endpoint, **env) for name in ("sts", "iam", "kms", "s3")}
 
 
 def expect(code, fn, *args, **kw):
@@ -78,8 +78,15 @@ def walkthrough(endpoint):
                                 Origin='AWS_KMS', CustomerMasterKeySpec='SYMMETRIC_DEFAULT')['KeyMetadata']['Arn']
     data_key = kms.generate_data_key(KeyId=master_key, KeySpec="AES_256")
     assert len(data_key["Plaintext"]) == 32
-    # s3.create_bucket(...) and s3.put_object(Bucket=bucket, Key='data/a_chunk_of_secrets', Body=encrypted_data):
-    # the S3 service's lines, added here when it is merged.
+    # The data engineer encrypts a chunk of the dataset under the data key and uploads it (the walk-through's
+    # S3 lines; its region is us-east-1, where CreateBucket takes no LocationConstraint).
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    nonce = os.urandom(12)
+    encrypted_data = data_key["CiphertextBlob"] + nonce + AESGCM(data_key["Plaintext"]).encrypt(
+        nonce, b"a chunk of secrets", None)
+    s3, bucket = c["s3"], "training-data-111122223333"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key='data/a_chunk_of_secrets', Body=encrypted_data)
     trust_policy = {
         "Version": "2012-10-17",
         "Statement": [
@@ -98,6 +105,9 @@ def walkthrough(endpoint):
                                  aws_secret_access_key=cred['SecretAccessKey'],
                                  aws_session_token=cred['SessionToken'], region_name=REGION)
     role_kms = sess.client('kms', endpoint_url=endpoint)
+    # The role's session reads the training data back from S3 (its account owns the bucket).
+    got = sess.client('s3', endpoint_url=endpoint).get_object(Bucket=bucket, Key='data/a_chunk_of_secrets')
+    assert got['Body'].read() == encrypted_data
     who = sess.client('sts', endpoint_url=endpoint).get_caller_identity()
     assert who['Arn'] == "arn:aws:sts::111122223333:assumed-role/example-role/%s" % now, who
     msg = expect("AccessDeniedException", role_kms.encrypt, KeyId=master_key, Plaintext=b'it will not go through')
@@ -118,6 +128,10 @@ def walkthrough(endpoint):
                           aws_secret_access_key=cred['SecretAccessKey'], aws_session_token=bad)
     msg = expect("UnrecognizedClientException", forged.list_keys)
     assert msg == "The security token included in the request is invalid.", msg
+    forged_s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=cred['AccessKeyId'],
+                             aws_secret_access_key=cred['SecretAccessKey'], aws_session_token=bad)
+    msg = expect("InvalidToken", forged_s3.get_object, Bucket=bucket, Key='data/a_chunk_of_secrets')
+    assert msg == "The provided token is malformed or otherwise invalid.", msg
     # The temporary key without its token is no key.
     bare = boto3.client("kms", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=cred['AccessKeyId'],
                         aws_secret_access_key=cred['SecretAccessKey'])
@@ -196,6 +210,8 @@ def main_expiry():
             assert msg == "The security token included in the request is expired", msg
             expect("ExpiredToken", s.client("sts", endpoint_url=srv.endpoint).get_caller_identity)
             expect("ExpiredToken", s.client("iam", endpoint_url=srv.endpoint).list_roles)
+            msg = expect("ExpiredToken", s.client("s3", endpoint_url=srv.endpoint).list_buckets)
+            assert msg == "The provided token has expired.", msg
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("expiry: ok")
