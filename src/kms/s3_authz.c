@@ -3,17 +3,21 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "authorize.h"
 #include "policy.h"
 #include "s3.h"
 #include "s3_store.h"
 
 /*
- * The one place a decision is made (docs/s3.md, "Authorization"). Until the IAM engineer's
- * kms_authorize exists, the rule is: the bucket's owner account's principals are allowed
- * (as if an identity policy granted them s3:*), unless the bucket policy explicitly denies; any
- * other caller, and an anonymous one, needs an Allow of the bucket policy (Principal "*" for the
- * anonymous), evaluated with policy.c's evaluator ("Policy evaluation logic": explicit deny >
- * allow > implicit deny). ListBuckets and CreateBucket name no bucket: any authenticated caller.
+ * The one place an S3 request is allowed or refused, with AWS's evaluation logic ("Policy
+ * evaluation logic"; S3 User Guide, "How Amazon S3 authorizes a request"): an explicit Deny in
+ * the caller's identity policies or the bucket policy refuses; within the bucket owner's account
+ * an Allow of either allows (kms_authorize, authorize.h); a caller of another account needs both
+ * its identity policies and the bucket policy to allow (cross-account access). An anonymous
+ * caller has no identity policies: only a bucket policy statement with "Principal": "*" allows
+ * it. S3 ARNs name no account, so the bucket's owner (bucket.json) decides which case applies.
+ * A bucket that does not exist is judged as one of the caller's own account (the operation then
+ * answers NoSuchBucket, or CreateBucket makes it).
  */
 cl_status kms_s3_authorize(kms_s3_req *r, const char *action, const char *resource_arn)
 {
@@ -21,32 +25,43 @@ cl_status kms_s3_authorize(kms_s3_req *r, const char *action, const char *resour
     json_t *info = NULL;
     cl_buf pol;
     cl_buf_init(&pol, KMS_POLICY_MAX + 1);
-    bool owner = false;
+    const char *policy = NULL;
+    bool same_account = true;
     kms_decision d = KMS_DECISION_IMPLICIT_DENY;
     /* CreateBucket is the caller's own act on a name: the operation answers whether it is taken. */
     bool create = strcmp(action, "s3:CreateBucket") == 0;
     if (!create && r->bucket[0] != '\0' && kms_s3_bucket_load(r->kms, r->bucket, &info) == CL_OK) {
-        owner = r->who != NULL && strcmp(json_string_value(json_object_get(info, "owner")), r->who->account) == 0;
+        const char *owner = json_string_value(json_object_get(info, "owner"));
+        same_account = r->who != NULL && owner != NULL && strcmp(owner, r->who->account) == 0;
         char path[KMS_PATH_MAX + 128];
         CL_GUARD_GOTO(kms_s3_path(r->kms, r->bucket, "policy.json", path, sizeof(path)));
-        if (kms_s3_file_get(path, KMS_POLICY_MAX, &pol) == CL_OK) {
-            const kms_policy *p = NULL;
-            CL_GUARD_GOTO(kms_policy_parse_cached((const char *)pol.data, pol.len, &p));
-            kms_policy_request pr = {.principal_arn = r->who != NULL ? r->who->arn : NULL,
-                                     .principal_account = r->who != NULL ? r->who->account : NULL,
-                                     .action = action,
-                                     .resource = resource_arn,
-                                     .env = &r->env};
-            d = kms_policy_evaluate(p, &pr);
-        }
-    } else {
-        /* No bucket named, or none of that name: an authenticated caller goes on (CreateBucket,
-         * ListBuckets, or the operation's NoSuchBucket); an anonymous one learns nothing. */
-        owner = r->who != NULL;
+        if (kms_s3_file_get(path, KMS_POLICY_MAX, &pol) == CL_OK) policy = cl_buf_cstr(&pol);
     }
     cl_error_clear();
-    if (d == KMS_DECISION_EXPLICIT_DENY || (!owner && d != KMS_DECISION_ALLOW))
-        KMS_S3_FAIL_GOTO(r, 403, "AccessDenied", "Access Denied");
+    if (r->who == NULL) {
+        if (policy != NULL) {
+            const kms_policy *p = NULL;
+            CL_GUARD_GOTO(kms_policy_parse_cached(policy, pol.len, &p));
+            kms_policy_request pr = {.action = action, .resource = resource_arn, .env = &r->env};
+            d = kms_policy_evaluate(p, &pr);
+        }
+    } else if (same_account) {
+        CL_GUARD_GOTO(kms_authorize(r->kms, r->who, action, resource_arn, policy, &r->env, &d));
+    } else {
+        kms_decision id = KMS_DECISION_IMPLICIT_DENY, bp = KMS_DECISION_IMPLICIT_DENY;
+        CL_GUARD_GOTO(kms_authorize(r->kms, r->who, action, resource_arn, NULL, &r->env, &id));
+        if (policy != NULL) {
+            const kms_policy *p = NULL;
+            CL_GUARD_GOTO(kms_policy_parse_cached(policy, pol.len, &p));
+            kms_policy_request pr = {.action = action, .resource = resource_arn, .env = &r->env};
+            kms_policy_request_principal(r->who, &pr);
+            bp = kms_policy_evaluate(p, &pr);
+        }
+        d = id == KMS_DECISION_EXPLICIT_DENY || bp == KMS_DECISION_EXPLICIT_DENY ? KMS_DECISION_EXPLICIT_DENY
+            : id == KMS_DECISION_ALLOW && bp == KMS_DECISION_ALLOW               ? KMS_DECISION_ALLOW
+                                                                                 : KMS_DECISION_IMPLICIT_DENY;
+    }
+    if (d != KMS_DECISION_ALLOW) KMS_S3_FAIL_GOTO(r, 403, "AccessDenied", "Access Denied");
 out:
     json_decref(info);
     cl_buf_free(&pol);

@@ -362,6 +362,23 @@ class S3Boto3(unittest.TestCase):
         self.assertEqual(self.anonymous("GET", "/%s/pub/readme" % b)[0], 403)
         self.s3.delete_object(Bucket=b, Key="private")
 
+    def test_iam_user_needs_an_identity_policy(self):
+        """Within the bucket owner's account an IAM user is allowed what its identity policies (or the
+        bucket policy) allow, no more (kms_authorize, the IAM engineer's evaluator)."""
+        import boto3
+        b = self.bucket("iam-users")
+        self.s3.put_object(Bucket=b, Key="k", Body=b"for readers")
+        iam = boto3.session.Session().client("iam", endpoint_url=self.srv.endpoint, region_name="us-east-1",
+                                             aws_access_key_id="test", aws_secret_access_key="test")
+        iam.create_user(UserName="reader")
+        key = iam.create_access_key(UserName="reader")["AccessKey"]
+        reader = s3_harness.s3_client(self.srv.endpoint, key=key["AccessKeyId"], secret=key["SecretAccessKey"])
+        self.refused(reader.get_object, "AccessDenied", "Access Denied", Bucket=b, Key="k")
+        iam.attach_user_policy(UserName="reader", PolicyArn="arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
+        self.assertEqual(reader.get_object(Bucket=b, Key="k")["Body"].read(), b"for readers")
+        self.assertEqual(reader.list_objects_v2(Bucket=b)["KeyCount"], 1)
+        self.refused(reader.put_object, "AccessDenied", "Access Denied", Bucket=b, Key="k2", Body=b"x")
+
     # --- authentication ----------------------------------------------------------------------------
 
     def test_signature_refusals(self):

@@ -84,9 +84,11 @@ def walkthrough(endpoint):
     nonce = os.urandom(12)
     encrypted_data = data_key["CiphertextBlob"] + nonce + AESGCM(data_key["Plaintext"]).encrypt(
         nonce, b"a chunk of secrets", None)
-    s3, bucket = c["s3"], "training-data-111122223333"
+    s3, bucket = c["s3"], "sagemaker-training-data-111122223333"
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key='data/a_chunk_of_secrets', Body=encrypted_data)
+    s3.create_bucket(Bucket="other-team-data-111122223333")
+    s3.put_object(Bucket="other-team-data-111122223333", Key='x', Body=b'not for the role')
     trust_policy = {
         "Version": "2012-10-17",
         "Statement": [
@@ -105,9 +107,13 @@ def walkthrough(endpoint):
                                  aws_secret_access_key=cred['SecretAccessKey'],
                                  aws_session_token=cred['SessionToken'], region_name=REGION)
     role_kms = sess.client('kms', endpoint_url=endpoint)
-    # The role's session reads the training data back from S3 (its account owns the bucket).
-    got = sess.client('s3', endpoint_url=endpoint).get_object(Bucket=bucket, Key='data/a_chunk_of_secrets')
+    # The role's session reads the training data back from S3: AmazonSageMakerFullAccess allows
+    # s3:GetObject on buckets whose name has "sagemaker" in it, and on no other.
+    role_s3 = sess.client('s3', endpoint_url=endpoint)
+    got = role_s3.get_object(Bucket=bucket, Key='data/a_chunk_of_secrets')
     assert got['Body'].read() == encrypted_data
+    msg = expect("AccessDenied", role_s3.get_object, Bucket="other-team-data-111122223333", Key='x')
+    assert msg == "Access Denied", msg
     who = sess.client('sts', endpoint_url=endpoint).get_caller_identity()
     assert who['Arn'] == "arn:aws:sts::111122223333:assumed-role/example-role/%s" % now, who
     msg = expect("AccessDeniedException", role_kms.encrypt, KeyId=master_key, Plaintext=b'it will not go through')
