@@ -113,7 +113,7 @@ CL_MUST_USE cl_status kms_s3_xml_value(const cl_reader *content, char *out, size
 void kms_s3_http_date(int64_t t, char out[40]);
 void kms_s3_iso_date(int64_t t, char out[32]);
 /* (s3_authz.c) The one hook of authorization (docs/s3.md, "Authorization"): may r's caller do action on
- * resource_arn? AccessDenied otherwise. kms_authorize replaces its inside at merge. */
+ * resource_arn? AccessDenied otherwise (identity and bucket policies through kms_authorize). */
 CL_MUST_USE cl_status kms_s3_authorize(kms_s3_req *r, const char *action, const char *resource_arn);
 
 /* --- operations ----------------------------------------------------------------------------- */
