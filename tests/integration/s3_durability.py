@@ -14,7 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import kms_harness  # noqa: E402
-import s3_harness  # noqa: E402
+import s3_helpers as s3_harness  # noqa: E402
 
 CLIENTS = 4
 ACKED_BEFORE_KILL = 200

@@ -9,8 +9,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import kms_harness  # noqa: E402
-import s3_harness  # noqa: E402
-from s3_harness import error  # noqa: E402
+import s3_helpers as s3_harness  # noqa: E402
+from s3_helpers import error  # noqa: E402
 
 from botocore.exceptions import ClientError  # noqa: E402
 
