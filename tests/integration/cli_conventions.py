@@ -28,7 +28,8 @@ SUBCOMMANDS = [["seal"], ["seal", "inspect"], ["unseal"], ["key"], ["key", "loca
                ["fernet"], ["fernet", "generate-key"], ["fernet", "encrypt"], ["fernet", "decrypt"], ["attest"],
                ["attest", "verify"], ["kms"], ["kms", "audit-verify"], ["infer"], ["infer-local"], ["train-local"],
                ["enclave"], ["enclave", "build"], ["enclave", "run"], ["enclave", "init-root"], ["cas"],
-               ["cas", "session"], ["cas", "get-cert"], ["api"], ["api", "token"], ["api", "token", "create"]]
+               ["cas", "session"], ["cas", "get-cert"], ["api"], ["api", "token"], ["api", "token", "create"],
+               ["s3"]]
 
 
 def run(*args, env=None, input=None, check=True):
