@@ -42,6 +42,7 @@ static const char s3_usage[] =
     "                          the file instead of two; TLS protects the body)\n"
     "  --range FIRST-LAST      get: only these bytes (RFC 9110 ranges, LAST may be empty)\n"
     "  --force                 get: replace FILE if it exists\n"
+    "  --max-keys N            ls: at most N keys a page, 1 to 1000 (default: S3's, 1000)\n"
     "  -h, --help              this text\n"
     "\n"
     "Errors carry S3's code and message (NoSuchKey, NoSuchBucket, AccessDenied, ...).\n"
@@ -53,6 +54,7 @@ typedef struct s3_args {
     bool unsigned_payload;
     bool force;
     const char *range;
+    uint64_t max_keys;
 } s3_args;
 
 /* s3://BUCKET[/KEY]: the bucket into bucket (at most 63 characters), the key borrowed (NULL: none). */
@@ -124,12 +126,12 @@ static CL_MUST_USE cl_status s3_get(cl_s3_client *c, const s3_args *a, const cha
     return rc;
 }
 
-static CL_MUST_USE cl_status s3_ls(cl_s3_client *c, const char *bucket, const char *prefix)
+static CL_MUST_USE cl_status s3_ls(cl_s3_client *c, const s3_args *a, const char *bucket, const char *prefix)
 {
     char *token = NULL;
     cl_status rc = CL_OK;
     for (;;) {
-        cl_s3_list_params p = {.prefix = prefix, .continuation_token = token};
+        cl_s3_list_params p = {.prefix = prefix, .continuation_token = token, .max_keys = (unsigned)a->max_keys};
         cl_s3_list_page page;
         rc = cl_s3_list_objects_v2(c, bucket, &p, &page);
         free(token);
@@ -177,7 +179,7 @@ static CL_MUST_USE cl_status s3_run(const s3_args *a, const char *verb, int n, c
         printf("size %" PRIu64 "\netag %s\ncontent-type %s\nlast-modified %s\n", info.size, info.etag,
                info.content_type, info.last_modified);
     } else if (strcmp(verb, "ls") == 0) {
-        CL_GUARD_GOTO(s3_ls(c, bucket, key));
+        CL_GUARD_GOTO(s3_ls(c, a, bucket, key));
     } else {
         CL_GUARD_GOTO(cl_s3_delete_object(c, bucket, key));
     }
@@ -197,6 +199,7 @@ int cmd_s3(int argc, char **argv)
                                          {"unsigned-payload", no_argument, NULL, 'U'},
                                          {"range", required_argument, NULL, 'G'},
                                          {"force", no_argument, NULL, 'F'},
+                                         {"max-keys", required_argument, NULL, 'M'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     s3_args a = {.part_mib = 8};
@@ -215,6 +218,10 @@ int cmd_s3(int argc, char **argv)
         case 'U': a.unsigned_payload = true; break;
         case 'G': a.range = optarg; break;
         case 'F': a.force = true; break;
+        case 'M':
+            if (cli_uint_option("s3", "--max-keys", optarg, 1, CL_S3_MAX_LIST_KEYS, &a.max_keys) != CLI_EXIT_OK)
+                return CLI_EXIT_USAGE;
+            break;
         case 'h': fputs(s3_usage, stdout); return CLI_EXIT_OK;
         default: return cli_usage_error("s3", "unknown option (see cloister s3 --help)");
         }

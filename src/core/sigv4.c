@@ -417,8 +417,14 @@ cl_status cl_sigv4_s3_canonical_request(const cl_sigv4_request *req, cl_buf *out
         CL_ENSURE(*p > 0x20 && *p < 0x7f, CL_ERR_USAGE, "an S3 request path is URI-encoded printable ASCII");
     /* The other services' form with "/" as the path, then the path put in its place: one
      * implementation of the rest of the steps. */
+    /* The payload hash may be "UNSIGNED-PAYLOAD" (S3 only): a placeholder of the length the other
+     * form checks, replaced like the path. */
+    const char *payload = req->payload_sha256_hex;
+    CL_ENSURE(payload != NULL && (strlen(payload) == CL_SIGV4_SIG_HEX_LEN || strcmp(payload, "UNSIGNED-PAYLOAD") == 0),
+              CL_ERR_USAGE, "an S3 payload hash is 64 hex digits or UNSIGNED-PAYLOAD");
     cl_sigv4_request r = *req;
     r.path = "/";
+    r.payload_sha256_hex = "0000000000000000000000000000000000000000000000000000000000000000";
     size_t start = out->len;
     CL_GUARD(cl_sigv4_canonical_request(&r, out));
     size_t method_len = strlen(req->method);
@@ -426,10 +432,12 @@ cl_status cl_sigv4_s3_canonical_request(const cl_sigv4_request *req, cl_buf *out
     cl_buf_init(&rest, CL_SIGV4_MAX_CANON);
     cl_status rc = CL_OK;
     /* out now holds METHOD "\n" "/" "\n" ...: keep what follows the "/". */
-    CL_GUARD_GOTO(cl_buf_append(&rest, out->data + start + method_len + 2, out->len - start - method_len - 2));
+    CL_GUARD_GOTO(cl_buf_append(&rest, out->data + start + method_len + 2,
+                                out->len - start - method_len - 2 - CL_SIGV4_SIG_HEX_LEN));
     cl_buf_truncate(out, start + method_len + 1);
     CL_GUARD_GOTO(cl_buf_append_str(out, path));
     CL_GUARD_GOTO(cl_buf_append(out, rest.data, rest.len));
+    CL_GUARD_GOTO(cl_buf_append_str(out, payload));
 out:
     cl_buf_free(&rest);
     if (rc != CL_OK) cl_buf_truncate(out, start);

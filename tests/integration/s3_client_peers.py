@@ -1,0 +1,185 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""libcloister's S3 client (cloister/s3_client.h, driven through `cloister s3`) against second
+implementations of S3: npm s3rver always (plain and TLS), moto_server where it is installed (the
+test says when it is not). Each object the C client writes is read back with boto3 too, and each
+boto3 writes with the C client, so both directions are checked by an independent client. Exits 77
+when s3rver is not installed (./scripts/setup installs it)."""
+import contextlib
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kms_harness  # noqa: E402
+import s3_harness  # noqa: E402
+
+CLI = kms_harness.CLI_BIN
+BIG = 64 << 20
+
+
+def cli(peer, *args, check=True, extra_env=None):
+    env = peer.env()
+    env.update(extra_env or {})
+    p = subprocess.run([CLI, "s3", *args, "--endpoint-url", peer.url], env=env, capture_output=True, timeout=600)
+    if check and p.returncode != 0:
+        raise AssertionError("cloister s3 %s: %d: %s" % (" ".join(args), p.returncode, p.stderr.decode()))
+    return p
+
+
+class PeerCase:
+    """The cases, run against each server (the subclasses say which)."""
+    peer = None
+    bucket = "cloister-peers"
+    multipart_etag = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = contextlib.ExitStack()
+        cls.peer = cls.stack.enter_context(cls.start())
+        cls.tmp = tempfile.mkdtemp(prefix="s3-peers-")
+        cli(cls.peer, "mb", "s3://" + cls.bucket)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def path(self, name, data=None):
+        p = os.path.join(self.tmp, name)
+        if data is not None:
+            with open(p, "wb") as f:
+                f.write(data)
+        return p
+
+    def test_put_get_head_list_delete(self):
+        data = os.urandom(100000)
+        key = "dir one/a+b=c&d~é.bin"  # bytes S3's URI encoding must escape, and one it must not
+        cli(self.peer, "put", self.path("small", data), "s3://%s/%s" % (self.bucket, key))
+        s3 = self.peer.boto3()
+        got = s3.get_object(Bucket=self.bucket, Key=key)
+        self.assertEqual(got["Body"].read(), data)
+        head = cli(self.peer, "head", "s3://%s/%s" % (self.bucket, key)).stdout.decode()
+        self.assertIn("size 100000\n", head)
+        self.assertIn("etag \"%s\"\n" % hashlib.md5(data).hexdigest(), head)
+        out = cli(self.peer, "get", "s3://%s/%s" % (self.bucket, key), "-").stdout
+        self.assertEqual(out, data)
+        # a range, RFC 9110's bytes=first-last
+        out = cli(self.peer, "get", "--range", "10-19", "s3://%s/%s" % (self.bucket, key), "-").stdout
+        self.assertEqual(out, data[10:20])
+        # written by boto3, read by the C client
+        s3.put_object(Bucket=self.bucket, Key="from-boto3", Body=b"written by boto3")
+        dest = self.path("from-boto3.out")
+        cli(self.peer, "get", "s3://%s/from-boto3" % self.bucket, dest)
+        with open(dest, "rb") as f:
+            self.assertEqual(f.read(), b"written by boto3")
+        cli(self.peer, "rm", "s3://%s/%s" % (self.bucket, key))
+        with self.assertRaises(s3.exceptions.ClientError) as e:
+            s3.head_object(Bucket=self.bucket, Key=key)
+        self.assertEqual(e.exception.response["Error"]["Code"], "404")
+        cli(self.peer, "rm", "s3://%s/from-boto3" % self.bucket)
+
+    def test_list_prefix_and_continuation(self):
+        s3 = self.peer.boto3()
+        keys = ["list/%02d" % i for i in range(7)] + ["other/x"]
+        for k in keys:
+            s3.put_object(Bucket=self.bucket, Key=k, Body=k.encode())
+        # 2 keys a page: 4 pages, each after the last one's NextContinuationToken
+        out = cli(self.peer, "ls", "--max-keys", "2", "s3://%s/list/" % self.bucket).stdout.decode()
+        listed = [line.split()[-1] for line in out.splitlines()]
+        self.assertEqual(listed, keys[:7])
+        self.assertTrue(all(line.split()[0] == "7" for line in out.splitlines()), out)
+        for k in keys:
+            s3.delete_object(Bucket=self.bucket, Key=k)
+
+    def test_multipart_64mib_streamed(self):
+        data = os.urandom(BIG)
+        src = self.path("big", data)
+        del data
+        # 8 MiB parts: CreateMultipartUpload, 8 UploadParts from the file, CompleteMultipartUpload
+        p = subprocess.run(["/usr/bin/time", "-f", "%M", CLI, "s3", "put", src, "s3://%s/big" % self.bucket,
+                            "--endpoint-url", self.peer.url], env=self.peer.env(), capture_output=True,
+                           timeout=600)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rss_kib = int(p.stderr.decode().strip().splitlines()[-1])
+        # streamed: the client's peak memory is far below the object's 64 MiB
+        self.assertLess(rss_kib, 48 << 10, "cloister s3 put held %d KiB for a 64 MiB file" % rss_kib)
+        head = self.peer.boto3().head_object(Bucket=self.bucket, Key="big")
+        if self.multipart_etag:  # S3's multipart ETag, "-8" for 8 parts (s3rver makes its own)
+            self.assertTrue(head["ETag"].endswith('-8"'), head["ETag"])
+        self.assertEqual(head["ContentLength"], BIG)
+        dest = self.path("big.out")
+        cli(self.peer, "get", "s3://%s/big" % self.bucket, dest)
+        self.assertEqual(subprocess.run(["cmp", src, dest]).returncode, 0, "read back differs")
+        cli(self.peer, "rm", "s3://%s/big" % self.bucket)
+
+    def test_errors_carry_s3_codes(self):
+        p = cli(self.peer, "get", "s3://%s/no-such-key" % self.bucket, "-", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"S3 GetObject %s/no-such-key: NoSuchKey: " % self.bucket.encode(), p.stderr)
+        p = cli(self.peer, "ls", "s3://no-such-bucket-here", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"S3 ListObjectsV2 no-such-bucket-here: NoSuchBucket: ", p.stderr)
+        p = cli(self.peer, "put", self.path("e", b"x"), "s3://no-such-bucket-here/k", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"NoSuchBucket", p.stderr)
+        p = cli(self.peer, "head", "s3://%s/no-such-key" % self.bucket, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"HTTP 404 (NotFound; the answer has no S3 error document)", p.stderr)
+
+
+@unittest.skipUnless(s3_harness.s3rver_available(), "s3rver is not installed (./scripts/setup)")
+class S3rver(PeerCase, unittest.TestCase):
+    start = staticmethod(s3_harness.s3rver)
+    multipart_etag = False
+
+
+@unittest.skipUnless(s3_harness.s3rver_available(), "s3rver is not installed (./scripts/setup)")
+class S3rverTls(unittest.TestCase):
+    """https, the certificate checked against a CA bundle, and UNSIGNED-PAYLOAD (only over TLS)."""
+
+    def test_unsigned_payload_over_tls(self):
+        tmp = tempfile.mkdtemp(prefix="s3-tls-")
+        try:
+            key, cert = os.path.join(tmp, "key.pem"), os.path.join(tmp, "cert.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                            "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+            data = os.urandom(300000)
+            src = os.path.join(tmp, "data")
+            with open(src, "wb") as f:
+                f.write(data)
+            with s3_harness.s3rver(tls_key=key, tls_cert=cert) as peer:
+                ca = ["--ca-bundle", cert]
+                cli(peer, "mb", "s3://tls", *ca)
+                cli(peer, "put", "--unsigned-payload", src, "s3://tls/k", *ca)
+                self.assertEqual(cli(peer, "get", "s3://tls/k", "-", *ca).stdout, data)
+                # without the CA the certificate does not verify
+                p = cli(peer, "ls", "s3://tls", check=False)
+                self.assertEqual(p.returncode, 1)
+                self.assertIn(b"does not verify", p.stderr)
+                # UNSIGNED-PAYLOAD over plain http is refused before anything is sent
+                plain = s3_harness.Peer("s3rver", peer.url.replace("https:", "http:"), peer.key, peer.secret, None)
+                p = cli(plain, "put", "--unsigned-payload", src, "s3://tls/k2", check=False)
+                self.assertEqual(p.returncode, 2)
+                self.assertIn(b"UNSIGNED-PAYLOAD is for https endpoints", p.stderr)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@unittest.skipUnless(s3_harness.moto_path(), "moto_server is not installed here (not from Debian; optional)")
+class Moto(PeerCase, unittest.TestCase):
+    start = staticmethod(s3_harness.moto)
+
+
+if __name__ == "__main__":
+    if not s3_harness.s3rver_available():
+        print("s3rver is not installed (./scripts/setup runs npm ci in tests/s3rver)", file=sys.stderr)
+        sys.exit(77)
+    if not s3_harness.moto_path():
+        print("note: moto_server is not installed here; only s3rver is tested", file=sys.stderr)
+    unittest.main(verbosity=2)
