@@ -363,7 +363,29 @@ static CL_MUST_USE cl_status list_on(void *arg, bool end, const char *path, cons
         }
         return CL_OK;
     }
-    cl_s3_list_entry *e = pg->n_entries > 0 ? &pg->entries[pg->n_entries - 1] : NULL;
+    if (strcmp(path, "ListBucketResult/IsTruncated") == 0) {
+        CL_ENSURE(strcmp(cl_buf_cstr(text), "true") == 0 || strcmp(cl_buf_cstr(text), "false") == 0, CL_ERR_FORMAT,
+                  "S3's IsTruncated is neither true nor false");
+        pg->truncated = strcmp(cl_buf_cstr(text), "true") == 0;
+        x->have_truncated = true;
+        return CL_OK;
+    }
+    if (strcmp(path, "ListBucketResult/NextContinuationToken") == 0)
+        return xml_dup(text, 4096, &pg->next_token, "NextContinuationToken");
+    /* The reader calls the start of an element before anything inside it, so the entry exists. */
+    if (strncmp(path, "ListBucketResult/CommonPrefixes", 31) == 0) {
+        CL_ENSURE(pg->n_common_prefixes > 0 && pg->common_prefixes != NULL, CL_ERR_INTERNAL,
+                  "XML: %s before its <CommonPrefixes>", path);
+        char **last = &pg->common_prefixes[pg->n_common_prefixes - 1];
+        if (strcmp(path, "ListBucketResult/CommonPrefixes/Prefix") == 0)
+            return xml_dup(text, CL_S3_MAX_KEY, last, "prefix");
+        if (strcmp(path, "ListBucketResult/CommonPrefixes") == 0)
+            CL_ENSURE(*last != NULL, CL_ERR_FORMAT, "S3 listed a common prefix without a <Prefix>");
+        return CL_OK;
+    }
+    if (strncmp(path, "ListBucketResult/Contents", 25) != 0) return CL_OK;
+    CL_ENSURE(pg->n_entries > 0 && pg->entries != NULL, CL_ERR_INTERNAL, "XML: %s before its <Contents>", path);
+    cl_s3_list_entry *e = &pg->entries[pg->n_entries - 1];
     if (strcmp(path, "ListBucketResult/Contents/Key") == 0) {
         CL_ENSURE(text->len >= 1, CL_ERR_FORMAT, "S3 listed an empty key");
         CL_GUARD(xml_dup(text, CL_S3_MAX_KEY, &e->key, "key"));
@@ -376,19 +398,6 @@ static CL_MUST_USE cl_status list_on(void *arg, bool end, const char *path, cons
         CL_GUARD(xml_copy(text, e->last_modified, sizeof(e->last_modified), "LastModified"));
     } else if (strcmp(path, "ListBucketResult/Contents") == 0) {
         CL_ENSURE(x->have_key, CL_ERR_FORMAT, "S3 listed an object without a <Key>");
-    } else if (strcmp(path, "ListBucketResult/CommonPrefixes/Prefix") == 0) {
-        CL_GUARD(xml_dup(text, CL_S3_MAX_KEY, &pg->common_prefixes[pg->n_common_prefixes - 1], "prefix"));
-    } else if (strcmp(path, "ListBucketResult/CommonPrefixes") == 0) {
-        CL_ENSURE(pg->common_prefixes[pg->n_common_prefixes - 1] != NULL, CL_ERR_FORMAT,
-                  "S3 listed a common prefix without a <Prefix>");
-    } else if (strcmp(path, "ListBucketResult/IsTruncated") == 0) {
-        CL_ENSURE(cl_buf_cstr(text)[0] != '\0' &&
-                      (strcmp(cl_buf_cstr(text), "true") == 0 || strcmp(cl_buf_cstr(text), "false") == 0),
-                  CL_ERR_FORMAT, "S3's IsTruncated is neither true nor false");
-        pg->truncated = strcmp(cl_buf_cstr(text), "true") == 0;
-        x->have_truncated = true;
-    } else if (strcmp(path, "ListBucketResult/NextContinuationToken") == 0) {
-        CL_GUARD(xml_dup(text, 4096, &pg->next_token, "NextContinuationToken"));
     }
     return CL_OK;
 }
