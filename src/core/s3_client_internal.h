@@ -37,7 +37,7 @@ CL_MUST_USE cl_status cl_s3_xml_error_parse(const uint8_t *p, size_t n, char cod
 CL_MUST_USE cl_status cl_s3_xml_upload_id_parse(const uint8_t *p, size_t n, char upload_id[1024 + 1]);
 
 /* The status S3's error code stands for (see s3_client.h). */
-cl_status cl_s3_error_status(const char *code);
+CL_MUST_USE cl_status cl_s3_error_status(const char *code);
 
 /* How a request is signed, for the unit test's comparison with botocore: the headers the
  * client sends for method/path/query at time `now` (x-amz-date, x-amz-content-sha256 and the

@@ -171,7 +171,7 @@ static void test_list_parse(void **state)
     cl_s3_list_page_free(&pg);
 }
 
-static cl_status list_of(const char *doc)
+static CL_MUST_USE cl_status list_of(const char *doc)
 {
     cl_s3_list_page pg;
     cl_status rc = cl_s3_xml_list_parse((const uint8_t *)doc, strlen(doc), &pg);
