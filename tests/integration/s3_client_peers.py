@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """libcloister's S3 client (cloister/s3_client.h, driven through `cloister s3`) against second
 implementations of S3: npm s3rver always (plain and TLS), moto_server where it is installed (the
-test says when it is not). Each object the C client writes is read back with boto3 too, and each
+test says when it is not); with URL KEY SECRET, the same cases against that server too (cloister-kms's
+S3 once it serves one: `s3_client_peers.py http://127.0.0.1:PORT test test`). Each object the C client writes is read back with boto3 too, and each
 boto3 writes with the C client, so both directions are checked by an independent client. Exits 77
 when s3rver is not installed (./scripts/setup installs it)."""
 import contextlib
@@ -176,7 +177,23 @@ class Moto(PeerCase, unittest.TestCase):
     start = staticmethod(s3_harness.moto)
 
 
+# URL KEY SECRET on the command line (before unittest's own arguments)
+TARGET = tuple(sys.argv[1:4]) if len(sys.argv) >= 4 and sys.argv[1].startswith(("http://", "https://")) else None
+
+
+@contextlib.contextmanager
+def _target():
+    yield s3_harness.Peer("target", *TARGET, None)
+
+
+@unittest.skipUnless(TARGET, "no URL KEY SECRET given")
+class Target(PeerCase, unittest.TestCase):
+    start = staticmethod(_target)
+
+
 if __name__ == "__main__":
+    if TARGET:
+        del sys.argv[1:4]
     if not s3_harness.s3rver_available():
         print("s3rver is not installed (./scripts/setup runs npm ci in tests/s3rver)", file=sys.stderr)
         sys.exit(77)

@@ -126,7 +126,7 @@ if __name__ == "__main__":
     if missing:
         print("%s not installed (./scripts/setup installs them)" % " and ".join(missing), file=sys.stderr)
         sys.exit(77)
-    if len(sys.argv) == 4:
+    if len(sys.argv) >= 4 and sys.argv[1].startswith(("http://", "https://")):
         TARGET = tuple(sys.argv[1:4])
         del sys.argv[1:4]
     elif not s3_harness.s3rver_available():
