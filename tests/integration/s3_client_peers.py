@@ -8,12 +8,16 @@ boto3 writes with the C client, so both directions are checked by an independent
 when s3rver is not installed (./scripts/setup installs it)."""
 import contextlib
 import hashlib
+import http.client
+import http.server
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
+from urllib.parse import urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kms_harness  # noqa: E402
@@ -32,11 +36,66 @@ def cli(peer, *args, check=True, extra_env=None):
     return p
 
 
+@contextlib.contextmanager
+def failing_proxy(upstream, fail_when):
+    """A proxy on 127.0.0.1 in front of `upstream` that answers 500 with an S3 InternalError document to
+    the requests fail_when(method, path) picks and forwards the rest; yields (url, log of (method,
+    path, status))."""
+    up = urlsplit(upstream)
+    log = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def relay(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(n) if n else b""
+            if fail_when(self.command, self.path):
+                doc = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code>"
+                       b"<Message>injected by the test</Message></Error>")
+                self.send_response(500)
+                self.send_header("Content-Length", str(len(doc)))
+                self.end_headers()
+                self.wfile.write(doc)
+                log.append((self.command, self.path, 500))
+                return
+            conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
+            conn.request(self.command, self.path, body=body, headers=dict(self.headers.items()))
+            r = conn.getresponse()
+            data = r.read()
+            self.send_response(r.status)
+            for k, v in r.getheaders():
+                if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+            conn.close()
+            log.append((self.command, self.path, r.status))
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = relay
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield "http://127.0.0.1:%d" % srv.server_address[1], log
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join()
+
+
 class PeerCase:
     """The cases, run against each server (the subclasses say which)."""
     peer = None
     bucket = "cloister-peers"
     multipart_etag = True
+    lists_uploads = True
 
     @classmethod
     def setUpClass(cls):
@@ -118,6 +177,27 @@ class PeerCase:
         self.assertEqual(subprocess.run(["cmp", src, dest]).returncode, 0, "read back differs")
         cli(self.peer, "rm", "s3://%s/big" % self.bucket)
 
+    def test_failed_part_aborts_the_upload(self):
+        src = self.path("parts", os.urandom(12 << 20))  # 2 parts of 8 MiB
+        with failing_proxy(self.peer.url, lambda m, p: m == "PUT" and "partNumber=2&" in p) as (url, log):
+            proxied = s3_harness.Peer(self.peer.name, url, self.peer.key, self.peer.secret, None)
+            p = cli(proxied, "put", src, "s3://%s/aborted" % self.bucket, check=False)
+        self.assertEqual(p.returncode, 1)
+        # the part's failure is what the user reads, not the abort's outcome
+        self.assertIn(b"S3 UploadPart %s/aborted: InternalError: injected by the test (HTTP 500)"
+                      % self.bucket.encode(), p.stderr)
+        upload_id = [path for m, path, st in log if m == "POST" and path.endswith("?uploads")]
+        self.assertEqual(len(upload_id), 1, log)
+        aborts = [(path, st) for m, path, st in log if m == "DELETE" and "uploadId=" in path]
+        self.assertEqual(len(aborts), 1, log)
+        if self.lists_uploads:  # a server with AbortMultipartUpload answers 204
+            self.assertEqual(aborts[0][1], 204, log)
+        self.assertFalse(any(m == "POST" and "uploadId=" in path for m, path, st in log), log)  # never completed
+        if self.lists_uploads:
+            self.assertEqual(self.peer.boto3().list_multipart_uploads(Bucket=self.bucket).get("Uploads", []), [])
+        with self.assertRaises(Exception):
+            self.peer.boto3().head_object(Bucket=self.bucket, Key="aborted")
+
     def test_errors_carry_s3_codes(self):
         p = cli(self.peer, "get", "s3://%s/no-such-key" % self.bucket, "-", check=False)
         self.assertEqual(p.returncode, 1)
@@ -137,6 +217,7 @@ class PeerCase:
 class S3rver(PeerCase, unittest.TestCase):
     start = staticmethod(s3_harness.s3rver)
     multipart_etag = False
+    lists_uploads = False  # s3rver 3.7.1 has neither ListMultipartUploads nor AbortMultipartUpload (405)
 
 
 @unittest.skipUnless(s3_harness.s3rver_available(), "s3rver is not installed (./scripts/setup)")
