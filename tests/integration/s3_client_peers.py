@@ -142,6 +142,11 @@ class PeerCase:
             s3.head_object(Bucket=self.bucket, Key=key)
         self.assertEqual(e.exception.response["Error"]["Code"], "404")
         cli(self.peer, "rm", "s3://%s/from-boto3" % self.bucket)
+        # an empty object: Content-Length 0 both ways
+        cli(self.peer, "put", self.path("empty", b""), "s3://%s/empty" % self.bucket)
+        self.assertEqual(s3.head_object(Bucket=self.bucket, Key="empty")["ContentLength"], 0)
+        self.assertEqual(cli(self.peer, "get", "s3://%s/empty" % self.bucket, "-").stdout, b"")
+        cli(self.peer, "rm", "s3://%s/empty" % self.bucket)
 
     def test_list_prefix_and_continuation(self):
         s3 = self.peer.boto3()
