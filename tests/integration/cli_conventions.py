@@ -42,7 +42,7 @@ def run(*args, env=None, input=None, check=True):
 class Help(unittest.TestCase):
     def test_every_subcommand_has_help(self):
         top = run("--help").stdout.decode()
-        commands = re.findall(r"^  ([a-z][a-z-]+) ", top, re.M)
+        commands = re.findall(r"^  ([a-z][a-z0-9-]+) ", top, re.M)
         self.assertEqual(sorted({c[0] for c in SUBCOMMANDS}), sorted(commands))
         kms = run("kms", "--help").stdout.decode()
         kms_subs = re.findall(r"^  ([a-z][a-z-]+) ", kms.split("Subcommands:\n")[1].split("\n\n")[0], re.M)
