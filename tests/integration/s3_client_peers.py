@@ -96,6 +96,9 @@ class PeerCase:
     bucket = "cloister-peers"
     multipart_etag = True
     lists_uploads = True
+    # bytes S3's URI encoding must escape, and one it must not
+    special_key = "dir one/a+b=c&d~é.bin"
+    list_dir = "list/"
 
     @classmethod
     def setUpClass(cls):
@@ -118,7 +121,7 @@ class PeerCase:
 
     def test_put_get_head_list_delete(self):
         data = os.urandom(100000)
-        key = "dir one/a+b=c&d~é.bin"  # bytes S3's URI encoding must escape, and one it must not
+        key = self.special_key
         cli(self.peer, "put", self.path("small", data), "s3://%s/%s" % (self.bucket, key))
         s3 = self.peer.boto3()
         got = s3.get_object(Bucket=self.bucket, Key=key)
@@ -150,14 +153,14 @@ class PeerCase:
 
     def test_list_prefix_and_continuation(self):
         s3 = self.peer.boto3()
-        keys = ["list/%02d" % i for i in range(7)] + ["other/x"]
+        keys = [self.list_dir + "%02d" % i for i in range(7)] + ["other/x"]
         for k in keys:
             s3.put_object(Bucket=self.bucket, Key=k, Body=k.encode())
         # 2 keys a page: 4 pages, each after the last one's NextContinuationToken
-        out = cli(self.peer, "ls", "--max-keys", "2", "s3://%s/list/" % self.bucket).stdout.decode()
+        out = cli(self.peer, "ls", "--max-keys", "2", "s3://%s/%s" % (self.bucket, self.list_dir)).stdout.decode()
         listed = [line.split()[-1] for line in out.splitlines()]
         self.assertEqual(listed, keys[:7])
-        self.assertTrue(all(line.split()[0] == "7" for line in out.splitlines()), out)
+        self.assertTrue(all(line.split()[0] == str(len(keys[0])) for line in out.splitlines()), out)
         for k in keys:
             s3.delete_object(Bucket=self.bucket, Key=k)
 
@@ -261,6 +264,25 @@ class S3rverTls(unittest.TestCase):
 @unittest.skipUnless(s3_harness.moto_path(), "moto_server is not installed here (not from Debian; optional)")
 class Moto(PeerCase, unittest.TestCase):
     start = staticmethod(s3_harness.moto)
+
+
+@unittest.skipUnless(s3_harness.moto_path(), "moto_server is not installed here (not from Debian; optional)")
+class MotoCheckingSignatures(PeerCase, unittest.TestCase):
+    """The one peer here that checks SigV4 (s3rver and moto by default take any signature): every
+    case again, each request's signature recomputed by moto from the user's secret."""
+    start = staticmethod(lambda: s3_harness.moto(verify_signatures=True))
+    bucket = "cloister-peers-sigv4"
+    # moto 5.2's checker refuses botocore's own signature (boto3 gets SignatureDoesNotMatch too) for
+    # a key with '+', '=', '&' or a non-ASCII letter, and for a query value with an encoded '/': the
+    # C client and boto3 agree on every such case, so these cases use keys and prefixes without them
+    special_key = "dir one/a~b.bin"
+    list_dir = "list-"
+
+    def test_wrong_secret_is_refused(self):
+        p = cli(self.peer, "ls", "s3://" + self.bucket, check=False, extra_env={"AWS_SECRET_ACCESS_KEY": "wrong"})
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"S3 ListObjectsV2 %s: SignatureDoesNotMatch: The request signature we calculated does not "
+                      b"match" % self.bucket.encode(), p.stderr)
 
 
 # URL KEY SECRET on the command line (before unittest's own arguments)

@@ -80,18 +80,36 @@ def s3rver(tls_key=None, tls_cert=None):
 
 
 @contextlib.contextmanager
-def moto():
+def moto(verify_signatures=False):
+    """moto_server; verify_signatures: with its IAM authentication on (INITIAL_NO_AUTH_ACTION_COUNT:
+    the first three requests, which make a user, its s3:* policy and its access key, go unchecked;
+    every later one must carry that key's valid SigV4 signature, else SignatureDoesNotMatch)."""
     path = moto_path()
     if path is None:
         raise RuntimeError("moto_server is not installed")
     port = kms_harness.free_port()
+    env = dict(os.environ)
+    if verify_signatures:
+        env["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
     proc = subprocess.Popen([path, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT, env=env)
     try:
         _wait_line(proc, r"Running on http://127\.0\.0\.1:%d" % port, "moto_server")
         drain = subprocess.Popen(["cat"], stdin=proc.stdout, stdout=subprocess.DEVNULL)
+        url = "http://127.0.0.1:%d" % port
+        key, secret = "test", "test"
+        if verify_signatures:
+            import json
+            import boto3
+            iam = boto3.session.Session().client("iam", endpoint_url=url, region_name="us-east-1",
+                                                 aws_access_key_id="x", aws_secret_access_key="x")
+            iam.create_user(UserName="s3-test")
+            iam.put_user_policy(UserName="s3-test", PolicyName="s3", PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+            ak = iam.create_access_key(UserName="s3-test")["AccessKey"]
+            key, secret = ak["AccessKeyId"], ak["SecretAccessKey"]
         try:
-            yield Peer("moto_server", "http://127.0.0.1:%d" % port, "test", "test", proc)
+            yield Peer("moto_server", url, key, secret, proc)
         finally:
             kms_harness._stop(proc)
             drain.wait()
