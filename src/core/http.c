@@ -612,6 +612,23 @@ static CL_MUST_USE cl_status send_source(cl_http_client *c, const cl_http_exchan
     return CL_OK;
 }
 
+/* Reads the answer into r until it is complete (or fails). */
+static CL_MUST_USE cl_status read_answer(cl_http_client *c, cl_http_response *r, uint8_t *chunk, bool streaming,
+                                         int64_t deadline, bool *answered)
+{
+    size_t got = 0;
+    while (!r->complete) {
+        CL_GUARD(recv_some(c, chunk, HTTP_READ_CHUNK, deadline, &got));
+        if (got > 0) *answered = true;
+        if (streaming) deadline = now_ms() + c->timeout_ms;
+        size_t used = 0;
+        CL_GUARD(cl_http_response_feed(r, chunk, got, &used));
+        if (got == 0) break; /* feed reported an answer that the close did not complete */
+        if (r->complete && used < got) r->keep_alive = false; /* bytes nobody asked for: drop the connection */
+    }
+    return CL_OK;
+}
+
 /* One request and its answer on the open connection. *answered: a byte came back. */
 static CL_MUST_USE cl_status exchange(cl_http_client *c, const cl_buf *req, cl_http_exchange *x, int64_t deadline,
                                       bool *answered)
@@ -628,17 +645,28 @@ static CL_MUST_USE cl_status exchange(cl_http_client *c, const cl_buf *req, cl_h
     r.headers_start = x->resp_headers != NULL ? x->resp_headers->len : 0;
     r.sink = x->sink;
     r.sink_arg = x->sink_arg;
-    size_t got = 0;
-    CL_GUARD_GOTO(send_all(c, req->data, req->len, deadline));
-    if (x->source != NULL) CL_GUARD_GOTO(send_source(c, x, chunk, &deadline));
-    while (!r.complete) {
-        CL_GUARD_GOTO(recv_some(c, chunk, HTTP_READ_CHUNK, deadline, &got));
-        if (got > 0) *answered = true;
-        if (streaming) deadline = now_ms() + c->timeout_ms;
-        size_t used = 0;
-        CL_GUARD_GOTO(cl_http_response_feed(&r, chunk, got, &used));
-        if (got == 0) break; /* feed reported an answer that the close did not complete */
-        if (r.complete && used < got) r.keep_alive = false; /* bytes nobody asked for: drop the connection */
+    cl_status sent = send_all(c, req->data, req->len, deadline);
+    if (sent == CL_OK && x->source != NULL) sent = send_source(c, x, chunk, &deadline);
+    if (sent != CL_OK) {
+        /* A server may answer before the whole request has arrived and close (RFC 9112 section
+         * 9.6: an early error, such as S3's AccessDenied to a large PUT): what it said is the
+         * failure to report, when it is there to be read and is not a success. */
+        if (sent != CL_ERR_IO) {
+            rc = sent;
+            goto out;
+        }
+        cl_error failed = *cl_error_last();
+        bool early = false;
+        if (read_answer(c, &r, chunk, streaming, now_ms() + c->timeout_ms, &early) == CL_OK && r.complete &&
+            r.status >= 300) {
+            *answered = true;
+            r.keep_alive = false;
+        } else {
+            *answered = early;
+            CL_FAIL_GOTO(failed.code, "%s", failed.msg);
+        }
+    } else {
+        CL_GUARD_GOTO(read_answer(c, &r, chunk, streaming, deadline, answered));
     }
     x->status = r.status;
     x->sank = r.sinking;

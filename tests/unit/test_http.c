@@ -721,6 +721,46 @@ static void test_parser_headers_head_and_sink(void **state)
     cl_buf_free(&h);
 }
 
+/* A streamed body of `len` pseudo-random bytes, by position. */
+static CL_MUST_USE cl_status pattern_source(void *arg, uint64_t at, uint8_t *buf, size_t n, size_t *got)
+{
+    (void)arg;
+    for (size_t i = 0; i < n; i++) buf[i] = (uint8_t)((at + i) * 131 % 251);
+    *got = n;
+    return CL_OK;
+}
+
+/* A PUT streamed from a source, answered early: the server reads the head and the first bytes,
+ * answers 403 and closes with the rest unread (the client's send then fails): the answer is what
+ * the client reports, not the broken pipe. */
+static void test_early_answer_to_a_streamed_put(void **state)
+{
+    (void)state;
+    static const char forbidden[] = "HTTP/1.1 403 Forbidden\r\nContent-Length: 25\r\n\r\n<Error>AccessDenied</Err>";
+    const answer script[] = {{forbidden, 0, CLOSE}};
+    server s;
+    server_start(&s, script, 1, NULL);
+    cl_http_client *c = client_for(&s, "http", "127.0.0.1", NULL);
+    cl_buf resp, h;
+    cl_buf_init(&resp, 4096);
+    cl_buf_init(&h, 4096);
+    cl_http_exchange x = {.method = "PUT",
+                          .path = "/bucket/key",
+                          .source = pattern_source,
+                          .source_len = (uint64_t)64 << 20,
+                          .resp = &resp,
+                          .resp_headers = &h};
+    assert_ok(cl_http_exchange_run(c, &x));
+    assert_int_equal(x.status, 403);
+    assert_string_equal(cl_buf_cstr(&resp), "<Error>AccessDenied</Err>");
+    assert_true(strncmp(s.last_request, "PUT /bucket/key HTTP/1.1\r\n", 26) == 0);
+    assert_non_null(strstr(s.last_request, "Content-Length: 67108864\r\n"));
+    cl_buf_free(&resp);
+    cl_buf_free(&h);
+    cl_http_client_free(c);
+    server_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -740,6 +780,7 @@ int main(void)
         cmocka_unit_test(test_tls_verifies_chain_and_name),
         cmocka_unit_test(test_parser_byte_by_byte),
         cmocka_unit_test(test_parser_headers_head_and_sink),
+        cmocka_unit_test(test_early_answer_to_a_streamed_put),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
