@@ -94,4 +94,15 @@ CL_MUST_USE cl_status cl_sigv4_parse_amz_date(const char *s, size_t len, int64_t
 /* Formats an epoch time as X-Amz-Date. */
 void cl_sigv4_format_amz_date(int64_t epoch, char out[17]);
 
+/*
+ * Amazon S3's canonicalisation ("Authenticating Requests: Using the Authorization Header (AWS
+ * Signature Version 4)", Amazon S3 API Reference; botocore's S3SigV4Auth): the CanonicalURI is
+ * the path as sent, URI-encoded once by the client and not a second time as for the other
+ * services (and "." and ".." segments are kept as they are). Everything else is as above; the
+ * payload hash is what x-amz-content-sha256 carries, "UNSIGNED-PAYLOAD" included.
+ */
+CL_MUST_USE cl_status cl_sigv4_s3_canonical_request(const cl_sigv4_request *req, cl_buf *out);
+CL_MUST_USE cl_status cl_sigv4_s3_signature_with_key(const uint8_t signing_key[CL_SIGV4_KEY_LEN],
+                                                     const cl_sigv4_request *req, char out[CL_SIGV4_SIG_HEX_LEN + 1]);
+
 #endif
