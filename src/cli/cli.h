@@ -25,6 +25,7 @@ int cmd_attest(int argc, char **argv);
 int cmd_enclave(int argc, char **argv);
 int cmd_kms(int argc, char **argv);
 int cmd_cas(int argc, char **argv);
+int cmd_s3(int argc, char **argv);
 int cmd_api(int argc, char **argv);
 int cmd_infer_local(int argc, char **argv);
 int cmd_infer_remote(int argc, char **argv);

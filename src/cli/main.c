@@ -16,6 +16,7 @@ static const cli_command cli_commands[] = {
     {"enclave", "sim enclaves: images, launcher, attestation root (build, run, init-root, ...)", cmd_enclave},
     {"kms", "manage KMS keys; verify the KMS audit log", cmd_kms},
     {"api", "bearer tokens for cloister-api, the patient-records API (token create)", cmd_api},
+    {"s3", "objects in an S3 service: mb, rb, put, get, head, ls, rm", cmd_s3},
     {"cas", "the certificate service: sessions (put, get); get-cert inside an enclave", cmd_cas},
     {"infer", "run one record through a cloister-infer enclave (envelope or RA-TLS channel path)", cmd_infer_remote},
     {"infer-local", "run an ONNX model on a local input (an image, an array, or a patient's measurements)",

@@ -54,7 +54,30 @@ static int on_message_begin(http_parser *p)
 {
     cl_http_response *r = p->data;
     cl_buf_truncate(r->body, r->body_start); /* drop what an interim answer may have left */
+    if (r->headers != NULL) cl_buf_truncate(r->headers, r->headers_start);
+    r->in_value = false;
     return 0;
+}
+
+/* Header fields as "name\0value\0" pairs; http-parser may hand a name or a value over in
+ * pieces (one per read), so a piece is appended to the last pair until the other kind comes.
+ * Bounded by http-parser's HTTP_MAX_HEADER_SIZE and the buffer's own cap. */
+static int on_header_field(http_parser *p, const char *at, size_t n)
+{
+    cl_http_response *r = p->data;
+    if (r->headers == NULL) return 0;
+    if (r->in_value && cl_buf_append_u8(r->headers, 0) != CL_OK) return -1;
+    r->in_value = false;
+    return cl_buf_append(r->headers, at, n) == CL_OK ? 0 : -1;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t n)
+{
+    cl_http_response *r = p->data;
+    if (r->headers == NULL) return 0;
+    if (!r->in_value && cl_buf_append_u8(r->headers, 0) != CL_OK) return -1;
+    r->in_value = true;
+    return cl_buf_append(r->headers, at, n) == CL_OK ? 0 : -1;
 }
 
 static int on_headers_complete(http_parser *p)
@@ -66,8 +89,14 @@ static int on_headers_complete(http_parser *p)
         r->bad_start = true;
         return -1;
     }
+    if (r->headers != NULL && r->in_value && cl_buf_append_u8(r->headers, 0) != CL_OK) return -1;
+    r->in_value = false;
+    /* The answer to a HEAD has no body, whatever its Content-Length (RFC 9110 section 9.3.2):
+     * 1 tells http-parser so. Interim answers have none either way. */
+    if (r->head && p->status_code >= 200) return 1;
+    r->sinking = r->sink != NULL && p->status_code >= 200 && p->status_code <= 299;
     /* Refuse a declared length over the bound before reading any of it. */
-    if ((p->flags & F_CONTENTLENGTH) != 0 && p->content_length > r->max_body) {
+    if (!r->sinking && (p->flags & F_CONTENTLENGTH) != 0 && p->content_length > r->max_body) {
         r->too_large = true;
         return -1;
     }
@@ -77,6 +106,12 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t n)
 {
     cl_http_response *r = p->data;
+    if (r->sinking) {
+        r->sink_rc = r->sink(r->sink_arg, (const uint8_t *)at, n);
+        if (r->sink_rc != CL_OK) return -1;
+        r->sunk += n;
+        return 0;
+    }
     if (n > r->max_body - (r->body->len - r->body_start) || cl_buf_append(r->body, at, n) != CL_OK) {
         r->too_large = true;
         return -1;
@@ -103,6 +138,8 @@ static int on_message_complete(http_parser *p)
 
 static const http_parser_settings response_settings = {
     .on_message_begin = on_message_begin,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
@@ -122,6 +159,7 @@ void cl_http_response_init(cl_http_response *r, cl_buf *body, size_t max_body)
 static CL_MUST_USE cl_status response_fail(cl_http_response *r, cl_status code)
 {
     cl_buf_truncate(r->body, r->body_start);
+    if (r->headers != NULL) cl_buf_truncate(r->headers, r->headers_start);
     return code;
 }
 
@@ -137,6 +175,7 @@ cl_status cl_http_response_feed(cl_http_response *r, const uint8_t *p, size_t n,
     uint64_t at = r->received + got;
     r->received = at;
     *used = got;
+    if (r->sink_rc != CL_OK) return response_fail(r, r->sink_rc); /* the sink's own message stands */
     if (r->too_large)
         return response_fail(r, CL_RAISE(CL_ERR_LIMIT, "the HTTP response body is over %zu bytes", r->max_body));
     if (r->bad_start)
@@ -489,9 +528,9 @@ static int op_write(SSL *ssl, void *arg)
     return SSL_write_ex(ssl, a->p, a->n, &a->done);
 }
 
-static CL_MUST_USE cl_status send_all(cl_http_client *c, const cl_buf *req, int64_t deadline)
+static CL_MUST_USE cl_status send_all(cl_http_client *c, const uint8_t *data, size_t len, int64_t deadline)
 {
-    cl_reader r = cl_reader_make(req->data, req->len);
+    cl_reader r = cl_reader_make(data, len);
     while (cl_reader_remaining(&r) > 0) {
         const uint8_t *p = NULL;
         size_t n = 0;
@@ -554,29 +593,87 @@ static CL_MUST_USE cl_status recv_some(cl_http_client *c, uint8_t *buf, size_t n
     }
 }
 
+/* The streamed body, chunk by chunk, each in the deadline the last one moved on. */
+static CL_MUST_USE cl_status send_source(cl_http_client *c, const cl_http_exchange *x, uint8_t *chunk,
+                                         int64_t *deadline)
+{
+    uint64_t at = 0;
+    while (at < x->source_len) {
+        size_t want = x->source_len - at < HTTP_READ_CHUNK ? (size_t)(x->source_len - at) : HTTP_READ_CHUNK;
+        size_t got = 0;
+        CL_GUARD(x->source(x->source_arg, at, chunk, want, &got));
+        CL_ENSURE(got > 0 && got <= want, CL_ERR_IO,
+                  "the request body ended after %llu of the %llu bytes announced (did the file shrink?)",
+                  (unsigned long long)at, (unsigned long long)x->source_len);
+        CL_GUARD(send_all(c, chunk, got, *deadline));
+        at += got;
+        *deadline = now_ms() + c->timeout_ms;
+    }
+    return CL_OK;
+}
+
+/* Reads the answer into r until it is complete (or fails). */
+static CL_MUST_USE cl_status read_answer(cl_http_client *c, cl_http_response *r, uint8_t *chunk, bool streaming,
+                                         int64_t deadline, bool *answered)
+{
+    size_t got = 0;
+    while (!r->complete) {
+        CL_GUARD(recv_some(c, chunk, HTTP_READ_CHUNK, deadline, &got));
+        if (got > 0) *answered = true;
+        if (streaming) deadline = now_ms() + c->timeout_ms;
+        size_t used = 0;
+        CL_GUARD(cl_http_response_feed(r, chunk, got, &used));
+        if (got == 0) break; /* feed reported an answer that the close did not complete */
+        if (r->complete && used < got) r->keep_alive = false; /* bytes nobody asked for: drop the connection */
+    }
+    return CL_OK;
+}
+
 /* One request and its answer on the open connection. *answered: a byte came back. */
-static CL_MUST_USE cl_status exchange(cl_http_client *c, const cl_buf *req, cl_buf *resp, int64_t deadline, int *status,
+static CL_MUST_USE cl_status exchange(cl_http_client *c, const cl_buf *req, cl_http_exchange *x, int64_t deadline,
                                       bool *answered)
 {
     *answered = false;
+    bool streaming = x->source != NULL || x->sink != NULL;
     cl_status rc = CL_OK;
     uint8_t *chunk = malloc(HTTP_READ_CHUNK);
     CL_ENSURE(chunk != NULL, CL_ERR_NOMEM, "out of memory");
     cl_http_response r;
-    cl_http_response_init(&r, resp, c->max_body);
-    size_t got = 0;
-    CL_GUARD_GOTO(send_all(c, req, deadline));
-    while (!r.complete) {
-        CL_GUARD_GOTO(recv_some(c, chunk, HTTP_READ_CHUNK, deadline, &got));
-        if (got > 0) *answered = true;
-        size_t used = 0;
-        CL_GUARD_GOTO(cl_http_response_feed(&r, chunk, got, &used));
-        if (got == 0) break; /* feed reported an answer that the close did not complete */
-        if (r.complete && used < got) r.keep_alive = false; /* bytes nobody asked for: drop the connection */
+    cl_http_response_init(&r, x->resp, c->max_body);
+    r.head = strcmp(x->method, "HEAD") == 0;
+    r.headers = x->resp_headers;
+    r.headers_start = x->resp_headers != NULL ? x->resp_headers->len : 0;
+    r.sink = x->sink;
+    r.sink_arg = x->sink_arg;
+    cl_status sent = send_all(c, req->data, req->len, deadline);
+    if (sent == CL_OK && x->source != NULL) sent = send_source(c, x, chunk, &deadline);
+    if (sent != CL_OK) {
+        /* A server may answer before the whole request has arrived and close (RFC 9112 section
+         * 9.6: an early error, such as S3's AccessDenied to a large PUT): what it said is the
+         * failure to report, when it is there to be read and is not a success. */
+        if (sent != CL_ERR_IO) {
+            rc = sent;
+            goto out;
+        }
+        cl_error failed = *cl_error_last();
+        bool early = false;
+        if (read_answer(c, &r, chunk, streaming, now_ms() + c->timeout_ms, &early) == CL_OK && r.complete &&
+            r.status >= 300) {
+            *answered = true;
+            r.keep_alive = false;
+        } else {
+            *answered = early;
+            CL_FAIL_GOTO(failed.code, "%s", failed.msg);
+        }
+    } else {
+        CL_GUARD_GOTO(read_answer(c, &r, chunk, streaming, deadline, answered));
     }
-    *status = r.status;
+    x->status = r.status;
+    x->sank = r.sinking;
     if (!r.keep_alive) http_close(c, true);
 out:
+    /* Bytes already given to the sink cannot be taken back: such a failure is not retried. */
+    if (rc != CL_OK && r.sunk > 0) *answered = true;
     cl_memzero(chunk, HTTP_READ_CHUNK); /* may have held a plaintext */
     free(chunk);
     return rc;
@@ -617,10 +714,11 @@ static bool path_ok(const char *s)
 
 static CL_MUST_USE cl_status build_request(const cl_http_client *c, const char *method, const char *path,
                                            const cl_http_header *headers, size_t n_headers, const void *body,
-                                           size_t body_len, cl_buf *req)
+                                           size_t body_len, uint64_t source_len, cl_buf *req)
 {
-    CL_ENSURE(strcmp(method, "GET") == 0 || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0, CL_ERR_USAGE,
-              "HTTP method %s is not one this client sends (GET, POST, PUT)", method);
+    CL_ENSURE(strcmp(method, "GET") == 0 || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+                  strcmp(method, "HEAD") == 0 || strcmp(method, "DELETE") == 0,
+              CL_ERR_USAGE, "HTTP method %s is not one this client sends (GET, HEAD, POST, PUT, DELETE)", method);
     if (path == NULL) path = c->url.path;
     CL_ENSURE(path_ok(path) && strlen(path) < CL_HTTP_MAX_URL, CL_ERR_USAGE,
               "HTTP request path must start with '/' and hold printable characters only");
@@ -635,11 +733,12 @@ static CL_MUST_USE cl_status build_request(const cl_http_client *c, const char *
                   "HTTP header %s has a control character in its value", headers[i].name);
         CL_GUARD(cl_buf_printf(req, "%s: %s\r\n", headers[i].name, headers[i].value));
     }
-    /* A GET carries no body, and no Content-Length (RFC 9110 section 8.6). */
-    if (strcmp(method, "GET") == 0) {
-        CL_ENSURE(body_len == 0, CL_ERR_USAGE, "a GET request has no body");
+    /* A GET or HEAD carries no body, and no Content-Length (RFC 9110 section 8.6). */
+    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0) {
+        CL_ENSURE(body_len == 0 && source_len == 0, CL_ERR_USAGE, "a %s request has no body", method);
         return cl_buf_append_str(req, "\r\n");
     }
+    if (source_len > 0) return cl_buf_printf(req, "Content-Length: %llu\r\n\r\n", (unsigned long long)source_len);
     CL_GUARD(cl_buf_printf(req, "Content-Length: %zu\r\n\r\n", body_len));
     return cl_buf_append(req, body, body_len);
 }
@@ -653,29 +752,74 @@ cl_status cl_http_post(cl_http_client *c, const cl_http_header *headers, size_t 
 cl_status cl_http_request(cl_http_client *c, const char *method, const char *path, const cl_http_header *headers,
                           size_t n_headers, const void *body, size_t body_len, int *status, cl_buf *resp)
 {
-    cl_status rc = CL_OK;
-    size_t start = resp->len;
+    cl_http_exchange x = {.method = method,
+                          .path = path,
+                          .headers = headers,
+                          .n_headers = n_headers,
+                          .body = body,
+                          .body_len = body_len,
+                          .resp = resp};
     *status = 0;
+    CL_GUARD(cl_http_exchange_run(c, &x));
+    *status = x.status;
+    return CL_OK;
+}
+
+cl_status cl_http_exchange_run(cl_http_client *c, cl_http_exchange *x)
+{
+    cl_status rc = CL_OK;
+    CL_ENSURE(x->resp != NULL && x->method != NULL, CL_ERR_USAGE, "an HTTP exchange needs a method and a buffer");
+    CL_ENSURE(x->source == NULL || x->body_len == 0, CL_ERR_USAGE, "an HTTP request has one body, not two");
+    size_t start = x->resp->len;
+    size_t hstart = x->resp_headers != NULL ? x->resp_headers->len : 0;
+    x->status = 0;
+    x->sank = false;
     cl_buf req;
-    cl_buf_init_secret(&req, HTTP_REQUEST_OVERHEAD + body_len);
-    CL_GUARD_GOTO(build_request(c, method, path, headers, n_headers, body, body_len, &req));
+    cl_buf_init_secret(&req, HTTP_REQUEST_OVERHEAD + x->body_len);
+    CL_GUARD_GOTO(build_request(c, x->method, x->path, x->headers, x->n_headers, x->body, x->body_len,
+                                x->source != NULL ? x->source_len : 0, &req));
     int64_t deadline = now_ms() + c->timeout_ms;
     for (int round = 0;; round++) {
         bool reused = c->fd >= 0 && http_idle_alive(c);
         if (!reused) CL_GUARD_GOTO(http_connect(c, deadline));
         bool answered = false;
-        rc = exchange(c, &req, resp, deadline, status, &answered);
+        rc = exchange(c, &req, x, deadline, &answered);
         if (rc == CL_OK) break;
         http_close(c, false);
-        cl_buf_truncate(resp, start);
+        cl_buf_truncate(x->resp, start);
+        if (x->resp_headers != NULL) cl_buf_truncate(x->resp_headers, hstart);
         /* The server may close a kept connection just as we send on it (RFC 9112 section
          * 9.3.1): a request that got nothing back there goes once more on a fresh one. */
         if (!(reused && rc == CL_ERR_IO && !answered && round == 0)) goto out;
         CL_LOG_DEBUG("%s:%s: the kept connection was closed (%s); sending on a new one", c->url.host, c->url.port,
                      cl_error_message());
+        deadline = now_ms() + c->timeout_ms;
     }
 out:
-    if (rc != CL_OK) cl_buf_truncate(resp, start);
+    if (rc != CL_OK) {
+        cl_buf_truncate(x->resp, start);
+        if (x->resp_headers != NULL) cl_buf_truncate(x->resp_headers, hstart);
+    }
     cl_buf_free(&req);
     return rc;
+}
+
+bool cl_http_header_find(const cl_buf *resp_headers, const char *name, cl_reader *value)
+{
+    if (resp_headers == NULL) return false;
+    cl_reader r = cl_reader_make(resp_headers->data, resp_headers->len);
+    while (cl_reader_remaining(&r) > 0) {
+        cl_reader n, v;
+        bool found = false;
+        cl_reader_until(&r, 0, &n, &found);
+        if (!found || cl_reader_skip(&r, 1) != CL_OK) return false;
+        cl_reader_until(&r, 0, &v, &found);
+        if (!found || cl_reader_skip(&r, 1) != CL_OK) return false;
+        if (cl_reader_is(&n, name, true)) {
+            cl_reader_trim(&v, " \t");
+            *value = v;
+            return true;
+        }
+    }
+    return false;
 }

@@ -11,6 +11,7 @@
 
 #include "cloister/buf.h"
 #include "cloister/error.h"
+#include "cloister/http.h"
 
 /* Interim (1xx) answers skipped before the final one; more is a misbehaving server. */
 #define CL_HTTP_MAX_INTERIM 4
@@ -28,6 +29,16 @@ typedef struct cl_http_response {
     bool keep_alive; /* the connection may carry another request (once complete) */
     bool too_large;
     bool bad_start; /* not HTTP/1.x, or a status outside 100..599 */
+    /* Set after cl_http_response_init, for cl_http_exchange_run: */
+    bool head;            /* the answer to a HEAD: no body whatever the headers say */
+    cl_buf *headers;      /* NULL, or where the header fields go ("name\0value\0") */
+    size_t headers_start; /* headers->len before the response */
+    bool in_value;        /* the last header callback was a value */
+    cl_http_sink_fn sink; /* NULL, or where a 2xx answer's body goes */
+    void *sink_arg;
+    bool sinking;      /* this answer's body goes to the sink */
+    cl_status sink_rc; /* the sink's failure, whose error stands */
+    uint64_t sunk;     /* bytes given to the sink */
 } cl_http_response;
 
 void cl_http_response_init(cl_http_response *r, cl_buf *body, size_t max_body);

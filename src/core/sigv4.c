@@ -514,10 +514,66 @@ out:
     return rc;
 }
 
+/* S3's canonical request: the steps of cl_sigv4_canonical_request with the path as sent (botocore
+ * S3SigV4Auth._normalize_url_path returns it unchanged). It must be origin-form, printable ASCII. */
+cl_status cl_sigv4_s3_canonical_request(const cl_sigv4_request *req, cl_buf *out)
+{
+    const char *path = req->path == NULL || req->path[0] == '\0' ? "/" : req->path;
+    CL_ENSURE(path[0] == '/', CL_ERR_USAGE, "an S3 request path starts with '/'");
+    for (const char *p = path; *p != '\0'; p++)
+        CL_ENSURE(*p > 0x20 && *p < 0x7f, CL_ERR_USAGE, "an S3 request path is URI-encoded printable ASCII");
+    /* The other services' form with "/" as the path, then the path put in its place: one
+     * implementation of the rest of the steps. */
+    /* The payload hash may be "UNSIGNED-PAYLOAD" (S3 only): a placeholder of the length the other
+     * form checks, replaced like the path. */
+    const char *payload = req->payload_sha256_hex;
+    CL_ENSURE(payload != NULL && (strlen(payload) == CL_SIGV4_SIG_HEX_LEN || strcmp(payload, "UNSIGNED-PAYLOAD") == 0 ||
+                                  strcmp(payload, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD") == 0),
+              CL_ERR_USAGE,
+              "an S3 payload hash is 64 hex digits, UNSIGNED-PAYLOAD or STREAMING-AWS4-HMAC-SHA256-PAYLOAD");
+    cl_sigv4_request r = *req;
+    r.path = "/";
+    r.payload_sha256_hex = "0000000000000000000000000000000000000000000000000000000000000000";
+    size_t start = out->len;
+    CL_GUARD(cl_sigv4_canonical_request(&r, out));
+    size_t method_len = strlen(req->method);
+    cl_buf rest;
+    cl_buf_init(&rest, CL_SIGV4_MAX_CANON);
+    cl_status rc = CL_OK;
+    /* out now holds METHOD "\n" "/" "\n" ...: keep what follows the "/". */
+    CL_GUARD_GOTO(cl_buf_append(&rest, out->data + start + method_len + 2,
+                                out->len - start - method_len - 2 - CL_SIGV4_SIG_HEX_LEN));
+    cl_buf_truncate(out, start + method_len + 1);
+    CL_GUARD_GOTO(cl_buf_append_str(out, path));
+    CL_GUARD_GOTO(cl_buf_append(out, rest.data, rest.len));
+    CL_GUARD_GOTO(cl_buf_append_str(out, payload));
+out:
+    cl_buf_free(&rest);
+    if (rc != CL_OK) cl_buf_truncate(out, start);
+    return rc;
+}
+
 cl_status cl_sigv4_s3_signature_with_key(const uint8_t signing_key[CL_SIGV4_KEY_LEN], const cl_sigv4_request *req,
                                          char out[CL_SIGV4_SIG_HEX_LEN + 1])
 {
-    return cl_sigv4_signature_as(signing_key, req, true, out);
+    CL_GUARD(cl_sigv4_check_date(req->amz_date));
+    CL_ENSURE(req->region != NULL && req->service != NULL, CL_ERR_USAGE, "region and service are required");
+    cl_status rc = CL_OK;
+    cl_buf canon, sts;
+    cl_buf_init(&canon, CL_SIGV4_MAX_CANON);
+    cl_buf_init(&sts, CL_SIGV4_MAX_CANON);
+    uint8_t digest[CL_SHA256_LEN];
+    CL_GUARD_GOTO(cl_sigv4_s3_canonical_request(req, &canon));
+    CL_GUARD_GOTO(cl_sha256(canon.data, canon.len, digest));
+    CL_GUARD_GOTO(cl_buf_printf(&sts, "%s\n%s\n%.8s/%s/%s/aws4_request\n", CL_SIGV4_ALGORITHM, req->amz_date,
+                                req->amz_date, req->region, req->service));
+    CL_GUARD_GOTO(cl_buf_append_hex(&sts, digest, sizeof(digest)));
+    CL_GUARD_GOTO(cl_hmac_sha256(signing_key, CL_SIGV4_KEY_LEN, sts.data, sts.len, digest));
+    (void)cl_hex_encode(digest, sizeof(digest), out, CL_SIGV4_SIG_HEX_LEN + 1);
+out:
+    cl_buf_free(&canon);
+    cl_buf_free(&sts);
+    return rc;
 }
 
 /* "Signature Calculations for the Authorization Header: Transferring Payload in Multiple Chunks"

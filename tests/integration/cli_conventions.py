@@ -28,7 +28,8 @@ SUBCOMMANDS = [["seal"], ["seal", "inspect"], ["unseal"], ["key"], ["key", "loca
                ["fernet"], ["fernet", "generate-key"], ["fernet", "encrypt"], ["fernet", "decrypt"], ["attest"],
                ["attest", "verify"], ["kms"], ["kms", "audit-verify"], ["infer"], ["infer-local"], ["train-local"],
                ["enclave"], ["enclave", "build"], ["enclave", "run"], ["enclave", "init-root"], ["cas"],
-               ["cas", "session"], ["cas", "get-cert"], ["api"], ["api", "token"], ["api", "token", "create"]]
+               ["cas", "session"], ["cas", "get-cert"], ["api"], ["api", "token"], ["api", "token", "create"],
+               ["s3"]]
 
 
 def run(*args, env=None, input=None, check=True):
@@ -41,7 +42,7 @@ def run(*args, env=None, input=None, check=True):
 class Help(unittest.TestCase):
     def test_every_subcommand_has_help(self):
         top = run("--help").stdout.decode()
-        commands = re.findall(r"^  ([a-z][a-z-]+) ", top, re.M)
+        commands = re.findall(r"^  ([a-z][a-z0-9-]+) ", top, re.M)
         self.assertEqual(sorted({c[0] for c in SUBCOMMANDS}), sorted(commands))
         kms = run("kms", "--help").stdout.decode()
         kms_subs = re.findall(r"^  ([a-z][a-z-]+) ", kms.split("Subcommands:\n")[1].split("\n\n")[0], re.M)

@@ -632,6 +632,135 @@ static void test_parser_byte_by_byte(void **state)
     cl_buf_free(&body);
 }
 
+typedef struct sink_seen {
+    cl_buf got;
+    bool refuse;
+} sink_seen;
+
+static CL_MUST_USE cl_status test_sink(void *arg, const uint8_t *p, size_t n)
+{
+    sink_seen *s = arg;
+    if (s->refuse) return CL_RAISE(CL_ERR_IO, "the disk is full");
+    return cl_buf_append(&s->got, p, n);
+}
+
+/* The answer's headers, kept as name/value pairs even when they arrive a byte at a time; a HEAD's
+ * answer without a body whatever its Content-Length; a 2xx body to the sink, any other to the
+ * buffer; the sink's own failure passed up. */
+static void test_parser_headers_head_and_sink(void **state)
+{
+    (void)state;
+    static const char in[] = "HTTP/1.1 200 OK\r\nETag: \"abc\"\r\nX-Empty:\r\nContent-Length: 5\r\n"
+                             "Content-Range: bytes 0-4/9\r\n\r\nhello";
+    cl_buf body, h;
+    cl_buf_init(&body, 64);
+    cl_buf_init(&h, 4096);
+    cl_http_response r;
+    cl_http_response_init(&r, &body, 64);
+    r.headers = &h;
+    size_t i = 0, used = 0;
+    while (!r.complete && i < sizeof(in) - 1) {
+        assert_ok(cl_http_response_feed(&r, (const uint8_t *)in + i, 1, &used));
+        i += used;
+    }
+    assert_true(r.complete);
+    assert_string_equal(cl_buf_cstr(&body), "hello");
+    cl_reader v;
+    assert_true(cl_http_header_find(&h, "etag", &v));
+    assert_true(cl_reader_is(&v, "\"abc\"", false));
+    assert_true(cl_http_header_find(&h, "X-Empty", &v));
+    assert_int_equal(cl_reader_remaining(&v), 0);
+    assert_true(cl_http_header_find(&h, "Content-Range", &v));
+    assert_true(cl_reader_is(&v, "bytes 0-4/9", false));
+    assert_false(cl_http_header_find(&h, "Content-Type", &v));
+
+    /* HEAD: Content-Length 5 and no body; the next answer on the stream is not eaten. */
+    static const char head[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK";
+    cl_buf_reset(&body);
+    cl_buf_reset(&h);
+    cl_http_response_init(&r, &body, 64);
+    r.head = true;
+    r.headers = &h;
+    assert_ok(cl_http_response_feed(&r, (const uint8_t *)head, sizeof(head) - 1, &used));
+    assert_true(r.complete);
+    assert_int_equal(r.status, 404);
+    assert_int_equal(body.len, 0);
+    assert_string_equal(head + used, "HTTP/1.1 200 OK");
+
+    /* A 2xx body goes to the sink, past the buffer's bound; a 404's to the buffer. */
+    sink_seen seen = {.refuse = false};
+    cl_buf_init(&seen.got, 1 << 20);
+    static const char ok[] =
+        "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
+        "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789";
+    cl_buf_reset(&body);
+    cl_http_response_init(&r, &body, 8);
+    r.sink = test_sink;
+    r.sink_arg = &seen;
+    assert_ok(cl_http_response_feed(&r, (const uint8_t *)ok, sizeof(ok) - 1, &used));
+    assert_true(r.complete && r.sinking);
+    assert_int_equal(seen.got.len, 100);
+    assert_int_equal(body.len, 0);
+    static const char nf[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 7\r\n\r\n<Error>";
+    cl_buf_reset(&seen.got);
+    cl_http_response_init(&r, &body, 64);
+    r.sink = test_sink;
+    r.sink_arg = &seen;
+    assert_ok(cl_http_response_feed(&r, (const uint8_t *)nf, sizeof(nf) - 1, &used));
+    assert_false(r.sinking);
+    assert_string_equal(cl_buf_cstr(&body), "<Error>");
+    assert_int_equal(seen.got.len, 0);
+    seen.refuse = true;
+    cl_buf_reset(&body);
+    cl_http_response_init(&r, &body, 8);
+    r.sink = test_sink;
+    r.sink_arg = &seen;
+    assert_fails(cl_http_response_feed(&r, (const uint8_t *)ok, sizeof(ok) - 1, &used), CL_ERR_IO, "the disk is full");
+    cl_buf_free(&seen.got);
+    cl_buf_free(&body);
+    cl_buf_free(&h);
+}
+
+/* A streamed body of `len` pseudo-random bytes, by position. */
+static CL_MUST_USE cl_status pattern_source(void *arg, uint64_t at, uint8_t *buf, size_t n, size_t *got)
+{
+    (void)arg;
+    for (size_t i = 0; i < n; i++) buf[i] = (uint8_t)((at + i) * 131 % 251);
+    *got = n;
+    return CL_OK;
+}
+
+/* A PUT streamed from a source, answered early: the server reads the head and the first bytes,
+ * answers 403 and closes with the rest unread (the client's send then fails): the answer is what
+ * the client reports, not the broken pipe. */
+static void test_early_answer_to_a_streamed_put(void **state)
+{
+    (void)state;
+    static const char forbidden[] = "HTTP/1.1 403 Forbidden\r\nContent-Length: 25\r\n\r\n<Error>AccessDenied</Err>";
+    const answer script[] = {{forbidden, 0, CLOSE}};
+    server s;
+    server_start(&s, script, 1, NULL);
+    cl_http_client *c = client_for(&s, "http", "127.0.0.1", NULL);
+    cl_buf resp, h;
+    cl_buf_init(&resp, 4096);
+    cl_buf_init(&h, 4096);
+    cl_http_exchange x = {.method = "PUT",
+                          .path = "/bucket/key",
+                          .source = pattern_source,
+                          .source_len = (uint64_t)64 << 20,
+                          .resp = &resp,
+                          .resp_headers = &h};
+    assert_ok(cl_http_exchange_run(c, &x));
+    assert_int_equal(x.status, 403);
+    assert_string_equal(cl_buf_cstr(&resp), "<Error>AccessDenied</Err>");
+    assert_true(strncmp(s.last_request, "PUT /bucket/key HTTP/1.1\r\n", 26) == 0);
+    assert_non_null(strstr(s.last_request, "Content-Length: 67108864\r\n"));
+    cl_buf_free(&resp);
+    cl_buf_free(&h);
+    cl_http_client_free(c);
+    server_stop(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -650,6 +779,8 @@ int main(void)
         cmocka_unit_test(test_refused_connection),
         cmocka_unit_test(test_tls_verifies_chain_and_name),
         cmocka_unit_test(test_parser_byte_by_byte),
+        cmocka_unit_test(test_parser_headers_head_and_sink),
+        cmocka_unit_test(test_early_answer_to_a_streamed_put),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -94,4 +94,41 @@ CL_MUST_USE cl_status cl_http_request(cl_http_client *c, const char *method, con
                                       const cl_http_header *headers, size_t n_headers, const void *body,
                                       size_t body_len, int *status, cl_buf *resp);
 
+/*
+ * The general form, for the S3 client (cloister/s3_client.h): any of GET, HEAD, PUT, POST and
+ * DELETE; a body from memory or streamed from a source of a known length; the answer's headers
+ * kept; a successful (2xx) answer's body streamed to a sink instead of a buffer. Neither a
+ * streamed body nor a streamed answer is held in memory. With a source or a sink, the
+ * deadline is one of inactivity: it moves on with every chunk sent or received, so a large
+ * object takes the time it takes while a stalled peer is still given up on.
+ */
+/* Fills buf with up to n bytes of the body from offset `at` (*got 0 only at its end). By
+ * position, so that a request sent once more on a fresh connection reads its body again. */
+typedef CL_MUST_USE cl_status (*cl_http_source_fn)(void *arg, uint64_t at, uint8_t *buf, size_t n, size_t *got);
+/* Takes the next n bytes of a 2xx answer's body. */
+typedef CL_MUST_USE cl_status (*cl_http_sink_fn)(void *arg, const uint8_t *p, size_t n);
+
+typedef struct cl_http_exchange {
+    const char *method; /* GET, HEAD, PUT, POST or DELETE */
+    const char *path;   /* as in cl_http_request; NULL: the URL's */
+    const cl_http_header *headers;
+    size_t n_headers;
+    const void *body; /* a body in memory (body_len bytes), or... */
+    size_t body_len;
+    cl_http_source_fn source; /* ...one streamed from source (source_len bytes) */
+    void *source_arg;
+    uint64_t source_len;
+    cl_buf *resp;         /* the answer's body, unless it goes to the sink (bounded as in cl_http_request) */
+    cl_http_sink_fn sink; /* NULL: none; else a 2xx answer's body goes here, any other to resp */
+    void *sink_arg;
+    cl_buf *resp_headers; /* NULL: not kept; else the answer's header fields as "name\0value\0" pairs */
+    int status;           /* out: the answer's status */
+    bool sank;            /* out: the body went to the sink */
+} cl_http_exchange;
+
+CL_MUST_USE cl_status cl_http_exchange_run(cl_http_client *c, cl_http_exchange *x);
+/* The value of the first header field called `name` (any case) in resp_headers, in *value
+ * (borrowed); false when the answer has none. */
+bool cl_http_header_find(const cl_buf *resp_headers, const char *name, cl_reader *value);
+
 #endif

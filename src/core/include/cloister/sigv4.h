@@ -95,21 +95,28 @@ CL_MUST_USE cl_status cl_sigv4_parse_amz_date(const char *s, size_t len, int64_t
 void cl_sigv4_format_amz_date(int64_t epoch, char out[17]);
 
 /*
- * Amazon S3 ("Authenticating Requests (AWS Signature Version 4)", S3 API Reference): the
- * canonical URI is the path URI-encoded once (not twice as for the other services), and each
- * query name and value URI-encoded, sorted. A verifier canonicalises what it received:
+ * Amazon S3's canonicalisation ("Authenticating Requests: Using the Authorization Header (AWS
+ * Signature Version 4)", Amazon S3 API Reference; botocore's S3SigV4Auth): the CanonicalURI is
+ * the path as sent, URI-encoded once by the client and not a second time as for the other
+ * services (and "." and ".." segments are kept as they are). Everything else is as above; the
+ * payload hash is what x-amz-content-sha256 carries, "UNSIGNED-PAYLOAD" and
+ * "STREAMING-AWS4-HMAC-SHA256-PAYLOAD" included.
+ */
+CL_MUST_USE cl_status cl_sigv4_s3_canonical_request(const cl_sigv4_request *req, cl_buf *out);
+CL_MUST_USE cl_status cl_sigv4_s3_signature_with_key(const uint8_t signing_key[CL_SIGV4_KEY_LEN],
+                                                     const cl_sigv4_request *req, char out[CL_SIGV4_SIG_HEX_LEN + 1]);
+
+/*
+ * What a verifier of S3 requests (cloister-kms) canonicalises of what it received, before
+ * cl_sigv4_s3_signature_with_key (whose path is then that canonical URI, and query that query):
  *  - cl_sigv4_s3_canonical_uri: the raw path percent-decoded and encoded again by AWS's UriEncode
  *    ('/' kept), so "a b", "a%20b" and "a%20%62" canonicalise alike;
  *  - cl_sigv4_s3_canonical_query: the raw query the same way, sorted, without the parameter
- *    named `skip` (a presigned URL's X-Amz-Signature; NULL: none left out);
- *  - cl_sigv4_s3_signature_with_key: steps 1-3 and 5 with req->path and req->query taken as
- *    those canonical forms, verbatim.
+ *    named `skip` (a presigned URL's X-Amz-Signature; NULL: none left out).
  * CL_ERR_FORMAT for a malformed percent-escape.
  */
 CL_MUST_USE cl_status cl_sigv4_s3_canonical_uri(const char *raw_path, cl_buf *out);
 CL_MUST_USE cl_status cl_sigv4_s3_canonical_query(const char *raw_query, const char *skip, cl_buf *out);
-CL_MUST_USE cl_status cl_sigv4_s3_signature_with_key(const uint8_t signing_key[CL_SIGV4_KEY_LEN],
-                                                     const cl_sigv4_request *req, char out[CL_SIGV4_SIG_HEX_LEN + 1]);
 /* The signature of one chunk of an aws-chunked body (STREAMING-AWS4-HMAC-SHA256-PAYLOAD): scope is
  * "YYYYMMDD/region/s3/aws4_request", previous_signature the seed signature (the Authorization
  * header's) for the first chunk, else the previous chunk's. */
