@@ -151,38 +151,26 @@ static CL_MUST_USE cl_status cl_sigv4_canonical_headers(const cl_sigv4_request *
     return CL_OK;
 }
 
-/* Step 1. verbatim: path and query are canonical already (S3, cl_sigv4_s3_signature_with_key). */
-static CL_MUST_USE cl_status cl_sigv4_canonical_request_as(const cl_sigv4_request *req, bool verbatim, cl_buf *out)
+/* Step 1. The payload's hash is a hash here: S3's markers (UNSIGNED-PAYLOAD,
+ * STREAMING-AWS4-HMAC-SHA256-PAYLOAD) belong to S3's form only (cl_sigv4_s3_canonical_request). */
+cl_status cl_sigv4_canonical_request(const cl_sigv4_request *req, cl_buf *out)
 {
-    /* S3's payload hash may also be a marker: UNSIGNED-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD. */
     CL_ENSURE(req->method != NULL && req->payload_sha256_hex != NULL &&
-                  (strlen(req->payload_sha256_hex) == CL_SIGV4_SIG_HEX_LEN ||
-                   (verbatim && req->payload_sha256_hex[0] != '\0' && strlen(req->payload_sha256_hex) <= 64)),
+                  strlen(req->payload_sha256_hex) == CL_SIGV4_SIG_HEX_LEN,
               CL_ERR_USAGE, "incomplete request to sign");
     /* HTTPMethod \n CanonicalURI \n CanonicalQueryString \n CanonicalHeaders \n
      * SignedHeaders \n HashedPayload */
     CL_GUARD(cl_buf_append_str(out, req->method));
     CL_GUARD(cl_buf_append_u8(out, '\n'));
-    if (verbatim) {
-        CL_GUARD(cl_buf_append_str(out, req->path != NULL && req->path[0] != '\0' ? req->path : "/"));
-        CL_GUARD(cl_buf_append_u8(out, '\n'));
-        CL_GUARD(cl_buf_append_str(out, req->query != NULL ? req->query : ""));
-    } else {
-        CL_GUARD(cl_sigv4_canonical_uri(req->path, out));
-        CL_GUARD(cl_buf_append_u8(out, '\n'));
-        CL_GUARD(cl_sigv4_canonical_query(req->query, out));
-    }
+    CL_GUARD(cl_sigv4_canonical_uri(req->path, out));
+    CL_GUARD(cl_buf_append_u8(out, '\n'));
+    CL_GUARD(cl_sigv4_canonical_query(req->query, out));
     CL_GUARD(cl_buf_append_u8(out, '\n'));
     CL_GUARD(cl_sigv4_canonical_headers(req, out));
     CL_GUARD(cl_buf_append_u8(out, '\n'));
     CL_GUARD(cl_buf_append_str(out, req->signed_headers));
     CL_GUARD(cl_buf_append_u8(out, '\n'));
     return cl_buf_append_str(out, req->payload_sha256_hex);
-}
-
-cl_status cl_sigv4_canonical_request(const cl_sigv4_request *req, cl_buf *out)
-{
-    return cl_sigv4_canonical_request_as(req, false, out);
 }
 
 static CL_MUST_USE cl_status cl_sigv4_check_date(const char *amz_date)
@@ -192,29 +180,37 @@ static CL_MUST_USE cl_status cl_sigv4_check_date(const char *amz_date)
     return cl_sigv4_parse_amz_date(amz_date, 16, &t);
 }
 
-static CL_MUST_USE cl_status cl_sigv4_string_to_sign_as(const cl_sigv4_request *req, bool verbatim, cl_buf *out)
+/* Steps 2-3 for a canonical request made already (the services' form or S3's):
+ * Algorithm \n RequestDateTime \n CredentialScope \n hex(SHA256(CanonicalRequest)). */
+static CL_MUST_USE cl_status cl_sigv4_string_to_sign_of(const cl_sigv4_request *req, const cl_buf *canon, cl_buf *out)
 {
     CL_GUARD(cl_sigv4_check_date(req->amz_date));
     CL_ENSURE(req->region != NULL && req->service != NULL, CL_ERR_USAGE, "region and service are required");
-    cl_buf canon;
-    cl_buf_init(&canon, CL_SIGV4_MAX_CANON);
     uint8_t digest[CL_SHA256_LEN];
-    cl_status rc = CL_OK;
-    /* Step 2: hash the canonical request. */
-    CL_GUARD_GOTO(cl_sigv4_canonical_request_as(req, verbatim, &canon));
-    CL_GUARD_GOTO(cl_sha256(canon.data, canon.len, digest));
-    /* Step 3: Algorithm \n RequestDateTime \n CredentialScope \n HashedCanonicalRequest */
-    CL_GUARD_GOTO(cl_buf_printf(out, "%s\n%s\n%.8s/%s/%s/aws4_request\n", CL_SIGV4_ALGORITHM, req->amz_date,
-                                req->amz_date, req->region, req->service));
-    CL_GUARD_GOTO(cl_buf_append_hex(out, digest, sizeof(digest)));
-out:
-    cl_buf_free(&canon);
-    return rc;
+    CL_GUARD(cl_sha256(canon->data, canon->len, digest));
+    CL_GUARD(cl_buf_printf(out, "%s\n%s\n%.8s/%s/%s/aws4_request\n", CL_SIGV4_ALGORITHM, req->amz_date, req->amz_date,
+                           req->region, req->service));
+    return cl_buf_append_hex(out, digest, sizeof(digest));
 }
 
 cl_status cl_sigv4_string_to_sign(const cl_sigv4_request *req, cl_buf *out)
 {
-    return cl_sigv4_string_to_sign_as(req, false, out);
+    cl_buf canon;
+    cl_buf_init(&canon, CL_SIGV4_MAX_CANON);
+    cl_status rc = cl_sigv4_canonical_request(req, &canon);
+    if (rc == CL_OK) rc = cl_sigv4_string_to_sign_of(req, &canon, out);
+    cl_buf_free(&canon);
+    return rc;
+}
+
+/* Step 5 over a string to sign: hex(HMAC(kSigning, StringToSign)). */
+static CL_MUST_USE cl_status cl_sigv4_sign(const uint8_t signing_key[CL_SIGV4_KEY_LEN], const cl_buf *sts,
+                                           char out[CL_SIGV4_SIG_HEX_LEN + 1])
+{
+    uint8_t sig[CL_SHA256_LEN];
+    CL_GUARD(cl_hmac_sha256(signing_key, CL_SIGV4_KEY_LEN, sts->data, sts->len, sig));
+    (void)cl_hex_encode(sig, sizeof(sig), out, CL_SIGV4_SIG_HEX_LEN + 1);
+    return CL_OK;
 }
 
 cl_status cl_sigv4_signing_key(const char *secret, const char *date8, const char *region, const char *service,
@@ -237,27 +233,15 @@ out:
     return rc;
 }
 
-static CL_MUST_USE cl_status cl_sigv4_signature_as(const uint8_t signing_key[CL_SIGV4_KEY_LEN],
-                                                   const cl_sigv4_request *req, bool verbatim,
-                                                   char out[CL_SIGV4_SIG_HEX_LEN + 1])
-{
-    cl_status rc = CL_OK;
-    cl_buf sts;
-    cl_buf_init(&sts, CL_SIGV4_MAX_CANON);
-    uint8_t sig[CL_SHA256_LEN];
-    CL_GUARD_GOTO(cl_sigv4_string_to_sign_as(req, verbatim, &sts));
-    /* Step 5: signature = hex(HMAC(kSigning, StringToSign)) */
-    CL_GUARD_GOTO(cl_hmac_sha256(signing_key, CL_SIGV4_KEY_LEN, sts.data, sts.len, sig));
-    (void)cl_hex_encode(sig, sizeof(sig), out, CL_SIGV4_SIG_HEX_LEN + 1);
-out:
-    cl_buf_free(&sts);
-    return rc;
-}
-
 cl_status cl_sigv4_signature_with_key(const uint8_t signing_key[CL_SIGV4_KEY_LEN], const cl_sigv4_request *req,
                                       char out[CL_SIGV4_SIG_HEX_LEN + 1])
 {
-    return cl_sigv4_signature_as(signing_key, req, false, out);
+    cl_buf sts;
+    cl_buf_init(&sts, CL_SIGV4_MAX_CANON);
+    cl_status rc = cl_sigv4_string_to_sign(req, &sts);
+    if (rc == CL_OK) rc = cl_sigv4_sign(signing_key, &sts, out);
+    cl_buf_free(&sts);
+    return rc;
 }
 
 cl_status cl_sigv4_signature(const char *secret, const cl_sigv4_request *req, char out[CL_SIGV4_SIG_HEX_LEN + 1])
@@ -556,20 +540,13 @@ out:
 cl_status cl_sigv4_s3_signature_with_key(const uint8_t signing_key[CL_SIGV4_KEY_LEN], const cl_sigv4_request *req,
                                          char out[CL_SIGV4_SIG_HEX_LEN + 1])
 {
-    CL_GUARD(cl_sigv4_check_date(req->amz_date));
-    CL_ENSURE(req->region != NULL && req->service != NULL, CL_ERR_USAGE, "region and service are required");
     cl_status rc = CL_OK;
     cl_buf canon, sts;
     cl_buf_init(&canon, CL_SIGV4_MAX_CANON);
     cl_buf_init(&sts, CL_SIGV4_MAX_CANON);
-    uint8_t digest[CL_SHA256_LEN];
     CL_GUARD_GOTO(cl_sigv4_s3_canonical_request(req, &canon));
-    CL_GUARD_GOTO(cl_sha256(canon.data, canon.len, digest));
-    CL_GUARD_GOTO(cl_buf_printf(&sts, "%s\n%s\n%.8s/%s/%s/aws4_request\n", CL_SIGV4_ALGORITHM, req->amz_date,
-                                req->amz_date, req->region, req->service));
-    CL_GUARD_GOTO(cl_buf_append_hex(&sts, digest, sizeof(digest)));
-    CL_GUARD_GOTO(cl_hmac_sha256(signing_key, CL_SIGV4_KEY_LEN, sts.data, sts.len, digest));
-    (void)cl_hex_encode(digest, sizeof(digest), out, CL_SIGV4_SIG_HEX_LEN + 1);
+    CL_GUARD_GOTO(cl_sigv4_string_to_sign_of(req, &canon, &sts));
+    CL_GUARD_GOTO(cl_sigv4_sign(signing_key, &sts, out));
 out:
     cl_buf_free(&canon);
     cl_buf_free(&sts);

@@ -312,7 +312,7 @@ static void test_s3_doc_chunked_put(void **state)
     assert_string_equal(c2, "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497");
     assert_ok(cl_sigv4_chunk_signature(key, "20130524T000000Z", scope, c2, NULL, 0, c3));
     assert_string_equal(c3, "b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9");
-    /* The markers are accepted only by the S3 (verbatim) form: the other services need a hash. */
+    /* The markers are accepted only by the S3 form: the other services need a hash. */
     char other[CL_SIGV4_SIG_HEX_LEN + 1];
     assert_fails(cl_sigv4_signature_with_key(key, &req, other), CL_ERR_USAGE, "incomplete request to sign");
 }
