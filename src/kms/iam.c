@@ -517,36 +517,6 @@ static CL_MUST_USE cl_status iam_get_user(kms_query_call *q)
     return rc;
 }
 
-static CL_MUST_USE cl_status iam_list_users(kms_query_call *q)
-{
-    size_t limit;
-    const char *marker;
-    char prefix[KMS_ACCOUNT_LEN + 2], after[KMS_ENTITY_MAX + 1], arn[KMS_ARN_MAX + 1];
-    json_t *rows = NULL;
-    bool more = false;
-    cl_status rc = CL_OK;
-    CL_GUARD(q_page(q, &limit, &marker));
-    q_arn(q, "user", "/", "", arn, sizeof(arn));
-    CL_GUARD(q_authorize(q, "iam:ListUsers", arn));
-    (void)snprintf(prefix, sizeof(prefix), "%s/", q->principal->account);
-    (void)snprintf(after, sizeof(after), "%s%s", marker[0] ? prefix : "", marker);
-    CL_GUARD_GOTO(q_list(q, KMS_IAM_USER, prefix, after, limit, &rows, &more));
-    CL_GUARD_GOTO(q_begin(q, "ListUsers", true));
-    CL_GUARD_GOTO(cl_buf_append_str(q->xml, "<Users>"));
-    const char *last = "";
-    for (size_t i = 0; i < json_array_size(rows); i++) {
-        json_t *row = json_array_get(rows, i);
-        last = strchr(jstr(row, "name"), '/') + 1;
-        CL_GUARD_GOTO(q_user_xml(q, "member", json_object_get(row, "doc"), last));
-    }
-    CL_GUARD_GOTO(cl_buf_append_str(q->xml, "</Users>"));
-    CL_GUARD_GOTO(q_truncated(q, more, last));
-    CL_GUARD_GOTO(q_end(q, "ListUsers", true));
-out:
-    json_decref(rows);
-    return rc;
-}
-
 /* Whether the store has any row of kind with the prefix. */
 static CL_MUST_USE cl_status q_any(kms_query_call *q, const char *kind, const char *prefix, bool *any)
 {
@@ -797,7 +767,13 @@ static CL_MUST_USE cl_status iam_get_role(kms_query_call *q)
     return rc;
 }
 
-static CL_MUST_USE cl_status iam_list_roles(kms_query_call *q)
+/* A page of the caller's account's users or roles (ListUsers, ListRoles): kind's rows after the
+ * marker, each as a member element made by its kind's xml function. */
+typedef CL_MUST_USE cl_status (*q_entity_xml_fn)(kms_query_call *q, const char *elem, json_t *doc, const char *name);
+
+static CL_MUST_USE cl_status q_list_entities(kms_query_call *q, const char *kind, const char *arn_kind,
+                                             const char *action, const char *op, const char *list_elem,
+                                             q_entity_xml_fn xml)
 {
     size_t limit;
     const char *marker;
@@ -806,25 +782,35 @@ static CL_MUST_USE cl_status iam_list_roles(kms_query_call *q)
     bool more = false;
     cl_status rc = CL_OK;
     CL_GUARD(q_page(q, &limit, &marker));
-    q_arn(q, "role", "/", "", arn, sizeof(arn));
-    CL_GUARD(q_authorize(q, "iam:ListRoles", arn));
+    q_arn(q, arn_kind, "/", "", arn, sizeof(arn));
+    CL_GUARD(q_authorize(q, action, arn));
     (void)snprintf(prefix, sizeof(prefix), "%s/", q->principal->account);
     (void)snprintf(after, sizeof(after), "%s%s", marker[0] ? prefix : "", marker);
-    CL_GUARD_GOTO(q_list(q, KMS_IAM_ROLE, prefix, after, limit, &rows, &more));
-    CL_GUARD_GOTO(q_begin(q, "ListRoles", true));
-    CL_GUARD_GOTO(cl_buf_append_str(q->xml, "<Roles>"));
+    CL_GUARD_GOTO(q_list(q, kind, prefix, after, limit, &rows, &more));
+    CL_GUARD_GOTO(q_begin(q, op, true));
+    CL_GUARD_GOTO(cl_buf_printf(q->xml, "<%s>", list_elem));
     const char *last = "";
     for (size_t i = 0; i < json_array_size(rows); i++) {
         json_t *row = json_array_get(rows, i);
         last = strchr(jstr(row, "name"), '/') + 1;
-        CL_GUARD_GOTO(q_role_xml(q, "member", json_object_get(row, "doc"), last));
+        CL_GUARD_GOTO(xml(q, "member", json_object_get(row, "doc"), last));
     }
-    CL_GUARD_GOTO(cl_buf_append_str(q->xml, "</Roles>"));
+    CL_GUARD_GOTO(cl_buf_printf(q->xml, "</%s>", list_elem));
     CL_GUARD_GOTO(q_truncated(q, more, last));
-    CL_GUARD_GOTO(q_end(q, "ListRoles", true));
+    CL_GUARD_GOTO(q_end(q, op, true));
 out:
     json_decref(rows);
     return rc;
+}
+
+static CL_MUST_USE cl_status iam_list_users(kms_query_call *q)
+{
+    return q_list_entities(q, KMS_IAM_USER, "user", "iam:ListUsers", "ListUsers", "Users", q_user_xml);
+}
+
+static CL_MUST_USE cl_status iam_list_roles(kms_query_call *q)
+{
+    return q_list_entities(q, KMS_IAM_ROLE, "role", "iam:ListRoles", "ListRoles", "Roles", q_role_xml);
 }
 
 static CL_MUST_USE cl_status iam_delete_role(kms_query_call *q)
@@ -1256,44 +1242,44 @@ static CL_MUST_USE cl_status iam_list_attached_user_policies(kms_query_call *q) 
 /* --- the table ------------------------------------------------------------------------------ */
 
 static const struct {
-    kms_service service;
     const char *action;
     kms_query_fn fn;
+    kms_service service;
     bool changes;
 } kms_query_ops[] = {
-    {KMS_SERVICE_STS, "GetCallerIdentity", sts_get_caller_identity, false},
-    {KMS_SERVICE_STS, "AssumeRole", sts_assume_role, true},
-    {KMS_SERVICE_IAM, "CreateUser", iam_create_user, true},
-    {KMS_SERVICE_IAM, "GetUser", iam_get_user, false},
-    {KMS_SERVICE_IAM, "ListUsers", iam_list_users, false},
-    {KMS_SERVICE_IAM, "DeleteUser", iam_delete_user, true},
-    {KMS_SERVICE_IAM, "CreateAccessKey", iam_create_access_key, true},
-    {KMS_SERVICE_IAM, "ListAccessKeys", iam_list_access_keys, false},
-    {KMS_SERVICE_IAM, "DeleteAccessKey", iam_delete_access_key, true},
-    {KMS_SERVICE_IAM, "CreateRole", iam_create_role, true},
-    {KMS_SERVICE_IAM, "GetRole", iam_get_role, false},
-    {KMS_SERVICE_IAM, "ListRoles", iam_list_roles, false},
-    {KMS_SERVICE_IAM, "DeleteRole", iam_delete_role, true},
-    {KMS_SERVICE_IAM, "UpdateAssumeRolePolicy", iam_update_assume_role_policy, true},
-    {KMS_SERVICE_IAM, "PutRolePolicy", iam_put_role_policy, true},
-    {KMS_SERVICE_IAM, "GetRolePolicy", iam_get_role_policy, false},
-    {KMS_SERVICE_IAM, "ListRolePolicies", iam_list_role_policies, false},
-    {KMS_SERVICE_IAM, "DeleteRolePolicy", iam_delete_role_policy, true},
-    {KMS_SERVICE_IAM, "PutUserPolicy", iam_put_user_policy, true},
-    {KMS_SERVICE_IAM, "GetUserPolicy", iam_get_user_policy, false},
-    {KMS_SERVICE_IAM, "ListUserPolicies", iam_list_user_policies, false},
-    {KMS_SERVICE_IAM, "DeleteUserPolicy", iam_delete_user_policy, true},
-    {KMS_SERVICE_IAM, "CreatePolicy", iam_create_policy, true},
-    {KMS_SERVICE_IAM, "GetPolicy", iam_get_policy, false},
-    {KMS_SERVICE_IAM, "GetPolicyVersion", iam_get_policy_version, false},
-    {KMS_SERVICE_IAM, "ListPolicies", iam_list_policies, false},
-    {KMS_SERVICE_IAM, "DeletePolicy", iam_delete_policy, true},
-    {KMS_SERVICE_IAM, "AttachRolePolicy", iam_attach_role_policy, true},
-    {KMS_SERVICE_IAM, "DetachRolePolicy", iam_detach_role_policy, true},
-    {KMS_SERVICE_IAM, "ListAttachedRolePolicies", iam_list_attached_role_policies, false},
-    {KMS_SERVICE_IAM, "AttachUserPolicy", iam_attach_user_policy, true},
-    {KMS_SERVICE_IAM, "DetachUserPolicy", iam_detach_user_policy, true},
-    {KMS_SERVICE_IAM, "ListAttachedUserPolicies", iam_list_attached_user_policies, false},
+    {"GetCallerIdentity", sts_get_caller_identity, KMS_SERVICE_STS, false},
+    {"AssumeRole", sts_assume_role, KMS_SERVICE_STS, true},
+    {"CreateUser", iam_create_user, KMS_SERVICE_IAM, true},
+    {"GetUser", iam_get_user, KMS_SERVICE_IAM, false},
+    {"ListUsers", iam_list_users, KMS_SERVICE_IAM, false},
+    {"DeleteUser", iam_delete_user, KMS_SERVICE_IAM, true},
+    {"CreateAccessKey", iam_create_access_key, KMS_SERVICE_IAM, true},
+    {"ListAccessKeys", iam_list_access_keys, KMS_SERVICE_IAM, false},
+    {"DeleteAccessKey", iam_delete_access_key, KMS_SERVICE_IAM, true},
+    {"CreateRole", iam_create_role, KMS_SERVICE_IAM, true},
+    {"GetRole", iam_get_role, KMS_SERVICE_IAM, false},
+    {"ListRoles", iam_list_roles, KMS_SERVICE_IAM, false},
+    {"DeleteRole", iam_delete_role, KMS_SERVICE_IAM, true},
+    {"UpdateAssumeRolePolicy", iam_update_assume_role_policy, KMS_SERVICE_IAM, true},
+    {"PutRolePolicy", iam_put_role_policy, KMS_SERVICE_IAM, true},
+    {"GetRolePolicy", iam_get_role_policy, KMS_SERVICE_IAM, false},
+    {"ListRolePolicies", iam_list_role_policies, KMS_SERVICE_IAM, false},
+    {"DeleteRolePolicy", iam_delete_role_policy, KMS_SERVICE_IAM, true},
+    {"PutUserPolicy", iam_put_user_policy, KMS_SERVICE_IAM, true},
+    {"GetUserPolicy", iam_get_user_policy, KMS_SERVICE_IAM, false},
+    {"ListUserPolicies", iam_list_user_policies, KMS_SERVICE_IAM, false},
+    {"DeleteUserPolicy", iam_delete_user_policy, KMS_SERVICE_IAM, true},
+    {"CreatePolicy", iam_create_policy, KMS_SERVICE_IAM, true},
+    {"GetPolicy", iam_get_policy, KMS_SERVICE_IAM, false},
+    {"GetPolicyVersion", iam_get_policy_version, KMS_SERVICE_IAM, false},
+    {"ListPolicies", iam_list_policies, KMS_SERVICE_IAM, false},
+    {"DeletePolicy", iam_delete_policy, KMS_SERVICE_IAM, true},
+    {"AttachRolePolicy", iam_attach_role_policy, KMS_SERVICE_IAM, true},
+    {"DetachRolePolicy", iam_detach_role_policy, KMS_SERVICE_IAM, true},
+    {"ListAttachedRolePolicies", iam_list_attached_role_policies, KMS_SERVICE_IAM, false},
+    {"AttachUserPolicy", iam_attach_user_policy, KMS_SERVICE_IAM, true},
+    {"DetachUserPolicy", iam_detach_user_policy, KMS_SERVICE_IAM, true},
+    {"ListAttachedUserPolicies", iam_list_attached_user_policies, KMS_SERVICE_IAM, false},
 };
 
 bool kms_query_changes_state(kms_service service, const char *action)

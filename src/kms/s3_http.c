@@ -84,6 +84,27 @@ static CL_MUST_USE cl_status kms_s3_scope(kms_s3_req *r, const cl_sigv4_auth *a,
 /* Header signature ("Authenticating Requests: Using the Authorization Header"). The payload hash
  * is x-amz-content-sha256, which S3 requires: a hash the body must match, UNSIGNED-PAYLOAD, or
  * the streaming marker (the body is then aws-chunked, each chunk signed). */
+/* The request's signature recomputed with who's secret and compared in constant time with the
+ * one sent (hex); the signing key is left in key (the caller wipes it: chunk signatures chain
+ * from it). A mismatch is S3's SignatureDoesNotMatch. */
+static CL_MUST_USE cl_status kms_s3_check_signature(kms_s3_req *r, const kms_principal *who, const cl_sigv4_request *sr,
+                                                    const char *date8, const char *sent, uint8_t key[CL_SIGV4_KEY_LEN])
+{
+    char sig[CL_SIGV4_SIG_HEX_LEN + 1];
+    cl_status rc = CL_OK;
+    CL_GUARD_GOTO(cl_sigv4_signing_key(who->secret, date8, sr->region, sr->service, key));
+    if (cl_sigv4_s3_signature_with_key(key, sr, sig) != CL_OK)
+        KMS_S3_FAIL_GOTO(r, 403, "SignatureDoesNotMatch",
+                         "The request signature we calculated does not match the signature you provided: %s",
+                         cl_error_message());
+    if (!cl_ct_equal(sig, sent, CL_SIGV4_SIG_HEX_LEN))
+        KMS_S3_FAIL_GOTO(r, 403, "SignatureDoesNotMatch",
+                         "The request signature we calculated does not match the signature you provided. Check your "
+                         "key and signing method.");
+out:
+    return rc;
+}
+
 static CL_MUST_USE cl_status kms_s3_auth_header(kms_s3_req *r, const char *authz, const char *raw_path,
                                                 const char *raw_query, const uint8_t *raw, size_t raw_len,
                                                 cl_buf *decoded)
@@ -145,16 +166,7 @@ static CL_MUST_USE cl_status kms_s3_auth_header(kms_s3_req *r, const char *authz
                            .amz_date = date,
                            .region = a.region,
                            .service = a.service};
-    char sig[CL_SIGV4_SIG_HEX_LEN + 1];
-    CL_GUARD_GOTO(cl_sigv4_signing_key(who->secret, a.date, a.region, a.service, key));
-    if (cl_sigv4_s3_signature_with_key(key, &sr, sig) != CL_OK)
-        KMS_S3_FAIL_GOTO(r, 403, "SignatureDoesNotMatch",
-                         "The request signature we calculated does not match the signature you provided: %s",
-                         cl_error_message());
-    if (!cl_ct_equal(sig, a.signature, CL_SIGV4_SIG_HEX_LEN))
-        KMS_S3_FAIL_GOTO(r, 403, "SignatureDoesNotMatch",
-                         "The request signature we calculated does not match the signature you provided. Check your "
-                         "key and signing method.");
+    CL_GUARD_GOTO(kms_s3_check_signature(r, who, &sr, a.date, a.signature, key));
     r->who = who;
     if (raw == NULL) goto out; /* headers only (kms_s3_preauth): the body is not here yet */
     if (hex) {
@@ -266,16 +278,7 @@ static CL_MUST_USE cl_status kms_s3_auth_presigned(kms_s3_req *r, const char *ra
                            .amz_date = date,
                            .region = a.region,
                            .service = a.service};
-    char sig[CL_SIGV4_SIG_HEX_LEN + 1];
-    CL_GUARD_GOTO(cl_sigv4_signing_key(who->secret, a.date, a.region, a.service, key));
-    if (cl_sigv4_s3_signature_with_key(key, &sr, sig) != CL_OK)
-        KMS_S3_FAIL_GOTO(r, 403, "SignatureDoesNotMatch",
-                         "The request signature we calculated does not match the signature you provided: %s",
-                         cl_error_message());
-    if (!cl_ct_equal(sig, a.signature, CL_SIGV4_SIG_HEX_LEN))
-        KMS_S3_FAIL_GOTO(r, 403, "SignatureDoesNotMatch",
-                         "The request signature we calculated does not match the signature you provided. Check your "
-                         "key and signing method.");
+    CL_GUARD_GOTO(kms_s3_check_signature(r, who, &sr, a.date, a.signature, key));
     r->who = who;
 out:
     cl_memzero(key, sizeof(key));
