@@ -307,50 +307,74 @@ out:
  * costs no store read and no unsealing to learn who is calling and what its policies say.
  */
 #define KMS_ID_CACHE_N 8
+/* The principals, with their secrets: locked memory (cl_secure_alloc). */
 typedef struct kms_id_cache {
     struct {
         uint64_t gen; /* 0: empty */
         store_tag tag;
         kms_principal p;
     } keys[KMS_ID_CACHE_N];
+    unsigned next_key;
+} kms_id_cache;
+
+/* The policies (no secret): the heap, where a leak checker sees the JSON they point to (it does
+ * not look inside cl_secure_alloc's mappings). */
+typedef struct kms_policy_cache {
     struct {
-        uint64_t gen;
+        uint64_t gen; /* 0: empty */
         store_tag tag;
         char entity[KMS_ENTITY_MAX + 1];
         json_t *texts; /* [[source, text], ...] */
     } policies[KMS_ID_CACHE_N];
-    unsigned next_key, next_policy;
-} kms_id_cache;
+    unsigned next_policy;
+} kms_policy_cache;
 
-static pthread_key_t kms_id_cache_key;
+static pthread_key_t kms_id_cache_key, kms_policy_cache_key;
 static pthread_once_t kms_id_cache_once = PTHREAD_ONCE_INIT;
 static bool kms_id_cache_ok;
 
-static void kms_id_cache_free(void *arg)
+static void kms_id_cache_free(void *arg) { cl_secure_free(arg); /* wipes the secrets */ }
+
+static void kms_policy_cache_free(void *arg)
 {
-    kms_id_cache *c = arg;
+    kms_policy_cache *c = arg;
     if (c == NULL) return;
     for (size_t i = 0; i < KMS_ID_CACHE_N; i++) json_decref(c->policies[i].texts);
-    cl_secure_free(c); /* wipes the secrets */
+    free(c);
 }
 
-static void kms_id_cache_init(void) { kms_id_cache_ok = pthread_key_create(&kms_id_cache_key, kms_id_cache_free) == 0; }
+static void kms_id_cache_init(void)
+{
+    kms_id_cache_ok = pthread_key_create(&kms_id_cache_key, kms_id_cache_free) == 0 &&
+                      pthread_key_create(&kms_policy_cache_key, kms_policy_cache_free) == 0;
+}
 
-/* This thread's cache, NULL when there is none to be had (then nothing is kept). */
-static kms_id_cache *kms_id_cache_get(void)
+/* This thread's cache of key (secure) or policy (heap) entries, NULL when there is none to be
+ * had (then nothing is kept). */
+static void *kms_thread_cache(pthread_key_t *key, size_t size, bool secure)
 {
     (void)pthread_once(&kms_id_cache_once, kms_id_cache_init);
     if (!kms_id_cache_ok) return NULL;
-    kms_id_cache *c = pthread_getspecific(kms_id_cache_key);
+    void *c = pthread_getspecific(*key);
     if (c != NULL) return c;
-    c = cl_secure_alloc(sizeof(*c));
+    c = secure ? cl_secure_alloc(size) : malloc(size);
     if (c == NULL) return NULL;
-    memset(c, 0, sizeof(*c));
-    if (pthread_setspecific(kms_id_cache_key, c) != 0) {
-        cl_secure_free(c);
+    memset(c, 0, size);
+    if (pthread_setspecific(*key, c) != 0) {
+        if (secure)
+            cl_secure_free(c);
+        else
+            free(c);
         return NULL;
     }
     return c;
+}
+
+static kms_id_cache *kms_id_cache_get(void) { return kms_thread_cache(&kms_id_cache_key, sizeof(kms_id_cache), true); }
+
+static kms_policy_cache *kms_policy_cache_get(void)
+{
+    return kms_thread_cache(&kms_policy_cache_key, sizeof(kms_policy_cache), false);
 }
 
 cl_status kms_identity_find(kms_ctx *ctx, const char *access_key_id, const char *session_token, int64_t now,
@@ -521,7 +545,7 @@ cl_status kms_identity_policies(kms_ctx *ctx, const kms_principal *p, kms_policy
 {
     if (p->entity[0] == '\0') return CL_OK;
     uint64_t gen = ctx->store->ops->generation(ctx->store);
-    kms_id_cache *cache = gen != 0 ? kms_id_cache_get() : NULL;
+    kms_policy_cache *cache = gen != 0 ? kms_policy_cache_get() : NULL;
     if (cache == NULL) return kms_identity_policies_read(ctx, p, fn, arg);
     store_tag tag = {ctx->store, ctx->root.key};
     json_t *texts = NULL;

@@ -10,14 +10,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "identity.h"
 #include "server.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static kms_ctx fz_ctx;
 static kms_config fz_cfg;
-static kms_principal fz_principal = {
-    .access_key_id = "test", .secret = "test", .arn = "arn:aws:iam::111122223333:user/dev", .account = "111122223333"};
+static kms_principal fz_principal; /* --dev's test/test, as the store knows it (fz_init) */
 
 static const char *const fz_ops[] = {
     "CreateKey",
@@ -78,6 +78,13 @@ static void fz_init(void)
     if (kms_store_open_sqlite(path, "us-east-1", &fz_ctx.store) != CL_OK) abort();
     (void)snprintf(fz_cfg.region, sizeof(fz_cfg.region), "us-east-1");
     fz_ctx.cfg = &fz_cfg;
+    /* The caller is the configuration's administrator, as --dev's test/test: written into the
+     * store's identities (AdministratorAccess attached), which the operations' authorization
+     * reads, and found there as a request's signature would find it. */
+    if (kms_principal_add(&fz_cfg, "test", "test", "arn:aws:iam::111122223333:user/dev") != CL_OK ||
+        kms_identity_seed(&fz_ctx, 1795423141) != CL_OK ||
+        kms_identity_find(&fz_ctx, "test", NULL, 1795423141, &fz_principal) != CL_OK)
+        abort();
 }
 
 static char fz_key_id[KMS_KEY_ID_LEN + 1];

@@ -307,7 +307,12 @@ class ConnectionLimits(unittest.TestCase):
             self.assertIn("Too many open files", "".join(lines))
             self.assertIn("raise RLIMIT_NOFILE", "".join(lines))
             resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (soft, hard))
-            status, answer, took = signed_list_keys(port)  # accepting resumed (back-off at most 1 s)
+            try:
+                status, answer, took = signed_list_keys(port)  # accepting resumed (back-off at most 1 s)
+            except OSError as e:
+                proc.wait(timeout=30)
+                self.fail("no answer once descriptors are back (%s); the server exited %s; its log:\n%s"
+                          % (e, proc.returncode, "".join(lines[-80:])))
             self.assertEqual(status, 200, answer)
             for s in waiting:
                 s.close()
