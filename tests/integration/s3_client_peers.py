@@ -285,21 +285,31 @@ class MotoCheckingSignatures(PeerCase, unittest.TestCase):
                       b"match" % self.bucket.encode(), p.stderr)
 
 
-# URL KEY SECRET on the command line (before unittest's own arguments)
+# URL KEY SECRET on the command line (before unittest's own arguments), or --cloister: a
+# `cloister-kms --dev` of this build (test/test), started for the cases and stopped after them.
 TARGET = tuple(sys.argv[1:4]) if len(sys.argv) >= 4 and sys.argv[1].startswith(("http://", "https://")) else None
+CLOISTER = len(sys.argv) >= 2 and sys.argv[1] == "--cloister"
 
 
 @contextlib.contextmanager
 def _target():
-    yield s3_harness.Peer("target", *TARGET, None)
+    if CLOISTER:
+        import kms_harness
+        with kms_harness.kms_server() as srv:
+            yield s3_harness.Peer("cloister-kms", srv.endpoint, "test", "test", None)
+    else:
+        yield s3_harness.Peer("target", *TARGET, None)
 
 
-@unittest.skipUnless(TARGET, "no URL KEY SECRET given")
+@unittest.skipUnless(TARGET or CLOISTER, "no URL KEY SECRET given")
 class Target(PeerCase, unittest.TestCase):
     start = staticmethod(_target)
 
 
 if __name__ == "__main__":
+    if CLOISTER:
+        del sys.argv[1]
+        unittest.main(verbosity=2, defaultTest="Target")
     if TARGET:
         del sys.argv[1:4]
     if not s3_harness.s3rver_available():
