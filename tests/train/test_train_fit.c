@@ -15,13 +15,13 @@
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
-static cl_status from1(const char *name, const char *value, cl_train_params *p)
+static CL_MUST_USE cl_status from1(const char *name, const char *value, cl_train_params *p)
 {
     const char *n[] = {name}, *v[] = {value};
     return cl_train_params_from_strings(n, v, 1, p);
 }
 
-static cl_status from2(const char *n0, const char *v0, const char *n1, const char *v1, cl_train_params *p)
+static CL_MUST_USE cl_status from2(const char *n0, const char *v0, const char *n1, const char *v1, cl_train_params *p)
 {
     const char *n[] = {n0, n1}, *v[] = {v0, v1};
     return cl_train_params_from_strings(n, v, 2, p);
