@@ -445,9 +445,13 @@ cl_status cl_train_fit(const cl_train_dataset *d, const cl_train_params *p, cl_t
         CL_GUARD_GOTO(cl_train_onnx_export(d, &lr, &r, &model));
         CL_GUARD_GOTO(cl_train_onnx_verify(model.data, model.len, d, &lr, &diff));
     } else {
-        fit_say(&pr, "mlp: hidden layers of %zu%s, %s, %zu parameters; Adam, %u epochs, learning rate %g, batch %zu",
-                p->hidden[0], p->n_hidden > 1 ? " and more" : "", cl_train_activation_name(p->activation),
-                train_mlp_param_count(d->n_features, p), p->epochs, p->learning_rate, p->batch_size);
+        char hidden[CL_TRAIN_MAX_LAYERS * 6] = "";
+        size_t at = 0;
+        for (size_t l = 0; l < p->n_hidden && at < sizeof(hidden); l++)
+            at += (size_t)snprintf(hidden + at, sizeof(hidden) - at, "%s%zu", l ? "," : "", p->hidden[l]);
+        fit_say(&pr, "mlp: hidden layers %s, %s, %zu parameters; Adam, %u epochs, learning rate %g, batch size %zu",
+                hidden, cl_train_activation_name(p->activation), train_mlp_param_count(d->n_features, p), p->epochs,
+                p->learning_rate, p->batch_size);
         CL_GUARD_GOTO(fit_mlp(d, p, &s, &pr, &mlp, &r, &doc, &model));
         CL_GUARD_GOTO(train_onnx_verify(model.data, model.len, d, fit_mlp_predict, &mlp, &diff));
         CL_ENSURE_GOTO(json_object_set(doc, "epochs", pr.log) == 0, CL_ERR_NOMEM, "out of memory");
