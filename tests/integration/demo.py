@@ -14,6 +14,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from story_harness import ours, wait_until, workdir  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEMO = os.path.join(ROOT, "scripts", "demo")
 passed = failed = 0
@@ -24,34 +27,6 @@ def check(cond, what):
     passed += bool(cond)
     failed += not cond
     print(("ok - " if cond else "not ok - ") + what, flush=True)
-
-
-def ours(work):
-    """Processes still running in the demo's work directory (other tests may be running this
-    build's binaries at the same time, so the binary's name says nothing)."""
-    left = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cwd = os.readlink("/proc/%s/cwd" % pid).removesuffix(" (deleted)")
-            cmd = open("/proc/%s/cmdline" % pid, "rb").read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if work and (cwd == work or cwd.startswith(work + "/")):
-            left.append("%s %s" % (pid, cmd))
-    return left
-
-
-def wait_until(pred, timeout):
-    """Polls a condition the kernel settles asynchronously (a process reaped after its parent
-    went), up to timeout seconds; returns its last value."""
-    deadline = time.time() + timeout
-    v = pred()
-    while not v and time.time() < deadline:
-        time.sleep(0.05)
-        v = pred()
-    return v
 
 
 def wrapped_bin_dir(tmp, log):
@@ -76,11 +51,6 @@ def demo_secrets():
     """The parties' secrets, as the demo defines them."""
     demo = importlib.machinery.SourceFileLoader("cloister_demo", DEMO).load_module()
     return [demo.OWNER[1], demo.HOSPITAL[1]]
-
-
-def workdir(text):
-    m = re.search(r"Work directory: (\S+)", text)
-    return m.group(1) if m else None
 
 
 def main():
