@@ -20,7 +20,7 @@ static void kms_usage(FILE *f)
           "                          [--max-connections N] [--request-timeout SECONDS]\n"
           "                          [--principals-file FILE] [--attestation-root PEM]...\n"
           "                          [--attestation-max-age SECONDS] [--tls-cert PEM --tls-key PEM]\n"
-          "                          [--metrics loopback|any|off]\n"
+          "                          [--metrics loopback|any|off] [--training FILE]\n"
           "       cloister-kms --version | --help\n"
           "\n"
           "A key management service that speaks the AWS KMS API (docs/kms.md).\n"
@@ -54,6 +54,8 @@ static void kms_usage(FILE *f)
           "  --tls-cert PEM, --tls-key PEM  serve HTTPS (TLS 1.2/1.3) with this certificate chain and\n"
           "                    key instead of plain HTTP (clients: AWS_CA_BUNDLE or --ca-bundle)\n"
           "  --metrics WHO     who may GET /metrics (Prometheus text): loopback (default), any or off\n"
+          "  --training FILE   the training-job service's settings (SageMaker's CreateTrainingJob): a JSON\n"
+          "                    object as the config file's \"training\" (docs/sagemaker.md, \"Configuration\")\n"
           "  --version         print the version and exit\n"
           "\nThe options after --dev only apply to --dev; with --config, the file says it all.\n"
           "Prints the address it listens on (http:// or https://) once ready.\n"
@@ -111,6 +113,7 @@ int main(int argc, char **argv)
                                          {"tls-cert", required_argument, NULL, 'C'},
                                          {"tls-key", required_argument, NULL, 'K'},
                                          {"metrics", required_argument, NULL, 'x'},
+                                         {"training", required_argument, NULL, 'g'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
@@ -184,6 +187,9 @@ int main(int argc, char **argv)
         case 'x':
             if (kms_config_parse_metrics(optarg, &cfg) != CL_OK)
                 return kms_usage_error("--metrics: give loopback, any or off, not '%s'", optarg);
+            break;
+        case 'g':
+            if (kms_config_load_training(optarg, &cfg) != CL_OK) return kms_usage_error("%s", cl_error_message());
             break;
         case 'h': kms_usage(stdout); return 0;
         case 'V': printf("cloister-kms %s\n", CLOISTER_VERSION); return 0;
