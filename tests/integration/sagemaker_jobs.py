@@ -453,6 +453,60 @@ class SageMakerJobs(unittest.TestCase):
                      sm.list_training_jobs, WarmPoolStatusEquals="Available")
 
 
+    # --- cloister train-job ----------------------------------------------------------------------
+
+    def cli(self, *args, check=True):
+        env = dict(os.environ, **kms_harness.DEV_ENV)
+        p = subprocess.run([kms_harness.CLI_BIN, "train-job", *args, "--endpoint-url", self.s.endpoint], env=env,
+                           capture_output=True, text=True, timeout=WAIT)
+        if check:
+            self.assertEqual(p.returncode, 0, p.stderr)
+        return p
+
+    def test_cli(self):
+        req = job_request("cli-job", HyperParameters=self.fake_hp("complete"))
+        path = os.path.join(self.tmp, "cli-job.json")
+        with open(path, "w") as f:
+            json.dump(req, f)
+        out = json.loads(self.cli("create", "--cli-input-json", "file://" + path).stdout)
+        self.assertEqual(out["TrainingJobArn"], "arn:aws:sagemaker:us-east-1:%s:training-job/cli-job" % ACCT)
+        # --follow prints the log until the job has ended, then its status on stderr.
+        p = self.cli("logs", "--training-job-name", "cli-job", "--follow")
+        self.assertEqual(p.stdout.splitlines()[:3], ["caller arn:aws:sts::%s:assumed-role/trainer/cli-job" % ACCT,
+                                                     "epoch 1/2 loss 0.5000", "epoch 2/2 loss 0.2500"])
+        self.assertEqual(p.stderr, "training job cli-job: Completed\n")
+        d = json.loads(self.cli("describe", "--training-job-name", "cli-job").stdout)
+        self.assertEqual(d["TrainingJobStatus"], "Completed")
+        self.assertEqual(d["FinalMetricDataList"][0]["MetricName"], "test:accuracy")
+        # Flags for the common fields.
+        self.cli("create", "--training-job-name", "cli-flags", "--image", "trainer.eif", "--role-arn", ROLE,
+                 "--input", "s3://sagemaker-data/wdbc/", "--output-path", "s3://sagemaker-data/out/",
+                 "--kms-key-id", "alias/model", "--instance-type", "ml.c5.xlarge", "--max-runtime", "120",
+                 "--hyperparameter", "fake_mode=hang", "--hyperparameter", "fake_dir=" + self.s.fake)
+        self.wait_secondary("cli-flags", "Training")
+        with open(os.path.join(self.s.fake, "cli-flags.argv")) as f:
+            self.assertEqual(json.load(f)[2:], ["--memory", "2048", "--max-runtime", "120"])
+        d = self.s.sm.describe_training_job(TrainingJobName="cli-flags")
+        self.assertEqual(d["InputDataConfig"][0]["ChannelName"], "train")
+        self.assertEqual(d["ResourceConfig"], {"InstanceType": "ml.c5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 1})
+        self.cli("stop", "--training-job-name", "cli-flags")
+        self.wait_status("cli-flags", ["Stopped"])
+        listed = json.loads(self.cli("list", "--name-contains", "cli-").stdout)["TrainingJobSummaries"]
+        self.assertEqual({j["TrainingJobName"]: j["TrainingJobStatus"] for j in listed},
+                         {"cli-job": "Completed", "cli-flags": "Stopped"})
+        p = self.cli("describe", "--training-job-name", "cli-none", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stderr, "cloister: error: ResourceNotFound: Requested resource not found. (HTTP 400)\n")
+        p = self.cli("stop", "--training-job-name", "cli-flags", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("ValidationException: The request was rejected because the training job is in status "
+                      "Stopped.", p.stderr)
+        p = self.cli("create", "--image", "trainer.eif", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("no training job name: give --training-job-name or TrainingJobName in --cli-input-json",
+                      p.stderr)
+
+
 class Restart(unittest.TestCase):
     def test_restart_fails_running_jobs(self):
         tmp = tempfile.mkdtemp(prefix="cloister-sagemaker-restart-")
