@@ -407,11 +407,11 @@ cl_status kms_config_parse_training(json_t *o, const char *base_dir, kms_config 
     }
     bool set;
     long long v = 0;
-    CL_GUARD(kms_cfg_int(o, "max_jobs", 1, 1024, &set, &v));
+    CL_GUARD_CTX(kms_cfg_int(o, "max_jobs", 1, 1024, &set, &v), "training");
     if (set) t->max_jobs = (int)v;
-    CL_GUARD(kms_cfg_int(o, "max_memory_mib", 64, (long long)4 << 20, &set, &v));
+    CL_GUARD_CTX(kms_cfg_int(o, "max_memory_mib", 64, (long long)4 << 20, &set, &v), "training");
     if (set) t->max_memory_mib = (uint64_t)v;
-    CL_GUARD(kms_cfg_int(o, "stop_grace_seconds", 1, 3600, &set, &v));
+    CL_GUARD_CTX(kms_cfg_int(o, "stop_grace_seconds", 1, 3600, &set, &v), "training");
     if (set) t->stop_grace = (int)v;
     return CL_OK;
 }

@@ -131,6 +131,7 @@ int main(int argc, char **argv)
     const char *config = NULL;
     const char *dev_only = NULL; /* the first --dev option given */
     const char *principals_file = NULL;
+    const char *training_file = NULL; /* --training: read once --dev is known to be the mode */
     static cl_attest_roots roots;
     cl_attest_roots_init(&roots);
     cfg.attest_max_age_ms = KMS_ATTEST_MAX_AGE_DEFAULT_MS;
@@ -188,9 +189,7 @@ int main(int argc, char **argv)
             if (kms_config_parse_metrics(optarg, &cfg) != CL_OK)
                 return kms_usage_error("--metrics: give loopback, any or off, not '%s'", optarg);
             break;
-        case 'g':
-            if (kms_config_load_training(optarg, &cfg) != CL_OK) return kms_usage_error("%s", cl_error_message());
-            break;
+        case 'g': training_file = optarg; break;
         case 'h': kms_usage(stdout); return 0;
         case 'V': printf("cloister-kms %s\n", CLOISTER_VERSION); return 0;
         case ':': return kms_usage_error("%s needs a value", argv[optind - 1]);
@@ -233,6 +232,8 @@ int main(int argc, char **argv)
             }
         }
     } else {
+        if (training_file != NULL && kms_config_load_training(training_file, &cfg) != CL_OK)
+            return kms_usage_error("%s", cl_error_message());
         /* --dev's principal first, then --principals-file's, then the environment's. */
         cl_status prc = kms_principal_add(&cfg, "test", "test", "arn:aws:iam::111122223333:user/dev");
         if (prc == CL_OK && principals_file != NULL) prc = kms_principals_load(principals_file, &cfg);

@@ -507,6 +507,36 @@ class SageMakerJobs(unittest.TestCase):
                       p.stderr)
 
 
+class Configuration(unittest.TestCase):
+    def test_unconfigured_and_bad_settings(self):
+        # Without training.images_dir every job is refused, saying why.
+        with kms_harness.kms_server() as srv:
+            iam = client("iam", srv.endpoint)
+            iam.create_role(RoleName="trainer", AssumeRolePolicyDocument=TRUST_SAGEMAKER)
+            from botocore.exceptions import ClientError
+            with self.assertRaises(ClientError) as cm:
+                client("sagemaker", srv.endpoint).create_training_job(**job_request("no-images"))
+            self.assertEqual(cm.exception.response["Error"]["Code"], "ValidationException")
+            self.assertEqual(cm.exception.response["Error"]["Message"],
+                             "AlgorithmSpecification.TrainingImage trainer.eif: this server has no training images "
+                             "directory (training.images_dir of cloister-kms's configuration): training jobs cannot "
+                             "run here")
+        tmp = tempfile.mkdtemp(prefix="cloister-sagemaker-cfg-")
+        try:
+            bad = os.path.join(tmp, "training.json")
+            with open(bad, "w") as f:
+                json.dump({"max_jobs": 0}, f)
+            for args, needle in [
+                    (["--dev", "--data", os.path.join(tmp, "d"), "--training", bad], "--training %s: training: 'max_jobs' must be an integer 1..1024" % bad),
+                    (["--dev", "--data", os.path.join(tmp, "d"), "--training", os.path.join(tmp, "none.json")], "--training %s" % os.path.join(tmp, "none.json")),
+                    (["--config", bad, "--training", bad], "--config cannot be combined with --training")]:
+                p = subprocess.run([kms_harness.KMS_BIN, *args], capture_output=True, text=True, timeout=WAIT)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(needle, p.stderr)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class Restart(unittest.TestCase):
     def test_restart_fails_running_jobs(self):
         tmp = tempfile.mkdtemp(prefix="cloister-sagemaker-restart-")
