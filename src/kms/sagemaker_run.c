@@ -459,26 +459,23 @@ static void *kms_run_thread(void *arg)
         }
         if (i_out >= 0 && p[i_out].revents != 0 && !kms_run_read(r, r->out_fd, true)) kms_run_close(&r->out_fd);
         if (i_err >= 0 && p[i_err].revents != 0 && !kms_run_read(r, r->err_fd, false)) kms_run_close(&r->err_fd);
-        if (p[0].revents != 0) {
-            exited = waitpid(r->pid, &status, WNOHANG) == r->pid;
-        }
+        /* The pidfd is readable once the runner has exited; it stays a zombie until waitpid, so
+         * its pid (and the group's id) cannot name another process meanwhile. */
+        if (p[0].revents != 0) exited = true;
     }
     /* What it wrote before exiting is still in the pipes. */
     if (r->out_fd >= 0) (void)kms_run_read(r, r->out_fd, true);
     if (r->err_fd >= 0) (void)kms_run_read(r, r->err_fd, false);
-    (void)killpg(r->pid, SIGKILL); /* whatever it left behind in its group */
+    (void)killpg(r->pid, SIGKILL); /* whatever it left behind in its group, before the pid is reaped */
+    while (waitpid(r->pid, &status, 0) < 0 && errno == EINTR) {
+    }
     pthread_mutex_lock(&t->mu);
     bool shutting = t->shutting;
     pthread_mutex_unlock(&t->mu);
     if (!shutting) kms_run_exited(r, status);
     CL_LOG_INFO("training job %s of %s: runner %d ended", r->name, r->account, (int)r->pid);
-    kms_run_close(&r->in_fd);
-    kms_run_close(&r->out_fd);
-    kms_run_close(&r->err_fd);
-    kms_run_close(&r->pid_fd);
-    kms_run_close(&r->wake[0]);
-    kms_run_close(&r->wake[1]);
-    cl_buf_free(&r->doc);
+    /* Out of the list before its wake pipe closes (StopTrainingJob writes to it under mu); t is
+     * not touched once the count is down (kms_training_free may free it then). */
     pthread_mutex_lock(&t->mu);
     for (kms_job_run **pp = &t->runs; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == r) {
@@ -490,6 +487,13 @@ static void *kms_run_thread(void *arg)
     t->n_threads--;
     pthread_cond_broadcast(&t->idle);
     pthread_mutex_unlock(&t->mu);
+    kms_run_close(&r->in_fd);
+    kms_run_close(&r->out_fd);
+    kms_run_close(&r->err_fd);
+    kms_run_close(&r->pid_fd);
+    kms_run_close(&r->wake[0]);
+    kms_run_close(&r->wake[1]);
+    cl_buf_free(&r->doc);
     cl_memzero(r, sizeof(*r));
     free(r);
     return NULL;
