@@ -329,6 +329,9 @@ int cmd_train_job(int argc, char **argv)
                                          {"follow", no_argument, NULL, 'f'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
+    /* `train-job run` (cmd_train_job_run, the runner cloister-kms starts; cmd_train_run.c) takes
+     * options of its own: it is dispatched here, before these options are parsed, when it is
+     * merged (TRAIN-CONTRACT.md, "Shared files"). */
     tj_args a;
     memset(&a, 0, sizeof(a));
     int c;
