@@ -532,6 +532,18 @@ static CL_MUST_USE cl_status kms_sm_create(kms_json_call *c)
                                         &session);
     if (rc == CL_ERR_DENIED) c->exception = SM_VALIDATION;
     CL_GUARD_GOTO(rc);
+    /* The service's AssumeRole has its own line, as CloudTrail records SageMaker's (principal the
+     * service, resource the role), made durable with the request's own line. */
+    if (c->kms->audit != NULL) {
+        cl_audit_event ev = {.time = c->now,
+                             .request_id = c->request_id,
+                             .principal = KMS_SM_SERVICE,
+                             .operation = "sts:AssumeRole",
+                             .outcome = "ok",
+                             .resource = o.role_arn};
+        uint64_t end = 0;
+        CL_GUARD_GOTO(cl_audit_write(c->kms->audit, &ev, &end));
+    }
     CL_GUARD_GOTO(kms_session_token_seal(c->kms, &session, &token));
     double now = kms_job_now();
     CL_GUARD_GOTO(kms_sm_new_doc(c, &o, arn, now, &doc));

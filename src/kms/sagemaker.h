@@ -33,6 +33,7 @@ typedef struct kms_json_call {
     const char *region;    /* the request's credential scope's */
     int64_t now;
     const kms_policy_env *env;
+    const char *request_id; /* for the audit lines the operation writes itself */
     /* Out, on failure: the __type of the answer (NULL: an internal failure). */
     const char *exception;
     char resource[KMS_ARN_MAX + 1]; /* what the operation was on, for the audit line */

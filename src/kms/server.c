@@ -964,7 +964,8 @@ static void kms_handle_json(kms_worker *w, struct evhttp_request *req, kms_servi
     char region[KMS_REGION_MAX + 1] = "";
     const char *svc_name = kms_service_name(svc);
     const char *prefix = svc == KMS_SERVICE_SAGEMAKER ? "SageMaker." : "Logs_20140328.";
-    kms_json_call c = {.kms = &s->ctx, .principal = &who, .region = region, .now = now, .env = &env};
+    kms_json_call c = {
+        .kms = &s->ctx, .principal = &who, .region = region, .now = now, .env = &env, .request_id = request_id};
     char op[96] = "", audit_op[112] = "";
     int status = 400;
     bool authenticated = false;

@@ -216,6 +216,18 @@ class SageMakerJobs(unittest.TestCase):
         self.refused("InvalidParameterException", "The specified nextToken is invalid.",
                      self.s.logs.get_log_events, logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream,
                      nextToken="x/1")
+        # The audit log: the request's lines and the service's AssumeRole, under one request id;
+        # never the request body (hyperparameters).
+        with open(os.path.join(self.tmp, "data", "audit.log")) as f:
+            lines = [json.loads(l) for l in f if "job-complete" in l or "sts:AssumeRole" in l]
+        mine = [l for l in lines if l.get("resource") == arn]
+        self.assertEqual([l["outcome"] for l in mine if l["operation"] == "sagemaker:CreateTrainingJob"], ["ok"])
+        rid = [l for l in mine if l["operation"] == "sagemaker:CreateTrainingJob"][0]["request_id"]
+        assumed = [l for l in lines if l["operation"] == "sts:AssumeRole" and l["request_id"] == rid]
+        self.assertEqual(len(assumed), 1)
+        self.assertEqual((assumed[0]["principal"], assumed[0]["resource"]), ("sagemaker.amazonaws.com", ROLE))
+        with open(os.path.join(self.tmp, "data", "audit.log")) as f:
+            self.assertNotIn("fake_mode", f.read())
         # A second job of the name.
         self.refused("ResourceInUse", "a training job with this name already exists (%s)" % arn, self.create,
                      name="job-complete")
