@@ -30,6 +30,7 @@ int cmd_api(int argc, char **argv);
 int cmd_infer_local(int argc, char **argv);
 int cmd_infer_remote(int argc, char **argv);
 int cmd_train_local(int argc, char **argv);
+int cmd_train_job(int argc, char **argv);
 
 /* Prints "cloister: error: <message>" for the thread's last error and returns
  * the exit code for it (2 for usage errors, 1 otherwise). */

@@ -22,6 +22,7 @@ static const cli_command cli_commands[] = {
     {"infer-local", "run an ONNX model on a local input (an image, an array, or a patient's measurements)",
      cmd_infer_local},
     {"train-local", "train the breast-cancer classifier on a CSV table and write it as ONNX", cmd_train_local},
+    {"train-job", "SageMaker training jobs of a cloister-kms: create, describe, list, stop, logs", cmd_train_job},
 };
 
 static void cli_print_usage(FILE *f)

@@ -564,11 +564,17 @@ out:
 
 cl_status cl_kms_client_from_aws(const cl_aws_settings *s, cl_kms_client **out)
 {
+    return cl_aws_json_client_from_aws(s, &cl_aws_service_kms, out);
+}
+
+cl_status cl_aws_json_client_from_aws(const cl_aws_settings *s, const cl_aws_json_service *service, cl_kms_client **out)
+{
     cl_status rc = CL_OK;
     cl_aws_config ac;
     cl_aws_config_init(&ac);
-    CL_GUARD_GOTO(cl_aws_config_resolve(s, "kms", &ac));
+    CL_GUARD_GOTO(cl_aws_config_resolve(s, service->config_id, &ac));
     cl_kms_client_config cfg = {
+        .service = service,
         .endpoint = ac.endpoint_url,
         .region = ac.region,
         .access_key_id = ac.access_key_id,

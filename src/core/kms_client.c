@@ -20,7 +20,13 @@
 #define CL_KMS_BACKOFF_BASE_MS 100
 #define CL_KMS_BACKOFF_CAP_MS 20000
 
+const cl_aws_json_service cl_aws_service_kms = {"KMS", "TrentService", "kms", "kms", "kms"};
+const cl_aws_json_service cl_aws_service_sagemaker = {"SageMaker", "SageMaker", "sagemaker", "api.sagemaker",
+                                                      "sagemaker"};
+const cl_aws_json_service cl_aws_service_logs = {"CloudWatch Logs", "Logs_20140328", "logs", "logs", "cloudwatch_logs"};
+
 struct cl_kms_client {
+    const cl_aws_json_service *service;
     cl_http_client *http; /* one connection, kept alive between calls */
     char *endpoint;       /* as configured: named in error messages */
     char *host;           /* the Host header, signed (cl_http_url.authority) */
@@ -57,8 +63,9 @@ cl_status cl_kms_client_new(const cl_kms_client_config *cfg, cl_kms_client **out
     cl_kms_client *c = calloc(1, sizeof(*c));
     CL_ENSURE(c != NULL, CL_ERR_NOMEM, "out of memory");
     cl_buf_init_secret(&c->secret, 4096);
+    c->service = cfg->service != NULL ? cfg->service : &cl_aws_service_kms;
     char def[256];
-    (void)snprintf(def, sizeof(def), "https://kms.%s.amazonaws.com/", cfg->region);
+    (void)snprintf(def, sizeof(def), "https://%s.%s.amazonaws.com/", c->service->endpoint_prefix, cfg->region);
     c->endpoint = cl_dup(cfg->endpoint != NULL && cfg->endpoint[0] ? cfg->endpoint : def);
     c->region = cl_dup(cfg->region);
     c->access_key_id = cl_dup(cfg->access_key_id);
@@ -70,7 +77,7 @@ cl_status cl_kms_client_new(const cl_kms_client_config *cfg, cl_kms_client **out
                          .vsock_port = cfg->vsock_port,
                          .timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 30000,
                          .max_body = CL_KMS_MAX_RESPONSE};
-    CL_GUARD_CTX_GOTO(cl_http_client_new(c->endpoint, &hc, &c->http), "KMS endpoint %s", c->endpoint);
+    CL_GUARD_CTX_GOTO(cl_http_client_new(c->endpoint, &hc, &c->http), "%s endpoint %s", c->service->name, c->endpoint);
     c->host = strdup(cl_http_client_url(c->http)->authority);
     CL_ENSURE_GOTO(c->host != NULL, CL_ERR_NOMEM, "out of memory");
     c->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 3;
@@ -135,7 +142,7 @@ static CL_MUST_USE cl_status cl_kms_attempt(cl_kms_client *c, const char *op, co
     const cl_http_url *url = cl_http_client_url(c->http);
     char date[17], target[160];
     cl_sigv4_format_amz_date((int64_t)time(NULL), date);
-    (void)snprintf(target, sizeof(target), "TrentService.%s", op);
+    (void)snprintf(target, sizeof(target), "%s.%s", c->service->target_prefix, op);
     uint8_t d[CL_SHA256_LEN];
     char ph[65];
     CL_GUARD(cl_sha256(body, strlen(body), d));
@@ -157,7 +164,7 @@ static CL_MUST_USE cl_status cl_kms_attempt(cl_kms_client *c, const char *op, co
                            .payload_sha256_hex = ph,
                            .amz_date = date,
                            .region = c->region,
-                           .service = "kms"};
+                           .service = c->service->signing_name};
     cl_buf auth;
     cl_buf_init(&auth, 4096);
     CL_GUARD_GOTO(cl_sigv4_authorization(c->access_key_id, cl_buf_cstr(&c->secret), &sr, &auth));
@@ -170,7 +177,7 @@ static CL_MUST_USE cl_status cl_kms_attempt(cl_kms_client *c, const char *op, co
     rc = cl_http_post(c->http, send, ns, body, strlen(body), &status, resp);
     if (rc != CL_OK) {
         *retry = rc == CL_ERR_IO;
-        (void)cl_error_wrap("KMS request %s to %s failed", op, c->endpoint);
+        (void)cl_error_wrap("%s request %s to %s failed", c->service->name, op, c->endpoint);
         goto out;
     }
     if (status != 200) {
@@ -196,7 +203,7 @@ cl_status cl_kms_call(cl_kms_client *c, const char *op, const char *json_body, c
             cl_buf_truncate(resp, start);
             return rc;
         }
-        CL_LOG_INFO("KMS %s: attempt %d failed (%s), retrying", op, attempt + 1, cl_error_message());
+        CL_LOG_INFO("%s %s: attempt %d failed (%s), retrying", c->service->name, op, attempt + 1, cl_error_message());
         cl_kms_sleep_backoff(attempt);
     }
 }

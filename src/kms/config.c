@@ -363,6 +363,84 @@ static CL_MUST_USE cl_status kms_cfg_attest_roots(json_t *o, const char *base_di
     return CL_OK;
 }
 
+cl_status kms_config_parse_training(json_t *o, const char *base_dir, kms_config *cfg)
+{
+    static const char *const known[] = {"runner",   "images_dir", "pki_dir",        "state_dir",
+                                        "endpoint", "max_jobs",   "max_memory_mib", "stop_grace_seconds"};
+    kms_training_config *t = &cfg->training;
+    CL_ENSURE(json_is_object(o), CL_ERR_USAGE, "'training' must be an object (docs/sagemaker.md, \"Configuration\")");
+    CL_GUARD(kms_cfg_keys(o, "training.", known, sizeof(known) / sizeof(known[0])));
+    json_t *r = json_object_get(o, "runner");
+    if (r != NULL) {
+        CL_ENSURE(json_is_array(r) && json_array_size(r) >= 1 && json_array_size(r) <= KMS_TRAIN_RUNNER_ARGS_MAX,
+                  CL_ERR_USAGE,
+                  "'training.runner' must be a list of 1..%d strings: the program and its first arguments",
+                  KMS_TRAIN_RUNNER_ARGS_MAX);
+        for (size_t i = 0; i < json_array_size(r); i++) {
+            json_t *a = json_array_get(r, i);
+            CL_ENSURE(json_is_string(a) && json_string_length(a) >= 1 && json_string_length(a) < KMS_PATH_MAX &&
+                          strlen(json_string_value(a)) == json_string_length(a),
+                      CL_ERR_USAGE, "'training.runner'[%zu] must be a string of 1..%d characters, no NUL", i,
+                      KMS_PATH_MAX - 1);
+            (void)snprintf(t->runner[i], KMS_PATH_MAX, "%s", json_string_value(a));
+        }
+        /* The program itself: absolute, or relative to the configuration's directory. */
+        if (t->runner[0][0] != '/') {
+            char abs[KMS_PATH_MAX];
+            int n = snprintf(abs, sizeof(abs), "%s/%s", base_dir, t->runner[0]);
+            CL_ENSURE(n > 0 && (size_t)n < sizeof(abs), CL_ERR_USAGE, "'training.runner'[0] is too long");
+            memcpy(t->runner[0], abs, sizeof(abs));
+        }
+        t->n_runner = json_array_size(r);
+    }
+    CL_GUARD(kms_cfg_path(o, "training.", "images_dir", base_dir, t->images_dir, sizeof(t->images_dir)));
+    CL_GUARD(kms_cfg_path(o, "training.", "pki_dir", base_dir, t->pki_dir, sizeof(t->pki_dir)));
+    CL_GUARD(kms_cfg_path(o, "training.", "state_dir", base_dir, t->state_dir, sizeof(t->state_dir)));
+    const char *s;
+    CL_GUARD(kms_cfg_string(o, "training.", "endpoint", KMS_PATH_MAX - 1, &s));
+    if (s != NULL) {
+        CL_ENSURE(strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0, CL_ERR_USAGE,
+                  "'training.endpoint' must be an http:// or https:// URL (how the enclave reaches this server), not "
+                  "'%s'",
+                  s);
+        (void)snprintf(t->endpoint, sizeof(t->endpoint), "%s", s);
+    }
+    bool set;
+    long long v = 0;
+    CL_GUARD_CTX(kms_cfg_int(o, "max_jobs", 1, 1024, &set, &v), "training");
+    if (set) t->max_jobs = (int)v;
+    CL_GUARD_CTX(kms_cfg_int(o, "max_memory_mib", 64, (long long)4 << 20, &set, &v), "training");
+    if (set) t->max_memory_mib = (uint64_t)v;
+    CL_GUARD_CTX(kms_cfg_int(o, "stop_grace_seconds", 1, 3600, &set, &v), "training");
+    if (set) t->stop_grace = (int)v;
+    return CL_OK;
+}
+
+cl_status kms_config_load_training(const char *path, kms_config *cfg)
+{
+    cl_status rc = CL_OK;
+    cl_buf text;
+    cl_buf_init(&text, (size_t)64 << 10);
+    json_t *root = NULL;
+    CL_GUARD_CTX_GOTO(cl_buf_read_file(&text, path), "--training %s", path);
+    json_error_t jerr;
+    root = json_loadb((const char *)text.data, text.len, JSON_REJECT_DUPLICATES, &jerr);
+    CL_ENSURE_GOTO(root != NULL, CL_ERR_USAGE, "--training %s: not JSON: line %d column %d: %s", path, jerr.line,
+                   jerr.column, jerr.text);
+    char dir[KMS_PATH_MAX];
+    (void)snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    else
+        (void)snprintf(dir, sizeof(dir), ".");
+    CL_GUARD_CTX_GOTO(kms_config_parse_training(root, dir, cfg), "--training %s", path);
+out:
+    json_decref(root);
+    cl_buf_free(&text);
+    return rc;
+}
+
 static CL_MUST_USE cl_status kms_cfg_apply(json_t *root, const char *base_dir, kms_config *cfg)
 {
     static const char *const known[] = {"listen",
@@ -382,7 +460,8 @@ static CL_MUST_USE cl_status kms_cfg_apply(json_t *root, const char *base_dir, k
                                         "request_timeout",
                                         "metrics",
                                         "s3_domain",
-                                        "s3_max_body"};
+                                        "s3_max_body",
+                                        "training"};
     CL_ENSURE(json_is_object(root), CL_ERR_USAGE, "the configuration must be a JSON object");
     CL_GUARD(kms_cfg_keys(root, "", known, sizeof(known) / sizeof(known[0])));
     const char *s;
@@ -424,6 +503,7 @@ static CL_MUST_USE cl_status kms_cfg_apply(json_t *root, const char *base_dir, k
     if ((o = json_object_get(root, "attestation_roots")) != NULL) CL_GUARD(kms_cfg_attest_roots(o, base_dir, cfg));
     CL_GUARD(kms_cfg_int(root, "attestation_max_age", 1, 86400, &set, &v));
     if (set) cfg->attest_max_age_ms = (uint64_t)v * 1000;
+    if ((o = json_object_get(root, "training")) != NULL) CL_GUARD(kms_config_parse_training(o, base_dir, cfg));
     o = json_object_get(root, "principals");
     CL_ENSURE(o != NULL, CL_ERR_USAGE, "'principals' is required: nobody could call a KMS without one");
     CL_GUARD(kms_cfg_principals(o, cfg));

@@ -437,6 +437,77 @@ out:
     return rc;
 }
 
+/*
+ * iam.h: an AWS service principal assuming a role in-process (the training-job supervisor as
+ * sagemaker.amazonaws.com). Only the role's trust policy decides: a service has no identity
+ * policies (IAM User Guide, "AWS service principals"; the caller that passed the role was
+ * checked for iam:PassRole). No HTTP request reaches this: kms_policy_request.service_principal
+ * is set here and nowhere else.
+ */
+cl_status kms_sts_assume_role_as_service(kms_ctx *ctx, const char *service, const char *role_arn, const char *session,
+                                         int64_t duration, int64_t now, const kms_policy_env *env, kms_principal *out)
+{
+    cl_status rc = CL_OK;
+    json_t *role = NULL;
+    cl_buf doc;
+    cl_buf_init(&doc, (size_t)1 << 20);
+    char name[KMS_ENTITY_MAX + 1];
+    memset(out, 0, sizeof(*out));
+    CL_ENSURE_GOTO(duration >= KMS_SESSION_MIN && duration <= KMS_SESSION_MAX, CL_ERR_USAGE,
+                   "a session of %lld s; STS gives %d..%d", (long long)duration, KMS_SESSION_MIN, KMS_SESSION_MAX);
+    bool found = kms_role_store_name(role_arn, name, sizeof(name));
+    if (found) {
+        rc = ctx->store->ops->iam_get(ctx->store, KMS_IAM_ROLE, name, &doc);
+        if (rc == CL_ERR_NOT_FOUND) {
+            cl_error_clear();
+            rc = CL_OK;
+            found = false;
+        }
+        CL_GUARD_GOTO(rc);
+    }
+    if (found) {
+        role = json_loadb((const char *)doc.data, doc.len, 0, NULL);
+        CL_ENSURE_GOTO(json_is_object(role), CL_ERR_FORMAT, "the stored role %s is not JSON", name);
+        found = strcmp(jstr(role, "arn"), role_arn) == 0;
+    }
+    kms_decision d = KMS_DECISION_IMPLICIT_DENY;
+    if (found) {
+        const kms_policy *tp = NULL;
+        const char *trust = jstr(role, "trust");
+        CL_GUARD_CTX_GOTO(kms_policy_parse_cached_as(trust, strlen(trust), KMS_POLICY_TRUST, &tp),
+                          "the trust policy of %s", role_arn);
+        kms_policy_request r = {.action = "sts:AssumeRole",
+                                .resource = role_arn,
+                                .env = env,
+                                .service_principal = service,
+                                .role_session_name = session};
+        d = kms_policy_evaluate(tp, &r);
+    }
+    CL_ENSURE_GOTO(d == KMS_DECISION_ALLOW, CL_ERR_DENIED,
+                   "Could not assume role %s. Please ensure that the role exists and allows principal '%s' to assume "
+                   "the role.",
+                   role_arn, service);
+    char akid[21], secret[41];
+    CL_GUARD_GOTO(kms_identity_new_key("ASIA", akid, secret));
+    out->kind = KMS_PRINCIPAL_ASSUMED_ROLE;
+    (void)snprintf(out->access_key_id, sizeof(out->access_key_id), "%s", akid);
+    (void)snprintf(out->secret, sizeof(out->secret), "%s", secret);
+    cl_memzero(secret, sizeof(secret));
+    (void)snprintf(out->account, sizeof(out->account), "%.*s", KMS_ACCOUNT_LEN, name);
+    (void)snprintf(out->role_arn, sizeof(out->role_arn), "%s", role_arn);
+    (void)snprintf(out->session_name, sizeof(out->session_name), "%s", session);
+    (void)snprintf(out->arn, sizeof(out->arn), "arn:aws:sts::%.*s:assumed-role/%s/%s", KMS_ACCOUNT_LEN, name,
+                   strrchr(role_arn, '/') + 1, session);
+    out->expires = now + duration;
+    CL_LOG_INFO("sts: %s assumed %s as session %s (key %s) until %lld", service, role_arn, session, out->access_key_id,
+                (long long)out->expires);
+out:
+    if (rc != CL_OK) cl_memzero(out, sizeof(*out));
+    json_decref(role);
+    cl_buf_free(&doc);
+    return rc;
+}
+
 /* --- IAM users and access keys --------------------------------------------------------- */
 
 static CL_MUST_USE cl_status q_user_xml(kms_query_call *q, const char *elem, json_t *u, const char *name)

@@ -40,4 +40,17 @@ bool kms_query_changes_state(kms_service service, const char *action);
 /* The XML error answer (query.h) into xml, replacing what it held. */
 void kms_query_error(cl_buf *xml, const char *type, const char *code, const char *message, const char *request_id);
 
+/*
+ * An AWS service principal (service, "sagemaker.amazonaws.com") assumes role_arn in-process, as
+ * the service does in AWS for a job the caller passed the role to: the role's trust policy must
+ * allow {"Service": service} sts:AssumeRole (IAM User Guide, "AWS service principals"); the
+ * session (session name 2..64 of [\w+=,.@-], duration 900..43200 s) is out, a role session
+ * whose credentials kms_session_token_seal turns into a session token. CL_ERR_DENIED ("Could not
+ * assume role ... allows principal '<service>' ...", SageMaker's words) for a role that does not
+ * exist or does not trust the service. No request over HTTP can be a service principal.
+ */
+CL_MUST_USE cl_status kms_sts_assume_role_as_service(kms_ctx *ctx, const char *service, const char *role_arn,
+                                                     const char *session, int64_t duration, int64_t now,
+                                                     const kms_policy_env *env, kms_principal *out);
+
 #endif

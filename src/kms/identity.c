@@ -457,9 +457,10 @@ cl_status kms_session_token_seal(kms_ctx *ctx, const kms_principal *s, cl_buf *t
 
 /*
  * The AWS managed policies the walk-throughs name, as this server means them (docs/iam.md,
- * "AWS managed policies"): a service this server does not run (SageMaker) has its actions
- * allowed for what they are worth, and the KMS, S3 and IAM actions AWS's version allows are
- * kept; none of them allows a KMS key's cryptographic use, which AWS's do not either.
+ * "AWS managed policies"): the KMS, S3, IAM and CloudWatch Logs actions AWS's version allows are
+ * kept (AmazonSageMakerFullAccess: sagemaker:*, iam:PassRole to sagemaker.amazonaws.com only, the
+ * SageMaker log groups' reads); none of them allows a KMS key's cryptographic use, which AWS's do
+ * not either.
  */
 static const struct {
     const char *arn;
@@ -481,7 +482,11 @@ static const struct {
      "AbortMultipartUpload\"],"
      "\"Resource\":[\"arn:aws:s3:::*SageMaker*\",\"arn:aws:s3:::*Sagemaker*\",\"arn:aws:s3:::*sagemaker*\"]},"
      "{\"Effect\":\"Allow\",\"Action\":[\"s3:CreateBucket\",\"s3:GetBucketLocation\",\"s3:ListBucket\"],"
-     "\"Resource\":[\"arn:aws:s3:::*SageMaker*\",\"arn:aws:s3:::*Sagemaker*\",\"arn:aws:s3:::*sagemaker*\"]}]}"},
+     "\"Resource\":[\"arn:aws:s3:::*SageMaker*\",\"arn:aws:s3:::*Sagemaker*\",\"arn:aws:s3:::*sagemaker*\"]},"
+     "{\"Effect\":\"Allow\",\"Action\":[\"logs:DescribeLogStreams\",\"logs:GetLogEvents\"],"
+     "\"Resource\":\"arn:aws:logs:*:*:log-group:/aws/sagemaker/*\"},"
+     "{\"Effect\":\"Allow\",\"Action\":\"iam:PassRole\",\"Resource\":\"arn:aws:iam::*:role/*\","
+     "\"Condition\":{\"StringEquals\":{\"iam:PassedToService\":\"sagemaker.amazonaws.com\"}}}]}"},
 };
 
 const char *kms_managed_policy(const char *arn)

@@ -20,7 +20,7 @@ static void kms_usage(FILE *f)
           "                          [--max-connections N] [--request-timeout SECONDS]\n"
           "                          [--principals-file FILE] [--attestation-root PEM]...\n"
           "                          [--attestation-max-age SECONDS] [--tls-cert PEM --tls-key PEM]\n"
-          "                          [--metrics loopback|any|off]\n"
+          "                          [--metrics loopback|any|off] [--training FILE]\n"
           "       cloister-kms --version | --help\n"
           "\n"
           "A key management service that speaks the AWS KMS API (docs/kms.md).\n"
@@ -54,6 +54,8 @@ static void kms_usage(FILE *f)
           "  --tls-cert PEM, --tls-key PEM  serve HTTPS (TLS 1.2/1.3) with this certificate chain and\n"
           "                    key instead of plain HTTP (clients: AWS_CA_BUNDLE or --ca-bundle)\n"
           "  --metrics WHO     who may GET /metrics (Prometheus text): loopback (default), any or off\n"
+          "  --training FILE   the training-job service's settings (SageMaker's CreateTrainingJob): a JSON\n"
+          "                    object as the config file's \"training\" (docs/sagemaker.md, \"Configuration\")\n"
           "  --version         print the version and exit\n"
           "\nThe options after --dev only apply to --dev; with --config, the file says it all.\n"
           "Prints the address it listens on (http:// or https://) once ready.\n"
@@ -111,6 +113,7 @@ int main(int argc, char **argv)
                                          {"tls-cert", required_argument, NULL, 'C'},
                                          {"tls-key", required_argument, NULL, 'K'},
                                          {"metrics", required_argument, NULL, 'x'},
+                                         {"training", required_argument, NULL, 'g'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
@@ -128,6 +131,7 @@ int main(int argc, char **argv)
     const char *config = NULL;
     const char *dev_only = NULL; /* the first --dev option given */
     const char *principals_file = NULL;
+    const char *training_file = NULL; /* --training: read once --dev is known to be the mode */
     static cl_attest_roots roots;
     cl_attest_roots_init(&roots);
     cfg.attest_max_age_ms = KMS_ATTEST_MAX_AGE_DEFAULT_MS;
@@ -185,6 +189,7 @@ int main(int argc, char **argv)
             if (kms_config_parse_metrics(optarg, &cfg) != CL_OK)
                 return kms_usage_error("--metrics: give loopback, any or off, not '%s'", optarg);
             break;
+        case 'g': training_file = optarg; break;
         case 'h': kms_usage(stdout); return 0;
         case 'V': printf("cloister-kms %s\n", CLOISTER_VERSION); return 0;
         case ':': return kms_usage_error("%s needs a value", argv[optind - 1]);
@@ -227,6 +232,8 @@ int main(int argc, char **argv)
             }
         }
     } else {
+        if (training_file != NULL && kms_config_load_training(training_file, &cfg) != CL_OK)
+            return kms_usage_error("%s", cl_error_message());
         /* --dev's principal first, then --principals-file's, then the environment's. */
         cl_status prc = kms_principal_add(&cfg, "test", "test", "arn:aws:iam::111122223333:user/dev");
         if (prc == CL_OK && principals_file != NULL) prc = kms_principals_load(principals_file, &cfg);

@@ -50,6 +50,12 @@ static const char *const kms_outcomes[] = {
     "UnrecognizedClientException",
     "UnsupportedOperationException",
     "ValidationException",
+    /* SageMaker's and CloudWatch Logs' (sagemaker.h) */
+    "InvalidParameterException",
+    "ResourceNotFoundException",
+    "ResourceInUse",
+    "ResourceLimitExceeded",
+    "ResourceNotFound",
     "OtherException",
 };
 #define KMS_OUTCOMES (sizeof(kms_outcomes) / sizeof(kms_outcomes[0]))

@@ -97,6 +97,7 @@ typedef enum kms_key_kind {
     KMS_KEY_ATTESTATION,       /* kms:RecipientAttestation:<PCRn|ImageSha384>, from the lookup callback */
     KMS_KEY_EXTERNAL_ID,       /* sts:ExternalId (AssumeRole) */
     KMS_KEY_ROLE_SESSION_NAME, /* sts:RoleSessionName (AssumeRole) */
+    KMS_KEY_PASSED_TO_SERVICE, /* iam:PassedToService (iam:PassRole) */
 } kms_key_kind;
 
 /*
@@ -120,6 +121,7 @@ static const struct {
     {"kms:RecipientAttestation:", KMS_KEY_ATTESTATION, true, false},
     {"sts:ExternalId", KMS_KEY_EXTERNAL_ID, false, false},
     {"sts:RoleSessionName", KMS_KEY_ROLE_SESSION_NAME, false, false},
+    {"iam:PassedToService", KMS_KEY_PASSED_TO_SERVICE, false, false},
     {"aws:PrincipalAccount", KMS_KEY_PRINCIPAL_ACCOUNT, false, false},
     {"aws:PrincipalArn", KMS_KEY_PRINCIPAL_ARN, false, false},
     {"aws:username", KMS_KEY_USERNAME, false, false},
@@ -170,7 +172,9 @@ typedef struct kms_stmt {
     const char *sid;
     bool principal_any;
     size_t naws;
-    const char **aws; /* Principal.AWS entries; Service principals never match a request */
+    const char **aws; /* Principal.AWS entries */
+    size_t nsvc;
+    const char **svc; /* Principal.Service entries: they match only an in-process service's request */
     bool not_action;
     size_t nact;
     const kms_wild **act; /* lower-cased: action names are case-insensitive */
@@ -667,6 +671,24 @@ static CL_MUST_USE cl_status kms_compile_patterns(kms_policy *p, json_t *v, bool
     return CL_OK;
 }
 
+/* The entries of one principal type ({"AWS": ...} or {"Service": ...}: a string or a list of
+ * them, checked by the caller), copied into p's arena; none when v is NULL. */
+static CL_MUST_USE cl_status kms_principal_list(kms_policy *p, json_t *v, size_t *n, const char ***out)
+{
+    *n = 0;
+    *out = NULL;
+    if (v == NULL) return CL_OK;
+    *n = json_is_array(v) ? json_array_size(v) : 1;
+    *out = kms_alloc(p, *n * sizeof(**out));
+    CL_ENSURE(*out != NULL, CL_ERR_NOMEM, "out of memory for a policy");
+    for (size_t i = 0; i < *n; i++) {
+        json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
+        (*out)[i] = kms_strdup_n(p, json_string_value(e), json_string_length(e), false);
+        CL_ENSURE((*out)[i] != NULL, CL_ERR_NOMEM, "out of memory for a policy");
+    }
+    return CL_OK;
+}
+
 /* The messages name the statement as a path into the document ("Statement[1]", from 0, or
  * "Statement" when it is a single object), quote the element and say what it holds, so
  * that the key owner can find the mistake. AWS's own texts are used where it has one
@@ -740,17 +762,8 @@ static CL_MUST_USE cl_status kms_compile_statement(kms_policy *p, json_t *st, co
                       "must be a string or a non-empty list of strings, not %s",
                       where, k, kms_show(v, shown, sizeof(shown)));
         }
-        json_t *aws = json_object_get(pr, "AWS");
-        if (aws != NULL) {
-            out->naws = json_is_array(aws) ? json_array_size(aws) : 1;
-            out->aws = kms_alloc(p, out->naws * sizeof(*out->aws));
-            CL_ENSURE(out->aws != NULL, CL_ERR_NOMEM, "out of memory for a policy");
-            for (size_t i = 0; i < out->naws; i++) {
-                json_t *e = json_is_array(aws) ? json_array_get(aws, i) : aws;
-                out->aws[i] = kms_strdup_n(p, json_string_value(e), json_string_length(e), false);
-                CL_ENSURE(out->aws[i] != NULL, CL_ERR_NOMEM, "out of memory for a policy");
-            }
-        }
+        CL_GUARD(kms_principal_list(p, json_object_get(pr, "AWS"), &out->naws, &out->aws));
+        CL_GUARD(kms_principal_list(p, json_object_get(pr, "Service"), &out->nsvc, &out->svc));
     }
 actions:;
     json_t *a = json_object_get(st, "Action"), *na = json_object_get(st, "NotAction");
@@ -972,6 +985,11 @@ static void kms_lookup(kms_eval *e, const kms_cond *c, kms_cond_values *out)
     case KMS_KEY_ROLE_SESSION_NAME:
         if (r->role_session_name != NULL) kms_add(out, r->role_session_name);
         break;
+    case KMS_KEY_PASSED_TO_SERVICE:
+        /* IAM User Guide, "iam:PassedToService": the service principal a role is passed to,
+         * in the iam:PassRole check of the call that passes it. */
+        if (r->passed_to_service != NULL) kms_add(out, r->passed_to_service);
+        break;
     case KMS_KEY_USERNAME:
         if (kms_username(r->principal_arn) != NULL) kms_add(out, kms_username(r->principal_arn));
         break;
@@ -995,8 +1013,9 @@ static void kms_lookup(kms_eval *e, const kms_cond *c, kms_cond_values *out)
         break;
     case KMS_KEY_VIA_AWS_SERVICE: kms_add(out, env != NULL && env->via_service != NULL ? "true" : "false"); break;
     case KMS_KEY_PRINCIPAL_IS_SERVICE:
-        kms_add(out, "false");
-        break; /* principals are IAM users and roles */
+        /* true only for the in-process service (a training job's supervisor assuming its role) */
+        kms_add(out, r->service_principal != NULL ? "true" : "false");
+        break;
     /* The env keys: kms_evaluate refuses a request without env before any is asked. */
     case KMS_KEY_SECURE_TRANSPORT:
         if (env != NULL) kms_add(out, env->secure_transport ? "true" : "false");
@@ -1151,6 +1170,8 @@ static void kms_why_condition(char *why, size_t why_cap, const kms_cond *c, cons
 static bool kms_principal_entry(const char *p, const kms_policy_request *r)
 {
     if (strcmp(p, "*") == 0) return true;
+    /* A service acting in-process names no IAM principal: only "*" and its Service entry. */
+    if (r->service_principal != NULL) return false;
     if (r->principal_arn != NULL && strcmp(p, r->principal_arn) == 0) return true;
     /* "A role session's permissions ... a resource-based policy that names the role ARN applies
      * to its sessions" (IAM User Guide, "Cross account resource access", role sessions). */
@@ -1180,6 +1201,10 @@ static bool kms_statement_applies(kms_eval *e, const kms_stmt *st, char *why, si
     const kms_policy_request *r = e->r;
     bool who = st->principal_any;
     for (size_t i = 0; !who && i < st->naws; i++) who = kms_principal_entry(st->aws[i], r);
+    /* {"Service": "sagemaker.amazonaws.com"} (IAM User Guide, "AWS service principals"). Service
+     * names are lower-case DNS names; compared exactly. */
+    for (size_t i = 0; !who && r->service_principal != NULL && i < st->nsvc; i++)
+        who = strcmp(st->svc[i], r->service_principal) == 0;
     if (!who) return false;
     /* Action names are case-insensitive in IAM. */
     if (kms_any_wild(e, st->act, st->nact, r->action, true) == st->not_action) return false;

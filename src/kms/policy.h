@@ -21,7 +21,7 @@
  * kms:GrantOperations, kms:GranteePrincipal, kms:GrantIsForAWSResource,
  * kms:ViaService, aws:PrincipalArn, aws:PrincipalAccount, aws:username,
  * aws:SecureTransport, aws:SourceIp, aws:CurrentTime, aws:EpochTime,
- * aws:RequestedRegion, aws:PrincipalIsAWSService, aws:ViaAWSService), and the
+ * aws:RequestedRegion, aws:PrincipalIsAWSService, aws:ViaAWSService, iam:PassedToService), and the
  * attestation keys (kms:RecipientAttestation:PCR<n>, :ImageSha384) are asked of
  * the request's `lookup` callback, so the attestation code supplies their values
  * without touching the evaluator.
@@ -103,6 +103,14 @@ typedef struct kms_policy_request {
     /* Principal entries naming the account (its root ARN or its id) match only the root
      * itself: the caller evaluates the identity policies the account delegates to. */
     bool account_delegates;
+    /* The AWS service principal ("sagemaker.amazonaws.com") making this request in-process, as
+     * the training-job supervisor does when it assumes a job's role (sagemaker.h); then the
+     * principal fields above are NULL and only Principal "*" or a {"Service": ...} entry naming
+     * it matches. NULL for every request that arrived over HTTP: no SigV4 request can be a
+     * service principal. */
+    const char *service_principal;
+    /* iam:PassedToService: the service a role is passed to (iam:PassRole checks only). */
+    const char *passed_to_service;
     const char *external_id;       /* sts:ExternalId; NULL when the request has none */
     const char *role_session_name; /* sts:RoleSessionName */
     const char *action;            /* kms:Encrypt */

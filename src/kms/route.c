@@ -13,6 +13,8 @@ const char *kms_service_name(kms_service s)
     case KMS_SERVICE_STS: return "sts";
     case KMS_SERVICE_IAM: return "iam";
     case KMS_SERVICE_S3: return "s3";
+    case KMS_SERVICE_SAGEMAKER: return "sagemaker";
+    case KMS_SERVICE_LOGS: return "logs";
     default: return "kms";
     }
 }
@@ -45,6 +47,8 @@ static kms_service kms_route_named(const cl_reader *service)
     if (cl_reader_is(service, "sts", false)) return KMS_SERVICE_STS;
     if (cl_reader_is(service, "iam", false)) return KMS_SERVICE_IAM;
     if (cl_reader_is(service, "s3", false)) return KMS_SERVICE_S3;
+    if (cl_reader_is(service, "sagemaker", false)) return KMS_SERVICE_SAGEMAKER;
+    if (cl_reader_is(service, "logs", false)) return KMS_SERVICE_LOGS;
     return KMS_SERVICE_KMS;
 }
 

@@ -13,10 +13,12 @@ typedef enum kms_service {
     KMS_SERVICE_STS,
     KMS_SERVICE_IAM,
     KMS_SERVICE_S3,
+    KMS_SERVICE_SAGEMAKER, /* the training-job API (sagemaker.h) */
+    KMS_SERVICE_LOGS,      /* CloudWatch Logs' reads of training jobs' logs (sagemaker.h) */
 } kms_service;
 
 /*
- * The service of a request: the credential scope's "sts", "iam" or "s3"; "kms" and any other
+ * The service of a request: the credential scope's "sts", "iam", "s3", "sagemaker" or "logs"; "kms" and any other
  * name go to KMS, which refuses a scope it does not answer in its own words. Without
  * credentials: POST / with X-Amz-Target TrentService.* is KMS's (which then asks for them),
  * anything else that is not POST / is S3's (anonymous requests a bucket policy may allow).
@@ -25,7 +27,7 @@ typedef enum kms_service {
 kms_service kms_route(const char *method, const char *path, const char *query, const char *authorization,
                       const char *amz_target);
 
-/* "kms", "sts", "iam", "s3": the service's name in a credential scope. */
+/* "kms", "sts", "iam", "s3", "sagemaker", "logs": the service's name in a credential scope. */
 const char *kms_service_name(kms_service s);
 
 #endif

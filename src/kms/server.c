@@ -71,6 +71,7 @@
 #include "query.h"
 #include "route.h"
 #include "s3.h"
+#include "sagemaker.h"
 
 #define KMS_MAX_HEADERS 64
 /* Connections accepted in one go before the worker catches up (tracking slots beyond the cap). */
@@ -133,7 +134,7 @@ typedef struct kms_signing_key {
     char secret[129];
     char date[9];
     char region[KMS_REGION_MAX + 1];
-    char service[8];
+    char service[16]; /* "sagemaker" the longest */
     uint8_t key[CL_SIGV4_KEY_LEN];
 } kms_signing_key;
 
@@ -940,6 +941,139 @@ static void kms_handle_query(kms_worker *w, struct evhttp_request *req, kms_serv
     }
 }
 
+/*
+ * A request to SageMaker's training-job API or CloudWatch Logs (sagemaker.h): the AWS JSON 1.1
+ * protocol as KMS's (POST /, X-Amz-Target PREFIX.Op, a JSON body), authenticated as KMS's
+ * requests are, signed for "sagemaker" or "logs". A state-changing operation gets its "started"
+ * line first; the answer leaves once its audit line is on disk. The body (hyperparameters) is never
+ * logged; the audit line has the operation, the principal and the job's ARN.
+ */
+static void kms_handle_json(kms_worker *w, struct evhttp_request *req, kms_service svc, kms_answer *answer)
+{
+    kms_server *s = w->srv;
+    char request_id[CL_UUID_TEXT_LEN + 1];
+    kms_request_id(request_id);
+    int64_t now = (int64_t)time(NULL);
+    kms_policy_env env;
+    kms_request_env(s, req, now, &env);
+    struct evbuffer *ib = evhttp_request_get_input_buffer(req);
+    size_t blen = evbuffer_get_length(ib);
+    uint8_t *body = blen ? evbuffer_pullup(ib, -1) : NULL;
+    kms_principal who; /* a copy with its secret: wiped below */
+    memset(&who, 0, sizeof(who));
+    char region[KMS_REGION_MAX + 1] = "";
+    const char *svc_name = kms_service_name(svc);
+    const char *prefix = svc == KMS_SERVICE_SAGEMAKER ? "SageMaker." : "Logs_20140328.";
+    kms_json_call c = {
+        .kms = &s->ctx, .principal = &who, .region = region, .now = now, .env = &env, .request_id = request_id};
+    char op[96] = "", audit_op[112] = "";
+    int status = 400;
+    bool authenticated = false;
+    cl_status rc = CL_OK;
+    char *out = NULL;
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *target = evhttp_find_header(in, "X-Amz-Target");
+    if (target != NULL && strncmp(target, prefix, strlen(prefix)) == 0 && strlen(target + strlen(prefix)) < sizeof(op))
+        (void)snprintf(op, sizeof(op), "%s", target + strlen(prefix));
+    if (blen > 0 && body == NULL) {
+        c.exception = "InternalFailure";
+        status = 500;
+        CL_FAIL_GOTO(CL_ERR_NOMEM, "out of memory for the request body");
+    }
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        c.exception = "UnknownOperationException";
+        CL_FAIL_GOTO(CL_ERR_USAGE, "%s is answered for POST / with X-Amz-Target %sOPERATION here", svc_name, prefix);
+    }
+    rc = kms_authenticate(s, req, "POST", body ? body : (const uint8_t *)"", blen, &who, region, &c.exception, now,
+                          svc_name);
+    if (rc != CL_OK) {
+        if (c.exception == NULL) status = 500;
+        goto out;
+    }
+    authenticated = true;
+    env.region = region;
+    if (op[0] == '\0') {
+        c.exception = "UnknownOperationException";
+        CL_FAIL_GOTO(CL_ERR_USAGE, "Unknown operation %s", target != NULL ? target : "(no X-Amz-Target)");
+    }
+    (void)snprintf(audit_op, sizeof(audit_op), "%s:%s", svc_name, op);
+    c.operation = op;
+    json_error_t jerr;
+    c.req = json_loadb(body ? (const char *)body : "{}", blen ? blen : 2, JSON_REJECT_DUPLICATES, &jerr);
+    if (c.req == NULL || !json_is_object(c.req)) {
+        c.exception = "SerializationException";
+        CL_FAIL_GOTO(CL_ERR_FORMAT, "Start of structure or map found where not expected.");
+    }
+    c.resp = json_object();
+    CL_ENSURE_GOTO(c.resp != NULL, CL_ERR_NOMEM, "out of memory");
+    if (svc == KMS_SERVICE_SAGEMAKER && kms_sagemaker_changes_state(op)) {
+        cl_audit_event started = {
+            .time = now, .request_id = request_id, .principal = who.arn, .operation = audit_op, .outcome = "started"};
+        if (cl_audit_append(s->ctx.audit, &started) != CL_OK) {
+            CL_LOG_ERROR("%s %s: not run: %s", audit_op, request_id, cl_error_message());
+            c.exception = "InternalFailure";
+            status = 500;
+            CL_FAIL_GOTO(CL_ERR_IO, KMS_AUDIT_FAILED_MESSAGE);
+        }
+    }
+    rc = svc == KMS_SERVICE_SAGEMAKER ? kms_sagemaker_handle(&c) : kms_logs_handle(&c);
+    if (rc != CL_OK) goto out;
+    out = json_dumps(c.resp, JSON_COMPACT);
+    CL_ENSURE_GOTO(out != NULL, CL_ERR_NOMEM, "cannot serialise the response");
+    status = 200;
+out:;
+    const char *outcome = "ok";
+    if (rc != CL_OK) {
+        if (c.exception == NULL) {
+            c.exception = "InternalFailure";
+            status = 500;
+        } else if (strcmp(c.exception, "MissingAuthenticationTokenException") == 0) {
+            status = 403;
+        }
+        if (status >= 500) CL_LOG_ERROR("%s %s: %s", audit_op[0] ? audit_op : svc_name, request_id, cl_error_message());
+        outcome = c.exception;
+        out = kms_error_body(c.exception, status >= 500 && strcmp(cl_error_message(), KMS_AUDIT_FAILED_MESSAGE) != 0
+                                              ? "The service could not answer; its log says why."
+                                              : cl_error_message());
+    }
+    uint64_t end = 0;
+    cl_audit_event ev = {.time = now,
+                         .request_id = request_id,
+                         .principal = authenticated ? who.arn : "",
+                         .operation = audit_op[0] ? audit_op : svc_name,
+                         .outcome = outcome,
+                         .resource = c.resource[0] ? c.resource : NULL};
+    if (cl_audit_write(s->ctx.audit, &ev, &end) != CL_OK) {
+        atomic_store(&s->audit_failing, true);
+        CL_LOG_ERROR("%s %s: not answered: %s", ev.operation, request_id, cl_error_message());
+        kms_body_free(out);
+        out = kms_error_body("InternalFailure", KMS_AUDIT_FAILED_MESSAGE);
+        status = 500;
+        end = 0;
+        outcome = "InternalFailure";
+    }
+    if (cl_log_enabled(CL_LOG_LEVEL_INFO)) {
+        char line[64 + 2 * KMS_ARN_MAX + sizeof(env.source_ip)];
+        (void)snprintf(line, sizeof(line), "principal=%s action=%s resource=%s source=%s",
+                       authenticated ? who.arn : "-", ev.operation, c.resource[0] ? c.resource : "-",
+                       env.source_ip[0] ? env.source_ip : "-");
+        answer->who = strdup(line);
+    }
+    if (body != NULL) cl_memzero(body, blen);
+    cl_memzero(&who, sizeof(who));
+    json_decref(c.req);
+    json_decref(c.resp);
+    answer->outcome = kms_metrics_outcome(rc == CL_OK && strcmp(outcome, "ok") == 0 ? NULL : outcome);
+    cl_error_clear();
+    if (out != NULL) {
+        kms_reply_queue(w, req, status, request_id, out, end, answer);
+    } else {
+        kms_answer_failed(answer);
+        kms_answer_done(w, request_id, 500, answer);
+        evhttp_send_error(req, 500, NULL);
+    }
+}
+
 /* GetKeyLastUsage's record (usage.h): a cryptographic operation on a key that succeeded and
  * whose audit line was written, in this worker's shard. The key is c->key_arn (the store's ARN of
  * the key the operation loaded last); ReEncrypt uses two, and "usage information is recorded for
@@ -1044,6 +1178,8 @@ static void kms_handle(struct evhttp_request *req, void *arg)
         case KMS_SERVICE_STS:
         case KMS_SERVICE_IAM: kms_handle_query(w, req, svc, &answer); return;
         case KMS_SERVICE_S3: kms_handle_s3(w, req, &answer); return;
+        case KMS_SERVICE_SAGEMAKER:
+        case KMS_SERVICE_LOGS: kms_handle_json(w, req, svc, &answer); return;
         default: break; /* KMS */
         }
     }
@@ -1915,6 +2051,9 @@ cl_status kms_server_start(const kms_config *cfg, kms_server **out)
     CL_GUARD_GOTO(kms_committer_start(s->ctx.audit, &s->committer));
     kms_fit_fd_limit(s);
     CL_GUARD_GOTO(kms_listen(s));
+    /* After listening: the default training.endpoint is the bound address. */
+    CL_GUARD_CTX_GOTO(kms_training_start(&s->ctx, &s->cfg, s->listen_text, s->tls != NULL, &s->ctx.training),
+                      "starting the training jobs' supervisor");
     CL_ENSURE_GOTO(evthread_use_pthreads() == 0, CL_ERR_INTERNAL, "libevent has no pthreads support");
     s->workers = calloc((size_t)s->n_workers, sizeof(*s->workers));
     s->shards = calloc((size_t)s->n_workers, sizeof(kms_metrics *));
@@ -1983,6 +2122,10 @@ void kms_server_free(kms_server *s)
     /* After the workers (they synced what they had left) and before their events are freed:
      * the committer may still activate one. */
     kms_committer_stop(s->committer);
+    /* No request can reach the supervisor now; its runners are killed (their jobs fail at the next
+     * start). */
+    kms_training_free(s->ctx.training);
+    s->ctx.training = NULL;
     for (int i = 0; s->workers != NULL && i < s->n_workers; i++) {
         kms_worker *w = &s->workers[i];
         if (w->http) evhttp_free(w->http); /* closes the connections (kms_conn_closed) */

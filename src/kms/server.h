@@ -59,6 +59,24 @@ typedef struct kms_principal {
 /* A DNS name is at most 253 characters (RFC 1035, 2.3.4); an IPv6 address with a zone fits. */
 #define KMS_HOST_MAX 255
 
+/* The training-job service (docs/sagemaker.md, "Configuration"): the config file's "training"
+ * object, or --dev's --training FILE. Empty strings and zeros take the documented defaults. */
+#define KMS_TRAIN_RUNNER_ARGS_MAX 16
+#define KMS_TRAIN_MAX_JOBS_DEFAULT 2
+#define KMS_TRAIN_MAX_MEMORY_DEFAULT_MIB 4096
+#define KMS_TRAIN_STOP_GRACE_DEFAULT 30
+typedef struct kms_training_config {
+    char runner[KMS_TRAIN_RUNNER_ARGS_MAX][KMS_PATH_MAX]; /* the runner's argv prefix; none: the default */
+    size_t n_runner;
+    char images_dir[KMS_PATH_MAX]; /* where TrainingImage names an enclave image file; "": jobs refused */
+    char pki_dir[KMS_PATH_MAX];    /* the runner's --pki; "": not passed */
+    char state_dir[KMS_PATH_MAX];  /* the runner's --state-dir; "": not passed */
+    char endpoint[KMS_PATH_MAX];   /* how the enclave reaches this server; "": its listen address */
+    int max_jobs;                  /* jobs running at once; 0: KMS_TRAIN_MAX_JOBS_DEFAULT */
+    uint64_t max_memory_mib;       /* an enclave's memory at most; 0: KMS_TRAIN_MAX_MEMORY_DEFAULT_MIB */
+    int stop_grace;                /* seconds between SIGTERM and SIGKILL; 0: KMS_TRAIN_STOP_GRACE_DEFAULT */
+} kms_training_config;
+
 typedef struct kms_config {
     char host[KMS_HOST_MAX + 1]; /* IPv4, IPv6 (without brackets) or a host name */
     int port;                    /* 0: the kernel picks one (printed at start) */
@@ -103,6 +121,7 @@ typedef struct kms_config {
      * and the largest S3 request body (a PutObject or UploadPart). */
     char s3_domain[KMS_HOST_MAX + 1];
     size_t s3_max_body;
+    kms_training_config training;
 } kms_config;
 
 /* Reads a config file (docs/kms.md, "Configuration file") into cfg, whose
@@ -119,6 +138,10 @@ bool kms_config_region_allowed(const kms_config *cfg, const char *region);
 CL_MUST_USE cl_status kms_config_parse_metrics(const char *s, kms_config *cfg);
 /* The same from text already in memory; base_dir resolves relative paths. */
 CL_MUST_USE cl_status kms_config_parse(const char *text, size_t len, const char *base_dir, kms_config *cfg);
+/* The "training" object (docs/sagemaker.md, "Configuration") of a config file, or of --dev's
+ * --training FILE (kms_config_load_training; relative paths from FILE's directory). */
+CL_MUST_USE cl_status kms_config_parse_training(json_t *o, const char *base_dir, kms_config *cfg);
+CL_MUST_USE cl_status kms_config_load_training(const char *path, kms_config *cfg);
 /* Wipes the principals' secrets and frees them (secure memory). */
 void kms_config_free(kms_config *cfg);
 /* Checks and fills one principal. */
@@ -158,6 +181,7 @@ typedef struct kms_ctx {
     kms_material_cache *cache;     /* NULL: no caching */
     struct kms_key_cache *records; /* key records (key_cache.h); NULL: none kept */
     struct kms_last_use *usage;    /* each key's last use (usage.h); NULL: none recorded */
+    struct kms_training *training; /* the training jobs' supervisor (sagemaker.h); NULL: none */
 } kms_ctx;
 
 typedef struct kms_call {

@@ -126,6 +126,10 @@ typedef enum kms_iam_put_mode {
 /* One row of an iam_list, called with the store busy: it must not call the store. */
 typedef CL_MUST_USE cl_status (*kms_iam_row_fn)(void *arg, const char *name, const char *doc);
 
+/* One event of a training job's log (job_event_list), called with the store busy: it must not
+ * call the store. */
+typedef CL_MUST_USE cl_status (*kms_job_event_fn)(void *arg, int64_t seq, int64_t time_ms, const char *message);
+
 typedef struct kms_store kms_store;
 typedef struct kms_store_ops {
     /* Adds a key and its version-1 wrapped material in one transaction. wrapped NULL: a key
@@ -210,6 +214,23 @@ typedef struct kms_store_ops {
     CL_MUST_USE cl_status (*iam_delete)(kms_store *s, const char *kind, const char *name);
     CL_MUST_USE cl_status (*iam_list)(kms_store *s, const char *kind, const char *prefix, const char *after,
                                       size_t limit, kms_iam_row_fn fn, void *arg, bool *more);
+    /* SageMaker's training jobs (sagemaker.h): one JSON document per job, by account and name.
+     * job_put writes as iam_put does (its modes, CL_ERR_EXISTS, CL_ERR_NOT_FOUND); job_get
+     * appends the document to doc (CL_ERR_NOT_FOUND); job_list calls fn(arg, "ACCOUNT/NAME",
+     * doc) for up to `limit` jobs of account (NULL: of every account) after `after` (an
+     * "ACCOUNT/NAME", "" for the start), in that order, and sets *more when others follow. */
+    CL_MUST_USE cl_status (*job_put)(kms_store *s, const char *account, const char *name, const char *doc,
+                                     kms_iam_put_mode mode, int64_t now);
+    CL_MUST_USE cl_status (*job_get)(kms_store *s, const char *account, const char *name, cl_buf *doc);
+    CL_MUST_USE cl_status (*job_list)(kms_store *s, const char *account, const char *after, size_t limit,
+                                      kms_iam_row_fn fn, void *arg, bool *more);
+    /* A job's log: event number seq (0, 1, 2, ... as the job wrote them; CL_ERR_EXISTS for a number
+     * taken), its time in milliseconds and its line; job_event_list calls fn for up to `limit`
+     * events numbered from..to-1, in order. */
+    CL_MUST_USE cl_status (*job_event_add)(kms_store *s, const char *account, const char *name, int64_t seq,
+                                           int64_t time_ms, const char *message);
+    CL_MUST_USE cl_status (*job_event_list)(kms_store *s, const char *account, const char *name, int64_t from,
+                                            int64_t to, size_t limit, kms_job_event_fn fn, void *arg);
     /* A number that changes whenever what the store holds may have changed, so that a reader may
      * keep a record for as long as it does not (key_cache.h). 0: the store cannot tell (another
      * process may write it unseen), and nothing read from it may be kept. Thread-safe. */

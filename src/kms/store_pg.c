@@ -45,7 +45,7 @@
 /* 1: before regions and imported key material; 2: keys, aliases and grants have a region, and
  * key_imports holds keys of Origin EXTERNAL; 3: the certificate service's tables (cas_sessions,
  * cas_nonces). A new database is created at the newest; an older one migrated step by step. */
-#define KMS_PG_SCHEMA_VERSION 4
+#define KMS_PG_SCHEMA_VERSION 5
 #define KMS_PG_POOL_MAX 64
 /* Any constant: serialises schema creation between instances starting together. */
 #define KMS_PG_SCHEMA_LOCK "7242180437"
@@ -98,6 +98,13 @@ enum kms_pg_q {
     Q_IAM_GET,
     Q_IAM_DELETE,
     Q_IAM_LIST,
+    Q_JOB_INSERT,
+    Q_JOB_REPLACE,
+    Q_JOB_UPSERT,
+    Q_JOB_GET,
+    Q_JOB_LIST,
+    Q_JOB_EVENT_ADD,
+    Q_JOB_EVENT_LIST,
     Q_COUNT
 };
 
@@ -199,6 +206,22 @@ static const struct {
     [Q_IAM_LIST] = {"SELECT name,doc FROM iam_entities WHERE kind=$1 AND left(name,length($2))=$2 AND name>$3 "
                     "ORDER BY name LIMIT $4",
                     true},
+    /* Training jobs (sagemaker.h). An account id is 12 digits: "ACCOUNT/NAME" orders as (account, name). */
+    [Q_JOB_INSERT] = {"INSERT INTO training_jobs(account,name,doc,updated) VALUES($1,$2,$3,$4)", false},
+    [Q_JOB_REPLACE] = {"UPDATE training_jobs SET doc=$3,updated=$4 WHERE account=$1 AND name=$2", false},
+    [Q_JOB_UPSERT] =
+        {"INSERT INTO training_jobs(account,name,doc,updated) VALUES($1,$2,$3,$4) ON CONFLICT(account,name) "
+         "DO UPDATE SET doc=excluded.doc,updated=excluded.updated",
+         false},
+    [Q_JOB_GET] = {"SELECT doc FROM training_jobs WHERE account=$1 AND name=$2", true},
+    [Q_JOB_LIST] = {"SELECT account||'/'||name,doc FROM training_jobs WHERE ($1::text IS NULL OR account=$1) AND "
+                    "account||'/'||name>$2 ORDER BY account,name LIMIT $3",
+                    true},
+    [Q_JOB_EVENT_ADD] = {"INSERT INTO training_job_events(account,name,seq,time,message) VALUES($1,$2,$3,$4,$5)",
+                         false},
+    [Q_JOB_EVENT_LIST] = {"SELECT seq,time,message FROM training_job_events WHERE account=$1 AND name=$2 AND seq>=$3 "
+                          "AND seq<$4 ORDER BY seq LIMIT $5",
+                          true},
 };
 
 /*
@@ -224,6 +247,14 @@ static const struct {
     "CREATE TABLE iam_entities(kind TEXT COLLATE \"C\" NOT NULL, name TEXT COLLATE \"C\" NOT NULL, doc TEXT NOT NULL," \
     " updated BIGINT NOT NULL, PRIMARY KEY(kind, name))"
 
+/* SageMaker's training jobs and their logs (version 5; sagemaker.h). */
+#define KMS_PG_JOBS_DDL \
+    "CREATE TABLE training_jobs(account TEXT COLLATE \"C\" NOT NULL, name TEXT COLLATE \"C\" NOT NULL," \
+    " doc TEXT NOT NULL, updated BIGINT NOT NULL, PRIMARY KEY(account, name))"
+#define KMS_PG_JOB_EVENTS_DDL \
+    "CREATE TABLE training_job_events(account TEXT COLLATE \"C\" NOT NULL, name TEXT COLLATE \"C\" NOT NULL," \
+    " seq BIGINT NOT NULL, time BIGINT NOT NULL, message TEXT NOT NULL, PRIMARY KEY(account, name, seq))"
+
 static const char *kms_pg_schema =
     "CREATE TABLE keys("
     " key_id TEXT COLLATE \"C\" PRIMARY KEY, arn TEXT NOT NULL, account TEXT COLLATE \"C\" NOT NULL,"
@@ -248,8 +279,8 @@ static const char *kms_pg_schema =
     "CREATE TABLE tags("
     " key_id TEXT COLLATE \"C\" NOT NULL, tag_key TEXT COLLATE \"C\" NOT NULL, tag_value TEXT NOT NULL,"
     " PRIMARY KEY(key_id, tag_key));" KMS_PG_KEY_IMPORTS_DDL ";" KMS_PG_CAS_SESSIONS_DDL ";" KMS_PG_CAS_NONCES_DDL
-    ";" KMS_PG_CAS_NONCES_INDEX_DDL ";" KMS_PG_IAM_DDL ";"
-    "INSERT INTO schema_version(version) VALUES(4);";
+    ";" KMS_PG_CAS_NONCES_INDEX_DDL ";" KMS_PG_IAM_DDL ";" KMS_PG_JOBS_DDL ";" KMS_PG_JOB_EVENTS_DDL ";"
+    "INSERT INTO schema_version(version) VALUES(5);";
 
 /*
  * Version 1 (before regions and imported key material) to 2, one statement at a time in the schema transaction; $1 is
@@ -283,6 +314,13 @@ static const char *const kms_pg_migrate_v3[] = {
 static const char *const kms_pg_migrate_v4[] = {
     KMS_PG_IAM_DDL,
     "INSERT INTO schema_version(version) VALUES(4)",
+};
+
+/* Version 4 to 5: SageMaker's training jobs and their logs (sagemaker.h); nothing else changes. */
+static const char *const kms_pg_migrate_v5[] = {
+    KMS_PG_JOBS_DDL,
+    KMS_PG_JOB_EVENTS_DDL,
+    "INSERT INTO schema_version(version) VALUES(5)",
 };
 
 typedef struct kms_pg_conn {
@@ -1402,6 +1440,107 @@ out:
     return rc;
 }
 
+/* --- training jobs (sagemaker.h) --- */
+
+static CL_MUST_USE cl_status kms_pg_job_put(kms_store *s, const char *account, const char *name, const char *doc,
+                                            kms_iam_put_mode mode, int64_t now)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    PGresult *r = NULL;
+    kms_pg_num nnow;
+    const char *v[] = {account, name, doc, kms_pg_i64(nnow, now)};
+    enum kms_pg_q id = mode == KMS_IAM_CREATE ? Q_JOB_INSERT : mode == KMS_IAM_REPLACE ? Q_JOB_REPLACE : Q_JOB_UPSERT;
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    rc = kms_pg_run(q, pc, id, 4, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
+    if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "training job %s of %s already exists", name, account);
+    if (rc == CL_OK && mode == KMS_IAM_REPLACE && !kms_pg_one_row_changed(r))
+        rc = CL_RAISE(CL_ERR_NOT_FOUND, "no training job %s in %s", name, account);
+out:
+    PQclear(r);
+    kms_pg_release(q, pc);
+    return rc;
+}
+
+static CL_MUST_USE cl_status kms_pg_job_get(kms_store *s, const char *account, const char *name, cl_buf *doc)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    PGresult *r = NULL;
+    const char *v[] = {account, name};
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_JOB_GET, 2, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
+    if (PQntuples(r) == 0) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no training job %s in %s", name, account);
+    CL_GUARD_GOTO(cl_buf_append(doc, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0)));
+out:
+    PQclear(r);
+    kms_pg_release(q, pc);
+    return rc;
+}
+
+static CL_MUST_USE cl_status kms_pg_job_list(kms_store *s, const char *account, const char *after, size_t limit,
+                                             kms_iam_row_fn fn, void *arg, bool *more)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    PGresult *r = NULL;
+    kms_pg_num nlim;
+    *more = false;
+    CL_ENSURE(limit > 0 && limit < INT64_MAX, CL_ERR_USAGE, "a listing of %zu training jobs", limit);
+    const char *v[] = {account, after, kms_pg_i64(nlim, (int64_t)limit + 1)};
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_JOB_LIST, 3, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
+    size_t rows = (size_t)PQntuples(r);
+    *more = rows > limit;
+    for (size_t i = 0; i < rows && i < limit; i++)
+        CL_GUARD_GOTO(fn(arg, PQgetvalue(r, (int)i, 0), PQgetvalue(r, (int)i, 1)));
+out:
+    PQclear(r);
+    kms_pg_release(q, pc);
+    return rc;
+}
+
+static CL_MUST_USE cl_status kms_pg_job_event_add(kms_store *s, const char *account, const char *name, int64_t seq,
+                                                  int64_t time_ms, const char *message)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    PGresult *r = NULL;
+    kms_pg_num nseq, nt;
+    const char *v[] = {account, name, kms_pg_i64(nseq, seq), kms_pg_i64(nt, time_ms), message};
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    rc = kms_pg_run(q, pc, Q_JOB_EVENT_ADD, 5, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
+    if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "event %lld of training job %s exists", (long long)seq, name);
+out:
+    PQclear(r);
+    kms_pg_release(q, pc);
+    return rc;
+}
+
+static CL_MUST_USE cl_status kms_pg_job_event_list(kms_store *s, const char *account, const char *name, int64_t from,
+                                                   int64_t to, size_t limit, kms_job_event_fn fn, void *arg)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    PGresult *r = NULL;
+    kms_pg_num nfrom, nto, nlim;
+    CL_ENSURE(limit < INT64_MAX, CL_ERR_USAGE, "a listing of %zu log events", limit);
+    const char *v[] = {account, name, kms_pg_i64(nfrom, from), kms_pg_i64(nto, to), kms_pg_i64(nlim, (int64_t)limit)};
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_JOB_EVENT_LIST, 5, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
+    for (int i = 0; i < PQntuples(r); i++)
+        CL_GUARD_GOTO(fn(arg, kms_pg_col_i64(r, i, 0), kms_pg_col_i64(r, i, 1), PQgetvalue(r, i, 2)));
+out:
+    PQclear(r);
+    kms_pg_release(q, pc);
+    return rc;
+}
+
 static uint64_t kms_pg_generation(kms_store *s)
 {
     (void)s;
@@ -1440,6 +1579,11 @@ static const kms_store_ops kms_pg_ops = {
     .iam_get = kms_pg_iam_get,
     .iam_delete = kms_pg_iam_delete,
     .iam_list = kms_pg_iam_list,
+    .job_put = kms_pg_job_put,
+    .job_get = kms_pg_job_get,
+    .job_list = kms_pg_job_list,
+    .job_event_add = kms_pg_job_event_add,
+    .job_event_list = kms_pg_job_event_list,
     .generation = kms_pg_generation,
     .close = kms_pg_close,
 };
@@ -1495,7 +1639,12 @@ static CL_MUST_USE cl_status kms_pg_schema_init(kms_pg_conn *pc, const char *def
         if (version < 4) {
             for (size_t i = 0; i < sizeof(kms_pg_migrate_v4) / sizeof(kms_pg_migrate_v4[0]); i++)
                 CL_GUARD_GOTO(kms_pg_migrate_step(pc, kms_pg_migrate_v4[i], default_region));
-            CL_LOG_INFO("key store: PostgreSQL database '%s': the identities' table added (schema version %d)",
+            CL_LOG_INFO("key store: PostgreSQL database '%s': the identities' table added", PQdb(pc->c));
+        }
+        if (version < 5) {
+            for (size_t i = 0; i < sizeof(kms_pg_migrate_v5) / sizeof(kms_pg_migrate_v5[0]); i++)
+                CL_GUARD_GOTO(kms_pg_migrate_step(pc, kms_pg_migrate_v5[i], default_region));
+            CL_LOG_INFO("key store: PostgreSQL database '%s': the training jobs' tables added (schema version %d)",
                         PQdb(pc->c), KMS_PG_SCHEMA_VERSION);
         }
     }

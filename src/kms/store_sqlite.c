@@ -42,6 +42,7 @@ enum kms_sq {
     S_IAM_INSERT, S_IAM_REPLACE, S_IAM_UPSERT, S_IAM_GET, S_IAM_DELETE, S_IAM_LIST,
     S_INSERT_IMPORT, S_GET_IMPORT, S_SET_IMPORT_PARAMS, S_PUT_MATERIAL, S_SET_IMPORTED, S_ENABLE_IMPORTED,
     S_DROP_MATERIAL, S_PENDING_IMPORT, S_DEL_KEY_IMPORT,
+    S_JOB_INSERT, S_JOB_REPLACE, S_JOB_UPSERT, S_JOB_GET, S_JOB_LIST, S_JOB_EVENT_ADD, S_JOB_EVENT_LIST,
     S_COUNT
 };
 // clang-format on
@@ -146,6 +147,21 @@ static const struct {
     [S_IAM_GET] = {"read identity", "SELECT doc FROM iam_entities WHERE kind=? AND name=?"},
     [S_IAM_DELETE] = {"delete identity", "DELETE FROM iam_entities WHERE kind=? AND name=?"},
     /* Names with the prefix ?2 (substr: no LIKE, whose wildcards names could hold), after ?3. */
+    /* Training jobs (sagemaker.h). An account id is 12 digits: "ACCOUNT/NAME" orders as (account, name). */
+    [S_JOB_INSERT] = {"insert training job", "INSERT INTO training_jobs(account,name,doc,updated) VALUES(?1,?2,?3,?4)"},
+    [S_JOB_REPLACE] = {"update training job",
+                       "UPDATE training_jobs SET doc=?3,updated=?4 WHERE account=?1 AND name=?2"},
+    [S_JOB_UPSERT] = {"write training job", "INSERT INTO training_jobs(account,name,doc,updated) VALUES(?1,?2,?3,?4) "
+                                            "ON CONFLICT(account,name) DO UPDATE SET doc=excluded.doc,"
+                                            "updated=excluded.updated"},
+    [S_JOB_GET] = {"read training job", "SELECT doc FROM training_jobs WHERE account=? AND name=?"},
+    [S_JOB_LIST] = {"list training jobs", "SELECT account||'/'||name,doc FROM training_jobs WHERE (?1 IS NULL OR "
+                                          "account=?1) AND account||'/'||name>?2 ORDER BY account,name LIMIT ?3"},
+    [S_JOB_EVENT_ADD] = {"append to a training job's log", "INSERT INTO training_job_events(account,name,seq,time,"
+                                                           "message) VALUES(?,?,?,?,?)"},
+    [S_JOB_EVENT_LIST] = {"read a training job's log",
+                          "SELECT seq,time,message FROM training_job_events WHERE account=? AND name=? AND seq>=? "
+                          "AND seq<? ORDER BY seq LIMIT ?"},
     [S_IAM_LIST] = {"list identities", "SELECT name,doc FROM iam_entities WHERE kind=?1 AND "
                                        "substr(name,1,length(?2))=?2 AND name>?3 ORDER BY name LIMIT ?4"},
 };
@@ -158,10 +174,19 @@ static const char *kms_setup = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL
  * 0 in a new file and in the stores written before regions, whose tables exist then; 1 with
  * regions and key_imports; 2 with the certificate service's tables. A new file is created at
  * KMS_SQ_SCHEMA_VERSION, an older store migrated one step after the other (kms_migrate_v1,
- * kms_migrate_v2); 3 with the identities of IAM and STS (kms_migrate_v3). A later change adds a
- * step and a version.
+ * kms_migrate_v2); 3 with the identities of IAM and STS (kms_migrate_v3); 4 with SageMaker's
+ * training jobs (kms_migrate_v4). A later change adds a step and a version.
  */
-#define KMS_SQ_SCHEMA_VERSION 3
+#define KMS_SQ_SCHEMA_VERSION 4
+/* SageMaker's training jobs (version 4; sagemaker.h): a JSON document per job, and its log. */
+#define KMS_SQ_JOBS_DDL \
+    "CREATE TABLE training_jobs(" \
+    " account TEXT NOT NULL, name TEXT NOT NULL, doc TEXT NOT NULL, updated INTEGER NOT NULL," \
+    " PRIMARY KEY(account, name))"
+#define KMS_SQ_JOB_EVENTS_DDL \
+    "CREATE TABLE training_job_events(" \
+    " account TEXT NOT NULL, name TEXT NOT NULL, seq INTEGER NOT NULL, time INTEGER NOT NULL," \
+    " message TEXT NOT NULL, PRIMARY KEY(account, name, seq))"
 /* IAM's users, access keys, roles, policies and their attachments (identity.h): one JSON
  * document per entity, by kind and name; secrets in them are sealed under the root key. */
 #define KMS_SQ_IAM_DDL \
@@ -202,8 +227,8 @@ static const char *kms_schema =
     "CREATE TABLE tags("
     " key_id TEXT NOT NULL, tag_key TEXT NOT NULL, tag_value TEXT NOT NULL, PRIMARY KEY(key_id, "
     "tag_key));" KMS_SQ_KEY_IMPORTS_DDL ";" KMS_SQ_CAS_SESSIONS_DDL ";" KMS_SQ_CAS_NONCES_DDL
-    ";" KMS_SQ_CAS_NONCES_INDEX_DDL ";" KMS_SQ_IAM_DDL ";"
-    "PRAGMA user_version=3;";
+    ";" KMS_SQ_CAS_NONCES_INDEX_DDL ";" KMS_SQ_IAM_DDL ";" KMS_SQ_JOBS_DDL ";" KMS_SQ_JOB_EVENTS_DDL ";"
+    "PRAGMA user_version=4;";
 
 /*
  * A store of before regions (version 0 with tables) to version 1, one statement at a time in
@@ -245,6 +270,13 @@ static const char *const kms_migrate_v2[] = {
 static const char *const kms_migrate_v3[] = {
     KMS_SQ_IAM_DDL,
     "PRAGMA user_version=3",
+};
+
+/* Version 3 to 4: SageMaker's training jobs and their logs (sagemaker.h); nothing else changes. */
+static const char *const kms_migrate_v4[] = {
+    KMS_SQ_JOBS_DDL,
+    KMS_SQ_JOB_EVENTS_DDL,
+    "PRAGMA user_version=4",
 };
 
 typedef struct kms_sqlite {
@@ -1058,6 +1090,93 @@ out:
     return kms_sq_leave(&c, rc);
 }
 
+/* --- training jobs (sagemaker.h) ---------------------------------------------------- */
+
+static CL_MUST_USE cl_status kms_sqlite_job_put(kms_store *s, const char *account, const char *name, const char *doc,
+                                                kms_iam_put_mode mode, int64_t now)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    enum kms_sq id = mode == KMS_IAM_CREATE ? S_JOB_INSERT : mode == KMS_IAM_REPLACE ? S_JOB_REPLACE : S_JOB_UPSERT;
+    cl_status rc = KMS_SQ_RUN(&c, id, KMS_TEXT(account), KMS_TEXT(name), KMS_TEXT(doc), KMS_INT(now));
+    if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "training job %s of %s already exists", name, account);
+    if (rc == CL_OK && mode == KMS_IAM_REPLACE && c.changes != 1)
+        rc = CL_RAISE(CL_ERR_NOT_FOUND, "no training job %s in %s", name, account);
+    return kms_sq_leave(&c, rc);
+}
+
+static CL_MUST_USE cl_status kms_sqlite_job_get(kms_store *s, const char *account, const char *name, cl_buf *doc)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = CL_OK;
+    const char *text;
+    size_t len;
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_JOB_GET, KMS_TEXT(account), KMS_TEXT(name)));
+    CL_ENSURE_GOTO(c.row, CL_ERR_NOT_FOUND, "no training job %s in %s", name, account);
+    CL_GUARD_GOTO(kms_col_str(&c, 0, &text, &len));
+    CL_GUARD_GOTO(cl_buf_append(doc, text, len));
+out:
+    return kms_sq_leave(&c, rc);
+}
+
+static CL_MUST_USE cl_status kms_sqlite_job_list(kms_store *s, const char *account, const char *after, size_t limit,
+                                                 kms_iam_row_fn fn, void *arg, bool *more)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = CL_OK;
+    size_t n = 0;
+    *more = false;
+    CL_ENSURE_GOTO(limit > 0 && limit < INT64_MAX, CL_ERR_USAGE, "a listing of %zu training jobs", limit);
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_JOB_LIST, KMS_TEXT(account), KMS_TEXT(after), KMS_INT(limit + 1)));
+    while (c.row) {
+        if (n == limit) {
+            *more = true;
+            break;
+        }
+        const char *key, *doc;
+        size_t kl, dl;
+        CL_GUARD_GOTO(kms_col_str(&c, 0, &key, &kl));
+        CL_GUARD_GOTO(kms_col_str(&c, 1, &doc, &dl));
+        CL_GUARD_GOTO(fn(arg, key, doc));
+        n++;
+        CL_GUARD_GOTO(kms_sq_next(&c));
+    }
+out:
+    return kms_sq_leave(&c, rc);
+}
+
+static CL_MUST_USE cl_status kms_sqlite_job_event_add(kms_store *s, const char *account, const char *name, int64_t seq,
+                                                      int64_t time_ms, const char *message)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = KMS_SQ_RUN(&c, S_JOB_EVENT_ADD, KMS_TEXT(account), KMS_TEXT(name), KMS_INT(seq), KMS_INT(time_ms),
+                              KMS_TEXT(message));
+    if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "event %lld of training job %s exists", (long long)seq, name);
+    return kms_sq_leave(&c, rc);
+}
+
+static CL_MUST_USE cl_status kms_sqlite_job_event_list(kms_store *s, const char *account, const char *name,
+                                                       int64_t from, int64_t to, size_t limit, kms_job_event_fn fn,
+                                                       void *arg)
+{
+    kms_sq_call c = kms_sq_enter(s);
+    cl_status rc = CL_OK;
+    CL_ENSURE_GOTO(limit < INT64_MAX, CL_ERR_USAGE, "a listing of %zu log events", limit);
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_JOB_EVENT_LIST, KMS_TEXT(account), KMS_TEXT(name), KMS_INT(from), KMS_INT(to),
+                             KMS_INT(limit)));
+    while (c.row) {
+        int64_t seq, t;
+        const char *msg;
+        size_t ml;
+        CL_GUARD_GOTO(kms_col_int(&c, 0, 0, INT64_MAX, &seq));
+        CL_GUARD_GOTO(kms_col_int(&c, 1, 0, INT64_MAX, &t));
+        CL_GUARD_GOTO(kms_col_str(&c, 2, &msg, &ml));
+        CL_GUARD_GOTO(fn(arg, seq, t, msg));
+        CL_GUARD_GOTO(kms_sq_next(&c));
+    }
+out:
+    return kms_sq_leave(&c, rc);
+}
+
 /* --- open and close ---------------------------------------------------------------- */
 
 /* Finalizes the statements and closes the database; s may come from a failed open. A statement's
@@ -1113,6 +1232,11 @@ static const kms_store_ops kms_sqlite_ops = {
     .iam_get = kms_sqlite_iam_get,
     .iam_delete = kms_sqlite_iam_delete,
     .iam_list = kms_sqlite_iam_list,
+    .job_put = kms_sqlite_job_put,
+    .job_get = kms_sqlite_job_get,
+    .job_list = kms_sqlite_job_list,
+    .job_event_add = kms_sqlite_job_event_add,
+    .job_event_list = kms_sqlite_job_event_list,
     .generation = kms_sqlite_generation,
     .close = kms_sqlite_close,
 };
@@ -1186,7 +1310,13 @@ static CL_MUST_USE cl_status kms_sq_schema(sqlite3 *db, const char *path, const 
         if (version < 3) {
             for (size_t i = 0; i < sizeof(kms_migrate_v3) / sizeof(kms_migrate_v3[0]); i++)
                 CL_GUARD_GOTO(kms_sq_setup_step(db, path, kms_migrate_v3[i], default_region));
-            CL_LOG_INFO("key store %s: the identities' table added (schema version %d)", path, KMS_SQ_SCHEMA_VERSION);
+            CL_LOG_INFO("key store %s: the identities' table added", path);
+        }
+        if (version < 4) {
+            for (size_t i = 0; i < sizeof(kms_migrate_v4) / sizeof(kms_migrate_v4[0]); i++)
+                CL_GUARD_GOTO(kms_sq_setup_step(db, path, kms_migrate_v4[i], default_region));
+            CL_LOG_INFO("key store %s: the training jobs' tables added (schema version %d)", path,
+                        KMS_SQ_SCHEMA_VERSION);
         }
     }
     if (sqlite3_exec(db, "COMMIT", NULL, NULL, &err) != SQLITE_OK)

@@ -214,9 +214,10 @@ def legacy_pg(pg, tmp):
             srv.stop()
         assert ("written before regions" in srv.stderr_text) == (start == 0), srv.stderr_text
     # Every step ran at the first start: regions (2), the certificate service's tables (3), the
-    # identities (4: the --dev principal's user, key and AdministratorAccess attachment).
+    # identities (4: the --dev principal's user, key and AdministratorAccess attachment), the
+    # training jobs (5).
     assert pg.psql("SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_version",
-                   db="legacy") == "1,2,3,4"
+                   db="legacy") == "1,2,3,4,5"
     assert pg.psql("SELECT count(*) FROM cas_sessions", db="legacy") == "0"
     assert pg.psql("SELECT count(*) FROM iam_entities WHERE kind='akey'", db="legacy") != "0"
     assert pg.psql("SELECT DISTINCT region FROM aliases", db="legacy") == "eu-west-1"

@@ -616,11 +616,83 @@ static void test_iam_entities(void **state)
     t_done(path);
 }
 
+/* Training jobs and their logs (sagemaker.h): created once, replaced, listed by account in order
+ * and paged, an account's jobs apart from another's; log events read back by number range. */
+typedef struct t_job_rows {
+    char keys[8][64];
+    size_t n;
+} t_job_rows;
+
+static CL_MUST_USE cl_status t_job_row(void *arg, const char *name, const char *doc)
+{
+    t_job_rows *r = arg;
+    (void)doc;
+    (void)snprintf(r->keys[r->n++], sizeof(r->keys[0]), "%s", name);
+    return CL_OK;
+}
+
+static CL_MUST_USE cl_status t_job_event(void *arg, int64_t seq, int64_t time_ms, const char *message)
+{
+    t_job_rows *r = arg;
+    (void)snprintf(r->keys[r->n++], sizeof(r->keys[0]), "%lld@%lld:%s", (long long)seq, (long long)time_ms, message);
+    return CL_OK;
+}
+
+static void test_training_jobs_and_their_logs(void **state)
+{
+    (void)state;
+    char path[1024];
+    kms_store *s = NULL;
+    t_fresh(path, sizeof(path));
+    assert_ok(t_open(path, &s));
+    assert_ok(s->ops->job_put(s, "111122223333", "b", "{\"v\":1}", KMS_IAM_CREATE, 1));
+    assert_ok(s->ops->job_put(s, "111122223333", "a", "{}", KMS_IAM_CREATE, 1));
+    assert_ok(s->ops->job_put(s, "444455556666", "a", "{}", KMS_IAM_CREATE, 1));
+    assert_fails(s->ops->job_put(s, "111122223333", "b", "{}", KMS_IAM_CREATE, 2), CL_ERR_EXISTS,
+                 "training job b of 111122223333 already exists");
+    assert_fails(s->ops->job_put(s, "111122223333", "c", "{}", KMS_IAM_REPLACE, 2), CL_ERR_NOT_FOUND,
+                 "no training job c in 111122223333");
+    assert_ok(s->ops->job_put(s, "111122223333", "b", "{\"v\":2}", KMS_IAM_REPLACE, 2));
+    cl_buf doc;
+    cl_buf_init(&doc, 64);
+    assert_ok(s->ops->job_get(s, "111122223333", "b", &doc));
+    assert_string_equal(cl_buf_cstr(&doc), "{\"v\":2}");
+    assert_fails(s->ops->job_get(s, "444455556666", "b", &doc), CL_ERR_NOT_FOUND, "no training job b in 444455556666");
+    cl_buf_free(&doc);
+    t_job_rows rows = {0};
+    bool more = false;
+    assert_ok(s->ops->job_list(s, "111122223333", "", 1, t_job_row, &rows, &more));
+    assert_true(more);
+    assert_ok(s->ops->job_list(s, "111122223333", rows.keys[0], 5, t_job_row, &rows, &more));
+    assert_false(more);
+    assert_int_equal(rows.n, 2);
+    assert_string_equal(rows.keys[0], "111122223333/a");
+    assert_string_equal(rows.keys[1], "111122223333/b");
+    rows.n = 0;
+    assert_ok(s->ops->job_list(s, NULL, "", 5, t_job_row, &rows, &more));
+    assert_int_equal(rows.n, 3);
+    assert_string_equal(rows.keys[2], "444455556666/a");
+    for (int i = 0; i < 4; i++) assert_ok(s->ops->job_event_add(s, "111122223333", "b", i, 1000 + i, "epoch"));
+    assert_fails(s->ops->job_event_add(s, "111122223333", "b", 2, 5, "again"), CL_ERR_EXISTS,
+                 "event 2 of training job b exists");
+    rows.n = 0;
+    assert_ok(s->ops->job_event_list(s, "111122223333", "b", 1, 3, 10, t_job_event, &rows));
+    assert_int_equal(rows.n, 2);
+    assert_string_equal(rows.keys[0], "1@1001:epoch");
+    assert_string_equal(rows.keys[1], "2@1002:epoch");
+    rows.n = 0;
+    assert_ok(s->ops->job_event_list(s, "111122223333", "b", 0, 4, 1, t_job_event, &rows));
+    assert_int_equal(rows.n, 1);
+    kms_store_close(s);
+    t_done(path);
+}
+
 #define T_STORE_CASES \
     cmocka_unit_test(test_keys_persist_and_page), cmocka_unit_test(test_rotation_versions), \
         cmocka_unit_test(test_aliases_and_grants_go_with_the_key), \
         cmocka_unit_test(test_concurrent_rotation_one_wins), cmocka_unit_test(test_tags_limit_and_paging), \
         cmocka_unit_test(test_grant_filters_and_alias_updates), cmocka_unit_test(test_regions_apart), \
-        cmocka_unit_test(test_imported_material), cmocka_unit_test(test_cas_rows), cmocka_unit_test(test_iam_entities)
+        cmocka_unit_test(test_imported_material), cmocka_unit_test(test_cas_rows), \
+        cmocka_unit_test(test_iam_entities), cmocka_unit_test(test_training_jobs_and_their_logs)
 
 #endif

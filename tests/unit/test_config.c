@@ -56,6 +56,49 @@ static void test_config_full(void **state)
     assert_null(cfg.principals);
 }
 
+/* The training-job service's "training" object (docs/sagemaker.md, "Configuration"). */
+static void test_config_training(void **state)
+{
+    (void)state;
+    kms_config cfg;
+    assert_ok(t_parse("{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"training\": {\"runner\": "
+                      "[\"bin/cloister\", \"train-job\", \"run\"], \"images_dir\": \"images\", \"pki_dir\": \"/pki\","
+                      " \"state_dir\": \"state\", \"endpoint\": \"https://kms.example:4599\", \"max_jobs\": 4,"
+                      " \"max_memory_mib\": 8192, \"stop_grace_seconds\": 5}}",
+                      &cfg));
+    assert_int_equal(cfg.training.n_runner, 3);
+    assert_string_equal(cfg.training.runner[0], "/etc/kms/bin/cloister");
+    assert_string_equal(cfg.training.runner[2], "run");
+    assert_string_equal(cfg.training.images_dir, "/etc/kms/images");
+    assert_string_equal(cfg.training.pki_dir, "/pki");
+    assert_string_equal(cfg.training.state_dir, "/etc/kms/state");
+    assert_string_equal(cfg.training.endpoint, "https://kms.example:4599");
+    assert_int_equal(cfg.training.max_jobs, 4);
+    assert_int_equal(cfg.training.max_memory_mib, 8192);
+    assert_int_equal(cfg.training.stop_grace, 5);
+    kms_config_free(&cfg);
+    static const struct {
+        const char *training;
+        const char *needle;
+    } cases[] = {
+        {"[]", "'training' must be an object"},
+        {"{\"runner\": \"cloister\"}", "'training.runner' must be a list of 1..16 strings"},
+        {"{\"runner\": []}", "'training.runner' must be a list of 1..16 strings"},
+        {"{\"runner\": [\"\"]}", "'training.runner'[0] must be a string of 1..1023 characters"},
+        {"{\"endpoint\": \"127.0.0.1:4599\"}", "'training.endpoint' must be an http:// or https:// URL"},
+        {"{\"max_jobs\": 0}", "training: 'max_jobs' must be an integer 1..1024"},
+        {"{\"max_memory_mib\": 10}", "training: 'max_memory_mib' must be an integer 64..4194304"},
+        {"{\"stop_grace_seconds\": 0}", "training: 'stop_grace_seconds' must be an integer 1..3600"},
+        {"{\"images\": \"x\"}", "unknown key 'training.images' (known: runner, images_dir"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[512];
+        (void)snprintf(text, sizeof(text), "{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"training\": %s}",
+                       cases[i].training);
+        assert_fails(t_parse(text, &cfg), CL_ERR_USAGE, cases[i].needle);
+    }
+}
+
 /* "region" and "regions" (docs/kms.md, "Regions"): without "regions" every AWS region and the
  * default are answered; with it only those listed, the default among them. */
 static void test_config_regions(void **state)
@@ -385,15 +428,11 @@ static void test_root_key_derive(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_full),
-        cmocka_unit_test(test_config_regions),
-        cmocka_unit_test(test_config_listen),
-        cmocka_unit_test(test_config_refused),
-        cmocka_unit_test(test_config_postgresql),
-        cmocka_unit_test(test_principal_make),
-        cmocka_unit_test(test_principals_outside_config),
-        cmocka_unit_test(test_scrypt_rfc7914),
-        cmocka_unit_test(test_kdf_parse),
+        cmocka_unit_test(test_config_full),     cmocka_unit_test(test_config_training),
+        cmocka_unit_test(test_config_regions),  cmocka_unit_test(test_config_listen),
+        cmocka_unit_test(test_config_refused),  cmocka_unit_test(test_config_postgresql),
+        cmocka_unit_test(test_principal_make),  cmocka_unit_test(test_principals_outside_config),
+        cmocka_unit_test(test_scrypt_rfc7914),  cmocka_unit_test(test_kdf_parse),
         cmocka_unit_test(test_root_key_derive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

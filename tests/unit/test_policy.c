@@ -667,6 +667,67 @@ static void test_default_policy(void **state)
     free(text);
 }
 
+/* A trust policy's {"Service": ...} entry matches only a request made in-process as that service
+ * (service_principal), never an IAM principal; "*" matches the service too; an AWS entry never
+ * does. aws:PrincipalIsAWSService says which. iam:PassedToService is the service a role is passed to. */
+static void test_service_principals(void **state)
+{
+    (void)state;
+    static const char trust[] =
+        "{\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":{\"Service\":[\"ec2.amazonaws.com\","
+        "\"sagemaker.amazonaws.com\"]},\"Action\":\"sts:AssumeRole\"},{\"Effect\":\"Allow\",\"Principal\":{"
+        "\"AWS\":\"arn:aws:iam::111122223333:root\"},\"Action\":\"sts:AssumeRole\",\"Condition\":{\"Bool\":{"
+        "\"aws:PrincipalIsAWSService\":\"false\"}}}]}";
+    kms_policy *p = NULL;
+    assert_ok(kms_policy_parse_as(trust, strlen(trust), KMS_POLICY_TRUST, &p));
+    const char *role = "arn:aws:iam::111122223333:role/trainer";
+    kms_policy_request svc = {
+        .service_principal = "sagemaker.amazonaws.com", .action = "sts:AssumeRole", .resource = role};
+    assert_int_equal(kms_policy_evaluate(p, &svc), KMS_DECISION_ALLOW);
+    svc.service_principal = "lambda.amazonaws.com";
+    assert_int_equal(kms_policy_evaluate(p, &svc), KMS_DECISION_IMPLICIT_DENY);
+    /* An IAM user of the account: the account statement (not a service), never the Service one. */
+    kms_policy_request user = {
+        .principal_arn = DEV, .principal_account = ACCT, .action = "sts:AssumeRole", .resource = role};
+    assert_int_equal(kms_policy_evaluate(p, &user), KMS_DECISION_ALLOW);
+    user.account_delegates = true;
+    assert_int_equal(kms_policy_evaluate(p, &user), KMS_DECISION_IMPLICIT_DENY);
+    kms_policy_free(p);
+    /* A trust policy naming only the service: no SigV4 caller, the account's root included, matches. */
+    static const char only[] = "{\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":{\"Service\":"
+                               "\"sagemaker.amazonaws.com\"},\"Action\":\"sts:AssumeRole\"}]}";
+    assert_ok(kms_policy_parse_as(only, strlen(only), KMS_POLICY_TRUST, &p));
+    kms_policy_request root = {.principal_arn = "arn:aws:iam::111122223333:root",
+                               .principal_account = ACCT,
+                               .action = "sts:AssumeRole",
+                               .resource = role};
+    assert_int_equal(kms_policy_evaluate(p, &root), KMS_DECISION_IMPLICIT_DENY);
+    kms_policy_free(p);
+    /* The service never matches an AWS entry naming its account. */
+    static const char acct[] = "{\"Statement\":[{\"Effect\":\"Allow\",\"Principal\":{\"AWS\":\"111122223333\"},"
+                               "\"Action\":\"sts:AssumeRole\"}]}";
+    assert_ok(kms_policy_parse_as(acct, strlen(acct), KMS_POLICY_TRUST, &p));
+    svc.service_principal = "sagemaker.amazonaws.com";
+    assert_int_equal(kms_policy_evaluate(p, &svc), KMS_DECISION_IMPLICIT_DENY);
+    kms_policy_free(p);
+    /* iam:PassedToService in an identity policy. */
+    static const char pass[] = "{\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"iam:PassRole\",\"Resource\":"
+                               "\"*\",\"Condition\":{\"StringEquals\":{\"iam:PassedToService\":"
+                               "\"sagemaker.amazonaws.com\"}}}]}";
+    assert_ok(kms_policy_parse_as(pass, strlen(pass), KMS_POLICY_IDENTITY, &p));
+    kms_policy_request pr = {.principal_arn = DEV,
+                             .principal_account = ACCT,
+                             .action = "iam:PassRole",
+                             .resource = role,
+                             .passed_to_service = "sagemaker.amazonaws.com"};
+    assert_int_equal(kms_policy_evaluate(p, &pr), KMS_DECISION_ALLOW);
+    pr.passed_to_service = "ec2.amazonaws.com";
+    assert_int_equal(kms_policy_evaluate(p, &pr), KMS_DECISION_IMPLICIT_DENY);
+    pr.passed_to_service = NULL;
+    assert_int_equal(kms_policy_evaluate(p, &pr), KMS_DECISION_IMPLICIT_DENY);
+    kms_policy_free(p);
+}
+
 /* The per-thread parse cache: same text gives the same parse; a changed policy (a Deny added) decides at once;
  * more distinct policies than the cache holds all still evaluate correctly; malformed text is still refused. */
 static void test_parse_cached(void **state)
@@ -727,6 +788,7 @@ int main(void)
         cmocka_unit_test(test_why),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_default_policy),
+        cmocka_unit_test(test_service_principals),
         cmocka_unit_test(test_parse_cached),
         cmocka_unit_test(test_unsupported_keys),
         cmocka_unit_test(test_stored_policy_fails_closed),

@@ -19,6 +19,9 @@ static void test_route_by_authorization(void **state)
     assert_int_equal(kms_route("POST", "/", NULL, AUTH("iam"), NULL), KMS_SERVICE_IAM);
     assert_int_equal(kms_route("GET", "/bucket/key", NULL, AUTH("s3"), NULL), KMS_SERVICE_S3);
     assert_int_equal(kms_route("PUT", "/bucket", "uploads", AUTH("s3"), NULL), KMS_SERVICE_S3);
+    assert_int_equal(kms_route("POST", "/", NULL, AUTH("sagemaker"), "SageMaker.ListTrainingJobs"),
+                     KMS_SERVICE_SAGEMAKER);
+    assert_int_equal(kms_route("POST", "/", NULL, AUTH("logs"), "Logs_20140328.GetLogEvents"), KMS_SERVICE_LOGS);
     /* Elements in another order, as SigV4 allows. */
     assert_int_equal(kms_route("POST", "/", NULL,
                                "AWS4-HMAC-SHA256 SignedHeaders=host, Credential=AKIDEXAMPLE/20261206/eu-west-1/iam/"

@@ -30,7 +30,7 @@ static void t_fresh(char *path, size_t cap)
     PGresult *r =
         PQexec(c, "SET client_min_messages TO warning;"
                   "DROP TABLE IF EXISTS keys, key_versions, aliases, grants, tags, key_imports, schema_version, "
-                  "cas_sessions, cas_nonces, iam_entities");
+                  "cas_sessions, cas_nonces, iam_entities, training_jobs, training_job_events");
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);
     PQfinish(c);
@@ -65,13 +65,13 @@ static void test_newer_schema_refused(void **state)
     assert_ok(t_open(path, &s));
     kms_store_close(s);
     PGconn *c = PQconnectdb(path);
-    PGresult *r = PQexec(c, "INSERT INTO schema_version(version) VALUES(5)");
+    PGresult *r = PQexec(c, "INSERT INTO schema_version(version) VALUES(6)");
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);
     PQfinish(c);
     s = NULL;
     assert_fails(t_open(path, &s), CL_ERR_UNSUPPORTED,
-                 "key store schema version is 5, written by a newer cloister-kms; this build reads version 4 (run the "
+                 "key store schema version is 6, written by a newer cloister-kms; this build reads version 5 (run the "
                  "newer build, or restore a backup made before it)");
 }
 
@@ -164,7 +164,7 @@ static void test_version2_gains_cas_tables(void **state)
     for (int open = 0; open < 2; open++) { /* the second start finds it done */
         assert_ok(t_open(path, &s));
         t_query(path, "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_version", got, sizeof(got));
-        assert_string_equal(got, "2,3,4"); /* and the identities' table (version 4) */
+        assert_string_equal(got, "2,3,4,5"); /* and the identities' (4) and training jobs' (5) tables */
         kms_key_rec k;
         assert_ok(s->ops->get_key(s, "00000001-0000-4000-8000-000000000000", &k));
         assert_string_equal(k.region, "eu-central-1");

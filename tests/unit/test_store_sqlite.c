@@ -273,17 +273,21 @@ static void test_store_before_regions_is_migrated(void **state)
         assert_ok(s->ops->get_key(s, ext.key_id, &got));
         assert_true(got.external && !got.imported);
         kms_key_rec_clear(&got);
-        /* Every step ran (0 to 1 to 2 to 3): the certificate service's and the identities' tables too. */
-        assert_int_equal(t_user_version(path), 3);
+        /* Every step ran (0 to 1 to 2 to 3 to 4): the certificate service's, the identities' and the
+         * training jobs' tables too. */
+        assert_int_equal(t_user_version(path), 4);
+        if (open == 0) assert_ok(s->ops->job_put(s, "111122223333", "old", "{}", KMS_IAM_CREATE, 1));
+        assert_fails(s->ops->job_put(s, "111122223333", "old", "{}", KMS_IAM_CREATE, 1), CL_ERR_EXISTS,
+                     "training job old of 111122223333 already exists");
         if (open == 0) assert_ok(s->ops->cas_put(s, "old-store", 0, (const uint8_t *)"r", 1, 1));
         assert_fails(s->ops->cas_put(s, "old-store", 0, (const uint8_t *)"r", 1, 1), CL_ERR_EXISTS, "already exists");
         kms_store_close(s);
     }
-    assert_int_equal(t_other(path, "PRAGMA user_version=4"), SQLITE_OK);
+    assert_int_equal(t_other(path, "PRAGMA user_version=5"), SQLITE_OK);
     assert_fails(kms_store_open_sqlite(path, "us-east-1", &s), CL_ERR_UNSUPPORTED,
-                 "has schema version 4, written by a newer cloister-kms; this build reads version 3 (run the newer "
+                 "has schema version 5, written by a newer cloister-kms; this build reads version 4 (run the newer "
                  "build, or restore a backup made before it)");
-    assert_int_equal(t_user_version(path), 4); /* refused: nothing written */
+    assert_int_equal(t_user_version(path), 5); /* refused: nothing written */
     t_done(path);
 }
 
@@ -345,7 +349,7 @@ static void test_store_of_version_1_gains_cas_tables(void **state)
     kms_store *s = NULL;
     for (int open = 0; open < 2; open++) { /* the second open finds it done */
         assert_ok(kms_store_open_sqlite(path, "us-east-1", &s));
-        assert_int_equal(t_user_version(path), 3);
+        assert_int_equal(t_user_version(path), 4);
         kms_key_rec k;
         assert_ok(s->ops->get_key(s, "00000001-0000-4000-8000-000000000000", &k));
         assert_string_equal(k.region, "eu-central-1");

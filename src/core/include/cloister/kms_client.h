@@ -26,8 +26,25 @@
 #include "cloister/keyprovider.h"
 #include "cloister/kv.h"
 
+/* An AWS service of the JSON 1.1 protocol the client speaks (botocore's models' metadata):
+ * X-Amz-Target "<target_prefix>.<Op>", SigV4 signing name, the public endpoint's host
+ * https://<endpoint_prefix>.<region>.amazonaws.com/, the service's identifier for
+ * AWS_ENDPOINT_URL_<ID> and the config files' services sections (cl_aws_config_resolve). KMS by
+ * default; the same client calls SageMaker and CloudWatch Logs (`cloister train-job`). */
+typedef struct cl_aws_json_service {
+    const char *name;            /* for messages: "KMS" */
+    const char *target_prefix;   /* "TrentService" */
+    const char *signing_name;    /* "kms" */
+    const char *endpoint_prefix; /* "kms" */
+    const char *config_id;       /* "kms" */
+} cl_aws_json_service;
+extern const cl_aws_json_service cl_aws_service_kms;       /* kms/2014-11-01 */
+extern const cl_aws_json_service cl_aws_service_sagemaker; /* sagemaker/2017-07-24 */
+extern const cl_aws_json_service cl_aws_service_logs;      /* logs/2014-03-28 */
+
 typedef struct cl_kms_client_config {
-    const char *endpoint; /* "http://127.0.0.1:4599"; NULL: https://kms.<region>.amazonaws.com */
+    const cl_aws_json_service *service; /* NULL: KMS */
+    const char *endpoint;               /* "http://127.0.0.1:4599"; NULL: https://kms.<region>.amazonaws.com */
     const char *region;
     const char *access_key_id;
     const char *secret_access_key;
@@ -55,13 +72,15 @@ CL_MUST_USE cl_status cl_kms_client_new(const cl_kms_client_config *cfg, cl_kms_
  * CLOISTER_KMS_VSOCK_PORT for vsock_port. Defined in aws_config.c, so that a program
  * that configures its client itself does not link the files' reader. */
 CL_MUST_USE cl_status cl_kms_client_from_aws(const cl_aws_settings *s, cl_kms_client **out);
+/* As cl_kms_client_from_aws, for another service of the JSON 1.1 protocol. */
+CL_MUST_USE cl_status cl_aws_json_client_from_aws(const cl_aws_settings *s, const cl_aws_json_service *service,
+                                                  cl_kms_client **out);
 /* The same with only an endpoint from the command line (NULL: none). */
 CL_MUST_USE cl_status cl_kms_client_from_env(const char *endpoint, cl_kms_client **out);
 void cl_kms_client_free(cl_kms_client *c);
 
-/* Calls TrentService.<op> with a JSON request body; the JSON response body
- * is appended to resp. resp should be a secret buffer when the answer may hold
- * a plaintext. */
+/* Calls TrentService.<op> (the client's service's <target_prefix>.<op>) with a JSON request body; the JSON response
+ * body is appended to resp. resp should be a secret buffer when the answer may hold a plaintext. */
 CL_MUST_USE cl_status cl_kms_call(cl_kms_client *c, const char *op, const char *json_body, cl_buf *resp);
 
 /* GenerateDataKey(KeySpec AES_256): plaintext key into data_key (a secret
