@@ -7,6 +7,8 @@
 
 #include "cli.h"
 
+static int cli_train_job(int argc, char **argv);
+
 static const cli_command cli_commands[] = {
     {"seal", "encrypt a file into a sealed envelope", cmd_seal},
     {"unseal", "decrypt a sealed envelope", cmd_unseal},
@@ -21,8 +23,18 @@ static const cli_command cli_commands[] = {
     {"infer", "run one record through a cloister-infer enclave (envelope or RA-TLS channel path)", cmd_infer_remote},
     {"infer-local", "run an ONNX model on a local input (an image, an array, or a patient's measurements)",
      cmd_infer_local},
+    {"train-job", "training jobs: run one in its enclave (run)", cli_train_job},
     {"train-local", "train the breast-cancer classifier on a CSV table and write it as ONNX", cmd_train_local},
 };
+
+/* train-job: only `run` here (the runner); the job API's create/describe/list/stop/logs are
+ * cmd_train_job.c's, which takes this entry over when both are merged. */
+static int cli_train_job(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "run") == 0) return cmd_train_job_run(argc - 1, argv + 1);
+    fprintf(stderr, "Usage: cloister train-job run --image IMAGE [options] < JOB.json\n");
+    return CLI_EXIT_USAGE;
+}
 
 static void cli_print_usage(FILE *f)
 {
