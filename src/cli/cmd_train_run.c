@@ -167,14 +167,9 @@ out:
     return rc;
 }
 
-/* The launcher's exit: why an enclave ended without a result. */
-static void run_launcher_reason(run_state *st, char *out, size_t n)
+/* Why an enclave ended without a result, from its launcher's exit status (the program's). */
+static void run_exit_reason(const run_state *st, int status, char *out, size_t n)
 {
-    int status = 0;
-    pid_t p;
-    while ((p = waitpid(st->launcher, &status, 0)) < 0 && errno == EINTR) {
-    }
-    if (p == st->launcher) st->launcher = 0;
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
     if (code == 128 + SIGKILL)
         (void)snprintf(out, n,
@@ -183,6 +178,16 @@ static void run_launcher_reason(run_state *st, char *out, size_t n)
                        (unsigned long long)st->cfg.memory_mib);
     else
         (void)snprintf(out, n, "the training enclave ended (exit status %d) without reporting a result", code);
+}
+
+static void run_launcher_reason(run_state *st, char *out, size_t n)
+{
+    int status = 0;
+    pid_t p;
+    while ((p = waitpid(st->launcher, &status, 0)) < 0 && errno == EINTR) {
+    }
+    if (p == st->launcher) st->launcher = 0;
+    run_exit_reason(st, status, out, n);
 }
 
 /* Connects to the job's vsock port once it listens (STATE/ID/vsock-PORT.sock), while the
@@ -207,9 +212,10 @@ static CL_MUST_USE cl_status run_connect(run_state *st, int64_t deadline, bool *
         }
         int status;
         if (waitpid(st->launcher, &status, WNOHANG) == st->launcher) {
+            char why[400];
             st->launcher = 0;
-            CL_FAIL(CL_ERR_STATE, "the training enclave ended before it took its job (exit status %d)",
-                    WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+            run_exit_reason(st, status, why, sizeof(why));
+            CL_FAIL(CL_ERR_STATE, "%s", why);
         }
         int64_t left = deadline - run_now_ms();
         if (left <= 0) CL_FAIL(CL_ERR_EXPIRED, "max runtime");
@@ -356,7 +362,7 @@ int cmd_train_job_run(int argc, char **argv)
     (void)sigaddset(&mask, SIGTERM);
     (void)sigaddset(&mask, SIGINT);
     (void)sigprocmask(SIG_BLOCK, &mask, &old);
-    st.sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
+    st.sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     json_t *info_json = NULL;
     int64_t deadline = st.t_start + (int64_t)max_runtime * 1000;
     bool stopped = false;
@@ -401,7 +407,14 @@ int cmd_train_job_run(int argc, char **argv)
 out:
     if (st.sock >= 0) (void)close(st.sock);
     run_stop(&st);
-    if (st.sigfd >= 0) (void)close(st.sigfd);
+    if (st.sigfd >= 0) {
+        /* A SIGTERM that stopped the job is taken here, not delivered once unblocked: the runner
+         * has reported it, and exits 1 as for any stopped job. */
+        struct signalfd_siginfo si;
+        while (read(st.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        }
+        (void)close(st.sigfd);
+    }
     (void)sigprocmask(SIG_SETMASK, &old, NULL);
     json_decref(info_json);
     cl_buf_free(&doc);

@@ -275,12 +275,13 @@ def main(tmp):
         sp.wait(timeout=60)
         res = json.loads(out.splitlines()[-1]) if out.strip() else {}
         check(sp.returncode == 1 and res.get("TrainingJobStatus") == "Stopped" and res.get("SecondaryStatus") ==
-              "Stopped" and '"Starting"' in first, "SIGTERM: Stopped, the enclave stopped: %s %s" % (res, err[-300:]))
+              "Stopped" and '"Starting"' in first,
+              "SIGTERM: Stopped (exit %s, first line %r): %s %s" % (sp.returncode, first, res, err[-300:]))
 
         # The enclave's memory limit.
         proc, events, res = run(doc("tiny", "fernet/"), memory="24")
         reason = res.get("FailureReason", "")
-        check(proc.returncode == 1 and res.get("TrainingJobStatus") == "Failed" and "memory" in reason and
+        check(proc.returncode == 1 and res.get("TrainingJobStatus") == "Failed" and "memory limit of 24 MiB" in reason and
               outputs("tiny") == [], "a too-small --memory is a clear failure: %s" % reason)
 
         # What the operator's host and the storage hold: no row, no model in plaintext.
