@@ -218,8 +218,8 @@ check("171 test" in out7, "--test-fraction 0.3 holds out round(0.3*212)+round(0.
 r = run("train-local", "--help")
 check(r.returncode == 0 and "Usage: cloister train-local" in r.stdout, "--help: exit 0")
 for args, needle in [((), "expected one DATA.csv"), ((DATA,), "-o MODEL.onnx is required"),
-                     ((DATA, "-o", "x.onnx", "--test-fraction", "1"), "--test-fraction wants"),
-                     ((DATA, "-o", "x.onnx", "--l2", "-1"), "--l2 wants"),
+                     ((DATA, "-o", "x.onnx", "--test-fraction", "1"), "--test-fraction must be a number between 0 and 1"),
+                     ((DATA, "-o", "x.onnx", "--l2", "-1"), "--l2 must be a number from 0 to 1e12"),
                      ((DATA, "-o", "x.onnx", "--seed", "-3"), "--seed must be a whole number from 0 to"),
                      ((DATA, "-o", "x.onnx", "--seed", "18446744073709551616"), "--seed must be a whole number from 0 to")]:
     r = run("train-local", *args)

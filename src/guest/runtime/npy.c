@@ -76,6 +76,13 @@ cl_status cl_infer_npy_parse(const void *bytes, size_t len, cl_infer_tensor *out
             if (cl_reader_starts_with_str(&v, quoted)) dt = npy_types[i].dt;
         }
     }
+    /* numpy.save writes an object array's elements as a pickle after the
+     * header (format.py, write_array: descr '|O'); loading it runs code. */
+    CL_ENSURE(!cl_reader_starts_with_str(&v, "'|O'") && !cl_reader_starts_with_str(&v, "'O'") &&
+                  !cl_reader_starts_with_str(&v, "'<O'") && !cl_reader_starts_with_str(&v, "'>O'"),
+              CL_ERR_UNSUPPORTED,
+              "the .npy array holds Python objects (dtype 'O'): pickled Python objects are refused: unpickling runs "
+              "code; write CSV or numpy.save(..., allow_pickle=False)");
     CL_ENSURE(dt != CL_INFER_UNDEFINED, CL_ERR_UNSUPPORTED,
               ".npy element type is not supported (little-endian float32/64, integers and bool are)");
     CL_GUARD(npy_find_key(&h, "fortran_order", &v));

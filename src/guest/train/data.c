@@ -9,6 +9,8 @@
 #include "cloister/mem.h"
 #include "cloister/train.h"
 
+#include "train_internal.h"
+
 #define TRAIN_LABEL_COLUMN "diagnosis"
 
 static bool train_name_ok(const cl_csv_field *f)
@@ -154,27 +156,6 @@ void cl_train_dataset_free(cl_train_dataset *d)
     free(d->y);
     free(d->feature_names);
     memset(d, 0, sizeof(*d));
-}
-
-/* splitmix64 (Steele, Lea, Flood, "Fast splittable pseudorandom number
- * generators", OOPSLA 2014): the split must be reproducible from the seed on
- * every platform, which a CSPRNG is not meant to be. Nothing secret depends on it. */
-static uint64_t train_rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, n) without modulo bias (rejection of the short last interval). */
-static size_t train_rng_below(uint64_t *s, size_t n)
-{
-    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-    uint64_t v;
-    do v = train_rng_next(s);
-    while (v >= limit);
-    return (size_t)(v % n);
 }
 
 static int train_cmp_size(const void *a, const void *b)

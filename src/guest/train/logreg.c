@@ -8,6 +8,8 @@
 #include "cloister/mem.h"
 #include "cloister/train.h"
 
+#include "train_internal.h"
+
 void cl_train_options_default(cl_train_options *o)
 {
     o->seed = CL_TRAIN_SEED_DEFAULT;
@@ -16,10 +18,29 @@ void cl_train_options_default(cl_train_options *o)
     o->max_iter = CL_TRAIN_MAX_ITER_DEFAULT;
 }
 
-static double train_sigmoid(double z) { return z >= 0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z)); }
+double train_sigmoid(double z) { return z >= 0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z)); }
 
-/* log(1 + e^z) without overflow for large |z|. */
-static double train_softplus(double z) { return z > 0 ? z + log1p(exp(-z)) : log1p(exp(z)); }
+double train_softplus(double z) { return z > 0 ? z + log1p(exp(-z)) : log1p(exp(z)); }
+
+/* Standardisation from the training rows only: statistics that saw the test
+ * rows would leak them into the model and flatter the held-out figures. */
+void train_standardize_stats(const cl_train_dataset *d, const size_t *rows, size_t n, double *mean, double *scale)
+{
+    size_t p = d->n_features;
+    for (size_t j = 0; j < p; j++) {
+        double m = 0, v = 0;
+        for (size_t i = 0; i < n; i++) m += d->x[rows[i] * p + j];
+        m /= (double)n;
+        for (size_t i = 0; i < n; i++) {
+            double t = d->x[rows[i] * p + j] - m;
+            v += t * t;
+        }
+        double sd = sqrt(v / (double)n);
+        mean[j] = m;
+        /* A constant feature carries nothing; dividing by 1 keeps it at 0 (as scikit-learn's StandardScaler). */
+        scale[j] = sd > 1e-12 * (fabs(m) + 1.0) ? sd : 1.0;
+    }
+}
 
 /* Cholesky factorisation in place (lower triangle) and solve of H x = g.
  * Fails when H is not positive definite, which with l2 > 0 cannot happen
@@ -90,21 +111,7 @@ cl_status cl_train_logreg_fit(const cl_train_dataset *d, const size_t *rows, siz
     CL_ENSURE_GOTO(z && y && theta && trial && g && step && h && out->mean && out->scale && out->w, CL_ERR_NOMEM,
                    "out of memory training on %zu rows x %zu features", n, p);
 
-    /* Standardisation from the training rows only: statistics that saw the
-     * test rows would leak them into the model and flatter the held-out figures. */
-    for (size_t j = 0; j < p; j++) {
-        double m = 0, v = 0;
-        for (size_t i = 0; i < n; i++) m += d->x[rows[i] * p + j];
-        m /= (double)n;
-        for (size_t i = 0; i < n; i++) {
-            double t = d->x[rows[i] * p + j] - m;
-            v += t * t;
-        }
-        double sd = sqrt(v / (double)n);
-        out->mean[j] = m;
-        /* A constant feature carries nothing; dividing by 1 keeps it at 0 (as scikit-learn's StandardScaler). */
-        out->scale[j] = sd > 1e-12 * (fabs(m) + 1.0) ? sd : 1.0;
-    }
+    train_standardize_stats(d, rows, n, out->mean, out->scale);
     for (size_t i = 0; i < n; i++) {
         y[i] = d->y[rows[i]];
         for (size_t j = 0; j < p; j++) z[i * p + j] = (d->x[rows[i] * p + j] - out->mean[j]) / out->scale[j];
@@ -252,15 +259,17 @@ cl_status cl_train_metrics_compute(const double *p, const uint8_t *y, size_t n, 
     return CL_OK;
 }
 
-static CL_MUST_USE cl_status train_measure(const cl_train_dataset *d, const cl_train_logreg *m, const size_t *rows,
-                                           size_t n, cl_train_metrics *out)
+static double train_logreg_predict_fn(const void *m, const double *x) { return cl_train_logreg_predict(m, x); }
+
+cl_status train_measure(const cl_train_dataset *d, train_predict_fn fn, const void *model, const size_t *rows, size_t n,
+                        cl_train_metrics *out)
 {
     double *p = calloc(n, sizeof(double));
     uint8_t *y = calloc(n, 1);
     cl_status rc = CL_OK;
     CL_ENSURE_GOTO(p != NULL && y != NULL, CL_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        p[i] = cl_train_logreg_predict(m, d->x + rows[i] * d->n_features);
+        p[i] = fn(model, d->x + rows[i] * d->n_features);
         y[i] = d->y[rows[i]];
     }
     CL_GUARD_GOTO(cl_train_metrics_compute(p, y, n, out));
@@ -280,8 +289,8 @@ cl_status cl_train_run(const cl_train_dataset *d, const cl_train_options *o, cl_
     report->opts = *o;
     CL_GUARD(cl_train_split_stratified(d, o->test_fraction, o->seed, &s));
     CL_GUARD_GOTO(cl_train_logreg_fit(d, s.train, s.n_train, o, model));
-    CL_GUARD_GOTO(train_measure(d, model, s.train, s.n_train, &report->train));
-    CL_GUARD_GOTO(train_measure(d, model, s.test, s.n_test, &report->test));
+    CL_GUARD_GOTO(train_measure(d, train_logreg_predict_fn, model, s.train, s.n_train, &report->train));
+    CL_GUARD_GOTO(train_measure(d, train_logreg_predict_fn, model, s.test, s.n_test, &report->test));
 out:
     cl_train_split_free(&s);
     if (rc != CL_OK) cl_train_logreg_free(model);

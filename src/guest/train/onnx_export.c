@@ -4,8 +4,9 @@
  * 8, default-domain opset 13), serialised with the protobuf-c code generated
  * from the system's onnx.proto -- the same code the runtime's loader uses.
  *
- * Graph:  features[N,F] -Sub(mean)-> -Div(scale)-> -Gemm(W,B)-> logits[N,2]
- *         -Softmax(axis=1)-> probabilities[N,2]
+ * Graph:  features[N,F] -Sub(mean)-> -Div(scale)-> [-Gemm(Wl,Bl)-> -Relu|Tanh|Sigmoid->]*
+ *         -Gemm(W,B)-> logits[N,2] -Softmax(axis=1)-> probabilities[N,2]
+ * (the hidden layers only for the MLP).
  * Column 0 of W and B is zero and column 1 holds the weights and bias, so
  * softmax([0, t]) = [1 - sigmoid(t), sigmoid(t)]: the logistic model's
  * probabilities for [benign, malignant], in the order the labels metadata lists.
@@ -18,9 +19,11 @@
 #include <string.h>
 
 #include "cloister/infer.h"
+#include "cloister/mem.h"
 #include "cloister/train.h"
 
 #include "onnx.pb-c.h"
+#include "train_internal.h"
 
 #define EXPORT_IR_VERSION 8
 #define EXPORT_OPSET 13
@@ -132,46 +135,57 @@ static CL_MUST_USE cl_status export_metrics_json(const cl_train_report *r, const
     return CL_OK;
 }
 
-cl_status cl_train_onnx_export(const cl_train_dataset *d, const cl_train_logreg *m, const cl_train_report *r,
-                               cl_buf *out)
+#define EXPORT_MAX_LAYERS (CL_TRAIN_MAX_LAYERS + 1)
+#define EXPORT_MAX_NODES (3 + 2 * EXPORT_MAX_LAYERS)
+#define EXPORT_MAX_INITS (2 + 2 * EXPORT_MAX_LAYERS)
+
+/* Names of layer i's tensors and nodes: the output layer keeps the logistic
+ * model's names (W, B, linear, logits), so that model's bytes did not change
+ * when the MLP came. */
+typedef struct export_names {
+    char w[16], b[16], gemm[16], pre[16], act[16], out[16];
+} export_names;
+
+static const char *export_act_op(cl_train_activation a)
+{
+    switch (a) {
+    case CL_TRAIN_ACTIVATION_TANH: return "Tanh";
+    case CL_TRAIN_ACTIVATION_SIGMOID: return "Sigmoid";
+    case CL_TRAIN_ACTIVATION_RELU: break;
+    }
+    return "Relu";
+}
+
+cl_status train_onnx_write(const cl_train_dataset *d, const train_graph *gr, cl_buf *out)
 {
     cl_status rc = CL_OK;
-    size_t p = m->n_features;
-    CL_ENSURE(p == d->n_features && p >= 1, CL_ERR_USAGE, "the model has %zu features, the data %zu", p, d->n_features);
-    float *mean = calloc(p, sizeof(float)), *scale = calloc(p, sizeof(float)), *w = calloc(2 * p, sizeof(float));
-    float bias[2] = {0.0f, (float)m->b};
-    char *metrics = NULL;
-    cl_buf names, doc;
+    size_t p = d->n_features, nl = gr->n_layers, total = 0;
+    CL_ENSURE(nl >= 1 && nl <= EXPORT_MAX_LAYERS && gr->layers[0].in == p && gr->layers[nl - 1].out == 1,
+              CL_ERR_INTERNAL, "the model's %zu layers do not fit the data's %zu features", nl, p);
+    for (size_t l = 0; l < nl; l++) {
+        CL_ENSURE(l == 0 || gr->layers[l].in == gr->layers[l - 1].out, CL_ERR_INTERNAL, "layer %zu's input is %zu wide",
+                  l, gr->layers[l].in);
+        size_t cols = l + 1 == nl ? 2 : gr->layers[l].out;
+        total += gr->layers[l].in * cols + cols;
+    }
+    float *mean = calloc(p, sizeof(float)), *scale = calloc(p, sizeof(float)), *wts = calloc(total, sizeof(float));
+    export_names *nm = calloc(nl, sizeof(*nm));
+    cl_buf names, hex;
     cl_buf_init(&names, (size_t)CL_TRAIN_MAX_FEATURES * (CL_TRAIN_MAX_NAME + 1) + 1);
-    cl_buf_init(&doc, 4096);
-    cl_buf hex;
     cl_buf_init(&hex, 65);
-    CL_ENSURE_GOTO(mean && scale && w, CL_ERR_NOMEM, "out of memory");
+    CL_ENSURE_GOTO(mean && scale && wts && nm, CL_ERR_NOMEM, "out of memory");
     for (size_t j = 0; j < p; j++) {
-        mean[j] = (float)m->mean[j];
-        scale[j] = (float)m->scale[j];
-        w[j * 2] = 0.0f; /* W is [F, 2], row-major: column 0 is the benign logit, fixed at 0 */
-        w[j * 2 + 1] = (float)m->w[j];
+        mean[j] = (float)gr->mean[j];
+        scale[j] = (float)gr->scale[j];
         CL_GUARD_GOTO(cl_buf_printf(&names, "%s%s", j ? "," : "", d->feature_names[j]));
     }
     CL_GUARD_GOTO(cl_buf_append_hex(&hex, d->sha256, sizeof(d->sha256)));
-    CL_GUARD_GOTO(export_metrics_json(r, m, &metrics));
-    CL_GUARD_GOTO(cl_buf_printf(&doc,
-                                "Binary classifier trained by cloister train-local: L2-regularised logistic regression "
-                                "(l2 %g, Newton's method, %d iterations) on %zu of %zu rows (stratified split, seed "
-                                "%" PRIu64 ", test fraction %g). Input: %zu raw measurements per row, standardised "
-                                "inside the graph with training-split statistics. Output: probabilities of [%s, %s]. "
-                                "Held-out accuracy %.4f, ROC AUC %.4f on %zu rows. Data SHA-256 %s.",
-                                r->opts.l2, m->iterations, r->train.n, d->n_rows, r->opts.seed, r->opts.test_fraction,
-                                p, CL_TRAIN_LABEL_NEGATIVE, CL_TRAIN_LABEL_POSITIVE, r->test.accuracy, r->test.auc,
-                                r->test.n, cl_buf_cstr(&hex)));
 
-    export_tensor t_mean, t_scale, t_w, t_b;
+    export_tensor t_mean, t_scale, t_w[EXPORT_MAX_LAYERS], t_b[EXPORT_MAX_LAYERS];
     export_tensor_init(&t_mean, "mean", mean, p, (int64_t)p, 0);
     export_tensor_init(&t_scale, "scale", scale, p, (int64_t)p, 0);
-    export_tensor_init(&t_w, "W", w, 2 * p, (int64_t)p, 2);
-    export_tensor_init(&t_b, "B", bias, 2, 2, 0);
-    Onnx__TensorProto *inits[] = {&t_mean.t, &t_scale.t, &t_w.t, &t_b.t};
+    Onnx__TensorProto *inits[EXPORT_MAX_INITS] = {&t_mean.t, &t_scale.t};
+    size_t n_inits = 2, n_nodes = 0;
 
     Onnx__AttributeProto axis = ONNX__ATTRIBUTE_PROTO__INIT;
     axis.name = EXPORT_STR("axis");
@@ -180,12 +194,49 @@ cl_status cl_train_onnx_export(const cl_train_dataset *d, const cl_train_logreg 
     axis.has_i = 1;
     axis.i = 1;
     Onnx__AttributeProto *softmax_attrs[] = {&axis};
-    export_node n_sub, n_div, n_gemm, n_soft;
-    export_node_init(&n_sub, "Sub", "center", "features", "mean", NULL, "centered", NULL, 0);
-    export_node_init(&n_div, "Div", "standardize", "centered", "scale", NULL, "standardized", NULL, 0);
-    export_node_init(&n_gemm, "Gemm", "linear", "standardized", "W", "B", "logits", NULL, 0);
-    export_node_init(&n_soft, "Softmax", "probabilities", "logits", NULL, NULL, "probabilities", softmax_attrs, 1);
-    Onnx__NodeProto *nodes[] = {&n_sub.n, &n_div.n, &n_gemm.n, &n_soft.n};
+    export_node nodes[EXPORT_MAX_NODES];
+    Onnx__NodeProto *nodep[EXPORT_MAX_NODES];
+    export_node_init(&nodes[n_nodes++], "Sub", "center", "features", "mean", NULL, "centered", NULL, 0);
+    export_node_init(&nodes[n_nodes++], "Div", "standardize", "centered", "scale", NULL, "standardized", NULL, 0);
+    const char *prev = "standardized";
+    float *at = wts;
+    for (size_t l = 0; l < nl; l++) {
+        const train_layer *ly = &gr->layers[l];
+        bool last = l + 1 == nl;
+        size_t cols = last ? 2 : ly->out;
+        /* W is [in, cols] row-major; for the output layer column 0 (benign) is zero. */
+        for (size_t i = 0; i < ly->in; i++)
+            for (size_t k = 0; k < ly->out; k++) at[i * cols + (last ? 1 : k)] = (float)ly->w[i * ly->out + k];
+        float *bias = at + ly->in * cols;
+        for (size_t k = 0; k < ly->out; k++) bias[last ? 1 : k] = (float)ly->b[k];
+        if (last) {
+            (void)snprintf(nm[l].w, sizeof(nm[l].w), "W");
+            (void)snprintf(nm[l].b, sizeof(nm[l].b), "B");
+            (void)snprintf(nm[l].gemm, sizeof(nm[l].gemm), "linear");
+            (void)snprintf(nm[l].pre, sizeof(nm[l].pre), "logits");
+        } else {
+            (void)snprintf(nm[l].w, sizeof(nm[l].w), "W%zu", l);
+            (void)snprintf(nm[l].b, sizeof(nm[l].b), "B%zu", l);
+            (void)snprintf(nm[l].gemm, sizeof(nm[l].gemm), "dense%zu", l);
+            (void)snprintf(nm[l].pre, sizeof(nm[l].pre), "preact%zu", l);
+            (void)snprintf(nm[l].act, sizeof(nm[l].act), "activation%zu", l);
+            (void)snprintf(nm[l].out, sizeof(nm[l].out), "hidden%zu", l);
+        }
+        export_tensor_init(&t_w[l], nm[l].w, at, ly->in * cols, (int64_t)ly->in, (int64_t)cols);
+        export_tensor_init(&t_b[l], nm[l].b, bias, cols, (int64_t)cols, 0);
+        inits[n_inits++] = &t_w[l].t;
+        inits[n_inits++] = &t_b[l].t;
+        at = bias + cols;
+        export_node_init(&nodes[n_nodes++], "Gemm", nm[l].gemm, prev, nm[l].w, nm[l].b, nm[l].pre, NULL, 0);
+        if (!last) {
+            export_node_init(&nodes[n_nodes++], export_act_op(gr->activation), nm[l].act, nm[l].pre, NULL, NULL,
+                             nm[l].out, NULL, 0);
+            prev = nm[l].out;
+        }
+    }
+    export_node_init(&nodes[n_nodes++], "Softmax", "probabilities", "logits", NULL, NULL, "probabilities",
+                     softmax_attrs, 1);
+    for (size_t i = 0; i < n_nodes; i++) nodep[i] = &nodes[i].n;
 
     export_vinfo v_in, v_out;
     export_vinfo_init(&v_in, "features", "raw measurements, in the order of metadata cloister.classifier.features",
@@ -194,10 +245,10 @@ cl_status cl_train_onnx_export(const cl_train_dataset *d, const cl_train_logreg 
     Onnx__ValueInfoProto *inputs[] = {&v_in.vi}, *outputs[] = {&v_out.vi};
 
     Onnx__GraphProto g = ONNX__GRAPH_PROTO__INIT;
-    g.name = EXPORT_STR("cloister_logistic_regression");
-    g.n_node = 4;
-    g.node = nodes;
-    g.n_initializer = 4;
+    g.name = EXPORT_STR(gr->name);
+    g.n_node = n_nodes;
+    g.node = nodep;
+    g.n_initializer = n_inits;
     g.initializer = inits;
     g.n_input = 1;
     g.input = inputs;
@@ -216,8 +267,8 @@ cl_status cl_train_onnx_export(const cl_train_dataset *d, const cl_train_logreg 
         {CL_TRAIN_META_FEATURES, cl_buf_cstr(&names)},
         {CL_TRAIN_META_INPUT, "features"},
         {CL_TRAIN_META_DATA_SHA256, cl_buf_cstr(&hex)},
-        {CL_TRAIN_META_METRICS, metrics},
-        {CL_TRAIN_META_METHOD, "logistic regression, L2, Newton; standardisation from the training split"},
+        {CL_TRAIN_META_METRICS, gr->metrics},
+        {CL_TRAIN_META_METHOD, gr->method},
     };
     Onnx__StringStringEntryProto *metap[6];
     for (size_t i = 0; i < 6; i++) {
@@ -237,29 +288,70 @@ cl_status cl_train_onnx_export(const cl_train_dataset *d, const cl_train_logreg 
     mp.producer_version = EXPORT_STR("0.1.0");
     mp.has_model_version = 1;
     mp.model_version = 1;
-    mp.doc_string = EXPORT_STR(cl_buf_cstr(&doc));
+    mp.doc_string = EXPORT_STR(gr->doc);
     mp.graph = &g;
     mp.n_metadata_props = 6;
     mp.metadata_props = metap;
 
     size_t n = onnx__model_proto__get_packed_size(&mp);
-    size_t at = out->len;
-    CL_GUARD_GOTO(cl_buf_resize(out, at + n));
-    size_t wrote = onnx__model_proto__pack(&mp, out->data + at);
+    size_t start = out->len;
+    CL_GUARD_GOTO(cl_buf_resize(out, start + n));
+    size_t wrote = onnx__model_proto__pack(&mp, out->data + start);
     CL_ENSURE_GOTO(wrote == n, CL_ERR_INTERNAL, "protobuf-c packed %zu bytes, expected %zu", wrote, n);
 out:
+    /* The weights are the owner's model: wiped before they go. */
+    if (wts) cl_memzero(wts, total * sizeof(float));
     free(mean);
     free(scale);
-    free(w);
-    free(metrics);
+    free(wts);
+    free(nm);
     cl_buf_free(&names);
+    cl_buf_free(&hex);
+    return rc;
+}
+
+cl_status cl_train_onnx_export(const cl_train_dataset *d, const cl_train_logreg *m, const cl_train_report *r,
+                               cl_buf *out)
+{
+    cl_status rc = CL_OK;
+    size_t p = m->n_features;
+    CL_ENSURE(p == d->n_features && p >= 1, CL_ERR_USAGE, "the model has %zu features, the data %zu", p, d->n_features);
+    char *metrics = NULL;
+    cl_buf doc, hex;
+    cl_buf_init(&doc, 4096);
+    cl_buf_init(&hex, 65);
+    CL_GUARD_GOTO(cl_buf_append_hex(&hex, d->sha256, sizeof(d->sha256)));
+    CL_GUARD_GOTO(export_metrics_json(r, m, &metrics));
+    CL_GUARD_GOTO(cl_buf_printf(&doc,
+                                "Binary classifier trained by cloister train-local: L2-regularised logistic regression "
+                                "(l2 %g, Newton's method, %d iterations) on %zu of %zu rows (stratified split, seed "
+                                "%" PRIu64 ", test fraction %g). Input: %zu raw measurements per row, standardised "
+                                "inside the graph with training-split statistics. Output: probabilities of [%s, %s]. "
+                                "Held-out accuracy %.4f, ROC AUC %.4f on %zu rows. Data SHA-256 %s.",
+                                r->opts.l2, m->iterations, r->train.n, d->n_rows, r->opts.seed, r->opts.test_fraction,
+                                p, CL_TRAIN_LABEL_NEGATIVE, CL_TRAIN_LABEL_POSITIVE, r->test.accuracy, r->test.auc,
+                                r->test.n, cl_buf_cstr(&hex)));
+    train_layer layer = {.w = m->w, .b = &m->b, .in = p, .out = 1};
+    train_graph g = {
+        .name = "cloister_logistic_regression",
+        .method = "logistic regression, L2, Newton; standardisation from the training split",
+        .doc = cl_buf_cstr(&doc),
+        .metrics = metrics,
+        .mean = m->mean,
+        .scale = m->scale,
+        .layers = &layer,
+        .n_layers = 1,
+    };
+    CL_GUARD_GOTO(train_onnx_write(d, &g, out));
+out:
+    free(metrics);
     cl_buf_free(&doc);
     cl_buf_free(&hex);
     return rc;
 }
 
-cl_status cl_train_onnx_verify(const void *onnx, size_t len, const cl_train_dataset *d, const cl_train_logreg *m,
-                               double *max_diff)
+cl_status train_onnx_verify(const void *onnx, size_t len, const cl_train_dataset *d, train_predict_fn fn,
+                            const void *model, double *max_diff)
 {
     cl_status rc = CL_OK;
     cl_infer_model *im = NULL;
@@ -278,7 +370,7 @@ cl_status cl_train_onnx_verify(const void *onnx, size_t len, const cl_train_data
     double worst = 0;
     const float *pr = prob.data;
     for (size_t i = 0; i < d->n_rows; i++) {
-        double diff = fabs((double)pr[i * 2 + 1] - cl_train_logreg_predict(m, d->x + i * d->n_features));
+        double diff = fabs((double)pr[i * 2 + 1] - fn(model, d->x + i * d->n_features));
         /* NaN must not pass as "no difference" */
         worst = diff > worst || isnan(diff) ? diff : worst;
     }
@@ -288,4 +380,12 @@ out:
     cl_infer_tensor_free(&prob);
     cl_infer_model_free(im);
     return rc;
+}
+
+static double export_logreg_predict(const void *m, const double *x) { return cl_train_logreg_predict(m, x); }
+
+cl_status cl_train_onnx_verify(const void *onnx, size_t len, const cl_train_dataset *d, const cl_train_logreg *m,
+                               double *max_diff)
+{
+    return train_onnx_verify(onnx, len, d, export_logreg_predict, m, max_diff);
 }
