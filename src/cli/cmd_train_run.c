@@ -301,7 +301,7 @@ static void run_stop(run_state *st)
             (void)waitpid(st->launcher, &status, 0);
             break;
         }
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000 * 1000};
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 10000000L};
         (void)nanosleep(&ts, NULL);
     }
     st->launcher = 0;

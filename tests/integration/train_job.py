@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -217,6 +218,36 @@ def main(tmp):
         proc, events, res = run(d)
         check(res.get("TrainingJobStatus") == "Completed",
               "the data key as the hyperparameter encrypted_data_key: %s" % res.get("FailureReason"))
+
+        # An .npy table (float64, the label last), sealed, and the MLP.
+        rows = [ln.split(",") for ln in lines[1:]]
+        di = names.index("diagnosis")
+        flat = [float(v) for r_ in rows for j, v in enumerate(r_) if j != di]
+        vals = []
+        for k, r_ in enumerate(rows):
+            vals += flat[k * (len(names) - 1):(k + 1) * (len(names) - 1)] + [1.0 if r_[di] == "M" else 0.0]
+        header = "{'descr': '<f8', 'fortran_order': False, 'shape': (%d, %d), }" % (len(rows), len(names))
+        header += " " * (64 - (10 + len(header) + 1) % 64) + "\n"
+        npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + struct.pack(
+            "<%dd" % len(vals), *vals)
+        open(p("wdbc.npy"), "wb").write(npy)
+        r = subprocess.run([C, "seal", "--key", data_key_id, p("wdbc.npy"), "-o", p("wdbc.npy.sealed")],
+                           capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+        s3.put_object(Bucket=BUCKET, Key="npy/wdbc.npy", Body=open(p("wdbc.npy.sealed"), "rb").read())
+        d = doc("wdbc-npy-mlp", "npy/")
+        d["HyperParameters"] = {"model": "mlp", "hidden_layers": "8", "epochs": "30", "seed": "7"}
+        proc, events, res = run(d)
+        fm = {m["MetricName"]: m["Value"] for m in res.get("FinalMetricDataList", [])}
+        check(res.get("TrainingJobStatus") == "Completed" and fm.get("test:accuracy", 0) > 0.9 and
+              len([e for e in events if e["event"] == "log" and "epoch" in e["message"]]) >= 1,
+              "a sealed .npy table trains the MLP, per-epoch progress in the log: %s %s" %
+              (res.get("FailureReason"), fm))
+        d = doc("bad-hp", "npy/")
+        d["HyperParameters"] = {"model": "mlp", "epochs": "0"}
+        proc, events, res = run(d)
+        check(res.get("TrainingJobStatus") == "Failed" and "epochs" in res.get("FailureReason", "") and
+              outputs("bad-hp") == [], "a bad hyperparameter fails the job naming it: %s" % res.get("FailureReason"))
 
         # Failures: nothing written, the reason says what.
         tampered = bytearray(token)

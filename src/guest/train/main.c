@@ -21,9 +21,9 @@
 #include "cloister/log.h"
 #include "cloister/mem.h"
 #include "cloister/nsm.h"
+#include "cloister/train.h"
 
 #include "job.h"
-#include "job_shim.h"
 
 #define JOB_KMS_ATTEMPTS 3
 
@@ -108,23 +108,25 @@ static CL_MUST_USE cl_status job_clients(job *j)
     return CL_OK;
 }
 
-/* The final metrics of the metrics document: its "final_metrics" object of name -> number. */
+/* The final metrics of the metrics document (docs/training.md, "metrics.json"): its
+ * "final_metrics", already in the shape of SageMaker's FinalMetricDataList. */
 static CL_MUST_USE cl_status job_final_metrics(job *j, const cl_buf *metrics, json_t *list)
 {
     json_error_t jerr;
     json_t *m = json_loadb((const char *)metrics->data, metrics->len, 0, &jerr);
     json_t *fm = json_object_get(m, "final_metrics");
-    const char *name;
-    json_t *v;
-    if (!json_is_object(fm)) {
+    size_t i;
+    json_t *one;
+    if (!json_is_array(fm)) {
         json_decref(m);
-        CL_FAIL(CL_ERR_INTERNAL, "the trainer's metrics document has no final_metrics object");
+        CL_FAIL(CL_ERR_INTERNAL, "the trainer's metrics document has no final_metrics list");
     }
-    json_object_foreach(fm, name, v)
+    json_array_foreach(fm, i, one)
     {
-        if (!json_is_number(v)) continue;
-        json_t *one = json_pack("{s:s, s:f}", "MetricName", name, "Value", json_number_value(v));
-        (void)json_array_append_new(list, one);
+        const char *name = json_string_value(json_object_get(one, "MetricName"));
+        json_t *v = json_object_get(one, "Value");
+        if (name == NULL || !json_is_number(v)) continue;
+        (void)json_array_append_new(list, json_pack("{s:s, s:f}", "MetricName", name, "Value", json_number_value(v)));
         job_report(j,
                    json_pack("{s:s, s:s, s:f}", "event", "metric", "MetricName", name, "Value", json_number_value(v)));
     }
