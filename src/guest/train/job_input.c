@@ -81,7 +81,7 @@ static CL_MUST_USE cl_status input_list(input_state *st, size_t ci, input_object
                           ch->bucket, ch->prefix, ch->name);
         for (size_t i = 0; i < page.n_entries; i++) {
             if (input_has_suffix(page.entries[i].key, "/")) continue;
-            CL_ENSURE_GOTO(*n_all < JOB_MAX_OBJECTS * 2, CL_ERR_LIMIT,
+            CL_ENSURE_GOTO(*n_all < (size_t)JOB_MAX_OBJECTS * 2, CL_ERR_LIMIT,
                            "channel %s: more than %d objects under s3://%s/%s", ch->name, JOB_MAX_OBJECTS, ch->bucket,
                            ch->prefix);
             char *k = strdup(page.entries[i].key);
@@ -293,7 +293,7 @@ cl_status job_inputs_load(job *j, cl_buf *table, job_format *format, char *what,
     size_t header_len = 0, n_data = 0;
     bool have = false;
     for (size_t i = 0; i < JOB_MAX_DATA_KEYS; i++) cl_buf_init_secret(&st.keys.key[i], CL_RECIPIENT_MAX_PLAINTEXT);
-    st.objs = calloc(JOB_MAX_OBJECTS * 2, sizeof(*st.objs));
+    st.objs = calloc((size_t)JOB_MAX_OBJECTS * 2, sizeof(*st.objs));
     CL_ENSURE_GOTO(st.objs != NULL, CL_ERR_NOMEM, "out of memory listing the inputs");
     int64_t t0 = job_now_ms();
     for (size_t ci = 0; ci < j->doc.n_channels; ci++) CL_GUARD_GOTO(input_list(&st, ci, &st.objs, &st.n_objs));
