@@ -300,6 +300,8 @@ def main(tmp):
         sp.stdin.write(json.dumps(d))
         sp.stdin.close()
         first = sp.stdout.readline()
+        kms_harness.assert_no_secret_in_cmdline(sp.pid, [d["Credentials"]["SecretAccessKey"],
+                                                         d["Credentials"]["SessionToken"]])
         hold.held.wait(60)  # the job is at its KMS call
         sp.send_signal(signal.SIGTERM)
         out, err = first + sp.stdout.read(), sp.stderr.read()
@@ -308,6 +310,40 @@ def main(tmp):
         check(sp.returncode == 1 and res.get("TrainingJobStatus") == "Stopped" and res.get("SecondaryStatus") ==
               "Stopped" and '"Starting"' in first,
               "SIGTERM: Stopped (exit %s, first line %r): %s %s" % (sp.returncode, first, res, err[-300:]))
+
+        # The job document: bad ones are refused before any enclave starts, or fail the job naming the member.
+        def raw_run(text):
+            return subprocess.run([C, "train-job", "run", "--image", p("train.img"), "--pki", p("pki"),
+                                   "--state-dir", p("state")], input=text, capture_output=True, text=True, timeout=120)
+        r = raw_run("{not json")
+        check(r.returncode == 1 and r.stdout == "" and r.stderr.strip() ==
+              "cloister: error: the job document on stdin is not a JSON object (line 1, column 4)",
+              "a document that is not JSON: one line, exit 1, no event: %r" % r.stderr)
+        r = raw_run(json.dumps(doc("big", "fernet/", Padding="x" * (64 << 10))))
+        check(r.returncode == 1 and "the job document on stdin is over 65536 bytes" in r.stderr and r.stdout == "",
+              "a document over 64 KiB is refused: %r" % r.stderr.strip())
+        r = raw_run(json.dumps(doc("noep", "fernet/", Endpoints={"kms": "ftp://x", "s3": ep})))
+        check(r.returncode == 1 and "Endpoints.kms 'ftp://x' must be an http:// or https:// URL" in r.stderr,
+              "an endpoint that is not http(s) is refused: %r" % r.stderr.strip())
+        r = subprocess.run([C, "train-job", "run", "--image", p("train.img"), "--max-runtime", "0"],
+                           input="{}", capture_output=True, text=True)
+        check(r.returncode == 2 and "--max-runtime" in r.stderr, "--max-runtime 0 is a usage error: %r" % r.stderr)
+        d = doc("no-key", "fernet/")
+        del d["OutputDataConfig"]["KmsKeyId"]
+        proc, events, res = run(d)
+        check(proc.returncode == 1 and res.get("FailureReason") == "the job document has no OutputDataConfig.KmsKeyId",
+              "a document without KmsKeyId fails the job naming it: %s" % res.get("FailureReason"))
+        d = doc("../escape", "fernet/")
+        proc, events, res = run(d)
+        check(res.get("TrainingJobStatus") == "Failed" and "TrainingJobName must be" in res.get("FailureReason", ""),
+              "a job name that is not SageMaker's pattern is refused: %s" % res.get("FailureReason"))
+
+        # The inputs are bounded by the enclave's memory, before anything is read.
+        s3.put_object(Bucket=BUCKET, Key="big/blob.csv", Body=b"0" * (9 << 20))
+        proc, events, res = run(doc("big-input", "big/"), memory="64")
+        reason = res.get("FailureReason", "")
+        check(res.get("TrainingJobStatus") == "Failed" and "over the 8388608 an enclave of 64 MiB trains on" in reason
+              and "give the job more memory" in reason, "inputs over 1/8 of the enclave's memory: %s" % reason)
 
         # The enclave's memory limit.
         proc, events, res = run(doc("tiny", "fernet/"), memory="24")
