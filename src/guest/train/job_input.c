@@ -82,8 +82,8 @@ static CL_MUST_USE cl_status input_list(input_state *st, size_t ci, input_object
         for (size_t i = 0; i < page.n_entries; i++) {
             if (input_has_suffix(page.entries[i].key, "/")) continue;
             CL_ENSURE_GOTO(*n_all < (size_t)JOB_MAX_OBJECTS * 2, CL_ERR_LIMIT,
-                           "channel %s: more than %d objects under s3://%s/%s", ch->name, JOB_MAX_OBJECTS, ch->bucket,
-                           ch->prefix);
+                           "channel %s: more than %d objects under s3://%s/%s", ch->name, JOB_MAX_OBJECTS * 2,
+                           ch->bucket, ch->prefix);
             char *k = strdup(page.entries[i].key);
             CL_ENSURE_GOTO(k != NULL, CL_ERR_NOMEM, "out of memory listing the inputs");
             (*all)[(*n_all)++] = (input_object){.key = k, .channel = ci, .size = page.entries[i].size};
