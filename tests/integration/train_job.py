@@ -281,10 +281,11 @@ def main(tmp):
               "GenerateDataKey" in reason and outputs("nogrant") == [],
               "without a grant on the output key: AccessDenied, nothing written: %s" % reason)
 
-        # A KMS that never answers: the job cannot finish within --max-runtime.
+        # A KMS that never answers: the job cannot finish within --max-runtime (10 s: the enclave starts in
+        # 0.5 s here, 2.5 s under the sanitizers, and the job must reach its KMS call first).
         hold = wh.Relay(srv.port)
         hold.hold = True
-        proc, events, res = run(doc("slow", "fernet/"), runtime="3", kms_endpoint="http://127.0.0.1:%d" % hold.port)
+        proc, events, res = run(doc("slow", "fernet/"), runtime="10", kms_endpoint="http://127.0.0.1:%d" % hold.port)
         check(proc.returncode == 1 and res.get("TrainingJobStatus") == "Stopped" and
               res.get("SecondaryStatus") == "MaxRuntimeExceeded" and hold.held.is_set() and outputs("slow") == [],
               "over --max-runtime: Stopped, MaxRuntimeExceeded: %s" % res)
