@@ -31,8 +31,16 @@ static const cli_command cli_commands[] = {
  * cmd_train_job.c's, which takes this entry over when both are merged. */
 static int cli_train_job(int argc, char **argv)
 {
+    static const char usage[] = "Usage: cloister train-job run --image IMAGE [options] < JOB.json\n"
+                                "\n"
+                                "Training jobs (docs/training-jobs.md):\n"
+                                "  run   run one job in its enclave: the job document on stdin, its events on stdout\n";
     if (argc >= 2 && strcmp(argv[1], "run") == 0) return cmd_train_job_run(argc - 1, argv + 1);
-    fprintf(stderr, "Usage: cloister train-job run --image IMAGE [options] < JOB.json\n");
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(usage, stdout);
+        return CLI_EXIT_OK;
+    }
+    fputs(usage, stderr);
     return CLI_EXIT_USAGE;
 }
 

@@ -187,9 +187,26 @@ out:
 
 int main(int argc, char **argv)
 {
-    (void)argv;
     cl_log_init("cloister-train");
     (void)signal(SIGPIPE, SIG_IGN);
+    /* --help and --version for its operator (and help2man's manual page); in the enclave it takes
+     * no arguments. */
+    if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+        printf("Usage: cloister-train   (inside a Cloister enclave image; see docs/training-jobs.md)\n"
+               "\n"
+               "The training job. It listens on vsock port %d for `cloister train-job run`, which sends\n"
+               "the job document; it attests with a fresh recipient key, reads its inputs from S3 (Fernet\n"
+               "tokens and sealed envelopes whose keys KMS releases to its attestation document), trains,\n"
+               "seals the model under OutputDataConfig.KmsKeyId and writes model.sealed and metrics.json\n"
+               "to S3OutputPath/TrainingJobName/output/, reporting events to the runner as it goes.\n"
+               "Build its image with: cloister enclave build --exe cloister-train -o train.img\n",
+               JOB_VSOCK_PORT);
+        return 0;
+    }
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("cloister-train %s\n", CLOISTER_VERSION);
+        return 0;
+    }
     if (argc != 1) {
         fprintf(stderr,
                 "cloister-train: takes no arguments: it runs in an enclave and gets its job over vsock "
