@@ -61,7 +61,7 @@ static void job_progress(void *arg, const char *line) { job_report_log(arg, line
 
 /* A table's parse errors may quote a cell ("unknown label 'x'"): what is quoted is left out, so
  * that a failure reason carries no value of the data. */
-static cl_status job_redacted(cl_status rc)
+static CL_MUST_USE cl_status job_redacted(cl_status rc)
 {
     if (rc == CL_OK) return rc;
     const char *m = cl_error_message();
