@@ -15,13 +15,13 @@
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
-static cl_status from1(const char *name, const char *value, cl_train_params *p)
+static CL_MUST_USE cl_status from1(const char *name, const char *value, cl_train_params *p)
 {
     const char *n[] = {name}, *v[] = {value};
     return cl_train_params_from_strings(n, v, 1, p);
 }
 
-static cl_status from2(const char *n0, const char *v0, const char *n1, const char *v1, cl_train_params *p)
+static CL_MUST_USE cl_status from2(const char *n0, const char *v0, const char *n1, const char *v1, cl_train_params *p)
 {
     const char *n[] = {n0, n1}, *v[] = {v0, v1};
     return cl_train_params_from_strings(n, v, 2, p);
@@ -371,6 +371,17 @@ static void test_fit_logreg_is_train_local(void **state)
         json_integer_value(json_object_get(json_object_get(json_object_get(doc, "test"), "confusion"), "fn")),
         r.test.fn);
     assert_null(json_object_get(doc, "epochs"));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(doc, "hyperparameters"), "seed")), 42);
+    json_decref(doc);
+    /* A seed past JSON's signed 64-bit integers is written as a string. */
+    p.opts.seed = UINT64_MAX;
+    cl_buf_free(&metrics);
+    cl_buf_init(&metrics, 1 << 20);
+    assert_ok(cl_train_fit(&d, &p, NULL, NULL, &old, &metrics));
+    doc = json_loadb((const char *)metrics.data, metrics.len, 0, NULL);
+    assert_non_null(doc);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(doc, "hyperparameters"), "seed")),
+                        "18446744073709551615");
     json_decref(doc);
     cl_train_logreg_free(&m);
     cl_buf_free(&onnx);

@@ -296,14 +296,14 @@ static void fit_epoch(void *ctx, uint32_t e, double loss, double acc)
     fit_progress *pr = ctx;
     if (e != 1 && e != pr->epochs && e % pr->stride != 0) return;
     fit_say(pr, "epoch %u/%u loss %.4f train accuracy %.4f", e, pr->epochs, loss, acc);
-    json_t *j = json_pack("{s:i, s:f, s:f}", "epoch", (json_int_t)e, "loss", loss, "train_accuracy", acc);
+    json_t *j = json_pack("{s:I, s:f, s:f}", "epoch", (json_int_t)e, "loss", loss, "train_accuracy", acc);
     if (j == NULL || json_array_append_new(pr->log, j) != 0) pr->nomem = true;
 }
 
 static json_t *fit_metrics_obj(const cl_train_metrics *m, bool with_loss, double loss)
 {
     json_t *j =
-        json_pack("{s:f, s:f, s:{s:i, s:i, s:i, s:i}}", "accuracy", m->accuracy, "roc_auc", m->auc, "confusion", "tp",
+        json_pack("{s:f, s:f, s:{s:I, s:I, s:I, s:I}}", "accuracy", m->accuracy, "roc_auc", m->auc, "confusion", "tp",
                   (json_int_t)m->tp, "tn", (json_int_t)m->tn, "fp", (json_int_t)m->fp, "fn", (json_int_t)m->fn);
     if (j != NULL && with_loss && json_object_set_new(j, "loss", json_real(loss)) != 0) {
         json_decref(j);
@@ -312,16 +312,25 @@ static json_t *fit_metrics_obj(const cl_train_metrics *m, bool with_loss, double
     return j;
 }
 
+/* JSON integers are signed 64-bit (jansson's json_int_t): a seed above 2^63-1 is written as its decimal string. */
+static json_t *fit_seed(uint64_t seed)
+{
+    if (seed <= INT64_MAX) return json_integer((json_int_t)seed);
+    char s[24];
+    (void)snprintf(s, sizeof(s), "%" PRIu64, seed);
+    return json_string(s);
+}
+
 static json_t *fit_hyperparameters(const cl_train_params *p)
 {
     if (p->model == CL_TRAIN_MODEL_LOGREG)
-        return json_pack("{s:s, s:I, s:f, s:f, s:i}", "model", "logreg", "seed", (json_int_t)p->opts.seed,
+        return json_pack("{s:s, s:o, s:f, s:f, s:i}", "model", "logreg", "seed", fit_seed(p->opts.seed),
                          "test_fraction", p->opts.test_fraction, "l2", p->opts.l2, "max_iter", p->opts.max_iter);
     char hidden[CL_TRAIN_MAX_LAYERS * 6];
     size_t at = 0;
     for (size_t l = 0; l < p->n_hidden; l++)
         at += (size_t)snprintf(hidden + at, sizeof(hidden) - at, "%s%zu", l ? "," : "", p->hidden[l]);
-    return json_pack("{s:s, s:I, s:f, s:f, s:s, s:s, s:i, s:f, s:I}", "model", "mlp", "seed", (json_int_t)p->opts.seed,
+    return json_pack("{s:s, s:o, s:f, s:f, s:s, s:s, s:I, s:f, s:I}", "model", "mlp", "seed", fit_seed(p->opts.seed),
                      "test_fraction", p->opts.test_fraction, "l2", p->opts.l2, "hidden_layers", hidden, "activation",
                      cl_train_activation_name(p->activation), "epochs", (json_int_t)p->epochs, "learning_rate",
                      p->learning_rate, "batch_size", (json_int_t)p->batch_size);
@@ -333,7 +342,7 @@ static json_t *fit_document(const cl_train_dataset *d, const cl_train_params *p,
 {
     char hex[65];
     for (size_t i = 0; i < 32; i++) (void)snprintf(hex + 2 * i, 3, "%02x", d->sha256[i]);
-    json_t *j = json_pack("{s:s, s:o, s:i, s:{s:i, s:i}, s:o, s:o, s:s}", "model", cl_train_model_name(p->model),
+    json_t *j = json_pack("{s:s, s:o, s:I, s:{s:I, s:I}, s:o, s:o, s:s}", "model", cl_train_model_name(p->model),
                           "hyperparameters", fit_hyperparameters(p), "features", (json_int_t)d->n_features, "rows",
                           "train", (json_int_t)r->train.n, "test", (json_int_t)r->test.n, "train",
                           fit_metrics_obj(&r->train, true, train_loss), "test", fit_metrics_obj(&r->test, false, 0),
@@ -445,9 +454,13 @@ cl_status cl_train_fit(const cl_train_dataset *d, const cl_train_params *p, cl_t
         CL_GUARD_GOTO(cl_train_onnx_export(d, &lr, &r, &model));
         CL_GUARD_GOTO(cl_train_onnx_verify(model.data, model.len, d, &lr, &diff));
     } else {
-        fit_say(&pr, "mlp: hidden layers of %zu%s, %s, %zu parameters; Adam, %u epochs, learning rate %g, batch %zu",
-                p->hidden[0], p->n_hidden > 1 ? " and more" : "", cl_train_activation_name(p->activation),
-                train_mlp_param_count(d->n_features, p), p->epochs, p->learning_rate, p->batch_size);
+        char hidden[CL_TRAIN_MAX_LAYERS * 6] = "";
+        size_t at = 0;
+        for (size_t l = 0; l < p->n_hidden && at < sizeof(hidden); l++)
+            at += (size_t)snprintf(hidden + at, sizeof(hidden) - at, "%s%zu", l ? "," : "", p->hidden[l]);
+        fit_say(&pr, "mlp: hidden layers %s, %s, %zu parameters; Adam, %u epochs, learning rate %g, batch size %zu",
+                hidden, cl_train_activation_name(p->activation), train_mlp_param_count(d->n_features, p), p->epochs,
+                p->learning_rate, p->batch_size);
         CL_GUARD_GOTO(fit_mlp(d, p, &s, &pr, &mlp, &r, &doc, &model));
         CL_GUARD_GOTO(train_onnx_verify(model.data, model.len, d, fit_mlp_predict, &mlp, &diff));
         CL_ENSURE_GOTO(json_object_set(doc, "epochs", pr.log) == 0, CL_ERR_NOMEM, "out of memory");
@@ -462,9 +475,12 @@ cl_status cl_train_fit(const cl_train_dataset *d, const cl_train_params *p, cl_t
     CL_ENSURE_GOTO(final != NULL && json_object_set_new(doc, "final_metrics", final) == 0, CL_ERR_NOMEM,
                    "out of memory");
     CL_GUARD_GOTO(fit_dump(doc, &metrics));
-    fit_say(&pr, "train: accuracy %.4f roc_auc %.4f (n=%zu)", r.train.accuracy, r.train.auc, r.train.n);
-    fit_say(&pr, "test: accuracy %.4f roc_auc %.4f (n=%zu; tp %zu tn %zu fp %zu fn %zu)", r.test.accuracy, r.test.auc,
-            r.test.n, r.test.tp, r.test.tn, r.test.fp, r.test.fn);
+    /* The lines train-local printed before cl_train_fit (README.md shows them). */
+    const cl_train_metrics *ms[2] = {&r.train, &r.test};
+    for (int i = 0; i < 2; i++)
+        fit_say(&pr, "%s: accuracy %.4f  roc_auc %.4f  (n=%zu, %zu malignant; tp %zu tn %zu fp %zu fn %zu)",
+                i ? "test" : "train", ms[i]->accuracy, ms[i]->auc, ms[i]->n, ms[i]->n_positive, ms[i]->tp, ms[i]->tn,
+                ms[i]->fp, ms[i]->fn);
     fit_say(&pr, "model: %zu bytes of ONNX; the runtime reproduces the trainer's probabilities on all %zu rows to %.1e",
             model.len, d->n_rows, diff);
     CL_GUARD_GOTO(cl_buf_reserve(onnx, model.len));

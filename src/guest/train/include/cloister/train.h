@@ -146,7 +146,7 @@ CL_MUST_USE cl_status cl_train_onnx_verify(const void *onnx, size_t len, const c
  * CL_TRAIN_MAX_PARAMS (8 MiB of doubles, 32 MiB with Adam's moments and the
  * gradient); epochs x training rows x parameters at most CL_TRAIN_MAX_WORK
  * (about 3 multiply-adds each for forward, backward and the epoch's measuring
- * pass: some minutes of one core at most; docs/training.md gives the measured rate). */
+ * pass: about 40 s of one core at the rate docs/training.md measured). */
 #define CL_TRAIN_MAX_LAYERS 4
 #define CL_TRAIN_MAX_UNITS 1024
 #define CL_TRAIN_MAX_PARAMS ((size_t)1 << 20)
