@@ -212,12 +212,24 @@ def main(tmp):
         proc, events, res = run(doc("wdbc-sealed", "sealed/"))
         check(res.get("TrainingJobStatus") == "Completed" and len(outputs("wdbc-sealed")) == 2,
               "the sealed-envelope job completes: %s" % res.get("FailureReason"))
-        s3.put_object(Bucket=BUCKET, Key="hp/wdbc.csv", Body=token)
+        # Two CSV objects (each with the header), one data key given as the hyperparameter, a token
+        # saved with a trailing newline.
+        f = Fernet(base64.b64encode(dk["Plaintext"]))
+        half = "\n".join(lines[:300]) + "\n", "\n".join([lines[0]] + lines[300:]) + "\n"
+        s3.put_object(Bucket=BUCKET, Key="hp/part-1.csv", Body=f.encrypt(half[0].encode()) + b"\n")
+        s3.put_object(Bucket=BUCKET, Key="hp/part-2.csv", Body=f.encrypt(half[1].encode()))
         d = doc("wdbc-hp", "hp/")
         d["HyperParameters"]["encrypted_data_key"] = base64.b64encode(dk["CiphertextBlob"]).decode()
         proc, events, res = run(d)
-        check(res.get("TrainingJobStatus") == "Completed",
-              "the data key as the hyperparameter encrypted_data_key: %s" % res.get("FailureReason"))
+        logs = [e["message"] for e in events if e["event"] == "log"]
+        check(res.get("TrainingJobStatus") == "Completed" and any(m.startswith("data: 569 rows") for m in logs),
+              "two CSV objects joined into one table of 569 rows, the data key as the hyperparameter "
+              "encrypted_data_key: %s %s" % (res.get("FailureReason"), logs[:1]))
+        s3.put_object(Bucket=BUCKET, Key="hp/part-3.csv", Body=f.encrypt(b"a,b,diagnosis\n1,2,M\n"))
+        proc, events, res = run(d)
+        check(res.get("TrainingJobStatus") == "Failed" and "s3://%s/hp/part-3.csv: its header row differs" % BUCKET
+              in res.get("FailureReason", ""), "a CSV object with other columns is refused by name: %s" %
+              res.get("FailureReason"))
 
         # An .npy table (float64, the label last), sealed, and the MLP.
         rows = [ln.split(",") for ln in lines[1:]]

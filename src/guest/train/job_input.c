@@ -186,10 +186,9 @@ static CL_MUST_USE cl_status input_open(input_state *st, const char *bucket, con
     cl_reader r = cl_reader_make(obj->data, obj->len);
     if (cl_reader_starts_with_str(&r, "gAAAAA")) {
         const cl_buf *k = NULL;
-        size_t n = obj->len;
-        while (n > 0 && (obj->data[n - 1] == '\n' || obj->data[n - 1] == '\r' || obj->data[n - 1] == ' ')) n--;
+        cl_buf_rstrip(obj, "\r\n "); /* a token saved to a file with a newline */
         CL_GUARD_GOTO(input_fernet_key(st, bucket, key, &k));
-        rc = cl_fernet_decrypt(k->data, (const char *)obj->data, n, (uint64_t)time(NULL), CL_FERNET_NO_TTL, &pt);
+        rc = cl_fernet_decrypt(k->data, (const char *)obj->data, obj->len, (uint64_t)time(NULL), CL_FERNET_NO_TTL, &pt);
         if (rc == CL_ERR_AUTH)
             CL_FAIL_GOTO(CL_ERR_AUTH,
                          "s3://%s/%s: the Fernet token's HMAC does not match: the object was altered, or was "
@@ -232,11 +231,9 @@ static bool input_npy_is_object(const cl_buf *b)
 static CL_MUST_USE cl_status input_classify(const char *bucket, const char *key, const cl_buf *b, job_format *f)
 {
     cl_reader r = cl_reader_make(b->data, b->len);
+    cl_reader head = r;
     uint8_t b0 = 0, b1 = 0;
-    if (b->len >= 2) {
-        b0 = b->data[0];
-        b1 = b->data[1];
-    }
+    if (cl_reader_u8(&head, &b0) != CL_OK || cl_reader_u8(&head, &b1) != CL_OK) b0 = b1 = 0;
     /* pickle protocols 2 to 5 begin with PROTO (0x80) and the protocol number (PEP 307, PEP 574). */
     if (input_has_suffix(key, ".pkl") || input_has_suffix(key, ".pickle") || (b0 == 0x80 && b1 >= 2 && b1 <= 5))
         CL_FAIL(CL_ERR_UNSUPPORTED, "s3://%s/%s: " INPUT_PICKLE_REFUSED, bucket, key);
@@ -269,7 +266,8 @@ static CL_MUST_USE cl_status input_join_csv(const char *bucket, const char *key,
                   "s3://%s/%s: its header row differs from the first object's: the CSV objects of a job must "
                   "have the same columns",
                   bucket, key);
-        if (table->data[table->len - 1] != '\n') CL_GUARD(cl_buf_append(table, "\n", 1));
+        (void)cl_buf_chomp(table, '\n'); /* the rows that follow start on a line of their own */
+        CL_GUARD(cl_buf_append(table, "\n", 1));
         if (nl) CL_GUARD(cl_reader_skip(&r, 1));
         cl_reader_rest(&r, &rest, &rn);
         if (rn > 0) CL_GUARD(cl_buf_append(table, rest, rn));
