@@ -67,12 +67,32 @@ static int64_t run_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* One event line on stdout (consumed). */
+/* One event line on stdout (consumed), at most RUN_EVENT_MAX bytes: escaping to ASCII can make
+ * a line longer than the job's frame, so the free-text members are cut until it fits. */
 static void run_emit(json_t *ev)
 {
-    char *s = json_dumps(ev, JSON_COMPACT | JSON_ENSURE_ASCII);
+    static const char *const text[] = {"message", "StatusMessage", "FailureReason"};
+    char *s = NULL;
+    for (size_t cap = 2048;; cap /= 2) {
+        s = json_dumps(ev, JSON_COMPACT | JSON_ENSURE_ASCII);
+        if (s == NULL || strlen(s) < RUN_EVENT_MAX || cap < 64) break;
+        free(s);
+        s = NULL;
+        for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++) {
+            json_t *v = json_object_get(ev, text[i]);
+            if (!json_is_string(v) || json_string_length(v) <= cap) continue;
+            /* Cut where a UTF-8 sequence starts (RFC 3629: continuation bytes are 10xxxxxx). */
+            const unsigned char *u = (const unsigned char *)json_string_value(v);
+            size_t n = cap;
+            while (n > 0 && (u[n] & 0xC0) == 0x80) n--;
+            (void)json_object_set_new(ev, text[i], json_stringn((const char *)u, n));
+        }
+    }
     json_decref(ev);
-    if (s == NULL) return;
+    if (s == NULL || strlen(s) >= RUN_EVENT_MAX) {
+        free(s);
+        return;
+    }
     printf("%s\n", s);
     (void)fflush(stdout);
     free(s);
