@@ -75,7 +75,7 @@ typedef struct job {
     cl_s3_client *s3;
     int host_fd; /* the runner's connection: reports go there */
     /* milliseconds spent, for the result's Timings */
-    int64_t key_release_ms, transfer_ms, training_ms;
+    int64_t recipient_key_ms, key_release_ms, transfer_ms, training_ms;
 } job;
 
 /* A monotonic clock in milliseconds. */
