@@ -366,7 +366,11 @@ int cmd_train_job_run(int argc, char **argv)
             break;
         case O_PKI: st.cfg.pki_dir = optarg; break;
         case O_STATE: state = optarg; break;
-        case O_CGROUP: st.cfg.cgroup = optarg; break;
+        case O_CGROUP:
+            if (optarg[0] != '/' && strcmp(optarg, "none") != 0)
+                return cli_usage_error(cmd, "--cgroup takes an absolute cgroup v2 directory, or none");
+            st.cfg.cgroup = optarg;
+            break;
         case 'h': fputs(run_usage, stdout); return CLI_EXIT_OK;
         default: return cli_usage_error(cmd, "unknown option or missing value: %s", argv[optind - 1]);
         }

@@ -341,6 +341,10 @@ def main(tmp):
         r = subprocess.run([C, "train-job", "run", "--image", p("train.img"), "--max-runtime", "0"],
                            input="{}", capture_output=True, text=True)
         check(r.returncode == 2 and "--max-runtime" in r.stderr, "--max-runtime 0 is a usage error: %r" % r.stderr)
+        r = subprocess.run([C, "train-job", "run", "--image", p("train.img"), "--cgroup", "rel"],
+                           input="{}", capture_output=True, text=True)
+        check(r.returncode == 2 and "--cgroup takes an absolute cgroup v2 directory, or none" in r.stderr,
+              "a relative --cgroup is a usage error: %r" % r.stderr)
         d = doc("no-key", "fernet/")
         del d["OutputDataConfig"]["KmsKeyId"]
         proc, events, res = run(d)
