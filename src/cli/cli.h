@@ -31,6 +31,8 @@ int cmd_infer_local(int argc, char **argv);
 int cmd_infer_remote(int argc, char **argv);
 int cmd_train_local(int argc, char **argv);
 int cmd_train_job(int argc, char **argv);
+/* train-job run: one training job in its enclave (cmd_train_run.c, docs/training-jobs.md). */
+int cmd_train_job_run(int argc, char **argv);
 
 /* Prints "cloister: error: <message>" for the thread's last error and returns
  * the exit code for it (2 for usage errors, 1 otherwise). */

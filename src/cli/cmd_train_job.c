@@ -35,6 +35,7 @@ static const char tj_usage[] =
     "       cloister train-job list [--name-contains S] [--status-equals STATUS] [options]\n"
     "       cloister train-job stop --training-job-name NAME [options]\n"
     "       cloister train-job logs --training-job-name NAME [--follow] [options]\n"
+    "       cloister train-job run --image IMAGE [options] < JOB.json\n"
     "\n"
     "SageMaker's training jobs as cloister-kms runs them, in enclaves (docs/sagemaker.md).\n"
     "  create     CreateTrainingJob; the request from --cli-input-json (a file of the JSON `aws sagemaker\n"
@@ -44,6 +45,8 @@ static const char tj_usage[] =
     "  list       ListTrainingJobs (every page), newest first, printed as JSON\n"
     "  stop       StopTrainingJob\n"
     "  logs       the job's log (CloudWatch Logs, /aws/sagemaker/TrainingJobs); --follow: until the job ends\n"
+    "  run        the runner cloister-kms starts for a job: runs it in its enclave, the job document on\n"
+    "             stdin, its events on stdout ('cloister train-job run --help'; docs/training-jobs.md)\n"
     "\n"
     "Options:\n"
     "  --endpoint-url URL     cloister-kms (else AWS_ENDPOINT_URL_SAGEMAKER / AWS_ENDPOINT_URL_CLOUDWATCH_LOGS,\n"
@@ -329,9 +332,8 @@ int cmd_train_job(int argc, char **argv)
                                          {"follow", no_argument, NULL, 'f'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    /* `train-job run` (cmd_train_job_run, the runner cloister-kms starts; cmd_train_run.c) takes
-     * options of its own: it is dispatched here, before these options are parsed, when it is
-     * merged (TRAIN-CONTRACT.md, "Shared files"). */
+    /* `train-job run` (the runner cloister-kms starts; cmd_train_run.c) takes options of its own. */
+    if (argc >= 2 && strcmp(argv[1], "run") == 0) return cmd_train_job_run(argc - 1, argv + 1);
     tj_args a;
     memset(&a, 0, sizeof(a));
     int c;

@@ -21,8 +21,9 @@ static const cli_command cli_commands[] = {
     {"infer", "run one record through a cloister-infer enclave (envelope or RA-TLS channel path)", cmd_infer_remote},
     {"infer-local", "run an ONNX model on a local input (an image, an array, or a patient's measurements)",
      cmd_infer_local},
+    {"train-job", "SageMaker training jobs of a cloister-kms: create, describe, list, stop, logs; run (the runner)",
+     cmd_train_job},
     {"train-local", "train the breast-cancer classifier on a CSV table and write it as ONNX", cmd_train_local},
-    {"train-job", "SageMaker training jobs of a cloister-kms: create, describe, list, stop, logs", cmd_train_job},
 };
 
 static void cli_print_usage(FILE *f)

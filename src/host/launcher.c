@@ -1337,6 +1337,7 @@ cl_status cl_enclave_start(const cl_enclave_config *cfg, cl_buf *info, pid_t *la
         CL_FAIL_ERRNO(CL_ERR_IO, "launcher: socketpair");
     (void)fflush(stdout);
     (void)fflush(stderr);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         int e = errno;
@@ -1356,6 +1357,12 @@ cl_status cl_enclave_start(const cl_enclave_config *cfg, cl_buf *info, pid_t *la
         cl_status rc = setsid() < 0 || null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0
                            ? CL_RAISE_ERRNO(CL_ERR_IO, "launcher: cannot detach")
                            : CL_OK;
+        /* SIGTERM is the launcher's own "stop the enclave" (prctl(2): the signal comes when the
+         * thread that forked ends; a parent gone before the prctl is seen by getppid). */
+        if (rc == CL_OK && cfg->stop_with_parent && prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) != 0)
+            rc = CL_RAISE_ERRNO(CL_ERR_IO, "launcher: prctl(PR_SET_PDEATHSIG)");
+        if (rc == CL_OK && cfg->stop_with_parent && getppid() != parent)
+            rc = CL_RAISE(CL_ERR_IO, "launcher: the process that started it ended before the enclave ran");
         int code = 1;
         if (rc == CL_OK) rc = cl_enclave_run(&c, &code);
         if (rc != CL_OK) {

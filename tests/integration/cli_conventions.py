@@ -29,7 +29,7 @@ SUBCOMMANDS = [["seal"], ["seal", "inspect"], ["unseal"], ["key"], ["key", "loca
                ["attest", "verify"], ["kms"], ["kms", "audit-verify"], ["infer"], ["infer-local"], ["train-local"],
                ["enclave"], ["enclave", "build"], ["enclave", "run"], ["enclave", "init-root"], ["cas"],
                ["cas", "session"], ["cas", "get-cert"], ["api"], ["api", "token"], ["api", "token", "create"],
-               ["s3"], ["train-job"]]
+               ["s3"], ["train-job"], ["train-job", "run"]]
 
 
 def run(*args, env=None, input=None, check=True):

@@ -58,7 +58,7 @@ def main():
         programs = sorted(os.listdir(os.path.join(BUILD, "bin")))
         check({"cloister", "cloister-kms", "cloister-infer"} <= set(programs), f"the build's programs: {programs}")
         for p in programs:
-            where = os.path.join("libexec/cloister" if p in ("cloister-infer", "cloister-api") else "bin", p)
+            where = os.path.join("libexec/cloister" if p in ("cloister-infer", "cloister-api", "cloister-train") else "bin", p)
             check(where in installed and os.access(os.path.join(usr, where), os.X_OK), f"{where} installed")
         for f in installed:
             base = os.path.basename(f)
@@ -71,7 +71,7 @@ def main():
         helptext = subprocess.run([cli, "--help"], capture_output=True, text=True, timeout=30).stdout
         commands = re.findall(r"^  ([a-z][a-z-]*) ", helptext.split("Commands:")[1], re.M)
         pages = [("1", "cloister")] + [("1", "cloister-" + c) for c in commands] + \
-                [("8", "cloister-kms"), ("8", "cloister-infer"), ("8", "cloister-api")]
+                [("8", "cloister-kms"), ("8", "cloister-infer"), ("8", "cloister-api"), ("8", "cloister-train")]
         check(len(commands) >= 8, f"cloister --help lists its commands: {commands}")
         for sect, name in pages:
             rel = f"share/man/man{sect}/{name}.{sect}"
