@@ -77,6 +77,14 @@ cl_status kms_job_transition(json_t *doc, const char *status, const char *messag
     }
     size_t n = json_array_size(list);
     json_t *last = n > 0 ? json_array_get(list, n - 1) : NULL;
+    /* A status already current (the runner reports Starting, which the service set at creation)
+     * is one transition, with the newer message: SageMaker lists each stage once. */
+    const char *current = last != NULL ? json_string_value(json_object_get(last, "Status")) : NULL;
+    if (current != NULL && strcmp(current, status) == 0 && json_object_get(last, "EndTime") == NULL) {
+        if (message != NULL && message[0] != '\0') CL_GUARD(kms_job_set(last, "StatusMessage", json_string(message)));
+        CL_GUARD(kms_job_set(doc, "LastModifiedTime", json_real(now)));
+        return CL_OK;
+    }
     if (last != NULL && json_object_get(last, "EndTime") == NULL)
         CL_GUARD(kms_job_set(last, "EndTime", json_real(now)));
     json_t *t = json_pack("{s:s, s:f, s:s}", "Status", status, "StartTime", now, "StatusMessage",
@@ -96,6 +104,7 @@ bool kms_job_running(const json_t *doc)
 cl_status kms_job_finish(json_t *doc, const char *status, const char *secondary, const char *reason, double now)
 {
     if (!kms_job_running(doc)) return CL_OK;
+    if (reason == NULL && strcmp(status, "Completed") == 0) reason = "Training job completed"; /* SageMaker's words */
     CL_GUARD(kms_job_transition(doc, secondary, reason != NULL ? reason : "", now));
     /* The final transition is an instant: it starts and ends when the job ends. */
     json_t *list = json_object_get(doc, "SecondaryStatusTransitions");
