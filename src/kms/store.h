@@ -28,6 +28,8 @@
 #define KMS_DESCRIPTION_MAX 8192
 #define KMS_ALIAS_MAX 256
 #define KMS_ACCOUNT_LEN 12
+/* What a store error names a row by: "role NAME", "training job NAME in ACCOUNT" (cut past it). */
+#define KMS_STORE_THING_MAX 1024
 
 typedef enum kms_key_state {
     KMS_KEY_ENABLED = 0,

@@ -1363,42 +1363,92 @@ out:
  * they do (LISTEN/NOTIFY could, later): every request reads what it needs. */
 /* --- identities (identity.h) --- */
 
-static CL_MUST_USE cl_status kms_pg_iam_put(kms_store *s, const char *kind, const char *name, const char *doc,
-                                            kms_iam_put_mode mode, int64_t now)
+/* Identities (kind, name) and training jobs (account, name) are both a JSON document under a
+ * two-part key: one put, one get, one listing; `thing` names the row in errors. */
+typedef struct kms_pg_doc_queries {
+    enum kms_pg_q insert, replace, upsert, get, list;
+} kms_pg_doc_queries;
+
+static CL_MUST_USE cl_status kms_pg_doc_put(kms_store *s, const kms_pg_doc_queries *qs, const char *k1, const char *k2,
+                                            const char *doc, kms_iam_put_mode mode, int64_t now, const char *thing)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
     kms_pg_conn *pc = NULL;
     PGresult *r = NULL;
     kms_pg_num nnow;
-    const char *v[] = {kind, name, doc, kms_pg_i64(nnow, now)};
-    enum kms_pg_q id = mode == KMS_IAM_CREATE ? Q_IAM_INSERT : mode == KMS_IAM_REPLACE ? Q_IAM_REPLACE : Q_IAM_UPSERT;
+    const char *v[] = {k1, k2, doc, kms_pg_i64(nnow, now)};
+    enum kms_pg_q id = mode == KMS_IAM_CREATE ? qs->insert : mode == KMS_IAM_REPLACE ? qs->replace : qs->upsert;
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
     rc = kms_pg_run(q, pc, id, 4, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
-    if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "%s %s already exists", kind, name);
+    if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "%s already exists", thing);
     if (rc == CL_OK && mode == KMS_IAM_REPLACE && !kms_pg_one_row_changed(r))
-        rc = CL_RAISE(CL_ERR_NOT_FOUND, "no %s %s", kind, name);
+        rc = CL_RAISE(CL_ERR_NOT_FOUND, "no %s", thing);
 out:
     PQclear(r);
     kms_pg_release(q, pc);
     return rc;
 }
 
-static CL_MUST_USE cl_status kms_pg_iam_get(kms_store *s, const char *kind, const char *name, cl_buf *doc)
+static CL_MUST_USE cl_status kms_pg_doc_get(kms_store *s, const kms_pg_doc_queries *qs, const char *k1, const char *k2,
+                                            cl_buf *doc, const char *thing)
 {
     kms_pg *q = s->impl;
     cl_status rc = CL_OK;
     kms_pg_conn *pc = NULL;
     PGresult *r = NULL;
-    const char *v[] = {kind, name};
+    const char *v[] = {k1, k2};
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_IAM_GET, 2, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
-    if (PQntuples(r) == 0) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no %s %s", kind, name);
+    CL_GUARD_GOTO(kms_pg_run(q, pc, qs->get, 2, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
+    if (PQntuples(r) == 0) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no %s", thing);
     CL_GUARD_GOTO(cl_buf_append(doc, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0)));
 out:
     PQclear(r);
     kms_pg_release(q, pc);
     return rc;
+}
+
+/* The list query's parameters are v[0..n-1] then the row limit (one more than `limit`, to say
+ * whether there are more); each row is (name, document). */
+static CL_MUST_USE cl_status kms_pg_doc_list(kms_store *s, const kms_pg_doc_queries *qs, const char **v, int n,
+                                             size_t limit, kms_iam_row_fn fn, void *arg, bool *more)
+{
+    kms_pg *q = s->impl;
+    cl_status rc = CL_OK;
+    kms_pg_conn *pc = NULL;
+    PGresult *r = NULL;
+    kms_pg_num nlim;
+    *more = false;
+    CL_ENSURE(limit > 0 && limit < INT64_MAX, CL_ERR_USAGE, "a listing of %zu rows", limit);
+    v[n] = kms_pg_i64(nlim, (int64_t)limit + 1);
+    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, qs->list, n + 1, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
+    size_t rows = (size_t)PQntuples(r);
+    *more = rows > limit;
+    for (size_t i = 0; i < rows && i < limit; i++)
+        CL_GUARD_GOTO(fn(arg, PQgetvalue(r, (int)i, 0), PQgetvalue(r, (int)i, 1)));
+out:
+    PQclear(r);
+    kms_pg_release(q, pc);
+    return rc;
+}
+
+static const kms_pg_doc_queries kms_pg_iam_queries = {Q_IAM_INSERT, Q_IAM_REPLACE, Q_IAM_UPSERT, Q_IAM_GET, Q_IAM_LIST};
+static const kms_pg_doc_queries kms_pg_job_queries = {Q_JOB_INSERT, Q_JOB_REPLACE, Q_JOB_UPSERT, Q_JOB_GET, Q_JOB_LIST};
+
+static CL_MUST_USE cl_status kms_pg_iam_put(kms_store *s, const char *kind, const char *name, const char *doc,
+                                            kms_iam_put_mode mode, int64_t now)
+{
+    char thing[KMS_STORE_THING_MAX];
+    (void)snprintf(thing, sizeof(thing), "%s %s", kind, name);
+    return kms_pg_doc_put(s, &kms_pg_iam_queries, kind, name, doc, mode, now, thing);
+}
+
+static CL_MUST_USE cl_status kms_pg_iam_get(kms_store *s, const char *kind, const char *name, cl_buf *doc)
+{
+    char thing[KMS_STORE_THING_MAX];
+    (void)snprintf(thing, sizeof(thing), "%s %s", kind, name);
+    return kms_pg_doc_get(s, &kms_pg_iam_queries, kind, name, doc, thing);
 }
 
 static CL_MUST_USE cl_status kms_pg_iam_delete(kms_store *s, const char *kind, const char *name)
@@ -1420,24 +1470,8 @@ out:
 static CL_MUST_USE cl_status kms_pg_iam_list(kms_store *s, const char *kind, const char *prefix, const char *after,
                                              size_t limit, kms_iam_row_fn fn, void *arg, bool *more)
 {
-    kms_pg *q = s->impl;
-    cl_status rc = CL_OK;
-    kms_pg_conn *pc = NULL;
-    PGresult *r = NULL;
-    kms_pg_num nlim;
-    *more = false;
-    CL_ENSURE(limit > 0 && limit < INT64_MAX, CL_ERR_USAGE, "a listing of %zu identities", limit);
-    const char *v[] = {kind, prefix, after, kms_pg_i64(nlim, (int64_t)limit + 1)};
-    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_IAM_LIST, 4, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
-    size_t rows = (size_t)PQntuples(r);
-    *more = rows > limit;
-    for (size_t i = 0; i < rows && i < limit; i++)
-        CL_GUARD_GOTO(fn(arg, PQgetvalue(r, (int)i, 0), PQgetvalue(r, (int)i, 1)));
-out:
-    PQclear(r);
-    kms_pg_release(q, pc);
-    return rc;
+    const char *v[] = {kind, prefix, after, NULL};
+    return kms_pg_doc_list(s, &kms_pg_iam_queries, v, 3, limit, fn, arg, more);
 }
 
 /* --- training jobs (sagemaker.h) --- */
@@ -1445,62 +1479,23 @@ out:
 static CL_MUST_USE cl_status kms_pg_job_put(kms_store *s, const char *account, const char *name, const char *doc,
                                             kms_iam_put_mode mode, int64_t now)
 {
-    kms_pg *q = s->impl;
-    cl_status rc = CL_OK;
-    kms_pg_conn *pc = NULL;
-    PGresult *r = NULL;
-    kms_pg_num nnow;
-    const char *v[] = {account, name, doc, kms_pg_i64(nnow, now)};
-    enum kms_pg_q id = mode == KMS_IAM_CREATE ? Q_JOB_INSERT : mode == KMS_IAM_REPLACE ? Q_JOB_REPLACE : Q_JOB_UPSERT;
-    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    rc = kms_pg_run(q, pc, id, 4, v, NULL, NULL, false, PGRES_COMMAND_OK, &r);
-    if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "training job %s of %s already exists", name, account);
-    if (rc == CL_OK && mode == KMS_IAM_REPLACE && !kms_pg_one_row_changed(r))
-        rc = CL_RAISE(CL_ERR_NOT_FOUND, "no training job %s in %s", name, account);
-out:
-    PQclear(r);
-    kms_pg_release(q, pc);
-    return rc;
+    char thing[KMS_STORE_THING_MAX];
+    (void)snprintf(thing, sizeof(thing), "training job %s in %s", name, account);
+    return kms_pg_doc_put(s, &kms_pg_job_queries, account, name, doc, mode, now, thing);
 }
 
 static CL_MUST_USE cl_status kms_pg_job_get(kms_store *s, const char *account, const char *name, cl_buf *doc)
 {
-    kms_pg *q = s->impl;
-    cl_status rc = CL_OK;
-    kms_pg_conn *pc = NULL;
-    PGresult *r = NULL;
-    const char *v[] = {account, name};
-    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_JOB_GET, 2, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
-    if (PQntuples(r) == 0) CL_FAIL_GOTO(CL_ERR_NOT_FOUND, "no training job %s in %s", name, account);
-    CL_GUARD_GOTO(cl_buf_append(doc, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0)));
-out:
-    PQclear(r);
-    kms_pg_release(q, pc);
-    return rc;
+    char thing[KMS_STORE_THING_MAX];
+    (void)snprintf(thing, sizeof(thing), "training job %s in %s", name, account);
+    return kms_pg_doc_get(s, &kms_pg_job_queries, account, name, doc, thing);
 }
 
 static CL_MUST_USE cl_status kms_pg_job_list(kms_store *s, const char *account, const char *after, size_t limit,
                                              kms_iam_row_fn fn, void *arg, bool *more)
 {
-    kms_pg *q = s->impl;
-    cl_status rc = CL_OK;
-    kms_pg_conn *pc = NULL;
-    PGresult *r = NULL;
-    kms_pg_num nlim;
-    *more = false;
-    CL_ENSURE(limit > 0 && limit < INT64_MAX, CL_ERR_USAGE, "a listing of %zu training jobs", limit);
-    const char *v[] = {account, after, kms_pg_i64(nlim, (int64_t)limit + 1)};
-    CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    CL_GUARD_GOTO(kms_pg_run(q, pc, Q_JOB_LIST, 3, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
-    size_t rows = (size_t)PQntuples(r);
-    *more = rows > limit;
-    for (size_t i = 0; i < rows && i < limit; i++)
-        CL_GUARD_GOTO(fn(arg, PQgetvalue(r, (int)i, 0), PQgetvalue(r, (int)i, 1)));
-out:
-    PQclear(r);
-    kms_pg_release(q, pc);
-    return rc;
+    const char *v[] = {account, after, NULL};
+    return kms_pg_doc_list(s, &kms_pg_job_queries, v, 2, limit, fn, arg, more);
 }
 
 static CL_MUST_USE cl_status kms_pg_job_event_add(kms_store *s, const char *account, const char *name, int64_t seq,

@@ -22,6 +22,7 @@
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1030,30 +1031,73 @@ out:
 
 /* --- identities (identity.h) ------------------------------------------------------- */
 
-static CL_MUST_USE cl_status kms_sqlite_iam_put(kms_store *s, const char *kind, const char *name, const char *doc,
-                                                kms_iam_put_mode mode, int64_t now)
+/* Identities (kind, name) and training jobs (account, name) are both a JSON document under a
+ * two-part key: one put, one get, one way through a listing; `thing` names the row in errors. */
+typedef struct kms_sq_doc_queries {
+    enum kms_sq insert, replace, upsert, get;
+} kms_sq_doc_queries;
+
+static CL_MUST_USE cl_status kms_sq_doc_put(kms_store *s, const kms_sq_doc_queries *qs, const char *k1, const char *k2,
+                                            const char *doc, kms_iam_put_mode mode, int64_t now, const char *thing)
 {
     kms_sq_call c = kms_sq_enter(s);
-    enum kms_sq id = mode == KMS_IAM_CREATE ? S_IAM_INSERT : mode == KMS_IAM_REPLACE ? S_IAM_REPLACE : S_IAM_UPSERT;
-    cl_status rc = KMS_SQ_RUN(&c, id, KMS_TEXT(kind), KMS_TEXT(name), KMS_TEXT(doc), KMS_INT(now));
-    if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "%s %s already exists", kind, name);
-    if (rc == CL_OK && mode == KMS_IAM_REPLACE && c.changes != 1)
-        rc = CL_RAISE(CL_ERR_NOT_FOUND, "no %s %s", kind, name);
+    enum kms_sq id = mode == KMS_IAM_CREATE ? qs->insert : mode == KMS_IAM_REPLACE ? qs->replace : qs->upsert;
+    cl_status rc = KMS_SQ_RUN(&c, id, KMS_TEXT(k1), KMS_TEXT(k2), KMS_TEXT(doc), KMS_INT(now));
+    if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "%s already exists", thing);
+    if (rc == CL_OK && mode == KMS_IAM_REPLACE && c.changes != 1) rc = CL_RAISE(CL_ERR_NOT_FOUND, "no %s", thing);
     return kms_sq_leave(&c, rc);
 }
 
-static CL_MUST_USE cl_status kms_sqlite_iam_get(kms_store *s, const char *kind, const char *name, cl_buf *doc)
+static CL_MUST_USE cl_status kms_sq_doc_get(kms_store *s, const kms_sq_doc_queries *qs, const char *k1, const char *k2,
+                                            cl_buf *doc, const char *thing)
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
     const char *text;
     size_t len;
-    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_IAM_GET, KMS_TEXT(kind), KMS_TEXT(name)));
-    CL_ENSURE_GOTO(c.row, CL_ERR_NOT_FOUND, "no %s %s", kind, name);
+    CL_GUARD_GOTO(KMS_SQ_RUN(&c, qs->get, KMS_TEXT(k1), KMS_TEXT(k2)));
+    CL_ENSURE_GOTO(c.row, CL_ERR_NOT_FOUND, "no %s", thing);
     CL_GUARD_GOTO(kms_col_str(&c, 0, &text, &len));
     CL_GUARD_GOTO(cl_buf_append(doc, text, len));
 out:
     return kms_sq_leave(&c, rc);
+}
+
+/* The rows of a listing query run with limit + 1 as its limit: (name, document) each to fn, at
+ * most `limit`, and *more when there was one past them. */
+static CL_MUST_USE cl_status kms_sq_doc_rows(kms_sq_call *c, size_t limit, kms_iam_row_fn fn, void *arg, bool *more)
+{
+    for (size_t n = 0; c->row; n++) {
+        if (n == limit) {
+            *more = true;
+            break;
+        }
+        const char *name, *doc;
+        size_t nl, dl;
+        CL_GUARD(kms_col_str(c, 0, &name, &nl));
+        CL_GUARD(kms_col_str(c, 1, &doc, &dl));
+        CL_GUARD(fn(arg, name, doc));
+        CL_GUARD(kms_sq_next(c));
+    }
+    return CL_OK;
+}
+
+static const kms_sq_doc_queries kms_sq_iam_queries = {S_IAM_INSERT, S_IAM_REPLACE, S_IAM_UPSERT, S_IAM_GET};
+static const kms_sq_doc_queries kms_sq_job_queries = {S_JOB_INSERT, S_JOB_REPLACE, S_JOB_UPSERT, S_JOB_GET};
+
+static CL_MUST_USE cl_status kms_sqlite_iam_put(kms_store *s, const char *kind, const char *name, const char *doc,
+                                                kms_iam_put_mode mode, int64_t now)
+{
+    char thing[KMS_STORE_THING_MAX];
+    (void)snprintf(thing, sizeof(thing), "%s %s", kind, name);
+    return kms_sq_doc_put(s, &kms_sq_iam_queries, kind, name, doc, mode, now, thing);
+}
+
+static CL_MUST_USE cl_status kms_sqlite_iam_get(kms_store *s, const char *kind, const char *name, cl_buf *doc)
+{
+    char thing[KMS_STORE_THING_MAX];
+    (void)snprintf(thing, sizeof(thing), "%s %s", kind, name);
+    return kms_sq_doc_get(s, &kms_sq_iam_queries, kind, name, doc, thing);
 }
 
 static CL_MUST_USE cl_status kms_sqlite_iam_delete(kms_store *s, const char *kind, const char *name)
@@ -1069,23 +1113,10 @@ static CL_MUST_USE cl_status kms_sqlite_iam_list(kms_store *s, const char *kind,
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
-    size_t n = 0;
     *more = false;
     CL_ENSURE_GOTO(limit > 0 && limit < INT64_MAX, CL_ERR_USAGE, "a listing of %zu identities", limit);
     CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_IAM_LIST, KMS_TEXT(kind), KMS_TEXT(prefix), KMS_TEXT(after), KMS_INT(limit + 1)));
-    while (c.row) {
-        if (n == limit) {
-            *more = true;
-            break;
-        }
-        const char *name, *doc;
-        size_t nl, dl;
-        CL_GUARD_GOTO(kms_col_str(&c, 0, &name, &nl));
-        CL_GUARD_GOTO(kms_col_str(&c, 1, &doc, &dl));
-        CL_GUARD_GOTO(fn(arg, name, doc));
-        n++;
-        CL_GUARD_GOTO(kms_sq_next(&c));
-    }
+    CL_GUARD_GOTO(kms_sq_doc_rows(&c, limit, fn, arg, more));
 out:
     return kms_sq_leave(&c, rc);
 }
@@ -1095,27 +1126,16 @@ out:
 static CL_MUST_USE cl_status kms_sqlite_job_put(kms_store *s, const char *account, const char *name, const char *doc,
                                                 kms_iam_put_mode mode, int64_t now)
 {
-    kms_sq_call c = kms_sq_enter(s);
-    enum kms_sq id = mode == KMS_IAM_CREATE ? S_JOB_INSERT : mode == KMS_IAM_REPLACE ? S_JOB_REPLACE : S_JOB_UPSERT;
-    cl_status rc = KMS_SQ_RUN(&c, id, KMS_TEXT(account), KMS_TEXT(name), KMS_TEXT(doc), KMS_INT(now));
-    if (rc == CL_ERR_EXISTS) rc = CL_RAISE(CL_ERR_EXISTS, "training job %s of %s already exists", name, account);
-    if (rc == CL_OK && mode == KMS_IAM_REPLACE && c.changes != 1)
-        rc = CL_RAISE(CL_ERR_NOT_FOUND, "no training job %s in %s", name, account);
-    return kms_sq_leave(&c, rc);
+    char thing[KMS_STORE_THING_MAX];
+    (void)snprintf(thing, sizeof(thing), "training job %s in %s", name, account);
+    return kms_sq_doc_put(s, &kms_sq_job_queries, account, name, doc, mode, now, thing);
 }
 
 static CL_MUST_USE cl_status kms_sqlite_job_get(kms_store *s, const char *account, const char *name, cl_buf *doc)
 {
-    kms_sq_call c = kms_sq_enter(s);
-    cl_status rc = CL_OK;
-    const char *text;
-    size_t len;
-    CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_JOB_GET, KMS_TEXT(account), KMS_TEXT(name)));
-    CL_ENSURE_GOTO(c.row, CL_ERR_NOT_FOUND, "no training job %s in %s", name, account);
-    CL_GUARD_GOTO(kms_col_str(&c, 0, &text, &len));
-    CL_GUARD_GOTO(cl_buf_append(doc, text, len));
-out:
-    return kms_sq_leave(&c, rc);
+    char thing[KMS_STORE_THING_MAX];
+    (void)snprintf(thing, sizeof(thing), "training job %s in %s", name, account);
+    return kms_sq_doc_get(s, &kms_sq_job_queries, account, name, doc, thing);
 }
 
 static CL_MUST_USE cl_status kms_sqlite_job_list(kms_store *s, const char *account, const char *after, size_t limit,
@@ -1123,23 +1143,10 @@ static CL_MUST_USE cl_status kms_sqlite_job_list(kms_store *s, const char *accou
 {
     kms_sq_call c = kms_sq_enter(s);
     cl_status rc = CL_OK;
-    size_t n = 0;
     *more = false;
     CL_ENSURE_GOTO(limit > 0 && limit < INT64_MAX, CL_ERR_USAGE, "a listing of %zu training jobs", limit);
     CL_GUARD_GOTO(KMS_SQ_RUN(&c, S_JOB_LIST, KMS_TEXT(account), KMS_TEXT(after), KMS_INT(limit + 1)));
-    while (c.row) {
-        if (n == limit) {
-            *more = true;
-            break;
-        }
-        const char *key, *doc;
-        size_t kl, dl;
-        CL_GUARD_GOTO(kms_col_str(&c, 0, &key, &kl));
-        CL_GUARD_GOTO(kms_col_str(&c, 1, &doc, &dl));
-        CL_GUARD_GOTO(fn(arg, key, doc));
-        n++;
-        CL_GUARD_GOTO(kms_sq_next(&c));
-    }
+    CL_GUARD_GOTO(kms_sq_doc_rows(&c, limit, fn, arg, more));
 out:
     return kms_sq_leave(&c, rc);
 }

@@ -649,7 +649,7 @@ static void test_training_jobs_and_their_logs(void **state)
     assert_ok(s->ops->job_put(s, "111122223333", "a", "{}", KMS_IAM_CREATE, 1));
     assert_ok(s->ops->job_put(s, "444455556666", "a", "{}", KMS_IAM_CREATE, 1));
     assert_fails(s->ops->job_put(s, "111122223333", "b", "{}", KMS_IAM_CREATE, 2), CL_ERR_EXISTS,
-                 "training job b of 111122223333 already exists");
+                 "training job b in 111122223333 already exists");
     assert_fails(s->ops->job_put(s, "111122223333", "c", "{}", KMS_IAM_REPLACE, 2), CL_ERR_NOT_FOUND,
                  "no training job c in 111122223333");
     assert_ok(s->ops->job_put(s, "111122223333", "b", "{\"v\":2}", KMS_IAM_REPLACE, 2));

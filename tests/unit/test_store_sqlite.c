@@ -278,7 +278,7 @@ static void test_store_before_regions_is_migrated(void **state)
         assert_int_equal(t_user_version(path), 4);
         if (open == 0) assert_ok(s->ops->job_put(s, "111122223333", "old", "{}", KMS_IAM_CREATE, 1));
         assert_fails(s->ops->job_put(s, "111122223333", "old", "{}", KMS_IAM_CREATE, 1), CL_ERR_EXISTS,
-                     "training job old of 111122223333 already exists");
+                     "training job old in 111122223333 already exists");
         if (open == 0) assert_ok(s->ops->cas_put(s, "old-store", 0, (const uint8_t *)"r", 1, 1));
         assert_fails(s->ops->cas_put(s, "old-store", 0, (const uint8_t *)"r", 1, 1), CL_ERR_EXISTS, "already exists");
         kms_store_close(s);
