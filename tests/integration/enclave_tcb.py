@@ -26,8 +26,8 @@ C = os.environ["CLOISTER_BIN"]
 ROOT = os.environ["CLOISTER_SOURCE_DIR"]
 BUILD = os.environ["CLOISTER_BUILD_DIR"]
 GUESTS = {n: os.environ[v] for n, v in (("cloister-infer", "CLOISTER_INFER"), ("cloister-api", "CLOISTER_API"),
-                                        ("enclave_probe", "ENCLAVE_PROBE"), ("enclave_kms", "ENCLAVE_KMS"),
-                                        ("ratls_server", "RATLS_SERVER"))}
+                                        ("cloister-train", "CLOISTER_TRAIN"), ("enclave_probe", "ENCLAVE_PROBE"),
+                                        ("enclave_kms", "ENCLAVE_KMS"), ("ratls_server", "RATLS_SERVER"))}
 MiB = 1 << 20
 MAX_LIBRARIES = 15
 MAX_LIBRARY_BYTES = 50 * MiB
@@ -103,6 +103,16 @@ def test_ldd():
         check(not stray, f"{name}: only the listed libraries ({', '.join(stray) or 'none other'})")
 
 
+def test_trainer():
+    """cloister-train checks the model it exports with the runtime's reference kernels
+    (cl_runtime_ref): no oneDNN and nothing that comes with it (docs/threat-model.md)."""
+    libs = ldd(GUESTS["cloister-train"])
+    dnn = sorted(s for s in libs if re.match(r"^lib(dnnl|gomp|stdc\+\+|gcc_s|OpenCL)\.", s))
+    check(not dnn, f"cloister-train: no oneDNN, OpenMP or C++ runtime ({', '.join(dnn) or 'none'})")
+    ours = sorted(s for s in libs if not s.startswith("linux-vdso"))
+    check(len(ours) <= 8, f"cloister-train: at most 8 loader and libraries: {len(ours)} ({', '.join(ours)})")
+
+
 def test_unet_image(tmp):
     p = lambda *n: os.path.join(tmp, *n)  # noqa: E731
     r = run("key", "local-create", "-o", p("owner.key"))
@@ -166,6 +176,7 @@ def test_tcb_script():
 
 def main():
     test_ldd()
+    test_trainer()
     with tempfile.TemporaryDirectory(prefix="enclave-tcb-") as tmp:
         test_unet_image(tmp)
     test_tcb_script()

@@ -387,11 +387,16 @@ def main(tmp):
         check(res.get("TrainingJobStatus") == "Failed" and "over the 8388608 an enclave of 64 MiB trains on" in reason
               and "give the job more memory" in reason, "inputs over 1/8 of the enclave's memory: %s" % reason)
 
-        # The enclave's memory limit.
-        proc, events, res = run(doc("tiny", "fernet/"), memory="24")
+        # The enclave's memory limit: an MLP of two hidden layers of 1000 (about a million weights, with
+        # Adam's two moments and the gradients some 33 MB of doubles) in an enclave of 24 MiB. The
+        # trainer itself (no oneDNN) starts in that; the training cannot.
+        big = doc("tiny", "fernet/", HyperParameters={"model": "mlp", "hidden_layers": "1000,1000", "epochs": "1"})
+        proc, events, res = run(big, memory="24")
         reason = res.get("FailureReason", "")
-        check(proc.returncode == 1 and res.get("TrainingJobStatus") == "Failed" and "memory limit of 24 MiB" in reason and
-              outputs("tiny") == [], "a too-small --memory is a clear failure: %s" % reason)
+        started = any(e.get("SecondaryStatus") == "Training" for e in events)
+        check(proc.returncode == 1 and res.get("TrainingJobStatus") == "Failed" and started and
+              ("memory limit of 24 MiB" in reason or "out of memory" in reason) and outputs("tiny") == [],
+              "the enclave's memory limit holds: the job fails in training, saying so: %s" % reason)
 
         # What the operator's host and the storage hold: no row, no model in plaintext.
         row = lines[5].encode()
