@@ -168,6 +168,15 @@ def create_app(args):
         if n is None and flask.request.headers.get("Transfer-Encoding", "").lower() != "chunked":
             raise ApiError(411, "LengthRequired", "send the body with a Content-Length")
         if n is not None and n > limit:
+            # Read and drop what the client is sending (up to 1 MiB) before answering: a server that
+            # answers and closes while the client still writes makes the client's send fail (EPIPE,
+            # curl's "Send failure") before it reads the 413 (integration.api_contract_flask, once in CI).
+            left = min(n, 1 << 20)
+            while left > 0:
+                chunk = flask.request.stream.read(min(left, 65536))
+                if not chunk:
+                    break
+                left -= len(chunk)
             raise ApiError(413, "PayloadTooLarge", "the body is %d bytes, the limit is %d" % (n, limit))
         data = flask.request.stream.read(limit + 1)
         if len(data) > limit:
