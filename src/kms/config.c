@@ -365,8 +365,8 @@ static CL_MUST_USE cl_status kms_cfg_attest_roots(json_t *o, const char *base_di
 
 cl_status kms_config_parse_training(json_t *o, const char *base_dir, kms_config *cfg)
 {
-    static const char *const known[] = {"runner",   "images_dir", "pki_dir",        "state_dir",
-                                        "endpoint", "max_jobs",   "max_memory_mib", "stop_grace_seconds"};
+    static const char *const known[] = {"runner",  "images_dir", "pki_dir",        "state_dir",         "endpoint",
+                                        "ca_file", "max_jobs",   "max_memory_mib", "stop_grace_seconds"};
     kms_training_config *t = &cfg->training;
     CL_ENSURE(json_is_object(o), CL_ERR_USAGE, "'training' must be an object (docs/sagemaker.md, \"Configuration\")");
     CL_GUARD(kms_cfg_keys(o, "training.", known, sizeof(known) / sizeof(known[0])));
@@ -404,6 +404,15 @@ cl_status kms_config_parse_training(json_t *o, const char *base_dir, kms_config 
                   "'%s'",
                   s);
         (void)snprintf(t->endpoint, sizeof(t->endpoint), "%s", s);
+    }
+    /* A path in the image, not on this machine: not made absolute against the config's directory. */
+    CL_GUARD(kms_cfg_string(o, "training.", "ca_file", KMS_PATH_MAX - 1, &s));
+    if (s != NULL) {
+        CL_ENSURE(s[0] == '/', CL_ERR_USAGE,
+                  "'training.ca_file' must be an absolute path inside the trainer's image (e.g. /files/kms-ca.pem), "
+                  "not '%s'",
+                  s);
+        (void)snprintf(t->ca_file, sizeof(t->ca_file), "%s", s);
     }
     bool set;
     long long v = 0;

@@ -528,11 +528,12 @@ static CL_MUST_USE cl_status kms_run_document(kms_training *t, const kms_job_spe
 {
     cl_status rc = CL_OK;
     const json_t *q = spec->request;
-    json_t *d = json_pack("{s:s, s:O, s:O, s:O, s:s, s:{s:s, s:s}, s:n}", "TrainingJobName", spec->name,
+    json_t *d = json_pack("{s:s, s:O, s:O, s:O, s:s, s:{s:s, s:s}, s:o}", "TrainingJobName", spec->name,
                           "HyperParameters", json_object_get(q, "HyperParameters") ?: json_object(), "InputDataConfig",
                           json_object_get(q, "InputDataConfig") ?: json_array(), "OutputDataConfig",
                           json_object_get(q, "OutputDataConfig"), "Region", spec->region, "Endpoints", "kms",
-                          t->cfg.endpoint, "s3", t->cfg.endpoint, "CaFile");
+                          t->cfg.endpoint, "s3", t->cfg.endpoint, "CaFile",
+                          t->cfg.ca_file[0] != '\0' ? json_string(t->cfg.ca_file) : json_null());
     char *text = NULL;
     CL_ENSURE_GOTO(d != NULL, CL_ERR_NOMEM, "out of memory for the job document");
     /* The credentials last: appended as text into the secret buffer, never in a jansson string. */

@@ -72,9 +72,12 @@ typedef struct kms_training_config {
     char pki_dir[KMS_PATH_MAX];    /* the runner's --pki; "": not passed */
     char state_dir[KMS_PATH_MAX];  /* the runner's --state-dir; "": not passed */
     char endpoint[KMS_PATH_MAX];   /* how the enclave reaches this server; "": its listen address */
-    int max_jobs;                  /* jobs running at once; 0: KMS_TRAIN_MAX_JOBS_DEFAULT */
-    uint64_t max_memory_mib;       /* an enclave's memory at most; 0: KMS_TRAIN_MAX_MEMORY_DEFAULT_MIB */
-    int stop_grace;                /* seconds between SIGTERM and SIGKILL; 0: KMS_TRAIN_STOP_GRACE_DEFAULT */
+    /* With an https:// endpoint: the PEM file of the CAs that certify it, a path inside the
+     * trainer's image (so in its PCR0: the TLS session ends in the enclave); "": none. */
+    char ca_file[KMS_PATH_MAX];
+    int max_jobs;            /* jobs running at once; 0: KMS_TRAIN_MAX_JOBS_DEFAULT */
+    uint64_t max_memory_mib; /* an enclave's memory at most; 0: KMS_TRAIN_MAX_MEMORY_DEFAULT_MIB */
+    int stop_grace;          /* seconds between SIGTERM and SIGKILL; 0: KMS_TRAIN_STOP_GRACE_DEFAULT */
 } kms_training_config;
 
 typedef struct kms_config {

@@ -44,7 +44,8 @@ def main():
                    "[ok] the sealed model and metrics.json landed in s3://",
                    "[ok] the model from the training enclave classifies the patient",
                    "[ok] the job failed with KMS's AccessDenied as its reason", "[ok] and left no output object",
-                   "[ok] control: the scan finds a row planted", "[ok] no row of the data and no model bytes in "
+                   "[ok] control: the scan finds a row planted", "[ok] control: it finds the model's",
+                   "[ok] the job enclaves' sessions with KMS and S3 were TLS ending inside them", "[ok] no row of the data and no model bytes in "
                    "the relayed traffic", "[ok] no row of the data and no model bytes in the service's data"):
         check(needle in out, "it says: " + needle)
     w = workdir(out)

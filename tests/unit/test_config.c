@@ -64,6 +64,7 @@ static void test_config_training(void **state)
     assert_ok(t_parse("{\"data_dir\": \"d\", \"principals\": [" PRINCIPAL "], \"training\": {\"runner\": "
                       "[\"bin/cloister\", \"train-job\", \"run\"], \"images_dir\": \"images\", \"pki_dir\": \"/pki\","
                       " \"state_dir\": \"state\", \"endpoint\": \"https://kms.example:4599\", \"max_jobs\": 4,"
+                      " \"ca_file\": \"/files/kms-ca.pem\","
                       " \"max_memory_mib\": 8192, \"stop_grace_seconds\": 5}}",
                       &cfg));
     assert_int_equal(cfg.training.n_runner, 3);
@@ -73,6 +74,7 @@ static void test_config_training(void **state)
     assert_string_equal(cfg.training.pki_dir, "/pki");
     assert_string_equal(cfg.training.state_dir, "/etc/kms/state");
     assert_string_equal(cfg.training.endpoint, "https://kms.example:4599");
+    assert_string_equal(cfg.training.ca_file, "/files/kms-ca.pem"); /* in the image: kept as given */
     assert_int_equal(cfg.training.max_jobs, 4);
     assert_int_equal(cfg.training.max_memory_mib, 8192);
     assert_int_equal(cfg.training.stop_grace, 5);
@@ -86,6 +88,8 @@ static void test_config_training(void **state)
         {"{\"runner\": []}", "'training.runner' must be a list of 1..16 strings"},
         {"{\"runner\": [\"\"]}", "'training.runner'[0] must be a string of 1..1023 characters"},
         {"{\"endpoint\": \"127.0.0.1:4599\"}", "'training.endpoint' must be an http:// or https:// URL"},
+        {"{\"ca_file\": \"files/kms-ca.pem\"}",
+         "'training.ca_file' must be an absolute path inside the trainer's image"},
         {"{\"max_jobs\": 0}", "training: 'max_jobs' must be an integer 1..1024"},
         {"{\"max_memory_mib\": 10}", "training: 'max_memory_mib' must be an integer 64..4194304"},
         {"{\"stop_grace_seconds\": 0}", "training: 'stop_grace_seconds' must be an integer 1..3600"},
