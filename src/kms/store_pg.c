@@ -1410,7 +1410,7 @@ out:
 
 /* The list query's parameters are v[0..n-1] then the row limit (one more than `limit`, to say
  * whether there are more); each row is (name, document). */
-static CL_MUST_USE cl_status kms_pg_doc_list(kms_store *s, const kms_pg_doc_queries *qs, const char **v, int n,
+static CL_MUST_USE cl_status kms_pg_doc_list(kms_store *s, const kms_pg_doc_queries *qs, const char *const *v, int n,
                                              size_t limit, kms_iam_row_fn fn, void *arg, bool *more)
 {
     kms_pg *q = s->impl;
@@ -1419,10 +1419,13 @@ static CL_MUST_USE cl_status kms_pg_doc_list(kms_store *s, const kms_pg_doc_quer
     PGresult *r = NULL;
     kms_pg_num nlim;
     *more = false;
+    const char *params[4];
     CL_ENSURE(limit > 0 && limit < INT64_MAX, CL_ERR_USAGE, "a listing of %zu rows", limit);
-    v[n] = kms_pg_i64(nlim, (int64_t)limit + 1);
+    CL_ENSURE(n >= 0 && n < 4, CL_ERR_INTERNAL, "a listing of %d parameters", n);
+    for (int i = 0; i < n; i++) params[i] = v[i];
+    params[n] = kms_pg_i64(nlim, (int64_t)limit + 1);
     CL_GUARD_GOTO(kms_pg_acquire(q, &pc));
-    CL_GUARD_GOTO(kms_pg_run(q, pc, qs->list, n + 1, v, NULL, NULL, false, PGRES_TUPLES_OK, &r));
+    CL_GUARD_GOTO(kms_pg_run(q, pc, qs->list, n + 1, params, NULL, NULL, false, PGRES_TUPLES_OK, &r));
     size_t rows = (size_t)PQntuples(r);
     *more = rows > limit;
     for (size_t i = 0; i < rows && i < limit; i++)
@@ -1470,7 +1473,7 @@ out:
 static CL_MUST_USE cl_status kms_pg_iam_list(kms_store *s, const char *kind, const char *prefix, const char *after,
                                              size_t limit, kms_iam_row_fn fn, void *arg, bool *more)
 {
-    const char *v[] = {kind, prefix, after, NULL};
+    const char *v[] = {kind, prefix, after};
     return kms_pg_doc_list(s, &kms_pg_iam_queries, v, 3, limit, fn, arg, more);
 }
 
@@ -1494,7 +1497,7 @@ static CL_MUST_USE cl_status kms_pg_job_get(kms_store *s, const char *account, c
 static CL_MUST_USE cl_status kms_pg_job_list(kms_store *s, const char *account, const char *after, size_t limit,
                                              kms_iam_row_fn fn, void *arg, bool *more)
 {
-    const char *v[] = {account, after, NULL};
+    const char *v[] = {account, after};
     return kms_pg_doc_list(s, &kms_pg_job_queries, v, 2, limit, fn, arg, more);
 }
 

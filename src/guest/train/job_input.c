@@ -188,6 +188,7 @@ static CL_MUST_USE cl_status input_open(input_state *st, const char *bucket, con
         const cl_buf *k = NULL;
         cl_buf_rstrip(obj, "\r\n "); /* a token saved to a file with a newline */
         CL_GUARD_GOTO(input_fernet_key(st, bucket, key, &k));
+        CL_ENSURE_GOTO(k != NULL, CL_ERR_INTERNAL, "s3://%s/%s: no data key was released for it", bucket, key);
         rc = cl_fernet_decrypt(k->data, (const char *)obj->data, obj->len, (uint64_t)time(NULL), CL_FERNET_NO_TTL, &pt);
         if (rc == CL_ERR_AUTH)
             CL_FAIL_GOTO(CL_ERR_AUTH,

@@ -101,6 +101,7 @@ static double mlp_logit(const cl_train_mlp *m, const double *z, double *scratch)
 {
     double *a = scratch, *b = scratch + CL_TRAIN_MAX_UNITS;
     const double *in = z;
+    if (m->n_layers == 0) return 0.0; /* never: a model has at least its output layer */
     for (size_t l = 0; l < m->n_layers; l++) {
         mlp_layer(m, l, m->params + mlp_layer_offset(m, l), in, a, 1);
         in = a;
@@ -163,8 +164,10 @@ static void mlp_work_free(mlp_work *w, size_t n, size_t f, size_t n_params)
 }
 
 /* Forward and backward over one batch: grad = d(mean log loss)/d(params) over the batch. */
-static void mlp_batch(const cl_train_mlp *m, mlp_work *w, const size_t *batch, size_t bs)
+/* One step's gradient over the bs rows w->order[at .. at + bs). */
+static void mlp_batch(const cl_train_mlp *m, mlp_work *w, size_t at, size_t bs)
 {
+    const size_t *batch = w->order + at;
     size_t f = m->n_features, nl = m->n_layers;
     double *a[CL_TRAIN_MAX_LAYERS + 2];
     a[0] = w->act;
@@ -233,6 +236,8 @@ cl_status train_mlp_fit(const cl_train_dataset *d, const size_t *rows, size_t n,
     out->activation = p->activation;
     mlp_units(f, p, out->units, &out->n_layers);
     out->n_params = train_mlp_param_count(f, p);
+    CL_ENSURE(out->n_layers >= 1 && out->n_params > 0, CL_ERR_INTERNAL, "an MLP of no layers (%zu) or no weights (%zu)",
+              out->n_layers, out->n_params);
     size_t bs = p->batch_size, max_units = f;
     for (size_t l = 1; l <= out->n_layers; l++) max_units = out->units[l] > max_units ? out->units[l] : max_units;
     w.act_len = 0;
@@ -270,20 +275,19 @@ cl_status train_mlp_fit(const cl_train_dataset *d, const size_t *rows, size_t n,
         /* biases start at 0 (calloc) */
     }
 
-    size_t *pos = w.order;
     double decay = p->opts.l2 / (double)n;
     uint64_t step = 0;
     for (uint32_t e = 1; e <= p->epochs; e++) {
-        for (size_t i = 0; i < n; i++) pos[i] = i;
+        for (size_t i = 0; i < n; i++) w.order[i] = i;
         for (size_t i = n - 1; i > 0; i--) {
             size_t j = train_rng_below(&state, i + 1);
-            size_t t = pos[i];
-            pos[i] = pos[j];
-            pos[j] = t;
+            size_t t = w.order[i];
+            w.order[i] = w.order[j];
+            w.order[j] = t;
         }
         for (size_t at = 0; at < n; at += bs) {
             size_t b = n - at < bs ? n - at : bs;
-            mlp_batch(out, &w, pos + at, b);
+            mlp_batch(out, &w, at, b);
             step++;
             double c1 = 1.0 - pow(MLP_BETA1, (double)step), c2 = 1.0 - pow(MLP_BETA2, (double)step);
             for (size_t l = 0; l < out->n_layers; l++) {

@@ -209,12 +209,12 @@ typedef struct cl_enclave_config {
     /* The launcher runs in the background (cl_enclave_start): once the enclave runs, its
      * stderr goes to STATE/ID/launcher.log, and its description to ready_fd. */
     bool detached;
-    int ready_fd; /* with detached: a SOCK_SEQPACKET socket */
     /* cl_enclave_start only: the launcher stops the enclave (as on SIGTERM) when the process that
      * started it ends, however it ends (PR_SET_PDEATHSIG): for a caller that owns the enclave, such
      * as the training-job runner, which its supervisor may have to SIGKILL. Without it the enclave
      * outlives its starter, as nitro-cli's run-enclave does. */
     bool stop_with_parent;
+    int ready_fd; /* with detached: a SOCK_SEQPACKET socket */
     /* Sim only: a host directory bind-mounted writable at /data (an embedded store's files; the
      * root stays a read-only tmpfs). A Nitro enclave has no disk: use a network store there. */
     const char *data_dir;
